@@ -1,0 +1,21 @@
+import type { PaymentGateway } from '../payments/gateway';
+import type { Database } from '../store/database';
+import { createInvoicingActivities } from './invoicing';
+import { createPaymentActivities } from './payments';
+import { createSubscriptionActivities } from './subscriptions';
+
+export interface ActivityDependencies {
+  readonly db: Database;
+  readonly gateway: PaymentGateway;
+}
+
+/** Every activity the worker registers, with its I/O dependencies injected (tests pass their own). */
+export function createActivities(deps: ActivityDependencies) {
+  return {
+    ...createInvoicingActivities(deps.db),
+    ...createPaymentActivities(deps.db, deps.gateway),
+    ...createSubscriptionActivities(deps.db),
+  };
+}
+
+export type BillingActivities = ReturnType<typeof createActivities>;

@@ -1,0 +1,32 @@
+import type { Client } from '@temporalio/client';
+import express, { Express } from 'express';
+import type { Database } from '../store/database';
+import { ApiProblem, problemHandler } from './problem';
+import { customersRouter } from './routes/customers';
+import { invoicesRouter } from './routes/invoices';
+import { plansRouter } from './routes/plans';
+import { subscriptionsRouter } from './routes/subscriptions';
+
+export interface ApiDependencies {
+  readonly db: Database;
+  readonly temporal: Client;
+}
+
+/** The HTTP API: thin handlers that validate, call one store function or workflow, and respond. */
+export function createApp(deps: ApiDependencies): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(express.json({ limit: '1mb' }));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.use('/v1/customers', customersRouter(deps.db));
+  app.use('/v1/plans', plansRouter(deps.db));
+  app.use('/v1/subscriptions', subscriptionsRouter(deps.db, deps.temporal));
+  app.use('/v1/invoices', invoicesRouter(deps.db));
+
+  app.use((req, _res, next) => next(new ApiProblem('not_found', `no route ${req.method} ${req.path}`)));
+  app.use(problemHandler);
+  return app;
+}

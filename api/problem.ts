@@ -1,0 +1,77 @@
+import type { ErrorRequestHandler, Response } from 'express';
+import { ZodError } from 'zod';
+
+/**
+ * Errors to API users are RFC 9457 `application/problem+json` with a stable snake_case `code`.
+ * Every code maps to its HTTP status here, in one place.
+ */
+const STATUS_BY_CODE = {
+  validation_failed: 422,
+  malformed_json: 400,
+  payload_too_large: 413,
+  not_found: 404,
+  customer_not_found: 404,
+  plan_not_found: 404,
+  subscription_not_found: 404,
+  invoice_not_found: 404,
+  customer_already_exists: 409,
+  plan_version_conflict: 409,
+  currency_mismatch: 422,
+  subscription_already_canceled: 409,
+  invalid_cancel_timing: 422,
+  idempotency_key_required: 400,
+  workflow_unavailable: 503,
+  internal_error: 500,
+} as const;
+
+export type ProblemCode = keyof typeof STATUS_BY_CODE;
+
+export interface FieldError {
+  readonly path: string;
+  readonly message: string;
+}
+
+export class ApiProblem extends Error {
+  constructor(
+    readonly code: ProblemCode,
+    readonly detail: string,
+    readonly errors?: readonly FieldError[],
+  ) {
+    super(detail);
+    this.name = 'ApiProblem';
+  }
+
+  get status(): number {
+    return STATUS_BY_CODE[this.code];
+  }
+}
+
+export function sendProblem(res: Response, problem: ApiProblem): void {
+  res
+    .status(problem.status)
+    .type('application/problem+json')
+    .json({
+      type: `https://meterloop.dev/problems/${problem.code}`,
+      title: problem.code.replace(/_/g, ' '),
+      status: problem.status,
+      code: problem.code,
+      detail: problem.detail,
+      ...(problem.errors ? { errors: problem.errors } : {}),
+    });
+}
+
+export function fromZodError(error: ZodError): ApiProblem {
+  const errors = error.issues.map((issue) => ({ path: issue.path.join('.') || '(body)', message: issue.message }));
+  return new ApiProblem('validation_failed', `${errors.length} invalid field(s): ${errors.map((e) => e.path).join(', ')}`, errors);
+}
+
+/** The last middleware: everything thrown becomes a problem document; unknown errors never leak internals. */
+export const problemHandler: ErrorRequestHandler = (error: unknown, _req, res, _next) => {
+  if (error instanceof ApiProblem) return sendProblem(res, error);
+  if (error instanceof ZodError) return sendProblem(res, fromZodError(error));
+  const bodyParserError = error as { type?: string };
+  if (bodyParserError?.type === 'entity.parse.failed') return sendProblem(res, new ApiProblem('malformed_json', 'the request body is not valid JSON'));
+  if (bodyParserError?.type === 'entity.too.large') return sendProblem(res, new ApiProblem('payload_too_large', 'the request body is too large'));
+  console.error(JSON.stringify({ level: 'error', msg: 'unhandled API error', error: String((error as Error)?.stack ?? error) }));
+  return sendProblem(res, new ApiProblem('internal_error', 'something went wrong on our side; it has been logged'));
+};

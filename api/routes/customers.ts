@@ -1,0 +1,30 @@
+import { Router } from 'express';
+import type { Database } from '../../store/database';
+import type { CustomerRow } from '../../store/subscriptions';
+import { ApiProblem } from '../problem';
+import { createCustomerBody, uuidParam } from '../schemas';
+import { customerJson } from '../serializers';
+
+export function customersRouter(db: Database): Router {
+  const router = Router();
+
+  router.post('/', async (req, res) => {
+    const body = createCustomerBody.parse(req.body);
+    const [row] = await db<CustomerRow>('customers')
+      .insert({ ...body, email: body.email ?? null, payment_method: body.payment_method ?? null })
+      .onConflict('external_id')
+      .ignore()
+      .returning('*');
+    if (!row) throw new ApiProblem('customer_already_exists', `a customer with external_id ${body.external_id} exists`);
+    res.status(201).json(customerJson(row));
+  });
+
+  router.get('/:id', async (req, res) => {
+    const id = uuidParam.safeParse(req.params.id);
+    const row = id.success ? await db<CustomerRow>('customers').where({ id: id.data }).first() : undefined;
+    if (!row) throw new ApiProblem('customer_not_found', `no customer ${req.params.id}`);
+    res.json(customerJson(row));
+  });
+
+  return router;
+}

@@ -1,0 +1,114 @@
+import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import { Router } from 'express';
+import type { Database } from '../../store/database';
+import type { CustomerRow, PlanRow, SubscriptionRow } from '../../store/subscriptions';
+import {
+  cancelSubscriptionUpdate,
+  SEARCH_ATTRIBUTES,
+  SUBSCRIPTION_WORKFLOW_TYPE,
+  subscriptionStateQuery,
+  subscriptionWorkflowId,
+  SubscriptionWorkflowInput,
+  TASK_QUEUE,
+} from '../../workflows/definitions';
+import { ApiProblem, ProblemCode } from '../problem';
+import { cancelSubscriptionBody, createSubscriptionBody, uuidParam } from '../schemas';
+import { subscriptionJson } from '../serializers';
+
+export function subscriptionsRouter(db: Database, temporal: Client): Router {
+  const router = Router();
+
+  async function findSubscription(id: string): Promise<SubscriptionRow> {
+    const parsed = uuidParam.safeParse(id);
+    const row = parsed.success ? await db<SubscriptionRow>('subscriptions').where({ id: parsed.data }).first() : undefined;
+    if (!row) throw new ApiProblem('subscription_not_found', `no subscription ${id}`);
+    return row;
+  }
+
+  router.post('/', async (req, res) => {
+    const body = createSubscriptionBody.parse(req.body);
+    const customer = await db<CustomerRow>('customers').where({ id: body.customer_id }).first();
+    if (!customer) throw new ApiProblem('customer_not_found', `no customer ${body.customer_id}`);
+    const planQuery = db<PlanRow>('plans').where({ code: body.plan_code });
+    const plan = await (body.plan_version ? planQuery.andWhere({ version: body.plan_version }) : planQuery.orderBy('version', 'desc')).first();
+    if (!plan) throw new ApiProblem('plan_not_found', `no plan ${body.plan_code}${body.plan_version ? ` version ${body.plan_version}` : ''}`);
+    if (plan.currency !== customer.currency) {
+      throw new ApiProblem('currency_mismatch', `plan bills in ${plan.currency}, customer pays in ${customer.currency}`);
+    }
+    const startAt = body.start_at ? new Date(body.start_at) : new Date();
+
+    // The row and the workflow start commit together: if Temporal refuses the start, the row rolls back.
+    const row = await db.transaction(async (trx) => {
+      const id = randomUUID();
+      const workflowId = subscriptionWorkflowId(id);
+      const [inserted] = await trx<SubscriptionRow>('subscriptions')
+        .insert({ id, customer_id: customer.id, plan_id: plan.id, status: 'scheduled', workflow_id: workflowId, start_at: startAt })
+        .returning('*');
+      const input: SubscriptionWorkflowInput = {
+        subscriptionId: inserted.id,
+        customerId: customer.id,
+        plan: { planId: plan.id, planCode: plan.code, billingInterval: plan.billing_interval, trialPeriod: plan.trial_period },
+        startAt: startAt.toISOString(),
+      };
+      try {
+        await temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
+          workflowId,
+          taskQueue: TASK_QUEUE,
+          args: [input],
+          typedSearchAttributes: [
+            { key: SEARCH_ATTRIBUTES.customerId, value: customer.id },
+            { key: SEARCH_ATTRIBUTES.planCode, value: plan.code },
+            { key: SEARCH_ATTRIBUTES.status, value: 'scheduled' },
+            { key: SEARCH_ATTRIBUTES.pastDue, value: false },
+          ],
+        });
+      } catch (error) {
+        throw new ApiProblem('workflow_unavailable', `could not start the subscription workflow: ${(error as Error).message}`);
+      }
+      return inserted;
+    });
+    res.status(201).json(subscriptionJson(row, plan));
+  });
+
+  /** Stored state plus the workflow's live state (null, with a reason, when Temporal cannot answer). */
+  router.get('/:id', async (req, res) => {
+    const row = await findSubscription(req.params.id);
+    const plan = (await db<PlanRow>('plans').where({ id: row.plan_id }).first())!;
+    let live: unknown = null;
+    let liveError: string | undefined;
+    try {
+      live = await temporal.workflow.getHandle(row.workflow_id).query(subscriptionStateQuery);
+    } catch (error) {
+      liveError = (error as Error).message;
+    }
+    res.json({ ...subscriptionJson(row, plan), live, ...(liveError ? { live_error: liveError } : {}) });
+  });
+
+  router.post('/:id/cancel', async (req, res) => {
+    const body = cancelSubscriptionBody.parse(req.body);
+    const row = await findSubscription(req.params.id);
+    const idempotencyKey = req.header('Idempotency-Key');
+    try {
+      const result = await temporal.workflow.getHandle(row.workflow_id).executeUpdate(cancelSubscriptionUpdate, {
+        args: [{ at: body.at, reason: body.reason, requestedBy: 'api' }],
+        // A retried request with the same key is the same update: applied once, answered again.
+        ...(idempotencyKey ? { updateId: `cancel:${idempotencyKey}` } : {}),
+      });
+      res.json({ status: result.status, effective_at: result.effectiveAt });
+    } catch (error) {
+      if (error instanceof WorkflowUpdateFailedError) {
+        const code = (error.cause?.message ?? '') as ProblemCode;
+        if (code === 'subscription_already_canceled' || code === 'invalid_cancel_timing') {
+          throw new ApiProblem(code, `the subscription cannot be canceled: ${code.replace(/_/g, ' ')}`);
+        }
+      }
+      if ((error as Error).name === 'WorkflowNotFoundError') {
+        throw new ApiProblem('subscription_already_canceled', 'the subscription workflow has ended');
+      }
+      throw error;
+    }
+  });
+
+  return router;
+}

@@ -1,0 +1,85 @@
+/** Rows to JSON: money as decimal strings with the currency's minor digits, instants as ISO strings. */
+import { formatMoney, toDecimal } from '../domain/money';
+import type { InvoiceLineRow, InvoiceRow } from '../store/invoices';
+import type { CustomerRow, PlanRow, SubscriptionRow } from '../store/subscriptions';
+
+const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
+const money = (value: string, currency: string): string => formatMoney(toDecimal(value), currency);
+/** NUMERIC(30,12) quantities lose their padding zeros: "3.000000000000" -> "3". */
+const quantity = (value: string): string => toDecimal(value).toString();
+
+export function customerJson(row: CustomerRow) {
+  return {
+    id: row.id,
+    external_id: row.external_id,
+    name: row.name,
+    email: row.email,
+    currency: row.currency,
+    payment_method: row.payment_method,
+    created_at: iso(row.created_at),
+  };
+}
+
+export function planJson(row: PlanRow) {
+  return {
+    id: row.id,
+    code: row.code,
+    version: row.version,
+    name: row.name,
+    currency: row.currency,
+    billing_interval: row.billing_interval,
+    trial_period: row.trial_period,
+    flat_fee: money(row.flat_fee, row.currency),
+    created_at: iso(row.created_at),
+  };
+}
+
+export function subscriptionJson(row: SubscriptionRow, plan: PlanRow) {
+  return {
+    id: row.id,
+    customer_id: row.customer_id,
+    plan: { id: plan.id, code: plan.code, version: plan.version },
+    status: row.status,
+    workflow_id: row.workflow_id,
+    start_at: iso(row.start_at),
+    trial_end: iso(row.trial_end),
+    current_period_start: iso(row.current_period_start),
+    current_period_end: iso(row.current_period_end),
+    canceled_at: iso(row.canceled_at),
+    cancel_reason: row.cancel_reason,
+    created_at: iso(row.created_at),
+  };
+}
+
+export function invoiceLineJson(row: InvoiceLineRow, currency: string) {
+  return {
+    id: row.id,
+    position: row.position,
+    kind: row.kind,
+    description: row.description,
+    metric_code: row.metric_code,
+    quantity: quantity(row.quantity),
+    amount: money(row.amount, currency),
+    period_start: iso(row.period_start),
+    period_end: iso(row.period_end),
+    breakdown: row.breakdown,
+  };
+}
+
+export function invoiceJson(row: InvoiceRow, lines?: readonly InvoiceLineRow[]) {
+  return {
+    id: row.id,
+    number: row.number,
+    customer_id: row.customer_id,
+    subscription_id: row.subscription_id,
+    kind: row.kind,
+    status: row.status,
+    currency: row.currency,
+    period_start: iso(row.period_start),
+    period_end: iso(row.period_end),
+    total: money(row.total, row.currency),
+    finalized_at: iso(row.finalized_at),
+    paid_at: iso(row.paid_at),
+    ...(lines ? { lines: lines.map((line) => invoiceLineJson(line, row.currency)) } : {}),
+  };
+}

@@ -1,0 +1,12 @@
+import { randomUUID } from 'node:crypto';
+import { createDatabase, Database, ensureDatabaseExists, migrateToLatest } from '../../store/database';
+
+/** A fresh database for one test file, migrated forward from empty. */
+export async function createTestDatabase(): Promise<Database> {
+  const server = process.env.TEST_POSTGRES_URL;
+  if (!server) throw new Error('TEST_POSTGRES_URL is unset: run tests through jest (its globalSetup starts Postgres)');
+  const name = `test_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+  const db = createDatabase(await ensureDatabaseExists(server, name));
+  await migrateToLatest(db);
+  return db;
+}

@@ -1,0 +1,111 @@
+/**
+ * Everything a client needs to talk to the billing workflows: ids, task queue, signals, updates, queries and
+ * search attributes. The API imports this module without importing workflow code.
+ */
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const TASK_QUEUE = 'billing';
+
+export function subscriptionWorkflowId(subscriptionId: string): string {
+  return `subscription:${subscriptionId}`;
+}
+
+/** What ops filter on in the Temporal UI. Registered on the dev server at start and in docker-compose. */
+export const SEARCH_ATTRIBUTES = {
+  customerId: defineSearchAttributeKey('BillingCustomerId', SearchAttributeType.KEYWORD),
+  planCode: defineSearchAttributeKey('BillingPlanCode', SearchAttributeType.KEYWORD),
+  status: defineSearchAttributeKey('BillingStatus', SearchAttributeType.KEYWORD),
+  periodEnd: defineSearchAttributeKey('BillingPeriodEnd', SearchAttributeType.DATETIME),
+  pastDue: defineSearchAttributeKey('BillingPastDue', SearchAttributeType.BOOL),
+  scheduledChange: defineSearchAttributeKey('BillingScheduledChange', SearchAttributeType.KEYWORD),
+} as const;
+
+/** The same attributes in the `name -> type` form servers take when registering them. */
+export const SEARCH_ATTRIBUTE_REGISTRATIONS: Record<string, 'Keyword' | 'Datetime' | 'Bool'> = {
+  BillingCustomerId: 'Keyword',
+  BillingPlanCode: 'Keyword',
+  BillingStatus: 'Keyword',
+  BillingPeriodEnd: 'Datetime',
+  BillingPastDue: 'Bool',
+  BillingScheduledChange: 'Keyword',
+};
+
+export type SubscriptionStatus =
+  | 'scheduled' // created with a future start date
+  | 'trialing'
+  | 'active'
+  | 'past_due'
+  | 'pending_cancellation'
+  | 'canceled';
+
+/** The plan terms the workflow needs to schedule periods; prices stay in Postgres and are read by activities. */
+export interface PlanSchedule {
+  readonly planId: string;
+  readonly planCode: string;
+  readonly billingInterval: string; // ISO-8601 duration
+  readonly trialPeriod: string | null; // ISO-8601 duration
+}
+
+export interface SubscriptionWorkflowInput {
+  readonly subscriptionId: string;
+  readonly customerId: string;
+  readonly plan: PlanSchedule;
+  /** When the subscription starts (trial or first period); ISO instant. */
+  readonly startAt: string;
+  /** Carried across continue-as-new; absent on the first run. */
+  readonly carried?: CarriedState;
+}
+
+export interface TimelineEntry {
+  readonly at: string;
+  readonly event: string;
+  readonly detail?: string;
+}
+
+export interface CarriedState {
+  readonly status: SubscriptionStatus;
+  /** First instant of paid period 0 (the trial end, or the start when there is no trial). */
+  readonly billingAnchor: string;
+  /** The period this run bills. */
+  readonly periodIndex: number;
+  readonly pendingCancellation: CancelRequest | null;
+  readonly timeline: readonly TimelineEntry[];
+}
+
+export interface SubscriptionState {
+  readonly subscriptionId: string;
+  readonly customerId: string;
+  readonly planCode: string;
+  readonly status: SubscriptionStatus;
+  readonly trialEnd: string | null;
+  readonly currentPeriod: { readonly index: number; readonly start: string; readonly end: string } | null;
+  readonly pendingCancellation: CancelRequest | null;
+  readonly lastInvoice: PeriodInvoiceSummary | null;
+  readonly timeline: readonly TimelineEntry[];
+}
+
+export interface PeriodInvoiceSummary {
+  readonly invoiceId: string;
+  readonly number: string;
+  readonly total: string;
+  readonly currency: string;
+  readonly status: string;
+}
+
+export interface CancelRequest {
+  readonly at: 'now' | 'period_end';
+  readonly reason: string;
+  readonly requestedBy: string;
+}
+
+export interface CancelResult {
+  readonly status: SubscriptionStatus;
+  readonly effectiveAt: string;
+}
+
+export const subscriptionStateQuery = defineQuery<SubscriptionState>('subscriptionState');
+export const cancelSubscriptionUpdate = defineUpdate<CancelResult, [CancelRequest]>('cancelSubscription');
+
+/** Workflow type names, so clients can start workflows without importing workflow code. */
+export const SUBSCRIPTION_WORKFLOW_TYPE = 'subscriptionWorkflow';
