@@ -1,0 +1,219 @@
+/**
+ * The arithmetic of each price model. Inputs are already validated and parsed; outputs are exact (unrounded)
+ * amounts plus a breakdown a customer can redo by hand. Rounding happens once per invoice line, in rating.ts.
+ */
+import { Dec, ZERO, toDecimal } from './money';
+import type {
+  GraduatedPrice,
+  PackagePrice,
+  PercentagePrice,
+  PerUnitPrice,
+  QuantityPriceModel,
+  Tier,
+  VolumePrice,
+} from './price-models';
+
+/** One tier's share of a quantity: `units × unitPrice + flatFee = amount`. */
+export interface TierCharge {
+  /** Exclusive lower bound of the tier (the previous tier's upTo, or 0). */
+  readonly from: string;
+  /** Inclusive upper bound of the tier; null for the open-ended last tier. */
+  readonly to: string | null;
+  readonly units: string;
+  readonly unitPrice: string;
+  readonly flatFee: string;
+  readonly amount: string;
+}
+
+export interface PerUnitDetail {
+  readonly model: 'per_unit';
+  readonly unitPrice: string;
+}
+
+export interface GraduatedDetail {
+  readonly model: 'graduated';
+  /** Only the tiers that hold units, lowest first. */
+  readonly tiers: readonly TierCharge[];
+}
+
+export interface VolumeDetail {
+  readonly model: 'volume';
+  /** The tier the whole quantity falls in; null when there is nothing to bill. */
+  readonly tier: TierCharge | null;
+}
+
+export interface PackageDetail {
+  readonly model: 'package';
+  readonly packageSize: string;
+  readonly packagePrice: string;
+  /** Started packages: ceil(quantity / packageSize). */
+  readonly packages: string;
+}
+
+/**
+ * `percentageFees = valueAtRate × rate + eventsAtMinimum × minFee + eventsAtMaximum × maxFee`, and
+ * `amount = percentageFees + fixedFees`.
+ */
+export interface PercentageDetail {
+  readonly model: 'percentage';
+  readonly rate: string;
+  readonly minFee: string | null;
+  readonly maxFee: string | null;
+  readonly fixedFeePerEvent: string;
+  readonly eventCount: number;
+  readonly valueTotal: string;
+  /** Total value of the events whose fee was neither raised to minFee nor capped at maxFee. */
+  readonly valueAtRate: string;
+  readonly eventsAtMinimum: number;
+  readonly eventsAtMaximum: number;
+  readonly percentageFees: string;
+  readonly fixedFees: string;
+}
+
+export type QuantityDetail = PerUnitDetail | GraduatedDetail | VolumeDetail | PackageDetail;
+
+export interface Priced<Detail> {
+  /** Exact, unrounded. */
+  readonly amount: Dec;
+  readonly detail: Detail;
+}
+
+/** Full-precision decimal text, never exponent notation. */
+export const decimalText = (value: Dec): string => value.toFixed();
+
+export function priceQuantity(price: QuantityPriceModel, quantity: Dec): Priced<QuantityDetail> {
+  switch (price.model) {
+    case 'per_unit':
+      return pricePerUnit(price, quantity);
+    case 'graduated':
+      return priceGraduated(price, quantity);
+    case 'volume':
+      return priceVolume(price, quantity);
+    case 'package':
+      return pricePackage(price, quantity);
+  }
+}
+
+function pricePerUnit(price: PerUnitPrice, quantity: Dec): Priced<PerUnitDetail> {
+  const unitPrice = toDecimal(price.unitPrice);
+  return { amount: quantity.times(unitPrice), detail: { model: 'per_unit', unitPrice: decimalText(unitPrice) } };
+}
+
+function priceGraduated(price: GraduatedPrice, quantity: Dec): Priced<GraduatedDetail> {
+  const charges = boundedTiers(price.tiers)
+    .filter((tier) => quantity.gt(tier.from))
+    .map((tier) => chargeTier(tier, unitsInTier(tier, quantity)));
+  return { amount: sumOf(charges), detail: { model: 'graduated', tiers: charges.map((charge) => charge.text) } };
+}
+
+function priceVolume(price: VolumePrice, quantity: Dec): Priced<VolumeDetail> {
+  // A quantity exactly on a tier's upTo belongs to that tier: the bounds are (from, to].
+  const tier = boundedTiers(price.tiers).find((candidate) => candidate.to === null || quantity.lte(candidate.to));
+  if (tier === undefined || quantity.isZero()) return { amount: ZERO, detail: { model: 'volume', tier: null } };
+  const charge = chargeTier(tier, quantity);
+  return { amount: charge.amount, detail: { model: 'volume', tier: charge.text } };
+}
+
+function pricePackage(price: PackagePrice, quantity: Dec): Priced<PackageDetail> {
+  const packageSize = toDecimal(price.packageSize);
+  const packagePrice = toDecimal(price.packagePrice);
+  const packages = quantity.div(packageSize).ceil();
+  return {
+    amount: packages.times(packagePrice),
+    detail: {
+      model: 'package',
+      packageSize: decimalText(packageSize),
+      packagePrice: decimalText(packagePrice),
+      packages: decimalText(packages),
+    },
+  };
+}
+
+export function pricePercentage(price: PercentagePrice, eventValues: readonly Dec[]): Priced<PercentageDetail> {
+  const rate = toDecimal(price.rate);
+  const minFee = price.minFee === undefined ? undefined : toDecimal(price.minFee);
+  const maxFee = price.maxFee === undefined ? undefined : toDecimal(price.maxFee);
+  const fixedFeePerEvent = toDecimal(price.fixedFeePerEvent ?? '0');
+
+  let percentageFees = ZERO;
+  let valueAtRate = ZERO;
+  let eventsAtMinimum = 0;
+  let eventsAtMaximum = 0;
+  for (const value of eventValues) {
+    const fee = value.times(rate);
+    if (minFee !== undefined && fee.lt(minFee)) {
+      percentageFees = percentageFees.plus(minFee);
+      eventsAtMinimum += 1;
+    } else if (maxFee !== undefined && fee.gt(maxFee)) {
+      percentageFees = percentageFees.plus(maxFee);
+      eventsAtMaximum += 1;
+    } else {
+      percentageFees = percentageFees.plus(fee);
+      valueAtRate = valueAtRate.plus(value);
+    }
+  }
+  const fixedFees = fixedFeePerEvent.times(eventValues.length);
+  return {
+    amount: percentageFees.plus(fixedFees),
+    detail: {
+      model: 'percentage',
+      rate: decimalText(rate),
+      minFee: minFee === undefined ? null : decimalText(minFee),
+      maxFee: maxFee === undefined ? null : decimalText(maxFee),
+      fixedFeePerEvent: decimalText(fixedFeePerEvent),
+      eventCount: eventValues.length,
+      valueTotal: decimalText(eventValues.reduce<Dec>((total, value) => total.plus(value), ZERO)),
+      valueAtRate: decimalText(valueAtRate),
+      eventsAtMinimum,
+      eventsAtMaximum,
+      percentageFees: decimalText(percentageFees),
+      fixedFees: decimalText(fixedFees),
+    },
+  };
+}
+
+interface BoundedTier {
+  readonly from: Dec;
+  readonly to: Dec | null;
+  readonly unitPrice: Dec;
+  readonly flatFee: Dec;
+}
+
+/** Tiers with their lower bounds made explicit: tier i covers (tiers[i-1].upTo, tiers[i].upTo]. */
+function boundedTiers(tiers: readonly Tier[]): BoundedTier[] {
+  return tiers.map((tier, index) => ({
+    from: index === 0 ? ZERO : toDecimal(tiers[index - 1].upTo as string),
+    to: tier.upTo === null ? null : toDecimal(tier.upTo),
+    unitPrice: toDecimal(tier.unitPrice),
+    flatFee: toDecimal(tier.flatFee ?? '0'),
+  }));
+}
+
+function unitsInTier(tier: BoundedTier, quantity: Dec): Dec {
+  const top = tier.to === null ? quantity : Dec.min(quantity, tier.to);
+  return top.minus(tier.from);
+}
+
+interface TierChargeWithAmount {
+  readonly amount: Dec;
+  readonly text: TierCharge;
+}
+
+function chargeTier(tier: BoundedTier, units: Dec): TierChargeWithAmount {
+  const amount = units.times(tier.unitPrice).plus(tier.flatFee);
+  return {
+    amount,
+    text: {
+      from: decimalText(tier.from),
+      to: tier.to === null ? null : decimalText(tier.to),
+      units: decimalText(units),
+      unitPrice: decimalText(tier.unitPrice),
+      flatFee: decimalText(tier.flatFee),
+      amount: decimalText(amount),
+    },
+  };
+}
+
+function sumOf(charges: readonly TierChargeWithAmount[]): Dec {
+  return charges.reduce<Dec>((total, charge) => total.plus(charge.amount), ZERO);
+}

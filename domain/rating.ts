@@ -1,0 +1,398 @@
+/**
+ * The rating engine: a plan's charges and one period's usage in, invoice lines out. Pure and deterministic:
+ * the same input always yields the same lines in the same order (charge order, then credit, then true-up).
+ *
+ * Money rules (binding): every amount is exact until its invoice line, which is rounded once, half-up, to the
+ * currency's minor unit. Totals are sums of rounded lines, so a total always equals the sum of its lines.
+ *
+ * Decisions a billing engineer will look for:
+ * - Included units come off the quantity before the price model. For tiered models the billable quantity
+ *   starts at tier 1: 100 included units + 150 used on "first 100 at 0, then 1.00" bills 50 units at 0.
+ * - A graduated tier's flat fee is charged only when the tier holds units; volume charges its tier's flat fee
+ *   only for a non-zero quantity. Zero usage always rates to 0.
+ * - The credit bucket (usage included in the plan's fee) is applied after rating, as one negative line capped
+ *   at the usage total, so it never makes the invoice negative. It is allocated to usage lines in charge order.
+ * - The minimum commitment is measured against usage *before* the credit bucket: usage paid for by the plan's
+ *   included credit is still spend toward the commitment; measuring after the credit would charge the customer
+ *   twice for it. The true-up line is not reduced by the credit.
+ * - Flat charges are billed in advance, so `rateUsage` skips them; `flatFeeLine` builds their line.
+ * - Usage for a metric with no charge is not billed (the plan decides what is priced); a charge with no
+ *   usage rates to a zero line, so every priced metric shows on the invoice.
+ */
+import { Dec, ZERO, formatMoney, isSupportedCurrency, minorUnitExponent, roundMoney, sumMoney, toDecimal } from './money';
+import {
+  decimalText,
+  pricePercentage,
+  priceQuantity,
+  type PercentageDetail,
+  type QuantityDetail,
+} from './price-calculators';
+import { parseDecimal, validatePriceModel, type PriceModel, type UsagePriceModel } from './price-models';
+
+export interface Charge {
+  readonly chargeId?: string;
+  readonly metricCode: string;
+  readonly displayName?: string;
+  readonly price: PriceModel;
+  /** Free units per period, subtracted from the quantity before the price model. Not for percentage/flat. */
+  readonly includedUnits?: string;
+}
+
+export interface UsageForCharge {
+  readonly metricCode: string;
+  /** The period's aggregated quantity. For a percentage charge: the number of events (= eventValues.length). */
+  readonly quantity: string;
+  /** Per-event reported values; required by percentage charges, ignored by the others. */
+  readonly eventValues?: readonly string[];
+}
+
+export interface RatingInput {
+  readonly currency: string;
+  readonly charges: readonly Charge[];
+  readonly usage: readonly UsageForCharge[];
+  /** Usage included per period, in money, with at most the currency's minor digits. */
+  readonly creditBucket?: string;
+  /** Minimum usage spend per period, in money, with at most the currency's minor digits. */
+  readonly minimumCommitment?: string;
+}
+
+export interface RatingResult {
+  readonly lines: readonly RatedLine[];
+  /** Sum of the rounded usage lines, before credit and true-up. */
+  readonly usageTotal: string;
+  /** Sum of all lines: usage − credit + true-up. Never negative. */
+  readonly subtotal: string;
+  readonly creditApplied: string;
+  readonly creditRemaining: string;
+}
+
+export type QuantityBreakdown = QuantityDetail & {
+  readonly includedUnits: string;
+  readonly billableQuantity: string;
+  /** Exact, before the line's single rounding. */
+  readonly amount: string;
+};
+
+export type PercentageBreakdown = PercentageDetail & { readonly amount: string };
+
+export type UsageBreakdown = QuantityBreakdown | PercentageBreakdown;
+
+export interface CreditBreakdown {
+  readonly bucket: string;
+  readonly applied: string;
+  readonly remaining: string;
+  /** How the credit covers the usage lines, in charge order. */
+  readonly allocations: readonly { readonly metricCode: string; readonly chargeId?: string; readonly amount: string }[];
+}
+
+export interface CommitmentBreakdown {
+  readonly minimumCommitment: string;
+  /** Rated usage before the credit bucket. */
+  readonly usageTotal: string;
+  readonly shortfall: string;
+}
+
+export interface FlatFeeBreakdown {
+  readonly model: 'flat';
+  readonly fullAmount: string;
+  readonly prorationFactor: string;
+  /** Exact, before the line's single rounding. */
+  readonly amount: string;
+}
+
+interface LineBase {
+  readonly description: string;
+  readonly quantity: string;
+  /** Rounded once, formatted with exactly the currency's minor digits. */
+  readonly amount: string;
+  readonly chargeId?: string;
+}
+
+export type RatedLine =
+  | (LineBase & { readonly kind: 'usage'; readonly metricCode: string; readonly breakdown: UsageBreakdown })
+  | (LineBase & { readonly kind: 'flat_fee'; readonly breakdown: FlatFeeBreakdown })
+  | (LineBase & { readonly kind: 'credit'; readonly breakdown: CreditBreakdown })
+  | (LineBase & { readonly kind: 'commitment_true_up'; readonly breakdown: CommitmentBreakdown });
+
+export type UsageLine = Extract<RatedLine, { kind: 'usage' }>;
+
+export type RatingErrorCode =
+  | 'unsupported_currency'
+  | 'invalid_charge'
+  | 'invalid_quantity'
+  | 'missing_event_values'
+  | 'invalid_event_value'
+  | 'event_count_mismatch'
+  | 'duplicate_usage'
+  | 'invalid_money_amount'
+  | 'invalid_proration_factor'
+  | 'not_a_flat_charge';
+
+export class RatingError extends Error {
+  constructor(
+    readonly code: RatingErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RatingError';
+  }
+}
+
+export const CREDIT_LINE_DESCRIPTION = 'Included usage credit';
+export const TRUE_UP_LINE_DESCRIPTION = 'Minimum commitment true-up';
+
+/** Why a charge is unusable (its price included); empty when it is valid. */
+export function validateCharge(charge: Charge): string[] {
+  const errors: string[] = [];
+  if (typeof charge.metricCode !== 'string' || charge.metricCode === '') errors.push('metricCode is required');
+  errors.push(...validatePriceModel(charge.price).map((message) => `price.${message}`));
+  if (charge.includedUnits !== undefined) {
+    const included = parseDecimal(charge.includedUnits);
+    if (included === undefined || included.lt(0)) errors.push('includedUnits must be a non-negative decimal string');
+    const model = charge.price?.model;
+    if (model === 'percentage' || model === 'flat') errors.push(`includedUnits does not apply to ${model} pricing`);
+  }
+  return errors;
+}
+
+export function rateUsage(input: RatingInput): RatingResult {
+  const { currency } = input;
+  requireCurrency(currency);
+  const creditBucket = optionalMoney('creditBucket', input.creditBucket, currency);
+  const minimumCommitment = optionalMoney('minimumCommitment', input.minimumCommitment, currency);
+  const usageByMetric = indexUsage(input.usage);
+
+  const usageLines = input.charges
+    .map(requireValidCharge)
+    .filter(isUsageCharge)
+    .map((charge) => rateCharge(charge, usageByMetric.get(charge.metricCode), currency));
+  const usageTotal = sumOfLines(usageLines);
+
+  const credit = applyCreditBucket(usageLines, creditBucket, currency);
+  const trueUp = commitmentTrueUp(usageTotal, minimumCommitment, currency);
+  const lines: RatedLine[] = [...usageLines, ...(credit.line ? [credit.line] : []), ...(trueUp ? [trueUp] : [])];
+
+  return {
+    lines,
+    usageTotal: formatMoney(usageTotal, currency),
+    subtotal: formatMoney(sumOfLines(lines), currency),
+    creditApplied: formatMoney(credit.applied, currency),
+    creditRemaining: formatMoney(creditBucket.minus(credit.applied), currency),
+  };
+}
+
+/** A cost preview is a rating of hypothetical usage: the same function, so previews never drift from invoices. */
+export const previewCost = rateUsage;
+
+/**
+ * The line for a flat (recurring, billed-in-advance) charge. `prorationFactor` is the fraction of the period
+ * served, in [0, 1]; the prorated amount is rounded once, like every line.
+ */
+export function flatFeeLine(input: { currency: string; charge: Charge; prorationFactor?: Dec }): RatedLine {
+  const { currency, charge } = input;
+  requireCurrency(currency);
+  requireValidCharge(charge);
+  if (charge.price.model !== 'flat') {
+    throw new RatingError('not_a_flat_charge', `charge ${chargeLabel(charge)} is priced ${charge.price.model}, not flat`);
+  }
+  const factor = input.prorationFactor === undefined ? new Dec(1) : new Dec(input.prorationFactor);
+  if (!factor.isFinite() || factor.lt(0) || factor.gt(1)) {
+    throw new RatingError('invalid_proration_factor', `proration factor must be between 0 and 1, got ${factor.toString()}`);
+  }
+  const fullAmount = toDecimal(charge.price.amount);
+  const exact = fullAmount.times(factor);
+  const prorated = !factor.eq(1);
+  return {
+    kind: 'flat_fee',
+    description: `${charge.displayName ?? charge.metricCode}${prorated ? ' (prorated)' : ''}`,
+    quantity: '1',
+    amount: formatMoney(exact, currency),
+    ...chargeIdOf(charge),
+    breakdown: {
+      model: 'flat',
+      fullAmount: decimalText(fullAmount),
+      prorationFactor: decimalText(factor),
+      amount: decimalText(exact),
+    },
+  };
+}
+
+type UsageCharge = Charge & { readonly price: UsagePriceModel };
+
+function isUsageCharge(charge: Charge): charge is UsageCharge {
+  return charge.price.model !== 'flat';
+}
+
+function rateCharge(charge: UsageCharge, usage: UsageForCharge | undefined, currency: string): UsageLine {
+  const quantity = usage === undefined ? ZERO : parseQuantity(usage.quantity, charge.metricCode);
+  const breakdown =
+    charge.price.model === 'percentage'
+      ? ratePercentage(charge.price, quantity, usage, charge.metricCode)
+      : rateQuantity(charge.price, quantity, charge.includedUnits);
+  return {
+    kind: 'usage',
+    description: charge.displayName ?? charge.metricCode,
+    metricCode: charge.metricCode,
+    quantity: decimalText(quantity),
+    amount: formatMoney(new Dec(breakdown.amount), currency),
+    ...chargeIdOf(charge),
+    breakdown,
+  };
+}
+
+function rateQuantity(
+  price: Exclude<UsagePriceModel, { model: 'percentage' }>,
+  quantity: Dec,
+  includedUnitsText: string | undefined,
+): QuantityBreakdown {
+  const includedUnits = toDecimal(includedUnitsText ?? '0');
+  const billableQuantity = Dec.max(ZERO, quantity.minus(includedUnits));
+  const { amount, detail } = priceQuantity(price, billableQuantity);
+  return {
+    ...detail,
+    includedUnits: decimalText(includedUnits),
+    billableQuantity: decimalText(billableQuantity),
+    amount: decimalText(amount),
+  };
+}
+
+function ratePercentage(
+  price: Extract<UsagePriceModel, { model: 'percentage' }>,
+  quantity: Dec,
+  usage: UsageForCharge | undefined,
+  metricCode: string,
+): PercentageBreakdown {
+  const values = parseEventValues(usage?.eventValues, quantity, metricCode);
+  const { amount, detail } = pricePercentage(price, values);
+  return { ...detail, amount: decimalText(amount) };
+}
+
+/** Percentage pricing needs each event's value (min/max apply per event); the count must agree with quantity. */
+function parseEventValues(eventValues: readonly string[] | undefined, quantity: Dec, metricCode: string): Dec[] {
+  if (eventValues === undefined) {
+    if (quantity.isZero()) return [];
+    throw new RatingError('missing_event_values', `usage for ${metricCode} needs eventValues for percentage pricing`);
+  }
+  if (!quantity.eq(eventValues.length)) {
+    throw new RatingError(
+      'event_count_mismatch',
+      `usage for ${metricCode} has quantity ${decimalText(quantity)} but ${eventValues.length} event values`,
+    );
+  }
+  return eventValues.map((value) => {
+    const parsed = parseDecimal(value);
+    if (parsed === undefined || parsed.lt(0)) {
+      throw new RatingError('invalid_event_value', `event value for ${metricCode} must be a non-negative decimal string, got ${JSON.stringify(value)}`);
+    }
+    return parsed;
+  });
+}
+
+interface CreditApplication {
+  readonly applied: Dec;
+  readonly line?: RatedLine;
+}
+
+/** One negative line for the part of the bucket the usage consumed; allocated to usage lines in charge order. */
+function applyCreditBucket(usageLines: readonly UsageLine[], bucket: Dec, currency: string): CreditApplication {
+  let remaining = bucket;
+  const allocations: CreditBreakdown['allocations'][number][] = [];
+  for (const line of usageLines) {
+    const covered = Dec.min(remaining, toDecimal(line.amount));
+    if (covered.isZero()) continue;
+    allocations.push({ metricCode: line.metricCode, ...chargeIdOf(line), amount: formatMoney(covered, currency) });
+    remaining = remaining.minus(covered);
+  }
+  const applied = bucket.minus(remaining);
+  if (applied.isZero()) return { applied };
+  return {
+    applied,
+    line: {
+      kind: 'credit',
+      description: CREDIT_LINE_DESCRIPTION,
+      quantity: '1',
+      amount: formatMoney(applied.negated(), currency),
+      breakdown: {
+        bucket: formatMoney(bucket, currency),
+        applied: formatMoney(applied, currency),
+        remaining: formatMoney(remaining, currency),
+        allocations,
+      },
+    },
+  };
+}
+
+function commitmentTrueUp(usageTotal: Dec, minimumCommitment: Dec, currency: string): RatedLine | undefined {
+  const shortfall = minimumCommitment.minus(usageTotal);
+  if (shortfall.lte(0)) return undefined;
+  return {
+    kind: 'commitment_true_up',
+    description: TRUE_UP_LINE_DESCRIPTION,
+    quantity: '1',
+    amount: formatMoney(shortfall, currency),
+    breakdown: {
+      minimumCommitment: formatMoney(minimumCommitment, currency),
+      usageTotal: formatMoney(usageTotal, currency),
+      shortfall: formatMoney(shortfall, currency),
+    },
+  };
+}
+
+function sumOfLines(lines: readonly RatedLine[]): Dec {
+  return sumMoney(lines.map((line) => toDecimal(line.amount)));
+}
+
+function indexUsage(usage: readonly UsageForCharge[]): Map<string, UsageForCharge> {
+  const byMetric = new Map<string, UsageForCharge>();
+  for (const entry of usage) {
+    if (byMetric.has(entry.metricCode)) {
+      throw new RatingError('duplicate_usage', `usage for ${entry.metricCode} appears more than once`);
+    }
+    byMetric.set(entry.metricCode, entry);
+  }
+  return byMetric;
+}
+
+function requireCurrency(currency: string): void {
+  if (!isSupportedCurrency(currency)) {
+    throw new RatingError('unsupported_currency', `unsupported currency: ${JSON.stringify(currency)}`);
+  }
+}
+
+function requireValidCharge(charge: Charge): Charge {
+  const errors = validateCharge(charge);
+  if (errors.length > 0) {
+    throw new RatingError('invalid_charge', `charge ${chargeLabel(charge)} is invalid: ${errors.join('; ')}`);
+  }
+  return charge;
+}
+
+function parseQuantity(text: string, metricCode: string): Dec {
+  const quantity = parseDecimal(text);
+  if (quantity === undefined || quantity.lt(0)) {
+    throw new RatingError('invalid_quantity', `quantity for ${metricCode} must be a non-negative decimal string, got ${JSON.stringify(text)}`);
+  }
+  return quantity;
+}
+
+/** A non-negative amount already expressed in the currency's minor unit (a bucket of 20.005 USD is a typo, not a price). */
+function optionalMoney(field: string, text: string | undefined, currency: string): Dec {
+  if (text === undefined) return ZERO;
+  const amount = parseDecimal(text);
+  if (amount === undefined || amount.lt(0) || amount.decimalPlaces() > minorUnitExponent(currency)) {
+    throw new RatingError(
+      'invalid_money_amount',
+      `${field} must be a non-negative ${currency} amount with at most ${minorUnitExponent(currency)} decimals, got ${JSON.stringify(text)}`,
+    );
+  }
+  return roundMoney(amount, currency);
+}
+
+function chargeLabel(charge: Charge): string {
+  return JSON.stringify(charge.chargeId ?? charge.metricCode);
+}
+
+/** `{ chargeId }` when there is one, so lines carry no `chargeId: undefined` keys. */
+function chargeIdOf(source: { readonly chargeId?: string }): { chargeId?: string } {
+  return source.chargeId === undefined ? {} : { chargeId: source.chargeId };
+}
