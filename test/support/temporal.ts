@@ -1,0 +1,37 @@
+import type { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
+import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { WORKFLOWS_PATH } from '../../worker/create-worker';
+
+/** A real time-skipping Temporal server (found or provisioned as DESIGN.md says; never a mock). */
+export async function createTimeSkippingEnvironment(): Promise<TestWorkflowEnvironment> {
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: process.env.TEMPORAL_TEST_SERVER_PATH! } } });
+  await registerSearchAttributes(env.connection);
+  return env;
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+
+/** The workflow bundle, built once per test file instead of once per worker. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: silentLogger });
+  return bundle;
+}
+
+const noop = (): void => undefined;
+const silentLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: console.error, log: noop };
+
+const INDEXED_VALUE_TYPE = {
+  Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+  Datetime: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+  Bool: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+} as const;
+
+async function registerSearchAttributes(connection: Connection): Promise<void> {
+  const searchAttributes = Object.fromEntries(
+    Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS).map(([name, type]) => [name, INDEXED_VALUE_TYPE[type]]),
+  );
+  await connection.operatorService.addSearchAttributes({ namespace: 'default', searchAttributes });
+}
