@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { flatFeeLines, invoiceTotal } from '../domain/invoice';
+import { formatMoney, toDecimal } from '../domain/money';
 import type { Database } from '../store/database';
 import { enqueueOutboxEvent } from '../store/outbox';
 import {
@@ -26,7 +27,7 @@ function summarize(invoice: InvoiceRow): PeriodInvoiceSummary {
   return {
     invoiceId: invoice.id,
     number: invoice.number ?? '',
-    total: invoice.total,
+    total: formatMoney(toDecimal(invoice.total), invoice.currency),
     currency: invoice.currency,
     status: invoice.status,
   };

@@ -1,0 +1,122 @@
+/**
+ * End to end: the HTTP API, a worker and the Temporal CLI dev server (with visibility), over a real Postgres.
+ * A customer subscribes to a plan with 20-second periods; ops can find the workflow by search attributes and
+ * the first invoice is in Postgres, paid.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp } from '../../api/app';
+import { RunningDevServer, startDevServer } from '../../scripts/temporal-servers';
+import type { Database } from '../../store/database';
+import { createBillingWorker } from '../../worker/create-worker';
+import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
+import { createTestDatabase } from '../support/database';
+import { workflowBundle } from '../support/temporal';
+
+let db: Database;
+let devServer: RunningDevServer;
+let nativeConnection: NativeConnection;
+let connection: Connection;
+let temporal: Client;
+let worker: Worker;
+let workerRun: Promise<void>;
+let api: Server;
+let baseUrl: string;
+
+beforeAll(async () => {
+  [db, devServer] = await Promise.all([
+    createTestDatabase(),
+    startDevServer({ ui: false, searchAttributes: SEARCH_ATTRIBUTE_REGISTRATIONS, log: () => undefined }),
+  ]);
+  nativeConnection = await NativeConnection.connect({ address: devServer.address });
+  worker = await createBillingWorker({ connection: nativeConnection, db, workflowBundle: await workflowBundle() });
+  workerRun = worker.run();
+  connection = await Connection.connect({ address: devServer.address });
+  temporal = new Client({ connection });
+  api = await new Promise<Server>((resolve) => {
+    const server = createApp({ db, temporal }).listen(0, '127.0.0.1', () => resolve(server));
+  });
+  baseUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => api?.close(resolve));
+  worker?.shutdown();
+  await workerRun;
+  await nativeConnection?.close();
+  await connection?.close();
+  await devServer?.stop();
+  await db?.destroy();
+});
+
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any; type: string }> {
+  const response = await fetch(`${baseUrl}${path}`, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: response.status, json: await response.json(), type: response.headers.get('content-type') ?? '' };
+}
+
+async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+test('API + worker + dev server: subscribe, find the workflow by search attributes, see the first invoice', async () => {
+  const customer = await call('POST', '/v1/customers', { external_id: 'e2e-acme', name: 'Acme', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  expect(customer.status).toBe(201);
+  const plan = await call('POST', '/v1/plans', { code: 'e2e-fast', name: 'Fast', currency: 'USD', billing_interval: 'PT20S', flat_fee: '2.50' });
+  expect(plan.status).toBe(201);
+  const subscription = await call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'e2e-fast' });
+  expect(subscription.status).toBe(201);
+  const subscriptionId: string = subscription.json.id;
+
+  // Ops: list by search attribute, as the Temporal UI's filter does.
+  const listed = await eventually(async () => {
+    for await (const execution of temporal.workflow.list({
+      query: `BillingCustomerId = '${customer.json.id}' AND BillingStatus = 'active' AND BillingPlanCode = 'e2e-fast'`,
+    })) {
+      return execution;
+    }
+    return undefined;
+  }, 'the workflow in visibility');
+  expect(listed.workflowId).toBe(`subscription:${subscriptionId}`);
+  expect(listed.status.name).toBe('RUNNING');
+
+  const invoice = await eventually(async () => {
+    const list = await call('GET', `/v1/invoices?subscription_id=${subscriptionId}`);
+    return list.json.data.find((row: { status: string }) => row.status === 'paid');
+  }, 'the first invoice, paid');
+  expect(invoice).toMatchObject({ kind: 'period', total: '2.50', currency: 'USD' });
+  const detail = await call('GET', `/v1/invoices/${invoice.id}`);
+  expect(detail.json.lines).toEqual([expect.objectContaining({ kind: 'flat_fee', amount: '2.50', quantity: '1' })]);
+
+  const live = await call('GET', `/v1/subscriptions/${subscriptionId}`);
+  expect(live.json).toMatchObject({ status: 'active', live: { status: 'active', lastInvoice: { total: '2.50', status: 'paid' } } });
+
+  const canceled = await call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'now', reason: 'e2e done' });
+  expect(canceled.json).toMatchObject({ status: 'canceled' });
+  await temporal.workflow.getHandle(`subscription:${subscriptionId}`).result();
+});
+
+test('bad input is an application/problem+json error with a stable code, and nothing is written', async () => {
+  const before = await db('customers').count<{ count: string }[]>('* as count');
+  const rejected = await call('POST', '/v1/customers', { external_id: 'x', name: 'X', currency: 'usd', credit: 12.5 });
+  expect(rejected.status).toBe(422);
+  expect(rejected.type).toContain('application/problem+json');
+  expect(rejected.json.code).toBe('validation_failed');
+  const missing = await call('POST', '/v1/subscriptions', { customer_id: '00000000-0000-4000-8000-000000000000', plan_code: 'e2e-fast' });
+  expect(missing).toMatchObject({ status: 404, json: { code: 'customer_not_found' } });
+  const money = await call('POST', '/v1/plans', { code: 'floaty', name: 'F', currency: 'USD', billing_interval: 'P1M', flat_fee: 9.99 });
+  expect(money).toMatchObject({ status: 422, json: { code: 'validation_failed' } });
+  expect(await db('customers').count<{ count: string }[]>('* as count')).toEqual(before);
+  expect(await db('plans').where({ code: 'floaty' })).toHaveLength(0);
+});
