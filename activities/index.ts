@@ -3,6 +3,7 @@ import type { Database } from '../store/database';
 import { createInvoicingActivities } from './invoicing';
 import { createPaymentActivities } from './payments';
 import { createSubscriptionActivities } from './subscriptions';
+import { createUsageActivities } from './usage';
 
 export interface ActivityDependencies {
   readonly db: Database;
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDependencies) {
     ...createInvoicingActivities(deps.db),
     ...createPaymentActivities(deps.db, deps.gateway),
     ...createSubscriptionActivities(deps.db),
+    ...createUsageActivities(deps.db),
   };
 }
 

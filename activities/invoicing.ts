@@ -1,8 +1,9 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { flatFeeLines, invoiceTotal } from '../domain/invoice';
+import { invoiceTotal, PeriodBounds, renewalInvoiceLines } from '../domain/invoice';
 import { formatMoney, toDecimal } from '../domain/money';
+import type { PlanSettings } from '../domain/plan-terms';
+import type { Charge } from '../domain/rating';
 import type { Database } from '../store/database';
-import { enqueueOutboxEvent } from '../store/outbox';
 import {
   findPeriodInvoice,
   insertDraftInvoice,
@@ -10,17 +11,25 @@ import {
   InvoiceRow,
   nextInvoiceNumber,
 } from '../store/invoices';
+import { enqueueOutboxEvent } from '../store/outbox';
 import { loadSubscriptionContext } from '../store/subscriptions';
+import { findUsageClosure } from '../store/usage';
 import type { PeriodInvoiceSummary } from '../workflows/definitions';
+
+/**
+ * `period`: opens a billing period: its flat fees in advance, plus the previous period's usage in arrears.
+ * `closing`: the last invoice of an ending subscription: the final period's usage only.
+ */
+export type PeriodInvoiceKind = 'period' | 'closing';
 
 export interface PeriodInvoiceRequest {
   readonly subscriptionId: string;
-  readonly periodIndex: number;
-  readonly periodStart: string;
-  readonly periodEnd: string;
+  readonly kind: PeriodInvoiceKind;
+  readonly flatFeePeriod: PeriodBounds | null;
+  /** Must have been closed by closeUsagePeriod first. */
+  readonly usagePeriod: PeriodBounds | null;
 }
 
-const PERIOD_INVOICE = 'period';
 const INVOICE_SERIES = 'INV';
 
 function summarize(invoice: InvoiceRow): PeriodInvoiceSummary {
@@ -33,14 +42,22 @@ function summarize(invoice: InvoiceRow): PeriodInvoiceSummary {
   };
 }
 
+/** The period an invoice is identified by: the one it opens, or for a closing invoice the one it closes. */
+function invoicePeriod(request: PeriodInvoiceRequest): PeriodBounds {
+  const period = request.flatFeePeriod ?? request.usagePeriod;
+  if (!period) throw ApplicationFailure.nonRetryable('an invoice needs a flat-fee period or a usage period', 'invalid_invoice_request');
+  return period;
+}
+
 export function createInvoicingActivities(db: Database) {
   return {
     /**
-     * Writes and finalizes the invoice that opens a billing period: the flat fee in advance.
-     * Idempotent: the unique (subscription, period start, kind) makes a second run return the first invoice.
+     * Writes and finalizes a subscription's invoice for a period. Idempotent: the unique
+     * (subscription, period start, kind) makes a second run return the first invoice.
      */
     async createPeriodInvoice(request: PeriodInvoiceRequest): Promise<PeriodInvoiceSummary> {
-      const existing = await findPeriodInvoice(db, request.subscriptionId, request.periodStart, PERIOD_INVOICE);
+      const period = invoicePeriod(request);
+      const existing = await findPeriodInvoice(db, request.subscriptionId, period.start, request.kind);
       if (existing) return summarize(existing);
 
       return db.transaction(async (trx) => {
@@ -52,20 +69,38 @@ export function createInvoicingActivities(db: Database) {
         const draft = await insertDraftInvoice(trx, {
           customerId: customer.id,
           subscriptionId: subscription.id,
-          kind: PERIOD_INVOICE,
+          kind: request.kind,
           currency: plan.currency,
-          periodStart: request.periodStart,
-          periodEnd: request.periodEnd,
+          periodStart: period.start,
+          periodEnd: period.end,
         });
         // A concurrent run got there first (it committed while we waited on the unique index).
-        if (!draft) return summarize((await findPeriodInvoice(trx, subscription.id, request.periodStart, PERIOD_INVOICE))!);
+        if (!draft) return summarize((await findPeriodInvoice(trx, subscription.id, period.start, request.kind))!);
 
-        const lines = flatFeeLines({
+        let usage: Parameters<typeof renewalInvoiceLines>[0]['usage'] = null;
+        if (request.usagePeriod) {
+          const closure = await findUsageClosure(trx, subscription.id, new Date(request.usagePeriod.start));
+          if (!closure) {
+            // Retryable on purpose: the workflow closes usage before invoicing, so this is a transient ordering.
+            throw new Error(`usage period starting ${request.usagePeriod.start} is not closed yet`);
+          }
+          const totals = Object.entries(closure.totals).map(([metricCode, metricUsage]) => ({
+            metricCode,
+            quantity: metricUsage.quantity,
+            ...(metricUsage.eventValues ? { eventValues: metricUsage.eventValues } : {}),
+          }));
+          usage = { period: request.usagePeriod, totals };
+        }
+        const settings = plan.settings as PlanSettings;
+        const lines = renewalInvoiceLines({
           planName: plan.name,
-          flatFee: plan.flat_fee,
           currency: plan.currency,
-          periodStart: request.periodStart,
-          periodEnd: request.periodEnd,
+          flatFee: toDecimal(plan.flat_fee).toString(),
+          charges: plan.charges as Charge[],
+          flatFeePeriod: request.flatFeePeriod,
+          usage,
+          creditBucket: settings.creditBucket,
+          minimumCommitment: settings.minimumCommitment,
         });
         await insertInvoiceLines(trx, draft.id, lines);
         const number = await nextInvoiceNumber(trx, INVOICE_SERIES);
@@ -74,11 +109,13 @@ export function createInvoicingActivities(db: Database) {
           .where({ id: draft.id })
           .update({ number, total, status: 'open', finalized_at: trx.fn.now() as unknown as Date })
           .returning('*');
-        await trx('subscriptions').where({ id: subscription.id }).update({
-          current_period_start: new Date(request.periodStart),
-          current_period_end: new Date(request.periodEnd),
-          updated_at: trx.fn.now(),
-        });
+        if (request.flatFeePeriod) {
+          await trx('subscriptions').where({ id: subscription.id }).update({
+            current_period_start: new Date(request.flatFeePeriod.start),
+            current_period_end: new Date(request.flatFeePeriod.end),
+            updated_at: trx.fn.now(),
+          });
+        }
         await enqueueOutboxEvent(trx, {
           eventType: 'invoice.finalized',
           aggregateType: 'invoice',

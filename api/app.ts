@@ -1,7 +1,13 @@
 import type { Client } from '@temporalio/client';
 import express, { Express } from 'express';
 import type { Database } from '../store/database';
+import { MetricCatalog } from '../store/metrics';
+import { CustomerDirectory } from './customer-directory';
 import { ApiProblem, problemHandler } from './problem';
+import { eventsRouter } from './routes/events';
+import { metricsRouter } from './routes/metrics';
+import { usageRouter } from './routes/usage';
+import type { UsageSignalCoalescer } from './usage-signals';
 import { customersRouter } from './routes/customers';
 import { invoicesRouter } from './routes/invoices';
 import { plansRouter } from './routes/plans';
@@ -10,12 +16,19 @@ import { subscriptionsRouter } from './routes/subscriptions';
 export interface ApiDependencies {
   readonly db: Database;
   readonly temporal: Client;
+  /** Coalesces usage into summary signals; the caller starts and stops it (see createUsageSignals). */
+  readonly usageSignals?: UsageSignalCoalescer;
 }
 
 /** The HTTP API: thin handlers that validate, call one store function or workflow, and respond. */
 export function createApp(deps: ApiDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
+  const metrics = new MetricCatalog(deps.db);
+  const customers = new CustomerDirectory(deps.db);
+
+  // Ingestion parses its own (larger) bodies; everything else is small.
+  app.use('/v1/events', eventsRouter({ db: deps.db, metrics, customers, usageSignals: deps.usageSignals }));
   app.use(express.json({ limit: '1mb' }));
 
   app.get('/healthz', (_req, res) => {
@@ -23,7 +36,9 @@ export function createApp(deps: ApiDependencies): Express {
   });
   app.use('/v1/customers', customersRouter(deps.db));
   app.use('/v1/plans', plansRouter(deps.db));
+  app.use('/v1/metrics', metricsRouter(deps.db, metrics));
   app.use('/v1/subscriptions', subscriptionsRouter(deps.db, deps.temporal));
+  app.use('/v1/subscriptions', usageRouter(deps.db));
   app.use('/v1/invoices', invoicesRouter(deps.db));
 
   app.use((req, _res, next) => next(new ApiProblem('not_found', `no route ${req.method} ${req.path}`)));

@@ -1,5 +1,7 @@
 /** Rows to JSON: money as decimal strings with the currency's minor digits, instants as ISO strings. */
 import { formatMoney, toDecimal } from '../domain/money';
+import { DEFAULT_USAGE_GRACE_PERIOD, PlanSettings } from '../domain/plan-terms';
+import type { Charge } from '../domain/rating';
 import type { InvoiceLineRow, InvoiceRow } from '../store/invoices';
 import type { CustomerRow, PlanRow, SubscriptionRow } from '../store/subscriptions';
 
@@ -30,6 +32,15 @@ export function planJson(row: PlanRow) {
     billing_interval: row.billing_interval,
     trial_period: row.trial_period,
     flat_fee: money(row.flat_fee, row.currency),
+    charges: (row.charges as Charge[]).map((charge) => ({
+      metric_code: charge.metricCode,
+      display_name: charge.displayName ?? null,
+      price: charge.price,
+      included_units: charge.includedUnits ?? null,
+    })),
+    credit_bucket: (row.settings as PlanSettings).creditBucket ?? null,
+    minimum_commitment: (row.settings as PlanSettings).minimumCommitment ?? null,
+    usage_grace_period: (row.settings as PlanSettings).usageGracePeriod ?? DEFAULT_USAGE_GRACE_PERIOD,
     created_at: iso(row.created_at),
   };
 }

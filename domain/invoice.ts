@@ -4,6 +4,8 @@
  */
 import Decimal from 'decimal.js';
 import { formatMoney, roundMoney, sumMoney, toDecimal } from './money';
+import { recurringCharges, usageCharges } from './plan-terms';
+import { Charge, flatFeeLine, RatedLine, rateUsage, UsageForCharge } from './rating';
 
 export type InvoiceLineKind = 'flat_fee' | 'usage' | 'credit' | 'commitment_true_up' | 'proration';
 
@@ -49,4 +51,71 @@ export function flatFeeLines(input: FlatFeeInput): DraftInvoiceLine[] {
 export function invoiceTotal(lines: readonly DraftInvoiceLine[], currency: string): string {
   const total: Decimal = sumMoney(lines.map((line) => roundMoney(toDecimal(line.amount), currency)));
   return formatMoney(total, currency);
+}
+
+export interface PeriodBounds {
+  readonly start: string;
+  readonly end: string;
+}
+
+/** Rated lines (rating engine) as invoice lines of the period they price. */
+export function ratedLinesForPeriod(lines: readonly RatedLine[], period: PeriodBounds): DraftInvoiceLine[] {
+  return lines.map((line) => ({
+    kind: line.kind,
+    description: line.description,
+    metricCode: line.kind === 'usage' ? line.metricCode : null,
+    quantity: line.quantity,
+    amount: line.amount,
+    periodStart: period.start,
+    periodEnd: period.end,
+    breakdown: line.breakdown as unknown as Record<string, unknown>,
+  }));
+}
+
+export interface RenewalInvoiceInput {
+  readonly planName: string;
+  readonly currency: string;
+  readonly flatFee: string;
+  readonly charges: readonly Charge[];
+  /** The period whose flat fees are billed in advance; null on a closing invoice. */
+  readonly flatFeePeriod: PeriodBounds | null;
+  /** The closed period whose usage is billed in arrears, with its aggregated usage; null on the first invoice. */
+  readonly usage: { readonly period: PeriodBounds; readonly totals: readonly UsageForCharge[] } | null;
+  readonly creditBucket?: string;
+  readonly minimumCommitment?: string;
+}
+
+/**
+ * The lines of a renewal invoice: the next period's flat fees (in advance), then the closed period's usage
+ * (in arrears) with the credit bucket and commitment true-up applied. A pure function of its inputs, so
+ * building it twice gives the same invoice.
+ */
+export function renewalInvoiceLines(input: RenewalInvoiceInput): DraftInvoiceLine[] {
+  const lines: DraftInvoiceLine[] = [];
+  if (input.flatFeePeriod) {
+    lines.push(
+      ...flatFeeLines({
+        planName: input.planName,
+        flatFee: input.flatFee,
+        currency: input.currency,
+        periodStart: input.flatFeePeriod.start,
+        periodEnd: input.flatFeePeriod.end,
+      }),
+      ...ratedLinesForPeriod(
+        recurringCharges(input.charges).map((charge) => flatFeeLine({ currency: input.currency, charge })),
+        input.flatFeePeriod,
+      ),
+    );
+  }
+  if (input.usage) {
+    const rated = rateUsage({
+      currency: input.currency,
+      charges: usageCharges(input.charges),
+      usage: input.usage.totals,
+      creditBucket: input.creditBucket,
+      minimumCommitment: input.minimumCommitment,
+    });
+    lines.push(...ratedLinesForPeriod(rated.lines, input.usage.period));
+  }
+  return lines;
 }

@@ -11,6 +11,18 @@ import * as m0009 from './0009_create_payments';
 import * as m0010 from './0010_create_sandbox_gateway_charges';
 import * as m0011 from './0011_create_outbox';
 import * as m0012 from './0012_create_audit_log';
+import * as m0013 from './0013_create_usage_period_closures';
+import * as m0014 from './0014_add_usage_events_period_close';
+import * as m0100 from './0100_add_sandbox_gateway_charge_reference';
+import * as m0101 from './0101_create_sandbox_gateway_refunds';
+import * as m0102 from './0102_add_payment_decline_retryable';
+import * as m0103 from './0103_one_pending_payment_per_invoice';
+import * as m0104 from './0104_add_credit_note_columns_to_invoices';
+import * as m0105 from './0105_create_refunds';
+import * as m0106 from './0106_create_webhook_endpoints';
+import * as m0107 from './0107_create_webhook_deliveries';
+import * as m0108 from './0108_create_webhook_delivery_attempts';
+import * as m0109 from './0109_create_email_deliveries';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -34,6 +46,18 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0010_create_sandbox_gateway_charges', m0010],
   ['0011_create_outbox', m0011],
   ['0012_create_audit_log', m0012],
+  ['0013_create_usage_period_closures', m0013],
+  ['0014_add_usage_events_period_close', m0014],
+  ['0100_add_sandbox_gateway_charge_reference', m0100],
+  ['0101_create_sandbox_gateway_refunds', m0101],
+  ['0102_add_payment_decline_retryable', m0102],
+  ['0103_one_pending_payment_per_invoice', m0103],
+  ['0104_add_credit_note_columns_to_invoices', m0104],
+  ['0105_create_refunds', m0105],
+  ['0106_create_webhook_endpoints', m0106],
+  ['0107_create_webhook_deliveries', m0107],
+  ['0108_create_webhook_delivery_attempts', m0108],
+  ['0109_create_email_deliveries', m0109],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

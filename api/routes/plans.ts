@@ -1,5 +1,9 @@
 import { Router } from 'express';
+import type { z } from 'zod';
+import type { PlanSettings } from '../../domain/plan-terms';
+import { Charge, rateUsage, RatingError, validateCharge } from '../../domain/rating';
 import type { Database } from '../../store/database';
+import { findMetricsByCode } from '../../store/metrics';
 import type { PlanRow } from '../../store/subscriptions';
 import { ApiProblem } from '../problem';
 import { createPlanBody } from '../schemas';
@@ -7,12 +11,51 @@ import { planJson } from '../serializers';
 
 const UNIQUE_VIOLATION = '23505';
 
+type PlanBody = z.infer<typeof createPlanBody>;
+
+function chargesOf(body: PlanBody): Charge[] {
+  return body.charges.map((charge) => ({
+    metricCode: charge.metric_code,
+    ...(charge.display_name ? { displayName: charge.display_name } : {}),
+    price: charge.price,
+    ...(charge.included_units ? { includedUnits: charge.included_units } : {}),
+  }));
+}
+
+/** Rejects prices the rating engine could not rate, before anything is stored. */
+async function checkCharges(db: Database, body: PlanBody, charges: Charge[]): Promise<void> {
+  const errors = charges.flatMap((charge, index) =>
+    validateCharge(charge).map((message) => ({ path: `charges.${index}.${message.split(' ')[0]}`, message })),
+  );
+  if (errors.length) throw new ApiProblem('invalid_price', `${errors.length} problem(s) in the plan's charges`, errors);
+
+  const codes = [...new Set(charges.map((charge) => charge.metricCode))];
+  const known = new Set((await findMetricsByCode(db, codes)).map((metric) => metric.code));
+  const unknown = codes.filter((metricCode) => !known.has(metricCode));
+  if (unknown.length) throw new ApiProblem('metric_not_found', `unknown billable metric(s): ${unknown.join(', ')}`);
+
+  try {
+    // A dry run with no usage checks what only rating knows, e.g. money with more decimals than the currency.
+    rateUsage({ currency: body.currency, charges: charges.filter((c) => c.price.model !== 'flat'), usage: [], creditBucket: body.credit_bucket, minimumCommitment: body.minimum_commitment });
+  } catch (error) {
+    if (error instanceof RatingError) throw new ApiProblem('invalid_price', error.message);
+    throw error;
+  }
+}
+
 export function plansRouter(db: Database): Router {
   const router = Router();
 
   /** Plans are immutable: posting an existing code publishes its next version; subscriptions keep theirs. */
   router.post('/', async (req, res) => {
     const body = createPlanBody.parse(req.body);
+    const charges = chargesOf(body);
+    await checkCharges(db, body, charges);
+    const settings: PlanSettings = {
+      ...(body.credit_bucket ? { creditBucket: body.credit_bucket } : {}),
+      ...(body.minimum_commitment ? { minimumCommitment: body.minimum_commitment } : {}),
+      ...(body.usage_grace_period ? { usageGracePeriod: body.usage_grace_period } : {}),
+    };
     try {
       const row = await db.transaction(async (trx) => {
         const latest = await trx<PlanRow>('plans').where({ code: body.code }).max<{ max: number | null }>('version as max').first();
@@ -25,6 +68,8 @@ export function plansRouter(db: Database): Router {
             billing_interval: body.billing_interval,
             trial_period: body.trial_period ?? null,
             flat_fee: body.flat_fee,
+            charges: JSON.stringify(charges) as unknown as unknown[],
+            settings: settings as Record<string, unknown>,
           })
           .returning('*');
         return inserted;

@@ -1,3 +1,4 @@
+import { planScheduleTerms } from '../../domain/plan-terms';
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
@@ -48,7 +49,7 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
       const input: SubscriptionWorkflowInput = {
         subscriptionId: inserted.id,
         customerId: customer.id,
-        plan: { planId: plan.id, planCode: plan.code, billingInterval: plan.billing_interval, trialPeriod: plan.trial_period },
+        plan: planScheduleTerms(plan),
         startAt: startAt.toISOString(),
       };
       try {

@@ -147,7 +147,12 @@ test('running the period-invoice activity twice for the same period leaves one i
   const plan = await insertPlan(db, { code: 'twice', billing_interval: 'P1M', flat_fee: '15' });
   const { row } = await insertSubscription(db, customer, plan, new Date('2027-06-01T00:00:00Z'));
   const { createPeriodInvoice } = createActivities({ db, gateway: new SandboxGateway(db) });
-  const period = { subscriptionId: row.id, periodIndex: 0, periodStart: '2027-06-01T00:00:00.000Z', periodEnd: '2027-07-01T00:00:00.000Z' };
+  const period = {
+    subscriptionId: row.id,
+    kind: 'period' as const,
+    flatFeePeriod: { start: '2027-06-01T00:00:00.000Z', end: '2027-07-01T00:00:00.000Z' },
+    usagePeriod: null,
+  };
 
   const first = await createPeriodInvoice(period);
   const second = await createPeriodInvoice(period);

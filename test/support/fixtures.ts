@@ -1,3 +1,4 @@
+import { planScheduleTerms } from '../../domain/plan-terms';
 import type { Database } from '../../store/database';
 import type { CustomerRow, PlanRow, SubscriptionRow } from '../../store/subscriptions';
 import { subscriptionWorkflowId, SubscriptionWorkflowInput } from '../../workflows/definitions';
@@ -37,7 +38,7 @@ export async function insertSubscription(
     input: {
       subscriptionId: row.id,
       customerId: customer.id,
-      plan: { planId: plan.id, planCode: plan.code, billingInterval: plan.billing_interval, trialPeriod: plan.trial_period },
+      plan: planScheduleTerms(plan),
       startAt: startAt.toISOString(),
     },
   };

@@ -1,0 +1,104 @@
+import express, { Router } from 'express';
+import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
+import type { Database } from '../../store/database';
+import { MetricCatalog, NUMERIC_AGGREGATIONS } from '../../store/metrics';
+import { insertUsageEvents, NewUsageEvent } from '../../store/usage';
+import { ApiProblem, FieldError } from '../problem';
+import { usageEventBody, usageEventsEnvelope } from '../schemas';
+import type { UsageSignalCoalescer } from '../usage-signals';
+import { CustomerDirectory } from '../customer-directory';
+
+/** Clock skew we tolerate on client timestamps. */
+const MAX_FUTURE_MS = 5 * 60_000;
+
+interface Rejection extends FieldError {
+  readonly index: number;
+  readonly code: string;
+}
+
+export interface EventsRouterDependencies {
+  readonly db: Database;
+  readonly metrics: MetricCatalog;
+  readonly customers: CustomerDirectory;
+  readonly usageSignals?: UsageSignalCoalescer;
+}
+
+/**
+ * POST /v1/events: one event or a batch of up to 1,000. Each event is judged on its own: the valid ones are
+ * stored (exactly once: resends are counted as duplicates), the others are reported by index with a code.
+ */
+export function eventsRouter(deps: EventsRouterDependencies): Router {
+  const router = Router();
+
+  router.post('/', express.json({ limit: '5mb' }), async (req, res) => {
+    const envelope = usageEventsEnvelope.parse(req.body);
+    const items: unknown[] = 'events' in envelope && Array.isArray(envelope.events) ? envelope.events : [envelope];
+
+    const rejections: Rejection[] = [];
+    const shaped: { index: number; event: RawUsageEvent }[] = [];
+    items.forEach((item, index) => {
+      const parsed = usageEventBody.safeParse(item);
+      if (parsed.success) shaped.push({ index, event: parsed.data });
+      else rejections.push({ index, code: 'invalid_event', path: `events.${index}`, message: parsed.error.issues.map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`).join('; ') });
+    });
+
+    const context: EventValidationContext = {
+      now: new Date(),
+      maxFutureMs: MAX_FUTURE_MS,
+      customerIdByExternalId: await deps.customers.resolve(shaped.map(({ event }) => event.customer)),
+      metricsByEventType: toRequirements(await deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type)))),
+    };
+    const valid: NewUsageEvent[] = [];
+    for (const { index, event } of shaped) {
+      const verdict = validateUsageEvent(event, context);
+      if (verdict.ok) {
+        valid.push({ customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties });
+      } else {
+        rejections.push({ index, code: verdict.code, path: `events.${index}`, message: verdict.detail });
+      }
+    }
+    rejections.sort((a, b) => a.index - b.index);
+
+    if (valid.length === 0) {
+      throw new ApiProblem('batch_rejected', `all ${items.length} event(s) were rejected; nothing was stored`, rejections);
+    }
+    const inserted = await insertUsageEvents(deps.db, valid);
+    reportToWorkflows(deps.usageSignals, valid, inserted);
+    res.status(200).json({
+      accepted: inserted.length,
+      duplicates: valid.length - inserted.length,
+      rejected: rejections.length,
+      errors: rejections.map(({ index, code, message }) => ({ index, code, detail: message })),
+    });
+  });
+
+  return router;
+}
+
+function toRequirements(metrics: Map<string, { code: string; property: string | null; aggregation: string; filters: Record<string, unknown> }[]>) {
+  const requirements = new Map<string, MetricRequirement[]>();
+  for (const [type, rows] of metrics) {
+    requirements.set(
+      type,
+      rows.map((row) => ({ code: row.code, property: row.property, numeric: NUMERIC_AGGREGATIONS.has(row.aggregation as never), filters: row.filters ?? {} })),
+    );
+  }
+  return requirements;
+}
+
+/** After commit, tell the coalescer how many new events each customer got (it signals workflows in summary). */
+function reportToWorkflows(
+  coalescer: UsageSignalCoalescer | undefined,
+  valid: readonly NewUsageEvent[],
+  inserted: readonly { customer_id: string; event_id: string }[],
+): void {
+  if (!coalescer || inserted.length === 0) return;
+  const latestByCustomer = new Map<string, Date>();
+  for (const event of valid) {
+    const latest = latestByCustomer.get(event.customerId);
+    if (!latest || event.occurredAt > latest) latestByCustomer.set(event.customerId, event.occurredAt);
+  }
+  const countByCustomer = new Map<string, number>();
+  for (const row of inserted) countByCustomer.set(row.customer_id, (countByCustomer.get(row.customer_id) ?? 0) + 1);
+  for (const [customerId, count] of countByCustomer) coalescer.record(customerId, count, latestByCustomer.get(customerId)!);
+}

@@ -1,0 +1,51 @@
+import { Router } from 'express';
+import { toDecimal } from '../../domain/money';
+import type { Database } from '../../store/database';
+import type { MetricCatalog, MetricRow } from '../../store/metrics';
+import { ApiProblem } from '../problem';
+import { createMetricBody } from '../schemas';
+
+export function metricJson(row: MetricRow) {
+  return {
+    id: row.id,
+    code: row.code,
+    name: row.name,
+    event_type: row.event_type,
+    aggregation: row.aggregation,
+    property: row.property,
+    filters: row.filters,
+    unit_cost: row.unit_cost === null ? null : toDecimal(row.unit_cost).toString(),
+    created_at: row.created_at.toISOString(),
+  };
+}
+
+export function metricsRouter(db: Database, catalog: MetricCatalog): Router {
+  const router = Router();
+
+  router.post('/', async (req, res) => {
+    const body = createMetricBody.parse(req.body);
+    const [row] = await db<MetricRow>('billable_metrics')
+      .insert({
+        code: body.code,
+        name: body.name,
+        event_type: body.event_type,
+        aggregation: body.aggregation,
+        property: body.property ?? null,
+        filters: body.filters,
+        unit_cost: body.unit_cost ?? null,
+      })
+      .onConflict('code')
+      .ignore()
+      .returning('*');
+    if (!row) throw new ApiProblem('metric_already_exists', `a metric with code ${body.code} exists`);
+    catalog.invalidate();
+    res.status(201).json(metricJson(row));
+  });
+
+  router.get('/', async (_req, res) => {
+    const rows = await db<MetricRow>('billable_metrics').orderBy('code');
+    res.json({ data: rows.map(metricJson) });
+  });
+
+  return router;
+}

@@ -1,0 +1,73 @@
+import { Router } from 'express';
+import type { PlanSettings } from '../../domain/plan-terms';
+import { Charge, rateUsage } from '../../domain/rating';
+import type { Database } from '../../store/database';
+import type { PlanRow, SubscriptionRow } from '../../store/subscriptions';
+import { listLateUsage } from '../../store/usage';
+import { openUsageForCharges } from '../../store/usage-preview';
+import { ApiProblem } from '../problem';
+import { uuidParam } from '../schemas';
+
+/** Customer-facing usage: the current period so far, and late events waiting for re-rating. */
+export function usageRouter(db: Database): Router {
+  const router = Router();
+
+  async function findSubscription(id: string): Promise<{ subscription: SubscriptionRow; plan: PlanRow }> {
+    const parsed = uuidParam.safeParse(id);
+    const subscription = parsed.success ? await db<SubscriptionRow>('subscriptions').where({ id: parsed.data }).first() : undefined;
+    if (!subscription) throw new ApiProblem('subscription_not_found', `no subscription ${id}`);
+    const plan = (await db<PlanRow>('plans').where({ id: subscription.plan_id }).first())!;
+    return { subscription, plan };
+  }
+
+  /** What the usage part of the invoice would be if the current period closed now (same rating function). */
+  router.get('/:id/usage', async (req, res) => {
+    const { subscription, plan } = await findSubscription(req.params.id);
+    const start = subscription.current_period_start;
+    const end = subscription.current_period_end;
+    if (!start || !end) {
+      res.json({ subscription_id: subscription.id, period: null, usage: [], projected: null });
+      return;
+    }
+    const charges = plan.charges as Charge[];
+    const settings = plan.settings as PlanSettings;
+    const usage = await openUsageForCharges(db, subscription.customer_id, charges, start, end);
+    const rated = rateUsage({
+      currency: plan.currency,
+      charges: charges.filter((charge) => charge.price.model !== 'flat'),
+      usage,
+      creditBucket: settings.creditBucket,
+      minimumCommitment: settings.minimumCommitment,
+    });
+    res.json({
+      subscription_id: subscription.id,
+      currency: plan.currency,
+      period: { start: start.toISOString(), end: end.toISOString() },
+      as_of: new Date().toISOString(),
+      usage: usage.map((metric) => ({ metric_code: metric.metricCode, quantity: metric.quantity, event_count: metric.eventCount })),
+      projected: {
+        lines: rated.lines,
+        usage_total: rated.usageTotal,
+        credit_applied: rated.creditApplied,
+        credit_remaining: rated.creditRemaining,
+        subtotal: rated.subtotal,
+      },
+    });
+  });
+
+  router.get('/:id/late-usage', async (req, res) => {
+    const { subscription } = await findSubscription(req.params.id);
+    const events = await listLateUsage(db, subscription.id, subscription.customer_id);
+    res.json({
+      data: events.map((event) => ({
+        id: event.event_id,
+        type: event.event_type,
+        timestamp: event.occurred_at.toISOString(),
+        received_at: event.received_at.toISOString(),
+        properties: event.properties,
+      })),
+    });
+  });
+
+  return router;
+}
