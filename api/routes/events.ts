@@ -5,8 +5,8 @@ import { MetricCatalog, NUMERIC_AGGREGATIONS } from '../../store/metrics';
 import { insertUsageEvents, NewUsageEvent } from '../../store/usage';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
+import type { CustomerDirectory } from '../customer-directory';
 import type { UsageSignalCoalescer } from '../usage-signals';
-import { CustomerDirectory } from '../customer-directory';
 
 /** Clock skew we tolerate on client timestamps. */
 const MAX_FUTURE_MS = 5 * 60_000;
@@ -21,6 +21,7 @@ export interface EventsRouterDependencies {
   readonly metrics: MetricCatalog;
   readonly customers: CustomerDirectory;
   readonly usageSignals?: UsageSignalCoalescer;
+  readonly now?: () => Date;
 }
 
 /**
@@ -43,7 +44,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     });
 
     const context: EventValidationContext = {
-      now: new Date(),
+      now: deps.now?.() ?? new Date(),
       maxFutureMs: MAX_FUTURE_MS,
       customerIdByExternalId: await deps.customers.resolve(shaped.map(({ event }) => event.customer)),
       metricsByEventType: toRequirements(await deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type)))),
