@@ -9,6 +9,7 @@ import { NativeConnection } from '@temporalio/worker';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import { createApp } from '../api/app';
+import { UsageSignalCoalescer } from '../api/usage-signals';
 import { createDatabase, migrateToLatest } from '../store/database';
 import { startEmbeddedPostgres } from '../store/embedded-postgres';
 import { createBillingWorker } from '../worker/create-worker';
@@ -59,9 +60,12 @@ async function main(): Promise<void> {
   const clientConnection = await Connection.connect({ address: temporalServer.address });
   stops.unshift(() => clientConnection.close());
   const temporal = new Client({ connection: clientConnection, namespace: temporalServer.namespace });
+  const usageSignals = new UsageSignalCoalescer(db, temporal);
+  usageSignals.start();
+  stops.unshift(() => usageSignals.stop());
   const apiPort = optionalPort(process.env.PORT) ?? 3000;
   const server: Server = await new Promise((resolve) => {
-    const listening = createApp({ db, temporal }).listen(apiPort, '127.0.0.1', () => resolve(listening));
+    const listening = createApp({ db, temporal, usageSignals }).listen(apiPort, '127.0.0.1', () => resolve(listening));
   });
 
   log(`API        http://127.0.0.1:${apiPort}/v1  (try GET /v1/plans)`);

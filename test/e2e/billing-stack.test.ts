@@ -8,6 +8,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../../api/app';
+import { UsageSignalCoalescer } from '../../api/usage-signals';
 import { RunningDevServer, startDevServer } from '../../scripts/temporal-servers';
 import type { Database } from '../../store/database';
 import { createBillingWorker } from '../../worker/create-worker';
@@ -24,6 +25,7 @@ let worker: Worker;
 let workerRun: Promise<void>;
 let api: Server;
 let baseUrl: string;
+let usageSignals: UsageSignalCoalescer;
 
 beforeAll(async () => {
   [db, devServer] = await Promise.all([
@@ -35,14 +37,17 @@ beforeAll(async () => {
   workerRun = worker.run();
   connection = await Connection.connect({ address: devServer.address });
   temporal = new Client({ connection });
+  usageSignals = new UsageSignalCoalescer(db, temporal, { flushIntervalMs: 100, floorMs: 1_000, signalsPerPeriod: 2 });
+  usageSignals.start();
   api = await new Promise<Server>((resolve) => {
-    const server = createApp({ db, temporal }).listen(0, '127.0.0.1', () => resolve(server));
+    const server = createApp({ db, temporal, usageSignals }).listen(0, '127.0.0.1', () => resolve(server));
   });
   baseUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
 });
 
 afterAll(async () => {
   await new Promise((resolve) => api?.close(resolve));
+  await usageSignals?.stop();
   worker?.shutdown();
   await workerRun;
   await nativeConnection?.close();
@@ -108,6 +113,57 @@ test('API + worker + dev server: subscribe, find the workflow by search attribut
   const canceled = await call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'now', reason: 'e2e done' });
   expect(canceled.json).toMatchObject({ status: 'canceled' });
   await temporal.workflow.getHandle(`subscription:${subscriptionId}`).result();
+});
+
+test('thousands of usage events reach the workflow as a few coalesced signals, and canceling now bills them', async () => {
+  await call('POST', '/v1/metrics', { code: 'e2e_calls', name: 'API calls', event_type: 'api.call', aggregation: 'count' });
+  await call('POST', '/v1/plans', {
+    code: 'e2e-metered',
+    name: 'Metered',
+    currency: 'USD',
+    billing_interval: 'PT1M',
+    flat_fee: '0',
+    usage_grace_period: 'PT1S',
+    charges: [{ metric_code: 'e2e_calls', price: { model: 'per_unit', unitPrice: '0.0015' } }],
+  });
+  const customer = await call('POST', '/v1/customers', { external_id: 'e2e-metered', name: 'Metered Co', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  const subscription = await call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'e2e-metered' });
+  const subscriptionId: string = subscription.json.id;
+  const handle = temporal.workflow.getHandle(`subscription:${subscriptionId}`);
+  const opened = await eventually(async () => {
+    const state = (await call('GET', `/v1/subscriptions/${subscriptionId}`)).json.live;
+    return state?.lastInvoice ? state : undefined;
+  }, 'the first period to open');
+
+  // Timestamps between the period's start and now, so every event belongs to the open period.
+  const periodStart = new Date(opened.currentPeriod.start).getTime();
+  const now = Date.now();
+  for (let batch = 0; batch < 3; batch += 1) {
+    const events = Array.from({ length: 1000 }, (_, i) => ({
+      id: `call-${batch}-${i}`,
+      customer: 'e2e-metered',
+      type: 'api.call',
+      timestamp: new Date(Math.max(periodStart, now - i)).toISOString(),
+      properties: {},
+    }));
+    expect((await call('POST', '/v1/events', { events })).json).toMatchObject({ accepted: 1000 });
+  }
+  const live = await eventually(async () => {
+    const state = (await call('GET', `/v1/subscriptions/${subscriptionId}`)).json.live;
+    return state?.usageEventsReported > 0 ? state : undefined;
+  }, 'a coalesced usage summary');
+  expect(live.usageEventsReported).toBeGreaterThanOrEqual(1000);
+  const signals = (await handle.fetchHistory()).events!.filter((event) => event.workflowExecutionSignaledEventAttributes);
+  expect(signals.length).toBeLessThanOrEqual(2); // 3,000 events, at most two signals in the period
+
+  const usage = await call('GET', `/v1/subscriptions/${subscriptionId}/usage`);
+  expect(usage.json.projected).toMatchObject({ usage_total: '4.50' }); // 3,000 x 0.0015
+
+  await call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'now', reason: 'done' });
+  await handle.result();
+  const invoices = await call('GET', `/v1/invoices?subscription_id=${subscriptionId}`);
+  const closing = invoices.json.data.find((invoice: { kind: string }) => invoice.kind === 'closing');
+  expect(closing).toMatchObject({ total: '4.50', status: 'paid' });
 });
 
 test('bad input is an application/problem+json error with a stable code, and nothing is written', async () => {
