@@ -1,13 +1,18 @@
 import type { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { resolveTimeSkippingServer } from '../../scripts/temporal-servers';
 import { WORKFLOWS_PATH } from '../../worker/create-worker';
+import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 
-/** A real time-skipping Temporal server (found or provisioned as DESIGN.md says; never a mock). */
+/**
+ * A real time-skipping Temporal server (found or provisioned: scripts/temporal-servers.ts; never a mock), with the
+ * billing search attributes registered, as the dev server and docker-compose have them.
+ */
 export async function createTimeSkippingEnvironment(): Promise<TestWorkflowEnvironment> {
-  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: process.env.TEMPORAL_TEST_SERVER_PATH! } } });
+  const server = await resolveTimeSkippingServer({ log: () => undefined });
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: server.executable } });
   await registerSearchAttributes(env.connection);
   return env;
 }
