@@ -1,32 +1,47 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { invoiceTotal, PeriodBounds, renewalInvoiceLines } from '../domain/invoice';
-import { formatMoney, toDecimal } from '../domain/money';
-import type { PlanSettings } from '../domain/plan-terms';
-import type { Charge } from '../domain/rating';
+import type { Knex } from 'knex';
+import { DraftInvoiceLine, invoiceTotal, PeriodBounds, renewalInvoiceLines } from '../domain/invoice';
+import { formatMoney, sumMoney, toDecimal } from '../domain/money';
+import { recurringCharges, type PlanSettings } from '../domain/plan-terms';
+import { discountLine, planChangeProrationLines, proratedFeeLine } from '../domain/proration';
+import type { Charge, UsageForCharge } from '../domain/rating';
 import type { Database } from '../store/database';
-import {
-  findPeriodInvoice,
-  insertDraftInvoice,
-  insertInvoiceLines,
-  InvoiceRow,
-  nextInvoiceNumber,
-} from '../store/invoices';
+import { findPeriodInvoice, insertDraftInvoice, insertInvoiceLines, InvoiceRow, nextInvoiceNumber } from '../store/invoices';
 import { enqueueOutboxEvent } from '../store/outbox';
-import { loadSubscriptionContext } from '../store/subscriptions';
+import { findPlan, loadSubscriptionContext, PlanRow, SubscriptionContext } from '../store/subscriptions';
 import { findUsageClosure } from '../store/usage';
 import type { PeriodInvoiceSummary } from '../workflows/definitions';
 
 /**
  * `period`: opens a billing period: its flat fees in advance, plus the previous period's usage in arrears.
- * `closing`: the last invoice of an ending subscription: the final period's usage only.
+ * `closing`: the last invoice of an ending subscription: the final usage, and a credit for unused time if the plan
+ * gives one. `proration`: an immediate plan change mid-period.
  */
-export type PeriodInvoiceKind = 'period' | 'closing';
+export type InvoiceKind = 'period' | 'closing' | 'proration';
 
 export interface PeriodInvoiceRequest {
   readonly subscriptionId: string;
-  readonly kind: PeriodInvoiceKind;
+  readonly kind: 'period' | 'closing';
   readonly flatFeePeriod: PeriodBounds | null;
+  /** The plan version whose flat fees open the period (defaults to the subscription's current plan). */
+  readonly flatFeePlanId?: string;
   /** Must have been closed by closeUsagePeriod first. */
+  readonly usagePeriod: PeriodBounds | null;
+  /** The plan version the usage is rated under (defaults to the subscription's current plan). */
+  readonly usagePlanId?: string;
+  /** A retention discount on this invoice, e.g. "30". */
+  readonly discountPercentOff?: string | null;
+  /** Closing early: credit the unused part of this period's flat fee from `from`. */
+  readonly unusedFeeCredit?: { readonly period: PeriodBounds; readonly from: string } | null;
+}
+
+export interface ProrationInvoiceRequest {
+  readonly subscriptionId: string;
+  readonly period: PeriodBounds;
+  readonly changeAt: string;
+  readonly oldPlanId: string;
+  readonly newPlanId: string;
+  /** Usage up to the change, closed under the old plan (rated at its prices), if the old plan meters usage. */
   readonly usagePeriod: PeriodBounds | null;
 }
 
@@ -42,88 +57,168 @@ function summarize(invoice: InvoiceRow): PeriodInvoiceSummary {
   };
 }
 
-/** The period an invoice is identified by: the one it opens, or for a closing invoice the one it closes. */
-function invoicePeriod(request: PeriodInvoiceRequest): PeriodBounds {
-  const period = request.flatFeePeriod ?? request.usagePeriod;
-  if (!period) throw ApplicationFailure.nonRetryable('an invoice needs a flat-fee period or a usage period', 'invalid_invoice_request');
-  return period;
+/** A plan's recurring fee: the flat fee plus any flat charges, as one decimal string. */
+function recurringFee(plan: PlanRow): string {
+  const flatCharges = recurringCharges(plan.charges as Charge[]).map((charge) => toDecimal((charge.price as { amount: string }).amount));
+  return sumMoney([toDecimal(plan.flat_fee), ...flatCharges]).toString();
+}
+
+async function closedUsage(trx: Knex.Transaction, subscriptionId: string, period: PeriodBounds): Promise<UsageForCharge[]> {
+  const closure = await findUsageClosure(trx, subscriptionId, new Date(period.start));
+  // Retryable on purpose: the workflow closes usage before invoicing, so this is only a transient ordering.
+  if (!closure) throw new Error(`usage period starting ${period.start} is not closed yet`);
+  return Object.entries(closure.totals).map(([metricCode, usage]) => ({
+    metricCode,
+    quantity: usage.quantity,
+    ...(usage.eventValues ? { eventValues: usage.eventValues } : {}),
+  }));
+}
+
+function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: UsageForCharge[]): DraftInvoiceLine[] {
+  const settings = plan.settings as PlanSettings;
+  return renewalInvoiceLines({
+    planName: plan.name,
+    currency: plan.currency,
+    flatFee: '0',
+    charges: plan.charges as Charge[],
+    flatFeePeriod: null,
+    usage: { period, totals },
+    creditBucket: settings.creditBucket,
+    minimumCommitment: settings.minimumCommitment,
+  });
+}
+
+/**
+ * Writes, numbers and finalizes an invoice in one transaction, unless (subscription, period start, kind) exists:
+ * then the existing invoice is returned. This unique key is what makes every invoicing activity idempotent.
+ */
+async function writeInvoiceOnce(
+  subscriptionId: string,
+  kind: InvoiceKind,
+  period: PeriodBounds,
+  trx: Knex.Transaction,
+  context: SubscriptionContext,
+  buildLines: () => Promise<DraftInvoiceLine[]>,
+): Promise<PeriodInvoiceSummary> {
+  const { subscription, plan, customer } = context;
+  const draft = await insertDraftInvoice(trx, {
+    customerId: customer.id,
+    subscriptionId: subscription.id,
+    kind,
+    currency: plan.currency,
+    periodStart: period.start,
+    periodEnd: period.end,
+  });
+  // A concurrent run got there first (it committed while we waited on the unique index).
+  if (!draft) return summarize((await findPeriodInvoice(trx, subscriptionId, period.start, kind))!);
+
+  const lines = await buildLines();
+  await insertInvoiceLines(trx, draft.id, lines);
+  const number = await nextInvoiceNumber(trx, INVOICE_SERIES);
+  const total = invoiceTotal(lines, plan.currency);
+  const [finalized] = await trx<InvoiceRow>('invoices')
+    .where({ id: draft.id })
+    .update({ number, total, status: 'open', finalized_at: trx.fn.now() as unknown as Date })
+    .returning('*');
+  await enqueueOutboxEvent(trx, {
+    eventType: 'invoice.finalized',
+    aggregateType: 'invoice',
+    aggregateId: finalized.id,
+    dedupeKey: `invoice.finalized:${finalized.id}`,
+    payload: { invoiceId: finalized.id, number, kind, total, currency: plan.currency, customerId: customer.id },
+  });
+  return summarize(finalized);
+}
+
+async function subscriptionContext(trx: Knex.Transaction, subscriptionId: string): Promise<SubscriptionContext> {
+  const context = await loadSubscriptionContext(trx, subscriptionId);
+  if (!context) throw ApplicationFailure.nonRetryable(`subscription ${subscriptionId} not found`, 'subscription_not_found');
+  return context;
 }
 
 export function createInvoicingActivities(db: Database) {
   return {
-    /**
-     * Writes and finalizes a subscription's invoice for a period. Idempotent: the unique
-     * (subscription, period start, kind) makes a second run return the first invoice.
-     */
+    /** The invoice that opens a period (flat fees in advance + previous usage in arrears), or the closing one. */
     async createPeriodInvoice(request: PeriodInvoiceRequest): Promise<PeriodInvoiceSummary> {
-      const period = invoicePeriod(request);
+      const period = request.flatFeePeriod ?? request.usagePeriod ?? request.unusedFeeCredit?.period;
+      if (!period) throw ApplicationFailure.nonRetryable('an invoice needs a period', 'invalid_invoice_request');
       const existing = await findPeriodInvoice(db, request.subscriptionId, period.start, request.kind);
       if (existing) return summarize(existing);
 
       return db.transaction(async (trx) => {
-        const context = await loadSubscriptionContext(trx, request.subscriptionId);
-        if (!context) {
-          throw ApplicationFailure.nonRetryable(`subscription ${request.subscriptionId} not found`, 'subscription_not_found');
-        }
-        const { subscription, plan, customer } = context;
-        const draft = await insertDraftInvoice(trx, {
-          customerId: customer.id,
-          subscriptionId: subscription.id,
-          kind: request.kind,
-          currency: plan.currency,
-          periodStart: period.start,
-          periodEnd: period.end,
-        });
-        // A concurrent run got there first (it committed while we waited on the unique index).
-        if (!draft) return summarize((await findPeriodInvoice(trx, subscription.id, period.start, request.kind))!);
-
-        let usage: Parameters<typeof renewalInvoiceLines>[0]['usage'] = null;
-        if (request.usagePeriod) {
-          const closure = await findUsageClosure(trx, subscription.id, new Date(request.usagePeriod.start));
-          if (!closure) {
-            // Retryable on purpose: the workflow closes usage before invoicing, so this is a transient ordering.
-            throw new Error(`usage period starting ${request.usagePeriod.start} is not closed yet`);
+        const context = await subscriptionContext(trx, request.subscriptionId);
+        const summary = await writeInvoiceOnce(request.subscriptionId, request.kind, period, trx, context, async () => {
+          const lines: DraftInvoiceLine[] = [];
+          if (request.flatFeePeriod) {
+            const plan = request.flatFeePlanId ? await findPlan(trx, request.flatFeePlanId) : context.plan;
+            lines.push(
+              ...renewalInvoiceLines({
+                planName: plan.name,
+                currency: plan.currency,
+                flatFee: toDecimal(plan.flat_fee).toString(),
+                charges: plan.charges as Charge[],
+                flatFeePeriod: request.flatFeePeriod,
+                usage: null,
+              }),
+            );
           }
-          const totals = Object.entries(closure.totals).map(([metricCode, metricUsage]) => ({
-            metricCode,
-            quantity: metricUsage.quantity,
-            ...(metricUsage.eventValues ? { eventValues: metricUsage.eventValues } : {}),
-          }));
-          usage = { period: request.usagePeriod, totals };
-        }
-        const settings = plan.settings as PlanSettings;
-        const lines = renewalInvoiceLines({
-          planName: plan.name,
-          currency: plan.currency,
-          flatFee: toDecimal(plan.flat_fee).toString(),
-          charges: plan.charges as Charge[],
-          flatFeePeriod: request.flatFeePeriod,
-          usage,
-          creditBucket: settings.creditBucket,
-          minimumCommitment: settings.minimumCommitment,
+          if (request.usagePeriod) {
+            const plan = request.usagePlanId ? await findPlan(trx, request.usagePlanId) : context.plan;
+            lines.push(...usageLinesOf(plan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod)));
+          }
+          if (request.unusedFeeCredit) {
+            const plan = context.plan;
+            const credit = proratedFeeLine({
+              description: `Unused time on ${plan.name}`,
+              fullFee: recurringFee(plan),
+              currency: plan.currency,
+              period: request.unusedFeeCredit.period,
+              from: new Date(request.unusedFeeCredit.from),
+              sign: -1,
+            });
+            if (credit) lines.push(credit);
+          }
+          const discount = request.discountPercentOff
+            ? discountLine(lines, request.discountPercentOff, context.plan.currency, period)
+            : null;
+          return discount ? [...lines, discount] : lines;
         });
-        await insertInvoiceLines(trx, draft.id, lines);
-        const number = await nextInvoiceNumber(trx, INVOICE_SERIES);
-        const total = invoiceTotal(lines, plan.currency);
-        const [finalized] = await trx<InvoiceRow>('invoices')
-          .where({ id: draft.id })
-          .update({ number, total, status: 'open', finalized_at: trx.fn.now() as unknown as Date })
-          .returning('*');
         if (request.flatFeePeriod) {
-          await trx('subscriptions').where({ id: subscription.id }).update({
+          await trx('subscriptions').where({ id: request.subscriptionId }).update({
             current_period_start: new Date(request.flatFeePeriod.start),
             current_period_end: new Date(request.flatFeePeriod.end),
             updated_at: trx.fn.now(),
           });
         }
-        await enqueueOutboxEvent(trx, {
-          eventType: 'invoice.finalized',
-          aggregateType: 'invoice',
-          aggregateId: finalized.id,
-          dedupeKey: `invoice.finalized:${finalized.id}`,
-          payload: { invoiceId: finalized.id, number, total, currency: plan.currency, customerId: customer.id },
+        return summary;
+      });
+    },
+
+    /**
+     * An immediate plan change mid-period: credit for the old plan's unused time, charge for the new plan's
+     * remaining time, and the usage so far rated at the old plan's prices.
+     */
+    async createProrationInvoice(request: ProrationInvoiceRequest): Promise<PeriodInvoiceSummary> {
+      const identity: PeriodBounds = { start: request.changeAt, end: request.period.end };
+      const existing = await findPeriodInvoice(db, request.subscriptionId, identity.start, 'proration');
+      if (existing) return summarize(existing);
+
+      return db.transaction(async (trx) => {
+        const context = await subscriptionContext(trx, request.subscriptionId);
+        return writeInvoiceOnce(request.subscriptionId, 'proration', identity, trx, context, async () => {
+          const [oldPlan, newPlan] = await Promise.all([findPlan(trx, request.oldPlanId), findPlan(trx, request.newPlanId)]);
+          const lines = planChangeProrationLines({
+            currency: newPlan.currency,
+            period: request.period,
+            changeAt: new Date(request.changeAt),
+            oldPlan: { name: oldPlan.name, recurringFee: recurringFee(oldPlan) },
+            newPlan: { name: newPlan.name, recurringFee: recurringFee(newPlan) },
+          });
+          if (request.usagePeriod) {
+            lines.push(...usageLinesOf(oldPlan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod)));
+          }
+          return lines;
         });
-        return summarize(finalized);
       });
     },
   };

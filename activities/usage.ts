@@ -4,12 +4,14 @@ import type { Charge } from '../domain/rating';
 import type { Database } from '../store/database';
 import { findMetricsByCode } from '../store/metrics';
 import { aggregateMetric, findUsageClosure, UsageClosure, UsageTotals } from '../store/usage';
-import { loadSubscriptionContext } from '../store/subscriptions';
+import { findPlan, loadSubscriptionContext } from '../store/subscriptions';
 
 export interface UsagePeriodRequest {
   readonly subscriptionId: string;
   readonly periodStart: string;
   readonly periodEnd: string;
+  /** The plan version whose metrics are claimed (after a plan change, the one in force for this stretch). */
+  readonly planId?: string;
 }
 
 export interface UsagePeriodSummary {
@@ -45,7 +47,8 @@ export function createUsageActivities(db: Database) {
         if (!context) {
           throw ApplicationFailure.nonRetryable(`subscription ${request.subscriptionId} not found`, 'subscription_not_found');
         }
-        const charges = usageCharges(context.plan.charges as Charge[]);
+        const plan = request.planId ? await findPlan(trx, request.planId) : context.plan;
+        const charges = usageCharges(plan.charges as Charge[]);
         const metrics = await findMetricsByCode(trx, [...new Set(charges.map((charge) => charge.metricCode))]);
         const [closure] = await trx<UsageClosure>('usage_period_closures')
           .insert({

@@ -7,7 +7,7 @@ import { formatMoney, roundMoney, sumMoney, toDecimal } from './money';
 import { recurringCharges, usageCharges } from './plan-terms';
 import { Charge, flatFeeLine, RatedLine, rateUsage, UsageForCharge } from './rating';
 
-export type InvoiceLineKind = 'flat_fee' | 'usage' | 'credit' | 'commitment_true_up' | 'proration';
+export type InvoiceLineKind = 'flat_fee' | 'usage' | 'credit' | 'commitment_true_up' | 'proration' | 'discount';
 
 export interface DraftInvoiceLine {
   readonly kind: InvoiceLineKind;

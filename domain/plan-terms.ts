@@ -10,7 +10,40 @@ export interface PlanSettings {
   readonly minimumCommitment?: string;
   /** How long after a period ends late events are still counted in it (ISO-8601). Default PT1H. */
   readonly usageGracePeriod?: string;
+  /** Offered once a year to a customer who asks to cancel. */
+  readonly retentionOffer?: RetentionOfferTerms;
+  /** Sent once, some time after a subscription ends. */
+  readonly winBackOffer?: WinBackOfferTerms;
+  /** On an immediate cancellation, credit the unused part of the period's flat fee. Default false. */
+  readonly creditUnusedOnCancel?: boolean;
+  /** Usage sent while paused: rejected at ingestion, or billed with the period. Default reject. */
+  readonly usageWhilePaused?: 'reject' | 'bill';
+  readonly dunning?: DunningTerms;
 }
+
+export interface RetentionOfferTerms {
+  /** e.g. "30" for 30 % off. */
+  readonly percentOff: string;
+  /** How many invoices the discount applies to. */
+  readonly periods: number;
+  /** How long the customer has to answer (ISO-8601), e.g. P7D. */
+  readonly expiresAfter: string;
+}
+
+export interface WinBackOfferTerms {
+  /** Delay after the subscription ends (ISO-8601), e.g. P30D. */
+  readonly sendAfter: string;
+  readonly expiresAfter: string;
+}
+
+export interface DunningTerms {
+  /** Delays before each retry after a failed charge (ISO-8601), e.g. ["P1D","P3D","P5D","P7D"]. */
+  readonly retryAfter: readonly string[];
+  /** After the last failed retry: end the subscription, or suspend it (no new periods, usage rejected) until paid. */
+  readonly finalAction: 'cancel' | 'suspend';
+}
+
+export const DEFAULT_DUNNING: DunningTerms = { retryAfter: ['P1D', 'P3D', 'P5D', 'P7D'], finalAction: 'cancel' };
 
 export const DEFAULT_USAGE_GRACE_PERIOD = 'PT1H';
 
@@ -28,8 +61,14 @@ export interface PlanScheduleTerms {
   readonly planCode: string;
   readonly billingInterval: string;
   readonly trialPeriod: string | null;
+  readonly currency: string;
   readonly hasUsageCharges: boolean;
   readonly usageGracePeriod: string;
+  readonly retentionOffer: RetentionOfferTerms | null;
+  readonly winBackOffer: WinBackOfferTerms | null;
+  readonly creditUnusedOnCancel: boolean;
+  readonly usageWhilePaused: 'reject' | 'bill';
+  readonly dunning: DunningTerms;
 }
 
 export function planScheduleTerms(plan: {
@@ -37,6 +76,7 @@ export function planScheduleTerms(plan: {
   readonly code: string;
   readonly billing_interval: string;
   readonly trial_period: string | null;
+  readonly currency: string;
   readonly charges: unknown;
   readonly settings: unknown;
 }): PlanScheduleTerms {
@@ -47,6 +87,12 @@ export function planScheduleTerms(plan: {
     billingInterval: plan.billing_interval,
     trialPeriod: plan.trial_period,
     hasUsageCharges: usageCharges((plan.charges ?? []) as Charge[]).length > 0,
+    currency: plan.currency,
     usageGracePeriod: settings.usageGracePeriod ?? DEFAULT_USAGE_GRACE_PERIOD,
+    retentionOffer: settings.retentionOffer ?? null,
+    winBackOffer: settings.winBackOffer ?? null,
+    creditUnusedOnCancel: settings.creditUnusedOnCancel ?? false,
+    usageWhilePaused: settings.usageWhilePaused ?? 'reject',
+    dunning: settings.dunning ?? DEFAULT_DUNNING,
   };
 }

@@ -12,6 +12,7 @@ export interface SubscriptionRow {
   current_period_end: Date | null;
   canceled_at: Date | null;
   cancel_reason: string | null;
+  usage_blocked: boolean;
   created_at: Date;
   updated_at: Date;
 }
@@ -59,4 +60,10 @@ export async function loadSubscriptionContext(
   ]);
   if (!plan || !customer) throw new Error(`subscription ${subscriptionId} references a missing plan or customer`);
   return { subscription, plan, customer };
+}
+
+export async function findPlan(db: Knex | Knex.Transaction, planId: string): Promise<PlanRow> {
+  const plan = await db<PlanRow>('plans').where({ id: planId }).first();
+  if (!plan) throw new Error(`plan ${planId} not found`);
+  return plan;
 }

@@ -36,7 +36,10 @@ export type SubscriptionStatus =
   | 'scheduled' // created with a future start date
   | 'trialing'
   | 'active'
-  | 'past_due'
+  | 'past_due' // a charge failed; dunning retries it
+  | 'suspended' // dunning gave up under the suspend policy: no new periods, usage rejected, until paid
+  | 'paused'
+  | 'retention_offered' // asked to cancel; an offer waits for an answer
   | 'pending_cancellation'
   | 'canceled';
 
@@ -61,12 +64,31 @@ export interface TimelineEntry {
 
 export interface CarriedState {
   readonly status: SubscriptionStatus;
-  /** First instant of paid period 0 (the trial end, or the start when there is no trial). */
+  /** First instant of paid period 0 (the trial end, or the start), moved later by paused time. */
   readonly billingAnchor: string;
   /** The period this run bills. */
   readonly periodIndex: number;
+  /** True when a run restarts inside a period it already invoiced (continue-as-new suggested). */
+  readonly periodOpened: boolean;
+  /** Start of the usage not yet closed, and the plan version it is rated under. */
+  readonly usageOpenSince: string;
+  readonly usagePlanId: string;
   readonly pendingCancellation: CancelRequest | null;
+  readonly scheduledChange: ScheduledPlanChange | null;
+  readonly discount: ActiveDiscount | null;
   readonly timeline: readonly TimelineEntry[];
+}
+
+export interface ScheduledPlanChange {
+  readonly plan: PlanSchedule;
+  readonly effectiveAt: string;
+  readonly requestedBy: string;
+}
+
+/** A retention discount being used up: percent off the next `periodsLeft` invoices. */
+export interface ActiveDiscount {
+  readonly percentOff: string;
+  readonly periodsLeft: number;
 }
 
 export interface SubscriptionState {
@@ -77,6 +99,11 @@ export interface SubscriptionState {
   readonly trialEnd: string | null;
   readonly currentPeriod: { readonly index: number; readonly start: string; readonly end: string } | null;
   readonly pendingCancellation: CancelRequest | null;
+  readonly scheduledChange: ScheduledPlanChange | null;
+  readonly retentionOffer: RetentionOfferState | null;
+  readonly discount: ActiveDiscount | null;
+  readonly pausedUntil: string | null;
+  readonly dunning: DunningState | null;
   readonly lastInvoice: PeriodInvoiceSummary | null;
   /** Accepted usage events reported to this run by the API's coalesced summaries (informational). */
   readonly usageEventsReported: number;
@@ -99,11 +126,60 @@ export interface CancelRequest {
 
 export interface CancelResult {
   readonly status: SubscriptionStatus;
+  /** When the cancellation takes effect; null while a retention offer waits for an answer. */
+  readonly effectiveAt: string | null;
+  readonly retentionOffer?: RetentionOfferState;
+}
+
+export interface RetentionOfferState {
+  readonly percentOff: string;
+  readonly periods: number;
+  readonly expiresAt: string;
+  /** The cancellation that goes ahead if the offer is declined or expires. */
+  readonly cancellation: CancelRequest;
+}
+
+export interface DunningState {
+  readonly invoiceId: string;
+  readonly attempt: number;
+  readonly nextAttemptAt: string | null;
+}
+
+export interface PlanChangeRequest {
+  readonly plan: PlanSchedule;
+  readonly effective: 'immediate' | 'period_end';
+  readonly requestedBy: string;
+}
+
+export interface PlanChangeResult {
+  readonly effective: 'immediate' | 'period_end';
   readonly effectiveAt: string;
+  readonly planCode: string;
+  /** The proration invoice of an immediate change. */
+  readonly invoice: PeriodInvoiceSummary | null;
+}
+
+export interface PauseRequest {
+  /** Resume automatically at this instant; paused until a resume request when absent. */
+  readonly until: string | null;
+  readonly requestedBy: string;
+}
+
+export interface OfferAnswer {
+  readonly accept: boolean;
+  readonly requestedBy: string;
 }
 
 export const subscriptionStateQuery = defineQuery<SubscriptionState>('subscriptionState');
 export const cancelSubscriptionUpdate = defineUpdate<CancelResult, [CancelRequest]>('cancelSubscription');
+export const changePlanUpdate = defineUpdate<PlanChangeResult, [PlanChangeRequest]>('changePlan');
+export const withdrawScheduledChangeUpdate = defineUpdate<{ withdrawn: boolean }, [{ requestedBy: string }]>('withdrawScheduledChange');
+export const pauseSubscriptionUpdate = defineUpdate<{ status: SubscriptionStatus; pausedUntil: string | null }, [PauseRequest]>('pauseSubscription');
+export const resumeSubscriptionUpdate = defineUpdate<{ status: SubscriptionStatus }, [{ requestedBy: string }]>('resumeSubscription');
+export const answerRetentionOfferUpdate = defineUpdate<{ status: SubscriptionStatus }, [OfferAnswer]>('answerRetentionOffer');
+export const answerWinBackOfferUpdate = defineUpdate<{ status: SubscriptionStatus }, [OfferAnswer]>('answerWinBackOffer');
+/** The customer's payment method changed: dunning retries at once. */
+export const paymentMethodUpdatedSignal = defineSignal<[]>('paymentMethodUpdated');
 
 /** Workflow type names, so clients can start workflows without importing workflow code. */
 export const SUBSCRIPTION_WORKFLOW_TYPE = 'subscriptionWorkflow';

@@ -1,0 +1,107 @@
+/**
+ * Lifecycle changes over HTTP: plan changes, pause and resume, retention and win-back answers. Each is a
+ * Temporal update on the subscription's workflow: its validator rejects what cannot apply (nothing is written,
+ * no history is added) and the answer says what will happen. The request's Idempotency-Key becomes the update
+ * id, so a retried request is applied once.
+ */
+import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
+import { Request, Router } from 'express';
+import { planScheduleTerms } from '../../domain/plan-terms';
+import type { Database } from '../../store/database';
+import type { PlanRow, SubscriptionRow } from '../../store/subscriptions';
+import {
+  answerRetentionOfferUpdate,
+  answerWinBackOfferUpdate,
+  changePlanUpdate,
+  pauseSubscriptionUpdate,
+  resumeSubscriptionUpdate,
+  withdrawScheduledChangeUpdate,
+} from '../../workflows/definitions';
+import { ApiProblem, isProblemCode } from '../problem';
+import { pauseSubscriptionBody, planChangeBody, uuidParam } from '../schemas';
+
+export function subscriptionLifecycleRouter(db: Database, temporal: Client): Router {
+  const router = Router();
+
+  async function findSubscription(id: string): Promise<SubscriptionRow> {
+    const parsed = uuidParam.safeParse(id);
+    const row = parsed.success ? await db<SubscriptionRow>('subscriptions').where({ id: parsed.data }).first() : undefined;
+    if (!row) throw new ApiProblem('subscription_not_found', `no subscription ${id}`);
+    return row;
+  }
+
+  /** Runs an update and maps a validator's rejection (its message is a problem code) to a 4xx. */
+  async function update<Ret, Arg>(
+    req: Request,
+    subscription: SubscriptionRow,
+    definition: UpdateDefinition<Ret, [Arg]>,
+    args: [Arg],
+  ): Promise<Ret> {
+    const idempotencyKey = req.header('Idempotency-Key');
+    try {
+      return await temporal.workflow.getHandle(subscription.workflow_id).executeUpdate(definition, {
+        args,
+        ...(idempotencyKey ? { updateId: `${definition.name}:${idempotencyKey}` } : {}),
+      });
+    } catch (error) {
+      const code = error instanceof WorkflowUpdateFailedError ? error.cause?.message : undefined;
+      if (code && isProblemCode(code)) throw new ApiProblem(code, `the subscription cannot do that now: ${code.replace(/_/g, ' ')}`);
+      if ((error as Error).name === 'WorkflowNotFoundError') throw new ApiProblem('subscription_not_active', 'the subscription has ended');
+      throw error;
+    }
+  }
+
+  const actor = (req: Request): string => (req as Request & { apiKey?: { id: string } }).apiKey?.id ?? 'api';
+
+  router.post('/:id/plan-change', async (req, res) => {
+    const body = planChangeBody.parse(req.body);
+    const subscription = await findSubscription(req.params.id);
+    const current = (await db<PlanRow>('plans').where({ id: subscription.plan_id }).first())!;
+    const query = db<PlanRow>('plans').where({ code: body.plan_code });
+    const plan = await (body.plan_version ? query.andWhere({ version: body.plan_version }) : query.orderBy('version', 'desc')).first();
+    if (!plan) throw new ApiProblem('plan_not_found', `no plan ${body.plan_code}`);
+    if (plan.currency !== current.currency) throw new ApiProblem('currency_mismatch', `the new plan bills in ${plan.currency}, the subscription in ${current.currency}`);
+    if (plan.id === current.id) throw new ApiProblem('same_plan', 'the subscription is already on that plan version');
+    const result = await update(req, subscription, changePlanUpdate, [
+      { plan: planScheduleTerms(plan), effective: body.effective, requestedBy: actor(req) },
+    ]);
+    res.json({
+      effective: result.effective,
+      effective_at: result.effectiveAt,
+      plan_code: result.planCode,
+      invoice: result.invoice && { id: result.invoice.invoiceId, number: result.invoice.number, total: result.invoice.total, currency: result.invoice.currency, status: result.invoice.status },
+    });
+  });
+
+  router.delete('/:id/scheduled-change', async (req, res) => {
+    const subscription = await findSubscription(req.params.id);
+    res.json(await update(req, subscription, withdrawScheduledChangeUpdate, [{ requestedBy: actor(req) }]));
+  });
+
+  router.post('/:id/pause', async (req, res) => {
+    const body = pauseSubscriptionBody.parse(req.body ?? {});
+    const subscription = await findSubscription(req.params.id);
+    const result = await update(req, subscription, pauseSubscriptionUpdate, [{ until: body.until ?? null, requestedBy: actor(req) }]);
+    res.json({ status: result.status, paused_until: result.pausedUntil });
+  });
+
+  router.post('/:id/resume', async (req, res) => {
+    const subscription = await findSubscription(req.params.id);
+    res.json(await update(req, subscription, resumeSubscriptionUpdate, [{ requestedBy: actor(req) }]));
+  });
+
+  for (const answer of ['accept', 'decline'] as const) {
+    router.post(`/:id/retention/${answer}`, async (req, res) => {
+      const subscription = await findSubscription(req.params.id);
+      res.json(await update(req, subscription, answerRetentionOfferUpdate, [{ accept: answer === 'accept', requestedBy: actor(req) }]));
+    });
+  }
+
+  router.post('/:id/win-back/accept', async (req, res) => {
+    const subscription = await findSubscription(req.params.id);
+    res.json(await update(req, subscription, answerWinBackOfferUpdate, [{ accept: true, requestedBy: actor(req) }]));
+  });
+
+  return router;
+}
