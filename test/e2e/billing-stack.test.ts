@@ -13,6 +13,7 @@ import { RunningDevServer, startDevServer } from '../../scripts/temporal-servers
 import type { Database } from '../../store/database';
 import { createBillingWorker } from '../../worker/create-worker';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
+import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { workflowBundle } from '../support/temporal';
 
@@ -26,6 +27,8 @@ let workerRun: Promise<void>;
 let api: Server;
 let baseUrl: string;
 let usageSignals: UsageSignalCoalescer;
+let authorization: string;
+let monitoringAuthorization: string;
 
 beforeAll(async () => {
   [db, devServer] = await Promise.all([
@@ -39,6 +42,8 @@ beforeAll(async () => {
   temporal = new Client({ connection });
   usageSignals = new UsageSignalCoalescer(db, temporal, { flushIntervalMs: 100, floorMs: 1_000, signalsPerPeriod: 2 });
   usageSignals.start();
+  authorization = (await createTestApiKey(db, 'admin')).headers.authorization;
+  monitoringAuthorization = (await createTestApiKey(db, 'monitoring')).headers.authorization;
   api = await new Promise<Server>((resolve) => {
     const server = createApp({ db, temporal, usageSignals }).listen(0, '127.0.0.1', () => resolve(server));
   });
@@ -62,7 +67,7 @@ type Json = any;
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Json; type: string }> {
   const response = await fetch(`${baseUrl}${path}`, {
     method,
-    headers: body ? { 'content-type': 'application/json' } : {},
+    headers: { authorization, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
   return { status: response.status, json: await response.json(), type: response.headers.get('content-type') ?? '' };
@@ -178,4 +183,55 @@ test('bad input is an application/problem+json error with a stable code, and not
   expect(money).toMatchObject({ status: 422, json: { code: 'validation_failed' } });
   expect(await db('customers').count<{ count: string }[]>('* as count')).toEqual(before);
   expect(await db('plans').where({ code: 'floaty' })).toHaveLength(0);
+});
+
+test('ops: /readyz sees Postgres and Temporal, /metrics exposes API latency, ingestion and business state', async () => {
+  const ready = await fetch(`${baseUrl}/readyz`); // public, like /healthz
+  expect(ready.status).toBe(200);
+  expect(await ready.json()).toMatchObject({ status: 'ready', checks: { postgres: { ok: true }, temporal: { ok: true } } });
+  expect((await fetch(`${baseUrl}/healthz`)).status).toBe(200);
+
+  expect((await fetch(`${baseUrl}/metrics`)).status).toBe(401); // scraping needs a monitoring key
+  const scrape = await fetch(`${baseUrl}/metrics`, { headers: { authorization: monitoringAuthorization } });
+  expect(scrape.status).toBe(200);
+  expect(scrape.headers.get('content-type')).toContain('text/plain');
+  const text = await scrape.text();
+  // The tests above ingested 3,000 events, billed invoices and paid them; requests are labelled by route template.
+  expect(text).toMatch(/^meterloop_usage_events_ingested_total 3000$/m);
+  expect(text).toMatch(/^meterloop_invoices\{kind="period",status="paid"\} [1-9]\d*$/m);
+  expect(text).toMatch(/^meterloop_payments\{status="succeeded"\} [1-9]\d*$/m);
+  expect(text).toMatch(/^meterloop_subscriptions\{status="canceled"\} [1-9]\d*$/m);
+  expect(text).toMatch(/^meterloop_http_request_duration_seconds_count\{method="POST",route="\/v1\/events",status="200"\} 3$/m);
+  expect(text).toContain('route="/v1/subscriptions/:id"');
+  expect(text).not.toMatch(/route="\/v1\/subscriptions\/[0-9a-f]{8}-/);
+});
+
+
+test('a plan upgrade over HTTP shows in the search attributes; a rejected one leaves the history untouched', async () => {
+  await call('POST', '/v1/plans', { code: 'e2e-basic', name: 'Basic', currency: 'USD', billing_interval: 'PT1H', flat_fee: '10.00' });
+  await call('POST', '/v1/plans', { code: 'e2e-pro', name: 'Pro', currency: 'USD', billing_interval: 'PT1H', flat_fee: '30.00' });
+  const customer = await call('POST', '/v1/customers', { external_id: 'e2e-upgrader', name: 'Upgrader', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  const subscription = await call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'e2e-basic' });
+  const subscriptionId: string = subscription.json.id;
+  const handle = temporal.workflow.getHandle(`subscription:${subscriptionId}`);
+  await eventually(async () => ((await call('GET', `/v1/subscriptions/${subscriptionId}`)).json.live?.lastInvoice?.status === 'paid' ? true : undefined), 'the first invoice paid');
+
+  // Rejected by the workflow's validator (not paused): a real server keeps no trace of a rejected update.
+  const historyBefore = (await handle.fetchHistory()).events!.length;
+  const rejected = await call('POST', `/v1/subscriptions/${subscriptionId}/resume`, {});
+  expect(rejected).toMatchObject({ status: 409, json: { code: 'subscription_not_paused' } });
+  expect((await handle.fetchHistory()).events!.length).toBe(historyBefore);
+
+  const upgraded = await call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'e2e-pro', effective: 'immediate' });
+  expect(upgraded).toMatchObject({ status: 200, json: { effective: 'immediate', plan_code: 'e2e-pro' } });
+  expect(upgraded.json.invoice.total).toMatch(/^\d+\.\d{2}$/);
+  const listed = await eventually(async () => {
+    for await (const execution of temporal.workflow.list({ query: `BillingPlanCode = 'e2e-pro' AND BillingCustomerId = '${customer.json.id}'` })) {
+      return execution;
+    }
+    return undefined;
+  }, 'the new plan in visibility');
+  expect(listed.workflowId).toBe(`subscription:${subscriptionId}`);
+  await call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'now', reason: 'e2e done' });
+  await handle.result();
 });
