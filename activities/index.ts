@@ -3,6 +3,9 @@ import type { Database } from '../store/database';
 import { createInvoicingActivities } from './invoicing';
 import { createPaymentActivities } from './payments';
 import { createSubscriptionActivities } from './subscriptions';
+import { createRefundActivities } from './refunds';
+import { createReratingActivities } from './rerating';
+import { createSpendingActivities } from './spending';
 import { createUsageActivities } from './usage';
 
 export interface ActivityDependencies {
@@ -17,6 +20,9 @@ export function createActivities(deps: ActivityDependencies) {
     ...createPaymentActivities(deps.db, deps.gateway),
     ...createSubscriptionActivities(deps.db),
     ...createUsageActivities(deps.db),
+    ...createReratingActivities(deps.db),
+    ...createRefundActivities(deps.db, deps.gateway),
+    ...createSpendingActivities(deps.db),
   };
 }
 

@@ -1,9 +1,23 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { toDecimal } from '../domain/money';
-import type { PaymentGateway } from '../payments/gateway';
+import { formatMoney, toDecimal } from '../domain/money';
+import { ChargeResult, GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
 import type { Database } from '../store/database';
-import { findInvoice } from '../store/invoices';
-import { enqueueOutboxEvent } from '../store/outbox';
+import { findInvoice, InvoiceRow } from '../store/invoices';
+import { enqueueOutboxEvent, writeAudit } from '../store/outbox';
+import {
+  findPaymentAttempt,
+  findSucceededPayment,
+  insertFailedPayment,
+  insertPendingPayment,
+  listPendingPayments,
+  markInvoicePaid,
+  markInvoiceUncollectible,
+  paymentIdempotencyKey,
+  PaymentRow,
+  settlePayment,
+} from '../store/payments';
+
+export { paymentIdempotencyKey };
 
 export interface ChargeInvoiceRequest {
   readonly invoiceId: string;
@@ -14,103 +28,273 @@ export interface ChargeInvoiceRequest {
 export interface ChargeInvoiceResult {
   readonly outcome: 'succeeded' | 'declined';
   readonly invoiceStatus: string;
+  /** The decline code (insufficient_funds, expired_card, payment_method_missing...) or a note; null on success. */
   readonly detail: string | null;
+  /** For a decline: whether a later attempt with the same payment method may succeed. */
   readonly retryable: boolean;
+  /** The payment row that decided the outcome; null when nothing was charged (zero total). */
+  readonly paymentId: string | null;
+  /**
+   * The attempt that decided the outcome. Usually the requested one; an earlier one when its lost response
+   * turned out to have paid the invoice, so this attempt charged nothing.
+   */
+  readonly settledAttempt: number | null;
 }
 
-interface PaymentRow {
-  id: string;
-  status: 'pending' | 'succeeded' | 'failed';
-  idempotency_key: string;
-  failure_code: string | null;
+export interface MarkInvoiceUncollectibleRequest {
+  readonly invoiceId: string;
+  /** Why (e.g. "dunning exhausted after 4 attempts"): kept in the audit log and the customer-facing event. */
+  readonly reason: string;
 }
 
-export function paymentIdempotencyKey(invoiceId: string, attempt: number): string {
-  return `payment:${invoiceId}:${attempt}`;
+export interface MarkInvoiceUncollectibleResult {
+  /** The invoice's status afterwards: `uncollectible`, or `paid` when money arrived first. */
+  readonly invoiceStatus: string;
+  /** false when the invoice was not open (already marked, or paid meanwhile): nothing was written. */
+  readonly changed: boolean;
 }
 
-export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
-  return {
-    /**
-     * Collects an open invoice, at most once. The pending payment row is written before the gateway call and
-     * the gateway key comes from it, so a retry after a crash or timeout reuses the same key.
-     */
-    async chargeInvoice(request: ChargeInvoiceRequest): Promise<ChargeInvoiceResult> {
-      const invoice = await findInvoice(db, request.invoiceId);
-      if (!invoice) throw ApplicationFailure.nonRetryable(`invoice ${request.invoiceId} not found`, 'invoice_not_found');
-      if (invoice.status === 'paid') return { outcome: 'succeeded', invoiceStatus: 'paid', detail: null, retryable: false };
-      if (invoice.status !== 'open') {
-        throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is ${invoice.status}`, 'invoice_not_open');
-      }
-
-      const amount = toDecimal(invoice.total);
-      if (amount.isZero()) {
-        // Nothing to collect: a zero invoice is settled without a gateway call.
-        await db.transaction(async (trx) => markInvoicePaid(trx, invoice.id, null));
-        return { outcome: 'succeeded', invoiceStatus: 'paid', detail: 'nothing to collect', retryable: false };
-      }
-
-      const customer = await db('customers').where({ id: invoice.customer_id }).first('payment_method');
-      const paymentMethod: string = customer?.payment_method ?? '';
-      const idempotencyKey = paymentIdempotencyKey(invoice.id, request.attempt);
-      await db('payments')
-        .insert({
-          invoice_id: invoice.id,
-          attempt: request.attempt,
-          status: 'pending',
-          amount: invoice.total,
-          currency: invoice.currency,
-          payment_method: paymentMethod,
-          idempotency_key: idempotencyKey,
-        })
-        .onConflict(['invoice_id', 'attempt'])
-        .ignore();
-      const payment: PaymentRow = await db('payments').where({ idempotency_key: idempotencyKey }).first();
-      if (payment.status !== 'pending') return resultOf(payment, invoice.status);
-
-      const charge = await gateway.charge({ idempotencyKey, paymentMethod, amount, currency: invoice.currency });
-
-      return db.transaction(async (trx) => {
-        if (charge.outcome === 'succeeded') {
-          await trx('payments')
-            .where({ id: payment.id })
-            .update({ status: 'succeeded', gateway_charge_id: charge.chargeId, updated_at: trx.fn.now() });
-          await markInvoicePaid(trx, invoice.id, payment.id);
-          return { outcome: 'succeeded', invoiceStatus: 'paid', detail: null, retryable: false } as const;
-        }
-        await trx('payments').where({ id: payment.id }).update({
-          status: 'failed',
-          gateway_charge_id: charge.chargeId,
-          failure_code: charge.declineCode,
-          failure_message: `declined: ${charge.declineCode}`,
-          updated_at: trx.fn.now(),
-        });
-        await enqueueOutboxEvent(trx, {
-          eventType: 'payment.failed',
-          aggregateType: 'invoice',
-          aggregateId: invoice.id,
-          dedupeKey: `payment.failed:${payment.id}`,
-          payload: { invoiceId: invoice.id, attempt: request.attempt, declineCode: charge.declineCode },
-        });
-        return { outcome: 'declined', invoiceStatus: 'open', detail: charge.declineCode, retryable: charge.retryable } as const;
-      });
-    },
-  };
-}
+const CHARGEABLE_STATUSES = new Set(['open', 'uncollectible']);
+/** Rounds of "read, then claim" before giving up to a Temporal retry; contention needs a concurrent duplicate. */
+const MAX_CLAIM_ROUNDS = 5;
 
 function resultOf(payment: PaymentRow, invoiceStatus: string): ChargeInvoiceResult {
   return payment.status === 'succeeded'
-    ? { outcome: 'succeeded', invoiceStatus: 'paid', detail: null, retryable: false }
-    : { outcome: 'declined', invoiceStatus, detail: payment.failure_code, retryable: payment.failure_code !== 'expired_card' };
+    ? { outcome: 'succeeded', invoiceStatus: 'paid', detail: null, retryable: false, paymentId: payment.id, settledAttempt: payment.attempt }
+    : {
+        outcome: 'declined',
+        invoiceStatus,
+        detail: payment.failure_code,
+        retryable: payment.retryable ?? true,
+        paymentId: payment.id,
+        settledAttempt: payment.attempt,
+      };
 }
 
-async function markInvoicePaid(trx: Database, invoiceId: string, paymentId: string | null): Promise<void> {
-  await trx('invoices').where({ id: invoiceId }).update({ status: 'paid', paid_at: trx.fn.now() });
-  await enqueueOutboxEvent(trx as never, {
-    eventType: 'payment.succeeded',
-    aggregateType: 'invoice',
-    aggregateId: invoiceId,
-    dedupeKey: `payment.succeeded:${invoiceId}`,
-    payload: { invoiceId, paymentId },
-  });
+export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
+  /**
+   * Takes a pending payment to its outcome, under the payment's own key. `lookUpFirst` when an earlier try may
+   * have reached the gateway (the row existed before this execution): a lost response is found, not repeated.
+   */
+  async function completePayment(invoice: InvoiceRow, payment: PaymentRow, lookUpFirst: boolean): Promise<ChargeInvoiceResult> {
+    const amount = toDecimal(payment.amount);
+    let charge: ChargeResult | null = lookUpFirst ? await gateway.findCharge(payment.idempotency_key) : null;
+    if (!charge) {
+      try {
+        charge = await gateway.charge({
+          idempotencyKey: payment.idempotency_key,
+          paymentMethod: payment.payment_method ?? '',
+          amount,
+          currency: payment.currency,
+          reference: invoice.id,
+        });
+      } catch (error) {
+        if (error instanceof GatewayUnavailableError) {
+          // Outcome unknown. The payment stays pending; the retry of this activity looks the charge up by key.
+          throw ApplicationFailure.retryable(`charge ${payment.idempotency_key}: ${error.message}`, 'gateway_unavailable');
+        }
+        throw error;
+      }
+    }
+    if (!charge.amount.equals(amount) || charge.currency !== payment.currency) {
+      throw ApplicationFailure.nonRetryable(
+        `gateway charge ${charge.chargeId} is ${charge.amount.toString()} ${charge.currency}, payment ${payment.id} is ${payment.amount} ${payment.currency}`,
+        'gateway_charge_mismatch',
+      );
+    }
+    const decided = charge;
+
+    return db.transaction(async (trx) => {
+      const settled = await settlePayment(
+        trx,
+        payment.id,
+        decided.outcome === 'succeeded'
+          ? { status: 'succeeded', chargeId: decided.chargeId }
+          : { status: 'failed', chargeId: decided.chargeId, failureCode: decided.declineCode, retryable: decided.retryable },
+      );
+      if (!settled) {
+        // A concurrent execution settled this payment first; it saw the same charge (same key).
+        const current = (await trx<PaymentRow>('payments').where({ id: payment.id }).first())!;
+        return resultOf(current, (await findInvoice(trx, invoice.id))!.status);
+      }
+      const common = {
+        invoiceId: invoice.id,
+        invoiceNumber: invoice.number,
+        customerId: invoice.customer_id,
+        paymentId: settled.id,
+        attempt: settled.attempt,
+        amount: formatMoney(toDecimal(settled.amount), settled.currency),
+        currency: settled.currency,
+      };
+      if (decided.outcome === 'succeeded') {
+        const paid = await markInvoicePaid(trx, invoice.id);
+        if (paid) {
+          await enqueueOutboxEvent(trx, {
+            eventType: 'payment.succeeded',
+            aggregateType: 'invoice',
+            aggregateId: invoice.id,
+            dedupeKey: `payment.succeeded:${invoice.id}`,
+            payload: { ...common, chargeId: decided.chargeId },
+          });
+        }
+        return resultOf(settled, 'paid');
+      }
+      await enqueueOutboxEvent(trx, {
+        eventType: 'payment.failed',
+        aggregateType: 'invoice',
+        aggregateId: invoice.id,
+        dedupeKey: `payment.failed:${settled.id}`,
+        payload: { ...common, declineCode: decided.declineCode, retryable: decided.retryable },
+      });
+      return resultOf(settled, invoice.status);
+    });
+  }
+
+  return {
+    /**
+     * Collects an open invoice, at most once, whatever crashes, retries or duplicate requests happen:
+     * - the pending payment row is written before the gateway call and the gateway key comes from it
+     *   (`payment:<invoice id>:<attempt>`), so a retry after a crash or timeout reuses the same key;
+     * - a payment left pending by an earlier try (lost response, crash) is looked up by key (findCharge)
+     *   before anything is charged again, and charged under its own key only if the gateway never saw it;
+     * - at most one attempt per invoice is pending (a unique index), so attempt n+1 cannot start before
+     *   attempt n is decided, and an attempt that turns out to have paid ends the matter.
+     * Unknown outcomes throw a retryable `gateway_unavailable` failure: keep chargeInvoice's retries uncapped.
+     * Declines are results, not failures: the workflow's dunning decides what happens next.
+     */
+    async chargeInvoice(request: ChargeInvoiceRequest): Promise<ChargeInvoiceResult> {
+      if (!Number.isInteger(request.attempt) || request.attempt < 1) {
+        throw ApplicationFailure.nonRetryable(`attempt must be a positive integer, got ${request.attempt}`, 'invalid_payment_attempt');
+      }
+      for (let round = 0; round < MAX_CLAIM_ROUNDS; round += 1) {
+        const invoice = await findInvoice(db, request.invoiceId);
+        if (!invoice) throw ApplicationFailure.nonRetryable(`invoice ${request.invoiceId} not found`, 'invoice_not_found');
+        if (invoice.kind === 'credit_note') {
+          throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is a credit note`, 'invoice_not_chargeable');
+        }
+        if (invoice.status === 'paid') {
+          const payment = await findSucceededPayment(db, invoice.id);
+          return payment ? resultOf(payment, 'paid') : { outcome: 'succeeded', invoiceStatus: 'paid', detail: null, retryable: false, paymentId: null, settledAttempt: null };
+        }
+        if (!CHARGEABLE_STATUSES.has(invoice.status)) {
+          throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is ${invoice.status}`, 'invoice_not_open');
+        }
+
+        // Finish whatever is in flight first: ours from an earlier try, or an earlier attempt whose answer was lost.
+        let rereadInvoice = false;
+        for (const pending of await listPendingPayments(db, invoice.id)) {
+          const result = await completePayment(invoice, pending, true);
+          if (result.outcome === 'succeeded' || pending.attempt === request.attempt) return result;
+          rereadInvoice = true;
+        }
+        if (rereadInvoice) continue;
+
+        const existing = await findPaymentAttempt(db, invoice.id, request.attempt);
+        if (existing) {
+          if (existing.status !== 'pending') return resultOf(existing, invoice.status);
+          continue; // became pending concurrently: finish it in the next round
+        }
+
+        const amount = toDecimal(invoice.total);
+        if (amount.isZero()) {
+          // Nothing to collect: a zero invoice is settled without a gateway call.
+          await db.transaction(async (trx) => {
+            if (await markInvoicePaid(trx, invoice.id)) {
+              await enqueueOutboxEvent(trx, {
+                eventType: 'payment.succeeded',
+                aggregateType: 'invoice',
+                aggregateId: invoice.id,
+                dedupeKey: `payment.succeeded:${invoice.id}`,
+                payload: { invoiceId: invoice.id, invoiceNumber: invoice.number, customerId: invoice.customer_id, paymentId: null, amount: formatMoney(amount, invoice.currency), currency: invoice.currency },
+              });
+            }
+          });
+          return { outcome: 'succeeded', invoiceStatus: 'paid', detail: 'nothing to collect', retryable: false, paymentId: null, settledAttempt: null };
+        }
+
+        // A new attempt uses the customer's payment method as it is now (dunning waits for a new one).
+        const customer: { payment_method: string | null } | undefined = await db('customers').where({ id: invoice.customer_id }).first('payment_method');
+        const paymentMethod = customer?.payment_method ?? null;
+        const newPayment = { invoiceId: invoice.id, attempt: request.attempt, amount: invoice.total, currency: invoice.currency, paymentMethod };
+
+        if (!paymentMethod) {
+          const failed = await db.transaction(async (trx) => {
+            const row = await insertFailedPayment(trx, {
+              ...newPayment,
+              failureCode: 'payment_method_missing',
+              failureMessage: 'the customer has no payment method on file',
+              retryable: true,
+            });
+            if (row) {
+              await enqueueOutboxEvent(trx, {
+                eventType: 'payment.failed',
+                aggregateType: 'invoice',
+                aggregateId: invoice.id,
+                dedupeKey: `payment.failed:${row.id}`,
+                payload: {
+                  invoiceId: invoice.id,
+                  invoiceNumber: invoice.number,
+                  customerId: invoice.customer_id,
+                  paymentId: row.id,
+                  attempt: row.attempt,
+                  amount: formatMoney(toDecimal(row.amount), row.currency),
+                  currency: row.currency,
+                  declineCode: 'payment_method_missing',
+                  retryable: true,
+                },
+              });
+            }
+            return row;
+          });
+          if (!failed) continue;
+          return resultOf(failed, invoice.status);
+        }
+
+        // Intent before side effect: the pending row exists before the gateway hears of this key.
+        const created = await insertPendingPayment(db, newPayment);
+        if (!created) continue; // a concurrent execution claimed it (or another attempt is pending): read again
+        return completePayment(invoice, created, false);
+      }
+      throw ApplicationFailure.retryable(`payments of invoice ${request.invoiceId} changed concurrently; retrying`, 'payment_contention');
+    },
+
+    /**
+     * The end of dunning: an open invoice that could not be collected becomes uncollectible, with an audit
+     * record and an `invoice.uncollectible` event. Idempotent; leaves a paid invoice alone. A later successful
+     * chargeInvoice still pays an uncollectible invoice (money that arrives is never refused).
+     */
+    async markInvoiceUncollectible(request: MarkInvoiceUncollectibleRequest): Promise<MarkInvoiceUncollectibleResult> {
+      return db.transaction(async (trx) => {
+        const marked = await markInvoiceUncollectible(trx, request.invoiceId);
+        if (!marked) {
+          const current = await findInvoice(trx, request.invoiceId);
+          if (!current) throw ApplicationFailure.nonRetryable(`invoice ${request.invoiceId} not found`, 'invoice_not_found');
+          return { invoiceStatus: current.status, changed: false };
+        }
+        await writeAudit(trx, {
+          actor: 'workflow',
+          action: 'invoice.marked_uncollectible',
+          subjectType: 'invoice',
+          subjectId: marked.id,
+          reason: request.reason,
+        });
+        await enqueueOutboxEvent(trx, {
+          eventType: 'invoice.uncollectible',
+          aggregateType: 'invoice',
+          aggregateId: marked.id,
+          dedupeKey: `invoice.uncollectible:${marked.id}`,
+          payload: {
+            invoiceId: marked.id,
+            invoiceNumber: marked.number,
+            customerId: marked.customer_id,
+            subscriptionId: marked.subscription_id,
+            amount: formatMoney(toDecimal(marked.total), marked.currency),
+            currency: marked.currency,
+            reason: request.reason,
+          },
+        });
+        return { invoiceStatus: marked.status, changed: true };
+      });
+    },
+  };
 }

@@ -58,6 +58,7 @@ export function createUsageActivities(db: Database) {
             period_end: new Date(request.periodEnd),
             totals: {} as UsageTotals,
             event_count: '0',
+            plan_id: plan.id,
           })
           .onConflict(['subscription_id', 'period_start'])
           .ignore()

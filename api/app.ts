@@ -6,6 +6,8 @@ import { CustomerDirectory } from './customer-directory';
 import { ApiProblem, problemHandler } from './problem';
 import { eventsRouter } from './routes/events';
 import { metricsRouter } from './routes/metrics';
+import { reratesRouter } from './routes/rerates';
+import { subscriptionLifecycleRouter } from './routes/subscription-lifecycle';
 import { usageRouter } from './routes/usage';
 import type { UsageSignalCoalescer } from './usage-signals';
 import { customersRouter } from './routes/customers';
@@ -14,9 +16,20 @@ import { plansRouter } from './routes/plans';
 import { subscriptionsRouter } from './routes/subscriptions';
 import type { PaymentGateway } from '../payments/gateway';
 import { SandboxGateway } from '../payments/sandbox-gateway';
+import { retryDunningOnNewPaymentMethod } from './dunning-retry';
 import { PaymentMethodHooks, paymentMethodsRouter } from './routes/payment-methods';
 import { refundsRouter } from './routes/refunds';
 import { webhookEndpointsRouter } from './routes/webhook-endpoints';
+import { ApiKeyAuthenticator, assertEveryRouteDeclared, authenticate } from './access';
+import { idempotency, IdempotencyOptions } from './idempotency';
+import { inspectParsedInput, requireJsonBodies, translateClientErrors } from './input-guard';
+import { ApiMetrics, captureErrors, healthHandlers, jsonLogger, Logger, metricsHandler, observeRequests } from './observability';
+import { rateLimit, RateLimitOptions, rateLimitFromEnv, TokenBucketLimiter } from './rate-limit';
+import { apiKeysRouter, usageTokensRouter } from './routes/api-keys';
+import { reportsRouter } from './routes/reports';
+import { subscriptionUsageHistoryRouter, usageTokenRouter } from './routes/customer-usage';
+import { invoiceDocumentsRouter } from './routes/invoice-documents';
+import { usagePageRouter } from './routes/usage-page';
 
 export interface ApiDependencies {
   readonly db: Database;
@@ -29,33 +42,77 @@ export interface ApiDependencies {
   readonly gateway?: PaymentGateway;
   /** Called after a customer's payment method changes (dunning retries at once); see routes/payment-methods.ts. */
   readonly onPaymentMethodUpdated?: PaymentMethodHooks['onPaymentMethodUpdated'];
+  /** Where request log lines go: JSON lines on stdout by default; tests pass their own. */
+  readonly log?: Logger;
+  /** Per-API-key token bucket; from RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST by default; false turns it off. */
+  readonly rateLimit?: RateLimitOptions | false;
+  /** How long a verified API key is trusted without asking Postgres (default 5 s; revocations elsewhere wait this long). */
+  readonly apiKeyCacheTtlMs?: number;
+  readonly idempotency?: Omit<IdempotencyOptions, 'log'>;
+  /** True while the process shuts down: /readyz answers 503 (api/main.ts). */
+  readonly draining?: () => boolean;
 }
 
-/** The HTTP API: thin handlers that validate, call one store function or workflow, and respond. */
+/**
+ * The HTTP API: thin handlers that validate, call one store function or workflow, and respond.
+ * Every request needs an API key of a role the route allows (api/access.ts); there is no way to turn that off.
+ */
 export function createApp(deps: ApiDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   const metrics = new MetricCatalog(deps.db);
   const customers = new CustomerDirectory(deps.db);
+  const log = deps.log ?? jsonLogger;
+  const apiMetrics = new ApiMetrics(deps.db);
+  const authenticator = new ApiKeyAuthenticator(deps.db, { cacheTtlMs: deps.apiKeyCacheTtlMs });
+  const limits = deps.rateLimit ?? rateLimitFromEnv();
+  const health = healthHandlers({ db: deps.db, temporal: deps.temporal, draining: deps.draining });
 
-  // Ingestion parses its own (larger) bodies; everything else is small.
-  app.use('/v1/events', eventsRouter({ db: deps.db, metrics, customers, usageSignals: deps.usageSignals, now: deps.now }));
+  // Before any handler: log and measure, authenticate and authorize, throttle, then parse and inspect the body
+  // (ingestion bodies up to 5 mb, everything else 1 mb), then replay or record Idempotency-Keys.
+  app.use(observeRequests(apiMetrics, log));
+  app.use(authenticate(deps.db, authenticator));
+  if (limits) app.use(rateLimit(new TokenBucketLimiter(limits)));
+  app.use(requireJsonBodies);
+  app.use('/v1/events', express.json({ limit: '5mb' }));
   app.use(express.json({ limit: '1mb' }));
+  app.use(inspectParsedInput);
+  app.use(idempotency(deps.db, { ...deps.idempotency, log }));
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
+  app.get('/healthz', health.liveness);
+  app.get('/readyz', health.readiness);
+  app.get('/metrics', metricsHandler(apiMetrics));
+  app.use(
+    '/v1/events',
+    eventsRouter({ db: deps.db, metrics, customers, usageSignals: deps.usageSignals, now: deps.now, onIngested: (outcome) => apiMetrics.recordIngestion(outcome) }),
+  );
   app.use('/v1/customers', customersRouter(deps.db));
   app.use('/v1/plans', plansRouter(deps.db));
   app.use('/v1/metrics', metricsRouter(deps.db, metrics));
   app.use('/v1/subscriptions', subscriptionsRouter(deps.db, deps.temporal));
   app.use('/v1/subscriptions', usageRouter(deps.db));
+  app.use('/v1/subscriptions', subscriptionLifecycleRouter(deps.db, deps.temporal));
+  app.use('/v1', reratesRouter(deps.db, deps.temporal));
   app.use('/v1/invoices', invoicesRouter(deps.db));
-  app.use('/v1/customers', paymentMethodsRouter(deps.db, { onPaymentMethodUpdated: deps.onPaymentMethodUpdated }));
+  app.use('/v1/customers', paymentMethodsRouter(deps.db, { onPaymentMethodUpdated: deps.onPaymentMethodUpdated ?? retryDunningOnNewPaymentMethod(deps.db, deps.temporal) }));
   app.use('/v1/invoices', refundsRouter(deps.db, deps.gateway ?? new SandboxGateway(deps.db)));
   app.use('/v1/webhook-endpoints', webhookEndpointsRouter(deps.db));
+  app.use('/v1/reports', reportsRouter(deps.db));
+
+  app.use('/v1/api-keys', apiKeysRouter(deps.db, authenticator));
+  app.use('/v1/customers', usageTokensRouter(deps.db));
+
+  // The customer usage page (docs/usage-page.md) and what it reads; invoice documents (HTML and PDF).
+  app.use(usagePageRouter());
+  app.use('/v1/usage-token', usageTokenRouter(deps.db));
+  app.use('/v1/subscriptions', subscriptionUsageHistoryRouter(deps.db, { now: deps.now }));
+  app.use('/v1/invoices', invoiceDocumentsRouter(deps.db));
 
   app.use((req, _res, next) => next(new ApiProblem('not_found', `no route ${req.method} ${req.path}`)));
+  app.use(translateClientErrors);
+  app.use(captureErrors);
   app.use(problemHandler);
+  // An undeclared route cannot exist: the app does not start until api/access.ts says who may call each one.
+  assertEveryRouteDeclared(app);
   return app;
 }

@@ -6,6 +6,19 @@ import { ZodError } from 'zod';
  * Every code maps to its HTTP status here, in one place.
  */
 const STATUS_BY_CODE = {
+  // Subscription lifecycle: rejections by the workflow's update validators (their message is the code).
+  subscription_not_active: 409,
+  same_plan: 409,
+  no_scheduled_change: 409,
+  retention_offer_pending: 409,
+  no_retention_offer: 409,
+  no_win_back_offer: 409,
+  subscription_not_paused: 409,
+  pause_until_in_past: 422,
+  interval_change_needs_period_end: 422,
+  rerate_not_found: 404,
+  rerate_not_awaiting_decision: 409,
+  decision_reason_required: 422,
   validation_failed: 422,
   malformed_json: 400,
   payload_too_large: 413,
@@ -26,9 +39,28 @@ const STATUS_BY_CODE = {
   idempotency_key_required: 400,
   workflow_unavailable: 503,
   internal_error: 500,
+  // payments and refunds (issue 5)
+  invoice_not_paid: 409,
+  refund_exceeds_paid: 422,
+  idempotency_key_reused: 409,
+  // authentication, hostile input, idempotency and health (issue 7)
+  unauthenticated: 401,
+  api_key_revoked: 401,
+  api_key_expired: 401,
+  forbidden: 403,
+  api_key_not_found: 404,
+  rate_limited: 429,
+  unsupported_media_type: 415,
+  malformed_request: 400,
+  idempotency_request_in_progress: 409,
+  not_ready: 503,
 } as const;
 
 export type ProblemCode = keyof typeof STATUS_BY_CODE;
+
+export function isProblemCode(value: string): value is ProblemCode {
+  return Object.prototype.hasOwnProperty.call(STATUS_BY_CODE, value);
+}
 
 export interface FieldError {
   readonly path: string;

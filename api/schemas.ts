@@ -1,11 +1,14 @@
 import { z } from 'zod';
 import { isDecimalString, isSupportedCurrency, toDecimal } from '../domain/money';
-import { isValidInterval } from '../domain/periods';
+import { isValidInterval, parseInterval } from '../domain/periods';
 
 /** Money and quantities arrive as decimal strings ("12.50"), never JSON numbers, so no float ever touches them. */
 export const decimalString = z
   .string()
-  .refine(isDecimalString, { message: 'must be a decimal string such as "12.50" (no exponent, no comma)' });
+  // abort: later refinements (toDecimal) must never see a string that is not a decimal.
+  .refine(isDecimalString, { message: 'must be a decimal string such as "12.50" (no exponent, no comma)', abort: true })
+  // NUMERIC(30, 12) columns hold 18 digits before the point; more would fail in Postgres, not here.
+  .refine((value) => value.replace(/^-/, '').split('.')[0].length <= 18, { message: 'at most 18 digits before the decimal point', abort: true });
 
 export const nonNegativeDecimal = decimalString.refine((value) => !toDecimal(value).isNegative(), {
   message: 'must not be negative',
@@ -13,7 +16,19 @@ export const nonNegativeDecimal = decimalString.refine((value) => !toDecimal(val
 
 export const currencyCode = z.string().refine(isSupportedCurrency, { message: 'unsupported ISO 4217 currency' });
 
-export const isoDuration = z.string().refine(isValidInterval, { message: 'must be an ISO-8601 duration such as P1M, P14D or PT1M' });
+/** Ten years: longer intervals are mistakes, and huge ones overflow calendar math in the workflow. */
+const MAX_INTERVAL = { months: 120, days: 3_660, milliseconds: 3_660 * 86_400_000 };
+export const isoDuration = z
+  .string()
+  .max(40)
+  .refine(isValidInterval, { message: 'must be an ISO-8601 duration such as P1M, P14D or PT1M', abort: true })
+  .refine(
+    (value) => {
+      const interval = parseInterval(value);
+      return interval.months <= MAX_INTERVAL.months && interval.days <= MAX_INTERVAL.days && interval.milliseconds <= MAX_INTERVAL.milliseconds;
+    },
+    { message: 'must be at most ten years' },
+  );
 
 const code = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, "_", "-" or "."; at most 63');
 
@@ -122,3 +137,104 @@ export const usageEventsEnvelope = z.union([
   z.strictObject({ events: z.array(z.unknown()).min(1).max(MAX_EVENTS_PER_BATCH) }),
   z.record(z.string(), z.unknown()).refine((body) => !('events' in body), { message: 'events must be an array of 1 to 1000 events' }),
 ]);
+
+// --- Payments, refunds and webhooks (issue 5) ---
+
+export const positiveDecimal = decimalString.refine((value) => toDecimal(value).greaterThan(0), { message: 'must be greater than zero' });
+
+/** A refund of (part of) a paid invoice; the amount may have at most the currency's minor digits. */
+export const refundInvoiceBody = z.strictObject({
+  amount: positiveDecimal,
+  reason: z.string().trim().min(1).max(500),
+});
+
+export const idempotencyKeyHeader = z.string().min(1).max(200);
+
+export const updatePaymentMethodBody = z.strictObject({
+  payment_method: z.string().trim().min(1).max(200),
+});
+
+/** `*`, an exact type such as `invoice.finalized`, or a prefix such as `payment.*`. */
+const eventTypePattern = z.string().regex(/^(\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?)$/, 'an event type, "prefix.*" or "*"');
+
+export const createWebhookEndpointBody = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }).max(2000),
+  event_types: z.array(eventTypePattern).min(1).max(100),
+  enabled: z.boolean().optional(),
+  description: z.string().max(500).optional(),
+  /** Your own signing secret (at least 24 characters); one is generated when omitted. */
+  secret: z.string().min(24).max(200).optional(),
+});
+
+// --- API keys and customer usage tokens (issue 7) ---
+
+const API_KEY_ROLES = ['admin', 'finance', 'app', 'monitoring'] as const;
+const MAX_KEY_LIFETIME_MS = 10 * 366 * 24 * 3_600_000;
+
+export const createApiKeyBody = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  role: z.enum(API_KEY_ROLES),
+  /** Optional expiry, in the future and at most ten years away; omitted means the key lives until revoked. */
+  expires_at: z.iso
+    .datetime({ offset: true })
+    .refine((value) => new Date(value).getTime() > Date.now(), { message: 'must be in the future' })
+    .refine((value) => new Date(value).getTime() < Date.now() + MAX_KEY_LIFETIME_MS, { message: 'must be within ten years' })
+    .optional(),
+});
+
+export const listApiKeysQuery = z.strictObject({
+  role: z.enum([...API_KEY_ROLES, 'customer_usage']).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+
+export const revokeApiKeyBody = z.strictObject({
+  reason: z.string().trim().min(1).max(500).optional(),
+});
+
+export const createUsageTokenBody = z.strictObject({
+  /** Seconds the token is valid: one minute to 30 days, one hour by default. */
+  expires_in: z.int().min(60).max(30 * 86_400).default(3_600),
+});
+
+export const planChangeBody = z.strictObject({
+  plan_code: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/),
+  plan_version: z.int().positive().optional(),
+  effective: z.enum(['immediate', 'period_end']),
+});
+
+export const pauseSubscriptionBody = z.strictObject({
+  /** Resume automatically then; paused until a resume request when absent. */
+  until: z.iso.datetime({ offset: true }).optional(),
+});
+
+// --- Reports (issue 6) ---
+
+/** A window [from, to) of instants with a zone; `to` after `from`. */
+export const marginReportQuery = z
+  .strictObject({
+    from: z.iso.datetime({ offset: true }),
+    to: z.iso.datetime({ offset: true }),
+    currency: currencyCode.optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+  })
+  .refine((query) => new Date(query.from).getTime() < new Date(query.to).getTime(), { message: 'to must be after from', path: ['to'] });
+
+export const rerateBody = z.strictObject({
+  reason: z.string().trim().min(1).max(1000),
+  /** A corrected price: another version (or plan) to recompute the period with. */
+  plan_code: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/).optional(),
+  plan_version: z.int().positive().optional(),
+  include_late_usage: z.boolean().default(false),
+});
+
+export const rerateDecisionBody = z.strictObject({
+  reason: z.string().trim().min(1).max(1000),
+});
+
+const percent = decimalString.refine((value) => toDecimal(value).gt(0) && toDecimal(value).lte(1000), { message: 'a percentage above 0 and at most 1000' });
+
+export const budgetBody = z.strictObject({
+  /** null removes the budget. */
+  amount: nonNegativeDecimal.nullable(),
+  thresholds: z.array(percent).min(1).max(10).default(['50', '80', '100']),
+});

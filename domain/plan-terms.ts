@@ -19,6 +19,10 @@ export interface PlanSettings {
   /** Usage sent while paused: rejected at ingestion, or billed with the period. Default reject. */
   readonly usageWhilePaused?: 'reject' | 'bill';
   readonly dunning?: DunningTerms;
+  /** Alert thresholds in percent of the credit bucket, e.g. ["50","80","100"]. */
+  readonly creditAlertThresholds?: readonly string[];
+  /** Usage spend per period above which ingestion refuses further usage (money). */
+  readonly hardCap?: string;
 }
 
 export interface RetentionOfferTerms {

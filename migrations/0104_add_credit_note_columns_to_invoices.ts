@@ -2,10 +2,8 @@ import type { Knex } from 'knex';
 
 /**
  * Credit notes are `invoices` rows of kind `credit_note` (series CN) that point at the invoice they credit.
- * They carry no subscription_id (the credited invoice has it): the period uniqueness (subscription, period
- * start, kind) then never blocks several credit notes for one invoice, because NULLs are distinct, while
- * `ON CONFLICT (subscription_id, period_start, kind)` in period invoicing keeps working (a partial index could
- * not be inferred by it). Their own duplicate barrier is (credited invoice, idempotency key).
+ * Several may credit one invoice: the period uniqueness covers only the scheduled kinds since migration 0017.
+ * Their own duplicate barrier is (credited invoice, idempotency key): a retried refund request is one note.
  */
 export async function up(db: Knex): Promise<void> {
   await db.schema.alterTable('invoices', (t) => {
@@ -19,7 +17,7 @@ export async function up(db: Knex): Promise<void> {
   );
   await db.raw(
     `ALTER TABLE invoices ADD CONSTRAINT invoices_credit_note_shape
-     CHECK (kind <> 'credit_note' OR (credited_invoice_id IS NOT NULL AND idempotency_key IS NOT NULL AND subscription_id IS NULL))`,
+     CHECK (kind <> 'credit_note' OR (credited_invoice_id IS NOT NULL AND idempotency_key IS NOT NULL))`,
   );
 }
 

@@ -13,6 +13,12 @@ import * as m0011 from './0011_create_outbox';
 import * as m0012 from './0012_create_audit_log';
 import * as m0013 from './0013_create_usage_period_closures';
 import * as m0014 from './0014_add_usage_events_period_close';
+import * as m0015 from './0015_add_subscriptions_usage_blocked';
+import * as m0016 from './0016_create_customer_offers';
+import * as m0017 from './0017_scope_invoice_period_uniqueness';
+import * as m0018 from './0018_add_usage_period_closures_plan';
+import * as m0019 from './0019_create_rerates';
+import * as m0020 from './0020_create_spending_alerts';
 import * as m0100 from './0100_add_sandbox_gateway_charge_reference';
 import * as m0101 from './0101_create_sandbox_gateway_refunds';
 import * as m0102 from './0102_add_payment_decline_retryable';
@@ -23,6 +29,8 @@ import * as m0106 from './0106_create_webhook_endpoints';
 import * as m0107 from './0107_create_webhook_deliveries';
 import * as m0108 from './0108_create_webhook_delivery_attempts';
 import * as m0109 from './0109_create_email_deliveries';
+import * as m0200 from './0200_create_api_keys';
+import * as m0201 from './0201_create_idempotency_keys';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -48,6 +56,12 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0012_create_audit_log', m0012],
   ['0013_create_usage_period_closures', m0013],
   ['0014_add_usage_events_period_close', m0014],
+  ['0015_add_subscriptions_usage_blocked', m0015],
+  ['0016_create_customer_offers', m0016],
+  ['0017_scope_invoice_period_uniqueness', m0017],
+  ['0018_add_usage_period_closures_plan', m0018],
+  ['0019_create_rerates', m0019],
+  ['0020_create_spending_alerts', m0020],
   ['0100_add_sandbox_gateway_charge_reference', m0100],
   ['0101_create_sandbox_gateway_refunds', m0101],
   ['0102_add_payment_decline_retryable', m0102],
@@ -58,6 +72,8 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0107_create_webhook_deliveries', m0107],
   ['0108_create_webhook_delivery_attempts', m0108],
   ['0109_create_email_deliveries', m0109],
+  ['0200_create_api_keys', m0200],
+  ['0201_create_idempotency_keys', m0201],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -1,72 +1,193 @@
 /**
  * The sandbox payment gateway: a product feature for demos and tests, with deterministic test payment
- * methods. It keeps its own ledger in Postgres (`sandbox_gateway_charges`) so tests can count real charges.
+ * methods. It keeps its own ledger in Postgres (`sandbox_gateway_charges`, `sandbox_gateway_refunds`) so tests
+ * and demos can count the money that really moved. Documented for users in docs/payments.md.
  *
  * Test payment methods:
- *   pm_sandbox_ok             always succeeds
- *   pm_sandbox_declined       always declines: insufficient_funds (retryable later)
- *   pm_sandbox_expired        always declines: expired_card (not retryable with this method)
+ *   pm_sandbox_ok                    always succeeds
+ *   pm_sandbox_declined              always declines: insufficient_funds (retryable: a later try may pass)
+ *   pm_sandbox_expired               always declines: expired_card (not retryable with this method)
+ *   pm_sandbox_declines_<N>_then_ok  declines (insufficient_funds) the first N charges of an invoice, then
+ *                                    succeeds. Counted per invoice (the charge's `reference`), from this ledger,
+ *                                    so it is deterministic and survives restarts. N is 1 to 99.
+ *   pm_sandbox_lost_response         commits a successful charge, then throws GatewayUnavailableError as if
+ *                                    the response were lost on the way back, on every charge call. Only a
+ *                                    lookup by idempotency key (findCharge) learns that the money moved.
+ *   pm_sandbox_slow                  succeeds after a delay (2 s by default; `slowResponseMs`)
+ * Any other token declines with unknown_payment_method (not retryable).
  */
 import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
-import { ChargeRequest, ChargeResult, PaymentGateway } from './gateway';
+import { toDecimal } from '../domain/money';
+import {
+  ChargeRequest,
+  ChargeResult,
+  GatewayUnavailableError,
+  PaymentGateway,
+  RefundRequest,
+  RefundResult,
+} from './gateway';
 
-interface TestCardBehaviour {
-  readonly outcome: 'succeeded' | 'declined';
-  readonly declineCode?: string;
-  readonly retryable?: boolean;
-}
+export type SandboxCardBehaviour =
+  | { readonly kind: 'succeed' }
+  | { readonly kind: 'decline'; readonly declineCode: string }
+  | { readonly kind: 'decline_then_succeed'; readonly declines: number }
+  | { readonly kind: 'lose_response' }
+  | { readonly kind: 'slow' };
 
-export const SANDBOX_TEST_CARDS: Readonly<Record<string, TestCardBehaviour>> = {
-  pm_sandbox_ok: { outcome: 'succeeded' },
-  pm_sandbox_declined: { outcome: 'declined', declineCode: 'insufficient_funds', retryable: true },
-  pm_sandbox_expired: { outcome: 'declined', declineCode: 'expired_card', retryable: false },
+export const SANDBOX_TEST_CARDS: Readonly<Record<string, SandboxCardBehaviour>> = {
+  pm_sandbox_ok: { kind: 'succeed' },
+  pm_sandbox_declined: { kind: 'decline', declineCode: 'insufficient_funds' },
+  pm_sandbox_expired: { kind: 'decline', declineCode: 'expired_card' },
+  pm_sandbox_lost_response: { kind: 'lose_response' },
+  pm_sandbox_slow: { kind: 'slow' },
 };
 
-interface LedgerRow {
-  id: string;
-  status: 'succeeded' | 'declined';
-  decline_code: string | null;
+const DECLINES_THEN_OK = /^pm_sandbox_declines_([1-9]\d?)_then_ok$/;
+
+/** What a sandbox token does; `pm_sandbox_declines_<N>_then_ok` is a family, the rest are fixed names. */
+export function sandboxCardBehaviour(paymentMethod: string): SandboxCardBehaviour {
+  const fixed = SANDBOX_TEST_CARDS[paymentMethod];
+  if (fixed) return fixed;
+  const declines = DECLINES_THEN_OK.exec(paymentMethod);
+  if (declines) return { kind: 'decline_then_succeed', declines: Number(declines[1]) };
+  return { kind: 'decline', declineCode: 'unknown_payment_method' };
 }
 
-const NON_RETRYABLE_CODES = new Set(['expired_card', 'unknown_payment_method']);
+/** Decline codes that say "this payment method will never work": retrying it is pointless. */
+const NON_RETRYABLE_DECLINES = new Set(['expired_card', 'unknown_payment_method']);
 
-function toResult(row: LedgerRow): ChargeResult {
-  if (row.status === 'succeeded') return { outcome: 'succeeded', chargeId: row.id };
+interface ChargeRow {
+  id: string;
+  idempotency_key: string;
+  payment_method: string;
+  amount: string;
+  currency: string;
+  status: 'succeeded' | 'declined';
+  decline_code: string | null;
+  reference: string | null;
+}
+
+interface RefundRow {
+  id: string;
+  idempotency_key: string;
+  charge_id: string;
+  amount: string;
+  currency: string;
+  reason: string;
+  status: 'succeeded';
+}
+
+function toResult(row: ChargeRow): ChargeResult {
+  const amount = toDecimal(row.amount);
+  if (row.status === 'succeeded') return { outcome: 'succeeded', chargeId: row.id, amount, currency: row.currency };
   const declineCode = row.decline_code ?? 'declined';
-  return { outcome: 'declined', chargeId: row.id, declineCode, retryable: !NON_RETRYABLE_CODES.has(declineCode) };
+  return {
+    outcome: 'declined',
+    chargeId: row.id,
+    amount,
+    currency: row.currency,
+    declineCode,
+    retryable: !NON_RETRYABLE_DECLINES.has(declineCode),
+  };
+}
+
+export interface SandboxGatewayOptions {
+  /** How long `pm_sandbox_slow` takes to answer; 2000 ms by default. */
+  readonly slowResponseMs?: number;
 }
 
 export class SandboxGateway implements PaymentGateway {
-  constructor(private readonly db: Knex) {}
+  private readonly slowResponseMs: number;
+
+  constructor(
+    private readonly db: Knex,
+    options: SandboxGatewayOptions = {},
+  ) {
+    this.slowResponseMs = options.slowResponseMs ?? 2000;
+  }
 
   async charge(request: ChargeRequest): Promise<ChargeResult> {
-    const behaviour = SANDBOX_TEST_CARDS[request.paymentMethod] ?? {
-      outcome: 'declined',
-      declineCode: 'unknown_payment_method',
-    };
-    // Like a real gateway, the idempotency key makes a repeated request return the first result.
-    await this.db('sandbox_gateway_charges')
-      .insert({
-        id: `ch_${randomUUID()}`,
-        idempotency_key: request.idempotencyKey,
-        payment_method: request.paymentMethod,
-        amount: request.amount.toString(),
-        currency: request.currency,
-        status: behaviour.outcome,
-        decline_code: behaviour.declineCode ?? null,
-      })
-      .onConflict('idempotency_key')
-      .ignore();
-    const charge = await this.findCharge(request.idempotencyKey);
-    if (!charge) throw new Error(`sandbox ledger lost the charge for ${request.idempotencyKey}`);
-    return charge;
+    const behaviour = sandboxCardBehaviour(request.paymentMethod);
+    if (behaviour.kind === 'slow') await new Promise((resolve) => setTimeout(resolve, this.slowResponseMs));
+
+    const row = await this.db.transaction(async (trx) => {
+      // One charge at a time per invoice, so "declines N times" counts exactly under concurrent requests.
+      await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`sandbox-charge:${request.reference}`]);
+      // Like a real gateway, the idempotency key makes a repeated request return the first result.
+      const existing = await trx<ChargeRow>('sandbox_gateway_charges').where({ idempotency_key: request.idempotencyKey }).first();
+      if (existing) {
+        if (!toDecimal(existing.amount).equals(request.amount) || existing.currency !== request.currency) {
+          throw new Error(`sandbox: idempotency key ${request.idempotencyKey} was used with a different amount`);
+        }
+        return existing;
+      }
+      let status: ChargeRow['status'] = 'succeeded';
+      let declineCode: string | null = null;
+      if (behaviour.kind === 'decline') {
+        status = 'declined';
+        declineCode = behaviour.declineCode;
+      } else if (behaviour.kind === 'decline_then_succeed') {
+        const [{ count }] = await trx('sandbox_gateway_charges')
+          .where({ reference: request.reference, payment_method: request.paymentMethod, status: 'declined' })
+          .count<{ count: string }[]>('* as count');
+        if (Number(count) < behaviour.declines) {
+          status = 'declined';
+          declineCode = 'insufficient_funds';
+        }
+      }
+      const [inserted] = await trx<ChargeRow>('sandbox_gateway_charges')
+        .insert({
+          id: `ch_${randomUUID()}`,
+          idempotency_key: request.idempotencyKey,
+          payment_method: request.paymentMethod,
+          amount: request.amount.toString(),
+          currency: request.currency,
+          status,
+          decline_code: declineCode,
+          reference: request.reference,
+        })
+        .returning('*');
+      return inserted;
+    });
+
+    if (behaviour.kind === 'lose_response') {
+      throw new GatewayUnavailableError(`sandbox: the response to charge ${request.idempotencyKey} was lost (timeout after commit)`);
+    }
+    return toResult(row);
   }
 
   async findCharge(idempotencyKey: string): Promise<ChargeResult | null> {
-    const row: LedgerRow | undefined = await this.db('sandbox_gateway_charges')
-      .where({ idempotency_key: idempotencyKey })
-      .first('id', 'status', 'decline_code');
+    const row = await this.db<ChargeRow>('sandbox_gateway_charges').where({ idempotency_key: idempotencyKey }).first();
     return row ? toResult(row) : null;
+  }
+
+  async refund(request: RefundRequest): Promise<RefundResult> {
+    return this.db.transaction(async (trx) => {
+      const existing = await trx<RefundRow>('sandbox_gateway_refunds').where({ idempotency_key: request.idempotencyKey }).first();
+      if (existing) return { outcome: 'succeeded', refundId: existing.id };
+      // The charge row lock serializes refunds of one charge, so their sum can never exceed it.
+      const charge = await trx<ChargeRow>('sandbox_gateway_charges').where({ id: request.chargeId }).forUpdate().first();
+      if (!charge || charge.status !== 'succeeded') return { outcome: 'failed', refundId: null, failureCode: 'charge_not_refundable' };
+      if (charge.currency !== request.currency) return { outcome: 'failed', refundId: null, failureCode: 'currency_mismatch' };
+      const [{ refunded }] = await trx('sandbox_gateway_refunds')
+        .where({ charge_id: charge.id, status: 'succeeded' })
+        .sum<{ refunded: string | null }[]>('amount as refunded');
+      if (toDecimal(refunded ?? '0').plus(request.amount).greaterThan(toDecimal(charge.amount))) {
+        return { outcome: 'failed', refundId: null, failureCode: 'amount_exceeds_charge' };
+      }
+      const [row] = await trx<RefundRow>('sandbox_gateway_refunds')
+        .insert({
+          id: `re_${randomUUID()}`,
+          idempotency_key: request.idempotencyKey,
+          charge_id: charge.id,
+          amount: request.amount.toString(),
+          currency: request.currency,
+          reason: request.reason,
+          status: 'succeeded',
+        })
+        .returning('*');
+      return { outcome: 'succeeded', refundId: row.id };
+    });
   }
 }

@@ -59,20 +59,15 @@ export interface NewInvoice {
  * Returns the new row, or null when the unique constraint says it was already done.
  */
 export async function insertDraftInvoice(trx: Knex.Transaction, invoice: NewInvoice): Promise<InvoiceRow | null> {
-  const [row] = await trx<InvoiceRow>('invoices')
-    .insert({
-      customer_id: invoice.customerId,
-      subscription_id: invoice.subscriptionId,
-      kind: invoice.kind,
-      status: 'draft',
-      currency: invoice.currency,
-      period_start: new Date(invoice.periodStart),
-      period_end: new Date(invoice.periodEnd),
-    })
-    .onConflict(['subscription_id', 'period_start', 'kind'])
-    .ignore()
-    .returning('*');
-  return row ?? null;
+  // The arbiter is the partial unique index invoices_one_per_period (migration 0017), named by its predicate.
+  const result = await trx.raw<{ rows: InvoiceRow[] }>(
+    `INSERT INTO invoices (customer_id, subscription_id, kind, status, currency, period_start, period_end)
+     VALUES (?, ?, ?, 'draft', ?, ?, ?)
+     ON CONFLICT (subscription_id, period_start, kind) WHERE kind IN ('period', 'closing', 'proration') DO NOTHING
+     RETURNING *`,
+    [invoice.customerId, invoice.subscriptionId, invoice.kind, invoice.currency, new Date(invoice.periodStart), new Date(invoice.periodEnd)],
+  );
+  return result.rows[0] ?? null;
 }
 
 export async function findPeriodInvoice(

@@ -53,6 +53,8 @@ export type UsageTotals = Record<string, MetricUsage>;
 /** Which events an aggregation reads: a closed period's claimed events, or the still-open (unclaimed) ones. */
 export type UsageScope =
   | { readonly kind: 'claimed'; readonly closeId: string }
+  /** A closed period's events plus the late ones that fall in it (re-rating with late usage). */
+  | { readonly kind: 'claimed_and_late'; readonly closeId: string; readonly customerId: string; readonly from: Date; readonly to: Date }
   | { readonly kind: 'unclaimed'; readonly customerId: string; readonly from: Date; readonly to: Date };
 
 const NUMERIC_TEXT = String.raw`^-?[0-9]+(\.[0-9]+)?$`;
@@ -81,11 +83,15 @@ export async function aggregateMetric(
   withEventValues: boolean,
 ): Promise<MetricUsage> {
   const property = metric.property ?? '';
+  const unclaimedSql = 'period_close_id IS NULL AND customer_id = ? AND occurred_at >= ? AND occurred_at < ?';
   const scopeSql =
+    scope.kind === 'claimed' ? 'period_close_id = ?' : scope.kind === 'unclaimed' ? unclaimedSql : `(period_close_id = ? OR (${unclaimedSql}))`;
+  const scopeBindings =
     scope.kind === 'claimed'
-      ? 'period_close_id = ?'
-      : 'period_close_id IS NULL AND customer_id = ? AND occurred_at >= ? AND occurred_at < ?';
-  const scopeBindings = scope.kind === 'claimed' ? [scope.closeId] : [scope.customerId, scope.from, scope.to];
+      ? [scope.closeId]
+      : scope.kind === 'unclaimed'
+        ? [scope.customerId, scope.from, scope.to]
+        : [scope.closeId, scope.customerId, scope.from, scope.to];
   const result = await db.raw<{ rows: { quantity: string; event_count: string; event_values: string[] | null }[] }>(
     `WITH scoped AS (
        SELECT id, occurred_at, properties ->> ? AS raw_value,
@@ -115,6 +121,7 @@ export interface UsageClosure {
   period_end: Date;
   totals: UsageTotals;
   event_count: string;
+  plan_id: string | null;
   closed_at: Date;
 }
 
@@ -153,4 +160,20 @@ export async function listLateUsage(db: Knex, subscriptionId: string, customerId
     .orderBy('occurred_at')
     .limit(limit)
     .select('event_id', 'event_type', 'occurred_at', 'received_at', 'properties');
+}
+
+export type UsageRefusal = 'usage_blocked' | 'usage_cap_reached';
+
+/**
+ * Customers whose usage is refused right now: a subscription paused (under the reject policy) or suspended, or
+ * past its plan's hard cap for the current period. Both are rare, and partial indexes keep this lookup small.
+ */
+export async function usageRefusals(db: Knex, customerIds: readonly string[], now: Date): Promise<Map<string, UsageRefusal>> {
+  if (customerIds.length === 0) return new Map();
+  const rows: { customer_id: string; blocked: boolean }[] = await db('subscriptions')
+    .whereIn('customer_id', [...new Set(customerIds)])
+    .andWhere((query) => query.where('usage_blocked', true).orWhere('usage_capped_until', '>', now))
+    .groupBy('customer_id')
+    .select('customer_id', db.raw('bool_or(usage_blocked) AS blocked'));
+  return new Map(rows.map((row) => [row.customer_id, row.blocked ? 'usage_blocked' : 'usage_cap_reached']));
 }

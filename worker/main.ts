@@ -3,6 +3,7 @@
  * Needs DATABASE_URL and TEMPORAL_ADDRESS. `npm start` runs the same worker in-process for local use.
  */
 import { NativeConnection } from '@temporalio/worker';
+import { emailChannelFromEnv, startOutboxDispatcher } from '../activities/notifications';
 import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
 
@@ -12,8 +13,11 @@ async function main(): Promise<void> {
   const db = createDatabase(databaseUrl);
   const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   const worker = await createBillingWorker({ connection, db, namespace: process.env.TEMPORAL_NAMESPACE });
+  // Webhooks and email from the outbox, in this process (safe to run in every worker: claims skip locked rows).
+  const dispatcher = process.env.METERLOOP_OUTBOX_DISPATCHER === 'off' ? null : startOutboxDispatcher({ db, email: emailChannelFromEnv() });
   // worker.run() resolves after SIGINT/SIGTERM once in-flight tasks finish (the SDK installs the handlers).
   await worker.run();
+  await dispatcher?.stop();
   await connection.close();
   await db.destroy();
 }

@@ -194,3 +194,36 @@ export interface UsageRecordedSummary {
 }
 
 export const usageRecordedSignal = defineSignal<[UsageRecordedSummary]>('usageRecorded');
+
+// ---- Re-rating -------------------------------------------------------------------------------------------
+
+export const RERATE_WORKFLOW_TYPE = 'rerateWorkflow';
+
+export function rerateWorkflowId(rerateId: string): string {
+  return `rerate:${rerateId}`;
+}
+
+export interface RerateWorkflowInput {
+  readonly rerateId: string;
+  readonly subscriptionId: string;
+  readonly invoiceId: string;
+  /** How long a proposal waits for a decision before it expires (ISO-8601). */
+  readonly decisionWindow: string;
+}
+
+export interface RerateDecision {
+  readonly approve: boolean;
+  readonly by: string;
+  readonly reason: string;
+}
+
+export interface RerateState {
+  readonly rerateId: string;
+  readonly status: string;
+  readonly outcome: 'adjustment' | 'credit' | 'none';
+  readonly total: string;
+  readonly resultInvoiceId: string | null;
+}
+
+export const decideRerateUpdate = defineUpdate<RerateState, [RerateDecision]>('decideRerate');
+export const rerateStateQuery = defineQuery<RerateState>('rerateState');

@@ -1,2 +1,3 @@
 // The workflow bundle's entry point: every workflow the worker runs is exported here.
+export { rerateWorkflow } from './rerate';
 export { subscriptionWorkflow } from './subscription';

@@ -106,6 +106,7 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
   let paymentMethodUpdated = false;
   let lastInvoice: PeriodInvoiceSummary | null = null;
   let usageEventsReported = 0;
+  let spendingCheckDue = false;
 
   const note = (event: string, detail?: string): void => {
     timeline.push({ at: nowIso(), event, ...(detail ? { detail } : {}) });
@@ -314,6 +315,7 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
   setHandler(subscriptionStateQuery, snapshot);
   setHandler(usageRecordedSignal, (summary) => {
     usageEventsReported += summary.eventCount;
+    spendingCheckDue = true; // the main loop rates the usage so far and raises any threshold crossed
   });
   setHandler(paymentMethodUpdatedSignal, () => {
     paymentMethodUpdated = true;
@@ -615,12 +617,24 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
         unpaidInvoice !== null ||
         status === 'paused' ||
         pendingRetentionOffer() !== offer || // an offer made or answered moves the next deadline
+        spendingCheckDue ||
         workflowInfo().continueAsNewSuggested,
       msUntil(new Date(wakeAt)),
     );
     if (cancelNow) {
       const now = new Date();
       return endSubscription(cancelNow, { start: usageOpenSince.toISOString(), end: now.toISOString() }, now);
+    }
+    if (spendingCheckDue) {
+      spendingCheckDue = false;
+      const spending = await local.checkSpending({
+        subscriptionId: input.subscriptionId,
+        from: usageOpenSince.toISOString(),
+        at: nowIso(),
+        periodEnd: period.end.toISOString(),
+      });
+      for (const alert of spending.raised) note('spending_alert', `${alert} at ${spending.spend}`);
+      if (spending.capped) note('usage_capped', spending.spend);
     }
     const expired = pendingRetentionOffer();
     if (expired && Date.now() >= new Date(expired.expiresAt).getTime()) {

@@ -2,7 +2,7 @@ import express, { Router } from 'express';
 import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
 import type { Database } from '../../store/database';
 import { MetricCatalog, NUMERIC_AGGREGATIONS } from '../../store/metrics';
-import { insertUsageEvents, NewUsageEvent } from '../../store/usage';
+import { insertUsageEvents, NewUsageEvent, usageRefusals } from '../../store/usage';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
 import type { CustomerDirectory } from '../customer-directory';
@@ -22,6 +22,8 @@ export interface EventsRouterDependencies {
   readonly customers: CustomerDirectory;
   readonly usageSignals?: UsageSignalCoalescer;
   readonly now?: () => Date;
+  /** Told what each request did (Prometheus counters; see api/observability.ts). */
+  readonly onIngested?: (outcome: { accepted: number; duplicates: number; rejected: number }) => void;
 }
 
 /**
@@ -50,21 +52,28 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       metricsByEventType: toRequirements(await deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type)))),
     };
     const valid: NewUsageEvent[] = [];
+    const refusals = await usageRefusals(deps.db, [...context.customerIdByExternalId.values()], context.now);
     for (const { index, event } of shaped) {
       const verdict = validateUsageEvent(event, context);
-      if (verdict.ok) {
+      const refusal = verdict.ok ? refusals.get(verdict.customerId) : undefined;
+      if (verdict.ok && !refusal) {
         valid.push({ customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties });
-      } else {
+      } else if (refusal) {
+        const detail = refusal === 'usage_blocked' ? 'the subscription is paused or suspended' : "the plan's usage cap for this period is reached";
+        rejections.push({ index, code: refusal, path: `events.${index}`, message: detail });
+      } else if (!verdict.ok) {
         rejections.push({ index, code: verdict.code, path: `events.${index}`, message: verdict.detail });
       }
     }
     rejections.sort((a, b) => a.index - b.index);
 
     if (valid.length === 0) {
+      deps.onIngested?.({ accepted: 0, duplicates: 0, rejected: rejections.length });
       throw new ApiProblem('batch_rejected', `all ${items.length} event(s) were rejected; nothing was stored`, rejections);
     }
     const inserted = await insertUsageEvents(deps.db, valid);
     reportToWorkflows(deps.usageSignals, valid, inserted);
+    deps.onIngested?.({ accepted: inserted.length, duplicates: valid.length - inserted.length, rejected: rejections.length });
     res.status(200).json({
       accepted: inserted.length,
       duplicates: valid.length - inserted.length,

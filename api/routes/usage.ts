@@ -6,7 +6,8 @@ import type { PlanRow, SubscriptionRow } from '../../store/subscriptions';
 import { listLateUsage } from '../../store/usage';
 import { openUsageForCharges } from '../../store/usage-preview';
 import { ApiProblem } from '../problem';
-import { uuidParam } from '../schemas';
+import { budgetBody, uuidParam } from '../schemas';
+import { minorUnitExponent, toDecimal } from '../../domain/money';
 
 /** Customer-facing usage: the current period so far, and late events waiting for re-rating. */
 export function usageRouter(db: Database): Router {
@@ -53,6 +54,19 @@ export function usageRouter(db: Database): Router {
         subtotal: rated.subtotal,
       },
     });
+  });
+
+  /** A customer-set spending budget for each period, with alert thresholds in percent (default 50, 80, 100). */
+  router.put('/:id/budget', async (req, res) => {
+    const body = budgetBody.parse(req.body);
+    const { subscription, plan } = await findSubscription(req.params.id);
+    if (body.amount !== null && toDecimal(body.amount).decimalPlaces() > minorUnitExponent(plan.currency)) {
+      throw new ApiProblem('validation_failed', `amount has more decimals than ${plan.currency} allows`);
+    }
+    await db('subscriptions')
+      .where({ id: subscription.id })
+      .update({ budget_amount: body.amount, alert_thresholds: body.amount === null ? null : JSON.stringify(body.thresholds) });
+    res.json({ subscription_id: subscription.id, budget: body.amount, currency: plan.currency, thresholds: body.amount === null ? [] : body.thresholds });
   });
 
   router.get('/:id/late-usage', async (req, res) => {

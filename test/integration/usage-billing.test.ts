@@ -10,6 +10,7 @@ import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 import { createBillingWorker } from '../../worker/create-worker';
 import { cancelSubscriptionUpdate, SubscriptionState, subscriptionStateQuery } from '../../workflows/definitions';
+import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { serve, TestHttp } from '../support/http';
 import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
@@ -26,7 +27,7 @@ beforeAll(async () => {
   worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: await workflowBundle() });
   workerRun = worker.run();
   // The API judges event timestamps by the test server's clock, which the test moves forward.
-  api = await serve(createApp({ db, temporal: env.client, now: () => serverNow }));
+  api = await serve(createApp({ db, temporal: env.client, now: () => serverNow }), { headers: (await createTestApiKey(db, 'admin')).headers });
 });
 
 afterAll(async () => {

@@ -1,0 +1,79 @@
+import { PlanSettings, usageCharges } from '../domain/plan-terms';
+import { Charge, rateUsage } from '../domain/rating';
+import { crossedThresholds, reachedHardCap, SpendingLimit } from '../domain/spending';
+import type { Database } from '../store/database';
+import { enqueueOutboxEvent } from '../store/outbox';
+import { loadSubscriptionContext } from '../store/subscriptions';
+import { openUsageForCharges } from '../store/usage-preview';
+
+export interface SpendingCheckRequest {
+  readonly subscriptionId: string;
+  /** The open usage stretch: from its start up to `at`. */
+  readonly from: string;
+  readonly at: string;
+  /** When the current period ends (a hard cap holds until then). */
+  readonly periodEnd: string;
+}
+
+export interface SpendingCheckResult {
+  readonly spend: string;
+  readonly raised: string[];
+  readonly capped: boolean;
+}
+
+const DEFAULT_BUDGET_THRESHOLDS = ['50', '80', '100'];
+
+export function createSpendingActivities(db: Database) {
+  return {
+    /**
+     * Rates the usage so far (same function as the invoice) and raises every threshold it crossed, once per
+     * threshold per period: the unique (subscription, period, basis, threshold) makes a repeat a no-op. Past the
+     * plan's hard cap, ingestion refuses further usage until the period ends.
+     */
+    async checkSpending(request: SpendingCheckRequest): Promise<SpendingCheckResult> {
+      const context = await loadSubscriptionContext(db, request.subscriptionId);
+      if (!context) return { spend: '0', raised: [], capped: false };
+      const { plan, subscription, customer } = context;
+      const settings = plan.settings as PlanSettings;
+      const charges = usageCharges(plan.charges as Charge[]);
+      const usage = await openUsageForCharges(db, customer.id, charges, new Date(request.from), new Date(request.at));
+      const spend = rateUsage({ currency: plan.currency, charges, usage }).usageTotal;
+
+      const row = subscription as typeof subscription & { budget_amount: string | null; alert_thresholds: string[] | null };
+      const limits: SpendingLimit[] = [
+        ...(settings.creditBucket && settings.creditAlertThresholds ? [{ basis: 'credit_bucket' as const, amount: settings.creditBucket, thresholds: settings.creditAlertThresholds }] : []),
+        ...(row.budget_amount ? [{ basis: 'budget' as const, amount: row.budget_amount, thresholds: row.alert_thresholds ?? DEFAULT_BUDGET_THRESHOLDS }] : []),
+      ];
+      const raised: string[] = [];
+      await db.transaction(async (trx) => {
+        for (const crossed of crossedThresholds(spend, limits)) {
+          const inserted = await trx('spending_alerts')
+            .insert({
+              subscription_id: subscription.id,
+              period_start: new Date(request.from),
+              basis: crossed.basis,
+              threshold: crossed.threshold,
+              spend,
+              limit_amount: crossed.limitAmount,
+            })
+            .onConflict(['subscription_id', 'period_start', 'basis', 'threshold'])
+            .ignore()
+            .returning('id');
+          if (inserted.length === 0) continue; // raised earlier this period
+          raised.push(`${crossed.basis}:${crossed.threshold}`);
+          await enqueueOutboxEvent(trx, {
+            eventType: 'spending.threshold_reached',
+            aggregateType: 'subscription',
+            aggregateId: subscription.id,
+            dedupeKey: `spending:${subscription.id}:${request.from}:${crossed.basis}:${crossed.threshold}`,
+            payload: { subscriptionId: subscription.id, basis: crossed.basis, threshold: crossed.threshold, spend, limit: crossed.limitAmount, currency: plan.currency },
+          });
+        }
+        if (reachedHardCap(spend, settings.hardCap)) {
+          await trx('subscriptions').where({ id: subscription.id }).update({ usage_capped_until: new Date(request.periodEnd) });
+        }
+      });
+      return { spend, raised, capped: reachedHardCap(spend, settings.hardCap) };
+    },
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * Idempotency-Key for every POST: the first response (status and body) to a request is stored per API key and
+ * replayed for repeats; the same key with a different request is refused (409 idempotency_key_reused); a repeat
+ * that arrives while the first is still running waits for it briefly, then gets 409 idempotency_request_in_progress.
+ *
+ * Only final successes are stored (2xx but 202). A rejected or failed request writes nothing (DESIGN.md), so its key
+ * is given back and a corrected retry with the same key runs afresh; a 202 (work still pending, e.g. a refund the
+ * gateway did not answer) is not final either, and repeating it resumes the work.
+ */
+import { createHash } from 'node:crypto';
+import type { RequestHandler, Response } from 'express';
+import type { Database } from '../store/database';
+import {
+  claimIdempotencyKey,
+  completeIdempotencyKey,
+  deleteExpiredIdempotencyKeys,
+  findIdempotencyKey,
+  IdempotencyClaim,
+  IdempotencyKeyRow,
+  reclaimIdempotencyKey,
+  releaseIdempotencyKey,
+} from '../store/idempotency-keys';
+import { accessOf } from './access';
+import { ApiProblem } from './problem';
+
+export interface IdempotencyOptions {
+  /** How long a repeat waits for the first request to finish before answering 409 in progress. */
+  readonly waitMs?: number;
+  /** A claim older than this whose request never finished (a crashed process) is taken over. */
+  readonly staleAfterMs?: number;
+  /** Stored responses are replayed for this long; then the key may be used afresh. */
+  readonly expireAfterMs?: number;
+  readonly log?: (entry: Record<string, unknown>) => void;
+}
+
+/** Printable ASCII, 1 to 200 characters (a UUID is the usual choice). */
+const KEY = /^[\x21-\x7e]{1,200}$/;
+const HOUR = 3_600_000;
+
+/** The same JSON value whatever the key order or whitespace: objects' keys sorted. Depth is bounded upstream. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.keys(value)
+      .sort()
+      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+export function requestHash(method: string, url: string, body: unknown): string {
+  return createHash('sha256').update(`${method} ${url}\n${canonicalJson(body)}`).digest('hex');
+}
+
+const storable = (status: number): boolean => status >= 200 && status < 300 && status !== 202;
+
+function replay(res: Response, row: IdempotencyKeyRow): void {
+  res.status(row.response_status!).setHeader('Idempotent-Replayed', 'true');
+  res.type('application/json').send(row.response_body);
+}
+
+export function idempotency(db: Database, options: IdempotencyOptions = {}): RequestHandler {
+  const waitMs = options.waitMs ?? 2_000;
+  const staleAfterMs = options.staleAfterMs ?? 5 * 60_000;
+  const expireAfterMs = options.expireAfterMs ?? 24 * HOUR;
+  const log = options.log ?? (() => undefined);
+  let lastSweep = Date.now();
+
+  /** Holds the response back until it is recorded, so a repeat sent right after it arrives finds it. */
+  function recordResponse(res: Response, claim: IdempotencyClaim): void {
+    const send = res.send.bind(res);
+    let recorded = false;
+    res.send = (body?: unknown) => {
+      if (recorded) return send(body);
+      recorded = true;
+      const status = res.statusCode;
+      const text = typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : JSON.stringify(body ?? null);
+      const write = storable(status) ? completeIdempotencyKey(db, claim, status, text) : releaseIdempotencyKey(db, claim);
+      void write
+        .catch((error: unknown) => log({ level: 'error', msg: 'could not record an idempotent response', key: claim.key, error: String(error) }))
+        .finally(() => send(body));
+      return res;
+    };
+  }
+
+  return async (req, res, next) => {
+    if (req.method !== 'POST') return next();
+    const key = req.header('idempotency-key');
+    const principal = accessOf(res)?.principal;
+    if (key === undefined || !principal) return next();
+    if (!KEY.test(key)) {
+      throw new ApiProblem('validation_failed', 'the Idempotency-Key header must be 1 to 200 printable ASCII characters', [
+        { path: 'Idempotency-Key', message: 'must be 1 to 200 printable ASCII characters' },
+      ]);
+    }
+    const hash = requestHash(req.method, req.originalUrl, req.body);
+    const deadline = Date.now() + waitMs;
+
+    let claim = await claimIdempotencyKey(db, principal.keyId, key, hash);
+    while (!claim) {
+      const row = await findIdempotencyKey(db, principal.keyId, key);
+      if (row) {
+        claim = await reclaimIdempotencyKey(db, row, hash, { staleAfterMs, expireAfterMs });
+        if (claim) break;
+        if (row.request_hash !== hash) {
+          throw new ApiProblem('idempotency_key_reused', `Idempotency-Key ${key} was used for a different request; use a new key`);
+        }
+        if (row.completed_at) return replay(res, row);
+        if (Date.now() >= deadline) {
+          res.setHeader('Retry-After', '1');
+          throw new ApiProblem('idempotency_request_in_progress', `a request with Idempotency-Key ${key} is still running; retry shortly`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      // The row was gone (the first request failed and gave the key back) or we waited: try to claim again.
+      claim = await claimIdempotencyKey(db, principal.keyId, key, hash);
+    }
+
+    if (Date.now() - lastSweep > HOUR) {
+      lastSweep = Date.now();
+      void deleteExpiredIdempotencyKeys(db, expireAfterMs).catch((error: unknown) => log({ level: 'warn', msg: 'idempotency key sweep failed', error: String(error) }));
+    }
+    recordResponse(res, claim);
+    return next();
+  };
+}

@@ -1,0 +1,214 @@
+/**
+ * What ops see of the API: one JSON log line per request, Prometheus metrics at /metrics, liveness at /healthz
+ * and readiness (Postgres and Temporal answer, and we are not shutting down) at /readyz. See docs/operations.md.
+ */
+import type { Client } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Database } from '../store/database';
+import { accessOf } from './access';
+import { ApiProblem } from './problem';
+
+export type LogEntry = Record<string, unknown>;
+export type Logger = (entry: LogEntry) => void;
+
+/** One JSON object per line on stdout, with a timestamp first. */
+export const jsonLogger: Logger = (entry) => {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+};
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The request id of a request (the caller's X-Request-Id when well-formed, else a fresh UUID). */
+export function requestIdOf(res: Response): string | undefined {
+  return res.locals.requestId as string | undefined;
+}
+
+export class ApiMetrics {
+  readonly registry = new Registry();
+  readonly httpDuration: Histogram<'method' | 'route' | 'status'>;
+  readonly eventsIngested: Counter;
+  readonly eventsDeduplicated: Counter;
+  readonly eventsRejected: Counter;
+
+  constructor(db: Database, options: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    this.httpDuration = new Histogram({
+      name: 'meterloop_http_request_duration_seconds',
+      help: 'API request latency by route template, method and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.eventsIngested = new Counter({ name: 'meterloop_usage_events_ingested_total', help: 'usage events stored (new)', registers });
+    this.eventsDeduplicated = new Counter({
+      name: 'meterloop_usage_events_deduplicated_total',
+      help: 'usage events acknowledged as duplicates of stored ones (same customer and event id)',
+      registers,
+    });
+    this.eventsRejected = new Counter({ name: 'meterloop_usage_events_rejected_total', help: 'usage events rejected by validation', registers });
+
+    // Business state, read from Postgres at scrape time (one grouped count per table): always current, never drifts.
+    const databaseUp = new Gauge({ name: 'meterloop_metrics_database_up', help: '1 when the last scrape could read Postgres', registers });
+    const counted = (name: string, help: string, labelNames: string[], sql: string): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        async collect() {
+          this.reset();
+          try {
+            const { rows } = (await db.raw(sql)) as { rows: Record<string, string>[] };
+            for (const row of rows) {
+              this.set(Object.fromEntries(labelNames.map((label) => [label, row[label] ?? ''])), Number(row.count));
+            }
+            databaseUp.set(1);
+          } catch {
+            databaseUp.set(0);
+          }
+        },
+      });
+    };
+    counted('meterloop_invoices', 'invoices by kind and status', ['kind', 'status'], 'SELECT kind, status, count(*) AS count FROM invoices GROUP BY kind, status');
+    counted('meterloop_payments', 'payment attempts by outcome (pending, succeeded, failed)', ['status'], 'SELECT status, count(*) AS count FROM payments GROUP BY status');
+    counted(
+      'meterloop_subscriptions',
+      'subscriptions by status (past_due is dunning)',
+      ['status'],
+      'SELECT status, count(*) AS count FROM subscriptions GROUP BY status',
+    );
+    counted('meterloop_refunds', 'refunds by status', ['status'], 'SELECT status, count(*) AS count FROM refunds GROUP BY status');
+  }
+
+  /** For routes/events.ts: what one ingestion request did. */
+  recordIngestion(outcome: { accepted: number; duplicates: number; rejected: number }): void {
+    this.eventsIngested.inc(outcome.accepted);
+    this.eventsDeduplicated.inc(outcome.duplicates);
+    this.eventsRejected.inc(outcome.rejected);
+  }
+}
+
+/**
+ * The first middleware: assigns the request id (echoed in X-Request-Id), and when the response is done writes the
+ * log line and observes the latency, both labelled by route template (never the raw path: ids would explode both).
+ */
+export function observeRequests(metrics: ApiMetrics, log: Logger): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    const incoming = req.header('x-request-id');
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.locals.requestId = requestId;
+    res.setHeader('X-Request-Id', requestId);
+    let done = false;
+    const finish = (aborted: boolean): void => {
+      if (done) return;
+      done = true;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const access = accessOf(res);
+      const route = access?.route?.template;
+      const status = aborted && !res.headersSent ? 499 : res.statusCode;
+      metrics.httpDuration.observe({ method: req.method, route: route ?? '(unmatched)', status: String(status) }, seconds);
+      const error = res.locals.error as Error | undefined;
+      log({
+        level: status >= 500 ? 'error' : 'info',
+        msg: 'request',
+        method: req.method,
+        path: route ?? null,
+        ...(route ? {} : { raw_path: req.path.slice(0, 200) }),
+        status,
+        duration_ms: Math.round(seconds * 1e6) / 1e3,
+        request_id: requestId,
+        api_key_id: access?.principal?.keyId ?? null,
+        ...(aborted ? { aborted: true } : {}),
+        ...(error ? { error: { message: error.message, stack: error.stack } } : {}),
+      });
+    };
+    res.on('finish', () => finish(false));
+    res.on('close', () => finish(true));
+    next();
+  };
+}
+
+/** Before the problem handler: keeps unexpected errors (not problems we raise on purpose) for the log line. */
+export const captureErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
+  const expected = error instanceof ApiProblem || (error as { name?: string })?.name === 'ZodError' || typeof (error as { type?: string })?.type === 'string';
+  if (!expected) res.locals.error = error instanceof Error ? error : new Error(String(error));
+  next(error);
+};
+
+export interface ReadinessCheck {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly duration_ms: number;
+}
+
+async function timed(probe: () => Promise<unknown>, timeoutMs: number): Promise<ReadinessCheck> {
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      probe(),
+      new Promise((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+    return { ok: true, duration_ms: Date.now() - started };
+  } catch (error) {
+    return { ok: false, error: (error as Error).message ?? String(error), duration_ms: Date.now() - started };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface HealthOptions {
+  readonly db: Database;
+  readonly temporal: Client;
+  readonly timeoutMs?: number;
+  /** True once the process is shutting down: /readyz answers 503 so load balancers stop sending requests. */
+  readonly draining?: () => boolean;
+}
+
+export function healthHandlers(options: HealthOptions): { liveness: RequestHandler; readiness: RequestHandler } {
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  return {
+    liveness: (_req, res) => {
+      res.json({ status: 'ok' });
+    },
+    readiness: async (_req, res) => {
+      const connection = options.temporal.connection;
+      const [postgres, temporal] = await Promise.all([
+        timed(() => options.db.raw('SELECT 1'), timeoutMs),
+        timed(() => connection.withDeadline(Date.now() + timeoutMs, () => connection.workflowService.getSystemInfo({})), timeoutMs),
+      ]);
+      const draining = options.draining?.() ?? false;
+      const checks = { postgres, temporal, ...(draining ? { shutdown: { ok: false, error: 'shutting down', duration_ms: 0 } } : {}) };
+      if (postgres.ok && temporal.ok && !draining) {
+        res.json({ status: 'ready', checks });
+        return;
+      }
+      const down = Object.entries(checks)
+        .filter(([, check]) => !check.ok)
+        .map(([name]) => name);
+      res
+        .status(503)
+        .type('application/problem+json')
+        .json({
+          type: 'https://meterloop.dev/problems/not_ready',
+          title: 'not ready',
+          status: 503,
+          code: 'not_ready',
+          detail: `not ready: ${down.join(', ')}`,
+          checks,
+        });
+    },
+  };
+}
+
+export function metricsHandler(metrics: ApiMetrics): RequestHandler {
+  return async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * What the customer usage page reads besides GET /v1/subscriptions/:id/usage (see docs/usage-page.md):
+ *
+ *   GET /v1/usage-token/me                   the token's customer and that customer's subscriptions (usage tokens only)
+ *   GET /v1/subscriptions/:id/usage/daily    the open period's usage per UTC day and metric, for the chart
+ *   GET /v1/subscriptions/:id/invoices       the subscription's issued invoices and the credit notes against them
+ *
+ * A customer usage token reaches the last two only for its own customer's subscriptions (CUSTOMER_SCOPES in
+ * api/access.ts); everything here is a read.
+ */
+import { Router } from 'express';
+import { z } from 'zod';
+import type { Charge } from '../../domain/rating';
+import type { ApiKeyRow } from '../../store/api-keys';
+import { CREDIT_NOTE_KIND } from '../../store/credit-notes';
+import { dailyUsageForCharges } from '../../store/daily-usage';
+import type { Database } from '../../store/database';
+import type { InvoiceRow } from '../../store/invoices';
+import type { CustomerRow, PlanRow, SubscriptionRow } from '../../store/subscriptions';
+import { accessOf } from '../access';
+import { ApiProblem } from '../problem';
+import { uuidParam } from '../schemas';
+import { invoiceJson, planJson } from '../serializers';
+
+const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
+
+/** Statuses in which a subscription still bills; the page shows such a subscription first. */
+const LIVE_STATUSES = new Set(['scheduled', 'trialing', 'active', 'past_due', 'paused', 'suspended']);
+
+export const subscriptionInvoicesQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+
+/** GET /v1/usage-token/me: mounted at /v1/usage-token. */
+export function usageTokenRouter(db: Database): Router {
+  const router = Router();
+
+  router.get('/me', async (_req, res) => {
+    const principal = accessOf(res)?.principal;
+    // Admin keys pass every access check, but only a usage token speaks for a customer.
+    if (!principal?.customerId || principal.role !== 'customer_usage') {
+      throw new ApiProblem('not_found', 'GET /v1/usage-token/me describes a customer usage token; this key is not one');
+    }
+    const [customer, key, rows] = await Promise.all([
+      db<CustomerRow>('customers').where({ id: principal.customerId }).first(),
+      db<ApiKeyRow>('api_keys').where({ id: principal.keyId }).first('expires_at'),
+      db<SubscriptionRow>('subscriptions').where({ customer_id: principal.customerId }).orderBy([
+        { column: 'created_at', order: 'desc' },
+        { column: 'id', order: 'desc' },
+      ]),
+    ]);
+    if (!customer) throw new ApiProblem('customer_not_found', 'the customer of this token no longer exists');
+    const planIds = [...new Set(rows.map((row) => row.plan_id))];
+    const plans = new Map((planIds.length ? await db<PlanRow>('plans').whereIn('id', planIds) : []).map((plan) => [plan.id, plan]));
+    // Live subscriptions first (newest first within each group): the page opens the first one.
+    const ordered = [...rows.filter((row) => LIVE_STATUSES.has(row.status)), ...rows.filter((row) => !LIVE_STATUSES.has(row.status))];
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({
+      customer: { id: customer.id, external_id: customer.external_id, name: customer.name, currency: customer.currency },
+      token: { expires_at: iso(key?.expires_at ?? null) },
+      subscriptions: ordered.map((row) => {
+        const plan = plans.get(row.plan_id)!;
+        const terms = planJson(plan);
+        return {
+          id: row.id,
+          status: row.status,
+          plan: {
+            code: plan.code,
+            version: plan.version,
+            name: plan.name,
+            currency: plan.currency,
+            billing_interval: plan.billing_interval,
+            flat_fee: terms.flat_fee,
+            credit_bucket: terms.credit_bucket,
+          },
+          start_at: iso(row.start_at),
+          current_period_start: iso(row.current_period_start),
+          current_period_end: iso(row.current_period_end),
+          canceled_at: iso(row.canceled_at),
+        };
+      }),
+    });
+  });
+
+  return router;
+}
+
+export interface SubscriptionHistoryOptions {
+  /** The clock that decides which days of the period have begun (tests on a time-skipping server pass theirs). */
+  readonly now?: () => Date;
+}
+
+/** GET /v1/subscriptions/:id/usage/daily and /invoices: mounted at /v1/subscriptions. */
+export function subscriptionUsageHistoryRouter(db: Database, options: SubscriptionHistoryOptions = {}): Router {
+  const router = Router();
+  const now = options.now ?? (() => new Date());
+
+  async function findSubscription(id: string): Promise<SubscriptionRow> {
+    const parsed = uuidParam.safeParse(id);
+    const row = parsed.success ? await db<SubscriptionRow>('subscriptions').where({ id: parsed.data }).first() : undefined;
+    if (!row) throw new ApiProblem('subscription_not_found', `no subscription ${id}`);
+    return row;
+  }
+
+  router.get('/:id/usage/daily', async (req, res) => {
+    const subscription = await findSubscription(req.params.id);
+    const start = subscription.current_period_start;
+    const end = subscription.current_period_end;
+    res.setHeader('Cache-Control', 'no-store');
+    if (!start || !end) {
+      res.json({ subscription_id: subscription.id, period: null, timezone: 'UTC', metrics: [] });
+      return;
+    }
+    const plan = (await db<PlanRow>('plans').where({ id: subscription.plan_id }).first())!;
+    const asOf = now();
+    // Days that have not begun are not listed; an ended period is listed to its end.
+    const until = new Date(Math.max(start.getTime(), Math.min(end.getTime(), asOf.getTime())));
+    const metrics = await dailyUsageForCharges(db, subscription.customer_id, plan.charges as Charge[], start, until);
+    res.json({
+      subscription_id: subscription.id,
+      period: { start: start.toISOString(), end: end.toISOString() },
+      as_of: asOf.toISOString(),
+      timezone: 'UTC',
+      metrics: metrics.map((metric) => ({
+        metric_code: metric.metricCode,
+        name: metric.name,
+        aggregation: metric.aggregation,
+        days: metric.days.map((day) => ({ date: day.date, quantity: day.quantity, event_count: day.eventCount })),
+      })),
+    });
+  });
+
+  router.get('/:id/invoices', async (req, res) => {
+    const query = subscriptionInvoicesQuery.parse(req.query);
+    const subscription = await findSubscription(req.params.id);
+    // Credit notes carry no subscription_id (migration 0104): they are found through the invoice they credit.
+    const rows = await db<InvoiceRow & { credited_invoice_id: string | null }>('invoices')
+      .whereNot({ status: 'draft' })
+      .andWhere((where) =>
+        where
+          .where({ subscription_id: subscription.id })
+          .orWhere((credit) =>
+            credit.where({ kind: CREDIT_NOTE_KIND }).whereIn('credited_invoice_id', db('invoices').select('id').where({ subscription_id: subscription.id })),
+          ),
+      )
+      .orderBy([
+        { column: 'created_at', order: 'desc' },
+        { column: 'id', order: 'desc' },
+      ])
+      .limit(query.limit);
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({
+      data: rows.map((row) => ({ ...invoiceJson(row), ...(row.kind === CREDIT_NOTE_KIND ? { credited_invoice_id: row.credited_invoice_id } : {}) })),
+    });
+  });
+
+  return router;
+}

@@ -1,0 +1,83 @@
+import { randomUUID } from 'node:crypto';
+import { Router } from 'express';
+import { formatMoney, toDecimal } from '../../domain/money';
+import { executeRefund } from '../../activities/refunds';
+import type { PaymentGateway } from '../../payments/gateway';
+import { CreditNoteRejectedError, CreditNoteRow, issueCreditNote, listCreditNotes, refundableBalance, RefundRow } from '../../store/credit-notes';
+import type { Database } from '../../store/database';
+import { findInvoice } from '../../store/invoices';
+import { ApiProblem } from '../problem';
+import { idempotencyKeyHeader, refundInvoiceBody, uuidParam } from '../schemas';
+import { invoiceJson } from '../serializers';
+
+function creditNoteJson(creditNote: CreditNoteRow, refund: RefundRow | undefined) {
+  return {
+    ...invoiceJson(creditNote),
+    credited_invoice_id: creditNote.credited_invoice_id,
+    reason: creditNote.reason,
+    refund: refund
+      ? {
+          id: refund.id,
+          status: refund.status,
+          amount: formatMoney(toDecimal(refund.amount), refund.currency),
+          currency: refund.currency,
+          gateway_refund_id: refund.gateway_refund_id,
+          failure_code: refund.failure_code,
+          created_at: refund.created_at.toISOString(),
+        }
+      : null,
+  };
+}
+
+function toProblem(error: CreditNoteRejectedError): ApiProblem {
+  if (error.code === 'invalid_amount') return new ApiProblem('validation_failed', error.detail, [{ path: 'amount', message: error.detail }]);
+  return new ApiProblem(error.code, error.detail);
+}
+
+/**
+ * Refunds of paid invoices, mounted under /v1/invoices:
+ *   POST /:id/refunds {amount, reason}  issues a credit note (series CN) and refunds it through the gateway.
+ *   GET  /:id/refunds                   the invoice's credit notes with their refunds and what is left to refund.
+ * The optional Idempotency-Key header makes a retried request return the same credit note.
+ */
+export function refundsRouter(db: Database, gateway: PaymentGateway): Router {
+  const router = Router();
+
+  router.post('/:id/refunds', async (req, res) => {
+    const body = refundInvoiceBody.parse(req.body);
+    const headerKey = req.header('Idempotency-Key');
+    const idempotencyKey = headerKey === undefined ? randomUUID() : idempotencyKeyHeader.parse(headerKey);
+    const id = uuidParam.safeParse(req.params.id);
+    if (!id.success) throw new ApiProblem('invoice_not_found', `no invoice ${req.params.id}`);
+
+    let issued;
+    try {
+      issued = await issueCreditNote(db, { invoiceId: id.data, amount: toDecimal(body.amount), reason: body.reason, idempotencyKey, actor: 'api' });
+    } catch (error) {
+      if (error instanceof CreditNoteRejectedError) throw toProblem(error);
+      throw error;
+    }
+    let { creditNote, refund } = issued;
+    if (refund.status === 'pending') ({ creditNote, refund } = await executeRefund(db, gateway, refund));
+    // 201 new, 200 a replay (same Idempotency-Key), 202 when the gateway was unreachable and the refund is pending.
+    const status = refund.status === 'pending' ? 202 : issued.created ? 201 : 200;
+    res.status(status).json(creditNoteJson(creditNote, refund));
+  });
+
+  router.get('/:id/refunds', async (req, res) => {
+    const id = uuidParam.safeParse(req.params.id);
+    const invoice = id.success ? await findInvoice(db, id.data) : undefined;
+    if (!invoice) throw new ApiProblem('invoice_not_found', `no invoice ${req.params.id}`);
+    const [notes, balance] = await Promise.all([listCreditNotes(db, invoice.id), refundableBalance(db, invoice.id)]);
+    res.json({
+      invoice_id: invoice.id,
+      currency: invoice.currency,
+      amount_paid: formatMoney(balance.paid, invoice.currency),
+      amount_refunded: formatMoney(balance.credited, invoice.currency),
+      amount_refundable: formatMoney(balance.remaining, invoice.currency),
+      data: notes.map(({ creditNote, refund }) => creditNoteJson(creditNote, refund)),
+    });
+  });
+
+  return router;
+}

@@ -1,0 +1,49 @@
+import { Router } from 'express';
+import type { Margin } from '../../domain/margins';
+import type { Database } from '../../store/database';
+import { marginReport, SubscriptionMargin } from '../../store/margins';
+import { marginReportQuery } from '../schemas';
+
+function marginFigures(margin: Omit<Margin, 'costLines'>) {
+  return {
+    currency: margin.currency,
+    revenue: margin.revenue,
+    cost: margin.cost,
+    margin: margin.margin,
+    margin_percent: margin.marginPercent,
+  };
+}
+
+function subscriptionMarginJson(row: SubscriptionMargin) {
+  return {
+    subscription_id: row.subscriptionId,
+    status: row.status,
+    customer: { id: row.customerId, external_id: row.customerExternalId, name: row.customerName },
+    plan: { code: row.planCode, version: row.planVersion },
+    ...marginFigures(row),
+    cost_breakdown: row.costLines.map((line) => ({ metric_code: line.metricCode, quantity: line.quantity, unit_cost: line.unitCost, cost: line.cost })),
+  };
+}
+
+/** Finance reports. Definitions: docs/margins.md. */
+export function reportsRouter(db: Database): Router {
+  const router = Router();
+
+  /**
+   * Revenue, usage cost and margin per subscription for [from, to), ascending by margin so loss-makers come first;
+   * totals per currency cover every subscription of the window, also those past `limit`.
+   */
+  router.get('/margins', async (req, res) => {
+    const query = marginReportQuery.parse(req.query);
+    const report = await marginReport(db, { from: new Date(query.from), to: new Date(query.to), currency: query.currency });
+    res.json({
+      from: report.from.toISOString(),
+      to: report.to.toISOString(),
+      data: report.subscriptions.slice(0, query.limit).map(subscriptionMarginJson),
+      has_more: report.subscriptions.length > query.limit,
+      totals: report.totals.map((total) => ({ ...marginFigures(total), subscriptions: report.subscriptions.filter((row) => row.currency === total.currency).length })),
+    });
+  });
+
+  return router;
+}

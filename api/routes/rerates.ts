@@ -1,0 +1,130 @@
+/**
+ * Manual re-rating: finance asks (POST /v1/invoices/:id/rerate), a re-rating workflow proposes the difference,
+ * finance decides (POST /v1/rerates/:id/approve | reject). The original invoice is never edited.
+ */
+import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Request, Router } from 'express';
+import { randomUUID } from 'node:crypto';
+import type { RerateRow } from '../../activities/rerating';
+import type { Database } from '../../store/database';
+import type { InvoiceRow } from '../../store/invoices';
+import { writeAudit } from '../../store/outbox';
+import type { PlanRow } from '../../store/subscriptions';
+import {
+  decideRerateUpdate,
+  RERATE_WORKFLOW_TYPE,
+  rerateWorkflowId,
+  RerateWorkflowInput,
+  SEARCH_ATTRIBUTES,
+  TASK_QUEUE,
+} from '../../workflows/definitions';
+import { ApiProblem, isProblemCode } from '../problem';
+import { rerateBody, rerateDecisionBody, uuidParam } from '../schemas';
+
+/** How long a proposal waits for finance before it expires. */
+const DECISION_WINDOW = 'P30D';
+
+const actor = (req: Request): string => (req as Request & { apiKey?: { id: string } }).apiKey?.id ?? 'api';
+
+export function rerateJson(row: RerateRow) {
+  return {
+    id: row.id,
+    invoice_id: row.invoice_id,
+    subscription_id: row.subscription_id,
+    status: row.status,
+    reason: row.reason,
+    requested_by: row.requested_by,
+    corrected_plan_id: row.corrected_plan_id,
+    include_late_usage: row.include_late_usage,
+    proposal: row.proposal && {
+      usage_period: row.proposal.usagePeriod,
+      outcome: row.proposal.outcome,
+      total: row.proposal.total,
+      lines: row.proposal.lines.map((line) => ({ kind: line.kind, metric_code: line.metricCode, description: line.description, quantity: line.quantity, amount: line.amount, breakdown: line.breakdown })),
+      late_events: row.proposal.lateEventIds.length,
+    },
+    decided_by: row.decided_by,
+    decision_reason: row.decision_reason,
+    result_invoice_id: row.result_invoice_id,
+    workflow_id: rerateWorkflowId(row.id),
+  };
+}
+
+export function reratesRouter(db: Database, temporal: Client): Router {
+  const router = Router();
+
+  router.post('/invoices/:id/rerate', async (req, res) => {
+    const body = rerateBody.parse(req.body);
+    const id = uuidParam.safeParse(req.params.id);
+    const invoice = id.success ? await db<InvoiceRow>('invoices').where({ id: id.data }).first() : undefined;
+    if (!invoice || !invoice.subscription_id || invoice.status === 'draft') throw new ApiProblem('invoice_not_found', `no finalized subscription invoice ${req.params.id}`);
+    let correctedPlanId: string | null = null;
+    if (body.plan_code) {
+      const plan = await db<PlanRow>('plans').where({ code: body.plan_code, ...(body.plan_version ? { version: body.plan_version } : {}) }).orderBy('version', 'desc').first();
+      if (!plan) throw new ApiProblem('plan_not_found', `no plan ${body.plan_code}`);
+      if (plan.currency !== invoice.currency) throw new ApiProblem('currency_mismatch', `the plan bills in ${plan.currency}, the invoice is in ${invoice.currency}`);
+      correctedPlanId = plan.id;
+    }
+    const rerateId = randomUUID();
+    // The request and its workflow start commit together: if Temporal refuses, nothing is recorded.
+    const row = await db.transaction(async (trx) => {
+      const [inserted] = await trx<RerateRow>('rerates')
+        .insert({
+          id: rerateId,
+          invoice_id: invoice.id,
+          subscription_id: invoice.subscription_id!,
+          customer_id: invoice.customer_id,
+          status: 'computing',
+          requested_by: actor(req),
+          reason: body.reason,
+          corrected_plan_id: correctedPlanId,
+          include_late_usage: body.include_late_usage,
+        })
+        .returning('*');
+      await writeAudit(trx, { actor: actor(req), action: 'rerate.requested', subjectType: 'invoice', subjectId: invoice.id, reason: body.reason, details: { rerateId, correctedPlanId, includeLateUsage: body.include_late_usage } });
+      const input: RerateWorkflowInput = { rerateId, subscriptionId: invoice.subscription_id!, invoiceId: invoice.id, decisionWindow: DECISION_WINDOW };
+      await temporal.workflow.start(RERATE_WORKFLOW_TYPE, {
+        workflowId: rerateWorkflowId(rerateId),
+        taskQueue: TASK_QUEUE,
+        args: [input],
+        memo: { subscriptionId: invoice.subscription_id, invoiceId: invoice.id },
+        typedSearchAttributes: [
+          { key: SEARCH_ATTRIBUTES.customerId, value: invoice.customer_id },
+          { key: SEARCH_ATTRIBUTES.status, value: 'rerate_computing' },
+        ],
+      });
+      return inserted;
+    });
+    res.status(202).json(rerateJson(row));
+  });
+
+  router.get('/rerates/:id', async (req, res) => {
+    res.json(rerateJson(await findRerate(db, req.params.id)));
+  });
+
+  for (const decision of ['approve', 'reject'] as const) {
+    router.post(`/rerates/:id/${decision}`, async (req, res) => {
+      const body = rerateDecisionBody.parse(req.body);
+      const rerate = await findRerate(db, req.params.id);
+      try {
+        await temporal.workflow.getHandle(rerateWorkflowId(rerate.id)).executeUpdate(decideRerateUpdate, {
+          args: [{ approve: decision === 'approve', by: actor(req), reason: body.reason }],
+        });
+      } catch (error) {
+        const code = error instanceof WorkflowUpdateFailedError ? error.cause?.message : undefined;
+        if (code && isProblemCode(code)) throw new ApiProblem(code, `this re-rating cannot be decided: ${code.replace(/_/g, ' ')}`);
+        throw error;
+      }
+      res.json(rerateJson(await findRerate(db, rerate.id)));
+    });
+  }
+
+  return router;
+}
+
+async function findRerate(db: Database, id: string): Promise<RerateRow> {
+  const parsed = uuidParam.safeParse(id);
+  const row = parsed.success ? await db<RerateRow>('rerates').where({ id: parsed.data }).first() : undefined;
+  if (!row) throw new ApiProblem('rerate_not_found', `no re-rating ${id}`);
+  return row;
+}

@@ -1,0 +1,697 @@
+/**
+ * `billing.run.<size>`: how fast one worker closes a billing period for N subscriptions at once, on the real
+ * stack: the Temporal CLI dev server (in memory), a durable embedded Postgres (fsync and synchronous_commit on),
+ * and the real billing worker (createBillingWorker, prebuilt bundle) alone in a child process.
+ *
+ * Each size gets a fresh stack. N subscriptions are created as the API creates them (a row, then
+ * client.workflow.start with the same input and search attributes) on a plan with three metered metrics, a
+ * flat fee, a credit bucket and a 1-second usage grace window; each customer has 10 usage events. They start
+ * backdated at T - interval, so period 0 is invoiced and paid as they start, and every period 0 ends at T:
+ *
+ *     T - 1h ............ starts, period-0 invoices .......... T  T+1s (grace ends)
+ *     |-------------------------------------------------------|--|--------------------------------- period 1
+ *                                                             ^ measured: from T until the last of the N
+ *                                                               period-1 invoices is finalized and paid
+ *
+ * At T every workflow wakes, continues as new, waits out the grace second, closes usage (claims its events),
+ * writes the period invoice (period 1's fee + period 0's rated usage - credit) and charges it.
+ *
+ * Lines (per size: `1k`, `10k`):
+ *   billing.run.<size>                       subscription-periods closed per second (N / seconds from T to the
+ *                                            last payment), beside the floor: the same three activity functions
+ *                                            (closeUsagePeriod, createPeriodInvoice, chargeInvoice) called directly
+ *                                            for N other subscriptions with the same data, pool size and
+ *                                            concurrency, no Temporal (`billing.run.<size>.direct_db`)
+ *   billing.history_events_per_period.<size> events in the history of the run that covers period 1, for a sample
+ *                                            of 20 subscriptions on the same plan with a 30-second interval, whose
+ *                                            period 1 also starts at T and whose run has ended 30 s later
+ *   billing.worker_rss_mb.<size>             peak RSS (VmHWM) of the worker process, start to end of the close
+ *
+ * Env: BENCH_BILLING_SIZES (default "1000,10000"); BENCH_BILLING_POOL (knex pool of the worker and of the floor,
+ * default 10); worker tuning: BENCH_BILLING_MAX_CACHED (default N + 100), BENCH_BILLING_WFT_SLOTS,
+ * BENCH_BILLING_LA_SLOTS, BENCH_BILLING_ACTIVITY_SLOTS, BENCH_BILLING_WFT_POLLS, BENCH_BILLING_ACTIVITY_POLLS
+ * (SDK defaults when unset); BENCH_BILLING_DIRECT_CONCURRENCY (floor; default the pool size);
+ * BENCH_BILLING_LEAD_S (seconds from seeding to T); BENCH_BILLING_TEMPORAL_DB=file (dev server state in a
+ * temp SQLite file instead of memory).
+ */
+import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { ChildProcess, fork } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { createActivities } from '../activities';
+import { addIntervals, parseInterval } from '../domain/periods';
+import { planScheduleTerms } from '../domain/plan-terms';
+import { SandboxGateway } from '../payments/sandbox-gateway';
+import { RunningDevServer, startDevServer } from '../scripts/temporal-servers';
+import { createDatabase, Database, ensureDatabaseExists, migrateToLatest } from '../store/database';
+import { startEmbeddedPostgres } from '../store/embedded-postgres';
+import type { PlanRow } from '../store/subscriptions';
+import { insertUsageEvents, NewUsageEvent } from '../store/usage';
+import { WORKFLOWS_PATH } from '../worker/create-worker';
+import {
+  SEARCH_ATTRIBUTE_REGISTRATIONS,
+  SEARCH_ATTRIBUTES,
+  SUBSCRIPTION_WORKFLOW_TYPE,
+  subscriptionWorkflowId,
+  SubscriptionWorkflowInput,
+} from '../workflows/definitions';
+import type { BillingWorkerConfig, ChildMessage, ParentMessage, WorkerStats, WorkerTuning } from './billing-worker';
+import { describeTreeCpu, describeTreeCpuPer, sampleTreeCpu } from './process-cpu';
+import { Benchmark, BenchResult, machineBusy, percentile, progress, sampleMachineCpu } from './report';
+
+const HISTORY_SAMPLE = 20;
+const SIZES = parseSizes(process.env.BENCH_BILLING_SIZES ?? '1000,10000');
+const POOL_MAX = envInt('BENCH_BILLING_POOL', 10);
+const DIRECT_CONCURRENCY = envInt('BENCH_BILLING_DIRECT_CONCURRENCY', POOL_MAX);
+const EVENTS_PER_SUBSCRIPTION = 10;
+/** Concurrent client.workflow.start calls while creating subscriptions (the API would see this many requests). */
+const START_CONCURRENCY = 50;
+
+function workerTuning(size: number): WorkerTuning {
+  const tuning: Record<string, number | undefined> = {
+    // Every subscription's run stays cached from its period-0 run to its wake-up at T: no replay at T.
+    maxCachedWorkflows: envInt('BENCH_BILLING_MAX_CACHED', size + 100),
+    maxConcurrentWorkflowTaskExecutions: optionalEnvInt('BENCH_BILLING_WFT_SLOTS'),
+    maxConcurrentLocalActivityExecutions: optionalEnvInt('BENCH_BILLING_LA_SLOTS'),
+    maxConcurrentActivityTaskExecutions: optionalEnvInt('BENCH_BILLING_ACTIVITY_SLOTS'),
+    maxConcurrentWorkflowTaskPolls: optionalEnvInt('BENCH_BILLING_WFT_POLLS'),
+    maxConcurrentActivityTaskPolls: optionalEnvInt('BENCH_BILLING_ACTIVITY_POLLS'),
+  };
+  return Object.fromEntries(Object.entries(tuning).filter(([, value]) => value !== undefined)) as WorkerTuning;
+}
+
+/**
+ * The measured plan's interval: only its end (T) matters, and period 2 (at T + interval) must stay out of the
+ * run, so it is long; subscriptions start at T - interval (backdated), so period 0 is invoiced as they start.
+ */
+function billingInterval(): string {
+  return process.env.BENCH_BILLING_INTERVAL ?? 'PT1H';
+}
+
+/**
+ * The history sample's plan: the same charges on a 30-second interval, so the run that covers its period 1
+ * (T to T + 30 s) ends, and its full history can be read, half a minute after T instead of an hour.
+ */
+const HISTORY_INTERVAL = 'PT30S';
+
+/** Seconds from the end of seeding to T: starting N workflows and paying their period-0 invoices fit in it. */
+function leadSeconds(size: number): number {
+  return envInt('BENCH_BILLING_LEAD_S', Math.ceil(30 + size / 25));
+}
+
+export const billingRunBenchmarks: readonly Benchmark[] = SIZES.map((size) => ({
+  name: `billing.run.${sizeLabel(size)}`,
+  group: 'billing',
+  needsStack: false,
+  run: () => runBillingPeriod(size),
+}));
+
+// ---------------------------------------------------------------------------------------------------------------
+
+interface BillingStack {
+  readonly db: Database;
+  readonly databaseUrl: string;
+  readonly temporal: Client;
+  readonly temporalAddress: string;
+  readonly namespace: string;
+  readonly taskQueue: string;
+  readonly bundlePath: string;
+  stop(): Promise<void>;
+}
+
+async function runBillingPeriod(size: number): Promise<BenchResult[]> {
+  const label = sizeLabel(size);
+  const interval = billingInterval();
+  const tuning = workerTuning(size);
+  progress(`billing.run.${label}: ${size} subscriptions, pool ${POOL_MAX}, tuning ${JSON.stringify(tuning)}, lead ${leadSeconds(size)} s`);
+  const stack = await startBillingStack();
+  let worker: WorkerProcess | undefined;
+  try {
+    const catalog = await seedCatalog(stack.db, interval);
+    const seededAt = Date.now();
+    const cohorts = await seedSubscriptions(stack.db, catalog, size);
+    progress(`  seeded ${2 * size + HISTORY_SAMPLE} customers and subscriptions in ${((Date.now() - seededAt) / 1000).toFixed(1)} s`);
+
+    worker = await startWorkerProcess({
+      temporalAddress: stack.temporalAddress,
+      namespace: stack.namespace,
+      taskQueue: stack.taskQueue,
+      databaseUrl: stack.databaseUrl,
+      poolMax: POOL_MAX,
+      bundlePath: stack.bundlePath,
+      tuning,
+    });
+    progress(`  worker ready: RSS ${worker.ready.rssMb.toFixed(0)} MB`);
+
+    // Every first period ends at T (whole seconds), far enough ahead for N starts and N period-0 invoices.
+    const periodEnd = new Date(Math.ceil((Date.now() + leadSeconds(size) * 1000) / 1000) * 1000);
+    const periodStart = addIntervals(periodEnd, parseInterval(interval), -1);
+    const nextPeriodEnd = addIntervals(periodEnd, parseInterval(interval), 1);
+    const samplePeriodStart = addIntervals(periodEnd, parseInterval(HISTORY_INTERVAL), -1);
+    await stack.db('subscriptions').whereIn('id', [...cohorts.measured.ids, ...cohorts.direct.ids]).update({ start_at: periodStart });
+    await stack.db('subscriptions').whereIn('id', cohorts.sample.ids).update({ start_at: samplePeriodStart });
+    const eventsAt = Date.now();
+    await insertEvents(stack.db, [...cohorts.measured.customerIds, ...cohorts.direct.customerIds], periodStart, periodEnd);
+    await insertEvents(stack.db, cohorts.sample.customerIds, samplePeriodStart, periodEnd);
+    progress(`  ${EVENTS_PER_SUBSCRIPTION * (2 * size + HISTORY_SAMPLE)} usage events stored in ${((Date.now() - eventsAt) / 1000).toFixed(1)} s`);
+
+    const startsBegan = Date.now();
+    await startWorkflows(stack, catalog.plan, cohorts.measured, periodStart);
+    const startSeconds = (Date.now() - startsBegan) / 1000;
+    progress(`  started ${size} workflows in ${startSeconds.toFixed(1)} s (${Math.round(size / startSeconds)}/s)`);
+    await startWorkflows(stack, catalog.samplePlan, cohorts.sample, samplePeriodStart);
+
+    const measuredPaid = (from: Date): Promise<number> => countPaid(stack.db, { planId: catalog.plan.id, workflows: true, periodStart: from });
+    await waitForDrain(() => measuredPaid(periodStart), size, startsBegan, periodEnd, size);
+    const setupStats = await worker.stats();
+    progress(`  period 0 invoiced and paid for all ${size} after ${((Date.now() - startsBegan) / 1000).toFixed(1)} s; worker RSS ${setupStats.rssMb.toFixed(0)} MB; ${((periodEnd.getTime() - Date.now()) / 1000).toFixed(1)} s to spare before T`);
+    await stack.db.raw('CHECKPOINT'); // start the measured phase from a clean WAL position
+
+    // -- Measured: from T until the last of the N period-1 invoices is paid. --------------------------------------
+    await sleepUntil(periodEnd.getTime());
+    const cpuAtT = sampleTreeCpu();
+    const machineAtT = sampleMachineCpu();
+    const workerAtT = await worker.stats();
+    const finished = await waitFor(() => measuredPaid(periodEnd).then((paid) => (paid === size ? true : undefined)), 30 * 60_000, 250);
+    if (!finished) throw new Error(`not all ${size} period-1 invoices were paid within 30 minutes`);
+    const detectedAt = Date.now();
+    const workerAtEnd = await worker.stats();
+    const cpuAtEnd = sampleTreeCpu();
+    const timing = await paymentTiming(stack.db, catalog.plan.id, periodEnd);
+    const seconds = timing.lastPaidMs / 1000;
+    const rate = size / seconds;
+    const measuredSeconds = (detectedAt - periodEnd.getTime()) / 1000;
+    progress(
+      `  period 1 closed for ${size} subscriptions ${seconds.toFixed(2)} s after T (the grace window ends at +1 s): ${rate.toFixed(1)}/s; ` +
+        `first invoice finalized at +${(timing.firstFinalizedMs / 1000).toFixed(2)} s, half paid by +${(timing.medianPaidMs / 1000).toFixed(2)} s`,
+    );
+    progress(
+      `  while closing: worker ${((workerAtEnd.cpuSeconds - workerAtT.cpuSeconds) / measuredSeconds).toFixed(2)} cores; ` +
+        `${describeTreeCpu(cpuAtT, cpuAtEnd, measuredSeconds)}; ${machineBusy(machineAtT)}; worker RSS ${workerAtEnd.rssMb.toFixed(0)} MB, peak ${workerAtEnd.peakRssMb.toFixed(0)} MB`,
+    );
+    // CPU per period is what sizes a deployment, and it holds up better than wall time on a busy machine.
+    progress(`  ${describeTreeCpuPer(cpuAtT, cpuAtEnd, size, 'period')} (node = the worker; bench = this process polling)`);
+
+    // -- The floor: the same activity functions called directly for the N other subscriptions. -------------------
+    const floor = await directFloor(stack, cohorts.direct.ids, catalog.plan, periodStart, periodEnd, nextPeriodEnd);
+    progress(`  floor (direct calls, concurrency ${DIRECT_CONCURRENCY}, pool ${POOL_MAX}): ${size} periods in ${floor.seconds.toFixed(2)} s: ${floor.rate.toFixed(1)}/s; ${floor.cpu}`);
+
+    // -- History of the run that covers period 1 (the sample's period 1 ends at T + 30 s). ------------------------
+    const historyLengths = await Promise.all(cohorts.sample.ids.map((id) => periodRunHistoryLength(stack.temporal, subscriptionWorkflowId(id), 1)));
+    const meanHistory = historyLengths.reduce((sum, length) => sum + length, 0) / historyLengths.length;
+    progress(`  history of the run covering period 1: ${meanHistory.toFixed(1)} events on average (min ${Math.min(...historyLengths)}, max ${Math.max(...historyLengths)}, ${historyLengths.length} runs)`);
+
+    return [
+      {
+        name: `billing.run.${label}`,
+        value: rate,
+        unit: 'periods/s',
+        baseline: { name: `billing.run.${label}.direct_db`, value: floor.rate },
+      },
+      { name: `billing.history_events_per_period.${label}`, value: meanHistory, unit: 'events' },
+      { name: `billing.worker_rss_mb.${label}`, value: workerAtEnd.peakRssMb, unit: 'MB' },
+    ];
+  } finally {
+    await worker?.stop().catch((error: unknown) => progress(`worker stop failed: ${String(error)}`));
+    await stack.stop();
+  }
+}
+
+/**
+ * Waits until `target` period-0 invoices are paid. Gives up early, with the lead to use instead, as soon as the
+ * pace says they will not all be paid by T - 2 s (a late period 0 would overlap the measured close).
+ */
+async function waitForDrain(paid: () => Promise<number>, target: number, since: number, periodEnd: Date, size: number): Promise<void> {
+  const deadline = periodEnd.getTime() - 2_000;
+  for (;;) {
+    const done = await paid();
+    if (done >= target) return;
+    const now = Date.now();
+    const elapsed = now - since;
+    // Judge the pace only once half the lead has passed: starts come first, so early on it looks worse than it is.
+    if (now > since + (deadline - since) / 2 && done > 0) {
+      const projected = now + ((target - done) * elapsed) / done;
+      if (projected > deadline || now > deadline) {
+        const needed = Math.ceil(((projected - since) / 1000) * 1.3 + 15);
+        throw new Error(`period 0 for ${size} subscriptions will not be paid before T (${done} of ${target} after ${(elapsed / 1000).toFixed(0)} s); run with BENCH_BILLING_LEAD_S=${needed} or more`);
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Stack: Postgres, Temporal dev server, client, workflow bundle
+// ---------------------------------------------------------------------------------------------------------------
+
+let bundlePath: Promise<string> | undefined;
+
+/** The workflow bundle, built once per bench process and written to a file the worker child loads. */
+function prebuiltBundle(): Promise<string> {
+  bundlePath ??= (async () => {
+    const startedAt = Date.now();
+    const noop = (): void => undefined;
+    const bundle = await bundleWorkflowCode({
+      workflowsPath: WORKFLOWS_PATH,
+      logger: { trace: noop, debug: noop, info: noop, warn: noop, error: (message) => progress(`bundle: ${message}`), log: noop },
+    });
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'meterloop-bundle-')), 'workflows.js');
+    writeFileSync(file, bundle.code);
+    progress(`  workflow bundle built in ${((Date.now() - startedAt) / 1000).toFixed(1)} s (${(bundle.code.length / 1024).toFixed(0)} KiB)`);
+    return file;
+  })();
+  return bundlePath;
+}
+
+async function startBillingStack(): Promise<BillingStack> {
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const step of cleanups.reverse()) await step().catch((error: unknown) => progress(`cleanup failed: ${String(error)}`));
+  };
+  try {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'meterloop-billing-bench-'));
+    chmodSync(root, 0o755); // Postgres runs as `postgres` when we are root; it must reach the folder
+    cleanups.push(async () => rmSync(root, { recursive: true, force: true }));
+    const temporalFile = process.env.BENCH_BILLING_TEMPORAL_DB === 'file' ? path.join(root, 'temporal.sqlite') : undefined;
+    const [databaseUrl, devServer, bundle] = await Promise.all([
+      startPostgres(root, cleanups),
+      startDevServer({
+        ui: false,
+        searchAttributes: SEARCH_ATTRIBUTE_REGISTRATIONS,
+        dbFilename: temporalFile,
+        log: (line) => {
+          if (!line.startsWith('dev server: ')) progress(`  ${line}`);
+        },
+      }).then((server: RunningDevServer) => {
+        cleanups.push(() => server.stop());
+        return server;
+      }),
+      prebuiltBundle(),
+    ]);
+    const db = createDatabase(databaseUrl, 20);
+    cleanups.push(() => db.destroy());
+    await migrateToLatest(db);
+    const connection = await Connection.connect({ address: devServer.address });
+    cleanups.push(() => connection.close());
+    progress(`  stack: ${databaseUrl.includes('127.0.0.1') ? 'embedded Postgres (durable)' : 'DATABASE_URL server'}, Temporal dev server ${devServer.address} (${temporalFile ? 'SQLite file' : 'in memory'}, ${devServer.source})`);
+    return {
+      db,
+      databaseUrl,
+      temporal: new Client({ connection, namespace: devServer.namespace }),
+      temporalAddress: devServer.address,
+      namespace: devServer.namespace,
+      // Own queue: with TEMPORAL_ADDRESS pointing at a shared server, no other worker takes our tasks.
+      taskQueue: `billing-bench-${randomUUID().slice(0, 8)}`,
+      bundlePath: bundle,
+      stop: cleanup,
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
+
+/** A durable embedded Postgres in `root`, or (DATABASE_URL set) a fresh database on that server, dropped after. */
+async function startPostgres(root: string, cleanups: (() => Promise<void>)[]): Promise<string> {
+  const serverUrl = process.env.DATABASE_URL;
+  if (serverUrl) {
+    const name = `meterloop_billing_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+    const url = await ensureDatabaseExists(serverUrl, name);
+    cleanups.push(async () => {
+      const admin = new pg.Client({ connectionString: serverUrl });
+      await admin.connect();
+      try {
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await admin.end();
+      }
+    });
+    return url;
+  }
+  const postgres = await startEmbeddedPostgres({ dataDir: path.join(root, 'pg'), persistent: false });
+  cleanups.push(() => postgres.stop());
+  return postgres.connectionString;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Data: catalog, customers, subscriptions, usage
+// ---------------------------------------------------------------------------------------------------------------
+
+interface Catalog {
+  readonly plan: PlanRow;
+  readonly samplePlan: PlanRow;
+}
+
+async function seedCatalog(db: Database, interval: string): Promise<Catalog> {
+  await db('billable_metrics').insert([
+    { code: 'tokens', name: 'LLM tokens', event_type: 'llm.request', aggregation: 'sum', property: 'tokens' },
+    { code: 'requests', name: 'LLM requests', event_type: 'llm.request', aggregation: 'count', property: null },
+    { code: 'gpu_seconds', name: 'GPU seconds', event_type: 'gpu.job', aggregation: 'sum', property: 'seconds' },
+  ]);
+  const planRow = (code: string, billingInterval: string) => ({
+      code,
+      version: 1,
+      name: 'Bench metered',
+      currency: 'USD',
+      billing_interval: billingInterval,
+      trial_period: null,
+      flat_fee: '20.00',
+      charges: JSON.stringify([
+        {
+          metricCode: 'tokens',
+          includedUnits: '1000',
+          price: { model: 'graduated', tiers: [{ upTo: '10000', unitPrice: '0.0005' }, { upTo: null, unitPrice: '0.0002' }] },
+        },
+        { metricCode: 'requests', price: { model: 'per_unit', unitPrice: '0.01' } },
+        { metricCode: 'gpu_seconds', price: { model: 'package', packageSize: '60', packagePrice: '0.50' } },
+      ]) as unknown as unknown[],
+      settings: { usageGracePeriod: 'PT1S', creditBucket: '1.00' },
+  });
+  const [plan, samplePlan] = await db<PlanRow>('plans')
+    .insert([planRow('bench-metered', interval), planRow('bench-metered-sample', HISTORY_INTERVAL)])
+    .returning('*');
+  return { plan, samplePlan };
+}
+
+interface Cohort {
+  readonly ids: string[];
+  readonly customerIds: string[];
+}
+
+interface Cohorts {
+  /** N subscriptions driven by workflows: the measured close. */
+  readonly measured: Cohort;
+  /** N subscriptions driven by direct activity calls: the floor. */
+  readonly direct: Cohort;
+  /** A few workflow-driven subscriptions on the 30-second plan: the history sample. */
+  readonly sample: Cohort;
+}
+
+async function seedSubscriptions(db: Database, catalog: Catalog, size: number): Promise<Cohorts> {
+  const cohorts: Cohorts = { measured: { ids: [], customerIds: [] }, direct: { ids: [], customerIds: [] }, sample: { ids: [], customerIds: [] } };
+  const plans = { measured: catalog.plan, direct: catalog.plan, sample: catalog.samplePlan };
+  const sizes = { measured: size, direct: size, sample: HISTORY_SAMPLE };
+  for (const name of ['measured', 'direct', 'sample'] as const) {
+    for (let offset = 0; offset < sizes[name]; offset += 1_000) {
+      const count = Math.min(1_000, sizes[name] - offset);
+      const customers: { id: string }[] = await db('customers')
+        .insert(
+          Array.from({ length: count }, (_, index) => ({
+            external_id: `bench-${name}-${offset + index}`,
+            name: `Bench ${name} ${offset + index}`,
+            currency: 'USD',
+            payment_method: 'pm_sandbox_ok',
+          })),
+        )
+        .returning('id');
+      const rows = customers.map(({ id: customerId }) => {
+        const id = randomUUID();
+        return {
+          id,
+          customer_id: customerId,
+          plan_id: plans[name].id,
+          status: 'scheduled',
+          workflow_id: name === 'direct' ? `direct:${id}` : subscriptionWorkflowId(id),
+          start_at: new Date(), // set to the cohort's start once T is chosen
+        };
+      });
+      await db('subscriptions').insert(rows);
+      cohorts[name].ids.push(...rows.map((row) => row.id));
+      cohorts[name].customerIds.push(...rows.map((row) => row.customer_id));
+    }
+  }
+  return cohorts;
+}
+
+/** 10 events per customer inside period 0: 7 LLM requests (tokens, requests) and 3 GPU jobs (GPU seconds). */
+async function insertEvents(db: Database, customerIds: readonly string[], periodStart: Date, periodEnd: Date): Promise<void> {
+  const step = (periodEnd.getTime() - periodStart.getTime()) / (EVENTS_PER_SUBSCRIPTION + 1);
+  const events: NewUsageEvent[] = customerIds.flatMap((customerId, customer) =>
+    Array.from({ length: EVENTS_PER_SUBSCRIPTION }, (_, index): NewUsageEvent => {
+      const occurredAt = new Date(periodStart.getTime() + Math.round(step * (index + 1)));
+      return index < 7
+        ? { customerId, eventId: `e-${customer}-${index}`, eventType: 'llm.request', occurredAt, properties: { tokens: 500 + ((customer * 7 + index) % 1500), model: 'large' } }
+        : { customerId, eventId: `e-${customer}-${index}`, eventType: 'gpu.job', occurredAt, properties: { seconds: 30 + ((customer + index) % 90) } };
+    }),
+  );
+  const batches: NewUsageEvent[][] = [];
+  for (let start = 0; start < events.length; start += 1_000) batches.push(events.slice(start, start + 1_000));
+  await forEachConcurrently(batches, 4, async (batch) => {
+    await insertUsageEvents(db, batch);
+  });
+}
+
+/** As POST /v1/subscriptions does: the workflow `subscription:<id>` with the plan's schedule terms. */
+async function startWorkflows(stack: BillingStack, plan: PlanRow, cohort: Cohort, startAt: Date): Promise<void> {
+  const terms = planScheduleTerms(plan);
+  await forEachConcurrently(
+    cohort.ids.map((id, index) => ({ id, customerId: cohort.customerIds[index] })),
+    START_CONCURRENCY,
+    async ({ id, customerId }) => {
+      const input: SubscriptionWorkflowInput = { subscriptionId: id, customerId, plan: terms, startAt: startAt.toISOString() };
+      await stack.temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
+        workflowId: subscriptionWorkflowId(id),
+        taskQueue: stack.taskQueue,
+        args: [input],
+        typedSearchAttributes: [
+          { key: SEARCH_ATTRIBUTES.customerId, value: customerId },
+          { key: SEARCH_ATTRIBUTES.planCode, value: plan.code },
+          { key: SEARCH_ATTRIBUTES.status, value: 'scheduled' },
+          { key: SEARCH_ATTRIBUTES.pastDue, value: false },
+        ],
+      });
+    },
+  );
+}
+
+/** Paid period invoices starting at `periodStart`, of workflow-driven or of directly billed subscriptions. */
+async function countPaid(db: Database, of: { planId: string; workflows: boolean; periodStart: Date }): Promise<number> {
+  const [{ count }] = await db('invoices as i')
+    .join('subscriptions as s', 's.id', 'i.subscription_id')
+    .where({ 'i.kind': 'period', 'i.period_start': of.periodStart, 'i.status': 'paid', 's.plan_id': of.planId })
+    .andWhere('s.workflow_id', 'like', of.workflows ? 'subscription:%' : 'direct:%')
+    .count<{ count: string }[]>('* as count');
+  return Number(count);
+}
+
+/** Milliseconds after T, from the rows themselves (Postgres and this process share the machine's clock). */
+async function paymentTiming(db: Database, planId: string, periodEnd: Date): Promise<{ firstFinalizedMs: number; medianPaidMs: number; lastPaidMs: number }> {
+  const rows: { finalized_at: Date; paid_at: Date }[] = await db('invoices as i')
+    .join('subscriptions as s', 's.id', 'i.subscription_id')
+    .where({ 'i.kind': 'period', 'i.period_start': periodEnd, 'i.status': 'paid', 's.plan_id': planId })
+    .andWhere('s.workflow_id', 'like', 'subscription:%')
+    .select('i.finalized_at', 'i.paid_at');
+  const after = (instant: Date): number => instant.getTime() - periodEnd.getTime();
+  const paid = Float64Array.from(rows.map((row) => after(row.paid_at))).sort();
+  return {
+    firstFinalizedMs: Math.min(...rows.map((row) => after(row.finalized_at))),
+    medianPaidMs: percentile(paid, 50),
+    lastPaidMs: paid[paid.length - 1],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The floor: closeUsagePeriod, createPeriodInvoice, chargeInvoice called directly, no Temporal
+// ---------------------------------------------------------------------------------------------------------------
+
+async function directFloor(
+  stack: BillingStack,
+  subscriptionIds: readonly string[],
+  plan: PlanRow,
+  periodStart: Date,
+  periodEnd: Date,
+  nextPeriodEnd: Date,
+): Promise<{ seconds: number; rate: number; cpu: string }> {
+  // Its own pool of the worker's size, so both sides get the same number of connections.
+  const db = createDatabase(stack.databaseUrl, POOL_MAX);
+  try {
+    const activities = createActivities({ db, gateway: new SandboxGateway(db) });
+    // Not measured: the same state the workflows reached in period 0 (active, period-0 invoice paid).
+    await forEachConcurrently(subscriptionIds, DIRECT_CONCURRENCY, async (subscriptionId) => {
+      await activities.recordSubscriptionStatus({ subscriptionId, status: 'active', at: periodStart.toISOString(), reason: null, trialEnd: null, usageBlocked: false });
+      const opening = await activities.createPeriodInvoice({
+        subscriptionId,
+        kind: 'period',
+        flatFeePeriod: { start: periodStart.toISOString(), end: periodEnd.toISOString() },
+        flatFeePlanId: plan.id,
+        usagePeriod: null,
+        usagePlanId: plan.id,
+      });
+      await activities.chargeInvoice({ invoiceId: opening.invoiceId, attempt: 1 });
+    });
+    await stack.db.raw('CHECKPOINT');
+    const usagePeriod = { start: periodStart.toISOString(), end: periodEnd.toISOString() };
+    const cpu = sampleTreeCpu();
+    const machine = sampleMachineCpu();
+    const startedAt = process.hrtime.bigint();
+    await forEachConcurrently(subscriptionIds, DIRECT_CONCURRENCY, async (subscriptionId) => {
+      await activities.closeUsagePeriod({ subscriptionId, periodStart: usagePeriod.start, periodEnd: usagePeriod.end, planId: plan.id });
+      const invoice = await activities.createPeriodInvoice({
+        subscriptionId,
+        kind: 'period',
+        flatFeePeriod: { start: periodEnd.toISOString(), end: nextPeriodEnd.toISOString() },
+        flatFeePlanId: plan.id,
+        usagePeriod,
+        usagePlanId: plan.id,
+        discountPercentOff: null,
+      });
+      await activities.chargeInvoice({ invoiceId: invoice.invoiceId, attempt: 1 });
+    });
+    const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
+    const cpuAfter = sampleTreeCpu();
+    const cpuLine = `${describeTreeCpu(cpu, cpuAfter, seconds)}; ${machineBusy(machine)}; ${describeTreeCpuPer(cpu, cpuAfter, subscriptionIds.length, 'period')}`;
+    const paid = await countPaid(stack.db, { planId: plan.id, workflows: false, periodStart: periodEnd });
+    if (paid !== subscriptionIds.length) throw new Error(`floor paid ${paid} of ${subscriptionIds.length} invoices`);
+    return { seconds, rate: subscriptionIds.length / seconds, cpu: cpuLine };
+  } finally {
+    await db.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// History of the run that covers period 1
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * Events in the history of the run that bills period `periodIndex`, once that run has ended (continued as new):
+ * waits for a later run, then walks the continue-as-new chain back to it.
+ */
+async function periodRunHistoryLength(client: Client, workflowId: string, periodIndex: number): Promise<number> {
+  const runPeriod = (history: temporal.api.history.v1.IHistory): number => {
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+    const [input] = (started?.input?.payloads ?? []).map((payload) => defaultPayloadConverter.fromPayload<SubscriptionWorkflowInput>(payload));
+    return input?.carried?.periodIndex ?? 0;
+  };
+  const latest = await waitFor(
+    async () => {
+      const history = await client.workflow.getHandle(workflowId).fetchHistory();
+      return runPeriod(history) > periodIndex ? history : undefined;
+    },
+    5 * 60_000,
+    1_000,
+  );
+  if (!latest) throw new Error(`${workflowId} did not move past period ${periodIndex} within 5 minutes`);
+  let history = latest;
+  for (let guard = 0; runPeriod(history) > periodIndex && guard < 10; guard += 1) {
+    const previousRunId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+    if (!previousRunId) throw new Error(`${workflowId}: no run before period ${runPeriod(history)}`);
+    history = await client.workflow.getHandle(workflowId, previousRunId).fetchHistory();
+  }
+  if (runPeriod(history) !== periodIndex) throw new Error(`${workflowId}: no run bills period ${periodIndex}`);
+  return history.events?.length ?? 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The worker child process
+// ---------------------------------------------------------------------------------------------------------------
+
+interface WorkerProcess {
+  readonly ready: WorkerStats;
+  stats(): Promise<WorkerStats>;
+  stop(): Promise<WorkerStats>;
+}
+
+async function startWorkerProcess(config: BillingWorkerConfig): Promise<WorkerProcess> {
+  // stdout of the child goes to our stderr: stdout carries only JSON lines.
+  const child: ChildProcess = fork(path.join(__dirname, 'billing-worker.ts'), [], { stdio: ['ignore', 2, 2, 'ipc'] });
+  const waiting: ((message: ChildMessage) => void)[] = [];
+  let failure: Error | undefined;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.on('message', (message: ChildMessage) => {
+    if (message.type === 'error') failure = new Error(`billing worker failed: ${message.error}`);
+    waiting.shift()?.(message);
+  });
+  child.once('exit', (code) => {
+    failure ??= new Error(`billing worker exited with code ${code}`);
+    for (const resolve of waiting.splice(0)) resolve({ type: 'error', error: failure.message });
+  });
+  const ask = (message: ParentMessage | undefined): Promise<WorkerStats> =>
+    new Promise<ChildMessage>((resolve) => {
+      if (failure) return resolve({ type: 'error', error: failure.message });
+      waiting.push(resolve);
+      if (message) child.send(message);
+    }).then((answer) => {
+      if (answer.type === 'error') throw new Error(answer.error);
+      return answer.stats;
+    });
+  const readyAnswer = ask({ type: 'start', config });
+  let ready: WorkerStats;
+  try {
+    ready = await readyAnswer;
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  let stopped: Promise<WorkerStats> | undefined;
+  return {
+    ready,
+    stats: () => ask({ type: 'stats' }),
+    stop: () =>
+      (stopped ??= (async () => {
+        const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+        try {
+          return await ask({ type: 'stop' });
+        } finally {
+          await exited;
+          clearTimeout(timer);
+        }
+      })()),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------------------------
+
+async function forEachConcurrently<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, lane));
+}
+
+/** Polls `probe` until it answers, or `timeoutMs` passes (then undefined). */
+async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs: number, everyMs = 500): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() >= deadline) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(everyMs, Math.max(0, deadline - Date.now()))));
+  }
+}
+
+function sleepUntil(instantMs: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, instantMs - Date.now())));
+}
+
+function sizeLabel(size: number): string {
+  return size % 1_000 === 0 ? `${size / 1_000}k` : String(size);
+}
+
+function parseSizes(text: string): number[] {
+  const sizes = text.split(',').map((part) => Number(part.trim()));
+  if (sizes.length === 0 || sizes.some((size) => !Number.isSafeInteger(size) || size < HISTORY_SAMPLE)) {
+    throw new Error(`BENCH_BILLING_SIZES must be a comma-separated list of integers >= ${HISTORY_SAMPLE}, got ${text}`);
+  }
+  return sizes;
+}
+
+function envInt(name: string, fallback: number): number {
+  return optionalEnvInt(name) ?? fallback;
+}
+
+function optionalEnvInt(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === '') return undefined;
+  const parsed = Number(value);
+  if (!Number.isSafeInteger(parsed) || parsed <= 0) throw new Error(`${name} must be a positive integer, got ${value}`);
+  return parsed;
+}

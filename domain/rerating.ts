@@ -1,0 +1,84 @@
+/**
+ * Re-rating as a difference: what a period's usage should have cost (recomputed with the same rating function)
+ * minus what was already invoiced for it (the original invoice plus earlier corrections). Pure.
+ *
+ * Like an invoice generator that is a function of (usage, prices, already invoiced): running it again after a
+ * correction was carried out yields nothing to do.
+ */
+import type { DraftInvoiceLine, PeriodBounds } from './invoice';
+import { Dec, formatMoney, sumMoney, toDecimal } from './money';
+import type { RatedLine } from './rating';
+
+/** A line's identity across re-ratings: its kind and, for usage, its metric. */
+export function lineKey(line: { kind: string; metricCode?: string | null }): string {
+  return line.kind === 'usage' ? `usage:${line.metricCode}` : line.kind;
+}
+
+export interface InvoicedAmount {
+  readonly key: string;
+  readonly description: string;
+  readonly amount: string;
+}
+
+export interface RerateDifference {
+  readonly lines: DraftInvoiceLine[];
+  /** Sum of the difference lines: > 0 the customer owes more, < 0 they are owed, 0 nothing to do. */
+  readonly total: string;
+  readonly outcome: 'adjustment' | 'credit' | 'none';
+}
+
+/** Difference lines, one per line identity whose amount changed, in the recomputed invoice's order. */
+export function rerateDifference(
+  recomputed: readonly RatedLine[],
+  alreadyInvoiced: readonly InvoicedAmount[],
+  currency: string,
+  period: PeriodBounds,
+): RerateDifference {
+  const invoiced = new Map<string, { description: string; amount: Dec }>();
+  for (const item of alreadyInvoiced) {
+    const current = invoiced.get(item.key);
+    invoiced.set(item.key, { description: item.description, amount: (current?.amount ?? new Dec(0)).plus(toDecimal(item.amount)) });
+  }
+  const lines: DraftInvoiceLine[] = [];
+  const seen = new Set<string>();
+  for (const line of recomputed) {
+    const key = lineKey(line);
+    seen.add(key);
+    const before = invoiced.get(key)?.amount ?? new Dec(0);
+    const difference = toDecimal(line.amount).minus(before);
+    if (!difference.isZero()) {
+      lines.push(differenceLine(line.kind, line.kind === 'usage' ? line.metricCode : null, line.description, line.quantity, difference, before, toDecimal(line.amount), currency, period));
+    }
+  }
+  // Lines billed before that the recomputation no longer has (e.g. a true-up that is no longer due) are reversed.
+  for (const [key, { description, amount }] of invoiced) {
+    if (seen.has(key) || amount.isZero()) continue;
+    const [kind, metricCode] = key.split(':');
+    lines.push(differenceLine(kind, metricCode ?? null, description, '0', amount.negated(), amount, new Dec(0), currency, period));
+  }
+  const total = sumMoney(lines.map((line) => toDecimal(line.amount)));
+  return { lines, total: formatMoney(total, currency), outcome: total.isZero() ? 'none' : total.isPositive() ? 'adjustment' : 'credit' };
+}
+
+function differenceLine(
+  kind: string,
+  metricCode: string | null,
+  description: string,
+  quantity: string,
+  difference: Dec,
+  before: Dec,
+  after: Dec,
+  currency: string,
+  period: PeriodBounds,
+): DraftInvoiceLine {
+  return {
+    kind: kind as DraftInvoiceLine['kind'],
+    description: `${description} (correction)`,
+    metricCode,
+    quantity,
+    amount: formatMoney(difference, currency),
+    periodStart: period.start,
+    periodEnd: period.end,
+    breakdown: { previouslyInvoiced: formatMoney(before, currency), recomputed: formatMoney(after, currency) },
+  };
+}

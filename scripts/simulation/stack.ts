@@ -1,0 +1,116 @@
+/**
+ * What a pricing simulation runs on: a throwaway Postgres database (a new database on a server: DATABASE_URL's, or
+ * an embedded one in a temp folder, see ./postgres.ts), a time-skipping Temporal server with the billing search
+ * attributes, and the real billing worker (the subscription workflow and every activity). stop() removes it all.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { createDatabase, Database, ensureDatabaseExists, migrateToLatest } from '../../store/database';
+import { createBillingWorker, WORKFLOWS_PATH } from '../../worker/create-worker';
+import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
+import { resolveTimeSkippingServer } from '../temporal-servers';
+
+export interface SimulationStackOptions {
+  /** The Postgres server to create the throwaway database on (see ./postgres.ts for one of its own). */
+  readonly postgresServerUrl: string;
+  /** A prebuilt workflow bundle (tests and benchmarks build it once); bundled from source when absent. */
+  readonly workflowBundle?: WorkflowBundleWithSourceMap;
+  readonly log?: (line: string) => void;
+}
+
+export interface SimulationStack {
+  readonly db: Database;
+  readonly env: TestWorkflowEnvironment;
+  /**
+   * A plain client on the time-skipping server. (The environment's own client unlocks time skipping while it
+   * waits for results, which would let time run away from the simulation's day-by-day steps.)
+   */
+  readonly client: Client;
+  /** Where Postgres and Temporal came from, for the record. */
+  readonly description: string;
+  stop(): Promise<void>;
+}
+
+export async function startSimulationStack(options: SimulationStackOptions): Promise<SimulationStack> {
+  const log = options.log ?? (() => undefined);
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const stop = async (): Promise<void> => {
+    for (const step of cleanups.splice(0).reverse()) {
+      await step().catch((error: unknown) => log(`cleanup failed: ${String(error)}`));
+    }
+  };
+  try {
+    const [database, temporalServer, bundle] = await Promise.all([
+      throwawayDatabase(options.postgresServerUrl, cleanups),
+      startTimeSkippingServer(log, cleanups),
+      options.workflowBundle ?? bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger }),
+    ]);
+    const { db, description: postgres } = database;
+    const { env, description: temporalDescription } = temporalServer;
+    const worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: bundle });
+    const running = worker.run();
+    cleanups.push(async () => {
+      worker.shutdown();
+      await running;
+    });
+    const client = new Client({ connection: env.connection });
+    return { db, env, client, description: `Postgres: ${postgres}; Temporal: ${temporalDescription}`, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function throwawayDatabase(serverUrl: string, cleanups: (() => Promise<unknown>)[]): Promise<{ db: Database; description: string }> {
+  const name = `simulation_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+  const url = await ensureDatabaseExists(serverUrl, name);
+  cleanups.push(() => dropDatabase(serverUrl, name));
+  const db = createDatabase(url);
+  cleanups.push(() => db.destroy());
+  await migrateToLatest(db);
+  return { db, description: `database ${name} (dropped afterwards)` };
+}
+
+async function dropDatabase(serverUrl: string, name: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+async function startTimeSkippingServer(
+  log: (line: string) => void,
+  cleanups: (() => Promise<unknown>)[],
+): Promise<{ env: TestWorkflowEnvironment; description: string }> {
+  let resolved = '';
+  const server = await resolveTimeSkippingServer({ log: (line) => (resolved = line) });
+  log(resolved);
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: server.executable } });
+  cleanups.push(() => env.teardown());
+  await registerSearchAttributes(env.connection);
+  return { env, description: resolved || 'time-skipping test server' };
+}
+
+const INDEXED_VALUE_TYPE = {
+  Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+  Datetime: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+  Bool: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+} as const;
+
+/** The billing search attributes, as the dev server and docker-compose have them (the workflow upserts them). */
+async function registerSearchAttributes(connection: Connection): Promise<void> {
+  const searchAttributes = Object.fromEntries(
+    Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS).map(([name, type]) => [name, INDEXED_VALUE_TYPE[type]]),
+  );
+  await connection.operatorService.addSearchAttributes({ namespace: 'default', searchAttributes });
+}
+
+const noop = (): void => undefined;
+const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: console.error, log: noop };

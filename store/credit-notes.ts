@@ -1,0 +1,257 @@
+/**
+ * Credit notes and refunds. A finalized invoice is never edited: money going back is a credit note (an
+ * `invoices` row of kind `credit_note`, numbered in the gap-free CN series) that points at the invoice it
+ * credits, plus a `refunds` row that carries the gateway refund. Amounts on credit notes are positive (the
+ * amount credited); the kind gives the direction.
+ */
+import type Decimal from 'decimal.js';
+import type { Knex } from 'knex';
+import { formatMoney, minorUnitExponent, toDecimal } from '../domain/money';
+import { InvoiceRow, nextInvoiceNumber } from './invoices';
+import { enqueueOutboxEvent, writeAudit } from './outbox';
+import { findSucceededPayment } from './payments';
+
+type Db = Knex | Knex.Transaction;
+
+export const CREDIT_NOTE_KIND = 'credit_note';
+export const CREDIT_NOTE_SERIES = 'CN';
+
+export interface CreditNoteRow extends InvoiceRow {
+  credited_invoice_id: string;
+  idempotency_key: string;
+  reason: string;
+}
+
+export interface RefundRow {
+  id: string;
+  credit_note_id: string;
+  invoice_id: string;
+  payment_id: string;
+  amount: string;
+  currency: string;
+  reason: string;
+  status: 'pending' | 'succeeded' | 'failed';
+  idempotency_key: string;
+  gateway_refund_id: string | null;
+  failure_code: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export type CreditNoteRejection = 'invoice_not_found' | 'invoice_not_paid' | 'refund_exceeds_paid' | 'idempotency_key_reused' | 'invalid_amount';
+
+/** A refund request the rules refuse; thrown inside the transaction, so nothing is written. */
+export class CreditNoteRejectedError extends Error {
+  override name = 'CreditNoteRejectedError';
+  constructor(
+    readonly code: CreditNoteRejection,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+export interface CreditNoteRequest {
+  readonly invoiceId: string;
+  readonly amount: Decimal;
+  readonly reason: string;
+  /** The client's Idempotency-Key (or a fresh one): the same key for the same invoice is the same credit note. */
+  readonly idempotencyKey: string;
+  /** Who asked (API key name, 'api'), for the audit log. */
+  readonly actor: string;
+}
+
+export interface IssuedCreditNote {
+  readonly creditNote: CreditNoteRow;
+  readonly refund: RefundRow;
+  /** false when the idempotency key named an existing credit note: nothing new was written. */
+  readonly created: boolean;
+}
+
+export function refundIdempotencyKey(creditNoteId: string): string {
+  return `refund:${creditNoteId}`;
+}
+
+/** What the customer paid for an invoice and what has been credited back (void credit notes do not count). */
+export async function refundableBalance(db: Db, invoiceId: string): Promise<{ paid: Decimal; credited: Decimal; remaining: Decimal }> {
+  const payment = await findSucceededPayment(db, invoiceId);
+  const paid = toDecimal(payment?.amount ?? '0');
+  const [{ credited }] = await db('invoices')
+    .where({ credited_invoice_id: invoiceId, kind: CREDIT_NOTE_KIND })
+    .whereNot({ status: 'void' })
+    .sum<{ credited: string | null }[]>('total as credited');
+  const creditedAmount = toDecimal(credited ?? '0');
+  return { paid, credited: creditedAmount, remaining: paid.minus(creditedAmount) };
+}
+
+/**
+ * Issues a credit note with its pending refund, in one transaction, with an audit record of who asked and why.
+ * The credited invoice's row lock serializes concurrent refunds of it, so together they never exceed what was
+ * paid. Rejections throw CreditNoteRejectedError before anything is written.
+ */
+export async function issueCreditNote(db: Knex, request: CreditNoteRequest): Promise<IssuedCreditNote> {
+  return db.transaction(async (trx) => {
+    const invoice = await trx<InvoiceRow>('invoices').where({ id: request.invoiceId }).forUpdate().first();
+    if (!invoice) throw new CreditNoteRejectedError('invoice_not_found', `no invoice ${request.invoiceId}`);
+
+    const existing = await trx<CreditNoteRow>('invoices')
+      .where({ credited_invoice_id: invoice.id, idempotency_key: request.idempotencyKey, kind: CREDIT_NOTE_KIND })
+      .first();
+    if (existing) {
+      if (!toDecimal(existing.total).equals(request.amount)) {
+        throw new CreditNoteRejectedError(
+          'idempotency_key_reused',
+          `Idempotency-Key ${request.idempotencyKey} was used for a refund of ${formatMoney(toDecimal(existing.total), existing.currency)} ${existing.currency}`,
+        );
+      }
+      const refund = (await trx<RefundRow>('refunds').where({ credit_note_id: existing.id }).first())!;
+      return { creditNote: existing, refund, created: false };
+    }
+
+    if (invoice.kind === CREDIT_NOTE_KIND || invoice.status !== 'paid') {
+      throw new CreditNoteRejectedError('invoice_not_paid', `invoice ${invoice.id} is ${invoice.kind === CREDIT_NOTE_KIND ? 'a credit note' : invoice.status}; only paid invoices can be refunded`);
+    }
+    if (request.amount.decimalPlaces() > minorUnitExponent(invoice.currency) || !request.amount.isPositive() || request.amount.isZero()) {
+      throw new CreditNoteRejectedError('invalid_amount', `amount must be positive with at most ${minorUnitExponent(invoice.currency)} decimals in ${invoice.currency}`);
+    }
+    const payment = await findSucceededPayment(trx, invoice.id);
+    const balance = await refundableBalance(trx, invoice.id);
+    if (!payment || request.amount.greaterThan(balance.remaining)) {
+      const money = (value: Decimal): string => `${formatMoney(value, invoice.currency)} ${invoice.currency}`;
+      throw new CreditNoteRejectedError(
+        'refund_exceeds_paid',
+        `a refund of ${money(request.amount)} exceeds what is left to refund on invoice ${invoice.number ?? invoice.id}: paid ${money(balance.paid)}, already refunded ${money(balance.credited)}, refundable ${money(balance.remaining)}`,
+      );
+    }
+
+    const amount = formatMoney(request.amount, invoice.currency);
+    const number = await nextInvoiceNumber(trx, CREDIT_NOTE_SERIES);
+    const [creditNote] = await trx<CreditNoteRow>('invoices')
+      .insert({
+        number,
+        customer_id: invoice.customer_id,
+        subscription_id: invoice.subscription_id,
+        kind: CREDIT_NOTE_KIND,
+        status: 'open', // open until the refund settles: paid (refunded) or void (the gateway refused)
+        currency: invoice.currency,
+        period_start: invoice.period_start,
+        period_end: invoice.period_end,
+        total: amount,
+        finalized_at: trx.fn.now() as unknown as Date,
+        credited_invoice_id: invoice.id,
+        idempotency_key: request.idempotencyKey,
+        reason: request.reason,
+      })
+      .returning('*');
+    await trx('invoice_lines').insert({
+      invoice_id: creditNote.id,
+      position: 0,
+      kind: 'refund',
+      description: `Refund for invoice ${invoice.number ?? invoice.id}: ${request.reason}`,
+      quantity: '1',
+      amount,
+      period_start: invoice.period_start,
+      period_end: invoice.period_end,
+      breakdown: JSON.stringify({ credited_invoice_id: invoice.id, paid: balance.paid.toString(), previously_credited: balance.credited.toString() }),
+    });
+    const [refund] = await trx<RefundRow>('refunds')
+      .insert({
+        credit_note_id: creditNote.id,
+        invoice_id: invoice.id,
+        payment_id: payment.id,
+        amount,
+        currency: invoice.currency,
+        reason: request.reason,
+        status: 'pending',
+        idempotency_key: refundIdempotencyKey(creditNote.id),
+      })
+      .returning('*');
+    await writeAudit(trx, {
+      actor: request.actor,
+      action: 'invoice.refund_requested',
+      subjectType: 'invoice',
+      subjectId: invoice.id,
+      reason: request.reason,
+      details: { creditNoteId: creditNote.id, creditNoteNumber: number, amount, currency: invoice.currency, refundId: refund.id },
+    });
+    await enqueueOutboxEvent(trx, {
+      eventType: 'credit_note.issued',
+      aggregateType: 'invoice',
+      aggregateId: creditNote.id,
+      dedupeKey: `credit_note.issued:${creditNote.id}`,
+      payload: {
+        creditNoteId: creditNote.id,
+        creditNoteNumber: number,
+        invoiceId: invoice.id,
+        invoiceNumber: invoice.number,
+        customerId: invoice.customer_id,
+        amount,
+        currency: invoice.currency,
+        reason: request.reason,
+      },
+    });
+    return { creditNote, refund, created: true };
+  });
+}
+
+export type RefundSettlement =
+  | { readonly status: 'succeeded'; readonly gatewayRefundId: string }
+  | { readonly status: 'failed'; readonly gatewayRefundId: string | null; readonly failureCode: string };
+
+/**
+ * Records the gateway's answer: the credit note becomes paid (refunded) or void (refused, so it no longer counts
+ * against the refundable balance). Idempotent: a refund that is no longer pending is returned as it is.
+ */
+export async function settleRefund(db: Knex, refundId: string, settlement: RefundSettlement): Promise<{ creditNote: CreditNoteRow; refund: RefundRow }> {
+  return db.transaction(async (trx) => {
+    const [updated] = await trx<RefundRow>('refunds')
+      .where({ id: refundId, status: 'pending' })
+      .update({
+        status: settlement.status,
+        gateway_refund_id: settlement.gatewayRefundId,
+        failure_code: settlement.status === 'failed' ? settlement.failureCode : null,
+        updated_at: trx.fn.now() as unknown as Date,
+      })
+      .returning('*');
+    const refund = updated ?? (await trx<RefundRow>('refunds').where({ id: refundId }).first())!;
+    if (!updated) {
+      return { refund, creditNote: (await trx<CreditNoteRow>('invoices').where({ id: refund.credit_note_id }).first())! };
+    }
+    const [creditNote] = await trx<CreditNoteRow>('invoices')
+      .where({ id: refund.credit_note_id })
+      .update(settlement.status === 'succeeded' ? { status: 'paid', paid_at: trx.fn.now() as unknown as Date } : { status: 'void' })
+      .returning('*');
+    const credited = await trx<InvoiceRow>('invoices').where({ id: refund.invoice_id }).first();
+    await enqueueOutboxEvent(trx, {
+      eventType: settlement.status === 'succeeded' ? 'refund.succeeded' : 'refund.failed',
+      aggregateType: 'invoice',
+      aggregateId: refund.invoice_id,
+      dedupeKey: `refund.${settlement.status}:${refund.id}`,
+      payload: {
+        refundId: refund.id,
+        creditNoteId: creditNote.id,
+        creditNoteNumber: creditNote.number,
+        invoiceId: refund.invoice_id,
+        invoiceNumber: credited?.number ?? null,
+        customerId: creditNote.customer_id,
+        amount: formatMoney(toDecimal(refund.amount), refund.currency),
+        currency: refund.currency,
+        reason: refund.reason,
+        ...(settlement.status === 'failed' ? { failureCode: settlement.failureCode } : {}),
+      },
+    });
+    return { creditNote, refund };
+  });
+}
+
+export async function listCreditNotes(db: Db, invoiceId: string): Promise<Array<{ creditNote: CreditNoteRow; refund: RefundRow | undefined }>> {
+  const notes = await db<CreditNoteRow>('invoices').where({ credited_invoice_id: invoiceId, kind: CREDIT_NOTE_KIND }).orderBy('created_at');
+  const refunds = await db<RefundRow>('refunds').whereIn('credit_note_id', notes.map((note) => note.id));
+  return notes.map((creditNote) => ({ creditNote, refund: refunds.find((refund) => refund.credit_note_id === creditNote.id) }));
+}
+
+/** The gateway charge a refund goes back to. */
+export async function gatewayChargeIdOf(db: Db, paymentId: string): Promise<string | null> {
+  const row: { gateway_charge_id: string | null } | undefined = await db('payments').where({ id: paymentId }).first('gateway_charge_id');
+  return row?.gateway_charge_id ?? null;
+}

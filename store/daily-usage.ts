@@ -1,0 +1,122 @@
+import type { Knex } from 'knex';
+import { usageCharges } from '../domain/plan-terms';
+import type { Charge } from '../domain/rating';
+import { Aggregation, findMetricsByCode, MetricRow } from './metrics';
+
+/**
+ * Usage per UTC day, for the customer usage page's chart. It reads the same events as the real-time usage endpoint
+ * (the customer's unclaimed events in the open period, matched by each metric's event type and filters), so for
+ * `count` and `sum` the days add up to the period's quantity. For `max`, `latest` and `unique_count` a day's value
+ * is that aggregation over the day's events alone (the period's maximum is the largest day; unique values can
+ * repeat across days, so days do not add up to the period's unique count).
+ */
+
+export interface DailyQuantity {
+  /** The UTC day, `YYYY-MM-DD`. */
+  readonly date: string;
+  /** Decimal string (never a JS number), like every quantity. */
+  readonly quantity: string;
+  readonly eventCount: number;
+}
+
+export interface MetricDailyUsage {
+  readonly metricCode: string;
+  readonly name: string;
+  readonly aggregation: Aggregation;
+  /** Every day from the first to the last requested, oldest first; days without events have quantity "0". */
+  readonly days: readonly DailyQuantity[];
+}
+
+/** A period of one year and a day at most is drawn day by day; longer spans keep their last MAX_DAYS days. */
+export const MAX_DAYS = 367;
+
+const DAY_MS = 86_400_000;
+
+/** The UTC days that [from, to) touches, oldest first (at most MAX_DAYS, the latest ones). Pure. */
+export function utcDaysBetween(from: Date, to: Date): string[] {
+  const first = Math.floor(from.getTime() / DAY_MS);
+  // `to` is exclusive: an end exactly at midnight does not open another day.
+  const last = Math.max(first, Math.ceil(to.getTime() / DAY_MS) - 1);
+  const start = Math.max(first, last - MAX_DAYS + 1);
+  const days: string[] = [];
+  for (let day = start; day <= last; day += 1) days.push(new Date(day * DAY_MS).toISOString().slice(0, 10));
+  return days;
+}
+
+const NUMERIC_TEXT = String.raw`^-?[0-9]+(\.[0-9]+)?$`;
+
+/** The SQL of an aggregation, per day. A property value that is not a number counts as absent, never as 0. */
+function dailyAggregationSql(aggregation: Aggregation): string {
+  switch (aggregation) {
+    case 'count':
+      return 'count(*)';
+    case 'sum':
+      return 'coalesce(sum(value), 0)';
+    case 'max':
+      return 'coalesce(max(value), 0)';
+    case 'unique_count':
+      return 'count(DISTINCT raw_value) FILTER (WHERE raw_value IS NOT NULL)';
+    case 'latest':
+      return 'coalesce((array_agg(value ORDER BY occurred_at DESC, id DESC) FILTER (WHERE value IS NOT NULL))[1], 0)';
+  }
+}
+
+/** One metric's open usage in [from, to), grouped by UTC day in SQL; only days with events come back. */
+async function dailyRows(
+  db: Knex,
+  metric: MetricRow,
+  customerId: string,
+  from: Date,
+  to: Date,
+): Promise<Map<string, { quantity: string; eventCount: number }>> {
+  const property = metric.property ?? '';
+  const result = await db.raw<{ rows: { day: string; quantity: string; event_count: string }[] }>(
+    `WITH scoped AS (
+       SELECT id, occurred_at, properties ->> ? AS raw_value,
+              CASE WHEN properties ->> ? ~ ? THEN (properties ->> ?)::numeric END AS value
+       FROM usage_events
+       WHERE period_close_id IS NULL AND customer_id = ? AND occurred_at >= ? AND occurred_at < ?
+         AND event_type = ? AND properties @> ?::jsonb
+     )
+     SELECT to_char(date_trunc('day', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day,
+            (${dailyAggregationSql(metric.aggregation)})::text AS quantity,
+            count(*) AS event_count
+     FROM scoped
+     GROUP BY 1
+     ORDER BY 1`,
+    [property, property, NUMERIC_TEXT, property, customerId, from, to, metric.event_type, JSON.stringify(metric.filters ?? {})],
+  );
+  return new Map(result.rows.map((row) => [row.day, { quantity: row.quantity, eventCount: Number(row.event_count) }]));
+}
+
+/**
+ * Per-day usage of every metric the plan's usage charges price, for the customer's open usage in [from, to).
+ * `to` is usually min(now, period end): days that have not begun are not listed.
+ */
+export async function dailyUsageForCharges(
+  db: Knex,
+  customerId: string,
+  charges: readonly Charge[],
+  from: Date,
+  to: Date,
+): Promise<MetricDailyUsage[]> {
+  const codes = [...new Set(usageCharges(charges).map((charge) => charge.metricCode))];
+  const metrics = await findMetricsByCode(db, codes);
+  const byCode = new Map(metrics.map((metric) => [metric.code, metric]));
+  const days = utcDaysBetween(from, to);
+  const queryFrom = new Date(Math.max(from.getTime(), Date.parse(`${days[0]}T00:00:00Z`)));
+  return Promise.all(
+    codes
+      .filter((code) => byCode.has(code))
+      .map(async (code) => {
+        const metric = byCode.get(code)!;
+        const rows = await dailyRows(db, metric, customerId, queryFrom, to);
+        return {
+          metricCode: metric.code,
+          name: metric.name,
+          aggregation: metric.aggregation,
+          days: days.map((date) => ({ date, quantity: rows.get(date)?.quantity ?? '0', eventCount: rows.get(date)?.eventCount ?? 0 })),
+        };
+      }),
+  );
+}

@@ -1,0 +1,335 @@
+/**
+ * The delivery side of the transactional outbox: webhook endpoints, webhook deliveries (with their attempt log)
+ * and email deliveries. Every claim uses FOR UPDATE SKIP LOCKED, so any number of dispatchers can run at once
+ * without two of them taking the same row.
+ */
+import type { Knex } from 'knex';
+import { randomBytes } from 'node:crypto';
+
+type Db = Knex | Knex.Transaction;
+
+export interface WebhookEndpointRow {
+  id: string;
+  url: string;
+  secret: string;
+  event_types: string[];
+  enabled: boolean;
+  description: string | null;
+  created_at: Date;
+}
+
+export interface OutboxRow {
+  id: string; // BIGINT, kept as a string
+  event_type: string;
+  aggregate_type: string;
+  aggregate_id: string;
+  dedupe_key: string;
+  payload: Record<string, unknown>;
+  created_at: Date;
+  dispatched_at: Date | null;
+}
+
+export interface WebhookDeliveryRow {
+  id: string;
+  outbox_id: string;
+  endpoint_id: string;
+  event_type: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempt: number;
+  last_status_code: number | null;
+  last_error: string | null;
+  next_attempt_at: Date | null;
+  delivered_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface WebhookDeliveryAttemptRow {
+  id: string;
+  delivery_id: string;
+  attempt: number;
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+  next_attempt_at: Date | null;
+  attempted_at: Date;
+}
+
+export interface EmailDeliveryRow {
+  id: string;
+  outbox_id: string;
+  event_type: string;
+  recipient: string;
+  subject: string;
+  body: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempt: number;
+  last_error: string | null;
+  next_attempt_at: Date | null;
+  delivered_at: Date | null;
+  created_at: Date;
+}
+
+// --- Endpoints ---
+
+/** A new endpoint secret: `whsec_` + 32 random bytes, base64url. The HMAC key is this whole string. */
+export function generateWebhookSecret(): string {
+  return `whsec_${randomBytes(32).toString('base64url')}`;
+}
+
+export interface NewWebhookEndpoint {
+  readonly url: string;
+  readonly secret: string;
+  readonly eventTypes: readonly string[];
+  readonly enabled: boolean;
+  readonly description: string | null;
+}
+
+export async function createWebhookEndpoint(db: Db, endpoint: NewWebhookEndpoint): Promise<WebhookEndpointRow> {
+  const [row] = await db<WebhookEndpointRow>('webhook_endpoints')
+    .insert({
+      url: endpoint.url,
+      secret: endpoint.secret,
+      event_types: [...endpoint.eventTypes],
+      enabled: endpoint.enabled,
+      description: endpoint.description,
+    })
+    .returning('*');
+  return row;
+}
+
+export async function listWebhookEndpoints(db: Db): Promise<WebhookEndpointRow[]> {
+  return db<WebhookEndpointRow>('webhook_endpoints').orderBy('created_at');
+}
+
+/** `*` matches every type, `payment.*` every type under `payment.`, anything else matches exactly. */
+export function eventTypeMatches(patterns: readonly string[], eventType: string): boolean {
+  return patterns.some(
+    (pattern) => pattern === '*' || pattern === eventType || (pattern.endsWith('.*') && eventType.startsWith(pattern.slice(0, -1))),
+  );
+}
+
+// --- Fan-out: outbox -> deliveries ---
+
+/** Undispatched events, oldest first, locked for this transaction; rows another dispatcher holds are skipped. */
+export async function claimUndispatchedEvents(trx: Knex.Transaction, limit: number): Promise<OutboxRow[]> {
+  return trx<OutboxRow>('outbox').whereNull('dispatched_at').orderBy('id').limit(limit).forUpdate().skipLocked();
+}
+
+export async function markEventsDispatched(trx: Knex.Transaction, ids: readonly string[]): Promise<void> {
+  if (ids.length) await trx('outbox').whereIn('id', ids).update({ dispatched_at: trx.fn.now() });
+}
+
+export async function enabledWebhookEndpoints(db: Db): Promise<WebhookEndpointRow[]> {
+  return db<WebhookEndpointRow>('webhook_endpoints').where({ enabled: true });
+}
+
+export async function insertWebhookDeliveries(
+  trx: Knex.Transaction,
+  deliveries: ReadonlyArray<{ outboxId: string; endpointId: string; eventType: string }>,
+): Promise<void> {
+  if (!deliveries.length) return;
+  await trx('webhook_deliveries')
+    .insert(
+      deliveries.map((delivery) => ({
+        outbox_id: delivery.outboxId,
+        endpoint_id: delivery.endpointId,
+        event_type: delivery.eventType,
+        status: 'pending',
+        next_attempt_at: trx.fn.now(),
+      })),
+    )
+    .onConflict(['outbox_id', 'endpoint_id'])
+    .ignore();
+}
+
+export async function insertEmailDeliveries(
+  trx: Knex.Transaction,
+  emails: ReadonlyArray<{ outboxId: string; eventType: string; recipient: string; subject: string; body: string }>,
+): Promise<void> {
+  if (!emails.length) return;
+  await trx('email_deliveries')
+    .insert(
+      emails.map((email) => ({
+        outbox_id: email.outboxId,
+        event_type: email.eventType,
+        recipient: email.recipient,
+        subject: email.subject,
+        body: email.body,
+        status: 'pending',
+        next_attempt_at: trx.fn.now(),
+      })),
+    )
+    .onConflict(['outbox_id', 'recipient'])
+    .ignore();
+}
+
+/** What an email about an event needs to read well: who it goes to, and the invoice or plan it is about. */
+export interface EmailContext {
+  readonly customer: { readonly id: string; readonly name: string; readonly email: string | null };
+  readonly invoice: {
+    readonly id: string;
+    readonly number: string | null;
+    readonly total: string;
+    readonly currency: string;
+    readonly periodStart: Date;
+    readonly periodEnd: Date;
+  } | null;
+  readonly planName: string | null;
+}
+
+const asString = (value: unknown): string | null => (typeof value === 'string' && value ? value : null);
+
+export async function loadEmailContext(db: Db, event: OutboxRow): Promise<EmailContext | null> {
+  const payload = event.payload ?? {};
+  const invoiceId = asString(payload.invoiceId) ?? (event.aggregate_type === 'invoice' ? event.aggregate_id : null);
+  const subscriptionIdFromEvent = asString(payload.subscriptionId) ?? (event.aggregate_type === 'subscription' ? event.aggregate_id : null);
+  const invoice = invoiceId
+    ? await db('invoices').where({ id: invoiceId }).first('id', 'number', 'total', 'currency', 'period_start', 'period_end', 'customer_id', 'subscription_id')
+    : undefined;
+  const subscriptionId = subscriptionIdFromEvent ?? invoice?.subscription_id ?? null;
+  const subscription = subscriptionId ? await db('subscriptions').where({ id: subscriptionId }).first('customer_id', 'plan_id') : undefined;
+  const customerId = asString(payload.customerId) ?? invoice?.customer_id ?? subscription?.customer_id ?? (event.aggregate_type === 'customer' ? event.aggregate_id : null);
+  if (!customerId) return null;
+  const customer = await db('customers').where({ id: customerId }).first('id', 'name', 'email');
+  if (!customer) return null;
+  const plan = subscription ? await db('plans').where({ id: subscription.plan_id }).first('name') : undefined;
+  return {
+    customer: { id: customer.id, name: customer.name, email: customer.email },
+    invoice: invoice
+      ? { id: invoice.id, number: invoice.number, total: invoice.total, currency: invoice.currency, periodStart: invoice.period_start, periodEnd: invoice.period_end }
+      : null,
+    planName: plan?.name ?? null,
+  };
+}
+
+// --- Delivery: claims with a lease, results with the next try ---
+
+export interface ClaimedWebhookDelivery {
+  readonly delivery: WebhookDeliveryRow;
+  readonly endpoint: WebhookEndpointRow;
+  readonly event: OutboxRow;
+}
+
+/**
+ * Claims due deliveries: each claimed row's attempt is incremented and its next_attempt_at pushed a lease ahead,
+ * so a dispatcher that dies mid-request leaves a row that becomes due again when the lease ends (at-least-once;
+ * receivers dedupe on the event id).
+ */
+export async function claimDueWebhookDeliveries(db: Knex, limit: number, leaseMs: number): Promise<ClaimedWebhookDelivery[]> {
+  const claimed = await db.transaction(async (trx) => {
+    const due = await trx<WebhookDeliveryRow>('webhook_deliveries')
+      .where({ status: 'pending' })
+      .where('next_attempt_at', '<=', trx.fn.now())
+      .orderBy([{ column: 'next_attempt_at' }, { column: 'id' }])
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+      .select('id');
+    if (!due.length) return [];
+    return trx<WebhookDeliveryRow>('webhook_deliveries')
+      .whereIn('id', due.map((row) => row.id))
+      .update({
+        attempt: trx.raw('attempt + 1') as unknown as number,
+        next_attempt_at: trx.raw(`now() + ? * interval '1 millisecond'`, [leaseMs]) as unknown as Date,
+        updated_at: trx.fn.now() as unknown as Date,
+      })
+      .returning('*');
+  });
+  if (!claimed.length) return [];
+  const [endpoints, events] = await Promise.all([
+    db<WebhookEndpointRow>('webhook_endpoints').whereIn('id', [...new Set(claimed.map((row) => row.endpoint_id))]),
+    db<OutboxRow>('outbox').whereIn('id', claimed.map((row) => row.outbox_id)),
+  ]);
+  return claimed.map((delivery) => ({
+    delivery,
+    endpoint: endpoints.find((endpoint) => endpoint.id === delivery.endpoint_id)!,
+    event: events.find((event) => String(event.id) === String(delivery.outbox_id))!,
+  }));
+}
+
+export interface WebhookAttemptResult {
+  readonly deliveryId: string;
+  readonly attempt: number;
+  readonly statusCode: number | null;
+  readonly error: string | null;
+  readonly durationMs: number;
+  /** delivered, or retry after `retryInMs`, or failed for good (the last attempt, or the endpoint is gone). */
+  readonly outcome: 'delivered' | 'retry' | 'failed';
+  readonly retryInMs?: number;
+}
+
+/** Logs one try and moves the delivery on. Only the claimant of this attempt may move it (a late answer after its lease ended is logged, not applied). */
+export async function recordWebhookAttempt(db: Knex, result: WebhookAttemptResult): Promise<void> {
+  await db.transaction(async (trx) => {
+    const nextAttemptAt =
+      result.outcome === 'retry' ? (trx.raw(`now() + ? * interval '1 millisecond'`, [result.retryInMs ?? 0]) as unknown as Date) : null;
+    await trx('webhook_delivery_attempts')
+      .insert({
+        delivery_id: result.deliveryId,
+        attempt: result.attempt,
+        status_code: result.statusCode,
+        error: result.error,
+        duration_ms: result.durationMs,
+        next_attempt_at: nextAttemptAt,
+      })
+      .onConflict(['delivery_id', 'attempt'])
+      .ignore();
+    await trx('webhook_deliveries')
+      .where({ id: result.deliveryId, attempt: result.attempt, status: 'pending' })
+      .update({
+        status: result.outcome === 'retry' ? 'pending' : result.outcome,
+        last_status_code: result.statusCode,
+        last_error: result.error,
+        next_attempt_at: nextAttemptAt,
+        delivered_at: result.outcome === 'delivered' ? trx.fn.now() : null,
+        updated_at: trx.fn.now(),
+      });
+  });
+}
+
+export async function claimDueEmailDeliveries(db: Knex, limit: number, leaseMs: number): Promise<EmailDeliveryRow[]> {
+  return db.transaction(async (trx) => {
+    const due = await trx<EmailDeliveryRow>('email_deliveries')
+      .where({ status: 'pending' })
+      .where('next_attempt_at', '<=', trx.fn.now())
+      .orderBy([{ column: 'next_attempt_at' }, { column: 'id' }])
+      .limit(limit)
+      .forUpdate()
+      .skipLocked()
+      .select('id');
+    if (!due.length) return [];
+    return trx<EmailDeliveryRow>('email_deliveries')
+      .whereIn('id', due.map((row) => row.id))
+      .update({
+        attempt: trx.raw('attempt + 1') as unknown as number,
+        next_attempt_at: trx.raw(`now() + ? * interval '1 millisecond'`, [leaseMs]) as unknown as Date,
+      })
+      .returning('*');
+  });
+}
+
+export async function recordEmailAttempt(
+  db: Knex,
+  result: { deliveryId: string; attempt: number; error: string | null; outcome: 'delivered' | 'retry' | 'failed'; retryInMs?: number },
+): Promise<void> {
+  await db('email_deliveries')
+    .where({ id: result.deliveryId, attempt: result.attempt, status: 'pending' })
+    .update({
+      status: result.outcome === 'retry' ? 'pending' : result.outcome,
+      last_error: result.error,
+      next_attempt_at: result.outcome === 'retry' ? db.raw(`now() + ? * interval '1 millisecond'`, [result.retryInMs ?? 0]) : null,
+      delivered_at: result.outcome === 'delivered' ? db.fn.now() : null,
+    });
+}
+
+export async function listWebhookDeliveries(db: Db, filter: { endpointId?: string; outboxId?: string } = {}): Promise<WebhookDeliveryRow[]> {
+  const conditions: Partial<WebhookDeliveryRow> = {};
+  if (filter.endpointId) conditions.endpoint_id = filter.endpointId;
+  if (filter.outboxId) conditions.outbox_id = filter.outboxId;
+  return db<WebhookDeliveryRow>('webhook_deliveries').where(conditions).orderBy('id');
+}
+
+export async function listWebhookDeliveryAttempts(db: Db, deliveryId: string): Promise<WebhookDeliveryAttemptRow[]> {
+  return db<WebhookDeliveryAttemptRow>('webhook_delivery_attempts').where({ delivery_id: deliveryId }).orderBy('attempt');
+}

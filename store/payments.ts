@@ -1,0 +1,144 @@
+/**
+ * Payment attempts of invoices. The row is written (pending) before the gateway is called, and its idempotency
+ * key goes to the gateway; the database keeps at most one pending attempt per invoice
+ * (payments_one_pending_per_invoice) and one row per (invoice, attempt).
+ */
+import type { Knex } from 'knex';
+import type { InvoiceRow } from './invoices';
+
+type Db = Knex | Knex.Transaction;
+
+export interface PaymentRow {
+  id: string;
+  invoice_id: string;
+  attempt: number;
+  status: 'pending' | 'succeeded' | 'failed';
+  amount: string;
+  currency: string;
+  payment_method: string | null;
+  idempotency_key: string;
+  gateway_charge_id: string | null;
+  failure_code: string | null;
+  failure_message: string | null;
+  retryable: boolean | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export function paymentIdempotencyKey(invoiceId: string, attempt: number): string {
+  return `payment:${invoiceId}:${attempt}`;
+}
+
+export interface NewPayment {
+  readonly invoiceId: string;
+  readonly attempt: number;
+  readonly amount: string;
+  readonly currency: string;
+  readonly paymentMethod: string | null;
+}
+
+/**
+ * Inserts a pending attempt. Returns null when any barrier says no: this attempt exists already, or another
+ * attempt of the invoice is still pending. The caller then reads what is there instead.
+ */
+export async function insertPendingPayment(db: Db, payment: NewPayment): Promise<PaymentRow | null> {
+  const [row] = await db<PaymentRow>('payments')
+    .insert({
+      invoice_id: payment.invoiceId,
+      attempt: payment.attempt,
+      status: 'pending',
+      amount: payment.amount,
+      currency: payment.currency,
+      payment_method: payment.paymentMethod,
+      idempotency_key: paymentIdempotencyKey(payment.invoiceId, payment.attempt),
+    })
+    .onConflict()
+    .ignore()
+    .returning('*');
+  return row ?? null;
+}
+
+/** A payment decided without the gateway (no payment method on file): written failed at once, idempotently. */
+export async function insertFailedPayment(
+  db: Db,
+  payment: NewPayment & { readonly failureCode: string; readonly failureMessage: string; readonly retryable: boolean },
+): Promise<PaymentRow | null> {
+  const [row] = await db<PaymentRow>('payments')
+    .insert({
+      invoice_id: payment.invoiceId,
+      attempt: payment.attempt,
+      status: 'failed',
+      amount: payment.amount,
+      currency: payment.currency,
+      payment_method: payment.paymentMethod,
+      idempotency_key: paymentIdempotencyKey(payment.invoiceId, payment.attempt),
+      failure_code: payment.failureCode,
+      failure_message: payment.failureMessage,
+      retryable: payment.retryable,
+    })
+    .onConflict()
+    .ignore()
+    .returning('*');
+  return row ?? null;
+}
+
+export async function findPaymentAttempt(db: Db, invoiceId: string, attempt: number): Promise<PaymentRow | undefined> {
+  return db<PaymentRow>('payments').where({ invoice_id: invoiceId, attempt }).first();
+}
+
+export async function listPendingPayments(db: Db, invoiceId: string): Promise<PaymentRow[]> {
+  return db<PaymentRow>('payments').where({ invoice_id: invoiceId, status: 'pending' }).orderBy('attempt');
+}
+
+/** The payment that paid the invoice (there is at most one). */
+export async function findSucceededPayment(db: Db, invoiceId: string): Promise<PaymentRow | undefined> {
+  return db<PaymentRow>('payments').where({ invoice_id: invoiceId, status: 'succeeded' }).first();
+}
+
+export type PaymentSettlement =
+  | { readonly status: 'succeeded'; readonly chargeId: string }
+  | { readonly status: 'failed'; readonly chargeId: string | null; readonly failureCode: string; readonly retryable: boolean };
+
+/**
+ * Records the gateway's answer on a pending payment. Returns null when the row is no longer pending: a
+ * concurrent execution settled it first, and its answer (the same charge, by key) stands.
+ */
+export async function settlePayment(trx: Knex.Transaction, paymentId: string, settlement: PaymentSettlement): Promise<PaymentRow | null> {
+  const changes =
+    settlement.status === 'succeeded'
+      ? { status: 'succeeded', gateway_charge_id: settlement.chargeId }
+      : {
+          status: 'failed',
+          gateway_charge_id: settlement.chargeId,
+          failure_code: settlement.failureCode,
+          failure_message: `declined: ${settlement.failureCode}`,
+          retryable: settlement.retryable,
+        };
+  const [row] = await trx<PaymentRow>('payments')
+    .where({ id: paymentId, status: 'pending' })
+    .update({ ...changes, updated_at: trx.fn.now() } as never)
+    .returning('*');
+  return row ?? null;
+}
+
+/**
+ * Open (or uncollectible: money may still come in after dunning gave up) -> paid. Returns the updated row,
+ * or null when the invoice was not in a payable state (already paid).
+ */
+export async function markInvoicePaid(trx: Knex.Transaction, invoiceId: string): Promise<InvoiceRow | null> {
+  const [row] = await trx<InvoiceRow>('invoices')
+    .where({ id: invoiceId })
+    .whereIn('status', ['open', 'uncollectible'])
+    .update({ status: 'paid', paid_at: trx.fn.now() as unknown as Date })
+    .returning('*');
+  return row ?? null;
+}
+
+/** Open -> uncollectible. Returns null when the invoice is not open (paid meanwhile, or already marked). */
+export async function markInvoiceUncollectible(trx: Knex.Transaction, invoiceId: string): Promise<InvoiceRow | null> {
+  const [row] = await trx<InvoiceRow>('invoices')
+    .where({ id: invoiceId, status: 'open' })
+    .update({ status: 'uncollectible' })
+    .returning('*');
+  return row ?? null;
+}

@@ -1,0 +1,69 @@
+/**
+ * One workflow per re-rating request (id `rerate:<id>`), visible in the Temporal UI next to its subscription
+ * (same BillingCustomerId; the subscription id in the memo):
+ *
+ *   propose (recompute the period, diff against what was invoiced)
+ *     -> nothing to do: done
+ *     -> wait for finance: approve | reject | expiry
+ *          approve -> finalize (adjustment invoice or credit note) -> collect or refund
+ */
+import { condition, proxyActivities, proxyLocalActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import type { BillingActivities } from '../activities';
+import { addIntervals, parseInterval } from '../domain/periods';
+import {
+  decideRerateUpdate,
+  RerateDecision,
+  RerateState,
+  rerateStateQuery,
+  RerateWorkflowInput,
+  SEARCH_ATTRIBUTES,
+} from './definitions';
+
+const RETRY = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
+const local = proxyLocalActivities<BillingActivities>({ startToCloseTimeout: '30 seconds', retry: RETRY });
+const { chargeInvoice, refundCreditNote } = proxyActivities<BillingActivities>({ startToCloseTimeout: '1 minute', retry: RETRY });
+
+export async function rerateWorkflow(input: RerateWorkflowInput): Promise<RerateState> {
+  let state: RerateState = { rerateId: input.rerateId, status: 'computing', outcome: 'none', total: '0', resultInvoiceId: null };
+  let decision: RerateDecision | null = null;
+  setHandler(rerateStateQuery, () => state);
+
+  const show = (status: string): void => upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: `rerate_${status}` }]);
+
+  setHandler(
+    decideRerateUpdate,
+    async (request) => {
+      decision = request;
+      await condition(() => state.status !== 'proposed');
+      return state;
+    },
+    {
+      validator: (request: RerateDecision) => {
+        if (state.status !== 'proposed' || decision) throw new Error('rerate_not_awaiting_decision');
+        if (!request.reason.trim()) throw new Error('decision_reason_required');
+      },
+    },
+  );
+
+  state = await local.proposeRerate({ rerateId: input.rerateId });
+  show(state.status);
+  if (state.status !== 'proposed') return state;
+
+  const expiresAt = addIntervals(new Date(), parseInterval(input.decisionWindow), 1);
+  await condition(() => decision !== null, Math.max(0, expiresAt.getTime() - Date.now()));
+  const made = decision as RerateDecision | null;
+  state = await local.recordRerateDecision({
+    rerateId: input.rerateId,
+    approved: made ? made.approve : null,
+    by: made?.by ?? 'workflow',
+    reason: made?.reason ?? 'no decision before the proposal expired',
+  });
+  show(state.status);
+  if (state.status !== 'approved') return state;
+
+  state = await local.finalizeRerate({ rerateId: input.rerateId });
+  show(state.status);
+  if (state.resultInvoiceId && state.outcome === 'adjustment') await chargeInvoice({ invoiceId: state.resultInvoiceId, attempt: 1 });
+  if (state.resultInvoiceId && state.outcome === 'credit') await refundCreditNote({ creditNoteId: state.resultInvoiceId });
+  return state;
+}
