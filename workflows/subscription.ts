@@ -103,6 +103,8 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
   let resumeRequested = false;
   let dunning: DunningState | null = null;
   let unpaidInvoice: PeriodInvoiceSummary | null = null;
+  /** False after a decline that retrying the same payment method cannot fix (expired card). */
+  let unpaidRetryable = true;
   let paymentMethodUpdated = false;
   let lastInvoice: PeriodInvoiceSummary | null = null;
   let usageEventsReported = 0;
@@ -176,6 +178,7 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
     }
     note('payment_failed', payment.detail ?? undefined);
     unpaidInvoice = lastInvoice;
+    unpaidRetryable = payment.retryable;
     dunning = { invoiceId: invoice.invoiceId, attempt: 1, nextAttemptAt: null };
     await changeStatus('past_due', payment.detail ?? 'payment failed');
   };
@@ -197,9 +200,9 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
   const runDunning = async (): Promise<'paid' | 'given_up'> => {
     const invoice = unpaidInvoice!;
     let attempt = dunning?.attempt ?? 1;
-    let retryable = true;
+    let retryable = unpaidRetryable;
     for (const delay of plan.dunning.retryAfter) {
-      if (!retryable) break;
+      if (!retryable) break; // non-retryable declines skip straight to the plan's final step
       const nextAttemptAt = addIntervals(new Date(), parseInterval(delay), 1);
       dunning = { invoiceId: invoice.invoiceId, attempt, nextAttemptAt: nextAttemptAt.toISOString() };
       await local.notifyCustomer({
