@@ -195,6 +195,10 @@ export function createReratingActivities(db: Database) {
           });
           resultInvoiceId = adjustment.id;
         } else {
+          if (invoice.status !== 'paid') {
+            // A credit is refunded against what was paid; an unpaid invoice has nothing to refund yet.
+            throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is ${invoice.status}: collect or void it before crediting`, 'invoice_not_paid');
+          }
           const issued = await issueCreditNote(trx as unknown as Knex, {
             invoiceId: invoice.id,
             amount: toDecimal(proposal.total).abs(),

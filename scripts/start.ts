@@ -8,6 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import type { Server } from 'node:http';
 import path from 'node:path';
+import { emailChannelFromEnv, FileEmailSink, startOutboxDispatcher } from '../activities/notifications';
 import { createApp } from '../api/app';
 import { UsageSignalCoalescer } from '../api/usage-signals';
 import { createDatabase, migrateToLatest } from '../store/database';
@@ -15,6 +16,7 @@ import { startEmbeddedPostgres } from '../store/embedded-postgres';
 import { createBillingWorker } from '../worker/create-worker';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../workflows/definitions';
 import { seedDemoCatalog } from './seed-catalog';
+import { createApiKey, hasActiveAdminKey } from '../store/api-keys';
 import { startDevServer } from './temporal-servers';
 
 const DATA_DIR = path.resolve(process.env.METERLOOP_DATA_DIR ?? path.join(__dirname, '..', '.data'));
@@ -43,6 +45,8 @@ async function main(): Promise<void> {
   log(`migrations: ${applied.length} applied`);
   const seeded = await seedDemoCatalog(db);
   log(`demo catalog: ${seeded.length ? `created ${seeded.join(', ')}` : 'already present'}`);
+  // Every API call needs a key. On the first start there is none: make an admin key and show it, this once.
+  const firstKey = (await hasActiveAdminKey(db, new Date())) ? undefined : (await createApiKey(db, { name: 'first admin key (npm start)', role: 'admin' })).key;
 
   const temporalServer = await startDevServer({
     port: optionalPort(process.env.TEMPORAL_PORT) ?? 7233,
@@ -56,6 +60,9 @@ async function main(): Promise<void> {
   const workerConnection = await NativeConnection.connect({ address: temporalServer.address });
   stops.unshift(() => workerConnection.close());
   const worker = await createBillingWorker({ connection: workerConnection, db, namespace: temporalServer.namespace });
+  // Customer-facing events leave through the outbox: webhooks, and emails as files in .data/mail (or METERLOOP_EMAIL_*).
+  const dispatcher = startOutboxDispatcher({ db, email: emailChannelFromEnv() ?? { sink: new FileEmailSink(path.join(DATA_DIR, 'mail')) } });
+  stops.unshift(() => dispatcher.stop());
 
   const clientConnection = await Connection.connect({ address: temporalServer.address });
   stops.unshift(() => clientConnection.close());
@@ -68,7 +75,12 @@ async function main(): Promise<void> {
     const listening = createApp({ db, temporal, usageSignals }).listen(apiPort, '127.0.0.1', () => resolve(listening));
   });
 
-  log(`API        http://127.0.0.1:${apiPort}/v1  (try GET /v1/plans)`);
+  log(`API        http://127.0.0.1:${apiPort}/v1  (try GET /v1/plans with -H "authorization: Bearer $KEY")`);
+  log(
+    firstKey
+      ? `API key    ${firstKey}  (admin; shown only now: keep it. npm run create-admin-key makes more)`
+      : 'API key    npm run create-admin-key prints a new admin key (keys are shown once, at creation)',
+  );
   log(`Temporal   ${temporalServer.address}${temporalServer.uiUrl ? `, Web UI ${temporalServer.uiUrl}` : ''}`);
   log('ready; Ctrl-C stops everything');
 

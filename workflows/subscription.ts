@@ -85,7 +85,7 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
   let status: SubscriptionStatus = carried?.status ?? 'scheduled';
   let billingAnchor = carried ? new Date(carried.billingAnchor) : (trialEnd ?? startAt);
   const periodIndex = carried?.periodIndex ?? 0;
-  let periodOpened = carried?.periodOpened ?? false;
+  const periodOpened = carried?.periodOpened ?? false;
   let usageOpenSince = carried ? new Date(carried.usageOpenSince) : billingAnchor;
   let usagePlanId = carried?.usagePlanId ?? plan.planId;
   let pendingCancellation: CancelRequest | null = carried?.pendingCancellation ?? null;
@@ -579,7 +579,6 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
     if (discount) discount = discount.periodsLeft > 1 ? { ...discount, periodsLeft: discount.periodsLeft - 1 } : null;
     usageOpenSince = period.start;
     usagePlanId = plan.planId;
-    periodOpened = true;
     await collect(await local.createPeriodInvoice(request));
   }
 

@@ -38,7 +38,6 @@ const STYLE = `
 /** The document as a complete HTML page. */
 export function renderInvoiceHtml(doc: InvoiceDocument): string {
   const e = escapeHtml;
-  const money = (amount: string): string => `${e(amount)}`;
   const meta: [string, string][] = [
     ['Number', doc.number],
     ['Status', doc.status],
@@ -52,7 +51,7 @@ export function renderInvoiceHtml(doc: InvoiceDocument): string {
         <td class="num">${line.number}</td>
         <td><div class="description">${e(line.description)}</div><div class="period">${e(line.period)}</div></td>
         <td class="num quantity">${e(line.quantity)}</td>
-        <td class="num amount">${money(line.amount)}</td>
+        <td class="num amount">${e(line.amount)}</td>
       </tr>`;
       const details = line.breakdown
         .map(
@@ -103,7 +102,7 @@ ${doc.notes.length ? `<section class="notes">${doc.notes.map((note) => `<p>${e(n
 ${rows}
   </tbody>
   <tfoot>
-    <tr><td></td><td>Total</td><td></td><td class="num total">${money(doc.total)} ${e(doc.currency)}</td></tr>
+    <tr><td></td><td>Total</td><td></td><td class="num total">${e(doc.total)} ${e(doc.currency)}</td></tr>
   </tfoot>
 </table>
 </div>

@@ -24,8 +24,9 @@ import { invoiceJson, planJson } from '../serializers';
 
 const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
 
-/** Statuses in which a subscription still bills; the page shows such a subscription first. */
-const LIVE_STATUSES = new Set(['scheduled', 'trialing', 'active', 'past_due', 'paused', 'suspended']);
+/** The order /me lists subscriptions in (the page opens the first): billing ones first, ended ones last. */
+const STATUS_ORDER = ['active', 'past_due', 'trialing', 'paused', 'suspended', 'scheduled'];
+const statusRank = (status: string): number => (STATUS_ORDER.includes(status) ? STATUS_ORDER.indexOf(status) : STATUS_ORDER.length);
 
 export const subscriptionInvoicesQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
@@ -52,8 +53,8 @@ export function usageTokenRouter(db: Database): Router {
     if (!customer) throw new ApiProblem('customer_not_found', 'the customer of this token no longer exists');
     const planIds = [...new Set(rows.map((row) => row.plan_id))];
     const plans = new Map((planIds.length ? await db<PlanRow>('plans').whereIn('id', planIds) : []).map((plan) => [plan.id, plan]));
-    // Live subscriptions first (newest first within each group): the page opens the first one.
-    const ordered = [...rows.filter((row) => LIVE_STATUSES.has(row.status)), ...rows.filter((row) => !LIVE_STATUSES.has(row.status))];
+    // By status (a stable sort keeps newest first within one status).
+    const ordered = [...rows].sort((x, y) => statusRank(x.status) - statusRank(y.status));
     res.setHeader('Cache-Control', 'no-store');
     res.json({
       customer: { id: customer.id, external_id: customer.external_id, name: customer.name, currency: customer.currency },

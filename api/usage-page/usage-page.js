@@ -231,12 +231,16 @@
     $('no-usage').hidden = rows.length > 0;
   }
 
-  function renderProjected(usage, subscription) {
+  function renderProjected(usage, subscription, daily) {
+    const names = {};
+    for (const metric of daily.metrics) names[metric.metric_code] = metric.name;
     const rows = [];
     for (const line of usage.projected.lines) {
+      // A charge without a display name is described by its metric code; the metric's name reads better.
+      const description = line.kind === 'usage' && line.description === line.metricCode && names[line.metricCode] ? names[line.metricCode] : line.description;
       rows.push(
         el('tr', { className: 'line', data: { kind: line.kind } }, [
-          el('td', { text: line.description }),
+          el('td', { text: description }),
           el('td', { className: 'num', text: quantityText(line.quantity) }),
           moneyCell(line.amount, usage.currency),
         ]),
@@ -277,8 +281,8 @@
       const width = 640;
       const height = 180;
       const left = 8;
-      const bottom = 22;
-      const top = 18;
+      const bottom = 26;
+      const top = 22;
       const values = metric.days.map((day) => Number(day.quantity));
       const peak = Math.max(0, ...values.filter((value) => Number.isFinite(value)));
       const slot = (width - left * 2) / Math.max(1, metric.days.length);
@@ -378,7 +382,7 @@
       if (usage.period) {
         renderSummary(usage, subscription);
         renderUsageTable(usage, daily);
-        renderProjected(usage, subscription);
+        renderProjected(usage, subscription, daily);
         $('projected-lines').hidden = false;
       } else {
         $('period-range').textContent = 'The subscription has no open billing period.';

@@ -4,7 +4,7 @@
  * (sandbox_gateway_charges) counts the money that really moved.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { createActivities } from '../../activities';
 import type { ChargeInvoiceResult } from '../../activities/payments';
@@ -60,6 +60,8 @@ describe('the lost-response card through a real Temporal worker', () => {
   let env: TestWorkflowEnvironment;
 
   beforeAll(async () => {
+    // 200 first attempts fail on purpose; keep the worker from logging each one (errors still show).
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
     env = await createTimeSkippingEnvironment();
   });
 
@@ -95,15 +97,15 @@ describe('the lost-response card through a real Temporal worker', () => {
       // Results one at a time: 200 concurrent long polls stall the Java time-skipping test server.
       const outcomes: ChargeInvoiceResult[] = [];
       for (const handle of handles) outcomes.push(await handle.result());
+      const chargedInMs = Date.now() - started;
       // Every charge went through at least two activity attempts: the lost response, then the lookup.
       const retried: number[] = [];
       for (const handle of handles) {
         const history = await handle.fetchHistory();
         retried.push(Math.max(...(history.events ?? []).map((event) => event.activityTaskStartedEventAttributes?.attempt ?? 0)));
       }
-      return { outcomes, retried };
+      return { outcomes, retried, chargedInMs };
     });
-    const elapsedMs = Date.now() - started;
 
     const ids = invoices.map((invoice) => invoice.id);
     expect(results.outcomes.every((outcome) => outcome.outcome === 'succeeded' && outcome.invoiceStatus === 'paid')).toBe(true);
@@ -119,8 +121,8 @@ describe('the lost-response card through a real Temporal worker', () => {
     expect(payments.every((payment) => payment.status === 'succeeded' && payment.attempt === 1)).toBe(true);
     const events = await db('outbox').whereIn('aggregate_id', ids).where({ event_type: 'payment.succeeded' });
     expect(events).toHaveLength(200);
-    console.log(JSON.stringify({ name: 'payments.lost_response.200', invoices: 200, gatewayCharges: charges.length, paidInvoices: paid.length, maxActivityAttempts: Math.max(...results.retried), elapsedMs }));
-  });
+    console.log(JSON.stringify({ name: 'payments.lost_response.200', invoices: 200, gatewayCharges: charges.length, paidInvoices: paid.length, maxActivityAttempts: Math.max(...results.retried), chargedInMs: results.chargedInMs }));
+  }, 300_000);
 });
 
 describe('chargeInvoice called again after a thrown timeout, as the retry would', () => {
