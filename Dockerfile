@@ -20,6 +20,8 @@ COPY --chown=node:node store ./store
 COPY --chown=node:node migrations ./migrations
 COPY --chown=node:node worker ./worker
 COPY --chown=node:node api ./api
+# The first API key: docker compose run --rm api ./node_modules/.bin/tsx scripts/create-admin-key.ts
+COPY --chown=node:node scripts/create-admin-key.ts ./scripts/create-admin-key.ts
 
 # tsx from node_modules directly (what `npx tsx` resolves to), without npm in between to relay signals.
 CMD ["./node_modules/.bin/tsx", "worker/main.ts"]

@@ -1,10 +1,14 @@
 /**
  * The API process on its own (docker-compose, production): `npm run api`.
- * Needs DATABASE_URL and TEMPORAL_ADDRESS; listens on PORT (default 3000).
+ * Needs DATABASE_URL and TEMPORAL_ADDRESS; listens on PORT (default 3000). Every request needs an API key
+ * (`npm run create-admin-key` makes the first one; docs/security.md). On SIGTERM/SIGINT: /readyz turns 503,
+ * in-flight requests finish (SHUTDOWN_TIMEOUT_MS, default 25 s), then Postgres and Temporal are released.
  */
 import { Client, Connection } from '@temporalio/client';
 import { createDatabase, migrateToLatest } from '../store/database';
 import { createApp } from './app';
+import { jsonLogger } from './observability';
+import { closeGracefully } from './shutdown';
 import { UsageSignalCoalescer } from './usage-signals';
 
 async function main(): Promise<void> {
@@ -17,20 +21,31 @@ async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 3000);
   const usageSignals = new UsageSignalCoalescer(db, temporal);
   usageSignals.start();
-  const server = createApp({ db, temporal, usageSignals }).listen(port, process.env.HOST ?? '0.0.0.0', () => {
-    console.log(JSON.stringify({ level: 'info', msg: 'api listening', port }));
+  let draining = false;
+  const server = createApp({ db, temporal, usageSignals, draining: () => draining }).listen(port, process.env.HOST ?? '0.0.0.0', () => {
+    jsonLogger({ level: 'info', msg: 'api listening', port });
   });
-  const shutdown = (): void => {
+  const shutdown = (signal: string): void => {
+    if (draining) return;
+    draining = true;
+    jsonLogger({ level: 'info', msg: 'shutting down: finishing in-flight requests', signal });
     // Stop accepting, let in-flight requests finish, then release Postgres and Temporal.
-    server.close(() => {
-      void usageSignals
-        .stop()
-        .then(() => Promise.all([db.destroy(), connection.close()]))
-        .then(() => process.exit(0));
-    });
+    void closeGracefully(server, { timeoutMs: Number(process.env.SHUTDOWN_TIMEOUT_MS ?? 25_000), log: jsonLogger })
+      .then(() => usageSignals.stop())
+      .then(() => Promise.all([db.destroy(), connection.close()]))
+      .then(
+        () => {
+          jsonLogger({ level: 'info', msg: 'stopped' });
+          process.exit(0);
+        },
+        (error: unknown) => {
+          jsonLogger({ level: 'error', msg: 'shutdown failed', error: String((error as Error)?.stack ?? error) });
+          process.exit(1);
+        },
+      );
   };
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
 }
 
 main().catch((error: unknown) => {

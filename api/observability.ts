@@ -51,36 +51,51 @@ export class ApiMetrics {
     this.eventsRejected = new Counter({ name: 'meterloop_usage_events_rejected_total', help: 'usage events rejected by validation', registers });
 
     // Business state, read from Postgres at scrape time (one grouped count per table): always current, never drifts.
-    const databaseUp = new Gauge({ name: 'meterloop_metrics_database_up', help: '1 when the last scrape could read Postgres', registers });
-    const counted = (name: string, help: string, labelNames: string[], sql: string): void => {
+    // One scrape reads every table once; the gauges below share that snapshot.
+    const STATE_QUERIES = {
+      meterloop_invoices: { help: 'invoices by kind and status', labels: ['kind', 'status'], sql: 'SELECT kind, status, count(*) AS count FROM invoices GROUP BY kind, status' },
+      meterloop_payments: { help: 'payment attempts by outcome (pending, succeeded, failed)', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM payments GROUP BY status' },
+      meterloop_subscriptions: { help: 'subscriptions by status (past_due: in dunning)', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM subscriptions GROUP BY status' },
+      meterloop_refunds: { help: 'refunds by status', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM refunds GROUP BY status' },
+    } as const;
+    type Snapshot = Record<string, Record<string, string>[]>;
+    let snapshot: { at: number; rows: Promise<Snapshot | undefined> } | undefined;
+    const readState = (): Promise<Snapshot | undefined> => {
+      if (!snapshot || Date.now() - snapshot.at > 1_000) {
+        const rows = Promise.all(
+          Object.entries(STATE_QUERIES).map(async ([name, query]) => [name, ((await db.raw(query.sql)) as { rows: Record<string, string>[] }).rows] as const),
+        ).then(
+          (entries) => Object.fromEntries(entries),
+          () => undefined,
+        );
+        snapshot = { at: Date.now(), rows };
+      }
+      return snapshot.rows;
+    };
+    new Gauge({
+      name: 'meterloop_metrics_database_up',
+      help: '1 when this scrape could read the business state from Postgres',
+      registers,
+      async collect() {
+        this.set((await readState()) ? 1 : 0);
+      },
+    });
+    for (const [name, query] of Object.entries(STATE_QUERIES)) {
+      const labelNames = [...query.labels];
       new Gauge({
         name,
-        help,
+        help: query.help,
         labelNames,
         registers,
         async collect() {
+          const state = await readState();
           this.reset();
-          try {
-            const { rows } = (await db.raw(sql)) as { rows: Record<string, string>[] };
-            for (const row of rows) {
-              this.set(Object.fromEntries(labelNames.map((label) => [label, row[label] ?? ''])), Number(row.count));
-            }
-            databaseUp.set(1);
-          } catch {
-            databaseUp.set(0);
+          for (const row of state?.[name] ?? []) {
+            this.set(Object.fromEntries(labelNames.map((label) => [label, row[label] ?? ''])), Number(row.count));
           }
         },
       });
-    };
-    counted('meterloop_invoices', 'invoices by kind and status', ['kind', 'status'], 'SELECT kind, status, count(*) AS count FROM invoices GROUP BY kind, status');
-    counted('meterloop_payments', 'payment attempts by outcome (pending, succeeded, failed)', ['status'], 'SELECT status, count(*) AS count FROM payments GROUP BY status');
-    counted(
-      'meterloop_subscriptions',
-      'subscriptions by status (past_due is dunning)',
-      ['status'],
-      'SELECT status, count(*) AS count FROM subscriptions GROUP BY status',
-    );
-    counted('meterloop_refunds', 'refunds by status', ['status'], 'SELECT status, count(*) AS count FROM refunds GROUP BY status');
+    }
   }
 
   /** For routes/events.ts: what one ingestion request did. */
@@ -151,9 +166,13 @@ async function timed(probe: () => Promise<unknown>, timeoutMs: number): Promise<
   try {
     await Promise.race([
       probe(),
-      new Promise((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      }),
+      ...(Number.isFinite(timeoutMs)
+        ? [
+            new Promise((_resolve, reject) => {
+              timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+            }),
+          ]
+        : []),
     ]);
     return { ok: true, duration_ms: Date.now() - started };
   } catch (error) {
@@ -166,13 +185,15 @@ async function timed(probe: () => Promise<unknown>, timeoutMs: number): Promise<
 export interface HealthOptions {
   readonly db: Database;
   readonly temporal: Client;
-  readonly timeoutMs?: number;
+  /** How long each dependency may take to answer (default 2 s for Postgres, 1 s for Temporal's gRPC deadline). */
+  readonly timeoutMs?: { readonly postgres?: number; readonly temporal?: number };
   /** True once the process is shutting down: /readyz answers 503 so load balancers stop sending requests. */
   readonly draining?: () => boolean;
 }
 
 export function healthHandlers(options: HealthOptions): { liveness: RequestHandler; readiness: RequestHandler } {
-  const timeoutMs = options.timeoutMs ?? 2_000;
+  const postgresTimeoutMs = options.timeoutMs?.postgres ?? 2_000;
+  const temporalTimeoutMs = options.timeoutMs?.temporal ?? 1_000;
   return {
     liveness: (_req, res) => {
       res.json({ status: 'ok' });
@@ -180,8 +201,10 @@ export function healthHandlers(options: HealthOptions): { liveness: RequestHandl
     readiness: async (_req, res) => {
       const connection = options.temporal.connection;
       const [postgres, temporal] = await Promise.all([
-        timed(() => options.db.raw('SELECT 1'), timeoutMs),
-        timed(() => connection.withDeadline(Date.now() + timeoutMs, () => connection.workflowService.getSystemInfo({})), timeoutMs),
+        timed(() => options.db.raw('SELECT 1'), postgresTimeoutMs),
+        // No race here: the gRPC deadline ends the call. Answering early would leave the client's retry timers
+        // running, and closing the connection under them (at shutdown) throws; this way the request settles first.
+        timed(() => connection.withDeadline(Date.now() + temporalTimeoutMs, () => connection.workflowService.getSystemInfo({})), Infinity),
       ]);
       const draining = options.draining?.() ?? false;
       const checks = { postgres, temporal, ...(draining ? { shutdown: { ok: false, error: 'shutting down', duration_ms: 0 } } : {}) };

@@ -238,3 +238,6 @@ export const budgetBody = z.strictObject({
   amount: nonNegativeDecimal.nullable(),
   thresholds: z.array(percent).min(1).max(10).default(['50', '80', '100']),
 });
+
+/** Routes that take no body still refuse one with fields: a typo'd field is an error, not silently ignored. */
+export const emptyBody = z.strictObject({});

@@ -5,7 +5,8 @@
  *   revenue = Σ amount of the subscription's invoice lines whose line period_start is in [from, to), on every
  *             finalized invoice (not draft, not void) of any kind (period, closing, proration, adjustment, ...),
  *             minus the lines of its non-void credit notes (kind credit_note, positive amounts, linked through
- *             the credited invoice) whose period_start is in [from, to)
+ *             the credited invoice) whose period_start is in [from, to): a refund's lines carry the credited
+ *             invoice's period; a re-rating's credit note counts in the usage period it corrects
  *   cost    = per metric: Σ quantity over the subscription's usage closures whose period_start is in [from, to),
  *             × the metric's unit_cost (none set: 0), rounded once; the cost is the sum of those lines
  *   margin  = revenue − cost;  margin % = margin / revenue (null when revenue is 0)
@@ -96,8 +97,10 @@ async function revenueBySubscription(db: Db, query: MarginQuery, ids: string[] |
        FROM invoices note
        JOIN invoices credited ON credited.id = note.credited_invoice_id
        JOIN invoice_lines l ON l.invoice_id = note.id
+       LEFT JOIN rerates r ON r.result_invoice_id = note.id
        WHERE note.kind = ? AND note.status <> ALL(?::text[]) AND credited.subscription_id IS NOT NULL
-         AND l.period_start >= ? AND l.period_start < ? ${onlyCreditedIds}
+         AND coalesce((r.proposal -> 'usagePeriod' ->> 'start')::timestamptz, l.period_start) >= ?
+         AND coalesce((r.proposal -> 'usagePeriod' ->> 'start')::timestamptz, l.period_start) < ? ${onlyCreditedIds}
      )
      SELECT subscription_id, sum(amount)::text AS revenue FROM counted GROUP BY subscription_id`,
     [

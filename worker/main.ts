@@ -2,12 +2,25 @@
  * The worker process on its own (docker-compose, production): `npm run worker`.
  * Needs DATABASE_URL and TEMPORAL_ADDRESS. `npm start` runs the same worker in-process for local use.
  */
-import { NativeConnection } from '@temporalio/worker';
+import { NativeConnection, Runtime } from '@temporalio/worker';
 import { emailChannelFromEnv, startOutboxDispatcher } from '../activities/notifications';
 import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
 
+/**
+ * The SDK's own metrics (task slots, poll and schedule-to-start latencies, activity and workflow task outcomes,
+ * sticky cache) served for Prometheus at http://WORKER_METRICS_ADDRESS/metrics (default 127.0.0.1:9464; "off"
+ * disables it). Must run before the first connection: the Runtime is created once per process.
+ */
+function installRuntimeTelemetry(): void {
+  const bindAddress = process.env.WORKER_METRICS_ADDRESS ?? '127.0.0.1:9464';
+  if (bindAddress === 'off') return;
+  Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress, countersTotalSuffix: true } } } });
+  console.log(JSON.stringify({ level: 'info', msg: 'worker metrics for Prometheus', url: `http://${bindAddress}/metrics` }));
+}
+
 async function main(): Promise<void> {
+  installRuntimeTelemetry();
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is required (npm start provides an embedded Postgres instead)');
   const db = createDatabase(databaseUrl);

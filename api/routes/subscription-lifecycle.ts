@@ -19,7 +19,7 @@ import {
   withdrawScheduledChangeUpdate,
 } from '../../workflows/definitions';
 import { ApiProblem, isProblemCode } from '../problem';
-import { pauseSubscriptionBody, planChangeBody, uuidParam } from '../schemas';
+import { emptyBody, pauseSubscriptionBody, planChangeBody, uuidParam } from '../schemas';
 
 export function subscriptionLifecycleRouter(db: Database, temporal: Client): Router {
   const router = Router();
@@ -75,6 +75,7 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
   });
 
   router.delete('/:id/scheduled-change', async (req, res) => {
+    emptyBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
     res.json(await update(req, subscription, withdrawScheduledChangeUpdate, [{ requestedBy: actor(req) }]));
   });
@@ -87,18 +88,21 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
   });
 
   router.post('/:id/resume', async (req, res) => {
+    emptyBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
     res.json(await update(req, subscription, resumeSubscriptionUpdate, [{ requestedBy: actor(req) }]));
   });
 
   for (const answer of ['accept', 'decline'] as const) {
     router.post(`/:id/retention/${answer}`, async (req, res) => {
+      emptyBody.parse(req.body ?? {});
       const subscription = await findSubscription(req.params.id);
       res.json(await update(req, subscription, answerRetentionOfferUpdate, [{ accept: answer === 'accept', requestedBy: actor(req) }]));
     });
   }
 
   router.post('/:id/win-back/accept', async (req, res) => {
+    emptyBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
     res.json(await update(req, subscription, answerWinBackOfferUpdate, [{ accept: true, requestedBy: actor(req) }]));
   });

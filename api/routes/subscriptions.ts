@@ -17,6 +17,8 @@ import { ApiProblem, ProblemCode } from '../problem';
 import { cancelSubscriptionBody, createSubscriptionBody, uuidParam } from '../schemas';
 import { subscriptionJson } from '../serializers';
 
+const MAX_BACKDATE_MS = 3_600_000;
+
 export function subscriptionsRouter(db: Database, temporal: Client): Router {
   const router = Router();
 
@@ -38,6 +40,10 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
       throw new ApiProblem('currency_mismatch', `plan bills in ${plan.currency}, customer pays in ${customer.currency}`);
     }
     const startAt = body.start_at ? new Date(body.start_at) : new Date();
+    // A backdated start would bill every period since then at once; a little clock skew is tolerated.
+    if (startAt.getTime() < Date.now() - MAX_BACKDATE_MS) {
+      throw new ApiProblem('validation_failed', 'start_at may be at most one hour in the past', [{ path: 'start_at', message: 'too far in the past' }]);
+    }
 
     // The row and the workflow start commit together: if Temporal refuses the start, the row rolls back.
     const row = await db.transaction(async (trx) => {
