@@ -24,13 +24,16 @@ function readStat(pid: number): ProcStat | undefined {
     const close = text.lastIndexOf(')');
     const name = text.slice(text.indexOf('(') + 1, close);
     const fields = text.slice(close + 2).split(' ');
-    return { pid, ppid: Number(fields[1]), name, cpuSeconds: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND };
+    // utime + stime, plus cutime + cstime: the CPU of children that exited and were reaped (a Postgres backend
+    // that closed its connection), which would otherwise vanish from the totals between two snapshots.
+    const [utime, stime, cutime, cstime] = fields.slice(11, 15).map(Number);
+    return { pid, ppid: Number(fields[1]), name, cpuSeconds: (utime + stime + cutime + cstime) / TICKS_PER_SECOND };
   } catch {
     return undefined; // gone meanwhile, or not Linux
   }
 }
 
-/** Program name -> CPU seconds used so far by this process tree (exited processes are not counted). */
+/** Program name -> CPU seconds used so far by this process tree, exited-and-reaped children included. */
 export function sampleTreeCpu(root = process.pid): CpuByProgram {
   let pids: number[];
   try {

@@ -1,7 +1,7 @@
 /**
  * `npm run bench` runs every benchmark; `npm run bench -- ingest` (a module), `npm run bench -- ingest.single`
  * (a name) or several of either pick some. stdout carries one JSON object per result line, nothing else;
- * progress goes to stderr. Postgres and the API start once, only if a selected benchmark needs them, and
+ * progress goes to stderr. The shared Postgres and API start once, only if a selected benchmark needs them, and
  * always stop, also when a benchmark fails.
  */
 import { billingRunBenchmarks } from './billing-run';
@@ -35,15 +35,29 @@ async function main(): Promise<void> {
   const emit = (result: BenchResult): void => {
     process.stdout.write(`${formatResult(result)}\n`);
   };
+  // The shared Postgres + API stack starts before the first benchmark that needs it and stops right after the
+  // last one, so it does not sit beside (and take memory from) benchmarks that bring their own stack.
+  const lastNeedingStack = selected.map((benchmark) => benchmark.needsStack).lastIndexOf(true);
+  let stackFailure: unknown;
   try {
-    if (selected.some((benchmark) => benchmark.needsStack)) stack = await startBenchStack();
-    for (const benchmark of selected) {
+    for (const [index, benchmark] of selected.entries()) {
       try {
+        if (benchmark.needsStack && !stack) {
+          if (stackFailure) throw stackFailure;
+          stack = await startBenchStack().catch((error: unknown) => {
+            stackFailure = error;
+            throw error;
+          });
+        }
         for (const result of await benchmark.run({ stack })) emit(result);
       } catch (error) {
         // One broken benchmark must not hide the others' numbers; the exit code still says it failed.
         failed = true;
         progress(`${benchmark.name} FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      }
+      if (index === lastNeedingStack && stack) {
+        await stack.stop();
+        stack = undefined;
       }
     }
   } finally {

@@ -39,7 +39,10 @@ export interface Margin {
   readonly cost: string;
   /** revenue − cost. */
   readonly margin: string;
-  /** margin / revenue × 100, two decimals (half-up); null when revenue is 0 (no ratio to speak of). */
+  /**
+   * margin / revenue × 100, two decimals (half-up); null when revenue is 0, or negative (credit notes exceeding
+   * what was billed), where a ratio would mislead: a loss over a negative revenue reads as +100 %.
+   */
   readonly marginPercent: string | null;
   readonly costLines: readonly CostLine[];
 }
@@ -82,7 +85,7 @@ export function subscriptionMargin(input: MarginInput): Margin {
 }
 
 export function marginPercent(margin: Decimal, revenue: Decimal): string | null {
-  if (revenue.isZero()) return null;
+  if (revenue.lessThanOrEqualTo(0)) return null;
   return new Dec(margin).dividedBy(revenue).times(100).toDecimalPlaces(PERCENT_DECIMALS, Decimal.ROUND_HALF_UP).toFixed(PERCENT_DECIMALS);
 }
 

@@ -19,6 +19,7 @@ import * as m0017 from './0017_scope_invoice_period_uniqueness';
 import * as m0018 from './0018_add_usage_period_closures_plan';
 import * as m0019 from './0019_create_rerates';
 import * as m0020 from './0020_create_spending_alerts';
+import * as m0021 from './0021_drop_redundant_usage_events_index';
 import * as m0100 from './0100_add_sandbox_gateway_charge_reference';
 import * as m0101 from './0101_create_sandbox_gateway_refunds';
 import * as m0102 from './0102_add_payment_decline_retryable';
@@ -62,6 +63,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0018_add_usage_period_closures_plan', m0018],
   ['0019_create_rerates', m0019],
   ['0020_create_spending_alerts', m0020],
+  ['0021_drop_redundant_usage_events_index', m0021],
   ['0100_add_sandbox_gateway_charge_reference', m0100],
   ['0101_create_sandbox_gateway_refunds', m0101],
   ['0102_add_payment_decline_retryable', m0102],

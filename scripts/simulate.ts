@@ -8,7 +8,7 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { CatalogSource, readCatalogFile, readCatalogFromDatabase } from './simulation/catalog';
+import { catalogPlanCodes, CatalogSource, readCatalogFile, readCatalogFromDatabase } from './simulation/catalog';
 import { simulationPostgresServer } from './simulation/postgres';
 import { formatSimulationTable, simulationJson } from './simulation/report';
 import { simulate } from './simulation/simulate';
@@ -69,9 +69,6 @@ async function main(): Promise<void> {
   if (values.growth !== undefined && !/^-?\d+(\.\d+)?$/.test(values.growth)) return fail('--growth is a percentage such as 5 or -2.5');
   if (values.seed !== undefined && !/^\d+$/.test(values.seed)) return fail('--seed is a whole number');
 
-  // Quiet worker logs: the table is the output. (--verbose keeps the SDK's own.)
-  const level = values.verbose ? 'INFO' : 'ERROR';
-  Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } } });
   const progress = (line: string): void => {
     if (values.verbose || !values.json) process.stderr.write(`[simulate] ${line}\n`);
   };
@@ -83,6 +80,10 @@ async function main(): Promise<void> {
     if (!process.env.DATABASE_URL) return fail('--catalog-from-database reads DATABASE_URL, which is unset');
     catalog = { kind: 'rows', rows: await readCatalogFromDatabase(process.env.DATABASE_URL, planCodes) };
   }
+
+  const offered = catalogPlanCodes(catalog);
+  const unknown = planCodes.filter((code) => !offered.includes(code));
+  if (unknown.length) return fail(`the catalog has no plan ${unknown.join(', ')}; it offers ${offered.join(', ') || 'none'}`);
 
   const usage: UsageRecord[] = [];
   const sources: string[] = [];
@@ -97,6 +98,9 @@ async function main(): Promise<void> {
     sources.push(`generated ${values.generate.join(' ')}${values.growth ? ` growing ${values.growth} %/month` : ''}`);
   }
 
+  // Quiet worker logs: the table is the output. (--verbose keeps the SDK's own.)
+  const level = values.verbose ? 'INFO' : 'ERROR';
+  Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } } });
   const postgres = await simulationPostgresServer();
   progress(`Postgres: ${postgres.description}`);
   const stack = await startSimulationStack({ postgresServerUrl: postgres.url, log: progress }).catch(async (error: unknown) => {
@@ -124,8 +128,11 @@ function fail(message: string): void {
   process.exitCode = 2;
 }
 
-main().catch((error: unknown) => {
-  console.error(`simulate: ${error instanceof Error ? error.message : String(error)}`);
-  if (process.env.DEBUG && error instanceof Error) console.error(error.stack);
-  process.exitCode = 1;
-});
+main()
+  .catch((error: unknown) => {
+    console.error(`simulate: ${error instanceof Error ? error.message : String(error)}`);
+    if (process.env.DEBUG && error instanceof Error) console.error(error.stack);
+    process.exitCode = 1;
+  })
+  // The Temporal runtime's native threads may keep the process alive after a failure; everything is stopped by now.
+  .finally(() => setTimeout(() => process.exit(), 2_000).unref());

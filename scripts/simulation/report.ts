@@ -50,7 +50,7 @@ export function formatSimulationTable(result: SimulationResult, usageSource: str
     out.push(`${plan.planCode} vs ${reference.planCode}: revenue ${signed(revenue)} ${plan.currency}, margin ${signed(margin)} ${plan.currency} over the ${result.periods} periods.`);
   }
   for (const rejection of usage.rejections) out.push(`rejected event ${rejection.id}: ${rejection.code} ${rejection.detail}`);
-  return out.join('\n');
+  return out.map((text) => text.trimEnd()).join('\n');
 }
 
 function planTitle(plan: PlanSimulation): string {

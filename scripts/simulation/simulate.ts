@@ -174,6 +174,7 @@ export async function simulate(stack: SimulationStack, input: SimulationInput): 
         currency: plan.currency,
         payment_method: 'pm_sandbox_ok',
       });
+      log(`plan ${code} v${plan.version}: catalog loaded, replaying ${inHorizon.length} events`);
       const outcome = await replayUsage(api, customer.external_id as string, inHorizon, shift);
       usageOutcome ??= outcome; // every plan's customer gets the same events and the same verdicts
       const subscription = await api.post('/v1/subscriptions', { customer_id: customer.id, plan_code: code, plan_version: plan.version, start_at: replayStart.toISOString() });
@@ -316,8 +317,10 @@ const intervalMs = (interval: BillingInterval): number => interval.months * 28 *
 async function runToHorizon(stack: SimulationStack, api: SimulationApi, plans: SimulatedPlan[], onNewMonth: (serverTime: Date) => void): Promise<void> {
   const deadline = Math.max(...plans.map((plan) => plan.doneBy));
   let lastLoggedMonth = '';
-  for (;;) {
-    const now = await stack.env.currentTimeMs();
+  // Server time is read now and then; in between it is what the steps added (at most a few ms behind the server,
+  // which lets real time pass too), so a step costs one round trip to the server.
+  let now = await stack.env.currentTimeMs();
+  for (let step = 1; ; step += 1) {
     for (const plan of plans.filter((candidate) => !candidate.cancelRequested && now >= candidate.cancelAt)) {
       await cancelAtPeriodEnd(api, plan.subscriptionId);
       plan.cancelRequested = true;
@@ -331,7 +334,9 @@ async function runToHorizon(stack: SimulationStack, api: SimulationApi, plans: S
     if (month !== lastLoggedMonth) onNewMonth(new Date(now));
     lastLoggedMonth = month;
     const nextCancel = Math.min(...plans.filter((plan) => !plan.cancelRequested).map((plan) => plan.cancelAt), Infinity);
-    await stack.env.sleep(Math.max(1_000, Math.min(DAY_MS, nextCancel - now)));
+    const advance = Math.max(1_000, Math.min(DAY_MS, nextCancel - now));
+    await stack.env.sleep(advance);
+    now = step % 30 === 0 ? await stack.env.currentTimeMs() : now + advance;
   }
   // A canceled subscription's workflow may still wait to send a win-back offer: nothing left to bill, so end it.
   for (const plan of plans) {

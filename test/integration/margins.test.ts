@@ -160,3 +160,30 @@ test('the margin report is for finance: other roles are refused, a bad window is
   expect(backwards).toMatchObject({ status: 422, json: { code: 'validation_failed', errors: [{ path: 'to' }] } });
   expect((await admin.call('GET', '/v1/reports/margins?from=yesterday&to=2033-03-01T00:00:00Z', undefined, finance)).status).toBe(422);
 });
+
+test('a refund counts in the period of the invoice it credits; a re-rating credit note in the usage period it corrects', async () => {
+  // payg's April invoice bills March usage (109.90). A goodwill refund of 9.90 on it lands in April (the credited
+  // invoice's period); a re-rating that finds 5.00 of March usage over-billed lands in March.
+  const payg = await db('subscriptions as s').join('customers as c', 'c.id', 's.customer_id').where('c.external_id', 'payg').first('s.id', 's.customer_id');
+  const aprilInvoice = await db<InvoiceRow>('invoices').where({ subscription_id: payg.id, kind: 'period', period_start: new Date('2033-04-01T00:00:00Z') }).first();
+  expect(aprilInvoice).toMatchObject({ status: 'paid', total: '109.900000000000' });
+  await post(`/v1/invoices/${aprilInvoice!.id}/refunds`, { amount: '9.90', reason: 'goodwill' });
+  const rerateCredit = await post(`/v1/invoices/${aprilInvoice!.id}/refunds`, { amount: '5.00', reason: 're-rating' });
+  await db('rerates').insert({
+    invoice_id: aprilInvoice!.id,
+    subscription_id: payg.id,
+    customer_id: payg.customer_id,
+    status: 'finalized',
+    requested_by: 'finance',
+    reason: 'tokens double-counted',
+    proposal: JSON.stringify({ usagePeriod: { start: '2033-03-01T00:00:00.000Z', end: '2033-04-01T00:00:00.000Z' }, lines: [], total: '-5.00', outcome: 'credit', lateEventIds: [] }),
+    result_invoice_id: rerateCredit.id,
+  });
+
+  const report = async (from: string, to: string): Promise<Json> =>
+    (await admin.call('GET', `/v1/reports/margins?from=${from}&to=${to}`, undefined, finance)).json.data.find((row: Json) => row.customer.external_id === 'payg');
+  // March: 109.90 - 5.00 = 104.90 revenue, cost 44.00 -> margin 60.90 (58.06 %).
+  expect(await report('2033-03-01T00:00:00Z', '2033-04-01T00:00:00Z')).toMatchObject({ revenue: '104.90', cost: '44.00', margin: '60.90', margin_percent: '58.06' });
+  // April: no fee, no April usage closed yet, minus the 9.90 refund: negative revenue has no percentage.
+  expect(await report('2033-04-01T00:00:00Z', '2033-05-01T00:00:00Z')).toMatchObject({ revenue: '-9.90', cost: '0.00', margin: '-9.90', margin_percent: null });
+});
