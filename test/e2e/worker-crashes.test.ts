@@ -1,0 +1,130 @@
+/**
+ * Crash safety: a worker process is killed (SIGKILL) at random points, again and again, while 50 subscriptions
+ * go through three short periods with flaky cards, then restarted for good. Afterwards, for every invoice, the
+ * gateway ledger holds at most one successful charge, and every invoice is paid or still in dunning.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { planScheduleTerms } from '../../domain/plan-terms';
+import { RunningDevServer, startDevServer } from '../../scripts/temporal-servers';
+import type { Database } from '../../store/database';
+import type { InvoiceRow } from '../../store/invoices';
+import { WORKFLOWS_PATH } from '../../worker/create-worker';
+import { SEARCH_ATTRIBUTE_REGISTRATIONS, SUBSCRIPTION_WORKFLOW_TYPE, TASK_QUEUE } from '../../workflows/definitions';
+import { createTestDatabaseWithUrl } from '../support/database';
+import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
+
+const SUBSCRIPTIONS = 50;
+const PERIODS = 3;
+const FLAKY_CARDS = ['pm_sandbox_ok', 'pm_sandbox_declines_1_then_ok', 'pm_sandbox_declines_2_then_ok', 'pm_sandbox_lost_response', 'pm_sandbox_declined'];
+
+let db: Database;
+let databaseUrl: string;
+let devServer: RunningDevServer;
+let connection: Connection;
+let bundlePath: string;
+let worker: ChildProcess | undefined;
+
+beforeAll(async () => {
+  let created: { db: Database; url: string };
+  [created, devServer] = await Promise.all([createTestDatabaseWithUrl(), startDevServer({ ui: false, searchAttributes: SEARCH_ATTRIBUTE_REGISTRATIONS, log: () => undefined })]);
+  ({ db, url: databaseUrl } = created);
+  connection = await Connection.connect({ address: devServer.address });
+  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} } });
+  bundlePath = path.join(mkdtempSync(path.join(os.tmpdir(), 'meterloop-bundle-')), 'workflows.js');
+  writeFileSync(bundlePath, bundle.code);
+}, 180_000);
+
+afterAll(async () => {
+  worker?.kill('SIGKILL');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await connection?.close();
+  await devServer?.stop();
+  await db?.destroy();
+});
+
+function startWorker(): ChildProcess {
+  // One process (node with tsx's loader, not the tsx CLI, which would leave its child running after a SIGKILL).
+  return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '../support/worker-process.ts')], {
+    env: { ...process.env, TEMPORAL_ADDRESS: devServer.address, DATABASE_URL: databaseUrl, WORKFLOW_BUNDLE_PATH: bundlePath },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('killing the worker at random points never charges an invoice twice and loses no invoice', async () => {
+  const plan = await insertPlan(db, {
+    code: 'crash-plan',
+    name: 'Crash plan',
+    billing_interval: 'PT15S',
+    flat_fee: '9.99',
+    settings: { dunning: { retryAfter: ['PT3S', 'PT3S'], finalAction: 'suspend' } },
+  });
+  const client = new Client({ connection });
+  const startAt = new Date(Date.now() + 5_000);
+  const workflowIds: string[] = [];
+  for (let i = 0; i < SUBSCRIPTIONS; i += 1) {
+    const customer = await insertCustomer(db, { payment_method: FLAKY_CARDS[i % FLAKY_CARDS.length] });
+    const { input, workflowId } = await insertSubscription(db, customer, plan, startAt);
+    await client.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, { workflowId, taskQueue: TASK_QUEUE, args: [{ ...input, plan: planScheduleTerms(plan) }] });
+    workflowIds.push(workflowId);
+  }
+
+  // Kill and restart while the periods run: a random life of 0.5 to 4 seconds each time.
+  let kills = 0;
+  const chaosUntil = startAt.getTime() + PERIODS * 15_000;
+  while (Date.now() < chaosUntil) {
+    worker = startWorker();
+    await sleep(500 + Math.floor(Math.random() * 3500));
+    worker.kill('SIGKILL');
+    kills += 1;
+    await sleep(200);
+  }
+  worker = startWorker();
+
+  // Let the last worker finish the work of the first three periods (billing goes on after them; those later
+  // invoices are not part of the check): each invoiced, and every charge attempt on them decided.
+  const horizon = new Date(startAt.getTime() + PERIODS * 15_000);
+  const deadline = Date.now() + 180_000;
+  let invoices: InvoiceRow[];
+  for (;;) {
+    invoices = await db<InvoiceRow>('invoices').where({ kind: 'period' }).andWhere('period_start', '<', horizon);
+    const perSubscription = new Map<string, number>();
+    for (const invoice of invoices) perSubscription.set(invoice.subscription_id!, (perSubscription.get(invoice.subscription_id!) ?? 0) + 1);
+    // A subscription suspended by dunning bills no new period until paid, so it may stop short of three.
+    const suspended = new Set((await db('subscriptions').where({ status: 'suspended' }).pluck('id')) as string[]);
+    const allThere = perSubscription.size === SUBSCRIPTIONS && [...perSubscription].every(([id, count]) => count === PERIODS || suspended.has(id));
+    const pending = await db('payments').where({ status: 'pending' }).whereIn('invoice_id', invoices.map((invoice) => invoice.id)).count<{ count: string }[]>('* as count');
+    if (allThere && Number(pending[0].count) === 0) break;
+    if (Date.now() > deadline) throw new Error(`not settled: ${perSubscription.size} subscriptions invoiced, ${pending[0].count} payments pending`);
+    await sleep(1_000);
+  }
+
+  const charges: { idempotency_key: string; status: string }[] = await db('sandbox_gateway_charges').select('idempotency_key', 'status');
+  const successesByInvoice = new Map<string, number>();
+  for (const charge of charges) {
+    if (charge.status !== 'succeeded') continue;
+    const invoiceId = charge.idempotency_key.split(':')[1];
+    successesByInvoice.set(invoiceId, (successesByInvoice.get(invoiceId) ?? 0) + 1);
+  }
+  const failedAttempts = new Set((await db('payments').where({ status: 'failed' }).pluck('invoice_id')) as string[]);
+  const problems: string[] = [];
+  for (const invoice of invoices) {
+    const successes = successesByInvoice.get(invoice.id) ?? 0;
+    if (successes > 1) problems.push(`${invoice.number}: ${successes} successful charges`);
+    if (invoice.status === 'paid' && successes !== 1) problems.push(`${invoice.number}: paid without exactly one charge`);
+    // In dunning: still open after a declined attempt (retries or suspension follow), or given up on.
+    const inDunning = (invoice.status === 'open' && failedAttempts.has(invoice.id)) || invoice.status === 'uncollectible';
+    if (invoice.status !== 'paid' && !inDunning) problems.push(`${invoice.number}: ${invoice.status} with no declined attempt`);
+  }
+  const paid = invoices.filter((invoice) => invoice.status === 'paid').length;
+  // The figure for the issue note.
+  console.log(JSON.stringify({ kills, invoices: invoices.length, paid, inDunning: invoices.length - paid, suspended: (await db('subscriptions').where({ status: 'suspended' })).length, successfulChargesOnThem: invoices.reduce((sum, invoice) => sum + (successesByInvoice.get(invoice.id) ?? 0), 0) }));
+  expect(problems).toEqual([]);
+  expect(kills).toBeGreaterThanOrEqual(5);
+}, 600_000);
