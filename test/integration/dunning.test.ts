@@ -5,47 +5,34 @@
  */
 import { Client, WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { createApp } from '../../api/app';
 import type { PlanSettings } from '../../domain/plan-terms';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
-import { createBillingWorker } from '../../worker/create-worker';
 import { SEARCH_ATTRIBUTES, SUBSCRIPTION_WORKFLOW_TYPE, SubscriptionState, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
-import { createTestDatabase } from '../support/database';
+import { startTimeSkippingStack, TimeSkippingStack } from '../support/billing-stack';
+import { recordHistory } from '../support/histories';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { serve, TestHttp } from '../support/http';
-import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
 
+let stack: TimeSkippingStack;
 let env: TestWorkflowEnvironment;
 let db: Database;
-let worker: Worker;
-let workerRun: Promise<void>;
 let api: TestHttp;
 
 beforeAll(async () => {
-  [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
-  worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: await workflowBundle() });
-  workerRun = worker.run();
+  stack = await startTimeSkippingStack();
+  ({ env, db } = stack);
   api = await serve(createApp({ db, temporal: env.client }), { headers: (await createTestApiKey(db, 'admin')).headers });
 });
 
 afterAll(async () => {
   await api?.close();
-  worker?.shutdown();
-  await workerRun;
-  await Promise.all([env?.teardown(), db?.destroy()]);
+  await stack?.stop();
 });
 
-async function advanceTo(instant: string): Promise<void> {
-  const target = new Date(instant).getTime();
-  for (;;) {
-    const now = await env.currentTimeMs();
-    if (now >= target) return;
-    await env.sleep(Math.min(6 * 3_600_000, target - now));
-  }
-}
+const advanceTo = (instant: string): Promise<void> => stack.advanceTo(instant, 6 * 3_600_000);
 
 const DUNNING_CANCEL: PlanSettings = { dunning: { retryAfter: ['P1D', 'P3D', 'P5D', 'P7D'], finalAction: 'cancel' } };
 const DUNNING_SUSPEND: PlanSettings = { dunning: { retryAfter: ['P1D', 'P3D'], finalAction: 'suspend' } };
@@ -96,6 +83,7 @@ test('a decline, then success on retry two: past due in between, active and paid
   expect(await succeededCharges(invoice.id)).toBe(1);
   expect(await state(handle)).toMatchObject({ status: 'active', dunning: null });
   expect(await searchAttributes(handle)).toEqual({ status: 'active', pastDue: false });
+  await recordHistory(handle, 'subscription-dunning-recovered');
   await handle.terminate('test done');
 });
 

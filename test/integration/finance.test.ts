@@ -4,7 +4,6 @@
  */
 import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { createApp } from '../../api/app';
 import type { PlanSettings } from '../../domain/plan-terms';
 import type { Charge } from '../../domain/rating';
@@ -12,45 +11,36 @@ import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 import type { PlanRow } from '../../store/subscriptions';
 import { insertUsageEvents } from '../../store/usage';
-import { createBillingWorker } from '../../worker/create-worker';
 import { RerateState, rerateStateQuery, rerateWorkflowId, SUBSCRIPTION_WORKFLOW_TYPE, SubscriptionState, subscriptionStateQuery, TASK_QUEUE, usageRecordedSignal } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
-import { createTestDatabase } from '../support/database';
+import { startTimeSkippingStack, TimeSkippingStack } from '../support/billing-stack';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { serve, TestHttp } from '../support/http';
-import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
 
+let stack: TimeSkippingStack;
 let env: TestWorkflowEnvironment;
 let db: Database;
-let worker: Worker;
-let workerRun: Promise<void>;
 let api: TestHttp;
-let serverNow = new Date();
 
 beforeAll(async () => {
-  [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
-  worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: await workflowBundle() });
-  workerRun = worker.run();
+  stack = await startTimeSkippingStack();
+  ({ env, db } = stack);
   await db('billable_metrics').insert({ code: 'calls', name: 'API calls', event_type: 'api.call', aggregation: 'count' });
+  // The API judges event timestamps by the test server's clock.
+  let serverNow = await stack.now();
+  advanceTo = async (instant) => {
+    await stack.advanceTo(instant);
+    serverNow = await stack.now();
+  };
   api = await serve(createApp({ db, temporal: env.client, now: () => serverNow }), { headers: (await createTestApiKey(db, 'admin')).headers });
 });
 
 afterAll(async () => {
   await api?.close();
-  worker?.shutdown();
-  await workerRun;
-  await Promise.all([env?.teardown(), db?.destroy()]);
+  await stack?.stop();
 });
 
-async function advanceTo(instant: string): Promise<void> {
-  const target = new Date(instant).getTime();
-  for (;;) {
-    const now = await env.currentTimeMs();
-    serverNow = new Date(now);
-    if (now >= target) return;
-    await env.sleep(Math.min(86_400_000, target - now));
-  }
-}
+let advanceTo: (instant: string) => Promise<void>;
 
 /** A re-rating workflow's state once it stops moving (proposed and waiting, or done). */
 async function settledRerate(rerateId: string, until: (state: RerateState) => boolean): Promise<RerateState> {

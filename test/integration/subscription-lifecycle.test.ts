@@ -3,9 +3,8 @@
  * cancellation, retention and win-back offers, pause and resume. Each test draws its timeline.
  * Server time only moves forward and is shared by the tests of this file, so each test lives in its own year.
  */
-import { Client, WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { createApp } from '../../api/app';
 import { planScheduleTerms, PlanSettings } from '../../domain/plan-terms';
 import type { Charge } from '../../domain/rating';
@@ -13,7 +12,6 @@ import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 import type { PlanRow } from '../../store/subscriptions';
 import { insertUsageEvents } from '../../store/usage';
-import { createBillingWorker } from '../../worker/create-worker';
 import {
   answerRetentionOfferUpdate,
   answerWinBackOfferUpdate,
@@ -27,52 +25,25 @@ import {
   withdrawScheduledChangeUpdate,
 } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
-import { createTestDatabase } from '../support/database';
+import { startTimeSkippingStack, TimeSkippingStack } from '../support/billing-stack';
+import { recordHistory } from '../support/histories';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { serve, TestHttp } from '../support/http';
-import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
 
+let stack: TimeSkippingStack;
 let env: TestWorkflowEnvironment;
 let db: Database;
-let worker: Worker;
-let workerRun: Promise<void>;
 
 beforeAll(async () => {
-  [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
-  worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: await workflowBundle() });
-  workerRun = worker.run();
+  stack = await startTimeSkippingStack();
+  ({ env, db } = stack);
   await db('billable_metrics').insert({ code: 'tokens', name: 'Tokens', event_type: 'llm.request', aggregation: 'sum', property: 'tokens' });
 });
 
-afterAll(async () => {
-  worker?.shutdown();
-  await workerRun;
-  await Promise.all([env?.teardown(), db?.destroy()]);
-});
+afterAll(async () => stack?.stop());
 
-/** Moves server time to `instant` a day at a time, so the workflow handles every timer on the way. */
-async function advanceTo(instant: string): Promise<void> {
-  const target = new Date(instant).getTime();
-  for (;;) {
-    const now = await env.currentTimeMs();
-    if (now >= target) return;
-    await env.sleep(Math.min(86_400_000, target - now));
-  }
-}
-
-/**
- * The workflow's result once it has ended, advancing time a day at a time until then. (The time-skipping
- * client's own result() leaves time skipping unlocked for the tests that follow, so it is not used here.)
- */
-async function resultOf(handle: WorkflowHandle): Promise<SubscriptionState> {
-  for (let day = 0; day < 400; day += 1) {
-    const { status } = await handle.describe();
-    if (status.name !== 'RUNNING') break;
-    await env.sleep(86_400_000);
-  }
-  return new Client({ connection: env.connection }).workflow.getHandle(handle.workflowId).result();
-}
-
+const advanceTo = (instant: string): Promise<void> => stack.advanceTo(instant);
+const resultOf = (handle: WorkflowHandle): Promise<SubscriptionState> => stack.resultOf<SubscriptionState>(handle);
 const state = (handle: WorkflowHandle): Promise<SubscriptionState> => handle.query(subscriptionStateQuery);
 const tokenCharge = (unitPrice: string): Charge[] => [{ metricCode: 'tokens', price: { model: 'per_unit', unitPrice } }];
 
@@ -134,6 +105,7 @@ test('an upgrade mid-period is prorated to the second, and usage is rated at the
   ]);
   expect(await state(handle)).toMatchObject({ planCode: 'pro-2032', status: 'active' });
   expect((await db('subscriptions').where({ id: subscriptionId }).first()).plan_id).toBe(pro.id);
+  await recordHistory(handle, 'subscription-upgrade-mid-period');
   await handle.terminate('test done');
 });
 
@@ -217,6 +189,7 @@ test('a retention offer accepted keeps the customer and discounts the next three
   const again = await handle.executeUpdate(cancelSubscriptionUpdate, { args: [{ at: 'period_end', reason: 'still too expensive', requestedBy: 'test' }] });
   expect(again).toMatchObject({ status: 'pending_cancellation', effectiveAt: '2035-07-01T00:00:00.000Z' });
   expect(await db('customer_offers').where({ subscription_id: subscriptionId })).toHaveLength(1);
+  await recordHistory(handle, 'subscription-retention-offer');
   await handle.terminate('test done');
 });
 
@@ -262,6 +235,7 @@ test('a pause across a renewal bills no fee while paused and moves the billing a
     ['2037-04-11', '25.00'],
   ]);
   expect((await db('subscriptions').where({ id: subscriptionId }).first()).usage_blocked).toBe(false);
+  await recordHistory(handle, 'subscription-pause-resume');
   await handle.terminate('test done');
 });
 
@@ -283,6 +257,7 @@ test('after churn a win-back offer is sent once; accepting it reactivates the su
     ['2038-01-01', '15.00'],
     ['2038-02-05', '15.00'],
   ]);
+  await recordHistory(handle, 'subscription-win-back');
   await handle.terminate('test done');
 });
 
