@@ -1,3 +1,4 @@
+import { addIntervals, parseInterval } from '../../domain/periods';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
@@ -16,8 +17,6 @@ import {
 import { ApiProblem, ProblemCode } from '../problem';
 import { cancelSubscriptionBody, createSubscriptionBody, uuidParam } from '../schemas';
 import { subscriptionJson } from '../serializers';
-
-const MAX_BACKDATE_MS = 3_600_000;
 
 export function subscriptionsRouter(db: Database, temporal: Client): Router {
   const router = Router();
@@ -40,9 +39,10 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
       throw new ApiProblem('currency_mismatch', `plan bills in ${plan.currency}, customer pays in ${customer.currency}`);
     }
     const startAt = body.start_at ? new Date(body.start_at) : new Date();
-    // A backdated start would bill every period since then at once; a little clock skew is tolerated.
-    if (startAt.getTime() < Date.now() - MAX_BACKDATE_MS) {
-      throw new ApiProblem('validation_failed', 'start_at may be at most one hour in the past', [{ path: 'start_at', message: 'too far in the past' }]);
+    // A start in the past is allowed within its first period (a contract signed a few days ago); further back it
+    // would bill several periods at once, so it is refused.
+    if (addIntervals(startAt, parseInterval(plan.billing_interval), 1).getTime() <= Date.now()) {
+      throw new ApiProblem('validation_failed', 'start_at may be in the past by less than one billing period', [{ path: 'start_at', message: 'too far in the past' }]);
     }
 
     // The row and the workflow start commit together: if Temporal refuses the start, the row rolls back.
