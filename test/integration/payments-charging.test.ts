@@ -4,7 +4,7 @@
  * (sandbox_gateway_charges) counts the money that really moved.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
 import { createActivities } from '../../activities';
 import type { ChargeInvoiceResult } from '../../activities/payments';
@@ -60,8 +60,7 @@ describe('the lost-response card through a real Temporal worker', () => {
   let env: TestWorkflowEnvironment;
 
   beforeAll(async () => {
-    // 200 first attempts fail on purpose; keep the worker from logging each one (errors still show).
-    Runtime.install({ logger: new DefaultLogger('ERROR') });
+    // 200 first attempts fail on purpose; test/support/quiet-temporal.ts keeps the worker from logging each one.
     env = await createTimeSkippingEnvironment();
   });
 
