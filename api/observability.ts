@@ -13,8 +13,12 @@ import { ApiProblem } from './problem';
 export type LogEntry = Record<string, unknown>;
 export type Logger = (entry: LogEntry) => void;
 
-/** One JSON object per line on stdout, with a timestamp first. */
+/**
+ * One JSON object per line on stdout, with a timestamp first. METERLOOP_LOG=errors keeps only error lines (the
+ * test suite sets it, so reports are readable); unset, every line is written.
+ */
 export const jsonLogger: Logger = (entry) => {
+  if (process.env.METERLOOP_LOG === 'errors' && entry.level !== 'error') return;
   process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
 };
 

@@ -227,7 +227,8 @@ test('a pause across a renewal bills no fee while paused and moves the billing a
   expect(await invoicesOf(subscriptionId)).toHaveLength(1);
   const resumed = await state(handle);
   expect(resumed.status).toBe('active');
-  expect(resumed.currentPeriod?.end.slice(0, 13)).toBe('2037-04-11T00');
+  // Ten days paused (Mar 10 to Mar 20, give or take the moment the pause was applied) move the end from Apr 1.
+  expect(Math.abs(new Date(resumed.currentPeriod!.end).getTime() - Date.parse('2037-04-11T00:00:00Z'))).toBeLessThan(60_000);
   await advanceTo('2037-04-12T00:00:00Z');
   const invoices = await invoicesOf(subscriptionId);
   expect(invoices.map((invoice) => [day(invoice.period_start), money(invoice.total)])).toEqual([
