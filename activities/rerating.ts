@@ -5,7 +5,8 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
-import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
+import type { PeriodBounds } from '../domain/invoice';
+import type { RerateProposal, RerateRow, RerateStatus } from '../store/rerates';
 import { invoiceTotal } from '../domain/invoice';
 import { toDecimal } from '../domain/money';
 import { PlanSettings, usageCharges } from '../domain/plan-terms';
@@ -18,35 +19,6 @@ import { findMetricsByCode } from '../store/metrics';
 import { enqueueOutboxEvent, writeAudit } from '../store/outbox';
 import { findPlan } from '../store/subscriptions';
 import { aggregateMetric, findUsageClosure } from '../store/usage';
-
-export type RerateStatus = 'computing' | 'proposed' | 'nothing_to_do' | 'approved' | 'rejected' | 'finalized' | 'expired';
-
-export interface RerateProposal {
-  readonly usagePeriod: PeriodBounds;
-  readonly planId: string;
-  readonly lines: DraftInvoiceLine[];
-  readonly total: string;
-  readonly outcome: 'adjustment' | 'credit' | 'none';
-  /** Late events this proposal bills: exactly these are claimed when it is carried out. */
-  readonly lateEventIds: string[];
-}
-
-export interface RerateRow {
-  id: string;
-  invoice_id: string;
-  subscription_id: string;
-  customer_id: string;
-  status: RerateStatus;
-  requested_by: string;
-  reason: string;
-  corrected_plan_id: string | null;
-  include_late_usage: boolean;
-  proposal: RerateProposal | null;
-  decided_by: string | null;
-  decision_reason: string | null;
-  result_invoice_id: string | null;
-  decided_at: Date | null;
-}
 
 const USAGE_LINE_KINDS = ['usage', 'credit', 'commitment_true_up'];
 

@@ -5,7 +5,7 @@
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { Request, Router } from 'express';
 import { randomUUID } from 'node:crypto';
-import type { RerateRow } from '../../activities/rerating';
+import type { RerateRow } from '../../store/rerates';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
 import { writeAudit } from '../../store/outbox';
