@@ -23,15 +23,16 @@
  *                                            for N other subscriptions with the same data, pool size and
  *                                            concurrency, no Temporal (`billing.run.<size>.direct_db`)
  *   billing.history_events_per_period.<size> events in the history of the run that covers period 1, for a sample
- *                                            of 20 subscriptions on the same plan with a 30-second interval, whose
- *                                            period 1 also starts at T and whose run has ended 30 s later
+ *                                            of 20 subscriptions on the same plan with a short interval (a few
+ *                                            minutes, see sampleIntervalSeconds), whose period 1 also starts at T
+ *                                            and whose run has ended by the time it is read
  *   billing.worker_rss_mb.<size>             peak RSS (VmHWM) of the worker process, start to end of the close
  *                                            (SDK-default sticky cache: about 2,300 workflows on a 4 GB heap)
  *
  * Env: BENCH_BILLING_SIZES (default "1000,10000"); BENCH_BILLING_POOL (knex pool of the worker and of the floor,
  * default 10); worker tuning: BENCH_BILLING_MAX_CACHED, BENCH_BILLING_WFT_SLOTS,
- * BENCH_BILLING_LA_SLOTS, BENCH_BILLING_ACTIVITY_SLOTS, BENCH_BILLING_WFT_POLLS, BENCH_BILLING_ACTIVITY_POLLS
- * (SDK defaults when unset); BENCH_BILLING_DIRECT_CONCURRENCY (floor; default the pool size);
+ * BENCH_BILLING_LA_SLOTS, BENCH_BILLING_ACTIVITY_SLOTS, BENCH_BILLING_WFT_POLLS, BENCH_BILLING_ACTIVITY_POLLS,
+ * BENCH_BILLING_STICKY_TIMEOUT_S (SDK defaults when unset); BENCH_BILLING_DIRECT_CONCURRENCY (floor; default the pool size);
  * BENCH_BILLING_LEAD_S (seconds from seeding to T); BENCH_BILLING_TEMPORAL_DB=file (dev server state in a
  * temp SQLite file instead of memory); BENCH_BILLING_WORKER_PROFILE=<folder> (V8 CPU profile of the worker).
  */
@@ -67,6 +68,8 @@ import { describeTreeCpu, describeTreeCpuPer, sampleTreeCpu } from './process-cp
 import { Benchmark, BenchResult, machineBusy, percentile, progress, sampleMachineCpu } from './report';
 
 const HISTORY_SAMPLE = 20;
+/** Measured runs whose histories are checked for workflow-task timeouts after the close. */
+const TIMEOUT_SAMPLE = 200;
 const SIZES = parseSizes(process.env.BENCH_BILLING_SIZES ?? '1000,10000');
 const POOL_MAX = envInt('BENCH_BILLING_POOL', 10);
 const DIRECT_CONCURRENCY = envInt('BENCH_BILLING_DIRECT_CONCURRENCY', POOL_MAX);
@@ -93,6 +96,7 @@ function workerTuning(): WorkerTuning {
     maxConcurrentActivityTaskExecutions: optionalEnvInt('BENCH_BILLING_ACTIVITY_SLOTS'),
     maxConcurrentWorkflowTaskPolls: optionalEnvInt('BENCH_BILLING_WFT_POLLS'),
     maxConcurrentActivityTaskPolls: optionalEnvInt('BENCH_BILLING_ACTIVITY_POLLS'),
+    stickyQueueScheduleToStartTimeout: ((seconds) => (seconds === undefined ? undefined : seconds * 1000))(optionalEnvInt('BENCH_BILLING_STICKY_TIMEOUT_S')),
   };
   return Object.fromEntries(Object.entries(tuning).filter(([, value]) => value !== undefined)) as WorkerTuning;
 }
@@ -106,10 +110,16 @@ function billingInterval(): string {
 }
 
 /**
- * The history sample's plan: the same charges on a 30-second interval, so the run that covers its period 1
- * (T to T + 30 s) ends, and its full history can be read, half a minute after T instead of an hour.
+ * The history sample's plan: the same charges on a short interval, so the run that covers its period 1 (from T)
+ * ends soon after the close and its whole history can be read, instead of an hour later. Its length is set
+ * once period 0 is through: 1.6 x as long as period 0 took (the close takes about as long, up to 1.4 x with a
+ * cold sticky cache) plus 30 s, so the sample's period 1 does not end before its close is done (a run still
+ * closing when its period ends waits with a 1 ms timer that the SDK guards with an internal patch: 7 events
+ * that a real, month-long period never has).
  */
-const HISTORY_INTERVAL = 'PT30S';
+function sampleIntervalSeconds(periodZeroSeconds: number): number {
+  return Math.ceil(30 + 1.6 * periodZeroSeconds);
+}
 
 /** Seconds from the end of seeding to T: starting N workflows and paying their period-0 invoices fit in it. */
 function leadSeconds(size: number): number {
@@ -172,18 +182,14 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     // Every measured period 0 ends at T (whole seconds), far enough ahead for N starts and period-0 invoices.
     const periodEnd = new Date(Math.ceil((Date.now() + leadSeconds(size) * 1000) / 1000) * 1000);
     const periodStart = addIntervals(periodEnd, interval, -1);
-    const samplePeriodStart = addIntervals(periodEnd, parseInterval(HISTORY_INTERVAL), -1);
     await stack.db('subscriptions').whereIn('id', cohorts.measured.ids).update({ start_at: periodStart });
-    await stack.db('subscriptions').whereIn('id', cohorts.sample.ids).update({ start_at: samplePeriodStart });
     await insertEvents(stack.db, cohorts.measured.customerIds, periodStart, periodEnd);
-    await insertEvents(stack.db, cohorts.sample.customerIds, samplePeriodStart, periodEnd);
 
     const measuredPaid = (from: Date): Promise<number> => countPaid(stack.db, { planId: catalog.plan.id, workflows: true, periodStart: from });
     const startsBegan = Date.now();
     await startWorkflows(stack, catalog.plan, cohorts.measured, periodStart, () => measuredPaid(periodStart));
     const startSeconds = (Date.now() - startsBegan) / 1000;
     progress(`  started ${size} workflows in ${startSeconds.toFixed(1)} s (${Math.round(size / startSeconds)}/s), at most ${STARTS_IN_FLIGHT} not yet through period 0`);
-    await startWorkflows(stack, catalog.samplePlan, cohorts.sample, samplePeriodStart);
 
     await waitForDrain(() => measuredPaid(periodStart), size, startsBegan, periodEnd, size);
     const setupStats = await worker.stats();
@@ -192,6 +198,15 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
       `  period 0 invoiced and paid for all ${size} ${drainSeconds.toFixed(1)} s after the first start (${(size / drainSeconds).toFixed(1)}/s); ` +
         `worker RSS ${setupStats.rssMb.toFixed(0)} MB; ${((periodEnd.getTime() - Date.now()) / 1000).toFixed(1)} s to spare before T`,
     );
+
+    // The history sample: period 1 from T, as long as the close is expected to take and then some.
+    const sampleSeconds = sampleIntervalSeconds(drainSeconds);
+    const [samplePlan] = await stack.db<PlanRow>('plans').where({ id: catalog.samplePlan.id }).update({ billing_interval: `PT${sampleSeconds}S` }).returning('*');
+    const samplePeriodStart = new Date(periodEnd.getTime() - sampleSeconds * 1000);
+    const samplePeriodEnd = new Date(periodEnd.getTime() + sampleSeconds * 1000);
+    await stack.db('subscriptions').whereIn('id', cohorts.sample.ids).update({ start_at: samplePeriodStart });
+    await insertEvents(stack.db, cohorts.sample.customerIds, samplePeriodStart, periodEnd);
+    await startWorkflows(stack, samplePlan, cohorts.sample, samplePeriodStart);
 
     // The workflows sleep until T: the floor runs meanwhile, stopping 5 s before T (the rest runs after the close).
     const floorDone = await floor.runSlice(periodEnd.getTime() - 5_000);
@@ -222,17 +237,24 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     );
     // CPU per period is what sizes a deployment, and it holds up better than wall time on a busy machine.
     progress(`  ${describeTreeCpuPer(cpuAtT, cpuAtEnd, size, 'period')} (node = the worker; bench = this process polling)`);
+    progress(`  ${await describeTaskTimeouts(stack.temporal, cohorts.measured.ids.slice(0, TIMEOUT_SAMPLE))}`);
 
-    // -- The rest of the floor, then the history sample (its period 1 ended at T + 30 s). ------------------------
+    // -- The rest of the floor, then the history sample (once its period 1 has ended). ---------------------------
     if (floor.remaining > 0) await floor.runSlice();
     const floorResult = await floor.result();
     progress(`  floor (direct calls, concurrency ${DIRECT_CONCURRENCY}, pool ${POOL_MAX}): ${size} periods in ${floorResult.seconds.toFixed(2)} s: ${floorResult.rate.toFixed(1)}/s; ${floorResult.cpu}`);
 
+    if (Date.now() < samplePeriodEnd.getTime()) progress(`  waiting ${((samplePeriodEnd.getTime() - Date.now()) / 1000).toFixed(0)} s for the history sample's period 1 to end`);
     const histories = await Promise.all(cohorts.sample.ids.map((id) => periodRunHistory(stack.temporal, subscriptionWorkflowId(id), 1)));
+    const overdue = histories.filter((events) => events.some((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch')).length;
+    if (overdue > 0) progress(`  WARNING: ${overdue} sample runs were still closing when their period ended (the sample's interval was too short): their histories are longer than a real period's`);
     const historyLengths = histories.map((events) => events.length);
     const meanHistory = historyLengths.reduce((sum, length) => sum + length, 0) / historyLengths.length;
     progress(`  history of the run covering period 1: ${meanHistory.toFixed(1)} events on average (min ${Math.min(...historyLengths)}, max ${Math.max(...historyLengths)}, ${historyLengths.length} runs)`);
-    progress(`    e.g. ${describeEventTypes(histories[historyLengths.indexOf(Math.max(...historyLengths))])}`);
+    const longest = histories[historyLengths.indexOf(Math.max(...historyLengths))];
+    progress(`    the longest: ${describeEventTypes(longest)}`);
+    // BENCH_BILLING_DUMP_HISTORY=<file>: the longest sample history as JSON, to see what made it longer.
+    if (process.env.BENCH_BILLING_DUMP_HISTORY) writeFileSync(process.env.BENCH_BILLING_DUMP_HISTORY, JSON.stringify(longest, null, 1));
 
     return [
       {
@@ -402,7 +424,7 @@ async function seedCatalog(db: Database, interval: string): Promise<Catalog> {
       settings: { usageGracePeriod: 'PT1S', creditBucket: '1.00' },
   });
   const [plan, samplePlan] = await db<PlanRow>('plans')
-    .insert([planRow('bench-metered', interval), planRow('bench-metered-sample', HISTORY_INTERVAL)])
+    .insert([planRow('bench-metered', interval), planRow('bench-metered-sample', 'PT1M')]) // the sample's is set later
     .returning('*');
   return { plan, samplePlan };
 }
@@ -417,7 +439,7 @@ interface Cohorts {
   readonly measured: Cohort;
   /** N subscriptions driven by direct activity calls: the floor. */
   readonly direct: Cohort;
-  /** A few workflow-driven subscriptions on the 30-second plan: the history sample. */
+  /** A few workflow-driven subscriptions on the short-interval plan: the history sample. */
   readonly sample: Cohort;
 }
 
@@ -649,7 +671,25 @@ async function periodRunHistory(client: Client, workflowId: string, periodIndex:
   return history.events ?? [];
 }
 
-/** "WorkflowExecutionStarted, WorkflowTask Scheduled/Started/Completed x3, ..." in order, runs of a type merged. */
+/**
+ * How many of a sample of the measured runs had a workflow task time out during the close (their run for
+ * period 1, open and waiting for its end): a sticky task left waiting past stickyQueueScheduleToStartTimeout
+ * (10 s by default) is timed out and scheduled again on the normal queue, which costs the server and the worker
+ * a task and 2 history events more.
+ */
+async function describeTaskTimeouts(client: Client, subscriptionIds: readonly string[]): Promise<string> {
+  let timedOut = 0;
+  let events = 0;
+  await forEachConcurrently(subscriptionIds, 10, async (id) => {
+    const history = await client.workflow.getHandle(subscriptionWorkflowId(id)).fetchHistory();
+    const timeouts = history.events?.filter((event) => event.workflowTaskTimedOutEventAttributes).length ?? 0;
+    if (timeouts > 0) timedOut += 1;
+    events += history.events?.length ?? 0;
+  });
+  return `${timedOut} of ${subscriptionIds.length} sampled period-1 runs had a workflow task time out; ${(events / subscriptionIds.length).toFixed(1)} events each so far (waiting for the period end)`;
+}
+
+/** The event types of a history, in order, for the progress log. */
 function describeEventTypes(events: readonly temporal.api.history.v1.IHistoryEvent[]): string {
   const names = events.map((event) => {
     const key = Object.keys(event).find((field) => field.endsWith('EventAttributes') && event[field as keyof typeof event]);

@@ -20,6 +20,7 @@ export type WorkerTuning = Pick<
   | 'maxConcurrentLocalActivityExecutions'
   | 'maxConcurrentWorkflowTaskPolls'
   | 'maxConcurrentActivityTaskPolls'
+  | 'stickyQueueScheduleToStartTimeout'
 >;
 
 export interface BillingWorkerConfig {
