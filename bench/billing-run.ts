@@ -312,7 +312,9 @@ function prebuiltBundle(): Promise<string> {
       workflowsPath: WORKFLOWS_PATH,
       logger: { trace: noop, debug: noop, info: noop, warn: noop, error: (message) => progress(`bundle: ${message}`), log: noop },
     });
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'meterloop-bundle-')), 'workflows.js');
+    const folder = mkdtempSync(path.join(os.tmpdir(), 'meterloop-bundle-'));
+    process.once('exit', () => rmSync(folder, { recursive: true, force: true }));
+    const file = path.join(folder, 'workflows.js');
     writeFileSync(file, bundle.code);
     progress(`  workflow bundle built in ${((Date.now() - startedAt) / 1000).toFixed(1)} s (${(bundle.code.length / 1024).toFixed(0)} KiB)`);
     return file;
