@@ -27,6 +27,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 // Type-only: @temporalio/testing is a dev dependency, loaded at run time only on the SDK-download path.
 import type { EphemeralServerExecutable } from '@temporalio/testing';
 
@@ -869,4 +870,24 @@ async function lockIsStale(lockDir: string): Promise<boolean> {
       return false; // lock vanished: not stale, the next mkdir will tell
     }
   }
+}
+
+/**
+ * Registers search attributes on a server that has no start-up flag for them (the time-skipping test server),
+ * so workflows can upsert them there as they do on the dev server and in docker-compose.
+ */
+export async function registerSearchAttributes(
+  connection: Connection,
+  searchAttributes: Record<string, 'Keyword' | 'Datetime' | 'Bool'>,
+  namespace = 'default',
+): Promise<void> {
+  const indexedValueType = {
+    Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    Datetime: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    Bool: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+  } as const;
+  await connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(Object.entries(searchAttributes).map(([name, type]) => [name, indexedValueType[type]])),
+  });
 }

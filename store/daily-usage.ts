@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import { Aggregation, findMetricsByCode, MetricRow } from './metrics';
+import { aggregationSql, NUMERIC_TEXT } from './usage';
 
 /**
  * Usage per UTC day, for the customer usage page's chart. It reads the same events as the real-time usage endpoint
@@ -43,24 +44,6 @@ export function utcDaysBetween(from: Date, to: Date): string[] {
   return days;
 }
 
-const NUMERIC_TEXT = String.raw`^-?[0-9]+(\.[0-9]+)?$`;
-
-/** The SQL of an aggregation, per day. A property value that is not a number counts as absent, never as 0. */
-function dailyAggregationSql(aggregation: Aggregation): string {
-  switch (aggregation) {
-    case 'count':
-      return 'count(*)';
-    case 'sum':
-      return 'coalesce(sum(value), 0)';
-    case 'max':
-      return 'coalesce(max(value), 0)';
-    case 'unique_count':
-      return 'count(DISTINCT raw_value) FILTER (WHERE raw_value IS NOT NULL)';
-    case 'latest':
-      return 'coalesce((array_agg(value ORDER BY occurred_at DESC, id DESC) FILTER (WHERE value IS NOT NULL))[1], 0)';
-  }
-}
-
 /** One metric's open usage in [from, to), grouped by UTC day in SQL; only days with events come back. */
 async function dailyRows(
   db: Knex,
@@ -79,7 +62,7 @@ async function dailyRows(
          AND event_type = ? AND properties @> ?::jsonb
      )
      SELECT to_char(date_trunc('day', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day,
-            (${dailyAggregationSql(metric.aggregation)})::text AS quantity,
+            (${aggregationSql(metric.aggregation)})::text AS quantity,
             count(*) AS event_count
      FROM scoped
      GROUP BY 1

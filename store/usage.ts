@@ -57,10 +57,11 @@ export type UsageScope =
   | { readonly kind: 'claimed_and_late'; readonly closeId: string; readonly customerId: string; readonly from: Date; readonly to: Date }
   | { readonly kind: 'unclaimed'; readonly customerId: string; readonly from: Date; readonly to: Date };
 
-const NUMERIC_TEXT = String.raw`^-?[0-9]+(\.[0-9]+)?$`;
+/** A property value that reads as a number; anything else counts as absent, never as 0. */
+export const NUMERIC_TEXT = String.raw`^-?[0-9]+(\.[0-9]+)?$`;
 
 /** The SQL of a metric's aggregation. A property value that is not a number counts as absent, never as 0. */
-function aggregationSql(aggregation: Aggregation): string {
+export function aggregationSql(aggregation: Aggregation): string {
   switch (aggregation) {
     case 'count':
       return 'count(*)';

@@ -18,8 +18,8 @@ import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
 import type { CustomerRow, PlanRow, SubscriptionRow } from '../../store/subscriptions';
 import { accessOf } from '../access';
+import { findSubscriptionOr404 } from './lookups';
 import { ApiProblem } from '../problem';
-import { uuidParam } from '../schemas';
 import { invoiceJson, planJson } from '../serializers';
 
 const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
@@ -96,12 +96,7 @@ export function subscriptionUsageHistoryRouter(db: Database, options: Subscripti
   const router = Router();
   const now = options.now ?? (() => new Date());
 
-  async function findSubscription(id: string): Promise<SubscriptionRow> {
-    const parsed = uuidParam.safeParse(id);
-    const row = parsed.success ? await db<SubscriptionRow>('subscriptions').where({ id: parsed.data }).first() : undefined;
-    if (!row) throw new ApiProblem('subscription_not_found', `no subscription ${id}`);
-    return row;
-  }
+  const findSubscription = (id: string): Promise<SubscriptionRow> => findSubscriptionOr404(db, id);
 
   router.get('/:id/usage/daily', async (req, res) => {
     const subscription = await findSubscription(req.params.id);

@@ -18,18 +18,14 @@ import {
   resumeSubscriptionUpdate,
   withdrawScheduledChangeUpdate,
 } from '../../workflows/definitions';
+import { findSubscriptionOr404 } from './lookups';
 import { ApiProblem, isProblemCode } from '../problem';
-import { emptyBody, pauseSubscriptionBody, planChangeBody, uuidParam } from '../schemas';
+import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
 
 export function subscriptionLifecycleRouter(db: Database, temporal: Client): Router {
   const router = Router();
 
-  async function findSubscription(id: string): Promise<SubscriptionRow> {
-    const parsed = uuidParam.safeParse(id);
-    const row = parsed.success ? await db<SubscriptionRow>('subscriptions').where({ id: parsed.data }).first() : undefined;
-    if (!row) throw new ApiProblem('subscription_not_found', `no subscription ${id}`);
-    return row;
-  }
+  const findSubscription = (id: string): Promise<SubscriptionRow> => findSubscriptionOr404(db, id);
 
   /** Runs an update and maps a validator's rejection (its message is a problem code) to a 4xx. */
   async function update<Ret, Arg>(

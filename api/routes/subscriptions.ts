@@ -14,19 +14,15 @@ import {
   SubscriptionWorkflowInput,
   TASK_QUEUE,
 } from '../../workflows/definitions';
+import { findSubscriptionOr404 } from './lookups';
 import { ApiProblem, ProblemCode } from '../problem';
-import { cancelSubscriptionBody, createSubscriptionBody, uuidParam } from '../schemas';
+import { cancelSubscriptionBody, createSubscriptionBody } from '../schemas';
 import { subscriptionJson } from '../serializers';
 
 export function subscriptionsRouter(db: Database, temporal: Client): Router {
   const router = Router();
 
-  async function findSubscription(id: string): Promise<SubscriptionRow> {
-    const parsed = uuidParam.safeParse(id);
-    const row = parsed.success ? await db<SubscriptionRow>('subscriptions').where({ id: parsed.data }).first() : undefined;
-    if (!row) throw new ApiProblem('subscription_not_found', `no subscription ${id}`);
-    return row;
-  }
+  const findSubscription = (id: string): Promise<SubscriptionRow> => findSubscriptionOr404(db, id);
 
   router.post('/', async (req, res) => {
     const body = createSubscriptionBody.parse(req.body);

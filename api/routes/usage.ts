@@ -5,8 +5,9 @@ import type { Database } from '../../store/database';
 import type { PlanRow, SubscriptionRow } from '../../store/subscriptions';
 import { listLateUsage } from '../../store/usage';
 import { openUsageForCharges } from '../../store/usage-preview';
+import { findSubscriptionOr404 } from './lookups';
 import { ApiProblem } from '../problem';
-import { budgetBody, uuidParam } from '../schemas';
+import { budgetBody } from '../schemas';
 import { minorUnitExponent, toDecimal } from '../../domain/money';
 
 /** Customer-facing usage: the current period so far, and late events waiting for re-rating. */
@@ -14,9 +15,7 @@ export function usageRouter(db: Database): Router {
   const router = Router();
 
   async function findSubscription(id: string): Promise<{ subscription: SubscriptionRow; plan: PlanRow }> {
-    const parsed = uuidParam.safeParse(id);
-    const subscription = parsed.success ? await db<SubscriptionRow>('subscriptions').where({ id: parsed.data }).first() : undefined;
-    if (!subscription) throw new ApiProblem('subscription_not_found', `no subscription ${id}`);
+    const subscription = await findSubscriptionOr404(db, id);
     const plan = (await db<PlanRow>('plans').where({ id: subscription.plan_id }).first())!;
     return { subscription, plan };
   }

@@ -3,8 +3,7 @@
  * an embedded one in a temp folder, see ./postgres.ts), a time-skipping Temporal server with the billing search
  * attributes, and the real billing worker (the subscription workflow and every activity). stop() removes it all.
  */
-import { Client, Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
@@ -12,7 +11,7 @@ import pg from 'pg';
 import { createDatabase, Database, ensureDatabaseExists, migrateToLatest } from '../../store/database';
 import { createBillingWorker, WORKFLOWS_PATH } from '../../worker/create-worker';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
-import { resolveTimeSkippingServer } from '../temporal-servers';
+import { registerSearchAttributes, resolveTimeSkippingServer } from '../temporal-servers';
 
 export interface SimulationStackOptions {
   /** The Postgres server to create the throwaway database on (see ./postgres.ts for one of its own). */
@@ -94,23 +93,10 @@ async function startTimeSkippingServer(
   log(resolved);
   const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: server.executable } });
   cleanups.push(() => env.teardown());
-  await registerSearchAttributes(env.connection);
+  await registerSearchAttributes(env.connection, SEARCH_ATTRIBUTE_REGISTRATIONS);
   return { env, description: resolved || 'time-skipping test server' };
 }
 
-const INDEXED_VALUE_TYPE = {
-  Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-  Datetime: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-  Bool: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
-} as const;
-
-/** The billing search attributes, as the dev server and docker-compose have them (the workflow upserts them). */
-async function registerSearchAttributes(connection: Connection): Promise<void> {
-  const searchAttributes = Object.fromEntries(
-    Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS).map(([name, type]) => [name, INDEXED_VALUE_TYPE[type]]),
-  );
-  await connection.operatorService.addSearchAttributes({ namespace: 'default', searchAttributes });
-}
 
 const noop = (): void => undefined;
 const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: console.error, log: noop };

@@ -1,8 +1,6 @@
-import type { Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { resolveTimeSkippingServer } from '../../scripts/temporal-servers';
+import { registerSearchAttributes, resolveTimeSkippingServer } from '../../scripts/temporal-servers';
 import { WORKFLOWS_PATH } from '../../worker/create-worker';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 
@@ -13,7 +11,7 @@ import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 export async function createTimeSkippingEnvironment(): Promise<TestWorkflowEnvironment> {
   const server = await resolveTimeSkippingServer({ log: () => undefined });
   const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: server.executable } });
-  await registerSearchAttributes(env.connection);
+  await registerSearchAttributes(env.connection, SEARCH_ATTRIBUTE_REGISTRATIONS);
   return env;
 }
 
@@ -28,15 +26,3 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 const noop = (): void => undefined;
 const silentLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: console.error, log: noop };
 
-const INDEXED_VALUE_TYPE = {
-  Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-  Datetime: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-  Bool: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
-} as const;
-
-async function registerSearchAttributes(connection: Connection): Promise<void> {
-  const searchAttributes = Object.fromEntries(
-    Object.entries(SEARCH_ATTRIBUTE_REGISTRATIONS).map(([name, type]) => [name, INDEXED_VALUE_TYPE[type]]),
-  );
-  await connection.operatorService.addSearchAttributes({ namespace: 'default', searchAttributes });
-}
