@@ -8,7 +8,8 @@ import type { Charge, UsageForCharge } from '../domain/rating';
 import type { Database } from '../store/database';
 import { findPeriodInvoice, insertDraftInvoice, insertInvoiceLines, InvoiceRow, nextInvoiceNumber } from '../store/invoices';
 import { enqueueOutboxEvent } from '../store/outbox';
-import { findPlan, loadSubscriptionContext, PlanRow, SubscriptionContext } from '../store/subscriptions';
+import { findPlan, PlanRow } from '../store/catalog';
+import { loadSubscriptionContext, SubscriptionContext } from '../store/subscriptions';
 import { findUsageClosure } from '../store/usage';
 import type { PeriodInvoiceSummary } from '../workflows/definitions';
 

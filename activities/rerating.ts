@@ -15,9 +15,9 @@ import { InvoicedAmount, lineKey, rerateDifference } from '../domain/rerating';
 import { issueCreditNote } from '../store/credit-notes';
 import type { Database } from '../store/database';
 import { InvoiceLineRow, InvoiceRow, insertInvoiceLines, nextInvoiceNumber } from '../store/invoices';
-import { findMetricsByCode } from '../store/metrics';
+import { findMetricsByCode } from '../store/catalog';
 import { enqueueOutboxEvent, writeAudit } from '../store/outbox';
-import { findPlan } from '../store/subscriptions';
+import { findPlan } from '../store/catalog';
 import { aggregateMetric, findUsageClosure } from '../store/usage';
 
 const USAGE_LINE_KINDS = ['usage', 'credit', 'commitment_true_up'];

@@ -2,9 +2,10 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import type { Database } from '../store/database';
-import { findMetricsByCode } from '../store/metrics';
+import { findMetricsByCode } from '../store/catalog';
 import { aggregateMetric, findUsageClosure, UsageClosure, UsageTotals } from '../store/usage';
-import { findPlan, loadSubscriptionContext } from '../store/subscriptions';
+import { findPlan } from '../store/catalog';
+import { loadSubscriptionContext } from '../store/subscriptions';
 
 export interface UsagePeriodRequest {
   readonly subscriptionId: string;

@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import express, { Express } from 'express';
 import type { Database } from '../store/database';
-import { MetricCatalog } from '../store/metrics';
+import { MetricCatalog } from '../store/catalog';
 import { CustomerDirectory } from './customer-directory';
 import { ApiProblem, problemHandler } from './problem';
 import { eventsRouter } from './routes/events';

@@ -3,7 +3,9 @@ import { formatMoney, toDecimal } from '../domain/money';
 import { DEFAULT_USAGE_GRACE_PERIOD, PlanSettings } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import type { InvoiceLineRow, InvoiceRow } from '../store/invoices';
-import type { CustomerRow, PlanRow, SubscriptionRow } from '../store/subscriptions';
+import type { PlanRow } from '../store/catalog';
+import type { CustomerRow } from '../store/customers';
+import type { SubscriptionRow } from '../store/subscriptions';
 
 const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
 const money = (value: string, currency: string): string => formatMoney(toDecimal(value), currency);

@@ -53,7 +53,7 @@ import { SandboxGateway } from '../payments/sandbox-gateway';
 import { RunningDevServer, startDevServer } from '../scripts/temporal-servers';
 import { createDatabase, Database, ensureDatabaseExists, migrateToLatest } from '../store/database';
 import { startEmbeddedPostgres } from '../store/embedded-postgres';
-import type { PlanRow } from '../store/subscriptions';
+import type { PlanRow } from '../store/catalog';
 import { insertUsageEvents, NewUsageEvent } from '../store/usage';
 import { WORKFLOWS_PATH } from '../worker/create-worker';
 import {

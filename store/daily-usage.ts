@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
-import { Aggregation, findMetricsByCode, MetricRow } from './metrics';
+import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
 import { aggregationSql, NUMERIC_TEXT } from './usage';
 
 /**

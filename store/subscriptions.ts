@@ -1,4 +1,6 @@
 import type { Knex } from 'knex';
+import type { PlanRow } from './catalog';
+import type { CustomerRow } from './customers';
 
 export interface SubscriptionRow {
   id: string;
@@ -15,30 +17,6 @@ export interface SubscriptionRow {
   usage_blocked: boolean;
   created_at: Date;
   updated_at: Date;
-}
-
-export interface PlanRow {
-  id: string;
-  code: string;
-  version: number;
-  name: string;
-  currency: string;
-  billing_interval: string;
-  trial_period: string | null;
-  flat_fee: string;
-  charges: unknown[];
-  settings: Record<string, unknown>;
-  created_at: Date;
-}
-
-export interface CustomerRow {
-  id: string;
-  external_id: string;
-  name: string;
-  email: string | null;
-  currency: string;
-  payment_method: string | null;
-  created_at: Date;
 }
 
 /** A subscription with the plan version and customer it bills: what invoicing needs in one read. */
@@ -60,10 +38,4 @@ export async function loadSubscriptionContext(
   ]);
   if (!plan || !customer) throw new Error(`subscription ${subscriptionId} references a missing plan or customer`);
   return { subscription, plan, customer };
-}
-
-export async function findPlan(db: Knex | Knex.Transaction, planId: string): Promise<PlanRow> {
-  const plan = await db<PlanRow>('plans').where({ id: planId }).first();
-  if (!plan) throw new Error(`plan ${planId} not found`);
-  return plan;
 }

@@ -1,7 +1,7 @@
 import { usageCharges } from '../domain/plan-terms';
 import type { Charge, UsageForCharge } from '../domain/rating';
 import type { Database } from './database';
-import { findMetricsByCode } from './metrics';
+import { findMetricsByCode } from './catalog';
 import { aggregateMetric } from './usage';
 
 /**

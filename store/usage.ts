@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { Aggregation, MetricRow } from './metrics';
+import { Aggregation, MetricRow } from './catalog';
 
 export interface NewUsageEvent {
   readonly customerId: string;

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { ApiKeyRow, createApiKey, listApiKeys, revokeApiKey } from '../../store/api-keys';
 import type { Database } from '../../store/database';
 import { writeAudit } from '../../store/outbox';
-import type { CustomerRow } from '../../store/subscriptions';
+import type { CustomerRow } from '../../store/customers';
 import { accessOf, ApiKeyAuthenticator } from '../access';
 import { ApiProblem } from '../problem';
 import { createApiKeyBody, createUsageTokenBody, listApiKeysQuery, revokeApiKeyBody, uuidParam } from '../schemas';

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import type { Database } from '../../store/database';
-import type { CustomerRow } from '../../store/subscriptions';
+import type { CustomerRow } from '../../store/customers';
 import { ApiProblem } from '../problem';
 import { createCustomerBody, uuidParam } from '../schemas';
 import { customerJson } from '../serializers';

@@ -1,7 +1,7 @@
 import express, { Router } from 'express';
 import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
 import type { Database } from '../../store/database';
-import { MetricCatalog, NUMERIC_AGGREGATIONS } from '../../store/metrics';
+import { MetricCatalog, NUMERIC_AGGREGATIONS } from '../../store/catalog';
 import { insertUsageEvents, NewUsageEvent, usageRefusals } from '../../store/usage';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';

@@ -11,7 +11,7 @@ import { Router, type Response } from 'express';
 import { z } from 'zod';
 import type { Database } from '../../store/database';
 import { findInvoice, InvoiceRow, listInvoiceLines } from '../../store/invoices';
-import type { CustomerRow } from '../../store/subscriptions';
+import type { CustomerRow } from '../../store/customers';
 import { buildInvoiceDocument, InvoiceDocument } from '../documents/invoice-document';
 import { renderInvoiceHtml } from '../documents/invoice-html';
 import { renderInvoicePdf } from '../documents/invoice-pdf';

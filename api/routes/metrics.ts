@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { toDecimal } from '../../domain/money';
 import type { Database } from '../../store/database';
-import type { MetricCatalog, MetricRow } from '../../store/metrics';
+import type { MetricCatalog, MetricRow } from '../../store/catalog';
 import { ApiProblem } from '../problem';
 import { createMetricBody } from '../schemas';
 

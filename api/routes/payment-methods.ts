@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { Database } from '../../store/database';
 import { enqueueOutboxEvent, writeAudit } from '../../store/outbox';
-import type { CustomerRow } from '../../store/subscriptions';
+import type { CustomerRow } from '../../store/customers';
 import { ApiProblem } from '../problem';
 import { updatePaymentMethodBody, uuidParam } from '../schemas';
 import { customerJson } from '../serializers';

@@ -9,7 +9,7 @@ import type { RerateRow } from '../../store/rerates';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
 import { writeAudit } from '../../store/outbox';
-import type { PlanRow } from '../../store/subscriptions';
+import type { PlanRow } from '../../store/catalog';
 import {
   decideRerateUpdate,
   RERATE_WORKFLOW_TYPE,

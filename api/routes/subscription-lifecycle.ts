@@ -9,7 +9,8 @@ import type { UpdateDefinition } from '@temporalio/common';
 import { Request, Router } from 'express';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import type { Database } from '../../store/database';
-import type { PlanRow, SubscriptionRow } from '../../store/subscriptions';
+import type { PlanRow } from '../../store/catalog';
+import type { SubscriptionRow } from '../../store/subscriptions';
 import {
   answerRetentionOfferUpdate,
   answerWinBackOfferUpdate,

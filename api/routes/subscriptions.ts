@@ -4,7 +4,9 @@ import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { Database } from '../../store/database';
-import type { CustomerRow, PlanRow, SubscriptionRow } from '../../store/subscriptions';
+import type { PlanRow } from '../../store/catalog';
+import type { CustomerRow } from '../../store/customers';
+import type { SubscriptionRow } from '../../store/subscriptions';
 import {
   cancelSubscriptionUpdate,
   SEARCH_ATTRIBUTES,

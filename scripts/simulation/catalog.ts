@@ -9,8 +9,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Charge } from '../../domain/rating';
 import { createDatabase } from '../../store/database';
-import type { MetricRow } from '../../store/metrics';
-import type { PlanRow } from '../../store/subscriptions';
+import type { MetricRow } from '../../store/catalog';
+import type { PlanRow } from '../../store/catalog';
 
 export interface CatalogFile {
   readonly metrics: readonly Record<string, unknown>[];

@@ -9,7 +9,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Database } from '../../store/database';
 import { insertUsageEvents, NewUsageEvent } from '../../store/usage';
-import type { CustomerRow, PlanRow, SubscriptionRow } from '../../store/subscriptions';
+import type { PlanRow } from '../../store/catalog';
+import type { CustomerRow } from '../../store/customers';
+import type { SubscriptionRow } from '../../store/subscriptions';
 import { utcDaysBetween } from '../../store/daily-usage';
 import { ApiOnly, serveApiOnly } from '../support/api-only';
 import { createTestApiKey, TestApiKey } from '../support/api-keys';

@@ -9,7 +9,7 @@ import type { PlanSettings } from '../../domain/plan-terms';
 import type { Charge } from '../../domain/rating';
 import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
-import type { PlanRow } from '../../store/subscriptions';
+import type { PlanRow } from '../../store/catalog';
 import { insertUsageEvents } from '../../store/usage';
 import { RerateState, rerateStateQuery, rerateWorkflowId, SUBSCRIPTION_WORKFLOW_TYPE, SubscriptionState, subscriptionStateQuery, TASK_QUEUE, usageRecordedSignal } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';

@@ -11,7 +11,7 @@ import type { ChargeInvoiceResult } from '../../activities/payments';
 import { SandboxGateway } from '../../payments/sandbox-gateway';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
-import type { CustomerRow } from '../../store/subscriptions';
+import type { CustomerRow } from '../../store/customers';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer } from '../support/fixtures';
 import { createTimeSkippingEnvironment } from '../support/temporal';

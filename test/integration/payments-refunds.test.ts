@@ -8,7 +8,7 @@ import { GatewayUnavailableError, RefundRequest, RefundResult } from '../../paym
 import { SandboxGateway } from '../../payments/sandbox-gateway';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
-import type { CustomerRow } from '../../store/subscriptions';
+import type { CustomerRow } from '../../store/customers';
 import { ApiOnly, serveApiOnly } from '../support/api-only';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';

@@ -10,7 +10,7 @@ import { planScheduleTerms, PlanSettings } from '../../domain/plan-terms';
 import type { Charge } from '../../domain/rating';
 import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
-import type { PlanRow } from '../../store/subscriptions';
+import type { PlanRow } from '../../store/catalog';
 import { insertUsageEvents } from '../../store/usage';
 import {
   answerRetentionOfferUpdate,

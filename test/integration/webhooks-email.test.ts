@@ -17,7 +17,7 @@ import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
 import type { EmailDeliveryRow } from '../../store/notifications';
 import { enqueueOutboxEvent } from '../../store/outbox';
-import type { CustomerRow } from '../../store/subscriptions';
+import type { CustomerRow } from '../../store/customers';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer } from '../support/fixtures';
 

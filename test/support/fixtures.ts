@@ -1,6 +1,8 @@
 import { planScheduleTerms } from '../../domain/plan-terms';
 import type { Database } from '../../store/database';
-import type { CustomerRow, PlanRow, SubscriptionRow } from '../../store/subscriptions';
+import type { PlanRow } from '../../store/catalog';
+import type { CustomerRow } from '../../store/customers';
+import type { SubscriptionRow } from '../../store/subscriptions';
 import { subscriptionWorkflowId, SubscriptionWorkflowInput } from '../../workflows/definitions';
 
 let sequence = 0;

@@ -1,4 +1,31 @@
+/** The catalog: billable metrics and the immutable plan versions that price them. */
 import type { Knex } from 'knex';
+
+export interface PlanRow {
+  id: string;
+  code: string;
+  version: number;
+  name: string;
+  currency: string;
+  billing_interval: string;
+  trial_period: string | null;
+  flat_fee: string;
+  charges: unknown[];
+  settings: Record<string, unknown>;
+  created_at: Date;
+}
+
+export async function findPlan(db: Knex | Knex.Transaction, planId: string): Promise<PlanRow> {
+  const plan = await db<PlanRow>('plans').where({ id: planId }).first();
+  if (!plan) throw new Error(`plan ${planId} not found`);
+  return plan;
+}
+
+/** A plan by code: the given version, or the latest one when no version is given. */
+export async function findPlanVersion(db: Knex | Knex.Transaction, code: string, version?: number): Promise<PlanRow | undefined> {
+  const query = db<PlanRow>('plans').where({ code });
+  return version === undefined ? query.orderBy('version', 'desc').first() : query.where({ version }).first();
+}
 
 export type Aggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
 
