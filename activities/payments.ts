@@ -1,4 +1,10 @@
 import { ApplicationFailure } from '@temporalio/activity';
+import type {
+  ChargeInvoiceRequest,
+  ChargeInvoiceResult,
+  MarkInvoiceUncollectibleRequest,
+  MarkInvoiceUncollectibleResult,
+} from '../contract/payments';
 import { formatMoney, toDecimal } from '../domain/money';
 import { ChargeResult, GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
 import type { Database } from '../store/database';
@@ -19,40 +25,7 @@ import {
 
 export { paymentIdempotencyKey };
 
-export interface ChargeInvoiceRequest {
-  readonly invoiceId: string;
-  /** 1 for the first try; dunning passes 2, 3, ... Each attempt is its own payment row and gateway key. */
-  readonly attempt: number;
-}
-
-export interface ChargeInvoiceResult {
-  readonly outcome: 'succeeded' | 'declined';
-  readonly invoiceStatus: string;
-  /** The decline code (insufficient_funds, expired_card, payment_method_missing...) or a note; null on success. */
-  readonly detail: string | null;
-  /** For a decline: whether a later attempt with the same payment method may succeed. */
-  readonly retryable: boolean;
-  /** The payment row that decided the outcome; null when nothing was charged (zero total). */
-  readonly paymentId: string | null;
-  /**
-   * The attempt that decided the outcome. Usually the requested one; an earlier one when its lost response
-   * turned out to have paid the invoice, so this attempt charged nothing.
-   */
-  readonly settledAttempt: number | null;
-}
-
-export interface MarkInvoiceUncollectibleRequest {
-  readonly invoiceId: string;
-  /** Why (e.g. "dunning exhausted after 4 attempts"): kept in the audit log and the customer-facing event. */
-  readonly reason: string;
-}
-
-export interface MarkInvoiceUncollectibleResult {
-  /** The invoice's status afterwards: `uncollectible`, or `paid` when money arrived first. */
-  readonly invoiceStatus: string;
-  /** false when the invoice was not open (already marked, or paid meanwhile): nothing was written. */
-  readonly changed: boolean;
-}
+export type { ChargeInvoiceRequest, ChargeInvoiceResult, MarkInvoiceUncollectibleRequest, MarkInvoiceUncollectibleResult };
 
 const CHARGEABLE_STATUSES = new Set(['open', 'uncollectible']);
 /** Rounds of "read, then claim" before giving up to a Temporal retry; contention needs a concurrent duplicate. */

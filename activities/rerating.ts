@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
+import type { RerateState as RerateSummary } from '../contract/rerating';
 import type { PeriodBounds } from '../domain/invoice';
 import type { RerateProposal, RerateRow, RerateStatus } from '../store/rerates';
 import { invoiceTotal } from '../domain/invoice';
@@ -22,13 +23,7 @@ import { aggregateMetric, findUsageClosure } from '../store/usage';
 
 const USAGE_LINE_KINDS = ['usage', 'credit', 'commitment_true_up'];
 
-export interface RerateSummary {
-  readonly rerateId: string;
-  readonly status: RerateStatus;
-  readonly outcome: 'adjustment' | 'credit' | 'none';
-  readonly total: string;
-  readonly resultInvoiceId: string | null;
-}
+export type { RerateSummary };
 
 function summarize(row: RerateRow): RerateSummary {
   return {

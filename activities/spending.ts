@@ -1,3 +1,4 @@
+import type { SpendingCheckRequest, SpendingCheckResult } from '../contract/usage';
 import { PlanSettings, usageCharges } from '../domain/plan-terms';
 import { Charge, rateUsage } from '../domain/rating';
 import { crossedThresholds, reachedHardCap, SpendingLimit } from '../domain/spending';
@@ -6,20 +7,7 @@ import { enqueueOutboxEvent } from '../store/outbox';
 import { loadSubscriptionContext } from '../store/subscriptions';
 import { openUsageForCharges } from '../store/usage-preview';
 
-export interface SpendingCheckRequest {
-  readonly subscriptionId: string;
-  /** The open usage stretch: from its start up to `at`. */
-  readonly from: string;
-  readonly at: string;
-  /** When the current period ends (a hard cap holds until then). */
-  readonly periodEnd: string;
-}
-
-export interface SpendingCheckResult {
-  readonly spend: string;
-  readonly raised: string[];
-  readonly capped: boolean;
-}
+export type { SpendingCheckRequest, SpendingCheckResult };
 
 const DEFAULT_BUDGET_THRESHOLDS = ['50', '80', '100'];
 

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { usageCharges } from '../domain/plan-terms';
+import type { UsagePeriodRequest, UsagePeriodSummary } from '../contract/usage';
 import type { Charge } from '../domain/rating';
 import type { Database } from '../store/database';
 import { findMetricsByCode } from '../store/catalog';
@@ -7,20 +8,7 @@ import { aggregateMetric, findUsageClosure, UsageClosure, UsageTotals } from '..
 import { findPlan } from '../store/catalog';
 import { loadSubscriptionContext } from '../store/subscriptions';
 
-export interface UsagePeriodRequest {
-  readonly subscriptionId: string;
-  readonly periodStart: string;
-  readonly periodEnd: string;
-  /** The plan version whose metrics are claimed (after a plan change, the one in force for this stretch). */
-  readonly planId?: string;
-}
-
-export interface UsagePeriodSummary {
-  readonly closeId: string;
-  readonly eventCount: number;
-  /** metric code -> aggregated quantity */
-  readonly quantities: Record<string, string>;
-}
+export type { UsagePeriodRequest, UsagePeriodSummary };
 
 function summarize(closure: UsageClosure): UsagePeriodSummary {
   return {
