@@ -315,8 +315,11 @@ function allowed(role: KeyRole, grantSets: readonly (readonly Grant[])[]): boole
   return grantSets.every((grants) => grants.includes(role));
 }
 
-/** The first middleware after request logging: every request leaves it authorized, public, or answered 401/403. */
-export function authenticate(db: Database, authenticator: ApiKeyAuthenticator): RequestHandler {
+/**
+ * The first middleware after request logging: every request leaves it authorized, public, or answered 401/403.
+ * `now` (epoch ms) is the clock key expiry is judged by; tests pass one they can move.
+ */
+export function authenticate(db: Database, authenticator: ApiKeyAuthenticator, now: () => number = Date.now): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const route = resolveRoute(req.method, req.path);
     res.locals.access = { route, principal: undefined } satisfies RequestAccess;
@@ -328,7 +331,7 @@ export function authenticate(db: Database, authenticator: ApiKeyAuthenticator): 
     const row = key ? await authenticator.verify(key) : undefined;
     if (!row) throw unauthenticated(res, 'unauthenticated', 'the API key is not valid');
     if (row.revoked_at) throw unauthenticated(res, 'api_key_revoked', `API key ${row.prefix} was revoked at ${row.revoked_at.toISOString()}`);
-    if (row.expires_at && row.expires_at.getTime() <= Date.now()) {
+    if (row.expires_at && row.expires_at.getTime() <= now()) {
       throw unauthenticated(res, 'api_key_expired', `API key ${row.prefix} expired at ${row.expires_at.toISOString()}`);
     }
     const principal: Principal = { keyId: row.id, role: row.role, customerId: row.customer_id };

@@ -48,6 +48,8 @@ export interface ApiDependencies {
   readonly rateLimit?: RateLimitOptions | false;
   /** How long a verified API key is trusted without asking Postgres (default 5 s; revocations elsewhere wait this long). */
   readonly apiKeyCacheTtlMs?: number;
+  /** The clock (epoch ms) API-key expiry and the rate limiter read; the real one by default, tests pass one they move. */
+  readonly accessClock?: () => number;
   readonly idempotency?: Omit<IdempotencyOptions, 'log'>;
   /** True while the process shuts down: /readyz answers 503 (api/main.ts). */
   readonly draining?: () => boolean;
@@ -71,8 +73,8 @@ export function createApp(deps: ApiDependencies): Express {
   // Before any handler: log and measure, authenticate and authorize, throttle, then parse and inspect the body
   // (ingestion bodies up to 5 mb, everything else 1 mb), then replay or record Idempotency-Keys.
   app.use(observeRequests(apiMetrics, log));
-  app.use(authenticate(deps.db, authenticator));
-  if (limits) app.use(rateLimit(new TokenBucketLimiter(limits)));
+  app.use(authenticate(deps.db, authenticator, deps.accessClock));
+  if (limits) app.use(rateLimit(new TokenBucketLimiter(limits, deps.accessClock)));
   app.use(requireJsonBodies);
   app.use('/v1/events', express.json({ limit: '5mb' }));
   app.use(express.json({ limit: '1mb' }));
