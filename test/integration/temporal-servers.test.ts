@@ -1,5 +1,5 @@
 /**
- * The Temporal servers tests and `npm start` run against (scripts/temporal-servers.ts): found or provisioned
+ * The Temporal servers tests and `npm start` run against (scripts/temporal-servers.ts, scripts/temporal/): found or provisioned
  * once, then reused from the cache; listening on 127.0.0.1 only; gone once stopped.
  */
 import { execFileSync } from 'node:child_process';
@@ -12,13 +12,13 @@ import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   cachedServerPaths,
-  freePort,
   provisionTimeSkippingServer,
   resolveDevServer,
   resolveTimeSkippingServer,
   startDevServer,
   type SearchAttributeTypeName,
 } from '../../scripts/temporal-servers';
+import { freePort } from '../../store/free-port';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 
 // The billing search attributes, as the dev server registers them for `npm start`.
