@@ -1,6 +1,7 @@
 import type { BillingActivities } from '../contract/activities';
 import type { PaymentGateway } from '../payments/gateway';
 import type { Database } from '../store/database';
+import { classifyActivityFailures } from './failures';
 import { createInvoicingActivities } from './invoicing';
 import { createPaymentActivities } from './payments';
 import { createSubscriptionActivities } from './subscriptions';
@@ -16,10 +17,11 @@ export interface ActivityDependencies {
 
 /**
  * Every activity the worker registers, with its I/O dependencies injected (tests pass their own). Typed by the
- * contract the workflows proxy, so an activity and its declared request/result cannot drift apart.
+ * contract the workflows proxy, so an activity and its declared request/result cannot drift apart. Failures leave
+ * classified (./failures): a deterministic one is non-retryable, so it is never retried forever.
  */
 export function createActivities(deps: ActivityDependencies): BillingActivities {
-  return {
+  return classifyActivityFailures({
     ...createInvoicingActivities(deps.db),
     ...createPaymentActivities(deps.db, deps.gateway),
     ...createSubscriptionActivities(deps.db),
@@ -27,7 +29,7 @@ export function createActivities(deps: ActivityDependencies): BillingActivities 
     ...createReratingActivities(deps.db),
     ...createRefundActivities(deps.db, deps.gateway),
     ...createSpendingActivities(deps.db),
-  };
+  });
 }
 
 export type { BillingActivities };

@@ -55,6 +55,8 @@ export const ROUTE_ACCESS: Readonly<Record<string, readonly Grant[]>> = {
   'POST /v1/subscriptions/:id/retention/accept': ['app'],
   'POST /v1/subscriptions/:id/retention/decline': ['app'],
   'POST /v1/subscriptions/:id/win-back/accept': ['app'],
+  // Ops resume a subscription in needs_attention after fixing its data (docs/operations.md).
+  'POST /v1/subscriptions/:id/retry': ['finance'],
   'POST /v1/events': ['app'],
   'GET /v1/subscriptions/:id': READ,
   'GET /v1/subscriptions/:id/usage': ['app', 'finance', 'customer_usage'],
