@@ -30,10 +30,12 @@ interface DeterministicFailure {
   readonly message: string;
 }
 
-/** The activity's own failure when it was classified non-retryable; null for anything a retry may fix. */
+/**
+ * The activity's own failure when it was classified non-retryable; null for anything a retry may fix. A regular
+ * activity's failure arrives wrapped in an ActivityFailure, a local activity's as the ApplicationFailure itself.
+ */
 function deterministicFailureOf(error: unknown): DeterministicFailure | null {
-  if (!(error instanceof ActivityFailure)) return null;
-  const cause = error.cause;
+  const cause = error instanceof ActivityFailure ? error.cause : error;
   if (!(cause instanceof ApplicationFailure) || !cause.nonRetryable) return null;
   return { type: cause.type ?? 'unknown', message: cause.message.slice(0, MESSAGE_LIMIT) };
 }

@@ -1,0 +1,194 @@
+/**
+ * A billing step that fails deterministically stops visibly (needs_attention) instead of retrying forever, refuses
+ * updates it could not honour, and resumes from that step when ops retry after fixing the data. A transient
+ * failure still retries with backoff and never needs attention. Real Postgres, real time-skipping Temporal server.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import { createApp } from '../../api/app';
+import type { PeriodInvoiceRequest } from '../../contract/invoicing';
+import { SandboxGateway } from '../../payments/sandbox-gateway';
+import type { Database } from '../../store/database';
+import type { InvoiceRow } from '../../store/invoices';
+import { SEARCH_ATTRIBUTES, SubscriptionState, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
+import { createTestApiKey } from '../support/api-keys';
+import { createTestDatabase } from '../support/database';
+import { eventually } from '../support/eventually';
+import { serve, TestHttp } from '../support/http';
+import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
+
+let env: TestWorkflowEnvironment;
+let db: Database;
+let worker: Worker;
+let workerRun: Promise<void>;
+let api: TestHttp;
+let finance: { authorization: string };
+let monitoring: { authorization: string };
+/** Subscription id -> how many more times createPeriodInvoice fails with a lost connection before it runs. */
+const connectionDrops = new Map<string, number>();
+const invoiceCalls = new Map<string, number>();
+
+beforeAll(async () => {
+  [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
+  const activities = createActivities({ db, gateway: new SandboxGateway(db) });
+  worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: TASK_QUEUE,
+    workflowBundle: await workflowBundle(),
+    activities: {
+      ...activities,
+      // The real activity, behind a connection that drops the first few calls (as a Postgres failover would).
+      async createPeriodInvoice(request: PeriodInvoiceRequest) {
+        invoiceCalls.set(request.subscriptionId, (invoiceCalls.get(request.subscriptionId) ?? 0) + 1);
+        const drops = connectionDrops.get(request.subscriptionId) ?? 0;
+        if (drops > 0) {
+          connectionDrops.set(request.subscriptionId, drops - 1);
+          throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+        }
+        return activities.createPeriodInvoice(request);
+      },
+    },
+  });
+  workerRun = worker.run();
+  api = await serve(createApp({ db, temporal: env.client, now: () => new Date() }), { headers: (await createTestApiKey(db, 'admin')).headers });
+  finance = (await createTestApiKey(db, 'finance')).headers;
+  monitoring = (await createTestApiKey(db, 'monitoring')).headers;
+
+  expect((await api.call('POST', '/v1/metrics', { code: 'tokens', name: 'Tokens', event_type: 'llm.request', aggregation: 'sum', property: 'tokens' })).status).toBe(201);
+  const plan = await api.call('POST', '/v1/plans', {
+    code: 'metered',
+    name: 'Metered',
+    currency: 'USD',
+    billing_interval: 'P1M',
+    flat_fee: '10.00',
+    usage_grace_period: 'PT1H',
+    charges: [{ metric_code: 'tokens', price: { model: 'per_unit', unitPrice: '0.001' } }],
+  });
+  expect(plan.status).toBe(201);
+});
+
+afterAll(async () => {
+  await api?.close();
+  worker?.shutdown();
+  await workerRun;
+  await Promise.all([env?.teardown(), db?.destroy()]);
+});
+
+async function subscribe(externalId: string, startAt: string): Promise<{ id: string; customerId: string; handle: WorkflowHandle }> {
+  const customer = await api.call('POST', '/v1/customers', { external_id: externalId, name: externalId, currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  const subscription = await api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'metered', start_at: startAt });
+  expect(subscription.status).toBe(201);
+  return { id: subscription.json.id, customerId: customer.json.id, handle: env.client.workflow.getHandle(`subscription:${subscription.json.id}`) };
+}
+
+async function skipTo(instant: string): Promise<void> {
+  const target = new Date(instant).getTime();
+  const now = await env.currentTimeMs();
+  if (target > now) await env.sleep(target - now);
+}
+
+const stateOf = (handle: WorkflowHandle): Promise<SubscriptionState> => handle.query(subscriptionStateQuery);
+const periodInvoices = (subscriptionId: string): Promise<InvoiceRow[]> => db<InvoiceRow>('invoices').where({ subscription_id: subscriptionId, kind: 'period' }).orderBy('period_start');
+const outboxOf = (subscriptionId: string, eventType: string) => db('outbox').where({ aggregate_id: subscriptionId, event_type: eventType }).orderBy('id');
+
+test('an invoice line Postgres cannot hold stops billing visibly; after the fix and a retry the period is billed once and billing goes on', async () => {
+  // Timeline (UTC, 2032):
+  //   Mar 1            P0 opens: INV 10.00 (flat fee in advance)
+  //   Mar 10           a usage event with 10^19 tokens lands in Postgres (more integer digits than an invoice line holds)
+  //   Apr 1 01:00      P0 usage closes; the P1 invoice fails: numeric field overflow -> needs_attention
+  //                    cancel now -> 409 subscription_needs_attention; a retry before the fix fails again
+  //   (ops fix)        the event and the closed total become 5,000 tokens; retry -> INV P1 = 10.00 + 5.00, active
+  //   May 1 01:00      INV P2 = 10.00, as usual
+  const { id, customerId, handle } = await subscribe('poisoned', '2032-03-01T00:00:00Z');
+  await skipTo('2032-03-02T00:00:00Z');
+  expect(await periodInvoices(id)).toHaveLength(1);
+  await db('usage_events').insert({
+    customer_id: customerId,
+    event_id: 'huge',
+    event_type: 'llm.request',
+    occurred_at: new Date('2032-03-10T00:00:00Z'),
+    properties: { tokens: '10000000000000000000' },
+  });
+
+  await skipTo('2032-04-01T02:00:00Z');
+  let last: SubscriptionState | undefined;
+  const stuck = await eventually(async () => {
+    const state = await stateOf(handle);
+    last = state;
+    return state.status === 'needs_attention' && state;
+  }, () => `the subscription to need attention: ${JSON.stringify(last)}`);
+  expect(stuck.attention).toMatchObject({ step: 'create_period_invoice', errorType: 'numeric_field_overflow', failures: 1, retrying: false });
+  expect(stuck.timeline.at(-1)).toMatchObject({ event: 'status:needs_attention', detail: expect.stringContaining('numeric_field_overflow') });
+  expect((await db('subscriptions').where({ id }).first()).status).toBe('needs_attention');
+  const description = await handle.describe();
+  expect(description.status.name).toBe('RUNNING');
+  expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.status)).toBe('needs_attention');
+  const [alert] = await outboxOf(id, 'subscription.needs_attention');
+  expect(alert.payload).toMatchObject({ subscriptionId: id, status: 'needs_attention', reason: expect.stringContaining('create_period_invoice failed (numeric_field_overflow)') });
+  const metrics = await api.call('GET', '/metrics', undefined, monitoring);
+  expect(metrics.text).toContain('meterloop_subscriptions{status="needs_attention"} 1');
+  expect(await periodInvoices(id)).toHaveLength(1);
+
+  // Reproduction 2: a cancellation that could never take effect is refused, not answered "canceled".
+  const cancel = await api.call('POST', `/v1/subscriptions/${id}/cancel`, { at: 'now', reason: 'too expensive' });
+  expect(cancel.status).toBe(409);
+  expect(cancel.type).toContain('application/problem+json');
+  expect(cancel.json.code).toBe('subscription_needs_attention');
+  expect((await api.call('POST', `/v1/subscriptions/${id}/pause`, {})).json.code).toBe('subscription_needs_attention');
+  expect((await db('subscriptions').where({ id }).first()).status).toBe('needs_attention');
+  expect(await stateOf(handle)).toMatchObject({ status: 'needs_attention', pendingCancellation: null });
+
+  // A retry before the data is fixed fails the same way: still needs attention, alerted again.
+  const early = await api.call('POST', `/v1/subscriptions/${id}/retry`, {}, finance);
+  expect(early.status).toBe(202);
+  expect(early.json).toEqual({ status: 'needs_attention', retrying_step: 'create_period_invoice' });
+  await eventually(async () => (await stateOf(handle)).attention?.failures === 2, 'the early retry to fail again');
+  expect(await outboxOf(id, 'subscription.needs_attention')).toHaveLength(2);
+  expect((await stateOf(handle)).attention?.retrying).toBe(false);
+
+  // Ops fix the data (the event and the period's closed total), then retry.
+  await db('usage_events').where({ customer_id: customerId, event_id: 'huge' }).update({ properties: { tokens: '5000' } });
+  await db('usage_period_closures')
+    .where({ subscription_id: id, period_start: new Date('2032-03-01T00:00:00Z') })
+    .update({ totals: db.raw(`jsonb_set(totals, '{tokens,quantity}', '"5000"')`) });
+  expect((await api.call('POST', `/v1/subscriptions/${id}/retry`, {}, finance)).status).toBe(202);
+  await eventually(async () => (await stateOf(handle)).status === 'active', 'the retried step to succeed');
+  expect((await stateOf(handle)).attention).toBeNull();
+  expect((await db('subscriptions').where({ id }).first()).status).toBe('active');
+  expect((await handle.describe()).typedSearchAttributes.get(SEARCH_ATTRIBUTES.status)).toBe('active');
+  expect((await api.call('POST', `/v1/subscriptions/${id}/retry`, {}, finance)).json.code).toBe('no_failed_step');
+
+  await skipTo('2032-05-01T02:00:00Z');
+  await eventually(async () => (await periodInvoices(id)).length === 3, 'the May invoice');
+  const invoices = await periodInvoices(id);
+  expect(invoices.map((invoice) => [invoice.period_start.toISOString().slice(0, 10), invoice.total, invoice.status])).toEqual([
+    ['2032-03-01', '10.000000000000', 'paid'],
+    ['2032-04-01', '15.000000000000', 'paid'],
+    ['2032-05-01', '10.000000000000', 'paid'],
+  ]);
+  expect((await stateOf(handle)).status).toBe('active');
+});
+
+test('a lost database connection is retried with backoff and never needs attention', async () => {
+  const { id, handle } = await subscribe('flaky', '2032-06-01T00:00:00Z');
+  connectionDrops.set(id, 2);
+  await skipTo('2032-06-01T00:00:01Z');
+  await eventually(async () => (await periodInvoices(id)).length === 1, 'the first invoice despite two lost connections');
+  expect(invoiceCalls.get(id)).toBe(3);
+  const state = await stateOf(handle);
+  expect(state.status).toBe('active');
+  expect(state.attention).toBeNull();
+  expect(state.timeline.map((entry) => entry.event)).not.toContain('status:needs_attention');
+  expect(await outboxOf(id, 'subscription.needs_attention')).toHaveLength(0);
+});
+
+test('retry is for ops: the product key may not call it, and nothing waits on an active subscription', async () => {
+  const { id } = await subscribe('healthy', '2032-07-01T00:00:00Z');
+  const app = (await createTestApiKey(db, 'app')).headers;
+  expect((await api.call('POST', `/v1/subscriptions/${id}/retry`, {}, app)).status).toBe(403);
+  const none = await api.call('POST', `/v1/subscriptions/${id}/retry`, {}, finance);
+  expect(none.status).toBe(409);
+  expect(none.json.code).toBe('no_failed_step');
+});
