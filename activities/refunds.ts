@@ -1,6 +1,6 @@
 import { toDecimal } from '../domain/money';
 import { GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
-import { CreditNoteRow, gatewayChargeIdOf, RefundRow, settleRefund } from '../store/credit-notes';
+import { CreditNoteRow, findCreditNote, findRefund, findRefundOfCreditNote, gatewayChargeIdOf, RefundRow, settleRefund } from '../store/credit-notes';
 import type { Database } from '../store/database';
 
 /**
@@ -28,8 +28,8 @@ export async function executeRefund(db: Database, gateway: PaymentGateway, refun
     );
   } catch (error) {
     if (!(error instanceof GatewayUnavailableError)) throw error;
-    const current = (await db<RefundRow>('refunds').where({ id: refund.id }).first())!;
-    return { refund: current, creditNote: (await db<CreditNoteRow>('invoices').where({ id: current.credit_note_id }).first())! };
+    const current = (await findRefund(db, refund.id))!;
+    return { refund: current, creditNote: (await findCreditNote(db, current.credit_note_id))! };
   }
 }
 
@@ -40,7 +40,7 @@ export function createRefundActivities(db: Database, gateway: PaymentGateway) {
      * retry never refunds twice. Used when a re-rating's approved credit is carried out.
      */
     async refundCreditNote(request: { creditNoteId: string }): Promise<{ status: RefundRow['status'] }> {
-      const refund = await db<RefundRow>('refunds').where({ credit_note_id: request.creditNoteId }).first();
+      const refund = await findRefundOfCreditNote(db, request.creditNoteId);
       if (!refund) throw new Error(`credit note ${request.creditNoteId} has no refund`);
       if (refund.status !== 'pending') return { status: refund.status };
       const settled = await executeRefund(db, gateway, refund);
