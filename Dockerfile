@@ -15,6 +15,7 @@ COPY --chown=node:node tsconfig.json ./
 COPY --chown=node:node domain ./domain
 COPY --chown=node:node workflows ./workflows
 COPY --chown=node:node activities ./activities
+COPY --chown=node:node notifications ./notifications
 COPY --chown=node:node payments ./payments
 COPY --chown=node:node store ./store
 COPY --chown=node:node migrations ./migrations

@@ -1,4 +1,5 @@
 import type { Database } from '../store/database';
+import { findCustomerIdsByExternalId } from '../store/customers';
 
 /**
  * External customer id -> our id, for ingestion. Customer ids never change, so found mappings are cached
@@ -21,7 +22,7 @@ export class CustomerDirectory {
       else missing.push(externalId);
     }
     if (missing.length) {
-      const rows: { id: string; external_id: string }[] = await this.db('customers').whereIn('external_id', missing).select('id', 'external_id');
+      const rows = await findCustomerIdsByExternalId(this.db, missing);
       for (const row of rows) {
         result.set(row.external_id, row.id);
         if (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);

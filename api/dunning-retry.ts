@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { Database } from '../store/database';
+import { unpaidSubscriptionWorkflowIds } from '../store/subscriptions';
 import { paymentMethodUpdatedSignal } from '../workflows/definitions';
 import type { PaymentMethodChange } from './routes/payment-methods';
 
@@ -9,10 +10,7 @@ import type { PaymentMethodChange } from './routes/payment-methods';
  */
 export function retryDunningOnNewPaymentMethod(db: Database, temporal: Client) {
   return async (change: PaymentMethodChange): Promise<void> => {
-    const subscriptions: { workflow_id: string }[] = await db('subscriptions')
-      .where({ customer_id: change.customerId })
-      .whereIn('status', ['past_due', 'suspended'])
-      .select('workflow_id');
-    await Promise.all(subscriptions.map(({ workflow_id }) => temporal.workflow.getHandle(workflow_id).signal(paymentMethodUpdatedSignal)));
+    const workflowIds = await unpaidSubscriptionWorkflowIds(db, change.customerId);
+    await Promise.all(workflowIds.map((workflowId) => temporal.workflow.getHandle(workflowId).signal(paymentMethodUpdatedSignal)));
   };
 }

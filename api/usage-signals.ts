@@ -1,9 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Database } from '../store/database';
+import { billingSubscriptionsOf } from '../store/subscriptions';
 import { usageRecordedSignal } from '../workflows/definitions';
-
-/** Subscription states whose workflow is waiting in a period and wants to hear about usage. */
-const BILLING_STATUSES = ['active', 'past_due', 'pending_cancellation'];
 
 interface PendingSummary {
   eventCount: number;
@@ -77,11 +75,7 @@ export class UsageSignalCoalescer {
   private async flushDue(): Promise<void> {
     if (this.pending.size === 0) return;
     const customerIds = [...this.pending.keys()];
-    const subscriptions: { id: string; customer_id: string; workflow_id: string; current_period_start: Date | null; current_period_end: Date | null }[] =
-      await this.db('subscriptions')
-        .whereIn('customer_id', customerIds)
-        .whereIn('status', BILLING_STATUSES)
-        .select('id', 'customer_id', 'workflow_id', 'current_period_start', 'current_period_end');
+    const subscriptions = await billingSubscriptionsOf(this.db, customerIds);
     const now = Date.now();
     const stillPending = new Set<string>();
     for (const subscription of subscriptions) {

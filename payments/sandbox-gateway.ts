@@ -16,9 +16,9 @@
  *   pm_sandbox_slow                  succeeds after a delay (2 s by default; `slowResponseMs`)
  * Any other token declines with unknown_payment_method (not retryable).
  */
-import { randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { toDecimal } from '../domain/money';
+import { findSandboxCharge, recordSandboxCharge, recordSandboxRefund, SandboxChargeOutcome, SandboxChargeRow } from '../store/sandbox-ledger';
 import {
   ChargeRequest,
   ChargeResult,
@@ -57,28 +57,7 @@ export function sandboxCardBehaviour(paymentMethod: string): SandboxCardBehaviou
 /** Decline codes that say "this payment method will never work": retrying it is pointless. */
 const NON_RETRYABLE_DECLINES = new Set(['expired_card', 'unknown_payment_method']);
 
-interface ChargeRow {
-  id: string;
-  idempotency_key: string;
-  payment_method: string;
-  amount: string;
-  currency: string;
-  status: 'succeeded' | 'declined';
-  decline_code: string | null;
-  reference: string | null;
-}
-
-interface RefundRow {
-  id: string;
-  idempotency_key: string;
-  charge_id: string;
-  amount: string;
-  currency: string;
-  reason: string;
-  status: 'succeeded';
-}
-
-function toResult(row: ChargeRow): ChargeResult {
+function toResult(row: SandboxChargeRow): ChargeResult {
   const amount = toDecimal(row.amount);
   if (row.status === 'succeeded') return { outcome: 'succeeded', chargeId: row.id, amount, currency: row.currency };
   const declineCode = row.decline_code ?? 'declined';
@@ -90,6 +69,15 @@ function toResult(row: ChargeRow): ChargeResult {
     declineCode,
     retryable: !NON_RETRYABLE_DECLINES.has(declineCode),
   };
+}
+
+/** What a test card does to a new charge; `priorDeclines` counts this invoice's declines so far. */
+async function decideCharge(behaviour: SandboxCardBehaviour, priorDeclines: () => Promise<number>): Promise<SandboxChargeOutcome> {
+  if (behaviour.kind === 'decline') return { status: 'declined', declineCode: behaviour.declineCode };
+  if (behaviour.kind === 'decline_then_succeed' && (await priorDeclines()) < behaviour.declines) {
+    return { status: 'declined', declineCode: 'insufficient_funds' };
+  }
+  return { status: 'succeeded', declineCode: null };
 }
 
 export interface SandboxGatewayOptions {
@@ -110,47 +98,12 @@ export class SandboxGateway implements PaymentGateway {
   async charge(request: ChargeRequest): Promise<ChargeResult> {
     const behaviour = sandboxCardBehaviour(request.paymentMethod);
     if (behaviour.kind === 'slow') await new Promise((resolve) => setTimeout(resolve, this.slowResponseMs));
-
-    const row = await this.db.transaction(async (trx) => {
-      // One charge at a time per invoice, so "declines N times" counts exactly under concurrent requests.
-      await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`sandbox-charge:${request.reference}`]);
-      // Like a real gateway, the idempotency key makes a repeated request return the first result.
-      const existing = await trx<ChargeRow>('sandbox_gateway_charges').where({ idempotency_key: request.idempotencyKey }).first();
-      if (existing) {
-        if (!toDecimal(existing.amount).equals(request.amount) || existing.currency !== request.currency) {
-          throw new Error(`sandbox: idempotency key ${request.idempotencyKey} was used with a different amount`);
-        }
-        return existing;
-      }
-      let status: ChargeRow['status'] = 'succeeded';
-      let declineCode: string | null = null;
-      if (behaviour.kind === 'decline') {
-        status = 'declined';
-        declineCode = behaviour.declineCode;
-      } else if (behaviour.kind === 'decline_then_succeed') {
-        const [{ count }] = await trx('sandbox_gateway_charges')
-          .where({ reference: request.reference, payment_method: request.paymentMethod, status: 'declined' })
-          .count<{ count: string }[]>('* as count');
-        if (Number(count) < behaviour.declines) {
-          status = 'declined';
-          declineCode = 'insufficient_funds';
-        }
-      }
-      const [inserted] = await trx<ChargeRow>('sandbox_gateway_charges')
-        .insert({
-          id: `ch_${randomUUID()}`,
-          idempotency_key: request.idempotencyKey,
-          payment_method: request.paymentMethod,
-          amount: request.amount.toString(),
-          currency: request.currency,
-          status,
-          decline_code: declineCode,
-          reference: request.reference,
-        })
-        .returning('*');
-      return inserted;
-    });
-
+    // Like a real gateway, the idempotency key makes a repeated request return the first result.
+    const row = await recordSandboxCharge(
+      this.db,
+      { idempotencyKey: request.idempotencyKey, paymentMethod: request.paymentMethod, amount: request.amount.toString(), currency: request.currency, reference: request.reference },
+      (priorDeclines) => decideCharge(behaviour, priorDeclines),
+    );
     if (behaviour.kind === 'lose_response') {
       throw new GatewayUnavailableError(`sandbox: the response to charge ${request.idempotencyKey} was lost (timeout after commit)`);
     }
@@ -158,36 +111,19 @@ export class SandboxGateway implements PaymentGateway {
   }
 
   async findCharge(idempotencyKey: string): Promise<ChargeResult | null> {
-    const row = await this.db<ChargeRow>('sandbox_gateway_charges').where({ idempotency_key: idempotencyKey }).first();
+    const row = await findSandboxCharge(this.db, idempotencyKey);
     return row ? toResult(row) : null;
   }
 
   async refund(request: RefundRequest): Promise<RefundResult> {
-    return this.db.transaction(async (trx) => {
-      const existing = await trx<RefundRow>('sandbox_gateway_refunds').where({ idempotency_key: request.idempotencyKey }).first();
-      if (existing) return { outcome: 'succeeded', refundId: existing.id };
-      // The charge row lock serializes refunds of one charge, so their sum can never exceed it.
-      const charge = await trx<ChargeRow>('sandbox_gateway_charges').where({ id: request.chargeId }).forUpdate().first();
-      if (!charge || charge.status !== 'succeeded') return { outcome: 'failed', refundId: null, failureCode: 'charge_not_refundable' };
-      if (charge.currency !== request.currency) return { outcome: 'failed', refundId: null, failureCode: 'currency_mismatch' };
-      const [{ refunded }] = await trx('sandbox_gateway_refunds')
-        .where({ charge_id: charge.id, status: 'succeeded' })
-        .sum<{ refunded: string | null }[]>('amount as refunded');
-      if (toDecimal(refunded ?? '0').plus(request.amount).greaterThan(toDecimal(charge.amount))) {
-        return { outcome: 'failed', refundId: null, failureCode: 'amount_exceeds_charge' };
-      }
-      const [row] = await trx<RefundRow>('sandbox_gateway_refunds')
-        .insert({
-          id: `re_${randomUUID()}`,
-          idempotency_key: request.idempotencyKey,
-          charge_id: charge.id,
-          amount: request.amount.toString(),
-          currency: request.currency,
-          reason: request.reason,
-          status: 'succeeded',
-        })
-        .returning('*');
-      return { outcome: 'succeeded', refundId: row.id };
+    const recorded = await recordSandboxRefund(this.db, {
+      idempotencyKey: request.idempotencyKey,
+      chargeId: request.chargeId,
+      amount: request.amount.toString(),
+      currency: request.currency,
+      reason: request.reason,
     });
+    if (recorded.outcome === 'failed') return { outcome: 'failed', refundId: null, failureCode: recorded.failureCode };
+    return { outcome: 'succeeded', refundId: recorded.refund.id };
   }
 }

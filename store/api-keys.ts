@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
+import { writeAudit } from './outbox';
 
 /** Who a key speaks for. `admin` may do everything; see api/access.ts for what each role may call. */
 export const ROLES = ['admin', 'finance', 'app', 'monitoring'] as const;
@@ -86,6 +87,37 @@ export async function createApiKey(db: Knex | Knex.Transaction, input: NewApiKey
     })
     .returning('*');
   return { key, row };
+}
+
+/** Who asked for a key change, for the audit log written with it. */
+export interface KeyAudit {
+  readonly actor: string;
+  readonly details?: Record<string, unknown>;
+  readonly reason?: string | null;
+}
+
+/** Creates a key and its `api_key.created` audit record in one transaction. */
+export async function createAuditedApiKey(db: Knex, input: NewApiKey, audit: KeyAudit): Promise<{ key: string; row: ApiKeyRow }> {
+  return db.transaction(async (trx) => {
+    const made = await createApiKey(trx, input);
+    await writeAudit(trx, { actor: audit.actor, action: 'api_key.created', subjectType: 'api_key', subjectId: made.row.id, details: audit.details });
+    return made;
+  });
+}
+
+/** Revokes a key and writes its `api_key.revoked` audit record in one transaction; undefined when there is no such key. */
+export async function revokeAuditedApiKey(db: Knex, id: string, at: Date, audit: KeyAudit): Promise<ApiKeyRow | undefined> {
+  return db.transaction(async (trx) => {
+    const revoked = await revokeApiKey(trx, id, at);
+    if (!revoked) return undefined;
+    await writeAudit(trx, { actor: audit.actor, action: 'api_key.revoked', subjectType: 'api_key', subjectId: revoked.id, reason: audit.reason ?? null });
+    return revoked;
+  });
+}
+
+/** Deletes customer usage tokens that expired before `before` (tokens are minted per page view and pile up). */
+export async function deleteUsageTokensExpiredBefore(db: Knex, before: Date): Promise<void> {
+  await db<ApiKeyRow>('api_keys').where({ role: 'customer_usage' }).andWhere('expires_at', '<', before).delete();
 }
 
 export async function findApiKeyByPrefix(db: Knex, prefix: string): Promise<ApiKeyRow | undefined> {

@@ -27,6 +27,48 @@ export async function findPlanVersion(db: Knex | Knex.Transaction, code: string,
   return version === undefined ? query.orderBy('version', 'desc').first() : query.where({ version }).first();
 }
 
+/** Every plan version, grouped by code with the newest version first. */
+export async function listPlanVersions(db: Knex | Knex.Transaction): Promise<PlanRow[]> {
+  return db<PlanRow>('plans').orderBy([{ column: 'code' }, { column: 'version', order: 'desc' }]);
+}
+
+/** What a new plan version prices; its version number is assigned on publish. */
+export interface PlanVersionDraft {
+  readonly code: string;
+  readonly name: string;
+  readonly currency: string;
+  readonly billingInterval: string;
+  readonly trialPeriod: string | null;
+  readonly flatFee: string;
+  readonly charges: readonly unknown[];
+  readonly settings: Record<string, unknown>;
+}
+
+/**
+ * Publishes the next version of a plan code (1 for a new code). Plans are immutable: subscriptions keep the
+ * version they point at. Two concurrent publishes of one code pick the same number; the unique (code, version)
+ * constraint refuses the second with a unique violation (23505) for the caller to report.
+ */
+export async function publishPlanVersion(db: Knex, draft: PlanVersionDraft): Promise<PlanRow> {
+  return db.transaction(async (trx) => {
+    const latest = await trx<PlanRow>('plans').where({ code: draft.code }).max<{ max: number | null }>('version as max').first();
+    const [inserted] = await trx<PlanRow>('plans')
+      .insert({
+        code: draft.code,
+        version: (latest?.max ?? 0) + 1,
+        name: draft.name,
+        currency: draft.currency,
+        billing_interval: draft.billingInterval,
+        trial_period: draft.trialPeriod,
+        flat_fee: draft.flatFee,
+        charges: JSON.stringify(draft.charges) as unknown as unknown[],
+        settings: draft.settings,
+      })
+      .returning('*');
+    return inserted;
+  });
+}
+
 export type Aggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
 
 export interface MetricRow {
@@ -47,6 +89,38 @@ export const NUMERIC_AGGREGATIONS: ReadonlySet<Aggregation> = new Set(['sum', 'm
 export async function findMetricsByCode(db: Knex | Knex.Transaction, codes: readonly string[]): Promise<MetricRow[]> {
   if (codes.length === 0) return [];
   return db<MetricRow>('billable_metrics').whereIn('code', codes);
+}
+
+export interface NewMetric {
+  readonly code: string;
+  readonly name: string;
+  readonly eventType: string;
+  readonly aggregation: Aggregation;
+  readonly property: string | null;
+  readonly filters: Record<string, string | number | boolean>;
+  readonly unitCost: string | null;
+}
+
+/** Creates a metric; undefined when a metric with that code already exists (metric codes never change meaning). */
+export async function createMetric(db: Knex | Knex.Transaction, metric: NewMetric): Promise<MetricRow | undefined> {
+  const [row] = await db<MetricRow>('billable_metrics')
+    .insert({
+      code: metric.code,
+      name: metric.name,
+      event_type: metric.eventType,
+      aggregation: metric.aggregation,
+      property: metric.property,
+      filters: metric.filters,
+      unit_cost: metric.unitCost,
+    })
+    .onConflict('code')
+    .ignore()
+    .returning('*');
+  return row;
+}
+
+export async function listMetrics(db: Knex | Knex.Transaction): Promise<MetricRow[]> {
+  return db<MetricRow>('billable_metrics').orderBy('code');
 }
 
 /**

@@ -102,6 +102,10 @@ export async function listWebhookEndpoints(db: Db): Promise<WebhookEndpointRow[]
   return db<WebhookEndpointRow>('webhook_endpoints').orderBy('created_at');
 }
 
+export async function findWebhookEndpoint(db: Db, id: string): Promise<WebhookEndpointRow | undefined> {
+  return db<WebhookEndpointRow>('webhook_endpoints').where({ id }).first();
+}
+
 /** `*` matches every type, `payment.*` every type under `payment.`, anything else matches exactly. */
 export function eventTypeMatches(patterns: readonly string[], eventType: string): boolean {
   return patterns.some(
@@ -203,6 +207,42 @@ export async function loadEmailContext(db: Db, event: OutboxRow): Promise<EmailC
   };
 }
 
+export type NewWebhookDelivery = Parameters<typeof insertWebhookDeliveries>[1][number];
+export type NewEmailDelivery = Parameters<typeof insertEmailDeliveries>[1][number];
+
+/** A claimed batch of events, as the fan-out planner sees it; everything it reads is read in the claim's transaction. */
+export interface FanOutBatch {
+  readonly events: readonly OutboxRow[];
+  readonly endpoints: readonly WebhookEndpointRow[];
+  emailContext(event: OutboxRow): Promise<EmailContext | null>;
+}
+
+export interface PlannedDeliveries {
+  readonly webhooks: readonly NewWebhookDelivery[];
+  readonly emails: readonly NewEmailDelivery[];
+}
+
+/**
+ * Fan-out in one transaction: claims up to `limit` undispatched events, asks `plan` which deliveries they become,
+ * writes those and marks the events dispatched. Returns how many events it took (0: nothing to do).
+ */
+export async function fanOutUndispatchedEvents(
+  db: Knex,
+  limit: number,
+  plan: (batch: FanOutBatch) => Promise<PlannedDeliveries>,
+): Promise<number> {
+  return db.transaction(async (trx) => {
+    const events = await claimUndispatchedEvents(trx, limit);
+    if (!events.length) return 0;
+    const endpoints = await enabledWebhookEndpoints(trx);
+    const planned = await plan({ events, endpoints, emailContext: (event) => loadEmailContext(trx, event) });
+    await insertWebhookDeliveries(trx, planned.webhooks);
+    await insertEmailDeliveries(trx, planned.emails);
+    await markEventsDispatched(trx, events.map((event) => event.id));
+    return events.length;
+  });
+}
+
 // --- Delivery: claims with a lease, results with the next try ---
 
 export interface ClaimedWebhookDelivery {
@@ -211,14 +251,25 @@ export interface ClaimedWebhookDelivery {
   readonly event: OutboxRow;
 }
 
+/** `now() + ms`, computed by Postgres so every dispatcher shares one clock. */
+function millisecondsFromNow(db: Db, ms: number): Knex.Raw {
+  return db.raw(`now() + ? * interval '1 millisecond'`, [ms]);
+}
+
+/** The two delivery tables share the claim; only webhook deliveries carry an updated_at column. */
+const DELIVERY_TABLES = {
+  webhook_deliveries: { touchesUpdatedAt: true },
+  email_deliveries: { touchesUpdatedAt: false },
+} as const;
+
 /**
  * Claims due deliveries: each claimed row's attempt is incremented and its next_attempt_at pushed a lease ahead,
  * so a dispatcher that dies mid-request leaves a row that becomes due again when the lease ends (at-least-once;
  * receivers dedupe on the event id).
  */
-export async function claimDueWebhookDeliveries(db: Knex, limit: number, leaseMs: number): Promise<ClaimedWebhookDelivery[]> {
-  const claimed = await db.transaction(async (trx) => {
-    const due = await trx<WebhookDeliveryRow>('webhook_deliveries')
+async function claimDueDeliveries<Row>(db: Knex, table: keyof typeof DELIVERY_TABLES, limit: number, leaseMs: number): Promise<Row[]> {
+  return db.transaction(async (trx) => {
+    const due: Array<{ id: string }> = await trx(table)
       .where({ status: 'pending' })
       .where('next_attempt_at', '<=', trx.fn.now())
       .orderBy([{ column: 'next_attempt_at' }, { column: 'id' }])
@@ -227,15 +278,20 @@ export async function claimDueWebhookDeliveries(db: Knex, limit: number, leaseMs
       .skipLocked()
       .select('id');
     if (!due.length) return [];
-    return trx<WebhookDeliveryRow>('webhook_deliveries')
+    return trx(table)
       .whereIn('id', due.map((row) => row.id))
       .update({
-        attempt: trx.raw('attempt + 1') as unknown as number,
-        next_attempt_at: trx.raw(`now() + ? * interval '1 millisecond'`, [leaseMs]) as unknown as Date,
-        updated_at: trx.fn.now() as unknown as Date,
+        attempt: trx.raw('attempt + 1'),
+        next_attempt_at: millisecondsFromNow(trx, leaseMs),
+        ...(DELIVERY_TABLES[table].touchesUpdatedAt ? { updated_at: trx.fn.now() } : {}),
       })
       .returning('*');
   });
+}
+
+/** Claims due webhook deliveries (see claimDueDeliveries) with the endpoint and event each one sends. */
+export async function claimDueWebhookDeliveries(db: Knex, limit: number, leaseMs: number): Promise<ClaimedWebhookDelivery[]> {
+  const claimed = await claimDueDeliveries<WebhookDeliveryRow>(db, 'webhook_deliveries', limit, leaseMs);
   if (!claimed.length) return [];
   const [endpoints, events] = await Promise.all([
     db<WebhookEndpointRow>('webhook_endpoints').whereIn('id', [...new Set(claimed.map((row) => row.endpoint_id))]),
@@ -263,7 +319,7 @@ export interface WebhookAttemptResult {
 export async function recordWebhookAttempt(db: Knex, result: WebhookAttemptResult): Promise<void> {
   await db.transaction(async (trx) => {
     const nextAttemptAt =
-      result.outcome === 'retry' ? (trx.raw(`now() + ? * interval '1 millisecond'`, [result.retryInMs ?? 0]) as unknown as Date) : null;
+      result.outcome === 'retry' ? millisecondsFromNow(trx, result.retryInMs ?? 0) : null;
     await trx('webhook_delivery_attempts')
       .insert({
         delivery_id: result.deliveryId,
@@ -288,25 +344,9 @@ export async function recordWebhookAttempt(db: Knex, result: WebhookAttemptResul
   });
 }
 
+/** Claims due email deliveries (see claimDueDeliveries). */
 export async function claimDueEmailDeliveries(db: Knex, limit: number, leaseMs: number): Promise<EmailDeliveryRow[]> {
-  return db.transaction(async (trx) => {
-    const due = await trx<EmailDeliveryRow>('email_deliveries')
-      .where({ status: 'pending' })
-      .where('next_attempt_at', '<=', trx.fn.now())
-      .orderBy([{ column: 'next_attempt_at' }, { column: 'id' }])
-      .limit(limit)
-      .forUpdate()
-      .skipLocked()
-      .select('id');
-    if (!due.length) return [];
-    return trx<EmailDeliveryRow>('email_deliveries')
-      .whereIn('id', due.map((row) => row.id))
-      .update({
-        attempt: trx.raw('attempt + 1') as unknown as number,
-        next_attempt_at: trx.raw(`now() + ? * interval '1 millisecond'`, [leaseMs]) as unknown as Date,
-      })
-      .returning('*');
-  });
+  return claimDueDeliveries<EmailDeliveryRow>(db, 'email_deliveries', limit, leaseMs);
 }
 
 export async function recordEmailAttempt(
@@ -318,7 +358,7 @@ export async function recordEmailAttempt(
     .update({
       status: result.outcome === 'retry' ? 'pending' : result.outcome,
       last_error: result.error,
-      next_attempt_at: result.outcome === 'retry' ? db.raw(`now() + ? * interval '1 millisecond'`, [result.retryInMs ?? 0]) : null,
+      next_attempt_at: result.outcome === 'retry' ? millisecondsFromNow(db, result.retryInMs ?? 0) : null,
       delivered_at: result.outcome === 'delivered' ? db.fn.now() : null,
     });
 }

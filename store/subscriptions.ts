@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { PlanRow } from './catalog';
 import type { CustomerRow } from './customers';
+import { enqueueOutboxEvent, writeAudit } from './outbox';
 
 export interface SubscriptionRow {
   id: string;
@@ -38,4 +39,163 @@ export async function loadSubscriptionContext(
   ]);
   if (!plan || !customer) throw new Error(`subscription ${subscriptionId} references a missing plan or customer`);
   return { subscription, plan, customer };
+}
+
+export async function findSubscription(db: Knex | Knex.Transaction, subscriptionId: string): Promise<SubscriptionRow | undefined> {
+  return db<SubscriptionRow>('subscriptions').where({ id: subscriptionId }).first();
+}
+
+export interface NewSubscription {
+  readonly id: string;
+  readonly customerId: string;
+  readonly planId: string;
+  readonly workflowId: string;
+  readonly startAt: Date;
+}
+
+/**
+ * Inserts a subscription as `scheduled` and runs `beforeCommit` (starting its workflow) inside the same
+ * transaction: if `beforeCommit` throws, the row rolls back, so no row exists without a workflow.
+ */
+export async function createScheduledSubscription(
+  db: Knex,
+  subscription: NewSubscription,
+  beforeCommit: (row: SubscriptionRow) => Promise<void>,
+): Promise<SubscriptionRow> {
+  return db.transaction(async (trx) => {
+    const [inserted] = await trx<SubscriptionRow>('subscriptions')
+      .insert({
+        id: subscription.id,
+        customer_id: subscription.customerId,
+        plan_id: subscription.planId,
+        status: 'scheduled',
+        workflow_id: subscription.workflowId,
+        start_at: subscription.startAt,
+      })
+      .returning('*');
+    await beforeCommit(inserted);
+    return inserted;
+  });
+}
+
+/** Subscription states whose workflow is waiting in a period and wants to hear about usage. */
+const BILLING_STATUSES = ['active', 'past_due', 'pending_cancellation'];
+
+export type BillingSubscription = Pick<SubscriptionRow, 'id' | 'customer_id' | 'workflow_id' | 'current_period_start' | 'current_period_end'>;
+
+/** The customers' subscriptions that are inside a billing period (active, past due or pending cancellation). */
+export async function billingSubscriptionsOf(db: Knex | Knex.Transaction, customerIds: readonly string[]): Promise<BillingSubscription[]> {
+  return db<SubscriptionRow>('subscriptions')
+    .whereIn('customer_id', customerIds)
+    .whereIn('status', BILLING_STATUSES)
+    .select('id', 'customer_id', 'workflow_id', 'current_period_start', 'current_period_end');
+}
+
+/** Workflow ids of the customer's subscriptions waiting on a payment (past due or suspended). */
+export async function unpaidSubscriptionWorkflowIds(db: Knex | Knex.Transaction, customerId: string): Promise<string[]> {
+  const rows: Pick<SubscriptionRow, 'workflow_id'>[] = await db<SubscriptionRow>('subscriptions')
+    .where({ customer_id: customerId })
+    .whereIn('status', ['past_due', 'suspended'])
+    .select('workflow_id');
+  return rows.map((row) => row.workflow_id);
+}
+
+/** A status the subscription's workflow moved to, as the workflow saw it. */
+export interface SubscriptionStatusRecord {
+  readonly subscriptionId: string;
+  readonly status: string;
+  readonly at: string;
+  readonly reason: string | null;
+  readonly trialEnd: string | null;
+  readonly usageBlocked: boolean;
+}
+
+/**
+ * Mirrors a workflow status change into the row, with its audit record and customer-facing event, all in one
+ * transaction. A change the row already shows writes nothing (a retried activity records it once).
+ */
+export async function mirrorSubscriptionStatus(db: Knex, change: SubscriptionStatusRecord): Promise<void> {
+  await db.transaction(async (trx) => {
+    const updated = await trx('subscriptions')
+      .where({ id: change.subscriptionId })
+      .where((query) => query.whereNot({ status: change.status }).orWhereNot({ usage_blocked: change.usageBlocked }))
+      .update({
+        status: change.status,
+        usage_blocked: change.usageBlocked,
+        trial_end: change.trialEnd ? new Date(change.trialEnd) : null,
+        ...(change.status === 'canceled' ? { canceled_at: new Date(change.at), cancel_reason: change.reason } : { canceled_at: null, cancel_reason: null }),
+        updated_at: trx.fn.now(),
+      });
+    if (updated === 0) return; // already recorded by an earlier attempt
+    await writeAudit(trx, {
+      actor: 'workflow',
+      action: `subscription.${change.status}`,
+      subjectType: 'subscription',
+      subjectId: change.subscriptionId,
+      reason: change.reason,
+      details: { at: change.at },
+    });
+    await enqueueOutboxEvent(trx, {
+      eventType: `subscription.${change.status}`,
+      aggregateType: 'subscription',
+      aggregateId: change.subscriptionId,
+      dedupeKey: `subscription.${change.status}:${change.subscriptionId}:${change.at}`,
+      payload: { subscriptionId: change.subscriptionId, status: change.status, at: change.at, reason: change.reason },
+    });
+  });
+}
+
+/** A plan change the workflow applied. */
+export interface PlanSwitchRecord {
+  readonly subscriptionId: string;
+  readonly planId: string;
+  readonly effective: 'immediate' | 'period_end';
+  readonly at: string;
+  readonly requestedBy: string;
+}
+
+/** Points the subscription at its new plan version, with audit and event; a switch already made writes nothing. */
+export async function switchSubscriptionPlan(db: Knex, change: PlanSwitchRecord): Promise<void> {
+  await db.transaction(async (trx) => {
+    const updated = await trx('subscriptions')
+      .where({ id: change.subscriptionId })
+      .whereNot({ plan_id: change.planId })
+      .update({ plan_id: change.planId, updated_at: trx.fn.now() });
+    if (updated === 0) return;
+    await writeAudit(trx, {
+      actor: change.requestedBy,
+      action: 'subscription.plan_changed',
+      subjectType: 'subscription',
+      subjectId: change.subscriptionId,
+      details: { planId: change.planId, effective: change.effective, at: change.at },
+    });
+    await enqueueOutboxEvent(trx, {
+      eventType: 'subscription.plan_changed',
+      aggregateType: 'subscription',
+      aggregateId: change.subscriptionId,
+      dedupeKey: `subscription.plan_changed:${change.subscriptionId}:${change.at}`,
+      payload: { ...change },
+    });
+  });
+}
+
+export interface SubscriptionEvent {
+  readonly subscriptionId: string;
+  readonly eventType: string;
+  /** Same key, one event: a retried activity does not notify twice. */
+  readonly dedupeKey: string;
+  readonly payload: Record<string, unknown>;
+}
+
+/** Queues a customer-facing event about a subscription (trial ending, dunning step...) for the outbox to deliver. */
+export async function enqueueSubscriptionEvent(db: Knex, event: SubscriptionEvent): Promise<void> {
+  await db.transaction(async (trx) => {
+    await enqueueOutboxEvent(trx, {
+      eventType: event.eventType,
+      aggregateType: 'subscription',
+      aggregateId: event.subscriptionId,
+      dedupeKey: event.dedupeKey,
+      payload: { subscriptionId: event.subscriptionId, ...event.payload },
+    });
+  });
 }

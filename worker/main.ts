@@ -3,7 +3,8 @@
  * Needs DATABASE_URL and TEMPORAL_ADDRESS. `npm start` runs the same worker in-process for local use.
  */
 import { NativeConnection, Runtime } from '@temporalio/worker';
-import { emailChannelFromEnv, startOutboxDispatcher } from '../activities/notifications';
+import { emailChannelFromEnv } from '../notifications/email';
+import { startOutboxDispatcher } from '../notifications/outbox-dispatcher';
 import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
 

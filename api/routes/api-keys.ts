@@ -1,8 +1,7 @@
 import { Router } from 'express';
-import { ApiKeyRow, createApiKey, listApiKeys, revokeApiKey } from '../../store/api-keys';
+import { ApiKeyRow, createApiKey, createAuditedApiKey, deleteUsageTokensExpiredBefore, listApiKeys, revokeAuditedApiKey } from '../../store/api-keys';
 import type { Database } from '../../store/database';
-import { writeAudit } from '../../store/outbox';
-import type { CustomerRow } from '../../store/customers';
+import { findCustomer } from '../../store/customers';
 import { accessOf, ApiKeyAuthenticator } from '../access';
 import { ApiProblem } from '../problem';
 import { createApiKeyBody, createUsageTokenBody, listApiKeysQuery, revokeApiKeyBody, uuidParam } from '../schemas';
@@ -40,22 +39,16 @@ export function apiKeysRouter(db: Database, authenticator: ApiKeyAuthenticator):
 
   router.post('/', async (req, res) => {
     const body = createApiKeyBody.parse(req.body);
-    const created = await db.transaction(async (trx) => {
-      const made = await createApiKey(trx, {
+    const created = await createAuditedApiKey(
+      db,
+      {
         name: body.name,
         role: body.role,
         createdBy: accessOf(res)?.principal?.keyId ?? null,
         expiresAt: body.expires_at ? new Date(body.expires_at) : null,
-      });
-      await writeAudit(trx, {
-        actor: actorOf(res),
-        action: 'api_key.created',
-        subjectType: 'api_key',
-        subjectId: made.row.id,
-        details: { name: body.name, role: body.role, expiresAt: body.expires_at ?? null },
-      });
-      return made;
-    });
+      },
+      { actor: actorOf(res), details: { name: body.name, role: body.role, expiresAt: body.expires_at ?? null } },
+    );
     res.status(201).json({ ...apiKeyJson(created.row), key: created.key });
   });
 
@@ -68,12 +61,8 @@ export function apiKeysRouter(db: Database, authenticator: ApiKeyAuthenticator):
   router.post('/:id/revoke', async (req, res) => {
     const body = revokeApiKeyBody.parse(req.body ?? {});
     const id = uuidParam.safeParse(req.params.id);
-    const row = await db.transaction(async (trx) => {
-      const revoked = id.success ? await revokeApiKey(trx, id.data, new Date()) : undefined;
-      if (!revoked) throw new ApiProblem('api_key_not_found', `no API key ${req.params.id}`);
-      await writeAudit(trx, { actor: actorOf(res), action: 'api_key.revoked', subjectType: 'api_key', subjectId: revoked.id, reason: body.reason ?? null });
-      return revoked;
-    });
+    const row = id.success ? await revokeAuditedApiKey(db, id.data, new Date(), { actor: actorOf(res), reason: body.reason ?? null }) : undefined;
+    if (!row) throw new ApiProblem('api_key_not_found', `no API key ${req.params.id}`);
     authenticator.invalidate(row.prefix);
     res.json(apiKeyJson(row));
   });
@@ -91,10 +80,10 @@ export function usageTokensRouter(db: Database): Router {
   router.post('/:id/usage-tokens', async (req, res) => {
     const body = createUsageTokenBody.parse(req.body ?? {});
     const id = uuidParam.safeParse(req.params.id);
-    const customer = id.success ? await db<CustomerRow>('customers').where({ id: id.data }).first() : undefined;
+    const customer = id.success ? await findCustomer(db, id.data) : undefined;
     if (!customer) throw new ApiProblem('customer_not_found', `no customer ${req.params.id}`);
     // Tokens are minted per page view; long-expired ones are swept here rather than piling up.
-    await db('api_keys').where({ role: 'customer_usage' }).andWhere('expires_at', '<', new Date(Date.now() - 86_400_000)).delete();
+    await deleteUsageTokensExpiredBefore(db, new Date(Date.now() - 86_400_000));
     const { key, row } = await createApiKey(db, {
       name: `usage token for ${customer.external_id}`.slice(0, 200),
       role: 'customer_usage',

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import type { Database } from '../../store/database';
-import type { CustomerRow } from '../../store/customers';
+import { createCustomer, findCustomer } from '../../store/customers';
 import { ApiProblem } from '../problem';
 import { createCustomerBody, uuidParam } from '../schemas';
 import { customerJson } from '../serializers';
@@ -10,18 +10,14 @@ export function customersRouter(db: Database): Router {
 
   router.post('/', async (req, res) => {
     const body = createCustomerBody.parse(req.body);
-    const [row] = await db<CustomerRow>('customers')
-      .insert({ ...body, email: body.email ?? null, payment_method: body.payment_method ?? null })
-      .onConflict('external_id')
-      .ignore()
-      .returning('*');
+    const row = await createCustomer(db, { ...body, email: body.email ?? null, payment_method: body.payment_method ?? null });
     if (!row) throw new ApiProblem('customer_already_exists', `a customer with external_id ${body.external_id} exists`);
     res.status(201).json(customerJson(row));
   });
 
   router.get('/:id', async (req, res) => {
     const id = uuidParam.safeParse(req.params.id);
-    const row = id.success ? await db<CustomerRow>('customers').where({ id: id.data }).first() : undefined;
+    const row = id.success ? await findCustomer(db, id.data) : undefined;
     if (!row) throw new ApiProblem('customer_not_found', `no customer ${req.params.id}`);
     res.json(customerJson(row));
   });

@@ -1,12 +1,12 @@
 import type { Database } from '../../store/database';
-import type { SubscriptionRow } from '../../store/subscriptions';
+import { findSubscription, SubscriptionRow } from '../../store/subscriptions';
 import { ApiProblem } from '../problem';
 import { uuidParam } from '../schemas';
 
 /** The subscription a route's `:id` names; a malformed or unknown id is the same 404 `subscription_not_found`. */
 export async function findSubscriptionOr404(db: Database, id: string): Promise<SubscriptionRow> {
   const parsed = uuidParam.safeParse(id);
-  const row = parsed.success ? await db<SubscriptionRow>('subscriptions').where({ id: parsed.data }).first() : undefined;
+  const row = parsed.success ? await findSubscription(db, parsed.data) : undefined;
   if (!row) throw new ApiProblem('subscription_not_found', `no subscription ${id}`);
   return row;
 }

@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { toDecimal } from '../../domain/money';
 import type { Database } from '../../store/database';
+import { createMetric, listMetrics } from '../../store/catalog';
 import type { MetricCatalog, MetricRow } from '../../store/catalog';
 import { ApiProblem } from '../problem';
 import { createMetricBody } from '../schemas';
@@ -24,26 +25,22 @@ export function metricsRouter(db: Database, catalog: MetricCatalog): Router {
 
   router.post('/', async (req, res) => {
     const body = createMetricBody.parse(req.body);
-    const [row] = await db<MetricRow>('billable_metrics')
-      .insert({
-        code: body.code,
-        name: body.name,
-        event_type: body.event_type,
-        aggregation: body.aggregation,
-        property: body.property ?? null,
-        filters: body.filters,
-        unit_cost: body.unit_cost ?? null,
-      })
-      .onConflict('code')
-      .ignore()
-      .returning('*');
+    const row = await createMetric(db, {
+      code: body.code,
+      name: body.name,
+      eventType: body.event_type,
+      aggregation: body.aggregation,
+      property: body.property ?? null,
+      filters: body.filters,
+      unitCost: body.unit_cost ?? null,
+    });
     if (!row) throw new ApiProblem('metric_already_exists', `a metric with code ${body.code} exists`);
     catalog.invalidate();
     res.status(201).json(metricJson(row));
   });
 
   router.get('/', async (_req, res) => {
-    const rows = await db<MetricRow>('billable_metrics').orderBy('code');
+    const rows = await listMetrics(db);
     res.json({ data: rows.map(metricJson) });
   });
 

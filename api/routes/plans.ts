@@ -3,8 +3,7 @@ import type { z } from 'zod';
 import type { PlanSettings } from '../../domain/plan-terms';
 import { Charge, rateUsage, RatingError, validateCharge } from '../../domain/rating';
 import type { Database } from '../../store/database';
-import { findMetricsByCode } from '../../store/catalog';
-import type { PlanRow } from '../../store/catalog';
+import { findMetricsByCode, findPlanVersion, listPlanVersions, publishPlanVersion } from '../../store/catalog';
 import { ApiProblem } from '../problem';
 import { createPlanBody } from '../schemas';
 import { planJson } from '../serializers';
@@ -57,22 +56,15 @@ export function plansRouter(db: Database): Router {
       ...(body.usage_grace_period ? { usageGracePeriod: body.usage_grace_period } : {}),
     };
     try {
-      const row = await db.transaction(async (trx) => {
-        const latest = await trx<PlanRow>('plans').where({ code: body.code }).max<{ max: number | null }>('version as max').first();
-        const [inserted] = await trx<PlanRow>('plans')
-          .insert({
-            code: body.code,
-            version: (latest?.max ?? 0) + 1,
-            name: body.name,
-            currency: body.currency,
-            billing_interval: body.billing_interval,
-            trial_period: body.trial_period ?? null,
-            flat_fee: body.flat_fee,
-            charges: JSON.stringify(charges) as unknown as unknown[],
-            settings: settings as Record<string, unknown>,
-          })
-          .returning('*');
-        return inserted;
+      const row = await publishPlanVersion(db, {
+        code: body.code,
+        name: body.name,
+        currency: body.currency,
+        billingInterval: body.billing_interval,
+        trialPeriod: body.trial_period ?? null,
+        flatFee: body.flat_fee,
+        charges,
+        settings: settings as Record<string, unknown>,
       });
       res.status(201).json(planJson(row));
     } catch (error) {
@@ -84,12 +76,12 @@ export function plansRouter(db: Database): Router {
   });
 
   router.get('/', async (_req, res) => {
-    const rows = await db<PlanRow>('plans').orderBy([{ column: 'code' }, { column: 'version', order: 'desc' }]);
+    const rows = await listPlanVersions(db);
     res.json({ data: rows.map(planJson) });
   });
 
   router.get('/:code', async (req, res) => {
-    const row = await db<PlanRow>('plans').where({ code: req.params.code }).orderBy('version', 'desc').first();
+    const row = await findPlanVersion(db, req.params.code);
     if (!row) throw new ApiProblem('plan_not_found', `no plan ${req.params.code}`);
     res.json(planJson(row));
   });

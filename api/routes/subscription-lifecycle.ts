@@ -9,7 +9,7 @@ import type { UpdateDefinition } from '@temporalio/common';
 import { Request, Router } from 'express';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import type { Database } from '../../store/database';
-import type { PlanRow } from '../../store/catalog';
+import { findPlan, findPlanVersion } from '../../store/catalog';
 import type { SubscriptionRow } from '../../store/subscriptions';
 import {
   answerRetentionOfferUpdate,
@@ -54,9 +54,8 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
   router.post('/:id/plan-change', async (req, res) => {
     const body = planChangeBody.parse(req.body);
     const subscription = await findSubscription(req.params.id);
-    const current = (await db<PlanRow>('plans').where({ id: subscription.plan_id }).first())!;
-    const query = db<PlanRow>('plans').where({ code: body.plan_code });
-    const plan = await (body.plan_version ? query.andWhere({ version: body.plan_version }) : query.orderBy('version', 'desc')).first();
+    const current = await findPlan(db, subscription.plan_id);
+    const plan = await findPlanVersion(db, body.plan_code, body.plan_version);
     if (!plan) throw new ApiProblem('plan_not_found', `no plan ${body.plan_code}`);
     if (plan.currency !== current.currency) throw new ApiProblem('currency_mismatch', `the new plan bills in ${plan.currency}, the subscription in ${current.currency}`);
     if (plan.id === current.id) throw new ApiProblem('same_plan', 'the subscription is already on that plan version');

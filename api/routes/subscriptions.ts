@@ -4,9 +4,9 @@ import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import type { Database } from '../../store/database';
-import type { PlanRow } from '../../store/catalog';
-import type { CustomerRow } from '../../store/customers';
-import type { SubscriptionRow } from '../../store/subscriptions';
+import { findPlan, findPlanVersion } from '../../store/catalog';
+import { findCustomer } from '../../store/customers';
+import { createScheduledSubscription, SubscriptionRow } from '../../store/subscriptions';
 import {
   cancelSubscriptionUpdate,
   SEARCH_ATTRIBUTES,
@@ -28,10 +28,9 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
 
   router.post('/', async (req, res) => {
     const body = createSubscriptionBody.parse(req.body);
-    const customer = await db<CustomerRow>('customers').where({ id: body.customer_id }).first();
+    const customer = await findCustomer(db, body.customer_id);
     if (!customer) throw new ApiProblem('customer_not_found', `no customer ${body.customer_id}`);
-    const planQuery = db<PlanRow>('plans').where({ code: body.plan_code });
-    const plan = await (body.plan_version ? planQuery.andWhere({ version: body.plan_version }) : planQuery.orderBy('version', 'desc')).first();
+    const plan = await findPlanVersion(db, body.plan_code, body.plan_version);
     if (!plan) throw new ApiProblem('plan_not_found', `no plan ${body.plan_code}${body.plan_version ? ` version ${body.plan_version}` : ''}`);
     if (plan.currency !== customer.currency) {
       throw new ApiProblem('currency_mismatch', `plan bills in ${plan.currency}, customer pays in ${customer.currency}`);
@@ -44,12 +43,9 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     }
 
     // The row and the workflow start commit together: if Temporal refuses the start, the row rolls back.
-    const row = await db.transaction(async (trx) => {
-      const id = randomUUID();
-      const workflowId = subscriptionWorkflowId(id);
-      const [inserted] = await trx<SubscriptionRow>('subscriptions')
-        .insert({ id, customer_id: customer.id, plan_id: plan.id, status: 'scheduled', workflow_id: workflowId, start_at: startAt })
-        .returning('*');
+    const id = randomUUID();
+    const workflowId = subscriptionWorkflowId(id);
+    const row = await createScheduledSubscription(db, { id, customerId: customer.id, planId: plan.id, workflowId, startAt }, async (inserted) => {
       const input: SubscriptionWorkflowInput = {
         subscriptionId: inserted.id,
         customerId: customer.id,
@@ -71,7 +67,6 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
       } catch (error) {
         throw new ApiProblem('workflow_unavailable', `could not start the subscription workflow: ${(error as Error).message}`);
       }
-      return inserted;
     });
     res.status(201).json(subscriptionJson(row, plan));
   });
@@ -79,7 +74,7 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
   /** Stored state plus the workflow's live state (null, with a reason, when Temporal cannot answer). */
   router.get('/:id', async (req, res) => {
     const row = await findSubscription(req.params.id);
-    const plan = (await db<PlanRow>('plans').where({ id: row.plan_id }).first())!;
+    const plan = await findPlan(db, row.plan_id);
     let live: unknown = null;
     let liveError: string | undefined;
     try {

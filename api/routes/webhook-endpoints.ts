@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { Database } from '../../store/database';
 import {
   createWebhookEndpoint,
+  findWebhookEndpoint,
   generateWebhookSecret,
   listWebhookDeliveries,
   listWebhookEndpoints,
@@ -51,7 +52,7 @@ export function webhookEndpointsRouter(db: Database): Router {
 
   router.get('/:id/deliveries', async (req, res) => {
     const id = uuidParam.safeParse(req.params.id);
-    const endpoint = id.success ? await db<WebhookEndpointRow>('webhook_endpoints').where({ id: id.data }).first() : undefined;
+    const endpoint = id.success ? await findWebhookEndpoint(db, id.data) : undefined;
     if (!endpoint) throw new ApiProblem('not_found', `no webhook endpoint ${req.params.id}`);
     const deliveries = await listWebhookDeliveries(db, { endpointId: endpoint.id });
     res.json({

@@ -6,13 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  dispatchOutboxOnce,
-  OutboxDispatcherOptions,
-  startOutboxDispatcher,
-  verifyWebhookSignature,
-  WEBHOOK_SIGNATURE_HEADER,
-} from '../../activities/notifications';
+import type { Logger } from '../../notifications/logger';
+import { dispatchOutboxOnce, OutboxDispatcherOptions, startOutboxDispatcher } from '../../notifications/outbox-dispatcher';
+import { verifyWebhookSignature, WEBHOOK_SIGNATURE_HEADER } from '../../notifications/webhook-signature';
 import type { Database } from '../../store/database';
 import type { WebhookDeliveryAttemptRow, WebhookDeliveryRow } from '../../store/notifications';
 import { enqueueOutboxEvent } from '../../store/outbox';
@@ -92,7 +88,7 @@ async function waitFor<T>(probe: () => Promise<T | undefined | null | false>, ti
   }
 }
 
-const quiet = (): void => undefined;
+const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const fastRetries: OutboxDispatcherOptions['webhooks'] = { initialBackoffMs: 200, maxBackoffMs: 5_000, maxAttempts: 5, jitter: 0, timeoutMs: 2_000 };
 
 test('endpoints are configured through the API; the secret is shown once; bad input is rejected with nothing written', async () => {
@@ -128,7 +124,7 @@ test('a delivery arrives signed with the documented algorithm; a tampered body f
   await emit('invoice.finalized', { invoiceId: 'inv_1', total: '29.00', currency: 'USD' });
   await emit('payment.succeeded', { invoiceId: 'inv_1' }); // not subscribed: never sent
 
-  const pass = await dispatchOutboxOnce({ db, webhooks: fastRetries, log: quiet });
+  const pass = await dispatchOutboxOnce({ db, webhooks: fastRetries, logger: quiet });
   expect(pass).toMatchObject({ eventsFannedOut: 2, webhookAttempts: 1 });
   expect(received).toHaveLength(1);
   const [delivery] = received;
@@ -148,7 +144,7 @@ test('a delivery arrives signed with the documented algorithm; a tampered body f
   const [row] = await db<WebhookDeliveryRow>('webhook_deliveries').where({ endpoint_id: endpoint.id });
   expect(row).toMatchObject({ status: 'delivered', attempt: 1, last_status_code: 200, last_error: null, next_attempt_at: null });
   // A second pass has nothing to do: the event was fanned out once and delivered once.
-  expect(await dispatchOutboxOnce({ db, webhooks: fastRetries, log: quiet })).toEqual({ eventsFannedOut: 0, webhookAttempts: 0, emailAttempts: 0 });
+  expect(await dispatchOutboxOnce({ db, webhooks: fastRetries, logger: quiet })).toEqual({ eventsFannedOut: 0, webhookAttempts: 0, emailAttempts: 0 });
   expect(received).toHaveLength(1);
 });
 
@@ -158,7 +154,7 @@ test('an endpoint answering 500 is retried with exponential backoff, every attem
   const endpoint = await createEndpoint('/flaky', ['*']);
   await emit('payment.failed', { invoiceId: 'inv_2', declineCode: 'insufficient_funds' });
 
-  const dispatcher = startOutboxDispatcher({ db, webhooks: fastRetries, pollIntervalMs: 20, log: quiet });
+  const dispatcher = startOutboxDispatcher({ db, webhooks: fastRetries, pollIntervalMs: 20, logger: quiet });
   const delivered = await waitFor(async () =>
     db<WebhookDeliveryRow>('webhook_deliveries').where({ endpoint_id: endpoint.id, status: 'delivered' }).first(),
   );
@@ -200,7 +196,7 @@ test('an endpoint that keeps failing is given up after the last attempt; one tha
     db,
     webhooks: { initialBackoffMs: 50, maxBackoffMs: 1_000, maxAttempts: 3, jitter: 0, timeoutMs: 300 },
     pollIntervalMs: 20,
-    log: quiet,
+    logger: quiet,
   });
   const [gaveUp, timedOut] = await waitFor(async () => {
     const rows = await db<WebhookDeliveryRow>('webhook_deliveries').whereIn('endpoint_id', [down.id, hang.id]).where({ status: 'failed' });
@@ -220,7 +216,7 @@ test('several dispatchers running at once deliver every event exactly once', asy
   const count = 60;
   for (let index = 0; index < count; index += 1) await emit('order.placed', { index });
 
-  const dispatchers = [1, 2, 3].map(() => startOutboxDispatcher({ db, webhooks: fastRetries, batchSize: 7, pollIntervalMs: 10, log: quiet }));
+  const dispatchers = [1, 2, 3].map(() => startOutboxDispatcher({ db, webhooks: fastRetries, batchSize: 7, pollIntervalMs: 10, logger: quiet }));
   await waitFor(async () => {
     const [{ delivered }] = await db('webhook_deliveries').where({ endpoint_id: endpoint.id, status: 'delivered' }).count<{ delivered: string }[]>('* as delivered');
     return Number(delivered) === count;

@@ -6,13 +6,9 @@ import { mkdtempSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import {
-  dispatchOutboxOnce,
-  EmailMessage,
-  EmailSink,
-  FileEmailSink,
-  LogEmailSink,
-} from '../../activities/notifications';
+import { EmailMessage, EmailSink, FileEmailSink, LogEmailSink } from '../../notifications/email';
+import type { Logger } from '../../notifications/logger';
+import { dispatchOutboxOnce } from '../../notifications/outbox-dispatcher';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
 import type { EmailDeliveryRow } from '../../store/notifications';
@@ -22,7 +18,7 @@ import { createTestDatabase } from '../support/database';
 import { insertCustomer } from '../support/fixtures';
 
 let db: Database;
-const quiet = (): void => undefined;
+const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -77,7 +73,7 @@ test('each event becomes one readable plain-text file in the sink folder', async
   await emit('refund.succeeded', invoice.id, { ...base, invoiceNumber: 'INV-000042', amount: '10.00', currency: 'USD', creditNoteNumber: 'CN-000001' });
   await emit('loyalty.badge_awarded', invoice.id, { ...base, badge: 'early adopter', level: 3 }); // a type no template knows
 
-  const pass = await dispatchOutboxOnce({ db, email: { sink: new FileEmailSink(folder), from: 'Billing <billing@example.com>' }, log: quiet });
+  const pass = await dispatchOutboxOnce({ db, email: { sink: new FileEmailSink(folder), from: 'Billing <billing@example.com>' }, logger: quiet });
   expect(pass).toMatchObject({ eventsFannedOut: 6, emailAttempts: 6 });
 
   const mails = [...(await readMails(folder)).values()];
@@ -113,7 +109,7 @@ test('a customer without an email address gets no mail; the event still leaves t
   const customer = await insertCustomer(db, { email: null });
   const invoice = await insertInvoice(customer, `INV-${randomUUID().slice(0, 6)}`, '5');
   await emit('invoice.finalized', invoice.id, { invoiceId: invoice.id, customerId: customer.id });
-  expect(await dispatchOutboxOnce({ db, email: { sink: new FileEmailSink(folder) }, log: quiet })).toMatchObject({ eventsFannedOut: 1, emailAttempts: 0 });
+  expect(await dispatchOutboxOnce({ db, email: { sink: new FileEmailSink(folder) }, logger: quiet })).toMatchObject({ eventsFannedOut: 1, emailAttempts: 0 });
   expect(await readMails(folder)).toEqual(new Map());
   expect(await db('outbox').where({ aggregate_id: invoice.id }).whereNull('dispatched_at')).toHaveLength(0);
 });
@@ -132,13 +128,13 @@ test('a failing sink is retried with backoff; the same mail is sent once it reco
   };
   const email = { sink, retry: { initialBackoffMs: 100, jitter: 0 } };
 
-  await dispatchOutboxOnce({ db, email, log: quiet });
+  await dispatchOutboxOnce({ db, email, logger: quiet });
   const [pending] = await db<EmailDeliveryRow>('email_deliveries').where({ recipient: 'flaky@example.com' });
   expect(pending).toMatchObject({ status: 'pending', attempt: 1, last_error: 'mail server said 421 try later' });
   expect(pending.next_attempt_at).not.toBeNull();
 
   await new Promise((resolve) => setTimeout(resolve, 150));
-  await dispatchOutboxOnce({ db, email, log: quiet });
+  await dispatchOutboxOnce({ db, email, logger: quiet });
   const [delivered] = await db<EmailDeliveryRow>('email_deliveries').where({ recipient: 'flaky@example.com' });
   expect(delivered).toMatchObject({ status: 'delivered', attempt: 2, last_error: null });
   expect(sent).toHaveLength(1);

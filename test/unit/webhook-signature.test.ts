@@ -3,13 +3,13 @@
  *   Meterloop-Signature: t=<unix seconds>,v1=<hex(HMAC-SHA256(secret, "<t>.<raw body>"))>
  */
 import { createHmac } from 'node:crypto';
+import { retryDelayMs } from '../../notifications/delivery-policy';
 import {
   computeWebhookSignature,
   generateWebhookSecret,
-  retryDelayMs,
   signWebhookPayload,
   verifyWebhookSignature,
-} from '../../activities/notifications';
+} from '../../notifications/webhook-signature';
 
 const secret = 'whsec_test_secret_0123456789abcdef';
 const body = JSON.stringify({ id: 'evt_1', type: 'invoice.finalized', created_at: '2030-01-01T00:00:00.000Z', data: { total: '29.00' } });

@@ -1,0 +1,78 @@
+/** Retention and win-back offers made to a subscription's customer, and their answers. */
+import type { Knex } from 'knex';
+import { enqueueOutboxEvent, writeAudit } from './outbox';
+
+export type OfferKind = 'retention' | 'win_back';
+
+export interface NewOffer {
+  readonly subscriptionId: string;
+  readonly customerId: string;
+  readonly kind: OfferKind;
+  readonly terms: Record<string, unknown>;
+  /** Workflow time, so "once in twelve months" is judged on the subscription's own clock. */
+  readonly at: string;
+  readonly expiresAt: string;
+}
+
+export interface OfferAnswer {
+  readonly subscriptionId: string;
+  readonly kind: OfferKind;
+  readonly answer: 'accepted' | 'declined' | 'expired';
+  readonly at: string;
+  readonly requestedBy: string;
+}
+
+const RETENTION_OFFER_COOLDOWN_MONTHS = 12;
+
+/**
+ * Records an offer and queues its customer-facing event. A retention offer is made at most once in twelve months
+ * per customer: `offered: false` when one was made more recently. The same offer recorded again (a retried
+ * activity) is `offered: true` and writes nothing.
+ */
+export async function recordOffer(db: Knex, offer: NewOffer): Promise<{ offered: boolean }> {
+  return db.transaction(async (trx) => {
+    // Serialize offers per customer so two concurrent cancellations cannot both get one.
+    await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`offer:${offer.customerId}`]);
+    const existing = await trx('customer_offers').where({ subscription_id: offer.subscriptionId, kind: offer.kind, offered_at: new Date(offer.at) }).first();
+    if (existing) return { offered: true };
+    if (offer.kind === 'retention') {
+      const since = new Date(offer.at);
+      since.setUTCMonth(since.getUTCMonth() - RETENTION_OFFER_COOLDOWN_MONTHS);
+      const recent = await trx('customer_offers').where({ customer_id: offer.customerId, kind: 'retention' }).andWhere('offered_at', '>', since).first();
+      if (recent) return { offered: false };
+    }
+    await trx('customer_offers').insert({
+      customer_id: offer.customerId,
+      subscription_id: offer.subscriptionId,
+      kind: offer.kind,
+      terms: JSON.stringify(offer.terms),
+      offered_at: new Date(offer.at),
+      expires_at: new Date(offer.expiresAt),
+    });
+    await enqueueOutboxEvent(trx, {
+      eventType: offer.kind === 'retention' ? 'retention.offered' : 'win_back.offered',
+      aggregateType: 'subscription',
+      aggregateId: offer.subscriptionId,
+      dedupeKey: `${offer.kind}.offered:${offer.subscriptionId}:${offer.at}`,
+      payload: { subscriptionId: offer.subscriptionId, terms: offer.terms, expiresAt: offer.expiresAt },
+    });
+    return { offered: true };
+  });
+}
+
+/** Records the answer to the subscription's open offer of that kind, with its audit record; only the first answer counts. */
+export async function answerOpenOffer(db: Knex, answer: OfferAnswer): Promise<void> {
+  await db.transaction(async (trx) => {
+    const updated = await trx('customer_offers')
+      .where({ subscription_id: answer.subscriptionId, kind: answer.kind })
+      .whereNull('answer')
+      .update({ answer: answer.answer, answered_at: new Date(answer.at) });
+    if (updated === 0) return;
+    await writeAudit(trx, {
+      actor: answer.requestedBy,
+      action: `${answer.kind}.${answer.answer}`,
+      subjectType: 'subscription',
+      subjectId: answer.subscriptionId,
+    });
+  });
+}
