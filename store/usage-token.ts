@@ -4,8 +4,8 @@
  */
 import type { Knex } from 'knex';
 import type { PlanRow } from './catalog';
-import { findCustomerById } from './customer-reads';
-import type { CustomerRow } from './customers';
+
+import { CustomerRow, findCustomer } from './customers';
 import type { SubscriptionRow } from './subscriptions';
 
 export interface UsageTokenOverview {
@@ -20,7 +20,7 @@ export interface UsageTokenOverview {
 
 export async function usageTokenOverview(db: Knex, customerId: string, keyId: string): Promise<UsageTokenOverview> {
   const [customer, key, subscriptions] = await Promise.all([
-    findCustomerById(db, customerId),
+    findCustomer(db, customerId),
     db<{ id: string; expires_at: Date | null }>('api_keys').where({ id: keyId }).first('expires_at'),
     db<SubscriptionRow>('subscriptions').where({ customer_id: customerId }).orderBy([
       { column: 'created_at', order: 'desc' },
