@@ -1,26 +1,20 @@
 /**
- * What ops see of the API: one JSON log line per request, Prometheus metrics at /metrics, liveness at /healthz
- * and readiness (Postgres and Temporal answer, and we are not shutting down) at /readyz. See docs/operations.md.
+ * What ops see of the API: one JSON log line per request (pino-http over the shared pino logger), Prometheus metrics
+ * at /metrics, liveness at /healthz and readiness (Postgres and Temporal answer, and we are not shutting down) at
+ * /readyz. See docs/operations.md.
  */
 import type { Client } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import { pinoHttp } from 'pino-http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '../store/database';
+import type { LogEntry, Logger } from '../logging/logger';
 import { accessOf } from './access';
 import { ApiProblem } from './problem';
 
-export type LogEntry = Record<string, unknown>;
-export type Logger = (entry: LogEntry) => void;
-
-/**
- * One JSON object per line on stdout, with a timestamp first. METERLOOP_LOG=errors keeps only error lines (the
- * test suite sets it, so reports are readable); unset, every line is written.
- */
-export const jsonLogger: Logger = (entry) => {
-  if (process.env.METERLOOP_LOG === 'errors' && entry.level !== 'error') return;
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
-};
+export type { LogEntry, Logger, LogSink } from '../logging/logger';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -110,44 +104,75 @@ export class ApiMetrics {
   }
 }
 
+/** When a request started, for its latency (nanoseconds, from the first middleware). */
+const STARTED = Symbol('request started');
+
+/** The request's outcome, measured once for the metric and the log line: a client that went away is a 499. */
+function outcomeOf(res: Response | ServerResponse): { status: number; seconds: number; aborted: boolean } {
+  const express = res as Response;
+  const aborted = !res.writableFinished;
+  const started = express.locals[STARTED as unknown as string] as bigint;
+  return {
+    status: aborted && !res.headersSent ? 499 : res.statusCode,
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    aborted,
+  };
+}
+
+/** The request log line: the route template (never the raw path: ids would reach logs), status, time, caller. */
+function requestLine(req: IncomingMessage, res: ServerResponse): LogEntry {
+  const { status, seconds, aborted } = outcomeOf(res);
+  const access = accessOf(res as Response);
+  const route = access?.route?.template;
+  const error = (res as Response).locals.error as Error | undefined;
+  return {
+    method: req.method,
+    path: route ?? null,
+    ...(route ? {} : { raw_path: (req as { path?: string }).path?.slice(0, 200) }),
+    status,
+    duration_ms: Math.round(seconds * 1e6) / 1e3,
+    api_key_id: access?.principal?.keyId ?? null,
+    ...(aborted ? { aborted: true } : {}),
+    ...(error ? { error: { message: error.message, stack: error.stack } } : {}),
+  };
+}
+
 /**
- * The first middleware: assigns the request id (echoed in X-Request-Id), and when the response is done writes the
- * log line and observes the latency, both labelled by route template (never the raw path: ids would explode both).
+ * The first middleware: assigns the request id (echoed in X-Request-Id; `req.log` carries it for handlers), and when
+ * the response is done observes the latency and writes the log line, both labelled by route template.
  */
-export function observeRequests(metrics: ApiMetrics, log: Logger): RequestHandler {
+export function observeRequests(metrics: ApiMetrics, logger: Logger): RequestHandler {
+  const requestLog = pinoHttp({
+    logger,
+    genReqId: (req, res) => {
+      const incoming = req.headers['x-request-id'];
+      const requestId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+      (res as Response).locals.requestId = requestId;
+      res.setHeader('X-Request-Id', requestId);
+      return requestId;
+    },
+    // Only what requestLine picks: bodies, query strings, headers and keys never reach the log.
+    quietReqLogger: true,
+    quietResLogger: true,
+    customAttributeKeys: { reqId: 'request_id' },
+    customLogLevel: (_req, res) => (outcomeOf(res).status >= 500 ? 'error' : 'info'),
+    customSuccessMessage: () => 'request',
+    customErrorMessage: () => 'request',
+    customSuccessObject: (req, res) => requestLine(req, res),
+    customErrorObject: (req, res) => requestLine(req, res),
+  });
   return (req, res, next) => {
-    const started = process.hrtime.bigint();
-    const incoming = req.header('x-request-id');
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    res.locals.requestId = requestId;
-    res.setHeader('X-Request-Id', requestId);
-    let done = false;
-    const finish = (aborted: boolean): void => {
-      if (done) return;
-      done = true;
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const access = accessOf(res);
-      const route = access?.route?.template;
-      const status = aborted && !res.headersSent ? 499 : res.statusCode;
-      metrics.httpDuration.observe({ method: req.method, route: route ?? '(unmatched)', status: String(status) }, seconds);
-      const error = res.locals.error as Error | undefined;
-      log({
-        level: status >= 500 ? 'error' : 'info',
-        msg: 'request',
-        method: req.method,
-        path: route ?? null,
-        ...(route ? {} : { raw_path: req.path.slice(0, 200) }),
-        status,
-        duration_ms: Math.round(seconds * 1e6) / 1e3,
-        request_id: requestId,
-        api_key_id: access?.principal?.keyId ?? null,
-        ...(aborted ? { aborted: true } : {}),
-        ...(error ? { error: { message: error.message, stack: error.stack } } : {}),
-      });
+    res.locals[STARTED as unknown as string] = process.hrtime.bigint();
+    let measured = false;
+    const measure = (): void => {
+      if (measured) return;
+      measured = true;
+      const { status, seconds } = outcomeOf(res);
+      metrics.httpDuration.observe({ method: req.method, route: accessOf(res)?.route?.template ?? '(unmatched)', status: String(status) }, seconds);
     };
-    res.on('finish', () => finish(false));
-    res.on('close', () => finish(true));
-    next();
+    res.on('finish', measure);
+    res.on('close', measure);
+    requestLog(req, res, next);
   };
 }
 

@@ -4,8 +4,11 @@
  */
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { emailChannelFromEnv, startOutboxDispatcher } from '../activities/notifications';
+import { createLogger } from '../logging/logger';
 import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
+
+const logger = createLogger('worker');
 
 /**
  * The SDK's own metrics (task slots, poll and schedule-to-start latencies, activity and workflow task outcomes,
@@ -16,7 +19,7 @@ function installRuntimeTelemetry(): void {
   const bindAddress = process.env.WORKER_METRICS_ADDRESS ?? '127.0.0.1:9464';
   if (bindAddress === 'off') return;
   Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress, countersTotalSuffix: true } } } });
-  console.log(JSON.stringify({ level: 'info', msg: 'worker metrics for Prometheus', url: `http://${bindAddress}/metrics` }));
+  logger.info({ url: `http://${bindAddress}/metrics` }, 'worker metrics for Prometheus');
 }
 
 async function main(): Promise<void> {
@@ -36,6 +39,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
+  logger.fatal({ err: error }, 'worker stopped on an error');
   process.exit(1);
 });
