@@ -151,9 +151,12 @@ export function observeRequests(metrics: ApiMetrics, logger: Logger): RequestHan
       res.setHeader('X-Request-Id', requestId);
       return requestId;
     },
-    // Only what requestLine picks: bodies, query strings, headers and keys never reach the log.
+    // Only what requestLine picks: bodies, query strings, headers and keys never reach the log (nor a logger's
+    // bindings: the request and response serialize to nothing).
     quietReqLogger: true,
     quietResLogger: true,
+    wrapSerializers: false,
+    serializers: { req: () => undefined, res: () => undefined },
     customAttributeKeys: { reqId: 'request_id' },
     customLogLevel: (_req, res) => (outcomeOf(res).status >= 500 ? 'error' : 'info'),
     customSuccessMessage: () => 'request',
