@@ -24,7 +24,8 @@ import { ApiKeyAuthenticator, assertEveryRouteDeclared, authenticate } from './a
 import { idempotency, IdempotencyOptions } from './idempotency';
 import { inspectParsedInput, requireJsonBodies, translateClientErrors } from './input-guard';
 import { createLogger, entryLogger, Logger, LogSink } from '../logging/logger';
-import { ApiMetrics, captureErrors, healthHandlers, metricsHandler, observeRequests } from './observability';
+import { ApiMetrics, captureErrors, healthHandlers, metricsHandler } from './observability';
+import { observeRequests } from './request-log';
 import { rateLimit, RateLimitOptions, rateLimitFromEnv, TokenBucketLimiter } from './rate-limit';
 import { apiKeysRouter, usageTokensRouter } from './routes/api-keys';
 import { reportsRouter } from './routes/reports';
