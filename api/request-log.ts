@@ -13,14 +13,11 @@ import type { ApiMetrics } from './observability';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** When a request started, for its latency (nanoseconds, from the first middleware). */
-const STARTED = Symbol('request started');
-
 /** The request's outcome, measured once for the metric and the log line: a client that went away is a 499. */
 function outcomeOf(res: Response | ServerResponse): { status: number; seconds: number; aborted: boolean } {
   const express = res as Response;
   const aborted = !res.writableFinished;
-  const started = express.locals[STARTED as unknown as string] as bigint;
+  const started = express.locals.requestStarted as bigint; // hrtime nanoseconds, set by the first middleware
   return {
     status: aborted && !res.headersSent ? 499 : res.statusCode,
     seconds: Number(process.hrtime.bigint() - started) / 1e9,
@@ -74,7 +71,7 @@ export function observeRequests(metrics: ApiMetrics, logger: Logger): RequestHan
     customErrorObject: (req, res) => requestLine(req, res),
   });
   return (req, res, next) => {
-    res.locals[STARTED as unknown as string] = process.hrtime.bigint();
+    res.locals.requestStarted = process.hrtime.bigint();
     let measured = false;
     const measure = (): void => {
       if (measured) return;
