@@ -7,12 +7,15 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
+import { classifyActivityFailures } from '../../activities/failures';
 import { createApp } from '../../api/app';
 import type { PeriodInvoiceRequest } from '../../contract/invoicing';
+import type { SpendingCheckRequest } from '../../contract/usage';
+import { RatingError } from '../../domain/rating';
 import { SandboxGateway } from '../../payments/sandbox-gateway';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
-import { SEARCH_ATTRIBUTES, SubscriptionState, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
+import { SEARCH_ATTRIBUTES, SubscriptionState, subscriptionStateQuery, TASK_QUEUE, usageRecordedSignal } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { eventually } from '../support/eventually';
@@ -29,6 +32,8 @@ let monitoring: { authorization: string };
 /** Subscription id -> how many more times createPeriodInvoice fails with a lost connection before it runs. */
 const connectionDrops = new Map<string, number>();
 const invoiceCalls = new Map<string, number>();
+/** Subscriptions whose plan rates their usage into a RatingError (a percentage charge on a sum metric). */
+const misratedPlans = new Set<string>();
 
 beforeAll(async () => {
   [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
@@ -37,7 +42,8 @@ beforeAll(async () => {
     connection: env.nativeConnection,
     taskQueue: TASK_QUEUE,
     workflowBundle: await workflowBundle(),
-    activities: {
+    // Classified like the worker's own activities, so the stubs below fail the way real ones do.
+    activities: classifyActivityFailures({
       ...activities,
       // The real activity, behind a connection that drops the first few calls (as a Postgres failover would).
       async createPeriodInvoice(request: PeriodInvoiceRequest) {
@@ -49,7 +55,11 @@ beforeAll(async () => {
         }
         return activities.createPeriodInvoice(request);
       },
-    },
+      async checkSpending(request: SpendingCheckRequest) {
+        if (misratedPlans.has(request.subscriptionId)) throw new RatingError('event_count_mismatch', 'percentage pricing needs one value per event: 3 events, 0 values');
+        return activities.checkSpending(request);
+      },
+    }),
   });
   workerRun = worker.run();
   api = await serve(createApp({ db, temporal: env.client, now: () => new Date() }), { headers: (await createTestApiKey(db, 'admin')).headers });
@@ -193,4 +203,34 @@ test('retry is for ops: the product key may not call it, and nothing waits on an
   const none = await api.call('POST', `/v1/subscriptions/${id}/retry`, {}, finance);
   expect(none.status).toBe(409);
   expect(none.json.code).toBe('no_failed_step');
+});
+
+test('a spending check that cannot rate the usage needs attention too; every update it could not honour is refused until the retry', async () => {
+  const { id, handle } = await subscribe('misrated', '2032-08-01T00:00:00Z');
+  await skipTo('2032-08-02T00:00:00Z');
+  await eventually(async () => (await stateOf(handle)).status === 'active', 'the subscription to start');
+  misratedPlans.add(id);
+  await handle.signal(usageRecordedSignal, { eventCount: 3, latestEventAt: '2032-08-01T12:00:00Z' });
+  const stuck = await eventually(async () => {
+    const state = await stateOf(handle);
+    return state.status === 'needs_attention' && state;
+  }, 'the spending check to need attention');
+  expect(stuck.attention).toMatchObject({ step: 'check_spending', errorType: 'event_count_mismatch' });
+  expect((await handle.describe()).typedSearchAttributes.get(SEARCH_ATTRIBUTES.status)).toBe('needs_attention');
+
+  for (const [path, body] of [
+    ['cancel', { at: 'period_end', reason: 'moving on' }],
+    ['cancel', { at: 'now', reason: 'moving on' }],
+    ['pause', {}],
+  ] as const) {
+    const refused = await api.call('POST', `/v1/subscriptions/${id}/${path}`, body);
+    expect([path, refused.status, refused.json.code]).toEqual([path, 409, 'subscription_needs_attention']);
+  }
+  expect(await stateOf(handle)).toMatchObject({ status: 'needs_attention', pendingCancellation: null, pausedUntil: null });
+
+  misratedPlans.delete(id);
+  expect((await api.call('POST', `/v1/subscriptions/${id}/retry`, {}, finance)).json).toEqual({ status: 'needs_attention', retrying_step: 'check_spending' });
+  await eventually(async () => (await stateOf(handle)).status === 'active', 'the retried spending check to pass');
+  expect((await db('subscriptions').where({ id }).first()).status).toBe('active');
+  expect((await api.call('POST', `/v1/subscriptions/${id}/cancel`, { at: 'period_end', reason: 'moving on' })).json.status).toBe('pending_cancellation');
 });
