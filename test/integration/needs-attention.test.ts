@@ -15,10 +15,11 @@ import { RatingError } from '../../domain/rating';
 import { SandboxGateway } from '../../payments/sandbox-gateway';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
-import { SEARCH_ATTRIBUTES, SubscriptionState, subscriptionStateQuery, TASK_QUEUE, usageRecordedSignal } from '../../workflows/definitions';
+import { SEARCH_ATTRIBUTES, SUBSCRIPTION_WORKFLOW_TYPE, SubscriptionState, subscriptionStateQuery, TASK_QUEUE, usageRecordedSignal } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { eventually } from '../support/eventually';
+import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { serve, TestHttp } from '../support/http';
 import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
 
@@ -233,4 +234,24 @@ test('a spending check that cannot rate the usage needs attention too; every upd
   await eventually(async () => (await stateOf(handle)).status === 'active', 'the retried spending check to pass');
   expect((await db('subscriptions').where({ id }).first()).status).toBe('active');
   expect((await api.call('POST', `/v1/subscriptions/${id}/cancel`, { at: 'period_end', reason: 'moving on' })).json.status).toBe('pending_cancellation');
+});
+
+test('the same class of bug: a suspended subscription refuses a cancellation at period end (no period ever ends there), and cancels now', async () => {
+  // Timeline (2033): Jan 1 the card declines; retries Jan 2 and Jan 5 decline -> suspended, waiting for a new card.
+  // Before: cancel at period end answered 200 pending_cancellation, unblocked usage, and never took effect.
+  const plan = await insertPlan(db, { code: 'suspends', billing_interval: 'P1M', flat_fee: '50.00', settings: { dunning: { retryAfter: ['P1D', 'P3D'], finalAction: 'suspend' } } });
+  const customer = await insertCustomer(db, { payment_method: 'pm_sandbox_declined' });
+  const { row, input, workflowId } = await insertSubscription(db, customer, plan, new Date('2033-01-01T00:00:00Z'));
+  const handle = await env.client.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, { workflowId, taskQueue: TASK_QUEUE, args: [input] });
+  await skipTo('2033-01-06T00:00:00Z');
+  await eventually(async () => (await stateOf(handle)).status === 'suspended', 'dunning to suspend the subscription');
+
+  const atPeriodEnd = await api.call('POST', `/v1/subscriptions/${row.id}/cancel`, { at: 'period_end', reason: 'done' });
+  expect([atPeriodEnd.status, atPeriodEnd.json.code]).toEqual([409, 'subscription_suspended']);
+  expect(await stateOf(handle)).toMatchObject({ status: 'suspended', pendingCancellation: null });
+  expect((await db('subscriptions').where({ id: row.id }).first()).usage_blocked).toBe(true);
+
+  const now = await api.call('POST', `/v1/subscriptions/${row.id}/cancel`, { at: 'now', reason: 'done' });
+  expect(now.json.status).toBe('canceled');
+  await eventually(async () => (await db('subscriptions').where({ id: row.id }).first()).status === 'canceled', 'the cancellation to take effect');
 });

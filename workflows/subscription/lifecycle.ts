@@ -106,6 +106,8 @@ export function handleCancellation(run: SubscriptionRun): void {
         refuseWhileNeedsAttention(run);
         if (run.status === 'retention_offered') throw new Error('retention_offer_pending');
         if (request.at !== 'now' && request.at !== 'period_end') throw new Error('invalid_cancel_timing');
+        // Suspended, the loop waits for a payment and no period ends: only a cancellation now can take effect.
+        if (request.at === 'period_end' && run.status === 'suspended') throw new Error('subscription_suspended');
       },
     },
   );
