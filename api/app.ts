@@ -83,11 +83,10 @@ export function createApp(deps: ApiDependencies): Express {
   app.use(inspectParsedInput);
   app.use(idempotency(deps.db, { ...deps.idempotency, log }));
 
-  const operations = declareRoutes();
+  const operations = declareRoutes(app);
   operations.get('/healthz', PUBLIC, health.liveness);
   operations.get('/readyz', PUBLIC, health.readiness);
   operations.get('/metrics', { allow: ['monitoring'] }, metricsHandler(apiMetrics));
-  app.use(operations.router);
   app.use(
     '/v1/events',
     eventsRouter({ db: deps.db, metrics, customers, usageSignals: deps.usageSignals, now: deps.now, onIngested: (outcome) => apiMetrics.recordIngestion(outcome) }),

@@ -6,7 +6,7 @@
  * `admin` may call everything. The other roles get exactly the routes whose `allow` lists them; `ADMIN_ONLY` (an
  * empty list) leaves a route to admin. `createApp` refuses to start while a registered route has no declaration.
  */
-import { Router, type Express, type RequestHandler } from 'express';
+import { Router, type Express, type IRouter, type RequestHandler } from 'express';
 import type { Role } from '../store/api-keys';
 
 /** `public`: no key at all. `customer_usage`: a customer usage token, limited further by the route's customer scope. */
@@ -33,7 +33,7 @@ export type DeclaredHandler = RequestHandler<Record<string, string>>;
 type Declare = (path: string, access: RouteAccess, ...handlers: DeclaredHandler[]) => void;
 
 /** A router whose every route says who may call it. */
-export type DeclaredRoutes = { readonly router: Router } & Record<Method, Declare>;
+export type DeclaredRoutes<R extends IRouter = Router> = { readonly router: R } & Record<Method, Declare>;
 
 /** Each declared Express route (the object Express matches) and its access. */
 const declarations = new WeakMap<object, RouteAccess>();
@@ -44,8 +44,10 @@ const declarations = new WeakMap<object, RouteAccess>();
  */
 const PATH_SYNTAX = /^\/$|^(\/(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~-]+))+$/;
 
-export function declareRoutes(): DeclaredRoutes {
-  const router = Router();
+/** Declares routes on a new router, or on the one given (the app itself, for its few top-level routes). */
+export function declareRoutes(): DeclaredRoutes;
+export function declareRoutes<R extends IRouter>(router: R): DeclaredRoutes<R>;
+export function declareRoutes(router: IRouter = Router()): DeclaredRoutes<IRouter> {
   const declare =
     (method: Method): Declare =>
     (path, access, ...handlers) => {
