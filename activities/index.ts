@@ -1,3 +1,4 @@
+import type { BillingActivities } from '../contract/activities';
 import type { PaymentGateway } from '../payments/gateway';
 import type { Database } from '../store/database';
 import { createInvoicingActivities } from './invoicing';
@@ -13,8 +14,11 @@ export interface ActivityDependencies {
   readonly gateway: PaymentGateway;
 }
 
-/** Every activity the worker registers, with its I/O dependencies injected (tests pass their own). */
-export function createActivities(deps: ActivityDependencies) {
+/**
+ * Every activity the worker registers, with its I/O dependencies injected (tests pass their own). Typed by the
+ * contract the workflows proxy, so an activity and its declared request/result cannot drift apart.
+ */
+export function createActivities(deps: ActivityDependencies): BillingActivities {
   return {
     ...createInvoicingActivities(deps.db),
     ...createPaymentActivities(deps.db, deps.gateway),
@@ -26,4 +30,4 @@ export function createActivities(deps: ActivityDependencies) {
   };
 }
 
-export type BillingActivities = ReturnType<typeof createActivities>;
+export type { BillingActivities };

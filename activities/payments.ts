@@ -1,10 +1,18 @@
 import { ApplicationFailure } from '@temporalio/activity';
+import type {
+  ChargeInvoiceRequest,
+  ChargeInvoiceResult,
+  MarkInvoiceUncollectibleRequest,
+  MarkInvoiceUncollectibleResult,
+} from '../contract/payments';
 import { formatMoney, toDecimal } from '../domain/money';
 import { ChargeResult, GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
 import type { Database } from '../store/database';
 import { findInvoice, InvoiceRow } from '../store/invoices';
 import { enqueueOutboxEvent, writeAudit } from '../store/outbox';
 import {
+  currentPaymentMethodOf,
+  findPayment,
   findPaymentAttempt,
   findSucceededPayment,
   insertFailedPayment,
@@ -16,43 +24,11 @@ import {
   PaymentRow,
   settlePayment,
 } from '../store/payments';
+import { inTransaction } from '../store/transactions';
 
 export { paymentIdempotencyKey };
 
-export interface ChargeInvoiceRequest {
-  readonly invoiceId: string;
-  /** 1 for the first try; dunning passes 2, 3, ... Each attempt is its own payment row and gateway key. */
-  readonly attempt: number;
-}
-
-export interface ChargeInvoiceResult {
-  readonly outcome: 'succeeded' | 'declined';
-  readonly invoiceStatus: string;
-  /** The decline code (insufficient_funds, expired_card, payment_method_missing...) or a note; null on success. */
-  readonly detail: string | null;
-  /** For a decline: whether a later attempt with the same payment method may succeed. */
-  readonly retryable: boolean;
-  /** The payment row that decided the outcome; null when nothing was charged (zero total). */
-  readonly paymentId: string | null;
-  /**
-   * The attempt that decided the outcome. Usually the requested one; an earlier one when its lost response
-   * turned out to have paid the invoice, so this attempt charged nothing.
-   */
-  readonly settledAttempt: number | null;
-}
-
-export interface MarkInvoiceUncollectibleRequest {
-  readonly invoiceId: string;
-  /** Why (e.g. "dunning exhausted after 4 attempts"): kept in the audit log and the customer-facing event. */
-  readonly reason: string;
-}
-
-export interface MarkInvoiceUncollectibleResult {
-  /** The invoice's status afterwards: `uncollectible`, or `paid` when money arrived first. */
-  readonly invoiceStatus: string;
-  /** false when the invoice was not open (already marked, or paid meanwhile): nothing was written. */
-  readonly changed: boolean;
-}
+export type { ChargeInvoiceRequest, ChargeInvoiceResult, MarkInvoiceUncollectibleRequest, MarkInvoiceUncollectibleResult };
 
 const CHARGEABLE_STATUSES = new Set(['open', 'uncollectible']);
 /** Rounds of "read, then claim" before giving up to a Temporal retry; contention needs a concurrent duplicate. */
@@ -104,7 +80,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
     }
     const decided = charge;
 
-    return db.transaction(async (trx) => {
+    return inTransaction(db, async (trx) => {
       const settled = await settlePayment(
         trx,
         payment.id,
@@ -114,7 +90,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
       );
       if (!settled) {
         // A concurrent execution settled this payment first; it saw the same charge (same key).
-        const current = (await trx<PaymentRow>('payments').where({ id: payment.id }).first())!;
+        const current = (await findPayment(trx, payment.id))!;
         return resultOf(current, (await findInvoice(trx, invoice.id))!.status);
       }
       const common = {
@@ -198,7 +174,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
         const amount = toDecimal(invoice.total);
         if (amount.isZero()) {
           // Nothing to collect: a zero invoice is settled without a gateway call.
-          await db.transaction(async (trx) => {
+          await inTransaction(db, async (trx) => {
             if (await markInvoicePaid(trx, invoice.id)) {
               await enqueueOutboxEvent(trx, {
                 eventType: 'payment.succeeded',
@@ -213,12 +189,11 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
         }
 
         // A new attempt uses the customer's payment method as it is now (dunning waits for a new one).
-        const customer: { payment_method: string | null } | undefined = await db('customers').where({ id: invoice.customer_id }).first('payment_method');
-        const paymentMethod = customer?.payment_method ?? null;
+        const paymentMethod = await currentPaymentMethodOf(db, invoice.customer_id);
         const newPayment = { invoiceId: invoice.id, attempt: request.attempt, amount: invoice.total, currency: invoice.currency, paymentMethod };
 
         if (!paymentMethod) {
-          const failed = await db.transaction(async (trx) => {
+          const failed = await inTransaction(db, async (trx) => {
             const row = await insertFailedPayment(trx, {
               ...newPayment,
               failureCode: 'payment_method_missing',
@@ -264,7 +239,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
      * chargeInvoice still pays an uncollectible invoice (money that arrives is never refused).
      */
     async markInvoiceUncollectible(request: MarkInvoiceUncollectibleRequest): Promise<MarkInvoiceUncollectibleResult> {
-      return db.transaction(async (trx) => {
+      return inTransaction(db, async (trx) => {
         const marked = await markInvoiceUncollectible(trx, request.invoiceId);
         if (!marked) {
           const current = await findInvoice(trx, request.invoiceId);

@@ -1,51 +1,9 @@
 import type { Database } from '../store/database';
 import { answerOpenOffer, recordOffer } from '../store/offers';
 import { enqueueSubscriptionEvent, mirrorSubscriptionStatus, switchSubscriptionPlan } from '../store/subscriptions';
-import type { SubscriptionStatus } from '../workflows/definitions';
+import type { CustomerNotification, OfferAnswerRecord, OfferRecord, PlanChangeRecord, SubscriptionStatusChange } from '../contract/subscription';
 
-export interface SubscriptionStatusChange {
-  readonly subscriptionId: string;
-  readonly status: SubscriptionStatus;
-  readonly at: string;
-  readonly reason: string | null;
-  readonly trialEnd: string | null;
-  /** Ingestion refuses usage while set (paused under the reject policy, suspended). */
-  readonly usageBlocked: boolean;
-}
-
-export interface PlanChangeRecord {
-  readonly subscriptionId: string;
-  readonly planId: string;
-  readonly effective: 'immediate' | 'period_end';
-  readonly at: string;
-  readonly requestedBy: string;
-}
-
-export interface OfferRecord {
-  readonly subscriptionId: string;
-  readonly customerId: string;
-  readonly kind: 'retention' | 'win_back';
-  readonly terms: Record<string, unknown>;
-  /** Workflow time, so "once in twelve months" is judged on the subscription's own clock. */
-  readonly at: string;
-  readonly expiresAt: string;
-}
-
-export interface OfferAnswerRecord {
-  readonly subscriptionId: string;
-  readonly kind: 'retention' | 'win_back';
-  readonly answer: 'accepted' | 'declined' | 'expired';
-  readonly at: string;
-  readonly requestedBy: string;
-}
-
-export interface CustomerNotification {
-  readonly subscriptionId: string;
-  readonly eventType: string;
-  /** Same key, one notification: retried activities do not notify twice. */
-  readonly dedupeKey: string;
-  readonly payload: Record<string, unknown>;
-}
+export type { SubscriptionStatusChange, PlanChangeRecord, OfferRecord, OfferAnswerRecord, CustomerNotification };
 
 export function createSubscriptionActivities(db: Database) {
   return {

@@ -50,6 +50,8 @@ export interface ApiDependencies {
   readonly rateLimit?: RateLimitOptions | false;
   /** How long a verified API key is trusted without asking Postgres (default 5 s; revocations elsewhere wait this long). */
   readonly apiKeyCacheTtlMs?: number;
+  /** The clock (epoch ms) API-key expiry and the rate limiter read; the real one by default, tests pass one they move. */
+  readonly accessClock?: () => number;
   readonly idempotency?: Omit<IdempotencyOptions, 'log'>;
   /** True while the process shuts down: /readyz answers 503 (api/main.ts). */
   readonly draining?: () => boolean;
@@ -70,13 +72,13 @@ export function createApp(deps: ApiDependencies): Express {
   const authenticator = new ApiKeyAuthenticator(deps.db, { cacheTtlMs: deps.apiKeyCacheTtlMs });
   const limits = deps.rateLimit ?? rateLimitFromEnv();
   const health = healthHandlers({ db: deps.db, temporal: deps.temporal, draining: deps.draining });
-  const access = new AccessControl(authenticator);
+  const access = new AccessControl(authenticator, deps.accessClock);
 
   // Before any handler: log and measure, authenticate and authorize, throttle, then parse and inspect the body
   // (ingestion bodies up to 5 mb, everything else 1 mb), then replay or record Idempotency-Keys.
   app.use(observeRequests(apiMetrics, log));
   app.use(access.middleware);
-  if (limits) app.use(rateLimit(new TokenBucketLimiter(limits)));
+  if (limits) app.use(rateLimit(new TokenBucketLimiter(limits, deps.accessClock)));
   app.use(requireJsonBodies);
   app.use('/v1/events', express.json({ limit: '5mb' }));
   app.use(express.json({ limit: '1mb' }));

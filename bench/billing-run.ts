@@ -42,17 +42,16 @@ import type { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { createActivities } from '../activities';
 import { addIntervals, parseInterval } from '../domain/periods';
 import { planScheduleTerms } from '../domain/plan-terms';
 import { SandboxGateway } from '../payments/sandbox-gateway';
 import { RunningDevServer, startDevServer } from '../scripts/temporal-servers';
-import { createDatabase, Database, ensureDatabaseExists, migrateToLatest } from '../store/database';
-import { startEmbeddedPostgres } from '../store/embedded-postgres';
+import { createDatabase, Database } from '../store/database';
+import { startThrowawayDatabase } from '../store/throwaway-database';
 import type { PlanRow } from '../store/catalog';
 import { insertUsageEvents, NewUsageEvent } from '../store/usage';
 import { WORKFLOWS_PATH } from '../worker/create-worker';
@@ -328,12 +327,12 @@ async function startBillingStack(): Promise<BillingStack> {
     for (const step of cleanups.reverse()) await step().catch((error: unknown) => progress(`cleanup failed: ${String(error)}`));
   };
   try {
-    const root = mkdtempSync(path.join(os.tmpdir(), 'meterloop-billing-bench-'));
-    chmodSync(root, 0o755); // Postgres runs as `postgres` when we are root; it must reach the folder
-    cleanups.push(async () => rmSync(root, { recursive: true, force: true }));
-    const temporalFile = process.env.BENCH_BILLING_TEMPORAL_DB === 'file' ? path.join(root, 'temporal.sqlite') : undefined;
-    const [databaseUrl, devServer, bundle] = await Promise.all([
-      startPostgres(root, cleanups),
+    const temporalFile = process.env.BENCH_BILLING_TEMPORAL_DB === 'file' ? path.join(temporalStateFolder(cleanups), 'temporal.sqlite') : undefined;
+    const [database, devServer, bundle] = await Promise.all([
+      startThrowawayDatabase({ tempPrefix: 'meterloop-billing-bench-', durable: true, namePrefix: 'meterloop_billing_bench', poolMax: 20 }).then((started) => {
+        cleanups.push(() => started.stop());
+        return started;
+      }),
       startDevServer({
         ui: false,
         searchAttributes: SEARCH_ATTRIBUTE_REGISTRATIONS,
@@ -347,12 +346,10 @@ async function startBillingStack(): Promise<BillingStack> {
       }),
       prebuiltBundle(),
     ]);
-    const db = createDatabase(databaseUrl, 20);
-    cleanups.push(() => db.destroy());
-    await migrateToLatest(db);
+    const { db, url: databaseUrl } = database;
     const connection = await Connection.connect({ address: devServer.address });
     cleanups.push(() => connection.close());
-    progress(`  stack: ${databaseUrl.includes('127.0.0.1') ? 'embedded Postgres (durable)' : 'DATABASE_URL server'}, Temporal dev server ${devServer.address} (${temporalFile ? 'SQLite file' : 'in memory'}, ${devServer.source})`);
+    progress(`  stack: Postgres ${database.description}, Temporal dev server ${devServer.address} (${temporalFile ? 'SQLite file' : 'in memory'}, ${devServer.source})`);
     return {
       db,
       databaseUrl,
@@ -370,26 +367,11 @@ async function startBillingStack(): Promise<BillingStack> {
   }
 }
 
-/** A durable embedded Postgres in `root`, or (DATABASE_URL set) a fresh database on that server, dropped after. */
-async function startPostgres(root: string, cleanups: (() => Promise<void>)[]): Promise<string> {
-  const serverUrl = process.env.DATABASE_URL;
-  if (serverUrl) {
-    const name = `meterloop_billing_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-    const url = await ensureDatabaseExists(serverUrl, name);
-    cleanups.push(async () => {
-      const admin = new pg.Client({ connectionString: serverUrl });
-      await admin.connect();
-      try {
-        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await admin.end();
-      }
-    });
-    return url;
-  }
-  const postgres = await startEmbeddedPostgres({ dataDir: path.join(root, 'pg'), persistent: false });
-  cleanups.push(() => postgres.stop());
-  return postgres.connectionString;
+/** A temp folder for the dev server's SQLite file (BENCH_BILLING_TEMPORAL_DB=file), removed at cleanup. */
+function temporalStateFolder(cleanups: (() => Promise<void>)[]): string {
+  const folder = mkdtempSync(path.join(os.tmpdir(), 'meterloop-billing-bench-'));
+  cleanups.push(async () => rmSync(folder, { recursive: true, force: true }));
+  return folder;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

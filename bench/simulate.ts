@@ -7,10 +7,10 @@
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { CatalogFile } from '../scripts/simulation/catalog';
-import { simulationPostgresServer } from '../scripts/simulation/postgres';
 import { simulate } from '../scripts/simulation/simulate';
 import { startSimulationStack } from '../scripts/simulation/stack';
 import { generateUsage, parseGeneratorSpec } from '../scripts/simulation/usage';
+import { startThrowawayServer } from '../store/throwaway-database';
 import { Benchmark, progress, seconds } from './report';
 
 const CATALOG: CatalogFile = {
@@ -57,7 +57,7 @@ export const simulateYear: Benchmark = {
     temporalLogsToStderr();
     const usage = generateUsage([parseGeneratorSpec('llm.request:tokens=2000000@250'), parseGeneratorSpec('ticket.resolved=50')], { start: START, periods: PERIODS, growthPercent: '5', seed: 42 });
     const setupStartedAt = process.hrtime.bigint();
-    const postgres = await simulationPostgresServer();
+    const postgres = await startThrowawayServer({ tempPrefix: 'meterloop-simulation-', durable: false });
     const stack = await startSimulationStack({ postgresServerUrl: postgres.url }).catch(async (error: unknown) => {
       await postgres.stop();
       throw error;

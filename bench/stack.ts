@@ -8,17 +8,13 @@
  * nothing until first used, so no Temporal server is needed (port 1 makes any accidental use fail loudly).
  */
 import { Client, Connection } from '@temporalio/client';
-import { randomUUID } from 'node:crypto';
-import { chmodSync, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
 import { createApp } from '../api/app';
 import { createApiKey } from '../store/api-keys';
-import { createDatabase, Database, ensureDatabaseExists, migrateToLatest } from '../store/database';
-import { startEmbeddedPostgres } from '../store/embedded-postgres';
+import type { Database } from '../store/database';
+import { startThrowawayDatabase } from '../store/throwaway-database';
 import { EVENT_TYPE } from './events';
 import { progress } from './report';
 
@@ -49,10 +45,10 @@ export async function startBenchStack(): Promise<BenchStack> {
     }
   };
   try {
-    const { connectionString, description } = await startPostgres(cleanups);
-    const db = createDatabase(connectionString);
-    cleanups.push(() => db.destroy());
-    await migrateToLatest(db);
+    // The benchmark truncates tables, so it never runs in the database DATABASE_URL names: always a fresh one.
+    const database = await startThrowawayDatabase({ tempPrefix: 'meterloop-bench-', durable: true, namePrefix: 'meterloop_bench' });
+    cleanups.push(() => database.stop());
+    const { db, description } = database;
     const { externalIds, ids } = await seedCatalog(db);
     const { key: apiKey } = await createApiKey(db, { name: 'bench', role: 'app' });
 
@@ -99,35 +95,6 @@ export async function startBenchStack(): Promise<BenchStack> {
     await cleanup();
     throw error;
   }
-}
-
-/**
- * An embedded Postgres in a throwaway folder, or (DATABASE_URL set) a fresh database on that server, dropped
- * afterwards: the benchmark truncates tables, so it never runs in the database DATABASE_URL names.
- */
-async function startPostgres(cleanups: (() => Promise<void>)[]): Promise<{ connectionString: string; description: string }> {
-  const serverUrl = process.env.DATABASE_URL;
-  if (serverUrl) {
-    const name = `meterloop_bench_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
-    const connectionString = await ensureDatabaseExists(serverUrl, name);
-    cleanups.push(async () => {
-      const admin = new pg.Client({ connectionString: serverUrl });
-      await admin.connect();
-      try {
-        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await admin.end();
-      }
-    });
-    return { connectionString, description: `DATABASE_URL server, database ${name}` };
-  }
-  // Postgres runs as the `postgres` user when we are root; it must be able to reach the folder.
-  const root = mkdtempSync(path.join(os.tmpdir(), 'meterloop-bench-'));
-  chmodSync(root, 0o755);
-  cleanups.push(async () => rmSync(root, { recursive: true, force: true }));
-  const postgres = await startEmbeddedPostgres({ dataDir: path.join(root, 'pg'), persistent: false });
-  cleanups.push(() => postgres.stop());
-  return { connectionString: postgres.connectionString, description: 'embedded Postgres (durable: fsync on, synchronous_commit on)' };
 }
 
 async function seedCatalog(db: Database): Promise<{ externalIds: string[]; ids: string[] }> {

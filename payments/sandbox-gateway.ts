@@ -16,7 +16,7 @@
  *   pm_sandbox_slow                  succeeds after a delay (2 s by default; `slowResponseMs`)
  * Any other token declines with unknown_payment_method (not retryable).
  */
-import type { Knex } from 'knex';
+import type { Database } from '../store/database';
 import { toDecimal } from '../domain/money';
 import { findSandboxCharge, recordSandboxCharge, recordSandboxRefund, SandboxChargeOutcome, SandboxChargeRow } from '../store/sandbox-ledger';
 import {
@@ -83,21 +83,25 @@ async function decideCharge(behaviour: SandboxCardBehaviour, priorDeclines: () =
 export interface SandboxGatewayOptions {
   /** How long `pm_sandbox_slow` takes to answer; 2000 ms by default. */
   readonly slowResponseMs?: number;
+  /** How the slow card waits; a real timer by default, tests pass one that records the wait instead. */
+  readonly wait?: (ms: number) => Promise<void>;
 }
 
 export class SandboxGateway implements PaymentGateway {
   private readonly slowResponseMs: number;
+  private readonly wait: (ms: number) => Promise<void>;
 
   constructor(
-    private readonly db: Knex,
+    private readonly db: Database,
     options: SandboxGatewayOptions = {},
   ) {
     this.slowResponseMs = options.slowResponseMs ?? 2000;
+    this.wait = options.wait ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
 
   async charge(request: ChargeRequest): Promise<ChargeResult> {
     const behaviour = sandboxCardBehaviour(request.paymentMethod);
-    if (behaviour.kind === 'slow') await new Promise((resolve) => setTimeout(resolve, this.slowResponseMs));
+    if (behaviour.kind === 'slow') await this.wait(this.slowResponseMs);
     // Like a real gateway, the idempotency key makes a repeated request return the first result.
     const row = await recordSandboxCharge(
       this.db,

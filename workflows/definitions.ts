@@ -4,7 +4,12 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { RerateState } from '../contract/rerating';
+import type { PeriodInvoiceSummary, SubscriptionStatus } from '../contract/subscription';
 import type { PlanScheduleTerms } from '../domain/plan-terms';
+
+// Shared with the activities through the contract; re-exported so clients keep one import for the workflows.
+export type { PeriodInvoiceSummary, RerateState, SubscriptionStatus };
 
 export const TASK_QUEUE = 'billing';
 
@@ -31,17 +36,6 @@ export const SEARCH_ATTRIBUTE_REGISTRATIONS: Record<string, 'Keyword' | 'Datetim
   BillingPastDue: 'Bool',
   BillingScheduledChange: 'Keyword',
 };
-
-export type SubscriptionStatus =
-  | 'scheduled' // created with a future start date
-  | 'trialing'
-  | 'active'
-  | 'past_due' // a charge failed; dunning retries it
-  | 'suspended' // dunning gave up under the suspend policy: no new periods, usage rejected, until paid
-  | 'paused'
-  | 'retention_offered' // asked to cancel; an offer waits for an answer
-  | 'pending_cancellation'
-  | 'canceled';
 
 /** The plan terms the workflow needs to schedule periods; prices stay in Postgres and are read by activities. */
 export type PlanSchedule = PlanScheduleTerms;
@@ -108,14 +102,6 @@ export interface SubscriptionState {
   /** Accepted usage events reported to this run by the API's coalesced summaries (informational). */
   readonly usageEventsReported: number;
   readonly timeline: readonly TimelineEntry[];
-}
-
-export interface PeriodInvoiceSummary {
-  readonly invoiceId: string;
-  readonly number: string;
-  readonly total: string;
-  readonly currency: string;
-  readonly status: string;
 }
 
 export interface CancelRequest {
@@ -215,14 +201,6 @@ export interface RerateDecision {
   readonly approve: boolean;
   readonly by: string;
   readonly reason: string;
-}
-
-export interface RerateState {
-  readonly rerateId: string;
-  readonly status: string;
-  readonly outcome: 'adjustment' | 'credit' | 'none';
-  readonly total: string;
-  readonly resultInvoiceId: string | null;
 }
 
 export const decideRerateUpdate = defineUpdate<RerateState, [RerateDecision]>('decideRerate');

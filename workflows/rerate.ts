@@ -7,9 +7,9 @@
  *     -> wait for finance: approve | reject | expiry
  *          approve -> finalize (adjustment invoice or credit note) -> collect or refund
  */
-import { condition, proxyActivities, proxyLocalActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import type { BillingActivities } from '../activities';
+import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { addIntervals, parseInterval } from '../domain/periods';
+import { local, remote } from './activity-stubs';
 import {
   decideRerateUpdate,
   RerateDecision,
@@ -19,9 +19,7 @@ import {
   SEARCH_ATTRIBUTES,
 } from './definitions';
 
-const RETRY = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
-const local = proxyLocalActivities<BillingActivities>({ startToCloseTimeout: '30 seconds', retry: RETRY });
-const { chargeInvoice, refundCreditNote } = proxyActivities<BillingActivities>({ startToCloseTimeout: '1 minute', retry: RETRY });
+const { chargeInvoice, refundCreditNote } = remote;
 
 export async function rerateWorkflow(input: RerateWorkflowInput): Promise<RerateState> {
   let state: RerateState = { rerateId: input.rerateId, status: 'computing', outcome: 'none', total: '0', resultInvoiceId: null };

@@ -1,20 +1,19 @@
 /**
  * What a pricing simulation runs on: a throwaway Postgres database (a new database on a server: DATABASE_URL's, or
- * an embedded one in a temp folder, see ./postgres.ts), a time-skipping Temporal server with the billing search
+ * an embedded one in a temp folder, see startThrowawayServer in store/throwaway-database.ts), a time-skipping Temporal server with the billing search
  * attributes, and the real billing worker (the subscription workflow and every activity). stop() removes it all.
  */
 import { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { randomUUID } from 'node:crypto';
-import pg from 'pg';
-import { createDatabase, Database, ensureDatabaseExists, migrateToLatest } from '../../store/database';
+import type { Database } from '../../store/database';
+import { createThrowawayDatabase } from '../../store/throwaway-database';
 import { createBillingWorker, WORKFLOWS_PATH } from '../../worker/create-worker';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 import { registerSearchAttributes, resolveTimeSkippingServer } from '../temporal-servers';
 
 export interface SimulationStackOptions {
-  /** The Postgres server to create the throwaway database on (see ./postgres.ts for one of its own). */
+  /** The Postgres server to create the throwaway database on (startThrowawayServer gives one of its own). */
   readonly postgresServerUrl: string;
   /** A prebuilt workflow bundle (tests and benchmarks build it once); bundled from source when absent. */
   readonly workflowBundle?: WorkflowBundleWithSourceMap;
@@ -65,23 +64,9 @@ export async function startSimulationStack(options: SimulationStackOptions): Pro
 }
 
 async function throwawayDatabase(serverUrl: string, cleanups: (() => Promise<unknown>)[]): Promise<{ db: Database; description: string }> {
-  const name = `simulation_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
-  const url = await ensureDatabaseExists(serverUrl, name);
-  cleanups.push(() => dropDatabase(serverUrl, name));
-  const db = createDatabase(url);
-  cleanups.push(() => db.destroy());
-  await migrateToLatest(db);
+  const { db, name, drop } = await createThrowawayDatabase(serverUrl, { namePrefix: 'simulation' });
+  cleanups.push(drop);
   return { db, description: `database ${name} (dropped afterwards)` };
-}
-
-async function dropDatabase(serverUrl: string, name: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: serverUrl });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  } finally {
-    await admin.end();
-  }
 }
 
 async function startTimeSkippingServer(
@@ -96,7 +81,6 @@ async function startTimeSkippingServer(
   await registerSearchAttributes(env.connection, SEARCH_ATTRIBUTE_REGISTRATIONS);
   return { env, description: resolved || 'time-skipping test server' };
 }
-
 
 const noop = (): void => undefined;
 const quietBundlerLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: console.error, log: noop };

@@ -15,6 +15,7 @@ import { createBillingWorker } from '../../worker/create-worker';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
+import { eventually } from '../support/eventually';
 import { workflowBundle } from '../support/temporal';
 
 let db: Database;
@@ -71,16 +72,6 @@ async function call(method: string, path: string, body?: unknown): Promise<{ sta
     body: body ? JSON.stringify(body) : undefined,
   });
   return { status: response.status, json: await response.json(), type: response.headers.get('content-type') ?? '' };
-}
-
-async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
 }
 
 test('API + worker + dev server: subscribe, find the workflow by search attributes, see the first invoice', async () => {

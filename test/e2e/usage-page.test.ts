@@ -27,6 +27,7 @@ import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { CHROMIUM_MISSING, findChromium, HeadlessBrowser, launchChromium } from '../support/chromium';
 import { createTestDatabase } from '../support/database';
+import { eventually } from '../support/eventually';
 import { workflowBundle } from '../support/temporal';
 
 const RESULTS_DIR = path.join(__dirname, '..', '..', 'test-results');
@@ -72,16 +73,6 @@ if (!executable) {
         body: body ? JSON.stringify(body) : undefined,
       });
       return { status: response.status, json: await response.json() };
-    }
-
-    async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const value = await probe();
-        if (value !== undefined) return value;
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
     }
 
     /** What the API says to customer A's token: the data the page must show. */

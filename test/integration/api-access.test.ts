@@ -13,6 +13,7 @@ import { serveApiOnly, ApiOnly } from '../support/api-only';
 import { createTestApiKey, TestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
+import { ManualClock } from '../support/manual-clock';
 
 let db: Database;
 let api: ApiOnly;
@@ -170,11 +171,22 @@ test('API keys: shown once, stored as a hash, listed without secrets, revocable,
   expect((await api.http.call('GET', '/v1/plans', undefined, asNewKey)).json.code).toBe('api_key_revoked');
   expect((await api.http.call('POST', `/v1/api-keys/${randomUUID()}/revoke`, undefined, admin.headers)).json.code).toBe('api_key_not_found');
 
-  const expiring = await api.http.call('POST', '/v1/api-keys', { name: 'short', role: 'finance', expires_at: new Date(Date.now() + 1500).toISOString() }, admin.headers);
-  expect(expiring.status).toBe(201);
-  expect((await api.http.call('GET', '/v1/invoices', undefined, { authorization: `Bearer ${expiring.json.key}` })).status).toBe(200);
-  await new Promise((resolve) => setTimeout(resolve, 1600));
-  expect((await api.http.call('GET', '/v1/invoices', undefined, { authorization: `Bearer ${expiring.json.key}` })).json.code).toBe('api_key_expired');
+  // Expiry on an API whose clock the test moves: usable up to the last millisecond, refused from the instant on.
+  const clock = new ManualClock();
+  const clocked = await serveApiOnly(db, { accessClock: clock.now, rateLimit: false });
+  try {
+    const expiresAt = clock.now() + 60_000;
+    const expiring = await api.http.call('POST', '/v1/api-keys', { name: 'short', role: 'finance', expires_at: new Date(expiresAt).toISOString() }, admin.headers);
+    expect(expiring.status).toBe(201);
+    const asExpiring = { authorization: `Bearer ${expiring.json.key}` };
+    expect((await clocked.http.call('GET', '/v1/invoices', undefined, asExpiring)).status).toBe(200);
+    clock.advance(expiresAt - 1 - clock.now());
+    expect((await clocked.http.call('GET', '/v1/invoices', undefined, asExpiring)).status).toBe(200);
+    clock.advance(1);
+    expect((await clocked.http.call('GET', '/v1/invoices', undefined, asExpiring)).json.code).toBe('api_key_expired');
+  } finally {
+    await clocked.close();
+  }
   expect((await api.http.call('POST', '/v1/api-keys', { name: 'past', role: 'app', expires_at: '2001-01-01T00:00:00Z' }, admin.headers)).status).toBe(422);
 });
 
@@ -212,18 +224,23 @@ test('a customer usage token reads its own subscriptions usage and nothing else'
 });
 
 test('rate limits: a token bucket per key answers 429 rate_limited with Retry-After; other keys are unaffected', async () => {
-  const limited = await serveApiOnly(db, { rateLimit: { perSecond: 1, burst: 3 } });
+  // The limiter's clock stands still unless the test moves it, so no token refills behind the test's back.
+  const clock = new ManualClock();
+  const limited = await serveApiOnly(db, { rateLimit: { perSecond: 1, burst: 3 }, accessClock: clock.now });
   try {
     const statuses: number[] = [];
     for (let i = 0; i < 4; i += 1) statuses.push((await limited.http.call('GET', '/v1/plans', undefined, keys.app.headers)).status);
     expect(statuses).toEqual([200, 200, 200, 429]);
     const throttled = await limited.http.call('GET', '/v1/plans', undefined, keys.app.headers);
     expect(throttled.json).toMatchObject({ status: 429, code: 'rate_limited' });
-    expect(Number(throttled.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(throttled.headers.get('retry-after')).toBe('1');
     expect((await limited.http.call('GET', '/v1/plans', undefined, keys.finance.headers)).status).toBe(200);
     expect((await limited.http.call('GET', '/healthz')).status).toBe(200); // public routes are not throttled
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    clock.advance(500); // half a token
+    expect((await limited.http.call('GET', '/v1/plans', undefined, keys.app.headers)).status).toBe(429);
+    clock.advance(500); // one second after the bucket ran dry: exactly one token
     expect((await limited.http.call('GET', '/v1/plans', undefined, keys.app.headers)).status).toBe(200);
+    expect((await limited.http.call('GET', '/v1/plans', undefined, keys.app.headers)).status).toBe(429);
   } finally {
     await limited.close();
   }

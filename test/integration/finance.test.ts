@@ -14,6 +14,7 @@ import { insertUsageEvents } from '../../store/usage';
 import { RerateState, rerateStateQuery, rerateWorkflowId, SUBSCRIPTION_WORKFLOW_TYPE, SubscriptionState, subscriptionStateQuery, TASK_QUEUE, usageRecordedSignal } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { startTimeSkippingStack, TimeSkippingStack } from '../support/billing-stack';
+import { eventually } from '../support/eventually';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { serve, TestHttp } from '../support/http';
 
@@ -45,12 +46,15 @@ let advanceTo: (instant: string) => Promise<void>;
 /** A re-rating workflow's state once it stops moving (proposed and waiting, or done). */
 async function settledRerate(rerateId: string, until: (state: RerateState) => boolean): Promise<RerateState> {
   const handle = new Client({ connection: env.connection }).workflow.getHandle(rerateWorkflowId(rerateId));
-  for (let i = 0; i < 200; i += 1) {
-    const state = await handle.query(rerateStateQuery).catch(() => undefined);
-    if (state && until(state)) return state;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`re-rating ${rerateId} did not settle`);
+  return eventually(
+    async () => {
+      // Until the workflow has started, the query fails: that is "not yet", not an error.
+      const state = await handle.query(rerateStateQuery).catch(() => undefined);
+      return state && until(state) ? state : undefined;
+    },
+    `re-rating ${rerateId} to settle`,
+    { timeoutMs: 15_000, intervalMs: 50 },
+  );
 }
 
 async function plan(code: string, settings: PlanSettings, charges: Charge[], flatFee = '10.00'): Promise<PlanRow> {

@@ -242,11 +242,16 @@ describe('declines', () => {
 
 describe('other sandbox cards and invoice states', () => {
   test('pm_sandbox_slow answers after 2 seconds, and succeeds', async () => {
-    const activities = createActivities({ db, gateway: new SandboxGateway(db) });
+    // The gateway's wait is recorded, not slept: the charge must come after a 2000 ms wait, with nothing charged during it.
     const invoice = await insertOpenInvoice(await insertCustomer(db, { payment_method: 'pm_sandbox_slow' }));
-    const started = Date.now();
+    const waits: { ms: number; chargesMeanwhile: number }[] = [];
+    const wait = async (ms: number): Promise<void> => {
+      waits.push({ ms, chargesMeanwhile: (await ledgerFor([invoice.id])).length });
+    };
+    const activities = createActivities({ db, gateway: new SandboxGateway(db, { wait }) });
     expect(await activities.chargeInvoice({ invoiceId: invoice.id, attempt: 1 })).toMatchObject({ outcome: 'succeeded' });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+    expect(waits).toEqual([{ ms: 2000, chargesMeanwhile: 0 }]);
+    expect(await ledgerFor([invoice.id])).toHaveLength(1);
   });
 
   test('an unknown token declines as unknown_payment_method, not retryable', async () => {

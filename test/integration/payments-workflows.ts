@@ -3,8 +3,8 @@
  * so a real Temporal server retries the activity exactly as it would in production.
  */
 import { proxyActivities } from '@temporalio/workflow';
-import type { BillingActivities } from '../../activities';
-import type { ChargeInvoiceRequest, ChargeInvoiceResult } from '../../activities/payments';
+import type { BillingActivities } from '../../contract/activities';
+import type { ChargeInvoiceRequest, ChargeInvoiceResult } from '../../contract/payments';
 
 const { chargeInvoice } = proxyActivities<BillingActivities>({
   startToCloseTimeout: '1 minute',

@@ -1,5 +1,5 @@
 /**
- * The Temporal servers tests and `npm start` run against (scripts/temporal-servers.ts): found or provisioned
+ * The Temporal servers tests and `npm start` run against (scripts/temporal-servers.ts, scripts/temporal/): found or provisioned
  * once, then reused from the cache; listening on 127.0.0.1 only; gone once stopped.
  */
 import { execFileSync } from 'node:child_process';
@@ -12,13 +12,13 @@ import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import {
   cachedServerPaths,
-  freePort,
   provisionTimeSkippingServer,
   resolveDevServer,
   resolveTimeSkippingServer,
   startDevServer,
   type SearchAttributeTypeName,
 } from '../../scripts/temporal-servers';
+import { freePort } from '../../store/free-port';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 
 // The billing search attributes, as the dev server registers them for `npm start`.
@@ -52,7 +52,8 @@ function hasCommand(cmd: string): boolean {
 
 /** The wrapper can be exercised if it is cached, or if it can be provisioned here. */
 const canUseWrapper = fs.existsSync(cachedServerPaths().testServer) || (hasCommand('java') && hasCommand('mvn'));
-const testWithWrapper = canUseWrapper ? test : test.skip;
+/** The JVM checks read /proc, so the wrapper test runs on Linux (as CI does). */
+const testWithWrapperOnLinux = canUseWrapper && process.platform === 'linux' ? test : test.skip;
 const testWithJavaTools = hasCommand('java') && hasCommand('mvn') ? test : test.skip;
 /** Without `npm run provision` first, resolving may build the CLI with go install, which takes minutes. */
 const MAY_PROVISION_MS = 15 * 60_000;
@@ -112,7 +113,8 @@ test('resolving twice is idempotent: the second time finds the cache and provisi
     const elapsed = performance.now() - started;
     // Whatever the first call did (found, provisioned, or left to the SDK), the second reuses it.
     expect(second).toEqual(first.kind === 'executable' && first.source === 'provisioned' ? { ...first, source: 'cache' } : first);
-    if (second.kind === 'executable' && second.source === 'cache') expect(elapsed).toBeLessThan(1000);
+    // Every second answer is local (the CDN probe is made once per process), so it is fast whatever the kind.
+    expect(elapsed).toBeLessThan(1000);
   }
 }, MAY_PROVISION_MS);
 
@@ -140,17 +142,15 @@ testWithJavaTools('provisioning is safe when two run at once, and a no-op once c
   }
 }, 180_000);
 
-testWithWrapper('the wrapper-started time-skipping server skips time, listens on 127.0.0.1 only, and its JVM exits at teardown', async () => {
+testWithWrapperOnLinux('the wrapper-started time-skipping server skips time, listens on 127.0.0.1 only, and its JVM exits at teardown', async () => {
   const { path: wrapper } = await provisionTimeSkippingServer({ log });
   const port = await freePort();
   const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: wrapper }, port } });
   let jvm: ReturnType<typeof findProcess>;
   try {
     jvm = findProcess('TestServer', port);
-    if (process.platform === 'linux') {
-      // The wrapper exec'd java: the JVM itself is the SDK's child, so the SDK's kill reaches it.
-      expect(jvm).toMatchObject({ comm: 'java', ppid: process.pid });
-    }
+    // The wrapper exec'd java: the JVM itself is the SDK's child, so the SDK's kill reaches it.
+    expect(jvm).toMatchObject({ comm: 'java', ppid: process.pid });
 
     const before = await env.currentTimeMs();
     const started = performance.now();
@@ -163,7 +163,8 @@ testWithWrapper('the wrapper-started time-skipping server skips time, listens on
     await env.teardown();
   }
   expect(await tcpOpen('127.0.0.1', port)).toBe(false);
-  if (jvm) expect(isAlive(jvm.pid)).toBe(false);
+  expect(jvm).toBeDefined();
+  expect(isAlive(jvm!.pid)).toBe(false);
 });
 
 test('the dev server starts on free 127.0.0.1 ports with the billing search attributes registered, and stops', async () => {

@@ -15,6 +15,7 @@ import { enqueueOutboxEvent } from '../../store/outbox';
 import { ApiOnly, serveApiOnly } from '../support/api-only';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
+import { eventually } from '../support/eventually';
 
 interface ReceivedRequest {
   readonly path: string;
@@ -78,15 +79,8 @@ async function emit(eventType: string, payload: Record<string, unknown> = {}): P
   );
 }
 
-async function waitFor<T>(probe: () => Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
+/** Dispatchers here poll every 10-20 ms, so the test looks often too. */
+const POLL = { timeoutMs: 15_000, intervalMs: 25 };
 
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const fastRetries: OutboxDispatcherOptions['webhooks'] = { initialBackoffMs: 200, maxBackoffMs: 5_000, maxAttempts: 5, jitter: 0, timeoutMs: 2_000 };
@@ -155,8 +149,10 @@ test('an endpoint answering 500 is retried with exponential backoff, every attem
   await emit('payment.failed', { invoiceId: 'inv_2', declineCode: 'insufficient_funds' });
 
   const dispatcher = startOutboxDispatcher({ db, webhooks: fastRetries, pollIntervalMs: 20, logger: quiet });
-  const delivered = await waitFor(async () =>
-    db<WebhookDeliveryRow>('webhook_deliveries').where({ endpoint_id: endpoint.id, status: 'delivered' }).first(),
+  const delivered = await eventually(
+    async () => db<WebhookDeliveryRow>('webhook_deliveries').where({ endpoint_id: endpoint.id, status: 'delivered' }).first(),
+    'the flaky endpoint to get its delivery',
+    POLL,
   );
   await dispatcher.stop();
 
@@ -198,10 +194,14 @@ test('an endpoint that keeps failing is given up after the last attempt; one tha
     pollIntervalMs: 20,
     logger: quiet,
   });
-  const [gaveUp, timedOut] = await waitFor(async () => {
-    const rows = await db<WebhookDeliveryRow>('webhook_deliveries').whereIn('endpoint_id', [down.id, hang.id]).where({ status: 'failed' });
-    return rows.length === 2 ? [rows.find((row) => row.endpoint_id === down.id)!, rows.find((row) => row.endpoint_id === hang.id)!] : null;
-  });
+  const [gaveUp, timedOut] = await eventually(
+    async () => {
+      const rows = await db<WebhookDeliveryRow>('webhook_deliveries').whereIn('endpoint_id', [down.id, hang.id]).where({ status: 'failed' });
+      return rows.length === 2 ? [rows.find((row) => row.endpoint_id === down.id)!, rows.find((row) => row.endpoint_id === hang.id)!] : null;
+    },
+    'both deliveries to fail for good',
+    POLL,
+  );
   await dispatcher.stop();
 
   expect(gaveUp).toMatchObject({ attempt: 3, last_status_code: 503, next_attempt_at: null });
@@ -217,10 +217,14 @@ test('several dispatchers running at once deliver every event exactly once', asy
   for (let index = 0; index < count; index += 1) await emit('order.placed', { index });
 
   const dispatchers = [1, 2, 3].map(() => startOutboxDispatcher({ db, webhooks: fastRetries, batchSize: 7, pollIntervalMs: 10, logger: quiet }));
-  await waitFor(async () => {
-    const [{ delivered }] = await db('webhook_deliveries').where({ endpoint_id: endpoint.id, status: 'delivered' }).count<{ delivered: string }[]>('* as delivered');
-    return Number(delivered) === count;
-  });
+  await eventually(
+    async () => {
+      const [{ delivered }] = await db('webhook_deliveries').where({ endpoint_id: endpoint.id, status: 'delivered' }).count<{ delivered: string }[]>('* as delivered');
+      return Number(delivered) === count;
+    },
+    `all ${count} events delivered`,
+    POLL,
+  );
   await Promise.all(dispatchers.map((dispatcher) => dispatcher.stop()));
 
   const hits = received.filter((hit) => hit.path === '/many');

@@ -126,14 +126,22 @@ test('a failing sink is retried with backoff; the same mail is sent once it reco
       sent.push(message);
     },
   };
-  const email = { sink, retry: { initialBackoffMs: 100, jitter: 0 } };
+  // Due times are Postgres's now() plus the backoff: the test checks the backoff, then makes the retry due
+  // by moving the due time back one backoff (what waiting would do) instead of waiting for it.
+  const backoffMs = 60_000;
+  const email = { sink, retry: { initialBackoffMs: backoffMs, jitter: 0 } };
 
+  const before = Date.now();
   await dispatchOutboxOnce({ db, email, logger: quiet });
+  const after = Date.now();
   const [pending] = await db<EmailDeliveryRow>('email_deliveries').where({ recipient: 'flaky@example.com' });
   expect(pending).toMatchObject({ status: 'pending', attempt: 1, last_error: 'mail server said 421 try later' });
-  expect(pending.next_attempt_at).not.toBeNull();
+  // Postgres and the test read the same machine clock; 50 ms of slack for the two reads.
+  expect(pending.next_attempt_at!.getTime()).toBeGreaterThanOrEqual(before + backoffMs - 50);
+  expect(pending.next_attempt_at!.getTime()).toBeLessThanOrEqual(after + backoffMs + 50);
+  expect(await dispatchOutboxOnce({ db, email, logger: quiet })).toMatchObject({ emailAttempts: 0 }); // not due yet
 
-  await new Promise((resolve) => setTimeout(resolve, 150));
+  await db('email_deliveries').where({ id: pending.id }).update({ next_attempt_at: db.raw(`next_attempt_at - ? * interval '1 millisecond'`, [backoffMs]) });
   await dispatchOutboxOnce({ db, email, logger: quiet });
   const [delivered] = await db<EmailDeliveryRow>('email_deliveries').where({ recipient: 'flaky@example.com' });
   expect(delivered).toMatchObject({ status: 'delivered', attempt: 2, last_error: null });

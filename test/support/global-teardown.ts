@@ -1,5 +1,5 @@
-import type { RunningPostgres } from '../../store/embedded-postgres';
+import type { PostgresServer } from '../../store/throwaway-database';
 
 export default async function globalTeardown(): Promise<void> {
-  await (globalThis as { __testPostgres?: RunningPostgres }).__testPostgres?.stop();
+  await (globalThis as { __testPostgres?: PostgresServer }).__testPostgres?.stop();
 }

@@ -5,18 +5,7 @@
 import { Dec } from '../../domain/money';
 import type { PriceModel, Tier } from '../../domain/price-models';
 import { rateUsage, type Charge, type UsageLine } from '../../domain/rating';
-
-/** mulberry32: a tiny deterministic PRNG, good enough to pick test cases. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../support/seeded-random';
 
 function randomInt(random: () => number, min: number, max: number): number {
   return min + Math.floor(random() * (max - min + 1));

@@ -1,0 +1,46 @@
+/**
+ * The workflow/activity contract: every activity by name with its request and result. Workflows proxy this
+ * interface (`import type` only); activities/index.ts's factory is checked against it, so the two cannot drift.
+ */
+import type { PeriodInvoiceRequest, ProrationInvoiceRequest } from './invoicing';
+import type {
+  ChargeInvoiceRequest,
+  ChargeInvoiceResult,
+  MarkInvoiceUncollectibleRequest,
+  MarkInvoiceUncollectibleResult,
+  RefundCreditNoteRequest,
+  RefundCreditNoteResult,
+} from './payments';
+import type { RerateDecisionRecord, RerateRequest, RerateState } from './rerating';
+import type {
+  CustomerNotification,
+  OfferAnswerRecord,
+  OfferRecord,
+  PeriodInvoiceSummary,
+  PlanChangeRecord,
+  SubscriptionStatusChange,
+} from './subscription';
+import type { SpendingCheckRequest, SpendingCheckResult, UsagePeriodRequest, UsagePeriodSummary } from './usage';
+
+export interface BillingActivities {
+  // invoicing
+  createPeriodInvoice(request: PeriodInvoiceRequest): Promise<PeriodInvoiceSummary>;
+  createProrationInvoice(request: ProrationInvoiceRequest): Promise<PeriodInvoiceSummary>;
+  // collection
+  chargeInvoice(request: ChargeInvoiceRequest): Promise<ChargeInvoiceResult>;
+  markInvoiceUncollectible(request: MarkInvoiceUncollectibleRequest): Promise<MarkInvoiceUncollectibleResult>;
+  refundCreditNote(request: RefundCreditNoteRequest): Promise<RefundCreditNoteResult>;
+  // subscription records and customer messages
+  recordSubscriptionStatus(change: SubscriptionStatusChange): Promise<void>;
+  applyPlanChange(change: PlanChangeRecord): Promise<void>;
+  makeCustomerOffer(offer: OfferRecord): Promise<{ offered: boolean }>;
+  recordOfferAnswer(answer: OfferAnswerRecord): Promise<void>;
+  notifyCustomer(notification: CustomerNotification): Promise<void>;
+  // usage
+  closeUsagePeriod(request: UsagePeriodRequest): Promise<UsagePeriodSummary>;
+  checkSpending(request: SpendingCheckRequest): Promise<SpendingCheckResult>;
+  // re-rating
+  proposeRerate(request: RerateRequest): Promise<RerateState>;
+  recordRerateDecision(request: RerateDecisionRecord): Promise<RerateState>;
+  finalizeRerate(request: RerateRequest): Promise<RerateState>;
+}

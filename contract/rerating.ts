@@ -1,0 +1,24 @@
+/** Re-rating a finalized invoice: propose, decide, finalize. Every step answers with the re-rating's state. */
+
+export type RerateStatus = 'computing' | 'proposed' | 'nothing_to_do' | 'approved' | 'rejected' | 'finalized' | 'expired';
+
+/** The re-rating workflow's state and query result, and what each re-rating activity returns. */
+export interface RerateState {
+  readonly rerateId: string;
+  readonly status: RerateStatus;
+  readonly outcome: 'adjustment' | 'credit' | 'none';
+  readonly total: string;
+  readonly resultInvoiceId: string | null;
+}
+
+export interface RerateRequest {
+  readonly rerateId: string;
+}
+
+/** A finance decision, or `approved: null` when the proposal expired without one. */
+export interface RerateDecisionRecord {
+  readonly rerateId: string;
+  readonly approved: boolean | null;
+  readonly by: string;
+  readonly reason: string;
+}

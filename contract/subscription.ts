@@ -1,0 +1,67 @@
+/**
+ * The subscription state both sides speak: the workflow decides it, activities record it in Postgres.
+ */
+
+export type SubscriptionStatus =
+  | 'scheduled' // created with a future start date
+  | 'trialing'
+  | 'active'
+  | 'past_due' // a charge failed; dunning retries it
+  | 'suspended' // dunning gave up under the suspend policy: no new periods, usage rejected, until paid
+  | 'paused'
+  | 'retention_offered' // asked to cancel; an offer waits for an answer
+  | 'pending_cancellation'
+  | 'canceled';
+
+/** A finalized invoice as the workflow sees it: enough to charge it and to show it in the query result. */
+export interface PeriodInvoiceSummary {
+  readonly invoiceId: string;
+  readonly number: string;
+  readonly total: string;
+  readonly currency: string;
+  readonly status: string;
+}
+
+export interface SubscriptionStatusChange {
+  readonly subscriptionId: string;
+  readonly status: SubscriptionStatus;
+  readonly at: string;
+  readonly reason: string | null;
+  readonly trialEnd: string | null;
+  /** Ingestion refuses usage while set (paused under the reject policy, suspended). */
+  readonly usageBlocked: boolean;
+}
+
+export interface PlanChangeRecord {
+  readonly subscriptionId: string;
+  readonly planId: string;
+  readonly effective: 'immediate' | 'period_end';
+  readonly at: string;
+  readonly requestedBy: string;
+}
+
+export interface OfferRecord {
+  readonly subscriptionId: string;
+  readonly customerId: string;
+  readonly kind: 'retention' | 'win_back';
+  readonly terms: Record<string, unknown>;
+  /** Workflow time, so "once in twelve months" is judged on the subscription's own clock. */
+  readonly at: string;
+  readonly expiresAt: string;
+}
+
+export interface OfferAnswerRecord {
+  readonly subscriptionId: string;
+  readonly kind: 'retention' | 'win_back';
+  readonly answer: 'accepted' | 'declined' | 'expired';
+  readonly at: string;
+  readonly requestedBy: string;
+}
+
+export interface CustomerNotification {
+  readonly subscriptionId: string;
+  readonly eventType: string;
+  /** Same key, one notification: retried activities do not notify twice. */
+  readonly dedupeKey: string;
+  readonly payload: Record<string, unknown>;
+}

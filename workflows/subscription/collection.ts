@@ -1,0 +1,102 @@
+/**
+ * Collection and dunning: an invoice is charged once when it is finalized; a decline leaves it unpaid and the
+ * main loop runs dunning, separate charge attempts that are visible in the UI, after the plan's delays.
+ */
+import { condition } from '@temporalio/workflow';
+import type { ChargeInvoiceResult } from '../../contract/payments';
+import type { PeriodInvoiceSummary } from '../../contract/subscription';
+import { addIntervals, parseInterval } from '../../domain/periods';
+import { local, remote } from '../activity-stubs';
+import { msUntil, note, SubscriptionRun } from './state';
+import { changeStatus } from './transitions';
+
+/** Charges an invoice once; a decline leaves it for dunning. Nothing to collect on a zero or credit total. */
+export async function collect(run: SubscriptionRun, invoice: PeriodInvoiceSummary): Promise<void> {
+  run.lastInvoice = invoice;
+  note(run, 'invoice_finalized', `${invoice.number} ${invoice.total} ${invoice.currency}`);
+  if (invoice.total.startsWith('-')) {
+    note(run, 'credit_issued', `${invoice.number} ${invoice.total}`);
+    return;
+  }
+  const payment = await remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt: 1 });
+  run.lastInvoice = { ...invoice, status: payment.invoiceStatus };
+  if (payment.outcome === 'succeeded') {
+    note(run, 'payment_succeeded', invoice.number);
+    return;
+  }
+  note(run, 'payment_failed', payment.detail ?? undefined);
+  run.unpaidInvoice = run.lastInvoice;
+  run.unpaidRetryable = payment.retryable;
+  run.dunning = { invoiceId: invoice.invoiceId, attempt: 1, nextAttemptAt: null };
+  await changeStatus(run, 'past_due', payment.detail ?? 'payment failed');
+}
+
+/**
+ * One dunning attempt: waits until `retryAt` (or, with none, indefinitely) unless a new payment method arrives
+ * first, then charges again. Null when a cancellation came first.
+ */
+async function retryCharge(
+  run: SubscriptionRun,
+  invoice: PeriodInvoiceSummary,
+  attempt: number,
+  retryAt: Date | null,
+  noteDeclineDetail: boolean,
+): Promise<ChargeInvoiceResult | null> {
+  const retryNow = (): boolean => run.paymentMethodUpdated || run.cancelNow !== null;
+  if (retryAt) await condition(retryNow, msUntil(retryAt));
+  else await condition(retryNow);
+  if (run.cancelNow) return null;
+  run.paymentMethodUpdated = false;
+  const payment = await remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt });
+  const detail = noteDeclineDetail && payment.detail ? `: ${payment.detail}` : '';
+  note(run, payment.outcome === 'succeeded' ? 'dunning_paid' : 'dunning_declined', `attempt ${attempt}${detail}`);
+  return payment;
+}
+
+/**
+ * Dunning: separate, visible charge attempts after the plan's delays; a new payment method retries at once.
+ * Returns 'paid', or 'given_up' when the plan's final action ends the subscription (or it was canceled).
+ */
+export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_up'> {
+  const invoice = run.unpaidInvoice!;
+  let attempt = run.dunning?.attempt ?? 1;
+  let retryable = run.unpaidRetryable;
+  for (const delay of run.plan.dunning.retryAfter) {
+    if (!retryable) break; // non-retryable declines skip straight to the plan's final step
+    const nextAttemptAt = addIntervals(new Date(), parseInterval(delay), 1);
+    run.dunning = { invoiceId: invoice.invoiceId, attempt, nextAttemptAt: nextAttemptAt.toISOString() };
+    await local.notifyCustomer({
+      subscriptionId: run.input.subscriptionId,
+      eventType: 'dunning.retry_scheduled',
+      dedupeKey: `dunning:${invoice.invoiceId}:${attempt + 1}`,
+      payload: { invoiceId: invoice.invoiceId, attempt: attempt + 1, at: nextAttemptAt.toISOString() },
+    });
+    attempt += 1;
+    const payment = await retryCharge(run, invoice, attempt, nextAttemptAt, true);
+    if (!payment) return 'given_up';
+    if (payment.outcome === 'succeeded') return settleDunning(run, payment.invoiceStatus);
+    retryable = payment.retryable;
+  }
+  if (run.plan.dunning.finalAction === 'cancel') {
+    await local.markInvoiceUncollectible({ invoiceId: invoice.invoiceId, reason: 'dunning exhausted' });
+    run.lastInvoice = { ...invoice, status: 'uncollectible' };
+    return 'given_up';
+  }
+  // Suspend until paid: no new periods, usage refused, and every new payment method gets one more attempt.
+  await changeStatus(run, 'suspended', 'dunning exhausted');
+  run.dunning = { invoiceId: invoice.invoiceId, attempt, nextAttemptAt: null };
+  for (;;) {
+    attempt += 1;
+    const payment = await retryCharge(run, invoice, attempt, null, false);
+    if (!payment) return 'given_up';
+    if (payment.outcome === 'succeeded') return settleDunning(run, payment.invoiceStatus);
+  }
+}
+
+async function settleDunning(run: SubscriptionRun, invoiceStatus: string): Promise<'paid'> {
+  run.lastInvoice = { ...run.unpaidInvoice!, status: invoiceStatus };
+  run.unpaidInvoice = null;
+  run.dunning = null;
+  await changeStatus(run, 'active', 'paid');
+  return 'paid';
+}

@@ -1,0 +1,205 @@
+/**
+ * The subscription's life around its periods: scheduled start and trial, plan changes, pause and resume,
+ * cancellation and the end. Update handlers stay thin: validate, then one step over the run's state.
+ */
+import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import type { SubscriptionStatus } from '../../contract/subscription';
+import type { PeriodBounds } from '../../domain/invoice';
+import { billingPeriod } from '../../domain/periods';
+import { local } from '../activity-stubs';
+import {
+  CancelRequest,
+  CancelResult,
+  cancelSubscriptionUpdate,
+  changePlanUpdate,
+  pauseSubscriptionUpdate,
+  PlanChangeRequest,
+  PlanChangeResult,
+  resumeSubscriptionUpdate,
+  SEARCH_ATTRIBUTES,
+  SubscriptionState,
+  withdrawScheduledChangeUpdate,
+} from '../definitions';
+import { collect } from './collection';
+import { offerRetention, offerWinBack, retentionTerms } from './offers';
+import { closeUsage, openUsageUntil, showPeriodEnd } from './period';
+import { bounds, msUntil, note, periodOf, SubscriptionRun } from './state';
+import { acceptCancellation, changeStatus, showScheduledChange, switchPlan } from './transitions';
+
+const TRIAL_ENDING_NOTICE_MS = 3 * 86_400_000;
+
+function requireStatus(run: SubscriptionRun, ...allowed: SubscriptionStatus[]): void {
+  if (!allowed.includes(run.status)) throw new Error('subscription_not_active');
+}
+
+/**
+ * The first run waits for a future start date, then through the trial (with a notice before it ends).
+ * Returns false when the subscription was canceled before its first period.
+ */
+export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean> {
+  note(run, 'created');
+  const canceled = (): boolean => run.cancelNow !== null;
+  const startAt = new Date(run.input.startAt);
+  if (startAt.getTime() > Date.now()) {
+    await condition(canceled, msUntil(startAt));
+    if (run.cancelNow) return false;
+  }
+  const trialEnd = run.trialEnd;
+  if (!trialEnd) return true;
+  await changeStatus(run, 'trialing');
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.periodEnd, value: trialEnd }]);
+  const noticeAt = new Date(trialEnd.getTime() - TRIAL_ENDING_NOTICE_MS);
+  if (noticeAt.getTime() > Date.now() && !(await condition(canceled, msUntil(noticeAt)))) {
+    await local.notifyCustomer({
+      subscriptionId: run.input.subscriptionId,
+      eventType: 'trial.ending',
+      dedupeKey: `trial.ending:${run.input.subscriptionId}`,
+      payload: { trialEnd: trialEnd.toISOString() },
+    });
+  }
+  if (!run.cancelNow) await condition(canceled, msUntil(trialEnd));
+  if (run.cancelNow) return false;
+  note(run, 'trial_converted');
+  return true;
+}
+
+/** The end: the last usage is still invoiced (with a credit for unused time if the plan gives one). */
+export async function endSubscription(run: SubscriptionRun, request: CancelRequest, usageStretch: PeriodBounds | null, unusedFrom: Date | null): Promise<SubscriptionState> {
+  const usagePeriod = usageStretch ? await closeUsage(run, usageStretch, run.usagePlanId, 'wait_for_grace') : null;
+  const period = run.currentPeriod;
+  const unusedFeeCredit = unusedFrom && period && run.plan.creditUnusedOnCancel ? { period: bounds(period), from: unusedFrom.toISOString() } : null;
+  if (usagePeriod || unusedFeeCredit) {
+    const closing = await local.createPeriodInvoice({
+      subscriptionId: run.input.subscriptionId,
+      kind: 'closing',
+      flatFeePeriod: null,
+      usagePeriod,
+      usagePlanId: run.usagePlanId,
+      unusedFeeCredit,
+    });
+    await collect(run, closing);
+  }
+  await changeStatus(run, 'canceled', request.reason);
+  return offerWinBack(run);
+}
+
+/** The main loop's step after a pause: the paused time is given back, moving this and every later boundary. */
+export async function resumeFromPause(run: SubscriptionRun): Promise<void> {
+  const pausedMs = Date.now() - run.pausedAt!.getTime();
+  run.billingAnchor = new Date(run.billingAnchor.getTime() + pausedMs);
+  run.currentPeriod = billingPeriod(run.billingAnchor, run.interval, run.periodIndex);
+  run.pausedAt = null;
+  run.pausedUntil = null;
+  note(run, 'resumed', `${Math.round(pausedMs / 1000)} s paused`);
+  showPeriodEnd(run);
+  await changeStatus(run, 'active', 'resumed');
+}
+
+export function handleCancellation(run: SubscriptionRun): void {
+  setHandler(
+    cancelSubscriptionUpdate,
+    async (request): Promise<CancelResult> => {
+      const terms = retentionTerms(run);
+      const offered = terms && (await offerRetention(run, request, terms));
+      return offered || acceptCancellation(run, request);
+    },
+    {
+      validator: (request) => {
+        if (run.status === 'canceled' || run.cancelNow) throw new Error('subscription_already_canceled');
+        if (run.status === 'retention_offered') throw new Error('retention_offer_pending');
+        if (request.at !== 'now' && request.at !== 'period_end') throw new Error('invalid_cancel_timing');
+      },
+    },
+  );
+}
+
+/** Immediate: usage so far is closed and rated at the old plan's prices; the fee is prorated to the second. */
+async function changePlanNow(run: SubscriptionRun, request: PlanChangeRequest): Promise<PlanChangeResult> {
+  const period = periodOf(run);
+  const changeAt = new Date();
+  const oldPlan = run.plan;
+  const usagePeriod = await closeUsage(run, openUsageUntil(run, changeAt), run.usagePlanId, 'now');
+  const invoice = await local.createProrationInvoice({
+    subscriptionId: run.input.subscriptionId,
+    period: bounds(period),
+    changeAt: changeAt.toISOString(),
+    oldPlanId: oldPlan.planId,
+    newPlanId: request.plan.planId,
+    usagePeriod,
+  });
+  await switchPlan(run, request.plan, { effective: 'immediate', at: changeAt.toISOString(), requestedBy: request.requestedBy });
+  await collect(run, invoice);
+  return { effective: 'immediate', effectiveAt: changeAt.toISOString(), planCode: run.plan.planCode, invoice: run.lastInvoice };
+}
+
+export function handlePlanChanges(run: SubscriptionRun): void {
+  setHandler(
+    changePlanUpdate,
+    async (request): Promise<PlanChangeResult> => {
+      if (request.effective !== 'period_end') return changePlanNow(run, request);
+      // Scheduled for the next renewal; a later request replaces it, and it can be withdrawn until then.
+      const change = { plan: request.plan, effectiveAt: periodOf(run).end.toISOString(), requestedBy: request.requestedBy };
+      run.scheduledChange = change;
+      note(run, 'plan_change_scheduled', `${request.plan.planCode} at ${change.effectiveAt}`);
+      showScheduledChange(run);
+      return { effective: 'period_end', effectiveAt: change.effectiveAt, planCode: request.plan.planCode, invoice: null };
+    },
+    {
+      validator: (request: PlanChangeRequest) => {
+        requireStatus(run, 'active');
+        if (request.plan.planId === run.plan.planId) throw new Error('same_plan');
+        if (request.plan.currency !== run.plan.currency) throw new Error('currency_mismatch');
+        if (request.plan.billingInterval !== run.plan.billingInterval && request.effective === 'immediate') {
+          throw new Error('interval_change_needs_period_end');
+        }
+      },
+    },
+  );
+
+  setHandler(
+    withdrawScheduledChangeUpdate,
+    () => {
+      note(run, 'plan_change_withdrawn', run.scheduledChange?.plan.planCode);
+      run.scheduledChange = null;
+      showScheduledChange(run);
+      return { withdrawn: true };
+    },
+    {
+      validator: (_request: { requestedBy: string }) => {
+        if (!run.scheduledChange) throw new Error('no_scheduled_change');
+      },
+    },
+  );
+}
+
+export function handlePauses(run: SubscriptionRun): void {
+  setHandler(
+    pauseSubscriptionUpdate,
+    async (request) => {
+      run.pausedAt = new Date();
+      run.pausedUntil = request.until;
+      run.resumeRequested = false;
+      await changeStatus(run, 'paused', request.until ? `until ${request.until}` : 'until resumed');
+      return { status: run.status, pausedUntil: run.pausedUntil };
+    },
+    {
+      validator: (request) => {
+        requireStatus(run, 'active');
+        if (request.until && new Date(request.until).getTime() <= Date.now()) throw new Error('pause_until_in_past');
+      },
+    },
+  );
+
+  setHandler(
+    resumeSubscriptionUpdate,
+    () => {
+      run.resumeRequested = true;
+      return { status: 'active' as SubscriptionStatus };
+    },
+    {
+      validator: (_request: { requestedBy: string }) => {
+        if (run.status !== 'paused') throw new Error('subscription_not_paused');
+      },
+    },
+  );
+}

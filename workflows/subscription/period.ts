@@ -1,0 +1,97 @@
+/**
+ * The period step and the usage it bills:
+ *
+ *   period n-1               | period n
+ *   .........................|--grace--|..............................|
+ *                            ^         ^ close usage of n-1, then ONE invoice: flat fees of n (in advance)
+ *                            |           + usage of n-1 (in arrears), charged at once; dunning if declined
+ *                            continue-as-new starts the run for n
+ */
+import { sleep, upsertSearchAttributes } from '@temporalio/workflow';
+import type { PeriodInvoiceRequest } from '../../contract/invoicing';
+import type { PeriodBounds } from '../../domain/invoice';
+import { addIntervals, billingPeriod, parseInterval } from '../../domain/periods';
+import { local } from '../activity-stubs';
+import { SEARCH_ATTRIBUTES } from '../definitions';
+import { collect } from './collection';
+import { bounds, msUntil, note, nowIso, periodOf, planMeters, SubscriptionRun } from './state';
+import { changeStatus, switchPlan } from './transitions';
+
+/**
+ * Closes the usage of a stretch under the plan version it is rated by, and returns the stretch to invoice (null
+ * when that plan meters nothing or the stretch is empty). At a period boundary it first waits out the plan's
+ * grace window, so late-but-timely events still count; a stretch cut short by a plan change closes at once.
+ */
+export async function closeUsage(
+  run: SubscriptionRun,
+  stretch: PeriodBounds,
+  planId: string,
+  grace: 'wait_for_grace' | 'now',
+): Promise<PeriodBounds | null> {
+  if (!planMeters(run, planId) || stretch.start >= stretch.end) return null;
+  if (grace === 'wait_for_grace') {
+    const closesAt = addIntervals(new Date(stretch.end), parseInterval(run.plan.usageGracePeriod), 1);
+    if (closesAt.getTime() > Date.now()) await sleep(msUntil(closesAt));
+  }
+  const closed = await local.closeUsagePeriod({ subscriptionId: run.input.subscriptionId, periodStart: stretch.start, periodEnd: stretch.end, planId });
+  note(run, 'usage_closed', `${closed.eventCount} events`);
+  return stretch;
+}
+
+/** The usage still open, from where it was last closed up to `end`. */
+export function openUsageUntil(run: SubscriptionRun, end: Date | string): PeriodBounds {
+  return { start: run.usageOpenSince.toISOString(), end: typeof end === 'string' ? end : end.toISOString() };
+}
+
+/** Sets the period this run bills (moved later by paused time) and shows its end to ops. */
+export function placePeriod(run: SubscriptionRun): void {
+  run.currentPeriod = billingPeriod(run.billingAnchor, run.interval, run.periodIndex);
+}
+
+export function showPeriodEnd(run: SubscriptionRun): void {
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.periodEnd, value: periodOf(run).end }]);
+}
+
+/**
+ * Opens the run's period: applies a scheduled plan change that is due, closes the previous period's usage after
+ * its grace window, and issues one invoice (this period's fees in advance, that usage in arrears), collected at once.
+ */
+export async function openPeriod(run: SubscriptionRun): Promise<void> {
+  const period = periodOf(run);
+  if (run.status !== 'active') await changeStatus(run, 'active');
+  const usagePlan = run.usagePlanId;
+  const change = run.scheduledChange;
+  if (change && new Date(change.effectiveAt) <= period.start) {
+    await switchPlan(run, change.plan, { effective: 'period_end', at: period.start.toISOString(), requestedBy: change.requestedBy });
+  }
+  showPeriodEnd(run);
+
+  const usagePeriod = run.periodIndex > 0 ? await closeUsage(run, openUsageUntil(run, period.start), usagePlan, 'wait_for_grace') : null;
+  const discount = run.discount;
+  const request: PeriodInvoiceRequest = {
+    subscriptionId: run.input.subscriptionId,
+    kind: 'period',
+    flatFeePeriod: bounds(period),
+    flatFeePlanId: run.plan.planId,
+    usagePeriod,
+    usagePlanId: usagePlan,
+    discountPercentOff: discount && discount.periodsLeft > 0 ? discount.percentOff : null,
+  };
+  if (discount) run.discount = discount.periodsLeft > 1 ? { ...discount, periodsLeft: discount.periodsLeft - 1 } : null;
+  run.usageOpenSince = period.start;
+  run.usagePlanId = run.plan.planId;
+  await collect(run, await local.createPeriodInvoice(request));
+}
+
+/** After a usage summary: rates the usage so far and notes any spending threshold crossed or cap reached. */
+export async function checkSpending(run: SubscriptionRun): Promise<void> {
+  run.spendingCheckDue = false;
+  const spending = await local.checkSpending({
+    subscriptionId: run.input.subscriptionId,
+    from: run.usageOpenSince.toISOString(),
+    at: nowIso(),
+    periodEnd: periodOf(run).end.toISOString(),
+  });
+  for (const alert of spending.raised) note(run, 'spending_alert', `${alert} at ${spending.spend}`);
+  if (spending.capped) note(run, 'usage_capped', spending.spend);
+}

@@ -1,0 +1,177 @@
+/**
+ * The state of one subscription run: everything the handlers and the main loop read and change, in one object,
+ * so each step is a small function over it. Also what the run shows (query snapshot) and hands to the next run.
+ */
+import { continueAsNew } from '@temporalio/workflow';
+import type { PeriodInvoiceSummary, SubscriptionStatus } from '../../contract/subscription';
+import type { PeriodBounds } from '../../domain/invoice';
+import { addIntervals, BillingInterval, BillingPeriod, parseInterval } from '../../domain/periods';
+import type {
+  ActiveDiscount,
+  CancelRequest,
+  CarriedState,
+  DunningState,
+  PlanSchedule,
+  RetentionOfferState,
+  ScheduledPlanChange,
+  SubscriptionState,
+  SubscriptionWorkflowInput,
+  TimelineEntry,
+} from '../definitions';
+
+/** Kept in the query result and carried across runs; bounded so continue-as-new input stays small. */
+const TIMELINE_LIMIT = 50;
+
+export interface SubscriptionRun {
+  readonly input: SubscriptionWorkflowInput;
+  /** The billing interval of the plan this run started on (a new interval takes effect in the next run). */
+  readonly interval: BillingInterval;
+  /** Only set on the first run of a plan with a trial. */
+  readonly trialEnd: Date | null;
+  /** Whether this run restarts inside a period it already invoiced. */
+  readonly periodOpened: boolean;
+  readonly periodIndex: number;
+  readonly timeline: TimelineEntry[];
+  /** Plan id -> whether that plan meters usage, for every plan version this run has billed under. */
+  readonly metersByPlan: Map<string, boolean>;
+
+  // Carried across runs.
+  plan: PlanSchedule;
+  status: SubscriptionStatus;
+  billingAnchor: Date;
+  /** Start of the usage not yet closed, and the plan version it is rated under. */
+  usageOpenSince: Date;
+  usagePlanId: string;
+  pendingCancellation: CancelRequest | null;
+  scheduledChange: ScheduledPlanChange | null;
+  discount: ActiveDiscount | null;
+
+  // This run only.
+  currentPeriod: BillingPeriod | null;
+  /** A cancellation that takes effect now: the main loop ends the subscription at its next step. */
+  cancelNow: CancelRequest | null;
+  retentionOffer: RetentionOfferState | null;
+  winBackOfferExpiresAt: string | null;
+  winBackAccepted: boolean;
+  pausedAt: Date | null;
+  pausedUntil: string | null;
+  resumeRequested: boolean;
+  dunning: DunningState | null;
+  unpaidInvoice: PeriodInvoiceSummary | null;
+  /** False after a decline that retrying the same payment method cannot fix (expired card). */
+  unpaidRetryable: boolean;
+  paymentMethodUpdated: boolean;
+  lastInvoice: PeriodInvoiceSummary | null;
+  usageEventsReported: number;
+  spendingCheckDue: boolean;
+}
+
+/** The run's state from its input: a fresh subscription, or the state the previous run carried over. */
+export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
+  const carried = input.carried;
+  const plan = input.plan;
+  const startAt = new Date(input.startAt);
+  const trialEnd = plan.trialPeriod && !carried ? addIntervals(startAt, parseInterval(plan.trialPeriod), 1) : null;
+  const billingAnchor = carried ? new Date(carried.billingAnchor) : (trialEnd ?? startAt);
+  return {
+    input,
+    interval: parseInterval(plan.billingInterval),
+    trialEnd,
+    periodOpened: carried?.periodOpened ?? false,
+    periodIndex: carried?.periodIndex ?? 0,
+    timeline: [...(carried?.timeline ?? [])],
+    metersByPlan: new Map([[plan.planId, plan.hasUsageCharges]]),
+    plan,
+    status: carried?.status ?? 'scheduled',
+    billingAnchor,
+    usageOpenSince: carried ? new Date(carried.usageOpenSince) : billingAnchor,
+    usagePlanId: carried?.usagePlanId ?? plan.planId,
+    pendingCancellation: carried?.pendingCancellation ?? null,
+    scheduledChange: carried?.scheduledChange ?? null,
+    discount: carried?.discount ?? null,
+    currentPeriod: null,
+    cancelNow: null,
+    retentionOffer: null,
+    winBackOfferExpiresAt: null,
+    winBackAccepted: false,
+    pausedAt: null,
+    pausedUntil: null,
+    resumeRequested: false,
+    dunning: null,
+    unpaidInvoice: null,
+    unpaidRetryable: true,
+    paymentMethodUpdated: false,
+    lastInvoice: null,
+    usageEventsReported: 0,
+    spendingCheckDue: false,
+  };
+}
+
+export const bounds = (period: { start: Date; end: Date }): PeriodBounds => ({ start: period.start.toISOString(), end: period.end.toISOString() });
+export const nowIso = (): string => new Date().toISOString();
+export const msUntil = (instant: Date | string): number => Math.max(0, new Date(instant).getTime() - Date.now());
+
+/** Adds a line to the timeline ops and the API read; the oldest lines drop off past the limit. */
+export function note(run: SubscriptionRun, event: string, detail?: string): void {
+  run.timeline.push({ at: nowIso(), event, ...(detail ? { detail } : {}) });
+  if (run.timeline.length > TIMELINE_LIMIT) run.timeline.splice(0, run.timeline.length - TIMELINE_LIMIT);
+}
+
+/** Whether a plan version meters usage; a plan this run has not seen is assumed to. */
+export function planMeters(run: SubscriptionRun, planId: string): boolean {
+  return run.metersByPlan.get(planId) ?? true;
+}
+
+/** The period this run bills; set once the first run's start and trial are behind it. */
+export function periodOf(run: SubscriptionRun): BillingPeriod {
+  return run.currentPeriod!;
+}
+
+/** The status to return to when an offer is settled: still past due while an invoice is unpaid. */
+export function standingStatus(run: SubscriptionRun): SubscriptionStatus {
+  return run.unpaidInvoice ? 'past_due' : 'active';
+}
+
+export function snapshot(run: SubscriptionRun): SubscriptionState {
+  const period = run.currentPeriod;
+  return {
+    subscriptionId: run.input.subscriptionId,
+    customerId: run.input.customerId,
+    planCode: run.plan.planCode,
+    status: run.status,
+    trialEnd: run.trialEnd?.toISOString() ?? null,
+    currentPeriod: period && { index: period.index, ...bounds(period) },
+    pendingCancellation: run.pendingCancellation,
+    scheduledChange: run.scheduledChange,
+    retentionOffer: run.retentionOffer,
+    discount: run.discount,
+    pausedUntil: run.pausedUntil,
+    dunning: run.dunning,
+    lastInvoice: run.lastInvoice,
+    usageEventsReported: run.usageEventsReported,
+    timeline: [...run.timeline],
+  };
+}
+
+type SubscriptionWorkflowFunction = (input: SubscriptionWorkflowInput) => Promise<SubscriptionState>;
+
+/** Ends this run and starts the next one with `carried`, on the plan now in force. Never from inside a handler. */
+export function continueWith(run: SubscriptionRun, carried: CarriedState): Promise<never> {
+  return continueAsNew<SubscriptionWorkflowFunction>({ ...run.input, plan: run.plan, carried });
+}
+
+/** The state the next run of the same subscription picks up from. */
+export function carriedState(run: SubscriptionRun, boundaryReached: boolean): CarriedState {
+  return {
+    status: run.status,
+    billingAnchor: run.billingAnchor.toISOString(),
+    periodIndex: boundaryReached ? run.periodIndex + 1 : run.periodIndex,
+    periodOpened: !boundaryReached,
+    usageOpenSince: run.usageOpenSince.toISOString(),
+    usagePlanId: run.usagePlanId,
+    pendingCancellation: run.pendingCancellation,
+    scheduledChange: run.scheduledChange,
+    discount: run.discount,
+    timeline: run.timeline,
+  };
+}

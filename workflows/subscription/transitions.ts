@@ -1,0 +1,74 @@
+/**
+ * State changes other code can see: each is recorded in Postgres first (the API reads it), then shown in the
+ * search attributes ops filter on. Every path that changes status, plan or cancellation goes through here.
+ */
+import { upsertSearchAttributes } from '@temporalio/workflow';
+import type { SubscriptionStatus } from '../../contract/subscription';
+import { local } from '../activity-stubs';
+import { CancelRequest, CancelResult, PlanSchedule, SEARCH_ATTRIBUTES } from '../definitions';
+import { note, nowIso, periodOf, standingStatus, SubscriptionRun } from './state';
+
+/** Moves to a new status: Postgres first (the API reads it), then the search attributes ops filter on. */
+export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatus, reason?: string): Promise<void> {
+  if (next === run.status) return;
+  run.status = next;
+  note(run, `status:${next}`, reason);
+  await local.recordSubscriptionStatus({
+    subscriptionId: run.input.subscriptionId,
+    status: next,
+    at: nowIso(),
+    reason: reason ?? null,
+    trialEnd: run.trialEnd?.toISOString() ?? null,
+    usageBlocked: next === 'suspended' || (next === 'paused' && run.plan.usageWhilePaused === 'reject'),
+  });
+  upsertSearchAttributes([
+    { key: SEARCH_ATTRIBUTES.status, value: next },
+    { key: SEARCH_ATTRIBUTES.pastDue, value: next === 'past_due' || next === 'suspended' },
+  ]);
+}
+
+/** Back from an offer (accepted, declined or expired) to active, or past due while an invoice is unpaid. */
+export function returnToStanding(run: SubscriptionRun, reason: string): Promise<void> {
+  return changeStatus(run, standingStatus(run), reason);
+}
+
+export function showScheduledChange(run: SubscriptionRun): void {
+  const change = run.scheduledChange;
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.scheduledChange, value: change ? `${change.plan.planCode}@${change.effectiveAt}` : '' }]);
+}
+
+/**
+ * Puts a new plan in force: recorded, noted, shown, and any scheduled change cleared. Used by the renewal that
+ * applies a scheduled change (the renewal then moves the usage stretch) and by an immediate change.
+ */
+export async function switchPlan(
+  run: SubscriptionRun,
+  next: PlanSchedule,
+  change: { readonly effective: 'immediate' | 'period_end'; readonly at: string; readonly requestedBy: string },
+): Promise<void> {
+  await local.applyPlanChange({ subscriptionId: run.input.subscriptionId, planId: next.planId, ...change });
+  note(run, 'plan_changed', `${run.plan.planCode} -> ${next.planCode}`);
+  run.plan = next;
+  run.metersByPlan.set(next.planId, next.hasUsageCharges);
+  if (change.effective === 'immediate') {
+    // The usage up to the change was closed under the old plan; from here on it is rated under the new one.
+    run.usageOpenSince = new Date(change.at);
+    run.usagePlanId = next.planId;
+  }
+  run.scheduledChange = null;
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.planCode, value: next.planCode }]);
+  showScheduledChange(run);
+}
+
+/** Applies a cancellation as asked: now (the main loop ends the subscription), or at the end of the period. */
+export async function acceptCancellation(run: SubscriptionRun, request: CancelRequest): Promise<CancelResult> {
+  if (request.at === 'now' || run.status === 'scheduled' || run.status === 'trialing') {
+    run.cancelNow = request;
+    note(run, 'cancel_requested', `now: ${request.reason}`);
+    return { status: 'canceled', effectiveAt: nowIso() };
+  }
+  run.pendingCancellation = request;
+  note(run, 'cancel_requested', `period_end: ${request.reason}`);
+  await changeStatus(run, 'pending_cancellation', request.reason);
+  return { status: 'pending_cancellation', effectiveAt: periodOf(run).end.toISOString() };
+}
