@@ -12,7 +12,7 @@ import { Router, type Express, type Request, type RequestHandler, type Response 
 import type { KeyRole } from '../store/api-keys';
 import { ApiKeyAuthenticator, presentedApiKey } from './authentication';
 import { ApiProblem } from './problem';
-import { AppNode, CustomerScope, Grant, grantsOf, RouteNode, routeTree } from './route-declarations';
+import { ADMIN_ONLY, AppNode, CustomerScope, Grant, grantsOf, RouteNode, routeTree } from './route-declarations';
 
 export interface MatchedRoute {
   /** e.g. `/v1/subscriptions/:id/usage`: logs and metrics label requests by it, never by raw paths. */
@@ -69,7 +69,8 @@ function mirror(nodes: readonly AppNode[]): Router {
   const router = Router();
   for (const node of nodes) {
     if (node.kind === 'mount') router.use(node.path, mirror(node.children));
-    else if (node.access) router[node.method.toLowerCase() as 'get'](node.path, recordMatch(node));
+    // A route registered without a declaration (createApp refuses those) would still only be admin's.
+    else router[node.method.toLowerCase() as 'get'](node.path, recordMatch(node));
   }
   return router;
 }
@@ -109,9 +110,9 @@ async function matchDeclared(matcher: Router, method: string, path: string): Pro
   return {
     template: route.template,
     key: `${route.method} ${route.template}`,
-    grantSets: matches.map((match) => grantsOf(match.route.access!)),
+    grantSets: matches.map((match) => grantsOf(match.route.access ?? ADMIN_ONLY)),
     params,
-    customerScope: route.access!.customerScope,
+    customerScope: route.access?.customerScope,
     problem,
   };
 }
