@@ -2,7 +2,7 @@ import { addIntervals, parseInterval } from '../../domain/periods';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { Database } from '../../store/database';
 import { findPlan, findPlanVersion } from '../../store/catalog';
 import { findCustomer } from '../../store/customers';
@@ -20,13 +20,14 @@ import { findSubscriptionOr404 } from './lookups';
 import { ApiProblem, ProblemCode } from '../problem';
 import { cancelSubscriptionBody, createSubscriptionBody } from '../schemas';
 import { subscriptionJson } from '../serializers';
+import { declareRoutes } from '../route-declarations';
 
 export function subscriptionsRouter(db: Database, temporal: Client): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
   const findSubscription = (id: string): Promise<SubscriptionRow> => findSubscriptionOr404(db, id);
 
-  router.post('/', async (req, res) => {
+  routes.post('/', { allow: ['app'] }, async (req, res) => {
     const body = createSubscriptionBody.parse(req.body);
     const customer = await findCustomer(db, body.customer_id);
     if (!customer) throw new ApiProblem('customer_not_found', `no customer ${body.customer_id}`);
@@ -72,7 +73,7 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
   });
 
   /** Stored state plus the workflow's live state (null, with a reason, when Temporal cannot answer). */
-  router.get('/:id', async (req, res) => {
+  routes.get('/:id', { allow: ['app', 'finance'] }, async (req, res) => {
     const row = await findSubscription(req.params.id);
     const plan = await findPlan(db, row.plan_id);
     let live: unknown = null;
@@ -85,7 +86,7 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     res.json({ ...subscriptionJson(row, plan), live, ...(liveError ? { live_error: liveError } : {}) });
   });
 
-  router.post('/:id/cancel', async (req, res) => {
+  routes.post('/:id/cancel', { allow: ['app'] }, async (req, res) => {
     const body = cancelSubscriptionBody.parse(req.body);
     const row = await findSubscription(req.params.id);
     const idempotencyKey = req.header('Idempotency-Key');
@@ -110,5 +111,5 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     }
   });
 
-  return router;
+  return routes.router;
 }
