@@ -12,7 +12,6 @@
 import type { Client } from '@temporalio/client';
 import { Connection, Client as TemporalClient } from '@temporalio/client';
 import { createApp } from '../../api/app';
-import type { LogEntry } from '../../api/observability';
 import { UsageSignalCoalescer } from '../../api/usage-signals';
 import { createDatabase, Database } from '../../store/database';
 import { createTestApiKey, TestApiKey } from '../support/api-keys';
@@ -32,7 +31,7 @@ let temporal: Client;
 let usageSignals: UsageSignalCoalescer;
 let admin: TestApiKey;
 const signals: { workflowId: string; eventCount: number }[] = [];
-const coalescerLog: LogEntry[] = [];
+const coalescerLog: Record<string, unknown>[] = [];
 const unhandled: unknown[] = [];
 const recordUnhandled = (reason: unknown): void => {
   unhandled.push(reason);
@@ -49,6 +48,7 @@ beforeAll(async () => {
   // is checked is that none is lost to the database outage.
   temporal = new TemporalClient({ connection: Connection.lazy({ address: '127.0.0.1:1' }) });
   const recordingTemporal = {
+    withDeadline: (_deadline: number, call: () => Promise<unknown>) => call(),
     workflow: {
       getHandle: (workflowId: string) => ({
         signal: async (_definition: unknown, summary: { eventCount: number }) => {
@@ -57,7 +57,7 @@ beforeAll(async () => {
       }),
     },
   } as unknown as Client;
-  usageSignals = new UsageSignalCoalescer(apiDb, recordingTemporal, { flushIntervalMs: 100, floorMs: 2_000, log: (entry) => coalescerLog.push(entry) } as never);
+  usageSignals = new UsageSignalCoalescer(apiDb, recordingTemporal, { flushIntervalMs: 100, floorMs: 2_000, log: (entry) => coalescerLog.push(entry) });
   usageSignals.start();
   http = await serve(createApp({ db: apiDb, temporal, usageSignals, log: () => undefined, rateLimit: false }), { headers: admin.headers });
 });
