@@ -44,6 +44,11 @@ async function main(): Promise<void> {
         },
       );
   };
+  // Every background task catches its own failures (usage-signals.ts, the idempotency sweep); a rejection that still
+  // escapes is a bug to log loudly, not a reason to take the whole API down (Node's default exits the process).
+  process.on('unhandledRejection', (reason: unknown) => {
+    console.error(JSON.stringify({ level: 'error', msg: 'unhandled rejection (a bug; the API keeps serving)', error: String((reason as Error)?.stack ?? reason) }));
+  });
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
 }

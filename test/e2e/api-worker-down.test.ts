@@ -86,7 +86,7 @@ test('no worker: GET subscription answers from Postgres with the live part unava
   const read = await http.call('GET', `/v1/subscriptions/${subscriptionId}`);
   expect(Date.now() - started).toBeLessThan(QUERY_TIMEOUT_MS + 2_000);
   expect(read.status).toBe(200);
-  expect(read.json).toMatchObject({ id: subscriptionId, plan_code: 'nowork-basic', live: null, live_unavailable: 'temporal_unavailable' });
+  expect(read.json).toMatchObject({ id: subscriptionId, plan: { code: 'nowork-basic' }, live: null, live_unavailable: 'temporal_unavailable' });
 
   started = Date.now();
   const change = await http.call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'nowork-pro', effective: 'period_end' });
