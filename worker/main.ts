@@ -5,8 +5,11 @@
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { emailChannelFromEnv } from '../notifications/email';
 import { startOutboxDispatcher } from '../notifications/outbox-dispatcher';
+import { createLogger } from '../logging/logger';
 import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
+
+const logger = createLogger('worker');
 
 /**
  * The SDK's own metrics (task slots, poll and schedule-to-start latencies, activity and workflow task outcomes,
@@ -17,7 +20,7 @@ function installRuntimeTelemetry(): void {
   const bindAddress = process.env.WORKER_METRICS_ADDRESS ?? '127.0.0.1:9464';
   if (bindAddress === 'off') return;
   Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress, countersTotalSuffix: true } } } });
-  console.log(JSON.stringify({ level: 'info', msg: 'worker metrics for Prometheus', url: `http://${bindAddress}/metrics` }));
+  logger.info({ url: `http://${bindAddress}/metrics` }, 'worker metrics for Prometheus');
 }
 
 async function main(): Promise<void> {
@@ -28,12 +31,10 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   const worker = await createBillingWorker({ connection, db, namespace: process.env.TEMPORAL_NAMESPACE });
   // Webhooks and email from the outbox, in this process (safe to run in every worker: claims skip locked rows).
-  const dispatcher = process.env.METERLOOP_OUTBOX_DISPATCHER === 'off' ? null : startOutboxDispatcher({ db, email: emailChannelFromEnv() });
+  const dispatcher = process.env.METERLOOP_OUTBOX_DISPATCHER === 'off' ? null : startOutboxDispatcher({ db, email: emailChannelFromEnv(), logger: logger.child({ component: 'outbox' }) });
   // The dispatcher loop catches its own failures; a rejection that still escapes is a bug to log, not a reason to
   // drop every workflow and activity task in flight (Node's default exits the process).
-  process.on('unhandledRejection', (reason: unknown) => {
-    console.error(JSON.stringify({ level: 'error', msg: 'unhandled rejection (a bug; the worker keeps running)', error: String((reason as Error)?.stack ?? reason) }));
-  });
+  process.on('unhandledRejection', (reason: unknown) => logger.error({ err: reason }, 'unhandled rejection (a bug; the worker keeps running)'));
   // worker.run() resolves after SIGINT/SIGTERM once in-flight tasks finish (the SDK installs the handlers).
   await worker.run();
   await dispatcher?.stop();
@@ -42,6 +43,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
+  logger.fatal({ err: error }, 'worker stopped on an error');
   process.exit(1);
 });
