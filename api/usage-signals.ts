@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { Database } from '../store/database';
 import { billingSubscriptionsOf } from '../store/subscriptions';
 import { usageRecordedSignal } from '../workflows/definitions';
+import { createLogger, entryLogger, LogSink } from '../logging/logger';
 import { withTemporalDeadline } from './temporal-deadline';
 
 interface PendingSummary {
@@ -18,17 +19,12 @@ export interface UsageSignalOptions {
    */
   readonly signalsPerPeriod?: number;
   readonly floorMs?: number;
-  /** Where a failing flush is reported (once per outage, and once when it recovers); JSON lines on stdout by default. */
+  /** Where a failing flush is reported (once per outage, and once when it recovers); the process's pino logger by default. */
   readonly log?: UsageSignalLog;
 }
 
-/** One `{ level, msg, ...fields }` object per line (the process's logger adapts to it). */
-export type UsageSignalLog = (entry: Record<string, unknown>) => void;
-
-const stdoutLog: UsageSignalLog = (entry) => {
-  if (process.env.METERLOOP_LOG === 'errors' && entry.level !== 'error') return;
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
-};
+/** One `{ level, msg, ...fields }` object per line (`entryLogger` adapts a pino logger to it). */
+export type UsageSignalLog = LogSink;
 
 /**
  * Usage never reaches a workflow event by event. Ingestion records accepted counts here after commit; this
@@ -59,7 +55,7 @@ export class UsageSignalCoalescer {
     this.flushIntervalMs = options.flushIntervalMs ?? 1_000;
     this.signalsPerPeriod = options.signalsPerPeriod ?? 2;
     this.floorMs = options.floorMs ?? 5_000;
-    this.log = options.log ?? stdoutLog;
+    this.log = options.log ?? entryLogger(createLogger('api').child({ component: 'usage-signals' }));
   }
 
   record(customerId: string, eventCount: number, latestEventAt: Date): void {
