@@ -8,6 +8,7 @@ import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '../store/database';
 import { ApiProblem } from './problem';
+import { checkWorkerPollers } from './worker-pollers';
 
 export type { LogEntry, Logger, LogSink } from '../logging/logger';
 export { observeRequests } from './request-log';
@@ -140,6 +141,11 @@ export interface HealthOptions {
   readonly timeoutMs?: { readonly postgres?: number; readonly temporal?: number };
   /** True once the process is shutting down: /readyz answers 503 so load balancers stop sending requests. */
   readonly draining?: () => boolean;
+  /**
+   * No worker polling the billing task queue makes /readyz 503 when true (READINESS_REQUIRE_WORKER=true); by default
+   * it stays 200 with `checks.worker` failing and a `warnings` entry: the API still serves ingestion and reads.
+   */
+  readonly requireWorker?: boolean;
 }
 
 export function healthHandlers(options: HealthOptions): { liveness: RequestHandler; readiness: RequestHandler } {
@@ -151,20 +157,22 @@ export function healthHandlers(options: HealthOptions): { liveness: RequestHandl
     },
     readiness: async (_req, res) => {
       const connection = options.temporal.connection;
-      const [postgres, temporal] = await Promise.all([
+      const [postgres, temporal, worker] = await Promise.all([
         timed(() => options.db.raw('SELECT 1'), postgresTimeoutMs),
         // No race here: the gRPC deadline ends the call. Answering early would leave the client's retry timers
         // running, and closing the connection under them (at shutdown) throws; this way the request settles first.
         timed(() => connection.withDeadline(Date.now() + temporalTimeoutMs, () => connection.workflowService.getSystemInfo({})), Infinity),
+        checkWorkerPollers({ temporal: options.temporal, timeoutMs: temporalTimeoutMs }),
       ]);
       const draining = options.draining?.() ?? false;
-      const checks = { postgres, temporal, ...(draining ? { shutdown: { ok: false, error: 'shutting down', duration_ms: 0 } } : {}) };
-      if (postgres.ok && temporal.ok && !draining) {
-        res.json({ status: 'ready', checks });
+      const checks = { postgres, temporal, worker, ...(draining ? { shutdown: { ok: false, error: 'shutting down', duration_ms: 0 } } : {}) };
+      const workerRequired = options.requireWorker ?? process.env.READINESS_REQUIRE_WORKER === 'true';
+      if (postgres.ok && temporal.ok && !draining && (worker.ok || !workerRequired)) {
+        res.json({ status: 'ready', checks, ...(worker.ok ? {} : { warnings: [`worker: ${worker.error}`] }) });
         return;
       }
       const down = Object.entries(checks)
-        .filter(([, check]) => !check.ok)
+        .filter(([name, check]) => !check.ok && (name !== 'worker' || workerRequired))
         .map(([name]) => name);
       res
         .status(503)

@@ -21,6 +21,7 @@ import {
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
 import { ApiProblem, isProblemCode } from '../problem';
+import { withTemporalDeadline } from '../temporal-deadline';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
 import { declareRoutes } from '../route-declarations';
 
@@ -38,10 +39,13 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
   ): Promise<Ret> {
     const idempotencyKey = req.header('Idempotency-Key');
     try {
-      return await temporal.workflow.getHandle(subscription.workflow_id).executeUpdate(definition, {
-        args,
-        ...(idempotencyKey ? { updateId: `${definition.name}:${idempotencyKey}` } : {}),
-      });
+      // Bounded: Temporal or a worker that does not answer is a quick 503 temporal_unavailable (api/problem.ts).
+      return await withTemporalDeadline(temporal, () =>
+        temporal.workflow.getHandle(subscription.workflow_id).executeUpdate(definition, {
+          args,
+          ...(idempotencyKey ? { updateId: `${definition.name}:${idempotencyKey}` } : {}),
+        }),
+      );
     } catch (error) {
       const code = error instanceof WorkflowUpdateFailedError ? error.cause?.message : undefined;
       if (code && isProblemCode(code)) throw new ApiProblem(code, `the subscription cannot do that now: ${code.replace(/_/g, ' ')}`);
