@@ -54,6 +54,8 @@ const STATUS_BY_CODE = {
   malformed_request: 400,
   idempotency_request_in_progress: 409,
   not_ready: 503,
+  // bounds at the edge (issue 11): a charge its metric cannot feed
+  charge_metric_mismatch: 422,
 } as const;
 
 export type ProblemCode = keyof typeof STATUS_BY_CODE;
