@@ -140,14 +140,15 @@ function matchesFilters(properties: Record<string, unknown>, filters: Record<str
   return Object.entries(filters).every(([key, expected]) => properties[key] === expected);
 }
 
+/** The more specific verdict first: one oversized value names its property; many modest ones, the event. */
 function sizeRejection(properties: Record<string, unknown>): EventValidation | undefined {
-  if (jsonBytes(properties) > USAGE_EVENT_LIMITS.maxPropertiesBytes) {
-    return { ok: false, code: 'event_too_large', detail: `properties may take at most ${USAGE_EVENT_LIMITS.maxPropertiesBytes} bytes as JSON` };
-  }
   for (const [name, value] of Object.entries(properties)) {
     if (jsonBytes(value) > USAGE_EVENT_LIMITS.maxPropertyValueBytes) {
       return { ok: false, code: 'property_too_large', detail: `property "${name}" may take at most ${USAGE_EVENT_LIMITS.maxPropertyValueBytes} bytes as JSON` };
     }
+  }
+  if (jsonBytes(properties) > USAGE_EVENT_LIMITS.maxPropertiesBytes) {
+    return { ok: false, code: 'event_too_large', detail: `properties may take at most ${USAGE_EVENT_LIMITS.maxPropertiesBytes} bytes as JSON` };
   }
   return undefined;
 }
