@@ -1,4 +1,4 @@
-import express, { Router } from 'express';
+import express, { type Router } from 'express';
 import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
 import type { Database } from '../../store/database';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
@@ -8,6 +8,7 @@ import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
 import type { CustomerDirectory } from '../customer-directory';
 import type { UsageSignalCoalescer } from '../usage-signals';
+import { declareRoutes } from '../route-declarations';
 
 /** Clock skew we tolerate on client timestamps. */
 const MAX_FUTURE_MS = 5 * 60_000;
@@ -32,9 +33,9 @@ export interface EventsRouterDependencies {
  * stored (exactly once: resends are counted as duplicates), the others are reported by index with a code.
  */
 export function eventsRouter(deps: EventsRouterDependencies): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.post('/', express.json({ limit: '5mb' }), async (req, res) => {
+  routes.post('/', { allow: ['app'] }, express.json({ limit: '5mb' }), async (req, res) => {
     const envelope = usageEventsEnvelope.parse(req.body);
     const items: unknown[] = 'events' in envelope && Array.isArray(envelope.events) ? envelope.events : [envelope];
 
@@ -85,7 +86,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     });
   });
 
-  return router;
+  return routes.router;
 }
 
 function toRequirements(metrics: Map<string, MetricRow[]>) {

@@ -1,10 +1,11 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import { toDecimal } from '../../domain/money';
 import type { Database } from '../../store/database';
 import { createMetric, listMetrics } from '../../store/catalog';
 import type { MetricCatalog, MetricRow } from '../../store/catalog';
 import { ApiProblem } from '../problem';
 import { createMetricBody } from '../schemas';
+import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 
 export function metricJson(row: MetricRow) {
   return {
@@ -22,9 +23,9 @@ export function metricJson(row: MetricRow) {
 }
 
 export function metricsRouter(db: Database, catalog: MetricCatalog): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.post('/', async (req, res) => {
+  routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createMetricBody.parse(req.body);
     const row = await createMetric(db, {
       code: body.code,
@@ -41,10 +42,10 @@ export function metricsRouter(db: Database, catalog: MetricCatalog): Router {
     res.status(201).json(metricJson(row));
   });
 
-  router.get('/', async (_req, res) => {
+  routes.get('/', { allow: ['app', 'finance'] }, async (_req, res) => {
     const rows = await listMetrics(db);
     res.json({ data: rows.map(metricJson) });
   });
 
-  return router;
+  return routes.router;
 }

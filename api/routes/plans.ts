@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { z } from 'zod';
 import { chargeMetricMismatches } from '../../domain/charge-metric-fit';
 import type { PlanSettings } from '../../domain/plan-terms';
@@ -8,6 +8,7 @@ import { findMetricsByCode, findPlanVersion, listPlanVersions, publishPlanVersio
 import { ApiProblem } from '../problem';
 import { createPlanBody } from '../schemas';
 import { planJson } from '../serializers';
+import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -55,10 +56,10 @@ async function checkCharges(db: Database, body: PlanBody, charges: Charge[]): Pr
 }
 
 export function plansRouter(db: Database): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
   /** Plans are immutable: posting an existing code publishes its next version; subscriptions keep theirs. */
-  router.post('/', async (req, res) => {
+  routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createPlanBody.parse(req.body);
     const charges = chargesOf(body);
     await checkCharges(db, body, charges);
@@ -87,16 +88,16 @@ export function plansRouter(db: Database): Router {
     }
   });
 
-  router.get('/', async (_req, res) => {
+  routes.get('/', { allow: ['app', 'finance'] }, async (_req, res) => {
     const rows = await listPlanVersions(db);
     res.json({ data: rows.map(planJson) });
   });
 
-  router.get('/:code', async (req, res) => {
+  routes.get('/:code', { allow: ['app', 'finance'] }, async (req, res) => {
     const row = await findPlanVersion(db, req.params.code);
     if (!row) throw new ApiProblem('plan_not_found', `no plan ${req.params.code}`);
     res.json(planJson(row));
   });
 
-  return router;
+  return routes.router;
 }
