@@ -32,6 +32,9 @@ async function main(): Promise<void> {
   const worker = await createBillingWorker({ connection, db, namespace: process.env.TEMPORAL_NAMESPACE });
   // Webhooks and email from the outbox, in this process (safe to run in every worker: claims skip locked rows).
   const dispatcher = process.env.METERLOOP_OUTBOX_DISPATCHER === 'off' ? null : startOutboxDispatcher({ db, email: emailChannelFromEnv(), logger: logger.child({ component: 'outbox' }) });
+  // The dispatcher loop catches its own failures; a rejection that still escapes is a bug to log, not a reason to
+  // drop every workflow and activity task in flight (Node's default exits the process).
+  process.on('unhandledRejection', (reason: unknown) => logger.error({ err: reason }, 'unhandled rejection (a bug; the worker keeps running)'));
   // worker.run() resolves after SIGINT/SIGTERM once in-flight tasks finish (the SDK installs the handlers).
   await worker.run();
   await dispatcher?.stop();
