@@ -107,10 +107,12 @@ const outboxOf = (subscriptionId: string, eventType: string) => db('outbox').whe
 test('an invoice line Postgres cannot hold stops billing visibly; after the fix and a retry the period is billed once and billing goes on', async () => {
   // Timeline (UTC, 2032):
   //   Mar 1            P0 opens: INV 10.00 (flat fee in advance)
-  //   Mar 10           a usage event with 10^19 tokens lands in Postgres (more integer digits than an invoice line holds)
+  //   Mar 10           bad data straight in Postgres: 999,999,999,999 tokens (the most one event may carry) and a
+  //                    unit price of 10,000,000: the usage line's amount has more integer digits than a line holds
   //   Apr 1 01:00      P0 usage closes; the P1 invoice fails: numeric field overflow -> needs_attention
   //                    cancel now -> 409 subscription_needs_attention; a retry before the fix fails again
-  //   (ops fix)        the event and the closed total become 5,000 tokens; retry -> INV P1 = 10.00 + 5.00, active
+  //   (ops fix)        the price goes back to 0.001, the event and the closed total become 5,000 tokens;
+  //                    retry -> INV P1 = 10.00 + 5.00, active
   //   May 1 01:00      INV P2 = 10.00, as usual
   const { id, customerId, handle } = await subscribe('poisoned', '2032-03-01T00:00:00Z');
   await skipTo('2032-03-02T00:00:00Z');
@@ -120,8 +122,10 @@ test('an invoice line Postgres cannot hold stops billing visibly; after the fix 
     event_id: 'huge',
     event_type: 'llm.request',
     occurred_at: new Date('2032-03-10T00:00:00Z'),
-    properties: { tokens: '10000000000000000000' },
+    properties: { tokens: '999999999999' },
   });
+  const setUnitPrice = (price: string) => db('plans').where({ code: 'metered' }).update({ charges: db.raw(`jsonb_set(charges, '{0,price,unitPrice}', ?::jsonb)`, [JSON.stringify(price)]) });
+  await setUnitPrice('10000000');
 
   // To the grace window's end and no further: before this change the invoice step retried forever there, the
   // server never went idle and skipping further would hang instead of failing.
@@ -161,7 +165,8 @@ test('an invoice line Postgres cannot hold stops billing visibly; after the fix 
   expect(await outboxOf(id, 'subscription.needs_attention')).toHaveLength(2);
   expect((await stateOf(handle)).attention?.retrying).toBe(false);
 
-  // Ops fix the data (the event and the period's closed total), then retry.
+  // Ops fix the data (the price, the event and the period's closed total), then retry.
+  await setUnitPrice('0.001');
   await db('usage_events').where({ customer_id: customerId, event_id: 'huge' }).update({ properties: { tokens: '5000' } });
   await db('usage_period_closures')
     .where({ subscription_id: id, period_start: new Date('2032-03-01T00:00:00Z') })
