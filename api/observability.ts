@@ -7,6 +7,7 @@ import type { Client } from '@temporalio/client';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '../store/database';
+import { FINDINGS_BY_STATE_SQL } from '../store/janitor';
 import { ApiProblem } from './problem';
 import { checkWorkerPollers } from './worker-pollers';
 
@@ -50,6 +51,11 @@ export class ApiMetrics {
       meterloop_payments: { help: 'payment attempts by outcome (pending, succeeded, failed)', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM payments GROUP BY status' },
       meterloop_subscriptions: { help: 'subscriptions by status (past_due: in dunning)', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM subscriptions GROUP BY status' },
       meterloop_refunds: { help: 'refunds by status', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM refunds GROUP BY status' },
+      meterloop_reconciliation_findings: {
+        help: 'janitor findings by kind, open or resolved, and whether the janitor repaired them',
+        labels: ['kind', 'status', 'repaired'],
+        sql: FINDINGS_BY_STATE_SQL,
+      },
     } as const;
     type Snapshot = Record<string, Record<string, string>[]>;
     let snapshot: { at: number; rows: Promise<Snapshot | undefined> } | undefined;
