@@ -6,8 +6,8 @@
 import type { Client } from '@temporalio/client';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { BusinessState, BusinessStateTable, countBusinessState, pingDatabase } from '../store/business-state';
 import type { Database } from '../store/database';
-import { FINDINGS_BY_STATE_SQL } from '../store/janitor';
 import { ApiProblem } from './problem';
 import { checkWorkerPollers } from './worker-pollers';
 
@@ -46,30 +46,23 @@ export class ApiMetrics {
 
     // Business state, read from Postgres at scrape time (one grouped count per table): always current, never drifts.
     // One scrape reads every table once; the gauges below share that snapshot.
-    const STATE_QUERIES = {
-      meterloop_invoices: { help: 'invoices by kind and status', labels: ['kind', 'status'], sql: 'SELECT kind, status, count(*) AS count FROM invoices GROUP BY kind, status' },
-      meterloop_payments: { help: 'payment attempts by outcome (pending, succeeded, failed)', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM payments GROUP BY status' },
-      meterloop_subscriptions: { help: 'subscriptions by status (past_due: in dunning)', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM subscriptions GROUP BY status' },
-      meterloop_refunds: { help: 'refunds by status', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM refunds GROUP BY status' },
+    const STATE_GAUGES: Record<string, { help: string; table: BusinessStateTable; labels: readonly string[] }> = {
+      meterloop_invoices: { help: 'invoices by kind and status', table: 'invoices', labels: ['kind', 'status'] },
+      meterloop_payments: { help: 'payment attempts by outcome (pending, succeeded, failed)', table: 'payments', labels: ['status'] },
+      meterloop_subscriptions: { help: 'subscriptions by status (past_due: in dunning)', table: 'subscriptions', labels: ['status'] },
+      meterloop_refunds: { help: 'refunds by status', table: 'refunds', labels: ['status'] },
       meterloop_reconciliation_findings: {
         help: 'janitor findings by kind, open or resolved, and whether the janitor repaired them',
+        table: 'reconciliation_findings',
         labels: ['kind', 'status', 'repaired'],
-        sql: FINDINGS_BY_STATE_SQL,
       },
-    } as const;
-    type Snapshot = Record<string, Record<string, string>[]>;
-    let snapshot: { at: number; rows: Promise<Snapshot | undefined> } | undefined;
-    const readState = (): Promise<Snapshot | undefined> => {
+    };
+    let snapshot: { at: number; state: Promise<BusinessState | undefined> } | undefined;
+    const readState = (): Promise<BusinessState | undefined> => {
       if (!snapshot || Date.now() - snapshot.at > 1_000) {
-        const rows = Promise.all(
-          Object.entries(STATE_QUERIES).map(async ([name, query]) => [name, ((await db.raw(query.sql)) as { rows: Record<string, string>[] }).rows] as const),
-        ).then(
-          (entries) => Object.fromEntries(entries),
-          () => undefined,
-        );
-        snapshot = { at: Date.now(), rows };
+        snapshot = { at: Date.now(), state: countBusinessState(db).catch(() => undefined) };
       }
-      return snapshot.rows;
+      return snapshot.state;
     };
     new Gauge({
       name: 'meterloop_metrics_database_up',
@@ -79,19 +72,17 @@ export class ApiMetrics {
         this.set((await readState()) ? 1 : 0);
       },
     });
-    for (const [name, query] of Object.entries(STATE_QUERIES)) {
-      const labelNames = [...query.labels];
+    for (const [name, gauge] of Object.entries(STATE_GAUGES)) {
+      const labelNames = [...gauge.labels];
       new Gauge({
         name,
-        help: query.help,
+        help: gauge.help,
         labelNames,
         registers,
         async collect() {
           const state = await readState();
           this.reset();
-          for (const row of state?.[name] ?? []) {
-            this.set(Object.fromEntries(labelNames.map((label) => [label, row[label] ?? ''])), Number(row.count));
-          }
+          for (const { labels, count } of state?.[gauge.table] ?? []) this.set(labels, count);
         },
       });
     }
@@ -164,7 +155,7 @@ export function healthHandlers(options: HealthOptions): { liveness: RequestHandl
     readiness: async (_req, res) => {
       const connection = options.temporal.connection;
       const [postgres, temporal, worker] = await Promise.all([
-        timed(() => options.db.raw('SELECT 1'), postgresTimeoutMs),
+        timed(() => pingDatabase(options.db), postgresTimeoutMs),
         // No race here: the gRPC deadline ends the call. Answering early would leave the client's retry timers
         // running, and closing the connection under them (at shutdown) throws; this way the request settles first.
         timed(() => connection.withDeadline(Date.now() + temporalTimeoutMs, () => connection.workflowService.getSystemInfo({})), Infinity),

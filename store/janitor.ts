@@ -209,7 +209,13 @@ export async function listFindings(db: Db, filter: FindingsFilter): Promise<Find
   return query;
 }
 
-/** For the /metrics gauge: findings counted by kind, open or resolved, and whether the janitor repaired them. */
-export const FINDINGS_BY_STATE_SQL = `SELECT kind, CASE WHEN resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS status,
-  CASE WHEN repaired THEN 'true' ELSE 'false' END AS repaired, count(*) AS count
-  FROM reconciliation_findings GROUP BY 1, 2, 3`;
+/** For the /metrics gauge: findings by kind, open or resolved, and whether the janitor repaired them. */
+export async function countFindingsByState(db: Db): Promise<{ labels: Record<string, string>; count: number }[]> {
+  const result = await db.raw<{ rows: { kind: string; status: string; repaired: string; count: string }[] }>(
+    `SELECT kind, CASE WHEN resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS status,
+            CASE WHEN repaired THEN 'true' ELSE 'false' END AS repaired, count(*) AS count
+       FROM reconciliation_findings
+      GROUP BY 1, 2, 3`,
+  );
+  return result.rows.map((row) => ({ labels: { kind: row.kind, status: row.status, repaired: row.repaired }, count: Number(row.count) }));
+}
