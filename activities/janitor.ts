@@ -150,7 +150,7 @@ export function createJanitorActivities(db: Database, gateway: PaymentGateway) {
       try {
         const result = await chargeInvoice({ invoiceId: invoice.id, attempt: request.attempt });
         return result.outcome === 'succeeded'
-          ? finding(`charged (attempt ${request.attempt}), now ${result.invoiceStatus}`, true)
+          ? finding(`charged (attempt ${request.attempt}${result.detail ? `: ${result.detail}` : ''}), now ${result.invoiceStatus}`, true)
           : finding(`charge attempt ${request.attempt} was declined (${result.detail ?? 'declined'}); not retried automatically`, false);
       } catch (error) {
         if (error instanceof ApplicationFailure && error.type === 'gateway_unavailable') {
