@@ -21,6 +21,7 @@ import { serveApiOnly } from '../support/api-only';
 import { createTestApiKey } from '../support/api-keys';
 import { startTimeSkippingStack, TimeSkippingStack } from '../support/billing-stack';
 import { eventually } from '../support/eventually';
+import { recordHistory } from '../support/histories';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 
 let stack: TimeSkippingStack;
@@ -39,13 +40,16 @@ afterAll(async () => {
 /** Acts at once on anything pending or open (the defaults wait 15 minutes and an hour). */
 const NO_WAIT: Partial<ReconciliationMargins> = { pendingPaymentMs: 0, uncollectedInvoiceMs: 0 };
 
-async function runJanitor(margins: Partial<ReconciliationMargins> = NO_WAIT): Promise<ReconciliationReport> {
+/** One janitor run to its end; `history` names a replay fixture to save (with RECORD_HISTORIES=1). */
+async function runJanitor(margins: Partial<ReconciliationMargins> = NO_WAIT, history?: string): Promise<ReconciliationReport> {
   const handle: WorkflowHandle = await stack.env.client.workflow.start(reconciliationWorkflow, {
     taskQueue: TASK_QUEUE,
     workflowId: `${JANITOR_SCHEDULE_ID}-test-${randomUUID()}`,
     args: [{ margins }],
   });
-  return plain.workflow.getHandle(handle.workflowId).result();
+  const report: ReconciliationReport = await plain.workflow.getHandle(handle.workflowId).result();
+  if (history) await recordHistory(handle, history);
+  return report;
 }
 
 async function insertOpenInvoice(customer: CustomerRow, fields: Partial<InvoiceRow> = {}): Promise<InvoiceRow> {
@@ -81,7 +85,7 @@ test('a payment left pending by a lost gateway response is settled from the char
   const [pending] = await paymentsOf(invoice.id);
   expect(pending.status).toBe('pending');
 
-  const report = await runJanitor();
+  const report = await runJanitor(NO_WAIT, 'janitor-settles-lost-payment');
   expect(report.scanned.unknownPayments).toBeGreaterThanOrEqual(1);
 
   expect(await invoiceStatus(invoice.id)).toBe('paid');
@@ -114,7 +118,7 @@ test('an open invoice nobody collects is charged once; a second run does nothing
   const activities = createActivities({ db: stack.db, gateway: new SandboxGateway(stack.db) });
   expect(await activities.chargeInvoice({ invoiceId: dunningInvoice.id, attempt: 1 })).toMatchObject({ outcome: 'declined' });
 
-  await runJanitor();
+  await runJanitor(NO_WAIT, 'janitor-collects-idle-invoices');
   expect(await invoiceStatus(invoice.id)).toBe('paid');
   expect(await paymentsOf(invoice.id)).toEqual([expect.objectContaining({ attempt: 1, status: 'succeeded', idempotency_key: `payment:${invoice.id}:1` })]);
   expect(await ledgerOf(invoice.id)).toHaveLength(1);
