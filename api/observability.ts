@@ -12,7 +12,6 @@ import { ApiProblem } from './problem';
 import { checkWorkerPollers } from './worker-pollers';
 
 export type { LogEntry, Logger, LogSink } from '../logging/logger';
-export { observeRequests } from './request-log';
 
 /** The request id of a request (the caller's X-Request-Id when well-formed, else a fresh UUID). */
 export function requestIdOf(res: Response): string | undefined {

@@ -55,6 +55,8 @@ const STATUS_BY_CODE = {
   malformed_request: 400,
   idempotency_request_in_progress: 409,
   not_ready: 503,
+  // bounds at the edge (issue 11): a charge its metric cannot feed
+  charge_metric_mismatch: 422,
   // a dependency is down (issue 11): retry later, nothing was written
   database_unavailable: 503,
   temporal_unavailable: 503,

@@ -1,7 +1,8 @@
 import express, { type Router } from 'express';
 import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
 import type { Database } from '../../store/database';
-import { MetricCatalog, NUMERIC_AGGREGATIONS } from '../../store/catalog';
+import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
+import { firstSubscriptionStarts } from '../../store/subscription-starts';
 import { insertUsageEvents, NewUsageEvent, usageRefusals } from '../../store/usage';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
@@ -46,10 +47,12 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       else rejections.push({ index, code: 'invalid_event', path: `events.${index}`, message: parsed.error.issues.map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`).join('; ') });
     });
 
+    const customerIdByExternalId = await deps.customers.resolve(shaped.map(({ event }) => event.customer));
     const context: EventValidationContext = {
       now: deps.now?.() ?? new Date(),
       maxFutureMs: MAX_FUTURE_MS,
-      customerIdByExternalId: await deps.customers.resolve(shaped.map(({ event }) => event.customer)),
+      customerIdByExternalId,
+      firstSubscriptionStartByCustomerId: await firstSubscriptionStarts(deps.db, [...customerIdByExternalId.values()]),
       metricsByEventType: toRequirements(await deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type)))),
     };
     const valid: NewUsageEvent[] = [];
@@ -86,12 +89,18 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
   return routes.router;
 }
 
-function toRequirements(metrics: Map<string, { code: string; property: string | null; aggregation: string; filters: Record<string, unknown> }[]>) {
+function toRequirements(metrics: Map<string, MetricRow[]>) {
   const requirements = new Map<string, MetricRequirement[]>();
   for (const [type, rows] of metrics) {
     requirements.set(
       type,
-      rows.map((row) => ({ code: row.code, property: row.property, numeric: NUMERIC_AGGREGATIONS.has(row.aggregation as never), filters: row.filters ?? {} })),
+      rows.map((row) => ({
+        code: row.code,
+        property: row.property,
+        numeric: readsNumericProperty(row),
+        allowNegative: row.allow_negative === true,
+        filters: row.filters ?? {},
+      })),
     );
   }
   return requirements;

@@ -17,6 +17,7 @@ export function metricJson(row: MetricRow) {
     property: row.property,
     filters: row.filters,
     unit_cost: row.unit_cost === null ? null : toDecimal(row.unit_cost).toString(),
+    allow_negative: row.allow_negative,
     created_at: row.created_at.toISOString(),
   };
 }
@@ -34,6 +35,7 @@ export function metricsRouter(db: Database, catalog: MetricCatalog): Router {
       property: body.property ?? null,
       filters: body.filters,
       unitCost: body.unit_cost ?? null,
+      allowNegative: body.allow_negative,
     });
     if (!row) throw new ApiProblem('metric_already_exists', `a metric with code ${body.code} exists`);
     catalog.invalidate();

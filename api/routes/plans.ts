@@ -1,5 +1,6 @@
 import type { Router } from 'express';
 import type { z } from 'zod';
+import { chargeMetricMismatches } from '../../domain/charge-metric-fit';
 import type { PlanSettings } from '../../domain/plan-terms';
 import { Charge, rateUsage, RatingError, validateCharge } from '../../domain/rating';
 import type { Database } from '../../store/database';
@@ -30,9 +31,20 @@ async function checkCharges(db: Database, body: PlanBody, charges: Charge[]): Pr
   if (errors.length) throw new ApiProblem('invalid_price', `${errors.length} problem(s) in the plan's charges`, errors);
 
   const codes = [...new Set(charges.map((charge) => charge.metricCode))];
-  const known = new Set((await findMetricsByCode(db, codes)).map((metric) => metric.code));
+  const metrics = await findMetricsByCode(db, codes);
+  const known = new Map(metrics.map((metric) => [metric.code, { ...metric, allowNegative: metric.allow_negative }]));
   const unknown = codes.filter((metricCode) => !known.has(metricCode));
   if (unknown.length) throw new ApiProblem('metric_not_found', `unknown billable metric(s): ${unknown.join(', ')}`);
+
+  // A charge its metric cannot feed would fail at every period close; refuse it now.
+  const mismatches = chargeMetricMismatches(charges, known);
+  if (mismatches.length) {
+    throw new ApiProblem(
+      'charge_metric_mismatch',
+      `${mismatches.length} charge(s) do not fit their metric`,
+      mismatches.map(({ index, message }) => ({ path: `charges.${index}.metric_code`, message })),
+    );
+  }
 
   try {
     // A dry run with no usage checks what only rating knows, e.g. money with more decimals than the currency.

@@ -37,7 +37,9 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     if (plan.currency !== customer.currency) {
       throw new ApiProblem('currency_mismatch', `plan bills in ${plan.currency}, customer pays in ${customer.currency}`);
     }
-    const startAt = body.start_at ? new Date(body.start_at) : new Date();
+    // "Now" starts on a whole second: usage stamped in that same second without milliseconds (as the README's
+    // `date -u +%FT%TZ` does) falls inside the first period instead of before it (docs/usage-events.md).
+    const startAt = body.start_at ? new Date(body.start_at) : new Date(Math.floor(Date.now() / 1000) * 1000);
     // A start in the past is allowed within its first period (a contract signed a few days ago); further back it
     // would bill several periods at once, so it is refused.
     if (addIntervals(startAt, parseInterval(plan.billing_interval), 1).getTime() <= Date.now()) {
