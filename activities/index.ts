@@ -3,6 +3,7 @@ import type { PaymentGateway } from '../payments/gateway';
 import type { Database } from '../store/database';
 import { classifyActivityFailures } from './failures';
 import { createInvoicingActivities } from './invoicing';
+import { createJanitorActivities } from './janitor';
 import { createPaymentActivities } from './payments';
 import { createSubscriptionActivities } from './subscriptions';
 import { createRefundActivities } from './refunds';
@@ -29,6 +30,7 @@ export function createActivities(deps: ActivityDependencies): BillingActivities 
     ...createReratingActivities(deps.db),
     ...createRefundActivities(deps.db, deps.gateway),
     ...createSpendingActivities(deps.db),
+    ...createJanitorActivities(deps.db, deps.gateway),
   });
 }
 

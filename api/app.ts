@@ -31,6 +31,7 @@ import { observeRequests } from './request-log';
 import { rateLimit, RateLimitOptions, rateLimitFromEnv, TokenBucketLimiter } from './rate-limit';
 import { apiKeysRouter, usageTokensRouter } from './routes/api-keys';
 import { reportsRouter } from './routes/reports';
+import { reconciliationRouter } from './routes/reconciliation';
 import { subscriptionUsageHistoryRouter, usageTokenRouter } from './routes/customer-usage';
 import { invoiceDocumentsRouter } from './routes/invoice-documents';
 import { usagePageRouter } from './routes/usage-page';
@@ -107,6 +108,7 @@ export function createApp(deps: ApiDependencies): Express {
   app.use('/v1/invoices', refundsRouter(deps.db, deps.gateway ?? new SandboxGateway(deps.db)));
   app.use('/v1/webhook-endpoints', webhookEndpointsRouter(deps.db));
   app.use('/v1/reports', reportsRouter(deps.db));
+  app.use('/v1/reconciliation', reconciliationRouter(deps.db));
 
   app.use('/v1/api-keys', apiKeysRouter(deps.db, authenticator));
   app.use('/v1/customers', usageTokensRouter(deps.db));

@@ -50,6 +50,11 @@ export class ApiMetrics {
       meterloop_payments: { help: 'payment attempts by outcome (pending, succeeded, failed)', table: 'payments', labels: ['status'] },
       meterloop_subscriptions: { help: 'subscriptions by status (past_due: in dunning)', table: 'subscriptions', labels: ['status'] },
       meterloop_refunds: { help: 'refunds by status', table: 'refunds', labels: ['status'] },
+      meterloop_reconciliation_findings: {
+        help: 'janitor findings by kind, open or resolved, and whether the janitor repaired them',
+        table: 'reconciliation_findings',
+        labels: ['kind', 'status', 'repaired'],
+      },
     };
     let snapshot: { at: number; state: Promise<BusinessState | undefined> } | undefined;
     const readState = (): Promise<BusinessState | undefined> => {
