@@ -3,6 +3,7 @@ import type { PaymentGateway } from '../payments/gateway';
 import type { Database } from '../store/database';
 import { createInvoicingActivities } from './invoicing';
 import { createPaymentActivities } from './payments';
+import { createPlanChangeActivities } from './plan-changes';
 import { createSubscriptionActivities } from './subscriptions';
 import { createRefundActivities } from './refunds';
 import { createReratingActivities } from './rerating';
@@ -23,6 +24,7 @@ export function createActivities(deps: ActivityDependencies): BillingActivities 
     ...createInvoicingActivities(deps.db),
     ...createPaymentActivities(deps.db, deps.gateway),
     ...createSubscriptionActivities(deps.db),
+    ...createPlanChangeActivities(deps.db),
     ...createUsageActivities(deps.db),
     ...createReratingActivities(deps.db),
     ...createRefundActivities(deps.db, deps.gateway),

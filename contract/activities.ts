@@ -17,7 +17,9 @@ import type {
   OfferAnswerRecord,
   OfferRecord,
   PeriodInvoiceSummary,
+  PlanChangeIntentRecord,
   PlanChangeRecord,
+  RecordedPlanChange,
   SubscriptionStatusChange,
 } from './subscription';
 import type { SpendingCheckRequest, SpendingCheckResult, UsagePeriodRequest, UsagePeriodSummary } from './usage';
@@ -32,6 +34,7 @@ export interface BillingActivities {
   refundCreditNote(request: RefundCreditNoteRequest): Promise<RefundCreditNoteResult>;
   // subscription records and customer messages
   recordSubscriptionStatus(change: SubscriptionStatusChange): Promise<void>;
+  recordPlanChange(change: PlanChangeIntentRecord): Promise<RecordedPlanChange>;
   applyPlanChange(change: PlanChangeRecord): Promise<void>;
   makeCustomerOffer(offer: OfferRecord): Promise<{ offered: boolean }>;
   recordOfferAnswer(answer: OfferAnswerRecord): Promise<void>;

@@ -32,6 +32,7 @@ import * as m0108 from './0108_create_webhook_delivery_attempts';
 import * as m0109 from './0109_create_email_deliveries';
 import * as m0200 from './0200_create_api_keys';
 import * as m0201 from './0201_create_idempotency_keys';
+import * as m0300 from './0300_create_plan_changes';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -76,6 +77,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0109_create_email_deliveries', m0109],
   ['0200_create_api_keys', m0200],
   ['0201_create_idempotency_keys', m0201],
+  ['0300_create_plan_changes', m0300],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

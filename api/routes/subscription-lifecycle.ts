@@ -1,8 +1,9 @@
 /**
  * Lifecycle changes over HTTP: plan changes, pause and resume, retention and win-back answers. Each is a
  * Temporal update on the subscription's workflow: its validator rejects what cannot apply (nothing is written,
- * no history is added) and the answer says what will happen. The request's Idempotency-Key becomes the update
- * id, so a retried request is applied once.
+ * no history is added) and the answer says what will happen. The update id is derived from the caller's API key
+ * and its Idempotency-Key (`<api key id>:<update>:<key>`), so a retried request is applied once, and another API
+ * key reusing the same Idempotency-Key gets its own update, never the first caller's answer.
  */
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
@@ -20,6 +21,7 @@ import {
   withdrawScheduledChangeUpdate,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
+import { scopedRequestId } from '../idempotency';
 import { ApiProblem, isProblemCode } from '../problem';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
 
@@ -35,11 +37,11 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     definition: UpdateDefinition<Ret, [Arg]>,
     args: [Arg],
   ): Promise<Ret> {
-    const idempotencyKey = req.header('Idempotency-Key');
+    const updateId = scopedRequestId(apiKeyIdOf(req), definition.name, req.header('Idempotency-Key'));
     try {
       return await temporal.workflow.getHandle(subscription.workflow_id).executeUpdate(definition, {
         args,
-        ...(idempotencyKey ? { updateId: `${definition.name}:${idempotencyKey}` } : {}),
+        ...(updateId ? { updateId } : {}),
       });
     } catch (error) {
       const code = error instanceof WorkflowUpdateFailedError ? error.cause?.message : undefined;
@@ -49,7 +51,8 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     }
   }
 
-  const actor = (req: Request): string => (req as Request & { apiKey?: { id: string } }).apiKey?.id ?? 'api';
+  const apiKeyIdOf = (req: Request): string | undefined => (req as Request & { apiKey?: { id: string } }).apiKey?.id;
+  const actor = (req: Request): string => apiKeyIdOf(req) ?? 'api';
 
   router.post('/:id/plan-change', async (req, res) => {
     const body = planChangeBody.parse(req.body);

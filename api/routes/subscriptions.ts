@@ -2,7 +2,7 @@ import { addIntervals, parseInterval } from '../../domain/periods';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import { Router } from 'express';
+import { Request, Router } from 'express';
 import type { Database } from '../../store/database';
 import { findPlan, findPlanVersion } from '../../store/catalog';
 import { findCustomer } from '../../store/customers';
@@ -17,6 +17,7 @@ import {
   TASK_QUEUE,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
+import { scopedRequestId } from '../idempotency';
 import { ApiProblem, ProblemCode } from '../problem';
 import { cancelSubscriptionBody, createSubscriptionBody } from '../schemas';
 import { subscriptionJson } from '../serializers';
@@ -88,12 +89,12 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
   router.post('/:id/cancel', async (req, res) => {
     const body = cancelSubscriptionBody.parse(req.body);
     const row = await findSubscription(req.params.id);
-    const idempotencyKey = req.header('Idempotency-Key');
+    const updateId = scopedRequestId((req as Request & { apiKey?: { id: string } }).apiKey?.id, 'cancel', req.header('Idempotency-Key'));
     try {
       const result = await temporal.workflow.getHandle(row.workflow_id).executeUpdate(cancelSubscriptionUpdate, {
         args: [{ at: body.at, reason: body.reason, requestedBy: 'api' }],
-        // A retried request with the same key is the same update: applied once, answered again.
-        ...(idempotencyKey ? { updateId: `cancel:${idempotencyKey}` } : {}),
+        // A retried request with the same key is the same update: applied once, answered again. Scoped per API key.
+        ...(updateId ? { updateId } : {}),
       });
       res.json({ status: result.status, effective_at: result.effectiveAt });
     } catch (error) {

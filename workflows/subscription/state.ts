@@ -64,6 +64,8 @@ export interface SubscriptionRun {
   lastInvoice: PeriodInvoiceSummary | null;
   usageEventsReported: number;
   spendingCheckDue: boolean;
+  /** Lifecycle updates take effect one at a time, in arrival order (see ./turns.ts). */
+  readonly turns: { issued: number; serving: number };
 }
 
 /** The run's state from its input: a fresh subscription, or the state the previous run carried over. */
@@ -104,6 +106,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     lastInvoice: null,
     usageEventsReported: 0,
     spendingCheckDue: false,
+    turns: { issued: 0, serving: 0 },
   };
 }
 
