@@ -1,5 +1,7 @@
 import type { Knex } from 'knex';
-import { Aggregation, MetricRow } from './catalog';
+import { usageCharges } from '../domain/plan-terms';
+import type { Charge } from '../domain/rating';
+import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
 
 export interface NewUsageEvent {
   readonly customerId: string;
@@ -114,6 +116,48 @@ export async function aggregateMetric(
   };
 }
 
+/** The metrics a plan's usage charges price, and whether a percentage charge needs each one's event values. */
+export interface MeteredMetrics {
+  readonly metrics: readonly { readonly metric: MetricRow; readonly withEventValues: boolean }[];
+  /** The event types those metrics read: what a usage close claims. */
+  readonly eventTypes: readonly string[];
+}
+
+/** One metric's aggregated usage, named by its code: what rating takes. */
+export type ChargeUsage = MetricUsage & { readonly metricCode: string };
+
+/** Looks up the metrics of a plan's usage charges (flat charges meter nothing). */
+export async function meteredMetricsOf(db: Knex | Knex.Transaction, charges: readonly Charge[]): Promise<MeteredMetrics> {
+  const metered = usageCharges(charges);
+  const metrics = await findMetricsByCode(db, [...new Set(metered.map((charge) => charge.metricCode))]);
+  return {
+    metrics: metrics.map((metric) => ({
+      metric,
+      withEventValues: metered.some((charge) => charge.metricCode === metric.code && charge.price.model === 'percentage'),
+    })),
+    eventTypes: [...new Set(metrics.map((metric) => metric.event_type))],
+  };
+}
+
+/**
+ * Plan charges -> their metrics -> each metric aggregated over a scope of events: the one recipe behind the usage
+ * close, re-rating and the real-time preview, so all three rate the same quantities. Pass the charges, or the
+ * metrics already looked up with meteredMetricsOf when the caller needs their event types first.
+ */
+export async function usageForCharges(
+  db: Knex | Knex.Transaction,
+  chargesOrMetrics: readonly Charge[] | MeteredMetrics,
+  scope: UsageScope,
+): Promise<ChargeUsage[]> {
+  const metered = 'metrics' in chargesOrMetrics ? chargesOrMetrics : await meteredMetricsOf(db, chargesOrMetrics);
+  return Promise.all(
+    metered.metrics.map(async ({ metric, withEventValues }) => ({
+      metricCode: metric.code,
+      ...(await aggregateMetric(db, metric, scope, withEventValues)),
+    })),
+  );
+}
+
 export interface UsageClosure {
   id: string;
   subscription_id: string;
@@ -132,6 +176,82 @@ export async function findUsageClosure(
   periodStart: Date,
 ): Promise<UsageClosure | undefined> {
   return db<UsageClosure>('usage_period_closures').where({ subscription_id: subscriptionId, period_start: periodStart }).first();
+}
+
+export interface NewUsageClosure {
+  readonly subscriptionId: string;
+  readonly customerId: string;
+  readonly periodStart: Date;
+  readonly periodEnd: Date;
+  /** The plan version whose usage charges are closed. */
+  readonly planId: string;
+  readonly charges: readonly Charge[];
+}
+
+/**
+ * Closes a usage period in the caller's transaction: records the closure, claims every unclaimed event of the
+ * plan's metrics in [start, end) and stores their aggregated totals. Each event is claimed by exactly one closure,
+ * so it is billed exactly once. When a closure for (subscription, period start) exists, that one is returned.
+ */
+export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure): Promise<UsageClosure> {
+  const metered = await meteredMetricsOf(trx, closure.charges);
+  const [created] = await trx<UsageClosure>('usage_period_closures')
+    .insert({
+      subscription_id: closure.subscriptionId,
+      customer_id: closure.customerId,
+      period_start: closure.periodStart,
+      period_end: closure.periodEnd,
+      totals: {} as UsageTotals,
+      event_count: '0',
+      plan_id: closure.planId,
+    })
+    .onConflict(['subscription_id', 'period_start'])
+    .ignore()
+    .returning('*');
+  if (!created) return (await findUsageClosure(trx, closure.subscriptionId, closure.periodStart))!;
+
+  const claimed = metered.eventTypes.length
+    ? await trx('usage_events')
+        .where({ customer_id: closure.customerId })
+        .whereNull('period_close_id')
+        .whereIn('event_type', [...metered.eventTypes])
+        .andWhere('occurred_at', '>=', closure.periodStart)
+        .andWhere('occurred_at', '<', closure.periodEnd)
+        .update({ period_close_id: created.id })
+    : 0;
+
+  const totals: UsageTotals = {};
+  for (const { metricCode, ...usage } of await usageForCharges(trx, metered, { kind: 'claimed', closeId: String(created.id) })) {
+    totals[metricCode] = usage;
+  }
+  const [closed] = await trx<UsageClosure>('usage_period_closures')
+    .where({ id: created.id })
+    .update({ totals: JSON.stringify(totals) as unknown as UsageTotals, event_count: String(claimed) })
+    .returning('*');
+  return closed;
+}
+
+/** The ids of unclaimed (late) events of these event types in [from, to): what a re-rating with late usage bills. */
+export async function lateEventIds(
+  db: Knex | Knex.Transaction,
+  customerId: string,
+  eventTypes: readonly string[],
+  from: Date,
+  to: Date,
+): Promise<string[]> {
+  const rows: { id: string }[] = await db('usage_events')
+    .where({ customer_id: customerId })
+    .whereNull('period_close_id')
+    .whereIn('event_type', [...eventTypes])
+    .andWhere('occurred_at', '>=', from)
+    .andWhere('occurred_at', '<', to)
+    .select('id');
+  return rows.map((row) => String(row.id));
+}
+
+/** Claims late events into the closure of the period they fall in, unless something claimed them meanwhile. */
+export async function claimLateEvents(trx: Knex.Transaction, eventIds: readonly string[], closeId: string): Promise<void> {
+  await trx('usage_events').whereIn('id', [...eventIds]).whereNull('period_close_id').update({ period_close_id: closeId });
 }
 
 export interface LateUsageEvent {

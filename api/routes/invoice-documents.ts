@@ -11,7 +11,7 @@ import { Router, type Response } from 'express';
 import { z } from 'zod';
 import type { Database } from '../../store/database';
 import { findInvoice, InvoiceRow, listInvoiceLines } from '../../store/invoices';
-import type { CustomerRow } from '../../store/customers';
+import { findCustomer } from '../../store/customers';
 import { buildInvoiceDocument, InvoiceDocument } from '../documents/invoice-document';
 import { renderInvoiceHtml } from '../documents/invoice-html';
 import { renderInvoicePdf } from '../documents/invoice-pdf';
@@ -34,7 +34,7 @@ export function invoiceDocumentsRouter(db: Database): Router {
     if (!invoice) throw new ApiProblem('invoice_not_found', `no invoice ${id}`);
     const [lines, customer, credited] = await Promise.all([
       listInvoiceLines(db, invoice.id),
-      db<CustomerRow>('customers').where({ id: invoice.customer_id }).first(),
+      findCustomer(db, invoice.customer_id),
       invoice.credited_invoice_id ? findInvoice(db, invoice.credited_invoice_id) : Promise.resolve(undefined),
     ]);
     const doc = buildInvoiceDocument({

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import type { Database } from '../../store/database';
-import { findInvoice, InvoiceRow, listInvoiceLines } from '../../store/invoices';
+import { findInvoice, listInvoiceLines, listInvoices } from '../../store/invoices';
 import { ApiProblem } from '../problem';
 import { listInvoicesQuery, uuidParam } from '../schemas';
 import { invoiceJson } from '../serializers';
@@ -10,14 +10,7 @@ export function invoicesRouter(db: Database): Router {
 
   router.get('/', async (req, res) => {
     const query = listInvoicesQuery.parse(req.query);
-    const filters: Partial<InvoiceRow> = {};
-    if (query.customer_id) filters.customer_id = query.customer_id;
-    if (query.subscription_id) filters.subscription_id = query.subscription_id;
-    if (query.status) filters.status = query.status;
-    const rows = await db<InvoiceRow>('invoices')
-      .where(filters)
-      .orderBy([{ column: 'period_start' }, { column: 'created_at' }])
-      .limit(query.limit);
+    const rows = await listInvoices(db, { customerId: query.customer_id, subscriptionId: query.subscription_id, status: query.status }, query.limit);
     res.json({ data: rows.map((row) => invoiceJson(row)) });
   });
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { formatMoney, toDecimal } from '../../domain/money';
-import { executeRefund } from '../../activities/refunds';
+import { executeRefund } from '../../payments/refunds';
 import type { PaymentGateway } from '../../payments/gateway';
 import { CreditNoteRejectedError, CreditNoteRow, issueCreditNote, listCreditNotes, refundableBalance, RefundRow } from '../../store/credit-notes';
 import type { Database } from '../../store/database';

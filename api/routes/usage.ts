@@ -2,7 +2,8 @@ import { Router } from 'express';
 import type { PlanSettings } from '../../domain/plan-terms';
 import { Charge, rateUsage } from '../../domain/rating';
 import type { Database } from '../../store/database';
-import type { PlanRow } from '../../store/catalog';
+import { findPlan, PlanRow } from '../../store/catalog';
+import { setSpendingBudget } from '../../store/subscription-billing';
 import type { SubscriptionRow } from '../../store/subscriptions';
 import { listLateUsage } from '../../store/usage';
 import { openUsageForCharges } from '../../store/usage-preview';
@@ -17,7 +18,7 @@ export function usageRouter(db: Database): Router {
 
   async function findSubscription(id: string): Promise<{ subscription: SubscriptionRow; plan: PlanRow }> {
     const subscription = await findSubscriptionOr404(db, id);
-    const plan = (await db<PlanRow>('plans').where({ id: subscription.plan_id }).first())!;
+    const plan = await findPlan(db, subscription.plan_id);
     return { subscription, plan };
   }
 
@@ -63,9 +64,7 @@ export function usageRouter(db: Database): Router {
     if (body.amount !== null && toDecimal(body.amount).decimalPlaces() > minorUnitExponent(plan.currency)) {
       throw new ApiProblem('validation_failed', `amount has more decimals than ${plan.currency} allows`);
     }
-    await db('subscriptions')
-      .where({ id: subscription.id })
-      .update({ budget_amount: body.amount, alert_thresholds: body.amount === null ? null : JSON.stringify(body.thresholds) });
+    await setSpendingBudget(db, subscription.id, body.amount, body.amount === null ? null : body.thresholds);
     res.json({ subscription_id: subscription.id, budget: body.amount, currency: plan.currency, thresholds: body.amount === null ? [] : body.thresholds });
   });
 
