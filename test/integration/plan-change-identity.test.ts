@@ -36,7 +36,7 @@ beforeAll(async () => {
 
 afterAll(async () => stack?.stop());
 
-const advanceTo = (instant: string): Promise<void> => stack.advanceTo(instant);
+const advanceTo = (instant: string, stepMs?: number): Promise<void> => stack.advanceTo(instant, stepMs);
 const tokenCharge = (unitPrice: string): Charge[] => [{ metricCode: 'tokens', price: { model: 'per_unit', unitPrice } }];
 const money = (value: string): string => Number(value).toFixed(2);
 
