@@ -32,6 +32,9 @@ beforeAll(async () => {
   stack = await startTimeSkippingStack();
   ({ env, db } = stack);
   await db('billable_metrics').insert({ code: 'tokens', name: 'Tokens', event_type: 'llm.request', aggregation: 'sum', property: 'tokens' });
+  // No workflow runs yet: jump to the first test's year at once. (The test server ends a run 10 years after its
+  // start, so each test starts its subscription within a few years of the server's clock.)
+  await stack.advanceTo('2030-01-01T00:00:00Z', 365 * 86_400_000);
 });
 
 afterAll(async () => stack?.stop());
@@ -61,7 +64,7 @@ async function usageBilled(invoiceIds: string[]): Promise<string> {
 }
 
 test('a plan change inside the grace window after a boundary: the closed period usage stays on its period invoice', async () => {
-  // Timeline (2040; April has 30 days), grace window 1 hour:
+  // Timeline (2030; April has 30 days), grace window 1 hour:
   //
   //   Mar 1          Mar 2..11                 Apr 1 00:00   00:00:02            01:00 (grace ends)
   //   |--basic 3.10--|-10 x 1,000 tokens-------|-------------|-------------------|--------------->
@@ -74,41 +77,43 @@ test('a plan change inside the grace window after a boundary: the closed period 
   // The closed period's usage belongs to its period invoice, rated under the plan in force then; the proration
   // covers only the open stretch from the period start to the change. Before: the proration invoice billed the
   // March usage too (5.00 twice), and the April invoice charged the new plan's whole fee on top of the proration.
-  const basic = await plan('basic-2040', '3.10', { usageGracePeriod: 'PT1H' }, tokenCharge('0.0005'));
-  const pro = await plan('pro-2040', '6.20', { usageGracePeriod: 'PT1H' }, tokenCharge('0.001'));
-  const { subscriptionId, customerId, handle } = await subscribe(basic, '2040-03-01T00:00:00Z');
-  await advanceTo('2040-03-12T00:00:00Z');
+  const basic = await plan('basic-2030', '3.10', { usageGracePeriod: 'PT1H' }, tokenCharge('0.0005'));
+  const pro = await plan('pro-2030', '6.20', { usageGracePeriod: 'PT1H' }, tokenCharge('0.001'));
+  const { subscriptionId, customerId, handle } = await subscribe(basic, '2030-03-01T00:00:00Z');
+  await advanceTo('2030-03-12T00:00:00Z');
   await insertUsageEvents(
     db,
-    Array.from({ length: 10 }, (_, i) => ({ customerId, eventId: `grace-${i}`, eventType: 'llm.request', occurredAt: new Date(Date.UTC(2040, 2, 2 + i)), properties: { tokens: 1000 } })),
+    Array.from({ length: 10 }, (_, i) => ({ customerId, eventId: `grace-${i}`, eventType: 'llm.request', occurredAt: new Date(Date.UTC(2030, 2, 2 + i)), properties: { tokens: 1000 } })),
   );
-  await advanceTo('2040-04-01T00:00:00Z', 3_600_000);
-  await advanceTo('2040-04-01T00:00:02Z', 1_000);
-  const change = await handle.executeUpdate(changePlanUpdate, { args: [{ plan: planScheduleTerms(pro), effective: 'immediate', requestedBy: 'test' }] });
-  expect(change).toMatchObject({ effective: 'immediate', planCode: 'pro-2040', invoice: { total: '3.10' } });
+  await advanceTo('2030-04-01T00:00:00Z', 3_600_000);
+  await advanceTo('2030-04-01T00:00:02Z', 1_000);
+  // The boundary started a new run (continue-as-new): address the workflow, not the first run.
+  const current = env.client.workflow.getHandle(handle.workflowId);
+  const change = await current.executeUpdate(changePlanUpdate, { args: [{ plan: planScheduleTerms(pro), effective: 'immediate', requestedBy: 'test' }] });
+  expect(change).toMatchObject({ effective: 'immediate', planCode: 'pro-2030', invoice: { total: '3.10' } });
 
-  await advanceTo('2040-04-02T00:00:00Z', 600_000);
+  await advanceTo('2030-04-02T00:00:00Z', 600_000);
   const invoices = await invoicesOf(subscriptionId);
   expect(invoices.map((invoice) => [invoice.kind, invoice.period_start.toISOString().slice(0, 10), money(invoice.total)])).toEqual([
-    ['period', '2040-03-01', '3.10'],
-    ['period', '2040-04-01', '8.10'],
-    ['proration', '2040-04-01', '3.10'],
+    ['period', '2030-03-01', '3.10'],
+    ['period', '2030-04-01', '8.10'],
+    ['proration', '2030-04-01', '3.10'],
   ]);
   // 10 x 1,000 tokens are billed exactly once, on the period invoice, at the plan in force in March.
   expect(await usageBilled(invoices.map((invoice) => invoice.id))).toBe('5.00');
-  const april = invoices.find((invoice) => invoice.kind === 'period' && invoice.period_start.toISOString().startsWith('2040-04'))!;
+  const april = invoices.find((invoice) => invoice.kind === 'period' && invoice.period_start.toISOString().startsWith('2030-04'))!;
   expect(await usageBilled([april.id])).toBe('5.00');
   expect(invoices.every((invoice) => invoice.status === 'paid')).toBe(true);
-  expect(await handle.query(subscriptionStateQuery)).toMatchObject({ planCode: 'pro-2040', status: 'active' });
-  await handle.terminate('test done');
+  expect(await current.query(subscriptionStateQuery)).toMatchObject({ planCode: 'pro-2030', status: 'active' });
+  await current.terminate('test done');
 });
 
 test('twenty parallel plan changes with distinct request ids: one change, one proration invoice, the rest rejected as same_plan', async () => {
-  // Timeline (2041): Mar 1 basic 10.00; Mar 16 twenty requests to move to pro at once.
-  const basic = await plan('basic-2041', '10.00');
-  const pro = await plan('pro-2041', '20.00');
-  const { subscriptionId, handle } = await subscribe(basic, '2041-03-01T00:00:00Z');
-  await advanceTo('2041-03-16T00:00:00Z');
+  // Timeline (2031): Mar 1 basic 10.00; Mar 16 twenty requests to move to pro at once.
+  const basic = await plan('basic-2031', '10.00');
+  const pro = await plan('pro-2031', '20.00');
+  const { subscriptionId, handle } = await subscribe(basic, '2031-03-01T00:00:00Z');
+  await advanceTo('2031-03-16T00:00:00Z');
   const answers = await Promise.allSettled(
     Array.from({ length: 20 }, () =>
       handle.executeUpdate(changePlanUpdate, { args: [{ plan: planScheduleTerms(pro), effective: 'immediate', requestedBy: 'test' }], updateId: randomUUID() }),
@@ -128,16 +133,16 @@ test('twenty parallel plan changes with distinct request ids: one change, one pr
 test('a retried workflow task reuses the change it recorded: same request, same instant, same proration invoice', async () => {
   // What a retried task does after its first attempt's local activities committed: the same update id proposes a
   // later instant (its own workflow-task time) and must get the first one back, and so the same invoice.
-  const basic = await plan('basic-2042', '31.00');
-  const pro = await plan('pro-2042', '62.00');
+  const basic = await plan('basic-2032', '31.00');
+  const pro = await plan('pro-2032', '62.00');
   const customer = await insertCustomer(db);
-  const { row } = await insertSubscription(db, customer, basic, new Date('2042-03-01T00:00:00Z'));
+  const { row } = await insertSubscription(db, customer, basic, new Date('2032-03-01T00:00:00Z'));
   const activities = createActivities({ db, gateway: new SandboxGateway(db) });
   const intent = { subscriptionId: row.id, requestKey: 'key-a:changePlan:upgrade', oldPlanId: basic.id, newPlanId: pro.id, requestedBy: 'test' };
-  const first = await activities.recordPlanChange({ ...intent, changeAt: '2042-03-11T00:00:00.000Z' });
-  const retried = await activities.recordPlanChange({ ...intent, changeAt: '2042-03-11T00:00:00.040Z' });
+  const first = await activities.recordPlanChange({ ...intent, changeAt: '2032-03-11T00:00:00.000Z' });
+  const retried = await activities.recordPlanChange({ ...intent, changeAt: '2032-03-11T00:00:00.040Z' });
   expect(retried).toEqual(first);
-  const period = { start: '2042-03-01T00:00:00.000Z', end: '2042-04-01T00:00:00.000Z' };
+  const period = { start: '2032-03-01T00:00:00.000Z', end: '2032-04-01T00:00:00.000Z' };
   const prorate = (changeAt: string) => activities.createProrationInvoice({ subscriptionId: row.id, period, changeAt, oldPlanId: basic.id, newPlanId: pro.id, usagePeriod: null });
   expect((await prorate(retried.changeAt)).invoiceId).toBe((await prorate(first.changeAt)).invoiceId);
   // Another request in the same instant (two changes in one workflow task) gets its own instant, so its own invoice.
@@ -159,22 +164,22 @@ describe('scoped idempotency over HTTP', () => {
   afterAll(async () => api?.close());
 
   test('two API keys using one Idempotency-Key for different plan changes each get their own change', async () => {
-    // Timeline (2043): Mar 1 basic 10.00; Mar 10 key 1 schedules team at period end with Idempotency-Key K;
+    // Timeline (2033): Mar 1 basic 10.00; Mar 10 key 1 schedules team at period end with Idempotency-Key K;
     //   key 2 sends the same K for an immediate upgrade to pro: it is a different request and takes effect.
-    const basic = await plan('basic-2043', '10.00');
-    await plan('team-2043', '15.00');
-    await plan('pro-2043', '20.00');
-    const { subscriptionId, handle } = await subscribe(basic, '2043-03-01T00:00:00Z');
-    await advanceTo('2043-03-10T00:00:00Z');
+    const basic = await plan('basic-2033', '10.00');
+    await plan('team-2033', '15.00');
+    await plan('pro-2033', '20.00');
+    const { subscriptionId, handle } = await subscribe(basic, '2033-03-01T00:00:00Z');
+    await advanceTo('2033-03-10T00:00:00Z');
     const key = { 'Idempotency-Key': 'shared-key' };
-    const scheduled = await api.call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'team-2043', effective: 'period_end' }, key);
-    expect([scheduled.status, scheduled.json.effective, scheduled.json.plan_code]).toEqual([200, 'period_end', 'team-2043']);
-    const upgraded = await api.call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'pro-2043', effective: 'immediate' }, { ...key, ...second.headers });
-    expect([upgraded.status, upgraded.json.effective, upgraded.json.plan_code]).toEqual([200, 'immediate', 'pro-2043']);
+    const scheduled = await api.call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'team-2033', effective: 'period_end' }, key);
+    expect([scheduled.status, scheduled.json.effective, scheduled.json.plan_code]).toEqual([200, 'period_end', 'team-2033']);
+    const upgraded = await api.call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'pro-2033', effective: 'immediate' }, { ...key, ...second.headers });
+    expect([upgraded.status, upgraded.json.effective, upgraded.json.plan_code]).toEqual([200, 'immediate', 'pro-2033']);
     expect(upgraded.headers.get('idempotent-replayed')).toBeNull();
-    expect((await handle.query(subscriptionStateQuery)).planCode).toBe('pro-2043');
+    expect((await handle.query(subscriptionStateQuery)).planCode).toBe('pro-2033');
     // Each key's repeat replays its own answer.
-    const again = await api.call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'pro-2043', effective: 'immediate' }, { ...key, ...second.headers });
+    const again = await api.call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'pro-2033', effective: 'immediate' }, { ...key, ...second.headers });
     expect([again.status, again.text, again.headers.get('idempotent-replayed')]).toEqual([200, upgraded.text, 'true']);
 
     // Cancel the same way: key 1's answer is not handed to key 2, whose own cancellation is applied.
@@ -182,14 +187,14 @@ describe('scoped idempotency over HTTP', () => {
     expect([pending.status, pending.json.status]).toEqual([200, 'pending_cancellation']);
     const now = await api.call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'now', reason: 'key 2' }, { 'Idempotency-Key': 'shared-cancel', ...second.headers });
     expect([now.status, now.json.status]).toEqual([200, 'canceled']);
-    await handle.terminate('test done');
+    expect(await stack.resultOf(handle)).toMatchObject({ status: 'canceled' });
   });
 
   test('a re-rating asked twice with one Idempotency-Key starts once; the 202 is replayed', async () => {
-    // Timeline (2044): Mar 1 basic 10.00 (INV 10.00); Mar 5 finance asks for a re-rating of that invoice twice.
-    const basic = await plan('basic-2044', '10.00');
-    const { subscriptionId, handle } = await subscribe(basic, '2044-03-01T00:00:00Z');
-    await advanceTo('2044-03-05T00:00:00Z');
+    // Timeline (2034): Mar 1 basic 10.00 (INV 10.00); Mar 5 finance asks for a re-rating of that invoice twice.
+    const basic = await plan('basic-2034', '10.00');
+    const { subscriptionId, handle } = await subscribe(basic, '2034-03-01T00:00:00Z');
+    await advanceTo('2034-03-05T00:00:00Z');
     const [invoice] = await invoicesOf(subscriptionId);
     const key = { 'Idempotency-Key': `rerate-${randomUUID()}` };
     const body = { reason: 'double check' };
