@@ -4,11 +4,12 @@
  * a repeat that arrives while the first is still running waits for it briefly, then gets 409
  * idempotency_request_in_progress.
  *
- * Every answer the request itself decided is stored: 200, 201, 202 (accepted work, e.g. a re-rating started or a
- * refund the gateway has not confirmed: a repeat must not start it again) and 4xx (the request is invalid, or the
- * subscription refused it: the same request gets the same refusal, and a corrected one needs a new key). Not stored,
- * so that a retry with the same key runs afresh: 5xx and 503 (nothing was decided), 408 and 429 (the request was
- * never looked at).
+ * Every answer the request itself decided is stored: 200, 201, 202 (accepted work, e.g. a re-rating started: a
+ * repeat must not start it again) and 4xx (the request is invalid, or the subscription refused it: the same request
+ * gets the same refusal, and a corrected one needs a new key). Not stored, so that a retry with the same key runs
+ * afresh: 5xx and 503 (nothing was decided), 408 and 429 (the request was never looked at), and an answer its route
+ * marks as resuming work that only a repeat moves on (answerResumesOnRepeat: a refund the gateway has not
+ * confirmed, which the repeat completes, idempotently by its own key).
  *
  * Keys are scoped per API key, and so is every identity derived from one (a Temporal update id, a re-rating id):
  * see scopedRequestId.
@@ -78,6 +79,16 @@ export function uuidFromRequestId(requestId: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((parseInt(hex[16], 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
+const RESUMES_ON_REPEAT = 'idempotencyResumesOnRepeat';
+
+/**
+ * For a route whose answer reports pending work that a repeat of the same request moves on (and that is itself
+ * idempotent per request): the answer is not stored, so the repeat runs the route again instead of a replay.
+ */
+export function answerResumesOnRepeat(res: Response): void {
+  res.locals[RESUMES_ON_REPEAT] = true;
+}
+
 function replay(res: Response, row: IdempotencyKeyRow): void {
   res.status(row.response_status!).setHeader('Idempotent-Replayed', 'true');
   res.type('application/json').send(row.response_body);
@@ -99,7 +110,8 @@ export function idempotency(db: Database, options: IdempotencyOptions = {}): Req
       recorded = true;
       const status = res.statusCode;
       const text = typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : JSON.stringify(body ?? null);
-      const write = storable(status) ? completeIdempotencyKey(db, claim, status, text) : releaseIdempotencyKey(db, claim);
+      const final = storable(status) && res.locals[RESUMES_ON_REPEAT] !== true;
+      const write = final ? completeIdempotencyKey(db, claim, status, text) : releaseIdempotencyKey(db, claim);
       void write
         .catch((error: unknown) => log({ level: 'error', msg: 'could not record an idempotent response', key: claim.key, error: String(error) }))
         .finally(() => send(body));
