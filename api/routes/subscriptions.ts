@@ -6,7 +6,7 @@ import { Request, Router } from 'express';
 import type { Database } from '../../store/database';
 import { findPlan, findPlanVersion } from '../../store/catalog';
 import { findCustomer } from '../../store/customers';
-import { createScheduledSubscription, SubscriptionRow } from '../../store/subscriptions';
+import { createScheduledSubscription, findSubscription as findSubscriptionRow, SubscriptionRow } from '../../store/subscriptions';
 import {
   cancelSubscriptionUpdate,
   SEARCH_ATTRIBUTES,
@@ -17,7 +17,7 @@ import {
   TASK_QUEUE,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
-import { scopedRequestId } from '../idempotency';
+import { scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem, ProblemCode } from '../problem';
 import { cancelSubscriptionBody, createSubscriptionBody } from '../schemas';
 import { subscriptionJson } from '../serializers';
@@ -43,8 +43,13 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
       throw new ApiProblem('validation_failed', 'start_at may be in the past by less than one billing period', [{ path: 'start_at', message: 'too far in the past' }]);
     }
 
-    // The row and the workflow start commit together: if Temporal refuses the start, the row rolls back.
-    const id = randomUUID();
+    // The row and the workflow start commit together: if Temporal refuses the start, the row rolls back. With an
+    // Idempotency-Key the id (and so the workflow id) comes from the request: a repeat whose first answer was never
+    // stored (the process died after the commit) finds the subscription it created instead of creating another.
+    const requestId = scopedRequestId((req as Request & { apiKey?: { id: string } }).apiKey?.id, 'subscribe', req.header('Idempotency-Key'));
+    const id = requestId ? uuidFromRequestId(requestId) : randomUUID();
+    const created = requestId ? await findSubscriptionRow(db, id) : undefined;
+    if (created) return void res.status(201).json(subscriptionJson(created, await findPlan(db, created.plan_id)));
     const workflowId = subscriptionWorkflowId(id);
     const row = await createScheduledSubscription(db, { id, customerId: customer.id, planId: plan.id, workflowId, startAt }, async (inserted) => {
       const input: SubscriptionWorkflowInput = {
