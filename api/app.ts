@@ -23,7 +23,9 @@ import { webhookEndpointsRouter } from './routes/webhook-endpoints';
 import { ApiKeyAuthenticator, assertEveryRouteDeclared, authenticate } from './access';
 import { idempotency, IdempotencyOptions } from './idempotency';
 import { inspectParsedInput, requireJsonBodies, translateClientErrors } from './input-guard';
-import { ApiMetrics, captureErrors, healthHandlers, jsonLogger, Logger, metricsHandler, observeRequests } from './observability';
+import { createLogger, entryLogger, Logger, LogSink } from '../logging/logger';
+import { ApiMetrics, captureErrors, healthHandlers, metricsHandler } from './observability';
+import { observeRequests } from './request-log';
 import { rateLimit, RateLimitOptions, rateLimitFromEnv, TokenBucketLimiter } from './rate-limit';
 import { apiKeysRouter, usageTokensRouter } from './routes/api-keys';
 import { reportsRouter } from './routes/reports';
@@ -42,8 +44,8 @@ export interface ApiDependencies {
   readonly gateway?: PaymentGateway;
   /** Called after a customer's payment method changes (dunning retries at once); see routes/payment-methods.ts. */
   readonly onPaymentMethodUpdated?: PaymentMethodHooks['onPaymentMethodUpdated'];
-  /** Where request log lines go: JSON lines on stdout by default; tests pass their own. */
-  readonly log?: Logger;
+  /** Where log lines go: a pino logger (JSON lines on stdout by default), or a function that gets each line as an object (tests). */
+  readonly log?: Logger | LogSink;
   /** Per-API-key token bucket; from RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST by default; false turns it off. */
   readonly rateLimit?: RateLimitOptions | false;
   /** How long a verified API key is trusted without asking Postgres (default 5 s; revocations elsewhere wait this long). */
@@ -64,7 +66,7 @@ export function createApp(deps: ApiDependencies): Express {
   app.disable('x-powered-by');
   const metrics = new MetricCatalog(deps.db);
   const customers = new CustomerDirectory(deps.db);
-  const log = deps.log ?? jsonLogger;
+  const logger = typeof deps.log === 'function' ? createLogger('api', { level: 'info', destination: deps.log }) : (deps.log ?? createLogger('api'));
   const apiMetrics = new ApiMetrics(deps.db);
   const authenticator = new ApiKeyAuthenticator(deps.db, { cacheTtlMs: deps.apiKeyCacheTtlMs });
   const limits = deps.rateLimit ?? rateLimitFromEnv();
@@ -72,14 +74,14 @@ export function createApp(deps: ApiDependencies): Express {
 
   // Before any handler: log and measure, authenticate and authorize, throttle, then parse and inspect the body
   // (ingestion bodies up to 5 mb, everything else 1 mb), then replay or record Idempotency-Keys.
-  app.use(observeRequests(apiMetrics, log));
+  app.use(observeRequests(apiMetrics, logger));
   app.use(authenticate(deps.db, authenticator, deps.accessClock));
   if (limits) app.use(rateLimit(new TokenBucketLimiter(limits, deps.accessClock)));
   app.use(requireJsonBodies);
   app.use('/v1/events', express.json({ limit: '5mb' }));
   app.use(express.json({ limit: '1mb' }));
   app.use(inspectParsedInput);
-  app.use(idempotency(deps.db, { ...deps.idempotency, log }));
+  app.use(idempotency(deps.db, { ...deps.idempotency, log: entryLogger(logger) }));
 
   app.get('/healthz', health.liveness);
   app.get('/readyz', health.readiness);

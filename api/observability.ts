@@ -1,28 +1,16 @@
 /**
- * What ops see of the API: one JSON log line per request, Prometheus metrics at /metrics, liveness at /healthz
- * and readiness (Postgres and Temporal answer, and we are not shutting down) at /readyz. See docs/operations.md.
+ * What ops see of the API: one JSON log line per request (request-log.ts), Prometheus metrics at /metrics, liveness
+ * at /healthz and readiness (Postgres and Temporal answer, and we are not shutting down) at /readyz.
+ * See docs/operations.md.
  */
 import type { Client } from '@temporalio/client';
-import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Database } from '../store/database';
-import { accessOf } from './access';
 import { ApiProblem } from './problem';
 
-export type LogEntry = Record<string, unknown>;
-export type Logger = (entry: LogEntry) => void;
-
-/**
- * One JSON object per line on stdout, with a timestamp first. METERLOOP_LOG=errors keeps only error lines (the
- * test suite sets it, so reports are readable); unset, every line is written.
- */
-export const jsonLogger: Logger = (entry) => {
-  if (process.env.METERLOOP_LOG === 'errors' && entry.level !== 'error') return;
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
-};
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export type { LogEntry, Logger, LogSink } from '../logging/logger';
+export { observeRequests } from './request-log';
 
 /** The request id of a request (the caller's X-Request-Id when well-formed, else a fresh UUID). */
 export function requestIdOf(res: Response): string | undefined {
@@ -108,47 +96,6 @@ export class ApiMetrics {
     this.eventsDeduplicated.inc(outcome.duplicates);
     this.eventsRejected.inc(outcome.rejected);
   }
-}
-
-/**
- * The first middleware: assigns the request id (echoed in X-Request-Id), and when the response is done writes the
- * log line and observes the latency, both labelled by route template (never the raw path: ids would explode both).
- */
-export function observeRequests(metrics: ApiMetrics, log: Logger): RequestHandler {
-  return (req, res, next) => {
-    const started = process.hrtime.bigint();
-    const incoming = req.header('x-request-id');
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    res.locals.requestId = requestId;
-    res.setHeader('X-Request-Id', requestId);
-    let done = false;
-    const finish = (aborted: boolean): void => {
-      if (done) return;
-      done = true;
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const access = accessOf(res);
-      const route = access?.route?.template;
-      const status = aborted && !res.headersSent ? 499 : res.statusCode;
-      metrics.httpDuration.observe({ method: req.method, route: route ?? '(unmatched)', status: String(status) }, seconds);
-      const error = res.locals.error as Error | undefined;
-      log({
-        level: status >= 500 ? 'error' : 'info',
-        msg: 'request',
-        method: req.method,
-        path: route ?? null,
-        ...(route ? {} : { raw_path: req.path.slice(0, 200) }),
-        status,
-        duration_ms: Math.round(seconds * 1e6) / 1e3,
-        request_id: requestId,
-        api_key_id: access?.principal?.keyId ?? null,
-        ...(aborted ? { aborted: true } : {}),
-        ...(error ? { error: { message: error.message, stack: error.stack } } : {}),
-      });
-    };
-    res.on('finish', () => finish(false));
-    res.on('close', () => finish(true));
-    next();
-  };
 }
 
 /** Before the problem handler: keeps unexpected errors (not problems we raise on purpose) for the log line. */

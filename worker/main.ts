@@ -5,8 +5,11 @@
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { emailChannelFromEnv } from '../notifications/email';
 import { startOutboxDispatcher } from '../notifications/outbox-dispatcher';
+import { createLogger } from '../logging/logger';
 import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
+
+const logger = createLogger('worker');
 
 /**
  * The SDK's own metrics (task slots, poll and schedule-to-start latencies, activity and workflow task outcomes,
@@ -17,7 +20,7 @@ function installRuntimeTelemetry(): void {
   const bindAddress = process.env.WORKER_METRICS_ADDRESS ?? '127.0.0.1:9464';
   if (bindAddress === 'off') return;
   Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress, countersTotalSuffix: true } } } });
-  console.log(JSON.stringify({ level: 'info', msg: 'worker metrics for Prometheus', url: `http://${bindAddress}/metrics` }));
+  logger.info({ url: `http://${bindAddress}/metrics` }, 'worker metrics for Prometheus');
 }
 
 async function main(): Promise<void> {
@@ -28,7 +31,7 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   const worker = await createBillingWorker({ connection, db, namespace: process.env.TEMPORAL_NAMESPACE });
   // Webhooks and email from the outbox, in this process (safe to run in every worker: claims skip locked rows).
-  const dispatcher = process.env.METERLOOP_OUTBOX_DISPATCHER === 'off' ? null : startOutboxDispatcher({ db, email: emailChannelFromEnv() });
+  const dispatcher = process.env.METERLOOP_OUTBOX_DISPATCHER === 'off' ? null : startOutboxDispatcher({ db, email: emailChannelFromEnv(), logger: logger.child({ component: 'outbox' }) });
   // worker.run() resolves after SIGINT/SIGTERM once in-flight tasks finish (the SDK installs the handlers).
   await worker.run();
   await dispatcher?.stop();
@@ -37,6 +40,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
+  logger.fatal({ err: error }, 'worker stopped on an error');
   process.exit(1);
 });
