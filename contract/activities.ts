@@ -36,7 +36,8 @@ export interface BillingActivities {
   recordSubscriptionStatus(change: SubscriptionStatusChange): Promise<void>;
   recordPlanChange(change: PlanChangeIntentRecord): Promise<RecordedPlanChange>;
   applyPlanChange(change: PlanChangeRecord): Promise<void>;
-  makeCustomerOffer(offer: OfferRecord): Promise<{ offered: boolean }>;
+  /** `expiresAt`: the recorded offer's (the first one's, for an offer made again); absent in older histories. */
+  makeCustomerOffer(offer: OfferRecord): Promise<{ offered: boolean; expiresAt?: string }>;
   recordOfferAnswer(answer: OfferAnswerRecord): Promise<void>;
   notifyCustomer(notification: CustomerNotification): Promise<void>;
   // usage

@@ -151,6 +151,23 @@ test('a retried workflow task reuses the change it recorded: same request, same 
   expect((await invoicesOf(row.id)).filter((invoice) => invoice.kind === 'proration')).toHaveLength(1);
 });
 
+test('a retried workflow task that makes a retention offer again gets the first offer back, not a refusal', async () => {
+  // The cancel handler's offer is stamped with workflow time; a retried task proposes a later instant. Before, the
+  // cooldown ("one retention offer in twelve months") then answered offered: false, and the cancellation went
+  // ahead although the customer had been sent the offer.
+  const basic = await plan('basic-2036', '10.00');
+  const customer = await insertCustomer(db);
+  const { row } = await insertSubscription(db, customer, basic, new Date('2036-03-01T00:00:00Z'));
+  const activities = createActivities({ db, gateway: new SandboxGateway(db) });
+  const offer = { subscriptionId: row.id, customerId: customer.id, kind: 'retention' as const, terms: { percentOff: 20 } };
+  const first = await activities.makeCustomerOffer({ ...offer, at: '2036-03-10T00:00:00.000Z', expiresAt: '2036-03-17T00:00:00.000Z' });
+  const retried = await activities.makeCustomerOffer({ ...offer, at: '2036-03-10T00:00:09.000Z', expiresAt: '2036-03-17T00:00:09.000Z' });
+  expect(first).toEqual({ offered: true, expiresAt: '2036-03-17T00:00:00.000Z' });
+  expect(retried).toEqual(first);
+  expect(await db('customer_offers').where({ subscription_id: row.id })).toHaveLength(1);
+  expect(await db('outbox').where({ aggregate_id: row.id, event_type: 'retention.offered' })).toHaveLength(1);
+});
+
 describe('scoped idempotency over HTTP', () => {
   let first: TestApiKey;
   let second: TestApiKey;
