@@ -162,8 +162,8 @@ test('a retried workflow task that makes a retention offer again gets the first 
   const offer = { subscriptionId: row.id, customerId: customer.id, kind: 'retention' as const, terms: { percentOff: 20 } };
   const first = await activities.makeCustomerOffer({ ...offer, at: '2036-03-10T00:00:00.000Z', expiresAt: '2036-03-17T00:00:00.000Z' });
   const retried = await activities.makeCustomerOffer({ ...offer, at: '2036-03-10T00:00:09.000Z', expiresAt: '2036-03-17T00:00:09.000Z' });
-  expect(first).toEqual({ offered: true, expiresAt: '2036-03-17T00:00:00.000Z' });
-  expect(retried).toEqual(first);
+  expect([first.offered, retried.offered]).toEqual([true, true]);
+  expect(retried).toEqual({ offered: true, expiresAt: '2036-03-17T00:00:00.000Z' });
   expect(await db('customer_offers').where({ subscription_id: row.id })).toHaveLength(1);
   expect(await db('outbox').where({ aggregate_id: row.id, event_type: 'retention.offered' })).toHaveLength(1);
 });
