@@ -21,6 +21,7 @@ import { insertUsageEvents } from '../../store/usage';
 import { changePlanUpdate, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
 import { createTestApiKey, TestApiKey } from '../support/api-keys';
 import { startTimeSkippingStack, TimeSkippingStack } from '../support/billing-stack';
+import { recordHistory } from '../support/histories';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { serve, TestHttp } from '../support/http';
 
@@ -127,6 +128,7 @@ test('twenty parallel plan changes with distinct request ids: one change, one pr
   expect(await db('plan_changes').where({ subscription_id: subscriptionId }).count<{ count: string }[]>('* as count')).toEqual([{ count: '1' }]);
   const audit = await db('audit_log').where({ subject_id: subscriptionId, action: 'subscription.plan_changed' });
   expect(audit).toHaveLength(1);
+  await recordHistory(handle, 'subscription-parallel-plan-changes');
   await handle.terminate('test done');
 });
 
