@@ -2,6 +2,7 @@ import type { BillingActivities } from '../contract/activities';
 import type { PaymentGateway } from '../payments/gateway';
 import type { Database } from '../store/database';
 import { createInvoicingActivities } from './invoicing';
+import { createJanitorActivities } from './janitor';
 import { createPaymentActivities } from './payments';
 import { createPlanChangeActivities } from './plan-changes';
 import { createSubscriptionActivities } from './subscriptions';
@@ -29,6 +30,7 @@ export function createActivities(deps: ActivityDependencies): BillingActivities 
     ...createReratingActivities(deps.db),
     ...createRefundActivities(deps.db, deps.gateway),
     ...createSpendingActivities(deps.db),
+    ...createJanitorActivities(deps.db, deps.gateway),
   };
 }
 

@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   const temporal = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
   const port = Number(process.env.PORT ?? 3000);
-  const usageSignals = new UsageSignalCoalescer(db, temporal);
+  const usageSignals = new UsageSignalCoalescer(db, temporal, { log: entryLogger(logger.child({ component: 'usage-signals' })) });
   usageSignals.start();
   let draining = false;
   const server = createApp({ db, temporal, usageSignals, log: logger, draining: () => draining }).listen(port, process.env.HOST ?? '0.0.0.0', () => {
@@ -46,6 +46,9 @@ async function main(): Promise<void> {
         },
       );
   };
+  // Every background task catches its own failures (usage-signals.ts, the idempotency sweep); a rejection that still
+  // escapes is a bug to log loudly, not a reason to take the whole API down (Node's default exits the process).
+  process.on('unhandledRejection', (reason: unknown) => logger.error({ err: reason }, 'unhandled rejection (a bug; the API keeps serving)'));
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
 }

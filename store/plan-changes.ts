@@ -1,5 +1,5 @@
 /**
- * Immediate plan changes keyed by the request that asked for them (see migrations/0300_create_plan_changes.ts).
+ * Immediate plan changes keyed by the request that asked for them (see migrations/0330_create_plan_changes.ts).
  */
 import type { Knex } from 'knex';
 

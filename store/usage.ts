@@ -59,16 +59,31 @@ export type UsageScope =
   | { readonly kind: 'claimed_and_late'; readonly closeId: string; readonly customerId: string; readonly from: Date; readonly to: Date }
   | { readonly kind: 'unclaimed'; readonly customerId: string; readonly from: Date; readonly to: Date };
 
-/** A property value that reads as a number; anything else counts as absent, never as 0. */
-export const NUMERIC_TEXT = String.raw`^-?[0-9]+(\.[0-9]+)?$`;
+/**
+ * A property value that reads as a number within the per-event bounds of domain/usage-events.ts (at most 12
+ * integer and 12 fraction digits), negative only for a metric that allows it. Ingestion refuses anything else;
+ * these patterns make events stored before those checks harmless to the preview and the invoice: a value outside
+ * them counts as absent, never as 0, and never reaches a NUMERIC(30, 12) column.
+ */
+export const NUMERIC_TEXT = String.raw`^0*[0-9]{1,12}(\.[0-9]{1,12})?$`;
+const SIGNED_NUMERIC_TEXT = String.raw`^-?0*[0-9]{1,12}(\.[0-9]{1,12})?$`;
 
-/** The SQL of a metric's aggregation. A property value that is not a number counts as absent, never as 0. */
-export function aggregationSql(aggregation: Aggregation): string {
+/** The pattern a metric's property value must match to be read as a number. */
+export function numericTextFor(metric: Pick<MetricRow, 'allow_negative'>): string {
+  return metric.allow_negative ? SIGNED_NUMERIC_TEXT : NUMERIC_TEXT;
+}
+
+/**
+ * The SQL of a metric's aggregation. A property value that is not a number counts as absent, never as 0.
+ * A count metric with a property counts the events with a readable value (ingestion requires one on each), so a
+ * percentage charge gets exactly one value per counted event. A corrections sum that nets negative bills 0.
+ */
+export function aggregationSql(aggregation: Aggregation, property: string | null = null): string {
   switch (aggregation) {
     case 'count':
-      return 'count(*)';
+      return property === null ? 'count(*)' : 'count(value)';
     case 'sum':
-      return 'coalesce(sum(value), 0)';
+      return 'greatest(coalesce(sum(value), 0), 0)';
     case 'max':
       return 'coalesce(max(value), 0)';
     case 'unique_count':
@@ -102,11 +117,11 @@ export async function aggregateMetric(
        FROM usage_events
        WHERE ${scopeSql} AND event_type = ? AND properties @> ?::jsonb
      )
-     SELECT (${aggregationSql(metric.aggregation)})::text AS quantity,
+     SELECT (${aggregationSql(metric.aggregation, metric.property)})::text AS quantity,
             count(*) AS event_count,
             ${withEventValues ? `array_agg(value::text ORDER BY id) FILTER (WHERE value IS NOT NULL)` : 'NULL'} AS event_values
      FROM scoped`,
-    [property, property, NUMERIC_TEXT, property, ...scopeBindings, metric.event_type, JSON.stringify(metric.filters ?? {})],
+    [property, property, numericTextFor(metric), property, ...scopeBindings, metric.event_type, JSON.stringify(metric.filters ?? {})],
   );
   const row = result.rows[0];
   return {

@@ -8,6 +8,7 @@ import { startOutboxDispatcher } from '../notifications/outbox-dispatcher';
 import { createLogger } from '../logging/logger';
 import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
+import { ensureJanitorSchedule, janitorScheduleFromEnv } from './janitor-schedule';
 
 const logger = createLogger('worker');
 
@@ -30,8 +31,19 @@ async function main(): Promise<void> {
   const db = createDatabase(databaseUrl);
   const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   const worker = await createBillingWorker({ connection, db, namespace: process.env.TEMPORAL_NAMESPACE });
+  // The janitor's schedule (idempotent: every worker may ensure it). Billing runs without it, so a failure only logs.
+  const janitor = janitorScheduleFromEnv();
+  if (janitor.enabled) {
+    await ensureJanitorSchedule({ connection, namespace: process.env.TEMPORAL_NAMESPACE, every: janitor.every }).then(
+      (outcome) => logger.info({ outcome, every: janitor.every }, 'janitor schedule ensured'),
+      (error: unknown) => logger.error({ err: error }, 'janitor schedule could not be ensured; the worker runs without it'),
+    );
+  }
   // Webhooks and email from the outbox, in this process (safe to run in every worker: claims skip locked rows).
   const dispatcher = process.env.METERLOOP_OUTBOX_DISPATCHER === 'off' ? null : startOutboxDispatcher({ db, email: emailChannelFromEnv(), logger: logger.child({ component: 'outbox' }) });
+  // The dispatcher loop catches its own failures; a rejection that still escapes is a bug to log, not a reason to
+  // drop every workflow and activity task in flight (Node's default exits the process).
+  process.on('unhandledRejection', (reason: unknown) => logger.error({ err: reason }, 'unhandled rejection (a bug; the worker keeps running)'));
   // worker.run() resolves after SIGINT/SIGTERM once in-flight tasks finish (the SDK installs the handlers).
   await worker.run();
   await dispatcher?.stop();

@@ -5,10 +5,10 @@
  *   GET /v1/subscriptions/:id/usage/daily    the open period's usage per UTC day and metric, for the chart
  *   GET /v1/subscriptions/:id/invoices       the subscription's issued invoices and the credit notes against them
  *
- * A customer usage token reaches the last two only for its own customer's subscriptions (CUSTOMER_SCOPES in
- * api/access.ts); everything here is a read.
+ * A customer usage token reaches the last two only for its own customer's subscriptions (the customerScope each
+ * route declares); everything here is a read.
  */
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
 import type { Charge } from '../../domain/rating';
 import { findPlan } from '../../store/catalog';
@@ -19,9 +19,10 @@ import { listSubscriptionInvoices } from '../../store/invoices';
 import type { SubscriptionRow } from '../../store/subscriptions';
 import { usageTokenOverview } from '../../store/usage-token';
 import { accessOf } from '../access';
-import { findSubscriptionOr404 } from './lookups';
+import { findSubscriptionOr404, ownSubscription } from './lookups';
 import { ApiProblem } from '../problem';
 import { invoiceJson, planJson } from '../serializers';
+import { declareRoutes, tokenCustomerOnly } from '../route-declarations';
 
 const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
 
@@ -35,9 +36,9 @@ export const subscriptionInvoicesQuery = z.strictObject({
 
 /** GET /v1/usage-token/me: mounted at /v1/usage-token. */
 export function usageTokenRouter(db: Database): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.get('/me', async (_req, res) => {
+  routes.get('/me', { allow: ['customer_usage'], customerScope: tokenCustomerOnly }, async (_req, res) => {
     const principal = accessOf(res)?.principal;
     // Admin keys pass every access check, but only a usage token speaks for a customer.
     if (!principal?.customerId || principal.role !== 'customer_usage') {
@@ -75,7 +76,7 @@ export function usageTokenRouter(db: Database): Router {
     });
   });
 
-  return router;
+  return routes.router;
 }
 
 export interface SubscriptionHistoryOptions {
@@ -85,12 +86,12 @@ export interface SubscriptionHistoryOptions {
 
 /** GET /v1/subscriptions/:id/usage/daily and /invoices: mounted at /v1/subscriptions. */
 export function subscriptionUsageHistoryRouter(db: Database, options: SubscriptionHistoryOptions = {}): Router {
-  const router = Router();
+  const routes = declareRoutes();
   const now = options.now ?? (() => new Date());
 
   const findSubscription = (id: string): Promise<SubscriptionRow> => findSubscriptionOr404(db, id);
 
-  router.get('/:id/usage/daily', async (req, res) => {
+  routes.get('/:id/usage/daily', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownSubscription(db) }, async (req, res) => {
     const subscription = await findSubscription(req.params.id);
     const start = subscription.current_period_start;
     const end = subscription.current_period_end;
@@ -118,7 +119,7 @@ export function subscriptionUsageHistoryRouter(db: Database, options: Subscripti
     });
   });
 
-  router.get('/:id/invoices', async (req, res) => {
+  routes.get('/:id/invoices', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownSubscription(db) }, async (req, res) => {
     const query = subscriptionInvoicesQuery.parse(req.query);
     const subscription = await findSubscription(req.params.id);
     // Credit notes are listed beside the invoices they credit.
@@ -129,5 +130,5 @@ export function subscriptionUsageHistoryRouter(db: Database, options: Subscripti
     });
   });
 
-  return router;
+  return routes.router;
 }

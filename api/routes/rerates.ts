@@ -3,7 +3,7 @@
  * finance decides (POST /v1/rerates/:id/approve | reject). The original invoice is never edited.
  */
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
-import { Request, Router } from 'express';
+import type { Request, Router } from 'express';
 import { randomUUID } from 'node:crypto';
 import { findPlanVersion } from '../../store/catalog';
 import type { Database } from '../../store/database';
@@ -22,6 +22,7 @@ import {
 import { scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem, isProblemCode } from '../problem';
 import { rerateBody, rerateDecisionBody, uuidParam } from '../schemas';
+import { declareRoutes } from '../route-declarations';
 
 /** How long a proposal waits for finance before it expires. */
 const DECISION_WINDOW = 'P30D';
@@ -54,9 +55,9 @@ export function rerateJson(row: RerateRow) {
 }
 
 export function reratesRouter(db: Database, temporal: Client): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.post('/invoices/:id/rerate', async (req, res) => {
+  routes.post('/invoices/:id/rerate', { allow: ['finance'] }, async (req, res) => {
     const body = rerateBody.parse(req.body);
     const id = uuidParam.safeParse(req.params.id);
     const invoice = id.success ? await findInvoice(db, id.data) : undefined;
@@ -103,12 +104,12 @@ export function reratesRouter(db: Database, temporal: Client): Router {
     res.status(202).json(rerateJson(row));
   });
 
-  router.get('/rerates/:id', async (req, res) => {
+  routes.get('/rerates/:id', { allow: ['finance'] }, async (req, res) => {
     res.json(rerateJson(await findRerate(db, req.params.id)));
   });
 
   for (const decision of ['approve', 'reject'] as const) {
-    router.post(`/rerates/:id/${decision}`, async (req, res) => {
+    routes.post(`/rerates/:id/${decision}`, { allow: ['finance'] }, async (req, res) => {
       const body = rerateDecisionBody.parse(req.body);
       const rerate = await findRerate(db, req.params.id);
       try {
@@ -124,7 +125,7 @@ export function reratesRouter(db: Database, temporal: Client): Router {
     });
   }
 
-  return router;
+  return routes.router;
 }
 
 async function findRerate(db: Database, id: string): Promise<RerateRow> {

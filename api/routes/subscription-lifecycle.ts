@@ -7,7 +7,7 @@
  */
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
-import { Request, Router } from 'express';
+import type { Request, Router } from 'express';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import type { Database } from '../../store/database';
 import { findPlan, findPlanVersion } from '../../store/catalog';
@@ -23,10 +23,12 @@ import {
 import { findSubscriptionOr404 } from './lookups';
 import { scopedRequestId } from '../idempotency';
 import { ApiProblem, isProblemCode } from '../problem';
+import { withTemporalDeadline } from '../temporal-deadline';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
+import { declareRoutes } from '../route-declarations';
 
 export function subscriptionLifecycleRouter(db: Database, temporal: Client): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
   const findSubscription = (id: string): Promise<SubscriptionRow> => findSubscriptionOr404(db, id);
 
@@ -39,10 +41,13 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
   ): Promise<Ret> {
     const updateId = scopedRequestId(apiKeyIdOf(req), definition.name, req.header('Idempotency-Key'));
     try {
-      return await temporal.workflow.getHandle(subscription.workflow_id).executeUpdate(definition, {
-        args,
-        ...(updateId ? { updateId } : {}),
-      });
+      // Bounded: Temporal or a worker that does not answer is a quick 503 temporal_unavailable (api/problem.ts).
+      return await withTemporalDeadline(temporal, () =>
+        temporal.workflow.getHandle(subscription.workflow_id).executeUpdate(definition, {
+          args,
+          ...(updateId ? { updateId } : {}),
+        }),
+      );
     } catch (error) {
       const code = error instanceof WorkflowUpdateFailedError ? error.cause?.message : undefined;
       if (code && isProblemCode(code)) throw new ApiProblem(code, `the subscription cannot do that now: ${code.replace(/_/g, ' ')}`);
@@ -54,7 +59,7 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
   const apiKeyIdOf = (req: Request): string | undefined => (req as Request & { apiKey?: { id: string } }).apiKey?.id;
   const actor = (req: Request): string => apiKeyIdOf(req) ?? 'api';
 
-  router.post('/:id/plan-change', async (req, res) => {
+  routes.post('/:id/plan-change', { allow: ['app'] }, async (req, res) => {
     const body = planChangeBody.parse(req.body);
     const subscription = await findSubscription(req.params.id);
     const current = await findPlan(db, subscription.plan_id);
@@ -73,38 +78,38 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     });
   });
 
-  router.delete('/:id/scheduled-change', async (req, res) => {
+  routes.delete('/:id/scheduled-change', { allow: ['app'] }, async (req, res) => {
     emptyBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
     res.json(await update(req, subscription, withdrawScheduledChangeUpdate, [{ requestedBy: actor(req) }]));
   });
 
-  router.post('/:id/pause', async (req, res) => {
+  routes.post('/:id/pause', { allow: ['app'] }, async (req, res) => {
     const body = pauseSubscriptionBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
     const result = await update(req, subscription, pauseSubscriptionUpdate, [{ until: body.until ?? null, requestedBy: actor(req) }]);
     res.json({ status: result.status, paused_until: result.pausedUntil });
   });
 
-  router.post('/:id/resume', async (req, res) => {
+  routes.post('/:id/resume', { allow: ['app'] }, async (req, res) => {
     emptyBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
     res.json(await update(req, subscription, resumeSubscriptionUpdate, [{ requestedBy: actor(req) }]));
   });
 
   for (const answer of ['accept', 'decline'] as const) {
-    router.post(`/:id/retention/${answer}`, async (req, res) => {
+    routes.post(`/:id/retention/${answer}`, { allow: ['app'] }, async (req, res) => {
       emptyBody.parse(req.body ?? {});
       const subscription = await findSubscription(req.params.id);
       res.json(await update(req, subscription, answerRetentionOfferUpdate, [{ accept: answer === 'accept', requestedBy: actor(req) }]));
     });
   }
 
-  router.post('/:id/win-back/accept', async (req, res) => {
+  routes.post('/:id/win-back/accept', { allow: ['app'] }, async (req, res) => {
     emptyBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
     res.json(await update(req, subscription, answerWinBackOfferUpdate, [{ accept: true, requestedBy: actor(req) }]));
   });
 
-  return router;
+  return routes.router;
 }

@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { PlanSettings } from '../../domain/plan-terms';
 import { Charge, rateUsage } from '../../domain/rating';
 import type { Database } from '../../store/database';
@@ -7,14 +7,15 @@ import { setSpendingBudget } from '../../store/subscription-billing';
 import type { SubscriptionRow } from '../../store/subscriptions';
 import { listLateUsage } from '../../store/usage';
 import { openUsageForCharges } from '../../store/usage-preview';
-import { findSubscriptionOr404 } from './lookups';
+import { findSubscriptionOr404, ownSubscription } from './lookups';
 import { ApiProblem } from '../problem';
 import { budgetBody } from '../schemas';
 import { minorUnitExponent, toDecimal } from '../../domain/money';
+import { declareRoutes } from '../route-declarations';
 
 /** Customer-facing usage: the current period so far, and late events waiting for re-rating. */
 export function usageRouter(db: Database): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
   async function findSubscription(id: string): Promise<{ subscription: SubscriptionRow; plan: PlanRow }> {
     const subscription = await findSubscriptionOr404(db, id);
@@ -23,7 +24,7 @@ export function usageRouter(db: Database): Router {
   }
 
   /** What the usage part of the invoice would be if the current period closed now (same rating function). */
-  router.get('/:id/usage', async (req, res) => {
+  routes.get('/:id/usage', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownSubscription(db) }, async (req, res) => {
     const { subscription, plan } = await findSubscription(req.params.id);
     const start = subscription.current_period_start;
     const end = subscription.current_period_end;
@@ -58,7 +59,7 @@ export function usageRouter(db: Database): Router {
   });
 
   /** A customer-set spending budget for each period, with alert thresholds in percent (default 50, 80, 100). */
-  router.put('/:id/budget', async (req, res) => {
+  routes.put('/:id/budget', { allow: ['app'] }, async (req, res) => {
     const body = budgetBody.parse(req.body);
     const { subscription, plan } = await findSubscription(req.params.id);
     if (body.amount !== null && toDecimal(body.amount).decimalPlaces() > minorUnitExponent(plan.currency)) {
@@ -68,7 +69,7 @@ export function usageRouter(db: Database): Router {
     res.json({ subscription_id: subscription.id, budget: body.amount, currency: plan.currency, thresholds: body.amount === null ? [] : body.thresholds });
   });
 
-  router.get('/:id/late-usage', async (req, res) => {
+  routes.get('/:id/late-usage', { allow: ['app', 'finance'] }, async (req, res) => {
     const { subscription } = await findSubscription(req.params.id);
     const events = await listLateUsage(db, subscription.id, subscription.customer_id);
     res.json({
@@ -82,5 +83,5 @@ export function usageRouter(db: Database): Router {
     });
   });
 
-  return router;
+  return routes.router;
 }

@@ -11,11 +11,13 @@ const run = promisify(execFile);
 
 async function lintAs(file: string, source: string): Promise<string[]> {
   const eslint = path.join(root, 'node_modules/.bin/eslint');
-  const child = run(eslint, ['--format', 'json', '--stdin', '--stdin-filename', file], { cwd: root, maxBuffer: 10 * 1024 * 1024 }).catch(
-    (error: { stdout?: string }) => ({ stdout: error.stdout ?? '[]' }),
-  );
-  (child as unknown as { child?: { stdin: NodeJS.WritableStream } }).child?.stdin.end(source);
-  const { stdout } = await child;
+  const linting = run(eslint, ['--config', path.join(root, 'test/support/eslint-layer-probe.config.mjs'), '--format', 'json', '--stdin', '--stdin-filename', file], {
+    cwd: root,
+    maxBuffer: 10 * 1024 * 1024,
+  });
+  linting.child.stdin?.end(source);
+  // ESLint exits 1 when it reports a problem, which is what most probes expect: read its output either way.
+  const { stdout } = await linting.catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '[]' }));
   const [result] = JSON.parse(stdout) as { messages: { ruleId: string | null; message: string }[] }[];
   return result.messages.filter((message) => message.ruleId === 'no-restricted-imports').map((message) => message.message);
 }
