@@ -17,6 +17,10 @@ const STATUS_BY_CODE = {
   subscription_not_paused: 409,
   pause_until_in_past: 422,
   interval_change_needs_period_end: 422,
+  // A billing step failed deterministically: nothing else takes effect until ops fix the data and retry it.
+  subscription_needs_attention: 409,
+  no_failed_step: 409,
+  subscription_suspended: 409,
   rerate_not_found: 404,
   rerate_not_awaiting_decision: 409,
   decision_reason_required: 422,

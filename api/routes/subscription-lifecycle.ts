@@ -18,6 +18,7 @@ import {
   changePlanUpdate,
   pauseSubscriptionUpdate,
   resumeSubscriptionUpdate,
+  retryFailedStepUpdate,
   withdrawScheduledChangeUpdate,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
@@ -104,6 +105,15 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
       res.json(await update(req, subscription, answerRetentionOfferUpdate, [{ accept: answer === 'accept', requestedBy: actor(req) }]));
     });
   }
+
+  // Ops fixed the data behind a failed billing step (status needs_attention): the workflow runs that step again.
+  // Accepted, not done: if it fails again the subscription goes back to needs_attention (GET shows which).
+  routes.post('/:id/retry', { allow: ['finance'] }, async (req, res) => {
+    emptyBody.parse(req.body ?? {});
+    const subscription = await findSubscription(req.params.id);
+    const result = await update(req, subscription, retryFailedStepUpdate, [{ requestedBy: actor(req) }]);
+    res.status(202).json({ status: result.status, retrying_step: result.step });
+  });
 
   routes.post('/:id/win-back/accept', { allow: ['app'] }, async (req, res) => {
     emptyBody.parse(req.body ?? {});

@@ -115,7 +115,8 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     } catch (error) {
       if (error instanceof WorkflowUpdateFailedError) {
         const code = (error.cause?.message ?? '') as ProblemCode;
-        if (code === 'subscription_already_canceled' || code === 'invalid_cancel_timing') {
+        const stateCodes = ['subscription_already_canceled', 'invalid_cancel_timing', 'subscription_needs_attention', 'subscription_suspended'];
+        if (stateCodes.includes(code)) {
           throw new ApiProblem(code, `the subscription cannot be canceled: ${code.replace(/_/g, ' ')}`);
         }
       }

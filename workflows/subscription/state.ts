@@ -8,6 +8,7 @@ import type { PeriodBounds } from '../../domain/invoice';
 import { addIntervals, BillingInterval, BillingPeriod, parseInterval } from '../../domain/periods';
 import type {
   ActiveDiscount,
+  AttentionState,
   CancelRequest,
   CarriedState,
   DunningState,
@@ -64,6 +65,9 @@ export interface SubscriptionRun {
   lastInvoice: PeriodInvoiceSummary | null;
   usageEventsReported: number;
   spendingCheckDue: boolean;
+  /** A step that failed deterministically and waits for ops (./attention.ts); never carried across runs. */
+  attention: AttentionState | null;
+  retryRequested: boolean;
   /** Lifecycle updates take effect one at a time, in arrival order (see ./turns.ts). */
   readonly turns: { issued: number; serving: number };
 }
@@ -106,6 +110,8 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     lastInvoice: null,
     usageEventsReported: 0,
     spendingCheckDue: false,
+    attention: null,
+    retryRequested: false,
     turns: { issued: 0, serving: 0 },
   };
 }
@@ -152,6 +158,7 @@ export function snapshot(run: SubscriptionRun): SubscriptionState {
     dunning: run.dunning,
     lastInvoice: run.lastInvoice,
     usageEventsReported: run.usageEventsReported,
+    attention: run.attention,
     timeline: [...run.timeline],
   };
 }
