@@ -5,6 +5,7 @@ import { classifyActivityFailures } from './failures';
 import { createInvoicingActivities } from './invoicing';
 import { createJanitorActivities } from './janitor';
 import { createPaymentActivities } from './payments';
+import { createPlanChangeActivities } from './plan-changes';
 import { createSubscriptionActivities } from './subscriptions';
 import { createRefundActivities } from './refunds';
 import { createReratingActivities } from './rerating';
@@ -43,6 +44,7 @@ export function createActivities(deps: ActivityDependencies): BillingActivities 
     ...createInvoicingActivities(deps.db),
     ...createPaymentActivities(deps.db, deps.gateway),
     ...createSubscriptionActivities(deps.db),
+    ...createPlanChangeActivities(deps.db),
     ...createUsageActivities(deps.db),
     ...createReratingActivities(deps.db),
     ...createRefundActivities(deps.db, deps.gateway),
