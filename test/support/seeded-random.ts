@@ -1,14 +1,5 @@
-/** mulberry32: a tiny deterministic PRNG, good enough to pick test cases; the same seed gives the same sequence. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The simulation's seeded generator (mulberry32): the same seed gives the same sequence. */
+export { seededRandom } from '../../scripts/simulation/usage';
 
 /**
  * The seed for a randomized test: from the environment variable `name` when set (to replay a run), else a fresh
