@@ -38,6 +38,8 @@ export interface ReferenceSubscription {
   readonly paymentMethod: string;
   /** In the order the requests were made. */
   readonly log: readonly ObservedOperation[];
+  /** The instant the outcome is looked at: boundaries up to then have happened. */
+  readonly until: Date;
 }
 
 export interface ExpectedInvoice {
@@ -170,21 +172,21 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
       pausedAt = null;
       advance(at);
     } else if (entry.kind === 'cancel') {
-      const at = entry.effectiveAt ?? entry.sentAt;
-      advance(at);
+      advance(entry.sentAt);
       if (endedAt) return;
       if (entry.when === 'period_end' && !pausedAt) {
         pendingCancel = true;
         return;
       }
       // Now, or at the period end it answered while paused (the paused run has no boundary of its own to wait for).
+      const at = entry.effectiveAt ?? entry.sentAt;
       const closesAt = new Date(Math.max(at.getTime(), busyUntil) + SIM_GRACE_MS);
       const stretch: Stretch = { start: openSince, end: at, planCode: currentUsagePlan.code, closedBy: { at: closesAt }, invoiceKey: invoiceKey('closing', openSince.toISOString()) };
       stretches.push(stretch);
       invoices.push({ kind: 'closing', periodStart: openSince, dueAt: closesAt, fee: null, proration: null, stretch });
       endedAt = closesAt;
     } else if (entry.kind === 'plan_change') {
-      const at = entry.effectiveAt ?? entry.sentAt;
+      const at = entry.effective === 'immediate' ? (entry.effectiveAt ?? entry.sentAt) : entry.sentAt;
       advance(at);
       const next = simPlan(entry.planCode);
       if (entry.effective === 'period_end') {
@@ -200,6 +202,8 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
       scheduled = null;
     }
   });
+
+  advance(subscription.until);
 
   const events = new Map<string, EventExpectation>();
   for (const accepted_ of accepted) {

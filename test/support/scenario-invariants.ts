@@ -35,11 +35,13 @@ export async function checkScenario(system: SimulationSystem, run: ScenarioRun):
       failures.push(`subscription ${subscription.spec.index} (${subscription.spec.customer}, ${subscription.subscriptionId}): ${message}`);
     };
     for (const anomaly of subscription.anomalies) say(`unexpected answer: ${anomaly}`);
-    const reference = referenceBilling({ startAt: subscription.spec.startAt, planCode: subscription.spec.planCode, paymentMethod: subscription.spec.paymentMethod, log: subscription.log });
+    const before = failures.length;
+    const reference = referenceBilling({ startAt: subscription.spec.startAt, planCode: subscription.spec.planCode, paymentMethod: subscription.spec.paymentMethod, log: subscription.log, until: run.scenario.checkAt });
     const invoices = await checkInvoices(system, subscription, reference, say);
     await checkEvents(system, subscription, reference, invoices, say);
     await checkCharges(system, subscription, invoices, say);
     await checkUpdates(system, subscription, reference, say);
+    if (failures.length > before && process.env.SIM_VERBOSE) failures.push(`subscription ${subscription.spec.index} operation log:\n${describeLog(subscription)}`);
     counts.invoices += invoices.length;
     counts.events += reference.events.size;
     counts.lateEvents += [...reference.events.values()].filter((expectation) => !expectation.billed).length;
@@ -142,4 +144,15 @@ async function checkUpdates(system: SimulationSystem, subscription: RunSubscript
     }
   }
   if (row.plan?.code !== reference.finalPlanCode) say(`ends on plan ${row.plan?.code}, the reference on ${reference.finalPlanCode} (a plan change answered as done did not take effect, or one took effect unasked)`);
+}
+
+/** The operation log as lines, for a failing scenario's report (SIM_VERBOSE=1). */
+export function describeLog(subscription: RunSubscription): string {
+  const { spec } = subscription;
+  const lines = [`      start ${spec.startAt.toISOString()} on ${spec.planCode}, ${spec.paymentMethod}`];
+  for (const entry of subscription.log) {
+    const { kind, sentAt, ...rest } = entry;
+    lines.push(`      ${sentAt.toISOString()} ${kind} ${JSON.stringify(rest)}`);
+  }
+  return lines.join('\n');
 }
