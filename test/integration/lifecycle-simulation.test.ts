@@ -39,7 +39,7 @@ afterAll(async () => {
 });
 
 test(`${seeds.length} seeded lifecycle scenarios keep every billing invariant against the reference model`, async () => {
-  const report = await simulateBatch(system, seeds, kinds, () => undefined);
+  const report = await simulateBatch(system, seeds, kinds, (line) => process.env.SIM_VERBOSE && process.stderr.write(`${line}\n`));
   console.log(describeBatch(report, kinds));
   if (report.failed.length) throw new Error(`${report.failed.length} of ${report.verdicts.length} scenarios broke an invariant\n\n${describeFailures(report, kinds)}`);
   expect(report.verdicts).toHaveLength(seeds.length);

@@ -38,7 +38,9 @@ export async function startSimulationSystem(env: TestWorkflowEnvironment, db: Da
   const client = new Client({ connection: env.connection }); // the environment's own client would unlock time skipping
   const api = await serve(createApp({ db, temporal: client, now: () => clock, log: () => undefined }), { headers: (await createTestApiKey(db, 'admin')).headers });
   const startWorker = async (): Promise<{ worker: Worker; running: Promise<void> }> => {
-    const worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: bundle, tuning: { maxCachedWorkflows: 2000 } });
+    // No workflow cache, so no sticky task queue: the time-skipping server does not release a stopped worker's
+    // sticky queue, and a task parked there would hold time skipping locked for good after a restart.
+    const worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: bundle, tuning: { maxCachedWorkflows: 0 } });
     return { worker, running: worker.run() };
   };
   let current = await startWorker();
@@ -63,6 +65,7 @@ export async function startSimulationSystem(env: TestWorkflowEnvironment, db: Da
       for (;;) {
         const now = await env.currentTimeMs();
         if (now >= target) break;
+        if (process.env.SIM_VERBOSE === '2') process.stderr.write(`  server time ${new Date(now).toISOString()}\n`);
         await env.sleep(target - now);
       }
       clock = new Date(Math.max(clock.getTime(), target));
@@ -123,6 +126,7 @@ export async function runScenarios(system: SimulationSystem, scenarios: readonly
     const at = queue[i].at;
     const due: typeof queue = [];
     while (i < queue.length && queue[i].at === at) due.push(queue[i++]);
+    if (process.env.SIM_VERBOSE === '2') progress(`advancing to ${new Date(at).toISOString()}`);
     await system.advanceTo(new Date(at));
     if (due.some(({ op }) => op.kind === 'restart_worker')) {
       await system.restartWorker();
@@ -137,7 +141,10 @@ export async function runScenarios(system: SimulationSystem, scenarios: readonly
     }
     await Promise.all(
       [...bySubscription].map(async ([subscription, ops]) => {
-        for (const op of ops) await perform(system, subscription, op);
+        for (const op of ops) {
+          if (process.env.SIM_VERBOSE === '2') progress(`${new Date(at).toISOString()} ${subscription.spec.customer} ${op.kind} ${op.note}`);
+          await perform(system, subscription, op);
+        }
       }),
     );
     done += due.length;
