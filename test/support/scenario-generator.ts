@@ -44,6 +44,10 @@ export const KNOWN_BUG_OPERATIONS: Readonly<Partial<Record<OperationKind, string
   oversized_values: 'issue 11 item 1 (wp-edge): 19-20 digit quantities are accepted and then overflow the invoice line column',
   cancel_period_end_while_paused:
     'found by this simulation: a period-end cancellation accepted while paused is answered "pending_cancellation" but the paused run never reaches the period end',
+  // Not a product bug: the time-skipping test server implements neither the sticky-queue schedule-to-start fallback
+  // nor ResetStickyTaskQueue, so after a worker stops, its cached workflows' next tasks wait on its sticky queue
+  // forever (and hold time skipping); without a cache the SDK cannot run local activities. Runs with a dev server.
+  worker_restarts: 'harness: the time-skipping server never moves a stopped worker\'s sticky tasks back (ResetStickyTaskQueue is UNIMPLEMENTED)',
 };
 
 export const DEFAULT_OPERATIONS: ReadonlySet<OperationKind> = new Set(OPERATION_KINDS.filter((kind) => !(kind in KNOWN_BUG_OPERATIONS)));

@@ -23,8 +23,11 @@ export interface SimulationSystem {
   readonly env: TestWorkflowEnvironment;
   readonly db: Database;
   readonly api: TestHttp;
-  /** Stops the running worker (letting it finish what it can) and starts a fresh one on the same task queue. */
-  restartWorker(): Promise<void>;
+  /**
+   * Stops the running worker (letting it finish what it can) and starts a fresh one on the same task queue.
+   * `workflowIds`: the workflows whose sticky queue (the stopped worker's cache) is released afterwards.
+   */
+  restartWorker(workflowIds: readonly string[]): Promise<void>;
   /** Moves server time to `instant` (never back) and the API's clock with it. */
   advanceTo(instant: Date): Promise<void>;
   now(): Date;
@@ -38,9 +41,7 @@ export async function startSimulationSystem(env: TestWorkflowEnvironment, db: Da
   const client = new Client({ connection: env.connection }); // the environment's own client would unlock time skipping
   const api = await serve(createApp({ db, temporal: client, now: () => clock, log: () => undefined }), { headers: (await createTestApiKey(db, 'admin')).headers });
   const startWorker = async (): Promise<{ worker: Worker; running: Promise<void> }> => {
-    // No workflow cache, so no sticky task queue: the time-skipping server does not release a stopped worker's
-    // sticky queue, and a task parked there would hold time skipping locked for good after a restart.
-    const worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: bundle, tuning: { maxCachedWorkflows: 0 } });
+    const worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: bundle });
     return { worker, running: worker.run() };
   };
   let current = await startWorker();
@@ -54,9 +55,14 @@ export async function startSimulationSystem(env: TestWorkflowEnvironment, db: Da
     get restarts() {
       return restarts;
     },
-    async restartWorker() {
+    async restartWorker(workflowIds) {
       current.worker.shutdown();
       await current.running;
+      // A real server hands a stopped worker's sticky tasks back to the shared queue; the time-skipping server
+      // implements neither that timeout nor ResetStickyTaskQueue (UNIMPLEMENTED), so it is asked and may refuse.
+      for (const workflowId of workflowIds) {
+        await client.workflowService.resetStickyTaskQueue({ namespace: 'default', execution: { workflowId } }).catch(() => undefined);
+      }
       current = await startWorker();
       restarts += 1;
     },
@@ -129,7 +135,7 @@ export async function runScenarios(system: SimulationSystem, scenarios: readonly
     if (process.env.SIM_VERBOSE === '2') progress(`advancing to ${new Date(at).toISOString()}`);
     await system.advanceTo(new Date(at));
     if (due.some(({ op }) => op.kind === 'restart_worker')) {
-      await system.restartWorker();
+      await system.restartWorker(runs.flatMap((run) => run.subscriptions.filter((s) => s.subscriptionId).map((s) => `subscription:${s.subscriptionId}`)));
       progress(`worker restarted at ${new Date(at).toISOString()}`);
     }
     // One subscription's requests in order; different subscriptions' at once.
