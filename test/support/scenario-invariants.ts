@@ -34,8 +34,8 @@ export async function checkScenario(system: SimulationSystem, run: ScenarioRun):
     const say = (message: string): void => {
       failures.push(`subscription ${subscription.spec.index} (${subscription.spec.customer}, ${subscription.subscriptionId}): ${message}`);
     };
-    for (const anomaly of subscription.anomalies) say(`unexpected answer: ${anomaly}`);
     const before = failures.length;
+    for (const anomaly of subscription.anomalies) say(`unexpected answer: ${anomaly}`);
     const reference = referenceBilling({ startAt: subscription.spec.startAt, planCode: subscription.spec.planCode, paymentMethod: subscription.spec.paymentMethod, log: subscription.log, until: run.scenario.checkAt });
     const invoices = await checkInvoices(system, subscription, reference, say);
     await checkEvents(system, subscription, reference, invoices, say);
