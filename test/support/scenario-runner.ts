@@ -157,7 +157,27 @@ export async function runScenarios(system: SimulationSystem, scenarios: readonly
     if (done % 500 < due.length) progress(`${done}/${queue.length} operations, server time ${new Date(at).toISOString()}`);
   }
   await system.advanceTo(new Date(Math.max(...scenarios.map((scenario) => scenario.checkAt.getTime()))));
+  for (const run of runs) for (const subscription of run.subscriptions) await resolveResumes(system.api, subscription);
   return runs;
+}
+
+/**
+ * A resume is answered at once but applied when the run's main loop gets to it (after a grace window or a charge
+ * in progress), so its instant is read from the timeline once the scenario is over: each accepted resume gets the
+ * first `resumed` entry after it. One that never shows was answered done and did not take effect.
+ */
+async function resolveResumes(api: TestHttp, subscription: RunSubscription): Promise<void> {
+  const pending = subscription.log.flatMap((entry, index) => (entry.kind === 'resume' && entry.outcome === 'accepted' && !entry.at ? [index] : []));
+  if (pending.length === 0) return;
+  const answer = await api.call('GET', `/v1/subscriptions/${subscription.subscriptionId}`);
+  const resumed = ((answer.json?.live?.timeline ?? []) as { at: string; event: string }[]).filter((entry) => entry.event === 'resumed').map((entry) => new Date(entry.at));
+  let next = 0;
+  for (const index of pending) {
+    const entry = subscription.log[index];
+    while (next < resumed.length && resumed[next].getTime() < entry.sentAt.getTime()) next += 1;
+    if (next < resumed.length) subscription.log[index] = { ...entry, at: resumed[next++] } as ObservedOperation;
+    else subscription.anomalies.push(`${entry.sentAt.toISOString()} resume answered done, but the subscription never resumed (no "resumed" on its timeline)`);
+  }
 }
 
 const isoOrUndefined = (value: unknown): Date | undefined => (typeof value === 'string' ? new Date(value) : undefined);
@@ -217,8 +237,8 @@ async function perform(system: SimulationSystem, subscription: RunSubscription, 
       const answer = await api.call('POST', `/v1/subscriptions/${id}/resume`, {});
       const outcome = answerOf(answer.status);
       if (!outcome) return unexpected('resume', answer);
-      const at = outcome === 'accepted' ? await timelineInstant(api, id, 'resumed', sentAt).catch((error: Error) => (subscription.anomalies.push(`resume answered done: ${error.message}`), undefined)) : undefined;
-      subscription.log.push({ kind: 'resume', sentAt, outcome, at });
+      subscription.log.push({ kind: 'resume', sentAt, outcome }); // its instant: resolveResumes, at the end
+
       return;
     }
     case 'restart_worker':
