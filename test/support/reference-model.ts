@@ -21,7 +21,7 @@ import { SIM_CURRENCY, SIM_GRACE_MS, SIM_INTERVAL, SimPlan, simPlan } from './sc
 import { declinesBeforeSuccess, DUNNING_DELAYS_MS, SimEvent } from './scenario-generator';
 
 /** One request as it happened: the instant it was sent (server time), and the answer. */
-export type ObservedOperation = { readonly sentAt: Date } & (
+export type ObservedOperation = { readonly sentAt: Date; /** The problem code of a rejection. */ readonly code?: string } & (
   | { readonly kind: 'event'; readonly event: SimEvent; readonly outcome: 'accepted' | 'duplicate' | 'rejected'; readonly code?: string }
   | { readonly kind: 'plan_change'; readonly planCode: string; readonly effective: 'immediate' | 'period_end'; readonly outcome: Answer; readonly effectiveAt?: Date }
   | { readonly kind: 'cancel'; readonly when: 'now' | 'period_end'; readonly outcome: Answer; readonly effectiveAt?: Date; readonly final?: boolean }

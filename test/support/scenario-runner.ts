@@ -214,14 +214,14 @@ async function perform(system: SimulationSystem, subscription: RunSubscription, 
       const answer = await api.call('POST', `/v1/subscriptions/${id}/plan-change`, { plan_code: op.planCode, effective: op.effective });
       const outcome = answerOf(answer.status);
       if (!outcome) return unexpected(`plan change to ${op.planCode}`, answer);
-      subscription.log.push({ kind: 'plan_change', sentAt, planCode: op.planCode, effective: op.effective, outcome, effectiveAt: outcome === 'accepted' ? isoOrUndefined(answer.json.effective_at) : undefined });
+      subscription.log.push({ kind: 'plan_change', sentAt, code: answer.json?.code, planCode: op.planCode, effective: op.effective, outcome, effectiveAt: outcome === 'accepted' ? isoOrUndefined(answer.json.effective_at) : undefined });
       return;
     }
     case 'cancel': {
       const answer = await api.call('POST', `/v1/subscriptions/${id}/cancel`, { at: op.when, reason: op.note });
       const outcome = answerOf(answer.status);
       if (!outcome) return unexpected(`cancel ${op.when}`, answer);
-      subscription.log.push({ kind: 'cancel', sentAt, when: op.when, outcome, effectiveAt: outcome === 'accepted' ? isoOrUndefined(answer.json.effective_at) : undefined, final: op.final });
+      subscription.log.push({ kind: 'cancel', sentAt, code: answer.json?.code, when: op.when, outcome, effectiveAt: outcome === 'accepted' ? isoOrUndefined(answer.json.effective_at) : undefined, final: op.final });
       return;
     }
     case 'pause': {
@@ -230,14 +230,14 @@ async function perform(system: SimulationSystem, subscription: RunSubscription, 
       if (!outcome) return unexpected('pause', answer);
       // The instant the run paused is its own (workflow time): read from its timeline, as ops would.
       const at = outcome === 'accepted' ? await timelineInstant(api, id, 'status:paused', sentAt).catch((error: Error) => (subscription.anomalies.push(`pause answered done: ${error.message}`), undefined)) : undefined;
-      subscription.log.push({ kind: 'pause', sentAt, outcome, at });
+      subscription.log.push({ kind: 'pause', sentAt, code: answer.json?.code, outcome, at });
       return;
     }
     case 'resume': {
       const answer = await api.call('POST', `/v1/subscriptions/${id}/resume`, {});
       const outcome = answerOf(answer.status);
       if (!outcome) return unexpected('resume', answer);
-      subscription.log.push({ kind: 'resume', sentAt, outcome }); // its instant: resolveResumes, at the end
+      subscription.log.push({ kind: 'resume', sentAt, code: answer.json?.code, outcome }); // its instant: resolveResumes, at the end
 
       return;
     }
