@@ -78,7 +78,7 @@ const LAYERS = [
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', '.tmp/**', 'coverage/**', '*.config.js', '*.config.mjs'] },
+  { ignores: ['node_modules/**', '.data/**', '.tmp/**', 'coverage/**', '**/*.config.js', '**/*.config.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

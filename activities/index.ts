@@ -1,7 +1,9 @@
 import type { BillingActivities } from '../contract/activities';
 import type { PaymentGateway } from '../payments/gateway';
 import type { Database } from '../store/database';
+import { classifyActivityFailures } from './failures';
 import { createInvoicingActivities } from './invoicing';
+import { createJanitorActivities } from './janitor';
 import { createPaymentActivities } from './payments';
 import { createSubscriptionActivities } from './subscriptions';
 import { createRefundActivities } from './refunds';
@@ -16,10 +18,11 @@ export interface ActivityDependencies {
 
 /**
  * Every activity the worker registers, with its I/O dependencies injected (tests pass their own). Typed by the
- * contract the workflows proxy, so an activity and its declared request/result cannot drift apart.
+ * contract the workflows proxy, so an activity and its declared request/result cannot drift apart. Failures leave
+ * classified (./failures): a deterministic one is non-retryable, so it is never retried forever.
  */
 export function createActivities(deps: ActivityDependencies): BillingActivities {
-  return {
+  return classifyActivityFailures({
     ...createInvoicingActivities(deps.db),
     ...createPaymentActivities(deps.db, deps.gateway),
     ...createSubscriptionActivities(deps.db),
@@ -27,7 +30,8 @@ export function createActivities(deps: ActivityDependencies): BillingActivities 
     ...createReratingActivities(deps.db),
     ...createRefundActivities(deps.db, deps.gateway),
     ...createSpendingActivities(deps.db),
-  };
+    ...createJanitorActivities(deps.db, deps.gateway),
+  });
 }
 
 export type { BillingActivities };

@@ -1,15 +1,15 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Knex } from 'knex';
-import { DraftInvoiceLine, invoiceTotal, PeriodBounds, renewalInvoiceLines } from '../domain/invoice';
-import { formatMoney, sumMoney, toDecimal } from '../domain/money';
-import { recurringCharges, type PlanSettings } from '../domain/plan-terms';
+import { DraftInvoiceLine, PeriodBounds, recurringFee as recurringFeeOf, renewalInvoiceLines } from '../domain/invoice';
+import { formatMoney, toDecimal } from '../domain/money';
+import type { PlanSettings } from '../domain/plan-terms';
 import { discountLine, planChangeProrationLines, proratedFeeLine } from '../domain/proration';
 import type { Charge, UsageForCharge } from '../domain/rating';
-import type { Database } from '../store/database';
-import { findPeriodInvoice, insertDraftInvoice, insertInvoiceLines, InvoiceRow, nextInvoiceNumber } from '../store/invoices';
-import { enqueueOutboxEvent } from '../store/outbox';
 import { findPlan, PlanRow } from '../store/catalog';
+import type { Database } from '../store/database';
+import { finalizeInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow } from '../store/invoices';
+import { startSubscriptionPeriod } from '../store/subscription-billing';
 import { loadSubscriptionContext, SubscriptionContext } from '../store/subscriptions';
+import { inTransaction, Transaction } from '../store/transactions';
 import { findUsageClosure } from '../store/usage';
 import type { PeriodInvoiceRequest, ProrationInvoiceRequest } from '../contract/invoicing';
 import type { PeriodInvoiceSummary } from '../contract/subscription';
@@ -23,8 +23,6 @@ export type InvoiceKind = 'period' | 'closing' | 'proration';
 
 export type { PeriodInvoiceRequest, ProrationInvoiceRequest };
 
-const INVOICE_SERIES = 'INV';
-
 function summarize(invoice: InvoiceRow): PeriodInvoiceSummary {
   return {
     invoiceId: invoice.id,
@@ -37,11 +35,10 @@ function summarize(invoice: InvoiceRow): PeriodInvoiceSummary {
 
 /** A plan's recurring fee: the flat fee plus any flat charges, as one decimal string. */
 function recurringFee(plan: PlanRow): string {
-  const flatCharges = recurringCharges(plan.charges as Charge[]).map((charge) => toDecimal((charge.price as { amount: string }).amount));
-  return sumMoney([toDecimal(plan.flat_fee), ...flatCharges]).toString();
+  return recurringFeeOf(plan.flat_fee, plan.charges as Charge[]);
 }
 
-async function closedUsage(trx: Knex.Transaction, subscriptionId: string, period: PeriodBounds): Promise<UsageForCharge[]> {
+async function closedUsage(trx: Transaction, subscriptionId: string, period: PeriodBounds): Promise<UsageForCharge[]> {
   const closure = await findUsageClosure(trx, subscriptionId, new Date(period.start));
   // Retryable on purpose: the workflow closes usage before invoicing, so this is only a transient ordering.
   if (!closure) throw new Error(`usage period starting ${period.start} is not closed yet`);
@@ -74,7 +71,7 @@ async function writeInvoiceOnce(
   subscriptionId: string,
   kind: InvoiceKind,
   period: PeriodBounds,
-  trx: Knex.Transaction,
+  trx: Transaction,
   context: SubscriptionContext,
   buildLines: () => Promise<DraftInvoiceLine[]>,
 ): Promise<PeriodInvoiceSummary> {
@@ -90,25 +87,10 @@ async function writeInvoiceOnce(
   // A concurrent run got there first (it committed while we waited on the unique index).
   if (!draft) return summarize((await findPeriodInvoice(trx, subscriptionId, period.start, kind))!);
 
-  const lines = await buildLines();
-  await insertInvoiceLines(trx, draft.id, lines);
-  const number = await nextInvoiceNumber(trx, INVOICE_SERIES);
-  const total = invoiceTotal(lines, plan.currency);
-  const [finalized] = await trx<InvoiceRow>('invoices')
-    .where({ id: draft.id })
-    .update({ number, total, status: 'open', finalized_at: trx.fn.now() as unknown as Date })
-    .returning('*');
-  await enqueueOutboxEvent(trx, {
-    eventType: 'invoice.finalized',
-    aggregateType: 'invoice',
-    aggregateId: finalized.id,
-    dedupeKey: `invoice.finalized:${finalized.id}`,
-    payload: { invoiceId: finalized.id, number, kind, total, currency: plan.currency, customerId: customer.id },
-  });
-  return summarize(finalized);
+  return summarize(await finalizeInvoice(trx, draft, await buildLines()));
 }
 
-async function subscriptionContext(trx: Knex.Transaction, subscriptionId: string): Promise<SubscriptionContext> {
+async function subscriptionContext(trx: Transaction, subscriptionId: string): Promise<SubscriptionContext> {
   const context = await loadSubscriptionContext(trx, subscriptionId);
   if (!context) throw ApplicationFailure.nonRetryable(`subscription ${subscriptionId} not found`, 'subscription_not_found');
   return context;
@@ -123,7 +105,7 @@ export function createInvoicingActivities(db: Database) {
       const existing = await findPeriodInvoice(db, request.subscriptionId, period.start, request.kind);
       if (existing) return summarize(existing);
 
-      return db.transaction(async (trx) => {
+      return inTransaction(db, async (trx) => {
         const context = await subscriptionContext(trx, request.subscriptionId);
         const summary = await writeInvoiceOnce(request.subscriptionId, request.kind, period, trx, context, async () => {
           const lines: DraftInvoiceLine[] = [];
@@ -162,11 +144,7 @@ export function createInvoicingActivities(db: Database) {
           return discount ? [...lines, discount] : lines;
         });
         if (request.flatFeePeriod) {
-          await trx('subscriptions').where({ id: request.subscriptionId }).update({
-            current_period_start: new Date(request.flatFeePeriod.start),
-            current_period_end: new Date(request.flatFeePeriod.end),
-            updated_at: trx.fn.now(),
-          });
+          await startSubscriptionPeriod(trx, request.subscriptionId, request.flatFeePeriod);
         }
         return summary;
       });
@@ -181,7 +159,7 @@ export function createInvoicingActivities(db: Database) {
       const existing = await findPeriodInvoice(db, request.subscriptionId, identity.start, 'proration');
       if (existing) return summarize(existing);
 
-      return db.transaction(async (trx) => {
+      return inTransaction(db, async (trx) => {
         const context = await subscriptionContext(trx, request.subscriptionId);
         return writeInvoiceOnce(request.subscriptionId, 'proration', identity, trx, context, async () => {
           const [oldPlan, newPlan] = await Promise.all([findPlan(trx, request.oldPlanId), findPlan(trx, request.newPlanId)]);

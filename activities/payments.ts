@@ -11,6 +11,8 @@ import type { Database } from '../store/database';
 import { findInvoice, InvoiceRow } from '../store/invoices';
 import { enqueueOutboxEvent, writeAudit } from '../store/outbox';
 import {
+  currentPaymentMethodOf,
+  findPayment,
   findPaymentAttempt,
   findSucceededPayment,
   insertFailedPayment,
@@ -22,6 +24,7 @@ import {
   PaymentRow,
   settlePayment,
 } from '../store/payments';
+import { inTransaction } from '../store/transactions';
 
 export { paymentIdempotencyKey };
 
@@ -77,7 +80,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
     }
     const decided = charge;
 
-    return db.transaction(async (trx) => {
+    return inTransaction(db, async (trx) => {
       const settled = await settlePayment(
         trx,
         payment.id,
@@ -87,7 +90,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
       );
       if (!settled) {
         // A concurrent execution settled this payment first; it saw the same charge (same key).
-        const current = (await trx<PaymentRow>('payments').where({ id: payment.id }).first())!;
+        const current = (await findPayment(trx, payment.id))!;
         return resultOf(current, (await findInvoice(trx, invoice.id))!.status);
       }
       const common = {
@@ -171,7 +174,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
         const amount = toDecimal(invoice.total);
         if (amount.isZero()) {
           // Nothing to collect: a zero invoice is settled without a gateway call.
-          await db.transaction(async (trx) => {
+          await inTransaction(db, async (trx) => {
             if (await markInvoicePaid(trx, invoice.id)) {
               await enqueueOutboxEvent(trx, {
                 eventType: 'payment.succeeded',
@@ -186,12 +189,11 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
         }
 
         // A new attempt uses the customer's payment method as it is now (dunning waits for a new one).
-        const customer: { payment_method: string | null } | undefined = await db('customers').where({ id: invoice.customer_id }).first('payment_method');
-        const paymentMethod = customer?.payment_method ?? null;
+        const paymentMethod = await currentPaymentMethodOf(db, invoice.customer_id);
         const newPayment = { invoiceId: invoice.id, attempt: request.attempt, amount: invoice.total, currency: invoice.currency, paymentMethod };
 
         if (!paymentMethod) {
-          const failed = await db.transaction(async (trx) => {
+          const failed = await inTransaction(db, async (trx) => {
             const row = await insertFailedPayment(trx, {
               ...newPayment,
               failureCode: 'payment_method_missing',
@@ -237,7 +239,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
      * chargeInvoice still pays an uncollectible invoice (money that arrives is never refused).
      */
     async markInvoiceUncollectible(request: MarkInvoiceUncollectibleRequest): Promise<MarkInvoiceUncollectibleResult> {
-      return db.transaction(async (trx) => {
+      return inTransaction(db, async (trx) => {
         const marked = await markInvoiceUncollectible(trx, request.invoiceId);
         if (!marked) {
           const current = await findInvoice(trx, request.invoiceId);

@@ -1,37 +1,10 @@
-import { toDecimal } from '../domain/money';
 import { GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
-import { CreditNoteRow, gatewayChargeIdOf, RefundRow, settleRefund } from '../store/credit-notes';
+import { executeRefund } from '../payments/refunds';
+import { findRefundOfCreditNote, RefundRow } from '../store/credit-notes';
 import type { Database } from '../store/database';
 
-/**
- * Sends a pending refund to the gateway under its own key and records the answer. When the gateway cannot be
- * reached the refund stays pending; repeating the request with the same Idempotency-Key resumes it.
- */
-export async function executeRefund(db: Database, gateway: PaymentGateway, refund: RefundRow): Promise<{ creditNote: CreditNoteRow; refund: RefundRow }> {
-  const chargeId = await gatewayChargeIdOf(db, refund.payment_id);
-  try {
-    const result = chargeId
-      ? await gateway.refund({
-          idempotencyKey: refund.idempotency_key,
-          chargeId,
-          amount: toDecimal(refund.amount),
-          currency: refund.currency,
-          reason: refund.reason,
-        })
-      : ({ outcome: 'failed', refundId: null, failureCode: 'charge_not_found' } as const);
-    return await settleRefund(
-      db,
-      refund.id,
-      result.outcome === 'succeeded'
-        ? { status: 'succeeded', gatewayRefundId: result.refundId }
-        : { status: 'failed', gatewayRefundId: result.refundId, failureCode: result.failureCode },
-    );
-  } catch (error) {
-    if (!(error instanceof GatewayUnavailableError)) throw error;
-    const current = (await db<RefundRow>('refunds').where({ id: refund.id }).first())!;
-    return { refund: current, creditNote: (await db<CreditNoteRow>('invoices').where({ id: current.credit_note_id }).first())! };
-  }
-}
+// The refund itself is shared with POST /v1/invoices/:id/refunds, so it lives beside the gateway.
+export { executeRefund };
 
 export function createRefundActivities(db: Database, gateway: PaymentGateway) {
   return {
@@ -40,7 +13,7 @@ export function createRefundActivities(db: Database, gateway: PaymentGateway) {
      * retry never refunds twice. Used when a re-rating's approved credit is carried out.
      */
     async refundCreditNote(request: { creditNoteId: string }): Promise<{ status: RefundRow['status'] }> {
-      const refund = await db<RefundRow>('refunds').where({ credit_note_id: request.creditNoteId }).first();
+      const refund = await findRefundOfCreditNote(db, request.creditNoteId);
       if (!refund) throw new Error(`credit note ${request.creditNoteId} has no refund`);
       if (refund.status !== 'pending') return { status: refund.status };
       const settled = await executeRefund(db, gateway, refund);

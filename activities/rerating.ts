@@ -4,22 +4,29 @@
  * original invoice is never edited; every step is in the audit log.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Knex } from 'knex';
 import type { RerateState as RerateSummary } from '../contract/rerating';
 import type { PeriodBounds } from '../domain/invoice';
-import type { RerateProposal, RerateRow, RerateStatus } from '../store/rerates';
-import { invoiceTotal } from '../domain/invoice';
-import { toDecimal } from '../domain/money';
 import { PlanSettings, usageCharges } from '../domain/plan-terms';
 import { Charge, rateUsage } from '../domain/rating';
-import { InvoicedAmount, lineKey, rerateDifference } from '../domain/rerating';
+import { creditAmountOf, InvoicedAmount, invoicedAmounts, rerateDifference } from '../domain/rerating';
+import { findPlan } from '../store/catalog';
 import { issueCreditNote } from '../store/credit-notes';
 import type { Database } from '../store/database';
-import { InvoiceLineRow, InvoiceRow, insertInvoiceLines, nextInvoiceNumber } from '../store/invoices';
-import { findMetricsByCode } from '../store/catalog';
-import { enqueueOutboxEvent, writeAudit } from '../store/outbox';
-import { findPlan } from '../store/catalog';
-import { aggregateMetric, findUsageClosure } from '../store/usage';
+import { finalizeInvoice, findFirstUsageLine, findInvoice, insertAdjustmentDraft, listInvoiceLinesOfPeriod } from '../store/invoices';
+import { writeAudit } from '../store/outbox';
+import {
+  listFinalizedRerates,
+  lockRerate as lockRerateRow,
+  markRerateFinalized,
+  recordRerateDecision,
+  recordRerateProposal,
+  type RerateProposal,
+  type RerateRow,
+  type RerateStatus,
+} from '../store/rerates';
+import { currentPlanIdOf } from '../store/subscription-billing';
+import { inTransaction, Transaction } from '../store/transactions';
+import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges } from '../store/usage';
 
 const USAGE_LINE_KINDS = ['usage', 'credit', 'commitment_true_up'];
 
@@ -35,72 +42,54 @@ function summarize(row: RerateRow): RerateSummary {
   };
 }
 
-async function lockRerate(trx: Knex.Transaction, rerateId: string): Promise<RerateRow> {
-  const row = await trx<RerateRow>('rerates').where({ id: rerateId }).forUpdate().first();
+async function lockRerate(trx: Transaction, rerateId: string): Promise<RerateRow> {
+  const row = await lockRerateRow(trx, rerateId);
   if (!row) throw ApplicationFailure.nonRetryable(`rerate ${rerateId} not found`, 'rerate_not_found');
   return row;
 }
 
 /** What was billed for the period so far: the original invoice's usage lines plus earlier carried-out corrections. */
-async function alreadyInvoiced(trx: Knex.Transaction, rerate: RerateRow, period: PeriodBounds): Promise<InvoicedAmount[]> {
-  const original = await trx<InvoiceLineRow>('invoice_lines')
-    .where({ invoice_id: rerate.invoice_id })
-    .whereIn('kind', USAGE_LINE_KINDS)
-    .andWhere('period_start', new Date(period.start));
-  const corrections = await trx<RerateRow>('rerates').where({ invoice_id: rerate.invoice_id, status: 'finalized' }).whereNot({ id: rerate.id });
-  return [
-    ...original.map((line) => ({ key: lineKey({ kind: line.kind, metricCode: line.metric_code }), description: line.description, amount: toDecimal(line.amount).toString() })),
-    ...corrections.flatMap((correction) =>
-      (correction.proposal?.lines ?? []).map((line) => ({ key: lineKey(line), description: line.description.replace(/ \(correction\)$/, ''), amount: line.amount })),
-    ),
-  ];
+async function alreadyInvoiced(trx: Transaction, rerate: RerateRow, period: PeriodBounds): Promise<InvoicedAmount[]> {
+  const original = await listInvoiceLinesOfPeriod(trx, rerate.invoice_id, USAGE_LINE_KINDS, new Date(period.start));
+  const corrections = await listFinalizedRerates(trx, rerate.invoice_id, rerate.id);
+  return invoicedAmounts(
+    original.map((line) => ({ kind: line.kind, metricCode: line.metric_code, description: line.description, amount: line.amount })),
+    corrections.flatMap((correction) => correction.proposal?.lines ?? []),
+  );
 }
 
 export function createReratingActivities(db: Database) {
   return {
     /** Recomputes the period and stores the proposal (idempotent: a computed proposal is returned as it is). */
     async proposeRerate(request: { rerateId: string }): Promise<RerateSummary> {
-      return db.transaction(async (trx) => {
+      return inTransaction(db, async (trx) => {
         const rerate = await lockRerate(trx, request.rerateId);
         if (rerate.status !== 'computing') return summarize(rerate);
-        const invoice = (await trx<InvoiceRow>('invoices').where({ id: rerate.invoice_id }).first())!;
-        const usageLine = await trx<InvoiceLineRow>('invoice_lines').where({ invoice_id: invoice.id, kind: 'usage' }).orderBy('position').first();
+        const invoice = (await findInvoice(trx, rerate.invoice_id))!;
+        const usageLine = await findFirstUsageLine(trx, invoice.id);
         if (!usageLine) throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} bills no usage`, 'invoice_has_no_usage');
         const period: PeriodBounds = { start: usageLine.period_start.toISOString(), end: usageLine.period_end.toISOString() };
         const closure = await findUsageClosure(trx, rerate.subscription_id, usageLine.period_start);
         if (!closure) throw ApplicationFailure.nonRetryable(`usage period ${period.start} of ${rerate.subscription_id} is not closed`, 'usage_not_closed');
 
-        const planId = rerate.corrected_plan_id ?? closure.plan_id ?? (await trx('subscriptions').where({ id: rerate.subscription_id }).first('plan_id')).plan_id;
+        const planId = rerate.corrected_plan_id ?? closure.plan_id ?? (await currentPlanIdOf(trx, rerate.subscription_id));
         const plan = await findPlan(trx, planId);
         const charges = usageCharges(plan.charges as Charge[]);
-        const metrics = await findMetricsByCode(trx, [...new Set(charges.map((charge) => charge.metricCode))]);
+        const metered = await meteredMetricsOf(trx, charges);
         const scope = rerate.include_late_usage
           ? ({ kind: 'claimed_and_late', closeId: String(closure.id), customerId: rerate.customer_id, from: new Date(period.start), to: new Date(period.end) } as const)
           : ({ kind: 'claimed', closeId: String(closure.id) } as const);
-        const usage = await Promise.all(
-          metrics.map(async (metric) => ({
-            metricCode: metric.code,
-            ...(await aggregateMetric(trx, metric, scope, charges.some((charge) => charge.metricCode === metric.code && charge.price.model === 'percentage'))),
-          })),
-        );
+        const usage = await usageForCharges(trx, metered, scope);
         const settings = plan.settings as PlanSettings;
         const recomputed = rateUsage({ currency: plan.currency, charges, usage, creditBucket: settings.creditBucket, minimumCommitment: settings.minimumCommitment });
         const difference = rerateDifference(recomputed.lines, await alreadyInvoiced(trx, rerate, period), plan.currency, period);
 
         const lateEventIds: string[] = rerate.include_late_usage
-          ? (
-              await trx('usage_events')
-                .where({ customer_id: rerate.customer_id })
-                .whereNull('period_close_id')
-                .whereIn('event_type', [...new Set(metrics.map((metric) => metric.event_type))])
-                .andWhere('occurred_at', '>=', new Date(period.start))
-                .andWhere('occurred_at', '<', new Date(period.end))
-                .select('id')
-            ).map((row: { id: string }) => String(row.id))
+          ? await findLateEventIds(trx, rerate.customer_id, metered.eventTypes, new Date(period.start), new Date(period.end))
           : [];
         const proposal: RerateProposal = { usagePeriod: period, planId: plan.id, lines: difference.lines, total: difference.total, outcome: difference.outcome, lateEventIds };
         const status: RerateStatus = difference.outcome === 'none' ? 'nothing_to_do' : 'proposed';
-        const [updated] = await trx<RerateRow>('rerates').where({ id: rerate.id }).update({ status, proposal: JSON.stringify(proposal) as never }).returning('*');
+        const updated = await recordRerateProposal(trx, rerate.id, status, proposal);
         await writeAudit(trx, {
           actor: 'workflow',
           action: `rerate.${status}`,
@@ -113,14 +102,11 @@ export function createReratingActivities(db: Database) {
     },
 
     async recordRerateDecision(request: { rerateId: string; approved: boolean | null; by: string; reason: string }): Promise<RerateSummary> {
-      return db.transaction(async (trx) => {
+      return inTransaction(db, async (trx) => {
         const rerate = await lockRerate(trx, request.rerateId);
         if (rerate.status !== 'proposed') return summarize(rerate);
         const status: RerateStatus = request.approved === null ? 'expired' : request.approved ? 'approved' : 'rejected';
-        const [updated] = await trx<RerateRow>('rerates')
-          .where({ id: rerate.id })
-          .update({ status, decided_by: request.by, decision_reason: request.reason, decided_at: new Date() })
-          .returning('*');
+        const updated = await recordRerateDecision(trx, rerate.id, { status, by: request.by, reason: request.reason, at: new Date() });
         await writeAudit(trx, { actor: request.by, action: `rerate.${status}`, subjectType: 'invoice', subjectId: rerate.invoice_id, reason: request.reason, details: { rerateId: rerate.id } });
         return summarize(updated);
       });
@@ -131,44 +117,30 @@ export function createReratingActivities(db: Database) {
      * against the original invoice (refunded through the gateway), and claims the late events it billed.
      */
     async finalizeRerate(request: { rerateId: string }): Promise<RerateSummary> {
-      return db.transaction(async (trx) => {
+      return inTransaction(db, async (trx) => {
         const rerate = await lockRerate(trx, request.rerateId);
         if (rerate.status !== 'approved') return summarize(rerate);
         const proposal = rerate.proposal!;
-        const invoice = (await trx<InvoiceRow>('invoices').where({ id: rerate.invoice_id }).first())!;
+        const invoice = (await findInvoice(trx, rerate.invoice_id))!;
         let resultInvoiceId: string;
         if (proposal.outcome === 'adjustment') {
-          const [adjustment] = await trx<InvoiceRow>('invoices')
-            .insert({
-              customer_id: rerate.customer_id,
-              subscription_id: rerate.subscription_id,
-              kind: 'adjustment',
-              status: 'draft',
-              currency: invoice.currency,
-              period_start: new Date(proposal.usagePeriod.start),
-              period_end: new Date(proposal.usagePeriod.end),
-            })
-            .returning('*');
-          await insertInvoiceLines(trx, adjustment.id, proposal.lines);
-          const number = await nextInvoiceNumber(trx, 'INV');
-          const total = invoiceTotal(proposal.lines, invoice.currency);
-          await trx('invoices').where({ id: adjustment.id }).update({ number, total, status: 'open', finalized_at: trx.fn.now() });
-          await enqueueOutboxEvent(trx, {
-            eventType: 'invoice.finalized',
-            aggregateType: 'invoice',
-            aggregateId: adjustment.id,
-            dedupeKey: `invoice.finalized:${adjustment.id}`,
-            payload: { invoiceId: adjustment.id, number, kind: 'adjustment', total, currency: invoice.currency, customerId: rerate.customer_id, rerateId: rerate.id },
+          const draft = await insertAdjustmentDraft(trx, {
+            customerId: rerate.customer_id,
+            subscriptionId: rerate.subscription_id,
+            currency: invoice.currency,
+            periodStart: proposal.usagePeriod.start,
+            periodEnd: proposal.usagePeriod.end,
           });
+          const adjustment = await finalizeInvoice(trx, draft, proposal.lines, { rerateId: rerate.id });
           resultInvoiceId = adjustment.id;
         } else {
           if (invoice.status !== 'paid') {
             // A credit is refunded against what was paid; an unpaid invoice has nothing to refund yet.
             throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is ${invoice.status}: collect or void it before crediting`, 'invoice_not_paid');
           }
-          const issued = await issueCreditNote(trx as unknown as Knex, {
+          const issued = await issueCreditNote(trx, {
             invoiceId: invoice.id,
-            amount: toDecimal(proposal.total).abs(),
+            amount: creditAmountOf(proposal.total),
             reason: `re-rating ${rerate.id}: ${rerate.reason}`,
             idempotencyKey: `rerate:${rerate.id}`,
             actor: rerate.decided_by ?? 'finance',
@@ -177,9 +149,9 @@ export function createReratingActivities(db: Database) {
         }
         if (proposal.lateEventIds.length) {
           const closure = await findUsageClosure(trx, rerate.subscription_id, new Date(proposal.usagePeriod.start));
-          await trx('usage_events').whereIn('id', proposal.lateEventIds).whereNull('period_close_id').update({ period_close_id: closure!.id });
+          await claimLateEvents(trx, proposal.lateEventIds, closure!.id);
         }
-        const [updated] = await trx<RerateRow>('rerates').where({ id: rerate.id }).update({ status: 'finalized', result_invoice_id: resultInvoiceId }).returning('*');
+        const updated = await markRerateFinalized(trx, rerate.id, resultInvoiceId);
         await writeAudit(trx, { actor: 'workflow', action: 'rerate.finalized', subjectType: 'invoice', subjectId: rerate.invoice_id, details: { rerateId: rerate.id, resultInvoiceId } });
         return summarize(updated);
       });

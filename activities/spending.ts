@@ -4,7 +4,10 @@ import { Charge, rateUsage } from '../domain/rating';
 import { crossedThresholds, reachedHardCap, SpendingLimit } from '../domain/spending';
 import type { Database } from '../store/database';
 import { enqueueOutboxEvent } from '../store/outbox';
+import { recordSpendingAlert } from '../store/spending-alerts';
+import { capUsageUntil } from '../store/subscription-billing';
 import { loadSubscriptionContext } from '../store/subscriptions';
+import { inTransaction } from '../store/transactions';
 import { openUsageForCharges } from '../store/usage-preview';
 
 export type { SpendingCheckRequest, SpendingCheckResult };
@@ -33,21 +36,17 @@ export function createSpendingActivities(db: Database) {
         ...(row.budget_amount ? [{ basis: 'budget' as const, amount: row.budget_amount, thresholds: row.alert_thresholds ?? DEFAULT_BUDGET_THRESHOLDS }] : []),
       ];
       const raised: string[] = [];
-      await db.transaction(async (trx) => {
+      await inTransaction(db, async (trx) => {
         for (const crossed of crossedThresholds(spend, limits)) {
-          const inserted = await trx('spending_alerts')
-            .insert({
-              subscription_id: subscription.id,
-              period_start: new Date(request.from),
-              basis: crossed.basis,
-              threshold: crossed.threshold,
-              spend,
-              limit_amount: crossed.limitAmount,
-            })
-            .onConflict(['subscription_id', 'period_start', 'basis', 'threshold'])
-            .ignore()
-            .returning('id');
-          if (inserted.length === 0) continue; // raised earlier this period
+          const raisedNow = await recordSpendingAlert(trx, {
+            subscriptionId: subscription.id,
+            periodStart: new Date(request.from),
+            basis: crossed.basis,
+            threshold: crossed.threshold,
+            spend,
+            limitAmount: crossed.limitAmount,
+          });
+          if (!raisedNow) continue; // raised earlier this period
           raised.push(`${crossed.basis}:${crossed.threshold}`);
           await enqueueOutboxEvent(trx, {
             eventType: 'spending.threshold_reached',
@@ -58,7 +57,7 @@ export function createSpendingActivities(db: Database) {
           });
         }
         if (reachedHardCap(spend, settings.hardCap)) {
-          await trx('subscriptions').where({ id: subscription.id }).update({ usage_capped_until: new Date(request.periodEnd) });
+          await capUsageUntil(trx, subscription.id, new Date(request.periodEnd));
         }
       });
       return { spend, raised, capped: reachedHardCap(spend, settings.hardCap) };

@@ -20,13 +20,18 @@ import { retryDunningOnNewPaymentMethod } from './dunning-retry';
 import { PaymentMethodHooks, paymentMethodsRouter } from './routes/payment-methods';
 import { refundsRouter } from './routes/refunds';
 import { webhookEndpointsRouter } from './routes/webhook-endpoints';
-import { ApiKeyAuthenticator, assertEveryRouteDeclared, authenticate } from './access';
+import { AccessControl } from './access';
+import { ApiKeyAuthenticator } from './authentication';
+import { assertEveryRouteDeclared, declareRoutes, PUBLIC } from './route-declarations';
 import { idempotency, IdempotencyOptions } from './idempotency';
 import { inspectParsedInput, requireJsonBodies, translateClientErrors } from './input-guard';
-import { ApiMetrics, captureErrors, healthHandlers, jsonLogger, Logger, metricsHandler, observeRequests } from './observability';
+import { createLogger, entryLogger, Logger, LogSink } from '../logging/logger';
+import { ApiMetrics, captureErrors, healthHandlers, metricsHandler } from './observability';
+import { observeRequests } from './request-log';
 import { rateLimit, RateLimitOptions, rateLimitFromEnv, TokenBucketLimiter } from './rate-limit';
 import { apiKeysRouter, usageTokensRouter } from './routes/api-keys';
 import { reportsRouter } from './routes/reports';
+import { reconciliationRouter } from './routes/reconciliation';
 import { subscriptionUsageHistoryRouter, usageTokenRouter } from './routes/customer-usage';
 import { invoiceDocumentsRouter } from './routes/invoice-documents';
 import { usagePageRouter } from './routes/usage-page';
@@ -42,8 +47,8 @@ export interface ApiDependencies {
   readonly gateway?: PaymentGateway;
   /** Called after a customer's payment method changes (dunning retries at once); see routes/payment-methods.ts. */
   readonly onPaymentMethodUpdated?: PaymentMethodHooks['onPaymentMethodUpdated'];
-  /** Where request log lines go: JSON lines on stdout by default; tests pass their own. */
-  readonly log?: Logger;
+  /** Where log lines go: a pino logger (JSON lines on stdout by default), or a function that gets each line as an object (tests). */
+  readonly log?: Logger | LogSink;
   /** Per-API-key token bucket; from RATE_LIMIT_PER_SECOND / RATE_LIMIT_BURST by default; false turns it off. */
   readonly rateLimit?: RateLimitOptions | false;
   /** How long a verified API key is trusted without asking Postgres (default 5 s; revocations elsewhere wait this long). */
@@ -57,33 +62,36 @@ export interface ApiDependencies {
 
 /**
  * The HTTP API: thin handlers that validate, call one store function or workflow, and respond.
- * Every request needs an API key of a role the route allows (api/access.ts); there is no way to turn that off.
+ * Every request needs an API key of a role the route allows (declared with each route, checked by api/access.ts);
+ * there is no way to turn that off.
  */
 export function createApp(deps: ApiDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   const metrics = new MetricCatalog(deps.db);
   const customers = new CustomerDirectory(deps.db);
-  const log = deps.log ?? jsonLogger;
+  const logger = typeof deps.log === 'function' ? createLogger('api', { level: 'info', destination: deps.log }) : (deps.log ?? createLogger('api'));
   const apiMetrics = new ApiMetrics(deps.db);
   const authenticator = new ApiKeyAuthenticator(deps.db, { cacheTtlMs: deps.apiKeyCacheTtlMs });
   const limits = deps.rateLimit ?? rateLimitFromEnv();
   const health = healthHandlers({ db: deps.db, temporal: deps.temporal, draining: deps.draining });
+  const access = new AccessControl(authenticator, deps.accessClock);
 
   // Before any handler: log and measure, authenticate and authorize, throttle, then parse and inspect the body
   // (ingestion bodies up to 5 mb, everything else 1 mb), then replay or record Idempotency-Keys.
-  app.use(observeRequests(apiMetrics, log));
-  app.use(authenticate(deps.db, authenticator, deps.accessClock));
+  app.use(observeRequests(apiMetrics, logger));
+  app.use(access.middleware);
   if (limits) app.use(rateLimit(new TokenBucketLimiter(limits, deps.accessClock)));
   app.use(requireJsonBodies);
   app.use('/v1/events', express.json({ limit: '5mb' }));
   app.use(express.json({ limit: '1mb' }));
   app.use(inspectParsedInput);
-  app.use(idempotency(deps.db, { ...deps.idempotency, log }));
+  app.use(idempotency(deps.db, { ...deps.idempotency, log: entryLogger(logger) }));
 
-  app.get('/healthz', health.liveness);
-  app.get('/readyz', health.readiness);
-  app.get('/metrics', metricsHandler(apiMetrics));
+  const operations = declareRoutes(app);
+  operations.get('/healthz', PUBLIC, health.liveness);
+  operations.get('/readyz', PUBLIC, health.readiness);
+  operations.get('/metrics', { allow: ['monitoring'] }, metricsHandler(apiMetrics));
   app.use(
     '/v1/events',
     eventsRouter({ db: deps.db, metrics, customers, usageSignals: deps.usageSignals, now: deps.now, onIngested: (outcome) => apiMetrics.recordIngestion(outcome) }),
@@ -100,6 +108,7 @@ export function createApp(deps: ApiDependencies): Express {
   app.use('/v1/invoices', refundsRouter(deps.db, deps.gateway ?? new SandboxGateway(deps.db)));
   app.use('/v1/webhook-endpoints', webhookEndpointsRouter(deps.db));
   app.use('/v1/reports', reportsRouter(deps.db));
+  app.use('/v1/reconciliation', reconciliationRouter(deps.db));
 
   app.use('/v1/api-keys', apiKeysRouter(deps.db, authenticator));
   app.use('/v1/customers', usageTokensRouter(deps.db));
@@ -114,7 +123,8 @@ export function createApp(deps: ApiDependencies): Express {
   app.use(translateClientErrors);
   app.use(captureErrors);
   app.use(problemHandler);
-  // An undeclared route cannot exist: the app does not start until api/access.ts says who may call each one.
+  // An undeclared route cannot exist: the app does not start until every route says who may call it.
   assertEveryRouteDeclared(app);
+  access.learnRoutes(app);
   return app;
 }

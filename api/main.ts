@@ -5,11 +5,13 @@
  * in-flight requests finish (SHUTDOWN_TIMEOUT_MS, default 25 s), then Postgres and Temporal are released.
  */
 import { Client, Connection } from '@temporalio/client';
+import { createLogger, entryLogger } from '../logging/logger';
 import { createDatabase, migrateToLatest } from '../store/database';
 import { createApp } from './app';
-import { jsonLogger } from './observability';
 import { closeGracefully } from './shutdown';
 import { UsageSignalCoalescer } from './usage-signals';
+
+const logger = createLogger('api');
 
 async function main(): Promise<void> {
   const databaseUrl = process.env.DATABASE_URL;
@@ -19,36 +21,39 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   const temporal = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
   const port = Number(process.env.PORT ?? 3000);
-  const usageSignals = new UsageSignalCoalescer(db, temporal);
+  const usageSignals = new UsageSignalCoalescer(db, temporal, { log: entryLogger(logger.child({ component: 'usage-signals' })) });
   usageSignals.start();
   let draining = false;
-  const server = createApp({ db, temporal, usageSignals, draining: () => draining }).listen(port, process.env.HOST ?? '0.0.0.0', () => {
-    jsonLogger({ level: 'info', msg: 'api listening', port });
+  const server = createApp({ db, temporal, usageSignals, log: logger, draining: () => draining }).listen(port, process.env.HOST ?? '0.0.0.0', () => {
+    logger.info({ port }, 'api listening');
   });
   const shutdown = (signal: string): void => {
     if (draining) return;
     draining = true;
-    jsonLogger({ level: 'info', msg: 'shutting down: finishing in-flight requests', signal });
+    logger.info({ signal }, 'shutting down: finishing in-flight requests');
     // Stop accepting, let in-flight requests finish, then release Postgres and Temporal.
-    void closeGracefully(server, { timeoutMs: Number(process.env.SHUTDOWN_TIMEOUT_MS ?? 25_000), log: jsonLogger })
+    void closeGracefully(server, { timeoutMs: Number(process.env.SHUTDOWN_TIMEOUT_MS ?? 25_000), log: entryLogger(logger) })
       .then(() => usageSignals.stop())
       .then(() => Promise.all([db.destroy(), connection.close()]))
       .then(
         () => {
-          jsonLogger({ level: 'info', msg: 'stopped' });
+          logger.info('stopped');
           process.exit(0);
         },
         (error: unknown) => {
-          jsonLogger({ level: 'error', msg: 'shutdown failed', error: String((error as Error)?.stack ?? error) });
+          logger.error({ err: error }, 'shutdown failed');
           process.exit(1);
         },
       );
   };
+  // Every background task catches its own failures (usage-signals.ts, the idempotency sweep); a rejection that still
+  // escapes is a bug to log loudly, not a reason to take the whole API down (Node's default exits the process).
+  process.on('unhandledRejection', (reason: unknown) => logger.error({ err: reason }, 'unhandled rejection (a bug; the API keeps serving)'));
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
+  logger.fatal({ err: error }, 'api failed to start');
   process.exit(1);
 });

@@ -1,28 +1,17 @@
 /**
- * What ops see of the API: one JSON log line per request, Prometheus metrics at /metrics, liveness at /healthz
- * and readiness (Postgres and Temporal answer, and we are not shutting down) at /readyz. See docs/operations.md.
+ * What ops see of the API: one JSON log line per request (request-log.ts), Prometheus metrics at /metrics, liveness
+ * at /healthz and readiness (Postgres and Temporal answer, and we are not shutting down) at /readyz.
+ * See docs/operations.md.
  */
 import type { Client } from '@temporalio/client';
-import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { BusinessState, BusinessStateTable, countBusinessState, pingDatabase } from '../store/business-state';
 import type { Database } from '../store/database';
-import { accessOf } from './access';
 import { ApiProblem } from './problem';
+import { checkWorkerPollers } from './worker-pollers';
 
-export type LogEntry = Record<string, unknown>;
-export type Logger = (entry: LogEntry) => void;
-
-/**
- * One JSON object per line on stdout, with a timestamp first. METERLOOP_LOG=errors keeps only error lines (the
- * test suite sets it, so reports are readable); unset, every line is written.
- */
-export const jsonLogger: Logger = (entry) => {
-  if (process.env.METERLOOP_LOG === 'errors' && entry.level !== 'error') return;
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
-};
-
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export type { LogEntry, Logger, LogSink } from '../logging/logger';
 
 /** The request id of a request (the caller's X-Request-Id when well-formed, else a fresh UUID). */
 export function requestIdOf(res: Response): string | undefined {
@@ -56,25 +45,23 @@ export class ApiMetrics {
 
     // Business state, read from Postgres at scrape time (one grouped count per table): always current, never drifts.
     // One scrape reads every table once; the gauges below share that snapshot.
-    const STATE_QUERIES = {
-      meterloop_invoices: { help: 'invoices by kind and status', labels: ['kind', 'status'], sql: 'SELECT kind, status, count(*) AS count FROM invoices GROUP BY kind, status' },
-      meterloop_payments: { help: 'payment attempts by outcome (pending, succeeded, failed)', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM payments GROUP BY status' },
-      meterloop_subscriptions: { help: 'subscriptions by status (past_due: in dunning)', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM subscriptions GROUP BY status' },
-      meterloop_refunds: { help: 'refunds by status', labels: ['status'], sql: 'SELECT status, count(*) AS count FROM refunds GROUP BY status' },
-    } as const;
-    type Snapshot = Record<string, Record<string, string>[]>;
-    let snapshot: { at: number; rows: Promise<Snapshot | undefined> } | undefined;
-    const readState = (): Promise<Snapshot | undefined> => {
+    const STATE_GAUGES: Record<string, { help: string; table: BusinessStateTable; labels: readonly string[] }> = {
+      meterloop_invoices: { help: 'invoices by kind and status', table: 'invoices', labels: ['kind', 'status'] },
+      meterloop_payments: { help: 'payment attempts by outcome (pending, succeeded, failed)', table: 'payments', labels: ['status'] },
+      meterloop_subscriptions: { help: 'subscriptions by status (past_due: in dunning)', table: 'subscriptions', labels: ['status'] },
+      meterloop_refunds: { help: 'refunds by status', table: 'refunds', labels: ['status'] },
+      meterloop_reconciliation_findings: {
+        help: 'janitor findings by kind, open or resolved, and whether the janitor repaired them',
+        table: 'reconciliation_findings',
+        labels: ['kind', 'status', 'repaired'],
+      },
+    };
+    let snapshot: { at: number; state: Promise<BusinessState | undefined> } | undefined;
+    const readState = (): Promise<BusinessState | undefined> => {
       if (!snapshot || Date.now() - snapshot.at > 1_000) {
-        const rows = Promise.all(
-          Object.entries(STATE_QUERIES).map(async ([name, query]) => [name, ((await db.raw(query.sql)) as { rows: Record<string, string>[] }).rows] as const),
-        ).then(
-          (entries) => Object.fromEntries(entries),
-          () => undefined,
-        );
-        snapshot = { at: Date.now(), rows };
+        snapshot = { at: Date.now(), state: countBusinessState(db).catch(() => undefined) };
       }
-      return snapshot.rows;
+      return snapshot.state;
     };
     new Gauge({
       name: 'meterloop_metrics_database_up',
@@ -84,19 +71,17 @@ export class ApiMetrics {
         this.set((await readState()) ? 1 : 0);
       },
     });
-    for (const [name, query] of Object.entries(STATE_QUERIES)) {
-      const labelNames = [...query.labels];
+    for (const [name, gauge] of Object.entries(STATE_GAUGES)) {
+      const labelNames = [...gauge.labels];
       new Gauge({
         name,
-        help: query.help,
+        help: gauge.help,
         labelNames,
         registers,
         async collect() {
           const state = await readState();
           this.reset();
-          for (const row of state?.[name] ?? []) {
-            this.set(Object.fromEntries(labelNames.map((label) => [label, row[label] ?? ''])), Number(row.count));
-          }
+          for (const { labels, count } of state?.[gauge.table] ?? []) this.set(labels, count);
         },
       });
     }
@@ -108,47 +93,6 @@ export class ApiMetrics {
     this.eventsDeduplicated.inc(outcome.duplicates);
     this.eventsRejected.inc(outcome.rejected);
   }
-}
-
-/**
- * The first middleware: assigns the request id (echoed in X-Request-Id), and when the response is done writes the
- * log line and observes the latency, both labelled by route template (never the raw path: ids would explode both).
- */
-export function observeRequests(metrics: ApiMetrics, log: Logger): RequestHandler {
-  return (req, res, next) => {
-    const started = process.hrtime.bigint();
-    const incoming = req.header('x-request-id');
-    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
-    res.locals.requestId = requestId;
-    res.setHeader('X-Request-Id', requestId);
-    let done = false;
-    const finish = (aborted: boolean): void => {
-      if (done) return;
-      done = true;
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const access = accessOf(res);
-      const route = access?.route?.template;
-      const status = aborted && !res.headersSent ? 499 : res.statusCode;
-      metrics.httpDuration.observe({ method: req.method, route: route ?? '(unmatched)', status: String(status) }, seconds);
-      const error = res.locals.error as Error | undefined;
-      log({
-        level: status >= 500 ? 'error' : 'info',
-        msg: 'request',
-        method: req.method,
-        path: route ?? null,
-        ...(route ? {} : { raw_path: req.path.slice(0, 200) }),
-        status,
-        duration_ms: Math.round(seconds * 1e6) / 1e3,
-        request_id: requestId,
-        api_key_id: access?.principal?.keyId ?? null,
-        ...(aborted ? { aborted: true } : {}),
-        ...(error ? { error: { message: error.message, stack: error.stack } } : {}),
-      });
-    };
-    res.on('finish', () => finish(false));
-    res.on('close', () => finish(true));
-    next();
-  };
 }
 
 /** Before the problem handler: keeps unexpected errors (not problems we raise on purpose) for the log line. */
@@ -193,6 +137,11 @@ export interface HealthOptions {
   readonly timeoutMs?: { readonly postgres?: number; readonly temporal?: number };
   /** True once the process is shutting down: /readyz answers 503 so load balancers stop sending requests. */
   readonly draining?: () => boolean;
+  /**
+   * No worker polling the billing task queue makes /readyz 503 when true (READINESS_REQUIRE_WORKER=true); by default
+   * it stays 200 with `checks.worker` failing and a `warnings` entry: the API still serves ingestion and reads.
+   */
+  readonly requireWorker?: boolean;
 }
 
 export function healthHandlers(options: HealthOptions): { liveness: RequestHandler; readiness: RequestHandler } {
@@ -204,20 +153,22 @@ export function healthHandlers(options: HealthOptions): { liveness: RequestHandl
     },
     readiness: async (_req, res) => {
       const connection = options.temporal.connection;
-      const [postgres, temporal] = await Promise.all([
-        timed(() => options.db.raw('SELECT 1'), postgresTimeoutMs),
+      const [postgres, temporal, worker] = await Promise.all([
+        timed(() => pingDatabase(options.db), postgresTimeoutMs),
         // No race here: the gRPC deadline ends the call. Answering early would leave the client's retry timers
         // running, and closing the connection under them (at shutdown) throws; this way the request settles first.
         timed(() => connection.withDeadline(Date.now() + temporalTimeoutMs, () => connection.workflowService.getSystemInfo({})), Infinity),
+        checkWorkerPollers({ temporal: options.temporal, timeoutMs: temporalTimeoutMs }),
       ]);
       const draining = options.draining?.() ?? false;
-      const checks = { postgres, temporal, ...(draining ? { shutdown: { ok: false, error: 'shutting down', duration_ms: 0 } } : {}) };
-      if (postgres.ok && temporal.ok && !draining) {
-        res.json({ status: 'ready', checks });
+      const checks = { postgres, temporal, worker, ...(draining ? { shutdown: { ok: false, error: 'shutting down', duration_ms: 0 } } : {}) };
+      const workerRequired = options.requireWorker ?? process.env.READINESS_REQUIRE_WORKER === 'true';
+      if (postgres.ok && temporal.ok && !draining && (worker.ok || !workerRequired)) {
+        res.json({ status: 'ready', checks, ...(worker.ok ? {} : { warnings: [`worker: ${worker.error}`] }) });
         return;
       }
       const down = Object.entries(checks)
-        .filter(([, check]) => !check.ok)
+        .filter(([name, check]) => !check.ok && (name !== 'worker' || workerRequired))
         .map(([name]) => name);
       res
         .status(503)

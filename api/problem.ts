@@ -1,3 +1,4 @@
+import { isGrpcServiceError, ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { ErrorRequestHandler, Response } from 'express';
 import { ZodError } from 'zod';
 
@@ -16,6 +17,10 @@ const STATUS_BY_CODE = {
   subscription_not_paused: 409,
   pause_until_in_past: 422,
   interval_change_needs_period_end: 422,
+  // A billing step failed deterministically: nothing else takes effect until ops fix the data and retry it.
+  subscription_needs_attention: 409,
+  no_failed_step: 409,
+  subscription_suspended: 409,
   rerate_not_found: 404,
   rerate_not_awaiting_decision: 409,
   decision_reason_required: 422,
@@ -54,6 +59,11 @@ const STATUS_BY_CODE = {
   malformed_request: 400,
   idempotency_request_in_progress: 409,
   not_ready: 503,
+  // bounds at the edge (issue 11): a charge its metric cannot feed
+  charge_metric_mismatch: 422,
+  // a dependency is down (issue 11): retry later, nothing was written
+  database_unavailable: 503,
+  temporal_unavailable: 503,
 } as const;
 
 export type ProblemCode = keyof typeof STATUS_BY_CODE;
@@ -82,7 +92,16 @@ export class ApiProblem extends Error {
   }
 }
 
+/** Problems that a later retry can fix on its own: answered with Retry-After (seconds). */
+const RETRY_AFTER_SECONDS: Partial<Record<ProblemCode, number>> = {
+  workflow_unavailable: 5,
+  database_unavailable: 5,
+  temporal_unavailable: 5,
+};
+
 export function sendProblem(res: Response, problem: ApiProblem): void {
+  const retryAfter = RETRY_AFTER_SECONDS[problem.code];
+  if (retryAfter !== undefined && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', String(retryAfter));
   res
     .status(problem.status)
     .type('application/problem+json')
@@ -101,9 +120,69 @@ export function fromZodError(error: ZodError): ApiProblem {
   return new ApiProblem('validation_failed', `${errors.length} invalid field(s): ${errors.map((e) => e.path).join(', ')}`, errors);
 }
 
+/** Postgres SQLSTATEs of a server that is shutting down, starting up or unreachable (class 08: connection exception). */
+const POSTGRES_UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006']);
+/** Socket errors of a server that is not there (or went away mid-conversation). */
+const SOCKET_UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EAI_AGAIN']);
+const POSTGRES_UNAVAILABLE_MESSAGES = [
+  /Connection terminated/i, // pg: the server closed the socket (crash, restart, network cut)
+  /Connection ended unexpectedly/i,
+  /Client has encountered a connection error and is not queryable/i,
+  /Timeout acquiring a connection/i, // knex: the pool could not hand out a connection in time
+];
+/** gRPC status codes (numbers, as @grpc/grpc-js has them) of a Temporal server that cannot be reached in time. */
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_UNAVAILABLE = 14;
+
+/** The error and its causes (ServiceError and knex wrap the original), outermost first. */
+function causeChain(error: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let current = error; current !== undefined && current !== null && chain.length < 8; current = (current as { cause?: unknown }).cause) {
+    chain.push(current);
+    const inner = (current as { errors?: unknown }).errors; // AggregateError: net's happy-eyeballs connect error
+    if (Array.isArray(inner)) chain.push(...inner);
+  }
+  return chain;
+}
+
+/**
+ * Which dependency an error says is down, if any: the one place that recognises "Postgres / Temporal cannot be
+ * reached" (answered 503 with Retry-After) as opposed to a bug (500). Temporal is looked at first: its gRPC
+ * errors also carry socket codes.
+ */
+export function unavailableDependencyOf(error: unknown): 'database_unavailable' | 'temporal_unavailable' | undefined {
+  const chain = causeChain(error);
+  for (const link of chain) {
+    if (link instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return 'temporal_unavailable';
+    if (isGrpcServiceError(link) && (link.code === GRPC_UNAVAILABLE || link.code === GRPC_DEADLINE_EXCEEDED)) return 'temporal_unavailable';
+  }
+  if (chain.some((link) => link instanceof ServiceError)) return undefined; // another Temporal answer: not an outage
+  // Duck-typed, not `instanceof Error`: socket errors come from Node's own realm (a different Error under jest's vm).
+  for (const link of chain) {
+    const { code, name, message } = (link ?? {}) as { code?: unknown; name?: unknown; message?: unknown };
+    if (typeof message !== 'string') continue;
+    if (typeof code === 'string' && (POSTGRES_UNAVAILABLE_STATES.has(code) || SOCKET_UNAVAILABLE_CODES.has(code))) return 'database_unavailable';
+    if (name === 'KnexTimeoutError' && /acquiring a connection/i.test(message)) return 'database_unavailable';
+    if (POSTGRES_UNAVAILABLE_MESSAGES.some((pattern) => pattern.test(message))) return 'database_unavailable';
+  }
+  return undefined;
+}
+
+/** The 503 problem for an error that says a dependency is down, or undefined for any other error. */
+export function unavailableProblemOf(error: unknown): ApiProblem | undefined {
+  const code = unavailableDependencyOf(error);
+  if (code === 'database_unavailable') return new ApiProblem(code, 'the database cannot be reached right now; nothing was written, retry shortly');
+  if (code === 'temporal_unavailable') {
+    return new ApiProblem(code, 'the workflow service did not answer in time; retry shortly with the same Idempotency-Key (it is applied at most once)');
+  }
+  return undefined;
+}
+
 /** The last middleware: everything thrown becomes a problem document; unknown errors never leak internals. */
 export const problemHandler: ErrorRequestHandler = (error: unknown, _req, res, _next) => {
   if (error instanceof ApiProblem) return sendProblem(res, error);
+  const unavailable = unavailableProblemOf(error);
+  if (unavailable) return sendProblem(res, unavailable);
   if (error instanceof ZodError) return sendProblem(res, fromZodError(error));
   const bodyParserError = error as { type?: string };
   if (bodyParserError?.type === 'entity.parse.failed') return sendProblem(res, new ApiProblem('malformed_json', 'the request body is not valid JSON'));

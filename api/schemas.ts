@@ -88,10 +88,16 @@ export const createMetricBody = z
     property: propertyName.optional(),
     filters: z.record(propertyName, z.union([z.string().max(200), z.boolean()])).default({}),
     unit_cost: nonNegativeDecimal.optional(),
+    /** A corrections metric: negative values are accepted (sum only). Every other metric refuses them. */
+    allow_negative: z.boolean().default(false),
   })
   .refine((metric) => metric.aggregation === 'count' || metric.property !== undefined, {
     message: 'property is required for every aggregation but count',
     path: ['property'],
+  })
+  .refine((metric) => !metric.allow_negative || metric.aggregation === 'sum', {
+    message: 'allow_negative applies to sum metrics only',
+    path: ['allow_negative'],
   });
 
 const tier = z.strictObject({

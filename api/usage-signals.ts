@@ -2,6 +2,8 @@ import type { Client } from '@temporalio/client';
 import type { Database } from '../store/database';
 import { billingSubscriptionsOf } from '../store/subscriptions';
 import { usageRecordedSignal } from '../workflows/definitions';
+import { createLogger, entryLogger, LogSink } from '../logging/logger';
+import { withTemporalDeadline } from './temporal-deadline';
 
 interface PendingSummary {
   eventCount: number;
@@ -17,12 +19,21 @@ export interface UsageSignalOptions {
    */
   readonly signalsPerPeriod?: number;
   readonly floorMs?: number;
+  /** Where a failing flush is reported (once per outage, and once when it recovers); the process's pino logger by default. */
+  readonly log?: UsageSignalLog;
 }
+
+/** One `{ level, msg, ...fields }` object per line (`entryLogger` adapts a pino logger to it). */
+export type UsageSignalLog = LogSink;
 
 /**
  * Usage never reaches a workflow event by event. Ingestion records accepted counts here after commit; this
  * coalescer sends each subscription's workflow one summary signal per window. A signal that fails is kept
  * pending and retried on the next flush; usage itself is already safe in Postgres.
+ *
+ * The timer's flush never throws into the event loop (an unhandled rejection would end the API process): a flush
+ * that fails (Postgres or Temporal down) keeps every pending summary, is logged once per outage, and is tried
+ * again on the next tick.
  */
 export class UsageSignalCoalescer {
   private readonly pending = new Map<string, PendingSummary>();
@@ -32,6 +43,9 @@ export class UsageSignalCoalescer {
   private readonly flushIntervalMs: number;
   private readonly signalsPerPeriod: number;
   private readonly floorMs: number;
+  private readonly log: UsageSignalLog;
+  /** Set while flushes keep failing: the first failure is logged, the rest are counted until one succeeds. */
+  private failing: { since: number; failures: number } | undefined;
 
   constructor(
     private readonly db: Database,
@@ -41,6 +55,7 @@ export class UsageSignalCoalescer {
     this.flushIntervalMs = options.flushIntervalMs ?? 1_000;
     this.signalsPerPeriod = options.signalsPerPeriod ?? 2;
     this.floorMs = options.floorMs ?? 5_000;
+    this.log = options.log ?? entryLogger(createLogger('api').child({ component: 'usage-signals' }));
   }
 
   record(customerId: string, eventCount: number, latestEventAt: Date): void {
@@ -53,7 +68,7 @@ export class UsageSignalCoalescer {
 
   start(): void {
     this.timer ??= setInterval(() => {
-      void this.flush();
+      void this.flushAndReport();
     }, this.flushIntervalMs);
     this.timer.unref();
   }
@@ -62,7 +77,36 @@ export class UsageSignalCoalescer {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await this.flush();
+    await this.flushAndReport();
+  }
+
+  /** A flush for the timer and for stop(): never rejects; failures are reported and the summaries stay pending. */
+  private async flushAndReport(): Promise<void> {
+    try {
+      await this.flush();
+    } catch (error) {
+      this.reportFailure(error);
+    }
+  }
+
+  private reportFailure(error: unknown): void {
+    if (this.failing) {
+      this.failing.failures += 1;
+      return;
+    }
+    this.failing = { since: Date.now(), failures: 1 };
+    this.log({
+      level: 'error',
+      msg: 'usage signal flush failed; summaries kept, retrying every tick (logged once until it recovers)',
+      pending_customers: this.pending.size,
+      error: String((error as Error)?.message ?? error),
+    });
+  }
+
+  private reportSuccess(): void {
+    if (!this.failing) return;
+    this.log({ level: 'info', msg: 'usage signal flush recovered', failed_flushes: this.failing.failures, outage_ms: Date.now() - this.failing.since });
+    this.failing = undefined;
   }
 
   flush(): Promise<void> {
@@ -73,11 +117,15 @@ export class UsageSignalCoalescer {
   }
 
   private async flushDue(): Promise<void> {
-    if (this.pending.size === 0) return;
+    if (this.pending.size === 0) {
+      this.reportSuccess();
+      return;
+    }
     const customerIds = [...this.pending.keys()];
     const subscriptions = await billingSubscriptionsOf(this.db, customerIds);
     const now = Date.now();
     const stillPending = new Set<string>();
+    let signalFailure: unknown;
     for (const subscription of subscriptions) {
       const summary = this.pending.get(subscription.customer_id)!;
       const periodMs =
@@ -90,15 +138,20 @@ export class UsageSignalCoalescer {
         continue;
       }
       try {
-        await this.temporal.workflow.getHandle(subscription.workflow_id).signal(usageRecordedSignal, {
-          eventCount: summary.eventCount,
-          latestEventAt: summary.latestEventAt.toISOString(),
-        });
+        await withTemporalDeadline(this.temporal, () =>
+          this.temporal.workflow.getHandle(subscription.workflow_id).signal(usageRecordedSignal, {
+            eventCount: summary.eventCount,
+            latestEventAt: summary.latestEventAt.toISOString(),
+          }),
+        );
         this.lastSignalAt.set(subscription.id, now);
-      } catch {
+      } catch (error) {
         stillPending.add(subscription.customer_id); // e.g. Temporal briefly unreachable: try again next flush
+        signalFailure ??= error;
       }
     }
     for (const customerId of customerIds) if (!stillPending.has(customerId)) this.pending.delete(customerId);
+    if (signalFailure !== undefined) this.reportFailure(signalFailure);
+    else this.reportSuccess();
   }
 }

@@ -4,6 +4,15 @@
  */
 import type { PeriodInvoiceRequest, ProrationInvoiceRequest } from './invoicing';
 import type {
+  RecordFindingsRequest,
+  RecordFindingsResult,
+  ReconciliationFinding,
+  ReconciliationScan,
+  ReconciliationScanRequest,
+  UncollectedInvoice,
+  UnknownPayment,
+} from './janitor';
+import type {
   ChargeInvoiceRequest,
   ChargeInvoiceResult,
   MarkInvoiceUncollectibleRequest,
@@ -43,4 +52,9 @@ export interface BillingActivities {
   proposeRerate(request: RerateRequest): Promise<RerateState>;
   recordRerateDecision(request: RerateDecisionRecord): Promise<RerateState>;
   finalizeRerate(request: RerateRequest): Promise<RerateState>;
+  // janitor (reconciliation)
+  scanForReconciliation(request: ReconciliationScanRequest): Promise<ReconciliationScan>;
+  settleUnknownPayment(request: UnknownPayment): Promise<ReconciliationFinding | null>;
+  collectUncollectedInvoice(request: UncollectedInvoice): Promise<ReconciliationFinding | null>;
+  recordReconciliationFindings(request: RecordFindingsRequest): Promise<RecordFindingsResult>;
 }

@@ -11,6 +11,7 @@ export type SubscriptionStatus =
   | 'paused'
   | 'retention_offered' // asked to cancel; an offer waits for an answer
   | 'pending_cancellation'
+  | 'needs_attention' // a billing step failed in a way retrying cannot fix; waits for ops to fix the data and retry
   | 'canceled';
 
 /** A finalized invoice as the workflow sees it: enough to charge it and to show it in the query result. */

@@ -119,3 +119,9 @@ export function renewalInvoiceLines(input: RenewalInvoiceInput): DraftInvoiceLin
   }
   return lines;
 }
+
+/** A plan's recurring fee: its flat fee plus any flat charges, as one decimal string (what proration credits). */
+export function recurringFee(flatFee: string, charges: readonly Charge[]): string {
+  const flatCharges = recurringCharges(charges).map((charge) => toDecimal((charge.price as { amount: string }).amount));
+  return sumMoney([toDecimal(flatFee), ...flatCharges]).toString();
+}

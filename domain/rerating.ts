@@ -82,3 +82,27 @@ function differenceLine(
     breakdown: { previouslyInvoiced: formatMoney(before, currency), recomputed: formatMoney(after, currency) },
   };
 }
+
+/** An invoice line as re-rating reads it: its identity and what it billed. */
+export interface BilledLine {
+  readonly kind: string;
+  readonly metricCode: string | null;
+  readonly description: string;
+  readonly amount: string;
+}
+
+/**
+ * What was billed for a period so far: the original invoice's usage lines plus the lines of corrections already
+ * carried out (their " (correction)" suffix dropped, so a line keeps one description across re-ratings).
+ */
+export function invoicedAmounts(originalLines: readonly BilledLine[], correctionLines: readonly BilledLine[]): InvoicedAmount[] {
+  return [
+    ...originalLines.map((line) => ({ key: lineKey(line), description: line.description, amount: toDecimal(line.amount).toString() })),
+    ...correctionLines.map((line) => ({ key: lineKey(line), description: line.description.replace(/ \(correction\)$/, ''), amount: line.amount })),
+  ];
+}
+
+/** The amount a credit proposal refunds: its (negative) total as a positive amount. */
+export function creditAmountOf(proposalTotal: string): Dec {
+  return toDecimal(proposalTotal).abs();
+}

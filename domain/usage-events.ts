@@ -1,6 +1,8 @@
 /**
  * Validation of incoming usage events, one by one, so a batch keeps its valid events when some are bad.
- * Pure: the caller supplies the clock, the customers it knows and the metrics of each event type.
+ * Pure: the caller supplies the clock, the customers it knows, their first subscription start and the metrics of
+ * each event type. What passes here must be billable: every bound below exists because a value past it once
+ * stored fine and then broke the usage preview or the period invoice (docs/usage-events.md).
  */
 import { isDecimalString } from './money';
 
@@ -9,8 +11,32 @@ export type UsageEventRejection =
   | 'unknown_customer'
   | 'invalid_timestamp'
   | 'timestamp_in_future'
+  | 'timestamp_before_subscription'
   | 'missing_property'
-  | 'non_numeric_property';
+  | 'non_numeric_property'
+  | 'negative_value'
+  | 'value_out_of_range'
+  | 'property_too_large'
+  | 'event_too_large';
+
+/**
+ * The bounds of an event, in one place.
+ *
+ * Quantities land in NUMERIC(30, 12) columns (invoice_lines.quantity and .amount, invoices.total, spending
+ * alerts): 18 digits before the point, 12 after. A per-event value may have at most 12 integer digits (below
+ * one trillion) and 12 fraction digits, so a period's sum overflows the column only past a million events each
+ * at the very maximum, far beyond any real usage; a value of 18+ digits would overflow on its own.
+ */
+export const USAGE_EVENT_LIMITS = {
+  /** Integer digits of one numeric property value (see above). */
+  maxValueIntegerDigits: 12,
+  /** Fraction digits of one numeric property value: the columns' scale. */
+  maxValueFractionDigits: 12,
+  /** UTF-8 bytes of one property value, as JSON (a string, number, object...). */
+  maxPropertyValueBytes: 1_024,
+  /** UTF-8 bytes of an event's whole `properties` object, as JSON. */
+  maxPropertiesBytes: 16 * 1_024,
+} as const;
 
 export interface RawUsageEvent {
   readonly id: string;
@@ -24,7 +50,10 @@ export interface RawUsageEvent {
 export interface MetricRequirement {
   readonly code: string;
   readonly property: string | null;
+  /** The property must be a number (sum/max/latest, and a count metric's per-event value). */
   readonly numeric: boolean;
+  /** A corrections metric may take negative values; every other numeric metric refuses them. */
+  readonly allowNegative: boolean;
   readonly filters: Record<string, unknown>;
 }
 
@@ -33,6 +62,12 @@ export interface EventValidationContext {
   /** How far ahead of `now` a timestamp may be (clock skew). */
   readonly maxFutureMs: number;
   readonly customerIdByExternalId: ReadonlyMap<string, string>;
+  /**
+   * The earliest subscription start of each customer (internal id). Usage before it belongs to no period and
+   * could never be billed. A customer without any subscription is absent: their events are kept for a
+   * subscription that may start back-dated (docs/usage-events.md).
+   */
+  readonly firstSubscriptionStartByCustomerId: ReadonlyMap<string, Date>;
   readonly metricsByEventType: ReadonlyMap<string, readonly MetricRequirement[]>;
 }
 
@@ -41,7 +76,30 @@ export type EventValidation =
   | { readonly ok: false; readonly code: UsageEventRejection; readonly detail: string };
 
 // RFC 3339 with an explicit zone: a timestamp without one is ambiguous, so it is refused.
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/;
+
+function daysInMonth(year: number, month: number): number {
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  return [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+}
+
+/**
+ * The instant of an RFC 3339 timestamp naming a real calendar date and time, else undefined. `Date` alone would
+ * read 2026-02-30 as March 2; here every field is checked against the calendar (no leap seconds).
+ */
+export function parseEventTimestamp(text: string): Date | undefined {
+  const match = RFC3339.exec(text);
+  if (!match) return undefined;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number);
+  const offsetHour = match[9] === undefined ? 0 : Number(match[9]);
+  const offsetMinute = match[10] === undefined ? 0 : Number(match[10]);
+  const real =
+    month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth(year, month) &&
+    hour <= 23 && minute <= 59 && second <= 59 && offsetHour <= 23 && offsetMinute <= 59;
+  if (!real) return undefined;
+  const instant = new Date(text);
+  return Number.isNaN(instant.getTime()) ? undefined : instant;
+}
 
 /** A numeric property is a decimal string, or a JSON integer small enough to be exact. */
 export function isNumericPropertyValue(value: unknown): boolean {
@@ -49,36 +107,105 @@ export function isNumericPropertyValue(value: unknown): boolean {
   return typeof value === 'string' && isDecimalString(value);
 }
 
+/** The decimal text of a numeric property value (a JSON integer or a decimal string). */
+function numericText(value: unknown): string {
+  return typeof value === 'number' ? String(value) : (value as string);
+}
+
+/** Whether a numeric property value fits the per-event bounds of USAGE_EVENT_LIMITS. */
+export function isWithinValueBounds(value: unknown): boolean {
+  const [integer, fraction = ''] = numericText(value).replace(/^-/, '').split('.');
+  return integer.replace(/^0+(?=\d)/, '').length <= USAGE_EVENT_LIMITS.maxValueIntegerDigits && fraction.length <= USAGE_EVENT_LIMITS.maxValueFractionDigits;
+}
+
+function isNegative(value: unknown): boolean {
+  return /^-(?!0+(\.0+)?$)/.test(numericText(value));
+}
+
+/** UTF-8 length of a string, without Node's Buffer (domain/ stays free of runtime APIs). */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (const char of text) {
+    const code = char.codePointAt(0)!;
+    bytes += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
+  }
+  return bytes;
+}
+
+function jsonBytes(value: unknown): number {
+  return utf8Length(JSON.stringify(value) ?? '');
+}
+
 function matchesFilters(properties: Record<string, unknown>, filters: Record<string, unknown>): boolean {
   return Object.entries(filters).every(([key, expected]) => properties[key] === expected);
+}
+
+/** The more specific verdict first: one oversized value names its property; many modest ones, the event. */
+function sizeRejection(properties: Record<string, unknown>): EventValidation | undefined {
+  for (const [name, value] of Object.entries(properties)) {
+    if (jsonBytes(value) > USAGE_EVENT_LIMITS.maxPropertyValueBytes) {
+      return { ok: false, code: 'property_too_large', detail: `property "${name}" may take at most ${USAGE_EVENT_LIMITS.maxPropertyValueBytes} bytes as JSON` };
+    }
+  }
+  if (jsonBytes(properties) > USAGE_EVENT_LIMITS.maxPropertiesBytes) {
+    return { ok: false, code: 'event_too_large', detail: `properties may take at most ${USAGE_EVENT_LIMITS.maxPropertiesBytes} bytes as JSON` };
+  }
+  return undefined;
+}
+
+function timestampRejection(occurredAt: Date, customerId: string, context: EventValidationContext): EventValidation | undefined {
+  if (occurredAt.getTime() > context.now.getTime() + context.maxFutureMs) {
+    return { ok: false, code: 'timestamp_in_future', detail: `timestamp is more than ${context.maxFutureMs / 1000}s in the future` };
+  }
+  const firstStart = context.firstSubscriptionStartByCustomerId.get(customerId);
+  if (firstStart && occurredAt.getTime() < firstStart.getTime()) {
+    return {
+      ok: false,
+      code: 'timestamp_before_subscription',
+      detail: `timestamp is before the customer's first subscription start (${firstStart.toISOString()}); no period could bill it`,
+    };
+  }
+  return undefined;
+}
+
+function propertyRejection(metric: MetricRequirement, value: unknown): EventValidation | undefined {
+  if (value === undefined || value === null) {
+    return { ok: false, code: 'missing_property', detail: `metric ${metric.code} needs property "${metric.property}"` };
+  }
+  if (!metric.numeric) return undefined;
+  if (!isNumericPropertyValue(value)) {
+    return {
+      ok: false,
+      code: 'non_numeric_property',
+      detail: `metric ${metric.code} needs "${metric.property}" as a number (fractions as decimal strings, e.g. "12.50")`,
+    };
+  }
+  if (!isWithinValueBounds(value)) {
+    const { maxValueIntegerDigits: integer, maxValueFractionDigits: fraction } = USAGE_EVENT_LIMITS;
+    return { ok: false, code: 'value_out_of_range', detail: `"${metric.property}" may have at most ${integer} digits before the point and ${fraction} after` };
+  }
+  if (!metric.allowNegative && isNegative(value)) {
+    return { ok: false, code: 'negative_value', detail: `metric ${metric.code} takes no negative "${metric.property}" (only a metric created with allow_negative does)` };
+  }
+  return undefined;
 }
 
 export function validateUsageEvent(event: RawUsageEvent, context: EventValidationContext): EventValidation {
   const customerId = context.customerIdByExternalId.get(event.customer);
   if (!customerId) return { ok: false, code: 'unknown_customer', detail: `no customer with external id ${event.customer}` };
 
-  const occurredAt = new Date(event.timestamp);
-  if (!RFC3339.test(event.timestamp) || Number.isNaN(occurredAt.getTime())) {
-    return { ok: false, code: 'invalid_timestamp', detail: 'timestamp must be RFC 3339 with a zone, e.g. 2027-01-31T12:00:00Z' };
+  const occurredAt = parseEventTimestamp(event.timestamp);
+  if (!occurredAt) {
+    return { ok: false, code: 'invalid_timestamp', detail: 'timestamp must be a real date and time in RFC 3339 with a zone, e.g. 2027-01-31T12:00:00Z' };
   }
-  if (occurredAt.getTime() > context.now.getTime() + context.maxFutureMs) {
-    return { ok: false, code: 'timestamp_in_future', detail: `timestamp is more than ${context.maxFutureMs / 1000}s in the future` };
-  }
+  const rejection = sizeRejection(event.properties) ?? timestampRejection(occurredAt, customerId, context);
+  if (rejection) return rejection;
 
   // Only metrics whose filters select this event constrain its properties.
   for (const metric of context.metricsByEventType.get(event.type) ?? []) {
     if (!metric.property || !matchesFilters(event.properties, metric.filters)) continue;
-    const value = event.properties[metric.property];
-    if (value === undefined || value === null) {
-      return { ok: false, code: 'missing_property', detail: `metric ${metric.code} needs property "${metric.property}"` };
-    }
-    if (metric.numeric && !isNumericPropertyValue(value)) {
-      return {
-        ok: false,
-        code: 'non_numeric_property',
-        detail: `metric ${metric.code} needs "${metric.property}" as a number (fractions as decimal strings, e.g. "12.50")`,
-      };
-    }
+    const propertyProblem = propertyRejection(metric, event.properties[metric.property]);
+    if (propertyProblem) return propertyProblem;
   }
   return { ok: true, customerId, occurredAt };
 }

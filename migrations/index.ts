@@ -32,6 +32,8 @@ import * as m0108 from './0108_create_webhook_delivery_attempts';
 import * as m0109 from './0109_create_email_deliveries';
 import * as m0200 from './0200_create_api_keys';
 import * as m0201 from './0201_create_idempotency_keys';
+import * as m0310 from './0310_add_billable_metrics_allow_negative';
+import * as m0320 from './0320_create_reconciliation_findings';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -76,6 +78,8 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0109_create_email_deliveries', m0109],
   ['0200_create_api_keys', m0200],
   ['0201_create_idempotency_keys', m0201],
+  ['0310_add_billable_metrics_allow_negative', m0310],
+  ['0320_create_reconciliation_findings', m0320],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

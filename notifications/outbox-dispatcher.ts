@@ -188,7 +188,8 @@ export interface OutboxDispatcher {
 
 /**
  * Runs passes back to back while there is work, and polls every `pollIntervalMs` when there is none.
- * A failing pass (Postgres restarting, say) is logged and retried after the poll interval; it never stops the loop.
+ * A failing pass (Postgres restarting, say) is logged (once per outage) and retried after the poll interval; it
+ * never stops the loop.
  */
 export function startOutboxDispatcher(options: OutboxDispatcherOptions): OutboxDispatcher {
   const logger = options.logger ?? jsonConsoleLogger;
@@ -208,14 +209,19 @@ export function startOutboxDispatcher(options: OutboxDispatcherOptions): OutboxD
       };
     });
 
+  // An outage (Postgres restarting) fails every pass until it ends: the first failure is logged, the rest counted.
+  let failedPasses = 0;
   const loop = (async () => {
     while (!stopping) {
       let busy = false;
       try {
         const pass = await dispatchOutboxOnce(options);
         busy = pass.eventsFannedOut + pass.webhookAttempts + pass.emailAttempts > 0;
+        if (failedPasses > 0) logger.info({ failedPasses }, 'outbox dispatch recovered');
+        failedPasses = 0;
       } catch (error) {
-        logger.error({ error: String((error as Error)?.stack ?? error) }, 'outbox dispatch pass failed');
+        failedPasses += 1;
+        if (failedPasses === 1) logger.error({ error: String((error as Error)?.stack ?? error) }, 'outbox dispatch pass failed');
       }
       if (!busy && !stopping) await idle();
     }

@@ -16,7 +16,7 @@
  *   pm_sandbox_slow                  succeeds after a delay (2 s by default; `slowResponseMs`)
  * Any other token declines with unknown_payment_method (not retryable).
  */
-import type { Knex } from 'knex';
+import type { Database } from '../store/database';
 import { toDecimal } from '../domain/money';
 import { findSandboxCharge, recordSandboxCharge, recordSandboxRefund, SandboxChargeOutcome, SandboxChargeRow } from '../store/sandbox-ledger';
 import {
@@ -92,7 +92,7 @@ export class SandboxGateway implements PaymentGateway {
   private readonly wait: (ms: number) => Promise<void>;
 
   constructor(
-    private readonly db: Knex,
+    private readonly db: Database,
     options: SandboxGatewayOptions = {},
   ) {
     this.slowResponseMs = options.slowResponseMs ?? 2000;

@@ -15,6 +15,7 @@ import { UsageSignalCoalescer } from '../api/usage-signals';
 import { createDatabase, migrateToLatest } from '../store/database';
 import { startEmbeddedPostgres } from '../store/embedded-postgres';
 import { createBillingWorker } from '../worker/create-worker';
+import { ensureJanitorSchedule, janitorScheduleFromEnv } from '../worker/janitor-schedule';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../workflows/definitions';
 import { seedDemoCatalog } from './seed-catalog';
 import { createApiKey, hasActiveAdminKey } from '../store/api-keys';
@@ -61,6 +62,11 @@ async function main(): Promise<void> {
   const workerConnection = await NativeConnection.connect({ address: temporalServer.address });
   stops.unshift(() => workerConnection.close());
   const worker = await createBillingWorker({ connection: workerConnection, db, namespace: temporalServer.namespace });
+  const janitor = janitorScheduleFromEnv();
+  if (janitor.enabled) {
+    const outcome = await ensureJanitorSchedule({ connection: workerConnection, namespace: temporalServer.namespace, every: janitor.every });
+    log(`janitor: schedule billing-janitor ${outcome}, every ${janitor.every} (JANITOR_SCHEDULE=off to skip)`);
+  }
   // Customer-facing events leave through the outbox: webhooks, and emails as files in .data/mail (or METERLOOP_EMAIL_*).
   const dispatcher = startOutboxDispatcher({ db, email: emailChannelFromEnv() ?? { sink: new FileEmailSink(path.join(DATA_DIR, 'mail')) } });
   stops.unshift(() => dispatcher.stop());

@@ -80,11 +80,21 @@ export interface MetricRow {
   property: string | null;
   filters: Record<string, string | number | boolean>;
   unit_cost: string | null;
+  /** A corrections metric: its values may be negative (a sum metric only; a net negative period bills 0). */
+  allow_negative: boolean;
   created_at: Date;
 }
 
 /** Aggregations that read a numeric property (count and unique_count do not need a number). */
 export const NUMERIC_AGGREGATIONS: ReadonlySet<Aggregation> = new Set(['sum', 'max', 'latest']);
+
+/**
+ * Whether a metric's property must be a number on every event it reads: sum/max/latest aggregate it, and a
+ * count metric's property is the per-event value a percentage charge prices.
+ */
+export function readsNumericProperty(metric: Pick<MetricRow, 'aggregation' | 'property'>): boolean {
+  return NUMERIC_AGGREGATIONS.has(metric.aggregation) || (metric.aggregation === 'count' && metric.property !== null);
+}
 
 export async function findMetricsByCode(db: Knex | Knex.Transaction, codes: readonly string[]): Promise<MetricRow[]> {
   if (codes.length === 0) return [];
@@ -99,6 +109,7 @@ export interface NewMetric {
   readonly property: string | null;
   readonly filters: Record<string, string | number | boolean>;
   readonly unitCost: string | null;
+  readonly allowNegative: boolean;
 }
 
 /** Creates a metric; undefined when a metric with that code already exists (metric codes never change meaning). */
@@ -112,6 +123,7 @@ export async function createMetric(db: Knex | Knex.Transaction, metric: NewMetri
       property: metric.property,
       filters: metric.filters,
       unit_cost: metric.unitCost,
+      allow_negative: metric.allowNegative,
     })
     .onConflict('code')
     .ignore()

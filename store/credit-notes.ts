@@ -6,6 +6,14 @@
  */
 import type Decimal from 'decimal.js';
 import type { Knex } from 'knex';
+import {
+  creditNoteAmount,
+  exceedsRefundable,
+  isSameRefundAmount,
+  isValidRefundAmount,
+  RefundableBalance,
+  refundableBalance as balanceOf,
+} from '../domain/credit-notes';
 import { formatMoney, minorUnitExponent, toDecimal } from '../domain/money';
 import { InvoiceRow, nextInvoiceNumber } from './invoices';
 import { enqueueOutboxEvent, writeAudit } from './outbox';
@@ -73,15 +81,13 @@ export function refundIdempotencyKey(creditNoteId: string): string {
 }
 
 /** What the customer paid for an invoice and what has been credited back (void credit notes do not count). */
-export async function refundableBalance(db: Db, invoiceId: string): Promise<{ paid: Decimal; credited: Decimal; remaining: Decimal }> {
+export async function refundableBalance(db: Db, invoiceId: string): Promise<RefundableBalance> {
   const payment = await findSucceededPayment(db, invoiceId);
-  const paid = toDecimal(payment?.amount ?? '0');
   const [{ credited }] = await db('invoices')
     .where({ credited_invoice_id: invoiceId, kind: CREDIT_NOTE_KIND })
     .whereNot({ status: 'void' })
     .sum<{ credited: string | null }[]>('total as credited');
-  const creditedAmount = toDecimal(credited ?? '0');
-  return { paid, credited: creditedAmount, remaining: paid.minus(creditedAmount) };
+  return balanceOf(payment?.amount ?? null, credited);
 }
 
 /**
@@ -89,7 +95,7 @@ export async function refundableBalance(db: Db, invoiceId: string): Promise<{ pa
  * The credited invoice's row lock serializes concurrent refunds of it, so together they never exceed what was
  * paid. Rejections throw CreditNoteRejectedError before anything is written.
  */
-export async function issueCreditNote(db: Knex, request: CreditNoteRequest): Promise<IssuedCreditNote> {
+export async function issueCreditNote(db: Knex | Knex.Transaction, request: CreditNoteRequest): Promise<IssuedCreditNote> {
   return db.transaction(async (trx) => {
     const invoice = await trx<InvoiceRow>('invoices').where({ id: request.invoiceId }).forUpdate().first();
     if (!invoice) throw new CreditNoteRejectedError('invoice_not_found', `no invoice ${request.invoiceId}`);
@@ -98,7 +104,7 @@ export async function issueCreditNote(db: Knex, request: CreditNoteRequest): Pro
       .where({ credited_invoice_id: invoice.id, idempotency_key: request.idempotencyKey, kind: CREDIT_NOTE_KIND })
       .first();
     if (existing) {
-      if (!toDecimal(existing.total).equals(request.amount)) {
+      if (!isSameRefundAmount(existing.total, request.amount)) {
         throw new CreditNoteRejectedError(
           'idempotency_key_reused',
           `Idempotency-Key ${request.idempotencyKey} was used for a refund of ${formatMoney(toDecimal(existing.total), existing.currency)} ${existing.currency}`,
@@ -111,12 +117,12 @@ export async function issueCreditNote(db: Knex, request: CreditNoteRequest): Pro
     if (invoice.kind === CREDIT_NOTE_KIND || invoice.status !== 'paid') {
       throw new CreditNoteRejectedError('invoice_not_paid', `invoice ${invoice.id} is ${invoice.kind === CREDIT_NOTE_KIND ? 'a credit note' : invoice.status}; only paid invoices can be refunded`);
     }
-    if (request.amount.decimalPlaces() > minorUnitExponent(invoice.currency) || !request.amount.isPositive() || request.amount.isZero()) {
+    if (!isValidRefundAmount(request.amount, invoice.currency)) {
       throw new CreditNoteRejectedError('invalid_amount', `amount must be positive with at most ${minorUnitExponent(invoice.currency)} decimals in ${invoice.currency}`);
     }
     const payment = await findSucceededPayment(trx, invoice.id);
     const balance = await refundableBalance(trx, invoice.id);
-    if (!payment || request.amount.greaterThan(balance.remaining)) {
+    if (!payment || exceedsRefundable(request.amount, balance)) {
       const money = (value: Decimal): string => `${formatMoney(value, invoice.currency)} ${invoice.currency}`;
       throw new CreditNoteRejectedError(
         'refund_exceeds_paid',
@@ -124,7 +130,7 @@ export async function issueCreditNote(db: Knex, request: CreditNoteRequest): Pro
       );
     }
 
-    const amount = formatMoney(request.amount, invoice.currency);
+    const amount = creditNoteAmount(request.amount, invoice.currency);
     const number = await nextInvoiceNumber(trx, CREDIT_NOTE_SERIES);
     const [creditNote] = await trx<CreditNoteRow>('invoices')
       .insert({
@@ -254,4 +260,17 @@ export async function listCreditNotes(db: Db, invoiceId: string): Promise<Array<
 export async function gatewayChargeIdOf(db: Db, paymentId: string): Promise<string | null> {
   const row: { gateway_charge_id: string | null } | undefined = await db('payments').where({ id: paymentId }).first('gateway_charge_id');
   return row?.gateway_charge_id ?? null;
+}
+
+export async function findRefund(db: Db, refundId: string): Promise<RefundRow | undefined> {
+  return db<RefundRow>('refunds').where({ id: refundId }).first();
+}
+
+/** The refund that carries a credit note's money back (each credit note has exactly one). */
+export async function findRefundOfCreditNote(db: Db, creditNoteId: string): Promise<RefundRow | undefined> {
+  return db<RefundRow>('refunds').where({ credit_note_id: creditNoteId }).first();
+}
+
+export async function findCreditNote(db: Db, creditNoteId: string): Promise<CreditNoteRow | undefined> {
+  return db<CreditNoteRow>('invoices').where({ id: creditNoteId }).first();
 }

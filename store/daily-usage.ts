@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
-import { aggregationSql, NUMERIC_TEXT } from './usage';
+import { aggregationSql, numericTextFor } from './usage';
 
 /**
  * Usage per UTC day, for the customer usage page's chart. It reads the same events as the real-time usage endpoint
@@ -62,12 +62,12 @@ async function dailyRows(
          AND event_type = ? AND properties @> ?::jsonb
      )
      SELECT to_char(date_trunc('day', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day,
-            (${aggregationSql(metric.aggregation)})::text AS quantity,
+            (${aggregationSql(metric.aggregation, metric.property)})::text AS quantity,
             count(*) AS event_count
      FROM scoped
      GROUP BY 1
      ORDER BY 1`,
-    [property, property, NUMERIC_TEXT, property, customerId, from, to, metric.event_type, JSON.stringify(metric.filters ?? {})],
+    [property, property, numericTextFor(metric), property, customerId, from, to, metric.event_type, JSON.stringify(metric.filters ?? {})],
   );
   return new Map(result.rows.map((row) => [row.day, { quantity: row.quantity, eventCount: Number(row.event_count) }]));
 }

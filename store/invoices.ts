@@ -1,5 +1,8 @@
 import type { Knex } from 'knex';
-import type { DraftInvoiceLine } from '../domain/invoice';
+import { DraftInvoiceLine, invoiceTotal } from '../domain/invoice';
+import { enqueueOutboxEvent } from './outbox';
+
+type Db = Knex | Knex.Transaction;
 
 export interface InvoiceRow {
   id: string;
@@ -109,4 +112,120 @@ export async function findInvoice(db: Knex | Knex.Transaction, invoiceId: string
 
 export async function listInvoiceLines(db: Knex | Knex.Transaction, invoiceId: string): Promise<InvoiceLineRow[]> {
   return db<InvoiceLineRow>('invoice_lines').where({ invoice_id: invoiceId }).orderBy('position');
+}
+
+/** The series every subscription invoice (period, closing, proration, adjustment) is numbered in. */
+export const INVOICE_SERIES = 'INV';
+
+/**
+ * Finalizes a draft in the caller's transaction: writes its lines, takes the next number of the series, sets the
+ * total (the sum of the rounded lines) and status open, and queues `invoice.finalized`. After this the invoice is
+ * never edited. `eventDetails` are added to the event's payload (a re-rating names itself).
+ */
+export async function finalizeInvoice(
+  trx: Knex.Transaction,
+  draft: InvoiceRow,
+  lines: readonly DraftInvoiceLine[],
+  eventDetails: Record<string, unknown> = {},
+): Promise<InvoiceRow> {
+  await insertInvoiceLines(trx, draft.id, lines);
+  const number = await nextInvoiceNumber(trx, INVOICE_SERIES);
+  const total = invoiceTotal(lines, draft.currency);
+  const [finalized] = await trx<InvoiceRow>('invoices')
+    .where({ id: draft.id })
+    .update({ number, total, status: 'open', finalized_at: trx.fn.now() as unknown as Date })
+    .returning('*');
+  await enqueueOutboxEvent(trx, {
+    eventType: 'invoice.finalized',
+    aggregateType: 'invoice',
+    aggregateId: finalized.id,
+    dedupeKey: `invoice.finalized:${finalized.id}`,
+    payload: { invoiceId: finalized.id, number, kind: draft.kind, total, currency: draft.currency, customerId: draft.customer_id, ...eventDetails },
+  });
+  return finalized;
+}
+
+export interface NewAdjustmentInvoice {
+  readonly customerId: string;
+  readonly subscriptionId: string;
+  readonly currency: string;
+  readonly periodStart: string;
+  readonly periodEnd: string;
+}
+
+/** A draft adjustment invoice (a re-rating's extra charge); several may exist per period, so no unique key. */
+export async function insertAdjustmentDraft(trx: Knex.Transaction, invoice: NewAdjustmentInvoice): Promise<InvoiceRow> {
+  const [draft] = await trx<InvoiceRow>('invoices')
+    .insert({
+      customer_id: invoice.customerId,
+      subscription_id: invoice.subscriptionId,
+      kind: 'adjustment',
+      status: 'draft',
+      currency: invoice.currency,
+      period_start: new Date(invoice.periodStart),
+      period_end: new Date(invoice.periodEnd),
+    })
+    .returning('*');
+  return draft;
+}
+
+/** The invoice's lines of these kinds that bill the period starting at `periodStart`. */
+export async function listInvoiceLinesOfPeriod(
+  db: Db,
+  invoiceId: string,
+  kinds: readonly string[],
+  periodStart: Date,
+): Promise<InvoiceLineRow[]> {
+  return db<InvoiceLineRow>('invoice_lines')
+    .where({ invoice_id: invoiceId })
+    .whereIn('kind', [...kinds])
+    .andWhere('period_start', periodStart);
+}
+
+/** The first usage line of an invoice: it names the usage period the invoice billed. */
+export async function findFirstUsageLine(db: Db, invoiceId: string): Promise<InvoiceLineRow | undefined> {
+  return db<InvoiceLineRow>('invoice_lines').where({ invoice_id: invoiceId, kind: 'usage' }).orderBy('position').first();
+}
+
+export interface InvoiceFilters {
+  readonly customerId?: string;
+  readonly subscriptionId?: string;
+  readonly status?: InvoiceRow['status'];
+}
+
+/** Invoices matching every given filter, by period then creation. */
+export async function listInvoices(db: Db, filters: InvoiceFilters, limit: number): Promise<InvoiceRow[]> {
+  const where: Partial<InvoiceRow> = {};
+  if (filters.customerId) where.customer_id = filters.customerId;
+  if (filters.subscriptionId) where.subscription_id = filters.subscriptionId;
+  if (filters.status) where.status = filters.status;
+  return db<InvoiceRow>('invoices')
+    .where(where)
+    .orderBy([{ column: 'period_start' }, { column: 'created_at' }])
+    .limit(limit);
+}
+
+/**
+ * A subscription's issued (non-draft) invoices and the credit notes against them, newest first. Credit notes carry
+ * no subscription_id (migration 0104): they are found through the invoice they credit.
+ */
+export async function listSubscriptionInvoices(
+  db: Knex,
+  subscriptionId: string,
+  limit: number,
+): Promise<(InvoiceRow & { credited_invoice_id: string | null })[]> {
+  return db<InvoiceRow & { credited_invoice_id: string | null }>('invoices')
+    .whereNot({ status: 'draft' })
+    .andWhere((where) =>
+      where
+        .where({ subscription_id: subscriptionId })
+        .orWhere((credit) =>
+          credit.where({ kind: 'credit_note' }).whereIn('credited_invoice_id', db('invoices').select('id').where({ subscription_id: subscriptionId })),
+        ),
+    )
+    .orderBy([
+      { column: 'created_at', order: 'desc' },
+      { column: 'id', order: 'desc' },
+    ])
+    .limit(limit);
 }

@@ -142,3 +142,13 @@ export async function markInvoiceUncollectible(trx: Knex.Transaction, invoiceId:
     .returning('*');
   return row ?? null;
 }
+
+export async function findPayment(db: Db, paymentId: string): Promise<PaymentRow | undefined> {
+  return db<PaymentRow>('payments').where({ id: paymentId }).first();
+}
+
+/** The payment method on the customer's file right now (a new attempt charges this one; null when none). */
+export async function currentPaymentMethodOf(db: Db, customerId: string): Promise<string | null> {
+  const customer: { payment_method: string | null } | undefined = await db('customers').where({ id: customerId }).first('payment_method');
+  return customer?.payment_method ?? null;
+}

@@ -1,5 +1,8 @@
 /** Manual re-rating requests as stored (table `rerates`, migration 0019). */
+import type { Knex } from 'knex';
 import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
+
+type Db = Knex | Knex.Transaction;
 
 export type RerateStatus = 'computing' | 'proposed' | 'nothing_to_do' | 'approved' | 'rejected' | 'finalized' | 'expired';
 
@@ -30,3 +33,74 @@ export interface RerateRow {
   decided_at: Date | null;
 }
 
+
+/** A re-rating row locked for the rest of the transaction: one step of its workflow at a time. */
+export async function lockRerate(trx: Knex.Transaction, rerateId: string): Promise<RerateRow | undefined> {
+  return trx<RerateRow>('rerates').where({ id: rerateId }).forUpdate().first();
+}
+
+export async function findRerate(db: Db, rerateId: string): Promise<RerateRow | undefined> {
+  return db<RerateRow>('rerates').where({ id: rerateId }).first();
+}
+
+/** Re-ratings of an invoice already carried out, except one: corrections the next proposal builds on. */
+export async function listFinalizedRerates(db: Db, invoiceId: string, exceptRerateId: string): Promise<RerateRow[]> {
+  return db<RerateRow>('rerates').where({ invoice_id: invoiceId, status: 'finalized' }).whereNot({ id: exceptRerateId });
+}
+
+export interface NewRerate {
+  readonly id: string;
+  readonly invoiceId: string;
+  readonly subscriptionId: string;
+  readonly customerId: string;
+  readonly requestedBy: string;
+  readonly reason: string;
+  readonly correctedPlanId: string | null;
+  readonly includeLateUsage: boolean;
+}
+
+/** Records a finance request to re-rate an invoice; its workflow starts computing the proposal. */
+export async function insertRerate(trx: Knex.Transaction, rerate: NewRerate): Promise<RerateRow> {
+  const [inserted] = await trx<RerateRow>('rerates')
+    .insert({
+      id: rerate.id,
+      invoice_id: rerate.invoiceId,
+      subscription_id: rerate.subscriptionId,
+      customer_id: rerate.customerId,
+      status: 'computing',
+      requested_by: rerate.requestedBy,
+      reason: rerate.reason,
+      corrected_plan_id: rerate.correctedPlanId,
+      include_late_usage: rerate.includeLateUsage,
+    })
+    .returning('*');
+  return inserted;
+}
+
+/** Stores the computed proposal and the status it leads to (proposed, or nothing_to_do). */
+export async function recordRerateProposal(trx: Knex.Transaction, rerateId: string, status: RerateStatus, proposal: RerateProposal): Promise<RerateRow> {
+  const [updated] = await trx<RerateRow>('rerates').where({ id: rerateId }).update({ status, proposal: JSON.stringify(proposal) as never }).returning('*');
+  return updated;
+}
+
+export interface RerateDecision {
+  readonly status: RerateStatus;
+  readonly by: string;
+  readonly reason: string;
+  readonly at: Date;
+}
+
+/** Stores finance's decision (approved, rejected) or the expiry of the decision window. */
+export async function recordRerateDecision(trx: Knex.Transaction, rerateId: string, decision: RerateDecision): Promise<RerateRow> {
+  const [updated] = await trx<RerateRow>('rerates')
+    .where({ id: rerateId })
+    .update({ status: decision.status, decided_by: decision.by, decision_reason: decision.reason, decided_at: decision.at })
+    .returning('*');
+  return updated;
+}
+
+/** The proposal was carried out: `resultInvoiceId` is the adjustment invoice or the credit note. */
+export async function markRerateFinalized(trx: Knex.Transaction, rerateId: string, resultInvoiceId: string): Promise<RerateRow> {
+  const [updated] = await trx<RerateRow>('rerates').where({ id: rerateId }).update({ status: 'finalized', result_invoice_id: resultInvoiceId }).returning('*');
+  return updated;
+}

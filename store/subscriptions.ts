@@ -45,6 +45,11 @@ export async function findSubscription(db: Knex | Knex.Transaction, subscription
   return db<SubscriptionRow>('subscriptions').where({ id: subscriptionId }).first();
 }
 
+/** Whether the subscription exists and is the customer's (a customer usage token reaches only its own). */
+export async function subscriptionBelongsTo(db: Knex | Knex.Transaction, subscriptionId: string, customerId: string): Promise<boolean> {
+  return (await db<SubscriptionRow>('subscriptions').where({ id: subscriptionId, customer_id: customerId }).first('id')) !== undefined;
+}
+
 export interface NewSubscription {
   readonly id: string;
   readonly customerId: string;

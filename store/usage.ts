@@ -1,5 +1,7 @@
 import type { Knex } from 'knex';
-import { Aggregation, MetricRow } from './catalog';
+import { usageCharges } from '../domain/plan-terms';
+import type { Charge } from '../domain/rating';
+import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
 
 export interface NewUsageEvent {
   readonly customerId: string;
@@ -57,16 +59,31 @@ export type UsageScope =
   | { readonly kind: 'claimed_and_late'; readonly closeId: string; readonly customerId: string; readonly from: Date; readonly to: Date }
   | { readonly kind: 'unclaimed'; readonly customerId: string; readonly from: Date; readonly to: Date };
 
-/** A property value that reads as a number; anything else counts as absent, never as 0. */
-export const NUMERIC_TEXT = String.raw`^-?[0-9]+(\.[0-9]+)?$`;
+/**
+ * A property value that reads as a number within the per-event bounds of domain/usage-events.ts (at most 12
+ * integer and 12 fraction digits), negative only for a metric that allows it. Ingestion refuses anything else;
+ * these patterns make events stored before those checks harmless to the preview and the invoice: a value outside
+ * them counts as absent, never as 0, and never reaches a NUMERIC(30, 12) column.
+ */
+export const NUMERIC_TEXT = String.raw`^0*[0-9]{1,12}(\.[0-9]{1,12})?$`;
+const SIGNED_NUMERIC_TEXT = String.raw`^-?0*[0-9]{1,12}(\.[0-9]{1,12})?$`;
 
-/** The SQL of a metric's aggregation. A property value that is not a number counts as absent, never as 0. */
-export function aggregationSql(aggregation: Aggregation): string {
+/** The pattern a metric's property value must match to be read as a number. */
+export function numericTextFor(metric: Pick<MetricRow, 'allow_negative'>): string {
+  return metric.allow_negative ? SIGNED_NUMERIC_TEXT : NUMERIC_TEXT;
+}
+
+/**
+ * The SQL of a metric's aggregation. A property value that is not a number counts as absent, never as 0.
+ * A count metric with a property counts the events with a readable value (ingestion requires one on each), so a
+ * percentage charge gets exactly one value per counted event. A corrections sum that nets negative bills 0.
+ */
+export function aggregationSql(aggregation: Aggregation, property: string | null = null): string {
   switch (aggregation) {
     case 'count':
-      return 'count(*)';
+      return property === null ? 'count(*)' : 'count(value)';
     case 'sum':
-      return 'coalesce(sum(value), 0)';
+      return 'greatest(coalesce(sum(value), 0), 0)';
     case 'max':
       return 'coalesce(max(value), 0)';
     case 'unique_count':
@@ -100,11 +117,11 @@ export async function aggregateMetric(
        FROM usage_events
        WHERE ${scopeSql} AND event_type = ? AND properties @> ?::jsonb
      )
-     SELECT (${aggregationSql(metric.aggregation)})::text AS quantity,
+     SELECT (${aggregationSql(metric.aggregation, metric.property)})::text AS quantity,
             count(*) AS event_count,
             ${withEventValues ? `array_agg(value::text ORDER BY id) FILTER (WHERE value IS NOT NULL)` : 'NULL'} AS event_values
      FROM scoped`,
-    [property, property, NUMERIC_TEXT, property, ...scopeBindings, metric.event_type, JSON.stringify(metric.filters ?? {})],
+    [property, property, numericTextFor(metric), property, ...scopeBindings, metric.event_type, JSON.stringify(metric.filters ?? {})],
   );
   const row = result.rows[0];
   return {
@@ -112,6 +129,48 @@ export async function aggregateMetric(
     eventCount: Number(row.event_count),
     ...(withEventValues ? { eventValues: row.event_values ?? [] } : {}),
   };
+}
+
+/** The metrics a plan's usage charges price, and whether a percentage charge needs each one's event values. */
+export interface MeteredMetrics {
+  readonly metrics: readonly { readonly metric: MetricRow; readonly withEventValues: boolean }[];
+  /** The event types those metrics read: what a usage close claims. */
+  readonly eventTypes: readonly string[];
+}
+
+/** One metric's aggregated usage, named by its code: what rating takes. */
+export type ChargeUsage = MetricUsage & { readonly metricCode: string };
+
+/** Looks up the metrics of a plan's usage charges (flat charges meter nothing). */
+export async function meteredMetricsOf(db: Knex | Knex.Transaction, charges: readonly Charge[]): Promise<MeteredMetrics> {
+  const metered = usageCharges(charges);
+  const metrics = await findMetricsByCode(db, [...new Set(metered.map((charge) => charge.metricCode))]);
+  return {
+    metrics: metrics.map((metric) => ({
+      metric,
+      withEventValues: metered.some((charge) => charge.metricCode === metric.code && charge.price.model === 'percentage'),
+    })),
+    eventTypes: [...new Set(metrics.map((metric) => metric.event_type))],
+  };
+}
+
+/**
+ * Plan charges -> their metrics -> each metric aggregated over a scope of events: the one recipe behind the usage
+ * close, re-rating and the real-time preview, so all three rate the same quantities. Pass the charges, or the
+ * metrics already looked up with meteredMetricsOf when the caller needs their event types first.
+ */
+export async function usageForCharges(
+  db: Knex | Knex.Transaction,
+  chargesOrMetrics: readonly Charge[] | MeteredMetrics,
+  scope: UsageScope,
+): Promise<ChargeUsage[]> {
+  const metered = 'metrics' in chargesOrMetrics ? chargesOrMetrics : await meteredMetricsOf(db, chargesOrMetrics);
+  return Promise.all(
+    metered.metrics.map(async ({ metric, withEventValues }) => ({
+      metricCode: metric.code,
+      ...(await aggregateMetric(db, metric, scope, withEventValues)),
+    })),
+  );
 }
 
 export interface UsageClosure {
@@ -132,6 +191,82 @@ export async function findUsageClosure(
   periodStart: Date,
 ): Promise<UsageClosure | undefined> {
   return db<UsageClosure>('usage_period_closures').where({ subscription_id: subscriptionId, period_start: periodStart }).first();
+}
+
+export interface NewUsageClosure {
+  readonly subscriptionId: string;
+  readonly customerId: string;
+  readonly periodStart: Date;
+  readonly periodEnd: Date;
+  /** The plan version whose usage charges are closed. */
+  readonly planId: string;
+  readonly charges: readonly Charge[];
+}
+
+/**
+ * Closes a usage period in the caller's transaction: records the closure, claims every unclaimed event of the
+ * plan's metrics in [start, end) and stores their aggregated totals. Each event is claimed by exactly one closure,
+ * so it is billed exactly once. When a closure for (subscription, period start) exists, that one is returned.
+ */
+export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure): Promise<UsageClosure> {
+  const metered = await meteredMetricsOf(trx, closure.charges);
+  const [created] = await trx<UsageClosure>('usage_period_closures')
+    .insert({
+      subscription_id: closure.subscriptionId,
+      customer_id: closure.customerId,
+      period_start: closure.periodStart,
+      period_end: closure.periodEnd,
+      totals: {} as UsageTotals,
+      event_count: '0',
+      plan_id: closure.planId,
+    })
+    .onConflict(['subscription_id', 'period_start'])
+    .ignore()
+    .returning('*');
+  if (!created) return (await findUsageClosure(trx, closure.subscriptionId, closure.periodStart))!;
+
+  const claimed = metered.eventTypes.length
+    ? await trx('usage_events')
+        .where({ customer_id: closure.customerId })
+        .whereNull('period_close_id')
+        .whereIn('event_type', [...metered.eventTypes])
+        .andWhere('occurred_at', '>=', closure.periodStart)
+        .andWhere('occurred_at', '<', closure.periodEnd)
+        .update({ period_close_id: created.id })
+    : 0;
+
+  const totals: UsageTotals = {};
+  for (const { metricCode, ...usage } of await usageForCharges(trx, metered, { kind: 'claimed', closeId: String(created.id) })) {
+    totals[metricCode] = usage;
+  }
+  const [closed] = await trx<UsageClosure>('usage_period_closures')
+    .where({ id: created.id })
+    .update({ totals: JSON.stringify(totals) as unknown as UsageTotals, event_count: String(claimed) })
+    .returning('*');
+  return closed;
+}
+
+/** The ids of unclaimed (late) events of these event types in [from, to): what a re-rating with late usage bills. */
+export async function lateEventIds(
+  db: Knex | Knex.Transaction,
+  customerId: string,
+  eventTypes: readonly string[],
+  from: Date,
+  to: Date,
+): Promise<string[]> {
+  const rows: { id: string }[] = await db('usage_events')
+    .where({ customer_id: customerId })
+    .whereNull('period_close_id')
+    .whereIn('event_type', [...eventTypes])
+    .andWhere('occurred_at', '>=', from)
+    .andWhere('occurred_at', '<', to)
+    .select('id');
+  return rows.map((row) => String(row.id));
+}
+
+/** Claims late events into the closure of the period they fall in, unless something claimed them meanwhile. */
+export async function claimLateEvents(trx: Knex.Transaction, eventIds: readonly string[], closeId: string): Promise<void> {
+  await trx('usage_events').whereIn('id', [...eventIds]).whereNull('period_close_id').update({ period_close_id: closeId });
 }
 
 export interface LateUsageEvent {

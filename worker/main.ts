@@ -5,8 +5,12 @@
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { emailChannelFromEnv } from '../notifications/email';
 import { startOutboxDispatcher } from '../notifications/outbox-dispatcher';
+import { createLogger } from '../logging/logger';
 import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
+import { ensureJanitorSchedule, janitorScheduleFromEnv } from './janitor-schedule';
+
+const logger = createLogger('worker');
 
 /**
  * The SDK's own metrics (task slots, poll and schedule-to-start latencies, activity and workflow task outcomes,
@@ -17,7 +21,7 @@ function installRuntimeTelemetry(): void {
   const bindAddress = process.env.WORKER_METRICS_ADDRESS ?? '127.0.0.1:9464';
   if (bindAddress === 'off') return;
   Runtime.install({ telemetryOptions: { metrics: { prometheus: { bindAddress, countersTotalSuffix: true } } } });
-  console.log(JSON.stringify({ level: 'info', msg: 'worker metrics for Prometheus', url: `http://${bindAddress}/metrics` }));
+  logger.info({ url: `http://${bindAddress}/metrics` }, 'worker metrics for Prometheus');
 }
 
 async function main(): Promise<void> {
@@ -27,8 +31,19 @@ async function main(): Promise<void> {
   const db = createDatabase(databaseUrl);
   const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
   const worker = await createBillingWorker({ connection, db, namespace: process.env.TEMPORAL_NAMESPACE });
+  // The janitor's schedule (idempotent: every worker may ensure it). Billing runs without it, so a failure only logs.
+  const janitor = janitorScheduleFromEnv();
+  if (janitor.enabled) {
+    await ensureJanitorSchedule({ connection, namespace: process.env.TEMPORAL_NAMESPACE, every: janitor.every }).then(
+      (outcome) => logger.info({ outcome, every: janitor.every }, 'janitor schedule ensured'),
+      (error: unknown) => logger.error({ err: error }, 'janitor schedule could not be ensured; the worker runs without it'),
+    );
+  }
   // Webhooks and email from the outbox, in this process (safe to run in every worker: claims skip locked rows).
-  const dispatcher = process.env.METERLOOP_OUTBOX_DISPATCHER === 'off' ? null : startOutboxDispatcher({ db, email: emailChannelFromEnv() });
+  const dispatcher = process.env.METERLOOP_OUTBOX_DISPATCHER === 'off' ? null : startOutboxDispatcher({ db, email: emailChannelFromEnv(), logger: logger.child({ component: 'outbox' }) });
+  // The dispatcher loop catches its own failures; a rejection that still escapes is a bug to log, not a reason to
+  // drop every workflow and activity task in flight (Node's default exits the process).
+  process.on('unhandledRejection', (reason: unknown) => logger.error({ err: reason }, 'unhandled rejection (a bug; the worker keeps running)'));
   // worker.run() resolves after SIGINT/SIGTERM once in-flight tasks finish (the SDK installs the handlers).
   await worker.run();
   await dispatcher?.stop();
@@ -37,6 +52,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error);
+  logger.fatal({ err: error }, 'worker stopped on an error');
   process.exit(1);
 });

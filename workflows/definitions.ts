@@ -101,7 +101,28 @@ export interface SubscriptionState {
   readonly lastInvoice: PeriodInvoiceSummary | null;
   /** Accepted usage events reported to this run by the API's coalesced summaries (informational). */
   readonly usageEventsReported: number;
+  /** The failed step while the status is `needs_attention`; null otherwise. */
+  readonly attention: AttentionState | null;
   readonly timeline: readonly TimelineEntry[];
+}
+
+/** A billing step that failed deterministically: billing waits here until ops fix the data and ask for a retry. */
+export interface AttentionState {
+  /** The step that failed, e.g. `create_period_invoice`; a retry runs it again with the same request. */
+  readonly step: string;
+  /** The failure's type (e.g. `numeric_field_overflow`, `event_count_mismatch`) and message. */
+  readonly errorType: string;
+  readonly message: string;
+  readonly since: string;
+  /** How many times the step failed so far (each retry that fails again adds one). */
+  readonly failures: number;
+  /** True from a retry request until the step's next outcome. */
+  readonly retrying: boolean;
+}
+
+export interface RetryFailedStepResult {
+  readonly status: SubscriptionStatus;
+  readonly step: string;
 }
 
 export interface CancelRequest {
@@ -164,6 +185,8 @@ export const pauseSubscriptionUpdate = defineUpdate<{ status: SubscriptionStatus
 export const resumeSubscriptionUpdate = defineUpdate<{ status: SubscriptionStatus }, [{ requestedBy: string }]>('resumeSubscription');
 export const answerRetentionOfferUpdate = defineUpdate<{ status: SubscriptionStatus }, [OfferAnswer]>('answerRetentionOffer');
 export const answerWinBackOfferUpdate = defineUpdate<{ status: SubscriptionStatus }, [OfferAnswer]>('answerWinBackOffer');
+/** Ops fixed what made a billing step fail: run it again (rejected with `no_failed_step` unless one waits). */
+export const retryFailedStepUpdate = defineUpdate<RetryFailedStepResult, [{ requestedBy: string }]>('retryFailedStep');
 /** The customer's payment method changed: dunning retries at once. */
 export const paymentMethodUpdatedSignal = defineSignal<[]>('paymentMethodUpdated');
 

@@ -9,6 +9,7 @@
  */
 import { allHandlersFinished, condition, setHandler, workflowInfo } from '@temporalio/workflow';
 import { paymentMethodUpdatedSignal, RetentionOfferState, SubscriptionState, subscriptionStateQuery, SubscriptionWorkflowInput, usageRecordedSignal } from './definitions';
+import { handleRetries } from './subscription/attention';
 import { runDunning } from './subscription/collection';
 import { endSubscription, handleCancellation, handlePauses, handlePlanChanges, resumeFromPause, waitForFirstPeriod } from './subscription/lifecycle';
 import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from './subscription/offers';
@@ -90,4 +91,5 @@ function handleRequests(run: SubscriptionRun): void {
   handleOfferAnswers(run);
   handlePlanChanges(run);
   handlePauses(run);
+  handleRetries(run);
 }

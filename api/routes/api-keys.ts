@@ -1,10 +1,12 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import { ApiKeyRow, createApiKey, createAuditedApiKey, deleteUsageTokensExpiredBefore, listApiKeys, revokeAuditedApiKey } from '../../store/api-keys';
 import type { Database } from '../../store/database';
 import { findCustomer } from '../../store/customers';
-import { accessOf, ApiKeyAuthenticator } from '../access';
+import { accessOf } from '../access';
+import type { ApiKeyAuthenticator } from '../authentication';
 import { ApiProblem } from '../problem';
 import { createApiKeyBody, createUsageTokenBody, listApiKeysQuery, revokeApiKeyBody, uuidParam } from '../schemas';
+import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 
 const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
 
@@ -35,9 +37,9 @@ function actorOf(res: import('express').Response): string {
  *   POST /v1/api-keys/:id/revoke {reason?}       revoked at once in this process, within the cache TTL elsewhere.
  */
 export function apiKeysRouter(db: Database, authenticator: ApiKeyAuthenticator): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.post('/', async (req, res) => {
+  routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createApiKeyBody.parse(req.body);
     const created = await createAuditedApiKey(
       db,
@@ -52,13 +54,13 @@ export function apiKeysRouter(db: Database, authenticator: ApiKeyAuthenticator):
     res.status(201).json({ ...apiKeyJson(created.row), key: created.key });
   });
 
-  router.get('/', async (req, res) => {
+  routes.get('/', ADMIN_ONLY, async (req, res) => {
     const query = listApiKeysQuery.parse(req.query);
     const rows = (await listApiKeys(db)).filter((row) => (query.role ? row.role === query.role : row.role !== 'customer_usage'));
     res.json({ data: rows.slice(0, query.limit).map((row) => apiKeyJson(row)) });
   });
 
-  router.post('/:id/revoke', async (req, res) => {
+  routes.post('/:id/revoke', ADMIN_ONLY, async (req, res) => {
     const body = revokeApiKeyBody.parse(req.body ?? {});
     const id = uuidParam.safeParse(req.params.id);
     const row = id.success ? await revokeAuditedApiKey(db, id.data, new Date(), { actor: actorOf(res), reason: body.reason ?? null }) : undefined;
@@ -67,7 +69,7 @@ export function apiKeysRouter(db: Database, authenticator: ApiKeyAuthenticator):
     res.json(apiKeyJson(row));
   });
 
-  return router;
+  return routes.router;
 }
 
 /**
@@ -75,9 +77,9 @@ export function apiKeysRouter(db: Database, authenticator: ApiKeyAuthenticator):
  *   reads GET /v1/subscriptions/:id/usage of that customer's subscriptions and nothing else.
  */
 export function usageTokensRouter(db: Database): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.post('/:id/usage-tokens', async (req, res) => {
+  routes.post('/:id/usage-tokens', { allow: ['app'] }, async (req, res) => {
     const body = createUsageTokenBody.parse(req.body ?? {});
     const id = uuidParam.safeParse(req.params.id);
     const customer = id.success ? await findCustomer(db, id.data) : undefined;
@@ -100,5 +102,5 @@ export function usageTokensRouter(db: Database): Router {
     });
   });
 
-  return router;
+  return routes.router;
 }

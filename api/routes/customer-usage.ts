@@ -5,24 +5,24 @@
  *   GET /v1/subscriptions/:id/usage/daily    the open period's usage per UTC day and metric, for the chart
  *   GET /v1/subscriptions/:id/invoices       the subscription's issued invoices and the credit notes against them
  *
- * A customer usage token reaches the last two only for its own customer's subscriptions (CUSTOMER_SCOPES in
- * api/access.ts); everything here is a read.
+ * A customer usage token reaches the last two only for its own customer's subscriptions (the customerScope each
+ * route declares); everything here is a read.
  */
-import { Router } from 'express';
+import type { Router } from 'express';
 import { z } from 'zod';
 import type { Charge } from '../../domain/rating';
-import type { ApiKeyRow } from '../../store/api-keys';
+import { findPlan } from '../../store/catalog';
 import { CREDIT_NOTE_KIND } from '../../store/credit-notes';
 import { dailyUsageForCharges } from '../../store/daily-usage';
 import type { Database } from '../../store/database';
-import type { InvoiceRow } from '../../store/invoices';
-import type { PlanRow } from '../../store/catalog';
-import type { CustomerRow } from '../../store/customers';
+import { listSubscriptionInvoices } from '../../store/invoices';
 import type { SubscriptionRow } from '../../store/subscriptions';
+import { usageTokenOverview } from '../../store/usage-token';
 import { accessOf } from '../access';
-import { findSubscriptionOr404 } from './lookups';
+import { findSubscriptionOr404, ownSubscription } from './lookups';
 import { ApiProblem } from '../problem';
 import { invoiceJson, planJson } from '../serializers';
+import { declareRoutes, tokenCustomerOnly } from '../route-declarations';
 
 const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
 
@@ -36,31 +36,22 @@ export const subscriptionInvoicesQuery = z.strictObject({
 
 /** GET /v1/usage-token/me: mounted at /v1/usage-token. */
 export function usageTokenRouter(db: Database): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.get('/me', async (_req, res) => {
+  routes.get('/me', { allow: ['customer_usage'], customerScope: tokenCustomerOnly }, async (_req, res) => {
     const principal = accessOf(res)?.principal;
     // Admin keys pass every access check, but only a usage token speaks for a customer.
     if (!principal?.customerId || principal.role !== 'customer_usage') {
       throw new ApiProblem('not_found', 'GET /v1/usage-token/me describes a customer usage token; this key is not one');
     }
-    const [customer, key, rows] = await Promise.all([
-      db<CustomerRow>('customers').where({ id: principal.customerId }).first(),
-      db<ApiKeyRow>('api_keys').where({ id: principal.keyId }).first('expires_at'),
-      db<SubscriptionRow>('subscriptions').where({ customer_id: principal.customerId }).orderBy([
-        { column: 'created_at', order: 'desc' },
-        { column: 'id', order: 'desc' },
-      ]),
-    ]);
+    const { customer, tokenExpiresAt, subscriptions: rows, plans } = await usageTokenOverview(db, principal.customerId, principal.keyId);
     if (!customer) throw new ApiProblem('customer_not_found', 'the customer of this token no longer exists');
-    const planIds = [...new Set(rows.map((row) => row.plan_id))];
-    const plans = new Map((planIds.length ? await db<PlanRow>('plans').whereIn('id', planIds) : []).map((plan) => [plan.id, plan]));
     // By status (a stable sort keeps newest first within one status).
     const ordered = [...rows].sort((x, y) => statusRank(x.status) - statusRank(y.status));
     res.setHeader('Cache-Control', 'no-store');
     res.json({
       customer: { id: customer.id, external_id: customer.external_id, name: customer.name, currency: customer.currency },
-      token: { expires_at: iso(key?.expires_at ?? null) },
+      token: { expires_at: iso(tokenExpiresAt) },
       subscriptions: ordered.map((row) => {
         const plan = plans.get(row.plan_id)!;
         const terms = planJson(plan);
@@ -85,7 +76,7 @@ export function usageTokenRouter(db: Database): Router {
     });
   });
 
-  return router;
+  return routes.router;
 }
 
 export interface SubscriptionHistoryOptions {
@@ -95,12 +86,12 @@ export interface SubscriptionHistoryOptions {
 
 /** GET /v1/subscriptions/:id/usage/daily and /invoices: mounted at /v1/subscriptions. */
 export function subscriptionUsageHistoryRouter(db: Database, options: SubscriptionHistoryOptions = {}): Router {
-  const router = Router();
+  const routes = declareRoutes();
   const now = options.now ?? (() => new Date());
 
   const findSubscription = (id: string): Promise<SubscriptionRow> => findSubscriptionOr404(db, id);
 
-  router.get('/:id/usage/daily', async (req, res) => {
+  routes.get('/:id/usage/daily', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownSubscription(db) }, async (req, res) => {
     const subscription = await findSubscription(req.params.id);
     const start = subscription.current_period_start;
     const end = subscription.current_period_end;
@@ -109,7 +100,7 @@ export function subscriptionUsageHistoryRouter(db: Database, options: Subscripti
       res.json({ subscription_id: subscription.id, period: null, timezone: 'UTC', metrics: [] });
       return;
     }
-    const plan = (await db<PlanRow>('plans').where({ id: subscription.plan_id }).first())!;
+    const plan = await findPlan(db, subscription.plan_id);
     const asOf = now();
     // Days that have not begun are not listed; an ended period is listed to its end.
     const until = new Date(Math.max(start.getTime(), Math.min(end.getTime(), asOf.getTime())));
@@ -128,29 +119,16 @@ export function subscriptionUsageHistoryRouter(db: Database, options: Subscripti
     });
   });
 
-  router.get('/:id/invoices', async (req, res) => {
+  routes.get('/:id/invoices', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownSubscription(db) }, async (req, res) => {
     const query = subscriptionInvoicesQuery.parse(req.query);
     const subscription = await findSubscription(req.params.id);
-    // Credit notes carry no subscription_id (migration 0104): they are found through the invoice they credit.
-    const rows = await db<InvoiceRow & { credited_invoice_id: string | null }>('invoices')
-      .whereNot({ status: 'draft' })
-      .andWhere((where) =>
-        where
-          .where({ subscription_id: subscription.id })
-          .orWhere((credit) =>
-            credit.where({ kind: CREDIT_NOTE_KIND }).whereIn('credited_invoice_id', db('invoices').select('id').where({ subscription_id: subscription.id })),
-          ),
-      )
-      .orderBy([
-        { column: 'created_at', order: 'desc' },
-        { column: 'id', order: 'desc' },
-      ])
-      .limit(query.limit);
+    // Credit notes are listed beside the invoices they credit.
+    const rows = await listSubscriptionInvoices(db, subscription.id, query.limit);
     res.setHeader('Cache-Control', 'no-store');
     res.json({
       data: rows.map((row) => ({ ...invoiceJson(row), ...(row.kind === CREDIT_NOTE_KIND ? { credited_invoice_id: row.credited_invoice_id } : {}) })),
     });
   });
 
-  return router;
+  return routes.router;
 }

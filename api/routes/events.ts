@@ -1,12 +1,14 @@
-import express, { Router } from 'express';
+import express, { type Router } from 'express';
 import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
 import type { Database } from '../../store/database';
-import { MetricCatalog, NUMERIC_AGGREGATIONS } from '../../store/catalog';
+import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
+import { firstSubscriptionStarts } from '../../store/subscription-starts';
 import { insertUsageEvents, NewUsageEvent, usageRefusals } from '../../store/usage';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
 import type { CustomerDirectory } from '../customer-directory';
 import type { UsageSignalCoalescer } from '../usage-signals';
+import { declareRoutes } from '../route-declarations';
 
 /** Clock skew we tolerate on client timestamps. */
 const MAX_FUTURE_MS = 5 * 60_000;
@@ -31,9 +33,9 @@ export interface EventsRouterDependencies {
  * stored (exactly once: resends are counted as duplicates), the others are reported by index with a code.
  */
 export function eventsRouter(deps: EventsRouterDependencies): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.post('/', express.json({ limit: '5mb' }), async (req, res) => {
+  routes.post('/', { allow: ['app'] }, express.json({ limit: '5mb' }), async (req, res) => {
     const envelope = usageEventsEnvelope.parse(req.body);
     const items: unknown[] = 'events' in envelope && Array.isArray(envelope.events) ? envelope.events : [envelope];
 
@@ -45,10 +47,12 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       else rejections.push({ index, code: 'invalid_event', path: `events.${index}`, message: parsed.error.issues.map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`).join('; ') });
     });
 
+    const customerIdByExternalId = await deps.customers.resolve(shaped.map(({ event }) => event.customer));
     const context: EventValidationContext = {
       now: deps.now?.() ?? new Date(),
       maxFutureMs: MAX_FUTURE_MS,
-      customerIdByExternalId: await deps.customers.resolve(shaped.map(({ event }) => event.customer)),
+      customerIdByExternalId,
+      firstSubscriptionStartByCustomerId: await firstSubscriptionStarts(deps.db, [...customerIdByExternalId.values()]),
       metricsByEventType: toRequirements(await deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type)))),
     };
     const valid: NewUsageEvent[] = [];
@@ -82,15 +86,21 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     });
   });
 
-  return router;
+  return routes.router;
 }
 
-function toRequirements(metrics: Map<string, { code: string; property: string | null; aggregation: string; filters: Record<string, unknown> }[]>) {
+function toRequirements(metrics: Map<string, MetricRow[]>) {
   const requirements = new Map<string, MetricRequirement[]>();
   for (const [type, rows] of metrics) {
     requirements.set(
       type,
-      rows.map((row) => ({ code: row.code, property: row.property, numeric: NUMERIC_AGGREGATIONS.has(row.aggregation as never), filters: row.filters ?? {} })),
+      rows.map((row) => ({
+        code: row.code,
+        property: row.property,
+        numeric: readsNumericProperty(row),
+        allowNegative: row.allow_negative === true,
+        filters: row.filters ?? {},
+      })),
     );
   }
   return requirements;

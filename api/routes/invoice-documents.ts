@@ -7,16 +7,17 @@
  * Both show every line with its breakdown (tiers, included units, credit allocation, proration) and a total that
  * equals the sum of the lines. `?download=1` asks the browser to save the file instead of showing it.
  */
-import { Router, type Response } from 'express';
+import type { Router, Response } from 'express';
 import { z } from 'zod';
 import type { Database } from '../../store/database';
 import { findInvoice, InvoiceRow, listInvoiceLines } from '../../store/invoices';
-import type { CustomerRow } from '../../store/customers';
+import { findCustomer } from '../../store/customers';
 import { buildInvoiceDocument, InvoiceDocument } from '../documents/invoice-document';
 import { renderInvoiceHtml } from '../documents/invoice-html';
 import { renderInvoicePdf } from '../documents/invoice-pdf';
 import { ApiProblem } from '../problem';
 import { uuidParam } from '../schemas';
+import { declareRoutes } from '../route-declarations';
 
 export const invoiceDocumentQuery = z.strictObject({
   download: z.enum(['0', '1']).optional(),
@@ -24,7 +25,7 @@ export const invoiceDocumentQuery = z.strictObject({
 
 /** Mounted at /v1/invoices, beside the JSON routes. */
 export function invoiceDocumentsRouter(db: Database): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
   async function load(id: string): Promise<{ doc: InvoiceDocument; invoice: InvoiceRow }> {
     const parsed = uuidParam.safeParse(id);
@@ -34,7 +35,7 @@ export function invoiceDocumentsRouter(db: Database): Router {
     if (!invoice) throw new ApiProblem('invoice_not_found', `no invoice ${id}`);
     const [lines, customer, credited] = await Promise.all([
       listInvoiceLines(db, invoice.id),
-      db<CustomerRow>('customers').where({ id: invoice.customer_id }).first(),
+      findCustomer(db, invoice.customer_id),
       invoice.credited_invoice_id ? findInvoice(db, invoice.credited_invoice_id) : Promise.resolve(undefined),
     ]);
     const doc = buildInvoiceDocument({
@@ -55,19 +56,19 @@ export function invoiceDocumentsRouter(db: Database): Router {
     res.setHeader('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
   }
 
-  router.get('/:id/document.html', async (req, res) => {
+  routes.get('/:id/document.html', { allow: ['app', 'finance'] }, async (req, res) => {
     const query = invoiceDocumentQuery.parse(req.query);
     const { doc } = await load(req.params.id);
     documentHeaders(res, doc, 'html', query.download === '1');
     res.type('text/html; charset=utf-8').send(renderInvoiceHtml(doc));
   });
 
-  router.get('/:id/document.pdf', async (req, res) => {
+  routes.get('/:id/document.pdf', { allow: ['app', 'finance'] }, async (req, res) => {
     const query = invoiceDocumentQuery.parse(req.query);
     const { doc, invoice } = await load(req.params.id);
     documentHeaders(res, doc, 'pdf', query.download === '1');
     res.type('application/pdf').send(renderInvoicePdf(doc, { createdAt: invoice.finalized_at ?? undefined }));
   });
 
-  return router;
+  return routes.router;
 }

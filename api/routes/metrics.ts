@@ -1,10 +1,11 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import { toDecimal } from '../../domain/money';
 import type { Database } from '../../store/database';
 import { createMetric, listMetrics } from '../../store/catalog';
 import type { MetricCatalog, MetricRow } from '../../store/catalog';
 import { ApiProblem } from '../problem';
 import { createMetricBody } from '../schemas';
+import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 
 export function metricJson(row: MetricRow) {
   return {
@@ -16,14 +17,15 @@ export function metricJson(row: MetricRow) {
     property: row.property,
     filters: row.filters,
     unit_cost: row.unit_cost === null ? null : toDecimal(row.unit_cost).toString(),
+    allow_negative: row.allow_negative,
     created_at: row.created_at.toISOString(),
   };
 }
 
 export function metricsRouter(db: Database, catalog: MetricCatalog): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.post('/', async (req, res) => {
+  routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createMetricBody.parse(req.body);
     const row = await createMetric(db, {
       code: body.code,
@@ -33,16 +35,17 @@ export function metricsRouter(db: Database, catalog: MetricCatalog): Router {
       property: body.property ?? null,
       filters: body.filters,
       unitCost: body.unit_cost ?? null,
+      allowNegative: body.allow_negative,
     });
     if (!row) throw new ApiProblem('metric_already_exists', `a metric with code ${body.code} exists`);
     catalog.invalidate();
     res.status(201).json(metricJson(row));
   });
 
-  router.get('/', async (_req, res) => {
+  routes.get('/', { allow: ['app', 'finance'] }, async (_req, res) => {
     const rows = await listMetrics(db);
     res.json({ data: rows.map(metricJson) });
   });
 
-  return router;
+  return routes.router;
 }

@@ -1,9 +1,10 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { Database } from '../../store/database';
 import { PaymentMethodChange, replacePaymentMethod } from '../../store/customers';
 import { ApiProblem } from '../problem';
 import { updatePaymentMethodBody, uuidParam } from '../schemas';
 import { customerJson } from '../serializers';
+import { declareRoutes } from '../route-declarations';
 
 export type { PaymentMethodChange };
 
@@ -18,9 +19,9 @@ export interface PaymentMethodHooks {
 
 /** POST /v1/customers/:id/payment-method {payment_method}: replaces the customer's gateway token. */
 export function paymentMethodsRouter(db: Database, hooks: PaymentMethodHooks = {}): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.post('/:id/payment-method', async (req, res) => {
+  routes.post('/:id/payment-method', { allow: ['app', 'finance'] }, async (req, res) => {
     const body = updatePaymentMethodBody.parse(req.body);
     const id = uuidParam.safeParse(req.params.id);
     if (!id.success) throw new ApiProblem('customer_not_found', `no customer ${req.params.id}`);
@@ -35,5 +36,5 @@ export function paymentMethodsRouter(db: Database, hooks: PaymentMethodHooks = {
     res.json(customerJson(row));
   });
 
-  return router;
+  return routes.router;
 }

@@ -1,5 +1,6 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { z } from 'zod';
+import { chargeMetricMismatches } from '../../domain/charge-metric-fit';
 import type { PlanSettings } from '../../domain/plan-terms';
 import { Charge, rateUsage, RatingError, validateCharge } from '../../domain/rating';
 import type { Database } from '../../store/database';
@@ -7,6 +8,7 @@ import { findMetricsByCode, findPlanVersion, listPlanVersions, publishPlanVersio
 import { ApiProblem } from '../problem';
 import { createPlanBody } from '../schemas';
 import { planJson } from '../serializers';
+import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -29,9 +31,20 @@ async function checkCharges(db: Database, body: PlanBody, charges: Charge[]): Pr
   if (errors.length) throw new ApiProblem('invalid_price', `${errors.length} problem(s) in the plan's charges`, errors);
 
   const codes = [...new Set(charges.map((charge) => charge.metricCode))];
-  const known = new Set((await findMetricsByCode(db, codes)).map((metric) => metric.code));
+  const metrics = await findMetricsByCode(db, codes);
+  const known = new Map(metrics.map((metric) => [metric.code, { ...metric, allowNegative: metric.allow_negative }]));
   const unknown = codes.filter((metricCode) => !known.has(metricCode));
   if (unknown.length) throw new ApiProblem('metric_not_found', `unknown billable metric(s): ${unknown.join(', ')}`);
+
+  // A charge its metric cannot feed would fail at every period close; refuse it now.
+  const mismatches = chargeMetricMismatches(charges, known);
+  if (mismatches.length) {
+    throw new ApiProblem(
+      'charge_metric_mismatch',
+      `${mismatches.length} charge(s) do not fit their metric`,
+      mismatches.map(({ index, message }) => ({ path: `charges.${index}.metric_code`, message })),
+    );
+  }
 
   try {
     // A dry run with no usage checks what only rating knows, e.g. money with more decimals than the currency.
@@ -43,10 +56,10 @@ async function checkCharges(db: Database, body: PlanBody, charges: Charge[]): Pr
 }
 
 export function plansRouter(db: Database): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
   /** Plans are immutable: posting an existing code publishes its next version; subscriptions keep theirs. */
-  router.post('/', async (req, res) => {
+  routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createPlanBody.parse(req.body);
     const charges = chargesOf(body);
     await checkCharges(db, body, charges);
@@ -75,16 +88,16 @@ export function plansRouter(db: Database): Router {
     }
   });
 
-  router.get('/', async (_req, res) => {
+  routes.get('/', { allow: ['app', 'finance'] }, async (_req, res) => {
     const rows = await listPlanVersions(db);
     res.json({ data: rows.map(planJson) });
   });
 
-  router.get('/:code', async (req, res) => {
+  routes.get('/:code', { allow: ['app', 'finance'] }, async (req, res) => {
     const row = await findPlanVersion(db, req.params.code);
     if (!row) throw new ApiProblem('plan_not_found', `no plan ${req.params.code}`);
     res.json(planJson(row));
   });
 
-  return router;
+  return routes.router;
 }

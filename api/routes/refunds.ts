@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Router } from 'express';
+import type { Router } from 'express';
 import { formatMoney, toDecimal } from '../../domain/money';
-import { executeRefund } from '../../activities/refunds';
+import { executeRefund } from '../../payments/refunds';
 import type { PaymentGateway } from '../../payments/gateway';
 import { CreditNoteRejectedError, CreditNoteRow, issueCreditNote, listCreditNotes, refundableBalance, RefundRow } from '../../store/credit-notes';
 import type { Database } from '../../store/database';
@@ -9,6 +9,7 @@ import { findInvoice } from '../../store/invoices';
 import { ApiProblem } from '../problem';
 import { idempotencyKeyHeader, refundInvoiceBody, uuidParam } from '../schemas';
 import { invoiceJson } from '../serializers';
+import { declareRoutes } from '../route-declarations';
 
 function creditNoteJson(creditNote: CreditNoteRow, refund: RefundRow | undefined) {
   return {
@@ -41,9 +42,9 @@ function toProblem(error: CreditNoteRejectedError): ApiProblem {
  * The optional Idempotency-Key header makes a retried request return the same credit note.
  */
 export function refundsRouter(db: Database, gateway: PaymentGateway): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.post('/:id/refunds', async (req, res) => {
+  routes.post('/:id/refunds', { allow: ['finance'] }, async (req, res) => {
     const body = refundInvoiceBody.parse(req.body);
     const headerKey = req.header('Idempotency-Key');
     const idempotencyKey = headerKey === undefined ? randomUUID() : idempotencyKeyHeader.parse(headerKey);
@@ -64,7 +65,7 @@ export function refundsRouter(db: Database, gateway: PaymentGateway): Router {
     res.status(status).json(creditNoteJson(creditNote, refund));
   });
 
-  router.get('/:id/refunds', async (req, res) => {
+  routes.get('/:id/refunds', { allow: ['finance'] }, async (req, res) => {
     const id = uuidParam.safeParse(req.params.id);
     const invoice = id.success ? await findInvoice(db, id.data) : undefined;
     if (!invoice) throw new ApiProblem('invoice_not_found', `no invoice ${req.params.id}`);
@@ -79,5 +80,5 @@ export function refundsRouter(db: Database, gateway: PaymentGateway): Router {
     });
   });
 
-  return router;
+  return routes.router;
 }

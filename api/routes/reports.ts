@@ -1,8 +1,9 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { Margin } from '../../domain/margins';
 import type { Database } from '../../store/database';
 import { marginReport, SubscriptionMargin } from '../../store/margins';
 import { marginReportQuery } from '../schemas';
+import { declareRoutes } from '../route-declarations';
 
 function marginFigures(margin: Omit<Margin, 'costLines'>) {
   return {
@@ -27,13 +28,13 @@ function subscriptionMarginJson(row: SubscriptionMargin) {
 
 /** Finance reports. Definitions: docs/margins.md. */
 export function reportsRouter(db: Database): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
   /**
    * Revenue, usage cost and margin per subscription for [from, to), ascending by margin so loss-makers come first;
    * totals per currency cover every subscription of the window, also those past `limit`.
    */
-  router.get('/margins', async (req, res) => {
+  routes.get('/margins', { allow: ['finance'] }, async (req, res) => {
     const query = marginReportQuery.parse(req.query);
     const report = await marginReport(db, { from: new Date(query.from), to: new Date(query.to), currency: query.currency });
     res.json({
@@ -45,5 +46,5 @@ export function reportsRouter(db: Database): Router {
     });
   });
 
-  return router;
+  return routes.router;
 }

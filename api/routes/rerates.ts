@@ -3,13 +3,14 @@
  * finance decides (POST /v1/rerates/:id/approve | reject). The original invoice is never edited.
  */
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
-import { Request, Router } from 'express';
+import type { Request, Router } from 'express';
 import { randomUUID } from 'node:crypto';
-import type { RerateRow } from '../../store/rerates';
+import { findPlanVersion } from '../../store/catalog';
 import type { Database } from '../../store/database';
-import type { InvoiceRow } from '../../store/invoices';
+import { findInvoice } from '../../store/invoices';
 import { writeAudit } from '../../store/outbox';
-import type { PlanRow } from '../../store/catalog';
+import { findRerate as findRerateRow, insertRerate, type RerateRow } from '../../store/rerates';
+import { inTransaction } from '../../store/transactions';
 import {
   decideRerateUpdate,
   RERATE_WORKFLOW_TYPE,
@@ -20,6 +21,7 @@ import {
 } from '../../workflows/definitions';
 import { ApiProblem, isProblemCode } from '../problem';
 import { rerateBody, rerateDecisionBody, uuidParam } from '../schemas';
+import { declareRoutes } from '../route-declarations';
 
 /** How long a proposal waits for finance before it expires. */
 const DECISION_WINDOW = 'P30D';
@@ -51,36 +53,33 @@ export function rerateJson(row: RerateRow) {
 }
 
 export function reratesRouter(db: Database, temporal: Client): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.post('/invoices/:id/rerate', async (req, res) => {
+  routes.post('/invoices/:id/rerate', { allow: ['finance'] }, async (req, res) => {
     const body = rerateBody.parse(req.body);
     const id = uuidParam.safeParse(req.params.id);
-    const invoice = id.success ? await db<InvoiceRow>('invoices').where({ id: id.data }).first() : undefined;
+    const invoice = id.success ? await findInvoice(db, id.data) : undefined;
     if (!invoice || !invoice.subscription_id || invoice.status === 'draft') throw new ApiProblem('invoice_not_found', `no finalized subscription invoice ${req.params.id}`);
     let correctedPlanId: string | null = null;
     if (body.plan_code) {
-      const plan = await db<PlanRow>('plans').where({ code: body.plan_code, ...(body.plan_version ? { version: body.plan_version } : {}) }).orderBy('version', 'desc').first();
+      const plan = await findPlanVersion(db, body.plan_code, body.plan_version);
       if (!plan) throw new ApiProblem('plan_not_found', `no plan ${body.plan_code}`);
       if (plan.currency !== invoice.currency) throw new ApiProblem('currency_mismatch', `the plan bills in ${plan.currency}, the invoice is in ${invoice.currency}`);
       correctedPlanId = plan.id;
     }
     const rerateId = randomUUID();
     // The request and its workflow start commit together: if Temporal refuses, nothing is recorded.
-    const row = await db.transaction(async (trx) => {
-      const [inserted] = await trx<RerateRow>('rerates')
-        .insert({
-          id: rerateId,
-          invoice_id: invoice.id,
-          subscription_id: invoice.subscription_id!,
-          customer_id: invoice.customer_id,
-          status: 'computing',
-          requested_by: actor(req),
-          reason: body.reason,
-          corrected_plan_id: correctedPlanId,
-          include_late_usage: body.include_late_usage,
-        })
-        .returning('*');
+    const row = await inTransaction(db, async (trx) => {
+      const inserted = await insertRerate(trx, {
+        id: rerateId,
+        invoiceId: invoice.id,
+        subscriptionId: invoice.subscription_id!,
+        customerId: invoice.customer_id,
+        requestedBy: actor(req),
+        reason: body.reason,
+        correctedPlanId,
+        includeLateUsage: body.include_late_usage,
+      });
       await writeAudit(trx, { actor: actor(req), action: 'rerate.requested', subjectType: 'invoice', subjectId: invoice.id, reason: body.reason, details: { rerateId, correctedPlanId, includeLateUsage: body.include_late_usage } });
       const input: RerateWorkflowInput = { rerateId, subscriptionId: invoice.subscription_id!, invoiceId: invoice.id, decisionWindow: DECISION_WINDOW };
       await temporal.workflow.start(RERATE_WORKFLOW_TYPE, {
@@ -98,12 +97,12 @@ export function reratesRouter(db: Database, temporal: Client): Router {
     res.status(202).json(rerateJson(row));
   });
 
-  router.get('/rerates/:id', async (req, res) => {
+  routes.get('/rerates/:id', { allow: ['finance'] }, async (req, res) => {
     res.json(rerateJson(await findRerate(db, req.params.id)));
   });
 
   for (const decision of ['approve', 'reject'] as const) {
-    router.post(`/rerates/:id/${decision}`, async (req, res) => {
+    routes.post(`/rerates/:id/${decision}`, { allow: ['finance'] }, async (req, res) => {
       const body = rerateDecisionBody.parse(req.body);
       const rerate = await findRerate(db, req.params.id);
       try {
@@ -119,12 +118,12 @@ export function reratesRouter(db: Database, temporal: Client): Router {
     });
   }
 
-  return router;
+  return routes.router;
 }
 
 async function findRerate(db: Database, id: string): Promise<RerateRow> {
   const parsed = uuidParam.safeParse(id);
-  const row = parsed.success ? await db<RerateRow>('rerates').where({ id: parsed.data }).first() : undefined;
+  const row = parsed.success ? await findRerateRow(db, parsed.data) : undefined;
   if (!row) throw new ApiProblem('rerate_not_found', `no re-rating ${id}`);
   return row;
 }

@@ -6,7 +6,7 @@
  */
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
-import { Request, Router } from 'express';
+import type { Request, Router } from 'express';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import type { Database } from '../../store/database';
 import { findPlan, findPlanVersion } from '../../store/catalog';
@@ -17,14 +17,17 @@ import {
   changePlanUpdate,
   pauseSubscriptionUpdate,
   resumeSubscriptionUpdate,
+  retryFailedStepUpdate,
   withdrawScheduledChangeUpdate,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
 import { ApiProblem, isProblemCode } from '../problem';
+import { withTemporalDeadline } from '../temporal-deadline';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
+import { declareRoutes } from '../route-declarations';
 
 export function subscriptionLifecycleRouter(db: Database, temporal: Client): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
   const findSubscription = (id: string): Promise<SubscriptionRow> => findSubscriptionOr404(db, id);
 
@@ -37,10 +40,13 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
   ): Promise<Ret> {
     const idempotencyKey = req.header('Idempotency-Key');
     try {
-      return await temporal.workflow.getHandle(subscription.workflow_id).executeUpdate(definition, {
-        args,
-        ...(idempotencyKey ? { updateId: `${definition.name}:${idempotencyKey}` } : {}),
-      });
+      // Bounded: Temporal or a worker that does not answer is a quick 503 temporal_unavailable (api/problem.ts).
+      return await withTemporalDeadline(temporal, () =>
+        temporal.workflow.getHandle(subscription.workflow_id).executeUpdate(definition, {
+          args,
+          ...(idempotencyKey ? { updateId: `${definition.name}:${idempotencyKey}` } : {}),
+        }),
+      );
     } catch (error) {
       const code = error instanceof WorkflowUpdateFailedError ? error.cause?.message : undefined;
       if (code && isProblemCode(code)) throw new ApiProblem(code, `the subscription cannot do that now: ${code.replace(/_/g, ' ')}`);
@@ -51,7 +57,7 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
 
   const actor = (req: Request): string => (req as Request & { apiKey?: { id: string } }).apiKey?.id ?? 'api';
 
-  router.post('/:id/plan-change', async (req, res) => {
+  routes.post('/:id/plan-change', { allow: ['app'] }, async (req, res) => {
     const body = planChangeBody.parse(req.body);
     const subscription = await findSubscription(req.params.id);
     const current = await findPlan(db, subscription.plan_id);
@@ -70,38 +76,47 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     });
   });
 
-  router.delete('/:id/scheduled-change', async (req, res) => {
+  routes.delete('/:id/scheduled-change', { allow: ['app'] }, async (req, res) => {
     emptyBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
     res.json(await update(req, subscription, withdrawScheduledChangeUpdate, [{ requestedBy: actor(req) }]));
   });
 
-  router.post('/:id/pause', async (req, res) => {
+  routes.post('/:id/pause', { allow: ['app'] }, async (req, res) => {
     const body = pauseSubscriptionBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
     const result = await update(req, subscription, pauseSubscriptionUpdate, [{ until: body.until ?? null, requestedBy: actor(req) }]);
     res.json({ status: result.status, paused_until: result.pausedUntil });
   });
 
-  router.post('/:id/resume', async (req, res) => {
+  routes.post('/:id/resume', { allow: ['app'] }, async (req, res) => {
     emptyBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
     res.json(await update(req, subscription, resumeSubscriptionUpdate, [{ requestedBy: actor(req) }]));
   });
 
   for (const answer of ['accept', 'decline'] as const) {
-    router.post(`/:id/retention/${answer}`, async (req, res) => {
+    routes.post(`/:id/retention/${answer}`, { allow: ['app'] }, async (req, res) => {
       emptyBody.parse(req.body ?? {});
       const subscription = await findSubscription(req.params.id);
       res.json(await update(req, subscription, answerRetentionOfferUpdate, [{ accept: answer === 'accept', requestedBy: actor(req) }]));
     });
   }
 
-  router.post('/:id/win-back/accept', async (req, res) => {
+  // Ops fixed the data behind a failed billing step (status needs_attention): the workflow runs that step again.
+  // Accepted, not done: if it fails again the subscription goes back to needs_attention (GET shows which).
+  routes.post('/:id/retry', { allow: ['finance'] }, async (req, res) => {
+    emptyBody.parse(req.body ?? {});
+    const subscription = await findSubscription(req.params.id);
+    const result = await update(req, subscription, retryFailedStepUpdate, [{ requestedBy: actor(req) }]);
+    res.status(202).json({ status: result.status, retrying_step: result.step });
+  });
+
+  routes.post('/:id/win-back/accept', { allow: ['app'] }, async (req, res) => {
     emptyBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
     res.json(await update(req, subscription, answerWinBackOfferUpdate, [{ accept: true, requestedBy: actor(req) }]));
   });
 
-  return router;
+  return routes.router;
 }

@@ -2,7 +2,7 @@ import { addIntervals, parseInterval } from '../../domain/periods';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { Database } from '../../store/database';
 import { findPlan, findPlanVersion } from '../../store/catalog';
 import { findCustomer } from '../../store/customers';
@@ -17,16 +17,18 @@ import {
   TASK_QUEUE,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
-import { ApiProblem, ProblemCode } from '../problem';
+import { ApiProblem, ProblemCode, unavailableDependencyOf, unavailableProblemOf } from '../problem';
+import { liveQueryTimeoutMs, withTemporalDeadline } from '../temporal-deadline';
 import { cancelSubscriptionBody, createSubscriptionBody } from '../schemas';
 import { subscriptionJson } from '../serializers';
+import { declareRoutes } from '../route-declarations';
 
 export function subscriptionsRouter(db: Database, temporal: Client): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
   const findSubscription = (id: string): Promise<SubscriptionRow> => findSubscriptionOr404(db, id);
 
-  router.post('/', async (req, res) => {
+  routes.post('/', { allow: ['app'] }, async (req, res) => {
     const body = createSubscriptionBody.parse(req.body);
     const customer = await findCustomer(db, body.customer_id);
     if (!customer) throw new ApiProblem('customer_not_found', `no customer ${body.customer_id}`);
@@ -35,7 +37,9 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     if (plan.currency !== customer.currency) {
       throw new ApiProblem('currency_mismatch', `plan bills in ${plan.currency}, customer pays in ${customer.currency}`);
     }
-    const startAt = body.start_at ? new Date(body.start_at) : new Date();
+    // "Now" starts on a whole second: usage stamped in that same second without milliseconds (as the README's
+    // `date -u +%FT%TZ` does) falls inside the first period instead of before it (docs/usage-events.md).
+    const startAt = body.start_at ? new Date(body.start_at) : new Date(Math.floor(Date.now() / 1000) * 1000);
     // A start in the past is allowed within its first period (a contract signed a few days ago); further back it
     // would bill several periods at once, so it is refused.
     if (addIntervals(startAt, parseInterval(plan.billing_interval), 1).getTime() <= Date.now()) {
@@ -53,7 +57,7 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
         startAt: startAt.toISOString(),
       };
       try {
-        await temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
+        await withTemporalDeadline(temporal, () => temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
           workflowId,
           taskQueue: TASK_QUEUE,
           args: [input],
@@ -63,43 +67,50 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
             { key: SEARCH_ATTRIBUTES.status, value: 'scheduled' },
             { key: SEARCH_ATTRIBUTES.pastDue, value: false },
           ],
-        });
+        }));
       } catch (error) {
-        throw new ApiProblem('workflow_unavailable', `could not start the subscription workflow: ${(error as Error).message}`);
+        throw unavailableProblemOf(error) ?? new ApiProblem('workflow_unavailable', `could not start the subscription workflow: ${(error as Error).message}`);
       }
     });
     res.status(201).json(subscriptionJson(row, plan));
   });
 
-  /** Stored state plus the workflow's live state (null, with a reason, when Temporal cannot answer). */
-  router.get('/:id', async (req, res) => {
+  /**
+   * Stored state (Postgres) plus the workflow's live state. The live part is a query a worker must answer, so it is
+   * bounded by a short deadline: when Temporal or the worker cannot answer, `live` is null and `live_unavailable`
+   * says why (`temporal_unavailable`, or `live_query_failed` for any other refusal), never a hang.
+   */
+  routes.get('/:id', { allow: ['app', 'finance'] }, async (req, res) => {
     const row = await findSubscription(req.params.id);
     const plan = await findPlan(db, row.plan_id);
     let live: unknown = null;
-    let liveError: string | undefined;
+    let liveUnavailable: { code: string; message: string } | undefined;
     try {
-      live = await temporal.workflow.getHandle(row.workflow_id).query(subscriptionStateQuery);
+      live = await withTemporalDeadline(temporal, () => temporal.workflow.getHandle(row.workflow_id).query(subscriptionStateQuery), liveQueryTimeoutMs());
     } catch (error) {
-      liveError = (error as Error).message;
+      liveUnavailable = { code: unavailableDependencyOf(error) === 'temporal_unavailable' ? 'temporal_unavailable' : 'live_query_failed', message: (error as Error).message };
     }
-    res.json({ ...subscriptionJson(row, plan), live, ...(liveError ? { live_error: liveError } : {}) });
+    res.json({ ...subscriptionJson(row, plan), live, ...(liveUnavailable ? { live_unavailable: liveUnavailable.code, live_error: liveUnavailable.message } : {}) });
   });
 
-  router.post('/:id/cancel', async (req, res) => {
+  routes.post('/:id/cancel', { allow: ['app'] }, async (req, res) => {
     const body = cancelSubscriptionBody.parse(req.body);
     const row = await findSubscription(req.params.id);
     const idempotencyKey = req.header('Idempotency-Key');
     try {
-      const result = await temporal.workflow.getHandle(row.workflow_id).executeUpdate(cancelSubscriptionUpdate, {
-        args: [{ at: body.at, reason: body.reason, requestedBy: 'api' }],
-        // A retried request with the same key is the same update: applied once, answered again.
-        ...(idempotencyKey ? { updateId: `cancel:${idempotencyKey}` } : {}),
-      });
+      const result = await withTemporalDeadline(temporal, () =>
+        temporal.workflow.getHandle(row.workflow_id).executeUpdate(cancelSubscriptionUpdate, {
+          args: [{ at: body.at, reason: body.reason, requestedBy: 'api' }],
+          // A retried request with the same key is the same update: applied once, answered again.
+          ...(idempotencyKey ? { updateId: `cancel:${idempotencyKey}` } : {}),
+        }),
+      );
       res.json({ status: result.status, effective_at: result.effectiveAt });
     } catch (error) {
       if (error instanceof WorkflowUpdateFailedError) {
         const code = (error.cause?.message ?? '') as ProblemCode;
-        if (code === 'subscription_already_canceled' || code === 'invalid_cancel_timing') {
+        const stateCodes = ['subscription_already_canceled', 'invalid_cancel_timing', 'subscription_needs_attention', 'subscription_suspended'];
+        if (stateCodes.includes(code)) {
           throw new ApiProblem(code, `the subscription cannot be canceled: ${code.replace(/_/g, ' ')}`);
         }
       }
@@ -110,5 +121,5 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     }
   });
 
-  return router;
+  return routes.router;
 }

@@ -7,9 +7,10 @@
  *
  * The routes are public (the files hold no data); every number on the page comes from token-checked API calls.
  */
-import { Router, type Response } from 'express';
+import type { Router, Response } from 'express';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { PUBLIC, declareRoutes } from '../route-declarations';
 
 export const USAGE_PAGE_DIR = path.join(__dirname, '..', 'usage-page');
 
@@ -46,14 +47,14 @@ function securityHeaders(res: Response): void {
 
 /** Mounted at the root: the page lives outside /v1 because it is not part of the JSON API. */
 export function usagePageRouter(): Router {
-  const router = Router();
+  const routes = declareRoutes();
   for (const [route, asset] of Object.entries(ASSETS)) {
     // Read once at start-up: a missing file fails the start, not a customer's request.
     const body = readFileSync(path.join(USAGE_PAGE_DIR, asset.file));
-    router.get(route, (_req, res) => {
+    routes.get(route, PUBLIC, (_req, res) => {
       securityHeaders(res);
       res.type(asset.type).send(body);
     });
   }
-  return router;
+  return routes.router;
 }

@@ -1,28 +1,30 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { PlanSettings } from '../../domain/plan-terms';
 import { Charge, rateUsage } from '../../domain/rating';
 import type { Database } from '../../store/database';
-import type { PlanRow } from '../../store/catalog';
+import { findPlan, PlanRow } from '../../store/catalog';
+import { setSpendingBudget } from '../../store/subscription-billing';
 import type { SubscriptionRow } from '../../store/subscriptions';
 import { listLateUsage } from '../../store/usage';
 import { openUsageForCharges } from '../../store/usage-preview';
-import { findSubscriptionOr404 } from './lookups';
+import { findSubscriptionOr404, ownSubscription } from './lookups';
 import { ApiProblem } from '../problem';
 import { budgetBody } from '../schemas';
 import { minorUnitExponent, toDecimal } from '../../domain/money';
+import { declareRoutes } from '../route-declarations';
 
 /** Customer-facing usage: the current period so far, and late events waiting for re-rating. */
 export function usageRouter(db: Database): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
   async function findSubscription(id: string): Promise<{ subscription: SubscriptionRow; plan: PlanRow }> {
     const subscription = await findSubscriptionOr404(db, id);
-    const plan = (await db<PlanRow>('plans').where({ id: subscription.plan_id }).first())!;
+    const plan = await findPlan(db, subscription.plan_id);
     return { subscription, plan };
   }
 
   /** What the usage part of the invoice would be if the current period closed now (same rating function). */
-  router.get('/:id/usage', async (req, res) => {
+  routes.get('/:id/usage', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownSubscription(db) }, async (req, res) => {
     const { subscription, plan } = await findSubscription(req.params.id);
     const start = subscription.current_period_start;
     const end = subscription.current_period_end;
@@ -57,19 +59,17 @@ export function usageRouter(db: Database): Router {
   });
 
   /** A customer-set spending budget for each period, with alert thresholds in percent (default 50, 80, 100). */
-  router.put('/:id/budget', async (req, res) => {
+  routes.put('/:id/budget', { allow: ['app'] }, async (req, res) => {
     const body = budgetBody.parse(req.body);
     const { subscription, plan } = await findSubscription(req.params.id);
     if (body.amount !== null && toDecimal(body.amount).decimalPlaces() > minorUnitExponent(plan.currency)) {
       throw new ApiProblem('validation_failed', `amount has more decimals than ${plan.currency} allows`);
     }
-    await db('subscriptions')
-      .where({ id: subscription.id })
-      .update({ budget_amount: body.amount, alert_thresholds: body.amount === null ? null : JSON.stringify(body.thresholds) });
+    await setSpendingBudget(db, subscription.id, body.amount, body.amount === null ? null : body.thresholds);
     res.json({ subscription_id: subscription.id, budget: body.amount, currency: plan.currency, thresholds: body.amount === null ? [] : body.thresholds });
   });
 
-  router.get('/:id/late-usage', async (req, res) => {
+  routes.get('/:id/late-usage', { allow: ['app', 'finance'] }, async (req, res) => {
     const { subscription } = await findSubscription(req.params.id);
     const events = await listLateUsage(db, subscription.id, subscription.customer_id);
     res.json({
@@ -83,5 +83,5 @@ export function usageRouter(db: Database): Router {
     });
   });
 
-  return router;
+  return routes.router;
 }

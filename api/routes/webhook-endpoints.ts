@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { Router } from 'express';
 import type { Database } from '../../store/database';
 import {
   createWebhookEndpoint,
@@ -10,6 +10,7 @@ import {
 } from '../../store/notifications';
 import { ApiProblem } from '../problem';
 import { createWebhookEndpointBody, uuidParam } from '../schemas';
+import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 
 const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
 
@@ -32,9 +33,9 @@ function webhookEndpointJson(row: WebhookEndpointRow) {
  *   GET  /v1/webhook-endpoints/:id/deliveries   the delivery log (attempts, last status code, next try)
  */
 export function webhookEndpointsRouter(db: Database): Router {
-  const router = Router();
+  const routes = declareRoutes();
 
-  router.post('/', async (req, res) => {
+  routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createWebhookEndpointBody.parse(req.body);
     const row = await createWebhookEndpoint(db, {
       url: body.url,
@@ -46,11 +47,11 @@ export function webhookEndpointsRouter(db: Database): Router {
     res.status(201).json({ ...webhookEndpointJson(row), secret: row.secret });
   });
 
-  router.get('/', async (_req, res) => {
+  routes.get('/', ADMIN_ONLY, async (_req, res) => {
     res.json({ data: (await listWebhookEndpoints(db)).map(webhookEndpointJson) });
   });
 
-  router.get('/:id/deliveries', async (req, res) => {
+  routes.get('/:id/deliveries', ADMIN_ONLY, async (req, res) => {
     const id = uuidParam.safeParse(req.params.id);
     const endpoint = id.success ? await findWebhookEndpoint(db, id.data) : undefined;
     if (!endpoint) throw new ApiProblem('not_found', `no webhook endpoint ${req.params.id}`);
@@ -71,5 +72,5 @@ export function webhookEndpointsRouter(db: Database): Router {
     });
   });
 
-  return router;
+  return routes.router;
 }

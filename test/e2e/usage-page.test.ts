@@ -153,7 +153,8 @@ if (!executable) {
         { id: 'a-3', customer: 'page-acme', type: 'page.llm', timestamp: at(today - DAY_MS + DAY_MS / 2), properties: { tokens: 8000 } },
         { id: 'a-4', customer: 'page-acme', type: 'page.llm', timestamp: at(recently(60_000)), properties: { tokens: 6000 } },
         ...Array.from({ length: 5 }, (_, i) => ({ id: `a-call-${i}`, customer: 'page-acme', type: 'page.call', timestamp: at(recently(30_000 + i)), properties: {} })),
-        { id: 'b-1', customer: 'page-globex', type: 'page.llm', timestamp: at(recently(60_000)), properties: { tokens: 777777 } },
+        // B subscribed moments ago: its usage is stamped after that start (earlier usage is refused, no period bills it).
+        { id: 'b-1', customer: 'page-globex', type: 'page.llm', timestamp: at(Date.now()), properties: { tokens: 777777 } },
       ];
       expect((await call('POST', '/v1/events', { events })).json).toMatchObject({ accepted: events.length });
 

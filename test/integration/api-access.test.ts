@@ -1,10 +1,11 @@
 /**
- * Authentication and roles over real HTTP and Postgres. The route walk reads the routes Express actually has, so a
- * route added later is covered without touching this file (and cannot exist undeclared: createApp refuses).
+ * Authentication and roles over real HTTP and Postgres. The route walk reads the routes Express actually has, with
+ * the access each declares (api/route-declarations.ts), so a route added later is covered without touching this file
+ * (and cannot exist undeclared: createApp refuses).
  */
 import { Client, Connection } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import { Grant, listRoutes, ROUTE_ACCESS, assertEveryRouteDeclared } from '../../api/access';
+import { assertEveryRouteDeclared, describeRoutes, Grant, listRoutes } from '../../api/route-declarations';
 import { createApp } from '../../api/app';
 import { generateApiKey, KeyRole } from '../../store/api-keys';
 import type { Database } from '../../store/database';
@@ -47,24 +48,25 @@ function concrete(path: string): string {
   return path.replace(/:([A-Za-z_]+)/g, (_match, name: string) => (name === 'id' ? randomUUID() : 'anything'));
 }
 
-const routes = (): { method: string; path: string; grants: readonly Grant[] }[] => {
-  const app = createApp({ db, temporal: new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }) }), log: () => undefined });
-  return listRoutes(app).map((route) => ({ ...route, grants: ROUTE_ACCESS[`${route.method} ${route.path}`] }));
-};
+const newApp = () => createApp({ db, temporal: new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }) }), log: () => undefined });
+const routes = (): { method: string; path: string; grants: readonly Grant[] }[] => describeRoutes(newApp());
 
-test('the route walk sees every route, and every route is declared in the access table', () => {
+test('the route walk sees every route, and every route declares who may call it', () => {
   const all = routes();
-  expect(all.length).toBe(Object.keys(ROUTE_ACCESS).length);
-  expect(all.every((route) => route.grants !== undefined)).toBe(true);
+  expect(all.map(({ method, path }) => ({ method, path }))).toEqual(listRoutes(newApp()));
+  expect(all.length).toBeGreaterThan(40);
+  expect(all.every((route) => Array.isArray(route.grants))).toBe(true);
   expect(all.map((route) => `${route.method} ${route.path}`)).toEqual(expect.arrayContaining(['GET /healthz', 'POST /v1/events', 'POST /v1/api-keys']));
+  // A customer usage token only goes where a route says how to tell its own customer's resources.
+  expect(describeRoutes(newApp()).filter((route) => route.grants.includes('customer_usage') && !route.customerScope)).toEqual([]);
 });
 
 test('an undeclared route cannot exist: the access check names it', () => {
-  const app = createApp({ db, temporal: new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }) }), log: () => undefined });
+  const app = newApp();
   app.get('/v1/undeclared/:id', (_req, res) => {
     res.json({ leaked: true });
   });
-  expect(() => assertEveryRouteDeclared(app)).toThrow(/route GET \/v1\/undeclared\/:id has no entry in ROUTE_ACCESS/);
+  expect(() => assertEveryRouteDeclared(app)).toThrow(/route GET \/v1\/undeclared\/:id has no access declaration/);
 });
 
 test('every non-public route refuses: no key, a malformed or unknown key, a wrong secret, a revoked and an expired key', async () => {
@@ -127,6 +129,21 @@ test('public routes need no key; unknown paths need an admin key before they say
   expect((await api.http.call('GET', '/v1/nothing-here')).status).toBe(401);
   expect((await api.http.call('GET', '/v1/nothing-here', undefined, keys.app.headers)).json.code).toBe('forbidden');
   expect((await api.http.call('DELETE', '/v1/customers', undefined, admin.headers)).json.code).toBe('not_found');
+});
+
+test('a path parameter that does not decode is 400 malformed_request, but only once the caller may call the route', async () => {
+  const malformed = '/v1/customers/%E0%A4%A';
+  expect((await api.http.call('GET', malformed)).status).toBe(401);
+  expect((await api.http.call('GET', malformed, undefined, keys.monitoring.headers)).json.code).toBe('forbidden');
+  expect((await api.http.call('GET', malformed, undefined, keys.app.headers)).json).toMatchObject({ status: 400, code: 'malformed_request' });
+  expect((await api.http.call('GET', '/v1/customers/abc%00def', undefined, keys.finance.headers)).json).toMatchObject({ status: 400, code: 'malformed_request' });
+  // A usage token is told about the malformed id before its scope is looked up, as any caller allowed there.
+  expect((await api.http.call('GET', '/v1/subscriptions/%FF/usage', undefined, keys.customer_usage.headers)).json.code).toBe('malformed_request');
+  expect((await api.http.call('GET', '/v1/subscriptions/%FF', undefined, keys.customer_usage.headers)).json.code).toBe('forbidden');
+  // Matching is Express's: case-insensitive, an optional trailing slash, HEAD served by GET routes.
+  expect((await api.http.call('GET', '/V1/Plans/', undefined, keys.finance.headers)).status).toBe(200);
+  expect((await api.http.call('HEAD', '/v1/plans', undefined, keys.monitoring.headers)).status).toBe(403);
+  expect((await api.http.call('OPTIONS', '/v1/plans', undefined, keys.app.headers)).status).toBe(403);
 });
 
 test('API keys: shown once, stored as a hash, listed without secrets, revocable, optionally expiring; admin only', async () => {

@@ -9,7 +9,7 @@
 import { Client, Connection } from '@temporalio/client';
 import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
-import { listRoutes } from '../../api/access';
+import { listRoutes } from '../../api/route-declarations';
 import { createApp } from '../../api/app';
 import type { Database } from '../../store/database';
 import { ApiOnly, serveApiOnly } from '../support/api-only';

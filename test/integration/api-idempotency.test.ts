@@ -4,7 +4,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import { listRoutes } from '../../api/access';
+import { listRoutes } from '../../api/route-declarations';
 import { createApp } from '../../api/app';
 import { requestHash } from '../../api/idempotency';
 import type { Database } from '../../store/database';

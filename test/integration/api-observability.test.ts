@@ -1,11 +1,12 @@
 /**
- * What ops get from the API: a JSON log line per request, /metrics, /healthz and /readyz, and a shutdown that lets
+ * What ops get from the API: a JSON log line per request (pino), /metrics, /healthz and /readyz, and a shutdown that lets
  * in-flight requests finish. (With a live Temporal server /readyz answers 200: see test/e2e/billing-stack.test.ts.)
  */
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../../api/app';
+import { createLogger, logLevelFromEnv } from '../../logging/logger';
 import { closeGracefully } from '../../api/shutdown';
 import { createDatabase, Database } from '../../store/database';
 import { ApiOnly, serveApiOnly } from '../support/api-only';
@@ -43,6 +44,10 @@ test('one JSON log line per request: method, route template, status, duration, r
   const lines = api.logs.slice(-3);
   expect(lines[0]).toEqual({
     level: 'info',
+    time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/),
+    name: 'api',
+    pid: process.pid,
+    hostname: expect.any(String),
     msg: 'request',
     method: 'GET',
     path: '/v1/customers/:id', // the template: ids never reach logs or metric labels
@@ -54,6 +59,37 @@ test('one JSON log line per request: method, route template, status, duration, r
   expect(lines[1]).toMatchObject({ path: '/v1/plans', status: 200, request_id: generated.headers.get('x-request-id') });
   expect(lines[2]).toMatchObject({ path: '/v1/plans', status: 401, api_key_id: null });
   expect(JSON.stringify(api.logs)).not.toContain(id);
+  expect(JSON.stringify(api.logs)).not.toContain(admin.headers.authorization); // headers never reach the log
+});
+
+test('a caller that hangs up before the answer is logged once, marked aborted', async () => {
+  const before = api.logs.length;
+  const url = new URL('/v1/events', api.http.baseUrl);
+  await new Promise<void>((resolve) => {
+    const request = http.request(url, { method: 'POST', headers: { ...admin.headers, 'content-type': 'application/json', 'content-length': '1000', 'x-request-id': 'hang-up' } });
+    request.on('error', () => resolve());
+    request.write('{"events": [');
+    // The body never completes: once the API is waiting for the rest of it, the caller goes away.
+    setTimeout(() => request.destroy(), 200);
+  });
+  for (let waited = 0; api.logs.length === before && waited < 2_000; waited += 20) await new Promise((resolve) => setTimeout(resolve, 20));
+  // The body parser answers the cut-off body with a 400 nobody receives (a 499 is logged only when no answer began).
+  expect(api.logs.slice(before)).toEqual([expect.objectContaining({ level: 'info', msg: 'request', path: '/v1/events', status: 400, aborted: true, request_id: 'hang-up' })]);
+});
+
+test('METERLOOP_LOG picks the level: "errors" keeps error lines only, "all" or unset everything from info up', () => {
+  expect([logLevelFromEnv('errors'), logLevelFromEnv('all'), logLevelFromEnv(undefined), logLevelFromEnv('debug'), logLevelFromEnv('nonsense')]).toEqual([
+    'error',
+    'info',
+    'info',
+    'debug',
+    'info',
+  ]);
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger('worker', { level: logLevelFromEnv('errors'), destination: (entry) => lines.push(entry) });
+  logger.info('not written');
+  logger.error({ invoice: 'INV-1' }, 'written');
+  expect(lines).toEqual([expect.objectContaining({ level: 'error', name: 'worker', msg: 'written', invoice: 'INV-1' })]);
 });
 
 test('an unexpected error is a 500 problem to the caller and an error line with its stack in the log', async () => {

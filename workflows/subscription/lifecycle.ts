@@ -20,6 +20,7 @@ import {
   SubscriptionState,
   withdrawScheduledChangeUpdate,
 } from '../definitions';
+import { refuseWhileNeedsAttention, withAttention } from './attention';
 import { collect } from './collection';
 import { offerRetention, offerWinBack, retentionTerms } from './offers';
 import { closeUsage, openUsageUntil, showPeriodEnd } from './period';
@@ -29,6 +30,7 @@ import { acceptCancellation, changeStatus, showScheduledChange, switchPlan } fro
 const TRIAL_ENDING_NOTICE_MS = 3 * 86_400_000;
 
 function requireStatus(run: SubscriptionRun, ...allowed: SubscriptionStatus[]): void {
+  refuseWhileNeedsAttention(run);
   if (!allowed.includes(run.status)) throw new Error('subscription_not_active');
 }
 
@@ -65,18 +67,12 @@ export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean>
 
 /** The end: the last usage is still invoiced (with a credit for unused time if the plan gives one). */
 export async function endSubscription(run: SubscriptionRun, request: CancelRequest, usageStretch: PeriodBounds | null, unusedFrom: Date | null): Promise<SubscriptionState> {
-  const usagePeriod = usageStretch ? await closeUsage(run, usageStretch, run.usagePlanId, 'wait_for_grace') : null;
+  const usagePeriod = usageStretch ? await withAttention(run, 'close_usage', () => closeUsage(run, usageStretch, run.usagePlanId, 'wait_for_grace')) : null;
   const period = run.currentPeriod;
   const unusedFeeCredit = unusedFrom && period && run.plan.creditUnusedOnCancel ? { period: bounds(period), from: unusedFrom.toISOString() } : null;
   if (usagePeriod || unusedFeeCredit) {
-    const closing = await local.createPeriodInvoice({
-      subscriptionId: run.input.subscriptionId,
-      kind: 'closing',
-      flatFeePeriod: null,
-      usagePeriod,
-      usagePlanId: run.usagePlanId,
-      unusedFeeCredit,
-    });
+    const request = { subscriptionId: run.input.subscriptionId, kind: 'closing' as const, flatFeePeriod: null, usagePeriod, usagePlanId: run.usagePlanId, unusedFeeCredit };
+    const closing = await withAttention(run, 'create_closing_invoice', () => local.createPeriodInvoice(request));
     await collect(run, closing);
   }
   await changeStatus(run, 'canceled', request.reason);
@@ -106,8 +102,12 @@ export function handleCancellation(run: SubscriptionRun): void {
     {
       validator: (request) => {
         if (run.status === 'canceled' || run.cancelNow) throw new Error('subscription_already_canceled');
+        // Billing waits on a failed step: an accepted cancellation could never take effect until ops retry it.
+        refuseWhileNeedsAttention(run);
         if (run.status === 'retention_offered') throw new Error('retention_offer_pending');
         if (request.at !== 'now' && request.at !== 'period_end') throw new Error('invalid_cancel_timing');
+        // Suspended, the loop waits for a payment and no period ends: only a cancellation now can take effect.
+        if (request.at === 'period_end' && run.status === 'suspended') throw new Error('subscription_suspended');
       },
     },
   );

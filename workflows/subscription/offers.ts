@@ -15,6 +15,7 @@ import {
   RetentionOfferState,
   SubscriptionState,
 } from '../definitions';
+import { refuseWhileNeedsAttention } from './attention';
 import { continueWith, msUntil, note, nowIso, snapshot, SubscriptionRun } from './state';
 import { acceptCancellation, changeStatus, returnToStanding } from './transitions';
 
@@ -79,6 +80,7 @@ export function handleOfferAnswers(run: SubscriptionRun): void {
     {
       validator: (_answer: OfferAnswer) => {
         if (!run.retentionOffer) throw new Error('no_retention_offer');
+        refuseWhileNeedsAttention(run); // its answer changes the status the failed step returns to
       },
     },
   );

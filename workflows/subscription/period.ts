@@ -13,6 +13,7 @@ import type { PeriodBounds } from '../../domain/invoice';
 import { addIntervals, billingPeriod, parseInterval } from '../../domain/periods';
 import { local } from '../activity-stubs';
 import { SEARCH_ATTRIBUTES } from '../definitions';
+import { withAttention } from './attention';
 import { collect } from './collection';
 import { bounds, msUntil, note, nowIso, periodOf, planMeters, SubscriptionRun } from './state';
 import { changeStatus, switchPlan } from './transitions';
@@ -66,7 +67,7 @@ export async function openPeriod(run: SubscriptionRun): Promise<void> {
   }
   showPeriodEnd(run);
 
-  const usagePeriod = run.periodIndex > 0 ? await closeUsage(run, openUsageUntil(run, period.start), usagePlan, 'wait_for_grace') : null;
+  const usagePeriod = run.periodIndex > 0 ? await withAttention(run, 'close_usage', () => closeUsage(run, openUsageUntil(run, period.start), usagePlan, 'wait_for_grace')) : null;
   const discount = run.discount;
   const request: PeriodInvoiceRequest = {
     subscriptionId: run.input.subscriptionId,
@@ -80,18 +81,19 @@ export async function openPeriod(run: SubscriptionRun): Promise<void> {
   if (discount) run.discount = discount.periodsLeft > 1 ? { ...discount, periodsLeft: discount.periodsLeft - 1 } : null;
   run.usageOpenSince = period.start;
   run.usagePlanId = run.plan.planId;
-  await collect(run, await local.createPeriodInvoice(request));
+  await collect(run, await withAttention(run, 'create_period_invoice', () => local.createPeriodInvoice(request)));
 }
 
 /** After a usage summary: rates the usage so far and notes any spending threshold crossed or cap reached. */
 export async function checkSpending(run: SubscriptionRun): Promise<void> {
   run.spendingCheckDue = false;
-  const spending = await local.checkSpending({
+  const request = {
     subscriptionId: run.input.subscriptionId,
     from: run.usageOpenSince.toISOString(),
     at: nowIso(),
     periodEnd: periodOf(run).end.toISOString(),
-  });
+  };
+  const spending = await withAttention(run, 'check_spending', () => local.checkSpending(request));
   for (const alert of spending.raised) note(run, 'spending_alert', `${alert} at ${spending.spend}`);
   if (spending.capped) note(run, 'usage_capped', spending.spend);
 }

@@ -8,6 +8,7 @@ import type { PeriodBounds } from '../../domain/invoice';
 import { addIntervals, BillingInterval, BillingPeriod, parseInterval } from '../../domain/periods';
 import type {
   ActiveDiscount,
+  AttentionState,
   CancelRequest,
   CarriedState,
   DunningState,
@@ -64,6 +65,9 @@ export interface SubscriptionRun {
   lastInvoice: PeriodInvoiceSummary | null;
   usageEventsReported: number;
   spendingCheckDue: boolean;
+  /** A step that failed deterministically and waits for ops (./attention.ts); never carried across runs. */
+  attention: AttentionState | null;
+  retryRequested: boolean;
 }
 
 /** The run's state from its input: a fresh subscription, or the state the previous run carried over. */
@@ -104,6 +108,8 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     lastInvoice: null,
     usageEventsReported: 0,
     spendingCheckDue: false,
+    attention: null,
+    retryRequested: false,
   };
 }
 
@@ -149,6 +155,7 @@ export function snapshot(run: SubscriptionRun): SubscriptionState {
     dunning: run.dunning,
     lastInvoice: run.lastInvoice,
     usageEventsReported: run.usageEventsReported,
+    attention: run.attention,
     timeline: [...run.timeline],
   };
 }

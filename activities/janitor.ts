@@ -1,0 +1,174 @@
+/**
+ * The janitor's activities: find what stalled, repair what is safe through the same idempotent payment path the
+ * workflows use (so a repair can never charge twice), and record findings. See docs/operations.md, "Janitor".
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type {
+  FindingKind,
+  RecordFindingsRequest,
+  RecordFindingsResult,
+  ReconciliationFinding,
+  ReconciliationScan,
+  ReconciliationScanRequest,
+  UncollectedInvoice,
+  UnknownPayment,
+} from '../contract/janitor';
+import { DEFAULT_USAGE_GRACE_PERIOD } from '../domain/plan-terms';
+import { addIntervals, isValidInterval, parseInterval } from '../domain/periods';
+import { GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
+import type { Database } from '../store/database';
+import { findInvoice } from '../store/invoices';
+import {
+  hasPaymentAttempts,
+  listIdleOpenInvoices,
+  listStalePendingPayments,
+  listSubscriptionsPastPeriodEnd,
+  listSubscriptionsWithStatus,
+  recordFindings,
+} from '../store/janitor';
+import { findPayment, paymentIdempotencyKey } from '../store/payments';
+import { createPaymentActivities } from './payments';
+
+/** Candidates per kind and run: a run stays short; what is left waits for the next run. */
+const SCAN_LIMIT = 200;
+/** The status a subscription shows when its workflow stopped on a failure it cannot retry by itself. */
+const NEEDS_ATTENTION = 'needs_attention';
+
+const iso = (value: Date | string | null): string => (value === null ? '-' : new Date(value).toISOString());
+
+export function createJanitorActivities(db: Database, gateway: PaymentGateway) {
+  const { chargeInvoice } = createPaymentActivities(db, gateway);
+
+  return {
+    /** What a reconciliation run should look at, judged at `asOf` (the workflow's clock). Reads only. */
+    async scanForReconciliation(request: ReconciliationScanRequest): Promise<ReconciliationScan> {
+      const asOf = new Date(request.asOf);
+      const ago = (ms: number): Date => new Date(asOf.getTime() - ms);
+      const complete: FindingKind[] = [];
+      const flagged: ReconciliationFinding[] = [];
+
+      const pending = await listStalePendingPayments(db, ago(request.margins.pendingPaymentMs), SCAN_LIMIT);
+      if (pending.length < SCAN_LIMIT) complete.push('unknown_payment');
+      const unknownPayments: UnknownPayment[] = pending.map((row) => ({ paymentId: row.id, invoiceId: row.invoice_id, attempt: row.attempt }));
+
+      const idle = await listIdleOpenInvoices(db, ago(request.margins.uncollectedInvoiceMs), SCAN_LIMIT);
+      if (idle.length < SCAN_LIMIT) complete.push('uncollected_invoice');
+      const uncollectedInvoices: UncollectedInvoice[] = [];
+      for (const invoice of idle) {
+        // Never attempted: one attempt is safe (its key is new and unique). Declined before with no dunning in
+        // flight: someone decided to stop; charging again is a person's call, so it is only reported.
+        if (invoice.attempts === 0) uncollectedInvoices.push({ invoiceId: invoice.id, attempt: 1 });
+        else {
+          flagged.push({
+            kind: 'uncollected_invoice',
+            subjectType: 'invoice',
+            subjectId: invoice.id,
+            detail: `invoice ${invoice.number ?? invoice.id} (${invoice.total} ${invoice.currency}) is open after ${invoice.attempts} declined attempt(s) (last: ${invoice.last_failure_code ?? 'declined'}) and no dunning is in flight; not charged again automatically`,
+            repaired: false,
+          });
+        }
+      }
+
+      const overdue = await listSubscriptionsPastPeriodEnd(db, ago(request.margins.periodCloseMs), SCAN_LIMIT);
+      if (overdue.length < SCAN_LIMIT) complete.push('period_not_closed');
+      for (const subscription of overdue) {
+        const grace = graceOf(subscription.settings);
+        const dueBy = addIntervals(new Date(subscription.current_period_end), parseInterval(grace), 1);
+        if (dueBy.getTime() + request.margins.periodCloseMs > asOf.getTime()) continue;
+        flagged.push({
+          kind: 'period_not_closed',
+          subjectType: 'subscription',
+          subjectId: subscription.id,
+          detail: `period ${iso(subscription.current_period_start)} to ${iso(subscription.current_period_end)} ended (grace ${grace}) and the next period invoice is missing; ${subscription.usage_closed ? 'its usage is closed' : 'its usage is not closed'}`,
+          repaired: false,
+        });
+      }
+
+      const attention = await listSubscriptionsWithStatus(db, NEEDS_ATTENTION, SCAN_LIMIT);
+      if (attention.length < SCAN_LIMIT) complete.push('needs_attention');
+      for (const subscription of attention) {
+        flagged.push({
+          kind: 'needs_attention',
+          subjectType: 'subscription',
+          subjectId: subscription.id,
+          detail: `needs attention since ${iso(subscription.updated_at)}${subscription.reason ? `: ${subscription.reason}` : ''}`,
+          repaired: false,
+        });
+      }
+
+      return { unknownPayments, uncollectedInvoices, flagged, completeKinds: complete };
+    },
+
+    /**
+     * A payment whose answer was lost: asks the gateway for the charge under the payment's own key and, when there
+     * is one, settles the row through chargeInvoice for that same attempt, exactly as its retry would (it looks
+     * the charge up first, so nothing is charged). No charge under the key: left pending and reported.
+     */
+    async settleUnknownPayment(request: UnknownPayment): Promise<ReconciliationFinding | null> {
+      const payment = await findPayment(db, request.paymentId);
+      if (!payment || payment.status !== 'pending') return null; // settled meanwhile: nothing to report
+      const key = paymentIdempotencyKey(payment.invoice_id, payment.attempt);
+      const finding = (detail: string, repaired: boolean): ReconciliationFinding => ({
+        kind: 'unknown_payment',
+        subjectType: 'payment',
+        subjectId: payment.id,
+        detail: `attempt ${payment.attempt} of invoice ${payment.invoice_id}, pending since ${iso(payment.created_at)}: ${detail}`,
+        repaired,
+      });
+      let charge;
+      try {
+        charge = await gateway.findCharge(key);
+      } catch (error) {
+        if (error instanceof GatewayUnavailableError) return finding(`the gateway did not answer the lookup of ${key}; the next run asks again`, false);
+        throw error;
+      }
+      if (!charge) return finding(`the gateway has no charge under ${key}; left pending (no money moved)`, false);
+      const settled = await chargeInvoice({ invoiceId: payment.invoice_id, attempt: payment.attempt });
+      return finding(
+        settled.outcome === 'succeeded'
+          ? `the gateway charge ${charge.chargeId} succeeded; payment settled, invoice ${settled.invoiceStatus}`
+          : `the gateway charge ${charge.chargeId} was declined (${settled.detail ?? 'declined'}); payment settled as failed`,
+        true,
+      );
+    },
+
+    /**
+     * One charge attempt for an open invoice nobody collects, under the invoice's next attempt key, through the
+     * idempotent chargeInvoice. Checks again first: a collection that started since the scan wins.
+     */
+    async collectUncollectedInvoice(request: UncollectedInvoice): Promise<ReconciliationFinding | null> {
+      const invoice = await findInvoice(db, request.invoiceId);
+      if (!invoice || invoice.status !== 'open') return null;
+      if (await hasPaymentAttempts(db, invoice.id)) return null; // someone started collecting it meanwhile
+      const finding = (detail: string, repaired: boolean): ReconciliationFinding => ({
+        kind: 'uncollected_invoice',
+        subjectType: 'invoice',
+        subjectId: invoice.id,
+        detail: `invoice ${invoice.number ?? invoice.id} (${invoice.total} ${invoice.currency}) was open since ${iso(invoice.finalized_at ?? invoice.created_at)} with no collection: ${detail}`,
+        repaired,
+      });
+      try {
+        const result = await chargeInvoice({ invoiceId: invoice.id, attempt: request.attempt });
+        return result.outcome === 'succeeded'
+          ? finding(`charged (attempt ${request.attempt}${result.detail ? `: ${result.detail}` : ''}), now ${result.invoiceStatus}`, true)
+          : finding(`charge attempt ${request.attempt} was declined (${result.detail ?? 'declined'}); not retried automatically`, false);
+      } catch (error) {
+        if (error instanceof ApplicationFailure && error.type === 'gateway_unavailable') {
+          return finding(`charge attempt ${request.attempt} got no answer from the gateway; its payment stays pending and is looked up by key later`, false);
+        }
+        throw error;
+      }
+    },
+
+    /** Writes the run's findings and resolves the open ones whose condition is gone. */
+    async recordReconciliationFindings(request: RecordFindingsRequest): Promise<RecordFindingsResult> {
+      return recordFindings(db, new Date(request.asOf), request.findings, request.completeKinds);
+    },
+  };
+}
+
+/** A plan's usage grace window; a malformed one counts as the default rather than stopping the run. */
+function graceOf(settings: Record<string, unknown> | null): string {
+  const grace = settings?.usageGracePeriod;
+  return typeof grace === 'string' && isValidInterval(grace) ? grace : DEFAULT_USAGE_GRACE_PERIOD;
+}

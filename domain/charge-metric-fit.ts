@@ -1,0 +1,47 @@
+/**
+ * Whether a plan's charge can be rated from what its metric aggregates. Checked when a plan is published, so a
+ * plan that could never be invoiced is refused with a problem instead of failing every period (pure).
+ */
+
+export type MetricAggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
+
+/** What a charge needs to know about its metric. */
+export interface MetricShape {
+  readonly code: string;
+  readonly aggregation: MetricAggregation;
+  readonly property: string | null;
+  readonly allowNegative: boolean;
+}
+
+export interface ChargeToFit {
+  readonly metricCode: string;
+  readonly price: { readonly model: string };
+}
+
+/**
+ * The problems of each charge against its metric, as `{ index, message }`; empty when every charge fits.
+ *
+ * A percentage charge prices each event's reported value (min/max apply per event), so rating needs one value per
+ * counted event: its metric must be a `count` with a property, which ingestion then requires to be a
+ * non-negative number on every counted event. Any other aggregation yields a quantity that is not the number
+ * of values (a `sum` of 3 events is not 3), which rating refuses at every period close.
+ */
+export function chargeMetricMismatches(
+  charges: readonly ChargeToFit[],
+  metricsByCode: ReadonlyMap<string, MetricShape>,
+): { index: number; message: string }[] {
+  const problems: { index: number; message: string }[] = [];
+  charges.forEach((charge, index) => {
+    const metric = metricsByCode.get(charge.metricCode);
+    if (!metric || charge.price.model !== 'percentage') return;
+    if (metric.aggregation !== 'count' || metric.property === null) {
+      problems.push({
+        index,
+        message: `a percentage charge needs a count metric with a per-event numeric property; ${metric.code} is a ${metric.aggregation} metric${metric.property ? '' : ' without a property'}`,
+      });
+    } else if (metric.allowNegative) {
+      problems.push({ index, message: `a percentage charge cannot price negative values, and metric ${metric.code} allows them` });
+    }
+  });
+  return problems;
+}

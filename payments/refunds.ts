@@ -1,0 +1,34 @@
+import { toDecimal } from '../domain/money';
+import { CreditNoteRow, findCreditNote, findRefund, gatewayChargeIdOf, RefundRow, settleRefund } from '../store/credit-notes';
+import type { Database } from '../store/database';
+import { GatewayUnavailableError, PaymentGateway } from './gateway';
+
+/**
+ * Sends a pending refund to the gateway under its own key and records the answer. When the gateway cannot be
+ * reached the refund stays pending; repeating the request with the same Idempotency-Key resumes it.
+ */
+export async function executeRefund(db: Database, gateway: PaymentGateway, refund: RefundRow): Promise<{ creditNote: CreditNoteRow; refund: RefundRow }> {
+  const chargeId = await gatewayChargeIdOf(db, refund.payment_id);
+  try {
+    const result = chargeId
+      ? await gateway.refund({
+          idempotencyKey: refund.idempotency_key,
+          chargeId,
+          amount: toDecimal(refund.amount),
+          currency: refund.currency,
+          reason: refund.reason,
+        })
+      : ({ outcome: 'failed', refundId: null, failureCode: 'charge_not_found' } as const);
+    return await settleRefund(
+      db,
+      refund.id,
+      result.outcome === 'succeeded'
+        ? { status: 'succeeded', gatewayRefundId: result.refundId }
+        : { status: 'failed', gatewayRefundId: result.refundId, failureCode: result.failureCode },
+    );
+  } catch (error) {
+    if (!(error instanceof GatewayUnavailableError)) throw error;
+    const current = (await findRefund(db, refund.id))!;
+    return { refund: current, creditNote: (await findCreditNote(db, current.credit_note_id))! };
+  }
+}

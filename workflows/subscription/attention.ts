@@ -1,0 +1,109 @@
+/**
+ * Needs attention: a billing step that failed in a way no retry can fix (the activity classified it
+ * non-retryable: a value Postgres cannot hold, a rating error) stops here, visibly, instead of retrying forever
+ * while the subscription bills nothing:
+ *
+ *   step fails (non-retryable) -> status needs_attention (Postgres, search attribute, outbox event, timeline)
+ *        ^                                  | ops fix the data, then POST /v1/subscriptions/:id/retry
+ *        +------ fails again ---------------+-> the same step runs again -> succeeds -> status as before, billing goes on
+ *
+ * Transient failures never get here: the activity retries them with backoff.
+ */
+import { ActivityFailure, ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
+import type { SubscriptionStatus } from '../../contract/subscription';
+import { local } from '../activity-stubs';
+import { retryFailedStepUpdate } from '../definitions';
+import { note, nowIso, SubscriptionRun } from './state';
+import { changeStatus } from './transitions';
+
+/** Before this patch a non-retryable activity failure failed the workflow; now it waits for ops. */
+const NEEDS_ATTENTION_PATCH = 'needs-attention-on-deterministic-failure';
+
+/** Messages are carried in the timeline across runs: keep them short. */
+const MESSAGE_LIMIT = 300;
+
+/** The billing steps that can need attention, as ops see them in the timeline and the query. */
+export type BillingStep = 'close_usage' | 'create_period_invoice' | 'create_closing_invoice' | 'check_spending';
+
+interface DeterministicFailure {
+  readonly type: string;
+  readonly message: string;
+}
+
+/**
+ * The activity's own failure when it was classified non-retryable; null for anything a retry may fix. A regular
+ * activity's failure arrives wrapped in an ActivityFailure, a local activity's as the ApplicationFailure itself.
+ */
+function deterministicFailureOf(error: unknown): DeterministicFailure | null {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (!(cause instanceof ApplicationFailure) || !cause.nonRetryable) return null;
+  return { type: cause.type ?? 'unknown', message: cause.message.slice(0, MESSAGE_LIMIT) };
+}
+
+/**
+ * Runs one billing step; on a deterministic failure waits in `needs_attention` for a retry request and runs the
+ * step again, as often as it takes. When it finally succeeds the subscription returns to the status it had.
+ */
+export async function withAttention<T>(run: SubscriptionRun, step: BillingStep, action: () => Promise<T>): Promise<T> {
+  let standing: SubscriptionStatus | null = null;
+  for (;;) {
+    try {
+      const result = await action();
+      if (standing) await recover(run, standing);
+      return result;
+    } catch (error) {
+      const failure = deterministicFailureOf(error);
+      if (!failure || !patched(NEEDS_ATTENTION_PATCH)) throw error;
+      standing ??= run.status;
+      await needAttention(run, step, failure);
+      await condition(() => run.retryRequested);
+      run.retryRequested = false;
+    }
+  }
+}
+
+async function needAttention(run: SubscriptionRun, step: BillingStep, failure: DeterministicFailure): Promise<void> {
+  const previous = run.attention;
+  const at = nowIso();
+  run.attention = { step, errorType: failure.type, message: failure.message, since: previous?.since ?? at, failures: (previous?.failures ?? 0) + 1, retrying: false };
+  const reason = `${step} failed (${failure.type}): ${failure.message}`;
+  // The status change records it in Postgres, shows it to ops (BillingStatus) and queues subscription.needs_attention.
+  if (run.status !== 'needs_attention') return changeStatus(run, 'needs_attention', reason);
+  // Failed again after a retry: the status stays, so the alert is raised again explicitly.
+  note(run, 'retry_failed', reason);
+  await local.notifyCustomer({
+    subscriptionId: run.input.subscriptionId,
+    eventType: 'subscription.needs_attention',
+    dedupeKey: `subscription.needs_attention:${run.input.subscriptionId}:${at}`,
+    payload: { subscriptionId: run.input.subscriptionId, status: 'needs_attention', at, reason },
+  });
+}
+
+async function recover(run: SubscriptionRun, standing: SubscriptionStatus): Promise<void> {
+  const step = run.attention?.step ?? 'step';
+  run.attention = null;
+  await changeStatus(run, standing, `${step} succeeded on retry`);
+}
+
+/** For update validators: nothing else can take effect while billing waits on a failed step. */
+export function refuseWhileNeedsAttention(run: SubscriptionRun): void {
+  if (run.status === 'needs_attention') throw new Error('subscription_needs_attention');
+}
+
+export function handleRetries(run: SubscriptionRun): void {
+  setHandler(
+    retryFailedStepUpdate,
+    (request) => {
+      const attention = run.attention!;
+      run.retryRequested = true;
+      run.attention = { ...attention, retrying: true };
+      note(run, 'retry_requested', `${attention.step} by ${request.requestedBy}`);
+      return { status: run.status, step: attention.step };
+    },
+    {
+      validator: (_request: { requestedBy: string }) => {
+        if (!run.attention) throw new Error('no_failed_step');
+      },
+    },
+  );
+}
