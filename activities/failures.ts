@@ -61,12 +61,15 @@ export function classifyFailure(error: unknown): unknown {
   return ApplicationFailure.create({ message, type, nonRetryable: true, cause: error instanceof Error ? error : undefined });
 }
 
-/** Every activity of `activities` with its failures classified on the way out (the worker registers these). */
-export function classifyActivityFailures<T extends object>(activities: T): T {
+/**
+ * `activities` with the failures of the named ones classified on the way out (the worker registers these).
+ * Only activities whose callers handle a non-retryable failure are classified; the others keep retrying.
+ */
+export function classifyActivityFailures<T extends object>(activities: T, classifiedNames: ReadonlySet<string>): T {
   const classified: Record<string, unknown> = {};
   for (const [name, activity] of Object.entries(activities)) {
     classified[name] =
-      typeof activity === 'function'
+      typeof activity === 'function' && classifiedNames.has(name)
         ? async (...args: unknown[]) => {
             try {
               return await (activity as (...a: unknown[]) => Promise<unknown>)(...args);

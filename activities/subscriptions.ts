@@ -21,7 +21,7 @@ export function createSubscriptionActivities(db: Database) {
      * Records an offer and tells the customer. A retention offer is made at most once in twelve months per
      * customer: returns `offered: false` when one was made more recently.
      */
-    async makeCustomerOffer(offer: OfferRecord): Promise<{ offered: boolean }> {
+    async makeCustomerOffer(offer: OfferRecord): Promise<{ offered: boolean; expiresAt: string }> {
       return recordOffer(db, offer);
     },
 

@@ -1,11 +1,18 @@
 /**
- * Idempotency-Key for every POST: the first response (status and body) to a request is stored per API key and
- * replayed for repeats; the same key with a different request is refused (409 idempotency_key_reused); a repeat
- * that arrives while the first is still running waits for it briefly, then gets 409 idempotency_request_in_progress.
+ * Idempotency-Key for every POST: the first answer to a request (status and body) is stored per API key and
+ * replayed for a repeat within 24 h; the same key with a different request is refused (409 idempotency_key_reused);
+ * a repeat that arrives while the first is still running waits for it briefly, then gets 409
+ * idempotency_request_in_progress.
  *
- * Only final successes are stored (2xx but 202). A rejected or failed request writes nothing (DESIGN.md), so its key
- * is given back and a corrected retry with the same key runs afresh; a 202 (work still pending, e.g. a refund the
- * gateway did not answer) is not final either, and repeating it resumes the work.
+ * Every answer the request itself decided is stored: 200, 201, 202 (accepted work, e.g. a re-rating started: a
+ * repeat must not start it again) and 4xx (the request is invalid, or the subscription refused it: the same request
+ * gets the same refusal, and a corrected one needs a new key). Not stored, so that a retry with the same key runs
+ * afresh: 5xx and 503 (nothing was decided), 408 and 429 (the request was never looked at), and an answer its route
+ * marks as resuming work that only a repeat moves on (answerResumesOnRepeat: a refund the gateway has not
+ * confirmed, which the repeat completes, idempotently by its own key).
+ *
+ * Keys are scoped per API key, and so is every identity derived from one (a Temporal update id, a re-rating id):
+ * see scopedRequestId.
  */
 import { createHash } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
@@ -53,7 +60,34 @@ export function requestHash(method: string, url: string, body: unknown): string 
   return createHash('sha256').update(`${method} ${url}\n${canonicalJson(body)}`).digest('hex');
 }
 
-const storable = (status: number): boolean => status >= 200 && status < 300 && status !== 202;
+/** Final answers (see the header): every 2xx and every 4xx but a timeout or a rate limit. */
+export const storable = (status: number): boolean => (status >= 200 && status < 300) || (status >= 400 && status < 500 && status !== 408 && status !== 429);
+
+/**
+ * The identity of whatever a request starts (a workflow update, a re-rating), derived from the caller's key and
+ * its Idempotency-Key: a repeat names the same thing, and another API key reusing the same Idempotency-Key names
+ * its own. Undefined without an Idempotency-Key (the caller then lets each request be new).
+ */
+export function scopedRequestId(apiKeyId: string | undefined, operation: string, idempotencyKey: string | undefined): string | undefined {
+  return idempotencyKey === undefined ? undefined : `${apiKeyId ?? 'anonymous'}:${operation}:${idempotencyKey}`;
+}
+
+/** A UUID that is a pure function of a scoped request id (for tables keyed by uuid). */
+export function uuidFromRequestId(requestId: string): string {
+  const hex = createHash('sha256').update(requestId).digest('hex');
+  // Version 8 (custom) layout: the version nibble and the RFC 4122 variant bits, the rest from the hash.
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${((parseInt(hex[16], 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+const RESUMES_ON_REPEAT = 'idempotencyResumesOnRepeat';
+
+/**
+ * For a route whose answer reports pending work that a repeat of the same request moves on (and that is itself
+ * idempotent per request): the answer is not stored, so the repeat runs the route again instead of a replay.
+ */
+export function answerResumesOnRepeat(res: Response): void {
+  res.locals[RESUMES_ON_REPEAT] = true;
+}
 
 function replay(res: Response, row: IdempotencyKeyRow): void {
   res.status(row.response_status!).setHeader('Idempotent-Replayed', 'true');
@@ -76,7 +110,8 @@ export function idempotency(db: Database, options: IdempotencyOptions = {}): Req
       recorded = true;
       const status = res.statusCode;
       const text = typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : JSON.stringify(body ?? null);
-      const write = storable(status) ? completeIdempotencyKey(db, claim, status, text) : releaseIdempotencyKey(db, claim);
+      const final = storable(status) && res.locals[RESUMES_ON_REPEAT] !== true;
+      const write = final ? completeIdempotencyKey(db, claim, status, text) : releaseIdempotencyKey(db, claim);
       void write
         .catch((error: unknown) => log({ level: 'error', msg: 'could not record an idempotent response', key: claim.key, error: String(error) }))
         .finally(() => send(body));

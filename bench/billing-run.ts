@@ -50,6 +50,17 @@ import { addIntervals, parseInterval } from '../domain/periods';
 import { planScheduleTerms } from '../domain/plan-terms';
 import { SandboxGateway } from '../payments/sandbox-gateway';
 import { RunningDevServer, startDevServer } from '../scripts/temporal-servers';
+import {
+  checkpoint,
+  countPaidPeriodInvoices,
+  insertCustomerFixtures,
+  insertMetricFixtures,
+  insertPlanFixtures,
+  insertSubscriptionFixtures,
+  paidPeriodInvoiceTimes,
+  setPlanBillingInterval,
+  setSubscriptionsStartAt,
+} from '../store/bulk-fixtures';
 import { createDatabase, Database } from '../store/database';
 import { startThrowawayDatabase } from '../store/throwaway-database';
 import type { PlanRow } from '../store/catalog';
@@ -164,7 +175,7 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     // closing a period reads it, and writing it would cost the run minutes at 10k.
     const floorPeriodEnd = new Date(Math.floor(Date.now() / 1000) * 1000);
     const floorPeriodStart = addIntervals(floorPeriodEnd, interval, -1);
-    await stack.db('subscriptions').whereIn('id', cohorts.direct.ids).update({ start_at: floorPeriodStart });
+    await setSubscriptionsStartAt(stack.db, cohorts.direct.ids, floorPeriodStart);
     await insertEvents(stack.db, cohorts.direct.customerIds, floorPeriodStart, floorPeriodEnd);
     floor = new DirectFloor(stack.databaseUrl, cohorts.direct.ids, catalog.plan, floorPeriodStart, floorPeriodEnd);
 
@@ -182,7 +193,7 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     // Every measured period 0 ends at T (whole seconds), far enough ahead for N starts and period-0 invoices.
     const periodEnd = new Date(Math.ceil((Date.now() + leadSeconds(size) * 1000) / 1000) * 1000);
     const periodStart = addIntervals(periodEnd, interval, -1);
-    await stack.db('subscriptions').whereIn('id', cohorts.measured.ids).update({ start_at: periodStart });
+    await setSubscriptionsStartAt(stack.db, cohorts.measured.ids, periodStart);
     await insertEvents(stack.db, cohorts.measured.customerIds, periodStart, periodEnd);
 
     const measuredPaid = (from: Date): Promise<number> => countPaid(stack.db, { planId: catalog.plan.id, workflows: true, periodStart: from });
@@ -201,17 +212,17 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
 
     // The history sample: period 1 from T, as long as the close is expected to take and then some.
     const sampleSeconds = sampleIntervalSeconds(drainSeconds);
-    const [samplePlan] = await stack.db<PlanRow>('plans').where({ id: catalog.samplePlan.id }).update({ billing_interval: `PT${sampleSeconds}S` }).returning('*');
+    const samplePlan = await setPlanBillingInterval(stack.db, catalog.samplePlan.id, `PT${sampleSeconds}S`);
     const samplePeriodStart = new Date(periodEnd.getTime() - sampleSeconds * 1000);
     const samplePeriodEnd = new Date(periodEnd.getTime() + sampleSeconds * 1000);
-    await stack.db('subscriptions').whereIn('id', cohorts.sample.ids).update({ start_at: samplePeriodStart });
+    await setSubscriptionsStartAt(stack.db, cohorts.sample.ids, samplePeriodStart);
     await insertEvents(stack.db, cohorts.sample.customerIds, samplePeriodStart, periodEnd);
     await startWorkflows(stack, samplePlan, cohorts.sample, samplePeriodStart);
 
     // The workflows sleep until T: the floor runs meanwhile, stopping 5 s before T (the rest runs after the close).
     const floorDone = await floor.runSlice(periodEnd.getTime() - 5_000);
     if (floorDone > 0) progress(`  floor: ${floorDone} periods closed directly before T`);
-    await stack.db.raw('CHECKPOINT'); // start the measured phase from a clean WAL position
+    await checkpoint(stack.db); // start the measured phase from a clean WAL position
 
     // -- Measured: from T until the last of the N period-1 invoices is paid. --------------------------------------
     await sleepUntil(periodEnd.getTime());
@@ -384,7 +395,7 @@ interface Catalog {
 }
 
 async function seedCatalog(db: Database, interval: string): Promise<Catalog> {
-  await db('billable_metrics').insert([
+  await insertMetricFixtures(db, [
     { code: 'tokens', name: 'LLM tokens', event_type: 'llm.request', aggregation: 'sum', property: 'tokens' },
     { code: 'requests', name: 'LLM requests', event_type: 'llm.request', aggregation: 'count', property: null },
     { code: 'gpu_seconds', name: 'GPU seconds', event_type: 'gpu.job', aggregation: 'sum', property: 'seconds' },
@@ -397,7 +408,7 @@ async function seedCatalog(db: Database, interval: string): Promise<Catalog> {
       billing_interval: billingInterval,
       trial_period: null,
       flat_fee: '20.00',
-      charges: JSON.stringify([
+      charges: [
         {
           metricCode: 'tokens',
           includedUnits: '1000',
@@ -405,12 +416,10 @@ async function seedCatalog(db: Database, interval: string): Promise<Catalog> {
         },
         { metricCode: 'requests', price: { model: 'per_unit', unitPrice: '0.01' } },
         { metricCode: 'gpu_seconds', price: { model: 'package', packageSize: '60', packagePrice: '0.50' } },
-      ]) as unknown as unknown[],
+      ],
       settings: { usageGracePeriod: 'PT1S', creditBucket: '1.00' },
   });
-  const [plan, samplePlan] = await db<PlanRow>('plans')
-    .insert([planRow('bench-metered', interval), planRow('bench-metered-sample', 'PT1M')]) // the sample's is set later
-    .returning('*');
+  const [plan, samplePlan] = await insertPlanFixtures(db, [planRow('bench-metered', interval), planRow('bench-metered-sample', 'PT1M')]); // the sample's is set later
   return { plan, samplePlan };
 }
 
@@ -435,16 +444,15 @@ async function seedSubscriptions(db: Database, catalog: Catalog, size: number): 
   for (const name of ['measured', 'direct', 'sample'] as const) {
     for (let offset = 0; offset < sizes[name]; offset += 1_000) {
       const count = Math.min(1_000, sizes[name] - offset);
-      const customers: { id: string }[] = await db('customers')
-        .insert(
-          Array.from({ length: count }, (_, index) => ({
-            external_id: `bench-${name}-${offset + index}`,
-            name: `Bench ${name} ${offset + index}`,
-            currency: 'USD',
-            payment_method: 'pm_sandbox_ok',
-          })),
-        )
-        .returning('id');
+      const customers = await insertCustomerFixtures(
+        db,
+        Array.from({ length: count }, (_, index) => ({
+          external_id: `bench-${name}-${offset + index}`,
+          name: `Bench ${name} ${offset + index}`,
+          currency: 'USD',
+          payment_method: 'pm_sandbox_ok',
+        })),
+      );
       const rows = customers.map(({ id: customerId }) => {
         const id = randomUUID();
         return {
@@ -456,7 +464,7 @@ async function seedSubscriptions(db: Database, catalog: Catalog, size: number): 
           start_at: new Date(), // set to the cohort's start once T is chosen
         };
       });
-      await db('subscriptions').insert(rows);
+      await insertSubscriptionFixtures(db, rows);
       cohorts[name].ids.push(...rows.map((row) => row.id));
       cohorts[name].customerIds.push(...rows.map((row) => row.customer_id));
     }
@@ -531,21 +539,13 @@ async function startWorkflows(
 
 /** Paid period invoices starting at `periodStart`, of workflow-driven or of directly billed subscriptions. */
 async function countPaid(db: Database, of: { planId: string; workflows: boolean; periodStart: Date }): Promise<number> {
-  const [{ count }] = await db('invoices as i')
-    .join('subscriptions as s', 's.id', 'i.subscription_id')
-    .where({ 'i.kind': 'period', 'i.period_start': of.periodStart, 'i.status': 'paid', 's.plan_id': of.planId })
-    .andWhere('s.workflow_id', 'like', of.workflows ? 'subscription:%' : 'direct:%')
-    .count<{ count: string }[]>('* as count');
-  return Number(count);
+  return countPaidPeriodInvoices(db, of);
 }
 
 /** Milliseconds after T, from the rows themselves (Postgres and this process share the machine's clock). */
 async function paymentTiming(db: Database, planId: string, periodEnd: Date): Promise<{ firstFinalizedMs: number; medianPaidMs: number; lastPaidMs: number }> {
-  const rows: { finalized_at: Date; paid_at: Date }[] = await db('invoices as i')
-    .join('subscriptions as s', 's.id', 'i.subscription_id')
-    .where({ 'i.kind': 'period', 'i.period_start': periodEnd, 'i.status': 'paid', 's.plan_id': planId })
-    .andWhere('s.workflow_id', 'like', 'subscription:%')
-    .select('i.finalized_at', 'i.paid_at');
+  // Paid invoices have both times set.
+  const rows = (await paidPeriodInvoiceTimes(db, { planId, workflows: true, periodStart: periodEnd })) as { finalized_at: Date; paid_at: Date }[];
   const after = (instant: Date): number => instant.getTime() - periodEnd.getTime();
   const paid = Float64Array.from(rows.map((row) => after(row.paid_at))).sort();
   return {

@@ -10,6 +10,7 @@
  *
  * Progress lines on stderr split the CPU between the API process, the load generator, Postgres and the machine.
  */
+import { countUsageEvents } from '../store/bulk-fixtures';
 import { insertUsageEvents, NewUsageEvent } from '../store/usage';
 import { EventSource, storedEvent } from './events';
 import { LoadResult, LoadSpec, loadPlacement, runLoad } from './load';
@@ -165,8 +166,8 @@ function expectAllAccepted(result: LoadResult, eventCount: number): void {
 }
 
 async function expectStored(stack: BenchStack, eventCount: number): Promise<void> {
-  const [{ count }] = await stack.db('usage_events').count<{ count: string }[]>('* as count');
-  if (Number(count) !== eventCount) throw new Error(`usage_events holds ${count} rows, expected ${eventCount}`);
+  const count = await countUsageEvents(stack.db);
+  if (count !== eventCount) throw new Error(`usage_events holds ${count} rows, expected ${eventCount}`);
 }
 
 function generatorBusy(result: LoadResult): string {

@@ -13,6 +13,15 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from '../api/app';
 import { createApiKey } from '../store/api-keys';
+import {
+  checkpoint,
+  insertCustomerFixtures,
+  insertMetricFixtures,
+  insertPlanFixtures,
+  insertSubscriptionFixtures,
+  insertUsageClosureFixtures,
+  truncateUsageEvents,
+} from '../store/bulk-fixtures';
 import type { Database } from '../store/database';
 import { startThrowawayDatabase } from '../store/throwaway-database';
 import { EVENT_TYPE } from './events';
@@ -84,10 +93,10 @@ export async function startBenchStack(): Promise<BenchStack> {
       customerIds: ids,
       postgres: description,
       async resetUsageEvents() {
-        await db.raw('TRUNCATE usage_events');
+        await truncateUsageEvents(db);
         // Start every phase from a clean WAL position so a checkpoint does not land in one phase only. Needs
         // superuser or pg_checkpoint, which a DATABASE_URL role may lack; the phases then just run without it.
-        await db.raw('CHECKPOINT').catch(() => undefined);
+        await checkpoint(db).catch(() => undefined);
       },
       stop: cleanup,
     };
@@ -99,12 +108,13 @@ export async function startBenchStack(): Promise<BenchStack> {
 
 async function seedCatalog(db: Database): Promise<{ externalIds: string[]; ids: string[] }> {
   const externalIds = Array.from({ length: CUSTOMER_COUNT }, (_, index) => `bench-customer-${String(index).padStart(5, '0')}`);
-  const rows: { id: string; external_id: string }[] = await db('customers')
-    .insert(externalIds.map((externalId) => ({ external_id: externalId, name: `Bench ${externalId}`, currency: 'USD' })))
-    .returning(['id', 'external_id']);
+  const rows = await insertCustomerFixtures(
+    db,
+    externalIds.map((externalId) => ({ external_id: externalId, name: `Bench ${externalId}`, currency: 'USD' })),
+  );
   const idByExternalId = new Map(rows.map((row) => [row.external_id, row.id]));
   // Two metrics read the same event type, so validation checks a numeric property and a filter per event.
-  await db('billable_metrics').insert([
+  await insertMetricFixtures(db, [
     { code: 'tokens', name: 'Tokens', event_type: EVENT_TYPE, aggregation: 'sum', property: 'tokens' },
     { code: 'requests', name: 'Requests', event_type: EVENT_TYPE, aggregation: 'count', property: null },
     { code: 'gpu_seconds', name: 'GPU seconds', event_type: 'gpu.job', aggregation: 'sum', property: 'seconds' },
@@ -119,25 +129,23 @@ async function seedCatalog(db: Database): Promise<{ externalIds: string[]; ids: 
  * insert's "late event?" check probes a populated index (our events are recent, so none is late).
  */
 async function seedClosedPeriods(db: Database, customerIds: readonly string[]): Promise<void> {
-  const [plan] = await db('plans')
-    .insert({ code: 'bench', version: 1, name: 'Bench', currency: 'USD', billing_interval: 'P1M' })
-    .returning('id');
+  const [plan] = await insertPlanFixtures(db, [{ code: 'bench', version: 1, name: 'Bench', currency: 'USD', billing_interval: 'P1M' }]);
   const now = Date.now();
   const month = 30 * 24 * 3600_000;
-  const subscriptions: { id: string; customer_id: string }[] = await db('subscriptions')
-    .insert(
-      customerIds.map((customerId) => ({
-        customer_id: customerId,
-        plan_id: plan.id,
-        status: 'active',
-        workflow_id: `subscription:bench-${customerId}`,
-        start_at: new Date(now - 3 * month),
-        current_period_start: new Date(now - month),
-        current_period_end: new Date(now + month),
-      })),
-    )
-    .returning(['id', 'customer_id']);
-  await db('usage_period_closures').insert(
+  const subscriptions = await insertSubscriptionFixtures(
+    db,
+    customerIds.map((customerId) => ({
+      customer_id: customerId,
+      plan_id: plan.id,
+      status: 'active',
+      workflow_id: `subscription:bench-${customerId}`,
+      start_at: new Date(now - 3 * month),
+      current_period_start: new Date(now - month),
+      current_period_end: new Date(now + month),
+    })),
+  );
+  await insertUsageClosureFixtures(
+    db,
     subscriptions.flatMap((subscription) =>
       [3, 2].map((monthsAgo) => ({
         subscription_id: subscription.id,

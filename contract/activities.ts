@@ -26,7 +26,9 @@ import type {
   OfferAnswerRecord,
   OfferRecord,
   PeriodInvoiceSummary,
+  PlanChangeIntentRecord,
   PlanChangeRecord,
+  RecordedPlanChange,
   SubscriptionStatusChange,
 } from './subscription';
 import type { SpendingCheckRequest, SpendingCheckResult, UsagePeriodRequest, UsagePeriodSummary } from './usage';
@@ -41,8 +43,10 @@ export interface BillingActivities {
   refundCreditNote(request: RefundCreditNoteRequest): Promise<RefundCreditNoteResult>;
   // subscription records and customer messages
   recordSubscriptionStatus(change: SubscriptionStatusChange): Promise<void>;
+  recordPlanChange(change: PlanChangeIntentRecord): Promise<RecordedPlanChange>;
   applyPlanChange(change: PlanChangeRecord): Promise<void>;
-  makeCustomerOffer(offer: OfferRecord): Promise<{ offered: boolean }>;
+  /** `expiresAt`: the recorded offer's (the first one's, for an offer made again); absent in older histories. */
+  makeCustomerOffer(offer: OfferRecord): Promise<{ offered: boolean; expiresAt?: string }>;
   recordOfferAnswer(answer: OfferAnswerRecord): Promise<void>;
   notifyCustomer(notification: CustomerNotification): Promise<void>;
   // usage

@@ -41,6 +41,24 @@ export interface PlanChangeRecord {
   readonly requestedBy: string;
 }
 
+/**
+ * An immediate plan change as first recorded, keyed by the request (the update id): the workflow's first step of
+ * the change, so every later side effect uses the stored instant, the same on a retried workflow task.
+ */
+export interface PlanChangeIntentRecord {
+  readonly subscriptionId: string;
+  readonly requestKey: string;
+  /** Proposed from workflow time; a request recorded before keeps its first instant. */
+  readonly changeAt: string;
+  readonly oldPlanId: string;
+  readonly newPlanId: string;
+  readonly requestedBy: string;
+}
+
+export interface RecordedPlanChange {
+  readonly changeAt: string;
+}
+
 export interface OfferRecord {
   readonly subscriptionId: string;
   readonly customerId: string;

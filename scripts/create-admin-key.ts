@@ -8,10 +8,9 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createApiKey, ROLES, Role } from '../store/api-keys';
+import { createAuditedApiKey, ROLES, Role } from '../store/api-keys';
 import { createDatabase, migrateToLatest } from '../store/database';
 import { RunningPostgres, startEmbeddedPostgres } from '../store/embedded-postgres';
-import { writeAudit } from '../store/outbox';
 
 const DATA_DIR = path.resolve(process.env.METERLOOP_DATA_DIR ?? path.join(__dirname, '..', '.data'));
 const say = (message: string): void => {
@@ -61,11 +60,7 @@ async function main(): Promise<void> {
   const db = createDatabase(databaseUrl, 2);
   try {
     await migrateToLatest(db);
-    const { key, row } = await db.transaction(async (trx) => {
-      const created = await createApiKey(trx, { name, role, expiresAt });
-      await writeAudit(trx, { actor: 'cli:create-admin-key', action: 'api_key.created', subjectType: 'api_key', subjectId: created.row.id, details: { name, role } });
-      return created;
-    });
+    const { key, row } = await createAuditedApiKey(db, { name, role, expiresAt }, { actor: 'cli:create-admin-key', details: { name, role } });
     say(`created ${role} key ${row.id} (ml_${row.prefix}_...)${expiresAt ? `, expires ${expiresAt.toISOString()}` : ''}; it is shown only now:`);
     process.stdout.write(`${key}\n`);
   } finally {

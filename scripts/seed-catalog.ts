@@ -1,3 +1,4 @@
+import { insertPlanVersionUnlessExists } from '../store/bulk-fixtures';
 import type { Database } from '../store/database';
 
 /** The demo catalog `npm start` installs: a monthly plan with a trial, and a one-minute plan to watch cycle. */
@@ -24,12 +25,7 @@ export const DEMO_PLANS = [
 export async function seedDemoCatalog(db: Database): Promise<string[]> {
   const created: string[] = [];
   for (const plan of DEMO_PLANS) {
-    const inserted = await db('plans')
-      .insert({ ...plan, version: 1 })
-      .onConflict(['code', 'version'])
-      .ignore()
-      .returning('code');
-    if (inserted.length > 0) created.push(plan.code);
+    if (await insertPlanVersionUnlessExists(db, { ...plan, version: 1 })) created.push(plan.code);
   }
   return created;
 }

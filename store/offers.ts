@@ -26,20 +26,26 @@ const RETENTION_OFFER_COOLDOWN_MONTHS = 12;
 
 /**
  * Records an offer and queues its customer-facing event. A retention offer is made at most once in twelve months
- * per customer: `offered: false` when one was made more recently. The same offer recorded again (a retried
- * activity) is `offered: true` and writes nothing.
+ * per customer: `offered: false` when one was made more recently. The same offer recorded again is `offered: true`
+ * with the first one's expiry and writes nothing: a retried activity, or a retried workflow task whose clock (and so
+ * `at`) moved on; the subscription's open offer of that kind, unanswered and unexpired, is that offer.
  */
-export async function recordOffer(db: Knex, offer: NewOffer): Promise<{ offered: boolean }> {
+export async function recordOffer(db: Knex, offer: NewOffer): Promise<{ offered: boolean; expiresAt: string }> {
   return db.transaction(async (trx) => {
     // Serialize offers per customer so two concurrent cancellations cannot both get one.
     await trx.raw('SELECT pg_advisory_xact_lock(hashtext(?))', [`offer:${offer.customerId}`]);
-    const existing = await trx('customer_offers').where({ subscription_id: offer.subscriptionId, kind: offer.kind, offered_at: new Date(offer.at) }).first();
-    if (existing) return { offered: true };
+    const existing = await trx('customer_offers')
+      .where({ subscription_id: offer.subscriptionId, kind: offer.kind })
+      .whereNull('answer')
+      .andWhere('expires_at', '>', new Date(offer.at))
+      .orderBy('offered_at', 'desc')
+      .first();
+    if (existing) return { offered: true, expiresAt: (existing.expires_at as Date).toISOString() };
     if (offer.kind === 'retention') {
       const since = new Date(offer.at);
       since.setUTCMonth(since.getUTCMonth() - RETENTION_OFFER_COOLDOWN_MONTHS);
       const recent = await trx('customer_offers').where({ customer_id: offer.customerId, kind: 'retention' }).andWhere('offered_at', '>', since).first();
-      if (recent) return { offered: false };
+      if (recent) return { offered: false, expiresAt: offer.expiresAt };
     }
     await trx('customer_offers').insert({
       customer_id: offer.customerId,
@@ -56,7 +62,7 @@ export async function recordOffer(db: Knex, offer: NewOffer): Promise<{ offered:
       dedupeKey: `${offer.kind}.offered:${offer.subscriptionId}:${offer.at}`,
       payload: { subscriptionId: offer.subscriptionId, terms: offer.terms, expiresAt: offer.expiresAt },
     });
-    return { offered: true };
+    return { offered: true, expiresAt: offer.expiresAt };
   });
 }
 

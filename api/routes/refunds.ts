@@ -6,6 +6,7 @@ import type { PaymentGateway } from '../../payments/gateway';
 import { CreditNoteRejectedError, CreditNoteRow, issueCreditNote, listCreditNotes, refundableBalance, RefundRow } from '../../store/credit-notes';
 import type { Database } from '../../store/database';
 import { findInvoice } from '../../store/invoices';
+import { answerResumesOnRepeat } from '../idempotency';
 import { ApiProblem } from '../problem';
 import { idempotencyKeyHeader, refundInvoiceBody, uuidParam } from '../schemas';
 import { invoiceJson } from '../serializers';
@@ -62,6 +63,7 @@ export function refundsRouter(db: Database, gateway: PaymentGateway): Router {
     if (refund.status === 'pending') ({ creditNote, refund } = await executeRefund(db, gateway, refund));
     // 201 new, 200 a replay (same Idempotency-Key), 202 when the gateway was unreachable and the refund is pending.
     const status = refund.status === 'pending' ? 202 : issued.created ? 201 : 200;
+    if (refund.status === 'pending') answerResumesOnRepeat(res); // the repeat completes the refund: not a replay
     res.status(status).json(creditNoteJson(creditNote, refund));
   });
 

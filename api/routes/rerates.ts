@@ -19,6 +19,7 @@ import {
   SEARCH_ATTRIBUTES,
   TASK_QUEUE,
 } from '../../workflows/definitions';
+import { scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem, isProblemCode } from '../problem';
 import { rerateBody, rerateDecisionBody, uuidParam } from '../schemas';
 import { declareRoutes } from '../route-declarations';
@@ -26,7 +27,8 @@ import { declareRoutes } from '../route-declarations';
 /** How long a proposal waits for finance before it expires. */
 const DECISION_WINDOW = 'P30D';
 
-const actor = (req: Request): string => (req as Request & { apiKey?: { id: string } }).apiKey?.id ?? 'api';
+const apiKeyIdOf = (req: Request): string | undefined => (req as Request & { apiKey?: { id: string } }).apiKey?.id;
+const actor = (req: Request): string => apiKeyIdOf(req) ?? 'api';
 
 export function rerateJson(row: RerateRow) {
   return {
@@ -67,7 +69,12 @@ export function reratesRouter(db: Database, temporal: Client): Router {
       if (plan.currency !== invoice.currency) throw new ApiProblem('currency_mismatch', `the plan bills in ${plan.currency}, the invoice is in ${invoice.currency}`);
       correctedPlanId = plan.id;
     }
-    const rerateId = randomUUID();
+    // The re-rating's identity comes from the request (API key and Idempotency-Key), not from chance: a repeat
+    // whose first answer was never stored (the process died after the commit) finds the re-rating it started.
+    const requestId = scopedRequestId(apiKeyIdOf(req), 'rerate', req.header('Idempotency-Key'));
+    const rerateId = requestId ? uuidFromRequestId(requestId) : randomUUID();
+    const started = requestId ? await findRerateRow(db, rerateId) : undefined;
+    if (started) return void res.status(202).json(rerateJson(started));
     // The request and its workflow start commit together: if Temporal refuses, nothing is recorded.
     const row = await inTransaction(db, async (trx) => {
       const inserted = await insertRerate(trx, {

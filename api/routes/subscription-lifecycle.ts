@@ -1,8 +1,9 @@
 /**
  * Lifecycle changes over HTTP: plan changes, pause and resume, retention and win-back answers. Each is a
  * Temporal update on the subscription's workflow: its validator rejects what cannot apply (nothing is written,
- * no history is added) and the answer says what will happen. The request's Idempotency-Key becomes the update
- * id, so a retried request is applied once.
+ * no history is added) and the answer says what will happen. The update id is derived from the caller's API key
+ * and its Idempotency-Key (`<api key id>:<update>:<key>`), so a retried request is applied once, and another API
+ * key reusing the same Idempotency-Key gets its own update, never the first caller's answer.
  */
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
@@ -21,6 +22,7 @@ import {
   withdrawScheduledChangeUpdate,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
+import { scopedRequestId } from '../idempotency';
 import { ApiProblem, isProblemCode } from '../problem';
 import { withTemporalDeadline } from '../temporal-deadline';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
@@ -38,13 +40,13 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     definition: UpdateDefinition<Ret, [Arg]>,
     args: [Arg],
   ): Promise<Ret> {
-    const idempotencyKey = req.header('Idempotency-Key');
+    const updateId = scopedRequestId(apiKeyIdOf(req), definition.name, req.header('Idempotency-Key'));
     try {
       // Bounded: Temporal or a worker that does not answer is a quick 503 temporal_unavailable (api/problem.ts).
       return await withTemporalDeadline(temporal, () =>
         temporal.workflow.getHandle(subscription.workflow_id).executeUpdate(definition, {
           args,
-          ...(idempotencyKey ? { updateId: `${definition.name}:${idempotencyKey}` } : {}),
+          ...(updateId ? { updateId } : {}),
         }),
       );
     } catch (error) {
@@ -55,7 +57,8 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     }
   }
 
-  const actor = (req: Request): string => (req as Request & { apiKey?: { id: string } }).apiKey?.id ?? 'api';
+  const apiKeyIdOf = (req: Request): string | undefined => (req as Request & { apiKey?: { id: string } }).apiKey?.id;
+  const actor = (req: Request): string => apiKeyIdOf(req) ?? 'api';
 
   routes.post('/:id/plan-change', { allow: ['app'] }, async (req, res) => {
     const body = planChangeBody.parse(req.body);

@@ -2,11 +2,11 @@ import { addIntervals, parseInterval } from '../../domain/periods';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import type { Router } from 'express';
+import type { Request, Router } from 'express';
 import type { Database } from '../../store/database';
 import { findPlan, findPlanVersion } from '../../store/catalog';
 import { findCustomer } from '../../store/customers';
-import { createScheduledSubscription, SubscriptionRow } from '../../store/subscriptions';
+import { createScheduledSubscription, findSubscription as findSubscriptionRow, SubscriptionRow } from '../../store/subscriptions';
 import {
   cancelSubscriptionUpdate,
   SEARCH_ATTRIBUTES,
@@ -17,6 +17,7 @@ import {
   TASK_QUEUE,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
+import { scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem, ProblemCode, unavailableDependencyOf, unavailableProblemOf } from '../problem';
 import { liveQueryTimeoutMs, withTemporalDeadline } from '../temporal-deadline';
 import { cancelSubscriptionBody, createSubscriptionBody } from '../schemas';
@@ -46,8 +47,13 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
       throw new ApiProblem('validation_failed', 'start_at may be in the past by less than one billing period', [{ path: 'start_at', message: 'too far in the past' }]);
     }
 
-    // The row and the workflow start commit together: if Temporal refuses the start, the row rolls back.
-    const id = randomUUID();
+    // The row and the workflow start commit together: if Temporal refuses the start, the row rolls back. With an
+    // Idempotency-Key the id (and so the workflow id) comes from the request: a repeat whose first answer was never
+    // stored (the process died after the commit) finds the subscription it created instead of creating another.
+    const requestId = scopedRequestId((req as Request & { apiKey?: { id: string } }).apiKey?.id, 'subscribe', req.header('Idempotency-Key'));
+    const id = requestId ? uuidFromRequestId(requestId) : randomUUID();
+    const created = requestId ? await findSubscriptionRow(db, id) : undefined;
+    if (created) return void res.status(201).json(subscriptionJson(created, await findPlan(db, created.plan_id)));
     const workflowId = subscriptionWorkflowId(id);
     const row = await createScheduledSubscription(db, { id, customerId: customer.id, planId: plan.id, workflowId, startAt }, async (inserted) => {
       const input: SubscriptionWorkflowInput = {
@@ -96,13 +102,13 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
   routes.post('/:id/cancel', { allow: ['app'] }, async (req, res) => {
     const body = cancelSubscriptionBody.parse(req.body);
     const row = await findSubscription(req.params.id);
-    const idempotencyKey = req.header('Idempotency-Key');
+    const updateId = scopedRequestId((req as Request & { apiKey?: { id: string } }).apiKey?.id, 'cancel', req.header('Idempotency-Key'));
     try {
       const result = await withTemporalDeadline(temporal, () =>
         temporal.workflow.getHandle(row.workflow_id).executeUpdate(cancelSubscriptionUpdate, {
           args: [{ at: body.at, reason: body.reason, requestedBy: 'api' }],
-          // A retried request with the same key is the same update: applied once, answered again.
-          ...(idempotencyKey ? { updateId: `cancel:${idempotencyKey}` } : {}),
+          // A retried request with the same key is the same update: applied once, answered again. Scoped per API key.
+          ...(updateId ? { updateId } : {}),
         }),
       );
       res.json({ status: result.status, effective_at: result.effectiveAt });

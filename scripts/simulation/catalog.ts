@@ -9,8 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Charge } from '../../domain/rating';
 import { createDatabase } from '../../store/database';
-import type { MetricRow } from '../../store/catalog';
-import type { PlanRow } from '../../store/catalog';
+import { findMetricsByCode, findPlanVersion, MetricRow, PlanRow } from '../../store/catalog';
 
 export interface CatalogFile {
   readonly metrics: readonly Record<string, unknown>[];
@@ -58,12 +57,12 @@ export async function readCatalogFromDatabase(databaseUrl: string, planCodes: re
   try {
     const plans: PlanRow[] = [];
     for (const code of planCodes) {
-      const plan = await db<PlanRow>('plans').where({ code }).orderBy('version', 'desc').first();
+      const plan = await findPlanVersion(db, code); // the newest version
       if (!plan) throw new CatalogError(`the database has no plan ${code}`);
       plans.push(plan);
     }
     const metricCodes = [...new Set(plans.flatMap((plan) => (plan.charges as Charge[]).map((charge) => charge.metricCode)))];
-    const metrics = metricCodes.length ? await db<MetricRow>('billable_metrics').whereIn('code', metricCodes) : [];
+    const metrics = await findMetricsByCode(db, metricCodes);
     return {
       metrics: metrics.map(({ id: _id, created_at: _created, ...metric }) => metric),
       plans: plans.map(({ id: _id, created_at: _created, ...plan }) => plan),

@@ -30,11 +30,9 @@ import { totalMargin } from '../../domain/margins';
 import { addIntervals, billingPeriod, BillingInterval, parseInterval } from '../../domain/periods';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import { createApiKey } from '../../store/api-keys';
-import type { InvoiceRow } from '../../store/invoices';
+import { copyCatalog, invoicesOfSubscriptions, subscriptionStatuses } from '../../store/bulk-fixtures';
+import { findPlanVersion, listMetrics, PlanRow } from '../../store/catalog';
 import { marginReport } from '../../store/margins';
-import type { MetricRow } from '../../store/catalog';
-import type { PlanRow } from '../../store/catalog';
-import type { SubscriptionRow } from '../../store/subscriptions';
 import { CatalogError, CatalogSource } from './catalog';
 import type { SimulationStack } from './stack';
 import { startOfUtcMonth, UsageRecord } from './usage';
@@ -168,7 +166,7 @@ export async function simulate(stack: SimulationStack, input: SimulationInput): 
     const plans: SimulatedPlan[] = [];
     let usageOutcome: Omit<SimulationResult['usage'], 'events' | 'outsideHorizon'> | undefined;
     for (const [index, code] of input.planCodes.entries()) {
-      const plan = (await stack.db<PlanRow>('plans').where({ code }).orderBy('version', 'desc').first())!;
+      const plan = (await findPlanVersion(stack.db, code))!; // the newest version
       const customer = await api.post('/v1/customers', {
         external_id: `simulation-${index + 1}-${code}`,
         name: `Simulated customer on ${plan.name}`,
@@ -186,7 +184,7 @@ export async function simulate(stack: SimulationStack, input: SimulationInput): 
     await runToHorizon(stack, api, plans, (instant) => log(`  ${unshift(instant).toISOString().slice(0, 7)}`));
 
     const unitCosts = Object.fromEntries(
-      (await stack.db<MetricRow>('billable_metrics').orderBy('code')).map((metric) => [metric.code, metric.unit_cost === null ? null : toDecimal(metric.unit_cost).toString()]),
+      (await listMetrics(stack.db)).map((metric) => [metric.code, metric.unit_cost === null ? null : toDecimal(metric.unit_cost).toString()]),
     );
     const results = await collect(stack, plans, start, input.periods, shift, unshift);
     return {
@@ -262,10 +260,7 @@ async function loadCatalog(stack: SimulationStack, api: SimulationApi, source: C
     }
     return;
   }
-  await stack.db.transaction(async (trx) => {
-    for (const metric of source.rows.metrics) await trx('billable_metrics').insert({ ...metric, filters: metric.filters ?? {} });
-    for (const plan of source.rows.plans) await trx('plans').insert({ ...plan, charges: JSON.stringify(plan.charges), settings: plan.settings ?? {} });
-  });
+  await copyCatalog(stack.db, source.rows);
 }
 
 async function replayUsage(
@@ -327,7 +322,7 @@ async function runToHorizon(stack: SimulationStack, api: SimulationApi, plans: S
       plan.cancelRequested = true;
     }
     if (plans.every((plan) => plan.cancelRequested)) {
-      const statuses = await stack.db<SubscriptionRow>('subscriptions').whereIn('id', plans.map((plan) => plan.subscriptionId)).select('status');
+      const statuses = await subscriptionStatuses(stack.db, plans.map((plan) => plan.subscriptionId));
       if (statuses.every((row) => row.status === 'canceled')) break;
     }
     if (now > deadline) throw new SimulationError('the subscriptions did not end by the horizon; see the worker log');
@@ -366,9 +361,7 @@ async function collect(
   unshift: (instant: Date) => Date,
 ): Promise<PlanSimulation[]> {
   const subscriptionIds = plans.map((plan) => plan.subscriptionId);
-  const invoices = await stack.db<InvoiceRow>('invoices')
-    .whereIn('subscription_id', subscriptionIds)
-    .orderBy([{ column: 'period_start' }, { column: 'created_at' }]);
+  const invoices = await invoicesOfSubscriptions(stack.db, subscriptionIds);
   const windows = Array.from({ length: periods }, (_, index) => billingPeriod(start, MONTH, index));
   const reports = await Promise.all(windows.map((window) => marginReport(stack.db, { from: shift(window.start), to: shift(window.end), subscriptionIds })));
 

@@ -1,17 +1,18 @@
 /**
- * Idempotency-Key on every POST, stored in Postgres per API key: a repeat gets the first response, a reuse for a
- * different request is refused, a rejected request gives its key back, concurrent repeats create one row.
+ * Idempotency-Key on every POST, stored in Postgres per API key: a repeat gets the first answer (2xx, 202 and 4xx
+ * alike), a reuse for a different request is refused, a failure (5xx) gives its key back, concurrent repeats create
+ * one row.
  */
 import { Client, Connection } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { listRoutes } from '../../api/route-declarations';
 import { createApp } from '../../api/app';
-import { requestHash } from '../../api/idempotency';
+import { requestHash, storable } from '../../api/idempotency';
 import type { Database } from '../../store/database';
 import { ApiOnly, serveApiOnly } from '../support/api-only';
 import { createTestApiKey, TestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
-import { insertCustomer } from '../support/fixtures';
+import { insertCustomer, insertPlan } from '../support/fixtures';
 
 let db: Database;
 let api: ApiOnly;
@@ -65,13 +66,41 @@ test('keys are scoped per API key: another key may use the same Idempotency-Key 
   expect(theirs.headers.get('idempotent-replayed')).toBeNull();
 });
 
-test('a rejected request gives its key back: the corrected retry with the same key runs', async () => {
+test('a rejected request is answered again the same way: its 4xx is stored, a corrected request needs a new key', async () => {
   const key = randomUUID();
   const rejected = await api.http.call('POST', '/v1/customers', { ...customer('idem-4'), currency: 'usd' }, { 'idempotency-key': key });
   expect(rejected).toMatchObject({ status: 422, json: { code: 'validation_failed' } });
+  const repeated = await api.http.call('POST', '/v1/customers', { ...customer('idem-4'), currency: 'usd' }, { 'idempotency-key': key });
+  expect([repeated.status, repeated.text, repeated.headers.get('idempotent-replayed')]).toEqual([422, rejected.text, 'true']);
   const corrected = await api.http.call('POST', '/v1/customers', customer('idem-4'), { 'idempotency-key': key });
-  expect(corrected.status).toBe(201);
-  expect(await count('idempotency_keys', { key })).toBe(1);
+  expect(corrected).toMatchObject({ status: 409, json: { code: 'idempotency_key_reused' } });
+  expect((await api.http.call('POST', '/v1/customers', customer('idem-4'), { 'idempotency-key': randomUUID() })).status).toBe(201);
+  expect(await count('customers', { external_id: 'idem-4' })).toBe(1);
+});
+
+test('a failure is not stored: after a 503 the retry with the same key runs afresh', async () => {
+  // Temporal refuses to start the subscription's workflow: the row rolls back and the API answers 503.
+  const refusing = { workflow: { start: () => Promise.reject(new Error('temporal is down')) } } as unknown as Client;
+  const down = await serveApiOnly(db, { headers: admin.headers, temporal: refusing });
+  try {
+    const acme = await insertCustomer(db, { external_id: 'idem-503', currency: 'USD' });
+    await insertPlan(db, { code: 'idem-503', billing_interval: 'P1M', flat_fee: '1.00' });
+    const key = randomUUID();
+    const body = { customer_id: acme.id, plan_code: 'idem-503' };
+    const failed = await down.http.call('POST', '/v1/subscriptions', body, { 'idempotency-key': key });
+    expect(failed).toMatchObject({ status: 503, json: { code: 'workflow_unavailable' } });
+    expect(await count('idempotency_keys', { key })).toBe(0);
+    const retried = await down.http.call('POST', '/v1/subscriptions', body, { 'idempotency-key': key });
+    expect(retried.status).toBe(503);
+    expect(retried.headers.get('idempotent-replayed')).toBeNull();
+  } finally {
+    await down.close();
+  }
+});
+
+test('what is stored: every 2xx (202 too) and every 4xx but a timeout or a rate limit; never a 5xx', () => {
+  expect([200, 201, 202, 204, 400, 404, 409, 422].filter(storable)).toEqual([200, 201, 202, 204, 400, 404, 409, 422]);
+  expect([408, 429, 500, 502, 503].filter(storable)).toEqual([]);
 });
 
 test('concurrent duplicates: one request runs, the others wait for it and get its response', async () => {

@@ -6,7 +6,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { createActivities } from '../../activities';
+import { CLASSIFIED_ACTIVITIES, createActivities } from '../../activities';
 import { classifyActivityFailures } from '../../activities/failures';
 import { createApp } from '../../api/app';
 import type { PeriodInvoiceRequest } from '../../contract/invoicing';
@@ -60,7 +60,7 @@ beforeAll(async () => {
         if (misratedPlans.has(request.subscriptionId)) throw new RatingError('event_count_mismatch', 'percentage pricing needs one value per event: 3 events, 0 values');
         return activities.checkSpending(request);
       },
-    }),
+    }, CLASSIFIED_ACTIVITIES),
   });
   workerRun = worker.run();
   api = await serve(createApp({ db, temporal: env.client, now: () => new Date() }), { headers: (await createTestApiKey(db, 'admin')).headers });

@@ -61,13 +61,14 @@ test("an activity's own ApplicationFailure passes unchanged, retryable or not", 
   expect(classifyFailure(notFound)).toBe(notFound);
 });
 
-test('classifyActivityFailures wraps every activity: results pass through, failures leave classified', async () => {
-  const activities = classifyActivityFailures({
-    async rate(quantity: string): Promise<string> {
-      if (quantity.length > 18) throw postgresError('22003', 'numeric field overflow');
-      return quantity;
-    },
-  });
+test('classifyActivityFailures classifies the named activities only: results pass through, failures leave classified', async () => {
+  const overflow = async (quantity: string): Promise<string> => {
+    if (quantity.length > 18) throw postgresError('22003', 'numeric field overflow');
+    return quantity;
+  };
+  const activities = classifyActivityFailures({ rate: overflow, rateUnclassified: overflow }, new Set(['rate']));
   await expect(activities.rate('12')).resolves.toBe('12');
   await expect(activities.rate('10000000000000000000')).rejects.toMatchObject({ type: 'numeric_field_overflow', nonRetryable: true });
+  // An activity whose caller cannot handle a non-retryable failure keeps the raw error, so Temporal retries it.
+  await expect(activities.rateUnclassified('10000000000000000000')).rejects.toMatchObject({ code: '22003' });
 });

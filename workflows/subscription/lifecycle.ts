@@ -2,7 +2,7 @@
  * The subscription's life around its periods: scheduled start and trial, plan changes, pause and resume,
  * cancellation and the end. Update handlers stay thin: validate, then one step over the run's state.
  */
-import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { condition, currentUpdateInfo, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { SubscriptionStatus } from '../../contract/subscription';
 import type { PeriodBounds } from '../../domain/invoice';
 import { billingPeriod } from '../../domain/periods';
@@ -13,6 +13,7 @@ import {
   cancelSubscriptionUpdate,
   changePlanUpdate,
   pauseSubscriptionUpdate,
+  PauseRequest,
   PlanChangeRequest,
   PlanChangeResult,
   resumeSubscriptionUpdate,
@@ -26,6 +27,7 @@ import { offerRetention, offerWinBack, retentionTerms } from './offers';
 import { closeUsage, openUsageUntil, showPeriodEnd } from './period';
 import { bounds, msUntil, note, periodOf, SubscriptionRun } from './state';
 import { acceptCancellation, changeStatus, showScheduledChange, switchPlan } from './transitions';
+import { inTurn } from './turns';
 
 const TRIAL_ENDING_NOTICE_MS = 3 * 86_400_000;
 
@@ -92,32 +94,49 @@ export async function resumeFromPause(run: SubscriptionRun): Promise<void> {
 }
 
 export function handleCancellation(run: SubscriptionRun): void {
+  const validator = (request: CancelRequest): void => {
+    if (run.status === 'canceled' || run.cancelNow) throw new Error('subscription_already_canceled');
+    // Billing waits on a failed step: an accepted cancellation could never take effect until ops retry it.
+    refuseWhileNeedsAttention(run);
+    if (run.status === 'retention_offered') throw new Error('retention_offer_pending');
+    if (request.at !== 'now' && request.at !== 'period_end') throw new Error('invalid_cancel_timing');
+    // Suspended, the loop waits for a payment and no period ends: only a cancellation now can take effect.
+    if (request.at === 'period_end' && run.status === 'suspended') throw new Error('subscription_suspended');
+  };
   setHandler(
     cancelSubscriptionUpdate,
-    async (request): Promise<CancelResult> => {
+    inTurn(run, validator, async (request): Promise<CancelResult> => {
       const terms = retentionTerms(run);
       const offered = terms && (await offerRetention(run, request, terms));
       return offered || acceptCancellation(run, request);
-    },
-    {
-      validator: (request) => {
-        if (run.status === 'canceled' || run.cancelNow) throw new Error('subscription_already_canceled');
-        // Billing waits on a failed step: an accepted cancellation could never take effect until ops retry it.
-        refuseWhileNeedsAttention(run);
-        if (run.status === 'retention_offered') throw new Error('retention_offer_pending');
-        if (request.at !== 'now' && request.at !== 'period_end') throw new Error('invalid_cancel_timing');
-        // Suspended, the loop waits for a payment and no period ends: only a cancellation now can take effect.
-        if (request.at === 'period_end' && run.status === 'suspended') throw new Error('subscription_suspended');
-      },
-    },
+    }),
+    { validator },
   );
 }
 
-/** Immediate: usage so far is closed and rated at the old plan's prices; the fee is prorated to the second. */
+/** Histories recorded before a plan change was keyed by its request replay without that first step. */
+const PLAN_CHANGE_KEYED_BY_REQUEST = 'plan-change-keyed-by-request';
+
+/**
+ * Immediate: usage so far is closed and rated at the old plan's prices; the fee is prorated to the second.
+ * The change instant is the one recorded for this request (its update id), not this workflow task's clock: a
+ * retried task whose local activities already ran closes the same stretch and finds the same proration invoice.
+ */
 async function changePlanNow(run: SubscriptionRun, request: PlanChangeRequest): Promise<PlanChangeResult> {
   const period = periodOf(run);
-  const changeAt = new Date();
   const oldPlan = run.plan;
+  let changeAt = new Date();
+  if (patched(PLAN_CHANGE_KEYED_BY_REQUEST)) {
+    const recorded = await local.recordPlanChange({
+      subscriptionId: run.input.subscriptionId,
+      requestKey: currentUpdateInfo()!.id,
+      changeAt: changeAt.toISOString(),
+      oldPlanId: oldPlan.planId,
+      newPlanId: request.plan.planId,
+      requestedBy: request.requestedBy,
+    });
+    changeAt = new Date(recorded.changeAt);
+  }
   const usagePeriod = await closeUsage(run, openUsageUntil(run, changeAt), run.usagePlanId, 'now');
   const invoice = await local.createProrationInvoice({
     subscriptionId: run.input.subscriptionId,
@@ -133,9 +152,17 @@ async function changePlanNow(run: SubscriptionRun, request: PlanChangeRequest): 
 }
 
 export function handlePlanChanges(run: SubscriptionRun): void {
+  const validator = (request: PlanChangeRequest): void => {
+    requireStatus(run, 'active');
+    if (request.plan.planId === run.plan.planId) throw new Error('same_plan');
+    if (request.plan.currency !== run.plan.currency) throw new Error('currency_mismatch');
+    if (request.plan.billingInterval !== run.plan.billingInterval && request.effective === 'immediate') {
+      throw new Error('interval_change_needs_period_end');
+    }
+  };
   setHandler(
     changePlanUpdate,
-    async (request): Promise<PlanChangeResult> => {
+    inTurn(run, validator, async (request): Promise<PlanChangeResult> => {
       if (request.effective !== 'period_end') return changePlanNow(run, request);
       // Scheduled for the next renewal; a later request replaces it, and it can be withdrawn until then.
       const change = { plan: request.plan, effectiveAt: periodOf(run).end.toISOString(), requestedBy: request.requestedBy };
@@ -143,63 +170,51 @@ export function handlePlanChanges(run: SubscriptionRun): void {
       note(run, 'plan_change_scheduled', `${request.plan.planCode} at ${change.effectiveAt}`);
       showScheduledChange(run);
       return { effective: 'period_end', effectiveAt: change.effectiveAt, planCode: request.plan.planCode, invoice: null };
-    },
-    {
-      validator: (request: PlanChangeRequest) => {
-        requireStatus(run, 'active');
-        if (request.plan.planId === run.plan.planId) throw new Error('same_plan');
-        if (request.plan.currency !== run.plan.currency) throw new Error('currency_mismatch');
-        if (request.plan.billingInterval !== run.plan.billingInterval && request.effective === 'immediate') {
-          throw new Error('interval_change_needs_period_end');
-        }
-      },
-    },
+    }),
+    { validator },
   );
 
+  const withdrawValidator = (_request: { requestedBy: string }): void => {
+    if (!run.scheduledChange) throw new Error('no_scheduled_change');
+  };
   setHandler(
     withdrawScheduledChangeUpdate,
-    () => {
+    inTurn(run, withdrawValidator, () => {
       note(run, 'plan_change_withdrawn', run.scheduledChange?.plan.planCode);
       run.scheduledChange = null;
       showScheduledChange(run);
       return { withdrawn: true };
-    },
-    {
-      validator: (_request: { requestedBy: string }) => {
-        if (!run.scheduledChange) throw new Error('no_scheduled_change');
-      },
-    },
+    }),
+    { validator: withdrawValidator },
   );
 }
 
 export function handlePauses(run: SubscriptionRun): void {
+  const pauseValidator = (request: PauseRequest): void => {
+    requireStatus(run, 'active');
+    if (request.until && new Date(request.until).getTime() <= Date.now()) throw new Error('pause_until_in_past');
+  };
   setHandler(
     pauseSubscriptionUpdate,
-    async (request) => {
+    inTurn(run, pauseValidator, async (request) => {
       run.pausedAt = new Date();
       run.pausedUntil = request.until;
       run.resumeRequested = false;
       await changeStatus(run, 'paused', request.until ? `until ${request.until}` : 'until resumed');
       return { status: run.status, pausedUntil: run.pausedUntil };
-    },
-    {
-      validator: (request) => {
-        requireStatus(run, 'active');
-        if (request.until && new Date(request.until).getTime() <= Date.now()) throw new Error('pause_until_in_past');
-      },
-    },
+    }),
+    { validator: pauseValidator },
   );
 
+  const resumeValidator = (_request: { requestedBy: string }): void => {
+    if (run.status !== 'paused') throw new Error('subscription_not_paused');
+  };
   setHandler(
     resumeSubscriptionUpdate,
-    () => {
+    inTurn(run, resumeValidator, () => {
       run.resumeRequested = true;
       return { status: 'active' as SubscriptionStatus };
-    },
-    {
-      validator: (_request: { requestedBy: string }) => {
-        if (run.status !== 'paused') throw new Error('subscription_not_paused');
-      },
-    },
+    }),
+    { validator: resumeValidator },
   );
 }

@@ -33,7 +33,7 @@ export async function offerRetention(run: SubscriptionRun, request: CancelReques
     expiresAt: addIntervals(new Date(), parseInterval(terms.expiresAfter), 1).toISOString(),
     cancellation: request,
   };
-  const { offered } = await local.makeCustomerOffer({
+  const { offered, expiresAt } = await local.makeCustomerOffer({
     subscriptionId: run.input.subscriptionId,
     customerId: run.input.customerId,
     kind: 'retention',
@@ -42,10 +42,11 @@ export async function offerRetention(run: SubscriptionRun, request: CancelReques
     expiresAt: offer.expiresAt,
   });
   if (!offered) return null;
-  run.retentionOffer = offer;
+  // A retried workflow task keeps the expiry the customer was told (histories from before carry none).
+  run.retentionOffer = { ...offer, expiresAt: expiresAt ?? offer.expiresAt };
   note(run, 'retention_offered', `${terms.percentOff} % off ${terms.periods} periods`);
   await changeStatus(run, 'retention_offered', request.reason);
-  return { status: 'retention_offered', effectiveAt: null, retentionOffer: offer };
+  return { status: 'retention_offered', effectiveAt: null, retentionOffer: run.retentionOffer };
 }
 
 // Read through a function: handlers change it, which the compiler's flow analysis cannot see.
@@ -107,9 +108,11 @@ export async function offerWinBack(run: SubscriptionRun): Promise<SubscriptionSt
   const terms = run.plan.winBackOffer;
   if (terms) {
     await sleep(msUntil(addIntervals(new Date(), parseInterval(terms.sendAfter), 1)));
-    const expiresAt = addIntervals(new Date(), parseInterval(terms.expiresAfter), 1);
+    const proposedExpiry = addIntervals(new Date(), parseInterval(terms.expiresAfter), 1);
     const offerAt = nowIso();
-    await local.makeCustomerOffer({ subscriptionId: run.input.subscriptionId, customerId: run.input.customerId, kind: 'win_back', terms: { ...terms }, at: offerAt, expiresAt: expiresAt.toISOString() });
+    const recorded = await local.makeCustomerOffer({ subscriptionId: run.input.subscriptionId, customerId: run.input.customerId, kind: 'win_back', terms: { ...terms }, at: offerAt, expiresAt: proposedExpiry.toISOString() });
+    // A retried workflow task keeps the expiry the customer was told (histories from before carry none).
+    const expiresAt = recorded.expiresAt ? new Date(recorded.expiresAt) : proposedExpiry;
     run.winBackOfferExpiresAt = expiresAt.toISOString();
     note(run, 'win_back_offered');
     await condition(() => run.winBackAccepted, msUntil(expiresAt));

@@ -67,20 +67,25 @@ export async function openPeriod(run: SubscriptionRun): Promise<void> {
   }
   showPeriodEnd(run);
 
-  const usagePeriod = run.periodIndex > 0 ? await withAttention(run, 'close_usage', () => closeUsage(run, openUsageUntil(run, period.start), usagePlan, 'wait_for_grace')) : null;
+  // The closed period's usage belongs to this invoice, rated under the plan in force then, and the fee is the one
+  // in force at the period's start. The new period's usage is open from here on, before the grace wait: a plan
+  // change inside the grace window prorates only [period start, change) and never takes the closed period's usage.
+  const closedStretch = openUsageUntil(run, period.start);
+  const flatFeePlanId = run.plan.planId;
+  run.usageOpenSince = period.start;
+  run.usagePlanId = run.plan.planId;
+  const usagePeriod = run.periodIndex > 0 ? await withAttention(run, 'close_usage', () => closeUsage(run, closedStretch, usagePlan, 'wait_for_grace')) : null;
   const discount = run.discount;
   const request: PeriodInvoiceRequest = {
     subscriptionId: run.input.subscriptionId,
     kind: 'period',
     flatFeePeriod: bounds(period),
-    flatFeePlanId: run.plan.planId,
+    flatFeePlanId,
     usagePeriod,
     usagePlanId: usagePlan,
     discountPercentOff: discount && discount.periodsLeft > 0 ? discount.percentOff : null,
   };
   if (discount) run.discount = discount.periodsLeft > 1 ? { ...discount, periodsLeft: discount.periodsLeft - 1 } : null;
-  run.usageOpenSince = period.start;
-  run.usagePlanId = run.plan.planId;
   await collect(run, await withAttention(run, 'create_period_invoice', () => local.createPeriodInvoice(request)));
 }
 

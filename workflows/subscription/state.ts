@@ -68,6 +68,8 @@ export interface SubscriptionRun {
   /** A step that failed deterministically and waits for ops (./attention.ts); never carried across runs. */
   attention: AttentionState | null;
   retryRequested: boolean;
+  /** Lifecycle updates take effect one at a time, in arrival order (see ./turns.ts). */
+  readonly turns: { issued: number; serving: number };
 }
 
 /** The run's state from its input: a fresh subscription, or the state the previous run carried over. */
@@ -110,6 +112,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     spendingCheckDue: false,
     attention: null,
     retryRequested: false,
+    turns: { issued: 0, serving: 0 },
   };
 }
 

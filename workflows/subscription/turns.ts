@@ -1,0 +1,41 @@
+/**
+ * Lifecycle updates (plan change, cancel, pause, resume, withdraw) take effect one at a time, in arrival order.
+ * Their validators all see the state as it was when they arrived, so twenty parallel requests for the same plan
+ * change would all pass; each handler therefore waits its turn and then checks its precondition again against the
+ * state the earlier ones left, rejecting honestly (e.g. `same_plan`) instead of applying a second change.
+ */
+import { ApplicationFailure, condition, patched } from '@temporalio/workflow';
+import type { SubscriptionRun } from './state';
+
+/** Histories recorded before the lock ran handlers side by side; they replay without it. */
+const SERIALIZED_LIFECYCLE_UPDATES = 'serialized-lifecycle-updates';
+
+/** A validator's rejection (its message is the problem code), raised from a handler as a failed update. */
+function asRejection(error: unknown): unknown {
+  if (error instanceof ApplicationFailure || !(error instanceof Error)) return error;
+  return ApplicationFailure.create({ message: error.message, type: error.message, nonRetryable: true });
+}
+
+/** Wraps an update handler: wait for the earlier lifecycle updates to finish, re-validate, then run. */
+export function inTurn<Request, Result>(
+  run: SubscriptionRun,
+  validate: (request: Request) => void,
+  handle: (request: Request) => Promise<Result> | Result,
+): (request: Request) => Promise<Result> {
+  return async (request) => {
+    if (!patched(SERIALIZED_LIFECYCLE_UPDATES)) return handle(request);
+    const ticket = run.turns.issued;
+    run.turns.issued += 1;
+    await condition(() => run.turns.serving === ticket);
+    try {
+      try {
+        validate(request);
+      } catch (error) {
+        throw asRejection(error);
+      }
+      return await handle(request);
+    } finally {
+      run.turns.serving += 1;
+    }
+  };
+}
