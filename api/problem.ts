@@ -21,6 +21,9 @@ const STATUS_BY_CODE = {
   subscription_needs_attention: 409,
   no_failed_step: 409,
   subscription_suspended: 409,
+  // Paused: only a cancellation now takes effect (or resume first). Opening a period: pause after it is open.
+  subscription_paused: 409,
+  period_opening: 409,
   rerate_not_found: 404,
   rerate_not_awaiting_decision: 409,
   decision_reason_required: 422,

@@ -115,7 +115,7 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     } catch (error) {
       if (error instanceof WorkflowUpdateFailedError) {
         const code = (error.cause?.message ?? '') as ProblemCode;
-        const stateCodes = ['subscription_already_canceled', 'invalid_cancel_timing', 'subscription_needs_attention', 'subscription_suspended'];
+        const stateCodes = ['subscription_already_canceled', 'invalid_cancel_timing', 'subscription_needs_attention', 'subscription_suspended', 'subscription_paused'];
         if (stateCodes.includes(code)) {
           throw new ApiProblem(code, `the subscription cannot be canceled: ${code.replace(/_/g, ' ')}`);
         }

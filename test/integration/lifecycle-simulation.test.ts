@@ -42,15 +42,14 @@ afterAll(async () => {
 /**
  * Found by the simulation (operation kind cancel_period_end_while_paused). Timeline:
  *
- *   Jan 1 start (10.00 for [Jan 1, Feb 1)) -- Jan 11 pause (no end date) -- Jan 13 cancel at period end:
- *   answered 200 {status: pending_cancellation, effective_at: Feb 1}
- *   expected: the subscription ends at that period end (closing invoice for Jan 1 - Jan 11 usage, canceled)
- *   on main: the run keeps waiting for a resume that its validator now refuses (status is no longer "paused"),
- *   so it never ends; only a later cancel "now" gets it out.
+ *   Jan 1 start (10.00 for [Jan 1, Feb 1)) -- Jan 11 pause (no end date) -- Jan 13 cancel at period end
  *
- * Marked failing until the fix lands; then turn it into a plain test and enable the kind by default.
+ * Before the fix it was answered 200 {status: pending_cancellation, effective_at: Feb 1}, and the paused run never
+ * reached a period end: it waited for a resume that its validator then refused (the status was no longer
+ * "paused"), so the subscription never ended. Now the validator refuses what cannot take effect (409
+ * subscription_paused: cancel now, or resume first) and the subscription stays paused and consistent.
  */
-test.failing('a period-end cancellation answered while paused ends the subscription at that period end', async () => {
+test('a period-end cancellation while paused is refused (subscription_paused), never answered as done', async () => {
   const base = nextBase(system.now());
   const startAt = new Date(base.getTime() + 3_600_000);
   const day = 86_400_000;
@@ -68,7 +67,10 @@ test.failing('a period-end cancellation answered while paused ends the subscript
     checkAt: new Date(startAt.getTime() + 45 * day),
   };
   const [run] = await runScenarios(system, [scenario]);
-  expect(run.subscriptions[0].log.map((entry) => [entry.kind, entry.outcome])).toEqual([['pause', 'accepted'], ['cancel', 'accepted']]);
+  expect(run.subscriptions[0].log.map((entry) => [entry.kind, entry.outcome, entry.code])).toEqual([
+    ['pause', 'accepted', undefined],
+    ['cancel', 'rejected', 'subscription_paused'],
+  ]);
   expect((await checkScenario(system, run)).failures).toEqual([]);
 }, 120_000);
 

@@ -18,7 +18,7 @@ import type { PlanRow } from '../../store/catalog';
 import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 import { insertUsageEvents } from '../../store/usage';
-import { changePlanUpdate, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
+import { changePlanUpdate, pauseSubscriptionUpdate, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
 import { createTestApiKey, TestApiKey } from '../support/api-keys';
 import { startTimeSkippingStack, TimeSkippingStack } from '../support/billing-stack';
 import { recordHistory } from '../support/histories';
@@ -228,4 +228,27 @@ describe('scoped idempotency over HTTP', () => {
     expect(theirs.json.id).not.toBe(asked.json.id);
     await handle.terminate('test done');
   });
+});
+
+test('a pause inside the grace window is refused while the period opens (period_opening), and accepted once it is open', async () => {
+  // Found by the lifecycle simulation (seeds 11021, 11023): a pause accepted while the period was being opened
+  // was dropped when that period's invoice was then declined (dunning moved the status to past_due, then active).
+  //
+  //   Jan 1 2035 start ------------- Feb 1 00:00 boundary, grace opens   00:00:02 pause: 409 period_opening
+  //                                  01:00 grace ends: usage closed, February invoiced and charged
+  //                                  01:00:10 pause: accepted (paused)
+  const basic = await plan('basic-2035', '3.10', { usageGracePeriod: 'PT1H' }, tokenCharge('0.0005'));
+  const { handle } = await subscribe(basic, '2035-01-01T00:00:00Z');
+  await advanceTo('2035-01-31T00:00:00Z', 30 * 86_400_000);
+  await advanceTo('2035-02-01T00:00:00Z', 3_600_000);
+  await advanceTo('2035-02-01T00:00:02Z', 1_000);
+  const current = env.client.workflow.getHandle(handle.workflowId);
+  const pause = () => current.executeUpdate(pauseSubscriptionUpdate, { args: [{ until: null, requestedBy: 'test' }] });
+  await expect(pause()).rejects.toMatchObject({ cause: { message: 'period_opening' } });
+  expect(await current.query(subscriptionStateQuery)).toMatchObject({ status: 'active' });
+
+  await advanceTo('2035-02-01T01:00:10Z', 60_000);
+  await expect(pause()).resolves.toMatchObject({ status: 'paused' });
+  expect(await current.query(subscriptionStateQuery)).toMatchObject({ status: 'paused' });
+  await current.terminate('test done');
 });

@@ -32,7 +32,8 @@ export const OPERATION_KINDS = [
   // Refused at the edge since wp-edge (issue 11 item 1): the model expects the rejection.
   'pre_start_events',
   'oversized_values',
-  // Known bugs, off by default (see KNOWN_BUG_OPERATIONS).
+  // Found as bugs and fixed in issue 11: an immediate plan change in the grace window bills the closed period's usage
+  // on its period invoice only; a period-end cancel while paused and a pause while a period opens are refused (409).
   'plan_change_in_grace',
   'cancel_period_end_while_paused',
   'pause_in_grace_declined',
@@ -41,11 +42,6 @@ export type OperationKind = (typeof OPERATION_KINDS)[number];
 
 /** Kinds that reproduce a known bug; enable them (SIM_OPS=+kind) once the fix is merged. */
 export const KNOWN_BUG_OPERATIONS: Readonly<Partial<Record<OperationKind, string>>> = {
-  plan_change_in_grace: 'issue 11 item 3 (wp-identity): an immediate plan change inside the grace window bills the closed period usage twice',
-  cancel_period_end_while_paused:
-    'found by this simulation: a period-end cancellation accepted while paused is answered "pending_cancellation" but the paused run never reaches the period end',
-  pause_in_grace_declined:
-    'found by this simulation (seeds 11021, 11023 before it was gated): a pause accepted inside a grace window is silently dropped when that period invoice is then declined (dunning sets past_due, then active)',
   // Not a product bug: the time-skipping test server implements neither the sticky-queue schedule-to-start fallback
   // nor ResetStickyTaskQueue, so after a worker stops, its cached workflows' next tasks wait on its sticky queue
   // forever (and hold time skipping); without a cache the SDK cannot run local activities. Runs with a dev server.

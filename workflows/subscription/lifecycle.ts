@@ -102,6 +102,9 @@ export function handleCancellation(run: SubscriptionRun): void {
     if (request.at !== 'now' && request.at !== 'period_end') throw new Error('invalid_cancel_timing');
     // Suspended, the loop waits for a payment and no period ends: only a cancellation now can take effect.
     if (request.at === 'period_end' && run.status === 'suspended') throw new Error('subscription_suspended');
+    // Paused, no period ends until a resume, and the pending cancellation would leave no way to resume: only a
+    // cancellation now can take effect (or resume first, then cancel at the period's end).
+    if (request.at === 'period_end' && run.status === 'paused') throw new Error('subscription_paused');
   };
   setHandler(
     cancelSubscriptionUpdate,
@@ -192,6 +195,9 @@ export function handlePlanChanges(run: SubscriptionRun): void {
 export function handlePauses(run: SubscriptionRun): void {
   const pauseValidator = (request: PauseRequest): void => {
     requireStatus(run, 'active');
+    // The period is being opened (usage close after the grace window, invoice, first charge): a decline would put
+    // the subscription in dunning and silently drop the pause, so a pause waits until the period is open.
+    if (run.openingPeriod) throw new Error('period_opening');
     if (request.until && new Date(request.until).getTime() <= Date.now()) throw new Error('pause_until_in_past');
   };
   setHandler(

@@ -58,6 +58,15 @@ export function showPeriodEnd(run: SubscriptionRun): void {
  * its grace window, and issues one invoice (this period's fees in advance, that usage in arrears), collected at once.
  */
 export async function openPeriod(run: SubscriptionRun): Promise<void> {
+  run.openingPeriod = true;
+  try {
+    await openPeriodSteps(run);
+  } finally {
+    run.openingPeriod = false;
+  }
+}
+
+async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
   const period = periodOf(run);
   if (run.status !== 'active') await changeStatus(run, 'active');
   const usagePlan = run.usagePlanId;

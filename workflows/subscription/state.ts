@@ -70,6 +70,8 @@ export interface SubscriptionRun {
   retryRequested: boolean;
   /** Lifecycle updates take effect one at a time, in arrival order (see ./turns.ts). */
   readonly turns: { issued: number; serving: number };
+  /** True while the period is being opened (grace wait, usage close, invoice, first charge): no pause then. */
+  openingPeriod: boolean;
 }
 
 /** The run's state from its input: a fresh subscription, or the state the previous run carried over. */
@@ -113,6 +115,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     attention: null,
     retryRequested: false,
     turns: { issued: 0, serving: 0 },
+    openingPeriod: false,
   };
 }
 
