@@ -13,6 +13,8 @@ RUN npm ci --no-audit --no-fund
 # Only what the worker and API run: explicit paths, so a local node_modules or .data never ends up in the image.
 COPY --chown=node:node tsconfig.json ./
 COPY --chown=node:node domain ./domain
+COPY --chown=node:node contract ./contract
+COPY --chown=node:node logging ./logging
 COPY --chown=node:node workflows ./workflows
 COPY --chown=node:node activities ./activities
 COPY --chown=node:node notifications ./notifications
