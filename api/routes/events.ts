@@ -47,16 +47,23 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       else rejections.push({ index, code: 'invalid_event', path: `events.${index}`, message: parsed.error.issues.map((i) => `${i.path.join('.') || '(event)'}: ${i.message}`).join('; ') });
     });
 
+    const now = deps.now?.() ?? new Date();
     const customerIdByExternalId = await deps.customers.resolve(shaped.map(({ event }) => event.customer));
+    const customerIds = [...customerIdByExternalId.values()];
+    // Independent reads: one round trip's wait instead of three in a row on every ingestion request.
+    const [firstSubscriptionStartByCustomerId, metrics, refusals] = await Promise.all([
+      firstSubscriptionStarts(deps.db, customerIds),
+      deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type))),
+      usageRefusals(deps.db, customerIds, now),
+    ]);
     const context: EventValidationContext = {
-      now: deps.now?.() ?? new Date(),
+      now,
       maxFutureMs: MAX_FUTURE_MS,
       customerIdByExternalId,
-      firstSubscriptionStartByCustomerId: await firstSubscriptionStarts(deps.db, [...customerIdByExternalId.values()]),
-      metricsByEventType: toRequirements(await deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type)))),
+      firstSubscriptionStartByCustomerId,
+      metricsByEventType: toRequirements(metrics),
     };
     const valid: NewUsageEvent[] = [];
-    const refusals = await usageRefusals(deps.db, [...context.customerIdByExternalId.values()], context.now);
     for (const { index, event } of shaped) {
       const verdict = validateUsageEvent(event, context);
       const refusal = verdict.ok ? refusals.get(verdict.customerId) : undefined;
