@@ -4,7 +4,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -18,6 +17,7 @@ import {
   startDevServer,
   type SearchAttributeTypeName,
 } from '../../scripts/temporal-servers';
+import { tcpOpen } from '../../scripts/temporal/grpc-ready';
 import { freePort } from '../../store/free-port';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 
@@ -58,16 +58,6 @@ const testWithJavaTools = hasCommand('java') && hasCommand('mvn') ? test : test.
 /** Without `npm run provision` first, resolving may build the CLI with go install, which takes minutes. */
 const MAY_PROVISION_MS = 15 * 60_000;
 
-function tcpOpen(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, host);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
 
 /** This machine's non-loopback IPv4 addresses: a server bound to 127.0.0.1 must not answer on them. */
 function externalAddresses(): string[] {
