@@ -35,6 +35,8 @@ import { reconciliationRouter } from './routes/reconciliation';
 import { subscriptionUsageHistoryRouter, usageTokenRouter } from './routes/customer-usage';
 import { invoiceDocumentsRouter } from './routes/invoice-documents';
 import { usagePageRouter } from './routes/usage-page';
+import { entitlementsRouter } from './routes/entitlements';
+import { walletsRouter } from './routes/wallets';
 
 export interface ApiDependencies {
   readonly db: Database;
@@ -118,6 +120,9 @@ export function createApp(deps: ApiDependencies): Express {
   app.use('/v1/usage-token', usageTokenRouter(deps.db));
   app.use('/v1/subscriptions', subscriptionUsageHistoryRouter(deps.db, { now: deps.now }));
   app.use('/v1/invoices', invoiceDocumentsRouter(deps.db));
+  // Prepaid credit and entitlements (docs/wallets.md).
+  app.use('/v1/customers', entitlementsRouter(deps.db));
+  app.use('/v1/customers', walletsRouter(deps.db, { now: deps.now }));
 
   app.use((req, _res, next) => next(new ApiProblem('not_found', `no route ${req.method} ${req.path}`)));
   app.use(translateClientErrors);

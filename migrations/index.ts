@@ -36,6 +36,7 @@ import * as m0310 from './0310_add_billable_metrics_allow_negative';
 import * as m0320 from './0320_create_reconciliation_findings';
 import * as m0330 from './0330_create_plan_changes';
 import * as m0450 from './0450_create_usage_rollups';
+import * as m0451 from './0451_create_wallets';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -84,6 +85,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0320_create_reconciliation_findings', m0320],
   ['0330_create_plan_changes', m0330],
   ['0450_create_usage_rollups', m0450],
+  ['0451_create_wallets', m0451],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -153,6 +153,11 @@ export async function seedRollups(db: Knex, window: RollupWindow, metricIds: rea
       .ignore()
       .returning('metric_id');
     if (seeded.length === 0) return;
+    // A total row from the start, even with no events: a hard-limit check locks it (store/entitlements.ts).
+    await trx('usage_rollups')
+      .insert(seeded.map((row) => ({ window_id: windowId, metric_id: row.metric_id, dimension_key: '' })))
+      .onConflict(['window_id', 'metric_id', 'dimension_key'])
+      .ignore();
     await trx.raw(
       `WITH src AS (
          SELECT id, customer_id, event_type, occurred_at, properties FROM usage_events
@@ -163,6 +168,18 @@ export async function seedRollups(db: Knex, window: RollupWindow, metricIds: rea
       [window.customerId, window.from, window.to, SIGNED_VALUE, UNSIGNED_VALUE, windowId, seeded.map((row) => row.metric_id)],
     );
   });
+}
+
+/** Seeds these metrics' totals of the window unless they are seeded already (one read when they are). */
+export async function ensureRollupsSeeded(db: Knex, window: RollupWindow, metricIds: readonly string[]): Promise<void> {
+  const [{ seeded }] = (
+    await db.raw<{ rows: { seeded: string }[] }>(
+      `SELECT count(*) AS seeded FROM usage_rollup_windows w JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id
+       WHERE w.customer_id = ? AND w.period_start = ? AND w.period_end = ? AND wm.metric_id = ANY(?::uuid[])`,
+      [window.customerId, window.from, window.to, [...metricIds]],
+    )
+  ).rows;
+  if (Number(seeded) < new Set(metricIds).size) await seedRollups(db, window, metricIds);
 }
 
 interface RollupReadRow {
