@@ -41,7 +41,7 @@ export interface EntitlementInputs {
   readonly usage?: string;
   /** When the current period ends: when a metered usage starts again from zero. */
   readonly periodEnd: Date | null;
-  /** The wallet balance in the plan's currency (decimal string), when the customer has a wallet. */
+  /** The wallet balance in the plan's currency (decimal string) for a wallet-backed feature, when the customer has a wallet. */
   readonly balance: string | null;
 }
 

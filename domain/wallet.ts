@@ -34,9 +34,19 @@ export function burnDownOrder<G extends GrantState>(grants: readonly G[]): G[] {
   );
 }
 
-/** Whether a grant may pay, at `at`, for a usage line of `metricCode` (null: a line of no metric). */
-export function grantPays(grant: GrantState, at: Date, metricCode: string | null): boolean {
-  const inEffect = grant.effectiveAt.getTime() <= at.getTime() && (grant.expiresAt === null || at.getTime() < grant.expiresAt.getTime());
+/** A stretch of time usage happened in: a grant in effect at any moment of it may pay for that usage. */
+export interface UsageSpan {
+  readonly from: Date;
+  readonly to: Date;
+}
+
+/**
+ * Whether a grant may pay for a usage line of `metricCode` (null: a line of no metric) that accrued during `span`:
+ * it was in effect at some moment of the span (effective before its end, not expired before its start), it is
+ * in scope, and something is left (an expiry already recorded leaves nothing).
+ */
+export function grantPays(grant: GrantState, span: UsageSpan, metricCode: string | null): boolean {
+  const inEffect = grant.effectiveAt.getTime() < span.to.getTime() && (grant.expiresAt === null || span.from.getTime() < grant.expiresAt.getTime());
   const inScope = grant.metricCodes === null || (metricCode !== null && grant.metricCodes.includes(metricCode));
   return inEffect && inScope && toDecimal(grant.remaining).gt(ZERO);
 }
@@ -64,7 +74,8 @@ export interface DrawRequest {
   readonly currency: string;
   readonly grants: readonly GrantState[];
   readonly charges: readonly CreditCharge[];
-  readonly at: Date;
+  /** When the usage accrued (an invoice's usage period). */
+  readonly during: UsageSpan;
   /**
    * How much the wallet may still go below zero (its overdraft limit plus its balance when that is negative,
    * never below 0). Only unscoped usage may be drawn into the overdraft.
@@ -91,7 +102,7 @@ export function drawCredits(request: DrawRequest): CreditDrawing {
     if (due.lte(ZERO)) continue;
     for (const grant of ordered) {
       if (due.isZero()) break;
-      if (!grantPays({ ...grant, remaining: remaining.get(grant.id)!.toString() }, request.at, charge.metricCode)) continue;
+      if (!grantPays({ ...grant, remaining: remaining.get(grant.id)!.toString() }, request.during, charge.metricCode)) continue;
       const available = remaining.get(grant.id)!.toDecimalPlaces(exponentOf(request.currency), Dec.ROUND_DOWN);
       const take = Dec.min(available, due);
       if (take.lte(ZERO)) continue;

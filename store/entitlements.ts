@@ -194,9 +194,18 @@ export async function openMetricUsage(db: Knex, window: RollupWindow, metrics: r
 /** Balance lookup for wallet-backed features (store/wallets.ts): the customer's balance in a currency, or null. */
 export type BalanceOf = (customerId: string, currency: string) => Promise<string | null>;
 
+/** Metric rows by code. A metric code never changes meaning once created, so a row found once is kept. */
+const metricsByCode = new Map<string, MetricRow>();
+async function metricsCached(db: Knex, codes: readonly string[]): Promise<Map<string, MetricRow>> {
+  const missing = codes.filter((code) => !metricsByCode.has(code));
+  if (missing.length > 0) for (const metric of await findMetricsByCode(db, [...new Set(missing)])) metricsByCode.set(metric.code, metric);
+  return new Map(codes.flatMap((code) => (metricsByCode.has(code) ? [[code, metricsByCode.get(code)!] as const] : [])));
+}
+
 /**
  * Every feature the customer's current plans declare (the newest subscription's declaration wins a shared code),
- * or only `only`, answered from the period totals and the wallet balance.
+ * or only `only`, answered from the period totals and, for wallet-backed features, the wallet balance. Two reads
+ * for a metered feature: the subscriptions with their plans, and the totals.
  */
 export async function customerEntitlements(db: Knex, customerId: string, balanceOf: BalanceOf, only?: string): Promise<Entitlement[]> {
   const subscriptions = await entitledSubscriptions(db, [customerId]);
@@ -207,8 +216,7 @@ export async function customerEntitlements(db: Knex, customerId: string, balance
     }
   }
   const meteredCodes = [...chosen.values()].flatMap(({ feature }) => (feature.kind === 'metered' ? [feature.metricCode] : []));
-  const metrics = new Map((await findMetricsByCode(db, [...new Set(meteredCodes)])).map((metric) => [metric.code, metric]));
-  const balances = new Map<string, string | null>();
+  const metrics = await metricsCached(db, meteredCodes);
   return Promise.all(
     [...chosen.values()].map(async ({ feature, subscription }) => {
       const { periodStart, periodEnd, currency } = subscription;
@@ -217,8 +225,8 @@ export async function customerEntitlements(db: Knex, customerId: string, balance
         const metric = metrics.get(feature.metricCode)!;
         usage = (await openMetricUsage(db, { customerId, from: periodStart, to: periodEnd }, [metric])).get(metric.code);
       }
-      if (!balances.has(currency)) balances.set(currency, await balanceOf(customerId, currency));
-      return decideEntitlement(feature, { usage, periodEnd, balance: balances.get(currency) ?? null });
+      const balance = feature.kind === 'wallet' ? await balanceOf(customerId, currency) : null;
+      return decideEntitlement(feature, { usage, periodEnd, balance });
     }),
   );
 }

@@ -54,12 +54,13 @@ function foldIntoRollupsSql(restrict = ''): string {
   added_distinct AS (
     SELECT window_id, metric_id, dimension_key, count(*) AS added FROM new_distinct GROUP BY 1, 2, 3
   ),
+  -- Only a latest metric sorts its values (the other aggregations never read latest_*).
   grouped AS (
     SELECT window_id, metric_id, dimension_key, count(*) AS event_count, count(value) AS value_count,
            coalesce(sum(value), 0) AS value_sum, max(value) AS value_max,
-           (array_agg(occurred_at ORDER BY occurred_at DESC, row_id DESC) FILTER (WHERE value IS NOT NULL))[1] AS latest_at,
-           (array_agg(row_id ORDER BY occurred_at DESC, row_id DESC) FILTER (WHERE value IS NOT NULL))[1] AS latest_row_id,
-           (array_agg(value ORDER BY occurred_at DESC, row_id DESC) FILTER (WHERE value IS NOT NULL))[1] AS latest_value
+           (array_agg(occurred_at ORDER BY occurred_at DESC, row_id DESC) FILTER (WHERE value IS NOT NULL AND aggregation = 'latest'))[1] AS latest_at,
+           (array_agg(row_id ORDER BY occurred_at DESC, row_id DESC) FILTER (WHERE value IS NOT NULL AND aggregation = 'latest'))[1] AS latest_row_id,
+           (array_agg(value ORDER BY occurred_at DESC, row_id DESC) FILTER (WHERE value IS NOT NULL AND aggregation = 'latest'))[1] AS latest_value
     FROM matched GROUP BY 1, 2, 3
   ),
   folded AS (

@@ -8,7 +8,7 @@ import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
 import type { Charge } from '../domain/rating';
 import { rateUsage } from '../domain/rating';
 import type { PlanSettings } from '../domain/plan-terms';
-import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState } from '../domain/wallet';
+import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState, UsageSpan } from '../domain/wallet';
 import { entitledSubscriptions } from './entitlements';
 import { openUsageForCharges } from './usage-preview';
 
@@ -186,6 +186,7 @@ export interface AppliedCredit {
   readonly grantId: string | null;
   readonly source: GrantSource | 'overdraft';
   readonly amount: string;
+  readonly expiresAt: Date | null;
 }
 
 /**
@@ -195,7 +196,7 @@ export interface AppliedCredit {
  */
 export async function applyWalletCredits(
   trx: Knex.Transaction,
-  request: { customerId: string; currency: string; drawKey: string; charges: readonly CreditCharge[]; at: Date; description: string },
+  request: { customerId: string; currency: string; drawKey: string; charges: readonly CreditCharge[]; during: UsageSpan; description: string },
 ): Promise<AppliedCredit[]> {
   const found = await findWallet(trx, request.customerId, request.currency);
   if (!found) return [];
@@ -204,7 +205,7 @@ export async function applyWalletCredits(
   if (already.length > 0) return already;
   const grants = await trx<GrantRow>('wallet_grants').where({ wallet_id: wallet.id }).andWhere('remaining', '>', 0);
   const overdraftAvailable = Dec.max(toDecimal(wallet.overdraft_limit).plus(Dec.min(toDecimal(wallet.balance), ZERO)), ZERO);
-  const drawing = drawCredits({ currency: request.currency, grants: grants.map(grantState), charges: request.charges, at: request.at, overdraftAvailable: overdraftAvailable.toString() });
+  const drawing = drawCredits({ currency: request.currency, grants: grants.map(grantState), charges: request.charges, during: request.during, overdraftAvailable: overdraftAvailable.toString() });
   const entries = drawing.draws.map((draw: CreditDraw) => ({
     kind: 'consumption' as const,
     entryKey: `draw:${request.drawKey}:${draw.grantId ?? 'overdraft'}`,
@@ -220,13 +221,13 @@ export async function applyWalletCredits(
 }
 
 async function appliedCredits(db: Db, walletId: string, drawKey: string): Promise<AppliedCredit[]> {
-  const rows: { grant_id: string | null; amount: string; source: GrantSource | null }[] = await db('wallet_ledger as l')
+  const rows: { grant_id: string | null; amount: string; source: GrantSource | null; expires_at: Date | null }[] = await db('wallet_ledger as l')
     .leftJoin('wallet_grants as g', 'g.id', 'l.grant_id')
     .where({ 'l.wallet_id': walletId, 'l.kind': 'consumption' })
     .andWhere('l.entry_key', 'like', `draw:${drawKey.replace(/[\\%_]/g, '\\$&')}:%`)
     .orderBy('l.id')
-    .select('l.grant_id', 'l.amount', 'g.source');
-  return rows.map((row) => ({ grantId: row.grant_id, source: row.source ?? 'overdraft', amount: toDecimal(String(row.amount)).neg().toString() }));
+    .select('l.grant_id', 'l.amount', 'g.source', 'g.expires_at');
+  return rows.map((row) => ({ grantId: row.grant_id, source: row.source ?? 'overdraft', amount: toDecimal(String(row.amount)).neg().toString(), expiresAt: row.expires_at }));
 }
 
 /**

@@ -26,24 +26,30 @@ export function entitlementsRouter(db: Database): Router {
   const routes = declareRoutes();
   const access = { allow: ['app', 'finance', 'customer_usage'] as const, customerScope: ownCustomer };
 
-  async function customerIdOr404(id: string): Promise<string> {
+  function customerIdOf(id: string): string {
     const parsed = uuidParam.safeParse(id);
-    if (!parsed.success || !(await findCustomer(db, parsed.data))) throw new ApiProblem('customer_not_found', `no customer ${id}`);
+    if (!parsed.success) throw new ApiProblem('customer_not_found', `no customer ${id}`);
     return parsed.data;
+  }
+  // Only an empty answer needs to know whether the customer exists (a hot check stays at two reads).
+  async function ensureCustomer(id: string): Promise<void> {
+    if (!(await findCustomer(db, id))) throw new ApiProblem('customer_not_found', `no customer ${id}`);
   }
   const balanceOf = (customerId: string, currency: string) => availableBalance(db, customerId, currency);
 
   routes.get('/:id/entitlements', { ...access, allow: [...access.allow] }, async (req, res) => {
-    const customerId = await customerIdOr404(req.params.id);
+    const customerId = customerIdOf(req.params.id);
     const data = await customerEntitlements(db, customerId, balanceOf);
+    if (data.length === 0) await ensureCustomer(customerId);
     res.setHeader('Cache-Control', 'no-store');
     res.json({ customer_id: customerId, data });
   });
 
   routes.get('/:id/entitlements/:feature', { ...access, allow: [...access.allow] }, async (req, res) => {
     if (!FEATURE_CODE.test(req.params.feature)) throw new ApiProblem('validation_failed', 'a feature code: letters, digits, "_", ".", ":" or "-", at most 100');
-    const customerId = await customerIdOr404(req.params.id);
+    const customerId = customerIdOf(req.params.id);
     const [answer] = await customerEntitlements(db, customerId, balanceOf, req.params.feature);
+    if (!answer) await ensureCustomer(customerId);
     res.setHeader('Cache-Control', 'no-store');
     res.json({ customer_id: customerId, ...(answer ?? absentEntitlement(req.params.feature)) });
   });
