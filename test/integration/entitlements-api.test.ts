@@ -143,3 +143,31 @@ test('a hard limit on a metric that cannot carry one is refused when the plan is
   expect(refused.status).toBe(422);
   expect(await db('plans').where({ code: 'ent-bad' }).first()).toBeUndefined();
 });
+
+test('the wallet view: balance, usage not yet invoiced, grants with expiries, ledger, run-out; an accepted event shows at once', async () => {
+  const token = await createTestApiKey(db, 'customer_usage', { customerId: acme.id });
+  const read = async () => {
+    const response = await api.http.call('GET', `/v1/customers/${acme.id}/wallet`, undefined, token.headers);
+    expect(response.status).toBe(200);
+    return response.json;
+  };
+  const before = await read();
+  expect(before).toMatchObject({
+    currency: 'USD',
+    balance: '10.00',
+    pending_usage: '1.01',
+    available: '8.99',
+    grants: [{ source: 'promotional', amount: '10.00', remaining: '10.00', expires_at: null }],
+    ledger: [{ kind: 'grant', amount: '10.00', balance_after: '10.00' }],
+  });
+  expect(Date.parse(before.projected_run_out_at)).toBeGreaterThan(Date.now());
+  // acme is at its token limit; the real-time check runs on globex (no tokens used yet).
+  await api.http.call('POST', `/v1/customers/${globex.id}/wallet/grants`, { amount: '1.00', source: 'goodwill' }, finance.headers);
+  const globexWallet = async () => (await api.http.call('GET', `/v1/customers/${globex.id}/wallet`, undefined, app.headers)).json;
+  expect((await globexWallet()).available).toBe('1.00');
+  const posted = await api.http.call('POST', '/v1/events', { id: 'g-tokens-1', customer: 'ent-globex', type: 'ent.llm', timestamp: inPeriod(), properties: { tokens: '50' } }, app.headers);
+  expect(posted.json.accepted).toBe(1);
+  // Read right after the answer: 50 tokens at 0.01 = 0.50 already off the available balance.
+  expect((await globexWallet()).available).toBe('0.50');
+  expect((await api.http.call('GET', `/v1/customers/${globex.id}/wallet`, undefined, token.headers)).status).toBe(404);
+});
