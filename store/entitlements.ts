@@ -194,6 +194,55 @@ export async function openMetricUsage(db: Knex, window: RollupWindow, metrics: r
 /** Balance lookup for wallet-backed features (store/wallets.ts): the customer's balance in a currency, or null. */
 export type BalanceOf = (customerId: string, currency: string) => Promise<string | null>;
 
+interface OneFeatureRow {
+  period_start: Date | null;
+  period_end: Date | null;
+  feature: FeatureDefinition;
+  aggregation: string | null;
+  property: string | null;
+  seeded: boolean;
+  closed_overlap: boolean;
+  event_count: string;
+  value_count: string;
+  sum_quantity: string;
+}
+
+/**
+ * The hot path of GET .../entitlements/:feature, in one statement: the newest granting subscription declaring the
+ * feature, its metric and the window's totals. Undefined when the general path must answer (a wallet feature, a
+ * window not seeded yet, a closed period overlapping it): that one seeds, reads raw events or asks the wallet.
+ */
+async function oneFeatureFast(db: Knex, customerId: string, code: string): Promise<Entitlement | 'absent' | undefined> {
+  const result = await db.raw<{ rows: OneFeatureRow[] }>(
+    `WITH chosen AS (
+       SELECT s.current_period_start AS period_start, s.current_period_end AS period_end, f AS feature
+       FROM subscriptions s JOIN plans p ON p.id = s.plan_id
+       CROSS JOIN LATERAL jsonb_array_elements(coalesce(p.settings -> 'features', '[]'::jsonb)) AS f
+       WHERE s.customer_id = ? AND s.status = ANY(?::text[]) AND f ->> 'code' = ?
+       ORDER BY s.start_at DESC LIMIT 1
+     )
+     SELECT c.period_start, c.period_end, c.feature, m.aggregation, m.property, wm.metric_id IS NOT NULL AS seeded,
+            EXISTS (SELECT 1 FROM usage_period_closures uc WHERE uc.customer_id = ? AND uc.period_start < c.period_end AND uc.period_end > c.period_start) AS closed_overlap,
+            coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
+            greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity
+     FROM chosen c
+     LEFT JOIN billable_metrics m ON m.code = c.feature ->> 'metricCode'
+     LEFT JOIN usage_rollup_windows w ON w.customer_id = ? AND w.period_start = c.period_start AND w.period_end = c.period_end
+     LEFT JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id AND wm.metric_id = m.id
+     LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`,
+    [customerId, [...GRANTING_STATUSES], code, customerId, customerId],
+  );
+  const row = result.rows[0];
+  if (!row) return 'absent';
+  const { feature } = row;
+  if (feature.kind === 'boolean') return decideEntitlement(feature, { periodEnd: row.period_end, balance: null });
+  if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded || row.closed_overlap) return undefined;
+  // Count and sum read straight from the totals; other aggregations take the general path (quantityOf in rollups.ts).
+  if (row.aggregation !== 'count' && row.aggregation !== 'sum') return undefined;
+  const usage = row.aggregation === 'sum' ? row.sum_quantity : row.property === null ? row.event_count : row.value_count;
+  return decideEntitlement(feature, { usage, periodEnd: row.period_end, balance: null });
+}
+
 /** Metric rows by code. A metric code never changes meaning once created, so a row found once is kept. */
 const metricsByCode = new Map<string, MetricRow>();
 async function metricsCached(db: Knex, codes: readonly string[]): Promise<Map<string, MetricRow>> {
@@ -204,10 +253,15 @@ async function metricsCached(db: Knex, codes: readonly string[]): Promise<Map<st
 
 /**
  * Every feature the customer's current plans declare (the newest subscription's declaration wins a shared code),
- * or only `only`, answered from the period totals and, for wallet-backed features, the wallet balance. Two reads
- * for a metered feature: the subscriptions with their plans, and the totals.
+ * or only `only`, answered from the period totals and, for wallet-backed features, the wallet balance. One
+ * feature's answer is usually one statement (oneFeatureFast).
  */
 export async function customerEntitlements(db: Knex, customerId: string, balanceOf: BalanceOf, only?: string): Promise<Entitlement[]> {
+  if (only !== undefined) {
+    const fast = await oneFeatureFast(db, customerId, only);
+    if (fast === 'absent') return [];
+    if (fast) return [fast];
+  }
   const subscriptions = await entitledSubscriptions(db, [customerId]);
   const chosen = new Map<string, { feature: FeatureDefinition; subscription: EntitledSubscription }>();
   for (const subscription of subscriptions) {
