@@ -41,6 +41,7 @@ export async function checkScenario(system: SimulationSystem, run: ScenarioRun):
     await checkEvents(system, subscription, reference, invoices, say);
     await checkCharges(system, subscription, invoices, say);
     await checkUpdates(system, subscription, reference, say);
+    if (failures.length > before) failures.push(`subscription ${subscription.spec.index} as it stands: ${await describeStanding(system, subscription)}`);
     if (failures.length > before && process.env.SIM_VERBOSE) failures.push(`subscription ${subscription.spec.index} operation log:\n${describeLog(subscription)}`);
     counts.invoices += invoices.length;
     counts.events += reference.events.size;
@@ -155,4 +156,28 @@ export function describeLog(subscription: RunSubscription): string {
     lines.push(`      ${sentAt.toISOString()} ${kind} ${JSON.stringify(rest)}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * Where a failing subscription's billing stands, for the report: its status, the live part's attention and last
+ * timeline entries, and the workflow's pending activities (a step retrying forever shows here with its failure).
+ */
+async function describeStanding(system: SimulationSystem, subscription: RunSubscription): Promise<string> {
+  const answer = await system.api.call('GET', `/v1/subscriptions/${subscription.subscriptionId}`);
+  const live = answer.json?.live;
+  const timeline = ((live?.timeline ?? []) as { at: string; event: string }[]).slice(-4).map((entry) => `${entry.at} ${entry.event}`);
+  const parts = [`status ${answer.json?.status}`, `live ${live ? (live.status ?? 'answered') : `unavailable (${answer.json?.live_unavailable ?? answer.status})`}`];
+  if (live?.attention) parts.push(`attention ${JSON.stringify(live.attention)}`);
+  parts.push(`timeline tail [${timeline.join('; ')}]`);
+  try {
+    const workflow = await system.env.client.workflow.getHandle(`subscription:${subscription.subscriptionId}`).describe();
+    const raw = workflow.raw;
+    parts.push(`workflow ${workflow.status.name}, ${workflow.historyLength} events`);
+    for (const activity of raw.pendingActivities ?? []) {
+      parts.push(`pending ${activity.activityType?.name} attempt ${activity.attempt}: ${activity.lastFailure?.message ?? 'no failure yet'}`);
+    }
+  } catch (error) {
+    parts.push(`workflow not described (${error instanceof Error ? error.message : String(error)})`);
+  }
+  return parts.join(', ');
 }
