@@ -11,6 +11,8 @@
  * 5. every update the API answered as done took effect: pauses and resumes show on the timeline, cancellations
  *    end the subscription when the model says, plan changes leave the plan the model says.
  */
+import path from 'node:path';
+import { saveFailedHistory } from './histories';
 import type { Json } from './http';
 import { invoiceKey, referenceBilling, ReferenceResult } from './reference-model';
 import type { RunSubscription, ScenarioRun, SimulationSystem } from './scenario-runner';
@@ -170,9 +172,11 @@ async function describeStanding(system: SimulationSystem, subscription: RunSubsc
   if (live?.attention) parts.push(`attention ${JSON.stringify(live.attention)}`);
   parts.push(`timeline tail [${timeline.join('; ')}]`);
   try {
-    const workflow = await system.env.client.workflow.getHandle(`subscription:${subscription.subscriptionId}`).describe();
+    const handle = system.env.client.workflow.getHandle(`subscription:${subscription.subscriptionId}`);
+    const workflow = await handle.describe();
     const raw = workflow.raw;
-    parts.push(`workflow ${workflow.status.name}, ${workflow.historyLength} events`);
+    const saved = await saveFailedHistory(handle, `${subscription.spec.customer}-${workflow.runId}`);
+    parts.push(`workflow ${workflow.status.name}, ${workflow.historyLength} events (history: ${path.relative(process.cwd(), saved)})`);
     for (const activity of raw.pendingActivities ?? []) {
       parts.push(`pending ${activity.activityType?.name} attempt ${activity.attempt}: ${activity.lastFailure?.message ?? 'no failure yet'}`);
     }
