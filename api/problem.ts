@@ -32,7 +32,6 @@ const STATUS_BY_CODE = {
   payload_too_large: 413,
   not_found: 404,
   customer_not_found: 404,
-  wallet_not_found: 404,
   plan_not_found: 404,
   subscription_not_found: 404,
   invoice_not_found: 404,

@@ -121,10 +121,15 @@ export function walletsRouter(db: Database, options: { now?: () => Date } = {}):
   routes.get('/:id/wallet', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownCustomer }, async (req, res) => {
     const query = walletQuery.parse(req.query);
     const customer = await customerOr404(req.params.id);
-    const wallet = await findWallet(db, customer.id, query.currency ?? customer.currency);
-    if (!wallet) throw new ApiProblem('wallet_not_found', `customer ${customer.id} has no ${query.currency ?? customer.currency} wallet`);
+    const currency = query.currency ?? customer.currency;
+    const wallet = await findWallet(db, customer.id, currency);
     res.setHeader('Cache-Control', 'no-store');
-    res.json(await walletView(db, wallet, now()));
+    // No wallet yet is an empty one, not an error: the usage page asks for every customer.
+    if (!wallet) {
+      res.json({ customer_id: customer.id, currency, has_wallet: false, balance: money('0', currency), pending_usage: money('0', currency), available: money('0', currency), projected_run_out_at: null, grants: [], ledger: [] });
+      return;
+    }
+    res.json({ has_wallet: true, ...(await walletView(db, wallet, now())) });
   });
 
   routes.put('/:id/wallet', { allow: ['app'] }, async (req, res) => {

@@ -279,8 +279,8 @@
 
   /** The prepaid wallet (docs/wallets.md), when the customer has one: available balance, grants, recent ledger. */
   function renderWallet(wallet) {
-    $('wallet').hidden = !wallet;
-    if (!wallet) return;
+    $('wallet').hidden = !wallet.has_wallet;
+    if (!wallet.has_wallet) return;
     const currency = wallet.currency;
     setMoney($('wallet-available'), wallet.available, currency);
     $('wallet-detail').textContent =
@@ -411,9 +411,7 @@
       const subscriptionId = chosen || (me.subscriptions[0] && me.subscriptions[0].id);
       if (!subscriptionId) throw new ApiError(404, 'no_subscription');
       const base = '/v1/subscriptions/' + encodeURIComponent(subscriptionId);
-      const walletPath = '/v1/customers/' + encodeURIComponent(me.customer.id) + '/wallet';
-      // No wallet (404 wallet_not_found) just hides the section.
-      const wallet = api(token, walletPath).catch((error) => (error instanceof ApiError && error.code === 'wallet_not_found' ? null : Promise.reject(error)));
+      const wallet = api(token, '/v1/customers/' + encodeURIComponent(me.customer.id) + '/wallet');
       const [usage, daily, invoices, walletView] = await Promise.all([api(token, base + '/usage'), api(token, base + '/usage/daily'), api(token, base + '/invoices'), wallet]);
       // The API answered for this subscription, so it is the token's; /me lists it unless it is brand new.
       const subscription = me.subscriptions.find((s) => s.id === subscriptionId) || me.subscriptions[0];
