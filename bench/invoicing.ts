@@ -12,7 +12,7 @@ import type { DraftInvoiceLine } from '../domain/invoice';
 import { insertCustomerFixtures, insertPlanFixtures, insertSubscriptionFixtures } from '../store/bulk-fixtures';
 import type { Database } from '../store/database';
 import { countUnnumberedInvoices, finalizeInvoiceUnderCounterLock, truncateInvoices } from '../store/invoice-numbering-baseline';
-import { finalizeInvoice, insertDraftInvoice, numberFinalizedInvoices } from '../store/invoices';
+import { finalizeInvoice, findIssuedInvoice, insertDraftInvoice } from '../store/invoices';
 import { startSubscriptionPeriod } from '../store/subscription-billing';
 import { startThrowawayDatabase } from '../store/throwaway-database';
 import { inTransaction } from '../store/transactions';
@@ -44,7 +44,7 @@ function linesOf(start: string, end: string): DraftInvoiceLine[] {
 /** The finalizing step of one period invoice, in the variant's design. */
 async function finalizeStep(db: Database, variant: Variant, subscription: Subscription, month: number): Promise<void> {
   const period = { start: monthStart(month), end: monthStart(month + 1) };
-  await inTransaction(db, async (trx) => {
+  const invoiceId = await inTransaction(db, async (trx) => {
     const draft = await insertDraftInvoice(trx, {
       customerId: subscription.customer_id,
       subscriptionId: subscription.id,
@@ -58,8 +58,10 @@ async function finalizeStep(db: Database, variant: Variant, subscription: Subscr
     if (variant === 'row_lock') await finalizeInvoiceUnderCounterLock(trx, draft, lines);
     else await finalizeInvoice(trx, draft, lines);
     await startSubscriptionPeriod(trx, subscription.id, period);
+    return draft.id;
   });
-  if (variant === 'batched') await numberFinalizedInvoices(db);
+  // As the invoicing activities do: the invoice as issued, numbered by this caller or by a run it waited for.
+  if (variant === 'batched' && !(await findIssuedInvoice(db, invoiceId))?.number) throw new Error(`invoice ${invoiceId} has no number`);
 }
 
 /** Invoices per second of `callers` concurrent callers, each finalizing its own subscription's next periods. */

@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
 import { DraftInvoiceLine, invoiceTotal } from '../domain/invoice';
-import { enqueueOutboxEvents } from './outbox';
 
 type Db = Knex | Knex.Transaction;
 
@@ -160,63 +159,18 @@ const NUMBERING_BATCH = 1_000;
  * `finalization_seq` order, marks it open and queues its `invoice.finalized` event. Run right after each
  * finalization commits, by the janitor and by whoever needs an issued invoice; any run numbers everyone's queue,
  * so a crash between finalization and numbering is repaired by the next run. Runs one at a time (an advisory
- * lock, held for this short transaction only); a run that finds the queue empty writes nothing. Returns how
- * many invoices it numbered.
+ * lock, held for this short transaction only, so waiters that find nothing left commit without a write).
+ * Returns how many invoices it numbered. Call it outside any transaction: it must commit before it returns.
  */
 export async function numberFinalizedInvoices(db: Knex): Promise<number> {
   let numbered = 0;
   for (;;) {
-    const batch = await db.transaction((trx) => numberOneBatch(trx, INVOICE_SERIES));
+    // One call, one short transaction (migration 0411): lock, read the queue, move the counter, number, queue events.
+    const result = await db.raw<{ rows: { numbered: number }[] }>('SELECT number_finalized_invoices(?, ?) AS numbered', [INVOICE_SERIES, NUMBERING_BATCH]);
+    const batch = result.rows[0].numbered;
     numbered += batch;
     if (batch < NUMBERING_BATCH) return numbered;
   }
-}
-
-async function numberOneBatch(trx: Knex.Transaction, series: string): Promise<number> {
-  // Serializes numbering runs without a row lock: no xid, no WAL, so waiters that find nothing left commit free.
-  await trx.raw('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [`invoice-numbering:${series}`]);
-  // A new statement, so a new snapshot: it sees what the run we waited for numbered.
-  const queue = await trx<InvoiceRow & { finalized_event: Record<string, unknown> }>('invoices')
-    .whereNull('number')
-    .whereNotNull('finalization_seq')
-    .orderBy('finalization_seq')
-    .limit(NUMBERING_BATCH)
-    .select('id', 'finalized_event');
-  if (queue.length === 0) return 0;
-
-  // The counter moves once per batch, in this transaction: a rollback returns every number, so no holes.
-  // The issue time is read under the lock (not the transaction's start, now()), so it never goes backwards along
-  // the numbers: a run that waited for the lock issues later than the run it waited for.
-  const counter = await trx.raw<{ rows: { last_number: string; issued_at: Date }[] }>(
-    `INSERT INTO invoice_number_sequences (series, last_number) VALUES (?, ?)
-     ON CONFLICT (series) DO UPDATE SET last_number = invoice_number_sequences.last_number + EXCLUDED.last_number
-     RETURNING last_number, clock_timestamp() AS issued_at`,
-    [series, queue.length],
-  );
-  const { last_number: lastNumber, issued_at: issuedAt } = counter.rows[0];
-  const first = BigInt(lastNumber) - BigInt(queue.length) + 1n;
-  const numbers = queue.map((_, index) => formatInvoiceNumber(series, first + BigInt(index)));
-  await trx.raw(
-    `UPDATE invoices SET number = issued.number, status = 'open', finalized_at = ?
-     FROM unnest(?::uuid[], ?::text[]) AS issued(id, number)
-     WHERE invoices.id = issued.id`,
-    [issuedAt, queue.map((row) => row.id), numbers],
-  );
-  await enqueueOutboxEvents(
-    trx,
-    queue.map((row, index) => ({
-      eventType: 'invoice.finalized',
-      aggregateType: 'invoice',
-      aggregateId: row.id,
-      dedupeKey: `invoice.finalized:${row.id}`,
-      payload: { invoiceId: row.id, number: numbers[index], ...row.finalized_event },
-    })),
-  );
-  return queue.length;
-}
-
-function formatInvoiceNumber(series: string, value: bigint): string {
-  return `${series}-${value.toString().padStart(6, '0')}`;
 }
 
 /**
