@@ -19,8 +19,8 @@ import { inTransaction } from '../store/transactions';
 import { Benchmark, BenchResult, progress } from './report';
 
 const CONCURRENCY = [1, 10, 40] as const;
-const PHASE_SECONDS = 2;
-const ROUNDS = 2;
+const PHASE_SECONDS = 3;
+const ROUNDS = 3;
 /** One connection per caller, plus room for the numbering step's own transaction. */
 const POOL_MAX = 45;
 
