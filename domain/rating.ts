@@ -28,6 +28,7 @@ import {
   type QuantityDetail,
 } from './price-calculators';
 import { parseDecimal, validatePriceModel, type PriceModel, type UsagePriceModel } from './price-models';
+import { formatMinorUnits, rateChargeInFixedPoint } from './fixed-point-rating';
 
 export interface Charge {
   readonly chargeId?: string;
@@ -161,11 +162,29 @@ export function rateUsage(input: RatingInput): RatingResult {
   const creditBucket = optionalMoney('creditBucket', input.creditBucket, currency);
   const minimumCommitment = optionalMoney('minimumCommitment', input.minimumCommitment, currency);
   const usageByMetric = indexUsage(input.usage);
+  const exponent = minorUnitExponent(currency);
 
+  // Each line from the BigInt fast path when it can give exactly the Decimal path's line (fixed-point-rating.ts).
+  let fastTotalMinor: bigint | undefined = 0n;
   const usageLines = input.charges
     .map(requireValidCharge)
     .filter(isUsageCharge)
-    .map((charge) => rateCharge(charge, usageByMetric.get(charge.metricCode), currency));
+    .map((charge) => {
+      const usage = usageByMetric.get(charge.metricCode);
+      const fast = rateChargeInFixedPoint(charge, usage, exponent);
+      if (fast === undefined) {
+        fastTotalMinor = undefined;
+        return rateCharge(charge, usage, currency);
+      }
+      if (fastTotalMinor !== undefined) fastTotalMinor += fast.minor;
+      return fast.line;
+    });
+  if (fastTotalMinor !== undefined && creditBucket.isZero() && minimumCommitment.isZero()) {
+    // No credit line and no true-up: every total is the sum of the rounded usage lines.
+    const total = formatMinorUnits(fastTotalMinor, exponent);
+    const zero = formatMinorUnits(0n, exponent);
+    return { lines: usageLines, usageTotal: total, subtotal: total, creditApplied: zero, creditRemaining: zero };
+  }
   const usageTotal = sumOfLines(usageLines);
 
   const credit = applyCreditBucket(usageLines, creditBucket, currency);
@@ -359,11 +378,16 @@ function requireCurrency(currency: string): void {
   }
 }
 
+/** Charges already found valid. Charges are immutable values (every field readonly), so once is enough. */
+const validCharges = new WeakSet<Charge>();
+
 function requireValidCharge(charge: Charge): Charge {
+  if (validCharges.has(charge)) return charge;
   const errors = validateCharge(charge);
   if (errors.length > 0) {
     throw new RatingError('invalid_charge', `charge ${chargeLabel(charge)} is invalid: ${errors.join('; ')}`);
   }
+  validCharges.add(charge);
   return charge;
 }
 
