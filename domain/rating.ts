@@ -19,7 +19,7 @@
  * - Usage for a metric with no charge is not billed (the plan decides what is priced); a charge with no
  *   usage rates to a zero line, so every priced metric shows on the invoice.
  */
-import { Dec, ZERO, formatMoney, isSupportedCurrency, minorUnitExponent, roundMoney, sumMoney, toDecimal } from './money';
+import { Dec, ZERO, formatMoney, isDecimalString, isSupportedCurrency, minorUnitExponent, roundMoney, sumMoney, toDecimal } from './money';
 import {
   decimalText,
   pricePercentage,
@@ -179,7 +179,8 @@ export function rateUsage(input: RatingInput): RatingResult {
       if (fastTotalMinor !== undefined) fastTotalMinor += fast.minor;
       return fast.line;
     });
-  if (fastTotalMinor !== undefined && creditBucket.isZero() && minimumCommitment.isZero()) {
+  // (A line of 10^20 or more takes the Decimal path below, which refuses it as it always has.)
+  if (fastTotalMinor !== undefined && creditBucket.isZero() && minimumCommitment.isZero() && usageLines.every(isMoneyString)) {
     // No credit line and no true-up: every total is the sum of the rounded usage lines.
     const total = formatMinorUnits(fastTotalMinor, exponent);
     const zero = formatMinorUnits(0n, exponent);
@@ -355,6 +356,10 @@ function commitmentTrueUp(usageTotal: Dec, minimumCommitment: Dec, currency: str
       shortfall: formatMoney(shortfall, currency),
     },
   };
+}
+
+function isMoneyString(line: RatedLine): boolean {
+  return isDecimalString(line.amount);
 }
 
 function sumOfLines(lines: readonly RatedLine[]): Dec {
