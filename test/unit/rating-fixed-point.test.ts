@@ -68,7 +68,7 @@ const percentagePrice: fc.Arbitrary<PriceModel> = fc
   .tuple(rateString, fc.option(decimalString, { nil: undefined }), fc.option(decimalString, { nil: undefined }), fc.option(decimalString, { nil: undefined }))
   .map(([rate, first, second, fixedFeePerEvent]) => {
     const [minFee, maxFee] = first !== undefined && second !== undefined && new Dec(first).gt(second) ? [second, first] : [first, second];
-    return Object.fromEntries(Object.entries({ model: 'percentage', rate, minFee, maxFee, fixedFeePerEvent }).filter(([, value]) => value !== undefined)) as PriceModel;
+    return Object.fromEntries(Object.entries({ model: 'percentage', rate, minFee, maxFee, fixedFeePerEvent }).filter(([, value]) => value !== undefined)) as unknown as PriceModel;
   });
 
 const currency = fc.constantFrom('USD', 'JPY', 'KWD');
