@@ -4,6 +4,7 @@
  * janitor, the charge and whoever finalizes next), issues numbers gap-free and in finalization order.
  */
 import { createInvoicingActivities } from '../../activities/invoicing';
+import { buildInvoiceDocument } from '../../api/documents/invoice-document';
 import { createJanitorActivities } from '../../activities/janitor';
 import { createPaymentActivities } from '../../activities/payments';
 import { DEFAULT_RECONCILIATION_MARGINS } from '../../contract/janitor';
@@ -11,7 +12,7 @@ import type { PeriodInvoiceSummary } from '../../contract/subscription';
 import { SandboxGateway } from '../../payments/sandbox-gateway';
 import { insertCustomerFixtures, insertPlanFixtures, insertSubscriptionFixtures } from '../../store/bulk-fixtures';
 import type { Database } from '../../store/database';
-import { finalizeInvoice, insertDraftInvoice, InvoiceRow, numberFinalizedInvoices } from '../../store/invoices';
+import { finalizeInvoice, insertDraftInvoice, InvoiceRow, listInvoiceLines, numberFinalizedInvoices } from '../../store/invoices';
 import { inTransaction } from '../../store/transactions';
 import { createTestDatabase } from '../support/database';
 
@@ -129,6 +130,8 @@ test('a crash between finalization and numbering: the next finalization numbers 
     expect(waiting).toMatchObject({ number: null, status: 'draft', finalized_at: null });
   }
   expect(await finalizedEvents()).toEqual([]);
+  const document = buildInvoiceDocument({ invoice: first, lines: await listInvoiceLines(db, first.id), customer: { name: 'c0', external_id: 'c0' } });
+  expect(document).toMatchObject({ number: 'DRAFT', status: 'draft', issuedAt: null, notes: ['Not issued yet: its number is being assigned.'] });
 
   const next = await createInvoicingActivities(db).createPeriodInvoice({ subscriptionId: c.id, kind: 'period', flatFeePeriod: periodOf(0), usagePeriod: null });
   expect(next.number).toBe('INV-000003');
