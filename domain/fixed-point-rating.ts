@@ -47,7 +47,7 @@ const text12 = (value: bigint): string => text(value, SCALE);
 const text24 = (value: bigint): string => text(value, 2 * SCALE);
 
 /** formatMoney of a non-negative amount at scale 10^24: half-up to `exponent` digits, exactly that many shown. */
-export function formatMinor24(amount: bigint, exponent: number): { minor: bigint; text: string } {
+function formatMinor24(amount: bigint, exponent: number): { minor: bigint; text: string } {
   const divisor = 10n ** BigInt(2 * SCALE - exponent);
   const minor = (amount + divisor / 2n) / divisor;
   return { minor, text: formatMinorUnits(minor, exponent) };
