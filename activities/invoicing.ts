@@ -65,7 +65,8 @@ function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: UsageForCharg
 
 /**
  * Writes and finalizes an invoice in one transaction (its number comes after the commit), unless (subscription,
- * period start, kind) exists: then the existing invoice is returned. This unique key is what makes every invoicing activity idempotent.
+ * period start, kind) exists: then the existing invoice is returned. This unique key is what makes every
+ * invoicing activity idempotent.
  */
 async function writeInvoiceOnce(
   subscriptionId: string,
