@@ -17,8 +17,8 @@ import {
   rerateWorkflowId,
   RerateWorkflowInput,
   SEARCH_ATTRIBUTES,
-  TASK_QUEUE,
 } from '../../workflows/definitions';
+import { billingTaskQueue } from '../../config/tuning';
 import { scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem, isProblemCode } from '../problem';
 import { rerateBody, rerateDecisionBody, uuidParam } from '../schemas';
@@ -91,7 +91,7 @@ export function reratesRouter(db: Database, temporal: Client): Router {
       const input: RerateWorkflowInput = { rerateId, subscriptionId: invoice.subscription_id!, invoiceId: invoice.id, decisionWindow: DECISION_WINDOW };
       await temporal.workflow.start(RERATE_WORKFLOW_TYPE, {
         workflowId: rerateWorkflowId(rerateId),
-        taskQueue: TASK_QUEUE,
+        taskQueue: billingTaskQueue(),
         args: [input],
         memo: { subscriptionId: invoice.subscription_id, invoiceId: invoice.id },
         typedSearchAttributes: [

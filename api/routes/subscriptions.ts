@@ -14,8 +14,8 @@ import {
   subscriptionStateQuery,
   subscriptionWorkflowId,
   SubscriptionWorkflowInput,
-  TASK_QUEUE,
 } from '../../workflows/definitions';
+import { billingTaskQueue } from '../../config/tuning';
 import { findSubscriptionOr404 } from './lookups';
 import { scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem, ProblemCode, unavailableDependencyOf, unavailableProblemOf } from '../problem';
@@ -65,7 +65,7 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
       try {
         await withTemporalDeadline(temporal, () => temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
           workflowId,
-          taskQueue: TASK_QUEUE,
+          taskQueue: billingTaskQueue(),
           args: [input],
           typedSearchAttributes: [
             { key: SEARCH_ATTRIBUTES.customerId, value: customer.id },
