@@ -11,6 +11,7 @@ import { createApp } from './app';
 import { closeGracefully } from './shutdown';
 import { UsageSignalCoalescer } from './usage-signals';
 import { temporalConnectionFromEnv } from '../config/temporal-connection';
+import { connectOrExplain } from '../config/temporal-connect-diagnosis';
 import { databasePoolMax } from '../config/tuning';
 
 const logger = createLogger('api');
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
   // TOML profile and TEMPORAL_* variables (config/temporal-connection.ts); plain 127.0.0.1:7233 when none is set.
   const temporalSettings = temporalConnectionFromEnv();
   logger.info({ temporal: temporalSettings.summary }, 'connecting to Temporal');
-  const connection = await Connection.connect(temporalSettings.connectionOptions);
+  const connection = await connectOrExplain(temporalSettings, (options) => Connection.connect(options));
   const temporal = new Client({ connection, namespace: temporalSettings.namespace });
   const port = Number(process.env.PORT ?? 3000);
   const usageSignals = new UsageSignalCoalescer(db, temporal, { log: entryLogger(logger.child({ component: 'usage-signals' })) });

@@ -11,6 +11,7 @@ import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
 import { prebuiltWorkflowBundle } from './workflow-bundle';
 import { temporalConnectionFromEnv } from '../config/temporal-connection';
+import { connectOrExplain } from '../config/temporal-connect-diagnosis';
 import { billingTaskQueue, databasePoolMax, workerTuningFromEnv } from '../config/tuning';
 import { ensureJanitorSchedule, janitorScheduleFromEnv } from './janitor-schedule';
 
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
   const tuning = workerTuningFromEnv();
   const workflowBundle = prebuiltWorkflowBundle();
   logger.info({ temporal: temporal.summary, taskQueue, tuning, workflowBundle: workflowBundle?.codePath ?? 'bundled from source' }, 'connecting to Temporal');
-  const connection = await NativeConnection.connect(temporal.connectionOptions);
+  const connection = await connectOrExplain(temporal, (options) => NativeConnection.connect(options));
   const worker = await createBillingWorker({ connection, db, namespace, taskQueue, tuning, workflowBundle });
   // The janitor's schedule (idempotent: every worker may ensure it). Billing runs without it, so a failure only logs.
   const janitor = janitorScheduleFromEnv();

@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, type BundleOptions, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { WORKFLOWS_PATH } from './create-worker';
 
 export const WORKFLOW_BUNDLE_FILE = 'workflow-bundle.js';
@@ -15,8 +15,8 @@ export const WORKFLOW_BUNDLE_FILE = 'workflow-bundle.js';
  * workflowInterceptorModules or payloadConverterPath if it ever gets them) must be passed here too: a prebuilt bundle
  * carries them, the worker cannot add them later.
  */
-export function buildWorkflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+export function buildWorkflowBundle(options: Pick<BundleOptions, 'logger'> = {}): Promise<WorkflowBundleWithSourceMap> {
+  return bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, ...options });
 }
 
 /**
