@@ -15,6 +15,7 @@ export interface WorkerTuning {
   readonly maxCachedWorkflows?: number;
   readonly maxConcurrentWorkflowTaskExecutions?: number;
   readonly maxConcurrentActivityTaskExecutions?: number;
+  readonly maxConcurrentLocalActivityExecutions?: number;
   readonly maxConcurrentWorkflowTaskPolls?: number;
   readonly maxConcurrentActivityTaskPolls?: number;
   /** A resource-based tuner (slots follow memory and CPU use) instead of fixed slot counts. */
@@ -38,6 +39,8 @@ export function databasePoolMax(env: Env = process.env): number {
 export function workerTuningFromEnv(env: Env = process.env): WorkerTuning {
   const workflowSlots = positiveInteger(env, 'WORKER_WORKFLOW_TASK_SLOTS');
   const activitySlots = positiveInteger(env, 'WORKER_ACTIVITY_TASK_SLOTS');
+  // The Postgres activities run as local activities: each busy one holds a pool connection (DATABASE_POOL_MAX).
+  const localActivitySlots = positiveInteger(env, 'WORKER_LOCAL_ACTIVITY_SLOTS');
   const targetMemory = fraction(env, 'WORKER_TUNER_TARGET_MEMORY');
   const targetCpu = fraction(env, 'WORKER_TUNER_TARGET_CPU');
   const tuning: WorkerTuning = {
@@ -47,13 +50,13 @@ export function workerTuningFromEnv(env: Env = process.env): WorkerTuning {
   };
   if (targetMemory !== undefined || targetCpu !== undefined) {
     // The SDK refuses a tuner together with fixed slot counts; say so before it does, in our variables' names.
-    if (workflowSlots !== undefined || activitySlots !== undefined) {
-      throw new Error('WORKER_TUNER_TARGET_MEMORY/CPU (resource-based slots) and WORKER_WORKFLOW_TASK_SLOTS/WORKER_ACTIVITY_TASK_SLOTS (fixed slots) exclude each other: set one kind');
+    if (workflowSlots !== undefined || activitySlots !== undefined || localActivitySlots !== undefined) {
+      throw new Error('WORKER_TUNER_TARGET_MEMORY/CPU (resource-based slots) and WORKER_*_SLOTS (fixed slots) exclude each other: set one kind');
     }
     if (targetMemory === undefined || targetCpu === undefined) throw new Error('the resource-based tuner needs both WORKER_TUNER_TARGET_MEMORY and WORKER_TUNER_TARGET_CPU (fractions, e.g. 0.8)');
     return withoutUndefined({ ...tuning, tuner: { tunerOptions: { targetMemoryUsage: targetMemory, targetCpuUsage: targetCpu } } });
   }
-  return withoutUndefined({ ...tuning, maxConcurrentWorkflowTaskExecutions: workflowSlots, maxConcurrentActivityTaskExecutions: activitySlots });
+  return withoutUndefined({ ...tuning, maxConcurrentWorkflowTaskExecutions: workflowSlots, maxConcurrentActivityTaskExecutions: activitySlots, maxConcurrentLocalActivityExecutions: localActivitySlots });
 }
 
 function withoutUndefined<T extends object>(value: T): T {

@@ -13,7 +13,13 @@ export interface BillingWorkerOptions {
   readonly workflowBundle?: WorkerOptions['workflowBundle'];
   readonly tuning?: Pick<
     WorkerOptions,
-    'maxCachedWorkflows' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions' | 'maxConcurrentWorkflowTaskPolls' | 'maxConcurrentActivityTaskPolls' | 'tuner'
+    | 'maxCachedWorkflows'
+    | 'maxConcurrentActivityTaskExecutions'
+    | 'maxConcurrentWorkflowTaskExecutions'
+    | 'maxConcurrentLocalActivityExecutions'
+    | 'maxConcurrentWorkflowTaskPolls'
+    | 'maxConcurrentActivityTaskPolls'
+    | 'tuner'
   >;
 }
 

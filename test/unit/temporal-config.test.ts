@@ -73,6 +73,7 @@ describe('tuning', () => {
       WORKER_MAX_CACHED_WORKFLOWS: '2000',
       WORKER_WORKFLOW_TASK_SLOTS: '80',
       WORKER_ACTIVITY_TASK_SLOTS: '200',
+      WORKER_LOCAL_ACTIVITY_SLOTS: '30',
       WORKER_WORKFLOW_TASK_POLLERS: '20',
       WORKER_ACTIVITY_TASK_POLLERS: '10',
       DATABASE_POOL_MAX: '25',
@@ -82,6 +83,7 @@ describe('tuning', () => {
       maxCachedWorkflows: 2000,
       maxConcurrentWorkflowTaskExecutions: 80,
       maxConcurrentActivityTaskExecutions: 200,
+      maxConcurrentLocalActivityExecutions: 30,
       maxConcurrentWorkflowTaskPolls: 20,
       maxConcurrentActivityTaskPolls: 10,
     });
@@ -101,6 +103,7 @@ describe('tuning', () => {
     [{ WORKER_TUNER_TARGET_MEMORY: '80' }, /WORKER_TUNER_TARGET_MEMORY must be a fraction/],
     [{ WORKER_TUNER_TARGET_MEMORY: '0.8' }, /needs both WORKER_TUNER_TARGET_MEMORY and WORKER_TUNER_TARGET_CPU/],
     [{ WORKER_TUNER_TARGET_MEMORY: '0.8', WORKER_TUNER_TARGET_CPU: '0.8', WORKER_WORKFLOW_TASK_SLOTS: '10' }, /exclude each other/],
+    [{ WORKER_TUNER_TARGET_MEMORY: '0.8', WORKER_TUNER_TARGET_CPU: '0.8', WORKER_LOCAL_ACTIVITY_SLOTS: '10' }, /exclude each other/],
   ])('refused at start: %j', (env, message) => {
     expect(() => workerTuningFromEnv(env)).toThrow(message);
   });
