@@ -3,7 +3,8 @@ import { DraftInvoiceLine, PeriodBounds, recurringFee as recurringFeeOf, renewal
 import { formatMoney, toDecimal } from '../domain/money';
 import type { PlanSettings } from '../domain/plan-terms';
 import { discountLine, planChangeProrationLines, proratedFeeLine } from '../domain/proration';
-import type { Charge, UsageForCharge } from '../domain/rating';
+import type { DimensionalUsage } from '../domain/dimensions';
+import type { Charge } from '../domain/rating';
 import { findPlan, PlanRow } from '../store/catalog';
 import type { Database } from '../store/database';
 import { finalizeInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow } from '../store/invoices';
@@ -38,7 +39,7 @@ function recurringFee(plan: PlanRow): string {
   return recurringFeeOf(plan.flat_fee, plan.charges as Charge[]);
 }
 
-async function closedUsage(trx: Transaction, subscriptionId: string, period: PeriodBounds): Promise<UsageForCharge[]> {
+async function closedUsage(trx: Transaction, subscriptionId: string, period: PeriodBounds): Promise<DimensionalUsage[]> {
   const closure = await findUsageClosure(trx, subscriptionId, new Date(period.start));
   // Retryable on purpose: the workflow closes usage before invoicing, so this is only a transient ordering.
   if (!closure) throw new Error(`usage period starting ${period.start} is not closed yet`);
@@ -46,10 +47,11 @@ async function closedUsage(trx: Transaction, subscriptionId: string, period: Per
     metricCode,
     quantity: usage.quantity,
     ...(usage.eventValues ? { eventValues: usage.eventValues } : {}),
+    ...(usage.groups ? { groups: usage.groups } : {}),
   }));
 }
 
-function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: UsageForCharge[]): DraftInvoiceLine[] {
+function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: DimensionalUsage[]): DraftInvoiceLine[] {
   const settings = plan.settings as PlanSettings;
   return renewalInvoiceLines({
     planName: plan.name,

@@ -90,6 +90,8 @@ export const createMetricBody = z
     unit_cost: nonNegativeDecimal.optional(),
     /** A corrections metric: negative values are accepted (sum only). Every other metric refuses them. */
     allow_negative: z.boolean().default(false),
+    /** Properties whose combinations a dimensional charge prices (docs/pricing.md). */
+    group_by: z.array(propertyName).max(8).default([]),
   })
   .refine((metric) => metric.aggregation === 'count' || metric.property !== undefined, {
     message: 'property is required for every aggregation but count',
@@ -98,7 +100,8 @@ export const createMetricBody = z
   .refine((metric) => !metric.allow_negative || metric.aggregation === 'sum', {
     message: 'allow_negative applies to sum metrics only',
     path: ['allow_negative'],
-  });
+  })
+  .refine((metric) => new Set(metric.group_by).size === metric.group_by.length, { message: 'group_by must not repeat a property', path: ['group_by'] });
 
 const tier = z.strictObject({
   upTo: decimalString.nullable(),
@@ -121,12 +124,35 @@ export const priceModel = z.discriminatedUnion('model', [
   }),
 ]);
 
-export const planCharge = z.strictObject({
-  metric_code: code,
-  display_name: z.string().min(1).max(200).optional(),
-  price: priceModel,
-  included_units: nonNegativeDecimal.optional(),
+/** Per-combination prices of a charge on a metric with group_by (docs/pricing.md). */
+export const chargeDimensions = z.strictObject({
+  prices: z
+    .array(
+      z.strictObject({
+        match: z.record(z.string().max(64), z.string().max(200)),
+        price: priceModel,
+        included_units: nonNegativeDecimal.optional(),
+      }),
+    )
+    .max(5_000),
+  default_price: priceModel.optional(),
+  /** Usage no price matches (and no default): refused at ingestion, or listed on the invoice unpriced. */
+  unmatched: z.enum(['reject', 'list']).default('list'),
 });
+
+export const planCharge = z
+  .strictObject({
+    metric_code: code,
+    display_name: z.string().min(1).max(200).optional(),
+    /** Required unless `dimensions` prices the charge. */
+    price: priceModel.optional(),
+    included_units: nonNegativeDecimal.optional(),
+    dimensions: chargeDimensions.optional(),
+  })
+  .refine((charge) => (charge.price === undefined) !== (charge.dimensions === undefined), {
+    message: 'a charge has either a price or dimensions (whose default_price is its fallback)',
+    path: ['price'],
+  });
 
 export const usageEventBody = z.strictObject({
   id: z.string().min(1).max(200),

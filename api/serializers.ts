@@ -2,6 +2,7 @@
 import { formatMoney, toDecimal } from '../domain/money';
 import { DEFAULT_USAGE_GRACE_PERIOD, PlanSettings } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
+import type { DimensionalCharge } from '../domain/dimensions';
 import type { InvoiceLineRow, InvoiceRow } from '../store/invoices';
 import type { PlanRow } from '../store/catalog';
 import type { CustomerRow } from '../store/customers';
@@ -39,6 +40,7 @@ export function planJson(row: PlanRow) {
       display_name: charge.displayName ?? null,
       price: charge.price,
       included_units: charge.includedUnits ?? null,
+      ...dimensionsJson(charge),
     })),
     credit_bucket: (row.settings as PlanSettings).creditBucket ?? null,
     minimum_commitment: (row.settings as PlanSettings).minimumCommitment ?? null,
@@ -94,5 +96,19 @@ export function invoiceJson(row: InvoiceRow, lines?: readonly InvoiceLineRow[]) 
     finalized_at: iso(row.finalized_at),
     paid_at: iso(row.paid_at),
     ...(lines ? { lines: lines.map((line) => invoiceLineJson(line, row.currency)) } : {}),
+  };
+}
+
+/** A dimensional charge's prices, in the API's snake_case; nothing for an ordinary charge. */
+function dimensionsJson(charge: DimensionalCharge) {
+  if (!charge.dimensions) return {};
+  const { groupBy, prices, defaultPrice, unmatched } = charge.dimensions;
+  return {
+    dimensions: {
+      group_by: groupBy,
+      prices: prices.map((entry) => ({ match: entry.match, price: entry.price, included_units: entry.includedUnits ?? null })),
+      default_price: defaultPrice ?? null,
+      unmatched,
+    },
   };
 }

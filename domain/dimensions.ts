@@ -450,3 +450,33 @@ export function dimensionKeyOfBreakdown(breakdown: unknown): string | undefined 
   const key = (breakdown as { dimensionKey?: unknown } | null | undefined)?.dimensionKey;
   return typeof key === 'string' ? key : undefined;
 }
+
+/** What ingestion needs to refuse usage nothing would price: a metric's filters and the plan's reject charges. */
+export interface IngestionPricing {
+  readonly metricCode: string;
+  readonly filters: Readonly<Record<string, unknown>>;
+  readonly charges: readonly (DimensionalCharge & { dimensions: ChargeDimensions })[];
+}
+
+/**
+ * The first "reject" charge (policy `unmatched: "reject"`) that would find no price for this event's combination,
+ * or undefined when every such charge prices it. Metrics whose filters the event does not meet are skipped: they
+ * do not count it.
+ */
+export function unpricedByRejectingCharge(
+  properties: Readonly<Record<string, unknown>>,
+  pricing: readonly IngestionPricing[],
+  indexes: Map<ChargeDimensions, DimensionPriceIndex> = new Map(),
+): { metricCode: string; dimensionKey: string } | undefined {
+  for (const { metricCode, filters, charges } of pricing) {
+    if (!Object.entries(filters).every(([name, value]) => properties[name] === value)) continue;
+    for (const charge of charges) {
+      if (charge.dimensions.unmatched !== 'reject') continue;
+      let index = indexes.get(charge.dimensions);
+      if (!index) indexes.set(charge.dimensions, (index = new DimensionPriceIndex(charge.dimensions)));
+      const combination = combinationOf(properties, charge.dimensions.groupBy);
+      if (!index.resolve(combination)) return { metricCode, dimensionKey: dimensionKey(combination, charge.dimensions.groupBy) };
+    }
+  }
+  return undefined;
+}

@@ -1,7 +1,9 @@
 import type { Knex } from 'knex';
 import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
+import type { UsageGroup } from '../domain/dimensions';
 import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
+import { aggregateMetricGroups } from './dimension-usage';
 
 export interface NewUsageEvent {
   readonly customerId: string;
@@ -48,6 +50,8 @@ export interface MetricUsage {
   readonly eventCount: number;
   /** Per-event values, for percentage (outcome) charges. */
   readonly eventValues?: string[];
+  /** Per combination of the metric's group_by properties (dimensional pricing); absent for other metrics. */
+  readonly groups?: UsageGroup[];
 }
 
 export type UsageTotals = Record<string, MetricUsage>;
@@ -169,6 +173,7 @@ export async function usageForCharges(
     metered.metrics.map(async ({ metric, withEventValues }) => ({
       metricCode: metric.code,
       ...(await aggregateMetric(db, metric, scope, withEventValues)),
+      ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
     })),
   );
 }

@@ -1,6 +1,8 @@
 import express, { type Router } from 'express';
 import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
+import { unpricedByRejectingCharge } from '../../domain/dimensions';
 import type { Database } from '../../store/database';
+import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
 import { firstSubscriptionStarts } from '../../store/subscription-starts';
 import { insertUsageEvents, NewUsageEvent, usageRefusals } from '../../store/usage';
@@ -63,12 +65,15 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       firstSubscriptionStartByCustomerId,
       metricsByEventType: toRequirements(metrics),
     };
+    const unpriced = await unpricedUsageCheck(deps.db, metrics, customerIds);
     const valid: NewUsageEvent[] = [];
     for (const { index, event } of shaped) {
       const verdict = validateUsageEvent(event, context);
-      const refusal = verdict.ok ? refusals.get(verdict.customerId) : undefined;
+      const refusal = verdict.ok ? (refusals.get(verdict.customerId) ?? unpriced(verdict.customerId, event)) : undefined;
       if (verdict.ok && !refusal) {
         valid.push({ customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties });
+      } else if (typeof refusal === 'object') {
+        rejections.push({ index, code: 'no_matching_price', path: `events.${index}.properties`, message: refusal.detail });
       } else if (refusal) {
         const detail = refusal === 'usage_blocked' ? 'the subscription is paused or suspended' : "the plan's usage cap for this period is reached";
         rejections.push({ index, code: refusal, path: `events.${index}`, message: detail });
@@ -94,6 +99,31 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
   });
 
   return routes.router;
+}
+
+/**
+ * Dimensional charges whose plan refuses usage no price matches (`unmatched: "reject"`): a lookup per event,
+ * built with one query only when the batch touches a metric with group_by (ordinary batches pay nothing).
+ */
+async function unpricedUsageCheck(
+  db: Database,
+  metrics: Map<string, MetricRow[]>,
+  customerIds: readonly string[],
+): Promise<(customerId: string, event: RawUsageEvent) => { detail: string } | undefined> {
+  const dimensional = [...metrics.values()].flat().filter((metric) => metric.group_by?.length);
+  if (dimensional.length === 0) return () => undefined;
+  const charges = await rejectingDimensionalCharges(db, customerIds, new Set(dimensional.map((metric) => metric.code)));
+  if (charges.size === 0) return () => undefined;
+  const indexes = new Map();
+  return (customerId, event) => {
+    const byMetric = charges.get(customerId);
+    if (!byMetric) return undefined;
+    const pricing = (metrics.get(event.type) ?? [])
+      .filter((metric) => byMetric.has(metric.code))
+      .map((metric) => ({ metricCode: metric.code, filters: metric.filters ?? {}, charges: byMetric.get(metric.code)! }));
+    const miss = unpricedByRejectingCharge(event.properties, pricing, indexes);
+    return miss && { detail: `no price of metric ${miss.metricCode} matches ${miss.dimensionKey || 'an event without its dimensions'}, and the plan refuses unpriced usage` };
+  };
 }
 
 function toRequirements(metrics: Map<string, MetricRow[]>) {
