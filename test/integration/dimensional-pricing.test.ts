@@ -7,6 +7,7 @@ import type { Worker } from '@temporalio/worker';
 import { createApp } from '../../api/app';
 import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
+import { marginReport } from '../../store/margins';
 import { createBillingWorker } from '../../worker/create-worker';
 import { cancelSubscriptionUpdate } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
@@ -62,7 +63,7 @@ const LLM_PRICES = [
 ];
 
 test('a three-period LLM plan bills one line per model and direction, refuses ambiguous catalogs and unpriced usage', async () => {
-  const metric = await api.call('POST', '/v1/metrics', { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm.usage', aggregation: 'sum', property: 'tokens', group_by: ['model', 'direction'] });
+  const metric = await api.call('POST', '/v1/metrics', { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm.usage', aggregation: 'sum', property: 'tokens', group_by: ['model', 'direction'], unit_cost: '0.000012' });
   expect(metric).toMatchObject({ status: 201, json: { group_by: ['model', 'direction'] } });
 
   // {model: large} and {direction: cached} both fit large+cached equally: refused before anything is stored.
@@ -166,5 +167,15 @@ test('a three-period LLM plan bills one line per model and direction, refuses am
     ['LLM subscription fee', '10.000000000000'],
     ['Tokens (model=medium, direction=input)', '6.000000000000'],
     ['Tokens (model=medium, direction=output)', '1.500000000000'],
+  ]);
+
+  // The margins report splits the same combinations: March usage at a unit cost of 0.000012 per token.
+  const report = await marginReport(db, { from: new Date('2031-03-01T00:00:00Z'), to: new Date('2031-04-01T00:00:00Z'), subscriptionIds: [subscriptionId] });
+  expect(report.subscriptions[0].combinations?.map((line) => [line.dimensionKey, line.revenue, line.cost, line.margin, line.lossMaking])).toEqual([
+    ['model=small&direction=output', '1.50', '12.00', '-10.50', true], // 1,000,000 × 0.000012 = 12.00
+    ['model=large&direction=cached', '0.50', '6.00', '-5.50', true], //     500,000 × 0.000012 =  6.00
+    ['model=large&direction=input', '10.00', '12.00', '-2.00', true], // 1,000,000 × 0.000012 = 12.00
+    ['model=mystery&direction=input', '2.00', '1.20', '0.80', false], //  100,000 × 0.000012 =  1.20
+    ['model=large&direction=output', '6.00', '2.40', '3.60', false], //   200,000 × 0.000012 =  2.40
   ]);
 });

@@ -16,7 +16,10 @@ import {
   type DimensionPrice,
   type UsageGroup,
 } from '../../domain/dimensions';
+import { combinationMargins } from '../../domain/combination-margins';
+import { ratedLinesForPeriod } from '../../domain/invoice';
 import { rateUsage } from '../../domain/rating';
+import { invoicedAmounts, rerateDifference } from '../../domain/rerating';
 
 const GROUP_BY = ['model', 'direction'];
 
@@ -295,5 +298,51 @@ describe('property: the per-combination lines equal each combination rated alone
       ),
       { numRuns: 200, seed: 20261205 },
     );
+  });
+});
+
+describe('re-rating a dimensional invoice', () => {
+  const period = { start: '2031-03-01T00:00:00.000Z', end: '2031-04-01T00:00:00.000Z' };
+
+  it('corrects each combination on its own, and reverses a combination no longer billed', () => {
+    const rate = (groups: UsageGroup[]) =>
+      rateDimensionalUsage({ currency: 'USD', charges: [llmCharge()], usage: [{ metricCode: 'tokens', quantity: '0', groups }] });
+    const invoiced = ratedLinesForPeriod(rate([group('large', 'output', '100000'), group('small', 'input', '500000')]).lines, period);
+    // large/output 100,000 × 0.00006 = 6.00; small/input 500,000 × 0.000002 = 1.00.
+    expect(invoiced.map((line) => line.amount)).toEqual(['6.00', '1.00']);
+
+    // Late usage: large/output grows to 150,000 (9.00), small/input moves to medium (500,000 × 0.00001 = 5.00).
+    const recomputed = rate([group('large', 'output', '150000'), group('medium', 'input', '500000')]);
+    const difference = rerateDifference(recomputed.lines, invoicedAmounts(invoiced, []), 'USD', period);
+    expect(difference.lines.map((line) => [line.description, line.amount, line.breakdown.dimensionKey])).toEqual([
+      ['Tokens (model=large, direction=output) (correction)', '3.00', 'model=large&direction=output'],
+      ['Tokens (model=medium, direction=input) (correction)', '5.00', 'model=medium&direction=input'],
+      ['Tokens (model=small, direction=input) (correction)', '-1.00', 'model=small&direction=input'],
+    ]);
+    expect(difference.total).toBe('7.00');
+    // Once carried out, the same recomputation has nothing left to do.
+    expect(rerateDifference(recomputed.lines, invoicedAmounts(invoiced, difference.lines), 'USD', period).outcome).toBe('none');
+  });
+});
+
+describe('margins per combination', () => {
+  it('splits revenue, cost and margin per combination and flags the loss-makers', () => {
+    const lines = combinationMargins(
+      'USD',
+      [
+        { metricCode: 'tokens', dimensionKey: 'model=large', revenue: '10.00' },
+        { metricCode: 'tokens', dimensionKey: 'model=large', revenue: '-1.00' }, // a correction
+        { metricCode: 'tokens', dimensionKey: 'model=small', revenue: '0.50' },
+      ],
+      [
+        { metricCode: 'tokens', dimensionKey: 'model=large', quantity: '300000', unitCost: '0.000012' }, // 3.60
+        { metricCode: 'tokens', dimensionKey: 'model=large', quantity: '100001', unitCost: '0.000012' }, // 1.200012 → 1.20
+        { metricCode: 'tokens', dimensionKey: 'model=small', quantity: '100000', unitCost: '0.000012' }, // 1.20
+      ],
+    );
+    expect(lines).toEqual([
+      { metricCode: 'tokens', dimensionKey: 'model=small', quantity: '100000', revenue: '0.50', cost: '1.20', margin: '-0.70', lossMaking: true },
+      { metricCode: 'tokens', dimensionKey: 'model=large', quantity: '400001', revenue: '9.00', cost: '4.80', margin: '4.20', lossMaking: false },
+    ]);
   });
 });
