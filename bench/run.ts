@@ -7,11 +7,12 @@
 import { billingRunBenchmarks } from './billing-run';
 import { ingestBatch, ingestSingle } from './ingest';
 import { ratingLines } from './rating';
+import { ratingDimensions } from './rating-dimensions';
 import { simulateYear } from './simulate';
 import { Benchmark, BenchResult, formatResult, progress } from './report';
 import { BenchStack, startBenchStack } from './stack';
 
-const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, ...billingRunBenchmarks, simulateYear];
+const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, ratingDimensions, ...billingRunBenchmarks, simulateYear];
 
 function selectBenchmarks(filters: readonly string[]): Benchmark[] {
   if (filters.length === 0) return [...BENCHMARKS];

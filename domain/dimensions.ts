@@ -127,8 +127,10 @@ export class DimensionPriceIndex {
   /** The most specific match for a combination, the default, or undefined when nothing prices it. */
   resolve(values: DimensionValues): { price: UsagePriceModel; includedUnits?: string; source: PriceSource } | undefined {
     const present = this.dimensions.groupBy.filter((name) => values[name] !== undefined);
-    let best: number | undefined;
-    let bestSize = -1;
+    // Fast path: a price naming every dimension the usage has is the most specific there can be.
+    const exact = this.byKey.get(dimensionKey(values, this.dimensions.groupBy));
+    let best: number | undefined = exact;
+    let bestSize = exact === undefined ? -1 : present.length;
     // Subsets by bitmask; a catalog that passed findAmbiguities has exactly one best match.
     for (let mask = (1 << present.length) - 1; mask >= 0; mask -= 1) {
       const size = popCount(mask);
@@ -163,26 +165,41 @@ function popCount(mask: number): number {
  * two tie contains the union, and a match fitting the union fits it too.
  */
 export function findAmbiguities(prices: readonly DimensionPrice[], groupBy: readonly string[]): string[] {
-  const keys = prices.map((entry) => dimensionKey(entry.match, groupBy));
   const indexByKey = new Map<string, number>();
-  keys.forEach((key, index) => {
+  prices.forEach((entry, index) => {
+    const key = dimensionKey(entry.match, groupBy);
     if (!indexByKey.has(key)) indexByKey.set(key, index);
   });
   const problems: string[] = [];
-  // Only matches of equal size can tie; grouping by size keeps 2,000 fully specified prices cheap.
-  const bySize = new Map<number, number[]>();
-  prices.forEach((entry, index) => bySize.set(Object.keys(entry.match).length, [...(bySize.get(Object.keys(entry.match).length) ?? []), index]));
-  for (const indices of bySize.values()) {
-    for (let i = 0; i < indices.length; i += 1) {
-      for (let j = i + 1; j < indices.length; j += 1) {
-        const a = prices[indices[i]].match;
-        const b = prices[indices[j]].match;
-        const union = compatibleUnion(a, b);
-        if (union === undefined) continue;
-        if (!settledByMoreSpecific(union, Object.keys(a).length, groupBy, indexByKey)) {
-          problems.push(
-            `prices[${indices[i]}] and prices[${indices[j]}] both match ${dimensionLabel(union, groupBy)} equally; add a price matching exactly that combination`,
-          );
+  // Only matches of equal size can tie, and two matches naming the same dimensions with different values never
+  // fit one combination. So compare only matches of equal size and different dimension sets, and among those only
+  // the ones that agree on the dimensions both name (bucketed by those values): 2,000 prices check in milliseconds.
+  const byNameSet = new Map<string, { names: string[]; indices: number[] }>();
+  prices.forEach((entry, index) => {
+    const names = groupBy.filter((name) => entry.match[name] !== undefined);
+    const signature = names.join('\u0000');
+    const set = byNameSet.get(signature) ?? { names, indices: [] };
+    set.indices.push(index);
+    byNameSet.set(signature, set);
+  });
+  const sets = [...byNameSet.values()];
+  for (let i = 0; i < sets.length; i += 1) {
+    for (let j = i + 1; j < sets.length; j += 1) {
+      const [a, b] = [sets[i], sets[j]];
+      if (a.names.length !== b.names.length) continue;
+      const shared = a.names.filter((name) => b.names.includes(name));
+      const bucket = new Map<string, number[]>();
+      for (const index of b.indices) {
+        const key = dimensionKey(prices[index].match, shared);
+        bucket.set(key, [...(bucket.get(key) ?? []), index]);
+      }
+      for (const first of a.indices) {
+        for (const second of bucket.get(dimensionKey(prices[first].match, shared)) ?? []) {
+          const union = compatibleUnion(prices[first].match, prices[second].match)!;
+          if (!settledByMoreSpecific(union, a.names.length, groupBy, indexByKey)) {
+            const [low, high] = first < second ? [first, second] : [second, first];
+            problems.push(`prices[${low}] and prices[${high}] both match ${dimensionLabel(union, groupBy)} equally; add a price matching exactly that combination`);
+          }
         }
       }
     }
@@ -364,7 +381,10 @@ export function rateDimensionalUsage(input: DimensionalRatingInput): Dimensional
 /** The usage split per combination; usage recorded without a split counts as the combination with no dimensions. */
 function groupsOf(usage: DimensionalUsage | undefined, groupBy: readonly string[]): readonly UsageGroup[] {
   if (!usage) return [];
-  if (usage.groups) return [...usage.groups].sort((a, b) => compareText(dimensionKey(a.dimensions, groupBy), dimensionKey(b.dimensions, groupBy)));
+  if (usage.groups) {
+    const keyed = usage.groups.map((group) => ({ group, key: dimensionKey(group.dimensions, groupBy) }));
+    return keyed.sort((a, b) => compareText(a.key, b.key)).map(({ group }) => group);
+  }
   const hasUsage = !(parseDecimal(usage.quantity) ?? ZERO).isZero() || (usage.eventValues?.length ?? 0) > 0;
   return hasUsage ? [{ dimensions: {}, quantity: usage.quantity, ...(usage.eventValues ? { eventValues: usage.eventValues } : {}) }] : [];
 }
