@@ -52,6 +52,8 @@ export const createPlanBody = z.strictObject({
   credit_bucket: z.lazy(() => nonNegativeDecimal).optional(),
   minimum_commitment: z.lazy(() => nonNegativeDecimal).optional(),
   usage_grace_period: isoDuration.optional(),
+  /** How long after an event a reversal of it is accepted (reversible outcomes, docs/pricing.md). */
+  dispute_window: isoDuration.optional(),
 });
 
 export const createSubscriptionBody = z.strictObject({
@@ -160,6 +162,8 @@ export const usageEventBody = z.strictObject({
   type: z.string().min(1).max(200),
   timestamp: z.string().max(64),
   properties: z.record(z.string().max(64), z.unknown()).default({}),
+  /** Takes back an earlier event of the same customer, within the plan's dispute window (docs/pricing.md). */
+  reverses: z.string().min(1).max(200).optional(),
 });
 
 export const MAX_EVENTS_PER_BATCH = 1000;

@@ -45,6 +45,7 @@ export function planJson(row: PlanRow) {
     credit_bucket: (row.settings as PlanSettings).creditBucket ?? null,
     minimum_commitment: (row.settings as PlanSettings).minimumCommitment ?? null,
     usage_grace_period: (row.settings as PlanSettings).usageGracePeriod ?? DEFAULT_USAGE_GRACE_PERIOD,
+    dispute_window: (row.settings as { disputeWindow?: string }).disputeWindow ?? null,
     created_at: iso(row.created_at),
   };
 }

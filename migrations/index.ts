@@ -36,6 +36,7 @@ import * as m0310 from './0310_add_billable_metrics_allow_negative';
 import * as m0320 from './0320_create_reconciliation_findings';
 import * as m0330 from './0330_create_plan_changes';
 import * as m0480 from './0480_add_billable_metrics_group_by';
+import * as m0481 from './0481_add_usage_events_reversals';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -84,6 +85,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0320_create_reconciliation_findings', m0320],
   ['0330_create_plan_changes', m0330],
   ['0480_add_billable_metrics_group_by', m0480],
+  ['0481_add_usage_events_reversals', m0481],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -40,6 +40,7 @@ export async function aggregateMetricGroups(
               ${dimensionColumns}
        FROM usage_events
        WHERE ${scoped.sql} AND event_type = ? AND properties @> ?::jsonb
+         AND reverses_event_id IS NULL AND reversed_by_event_id IS NULL
      )
      SELECT ${dimensionNames},
             (${aggregationSql(metric.aggregation, metric.property)})::text AS quantity,

@@ -120,6 +120,7 @@ export async function aggregateMetric(
               CASE WHEN properties ->> ? ~ ? THEN (properties ->> ?)::numeric END AS value
        FROM usage_events
        WHERE ${scopeSql} AND event_type = ? AND properties @> ?::jsonb
+         AND reverses_event_id IS NULL AND reversed_by_event_id IS NULL -- reversed outcomes count for nothing
      )
      SELECT (${aggregationSql(metric.aggregation, metric.property)})::text AS quantity,
             count(*) AS event_count,

@@ -3,6 +3,8 @@ import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsage
 import { unpricedByRejectingCharge } from '../../domain/dimensions';
 import type { Database } from '../../store/database';
 import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
+import { judgeReversal } from '../../domain/reversals';
+import { disputeWindows, insertReversalEvents, NewReversalEvent, reversalTargets } from '../../store/reversals';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
 import { firstSubscriptionStarts } from '../../store/subscription-starts';
 import { insertUsageEvents, NewUsageEvent, usageRefusals } from '../../store/usage';
@@ -42,7 +44,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     const items: unknown[] = 'events' in envelope && Array.isArray(envelope.events) ? envelope.events : [envelope];
 
     const rejections: Rejection[] = [];
-    const shaped: { index: number; event: RawUsageEvent }[] = [];
+    const shaped: { index: number; event: RawUsageEvent & { reverses?: string } }[] = [];
     items.forEach((item, index) => {
       const parsed = usageEventBody.safeParse(item);
       if (parsed.success) shaped.push({ index, event: parsed.data });
@@ -66,8 +68,23 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       metricsByEventType: toRequirements(metrics),
     };
     const unpriced = await unpricedUsageCheck(deps.db, metrics, customerIds);
+    const reversal = await reversalCheck(deps.db, shaped, customerIds);
     const valid: NewUsageEvent[] = [];
+    const reversals: NewReversalEvent[] = [];
     for (const { index, event } of shaped) {
+      if (event.reverses !== undefined) {
+        // A reversal carries no usage of its own: its metric properties are not required.
+        const verdict = validateUsageEvent(event, { ...context, metricsByEventType: new Map() });
+        const judged = verdict.ok ? reversal(verdict.customerId, verdict.occurredAt, event.reverses) : verdict;
+        if (verdict.ok && judged.ok && !reversals.some((other) => other.customerId === verdict.customerId && other.reversesEventId === event.reverses)) {
+          reversals.push({ customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties, reversesEventId: event.reverses });
+        } else {
+          const code = judged.ok ? 'event_already_reversed' : judged.code;
+          const detail = judged.ok ? `event ${event.reverses} is reversed earlier in this batch` : judged.detail;
+          rejections.push({ index, code, path: `events.${index}.reverses`, message: detail });
+        }
+        continue;
+      }
       const verdict = validateUsageEvent(event, context);
       const refusal = verdict.ok ? (refusals.get(verdict.customerId) ?? unpriced(verdict.customerId, event)) : undefined;
       if (verdict.ok && !refusal) {
@@ -83,16 +100,17 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     }
     rejections.sort((a, b) => a.index - b.index);
 
-    if (valid.length === 0) {
+    if (valid.length === 0 && reversals.length === 0) {
       deps.onIngested?.({ accepted: 0, duplicates: 0, rejected: rejections.length });
       throw new ApiProblem('batch_rejected', `all ${items.length} event(s) were rejected; nothing was stored`, rejections);
     }
-    const inserted = await insertUsageEvents(deps.db, valid);
-    reportToWorkflows(deps.usageSignals, valid, inserted);
-    deps.onIngested?.({ accepted: inserted.length, duplicates: valid.length - inserted.length, rejected: rejections.length });
+    const inserted = [...(await insertUsageEvents(deps.db, valid)), ...(await insertReversalEvents(deps.db, reversals))];
+    reportToWorkflows(deps.usageSignals, [...valid, ...reversals], inserted);
+    const stored = valid.length + reversals.length;
+    deps.onIngested?.({ accepted: inserted.length, duplicates: stored - inserted.length, rejected: rejections.length });
     res.status(200).json({
       accepted: inserted.length,
-      duplicates: valid.length - inserted.length,
+      duplicates: stored - inserted.length,
       rejected: rejections.length,
       errors: rejections.map(({ index, code, message }) => ({ index, code, detail: message })),
     });
@@ -124,6 +142,19 @@ async function unpricedUsageCheck(
     const miss = unpricedByRejectingCharge(event.properties, pricing, indexes);
     return miss && { detail: `no price of metric ${miss.metricCode} matches ${miss.dimensionKey || 'an event without its dimensions'}, and the plan refuses unpriced usage` };
   };
+}
+
+/** Judges reversals against the events they name and the customer's dispute window; no queries without reversals. */
+async function reversalCheck(
+  db: Database,
+  shaped: readonly { event: { reverses?: string } }[],
+  customerIds: readonly string[],
+): Promise<(customerId: string, occurredAt: Date, reversesEventId: string) => ReturnType<typeof judgeReversal>> {
+  const named = shaped.flatMap(({ event }) => (event.reverses === undefined ? [] : [event.reverses]));
+  if (named.length === 0) return () => ({ ok: true });
+  const [targets, windows] = await Promise.all([reversalTargets(db, named), disputeWindows(db, customerIds)]);
+  return (customerId, occurredAt, reversesEventId) =>
+    judgeReversal({ customerId, occurredAt, reversesEventId }, targets.get(reversesEventId) ?? [], windows.get(customerId) ?? null);
 }
 
 function toRequirements(metrics: Map<string, MetricRow[]>) {

@@ -109,10 +109,11 @@ export function plansRouter(db: Database): Router {
   routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createPlanBody.parse(req.body);
     const charges = await checkCharges(db, body, chargesOf(body));
-    const settings: PlanSettings = {
+    const settings: PlanSettings & { disputeWindow?: string } = {
       ...(body.credit_bucket ? { creditBucket: body.credit_bucket } : {}),
       ...(body.minimum_commitment ? { minimumCommitment: body.minimum_commitment } : {}),
       ...(body.usage_grace_period ? { usageGracePeriod: body.usage_grace_period } : {}),
+      ...(body.dispute_window ? { disputeWindow: body.dispute_window } : {}),
     };
     try {
       const row = await publishPlanVersion(db, {
