@@ -4,6 +4,7 @@ import { formatMoney, toDecimal } from '../domain/money';
 import type { PlanSettings } from '../domain/plan-terms';
 import { discountLine, planChangeProrationLines, proratedFeeLine } from '../domain/proration';
 import type { DimensionalUsage } from '../domain/dimensions';
+import { reversalCreditsFor } from './reversal-credits';
 import type { Charge } from '../domain/rating';
 import { findPlan, PlanRow } from '../store/catalog';
 import type { Database } from '../store/database';
@@ -127,6 +128,8 @@ export function createInvoicingActivities(db: Database) {
           if (request.usagePeriod) {
             const plan = request.usagePlanId ? await findPlan(trx, request.usagePlanId) : context.plan;
             lines.push(...usageLinesOf(plan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod)));
+            // Outcomes reversed after their period was invoiced: credited here, once (docs/pricing.md).
+            lines.push(...(await reversalCreditsFor(trx, request.subscriptionId, context.customer.id, `${request.kind}:${period.start}`, plan)));
           }
           if (request.unusedFeeCredit) {
             const plan = context.plan;

@@ -9,6 +9,9 @@ export async function up(db: Knex): Promise<void> {
   await db.schema.alterTable('usage_events', (t) => {
     t.text('reverses_event_id');
     t.text('reversed_by_event_id');
+    // On a reversal of an already invoiced outcome: the invoice that credited it ("<kind>:<period start>" of the
+    // subscription's invoice), written in that invoice's transaction, so it is credited exactly once.
+    t.text('reversal_credited_on');
   });
   await db.raw('CREATE UNIQUE INDEX usage_events_one_reversal ON usage_events (customer_id, reverses_event_id) WHERE reverses_event_id IS NOT NULL');
 }
@@ -18,5 +21,6 @@ export async function down(db: Knex): Promise<void> {
   await db.schema.alterTable('usage_events', (t) => {
     t.dropColumn('reverses_event_id');
     t.dropColumn('reversed_by_event_id');
+    t.dropColumn('reversal_credited_on');
   });
 }

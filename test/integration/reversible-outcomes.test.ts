@@ -98,11 +98,30 @@ test('a reversal in the open period takes the outcome and its value back; the ot
   const late = await api.call('POST', '/v1/events', reversal('r5', 'acme', '2031-03-25T00:00:00Z', 'd1'));
   expect(late.json.errors).toEqual([expect.objectContaining({ code: 'dispute_window_closed' })]);
 
+  await skipTo('2031-03-28T00:00:00Z');
+  expect((await api.call('POST', '/v1/events', deal('d4', 'acme', '2031-03-28T00:00:00Z', '1000.00'))).json.accepted).toBe(1);
+
+  // Across the boundary: March is invoiced on Apr 1 (d1, d3, d4: 2 % × 4,000.00 = 80.00); on Apr 2 d4 is
+  // reversed (inside its window, until Apr 11), so the next invoice credits its 20.00, exactly once:
+  //   Apr 3      d5 5,000.00 (April)
+  //   May 1      closing INV (canceled at period end): 2 % × 5,000.00 = 100.00 − 20.00 reversed = 80.00
   await skipTo('2031-04-02T00:00:00Z');
-  await handle.executeUpdate(cancelSubscriptionUpdate, { args: [{ at: 'now', reason: 'test', requestedBy: 'test' }] });
-  await handle.result();
   const april = await db<InvoiceRow>('invoices').where({ subscription_id: subscription.json.id, kind: 'period' }).andWhere('period_start', '2031-04-01T00:00:00Z').first();
   const lines = await db<InvoiceLineRow>('invoice_lines').where({ invoice_id: april!.id, kind: 'usage' });
-  expect(lines.map((line) => [line.description, Number(line.quantity), line.amount])).toEqual([['Closed deals (2 %)', 2, '60.000000000000']]);
-  expect(lines[0].breakdown).toMatchObject({ eventCount: 2, valueTotal: '3000' });
+  expect(lines.map((line) => [line.description, Number(line.quantity), line.amount])).toEqual([['Closed deals (2 %)', 3, '80.000000000000']]);
+  expect(lines[0].breakdown).toMatchObject({ eventCount: 3, valueTotal: '4000' });
+  expect((await api.call('POST', '/v1/events', reversal('r6', 'acme', '2031-04-02T00:00:00Z', 'd4'))).json.accepted).toBe(1);
+  await skipTo('2031-04-03T00:00:00Z');
+  await api.call('POST', '/v1/events', deal('d5', 'acme', '2031-04-03T00:00:00Z', '5000.00'));
+  await handle.executeUpdate(cancelSubscriptionUpdate, { args: [{ at: 'period_end', reason: 'test', requestedBy: 'test' }] });
+  await handle.result();
+
+  const closing = await db<InvoiceRow>('invoices').where({ subscription_id: subscription.json.id, kind: 'closing' }).first();
+  expect(closing!.total).toBe('80.000000000000');
+  const closingLines = await db<InvoiceLineRow>('invoice_lines').where({ invoice_id: closing!.id }).orderBy('position');
+  expect(closingLines.map((line) => [line.description, line.amount, line.period_start.toISOString().slice(0, 10)])).toEqual([
+    ['Closed deals (2 %)', '100.000000000000', '2031-04-01'],
+    ['Closed deals (2 %) (reversed outcomes)', '-20.000000000000', '2031-03-01'],
+  ]);
+  expect(await db('usage_events').where({ event_id: 'r6' }).select('reversal_credited_on')).toEqual([{ reversal_credited_on: 'closing:2031-04-01T00:00:00.000Z' }]);
 });
