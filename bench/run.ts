@@ -6,6 +6,7 @@
  */
 import { billingRunBenchmarks } from './billing-run';
 import { ingestBatch, ingestSingle } from './ingest';
+import { ingestBatchCatalog } from './ingest-catalog';
 import { invoicingFinalize } from './invoicing';
 import { ratingLines } from './rating';
 import { ratingDimensions } from './rating-dimensions';
@@ -13,7 +14,7 @@ import { simulateYear } from './simulate';
 import { Benchmark, BenchResult, formatResult, progress } from './report';
 import { BenchStack, startBenchStack } from './stack';
 
-const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, ratingDimensions, invoicingFinalize, ...billingRunBenchmarks, simulateYear];
+const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, ratingDimensions, ingestBatchCatalog, invoicingFinalize, ...billingRunBenchmarks, simulateYear];
 
 function selectBenchmarks(filters: readonly string[]): Benchmark[] {
   if (filters.length === 0) return [...BENCHMARKS];
