@@ -3,7 +3,9 @@ import { DraftInvoiceLine, PeriodBounds, recurringFee as recurringFeeOf, renewal
 import { formatMoney, toDecimal } from '../domain/money';
 import type { PlanSettings } from '../domain/plan-terms';
 import { discountLine, planChangeProrationLines, proratedFeeLine } from '../domain/proration';
-import type { Charge, UsageForCharge } from '../domain/rating';
+import type { DimensionalUsage } from '../domain/dimensions';
+import { reversalCreditsFor } from './reversal-credits';
+import type { Charge } from '../domain/rating';
 import { findPlan, PlanRow } from '../store/catalog';
 import type { Database } from '../store/database';
 import { finalizeInvoice, findIssuedInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow, isAwaitingNumber } from '../store/invoices';
@@ -39,7 +41,7 @@ function recurringFee(plan: PlanRow): string {
   return recurringFeeOf(plan.flat_fee, plan.charges as Charge[]);
 }
 
-async function closedUsage(trx: Transaction, subscriptionId: string, period: PeriodBounds): Promise<UsageForCharge[]> {
+async function closedUsage(trx: Transaction, subscriptionId: string, period: PeriodBounds): Promise<DimensionalUsage[]> {
   const closure = await findUsageClosure(trx, subscriptionId, new Date(period.start));
   // Retryable on purpose: the workflow closes usage before invoicing, so this is only a transient ordering.
   if (!closure) throw new Error(`usage period starting ${period.start} is not closed yet`);
@@ -47,10 +49,11 @@ async function closedUsage(trx: Transaction, subscriptionId: string, period: Per
     metricCode,
     quantity: usage.quantity,
     ...(usage.eventValues ? { eventValues: usage.eventValues } : {}),
+    ...(usage.groups ? { groups: usage.groups } : {}),
   }));
 }
 
-function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: UsageForCharge[]): DraftInvoiceLine[] {
+function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: DimensionalUsage[]): DraftInvoiceLine[] {
   const settings = plan.settings as PlanSettings;
   return renewalInvoiceLines({
     planName: plan.name,
@@ -135,6 +138,8 @@ export function createInvoicingActivities(db: Database) {
           if (request.usagePeriod) {
             const plan = request.usagePlanId ? await findPlan(trx, request.usagePlanId) : context.plan;
             lines.push(...usageLinesOf(plan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod)));
+            // Outcomes reversed after their period was invoiced: credited here, once (docs/pricing.md).
+            lines.push(...(await reversalCreditsFor(trx, request.subscriptionId, context.customer.id, `${request.kind}:${period.start}`, plan)));
           }
           if (request.unusedFeeCredit) {
             const plan = context.plan;

@@ -7,7 +7,8 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { RerateState as RerateSummary } from '../contract/rerating';
 import type { PeriodBounds } from '../domain/invoice';
 import { PlanSettings, usageCharges } from '../domain/plan-terms';
-import { Charge, rateUsage } from '../domain/rating';
+import { rateDimensionalUsage } from '../domain/dimensions';
+import type { Charge } from '../domain/rating';
 import { creditAmountOf, InvoicedAmount, invoicedAmounts, rerateDifference } from '../domain/rerating';
 import { findPlan } from '../store/catalog';
 import { issueCreditNote } from '../store/credit-notes';
@@ -53,7 +54,7 @@ async function alreadyInvoiced(trx: Transaction, rerate: RerateRow, period: Peri
   const original = await listInvoiceLinesOfPeriod(trx, rerate.invoice_id, USAGE_LINE_KINDS, new Date(period.start));
   const corrections = await listFinalizedRerates(trx, rerate.invoice_id, rerate.id);
   return invoicedAmounts(
-    original.map((line) => ({ kind: line.kind, metricCode: line.metric_code, description: line.description, amount: line.amount })),
+    original.map((line) => ({ kind: line.kind, metricCode: line.metric_code, description: line.description, amount: line.amount, breakdown: line.breakdown })),
     corrections.flatMap((correction) => correction.proposal?.lines ?? []),
   );
 }
@@ -81,7 +82,7 @@ export function createReratingActivities(db: Database) {
           : ({ kind: 'claimed', closeId: String(closure.id) } as const);
         const usage = await usageForCharges(trx, metered, scope);
         const settings = plan.settings as PlanSettings;
-        const recomputed = rateUsage({ currency: plan.currency, charges, usage, creditBucket: settings.creditBucket, minimumCommitment: settings.minimumCommitment });
+        const recomputed = rateDimensionalUsage({ currency: plan.currency, charges, usage, creditBucket: settings.creditBucket, minimumCommitment: settings.minimumCommitment });
         const difference = rerateDifference(recomputed.lines, await alreadyInvoiced(trx, rerate, period), plan.currency, period);
 
         const lateEventIds: string[] = rerate.include_late_usage

@@ -1,6 +1,7 @@
 import type { SpendingCheckRequest, SpendingCheckResult } from '../contract/usage';
 import { PlanSettings, usageCharges } from '../domain/plan-terms';
-import { Charge, rateUsage } from '../domain/rating';
+import { rateDimensionalUsage } from '../domain/dimensions';
+import type { Charge } from '../domain/rating';
 import { crossedThresholds, reachedHardCap, SpendingLimit } from '../domain/spending';
 import type { Database } from '../store/database';
 import { enqueueOutboxEvent } from '../store/outbox';
@@ -28,7 +29,7 @@ export function createSpendingActivities(db: Database) {
       const settings = plan.settings as PlanSettings;
       const charges = usageCharges(plan.charges as Charge[]);
       const usage = await openUsageForCharges(db, customer.id, charges, new Date(request.from), new Date(request.at));
-      const spend = rateUsage({ currency: plan.currency, charges, usage }).usageTotal;
+      const spend = rateDimensionalUsage({ currency: plan.currency, charges, usage }).usageTotal;
 
       const row = subscription as typeof subscription & { budget_amount: string | null; alert_thresholds: string[] | null };
       const limits: SpendingLimit[] = [

@@ -64,6 +64,9 @@ const STATUS_BY_CODE = {
   not_ready: 503,
   // bounds at the edge (issue 11): a charge its metric cannot feed
   charge_metric_mismatch: 422,
+  // dimensional pricing (issue 14): a price list rating could not resolve, or one where two prices tie
+  invalid_dimensions: 422,
+  ambiguous_dimension_prices: 422,
   // a dependency is down (issue 11): retry later, nothing was written
   database_unavailable: 503,
   temporal_unavailable: 503,

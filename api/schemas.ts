@@ -54,6 +54,8 @@ export const createPlanBody = z.strictObject({
   usage_grace_period: isoDuration.optional(),
   /** What the plan entitles to (docs/wallets.md): boolean, metered with a per-period limit, or wallet-backed. */
   features: z.lazy(() => z.array(planFeature).max(100)).optional(),
+  /** How long after an event a reversal of it is accepted (reversible outcomes, docs/pricing.md). */
+  dispute_window: isoDuration.optional(),
 });
 
 const featureCode = z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'letters, digits, "_", ".", ":" or "-"; at most 100');
@@ -105,6 +107,8 @@ export const createMetricBody = z
     unit_cost: nonNegativeDecimal.optional(),
     /** A corrections metric: negative values are accepted (sum only). Every other metric refuses them. */
     allow_negative: z.boolean().default(false),
+    /** Properties whose combinations a dimensional charge prices (docs/pricing.md). */
+    group_by: z.array(propertyName).max(8).default([]),
   })
   .refine((metric) => metric.aggregation === 'count' || metric.property !== undefined, {
     message: 'property is required for every aggregation but count',
@@ -113,7 +117,8 @@ export const createMetricBody = z
   .refine((metric) => !metric.allow_negative || metric.aggregation === 'sum', {
     message: 'allow_negative applies to sum metrics only',
     path: ['allow_negative'],
-  });
+  })
+  .refine((metric) => new Set(metric.group_by).size === metric.group_by.length, { message: 'group_by must not repeat a property', path: ['group_by'] });
 
 const tier = z.strictObject({
   upTo: decimalString.nullable(),
@@ -136,12 +141,35 @@ export const priceModel = z.discriminatedUnion('model', [
   }),
 ]);
 
-export const planCharge = z.strictObject({
-  metric_code: code,
-  display_name: z.string().min(1).max(200).optional(),
-  price: priceModel,
-  included_units: nonNegativeDecimal.optional(),
+/** Per-combination prices of a charge on a metric with group_by (docs/pricing.md). */
+export const chargeDimensions = z.strictObject({
+  prices: z
+    .array(
+      z.strictObject({
+        match: z.record(z.string().max(64), z.string().max(200)),
+        price: priceModel,
+        included_units: nonNegativeDecimal.optional(),
+      }),
+    )
+    .max(5_000),
+  default_price: priceModel.optional(),
+  /** Usage no price matches (and no default): refused at ingestion, or listed on the invoice unpriced. */
+  unmatched: z.enum(['reject', 'list']).default('list'),
 });
+
+export const planCharge = z
+  .strictObject({
+    metric_code: code,
+    display_name: z.string().min(1).max(200).optional(),
+    /** Required unless `dimensions` prices the charge. */
+    price: priceModel.optional(),
+    included_units: nonNegativeDecimal.optional(),
+    dimensions: chargeDimensions.optional(),
+  })
+  .refine((charge) => (charge.price === undefined) !== (charge.dimensions === undefined), {
+    message: 'a charge has either a price or dimensions (whose default_price is its fallback)',
+    path: ['price'],
+  });
 
 export const usageEventBody = z.strictObject({
   id: z.string().min(1).max(200),
@@ -149,6 +177,8 @@ export const usageEventBody = z.strictObject({
   type: z.string().min(1).max(200),
   timestamp: z.string().max(64),
   properties: z.record(z.string().max(64), z.unknown()).default({}),
+  /** Takes back an earlier event of the same customer, within the plan's dispute window (docs/pricing.md). */
+  reverses: z.string().min(1).max(200).optional(),
 });
 
 export const MAX_EVENTS_PER_BATCH = 1000;

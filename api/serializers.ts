@@ -3,6 +3,7 @@ import { planFeatures } from '../domain/entitlements';
 import { formatMoney, toDecimal } from '../domain/money';
 import { DEFAULT_USAGE_GRACE_PERIOD, PlanSettings } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
+import type { DimensionalCharge } from '../domain/dimensions';
 import type { InvoiceLineRow, InvoiceRow } from '../store/invoices';
 import type { PlanRow } from '../store/catalog';
 import type { CustomerRow } from '../store/customers';
@@ -40,6 +41,7 @@ export function planJson(row: PlanRow) {
       display_name: charge.displayName ?? null,
       price: charge.price,
       included_units: charge.includedUnits ?? null,
+      ...dimensionsJson(charge),
     })),
     credit_bucket: (row.settings as PlanSettings).creditBucket ?? null,
     minimum_commitment: (row.settings as PlanSettings).minimumCommitment ?? null,
@@ -49,6 +51,7 @@ export function planJson(row: PlanRow) {
         ? { code: feature.code, kind: feature.kind, metric_code: feature.metricCode, limit: feature.limit, enforcement: feature.enforcement ?? 'hard' }
         : { code: feature.code, kind: feature.kind },
     ),
+    dispute_window: (row.settings as { disputeWindow?: string }).disputeWindow ?? null,
     created_at: iso(row.created_at),
   };
 }
@@ -100,5 +103,19 @@ export function invoiceJson(row: InvoiceRow, lines?: readonly InvoiceLineRow[]) 
     finalized_at: iso(row.finalized_at),
     paid_at: iso(row.paid_at),
     ...(lines ? { lines: lines.map((line) => invoiceLineJson(line, row.currency)) } : {}),
+  };
+}
+
+/** A dimensional charge's prices, in the API's snake_case; nothing for an ordinary charge. */
+function dimensionsJson(charge: DimensionalCharge) {
+  if (!charge.dimensions) return {};
+  const { groupBy, prices, defaultPrice, unmatched } = charge.dimensions;
+  return {
+    dimensions: {
+      group_by: groupBy,
+      prices: prices.map((entry) => ({ match: entry.match, price: entry.price, included_units: entry.includedUnits ?? null })),
+      default_price: defaultPrice ?? null,
+      unmatched,
+    },
   };
 }

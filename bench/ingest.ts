@@ -117,12 +117,12 @@ export const ingestSingle: Benchmark = {
   },
 };
 
-function source(stack: BenchStack, idPrefix: string): EventSource {
+export function source(stack: BenchStack, idPrefix: string): EventSource {
   // A minute ago: recent, and never "in the future" for the API's clock.
   return { idPrefix, customerExternalIds: stack.customerExternalIds, timestamp: new Date(Date.now() - 60_000).toISOString() };
 }
 
-async function throughApi(stack: BenchStack, eventSource: EventSource, eventCount: number, batchSize: number, concurrency: number): Promise<LoadResult> {
+export async function throughApi(stack: BenchStack, eventSource: EventSource, eventCount: number, batchSize: number, concurrency: number): Promise<LoadResult> {
   const spec: LoadSpec = { url: `${stack.baseUrl}/v1/events`, apiKey: stack.apiKey, source: eventSource, eventCount, batchSize, concurrency, client: CLIENT };
   const result = await runLoad(spec);
   if (result.failures > 0) throw new Error(`${result.failures} of ${result.requests} requests failed; first: ${result.firstFailure}`);

@@ -7,13 +7,15 @@
 import { billingRunBenchmarks } from './billing-run';
 import { ingestBatch, ingestSingle } from './ingest';
 import { entitlementsCheck } from './entitlements';
+import { ingestBatchCatalog } from './ingest-catalog';
 import { invoicingFinalize } from './invoicing';
 import { ratingLines } from './rating';
+import { ratingDimensions } from './rating-dimensions';
 import { simulateYear } from './simulate';
 import { Benchmark, BenchResult, formatResult, progress } from './report';
 import { BenchStack, startBenchStack } from './stack';
 
-const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, invoicingFinalize, ...billingRunBenchmarks, simulateYear, entitlementsCheck];
+const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, ratingDimensions, ingestBatchCatalog, invoicingFinalize, ...billingRunBenchmarks, simulateYear, entitlementsCheck];
 
 function selectBenchmarks(filters: readonly string[]): Benchmark[] {
   if (filters.length === 0) return [...BENCHMARKS];

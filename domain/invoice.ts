@@ -5,7 +5,8 @@
 import Decimal from 'decimal.js';
 import { formatMoney, roundMoney, sumMoney, toDecimal } from './money';
 import { recurringCharges, usageCharges } from './plan-terms';
-import { Charge, flatFeeLine, RatedLine, rateUsage, UsageForCharge } from './rating';
+import { DimensionalUsage, rateDimensionalUsage } from './dimensions';
+import { Charge, flatFeeLine, RatedLine } from './rating';
 
 export type InvoiceLineKind = 'flat_fee' | 'usage' | 'credit' | 'commitment_true_up' | 'proration' | 'discount';
 
@@ -80,7 +81,7 @@ export interface RenewalInvoiceInput {
   /** The period whose flat fees are billed in advance; null on a closing invoice. */
   readonly flatFeePeriod: PeriodBounds | null;
   /** The closed period whose usage is billed in arrears, with its aggregated usage; null on the first invoice. */
-  readonly usage: { readonly period: PeriodBounds; readonly totals: readonly UsageForCharge[] } | null;
+  readonly usage: { readonly period: PeriodBounds; readonly totals: readonly DimensionalUsage[] } | null;
   readonly creditBucket?: string;
   readonly minimumCommitment?: string;
 }
@@ -108,7 +109,8 @@ export function renewalInvoiceLines(input: RenewalInvoiceInput): DraftInvoiceLin
     );
   }
   if (input.usage) {
-    const rated = rateUsage({
+    // Dimensional charges bill one line per combination; plans without them rate exactly as rateUsage does.
+    const rated = rateDimensionalUsage({
       currency: input.currency,
       charges: usageCharges(input.charges),
       usage: input.usage.totals,

@@ -7,17 +7,30 @@
  */
 import type { DraftInvoiceLine, PeriodBounds } from './invoice';
 import { Dec, formatMoney, sumMoney, toDecimal } from './money';
+import { dimensionKeyOfBreakdown } from './dimensions';
 import type { RatedLine } from './rating';
 
-/** A line's identity across re-ratings: its kind and, for usage, its metric. */
-export function lineKey(line: { kind: string; metricCode?: string | null }): string {
-  return line.kind === 'usage' ? `usage:${line.metricCode}` : line.kind;
+/** A line's identity across re-ratings: its kind and, for usage, its metric (and combination, when it has one). */
+export function lineKey(line: { kind: string; metricCode?: string | null; breakdown?: unknown }): string {
+  if (line.kind !== 'usage') return line.kind;
+  const combination = dimensionKeyOfBreakdown(line.breakdown);
+  return combination === undefined ? `usage:${line.metricCode}` : `usage:${line.metricCode}:${combination}`;
 }
 
 export interface InvoicedAmount {
   readonly key: string;
   readonly description: string;
   readonly amount: string;
+  /** The billed line's breakdown, kept so a reversed combination line names its combination. */
+  readonly breakdown?: unknown;
+}
+
+/** A correction line for a combination carries the combination in its breakdown, like the line it corrects. */
+function withCombination(line: DraftInvoiceLine, breakdown: unknown): DraftInvoiceLine {
+  const combination = dimensionKeyOfBreakdown(breakdown);
+  if (combination === undefined) return line;
+  const { dimensions } = breakdown as { dimensions?: unknown };
+  return { ...line, breakdown: { ...line.breakdown, dimensionKey: combination, ...(dimensions ? { dimensions } : {}) } };
 }
 
 export interface RerateDifference {
@@ -34,10 +47,10 @@ export function rerateDifference(
   currency: string,
   period: PeriodBounds,
 ): RerateDifference {
-  const invoiced = new Map<string, { description: string; amount: Dec }>();
+  const invoiced = new Map<string, { description: string; amount: Dec; breakdown?: unknown }>();
   for (const item of alreadyInvoiced) {
     const current = invoiced.get(item.key);
-    invoiced.set(item.key, { description: item.description, amount: (current?.amount ?? new Dec(0)).plus(toDecimal(item.amount)) });
+    invoiced.set(item.key, { description: item.description, amount: (current?.amount ?? new Dec(0)).plus(toDecimal(item.amount)), breakdown: item.breakdown ?? current?.breakdown });
   }
   const lines: DraftInvoiceLine[] = [];
   const seen = new Set<string>();
@@ -47,14 +60,14 @@ export function rerateDifference(
     const before = invoiced.get(key)?.amount ?? new Dec(0);
     const difference = toDecimal(line.amount).minus(before);
     if (!difference.isZero()) {
-      lines.push(differenceLine(line.kind, line.kind === 'usage' ? line.metricCode : null, line.description, line.quantity, difference, before, toDecimal(line.amount), currency, period));
+      lines.push(withCombination(differenceLine(line.kind, line.kind === 'usage' ? line.metricCode : null, line.description, line.quantity, difference, before, toDecimal(line.amount), currency, period), line.breakdown));
     }
   }
   // Lines billed before that the recomputation no longer has (e.g. a true-up that is no longer due) are reversed.
-  for (const [key, { description, amount }] of invoiced) {
+  for (const [key, { description, amount, breakdown }] of invoiced) {
     if (seen.has(key) || amount.isZero()) continue;
     const [kind, metricCode] = key.split(':');
-    lines.push(differenceLine(kind, metricCode ?? null, description, '0', amount.negated(), amount, new Dec(0), currency, period));
+    lines.push(withCombination(differenceLine(kind, metricCode ?? null, description, '0', amount.negated(), amount, new Dec(0), currency, period), breakdown));
   }
   const total = sumMoney(lines.map((line) => toDecimal(line.amount)));
   return { lines, total: formatMoney(total, currency), outcome: total.isZero() ? 'none' : total.isPositive() ? 'adjustment' : 'credit' };
@@ -89,6 +102,7 @@ export interface BilledLine {
   readonly metricCode: string | null;
   readonly description: string;
   readonly amount: string;
+  readonly breakdown?: unknown;
 }
 
 /**
@@ -97,8 +111,8 @@ export interface BilledLine {
  */
 export function invoicedAmounts(originalLines: readonly BilledLine[], correctionLines: readonly BilledLine[]): InvoicedAmount[] {
   return [
-    ...originalLines.map((line) => ({ key: lineKey(line), description: line.description, amount: toDecimal(line.amount).toString() })),
-    ...correctionLines.map((line) => ({ key: lineKey(line), description: line.description.replace(/ \(correction\)$/, ''), amount: line.amount })),
+    ...originalLines.map((line) => ({ key: lineKey(line), description: line.description, amount: toDecimal(line.amount).toString(), breakdown: line.breakdown })),
+    ...correctionLines.map((line) => ({ key: lineKey(line), description: line.description.replace(/ \(correction\)$/, ''), amount: line.amount, breakdown: line.breakdown })),
   ];
 }
 

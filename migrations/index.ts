@@ -39,6 +39,8 @@ import * as m0410 from './0410_add_invoice_finalization_sequence';
 import * as m0411 from './0411_create_number_finalized_invoices_function';
 import * as m0450 from './0450_create_usage_rollups';
 import * as m0451 from './0451_create_wallets';
+import * as m0480 from './0480_add_billable_metrics_group_by';
+import * as m0481 from './0481_add_usage_events_reversals';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -90,6 +92,8 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0411_create_number_finalized_invoices_function', m0411],
   ['0450_create_usage_rollups', m0450],
   ['0451_create_wallets', m0451],
+  ['0480_add_billable_metrics_group_by', m0480],
+  ['0481_add_usage_events_reversals', m0481],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -82,6 +82,8 @@ export interface MetricRow {
   unit_cost: string | null;
   /** A corrections metric: its values may be negative (a sum metric only; a net negative period bills 0). */
   allow_negative: boolean;
+  /** Event properties whose combinations a dimensional charge prices ([] for an ordinary metric). */
+  group_by: string[];
   created_at: Date;
 }
 
@@ -110,6 +112,7 @@ export interface NewMetric {
   readonly filters: Record<string, string | number | boolean>;
   readonly unitCost: string | null;
   readonly allowNegative: boolean;
+  readonly groupBy?: readonly string[];
 }
 
 /** Creates a metric; undefined when a metric with that code already exists (metric codes never change meaning). */
@@ -124,6 +127,7 @@ export async function createMetric(db: Knex | Knex.Transaction, metric: NewMetri
       filters: metric.filters,
       unit_cost: metric.unitCost,
       allow_negative: metric.allowNegative,
+      group_by: JSON.stringify(metric.groupBy ?? []) as unknown as string[],
     })
     .onConflict('code')
     .ignore()

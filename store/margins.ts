@@ -14,6 +14,8 @@
  * Postgres sums the NUMERIC amounts and quantities; domain/margins.ts does the rest of the arithmetic in Decimal.
  */
 import type { Knex } from 'knex';
+import type { CombinationMargin } from '../domain/combination-margins';
+import { combinationMarginsBySubscription } from './combination-margins';
 import { compareByMargin, CostInput, Margin, subscriptionMargin, totalMargin } from '../domain/margins';
 
 type Db = Knex | Knex.Transaction;
@@ -37,6 +39,8 @@ export interface SubscriptionMargin extends Margin {
   /** The plan version the subscription is on now (the window may have been billed under earlier ones). */
   readonly planCode: string;
   readonly planVersion: number;
+  /** Per combination of dimensional charges (docs/pricing.md); empty for plans without them. */
+  readonly combinations?: readonly CombinationMargin[];
 }
 
 export interface MarginReport {
@@ -75,6 +79,8 @@ export async function marginReport(db: Db, query: MarginQuery): Promise<MarginRe
       ...margin,
     });
   }
+  const combinations = await combinationMarginsBySubscription(db, query, new Map(rows.map((row) => [row.subscriptionId, row.currency])));
+  for (const row of rows) Object.assign(row, { combinations: combinations.get(row.subscriptionId) ?? [] });
   rows.sort((a, b) => compareByMargin(a, b) || (a.subscriptionId < b.subscriptionId ? -1 : a.subscriptionId > b.subscriptionId ? 1 : 0));
 
   const currencies = [...new Set(rows.map((row) => row.currency))].sort();

@@ -135,6 +135,23 @@ export interface RollupWindow {
 }
 
 /**
+ * Forgets the totals of every window holding a reversed event (docs/pricing.md, reversible outcomes): a max or a
+ * distinct set cannot be taken back, so the window is seeded again from the raw events, without the reversed one,
+ * the next time something reads it. Under the customers' exclusive rollup locks, so no insert folds meanwhile.
+ */
+export async function forgetRollupsOfReversed(trx: Knex.Transaction, reversed: readonly { customerId: string; occurredAt: Date }[]): Promise<void> {
+  if (reversed.length === 0) return;
+  await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(c)) FROM unnest(?::text[]) AS c ORDER BY c', [ROLLUP_LOCK_CLASS, [...new Set(reversed.map((r) => r.customerId))].sort()]);
+  const windows = trx('usage_rollup_windows as w')
+    .join(trx.raw('unnest(?::uuid[], ?::timestamptz[]) AS r(customer_id, occurred_at)', [reversed.map((r) => r.customerId), reversed.map((r) => r.occurredAt.toISOString())]), 'r.customer_id', 'w.customer_id')
+    .whereRaw('w.period_start <= r.occurred_at AND r.occurred_at < w.period_end')
+    .select('w.id');
+  for (const table of ['usage_rollup_distinct_values', 'usage_rollups', 'usage_rollup_window_metrics']) {
+    await trx(table).whereIn('window_id', windows.clone()).delete();
+  }
+}
+
+/**
  * Registers a window and seeds the totals of these metrics from the raw events (those not seeded yet), under
  * the customer's exclusive rollup lock. Idempotent; a window read once costs nothing more to keep.
  */
@@ -163,6 +180,7 @@ export async function seedRollups(db: Knex, window: RollupWindow, metricIds: rea
       `WITH src AS (
          SELECT id, customer_id, event_type, occurred_at, properties FROM usage_events
          WHERE customer_id = ? AND occurred_at >= ? AND occurred_at < ?
+           AND reversed_by_event_id IS NULL AND reverses_event_id IS NULL -- reversals and what they reversed count nothing
        ),
        ${foldIntoRollupsSql('AND wm.window_id = ? AND wm.metric_id = ANY(?::uuid[])')}
        SELECT count(*) FROM folded`,

@@ -1,8 +1,10 @@
 import type { Knex } from 'knex';
 import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
+import type { UsageGroup } from '../domain/dimensions';
 import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
 import { insertEventsFoldingRollups, lockRollupsShared } from './rollups';
+import { aggregateMetricGroups } from './dimension-usage';
 
 export interface NewUsageEvent {
   readonly customerId: string;
@@ -45,6 +47,8 @@ export interface MetricUsage {
   readonly eventCount: number;
   /** Per-event values, for percentage (outcome) charges. */
   readonly eventValues?: string[];
+  /** Per combination of the metric's group_by properties (dimensional pricing); absent for other metrics. */
+  readonly groups?: UsageGroup[];
 }
 
 export type UsageTotals = Record<string, MetricUsage>;
@@ -113,6 +117,7 @@ export async function aggregateMetric(
               CASE WHEN properties ->> ? ~ ? THEN (properties ->> ?)::numeric END AS value
        FROM usage_events
        WHERE ${scopeSql} AND event_type = ? AND properties @> ?::jsonb
+         AND reverses_event_id IS NULL AND reversed_by_event_id IS NULL -- reversed outcomes count for nothing
      )
      SELECT (${aggregationSql(metric.aggregation, metric.property)})::text AS quantity,
             count(*) AS event_count,
@@ -166,6 +171,7 @@ export async function usageForCharges(
     metered.metrics.map(async ({ metric, withEventValues }) => ({
       metricCode: metric.code,
       ...(await aggregateMetric(db, metric, scope, withEventValues)),
+      ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
     })),
   );
 }

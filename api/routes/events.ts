@@ -1,6 +1,10 @@
 import express, { type Router } from 'express';
 import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
+import { unpricedByRejectingCharge } from '../../domain/dimensions';
 import type { Database } from '../../store/database';
+import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
+import { judgeReversal } from '../../domain/reversals';
+import { disputeWindows, insertReversalEvents, NewReversalEvent, reversalTargets } from '../../store/reversals';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
 import { firstSubscriptionStarts } from '../../store/subscription-starts';
 import { insertUsageEvents, NewUsageEvent, usageRefusals } from '../../store/usage';
@@ -41,7 +45,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     const items: unknown[] = 'events' in envelope && Array.isArray(envelope.events) ? envelope.events : [envelope];
 
     const rejections: Rejection[] = [];
-    const shaped: { index: number; event: RawUsageEvent }[] = [];
+    const shaped: { index: number; event: RawUsageEvent & { reverses?: string } }[] = [];
     items.forEach((item, index) => {
       const parsed = usageEventBody.safeParse(item);
       if (parsed.success) shaped.push({ index, event: parsed.data });
@@ -65,14 +69,32 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       firstSubscriptionStartByCustomerId,
       metricsByEventType: toRequirements(metrics),
     };
+    const unpriced = await unpricedUsageCheck(deps.db, metrics, customerIds);
+    const reversal = await reversalCheck(deps.db, shaped, customerIds);
     const valid: NewUsageEvent[] = [];
     const validIndexes: number[] = [];
+    const reversals: NewReversalEvent[] = [];
     for (const { index, event } of shaped) {
+      if (event.reverses !== undefined) {
+        // A reversal carries no usage of its own: its metric properties are not required.
+        const verdict = validateUsageEvent(event, { ...context, metricsByEventType: new Map() });
+        const judged = verdict.ok ? reversal(verdict.customerId, verdict.occurredAt, event.reverses) : verdict;
+        if (verdict.ok && judged.ok && !reversals.some((other) => other.customerId === verdict.customerId && other.reversesEventId === event.reverses)) {
+          reversals.push({ customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties, reversesEventId: event.reverses });
+        } else {
+          const code = judged.ok ? 'event_already_reversed' : judged.code;
+          const detail = judged.ok ? `event ${event.reverses} is reversed earlier in this batch` : judged.detail;
+          rejections.push({ index, code, path: `events.${index}.reverses`, message: detail });
+        }
+        continue;
+      }
       const verdict = validateUsageEvent(event, context);
-      const refusal = verdict.ok ? refusals.get(verdict.customerId) : undefined;
+      const refusal = verdict.ok ? (refusals.get(verdict.customerId) ?? unpriced(verdict.customerId, event)) : undefined;
       if (verdict.ok && !refusal) {
         validIndexes.push(index);
         valid.push({ customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties });
+      } else if (typeof refusal === 'object') {
+        rejections.push({ index, code: 'no_matching_price', path: `events.${index}.properties`, message: refusal.detail });
       } else if (refusal) {
         const detail = refusal === 'usage_blocked' ? 'the subscription is paused or suspended' : "the plan's usage cap for this period is reached";
         rejections.push({ index, code: refusal, path: `events.${index}`, message: detail });
@@ -80,20 +102,21 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
         rejections.push({ index, code: verdict.code, path: `events.${index}`, message: verdict.detail });
       }
     }
-    if (valid.length === 0) {
+    if (valid.length === 0 && reversals.length === 0) {
       rejections.sort((a, b) => a.index - b.index);
       deps.onIngested?.({ accepted: 0, duplicates: 0, rejected: rejections.length });
       throw new ApiProblem('batch_rejected', `all ${items.length} event(s) were rejected; nothing was stored`, rejections);
     }
     // Plans with hard feature limits (docs/wallets.md): what would pass a limit is refused in the insert's transaction.
-    const { inserted, overLimit } =
+    const { inserted: insertedUsage, overLimit } =
       hardLimits.size === 0 ? { inserted: await insertUsageEvents(deps.db, valid), overLimit: new Set<number>() } : await insertUsageEventsWithinLimits(deps.db, valid, hardLimits);
     for (const position of overLimit) {
       const index = validIndexes[position];
       rejections.push({ index, code: 'entitlement_limit_reached', path: `events.${index}`, message: "the plan's limit for this feature in the current period is reached" });
     }
     rejections.sort((a, b) => a.index - b.index);
-    const stored = valid.filter((_, position) => !overLimit.has(position));
+    const inserted = [...insertedUsage, ...(await insertReversalEvents(deps.db, reversals))];
+    const stored = [...valid.filter((_, position) => !overLimit.has(position)), ...reversals];
     if (stored.length === 0) {
       deps.onIngested?.({ accepted: 0, duplicates: 0, rejected: rejections.length });
       throw new ApiProblem('batch_rejected', `all ${items.length} event(s) were rejected; nothing was stored`, rejections);
@@ -109,6 +132,44 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
   });
 
   return routes.router;
+}
+
+/**
+ * Dimensional charges whose plan refuses usage no price matches (`unmatched: "reject"`): a lookup per event,
+ * built with one query only when the batch touches a metric with group_by (ordinary batches pay nothing).
+ */
+async function unpricedUsageCheck(
+  db: Database,
+  metrics: Map<string, MetricRow[]>,
+  customerIds: readonly string[],
+): Promise<(customerId: string, event: RawUsageEvent) => { detail: string } | undefined> {
+  const dimensional = [...metrics.values()].flat().filter((metric) => metric.group_by?.length);
+  if (dimensional.length === 0) return () => undefined;
+  const charges = await rejectingDimensionalCharges(db, customerIds, new Set(dimensional.map((metric) => metric.code)));
+  if (charges.size === 0) return () => undefined;
+  const indexes = new Map();
+  return (customerId, event) => {
+    const byMetric = charges.get(customerId);
+    if (!byMetric) return undefined;
+    const pricing = (metrics.get(event.type) ?? [])
+      .filter((metric) => byMetric.has(metric.code))
+      .map((metric) => ({ metricCode: metric.code, filters: metric.filters ?? {}, charges: byMetric.get(metric.code)! }));
+    const miss = unpricedByRejectingCharge(event.properties, pricing, indexes);
+    return miss && { detail: `no price of metric ${miss.metricCode} matches ${miss.dimensionKey || 'an event without its dimensions'}, and the plan refuses unpriced usage` };
+  };
+}
+
+/** Judges reversals against the events they name and the customer's dispute window; no queries without reversals. */
+async function reversalCheck(
+  db: Database,
+  shaped: readonly { event: { reverses?: string } }[],
+  customerIds: readonly string[],
+): Promise<(customerId: string, occurredAt: Date, reversesEventId: string) => ReturnType<typeof judgeReversal>> {
+  const named = shaped.flatMap(({ event }) => (event.reverses === undefined ? [] : [event.reverses]));
+  if (named.length === 0) return () => ({ ok: true });
+  const [targets, windows] = await Promise.all([reversalTargets(db, named), disputeWindows(db, customerIds)]);
+  return (customerId, occurredAt, reversesEventId) =>
+    judgeReversal({ customerId, occurredAt, reversesEventId }, targets.get(reversesEventId) ?? [], windows.get(customerId) ?? null);
 }
 
 function toRequirements(metrics: Map<string, MetricRow[]>) {

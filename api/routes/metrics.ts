@@ -18,6 +18,7 @@ export function metricJson(row: MetricRow) {
     filters: row.filters,
     unit_cost: row.unit_cost === null ? null : toDecimal(row.unit_cost).toString(),
     allow_negative: row.allow_negative,
+    group_by: row.group_by ?? [],
     created_at: row.created_at.toISOString(),
   };
 }
@@ -36,6 +37,7 @@ export function metricsRouter(db: Database, catalog: MetricCatalog): Router {
       filters: body.filters,
       unitCost: body.unit_cost ?? null,
       allowNegative: body.allow_negative,
+      groupBy: body.group_by,
     });
     if (!row) throw new ApiProblem('metric_already_exists', `a metric with code ${body.code} exists`);
     catalog.invalidate();

@@ -2,9 +2,11 @@ import type { Router } from 'express';
 import type { z } from 'zod';
 import { chargeMetricMismatches } from '../../domain/charge-metric-fit';
 import type { PlanSettings } from '../../domain/plan-terms';
-import { Charge, rateUsage, RatingError, validateCharge } from '../../domain/rating';
+import { ChargeDimensions, DimensionalCharge, isDimensionalCharge, validateChargeDimensions } from '../../domain/dimensions';
+import type { PriceModel, UsagePriceModel } from '../../domain/price-models';
+import { rateUsage, RatingError, validateCharge } from '../../domain/rating';
 import type { Database } from '../../store/database';
-import { findMetricsByCode, findPlanVersion, listPlanVersions, publishPlanVersion } from '../../store/catalog';
+import { findMetricsByCode, findPlanVersion, listPlanVersions, MetricRow, publishPlanVersion } from '../../store/catalog';
 import { ApiProblem } from '../problem';
 import { createPlanBody } from '../schemas';
 import { FeatureDefinition, LIMITABLE_AGGREGATIONS } from '../../domain/entitlements';
@@ -15,17 +17,59 @@ const UNIQUE_VIOLATION = '23505';
 
 type PlanBody = z.infer<typeof createPlanBody>;
 
-function chargesOf(body: PlanBody): Charge[] {
-  return body.charges.map((charge) => ({
-    metricCode: charge.metric_code,
-    ...(charge.display_name ? { displayName: charge.display_name } : {}),
-    price: charge.price,
-    ...(charge.included_units ? { includedUnits: charge.included_units } : {}),
-  }));
+function chargesOf(body: PlanBody): DimensionalCharge[] {
+  return body.charges.map((charge) => {
+    const dimensions = charge.dimensions ? dimensionsOf(charge.dimensions) : undefined;
+    return {
+      metricCode: charge.metric_code,
+      ...(charge.display_name ? { displayName: charge.display_name } : {}),
+      // A dimensional charge keeps a representative price of the same family, so code that only asks "is this
+      // a usage charge, is it a percentage one?" reads it right; rating prices each combination on its own.
+      price: (charge.price ?? charge.dimensions?.default_price ?? charge.dimensions?.prices[0]?.price ?? { model: 'per_unit', unitPrice: '0' }) as PriceModel,
+      ...(charge.included_units ? { includedUnits: charge.included_units } : {}),
+      ...(dimensions ? { dimensions } : {}),
+    };
+  });
 }
 
-/** Rejects prices the rating engine could not rate, before anything is stored. */
-async function checkCharges(db: Database, body: PlanBody, charges: Charge[]): Promise<void> {
+/** The API's snake_case dimensions as the charge stores them; group_by is filled from the metric on publish. */
+function dimensionsOf(body: NonNullable<PlanBody['charges'][number]['dimensions']>): ChargeDimensions {
+  return {
+    groupBy: [],
+    prices: body.prices.map((entry) => ({
+      match: entry.match,
+      price: entry.price as UsagePriceModel,
+      ...(entry.included_units ? { includedUnits: entry.included_units } : {}),
+    })),
+    ...(body.default_price ? { defaultPrice: body.default_price as UsagePriceModel } : {}),
+    unmatched: body.unmatched,
+  };
+}
+
+/**
+ * Copies each metric's group_by onto its dimensional charges and refuses what rating could not price: a charge
+ * with dimensions on a metric without group_by, unknown dimensions, bad prices, and (with its own code) an
+ * ambiguous catalog, where two matches would tie on some combination.
+ */
+function withDimensionsChecked(charges: DimensionalCharge[], metrics: ReadonlyMap<string, MetricRow>): DimensionalCharge[] {
+  const problems: { path: string; message: string }[] = [];
+  const ambiguities: { path: string; message: string }[] = [];
+  const checked = charges.map((charge, index) => {
+    if (!isDimensionalCharge(charge)) return charge;
+    const groupBy = metrics.get(charge.metricCode)?.group_by ?? [];
+    const dimensions = { ...charge.dimensions, groupBy };
+    for (const message of validateChargeDimensions(dimensions, groupBy)) {
+      (message.startsWith('dimensions: ambiguous') ? ambiguities : problems).push({ path: `charges.${index}.dimensions`, message });
+    }
+    return { ...charge, dimensions };
+  });
+  if (problems.length) throw new ApiProblem('invalid_dimensions', `${problems.length} problem(s) in the plan's dimensional prices`, problems);
+  if (ambiguities.length) throw new ApiProblem('ambiguous_dimension_prices', `${ambiguities.length} pair(s) of prices match the same usage equally`, ambiguities);
+  return checked;
+}
+
+/** Rejects prices the rating engine could not rate, before anything is stored; returns the charges to store. */
+async function checkCharges(db: Database, body: PlanBody, charges: DimensionalCharge[]): Promise<DimensionalCharge[]> {
   const errors = charges.flatMap((charge, index) =>
     validateCharge(charge).map((message) => ({ path: `charges.${index}.${message.split(' ')[0]}`, message })),
   );
@@ -47,6 +91,8 @@ async function checkCharges(db: Database, body: PlanBody, charges: Charge[]): Pr
     );
   }
 
+  const checked = withDimensionsChecked(charges, new Map(metrics.map((metric) => [metric.code, metric])));
+
   try {
     // A dry run with no usage checks what only rating knows, e.g. money with more decimals than the currency.
     rateUsage({ currency: body.currency, charges: charges.filter((c) => c.price.model !== 'flat'), usage: [], creditBucket: body.credit_bucket, minimumCommitment: body.minimum_commitment });
@@ -54,6 +100,7 @@ async function checkCharges(db: Database, body: PlanBody, charges: Charge[]): Pr
     if (error instanceof RatingError) throw new ApiProblem('invalid_price', error.message);
     throw error;
   }
+  return checked;
 }
 
 /** A plan's features as stored (domain/entitlements.ts), once each code is unique and each metered metric can carry its limit. */
@@ -87,13 +134,13 @@ export function plansRouter(db: Database): Router {
   /** Plans are immutable: posting an existing code publishes its next version; subscriptions keep theirs. */
   routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createPlanBody.parse(req.body);
-    const charges = chargesOf(body);
-    await checkCharges(db, body, charges);
-    const settings: PlanSettings = {
+    const charges = await checkCharges(db, body, chargesOf(body));
+    const settings: PlanSettings & { disputeWindow?: string } = {
       ...(body.credit_bucket ? { creditBucket: body.credit_bucket } : {}),
       ...(body.minimum_commitment ? { minimumCommitment: body.minimum_commitment } : {}),
       ...(body.usage_grace_period ? { usageGracePeriod: body.usage_grace_period } : {}),
       ...(body.features ? { features: await checkedFeatures(db, body.features) } : {}),
+      ...(body.dispute_window ? { disputeWindow: body.dispute_window } : {}),
     };
     try {
       const row = await publishPlanVersion(db, {

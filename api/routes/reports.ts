@@ -23,6 +23,15 @@ function subscriptionMarginJson(row: SubscriptionMargin) {
     plan: { code: row.planCode, version: row.planVersion },
     ...marginFigures(row),
     cost_breakdown: row.costLines.map((line) => ({ metric_code: line.metricCode, quantity: line.quantity, unit_cost: line.unitCost, cost: line.cost })),
+    combinations: (row.combinations ?? []).map((line) => ({
+      metric_code: line.metricCode,
+      dimension_key: line.dimensionKey,
+      quantity: line.quantity,
+      revenue: line.revenue,
+      cost: line.cost,
+      margin: line.margin,
+      loss_making: line.lossMaking,
+    })),
   };
 }
 

@@ -1,6 +1,7 @@
 import type { Router } from 'express';
 import type { PlanSettings } from '../../domain/plan-terms';
-import { Charge, rateUsage } from '../../domain/rating';
+import { rateDimensionalUsage } from '../../domain/dimensions';
+import type { Charge } from '../../domain/rating';
 import type { Database } from '../../store/database';
 import { findPlan, PlanRow } from '../../store/catalog';
 import { setSpendingBudget } from '../../store/subscription-billing';
@@ -35,7 +36,7 @@ export function usageRouter(db: Database): Router {
     const charges = plan.charges as Charge[];
     const settings = plan.settings as PlanSettings;
     const usage = await openUsageForCharges(db, subscription.customer_id, charges, start, end);
-    const rated = rateUsage({
+    const rated = rateDimensionalUsage({
       currency: plan.currency,
       charges: charges.filter((charge) => charge.price.model !== 'flat'),
       usage,
@@ -47,13 +48,19 @@ export function usageRouter(db: Database): Router {
       currency: plan.currency,
       period: { start: start.toISOString(), end: end.toISOString() },
       as_of: new Date().toISOString(),
-      usage: usage.map((metric) => ({ metric_code: metric.metricCode, quantity: metric.quantity, event_count: metric.eventCount })),
+      usage: usage.map((metric) => ({
+        metric_code: metric.metricCode,
+        quantity: metric.quantity,
+        event_count: metric.eventCount,
+        ...(metric.groups ? { groups: metric.groups.map((group) => ({ dimensions: group.dimensions, quantity: group.quantity, event_count: group.eventCount })) } : {}),
+      })),
       projected: {
         lines: rated.lines,
         usage_total: rated.usageTotal,
         credit_applied: rated.creditApplied,
         credit_remaining: rated.creditRemaining,
         subtotal: rated.subtotal,
+        unpriced: rated.unpriced,
       },
     });
   });

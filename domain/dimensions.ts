@@ -1,0 +1,502 @@
+/**
+ * Dimensional pricing: one charge prices every combination of a metric's `group_by` properties (model ×
+ * direction, size, region...) from a list of `{ match, price }` plus an optional default price. Pure.
+ *
+ * Rules (docs/pricing.md):
+ * - A match names some of the dimensions; a dimension it leaves out is a wildcard. Among the matches that fit a
+ *   combination, the one naming the most dimensions wins. A catalog where two matches could tie is ambiguous and
+ *   refused when the plan is created (`findAmbiguities`), so rating never has to guess.
+ * - Each combination is rated on its own by the ordinary rating engine (domain/rating.ts): included units and
+ *   tiers apply per combination. The credit bucket and the minimum commitment apply to the whole invoice, as
+ *   for any other charge, because every combination goes through one `rateUsage` call.
+ * - Usage with no matching price and no default is never billed silently at 0: the plan either refuses it at
+ *   ingestion (`unmatched: "reject"`) or lists it as an unpriced line (`unmatched: "list"`).
+ */
+import { formatMoney, ZERO } from './money';
+import { parseDecimal, validatePriceModel, type UsagePriceModel } from './price-models';
+import { rateUsage, type Charge, type RatedLine, type RatingInput, type RatingResult, type UsageForCharge } from './rating';
+
+/** A combination's values, by dimension name. A dimension the event did not carry is absent. */
+export type DimensionValues = Readonly<Record<string, string>>;
+
+export interface DimensionPrice {
+  /** The dimensions this price is for; the ones left out match any value. */
+  readonly match: DimensionValues;
+  readonly price: UsagePriceModel;
+  /** Free units of each combination this price rates (defaults to the charge's includedUnits). */
+  readonly includedUnits?: string;
+}
+
+/** What happens to usage no price matches when there is no default: refused at ingestion, or listed unpriced. */
+export type UnmatchedUsagePolicy = 'reject' | 'list';
+
+export interface ChargeDimensions {
+  /** The metric's group_by properties, copied onto the charge when the plan is published (rating stays pure). */
+  readonly groupBy: readonly string[];
+  readonly prices: readonly DimensionPrice[];
+  readonly defaultPrice?: UsagePriceModel;
+  readonly unmatched: UnmatchedUsagePolicy;
+}
+
+/** A plan charge that may price per combination. `price` is the representative model (same family as the list). */
+export type DimensionalCharge = Charge & { readonly dimensions?: ChargeDimensions };
+
+/** One combination's aggregated usage. */
+export interface UsageGroup {
+  readonly dimensions: DimensionValues;
+  readonly quantity: string;
+  readonly eventCount?: number;
+  readonly eventValues?: readonly string[];
+}
+
+/** A metric's usage, with its per-combination split when the metric groups by dimensions. */
+export type DimensionalUsage = UsageForCharge & { readonly groups?: readonly UsageGroup[] };
+
+export interface DimensionalRatingInput extends Omit<RatingInput, 'charges' | 'usage'> {
+  readonly charges: readonly DimensionalCharge[];
+  readonly usage: readonly DimensionalUsage[];
+}
+
+/** Usage of a combination nothing prices (policy "list"): shown on the invoice at 0, never silently dropped. */
+export interface UnpricedUsage {
+  readonly metricCode: string;
+  readonly chargeId?: string;
+  readonly dimensions: DimensionValues;
+  readonly dimensionKey: string;
+  readonly quantity: string;
+}
+
+/** Where a combination's price came from: an index into `prices`, or the default price. */
+export type PriceSource = { readonly kind: 'match'; readonly index: number; readonly match: DimensionValues } | { readonly kind: 'default' };
+
+export interface DimensionalRatingResult extends RatingResult {
+  readonly unpriced: readonly UnpricedUsage[];
+}
+
+/** The extra fields a per-combination usage line carries (also copied into its breakdown, which the invoice stores). */
+export interface CombinationFields {
+  readonly dimensions: DimensionValues;
+  readonly dimensionKey: string;
+  readonly priceSource: PriceSource | null;
+}
+
+export type CombinationLine = Extract<RatedLine, { kind: 'usage' }> & CombinationFields;
+
+/**
+ * A combination's stable identity: `name=value` pairs in group_by order, values URI-encoded so a value with
+ * `&` or `=` in it cannot collide with another combination. Absent dimensions are left out.
+ */
+export function dimensionKey(values: DimensionValues, groupBy: readonly string[] = Object.keys(values).sort()): string {
+  return groupBy
+    .filter((name) => values[name] !== undefined)
+    .map((name) => `${encodeURIComponent(name)}=${encodeURIComponent(values[name])}`)
+    .join('&');
+}
+
+/** "model=large, direction=output": how a combination reads on an invoice. */
+export function dimensionLabel(values: DimensionValues, groupBy: readonly string[]): string {
+  const parts = groupBy.filter((name) => values[name] !== undefined).map((name) => `${name}=${values[name]}`);
+  return parts.length ? parts.join(', ') : 'no dimensions';
+}
+
+/** The combination an event belongs to: its group_by property values as text (numbers and booleans as JSON text). */
+export function combinationOf(properties: Readonly<Record<string, unknown>>, groupBy: readonly string[]): DimensionValues {
+  const values: Record<string, string> = {};
+  for (const name of groupBy) {
+    const value = properties[name];
+    if (value === undefined || value === null) continue;
+    values[name] = typeof value === 'string' ? value : JSON.stringify(value);
+  }
+  return values;
+}
+
+/**
+ * The price list of one charge, indexed for lookup: a combination of d dimensions is resolved with at most 2^d
+ * map lookups (every subset of its values), whatever the number of prices.
+ */
+export class DimensionPriceIndex {
+  private readonly byKey = new Map<string, number>();
+
+  constructor(readonly dimensions: ChargeDimensions) {
+    dimensions.prices.forEach((entry, index) => {
+      const key = dimensionKey(entry.match, dimensions.groupBy);
+      if (!this.byKey.has(key)) this.byKey.set(key, index);
+    });
+  }
+
+  /** The most specific match for a combination, the default, or undefined when nothing prices it. */
+  resolve(values: DimensionValues): { price: UsagePriceModel; includedUnits?: string; source: PriceSource } | undefined {
+    const present = this.dimensions.groupBy.filter((name) => values[name] !== undefined);
+    // Fast path: a price naming every dimension the usage has is the most specific there can be.
+    const exact = this.byKey.get(dimensionKey(values, this.dimensions.groupBy));
+    let best: number | undefined = exact;
+    let bestSize = exact === undefined ? -1 : present.length;
+    // Subsets by bitmask; a catalog that passed findAmbiguities has exactly one best match.
+    for (let mask = (1 << present.length) - 1; mask >= 0; mask -= 1) {
+      const size = popCount(mask);
+      if (size <= bestSize) continue;
+      const subset: Record<string, string> = {};
+      present.forEach((name, bit) => {
+        if (mask & (1 << bit)) subset[name] = values[name];
+      });
+      const index = this.byKey.get(dimensionKey(subset, this.dimensions.groupBy));
+      if (index !== undefined) {
+        best = index;
+        bestSize = size;
+      }
+    }
+    if (best !== undefined) {
+      const entry = this.dimensions.prices[best];
+      return { price: entry.price, ...(entry.includedUnits === undefined ? {} : { includedUnits: entry.includedUnits }), source: { kind: 'match', index: best, match: entry.match } };
+    }
+    return this.dimensions.defaultPrice ? { price: this.dimensions.defaultPrice, source: { kind: 'default' } } : undefined;
+  }
+}
+
+function popCount(mask: number): number {
+  let count = 0;
+  for (let rest = mask; rest; rest &= rest - 1) count += 1;
+  return count;
+}
+
+/**
+ * Pairs of matches that tie on some combination: both fit it, they name the same number of dimensions, and no
+ * more specific match settles it. Checked on the combination both name (their union): any combination where the
+ * two tie contains the union, and a match fitting the union fits it too.
+ */
+export function findAmbiguities(prices: readonly DimensionPrice[], groupBy: readonly string[]): string[] {
+  const indexByKey = new Map<string, number>();
+  prices.forEach((entry, index) => {
+    const key = dimensionKey(entry.match, groupBy);
+    if (!indexByKey.has(key)) indexByKey.set(key, index);
+  });
+  const problems: string[] = [];
+  // Only matches of equal size can tie, and two matches naming the same dimensions with different values never
+  // fit one combination. So compare only matches of equal size and different dimension sets, and among those only
+  // the ones that agree on the dimensions both name (bucketed by those values): 2,000 prices check in milliseconds.
+  const byNameSet = new Map<string, { names: string[]; indices: number[] }>();
+  prices.forEach((entry, index) => {
+    const names = groupBy.filter((name) => entry.match[name] !== undefined);
+    const signature = names.join('\u0000');
+    const set = byNameSet.get(signature) ?? { names, indices: [] };
+    set.indices.push(index);
+    byNameSet.set(signature, set);
+  });
+  const sets = [...byNameSet.values()];
+  for (let i = 0; i < sets.length; i += 1) {
+    for (let j = i + 1; j < sets.length; j += 1) {
+      const [a, b] = [sets[i], sets[j]];
+      if (a.names.length !== b.names.length) continue;
+      const shared = a.names.filter((name) => b.names.includes(name));
+      const bucket = new Map<string, number[]>();
+      for (const index of b.indices) {
+        const key = dimensionKey(prices[index].match, shared);
+        bucket.set(key, [...(bucket.get(key) ?? []), index]);
+      }
+      for (const first of a.indices) {
+        for (const second of bucket.get(dimensionKey(prices[first].match, shared)) ?? []) {
+          const union = compatibleUnion(prices[first].match, prices[second].match)!;
+          if (!settledByMoreSpecific(union, a.names.length, groupBy, indexByKey)) {
+            const [low, high] = first < second ? [first, second] : [second, first];
+            problems.push(`prices[${low}] and prices[${high}] both match ${dimensionLabel(union, groupBy)} equally; add a price matching exactly that combination`);
+          }
+        }
+      }
+    }
+  }
+  return problems;
+}
+
+/** a ∪ b when no dimension has two different values in them, else undefined (they never fit the same usage). */
+function compatibleUnion(a: DimensionValues, b: DimensionValues): DimensionValues | undefined {
+  const union: Record<string, string> = { ...a };
+  for (const [name, value] of Object.entries(b)) {
+    if (union[name] !== undefined && union[name] !== value) return undefined;
+    union[name] = value;
+  }
+  return union;
+}
+
+/** Whether exactly one match larger than `size` fits `union` at the largest size found. */
+function settledByMoreSpecific(union: DimensionValues, size: number, groupBy: readonly string[], indexByKey: ReadonlyMap<string, number>): boolean {
+  const names = groupBy.filter((name) => union[name] !== undefined);
+  let bestSize = size;
+  let countAtBest = 0;
+  for (let mask = 0; mask < 1 << names.length; mask += 1) {
+    const subsetSize = popCount(mask);
+    if (subsetSize <= size || subsetSize < bestSize) continue;
+    const subset: Record<string, string> = {};
+    names.forEach((name, bit) => {
+      if (mask & (1 << bit)) subset[name] = union[name];
+    });
+    if (!indexByKey.has(dimensionKey(subset, groupBy))) continue;
+    if (subsetSize > bestSize) {
+      bestSize = subsetSize;
+      countAtBest = 1;
+    } else {
+      countAtBest += 1;
+    }
+  }
+  return countAtBest === 1;
+}
+
+const MAX_GROUP_BY = 8;
+
+/** Why a metric's group_by list is unusable; empty when valid. More than 8 dimensions would make lookups 2^d. */
+export function validateGroupBy(groupBy: unknown): string[] {
+  if (!Array.isArray(groupBy)) return ['group_by must be a list of property names'];
+  if (groupBy.length > MAX_GROUP_BY) return [`group_by may name at most ${MAX_GROUP_BY} properties`];
+  if (groupBy.some((name) => typeof name !== 'string' || name === '')) return ['group_by entries must be non-empty strings'];
+  if (new Set(groupBy).size !== groupBy.length) return ['group_by must not repeat a property'];
+  return [];
+}
+
+/** Why a charge's dimensional prices are unusable (against its metric's group_by); empty when valid. */
+export function validateChargeDimensions(dimensions: ChargeDimensions, metricGroupBy: readonly string[]): string[] {
+  if (dimensions === null || typeof dimensions !== 'object') return ['dimensions must be an object'];
+  const errors: string[] = [];
+  if (metricGroupBy.length === 0) return ['dimensions need a metric with group_by properties'];
+  if (!Array.isArray(dimensions.prices)) return ['dimensions.prices must be a list'];
+  if (dimensions.unmatched !== 'reject' && dimensions.unmatched !== 'list') errors.push('dimensions.unmatched must be "reject" or "list"');
+
+  const allPrices = [...dimensions.prices.map((entry) => entry?.price), ...(dimensions.defaultPrice ? [dimensions.defaultPrice] : [])];
+  if (allPrices.length === 0) errors.push('dimensions need at least one price or a default price');
+  const families = new Set(allPrices.map((price) => (price?.model === 'percentage' ? 'percentage' : 'quantity')));
+  if (families.size > 1) errors.push('dimensions must price every combination as percentage, or none of them (one metric feeds them all)');
+
+  const seen = new Map<string, number>();
+  dimensions.prices.forEach((entry, index) => {
+    const field = `dimensions.prices[${index}]`;
+    if (entry === null || typeof entry !== 'object' || entry.match === null || typeof entry.match !== 'object' || Array.isArray(entry.match)) {
+      errors.push(`${field}.match must be an object of dimension values`);
+      return;
+    }
+    for (const [name, value] of Object.entries(entry.match)) {
+      if (!metricGroupBy.includes(name)) errors.push(`${field}.match.${name} is not one of the metric's group_by (${metricGroupBy.join(', ')})`);
+      if (typeof value !== 'string') errors.push(`${field}.match.${name} must be a string`);
+    }
+    errors.push(...priceErrors(`${field}.price`, entry.price, entry.includedUnits));
+    const key = dimensionKey(entry.match, metricGroupBy);
+    const earlier = seen.get(key);
+    if (earlier !== undefined) errors.push(`${field}.match repeats dimensions.prices[${earlier}].match`);
+    else seen.set(key, index);
+  });
+  if (dimensions.defaultPrice) errors.push(...priceErrors('dimensions.defaultPrice', dimensions.defaultPrice, undefined));
+  if (errors.length === 0) errors.push(...findAmbiguities(dimensions.prices, metricGroupBy).map((message) => `dimensions: ambiguous: ${message}`));
+  return errors;
+}
+
+function priceErrors(field: string, price: UsagePriceModel, includedUnits: string | undefined): string[] {
+  const errors = validatePriceModel(price).map((message) => `${field}.${message}`);
+  if (price?.model === ('flat' as string)) errors.push(`${field}: a flat price cannot price usage combinations`);
+  if (includedUnits !== undefined) {
+    const parsed = parseDecimal(includedUnits);
+    if (parsed === undefined || parsed.lt(0)) errors.push(`${field}: includedUnits must be a non-negative decimal string`);
+    if (price?.model === 'percentage') errors.push(`${field}: includedUnits does not apply to percentage pricing`);
+  }
+  return errors;
+}
+
+/** A plan charge priced by dimensions. */
+export function isDimensionalCharge(charge: Charge): charge is DimensionalCharge & { dimensions: ChargeDimensions } {
+  return (charge as DimensionalCharge).dimensions !== undefined;
+}
+
+/** One combination of one charge, as `rateUsage` sees it: a charge of its own under an internal metric code. */
+interface Expansion {
+  readonly internalCode: string;
+  readonly metricCode: string;
+  readonly chargeId?: string;
+  readonly fields: CombinationFields;
+  readonly quantity: string;
+}
+
+/**
+ * Rates a plan's usage, pricing each combination of a dimensional charge on its own; plain charges rate exactly
+ * as `rateUsage` rates them (and a plan without dimensional charges goes straight to it). One `rateUsage` call
+ * covers all lines, so the credit bucket and the minimum commitment apply to the whole invoice.
+ *
+ * Line order: charge order; within a dimensional charge, its combinations by key; unpriced combinations (policy
+ * "list") sit after its priced ones at 0; then the credit and the true-up.
+ */
+export function rateDimensionalUsage(input: DimensionalRatingInput): DimensionalRatingResult {
+  if (!input.charges.some(isDimensionalCharge)) return { ...rateUsage(input), unpriced: [] };
+
+  const usageByMetric = new Map(input.usage.map((usage) => [usage.metricCode, usage]));
+  const charges: Charge[] = [];
+  const usage: UsageForCharge[] = [];
+  const usedPlainMetrics = new Set<string>();
+  const expansions = new Map<string, Expansion>();
+  /** Per charge position: the internal codes of its priced combinations, and its unpriced ones. */
+  const layout: { priced: string[]; unpriced: UnpricedUsage[]; plainCode?: string }[] = [];
+
+  input.charges.forEach((charge, position) => {
+    if (!isDimensionalCharge(charge)) {
+      charges.push(charge);
+      const metricUsage = usageByMetric.get(charge.metricCode);
+      if (metricUsage && !usedPlainMetrics.has(charge.metricCode)) {
+        usage.push(metricUsage);
+        usedPlainMetrics.add(charge.metricCode);
+      }
+      // Flat charges are billed in advance: rateUsage gives them no usage line.
+      layout.push({ priced: [], unpriced: [], ...(charge.price.model === 'flat' ? {} : { plainCode: charge.metricCode }) });
+      return;
+    }
+    const { dimensions } = charge;
+    const index = new DimensionPriceIndex(dimensions);
+    const entry = { priced: [] as string[], unpriced: [] as UnpricedUsage[] };
+    for (const group of groupsOf(usageByMetric.get(charge.metricCode), dimensions.groupBy)) {
+      const key = dimensionKey(group.dimensions, dimensions.groupBy);
+      const resolved = index.resolve(group.dimensions);
+      if (!resolved) {
+        entry.unpriced.push({ metricCode: charge.metricCode, ...chargeIdOf(charge), dimensions: group.dimensions, dimensionKey: key, quantity: group.quantity });
+        continue;
+      }
+      const internalCode = `${charge.metricCode}#${position}#${key}`;
+      const includedUnits = resolved.includedUnits ?? (resolved.price.model === 'percentage' ? undefined : charge.includedUnits);
+      charges.push({
+        ...chargeIdOf(charge),
+        metricCode: internalCode,
+        displayName: `${charge.displayName ?? charge.metricCode} (${dimensionLabel(group.dimensions, dimensions.groupBy)})`,
+        price: resolved.price,
+        ...(includedUnits === undefined ? {} : { includedUnits }),
+      });
+      usage.push({ metricCode: internalCode, quantity: group.quantity, ...(group.eventValues ? { eventValues: group.eventValues } : {}) });
+      expansions.set(internalCode, {
+        internalCode,
+        metricCode: charge.metricCode,
+        ...chargeIdOf(charge),
+        quantity: group.quantity,
+        fields: { dimensions: group.dimensions, dimensionKey: key, priceSource: resolved.source },
+      });
+      entry.priced.push(internalCode);
+    }
+    layout.push(entry);
+  });
+
+  const rated = rateUsage({ ...input, charges, usage });
+  return { ...rated, lines: relabel(rated.lines, expansions, layout, input.currency), unpriced: layout.flatMap((entry) => entry.unpriced) };
+}
+
+/** The usage split per combination; usage recorded without a split counts as the combination with no dimensions. */
+function groupsOf(usage: DimensionalUsage | undefined, groupBy: readonly string[]): readonly UsageGroup[] {
+  if (!usage) return [];
+  if (usage.groups) {
+    const keyed = usage.groups.map((group) => ({ group, key: dimensionKey(group.dimensions, groupBy) }));
+    return keyed.sort((a, b) => compareText(a.key, b.key)).map(({ group }) => group);
+  }
+  const hasUsage = !(parseDecimal(usage.quantity) ?? ZERO).isZero() || (usage.eventValues?.length ?? 0) > 0;
+  return hasUsage ? [{ dimensions: {}, quantity: usage.quantity, ...(usage.eventValues ? { eventValues: usage.eventValues } : {}) }] : [];
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Gives combination lines their real metric code and dimensions back, and slots the unpriced lines in place. */
+function relabel(
+  lines: readonly RatedLine[],
+  expansions: ReadonlyMap<string, Expansion>,
+  layout: readonly { priced: string[]; unpriced: UnpricedUsage[]; plainCode?: string }[],
+  currency: string,
+): RatedLine[] {
+  const usageLines = new Map<string, RatedLine & { kind: 'usage' }>();
+  const plainUsage: RatedLine[] = [];
+  const others: RatedLine[] = [];
+  for (const line of lines) {
+    if (line.kind !== 'usage') others.push(line);
+    else if (expansions.has(line.metricCode)) usageLines.set(line.metricCode, line);
+    else plainUsage.push(line);
+  }
+  const ordered: RatedLine[] = [];
+  let nextPlain = 0;
+  for (const entry of layout) {
+    if (entry.plainCode !== undefined) {
+      // Plain usage lines come back from rateUsage in charge order.
+      ordered.push(plainUsage[nextPlain]);
+      nextPlain += 1;
+      continue;
+    }
+    for (const code of entry.priced) ordered.push(combinationLine(usageLines.get(code)!, expansions.get(code)!));
+    for (const unpriced of entry.unpriced) ordered.push(unpricedLine(unpriced, currency));
+  }
+  return [...ordered, ...others.map((line) => (line.kind === 'credit' ? relabelCredit(line, expansions) : line))];
+}
+
+function combinationLine(line: RatedLine & { kind: 'usage' }, expansion: Expansion): CombinationLine {
+  return {
+    ...line,
+    metricCode: expansion.metricCode,
+    ...expansion.fields,
+    // The invoice stores the breakdown; the combination goes with it so re-rating and documents can read it.
+    breakdown: { ...line.breakdown, ...expansion.fields } as typeof line.breakdown,
+  };
+}
+
+function unpricedLine(unpriced: UnpricedUsage, currency: string): RatedLine {
+  const label = Object.entries(unpriced.dimensions).map(([name, value]) => `${name}=${value}`).join(', ') || 'no dimensions';
+  const fields: CombinationFields = { dimensions: unpriced.dimensions, dimensionKey: unpriced.dimensionKey, priceSource: null };
+  return {
+    kind: 'usage',
+    description: `${unpriced.metricCode} (${label}): no price matches, not billed`,
+    metricCode: unpriced.metricCode,
+    quantity: unpriced.quantity,
+    amount: formatMoney(ZERO, currency),
+    ...chargeIdOf(unpriced),
+    ...fields,
+    breakdown: { model: 'unpriced', reason: 'no_matching_price', amount: '0', ...fields } as unknown as CombinationLine['breakdown'],
+  } as RatedLine;
+}
+
+function relabelCredit(line: RatedLine & { kind: 'credit' }, expansions: ReadonlyMap<string, Expansion>): RatedLine {
+  return {
+    ...line,
+    breakdown: {
+      ...line.breakdown,
+      allocations: line.breakdown.allocations.map((allocation) => {
+        const expansion = expansions.get(allocation.metricCode);
+        return expansion ? { ...allocation, metricCode: expansion.metricCode, dimensionKey: expansion.fields.dimensionKey } : allocation;
+      }),
+    },
+  };
+}
+
+function chargeIdOf(source: { readonly chargeId?: string }): { chargeId?: string } {
+  return source.chargeId === undefined ? {} : { chargeId: source.chargeId };
+}
+
+/** The dimension key of a stored line (its breakdown carries it), or undefined for an ordinary line. */
+export function dimensionKeyOfBreakdown(breakdown: unknown): string | undefined {
+  const key = (breakdown as { dimensionKey?: unknown } | null | undefined)?.dimensionKey;
+  return typeof key === 'string' ? key : undefined;
+}
+
+/** What ingestion needs to refuse usage nothing would price: a metric's filters and the plan's reject charges. */
+export interface IngestionPricing {
+  readonly metricCode: string;
+  readonly filters: Readonly<Record<string, unknown>>;
+  readonly charges: readonly (DimensionalCharge & { dimensions: ChargeDimensions })[];
+}
+
+/**
+ * The first "reject" charge (policy `unmatched: "reject"`) that would find no price for this event's combination,
+ * or undefined when every such charge prices it. Metrics whose filters the event does not meet are skipped: they
+ * do not count it.
+ */
+export function unpricedByRejectingCharge(
+  properties: Readonly<Record<string, unknown>>,
+  pricing: readonly IngestionPricing[],
+  indexes: Map<ChargeDimensions, DimensionPriceIndex> = new Map(),
+): { metricCode: string; dimensionKey: string } | undefined {
+  for (const { metricCode, filters, charges } of pricing) {
+    if (!Object.entries(filters).every(([name, value]) => properties[name] === value)) continue;
+    for (const charge of charges) {
+      if (charge.dimensions.unmatched !== 'reject') continue;
+      let index = indexes.get(charge.dimensions);
+      if (!index) indexes.set(charge.dimensions, (index = new DimensionPriceIndex(charge.dimensions)));
+      const combination = combinationOf(properties, charge.dimensions.groupBy);
+      if (!index.resolve(combination)) return { metricCode, dimensionKey: dimensionKey(combination, charge.dimensions.groupBy) };
+    }
+  }
+  return undefined;
+}

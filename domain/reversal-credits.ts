@@ -1,0 +1,74 @@
+/**
+ * Reversals of outcomes that were already invoiced (docs/pricing.md): the period's usage as it was closed, rated
+ * without the outcomes credited so far and without them plus the newly reversed ones; the difference, per line,
+ * is credited on the next invoice. Rating both sides with the same function keeps tiers, the credit bucket and
+ * the commitment right (a reversal inside the included credit gives nothing back). Pure.
+ */
+import { dimensionKey, rateDimensionalUsage, type DimensionalCharge, type DimensionalUsage, type DimensionValues } from './dimensions';
+import { ratedLinesForPeriod, type DraftInvoiceLine, type PeriodBounds } from './invoice';
+import { Dec, toDecimal } from './money';
+import { usageCharges } from './plan-terms';
+import { invoicedAmounts, rerateDifference } from './rerating';
+
+/** What one reversed event had added to one metric's closed usage. */
+export interface ReversedContribution {
+  readonly metricCode: string;
+  /** count: 1 per event; sum: the event's value. Other aggregations cannot be taken back event by event. */
+  readonly aggregation: 'count' | 'sum';
+  /** The event's numeric value (sum), or its per-event value for a percentage charge (count with a property). */
+  readonly value: string | null;
+  /** The event's combination, for a metric with group_by. */
+  readonly dimensions?: DimensionValues;
+  readonly groupBy?: readonly string[];
+}
+
+/** The closed usage with these events' contributions taken out. */
+export function withoutContributions(usage: readonly DimensionalUsage[], removed: readonly ReversedContribution[]): DimensionalUsage[] {
+  return usage.map((metric) => {
+    let current: DimensionalUsage = metric;
+    for (const contribution of removed.filter((entry) => entry.metricCode === metric.metricCode)) {
+      current = removeOne(current, contribution);
+      if (current.groups && contribution.dimensions && contribution.groupBy) {
+        const key = dimensionKey(contribution.dimensions, contribution.groupBy);
+        current = { ...current, groups: current.groups.map((group) => (dimensionKey(group.dimensions, contribution.groupBy) === key ? removeOne(group, contribution) : group)) };
+      }
+    }
+    return current;
+  });
+}
+
+function removeOne<T extends { quantity: string; eventValues?: readonly string[] }>(usage: T, contribution: ReversedContribution): T {
+  const step = contribution.aggregation === 'count' ? new Dec(1) : toDecimal(contribution.value ?? '0');
+  const quantity = Dec.max(new Dec(0), toDecimal(usage.quantity).minus(step)).toString();
+  if (!usage.eventValues || contribution.value === null) return { ...usage, quantity };
+  const at = usage.eventValues.findIndex((value) => toDecimal(value).eq(toDecimal(contribution.value!)));
+  const eventValues = at < 0 ? usage.eventValues : [...usage.eventValues.slice(0, at), ...usage.eventValues.slice(at + 1)];
+  return { ...usage, quantity, eventValues };
+}
+
+export interface ReversalCreditInput {
+  readonly currency: string;
+  readonly charges: readonly DimensionalCharge[];
+  readonly creditBucket?: string;
+  readonly minimumCommitment?: string;
+  /** The period's usage as its close stored it (what its invoice billed). */
+  readonly closedUsage: readonly DimensionalUsage[];
+  readonly alreadyCredited: readonly ReversedContribution[];
+  readonly newlyReversed: readonly ReversedContribution[];
+  readonly period: PeriodBounds;
+}
+
+/** Credit lines (negative) for the newly reversed outcomes of a closed period; empty when they change nothing. */
+export function reversalCreditLines(input: ReversalCreditInput): DraftInvoiceLine[] {
+  const rate = (usage: readonly DimensionalUsage[]) =>
+    rateDimensionalUsage({ currency: input.currency, charges: usageCharges(input.charges), usage, creditBucket: input.creditBucket, minimumCommitment: input.minimumCommitment });
+  const before = withoutContributions(input.closedUsage, input.alreadyCredited);
+  const after = withoutContributions(before, input.newlyReversed);
+  const billed = ratedLinesForPeriod(rate(before).lines, input.period);
+  const difference = rerateDifference(rate(after).lines, invoicedAmounts(billed, []), input.currency, input.period);
+  return difference.lines.map((line) => ({
+    ...line,
+    description: line.description.replace(/ \(correction\)$/, ' (reversed outcomes)'),
+    breakdown: { ...line.breakdown, reversal: true },
+  }));
+}

@@ -1,0 +1,52 @@
+/**
+ * Per-combination revenue and cost of dimensional charges for a margin window (same window rules as
+ * store/margins.ts): revenue from the usage lines that carry a combination, cost from the usage closures' groups.
+ */
+import type { Knex } from 'knex';
+import { combinationMargins, type CombinationCost, type CombinationMargin, type CombinationRevenue } from '../domain/combination-margins';
+import { dimensionKey } from '../domain/dimensions';
+
+type Db = Knex | Knex.Transaction;
+
+/** subscription id -> its combinations, loss-makers first. Subscriptions without dimensional usage are absent. */
+export async function combinationMarginsBySubscription(
+  db: Db,
+  window: { from: Date; to: Date },
+  currencyBySubscription: ReadonlyMap<string, string>,
+): Promise<Map<string, CombinationMargin[]>> {
+  const ids = [...currencyBySubscription.keys()];
+  if (ids.length === 0) return new Map();
+  const revenue = await db.raw<{ rows: { subscription_id: string; metric_code: string; dimension_key: string; revenue: string }[] }>(
+    `SELECT i.subscription_id, l.metric_code, l.breakdown ->> 'dimensionKey' AS dimension_key, sum(l.amount)::text AS revenue
+     FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id
+     WHERE i.subscription_id = ANY(?::uuid[]) AND i.kind <> 'credit_note' AND i.status NOT IN ('draft', 'void')
+       AND l.kind = 'usage' AND l.breakdown ->> 'dimensionKey' IS NOT NULL AND l.period_start >= ? AND l.period_start < ?
+     GROUP BY 1, 2, 3`,
+    [ids, window.from, window.to],
+  );
+  const cost = await db.raw<{ rows: { subscription_id: string; metric_code: string; dimensions: Record<string, string>; quantity: string; unit_cost: string | null; group_by: string[] }[] }>(
+    `SELECT c.subscription_id, t.key AS metric_code, g.value -> 'dimensions' AS dimensions,
+            sum((g.value ->> 'quantity')::numeric)::text AS quantity, m.unit_cost::text AS unit_cost, m.group_by
+     FROM usage_period_closures c
+     CROSS JOIN LATERAL jsonb_each(c.totals) AS t(key, value)
+     CROSS JOIN LATERAL jsonb_array_elements(coalesce(t.value -> 'groups', '[]'::jsonb)) AS g(value)
+     JOIN billable_metrics m ON m.code = t.key
+     WHERE c.subscription_id = ANY(?::uuid[]) AND c.period_start >= ? AND c.period_start < ?
+     GROUP BY c.subscription_id, t.key, g.value -> 'dimensions', m.unit_cost, m.group_by`,
+    [ids, window.from, window.to],
+  );
+  const revenues = new Map<string, CombinationRevenue[]>();
+  for (const row of revenue.rows) {
+    revenues.set(row.subscription_id, [...(revenues.get(row.subscription_id) ?? []), { metricCode: row.metric_code, dimensionKey: row.dimension_key, revenue: row.revenue }]);
+  }
+  const costs = new Map<string, CombinationCost[]>();
+  for (const row of cost.rows) {
+    const line = { metricCode: row.metric_code, dimensionKey: dimensionKey(row.dimensions, row.group_by), quantity: row.quantity, unitCost: row.unit_cost };
+    costs.set(row.subscription_id, [...(costs.get(row.subscription_id) ?? []), line]);
+  }
+  const result = new Map<string, CombinationMargin[]>();
+  for (const id of new Set([...revenues.keys(), ...costs.keys()])) {
+    result.set(id, combinationMargins(currencyBySubscription.get(id)!, revenues.get(id) ?? [], costs.get(id) ?? []));
+  }
+  return result;
+}

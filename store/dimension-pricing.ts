@@ -1,0 +1,35 @@
+/**
+ * The dimensional charges that refuse unpriced usage at ingestion (`unmatched: "reject"`), per customer: those of
+ * the plan each customer's live subscriptions are on. Read only when a batch touches a metric with group_by.
+ */
+import type { Knex } from 'knex';
+import { isDimensionalCharge, type ChargeDimensions, type DimensionalCharge } from '../domain/dimensions';
+import type { Charge } from '../domain/rating';
+
+
+export type RejectingCharge = DimensionalCharge & { dimensions: ChargeDimensions };
+
+/** customer id -> metric code -> the plan charges on it that refuse usage no price matches. */
+export async function rejectingDimensionalCharges(
+  db: Knex | Knex.Transaction,
+  customerIds: readonly string[],
+  metricCodes: ReadonlySet<string>,
+): Promise<Map<string, Map<string, RejectingCharge[]>>> {
+  const result = new Map<string, Map<string, RejectingCharge[]>>();
+  if (customerIds.length === 0 || metricCodes.size === 0) return result;
+  const rows: { customer_id: string; charges: Charge[] }[] = await db('subscriptions as s')
+    .join('plans as p', 'p.id', 's.plan_id')
+    .whereIn('s.customer_id', [...new Set(customerIds)])
+    // Any subscription that can still bill usage: an ended one bills nothing new.
+    .whereNot('s.status', 'canceled')
+    .select('s.customer_id', 'p.charges');
+  for (const row of rows) {
+    for (const charge of row.charges ?? []) {
+      if (!isDimensionalCharge(charge) || charge.dimensions.unmatched !== 'reject' || !metricCodes.has(charge.metricCode)) continue;
+      const byMetric = result.get(row.customer_id) ?? new Map<string, RejectingCharge[]>();
+      byMetric.set(charge.metricCode, [...(byMetric.get(charge.metricCode) ?? []), charge]);
+      result.set(row.customer_id, byMetric);
+    }
+  }
+  return result;
+}

@@ -1,0 +1,118 @@
+/**
+ * Reversal events (docs/pricing.md, domain/reversals.ts): what ingestion reads to judge them, and the insert that
+ * stores a reversal and marks its original in one statement, so the two never disagree.
+ */
+import type { Knex } from 'knex';
+import type { ReversalTarget } from '../domain/reversals';
+import { forgetRollupsOfReversed } from './rollups';
+import type { NewUsageEvent } from './usage';
+
+/** event id -> every stored event with that id (any customer), as a reversal judges it. */
+export async function reversalTargets(db: Knex | Knex.Transaction, eventIds: readonly string[]): Promise<Map<string, ReversalTarget[]>> {
+  const result = new Map<string, ReversalTarget[]>();
+  if (eventIds.length === 0) return result;
+  const rows: { event_id: string; customer_id: string; occurred_at: Date; reversed_by_event_id: string | null; reverses_event_id: string | null }[] = await db('usage_events')
+    .whereIn('event_id', [...new Set(eventIds)])
+    .select('event_id', 'customer_id', 'occurred_at', 'reversed_by_event_id', 'reverses_event_id');
+  for (const row of rows) {
+    const target: ReversalTarget = { customerId: row.customer_id, occurredAt: row.occurred_at, reversed: row.reversed_by_event_id !== null, isReversal: row.reverses_event_id !== null };
+    result.set(row.event_id, [...(result.get(row.event_id) ?? []), target]);
+  }
+  return result;
+}
+
+/** customer id -> the dispute window of the plan of their newest subscription that is not canceled (null: none). */
+export async function disputeWindows(db: Knex | Knex.Transaction, customerIds: readonly string[]): Promise<Map<string, string | null>> {
+  if (customerIds.length === 0) return new Map();
+  const rows: { customer_id: string; dispute_window: string | null }[] = await db('subscriptions as s')
+    .join('plans as p', 'p.id', 's.plan_id')
+    .whereIn('s.customer_id', [...new Set(customerIds)])
+    .whereNot('s.status', 'canceled')
+    .orderBy('s.created_at', 'asc')
+    .select('s.customer_id', db.raw("p.settings ->> 'disputeWindow' AS dispute_window"));
+  return new Map(rows.map((row) => [row.customer_id, row.dispute_window]));
+}
+
+export type NewReversalEvent = NewUsageEvent & { readonly reversesEventId: string };
+
+/**
+ * Stores reversals and marks their originals in one statement. A resent reversal (same event id) or a second
+ * reversal of one original is skipped by the unique indexes; only the reversals stored mark their originals.
+ */
+export async function insertReversalEvents(db: Knex, events: readonly NewReversalEvent[]): Promise<{ customer_id: string; event_id: string }[]> {
+  if (events.length === 0) return [];
+  return db.transaction(async (trx) => {
+    // The running totals (store/rollups.ts) still hold what is reversed now: their windows are seeded again.
+    const originals: { customer_id: string; occurred_at: Date }[] = await trx('usage_events')
+      .whereIn(['customer_id', 'event_id'], events.map((event) => [event.customerId, event.reversesEventId]))
+      .select('customer_id', 'occurred_at');
+    await forgetRollupsOfReversed(trx, originals.map((row) => ({ customerId: row.customer_id, occurredAt: row.occurred_at })));
+    return (await insertAndMark(trx, events)).rows;
+  });
+}
+
+function insertAndMark(db: Knex.Transaction, events: readonly NewReversalEvent[]) {
+  return db.raw<{ rows: { customer_id: string; event_id: string }[] }>(
+    `WITH inserted AS (
+       INSERT INTO usage_events (customer_id, event_id, event_type, occurred_at, properties, reverses_event_id, late)
+       SELECT e.customer_id, e.event_id, e.event_type, e.occurred_at, e.properties, e.reverses_event_id, false
+       FROM unnest(?::uuid[], ?::text[], ?::text[], ?::timestamptz[], ?::jsonb[], ?::text[])
+            AS e(customer_id, event_id, event_type, occurred_at, properties, reverses_event_id)
+       ON CONFLICT DO NOTHING
+       RETURNING customer_id, event_id, reverses_event_id
+     ), marked AS (
+       UPDATE usage_events o SET reversed_by_event_id = i.event_id
+       FROM inserted i
+       WHERE o.customer_id = i.customer_id AND o.event_id = i.reverses_event_id AND o.reversed_by_event_id IS NULL
+       RETURNING o.id
+     )
+     SELECT customer_id, event_id FROM inserted`,
+    [
+      events.map((event) => event.customerId),
+      events.map((event) => event.eventId),
+      events.map((event) => event.eventType),
+      events.map((event) => event.occurredAt.toISOString()),
+      events.map((event) => JSON.stringify(event.properties)),
+      events.map((event) => event.reversesEventId),
+    ],
+  );
+}
+
+/** A reversal whose original had already been closed (and so invoiced) when the reversal arrived. */
+export interface InvoicedReversal {
+  readonly reversalRowId: string;
+  readonly credited: boolean;
+  readonly eventType: string;
+  readonly properties: Record<string, unknown>;
+  readonly closeId: string;
+  readonly periodStart: Date;
+  readonly periodEnd: Date;
+  readonly planId: string | null;
+  readonly totals: Record<string, unknown>;
+}
+
+/**
+ * Every reversal of an outcome closed in one of this subscription's periods before the reversal arrived, for the
+ * closures that still have one to credit. Locks the reversals, so two invoices cannot credit one twice.
+ */
+export async function invoicedReversals(trx: Knex.Transaction, subscriptionId: string, customerId: string): Promise<InvoicedReversal[]> {
+  const result = await trx.raw<{ rows: (Omit<InvoicedReversal, 'reversalRowId' | 'closeId'> & { reversalRowId: string; closeId: string })[] }>(
+    `SELECT r.id::text AS "reversalRowId", r.reversal_credited_on IS NOT NULL AS credited, o.event_type AS "eventType", o.properties,
+            c.id::text AS "closeId", c.period_start AS "periodStart", c.period_end AS "periodEnd", c.plan_id AS "planId", c.totals
+     FROM usage_events r
+     JOIN usage_events o ON o.customer_id = r.customer_id AND o.event_id = r.reverses_event_id
+     JOIN usage_period_closures c ON c.id = o.period_close_id
+     WHERE r.customer_id = ? AND c.subscription_id = ? AND r.received_at > c.closed_at
+       AND EXISTS (SELECT 1 FROM usage_events r2 JOIN usage_events o2 ON o2.customer_id = r2.customer_id AND o2.event_id = r2.reverses_event_id
+                   WHERE r2.customer_id = r.customer_id AND o2.period_close_id = c.id AND r2.reversal_credited_on IS NULL AND r2.received_at > c.closed_at)
+     ORDER BY c.period_start, r.id
+     FOR UPDATE OF r`,
+    [customerId, subscriptionId],
+  );
+  return result.rows;
+}
+
+export async function markReversalsCredited(trx: Knex.Transaction, reversalRowIds: readonly string[], creditedOn: string): Promise<void> {
+  if (reversalRowIds.length === 0) return;
+  await trx('usage_events').whereIn('id', [...reversalRowIds]).whereNull('reversal_credited_on').update({ reversal_credited_on: creditedOn });
+}

@@ -1,0 +1,111 @@
+/** Reversible outcomes: which reversals are accepted (domain/reversals.ts), each rule with its own code. */
+import fc from 'fast-check';
+import type { DimensionalCharge } from '../../domain/dimensions';
+import { Dec } from '../../domain/money';
+import { rateUsage } from '../../domain/rating';
+import { reversalCreditLines, type ReversedContribution } from '../../domain/reversal-credits';
+import { judgeReversal, type ReversalTarget } from '../../domain/reversals';
+
+const ORIGINAL: ReversalTarget = { customerId: 'c1', occurredAt: new Date('2031-03-10T12:00:00Z'), reversed: false, isReversal: false };
+const request = (at: string, customerId = 'c1') => ({ customerId, occurredAt: new Date(at), reversesEventId: 'deal-1' });
+
+describe('judgeReversal', () => {
+  it('accepts a reversal inside the dispute window, up to the last instant before it closes', () => {
+    expect(judgeReversal(request('2031-03-12T00:00:00Z'), [ORIGINAL], 'P7D')).toEqual({ ok: true });
+    // P7D from Mar 10 12:00 closes at Mar 17 12:00: 11:59:59.999 is inside, 12:00 is not.
+    expect(judgeReversal(request('2031-03-17T11:59:59.999Z'), [ORIGINAL], 'P7D')).toEqual({ ok: true });
+    expect(judgeReversal(request('2031-03-17T12:00:00Z'), [ORIGINAL], 'P7D')).toMatchObject({ ok: false, code: 'dispute_window_closed' });
+  });
+
+  it('refuses unknown events, other customers\' events, reversals of reversals and second reversals', () => {
+    expect(judgeReversal(request('2031-03-12T00:00:00Z'), [], 'P7D')).toMatchObject({ code: 'reversed_event_not_found' });
+    expect(judgeReversal(request('2031-03-12T00:00:00Z', 'c2'), [ORIGINAL], 'P7D')).toMatchObject({ code: 'reversed_event_of_another_customer' });
+    expect(judgeReversal(request('2031-03-12T00:00:00Z'), [{ ...ORIGINAL, isReversal: true }], 'P7D')).toMatchObject({ code: 'reversed_event_not_found' });
+    expect(judgeReversal(request('2031-03-12T00:00:00Z'), [{ ...ORIGINAL, reversed: true }], 'P7D')).toMatchObject({ code: 'event_already_reversed' });
+  });
+
+  it('finds the customer\'s own event when another customer uses the same id', () => {
+    expect(judgeReversal(request('2031-03-12T00:00:00Z'), [{ ...ORIGINAL, customerId: 'c2' }, ORIGINAL], 'P7D')).toEqual({ ok: true });
+  });
+
+  it('refuses every reversal on a plan without a dispute window', () => {
+    expect(judgeReversal(request('2031-03-10T12:00:01Z'), [ORIGINAL], null)).toMatchObject({ code: 'dispute_window_closed' });
+  });
+});
+
+describe('credit for outcomes reversed after their period was invoiced', () => {
+  const period = { start: '2031-03-01T00:00:00.000Z', end: '2031-04-01T00:00:00.000Z' };
+  const deals = { metricCode: 'deals', price: { model: 'percentage' as const, rate: '0.02', minFee: '5.00' } };
+  const closed = [{ metricCode: 'deals', quantity: '3', eventValues: ['1000', '100', '2000'] }];
+  const deal = (value: string): ReversedContribution => ({ metricCode: 'deals', aggregation: 'count', value });
+
+  it('credits what the reversed outcome billed, its value and its minimum fee', () => {
+    // Billed: 20.00 + max(2.00, 5.00) + 40.00 = 65.00. Reversing the 100.00 deal takes back its 5.00 minimum.
+    const lines = reversalCreditLines({ currency: 'USD', charges: [deals], closedUsage: closed, alreadyCredited: [], newlyReversed: [deal('100')], period });
+    expect(lines.map((line) => [line.description, line.amount, line.periodStart])).toEqual([['deals (reversed outcomes)', '-5.00', period.start]]);
+  });
+
+  it('credits each reversal once: a later one is measured after the earlier credit', () => {
+    // After the 100.00 deal was credited, reversing the 2,000.00 one takes back 40.00, not 45.00.
+    const lines = reversalCreditLines({ currency: 'USD', charges: [deals], closedUsage: closed, alreadyCredited: [deal('100')], newlyReversed: [deal('2000')], period });
+    expect(lines.map((line) => line.amount)).toEqual(['-40.00']);
+  });
+
+  it('gives nothing back for usage the included credit had paid for', () => {
+    const tokens = { metricCode: 'tokens', price: { model: 'per_unit' as const, unitPrice: '0.01' } };
+    // 1,000 tokens = 10.00, all inside a 15.00 credit bucket: the invoice billed 0, a reversal of 300 credits 0.
+    const lines = reversalCreditLines({
+      currency: 'USD',
+      charges: [tokens],
+      creditBucket: '15.00',
+      closedUsage: [{ metricCode: 'tokens', quantity: '1000' }],
+      alreadyCredited: [],
+      newlyReversed: [{ metricCode: 'tokens', aggregation: 'sum', value: '300' }],
+      period,
+    });
+    expect(lines.reduce((sum, line) => sum + Number(line.amount), 0)).toBe(0);
+  });
+
+  it('takes a reversed outcome out of its combination on a dimensional charge', () => {
+    const charge: DimensionalCharge = {
+      metricCode: 'tokens',
+      price: { model: 'per_unit', unitPrice: '0' },
+      dimensions: { groupBy: ['model'], unmatched: 'list', prices: [{ match: { model: 'large' }, price: { model: 'per_unit', unitPrice: '0.01' } }], defaultPrice: { model: 'per_unit', unitPrice: '0.001' } },
+    };
+    const lines = reversalCreditLines({
+      currency: 'USD',
+      charges: [charge],
+      closedUsage: [{ metricCode: 'tokens', quantity: '1500', groups: [{ dimensions: { model: 'large' }, quantity: '1000' }, { dimensions: { model: 'small' }, quantity: '500' }] }],
+      alreadyCredited: [],
+      newlyReversed: [{ metricCode: 'tokens', aggregation: 'sum', value: '200', dimensions: { model: 'large' }, groupBy: ['model'] }],
+      period,
+    });
+    // large: 1,000 → 800 at 0.01 = 10.00 → 8.00; small untouched.
+    expect(lines.map((line) => [line.description, line.amount])).toEqual([['tokens (model=large) (reversed outcomes)', '-2.00']]);
+  });
+});
+
+describe('property: a reversed outcome contributes nothing once its reversal is billed', () => {
+  it('billed − credit equals the period rated without the reversed outcomes', () => {
+    const period = { start: '2031-03-01T00:00:00.000Z', end: '2031-04-01T00:00:00.000Z' };
+    const charges = [{ metricCode: 'deals', price: { model: 'percentage' as const, rate: '0.025', minFee: '1.00', maxFee: '40.00', fixedFeePerEvent: '0.30' } }];
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 300_000 }), { minLength: 1, maxLength: 12 }), fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }), (cents, reversedFlags) => {
+        const values = cents.map((value) => (value / 100).toFixed(2));
+        const reversed = values.filter((_, index) => reversedFlags[index]);
+        const kept = values.filter((_, index) => !reversedFlags[index]);
+        const rate = (eventValues: string[]) => rateUsage({ currency: 'USD', charges, usage: [{ metricCode: 'deals', quantity: String(eventValues.length), eventValues }] }).subtotal;
+        const credit = reversalCreditLines({
+          currency: 'USD',
+          charges,
+          closedUsage: [{ metricCode: 'deals', quantity: String(values.length), eventValues: values }],
+          alreadyCredited: [],
+          newlyReversed: reversed.map((value) => ({ metricCode: 'deals', aggregation: 'count' as const, value })),
+          period,
+        }).reduce((sum, line) => sum.plus(line.amount), new Dec(0));
+        expect(new Dec(rate(values)).plus(credit).toFixed(2)).toBe(new Dec(rate(kept)).toFixed(2));
+      }),
+      { numRuns: 200, seed: 20261205 },
+    );
+  });
+});
