@@ -35,6 +35,7 @@ import { reconciliationRouter } from './routes/reconciliation';
 import { subscriptionUsageHistoryRouter, usageTokenRouter } from './routes/customer-usage';
 import { invoiceDocumentsRouter } from './routes/invoice-documents';
 import { usagePageRouter } from './routes/usage-page';
+import { openApiRouter } from './openapi-router';
 
 export interface ApiDependencies {
   readonly db: Database;
@@ -118,6 +119,8 @@ export function createApp(deps: ApiDependencies): Express {
   app.use('/v1/usage-token', usageTokenRouter(deps.db));
   app.use('/v1/subscriptions', subscriptionUsageHistoryRouter(deps.db, { now: deps.now }));
   app.use('/v1/invoices', invoiceDocumentsRouter(deps.db));
+  // The contract: /openapi.json and its reference page /docs (api/openapi.ts).
+  app.use(openApiRouter(app));
 
   app.use((req, _res, next) => next(new ApiProblem('not_found', `no route ${req.method} ${req.path}`)));
   app.use(translateClientErrors);
