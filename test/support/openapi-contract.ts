@@ -44,10 +44,11 @@ export class ResponseContract {
         .map((segment) => (segment.startsWith('{') ? '[^/]+' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
         .join('/');
       for (const [method, operation] of Object.entries(methods)) {
-        this.operations.push({ method: method.toUpperCase(), template, pattern: new RegExp(`^${source}/?$`), params: (template.match(/\{/g) ?? []).length, operation });
+        this.operations.push({ method: method.toUpperCase(), template, pattern: new RegExp(`^${source}/?$`, 'i'), params: (template.match(/\{/g) ?? []).length, operation });
       }
     }
-    // Literal segments win over parameters, as Express tries them in that order here (e.g. /usage-token/me).
+    // Literal segments win over parameters, as Express tries them in that order here (e.g. /usage-token/me). Express
+    // matches paths case-insensitively, and so does this.
     this.operations.sort((a, b) => a.params - b.params);
   }
 
