@@ -114,3 +114,19 @@ export function contractFor(document: OpenApiDocument): ResponseContract {
   }
   return contract;
 }
+
+/**
+ * A fetch that checks every answer against the document before handing it on, for code that talks to the API
+ * through the TypeScript client (clients/typescript: pass it as `fetch`).
+ */
+export function contractCheckingFetch(document: OpenApiDocument, send: (request: Request) => Promise<Response> = (request) => fetch(request)): (request: Request) => Promise<Response> {
+  const contract = contractFor(document);
+  return async (request) => {
+    const response = await send(request);
+    const url = new URL(request.url);
+    const contentType = response.headers.get('content-type') ?? '';
+    const text = await response.clone().text();
+    contract.assert({ method: request.method, url: `${url.pathname}${url.search}`, status: response.status, contentType, json: text && contentType.includes('json') ? JSON.parse(text) : undefined });
+    return response;
+  };
+}

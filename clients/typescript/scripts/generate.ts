@@ -19,7 +19,8 @@ const HEADER = `/**
 
 /** The TypeScript text of the client's types for this OpenAPI document. */
 export async function schemaSource(document: unknown): Promise<string> {
-  const ast = await openapiTS(document as Parameters<typeof openapiTS>[0], { alphabetize: true });
+  // defaultNonNullable off: a request field with a default (a plan's `charges`) may be left out.
+  const ast = await openapiTS(document as Parameters<typeof openapiTS>[0], { alphabetize: true, defaultNonNullable: false });
   return `${HEADER}${astToString(ast)}`;
 }
 

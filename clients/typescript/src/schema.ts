@@ -1080,7 +1080,7 @@ export interface components {
              *       "100"
              *     ]
              */
-            thresholds: string[];
+            thresholds?: string[];
         };
         BudgetResponse: {
             budget: string | null;
@@ -1148,11 +1148,11 @@ export interface components {
             /** @enum {string} */
             aggregation: "count" | "sum" | "max" | "unique_count" | "latest";
             /** @default false */
-            allow_negative: boolean;
+            allow_negative?: boolean;
             code: string;
             event_type: string;
             /** @default {} */
-            filters: {
+            filters?: {
                 [key: string]: string | boolean;
             };
             name: string;
@@ -1162,7 +1162,7 @@ export interface components {
         CreatePlanBody: {
             billing_interval: string;
             /** @default [] */
-            charges: {
+            charges?: {
                 display_name?: string;
                 included_units?: string;
                 metric_code: string;
@@ -1223,7 +1223,7 @@ export interface components {
         };
         CreateUsageTokenBody: {
             /** @default 3600 */
-            expires_in: number;
+            expires_in?: number;
         };
         CreateWebhookEndpointBody: {
             description?: string;
@@ -1580,7 +1580,7 @@ export interface components {
             customer: string;
             id: string;
             /** @default {} */
-            properties: {
+            properties?: {
                 [key: string]: unknown;
             };
             timestamp: string;
@@ -1637,7 +1637,7 @@ export interface components {
         };
         RerateBody: {
             /** @default false */
-            include_late_usage: boolean;
+            include_late_usage?: boolean;
             plan_code?: string;
             plan_version?: number;
             reason: string;
