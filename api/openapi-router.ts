@@ -14,9 +14,9 @@ import { openApiDocument } from './openapi';
 import { ApiProblem } from './problem';
 import { declareRoutes, PUBLIC } from './route-declarations';
 
-/** Our own start-up script (no inline code under the CSP below): render /openapi.json. */
+/** Our own start-up script (no inline code under the CSP below): render /openapi.json; no online validator badge. */
 const INIT_SCRIPT = `window.addEventListener('load', function () {
-  window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#reference', deepLinking: true, defaultModelsExpandDepth: 0 });
+  window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#reference', deepLinking: true, defaultModelsExpandDepth: 0, validatorUrl: null });
 });
 `;
 

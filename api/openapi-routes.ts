@@ -70,9 +70,9 @@ import { findingsQuery } from './routes/reconciliation';
 
 export interface ResponseDoc {
   readonly description: string;
-  /** JSON body schema (application/json); omit for non-JSON bodies and give `contentType`. */
+  /** JSON body schema (application/json); omit for non-JSON bodies and give their `contentType`(s). */
   readonly schema?: z.ZodType;
-  readonly contentType?: string;
+  readonly contentType?: string | readonly string[];
   readonly example?: unknown;
 }
 
@@ -93,6 +93,25 @@ export interface RouteDoc {
   /** Problem codes this route's own handler answers (the ones every route can answer are added by api/openapi.ts). */
   readonly problems?: readonly ProblemCode[];
 }
+
+/** The reference page's groups, in the order a new integration meets them. */
+export const TAGS: readonly { readonly name: string; readonly description: string }[] = [
+  { name: 'Customers', description: 'Who is billed, in which currency, with which payment method.' },
+  { name: 'Metrics', description: 'What usage events count: event type, aggregation, property.' },
+  { name: 'Plans', description: 'Prices: a flat fee per interval and charges per metric. Immutable versions.' },
+  { name: 'Subscriptions', description: 'A customer on a plan: one Temporal workflow each, billing period after period.' },
+  { name: 'Subscription lifecycle', description: 'Plan changes, pause and resume, retention and win-back answers, retries.' },
+  { name: 'Usage', description: 'Usage events in, and what they cost so far.' },
+  { name: 'Invoices', description: 'Finalized invoices and credit notes, never edited; JSON, HTML and PDF.' },
+  { name: 'Refunds', description: 'Credit notes against paid invoices, refunded through the gateway.' },
+  { name: 'Re-rating', description: 'Corrections to a finalized invoice: proposed, then approved or rejected by finance.' },
+  { name: 'Reports', description: 'Finance reports.' },
+  { name: 'Reconciliation', description: "The janitor's findings." },
+  { name: 'Webhooks', description: 'Signed event deliveries to your endpoints.' },
+  { name: 'API keys', description: 'Keys by role; customer usage tokens.' },
+  { name: 'Customer usage page', description: 'The page a customer opens with a usage token, and what it reads.' },
+  { name: 'Operations', description: 'Health, readiness, metrics and this contract.' },
+];
 
 const ok = (description: string, schema: z.ZodType, example?: unknown): Readonly<Record<number, ResponseDoc>> => ({ 200: { description, schema, example } });
 const created = (description: string, schema: z.ZodType, example?: unknown): Readonly<Record<number, ResponseDoc>> => ({ 201: { description, schema, example } });
@@ -205,7 +224,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     description: 'Scripts and styles of the reference page, served by the API itself (no CDN).',
     tag: 'Operations',
     params: { asset: { description: 'The file name.' } },
-    responses: { 200: { description: 'The file.', contentType: 'application/octet-stream' } },
+    responses: { 200: { description: 'The file.', contentType: ['text/css', 'text/javascript'] } },
     problems: ['not_found'],
   },
 

@@ -10,7 +10,7 @@ import type { Express } from 'express';
 import { z } from 'zod';
 import { ApiProblem, ProblemCode } from './problem';
 import { describeRoutes, type Grant, type RouteDescription } from './route-declarations';
-import { ROUTE_DOCS, type RouteDoc } from './openapi-routes';
+import { ROUTE_DOCS, TAGS, type RouteDoc } from './openapi-routes';
 import * as schemaModule from './schemas';
 import { problemResponse } from './schemas';
 
@@ -190,7 +190,7 @@ function operation(route: RouteDescription, components: SchemaComponents): Recor
     const content = response.schema
       ? { 'application/json': { schema: components.ref(response.schema, 'output', `${pascal(operationId)}Response`), ...(response.example !== undefined ? { example: response.example } : {}) } }
       : response.contentType
-        ? { [response.contentType]: { schema: { type: 'string' } } }
+        ? Object.fromEntries([response.contentType].flat().map((type) => [type, { schema: { type: 'string' } }]))
         : undefined;
     responses[status] = { description: response.description, ...(content ? { content } : {}) };
   }
@@ -235,7 +235,8 @@ export function buildOpenApiDocument(routes: readonly RouteDescription[]): OpenA
     const path = openApiPath(route.path);
     paths[path] = { ...paths[path], [route.method.toLowerCase()]: operation(route, components) };
   }
-  const tags = [...new Set(Object.values(paths).flatMap((ops) => Object.values(ops).flatMap((op) => (op as { tags: string[] }).tags)))];
+  const used = new Set(Object.values(paths).flatMap((ops) => Object.values(ops).flatMap((op) => (op as { tags: string[] }).tags)));
+  const tags = [...TAGS.filter((tag) => used.has(tag.name)), ...[...used].filter((name) => !TAGS.some((tag) => tag.name === name)).map((name) => ({ name }))];
   return {
     openapi: OPENAPI_VERSION,
     info: {
@@ -248,7 +249,7 @@ export function buildOpenApiDocument(routes: readonly RouteDescription[]): OpenA
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     servers: [{ url: 'http://localhost:3000', description: 'npm start' }],
-    tags: tags.map((name) => ({ name })),
+    tags,
     paths,
     components: {
       schemas: components.toJson(),

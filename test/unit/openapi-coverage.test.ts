@@ -2,28 +2,20 @@
  * The contract covers the API exactly: every route Express has is documented in api/openapi-routes.ts, and every
  * documented route exists. Adding a route without documentation fails here.
  */
-import { Client, Connection } from '@temporalio/client';
 import type { Express } from 'express';
-import { createApp } from '../../api/app';
+import { offlineApp } from '../../api/openapi-offline';
 import { ROUTE_DOCS } from '../../api/openapi-routes';
 import { openApiDocument, openApiPath, routeKey } from '../../api/openapi';
 import { listRoutes } from '../../api/route-declarations';
-import { createDatabase, Database } from '../../store/database';
 
-let db: Database;
-let connection: Connection;
 let app: Express;
+let close: () => Promise<void>;
 
 beforeAll(() => {
-  db = createDatabase('postgres://offline.invalid:1/none', 1);
-  connection = Connection.lazy({ address: '127.0.0.1:1' });
-  app = createApp({ db, temporal: new Client({ connection }), rateLimit: false, log: () => undefined });
+  ({ app, close } = offlineApp());
 });
 
-afterAll(async () => {
-  await connection.close();
-  await db.destroy();
-});
+afterAll(() => close());
 
 test('every registered route is documented in api/openapi-routes.ts', () => {
   const undocumented = listRoutes(app)

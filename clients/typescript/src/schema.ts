@@ -1919,7 +1919,8 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "text/css": string;
+                    "text/javascript": string;
                 };
             };
             /** @description Problem: `malformed_json`, `malformed_request`. */
