@@ -595,7 +595,7 @@ export const createdWebhookEndpointResponse = webhookEndpointResponse.extend({ s
 export const webhookDeliveriesResponse = z.object({
   data: z.array(
     z.object({
-      id: z.uuid(),
+      id: z.string().meta({ description: 'A sequence number (BIGINT), as a string.' }),
       event_id: z.string(),
       event_type: z.string(),
       status: z.enum(['pending', 'delivered', 'failed']),

@@ -1786,7 +1786,7 @@ export interface components {
                 delivered_at: string | null;
                 event_id: string;
                 event_type: string;
-                /** Format: uuid */
+                /** @description A sequence number (BIGINT), as a string. */
                 id: string;
                 last_error: string | null;
                 last_status_code: number | null;
