@@ -5081,7 +5081,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `database_unavailable`, `temporal_unavailable`. */
+            /** @description Problem: `database_unavailable`, `temporal_unavailable`, `workflow_unavailable`. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5091,7 +5091,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "database_unavailable" | "temporal_unavailable";
+                        code?: "database_unavailable" | "temporal_unavailable" | "workflow_unavailable";
                     };
                 };
             };
