@@ -62,8 +62,14 @@ import {
   usageTokenResponse,
   webhookDeliveriesResponse,
   webhookEndpointResponse,
+  walletResponse,
+  walletGrantResponse,
+  walletSettingsResponse,
+  entitlementResponse,
+  entitlementsResponse,
   withdrawScheduledChangeResponse,
 } from './schemas';
+import { grantBody, settingsBody, walletQuery } from './routes/wallets';
 import { subscriptionInvoicesQuery } from './routes/customer-usage';
 import { invoiceDocumentQuery } from './routes/invoice-documents';
 import { findingsQuery } from './routes/reconciliation';
@@ -98,6 +104,7 @@ export interface RouteDoc {
 export const TAGS: readonly { readonly name: string; readonly description: string }[] = [
   { name: 'Customers', description: 'Who is billed, in which currency, with which payment method.' },
   { name: 'Metrics', description: 'What usage events count: event type, aggregation, property.' },
+  { name: 'Wallets and entitlements', description: 'Prepaid credit grants, balances, and "may this customer do X now?" checks.' },
   { name: 'Plans', description: 'Prices: a flat fee per interval and charges per metric. Immutable versions.' },
   { name: 'Subscriptions', description: 'A customer on a plan: one Temporal workflow each, billing period after period.' },
   { name: 'Subscription lifecycle', description: 'Plan changes, pause and resume, retention and win-back answers, retries.' },
@@ -501,6 +508,51 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     params: { id: { description: 'The webhook endpoint id.', schema: uuid } },
     responses: ok('Attempts, last status code, next try.', webhookDeliveriesResponse),
     problems: ['not_found'],
+  },
+
+  // --- Wallets and entitlements ---
+  'GET /v1/customers/:id/wallet': {
+    summary: "The customer's prepaid wallet",
+    description: 'Balance, what is available after usage not yet invoiced, grants with expiries, the recent ledger and the projected run-out date. A customer without a wallet gets an empty one (`has_wallet: false`).',
+    tag: 'Wallets and entitlements',
+    params: customerId,
+    query: walletQuery,
+    responses: ok('The wallet in the currency asked for (the customer\'s by default).', walletResponse),
+    problems: ['customer_not_found'],
+  },
+  'PUT /v1/customers/:id/wallet': {
+    summary: "Set the wallet's overdraft and alert thresholds",
+    tag: 'Wallets and entitlements',
+    params: customerId,
+    body: settingsBody,
+    bodyExample: { overdraft_limit: '0.00', low_balance_threshold: '10.00' },
+    responses: ok('The settings now in force.', walletSettingsResponse),
+    problems: ['customer_not_found'],
+  },
+  'POST /v1/customers/:id/wallet/grants': {
+    summary: 'Grant prepaid credit',
+    description: 'A promotional, goodwill or purchased (paid elsewhere) grant; optionally scoped to metrics and expiring.',
+    tag: 'Wallets and entitlements',
+    params: customerId,
+    body: grantBody,
+    bodyExample: { amount: '50.00', source: 'promotional', expires_at: '2027-01-01T00:00:00Z' },
+    responses: created('The grant.', walletGrantResponse),
+    problems: ['customer_not_found'],
+  },
+  'GET /v1/customers/:id/entitlements': {
+    summary: "Every feature the customer's current plans declare",
+    tag: 'Wallets and entitlements',
+    params: customerId,
+    responses: ok('One answer per feature.', entitlementsResponse),
+    problems: ['customer_not_found'],
+  },
+  'GET /v1/customers/:id/entitlements/:feature': {
+    summary: 'May the customer use this feature now?',
+    description: 'From the running usage totals and the wallet balance: access, usage and limit in the current period, when it resets.',
+    tag: 'Wallets and entitlements',
+    params: { ...customerId, feature: { description: 'The feature code.' } },
+    responses: ok('The answer (`kind: null` when no current plan declares the feature).', entitlementResponse),
+    problems: ['customer_not_found'],
   },
 
   // --- API keys ---

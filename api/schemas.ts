@@ -52,7 +52,22 @@ export const createPlanBody = z.strictObject({
   credit_bucket: z.lazy(() => nonNegativeDecimal).optional(),
   minimum_commitment: z.lazy(() => nonNegativeDecimal).optional(),
   usage_grace_period: isoDuration.optional(),
+  /** What the plan entitles to (docs/wallets.md): boolean, metered with a per-period limit, or wallet-backed. */
+  features: z.lazy(() => z.array(planFeature).max(100)).optional(),
 });
+
+const featureCode = z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'letters, digits, "_", ".", ":" or "-"; at most 100');
+export const planFeature = z.discriminatedUnion('kind', [
+  z.strictObject({ code: featureCode, kind: z.literal('boolean') }),
+  z.strictObject({
+    code: featureCode,
+    kind: z.literal('metered'),
+    metric_code: z.string().min(1).max(100),
+    limit: nonNegativeDecimal.nullable(),
+    enforcement: z.enum(['hard', 'soft']).default('hard'),
+  }),
+  z.strictObject({ code: featureCode, kind: z.literal('wallet') }),
+]);
 
 export const createSubscriptionBody = z.strictObject({
   customer_id: z.uuid(),
@@ -316,6 +331,15 @@ export const planResponse = z.object({
   credit_bucket: z.string().nullable(),
   minimum_commitment: z.string().nullable(),
   usage_grace_period: z.string(),
+  features: z.array(
+    z.object({
+      code: z.string(),
+      kind: z.enum(['boolean', 'metered', 'wallet']),
+      metric_code: z.string().optional(),
+      limit: z.string().nullable().optional(),
+      enforcement: z.enum(['hard', 'soft']).optional(),
+    }),
+  ),
   created_at: nullableInstant,
 });
 
@@ -614,4 +638,65 @@ export const readinessResponse = z.object({
   status: z.literal('ready'),
   checks: z.record(z.string(), z.looseObject({ ok: z.boolean() })),
   warnings: z.array(z.string()).optional(),
+});
+
+// --- Wallets and entitlements (issue 12, docs/wallets.md) ---
+
+export const walletGrantResponse = z.object({
+  id: z.uuid(),
+  source: z.string(),
+  amount: moneyOut.nullable(),
+  remaining: moneyOut.nullable(),
+  priority: z.int(),
+  effective_at: nullableInstant,
+  expires_at: nullableInstant,
+  metric_codes: z.array(z.string()).nullable(),
+});
+
+const walletSettingsOut = {
+  overdraft_limit: moneyOut.nullable(),
+  low_balance_threshold: moneyOut.nullable(),
+  recharge_threshold: moneyOut.nullable(),
+  recharge_amount: moneyOut.nullable(),
+};
+
+export const walletResponse = z.object({
+  customer_id: z.uuid(),
+  currency: z.string(),
+  has_wallet: z.boolean(),
+  balance: moneyOut.nullable(),
+  pending_usage: moneyOut,
+  available: moneyOut,
+  ...Object.fromEntries(Object.entries(walletSettingsOut).map(([key, schema]) => [key, schema.optional()])),
+  projected_run_out_at: nullableInstant,
+  grants: z.array(walletGrantResponse),
+  ledger: z.array(
+    z.object({
+      id: z.string(),
+      kind: z.string(),
+      grant_id: z.uuid().nullable(),
+      amount: moneyOut.nullable(),
+      balance_after: moneyOut.nullable(),
+      description: z.string().nullable(),
+      created_at: nullableInstant,
+    }),
+  ),
+});
+
+export const walletSettingsResponse = z.object({ customer_id: z.uuid(), currency: z.string(), ...walletSettingsOut });
+
+export const entitlementResponse = z.object({
+  customer_id: z.uuid(),
+  feature: z.string(),
+  kind: z.enum(['boolean', 'metered', 'wallet']).nullable().meta({ description: 'null: no current plan of the customer declares the feature.' }),
+  has_access: z.boolean(),
+  usage: z.string().nullable(),
+  limit: z.string().nullable(),
+  balance: z.string().nullable(),
+  resets_at: nullableInstant,
+});
+
+export const entitlementsResponse = z.object({
+  customer_id: z.uuid(),
+  data: z.array(entitlementResponse.omit({ customer_id: true })),
 });

@@ -273,6 +273,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/customers/{id}/entitlements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every feature the customer's current plans declare
+         * @description Keys: admin, app, finance, customer_usage.
+         */
+        get: operations["getV1CustomersByIdEntitlements"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/entitlements/{feature}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * May the customer use this feature now?
+         * @description From the running usage totals and the wallet balance: access, usage and limit in the current period, when it resets.
+         *
+         *     Keys: admin, app, finance, customer_usage.
+         */
+        get: operations["getV1CustomersByIdEntitlementsByFeature"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/customers/{id}/payment-method": {
         parameters: {
             query?: never;
@@ -311,6 +353,54 @@ export interface paths {
          *     Keys: admin, app.
          */
         post: operations["postV1CustomersByIdUsageTokens"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/wallet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The customer's prepaid wallet
+         * @description Balance, what is available after usage not yet invoiced, grants with expiries, the recent ledger and the projected run-out date. A customer without a wallet gets an empty one (`has_wallet: false`).
+         *
+         *     Keys: admin, app, finance, customer_usage.
+         */
+        get: operations["getV1CustomersByIdWallet"];
+        /**
+         * Set the wallet's overdraft and alert thresholds
+         * @description Keys: admin, app.
+         */
+        put: operations["putV1CustomersByIdWallet"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/wallet/grants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Grant prepaid credit
+         * @description A promotional, goodwill or purchased (paid elsewhere) grant; optionally scoped to metrics and expiring.
+         *
+         *     Keys: admin, finance.
+         */
+        post: operations["postV1CustomersByIdWalletGrants"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1207,6 +1297,26 @@ export interface components {
             code: string;
             credit_bucket?: string;
             currency: string;
+            features?: ({
+                code: string;
+                /** @constant */
+                kind: "boolean";
+            } | {
+                code: string;
+                /**
+                 * @default hard
+                 * @enum {string}
+                 */
+                enforcement?: "hard" | "soft";
+                /** @constant */
+                kind: "metered";
+                limit: string | null;
+                metric_code: string;
+            } | {
+                code: string;
+                /** @constant */
+                kind: "wallet";
+            })[];
             flat_fee: string;
             minimum_commitment?: string;
             name: string;
@@ -1346,6 +1456,32 @@ export interface components {
             timezone: "UTC";
         };
         EmptyBody: Record<string, never>;
+        EntitlementResponse: {
+            balance: string | null;
+            /** Format: uuid */
+            customer_id: string;
+            feature: string;
+            has_access: boolean;
+            /** @description null: no current plan of the customer declares the feature. */
+            kind: ("boolean" | "metered" | "wallet") | null;
+            limit: string | null;
+            resets_at: string | null;
+            usage: string | null;
+        };
+        EntitlementsResponse: {
+            /** Format: uuid */
+            customer_id: string;
+            data: {
+                balance: string | null;
+                feature: string;
+                has_access: boolean;
+                /** @description null: no current plan of the customer declares the feature. */
+                kind: ("boolean" | "metered" | "wallet") | null;
+                limit: string | null;
+                resets_at: string | null;
+                usage: string | null;
+            }[];
+        };
         FindingsResponse: {
             data: {
                 detail: unknown;
@@ -1566,6 +1702,15 @@ export interface components {
             created_at: string | null;
             credit_bucket: string | null;
             currency: string;
+            features: {
+                code: string;
+                /** @enum {string} */
+                enforcement?: "hard" | "soft";
+                /** @enum {string} */
+                kind: "boolean" | "metered" | "wallet";
+                limit?: string | null;
+                metric_code?: string;
+            }[];
             /** @example 12.50 */
             flat_fee: string;
             /** Format: uuid */
@@ -1575,6 +1720,19 @@ export interface components {
             trial_period: string | null;
             usage_grace_period: string;
             version: number;
+        };
+        PostV1CustomersByIdWalletGrantsRequest: {
+            amount: string;
+            currency?: string;
+            description?: string;
+            /** Format: date-time */
+            effective_at?: string;
+            expires_at?: string | null;
+            metric_codes?: string[] | null;
+            /** @default 0 */
+            priority?: number;
+            /** @enum {string} */
+            source: "promotional" | "goodwill" | "purchased";
         };
         PostV1EventsRequest: {
             customer: string;
@@ -1606,6 +1764,13 @@ export interface components {
             type: string;
         } & {
             [key: string]: unknown;
+        };
+        PutV1CustomersByIdWalletRequest: {
+            currency?: string;
+            low_balance_threshold?: string | null;
+            overdraft_limit?: string;
+            recharge_amount?: string | null;
+            recharge_threshold?: string | null;
         };
         ReadinessResponse: {
             checks: {
@@ -1778,6 +1943,52 @@ export interface components {
             id: string;
             scope: string;
             token: string;
+        };
+        WalletGrantResponse: {
+            amount: string | null;
+            effective_at: string | null;
+            expires_at: string | null;
+            /** Format: uuid */
+            id: string;
+            metric_codes: string[] | null;
+            priority: number;
+            remaining: string | null;
+            source: string;
+        };
+        WalletResponse: {
+            /** @example 12.50 */
+            available: string;
+            balance: string | null;
+            currency: string;
+            /** Format: uuid */
+            customer_id: string;
+            grants: components["schemas"]["WalletGrantResponse"][];
+            has_wallet: boolean;
+            ledger: {
+                amount: string | null;
+                balance_after: string | null;
+                created_at: string | null;
+                description: string | null;
+                grant_id: string | null;
+                id: string;
+                kind: string;
+            }[];
+            low_balance_threshold?: string | null;
+            overdraft_limit?: string | null;
+            /** @example 12.50 */
+            pending_usage: string;
+            projected_run_out_at: string | null;
+            recharge_amount?: string | null;
+            recharge_threshold?: string | null;
+        };
+        WalletSettingsResponse: {
+            currency: string;
+            /** Format: uuid */
+            customer_id: string;
+            low_balance_threshold: string | null;
+            overdraft_limit: string | null;
+            recharge_amount: string | null;
+            recharge_threshold: string | null;
         };
         WebhookDeliveriesResponse: {
             data: {
@@ -3494,6 +3705,302 @@ export interface operations {
             };
         };
     };
+    getV1CustomersByIdEntitlements: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One answer per feature. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EntitlementsResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `customer_not_found`, `subscription_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "customer_not_found" | "subscription_not_found";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    getV1CustomersByIdEntitlementsByFeature: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The feature code. */
+                feature: string;
+                /** @description The customer id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The answer (`kind: null` when no current plan declares the feature). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EntitlementResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `customer_not_found`, `subscription_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "customer_not_found" | "subscription_not_found";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
     postV1CustomersByIdPaymentMethod: {
         parameters: {
             query?: never;
@@ -3696,6 +4203,485 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UsageTokenResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `customer_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "customer_not_found";
+                    };
+                };
+            };
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    getV1CustomersByIdWallet: {
+        parameters: {
+            query?: {
+                currency?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The customer id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The wallet in the currency asked for (the customer's by default). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WalletResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `customer_not_found`, `subscription_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "customer_not_found" | "subscription_not_found";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    putV1CustomersByIdWallet: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "overdraft_limit": "0.00",
+                 *       "low_balance_threshold": "10.00"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PutV1CustomersByIdWalletRequest"];
+            };
+        };
+        responses: {
+            /** @description The settings now in force. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WalletSettingsResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `customer_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "customer_not_found";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    postV1CustomersByIdWalletGrants: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the first answer is replayed for a repeat within 24 h (per API key); the same key with a different request is refused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The customer id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "amount": "50.00",
+                 *       "source": "promotional",
+                 *       "expires_at": "2027-01-01T00:00:00Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PostV1CustomersByIdWalletGrantsRequest"];
+            };
+        };
+        responses: {
+            /** @description The grant. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WalletGrantResponse"];
                 };
             };
             /** @description Problem: `malformed_json`, `malformed_request`. */
