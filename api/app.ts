@@ -35,6 +35,7 @@ import { reconciliationRouter } from './routes/reconciliation';
 import { subscriptionUsageHistoryRouter, usageTokenRouter } from './routes/customer-usage';
 import { invoiceDocumentsRouter } from './routes/invoice-documents';
 import { usagePageRouter } from './routes/usage-page';
+import { openApiRouter } from './openapi-router';
 import { entitlementsRouter } from './routes/entitlements';
 import { walletsRouter } from './routes/wallets';
 
@@ -125,6 +126,8 @@ export function createApp(deps: ApiDependencies): Express {
   // Prepaid credit and entitlements (docs/wallets.md).
   app.use('/v1/customers', entitlementsRouter(deps.db));
   app.use('/v1/customers', walletsRouter(deps.db, { now: deps.now }));
+  // The contract: /openapi.json and its reference page /docs (api/openapi.ts).
+  app.use(openApiRouter(app));
   for (const extra of deps.extraRouters ?? []) app.use(extra.path, extra.router);
 
   app.use((req, _res, next) => next(new ApiProblem('not_found', `no route ${req.method} ${req.path}`)));

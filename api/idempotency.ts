@@ -91,7 +91,8 @@ export function answerResumesOnRepeat(res: Response): void {
 
 function replay(res: Response, row: IdempotencyKeyRow): void {
   res.status(row.response_status!).setHeader('Idempotent-Replayed', 'true');
-  res.type('application/json').send(row.response_body);
+  // Every 4xx the API stores is a problem document (api/problem.ts): replayed with the type it was first sent with.
+  res.type(row.response_status! >= 400 ? 'application/problem+json' : 'application/json').send(row.response_body);
 }
 
 export function idempotency(db: Database, options: IdempotencyOptions = {}): RequestHandler {

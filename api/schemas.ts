@@ -292,3 +292,441 @@ export const budgetBody = z.strictObject({
 
 /** Routes that take no body still refuse one with fields: a typo'd field is an error, not silently ignored. */
 export const emptyBody = z.strictObject({});
+
+// --- Responses (issue 13): what the routes answer, as the OpenAPI document (api/openapi.ts) publishes it ---
+// These describe the serializers' output (api/serializers.ts and the routes' own *Json functions); nothing parses
+// with them at run time. The integration tests check every response they receive against them.
+
+/** Money in responses: a decimal string with the currency's minor digits ("12.50", "-3.000", "100"). */
+export const moneyOut = z.string().regex(/^-?\d+(\.\d+)?$/).meta({ examples: ['12.50'] });
+const instantOut = z.iso.datetime({ offset: true });
+const nullableInstant = instantOut.nullable();
+/** A free-form JSON object whose shape the route's description explains (rating breakdowns, workflow state). */
+const jsonObject = z.record(z.string(), z.unknown());
+
+export const SUBSCRIPTION_STATUSES = [
+  'scheduled',
+  'trialing',
+  'active',
+  'past_due',
+  'suspended',
+  'paused',
+  'retention_offered',
+  'pending_cancellation',
+  'needs_attention',
+  'canceled',
+] as const;
+const subscriptionStatus = z.enum(SUBSCRIPTION_STATUSES);
+const invoiceStatus = z.enum(['draft', 'open', 'paid', 'uncollectible', 'void']);
+
+/** RFC 9457 problem details, with the stable `code` clients branch on (api/problem.ts). */
+export const problemResponse = z.looseObject({
+  type: z.string(),
+  title: z.string(),
+  status: z.int(),
+  code: z.string(),
+  detail: z.string(),
+  errors: z
+    .array(z.looseObject({ path: z.string().optional(), message: z.string().optional(), index: z.int().optional(), code: z.string().optional() }))
+    .optional(),
+});
+
+export const customerResponse = z.object({
+  id: z.uuid(),
+  external_id: z.string(),
+  name: z.string(),
+  email: z.string().nullable(),
+  currency: z.string(),
+  payment_method: z.string().nullable(),
+  created_at: nullableInstant,
+});
+
+export const planResponse = z.object({
+  id: z.uuid(),
+  code: z.string(),
+  version: z.int(),
+  name: z.string(),
+  currency: z.string(),
+  billing_interval: z.string(),
+  trial_period: z.string().nullable(),
+  flat_fee: moneyOut,
+  charges: z.array(
+    z.object({
+      metric_code: z.string(),
+      display_name: z.string().nullable(),
+      price: jsonObject.meta({ description: 'The price model as published (see the plan request\'s `price`).' }),
+      included_units: z.string().nullable(),
+    }),
+  ),
+  credit_bucket: z.string().nullable(),
+  minimum_commitment: z.string().nullable(),
+  usage_grace_period: z.string(),
+  features: z.array(
+    z.object({
+      code: z.string(),
+      kind: z.enum(['boolean', 'metered', 'wallet']),
+      metric_code: z.string().optional(),
+      limit: z.string().nullable().optional(),
+      enforcement: z.enum(['hard', 'soft']).optional(),
+    }),
+  ),
+  created_at: nullableInstant,
+});
+
+export const metricResponse = z.object({
+  id: z.uuid(),
+  code: z.string(),
+  name: z.string(),
+  event_type: z.string(),
+  aggregation: z.enum(['count', 'sum', 'max', 'unique_count', 'latest']),
+  property: z.string().nullable(),
+  filters: jsonObject,
+  unit_cost: z.string().nullable(),
+  allow_negative: z.boolean(),
+  created_at: instantOut,
+});
+
+export const subscriptionResponse = z.object({
+  id: z.uuid(),
+  customer_id: z.uuid(),
+  plan: z.object({ id: z.uuid(), code: z.string(), version: z.int() }),
+  status: subscriptionStatus,
+  workflow_id: z.string(),
+  start_at: nullableInstant,
+  trial_end: nullableInstant,
+  current_period_start: nullableInstant,
+  current_period_end: nullableInstant,
+  canceled_at: nullableInstant,
+  cancel_reason: z.string().nullable(),
+  created_at: nullableInstant,
+});
+
+export const subscriptionDetailResponse = subscriptionResponse.extend({
+  live: jsonObject.nullable().meta({ description: "The workflow's live state (status, current period, dunning, last invoice, timeline); null when it cannot answer." }),
+  live_unavailable: z.enum(['temporal_unavailable', 'live_query_failed']).optional(),
+  live_error: z.string().optional(),
+});
+
+export const invoiceLineResponse = z.object({
+  id: z.uuid(),
+  position: z.int(),
+  kind: z.string(),
+  description: z.string(),
+  metric_code: z.string().nullable(),
+  quantity: z.string(),
+  amount: moneyOut,
+  period_start: nullableInstant,
+  period_end: nullableInstant,
+  breakdown: z.unknown(),
+});
+
+export const invoiceResponse = z.object({
+  id: z.uuid(),
+  number: z.string().nullable(),
+  customer_id: z.uuid(),
+  subscription_id: z.uuid().nullable(),
+  kind: z.string(),
+  status: invoiceStatus,
+  currency: z.string(),
+  period_start: nullableInstant,
+  period_end: nullableInstant,
+  total: moneyOut,
+  finalized_at: nullableInstant,
+  paid_at: nullableInstant,
+  lines: z.array(invoiceLineResponse).optional().meta({ description: 'Present on GET /v1/invoices/{id}.' }),
+  credited_invoice_id: z.uuid().nullable().optional().meta({ description: 'Credit notes: the invoice they credit.' }),
+});
+
+export const invoiceListResponse = z.object({ data: z.array(invoiceResponse) });
+
+export const creditNoteResponse = invoiceResponse.extend({
+  credited_invoice_id: z.uuid().nullable(),
+  reason: z.string().nullable(),
+  refund: z
+    .object({
+      id: z.uuid(),
+      status: z.enum(['pending', 'succeeded', 'failed']),
+      amount: moneyOut,
+      currency: z.string(),
+      gateway_refund_id: z.string().nullable(),
+      failure_code: z.string().nullable(),
+      created_at: instantOut,
+    })
+    .nullable(),
+});
+
+export const refundListResponse = z.object({
+  invoice_id: z.uuid(),
+  currency: z.string(),
+  amount_paid: moneyOut,
+  amount_refunded: moneyOut,
+  amount_refundable: moneyOut,
+  data: z.array(creditNoteResponse),
+});
+
+export const ingestionResponse = z.object({
+  accepted: z.int(),
+  duplicates: z.int(),
+  rejected: z.int(),
+  errors: z.array(z.object({ index: z.int(), code: z.string(), detail: z.string() })),
+});
+
+export const apiKeyResponse = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  role: z.enum(['admin', 'finance', 'app', 'monitoring', 'customer_usage']),
+  prefix: z.string(),
+  status: z.enum(['active', 'revoked', 'expired']),
+  customer_id: z.uuid().nullable(),
+  created_by: z.string().nullable(),
+  expires_at: nullableInstant,
+  revoked_at: nullableInstant,
+  last_used_at: nullableInstant,
+  created_at: nullableInstant,
+});
+export const createdApiKeyResponse = apiKeyResponse.extend({ key: z.string().meta({ description: 'The secret: shown here once, never again.' }) });
+
+export const usageTokenResponse = z.object({
+  id: z.uuid(),
+  token: z.string(),
+  customer_id: z.uuid(),
+  expires_at: nullableInstant,
+  scope: z.string(),
+});
+
+export const usageTokenOverviewResponse = z.object({
+  customer: z.object({ id: z.uuid(), external_id: z.string(), name: z.string(), currency: z.string() }),
+  token: z.object({ expires_at: nullableInstant }),
+  subscriptions: z.array(
+    z.object({
+      id: z.uuid(),
+      status: subscriptionStatus,
+      plan: z.object({
+        code: z.string(),
+        version: z.int(),
+        name: z.string(),
+        currency: z.string(),
+        billing_interval: z.string(),
+        flat_fee: moneyOut,
+        credit_bucket: z.string().nullable(),
+      }),
+      start_at: nullableInstant,
+      current_period_start: nullableInstant,
+      current_period_end: nullableInstant,
+      canceled_at: nullableInstant,
+    }),
+  ),
+});
+
+const periodOut = z.object({ start: instantOut, end: instantOut });
+
+export const currentUsageResponse = z.object({
+  subscription_id: z.uuid(),
+  currency: z.string().optional(),
+  period: periodOut.nullable(),
+  as_of: instantOut.optional(),
+  usage: z.array(z.object({ metric_code: z.string(), quantity: z.string(), event_count: z.int() })),
+  projected: z
+    .object({
+      lines: z.array(jsonObject),
+      usage_total: moneyOut,
+      credit_applied: moneyOut,
+      credit_remaining: moneyOut.nullable(),
+      subtotal: moneyOut,
+    })
+    .nullable(),
+});
+
+export const dailyUsageResponse = z.object({
+  subscription_id: z.uuid(),
+  period: periodOut.nullable(),
+  as_of: instantOut.optional(),
+  timezone: z.literal('UTC'),
+  metrics: z.array(
+    z.object({
+      metric_code: z.string(),
+      name: z.string(),
+      aggregation: z.string(),
+      days: z.array(z.object({ date: z.string(), quantity: z.string(), event_count: z.int() })),
+    }),
+  ),
+});
+
+export const budgetResponse = z.object({
+  subscription_id: z.uuid(),
+  budget: z.string().nullable(),
+  currency: z.string(),
+  thresholds: z.array(z.string()),
+});
+
+export const lateUsageResponse = z.object({
+  data: z.array(z.object({ id: z.string(), type: z.string(), timestamp: instantOut, received_at: instantOut, properties: jsonObject })),
+});
+
+export const planChangeResponse = z.object({
+  effective: z.enum(['immediate', 'period_end']),
+  effective_at: z.string(),
+  plan_code: z.string(),
+  invoice: z.object({ id: z.uuid(), number: z.string(), total: moneyOut, currency: z.string(), status: z.string() }).nullable(),
+});
+
+export const cancelSubscriptionResponse = z.object({ status: subscriptionStatus, effective_at: z.string().nullable() });
+export const subscriptionStatusResponse = z.object({ status: subscriptionStatus });
+export const pauseSubscriptionResponse = z.object({ status: subscriptionStatus, paused_until: z.string().nullable() });
+export const withdrawScheduledChangeResponse = z.object({ withdrawn: z.boolean() });
+export const retryFailedStepResponse = z.object({ status: subscriptionStatus, retrying_step: z.string() });
+
+export const rerateResponse = z.object({
+  id: z.uuid(),
+  invoice_id: z.uuid(),
+  subscription_id: z.uuid(),
+  status: z.string(),
+  reason: z.string(),
+  requested_by: z.string(),
+  corrected_plan_id: z.uuid().nullable(),
+  include_late_usage: z.boolean(),
+  proposal: z
+    .object({
+      usage_period: z.unknown(),
+      outcome: z.string(),
+      total: moneyOut,
+      lines: z.array(jsonObject),
+      late_events: z.int(),
+    })
+    .nullable(),
+  decided_by: z.string().nullable(),
+  decision_reason: z.string().nullable(),
+  result_invoice_id: z.uuid().nullable(),
+  workflow_id: z.string(),
+});
+
+const marginFiguresOut = { currency: z.string(), revenue: moneyOut, cost: moneyOut, margin: moneyOut, margin_percent: z.string().nullable() };
+export const marginReportResponse = z.object({
+  from: instantOut,
+  to: instantOut,
+  data: z.array(
+    z.object({
+      subscription_id: z.uuid(),
+      status: z.string(),
+      customer: z.object({ id: z.uuid(), external_id: z.string(), name: z.string() }),
+      plan: z.object({ code: z.string(), version: z.int() }),
+      ...marginFiguresOut,
+      cost_breakdown: z.array(z.object({ metric_code: z.string(), quantity: z.string(), unit_cost: z.string(), cost: moneyOut })),
+    }),
+  ),
+  has_more: z.boolean(),
+  totals: z.array(z.object({ ...marginFiguresOut, subscriptions: z.int() })),
+});
+
+export const findingsResponse = z.object({
+  data: z.array(
+    z.object({
+      id: z.uuid(),
+      kind: z.string(),
+      subject: z.object({ type: z.string(), id: z.string() }),
+      detail: z.unknown(),
+      repaired: z.boolean(),
+      status: z.enum(['open', 'resolved']),
+      first_seen: instantOut,
+      last_seen: instantOut,
+      resolved_at: nullableInstant,
+    }),
+  ),
+  has_more: z.boolean(),
+});
+
+export const webhookEndpointResponse = z.object({
+  id: z.uuid(),
+  url: z.string(),
+  event_types: z.array(z.string()),
+  enabled: z.boolean(),
+  description: z.string().nullable(),
+  secret_hint: z.string(),
+  created_at: nullableInstant,
+});
+export const createdWebhookEndpointResponse = webhookEndpointResponse.extend({ secret: z.string().meta({ description: 'The signing secret: shown here once.' }) });
+
+export const webhookDeliveriesResponse = z.object({
+  data: z.array(
+    z.object({
+      id: z.string().meta({ description: 'A sequence number (BIGINT), as a string.' }),
+      event_id: z.string(),
+      event_type: z.string(),
+      status: z.enum(['pending', 'delivered', 'failed']),
+      attempt: z.int(),
+      last_status_code: z.int().nullable(),
+      last_error: z.string().nullable(),
+      next_attempt_at: nullableInstant,
+      delivered_at: nullableInstant,
+      created_at: nullableInstant,
+    }),
+  ),
+});
+
+export const livenessResponse = z.object({ status: z.literal('ok') });
+export const readinessResponse = z.object({
+  status: z.literal('ready'),
+  checks: z.record(z.string(), z.looseObject({ ok: z.boolean() })),
+  warnings: z.array(z.string()).optional(),
+});
+
+// --- Wallets and entitlements (issue 12, docs/wallets.md) ---
+
+export const walletGrantResponse = z.object({
+  id: z.uuid(),
+  source: z.string(),
+  amount: moneyOut.nullable(),
+  remaining: moneyOut.nullable(),
+  priority: z.int(),
+  effective_at: nullableInstant,
+  expires_at: nullableInstant,
+  metric_codes: z.array(z.string()).nullable(),
+});
+
+const walletSettingsOut = {
+  overdraft_limit: moneyOut.nullable(),
+  low_balance_threshold: moneyOut.nullable(),
+  recharge_threshold: moneyOut.nullable(),
+  recharge_amount: moneyOut.nullable(),
+};
+
+export const walletResponse = z.object({
+  customer_id: z.uuid(),
+  currency: z.string(),
+  has_wallet: z.boolean(),
+  balance: moneyOut.nullable(),
+  pending_usage: moneyOut,
+  available: moneyOut,
+  ...Object.fromEntries(Object.entries(walletSettingsOut).map(([key, schema]) => [key, schema.optional()])),
+  projected_run_out_at: nullableInstant,
+  grants: z.array(walletGrantResponse),
+  ledger: z.array(
+    z.object({
+      id: z.string(),
+      kind: z.string(),
+      grant_id: z.uuid().nullable(),
+      amount: moneyOut.nullable(),
+      balance_after: moneyOut.nullable(),
+      description: z.string().nullable(),
+      created_at: nullableInstant,
+    }),
+  ),
+});
+
+export const walletSettingsResponse = z.object({ customer_id: z.uuid(), currency: z.string(), ...walletSettingsOut });
+
+export const entitlementResponse = z.object({
+  customer_id: z.uuid(),
+  feature: z.string(),
+  kind: z.enum(['boolean', 'metered', 'wallet']).nullable().meta({ description: 'null: no current plan of the customer declares the feature.' }),
+  has_access: z.boolean(),
+  usage: z.string().nullable(),
+  limit: z.string().nullable(),
+  balance: z.string().nullable(),
+  resets_at: nullableInstant,
+});
+
+export const entitlementsResponse = z.object({
+  customer_id: z.uuid(),
+  data: z.array(entitlementResponse.omit({ customer_id: true })),
+});

@@ -5,7 +5,7 @@ import type { Database } from '../../store/database';
 import { FindingRow, listFindings } from '../../store/janitor';
 import { declareRoutes } from '../route-declarations';
 
-const findingsQuery = z.strictObject({
+export const findingsQuery = z.strictObject({
   status: z.enum(['open', 'resolved', 'all']).default('open'),
   kind: z.enum(FINDING_KINDS).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),

@@ -18,9 +18,9 @@ import { declareRoutes } from '../route-declarations';
 import { currencyCode, nonNegativeDecimal, uuidParam } from '../schemas';
 import { ownCustomer } from './entitlements';
 
-const walletQuery = z.strictObject({ currency: currencyCode.optional() });
+export const walletQuery = z.strictObject({ currency: currencyCode.optional() });
 
-const grantBody = z.strictObject({
+export const grantBody = z.strictObject({
   currency: currencyCode.optional(),
   amount: nonNegativeDecimal,
   source: z.enum(['promotional', 'goodwill', 'purchased']),
@@ -31,7 +31,7 @@ const grantBody = z.strictObject({
   description: z.string().max(500).optional(),
 });
 
-const settingsBody = z.strictObject({
+export const settingsBody = z.strictObject({
   currency: currencyCode.optional(),
   overdraft_limit: nonNegativeDecimal.optional(),
   low_balance_threshold: nonNegativeDecimal.nullable().optional(),

@@ -29,8 +29,8 @@ export async function serveApiOnly(db: Database, options: Partial<ApiDependencie
     };
   }
   const logs: LogEntry[] = [];
-  const { headers, ...deps } = options;
-  const http = await serve(createApp({ db, temporal, log: (entry) => logs.push(entry), ...deps }), { headers });
+  const { headers, checkContract, ...deps } = options;
+  const http = await serve(createApp({ db, temporal, log: (entry) => logs.push(entry), ...deps }), { headers, checkContract });
   return {
     http,
     temporalCalls,
