@@ -71,6 +71,11 @@ export interface CarriedState {
   readonly scheduledChange: ScheduledPlanChange | null;
   readonly discount: ActiveDiscount | null;
   readonly timeline: readonly TimelineEntry[];
+  /**
+   * Set by runs that take the cheaper period step: the next run takes it too without a patch marker of its own
+   * (a marker and its TemporalChangeVersion upsert would cost two events every period).
+   */
+  readonly cheaperPeriodStep?: true;
 }
 
 export interface ScheduledPlanChange {

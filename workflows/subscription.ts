@@ -14,7 +14,7 @@ import { runDunning } from './subscription/collection';
 import { endSubscription, handleCancellation, handlePauses, handlePlanChanges, resumeFromPause, waitForFirstPeriod } from './subscription/lifecycle';
 import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from './subscription/offers';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
-import { carriedState, continueWith, msUntil, nowIso, periodOf, snapshot, startRun, SubscriptionRun } from './subscription/state';
+import { carriedState, continueToNextPeriod, msUntil, nowIso, periodOf, snapshot, startRun, SubscriptionRun } from './subscription/state';
 
 export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Promise<SubscriptionState> {
   const run = startRun(input);
@@ -62,7 +62,7 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
   const boundaryReached = Date.now() >= periodEnd.getTime();
   if (boundaryReached && run.pendingCancellation) return endSubscription(run, run.pendingCancellation, openUsageUntil(run, periodEnd), null);
   // Period boundary (or a suggested restart within the period): a fresh run. Never from inside a handler.
-  return continueWith(run, carriedState(run, boundaryReached));
+  return continueToNextPeriod(run, carriedState(run, boundaryReached));
 }
 
 /** Whether the main loop must stop waiting for the period's end: something a handler did needs its attention. */

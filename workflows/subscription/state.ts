@@ -2,10 +2,11 @@
  * The state of one subscription run: everything the handlers and the main loop read and change, in one object,
  * so each step is a small function over it. Also what the run shows (query snapshot) and hands to the next run.
  */
-import { continueAsNew } from '@temporalio/workflow';
+import { continueAsNew, makeContinueAsNewFunc, patched, workflowInfo } from '@temporalio/workflow';
 import type { PeriodInvoiceSummary, SubscriptionStatus } from '../../contract/subscription';
 import type { PeriodBounds } from '../../domain/invoice';
-import { addIntervals, BillingInterval, BillingPeriod, parseInterval } from '../../domain/periods';
+import { addIntervals, BillingInterval, BillingPeriod, billingPeriod, parseInterval } from '../../domain/periods';
+import { SEARCH_ATTRIBUTES } from '../definitions';
 import type {
   ActiveDiscount,
   AttentionState,
@@ -173,6 +174,26 @@ export function continueWith(run: SubscriptionRun, carried: CarriedState): Promi
   return continueAsNew<SubscriptionWorkflowFunction>({ ...run.input, plan: run.plan, carried });
 }
 
+/**
+ * The cheaper period step (docs/benchmarks.md, "What a period costs"): the period's first charge runs as a local
+ * activity (one marker instead of an activity task's three events and a workflow task), and the period end is
+ * handed to the next run with continue-as-new instead of upserted by it. Histories recorded before replay without
+ * it (patched); a run carried from one that took it takes it again without a patch marker of its own.
+ */
+export const CHEAPER_PERIOD_STEP = 'cheaper-period-step';
+
+export function takesCheaperPeriodStep(run: SubscriptionRun): boolean {
+  return run.input.carried?.cheaperPeriodStep === true || patched(CHEAPER_PERIOD_STEP);
+}
+
+/** Continue-as-new from the main loop; behind the cheaper period step the next run starts showing its period end. */
+export function continueToNextPeriod(run: SubscriptionRun, carried: CarriedState): Promise<never> {
+  if (!takesCheaperPeriodStep(run)) return continueWith(run, carried);
+  const next = billingPeriod(new Date(carried.billingAnchor), parseInterval(run.plan.billingInterval), carried.periodIndex);
+  const typedSearchAttributes = workflowInfo().typedSearchAttributes.updateCopy([{ key: SEARCH_ATTRIBUTES.periodEnd, value: next.end }]);
+  return makeContinueAsNewFunc<SubscriptionWorkflowFunction>({ typedSearchAttributes })({ ...run.input, plan: run.plan, carried });
+}
+
 /** The state the next run of the same subscription picks up from. */
 export function carriedState(run: SubscriptionRun, boundaryReached: boolean): CarriedState {
   return {
@@ -186,5 +207,6 @@ export function carriedState(run: SubscriptionRun, boundaryReached: boolean): Ca
     scheduledChange: run.scheduledChange,
     discount: run.discount,
     timeline: run.timeline,
+    cheaperPeriodStep: true,
   };
 }
