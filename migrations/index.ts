@@ -35,6 +35,7 @@ import * as m0201 from './0201_create_idempotency_keys';
 import * as m0310 from './0310_add_billable_metrics_allow_negative';
 import * as m0320 from './0320_create_reconciliation_findings';
 import * as m0330 from './0330_create_plan_changes';
+import * as m0420 from './0420_add_subscriptions_external_id';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -82,6 +83,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0310_add_billable_metrics_allow_negative', m0310],
   ['0320_create_reconciliation_findings', m0320],
   ['0330_create_plan_changes', m0330],
+  ['0420_add_subscriptions_external_id', m0420],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

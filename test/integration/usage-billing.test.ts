@@ -149,8 +149,8 @@ test('three periods: events across boundaries, a duplicate and a late event are 
   const runLengths: number[] = [];
   let runId: string | undefined = (await handle.describe()).runId;
   for (let guard = 0; runId && guard < 10; guard += 1) {
-    const run = env.client.workflow.getHandle(`subscription:${subscriptionId}`, runId);
-    const history = await run.fetchHistory();
+    const run: WorkflowHandle = env.client.workflow.getHandle(`subscription:${subscriptionId}`, runId);
+    const history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> = await run.fetchHistory();
     runLengths.unshift(history.events!.length);
     // The cheaper period step, as a first run takes it (patched) and as a carried run does (no marker).
     if (guard === 1) await recordHistory(run, 'subscription-cheaper-period-carried');
