@@ -125,9 +125,22 @@ function sampleIntervalSeconds(size: number): number {
   return envInt('BENCH_BILLING_SAMPLE_S', Math.ceil(30 + 1.6 * (size / envInt('BENCH_BILLING_EXPECTED_RATE', 40))));
 }
 
-/** Seconds from the end of seeding to T: starting N workflows (a timer each, no invoice) fits in it. */
-function leadSeconds(size: number): number {
-  return envInt('BENCH_BILLING_LEAD_S', Math.ceil(30 + size / 60));
+/**
+ * Seconds from the end of seeding to T: starting N workflows (a timer each, no invoice) and their first tasks fit
+ * in it. Paced by a probe of this server's start rate right now (it varies ten-fold with the neighbours' load):
+ * 2.5 x the time N bare starts would take, plus 30 s.
+ */
+function leadSeconds(size: number, probedStartsPerSecond: number): number {
+  return envInt('BENCH_BILLING_LEAD_S', Math.ceil(30 + (2.5 * size) / probedStartsPerSecond));
+}
+
+/** Starts per second of an argument-less workflow on a queue nobody polls: 100 of them, 64 in flight. */
+export async function probeStartRate(client: Client, taskQueue: string, count = 100): Promise<number> {
+  const startedAt = Date.now();
+  await forEachConcurrently(Array.from({ length: count }, (_, index) => index), START_CONCURRENCY, async () => {
+    await client.workflow.start('benchEmptyWorkflow', { workflowId: `probe-${randomUUID()}`, taskQueue: `${taskQueue}-no-worker`, args: [] });
+  });
+  return count / ((Date.now() - startedAt) / 1000);
 }
 
 export const billingRunBenchmarks: readonly Benchmark[] = SIZES.map((size) => ({
@@ -139,7 +152,7 @@ export const billingRunBenchmarks: readonly Benchmark[] = SIZES.map((size) => ({
 
 // ---------------------------------------------------------------------------------------------------------------
 
-interface BillingStack {
+export interface BillingStack {
   readonly db: Database;
   readonly databaseUrl: string;
   readonly temporal: Client;
@@ -154,7 +167,7 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
   const label = sizeLabel(size);
   const interval = parseInterval(billingInterval());
   const tuning = workerTuning();
-  progress(`billing.run.${label}: ${size} subscriptions, pool ${POOL_MAX}, tuning ${JSON.stringify(tuning)}, lead ${leadSeconds(size)} s`);
+  progress(`billing.run.${label}: ${size} subscriptions, pool ${POOL_MAX}, tuning ${JSON.stringify(tuning)}`);
   const stack = await startBillingStack();
   let worker: WorkerProcess | undefined;
   let floor: DirectFloor | undefined;
@@ -184,7 +197,10 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     progress(`  worker ready: RSS ${worker.ready.rssMb.toFixed(0)} MB`);
 
     // Every measured period 0 ends at T (whole seconds), far enough ahead for N starts and period-0 invoices.
-    const periodEnd = new Date(Math.ceil((Date.now() + leadSeconds(size) * 1000) / 1000) * 1000);
+    const startRate = await probeStartRate(stack.temporal, stack.taskQueue);
+    const lead = leadSeconds(size, startRate);
+    progress(`  probed ${startRate.toFixed(0)} bare starts/s: lead ${lead} s`);
+    const periodEnd = new Date(Math.ceil((Date.now() + lead * 1000) / 1000) * 1000);
     const periodStart = addIntervals(periodEnd, interval, -1);
     await setSubscriptionsStartAt(stack.db, cohorts.measured.ids, periodStart);
     await insertEvents(stack.db, cohorts.measured.customerIds, periodStart, periodEnd);
@@ -195,7 +211,7 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     const startSeconds = (Date.now() - startsBegan) / 1000;
     progress(`  started ${size} workflows in ${startSeconds.toFixed(1)} s (${Math.round(size / startSeconds)}/s)`);
 
-    await waitForIdleWorker(worker, periodEnd.getTime() - 2_000, size);
+    await waitForIdleWorker(worker, periodEnd.getTime() - 2_000, size, lead);
     const setupStats = await worker.stats();
     progress(
       `  first tasks done ${((Date.now() - startsBegan) / 1000).toFixed(1)} s after the first start; worker RSS ${setupStats.rssMb.toFixed(0)} MB, ` +
@@ -284,7 +300,7 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
  * (the tasks only set a timer, so a quiet worker has none left). A backlog still running at T would overlap the
  * measured close, so that fails the run with the lead to use instead.
  */
-async function waitForIdleWorker(worker: WorkerProcess, deadline: number, size: number): Promise<void> {
+export async function waitForIdleWorker(worker: WorkerProcess, deadline: number, size: number, lead = 0): Promise<void> {
   const since = Date.now();
   let quiet = 0;
   let before = await worker.stats();
@@ -294,7 +310,7 @@ async function waitForIdleWorker(worker: WorkerProcess, deadline: number, size: 
     quiet = now.cpuSeconds - before.cpuSeconds < 0.05 ? quiet + 1 : 0;
     before = now;
     if (Date.now() > deadline) {
-      throw new Error(`the worker was still busy with ${size} first tasks at T; run with BENCH_BILLING_LEAD_S=${Math.ceil(leadSeconds(size) * 1.5)} or more`);
+      throw new Error(`the worker was still busy with ${size} first tasks at T; run with BENCH_BILLING_LEAD_S=${Math.ceil(lead * 1.5)} or more`);
     }
   }
   progress(`  worker idle ${((Date.now() - since) / 1000).toFixed(1)} s after the last start`);
@@ -325,7 +341,7 @@ function prebuiltBundle(): Promise<string> {
   return bundlePath;
 }
 
-async function startBillingStack(): Promise<BillingStack> {
+export async function startBillingStack(): Promise<BillingStack> {
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async (): Promise<void> => {
     for (const step of cleanups.reverse()) await step().catch((error: unknown) => progress(`cleanup failed: ${String(error)}`));
@@ -692,13 +708,13 @@ function describeEventTypes(events: readonly temporal.api.history.v1.IHistoryEve
 // The worker child process
 // ---------------------------------------------------------------------------------------------------------------
 
-interface WorkerProcess {
+export interface WorkerProcess {
   readonly ready: WorkerStats;
   stats(): Promise<WorkerStats>;
   stop(): Promise<WorkerStats>;
 }
 
-async function startWorkerProcess(config: BillingWorkerConfig): Promise<WorkerProcess> {
+export async function startWorkerProcess(config: BillingWorkerConfig): Promise<WorkerProcess> {
   // stdout of the child goes to our stderr: stdout carries only JSON lines.
   // BENCH_BILLING_WORKER_PROFILE=<folder>: a V8 CPU profile of the worker's whole life (bench/profile-summary.ts).
   const profileDir = process.env.BENCH_BILLING_WORKER_PROFILE;
@@ -753,7 +769,7 @@ async function startWorkerProcess(config: BillingWorkerConfig): Promise<WorkerPr
 // Small helpers
 // ---------------------------------------------------------------------------------------------------------------
 
-async function forEachConcurrently<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function forEachConcurrently<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const lane = async (): Promise<void> => {
     while (next < items.length) await work(items[next++]);

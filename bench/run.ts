@@ -8,10 +8,11 @@ import { billingRunBenchmarks } from './billing-run';
 import { ingestBatch, ingestSingle } from './ingest';
 import { ratingLines } from './rating';
 import { simulateYear } from './simulate';
+import { subscriptionsStart } from './subscriptions-start';
 import { Benchmark, BenchResult, formatResult, progress } from './report';
 import { BenchStack, startBenchStack } from './stack';
 
-const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, ...billingRunBenchmarks, simulateYear];
+const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, subscriptionsStart, ...billingRunBenchmarks, simulateYear];
 
 function selectBenchmarks(filters: readonly string[]): Benchmark[] {
   if (filters.length === 0) return [...BENCHMARKS];
