@@ -76,6 +76,8 @@ export interface CarriedState {
    * (a marker and its TemporalChangeVersion upsert would cost two events every period).
    */
   readonly cheaperPeriodStep?: true;
+  /** The patches the previous run took (workflows/subscription/state.ts `patchTaken`): taken again without a marker. */
+  readonly patches?: readonly string[];
 }
 
 export interface ScheduledPlanChange {

@@ -73,6 +73,8 @@ export interface SubscriptionRun {
   readonly turns: { issued: number; serving: number };
   /** True while the period is being opened (grace wait, usage close, invoice, first charge): no pause then. */
   openingPeriod: boolean;
+  /** Patches this run takes (see `patchTaken`), handed to the next run so that it takes them without a marker. */
+  readonly patchesTaken: Set<string>;
 }
 
 /** The run's state from its input: a fresh subscription, or the state the previous run carried over. */
@@ -117,6 +119,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     retryRequested: false,
     turns: { issued: 0, serving: 0 },
     openingPeriod: false,
+    patchesTaken: new Set(carried?.patches ?? []),
   };
 }
 
@@ -183,7 +186,19 @@ export function continueWith(run: SubscriptionRun, carried: CarriedState): Promi
 export const CHEAPER_PERIOD_STEP = 'cheaper-period-step';
 
 export function takesCheaperPeriodStep(run: SubscriptionRun): boolean {
-  return run.input.carried?.cheaperPeriodStep === true || patched(CHEAPER_PERIOD_STEP);
+  return run.input.carried?.cheaperPeriodStep === true || patchTaken(run, CHEAPER_PERIOD_STEP);
+}
+
+/**
+ * `patched(id)`, paid once per subscription instead of once per run: each `patched()` that is true records a marker
+ * and a TemporalChangeVersion upsert (2 events) in its run. A run carried from one that took the patch was started
+ * by code that knows it, so it takes it without asking. Deterministic: the carried list is in the run's input.
+ */
+export function patchTaken(run: SubscriptionRun, id: string): boolean {
+  if (run.patchesTaken.has(id)) return true;
+  const taken = patched(id);
+  if (taken) run.patchesTaken.add(id);
+  return taken;
 }
 
 /** Continue-as-new from the main loop; behind the cheaper period step the next run starts showing its period end. */
@@ -208,5 +223,6 @@ export function carriedState(run: SubscriptionRun, boundaryReached: boolean): Ca
     discount: run.discount,
     timeline: run.timeline,
     cheaperPeriodStep: true,
+    patches: [...run.patchesTaken],
   };
 }
