@@ -6,13 +6,14 @@
  */
 import { billingRunBenchmarks } from './billing-run';
 import { ingestBatch, ingestSingle } from './ingest';
+import { invoicingFinalize } from './invoicing';
 import { ratingLines } from './rating';
 import { simulateYear } from './simulate';
 import { subscriptionsStart } from './subscriptions-start';
 import { Benchmark, BenchResult, formatResult, progress } from './report';
 import { BenchStack, startBenchStack } from './stack';
 
-const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, subscriptionsStart, ...billingRunBenchmarks, simulateYear];
+const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, invoicingFinalize, subscriptionsStart, ...billingRunBenchmarks, simulateYear];
 
 /**
  * Named sets across modules. `quick` (a few minutes at most: docs/benchmarks.md has its measured time) is what to

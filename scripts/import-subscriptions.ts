@@ -1,12 +1,14 @@
 /**
  * `npm run import -- subscriptions.csv [report.csv]`: imports subscriptions running elsewhere, each in its current
- * period (api/subscription-import-csv.ts has the columns). Needs DATABASE_URL and TEMPORAL_ADDRESS (and
- * TEMPORAL_NAMESPACE, default `default`). Progress goes to stderr; the per-row report (created, existing or
+ * period (api/subscription-import-csv.ts has the columns). Needs DATABASE_URL; Temporal as the API reaches it (a
+ * TOML profile or the TEMPORAL_* variables, config/temporal-connection.ts). Progress goes to stderr; the per-row report (created, existing or
  * rejected with a problem code) to report.csv, or to stdout. Rerunning the same file creates nothing twice.
  */
 import { Client, Connection } from '@temporalio/client';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { importReportCsv, importSubscriptionsCsv } from '../api/subscription-import-csv';
+import { connectOrExplain } from '../config/temporal-connect-diagnosis';
+import { temporalConnectionFromEnv } from '../config/temporal-connection';
 import { createDatabase, migrateToLatest } from '../store/database';
 
 async function main(): Promise<void> {
@@ -15,10 +17,11 @@ async function main(): Promise<void> {
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is required');
   const db = createDatabase(databaseUrl);
-  const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
+  const temporalSettings = temporalConnectionFromEnv();
+  const connection = await connectOrExplain(temporalSettings, (options) => Connection.connect(options));
   try {
     await migrateToLatest(db);
-    const temporal = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default' });
+    const temporal = new Client({ connection, namespace: temporalSettings.namespace });
     const reports = await importSubscriptionsCsv({ db, temporal }, readFileSync(file, 'utf8'), (progress) => {
       process.stderr.write(
         `${progress.done}/${progress.total} rows: ${progress.created} created, ${progress.existing} existing, ${progress.rejected} rejected ` +
