@@ -70,6 +70,10 @@ const STATUS_BY_CODE = {
   // a dependency is down (issue 11): retry later, nothing was written
   database_unavailable: 503,
   temporal_unavailable: 503,
+  // subscription import (issue 15): per-row codes of the import report
+  duplicate_external_id: 422,
+  period_not_aligned: 422,
+  period_already_ended: 422,
 } as const;
 
 export type ProblemCode = keyof typeof STATUS_BY_CODE;

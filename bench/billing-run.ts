@@ -3,12 +3,12 @@
  * stack: the Temporal CLI dev server (in memory), a durable embedded Postgres (fsync and synchronous_commit on),
  * and the real billing worker (createBillingWorker, prebuilt bundle) alone in a child process.
  *
- * Each size gets a fresh stack. N subscriptions are created as the API creates them (a row, then
- * client.workflow.start with the same input and search attributes) on a plan with three metered metrics, a
- * flat fee, a credit bucket and a 1-second usage grace window; each customer has 10 usage events. They start
- * backdated at T - interval, so period 0 is invoiced and paid as they start, and every period 0 ends at T:
+ * Each size gets a fresh stack. N subscriptions are created as the bulk import creates them (a row, then
+ * client.workflow.start of a run already inside period 0, which the system they came from invoiced) on a plan
+ * with three metered metrics, a flat fee, a credit bucket and a 1-second usage grace window; each customer has 10
+ * usage events. Their period 0 began at T - interval and ends at T:
  *
- *     T - 1h ............ starts, period-0 invoices .......... T  T+1s (grace ends)
+ *     T - 1h ............ starts (first task: a timer) ........ T  T+1s (grace ends)
  *     |-------------------------------------------------------|--|--------------------------------- period 1
  *                                                             ^ measured: from T until the last of the N
  *                                                               period-1 invoices is finalized and paid
@@ -22,10 +22,11 @@
  *                                            (closeUsagePeriod, createPeriodInvoice, chargeInvoice) called directly
  *                                            for N other subscriptions with the same data, pool size and
  *                                            concurrency, no Temporal (`billing.run.<size>.direct_db`)
- *   billing.history_events_per_period.<size> events in the history of the run that covers period 1, for a sample
- *                                            of 20 subscriptions on the same plan with a short interval (a few
- *                                            minutes, see sampleIntervalSeconds), whose period 1 also starts at T
- *                                            and whose run has ended by the time it is read
+ *   billing.history_events_per_period.<size> events in the history of the run that covers period 1: 200 of the
+ *                                            measured runs read after the close, plus the 5 events the period's end
+ *                                            adds (timer fired, a workflow task, continued-as-new); with
+ *                                            BENCH_BILLING_HISTORY_SAMPLE=1 also `.whole_runs`, 20 subscriptions on a
+ *                                            short interval whose period 1 starts at T, read once it has ended
  *   billing.worker_rss_mb.<size>             peak RSS (VmHWM) of the worker process, start to end of the close
  *                                            (SDK-default sticky cache: about 2,300 workflows on a 4 GB heap)
  *
@@ -84,15 +85,8 @@ const SIZES = parseSizes(process.env.BENCH_BILLING_SIZES ?? '1000,10000');
 const POOL_MAX = envInt('BENCH_BILLING_POOL', 10);
 const DIRECT_CONCURRENCY = envInt('BENCH_BILLING_DIRECT_CONCURRENCY', POOL_MAX);
 const EVENTS_PER_SUBSCRIPTION = 10;
-/** Concurrent client.workflow.start calls while creating subscriptions (the API would see this many requests). */
-const START_CONCURRENCY = 50;
-/**
- * At most this many subscriptions started but not yet through period 0. Subscriptions arrive over time in real
- * life; starting 10,000 at once instead builds a backlog that evicts runs from the sticky cache mid-period
- * (replays) and makes the server persist every task: 10k unthrottled starts got through period 0 at 10.8/s, throttled
- * ones at 20-23/s on this machine.
- */
-const STARTS_IN_FLIGHT = 200;
+/** Concurrent client.workflow.start calls while creating subscriptions (as the import does). */
+const START_CONCURRENCY = 64;
 
 /**
  * SDK defaults unless set: they are what a deployment gets, and on this benchmark's machine no knob changed the
@@ -128,13 +122,38 @@ function billingInterval(): string {
  * closing when its period ends waits with a 1 ms timer that the SDK guards with an internal patch: 7 events
  * that a real, month-long period never has).
  */
-function sampleIntervalSeconds(periodZeroSeconds: number): number {
-  return Math.ceil(30 + 1.6 * periodZeroSeconds);
+function sampleIntervalSeconds(size: number, probedStartsPerSecond: number): number {
+  // A close ran at about a tenth of the probed bare start rate here, quiet or loaded; 1.6 x that, plus 30 s.
+  return envInt('BENCH_BILLING_SAMPLE_S', Math.ceil(30 + (16 * size) / probedStartsPerSecond));
 }
 
-/** Seconds from the end of seeding to T: starting N workflows and paying their period-0 invoices fit in it. */
-function leadSeconds(size: number): number {
-  return envInt('BENCH_BILLING_LEAD_S', Math.ceil(30 + size / 15));
+/**
+ * The whole-run history sample waits for its period 1 to end, minutes after the close: opt-in, to check the
+ * boundary tail that `billing.history_events_per_period` adds to the measured runs.
+ */
+function takesHistorySample(): boolean {
+  return process.env.BENCH_BILLING_HISTORY_SAMPLE === '1';
+}
+
+/** TimerFired, WorkflowTaskScheduled, WorkflowTaskStarted, WorkflowTaskCompleted, WorkflowExecutionContinuedAsNew. */
+const BOUNDARY_TAIL_EVENTS = 5;
+
+/**
+ * Seconds from the end of seeding to T: starting N workflows (a timer each, no invoice) and their first tasks fit
+ * in it. Paced by a probe of this server's start rate right now (it varies ten-fold with the neighbours' load):
+ * 2.5 x the time N bare starts would take, plus 30 s.
+ */
+function leadSeconds(size: number, probedStartsPerSecond: number): number {
+  return envInt('BENCH_BILLING_LEAD_S', Math.ceil(30 + (2.5 * size) / probedStartsPerSecond));
+}
+
+/** Starts per second of an argument-less workflow on a queue nobody polls: 100 of them, 64 in flight. */
+export async function probeStartRate(client: Client, taskQueue: string, count = 100): Promise<number> {
+  const startedAt = Date.now();
+  await forEachConcurrently(Array.from({ length: count }, (_, index) => index), START_CONCURRENCY, async () => {
+    await client.workflow.start('benchEmptyWorkflow', { workflowId: `probe-${randomUUID()}`, taskQueue: `${taskQueue}-no-worker`, args: [] });
+  });
+  return count / ((Date.now() - startedAt) / 1000);
 }
 
 export const billingRunBenchmarks: readonly Benchmark[] = SIZES.map((size) => ({
@@ -146,7 +165,7 @@ export const billingRunBenchmarks: readonly Benchmark[] = SIZES.map((size) => ({
 
 // ---------------------------------------------------------------------------------------------------------------
 
-interface BillingStack {
+export interface BillingStack {
   readonly db: Database;
   readonly databaseUrl: string;
   readonly temporal: Client;
@@ -161,7 +180,7 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
   const label = sizeLabel(size);
   const interval = parseInterval(billingInterval());
   const tuning = workerTuning();
-  progress(`billing.run.${label}: ${size} subscriptions, pool ${POOL_MAX}, tuning ${JSON.stringify(tuning)}, lead ${leadSeconds(size)} s`);
+  progress(`billing.run.${label}: ${size} subscriptions, pool ${POOL_MAX}, tuning ${JSON.stringify(tuning)}`);
   const stack = await startBillingStack();
   let worker: WorkerProcess | undefined;
   let floor: DirectFloor | undefined;
@@ -191,33 +210,35 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     progress(`  worker ready: RSS ${worker.ready.rssMb.toFixed(0)} MB`);
 
     // Every measured period 0 ends at T (whole seconds), far enough ahead for N starts and period-0 invoices.
-    const periodEnd = new Date(Math.ceil((Date.now() + leadSeconds(size) * 1000) / 1000) * 1000);
+    const startRate = await probeStartRate(stack.temporal, stack.taskQueue);
+    const lead = leadSeconds(size, startRate);
+    progress(`  probed ${startRate.toFixed(0)} bare starts/s: lead ${lead} s`);
+    const periodEnd = new Date(Math.ceil((Date.now() + lead * 1000) / 1000) * 1000);
     const periodStart = addIntervals(periodEnd, interval, -1);
     await setSubscriptionsStartAt(stack.db, cohorts.measured.ids, periodStart);
     await insertEvents(stack.db, cohorts.measured.customerIds, periodStart, periodEnd);
 
     const measuredPaid = (from: Date): Promise<number> => countPaid(stack.db, { planId: catalog.plan.id, workflows: true, periodStart: from });
     const startsBegan = Date.now();
-    await startWorkflows(stack, catalog.plan, cohorts.measured, periodStart, { settled: () => measuredPaid(periodStart), deadlineMs: periodEnd.getTime() - 2_000 });
+    await startWorkflows(stack, catalog.plan, cohorts.measured, periodStart);
     const startSeconds = (Date.now() - startsBegan) / 1000;
-    progress(`  started ${size} workflows in ${startSeconds.toFixed(1)} s (${Math.round(size / startSeconds)}/s), at most ${STARTS_IN_FLIGHT} not yet through period 0`);
+    progress(`  started ${size} workflows in ${startSeconds.toFixed(1)} s (${Math.round(size / startSeconds)}/s)`);
 
-    await waitForDrain(() => measuredPaid(periodStart), size, startsBegan, periodEnd, size);
+    await waitForIdleWorker(worker, periodEnd.getTime() - 2_000, size, lead);
     const setupStats = await worker.stats();
-    const drainSeconds = (Date.now() - startsBegan) / 1000;
     progress(
-      `  period 0 invoiced and paid for all ${size} ${drainSeconds.toFixed(1)} s after the first start (${(size / drainSeconds).toFixed(1)}/s); ` +
-        `worker RSS ${setupStats.rssMb.toFixed(0)} MB; ${((periodEnd.getTime() - Date.now()) / 1000).toFixed(1)} s to spare before T`,
+      `  first tasks done ${((Date.now() - startsBegan) / 1000).toFixed(1)} s after the first start; worker RSS ${setupStats.rssMb.toFixed(0)} MB, ` +
+        `${setupStats.cachedWorkflows} cached; ${((periodEnd.getTime() - Date.now()) / 1000).toFixed(1)} s to spare before T`,
     );
 
     // The history sample: period 1 from T, as long as the close is expected to take and then some.
-    const sampleSeconds = sampleIntervalSeconds(drainSeconds);
+    const sampleSeconds = sampleIntervalSeconds(size, startRate);
     const samplePlan = await setPlanBillingInterval(stack.db, catalog.samplePlan.id, `PT${sampleSeconds}S`);
     const samplePeriodStart = new Date(periodEnd.getTime() - sampleSeconds * 1000);
     const samplePeriodEnd = new Date(periodEnd.getTime() + sampleSeconds * 1000);
     await setSubscriptionsStartAt(stack.db, cohorts.sample.ids, samplePeriodStart);
     await insertEvents(stack.db, cohorts.sample.customerIds, samplePeriodStart, periodEnd);
-    await startWorkflows(stack, samplePlan, cohorts.sample, samplePeriodStart);
+    if (takesHistorySample()) await startWorkflows(stack, samplePlan, cohorts.sample, samplePeriodStart);
 
     // The workflows sleep until T: the floor runs meanwhile, stopping 5 s before T (the rest runs after the close).
     const floorDone = await floor.runSlice(periodEnd.getTime() - 5_000);
@@ -248,35 +269,49 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     );
     // CPU per period is what sizes a deployment, and it holds up better than wall time on a busy machine.
     progress(`  ${describeTreeCpuPer(cpuAtT, cpuAtEnd, size, 'period')} (node = the worker; bench = this process polling)`);
-    progress(`  ${await describeTaskTimeouts(stack.temporal, cohorts.measured.ids.slice(0, TIMEOUT_SAMPLE))}`);
+    const periodOneRuns = await describeTaskTimeouts(stack.temporal, cohorts.measured.ids.slice(0, TIMEOUT_SAMPLE));
+    progress(`  ${periodOneRuns.text}`);
 
     // -- The rest of the floor, then the history sample (once its period 1 has ended). ---------------------------
     if (floor.remaining > 0) await floor.runSlice();
     const floorResult = await floor.result();
     progress(`  floor (direct calls, concurrency ${DIRECT_CONCURRENCY}, pool ${POOL_MAX}): ${size} periods in ${floorResult.seconds.toFixed(2)} s: ${floorResult.rate.toFixed(1)}/s; ${floorResult.cpu}`);
 
-    if (Date.now() < samplePeriodEnd.getTime()) progress(`  waiting ${((samplePeriodEnd.getTime() - Date.now()) / 1000).toFixed(0)} s for the history sample's period 1 to end`);
-    const histories = await Promise.all(cohorts.sample.ids.map((id) => periodRunHistory(stack.temporal, subscriptionWorkflowId(id), 1)));
-    const overdue = histories.filter((events) => events.some((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch')).length;
-    if (overdue > 0) progress(`  WARNING: ${overdue} sample runs were still closing when their period ended (the sample's interval was too short): their histories are longer than a real period's`);
-    const historyLengths = histories.map((events) => events.length);
-    const meanHistory = historyLengths.reduce((sum, length) => sum + length, 0) / historyLengths.length;
-    progress(`  history of the run covering period 1: ${meanHistory.toFixed(1)} events on average (min ${Math.min(...historyLengths)}, max ${Math.max(...historyLengths)}, ${historyLengths.length} runs)`);
-    const longest = histories[historyLengths.indexOf(Math.max(...historyLengths))];
-    progress(`    the longest: ${describeEventTypes(longest)}`);
-    // BENCH_BILLING_DUMP_HISTORY=<file>: the longest sample history as JSON, to see what made it longer.
-    if (process.env.BENCH_BILLING_DUMP_HISTORY) writeFileSync(process.env.BENCH_BILLING_DUMP_HISTORY, JSON.stringify(longest, null, 1));
-
-    return [
+    const results: BenchResult[] = [
       {
         name: `billing.run.${label}`,
         value: rate,
         unit: 'periods/s',
         baseline: { name: `billing.run.${label}.direct_db`, value: floorResult.rate },
       },
-      { name: `billing.history_events_per_period.${label}`, value: meanHistory, unit: 'events' },
       { name: `billing.worker_rss_mb.${label}`, value: workerAtEnd.peakRssMb, unit: 'MB' },
+      // What one more cached workflow costs the worker: its resident set with the measured runs cached (the close
+      // done, the worker quiet) minus the same process before any workflow ran, per cached run.
+      { name: `billing.worker_kb_per_cached_workflow.${label}`, value: ((workerAtEnd.rssMb - worker.ready.rssMb) * 1024) / Math.max(1, workerAtEnd.cachedWorkflows), unit: 'KB' },
     ];
+    progress(`  worker: ${workerAtEnd.cachedWorkflows} workflows cached, RSS ${workerAtEnd.rssMb.toFixed(0)} MB (${worker.ready.rssMb.toFixed(0)} MB before any workflow)`);
+    // The measured runs of period 1, read after the close (200 of them), plus what the period's end adds to every
+    // run, fixed by the code: the boundary timer fires, one workflow task, continued-as-new (5 events). Waiting for a
+    // short-interval sample to end instead cost minutes per size; BENCH_BILLING_HISTORY_SAMPLE=1 still runs it.
+    results.push({ name: `billing.history_events_per_period.${label}`, value: periodOneRuns.meanEvents + BOUNDARY_TAIL_EVENTS, unit: 'events' });
+    if (!takesHistorySample()) return results;
+
+    if (Date.now() < samplePeriodEnd.getTime()) progress(`  waiting ${((samplePeriodEnd.getTime() - Date.now()) / 1000).toFixed(0)} s for the history sample's period 1 to end`);
+    const histories = await Promise.all(cohorts.sample.ids.map((id) => periodRunHistory(stack.temporal, subscriptionWorkflowId(id), 1)));
+    const overdue = histories.filter((events) => events.some((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch')).length;
+    if (overdue > 0) progress(`  WARNING: ${overdue} sample runs were still closing when their period ended (the sample's interval was too short): their histories are longer than a real period's`);
+    // A run still closing when its period ended carries the SDK's patch for a zero timeout (marker + upsert): not
+    // what a real period costs, so the mean leaves such runs out when any others are left.
+    const onTime = histories.filter((events) => !events.some((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch'));
+    const historyLengths = (onTime.length > 0 ? onTime : histories).map((events) => events.length);
+    const meanHistory = historyLengths.reduce((sum, length) => sum + length, 0) / historyLengths.length;
+    progress(`  history of the run covering period 1: ${meanHistory.toFixed(1)} events on average (min ${Math.min(...historyLengths)}, max ${Math.max(...historyLengths)}, ${historyLengths.length} runs)`);
+    const longest = (onTime.length > 0 ? onTime : histories)[historyLengths.indexOf(Math.max(...historyLengths))];
+    progress(`    the longest: ${describeEventTypes(longest)}`);
+    // BENCH_BILLING_DUMP_HISTORY=<file>: the longest sample history as JSON, to see what made it longer.
+    if (process.env.BENCH_BILLING_DUMP_HISTORY) writeFileSync(process.env.BENCH_BILLING_DUMP_HISTORY, JSON.stringify(longest, null, 1));
+
+    return [...results, { name: `billing.history_events_per_period.${label}.whole_runs`, value: meanHistory, unit: 'events' }];
   } finally {
     await worker?.stop().catch((error: unknown) => progress(`worker stop failed: ${String(error)}`));
     await floor?.destroy();
@@ -285,26 +320,24 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
 }
 
 /**
- * Waits until `target` period-0 invoices are paid. Gives up early, with the lead to use instead, as soon as the
- * pace says they will not all be paid by T - 2 s (a late period 0 would overlap the measured close).
+ * Waits until the worker has run the started workflows' first tasks: its CPU use stays under 5 % for two seconds
+ * (the tasks only set a timer, so a quiet worker has none left). A backlog still running at T would overlap the
+ * measured close, so that fails the run with the lead to use instead.
  */
-async function waitForDrain(paid: () => Promise<number>, target: number, since: number, periodEnd: Date, size: number): Promise<void> {
-  const deadline = periodEnd.getTime() - 2_000;
-  for (;;) {
-    const done = await paid();
-    if (done >= target) return;
-    const now = Date.now();
-    const elapsed = now - since;
-    // Judge the pace only once half the lead has passed: starts come first, so early on it looks worse than it is.
-    if (now > since + (deadline - since) / 2 && done > 0) {
-      const projected = now + ((target - done) * elapsed) / done;
-      if (projected > deadline || now > deadline) {
-        const needed = Math.ceil(((projected - since) / 1000) * 1.3 + 15);
-        throw new Error(`period 0 for ${size} subscriptions will not be paid before T (${done} of ${target} after ${(elapsed / 1000).toFixed(0)} s); run with BENCH_BILLING_LEAD_S=${needed} or more`);
-      }
-    }
+export async function waitForIdleWorker(worker: WorkerProcess, deadline: number, size: number, lead = 0): Promise<void> {
+  const since = Date.now();
+  let quiet = 0;
+  let before = await worker.stats();
+  while (quiet < 2) {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const now = await worker.stats();
+    quiet = now.cpuSeconds - before.cpuSeconds < 0.05 ? quiet + 1 : 0;
+    before = now;
+    if (Date.now() > deadline) {
+      throw new Error(`the worker was still busy with ${size} first tasks at T; run with BENCH_BILLING_LEAD_S=${Math.ceil(lead * 1.5)} or more`);
+    }
   }
+  progress(`  worker idle ${((Date.now() - since) / 1000).toFixed(1)} s after the last start`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -332,7 +365,7 @@ function prebuiltBundle(): Promise<string> {
   return bundlePath;
 }
 
-async function startBillingStack(): Promise<BillingStack> {
+export async function startBillingStack(): Promise<BillingStack> {
   const cleanups: (() => Promise<void>)[] = [];
   const cleanup = async (): Promise<void> => {
     for (const step of cleanups.reverse()) await step().catch((error: unknown) => progress(`cleanup failed: ${String(error)}`));
@@ -459,7 +492,7 @@ async function seedSubscriptions(db: Database, catalog: Catalog, size: number): 
           id,
           customer_id: customerId,
           plan_id: plans[name].id,
-          status: 'scheduled',
+          status: name === 'direct' ? 'scheduled' : 'active', // the workflow-driven ones start as imported, active
           workflow_id: name === 'direct' ? `direct:${id}` : subscriptionWorkflowId(id),
           start_at: new Date(), // set to the cohort's start once T is chosen
         };
@@ -490,38 +523,37 @@ async function insertEvents(db: Database, customerIds: readonly string[], period
   });
 }
 
-/** As POST /v1/subscriptions does: the workflow `subscription:<id>` with the plan's schedule terms. */
-async function startWorkflows(
-  stack: BillingStack,
-  plan: PlanRow,
-  cohort: Cohort,
-  startAt: Date,
-  throttle?: { settled: () => Promise<number>; deadlineMs: number },
-): Promise<void> {
+/**
+ * As the bulk import does (api/subscription-import.ts): the workflow `subscription:<id>` starts as a run already
+ * inside period 0 (invoiced elsewhere), so its first task only sets the period-end timer. Period 0 being invoiced
+ * here instead (a start backdated by one period) cost the 10k run 6 minutes of setup, none of it measured.
+ */
+async function startWorkflows(stack: BillingStack, plan: PlanRow, cohort: Cohort, periodStart: Date): Promise<void> {
   const terms = planScheduleTerms(plan);
-  const since = Date.now();
-  let started = 0;
-  let settledCount = 0;
-  let checking: Promise<number> | undefined;
-  const admitted = async (): Promise<void> => {
-    while (throttle && started - settledCount >= STARTS_IN_FLIGHT) {
-      if (Date.now() > throttle.deadlineMs) {
-        const needed = Math.ceil((((Date.now() - since) / 1000) * cohort.ids.length) / Math.max(1, settledCount) * 1.3 + 15);
-        throw new Error(`only ${settledCount} of ${cohort.ids.length} subscriptions got through period 0 before T; run with BENCH_BILLING_LEAD_S=${needed} or more`);
-      }
-      const { settled } = throttle;
-      checking ??= settled().finally(() => (checking = undefined));
-      settledCount = await checking;
-      if (started - settledCount >= STARTS_IN_FLIGHT) await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-    started += 1;
-  };
+  const periodEnd = addIntervals(periodStart, parseInterval(plan.billing_interval), 1);
   await forEachConcurrently(
     cohort.ids.map((id, index) => ({ id, customerId: cohort.customerIds[index] })),
     START_CONCURRENCY,
     async ({ id, customerId }) => {
-      await admitted();
-      const input: SubscriptionWorkflowInput = { subscriptionId: id, customerId, plan: terms, startAt: startAt.toISOString() };
+      const input: SubscriptionWorkflowInput = {
+        subscriptionId: id,
+        customerId,
+        plan: terms,
+        startAt: periodStart.toISOString(),
+        carried: {
+          status: 'active',
+          billingAnchor: periodStart.toISOString(),
+          periodIndex: 0,
+          periodOpened: true,
+          usageOpenSince: periodStart.toISOString(),
+          usagePlanId: plan.id,
+          pendingCancellation: null,
+          scheduledChange: null,
+          discount: null,
+          timeline: [],
+          cheaperPeriodStep: true,
+        },
+      };
       await stack.temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
         workflowId: subscriptionWorkflowId(id),
         taskQueue: stack.taskQueue,
@@ -529,8 +561,9 @@ async function startWorkflows(
         typedSearchAttributes: [
           { key: SEARCH_ATTRIBUTES.customerId, value: customerId },
           { key: SEARCH_ATTRIBUTES.planCode, value: plan.code },
-          { key: SEARCH_ATTRIBUTES.status, value: 'scheduled' },
+          { key: SEARCH_ATTRIBUTES.status, value: 'active' },
           { key: SEARCH_ATTRIBUTES.pastDue, value: false },
+          { key: SEARCH_ATTRIBUTES.periodEnd, value: periodEnd },
         ],
       });
     },
@@ -674,7 +707,7 @@ async function periodRunHistory(client: Client, workflowId: string, periodIndex:
  * (10 s by default) is timed out and scheduled again on the normal queue, which costs the server and the worker
  * a task and 2 history events more.
  */
-async function describeTaskTimeouts(client: Client, subscriptionIds: readonly string[]): Promise<string> {
+async function describeTaskTimeouts(client: Client, subscriptionIds: readonly string[]): Promise<{ text: string; meanEvents: number }> {
   let timedOut = 0;
   let events = 0;
   await forEachConcurrently(subscriptionIds, 10, async (id) => {
@@ -683,7 +716,8 @@ async function describeTaskTimeouts(client: Client, subscriptionIds: readonly st
     if (timeouts > 0) timedOut += 1;
     events += history.events?.length ?? 0;
   });
-  return `${timedOut} of ${subscriptionIds.length} sampled period-1 runs had a workflow task time out; ${(events / subscriptionIds.length).toFixed(1)} events each so far (waiting for the period end)`;
+  const meanEvents = events / subscriptionIds.length;
+  return { text: `${timedOut} of ${subscriptionIds.length} sampled period-1 runs had a workflow task time out; ${meanEvents.toFixed(1)} events each so far (waiting for the period end)`, meanEvents };
 }
 
 /** The event types of a history, in order, for the progress log. */
@@ -699,13 +733,13 @@ function describeEventTypes(events: readonly temporal.api.history.v1.IHistoryEve
 // The worker child process
 // ---------------------------------------------------------------------------------------------------------------
 
-interface WorkerProcess {
+export interface WorkerProcess {
   readonly ready: WorkerStats;
   stats(): Promise<WorkerStats>;
   stop(): Promise<WorkerStats>;
 }
 
-async function startWorkerProcess(config: BillingWorkerConfig): Promise<WorkerProcess> {
+export async function startWorkerProcess(config: BillingWorkerConfig): Promise<WorkerProcess> {
   // stdout of the child goes to our stderr: stdout carries only JSON lines.
   // BENCH_BILLING_WORKER_PROFILE=<folder>: a V8 CPU profile of the worker's whole life (bench/profile-summary.ts).
   const profileDir = process.env.BENCH_BILLING_WORKER_PROFILE;
@@ -760,7 +794,7 @@ async function startWorkerProcess(config: BillingWorkerConfig): Promise<WorkerPr
 // Small helpers
 // ---------------------------------------------------------------------------------------------------------------
 
-async function forEachConcurrently<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function forEachConcurrently<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const lane = async (): Promise<void> => {
     while (next < items.length) await work(items[next++]);

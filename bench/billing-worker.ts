@@ -41,6 +41,8 @@ export interface WorkerStats {
   readonly heapUsedMb: number;
   /** CPU (user + system) of this process since it started, in seconds. */
   readonly cpuSeconds: number;
+  /** Workflow runs in the worker's sticky cache now (0 before it runs). */
+  readonly cachedWorkflows: number;
 }
 
 export type ParentMessage = { type: 'start'; config: BillingWorkerConfig } | { type: 'stats' } | { type: 'stop' };
@@ -62,6 +64,8 @@ function peakRssBytes(): number {
   return sampledPeakRss;
 }
 
+let cachedWorkflows = (): number => 0;
+
 function stats(): WorkerStats {
   const memory = process.memoryUsage();
   sampledPeakRss = Math.max(sampledPeakRss, memory.rss);
@@ -71,6 +75,7 @@ function stats(): WorkerStats {
     peakRssMb: Math.max(peakRssBytes(), memory.rss) / 2 ** 20,
     heapUsedMb: memory.heapUsed / 2 ** 20,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    cachedWorkflows: cachedWorkflows(),
   };
 }
 
@@ -94,6 +99,7 @@ async function main(config: BillingWorkerConfig): Promise<void> {
     // the local-activity and poller knobs pass through too (docs/benchmarks.md: widen that Pick).
     tuning: config.tuning as BillingWorkerOptions['tuning'],
   });
+  cachedWorkflows = () => worker.getStatus().numCachedWorkflows;
   const running = worker.run();
   send({ type: 'ready', stats: stats() });
 

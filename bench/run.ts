@@ -12,16 +12,27 @@ import { invoicingFinalize } from './invoicing';
 import { ratingLines } from './rating';
 import { ratingDimensions } from './rating-dimensions';
 import { simulateYear } from './simulate';
+import { subscriptionsStart } from './subscriptions-start';
 import { Benchmark, BenchResult, formatResult, progress } from './report';
 import { BenchStack, startBenchStack } from './stack';
 
-const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, ratingDimensions, ingestBatchCatalog, invoicingFinalize, ...billingRunBenchmarks, simulateYear, entitlementsCheck];
+const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, ratingDimensions, ingestBatchCatalog, invoicingFinalize, subscriptionsStart, ...billingRunBenchmarks, simulateYear, entitlementsCheck];
 
-function selectBenchmarks(filters: readonly string[]): Benchmark[] {
-  if (filters.length === 0) return [...BENCHMARKS];
+/**
+ * Named sets across modules. `quick` (a few minutes at most: docs/benchmarks.md has its measured time) is what to
+ * run after a change that is not about Temporal: ingestion and rating, each with its in-run baseline, and no
+ * benchmark that brings its own Temporal stack.
+ */
+const SETS: Readonly<Record<string, readonly string[]>> = {
+  quick: ['ingest.batch', 'ingest.single', 'rating.lines'],
+};
+
+function selectBenchmarks(requested: readonly string[]): Benchmark[] {
+  if (requested.length === 0) return [...BENCHMARKS];
+  const filters = requested.flatMap((filter) => SETS[filter] ?? [filter]);
   const unknown = filters.filter((filter) => !BENCHMARKS.some((benchmark) => matches(benchmark, filter)));
   if (unknown.length > 0) {
-    const names = [...new Set(BENCHMARKS.flatMap((benchmark) => [benchmark.group, benchmark.name]))].join(', ');
+    const names = [...new Set([...Object.keys(SETS), ...BENCHMARKS.flatMap((benchmark) => [benchmark.group, benchmark.name])])].join(', ');
     throw new Error(`no benchmark matches ${unknown.join(', ')}; choose from: ${names}`);
   }
   return BENCHMARKS.filter((benchmark) => filters.some((filter) => matches(benchmark, filter)));

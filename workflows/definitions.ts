@@ -71,6 +71,13 @@ export interface CarriedState {
   readonly scheduledChange: ScheduledPlanChange | null;
   readonly discount: ActiveDiscount | null;
   readonly timeline: readonly TimelineEntry[];
+  /**
+   * Set by runs that take the cheaper period step: the next run takes it too without a patch marker of its own
+   * (a marker and its TemporalChangeVersion upsert would cost two events every period).
+   */
+  readonly cheaperPeriodStep?: true;
+  /** The patches the previous run took (workflows/subscription/state.ts `patchTaken`): taken again without a marker. */
+  readonly patches?: readonly string[];
 }
 
 export interface ScheduledPlanChange {

@@ -14,7 +14,7 @@ import { runDunning } from './subscription/collection';
 import { endSubscription, handleCancellation, handlePauses, handlePlanChanges, resumeFromPause, waitForFirstPeriod } from './subscription/lifecycle';
 import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from './subscription/offers';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
-import { carriedState, continueWith, msUntil, nowIso, periodOf, snapshot, startRun, SubscriptionRun } from './subscription/state';
+import { carriedState, continueToNextPeriod, msUntil, nowIso, periodOf, snapshot, startRun, SubscriptionRun } from './subscription/state';
 import { afterRunningHandlers } from './subscription/turns';
 
 export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Promise<SubscriptionState> {
@@ -39,14 +39,14 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
       const resumed = (): boolean => run.resumeRequested || run.cancelNow !== null;
       if (run.pausedUntil) await condition(resumed, msUntil(run.pausedUntil));
       else await condition(resumed);
-      await afterRunningHandlers();
+      await afterRunningHandlers(run);
       if (!run.cancelNow) await resumeFromPause(run); // a cancellation is handled below
       continue;
     }
     const offer = pendingRetentionOffer(run);
     const wakeAt = Math.min(periodOf(run).end.getTime(), offer ? new Date(offer.expiresAt).getTime() : Infinity);
     await condition(() => mustWake(run, offer), msUntil(new Date(wakeAt)));
-    await afterRunningHandlers();
+    await afterRunningHandlers(run);
     if (run.cancelNow) {
       const now = new Date();
       return endSubscription(run, run.cancelNow, openUsageUntil(run, now), now);
@@ -65,7 +65,7 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
   const boundaryReached = Date.now() >= periodEnd.getTime();
   if (boundaryReached && run.pendingCancellation) return endSubscription(run, run.pendingCancellation, openUsageUntil(run, periodEnd), null);
   // Period boundary (or a suggested restart within the period): a fresh run. Never from inside a handler.
-  return continueWith(run, carriedState(run, boundaryReached));
+  return continueToNextPeriod(run, carriedState(run, boundaryReached));
 }
 
 /** Whether the main loop must stop waiting for the period's end: something a handler did needs its attention. */

@@ -18,7 +18,8 @@ import { ApiProblem, ProblemCode, unavailableDependencyOf } from '../problem';
 import { liveQueryTimeoutMs, withTemporalDeadline } from '../temporal-deadline';
 import { cancelSubscriptionBody, createSubscriptionBody } from '../schemas';
 import { subscriptionJson } from '../serializers';
-import { declareRoutes } from '../route-declarations';
+import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
+import { importSubscriptions, importSubscriptionsBody } from '../subscription-import';
 
 export function subscriptionsRouter(db: Database, temporal: Client): Router {
   const routes = declareRoutes();
@@ -58,6 +59,18 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     const row = await insertScheduledSubscription(db, { id, customerId: customer.id, planId: plan.id, workflowId: subscriptionWorkflowId(id), startAt });
     await startSubscriptionWorkflow(db, temporal, row, plan, customer);
     res.status(201).json(subscriptionJson(row, plan));
+  });
+
+  /**
+   * Bulk import of subscriptions running elsewhere (api/subscription-import.ts): up to 1,000 rows, each answered in
+   * the report as created, existing (imported before: idempotent per external id) or rejected with a problem code.
+   * Admin only: it writes subscriptions for any customer, in their current period, without a first invoice.
+   */
+  routes.post('/import', ADMIN_ONLY, async (req, res) => {
+    const body = importSubscriptionsBody.parse(req.body);
+    const rows = await importSubscriptions({ db, temporal }, body.rows);
+    const count = (status: string): number => rows.filter((row) => row.status === status).length;
+    res.json({ created: count('created'), existing: count('existing'), rejected: count('rejected'), rows });
   });
 
   /**

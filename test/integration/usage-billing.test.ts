@@ -12,6 +12,7 @@ import { createBillingWorker } from '../../worker/create-worker';
 import { cancelSubscriptionUpdate, SubscriptionState, subscriptionStateQuery } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
+import { recordHistory } from '../support/histories';
 import { serve, TestHttp } from '../support/http';
 import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
 
@@ -148,16 +149,23 @@ test('three periods: events across boundaries, a duplicate and a late event are 
   const runLengths: number[] = [];
   let runId: string | undefined = (await handle.describe()).runId;
   for (let guard = 0; runId && guard < 10; guard += 1) {
-    const history = await env.client.workflow.getHandle(`subscription:${subscriptionId}`, runId).fetchHistory();
+    const run: WorkflowHandle = env.client.workflow.getHandle(`subscription:${subscriptionId}`, runId);
+    const history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> = await run.fetchHistory();
     runLengths.unshift(history.events!.length);
+    // The cheaper period step, as a first run takes it (patched) and as a carried run does (no marker).
+    if (guard === 1) await recordHistory(run, 'subscription-cheaper-period-carried');
+    if (guard === 2) await recordHistory(run, 'subscription-cheaper-period-first');
     runId = history.events![0].workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
   }
   expect(runLengths.length).toBe(3);
-  // A period's run: start, grace timer, usage close and invoice (local activities), charge, boundary timer.
+  // A period's run: start (1), a task (3), the grace timer (2) and a task (3) with three local-activity markers
+  // (usage close, invoice, charge), the boundary timer (2), a task (3), continue-as-new (1): 18, plus the period
+  // end's upsert (the time-skipping server does not carry search attributes across continue-as-new; a real one
+  // does). Before the cheaper period step the charge was an activity (+3 events, +1 task): 24.
   // The last run also carries the cancel update and the closing invoice's own close-invoice-charge cycle.
   const [firstPeriod, secondPeriod, lastPeriod] = runLengths;
   expect(firstPeriod).toBeLessThanOrEqual(25);
-  expect(secondPeriod).toBeLessThanOrEqual(25);
+  expect(secondPeriod).toBeLessThanOrEqual(19);
   expect(lastPeriod).toBeLessThanOrEqual(50);
 });
 

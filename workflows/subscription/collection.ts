@@ -3,7 +3,7 @@
  * main loop runs dunning, separate charge attempts that are visible in the UI, after the plan's delays.
  */
 import { condition } from '@temporalio/workflow';
-import type { ChargeInvoiceResult } from '../../contract/payments';
+import type { ChargeInvoiceRequest, ChargeInvoiceResult } from '../../contract/payments';
 import type { PeriodInvoiceSummary } from '../../contract/subscription';
 import { addIntervals, parseInterval } from '../../domain/periods';
 import { local, remote } from '../activity-stubs';
@@ -12,14 +12,18 @@ import { changeStatus } from './transitions';
 import { afterRunningHandlers } from './turns';
 
 /** Charges an invoice once; a decline leaves it for dunning. Nothing to collect on a zero or credit total. */
-export async function collect(run: SubscriptionRun, invoice: PeriodInvoiceSummary): Promise<void> {
+export async function collect(
+  run: SubscriptionRun,
+  invoice: PeriodInvoiceSummary,
+  charge: (request: ChargeInvoiceRequest) => Promise<ChargeInvoiceResult> = remote.chargeInvoice,
+): Promise<void> {
   run.lastInvoice = invoice;
   note(run, 'invoice_finalized', `${invoice.number} ${invoice.total} ${invoice.currency}`);
   if (invoice.total.startsWith('-')) {
     note(run, 'credit_issued', `${invoice.number} ${invoice.total}`);
     return;
   }
-  const payment = await remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt: 1 });
+  const payment = await charge({ invoiceId: invoice.invoiceId, attempt: 1 });
   run.lastInvoice = { ...invoice, status: payment.invoiceStatus };
   if (payment.outcome === 'succeeded') {
     note(run, 'payment_succeeded', invoice.number);

@@ -7,15 +7,15 @@
  *                            |           + usage of n-1 (in arrears), charged at once; dunning if declined
  *                            continue-as-new starts the run for n
  */
-import { sleep, upsertSearchAttributes } from '@temporalio/workflow';
+import { sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { PeriodInvoiceRequest } from '../../contract/invoicing';
 import type { PeriodBounds } from '../../domain/invoice';
 import { addIntervals, billingPeriod, parseInterval } from '../../domain/periods';
-import { local } from '../activity-stubs';
+import { local, remote } from '../activity-stubs';
 import { SEARCH_ATTRIBUTES } from '../definitions';
 import { withAttention } from './attention';
 import { collect } from './collection';
-import { bounds, msUntil, note, nowIso, periodOf, planMeters, SubscriptionRun } from './state';
+import { bounds, msUntil, note, nowIso, periodOf, planMeters, SubscriptionRun, takesCheaperPeriodStep } from './state';
 import { changeStatus, switchPlan } from './transitions';
 import { afterRunningHandlers } from './turns';
 
@@ -34,7 +34,7 @@ export async function closeUsage(
   if (grace === 'wait_for_grace') {
     const closesAt = addIntervals(new Date(stretch.end), parseInterval(run.plan.usageGracePeriod), 1);
     if (closesAt.getTime() > Date.now()) await sleep(msUntil(closesAt));
-    await afterRunningHandlers(); // the main loop's own wait (a handler's close uses 'now')
+    await afterRunningHandlers(run); // the main loop's own wait (a handler's close uses 'now')
   }
   const closed = await local.closeUsagePeriod({ subscriptionId: run.input.subscriptionId, periodStart: stretch.start, periodEnd: stretch.end, planId });
   note(run, 'usage_closed', `${closed.eventCount} events`);
@@ -55,6 +55,12 @@ export function showPeriodEnd(run: SubscriptionRun): void {
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.periodEnd, value: periodOf(run).end }]);
 }
 
+/** Upserts the period end only when the search attribute does not show it yet (a carried run usually does). */
+function showPeriodEndIfChanged(run: SubscriptionRun): void {
+  const shown = workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.periodEnd);
+  if (shown?.getTime() !== periodOf(run).end.getTime()) showPeriodEnd(run);
+}
+
 /**
  * Opens the run's period: applies a scheduled plan change that is due, closes the previous period's usage after
  * its grace window, and issues one invoice (this period's fees in advance, that usage in arrears), collected at once.
@@ -69,6 +75,7 @@ export async function openPeriod(run: SubscriptionRun): Promise<void> {
 }
 
 async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
+  const cheaper = takesCheaperPeriodStep(run);
   const period = periodOf(run);
   if (run.status !== 'active') await changeStatus(run, 'active');
   const usagePlan = run.usagePlanId;
@@ -76,7 +83,8 @@ async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
   if (change && new Date(change.effectiveAt) <= period.start) {
     await switchPlan(run, change.plan, { effective: 'period_end', at: period.start.toISOString(), requestedBy: change.requestedBy });
   }
-  showPeriodEnd(run);
+  if (cheaper) showPeriodEndIfChanged(run);
+  else showPeriodEnd(run);
 
   // The closed period's usage belongs to this invoice, rated under the plan in force then, and the fee is the one
   // in force at the period's start. The new period's usage is open from here on, before the grace wait: a plan
@@ -97,7 +105,10 @@ async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
     discountPercentOff: discount && discount.periodsLeft > 0 ? discount.percentOff : null,
   };
   if (discount) run.discount = discount.periodsLeft > 1 ? { ...discount, periodsLeft: discount.periodsLeft - 1 } : null;
-  await collect(run, await withAttention(run, 'create_period_invoice', () => local.createPeriodInvoice(request)));
+  const invoice = await withAttention(run, 'create_period_invoice', () => local.createPeriodInvoice(request));
+  // The first charge is idempotent per (invoice, attempt) and short: a local activity buys the same retries without
+  // a round trip through the server. Dunning's later attempts stay regular activities, each a visible step.
+  await collect(run, invoice, cheaper ? local.chargeInvoice : remote.chargeInvoice);
 }
 
 /** After a usage summary: rates the usage so far and notes any spending threshold crossed or cap reached. */

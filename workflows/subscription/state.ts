@@ -2,10 +2,11 @@
  * The state of one subscription run: everything the handlers and the main loop read and change, in one object,
  * so each step is a small function over it. Also what the run shows (query snapshot) and hands to the next run.
  */
-import { continueAsNew } from '@temporalio/workflow';
+import { continueAsNew, makeContinueAsNewFunc, patched, workflowInfo } from '@temporalio/workflow';
 import type { PeriodInvoiceSummary, SubscriptionStatus } from '../../contract/subscription';
 import type { PeriodBounds } from '../../domain/invoice';
-import { addIntervals, BillingInterval, BillingPeriod, parseInterval } from '../../domain/periods';
+import { addIntervals, BillingInterval, BillingPeriod, billingPeriod, parseInterval } from '../../domain/periods';
+import { SEARCH_ATTRIBUTES } from '../definitions';
 import type {
   ActiveDiscount,
   AttentionState,
@@ -72,6 +73,8 @@ export interface SubscriptionRun {
   readonly turns: { issued: number; serving: number };
   /** True while the period is being opened (grace wait, usage close, invoice, first charge): no pause then. */
   openingPeriod: boolean;
+  /** Patches this run takes (see `patchTaken`), handed to the next run so that it takes them without a marker. */
+  readonly patchesTaken: Set<string>;
 }
 
 /** The run's state from its input: a fresh subscription, or the state the previous run carried over. */
@@ -116,6 +119,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     retryRequested: false,
     turns: { issued: 0, serving: 0 },
     openingPeriod: false,
+    patchesTaken: new Set(carried?.patches ?? []),
   };
 }
 
@@ -173,6 +177,38 @@ export function continueWith(run: SubscriptionRun, carried: CarriedState): Promi
   return continueAsNew<SubscriptionWorkflowFunction>({ ...run.input, plan: run.plan, carried });
 }
 
+/**
+ * The cheaper period step (docs/benchmarks.md, "What a period costs"): the period's first charge runs as a local
+ * activity (one marker instead of an activity task's three events and a workflow task), and the period end is
+ * handed to the next run with continue-as-new instead of upserted by it. Histories recorded before replay without
+ * it (patched); a run carried from one that took it takes it again without a patch marker of its own.
+ */
+export const CHEAPER_PERIOD_STEP = 'cheaper-period-step';
+
+export function takesCheaperPeriodStep(run: SubscriptionRun): boolean {
+  return run.input.carried?.cheaperPeriodStep === true || patchTaken(run, CHEAPER_PERIOD_STEP);
+}
+
+/**
+ * `patched(id)`, paid once per subscription instead of once per run: each `patched()` that is true records a marker
+ * and a TemporalChangeVersion upsert (2 events) in its run. A run carried from one that took the patch was started
+ * by code that knows it, so it takes it without asking. Deterministic: the carried list is in the run's input.
+ */
+export function patchTaken(run: SubscriptionRun, id: string): boolean {
+  if (run.patchesTaken.has(id)) return true;
+  const taken = patched(id);
+  if (taken) run.patchesTaken.add(id);
+  return taken;
+}
+
+/** Continue-as-new from the main loop; behind the cheaper period step the next run starts showing its period end. */
+export function continueToNextPeriod(run: SubscriptionRun, carried: CarriedState): Promise<never> {
+  if (!takesCheaperPeriodStep(run)) return continueWith(run, carried);
+  const next = billingPeriod(new Date(carried.billingAnchor), parseInterval(run.plan.billingInterval), carried.periodIndex);
+  const typedSearchAttributes = workflowInfo().typedSearchAttributes.updateCopy([{ key: SEARCH_ATTRIBUTES.periodEnd, value: next.end }]);
+  return makeContinueAsNewFunc<SubscriptionWorkflowFunction>({ typedSearchAttributes })({ ...run.input, plan: run.plan, carried });
+}
+
 /** The state the next run of the same subscription picks up from. */
 export function carriedState(run: SubscriptionRun, boundaryReached: boolean): CarriedState {
   return {
@@ -186,5 +222,7 @@ export function carriedState(run: SubscriptionRun, boundaryReached: boolean): Ca
     scheduledChange: run.scheduledChange,
     discount: run.discount,
     timeline: run.timeline,
+    cheaperPeriodStep: true,
+    patches: [...run.patchesTaken],
   };
 }

@@ -5,7 +5,7 @@
  * state the earlier ones left, rejecting honestly (e.g. `same_plan`) instead of applying a second change.
  */
 import { allHandlersFinished, ApplicationFailure, condition, patched } from '@temporalio/workflow';
-import type { SubscriptionRun } from './state';
+import { patchTaken, SubscriptionRun } from './state';
 
 /** Histories recorded before the lock ran handlers side by side; they replay without it. */
 const SERIALIZED_LIFECYCLE_UPDATES = 'serialized-lifecycle-updates';
@@ -51,6 +51,7 @@ const MAIN_LOOP_AFTER_HANDLERS = 'main-loop-acts-after-running-handlers';
  * acting only between handlers, its commands follow theirs in any activation grouping. Handlers never wait for the
  * main loop, so this cannot deadlock.
  */
-export async function afterRunningHandlers(): Promise<void> {
-  if (patched(MAIN_LOOP_AFTER_HANDLERS)) await condition(allHandlersFinished);
+export async function afterRunningHandlers(run?: SubscriptionRun): Promise<void> {
+  // With the run, a patch the previous run took costs this one no marker (state.ts `patchTaken`).
+  if (run ? patchTaken(run, MAIN_LOOP_AFTER_HANDLERS) : patched(MAIN_LOOP_AFTER_HANDLERS)) await condition(allHandlersFinished);
 }

@@ -1,0 +1,221 @@
+/**
+ * Bulk import of subscriptions that already run in another system: each row keeps its billing anchor and the start
+ * of its current period, which the other system has already invoiced. The subscription's workflow starts inside
+ * that period as a carried run (no period-0 invoice, no trial): its first workflow task only sets the period-end
+ * timer, and at the period's end it bills as any renewal does (the next period's fees, this period's usage).
+ *
+ * Idempotent per external id: the subscription id derives from it, the workflow start refuses a second run of
+ * the same id, and the row insert skips an external id already there. A rerun reports those rows `existing`.
+ * Order per batch: the workflows start first (bounded concurrency), then one statement inserts the rows of the
+ * started ones, so a row never exists without its workflow; a crash in between leaves workflows whose rows the
+ * rerun writes (their first task touches no table, so nothing runs on a missing row before then).
+ *
+ * `POST /v1/subscriptions/import` and `npm run import -- file.csv` both call `importSubscriptions`.
+ */
+import { Client, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
+import { z } from 'zod';
+import { billingPeriodAt, parseInterval } from '../domain/periods';
+import { planScheduleTerms } from '../domain/plan-terms';
+import type { PlanRow } from '../store/catalog';
+import type { Database } from '../store/database';
+import {
+  findImportCustomers,
+  findImportedSubscriptions,
+  findPlanVersionsByCode,
+  ImportCustomer,
+  ImportedSubscription,
+  insertImportedSubscriptions,
+} from '../store/subscription-imports';
+import { CarriedState, SEARCH_ATTRIBUTES, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionWorkflowId, SubscriptionWorkflowInput, TASK_QUEUE } from '../workflows/definitions';
+import { uuidFromRequestId } from './idempotency';
+import type { ProblemCode } from './problem';
+
+/** Most rows one request (or one batch of the command) carries; the command splits a file into such batches. */
+export const IMPORT_BATCH_LIMIT = 1000;
+/** Workflow starts in flight at once: enough to hide the start RPC's latency, few enough not to swamp the server. */
+export const DEFAULT_START_CONCURRENCY = 64;
+
+const instant = z.iso.datetime({ offset: true });
+
+export const importRowSchema = z
+  .strictObject({
+    external_id: z.string().min(1).max(200),
+    customer_id: z.uuid().optional(),
+    customer_external_id: z.string().min(1).max(200).optional(),
+    plan_code: z.string().min(1).max(100),
+    plan_version: z.int().positive().optional(),
+    billing_anchor: instant,
+    current_period_start: instant,
+  })
+  .refine((row) => (row.customer_id === undefined) !== (row.customer_external_id === undefined), {
+    message: 'give exactly one of customer_id and customer_external_id',
+    path: ['customer_id'],
+  });
+export type ImportRow = z.infer<typeof importRowSchema>;
+
+export const importSubscriptionsBody = z.strictObject({
+  rows: z.array(z.unknown()).min(1).max(IMPORT_BATCH_LIMIT),
+});
+
+export type ImportStatus = 'created' | 'existing' | 'rejected';
+
+export interface ImportRowReport {
+  /** Position of the row in what was submitted (0-based), so a report line points back at its input. */
+  readonly row: number;
+  readonly external_id: string | null;
+  readonly subscription_id: string | null;
+  readonly status: ImportStatus;
+  readonly code?: ProblemCode;
+  readonly detail?: string;
+}
+
+export interface ImportDeps {
+  readonly db: Database;
+  readonly temporal: Client;
+  readonly startConcurrency?: number;
+  /** The clock that decides whether a current period has already ended (tests move it). */
+  readonly now?: () => Date;
+}
+
+/** The subscription id an external id imports as: the same on every rerun. */
+export function importedSubscriptionId(externalId: string): string {
+  return uuidFromRequestId(`subscription-import:${externalId}`);
+}
+
+/** Imports one batch (at most IMPORT_BATCH_LIMIT rows); `firstRow` numbers the report when a file is split. */
+export async function importSubscriptions(deps: ImportDeps, rows: readonly unknown[], firstRow = 0): Promise<ImportRowReport[]> {
+  const reports: (ImportRowReport | undefined)[] = new Array(rows.length);
+  const reject = (index: number, externalId: string | null, code: ProblemCode, detail: string): void => {
+    reports[index] = { row: firstRow + index, external_id: externalId, subscription_id: null, status: 'rejected', code, detail };
+  };
+
+  const parsed: { index: number; row: ImportRow }[] = [];
+  const seen = new Set<string>();
+  rows.forEach((raw, index) => {
+    const result = importRowSchema.safeParse(raw);
+    const externalId = typeof (raw as { external_id?: unknown })?.external_id === 'string' ? (raw as { external_id: string }).external_id : null;
+    if (!result.success) return reject(index, externalId, 'validation_failed', result.error.issues.map((issue) => `${issue.path.join('.') || 'row'}: ${issue.message}`).join('; '));
+    if (seen.has(result.data.external_id)) return reject(index, externalId, 'duplicate_external_id', 'the same external_id appears earlier in this batch');
+    seen.add(result.data.external_id);
+    parsed.push({ index, row: result.data });
+  });
+
+  // Three queries for the whole batch: customers, plans, and the external ids already imported.
+  const [customers, plans, imported] = await Promise.all([
+    findImportCustomers(deps.db, parsed.flatMap(({ row }) => (row.customer_id ? [row.customer_id] : [])), parsed.flatMap(({ row }) => (row.customer_external_id ? [row.customer_external_id] : []))),
+    findPlanVersionsByCode(deps.db, parsed.map(({ row }) => row.plan_code)),
+    findImportedSubscriptions(deps.db, parsed.map(({ row }) => row.external_id)),
+  ]);
+  const customerById = new Map(customers.map((customer) => [customer.id, customer]));
+  const customerByExternalId = new Map(customers.map((customer) => [customer.external_id, customer]));
+  const now = (deps.now ?? (() => new Date()))();
+
+  const toStart: { index: number; subscription: ImportedSubscription; input: SubscriptionWorkflowInput; plan: PlanRow }[] = [];
+  for (const { index, row } of parsed) {
+    const existing = imported.get(row.external_id);
+    if (existing) {
+      reports[index] = { row: firstRow + index, external_id: row.external_id, subscription_id: existing, status: 'existing' };
+      continue;
+    }
+    const customer = row.customer_id ? customerById.get(row.customer_id) : customerByExternalId.get(row.customer_external_id!);
+    if (!customer) {
+      reject(index, row.external_id, 'customer_not_found', `no customer ${row.customer_id ?? row.customer_external_id}`);
+      continue;
+    }
+    const plan = plans.find((candidate) => candidate.code === row.plan_code && (row.plan_version === undefined || candidate.version === row.plan_version));
+    if (!plan) {
+      reject(index, row.external_id, 'plan_not_found', `no plan ${row.plan_code}${row.plan_version ? ` version ${row.plan_version}` : ''}`);
+      continue;
+    }
+    const placed = placeImportedRow(row, plan, customer, now);
+    if ('code' in placed) {
+      reject(index, row.external_id, placed.code, placed.detail);
+      continue;
+    }
+    toStart.push({ index, plan, ...placed });
+  }
+
+  // Starts in flight at once, bounded; a start the server refuses because the run exists is a rerun's row.
+  const started: typeof toStart = [];
+  await forEachConcurrently(toStart, deps.startConcurrency ?? DEFAULT_START_CONCURRENCY, async (item) => {
+    try {
+      await deps.temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
+        workflowId: item.subscription.workflowId,
+        taskQueue: TASK_QUEUE,
+        args: [item.input],
+        // Never a second run for the same id, even after the first one ended (a canceled imported subscription).
+        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        typedSearchAttributes: [
+          { key: SEARCH_ATTRIBUTES.customerId, value: item.subscription.customerId },
+          { key: SEARCH_ATTRIBUTES.planCode, value: item.plan.code },
+          { key: SEARCH_ATTRIBUTES.status, value: 'active' },
+          { key: SEARCH_ATTRIBUTES.pastDue, value: false },
+          { key: SEARCH_ATTRIBUTES.periodEnd, value: item.subscription.currentPeriodEnd },
+        ],
+      });
+      started.push(item);
+    } catch (error) {
+      if (error instanceof WorkflowExecutionAlreadyStartedError) started.push(item);
+      else reject(item.index, item.subscription.externalId, 'workflow_unavailable', `could not start the subscription workflow: ${(error as Error).message}`);
+    }
+  });
+
+  const inserted = await insertImportedSubscriptions(deps.db, started.map((item) => item.subscription));
+  for (const item of started) {
+    const { id, externalId } = item.subscription;
+    reports[item.index] = { row: firstRow + item.index, external_id: externalId, subscription_id: id, status: inserted.has(id) ? 'created' : 'existing' };
+  }
+  return reports as ImportRowReport[];
+}
+
+/**
+ * The row's current period on the plan's calendar: its start must be a period boundary of the billing anchor, and
+ * the period must not have ended (that one would be billed by nobody).
+ */
+function placeImportedRow(
+  row: ImportRow,
+  plan: PlanRow,
+  customer: ImportCustomer,
+  now: Date,
+): { subscription: ImportedSubscription; input: SubscriptionWorkflowInput } | { code: ProblemCode; detail: string } {
+  if (plan.currency !== customer.currency) return { code: 'currency_mismatch', detail: `plan bills in ${plan.currency}, customer pays in ${customer.currency}` };
+  const anchor = new Date(row.billing_anchor);
+  const periodStart = new Date(row.current_period_start);
+  if (periodStart < anchor) return { code: 'period_not_aligned', detail: 'current_period_start is before billing_anchor' };
+  const period = billingPeriodAt(anchor, parseInterval(plan.billing_interval), periodStart);
+  if (period.start.getTime() !== periodStart.getTime()) {
+    return { code: 'period_not_aligned', detail: `current_period_start is not a period boundary of billing_anchor on a ${plan.billing_interval} plan (nearest before: ${period.start.toISOString()})` };
+  }
+  if (period.end <= now) return { code: 'period_already_ended', detail: `the current period ended at ${period.end.toISOString()}` };
+  const id = importedSubscriptionId(row.external_id);
+  const workflowId = subscriptionWorkflowId(id);
+  const carried: CarriedState = {
+    status: 'active',
+    billingAnchor: anchor.toISOString(),
+    periodIndex: period.index,
+    periodOpened: true, // invoiced by the system it came from
+    usageOpenSince: period.start.toISOString(),
+    usagePlanId: plan.id,
+    pendingCancellation: null,
+    scheduledChange: null,
+    discount: null,
+    timeline: [{ at: now.toISOString(), event: 'imported', detail: row.external_id }],
+    cheaperPeriodStep: true,
+  };
+  return {
+    subscription: { id, externalId: row.external_id, customerId: customer.id, planId: plan.id, workflowId, currentPeriodStart: period.start, currentPeriodEnd: period.end },
+    input: { subscriptionId: id, customerId: customer.id, plan: planScheduleTerms(plan), startAt: anchor.toISOString(), carried },
+  };
+}
+
+async function forEachConcurrently<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next];
+      next += 1;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, lane));
+}

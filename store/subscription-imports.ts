@@ -1,0 +1,74 @@
+/**
+ * The queries of a bulk subscription import (api/subscription-import.ts): a few statements per batch of rows,
+ * never one round trip per row, so that the import's rate is set by workflow starts, not by Postgres.
+ */
+import type { Knex } from 'knex';
+import type { PlanRow } from './catalog';
+import type { CustomerRow } from './customers';
+
+export type ImportCustomer = Pick<CustomerRow, 'id' | 'external_id' | 'currency'>;
+
+/** The customers named by our ids or by their external ids, in one query. */
+export async function findImportCustomers(
+  db: Knex | Knex.Transaction,
+  ids: readonly string[],
+  externalIds: readonly string[],
+): Promise<ImportCustomer[]> {
+  if (ids.length === 0 && externalIds.length === 0) return [];
+  return db<CustomerRow>('customers')
+    .where((query) => {
+      if (ids.length > 0) query.whereIn('id', [...new Set(ids)]);
+      if (externalIds.length > 0) query.orWhereIn('external_id', [...new Set(externalIds)]);
+    })
+    .select('id', 'external_id', 'currency');
+}
+
+/** Every version of the plans named by these codes (a batch usually names one or two). */
+export async function findPlanVersionsByCode(db: Knex | Knex.Transaction, codes: readonly string[]): Promise<PlanRow[]> {
+  if (codes.length === 0) return [];
+  return db<PlanRow>('plans').whereIn('code', [...new Set(codes)]).orderBy('version', 'desc');
+}
+
+/** Subscription id by external id, for the external ids already imported. */
+export async function findImportedSubscriptions(db: Knex | Knex.Transaction, externalIds: readonly string[]): Promise<Map<string, string>> {
+  if (externalIds.length === 0) return new Map();
+  const rows: { id: string; external_id: string }[] = await db('subscriptions').whereIn('external_id', [...new Set(externalIds)]).select('id', 'external_id');
+  return new Map(rows.map((row) => [row.external_id, row.id]));
+}
+
+export interface ImportedSubscription {
+  readonly id: string;
+  readonly externalId: string;
+  readonly customerId: string;
+  readonly planId: string;
+  readonly workflowId: string;
+  readonly currentPeriodStart: Date;
+  readonly currentPeriodEnd: Date;
+}
+
+/**
+ * Inserts imported subscriptions, already active in their current period, in one statement. An external id
+ * imported meanwhile (a concurrent run) is skipped; the ids actually inserted come back.
+ */
+export async function insertImportedSubscriptions(db: Knex | Knex.Transaction, rows: readonly ImportedSubscription[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const inserted: { id: string }[] = await db('subscriptions')
+    .insert(
+      rows.map((row) => ({
+        id: row.id,
+        external_id: row.externalId,
+        customer_id: row.customerId,
+        plan_id: row.planId,
+        status: 'active',
+        workflow_id: row.workflowId,
+        // Usage before the current period belongs to the system it came from; ingestion refuses it (start_at).
+        start_at: row.currentPeriodStart,
+        current_period_start: row.currentPeriodStart,
+        current_period_end: row.currentPeriodEnd,
+      })),
+    )
+    .onConflict('external_id')
+    .ignore()
+    .returning('id');
+  return new Set(inserted.map((row) => row.id));
+}
