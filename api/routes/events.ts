@@ -2,7 +2,6 @@ import express, { type Router } from 'express';
 import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
 import type { Database } from '../../store/database';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
-import { firstSubscriptionStarts } from '../../store/subscription-starts';
 import { insertUsageEvents, NewUsageEvent, usageRefusals } from '../../store/usage';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
@@ -51,8 +50,10 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     const customerIdByExternalId = await deps.customers.resolve(shaped.map(({ event }) => event.customer));
     const customerIds = [...customerIdByExternalId.values()];
     // Independent reads: one round trip's wait instead of three in a row on every ingestion request.
+    // First starts come from a cache that may be stale only towards later starts: it can wrongly refuse, never
+    // wrongly accept, so a refusal for a pre-start timestamp is confirmed against Postgres below.
     const [firstSubscriptionStartByCustomerId, metrics, refusals] = await Promise.all([
-      firstSubscriptionStarts(deps.db, customerIds),
+      deps.customers.cachedFirstStarts(customerIds),
       deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type))),
       usageRefusals(deps.db, customerIds, now),
     ]);
@@ -63,9 +64,16 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       firstSubscriptionStartByCustomerId,
       metricsByEventType: toRequirements(metrics),
     };
+    const verdicts = shaped.map(({ event }) => validateUsageEvent(event, context));
+    const beforeCachedStart = verdicts.flatMap((verdict, i) => (!verdict.ok && verdict.code === 'timestamp_before_subscription' ? [i] : []));
+    if (beforeCachedStart.length) {
+      const fresh = await deps.customers.freshFirstStarts([...new Set(beforeCachedStart.map((i) => customerIdByExternalId.get(shaped[i].event.customer)!))]);
+      const freshContext: EventValidationContext = { ...context, firstSubscriptionStartByCustomerId: fresh };
+      for (const i of beforeCachedStart) verdicts[i] = validateUsageEvent(shaped[i].event, freshContext);
+    }
     const valid: NewUsageEvent[] = [];
-    for (const { index, event } of shaped) {
-      const verdict = validateUsageEvent(event, context);
+    for (const [position, { index, event }] of shaped.entries()) {
+      const verdict = verdicts[position];
       const refusal = verdict.ok ? refusals.get(verdict.customerId) : undefined;
       if (verdict.ok && !refusal) {
         valid.push({ customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties });
