@@ -10,6 +10,7 @@
 import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { addIntervals, parseInterval } from '../domain/periods';
 import { local, remote } from './activity-stubs';
+import { deterministicFailureOf } from './subscription/deterministic';
 import {
   decideRerateUpdate,
   RerateDecision,
@@ -21,9 +22,26 @@ import {
 
 const { chargeInvoice, refundCreditNote } = remote;
 
+/**
+ * Activity failures: a transient one is retried by the activity; a deterministic one (classified non-retryable:
+ * the re-rating's data is wrong) ends this workflow as failed with its type, shown to ops as `rerate_failed`.
+ * Each step is one transaction, so nothing half-done is left: the row keeps its last recorded status, and finance
+ * asks for a new re-rating once the data is fixed. An adjustment invoice whose charge failed stays open, and the
+ * janitor collects open invoices with no collection in flight.
+ */
 export async function rerateWorkflow(input: RerateWorkflowInput): Promise<RerateState> {
+  try {
+    return await rerate(input);
+  } catch (error) {
+    if (deterministicFailureOf(error)) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: 'rerate_failed' }]);
+    throw error;
+  }
+}
+
+async function rerate(input: RerateWorkflowInput): Promise<RerateState> {
   let state: RerateState = { rerateId: input.rerateId, status: 'computing', outcome: 'none', total: '0', resultInvoiceId: null };
   let decision: RerateDecision | null = null;
+  let expiresAt: Date | null = null;
   setHandler(rerateStateQuery, () => state);
 
   const show = (status: string): void => upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: `rerate_${status}` }]);
@@ -38,6 +56,8 @@ export async function rerateWorkflow(input: RerateWorkflowInput): Promise<Rerate
     {
       validator: (request: RerateDecision) => {
         if (state.status !== 'proposed' || decision) throw new Error('rerate_not_awaiting_decision');
+        // The proposal's time is up (the expiry is being recorded): an answer now could not take effect.
+        if (expiresAt && Date.now() >= expiresAt.getTime()) throw new Error('rerate_not_awaiting_decision');
         if (!request.reason.trim()) throw new Error('decision_reason_required');
       },
     },
@@ -47,8 +67,9 @@ export async function rerateWorkflow(input: RerateWorkflowInput): Promise<Rerate
   show(state.status);
   if (state.status !== 'proposed') return state;
 
-  const expiresAt = addIntervals(new Date(), parseInterval(input.decisionWindow), 1);
-  await condition(() => decision !== null, Math.max(0, expiresAt.getTime() - Date.now()));
+  const expiry = addIntervals(new Date(), parseInterval(input.decisionWindow), 1);
+  expiresAt = expiry;
+  await condition(() => decision !== null, Math.max(0, expiry.getTime() - Date.now()));
   const made = decision as RerateDecision | null;
   state = await local.recordRerateDecision({
     rerateId: input.rerateId,

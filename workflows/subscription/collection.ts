@@ -7,6 +7,8 @@ import type { ChargeInvoiceResult } from '../../contract/payments';
 import type { PeriodInvoiceSummary } from '../../contract/subscription';
 import { addIntervals, parseInterval } from '../../domain/periods';
 import { local, remote } from '../activity-stubs';
+import { withAttention } from './attention';
+import { unlessDeterministic } from './deterministic';
 import { msUntil, note, SubscriptionRun } from './state';
 import { changeStatus } from './transitions';
 
@@ -18,7 +20,7 @@ export async function collect(run: SubscriptionRun, invoice: PeriodInvoiceSummar
     note(run, 'credit_issued', `${invoice.number} ${invoice.total}`);
     return;
   }
-  const payment = await remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt: 1 });
+  const payment = await withAttention(run, 'charge_invoice', () => remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt: 1 }));
   run.lastInvoice = { ...invoice, status: payment.invoiceStatus };
   if (payment.outcome === 'succeeded') {
     note(run, 'payment_succeeded', invoice.number);
@@ -47,7 +49,8 @@ async function retryCharge(
   else await condition(retryNow);
   if (run.cancelNow) return null;
   run.paymentMethodUpdated = false;
-  const payment = await remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt });
+  // Idempotent per (invoice, attempt): a retry after ops fixed the data charges this attempt at most once.
+  const payment = await withAttention(run, 'charge_invoice', () => remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt }));
   const detail = noteDeclineDetail && payment.detail ? `: ${payment.detail}` : '';
   note(run, payment.outcome === 'succeeded' ? 'dunning_paid' : 'dunning_declined', `attempt ${attempt}${detail}`);
   return payment;
@@ -65,12 +68,15 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
     if (!retryable) break; // non-retryable declines skip straight to the plan's final step
     const nextAttemptAt = addIntervals(new Date(), parseInterval(delay), 1);
     run.dunning = { invoiceId: invoice.invoiceId, attempt, nextAttemptAt: nextAttemptAt.toISOString() };
-    await local.notifyCustomer({
-      subscriptionId: run.input.subscriptionId,
-      eventType: 'dunning.retry_scheduled',
-      dedupeKey: `dunning:${invoice.invoiceId}:${attempt + 1}`,
-      payload: { invoiceId: invoice.invoiceId, attempt: attempt + 1, at: nextAttemptAt.toISOString() },
-    });
+    // The notice is for the customer: one that cannot be stored is noted, and dunning goes on.
+    await unlessDeterministic(run, 'notification', () =>
+      local.notifyCustomer({
+        subscriptionId: run.input.subscriptionId,
+        eventType: 'dunning.retry_scheduled',
+        dedupeKey: `dunning:${invoice.invoiceId}:${attempt + 1}`,
+        payload: { invoiceId: invoice.invoiceId, attempt: attempt + 1, at: nextAttemptAt.toISOString() },
+      }),
+    );
     attempt += 1;
     const payment = await retryCharge(run, invoice, attempt, nextAttemptAt, true);
     if (!payment) return 'given_up';
@@ -78,7 +84,7 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
     retryable = payment.retryable;
   }
   if (run.plan.dunning.finalAction === 'cancel') {
-    await local.markInvoiceUncollectible({ invoiceId: invoice.invoiceId, reason: 'dunning exhausted' });
+    await withAttention(run, 'mark_invoice_uncollectible', () => local.markInvoiceUncollectible({ invoiceId: invoice.invoiceId, reason: 'dunning exhausted' }));
     run.lastInvoice = { ...invoice, status: 'uncollectible' };
     return 'given_up';
   }
