@@ -72,3 +72,9 @@ test('classifyActivityFailures classifies the named activities only: results pas
   // An activity whose caller cannot handle a non-retryable failure keeps the raw error, so Temporal retries it.
   await expect(activities.rateUnclassified('10000000000000000000')).rejects.toMatchObject({ code: '22003' });
 });
+
+test('every activity the worker registers is classified: none retries forever on bad data', async () => {
+  const { CLASSIFIED_ACTIVITIES, createActivities } = await import('../../activities');
+  const registered = Object.keys(createActivities({ db: {} as never, gateway: {} as never })).sort();
+  expect([...CLASSIFIED_ACTIVITIES].sort()).toEqual(registered);
+});

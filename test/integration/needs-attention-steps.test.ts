@@ -1,0 +1,198 @@
+/**
+ * Every activity the subscription workflow calls is classified (activities/index.ts): a deterministic failure is
+ * never retried forever. Each class of call site is shown here with a real failure written into Postgres:
+ * - a billing step (the charge) waits in needs_attention and resumes from that step after ops retry, charging once;
+ * - a side step (a customer notification) is noted in the timeline and billing goes on;
+ * - a transient gateway failure still retries with backoff and never needs attention;
+ * - updates that could not take effect while the subscription is ending are refused, not answered "done".
+ * Real Postgres, real time-skipping Temporal server.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities';
+import { createApp } from '../../api/app';
+import { SandboxGateway } from '../../payments/sandbox-gateway';
+import type { Database } from '../../store/database';
+import { SEARCH_ATTRIBUTES, SubscriptionState, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
+import { createTestApiKey } from '../support/api-keys';
+import { createTestDatabase } from '../support/database';
+import { eventually } from '../support/eventually';
+import { serve, TestHttp } from '../support/http';
+import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
+
+let env: TestWorkflowEnvironment;
+let db: Database;
+let worker: Worker;
+let workerRun: Promise<void>;
+let api: TestHttp;
+let finance: { authorization: string };
+
+beforeAll(async () => {
+  [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
+  worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue: TASK_QUEUE,
+    workflowBundle: await workflowBundle(),
+    // The worker's own activities, unchanged: every failure below comes from Postgres or the sandbox gateway.
+    activities: createActivities({ db, gateway: new SandboxGateway(db) }),
+  });
+  workerRun = worker.run();
+  api = await serve(createApp({ db, temporal: env.client, now: () => new Date() }), { headers: (await createTestApiKey(db, 'admin')).headers });
+  finance = (await createTestApiKey(db, 'finance')).headers;
+  const plans = [
+    { code: 'monthly', name: 'Monthly', currency: 'USD', billing_interval: 'P1M', flat_fee: '20.00', usage_grace_period: 'PT1H', charges: [] },
+    { code: 'monthly-plus', name: 'Monthly plus', currency: 'USD', billing_interval: 'P1M', flat_fee: '40.00', usage_grace_period: 'PT1H', charges: [] },
+    { code: 'trial', name: 'Trial', currency: 'USD', billing_interval: 'P1M', flat_fee: '30.00', trial_period: 'P14D', charges: [] },
+  ];
+  for (const plan of plans) expect((await api.call('POST', '/v1/plans', plan)).status).toBe(201);
+});
+
+afterAll(async () => {
+  await api?.close();
+  worker?.shutdown();
+  await workerRun;
+  await Promise.all([env?.teardown(), db?.destroy()]);
+});
+
+async function subscribe(externalId: string, planCode: string, startAt: string, paymentMethod = 'pm_sandbox_ok'): Promise<{ id: string; customerId: string; handle: WorkflowHandle }> {
+  const customer = await api.call('POST', '/v1/customers', { external_id: externalId, name: externalId, currency: 'USD', payment_method: paymentMethod });
+  expect(customer.status).toBe(201);
+  const subscription = await api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: planCode, start_at: startAt });
+  expect(subscription.status).toBe(201);
+  return { id: subscription.json.id, customerId: customer.json.id, handle: env.client.workflow.getHandle(`subscription:${subscription.json.id}`) };
+}
+
+async function skipTo(instant: string): Promise<void> {
+  const target = new Date(instant).getTime();
+  const now = await env.currentTimeMs();
+  if (target > now) await env.sleep(target - now);
+}
+
+const stateOf = (handle: WorkflowHandle): Promise<SubscriptionState> => handle.query(subscriptionStateQuery);
+const invoicesOf = (subscriptionId: string) => db('invoices').where({ subscription_id: subscriptionId }).orderBy('created_at');
+const paymentsOf = (invoiceId: string) => db('payments').where({ invoice_id: invoiceId }).orderBy('attempt');
+const gatewayChargesOf = (invoiceId: string) => db('sandbox_gateway_charges').where({ reference: invoiceId });
+const outboxOf = (subscriptionId: string, eventType: string) => db('outbox').where({ aggregate_id: subscriptionId, event_type: eventType }).orderBy('id');
+
+test('a charge Postgres refuses stops billing visibly at charge_invoice; after the fix and a retry the invoice is charged exactly once', async () => {
+  // Timeline (UTC, 2034):
+  //   Jan 1   the customer's payment method breaks a check constraint on payments (bad data, written straight in):
+  //           the invoice is finalized, its charge fails with check_violation -> needs_attention (step charge_invoice)
+  //           queries answer; cancel and plan change are refused with 409 subscription_needs_attention
+  //   (ops)   the payment method is fixed, retry -> the same attempt is charged once -> active
+  //   Feb 1   the next period is invoiced and charged as usual
+  // Before every activity was classified, the charge retried forever here and the subscription showed active.
+  await db.raw(`ALTER TABLE payments ADD CONSTRAINT attention_test_poisoned_method CHECK (payment_method IS DISTINCT FROM 'pm_poisoned')`);
+  try {
+    const { id, customerId, handle } = await subscribe('charge-poisoned', 'monthly', '2034-01-01T00:00:00Z', 'pm_poisoned');
+    await skipTo('2034-01-01T00:00:05Z');
+    let last: SubscriptionState | undefined;
+    const stuck = await eventually(async () => {
+      last = await stateOf(handle);
+      return last.status === 'needs_attention' && last;
+    }, () => `the charge to need attention: ${JSON.stringify(last)}`);
+    expect(stuck.attention).toMatchObject({ step: 'charge_invoice', errorType: 'check_violation', failures: 1, retrying: false });
+    expect(stuck.timeline.at(-1)).toMatchObject({ event: 'status:needs_attention', detail: expect.stringContaining('charge_invoice failed (check_violation)') });
+    expect((await db('subscriptions').where({ id }).first()).status).toBe('needs_attention');
+    const description = await handle.describe();
+    expect(description.status.name).toBe('RUNNING');
+    expect(description.typedSearchAttributes.get(SEARCH_ATTRIBUTES.status)).toBe('needs_attention');
+    const [alert] = await outboxOf(id, 'subscription.needs_attention');
+    expect(alert.payload).toMatchObject({ subscriptionId: id, status: 'needs_attention', reason: expect.stringContaining('charge_invoice') });
+    const [invoice] = await invoicesOf(id);
+    expect([invoice.status, invoice.total]).toEqual(['open', '20.000000000000']);
+    expect(await paymentsOf(invoice.id)).toHaveLength(0);
+
+    for (const [path, body] of [
+      ['cancel', { at: 'now', reason: 'stuck' }],
+      ['plan-change', { plan_code: 'monthly-plus', effective: 'immediate' }],
+    ] as const) {
+      const refused = await api.call('POST', `/v1/subscriptions/${id}/${path}`, body);
+      expect([path, refused.status, refused.json.code]).toEqual([path, 409, 'subscription_needs_attention']);
+    }
+
+    await db('customers').where({ id: customerId }).update({ payment_method: 'pm_sandbox_ok' });
+    const retry = await api.call('POST', `/v1/subscriptions/${id}/retry`, {}, finance);
+    expect(retry.status).toBe(202);
+    expect(retry.json).toEqual({ status: 'needs_attention', retrying_step: 'charge_invoice' });
+    await eventually(async () => (await stateOf(handle)).status === 'active', 'the retried charge to succeed');
+    expect((await db('invoices').where({ id: invoice.id }).first()).status).toBe('paid');
+    expect((await paymentsOf(invoice.id)).map((payment) => [payment.attempt, payment.status])).toEqual([[1, 'succeeded']]);
+    expect(await gatewayChargesOf(invoice.id)).toHaveLength(1);
+    expect((await handle.describe()).typedSearchAttributes.get(SEARCH_ATTRIBUTES.status)).toBe('active');
+
+    await skipTo('2034-02-01T01:00:00Z');
+    await eventually(async () => (await invoicesOf(id)).length === 2, 'the February invoice');
+    const invoices = await invoicesOf(id);
+    await eventually(async () => (await db('invoices').where({ id: invoices[1].id }).first()).status === 'paid', 'the February charge');
+    for (const each of invoices) expect(await gatewayChargesOf(each.id)).toHaveLength(1);
+  } finally {
+    await db.raw('ALTER TABLE payments DROP CONSTRAINT IF EXISTS attention_test_poisoned_method');
+  }
+});
+
+test('a gateway that loses its answer is transient: the charge is retried, found by its key, and never needs attention', async () => {
+  const { id, handle } = await subscribe('charge-lost-answer', 'monthly', '2034-03-01T00:00:00Z', 'pm_sandbox_lost_response');
+  await skipTo('2034-03-01T00:00:05Z');
+  const [invoice] = await eventually(async () => {
+    const invoices = await invoicesOf(id);
+    return invoices.length === 1 && invoices[0].status === 'paid' && invoices;
+  }, 'the invoice to be paid after the lost answer');
+  expect(await gatewayChargesOf(invoice.id)).toHaveLength(1);
+  const state = await stateOf(handle);
+  expect(state.status).toBe('active');
+  expect(state.attention).toBeNull();
+  expect(state.timeline.map((entry) => entry.event)).not.toContain('status:needs_attention');
+});
+
+test('a customer notification Postgres refuses is noted in the timeline and billing goes on', async () => {
+  // Timeline (UTC, 2034): Apr 1 trial starts (14 days); Apr 12 the trial-ending notice cannot be stored (a check
+  // constraint refuses it) -> notification_failed; Apr 15 the trial converts and the first invoice is charged.
+  const { id, handle } = await subscribe('notice-refused', 'trial', '2034-04-01T00:00:00Z');
+  await db.raw(`ALTER TABLE outbox ADD CONSTRAINT attention_test_refused_notice CHECK (dedupe_key <> 'trial.ending:${id}')`);
+  try {
+    await skipTo('2034-04-15T00:00:05Z');
+    const [invoice] = await eventually(async () => {
+      const invoices = await invoicesOf(id);
+      return invoices.length === 1 && invoices[0].status === 'paid' && invoices;
+    }, 'the first invoice after the trial');
+    expect(invoice.total).toBe('30.000000000000');
+    const state = await stateOf(handle);
+    expect(state.status).toBe('active');
+    expect(state.attention).toBeNull();
+    expect(state.timeline.find((entry) => entry.event === 'notification_failed')).toMatchObject({ detail: expect.stringContaining('check_violation') });
+    expect(state.timeline.map((entry) => entry.event)).toContain('trial_converted');
+    expect(await outboxOf(id, 'trial.ending')).toHaveLength(0);
+  } finally {
+    await db.raw('ALTER TABLE outbox DROP CONSTRAINT IF EXISTS attention_test_refused_notice');
+  }
+});
+
+test('while a cancellation now is being carried out, plan change, pause and resume are refused instead of answered done', async () => {
+  // Timeline (UTC, 2034): May 1 active; May 10 cancel now -> the last usage waits out the plan's grace hour before
+  // the closing steps, and the status is still what it was. Before, a plan change (or a resume of a paused
+  // subscription canceled now) was answered 200 in that hour, and the subscription was canceled anyway.
+  const { id, handle } = await subscribe('ending-active', 'monthly', '2034-05-01T00:00:00Z');
+  const paused = await subscribe('ending-paused', 'monthly', '2034-05-01T00:00:00Z');
+  await skipTo('2034-05-10T00:00:00Z');
+  await eventually(async () => (await stateOf(handle)).status === 'active' && (await stateOf(paused.handle)).status === 'active', 'both to start');
+  expect((await api.call('POST', `/v1/subscriptions/${paused.id}/pause`, {})).json.status).toBe('paused');
+
+  expect((await api.call('POST', `/v1/subscriptions/${id}/cancel`, { at: 'now', reason: 'leaving' })).json.status).toBe('canceled');
+  expect((await api.call('POST', `/v1/subscriptions/${paused.id}/cancel`, { at: 'now', reason: 'leaving' })).json.status).toBe('canceled');
+  for (const [subscriptionId, path, body] of [
+    [id, 'plan-change', { plan_code: 'monthly-plus', effective: 'immediate' }],
+    [id, 'plan-change', { plan_code: 'monthly-plus', effective: 'period_end' }],
+    [id, 'pause', {}],
+    [paused.id, 'resume', {}],
+  ] as const) {
+    const refused = await api.call('POST', `/v1/subscriptions/${subscriptionId}/${path}`, body);
+    expect([path, refused.status, refused.json.code]).toEqual([path, 409, 'subscription_already_canceled']);
+  }
+  expect((await stateOf(handle)).timeline.map((entry) => entry.event)).not.toContain('plan_changed');
+
+  await skipTo('2034-05-10T02:00:00Z');
+  await eventually(async () => (await db('subscriptions').whereIn('id', [id, paused.id]).where({ status: 'canceled' })).length === 2, 'both cancellations to take effect');
+  expect((await db('subscriptions').where({ id }).first()).plan_id).toBe((await db('plans').where({ code: 'monthly' }).first()).id);
+});
