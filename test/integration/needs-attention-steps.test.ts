@@ -40,9 +40,12 @@ beforeAll(async () => {
   workerRun = worker.run();
   api = await serve(createApp({ db, temporal: env.client, now: () => new Date() }), { headers: (await createTestApiKey(db, 'admin')).headers });
   finance = (await createTestApiKey(db, 'finance')).headers;
+  expect((await api.call('POST', '/v1/metrics', { code: 'calls', name: 'Calls', event_type: 'api.call', aggregation: 'count' })).status).toBe(201);
+  // Metered: ending a subscription closes its last usage after the grace hour, the window the last test uses.
+  const calls = [{ metric_code: 'calls', price: { model: 'per_unit', unitPrice: '0.01' } }];
   const plans = [
-    { code: 'monthly', name: 'Monthly', currency: 'USD', billing_interval: 'P1M', flat_fee: '20.00', usage_grace_period: 'PT1H', charges: [] },
-    { code: 'monthly-plus', name: 'Monthly plus', currency: 'USD', billing_interval: 'P1M', flat_fee: '40.00', usage_grace_period: 'PT1H', charges: [] },
+    { code: 'monthly', name: 'Monthly', currency: 'USD', billing_interval: 'P1M', flat_fee: '20.00', usage_grace_period: 'PT1H', charges: calls },
+    { code: 'monthly-plus', name: 'Monthly plus', currency: 'USD', billing_interval: 'P1M', flat_fee: '40.00', usage_grace_period: 'PT1H', charges: calls },
     { code: 'trial', name: 'Trial', currency: 'USD', billing_interval: 'P1M', flat_fee: '30.00', trial_period: 'P14D', charges: [] },
   ];
   for (const plan of plans) expect((await api.call('POST', '/v1/plans', plan)).status).toBe(201);
@@ -81,7 +84,7 @@ test('a charge Postgres refuses stops billing visibly at charge_invoice; after t
   //           the invoice is finalized, its charge fails with check_violation -> needs_attention (step charge_invoice)
   //           queries answer; cancel and plan change are refused with 409 subscription_needs_attention
   //   (ops)   the payment method is fixed, retry -> the same attempt is charged once -> active
-  //   Feb 1   the next period is invoiced and charged as usual
+  //   Feb 1   the next period is invoiced (after the grace hour) and charged as usual
   // Before every activity was classified, the charge retried forever here and the subscription showed active.
   await db.raw(`ALTER TABLE payments ADD CONSTRAINT attention_test_poisoned_method CHECK (payment_method IS DISTINCT FROM 'pm_poisoned')`);
   try {
@@ -122,7 +125,7 @@ test('a charge Postgres refuses stops billing visibly at charge_invoice; after t
     expect(await gatewayChargesOf(invoice.id)).toHaveLength(1);
     expect((await handle.describe()).typedSearchAttributes.get(SEARCH_ATTRIBUTES.status)).toBe('active');
 
-    await skipTo('2034-02-01T01:00:00Z');
+    await skipTo('2034-02-01T02:00:00Z');
     await eventually(async () => (await invoicesOf(id)).length === 2, 'the February invoice');
     const invoices = await invoicesOf(id);
     await eventually(async () => (await db('invoices').where({ id: invoices[1].id }).first()).status === 'paid', 'the February charge');

@@ -3,6 +3,7 @@
  * retry may fix leaves the activity unchanged, so Temporal retries it with backoff.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { CLASSIFIED_ACTIVITIES, createActivities } from '../../activities';
 import { classifyActivityFailures, classifyFailure } from '../../activities/failures';
 import { InvalidIntervalError } from '../../domain/periods';
 import { RatingError } from '../../domain/rating';
@@ -73,8 +74,7 @@ test('classifyActivityFailures classifies the named activities only: results pas
   await expect(activities.rateUnclassified('10000000000000000000')).rejects.toMatchObject({ code: '22003' });
 });
 
-test('every activity the worker registers is classified: none retries forever on bad data', async () => {
-  const { CLASSIFIED_ACTIVITIES, createActivities } = await import('../../activities');
+test('every activity the worker registers is classified: none retries forever on bad data', () => {
   const registered = Object.keys(createActivities({ db: {} as never, gateway: {} as never })).sort();
   expect([...CLASSIFIED_ACTIVITIES].sort()).toEqual(registered);
 });
