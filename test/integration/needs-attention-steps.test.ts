@@ -14,7 +14,9 @@ import { createActivities } from '../../activities';
 import { createApp } from '../../api/app';
 import { SandboxGateway } from '../../payments/sandbox-gateway';
 import type { Database } from '../../store/database';
-import { SEARCH_ATTRIBUTES, SubscriptionState, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
+import { planScheduleTerms } from '../../domain/plan-terms';
+import { findPlanVersion } from '../../store/catalog';
+import { changePlanUpdate, SEARCH_ATTRIBUTES, SubscriptionState, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { eventually } from '../support/eventually';
@@ -198,4 +200,69 @@ test('while a cancellation now is being carried out, plan change, pause and resu
   await skipTo('2034-05-10T02:00:00Z');
   await eventually(async () => (await db('subscriptions').whereIn('id', [id, paused.id]).where({ status: 'canceled' })).length === 2, 'both cancellations to take effect');
   expect((await db('subscriptions').where({ id }).first()).plan_id).toBe((await db('plans').where({ code: 'monthly' }).first()).id);
+});
+
+test('an immediate plan change whose proration invoice Postgres refuses waits in needs_attention inside the update, and completes once after the retry', async () => {
+  // Timeline (UTC, 2034): Jun 1 active on monthly (20.00 paid); Jun 16 immediate change to monthly-plus: the usage so
+  // far is closed, then the proration invoice breaks a check constraint -> needs_attention (create_proration_invoice),
+  // the update stays in flight, queries answer, the plan is not switched. Ops drop the bad rule and retry: the
+  // proration invoice is created and charged once, the plan switched once, and the update answers with it.
+  const { id, handle } = await subscribe('proration-refused', 'monthly', '2034-06-01T00:00:00Z');
+  await skipTo('2034-06-16T00:00:00Z');
+  await eventually(async () => (await stateOf(handle)).lastInvoice?.status === 'paid', 'the June invoice to be paid');
+  await db.raw(`ALTER TABLE invoices ADD CONSTRAINT attention_test_refused_proration CHECK (kind <> 'proration' OR subscription_id <> '${id}')`);
+  const plus = (await findPlanVersion(db, 'monthly-plus'))!;
+  const change = await handle.startUpdate(changePlanUpdate, {
+    args: [{ plan: planScheduleTerms(plus), effective: 'immediate', requestedBy: 'test' }],
+    updateId: 'proration-refused-1',
+    waitForStage: 'ACCEPTED',
+  });
+  try {
+    const stuck = await eventually(async () => {
+      const state = await stateOf(handle);
+      return state.status === 'needs_attention' && state;
+    }, 'the proration to need attention');
+    expect(stuck.attention).toMatchObject({ step: 'create_proration_invoice', errorType: 'check_violation' });
+    expect(stuck.planCode).toBe('monthly');
+    expect((await handle.describe()).typedSearchAttributes.get(SEARCH_ATTRIBUTES.status)).toBe('needs_attention');
+    expect(await outboxOf(id, 'subscription.needs_attention')).toHaveLength(1);
+    const again = await api.call('POST', `/v1/subscriptions/${id}/plan-change`, { plan_code: 'monthly-plus', effective: 'immediate' });
+    expect([again.status, again.json.code]).toEqual([409, 'subscription_needs_attention']);
+  } finally {
+    await db.raw('ALTER TABLE invoices DROP CONSTRAINT IF EXISTS attention_test_refused_proration');
+  }
+  expect((await api.call('POST', `/v1/subscriptions/${id}/retry`, {}, finance)).json).toEqual({ status: 'needs_attention', retrying_step: 'create_proration_invoice' });
+  const result = await change.result();
+  expect(result).toMatchObject({ effective: 'immediate', planCode: 'monthly-plus', invoice: { status: 'paid' } });
+  const prorations = await db('invoices').where({ subscription_id: id, kind: 'proration' });
+  expect(prorations).toHaveLength(1);
+  expect(await gatewayChargesOf(prorations[0].id)).toHaveLength(1);
+  const state = await stateOf(handle);
+  expect([state.status, state.planCode, state.attention]).toEqual(['active', 'monthly-plus', null]);
+  expect(state.timeline.filter((entry) => entry.event === 'plan_changed')).toHaveLength(1);
+  expect((await db('subscriptions').where({ id }).first()).plan_id).toBe((await findPlanVersion(db, 'monthly-plus'))!.id);
+});
+
+test('a status change the row refuses is noted, the workflow keeps its status, and billing goes on', async () => {
+  // A pause whose mirror Postgres refuses (a check constraint): the workflow is paused all the same (the timeline
+  // says status_record_failed); the resume is recorded as usual and the next period is billed.
+  const { id, handle } = await subscribe('mirror-refused', 'monthly', '2034-08-01T00:00:00Z');
+  await skipTo('2034-08-02T00:00:00Z');
+  await eventually(async () => (await stateOf(handle)).lastInvoice?.status === 'paid', 'the August invoice to be paid');
+  await db.raw(`ALTER TABLE subscriptions ADD CONSTRAINT attention_test_refused_pause CHECK (status <> 'paused' OR id <> '${id}')`);
+  try {
+    expect((await api.call('POST', `/v1/subscriptions/${id}/pause`, {})).json.status).toBe('paused');
+    const paused = await stateOf(handle);
+    expect(paused.status).toBe('paused');
+    expect(paused.timeline.find((entry) => entry.event === 'status_record_failed')).toMatchObject({ detail: expect.stringContaining('check_violation') });
+    expect((await db('subscriptions').where({ id }).first()).status).toBe('active');
+    expect((await handle.describe()).typedSearchAttributes.get(SEARCH_ATTRIBUTES.status)).toBe('paused');
+  } finally {
+    await db.raw('ALTER TABLE subscriptions DROP CONSTRAINT IF EXISTS attention_test_refused_pause');
+  }
+  expect((await api.call('POST', `/v1/subscriptions/${id}/resume`, {})).json.status).toBe('active');
+  await eventually(async () => (await stateOf(handle)).status === 'active', 'the resume');
+  await skipTo('2034-09-03T00:00:00Z');
+  await eventually(async () => (await invoicesOf(id)).length === 2, 'the next period invoice');
+  expect((await stateOf(handle)).attention).toBeNull();
 });
