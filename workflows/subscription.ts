@@ -15,6 +15,7 @@ import { endSubscription, handleCancellation, handlePauses, handlePlanChanges, r
 import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from './subscription/offers';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
 import { carriedState, continueWith, msUntil, nowIso, periodOf, snapshot, startRun, SubscriptionRun } from './subscription/state';
+import { afterRunningHandlers } from './subscription/turns';
 
 export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Promise<SubscriptionState> {
   const run = startRun(input);
@@ -38,12 +39,14 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
       const resumed = (): boolean => run.resumeRequested || run.cancelNow !== null;
       if (run.pausedUntil) await condition(resumed, msUntil(run.pausedUntil));
       else await condition(resumed);
+      await afterRunningHandlers();
       if (!run.cancelNow) await resumeFromPause(run); // a cancellation is handled below
       continue;
     }
     const offer = pendingRetentionOffer(run);
     const wakeAt = Math.min(periodOf(run).end.getTime(), offer ? new Date(offer.expiresAt).getTime() : Infinity);
     await condition(() => mustWake(run, offer), msUntil(new Date(wakeAt)));
+    await afterRunningHandlers();
     if (run.cancelNow) {
       const now = new Date();
       return endSubscription(run, run.cancelNow, openUsageUntil(run, now), now);

@@ -11,6 +11,7 @@ import { withAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
 import { msUntil, note, SubscriptionRun } from './state';
 import { changeStatus } from './transitions';
+import { afterRunningHandlers } from './turns';
 
 /** Charges an invoice once; a decline leaves it for dunning. Nothing to collect on a zero or credit total. */
 export async function collect(run: SubscriptionRun, invoice: PeriodInvoiceSummary): Promise<void> {
@@ -47,6 +48,7 @@ async function retryCharge(
   const retryNow = (): boolean => run.paymentMethodUpdated || run.cancelNow !== null;
   if (retryAt) await condition(retryNow, msUntil(retryAt));
   else await condition(retryNow);
+  await afterRunningHandlers();
   if (run.cancelNow) return null;
   run.paymentMethodUpdated = false;
   // Idempotent per (invoice, attempt): a retry after ops fixed the data charges this attempt at most once.
