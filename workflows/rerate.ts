@@ -41,7 +41,6 @@ export async function rerateWorkflow(input: RerateWorkflowInput): Promise<Rerate
 async function rerate(input: RerateWorkflowInput): Promise<RerateState> {
   let state: RerateState = { rerateId: input.rerateId, status: 'computing', outcome: 'none', total: '0', resultInvoiceId: null };
   let decision: RerateDecision | null = null;
-  let expiresAt: Date | null = null;
   setHandler(rerateStateQuery, () => state);
 
   const show = (status: string): void => upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: `rerate_${status}` }]);
@@ -56,8 +55,6 @@ async function rerate(input: RerateWorkflowInput): Promise<RerateState> {
     {
       validator: (request: RerateDecision) => {
         if (state.status !== 'proposed' || decision) throw new Error('rerate_not_awaiting_decision');
-        // The proposal's time is up (the expiry is being recorded): an answer now could not take effect.
-        if (expiresAt && Date.now() >= expiresAt.getTime()) throw new Error('rerate_not_awaiting_decision');
         if (!request.reason.trim()) throw new Error('decision_reason_required');
       },
     },
@@ -67,9 +64,8 @@ async function rerate(input: RerateWorkflowInput): Promise<RerateState> {
   show(state.status);
   if (state.status !== 'proposed') return state;
 
-  const expiry = addIntervals(new Date(), parseInterval(input.decisionWindow), 1);
-  expiresAt = expiry;
-  await condition(() => decision !== null, Math.max(0, expiry.getTime() - Date.now()));
+  const expiresAt = addIntervals(new Date(), parseInterval(input.decisionWindow), 1);
+  await condition(() => decision !== null, Math.max(0, expiresAt.getTime() - Date.now()));
   const made = decision as RerateDecision | null;
   state = await local.recordRerateDecision({
     rerateId: input.rerateId,
