@@ -37,7 +37,7 @@ beforeAll(async () => {
     taskQueue: TASK_QUEUE,
     workflowBundle: await workflowBundle(),
     // The worker's own activities, unchanged: every failure below comes from Postgres or the sandbox gateway.
-    activities: createActivities({ db, gateway: new SandboxGateway(db) }),
+    activities: createActivities({ db, gateway: new SandboxGateway(db, { slowResponseMs: 5_000 }) }),
   });
   workerRun = worker.run();
   api = await serve(createApp({ db, temporal: env.client, now: () => new Date() }), { headers: (await createTestApiKey(db, 'admin')).headers });
@@ -48,6 +48,8 @@ beforeAll(async () => {
   const plans = [
     { code: 'monthly', name: 'Monthly', currency: 'USD', billing_interval: 'P1M', flat_fee: '20.00', usage_grace_period: 'PT1H', charges: calls },
     { code: 'monthly-plus', name: 'Monthly plus', currency: 'USD', billing_interval: 'P1M', flat_fee: '40.00', usage_grace_period: 'PT1H', charges: calls },
+    // A fee large enough that a change seconds before the boundary prorates to a charge (about 1 USD a second).
+    { code: 'monthly-max', name: 'Monthly max', currency: 'USD', billing_interval: 'P1M', flat_fee: '3000000.00', usage_grace_period: 'PT1H', charges: calls },
     { code: 'trial', name: 'Trial', currency: 'USD', billing_interval: 'P1M', flat_fee: '30.00', trial_period: 'P14D', charges: [] },
   ];
   for (const plan of plans) expect((await api.call('POST', '/v1/plans', plan)).status).toBe(201);
@@ -265,4 +267,32 @@ test('a status change the row refuses is noted, the workflow keeps its status, a
   await skipTo('2034-09-03T00:00:00Z');
   await eventually(async () => (await invoicesOf(id)).length === 2, 'the next period invoice');
   expect((await stateOf(handle)).attention).toBeNull();
+});
+
+test('past the period end, while a handler still runs, a pause is refused: the next period would open active and drop it', async () => {
+  // Timeline (UTC, 2034): Oct 1 active (a slow card: each charge takes 5 s). Oct 31 23:59:57 an immediate change to a far dearer plan;
+  // its charge is still running when the period ends, so the run waits for it before handing over to November's.
+  // A pause arriving then used to be answered "paused" and then dropped: November's run opens the period as active.
+  const { id, handle } = await subscribe('boundary-pause', 'monthly', '2034-10-01T00:00:00Z', 'pm_sandbox_slow');
+  await skipTo('2034-10-02T00:00:00Z');
+  await eventually(async () => (await stateOf(handle)).lastInvoice?.status === 'paid', 'the October invoice to be paid', { timeoutMs: 60_000 });
+  await skipTo('2034-10-31T23:59:57Z');
+  const max = (await findPlanVersion(db, 'monthly-max'))!;
+  const change = await handle.startUpdate(changePlanUpdate, {
+    args: [{ plan: planScheduleTerms(max), effective: 'immediate', requestedBy: 'test' }],
+    updateId: 'boundary-change',
+    waitForStage: 'ACCEPTED',
+  });
+  await new Promise((resolve) => setTimeout(resolve, 3_500)); // past the boundary, the proration's charge still running
+  expect(await env.currentTimeMs()).toBeGreaterThan(new Date('2034-11-01T00:00:00Z').getTime());
+  const pause = await api.call('POST', `/v1/subscriptions/${id}/pause`, {});
+  expect([pause.status, pause.json.code]).toEqual([409, 'period_opening']);
+  const changed = await change.result();
+  expect(changed.planCode).toBe('monthly-max');
+  expect(Number(changed.invoice?.total)).toBeGreaterThan(0); // a real charge, slow: it carried the run past the end
+  await skipTo('2034-11-01T02:00:00Z');
+  await eventually(async () => (await stateOf(handle)).currentPeriod?.index === 1, "November's run", { timeoutMs: 60_000 });
+  const state = await stateOf(handle);
+  expect([state.status, state.pausedUntil]).toEqual(['active', null]);
+  expect(state.timeline.map((entry) => entry.event)).not.toContain('status:paused');
 });
