@@ -7,7 +7,7 @@
  * - updates that could not take effect while the subscription is ending are refused, not answered "done".
  * Real Postgres, real time-skipping Temporal server.
  */
-import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../activities';
@@ -16,7 +16,7 @@ import { SandboxGateway } from '../../payments/sandbox-gateway';
 import type { Database } from '../../store/database';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import { findPlanVersion } from '../../store/catalog';
-import { changePlanUpdate, SEARCH_ATTRIBUTES, SubscriptionState, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
+import { changePlanUpdate, RERATE_WORKFLOW_TYPE, rerateWorkflowId, SEARCH_ATTRIBUTES, SubscriptionState, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { eventually } from '../support/eventually';
@@ -295,4 +295,20 @@ test('past the period end, while a handler still runs, a pause is refused: the n
   const state = await stateOf(handle);
   expect([state.status, state.pausedUntil]).toEqual(['active', null]);
   expect(state.timeline.map((entry) => entry.event)).not.toContain('status:paused');
+});
+
+test('a re-rating whose data Postgres cannot read fails visibly with its type (rerate_failed) instead of retrying forever', async () => {
+  // Its id is not a uuid: every read of the re-rating fails with invalid_text_representation, on every retry.
+  const handle = await env.client.workflow.start(RERATE_WORKFLOW_TYPE, {
+    workflowId: rerateWorkflowId('not-a-uuid'),
+    taskQueue: TASK_QUEUE,
+    args: [{ rerateId: 'not-a-uuid', subscriptionId: 'none', invoiceId: 'none', decisionWindow: 'P7D' }],
+  });
+  const failure = await handle.result().then(
+    () => null,
+    (error: unknown) => error,
+  );
+  expect(failure).toBeInstanceOf(WorkflowFailedError);
+  expect((failure as WorkflowFailedError).cause).toMatchObject({ type: 'invalid_text_representation', nonRetryable: true });
+  expect((await handle.describe()).typedSearchAttributes.get(SEARCH_ATTRIBUTES.status)).toBe('rerate_failed');
 });
