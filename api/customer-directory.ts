@@ -1,6 +1,6 @@
 import type { Database } from '../store/database';
 import { findCustomerIdsByExternalId } from '../store/customers';
-import { firstSubscriptionStarts } from '../store/subscription-starts';
+import { firstSubscriptionStartsSettled } from '../store/subscription-starts';
 
 /**
  * External customer id -> our id, for ingestion. Customer ids never change, so found mappings are cached
@@ -52,13 +52,14 @@ export class CustomerDirectory {
 /**
  * Customer id -> earliest subscription start, cached for ingestion (one Postgres read per batch before).
  *
- * Why a stale entry is safe: subscriptions are never deleted and their start never moves later, so a new
- * subscription can only make a customer's first start earlier or leave it. A cached start is therefore never
- * earlier than the truth, and an event at or after it is certainly after the true first start: accepting it is
- * right. An event before the cached start may be after a newer, earlier subscription's start (created by this or
- * another API process a moment ago), so ingestion refuses it only after re-reading Postgres (`fresh`). A customer
- * with no subscription is never cached: remembering "none" would accept events before a subscription created
- * later, which no period could bill. Only bench/test fixtures move a start later (store/bulk-fixtures).
+ * Why a stale entry is safe: a subscription's start never moves, and a subscription past `scheduled` is never
+ * removed; only such a settled start is cached (a `scheduled` row whose workflow failed to start is deleted again,
+ * so its start is read each time). A new subscription can only make a customer's first start earlier or leave it,
+ * so a cached start is never earlier than the truth, and an event at or after it is certainly after the true first
+ * start: accepting it is right. An event before the cached start may be after a newer, earlier subscription's start
+ * (created by this or another API process a moment ago), so ingestion refuses it only after re-reading Postgres
+ * (`fresh`). A customer with no subscription is never cached: remembering "none" would accept events before a
+ * subscription created later, which no period could bill. Only bench/test fixtures move a start (store/bulk-fixtures).
  */
 class FirstSubscriptionStarts {
   private readonly starts = new Map<string, Date>();
@@ -81,9 +82,13 @@ class FirstSubscriptionStarts {
   }
 
   async fresh(customerIds: readonly string[]): Promise<Map<string, Date>> {
-    const starts = await firstSubscriptionStarts(this.db, customerIds);
-    for (const [customerId, start] of starts) remember(this.starts, customerId, start, this.maxEntries);
-    return starts;
+    const result = new Map<string, Date>();
+    for (const [customerId, { start, settled }] of await firstSubscriptionStartsSettled(this.db, customerIds)) {
+      result.set(customerId, start);
+      if (settled) remember(this.starts, customerId, start, this.maxEntries);
+      else this.starts.delete(customerId);
+    }
+    return result;
   }
 }
 
