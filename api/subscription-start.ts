@@ -6,7 +6,8 @@ import type { PlanRow } from '../store/catalog';
 import type { Database } from '../store/database';
 import { deleteUnstartedSubscription, SubscriptionRow } from '../store/subscriptions';
 import { planScheduleTerms } from '../domain/plan-terms';
-import { SEARCH_ATTRIBUTES, SUBSCRIPTION_WORKFLOW_TYPE, SubscriptionWorkflowInput, TASK_QUEUE } from '../workflows/definitions';
+import { SEARCH_ATTRIBUTES, SUBSCRIPTION_WORKFLOW_TYPE, SubscriptionWorkflowInput } from '../workflows/definitions';
+import { billingTaskQueue } from '../config/tuning';
 import { startForCommittedRow } from './workflow-start';
 
 /** Starts the workflow of a committed subscription row, or finds it started; see startForCommittedRow on failure. */
@@ -23,7 +24,7 @@ export async function startSubscriptionWorkflow(db: Database, temporal: Client, 
     start: () =>
       temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
         workflowId: row.workflow_id,
-        taskQueue: TASK_QUEUE,
+        taskQueue: billingTaskQueue(),
         args: [input],
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         typedSearchAttributes: [

@@ -11,7 +11,16 @@ export interface BillingWorkerOptions {
   readonly taskQueue?: string;
   /** A prebuilt bundle (tests and benchmarks build it once); bundled from source when omitted. */
   readonly workflowBundle?: WorkerOptions['workflowBundle'];
-  readonly tuning?: Pick<WorkerOptions, 'maxCachedWorkflows' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions'>;
+  readonly tuning?: Pick<
+    WorkerOptions,
+    | 'maxCachedWorkflows'
+    | 'maxConcurrentActivityTaskExecutions'
+    | 'maxConcurrentWorkflowTaskExecutions'
+    | 'maxConcurrentLocalActivityExecutions'
+    | 'maxConcurrentWorkflowTaskPolls'
+    | 'maxConcurrentActivityTaskPolls'
+    | 'tuner'
+  >;
 }
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');

@@ -18,8 +18,8 @@ import {
   rerateWorkflowId,
   RerateWorkflowInput,
   SEARCH_ATTRIBUTES,
-  TASK_QUEUE,
 } from '../../workflows/definitions';
+import { billingTaskQueue } from '../../config/tuning';
 import { scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { startForCommittedRow } from '../workflow-start';
 import { ApiProblem, isProblemCode } from '../problem';
@@ -86,7 +86,7 @@ export function reratesRouter(db: Database, temporal: Client): Router {
         start: () =>
           temporal.workflow.start(RERATE_WORKFLOW_TYPE, {
             workflowId,
-            taskQueue: TASK_QUEUE,
+            taskQueue: billingTaskQueue(),
             args: [input],
             workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
             memo: { subscriptionId: invoice.subscription_id, invoiceId: invoice.id },

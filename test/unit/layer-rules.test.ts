@@ -29,6 +29,8 @@ const probes: [file: string, source: string, reason: RegExp][] = [
   ['store/usage.ts', "import { subscriptionWorkflowId } from '../workflows/definitions';\nexport const probe = subscriptionWorkflowId;\n", /bottom layer/],
   ['activities/usage.ts', "import { usageRecordedSignal } from '../workflows/definitions';\nexport const probe = usageRecordedSignal;\n", /Activities import/],
   ['worker/main.ts', "import { runBenchmarks } from '../bench/run';\nexport const probe = runBenchmarks;\n", /does not import api/],
+  ['config/tuning.ts', "import { createDatabase } from '../store/database';\nexport const probe = createDatabase;\n", /config\/ reads process settings/],
+  ['workflows/subscription.ts', "import { billingTaskQueue } from '../config/tuning';\nexport const probe = billingTaskQueue;\n", /only through contract/],
 ];
 
 test.each(probes)('a forbidden import in %s fails lint', async (file, source, reason) => {
