@@ -18,21 +18,37 @@ export interface ActivityDependencies {
 }
 
 /**
- * The activities whose deterministic failures are made non-retryable: the subscription workflow runs each of them
- * as a step that waits in `needs_attention` for ops (workflows/subscription/attention.ts), and a janitor run that
- * fails is visible and followed by the next scheduled run. Every other activity keeps retrying with backoff until
- * its caller can handle such a failure: failing a workflow that nobody can resume would be worse than a visible
- * retry.
+ * Every activity, classified: a deterministic failure leaves it non-retryable (./failures), so nothing retries
+ * forever on bad data. Each call site in workflows/ handles that failure (docs/operations.md has the table):
+ * a billing step waits in `needs_attention` for ops (workflows/subscription/attention.ts); a side step that must
+ * not stop billing (notification, offer record, status mirror) is noted in the timeline and billing goes on; a
+ * re-rating or a janitor run fails visibly. A Record over the contract's names, so a new activity cannot be
+ * registered without a decision here (and at its call site).
  */
-export const CLASSIFIED_ACTIVITIES: ReadonlySet<keyof BillingActivities> = new Set<keyof BillingActivities>([
-  'closeUsagePeriod',
-  'createPeriodInvoice',
-  'checkSpending',
-  'scanForReconciliation',
-  'settleUnknownPayment',
-  'collectUncollectedInvoice',
-  'recordReconciliationFindings',
-]);
+const CLASSIFIED: Record<keyof BillingActivities, true> = {
+  createPeriodInvoice: true,
+  createProrationInvoice: true,
+  chargeInvoice: true,
+  markInvoiceUncollectible: true,
+  refundCreditNote: true,
+  recordSubscriptionStatus: true,
+  recordPlanChange: true,
+  applyPlanChange: true,
+  makeCustomerOffer: true,
+  recordOfferAnswer: true,
+  notifyCustomer: true,
+  closeUsagePeriod: true,
+  checkSpending: true,
+  proposeRerate: true,
+  recordRerateDecision: true,
+  finalizeRerate: true,
+  scanForReconciliation: true,
+  settleUnknownPayment: true,
+  collectUncollectedInvoice: true,
+  recordReconciliationFindings: true,
+};
+
+export const CLASSIFIED_ACTIVITIES: ReadonlySet<keyof BillingActivities> = new Set(Object.keys(CLASSIFIED) as (keyof BillingActivities)[]);
 
 /**
  * Every activity the worker registers, with its I/O dependencies injected (tests pass their own). Typed by the

@@ -10,6 +10,7 @@
 import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { addIntervals, parseInterval } from '../domain/periods';
 import { local, remote } from './activity-stubs';
+import { deterministicFailureOf } from './subscription/deterministic';
 import {
   decideRerateUpdate,
   RerateDecision,
@@ -21,7 +22,23 @@ import {
 
 const { chargeInvoice, refundCreditNote } = remote;
 
+/**
+ * Activity failures: a transient one is retried by the activity; a deterministic one (classified non-retryable:
+ * the re-rating's data is wrong) ends this workflow as failed with its type, shown to ops as `rerate_failed`.
+ * Each step is one transaction, so nothing half-done is left: the row keeps its last recorded status, and finance
+ * asks for a new re-rating once the data is fixed. An adjustment invoice whose charge failed stays open, and the
+ * janitor collects open invoices with no collection in flight.
+ */
 export async function rerateWorkflow(input: RerateWorkflowInput): Promise<RerateState> {
+  try {
+    return await rerate(input);
+  } catch (error) {
+    if (deterministicFailureOf(error)) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: 'rerate_failed' }]);
+    throw error;
+  }
+}
+
+async function rerate(input: RerateWorkflowInput): Promise<RerateState> {
   let state: RerateState = { rerateId: input.rerateId, status: 'computing', outcome: 'none', total: '0', resultInvoiceId: null };
   let decision: RerateDecision | null = null;
   setHandler(rerateStateQuery, () => state);

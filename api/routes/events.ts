@@ -6,7 +6,6 @@ import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
 import { judgeReversal } from '../../domain/reversals';
 import { disputeWindows, insertReversalEvents, NewReversalEvent, reversalTargets } from '../../store/reversals';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
-import { firstSubscriptionStarts } from '../../store/subscription-starts';
 import { insertUsageEvents, NewUsageEvent, usageRefusals } from '../../store/usage';
 import { hardLimitsOf, insertUsageEventsWithinLimits } from '../../store/entitlements';
 import { ApiProblem, FieldError } from '../problem';
@@ -56,8 +55,10 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     const customerIdByExternalId = await deps.customers.resolve(shaped.map(({ event }) => event.customer));
     const customerIds = [...customerIdByExternalId.values()];
     // Independent reads: one round trip's wait instead of three in a row on every ingestion request.
+    // First starts come from a cache that may be stale only towards later starts: it can wrongly refuse, never
+    // wrongly accept, so a refusal for a pre-start timestamp is confirmed against Postgres below.
     const [firstSubscriptionStartByCustomerId, metrics, refusals, hardLimits] = await Promise.all([
-      firstSubscriptionStarts(deps.db, customerIds),
+      deps.customers.cachedFirstStarts(customerIds),
       deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type))),
       usageRefusals(deps.db, customerIds, now),
       hardLimitsOf(deps.db, customerIds),
@@ -71,13 +72,22 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     };
     const unpriced = await unpricedUsageCheck(deps.db, metrics, customerIds);
     const reversal = await reversalCheck(deps.db, shaped, customerIds);
+    // A reversal carries no usage of its own: its metric properties are not required.
+    const judge = (event: RawUsageEvent & { reverses?: string }, judged: EventValidationContext) =>
+      validateUsageEvent(event, event.reverses !== undefined ? { ...judged, metricsByEventType: new Map() } : judged);
+    const verdicts = shaped.map(({ event }) => judge(event, context));
+    const beforeCachedStart = verdicts.flatMap((verdict, i) => (!verdict.ok && verdict.code === 'timestamp_before_subscription' ? [i] : []));
+    if (beforeCachedStart.length) {
+      const fresh = await deps.customers.freshFirstStarts([...new Set(beforeCachedStart.map((i) => customerIdByExternalId.get(shaped[i].event.customer)!))]);
+      const freshContext: EventValidationContext = { ...context, firstSubscriptionStartByCustomerId: fresh };
+      for (const i of beforeCachedStart) verdicts[i] = judge(shaped[i].event, freshContext);
+    }
     const valid: NewUsageEvent[] = [];
     const validIndexes: number[] = [];
     const reversals: NewReversalEvent[] = [];
-    for (const { index, event } of shaped) {
+    for (const [position, { index, event }] of shaped.entries()) {
+      const verdict = verdicts[position];
       if (event.reverses !== undefined) {
-        // A reversal carries no usage of its own: its metric properties are not required.
-        const verdict = validateUsageEvent(event, { ...context, metricsByEventType: new Map() });
         const judged = verdict.ok ? reversal(verdict.customerId, verdict.occurredAt, event.reverses) : verdict;
         if (verdict.ok && judged.ok && !reversals.some((other) => other.customerId === verdict.customerId && other.reversesEventId === event.reverses)) {
           reversals.push({ customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties, reversesEventId: event.reverses });
@@ -88,7 +98,6 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
         }
         continue;
       }
-      const verdict = validateUsageEvent(event, context);
       const refusal = verdict.ok ? (refusals.get(verdict.customerId) ?? unpriced(verdict.customerId, event)) : undefined;
       if (verdict.ok && !refusal) {
         validIndexes.push(index);

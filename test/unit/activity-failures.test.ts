@@ -3,6 +3,7 @@
  * retry may fix leaves the activity unchanged, so Temporal retries it with backoff.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { CLASSIFIED_ACTIVITIES, createActivities } from '../../activities';
 import { classifyActivityFailures, classifyFailure } from '../../activities/failures';
 import { InvalidIntervalError } from '../../domain/periods';
 import { RatingError } from '../../domain/rating';
@@ -71,4 +72,9 @@ test('classifyActivityFailures classifies the named activities only: results pas
   await expect(activities.rate('10000000000000000000')).rejects.toMatchObject({ type: 'numeric_field_overflow', nonRetryable: true });
   // An activity whose caller cannot handle a non-retryable failure keeps the raw error, so Temporal retries it.
   await expect(activities.rateUnclassified('10000000000000000000')).rejects.toMatchObject({ code: '22003' });
+});
+
+test('every activity the worker registers is classified: none retries forever on bad data', () => {
+  const registered = Object.keys(createActivities({ db: {} as never, gateway: {} as never })).sort();
+  expect([...CLASSIFIED_ACTIVITIES].sort()).toEqual(registered);
 });

@@ -9,36 +9,30 @@
  *
  * Transient failures never get here: the activity retries them with backoff.
  */
-import { ActivityFailure, ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
+import { condition, patched, setHandler } from '@temporalio/workflow';
 import type { SubscriptionStatus } from '../../contract/subscription';
 import { local } from '../activity-stubs';
 import { retryFailedStepUpdate } from '../definitions';
+import { DeterministicFailure, deterministicFailureOf, unlessDeterministic } from './deterministic';
 import { note, nowIso, SubscriptionRun } from './state';
 import { changeStatus } from './transitions';
 
 /** Before this patch a non-retryable activity failure failed the workflow; now it waits for ops. */
 const NEEDS_ATTENTION_PATCH = 'needs-attention-on-deterministic-failure';
 
-/** Messages are carried in the timeline across runs: keep them short. */
-const MESSAGE_LIMIT = 300;
-
-/** The billing steps that can need attention, as ops see them in the timeline and the query. */
-export type BillingStep = 'close_usage' | 'create_period_invoice' | 'create_closing_invoice' | 'check_spending';
-
-interface DeterministicFailure {
-  readonly type: string;
-  readonly message: string;
-}
-
 /**
- * The activity's own failure when it was classified non-retryable; null for anything a retry may fix. A regular
- * activity's failure arrives wrapped in an ActivityFailure, a local activity's as the ApplicationFailure itself.
+ * The billing steps that can need attention, as ops see them in the timeline and the query (docs/operations.md
+ * lists every activity call and why it is a step, handled where it is, or left retrying).
  */
-function deterministicFailureOf(error: unknown): DeterministicFailure | null {
-  const cause = error instanceof ActivityFailure ? error.cause : error;
-  if (!(cause instanceof ApplicationFailure) || !cause.nonRetryable) return null;
-  return { type: cause.type ?? 'unknown', message: cause.message.slice(0, MESSAGE_LIMIT) };
-}
+export type BillingStep =
+  | 'close_usage'
+  | 'create_period_invoice'
+  | 'create_closing_invoice'
+  | 'check_spending'
+  | 'apply_plan_change'
+  | 'create_proration_invoice'
+  | 'charge_invoice'
+  | 'mark_invoice_uncollectible';
 
 /**
  * Runs one billing step; on a deterministic failure waits in `needs_attention` for a retry request and runs the
@@ -71,12 +65,14 @@ async function needAttention(run: SubscriptionRun, step: BillingStep, failure: D
   if (run.status !== 'needs_attention') return changeStatus(run, 'needs_attention', reason);
   // Failed again after a retry: the status stays, so the alert is raised again explicitly.
   note(run, 'retry_failed', reason);
-  await local.notifyCustomer({
-    subscriptionId: run.input.subscriptionId,
-    eventType: 'subscription.needs_attention',
-    dedupeKey: `subscription.needs_attention:${run.input.subscriptionId}:${at}`,
-    payload: { subscriptionId: run.input.subscriptionId, status: 'needs_attention', at, reason },
-  });
+  await unlessDeterministic(run, 'notification', () =>
+    local.notifyCustomer({
+      subscriptionId: run.input.subscriptionId,
+      eventType: 'subscription.needs_attention',
+      dedupeKey: `subscription.needs_attention:${run.input.subscriptionId}:${at}`,
+      payload: { subscriptionId: run.input.subscriptionId, status: 'needs_attention', at, reason },
+    }),
+  );
 }
 
 async function recover(run: SubscriptionRun, standing: SubscriptionStatus): Promise<void> {

@@ -7,6 +7,8 @@ import type { ChargeInvoiceRequest, ChargeInvoiceResult } from '../../contract/p
 import type { PeriodInvoiceSummary } from '../../contract/subscription';
 import { addIntervals, parseInterval } from '../../domain/periods';
 import { local, remote } from '../activity-stubs';
+import { withAttention } from './attention';
+import { unlessDeterministic } from './deterministic';
 import { msUntil, note, SubscriptionRun } from './state';
 import { changeStatus } from './transitions';
 import { afterRunningHandlers } from './turns';
@@ -23,7 +25,7 @@ export async function collect(
     note(run, 'credit_issued', `${invoice.number} ${invoice.total}`);
     return;
   }
-  const payment = await charge({ invoiceId: invoice.invoiceId, attempt: 1 });
+  const payment = await withAttention(run, 'charge_invoice', () => charge({ invoiceId: invoice.invoiceId, attempt: 1 }));
   run.lastInvoice = { ...invoice, status: payment.invoiceStatus };
   if (payment.outcome === 'succeeded') {
     note(run, 'payment_succeeded', invoice.number);
@@ -53,7 +55,8 @@ async function retryCharge(
   await afterRunningHandlers();
   if (run.cancelNow) return null;
   run.paymentMethodUpdated = false;
-  const payment = await remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt });
+  // Idempotent per (invoice, attempt): a retry after ops fixed the data charges this attempt at most once.
+  const payment = await withAttention(run, 'charge_invoice', () => remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt }));
   const detail = noteDeclineDetail && payment.detail ? `: ${payment.detail}` : '';
   note(run, payment.outcome === 'succeeded' ? 'dunning_paid' : 'dunning_declined', `attempt ${attempt}${detail}`);
   return payment;
@@ -71,12 +74,15 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
     if (!retryable) break; // non-retryable declines skip straight to the plan's final step
     const nextAttemptAt = addIntervals(new Date(), parseInterval(delay), 1);
     run.dunning = { invoiceId: invoice.invoiceId, attempt, nextAttemptAt: nextAttemptAt.toISOString() };
-    await local.notifyCustomer({
-      subscriptionId: run.input.subscriptionId,
-      eventType: 'dunning.retry_scheduled',
-      dedupeKey: `dunning:${invoice.invoiceId}:${attempt + 1}`,
-      payload: { invoiceId: invoice.invoiceId, attempt: attempt + 1, at: nextAttemptAt.toISOString() },
-    });
+    // The notice is for the customer: one that cannot be stored is noted, and dunning goes on.
+    await unlessDeterministic(run, 'notification', () =>
+      local.notifyCustomer({
+        subscriptionId: run.input.subscriptionId,
+        eventType: 'dunning.retry_scheduled',
+        dedupeKey: `dunning:${invoice.invoiceId}:${attempt + 1}`,
+        payload: { invoiceId: invoice.invoiceId, attempt: attempt + 1, at: nextAttemptAt.toISOString() },
+      }),
+    );
     attempt += 1;
     const payment = await retryCharge(run, invoice, attempt, nextAttemptAt, true);
     if (!payment) return 'given_up';
@@ -84,7 +90,7 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
     retryable = payment.retryable;
   }
   if (run.plan.dunning.finalAction === 'cancel') {
-    await local.markInvoiceUncollectible({ invoiceId: invoice.invoiceId, reason: 'dunning exhausted' });
+    await withAttention(run, 'mark_invoice_uncollectible', () => local.markInvoiceUncollectible({ invoiceId: invoice.invoiceId, reason: 'dunning exhausted' }));
     run.lastInvoice = { ...invoice, status: 'uncollectible' };
     return 'given_up';
   }

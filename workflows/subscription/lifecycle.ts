@@ -22,6 +22,7 @@ import {
   withdrawScheduledChangeUpdate,
 } from '../definitions';
 import { refuseWhileNeedsAttention, withAttention } from './attention';
+import { unlessDeterministic } from './deterministic';
 import { collect } from './collection';
 import { offerRetention, offerWinBack, retentionTerms } from './offers';
 import { closeUsage, openUsageUntil, showPeriodEnd } from './period';
@@ -34,6 +35,16 @@ const TRIAL_ENDING_NOTICE_MS = 3 * 86_400_000;
 function requireStatus(run: SubscriptionRun, ...allowed: SubscriptionStatus[]): void {
   refuseWhileNeedsAttention(run);
   if (!allowed.includes(run.status)) throw new Error('subscription_not_active');
+}
+
+/** A cancellation that takes effect now was accepted: the main loop is ending the subscription (closing usage, last invoice). */
+function refuseWhileEnding(run: SubscriptionRun): void {
+  if (run.cancelNow) throw new Error('subscription_already_canceled');
+}
+
+/** The period's end has passed: the main loop is handing over to the next period's run. */
+function refuseAtBoundary(run: SubscriptionRun): void {
+  if (run.currentPeriod && Date.now() >= run.currentPeriod.end.getTime()) throw new Error('period_opening');
 }
 
 /**
@@ -54,12 +65,15 @@ export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean>
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.periodEnd, value: trialEnd }]);
   const noticeAt = new Date(trialEnd.getTime() - TRIAL_ENDING_NOTICE_MS);
   if (noticeAt.getTime() > Date.now() && !(await condition(canceled, msUntil(noticeAt)))) {
-    await local.notifyCustomer({
-      subscriptionId: run.input.subscriptionId,
-      eventType: 'trial.ending',
-      dedupeKey: `trial.ending:${run.input.subscriptionId}`,
-      payload: { trialEnd: trialEnd.toISOString() },
-    });
+    // A notice that cannot be stored is noted (notification_failed); the trial still converts.
+    await unlessDeterministic(run, 'notification', () =>
+      local.notifyCustomer({
+        subscriptionId: run.input.subscriptionId,
+        eventType: 'trial.ending',
+        dedupeKey: `trial.ending:${run.input.subscriptionId}`,
+        payload: { trialEnd: trialEnd.toISOString() },
+      }),
+    );
   }
   if (!run.cancelNow) await condition(canceled, msUntil(trialEnd));
   if (run.cancelNow) return false;
@@ -130,6 +144,7 @@ async function changePlanNow(run: SubscriptionRun, request: PlanChangeRequest): 
   const oldPlan = run.plan;
   let changeAt = new Date();
   if (patched(PLAN_CHANGE_KEYED_BY_REQUEST)) {
+    // Nothing has taken effect yet: a deterministic failure here fails this update (the caller is told), billing goes on.
     const recorded = await local.recordPlanChange({
       subscriptionId: run.input.subscriptionId,
       requestKey: currentUpdateInfo()!.id,
@@ -140,16 +155,21 @@ async function changePlanNow(run: SubscriptionRun, request: PlanChangeRequest): 
     });
     changeAt = new Date(recorded.changeAt);
   }
-  const usagePeriod = await closeUsage(run, openUsageUntil(run, changeAt), run.usagePlanId, 'now');
-  const invoice = await local.createProrationInvoice({
+  // From here on the stretch is closed: each step waits in needs_attention on a deterministic failure (this update
+  // stays in flight) and resumes where it stopped, so the closed usage is invoiced once and the plan switched once.
+  const stretch = openUsageUntil(run, changeAt);
+  const usagePeriod = await withAttention(run, 'close_usage', () => closeUsage(run, stretch, run.usagePlanId, 'now'));
+  const proration = {
     subscriptionId: run.input.subscriptionId,
     period: bounds(period),
     changeAt: changeAt.toISOString(),
     oldPlanId: oldPlan.planId,
     newPlanId: request.plan.planId,
     usagePeriod,
-  });
-  await switchPlan(run, request.plan, { effective: 'immediate', at: changeAt.toISOString(), requestedBy: request.requestedBy });
+  };
+  const invoice = await withAttention(run, 'create_proration_invoice', () => local.createProrationInvoice(proration));
+  const change = { effective: 'immediate' as const, at: changeAt.toISOString(), requestedBy: request.requestedBy };
+  await withAttention(run, 'apply_plan_change', () => switchPlan(run, request.plan, change));
   await collect(run, invoice);
   return { effective: 'immediate', effectiveAt: changeAt.toISOString(), planCode: run.plan.planCode, invoice: run.lastInvoice };
 }
@@ -157,11 +177,15 @@ async function changePlanNow(run: SubscriptionRun, request: PlanChangeRequest): 
 export function handlePlanChanges(run: SubscriptionRun): void {
   const validator = (request: PlanChangeRequest): void => {
     requireStatus(run, 'active');
+    refuseWhileEnding(run);
     if (request.plan.planId === run.plan.planId) throw new Error('same_plan');
     if (request.plan.currency !== run.plan.currency) throw new Error('currency_mismatch');
     if (request.plan.billingInterval !== run.plan.billingInterval && request.effective === 'immediate') {
       throw new Error('interval_change_needs_period_end');
     }
+    // Past the boundary the run is handing over to the next period: an immediate change would prorate a period
+    // that has ended. A change at period end still takes effect (the next run applies it as it opens).
+    if (request.effective === 'immediate') refuseAtBoundary(run);
   };
   setHandler(
     changePlanUpdate,
@@ -178,7 +202,10 @@ export function handlePlanChanges(run: SubscriptionRun): void {
   );
 
   const withdrawValidator = (_request: { requestedBy: string }): void => {
+    refuseWhileNeedsAttention(run); // the failed step may be this very change taking effect
     if (!run.scheduledChange) throw new Error('no_scheduled_change');
+    // The period is being opened and the change is being applied: withdrawn would be answered, yet it takes effect.
+    if (run.openingPeriod && new Date(run.scheduledChange.effectiveAt) <= periodOf(run).start) throw new Error('period_opening');
   };
   setHandler(
     withdrawScheduledChangeUpdate,
@@ -198,6 +225,9 @@ export function handlePauses(run: SubscriptionRun): void {
     // The period is being opened (usage close after the grace window, invoice, first charge): a decline would put
     // the subscription in dunning and silently drop the pause, so a pause waits until the period is open.
     if (run.openingPeriod) throw new Error('period_opening');
+    refuseWhileEnding(run);
+    // Past the boundary the next run opens the period as active: the pause would be dropped.
+    refuseAtBoundary(run);
     if (request.until && new Date(request.until).getTime() <= Date.now()) throw new Error('pause_until_in_past');
   };
   setHandler(
@@ -213,6 +243,9 @@ export function handlePauses(run: SubscriptionRun): void {
   );
 
   const resumeValidator = (_request: { requestedBy: string }): void => {
+    refuseWhileNeedsAttention(run);
+    // Canceled now while paused: the subscription is ending, it will never be active again.
+    refuseWhileEnding(run);
     if (run.status !== 'paused') throw new Error('subscription_not_paused');
   };
   setHandler(

@@ -15,7 +15,9 @@ import {
   RetentionOfferState,
   SubscriptionState,
 } from '../definitions';
+import type { OfferAnswerRecord } from '../../contract/subscription';
 import { refuseWhileNeedsAttention } from './attention';
+import { unlessDeterministic } from './deterministic';
 import { continueWith, msUntil, note, nowIso, snapshot, SubscriptionRun } from './state';
 import { acceptCancellation, changeStatus, returnToStanding } from './transitions';
 
@@ -33,20 +35,29 @@ export async function offerRetention(run: SubscriptionRun, request: CancelReques
     expiresAt: addIntervals(new Date(), parseInterval(terms.expiresAfter), 1).toISOString(),
     cancellation: request,
   };
-  const { offered, expiresAt } = await local.makeCustomerOffer({
-    subscriptionId: run.input.subscriptionId,
-    customerId: run.input.customerId,
-    kind: 'retention',
-    terms: { ...terms },
-    at: nowIso(),
-    expiresAt: offer.expiresAt,
-  });
-  if (!offered) return null;
+  // An offer that cannot be recorded is not made (noted as offer_record_failed): the cancellation goes ahead as asked.
+  const recorded = await unlessDeterministic(run, 'offer_record', () =>
+    local.makeCustomerOffer({
+      subscriptionId: run.input.subscriptionId,
+      customerId: run.input.customerId,
+      kind: 'retention',
+      terms: { ...terms },
+      at: nowIso(),
+      expiresAt: offer.expiresAt,
+    }),
+  );
+  if (!recorded?.offered) return null;
+  const { expiresAt } = recorded;
   // A retried workflow task keeps the expiry the customer was told (histories from before carry none).
   run.retentionOffer = { ...offer, expiresAt: expiresAt ?? offer.expiresAt };
   note(run, 'retention_offered', `${terms.percentOff} % off ${terms.periods} periods`);
   await changeStatus(run, 'retention_offered', request.reason);
   return { status: 'retention_offered', effectiveAt: null, retentionOffer: run.retentionOffer };
+}
+
+/** The answer is in the workflow's state already: one that cannot be recorded is noted and takes effect anyway. */
+async function recordAnswer(run: SubscriptionRun, answer: OfferAnswerRecord): Promise<void> {
+  await unlessDeterministic(run, 'offer_answer_record', () => local.recordOfferAnswer(answer));
 }
 
 // Read through a function: handlers change it, which the compiler's flow analysis cannot see.
@@ -55,7 +66,7 @@ export const pendingRetentionOffer = (run: SubscriptionRun): RetentionOfferState
 /** The main loop's step when the offer's time is up: recorded as expired, and the cancellation goes ahead. */
 export async function expireRetentionOffer(run: SubscriptionRun, offer: RetentionOfferState): Promise<void> {
   run.retentionOffer = null;
-  await local.recordOfferAnswer({ subscriptionId: run.input.subscriptionId, kind: 'retention', answer: 'expired', at: nowIso(), requestedBy: 'workflow' });
+  await recordAnswer(run, { subscriptionId: run.input.subscriptionId, kind: 'retention', answer: 'expired', at: nowIso(), requestedBy: 'workflow' });
   note(run, 'retention_expired');
   await returnToStanding(run, 'retention offer expired');
   await acceptCancellation(run, offer.cancellation);
@@ -67,7 +78,7 @@ export function handleOfferAnswers(run: SubscriptionRun): void {
     async (answer) => {
       const offer = run.retentionOffer!;
       run.retentionOffer = null;
-      await local.recordOfferAnswer({ subscriptionId: run.input.subscriptionId, kind: 'retention', answer: answer.accept ? 'accepted' : 'declined', at: nowIso(), requestedBy: answer.requestedBy });
+      await recordAnswer(run, { subscriptionId: run.input.subscriptionId, kind: 'retention', answer: answer.accept ? 'accepted' : 'declined', at: nowIso(), requestedBy: answer.requestedBy });
       if (answer.accept) {
         run.discount = { percentOff: offer.percentOff, periodsLeft: offer.periods };
         note(run, 'retention_accepted');
@@ -89,7 +100,7 @@ export function handleOfferAnswers(run: SubscriptionRun): void {
   setHandler(
     answerWinBackOfferUpdate,
     async (answer) => {
-      await local.recordOfferAnswer({ subscriptionId: run.input.subscriptionId, kind: 'win_back', answer: answer.accept ? 'accepted' : 'declined', at: nowIso(), requestedBy: answer.requestedBy });
+      await recordAnswer(run, { subscriptionId: run.input.subscriptionId, kind: 'win_back', answer: answer.accept ? 'accepted' : 'declined', at: nowIso(), requestedBy: answer.requestedBy });
       if (answer.accept) run.winBackAccepted = true;
       else run.winBackOfferExpiresAt = null;
       note(run, answer.accept ? 'win_back_accepted' : 'win_back_declined');
@@ -110,7 +121,14 @@ export async function offerWinBack(run: SubscriptionRun): Promise<SubscriptionSt
     await sleep(msUntil(addIntervals(new Date(), parseInterval(terms.sendAfter), 1)));
     const proposedExpiry = addIntervals(new Date(), parseInterval(terms.expiresAfter), 1);
     const offerAt = nowIso();
-    const recorded = await local.makeCustomerOffer({ subscriptionId: run.input.subscriptionId, customerId: run.input.customerId, kind: 'win_back', terms: { ...terms }, at: offerAt, expiresAt: proposedExpiry.toISOString() });
+    const recorded = await unlessDeterministic(run, 'offer_record', () =>
+      local.makeCustomerOffer({ subscriptionId: run.input.subscriptionId, customerId: run.input.customerId, kind: 'win_back', terms: { ...terms }, at: offerAt, expiresAt: proposedExpiry.toISOString() }),
+    );
+    // Not recorded, not made (noted as offer_record_failed): the subscription simply stays canceled.
+    if (!recorded) {
+      await condition(allHandlersFinished);
+      return snapshot(run);
+    }
     // A retried workflow task keeps the expiry the customer was told (histories from before carry none).
     const expiresAt = recorded.expiresAt ? new Date(recorded.expiresAt) : proposedExpiry;
     run.winBackOfferExpiresAt = expiresAt.toISOString();
@@ -133,7 +151,7 @@ export async function offerWinBack(run: SubscriptionRun): Promise<SubscriptionSt
         timeline: run.timeline,
       });
     }
-    await local.recordOfferAnswer({ subscriptionId: run.input.subscriptionId, kind: 'win_back', answer: 'expired', at: nowIso(), requestedBy: 'workflow' });
+    await recordAnswer(run, { subscriptionId: run.input.subscriptionId, kind: 'win_back', answer: 'expired', at: nowIso(), requestedBy: 'workflow' });
     note(run, 'win_back_expired');
   }
   await condition(allHandlersFinished);

@@ -81,7 +81,7 @@ async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
   const usagePlan = run.usagePlanId;
   const change = run.scheduledChange;
   if (change && new Date(change.effectiveAt) <= period.start) {
-    await switchPlan(run, change.plan, { effective: 'period_end', at: period.start.toISOString(), requestedBy: change.requestedBy });
+    await withAttention(run, 'apply_plan_change', () => switchPlan(run, change.plan, { effective: 'period_end', at: period.start.toISOString(), requestedBy: change.requestedBy }));
   }
   if (cheaper) showPeriodEndIfChanged(run);
   else showPeriodEnd(run);

@@ -6,6 +6,7 @@ import { upsertSearchAttributes } from '@temporalio/workflow';
 import type { SubscriptionStatus } from '../../contract/subscription';
 import { local } from '../activity-stubs';
 import { CancelRequest, CancelResult, PlanSchedule, SEARCH_ATTRIBUTES } from '../definitions';
+import { unlessDeterministic } from './deterministic';
 import { note, nowIso, periodOf, standingStatus, SubscriptionRun } from './state';
 
 /** Moves to a new status: Postgres first (the API reads it), then the search attributes ops filter on. */
@@ -13,14 +14,18 @@ export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatu
   if (next === run.status) return;
   run.status = next;
   note(run, `status:${next}`, reason);
-  await local.recordSubscriptionStatus({
-    subscriptionId: run.input.subscriptionId,
-    status: next,
-    at: nowIso(),
-    reason: reason ?? null,
-    trialEnd: run.trialEnd?.toISOString() ?? null,
-    usageBlocked: next === 'suspended' || (next === 'paused' && run.plan.usageWhilePaused === 'reject'),
-  });
+  // The row mirrors the workflow: a change it cannot hold must not stop billing (nor, for needs_attention itself,
+  // recurse into needing attention). It is noted (status_record_failed) and the next change rewrites the row.
+  await unlessDeterministic(run, 'status_record', () =>
+    local.recordSubscriptionStatus({
+      subscriptionId: run.input.subscriptionId,
+      status: next,
+      at: nowIso(),
+      reason: reason ?? null,
+      trialEnd: run.trialEnd?.toISOString() ?? null,
+      usageBlocked: next === 'suspended' || (next === 'paused' && run.plan.usageWhilePaused === 'reject'),
+    }),
+  );
   upsertSearchAttributes([
     { key: SEARCH_ATTRIBUTES.status, value: next },
     { key: SEARCH_ATTRIBUTES.pastDue, value: next === 'past_due' || next === 'suspended' },
