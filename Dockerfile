@@ -15,6 +15,7 @@ COPY --chown=node:node tsconfig.json ./
 COPY --chown=node:node domain ./domain
 COPY --chown=node:node contract ./contract
 COPY --chown=node:node logging ./logging
+COPY --chown=node:node tracing ./tracing
 COPY --chown=node:node workflows ./workflows
 COPY --chown=node:node activities ./activities
 COPY --chown=node:node notifications ./notifications

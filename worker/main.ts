@@ -6,6 +6,7 @@ import { NativeConnection, Runtime } from '@temporalio/worker';
 import { emailChannelFromEnv } from '../notifications/email';
 import { startOutboxDispatcher } from '../notifications/outbox-dispatcher';
 import { createLogger } from '../logging/logger';
+import { startTracing } from '../tracing';
 import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
 import { ensureJanitorSchedule, janitorScheduleFromEnv } from './janitor-schedule';
@@ -25,12 +26,14 @@ function installRuntimeTelemetry(): void {
 }
 
 async function main(): Promise<void> {
+  // First: the pg instrumentation must be in place before the first connection (off without an OTLP endpoint).
+  const tracing = startTracing({ serviceName: 'meterloop-worker' });
   installRuntimeTelemetry();
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is required (npm start provides an embedded Postgres instead)');
   const db = createDatabase(databaseUrl);
   const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
-  const worker = await createBillingWorker({ connection, db, namespace: process.env.TEMPORAL_NAMESPACE });
+  const worker = await createBillingWorker({ connection, db, namespace: process.env.TEMPORAL_NAMESPACE, plugins: tracing.temporalPlugins });
   // The janitor's schedule (idempotent: every worker may ensure it). Billing runs without it, so a failure only logs.
   const janitor = janitorScheduleFromEnv();
   if (janitor.enabled) {
@@ -49,6 +52,7 @@ async function main(): Promise<void> {
   await dispatcher?.stop();
   await connection.close();
   await db.destroy();
+  await tracing.shutdown();
 }
 
 main().catch((error: unknown) => {

@@ -28,6 +28,8 @@ const probes: [file: string, source: string, reason: RegExp][] = [
   ['domain/money.ts', "import { findPlan } from '../store/catalog';\nexport const probe = findPlan;\n", /domain\/ is pure/],
   ['store/usage.ts', "import { subscriptionWorkflowId } from '../workflows/definitions';\nexport const probe = subscriptionWorkflowId;\n", /bottom layer/],
   ['activities/usage.ts', "import { usageRecordedSignal } from '../workflows/definitions';\nexport const probe = usageRecordedSignal;\n", /Activities import/],
+  ['tracing/index.ts', "import { createLogger } from '../logging/logger';\nexport const probe = createLogger;\n", /tracing\/ is started first/],
+  ['workflows/subscription.ts', "import { startTracing } from '../tracing';\nexport const probe = startTracing;\n", /only through contract/],
   ['worker/main.ts', "import { runBenchmarks } from '../bench/run';\nexport const probe = runBenchmarks;\n", /does not import api/],
 ];
 
