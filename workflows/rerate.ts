@@ -48,7 +48,7 @@ export async function rerateWorkflow(input: RerateWorkflowInput): Promise<Rerate
   if (state.status !== 'proposed') return state;
 
   const expiresAt = addIntervals(new Date(), parseInterval(input.decisionWindow), 1);
-  await condition(() => decision !== null, Math.max(0, expiresAt.getTime() - Date.now()));
+  await condition(() => decision !== null, Math.max(0, expiresAt.getTime() - Date.now()), { summary: 'approval window' });
   const made = decision as RerateDecision | null;
   state = await local.recordRerateDecision({
     rerateId: input.rerateId,

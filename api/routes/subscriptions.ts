@@ -12,6 +12,7 @@ import {
   SEARCH_ATTRIBUTES,
   SUBSCRIPTION_WORKFLOW_TYPE,
   subscriptionStateQuery,
+  subscriptionSummary,
   subscriptionWorkflowId,
   SubscriptionWorkflowInput,
   TASK_QUEUE,
@@ -59,6 +60,7 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
       const input: SubscriptionWorkflowInput = {
         subscriptionId: inserted.id,
         customerId: customer.id,
+        customerName: customer.name,
         plan: planScheduleTerms(plan),
         startAt: startAt.toISOString(),
       };
@@ -67,6 +69,9 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
           workflowId,
           taskQueue: TASK_QUEUE,
           args: [input],
+          // What ops read in the Temporal UI (the workflow's later runs show it as current details).
+          staticSummary: subscriptionSummary({ ...input, planCode: plan.code }),
+          staticDetails: `subscription ${inserted.id} · customer ${customer.name} (${customer.external_id}, ${customer.id}) · plan ${plan.code} v${plan.version}`,
           typedSearchAttributes: [
             { key: SEARCH_ATTRIBUTES.customerId, value: customer.id },
             { key: SEARCH_ATTRIBUTES.planCode, value: plan.code },

@@ -18,7 +18,7 @@ export async function collect(run: SubscriptionRun, invoice: PeriodInvoiceSummar
     note(run, 'credit_issued', `${invoice.number} ${invoice.total}`);
     return;
   }
-  const payment = await remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt: 1 });
+  const payment = await remote.chargeInvoice.executeWithOptions({ summary: `charge ${invoice.number}` }, [{ invoiceId: invoice.invoiceId, attempt: 1 }]);
   run.lastInvoice = { ...invoice, status: payment.invoiceStatus };
   if (payment.outcome === 'succeeded') {
     note(run, 'payment_succeeded', invoice.number);
@@ -43,11 +43,11 @@ async function retryCharge(
   noteDeclineDetail: boolean,
 ): Promise<ChargeInvoiceResult | null> {
   const retryNow = (): boolean => run.paymentMethodUpdated || run.cancelNow !== null;
-  if (retryAt) await condition(retryNow, msUntil(retryAt));
+  if (retryAt) await condition(retryNow, msUntil(retryAt), { summary: `payment retry ${attempt} for ${invoice.number}` });
   else await condition(retryNow);
   if (run.cancelNow) return null;
   run.paymentMethodUpdated = false;
-  const payment = await remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt });
+  const payment = await remote.chargeInvoice.executeWithOptions({ summary: `charge ${invoice.number}, attempt ${attempt}` }, [{ invoiceId: invoice.invoiceId, attempt }]);
   const detail = noteDeclineDetail && payment.detail ? `: ${payment.detail}` : '';
   note(run, payment.outcome === 'succeeded' ? 'dunning_paid' : 'dunning_declined', `attempt ${attempt}${detail}`);
   return payment;

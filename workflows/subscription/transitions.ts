@@ -6,6 +6,7 @@ import { upsertSearchAttributes } from '@temporalio/workflow';
 import type { SubscriptionStatus } from '../../contract/subscription';
 import { local } from '../activity-stubs';
 import { CancelRequest, CancelResult, PlanSchedule, SEARCH_ATTRIBUTES } from '../definitions';
+import { showOpsDetails } from './ops-view';
 import { note, nowIso, periodOf, standingStatus, SubscriptionRun } from './state';
 
 /** Moves to a new status: Postgres first (the API reads it), then the search attributes ops filter on. */
@@ -13,6 +14,7 @@ export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatu
   if (next === run.status) return;
   run.status = next;
   note(run, `status:${next}`, reason);
+  showOpsDetails(run);
   await local.recordSubscriptionStatus({
     subscriptionId: run.input.subscriptionId,
     status: next,
