@@ -38,7 +38,7 @@ const LAYERS = [
   {
     folder: 'workflows',
     builtins: true,
-    patterns: [{ regex: folderImport(['activities', 'store', 'payments', 'notifications', 'api', 'worker', 'logging', 'tracing', ...TOOLING]), message: 'Workflows reach activities only through contract/ (import type); all I/O is in activities.' }],
+    patterns: [{ regex: folderImport(['activities', 'store', 'payments', 'notifications', 'api', 'worker', 'logging', 'tracing', 'config', ...TOOLING]), message: 'Workflows reach activities only through contract/ (import type); all I/O is in activities.' }],
   },
   {
     folder: 'activities',
@@ -76,13 +76,20 @@ const LAYERS = [
     patterns: [{ regex: '^\\.\\./', message: 'tracing/ is started first by every process and imports nothing of ours.' }],
   },
   {
+    folder: 'config',
+    // Process settings (Temporal connection, capacity knobs) that the worker, the API and the scripts share.
+    patterns: [
+      { regex: '^(\\.\\./)+(?!workflows/definitions$)', message: 'config/ reads process settings: of ours it imports only workflows/definitions (the task queue name).' },
+    ],
+  },
+  {
     folder: 'migrations',
     patterns: [{ regex: '^\\.\\./', message: 'Migrations are self-contained: they import nothing of ours.' }],
   },
 ];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.data/**', '.tmp/**', 'coverage/**', '**/*.config.js', '**/*.config.mjs'] },
+  { ignores: ['node_modules/**', '.data/**', '.tmp/**', 'coverage/**', 'dist/**', '**/*.config.js', '**/*.config.mjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

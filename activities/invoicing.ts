@@ -6,7 +6,7 @@ import { discountLine, planChangeProrationLines, proratedFeeLine } from '../doma
 import type { Charge, UsageForCharge } from '../domain/rating';
 import { findPlan, PlanRow } from '../store/catalog';
 import type { Database } from '../store/database';
-import { finalizeInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow } from '../store/invoices';
+import { finalizeInvoice, findIssuedInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow, isAwaitingNumber } from '../store/invoices';
 import { startSubscriptionPeriod } from '../store/subscription-billing';
 import { loadSubscriptionContext, SubscriptionContext } from '../store/subscriptions';
 import { inTransaction, Transaction } from '../store/transactions';
@@ -64,8 +64,9 @@ function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: UsageForCharg
 }
 
 /**
- * Writes, numbers and finalizes an invoice in one transaction, unless (subscription, period start, kind) exists:
- * then the existing invoice is returned. This unique key is what makes every invoicing activity idempotent.
+ * Writes and finalizes an invoice in one transaction (its number comes after the commit), unless (subscription,
+ * period start, kind) exists: then the existing invoice is returned. This unique key is what makes every
+ * invoicing activity idempotent.
  */
 async function writeInvoiceOnce(
   subscriptionId: string,
@@ -74,7 +75,7 @@ async function writeInvoiceOnce(
   trx: Transaction,
   context: SubscriptionContext,
   buildLines: () => Promise<DraftInvoiceLine[]>,
-): Promise<PeriodInvoiceSummary> {
+): Promise<InvoiceRow> {
   const { subscription, plan, customer } = context;
   const draft = await insertDraftInvoice(trx, {
     customerId: customer.id,
@@ -85,9 +86,17 @@ async function writeInvoiceOnce(
     periodEnd: period.end,
   });
   // A concurrent run got there first (it committed while we waited on the unique index).
-  if (!draft) return summarize((await findPeriodInvoice(trx, subscriptionId, period.start, kind))!);
+  if (!draft) return (await findPeriodInvoice(trx, subscriptionId, period.start, kind))!;
 
-  return summarize(await finalizeInvoice(trx, draft, await buildLines()));
+  return finalizeInvoice(trx, draft, await buildLines());
+}
+
+/**
+ * The summary the workflow gets, once the invoice has its number: the numbering step runs after the finalizing
+ * transaction commits (docs/scaling.md), so the workflow never sees, notes or charges an unnumbered invoice.
+ */
+async function issuedSummary(db: Database, invoice: InvoiceRow): Promise<PeriodInvoiceSummary> {
+  return summarize(isAwaitingNumber(invoice) ? (await findIssuedInvoice(db, invoice.id))! : invoice);
 }
 
 async function subscriptionContext(trx: Transaction, subscriptionId: string): Promise<SubscriptionContext> {
@@ -103,11 +112,11 @@ export function createInvoicingActivities(db: Database) {
       const period = request.flatFeePeriod ?? request.usagePeriod ?? request.unusedFeeCredit?.period;
       if (!period) throw ApplicationFailure.nonRetryable('an invoice needs a period', 'invalid_invoice_request');
       const existing = await findPeriodInvoice(db, request.subscriptionId, period.start, request.kind);
-      if (existing) return summarize(existing);
+      if (existing) return issuedSummary(db, existing);
 
-      return inTransaction(db, async (trx) => {
+      const finalized = await inTransaction(db, async (trx) => {
         const context = await subscriptionContext(trx, request.subscriptionId);
-        const summary = await writeInvoiceOnce(request.subscriptionId, request.kind, period, trx, context, async () => {
+        const invoice = await writeInvoiceOnce(request.subscriptionId, request.kind, period, trx, context, async () => {
           const lines: DraftInvoiceLine[] = [];
           if (request.flatFeePeriod) {
             const plan = request.flatFeePlanId ? await findPlan(trx, request.flatFeePlanId) : context.plan;
@@ -146,8 +155,9 @@ export function createInvoicingActivities(db: Database) {
         if (request.flatFeePeriod) {
           await startSubscriptionPeriod(trx, request.subscriptionId, request.flatFeePeriod);
         }
-        return summary;
+        return invoice;
       });
+      return issuedSummary(db, finalized);
     },
 
     /**
@@ -157,9 +167,9 @@ export function createInvoicingActivities(db: Database) {
     async createProrationInvoice(request: ProrationInvoiceRequest): Promise<PeriodInvoiceSummary> {
       const identity: PeriodBounds = { start: request.changeAt, end: request.period.end };
       const existing = await findPeriodInvoice(db, request.subscriptionId, identity.start, 'proration');
-      if (existing) return summarize(existing);
+      if (existing) return issuedSummary(db, existing);
 
-      return inTransaction(db, async (trx) => {
+      const finalized = await inTransaction(db, async (trx) => {
         const context = await subscriptionContext(trx, request.subscriptionId);
         return writeInvoiceOnce(request.subscriptionId, 'proration', identity, trx, context, async () => {
           const [oldPlan, newPlan] = await Promise.all([findPlan(trx, request.oldPlanId), findPlan(trx, request.newPlanId)]);
@@ -176,6 +186,7 @@ export function createInvoicingActivities(db: Database) {
           return lines;
         });
       });
+      return issuedSummary(db, finalized);
     },
   };
 }

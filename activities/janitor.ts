@@ -17,7 +17,7 @@ import { DEFAULT_USAGE_GRACE_PERIOD } from '../domain/plan-terms';
 import { addIntervals, isValidInterval, parseInterval } from '../domain/periods';
 import { GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
 import type { Database } from '../store/database';
-import { findInvoice } from '../store/invoices';
+import { findInvoice, numberFinalizedInvoices } from '../store/invoices';
 import {
   hasPaymentAttempts,
   listIdleOpenInvoices,
@@ -40,8 +40,13 @@ export function createJanitorActivities(db: Database, gateway: PaymentGateway) {
   const { chargeInvoice } = createPaymentActivities(db, gateway);
 
   return {
-    /** What a reconciliation run should look at, judged at `asOf` (the workflow's clock). Reads only. */
+    /**
+     * What a reconciliation run should look at, judged at `asOf` (the workflow's clock). Reads only, after one
+     * repair: invoices a crash left finalized without a number are numbered first (in order), so they are issued
+     * and collected like any other.
+     */
     async scanForReconciliation(request: ReconciliationScanRequest): Promise<ReconciliationScan> {
+      await numberFinalizedInvoices(db);
       const asOf = new Date(request.asOf);
       const ago = (ms: number): Date => new Date(asOf.getTime() - ms);
       const complete: FindingKind[] = [];

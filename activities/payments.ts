@@ -8,7 +8,7 @@ import type {
 import { formatMoney, toDecimal } from '../domain/money';
 import { ChargeResult, GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
 import type { Database } from '../store/database';
-import { findInvoice, InvoiceRow } from '../store/invoices';
+import { findInvoice, findIssuedInvoice, InvoiceRow } from '../store/invoices';
 import { enqueueOutboxEvent, writeAudit } from '../store/outbox';
 import {
   currentPaymentMethodOf,
@@ -143,7 +143,8 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
         throw ApplicationFailure.nonRetryable(`attempt must be a positive integer, got ${request.attempt}`, 'invalid_payment_attempt');
       }
       for (let round = 0; round < MAX_CLAIM_ROUNDS; round += 1) {
-        const invoice = await findInvoice(db, request.invoiceId);
+        // Issued first: an invoice finalized but still waiting for its number is numbered, never charged without.
+        const invoice = await findIssuedInvoice(db, request.invoiceId);
         if (!invoice) throw ApplicationFailure.nonRetryable(`invoice ${request.invoiceId} not found`, 'invoice_not_found');
         if (invoice.kind === 'credit_note') {
           throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is a credit note`, 'invoice_not_chargeable');

@@ -12,7 +12,7 @@ import { creditAmountOf, InvoicedAmount, invoicedAmounts, rerateDifference } fro
 import { findPlan } from '../store/catalog';
 import { issueCreditNote } from '../store/credit-notes';
 import type { Database } from '../store/database';
-import { finalizeInvoice, findFirstUsageLine, findInvoice, insertAdjustmentDraft, listInvoiceLinesOfPeriod } from '../store/invoices';
+import { finalizeInvoice, findFirstUsageLine, findInvoice, insertAdjustmentDraft, listInvoiceLinesOfPeriod, numberFinalizedInvoices } from '../store/invoices';
 import { writeAudit } from '../store/outbox';
 import {
   listFinalizedRerates,
@@ -117,7 +117,7 @@ export function createReratingActivities(db: Database) {
      * against the original invoice (refunded through the gateway), and claims the late events it billed.
      */
     async finalizeRerate(request: { rerateId: string }): Promise<RerateSummary> {
-      return inTransaction(db, async (trx) => {
+      const finalized = await inTransaction(db, async (trx) => {
         const rerate = await lockRerate(trx, request.rerateId);
         if (rerate.status !== 'approved') return summarize(rerate);
         const proposal = rerate.proposal!;
@@ -155,6 +155,9 @@ export function createReratingActivities(db: Database) {
         await writeAudit(trx, { actor: 'workflow', action: 'rerate.finalized', subjectType: 'invoice', subjectId: rerate.invoice_id, details: { rerateId: rerate.id, resultInvoiceId } });
         return summarize(updated);
       });
+      // An adjustment invoice is numbered after its commit (docs/scaling.md); an empty queue costs one read.
+      await numberFinalizedInvoices(db);
+      return finalized;
     },
   };
 }

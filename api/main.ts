@@ -1,6 +1,6 @@
 /**
  * The API process on its own (docker-compose, production): `npm run api`.
- * Needs DATABASE_URL and TEMPORAL_ADDRESS; listens on PORT (default 3000). Every request needs an API key
+ * Needs DATABASE_URL, and Temporal's address unless it is 127.0.0.1:7233 (TEMPORAL_* or a TOML profile); listens on PORT (default 3000). Every request needs an API key
  * (`npm run create-admin-key` makes the first one; docs/security.md). On SIGTERM/SIGINT: /readyz turns 503,
  * in-flight requests finish (SHUTDOWN_TIMEOUT_MS, default 25 s), then Postgres and Temporal are released.
  */
@@ -11,6 +11,9 @@ import { createDatabase, migrateToLatest } from '../store/database';
 import { createApp } from './app';
 import { closeGracefully } from './shutdown';
 import { UsageSignalCoalescer } from './usage-signals';
+import { temporalConnectionFromEnv } from '../config/temporal-connection';
+import { connectOrExplain } from '../config/temporal-connect-diagnosis';
+import { databasePoolMax } from '../config/tuning';
 
 const logger = createLogger('api');
 
@@ -19,10 +22,13 @@ async function main(): Promise<void> {
   const tracing = startTracing({ serviceName: 'meterloop-api' });
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is required (npm start provides an embedded Postgres instead)');
-  const db = createDatabase(databaseUrl);
+  const db = createDatabase(databaseUrl, databasePoolMax());
   await migrateToLatest(db);
-  const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
-  const temporal = new Client({ connection, namespace: process.env.TEMPORAL_NAMESPACE ?? 'default', plugins: tracing.temporalPlugins });
+  // TOML profile and TEMPORAL_* variables (config/temporal-connection.ts); plain 127.0.0.1:7233 when none is set.
+  const temporalSettings = temporalConnectionFromEnv();
+  logger.info({ temporal: temporalSettings.summary }, 'connecting to Temporal');
+  const connection = await connectOrExplain(temporalSettings, (options) => Connection.connect(options));
+  const temporal = new Client({ connection, namespace: temporalSettings.namespace, plugins: tracing.temporalPlugins });
   const port = Number(process.env.PORT ?? 3000);
   const usageSignals = new UsageSignalCoalescer(db, temporal, { log: entryLogger(logger.child({ component: 'usage-signals' })) });
   usageSignals.start();

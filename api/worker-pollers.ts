@@ -7,7 +7,7 @@
 import type { Client } from '@temporalio/client';
 import { temporal as proto } from '@temporalio/proto';
 import { optionalTsToMs } from '@temporalio/common/lib/time';
-import { TASK_QUEUE } from '../workflows/definitions';
+import { billingTaskQueue } from '../config/tuning';
 
 export interface WorkerPollersCheck {
   readonly ok: boolean;
@@ -44,7 +44,7 @@ export async function checkWorkerPollers(options: WorkerPollersOptions): Promise
     const answer = await connection.withDeadline(Date.now() + (options.timeoutMs ?? 1_000), () =>
       connection.workflowService.describeTaskQueue({
         namespace: clientOptions.namespace,
-        taskQueue: { name: options.taskQueue ?? TASK_QUEUE, kind: proto.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+        taskQueue: { name: options.taskQueue ?? billingTaskQueue(), kind: proto.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
         taskQueueType: proto.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
       }),
     );
@@ -55,7 +55,7 @@ export async function checkWorkerPollers(options: WorkerPollersOptions): Promise
       ok: recent > 0,
       pollers: recent,
       ...(latest ? { last_poll_at: new Date(latest).toISOString() } : {}),
-      ...(recent > 0 ? {} : { error: `no worker polled task queue ${options.taskQueue ?? TASK_QUEUE} in the last ${Math.round(maxAgeMs / 1000)} s` }),
+      ...(recent > 0 ? {} : { error: `no worker polled task queue ${options.taskQueue ?? billingTaskQueue()} in the last ${Math.round(maxAgeMs / 1000)} s` }),
       duration_ms: Date.now() - started,
     };
   } catch (error) {

@@ -19,7 +19,7 @@
  * - Usage for a metric with no charge is not billed (the plan decides what is priced); a charge with no
  *   usage rates to a zero line, so every priced metric shows on the invoice.
  */
-import { Dec, ZERO, formatMoney, isSupportedCurrency, minorUnitExponent, roundMoney, sumMoney, toDecimal } from './money';
+import { Dec, ZERO, formatMoney, isDecimalString, isSupportedCurrency, minorUnitExponent, roundMoney, sumMoney, toDecimal } from './money';
 import {
   decimalText,
   pricePercentage,
@@ -28,6 +28,7 @@ import {
   type QuantityDetail,
 } from './price-calculators';
 import { parseDecimal, validatePriceModel, type PriceModel, type UsagePriceModel } from './price-models';
+import { formatMinorUnits, rateChargeInFixedPoint } from './fixed-point-rating';
 
 export interface Charge {
   readonly chargeId?: string;
@@ -161,11 +162,30 @@ export function rateUsage(input: RatingInput): RatingResult {
   const creditBucket = optionalMoney('creditBucket', input.creditBucket, currency);
   const minimumCommitment = optionalMoney('minimumCommitment', input.minimumCommitment, currency);
   const usageByMetric = indexUsage(input.usage);
+  const exponent = minorUnitExponent(currency);
 
+  // Each line from the BigInt fast path when it can give exactly the Decimal path's line (fixed-point-rating.ts).
+  let fastTotalMinor: bigint | undefined = 0n;
   const usageLines = input.charges
     .map(requireValidCharge)
     .filter(isUsageCharge)
-    .map((charge) => rateCharge(charge, usageByMetric.get(charge.metricCode), currency));
+    .map((charge) => {
+      const usage = usageByMetric.get(charge.metricCode);
+      const fast = rateChargeInFixedPoint(charge, usage, exponent);
+      if (fast === undefined) {
+        fastTotalMinor = undefined;
+        return rateCharge(charge, usage, currency);
+      }
+      if (fastTotalMinor !== undefined) fastTotalMinor += fast.minor;
+      return fast.line;
+    });
+  // (A line of 10^20 or more takes the Decimal path below, which refuses it as it always has.)
+  if (fastTotalMinor !== undefined && creditBucket.isZero() && minimumCommitment.isZero() && usageLines.every(isMoneyString)) {
+    // No credit line and no true-up: every total is the sum of the rounded usage lines.
+    const total = formatMinorUnits(fastTotalMinor, exponent);
+    const zero = formatMinorUnits(0n, exponent);
+    return { lines: usageLines, usageTotal: total, subtotal: total, creditApplied: zero, creditRemaining: zero };
+  }
   const usageTotal = sumOfLines(usageLines);
 
   const credit = applyCreditBucket(usageLines, creditBucket, currency);
@@ -338,6 +358,10 @@ function commitmentTrueUp(usageTotal: Dec, minimumCommitment: Dec, currency: str
   };
 }
 
+function isMoneyString(line: RatedLine): boolean {
+  return isDecimalString(line.amount);
+}
+
 function sumOfLines(lines: readonly RatedLine[]): Dec {
   return sumMoney(lines.map((line) => toDecimal(line.amount)));
 }
@@ -359,11 +383,16 @@ function requireCurrency(currency: string): void {
   }
 }
 
+/** Charges already found valid. Charges are immutable values (every field readonly), so once is enough. */
+const validCharges = new WeakSet<Charge>();
+
 function requireValidCharge(charge: Charge): Charge {
+  if (validCharges.has(charge)) return charge;
   const errors = validateCharge(charge);
   if (errors.length > 0) {
     throw new RatingError('invalid_charge', `charge ${chargeLabel(charge)} is invalid: ${errors.join('; ')}`);
   }
+  validCharges.add(charge);
   return charge;
 }
 

@@ -35,6 +35,8 @@ import * as m0201 from './0201_create_idempotency_keys';
 import * as m0310 from './0310_add_billable_metrics_allow_negative';
 import * as m0320 from './0320_create_reconciliation_findings';
 import * as m0330 from './0330_create_plan_changes';
+import * as m0410 from './0410_add_invoice_finalization_sequence';
+import * as m0411 from './0411_create_number_finalized_invoices_function';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -82,6 +84,8 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0310_add_billable_metrics_allow_negative', m0310],
   ['0320_create_reconciliation_findings', m0320],
   ['0330_create_plan_changes', m0330],
+  ['0410_add_invoice_finalization_sequence', m0410],
+  ['0411_create_number_finalized_invoices_function', m0411],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

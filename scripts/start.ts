@@ -24,6 +24,8 @@ import { startDevServer } from './temporal-servers';
 import { createLogger, logLevelFromEnv } from '../logging/logger';
 import { startTracing } from '../tracing';
 import { createStartConsole, isDevServerBanner } from './start-console';
+import { temporalConnectionFromEnv, type TemporalConnectionOptions } from '../config/temporal-connection';
+import { billingTaskQueue } from '../config/tuning';
 
 const DATA_DIR = path.resolve(process.env.METERLOOP_DATA_DIR ?? path.join(__dirname, '..', '.data'));
 const log = (message: string): void => console.log(`[start] ${message}`);
@@ -71,22 +73,26 @@ async function main(): Promise<void> {
   });
   stops.unshift(() => temporalServer.stop());
 
-  const workerConnection = await NativeConnection.connect({ address: temporalServer.address });
+  // Our own dev server: plain gRPC. A server named by TEMPORAL_ADDRESS: everything else from TEMPORAL_* or the profile too.
+  const external = temporalServer.source === 'address' ? temporalConnectionFromEnv() : undefined;
+  const connectionOptions: TemporalConnectionOptions = external?.connectionOptions ?? { address: temporalServer.address };
+  const namespace = external?.namespace ?? temporalServer.namespace;
+  const workerConnection = await NativeConnection.connect(connectionOptions);
   stops.unshift(() => workerConnection.close());
   log('worker: bundling the workflows (a few seconds)');
-  const worker = await createBillingWorker({ connection: workerConnection, db, namespace: temporalServer.namespace, plugins: tracing.temporalPlugins });
+  const worker = await createBillingWorker({ connection: workerConnection, db, namespace, taskQueue: billingTaskQueue(), plugins: tracing.temporalPlugins });
   const janitor = janitorScheduleFromEnv();
   if (janitor.enabled) {
-    const outcome = await ensureJanitorSchedule({ connection: workerConnection, namespace: temporalServer.namespace, every: janitor.every });
+    const outcome = await ensureJanitorSchedule({ connection: workerConnection, namespace, taskQueue: billingTaskQueue(), every: janitor.every });
     log(`janitor: schedule billing-janitor ${outcome}, every ${janitor.every} (JANITOR_SCHEDULE=off to skip)`);
   }
   // Customer-facing events leave through the outbox: webhooks, and emails as files in .data/mail (or METERLOOP_EMAIL_*).
   const dispatcher = startOutboxDispatcher({ db, email: emailChannelFromEnv() ?? { sink: new FileEmailSink(path.join(DATA_DIR, 'mail')) } });
   stops.unshift(() => dispatcher.stop());
 
-  const clientConnection = await Connection.connect({ address: temporalServer.address });
+  const clientConnection = await Connection.connect(connectionOptions);
   stops.unshift(() => clientConnection.close());
-  const temporal = new Client({ connection: clientConnection, namespace: temporalServer.namespace, plugins: tracing.temporalPlugins });
+  const temporal = new Client({ connection: clientConnection, namespace, plugins: tracing.temporalPlugins });
   const usageSignals = new UsageSignalCoalescer(db, temporal);
   usageSignals.start();
   stops.unshift(() => usageSignals.stop());

@@ -1,6 +1,5 @@
 import type { Knex } from 'knex';
 import { DraftInvoiceLine, invoiceTotal } from '../domain/invoice';
-import { enqueueOutboxEvent } from './outbox';
 
 type Db = Knex | Knex.Transaction;
 
@@ -18,6 +17,8 @@ export interface InvoiceRow {
   finalized_at: Date | null;
   paid_at: Date | null;
   created_at: Date;
+  /** Set when the content is final; the number follows in the numbering step (migration 0410). */
+  finalization_seq?: string | null;
 }
 
 export interface InvoiceLineRow {
@@ -118,9 +119,12 @@ export async function listInvoiceLines(db: Knex | Knex.Transaction, invoiceId: s
 export const INVOICE_SERIES = 'INV';
 
 /**
- * Finalizes a draft in the caller's transaction: writes its lines, takes the next number of the series, sets the
- * total (the sum of the rounded lines) and status open, and queues `invoice.finalized`. After this the invoice is
- * never edited. `eventDetails` are added to the event's payload (a re-rating names itself).
+ * Finalizes a draft in the caller's transaction: writes its lines, sets the total (the sum of the rounded lines)
+ * and takes a place in the numbering queue (`finalization_seq`). After this the invoice's content is never
+ * edited. It has no number yet and stays `draft` (not chargeable, not sent, shown as not issued) until
+ * `numberFinalizedInvoices` runs after the commit: that step sets the number, status `open` and `finalized_at`
+ * and queues `invoice.finalized` with the number. `eventDetails` are added to that event's payload (a re-rating
+ * names itself). No lock shared with other invoices is held here: see docs/scaling.md.
  */
 export async function finalizeInvoice(
   trx: Knex.Transaction,
@@ -129,20 +133,56 @@ export async function finalizeInvoice(
   eventDetails: Record<string, unknown> = {},
 ): Promise<InvoiceRow> {
   await insertInvoiceLines(trx, draft.id, lines);
-  const number = await nextInvoiceNumber(trx, INVOICE_SERIES);
   const total = invoiceTotal(lines, draft.currency);
+  const event = { invoiceId: draft.id, kind: draft.kind, total, currency: draft.currency, customerId: draft.customer_id, ...eventDetails };
   const [finalized] = await trx<InvoiceRow>('invoices')
     .where({ id: draft.id })
-    .update({ number, total, status: 'open', finalized_at: trx.fn.now() as unknown as Date })
+    .update({
+      total,
+      finalization_seq: trx.raw("nextval('invoice_finalization_seq')") as unknown as string,
+      finalized_event: JSON.stringify(event),
+    } as Partial<InvoiceRow>)
     .returning('*');
-  await enqueueOutboxEvent(trx, {
-    eventType: 'invoice.finalized',
-    aggregateType: 'invoice',
-    aggregateId: finalized.id,
-    dedupeKey: `invoice.finalized:${finalized.id}`,
-    payload: { invoiceId: finalized.id, number, kind: draft.kind, total, currency: draft.currency, customerId: draft.customer_id, ...eventDetails },
-  });
   return finalized;
+}
+
+/** Finalized (content frozen, in the numbering queue) but not numbered yet: not an issued invoice. */
+export function isAwaitingNumber(invoice: InvoiceRow): boolean {
+  return invoice.number === null && invoice.finalization_seq !== null && invoice.finalization_seq !== undefined;
+}
+
+/** Most invoices one numbering transaction issues; the rest go to the next one (the caller loops). */
+const NUMBERING_BATCH = 1_000;
+
+/**
+ * The numbering step: gives every finalized, unnumbered invoice the next gap-free number of the series, in
+ * `finalization_seq` order, marks it open and queues its `invoice.finalized` event. Run right after each
+ * finalization commits, by the janitor and by whoever needs an issued invoice; any run numbers everyone's queue,
+ * so a crash between finalization and numbering is repaired by the next run. Runs one at a time (an advisory
+ * lock, held for this short transaction only, so waiters that find nothing left commit without a write).
+ * Returns how many invoices it numbered. Call it outside any transaction: it must commit before it returns.
+ */
+export async function numberFinalizedInvoices(db: Knex): Promise<number> {
+  let numbered = 0;
+  for (;;) {
+    // One call, one short transaction (migration 0411): lock, read the queue, move the counter, number, queue events.
+    const result = await db.raw<{ rows: { numbered: number }[] }>('SELECT number_finalized_invoices(?, ?) AS numbered', [INVOICE_SERIES, NUMBERING_BATCH]);
+    const batch = result.rows[0].numbered;
+    numbered += batch;
+    if (batch < NUMBERING_BATCH) return numbered;
+  }
+}
+
+/**
+ * The invoice as issued: when it is finalized but still waiting for its number (the finalizer crashed before
+ * numbering, or another run is numbering it), runs the numbering step first. Callers that charge, show or return
+ * an invoice as final go through this, so none of them ever sees a final invoice without its number.
+ */
+export async function findIssuedInvoice(db: Knex, invoiceId: string): Promise<InvoiceRow | undefined> {
+  const invoice = await findInvoice(db, invoiceId);
+  if (!invoice || !isAwaitingNumber(invoice)) return invoice;
+  await numberFinalizedInvoices(db);
+  return findInvoice(db, invoiceId);
 }
 
 export interface NewAdjustmentInvoice {

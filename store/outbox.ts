@@ -23,6 +23,23 @@ export async function enqueueOutboxEvent(trx: Knex.Transaction, event: OutboxEve
     .ignore();
 }
 
+/** Several events in one statement (the invoice numbering step issues a batch at once); same rules as above. */
+export async function enqueueOutboxEvents(trx: Knex.Transaction, events: readonly OutboxEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await trx('outbox')
+    .insert(
+      events.map((event) => ({
+        event_type: event.eventType,
+        aggregate_type: event.aggregateType,
+        aggregate_id: event.aggregateId,
+        dedupe_key: event.dedupeKey,
+        payload: JSON.stringify(event.payload),
+      })),
+    )
+    .onConflict('dedupe_key')
+    .ignore();
+}
+
 export interface AuditEntry {
   readonly actor: string;
   readonly action: string;

@@ -77,6 +77,11 @@ export async function insertRerate(trx: Knex.Transaction, rerate: NewRerate): Pr
   return inserted;
 }
 
+/** Removes a re-rating whose workflow never started (still computing, no proposal); false if it moved on. */
+export async function deleteUnstartedRerate(db: Knex, rerateId: string): Promise<boolean> {
+  return (await db('rerates').where({ id: rerateId, status: 'computing' }).whereNull('proposal').delete()) > 0;
+}
+
 /** Stores the computed proposal and the status it leads to (proposed, or nothing_to_do). */
 export async function recordRerateProposal(trx: Knex.Transaction, rerateId: string, status: RerateStatus, proposal: RerateProposal): Promise<RerateRow> {
   const [updated] = await trx<RerateRow>('rerates').where({ id: rerateId }).update({ status, proposal: JSON.stringify(proposal) as never }).returning('*');

@@ -58,29 +58,24 @@ export interface NewSubscription {
   readonly startAt: Date;
 }
 
-/**
- * Inserts a subscription as `scheduled` and runs `beforeCommit` (starting its workflow) inside the same
- * transaction: if `beforeCommit` throws, the row rolls back, so no row exists without a workflow.
- */
-export async function createScheduledSubscription(
-  db: Knex,
-  subscription: NewSubscription,
-  beforeCommit: (row: SubscriptionRow) => Promise<void>,
-): Promise<SubscriptionRow> {
-  return db.transaction(async (trx) => {
-    const [inserted] = await trx<SubscriptionRow>('subscriptions')
-      .insert({
-        id: subscription.id,
-        customer_id: subscription.customerId,
-        plan_id: subscription.planId,
-        status: 'scheduled',
-        workflow_id: subscription.workflowId,
-        start_at: subscription.startAt,
-      })
-      .returning('*');
-    await beforeCommit(inserted);
-    return inserted;
-  });
+/** Inserts (and commits) a subscription as `scheduled`; its workflow is started afterwards (api/subscription-start.ts). */
+export async function insertScheduledSubscription(db: Knex, subscription: NewSubscription): Promise<SubscriptionRow> {
+  const [inserted] = await db<SubscriptionRow>('subscriptions')
+    .insert({
+      id: subscription.id,
+      customer_id: subscription.customerId,
+      plan_id: subscription.planId,
+      status: 'scheduled',
+      workflow_id: subscription.workflowId,
+      start_at: subscription.startAt,
+    })
+    .returning('*');
+  return inserted;
+}
+
+/** Removes a subscription whose workflow never started (still `scheduled`, nothing billed); false if it moved on. */
+export async function deleteUnstartedSubscription(db: Knex, subscriptionId: string): Promise<boolean> {
+  return (await db('subscriptions').where({ id: subscriptionId, status: 'scheduled' }).delete()) > 0;
 }
 
 /** Subscription states whose workflow is waiting in a period and wants to hear about usage. */

@@ -13,7 +13,16 @@ export interface BillingWorkerOptions {
   readonly workflowBundle?: WorkerOptions['workflowBundle'];
   /** Worker plugins, e.g. tracing's OpenTelemetry plugin (tracing/); a prebuilt bundle must have been built with the same. */
   readonly plugins?: WorkerPlugin[];
-  readonly tuning?: Pick<WorkerOptions, 'maxCachedWorkflows' | 'maxConcurrentActivityTaskExecutions' | 'maxConcurrentWorkflowTaskExecutions'>;
+  readonly tuning?: Pick<
+    WorkerOptions,
+    | 'maxCachedWorkflows'
+    | 'maxConcurrentActivityTaskExecutions'
+    | 'maxConcurrentWorkflowTaskExecutions'
+    | 'maxConcurrentLocalActivityExecutions'
+    | 'maxConcurrentWorkflowTaskPolls'
+    | 'maxConcurrentActivityTaskPolls'
+    | 'tuner'
+  >;
 }
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');

@@ -1,6 +1,7 @@
 /**
  * The worker process on its own (docker-compose, production): `npm run worker`.
- * Needs DATABASE_URL and TEMPORAL_ADDRESS. `npm start` runs the same worker in-process for local use.
+ * Needs DATABASE_URL, and Temporal's address unless it is 127.0.0.1:7233 (TEMPORAL_* variables or a TOML profile:
+ * docs/operations.md, "Connecting to a Temporal cluster"). `npm start` runs the same worker in-process for local use.
  */
 import { NativeConnection, Runtime } from '@temporalio/worker';
 import { emailChannelFromEnv } from '../notifications/email';
@@ -9,6 +10,10 @@ import { createLogger } from '../logging/logger';
 import { startTracing } from '../tracing';
 import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
+import { prebuiltWorkflowBundle } from './workflow-bundle';
+import { temporalConnectionFromEnv } from '../config/temporal-connection';
+import { connectOrExplain } from '../config/temporal-connect-diagnosis';
+import { billingTaskQueue, databasePoolMax, workerTuningFromEnv } from '../config/tuning';
 import { ensureJanitorSchedule, janitorScheduleFromEnv } from './janitor-schedule';
 
 const logger = createLogger('worker');
@@ -31,13 +36,22 @@ async function main(): Promise<void> {
   installRuntimeTelemetry();
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is required (npm start provides an embedded Postgres instead)');
-  const db = createDatabase(databaseUrl);
-  const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
-  const worker = await createBillingWorker({ connection, db, namespace: process.env.TEMPORAL_NAMESPACE, plugins: tracing.temporalPlugins });
+  const db = createDatabase(databaseUrl, databasePoolMax());
+  // TOML profile and TEMPORAL_* variables (config/temporal-connection.ts); plain 127.0.0.1:7233 when none is set.
+  const temporal = temporalConnectionFromEnv();
+  const namespace = temporal.namespace;
+  const taskQueue = billingTaskQueue();
+  const tuning = workerTuningFromEnv();
+  // With tracing on, the workflows are bundled from source with the OpenTelemetry workflow interceptors (the
+  // prebuilt bundle of dist/ has none).
+  const workflowBundle = tracing.enabled ? undefined : prebuiltWorkflowBundle();
+  logger.info({ temporal: temporal.summary, taskQueue, tuning, workflowBundle: workflowBundle?.codePath ?? 'bundled from source' }, 'connecting to Temporal');
+  const connection = await connectOrExplain(temporal, (options) => NativeConnection.connect(options));
+  const worker = await createBillingWorker({ connection, db, namespace, taskQueue, tuning, workflowBundle, plugins: tracing.temporalPlugins });
   // The janitor's schedule (idempotent: every worker may ensure it). Billing runs without it, so a failure only logs.
   const janitor = janitorScheduleFromEnv();
   if (janitor.enabled) {
-    await ensureJanitorSchedule({ connection, namespace: process.env.TEMPORAL_NAMESPACE, every: janitor.every }).then(
+    await ensureJanitorSchedule({ connection, namespace, taskQueue, every: janitor.every }).then(
       (outcome) => logger.info({ outcome, every: janitor.every }, 'janitor schedule ensured'),
       (error: unknown) => logger.error({ err: error }, 'janitor schedule could not be ensured; the worker runs without it'),
     );

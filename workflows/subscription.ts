@@ -16,6 +16,7 @@ import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from 
 import { periodNumber, showOpsDetails } from './subscription/ops-view';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
 import { carriedState, continueWith, msUntil, nowIso, periodOf, snapshot, startRun, SubscriptionRun } from './subscription/state';
+import { afterRunningHandlers } from './subscription/turns';
 
 export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Promise<SubscriptionState> {
   const run = startRun(input);
@@ -40,6 +41,7 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
       const resumed = (): boolean => run.resumeRequested || run.cancelNow !== null;
       if (run.pausedUntil) await condition(resumed, msUntil(run.pausedUntil), { summary: `paused until ${run.pausedUntil}` });
       else await condition(resumed);
+      await afterRunningHandlers();
       if (!run.cancelNow) await resumeFromPause(run); // a cancellation is handled below
       continue;
     }
@@ -48,6 +50,7 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
     showOpsDetails(run);
     const waitingFor = offer && wakeAt < periodOf(run).end.getTime() ? 'retention offer expires' : `period ${periodNumber(run)} ends`;
     await condition(() => mustWake(run, offer), msUntil(new Date(wakeAt)), { summary: waitingFor });
+    await afterRunningHandlers();
     if (run.cancelNow) {
       const now = new Date();
       return endSubscription(run, run.cancelNow, openUsageUntil(run, now), now);

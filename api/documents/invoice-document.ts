@@ -234,7 +234,10 @@ export function buildInvoiceDocument(input: InvoiceDocumentInput): InvoiceDocume
 
   const creditNote = invoice.kind === 'credit_note';
   const notes: string[] = [];
-  if (invoice.status === 'draft') notes.push('Draft: not issued yet; the lines may still change.');
+  if (invoice.status === 'draft') {
+    // Finalized but not numbered yet (docs/scaling.md): final lines, still not an issued invoice.
+    notes.push(invoice.finalization_seq ? 'Not issued yet: its number is being assigned.' : 'Draft: not issued yet; the lines may still change.');
+  }
   if (invoice.status === 'void') notes.push(creditNote ? 'Void: this credit note was not refunded.' : 'Void: this invoice is canceled.');
   if (creditNote) {
     notes.push(`Credits invoice ${input.creditedInvoiceNumber ?? invoice.credited_invoice_id ?? ''}`.trim() + '.');

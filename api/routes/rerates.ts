@@ -3,13 +3,14 @@
  * finance decides (POST /v1/rerates/:id/approve | reject). The original invoice is never edited.
  */
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Request, Router } from 'express';
 import { randomUUID } from 'node:crypto';
 import { findPlanVersion } from '../../store/catalog';
 import type { Database } from '../../store/database';
 import { findInvoice } from '../../store/invoices';
 import { writeAudit } from '../../store/outbox';
-import { findRerate as findRerateRow, insertRerate, type RerateRow } from '../../store/rerates';
+import { deleteUnstartedRerate, findRerate as findRerateRow, insertRerate, type RerateRow } from '../../store/rerates';
 import { inTransaction } from '../../store/transactions';
 import {
   decideRerateUpdate,
@@ -17,9 +18,10 @@ import {
   rerateWorkflowId,
   RerateWorkflowInput,
   SEARCH_ATTRIBUTES,
-  TASK_QUEUE,
 } from '../../workflows/definitions';
+import { billingTaskQueue } from '../../config/tuning';
 import { scopedRequestId, uuidFromRequestId } from '../idempotency';
+import { startForCommittedRow } from '../workflow-start';
 import { ApiProblem, isProblemCode } from '../problem';
 import { rerateBody, rerateDecisionBody, uuidParam } from '../schemas';
 import { declareRoutes } from '../route-declarations';
@@ -73,9 +75,32 @@ export function reratesRouter(db: Database, temporal: Client): Router {
     // whose first answer was never stored (the process died after the commit) finds the re-rating it started.
     const requestId = scopedRequestId(apiKeyIdOf(req), 'rerate', req.header('Idempotency-Key'));
     const rerateId = requestId ? uuidFromRequestId(requestId) : randomUUID();
+    const input: RerateWorkflowInput = { rerateId, subscriptionId: invoice.subscription_id!, invoiceId: invoice.id, decisionWindow: DECISION_WINDOW };
+    const workflowId = rerateWorkflowId(rerateId);
+    // The request commits, then its workflow starts (api/workflow-start.ts says why in that order); a repeat whose
+    // first attempt committed but never started the workflow starts it now.
+    const start = (): Promise<void> =>
+      startForCommittedRow(temporal, {
+        workflowId,
+        removeRow: () => deleteUnstartedRerate(db, rerateId),
+        start: () =>
+          temporal.workflow.start(RERATE_WORKFLOW_TYPE, {
+            workflowId,
+            taskQueue: billingTaskQueue(),
+            args: [input],
+            workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+            memo: { subscriptionId: invoice.subscription_id, invoiceId: invoice.id },
+            typedSearchAttributes: [
+              { key: SEARCH_ATTRIBUTES.customerId, value: invoice.customer_id },
+              { key: SEARCH_ATTRIBUTES.status, value: 'rerate_computing' },
+            ],
+          }),
+      });
     const started = requestId ? await findRerateRow(db, rerateId) : undefined;
-    if (started) return void res.status(202).json(rerateJson(started));
-    // The request and its workflow start commit together: if Temporal refuses, nothing is recorded.
+    if (started) {
+      await start();
+      return void res.status(202).json(rerateJson(started));
+    }
     const row = await inTransaction(db, async (trx) => {
       const inserted = await insertRerate(trx, {
         id: rerateId,
@@ -88,19 +113,9 @@ export function reratesRouter(db: Database, temporal: Client): Router {
         includeLateUsage: body.include_late_usage,
       });
       await writeAudit(trx, { actor: actor(req), action: 'rerate.requested', subjectType: 'invoice', subjectId: invoice.id, reason: body.reason, details: { rerateId, correctedPlanId, includeLateUsage: body.include_late_usage } });
-      const input: RerateWorkflowInput = { rerateId, subscriptionId: invoice.subscription_id!, invoiceId: invoice.id, decisionWindow: DECISION_WINDOW };
-      await temporal.workflow.start(RERATE_WORKFLOW_TYPE, {
-        workflowId: rerateWorkflowId(rerateId),
-        taskQueue: TASK_QUEUE,
-        args: [input],
-        memo: { subscriptionId: invoice.subscription_id, invoiceId: invoice.id },
-        typedSearchAttributes: [
-          { key: SEARCH_ATTRIBUTES.customerId, value: invoice.customer_id },
-          { key: SEARCH_ATTRIBUTES.status, value: 'rerate_computing' },
-        ],
-      });
       return inserted;
     });
+    await start();
     res.status(202).json(rerateJson(row));
   });
 

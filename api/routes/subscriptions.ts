@@ -1,25 +1,20 @@
 import { addIntervals, parseInterval } from '../../domain/periods';
-import { planScheduleTerms } from '../../domain/plan-terms';
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import type { Request, Router } from 'express';
 import type { Database } from '../../store/database';
 import { findPlan, findPlanVersion } from '../../store/catalog';
 import { findCustomer } from '../../store/customers';
-import { createScheduledSubscription, findSubscription as findSubscriptionRow, SubscriptionRow } from '../../store/subscriptions';
+import { findSubscription as findSubscriptionRow, insertScheduledSubscription, SubscriptionRow } from '../../store/subscriptions';
+import { startSubscriptionWorkflow } from '../subscription-start';
 import {
   cancelSubscriptionUpdate,
-  SEARCH_ATTRIBUTES,
-  SUBSCRIPTION_WORKFLOW_TYPE,
   subscriptionStateQuery,
-  subscriptionSummary,
   subscriptionWorkflowId,
-  SubscriptionWorkflowInput,
-  TASK_QUEUE,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
 import { scopedRequestId, uuidFromRequestId } from '../idempotency';
-import { ApiProblem, ProblemCode, unavailableDependencyOf, unavailableProblemOf } from '../problem';
+import { ApiProblem, ProblemCode, unavailableDependencyOf } from '../problem';
 import { liveQueryTimeoutMs, withTemporalDeadline } from '../temporal-deadline';
 import { cancelSubscriptionBody, createSubscriptionBody } from '../schemas';
 import { subscriptionJson } from '../serializers';
@@ -48,41 +43,20 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
       throw new ApiProblem('validation_failed', 'start_at may be in the past by less than one billing period', [{ path: 'start_at', message: 'too far in the past' }]);
     }
 
-    // The row and the workflow start commit together: if Temporal refuses the start, the row rolls back. With an
+    // The row commits, then its workflow starts (api/subscription-start.ts says why in that order). With an
     // Idempotency-Key the id (and so the workflow id) comes from the request: a repeat whose first answer was never
     // stored (the process died after the commit) finds the subscription it created instead of creating another.
     const requestId = scopedRequestId((req as Request & { apiKey?: { id: string } }).apiKey?.id, 'subscribe', req.header('Idempotency-Key'));
     const id = requestId ? uuidFromRequestId(requestId) : randomUUID();
     const created = requestId ? await findSubscriptionRow(db, id) : undefined;
-    if (created) return void res.status(201).json(subscriptionJson(created, await findPlan(db, created.plan_id)));
-    const workflowId = subscriptionWorkflowId(id);
-    const row = await createScheduledSubscription(db, { id, customerId: customer.id, planId: plan.id, workflowId, startAt }, async (inserted) => {
-      const input: SubscriptionWorkflowInput = {
-        subscriptionId: inserted.id,
-        customerId: customer.id,
-        customerName: customer.name,
-        plan: planScheduleTerms(plan),
-        startAt: startAt.toISOString(),
-      };
-      try {
-        await withTemporalDeadline(temporal, () => temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
-          workflowId,
-          taskQueue: TASK_QUEUE,
-          args: [input],
-          // What ops read in the Temporal UI (the workflow's later runs show it as current details).
-          staticSummary: subscriptionSummary({ ...input, planCode: plan.code }),
-          staticDetails: `subscription ${inserted.id} · customer ${customer.name} (${customer.external_id}, ${customer.id}) · plan ${plan.code} v${plan.version}`,
-          typedSearchAttributes: [
-            { key: SEARCH_ATTRIBUTES.customerId, value: customer.id },
-            { key: SEARCH_ATTRIBUTES.planCode, value: plan.code },
-            { key: SEARCH_ATTRIBUTES.status, value: 'scheduled' },
-            { key: SEARCH_ATTRIBUTES.pastDue, value: false },
-          ],
-        }));
-      } catch (error) {
-        throw unavailableProblemOf(error) ?? new ApiProblem('workflow_unavailable', `could not start the subscription workflow: ${(error as Error).message}`);
-      }
-    });
+    if (created) {
+      // A repeat: the first attempt may have committed the row and then failed to start the workflow.
+      const createdPlan = await findPlan(db, created.plan_id);
+      await startSubscriptionWorkflow(db, temporal, created, createdPlan, customer);
+      return void res.status(201).json(subscriptionJson(created, createdPlan));
+    }
+    const row = await insertScheduledSubscription(db, { id, customerId: customer.id, planId: plan.id, workflowId: subscriptionWorkflowId(id), startAt });
+    await startSubscriptionWorkflow(db, temporal, row, plan, customer);
     res.status(201).json(subscriptionJson(row, plan));
   });
 

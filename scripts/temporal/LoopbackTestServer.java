@@ -1,6 +1,7 @@
 import io.grpc.Server;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.temporal.internal.testservice.GRPCServerHelper;
+import io.temporal.internal.testservice.StickyQueueReset;
 import io.temporal.internal.testservice.TestServicesStarter;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -8,7 +9,8 @@ import java.net.InetSocketAddress;
 /**
  * The Temporal time-skipping test server, listening on 127.0.0.1 only. Same arguments and behaviour as the stock
  * io.temporal.testserver.TestServer (`<port> [--enable-time-skipping]`, time skipping locked until a client unlocks
- * it), which binds every interface instead. Compiled against the test server's jars when the cache entry is built
+ * it), which binds every interface instead, and with ResetStickyTaskQueue answered (./StickyQueueReset.java) so a test can
+ * stop a worker and start another. Compiled against the test server's jars when the cache entry is built
  * (scripts/temporal/test-server.ts).
  */
 public final class LoopbackTestServer {
@@ -21,7 +23,7 @@ public final class LoopbackTestServer {
     boolean enableTimeSkipping = args.length == 2 && "--enable-time-skipping".equalsIgnoreCase(args[1]);
     TestServicesStarter services = new TestServicesStarter(!enableTimeSkipping, 0);
     NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(InetAddress.getByName("127.0.0.1"), port));
-    GRPCServerHelper.registerServicesAndHealthChecks(services.getServices(), builder);
+    GRPCServerHelper.registerServicesAndHealthChecks(StickyQueueReset.servicesWithStickyQueueReset(services), builder);
     Server server = builder.build().start();
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
       server.shutdownNow();

@@ -28,7 +28,10 @@ export type TimeSkippingServerResolution = ExecutableResolution;
 
 const POM_FILE = path.join(__dirname, 'test-server-pom.xml');
 const LAUNCHER_CLASS = 'LoopbackTestServer';
-const LAUNCHER_SOURCE_FILE = path.join(__dirname, `${LAUNCHER_CLASS}.java`);
+/** The launcher's Java sources: the main class and the ResetStickyTaskQueue it adds (package-private access). */
+const LAUNCHER_SOURCES = [`${LAUNCHER_CLASS}.java`, 'StickyQueueReset.java'];
+/** Part of the cache entry's name: bump it when a launcher source changes, so every cache rebuilds the launcher. */
+const LAUNCHER_REVISION = 2;
 const STOCK_MAIN_CLASS = 'io.temporal.testserver.TestServer';
 /** JVM flags shared by the CDS training run and the wrapper (C1 only: the test server needs start-up, not peak speed). */
 const JVM_FLAGS = ['-XX:TieredStopAtLevel=1', '-Xshare:auto'];
@@ -40,7 +43,7 @@ type JavaTools = { java: string; mvn: string };
 type RunIn = (label: string, heartbeat?: boolean) => RunOptions;
 
 function testServerDir(cacheDir: string): string {
-  return path.join(cacheDir, `test-server-${TEMPORAL_TEST_SERVER_VERSION}`);
+  return path.join(cacheDir, `test-server-${TEMPORAL_TEST_SERVER_VERSION}-launcher${LAUNCHER_REVISION}`);
 }
 
 export function testServerPath(cacheDir: string): string {
@@ -134,14 +137,15 @@ async function fetchJars(mvn: string, tmp: string, runIn: RunIn): Promise<string
   return jars.map((j) => `lib/${j}`);
 }
 
-/** Compiles ./LoopbackTestServer.java into launcher.jar; false if this JVM has no javac/jar next to it. */
+/** Compiles the launcher sources (./LoopbackTestServer.java, ...) into launcher.jar; false if this JVM has no javac/jar. */
 async function compileLauncher(java: string, classPath: string[], tmp: string, runIn: RunIn): Promise<boolean> {
   const jdkBin = path.dirname(java);
   const [javac, jar] = [path.join(jdkBin, 'javac'), path.join(jdkBin, 'jar')];
   if (!(await isExecutable(javac)) || !(await isExecutable(jar))) return false;
   await fs.mkdir(path.join(tmp, 'launcher', 'classes'), { recursive: true });
-  await fs.copyFile(LAUNCHER_SOURCE_FILE, path.join(tmp, 'launcher', `${LAUNCHER_CLASS}.java`));
-  await run(javac, ['-nowarn', '-d', 'launcher/classes', '-cp', classPath.join(path.delimiter), `launcher/${LAUNCHER_CLASS}.java`], runIn('javac'));
+  for (const source of LAUNCHER_SOURCES) await fs.copyFile(path.join(__dirname, source), path.join(tmp, 'launcher', source));
+  const sources = LAUNCHER_SOURCES.map((source) => `launcher/${source}`);
+  await run(javac, ['-nowarn', '-d', 'launcher/classes', '-cp', classPath.join(path.delimiter), ...sources], runIn('javac'));
   // A jar, not a class directory: CDS refuses non-empty directories on the class path.
   await run(jar, ['cf', 'launcher.jar', '-C', 'launcher/classes', '.'], runIn('jar'));
   return true;

@@ -79,7 +79,8 @@ test('a rejected request is answered again the same way: its 4xx is stored, a co
 });
 
 test('a failure is not stored: after a 503 the retry with the same key runs afresh', async () => {
-  // Temporal refuses to start the subscription's workflow: the row rolls back and the API answers 503.
+  // Temporal refuses to start the subscription's workflow (and cannot be asked whether it exists): the API answers
+  // 503 and the retry with the same key tries the start again.
   const refusing = { workflow: { start: () => Promise.reject(new Error('temporal is down')) } } as unknown as Client;
   const down = await serveApiOnly(db, { headers: admin.headers, temporal: refusing });
   try {

@@ -17,6 +17,17 @@ export async function recordHistory(handle: WorkflowHandle, name: string): Promi
   writeFileSync(path.join(HISTORIES_DIR, `${name}.binpb`), temporal.api.history.v1.History.encode(history).finish());
 }
 
+/** Where the simulation keeps the histories of failing subscriptions, to replay them (outside the fixtures). */
+export const FAILED_HISTORIES_DIR = path.join(__dirname, '..', '..', 'test-results', 'simulation');
+
+/** Saves a run's history for diagnosis; returns the file written. */
+export async function saveFailedHistory(handle: WorkflowHandle, name: string): Promise<string> {
+  mkdirSync(FAILED_HISTORIES_DIR, { recursive: true });
+  const file = path.join(FAILED_HISTORIES_DIR, `${name}.binpb`);
+  writeFileSync(file, temporal.api.history.v1.History.encode(await handle.fetchHistory()).finish());
+  return file;
+}
+
 export function readHistory(file: string): temporal.api.history.v1.History {
   return temporal.api.history.v1.History.decode(readFileSync(path.join(HISTORIES_DIR, file)));
 }

@@ -41,12 +41,7 @@ export const OPERATION_KINDS = [
 export type OperationKind = (typeof OPERATION_KINDS)[number];
 
 /** Kinds that reproduce a known bug; enable them (SIM_OPS=+kind) once the fix is merged. */
-export const KNOWN_BUG_OPERATIONS: Readonly<Partial<Record<OperationKind, string>>> = {
-  // Not a product bug: the time-skipping test server implements neither the sticky-queue schedule-to-start fallback
-  // nor ResetStickyTaskQueue, so after a worker stops, its cached workflows' next tasks wait on its sticky queue
-  // forever (and hold time skipping); without a cache the SDK cannot run local activities. Runs with a dev server.
-  worker_restarts: 'harness: the time-skipping server never moves a stopped worker\'s sticky tasks back (ResetStickyTaskQueue is UNIMPLEMENTED)',
-};
+export const KNOWN_BUG_OPERATIONS: Readonly<Partial<Record<OperationKind, string>>> = {};
 
 export const DEFAULT_OPERATIONS: ReadonlySet<OperationKind> = new Set(OPERATION_KINDS.filter((kind) => !(kind in KNOWN_BUG_OPERATIONS)));
 

@@ -11,6 +11,8 @@
  * 5. every update the API answered as done took effect: pauses and resumes show on the timeline, cancellations
  *    end the subscription when the model says, plan changes leave the plan the model says.
  */
+import path from 'node:path';
+import { saveFailedHistory } from './histories';
 import type { Json } from './http';
 import { invoiceKey, referenceBilling, ReferenceResult } from './reference-model';
 import type { RunSubscription, ScenarioRun, SimulationSystem } from './scenario-runner';
@@ -41,6 +43,7 @@ export async function checkScenario(system: SimulationSystem, run: ScenarioRun):
     await checkEvents(system, subscription, reference, invoices, say);
     await checkCharges(system, subscription, invoices, say);
     await checkUpdates(system, subscription, reference, say);
+    if (failures.length > before) failures.push(`subscription ${subscription.spec.index} as it stands: ${await describeStanding(system, subscription)}`);
     if (failures.length > before && process.env.SIM_VERBOSE) failures.push(`subscription ${subscription.spec.index} operation log:\n${describeLog(subscription)}`);
     counts.invoices += invoices.length;
     counts.events += reference.events.size;
@@ -155,4 +158,30 @@ export function describeLog(subscription: RunSubscription): string {
     lines.push(`      ${sentAt.toISOString()} ${kind} ${JSON.stringify(rest)}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * Where a failing subscription's billing stands, for the report: its status, the live part's attention and last
+ * timeline entries, and the workflow's pending activities (a step retrying forever shows here with its failure).
+ */
+async function describeStanding(system: SimulationSystem, subscription: RunSubscription): Promise<string> {
+  const answer = await system.api.call('GET', `/v1/subscriptions/${subscription.subscriptionId}`);
+  const live = answer.json?.live;
+  const timeline = ((live?.timeline ?? []) as { at: string; event: string }[]).slice(-4).map((entry) => `${entry.at} ${entry.event}`);
+  const parts = [`status ${answer.json?.status}`, `live ${live ? (live.status ?? 'answered') : `unavailable (${answer.json?.live_unavailable ?? answer.status})`}`];
+  if (live?.attention) parts.push(`attention ${JSON.stringify(live.attention)}`);
+  parts.push(`timeline tail [${timeline.join('; ')}]`);
+  try {
+    const handle = system.env.client.workflow.getHandle(`subscription:${subscription.subscriptionId}`);
+    const workflow = await handle.describe();
+    const raw = workflow.raw;
+    const saved = await saveFailedHistory(handle, `${subscription.spec.customer}-${workflow.runId}`);
+    parts.push(`workflow ${workflow.status.name}, ${workflow.historyLength} events (history: ${path.relative(process.cwd(), saved)})`);
+    for (const activity of raw.pendingActivities ?? []) {
+      parts.push(`pending ${activity.activityType?.name} attempt ${activity.attempt}: ${activity.lastFailure?.message ?? 'no failure yet'}`);
+    }
+  } catch (error) {
+    parts.push(`workflow not described (${error instanceof Error ? error.message : String(error)})`);
+  }
+  return parts.join(', ');
 }

@@ -58,10 +58,13 @@ export async function startSimulationSystem(env: TestWorkflowEnvironment, db: Da
     async restartWorker(workflowIds) {
       current.worker.shutdown();
       await current.running;
-      // A real server hands a stopped worker's sticky tasks back to the shared queue; the time-skipping server
-      // implements neither that timeout nor ResetStickyTaskQueue (UNIMPLEMENTED), so it is asked and may refuse.
+      // A real server hands a stopped worker's sticky tasks back to the shared queue after a timeout; the
+      // time-skipping server has no such timeout, so each cached workflow's sticky queue is reset (our launcher of
+      // the test server answers ResetStickyTaskQueue: scripts/temporal/StickyQueueReset.java).
       for (const workflowId of workflowIds) {
-        await client.workflowService.resetStickyTaskQueue({ namespace: 'default', execution: { workflowId } }).catch(() => undefined);
+        await client.workflowService.resetStickyTaskQueue({ namespace: 'default', execution: { workflowId } }).catch((error: Error) => {
+          throw new Error(`cannot restart the worker: ResetStickyTaskQueue failed for ${workflowId} (${error.message}); the stock test server does not answer it, re-provision with npm run provision`);
+        });
       }
       current = await startWorker();
       restarts += 1;

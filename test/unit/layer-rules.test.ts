@@ -31,6 +31,8 @@ const probes: [file: string, source: string, reason: RegExp][] = [
   ['tracing/index.ts', "import { createLogger } from '../logging/logger';\nexport const probe = createLogger;\n", /tracing\/ is started first/],
   ['workflows/subscription.ts', "import { startTracing } from '../tracing';\nexport const probe = startTracing;\n", /only through contract/],
   ['worker/main.ts', "import { runBenchmarks } from '../bench/run';\nexport const probe = runBenchmarks;\n", /does not import api/],
+  ['config/tuning.ts', "import { createDatabase } from '../store/database';\nexport const probe = createDatabase;\n", /config\/ reads process settings/],
+  ['workflows/subscription.ts', "import { billingTaskQueue } from '../config/tuning';\nexport const probe = billingTaskQueue;\n", /only through contract/],
 ];
 
 test.each(probes)('a forbidden import in %s fails lint', async (file, source, reason) => {

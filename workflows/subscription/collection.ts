@@ -9,6 +9,7 @@ import { addIntervals, parseInterval } from '../../domain/periods';
 import { local, remote } from '../activity-stubs';
 import { msUntil, note, SubscriptionRun } from './state';
 import { changeStatus } from './transitions';
+import { afterRunningHandlers } from './turns';
 
 /** Charges an invoice once; a decline leaves it for dunning. Nothing to collect on a zero or credit total. */
 export async function collect(run: SubscriptionRun, invoice: PeriodInvoiceSummary): Promise<void> {
@@ -45,6 +46,7 @@ async function retryCharge(
   const retryNow = (): boolean => run.paymentMethodUpdated || run.cancelNow !== null;
   if (retryAt) await condition(retryNow, msUntil(retryAt), { summary: `payment retry ${attempt} for ${invoice.number}` });
   else await condition(retryNow);
+  await afterRunningHandlers();
   if (run.cancelNow) return null;
   run.paymentMethodUpdated = false;
   const payment = await remote.chargeInvoice.executeWithOptions({ summary: `charge ${invoice.number}, attempt ${attempt}` }, [{ invoiceId: invoice.invoiceId, attempt }]);

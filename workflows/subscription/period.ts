@@ -17,6 +17,7 @@ import { withAttention } from './attention';
 import { collect } from './collection';
 import { bounds, msUntil, note, nowIso, periodOf, planMeters, SubscriptionRun } from './state';
 import { changeStatus, switchPlan } from './transitions';
+import { afterRunningHandlers } from './turns';
 
 /**
  * Closes the usage of a stretch under the plan version it is rated by, and returns the stretch to invoice (null
@@ -33,6 +34,7 @@ export async function closeUsage(
   if (grace === 'wait_for_grace') {
     const closesAt = addIntervals(new Date(stretch.end), parseInterval(run.plan.usageGracePeriod), 1);
     if (closesAt.getTime() > Date.now()) await sleep(msUntil(closesAt), { summary: `grace window for period ${run.periodIndex} usage` });
+    await afterRunningHandlers(); // the main loop's own wait (a handler's close uses 'now')
   }
   const closed = await local.closeUsagePeriod({ subscriptionId: run.input.subscriptionId, periodStart: stretch.start, periodEnd: stretch.end, planId });
   note(run, 'usage_closed', `${closed.eventCount} events`);

@@ -4,7 +4,7 @@
  * change would all pass; each handler therefore waits its turn and then checks its precondition again against the
  * state the earlier ones left, rejecting honestly (e.g. `same_plan`) instead of applying a second change.
  */
-import { ApplicationFailure, condition, patched } from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, patched } from '@temporalio/workflow';
 import type { SubscriptionRun } from './state';
 
 /** Histories recorded before the lock ran handlers side by side; they replay without it. */
@@ -38,4 +38,19 @@ export function inTurn<Request, Result>(
       run.turns.serving += 1;
     }
   };
+}
+
+/** Histories recorded before the main loop waited for running handlers replay without that wait. */
+const MAIN_LOOP_AFTER_HANDLERS = 'main-loop-acts-after-running-handlers';
+
+/**
+ * Called by the main loop when a wait ends, before it acts: lets every running handler finish first. Handlers and
+ * the main loop that both await local activities interleave by when those resolve, and a replay may resolve them
+ * in one activation where the live run took two: a handler's completion and the main loop's next command would then
+ * change places and the run could never be replayed (a nondeterminism error on every restart). With the main loop
+ * acting only between handlers, its commands follow theirs in any activation grouping. Handlers never wait for the
+ * main loop, so this cannot deadlock.
+ */
+export async function afterRunningHandlers(): Promise<void> {
+  if (patched(MAIN_LOOP_AFTER_HANDLERS)) await condition(allHandlersFinished);
 }
