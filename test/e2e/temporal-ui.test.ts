@@ -131,7 +131,7 @@ if (!executable) {
       // The workflow's page (latest run): summary, current details, and the event history with named timers.
       // The run of period 2, open for about 40 s more: its page is what ops see while it waits for the boundary.
       const { runId } = await temporal.workflow.getHandle(workflowId).describe();
-      await page.goto(`${devServer.uiUrl}/namespaces/${devServer.namespace}/workflows/${encodeURIComponent(workflowId)}/${runId}/history`, { waitUntil: 'networkidle' });
+      await page.goto(`${devServer.uiUrl}/namespaces/${devServer.namespace}/workflows/${encodeURIComponent(workflowId)}/${runId}/history`, { waitUntil: 'load' });
       // The timeline and the event list name the timers and the charge.
       await expectText(page, 'period 2 ends');
       await expectText(page, 'grace window for period 1 usage');
@@ -143,7 +143,7 @@ if (!executable) {
       await expectText(page, 'period 2:');
       await page.screenshot({ path: path.join(RESULTS_DIR, 'temporal-ui-details.png'), fullPage: true });
       // The first run carries the summary and details given at start (continue-as-new carries none).
-      await page.goto(`${devServer.uiUrl}/namespaces/${devServer.namespace}/workflows/${encodeURIComponent(workflowId)}/${firstRunId}/user-metadata`, { waitUntil: 'networkidle' });
+      await page.goto(`${devServer.uiUrl}/namespaces/${devServer.namespace}/workflows/${encodeURIComponent(workflowId)}/${firstRunId}/user-metadata`, { waitUntil: 'load' });
       await expectText(page, 'Acme Rockets · ui-fast');
       await expectText(page, 'plan ui-fast v1');
       await expectText(page, `charge ${invoices[0].number}`);
@@ -157,7 +157,7 @@ if (!executable) {
       const all: string[] = [];
       for await (const execution of temporal.workflow.list({ query: `BillingStatus = 'active' AND BillingCustomerId = '${customer.json.id}'` })) all.push(execution.runId);
       expect(all.length).toBeGreaterThan(1); // without ExecutionStatus, each closed period's run matches too
-      await page.goto(`${devServer.uiUrl}/namespaces/${devServer.namespace}/workflows?query=${encodeURIComponent(query)}`, { waitUntil: 'networkidle' });
+      await page.goto(`${devServer.uiUrl}/namespaces/${devServer.namespace}/workflows?query=${encodeURIComponent(query)}`, { waitUntil: 'load' });
       await expectText(page, workflowId);
       await page.screenshot({ path: path.join(RESULTS_DIR, 'temporal-ui-filter.png'), fullPage: true });
       await page.close();
