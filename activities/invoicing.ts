@@ -13,6 +13,7 @@ import { inTransaction, Transaction } from '../store/transactions';
 import { findUsageClosure } from '../store/usage';
 import type { PeriodInvoiceRequest, ProrationInvoiceRequest } from '../contract/invoicing';
 import type { PeriodInvoiceSummary } from '../contract/subscription';
+import { withWalletCredits } from './wallet';
 
 /**
  * `period`: opens a billing period: its flat fees in advance, plus the previous period's usage in arrears.
@@ -150,7 +151,16 @@ export function createInvoicingActivities(db: Database) {
           const discount = request.discountPercentOff
             ? discountLine(lines, request.discountPercentOff, context.plan.currency, period)
             : null;
-          return discount ? [...lines, discount] : lines;
+          const built = discount ? [...lines, discount] : lines;
+          // Prepaid credit pays usage last (docs/wallets.md); no wallet, no change.
+          if (!request.usagePeriod) return built;
+          return withWalletCredits(trx, {
+            customerId: context.customer.id,
+            currency: context.plan.currency,
+            drawKey: `invoice:${request.subscriptionId}:${request.kind}:${period.start}`,
+            usagePeriod: request.usagePeriod,
+            lines: built,
+          });
         });
         if (request.flatFeePeriod) {
           await startSubscriptionPeriod(trx, request.subscriptionId, request.flatFeePeriod);

@@ -35,6 +35,8 @@ import { reconciliationRouter } from './routes/reconciliation';
 import { subscriptionUsageHistoryRouter, usageTokenRouter } from './routes/customer-usage';
 import { invoiceDocumentsRouter } from './routes/invoice-documents';
 import { usagePageRouter } from './routes/usage-page';
+import { entitlementsRouter } from './routes/entitlements';
+import { walletsRouter } from './routes/wallets';
 
 export interface ApiDependencies {
   readonly db: Database;
@@ -58,6 +60,8 @@ export interface ApiDependencies {
   readonly idempotency?: Omit<IdempotencyOptions, 'log'>;
   /** True while the process shuts down: /readyz answers 503 (api/main.ts). */
   readonly draining?: () => boolean;
+  /** Routers mounted after the API's own, behind the same middleware (benchmarks' bare baseline routes); declared with declareRoutes. */
+  readonly extraRouters?: readonly { readonly path: string; readonly router: express.Router }[];
 }
 
 /**
@@ -118,6 +122,10 @@ export function createApp(deps: ApiDependencies): Express {
   app.use('/v1/usage-token', usageTokenRouter(deps.db));
   app.use('/v1/subscriptions', subscriptionUsageHistoryRouter(deps.db, { now: deps.now }));
   app.use('/v1/invoices', invoiceDocumentsRouter(deps.db));
+  // Prepaid credit and entitlements (docs/wallets.md).
+  app.use('/v1/customers', entitlementsRouter(deps.db));
+  app.use('/v1/customers', walletsRouter(deps.db, { now: deps.now }));
+  for (const extra of deps.extraRouters ?? []) app.use(extra.path, extra.router);
 
   app.use((req, _res, next) => next(new ApiProblem('not_found', `no route ${req.method} ${req.path}`)));
   app.use(translateClientErrors);

@@ -52,7 +52,22 @@ export const createPlanBody = z.strictObject({
   credit_bucket: z.lazy(() => nonNegativeDecimal).optional(),
   minimum_commitment: z.lazy(() => nonNegativeDecimal).optional(),
   usage_grace_period: isoDuration.optional(),
+  /** What the plan entitles to (docs/wallets.md): boolean, metered with a per-period limit, or wallet-backed. */
+  features: z.lazy(() => z.array(planFeature).max(100)).optional(),
 });
+
+const featureCode = z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'letters, digits, "_", ".", ":" or "-"; at most 100');
+export const planFeature = z.discriminatedUnion('kind', [
+  z.strictObject({ code: featureCode, kind: z.literal('boolean') }),
+  z.strictObject({
+    code: featureCode,
+    kind: z.literal('metered'),
+    metric_code: z.string().min(1).max(100),
+    limit: nonNegativeDecimal.nullable(),
+    enforcement: z.enum(['hard', 'soft']).default('hard'),
+  }),
+  z.strictObject({ code: featureCode, kind: z.literal('wallet') }),
+]);
 
 export const createSubscriptionBody = z.strictObject({
   customer_id: z.uuid(),

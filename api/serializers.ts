@@ -1,4 +1,5 @@
 /** Rows to JSON: money as decimal strings with the currency's minor digits, instants as ISO strings. */
+import { planFeatures } from '../domain/entitlements';
 import { formatMoney, toDecimal } from '../domain/money';
 import { DEFAULT_USAGE_GRACE_PERIOD, PlanSettings } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
@@ -43,6 +44,11 @@ export function planJson(row: PlanRow) {
     credit_bucket: (row.settings as PlanSettings).creditBucket ?? null,
     minimum_commitment: (row.settings as PlanSettings).minimumCommitment ?? null,
     usage_grace_period: (row.settings as PlanSettings).usageGracePeriod ?? DEFAULT_USAGE_GRACE_PERIOD,
+    features: planFeatures(row.settings).map((feature) =>
+      feature.kind === 'metered'
+        ? { code: feature.code, kind: feature.kind, metric_code: feature.metricCode, limit: feature.limit, enforcement: feature.enforcement ?? 'hard' }
+        : { code: feature.code, kind: feature.kind },
+    ),
     created_at: iso(row.created_at),
   };
 }

@@ -6,13 +6,14 @@
  */
 import { billingRunBenchmarks } from './billing-run';
 import { ingestBatch, ingestSingle } from './ingest';
+import { entitlementsCheck } from './entitlements';
 import { invoicingFinalize } from './invoicing';
 import { ratingLines } from './rating';
 import { simulateYear } from './simulate';
 import { Benchmark, BenchResult, formatResult, progress } from './report';
 import { BenchStack, startBenchStack } from './stack';
 
-const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, invoicingFinalize, ...billingRunBenchmarks, simulateYear];
+const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, invoicingFinalize, ...billingRunBenchmarks, simulateYear, entitlementsCheck];
 
 function selectBenchmarks(filters: readonly string[]): Benchmark[] {
   if (filters.length === 0) return [...BENCHMARKS];

@@ -37,6 +37,8 @@ import * as m0320 from './0320_create_reconciliation_findings';
 import * as m0330 from './0330_create_plan_changes';
 import * as m0410 from './0410_add_invoice_finalization_sequence';
 import * as m0411 from './0411_create_number_finalized_invoices_function';
+import * as m0450 from './0450_create_usage_rollups';
+import * as m0451 from './0451_create_wallets';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -86,6 +88,8 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0330_create_plan_changes', m0330],
   ['0410_add_invoice_finalization_sequence', m0410],
   ['0411_create_number_finalized_invoices_function', m0411],
+  ['0450_create_usage_rollups', m0450],
+  ['0451_create_wallets', m0451],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -104,6 +104,23 @@ export async function insertUsageClosureFixtures(db: Db, closures: readonly Usag
   await db('usage_period_closures').insert([...closures]);
 }
 
+/**
+ * Inserts `count` usage events of one customer in one statement (generate_series), without the API's checks and
+ * without the rollups ingestion keeps: a window first read afterwards is seeded from these rows. Properties:
+ * `tokens` 100..4099, deterministic per index.
+ */
+export async function insertUsageEventSeries(
+  db: Db,
+  series: { readonly customerId: string; readonly eventType: string; readonly idPrefix: string; readonly count: number; readonly occurredAt: Date },
+): Promise<void> {
+  await db.raw(
+    `INSERT INTO usage_events (customer_id, event_id, event_type, occurred_at, properties)
+     SELECT ?::uuid, ? || g, ?, ?::timestamptz, jsonb_build_object('tokens', 100 + (g * 7919) % 4000)
+     FROM generate_series(1, ?::int) AS g`,
+    [series.customerId, series.idPrefix, series.eventType, series.occurredAt.toISOString(), series.count],
+  );
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Maintenance between benchmark phases
 

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
+import { insertEventsFoldingRollups, lockRollupsShared } from './rollups';
 
 export interface NewUsageEvent {
   readonly customerId: string;
@@ -19,27 +20,23 @@ export interface InsertedUsageEvent {
 /**
  * Inserts a batch in one statement. The unique (customer, event id) is the duplicate barrier: a resent event,
  * even one racing its first send in another request, is skipped. An event whose time falls before the end of
- * its customer's latest closed usage period is marked late as it is stored. Returns the rows inserted.
+ * its customer's latest closed usage period is marked late as it is stored. The same statement folds the stored
+ * events into the running totals of their windows (store/rollups.ts), in one transaction with the customers'
+ * shared rollup locks. Returns the rows inserted.
  */
 export async function insertUsageEvents(db: Knex, events: readonly NewUsageEvent[]): Promise<InsertedUsageEvent[]> {
   if (events.length === 0) return [];
-  const result = await db.raw<{ rows: InsertedUsageEvent[] }>(
-    `INSERT INTO usage_events (customer_id, event_id, event_type, occurred_at, properties, late)
-     SELECT e.customer_id, e.event_id, e.event_type, e.occurred_at, e.properties,
-            coalesce(e.occurred_at < (SELECT max(c.period_end) FROM usage_period_closures c WHERE c.customer_id = e.customer_id), false)
-     FROM unnest(?::uuid[], ?::text[], ?::text[], ?::timestamptz[], ?::jsonb[])
-          AS e(customer_id, event_id, event_type, occurred_at, properties)
-     ON CONFLICT (customer_id, event_id) DO NOTHING
-     RETURNING customer_id, event_id`,
-    [
-      events.map((event) => event.customerId),
-      events.map((event) => event.eventId),
-      events.map((event) => event.eventType),
-      events.map((event) => event.occurredAt.toISOString()),
-      events.map((event) => JSON.stringify(event.properties)),
-    ],
-  );
-  return result.rows;
+  const rows = {
+    customerIds: events.map((event) => event.customerId),
+    eventIds: events.map((event) => event.eventId),
+    eventTypes: events.map((event) => event.eventType),
+    occurredAts: events.map((event) => event.occurredAt.toISOString()),
+    properties: events.map((event) => JSON.stringify(event.properties)),
+  };
+  return db.transaction(async (trx) => {
+    await lockRollupsShared(trx, rows.customerIds);
+    return insertEventsFoldingRollups(trx, rows);
+  });
 }
 
 export interface MetricUsage {

@@ -4,6 +4,7 @@ import type { Database } from '../../store/database';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
 import { firstSubscriptionStarts } from '../../store/subscription-starts';
 import { insertUsageEvents, NewUsageEvent, usageRefusals } from '../../store/usage';
+import { hardLimitsOf, insertUsageEventsWithinLimits } from '../../store/entitlements';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
 import type { CustomerDirectory } from '../customer-directory';
@@ -51,10 +52,11 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     const customerIdByExternalId = await deps.customers.resolve(shaped.map(({ event }) => event.customer));
     const customerIds = [...customerIdByExternalId.values()];
     // Independent reads: one round trip's wait instead of three in a row on every ingestion request.
-    const [firstSubscriptionStartByCustomerId, metrics, refusals] = await Promise.all([
+    const [firstSubscriptionStartByCustomerId, metrics, refusals, hardLimits] = await Promise.all([
       firstSubscriptionStarts(deps.db, customerIds),
       deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type))),
       usageRefusals(deps.db, customerIds, now),
+      hardLimitsOf(deps.db, customerIds),
     ]);
     const context: EventValidationContext = {
       now,
@@ -64,10 +66,12 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       metricsByEventType: toRequirements(metrics),
     };
     const valid: NewUsageEvent[] = [];
+    const validIndexes: number[] = [];
     for (const { index, event } of shaped) {
       const verdict = validateUsageEvent(event, context);
       const refusal = verdict.ok ? refusals.get(verdict.customerId) : undefined;
       if (verdict.ok && !refusal) {
+        validIndexes.push(index);
         valid.push({ customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties });
       } else if (refusal) {
         const detail = refusal === 'usage_blocked' ? 'the subscription is paused or suspended' : "the plan's usage cap for this period is reached";
@@ -76,18 +80,29 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
         rejections.push({ index, code: verdict.code, path: `events.${index}`, message: verdict.detail });
       }
     }
-    rejections.sort((a, b) => a.index - b.index);
-
     if (valid.length === 0) {
+      rejections.sort((a, b) => a.index - b.index);
       deps.onIngested?.({ accepted: 0, duplicates: 0, rejected: rejections.length });
       throw new ApiProblem('batch_rejected', `all ${items.length} event(s) were rejected; nothing was stored`, rejections);
     }
-    const inserted = await insertUsageEvents(deps.db, valid);
-    reportToWorkflows(deps.usageSignals, valid, inserted);
-    deps.onIngested?.({ accepted: inserted.length, duplicates: valid.length - inserted.length, rejected: rejections.length });
+    // Plans with hard feature limits (docs/wallets.md): what would pass a limit is refused in the insert's transaction.
+    const { inserted, overLimit } =
+      hardLimits.size === 0 ? { inserted: await insertUsageEvents(deps.db, valid), overLimit: new Set<number>() } : await insertUsageEventsWithinLimits(deps.db, valid, hardLimits);
+    for (const position of overLimit) {
+      const index = validIndexes[position];
+      rejections.push({ index, code: 'entitlement_limit_reached', path: `events.${index}`, message: "the plan's limit for this feature in the current period is reached" });
+    }
+    rejections.sort((a, b) => a.index - b.index);
+    const stored = valid.filter((_, position) => !overLimit.has(position));
+    if (stored.length === 0) {
+      deps.onIngested?.({ accepted: 0, duplicates: 0, rejected: rejections.length });
+      throw new ApiProblem('batch_rejected', `all ${items.length} event(s) were rejected; nothing was stored`, rejections);
+    }
+    reportToWorkflows(deps.usageSignals, stored, inserted);
+    deps.onIngested?.({ accepted: inserted.length, duplicates: stored.length - inserted.length, rejected: rejections.length });
     res.status(200).json({
       accepted: inserted.length,
-      duplicates: valid.length - inserted.length,
+      duplicates: stored.length - inserted.length,
       rejected: rejections.length,
       errors: rejections.map(({ index, code, message }) => ({ index, code, detail: message })),
     });

@@ -7,6 +7,7 @@ import type { Database } from '../../store/database';
 import { findMetricsByCode, findPlanVersion, listPlanVersions, publishPlanVersion } from '../../store/catalog';
 import { ApiProblem } from '../problem';
 import { createPlanBody } from '../schemas';
+import { FeatureDefinition, LIMITABLE_AGGREGATIONS } from '../../domain/entitlements';
 import { planJson } from '../serializers';
 import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 
@@ -55,6 +56,31 @@ async function checkCharges(db: Database, body: PlanBody, charges: Charge[]): Pr
   }
 }
 
+/** A plan's features as stored (domain/entitlements.ts), once each code is unique and each metered metric can carry its limit. */
+async function checkedFeatures(db: Database, features: NonNullable<PlanBody['features']>): Promise<FeatureDefinition[]> {
+  const codes = features.map((feature) => feature.code);
+  const repeated = codes.filter((code, index) => codes.indexOf(code) !== index);
+  if (repeated.length) throw new ApiProblem('validation_failed', `feature code(s) declared twice: ${[...new Set(repeated)].join(', ')}`);
+  const metered = features.flatMap((feature) => (feature.kind === 'metered' ? [feature] : []));
+  const metrics = new Map((await findMetricsByCode(db, metered.map((feature) => feature.metric_code))).map((metric) => [metric.code, metric]));
+  const errors = metered.flatMap((feature) => {
+    const metric = metrics.get(feature.metric_code);
+    const path = `features.${features.indexOf(feature)}.metric_code`;
+    if (!metric) return [{ path, message: `unknown billable metric ${feature.metric_code}` }];
+    // A hard limit is checked event by event at ingestion: only a count or sum grows by each event's own amount.
+    if (feature.limit !== null && feature.enforcement === 'hard' && !LIMITABLE_AGGREGATIONS.has(metric.aggregation)) {
+      return [{ path, message: `a hard limit needs a count or sum metric; ${metric.code} is ${metric.aggregation} (use enforcement "soft")` }];
+    }
+    return [];
+  });
+  if (errors.length) throw new ApiProblem('validation_failed', `${errors.length} problem(s) in the plan's features`, errors);
+  return features.map((feature) =>
+    feature.kind === 'metered'
+      ? { code: feature.code, kind: 'metered', metricCode: feature.metric_code, limit: feature.limit, enforcement: feature.enforcement }
+      : { code: feature.code, kind: feature.kind },
+  );
+}
+
 export function plansRouter(db: Database): Router {
   const routes = declareRoutes();
 
@@ -67,6 +93,7 @@ export function plansRouter(db: Database): Router {
       ...(body.credit_bucket ? { creditBucket: body.credit_bucket } : {}),
       ...(body.minimum_commitment ? { minimumCommitment: body.minimum_commitment } : {}),
       ...(body.usage_grace_period ? { usageGracePeriod: body.usage_grace_period } : {}),
+      ...(body.features ? { features: await checkedFeatures(db, body.features) } : {}),
     };
     try {
       const row = await publishPlanVersion(db, {

@@ -275,6 +275,42 @@
     $('no-invoices').hidden = rows.length > 0;
   }
 
+  const GRANT_LABELS = { purchased: 'Purchased', promotional: 'Promotional', plan_included: 'Included with your plan', goodwill: 'Goodwill' };
+
+  /** The prepaid wallet (docs/wallets.md), when the customer has one: available balance, grants, recent ledger. */
+  function renderWallet(wallet) {
+    $('wallet').hidden = !wallet.has_wallet;
+    if (!wallet.has_wallet) return;
+    const currency = wallet.currency;
+    setMoney($('wallet-available'), wallet.available, currency);
+    $('wallet-detail').textContent =
+      'available now: ' + money(wallet.balance, currency) + ' balance, ' + money(wallet.pending_usage, currency) + ' of usage this period not yet invoiced.';
+    $('wallet-run-out').textContent = wallet.projected_run_out_at
+      ? 'At this period\'s rate it runs out around ' + when(wallet.projected_run_out_at) + '.'
+      : '';
+    replaceRows(
+      $('wallet-grants').tBodies[0],
+      wallet.grants.map((grant) =>
+        el('tr', { data: { grantId: grant.id } }, [
+          el('td', { text: GRANT_LABELS[grant.source] || grant.source }),
+          el('td', { text: grant.expires_at ? when(grant.expires_at) : 'never' }),
+          moneyCell(grant.remaining, currency),
+        ]),
+      ),
+    );
+    replaceRows(
+      $('wallet-ledger').tBodies[0],
+      wallet.ledger.map((entry) =>
+        el('tr', { data: { kind: entry.kind } }, [
+          el('td', { text: when(entry.created_at) }),
+          el('td', { text: entry.description || entry.kind }),
+          moneyCell(entry.amount, currency),
+          moneyCell(entry.balance_after, currency),
+        ]),
+      ),
+    );
+  }
+
   /** One bar chart per metric, drawn as inline SVG: a bar per UTC day, its height scaled to the busiest day. */
   function renderCharts(daily) {
     const charts = daily.metrics.map((metric) => {
@@ -375,7 +411,8 @@
       const subscriptionId = chosen || (me.subscriptions[0] && me.subscriptions[0].id);
       if (!subscriptionId) throw new ApiError(404, 'no_subscription');
       const base = '/v1/subscriptions/' + encodeURIComponent(subscriptionId);
-      const [usage, daily, invoices] = await Promise.all([api(token, base + '/usage'), api(token, base + '/usage/daily'), api(token, base + '/invoices')]);
+      const wallet = api(token, '/v1/customers/' + encodeURIComponent(me.customer.id) + '/wallet');
+      const [usage, daily, invoices, walletView] = await Promise.all([api(token, base + '/usage'), api(token, base + '/usage/daily'), api(token, base + '/invoices'), wallet]);
       // The API answered for this subscription, so it is the token's; /me lists it unless it is brand new.
       const subscription = me.subscriptions.find((s) => s.id === subscriptionId) || me.subscriptions[0];
       renderHeader(me, subscription);
@@ -389,6 +426,7 @@
       }
       renderCharts(daily);
       renderInvoices(invoices);
+      renderWallet(walletView);
       $('error').hidden = true;
       $('content').hidden = false;
       refreshes += 1;

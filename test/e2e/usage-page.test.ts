@@ -250,6 +250,17 @@ if (!executable) {
       await page.screenshot({ path: path.join(RESULTS_DIR, 'usage-page.png'), fullPage: true });
       expect(problems).toEqual([]);
 
+      // Prepaid credit (docs/wallets.md): no wallet, no section; once credit is granted the next refresh shows the
+      // balance (usage so far is inside the plan's credit, so all of it is available), the grant and the ledger.
+      expect(await page.locator('#wallet').isHidden()).toBe(true);
+      expect((await call('POST', `/v1/customers/${a.customerId}/wallet/grants`, { amount: '25.00', source: 'promotional', expires_at: '2099-01-01T00:00:00Z' })).status).toBe(201);
+      await page.waitForSelector('#wallet:not([hidden])', { timeout: 20_000 });
+      expect(await text(page, '#wallet-available')).toBe('25.00 USD');
+      expect(await page.locator('#wallet-grants tbody tr').count()).toBe(1);
+      expect((await page.locator('#wallet-grants tbody tr td').allInnerTexts()).map((cell) => cell.trim())).toEqual(['Promotional', '2099-01-01 00:00 UTC', '25.00 USD']);
+      expect(await page.locator('#wallet-ledger tbody tr[data-kind="grant"]').count()).toBe(1);
+      expect(problems).toEqual([]);
+
       // New usage arrives: the page picks it up on its own within a refresh or two.
       const refreshesBefore = Number(await page.locator('body').getAttribute('data-refreshes'));
       expect((await call('POST', '/v1/events', { events: [{ id: 'a-5', customer: 'page-acme', type: 'page.llm', timestamp: new Date(Date.now() - 1000).toISOString(), properties: { tokens: 20000 } }] })).json).toMatchObject({ accepted: 1 });

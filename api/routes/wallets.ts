@@ -1,0 +1,175 @@
+/**
+ * Prepaid credit (issue 12, docs/wallets.md):
+ *
+ *   GET  /v1/customers/:id/wallet?currency=USD   balance, available now, grants with expiries, recent ledger, run-out date
+ *   PUT  /v1/customers/:id/wallet                overdraft limit, low-balance and auto-recharge thresholds
+ *   POST /v1/customers/:id/wallet/grants         a promotional, goodwill or purchased (paid elsewhere) grant
+ */
+import { randomUUID } from 'node:crypto';
+import type { Router } from 'express';
+import { z } from 'zod';
+import { formatMoney, minorUnitExponent, toDecimal } from '../../domain/money';
+import { projectedRunOut } from '../../domain/wallet';
+import { findCustomer } from '../../store/customers';
+import type { Database } from '../../store/database';
+import { createGrant, ensureWallet, findWallet, GrantRow, LedgerRow, listGrants, pendingUsageCost, recentLedger, updateWalletSettings, WalletRow } from '../../store/wallets';
+import { ApiProblem } from '../problem';
+import { declareRoutes } from '../route-declarations';
+import { currencyCode, nonNegativeDecimal, uuidParam } from '../schemas';
+import { ownCustomer } from './entitlements';
+
+const walletQuery = z.strictObject({ currency: currencyCode.optional() });
+
+const grantBody = z.strictObject({
+  currency: currencyCode.optional(),
+  amount: nonNegativeDecimal,
+  source: z.enum(['promotional', 'goodwill', 'purchased']),
+  priority: z.int().min(0).max(1000).default(0),
+  effective_at: z.iso.datetime({ offset: true }).optional(),
+  expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  metric_codes: z.array(z.string().min(1).max(100)).min(1).max(50).nullable().optional(),
+  description: z.string().max(500).optional(),
+});
+
+const settingsBody = z.strictObject({
+  currency: currencyCode.optional(),
+  overdraft_limit: nonNegativeDecimal.optional(),
+  low_balance_threshold: nonNegativeDecimal.nullable().optional(),
+  recharge_threshold: nonNegativeDecimal.nullable().optional(),
+  recharge_amount: nonNegativeDecimal.nullable().optional(),
+});
+
+const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
+
+function money(value: string | null, currency: string): string | null {
+  return value === null ? null : formatMoney(toDecimal(String(value)), currency);
+}
+
+export function grantJson(row: GrantRow, currency: string) {
+  return {
+    id: row.id,
+    source: row.source,
+    amount: money(row.amount, currency),
+    remaining: money(row.remaining, currency),
+    priority: row.priority,
+    effective_at: iso(row.effective_at),
+    expires_at: iso(row.expires_at),
+    metric_codes: row.metric_codes,
+  };
+}
+
+export function ledgerJson(row: LedgerRow, currency: string) {
+  return {
+    id: String(row.id),
+    kind: row.kind,
+    grant_id: row.grant_id,
+    amount: money(row.amount, currency),
+    balance_after: money(row.balance_after, currency),
+    description: row.description,
+    created_at: iso(row.created_at),
+  };
+}
+
+function walletSettingsJson(wallet: WalletRow) {
+  const currency = wallet.currency;
+  return {
+    overdraft_limit: money(wallet.overdraft_limit, currency),
+    low_balance_threshold: money(wallet.low_balance_threshold, currency),
+    recharge_threshold: money(wallet.recharge_threshold, currency),
+    recharge_amount: money(wallet.recharge_amount, currency),
+  };
+}
+
+function checkMinorUnits(currency: string, values: Record<string, string | null | undefined>): void {
+  for (const [field, value] of Object.entries(values)) {
+    if (value && toDecimal(value).decimalPlaces() > minorUnitExponent(currency)) {
+      throw new ApiProblem('validation_failed', `${field} has more decimals than ${currency} allows`);
+    }
+  }
+}
+
+/** The wallet as the customer sees it: what the usage page shows (docs/usage-page.md). */
+export async function walletView(db: Database, wallet: WalletRow, now: Date) {
+  const currency = wallet.currency;
+  const [grants, ledger, pending] = await Promise.all([listGrants(db, wallet.id), recentLedger(db, wallet.id, 20), pendingUsageCost(db, wallet.customer_id, currency)]);
+  const available = toDecimal(String(wallet.balance)).minus(pending.cost);
+  const runOut = pending.since ? projectedRunOut(available.toString(), pending.cost.toString(), now.getTime() - pending.since.getTime(), now) : null;
+  return {
+    customer_id: wallet.customer_id,
+    currency,
+    balance: money(wallet.balance, currency),
+    pending_usage: formatMoney(pending.cost, currency),
+    available: formatMoney(available, currency),
+    ...walletSettingsJson(wallet),
+    projected_run_out_at: iso(runOut),
+    grants: grants.filter((grant) => toDecimal(String(grant.remaining)).gt(0)).map((grant) => grantJson(grant, currency)),
+    ledger: ledger.map((entry) => ledgerJson(entry, currency)),
+  };
+}
+
+export function walletsRouter(db: Database, options: { now?: () => Date } = {}): Router {
+  const routes = declareRoutes();
+  const now = options.now ?? (() => new Date());
+
+  async function customerOr404(id: string) {
+    const parsed = uuidParam.safeParse(id);
+    const customer = parsed.success ? await findCustomer(db, parsed.data) : undefined;
+    if (!customer) throw new ApiProblem('customer_not_found', `no customer ${id}`);
+    return customer;
+  }
+
+  routes.get('/:id/wallet', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownCustomer }, async (req, res) => {
+    const query = walletQuery.parse(req.query);
+    const customer = await customerOr404(req.params.id);
+    const currency = query.currency ?? customer.currency;
+    const wallet = await findWallet(db, customer.id, currency);
+    res.setHeader('Cache-Control', 'no-store');
+    // No wallet yet is an empty one, not an error: the usage page asks for every customer.
+    if (!wallet) {
+      res.json({ customer_id: customer.id, currency, has_wallet: false, balance: money('0', currency), pending_usage: money('0', currency), available: money('0', currency), projected_run_out_at: null, grants: [], ledger: [] });
+      return;
+    }
+    res.json({ has_wallet: true, ...(await walletView(db, wallet, now())) });
+  });
+
+  routes.put('/:id/wallet', { allow: ['app'] }, async (req, res) => {
+    const body = settingsBody.parse(req.body);
+    const customer = await customerOr404(req.params.id);
+    const currency = body.currency ?? customer.currency;
+    checkMinorUnits(currency, { overdraft_limit: body.overdraft_limit, recharge_amount: body.recharge_amount });
+    const wallet = await ensureWallet(db, customer.id, currency);
+    const updated = await updateWalletSettings(db, wallet.id, {
+      overdraftLimit: body.overdraft_limit,
+      lowBalanceThreshold: body.low_balance_threshold,
+      rechargeThreshold: body.recharge_threshold,
+      rechargeAmount: body.recharge_amount,
+    });
+    res.json({ customer_id: customer.id, currency, ...walletSettingsJson(updated) });
+  });
+
+  routes.post('/:id/wallet/grants', { allow: ['finance'] }, async (req, res) => {
+    const body = grantBody.parse(req.body);
+    const customer = await customerOr404(req.params.id);
+    const currency = body.currency ?? customer.currency;
+    checkMinorUnits(currency, { amount: body.amount });
+    const effectiveAt = body.effective_at ? new Date(body.effective_at) : now();
+    const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
+    if (expiresAt && expiresAt <= effectiveAt) throw new ApiProblem('validation_failed', 'expires_at must be after effective_at');
+    // Idempotency-Key replays answer a resent request; a new request is a new grant.
+    const { grant } = await createGrant(db, {
+      customerId: customer.id,
+      currency,
+      grantKey: `api:${randomUUID()}`,
+      source: body.source,
+      amount: body.amount,
+      priority: body.priority,
+      effectiveAt,
+      expiresAt,
+      metricCodes: body.metric_codes ?? null,
+      description: body.description,
+    });
+    res.status(201).json(grantJson(grant, currency));
+  });
+
+  return routes.router;
+}

@@ -1,0 +1,144 @@
+/**
+ * Prepaid credit: which grants pay for what, in which order (issue 12, docs/wallets.md). Pure.
+ *
+ * Burn-down order: lowest priority number first, then the earliest expiry (a grant without expiry last), then
+ * the oldest, then the id (so the order is total and the same everywhere). A grant pays only while it is in
+ * effect (effective_at <= at < expires_at) and, when it is scoped, only for its metrics' usage lines.
+ */
+import { Dec, formatMoney, minorUnitExponent, toDecimal, ZERO } from './money';
+
+export const GRANT_SOURCES = ['purchased', 'promotional', 'plan_included', 'goodwill'] as const;
+export type GrantSource = (typeof GRANT_SOURCES)[number];
+
+export interface GrantState {
+  readonly id: string;
+  /** What is left of the grant (decimal string). */
+  readonly remaining: string;
+  readonly priority: number;
+  readonly effectiveAt: Date;
+  readonly expiresAt: Date | null;
+  readonly createdAt: Date;
+  /** null: pays for any usage; else only usage of these metrics. */
+  readonly metricCodes: readonly string[] | null;
+}
+
+/** The grants in the order they are drawn on. */
+export function burnDownOrder<G extends GrantState>(grants: readonly G[]): G[] {
+  const expiry = (grant: GrantState): number => (grant.expiresAt ? grant.expiresAt.getTime() : Number.POSITIVE_INFINITY);
+  return [...grants].sort(
+    (a, b) =>
+      a.priority - b.priority ||
+      expiry(a) - expiry(b) ||
+      a.createdAt.getTime() - b.createdAt.getTime() ||
+      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+  );
+}
+
+/** A stretch of time usage happened in: a grant in effect at any moment of it may pay for that usage. */
+export interface UsageSpan {
+  readonly from: Date;
+  readonly to: Date;
+}
+
+/**
+ * Whether a grant may pay for a usage line of `metricCode` (null: a line of no metric) that accrued during `span`:
+ * it was in effect at some moment of the span (effective before its end, not expired before its start), it is
+ * in scope, and something is left (an expiry already recorded leaves nothing).
+ */
+export function grantPays(grant: GrantState, span: UsageSpan, metricCode: string | null): boolean {
+  const inEffect = grant.effectiveAt.getTime() < span.to.getTime() && (grant.expiresAt === null || span.from.getTime() < grant.expiresAt.getTime());
+  const inScope = grant.metricCodes === null || (metricCode !== null && grant.metricCodes.includes(metricCode));
+  return inEffect && inScope && toDecimal(grant.remaining).gt(ZERO);
+}
+
+/** Something to pay: an invoice's usage line (its rounded amount) or the usage of a metric. */
+export interface CreditCharge {
+  readonly metricCode: string | null;
+  readonly amount: string;
+}
+
+export interface CreditDraw {
+  /** null: drawn past the grants, into the overdraft the wallet allows. */
+  readonly grantId: string | null;
+  readonly amount: string;
+}
+
+export interface CreditDrawing {
+  readonly draws: readonly CreditDraw[];
+  /** What the grants (and the overdraft) cover, and what is left to pay. */
+  readonly covered: string;
+  readonly uncovered: string;
+}
+
+export interface DrawRequest {
+  readonly currency: string;
+  readonly grants: readonly GrantState[];
+  readonly charges: readonly CreditCharge[];
+  /** When the usage accrued (an invoice's usage period). */
+  readonly during: UsageSpan;
+  /**
+   * How much the wallet may still go below zero (its overdraft limit plus its balance when that is negative,
+   * never below 0). Only unscoped usage may be drawn into the overdraft.
+   */
+  readonly overdraftAvailable: string;
+}
+
+/**
+ * Draws credits for the charges, line by line in order, each from the grants that may pay for it in burn-down
+ * order; then, what is still unpaid from the overdraft. Amounts stay in the currency's minor unit: a draw is at
+ * most what is due (already rounded) and at most what the grant holds, rounded down so a grant never pays more
+ * than it has. One draw per grant (a grant drawn for several lines is summed).
+ */
+export function drawCredits(request: DrawRequest): CreditDrawing {
+  const remaining = new Map(request.grants.map((grant) => [grant.id, toDecimal(grant.remaining)]));
+  const ordered = burnDownOrder(request.grants);
+  const drawn = new Map<string, Dec>();
+  let overdraft = toDecimal(request.overdraftAvailable);
+  let overdrawn = ZERO;
+  let covered = ZERO;
+  let uncovered = ZERO;
+  for (const charge of request.charges) {
+    let due = toDecimal(charge.amount);
+    if (due.lte(ZERO)) continue;
+    for (const grant of ordered) {
+      if (due.isZero()) break;
+      if (!grantPays({ ...grant, remaining: remaining.get(grant.id)!.toString() }, request.during, charge.metricCode)) continue;
+      const available = remaining.get(grant.id)!.toDecimalPlaces(exponentOf(request.currency), Dec.ROUND_DOWN);
+      const take = Dec.min(available, due);
+      if (take.lte(ZERO)) continue;
+      remaining.set(grant.id, remaining.get(grant.id)!.minus(take));
+      drawn.set(grant.id, (drawn.get(grant.id) ?? ZERO).plus(take));
+      due = due.minus(take);
+      covered = covered.plus(take);
+    }
+    const fromOverdraft = Dec.min(due, overdraft.toDecimalPlaces(exponentOf(request.currency), Dec.ROUND_DOWN));
+    if (fromOverdraft.gt(ZERO)) {
+      overdraft = overdraft.minus(fromOverdraft);
+      overdrawn = overdrawn.plus(fromOverdraft);
+      due = due.minus(fromOverdraft);
+      covered = covered.plus(fromOverdraft);
+    }
+    uncovered = uncovered.plus(due);
+  }
+  const draws: CreditDraw[] = ordered
+    .filter((grant) => drawn.has(grant.id))
+    .map((grant) => ({ grantId: grant.id, amount: formatMoney(drawn.get(grant.id)!, request.currency) }));
+  if (overdrawn.gt(ZERO)) draws.push({ grantId: null, amount: formatMoney(overdrawn, request.currency) });
+  return { draws, covered: formatMoney(covered, request.currency), uncovered: formatMoney(uncovered, request.currency) };
+}
+
+function exponentOf(currency: string): number {
+  return minorUnitExponent(currency);
+}
+
+/**
+ * When the balance runs out at the current burn rate: `spent` over the `elapsedMs` of the period so far,
+ * extrapolated linearly. Null when nothing is being spent or nothing is left.
+ */
+export function projectedRunOut(balance: string, spent: string, elapsedMs: number, now: Date): Date | null {
+  const left = toDecimal(balance);
+  const burned = toDecimal(spent);
+  if (left.lte(ZERO) || burned.lte(ZERO) || elapsedMs <= 0) return null;
+  const msLeft = left.div(burned).times(elapsedMs).floor().toNumber();
+  return new Date(now.getTime() + msLeft);
+}

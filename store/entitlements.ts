@@ -1,0 +1,286 @@
+/**
+ * The reads behind entitlements (domain/entitlements.ts): which features a customer's current plans declare, the
+ * period usage of their metered ones from the running totals (store/rollups.ts, the numbers the usage preview
+ * rates), and the hard limits ingestion enforces in the transaction that stores the events.
+ */
+import type { Knex } from 'knex';
+import { decideEntitlement, Entitlement, eventsOverLimit, FeatureDefinition, LIMITABLE_AGGREGATIONS, planFeatures } from '../domain/entitlements';
+import { Dec, toDecimal } from '../domain/money';
+import { findMetricsByCode, MetricRow } from './catalog';
+import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, RollupWindow, rollupUsage } from './rollups';
+import { aggregateMetric, InsertedUsageEvent, NewUsageEvent } from './usage';
+
+type Db = Knex | Knex.Transaction;
+
+/** Statuses in which a subscription's plan grants its features. */
+export const GRANTING_STATUSES = ['active', 'trialing', 'past_due'] as const;
+
+export interface EntitledSubscription {
+  readonly subscriptionId: string;
+  readonly customerId: string;
+  readonly currency: string;
+  readonly periodStart: Date | null;
+  readonly periodEnd: Date | null;
+  readonly features: readonly FeatureDefinition[];
+}
+
+/** Customers' subscriptions in a granting status, newest start first, with their plans' features. */
+export async function entitledSubscriptions(db: Db, customerIds: readonly string[]): Promise<EntitledSubscription[]> {
+  if (customerIds.length === 0) return [];
+  const rows: { id: string; customer_id: string; currency: string; current_period_start: Date | null; current_period_end: Date | null; settings: unknown }[] =
+    await db('subscriptions as s')
+      .join('plans as p', 'p.id', 's.plan_id')
+      .whereIn('s.customer_id', [...new Set(customerIds)])
+      .whereIn('s.status', [...GRANTING_STATUSES])
+      .orderBy('s.start_at', 'desc')
+      .select('s.id', 's.customer_id', 'p.currency', 's.current_period_start', 's.current_period_end', 'p.settings');
+  return rows.map((row) => ({
+    subscriptionId: row.id,
+    customerId: row.customer_id,
+    currency: row.currency,
+    periodStart: row.current_period_start,
+    periodEnd: row.current_period_end,
+    features: planFeatures(row.settings),
+  }));
+}
+
+/** A hard limit on a metric in a customer's current period. */
+export interface HardLimit {
+  readonly window: RollupWindow;
+  readonly metric: MetricRow;
+  readonly limit: string;
+}
+
+/**
+ * The hard limits of these customers' current periods (metered features with a limit and hard enforcement, on a
+ * count or sum metric). Customers whose plans declare none are absent: their ingestion pays nothing for this.
+ */
+export async function hardLimitsOf(db: Db, customerIds: readonly string[]): Promise<Map<string, HardLimit[]>> {
+  const limits = new Map<string, HardLimit[]>();
+  if (customerIds.length === 0) return limits;
+  const rows: { customer_id: string; current_period_start: Date; current_period_end: Date; settings: unknown }[] = await db('subscriptions as s')
+    .join('plans as p', 'p.id', 's.plan_id')
+    .whereIn('s.customer_id', [...new Set(customerIds)])
+    .whereIn('s.status', [...GRANTING_STATUSES])
+    .whereNotNull('s.current_period_start')
+    .whereRaw("(p.settings -> 'features') IS NOT NULL")
+    .select('s.customer_id', 's.current_period_start', 's.current_period_end', 'p.settings');
+  const declared = rows.flatMap((row) =>
+    planFeatures(row.settings).flatMap((feature) =>
+      feature.kind === 'metered' && feature.limit !== null && (feature.enforcement ?? 'hard') === 'hard'
+        ? [{ row, metricCode: feature.metricCode, limit: feature.limit }]
+        : [],
+    ),
+  );
+  if (declared.length === 0) return limits;
+  const metrics = new Map((await findMetricsByCode(db, [...new Set(declared.map((entry) => entry.metricCode))])).map((metric) => [metric.code, metric]));
+  for (const { row, metricCode, limit } of declared) {
+    const metric = metrics.get(metricCode);
+    if (!metric || !LIMITABLE_AGGREGATIONS.has(metric.aggregation)) continue;
+    const window = { customerId: row.customer_id, from: row.current_period_start, to: row.current_period_end };
+    limits.set(row.customer_id, [...(limits.get(row.customer_id) ?? []), { window, metric, limit }]);
+  }
+  return limits;
+}
+
+// Same patterns as store/usage.ts: a value that does not match counts as absent.
+const UNSIGNED_VALUE = /^0*[0-9]{1,12}(\.[0-9]{1,12})?$/;
+const SIGNED_VALUE = /^-?0*[0-9]{1,12}(\.[0-9]{1,12})?$/;
+
+function limitKey(limit: HardLimit): string {
+  return `${limit.window.customerId}|${limit.window.from.toISOString()}|${limit.window.to.toISOString()}|${limit.metric.id}`;
+}
+
+/** What one event adds to a limited metric's usage, or undefined when the metric does not read it. */
+function contribution(event: NewUsageEvent, limit: HardLimit): Dec | undefined {
+  const { metric, window } = limit;
+  if (event.customerId !== window.customerId || event.eventType !== metric.event_type) return undefined;
+  if (event.occurredAt < window.from || event.occurredAt >= window.to) return undefined;
+  if (!Object.entries(metric.filters ?? {}).every(([key, expected]) => event.properties[key] === expected)) return undefined;
+  if (metric.aggregation === 'count' && metric.property === null) return new Dec(1);
+  const raw = metric.property === null ? undefined : event.properties[metric.property];
+  const text = typeof raw === 'number' ? String(raw) : typeof raw === 'string' ? raw : undefined;
+  const readable = text !== undefined && (metric.allow_negative ? SIGNED_VALUE : UNSIGNED_VALUE).test(text);
+  if (metric.aggregation === 'count') return readable ? new Dec(1) : undefined;
+  return readable ? toDecimal(text.replace(/^(-?)0+(?=\d)/, '$1')) : undefined;
+}
+
+export interface LimitedInsert {
+  readonly inserted: InsertedUsageEvent[];
+  /** Indexes (into the events given) refused because they would pass a hard limit. */
+  readonly overLimit: ReadonlySet<number>;
+}
+
+/**
+ * Stores the events that fit under their customers' hard limits and refuses the rest, in one transaction that
+ * holds the limited totals' rows: two requests racing for the last units cannot both get them. Duplicates (an
+ * event id already stored, or repeated in the batch) count once, as ingestion stores them once.
+ */
+export async function insertUsageEventsWithinLimits(db: Knex, events: readonly NewUsageEvent[], limits: ReadonlyMap<string, readonly HardLimit[]>): Promise<LimitedInsert> {
+  const all = [...limits.values()].flat();
+  const rowsOf = (chosen: readonly NewUsageEvent[]) => ({
+    customerIds: chosen.map((event) => event.customerId),
+    eventIds: chosen.map((event) => event.eventId),
+    eventTypes: chosen.map((event) => event.eventType),
+    occurredAts: chosen.map((event) => event.occurredAt.toISOString()),
+    properties: chosen.map((event) => JSON.stringify(event.properties)),
+  });
+  // Seeding takes the customer's exclusive rollup lock, so it happens before the transaction takes the shared one.
+  for (const limit of all) await ensureRollupsSeeded(db, limit.window, [limit.metric.id]);
+  return db.transaction(async (trx) => {
+    await lockRollupsShared(trx, events.map((event) => event.customerId));
+    const usage = await lockedUsage(trx, all);
+    const limitedCustomers = new Set(all.map((limit) => limit.window.customerId));
+    const candidates = events.filter((event) => limitedCustomers.has(event.customerId));
+    const stored = await storedEventIds(trx, candidates);
+    const seen = new Set<string>();
+    const contributions = events.map((event) => {
+      const key = `${event.customerId}|${event.eventId}`;
+      if (!limitedCustomers.has(event.customerId) || stored.has(key) || seen.has(key)) return undefined;
+      seen.add(key);
+      const adds = new Map<string, Dec>();
+      for (const limit of limits.get(event.customerId) ?? []) {
+        const amount = contribution(event, limit);
+        if (amount !== undefined) adds.set(limitKey(limit), amount);
+      }
+      return adds.size > 0 ? adds : undefined;
+    });
+    const overLimit = eventsOverLimit(usage, new Map(all.map((limit) => [limitKey(limit), limit.limit])), contributions);
+    const accepted = events.filter((_, index) => !overLimit.has(index));
+    const inserted = accepted.length > 0 ? await insertEventsFoldingRollups(trx, rowsOf(accepted)) : [];
+    return { inserted, overLimit };
+  });
+}
+
+/** The running totals of the limited metrics (raw sums: negatives count until the quantity's floor at 0), row-locked. */
+async function lockedUsage(trx: Knex.Transaction, limits: readonly HardLimit[]): Promise<Map<string, string>> {
+  const usage = new Map<string, string>();
+  for (const limit of limits) {
+    const row: { event_count: string; value_count: string; value_sum: string } | undefined = await trx('usage_rollups as r')
+      .join('usage_rollup_windows as w', 'w.id', 'r.window_id')
+      .where({ 'w.customer_id': limit.window.customerId, 'w.period_start': limit.window.from, 'w.period_end': limit.window.to })
+      .andWhere({ 'r.metric_id': limit.metric.id, 'r.dimension_key': '' })
+      .forUpdate('r')
+      .first('r.event_count', 'r.value_count', 'r.value_sum');
+    const { metric } = limit;
+    const value = !row ? '0' : metric.aggregation === 'sum' ? row.value_sum : metric.property === null ? row.event_count : row.value_count;
+    usage.set(limitKey(limit), String(value));
+  }
+  return usage;
+}
+
+async function storedEventIds(trx: Knex.Transaction, events: readonly NewUsageEvent[]): Promise<Set<string>> {
+  if (events.length === 0) return new Set();
+  const result = await trx.raw<{ rows: { customer_id: string; event_id: string }[] }>(
+    `SELECT u.customer_id, u.event_id FROM usage_events u
+     JOIN unnest(?::uuid[], ?::text[]) AS e(customer_id, event_id) ON u.customer_id = e.customer_id AND u.event_id = e.event_id`,
+    [events.map((event) => event.customerId), events.map((event) => event.eventId)],
+  );
+  return new Set(result.rows.map((row) => `${row.customer_id}|${row.event_id}`));
+}
+
+/**
+ * A metric's open usage in a window: from the running totals, or from the raw events where a closed period
+ * overlaps the window (store/rollups.ts says when). The same quantities the usage preview rates.
+ */
+export async function openMetricUsage(db: Knex, window: RollupWindow, metrics: readonly MetricRow[]): Promise<Map<string, string>> {
+  const totals = await rollupUsage(db, window, metrics);
+  if (totals) return new Map([...totals].map(([code, usage]) => [code, usage.quantity]));
+  const scope = { kind: 'unclaimed' as const, customerId: window.customerId, from: window.from, to: window.to };
+  const raw = await Promise.all(metrics.map(async (metric) => [metric.code, (await aggregateMetric(db, metric, scope, false)).quantity] as const));
+  return new Map(raw);
+}
+
+/** Balance lookup for wallet-backed features (store/wallets.ts): the customer's balance in a currency, or null. */
+export type BalanceOf = (customerId: string, currency: string) => Promise<string | null>;
+
+interface OneFeatureRow {
+  period_start: Date | null;
+  period_end: Date | null;
+  feature: FeatureDefinition;
+  aggregation: string | null;
+  property: string | null;
+  seeded: boolean;
+  closed_overlap: boolean;
+  event_count: string;
+  value_count: string;
+  sum_quantity: string;
+}
+
+/**
+ * The hot path of GET .../entitlements/:feature, in one statement: the newest granting subscription declaring the
+ * feature, its metric and the window's totals. Undefined when the general path must answer (a wallet feature, a
+ * window not seeded yet, a closed period overlapping it): that one seeds, reads raw events or asks the wallet.
+ */
+async function oneFeatureFast(db: Knex, customerId: string, code: string): Promise<Entitlement | 'absent' | undefined> {
+  const result = await db.raw<{ rows: OneFeatureRow[] }>(
+    `WITH chosen AS (
+       SELECT s.current_period_start AS period_start, s.current_period_end AS period_end, f AS feature
+       FROM subscriptions s JOIN plans p ON p.id = s.plan_id
+       CROSS JOIN LATERAL jsonb_array_elements(coalesce(p.settings -> 'features', '[]'::jsonb)) AS f
+       WHERE s.customer_id = ? AND s.status = ANY(?::text[]) AND f ->> 'code' = ?
+       ORDER BY s.start_at DESC LIMIT 1
+     )
+     SELECT c.period_start, c.period_end, c.feature, m.aggregation, m.property, wm.metric_id IS NOT NULL AS seeded,
+            EXISTS (SELECT 1 FROM usage_period_closures uc WHERE uc.customer_id = ? AND uc.period_start < c.period_end AND uc.period_end > c.period_start) AS closed_overlap,
+            coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
+            greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity
+     FROM chosen c
+     LEFT JOIN billable_metrics m ON m.code = c.feature ->> 'metricCode'
+     LEFT JOIN usage_rollup_windows w ON w.customer_id = ? AND w.period_start = c.period_start AND w.period_end = c.period_end
+     LEFT JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id AND wm.metric_id = m.id
+     LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`,
+    [customerId, [...GRANTING_STATUSES], code, customerId, customerId],
+  );
+  const row = result.rows[0];
+  if (!row) return 'absent';
+  const { feature } = row;
+  if (feature.kind === 'boolean') return decideEntitlement(feature, { periodEnd: row.period_end, balance: null });
+  if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded || row.closed_overlap) return undefined;
+  // Count and sum read straight from the totals; other aggregations take the general path (quantityOf in rollups.ts).
+  if (row.aggregation !== 'count' && row.aggregation !== 'sum') return undefined;
+  const usage = row.aggregation === 'sum' ? row.sum_quantity : row.property === null ? row.event_count : row.value_count;
+  return decideEntitlement(feature, { usage, periodEnd: row.period_end, balance: null });
+}
+
+/** Metric rows by code. A metric code never changes meaning once created, so a row found once is kept. */
+const metricsByCode = new Map<string, MetricRow>();
+async function metricsCached(db: Knex, codes: readonly string[]): Promise<Map<string, MetricRow>> {
+  const missing = codes.filter((code) => !metricsByCode.has(code));
+  if (missing.length > 0) for (const metric of await findMetricsByCode(db, [...new Set(missing)])) metricsByCode.set(metric.code, metric);
+  return new Map(codes.flatMap((code) => (metricsByCode.has(code) ? [[code, metricsByCode.get(code)!] as const] : [])));
+}
+
+/**
+ * Every feature the customer's current plans declare (the newest subscription's declaration wins a shared code),
+ * or only `only`, answered from the period totals and, for wallet-backed features, the wallet balance. One
+ * feature's answer is usually one statement (oneFeatureFast).
+ */
+export async function customerEntitlements(db: Knex, customerId: string, balanceOf: BalanceOf, only?: string): Promise<Entitlement[]> {
+  if (only !== undefined) {
+    const fast = await oneFeatureFast(db, customerId, only);
+    if (fast === 'absent') return [];
+    if (fast) return [fast];
+  }
+  const subscriptions = await entitledSubscriptions(db, [customerId]);
+  const chosen = new Map<string, { feature: FeatureDefinition; subscription: EntitledSubscription }>();
+  for (const subscription of subscriptions) {
+    for (const feature of subscription.features) {
+      if ((only === undefined || feature.code === only) && !chosen.has(feature.code)) chosen.set(feature.code, { feature, subscription });
+    }
+  }
+  const meteredCodes = [...chosen.values()].flatMap(({ feature }) => (feature.kind === 'metered' ? [feature.metricCode] : []));
+  const metrics = await metricsCached(db, meteredCodes);
+  return Promise.all(
+    [...chosen.values()].map(async ({ feature, subscription }) => {
+      const { periodStart, periodEnd, currency } = subscription;
+      let usage: string | undefined;
+      if (feature.kind === 'metered' && periodStart && periodEnd && metrics.has(feature.metricCode)) {
+        const metric = metrics.get(feature.metricCode)!;
+        usage = (await openMetricUsage(db, { customerId, from: periodStart, to: periodEnd }, [metric])).get(metric.code);
+      }
+      const balance = feature.kind === 'wallet' ? await balanceOf(customerId, currency) : null;
+      return decideEntitlement(feature, { usage, periodEnd, balance });
+    }),
+  );
+}

@@ -1,0 +1,253 @@
+/**
+ * Running totals of usage ("rollups"), so that the usage preview, the entitlement check and the customer usage
+ * page answer in constant time whatever the number of events (issue 12; docs/usage-events.md "Rollups").
+ *
+ * A window is a customer's [period start, period end): the scope the real-time usage endpoint aggregates. Its
+ * totals per metric are seeded once from the raw events (the first time something reads them) and from then on
+ * kept up to date by the very statement that stores new events, in the same transaction. Per window, metric and
+ * dimension key ('' is the metric's total; issue 14 adds per-combination keys) a row holds the event count, the
+ * count and sum of numeric values, their maximum, the latest value, and the size of the exact distinct set kept
+ * in usage_rollup_distinct_values. Duplicate events are never counted twice: only rows the insert actually
+ * stored (RETURNING) feed the totals.
+ *
+ * Seeding and ingestion serialize per customer on an advisory lock: ingestion takes it shared before its
+ * statement (so its snapshot sees every committed window), seeding takes it exclusively (so its scan of raw
+ * events sees every event committed before the window existed). No event is missed or counted twice.
+ */
+import type { Knex } from 'knex';
+import type { MetricRow } from './catalog';
+import type { MetricUsage } from './usage';
+
+type Db = Knex | Knex.Transaction;
+
+/** The advisory lock class of rollup windows (the object id is the customer's hash). */
+const ROLLUP_LOCK_CLASS = 120_450;
+
+// Same patterns as store/usage.ts (NUMERIC_TEXT and its signed twin): a value that does not match counts as absent.
+const UNSIGNED_VALUE = String.raw`^0*[0-9]{1,12}(\.[0-9]{1,12})?$`;
+const SIGNED_VALUE = String.raw`^-?0*[0-9]{1,12}(\.[0-9]{1,12})?$`;
+
+/**
+ * The CTEs that fold the events of `src` (id, customer_id, event_type, occurred_at, properties) into the totals
+ * of every seeded window and metric they fall in. `restrict` narrows the seeded pairs (seeding one window).
+ * Two bindings (the value patterns) come first, then those of `restrict`.
+ */
+function foldIntoRollupsSql(restrict = ''): string {
+  return `
+  matched AS (
+    SELECT wm.window_id, m.id AS metric_id, m.aggregation, ''::text AS dimension_key, s.id AS row_id, s.occurred_at,
+           s.properties ->> coalesce(m.property, '') AS raw_value,
+           CASE WHEN s.properties ->> coalesce(m.property, '') ~ (CASE WHEN m.allow_negative THEN ?::text ELSE ?::text END)
+                THEN (s.properties ->> coalesce(m.property, ''))::numeric END AS value
+    FROM src s
+    JOIN usage_rollup_windows w ON w.customer_id = s.customer_id AND s.occurred_at >= w.period_start AND s.occurred_at < w.period_end
+    JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id ${restrict}
+    JOIN billable_metrics m ON m.id = wm.metric_id AND m.event_type = s.event_type AND s.properties @> m.filters
+  ),
+  new_distinct AS (
+    INSERT INTO usage_rollup_distinct_values (window_id, metric_id, dimension_key, value)
+    SELECT DISTINCT window_id, metric_id, dimension_key, raw_value FROM matched
+    WHERE aggregation = 'unique_count' AND raw_value IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING window_id, metric_id, dimension_key
+  ),
+  added_distinct AS (
+    SELECT window_id, metric_id, dimension_key, count(*) AS added FROM new_distinct GROUP BY 1, 2, 3
+  ),
+  -- Only a latest metric sorts its values (the other aggregations never read latest_*).
+  grouped AS (
+    SELECT window_id, metric_id, dimension_key, count(*) AS event_count, count(value) AS value_count,
+           coalesce(sum(value), 0) AS value_sum, max(value) AS value_max,
+           (array_agg(occurred_at ORDER BY occurred_at DESC, row_id DESC) FILTER (WHERE value IS NOT NULL AND aggregation = 'latest'))[1] AS latest_at,
+           (array_agg(row_id ORDER BY occurred_at DESC, row_id DESC) FILTER (WHERE value IS NOT NULL AND aggregation = 'latest'))[1] AS latest_row_id,
+           (array_agg(value ORDER BY occurred_at DESC, row_id DESC) FILTER (WHERE value IS NOT NULL AND aggregation = 'latest'))[1] AS latest_value
+    FROM matched GROUP BY 1, 2, 3
+  ),
+  folded AS (
+    INSERT INTO usage_rollups AS r (window_id, metric_id, dimension_key, event_count, value_count, value_sum, value_max,
+                                    distinct_count, latest_at, latest_event_row_id, latest_value)
+    SELECT g.window_id, g.metric_id, g.dimension_key, g.event_count, g.value_count, g.value_sum, g.value_max,
+           coalesce(d.added, 0), g.latest_at, g.latest_row_id, g.latest_value
+    FROM grouped g LEFT JOIN added_distinct d USING (window_id, metric_id, dimension_key)
+    ORDER BY 1, 2, 3
+    ON CONFLICT (window_id, metric_id, dimension_key) DO UPDATE SET
+      event_count = r.event_count + excluded.event_count,
+      value_count = r.value_count + excluded.value_count,
+      value_sum = r.value_sum + excluded.value_sum,
+      value_max = greatest(r.value_max, excluded.value_max),
+      distinct_count = r.distinct_count + excluded.distinct_count,
+      latest_at = CASE WHEN ${NEWER} THEN excluded.latest_at ELSE r.latest_at END,
+      latest_event_row_id = CASE WHEN ${NEWER} THEN excluded.latest_event_row_id ELSE r.latest_event_row_id END,
+      latest_value = CASE WHEN ${NEWER} THEN excluded.latest_value ELSE r.latest_value END,
+      updated_at = now()
+    RETURNING 1
+  )`;
+}
+
+/** The batch's latest value wins when it is later by (occurred_at, row id): the order `latest` reads raw events in. */
+const NEWER = `(excluded.latest_at IS NOT NULL AND (r.latest_at IS NULL OR (excluded.latest_at, excluded.latest_event_row_id) > (r.latest_at, r.latest_event_row_id)))`;
+
+export interface EventRows {
+  readonly customerIds: readonly string[];
+  readonly eventIds: readonly string[];
+  readonly eventTypes: readonly string[];
+  readonly occurredAts: readonly string[];
+  readonly properties: readonly string[];
+}
+
+/** Takes the shared side of each customer's rollup lock, for the rest of the transaction. */
+export async function lockRollupsShared(trx: Knex.Transaction, customerIds: readonly string[]): Promise<void> {
+  await trx.raw('SELECT pg_advisory_xact_lock_shared(?, hashtext(c)) FROM unnest(?::text[]) AS c ORDER BY c', [
+    ROLLUP_LOCK_CLASS,
+    [...new Set(customerIds)].sort(),
+  ]);
+}
+
+/**
+ * The insert statement of usage events that also folds the stored ones into their rollups. Bindings: the five
+ * event arrays, then the two value patterns. The caller holds the shared rollup lock of every customer.
+ */
+export async function insertEventsFoldingRollups(
+  trx: Knex.Transaction,
+  rows: EventRows,
+): Promise<{ customer_id: string; event_id: string }[]> {
+  const result = await trx.raw<{ rows: { customer_id: string; event_id: string }[] }>(
+    `WITH src AS (
+       INSERT INTO usage_events (customer_id, event_id, event_type, occurred_at, properties, late)
+       SELECT e.customer_id, e.event_id, e.event_type, e.occurred_at, e.properties,
+              coalesce(e.occurred_at < (SELECT max(c.period_end) FROM usage_period_closures c WHERE c.customer_id = e.customer_id), false)
+       FROM unnest(?::uuid[], ?::text[], ?::text[], ?::timestamptz[], ?::jsonb[])
+            AS e(customer_id, event_id, event_type, occurred_at, properties)
+       ON CONFLICT (customer_id, event_id) DO NOTHING
+       RETURNING id, customer_id, event_id, event_type, occurred_at, properties
+     ),
+     ${foldIntoRollupsSql()}
+     SELECT customer_id, event_id FROM src`,
+    [[...rows.customerIds], [...rows.eventIds], [...rows.eventTypes], [...rows.occurredAts], [...rows.properties], SIGNED_VALUE, UNSIGNED_VALUE],
+  );
+  return result.rows;
+}
+
+export interface RollupWindow {
+  readonly customerId: string;
+  readonly from: Date;
+  readonly to: Date;
+}
+
+/**
+ * Registers a window and seeds the totals of these metrics from the raw events (those not seeded yet), under
+ * the customer's exclusive rollup lock. Idempotent; a window read once costs nothing more to keep.
+ */
+export async function seedRollups(db: Knex, window: RollupWindow, metricIds: readonly string[]): Promise<void> {
+  await db.transaction(async (trx) => {
+    await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?))', [ROLLUP_LOCK_CLASS, window.customerId]);
+    await trx('usage_rollup_windows')
+      .insert({ customer_id: window.customerId, period_start: window.from, period_end: window.to })
+      .onConflict(['customer_id', 'period_start', 'period_end'])
+      .ignore();
+    const { id: windowId } = await trx('usage_rollup_windows')
+      .where({ customer_id: window.customerId, period_start: window.from, period_end: window.to })
+      .first('id');
+    const seeded: { metric_id: string }[] = await trx('usage_rollup_window_metrics')
+      .insert(metricIds.map((metricId) => ({ window_id: windowId, metric_id: metricId })))
+      .onConflict(['window_id', 'metric_id'])
+      .ignore()
+      .returning('metric_id');
+    if (seeded.length === 0) return;
+    // A total row from the start, even with no events: a hard-limit check locks it (store/entitlements.ts).
+    await trx('usage_rollups')
+      .insert(seeded.map((row) => ({ window_id: windowId, metric_id: row.metric_id, dimension_key: '' })))
+      .onConflict(['window_id', 'metric_id', 'dimension_key'])
+      .ignore();
+    await trx.raw(
+      `WITH src AS (
+         SELECT id, customer_id, event_type, occurred_at, properties FROM usage_events
+         WHERE customer_id = ? AND occurred_at >= ? AND occurred_at < ?
+       ),
+       ${foldIntoRollupsSql('AND wm.window_id = ? AND wm.metric_id = ANY(?::uuid[])')}
+       SELECT count(*) FROM folded`,
+      [window.customerId, window.from, window.to, SIGNED_VALUE, UNSIGNED_VALUE, windowId, seeded.map((row) => row.metric_id)],
+    );
+  });
+}
+
+/** Seeds these metrics' totals of the window unless they are seeded already (one read when they are). */
+export async function ensureRollupsSeeded(db: Knex, window: RollupWindow, metricIds: readonly string[]): Promise<void> {
+  const [{ seeded }] = (
+    await db.raw<{ rows: { seeded: string }[] }>(
+      `SELECT count(*) AS seeded FROM usage_rollup_windows w JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id
+       WHERE w.customer_id = ? AND w.period_start = ? AND w.period_end = ? AND wm.metric_id = ANY(?::uuid[])`,
+      [window.customerId, window.from, window.to, [...metricIds]],
+    )
+  ).rows;
+  if (Number(seeded) < new Set(metricIds).size) await seedRollups(db, window, metricIds);
+}
+
+interface RollupReadRow {
+  metric_id: string;
+  seeded: boolean;
+  event_count: string;
+  value_count: string;
+  sum_quantity: string;
+  max_quantity: string;
+  distinct_count: string;
+  latest_quantity: string;
+  closed_overlap: boolean;
+}
+
+/** The quantity a metric's aggregation gives from its totals: the rollup twin of aggregationSql in store/usage.ts. */
+function quantityOf(metric: MetricRow, row: RollupReadRow): string {
+  switch (metric.aggregation) {
+    case 'count':
+      return metric.property === null ? row.event_count : row.value_count;
+    case 'sum':
+      return row.sum_quantity;
+    case 'max':
+      return row.max_quantity;
+    case 'unique_count':
+      return row.distinct_count;
+    case 'latest':
+      return row.latest_quantity;
+  }
+}
+
+async function readRollupRows(db: Db, window: RollupWindow, metricIds: readonly string[]): Promise<RollupReadRow[]> {
+  const result = await db.raw<{ rows: RollupReadRow[] }>(
+    `SELECT m.id AS metric_id, wm.metric_id IS NOT NULL AS seeded,
+            coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
+            greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity, coalesce(r.value_max, 0)::text AS max_quantity,
+            coalesce(r.distinct_count, 0)::text AS distinct_count, coalesce(r.latest_value, 0)::text AS latest_quantity,
+            EXISTS (SELECT 1 FROM usage_period_closures c WHERE c.customer_id = ? AND c.period_start < ? AND c.period_end > ?) AS closed_overlap
+     FROM unnest(?::uuid[]) AS m(id)
+     LEFT JOIN usage_rollup_windows w ON w.customer_id = ? AND w.period_start = ? AND w.period_end = ?
+     LEFT JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id AND wm.metric_id = m.id
+     LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`,
+    [window.customerId, window.to, window.from, [...metricIds], window.customerId, window.from, window.to],
+  );
+  return result.rows;
+}
+
+/**
+ * The open usage of these metrics in a customer's window, from the rollups: the same quantities and event counts
+ * as aggregating the unclaimed raw events (store/usage.ts, scope 'unclaimed'), or undefined where that equality
+ * is not guaranteed: when a closed usage period overlaps the window, some of its events may be claimed and the
+ * raw read excludes them, so the caller reads raw events instead. Seeds the window on first read.
+ */
+export async function rollupUsage(db: Knex, window: RollupWindow, metrics: readonly MetricRow[]): Promise<Map<string, MetricUsage> | undefined> {
+  if (metrics.length === 0) return new Map();
+  const ids = metrics.map((metric) => metric.id);
+  let rows = await readRollupRows(db, window, ids);
+  if (rows.some((row) => row.closed_overlap)) return undefined;
+  const unseeded = rows.filter((row) => !row.seeded).map((row) => row.metric_id);
+  if (unseeded.length > 0) {
+    await seedRollups(db, window, unseeded);
+    rows = await readRollupRows(db, window, ids);
+  }
+  const byId = new Map(rows.map((row) => [row.metric_id, row]));
+  return new Map(
+    metrics.map((metric) => {
+      const row = byId.get(metric.id)!;
+      return [metric.code, { quantity: quantityOf(metric, row), eventCount: Number(row.event_count) }];
+    }),
+  );
+}

@@ -1,0 +1,334 @@
+/**
+ * Wallets, grants and the append-only ledger (issue 12, docs/wallets.md). Every change to a balance is a ledger
+ * entry written with the new balance in one transaction, the wallet row locked, so the balance is always the
+ * ledger's running sum. Entry keys make each change idempotent: a retried activity finds what it already wrote.
+ */
+import type { Knex } from 'knex';
+import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
+import type { Charge } from '../domain/rating';
+import { rateUsage } from '../domain/rating';
+import type { PlanSettings } from '../domain/plan-terms';
+import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState, UsageSpan } from '../domain/wallet';
+import { entitledSubscriptions } from './entitlements';
+import { openUsageForCharges } from './usage-preview';
+
+type Db = Knex | Knex.Transaction;
+
+export interface WalletRow {
+  id: string;
+  customer_id: string;
+  currency: string;
+  balance: string;
+  overdraft_limit: string;
+  low_balance_threshold: string | null;
+  recharge_threshold: string | null;
+  recharge_amount: string | null;
+  created_at: Date;
+}
+
+export interface GrantRow {
+  id: string;
+  wallet_id: string;
+  grant_key: string;
+  source: GrantSource;
+  amount: string;
+  remaining: string;
+  priority: number;
+  effective_at: Date;
+  expires_at: Date | null;
+  metric_codes: string[] | null;
+  created_at: Date;
+}
+
+export type LedgerKind = 'grant' | 'consumption' | 'expiry' | 'reversal' | 'overdraft_repayment';
+
+export interface LedgerRow {
+  id: string;
+  wallet_id: string;
+  grant_id: string | null;
+  kind: LedgerKind;
+  entry_key: string;
+  amount: string;
+  balance_after: string;
+  description: string;
+  created_at: Date;
+}
+
+export async function findWallet(db: Db, customerId: string, currency: string): Promise<WalletRow | undefined> {
+  return db<WalletRow>('wallets').where({ customer_id: customerId, currency }).first();
+}
+
+export interface WalletSettings {
+  readonly overdraftLimit?: string;
+  readonly lowBalanceThreshold?: string | null;
+  readonly rechargeThreshold?: string | null;
+  readonly rechargeAmount?: string | null;
+}
+
+/** The customer's wallet in a currency, created empty on first use. */
+export async function ensureWallet(db: Db, customerId: string, currency: string): Promise<WalletRow> {
+  await db('wallets').insert({ customer_id: customerId, currency }).onConflict(['customer_id', 'currency']).ignore();
+  return (await findWallet(db, customerId, currency))!;
+}
+
+export async function updateWalletSettings(db: Db, walletId: string, settings: WalletSettings): Promise<WalletRow> {
+  const [row] = await db<WalletRow>('wallets')
+    .where({ id: walletId })
+    .update({
+      ...(settings.overdraftLimit !== undefined ? { overdraft_limit: settings.overdraftLimit } : {}),
+      ...(settings.lowBalanceThreshold !== undefined ? { low_balance_threshold: settings.lowBalanceThreshold } : {}),
+      ...(settings.rechargeThreshold !== undefined ? { recharge_threshold: settings.rechargeThreshold } : {}),
+      ...(settings.rechargeAmount !== undefined ? { recharge_amount: settings.rechargeAmount } : {}),
+    })
+    .returning('*');
+  return row;
+}
+
+async function lockWallet(trx: Knex.Transaction, walletId: string): Promise<WalletRow> {
+  return (await trx<WalletRow>('wallets').where({ id: walletId }).forUpdate().first())!;
+}
+
+interface NewEntry {
+  readonly kind: LedgerKind;
+  readonly entryKey: string;
+  readonly grantId: string | null;
+  readonly amount: Dec;
+  readonly description: string;
+}
+
+/** Appends entries to a locked wallet's ledger, each with the running balance, and stores the final balance. */
+async function appendEntries(trx: Knex.Transaction, wallet: WalletRow, entries: readonly NewEntry[]): Promise<LedgerRow[]> {
+  let balance = toDecimal(wallet.balance);
+  const rows: LedgerRow[] = [];
+  for (const entry of entries) {
+    balance = balance.plus(entry.amount);
+    const [row] = await trx<LedgerRow>('wallet_ledger')
+      .insert({
+        wallet_id: wallet.id,
+        grant_id: entry.grantId,
+        kind: entry.kind,
+        entry_key: entry.entryKey,
+        amount: entry.amount.toString(),
+        balance_after: balance.toString(),
+        description: entry.description,
+      })
+      .returning('*');
+    rows.push(row);
+  }
+  await trx('wallets').where({ id: wallet.id }).update({ balance: balance.toString() });
+  (wallet as { balance: string }).balance = balance.toString();
+  return rows;
+}
+
+export interface NewGrant {
+  readonly customerId: string;
+  readonly currency: string;
+  /** Identifies the grant: creating it twice with one key creates it once. */
+  readonly grantKey: string;
+  readonly source: GrantSource;
+  readonly amount: string;
+  readonly priority?: number;
+  readonly effectiveAt: Date;
+  readonly expiresAt?: Date | null;
+  readonly metricCodes?: readonly string[] | null;
+  readonly description?: string;
+}
+
+/**
+ * Creates a grant and its ledger entry, exactly once per grant key. When the balance is below zero (an
+ * overdraft), the new credit first repays it: the grant keeps only what is left after the repayment.
+ */
+export async function createGrant(db: Knex, grant: NewGrant, trx?: Knex.Transaction): Promise<{ grant: GrantRow; created: boolean }> {
+  const run = async (inner: Knex.Transaction) => {
+    const wallet = await lockWallet(inner, (await ensureWallet(inner, grant.customerId, grant.currency)).id);
+    const existing = await inner<GrantRow>('wallet_grants').where({ wallet_id: wallet.id, grant_key: grant.grantKey }).first();
+    if (existing) return { grant: existing, created: false };
+    const amount = toDecimal(grant.amount);
+    const debt = Dec.max(toDecimal(wallet.balance).neg(), ZERO);
+    const repaid = Dec.min(debt, amount);
+    const [row] = await inner<GrantRow>('wallet_grants')
+      .insert({
+        wallet_id: wallet.id,
+        grant_key: grant.grantKey,
+        source: grant.source,
+        amount: amount.toString(),
+        remaining: amount.minus(repaid).toString(),
+        priority: grant.priority ?? 0,
+        effective_at: grant.effectiveAt,
+        expires_at: grant.expiresAt ?? null,
+        metric_codes: grant.metricCodes ? (JSON.stringify(grant.metricCodes) as unknown as string[]) : null,
+      })
+      .returning('*');
+    const entries: NewEntry[] = [
+      { kind: 'grant', entryKey: `grant:${grant.grantKey}`, grantId: row.id, amount, description: grant.description ?? `${grant.source} credit` },
+    ];
+    // The repayment moves nothing: the balance already counts the debt; the entry shows where the credit went.
+    if (repaid.gt(ZERO)) entries.push({ kind: 'overdraft_repayment', entryKey: `repay:${grant.grantKey}`, grantId: row.id, amount: ZERO, description: `repays ${repaid.toString()} of overdraft` });
+    await appendEntries(inner, wallet, entries);
+    return { grant: row, created: true };
+  };
+  return trx ? run(trx) : db.transaction(run);
+}
+
+function grantState(row: GrantRow): GrantState {
+  return {
+    id: row.id,
+    remaining: String(row.remaining),
+    priority: row.priority,
+    effectiveAt: row.effective_at,
+    expiresAt: row.expires_at,
+    createdAt: row.created_at,
+    metricCodes: row.metric_codes,
+  };
+}
+
+export interface AppliedCredit {
+  readonly grantId: string | null;
+  readonly source: GrantSource | 'overdraft';
+  readonly amount: string;
+  readonly expiresAt: Date | null;
+}
+
+/**
+ * Pays charges from the customer's wallet in the caller's transaction: draws in burn-down order (domain/wallet.ts),
+ * one consumption entry per grant drawn on. Idempotent per `drawKey` (e.g. the invoice id): drawing again returns
+ * the credits already applied. No wallet, nothing applied.
+ */
+export async function applyWalletCredits(
+  trx: Knex.Transaction,
+  request: { customerId: string; currency: string; drawKey: string; charges: readonly CreditCharge[]; during: UsageSpan; description: string },
+): Promise<AppliedCredit[]> {
+  const found = await findWallet(trx, request.customerId, request.currency);
+  if (!found) return [];
+  const wallet = await lockWallet(trx, found.id);
+  const already = await appliedCredits(trx, wallet.id, request.drawKey);
+  if (already.length > 0) return already;
+  const grants = await trx<GrantRow>('wallet_grants').where({ wallet_id: wallet.id }).andWhere('remaining', '>', 0);
+  const overdraftAvailable = Dec.max(toDecimal(wallet.overdraft_limit).plus(Dec.min(toDecimal(wallet.balance), ZERO)), ZERO);
+  const drawing = drawCredits({ currency: request.currency, grants: grants.map(grantState), charges: request.charges, during: request.during, overdraftAvailable: overdraftAvailable.toString() });
+  const entries = drawing.draws.map((draw: CreditDraw) => ({
+    kind: 'consumption' as const,
+    entryKey: `draw:${request.drawKey}:${draw.grantId ?? 'overdraft'}`,
+    grantId: draw.grantId,
+    amount: toDecimal(draw.amount).neg(),
+    description: request.description,
+  }));
+  for (const draw of drawing.draws) {
+    if (draw.grantId) await trx('wallet_grants').where({ id: draw.grantId }).update({ remaining: trx.raw('remaining - ?::numeric', [draw.amount]) });
+  }
+  await appendEntries(trx, wallet, entries);
+  return appliedCredits(trx, wallet.id, request.drawKey);
+}
+
+async function appliedCredits(db: Db, walletId: string, drawKey: string): Promise<AppliedCredit[]> {
+  const rows: { grant_id: string | null; amount: string; source: GrantSource | null; expires_at: Date | null }[] = await db('wallet_ledger as l')
+    .leftJoin('wallet_grants as g', 'g.id', 'l.grant_id')
+    .where({ 'l.wallet_id': walletId, 'l.kind': 'consumption' })
+    .andWhere('l.entry_key', 'like', `draw:${drawKey.replace(/[\\%_]/g, '\\$&')}:%`)
+    .orderBy('l.id')
+    .select('l.grant_id', 'l.amount', 'g.source', 'g.expires_at');
+  return rows.map((row) => ({ grantId: row.grant_id, source: row.source ?? 'overdraft', amount: toDecimal(String(row.amount)).neg().toString(), expiresAt: row.expires_at }));
+}
+
+/**
+ * Gives back what a draw took (re-rating an invoice the wallet paid): to each grant still in effect, or as one
+ * goodwill grant (no expiry) for what expired grants had paid. Idempotent per `reversalKey`.
+ */
+export async function reverseWalletCredits(
+  db: Knex,
+  request: { customerId: string; currency: string; drawKey: string; reversalKey: string; amount: string; at: Date },
+): Promise<void> {
+  await db.transaction(async (trx) => {
+    const found = await findWallet(trx, request.customerId, request.currency);
+    if (!found) return;
+    const wallet = await lockWallet(trx, found.id);
+    const done = await trx('wallet_ledger').where({ wallet_id: wallet.id }).andWhere('entry_key', 'like', `reverse:${request.reversalKey}:%`).first('id');
+    if (done) return;
+    let left = toDecimal(request.amount);
+    let goodwill = ZERO;
+    const entries: NewEntry[] = [];
+    // Newest draws first: what the invoice drew last is given back first.
+    for (const applied of (await appliedCredits(trx, wallet.id, request.drawKey)).reverse()) {
+      if (left.lte(ZERO)) break;
+      const back = Dec.min(left, toDecimal(applied.amount));
+      left = left.minus(back);
+      const grant = applied.grantId ? await trx<GrantRow>('wallet_grants').where({ id: applied.grantId }).first() : undefined;
+      if (grant && (grant.expires_at === null || grant.expires_at > request.at)) {
+        await trx('wallet_grants').where({ id: grant.id }).update({ remaining: trx.raw('remaining + ?::numeric', [back.toString()]) });
+        entries.push({ kind: 'reversal', entryKey: `reverse:${request.reversalKey}:${grant.id}`, grantId: grant.id, amount: back, description: 'credit given back' });
+      } else if (applied.grantId === null) {
+        // Overdraft drawn: giving it back just lifts the balance.
+        entries.push({ kind: 'reversal', entryKey: `reverse:${request.reversalKey}:overdraft`, grantId: null, amount: back, description: 'overdraft given back' });
+      } else {
+        goodwill = goodwill.plus(back);
+      }
+    }
+    if (entries.length > 0) await appendEntries(trx, wallet, entries);
+    if (goodwill.gt(ZERO)) {
+      await createGrant(
+        db,
+        { customerId: request.customerId, currency: request.currency, grantKey: `goodwill:${request.reversalKey}`, source: 'goodwill', amount: goodwill.toString(), effectiveAt: request.at, description: 'credit given back; the grants it came from expired' },
+        trx,
+      );
+      // Mark the reversal done even when it was all goodwill.
+      const reloaded = await lockWallet(trx, wallet.id);
+      await appendEntries(trx, reloaded, [{ kind: 'reversal', entryKey: `reverse:${request.reversalKey}:goodwill`, grantId: null, amount: ZERO, description: 'given back as a goodwill grant' }]);
+    }
+  });
+}
+
+/** Expires what is left of every grant whose expiry has passed, one ledger entry each. Returns the grants expired. */
+export async function expireGrants(db: Knex, walletId: string, at: Date): Promise<GrantRow[]> {
+  return db.transaction(async (trx) => {
+    const wallet = await lockWallet(trx, walletId);
+    const due = await trx<GrantRow>('wallet_grants').where({ wallet_id: walletId }).andWhere('expires_at', '<=', at).andWhere('remaining', '>', 0);
+    if (due.length === 0) return [];
+    for (const grant of due) await trx('wallet_grants').where({ id: grant.id }).update({ remaining: 0 });
+    await appendEntries(
+      trx,
+      wallet,
+      due.map((grant) => ({ kind: 'expiry' as const, entryKey: `expire:${grant.id}`, grantId: grant.id, amount: toDecimal(String(grant.remaining)).neg(), description: `${grant.source} credit expired` })),
+    );
+    return due;
+  });
+}
+
+export async function listGrants(db: Db, walletId: string): Promise<GrantRow[]> {
+  return db<GrantRow>('wallet_grants').where({ wallet_id: walletId }).orderBy([{ column: 'priority' }, { column: 'expires_at' }, { column: 'created_at' }]);
+}
+
+export async function recentLedger(db: Db, walletId: string, limit = 20): Promise<LedgerRow[]> {
+  return db<LedgerRow>('wallet_ledger').where({ wallet_id: walletId }).orderBy('id', 'desc').limit(limit);
+}
+
+/**
+ * What the customer can still spend in a currency right now: the ledger balance minus the usage of the open
+ * periods, rated as the invoice will rate it (after the plan's credit bucket), from the running totals. So an
+ * accepted event lowers it as soon as its insert commits. Null when the customer has no wallet in the currency.
+ */
+export async function availableBalance(db: Knex, customerId: string, currency: string): Promise<string | null> {
+  const wallet = await findWallet(db, customerId, currency);
+  if (!wallet) return null;
+  const pending = await pendingUsageCost(db, customerId, currency);
+  return formatMoney(toDecimal(String(wallet.balance)).minus(pending.cost), currency);
+}
+
+/** The rated usage of the customer's open periods in a currency (what the next invoices will draw), and since when. */
+export async function pendingUsageCost(db: Knex, customerId: string, currency: string): Promise<{ cost: Dec; since: Date | null }> {
+  const subscriptions = (await entitledSubscriptions(db, [customerId])).filter((row) => row.currency === currency && row.periodStart && row.periodEnd);
+  let cost = ZERO;
+  let since: Date | null = null;
+  for (const subscription of subscriptions) {
+    const plan: { charges: Charge[]; settings: PlanSettings } = await db('plans')
+      .join('subscriptions', 'subscriptions.plan_id', 'plans.id')
+      .where('subscriptions.id', subscription.subscriptionId)
+      .first('plans.charges', 'plans.settings');
+    const charges = plan.charges.filter((charge) => charge.price.model !== 'flat');
+    if (charges.length === 0) continue;
+    const usage = await openUsageForCharges(db, customerId, charges, subscription.periodStart!, subscription.periodEnd!);
+    const rated = rateUsage({ currency, charges, usage, creditBucket: plan.settings.creditBucket });
+    cost = cost.plus(toDecimal(rated.usageTotal).minus(toDecimal(rated.creditApplied)));
+    if (!since || subscription.periodStart! < since) since = subscription.periodStart;
+  }
+  return { cost, since };
+}
