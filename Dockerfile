@@ -14,6 +14,7 @@ COPY domain ./domain
 COPY contract ./contract
 COPY config ./config
 COPY logging ./logging
+COPY tracing ./tracing
 COPY workflows ./workflows
 COPY activities ./activities
 COPY notifications ./notifications

@@ -33,12 +33,12 @@ const LAYERS = [
   {
     folder: 'contract',
     builtins: true,
-    patterns: [{ regex: folderImport(['activities', 'workflows', 'store', 'payments', 'notifications', 'api', 'worker', 'logging', ...TOOLING]), message: 'contract/ holds types shared by workflows and activities: it may import only domain/.' }],
+    patterns: [{ regex: folderImport(['activities', 'workflows', 'store', 'payments', 'notifications', 'api', 'worker', 'logging', 'tracing', ...TOOLING]), message: 'contract/ holds types shared by workflows and activities: it may import only domain/.' }],
   },
   {
     folder: 'workflows',
     builtins: true,
-    patterns: [{ regex: folderImport(['activities', 'store', 'payments', 'notifications', 'api', 'worker', 'logging', 'config', ...TOOLING]), message: 'Workflows reach activities only through contract/ (import type); all I/O is in activities.' }],
+    patterns: [{ regex: folderImport(['activities', 'store', 'payments', 'notifications', 'api', 'worker', 'logging', 'tracing', 'config', ...TOOLING]), message: 'Workflows reach activities only through contract/ (import type); all I/O is in activities.' }],
   },
   {
     folder: 'activities',
@@ -46,7 +46,7 @@ const LAYERS = [
   },
   {
     folder: 'store',
-    patterns: [{ regex: folderImport(['activities', 'workflows', 'contract', 'payments', 'notifications', 'api', 'worker', 'logging', ...TOOLING]), message: 'store/ is the bottom layer above domain/: it imports only domain/ (and migrations/ to migrate).' }],
+    patterns: [{ regex: folderImport(['activities', 'workflows', 'contract', 'payments', 'notifications', 'api', 'worker', 'logging', 'tracing', ...TOOLING]), message: 'store/ is the bottom layer above domain/: it imports only domain/ (and migrations/ to migrate).' }],
   },
   {
     folder: 'payments',
@@ -70,6 +70,10 @@ const LAYERS = [
   {
     folder: 'logging',
     patterns: [{ regex: '^\\.\\./', message: 'logging/ is shared by every process and imports nothing of ours.' }],
+  },
+  {
+    folder: 'tracing',
+    patterns: [{ regex: '^\\.\\./', message: 'tracing/ is started first by every process and imports nothing of ours.' }],
   },
   {
     folder: 'config',

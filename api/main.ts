@@ -6,6 +6,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { createLogger, entryLogger } from '../logging/logger';
+import { startTracing } from '../tracing';
 import { createDatabase, migrateToLatest } from '../store/database';
 import { createApp } from './app';
 import { closeGracefully } from './shutdown';
@@ -17,6 +18,8 @@ import { databasePoolMax } from '../config/tuning';
 const logger = createLogger('api');
 
 async function main(): Promise<void> {
+  // First: http and pg are instrumented before the server listens and Postgres connects (off without an OTLP endpoint).
+  const tracing = startTracing({ serviceName: 'meterloop-api' });
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is required (npm start provides an embedded Postgres instead)');
   const db = createDatabase(databaseUrl, databasePoolMax());
@@ -25,7 +28,7 @@ async function main(): Promise<void> {
   const temporalSettings = temporalConnectionFromEnv();
   logger.info({ temporal: temporalSettings.summary }, 'connecting to Temporal');
   const connection = await connectOrExplain(temporalSettings, (options) => Connection.connect(options));
-  const temporal = new Client({ connection, namespace: temporalSettings.namespace });
+  const temporal = new Client({ connection, namespace: temporalSettings.namespace, plugins: tracing.temporalPlugins });
   const port = Number(process.env.PORT ?? 3000);
   const usageSignals = new UsageSignalCoalescer(db, temporal, { log: entryLogger(logger.child({ component: 'usage-signals' })) });
   usageSignals.start();
@@ -41,6 +44,7 @@ async function main(): Promise<void> {
     void closeGracefully(server, { timeoutMs: Number(process.env.SHUTDOWN_TIMEOUT_MS ?? 25_000), log: entryLogger(logger) })
       .then(() => usageSignals.stop())
       .then(() => Promise.all([db.destroy(), connection.close()]))
+      .then(() => tracing.shutdown())
       .then(
         () => {
           logger.info('stopped');

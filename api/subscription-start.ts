@@ -6,15 +6,16 @@ import type { PlanRow } from '../store/catalog';
 import type { Database } from '../store/database';
 import { deleteUnstartedSubscription, SubscriptionRow } from '../store/subscriptions';
 import { planScheduleTerms } from '../domain/plan-terms';
-import { SEARCH_ATTRIBUTES, SUBSCRIPTION_WORKFLOW_TYPE, SubscriptionWorkflowInput } from '../workflows/definitions';
+import { SEARCH_ATTRIBUTES, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionSummary, SubscriptionWorkflowInput } from '../workflows/definitions';
 import { billingTaskQueue } from '../config/tuning';
 import { startForCommittedRow } from './workflow-start';
 
 /** Starts the workflow of a committed subscription row, or finds it started; see startForCommittedRow on failure. */
-export async function startSubscriptionWorkflow(db: Database, temporal: Client, row: SubscriptionRow, plan: PlanRow, customer: Pick<CustomerRow, 'id'>): Promise<void> {
+export async function startSubscriptionWorkflow(db: Database, temporal: Client, row: SubscriptionRow, plan: PlanRow, customer: Pick<CustomerRow, 'id'> & Partial<Pick<CustomerRow, 'name' | 'external_id'>>): Promise<void> {
   const input: SubscriptionWorkflowInput = {
     subscriptionId: row.id,
     customerId: customer.id,
+    ...(customer.name ? { customerName: customer.name } : {}),
     plan: planScheduleTerms(plan),
     startAt: row.start_at.toISOString(),
   };
@@ -27,6 +28,9 @@ export async function startSubscriptionWorkflow(db: Database, temporal: Client, 
         taskQueue: billingTaskQueue(),
         args: [input],
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        // What ops read in the Temporal UI (the workflow's later runs show it as current details).
+        staticSummary: subscriptionSummary({ ...input, planCode: plan.code }),
+        staticDetails: `subscription ${row.id} · customer ${customer.name ?? ''} (${customer.external_id ?? ''}, ${customer.id}) · plan ${plan.code} v${plan.version}`,
         typedSearchAttributes: [
           { key: SEARCH_ATTRIBUTES.customerId, value: customer.id },
           { key: SEARCH_ATTRIBUTES.planCode, value: plan.code },

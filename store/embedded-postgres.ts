@@ -72,6 +72,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
   return {
     connectionString: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
-    stop: () => cluster.stop(),
+    stop: async () => {
+      // A terminal's Ctrl-C reaches Postgres too (same process group): once it has exited, cluster.stop() would wait
+      // for an exit that already happened, forever.
+      const server = (cluster as unknown as { process?: { exitCode: number | null; signalCode: string | null } }).process;
+      if (server && (server.exitCode !== null || server.signalCode !== null)) return;
+      await cluster.stop();
+    },
   };
 }

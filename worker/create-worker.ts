@@ -1,4 +1,4 @@
-import { NativeConnection, Worker, WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Worker, WorkerOptions, WorkerPlugin } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { SandboxGateway } from '../payments/sandbox-gateway';
 import type { Database } from '../store/database';
@@ -11,6 +11,8 @@ export interface BillingWorkerOptions {
   readonly taskQueue?: string;
   /** A prebuilt bundle (tests and benchmarks build it once); bundled from source when omitted. */
   readonly workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Worker plugins, e.g. tracing's OpenTelemetry plugin (tracing/); a prebuilt bundle must have been built with the same. */
+  readonly plugins?: WorkerPlugin[];
   readonly tuning?: Pick<
     WorkerOptions,
     | 'maxCachedWorkflows'
@@ -34,5 +36,6 @@ export async function createBillingWorker(options: BillingWorkerOptions): Promis
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities({ db: options.db, gateway: new SandboxGateway(options.db) }),
     ...options.tuning,
+    ...(options.plugins?.length ? { plugins: options.plugins } : {}),
   });
 }

@@ -7,6 +7,7 @@ import { NativeConnection, Runtime } from '@temporalio/worker';
 import { emailChannelFromEnv } from '../notifications/email';
 import { startOutboxDispatcher } from '../notifications/outbox-dispatcher';
 import { createLogger } from '../logging/logger';
+import { startTracing } from '../tracing';
 import { createDatabase } from '../store/database';
 import { createBillingWorker } from './create-worker';
 import { prebuiltWorkflowBundle } from './workflow-bundle';
@@ -30,6 +31,8 @@ function installRuntimeTelemetry(): void {
 }
 
 async function main(): Promise<void> {
+  // First: the pg instrumentation must be in place before the first connection (off without an OTLP endpoint).
+  const tracing = startTracing({ serviceName: 'meterloop-worker' });
   installRuntimeTelemetry();
   const databaseUrl = process.env.DATABASE_URL;
   if (!databaseUrl) throw new Error('DATABASE_URL is required (npm start provides an embedded Postgres instead)');
@@ -39,10 +42,12 @@ async function main(): Promise<void> {
   const namespace = temporal.namespace;
   const taskQueue = billingTaskQueue();
   const tuning = workerTuningFromEnv();
-  const workflowBundle = prebuiltWorkflowBundle();
+  // With tracing on, the workflows are bundled from source with the OpenTelemetry workflow interceptors (the
+  // prebuilt bundle of dist/ has none).
+  const workflowBundle = tracing.enabled ? undefined : prebuiltWorkflowBundle();
   logger.info({ temporal: temporal.summary, taskQueue, tuning, workflowBundle: workflowBundle?.codePath ?? 'bundled from source' }, 'connecting to Temporal');
   const connection = await connectOrExplain(temporal, (options) => NativeConnection.connect(options));
-  const worker = await createBillingWorker({ connection, db, namespace, taskQueue, tuning, workflowBundle });
+  const worker = await createBillingWorker({ connection, db, namespace, taskQueue, tuning, workflowBundle, plugins: tracing.temporalPlugins });
   // The janitor's schedule (idempotent: every worker may ensure it). Billing runs without it, so a failure only logs.
   const janitor = janitorScheduleFromEnv();
   if (janitor.enabled) {
@@ -61,6 +66,7 @@ async function main(): Promise<void> {
   await dispatcher?.stop();
   await connection.close();
   await db.destroy();
+  await tracing.shutdown();
 }
 
 main().catch((error: unknown) => {

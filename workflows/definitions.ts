@@ -43,11 +43,22 @@ export type PlanSchedule = PlanScheduleTerms;
 export interface SubscriptionWorkflowInput {
   readonly subscriptionId: string;
   readonly customerId: string;
+  /** For ops in the Temporal UI (workflows/subscription/ops-view.ts); absent on workflows started before it. */
+  readonly customerName?: string;
   readonly plan: PlanSchedule;
   /** When the subscription starts (trial or first period); ISO instant. */
   readonly startAt: string;
   /** Carried across continue-as-new; absent on the first run. */
   readonly carried?: CarriedState;
+}
+
+/**
+ * The one-line summary ops see for a subscription's workflow in the Temporal UI ("Acme · ai-pro · active"). The API
+ * gives it without a status at start (a start summary never changes); the workflow's current details repeat it
+ * with the live status (workflows/subscription/ops-view.ts).
+ */
+export function subscriptionSummary(input: Pick<SubscriptionWorkflowInput, 'customerId' | 'customerName'> & { readonly planCode: string }, status?: string): string {
+  return [input.customerName ?? `customer ${input.customerId}`, input.planCode, ...(status ? [status] : [])].join(' · ');
 }
 
 export interface TimelineEntry {

@@ -65,7 +65,7 @@ async function rerate(input: RerateWorkflowInput): Promise<RerateState> {
   if (state.status !== 'proposed') return state;
 
   const expiresAt = addIntervals(new Date(), parseInterval(input.decisionWindow), 1);
-  await condition(() => decision !== null, Math.max(0, expiresAt.getTime() - Date.now()));
+  await condition(() => decision !== null, Math.max(0, expiresAt.getTime() - Date.now()), { summary: 'approval window' });
   const made = decision as RerateDecision | null;
   state = await local.recordRerateDecision({
     rerateId: input.rerateId,

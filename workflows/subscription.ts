@@ -13,6 +13,7 @@ import { handleRetries } from './subscription/attention';
 import { runDunning } from './subscription/collection';
 import { endSubscription, handleCancellation, handlePauses, handlePlanChanges, resumeFromPause, waitForFirstPeriod } from './subscription/lifecycle';
 import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from './subscription/offers';
+import { periodNumber, showOpsDetails } from './subscription/ops-view';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
 import { carriedState, continueToNextPeriod, msUntil, nowIso, periodOf, snapshot, startRun, SubscriptionRun } from './subscription/state';
 import { afterRunningHandlers } from './subscription/turns';
@@ -20,6 +21,7 @@ import { afterRunningHandlers } from './subscription/turns';
 export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Promise<SubscriptionState> {
   const run = startRun(input);
   handleRequests(run);
+  showOpsDetails(run);
 
   if (!input.carried && !(await waitForFirstPeriod(run))) return endSubscription(run, run.cancelNow!, null, null);
 
@@ -37,7 +39,7 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
     }
     if (run.status === 'paused' && !run.cancelNow) {
       const resumed = (): boolean => run.resumeRequested || run.cancelNow !== null;
-      if (run.pausedUntil) await condition(resumed, msUntil(run.pausedUntil));
+      if (run.pausedUntil) await condition(resumed, msUntil(run.pausedUntil), { summary: `paused until ${run.pausedUntil}` });
       else await condition(resumed);
       await afterRunningHandlers(run);
       if (!run.cancelNow) await resumeFromPause(run); // a cancellation is handled below
@@ -45,7 +47,9 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
     }
     const offer = pendingRetentionOffer(run);
     const wakeAt = Math.min(periodOf(run).end.getTime(), offer ? new Date(offer.expiresAt).getTime() : Infinity);
-    await condition(() => mustWake(run, offer), msUntil(new Date(wakeAt)));
+    showOpsDetails(run);
+    const waitingFor = offer && wakeAt < periodOf(run).end.getTime() ? 'retention offer expires' : `period ${periodNumber(run)} ends`;
+    await condition(() => mustWake(run, offer), msUntil(new Date(wakeAt)), { summary: waitingFor });
     await afterRunningHandlers(run);
     if (run.cancelNow) {
       const now = new Date();

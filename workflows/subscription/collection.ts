@@ -17,7 +17,7 @@ import { afterRunningHandlers } from './turns';
 export async function collect(
   run: SubscriptionRun,
   invoice: PeriodInvoiceSummary,
-  charge: (request: ChargeInvoiceRequest) => Promise<ChargeInvoiceResult> = remote.chargeInvoice,
+  charge: (request: ChargeInvoiceRequest) => Promise<ChargeInvoiceResult> = (request) => remote.chargeInvoice.executeWithOptions({ summary: `charge ${invoice.number}` }, [request]),
 ): Promise<void> {
   run.lastInvoice = invoice;
   note(run, 'invoice_finalized', `${invoice.number} ${invoice.total} ${invoice.currency}`);
@@ -50,13 +50,15 @@ async function retryCharge(
   noteDeclineDetail: boolean,
 ): Promise<ChargeInvoiceResult | null> {
   const retryNow = (): boolean => run.paymentMethodUpdated || run.cancelNow !== null;
-  if (retryAt) await condition(retryNow, msUntil(retryAt));
+  if (retryAt) await condition(retryNow, msUntil(retryAt), { summary: `payment retry ${attempt} for ${invoice.number}` });
   else await condition(retryNow);
   await afterRunningHandlers();
   if (run.cancelNow) return null;
   run.paymentMethodUpdated = false;
   // Idempotent per (invoice, attempt): a retry after ops fixed the data charges this attempt at most once.
-  const payment = await withAttention(run, 'charge_invoice', () => remote.chargeInvoice({ invoiceId: invoice.invoiceId, attempt }));
+  const payment = await withAttention(run, 'charge_invoice', () =>
+    remote.chargeInvoice.executeWithOptions({ summary: `charge ${invoice.number}, attempt ${attempt}` }, [{ invoiceId: invoice.invoiceId, attempt }]),
+  );
   const detail = noteDeclineDetail && payment.detail ? `: ${payment.detail}` : '';
   note(run, payment.outcome === 'succeeded' ? 'dunning_paid' : 'dunning_declined', `attempt ${attempt}${detail}`);
   return payment;

@@ -56,7 +56,7 @@ export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean>
   const canceled = (): boolean => run.cancelNow !== null;
   const startAt = new Date(run.input.startAt);
   if (startAt.getTime() > Date.now()) {
-    await condition(canceled, msUntil(startAt));
+    await condition(canceled, msUntil(startAt), { summary: 'subscription starts' });
     if (run.cancelNow) return false;
   }
   const trialEnd = run.trialEnd;
@@ -64,7 +64,7 @@ export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean>
   await changeStatus(run, 'trialing');
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.periodEnd, value: trialEnd }]);
   const noticeAt = new Date(trialEnd.getTime() - TRIAL_ENDING_NOTICE_MS);
-  if (noticeAt.getTime() > Date.now() && !(await condition(canceled, msUntil(noticeAt)))) {
+  if (noticeAt.getTime() > Date.now() && !(await condition(canceled, msUntil(noticeAt), { summary: 'trial ending notice' }))) {
     // A notice that cannot be stored is noted (notification_failed); the trial still converts.
     await unlessDeterministic(run, 'notification', () =>
       local.notifyCustomer({
@@ -75,7 +75,7 @@ export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean>
       }),
     );
   }
-  if (!run.cancelNow) await condition(canceled, msUntil(trialEnd));
+  if (!run.cancelNow) await condition(canceled, msUntil(trialEnd), { summary: 'trial ends' });
   if (run.cancelNow) return false;
   note(run, 'trial_converted');
   return true;

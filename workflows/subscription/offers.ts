@@ -118,7 +118,7 @@ export function handleOfferAnswers(run: SubscriptionRun): void {
 export async function offerWinBack(run: SubscriptionRun): Promise<SubscriptionState> {
   const terms = run.plan.winBackOffer;
   if (terms) {
-    await sleep(msUntil(addIntervals(new Date(), parseInterval(terms.sendAfter), 1)));
+    await sleep(msUntil(addIntervals(new Date(), parseInterval(terms.sendAfter), 1)), { summary: 'win-back offer goes out' });
     const proposedExpiry = addIntervals(new Date(), parseInterval(terms.expiresAfter), 1);
     const offerAt = nowIso();
     const recorded = await unlessDeterministic(run, 'offer_record', () =>
@@ -133,7 +133,7 @@ export async function offerWinBack(run: SubscriptionRun): Promise<SubscriptionSt
     const expiresAt = recorded.expiresAt ? new Date(recorded.expiresAt) : proposedExpiry;
     run.winBackOfferExpiresAt = expiresAt.toISOString();
     note(run, 'win_back_offered');
-    await condition(() => run.winBackAccepted, msUntil(expiresAt));
+    await condition(() => run.winBackAccepted, msUntil(expiresAt), { summary: 'win-back offer expires' });
     run.winBackOfferExpiresAt = null;
     if (run.winBackAccepted) {
       await condition(allHandlersFinished);

@@ -33,7 +33,7 @@ export async function closeUsage(
   if (!planMeters(run, planId) || stretch.start >= stretch.end) return null;
   if (grace === 'wait_for_grace') {
     const closesAt = addIntervals(new Date(stretch.end), parseInterval(run.plan.usageGracePeriod), 1);
-    if (closesAt.getTime() > Date.now()) await sleep(msUntil(closesAt));
+    if (closesAt.getTime() > Date.now()) await sleep(msUntil(closesAt), { summary: `grace window for period ${run.periodIndex} usage` });
     await afterRunningHandlers(run); // the main loop's own wait (a handler's close uses 'now')
   }
   const closed = await local.closeUsagePeriod({ subscriptionId: run.input.subscriptionId, periodStart: stretch.start, periodEnd: stretch.end, planId });

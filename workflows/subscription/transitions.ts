@@ -7,6 +7,7 @@ import type { SubscriptionStatus } from '../../contract/subscription';
 import { local } from '../activity-stubs';
 import { CancelRequest, CancelResult, PlanSchedule, SEARCH_ATTRIBUTES } from '../definitions';
 import { unlessDeterministic } from './deterministic';
+import { showOpsDetails } from './ops-view';
 import { note, nowIso, periodOf, standingStatus, SubscriptionRun } from './state';
 
 /** Moves to a new status: Postgres first (the API reads it), then the search attributes ops filter on. */
@@ -14,6 +15,7 @@ export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatu
   if (next === run.status) return;
   run.status = next;
   note(run, `status:${next}`, reason);
+  showOpsDetails(run);
   // The row mirrors the workflow: a change it cannot hold must not stop billing (nor, for needs_attention itself,
   // recurse into needing attention). It is noted (status_record_failed) and the next change rewrites the row.
   await unlessDeterministic(run, 'status_record', () =>
