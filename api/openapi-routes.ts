@@ -73,6 +73,7 @@ import { grantBody, settingsBody, walletQuery } from './routes/wallets';
 import { subscriptionInvoicesQuery } from './routes/customer-usage';
 import { invoiceDocumentQuery } from './routes/invoice-documents';
 import { findingsQuery } from './routes/reconciliation';
+import { importSubscriptionsDocumentedBody, importSubscriptionsResponse } from './subscription-import';
 
 export interface ResponseDoc {
   readonly description: string;
@@ -353,6 +354,17 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     bodyExample: { customer_id: '0a7e9c1d-2b3f-4a5e-8c6d-7e8f9a0b1c2d', plan_code: 'starter' },
     responses: created('The subscription.', subscriptionResponse, subscriptionExample),
     problems: ['customer_not_found', 'plan_not_found', 'currency_mismatch', 'workflow_unavailable', 'temporal_unavailable'],
+  },
+  'POST /v1/subscriptions/import': {
+    summary: 'Import subscriptions running in another system',
+    description:
+      'Up to 1,000 rows, each with its billing anchor and the current period start the other system already invoiced; the next invoice comes at that period\'s end. Idempotent per external id: a rerun reports `existing` and creates nothing. Each row is answered on its own (`created`, `existing` or `rejected` with a problem code); `npm run import` sends a CSV file through the same code.',
+    tag: 'Subscriptions',
+    body: importSubscriptionsDocumentedBody,
+    bodyExample: {
+      rows: [{ external_id: 'legacy-42', customer_external_id: 'acme', plan_code: 'starter', billing_anchor: '2026-11-01T00:00:00Z', current_period_start: '2026-12-01T00:00:00Z' }],
+    },
+    responses: ok('One report line per row.', importSubscriptionsResponse),
   },
   'GET /v1/subscriptions/:id': {
     summary: 'A subscription with its live workflow state',

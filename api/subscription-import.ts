@@ -57,6 +57,28 @@ export const importSubscriptionsBody = z.strictObject({
   rows: z.array(z.unknown()).min(1).max(IMPORT_BATCH_LIMIT),
 });
 
+/** The body as documented (api/openapi-routes.ts): rows are parsed one by one, so one bad row rejects only itself. */
+export const importSubscriptionsDocumentedBody = z.strictObject({
+  rows: z.array(importRowSchema).min(1).max(IMPORT_BATCH_LIMIT),
+});
+
+/** The answer: counts and one report line per row, in the order submitted. */
+export const importSubscriptionsResponse = z.object({
+  created: z.int().nonnegative(),
+  existing: z.int().nonnegative(),
+  rejected: z.int().nonnegative(),
+  rows: z.array(
+    z.object({
+      row: z.int().nonnegative(),
+      external_id: z.string().nullable(),
+      subscription_id: z.uuid().nullable(),
+      status: z.enum(['created', 'existing', 'rejected']),
+      code: z.string().optional(),
+      detail: z.string().optional(),
+    }),
+  ),
+});
+
 export type ImportStatus = 'created' | 'existing' | 'rejected';
 
 export interface ImportRowReport {

@@ -1077,6 +1077,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/subscriptions/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import subscriptions running in another system
+         * @description Up to 1,000 rows, each with its billing anchor and the current period start the other system already invoiced; the next invoice comes at that period's end. Idempotent per external id: a rerun reports `existing` and creates nothing. Each row is answered on its own (`created`, `existing` or `rejected` with a problem code); `npm run import` sends a CSV file through the same code.
+         *
+         *     Keys: admin.
+         */
+        post: operations["postV1SubscriptionsImport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/usage-token/me": {
         parameters: {
             query?: never;
@@ -1245,6 +1267,8 @@ export interface components {
             filters?: {
                 [key: string]: string | boolean;
             };
+            /** @default [] */
+            group_by?: string[];
             name: string;
             property?: string;
             unit_cost?: string;
@@ -1253,10 +1277,97 @@ export interface components {
             billing_interval: string;
             /** @default [] */
             charges?: {
+                dimensions?: {
+                    default_price?: {
+                        amount: string;
+                        /** @constant */
+                        model: "flat";
+                    } | {
+                        /** @constant */
+                        model: "per_unit";
+                        unitPrice: string;
+                    } | {
+                        /** @constant */
+                        model: "graduated";
+                        tiers: {
+                            flatFee?: string;
+                            unitPrice: string;
+                            upTo: string | null;
+                        }[];
+                    } | {
+                        /** @constant */
+                        model: "volume";
+                        tiers: {
+                            flatFee?: string;
+                            unitPrice: string;
+                            upTo: string | null;
+                        }[];
+                    } | {
+                        /** @constant */
+                        model: "package";
+                        packagePrice: string;
+                        packageSize: string;
+                    } | {
+                        fixedFeePerEvent?: string;
+                        maxFee?: string;
+                        minFee?: string;
+                        /** @constant */
+                        model: "percentage";
+                        rate: string;
+                    };
+                    prices: {
+                        included_units?: string;
+                        match: {
+                            [key: string]: string;
+                        };
+                        price: {
+                            amount: string;
+                            /** @constant */
+                            model: "flat";
+                        } | {
+                            /** @constant */
+                            model: "per_unit";
+                            unitPrice: string;
+                        } | {
+                            /** @constant */
+                            model: "graduated";
+                            tiers: {
+                                flatFee?: string;
+                                unitPrice: string;
+                                upTo: string | null;
+                            }[];
+                        } | {
+                            /** @constant */
+                            model: "volume";
+                            tiers: {
+                                flatFee?: string;
+                                unitPrice: string;
+                                upTo: string | null;
+                            }[];
+                        } | {
+                            /** @constant */
+                            model: "package";
+                            packagePrice: string;
+                            packageSize: string;
+                        } | {
+                            fixedFeePerEvent?: string;
+                            maxFee?: string;
+                            minFee?: string;
+                            /** @constant */
+                            model: "percentage";
+                            rate: string;
+                        };
+                    }[];
+                    /**
+                     * @default list
+                     * @enum {string}
+                     */
+                    unmatched?: "reject" | "list";
+                };
                 display_name?: string;
                 included_units?: string;
                 metric_code: string;
-                price: {
+                price?: {
                     amount: string;
                     /** @constant */
                     model: "flat";
@@ -1297,6 +1408,7 @@ export interface components {
             code: string;
             credit_bucket?: string;
             currency: string;
+            dispute_window?: string;
             features?: ({
                 code: string;
                 /** @constant */
@@ -1741,6 +1853,7 @@ export interface components {
             properties?: {
                 [key: string]: unknown;
             };
+            reverses?: string;
             timestamp: string;
             type: string;
         } | ({
@@ -1748,6 +1861,34 @@ export interface components {
         } | {
             [key: string]: unknown;
         });
+        PostV1SubscriptionsImportRequest: {
+            rows: {
+                /** Format: date-time */
+                billing_anchor: string;
+                /** Format: date-time */
+                current_period_start: string;
+                customer_external_id?: string;
+                /** Format: uuid */
+                customer_id?: string;
+                external_id: string;
+                plan_code: string;
+                plan_version?: number;
+            }[];
+        };
+        PostV1SubscriptionsImportResponse: {
+            created: number;
+            existing: number;
+            rejected: number;
+            rows: {
+                code?: string;
+                detail?: string;
+                external_id: string | null;
+                row: number;
+                /** @enum {string} */
+                status: "created" | "existing" | "rejected";
+                subscription_id: string | null;
+            }[];
+        };
         ProblemResponse: {
             code: string;
             detail: string;
@@ -10160,6 +10301,170 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
                         code?: "database_unavailable" | "temporal_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    postV1SubscriptionsImport: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the first answer is replayed for a repeat within 24 h (per API key); the same key with a different request is refused. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "rows": [
+                 *         {
+                 *           "external_id": "legacy-42",
+                 *           "customer_external_id": "acme",
+                 *           "plan_code": "starter",
+                 *           "billing_anchor": "2026-11-01T00:00:00Z",
+                 *           "current_period_start": "2026-12-01T00:00:00Z"
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["PostV1SubscriptionsImportRequest"];
+            };
+        };
+        responses: {
+            /** @description One report line per row. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostV1SubscriptionsImportResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
                     };
                 };
             };
