@@ -132,6 +132,7 @@ const rerateId = { id: { description: 'The re-rating id.', schema: uuid } };
 /** Lifecycle updates the workflow may refuse in any state that does not allow them. */
 const WORKFLOW_STATE_PROBLEMS: readonly ProblemCode[] = [
   'subscription_not_found',
+  'subscription_already_canceled',
   'subscription_not_active',
   'subscription_needs_attention',
   'subscription_suspended',
@@ -281,7 +282,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
       charges: [{ metric_code: 'api_calls', price: { model: 'per_unit', unitPrice: '0.002' }, included_units: '1000' }],
     },
     responses: created('The published plan version.', planResponse),
-    problems: ['invalid_price', 'metric_not_found', 'charge_metric_mismatch', 'plan_version_conflict'],
+    problems: ['invalid_price', 'metric_not_found', 'charge_metric_mismatch', 'invalid_dimensions', 'ambiguous_dimension_prices', 'plan_version_conflict'],
   },
   'GET /v1/plans': { summary: 'Every plan version', tag: 'Plans', responses: ok('The plans.', z.object({ data: z.array(planResponse) })) },
   'GET /v1/plans/:code': {

@@ -356,11 +356,21 @@ export const planResponse = z.object({
       display_name: z.string().nullable(),
       price: jsonObject.meta({ description: 'The price model as published (see the plan request\'s `price`).' }),
       included_units: z.string().nullable(),
+      dimensions: z
+        .object({
+          group_by: z.array(z.string()),
+          prices: z.array(z.object({ match: z.record(z.string(), z.string()), price: jsonObject, included_units: z.string().nullable() })),
+          default_price: jsonObject.nullable(),
+          unmatched: z.enum(['reject', 'list']),
+        })
+        .optional()
+        .meta({ description: 'A dimensional charge\'s prices per combination (docs/pricing.md); absent on an ordinary charge.' }),
     }),
   ),
   credit_bucket: z.string().nullable(),
   minimum_commitment: z.string().nullable(),
   usage_grace_period: z.string(),
+  dispute_window: z.string().nullable().meta({ description: 'How long after an outcome a reversal of it is accepted (docs/pricing.md); null: reversals refused.' }),
   features: z.array(
     z.object({
       code: z.string(),
@@ -383,6 +393,7 @@ export const metricResponse = z.object({
   filters: jsonObject,
   unit_cost: z.string().nullable(),
   allow_negative: z.boolean(),
+  group_by: z.array(z.string()).meta({ description: 'Event properties the usage is split by for dimensional prices (docs/pricing.md); empty when none.' }),
   created_at: instantOut,
 });
 
@@ -525,7 +536,14 @@ export const currentUsageResponse = z.object({
   currency: z.string().optional(),
   period: periodOut.nullable(),
   as_of: instantOut.optional(),
-  usage: z.array(z.object({ metric_code: z.string(), quantity: z.string(), event_count: z.int() })),
+  usage: z.array(
+    z.object({
+      metric_code: z.string(),
+      quantity: z.string(),
+      event_count: z.int(),
+      groups: z.array(z.object({ dimensions: z.record(z.string(), z.string()), quantity: z.string(), event_count: z.int() })).optional(),
+    }),
+  ),
   projected: z
     .object({
       lines: z.array(jsonObject),
@@ -533,6 +551,7 @@ export const currentUsageResponse = z.object({
       credit_applied: moneyOut,
       credit_remaining: moneyOut.nullable(),
       subtotal: moneyOut,
+      unpriced: z.array(jsonObject).optional().meta({ description: 'Usage of dimensional charges no price matches (listed, not billed).' }),
     })
     .nullable(),
 });
@@ -612,6 +631,19 @@ export const marginReportResponse = z.object({
       plan: z.object({ code: z.string(), version: z.int() }),
       ...marginFiguresOut,
       cost_breakdown: z.array(z.object({ metric_code: z.string(), quantity: z.string(), unit_cost: z.string(), cost: moneyOut })),
+      combinations: z
+        .array(
+          z.object({
+            metric_code: z.string(),
+            dimension_key: z.string(),
+            quantity: z.string(),
+            revenue: moneyOut,
+            cost: moneyOut,
+            margin: moneyOut,
+            loss_making: z.boolean(),
+          }),
+        )
+        .optional(),
     }),
   ),
   has_more: z.boolean(),

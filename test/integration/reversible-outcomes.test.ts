@@ -4,45 +4,26 @@
  * period closes; every other reversal is refused with its own code.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { createApp } from '../../api/app';
 import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
-import { createBillingWorker } from '../../worker/create-worker';
 import { cancelSubscriptionUpdate } from '../../workflows/definitions';
-import { createTestApiKey } from '../support/api-keys';
-import { createTestDatabase } from '../support/database';
 import { eventually } from '../support/eventually';
-import { serve, TestHttp } from '../support/http';
-import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
+import { startApiStack, ApiStack } from '../support/api-stack';
+import type { TestHttp } from '../support/http';
 
+let stack: ApiStack;
 let env: TestWorkflowEnvironment;
 let db: Database;
-let worker: Worker;
-let workerRun: Promise<void>;
 let api: TestHttp;
-let serverNow = new Date();
 
 beforeAll(async () => {
-  [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
-  worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: await workflowBundle() });
-  workerRun = worker.run();
-  api = await serve(createApp({ db, temporal: env.client, now: () => serverNow }), { headers: (await createTestApiKey(db, 'admin')).headers });
+  stack = await startApiStack();
+  ({ env, db, api } = stack);
 });
 
-afterAll(async () => {
-  await api?.close();
-  worker?.shutdown();
-  await workerRun;
-  await Promise.all([env?.teardown(), db?.destroy()]);
-});
+afterAll(async () => stack?.stop());
 
-async function skipTo(instant: string): Promise<void> {
-  const now = await env.currentTimeMs();
-  const target = new Date(instant).getTime();
-  if (target > now) await env.sleep(target - now);
-  serverNow = new Date(await env.currentTimeMs());
-}
+const skipTo = (instant: string): Promise<void> => stack.skipTo(instant);
 
 const deal = (id: string, customer: string, timestamp: string, value: string) => ({ id, customer, type: 'deal.closed', timestamp, properties: { value } });
 const reversal = (id: string, customer: string, timestamp: string, reverses: string) => ({ id, customer, type: 'deal.closed', timestamp, reverses, properties: {} });
@@ -58,7 +39,7 @@ test('a reversal takes the outcome out of the running totals too: the preview an
   });
   expect(plan.status).toBe(201);
   const zeta = await api.call('POST', '/v1/customers', { external_id: 'zeta', name: 'Zeta', currency: 'USD', payment_method: 'pm_sandbox_ok' });
-  const startAt = new Date(serverNow.getTime() + 3_600_000).toISOString();
+  const startAt = new Date(stack.now().getTime() + 3_600_000).toISOString();
   const subscription = await api.call('POST', '/v1/subscriptions', { customer_id: zeta.json.id, plan_code: 'tickets', start_at: startAt });
   expect(subscription.status).toBe(201);
   await skipTo(new Date(new Date(startAt).getTime() + 86_400_000).toISOString());

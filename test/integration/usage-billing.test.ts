@@ -4,46 +4,27 @@
  */
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { createApp } from '../../api/app';
 import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
-import { createBillingWorker } from '../../worker/create-worker';
 import { cancelSubscriptionUpdate, SubscriptionState, subscriptionStateQuery } from '../../workflows/definitions';
-import { createTestApiKey } from '../support/api-keys';
-import { createTestDatabase } from '../support/database';
 import { recordHistory } from '../support/histories';
-import { serve, TestHttp } from '../support/http';
-import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
+import { startApiStack, ApiStack } from '../support/api-stack';
+import type { TestHttp } from '../support/http';
 
+let stack: ApiStack;
 let env: TestWorkflowEnvironment;
 let db: Database;
-let worker: Worker;
-let workerRun: Promise<void>;
 let api: TestHttp;
-let serverNow = new Date();
 
+// The API judges event timestamps by the test server's clock, which the test moves forward.
 beforeAll(async () => {
-  [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
-  worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: await workflowBundle() });
-  workerRun = worker.run();
-  // The API judges event timestamps by the test server's clock, which the test moves forward.
-  api = await serve(createApp({ db, temporal: env.client, now: () => serverNow }), { headers: (await createTestApiKey(db, 'admin')).headers });
+  stack = await startApiStack();
+  ({ env, db, api } = stack);
 });
 
-afterAll(async () => {
-  await api?.close();
-  worker?.shutdown();
-  await workerRun;
-  await Promise.all([env?.teardown(), db?.destroy()]);
-});
+afterAll(async () => stack?.stop());
 
-async function skipTo(instant: string): Promise<void> {
-  const now = await env.currentTimeMs();
-  const target = new Date(instant).getTime();
-  if (target > now) await env.sleep(target - now);
-  serverNow = new Date(await env.currentTimeMs());
-}
+const skipTo = (instant: string): Promise<void> => stack.skipTo(instant);
 
 async function stateOf(handle: WorkflowHandle): Promise<SubscriptionState> {
   return handle.query(subscriptionStateQuery);

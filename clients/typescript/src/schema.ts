@@ -1522,6 +1522,10 @@ export interface components {
                 }[];
                 /** @example 12.50 */
                 subtotal: string;
+                /** @description Usage of dimensional charges no price matches (listed, not billed). */
+                unpriced?: {
+                    [key: string]: unknown;
+                }[];
                 /** @example 12.50 */
                 usage_total: string;
             } | null;
@@ -1529,6 +1533,13 @@ export interface components {
             subscription_id: string;
             usage: {
                 event_count: number;
+                groups?: {
+                    dimensions: {
+                        [key: string]: string;
+                    };
+                    event_count: number;
+                    quantity: string;
+                }[];
                 metric_code: string;
                 quantity: string;
             }[];
@@ -1706,6 +1717,18 @@ export interface components {
         };
         MarginReportResponse: {
             data: {
+                combinations?: {
+                    /** @example 12.50 */
+                    cost: string;
+                    dimension_key: string;
+                    loss_making: boolean;
+                    /** @example 12.50 */
+                    margin: string;
+                    metric_code: string;
+                    quantity: string;
+                    /** @example 12.50 */
+                    revenue: string;
+                }[];
                 /** @example 12.50 */
                 cost: string;
                 cost_breakdown: {
@@ -1763,6 +1786,8 @@ export interface components {
             filters: {
                 [key: string]: unknown;
             };
+            /** @description Event properties the usage is split by for dimensional prices (docs/pricing.md); empty when none. */
+            group_by: string[];
             /** Format: uuid */
             id: string;
             name: string;
@@ -1802,6 +1827,24 @@ export interface components {
         PlanResponse: {
             billing_interval: string;
             charges: {
+                /** @description A dimensional charge's prices per combination (docs/pricing.md); absent on an ordinary charge. */
+                dimensions?: {
+                    default_price: {
+                        [key: string]: unknown;
+                    } | null;
+                    group_by: string[];
+                    prices: {
+                        included_units: string | null;
+                        match: {
+                            [key: string]: string;
+                        };
+                        price: {
+                            [key: string]: unknown;
+                        };
+                    }[];
+                    /** @enum {string} */
+                    unmatched: "reject" | "list";
+                };
                 display_name: string | null;
                 included_units: string | null;
                 metric_code: string;
@@ -1814,6 +1857,8 @@ export interface components {
             created_at: string | null;
             credit_bucket: string | null;
             currency: string;
+            /** @description How long after an outcome a reversal of it is accepted (docs/pricing.md); null: reversals refused. */
+            dispute_window: string | null;
             features: {
                 code: string;
                 /** @enum {string} */
@@ -6763,7 +6808,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `charge_metric_mismatch`, `invalid_price`, `metric_not_found`, `validation_failed`. */
+            /** @description Problem: `ambiguous_dimension_prices`, `charge_metric_mismatch`, `invalid_dimensions`, `invalid_price`, `metric_not_found`, `validation_failed`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6771,7 +6816,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "charge_metric_mismatch" | "invalid_price" | "metric_not_found" | "validation_failed";
+                        code?: "ambiguous_dimension_prices" | "charge_metric_mismatch" | "invalid_dimensions" | "invalid_price" | "metric_not_found" | "validation_failed";
                     };
                 };
             };
@@ -8757,7 +8802,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `period_opening`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `period_opening`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8765,7 +8810,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "period_opening" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "period_opening" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };
@@ -8929,7 +8974,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `period_opening`, `retention_offer_pending`, `same_plan`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `period_opening`, `retention_offer_pending`, `same_plan`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8937,7 +8982,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "period_opening" | "retention_offer_pending" | "same_plan" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "period_opening" | "retention_offer_pending" | "same_plan" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };
@@ -9095,7 +9140,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `period_opening`, `subscription_needs_attention`, `subscription_not_active`, `subscription_not_paused`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `period_opening`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_not_paused`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9103,7 +9148,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "period_opening" | "subscription_needs_attention" | "subscription_not_active" | "subscription_not_paused" | "subscription_paused" | "subscription_suspended";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "period_opening" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_not_paused" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };
@@ -9261,7 +9306,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `no_retention_offer`, `period_opening`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `no_retention_offer`, `period_opening`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9269,7 +9314,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "no_retention_offer" | "period_opening" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "no_retention_offer" | "period_opening" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };
@@ -9427,7 +9472,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `no_retention_offer`, `period_opening`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `no_retention_offer`, `period_opening`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9435,7 +9480,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "no_retention_offer" | "period_opening" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "no_retention_offer" | "period_opening" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };
@@ -9593,7 +9638,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `no_failed_step`, `period_opening`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `no_failed_step`, `period_opening`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9601,7 +9646,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "no_failed_step" | "period_opening" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "no_failed_step" | "period_opening" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };
@@ -9756,7 +9801,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `no_scheduled_change`, `period_opening`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `no_scheduled_change`, `period_opening`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9764,7 +9809,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "no_scheduled_change" | "period_opening" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
+                        code?: "no_scheduled_change" | "period_opening" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };
@@ -10216,7 +10261,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `no_win_back_offer`, `period_opening`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `no_win_back_offer`, `period_opening`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10224,7 +10269,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "no_win_back_offer" | "period_opening" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "no_win_back_offer" | "period_opening" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };

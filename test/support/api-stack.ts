@@ -1,0 +1,50 @@
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { createApp } from '../../api/app';
+import type { Database } from '../../store/database';
+import { createBillingWorker } from '../../worker/create-worker';
+import { createTestApiKey } from './api-keys';
+import { createTestDatabase } from './database';
+import { serve, TestHttp } from './http';
+import { createTimeSkippingEnvironment, workflowBundle } from './temporal';
+
+/**
+ * The whole system in one test process, for tests that drive billing through the HTTP API: a time-skipping
+ * Temporal server, a fresh Postgres, a billing worker, and the API (admin key) whose clock is the server's (it
+ * judges event timestamps by it), moved forward by `skipTo`.
+ */
+export interface ApiStack {
+  readonly env: TestWorkflowEnvironment;
+  readonly db: Database;
+  readonly api: TestHttp;
+  /** Moves server time (and the API's clock with it) forward to `instant`; never back. */
+  skipTo(instant: string): Promise<void>;
+  /** The API's clock: the server time at the last skip. */
+  now(): Date;
+  stop(): Promise<void>;
+}
+
+export async function startApiStack(): Promise<ApiStack> {
+  const [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
+  const worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: await workflowBundle() });
+  const running = worker.run();
+  let serverNow = new Date();
+  const api = await serve(createApp({ db, temporal: env.client, now: () => serverNow }), { headers: (await createTestApiKey(db, 'admin')).headers });
+  return {
+    env,
+    db,
+    api,
+    async skipTo(instant) {
+      const target = new Date(instant).getTime();
+      const now = await env.currentTimeMs();
+      if (target > now) await env.sleep(target - now);
+      serverNow = new Date(await env.currentTimeMs());
+    },
+    now: () => serverNow,
+    async stop() {
+      await api.close();
+      worker.shutdown();
+      await running;
+      await Promise.all([env.teardown(), db.destroy()]);
+    },
+  };
+}
