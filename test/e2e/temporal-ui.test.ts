@@ -132,21 +132,21 @@ if (!executable) {
       // The run of period 2, open for about 40 s more: its page is what ops see while it waits for the boundary.
       const { runId } = await temporal.workflow.getHandle(workflowId).describe();
       await page.goto(`${devServer.uiUrl}/namespaces/${devServer.namespace}/workflows/${encodeURIComponent(workflowId)}/${runId}/history`, { waitUntil: 'load' });
-      // The timeline and the event list name the timers and the charge.
+      // The timeline and the event list name the timers. (The period's first charge is a local activity, which
+      // takes no name in this SDK: its outcome is in the current details below; dunning's retries are named.)
       await expectText(page, 'period 2 ends');
       await expectText(page, 'grace window for period 1 usage');
-      await expectText(page, `charge ${secondNumber}`);
       await page.screenshot({ path: path.join(RESULTS_DIR, 'temporal-ui-subscription.png'), fullPage: true });
       // The run's current details (read live from the workflow): customer, plan, status, period.
       await page.getByText('User Metadata', { exact: true }).click();
       await expectText(page, 'Acme Rockets · ui-fast · active');
       await expectText(page, 'period 2:');
+      await expectText(page, `last invoice ${secondNumber}`);
       await page.screenshot({ path: path.join(RESULTS_DIR, 'temporal-ui-details.png'), fullPage: true });
       // The first run carries the summary and details given at start (continue-as-new carries none).
       await page.goto(`${devServer.uiUrl}/namespaces/${devServer.namespace}/workflows/${encodeURIComponent(workflowId)}/${firstRunId}/user-metadata`, { waitUntil: 'load' });
       await expectText(page, 'Acme Rockets · ui-fast');
       await expectText(page, 'plan ui-fast v1');
-      await expectText(page, `charge ${invoices[0].number}`);
 
       // The README's filter: running subscriptions by billing status (every finished run keeps its last status, so
       // ExecutionStatus is what makes it one row per subscription).

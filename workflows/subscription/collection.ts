@@ -11,6 +11,7 @@ import { withAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
 import { msUntil, note, SubscriptionRun } from './state';
 import { changeStatus } from './transitions';
+import { showOpsDetails } from './ops-view';
 import { afterRunningHandlers } from './turns';
 
 /** Charges an invoice once; a decline leaves it for dunning. Nothing to collect on a zero or credit total. */
@@ -27,6 +28,7 @@ export async function collect(
   }
   const payment = await withAttention(run, 'charge_invoice', () => charge({ invoiceId: invoice.invoiceId, attempt: 1 }));
   run.lastInvoice = { ...invoice, status: payment.invoiceStatus };
+  showOpsDetails(run);
   if (payment.outcome === 'succeeded') {
     note(run, 'payment_succeeded', invoice.number);
     return;
