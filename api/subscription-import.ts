@@ -26,7 +26,8 @@ import {
   ImportedSubscription,
   insertImportedSubscriptions,
 } from '../store/subscription-imports';
-import { CarriedState, SEARCH_ATTRIBUTES, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionWorkflowId, SubscriptionWorkflowInput, TASK_QUEUE } from '../workflows/definitions';
+import { CarriedState, SEARCH_ATTRIBUTES, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionWorkflowId, SubscriptionWorkflowInput } from '../workflows/definitions';
+import { billingTaskQueue } from '../config/tuning';
 import { uuidFromRequestId } from './idempotency';
 import type { ProblemCode } from './problem';
 
@@ -163,7 +164,7 @@ export async function importSubscriptions(deps: ImportDeps, rows: readonly unkno
     try {
       await deps.temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
         workflowId: item.subscription.workflowId,
-        taskQueue: TASK_QUEUE,
+        taskQueue: billingTaskQueue(),
         args: [item.input],
         // Never a second run for the same id, even after the first one ended (a canceled imported subscription).
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
