@@ -307,10 +307,9 @@ export function isDimensionalCharge(charge: Charge): charge is DimensionalCharge
 }
 
 /** One combination of one charge, as `rateUsage` sees it: a charge of its own under an internal metric code. */
-interface Expansion {
+interface Expansion extends CombinationFields {
   readonly internalCode: string;
   readonly metricCode: string;
-  readonly fields: CombinationFields;
 }
 
 /** Per charge position: its priced combinations (in line order), its unpriced ones, or the code of a plain charge. */
@@ -422,8 +421,7 @@ export function rateDimensionalUsage(input: DimensionalRatingInput): Dimensional
       const internalCode = combination.charge.metricCode;
       charges.push(combination.charge);
       usage.push(group.eventValues ? { metricCode: internalCode, quantity: group.quantity, eventValues: group.eventValues } : { metricCode: internalCode, quantity: group.quantity });
-      const fields: CombinationFields = { dimensions: group.dimensions, dimensionKey: key, priceSource: combination.source };
-      entry.priced.push({ internalCode, metricCode: charge.metricCode, fields });
+      entry.priced.push({ internalCode, metricCode: charge.metricCode, dimensions: group.dimensions, dimensionKey: key, priceSource: combination.source });
     }
     layout.push(entry);
   });
@@ -522,7 +520,7 @@ function relabelByCode(lines: readonly RatedLine[], layout: readonly ChargeLayou
 }
 
 function combinationLine(line: RatedLine & { kind: 'usage' }, expansion: Expansion): CombinationLine {
-  const { dimensions, dimensionKey: key, priceSource } = expansion.fields;
+  const { dimensions, dimensionKey: key, priceSource } = expansion;
   // The invoice stores the breakdown; the combination goes with it so re-rating and documents can read it.
   const breakdown = copyOf(line.breakdown);
   breakdown.dimensions = dimensions;
@@ -569,7 +567,7 @@ function relabelCredit(line: RatedLine & { kind: 'credit' }, expansions: Readonl
       ...line.breakdown,
       allocations: line.breakdown.allocations.map((allocation) => {
         const expansion = expansions.get(allocation.metricCode);
-        return expansion ? { ...allocation, metricCode: expansion.metricCode, dimensionKey: expansion.fields.dimensionKey } : allocation;
+        return expansion ? { ...allocation, metricCode: expansion.metricCode, dimensionKey: expansion.dimensionKey } : allocation;
       }),
     },
   };
