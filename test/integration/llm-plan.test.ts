@@ -125,7 +125,7 @@ test('a three-period LLM plan: one line per combination under its charge, and th
   //                    re-rating with late usage: large/output 300,000 × 0.00003 = 9.00 (+1.50),
   //                    small/cached (250,000 - 100,000) × 0.000001 = 0.15 (+0.15), Requests 10 × 0.01 = 0.10
   //                    (+0.02): adjustment invoice 1.67
-  //   P1 [Apr 1, May 1)
+  //   P1 [Apr 1, May 1)  (sent on Apr 5, dated Apr 2-4)
   //     large/output   100,000 × 0.00003                                  =  3.00
   //     medium/output  40,000 × 0.000015                                  =  0.60
   //     mystery2/output 10,001 × 0.00002 = 0.20002                        =  0.20
@@ -169,11 +169,26 @@ test('a three-period LLM plan: one line per combination under its charge, and th
   });
   expect(listedBatch.json).toMatchObject({ accepted: 2, rejected: 0 });
 
+  // A prepaid wallet's pending usage (shown on the customer usage page) rates the open period the invoice's way:
+  // large/output 100,000 × 0.00003 = 3.00, medium/cached (150,000 - 100,000) × 0.000001 = 0.05, Requests 2 × 0.01.
+  const walletCustomer = await api.call('POST', '/v1/customers', { external_id: 'walleted', name: 'walleted', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  expect((await api.call('POST', '/v1/subscriptions', { customer_id: walletCustomer.json.id, plan_code: 'llm', start_at: '2031-03-01T00:00:00Z' })).status).toBe(201);
+  expect((await api.call('PUT', `/v1/customers/${walletCustomer.json.id}/wallet`, { overdraft_limit: '1000' })).status).toBe(200); // (an empty body answers 500: reported)
+  await api.call('POST', '/v1/events', {
+    events: [tokens('w1', 'walleted', '2031-03-10T00:00:00Z', 'large', 'output', 100_000), tokens('w2', 'walleted', '2031-03-10T00:00:00Z', 'medium', 'cached', 150_000)],
+  });
+  expect((await api.call('GET', `/v1/customers/${walletCustomer.json.id}/wallet`)).json).toMatchObject({ pending_usage: '3.07' });
+
   // The preview just before the period closes: the same combinations and amounts the invoice will show.
   await skipTo('2031-03-31T12:00:00Z');
   const marchPreview = await api.call('GET', `/v1/subscriptions/${acme}/usage`);
   const marchPreviewLines: Line[] = marchPreview.json.projected.lines.map((line: Json) => ({ description: line.description, amount: line.amount, dimensionKey: line.dimensionKey ?? null }));
-  expect(marchPreview.json.usage.find((metric: Json) => metric.metric_code === 'llm_tokens').groups).toHaveLength(7);
+  // Usage per metric (the customer usage page's table): a metric's amount is the sum of its combinations' lines.
+  const tokensUsage = marchPreview.json.usage.find((metric: Json) => metric.metric_code === 'llm_tokens');
+  expect(tokensUsage.amount).toBe('31.30');
+  expect(tokensUsage.groups).toHaveLength(7);
+  const groupAmounts = Object.fromEntries(tokensUsage.groups.map((group: Json) => [`${group.dimensions.model}/${group.dimensions.direction}`, group.amount]));
+  expect(groupAmounts).toEqual({ 'large/cached': '0.80', 'large/input': '12.00', 'large/output': '7.50', 'medium/cached': '0.50', 'medium/input': '6.00', 'mystery/input': '3.00', 'small/output': '1.50' });
   expect(marchPreview.json.projected.usage_total).toBe('31.38');
   const listedPreview = await api.call('GET', `/v1/subscriptions/${listed}/usage`);
   expect(listedPreview.json.projected.unpriced).toEqual([
@@ -253,25 +268,27 @@ test('a three-period LLM plan: one line per combination under its charge, and th
     'model=small&direction=cached': '0.15',
   });
 
-  await api.call('POST', '/v1/events', {
+  const aprilEvents = await api.call('POST', '/v1/events', {
     events: [
-      tokens('a1', 'acme', '2031-04-06T00:00:00Z', 'large', 'output', 100_000),
-      tokens('a2', 'acme', '2031-04-07T00:00:00Z', 'medium', 'output', 40_000),
-      tokens('a3', 'acme', '2031-04-08T00:00:00Z', 'small', 'input', 333_333),
-      tokens('a4', 'acme', '2031-04-09T00:00:00Z', 'small', 'cached', 50_000),
-      tokens('a5', 'acme', '2031-04-10T00:00:00Z', 'mystery2', 'output', 10_001),
+      tokens('a1', 'acme', '2031-04-02T00:00:00Z', 'large', 'output', 100_000),
+      tokens('a2', 'acme', '2031-04-02T06:00:00Z', 'medium', 'output', 40_000),
+      tokens('a3', 'acme', '2031-04-03T00:00:00Z', 'small', 'input', 333_333),
+      tokens('a4', 'acme', '2031-04-03T06:00:00Z', 'small', 'cached', 50_000),
+      tokens('a5', 'acme', '2031-04-04T00:00:00Z', 'mystery2', 'output', 10_001),
     ],
   });
+  expect(aprilEvents.json).toMatchObject({ accepted: 5, rejected: 0 });
   await skipTo('2031-04-30T12:00:00Z');
   const aprilPreview = await api.call('GET', `/v1/subscriptions/${acme}/usage`);
   await skipTo('2031-05-10T00:00:00Z');
-  await api.call('POST', '/v1/events', {
+  const mayEvents = await api.call('POST', '/v1/events', {
     events: [
       tokens('y1', 'acme', '2031-05-02T00:00:00Z', 'large', 'input', 500_000),
       tokens('y2', 'acme', '2031-05-03T00:00:00Z', 'medium', 'cached', 100_001),
       tokens('y3', 'acme', '2031-05-04T00:00:00Z', 'small', 'output', 2_000_000),
     ],
   });
+  expect(mayEvents.json).toMatchObject({ accepted: 3, rejected: 0 });
   const handle = env.client.workflow.getHandle(`subscription:${acme}`);
   await handle.executeUpdate(cancelSubscriptionUpdate, { args: [{ at: 'period_end', reason: 'test', requestedBy: 'test' }] });
   await handle.result();
