@@ -44,7 +44,7 @@ function exact(line: UsageLine): string {
 }
 
 function tierUnits(line: UsageLine): string[] {
-  const breakdown = line.breakdown as { tiers?: readonly { units: string }[] };
+  const breakdown = line.breakdown as unknown as { tiers?: readonly { units: string }[] };
   return (breakdown.tiers ?? []).map((tier) => tier.units);
 }
 
@@ -421,7 +421,7 @@ describe(`parity: ${KILL_BILL} invoice/src/test/java/org/killbill/billing/invoic
       const price: PriceModel = { model: 'graduated', tiers: [{ upTo: '10', unitPrice: '1.5' }, { upTo: '110', unitPrice: '1' }, { upTo: null, unitPrice: '0.5' }] };
       const line = rate(price, '111');
       expect(exact(line)).toBe('115.5');
-      expect((line.breakdown as { tiers: { amount: string }[] }).tiers.map((tier) => tier.amount)).toEqual(['15', '100', '0.5']);
+      expect((line.breakdown as unknown as { tiers: { amount: string }[] }).tiers.map((tier) => tier.amount)).toEqual(['15', '100', '0.5']);
     });
 
     const allTiersInBlocks: PriceModel = {
@@ -437,7 +437,7 @@ describe(`parity: ${KILL_BILL} invoice/src/test/java/org/killbill/billing/invoic
     it('blocks of 100 then 1000: 5325 = 10 blocks + 5 blocks = 15', () => {
       const line = rate(allTiersInBlocks, '5325');
       expect(line.amount).toBe('15.00');
-      expect((line.breakdown as { tiers: { blocks?: string }[] }).tiers.map((tier) => tier.blocks)).toEqual(['10', '5']);
+      expect((line.breakdown as unknown as { tiers: { blocks?: string }[] }).tiers.map((tier) => tier.blocks)).toEqual(['10', '5']);
     });
 
     // testComputeBilledUsageWithUnlimitedMaxWith_ALL_TIERS
@@ -520,8 +520,8 @@ describe(`parity: ${KILL_BILL} invoice/src/test/java/org/killbill/billing/invoic
     // testComputeMissingItemsDetailModeAllTier_DETAIL
     it('all tiers, detail: per unit and tier BAR 200 + 20, FOO 10 + 500 + 1500', () => {
       const [bar, foo] = usageLines(rateFooBar('graduated', '75', '101').lines);
-      expect((bar.breakdown as { tiers: { amount: string }[] }).tiers.map((tier) => tier.amount)).toEqual(['200', '20']);
-      expect((foo.breakdown as { tiers: { amount: string }[] }).tiers.map((tier) => tier.amount)).toEqual(['10', '500', '1500']);
+      expect((bar.breakdown as unknown as { tiers: { amount: string }[] }).tiers.map((tier) => tier.amount)).toEqual(['200', '20']);
+      expect((foo.breakdown as unknown as { tiers: { amount: string }[] }).tiers.map((tier) => tier.amount)).toEqual(['10', '500', '1500']);
       expect([bar.amount, foo.amount]).toEqual(['220.00', '2010.00']);
     });
 
@@ -536,7 +536,7 @@ describe(`parity: ${KILL_BILL} invoice/src/test/java/org/killbill/billing/invoic
     it('top tier, detail: BAR 101 × 20 = 2020, FOO 76 × 100 = 7600', () => {
       const [bar, foo] = usageLines(rateFooBar('volume', '76', '101').lines);
       expect([bar.amount, foo.amount]).toEqual(['2020.00', '7600.00']);
-      expect((foo.breakdown as { tier: { unitPrice: string } }).tier.unitPrice).toBe('100');
+      expect((foo.breakdown as unknown as { tier: { unitPrice: string } }).tier.unitPrice).toBe('100');
     });
 
     // Already invoiced: FOO 10 (tier 1, 10.00) + 40 (tier 2, 400.00); BAR 80 (tier 1, 160.00): 570.00.
@@ -556,7 +556,7 @@ describe(`parity: ${KILL_BILL} invoice/src/test/java/org/killbill/billing/invoic
       expect(newUnits(bar, invoicedTierUnits.bar)).toEqual(['20', '100']);
       expect(newUnits(foo, invoicedTierUnits.foo)).toEqual(['0', '10', '10']);
       // amounts of the new units: BAR 20 × 2 = 40, 100 × 20 = 2000; FOO 10 × 10 = 100, 10 × 100 = 1000
-      const tierAmounts = (line: UsageLine) => (line.breakdown as { tiers: { amount: string }[] }).tiers.map((tier) => tier.amount);
+      const tierAmounts = (line: UsageLine) => (line.breakdown as unknown as { tiers: { amount: string }[] }).tiers.map((tier) => tier.amount);
       expect(tierAmounts(bar)).toEqual(['200', '2000']);
       expect(tierAmounts(foo)).toEqual(['10', '500', '1000']);
     });
