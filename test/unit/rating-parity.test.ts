@@ -11,6 +11,8 @@
  * - Lago's "graduated_percentage" is our graduated model over a sum metric of the value (1 % = unitPrice 0.01);
  *   its "dynamic" model (the event carries its own amount, in cents) is per_unit 0.01 over a sum of that amount.
  * - Lago's `free_units_per_total_aggregation: "0"` means "no free value" and is left out here.
+ * - Lago's prorated_graduated stubs each event's prorated share; the same events are replayed through
+ *   domain/seat-proration.ts in a 30-day period.
  * - Kill Bill's two units of one usage section (FOO, BAR) are two metrics with a charge each.
  * - Kill Bill bills "what is missing": the period rated in full minus what was invoiced already. The rating is
  *   ours; the subtraction is shown as such (our re-rating does the same per line, domain/rerating.ts).
@@ -22,6 +24,7 @@
 import { Dec } from '../../domain/money';
 import type { PercentagePrice, PriceModel, Tier } from '../../domain/price-models';
 import { rateUsage, type Charge, type RatedLine, type UsageLine } from '../../domain/rating';
+import { proratedUnits } from '../../domain/seat-proration';
 
 const LAGO = 'getlago/lago-api';
 const KILL_BILL = 'killbill/killbill';
@@ -397,6 +400,86 @@ describe(`parity: ${LAGO} spec/services/charge_models`, () => {
     });
   });
 
+  describe('prorated_graduated_service_spec.rb (seats prorated within the period, then graduated)', () => {
+    // Upstream stubs each event's units and its prorated share; here the same events are placed in a 30-day
+    // period so that domain/seat-proration.ts yields those shares (0.7 = added on day 9, 0.5 = on day 15).
+    const period = { start: '2026-11-01T00:00:00Z', end: '2026-12-01T00:00:00Z' };
+    const twoRanges: PriceModel = { model: 'graduated', tiers: [{ upTo: '5', unitPrice: '10', flatFee: '100' }, { upTo: null, unitPrice: '5', flatFee: '50' }] };
+    const threeRanges: PriceModel = {
+      model: 'graduated',
+      tiers: [
+        { upTo: '5', unitPrice: '10', flatFee: '100' },
+        { upTo: '15', unitPrice: '5', flatFee: '50' },
+        { upTo: null, unitPrice: '2', flatFee: '0' },
+      ],
+    };
+    const lagoCharge = { firstTierFeeAtZeroUsage: true };
+    const seats = (changes: { at: string; delta: string }[]) => proratedUnits({ period, changes }).quantity;
+    const perEventTiers = 'Lago places each event\'s prorated units in the tier its running full count reaches (and keeps a tier\'s flat fee once entered); we price the period\'s prorated quantity with ordinary tiers (documented choice, docs/pricing.md "Parity")';
+
+    // prorated_graduated_service_spec.rb: "returns expected amount" (197.33; events 5, 5, 10, -6)
+    it.todo(`events 5, 5, 10, -6 prorated to 5.96667 = 197.33: ${perEventTiers}`);
+
+    // prorated_graduated_service_spec.rb: "when zero usage" / "applies the flat amount from the first tier"
+    it('no seats = the first range flat amount 100', () => {
+      expect(rate(twoRanges, seats([]), lagoCharge).amount).toBe('100.00');
+    });
+
+    // prorated_graduated_service_spec.rb: "with event that cannot be fully placed into the range" (184.33)
+    it.todo(`events 2, 5, 10, -6 prorated to 3.86667 = 184.33: ${perEventTiers}`);
+
+    // prorated_graduated_service_spec.rb: "with final number of units equals to zero" (165.81)
+    it.todo(`events 1, 4, 1, -5, -1 prorated to 1.613 = 165.81: ${perEventTiers}`);
+
+    // prorated_graduated_service_spec.rb: "with negative event that results in changing range" / "returns expected amount"
+    it('+5 seats for 70 % of the period, -2 for the last 50 %: 3.5 − 1 = 2.5 seats = 25 + 100 = 125', () => {
+      const quantity = seats([
+        { at: '2026-11-10T00:00:00Z', delta: '5' },
+        { at: '2026-11-16T00:00:00Z', delta: '-2' },
+      ]);
+      expect(quantity).toBe('2.5');
+      expect(rate(twoRanges, quantity, lagoCharge).amount).toBe('125.00');
+    });
+
+    // prorated_graduated_service_spec.rb: "with overflow and changing ranges" (180.5)
+    it.todo(`events 4, 2, -3 prorated to 3.2 = 180.5: ${perEventTiers}`);
+
+    // prorated_graduated_service_spec.rb: "with multiple overflows in both directions" (190)
+    it.todo(`events 5, 2, -4, 10 prorated to 4.9 = 190: ${perEventTiers}`);
+
+    // prorated_graduated_service_spec.rb: "with negative event that results in negative total amount" (0)
+    it.todo('events 5, -100 (a level below 0) bill 0: a seat level below 0 is refused here (documented choice, docs/pricing.md "Charge options")');
+
+    // prorated_graduated_service_spec.rb: "with negative event that results in negative total amount" / "with only one range used" (0)
+    it.todo('events 4, -100 (a level below 0) bill 0: a seat level below 0 is refused here, as above');
+
+    // prorated_graduated_service_spec.rb: "when only one range is used" / "returns expected amount"
+    it('1 seat for 70 % of the period = 0.7 × 10 + 100 = 107', () => {
+      const quantity = seats([{ at: '2026-11-10T00:00:00Z', delta: '1' }]);
+      expect(quantity).toBe('0.7');
+      expect(rate(twoRanges, quantity, lagoCharge).amount).toBe('107.00');
+    });
+
+    // prorated_graduated_service_spec.rb: "when only one range is used" / "with two ranges where first unit fully covers first range"
+    it('first range of 1 unit: 0.7 seat = 107, the second range flat fee is not applied', () => {
+      const price: PriceModel = { model: 'graduated', tiers: [{ upTo: '1', unitPrice: '10', flatFee: '100' }, { upTo: null, unitPrice: '5', flatFee: '50' }] };
+      expect(rate(price, seats([{ at: '2026-11-10T00:00:00Z', delta: '1' }]), lagoCharge).amount).toBe('107.00');
+    });
+
+    // prorated_graduated_service_spec.rb: "with three ranges and one overflow" (191.34)
+    it.todo(`events 2, 5, 10, -6, 4, 60 prorated to 6.367 = 191.34: ${perEventTiers}`);
+
+    // prorated_graduated_service_spec.rb: "with three ranges and one overflow" / "when there are two overflows" / "calculates the amount correctly"
+    it('75 seats all period = 150 + 100 + 60 × 2 = 370', () => {
+      expect(rate(threeRanges, seats([{ at: period.start, delta: '75' }]), lagoCharge).amount).toBe('370.00');
+    });
+
+    // prorated_graduated_service_spec.rb: "with three ranges and one overflow" / "when there are two overflows" / "returns expected amount"
+    it('75 seats all period: 370 (amount to the cent, as upstream rounds up)', () => {
+      expect(exact(rate(threeRanges, seats([{ at: period.start, delta: '75' }]), lagoCharge))).toBe('370');
+    });
+  });
+
   describe('dynamic_service_spec.rb (per_unit 0.01 over a sum of amounts in cents)', () => {
     const price: PriceModel = { model: 'per_unit', unitPrice: '0.01' };
 
@@ -601,7 +684,7 @@ describe(`parity: ${KILL_BILL} invoice/src/test/java/org/killbill/billing/invoic
  *   TestSubscriptionConsumableInArrear.java testComputeInArrearUsageInterval: period boundaries
  *   TestRawUsageOptimizer.java (5 tests): from which date raw usage must be read
  * getlago/lago-api spec/services/charge_models/
- *   prorated_graduated_service_spec.rb, grouped_service_spec.rb, custom_service_spec.rb, factory_spec.rb,
- *   filter_properties*, build_default_properties_service_spec.rb, amount_details/*: not in the brief's list
- *   (prorated graduated, custom code, filters and the API's defaults); not translated in this pass.
+ *   grouped_service_spec.rb, custom_service_spec.rb, factory_spec.rb, filter_properties*,
+ *   build_default_properties_service_spec.rb, amount_details/*: grouping (our dimensions, test/unit/dimensions.test.ts),
+ *   custom code, filters, model lookup and the API's defaults; no charge-model amount to translate.
  */
