@@ -29,7 +29,7 @@ export interface ChargeBoundsDetail {
 
 /** Whether the charge uses any option here or a price feature the BigInt fast path does not implement. */
 export function usesExtendedPricing(charge: ChargeOptions): boolean {
-  if (charge.minAmount !== undefined || charge.maxAmount !== undefined || charge.firstTierFeeAtZeroUsage !== undefined) return true;
+  if (charge.minAmount !== undefined || charge.maxAmount !== undefined || charge.firstTierFeeAtZeroUsage === true) return true;
   const price = charge.price;
   if (price.model === 'graduated' || price.model === 'volume') return price.tiers.some((tier) => tier.blockSize !== undefined);
   if (price.model === 'percentage') return price.freeEvents !== undefined || price.freeValue !== undefined;
@@ -51,7 +51,8 @@ export function validateChargeOptions(charge: ChargeOptions): string[] {
   if (minAmount !== undefined && maxAmount !== undefined && minAmount.gt(maxAmount)) errors.push('minAmount must not be greater than maxAmount');
   if (charge.firstTierFeeAtZeroUsage !== undefined) {
     if (typeof charge.firstTierFeeAtZeroUsage !== 'boolean') errors.push('firstTierFeeAtZeroUsage must be true or false');
-    else if (model !== 'graduated' && model !== 'volume') errors.push(`firstTierFeeAtZeroUsage applies to graduated and volume pricing only, not ${String(model)}`);
+    // `false` is the default on any model; only asking for the fee needs tiers.
+    else if (charge.firstTierFeeAtZeroUsage && model !== 'graduated' && model !== 'volume') errors.push(`firstTierFeeAtZeroUsage applies to graduated and volume pricing only, not ${String(model)}`);
   }
   return errors;
 }

@@ -79,7 +79,7 @@ function withDimensionsChecked(charges: DimensionalCharge[], metrics: ReadonlyMa
  */
 function chargeOptionProblems(charge: DimensionalCharge, currency: string): string[] {
   const problems = [...validateChargeOptions(charge), ...chargeBoundsDigitErrors(charge, currency)];
-  const hasOptions = charge.minAmount !== undefined || charge.maxAmount !== undefined || charge.firstTierFeeAtZeroUsage !== undefined;
+  const hasOptions = charge.minAmount !== undefined || charge.maxAmount !== undefined || charge.firstTierFeeAtZeroUsage === true;
   if (hasOptions && isDimensionalCharge(charge)) problems.push('min_amount, max_amount and first_tier_fee_at_zero_usage are not supported on a dimensional charge yet');
   return problems;
 }

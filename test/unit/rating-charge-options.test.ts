@@ -297,3 +297,8 @@ describe('the BigInt fast path', () => {
     expect(rateChargeInFixedPoint({ metricCode: 'm', price: { model: 'per_unit', unitPrice: '1' } }, { metricCode: 'm', quantity: '1' }, 2)).toBeDefined();
   });
 });
+
+test('first_tier_fee_at_zero_usage false is the default on any model', () => {
+  expect(validateCharge({ metricCode: 'm', price: { model: 'per_unit', unitPrice: '1' }, firstTierFeeAtZeroUsage: false })).toEqual([]);
+  expect(rateChargeInFixedPoint({ metricCode: 'm', price: { model: 'per_unit', unitPrice: '1' }, firstTierFeeAtZeroUsage: false }, { metricCode: 'm', quantity: '2' }, 2)?.line.amount).toBe('2.00');
+});
