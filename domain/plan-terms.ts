@@ -1,7 +1,7 @@
 /**
  * The usage terms of a plan version as stored in `plans.charges` and `plans.settings`, read in one place.
  */
-import { sumMoney, toDecimal } from './money';
+import { roundMoney, sumMoney, toDecimal } from './money';
 import type { Charge } from './rating';
 
 export interface PlanSettings {
@@ -64,9 +64,10 @@ export function recurringCharges(charges: readonly Charge[]): Charge[] {
 
 /**
  * The commitment inputs of rating for one period of a plan: the minimum commitment, and, when the plan sets
- * `commitmentIncludesFees`, its recurring fees (flat fee + flat charges, for a full period) counted toward it.
+ * `commitmentIncludesFees`, its recurring fees (flat fee + flat charges, for a full period) counted toward it,
+ * each rounded as its invoice line is, so the fees counted are the fees billed.
  */
-export function commitmentTerms(plan: { readonly flat_fee: string; readonly charges: unknown; readonly settings: unknown }): {
+export function commitmentTerms(plan: { readonly currency: string; readonly flat_fee: string; readonly charges: unknown; readonly settings: unknown }): {
   minimumCommitment?: string;
   feesTowardCommitment?: string;
 } {
@@ -74,7 +75,8 @@ export function commitmentTerms(plan: { readonly flat_fee: string; readonly char
   if (settings.minimumCommitment === undefined) return {};
   if (settings.commitmentIncludesFees !== true) return { minimumCommitment: settings.minimumCommitment };
   const flatCharges = recurringCharges((plan.charges ?? []) as Charge[]).map((charge) => toDecimal((charge.price as { amount: string }).amount));
-  return { minimumCommitment: settings.minimumCommitment, feesTowardCommitment: sumMoney([toDecimal(plan.flat_fee), ...flatCharges]).toFixed() };
+  const fees = [toDecimal(plan.flat_fee), ...flatCharges].map((fee) => roundMoney(fee, plan.currency));
+  return { minimumCommitment: settings.minimumCommitment, feesTowardCommitment: sumMoney(fees).toFixed() };
 }
 
 /** What the subscription workflow needs from a plan version to schedule its periods (no prices). */

@@ -15,6 +15,11 @@
  * - The minimum commitment is measured against usage *before* the credit bucket: usage paid for by the plan's
  *   included credit is still spend toward the commitment; measuring after the credit would charge the customer
  *   twice for it. The true-up line is not reduced by the credit.
+ * - With `feesTowardCommitment` (a plan's `commitmentIncludesFees`) the period's recurring fees count toward the
+ *   commitment too: shortfall = commitment − usage − fees.
+ * - Per-charge options (charge-options.ts): `minAmount`/`maxAmount` bound a charge after its price model, and
+ *   `firstTierFeeAtZeroUsage` bills a graduated/volume first tier's flat fee at zero usage (the one exception to
+ *   "zero usage rates to 0").
  * - Flat charges are billed in advance, so `rateUsage` skips them; `flatFeeLine` builds their line.
  * - Usage for a metric with no charge is not billed (the plan decides what is priced); a charge with no
  *   usage rates to a zero line, so every priced metric shows on the invoice.

@@ -8,6 +8,7 @@ import { rateChargeInFixedPoint } from '../../domain/fixed-point-rating';
 import type { PercentagePrice, PriceModel } from '../../domain/price-models';
 import { RatingError, rateUsage, validateCharge, type Charge, type RatedLine, type RatingInput, type UsageLine } from '../../domain/rating';
 import { SeatProrationError, proratedUnits } from '../../domain/seat-proration';
+import { commitmentTerms } from '../../domain/plan-terms';
 
 function usageLine(lines: readonly RatedLine[]): UsageLine {
   const line = lines.find((candidate) => candidate.kind === 'usage');
@@ -301,4 +302,12 @@ describe('the BigInt fast path', () => {
 test('first_tier_fee_at_zero_usage false is the default on any model', () => {
   expect(validateCharge({ metricCode: 'm', price: { model: 'per_unit', unitPrice: '1' }, firstTierFeeAtZeroUsage: false })).toEqual([]);
   expect(rateChargeInFixedPoint({ metricCode: 'm', price: { model: 'per_unit', unitPrice: '1' }, firstTierFeeAtZeroUsage: false }, { metricCode: 'm', quantity: '2' }, 2)?.line.amount).toBe('2.00');
+});
+
+test('commitmentTerms counts the plan fees as billed (each rounded to the currency), only when the plan asks', () => {
+  const plan = { currency: 'USD', flat_fee: '9.995', charges: [{ metricCode: 'support', price: { model: 'flat', amount: '10.004' } }], settings: { minimumCommitment: '50.00', commitmentIncludesFees: true } };
+  // 9.995 -> 10.00 and 10.004 -> 10.00, as their lines are billed: 20.00 counted
+  expect(commitmentTerms(plan)).toEqual({ minimumCommitment: '50.00', feesTowardCommitment: '20' });
+  expect(commitmentTerms({ ...plan, settings: { minimumCommitment: '50.00' } })).toEqual({ minimumCommitment: '50.00' });
+  expect(commitmentTerms({ ...plan, settings: { commitmentIncludesFees: true } })).toEqual({});
 });
