@@ -1,5 +1,5 @@
 import type { Router } from 'express';
-import type { PlanSettings } from '../../domain/plan-terms';
+import { commitmentTerms, type PlanSettings } from '../../domain/plan-terms';
 import { dimensionKey, rateDimensionalUsage } from '../../domain/dimensions';
 import type { Charge } from '../../domain/rating';
 import type { Database } from '../../store/database';
@@ -47,7 +47,7 @@ export function usageRouter(db: Database): Router {
       charges: charges.filter((charge) => charge.price.model !== 'flat'),
       usage,
       creditBucket: settings.creditBucket,
-      minimumCommitment: settings.minimumCommitment,
+      ...commitmentTerms(plan),
     });
     /** What a metric (or one combination of it) adds to the projected invoice: the sum of its usage lines, as rated. */
     const amountOf = (metricCode: string, dimensions?: Readonly<Record<string, string>>): { amount?: string } => {
