@@ -182,7 +182,7 @@ test('a three-period LLM plan: one line per combination under its charge, and th
     const wallet = await api.call('GET', `/v1/customers/${walletCustomer.json.id}/wallet`);
     return wallet.json.pending_usage !== '0.00' ? wallet.json.pending_usage : undefined;
   }, 'the wallet to see the open period');
-  expect(pending).toBe('3.07'); // rated by the plan's representative price instead, it was 0.02 (the requests alone)
+  expect(pending).toBe('3.07'); // before the fix: 5.02 (all 250,000 tokens at the charge's one representative price)
 
   // The preview just before the period closes: the same combinations and amounts the invoice will show.
   await skipTo('2031-03-31T12:00:00Z');
