@@ -339,6 +339,7 @@ interface ExpansionCache {
 }
 
 const expansionCaches = new WeakMap<DimensionalCharge, ExpansionCache>();
+const MAX_CACHED_COMBINATIONS = 20_000;
 
 function expansionCacheOf(charge: DimensionalCharge & { dimensions: ChargeDimensions }): ExpansionCache {
   let cache = expansionCaches.get(charge);
@@ -411,8 +412,9 @@ export function rateDimensionalUsage(input: DimensionalRatingInput): Dimensional
       let combination = cache.combinations.get(key);
       if (combination === undefined || (combination !== null && combination.position !== position)) {
         combination = expandCombination(charge, position, cache.index, group.dimensions, key);
-        // (A charge object listed twice in one plan keeps the first position's entry; the other is rebuilt.)
-        if (!cache.combinations.has(key)) cache.combinations.set(key, combination);
+        // (A charge object listed twice in one plan keeps the first position's entry; the other is rebuilt. A charge
+        // object kept for long, e.g. a cached plan, stops caching past MAX_CACHED_COMBINATIONS: values come from events.)
+        if (!cache.combinations.has(key) && cache.combinations.size < MAX_CACHED_COMBINATIONS) cache.combinations.set(key, combination);
       }
       if (combination === null) {
         entry.unpriced.push({ metricCode: charge.metricCode, ...chargeIdOf(charge), dimensions: group.dimensions, dimensionKey: key, quantity: group.quantity });
