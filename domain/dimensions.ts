@@ -390,7 +390,7 @@ export function rateDimensionalUsage(input: DimensionalRatingInput): Dimensional
   const charges: Charge[] = [];
   const usage: UsageForCharge[] = [];
   const usedPlainMetrics = new Set<string>();
-  /** Per charge position: the internal codes of its priced combinations, and its unpriced ones. */
+  /** Per charge position: its priced combinations (in line order) and its unpriced ones, or its plain code. */
   const layout: ChargeLayout[] = [];
 
   input.charges.forEach((charge, position) => {
