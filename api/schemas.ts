@@ -120,6 +120,15 @@ export const createMetricBody = z
   })
   .refine((metric) => new Set(metric.group_by).size === metric.group_by.length, { message: 'group_by must not repeat a property', path: ['group_by'] });
 
+/** A metric's cost table from an instant on (docs/pricing.md "Cost tables"); match rules as for dimensional prices. */
+export const createCostTableBody = z.strictObject({
+  effective_from: z.iso.datetime({ offset: true }),
+  costs: z
+    .array(z.strictObject({ match: z.record(z.string().max(64), z.string().max(200)).default({}), unit_cost: nonNegativeDecimal }))
+    .min(1)
+    .max(5_000),
+});
+
 const tier = z.strictObject({
   upTo: decimalString.nullable(),
   unitPrice: nonNegativeDecimal,
@@ -139,6 +148,8 @@ export const priceModel = z.discriminatedUnion('model', [
     maxFee: nonNegativeDecimal.optional(),
     fixedFeePerEvent: nonNegativeDecimal.optional(),
   }),
+  /** Unit cost from the metric's cost table in effect at each event's time × (1 + markup) (docs/pricing.md). */
+  z.strictObject({ model: z.literal('cost_plus'), markup: nonNegativeDecimal }),
 ]);
 
 /** Per-combination prices of a charge on a metric with group_by (docs/pricing.md). */

@@ -29,6 +29,8 @@ import {
 } from './price-calculators';
 import { parseDecimal, validatePriceModel, type PriceModel, type UsagePriceModel } from './price-models';
 import { formatMinorUnits, rateChargeInFixedPoint } from './fixed-point-rating';
+import { CostPlusError, priceCostPlus, type CostPlusDetail } from './cost-plus';
+import type { CostSegment } from './cost-tables';
 
 export interface Charge {
   readonly chargeId?: string;
@@ -45,6 +47,8 @@ export interface UsageForCharge {
   readonly quantity: string;
   /** Per-event reported values; required by percentage charges, ignored by the others. */
   readonly eventValues?: readonly string[];
+  /** The quantity split by the cost table in effect at its events' time; required by cost_plus charges. */
+  readonly costs?: readonly CostSegment[];
 }
 
 export interface RatingInput {
@@ -76,7 +80,9 @@ export type QuantityBreakdown = QuantityDetail & {
 
 export type PercentageBreakdown = PercentageDetail & { readonly amount: string };
 
-export type UsageBreakdown = QuantityBreakdown | PercentageBreakdown;
+export type CostPlusBreakdown = CostPlusDetail & { readonly amount: string };
+
+export type UsageBreakdown = QuantityBreakdown | PercentageBreakdown | CostPlusBreakdown;
 
 export interface CreditBreakdown {
   readonly bucket: string;
@@ -124,6 +130,7 @@ export type RatingErrorCode =
   | 'missing_event_values'
   | 'invalid_event_value'
   | 'event_count_mismatch'
+  | 'missing_cost_segments'
   | 'duplicate_usage'
   | 'invalid_money_amount'
   | 'invalid_proration_factor'
@@ -151,7 +158,7 @@ export function validateCharge(charge: Charge): string[] {
     const included = parseDecimal(charge.includedUnits);
     if (included === undefined || included.lt(0)) errors.push('includedUnits must be a non-negative decimal string');
     const model = charge.price?.model;
-    if (model === 'percentage' || model === 'flat') errors.push(`includedUnits does not apply to ${model} pricing`);
+    if (model === 'percentage' || model === 'flat' || model === 'cost_plus') errors.push(`includedUnits does not apply to ${model} pricing`);
   }
   return errors;
 }
@@ -248,7 +255,9 @@ function rateCharge(charge: UsageCharge, usage: UsageForCharge | undefined, curr
   const breakdown =
     charge.price.model === 'percentage'
       ? ratePercentage(charge.price, quantity, usage, charge.metricCode)
-      : rateQuantity(charge.price, quantity, charge.includedUnits);
+      : charge.price.model === 'cost_plus'
+        ? rateCostPlus(charge.price, quantity, usage, charge.metricCode)
+        : rateQuantity(charge.price, quantity, charge.includedUnits);
   return {
     kind: 'usage',
     description: charge.displayName ?? charge.metricCode,
@@ -260,8 +269,18 @@ function rateCharge(charge: UsageCharge, usage: UsageForCharge | undefined, curr
   };
 }
 
+function rateCostPlus(price: Extract<UsagePriceModel, { model: 'cost_plus' }>, quantity: Dec, usage: UsageForCharge | undefined, metricCode: string): CostPlusBreakdown {
+  try {
+    const { amount, detail } = priceCostPlus(price, quantity, usage?.costs);
+    return { ...detail, amount: decimalText(amount) };
+  } catch (error) {
+    if (error instanceof CostPlusError) throw new RatingError('missing_cost_segments', `usage for ${metricCode}: ${error.message}`);
+    throw error;
+  }
+}
+
 function rateQuantity(
-  price: Exclude<UsagePriceModel, { model: 'percentage' }>,
+  price: Exclude<UsagePriceModel, { model: 'percentage' | 'cost_plus' }>,
   quantity: Dec,
   includedUnitsText: string | undefined,
 ): QuantityBreakdown {
