@@ -408,6 +408,14 @@ export const metricResponse = z.object({
   created_at: instantOut,
 });
 
+export const costTableResponse = z.object({
+  metric_code: z.string(),
+  effective_from: instantOut,
+  costs: z.array(z.object({ match: z.record(z.string(), z.string()), unit_cost: z.string() })),
+  created_by: z.string(),
+  created_at: instantOut,
+});
+
 export const subscriptionResponse = z.object({
   id: z.uuid(),
   customer_id: z.uuid(),
@@ -641,7 +649,18 @@ export const marginReportResponse = z.object({
       customer: z.object({ id: z.uuid(), external_id: z.string(), name: z.string() }),
       plan: z.object({ code: z.string(), version: z.int() }),
       ...marginFiguresOut,
-      cost_breakdown: z.array(z.object({ metric_code: z.string(), quantity: z.string(), unit_cost: z.string(), cost: moneyOut })),
+      /** margin < 0. */
+      loss_making: z.boolean(),
+      cost_breakdown: z.array(
+        z.object({
+          metric_code: z.string(),
+          quantity: z.string(),
+          unit_cost: z.string().nullable(),
+          cost: moneyOut,
+          /** The shares the metric's cost tables costed (docs/margins.md); unit_cost null: the fallback unit_cost. */
+          cost_segments: z.array(z.object({ effective_from: instantOut.nullable(), quantity: z.string(), unit_cost: z.string().nullable() })).optional(),
+        }),
+      ),
       combinations: z
         .array(
           z.object({
@@ -659,6 +678,25 @@ export const marginReportResponse = z.object({
   ),
   has_more: z.boolean(),
   totals: z.array(z.object({ ...marginFiguresOut, subscriptions: z.int() })),
+  /** Customers and combinations whose margin over the window is negative, worst first (not cut by limit). */
+  loss_making: z.object({
+    customers: z.array(
+      z.object({ customer: z.object({ id: z.uuid(), external_id: z.string() }), subscription_ids: z.array(z.uuid()), ...marginFiguresOut, loss_making: z.literal(true) }),
+    ),
+    combinations: z.array(
+      z.object({
+        currency: z.string(),
+        metric_code: z.string(),
+        dimension_key: z.string(),
+        quantity: z.string(),
+        revenue: moneyOut,
+        cost: moneyOut,
+        margin: moneyOut,
+        subscriptions: z.int(),
+        loss_making: z.literal(true),
+      }),
+    ),
+  }),
 });
 
 export const findingsResponse = z.object({
