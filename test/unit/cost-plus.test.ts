@@ -8,6 +8,7 @@ import { rateDimensionalUsage, type DimensionalCharge } from '../../domain/dimen
 import { rateUsage, RatingError, validateCharge } from '../../domain/rating';
 import { validatePriceModel } from '../../domain/price-models';
 import { chargeMetricMismatches } from '../../domain/charge-metric-fit';
+import { breakdownRows } from '../../api/documents/invoice-document';
 
 const GROUP_BY = ['model', 'direction'];
 // Timeline (UTC, March 2033): the provider cuts the large model's prices on Mar 15.
@@ -161,5 +162,20 @@ describe('cost_plus price model', () => {
     expect(chargeMetricMismatches([{ metricCode: 'm', price: { model: 'cost_plus' } }], metric('sum'))).toEqual([]);
     expect(chargeMetricMismatches([{ metricCode: 'm', price: { model: 'cost_plus' } }], metric('max'))).toEqual([{ index: 0, message: expect.stringContaining('needs a count or sum metric') }]);
     expect(chargeMetricMismatches([{ metricCode: 'm', price: { model: 'per_unit' }, dimensions: { prices: [{ price: { model: 'cost_plus' } }] } }], metric('sum', true))).toEqual([{ index: 0, message: expect.stringContaining('cannot cost negative usage') }]);
+  });
+});
+
+describe('the invoice document explains a cost_plus line', () => {
+  it('shows each table share, then the markup on the cost', () => {
+    const breakdown = rateUsage({
+      currency: 'USD',
+      charges: [{ metricCode: 'images', price: { model: 'cost_plus', markup: '0.3' } }],
+      usage: [{ metricCode: 'images', quantity: '7', costs: [{ effectiveFrom: MAR1, quantity: '4', unitCost: '0.037' }, { effectiveFrom: MAR15, quantity: '3', unitCost: '0.041' }] }],
+    }).lines[0].breakdown;
+    expect(breakdownRows({ kind: 'usage', breakdown: breakdown as unknown as Record<string, unknown> })).toEqual([
+      { label: 'Cost from 2033-03-01', value: '4 × 0.037 = 0.148' },
+      { label: 'Cost from 2033-03-15', value: '3 × 0.041 = 0.123' },
+      { label: 'Cost plus markup', value: '0.271 × (1 + 0.3) = 0.3523' },
+    ]);
   });
 });
