@@ -144,3 +144,30 @@ describe('property: a reversed outcome contributes nothing once its reversal is 
     );
   });
 });
+
+describe('property: a reversed cost-plus outcome contributes nothing once its reversal is billed', () => {
+  it('billed − credit equals the period rated without the reversed events, whichever cost table costed them', () => {
+    const period = { start: '2031-03-01T00:00:00.000Z', end: '2031-04-01T00:00:00.000Z' };
+    const charges = [{ metricCode: 'calls', price: { model: 'cost_plus' as const, markup: '0.17' } }];
+    const tableA = { from: '2031-03-01T00:00:00.000Z', unitCost: '0.013' };
+    const tableB = { from: '2031-03-15T00:00:00.000Z', unitCost: '0.021' };
+    fc.assert(
+      fc.property(fc.array(fc.record({ late: fc.boolean(), units: fc.integer({ min: 1, max: 5_000 }), reversed: fc.boolean() }), { minLength: 1, maxLength: 12 }), (events) => {
+        const costsOf = (subset: typeof events) =>
+          [tableA, tableB].map((table) => ({
+            effectiveFrom: table.from,
+            unitCost: table.unitCost,
+            quantity: String(subset.filter((event) => event.late === (table === tableB)).reduce((total, event) => total + event.units, 0)),
+          }));
+        const usageOf = (subset: typeof events) => [{ metricCode: 'calls', quantity: String(subset.reduce((total, event) => total + event.units, 0)), costs: costsOf(subset) }];
+        const rate = (subset: typeof events) => rateUsage({ currency: 'USD', charges, usage: usageOf(subset) }).subtotal;
+        const credit = reversalCreditLines({
+          currency: 'USD', charges, period, closedUsage: usageOf(events), alreadyCredited: [],
+          newlyReversed: events.filter((event) => event.reversed).map((event) => ({ metricCode: 'calls', aggregation: 'sum' as const, value: String(event.units), occurredAt: event.late ? '2031-03-20T00:00:00.000Z' : '2031-03-02T00:00:00.000Z' })),
+        }).reduce((sum, line) => sum.plus(line.amount), new Dec(0));
+        expect(new Dec(rate(events)).plus(credit).toFixed(2)).toBe(new Dec(rate(events.filter((event) => !event.reversed))).toFixed(2));
+      }),
+      { numRuns: 200, seed: 20261205 },
+    );
+  });
+});
