@@ -18,8 +18,17 @@ import { findSucceededPayment } from './payments';
 import { reversalCreditsFor } from './reversal-credits';
 import { invoicedReversals } from './reversals';
 
-/** Subscriptions in these states bill nothing more: their reversal credits cannot wait for a next invoice. */
+/**
+ * Subscriptions that bill nothing more: canceled ones, and ones whose closing invoice exists (the workflow marks
+ * the subscription canceled only after collecting it, which dunning can stretch over days). A reversal stored
+ * after the closing invoice's transaction cannot wait for a next invoice.
+ */
 export const ENDED_STATUSES = ['canceled'] as const;
+
+/** No invoice to credit yet: the transaction rolls back, the reversals stay owed for the next pass. */
+class CreditNotYetPossible extends Error {
+  override name = 'CreditNotYetPossible';
+}
 
 export interface IssuedReversalCreditNote {
   readonly creditNote: CreditNoteRow;
@@ -35,7 +44,11 @@ export async function creditReversalsOfEndedSubscriptions(db: Knex, customerIds:
   if (customerIds.length === 0) return [];
   const subscriptions: { id: string; customer_id: string; plan_id: string }[] = await db('subscriptions as s')
     .whereIn('s.customer_id', [...new Set(customerIds)])
-    .whereIn('s.status', [...ENDED_STATUSES])
+    .where((ended) =>
+      ended
+        .whereIn('s.status', [...ENDED_STATUSES])
+        .orWhereExists(db('invoices as closing').whereRaw('closing.subscription_id = s.id').andWhere('closing.kind', 'closing').whereNot('closing.status', 'void').select(db.raw('1'))),
+    )
     .whereExists(
       db('usage_events as r')
         .join('usage_events as o', (join) => join.on('o.customer_id', 'r.customer_id').andOn('o.event_id', 'r.reverses_event_id'))
@@ -46,7 +59,11 @@ export async function creditReversalsOfEndedSubscriptions(db: Knex, customerIds:
     .select('s.id', 's.customer_id', 's.plan_id');
   const issued: IssuedReversalCreditNote[] = [];
   for (const subscription of subscriptions) {
-    issued.push(...(await db.transaction((trx) => creditOne(trx, subscription))));
+    try {
+      issued.push(...(await db.transaction((trx) => creditOne(trx, subscription))));
+    } catch (error) {
+      if (!(error instanceof CreditNotYetPossible)) throw error;
+    }
   }
   return issued;
 }
@@ -66,7 +83,8 @@ async function creditOne(trx: Knex.Transaction, subscription: { id: string; cust
     const amount = sumMoney(periodLines.map((line) => toDecimal(line.amount))).negated();
     if (!amount.isPositive()) continue; // the included credit had paid for it: nothing to give back
     const credited = await invoiceThatBilled(trx, subscription.id, new Date(periodStart));
-    if (!credited) continue;
+    // Rolls the marks back: the reversals stay owed, for the next pass, rather than credited by nothing.
+    if (!credited) throw new CreditNotYetPossible(`no invoice of subscription ${subscription.id} billed the usage of ${periodStart}`);
     issued.push(await insertCreditNote(trx, credited, periodLines, formatMoney(amount, credited.currency), `${key}:${periodStart}`));
   }
   return issued;
@@ -77,7 +95,7 @@ async function invoiceThatBilled(trx: Knex.Transaction, subscriptionId: string, 
   return trx<InvoiceRow>('invoices as i')
     .where('i.subscription_id', subscriptionId)
     .whereNot('i.kind', CREDIT_NOTE_KIND)
-    .whereNotIn('i.status', ['draft', 'void'])
+    .whereNot('i.status', 'void') // a finalized invoice is 'draft' until numbered just after its commit
     .whereExists(trx('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere('l.kind', 'usage').andWhere('l.period_start', periodStart).select(trx.raw('1')))
     .orderBy('i.created_at', 'desc')
     .first('i.*');
