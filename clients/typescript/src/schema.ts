@@ -1341,6 +1341,7 @@ export interface components {
                         /** @constant */
                         model: "graduated";
                         tiers: {
+                            blockSize?: string;
                             flatFee?: string;
                             unitPrice: string;
                             upTo: string | null;
@@ -1349,6 +1350,7 @@ export interface components {
                         /** @constant */
                         model: "volume";
                         tiers: {
+                            blockSize?: string;
                             flatFee?: string;
                             unitPrice: string;
                             upTo: string | null;
@@ -1360,6 +1362,8 @@ export interface components {
                         packageSize: string;
                     } | {
                         fixedFeePerEvent?: string;
+                        freeEvents?: string;
+                        freeValue?: string;
                         maxFee?: string;
                         minFee?: string;
                         /** @constant */
@@ -1387,6 +1391,7 @@ export interface components {
                             /** @constant */
                             model: "graduated";
                             tiers: {
+                                blockSize?: string;
                                 flatFee?: string;
                                 unitPrice: string;
                                 upTo: string | null;
@@ -1395,6 +1400,7 @@ export interface components {
                             /** @constant */
                             model: "volume";
                             tiers: {
+                                blockSize?: string;
                                 flatFee?: string;
                                 unitPrice: string;
                                 upTo: string | null;
@@ -1406,6 +1412,8 @@ export interface components {
                             packageSize: string;
                         } | {
                             fixedFeePerEvent?: string;
+                            freeEvents?: string;
+                            freeValue?: string;
                             maxFee?: string;
                             minFee?: string;
                             /** @constant */
@@ -1424,8 +1432,11 @@ export interface components {
                     unmatched?: "reject" | "list";
                 };
                 display_name?: string;
+                first_tier_fee_at_zero_usage?: boolean;
                 included_units?: string;
+                max_amount?: string;
                 metric_code: string;
+                min_amount?: string;
                 price?: {
                     amount: string;
                     /** @constant */
@@ -1438,6 +1449,7 @@ export interface components {
                     /** @constant */
                     model: "graduated";
                     tiers: {
+                        blockSize?: string;
                         flatFee?: string;
                         unitPrice: string;
                         upTo: string | null;
@@ -1446,6 +1458,7 @@ export interface components {
                     /** @constant */
                     model: "volume";
                     tiers: {
+                        blockSize?: string;
                         flatFee?: string;
                         unitPrice: string;
                         upTo: string | null;
@@ -1457,6 +1470,8 @@ export interface components {
                     packageSize: string;
                 } | {
                     fixedFeePerEvent?: string;
+                    freeEvents?: string;
+                    freeValue?: string;
                     maxFee?: string;
                     minFee?: string;
                     /** @constant */
@@ -1469,6 +1484,7 @@ export interface components {
                 };
             }[];
             code: string;
+            commitment_includes_fees?: boolean;
             credit_bucket?: string;
             currency: string;
             dispute_window?: string;
@@ -1953,14 +1969,18 @@ export interface components {
                     unmatched: "reject" | "list";
                 };
                 display_name: string | null;
+                first_tier_fee_at_zero_usage: boolean;
                 included_units: string | null;
+                max_amount: string | null;
                 metric_code: string;
+                min_amount: string | null;
                 /** @description The price model as published (see the plan request's `price`). */
                 price: {
                     [key: string]: unknown;
                 };
             }[];
             code: string;
+            commitment_includes_fees: boolean;
             created_at: string | null;
             credit_bucket: string | null;
             currency: string;
@@ -7261,7 +7281,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `ambiguous_dimension_prices`, `charge_metric_mismatch`, `invalid_dimensions`, `invalid_price`, `metric_not_found`, `validation_failed`. */
+            /** @description Problem: `ambiguous_dimension_prices`, `charge_metric_mismatch`, `invalid_charge_options`, `invalid_dimensions`, `invalid_price`, `metric_not_found`, `validation_failed`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7269,7 +7289,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "ambiguous_dimension_prices" | "charge_metric_mismatch" | "invalid_dimensions" | "invalid_price" | "metric_not_found" | "validation_failed";
+                        code?: "ambiguous_dimension_prices" | "charge_metric_mismatch" | "invalid_charge_options" | "invalid_dimensions" | "invalid_price" | "metric_not_found" | "validation_failed";
                     };
                 };
             };
