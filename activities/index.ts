@@ -45,6 +45,7 @@ const CLASSIFIED: Record<keyof BillingActivities, true> = {
   scanForReconciliation: true,
   settleUnknownPayment: true,
   collectUncollectedInvoice: true,
+  creditOwedReversals: true,
   recordReconciliationFindings: true,
 };
 
