@@ -7,8 +7,9 @@ import type { Knex } from 'knex';
 import { decideEntitlement, Entitlement, eventsOverLimit, FeatureDefinition, LIMITABLE_AGGREGATIONS, planFeatures } from '../domain/entitlements';
 import { Dec, toDecimal } from '../domain/money';
 import { findMetricsByCode, MetricRow } from './catalog';
+import { cachedMetricsByCode } from './read-caches';
 import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, RollupWindow, rollupUsage } from './rollups';
-import { aggregateMetric, InsertedUsageEvent, NewUsageEvent } from './usage';
+import type { InsertedUsageEvent, NewUsageEvent } from './usage';
 
 type Db = Knex | Knex.Transaction;
 
@@ -179,16 +180,10 @@ async function storedEventIds(trx: Knex.Transaction, events: readonly NewUsageEv
   return new Set(result.rows.map((row) => `${row.customer_id}|${row.event_id}`));
 }
 
-/**
- * A metric's open usage in a window: from the running totals, or from the raw events where a closed period
- * overlaps the window (store/rollups.ts says when). The same quantities the usage preview rates.
- */
+/** A metric's open usage in a window, from the running totals: the same quantities the usage preview rates. */
 export async function openMetricUsage(db: Knex, window: RollupWindow, metrics: readonly MetricRow[]): Promise<Map<string, string>> {
   const totals = await rollupUsage(db, window, metrics);
-  if (totals) return new Map([...totals].map(([code, usage]) => [code, usage.quantity]));
-  const scope = { kind: 'unclaimed' as const, customerId: window.customerId, from: window.from, to: window.to };
-  const raw = await Promise.all(metrics.map(async (metric) => [metric.code, (await aggregateMetric(db, metric, scope, false)).quantity] as const));
-  return new Map(raw);
+  return new Map([...totals].map(([code, usage]) => [code, usage.quantity]));
 }
 
 /** Balance lookup for wallet-backed features (store/wallets.ts): the customer's balance in a currency, or null. */
@@ -201,7 +196,6 @@ interface OneFeatureRow {
   aggregation: string | null;
   property: string | null;
   seeded: boolean;
-  closed_overlap: boolean;
   event_count: string;
   value_count: string;
   sum_quantity: string;
@@ -210,7 +204,7 @@ interface OneFeatureRow {
 /**
  * The hot path of GET .../entitlements/:feature, in one statement: the newest granting subscription declaring the
  * feature, its metric and the window's totals. Undefined when the general path must answer (a wallet feature, a
- * window not seeded yet, a closed period overlapping it): that one seeds, reads raw events or asks the wallet.
+ * window not seeded yet, an aggregation other than count or sum): that one seeds or asks the wallet.
  */
 async function oneFeatureFast(db: Knex, customerId: string, code: string): Promise<Entitlement | 'absent' | undefined> {
   const result = await db.raw<{ rows: OneFeatureRow[] }>(
@@ -222,7 +216,6 @@ async function oneFeatureFast(db: Knex, customerId: string, code: string): Promi
        ORDER BY s.start_at DESC LIMIT 1
      )
      SELECT c.period_start, c.period_end, c.feature, m.aggregation, m.property, wm.metric_id IS NOT NULL AS seeded,
-            EXISTS (SELECT 1 FROM usage_period_closures uc WHERE uc.customer_id = ? AND uc.period_start < c.period_end AND uc.period_end > c.period_start) AS closed_overlap,
             coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
             greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity
      FROM chosen c
@@ -230,25 +223,17 @@ async function oneFeatureFast(db: Knex, customerId: string, code: string): Promi
      LEFT JOIN usage_rollup_windows w ON w.customer_id = ? AND w.period_start = c.period_start AND w.period_end = c.period_end
      LEFT JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id AND wm.metric_id = m.id
      LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`,
-    [customerId, [...GRANTING_STATUSES], code, customerId, customerId],
+    [customerId, [...GRANTING_STATUSES], code, customerId],
   );
   const row = result.rows[0];
   if (!row) return 'absent';
   const { feature } = row;
   if (feature.kind === 'boolean') return decideEntitlement(feature, { periodEnd: row.period_end, balance: null });
-  if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded || row.closed_overlap) return undefined;
+  if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded) return undefined;
   // Count and sum read straight from the totals; other aggregations take the general path (quantityOf in rollups.ts).
   if (row.aggregation !== 'count' && row.aggregation !== 'sum') return undefined;
   const usage = row.aggregation === 'sum' ? row.sum_quantity : row.property === null ? row.event_count : row.value_count;
   return decideEntitlement(feature, { usage, periodEnd: row.period_end, balance: null });
-}
-
-/** Metric rows by code. A metric code never changes meaning once created, so a row found once is kept. */
-const metricsByCode = new Map<string, MetricRow>();
-async function metricsCached(db: Knex, codes: readonly string[]): Promise<Map<string, MetricRow>> {
-  const missing = codes.filter((code) => !metricsByCode.has(code));
-  if (missing.length > 0) for (const metric of await findMetricsByCode(db, [...new Set(missing)])) metricsByCode.set(metric.code, metric);
-  return new Map(codes.flatMap((code) => (metricsByCode.has(code) ? [[code, metricsByCode.get(code)!] as const] : [])));
 }
 
 /**
@@ -270,7 +255,7 @@ export async function customerEntitlements(db: Knex, customerId: string, balance
     }
   }
   const meteredCodes = [...chosen.values()].flatMap(({ feature }) => (feature.kind === 'metered' ? [feature.metricCode] : []));
-  const metrics = await metricsCached(db, meteredCodes);
+  const metrics = new Map((await cachedMetricsByCode(db, meteredCodes)).map((metric) => [metric.code, metric]));
   return Promise.all(
     [...chosen.values()].map(async ({ feature, subscription }) => {
       const { periodStart, periodEnd, currency } = subscription;
