@@ -172,6 +172,32 @@ export function pricePercentage(price: PercentagePrice, eventValues: readonly De
   };
 }
 
+/** pricePercentage without per-event bounds, from the event count and the values' sum: the same amount and detail. */
+export function pricePercentageOfTotal(price: PercentagePrice, eventCount: number, valueTotal: Dec): Priced<PercentageDetail> {
+  if (price.minFee !== undefined || price.maxFee !== undefined) throw new Error('a percentage price with a minFee or maxFee needs every event value');
+  const rate = toDecimal(price.rate);
+  const fixedFeePerEvent = toDecimal(price.fixedFeePerEvent ?? '0');
+  const percentageFees = valueTotal.times(rate);
+  const fixedFees = fixedFeePerEvent.times(eventCount);
+  return {
+    amount: percentageFees.plus(fixedFees),
+    detail: {
+      model: 'percentage',
+      rate: decimalText(rate),
+      minFee: null,
+      maxFee: null,
+      fixedFeePerEvent: decimalText(fixedFeePerEvent),
+      eventCount,
+      valueTotal: decimalText(valueTotal),
+      valueAtRate: decimalText(valueTotal),
+      eventsAtMinimum: 0,
+      eventsAtMaximum: 0,
+      percentageFees: decimalText(percentageFees),
+      fixedFees: decimalText(fixedFees),
+    },
+  };
+}
+
 interface BoundedTier {
   readonly from: Dec;
   readonly to: Dec | null;

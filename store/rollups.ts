@@ -264,13 +264,16 @@ async function readRollupRows(db: Db, window: RollupWindow, metrics: readonly Me
   return result.rows;
 }
 
+/** A metric's usage from the totals; valueSum is the sum of its readable values (what a percentage charge rates). */
+export type RolledUsage = MetricUsage & { groups?: UsageGroup[]; valueSum: string };
+
 /**
  * The open usage of these metrics in a customer's window, from the rollups: the same quantities, event counts and
  * (for a metric with group_by) per-combination groups as aggregating the unclaimed raw events (store/usage.ts and
  * store/dimension-usage.ts, scope 'unclaimed'). Seeds the window on first read. Claimed events are never in the
  * totals: the seed skips them and claiming one forgets the windows it falls in (forgetRollupsOverlapping).
  */
-export async function rollupUsage(db: Knex, window: RollupWindow, metrics: readonly MetricRow[]): Promise<Map<string, MetricUsage & { groups?: UsageGroup[] }>> {
+export async function rollupUsage(db: Knex, window: RollupWindow, metrics: readonly MetricRow[]): Promise<Map<string, RolledUsage>> {
   if (metrics.length === 0) return new Map();
   let rows = await readRollupRows(db, window, metrics);
   const unseeded = [...new Set(rows.filter((row) => !row.seeded).map((row) => row.metric_id))];
@@ -287,7 +290,7 @@ export async function rollupUsage(db: Knex, window: RollupWindow, metrics: reado
   return new Map(
     metrics.map((metric) => {
       const total = totals.get(metric.id)!;
-      const usage: MetricUsage & { groups?: UsageGroup[] } = { quantity: quantityOf(metric, total), eventCount: Number(total.event_count) };
+      const usage: RolledUsage = { quantity: quantityOf(metric, total), eventCount: Number(total.event_count), valueSum: total.sum_quantity };
       if (isGrouped(metric)) {
         usage.groups = (combinations.get(metric.id) ?? [])
           .filter((row) => Number(row.event_count) > 0)

@@ -1,4 +1,5 @@
 import type { Charge } from '../domain/rating';
+import type { MetricRow } from './catalog';
 import type { Database } from './database';
 import { rollupUsage } from './rollups';
 import { aggregateMetricGroups } from './dimension-usage';
@@ -11,8 +12,9 @@ import { aggregateMetric, ChargeUsage, MeteredMetrics, UsageScope } from './usag
  * what the real-time usage page and cost preview rate with the same function as the invoice.
  *
  * Read from the running totals (store/rollups.ts), per combination for a metric with `group_by`, so the cost does
- * not grow with the number of events. One case reads raw events: a metric priced by a `percentage` charge, whose
- * rating takes every event's own value (docs/wallets.md "Running totals" says why totals cannot stand in).
+ * not grow with the number of events. A `percentage` charge without per-event bounds rates the values' sum
+ * (valueTotal). One case reads raw events: a metric a percentage charge with a minFee or maxFee prices (or one
+ * priced by combination), whose rating takes every event's own value (docs/wallets.md "Running totals" says why).
  */
 export async function openUsageForCharges(
   db: Database,
@@ -23,11 +25,15 @@ export async function openUsageForCharges(
 ): Promise<ChargeUsage[]> {
   const metered = await meteredMetricsCached(db, charges);
   const scope: UsageScope = { kind: 'unclaimed', customerId, from, to };
-  const totalled = metered.metrics.filter((entry) => !entry.withEventValues).map(({ metric }) => metric);
-  const totals = await rollupUsage(db, { customerId, from, to }, totalled);
+  const readsRaw = ({ metric, withEventValues }: (typeof metered.metrics)[number]): boolean => withEventValues && !sumsSuffice(metric, charges);
+  const totals = await rollupUsage(db, { customerId, from, to }, metered.metrics.filter((entry) => !readsRaw(entry)).map(({ metric }) => metric));
   return Promise.all(
-    metered.metrics.map(async ({ metric, withEventValues }) => {
-      if (!withEventValues) return { metricCode: metric.code, ...totals.get(metric.code)! };
+    metered.metrics.map(async (entry) => {
+      const { metric, withEventValues } = entry;
+      if (!readsRaw(entry)) {
+        const { valueSum, ...usage } = totals.get(metric.code)!;
+        return { metricCode: metric.code, ...usage, ...(withEventValues ? { valueTotal: valueSum } : {}) };
+      }
       return {
         metricCode: metric.code,
         ...(await aggregateMetric(db, metric, scope, withEventValues)),
@@ -35,6 +41,17 @@ export async function openUsageForCharges(
       };
     }),
   );
+}
+
+/**
+ * Whether the metric's percentage charges rate from the values' sum: none has a per-event minFee or maxFee (those
+ * clamp each event's fee, so every value matters), and none prices by combination (rated per group's values).
+ */
+function sumsSuffice(metric: MetricRow, charges: readonly Charge[]): boolean {
+  if ((metric.group_by?.length ?? 0) > 0) return false;
+  return charges
+    .filter((charge) => charge.metricCode === metric.code)
+    .every((charge) => !('dimensions' in charge && charge.dimensions) && (charge.price.model !== 'percentage' || (charge.price.minFee === undefined && charge.price.maxFee === undefined)));
 }
 
 /** meteredMetricsOf (store/usage.ts) from the metric cache: the preview runs on every request. */

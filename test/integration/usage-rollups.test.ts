@@ -167,10 +167,10 @@ test('a closed usage period claiming part of a window: its events leave the tota
   const window = { customerId: customer.id, from: FROM, to: TO };
   const call = (id: string, hours: number) => ({ customerId: customer.id, eventId: id, eventType: 'r.call', occurredAt: new Date(FROM.getTime() + hours * 3_600_000), properties: { tokens: '10', model: 'big' } });
   await insertUsageEvents(db, [call('c1', 1), call('c2', 20)]);
-  expect((await rollupUsage(db, window, metrics)).get('r_tokens')).toEqual({ quantity: '20', eventCount: 2 });
+  expect((await rollupUsage(db, window, metrics)).get('r_tokens')).toMatchObject({ quantity: '20', eventCount: 2 });
   await closeFirstHalf(customer.id); // claims c1 (hour 1 of 24)
   await insertUsageEvents(db, [call('c3', 2)]); // late: in the closed half, unclaimed
-  expect((await rollupUsage(db, window, metrics)).get('r_tokens')).toEqual({ quantity: '20', eventCount: 2 });
+  expect((await rollupUsage(db, window, metrics)).get('r_tokens')).toMatchObject({ quantity: '20', eventCount: 2 });
   expect((await rollupUsage(db, window, metrics)).get('r_tokens_by_model')!.groups).toEqual([{ dimensions: { model: 'big' }, quantity: '20', eventCount: 2 }]);
   await expectTotalsEqualRaw(window);
 });
@@ -179,10 +179,10 @@ test('totals reflect an accepted event as soon as its insert commits', async () 
   const customer = await insertCustomer(db, { external_id: 'rollup-realtime' });
   const tokens = metrics.find((metric) => metric.code === 'r_tokens')!;
   const window = { customerId: customer.id, from: FROM, to: TO };
-  expect((await rollupUsage(db, window, [tokens])).get('r_tokens')).toEqual({ quantity: '0', eventCount: 0 });
+  expect((await rollupUsage(db, window, [tokens])).get('r_tokens')).toMatchObject({ quantity: '0', eventCount: 0 });
   await insertUsageEvents(db, [{ customerId: customer.id, eventId: 'rt-1', eventType: 'r.call', occurredAt: new Date(FROM.getTime() + 5), properties: { tokens: '12.50' } }]);
-  expect((await rollupUsage(db, window, [tokens])).get('r_tokens')).toEqual({ quantity: '12.50', eventCount: 1 });
+  expect((await rollupUsage(db, window, [tokens])).get('r_tokens')).toMatchObject({ quantity: '12.50', eventCount: 1 });
   // A resend changes nothing.
   await insertUsageEvents(db, [{ customerId: customer.id, eventId: 'rt-1', eventType: 'r.call', occurredAt: new Date(FROM.getTime() + 5), properties: { tokens: '99' } }]);
-  expect((await rollupUsage(db, window, [tokens])).get('r_tokens')).toEqual({ quantity: '12.50', eventCount: 1 });
+  expect((await rollupUsage(db, window, [tokens])).get('r_tokens')).toMatchObject({ quantity: '12.50', eventCount: 1 });
 });
