@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import { decideEntitlement, Entitlement, eventsOverLimit, FeatureDefinition, LIMITABLE_AGGREGATIONS, planFeatures } from '../domain/entitlements';
 import { Dec, toDecimal } from '../domain/money';
 import { findMetricsByCode, MetricRow } from './catalog';
+import { queryPrepared } from './prepared-statements';
 import { cachedMetricsByCode } from './read-caches';
 import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, RollupWindow, rollupUsage } from './rollups';
 import type { InsertedUsageEvent, NewUsageEvent } from './usage';
@@ -201,18 +202,12 @@ interface OneFeatureRow {
   sum_quantity: string;
 }
 
-/**
- * The hot path of GET .../entitlements/:feature, in one statement: the newest granting subscription declaring the
- * feature, its metric and the window's totals. Undefined when the general path must answer (a wallet feature, a
- * window not seeded yet, an aggregation other than count or sum): that one seeds or asks the wallet.
- */
-async function oneFeatureFast(db: Knex, customerId: string, code: string): Promise<Entitlement | 'absent' | undefined> {
-  const result = await db.raw<{ rows: OneFeatureRow[] }>(
-    `WITH chosen AS (
+/** The statement of oneFeatureFast (prepared: see store/prepared-statements.ts). */
+const ONE_FEATURE_SQL = `WITH chosen AS (
        SELECT s.current_period_start AS period_start, s.current_period_end AS period_end, f AS feature
        FROM subscriptions s JOIN plans p ON p.id = s.plan_id
        CROSS JOIN LATERAL jsonb_array_elements(coalesce(p.settings -> 'features', '[]'::jsonb)) AS f
-       WHERE s.customer_id = ? AND s.status = ANY(?::text[]) AND f ->> 'code' = ?
+       WHERE s.customer_id = $1 AND s.status = ANY($2::text[]) AND f ->> 'code' = $3
        ORDER BY s.start_at DESC LIMIT 1
      )
      SELECT c.period_start, c.period_end, c.feature, m.aggregation, m.property, wm.metric_id IS NOT NULL AS seeded,
@@ -220,12 +215,17 @@ async function oneFeatureFast(db: Knex, customerId: string, code: string): Promi
             greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity
      FROM chosen c
      LEFT JOIN billable_metrics m ON m.code = c.feature ->> 'metricCode'
-     LEFT JOIN usage_rollup_windows w ON w.customer_id = ? AND w.period_start = c.period_start AND w.period_end = c.period_end
+     LEFT JOIN usage_rollup_windows w ON w.customer_id = $4 AND w.period_start = c.period_start AND w.period_end = c.period_end
      LEFT JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id AND wm.metric_id = m.id
-     LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`,
-    [customerId, [...GRANTING_STATUSES], code, customerId],
-  );
-  const row = result.rows[0];
+     LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`;
+
+/**
+ * The hot path of GET .../entitlements/:feature, in one statement: the newest granting subscription declaring the
+ * feature, its metric and the window's totals. Undefined when the general path must answer (a wallet feature, a
+ * window not seeded yet, an aggregation other than count or sum): that one seeds or asks the wallet.
+ */
+async function oneFeatureFast(db: Knex, customerId: string, code: string): Promise<Entitlement | 'absent' | undefined> {
+  const [row] = await queryPrepared<OneFeatureRow>(db, 'entitlement-check-one-feature', ONE_FEATURE_SQL, [customerId, [...GRANTING_STATUSES], code, customerId]);
   if (!row) return 'absent';
   const { feature } = row;
   if (feature.kind === 'boolean') return decideEntitlement(feature, { periodEnd: row.period_end, balance: null });

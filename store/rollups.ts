@@ -16,6 +16,7 @@
  */
 import type { Knex } from 'knex';
 import type { MetricRow } from './catalog';
+import { queryPrepared } from './prepared-statements';
 import type { UsageGroup } from '../domain/dimensions';
 import type { MetricUsage } from './usage';
 
@@ -250,19 +251,20 @@ const isGrouped = (metric: MetricRow): boolean => (metric.group_by?.length ?? 0)
 
 /** One statement: each metric's total row and, for a grouped metric, one row per combination it has seen. */
 async function readRollupRows(db: Db, window: RollupWindow, metrics: readonly MetricRow[]): Promise<RollupReadRow[]> {
-  const result = await db.raw<{ rows: RollupReadRow[] }>(
-    `SELECT m.id AS metric_id, wm.metric_id IS NOT NULL AS seeded, r.dimension_key,
+  const values = [metrics.map((metric) => metric.id), metrics.map(isGrouped), window.customerId, window.from, window.to];
+  // Prepared (parsed and planned once per connection) unless inside a transaction, which has its own connection.
+  if (!db.isTransaction) return queryPrepared<RollupReadRow>(db, 'rollup-read-window', READ_WINDOW_SQL, values);
+  return (await db.raw<{ rows: RollupReadRow[] }>(READ_WINDOW_SQL.replace(/\$\d+/g, '?'), values)).rows;
+}
+
+const READ_WINDOW_SQL = `SELECT m.id AS metric_id, wm.metric_id IS NOT NULL AS seeded, r.dimension_key,
             coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
             greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity, coalesce(r.value_max, 0)::text AS max_quantity,
             coalesce(r.distinct_count, 0)::text AS distinct_count, coalesce(r.latest_value, 0)::text AS latest_quantity
-     FROM unnest(?::uuid[], ?::boolean[]) AS m(id, grouped)
-     LEFT JOIN usage_rollup_windows w ON w.customer_id = ? AND w.period_start = ? AND w.period_end = ?
+     FROM unnest($1::uuid[], $2::boolean[]) AS m(id, grouped)
+     LEFT JOIN usage_rollup_windows w ON w.customer_id = $3 AND w.period_start = $4 AND w.period_end = $5
      LEFT JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id AND wm.metric_id = m.id
-     LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND (r.dimension_key = '' OR m.grouped)`,
-    [metrics.map((metric) => metric.id), metrics.map(isGrouped), window.customerId, window.from, window.to],
-  );
-  return result.rows;
-}
+     LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND (r.dimension_key = '' OR m.grouped)`;
 
 /** A metric's usage from the totals; valueSum is the sum of its readable values (what a percentage charge rates). */
 export type RolledUsage = MetricUsage & { groups?: UsageGroup[]; valueSum: string };
@@ -299,6 +301,48 @@ export async function rollupUsage(db: Knex, window: RollupWindow, metrics: reado
       return [metric.code, usage];
     }),
   );
+}
+
+/**
+ * The totals (no per-combination split) of several windows of one customer, e.g. the days of a period for the usage
+ * page's chart: one read for all of them, seeding those read for the first time. Indexed like `windows`.
+ */
+export async function rollupUsageOfWindows(
+  db: Knex,
+  customerId: string,
+  windows: readonly { from: Date; to: Date }[],
+  metrics: readonly MetricRow[],
+): Promise<Map<string, MetricUsage>[]> {
+  if (windows.length === 0 || metrics.length === 0) return windows.map(() => new Map());
+  const read = async () =>
+    (
+      await db.raw<{ rows: (RollupReadRow & { window_index: number })[] }>(
+        `SELECT x.window_index::int AS window_index, m.id AS metric_id, wm.metric_id IS NOT NULL AS seeded, r.dimension_key,
+                coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
+                greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity, coalesce(r.value_max, 0)::text AS max_quantity,
+                coalesce(r.distinct_count, 0)::text AS distinct_count, coalesce(r.latest_value, 0)::text AS latest_quantity
+         FROM unnest(?::timestamptz[], ?::timestamptz[]) WITH ORDINALITY AS x(period_start, period_end, window_index)
+         CROSS JOIN unnest(?::uuid[]) AS m(id)
+         LEFT JOIN usage_rollup_windows w ON w.customer_id = ? AND w.period_start = x.period_start AND w.period_end = x.period_end
+         LEFT JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id AND wm.metric_id = m.id
+         LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`,
+        [windows.map((window) => window.from.toISOString()), windows.map((window) => window.to.toISOString()), metrics.map((metric) => metric.id), customerId],
+      )
+    ).rows;
+  let rows = await read();
+  const unseeded = new Map<number, Set<string>>();
+  for (const row of rows) if (!row.seeded) unseeded.set(row.window_index, (unseeded.get(row.window_index) ?? new Set()).add(row.metric_id));
+  if (unseeded.size > 0) {
+    for (const [index, metricIds] of unseeded) await seedRollups(db, { customerId, ...windows[index - 1] }, [...metricIds]);
+    rows = await read();
+  }
+  const byId = new Map(metrics.map((metric) => [metric.id, metric]));
+  const result = windows.map(() => new Map<string, MetricUsage>());
+  for (const row of rows) {
+    const metric = byId.get(row.metric_id)!;
+    result[row.window_index - 1].set(metric.code, { quantity: quantityOf(metric, row), eventCount: Number(row.event_count) });
+  }
+  return result;
 }
 
 /**
