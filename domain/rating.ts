@@ -30,6 +30,7 @@ import {
   priceFirstTierAtZeroUsage,
   pricePercentage,
   pricePercentageOfTotal,
+  percentageRatesFromTotal,
   priceQuantity,
   type PercentageDetail,
   type PercentageFreeDetail,
@@ -61,7 +62,8 @@ export interface UsageForCharge {
   readonly eventValues?: readonly string[];
   /**
    * The sum of the event values, which stands in for eventValues where a percentage charge has no per-event
-   * minFee/maxFee (every event then pays rate x value, so the sum is enough): the running totals hold sums.
+   * minFee/maxFee and no free allowance (every event then pays rate x value, so the sum is enough): the running
+   * totals hold sums.
    */
   readonly valueTotal?: string;
 }
@@ -314,7 +316,7 @@ function ratePercentage(
   usage: UsageForCharge | undefined,
   metricCode: string,
 ): PercentageBreakdown {
-  if (usage?.eventValues === undefined && usage?.valueTotal !== undefined && price.minFee === undefined && price.maxFee === undefined) {
+  if (usage?.eventValues === undefined && usage?.valueTotal !== undefined && percentageRatesFromTotal(price)) {
     const total = parseDecimal(usage.valueTotal);
     if (total === undefined || total.lt(0) || !quantity.isInteger()) {
       throw new RatingError('invalid_event_value', `value total for ${metricCode} must be a non-negative decimal over a whole number of events`);

@@ -4,6 +4,7 @@ import type { Database } from './database';
 import { rollupUsage } from './rollups';
 import { aggregateMetricGroups } from './dimension-usage';
 import { usageCharges } from '../domain/plan-terms';
+import { percentageRatesFromTotal } from '../domain/price-calculators';
 import { cachedMetricsByCode } from './read-caches';
 import { aggregateMetric, ChargeUsage, MeteredMetrics, UsageScope } from './usage';
 
@@ -45,13 +46,14 @@ export async function openUsageForCharges(
 
 /**
  * Whether the metric's percentage charges rate from the values' sum: none has a per-event minFee or maxFee (those
- * clamp each event's fee, so every value matters), and none prices by combination (rated per group's values).
+ * clamp each event's fee, so every value matters) or a free allowance (it follows the events' order), and none
+ * prices by combination (rated per group's values).
  */
 function sumsSuffice(metric: MetricRow, charges: readonly Charge[]): boolean {
   if ((metric.group_by?.length ?? 0) > 0) return false;
   return charges
     .filter((charge) => charge.metricCode === metric.code)
-    .every((charge) => !('dimensions' in charge && charge.dimensions) && (charge.price.model !== 'percentage' || (charge.price.minFee === undefined && charge.price.maxFee === undefined)));
+    .every((charge) => !('dimensions' in charge && charge.dimensions) && (charge.price.model !== 'percentage' || percentageRatesFromTotal(charge.price)));
 }
 
 /** meteredMetricsOf (store/usage.ts) from the metric cache: the preview runs on every request. */

@@ -23,7 +23,7 @@ test('rating from valueTotal equals rating from eventValues when no minFee/maxFe
   );
 });
 
-test('a charge with a minFee or maxFee still needs every event value', () => {
-  const charges = [{ metricCode: 'deals', price: { model: 'percentage' as const, rate: '0.02', minFee: '1.00' } }];
+test.each([{ minFee: '1.00' }, { maxFee: '5.00' }, { freeEvents: '3' }, { freeValue: '10' }])('a charge with %j still needs every event value', (bounds) => {
+  const charges = [{ metricCode: 'deals', price: { model: 'percentage' as const, rate: '0.02', ...bounds } }];
   expect(() => rateUsage({ currency: 'USD', charges, usage: [{ metricCode: 'deals', quantity: '2', valueTotal: '30' }] })).toThrow(RatingError);
 });
