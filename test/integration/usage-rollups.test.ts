@@ -15,6 +15,7 @@ import { aggregateMetric, closeUsage, insertUsageEvents, NewUsageEvent } from '.
 import { aggregateMetricGroups } from '../../store/dimension-usage';
 import { rollupUsage, RollupWindow } from '../../store/rollups';
 import type { UsageGroup } from '../../domain/dimensions';
+import { createSpendingActivities } from '../../activities/spending';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer } from '../support/fixtures';
 
@@ -185,4 +186,22 @@ test('totals reflect an accepted event as soon as its insert commits', async () 
   // A resend changes nothing.
   await insertUsageEvents(db, [{ customerId: customer.id, eventId: 'rt-1', eventType: 'r.call', occurredAt: new Date(FROM.getTime() + 5), properties: { tokens: '99' } }]);
   expect((await rollupUsage(db, window, [tokens])).get('r_tokens')).toMatchObject({ quantity: '12.50', eventCount: 1 });
+});
+
+test('spending checks at different instants read one window, the period, not a new set of totals per "now"', async () => {
+  // Before, each check read [period start, now): a new window per check, seeded by a scan of the period's events,
+  // that every later insert then also folded into.
+  const customer = await insertCustomer(db, { external_id: 'rollup-spending' });
+  const [subscription] = await db('subscriptions')
+    .insert({ customer_id: customer.id, plan_id: planId, status: 'active', workflow_id: 'direct:rollup-spending', start_at: FROM, current_period_start: FROM, current_period_end: TO })
+    .returning('id');
+  const { checkSpending } = createSpendingActivities(db);
+  for (const hours of [1, 2, 3]) {
+    await insertUsageEvents(db, [{ customerId: customer.id, eventId: `s${hours}`, eventType: 'r.call', occurredAt: new Date(FROM.getTime() + hours * 3_600_000 - 60_000), properties: { tokens: '5' } }]);
+    const at = new Date(FROM.getTime() + hours * 3_600_000).toISOString();
+    const result = await checkSpending({ subscriptionId: subscription.id, from: FROM.toISOString(), at, periodEnd: TO.toISOString() });
+    expect(result.spend).not.toBe('0');
+  }
+  const windows = await db('usage_rollup_windows').where({ customer_id: customer.id }).select('period_start', 'period_end');
+  expect(windows).toEqual([{ period_start: FROM, period_end: TO }]);
 });
