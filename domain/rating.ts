@@ -39,6 +39,8 @@ import {
 import { applyChargeBounds, chargeBoundsDigitErrors, validateChargeOptions, type ChargeBoundsDetail } from './charge-options';
 import { parseDecimal, validatePriceModel, type PriceModel, type UsagePriceModel } from './price-models';
 import { formatMinorUnits, rateChargeInFixedPoint } from './fixed-point-rating';
+import { CostPlusError, priceCostPlus, type CostPlusDetail } from './cost-plus';
+import type { CostSegment } from './cost-tables';
 
 export interface Charge {
   readonly chargeId?: string;
@@ -66,6 +68,8 @@ export interface UsageForCharge {
    * totals hold sums.
    */
   readonly valueTotal?: string;
+  /** The quantity split by the cost table in effect at its events' time; required by cost_plus charges. */
+  readonly costs?: readonly CostSegment[];
 }
 
 export interface RatingInput {
@@ -102,8 +106,10 @@ export type QuantityBreakdown = QuantityDetail & {
 
 export type PercentageBreakdown = PercentageDetail & Partial<PercentageFreeDetail> & { readonly amount: string };
 
+export type CostPlusBreakdown = CostPlusDetail & { readonly amount: string };
+
 /** `chargeBounds` only on a charge with minAmount/maxAmount; `amount` is then the bounded amount. */
-export type UsageBreakdown = (QuantityBreakdown | PercentageBreakdown) & { readonly chargeBounds?: ChargeBoundsDetail };
+export type UsageBreakdown = (QuantityBreakdown | PercentageBreakdown | CostPlusBreakdown) & { readonly chargeBounds?: ChargeBoundsDetail };
 
 export interface CreditBreakdown {
   readonly bucket: string;
@@ -153,6 +159,7 @@ export type RatingErrorCode =
   | 'missing_event_values'
   | 'invalid_event_value'
   | 'event_count_mismatch'
+  | 'missing_cost_segments'
   | 'duplicate_usage'
   | 'invalid_money_amount'
   | 'invalid_proration_factor'
@@ -180,7 +187,7 @@ export function validateCharge(charge: Charge): string[] {
     const included = parseDecimal(charge.includedUnits);
     if (included === undefined || included.lt(0)) errors.push('includedUnits must be a non-negative decimal string');
     const model = charge.price?.model;
-    if (model === 'percentage' || model === 'flat') errors.push(`includedUnits does not apply to ${model} pricing`);
+    if (model === 'percentage' || model === 'flat' || model === 'cost_plus') errors.push(`includedUnits does not apply to ${model} pricing`);
   }
   errors.push(...validateChargeOptions(charge));
   return errors;
@@ -279,7 +286,9 @@ function rateCharge(charge: UsageCharge, usage: UsageForCharge | undefined, curr
   const rated =
     charge.price.model === 'percentage'
       ? ratePercentage(charge.price, quantity, usage, charge.metricCode)
-      : rateQuantity(charge.price, quantity, charge.includedUnits, charge.firstTierFeeAtZeroUsage === true);
+      : charge.price.model === 'cost_plus'
+        ? rateCostPlus(charge.price, quantity, usage, charge.metricCode)
+        : rateQuantity(charge.price, quantity, charge.includedUnits, charge.firstTierFeeAtZeroUsage === true);
   const breakdown = withChargeBounds(charge, rated, currency);
   return {
     kind: 'usage',
@@ -292,8 +301,18 @@ function rateCharge(charge: UsageCharge, usage: UsageForCharge | undefined, curr
   };
 }
 
+function rateCostPlus(price: Extract<UsagePriceModel, { model: 'cost_plus' }>, quantity: Dec, usage: UsageForCharge | undefined, metricCode: string): CostPlusBreakdown {
+  try {
+    const { amount, detail } = priceCostPlus(price, quantity, usage?.costs);
+    return { ...detail, amount: decimalText(amount) };
+  } catch (error) {
+    if (error instanceof CostPlusError) throw new RatingError('missing_cost_segments', `usage for ${metricCode}: ${error.message}`);
+    throw error;
+  }
+}
+
 function rateQuantity(
-  price: Exclude<UsagePriceModel, { model: 'percentage' }>,
+  price: Exclude<UsagePriceModel, { model: 'percentage' | 'cost_plus' }>,
   quantity: Dec,
   includedUnitsText: string | undefined,
   firstTierFeeAtZeroUsage = false,

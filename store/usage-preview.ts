@@ -2,11 +2,12 @@ import type { Charge } from '../domain/rating';
 import type { MetricRow } from './catalog';
 import type { Database } from './database';
 import { rollupUsage } from './rollups';
+import { pricesCostPlus } from './cost-tables';
 import { aggregateMetricGroups } from './dimension-usage';
 import { usageCharges } from '../domain/plan-terms';
 import { percentageRatesFromTotal } from '../domain/price-calculators';
 import { cachedMetricsByCode } from './read-caches';
-import { aggregateMetric, ChargeUsage, MeteredMetrics, UsageScope } from './usage';
+import { aggregateMetric, ChargeUsage, MeteredMetrics, usageForCharges, UsageScope } from './usage';
 
 /**
  * The open (not yet closed) usage of a customer in [from, to), per metric of the plan's usage charges:
@@ -14,8 +15,9 @@ import { aggregateMetric, ChargeUsage, MeteredMetrics, UsageScope } from './usag
  *
  * Read from the running totals (store/rollups.ts), per combination for a metric with `group_by`, so the cost does
  * not grow with the number of events. A `percentage` charge without per-event bounds rates the values' sum
- * (valueTotal). One case reads raw events: a metric a percentage charge with a minFee or maxFee prices (or one
- * priced by combination), whose rating takes every event's own value (docs/wallets.md "Running totals" says why).
+ * (valueTotal). Raw events are read for a metric a percentage charge with a minFee, maxFee or free allowance
+ * prices (or one priced by combination), whose rating takes every event's own value, and for a plan with a
+ * cost_plus charge (each event costed at its own time) (docs/wallets.md "Running totals" says why).
  */
 export async function openUsageForCharges(
   db: Database,
@@ -26,6 +28,8 @@ export async function openUsageForCharges(
 ): Promise<ChargeUsage[]> {
   const metered = await meteredMetricsCached(db, charges);
   const scope: UsageScope = { kind: 'unclaimed', customerId, from, to };
+  // A cost_plus price costs each event at its own time (store/cost-tables.ts): no running total holds that split.
+  if (charges.some(pricesCostPlus)) return usageForCharges(db, metered, scope);
   const readsRaw = ({ metric, withEventValues }: (typeof metered.metrics)[number]): boolean => withEventValues && !sumsSuffice(metric, charges);
   const totals = await rollupUsage(db, { customerId, from, to }, metered.metrics.filter((entry) => !readsRaw(entry)).map(({ metric }) => metric));
   return Promise.all(
