@@ -22,7 +22,7 @@ import {
 import type { Charge } from '../domain/rating';
 import type { Database } from '../store/database';
 import { billingSubscriptionsOf, loadSubscriptionContext } from '../store/subscriptions';
-import { highestInvoicedThreshold } from '../store/threshold-invoices';
+import { highestInvoicedThreshold, latestStretchStart } from '../store/threshold-invoices';
 import { openUsageForCharges } from '../store/usage-preview';
 import { usageThresholdReachedSignal } from '../workflows/definitions';
 import { ApiProblem } from './problem';
@@ -34,12 +34,6 @@ export function checkedUsageThresholds(thresholds: UsageThresholds, currency: st
   if (usageCharges(charges).length === 0) problems.push({ path: 'usage_thresholds', message: 'usage_thresholds: the plan has no usage charges to bill early' });
   if (problems.length) throw new ApiProblem('invalid_usage_thresholds', `${problems.length} problem(s) in the plan's usage thresholds`, problems);
   return 'every' in thresholds ? { every: thresholds.every } : { amounts: [...thresholds.amounts] };
-}
-
-/** Where the open stretch starts at the latest: the period's start or the last immediate plan change after it. */
-async function stretchStart(db: Database, subscriptionId: string, periodStart: Date): Promise<Date> {
-  const row = await db('plan_changes').where({ subscription_id: subscriptionId }).max<{ latest: Date | null }>('change_at as latest').first();
-  return row?.latest && row.latest > periodStart ? row.latest : periodStart;
 }
 
 export class UsageThresholdSignals {
@@ -63,7 +57,7 @@ export class UsageThresholdSignals {
       const context = await loadSubscriptionContext(this.db, billing.id);
       const thresholds = context && usageThresholdsOf(context.plan.settings);
       if (!context || !thresholds) continue;
-      const from = await stretchStart(this.db, billing.id, billing.current_period_start);
+      const from = await latestStretchStart(this.db, billing.id, billing.current_period_start);
       if (until <= from) continue;
       const { plan, customer } = context;
       const charges = usageCharges(plan.charges as Charge[]);
