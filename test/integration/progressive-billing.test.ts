@@ -9,6 +9,7 @@ import { Worker } from '@temporalio/worker';
 import { CLASSIFIED_ACTIVITIES, createActivities } from '../../activities';
 import { classifyActivityFailures } from '../../activities/failures';
 import { createApp } from '../../api/app';
+import { UsageSignalCoalescer } from '../../api/usage-signals';
 import { UsageThresholdSignals } from '../../api/usage-thresholds';
 import type { ChargeInvoiceRequest } from '../../contract/payments';
 import { SandboxGateway } from '../../payments/sandbox-gateway';
@@ -18,6 +19,7 @@ import { TASK_QUEUE, usageThresholdReachedSignal } from '../../workflows/definit
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { eventually } from '../support/eventually';
+import { recordHistory } from '../support/histories';
 import { serve, TestHttp } from '../support/http';
 import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
 
@@ -119,6 +121,14 @@ const linesOf = (invoiceId: string): Promise<InvoiceLineRow[]> => db<InvoiceLine
 const succeededCharges = (invoiceId: string) => db('sandbox_gateway_charges').where({ reference: invoiceId, status: 'succeeded' });
 const money = (amount: string): string => Number(amount).toFixed(2);
 
+/** Saves the run before the current one (the period that had the thresholds) as a replay fixture (RECORD_HISTORIES=1). */
+async function recordPreviousRun(subscriptionId: string, name: string): Promise<void> {
+  const workflowId = `subscription:${subscriptionId}`;
+  const current = await env.client.workflow.getHandle(workflowId).fetchHistory();
+  const previousRunId = current.events![0].workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+  if (previousRunId) await recordHistory(env.client.workflow.getHandle(workflowId, previousRunId), name);
+}
+
 async function paidThresholdInvoices(subscriptionId: string, count: number): Promise<(InvoiceRow & { threshold_index: number | null })[]> {
   return eventually(
     async () => {
@@ -207,6 +217,7 @@ test('thresholds crossed twice, across a worker stopped between the threshold in
   // Without thresholds the April invoice would have been 10.00 + 625.00 = 635.00 = 112.50 + 412.50 + 110.00.
   expect(112.5 + 412.5 + 110).toBe(635);
   for (const invoice of invoices) expect(await succeededCharges(invoice.id)).toHaveLength(1);
+  await recordPreviousRun(subscriptionId, 'subscription-progressive-thresholds');
 });
 
 test('a plan change mid-period: the proration invoice credits the old plan\'s threshold invoice; the new plan counts from zero', async () => {
@@ -235,7 +246,10 @@ test('a plan change mid-period: the proration invoice credits the old plan\'s th
 
   await skipTo('2031-05-12T00:00:00Z');
   await api.call('POST', '/v1/events', { events: [calls('g2', 'globex', '2031-05-11T00:00:00Z', 120)] });
-  expect(await thresholdSignals.check([customerId], serverNow)).toBe(1);
+  // This time through the API's usage coalescer, which runs the threshold check after ingestion.
+  const coalescer = new UsageSignalCoalescer(db, env.client, { thresholds: thresholdSignals, log: () => undefined });
+  coalescer.record(customerId, 1, new Date('2031-05-11T00:00:00Z'));
+  await coalescer.flush();
   const [, onB] = await paidThresholdInvoices(subscriptionId, 2);
   expect(onB).toMatchObject({ threshold_index: 1, total: '60.000000000000' });
   expect(onB.period_start.toISOString()).toBe(change.json.effective_at);
@@ -248,6 +262,7 @@ test('a plan change mid-period: the proration invoice credits the old plan\'s th
     ['threshold_credit', '-60.00'],
   ]);
   expect(money(june.total)).toBe('10.00');
+  await recordPreviousRun(subscriptionId, 'subscription-progressive-plan-change');
 });
 
 test('plan creation refuses thresholds that could not be billed, writing nothing', async () => {
