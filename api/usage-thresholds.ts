@@ -21,8 +21,8 @@ import {
 } from '../domain/progressive-billing';
 import type { Charge } from '../domain/rating';
 import type { Database } from '../store/database';
-import { billingSubscriptionsOf, loadSubscriptionContext } from '../store/subscriptions';
-import { highestInvoicedThreshold, latestStretchStart } from '../store/threshold-invoices';
+import { loadSubscriptionContext } from '../store/subscriptions';
+import { highestInvoicedThreshold, latestStretchStart, subscriptionsWithThresholds } from '../store/threshold-invoices';
 import { openUsageForCharges } from '../store/usage-preview';
 import { usageThresholdReachedSignal } from '../workflows/definitions';
 import { ApiProblem } from './problem';
@@ -52,7 +52,7 @@ export class UsageThresholdSignals {
   async check(customerIds: readonly string[], until: Date): Promise<number> {
     if (customerIds.length === 0) return 0;
     let sent = 0;
-    for (const billing of await billingSubscriptionsOf(this.db, customerIds)) {
+    for (const billing of await subscriptionsWithThresholds(this.db, customerIds)) {
       if (!billing.current_period_start) continue; // nothing is open before the first period
       const context = await loadSubscriptionContext(this.db, billing.id);
       const thresholds = context && usageThresholdsOf(context.plan.settings);

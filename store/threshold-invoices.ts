@@ -67,6 +67,26 @@ export async function latestStretchStart(db: Db, subscriptionId: string, periodS
   return row?.latest && row.latest > periodStart ? row.latest : periodStart;
 }
 
+/** A billing subscription whose current plan version sets usage thresholds. */
+export interface ThresholdSubscription {
+  readonly id: string;
+  readonly workflow_id: string;
+  readonly current_period_start: Date | null;
+}
+
+/**
+ * The customers' billing subscriptions (active, past due, pending cancellation) whose plan sets usage thresholds:
+ * one query, so ingestion for plans without thresholds costs the threshold check nothing more.
+ */
+export async function subscriptionsWithThresholds(db: Db, customerIds: readonly string[]): Promise<ThresholdSubscription[]> {
+  return db('subscriptions')
+    .join('plans', 'plans.id', 'subscriptions.plan_id')
+    .whereIn('subscriptions.customer_id', [...customerIds])
+    .whereIn('subscriptions.status', ['active', 'past_due', 'pending_cancellation'])
+    .whereRaw("plans.settings -> 'usageThresholds' IS NOT NULL")
+    .select('subscriptions.id', 'subscriptions.workflow_id', 'subscriptions.current_period_start');
+}
+
 /** Whether any charge was attempted on the invoice (a payment row exists). */
 export async function hasPaymentAttempt(db: Db, invoiceId: string): Promise<boolean> {
   return (await db('payments').where({ invoice_id: invoiceId }).first('id')) !== undefined;
