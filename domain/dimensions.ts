@@ -14,6 +14,7 @@
  */
 import { formatMoney, ZERO } from './money';
 import { parseDecimal, validatePriceModel, type UsagePriceModel } from './price-models';
+import type { CostSegment } from './cost-tables';
 import { rateUsage, type Charge, type RatedLine, type RatingInput, type RatingResult, type UsageForCharge } from './rating';
 
 /** A combination's values, by dimension name. A dimension the event did not carry is absent. */
@@ -47,6 +48,8 @@ export interface UsageGroup {
   readonly quantity: string;
   readonly eventCount?: number;
   readonly eventValues?: readonly string[];
+  /** The combination's quantity per cost table in effect (domain/cost-tables.ts), for cost_plus prices. */
+  readonly costs?: readonly CostSegment[];
 }
 
 /** A metric's usage, with its per-combination split when the metric groups by dimensions. */
@@ -296,7 +299,7 @@ function priceErrors(field: string, price: UsagePriceModel, includedUnits: strin
   if (includedUnits !== undefined) {
     const parsed = parseDecimal(includedUnits);
     if (parsed === undefined || parsed.lt(0)) errors.push(`${field}: includedUnits must be a non-negative decimal string`);
-    if (price?.model === 'percentage') errors.push(`${field}: includedUnits does not apply to percentage pricing`);
+    if (price?.model === 'percentage' || price?.model === 'cost_plus') errors.push(`${field}: includedUnits does not apply to ${price.model} pricing`);
   }
   return errors;
 }
@@ -350,6 +353,12 @@ function expansionCacheOf(charge: DimensionalCharge & { dimensions: ChargeDimens
   return cache;
 }
 
+/** A combination's usage under its internal code (a literal per case: this runs once per combination per rating). */
+function usageOfCombination(internalCode: string, group: UsageGroup): UsageForCharge {
+  if (!group.eventValues && !group.costs) return { metricCode: internalCode, quantity: group.quantity };
+  return { metricCode: internalCode, quantity: group.quantity, ...(group.eventValues ? { eventValues: group.eventValues } : {}), ...(group.costs ? { costs: group.costs } : {}) };
+}
+
 /** The charge one combination is rated as, under its internal code; null when no price matches it. */
 function expandCombination(
   charge: DimensionalCharge & { dimensions: ChargeDimensions },
@@ -361,7 +370,7 @@ function expandCombination(
   const resolved = index.resolve(values, key);
   if (!resolved) return null;
   const internalCode = `${charge.metricCode}#${position}#${key}`;
-  const includedUnits = resolved.includedUnits ?? (resolved.price.model === 'percentage' ? undefined : charge.includedUnits);
+  const includedUnits = resolved.includedUnits ?? (resolved.price.model === 'percentage' || resolved.price.model === 'cost_plus' ? undefined : charge.includedUnits);
   return {
     charge: {
       ...chargeIdOf(charge),
@@ -422,7 +431,7 @@ export function rateDimensionalUsage(input: DimensionalRatingInput): Dimensional
       }
       const internalCode = combination.charge.metricCode;
       charges.push(combination.charge);
-      usage.push(group.eventValues ? { metricCode: internalCode, quantity: group.quantity, eventValues: group.eventValues } : { metricCode: internalCode, quantity: group.quantity });
+      usage.push(usageOfCombination(internalCode, group));
       entry.priced.push({ internalCode, metricCode: charge.metricCode, dimensions: group.dimensions, dimensionKey: key, priceSource: combination.source });
     }
     layout.push(entry);
@@ -444,7 +453,7 @@ function keyedGroupsOf(usage: DimensionalUsage | undefined, groupBy: readonly st
     return keyed.sort((a, b) => compareText(a.key, b.key));
   }
   const hasUsage = !(parseDecimal(usage.quantity) ?? ZERO).isZero() || (usage.eventValues?.length ?? 0) > 0;
-  const group: UsageGroup = { dimensions: {}, quantity: usage.quantity, ...(usage.eventValues ? { eventValues: usage.eventValues } : {}) };
+  const group: UsageGroup = { dimensions: {}, quantity: usage.quantity, ...(usage.eventValues ? { eventValues: usage.eventValues } : {}), ...(usage.costs ? { costs: usage.costs } : {}) };
   return hasUsage ? [{ group, key: dimensionKey(group.dimensions, groupBy) }] : [];
 }
 
