@@ -16,6 +16,7 @@ import { findUsageClosure } from '../store/usage';
 import type { PeriodInvoiceRequest, ProrationInvoiceRequest } from '../contract/invoicing';
 import type { PeriodInvoiceSummary } from '../contract/subscription';
 import { withWalletCredits } from './wallet';
+import { recordPlanBucket } from './plan-included-credit';
 
 /**
  * `period`: opens a billing period: its flat fees in advance, plus the previous period's usage in arrears.
@@ -137,7 +138,9 @@ export function createInvoicingActivities(db: Database) {
           }
           if (request.usagePeriod) {
             const plan = request.usagePlanId ? await findPlan(trx, request.usagePlanId) : context.plan;
-            lines.push(...usageLinesOf(plan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod)));
+            const usageLines = usageLinesOf(plan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod));
+            lines.push(...usageLines);
+            await recordPlanBucket(trx, { customerId: context.customer.id, subscriptionId: request.subscriptionId, plan, usagePeriod: request.usagePeriod, usageLines });
             // Outcomes reversed after their period was invoiced: credited here, once (docs/pricing.md).
             lines.push(...(await reversalCreditsFor(trx, request.subscriptionId, context.customer.id, `${request.kind}:${period.start}`, plan)));
           }
@@ -196,9 +199,20 @@ export function createInvoicingActivities(db: Database) {
             newPlan: { name: newPlan.name, recurringFee: recurringFee(newPlan) },
           });
           if (request.usagePeriod) {
-            lines.push(...usageLinesOf(oldPlan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod)));
+            const usageLines = usageLinesOf(oldPlan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod));
+            lines.push(...usageLines);
+            await recordPlanBucket(trx, { customerId: context.customer.id, subscriptionId: request.subscriptionId, plan: oldPlan, usagePeriod: request.usagePeriod, usageLines });
           }
-          return lines;
+          // The prorated fees are flat and the wallet never pays a flat fee: it may pay only the usage up to the
+          // change, when the old plan metered any (docs/wallets.md).
+          if (!request.usagePeriod) return lines;
+          return withWalletCredits(trx, {
+            customerId: context.customer.id,
+            currency: newPlan.currency,
+            drawKey: `invoice:${request.subscriptionId}:proration:${identity.start}`,
+            usagePeriod: request.usagePeriod,
+            lines,
+          });
         });
       });
       return issuedSummary(db, finalized);

@@ -84,11 +84,12 @@ export async function updateWalletSettings(db: Db, walletId: string, settings: W
   return row;
 }
 
-async function lockWallet(trx: Knex.Transaction, walletId: string): Promise<WalletRow> {
+/** The wallet row locked for the rest of the transaction (every balance change holds it). */
+export async function lockWallet(trx: Knex.Transaction, walletId: string): Promise<WalletRow> {
   return (await trx<WalletRow>('wallets').where({ id: walletId }).forUpdate().first())!;
 }
 
-interface NewEntry {
+export interface NewEntry {
   readonly kind: LedgerKind;
   readonly entryKey: string;
   readonly grantId: string | null;
@@ -97,7 +98,7 @@ interface NewEntry {
 }
 
 /** Appends entries to a locked wallet's ledger, each with the running balance, and stores the final balance. */
-async function appendEntries(trx: Knex.Transaction, wallet: WalletRow, entries: readonly NewEntry[]): Promise<LedgerRow[]> {
+export async function appendEntries(trx: Knex.Transaction, wallet: WalletRow, entries: readonly NewEntry[]): Promise<LedgerRow[]> {
   let balance = toDecimal(wallet.balance);
   const rows: LedgerRow[] = [];
   for (const entry of entries) {
