@@ -165,7 +165,7 @@ export function createInvoicingActivities(db: Database) {
           return withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: context.plan.currency,
-            drawKey: `invoice:${request.subscriptionId}:${request.kind}:${period.start}`,
+            drawKey: `invoice:${request.subscriptionId}:${request.kind}:${new Date(period.start).toISOString()}`, // = invoiceDrawKey(invoice)
             usagePeriod: request.usagePeriod,
             lines: built,
           });
@@ -209,7 +209,7 @@ export function createInvoicingActivities(db: Database) {
           return withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: newPlan.currency,
-            drawKey: `invoice:${request.subscriptionId}:proration:${identity.start}`,
+            drawKey: `invoice:${request.subscriptionId}:proration:${new Date(identity.start).toISOString()}`, // = invoiceDrawKey(invoice)
             usagePeriod: request.usagePeriod,
             lines,
           });
