@@ -5,6 +5,7 @@
  */
 import type { Knex } from 'knex';
 import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
+import type { InvoiceRow } from './invoices';
 import { findWallet } from './wallets';
 
 type Db = Knex | Knex.Transaction;
@@ -27,4 +28,18 @@ export async function outstandingDraw(db: Db, customerId: string, currency: stri
   const sumOf = (row: { total?: unknown } | undefined) => toDecimal(String(row?.total ?? 0));
   const outstanding = sumOf(drawn).neg().minus(sumOf(givenBack)).minus(sumOf(goodwill));
   return formatMoney(Dec.max(outstanding, ZERO), currency);
+}
+
+/**
+ * The invoice that billed a subscription's usage period (its usage lines start at `periodStart`): the period,
+ * closing or proration invoice whose wallet draw paid that usage. Adjustments and credit notes are not draws.
+ */
+export async function invoiceBillingUsagePeriod(db: Db, subscriptionId: string, periodStart: Date): Promise<InvoiceRow | undefined> {
+  const row: InvoiceRow | undefined = await db('invoices as i')
+    .where({ 'i.subscription_id': subscriptionId })
+    .whereIn('i.kind', ['period', 'closing', 'proration'])
+    .whereExists((lines) => lines.select(1).from('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere({ 'l.kind': 'usage', 'l.period_start': periodStart }))
+    .orderBy('i.created_at')
+    .first('i.*');
+  return row;
 }

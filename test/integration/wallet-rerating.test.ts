@@ -9,6 +9,7 @@ import { createInvoicingActivities } from '../../activities/invoicing';
 import { createReratingActivities } from '../../activities/rerating';
 import type { Database } from '../../store/database';
 import { insertRerate } from '../../store/rerates';
+import { insertReversalEvents } from '../../store/reversals';
 import { closeUsage, insertUsageEvents } from '../../store/usage';
 import { createGrant, findWallet } from '../../store/wallets';
 import { createTestDatabase } from '../support/database';
@@ -139,6 +140,39 @@ test('credit drawn from a grant that has expired since comes back as a goodwill 
   expect(wallet.remaining).toEqual({ promo: '22.60', plan_included: '0.00', goodwill: '6.20' });
   // 30.00 − 7.40 + 6.20 goodwill = 28.80 (the promo's 22.60 not expired in the ledger yet: no expiry run here)
   expect(wallet.balance).toBe('28.80');
+});
+
+test('an outcome reversed after its wallet-paid period was invoiced: the credit goes back to the wallet, the next invoice shows it and charges no less cash', async () => {
+  const { customer, subscriptionId, total } = await invoicedMonth('reversed', '1240', 2027, async (customerId) => {
+    await createGrant(db, { customerId, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '4.00', priority: 0, effectiveAt: new Date('2027-01-01T00:00:00Z'), expiresAt: new Date('2027-06-01T00:00:00Z') });
+    await createGrant(db, { customerId, currency: 'USD', grantKey: 'bought', source: 'purchased', amount: '100.00', priority: 1, effectiveAt: new Date('2027-01-01T00:00:00Z') });
+  });
+  expect(total).toBe('20.00'); // 20.00 + 12.40 − 5.00 − 4.00 promo − 3.40 purchased
+  // January's only event is reversed in February (after January closed); February has no usage.
+  await insertReversalEvents(db, [{ customerId: customer.id, eventId: 'reversed-r1', eventType: 'rr.llm', occurredAt: new Date('2027-02-03T00:00:00Z'), properties: {}, reversesEventId: 'reversed-1' }]);
+  const [plan] = await db('plans').where({ code: 'rr-reversed', version: 1 });
+  await db.transaction((trx) =>
+    closeUsage(trx, { subscriptionId, customerId: customer.id, periodStart: new Date('2027-02-01T00:00:00Z'), periodEnd: new Date('2027-03-01T00:00:00Z'), planId: plan.id, charges: plan.charges as never }),
+  );
+  const march = await createInvoicingActivities(db).createPeriodInvoice({
+    subscriptionId,
+    kind: 'period',
+    flatFeePeriod: { start: '2027-03-01T00:00:00.000Z', end: '2027-04-01T00:00:00.000Z' },
+    usagePeriod: { start: '2027-02-01T00:00:00.000Z', end: '2027-03-01T00:00:00.000Z' },
+  });
+  const lines = await db('invoice_lines').where({ invoice_id: march.invoiceId }).orderBy('position');
+  // January recomputed without the event: usage −12.40, the bucket +5.00 (it covered 5.00 of it): −7.40 credit,
+  // all of which the wallet had paid: 7.40 back to it (purchased 3.40, then promo 4.00), offset on the invoice.
+  // total 20.00 fee + 0.00 February usage − 12.40 + 5.00 + 7.40 = 20.00 (before: 12.60, promo credit paid out as a discount)
+  expect(lines.map((line) => [line.kind, line.description, Number(line.amount).toFixed(2)])).toEqual([
+    ['flat_fee', 'rr-reversed subscription fee', '20.00'],
+    ['usage', expect.any(String), '0.00'],
+    ['usage', expect.stringContaining('reversed'), '-12.40'],
+    ['credit', expect.any(String), '5.00'],
+    ['credit', 'Reversed usage credit returned to your prepaid credits', '7.40'],
+  ]);
+  expect(march.total).toBe('20.00');
+  expect(await walletOf(customer.id)).toMatchObject({ balance: '104.00', remaining: { promo: '4.00', bought: '100.00' }, reversals: ['3.40', '4.00'] });
 });
 
 describe('proration invoices', () => {
