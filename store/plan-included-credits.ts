@@ -9,7 +9,8 @@
  */
 import { Dec, toDecimal, ZERO } from '../domain/money';
 import type { Transaction } from './transactions';
-import { appendEntries, ensureWallet, GrantRow, lockWallet, NewEntry } from './wallets';
+import type { Knex } from 'knex';
+import { appendEntries, ensureWallet, GrantRow, lockWallet, NewEntry, WalletRow } from './wallets';
 
 export interface PlanIncludedCredit {
   readonly customerId: string;
@@ -61,4 +62,15 @@ export async function recordPlanIncludedCredit(trx: Transaction, credit: PlanInc
   if (unused.gt(ZERO)) entries.push({ kind: 'expiry', entryKey: `expire:${grant.id}`, grantId: grant.id, amount: unused.neg(), description: 'plan_included credit expired' });
   await appendEntries(trx, wallet, entries);
   return grant;
+}
+
+/**
+ * Whether the wallet holds credit of the customer's own: a grant other than the plan's included credit, a balance,
+ * an overdraft or recharge setting. A wallet that has only ever recorded the plan's bucket is history (the usage
+ * page already shows the bucket as "credit left"), so the page hides its wallet section for it.
+ */
+export async function holdsOwnCredit(db: Knex | Knex.Transaction, wallet: WalletRow): Promise<boolean> {
+  const settings = [wallet.low_balance_threshold, wallet.recharge_threshold, wallet.recharge_amount];
+  if (!toDecimal(String(wallet.balance)).isZero() || toDecimal(String(wallet.overdraft_limit)).gt(ZERO) || settings.some((value) => value !== null)) return true;
+  return (await db('wallet_grants').where({ wallet_id: wallet.id }).whereNot({ source: 'plan_included' }).first('id')) !== undefined;
 }
