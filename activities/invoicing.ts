@@ -15,7 +15,7 @@ import { inTransaction, Transaction } from '../store/transactions';
 import { findUsageClosure } from '../store/usage';
 import type { PeriodInvoiceRequest, ProrationInvoiceRequest } from '../contract/invoicing';
 import type { PeriodInvoiceSummary } from '../contract/subscription';
-import { withWalletCredits } from './wallet';
+import { closedUsageLinesBefore, withWalletCredits } from './wallet';
 import { recordPlanBucket } from './plan-included-credit';
 
 /**
@@ -136,8 +136,10 @@ export function createInvoicingActivities(db: Database) {
               }),
             );
           }
+          let usagePlan: PlanRow | undefined;
           if (request.usagePeriod) {
             const plan = request.usagePlanId ? await findPlan(trx, request.usagePlanId) : context.plan;
+            usagePlan = plan;
             const usageLines = usageLinesOf(plan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod));
             lines.push(...usageLines);
             await recordPlanBucket(trx, { customerId: context.customer.id, subscriptionId: request.subscriptionId, plan, usagePeriod: request.usagePeriod, usageLines });
@@ -168,6 +170,7 @@ export function createInvoicingActivities(db: Database) {
             drawKey: `invoice:${request.subscriptionId}:${request.kind}:${new Date(period.start).toISOString()}`, // = invoiceDrawKey(invoice)
             usagePeriod: request.usagePeriod,
             lines: built,
+            linesBefore: usagePlan && closedUsageLinesBefore(trx, request.subscriptionId, usagePlan, request.usagePeriod),
           });
         });
         if (request.flatFeePeriod) {
@@ -212,6 +215,7 @@ export function createInvoicingActivities(db: Database) {
             drawKey: `invoice:${request.subscriptionId}:proration:${new Date(identity.start).toISOString()}`, // = invoiceDrawKey(invoice)
             usagePeriod: request.usagePeriod,
             lines,
+            linesBefore: closedUsageLinesBefore(trx, request.subscriptionId, oldPlan, request.usagePeriod),
           });
         });
       });

@@ -197,7 +197,16 @@ export interface AppliedCredit {
  */
 export async function applyWalletCredits(
   trx: Knex.Transaction,
-  request: { customerId: string; currency: string; drawKey: string; charges: readonly CreditCharge[]; during: UsageSpan; description: string },
+  request: {
+    customerId: string;
+    currency: string;
+    drawKey: string;
+    charges: readonly CreditCharge[];
+    during: UsageSpan;
+    description: string;
+    /** What the usage before a moment of the span made payable: caps grants expiring inside the span. */
+    accruedBefore?: (at: Date) => Promise<string>;
+  },
 ): Promise<AppliedCredit[]> {
   const found = await findWallet(trx, request.customerId, request.currency);
   if (!found) return [];
@@ -206,7 +215,8 @@ export async function applyWalletCredits(
   if (already.length > 0) return already;
   const grants = await trx<GrantRow>('wallet_grants').where({ wallet_id: wallet.id }).andWhere('remaining', '>', 0);
   const overdraftAvailable = Dec.max(toDecimal(wallet.overdraft_limit).plus(Dec.min(toDecimal(wallet.balance), ZERO)), ZERO);
-  const drawing = drawCredits({ currency: request.currency, grants: grants.map(grantState), charges: request.charges, during: request.during, overdraftAvailable: overdraftAvailable.toString() });
+  const accruedBefore = await accruedBeforeExpiries(grants, request);
+  const drawing = drawCredits({ currency: request.currency, grants: grants.map(grantState), charges: request.charges, during: request.during, overdraftAvailable: overdraftAvailable.toString(), accruedBefore });
   const entries = drawing.draws.map((draw: CreditDraw) => ({
     kind: 'consumption' as const,
     entryKey: `draw:${request.drawKey}:${draw.grantId ?? 'overdraft'}`,
@@ -219,6 +229,16 @@ export async function applyWalletCredits(
   }
   await appendEntries(trx, wallet, entries);
   return appliedCredits(trx, wallet.id, request.drawKey);
+}
+
+/** For each distinct expiry strictly inside the span, what the usage before it made payable. */
+async function accruedBeforeExpiries(grants: readonly GrantRow[], request: { during: UsageSpan; accruedBefore?: (at: Date) => Promise<string> }) {
+  if (!request.accruedBefore) return undefined;
+  const inside = grants.map((grant) => grant.expires_at).filter((at): at is Date => at !== null && at > request.during.from && at < request.during.to);
+  const moments = [...new Set(inside.map((at) => at.getTime()))].sort((a, b) => a - b);
+  const checkpoints: { at: Date; payable: string }[] = [];
+  for (const moment of moments) checkpoints.push({ at: new Date(moment), payable: await request.accruedBefore(new Date(moment)) });
+  return checkpoints;
 }
 
 async function appliedCredits(db: Db, walletId: string, drawKey: string): Promise<AppliedCredit[]> {
