@@ -5,12 +5,11 @@
  * Credit goes back first because the wallet paid the usage that was over-billed, and returning prepaid credit
  * as cash would turn promotional or plan credit into money.
  */
-import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
-import { Dec, formatMoney, sumMoney, toDecimal, ZERO } from '../domain/money';
+import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
 import type { InvoiceRow } from '../store/invoices';
 import type { RerateProposal } from '../store/rerates';
 import type { Transaction } from '../store/transactions';
-import { invoiceBillingUsagePeriod, invoiceDrawKey, outstandingDraw } from '../store/wallet-draws';
+import { invoiceDrawKey, outstandingDraw } from '../store/wallet-draws';
 import { reverseWalletCredits } from '../store/wallets';
 
 /** The proposal's wallet part: for a credit (total < 0) on an invoice that drew on the wallet, what goes back. */
@@ -40,35 +39,3 @@ export async function giveBackWalletCredit(trx: Transaction, rerateId: string, i
   return toDecimal(given);
 }
 
-/**
- * Outcomes reversed after their period was invoiced (activities/reversal-credits.ts): when the invoice that billed
- * the period drew on the wallet, the credit goes back to the wallet first, like a re-rating's, and the next
- * invoice carries a line that offsets what went back, so only the rest reduces what is paid in cash. Keyed by the
- * invoice that carries the credit (`creditedOn`): its transaction runs once. No draw, no line.
- */
-export async function reversalCreditToWallet(
-  trx: Transaction,
-  request: { subscriptionId: string; customerId: string; currency: string; creditedOn: string; period: PeriodBounds; creditLines: readonly DraftInvoiceLine[] },
-): Promise<DraftInvoiceLine[]> {
-  const credit = sumMoney(request.creditLines.map((line) => toDecimal(line.amount)));
-  if (!credit.isNegative()) return [];
-  const billed = await invoiceBillingUsagePeriod(trx, request.subscriptionId, new Date(request.period.start));
-  if (!billed) return [];
-  const drawKey = invoiceDrawKey(billed);
-  const given = toDecimal(
-    await reverseWalletCredits(trx, { customerId: request.customerId, currency: request.currency, drawKey, reversalKey: `reversal:${request.creditedOn}`, amount: credit.abs().toString(), at: new Date() }),
-  );
-  if (given.lte(ZERO)) return [];
-  return [
-    {
-      kind: 'credit',
-      description: 'Reversed usage credit returned to your prepaid credits',
-      metricCode: null,
-      quantity: '1',
-      amount: formatMoney(given, request.currency),
-      periodStart: request.period.start,
-      periodEnd: request.period.end,
-      breakdown: { walletGiveBack: formatMoney(given, request.currency), drawKey },
-    },
-  ];
-}

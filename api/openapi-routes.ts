@@ -19,6 +19,8 @@ import {
   createdApiKeyResponse,
   createdWebhookEndpointResponse,
   createMetricBody,
+  createCostTableBody,
+  costTableResponse,
   createPlanBody,
   createSubscriptionBody,
   createUsageTokenBody,
@@ -299,6 +301,24 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     bodyExample: { code: 'api_calls', name: 'API calls', event_type: 'api.call', aggregation: 'count' },
     responses: created('The metric.', metricResponse),
     problems: ['metric_already_exists'],
+  },
+  'POST /v1/metrics/:code/cost-tables': {
+    summary: "Set a metric's unit costs from an instant on",
+    description:
+      'What one unit costs us, per combination of the metric\'s group_by (a match leaves a dimension out as a wildcard; `{}` matches everything; the most specific match wins), from `effective_from` until the metric\'s next table. Each event is costed by the table in effect at its own timestamp (cost_plus prices, the margins report). A table where two matches tie is refused (`ambiguous_cost_table`); a table is never edited: the same body again answers 200, a different one for the same instant `cost_table_exists`.',
+    tag: 'Metrics',
+    params: { code: { description: "The metric's code." } },
+    body: createCostTableBody,
+    bodyExample: { effective_from: '2026-12-15T00:00:00Z', costs: [{ match: {}, unit_cost: '0.000002' }, { match: { model: 'large' }, unit_cost: '0.00001' }, { match: { model: 'large', direction: 'output' }, unit_cost: '0.00003' }] },
+    responses: { ...created('The stored table.', costTableResponse), ...ok('The same table was stored before (a replay).', costTableResponse) },
+    problems: ['not_found', 'invalid_cost_table', 'ambiguous_cost_table', 'cost_table_exists'],
+  },
+  'GET /v1/metrics/:code/cost-tables': {
+    summary: "A metric's cost tables, oldest first",
+    tag: 'Metrics',
+    params: { code: { description: "The metric's code." } },
+    responses: ok('The tables.', z.object({ data: z.array(costTableResponse) })),
+    problems: ['not_found'],
   },
   'GET /v1/metrics': { summary: 'Every billable metric', tag: 'Metrics', responses: ok('The metrics.', z.object({ data: z.array(metricResponse) })) },
 

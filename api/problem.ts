@@ -66,6 +66,11 @@ const STATUS_BY_CODE = {
   not_ready: 503,
   // bounds at the edge (issue 11): a charge its metric cannot feed
   charge_metric_mismatch: 422,
+  // cost tables (issue 14): a table that does not fit its metric, one where two entries tie, one that would
+  // replace a stored table (tables are never edited: costed invoices used them)
+  invalid_cost_table: 422,
+  ambiguous_cost_table: 422,
+  cost_table_exists: 409,
   // dimensional pricing (issue 14): a price list rating could not resolve, or one where two prices tie
   invalid_dimensions: 422,
   ambiguous_dimension_prices: 422,

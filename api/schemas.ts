@@ -122,6 +122,15 @@ export const createMetricBody = z
   })
   .refine((metric) => new Set(metric.group_by).size === metric.group_by.length, { message: 'group_by must not repeat a property', path: ['group_by'] });
 
+/** A metric's cost table from an instant on (docs/pricing.md "Cost tables"); match rules as for dimensional prices. */
+export const createCostTableBody = z.strictObject({
+  effective_from: z.iso.datetime({ offset: true }),
+  costs: z
+    .array(z.strictObject({ match: z.record(z.string().max(64), z.string().max(200)).default({}), unit_cost: nonNegativeDecimal }))
+    .min(1)
+    .max(5_000),
+});
+
 const tier = z.strictObject({
   upTo: decimalString.nullable(),
   unitPrice: nonNegativeDecimal,
@@ -147,6 +156,8 @@ export const priceModel = z.discriminatedUnion('model', [
     /** The first X of value bears no fee; the event that crosses X pays on its excess. */
     freeValue: nonNegativeDecimal.optional(),
   }),
+  /** Unit cost from the metric's cost table in effect at each event's time × (1 + markup) (docs/pricing.md). */
+  z.strictObject({ model: z.literal('cost_plus'), markup: nonNegativeDecimal }),
 ]);
 
 /** Per-combination prices of a charge on a metric with group_by (docs/pricing.md). */
@@ -414,6 +425,14 @@ export const metricResponse = z.object({
   created_at: instantOut,
 });
 
+export const costTableResponse = z.object({
+  metric_code: z.string(),
+  effective_from: instantOut,
+  costs: z.array(z.object({ match: z.record(z.string(), z.string()), unit_cost: z.string() })),
+  created_by: z.string(),
+  created_at: instantOut,
+});
+
 export const subscriptionResponse = z.object({
   id: z.uuid(),
   customer_id: z.uuid(),
@@ -649,7 +668,18 @@ export const marginReportResponse = z.object({
       customer: z.object({ id: z.uuid(), external_id: z.string(), name: z.string() }),
       plan: z.object({ code: z.string(), version: z.int() }),
       ...marginFiguresOut,
-      cost_breakdown: z.array(z.object({ metric_code: z.string(), quantity: z.string(), unit_cost: z.string(), cost: moneyOut })),
+      /** margin < 0. */
+      loss_making: z.boolean(),
+      cost_breakdown: z.array(
+        z.object({
+          metric_code: z.string(),
+          quantity: z.string(),
+          unit_cost: z.string().nullable(),
+          cost: moneyOut,
+          /** The shares the metric's cost tables costed (docs/margins.md); unit_cost null: the fallback unit_cost. */
+          cost_segments: z.array(z.object({ effective_from: instantOut.nullable(), quantity: z.string(), unit_cost: z.string().nullable() })).optional(),
+        }),
+      ),
       combinations: z
         .array(
           z.object({
@@ -667,6 +697,25 @@ export const marginReportResponse = z.object({
   ),
   has_more: z.boolean(),
   totals: z.array(z.object({ ...marginFiguresOut, subscriptions: z.int() })),
+  /** Customers and combinations whose margin over the window is negative, worst first (not cut by limit). */
+  loss_making: z.object({
+    customers: z.array(
+      z.object({ customer: z.object({ id: z.uuid(), external_id: z.string() }), subscription_ids: z.array(z.uuid()), ...marginFiguresOut, loss_making: z.literal(true) }),
+    ),
+    combinations: z.array(
+      z.object({
+        currency: z.string(),
+        metric_code: z.string(),
+        dimension_key: z.string(),
+        quantity: z.string(),
+        revenue: moneyOut,
+        cost: moneyOut,
+        margin: moneyOut,
+        subscriptions: z.int(),
+        loss_making: z.literal(true),
+      }),
+    ),
+  }),
 });
 
 export const findingsResponse = z.object({

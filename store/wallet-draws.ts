@@ -4,9 +4,10 @@
  * entry keys carry the draw key (`draw:<key>:...`, `reverse:<key>/...`, goodwill grants `goodwill:<key>/...`).
  */
 import type { Knex } from 'knex';
-import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
+import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
+import { Dec, formatMoney, sumMoney, toDecimal, ZERO } from '../domain/money';
 import type { InvoiceRow } from './invoices';
-import { findWallet } from './wallets';
+import { findWallet, reverseWalletCredits } from './wallets';
 
 type Db = Knex | Knex.Transaction;
 
@@ -42,4 +43,38 @@ export async function invoiceBillingUsagePeriod(db: Db, subscriptionId: string, 
     .orderBy('i.created_at')
     .first('i.*');
   return row;
+}
+
+/**
+ * Outcomes reversed after their period was invoiced (store/reversal-credits.ts): when the invoice that billed
+ * the period drew on the wallet, the credit goes back to the wallet first, like a re-rating's, and the next
+ * invoice (or the credit note, once the subscription ended) carries a line that offsets what went back, so only the
+ * rest is paid back in cash. Keyed by what carries the credit (`creditedOn`): its transaction runs once. No draw,
+ * no line.
+ */
+export async function reversalCreditToWallet(
+  trx: Knex.Transaction,
+  request: { subscriptionId: string; customerId: string; currency: string; creditedOn: string; period: PeriodBounds; creditLines: readonly DraftInvoiceLine[] },
+): Promise<DraftInvoiceLine[]> {
+  const credit = sumMoney(request.creditLines.map((line) => toDecimal(line.amount)));
+  if (!credit.isNegative()) return [];
+  const billed = await invoiceBillingUsagePeriod(trx, request.subscriptionId, new Date(request.period.start));
+  if (!billed) return [];
+  const drawKey = invoiceDrawKey(billed);
+  const given = toDecimal(
+    await reverseWalletCredits(trx, { customerId: request.customerId, currency: request.currency, drawKey, reversalKey: `reversal:${request.creditedOn}`, amount: credit.abs().toString(), at: new Date() }),
+  );
+  if (given.lte(ZERO)) return [];
+  return [
+    {
+      kind: 'credit',
+      description: 'Reversed usage credit returned to your prepaid credits',
+      metricCode: null,
+      quantity: '1',
+      amount: formatMoney(given, request.currency),
+      periodStart: request.period.start,
+      periodEnd: request.period.end,
+      breakdown: { walletGiveBack: formatMoney(given, request.currency), drawKey },
+    },
+  ];
 }
