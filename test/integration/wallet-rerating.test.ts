@@ -9,6 +9,7 @@ import { createInvoicingActivities } from '../../activities/invoicing';
 import { createReratingActivities } from '../../activities/rerating';
 import type { Database } from '../../store/database';
 import { insertRerate } from '../../store/rerates';
+import { creditReversalsOfEndedSubscriptions } from '../../store/reversal-credit-notes';
 import { insertReversalEvents } from '../../store/reversals';
 import { closeUsage, insertUsageEvents } from '../../store/usage';
 import { createGrant, findWallet } from '../../store/wallets';
@@ -173,6 +174,24 @@ test('an outcome reversed after its wallet-paid period was invoiced: the credit 
   ]);
   expect(march.total).toBe('20.00');
   expect(await walletOf(customer.id)).toMatchObject({ balance: '104.00', remaining: { promo: '4.00', bought: '100.00' }, reversals: ['3.40', '4.00'] });
+});
+
+test('an outcome reversed after the subscription ended: the wallet gets back what it paid, the credit note refunds only the rest', async () => {
+  const { customer, subscriptionId, total } = await invoicedMonth('ended', '1240', 2027, (customerId) =>
+    createGrant(db, { customerId, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '2.00', effectiveAt: new Date('2027-01-01T00:00:00Z') }),
+  );
+  expect(total).toBe('25.40'); // 20.00 + 12.40 − 5.00 bucket − 2.00 promo
+  await db('subscriptions').where({ id: subscriptionId }).update({ status: 'canceled' });
+  await insertReversalEvents(db, [{ customerId: customer.id, eventId: 'ended-r1', eventType: 'rr.llm', occurredAt: new Date('2027-02-03T00:00:00Z'), properties: {}, reversesEventId: 'ended-1' }]);
+  const issued = await creditReversalsOfEndedSubscriptions(db, [customer.id]);
+  // January without the event: usage −12.40, bucket +5.00 → 7.40 owed; the promo paid 2.00 of it: back to the
+  // wallet (a +2.00 line), 5.40 refunded by the credit note.
+  expect(issued).toHaveLength(1);
+  expect(Number(issued[0].creditNote.total).toFixed(2)).toBe('5.40');
+  expect(await walletOf(customer.id)).toMatchObject({ balance: '2.00', remaining: { promo: '2.00' }, reversals: ['2.00'] });
+  // Called again: everything is credited, nothing more happens.
+  expect(await creditReversalsOfEndedSubscriptions(db, [customer.id])).toEqual([]);
+  expect((await walletOf(customer.id)).reversals).toEqual(['2.00']);
 });
 
 describe('proration invoices', () => {
