@@ -17,6 +17,7 @@ import type { PeriodInvoiceRequest, ProrationInvoiceRequest } from '../contract/
 import type { PeriodInvoiceSummary } from '../contract/subscription';
 import { closedUsageLinesBefore, withWalletCredits } from './wallet';
 import { recordPlanBucket } from './plan-included-credit';
+import { thresholdCreditsFor } from './threshold-credits';
 
 /**
  * `period`: opens a billing period: its flat fees in advance, plus the previous period's usage in arrears.
@@ -164,7 +165,7 @@ export function createInvoicingActivities(db: Database) {
           const built = discount ? [...lines, discount] : lines;
           // Prepaid credit pays usage last (docs/wallets.md); no wallet, no change.
           if (!request.usagePeriod) return built;
-          return withWalletCredits(trx, {
+          const paid = await withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: context.plan.currency,
             drawKey: `invoice:${request.subscriptionId}:${request.kind}:${new Date(period.start).toISOString()}`, // = invoiceDrawKey(invoice)
@@ -172,6 +173,8 @@ export function createInvoicingActivities(db: Database) {
             lines: built,
             linesBefore: usagePlan && closedUsageLinesBefore(trx, request.subscriptionId, usagePlan, request.usagePeriod),
           });
+          // Last, after discount and wallet: what threshold invoices already billed of this usage (docs/pricing.md).
+          return [...paid, ...(await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, context.plan.currency))];
         });
         if (request.flatFeePeriod) {
           await startSubscriptionPeriod(trx, request.subscriptionId, request.flatFeePeriod);
@@ -209,7 +212,7 @@ export function createInvoicingActivities(db: Database) {
           // The prorated fees are flat and the wallet never pays a flat fee: it may pay only the usage up to the
           // change, when the old plan metered any (docs/wallets.md).
           if (!request.usagePeriod) return lines;
-          return withWalletCredits(trx, {
+          const paid = await withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: newPlan.currency,
             drawKey: `invoice:${request.subscriptionId}:proration:${new Date(identity.start).toISOString()}`, // = invoiceDrawKey(invoice)
@@ -217,6 +220,8 @@ export function createInvoicingActivities(db: Database) {
             lines,
             linesBefore: closedUsageLinesBefore(trx, request.subscriptionId, oldPlan, request.usagePeriod),
           });
+          // As on the period invoice: what threshold invoices already billed of this usage comes last (docs/pricing.md).
+          return [...paid, ...(await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, newPlan.currency))];
         });
       });
       return issuedSummary(db, finalized);
