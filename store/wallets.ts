@@ -72,15 +72,15 @@ export async function ensureWallet(db: Db, customerId: string, currency: string)
 }
 
 export async function updateWalletSettings(db: Db, walletId: string, settings: WalletSettings): Promise<WalletRow> {
-  const [row] = await db<WalletRow>('wallets')
-    .where({ id: walletId })
-    .update({
-      ...(settings.overdraftLimit !== undefined ? { overdraft_limit: settings.overdraftLimit } : {}),
-      ...(settings.lowBalanceThreshold !== undefined ? { low_balance_threshold: settings.lowBalanceThreshold } : {}),
-      ...(settings.rechargeThreshold !== undefined ? { recharge_threshold: settings.rechargeThreshold } : {}),
-      ...(settings.rechargeAmount !== undefined ? { recharge_amount: settings.rechargeAmount } : {}),
-    })
-    .returning('*');
+  const changes = {
+    ...(settings.overdraftLimit !== undefined ? { overdraft_limit: settings.overdraftLimit } : {}),
+    ...(settings.lowBalanceThreshold !== undefined ? { low_balance_threshold: settings.lowBalanceThreshold } : {}),
+    ...(settings.rechargeThreshold !== undefined ? { recharge_threshold: settings.rechargeThreshold } : {}),
+    ...(settings.rechargeAmount !== undefined ? { recharge_amount: settings.rechargeAmount } : {}),
+  };
+  // Nothing to change (a body naming only the currency): the settings as they are, not an empty UPDATE.
+  if (Object.keys(changes).length === 0) return (await db<WalletRow>('wallets').where({ id: walletId }).first())!;
+  const [row] = await db<WalletRow>('wallets').where({ id: walletId }).update(changes).returning('*');
   return row;
 }
 
