@@ -11,6 +11,7 @@ import { createRefundActivities } from './refunds';
 import { createReratingActivities } from './rerating';
 import { createSpendingActivities } from './spending';
 import { createUsageActivities } from './usage';
+import { createWalletTopUpActivities } from './wallet-topups';
 
 export interface ActivityDependencies {
   readonly db: Database;
@@ -46,6 +47,11 @@ const CLASSIFIED: Record<keyof BillingActivities, true> = {
   settleUnknownPayment: true,
   collectUncollectedInvoice: true,
   recordReconciliationFindings: true,
+  // wallet workflow (workflows/wallet.ts): a deterministic failure fails that step visibly; the top-up stays pending
+  runWalletTimers: true,
+  walletAgenda: true,
+  prepareTopUpInvoice: true,
+  settleTopUp: true,
 };
 
 export const CLASSIFIED_ACTIVITIES: ReadonlySet<keyof BillingActivities> = new Set(Object.keys(CLASSIFIED) as (keyof BillingActivities)[]);
@@ -66,6 +72,7 @@ export function createActivities(deps: ActivityDependencies): BillingActivities 
     ...createRefundActivities(deps.db, deps.gateway),
     ...createSpendingActivities(deps.db),
     ...createJanitorActivities(deps.db, deps.gateway),
+    ...createWalletTopUpActivities(deps.db),
   }, CLASSIFIED_ACTIVITIES);
 }
 

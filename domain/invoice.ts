@@ -8,7 +8,7 @@ import { recurringCharges, usageCharges } from './plan-terms';
 import { DimensionalUsage, rateDimensionalUsage } from './dimensions';
 import { Charge, flatFeeLine, RatedLine } from './rating';
 
-export type InvoiceLineKind = 'flat_fee' | 'usage' | 'credit' | 'commitment_true_up' | 'proration' | 'discount';
+export type InvoiceLineKind = 'flat_fee' | 'usage' | 'credit' | 'commitment_true_up' | 'proration' | 'discount' | 'prepaid_credits';
 
 export interface DraftInvoiceLine {
   readonly kind: InvoiceLineKind;
