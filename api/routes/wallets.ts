@@ -152,12 +152,14 @@ export function walletsRouter(db: Database, options: { now?: () => Date; onWalle
     checkMinorUnits(currency, { overdraft_limit: body.overdraft_limit, recharge_amount: body.recharge_amount });
     checkRechargeSettings(await findWallet(db, customer.id, currency), body);
     const wallet = await ensureWallet(db, customer.id, currency);
-    const updated = await updateWalletSettings(db, wallet.id, {
+    const settings = {
       overdraftLimit: body.overdraft_limit,
       lowBalanceThreshold: body.low_balance_threshold,
       rechargeThreshold: body.recharge_threshold,
       rechargeAmount: body.recharge_amount,
-    });
+    };
+    // A request that sets only the expiry notice changes no column of these.
+    const updated = Object.values(settings).some((value) => value !== undefined) ? await updateWalletSettings(db, wallet.id, settings) : wallet;
     if (body.grant_expiry_notice !== undefined) await updateGrantExpiryNotice(db, wallet.id, body.grant_expiry_notice);
     await options.onWalletChanged?.(customer.id); // thresholds may be crossed now; expiry notices move
     res.json({ customer_id: customer.id, currency, ...walletSettingsJson(updated), grant_expiry_notice: await grantExpiryNoticeOf(db, wallet.id) });
