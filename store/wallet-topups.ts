@@ -7,6 +7,7 @@
 import type { Knex } from 'knex';
 import { formatMoney, toDecimal } from '../domain/money';
 import { addIntervals, parseInterval } from '../domain/periods';
+import type { GrantSource } from '../domain/wallet';
 import { observeThresholds, ThresholdWatch } from '../domain/wallet-recharge';
 import { finalizeInvoice, findInvoice, InvoiceRow, numberFinalizedInvoices } from './invoices';
 import { enqueueOutboxEvent } from './outbox';
@@ -308,6 +309,12 @@ export async function observeCustomerWallets(db: Knex, customerId: string, at: D
   return { rechargeRequested };
 }
 
+/**
+ * The grants whose expiry the wallet workflow times (notice and expiry entry). A `plan_included` grant expires with
+ * its billing period, which the period invoice settles: a timer must not zero it before that invoice draws on it.
+ */
+const TIMED_SOURCES: readonly GrantSource[] = ['purchased', 'promotional', 'goodwill'];
+
 interface ExpiringGrantRow {
   id: string;
   wallet_id: string;
@@ -327,6 +334,7 @@ async function grantsWithExpiry(db: Db, customerId: string, at: Date): Promise<(
     .where('w.customer_id', customerId)
     .andWhere('g.remaining', '>', 0)
     .whereNotNull('g.expires_at')
+    .whereIn('g.source', [...TIMED_SOURCES])
     .andWhere('g.expires_at', '>', at)
     .select('g.id', 'g.wallet_id', 'g.source', 'g.remaining', 'g.expires_at', 'w.currency', 'w.customer_id', 'w.grant_expiry_notice', 'n.grant_id as noticed');
   return rows.map((row) => ({ ...row, noticed: row.noticed !== null }));
@@ -383,7 +391,7 @@ export async function runWalletTimers(db: Knex, customerId: string, at: Date): P
   }
   let expired = 0;
   const wallets = await db<WalletRow>('wallets').where({ customer_id: customerId });
-  for (const wallet of wallets) expired += (await expireGrants(db, wallet.id, at)).length;
+  for (const wallet of wallets) expired += (await expireGrants(db, wallet.id, at, TIMED_SOURCES)).length;
   return { notices, expired };
 }
 
