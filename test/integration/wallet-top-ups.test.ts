@@ -22,6 +22,7 @@ import { TASK_QUEUE, walletWorkflowId } from '../../workflows/definitions';
 import { createTestApiKey, TestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { eventually } from '../support/eventually';
+import { recordHistory } from '../support/histories';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { serve, TestHttp } from '../support/http';
 import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
@@ -187,6 +188,8 @@ test('a crash between the charge and the grant: one charge, one grant, once', as
   }, 'the top-up paid after the simulated crashes');
   expect(settleFailures).toBe(0);
   expect(settled.id).toBe(topUp.json.id);
+  // The second crash happened after the grant committed; let the third try (backoff 2 s) run and find it.
+  await new Promise((resolve) => setTimeout(resolve, 4000));
   expect(await sandboxCharges(customer)).toHaveLength(1);
   const wallet_ = (await findWallet(db, customer.id, 'USD'))!;
   const grants = await db('wallet_grants').where({ wallet_id: wallet_.id });
@@ -284,6 +287,7 @@ test('a declined recharge notifies once and does not loop; a later crossing with
     ['recharge:2', 'paid'],
   ]);
   expect(await wallet(customer)).toMatchObject({ balance: '80.00', pending_usage: '21.00', available: '59.00' });
+  await recordHistory(env.client.workflow.getHandle(walletWorkflowId(customer.id)), 'wallet-recharge-after-decline');
 });
 
 test('grant expiry on a durable timer: the grant.expiring notice before, then the expiry ledger entry', async () => {
@@ -321,4 +325,5 @@ test('grant expiry on a durable timer: the grant.expiring notice before, then th
   // Once each: one notice, and the balance reaching zero reported once as depleted.
   expect(await outbox(customer, 'grant.expiring')).toHaveLength(1);
   await eventually(async () => (await outbox(customer, 'wallet.depleted')).length === 1, 'wallet.depleted');
+  await recordHistory(env.client.workflow.getHandle(walletWorkflowId(customer.id)), 'wallet-expiry-notice');
 });
