@@ -3,6 +3,8 @@
  */
 export interface WalletWorkflowInput {
   readonly customerId: string;
+  /** Continue as new past this many history events (1,000 by default; tests pass a small one). */
+  readonly historyLimit?: number;
 }
 
 export interface WalletTimersRequest {

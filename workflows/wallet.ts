@@ -29,7 +29,8 @@ export async function walletWorkflow(input: WalletWorkflowInput): Promise<void> 
   // Top-ups whose step failed for good (bad data): left pending for ops, not retried in a loop by this run.
   const stuck = new Set<string>();
 
-  while (workflowInfo().historyLength < HISTORY_LIMIT && !workflowInfo().continueAsNewSuggested) {
+  const historyLimit = input.historyLimit ?? HISTORY_LIMIT;
+  while (workflowInfo().historyLength < historyLimit && !workflowInfo().continueAsNewSuggested) {
     woken = false;
     const at = new Date().toISOString();
     await local.runWalletTimers({ customerId: input.customerId, at });

@@ -18,7 +18,7 @@ import type { CustomerRow } from '../../store/customers';
 import { closeUsage } from '../../store/usage';
 import { observeWalletBalance } from '../../store/wallet-topups';
 import { ensureWallet, findWallet, updateWalletSettings } from '../../store/wallets';
-import { TASK_QUEUE, walletWorkflowId } from '../../workflows/definitions';
+import { TASK_QUEUE, walletChangedSignal, walletWorkflowId } from '../../workflows/definitions';
 import { createTestApiKey, TestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { eventually } from '../support/eventually';
@@ -326,4 +326,27 @@ test('grant expiry on a durable timer: the grant.expiring notice before, then th
   expect(await outbox(customer, 'grant.expiring')).toHaveLength(1);
   await eventually(async () => (await outbox(customer, 'wallet.depleted')).length === 1, 'wallet.depleted');
   await recordHistory(env.client.workflow.getHandle(walletWorkflowId(customer.id)), 'wallet-expiry-notice');
+});
+
+test('the wallet workflow continues as new on a bounded history, and the new run keeps the expiry timer', async () => {
+  const customer = await insertCustomer(db, { external_id: 'wt-continue', payment_method: 'pm_sandbox_ok' });
+  const handle = await env.client.workflow.start('walletWorkflow', { taskQueue: TASK_QUEUE, workflowId: walletWorkflowId(customer.id), args: [{ customerId: customer.id, historyLimit: 40 }] });
+  const firstRunId = handle.firstExecutionRunId;
+  const expiresAt = new Date(serverNow.getTime() + 5 * DAY).toISOString();
+  const grant = await api.call('POST', `/v1/customers/${customer.id}/wallet/grants`, { amount: '7.50', source: 'goodwill', expires_at: expiresAt }, finance.headers);
+  // Each wake-up is a turn of a few events: a dozen of them pass the limit of 40.
+  for (let wake = 0; wake < 12; wake += 1) {
+    await handle.signal(walletChangedSignal);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+  const runId = await eventually(async () => {
+    const description = await env.client.workflow.getHandle(walletWorkflowId(customer.id)).describe();
+    return description.runId !== firstRunId && description.status.name === 'RUNNING' ? description.runId : undefined;
+  }, 'a new run of the wallet workflow');
+  expect(runId).not.toBe(firstRunId);
+
+  await skip(5 * DAY + 60_000);
+  const expiry = await eventually(async () => db('wallet_ledger').where({ grant_id: grant.json.id, kind: 'expiry' }).first(), 'the expiry written by the new run');
+  expect(String(expiry.amount)).toBe('-7.500000000000');
+  expect(await outbox(customer, 'grant.expiring')).toHaveLength(1);
 });
