@@ -7,7 +7,8 @@
  *   records the customers whose events it stored, after commit; every `flushIntervalMs` (250 ms by default) the
  *   watcher looks at each such customer's wallets once (store/wallet-topups.ts observeWalletBalance, a locked,
  *   idempotent check in Postgres), so a crossing is seen within about a second of the event that caused it, and a
- *   burst of batches costs one check per customer per tick. A recharge crossing wakes the wallet workflow.
+ *   burst of batches costs one check per customer per tick. A recharge crossing wakes the wallet workflow (and a
+ *   purchase still pending nudges it every 30 s at most, in case its wake-up was lost).
  */
 import type { Client } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
@@ -29,6 +30,7 @@ export async function wakeWalletWorkflow(temporal: Client, customerId: string): 
       signalArgs: [],
       // A wallet workflow that failed or was terminated is started afresh: its state is all in Postgres.
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+      staticSummary: `wallet of customer ${customerId}: top-ups, auto-recharge, grant expiries`,
       typedSearchAttributes: [
         { key: SEARCH_ATTRIBUTES.customerId, value: customerId },
         { key: SEARCH_ATTRIBUTES.status, value: 'wallet' },
@@ -36,6 +38,8 @@ export async function wakeWalletWorkflow(temporal: Client, customerId: string): 
     }),
   );
 }
+
+const PENDING_NUDGE_MS = 30_000;
 
 export interface WalletWatcherOptions {
   readonly flushIntervalMs?: number;
@@ -47,6 +51,7 @@ export class WalletBalanceWatcher {
   private readonly pending = new Set<string>();
   /** Customers whose wallet workflow must be woken (a new grant, new settings), kept until a signal gets through. */
   private readonly toWake = new Set<string>();
+  private readonly lastNudge = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private readonly flushIntervalMs: number;
@@ -62,6 +67,17 @@ export class WalletBalanceWatcher {
     this.flushIntervalMs = options.flushIntervalMs ?? 250;
     this.now = options.now ?? (() => new Date());
     this.log = options.log ?? entryLogger(createLogger('api').child({ component: 'wallet-watcher' }));
+  }
+
+  /**
+   * A purchase still pending when its customer ingests again: its wake-up may have been lost (the process that
+   * requested it died before signalling), so the workflow is nudged, at most once per `PENDING_NUDGE_MS`.
+   */
+  private pendingNudgeDue(customerId: string): boolean {
+    const now = Date.now();
+    if (now - (this.lastNudge.get(customerId) ?? 0) < PENDING_NUDGE_MS) return false;
+    this.lastNudge.set(customerId, now);
+    return true;
   }
 
   /** A customer's balance may have moved (events stored, settings changed): look at it on the next tick. */
@@ -102,8 +118,8 @@ export class WalletBalanceWatcher {
     let failure: unknown;
     for (const customerId of customerIds) {
       try {
-        const { rechargeRequested } = await observeCustomerWallets(this.db, customerId, this.now());
-        if (rechargeRequested) this.toWake.add(customerId);
+        const { rechargeRequested, purchasePending } = await observeCustomerWallets(this.db, customerId, this.now());
+        if (rechargeRequested || (purchasePending && this.pendingNudgeDue(customerId))) this.toWake.add(customerId);
       } catch (error) {
         this.pending.add(customerId);
         failure ??= error;

@@ -298,15 +298,20 @@ function nullableString(value: string | null): string | null {
   return value === null || value === undefined ? null : String(value);
 }
 
-/** Every wallet of a customer, observed; whether any observation requested a recharge. */
-export async function observeCustomerWallets(db: Knex, customerId: string, at: Date): Promise<{ rechargeRequested: boolean }> {
+/**
+ * Every wallet of a customer, observed. `rechargeRequested`: this observation crossed a recharge threshold.
+ * `purchasePending`: some purchase is still pending (in flight, or one whose wake-up was lost when the process
+ * that requested it died): the wallet workflow has work.
+ */
+export async function observeCustomerWallets(db: Knex, customerId: string, at: Date): Promise<{ rechargeRequested: boolean; purchasePending: boolean }> {
   const wallets = await db<WalletRow>('wallets').where({ customer_id: customerId });
   let rechargeRequested = false;
   for (const wallet of wallets) {
     const observation = await observeWalletBalance(db, wallet, at);
     if (observation.rechargeTopUpId) rechargeRequested = true;
   }
-  return { rechargeRequested };
+  const purchasePending = rechargeRequested || (wallets.length > 0 && (await pendingTopUpIds(db, customerId)).length > 0);
+  return { rechargeRequested, purchasePending };
 }
 
 /**

@@ -16,7 +16,7 @@ import { SandboxGateway } from '../../payments/sandbox-gateway';
 import type { Database } from '../../store/database';
 import type { CustomerRow } from '../../store/customers';
 import { closeUsage } from '../../store/usage';
-import { observeWalletBalance } from '../../store/wallet-topups';
+import { observeWalletBalance, requestTopUp } from '../../store/wallet-topups';
 import { ensureWallet, findWallet, updateWalletSettings } from '../../store/wallets';
 import { TASK_QUEUE, walletChangedSignal, walletWorkflowId } from '../../workflows/definitions';
 import { createTestApiKey, TestApiKey } from '../support/api-keys';
@@ -334,19 +334,28 @@ test('the wallet workflow continues as new on a bounded history, and the new run
   const firstRunId = handle.firstExecutionRunId;
   const expiresAt = new Date(serverNow.getTime() + 5 * DAY).toISOString();
   const grant = await api.call('POST', `/v1/customers/${customer.id}/wallet/grants`, { amount: '7.50', source: 'goodwill', expires_at: expiresAt }, finance.headers);
-  // Each wake-up is a turn of a few events: a dozen of them pass the limit of 40.
-  for (let wake = 0; wake < 12; wake += 1) {
-    await handle.signal(walletChangedSignal);
-    await new Promise((resolve) => setTimeout(resolve, 150));
-  }
+  // Each wake-up is a turn of a few events (signals arriving together share one): wake it until it passes 40.
   const runId = await eventually(async () => {
     const description = await env.client.workflow.getHandle(walletWorkflowId(customer.id)).describe();
-    return description.runId !== firstRunId && description.status.name === 'RUNNING' ? description.runId : undefined;
-  }, 'a new run of the wallet workflow');
+    if (description.runId !== firstRunId && description.status.name === 'RUNNING') return description.runId;
+    await env.client.workflow.getHandle(walletWorkflowId(customer.id)).signal(walletChangedSignal);
+    return undefined;
+  }, 'a new run of the wallet workflow', { intervalMs: 150 });
   expect(runId).not.toBe(firstRunId);
 
   await skip(5 * DAY + 60_000);
   const expiry = await eventually(async () => db('wallet_ledger').where({ grant_id: grant.json.id, kind: 'expiry' }).first(), 'the expiry written by the new run');
   expect(String(expiry.amount)).toBe('-7.500000000000');
   expect(await outbox(customer, 'grant.expiring')).toHaveLength(1);
+});
+
+test('a purchase whose wake-up was lost (the API died after the commit) is picked up on the next event', async () => {
+  const { customer } = await subscribedCustomer('wt-lost-wake', 'pm_sandbox_ok');
+  // The row committed, the signal never sent.
+  const { row } = await requestTopUp(db, { customerId: customer.id, currency: 'USD', kind: 'top_up', requestKey: 'api:lost', amount: '12.34', requestedBy: 'test' });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect((await topUps(customer))[0].status).toBe('pending');
+  await useTokens(customer, 1);
+  await eventually(async () => (await topUps(customer))[0].status === 'paid', 'the lost top-up paid');
+  expect((await api.call('GET', `/v1/customers/${customer.id}/wallet/top-ups/${row.id}`, undefined, app.headers)).json).toMatchObject({ status: 'paid', amount: '12.34', grant: { amount: '12.34', source: 'purchased' } });
 });
