@@ -9,7 +9,8 @@
  *
  * Every step is idempotent on its Postgres rows (the top-up's invoice, `payment:<invoice>:1`, the grant key
  * `top-up:<id>`), so a crash between the charge and the grant replays into the same grant, once. History stays
- * bounded: continue-as-new once it grows past a few hundred events or when the server suggests it.
+ * bounded: it grows only when the workflow wakes, and a wake-up that finds it past 1,000 events (or the server
+ * suggesting it) continues as new first.
  */
 import { allHandlersFinished, condition, continueAsNew, log, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { WalletWorkflowInput } from '../contract/wallet';
@@ -20,6 +21,9 @@ export type { WalletWorkflowInput };
 
 /** Continue as new past this many history events (a turn is about ten). */
 const HISTORY_LIMIT = 1_000;
+/** Turns in a row that find work already due before the workflow sleeps anyway (at least MIN_TIMER_MS). */
+const MAX_IMMEDIATE_TURNS = 3;
+const MIN_TIMER_MS = 1_000;
 
 export async function walletWorkflow(input: WalletWorkflowInput): Promise<void> {
   let woken = false;
@@ -29,8 +33,10 @@ export async function walletWorkflow(input: WalletWorkflowInput): Promise<void> 
   // Top-ups whose step failed for good (bad data): left pending for ops, not retried in a loop by this run.
   const stuck = new Set<string>();
 
+  let immediateTurns = 0;
   const historyLimit = input.historyLimit ?? HISTORY_LIMIT;
-  while (workflowInfo().historyLength < historyLimit && !workflowInfo().continueAsNewSuggested) {
+  const historyFull = (): boolean => workflowInfo().historyLength >= historyLimit || workflowInfo().continueAsNewSuggested;
+  while (!historyFull()) {
     woken = false;
     const at = new Date().toISOString();
     await local.runWalletTimers({ customerId: input.customerId, at });
@@ -47,9 +53,15 @@ export async function walletWorkflow(input: WalletWorkflowInput): Promise<void> 
       }
       continue; // a settled purchase may have crossed a threshold again: look before sleeping
     }
-    const wakeInMs = agenda.nextTimerAt ? Math.max(0, new Date(agenda.nextTimerAt).getTime() - Date.now()) : undefined;
+    const wakeInMs = agenda.nextTimerAt ? new Date(agenda.nextTimerAt).getTime() - Date.now() : undefined;
+    // Already due (a grant added between the two steps above): another turn at once, a few times, never a 0 ms timer.
+    if (wakeInMs !== undefined && wakeInMs <= 0 && immediateTurns < MAX_IMMEDIATE_TURNS) {
+      immediateTurns += 1;
+      continue;
+    }
+    immediateTurns = 0;
     if (wakeInMs === undefined) await condition(() => woken);
-    else await condition(() => woken, wakeInMs);
+    else await condition(() => woken, Math.max(MIN_TIMER_MS, wakeInMs));
   }
   await condition(allHandlersFinished);
   await continueAsNew<typeof walletWorkflow>(input);

@@ -334,13 +334,25 @@ test('the wallet workflow continues as new on a bounded history, and the new run
   const firstRunId = handle.firstExecutionRunId;
   const expiresAt = new Date(serverNow.getTime() + 5 * DAY).toISOString();
   const grant = await api.call('POST', `/v1/customers/${customer.id}/wallet/grants`, { amount: '7.50', source: 'goodwill', expires_at: expiresAt }, finance.headers);
-  // Each wake-up is a turn of a few events (signals arriving together share one): wake it until it passes 40.
+  // Each wake-up is a turn of a few events (signals arriving together share one): wake it until it passes 40,
+  // then stop: a signal racing the continue-as-new command makes the server hand the run another task first.
+  const current = () => env.client.workflow.getHandle(walletWorkflowId(customer.id));
+  await eventually(async () => {
+    const description = await current().describe();
+    if (description.runId !== firstRunId || description.historyLength >= 40) return true;
+    await current().signal(walletChangedSignal);
+    return false;
+  }, 'the first run past 40 history events', { intervalMs: 150 });
+  // History grows only when the workflow is woken, so a full one moves on at the next wake-up: this one.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await current().signal(walletChangedSignal);
+  let lastSeen = '';
   const runId = await eventually(async () => {
-    const description = await env.client.workflow.getHandle(walletWorkflowId(customer.id)).describe();
-    if (description.runId !== firstRunId && description.status.name === 'RUNNING') return description.runId;
-    await env.client.workflow.getHandle(walletWorkflowId(customer.id)).signal(walletChangedSignal);
-    return undefined;
-  }, 'a new run of the wallet workflow', { intervalMs: 150 });
+    const description = await current().describe();
+    const events = (await current().fetchHistory()).events ?? [];
+    lastSeen = `run ${description.runId === firstRunId ? 'first' : description.runId}, ${description.status.name}, ${description.historyLength} events, last: ${events.slice(-8).map((e) => `${e.eventType}${e.workflowTaskFailedEventAttributes ? ':' + e.workflowTaskFailedEventAttributes.cause + ':' + e.workflowTaskFailedEventAttributes.failure?.message : ''}`).join(' ')}`;
+    return description.runId !== firstRunId && description.status.name === 'RUNNING' ? description.runId : undefined;
+  }, () => `a new run of the wallet workflow (${lastSeen})`);
   expect(runId).not.toBe(firstRunId);
 
   await skip(5 * DAY + 60_000);
