@@ -39,6 +39,8 @@ const STATUS_BY_CODE = {
   plan_version_conflict: 409,
   currency_mismatch: 422,
   invalid_price: 422,
+  // A charge's min_amount/max_amount/first_tier_fee_at_zero_usage do not fit it (docs/pricing.md "Charge options").
+  invalid_charge_options: 422,
   metric_not_found: 422,
   metric_already_exists: 409,
   batch_rejected: 422,
@@ -64,6 +66,11 @@ const STATUS_BY_CODE = {
   not_ready: 503,
   // bounds at the edge (issue 11): a charge its metric cannot feed
   charge_metric_mismatch: 422,
+  // cost tables (issue 14): a table that does not fit its metric, one where two entries tie, one that would
+  // replace a stored table (tables are never edited: costed invoices used them)
+  invalid_cost_table: 422,
+  ambiguous_cost_table: 422,
+  cost_table_exists: 409,
   // dimensional pricing (issue 14): a price list rating could not resolve, or one where two prices tie
   invalid_dimensions: 422,
   ambiguous_dimension_prices: 422,

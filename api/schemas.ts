@@ -51,6 +51,8 @@ export const createPlanBody = z.strictObject({
   /** Usage included per period, in money (the hybrid model). */
   credit_bucket: z.lazy(() => nonNegativeDecimal).optional(),
   minimum_commitment: z.lazy(() => nonNegativeDecimal).optional(),
+  /** Count the period's recurring fees (flat fee and flat charges) toward the minimum commitment. Default false. */
+  commitment_includes_fees: z.boolean().optional(),
   usage_grace_period: isoDuration.optional(),
   /** What the plan entitles to (docs/wallets.md): boolean, metered with a per-period limit, or wallet-backed. */
   features: z.lazy(() => z.array(planFeature).max(100)).optional(),
@@ -120,10 +122,21 @@ export const createMetricBody = z
   })
   .refine((metric) => new Set(metric.group_by).size === metric.group_by.length, { message: 'group_by must not repeat a property', path: ['group_by'] });
 
+/** A metric's cost table from an instant on (docs/pricing.md "Cost tables"); match rules as for dimensional prices. */
+export const createCostTableBody = z.strictObject({
+  effective_from: z.iso.datetime({ offset: true }),
+  costs: z
+    .array(z.strictObject({ match: z.record(z.string().max(64), z.string().max(200)).default({}), unit_cost: nonNegativeDecimal }))
+    .min(1)
+    .max(5_000),
+});
+
 const tier = z.strictObject({
   upTo: decimalString.nullable(),
   unitPrice: nonNegativeDecimal,
   flatFee: nonNegativeDecimal.optional(),
+  /** Bill the tier in blocks of this many units (rounded up per tier); unitPrice is then per block. */
+  blockSize: decimalString.refine((value) => toDecimal(value).greaterThan(0), { message: 'must be greater than zero' }).optional(),
 });
 
 export const priceModel = z.discriminatedUnion('model', [
@@ -138,7 +151,13 @@ export const priceModel = z.discriminatedUnion('model', [
     minFee: nonNegativeDecimal.optional(),
     maxFee: nonNegativeDecimal.optional(),
     fixedFeePerEvent: nonNegativeDecimal.optional(),
+    /** The first N events bear no fee at all (a whole number, as a string). */
+    freeEvents: z.string().regex(/^\d{1,9}$/, 'a whole number as a string, e.g. "3"').optional(),
+    /** The first X of value bears no fee; the event that crosses X pays on its excess. */
+    freeValue: nonNegativeDecimal.optional(),
   }),
+  /** Unit cost from the metric's cost table in effect at each event's time × (1 + markup) (docs/pricing.md). */
+  z.strictObject({ model: z.literal('cost_plus'), markup: nonNegativeDecimal }),
 ]);
 
 /** Per-combination prices of a charge on a metric with group_by (docs/pricing.md). */
@@ -165,6 +184,11 @@ export const planCharge = z
     price: priceModel.optional(),
     included_units: nonNegativeDecimal.optional(),
     dimensions: chargeDimensions.optional(),
+    /** Bounds on what the charge bills per period, applied after its price model (money, currency digits). */
+    min_amount: nonNegativeDecimal.optional(),
+    max_amount: nonNegativeDecimal.optional(),
+    /** Graduated or volume: bill the first tier's flat fee even when the period's billable usage is 0. */
+    first_tier_fee_at_zero_usage: z.boolean().optional(),
   })
   .refine((charge) => (charge.price === undefined) !== (charge.dimensions === undefined), {
     message: 'a charge has either a price or dimensions (whose default_price is its fallback)',
@@ -356,6 +380,9 @@ export const planResponse = z.object({
       display_name: z.string().nullable(),
       price: jsonObject.meta({ description: 'The price model as published (see the plan request\'s `price`).' }),
       included_units: z.string().nullable(),
+      min_amount: z.string().nullable(),
+      max_amount: z.string().nullable(),
+      first_tier_fee_at_zero_usage: z.boolean(),
       dimensions: z
         .object({
           group_by: z.array(z.string()),
@@ -369,6 +396,7 @@ export const planResponse = z.object({
   ),
   credit_bucket: z.string().nullable(),
   minimum_commitment: z.string().nullable(),
+  commitment_includes_fees: z.boolean(),
   usage_grace_period: z.string(),
   dispute_window: z.string().nullable().meta({ description: 'How long after an outcome a reversal of it is accepted (docs/pricing.md); null: reversals refused.' }),
   features: z.array(
@@ -394,6 +422,14 @@ export const metricResponse = z.object({
   unit_cost: z.string().nullable(),
   allow_negative: z.boolean(),
   group_by: z.array(z.string()).meta({ description: 'Event properties the usage is split by for dimensional prices (docs/pricing.md); empty when none.' }),
+  created_at: instantOut,
+});
+
+export const costTableResponse = z.object({
+  metric_code: z.string(),
+  effective_from: instantOut,
+  costs: z.array(z.object({ match: z.record(z.string(), z.string()), unit_cost: z.string() })),
+  created_by: z.string(),
   created_at: instantOut,
 });
 
@@ -630,7 +666,18 @@ export const marginReportResponse = z.object({
       customer: z.object({ id: z.uuid(), external_id: z.string(), name: z.string() }),
       plan: z.object({ code: z.string(), version: z.int() }),
       ...marginFiguresOut,
-      cost_breakdown: z.array(z.object({ metric_code: z.string(), quantity: z.string(), unit_cost: z.string(), cost: moneyOut })),
+      /** margin < 0. */
+      loss_making: z.boolean(),
+      cost_breakdown: z.array(
+        z.object({
+          metric_code: z.string(),
+          quantity: z.string(),
+          unit_cost: z.string().nullable(),
+          cost: moneyOut,
+          /** The shares the metric's cost tables costed (docs/margins.md); unit_cost null: the fallback unit_cost. */
+          cost_segments: z.array(z.object({ effective_from: instantOut.nullable(), quantity: z.string(), unit_cost: z.string().nullable() })).optional(),
+        }),
+      ),
       combinations: z
         .array(
           z.object({
@@ -648,6 +695,25 @@ export const marginReportResponse = z.object({
   ),
   has_more: z.boolean(),
   totals: z.array(z.object({ ...marginFiguresOut, subscriptions: z.int() })),
+  /** Customers and combinations whose margin over the window is negative, worst first (not cut by limit). */
+  loss_making: z.object({
+    customers: z.array(
+      z.object({ customer: z.object({ id: z.uuid(), external_id: z.string() }), subscription_ids: z.array(z.uuid()), ...marginFiguresOut, loss_making: z.literal(true) }),
+    ),
+    combinations: z.array(
+      z.object({
+        currency: z.string(),
+        metric_code: z.string(),
+        dimension_key: z.string(),
+        quantity: z.string(),
+        revenue: moneyOut,
+        cost: moneyOut,
+        margin: moneyOut,
+        subscriptions: z.int(),
+        loss_making: z.literal(true),
+      }),
+    ),
+  }),
 });
 
 export const findingsResponse = z.object({

@@ -1,6 +1,7 @@
 import type { Charge } from '../domain/rating';
 import type { Database } from './database';
 import { rollupUsage } from './rollups';
+import { pricesCostPlus } from './cost-tables';
 import { aggregateMetricGroups } from './dimension-usage';
 import { aggregateMetric, ChargeUsage, meteredMetricsOf, usageForCharges, UsageScope } from './usage';
 
@@ -22,6 +23,8 @@ export async function openUsageForCharges(
 ): Promise<ChargeUsage[]> {
   const metered = await meteredMetricsOf(db, charges);
   const scope: UsageScope = { kind: 'unclaimed', customerId, from, to };
+  // A cost_plus price costs each event at its own time (store/cost-tables.ts): no running total holds that split.
+  if (charges.some(pricesCostPlus)) return usageForCharges(db, metered, scope);
   const readsRaw = ({ metric, withEventValues }: (typeof metered.metrics)[number]): boolean => withEventValues || (metric.group_by?.length ?? 0) > 0;
   const totalled = metered.metrics.filter((entry) => !readsRaw(entry)).map(({ metric }) => metric);
   const totals = await rollupUsage(db, { customerId, from, to }, totalled);

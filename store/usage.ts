@@ -5,6 +5,9 @@ import type { UsageGroup } from '../domain/dimensions';
 import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
 import { insertEventsFoldingRollups, lockRollupsShared } from './rollups';
 import { aggregateMetricGroups } from './dimension-usage';
+import { costedUsage, costTablesOf, type CostedUsage } from './cost-tables';
+import type { CostSegment } from '../domain/cost-tables';
+import { dimensionKey } from '../domain/dimensions';
 
 export interface NewUsageEvent {
   readonly customerId: string;
@@ -49,6 +52,8 @@ export interface MetricUsage {
   readonly eventValues?: string[];
   /** Per combination of the metric's group_by properties (dimensional pricing); absent for other metrics. */
   readonly groups?: UsageGroup[];
+  /** The quantity split by the cost table in effect at each event (metrics with cost tables; store/cost-tables.ts). */
+  readonly costs?: CostSegment[];
 }
 
 export type UsageTotals = Record<string, MetricUsage>;
@@ -167,13 +172,35 @@ export async function usageForCharges(
   scope: UsageScope,
 ): Promise<ChargeUsage[]> {
   const metered = 'metrics' in chargesOrMetrics ? chargesOrMetrics : await meteredMetricsOf(db, chargesOrMetrics);
+  const costTables = await costTablesOf(db, metered.metrics.map(({ metric }) => metric.code));
   return Promise.all(
-    metered.metrics.map(async ({ metric, withEventValues }) => ({
-      metricCode: metric.code,
-      ...(await aggregateMetric(db, metric, scope, withEventValues)),
-      ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
-    })),
+    metered.metrics.map(async ({ metric, withEventValues }) =>
+      withCosts(
+        {
+          metricCode: metric.code,
+          ...(await aggregateMetric(db, metric, scope, withEventValues)),
+          ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
+        },
+        metric.group_by ?? [],
+        isCostable(metric) && costTables.has(metric.code) ? await costedUsage(db, metric, costTables.get(metric.code)!, scope) : undefined,
+      ),
+    ),
   );
+}
+
+/** Only a count or a non-negative sum splits into per-event shares a cost table can cost (domain/charge-metric-fit.ts). */
+function isCostable(metric: MetricRow): boolean {
+  return (metric.aggregation === 'count' || metric.aggregation === 'sum') && !metric.allow_negative;
+}
+
+/** Attaches the usage's split by cost table (cost_plus prices, margins) to the metric and each of its combinations. */
+function withCosts(usage: ChargeUsage, groupBy: readonly string[], costed: CostedUsage | undefined): ChargeUsage {
+  if (!costed) return usage;
+  return {
+    ...usage,
+    costs: costed.costs,
+    ...(usage.groups ? { groups: usage.groups.map((group) => ({ ...group, costs: costed.byCombination.get(dimensionKey(group.dimensions, groupBy)) ?? [] })) } : {}),
+  };
 }
 
 export interface UsageClosure {

@@ -13,6 +13,9 @@ import { usageEventBody, usageEventsEnvelope } from '../schemas';
 import type { CustomerDirectory } from '../customer-directory';
 import type { UsageSignalCoalescer } from '../usage-signals';
 import { declareRoutes } from '../route-declarations';
+import { creditReversalsOfEndedSubscriptions } from '../../store/reversal-credit-notes';
+import { executeRefund } from '../../payments/refunds';
+import type { PaymentGateway } from '../../payments/gateway';
 
 /** Clock skew we tolerate on client timestamps. */
 const MAX_FUTURE_MS = 5 * 60_000;
@@ -30,6 +33,8 @@ export interface EventsRouterDependencies {
   /** Told which customers' balances moved, after commit (auto-recharge and wallet webhooks: api/wallet-signals.ts). */
   readonly walletWatcher?: { record(customerId: string): void };
   readonly now?: () => Date;
+  /** Refunds the credit notes of reversals on ended subscriptions (store/reversal-credit-notes.ts). */
+  readonly gateway?: PaymentGateway;
   /** Told what each request did (Prometheus counters; see api/observability.ts). */
   readonly onIngested?: (outcome: { accepted: number; duplicates: number; rejected: number }) => void;
 }
@@ -126,7 +131,12 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       rejections.push({ index, code: 'entitlement_limit_reached', path: `events.${index}`, message: "the plan's limit for this feature in the current period is reached" });
     }
     rejections.sort((a, b) => a.index - b.index);
-    const inserted = [...insertedUsage, ...(await insertReversalEvents(deps.db, reversals))];
+    const insertedReversals = await insertReversalEvents(deps.db, reversals);
+    const inserted = [...insertedUsage, ...insertedReversals];
+    // No invoice will come for an ended subscription: its reversal credits become credit notes now.
+    // The events are stored either way: a credit that fails now stays owed, and the customer's next reversal
+    // credits it (the same pass covers every uncredited reversal of an ended subscription).
+    if (insertedReversals.length) await creditEndedSubscriptions(deps, insertedReversals.map((row) => row.customer_id)).catch(() => undefined);
     const stored = [...valid.filter((_, position) => !overLimit.has(position)), ...reversals];
     if (stored.length === 0) {
       deps.onIngested?.({ accepted: 0, duplicates: 0, rejected: rejections.length });
@@ -144,6 +154,13 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
   });
 
   return routes.router;
+}
+
+async function creditEndedSubscriptions(deps: EventsRouterDependencies, customerIds: readonly string[]): Promise<void> {
+  for (const { refund } of await creditReversalsOfEndedSubscriptions(deps.db, customerIds)) {
+    // A refund the gateway does not confirm now stays pending on the credit note, as a refund request's does.
+    if (refund && deps.gateway) await executeRefund(deps.db, deps.gateway, refund).catch(() => undefined);
+  }
 }
 
 /**

@@ -629,6 +629,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/metrics/{code}/cost-tables": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A metric's cost tables, oldest first
+         * @description Keys: admin, app, finance.
+         */
+        get: operations["getV1MetricsByCodeCostTables"];
+        put?: never;
+        /**
+         * Set a metric's unit costs from an instant on
+         * @description What one unit costs us, per combination of the metric's group_by (a match leaves a dimension out as a wildcard; `{}` matches everything; the most specific match wins), from `effective_from` until the metric's next table. Each event is costed by the table in effect at its own timestamp (cost_plus prices, the margins report). A table where two matches tie is refused (`ambiguous_cost_table`); a table is never edited: the same body again answers 200, a different one for the same instant `cost_table_exists`.
+         *
+         *     Keys: admin, finance.
+         */
+        post: operations["postV1MetricsByCodeCostTables"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/plans": {
         parameters: {
             query?: never;
@@ -1255,12 +1281,37 @@ export interface components {
             /** @enum {string} */
             status: "scheduled" | "trialing" | "active" | "past_due" | "suspended" | "paused" | "retention_offered" | "pending_cancellation" | "needs_attention" | "canceled";
         };
+        CostTableResponse: {
+            costs: {
+                match: {
+                    [key: string]: string;
+                };
+                unit_cost: string;
+            }[];
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            /** Format: date-time */
+            effective_from: string;
+            metric_code: string;
+        };
         CreateApiKeyBody: {
             /** Format: date-time */
             expires_at?: string;
             name: string;
             /** @enum {string} */
             role: "admin" | "finance" | "app" | "monitoring";
+        };
+        CreateCostTableBody: {
+            costs: {
+                /** @default {} */
+                match?: {
+                    [key: string]: string;
+                };
+                unit_cost: string;
+            }[];
+            /** Format: date-time */
+            effective_from: string;
         };
         CreateCustomerBody: {
             currency: string;
@@ -1334,6 +1385,7 @@ export interface components {
                         /** @constant */
                         model: "graduated";
                         tiers: {
+                            blockSize?: string;
                             flatFee?: string;
                             unitPrice: string;
                             upTo: string | null;
@@ -1342,6 +1394,7 @@ export interface components {
                         /** @constant */
                         model: "volume";
                         tiers: {
+                            blockSize?: string;
                             flatFee?: string;
                             unitPrice: string;
                             upTo: string | null;
@@ -1353,11 +1406,17 @@ export interface components {
                         packageSize: string;
                     } | {
                         fixedFeePerEvent?: string;
+                        freeEvents?: string;
+                        freeValue?: string;
                         maxFee?: string;
                         minFee?: string;
                         /** @constant */
                         model: "percentage";
                         rate: string;
+                    } | {
+                        markup: string;
+                        /** @constant */
+                        model: "cost_plus";
                     };
                     prices: {
                         included_units?: string;
@@ -1376,6 +1435,7 @@ export interface components {
                             /** @constant */
                             model: "graduated";
                             tiers: {
+                                blockSize?: string;
                                 flatFee?: string;
                                 unitPrice: string;
                                 upTo: string | null;
@@ -1384,6 +1444,7 @@ export interface components {
                             /** @constant */
                             model: "volume";
                             tiers: {
+                                blockSize?: string;
                                 flatFee?: string;
                                 unitPrice: string;
                                 upTo: string | null;
@@ -1395,11 +1456,17 @@ export interface components {
                             packageSize: string;
                         } | {
                             fixedFeePerEvent?: string;
+                            freeEvents?: string;
+                            freeValue?: string;
                             maxFee?: string;
                             minFee?: string;
                             /** @constant */
                             model: "percentage";
                             rate: string;
+                        } | {
+                            markup: string;
+                            /** @constant */
+                            model: "cost_plus";
                         };
                     }[];
                     /**
@@ -1409,8 +1476,11 @@ export interface components {
                     unmatched?: "reject" | "list";
                 };
                 display_name?: string;
+                first_tier_fee_at_zero_usage?: boolean;
                 included_units?: string;
+                max_amount?: string;
                 metric_code: string;
+                min_amount?: string;
                 price?: {
                     amount: string;
                     /** @constant */
@@ -1423,6 +1493,7 @@ export interface components {
                     /** @constant */
                     model: "graduated";
                     tiers: {
+                        blockSize?: string;
                         flatFee?: string;
                         unitPrice: string;
                         upTo: string | null;
@@ -1431,6 +1502,7 @@ export interface components {
                     /** @constant */
                     model: "volume";
                     tiers: {
+                        blockSize?: string;
                         flatFee?: string;
                         unitPrice: string;
                         upTo: string | null;
@@ -1442,14 +1514,21 @@ export interface components {
                     packageSize: string;
                 } | {
                     fixedFeePerEvent?: string;
+                    freeEvents?: string;
+                    freeValue?: string;
                     maxFee?: string;
                     minFee?: string;
                     /** @constant */
                     model: "percentage";
                     rate: string;
+                } | {
+                    markup: string;
+                    /** @constant */
+                    model: "cost_plus";
                 };
             }[];
             code: string;
+            commitment_includes_fees?: boolean;
             credit_bucket?: string;
             currency: string;
             dispute_window?: string;
@@ -1676,6 +1755,9 @@ export interface components {
         GetV1ApiKeysResponse: {
             data: components["schemas"]["ApiKeyResponse"][];
         };
+        GetV1MetricsByCodeCostTablesResponse: {
+            data: components["schemas"]["CostTableResponse"][];
+        };
         GetV1MetricsResponse: {
             data: components["schemas"]["MetricResponse"][];
         };
@@ -1778,9 +1860,14 @@ export interface components {
                 cost_breakdown: {
                     /** @example 12.50 */
                     cost: string;
+                    cost_segments?: {
+                        effective_from: string | null;
+                        quantity: string;
+                        unit_cost: string | null;
+                    }[];
                     metric_code: string;
                     quantity: string;
-                    unit_cost: string;
+                    unit_cost: string | null;
                 }[];
                 currency: string;
                 customer: {
@@ -1789,6 +1876,7 @@ export interface components {
                     id: string;
                     name: string;
                 };
+                loss_making: boolean;
                 /** @example 12.50 */
                 margin: string;
                 margin_percent: string | null;
@@ -1805,6 +1893,41 @@ export interface components {
             /** Format: date-time */
             from: string;
             has_more: boolean;
+            loss_making: {
+                combinations: {
+                    /** @example 12.50 */
+                    cost: string;
+                    currency: string;
+                    dimension_key: string;
+                    /** @constant */
+                    loss_making: true;
+                    /** @example 12.50 */
+                    margin: string;
+                    metric_code: string;
+                    quantity: string;
+                    /** @example 12.50 */
+                    revenue: string;
+                    subscriptions: number;
+                }[];
+                customers: {
+                    /** @example 12.50 */
+                    cost: string;
+                    currency: string;
+                    customer: {
+                        external_id: string;
+                        /** Format: uuid */
+                        id: string;
+                    };
+                    /** @constant */
+                    loss_making: true;
+                    /** @example 12.50 */
+                    margin: string;
+                    margin_percent: string | null;
+                    /** @example 12.50 */
+                    revenue: string;
+                    subscription_ids: string[];
+                }[];
+            };
             /** Format: date-time */
             to: string;
             totals: {
@@ -1890,14 +2013,18 @@ export interface components {
                     unmatched: "reject" | "list";
                 };
                 display_name: string | null;
+                first_tier_fee_at_zero_usage: boolean;
                 included_units: string | null;
+                max_amount: string | null;
                 metric_code: string;
+                min_amount: string | null;
                 /** @description The price model as published (see the plan request's `price`). */
                 price: {
                     [key: string]: unknown;
                 };
             }[];
             code: string;
+            commitment_includes_fees: boolean;
             created_at: string | null;
             credit_bucket: string | null;
             currency: string;
@@ -6977,6 +7104,352 @@ export interface operations {
             };
         };
     };
+    getV1MetricsByCodeCostTables: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The metric's code. */
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tables. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetV1MetricsByCodeCostTablesResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    postV1MetricsByCodeCostTables: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the first answer is replayed for a repeat within 24 h (per API key); the same key with a different request is refused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The metric's code. */
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "effective_from": "2026-12-15T00:00:00Z",
+                 *       "costs": [
+                 *         {
+                 *           "match": {},
+                 *           "unit_cost": "0.000002"
+                 *         },
+                 *         {
+                 *           "match": {
+                 *             "model": "large"
+                 *           },
+                 *           "unit_cost": "0.00001"
+                 *         },
+                 *         {
+                 *           "match": {
+                 *             "model": "large",
+                 *             "direction": "output"
+                 *           },
+                 *           "unit_cost": "0.00003"
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateCostTableBody"];
+            };
+        };
+        responses: {
+            /** @description The same table was stored before (a replay). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostTableResponse"];
+                };
+            };
+            /** @description The stored table. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostTableResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description Problem: `cost_table_exists`, `idempotency_key_reused`, `idempotency_request_in_progress`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "cost_table_exists" | "idempotency_key_reused" | "idempotency_request_in_progress";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `ambiguous_cost_table`, `invalid_cost_table`, `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "ambiguous_cost_table" | "invalid_cost_table" | "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
     getV1Plans: {
         parameters: {
             query?: never;
@@ -7225,7 +7698,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `ambiguous_dimension_prices`, `charge_metric_mismatch`, `invalid_dimensions`, `invalid_price`, `metric_not_found`, `validation_failed`. */
+            /** @description Problem: `ambiguous_dimension_prices`, `charge_metric_mismatch`, `invalid_charge_options`, `invalid_dimensions`, `invalid_price`, `metric_not_found`, `validation_failed`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7233,7 +7706,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "ambiguous_dimension_prices" | "charge_metric_mismatch" | "invalid_dimensions" | "invalid_price" | "metric_not_found" | "validation_failed";
+                        code?: "ambiguous_dimension_prices" | "charge_metric_mismatch" | "invalid_charge_options" | "invalid_dimensions" | "invalid_price" | "metric_not_found" | "validation_failed";
                     };
                 };
             };
