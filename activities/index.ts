@@ -46,6 +46,7 @@ const CLASSIFIED: Record<keyof BillingActivities, true> = {
   scanForReconciliation: true,
   settleUnknownPayment: true,
   collectUncollectedInvoice: true,
+  creditOwedReversals: true,
   recordReconciliationFindings: true,
   // wallet workflow (workflows/wallet.ts): a deterministic failure fails that step visibly; the top-up stays pending
   runWalletTimers: true,

@@ -9,6 +9,7 @@ import type {
   ReconciliationFinding,
   ReconciliationScan,
   ReconciliationScanRequest,
+  OwedReversalCredit,
   UncollectedInvoice,
   UnknownPayment,
 } from './janitor';
@@ -62,5 +63,6 @@ export interface BillingActivities extends WalletActivities {
   scanForReconciliation(request: ReconciliationScanRequest): Promise<ReconciliationScan>;
   settleUnknownPayment(request: UnknownPayment): Promise<ReconciliationFinding | null>;
   collectUncollectedInvoice(request: UncollectedInvoice): Promise<ReconciliationFinding | null>;
+  creditOwedReversals(request: OwedReversalCredit): Promise<ReconciliationFinding | null>;
   recordReconciliationFindings(request: RecordFindingsRequest): Promise<RecordFindingsResult>;
 }

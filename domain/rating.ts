@@ -29,6 +29,8 @@ import {
   decimalText,
   priceFirstTierAtZeroUsage,
   pricePercentage,
+  pricePercentageOfTotal,
+  percentageRatesFromTotal,
   priceQuantity,
   type PercentageDetail,
   type PercentageFreeDetail,
@@ -60,6 +62,12 @@ export interface UsageForCharge {
   readonly quantity: string;
   /** Per-event reported values; required by percentage charges, ignored by the others. */
   readonly eventValues?: readonly string[];
+  /**
+   * The sum of the event values, which stands in for eventValues where a percentage charge has no per-event
+   * minFee/maxFee and no free allowance (every event then pays rate x value, so the sum is enough): the running
+   * totals hold sums.
+   */
+  readonly valueTotal?: string;
   /** The quantity split by the cost table in effect at its events' time; required by cost_plus charges. */
   readonly costs?: readonly CostSegment[];
 }
@@ -327,6 +335,14 @@ function ratePercentage(
   usage: UsageForCharge | undefined,
   metricCode: string,
 ): PercentageBreakdown {
+  if (usage?.eventValues === undefined && usage?.valueTotal !== undefined && percentageRatesFromTotal(price)) {
+    const total = parseDecimal(usage.valueTotal);
+    if (total === undefined || total.lt(0) || !quantity.isInteger()) {
+      throw new RatingError('invalid_event_value', `value total for ${metricCode} must be a non-negative decimal over a whole number of events`);
+    }
+    const { amount, detail } = pricePercentageOfTotal(price, quantity.toNumber(), total);
+    return { ...detail, amount: decimalText(amount) };
+  }
   const values = parseEventValues(usage?.eventValues, quantity, metricCode);
   const { amount, detail } = pricePercentage(price, values);
   return { ...detail, amount: decimalText(amount) };

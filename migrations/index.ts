@@ -43,6 +43,7 @@ import * as m0451 from './0451_create_wallets';
 import * as m0480 from './0480_add_billable_metrics_group_by';
 import * as m0481 from './0481_add_usage_events_reversals';
 import * as m0500 from './0500_create_wallet_top_ups';
+import * as m0520 from './0520_reseed_usage_rollups';
 import * as m0540 from './0540_create_metric_cost_tables';
 
 interface Migration {
@@ -99,6 +100,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0480_add_billable_metrics_group_by', m0480],
   ['0481_add_usage_events_reversals', m0481],
   ['0500_create_wallet_top_ups', m0500],
+  ['0520_reseed_usage_rollups', m0520],
   ['0540_create_metric_cost_tables', m0540],
 ];
 

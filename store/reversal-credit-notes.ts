@@ -42,8 +42,33 @@ export interface IssuedReversalCreditNote {
  */
 export async function creditReversalsOfEndedSubscriptions(db: Knex, customerIds: readonly string[]): Promise<IssuedReversalCreditNote[]> {
   if (customerIds.length === 0) return [];
-  const subscriptions: { id: string; customer_id: string; plan_id: string }[] = await db('subscriptions as s')
-    .whereIn('s.customer_id', [...new Set(customerIds)])
+  return creditEach(db, await endedWithOwedReversals(db, { customerIds }));
+}
+
+/**
+ * Ended subscriptions with reversals stored before `receivedBefore` that no credit note carries yet: what the
+ * janitor repairs when the pass right after ingestion did not happen (the API died) or failed.
+ */
+export async function listOwedReversalCredits(db: Knex, receivedBefore: Date, limit: number): Promise<{ id: string; customer_id: string }[]> {
+  return (await endedWithOwedReversals(db, { receivedBefore, limit })).map(({ id, customer_id }) => ({ id, customer_id }));
+}
+
+/** The credit notes owed by one ended subscription (the janitor's repair); nothing when none is owed. */
+export async function creditReversalsOfSubscription(db: Knex, subscriptionId: string): Promise<IssuedReversalCreditNote[]> {
+  return creditEach(db, await endedWithOwedReversals(db, { subscriptionId }));
+}
+
+interface EndedSubscription {
+  id: string;
+  customer_id: string;
+  plan_id: string;
+}
+
+async function endedWithOwedReversals(
+  db: Knex,
+  scope: { customerIds?: readonly string[]; subscriptionId?: string; receivedBefore?: Date; limit?: number },
+): Promise<EndedSubscription[]> {
+  const query = db('subscriptions as s')
     .where((ended) =>
       ended
         .whereIn('s.status', [...ENDED_STATUSES])
@@ -54,9 +79,19 @@ export async function creditReversalsOfEndedSubscriptions(db: Knex, customerIds:
         .join('usage_events as o', (join) => join.on('o.customer_id', 'r.customer_id').andOn('o.event_id', 'r.reverses_event_id'))
         .join('usage_period_closures as c', 'c.id', 'o.period_close_id')
         .whereRaw('c.subscription_id = s.id AND r.customer_id = s.customer_id AND r.reversal_credited_on IS NULL AND r.received_at > c.closed_at')
+        .modify((owed) => {
+          if (scope.receivedBefore) owed.andWhere('r.received_at', '<', scope.receivedBefore);
+        })
         .select(db.raw('1')),
     )
     .select('s.id', 's.customer_id', 's.plan_id');
+  if (scope.customerIds) query.whereIn('s.customer_id', [...new Set(scope.customerIds)]);
+  if (scope.subscriptionId) query.where('s.id', scope.subscriptionId);
+  if (scope.limit) query.orderBy('s.id').limit(scope.limit);
+  return query;
+}
+
+async function creditEach(db: Knex, subscriptions: readonly EndedSubscription[]): Promise<IssuedReversalCreditNote[]> {
   const issued: IssuedReversalCreditNote[] = [];
   for (const subscription of subscriptions) {
     try {
@@ -68,7 +103,7 @@ export async function creditReversalsOfEndedSubscriptions(db: Knex, customerIds:
   return issued;
 }
 
-async function creditOne(trx: Knex.Transaction, subscription: { id: string; customer_id: string; plan_id: string }): Promise<IssuedReversalCreditNote[]> {
+async function creditOne(trx: Knex.Transaction, subscription: EndedSubscription): Promise<IssuedReversalCreditNote[]> {
   // Locks the reversals; ones another transaction credited meanwhile come back credited.
   const pending = (await invoicedReversals(trx, subscription.id, subscription.customer_id)).filter((reversal) => !reversal.credited);
   if (pending.length === 0) return [];
@@ -163,4 +198,9 @@ async function insertCreditNote(trx: Knex.Transaction, invoice: InvoiceRow, line
     payload: { creditNoteId: creditNote.id, creditNoteNumber: number, invoiceId: invoice.id, invoiceNumber: invoice.number, customerId: invoice.customer_id, amount, currency: invoice.currency, reason },
   });
   return { creditNote, ...(refund ? { refund } : {}) };
+}
+
+/** Whether an ended subscription still owes credit notes for reversals (after a repair that could not issue them). */
+export async function owesReversalCredits(db: Knex, subscriptionId: string): Promise<boolean> {
+  return (await endedWithOwedReversals(db, { subscriptionId })).length > 0;
 }

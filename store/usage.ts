@@ -3,7 +3,7 @@ import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import type { UsageGroup } from '../domain/dimensions';
 import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
-import { insertEventsFoldingRollups, lockRollupsShared } from './rollups';
+import { forgetRollupsOverlapping, insertEventsFoldingRollups, lockRollupsShared } from './rollups';
 import { aggregateMetricGroups } from './dimension-usage';
 import { costedUsage, costTablesOf, type CostedUsage } from './cost-tables';
 import type { CostSegment } from '../domain/cost-tables';
@@ -255,6 +255,8 @@ export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure
     .returning('*');
   if (!created) return (await findUsageClosure(trx, closure.subscriptionId, closure.periodStart))!;
 
+  // The running totals hold open usage only: forget the windows these claims fall in (seeded again on next read).
+  if (metered.eventTypes.length) await forgetRollupsOverlapping(trx, closure.customerId, closure.periodStart, closure.periodEnd);
   const claimed = metered.eventTypes.length
     ? await trx('usage_events')
         .where({ customer_id: closure.customerId })
@@ -296,6 +298,11 @@ export async function lateEventIds(
 
 /** Claims late events into the closure of the period they fall in, unless something claimed them meanwhile. */
 export async function claimLateEvents(trx: Knex.Transaction, eventIds: readonly string[], closeId: string): Promise<void> {
+  const spans: { customer_id: string; first: Date; last: Date }[] = await trx('usage_events')
+    .whereIn('id', [...eventIds])
+    .groupBy('customer_id')
+    .select('customer_id', trx.raw('min(occurred_at) AS first'), trx.raw('max(occurred_at) AS last'));
+  for (const span of spans) await forgetRollupsOverlapping(trx, span.customer_id, span.first, new Date(span.last.getTime() + 1));
   await trx('usage_events').whereIn('id', [...eventIds]).whereNull('period_close_id').update({ period_close_id: closeId });
 }
 

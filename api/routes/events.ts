@@ -134,8 +134,8 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     const insertedReversals = await insertReversalEvents(deps.db, reversals);
     const inserted = [...insertedUsage, ...insertedReversals];
     // No invoice will come for an ended subscription: its reversal credits become credit notes now.
-    // The events are stored either way: a credit that fails now stays owed, and the customer's next reversal
-    // credits it (the same pass covers every uncredited reversal of an ended subscription).
+    // The events are stored either way: a credit that fails now stays owed, and the janitor issues it
+    // (finding `reversal_credit_owed`), as does the customer's next reversal (one pass covers every owed one).
     if (insertedReversals.length) await creditEndedSubscriptions(deps, insertedReversals.map((row) => row.customer_id)).catch(() => undefined);
     const stored = [...valid.filter((_, position) => !overLimit.has(position)), ...reversals];
     if (stored.length === 0) {

@@ -4,11 +4,15 @@
  * where no credit can be expressed, and a credit note (exactly once) when the subscription has ended.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { randomUUID } from 'node:crypto';
+import { JANITOR_SCHEDULE_ID, ReconciliationReport } from '../../contract/janitor';
 import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 import { marginReport } from '../../store/margins';
 import { creditReversalsOfEndedSubscriptions } from '../../store/reversal-credit-notes';
-import { cancelSubscriptionUpdate } from '../../workflows/definitions';
+import { insertReversalEvents } from '../../store/reversals';
+import { cancelSubscriptionUpdate, TASK_QUEUE } from '../../workflows/definitions';
+import { reconciliationWorkflow } from '../../workflows/janitor';
 import { startApiStack, ApiStack } from '../support/api-stack';
 import type { TestHttp } from '../support/http';
 
@@ -107,3 +111,46 @@ test('a reversal in the next period credits the period invoice; after the window
   const may = await marginReport(db, { from: new Date('2032-05-01T00:00:00Z'), to: new Date('2032-06-01T00:00:00Z'), subscriptionIds: [subscriptionId] });
   expect(may.subscriptions[0].revenue).toBe('0.00');
 });
+
+test('a reversal stored without its credit note (the API died before issuing it) is credited by the janitor, once', async () => {
+  // The previous test left the server clock in June 2032; this customer's one-month subscription ends July 1.
+  const beta = await api.call('POST', '/v1/customers', { external_id: 'beta', name: 'Beta', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  const subscription = await api.call('POST', '/v1/subscriptions', { customer_id: beta.json.id, plan_code: 'outcomes', start_at: '2032-06-01T00:00:00Z' });
+  const subscriptionId: string = subscription.json.id;
+  const handle = env.client.workflow.getHandle(`subscription:${subscriptionId}`);
+  await skipTo('2032-06-26T00:00:00Z');
+  // 2 % of 2,500.00 = 50.00 (the maximum fee), billed by the closing invoice of July 1.
+  expect((await api.call('POST', '/v1/events', { id: 'b1', customer: 'beta', type: 'deal.closed', timestamp: '2032-06-25T00:00:00Z', properties: { value: '2500.00' } })).json.accepted).toBe(1);
+  await handle.executeUpdate(cancelSubscriptionUpdate, { args: [{ at: 'period_end', reason: 'test', requestedBy: 'test' }] });
+  await handle.result();
+  const closing = await db<InvoiceRow>('invoices').where({ subscription_id: subscriptionId, kind: 'closing' }).first();
+  expect([closing!.total, closing!.status]).toEqual(['50.000000000000', 'paid']);
+
+  // The reversal is stored as ingestion stores it, and the process dies before the credit-note pass.
+  await skipTo('2032-07-02T00:00:00Z');
+  await insertReversalEvents(db, [{ customerId: beta.json.id, eventId: 'rb1', eventType: 'deal.closed', occurredAt: new Date('2032-07-02T00:00:00Z'), properties: {}, reversesEventId: 'b1' }]);
+  const notes = () => db<InvoiceRow>('invoices').where({ kind: 'credit_note', subscription_id: subscriptionId }).select('total', 'status');
+  expect(await notes()).toEqual([]);
+
+  const first = await runJanitor();
+  expect(first.scanned.owedReversalCredits).toBe(1);
+  const findings = await db('reconciliation_findings').where({ subject_id: subscriptionId }).select('kind', 'resolved_at', 'detail');
+  expect(findings).toEqual([{ kind: 'reversal_credit_owed', resolved_at: expect.any(Date), detail: expect.stringMatching(/issued credit note CN.* of 50\.000000000000 USD \(refund: succeeded\)/) }]);
+  expect(await notes()).toEqual([{ total: '50.000000000000', status: 'paid' }]);
+  expect(await db('refunds').join('invoices', 'invoices.id', 'refunds.credit_note_id').where('invoices.subscription_id', subscriptionId).select('refunds.status', 'refunds.amount')).toEqual([{ status: 'succeeded', amount: '50.000000000000' }]);
+
+  // A second run finds nothing owed and issues nothing.
+  const second = await runJanitor();
+  expect(second.scanned.owedReversalCredits).toBe(0);
+  expect(await notes()).toHaveLength(1);
+});
+
+/** One janitor run on the stack's worker, acting at once on anything owed. */
+async function runJanitor(): Promise<ReconciliationReport> {
+  const handle = await env.client.workflow.start(reconciliationWorkflow, {
+    taskQueue: TASK_QUEUE,
+    workflowId: `${JANITOR_SCHEDULE_ID}-test-${randomUUID()}`,
+    args: [{ margins: { reversalCreditMs: 0 } }],
+  });
+  return handle.result();
+}

@@ -7902,7 +7902,7 @@ export interface operations {
     getV1ReconciliationFindings: {
         parameters: {
             query?: {
-                kind?: "unknown_payment" | "uncollected_invoice" | "period_not_closed" | "needs_attention";
+                kind?: "unknown_payment" | "uncollected_invoice" | "period_not_closed" | "needs_attention" | "reversal_credit_owed";
                 limit?: number;
                 status?: "open" | "resolved" | "all";
             };
