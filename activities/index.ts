@@ -10,6 +10,7 @@ import { createSubscriptionActivities } from './subscriptions';
 import { createRefundActivities } from './refunds';
 import { createReratingActivities } from './rerating';
 import { createSpendingActivities } from './spending';
+import { createThresholdActivities } from './thresholds';
 import { createUsageActivities } from './usage';
 import { createWalletTopUpActivities } from './wallet-topups';
 
@@ -40,6 +41,7 @@ const CLASSIFIED: Record<keyof BillingActivities, true> = {
   notifyCustomer: true,
   closeUsagePeriod: true,
   checkSpending: true,
+  createThresholdInvoice: true,
   proposeRerate: true,
   recordRerateDecision: true,
   finalizeRerate: true,
@@ -72,6 +74,7 @@ export function createActivities(deps: ActivityDependencies): BillingActivities 
     ...createReratingActivities(deps.db),
     ...createRefundActivities(deps.db, deps.gateway),
     ...createSpendingActivities(deps.db),
+    ...createThresholdActivities(deps.db),
     ...createJanitorActivities(deps.db, deps.gateway),
     ...createWalletTopUpActivities(deps.db),
   }, CLASSIFIED_ACTIVITIES);

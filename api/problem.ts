@@ -74,6 +74,8 @@ const STATUS_BY_CODE = {
   // dimensional pricing (issue 14): a price list rating could not resolve, or one where two prices tie
   invalid_dimensions: 422,
   ambiguous_dimension_prices: 422,
+  // progressive billing (issue 14): thresholds that are not positive, increasing amounts of the plan's currency
+  invalid_usage_thresholds: 422,
   // a dependency is down (issue 11): retry later, nothing was written
   database_unavailable: 503,
   temporal_unavailable: 503,

@@ -58,7 +58,17 @@ export const createPlanBody = z.strictObject({
   features: z.lazy(() => z.array(planFeature).max(100)).optional(),
   /** How long after an event a reversal of it is accepted (reversible outcomes, docs/pricing.md). */
   dispute_window: isoDuration.optional(),
+  /** Progressive billing (docs/pricing.md): invoice the usage early when its amount reaches each threshold. */
+  usage_thresholds: z.lazy(() => usageThresholds).optional(),
 });
+
+/** A list of increasing amounts, or one amount repeated (N, 2N, 3N, ...); checked against the currency on publish. */
+export const usageThresholds = z
+  .union([
+    z.strictObject({ amounts: z.array(decimalString).min(1).max(20) }),
+    z.strictObject({ every: decimalString }),
+  ])
+  .meta({ description: 'Usage thresholds (progressive billing): `{"amounts": ["100.00", "500.00"]}` or `{"every": "250.00"}`. Amounts of rated usage in the plan\'s currency, positive, increasing, at most 20.' });
 
 const featureCode = z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'letters, digits, "_", ".", ":" or "-"; at most 100');
 export const planFeature = z.discriminatedUnion('kind', [
@@ -399,6 +409,10 @@ export const planResponse = z.object({
   commitment_includes_fees: z.boolean(),
   usage_grace_period: z.string(),
   dispute_window: z.string().nullable().meta({ description: 'How long after an outcome a reversal of it is accepted (docs/pricing.md); null: reversals refused.' }),
+  usage_thresholds: z
+    .union([z.object({ amounts: z.array(z.string()) }), z.object({ every: z.string() })])
+    .nullable()
+    .meta({ description: 'Progressive billing thresholds (docs/pricing.md); null: usage is invoiced at period end only.' }),
   features: z.array(
     z.object({
       code: z.string(),
@@ -481,6 +495,11 @@ export const invoiceResponse = z.object({
   finalized_at: nullableInstant,
   paid_at: nullableInstant,
   lines: z.array(invoiceLineResponse).optional().meta({ description: 'Present on GET /v1/invoices/{id}.' }),
+  threshold: z
+    .object({ index: z.int().positive(), amount: moneyOut })
+    .nullable()
+    .optional()
+    .meta({ description: 'Threshold invoices (kind `threshold`, progressive billing): the usage threshold it is for, 1-based, and its amount.' }),
   credited_invoice_id: z.uuid().nullable().optional().meta({ description: 'Credit notes: the invoice they credit.' }),
 });
 

@@ -32,6 +32,7 @@ import type {
   RecordedPlanChange,
   SubscriptionStatusChange,
 } from './subscription';
+import type { ThresholdInvoiceRequest, ThresholdInvoiceResult } from './thresholds';
 import type { WalletActivities } from './wallet';
 import type { SpendingCheckRequest, SpendingCheckResult, UsagePeriodRequest, UsagePeriodSummary } from './usage';
 
@@ -55,6 +56,8 @@ export interface BillingActivities extends WalletActivities {
   // usage
   closeUsagePeriod(request: UsagePeriodRequest): Promise<UsagePeriodSummary>;
   checkSpending(request: SpendingCheckRequest): Promise<SpendingCheckResult>;
+  // progressive billing
+  createThresholdInvoice(request: ThresholdInvoiceRequest): Promise<ThresholdInvoiceResult>;
   // re-rating
   proposeRerate(request: RerateRequest): Promise<RerateState>;
   recordRerateDecision(request: RerateDecisionRecord): Promise<RerateState>;

@@ -1557,6 +1557,12 @@ export interface components {
             name: string;
             trial_period?: string;
             usage_grace_period?: string;
+            /** @description Usage thresholds (progressive billing): `{"amounts": ["100.00", "500.00"]}` or `{"every": "250.00"}`. Amounts of rated usage in the plan's currency, positive, increasing, at most 20. */
+            usage_thresholds?: {
+                amounts: string[];
+            } | {
+                every: string;
+            };
         };
         CreateSubscriptionBody: {
             /** Format: uuid */
@@ -1623,6 +1629,12 @@ export interface components {
             /** @enum {string} */
             status: "draft" | "open" | "paid" | "uncollectible" | "void";
             subscription_id: string | null;
+            /** @description Threshold invoices (kind `threshold`, progressive billing): the usage threshold it is for, 1-based, and its amount. */
+            threshold?: {
+                /** @example 12.50 */
+                amount: string;
+                index: number;
+            } | null;
             /** @example 12.50 */
             total: string;
         };
@@ -1821,6 +1833,12 @@ export interface components {
             /** @enum {string} */
             status: "draft" | "open" | "paid" | "uncollectible" | "void";
             subscription_id: string | null;
+            /** @description Threshold invoices (kind `threshold`, progressive billing): the usage threshold it is for, 1-based, and its amount. */
+            threshold?: {
+                /** @example 12.50 */
+                amount: string;
+                index: number;
+            } | null;
             /** @example 12.50 */
             total: string;
         };
@@ -2047,6 +2065,12 @@ export interface components {
             name: string;
             trial_period: string | null;
             usage_grace_period: string;
+            /** @description Progressive billing thresholds (docs/pricing.md); null: usage is invoiced at period end only. */
+            usage_thresholds: ({
+                amounts: string[];
+            } | {
+                every: string;
+            }) | null;
             version: number;
         };
         PostV1CustomersByIdWalletGrantsRequest: {
@@ -7698,7 +7722,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `ambiguous_dimension_prices`, `charge_metric_mismatch`, `invalid_charge_options`, `invalid_dimensions`, `invalid_price`, `metric_not_found`, `validation_failed`. */
+            /** @description Problem: `ambiguous_dimension_prices`, `charge_metric_mismatch`, `invalid_charge_options`, `invalid_dimensions`, `invalid_price`, `invalid_usage_thresholds`, `metric_not_found`, `validation_failed`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7706,7 +7730,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "ambiguous_dimension_prices" | "charge_metric_mismatch" | "invalid_charge_options" | "invalid_dimensions" | "invalid_price" | "metric_not_found" | "validation_failed";
+                        code?: "ambiguous_dimension_prices" | "charge_metric_mismatch" | "invalid_charge_options" | "invalid_dimensions" | "invalid_price" | "invalid_usage_thresholds" | "metric_not_found" | "validation_failed";
                     };
                 };
             };
