@@ -666,6 +666,8 @@ export const rerateResponse = z.object({
       total: moneyOut,
       lines: z.array(jsonObject),
       late_events: z.int(),
+      /** Of a credit on an invoice the wallet paid: what goes back to the wallet's grants (the rest is refunded). */
+      wallet_credit_back: moneyOut.nullable(),
     })
     .nullable(),
   decided_by: z.string().nullable(),

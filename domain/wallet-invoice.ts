@@ -53,3 +53,9 @@ export function creditsAppliedLines(applied: readonly AppliedGrantCredit[], curr
     breakdown: { walletGrantId: credit.grantId, source: credit.source },
   }));
 }
+
+/** A line the wallet put on an invoice (credits applied, or credit given back to it): not part of what usage cost. */
+export function isWalletLine(line: { readonly breakdown?: unknown }): boolean {
+  const breakdown = line.breakdown as Record<string, unknown> | null | undefined;
+  return !!breakdown && typeof breakdown === 'object' && ('walletGrantId' in breakdown || 'walletGiveBack' in breakdown);
+}

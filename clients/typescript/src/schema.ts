@@ -2217,6 +2217,7 @@ export interface components {
                 /** @example 12.50 */
                 total: string;
                 usage_period: unknown;
+                wallet_credit_back: string | null;
             } | null;
             reason: string;
             requested_by: string;
