@@ -165,16 +165,17 @@ export function createInvoicingActivities(db: Database) {
           const built = discount ? [...lines, discount] : lines;
           // Prepaid credit pays usage last (docs/wallets.md); no wallet, no change.
           if (!request.usagePeriod) return built;
-          const paid = await withWalletCredits(trx, {
+          // What threshold invoices already billed of this usage (docs/pricing.md) comes off before the wallet pays,
+          // so prepaid credit never pays usage the customer paid on a threshold invoice.
+          const thresholdCredits = await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, context.plan.currency);
+          return withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: context.plan.currency,
             drawKey: `invoice:${request.subscriptionId}:${request.kind}:${new Date(period.start).toISOString()}`, // = invoiceDrawKey(invoice)
             usagePeriod: request.usagePeriod,
-            lines: built,
+            lines: [...built, ...thresholdCredits],
             linesBefore: usagePlan && closedUsageLinesBefore(trx, request.subscriptionId, usagePlan, request.usagePeriod),
           });
-          // Last, after discount and wallet: what threshold invoices already billed of this usage (docs/pricing.md).
-          return [...paid, ...(await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, context.plan.currency))];
         });
         if (request.flatFeePeriod) {
           await startSubscriptionPeriod(trx, request.subscriptionId, request.flatFeePeriod);
@@ -212,16 +213,16 @@ export function createInvoicingActivities(db: Database) {
           // The prorated fees are flat and the wallet never pays a flat fee: it may pay only the usage up to the
           // change, when the old plan metered any (docs/wallets.md).
           if (!request.usagePeriod) return lines;
-          const paid = await withWalletCredits(trx, {
+          // As on the period invoice: what threshold invoices already billed comes off before the wallet pays.
+          const thresholdCredits = await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, newPlan.currency);
+          return withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: newPlan.currency,
             drawKey: `invoice:${request.subscriptionId}:proration:${new Date(identity.start).toISOString()}`, // = invoiceDrawKey(invoice)
             usagePeriod: request.usagePeriod,
-            lines,
+            lines: [...lines, ...thresholdCredits],
             linesBefore: closedUsageLinesBefore(trx, request.subscriptionId, oldPlan, request.usagePeriod),
           });
-          // As on the period invoice: what threshold invoices already billed of this usage comes last (docs/pricing.md).
-          return [...paid, ...(await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, newPlan.currency))];
         });
       });
       return issuedSummary(db, finalized);

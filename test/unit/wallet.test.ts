@@ -99,6 +99,13 @@ describe('the invoice: usage lines, then credits applied per grant, then what is
     ]);
   });
 
+  test('usage a threshold invoice already billed is not paid again by the wallet (only what is left of it)', () => {
+    // 7.40 + 3.10 = 10.50 of usage after the bucket; a threshold invoice billed 8.00 of it, paid in cash: the
+    // wallet pays the 2.50 left (from the last usage line, as the bucket covers usage in line order), not 10.50.
+    const withThreshold = [...lines, line('threshold_credit', '-8.00')];
+    expect(walletPayableCharges(withThreshold, 'USD')).toEqual([{ metricCode: 'gpu', amount: '2.50' }]);
+  });
+
   test('two grants drawn: two credits-applied lines, the total is what is left', () => {
     const drawing = drawCredits({
       currency: 'USD',
