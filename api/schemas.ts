@@ -596,7 +596,10 @@ export const currentUsageResponse = z.object({
       metric_code: z.string(),
       quantity: z.string(),
       event_count: z.int(),
-      groups: z.array(z.object({ dimensions: z.record(z.string(), z.string()), quantity: z.string(), event_count: z.int() })).optional(),
+      amount: moneyOut.optional().meta({ description: "What the metric's usage lines add to the projected invoice (absent when no charge prices it)." }),
+      groups: z
+        .array(z.object({ dimensions: z.record(z.string(), z.string()), quantity: z.string(), event_count: z.int(), amount: moneyOut.optional().meta({ description: "The combination's projected line." }) }))
+        .optional(),
     }),
   ),
   projected: z

@@ -6,7 +6,7 @@
 import type { Knex } from 'knex';
 import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
 import type { Charge } from '../domain/rating';
-import { rateUsage } from '../domain/rating';
+import { rateDimensionalUsage } from '../domain/dimensions';
 import type { PlanSettings } from '../domain/plan-terms';
 import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState, UsageSpan } from '../domain/wallet';
 import { entitledSubscriptions } from './entitlements';
@@ -367,7 +367,8 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
     const charges = plan.charges.filter((charge) => charge.price.model !== 'flat');
     if (charges.length === 0) continue;
     const usage = await openUsageForCharges(db, customerId, charges, subscription.periodStart!, subscription.periodEnd!);
-    const rated = rateUsage({ currency, charges, usage, creditBucket: plan.settings.creditBucket });
+    // The invoice's rating function: a dimensional charge is priced per combination, not by its representative price.
+    const rated = rateDimensionalUsage({ currency, charges, usage, creditBucket: plan.settings.creditBucket });
     cost = cost.plus(toDecimal(rated.usageTotal).minus(toDecimal(rated.creditApplied)));
     if (!since || subscription.periodStart! < since) since = subscription.periodStart;
   }

@@ -1667,8 +1667,18 @@ export interface components {
             /** Format: uuid */
             subscription_id: string;
             usage: {
+                /**
+                 * @description What the metric's usage lines add to the projected invoice (absent when no charge prices it).
+                 * @example 12.50
+                 */
+                amount?: string;
                 event_count: number;
                 groups?: {
+                    /**
+                     * @description The combination's projected line.
+                     * @example 12.50
+                     */
+                    amount?: string;
                     dimensions: {
                         [key: string]: string;
                     };
