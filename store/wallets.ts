@@ -314,11 +314,15 @@ export async function reverseWalletCredits(
   });
 }
 
-/** Expires what is left of every grant whose expiry has passed, one ledger entry each. Returns the grants expired. */
-export async function expireGrants(db: Knex, walletId: string, at: Date): Promise<GrantRow[]> {
+/**
+ * Expires what is left of every grant whose expiry has passed, one ledger entry each. Returns the grants expired.
+ * `sources`: only grants of these sources (the wallet workflow's timers leave `plan_included` to the invoice).
+ */
+export async function expireGrants(db: Knex, walletId: string, at: Date, sources?: readonly GrantSource[]): Promise<GrantRow[]> {
   return db.transaction(async (trx) => {
     const wallet = await lockWallet(trx, walletId);
-    const due = await trx<GrantRow>('wallet_grants').where({ wallet_id: walletId }).andWhere('expires_at', '<=', at).andWhere('remaining', '>', 0);
+    const query = trx<GrantRow>('wallet_grants').where({ wallet_id: walletId }).andWhere('expires_at', '<=', at).andWhere('remaining', '>', 0);
+    const due = sources ? await query.whereIn('source', [...sources]) : await query;
     if (due.length === 0) return [];
     for (const grant of due) await trx('wallet_grants').where({ id: grant.id }).update({ remaining: 0 });
     await appendEntries(
