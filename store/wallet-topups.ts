@@ -12,7 +12,7 @@ import { observeThresholds, ThresholdWatch } from '../domain/wallet-recharge';
 import { finalizeInvoice, findInvoice, InvoiceRow, numberFinalizedInvoices } from './invoices';
 import { enqueueOutboxEvent } from './outbox';
 import { markInvoiceUncollectible } from './payments';
-import { availableBalance, createGrant, ensureWallet, expireGrants, GrantRow, WalletRow } from './wallets';
+import { availableBalance, createGrant, ensureWallet, expireGrants, GrantRow, heldGrantsRecheckAt, WalletRow } from './wallets';
 
 type Db = Knex | Knex.Transaction;
 
@@ -357,13 +357,28 @@ export interface WalletAgenda {
 
 /** What the wallet workflow has to do now and when it must wake next. */
 export async function walletAgenda(db: Knex, customerId: string, at: Date): Promise<WalletAgenda> {
-  const [pending, grants] = await Promise.all([pendingTopUpIds(db, customerId), grantsWithExpiry(db, customerId, at)]);
-  let next: Date | null = null;
+  const [pending, grants, held] = await Promise.all([pendingTopUpIds(db, customerId), grantsWithExpiry(db, customerId, at), heldGrantsRecheck(db, customerId, at)]);
+  let next: Date | null = held;
   for (const grant of grants) {
     const candidates = [grant.expires_at, ...(grant.noticed ? [] : [noticeAt(grant)])];
     for (const candidate of candidates) if (!next || candidate < next) next = candidate;
   }
   return { pendingTopUpIds: pending, nextTimerAt: next ? next.toISOString() : null };
+}
+
+/** Time to look again at grants held past their expiry (store/wallets.ts expireGrants) until their usage is invoiced. */
+const HELD_GRANT_RECHECK_MS = 60 * 60_000;
+
+async function heldGrantsRecheck(db: Knex, customerId: string, at: Date): Promise<Date | null> {
+  let next: Date | null = null;
+  for (const wallet of await db<WalletRow>('wallets').where({ customer_id: customerId })) {
+    const periodEnd = await heldGrantsRecheckAt(db, wallet.id, at);
+    if (!periodEnd) continue;
+    // Just after the holding period ends its invoice is due; once that moment has passed, look again hourly.
+    const candidate = periodEnd > at ? new Date(periodEnd.getTime() + 60_000) : new Date(at.getTime() + HELD_GRANT_RECHECK_MS);
+    if (!next || candidate < next) next = candidate;
+  }
+  return next;
 }
 
 /**

@@ -112,7 +112,9 @@ test('two grants pay January usage after the credit bucket; the invoice shows on
 
 test('a fully covered invoice totals 0.00; an expired grant is a visible ledger entry; credit given back after expiry becomes goodwill', async () => {
   const { customer, subscriptionId } = await januaryUsage('covered', '900');
-  await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '30.00', effectiveAt: new Date(jan.start), expiresAt: new Date('2027-02-15T00:00:00Z') });
+  // It expires as January (the invoiced usage) ends: an expiry inside February would be held until February's
+  // usage is invoiced, since that invoice may still draw on it for the usage before the expiry.
+  await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '30.00', effectiveAt: new Date(jan.start), expiresAt: new Date(jan.end) });
   await db('plans').where({ code: 'w-covered' }).update({ flat_fee: '0' });
   const { summary } = await invoiceFebruary(subscriptionId);
   // 9.00 usage - 5.00 bucket = 4.00, all paid by the grant.

@@ -290,8 +290,8 @@ test('a declined recharge notifies once and does not loop; a later crossing with
   await recordHistory(env.client.workflow.getHandle(walletWorkflowId(customer.id)), 'wallet-recharge-after-decline');
 });
 
-test('grant expiry on a durable timer: the grant.expiring notice before, then the expiry ledger entry', async () => {
-  const { customer } = await subscribedCustomer('wt-expiry', 'pm_sandbox_ok');
+test('grant expiry on a durable timer: the grant.expiring notice before, held while usage before it is not invoiced, then the expiry ledger entry', async () => {
+  const { customer, subscriptionId, period } = await subscribedCustomer('wt-expiry', 'pm_sandbox_ok');
   const start = serverNow.getTime();
   await api.call('PUT', `/v1/customers/${customer.id}/wallet`, { grant_expiry_notice: 'P2D' }, app.headers);
   const expiresAt = new Date(start + 10 * DAY).toISOString();
@@ -317,6 +317,15 @@ test('grant expiry on a durable timer: the grant.expiring notice before, then th
   expect((await wallet(customer)).balance).toBe('25.00');
 
   await skip(2 * DAY); // past the expiry
+  // Held: the period that started before the expiry is not invoiced yet, and its invoice may still draw on the
+  // grant for the usage before the expiry (docs/wallets.md). Nothing is expired before that invoice.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(await db('wallet_ledger').where({ grant_id: grant.json.id, kind: 'expiry' })).toEqual([]);
+  expect((await wallet(customer)).balance).toBe('25.00');
+  // The period's invoice moves the subscription into its next period (as the invoice transaction does); the wallet
+  // looks again just after the period's end.
+  await db('subscriptions').where({ id: subscriptionId }).update({ current_period_start: period.end, current_period_end: new Date(period.end.getTime() + 30 * DAY) });
+  await skip(period.end.getTime() - serverNow.getTime() + 2 * 60_000);
   const expiry = await eventually(async () => db('wallet_ledger').where({ grant_id: grant.json.id, kind: 'expiry' }).first(), 'the expiry ledger entry');
   expect([String(expiry.amount), String(expiry.balance_after)]).toEqual(['-25.000000000000', '0.000000000000']);
   const view = await wallet(customer);
