@@ -226,6 +226,10 @@ function quantityOf(metric: MetricRow, row: RollupReadRow): string {
       return row.distinct_count;
     case 'latest':
       return row.latest_quantity;
+    case 'prorated_sum':
+    case 'prorated_latest':
+      // Seat-like metrics are prorated from their raw changes (store/seat-usage.ts), never from totals.
+      throw new Error(`metric ${metric.code} is prorated: read it with store/seat-usage.ts`);
   }
 }
 

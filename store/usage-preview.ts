@@ -2,6 +2,7 @@ import type { Charge } from '../domain/rating';
 import type { Database } from './database';
 import { rollupUsage } from './rollups';
 import { aggregateMetricGroups } from './dimension-usage';
+import { isProratedAggregation } from './seat-usage';
 import { aggregateMetric, ChargeUsage, meteredMetricsOf, usageForCharges, UsageScope } from './usage';
 
 /**
@@ -22,7 +23,8 @@ export async function openUsageForCharges(
 ): Promise<ChargeUsage[]> {
   const metered = await meteredMetricsOf(db, charges);
   const scope: UsageScope = { kind: 'unclaimed', customerId, from, to };
-  const readsRaw = ({ metric, withEventValues }: (typeof metered.metrics)[number]): boolean => withEventValues || (metric.group_by?.length ?? 0) > 0;
+  const readsRaw = ({ metric, withEventValues }: (typeof metered.metrics)[number]): boolean =>
+    withEventValues || (metric.group_by?.length ?? 0) > 0 || isProratedAggregation(metric.aggregation); // seats: store/seat-usage.ts
   const totalled = metered.metrics.filter((entry) => !readsRaw(entry)).map(({ metric }) => metric);
   const totals = await rollupUsage(db, { customerId, from, to }, totalled);
   if (!totals) return usageForCharges(db, metered, scope);

@@ -5,6 +5,8 @@ import type { UsageGroup } from '../domain/dimensions';
 import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
 import { insertEventsFoldingRollups, lockRollupsShared } from './rollups';
 import { aggregateMetricGroups } from './dimension-usage';
+import type { CarriedLevel } from '../domain/seat-metrics';
+import { aggregateProratedMetric, isProratedAggregation } from './seat-usage';
 
 export interface NewUsageEvent {
   readonly customerId: string;
@@ -49,6 +51,10 @@ export interface MetricUsage {
   readonly eventValues?: string[];
   /** Per combination of the metric's group_by properties (dimensional pricing); absent for other metrics. */
   readonly groups?: UsageGroup[];
+  /** Seat-like metrics (store/seat-usage.ts): the level at the period start, carried from earlier periods. */
+  readonly openingLevel?: string;
+  /** Seat-like metrics: the level the period ends at, kept by the close as the next period's opening level. */
+  readonly closingLevel?: CarriedLevel;
 }
 
 export type UsageTotals = Record<string, MetricUsage>;
@@ -89,8 +95,13 @@ export function aggregationSql(aggregation: Aggregation, property: string | null
       return 'coalesce(max(value), 0)';
     case 'unique_count':
       return 'count(DISTINCT raw_value) FILTER (WHERE raw_value IS NOT NULL)';
+    // A seat-like metric's plain aggregate (daily usage) is the last level set, or the net change of the level;
+    // its billed quantity is prorated in store/seat-usage.ts instead.
     case 'latest':
+    case 'prorated_latest':
       return 'coalesce((array_agg(value ORDER BY occurred_at DESC, id DESC) FILTER (WHERE value IS NOT NULL))[1], 0)';
+    case 'prorated_sum':
+      return 'coalesce(sum(value), 0)';
   }
 }
 
@@ -111,6 +122,9 @@ export async function aggregateMetric(
       : scope.kind === 'unclaimed'
         ? [scope.customerId, scope.from, scope.to]
         : [scope.closeId, scope.customerId, scope.from, scope.to];
+  if (isProratedAggregation(metric.aggregation)) {
+    return aggregateProratedMetric(db, metric, scope, { sql: scopeSql, bindings: scopeBindings }, numericTextFor(metric));
+  }
   const result = await db.raw<{ rows: { quantity: string; event_count: string; event_values: string[] | null }[] }>(
     `WITH scoped AS (
        SELECT id, occurred_at, properties ->> ? AS raw_value,

@@ -576,7 +576,9 @@ export interface paths {
         put?: never;
         /**
          * Create a billable metric
-         * @description Keys: admin.
+         * @description A seat-like metric uses `prorated_sum` (each event's property is a signed change, +1 a seat added, -1 removed) or `prorated_latest` (each event's property is the new number of seats): its period quantity is the level prorated over the period by the second, starting from the level carried from earlier periods (docs/pricing.md "Seats prorated within the period").
+         *
+         *     Keys: admin.
          */
         post: operations["postV1Metrics"];
         delete?: never;
@@ -1258,7 +1260,7 @@ export interface components {
         };
         CreateMetricBody: {
             /** @enum {string} */
-            aggregation: "count" | "sum" | "max" | "unique_count" | "latest";
+            aggregation: "count" | "sum" | "max" | "unique_count" | "latest" | "prorated_sum" | "prorated_latest";
             /** @default false */
             allow_negative?: boolean;
             code: string;
@@ -1557,6 +1559,8 @@ export interface components {
                     quantity: string;
                 }[];
                 metric_code: string;
+                /** @description Seat-like (prorated) metrics: the level carried into the period; quantity is the level prorated over the period. */
+                opening_level?: string;
                 quantity: string;
             }[];
         };
@@ -1793,7 +1797,7 @@ export interface components {
         };
         MetricResponse: {
             /** @enum {string} */
-            aggregation: "count" | "sum" | "max" | "unique_count" | "latest";
+            aggregation: "count" | "sum" | "max" | "unique_count" | "latest" | "prorated_sum" | "prorated_latest";
             allow_negative: boolean;
             code: string;
             /** Format: date-time */
@@ -6526,7 +6530,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `validation_failed`. */
+            /** @description Problem: `prorated_metric_not_groupable`, `validation_failed`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6534,7 +6538,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "validation_failed";
+                        code?: "prorated_metric_not_groupable" | "validation_failed";
                     };
                 };
             };
