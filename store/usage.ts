@@ -281,9 +281,38 @@ export async function lateEventIds(
   return rows.map((row) => String(row.id));
 }
 
-/** Claims late events into the closure of the period they fall in, unless something claimed them meanwhile. */
+/**
+ * Claims late events into the closure of the period they fall in, unless something claimed them meanwhile, and
+ * refreshes the seat levels that closure carries: a late seat change now counted there must reach the next
+ * period's opening level (store/seat-usage.ts), which no longer sees it as unclaimed.
+ */
 export async function claimLateEvents(trx: Knex.Transaction, eventIds: readonly string[], closeId: string): Promise<void> {
   await trx('usage_events').whereIn('id', [...eventIds]).whereNull('period_close_id').update({ period_close_id: closeId });
+  await refreshCarriedLevels(trx, closeId);
+}
+
+/**
+ * Recomputes the closing level of each seat-like metric that a closure and every later closure of its customer
+ * carry, in period order (each one opens at the level the one before carries). Billed quantities stay as they are.
+ * Re-rating usually concerns a recent period, so this touches one or two closures.
+ */
+async function refreshCarriedLevels(trx: Knex.Transaction, closeId: string): Promise<void> {
+  const closure = await trx<UsageClosure>('usage_period_closures').where({ id: closeId }).first();
+  if (!closure) return;
+  const chain = await trx<UsageClosure>('usage_period_closures')
+    .where({ customer_id: closure.customer_id })
+    .andWhere('period_end', '>=', closure.period_end)
+    .orderBy([{ column: 'period_end' }, { column: 'id' }]);
+  for (const link of chain) {
+    const carried = Object.keys(link.totals).filter((code) => link.totals[code].closingLevel !== undefined);
+    if (carried.length === 0) continue;
+    const totals: UsageTotals = { ...link.totals };
+    for (const metric of await findMetricsByCode(trx, carried)) {
+      const { closingLevel } = await aggregateMetric(trx, metric, { kind: 'claimed', closeId: String(link.id) }, false);
+      totals[metric.code] = { ...totals[metric.code], closingLevel };
+    }
+    await trx('usage_period_closures').where({ id: link.id }).update({ totals: JSON.stringify(totals) });
+  }
 }
 
 export interface LateUsageEvent {
