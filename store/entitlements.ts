@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import { decideEntitlement, Entitlement, eventsOverLimit, FeatureDefinition, LIMITABLE_AGGREGATIONS, planFeatures } from '../domain/entitlements';
 import { Dec, toDecimal } from '../domain/money';
 import { findMetricsByCode, MetricRow } from './catalog';
+import { isProratedAggregation } from './seat-usage';
 import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, RollupWindow, rollupUsage } from './rollups';
 import { aggregateMetric, InsertedUsageEvent, NewUsageEvent } from './usage';
 
@@ -184,7 +185,8 @@ async function storedEventIds(trx: Knex.Transaction, events: readonly NewUsageEv
  * overlaps the window (store/rollups.ts says when). The same quantities the usage preview rates.
  */
 export async function openMetricUsage(db: Knex, window: RollupWindow, metrics: readonly MetricRow[]): Promise<Map<string, string>> {
-  const totals = await rollupUsage(db, window, metrics);
+  // Seat-like metrics are prorated from their raw changes (store/seat-usage.ts), never from the totals.
+  const totals = metrics.some((metric) => isProratedAggregation(metric.aggregation)) ? undefined : await rollupUsage(db, window, metrics);
   if (totals) return new Map([...totals].map(([code, usage]) => [code, usage.quantity]));
   const scope = { kind: 'unclaimed' as const, customerId: window.customerId, from: window.from, to: window.to };
   const raw = await Promise.all(metrics.map(async (metric) => [metric.code, (await aggregateMetric(db, metric, scope, false)).quantity] as const));
