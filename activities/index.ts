@@ -10,6 +10,7 @@ import { createSubscriptionActivities } from './subscriptions';
 import { createRefundActivities } from './refunds';
 import { createReratingActivities } from './rerating';
 import { createSpendingActivities } from './spending';
+import { createThresholdActivities } from './thresholds';
 import { createUsageActivities } from './usage';
 
 export interface ActivityDependencies {
@@ -39,12 +40,14 @@ const CLASSIFIED: Record<keyof BillingActivities, true> = {
   notifyCustomer: true,
   closeUsagePeriod: true,
   checkSpending: true,
+  createThresholdInvoice: true,
   proposeRerate: true,
   recordRerateDecision: true,
   finalizeRerate: true,
   scanForReconciliation: true,
   settleUnknownPayment: true,
   collectUncollectedInvoice: true,
+  creditOwedReversals: true,
   recordReconciliationFindings: true,
 };
 
@@ -65,6 +68,7 @@ export function createActivities(deps: ActivityDependencies): BillingActivities 
     ...createReratingActivities(deps.db),
     ...createRefundActivities(deps.db, deps.gateway),
     ...createSpendingActivities(deps.db),
+    ...createThresholdActivities(deps.db),
     ...createJanitorActivities(deps.db, deps.gateway),
   }, CLASSIFIED_ACTIVITIES);
 }

@@ -16,6 +16,7 @@ import { findUsageClosure } from '../store/usage';
 import type { PeriodInvoiceRequest, ProrationInvoiceRequest } from '../contract/invoicing';
 import type { PeriodInvoiceSummary } from '../contract/subscription';
 import { withWalletCredits } from './wallet';
+import { thresholdCreditsFor } from './threshold-credits';
 
 /**
  * `period`: opens a billing period: its flat fees in advance, plus the previous period's usage in arrears.
@@ -159,13 +160,15 @@ export function createInvoicingActivities(db: Database) {
           const built = discount ? [...lines, discount] : lines;
           // Prepaid credit pays usage last (docs/wallets.md); no wallet, no change.
           if (!request.usagePeriod) return built;
-          return withWalletCredits(trx, {
+          const paid = await withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: context.plan.currency,
             drawKey: `invoice:${request.subscriptionId}:${request.kind}:${period.start}`,
             usagePeriod: request.usagePeriod,
             lines: built,
           });
+          // Last, after discount and wallet: what threshold invoices already billed of this usage (docs/pricing.md).
+          return [...paid, ...(await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, context.plan.currency))];
         });
         if (request.flatFeePeriod) {
           await startSubscriptionPeriod(trx, request.subscriptionId, request.flatFeePeriod);
@@ -197,6 +200,7 @@ export function createInvoicingActivities(db: Database) {
           });
           if (request.usagePeriod) {
             lines.push(...usageLinesOf(oldPlan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod)));
+            lines.push(...(await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, newPlan.currency)));
           }
           return lines;
         });

@@ -14,6 +14,7 @@
  */
 import { formatMoney, ZERO } from './money';
 import { parseDecimal, validatePriceModel, type UsagePriceModel } from './price-models';
+import type { CostSegment } from './cost-tables';
 import { rateUsage, type Charge, type RatedLine, type RatingInput, type RatingResult, type UsageForCharge } from './rating';
 
 /** A combination's values, by dimension name. A dimension the event did not carry is absent. */
@@ -47,6 +48,8 @@ export interface UsageGroup {
   readonly quantity: string;
   readonly eventCount?: number;
   readonly eventValues?: readonly string[];
+  /** The combination's quantity per cost table in effect (domain/cost-tables.ts), for cost_plus prices. */
+  readonly costs?: readonly CostSegment[];
 }
 
 /** A metric's usage, with its per-combination split when the metric groups by dimensions. */
@@ -292,7 +295,7 @@ function priceErrors(field: string, price: UsagePriceModel, includedUnits: strin
   if (includedUnits !== undefined) {
     const parsed = parseDecimal(includedUnits);
     if (parsed === undefined || parsed.lt(0)) errors.push(`${field}: includedUnits must be a non-negative decimal string`);
-    if (price?.model === 'percentage') errors.push(`${field}: includedUnits does not apply to percentage pricing`);
+    if (price?.model === 'percentage' || price?.model === 'cost_plus') errors.push(`${field}: includedUnits does not apply to ${price.model} pricing`);
   }
   return errors;
 }
@@ -353,7 +356,7 @@ export function rateDimensionalUsage(input: DimensionalRatingInput): Dimensional
         continue;
       }
       const internalCode = `${charge.metricCode}#${position}#${key}`;
-      const includedUnits = resolved.includedUnits ?? (resolved.price.model === 'percentage' ? undefined : charge.includedUnits);
+      const includedUnits = resolved.includedUnits ?? (resolved.price.model === 'percentage' || resolved.price.model === 'cost_plus' ? undefined : charge.includedUnits);
       charges.push({
         ...chargeIdOf(charge),
         metricCode: internalCode,
@@ -361,7 +364,7 @@ export function rateDimensionalUsage(input: DimensionalRatingInput): Dimensional
         price: resolved.price,
         ...(includedUnits === undefined ? {} : { includedUnits }),
       });
-      usage.push({ metricCode: internalCode, quantity: group.quantity, ...(group.eventValues ? { eventValues: group.eventValues } : {}) });
+      usage.push({ metricCode: internalCode, quantity: group.quantity, ...(group.eventValues ? { eventValues: group.eventValues } : {}), ...(group.costs ? { costs: group.costs } : {}) });
       expansions.set(internalCode, {
         internalCode,
         metricCode: charge.metricCode,
@@ -386,7 +389,7 @@ function groupsOf(usage: DimensionalUsage | undefined, groupBy: readonly string[
     return keyed.sort((a, b) => compareText(a.key, b.key)).map(({ group }) => group);
   }
   const hasUsage = !(parseDecimal(usage.quantity) ?? ZERO).isZero() || (usage.eventValues?.length ?? 0) > 0;
-  return hasUsage ? [{ dimensions: {}, quantity: usage.quantity, ...(usage.eventValues ? { eventValues: usage.eventValues } : {}) }] : [];
+  return hasUsage ? [{ dimensions: {}, quantity: usage.quantity, ...(usage.eventValues ? { eventValues: usage.eventValues } : {}), ...(usage.costs ? { costs: usage.costs } : {}) }] : [];
 }
 
 function compareText(a: string, b: string): number {

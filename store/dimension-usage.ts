@@ -8,7 +8,7 @@ import type { UsageGroup } from '../domain/dimensions';
 import type { MetricRow } from './catalog';
 import { aggregationSql, numericTextFor, type UsageScope } from './usage';
 
-function scopeSql(scope: UsageScope): { sql: string; bindings: (string | Date)[] } {
+export function scopeSql(scope: UsageScope): { sql: string; bindings: (string | Date)[] } {
   const unclaimedSql = 'period_close_id IS NULL AND customer_id = ? AND occurred_at >= ? AND occurred_at < ?';
   switch (scope.kind) {
     case 'claimed':

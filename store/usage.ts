@@ -3,10 +3,13 @@ import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import type { UsageGroup } from '../domain/dimensions';
 import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
-import { insertEventsFoldingRollups, lockRollupsShared } from './rollups';
+import { forgetRollupsOverlapping, insertEventsFoldingRollups, lockRollupsShared } from './rollups';
 import { aggregateMetricGroups } from './dimension-usage';
 import type { CarriedLevel } from '../domain/seat-metrics';
 import { aggregateProratedMetric, isProratedAggregation } from './seat-usage';
+import { costedUsage, costTablesOf, type CostedUsage } from './cost-tables';
+import type { CostSegment } from '../domain/cost-tables';
+import { dimensionKey } from '../domain/dimensions';
 
 export interface NewUsageEvent {
   readonly customerId: string;
@@ -55,6 +58,8 @@ export interface MetricUsage {
   readonly openingLevel?: string;
   /** Seat-like metrics: the level the period ends at, kept by the close as the next period's opening level. */
   readonly closingLevel?: CarriedLevel;
+  /** The quantity split by the cost table in effect at each event (metrics with cost tables; store/cost-tables.ts). */
+  readonly costs?: CostSegment[];
 }
 
 export type UsageTotals = Record<string, MetricUsage>;
@@ -95,13 +100,14 @@ export function aggregationSql(aggregation: Aggregation, property: string | null
       return 'coalesce(max(value), 0)';
     case 'unique_count':
       return 'count(DISTINCT raw_value) FILTER (WHERE raw_value IS NOT NULL)';
-    // A seat-like metric's plain aggregate (daily usage) is the last level set, or the net change of the level;
-    // its billed quantity is prorated in store/seat-usage.ts instead.
     case 'latest':
-    case 'prorated_latest':
       return 'coalesce((array_agg(value ORDER BY occurred_at DESC, id DESC) FILTER (WHERE value IS NOT NULL))[1], 0)';
+    // A seat-like metric bills a prorated quantity (store/seat-usage.ts); this plain aggregate only serves the daily
+    // chart, as its totals twin in store/rollups.ts: the net seats added (not below 0), or the highest level set.
     case 'prorated_sum':
-      return 'coalesce(sum(value), 0)';
+      return 'greatest(coalesce(sum(value), 0), 0)';
+    case 'prorated_latest':
+      return 'coalesce(max(value), 0)';
   }
 }
 
@@ -181,13 +187,35 @@ export async function usageForCharges(
   scope: UsageScope,
 ): Promise<ChargeUsage[]> {
   const metered = 'metrics' in chargesOrMetrics ? chargesOrMetrics : await meteredMetricsOf(db, chargesOrMetrics);
+  const costTables = await costTablesOf(db, metered.metrics.map(({ metric }) => metric.code));
   return Promise.all(
-    metered.metrics.map(async ({ metric, withEventValues }) => ({
-      metricCode: metric.code,
-      ...(await aggregateMetric(db, metric, scope, withEventValues)),
-      ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
-    })),
+    metered.metrics.map(async ({ metric, withEventValues }) =>
+      withCosts(
+        {
+          metricCode: metric.code,
+          ...(await aggregateMetric(db, metric, scope, withEventValues)),
+          ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
+        },
+        metric.group_by ?? [],
+        isCostable(metric) && costTables.has(metric.code) ? await costedUsage(db, metric, costTables.get(metric.code)!, scope) : undefined,
+      ),
+    ),
   );
+}
+
+/** Only a count or a non-negative sum splits into per-event shares a cost table can cost (domain/charge-metric-fit.ts). */
+function isCostable(metric: MetricRow): boolean {
+  return (metric.aggregation === 'count' || metric.aggregation === 'sum') && !metric.allow_negative;
+}
+
+/** Attaches the usage's split by cost table (cost_plus prices, margins) to the metric and each of its combinations. */
+function withCosts(usage: ChargeUsage, groupBy: readonly string[], costed: CostedUsage | undefined): ChargeUsage {
+  if (!costed) return usage;
+  return {
+    ...usage,
+    costs: costed.costs,
+    ...(usage.groups ? { groups: usage.groups.map((group) => ({ ...group, costs: costed.byCombination.get(dimensionKey(group.dimensions, groupBy)) ?? [] })) } : {}),
+  };
 }
 
 export interface UsageClosure {
@@ -242,6 +270,8 @@ export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure
     .returning('*');
   if (!created) return (await findUsageClosure(trx, closure.subscriptionId, closure.periodStart))!;
 
+  // The running totals hold open usage only: forget the windows these claims fall in (seeded again on next read).
+  if (metered.eventTypes.length) await forgetRollupsOverlapping(trx, closure.customerId, closure.periodStart, closure.periodEnd);
   const claimed = metered.eventTypes.length
     ? await trx('usage_events')
         .where({ customer_id: closure.customerId })
@@ -287,6 +317,11 @@ export async function lateEventIds(
  * period's opening level (store/seat-usage.ts), which no longer sees it as unclaimed.
  */
 export async function claimLateEvents(trx: Knex.Transaction, eventIds: readonly string[], closeId: string): Promise<void> {
+  const spans: { customer_id: string; first: Date; last: Date }[] = await trx('usage_events')
+    .whereIn('id', [...eventIds])
+    .groupBy('customer_id')
+    .select('customer_id', trx.raw('min(occurred_at) AS first'), trx.raw('max(occurred_at) AS last'));
+  for (const span of spans) await forgetRollupsOverlapping(trx, span.customer_id, span.first, new Date(span.last.getTime() + 1));
   await trx('usage_events').whereIn('id', [...eventIds]).whereNull('period_close_id').update({ period_close_id: closeId });
   await refreshCarriedLevels(trx, closeId);
 }

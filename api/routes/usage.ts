@@ -3,7 +3,8 @@ import { commitmentTerms, type PlanSettings } from '../../domain/plan-terms';
 import { rateDimensionalUsage } from '../../domain/dimensions';
 import type { Charge } from '../../domain/rating';
 import type { Database } from '../../store/database';
-import { findPlan, PlanRow } from '../../store/catalog';
+import type { PlanRow } from '../../store/catalog';
+import { cachedPlan } from '../../store/read-caches';
 import { setSpendingBudget } from '../../store/subscription-billing';
 import type { SubscriptionRow } from '../../store/subscriptions';
 import { listLateUsage } from '../../store/usage';
@@ -20,7 +21,7 @@ export function usageRouter(db: Database): Router {
 
   async function findSubscription(id: string): Promise<{ subscription: SubscriptionRow; plan: PlanRow }> {
     const subscription = await findSubscriptionOr404(db, id);
-    const plan = await findPlan(db, subscription.plan_id);
+    const plan = await cachedPlan(db, subscription.plan_id); // a plan version never changes: parsed once per process
     return { subscription, plan };
   }
 
