@@ -112,6 +112,13 @@ test('two periods: a seat added mid-period bills its share, a removed one until 
 
   await stack.skipTo('2031-04-26T00:00:00Z');
   expect((await api.call('POST', '/v1/events', { events: [seat('s3', '2031-04-25T00:00:00Z', -1)] })).json).toMatchObject({ accepted: 1 });
+  // The daily chart (running totals) shows each day's net seats added (a removal day: 0) and the highest level set.
+  const daily = await api.call('GET', `/v1/subscriptions/${subscriptionId}/usage/daily`);
+  type Day = { date: string; quantity: string; event_count: number };
+  expect(daily.json.metrics.map((metric: { metric_code: string; days: Day[] }) => [metric.metric_code, metric.days.filter((day) => day.event_count > 0).map((day) => [day.date, day.quantity])])).toEqual([
+    ['seats', [['2031-04-01', '2'], ['2031-04-16', '1'], ['2031-04-25', '0']]],
+    ['editors', [['2031-04-11', '3']]],
+  ]);
   await stack.skipTo('2031-05-02T00:00:00Z');
   expect((await api.call('POST', '/v1/events', { events: [seat('late', '2031-04-28T00:00:00Z', 1)] })).json).toMatchObject({ accepted: 1 });
 
