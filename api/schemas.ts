@@ -596,7 +596,10 @@ export const currentUsageResponse = z.object({
       metric_code: z.string(),
       quantity: z.string(),
       event_count: z.int(),
-      groups: z.array(z.object({ dimensions: z.record(z.string(), z.string()), quantity: z.string(), event_count: z.int() })).optional(),
+      amount: moneyOut.optional().meta({ description: "What the metric's usage lines add to the projected invoice (absent when no charge prices it)." }),
+      groups: z
+        .array(z.object({ dimensions: z.record(z.string(), z.string()), quantity: z.string(), event_count: z.int(), amount: moneyOut.optional().meta({ description: "The combination's projected line." }) }))
+        .optional(),
       opening_level: z.string().optional().meta({ description: 'Seat-like (prorated) metrics: the level carried into the period; quantity is the level prorated over the period.' }),
     }),
   ),
@@ -667,6 +670,8 @@ export const rerateResponse = z.object({
       total: moneyOut,
       lines: z.array(jsonObject),
       late_events: z.int(),
+      /** Of a credit on an invoice the wallet paid: what goes back to the wallet's grants (the rest is refunded). */
+      wallet_credit_back: moneyOut.nullable(),
     })
     .nullable(),
   decided_by: z.string().nullable(),

@@ -17,10 +17,12 @@ export async function combinationMarginsBySubscription(
 ): Promise<Map<string, CombinationMargin[]>> {
   const ids = [...currencyBySubscription.keys()];
   if (ids.length === 0) return new Map();
+  // Threshold invoices are left out: the invoice that closes the usage rates all of it again and credits what they
+  // billed as a whole (threshold_credit lines), so their usage lines would count each combination twice.
   const revenue = await db.raw<{ rows: { subscription_id: string; metric_code: string; dimension_key: string; revenue: string }[] }>(
     `SELECT i.subscription_id, l.metric_code, l.breakdown ->> 'dimensionKey' AS dimension_key, sum(l.amount)::text AS revenue
      FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id
-     WHERE i.subscription_id = ANY(?::uuid[]) AND i.kind <> 'credit_note' AND i.status NOT IN ('draft', 'void')
+     WHERE i.subscription_id = ANY(?::uuid[]) AND i.kind NOT IN ('credit_note', 'threshold') AND i.status NOT IN ('draft', 'void')
        AND l.kind = 'usage' AND l.breakdown ->> 'dimensionKey' IS NOT NULL AND l.period_start >= ? AND l.period_start < ?
      GROUP BY 1, 2, 3`,
     [ids, window.from, window.to],

@@ -12,6 +12,7 @@ import { findMetricsByCode, findPlan, type MetricRow, type PlanRow } from './cat
 import { invoicedReversals, markReversalsCredited, type InvoicedReversal } from './reversals';
 import type { Transaction } from './transactions';
 import type { MetricUsage } from './usage';
+import { reversalCreditToWallet } from './wallet-draws';
 
 export async function reversalCreditsFor(trx: Transaction, subscriptionId: string, customerId: string, creditedOn: string, fallbackPlan: PlanRow): Promise<DraftInvoiceLine[]> {
   const reversals = await invoicedReversals(trx, subscriptionId, customerId);
@@ -27,18 +28,20 @@ export async function reversalCreditsFor(trx: Transaction, subscriptionId: strin
     const metrics = await findMetricsByCode(trx, [...new Set(charges.map((charge) => charge.metricCode))]);
     const contributions = (reversal: InvoicedReversal) => metrics.flatMap((metric) => contributionOf(metric, reversal));
     const settings = plan.settings as PlanSettings;
-    lines.push(
-      ...reversalCreditLines({
-        currency: plan.currency,
-        charges,
-        creditBucket: settings.creditBucket,
-        ...commitmentTerms(plan),
-        closedUsage: Object.entries(closure.totals as Record<string, MetricUsage>).map(([metricCode, usage]) => ({ metricCode, ...usage }) as DimensionalUsage),
-        alreadyCredited: group.filter((reversal) => reversal.credited).flatMap(contributions),
-        newlyReversed: group.filter((reversal) => !reversal.credited).flatMap(contributions),
-        period: { start: closure.periodStart.toISOString(), end: closure.periodEnd.toISOString() },
-      }),
-    );
+    const period = { start: closure.periodStart.toISOString(), end: closure.periodEnd.toISOString() };
+    const creditLines = reversalCreditLines({
+      currency: plan.currency,
+      charges,
+      creditBucket: settings.creditBucket,
+      ...commitmentTerms(plan),
+      closedUsage: Object.entries(closure.totals as Record<string, MetricUsage>).map(([metricCode, usage]) => ({ metricCode, ...usage }) as DimensionalUsage),
+      alreadyCredited: group.filter((reversal) => reversal.credited).flatMap(contributions),
+      newlyReversed: group.filter((reversal) => !reversal.credited).flatMap(contributions),
+      period,
+    });
+    lines.push(...creditLines);
+    // What the wallet had paid for the period goes back to it first (docs/wallets.md).
+    lines.push(...(await reversalCreditToWallet(trx, { subscriptionId, customerId, currency: plan.currency, creditedOn, period, creditLines })));
   }
   await markReversalsCredited(trx, reversals.filter((reversal) => !reversal.credited).map((reversal) => reversal.reversalRowId), creditedOn);
   return lines;

@@ -66,7 +66,8 @@ export type UsageTotals = Record<string, MetricUsage>;
 
 /** Which events an aggregation reads: a closed period's claimed events, or the still-open (unclaimed) ones. */
 export type UsageScope =
-  | { readonly kind: 'claimed'; readonly closeId: string }
+  /** `before`: only the events that happened before it (what a grant expiring mid-period may pay, docs/wallets.md). */
+  | { readonly kind: 'claimed'; readonly closeId: string; readonly before?: Date }
   /** A closed period's events plus the late ones that fall in it (re-rating with late usage). */
   | { readonly kind: 'claimed_and_late'; readonly closeId: string; readonly customerId: string; readonly from: Date; readonly to: Date }
   | { readonly kind: 'unclaimed'; readonly customerId: string; readonly from: Date; readonly to: Date };
@@ -121,10 +122,10 @@ export async function aggregateMetric(
   const property = metric.property ?? '';
   const unclaimedSql = 'period_close_id IS NULL AND customer_id = ? AND occurred_at >= ? AND occurred_at < ?';
   const scopeSql =
-    scope.kind === 'claimed' ? 'period_close_id = ?' : scope.kind === 'unclaimed' ? unclaimedSql : `(period_close_id = ? OR (${unclaimedSql}))`;
+    scope.kind === 'claimed' ? `period_close_id = ?${scope.before ? ' AND occurred_at < ?' : ''}` : scope.kind === 'unclaimed' ? unclaimedSql : `(period_close_id = ? OR (${unclaimedSql}))`;
   const scopeBindings =
     scope.kind === 'claimed'
-      ? [scope.closeId]
+      ? [scope.closeId, ...(scope.before ? [scope.before] : [])]
       : scope.kind === 'unclaimed'
         ? [scope.customerId, scope.from, scope.to]
         : [scope.closeId, scope.customerId, scope.from, scope.to];

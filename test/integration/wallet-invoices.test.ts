@@ -90,6 +90,9 @@ test('two grants pay January usage after the credit bucket; the invoice shows on
     entries: [
       ['grant', '4.000000000000', '4.000000000000'],
       ['grant', '100.000000000000', '104.000000000000'],
+      // The plan's 5.00 bucket: a plan_included grant, consumed by its own line (docs/wallets.md).
+      ['grant', '5.000000000000', '109.000000000000'],
+      ['consumption', '-5.000000000000', '104.000000000000'],
       ['consumption', '-4.000000000000', '100.000000000000'],
       ['consumption', '-3.400000000000', '96.600000000000'],
     ],
@@ -130,6 +133,8 @@ test('an overdraft plan goes below zero up to its limit, and the next grant repa
   await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'small', source: 'purchased', amount: '5.00', effectiveAt: new Date(jan.start) });
   const wallet = (await findWallet(db, customer.id, 'USD'))!;
   await updateWalletSettings(db, wallet.id, { overdraftLimit: '8.00' });
+  // Nothing to change (PUT with only the currency) leaves the settings as they are (it was an empty UPDATE: a 500).
+  expect((await updateWalletSettings(db, wallet.id, {})).overdraft_limit).toBe('8.000000000000');
   const { summary, lines } = await invoiceFebruary(subscriptionId);
   // 20.00 usage - 5.00 bucket = 15.00: 5.00 from the grant, 8.00 overdraft, 2.00 left with the 20.00 fee.
   expect(lines.slice(3).map(([, description, amount]) => [description, money(amount)])).toEqual([

@@ -1625,8 +1625,18 @@ export interface components {
             /** Format: uuid */
             subscription_id: string;
             usage: {
+                /**
+                 * @description What the metric's usage lines add to the projected invoice (absent when no charge prices it).
+                 * @example 12.50
+                 */
+                amount?: string;
                 event_count: number;
                 groups?: {
+                    /**
+                     * @description The combination's projected line.
+                     * @example 12.50
+                     */
+                    amount?: string;
                     dimensions: {
                         [key: string]: string;
                     };
@@ -2169,6 +2179,7 @@ export interface components {
                 /** @example 12.50 */
                 total: string;
                 usage_period: unknown;
+                wallet_credit_back: string | null;
             } | null;
             reason: string;
             requested_by: string;
