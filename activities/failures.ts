@@ -8,6 +8,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { InvalidIntervalError } from '../domain/periods';
 import { RatingError } from '../domain/rating';
+import { SeatProrationError } from '../domain/seat-proration';
 
 /** SQLSTATEs with a name ops recognise; the rest of a deterministic class keeps the class's name. */
 const NAMED_SQLSTATES: Record<string, string> = {
@@ -32,6 +33,8 @@ const DUPLICATE_CONFLICTS = new Set(['23505', '23P01']);
 export function deterministicFailureType(error: unknown): string | null {
   if (error instanceof RatingError) return error.code;
   if (error instanceof InvalidIntervalError) return 'invalid_interval';
+  // A seat-like metric's events take its level below 0: the same events fail every retry.
+  if (error instanceof SeatProrationError) return 'seat_level_negative';
   const sqlState = postgresSqlState(error);
   if (sqlState) {
     if (DUPLICATE_CONFLICTS.has(sqlState)) return null;

@@ -300,9 +300,11 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     summary: 'Create a billable metric',
     tag: 'Metrics',
     body: createMetricBody,
+    description:
+      'A seat-like metric uses `prorated_sum` (each event\'s property is a signed change, +1 a seat added, -1 removed) or `prorated_latest` (each event\'s property is the new number of seats): its period quantity is the level prorated over the period by the second, starting from the level carried from earlier periods (docs/pricing.md "Seats prorated within the period").',
     bodyExample: { code: 'api_calls', name: 'API calls', event_type: 'api.call', aggregation: 'count' },
     responses: created('The metric.', metricResponse),
-    problems: ['metric_already_exists'],
+    problems: ['metric_already_exists', 'prorated_metric_not_groupable'],
   },
   'POST /v1/metrics/:code/cost-tables': {
     summary: "Set a metric's unit costs from an instant on",

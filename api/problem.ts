@@ -43,6 +43,8 @@ const STATUS_BY_CODE = {
   invalid_charge_options: 422,
   metric_not_found: 422,
   metric_already_exists: 409,
+  // A prorated_sum/prorated_latest metric (seats prorated in the period) cannot split by group_by yet.
+  prorated_metric_not_groupable: 422,
   batch_rejected: 422,
   subscription_already_canceled: 409,
   invalid_cancel_timing: 422,

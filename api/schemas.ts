@@ -113,7 +113,7 @@ export const createMetricBody = z
     code,
     name: z.string().min(1).max(200),
     event_type: z.string().min(1).max(200),
-    aggregation: z.enum(['count', 'sum', 'max', 'unique_count', 'latest']),
+    aggregation: z.enum(['count', 'sum', 'max', 'unique_count', 'latest', 'prorated_sum', 'prorated_latest']),
     property: propertyName.optional(),
     filters: z.record(propertyName, z.union([z.string().max(200), z.boolean()])).default({}),
     unit_cost: nonNegativeDecimal.optional(),
@@ -126,8 +126,8 @@ export const createMetricBody = z
     message: 'property is required for every aggregation but count',
     path: ['property'],
   })
-  .refine((metric) => !metric.allow_negative || metric.aggregation === 'sum', {
-    message: 'allow_negative applies to sum metrics only',
+  .refine((metric) => !metric.allow_negative || metric.aggregation === 'sum' || metric.aggregation === 'prorated_sum', {
+    message: 'allow_negative applies to sum metrics only (a prorated_sum metric takes negative deltas anyway)',
     path: ['allow_negative'],
   })
   .refine((metric) => new Set(metric.group_by).size === metric.group_by.length, { message: 'group_by must not repeat a property', path: ['group_by'] });
@@ -430,7 +430,7 @@ export const metricResponse = z.object({
   code: z.string(),
   name: z.string(),
   event_type: z.string(),
-  aggregation: z.enum(['count', 'sum', 'max', 'unique_count', 'latest']),
+  aggregation: z.enum(['count', 'sum', 'max', 'unique_count', 'latest', 'prorated_sum', 'prorated_latest']),
   property: z.string().nullable(),
   filters: jsonObject,
   unit_cost: z.string().nullable(),
@@ -600,6 +600,7 @@ export const currentUsageResponse = z.object({
       groups: z
         .array(z.object({ dimensions: z.record(z.string(), z.string()), quantity: z.string(), event_count: z.int(), amount: moneyOut.optional().meta({ description: "The combination's projected line." }) }))
         .optional(),
+      opening_level: z.string().optional().meta({ description: 'Seat-like (prorated) metrics: the level carried into the period; quantity is the level prorated over the period.' }),
     }),
   ),
   projected: z

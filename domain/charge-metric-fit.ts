@@ -3,7 +3,7 @@
  * plan that could never be invoiced is refused with a problem instead of failing every period (pure).
  */
 
-export type MetricAggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
+export type MetricAggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest' | 'prorated_sum' | 'prorated_latest';
 
 /** What a charge needs to know about its metric. */
 export interface MetricShape {

@@ -69,7 +69,8 @@ export async function publishPlanVersion(db: Knex, draft: PlanVersionDraft): Pro
   });
 }
 
-export type Aggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest';
+/** `prorated_sum` / `prorated_latest`: seat-like units prorated within the period (domain/seat-metrics.ts). */
+export type Aggregation = 'count' | 'sum' | 'max' | 'unique_count' | 'latest' | 'prorated_sum' | 'prorated_latest';
 
 export interface MetricRow {
   id: string;
@@ -88,7 +89,7 @@ export interface MetricRow {
 }
 
 /** Aggregations that read a numeric property (count and unique_count do not need a number). */
-export const NUMERIC_AGGREGATIONS: ReadonlySet<Aggregation> = new Set(['sum', 'max', 'latest']);
+export const NUMERIC_AGGREGATIONS: ReadonlySet<Aggregation> = new Set(['sum', 'max', 'latest', 'prorated_sum', 'prorated_latest']);
 
 /**
  * Whether a metric's property must be a number on every event it reads: sum/max/latest aggregate it, and a

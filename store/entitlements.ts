@@ -9,8 +9,9 @@ import { Dec, toDecimal } from '../domain/money';
 import { findMetricsByCode, MetricRow } from './catalog';
 import { queryPrepared } from './prepared-statements';
 import { cachedMetricsByCode } from './read-caches';
+import { isProratedAggregation } from './seat-usage';
 import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, RollupWindow, rollupUsage } from './rollups';
-import type { InsertedUsageEvent, NewUsageEvent } from './usage';
+import { aggregateMetric, type InsertedUsageEvent, type NewUsageEvent } from './usage';
 
 type Db = Knex | Knex.Transaction;
 
@@ -183,8 +184,12 @@ async function storedEventIds(trx: Knex.Transaction, events: readonly NewUsageEv
 
 /** A metric's open usage in a window, from the running totals: the same quantities the usage preview rates. */
 export async function openMetricUsage(db: Knex, window: RollupWindow, metrics: readonly MetricRow[]): Promise<Map<string, string>> {
-  const totals = await rollupUsage(db, window, metrics);
-  return new Map([...totals].map(([code, usage]) => [code, usage.quantity]));
+  // Seat-like metrics are prorated from their raw changes (store/seat-usage.ts), never from the totals.
+  const prorated = metrics.filter((metric) => isProratedAggregation(metric.aggregation));
+  const totals = await rollupUsage(db, window, metrics.filter((metric) => !isProratedAggregation(metric.aggregation)));
+  const scope = { kind: 'unclaimed' as const, customerId: window.customerId, from: window.from, to: window.to };
+  const raw = await Promise.all(prorated.map(async (metric) => [metric.code, (await aggregateMetric(db, metric, scope, false)).quantity] as const));
+  return new Map([...[...totals].map(([code, usage]) => [code, usage.quantity] as const), ...raw]);
 }
 
 /** Balance lookup for wallet-backed features (store/wallets.ts): the customer's balance in a currency, or null. */

@@ -244,6 +244,12 @@ function quantityOf(metric: MetricRow, row: RollupReadRow): string {
       return row.distinct_count;
     case 'latest':
       return row.latest_quantity;
+    // Seat-like metrics bill a prorated quantity read from raw changes (store/seat-usage.ts); their totals only
+    // serve the daily chart: the net seats added that day (not below 0), or the highest level set that day.
+    case 'prorated_sum':
+      return row.sum_quantity;
+    case 'prorated_latest':
+      return row.max_quantity;
   }
 }
 

@@ -4,6 +4,7 @@ import type { Database } from './database';
 import { rollupUsage } from './rollups';
 import { pricesCostPlus } from './cost-tables';
 import { aggregateMetricGroups } from './dimension-usage';
+import { isProratedAggregation } from './seat-usage';
 import { usageCharges } from '../domain/plan-terms';
 import { percentageRatesFromTotal } from '../domain/price-calculators';
 import { cachedMetricsByCode } from './read-caches';
@@ -30,7 +31,8 @@ export async function openUsageForCharges(
   const scope: UsageScope = { kind: 'unclaimed', customerId, from, to };
   // A cost_plus price costs each event at its own time (store/cost-tables.ts): no running total holds that split.
   if (charges.some(pricesCostPlus)) return usageForCharges(db, metered, scope);
-  const readsRaw = ({ metric, withEventValues }: (typeof metered.metrics)[number]): boolean => withEventValues && !sumsSuffice(metric, charges);
+  const readsRaw = ({ metric, withEventValues }: (typeof metered.metrics)[number]): boolean =>
+    (withEventValues && !sumsSuffice(metric, charges)) || isProratedAggregation(metric.aggregation); // seats: store/seat-usage.ts
   const totals = await rollupUsage(db, { customerId, from, to }, metered.metrics.filter((entry) => !readsRaw(entry)).map(({ metric }) => metric));
   return Promise.all(
     metered.metrics.map(async (entry) => {

@@ -5,6 +5,8 @@ import type { UsageGroup } from '../domain/dimensions';
 import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
 import { forgetRollupsOverlapping, insertEventsFoldingRollups, lockRollupsShared } from './rollups';
 import { aggregateMetricGroups } from './dimension-usage';
+import type { CarriedLevel } from '../domain/seat-metrics';
+import { aggregateProratedMetric, isProratedAggregation } from './seat-usage';
 import { costedUsage, costTablesOf, type CostedUsage } from './cost-tables';
 import type { CostSegment } from '../domain/cost-tables';
 import { dimensionKey } from '../domain/dimensions';
@@ -52,6 +54,10 @@ export interface MetricUsage {
   readonly eventValues?: string[];
   /** Per combination of the metric's group_by properties (dimensional pricing); absent for other metrics. */
   readonly groups?: UsageGroup[];
+  /** Seat-like metrics (store/seat-usage.ts): the level at the period start, carried from earlier periods. */
+  readonly openingLevel?: string;
+  /** Seat-like metrics: the level the period ends at, kept by the close as the next period's opening level. */
+  readonly closingLevel?: CarriedLevel;
   /** The quantity split by the cost table in effect at each event (metrics with cost tables; store/cost-tables.ts). */
   readonly costs?: CostSegment[];
 }
@@ -97,6 +103,12 @@ export function aggregationSql(aggregation: Aggregation, property: string | null
       return 'count(DISTINCT raw_value) FILTER (WHERE raw_value IS NOT NULL)';
     case 'latest':
       return 'coalesce((array_agg(value ORDER BY occurred_at DESC, id DESC) FILTER (WHERE value IS NOT NULL))[1], 0)';
+    // A seat-like metric bills a prorated quantity (store/seat-usage.ts); this plain aggregate only serves the daily
+    // chart, as its totals twin in store/rollups.ts: the net seats added (not below 0), or the highest level set.
+    case 'prorated_sum':
+      return 'greatest(coalesce(sum(value), 0), 0)';
+    case 'prorated_latest':
+      return 'coalesce(max(value), 0)';
   }
 }
 
@@ -117,6 +129,9 @@ export async function aggregateMetric(
       : scope.kind === 'unclaimed'
         ? [scope.customerId, scope.from, scope.to]
         : [scope.closeId, scope.customerId, scope.from, scope.to];
+  if (isProratedAggregation(metric.aggregation)) {
+    return aggregateProratedMetric(db, metric, scope, { sql: scopeSql, bindings: scopeBindings }, numericTextFor(metric));
+  }
   const result = await db.raw<{ rows: { quantity: string; event_count: string; event_values: string[] | null }[] }>(
     `WITH scoped AS (
        SELECT id, occurred_at, properties ->> ? AS raw_value,
@@ -297,7 +312,11 @@ export async function lateEventIds(
   return rows.map((row) => String(row.id));
 }
 
-/** Claims late events into the closure of the period they fall in, unless something claimed them meanwhile. */
+/**
+ * Claims late events into the closure of the period they fall in, unless something claimed them meanwhile, and
+ * refreshes the seat levels that closure carries: a late seat change now counted there must reach the next
+ * period's opening level (store/seat-usage.ts), which no longer sees it as unclaimed.
+ */
 export async function claimLateEvents(trx: Knex.Transaction, eventIds: readonly string[], closeId: string): Promise<void> {
   const spans: { customer_id: string; first: Date; last: Date }[] = await trx('usage_events')
     .whereIn('id', [...eventIds])
@@ -305,6 +324,31 @@ export async function claimLateEvents(trx: Knex.Transaction, eventIds: readonly 
     .select('customer_id', trx.raw('min(occurred_at) AS first'), trx.raw('max(occurred_at) AS last'));
   for (const span of spans) await forgetRollupsOverlapping(trx, span.customer_id, span.first, new Date(span.last.getTime() + 1));
   await trx('usage_events').whereIn('id', [...eventIds]).whereNull('period_close_id').update({ period_close_id: closeId });
+  await refreshCarriedLevels(trx, closeId);
+}
+
+/**
+ * Recomputes the closing level of each seat-like metric that a closure and every later closure of its customer
+ * carry, in period order (each one opens at the level the one before carries). Billed quantities stay as they are.
+ * Re-rating usually concerns a recent period, so this touches one or two closures.
+ */
+async function refreshCarriedLevels(trx: Knex.Transaction, closeId: string): Promise<void> {
+  const closure = await trx<UsageClosure>('usage_period_closures').where({ id: closeId }).first();
+  if (!closure) return;
+  const chain = await trx<UsageClosure>('usage_period_closures')
+    .where({ customer_id: closure.customer_id })
+    .andWhere('period_end', '>=', closure.period_end)
+    .orderBy([{ column: 'period_end' }, { column: 'id' }]);
+  for (const link of chain) {
+    const carried = Object.keys(link.totals).filter((code) => link.totals[code].closingLevel !== undefined);
+    if (carried.length === 0) continue;
+    const totals: UsageTotals = { ...link.totals };
+    for (const metric of await findMetricsByCode(trx, carried)) {
+      const { closingLevel } = await aggregateMetric(trx, metric, { kind: 'claimed', closeId: String(link.id) }, false);
+      totals[metric.code] = { ...totals[metric.code], closingLevel };
+    }
+    await trx('usage_period_closures').where({ id: link.id }).update({ totals: JSON.stringify(totals) });
+  }
 }
 
 export interface LateUsageEvent {

@@ -47,6 +47,10 @@ export function metricsRouter(db: Database, catalog: MetricCatalog): Router {
 
   routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createMetricBody.parse(req.body);
+    const prorated = body.aggregation === 'prorated_sum' || body.aggregation === 'prorated_latest';
+    if (prorated && body.group_by.length) {
+      throw new ApiProblem('prorated_metric_not_groupable', `a ${body.aggregation} metric cannot split its usage by group_by`);
+    }
     const row = await createMetric(db, {
       code: body.code,
       name: body.name,
@@ -55,7 +59,8 @@ export function metricsRouter(db: Database, catalog: MetricCatalog): Router {
       property: body.property ?? null,
       filters: body.filters,
       unitCost: body.unit_cost ?? null,
-      allowNegative: body.allow_negative,
+      // A prorated_sum metric's values are signed deltas (-1 removes a seat), so ingestion must accept them.
+      allowNegative: body.allow_negative || body.aggregation === 'prorated_sum',
       groupBy: body.group_by,
     });
     if (!row) throw new ApiProblem('metric_already_exists', `a metric with code ${body.code} exists`);

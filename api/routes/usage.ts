@@ -65,6 +65,7 @@ export function usageRouter(db: Database): Router {
         metric_code: metric.metricCode,
         quantity: metric.quantity,
         event_count: metric.eventCount,
+        ...(metric.openingLevel !== undefined ? { opening_level: metric.openingLevel } : {}),
         ...amountOf(metric.metricCode),
         ...(metric.groups
           ? { groups: metric.groups.map((group) => ({ dimensions: group.dimensions, quantity: group.quantity, event_count: group.eventCount, ...amountOf(metric.metricCode, group.dimensions) })) } : {}),

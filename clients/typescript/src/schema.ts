@@ -620,7 +620,9 @@ export interface paths {
         put?: never;
         /**
          * Create a billable metric
-         * @description Keys: admin.
+         * @description A seat-like metric uses `prorated_sum` (each event's property is a signed change, +1 a seat added, -1 removed) or `prorated_latest` (each event's property is the new number of seats): its period quantity is the level prorated over the period by the second, starting from the level carried from earlier periods (docs/pricing.md "Seats prorated within the period").
+         *
+         *     Keys: admin.
          */
         post: operations["postV1Metrics"];
         delete?: never;
@@ -1353,7 +1355,7 @@ export interface components {
         };
         CreateMetricBody: {
             /** @enum {string} */
-            aggregation: "count" | "sum" | "max" | "unique_count" | "latest";
+            aggregation: "count" | "sum" | "max" | "unique_count" | "latest" | "prorated_sum" | "prorated_latest";
             /** @default false */
             allow_negative?: boolean;
             code: string;
@@ -1686,6 +1688,8 @@ export interface components {
                     quantity: string;
                 }[];
                 metric_code: string;
+                /** @description Seat-like (prorated) metrics: the level carried into the period; quantity is the level prorated over the period. */
+                opening_level?: string;
                 quantity: string;
             }[];
         };
@@ -1972,7 +1976,7 @@ export interface components {
         };
         MetricResponse: {
             /** @enum {string} */
-            aggregation: "count" | "sum" | "max" | "unique_count" | "latest";
+            aggregation: "count" | "sum" | "max" | "unique_count" | "latest" | "prorated_sum" | "prorated_latest";
             allow_negative: boolean;
             code: string;
             /** Format: date-time */
@@ -7085,7 +7089,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `validation_failed`. */
+            /** @description Problem: `prorated_metric_not_groupable`, `validation_failed`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -7093,7 +7097,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "validation_failed";
+                        code?: "prorated_metric_not_groupable" | "validation_failed";
                     };
                 };
             };
