@@ -99,10 +99,10 @@ test('a sum limit refuses the event that would pass it and keeps a smaller one o
   expect(posted.status).toBe(200);
   expect(posted.json).toMatchObject({ accepted: 2, rejected: 1, errors: [expect.objectContaining({ index: 1, code: 'entitlement_limit_reached' })] });
   expect(await entitlement('tokens')).toMatchObject({ usage: '100.50', limit: '100.5', has_access: false });
-  // The preview rates the very same quantity.
+  // The preview rates the very same quantity: 100.50 tokens at 0.01 = 1.005, 1.01 rounded half-up.
   const subscription = await db('subscriptions').where({ customer_id: acme.id }).first();
   const preview = await api.http.call('GET', `/v1/subscriptions/${subscription.id}/usage`, undefined, app.headers);
-  expect(preview.json.usage).toEqual([{ metric_code: 'ent_tokens', quantity: '100.50', event_count: 2 }]);
+  expect(preview.json.usage).toEqual([{ metric_code: 'ent_tokens', quantity: '100.50', event_count: 2, amount: '1.01' }]);
 });
 
 test('two requests racing for the last unit: one gets it', async () => {
