@@ -76,6 +76,7 @@ import {
 } from '../workflows/definitions';
 import type { BillingWorkerConfig, ChildMessage, ParentMessage, WorkerStats, WorkerTuning } from './billing-worker';
 import { describeTreeCpu, describeTreeCpuPer, sampleTreeCpu } from './process-cpu';
+import { countSql, describeSqlPer, SqlCounts } from './sql-count';
 import { Benchmark, BenchResult, machineBusy, percentile, progress, sampleMachineCpu } from './report';
 
 const HISTORY_SAMPLE = 20;
@@ -269,6 +270,7 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     );
     // CPU per period is what sizes a deployment, and it holds up better than wall time on a busy machine.
     progress(`  ${describeTreeCpuPer(cpuAtT, cpuAtEnd, size, 'period')} (node = the worker; bench = this process polling)`);
+    progress(`  worker: ${describeSqlPer(workerAtT.sql, workerAtEnd.sql, size, 'period')}`);
     const periodOneRuns = await describeTaskTimeouts(stack.temporal, cohorts.measured.ids.slice(0, TIMEOUT_SAMPLE));
     progress(`  ${periodOneRuns.text}`);
 
@@ -601,6 +603,7 @@ async function paymentTiming(db: Database, planId: string, periodEnd: Date): Pro
 class DirectFloor {
   private readonly db: Database;
   private readonly activities: ReturnType<typeof createActivities>;
+  private readonly sql: () => SqlCounts;
   private next = 0;
   private elapsedNs = 0n;
   private cpuSeconds = new Map<string, number>();
@@ -614,6 +617,7 @@ class DirectFloor {
     private readonly periodEnd: Date,
   ) {
     this.db = createDatabase(databaseUrl, POOL_MAX);
+    this.sql = countSql(this.db);
     this.activities = createActivities({ db: this.db, gateway: new SandboxGateway(this.db) });
   }
 
@@ -656,10 +660,11 @@ class DirectFloor {
   async result(): Promise<{ seconds: number; rate: number; cpu: string }> {
     const seconds = Number(this.elapsedNs) / 1e9;
     const count = this.subscriptionIds.length;
+    const sql = describeSqlPer({ statements: 0, transactions: 0 }, this.sql(), count, 'period');
     const paid = await countPaid(this.db, { planId: this.plan.id, workflows: false, periodStart: this.periodEnd });
     if (paid !== count) throw new Error(`the floor paid ${paid} of ${count} invoices`);
     const none = new Map<string, number>();
-    const cpu = `${describeTreeCpu(none, this.cpuSeconds, seconds)}; ${this.machineBusy.join(' / ')}; ${describeTreeCpuPer(none, this.cpuSeconds, count, 'period')}`;
+    const cpu = `${describeTreeCpu(none, this.cpuSeconds, seconds)}; ${this.machineBusy.join(' / ')}; ${describeTreeCpuPer(none, this.cpuSeconds, count, 'period')}; ${sql}`;
     return { seconds, rate: count / seconds, cpu };
   }
 

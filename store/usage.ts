@@ -5,6 +5,7 @@ import type { UsageGroup } from '../domain/dimensions';
 import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
 import { insertEventsFoldingRollups, lockRollupsShared } from './rollups';
 import { aggregateMetricGroups } from './dimension-usage';
+import { mapOnConnection } from './transactions';
 
 export interface NewUsageEvent {
   readonly customerId: string;
@@ -167,13 +168,11 @@ export async function usageForCharges(
   scope: UsageScope,
 ): Promise<ChargeUsage[]> {
   const metered = 'metrics' in chargesOrMetrics ? chargesOrMetrics : await meteredMetricsOf(db, chargesOrMetrics);
-  return Promise.all(
-    metered.metrics.map(async ({ metric, withEventValues }) => ({
-      metricCode: metric.code,
-      ...(await aggregateMetric(db, metric, scope, withEventValues)),
-      ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
-    })),
-  );
+  return mapOnConnection(db, metered.metrics, async ({ metric, withEventValues }) => ({
+    metricCode: metric.code,
+    ...(await aggregateMetric(db, metric, scope, withEventValues)),
+    ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
+  }));
 }
 
 export interface UsageClosure {
