@@ -18,8 +18,8 @@
  *
  * Lines (per size: `1k`, `10k`):
  *   billing.run.<size>                       subscription-periods closed per second (N / seconds from T to the
- *                                            last payment), beside the floor: the same three activity functions
- *                                            (closeUsagePeriod, createPeriodInvoice, chargeInvoice) called directly
+ *                                            last payment), beside the floor: the same activity (openBillingPeriod:
+ *                                            closeUsagePeriod, createPeriodInvoice, chargeInvoice) called directly
  *                                            for N other subscriptions with the same data, pool size and
  *                                            concurrency, no Temporal (`billing.run.<size>.direct_db`)
  *   billing.history_events_per_period.<size> events in the history of the run that covers period 1: 200 of the
@@ -67,6 +67,7 @@ import { startThrowawayDatabase } from '../store/throwaway-database';
 import type { PlanRow } from '../store/catalog';
 import { insertUsageEvents, NewUsageEvent } from '../store/usage';
 import { WORKFLOWS_PATH } from '../worker/create-worker';
+import { PERIOD_OPENS_IN_ONE_STEP } from '../workflows/subscription/period-opening-patch';
 import {
   SEARCH_ATTRIBUTE_REGISTRATIONS,
   SEARCH_ATTRIBUTES,
@@ -554,6 +555,8 @@ async function startWorkflows(stack: BillingStack, plan: PlanRow, cohort: Cohort
           discount: null,
           timeline: [],
           cheaperPeriodStep: true,
+          // As a subscription carried from a run on this code: the one-step opening's patch was taken once, earlier.
+          patches: [PERIOD_OPENS_IN_ONE_STEP],
         },
       };
       await stack.temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
@@ -591,7 +594,7 @@ async function paymentTiming(db: Database, planId: string, periodEnd: Date): Pro
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// The floor: closeUsagePeriod, createPeriodInvoice, chargeInvoice called directly, no Temporal
+// The floor: openBillingPeriod (closeUsagePeriod, createPeriodInvoice, chargeInvoice) called directly, no Temporal
 // ---------------------------------------------------------------------------------------------------------------
 
 /**
@@ -636,17 +639,19 @@ class DirectFloor {
     const lane = async (): Promise<void> => {
       while (this.next < this.subscriptionIds.length && Date.now() < stopAtMs) {
         const subscriptionId = this.subscriptionIds[this.next++];
-        await this.activities.closeUsagePeriod({ subscriptionId, periodStart: usagePeriod.start, periodEnd: usagePeriod.end, planId: this.plan.id });
-        const invoice = await this.activities.createPeriodInvoice({
-          subscriptionId,
-          kind: 'period',
-          flatFeePeriod: nextPeriod,
-          flatFeePlanId: this.plan.id,
-          usagePeriod,
-          usagePlanId: this.plan.id,
-          discountPercentOff: null,
+        // The activity the workflow runs (close usage, invoice, first charge), called directly.
+        await this.activities.openBillingPeriod({
+          closeUsage: { subscriptionId, periodStart: usagePeriod.start, periodEnd: usagePeriod.end, planId: this.plan.id },
+          invoice: {
+            subscriptionId,
+            kind: 'period',
+            flatFeePeriod: nextPeriod,
+            flatFeePlanId: this.plan.id,
+            usagePeriod,
+            usagePlanId: this.plan.id,
+            discountPercentOff: null,
+          },
         });
-        await this.activities.chargeInvoice({ invoiceId: invoice.invoiceId, attempt: 1 });
       }
     };
     await Promise.all(Array.from({ length: DIRECT_CONCURRENCY }, lane));
