@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { DraftInvoiceLine, PeriodBounds, recurringFee as recurringFeeOf, renewalInvoiceLines } from '../domain/invoice';
 import { formatMoney, toDecimal } from '../domain/money';
-import type { PlanSettings } from '../domain/plan-terms';
+import { commitmentTerms, type PlanSettings } from '../domain/plan-terms';
 import { discountLine, planChangeProrationLines, proratedFeeLine } from '../domain/proration';
 import type { DimensionalUsage } from '../domain/dimensions';
 import { reversalCreditsFor } from './reversal-credits';
@@ -63,7 +63,7 @@ function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: DimensionalUs
     flatFeePeriod: null,
     usage: { period, totals },
     creditBucket: settings.creditBucket,
-    minimumCommitment: settings.minimumCommitment,
+    ...commitmentTerms(plan),
   });
 }
 

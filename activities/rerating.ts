@@ -6,7 +6,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { RerateState as RerateSummary } from '../contract/rerating';
 import type { PeriodBounds } from '../domain/invoice';
-import { PlanSettings, usageCharges } from '../domain/plan-terms';
+import { commitmentTerms, PlanSettings, usageCharges } from '../domain/plan-terms';
 import { rateDimensionalUsage } from '../domain/dimensions';
 import type { Charge } from '../domain/rating';
 import { creditAmountOf, InvoicedAmount, invoicedAmounts, rerateDifference } from '../domain/rerating';
@@ -82,7 +82,7 @@ export function createReratingActivities(db: Database) {
           : ({ kind: 'claimed', closeId: String(closure.id) } as const);
         const usage = await usageForCharges(trx, metered, scope);
         const settings = plan.settings as PlanSettings;
-        const recomputed = rateDimensionalUsage({ currency: plan.currency, charges, usage, creditBucket: settings.creditBucket, minimumCommitment: settings.minimumCommitment });
+        const recomputed = rateDimensionalUsage({ currency: plan.currency, charges, usage, creditBucket: settings.creditBucket, ...commitmentTerms(plan) });
         const difference = rerateDifference(recomputed.lines, await alreadyInvoiced(trx, rerate, period), plan.currency, period);
 
         const lateEventIds: string[] = rerate.include_late_usage

@@ -6,7 +6,7 @@
 import type { DimensionalCharge, DimensionalUsage } from '../domain/dimensions';
 import { combinationOf } from '../domain/dimensions';
 import type { DraftInvoiceLine } from '../domain/invoice';
-import type { PlanSettings } from '../domain/plan-terms';
+import { commitmentTerms, type PlanSettings } from '../domain/plan-terms';
 import { reversalCreditLines, type ReversedContribution } from '../domain/reversal-credits';
 import { findMetricsByCode, findPlan, type MetricRow, type PlanRow } from '../store/catalog';
 import { invoicedReversals, markReversalsCredited, type InvoicedReversal } from '../store/reversals';
@@ -32,7 +32,7 @@ export async function reversalCreditsFor(trx: Transaction, subscriptionId: strin
         currency: plan.currency,
         charges,
         creditBucket: settings.creditBucket,
-        minimumCommitment: settings.minimumCommitment,
+        ...commitmentTerms(plan),
         closedUsage: Object.entries(closure.totals as Record<string, MetricUsage>).map(([metricCode, usage]) => ({ metricCode, ...usage }) as DimensionalUsage),
         alreadyCredited: group.filter((reversal) => reversal.credited).flatMap(contributions),
         newlyReversed: group.filter((reversal) => !reversal.credited).flatMap(contributions),

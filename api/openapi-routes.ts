@@ -282,7 +282,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
       charges: [{ metric_code: 'api_calls', price: { model: 'per_unit', unitPrice: '0.002' }, included_units: '1000' }],
     },
     responses: created('The published plan version.', planResponse),
-    problems: ['invalid_price', 'metric_not_found', 'charge_metric_mismatch', 'invalid_dimensions', 'ambiguous_dimension_prices', 'plan_version_conflict'],
+    problems: ['invalid_price', 'invalid_charge_options', 'metric_not_found', 'charge_metric_mismatch', 'invalid_dimensions', 'ambiguous_dimension_prices', 'plan_version_conflict'],
   },
   'GET /v1/plans': { summary: 'Every plan version', tag: 'Plans', responses: ok('The plans.', z.object({ data: z.array(planResponse) })) },
   'GET /v1/plans/:code': {

@@ -39,6 +39,8 @@ const STATUS_BY_CODE = {
   plan_version_conflict: 409,
   currency_mismatch: 422,
   invalid_price: 422,
+  // A charge's min_amount/max_amount/first_tier_fee_at_zero_usage do not fit it (docs/pricing.md "Charge options").
+  invalid_charge_options: 422,
   metric_not_found: 422,
   metric_already_exists: 409,
   batch_rejected: 422,

@@ -51,6 +51,8 @@ export const createPlanBody = z.strictObject({
   /** Usage included per period, in money (the hybrid model). */
   credit_bucket: z.lazy(() => nonNegativeDecimal).optional(),
   minimum_commitment: z.lazy(() => nonNegativeDecimal).optional(),
+  /** Count the period's recurring fees (flat fee and flat charges) toward the minimum commitment. Default false. */
+  commitment_includes_fees: z.boolean().optional(),
   usage_grace_period: isoDuration.optional(),
   /** What the plan entitles to (docs/wallets.md): boolean, metered with a per-period limit, or wallet-backed. */
   features: z.lazy(() => z.array(planFeature).max(100)).optional(),
@@ -124,6 +126,8 @@ const tier = z.strictObject({
   upTo: decimalString.nullable(),
   unitPrice: nonNegativeDecimal,
   flatFee: nonNegativeDecimal.optional(),
+  /** Bill the tier in blocks of this many units (rounded up per tier); unitPrice is then per block. */
+  blockSize: decimalString.refine((value) => toDecimal(value).greaterThan(0), { message: 'must be greater than zero' }).optional(),
 });
 
 export const priceModel = z.discriminatedUnion('model', [
@@ -138,6 +142,10 @@ export const priceModel = z.discriminatedUnion('model', [
     minFee: nonNegativeDecimal.optional(),
     maxFee: nonNegativeDecimal.optional(),
     fixedFeePerEvent: nonNegativeDecimal.optional(),
+    /** The first N events bear no fee at all (a whole number, as a string). */
+    freeEvents: z.string().regex(/^\d{1,9}$/, 'a whole number as a string, e.g. "3"').optional(),
+    /** The first X of value bears no fee; the event that crosses X pays on its excess. */
+    freeValue: nonNegativeDecimal.optional(),
   }),
 ]);
 
@@ -165,6 +173,11 @@ export const planCharge = z
     price: priceModel.optional(),
     included_units: nonNegativeDecimal.optional(),
     dimensions: chargeDimensions.optional(),
+    /** Bounds on what the charge bills per period, applied after its price model (money, currency digits). */
+    min_amount: nonNegativeDecimal.optional(),
+    max_amount: nonNegativeDecimal.optional(),
+    /** Graduated or volume: bill the first tier's flat fee even when the period's billable usage is 0. */
+    first_tier_fee_at_zero_usage: z.boolean().optional(),
   })
   .refine((charge) => (charge.price === undefined) !== (charge.dimensions === undefined), {
     message: 'a charge has either a price or dimensions (whose default_price is its fallback)',
@@ -356,6 +369,9 @@ export const planResponse = z.object({
       display_name: z.string().nullable(),
       price: jsonObject.meta({ description: 'The price model as published (see the plan request\'s `price`).' }),
       included_units: z.string().nullable(),
+      min_amount: z.string().nullable(),
+      max_amount: z.string().nullable(),
+      first_tier_fee_at_zero_usage: z.boolean(),
       dimensions: z
         .object({
           group_by: z.array(z.string()),
@@ -369,6 +385,7 @@ export const planResponse = z.object({
   ),
   credit_bucket: z.string().nullable(),
   minimum_commitment: z.string().nullable(),
+  commitment_includes_fees: z.boolean(),
   usage_grace_period: z.string(),
   dispute_window: z.string().nullable().meta({ description: 'How long after an outcome a reversal of it is accepted (docs/pricing.md); null: reversals refused.' }),
   features: z.array(

@@ -41,10 +41,14 @@ export function planJson(row: PlanRow) {
       display_name: charge.displayName ?? null,
       price: charge.price,
       included_units: charge.includedUnits ?? null,
+      min_amount: charge.minAmount ?? null,
+      max_amount: charge.maxAmount ?? null,
+      first_tier_fee_at_zero_usage: charge.firstTierFeeAtZeroUsage ?? false,
       ...dimensionsJson(charge),
     })),
     credit_bucket: (row.settings as PlanSettings).creditBucket ?? null,
     minimum_commitment: (row.settings as PlanSettings).minimumCommitment ?? null,
+    commitment_includes_fees: (row.settings as PlanSettings).commitmentIncludesFees ?? false,
     usage_grace_period: (row.settings as PlanSettings).usageGracePeriod ?? DEFAULT_USAGE_GRACE_PERIOD,
     features: planFeatures(row.settings).map((feature) =>
       feature.kind === 'metered'

@@ -12,7 +12,7 @@
  *
  * `POST /v1/subscriptions/import` and `npm run import -- file.csv` both call `importSubscriptions`.
  */
-import { Client, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
+import { Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { z } from 'zod';
 import { billingPeriodAt, parseInterval } from '../domain/periods';
 import { planScheduleTerms } from '../domain/plan-terms';
@@ -26,8 +26,8 @@ import {
   ImportedSubscription,
   insertImportedSubscriptions,
 } from '../store/subscription-imports';
-import { CarriedState, SEARCH_ATTRIBUTES, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionWorkflowId, SubscriptionWorkflowInput } from '../workflows/definitions';
-import { billingTaskQueue } from '../config/tuning';
+import { CarriedState, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionWorkflowId, SubscriptionWorkflowInput } from '../workflows/definitions';
+import { subscriptionStartOptions } from './subscription-start';
 import { uuidFromRequestId } from './idempotency';
 import type { ProblemCode } from './problem';
 
@@ -133,7 +133,7 @@ export async function importSubscriptions(deps: ImportDeps, rows: readonly unkno
   const customerByExternalId = new Map(customers.map((customer) => [customer.external_id, customer]));
   const now = (deps.now ?? (() => new Date()))();
 
-  const toStart: { index: number; subscription: ImportedSubscription; input: SubscriptionWorkflowInput; plan: PlanRow }[] = [];
+  const toStart: { index: number; subscription: ImportedSubscription; input: SubscriptionWorkflowInput; plan: PlanRow; customer: ImportCustomer }[] = [];
   for (const { index, row } of parsed) {
     const existing = imported.get(row.external_id);
     if (existing) {
@@ -155,27 +155,18 @@ export async function importSubscriptions(deps: ImportDeps, rows: readonly unkno
       reject(index, row.external_id, placed.code, placed.detail);
       continue;
     }
-    toStart.push({ index, plan, ...placed });
+    toStart.push({ index, plan, customer, ...placed });
   }
 
   // Starts in flight at once, bounded; a start the server refuses because the run exists is a rerun's row.
   const started: typeof toStart = [];
   await forEachConcurrently(toStart, deps.startConcurrency ?? DEFAULT_START_CONCURRENCY, async (item) => {
     try {
-      await deps.temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
-        workflowId: item.subscription.workflowId,
-        taskQueue: billingTaskQueue(),
-        args: [item.input],
-        // Never a second run for the same id, even after the first one ended (a canceled imported subscription).
-        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        typedSearchAttributes: [
-          { key: SEARCH_ATTRIBUTES.customerId, value: item.subscription.customerId },
-          { key: SEARCH_ATTRIBUTES.planCode, value: item.plan.code },
-          { key: SEARCH_ATTRIBUTES.status, value: 'active' },
-          { key: SEARCH_ATTRIBUTES.pastDue, value: false },
-          { key: SEARCH_ATTRIBUTES.periodEnd, value: item.subscription.currentPeriodEnd },
-        ],
-      });
+      // Never a second run for the same id, even after the first one ended (a canceled imported subscription).
+      await deps.temporal.workflow.start(
+        SUBSCRIPTION_WORKFLOW_TYPE,
+        subscriptionStartOptions(item.subscription.workflowId, item.input, item.plan, item.customer, { status: 'active', periodEnd: item.subscription.currentPeriodEnd }),
+      );
       started.push(item);
     } catch (error) {
       if (error instanceof WorkflowExecutionAlreadyStartedError) started.push(item);
@@ -227,7 +218,7 @@ function placeImportedRow(
   };
   return {
     subscription: { id, externalId: row.external_id, customerId: customer.id, planId: plan.id, workflowId, currentPeriodStart: period.start, currentPeriodEnd: period.end },
-    input: { subscriptionId: id, customerId: customer.id, plan: planScheduleTerms(plan), startAt: anchor.toISOString(), carried },
+    input: { subscriptionId: id, customerId: customer.id, ...(customer.name ? { customerName: customer.name } : {}), plan: planScheduleTerms(plan), startAt: anchor.toISOString(), carried },
   };
 }
 

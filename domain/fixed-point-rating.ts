@@ -14,6 +14,7 @@
 import type { Charge, UsageBreakdown, UsageForCharge, UsageLine } from './rating';
 import type { TierCharge } from './price-calculators';
 import type { Tier } from './price-models';
+import { usesExtendedPricing } from './charge-options';
 
 /** Fraction digits of a parsed value: the most a canonical decimal string carries. */
 const SCALE = 12;
@@ -110,6 +111,8 @@ function prepared(charge: Charge): PreparedCharge | null {
 }
 
 function prepare(charge: Charge): PreparedCharge | null {
+  // Charge bounds, first-tier fee at zero, block tiers and free allowances: the Decimal path only (kept simple).
+  if (usesExtendedPricing(charge)) return null;
   const included = charge.includedUnits === undefined ? 0n : parse12(charge.includedUnits);
   const price = preparePrice(charge.price);
   if (included === undefined || price === null) return null;

@@ -84,6 +84,8 @@ export interface RenewalInvoiceInput {
   readonly usage: { readonly period: PeriodBounds; readonly totals: readonly DimensionalUsage[] } | null;
   readonly creditBucket?: string;
   readonly minimumCommitment?: string;
+  /** Recurring fees counted toward the commitment (plan-terms.ts commitmentTerms); absent: usage only. */
+  readonly feesTowardCommitment?: string;
 }
 
 /**
@@ -116,6 +118,7 @@ export function renewalInvoiceLines(input: RenewalInvoiceInput): DraftInvoiceLin
       usage: input.usage.totals,
       creditBucket: input.creditBucket,
       minimumCommitment: input.minimumCommitment,
+      ...(input.feesTowardCommitment === undefined ? {} : { feesTowardCommitment: input.feesTowardCommitment }),
     });
     lines.push(...ratedLinesForPeriod(rated.lines, input.usage.period));
   }

@@ -1,6 +1,7 @@
 /**
  * The usage terms of a plan version as stored in `plans.charges` and `plans.settings`, read in one place.
  */
+import { roundMoney, sumMoney, toDecimal } from './money';
 import type { Charge } from './rating';
 
 export interface PlanSettings {
@@ -8,6 +9,8 @@ export interface PlanSettings {
   readonly creditBucket?: string;
   /** Minimum usage spend per period; a true-up line makes up a shortfall. */
   readonly minimumCommitment?: string;
+  /** Count the period's recurring fees (flat fee + flat charges) toward the minimum commitment. Default false. */
+  readonly commitmentIncludesFees?: boolean;
   /** How long after a period ends late events are still counted in it (ISO-8601). Default PT1H. */
   readonly usageGracePeriod?: string;
   /** Offered once a year to a customer who asks to cancel. */
@@ -57,6 +60,23 @@ export function usageCharges(charges: readonly Charge[]): Charge[] {
 
 export function recurringCharges(charges: readonly Charge[]): Charge[] {
   return charges.filter((charge) => charge.price.model === 'flat');
+}
+
+/**
+ * The commitment inputs of rating for one period of a plan: the minimum commitment, and, when the plan sets
+ * `commitmentIncludesFees`, its recurring fees (flat fee + flat charges, for a full period) counted toward it,
+ * each rounded as its invoice line is, so the fees counted are the fees billed.
+ */
+export function commitmentTerms(plan: { readonly currency: string; readonly flat_fee: string; readonly charges: unknown; readonly settings: unknown }): {
+  minimumCommitment?: string;
+  feesTowardCommitment?: string;
+} {
+  const settings = (plan.settings ?? {}) as PlanSettings;
+  if (settings.minimumCommitment === undefined) return {};
+  if (settings.commitmentIncludesFees !== true) return { minimumCommitment: settings.minimumCommitment };
+  const flatCharges = recurringCharges((plan.charges ?? []) as Charge[]).map((charge) => toDecimal((charge.price as { amount: string }).amount));
+  const fees = [toDecimal(plan.flat_fee), ...flatCharges].map((fee) => roundMoney(fee, plan.currency));
+  return { minimumCommitment: settings.minimumCommitment, feesTowardCommitment: sumMoney(fees).toFixed() };
 }
 
 /** What the subscription workflow needs from a plan version to schedule its periods (no prices). */

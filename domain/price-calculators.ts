@@ -23,6 +23,9 @@ export interface TierCharge {
   readonly unitPrice: string;
   readonly flatFee: string;
   readonly amount: string;
+  /** Only on a tier billed in blocks: the block size and the started blocks, ceil(units / blockSize). */
+  readonly blockSize?: string;
+  readonly blocks?: string;
 }
 
 export interface PerUnitDetail {
@@ -68,6 +71,18 @@ export interface PercentageDetail {
   readonly eventsAtMaximum: number;
   readonly percentageFees: string;
   readonly fixedFees: string;
+}
+
+/**
+ * Added to a percentage breakdown only when the price has a free allowance. `eventsFree` events bore no fee at
+ * all; `valueFree` is the value the allowance covered (the event that crossed `freeValue` counts as paid, for
+ * the part of its value above the allowance). Fixed fees are `fixedFeePerEvent × (eventCount − eventsFree)`.
+ */
+export interface PercentageFreeDetail {
+  readonly freeEvents: string | null;
+  readonly freeValue: string | null;
+  readonly eventsFree: number;
+  readonly valueFree: string;
 }
 
 export type QuantityDetail = PerUnitDetail | GraduatedDetail | VolumeDetail | PackageDetail;
@@ -134,12 +149,13 @@ export function pricePercentage(price: PercentagePrice, eventValues: readonly De
   const minFee = price.minFee === undefined ? undefined : toDecimal(price.minFee);
   const maxFee = price.maxFee === undefined ? undefined : toDecimal(price.maxFee);
   const fixedFeePerEvent = toDecimal(price.fixedFeePerEvent ?? '0');
+  const allowance = freeAllowance(price, eventValues);
 
   let percentageFees = ZERO;
   let valueAtRate = ZERO;
   let eventsAtMinimum = 0;
   let eventsAtMaximum = 0;
-  for (const value of eventValues) {
+  for (const value of allowance.paidValues) {
     const fee = value.times(rate);
     if (minFee !== undefined && fee.lt(minFee)) {
       percentageFees = percentageFees.plus(minFee);
@@ -152,7 +168,7 @@ export function pricePercentage(price: PercentagePrice, eventValues: readonly De
       valueAtRate = valueAtRate.plus(value);
     }
   }
-  const fixedFees = fixedFeePerEvent.times(eventValues.length);
+  const fixedFees = fixedFeePerEvent.times(allowance.paidValues.length);
   return {
     amount: percentageFees.plus(fixedFees),
     detail: {
@@ -168,6 +184,54 @@ export function pricePercentage(price: PercentagePrice, eventValues: readonly De
       eventsAtMaximum,
       percentageFees: decimalText(percentageFees),
       fixedFees: decimalText(fixedFees),
+      ...allowance.detail,
+    },
+  };
+}
+
+interface FreeAllowance {
+  /** The value each paid event pays the rate on (the crossing event: only its part above the free value). */
+  readonly paidValues: readonly Dec[];
+  readonly detail: PercentageFreeDetail | Record<string, never>;
+}
+
+/**
+ * Splits the events, in the order they happened, into the free ones and the paid ones. An event is free while
+ * fewer than `freeEvents` events were free and the running value stays within `freeValue`; the first event
+ * that takes the running value past `freeValue` is paid on its excess; every later event is paid in full.
+ */
+function freeAllowance(price: PercentagePrice, eventValues: readonly Dec[]): FreeAllowance {
+  if (price.freeEvents === undefined && price.freeValue === undefined) return { paidValues: eventValues, detail: {} };
+  const freeEvents = price.freeEvents === undefined ? undefined : toDecimal(price.freeEvents);
+  const freeValue = price.freeValue === undefined ? undefined : toDecimal(price.freeValue);
+  const paidValues: Dec[] = [];
+  let eventsFree = 0;
+  let valueFree = ZERO;
+  let open = true;
+  for (const value of eventValues) {
+    if (open && freeEvents !== undefined && freeEvents.lte(eventsFree)) open = false;
+    if (!open) {
+      paidValues.push(value);
+      continue;
+    }
+    const runningValue = valueFree.plus(value);
+    if (freeValue === undefined || runningValue.lte(freeValue)) {
+      eventsFree += 1;
+      valueFree = runningValue;
+      continue;
+    }
+    // This event exhausts the free value: the allowance covers part of it, and it pays on the rest.
+    paidValues.push(runningValue.minus(freeValue));
+    valueFree = freeValue;
+    open = false;
+  }
+  return {
+    paidValues,
+    detail: {
+      freeEvents: freeEvents === undefined ? null : decimalText(freeEvents),
+      freeValue: freeValue === undefined ? null : decimalText(freeValue),
+      eventsFree,
+      valueFree: decimalText(valueFree),
     },
   };
 }
@@ -177,6 +241,8 @@ interface BoundedTier {
   readonly to: Dec | null;
   readonly unitPrice: Dec;
   readonly flatFee: Dec;
+  /** Set on a tier billed in blocks: `unitPrice` is then the price of one block. */
+  readonly blockSize?: Dec;
 }
 
 /** Tiers with their lower bounds made explicit: tier i covers (tiers[i-1].upTo, tiers[i].upTo]. */
@@ -186,6 +252,7 @@ function boundedTiers(tiers: readonly Tier[]): BoundedTier[] {
     to: tier.upTo === null ? null : toDecimal(tier.upTo),
     unitPrice: toDecimal(tier.unitPrice),
     flatFee: toDecimal(tier.flatFee ?? '0'),
+    ...(tier.blockSize === undefined ? {} : { blockSize: toDecimal(tier.blockSize) }),
   }));
 }
 
@@ -200,6 +267,7 @@ interface TierChargeWithAmount {
 }
 
 function chargeTier(tier: BoundedTier, units: Dec): TierChargeWithAmount {
+  if (tier.blockSize !== undefined) return chargeTierInBlocks(tier, tier.blockSize, units);
   const amount = units.times(tier.unitPrice).plus(tier.flatFee);
   return {
     amount,
@@ -216,4 +284,36 @@ function chargeTier(tier: BoundedTier, units: Dec): TierChargeWithAmount {
 
 function sumOf(charges: readonly TierChargeWithAmount[]): Dec {
   return charges.reduce<Dec>((total, charge) => total.plus(charge.amount), ZERO);
+}
+
+/** A tier billed in blocks: each started block of `blockSize` units costs `unitPrice` (rounded up per tier). */
+function chargeTierInBlocks(tier: BoundedTier, blockSize: Dec, units: Dec): TierChargeWithAmount {
+  const blocks = units.div(blockSize).ceil();
+  const amount = blocks.times(tier.unitPrice).plus(tier.flatFee);
+  return {
+    amount,
+    text: {
+      from: decimalText(tier.from),
+      to: tier.to === null ? null : decimalText(tier.to),
+      units: decimalText(units),
+      unitPrice: decimalText(tier.unitPrice),
+      flatFee: decimalText(tier.flatFee),
+      amount: decimalText(amount),
+      blockSize: decimalText(blockSize),
+      blocks: decimalText(blocks),
+    },
+  };
+}
+
+/**
+ * The first tier's flat fee alone, for a charge that bills it even at zero usage (`firstTierFeeAtZeroUsage`):
+ * the breakdown shows the first tier holding 0 units, so the customer sees what the amount is.
+ */
+export function priceFirstTierAtZeroUsage(price: GraduatedPrice | VolumePrice): Priced<GraduatedDetail | VolumeDetail> {
+  const [first] = boundedTiers(price.tiers);
+  const charge = chargeTier({ ...first, blockSize: undefined }, ZERO);
+  const tier = first.blockSize === undefined ? charge.text : { ...charge.text, blockSize: decimalText(first.blockSize), blocks: '0' };
+  return price.model === 'graduated'
+    ? { amount: charge.amount, detail: { model: 'graduated', tiers: [tier] } }
+    : { amount: charge.amount, detail: { model: 'volume', tier } };
 }

@@ -15,6 +15,11 @@ export interface Tier {
   readonly unitPrice: string;
   /** Charged once if the tier holds any units; a tier the quantity never reaches costs nothing. */
   readonly flatFee?: string;
+  /**
+   * Bill this tier in blocks of `blockSize` units: its units are rounded up to whole blocks (per tier) and
+   * `unitPrice` is the price of one block. Absent: unit by unit, as before.
+   */
+  readonly blockSize?: string;
 }
 
 /** A recurring fee per period, billed in advance; not part of usage rating (see `flatFeeLine`). */
@@ -58,6 +63,13 @@ export interface PercentagePrice {
   readonly minFee?: string;
   readonly maxFee?: string;
   readonly fixedFeePerEvent?: string;
+  /**
+   * Free allowance (docs/pricing.md "Free units on percentage charges"): the first `freeEvents` events, and/or
+   * the first `freeValue` of value, in the order the events happened, bear no fee at all (no rate, no minimum,
+   * no fixed fee). With both, the allowance ends at whichever runs out first. `freeEvents` is a whole number.
+   */
+  readonly freeEvents?: string;
+  readonly freeValue?: string;
 }
 
 export type PriceModel = FlatPrice | PerUnitPrice | GraduatedPrice | VolumePrice | PackagePrice | PercentagePrice;
@@ -102,6 +114,7 @@ function validateTiers(tiers: readonly Tier[]): string[] {
     }
     errors.push(...nonNegative(`${field}.unitPrice`, tier.unitPrice));
     if (tier.flatFee !== undefined) errors.push(...nonNegative(`${field}.flatFee`, tier.flatFee));
+    if (tier.blockSize !== undefined) errors.push(...positive(`${field}.blockSize`, tier.blockSize));
 
     const isLast = index === tiers.length - 1;
     if (tier.upTo === null) {
@@ -136,6 +149,11 @@ function validatePercentage(price: PercentagePrice): string[] {
   if (minFee !== undefined && maxFee !== undefined && minFee.gt(maxFee)) {
     errors.push('minFee must not be greater than maxFee');
   }
+  if (price.freeEvents !== undefined) {
+    const freeEvents = parseDecimal(price.freeEvents);
+    if (freeEvents === undefined || freeEvents.lt(0) || !freeEvents.isInteger()) errors.push('freeEvents must be a whole number as a string, e.g. "3"');
+  }
+  if (price.freeValue !== undefined) errors.push(...nonNegative('freeValue', price.freeValue));
   return errors;
 }
 

@@ -15,6 +15,11 @@
  * - The minimum commitment is measured against usage *before* the credit bucket: usage paid for by the plan's
  *   included credit is still spend toward the commitment; measuring after the credit would charge the customer
  *   twice for it. The true-up line is not reduced by the credit.
+ * - With `feesTowardCommitment` (a plan's `commitmentIncludesFees`) the period's recurring fees count toward the
+ *   commitment too: shortfall = commitment − usage − fees.
+ * - Per-charge options (charge-options.ts): `minAmount`/`maxAmount` bound a charge after its price model, and
+ *   `firstTierFeeAtZeroUsage` bills a graduated/volume first tier's flat fee at zero usage (the one exception to
+ *   "zero usage rates to 0").
  * - Flat charges are billed in advance, so `rateUsage` skips them; `flatFeeLine` builds their line.
  * - Usage for a metric with no charge is not billed (the plan decides what is priced); a charge with no
  *   usage rates to a zero line, so every priced metric shows on the invoice.
@@ -22,11 +27,14 @@
 import { Dec, ZERO, formatMoney, isDecimalString, isSupportedCurrency, minorUnitExponent, roundMoney, sumMoney, toDecimal } from './money';
 import {
   decimalText,
+  priceFirstTierAtZeroUsage,
   pricePercentage,
   priceQuantity,
   type PercentageDetail,
+  type PercentageFreeDetail,
   type QuantityDetail,
 } from './price-calculators';
+import { applyChargeBounds, chargeBoundsDigitErrors, validateChargeOptions, type ChargeBoundsDetail } from './charge-options';
 import { parseDecimal, validatePriceModel, type PriceModel, type UsagePriceModel } from './price-models';
 import { formatMinorUnits, rateChargeInFixedPoint } from './fixed-point-rating';
 
@@ -37,6 +45,11 @@ export interface Charge {
   readonly price: PriceModel;
   /** Free units per period, subtracted from the quantity before the price model. Not for percentage/flat. */
   readonly includedUnits?: string;
+  /** Bounds on the charge's amount per period, after its price model (domain/charge-options.ts). */
+  readonly minAmount?: string;
+  readonly maxAmount?: string;
+  /** Graduated/volume: bill the first tier's flat fee even at zero billable usage (domain/charge-options.ts). */
+  readonly firstTierFeeAtZeroUsage?: boolean;
 }
 
 export interface UsageForCharge {
@@ -55,6 +68,11 @@ export interface RatingInput {
   readonly creditBucket?: string;
   /** Minimum usage spend per period, in money, with at most the currency's minor digits. */
   readonly minimumCommitment?: string;
+  /**
+   * Recurring fees billed for the same period that count toward the minimum commitment (a plan with
+   * `commitmentIncludesFees`); absent: the commitment counts usage only.
+   */
+  readonly feesTowardCommitment?: string;
 }
 
 export interface RatingResult {
@@ -74,9 +92,10 @@ export type QuantityBreakdown = QuantityDetail & {
   readonly amount: string;
 };
 
-export type PercentageBreakdown = PercentageDetail & { readonly amount: string };
+export type PercentageBreakdown = PercentageDetail & Partial<PercentageFreeDetail> & { readonly amount: string };
 
-export type UsageBreakdown = QuantityBreakdown | PercentageBreakdown;
+/** `chargeBounds` only on a charge with minAmount/maxAmount; `amount` is then the bounded amount. */
+export type UsageBreakdown = (QuantityBreakdown | PercentageBreakdown) & { readonly chargeBounds?: ChargeBoundsDetail };
 
 export interface CreditBreakdown {
   readonly bucket: string;
@@ -90,6 +109,8 @@ export interface CommitmentBreakdown {
   readonly minimumCommitment: string;
   /** Rated usage before the credit bucket. */
   readonly usageTotal: string;
+  /** Only when the plan counts its recurring fees toward the commitment: the fees counted. */
+  readonly feesCounted?: string;
   readonly shortfall: string;
 }
 
@@ -153,6 +174,7 @@ export function validateCharge(charge: Charge): string[] {
     const model = charge.price?.model;
     if (model === 'percentage' || model === 'flat') errors.push(`includedUnits does not apply to ${model} pricing`);
   }
+  errors.push(...validateChargeOptions(charge));
   return errors;
 }
 
@@ -161,6 +183,7 @@ export function rateUsage(input: RatingInput): RatingResult {
   requireCurrency(currency);
   const creditBucket = optionalMoney('creditBucket', input.creditBucket, currency);
   const minimumCommitment = optionalMoney('minimumCommitment', input.minimumCommitment, currency);
+  const feesTowardCommitment = input.feesTowardCommitment === undefined ? undefined : optionalMoney('feesTowardCommitment', input.feesTowardCommitment, currency);
   const usageByMetric = indexUsage(input.usage);
   const exponent = minorUnitExponent(currency);
 
@@ -189,7 +212,7 @@ export function rateUsage(input: RatingInput): RatingResult {
   const usageTotal = sumOfLines(usageLines);
 
   const credit = applyCreditBucket(usageLines, creditBucket, currency);
-  const trueUp = commitmentTrueUp(usageTotal, minimumCommitment, currency);
+  const trueUp = commitmentTrueUp(usageTotal, minimumCommitment, currency, feesTowardCommitment);
   const lines: RatedLine[] = [...usageLines, ...(credit.line ? [credit.line] : []), ...(trueUp ? [trueUp] : [])];
 
   return {
@@ -245,10 +268,11 @@ function isUsageCharge(charge: Charge): charge is UsageCharge {
 
 function rateCharge(charge: UsageCharge, usage: UsageForCharge | undefined, currency: string): UsageLine {
   const quantity = usage === undefined ? ZERO : parseQuantity(usage.quantity, charge.metricCode);
-  const breakdown =
+  const rated =
     charge.price.model === 'percentage'
       ? ratePercentage(charge.price, quantity, usage, charge.metricCode)
-      : rateQuantity(charge.price, quantity, charge.includedUnits);
+      : rateQuantity(charge.price, quantity, charge.includedUnits, charge.firstTierFeeAtZeroUsage === true);
+  const breakdown = withChargeBounds(charge, rated, currency);
   return {
     kind: 'usage',
     description: charge.displayName ?? charge.metricCode,
@@ -264,10 +288,12 @@ function rateQuantity(
   price: Exclude<UsagePriceModel, { model: 'percentage' }>,
   quantity: Dec,
   includedUnitsText: string | undefined,
+  firstTierFeeAtZeroUsage = false,
 ): QuantityBreakdown {
   const includedUnits = toDecimal(includedUnitsText ?? '0');
   const billableQuantity = Dec.max(ZERO, quantity.minus(includedUnits));
-  const { amount, detail } = priceQuantity(price, billableQuantity);
+  const atZeroWithFee = firstTierFeeAtZeroUsage && billableQuantity.isZero() && (price.model === 'graduated' || price.model === 'volume');
+  const { amount, detail } = atZeroWithFee ? priceFirstTierAtZeroUsage(price) : priceQuantity(price, billableQuantity);
   return {
     ...detail,
     includedUnits: decimalText(includedUnits),
@@ -342,8 +368,17 @@ function applyCreditBucket(usageLines: readonly UsageLine[], bucket: Dec, curren
   };
 }
 
-function commitmentTrueUp(usageTotal: Dec, minimumCommitment: Dec, currency: string): RatedLine | undefined {
-  const shortfall = minimumCommitment.minus(usageTotal);
+/** A charge's minAmount/maxAmount applied to its rated amount; the breakdown shows both (charge-options.ts). */
+function withChargeBounds(charge: UsageCharge, rated: UsageBreakdown, currency: string): UsageBreakdown {
+  if (charge.minAmount === undefined && charge.maxAmount === undefined) return rated;
+  const digitErrors = chargeBoundsDigitErrors(charge, currency);
+  if (digitErrors.length > 0) throw new RatingError('invalid_money_amount', `charge ${chargeLabel(charge)}: ${digitErrors.join('; ')}`);
+  const { amount, detail } = applyChargeBounds(charge, new Dec(rated.amount));
+  return { ...rated, amount: decimalText(amount), chargeBounds: detail };
+}
+
+function commitmentTrueUp(usageTotal: Dec, minimumCommitment: Dec, currency: string, feesTowardCommitment?: Dec): RatedLine | undefined {
+  const shortfall = minimumCommitment.minus(usageTotal).minus(feesTowardCommitment ?? ZERO);
   if (shortfall.lte(0)) return undefined;
   return {
     kind: 'commitment_true_up',
@@ -353,6 +388,7 @@ function commitmentTrueUp(usageTotal: Dec, minimumCommitment: Dec, currency: str
     breakdown: {
       minimumCommitment: formatMoney(minimumCommitment, currency),
       usageTotal: formatMoney(usageTotal, currency),
+      ...(feesTowardCommitment === undefined ? {} : { feesCounted: formatMoney(feesTowardCommitment, currency) }),
       shortfall: formatMoney(shortfall, currency),
     },
   };

@@ -51,6 +51,7 @@ export interface ReversalCreditInput {
   readonly charges: readonly DimensionalCharge[];
   readonly creditBucket?: string;
   readonly minimumCommitment?: string;
+  readonly feesTowardCommitment?: string;
   /** The period's usage as its close stored it (what its invoice billed). */
   readonly closedUsage: readonly DimensionalUsage[];
   readonly alreadyCredited: readonly ReversedContribution[];
@@ -61,7 +62,7 @@ export interface ReversalCreditInput {
 /** Credit lines (negative) for the newly reversed outcomes of a closed period; empty when they change nothing. */
 export function reversalCreditLines(input: ReversalCreditInput): DraftInvoiceLine[] {
   const rate = (usage: readonly DimensionalUsage[]) =>
-    rateDimensionalUsage({ currency: input.currency, charges: usageCharges(input.charges), usage, creditBucket: input.creditBucket, minimumCommitment: input.minimumCommitment });
+    rateDimensionalUsage({ currency: input.currency, charges: usageCharges(input.charges), usage, creditBucket: input.creditBucket, minimumCommitment: input.minimumCommitment, feesTowardCommitment: input.feesTowardCommitment });
   const before = withoutContributions(input.closedUsage, input.alreadyCredited);
   const after = withoutContributions(before, input.newlyReversed);
   const billed = ratedLinesForPeriod(rate(before).lines, input.period);

@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import type { PlanRow } from './catalog';
 import type { CustomerRow } from './customers';
 
-export type ImportCustomer = Pick<CustomerRow, 'id' | 'external_id' | 'currency'>;
+export type ImportCustomer = Pick<CustomerRow, 'id' | 'external_id' | 'currency' | 'name'>;
 
 /** The customers named by our ids or by their external ids, in one query. */
 export async function findImportCustomers(
@@ -20,7 +20,7 @@ export async function findImportCustomers(
       if (ids.length > 0) query.whereIn('id', [...new Set(ids)]);
       if (externalIds.length > 0) query.orWhereIn('external_id', [...new Set(externalIds)]);
     })
-    .select('id', 'external_id', 'currency');
+    .select('id', 'external_id', 'currency', 'name');
 }
 
 /** Every version of the plans named by these codes (a batch usually names one or two). */

@@ -115,6 +115,8 @@ function tierRange(tier: Json): string {
 
 function tierValue(tier: Json): string {
   const flat = has(tier.flatFee) && !equals(tier.flatFee, 0) ? ` + ${text(tier.flatFee)}` : '';
+  // A tier billed in blocks: started blocks × price per block.
+  if (has(tier.blocks)) return `${text(tier.blocks)} blocks of ${text(tier.blockSize)} (${text(tier.units)} units) × ${text(tier.unitPrice)}${flat} = ${text(tier.amount)}`;
   return `${text(tier.units)} × ${text(tier.unitPrice)}${flat} = ${text(tier.amount)}`;
 }
 
@@ -151,11 +153,19 @@ function percentageRows(b: Json): BreakdownRow[] {
   const parts = [`${text(b.valueAtRate)} × ${text(b.rate)}`];
   if (Number(b.eventsAtMinimum) > 0) parts.push(`${text(b.eventsAtMinimum)} × ${text(b.minFee)} (minimum fee)`);
   if (Number(b.eventsAtMaximum) > 0) parts.push(`${text(b.eventsAtMaximum)} × ${text(b.maxFee)} (maximum fee)`);
+  const freeEvents = has(b.eventsFree) ? Number(b.eventsFree) : 0;
+  if (has(b.eventsFree)) rows.push({ label: 'Free allowance', value: `${text(b.eventsFree)} events free, ${text(b.valueFree)} of value free` });
   rows.push({ label: 'Percentage fees', value: `${parts.join(' + ')} = ${text(b.percentageFees)}` });
   if (has(b.fixedFeePerEvent) && !equals(b.fixedFeePerEvent, 0)) {
-    rows.push({ label: 'Fixed fees', value: `${text(b.eventCount)} × ${text(b.fixedFeePerEvent)} = ${text(b.fixedFees)}` });
+    rows.push({ label: 'Fixed fees', value: `${Number(b.eventCount) - freeEvents} × ${text(b.fixedFeePerEvent)} = ${text(b.fixedFees)}` });
   }
   return rows;
+}
+
+/** A charge's min_amount/max_amount: the price model's rows show what it rated, this row what the bounds did. */
+function chargeBoundsRow(bounds: Json): BreakdownRow {
+  const limits = [has(bounds.minAmount) ? `minimum ${text(bounds.minAmount)}` : '', has(bounds.maxAmount) ? `maximum ${text(bounds.maxAmount)}` : ''].filter(Boolean).join(', ');
+  return { label: 'Charge bounds', value: `${limits}: rated ${text(bounds.ratedAmount)}, adjustment ${text(bounds.adjustment)}` };
 }
 
 function genericRows(b: Json): BreakdownRow[] {
@@ -167,6 +177,11 @@ function genericRows(b: Json): BreakdownRow[] {
 /** The explanation rows of one stored line. */
 export function breakdownRows(line: Pick<InvoiceLineRow, 'kind' | 'breakdown'>, creditedInvoiceNumber?: string | null): BreakdownRow[] {
   const b: Json = isObject(line.breakdown) ? line.breakdown : {};
+  if (line.kind === 'usage' && isObject(b.chargeBounds)) {
+    const rated = { ...b, amount: b.chargeBounds.ratedAmount };
+    const modelRows = b.model === 'percentage' ? percentageRows(rated) : has(b.billableQuantity) ? quantityRows(rated) : [];
+    return [...modelRows, chargeBoundsRow(b.chargeBounds)];
+  }
   if (line.kind === 'usage') {
     if (b.model === 'percentage') return percentageRows(b);
     if (has(b.billableQuantity)) return quantityRows(b);
@@ -188,7 +203,8 @@ export function breakdownRows(line: Pick<InvoiceLineRow, 'kind' | 'breakdown'>, 
     ];
   }
   if (line.kind === 'commitment_true_up' && has(b.minimumCommitment)) {
-    return [{ label: 'Minimum commitment', value: `${text(b.minimumCommitment)}, usage ${text(b.usageTotal)}, shortfall ${text(b.shortfall)}` }];
+    const fees = has(b.feesCounted) ? `, fees ${text(b.feesCounted)}` : '';
+    return [{ label: 'Minimum commitment', value: `${text(b.minimumCommitment)}, usage ${text(b.usageTotal)}${fees}, shortfall ${text(b.shortfall)}` }];
   }
   if (line.kind === 'proration' && has(b.fullFee)) {
     return [

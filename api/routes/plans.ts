@@ -5,6 +5,7 @@ import type { PlanSettings } from '../../domain/plan-terms';
 import { ChargeDimensions, DimensionalCharge, isDimensionalCharge, validateChargeDimensions } from '../../domain/dimensions';
 import type { PriceModel, UsagePriceModel } from '../../domain/price-models';
 import { rateUsage, RatingError, validateCharge } from '../../domain/rating';
+import { chargeBoundsDigitErrors, validateChargeOptions } from '../../domain/charge-options';
 import type { Database } from '../../store/database';
 import { findMetricsByCode, findPlanVersion, listPlanVersions, MetricRow, publishPlanVersion } from '../../store/catalog';
 import { ApiProblem } from '../problem';
@@ -27,6 +28,9 @@ function chargesOf(body: PlanBody): DimensionalCharge[] {
       // a usage charge, is it a percentage one?" reads it right; rating prices each combination on its own.
       price: (charge.price ?? charge.dimensions?.default_price ?? charge.dimensions?.prices[0]?.price ?? { model: 'per_unit', unitPrice: '0' }) as PriceModel,
       ...(charge.included_units ? { includedUnits: charge.included_units } : {}),
+      ...(charge.min_amount !== undefined ? { minAmount: charge.min_amount } : {}),
+      ...(charge.max_amount !== undefined ? { maxAmount: charge.max_amount } : {}),
+      ...(charge.first_tier_fee_at_zero_usage !== undefined ? { firstTierFeeAtZeroUsage: charge.first_tier_fee_at_zero_usage } : {}),
       ...(dimensions ? { dimensions } : {}),
     };
   });
@@ -68,8 +72,25 @@ function withDimensionsChecked(charges: DimensionalCharge[], metrics: ReadonlyMa
   return checked;
 }
 
+/**
+ * min_amount/max_amount/first_tier_fee_at_zero_usage that do not fit their charge (domain/charge-options.ts),
+ * bounds with more decimals than the currency, and options on a dimensional charge (not supported there yet:
+ * each combination is rated as its own charge, so a bound would apply per combination, not per charge).
+ */
+function chargeOptionProblems(charge: DimensionalCharge, currency: string): string[] {
+  const problems = [...validateChargeOptions(charge), ...chargeBoundsDigitErrors(charge, currency)];
+  const hasOptions = charge.minAmount !== undefined || charge.maxAmount !== undefined || charge.firstTierFeeAtZeroUsage === true;
+  if (hasOptions && isDimensionalCharge(charge)) problems.push('min_amount, max_amount and first_tier_fee_at_zero_usage are not supported on a dimensional charge yet');
+  return problems;
+}
+
 /** Rejects prices the rating engine could not rate, before anything is stored; returns the charges to store. */
 async function checkCharges(db: Database, body: PlanBody, charges: DimensionalCharge[]): Promise<DimensionalCharge[]> {
+  const optionErrors = charges.flatMap((charge, index) => chargeOptionProblems(charge, body.currency).map((message) => ({ path: `charges.${index}`, message })));
+  if (optionErrors.length) throw new ApiProblem('invalid_charge_options', `${optionErrors.length} problem(s) in the plan's charge options`, optionErrors);
+  if (body.commitment_includes_fees && body.minimum_commitment === undefined) {
+    throw new ApiProblem('validation_failed', 'commitment_includes_fees needs a minimum_commitment', [{ path: 'commitment_includes_fees', message: 'needs a minimum_commitment' }]);
+  }
   const errors = charges.flatMap((charge, index) =>
     validateCharge(charge).map((message) => ({ path: `charges.${index}.${message.split(' ')[0]}`, message })),
   );
@@ -138,6 +159,7 @@ export function plansRouter(db: Database): Router {
     const settings: PlanSettings & { disputeWindow?: string } = {
       ...(body.credit_bucket ? { creditBucket: body.credit_bucket } : {}),
       ...(body.minimum_commitment ? { minimumCommitment: body.minimum_commitment } : {}),
+      ...(body.commitment_includes_fees ? { commitmentIncludesFees: true } : {}),
       ...(body.usage_grace_period ? { usageGracePeriod: body.usage_grace_period } : {}),
       ...(body.features ? { features: await checkedFeatures(db, body.features) } : {}),
       ...(body.dispute_window ? { disputeWindow: body.dispute_window } : {}),

@@ -1,5 +1,5 @@
 import type { Router } from 'express';
-import type { PlanSettings } from '../../domain/plan-terms';
+import { commitmentTerms, type PlanSettings } from '../../domain/plan-terms';
 import { rateDimensionalUsage } from '../../domain/dimensions';
 import type { Charge } from '../../domain/rating';
 import type { Database } from '../../store/database';
@@ -41,7 +41,7 @@ export function usageRouter(db: Database): Router {
       charges: charges.filter((charge) => charge.price.model !== 'flat'),
       usage,
       creditBucket: settings.creditBucket,
-      minimumCommitment: settings.minimumCommitment,
+      ...commitmentTerms(plan),
     });
     res.json({
       subscription_id: subscription.id,

@@ -13,7 +13,7 @@ import type { CustomerRow } from '../../store/customers';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
 import { createBillingWorker } from '../../worker/create-worker';
-import { subscriptionStateQuery, subscriptionWorkflowId } from '../../workflows/definitions';
+import { SEARCH_ATTRIBUTES, subscriptionStateQuery, subscriptionWorkflowId } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer, insertPlan } from '../support/fixtures';
@@ -107,6 +107,9 @@ test('a workflow already started for a row whose insert never happened is adopte
   expect(answer.json).toMatchObject({ created: 1, existing: 0, rejected: 0, rows: [{ row: 0, external_id: 'legacy-crash', subscription_id: created.subscription_id, status: 'created' }] });
   const runs = await env.client.workflow.getHandle(subscriptionWorkflowId(created.subscription_id!)).describe();
   expect(runs.status.name).toBe('RUNNING');
+  // Ops find an imported subscription in the Temporal UI as they find one started over the API.
+  expect(await runs.staticSummary()).toBe(`${customer.name} · import-yearly-crash`);
+  expect(runs.typedSearchAttributes.get(SEARCH_ATTRIBUTES.status)).toBe('active');
 });
 
 test('POST /v1/subscriptions/import: admin only, zod-validated rows, problem+json for a bad body', async () => {

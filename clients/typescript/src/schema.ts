@@ -1290,6 +1290,7 @@ export interface components {
                         /** @constant */
                         model: "graduated";
                         tiers: {
+                            blockSize?: string;
                             flatFee?: string;
                             unitPrice: string;
                             upTo: string | null;
@@ -1298,6 +1299,7 @@ export interface components {
                         /** @constant */
                         model: "volume";
                         tiers: {
+                            blockSize?: string;
                             flatFee?: string;
                             unitPrice: string;
                             upTo: string | null;
@@ -1309,6 +1311,8 @@ export interface components {
                         packageSize: string;
                     } | {
                         fixedFeePerEvent?: string;
+                        freeEvents?: string;
+                        freeValue?: string;
                         maxFee?: string;
                         minFee?: string;
                         /** @constant */
@@ -1332,6 +1336,7 @@ export interface components {
                             /** @constant */
                             model: "graduated";
                             tiers: {
+                                blockSize?: string;
                                 flatFee?: string;
                                 unitPrice: string;
                                 upTo: string | null;
@@ -1340,6 +1345,7 @@ export interface components {
                             /** @constant */
                             model: "volume";
                             tiers: {
+                                blockSize?: string;
                                 flatFee?: string;
                                 unitPrice: string;
                                 upTo: string | null;
@@ -1351,6 +1357,8 @@ export interface components {
                             packageSize: string;
                         } | {
                             fixedFeePerEvent?: string;
+                            freeEvents?: string;
+                            freeValue?: string;
                             maxFee?: string;
                             minFee?: string;
                             /** @constant */
@@ -1365,8 +1373,11 @@ export interface components {
                     unmatched?: "reject" | "list";
                 };
                 display_name?: string;
+                first_tier_fee_at_zero_usage?: boolean;
                 included_units?: string;
+                max_amount?: string;
                 metric_code: string;
+                min_amount?: string;
                 price?: {
                     amount: string;
                     /** @constant */
@@ -1379,6 +1390,7 @@ export interface components {
                     /** @constant */
                     model: "graduated";
                     tiers: {
+                        blockSize?: string;
                         flatFee?: string;
                         unitPrice: string;
                         upTo: string | null;
@@ -1387,6 +1399,7 @@ export interface components {
                     /** @constant */
                     model: "volume";
                     tiers: {
+                        blockSize?: string;
                         flatFee?: string;
                         unitPrice: string;
                         upTo: string | null;
@@ -1398,6 +1411,8 @@ export interface components {
                     packageSize: string;
                 } | {
                     fixedFeePerEvent?: string;
+                    freeEvents?: string;
+                    freeValue?: string;
                     maxFee?: string;
                     minFee?: string;
                     /** @constant */
@@ -1406,6 +1421,7 @@ export interface components {
                 };
             }[];
             code: string;
+            commitment_includes_fees?: boolean;
             credit_bucket?: string;
             currency: string;
             dispute_window?: string;
@@ -1846,14 +1862,18 @@ export interface components {
                     unmatched: "reject" | "list";
                 };
                 display_name: string | null;
+                first_tier_fee_at_zero_usage: boolean;
                 included_units: string | null;
+                max_amount: string | null;
                 metric_code: string;
+                min_amount: string | null;
                 /** @description The price model as published (see the plan request's `price`). */
                 price: {
                     [key: string]: unknown;
                 };
             }[];
             code: string;
+            commitment_includes_fees: boolean;
             created_at: string | null;
             credit_bucket: string | null;
             currency: string;
@@ -6808,7 +6828,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `ambiguous_dimension_prices`, `charge_metric_mismatch`, `invalid_dimensions`, `invalid_price`, `metric_not_found`, `validation_failed`. */
+            /** @description Problem: `ambiguous_dimension_prices`, `charge_metric_mismatch`, `invalid_charge_options`, `invalid_dimensions`, `invalid_price`, `metric_not_found`, `validation_failed`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6816,7 +6836,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "ambiguous_dimension_prices" | "charge_metric_mismatch" | "invalid_dimensions" | "invalid_price" | "metric_not_found" | "validation_failed";
+                        code?: "ambiguous_dimension_prices" | "charge_metric_mismatch" | "invalid_charge_options" | "invalid_dimensions" | "invalid_price" | "metric_not_found" | "validation_failed";
                     };
                 };
             };
