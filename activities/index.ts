@@ -11,6 +11,7 @@ import { createSubscriptionActivities } from './subscriptions';
 import { createRefundActivities } from './refunds';
 import { createReratingActivities } from './rerating';
 import { createSpendingActivities } from './spending';
+import { createThresholdActivities } from './thresholds';
 import { createUsageActivities } from './usage';
 
 export interface ActivityDependencies {
@@ -41,12 +42,14 @@ const CLASSIFIED: Record<keyof BillingActivities, true> = {
   notifyCustomer: true,
   closeUsagePeriod: true,
   checkSpending: true,
+  createThresholdInvoice: true,
   proposeRerate: true,
   recordRerateDecision: true,
   finalizeRerate: true,
   scanForReconciliation: true,
   settleUnknownPayment: true,
   collectUncollectedInvoice: true,
+  creditOwedReversals: true,
   recordReconciliationFindings: true,
 };
 
@@ -70,6 +73,7 @@ export function createActivities(deps: ActivityDependencies): BillingActivities 
     ...createReratingActivities(deps.db),
     ...createRefundActivities(deps.db, deps.gateway),
     ...createSpendingActivities(deps.db),
+    ...createThresholdActivities(deps.db),
     ...createJanitorActivities(deps.db, deps.gateway),
     // The three steps unclassified inside: the combined activity's own failure is classified on the way out.
     ...createPeriodOpeningActivities({ ...invoicing, ...payments, ...usage }),

@@ -15,7 +15,9 @@ import { inTransaction, Transaction } from '../store/transactions';
 import { findUsageClosure } from '../store/usage';
 import type { PeriodInvoiceRequest, ProrationInvoiceRequest } from '../contract/invoicing';
 import type { PeriodInvoiceSummary } from '../contract/subscription';
-import { withWalletCredits } from './wallet';
+import { closedUsageLinesBefore, withWalletCredits } from './wallet';
+import { recordPlanBucket } from './plan-included-credit';
+import { thresholdCreditsFor } from './threshold-credits';
 
 /**
  * `period`: opens a billing period: its flat fees in advance, plus the previous period's usage in arrears.
@@ -135,9 +137,13 @@ export function createInvoicingActivities(db: Database) {
               }),
             );
           }
+          let usagePlan: PlanRow | undefined;
           if (request.usagePeriod) {
             const plan = request.usagePlanId ? await findPlan(trx, request.usagePlanId) : context.plan;
-            lines.push(...usageLinesOf(plan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod)));
+            usagePlan = plan;
+            const usageLines = usageLinesOf(plan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod));
+            lines.push(...usageLines);
+            await recordPlanBucket(trx, { customerId: context.customer.id, subscriptionId: request.subscriptionId, plan, usagePeriod: request.usagePeriod, usageLines });
             // Outcomes reversed after their period was invoiced: credited here, once (docs/pricing.md).
             lines.push(...(await reversalCreditsFor(trx, request.subscriptionId, context.customer.id, `${request.kind}:${period.start}`, plan)));
           }
@@ -159,12 +165,16 @@ export function createInvoicingActivities(db: Database) {
           const built = discount ? [...lines, discount] : lines;
           // Prepaid credit pays usage last (docs/wallets.md); no wallet, no change.
           if (!request.usagePeriod) return built;
+          // What threshold invoices already billed of this usage (docs/pricing.md) comes off before the wallet pays,
+          // so prepaid credit never pays usage the customer paid on a threshold invoice.
+          const thresholdCredits = await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, context.plan.currency);
           return withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: context.plan.currency,
-            drawKey: `invoice:${request.subscriptionId}:${request.kind}:${period.start}`,
+            drawKey: `invoice:${request.subscriptionId}:${request.kind}:${new Date(period.start).toISOString()}`, // = invoiceDrawKey(invoice)
             usagePeriod: request.usagePeriod,
-            lines: built,
+            lines: [...built, ...thresholdCredits],
+            linesBefore: usagePlan && closedUsageLinesBefore(trx, request.subscriptionId, usagePlan, request.usagePeriod),
           });
         });
         if (request.flatFeePeriod) {
@@ -198,9 +208,23 @@ export function createInvoicingActivities(db: Database) {
             newPlan: { name: newPlan.name, recurringFee: recurringFee(newPlan) },
           });
           if (request.usagePeriod) {
-            lines.push(...usageLinesOf(oldPlan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod)));
+            const usageLines = usageLinesOf(oldPlan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod));
+            lines.push(...usageLines);
+            await recordPlanBucket(trx, { customerId: context.customer.id, subscriptionId: request.subscriptionId, plan: oldPlan, usagePeriod: request.usagePeriod, usageLines });
           }
-          return lines;
+          // The prorated fees are flat and the wallet never pays a flat fee: it may pay only the usage up to the
+          // change, when the old plan metered any (docs/wallets.md).
+          if (!request.usagePeriod) return lines;
+          // As on the period invoice: what threshold invoices already billed comes off before the wallet pays.
+          const thresholdCredits = await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, newPlan.currency);
+          return withWalletCredits(trx, {
+            customerId: context.customer.id,
+            currency: newPlan.currency,
+            drawKey: `invoice:${request.subscriptionId}:proration:${new Date(identity.start).toISOString()}`, // = invoiceDrawKey(invoice)
+            usagePeriod: request.usagePeriod,
+            lines: [...lines, ...thresholdCredits],
+            linesBefore: closedUsageLinesBefore(trx, request.subscriptionId, oldPlan, request.usagePeriod),
+          });
         });
       });
       return issuedSummary(db, finalized);

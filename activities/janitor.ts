@@ -3,8 +3,10 @@
  * workflows use (so a repair can never charge twice), and record findings. See docs/operations.md, "Janitor".
  */
 import { ApplicationFailure } from '@temporalio/activity';
+import { DEFAULT_RECONCILIATION_MARGINS } from '../contract/janitor';
 import type {
   FindingKind,
+  OwedReversalCredit,
   RecordFindingsRequest,
   RecordFindingsResult,
   ReconciliationFinding,
@@ -27,6 +29,8 @@ import {
   recordFindings,
 } from '../store/janitor';
 import { findPayment, paymentIdempotencyKey } from '../store/payments';
+import { creditReversalsOfSubscription, listOwedReversalCredits, owesReversalCredits } from '../store/reversal-credit-notes';
+import { executeRefund } from '../payments/refunds';
 import { createPaymentActivities } from './payments';
 
 /** Candidates per kind and run: a run stays short; what is left waits for the next run. */
@@ -101,7 +105,11 @@ export function createJanitorActivities(db: Database, gateway: PaymentGateway) {
         });
       }
 
-      return { unknownPayments, uncollectedInvoices, flagged, completeKinds: complete };
+      const owed = await listOwedReversalCredits(db, ago(request.margins.reversalCreditMs ?? DEFAULT_RECONCILIATION_MARGINS.reversalCreditMs!), SCAN_LIMIT);
+      if (owed.length < SCAN_LIMIT) complete.push('reversal_credit_owed');
+      const owedReversalCredits: OwedReversalCredit[] = owed.map((row) => ({ subscriptionId: row.id, customerId: row.customer_id }));
+
+      return { unknownPayments, uncollectedInvoices, owedReversalCredits, flagged, completeKinds: complete };
     },
 
     /**
@@ -163,6 +171,32 @@ export function createJanitorActivities(db: Database, gateway: PaymentGateway) {
         }
         throw error;
       }
+    },
+
+    /**
+     * Issues the credit notes an ended subscription owes for reversals (the pass right after ingestion did not
+     * run or failed), through the same exactly-once path, and refunds what was paid as that pass does.
+     */
+    async creditOwedReversals(request: OwedReversalCredit): Promise<ReconciliationFinding | null> {
+      const finding = (detail: string, repaired: boolean): ReconciliationFinding => ({
+        kind: 'reversal_credit_owed',
+        subjectType: 'subscription',
+        subjectId: request.subscriptionId,
+        detail: `reversed outcomes of the ended subscription were not credited: ${detail}`,
+        repaired,
+      });
+      const issued = await creditReversalsOfSubscription(db, request.subscriptionId);
+      if (issued.length === 0) {
+        if (!(await owesReversalCredits(db, request.subscriptionId))) return null; // credited meanwhile
+        return finding('no invoice has billed the reversed outcomes yet; the next run tries again', false);
+      }
+      const notes: string[] = [];
+      for (const { creditNote, refund } of issued) {
+        // A refund the gateway does not confirm stays pending on the credit note, as a refund request's does.
+        const settled = refund ? await executeRefund(db, gateway, refund).then((result) => result.refund.status, () => 'pending') : 'not paid, nothing to refund';
+        notes.push(`credit note ${creditNote.number ?? creditNote.id} of ${creditNote.total} ${creditNote.currency} (refund: ${settled})`);
+      }
+      return finding(`issued ${notes.join('; ')}`, true);
     },
 
     /** Writes the run's findings and resolves the open ones whose condition is gone. */

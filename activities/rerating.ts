@@ -27,6 +27,8 @@ import {
 } from '../store/rerates';
 import { currentPlanIdOf } from '../store/subscription-billing';
 import { inTransaction, Transaction } from '../store/transactions';
+import { isWalletLine } from '../domain/wallet-invoice';
+import { giveBackWalletCredit, proposedWalletCreditBack } from './rerate-wallet';
 import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges } from '../store/usage';
 
 const USAGE_LINE_KINDS = ['usage', 'credit', 'commitment_true_up'];
@@ -54,7 +56,8 @@ async function alreadyInvoiced(trx: Transaction, rerate: RerateRow, period: Peri
   const original = await listInvoiceLinesOfPeriod(trx, rerate.invoice_id, USAGE_LINE_KINDS, new Date(period.start));
   const corrections = await listFinalizedRerates(trx, rerate.invoice_id, rerate.id);
   return invoicedAmounts(
-    original.map((line) => ({ kind: line.kind, metricCode: line.metric_code, description: line.description, amount: line.amount, breakdown: line.breakdown })),
+    // The wallet's own lines (credits applied) are how the invoice was paid, not what the usage cost.
+    original.filter((line) => !isWalletLine(line)).map((line) => ({ kind: line.kind, metricCode: line.metric_code, description: line.description, amount: line.amount, breakdown: line.breakdown })),
     corrections.flatMap((correction) => correction.proposal?.lines ?? []),
   );
 }
@@ -88,7 +91,8 @@ export function createReratingActivities(db: Database) {
         const lateEventIds: string[] = rerate.include_late_usage
           ? await findLateEventIds(trx, rerate.customer_id, metered.eventTypes, new Date(period.start), new Date(period.end))
           : [];
-        const proposal: RerateProposal = { usagePeriod: period, planId: plan.id, lines: difference.lines, total: difference.total, outcome: difference.outcome, lateEventIds };
+        const walletPart = await proposedWalletCreditBack(trx, invoice, difference.total);
+        const proposal: RerateProposal = { usagePeriod: period, planId: plan.id, lines: difference.lines, total: difference.total, outcome: difference.outcome, lateEventIds, ...walletPart };
         const status: RerateStatus = difference.outcome === 'none' ? 'nothing_to_do' : 'proposed';
         const updated = await recordRerateProposal(trx, rerate.id, status, proposal);
         await writeAudit(trx, {
@@ -96,7 +100,7 @@ export function createReratingActivities(db: Database) {
           action: `rerate.${status}`,
           subjectType: 'invoice',
           subjectId: rerate.invoice_id,
-          details: { rerateId: rerate.id, total: difference.total, outcome: difference.outcome, lines: difference.lines.length },
+          details: { rerateId: rerate.id, total: difference.total, outcome: difference.outcome, lines: difference.lines.length, ...walletPart },
         });
         return summarize(updated);
       });
@@ -123,7 +127,7 @@ export function createReratingActivities(db: Database) {
         if (rerate.status !== 'approved') return summarize(rerate);
         const proposal = rerate.proposal!;
         const invoice = (await findInvoice(trx, rerate.invoice_id))!;
-        let resultInvoiceId: string;
+        let resultInvoiceId: string | null;
         if (proposal.outcome === 'adjustment') {
           const draft = await insertAdjustmentDraft(trx, {
             customerId: rerate.customer_id,
@@ -135,18 +139,23 @@ export function createReratingActivities(db: Database) {
           const adjustment = await finalizeInvoice(trx, draft, proposal.lines, { rerateId: rerate.id });
           resultInvoiceId = adjustment.id;
         } else {
-          if (invoice.status !== 'paid') {
+          // What the wallet paid goes back to it first; only the rest is refunded (docs/wallets.md).
+          const refund = creditAmountOf(proposal.total).minus(await giveBackWalletCredit(trx, rerate.id, invoice, proposal, new Date()));
+          if (refund.gt(0) && invoice.status !== 'paid') {
             // A credit is refunded against what was paid; an unpaid invoice has nothing to refund yet.
             throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is ${invoice.status}: collect or void it before crediting`, 'invoice_not_paid');
           }
-          const issued = await issueCreditNote(trx, {
-            invoiceId: invoice.id,
-            amount: creditAmountOf(proposal.total),
-            reason: `re-rating ${rerate.id}: ${rerate.reason}`,
-            idempotencyKey: `rerate:${rerate.id}`,
-            actor: rerate.decided_by ?? 'finance',
-          });
-          resultInvoiceId = issued.creditNote.id;
+          resultInvoiceId = null;
+          if (refund.gt(0)) {
+            const issued = await issueCreditNote(trx, {
+              invoiceId: invoice.id,
+              amount: refund,
+              reason: `re-rating ${rerate.id}: ${rerate.reason}`,
+              idempotencyKey: `rerate:${rerate.id}`,
+              actor: rerate.decided_by ?? 'finance',
+            });
+            resultInvoiceId = issued.creditNote.id;
+          }
         }
         if (proposal.lateEventIds.length) {
           const closure = await findUsageClosure(trx, rerate.subscription_id, new Date(proposal.usagePeriod.start));

@@ -28,7 +28,10 @@ export function createSpendingActivities(db: Database) {
       const { plan, subscription, customer } = context;
       const settings = plan.settings as PlanSettings;
       const charges = usageCharges(plan.charges as Charge[]);
-      const usage = await openUsageForCharges(db, customer.id, charges, new Date(request.from), new Date(request.at));
+      // The open stretch to the period's end, not to `at`: a window that ended at "now" was a new set of running
+      // totals at every check (seeded by a scan, then folded into by every later insert). Events are never stamped
+      // more than a few minutes ahead (timestamp_in_future), and an accepted one counts toward the spend.
+      const usage = await openUsageForCharges(db, customer.id, charges, new Date(request.from), new Date(request.periodEnd ?? request.at));
       const spend = rateDimensionalUsage({ currency: plan.currency, charges, usage }).usageTotal;
 
       const row = subscription as typeof subscription & { budget_amount: string | null; alert_thresholds: string[] | null };

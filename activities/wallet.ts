@@ -3,7 +3,13 @@
  * pays what it may of the usage, in the invoice's own transaction, so the ledger entries and the invoice commit
  * together or not at all. Customers without a wallet get exactly the invoice they got before.
  */
-import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
+import { rateDimensionalUsage } from '../domain/dimensions';
+import { DraftInvoiceLine, PeriodBounds, ratedLinesForPeriod } from '../domain/invoice';
+import { PlanSettings, usageCharges } from '../domain/plan-terms';
+import type { Charge } from '../domain/rating';
+import type { PlanRow } from '../store/catalog';
+import { findUsageClosure, usageForCharges } from '../store/usage';
+import { formatMoney, sumMoney, toDecimal } from '../domain/money';
 import { creditsAppliedLines, walletPayableCharges } from '../domain/wallet-invoice';
 import type { Transaction } from '../store/transactions';
 import { applyWalletCredits } from '../store/wallets';
@@ -16,6 +22,8 @@ export interface InvoiceWalletRequest {
   /** The usage period the invoice bills: grants in effect during it may pay. */
   readonly usagePeriod: PeriodBounds;
   readonly lines: readonly DraftInvoiceLine[];
+  /** The lines the usage before a moment of the usage period would have had (for grants expiring inside it). */
+  readonly linesBefore?: (at: Date) => Promise<readonly DraftInvoiceLine[]>;
 }
 
 /** The invoice's lines, then one "credits applied" line per grant drawn on. */
@@ -29,6 +37,31 @@ export async function withWalletCredits(trx: Transaction, request: InvoiceWallet
     charges,
     during: { from: new Date(request.usagePeriod.start), to: new Date(request.usagePeriod.end) },
     description: `usage ${request.usagePeriod.start.slice(0, 10)} to ${request.usagePeriod.end.slice(0, 10)}`,
+    ...(request.linesBefore ? { accruedBefore: accruedBefore(request.linesBefore, request.currency) } : {}),
   });
   return [...request.lines, ...creditsAppliedLines(applied, request.currency, request.usagePeriod)];
+}
+
+/** What the wallet could have paid of the usage before a moment: the same payable rule over that usage's lines. */
+function accruedBefore(linesBefore: (at: Date) => Promise<readonly DraftInvoiceLine[]>, currency: string) {
+  return async (at: Date): Promise<string> => {
+    const payable = walletPayableCharges(await linesBefore(at), currency);
+    return formatMoney(sumMoney(payable.map((charge) => toDecimal(charge.amount))), currency);
+  };
+}
+
+/**
+ * The usage lines of a closed usage period counting only the events before `at`, rated as the invoice rates
+ * (same charges, the credit bucket covering the earliest usage first) but without the commitment true-up, which is
+ * not usage. What a grant expiring at `at` may pay is the wallet's share of these lines.
+ */
+export function closedUsageLinesBefore(trx: Transaction, subscriptionId: string, plan: PlanRow, usagePeriod: PeriodBounds) {
+  return async (at: Date): Promise<DraftInvoiceLine[]> => {
+    const closure = await findUsageClosure(trx, subscriptionId, new Date(usagePeriod.start));
+    if (!closure) return [];
+    const charges = usageCharges(plan.charges as Charge[]);
+    const usage = await usageForCharges(trx, charges, { kind: 'claimed', closeId: String(closure.id), before: at });
+    const rated = rateDimensionalUsage({ currency: plan.currency, charges, usage, creditBucket: (plan.settings as PlanSettings).creditBucket });
+    return ratedLinesForPeriod(rated.lines, { start: usagePeriod.start, end: at.toISOString() });
+  };
 }

@@ -99,7 +99,7 @@ export function createApp(deps: ApiDependencies): Express {
   operations.get('/metrics', { allow: ['monitoring'] }, metricsHandler(apiMetrics));
   app.use(
     '/v1/events',
-    eventsRouter({ db: deps.db, metrics, customers, usageSignals: deps.usageSignals, now: deps.now, onIngested: (outcome) => apiMetrics.recordIngestion(outcome) }),
+    eventsRouter({ db: deps.db, metrics, customers, usageSignals: deps.usageSignals, now: deps.now, gateway: deps.gateway ?? new SandboxGateway(deps.db), onIngested: (outcome) => apiMetrics.recordIngestion(outcome) }),
   );
   app.use('/v1/customers', customersRouter(deps.db));
   app.use('/v1/plans', plansRouter(deps.db));

@@ -19,6 +19,8 @@ import {
   createdApiKeyResponse,
   createdWebhookEndpointResponse,
   createMetricBody,
+  createCostTableBody,
+  costTableResponse,
   createPlanBody,
   createSubscriptionBody,
   createUsageTokenBody,
@@ -282,7 +284,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
       charges: [{ metric_code: 'api_calls', price: { model: 'per_unit', unitPrice: '0.002' }, included_units: '1000' }],
     },
     responses: created('The published plan version.', planResponse),
-    problems: ['invalid_price', 'invalid_charge_options', 'metric_not_found', 'charge_metric_mismatch', 'invalid_dimensions', 'ambiguous_dimension_prices', 'plan_version_conflict'],
+    problems: ['invalid_price', 'invalid_charge_options', 'metric_not_found', 'charge_metric_mismatch', 'invalid_dimensions', 'ambiguous_dimension_prices', 'invalid_usage_thresholds', 'plan_version_conflict'],
   },
   'GET /v1/plans': { summary: 'Every plan version', tag: 'Plans', responses: ok('The plans.', z.object({ data: z.array(planResponse) })) },
   'GET /v1/plans/:code': {
@@ -299,6 +301,24 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     bodyExample: { code: 'api_calls', name: 'API calls', event_type: 'api.call', aggregation: 'count' },
     responses: created('The metric.', metricResponse),
     problems: ['metric_already_exists'],
+  },
+  'POST /v1/metrics/:code/cost-tables': {
+    summary: "Set a metric's unit costs from an instant on",
+    description:
+      'What one unit costs us, per combination of the metric\'s group_by (a match leaves a dimension out as a wildcard; `{}` matches everything; the most specific match wins), from `effective_from` until the metric\'s next table. Each event is costed by the table in effect at its own timestamp (cost_plus prices, the margins report). A table where two matches tie is refused (`ambiguous_cost_table`); a table is never edited: the same body again answers 200, a different one for the same instant `cost_table_exists`.',
+    tag: 'Metrics',
+    params: { code: { description: "The metric's code." } },
+    body: createCostTableBody,
+    bodyExample: { effective_from: '2026-12-15T00:00:00Z', costs: [{ match: {}, unit_cost: '0.000002' }, { match: { model: 'large' }, unit_cost: '0.00001' }, { match: { model: 'large', direction: 'output' }, unit_cost: '0.00003' }] },
+    responses: { ...created('The stored table.', costTableResponse), ...ok('The same table was stored before (a replay).', costTableResponse) },
+    problems: ['not_found', 'invalid_cost_table', 'ambiguous_cost_table', 'cost_table_exists'],
+  },
+  'GET /v1/metrics/:code/cost-tables': {
+    summary: "A metric's cost tables, oldest first",
+    tag: 'Metrics',
+    params: { code: { description: "The metric's code." } },
+    responses: ok('The tables.', z.object({ data: z.array(costTableResponse) })),
+    problems: ['not_found'],
   },
   'GET /v1/metrics': { summary: 'Every billable metric', tag: 'Metrics', responses: ok('The metrics.', z.object({ data: z.array(metricResponse) })) },
 

@@ -66,9 +66,16 @@ const STATUS_BY_CODE = {
   not_ready: 503,
   // bounds at the edge (issue 11): a charge its metric cannot feed
   charge_metric_mismatch: 422,
+  // cost tables (issue 14): a table that does not fit its metric, one where two entries tie, one that would
+  // replace a stored table (tables are never edited: costed invoices used them)
+  invalid_cost_table: 422,
+  ambiguous_cost_table: 422,
+  cost_table_exists: 409,
   // dimensional pricing (issue 14): a price list rating could not resolve, or one where two prices tie
   invalid_dimensions: 422,
   ambiguous_dimension_prices: 422,
+  // progressive billing (issue 14): thresholds that are not positive, increasing amounts of the plan's currency
+  invalid_usage_thresholds: 422,
   // a dependency is down (issue 11): retry later, nothing was written
   database_unavailable: 503,
   temporal_unavailable: 503,

@@ -58,7 +58,17 @@ export const createPlanBody = z.strictObject({
   features: z.lazy(() => z.array(planFeature).max(100)).optional(),
   /** How long after an event a reversal of it is accepted (reversible outcomes, docs/pricing.md). */
   dispute_window: isoDuration.optional(),
+  /** Progressive billing (docs/pricing.md): invoice the usage early when its amount reaches each threshold. */
+  usage_thresholds: z.lazy(() => usageThresholds).optional(),
 });
+
+/** A list of increasing amounts, or one amount repeated (N, 2N, 3N, ...); checked against the currency on publish. */
+export const usageThresholds = z
+  .union([
+    z.strictObject({ amounts: z.array(decimalString).min(1).max(20) }),
+    z.strictObject({ every: decimalString }),
+  ])
+  .meta({ description: 'Usage thresholds (progressive billing): `{"amounts": ["100.00", "500.00"]}` or `{"every": "250.00"}`. Amounts of rated usage in the plan\'s currency, positive, increasing, at most 20.' });
 
 const featureCode = z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'letters, digits, "_", ".", ":" or "-"; at most 100');
 export const planFeature = z.discriminatedUnion('kind', [
@@ -122,6 +132,15 @@ export const createMetricBody = z
   })
   .refine((metric) => new Set(metric.group_by).size === metric.group_by.length, { message: 'group_by must not repeat a property', path: ['group_by'] });
 
+/** A metric's cost table from an instant on (docs/pricing.md "Cost tables"); match rules as for dimensional prices. */
+export const createCostTableBody = z.strictObject({
+  effective_from: z.iso.datetime({ offset: true }),
+  costs: z
+    .array(z.strictObject({ match: z.record(z.string().max(64), z.string().max(200)).default({}), unit_cost: nonNegativeDecimal }))
+    .min(1)
+    .max(5_000),
+});
+
 const tier = z.strictObject({
   upTo: decimalString.nullable(),
   unitPrice: nonNegativeDecimal,
@@ -147,6 +166,8 @@ export const priceModel = z.discriminatedUnion('model', [
     /** The first X of value bears no fee; the event that crosses X pays on its excess. */
     freeValue: nonNegativeDecimal.optional(),
   }),
+  /** Unit cost from the metric's cost table in effect at each event's time × (1 + markup) (docs/pricing.md). */
+  z.strictObject({ model: z.literal('cost_plus'), markup: nonNegativeDecimal }),
 ]);
 
 /** Per-combination prices of a charge on a metric with group_by (docs/pricing.md). */
@@ -388,6 +409,10 @@ export const planResponse = z.object({
   commitment_includes_fees: z.boolean(),
   usage_grace_period: z.string(),
   dispute_window: z.string().nullable().meta({ description: 'How long after an outcome a reversal of it is accepted (docs/pricing.md); null: reversals refused.' }),
+  usage_thresholds: z
+    .union([z.object({ amounts: z.array(z.string()) }), z.object({ every: z.string() })])
+    .nullable()
+    .meta({ description: 'Progressive billing thresholds (docs/pricing.md); null: usage is invoiced at period end only.' }),
   features: z.array(
     z.object({
       code: z.string(),
@@ -411,6 +436,14 @@ export const metricResponse = z.object({
   unit_cost: z.string().nullable(),
   allow_negative: z.boolean(),
   group_by: z.array(z.string()).meta({ description: 'Event properties the usage is split by for dimensional prices (docs/pricing.md); empty when none.' }),
+  created_at: instantOut,
+});
+
+export const costTableResponse = z.object({
+  metric_code: z.string(),
+  effective_from: instantOut,
+  costs: z.array(z.object({ match: z.record(z.string(), z.string()), unit_cost: z.string() })),
+  created_by: z.string(),
   created_at: instantOut,
 });
 
@@ -462,6 +495,11 @@ export const invoiceResponse = z.object({
   finalized_at: nullableInstant,
   paid_at: nullableInstant,
   lines: z.array(invoiceLineResponse).optional().meta({ description: 'Present on GET /v1/invoices/{id}.' }),
+  threshold: z
+    .object({ index: z.int().positive(), amount: moneyOut })
+    .nullable()
+    .optional()
+    .meta({ description: 'Threshold invoices (kind `threshold`, progressive billing): the usage threshold it is for, 1-based, and its amount.' }),
   credited_invoice_id: z.uuid().nullable().optional().meta({ description: 'Credit notes: the invoice they credit.' }),
 });
 
@@ -558,7 +596,10 @@ export const currentUsageResponse = z.object({
       metric_code: z.string(),
       quantity: z.string(),
       event_count: z.int(),
-      groups: z.array(z.object({ dimensions: z.record(z.string(), z.string()), quantity: z.string(), event_count: z.int() })).optional(),
+      amount: moneyOut.optional().meta({ description: "What the metric's usage lines add to the projected invoice (absent when no charge prices it)." }),
+      groups: z
+        .array(z.object({ dimensions: z.record(z.string(), z.string()), quantity: z.string(), event_count: z.int(), amount: moneyOut.optional().meta({ description: "The combination's projected line." }) }))
+        .optional(),
     }),
   ),
   projected: z
@@ -628,6 +669,8 @@ export const rerateResponse = z.object({
       total: moneyOut,
       lines: z.array(jsonObject),
       late_events: z.int(),
+      /** Of a credit on an invoice the wallet paid: what goes back to the wallet's grants (the rest is refunded). */
+      wallet_credit_back: moneyOut.nullable(),
     })
     .nullable(),
   decided_by: z.string().nullable(),
@@ -647,7 +690,18 @@ export const marginReportResponse = z.object({
       customer: z.object({ id: z.uuid(), external_id: z.string(), name: z.string() }),
       plan: z.object({ code: z.string(), version: z.int() }),
       ...marginFiguresOut,
-      cost_breakdown: z.array(z.object({ metric_code: z.string(), quantity: z.string(), unit_cost: z.string(), cost: moneyOut })),
+      /** margin < 0. */
+      loss_making: z.boolean(),
+      cost_breakdown: z.array(
+        z.object({
+          metric_code: z.string(),
+          quantity: z.string(),
+          unit_cost: z.string().nullable(),
+          cost: moneyOut,
+          /** The shares the metric's cost tables costed (docs/margins.md); unit_cost null: the fallback unit_cost. */
+          cost_segments: z.array(z.object({ effective_from: instantOut.nullable(), quantity: z.string(), unit_cost: z.string().nullable() })).optional(),
+        }),
+      ),
       combinations: z
         .array(
           z.object({
@@ -665,6 +719,25 @@ export const marginReportResponse = z.object({
   ),
   has_more: z.boolean(),
   totals: z.array(z.object({ ...marginFiguresOut, subscriptions: z.int() })),
+  /** Customers and combinations whose margin over the window is negative, worst first (not cut by limit). */
+  loss_making: z.object({
+    customers: z.array(
+      z.object({ customer: z.object({ id: z.uuid(), external_id: z.string() }), subscription_ids: z.array(z.uuid()), ...marginFiguresOut, loss_making: z.literal(true) }),
+    ),
+    combinations: z.array(
+      z.object({
+        currency: z.string(),
+        metric_code: z.string(),
+        dimension_key: z.string(),
+        quantity: z.string(),
+        revenue: moneyOut,
+        cost: moneyOut,
+        margin: moneyOut,
+        subscriptions: z.int(),
+        loss_making: z.literal(true),
+      }),
+    ),
+  }),
 });
 
 export const findingsResponse = z.object({

@@ -2,6 +2,7 @@
 import { planFeatures } from '../domain/entitlements';
 import { formatMoney, toDecimal } from '../domain/money';
 import { DEFAULT_USAGE_GRACE_PERIOD, PlanSettings } from '../domain/plan-terms';
+import { usageThresholdsOf } from '../domain/progressive-billing';
 import type { Charge } from '../domain/rating';
 import type { DimensionalCharge } from '../domain/dimensions';
 import type { InvoiceLineRow, InvoiceRow } from '../store/invoices';
@@ -56,6 +57,7 @@ export function planJson(row: PlanRow) {
         : { code: feature.code, kind: feature.kind },
     ),
     dispute_window: (row.settings as { disputeWindow?: string }).disputeWindow ?? null,
+    usage_thresholds: usageThresholdsOf(row.settings),
     created_at: iso(row.created_at),
   };
 }
@@ -107,6 +109,7 @@ export function invoiceJson(row: InvoiceRow, lines?: readonly InvoiceLineRow[]) 
     finalized_at: iso(row.finalized_at),
     paid_at: iso(row.paid_at),
     ...(lines ? { lines: lines.map((line) => invoiceLineJson(line, row.currency)) } : {}),
+    ...thresholdJson(row),
   };
 }
 
@@ -122,4 +125,11 @@ function dimensionsJson(charge: DimensionalCharge) {
       unmatched,
     },
   };
+}
+
+/** A threshold invoice names its threshold (progressive billing); other invoices carry no field. */
+function thresholdJson(row: InvoiceRow) {
+  const { threshold_index: index, threshold_amount: amount } = row as InvoiceRow & { threshold_index?: number | null; threshold_amount?: string | null };
+  if (row.kind !== 'threshold' || index === null || index === undefined || amount === null || amount === undefined) return {};
+  return { threshold: { index, amount: money(amount, row.currency) } };
 }

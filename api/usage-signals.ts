@@ -4,6 +4,7 @@ import { billingSubscriptionsOf } from '../store/subscriptions';
 import { usageRecordedSignal } from '../workflows/definitions';
 import { createLogger, entryLogger, LogSink } from '../logging/logger';
 import { withTemporalDeadline } from './temporal-deadline';
+import { UsageThresholdSignals } from './usage-thresholds';
 
 interface PendingSummary {
   eventCount: number;
@@ -21,6 +22,8 @@ export interface UsageSignalOptions {
   readonly floorMs?: number;
   /** Where a failing flush is reported (once per outage, and once when it recovers); the process's pino logger by default. */
   readonly log?: UsageSignalLog;
+  /** Progressive billing's threshold check after ingestion (./usage-thresholds.ts); null turns it off. */
+  readonly thresholds?: UsageThresholdSignals | null;
 }
 
 /** One `{ level, msg, ...fields }` object per line (`entryLogger` adapts a pino logger to it). */
@@ -46,6 +49,9 @@ export class UsageSignalCoalescer {
   private readonly log: UsageSignalLog;
   /** Set while flushes keep failing: the first failure is logged, the rest are counted until one succeeds. */
   private failing: { since: number; failures: number } | undefined;
+  private readonly thresholds: UsageThresholdSignals | null;
+  /** Customers with usage recorded since their last threshold check -> their latest event time. */
+  private readonly thresholdChecksDue = new Map<string, Date>();
 
   constructor(
     private readonly db: Database,
@@ -56,6 +62,7 @@ export class UsageSignalCoalescer {
     this.signalsPerPeriod = options.signalsPerPeriod ?? 2;
     this.floorMs = options.floorMs ?? 5_000;
     this.log = options.log ?? entryLogger(createLogger('api').child({ component: 'usage-signals' }));
+    this.thresholds = options.thresholds === undefined ? new UsageThresholdSignals(db, temporal) : options.thresholds;
   }
 
   record(customerId: string, eventCount: number, latestEventAt: Date): void {
@@ -64,6 +71,8 @@ export class UsageSignalCoalescer {
       eventCount: (current?.eventCount ?? 0) + eventCount,
       latestEventAt: current && current.latestEventAt > latestEventAt ? current.latestEventAt : latestEventAt,
     });
+    const due = this.thresholdChecksDue.get(customerId);
+    if (this.thresholds && (!due || latestEventAt > due)) this.thresholdChecksDue.set(customerId, latestEventAt);
   }
 
   start(): void {
@@ -117,6 +126,8 @@ export class UsageSignalCoalescer {
   }
 
   private async flushDue(): Promise<void> {
+    // A failed threshold check is reported and tried again next tick; the summaries below still go out.
+    await this.checkThresholds().catch((error: unknown) => this.reportFailure(error));
     if (this.pending.size === 0) {
       this.reportSuccess();
       return;
@@ -153,5 +164,23 @@ export class UsageSignalCoalescer {
     for (const customerId of customerIds) if (!stillPending.has(customerId)) this.pending.delete(customerId);
     if (signalFailure !== undefined) this.reportFailure(signalFailure);
     else this.reportSuccess();
+  }
+
+  /**
+   * Threshold signals are not held to the summary window (a threshold invoice is due when it is crossed), but are
+   * checked once per customer per batch of new usage. A failed check keeps the customers due.
+   */
+  private async checkThresholds(): Promise<void> {
+    if (!this.thresholds || this.thresholdChecksDue.size === 0) return;
+    const due = new Map(this.thresholdChecksDue);
+    this.thresholdChecksDue.clear();
+    const latest = Math.max(...[...due.values()].map((at) => at.getTime()));
+    try {
+      // Up to the newest event recorded (inclusive) or now, whichever is later: every committed event counts.
+      await this.thresholds.check([...due.keys()], new Date(Math.max(Date.now(), latest + 1)));
+    } catch (error) {
+      for (const [customerId, at] of due) if (!this.thresholdChecksDue.has(customerId)) this.thresholdChecksDue.set(customerId, at);
+      throw error;
+    }
   }
 }

@@ -9,6 +9,7 @@ import type {
   ReconciliationFinding,
   ReconciliationScan,
   ReconciliationScanRequest,
+  OwedReversalCredit,
   UncollectedInvoice,
   UnknownPayment,
 } from './janitor';
@@ -32,6 +33,7 @@ import type {
   RecordedPlanChange,
   SubscriptionStatusChange,
 } from './subscription';
+import type { ThresholdInvoiceRequest, ThresholdInvoiceResult } from './thresholds';
 import type { SpendingCheckRequest, SpendingCheckResult, UsagePeriodRequest, UsagePeriodSummary } from './usage';
 
 export interface BillingActivities {
@@ -55,6 +57,8 @@ export interface BillingActivities {
   // usage
   closeUsagePeriod(request: UsagePeriodRequest): Promise<UsagePeriodSummary>;
   checkSpending(request: SpendingCheckRequest): Promise<SpendingCheckResult>;
+  // progressive billing
+  createThresholdInvoice(request: ThresholdInvoiceRequest): Promise<ThresholdInvoiceResult>;
   // re-rating
   proposeRerate(request: RerateRequest): Promise<RerateState>;
   recordRerateDecision(request: RerateDecisionRecord): Promise<RerateState>;
@@ -63,5 +67,6 @@ export interface BillingActivities {
   scanForReconciliation(request: ReconciliationScanRequest): Promise<ReconciliationScan>;
   settleUnknownPayment(request: UnknownPayment): Promise<ReconciliationFinding | null>;
   collectUncollectedInvoice(request: UncollectedInvoice): Promise<ReconciliationFinding | null>;
+  creditOwedReversals(request: OwedReversalCredit): Promise<ReconciliationFinding | null>;
   recordReconciliationFindings(request: RecordFindingsRequest): Promise<RecordFindingsResult>;
 }

@@ -14,8 +14,10 @@ export const JANITOR_WORKFLOW_TYPE = 'reconciliationWorkflow';
  *   attempted, only flagged when earlier attempts were declined and no dunning is in flight.
  * - `period_not_closed`: a subscription whose period ended more than grace + margin ago with no next period invoice.
  * - `needs_attention`: a subscription whose workflow stopped on a failure it cannot retry by itself.
+ * - `reversal_credit_owed`: a reversal of an invoiced outcome on an ended subscription whose credit note was not
+ *   issued when the reversal was stored (the API died, or the credit failed); repaired by issuing it.
  */
-export const FINDING_KINDS = ['unknown_payment', 'uncollected_invoice', 'period_not_closed', 'needs_attention'] as const;
+export const FINDING_KINDS = ['unknown_payment', 'uncollected_invoice', 'period_not_closed', 'needs_attention', 'reversal_credit_owed'] as const;
 export type FindingKind = (typeof FINDING_KINDS)[number];
 
 export interface ReconciliationFinding {
@@ -36,12 +38,15 @@ export interface ReconciliationMargins {
   readonly uncollectedInvoiceMs: number;
   /** Beyond the period's end plus the plan's usage grace window. Default 1 hour. */
   readonly periodCloseMs: number;
+  /** A reversal stored this long ago without its credit note (ingestion issues it at once). Default 15 minutes. */
+  readonly reversalCreditMs?: number;
 }
 
 export const DEFAULT_RECONCILIATION_MARGINS: ReconciliationMargins = {
   pendingPaymentMs: 15 * 60_000,
   uncollectedInvoiceMs: 60 * 60_000,
   periodCloseMs: 60 * 60_000,
+  reversalCreditMs: 15 * 60_000,
 };
 
 /** The janitor workflow's input (the schedule's action passes it); anything omitted takes the default. */
@@ -67,9 +72,17 @@ export interface UncollectedInvoice {
   readonly attempt: number;
 }
 
+/** An ended subscription with reversals of invoiced outcomes that no credit note carries yet. */
+export interface OwedReversalCredit {
+  readonly subscriptionId: string;
+  readonly customerId: string;
+}
+
 export interface ReconciliationScan {
   readonly unknownPayments: readonly UnknownPayment[];
   readonly uncollectedInvoices: readonly UncollectedInvoice[];
+  /** Absent in scans recorded before this repair existed (a replayed run then repairs nothing of it). */
+  readonly owedReversalCredits?: readonly OwedReversalCredit[];
   /** Conditions the janitor only reports. */
   readonly flagged: readonly ReconciliationFinding[];
   /** Kinds whose scan saw every candidate (not cut at the per-run limit): their open findings not seen are resolved. */
@@ -94,5 +107,5 @@ export interface RecordFindingsResult {
 
 export interface ReconciliationReport extends RecordFindingsResult {
   readonly asOf: string;
-  readonly scanned: { readonly unknownPayments: number; readonly uncollectedInvoices: number; readonly flagged: number };
+  readonly scanned: { readonly unknownPayments: number; readonly uncollectedInvoices: number; readonly owedReversalCredits?: number; readonly flagged: number };
 }

@@ -16,6 +16,20 @@ export interface MetricShape {
 export interface ChargeToFit {
   readonly metricCode: string;
   readonly price: { readonly model: string };
+  /** A dimensional charge's prices (each may be cost_plus). */
+  readonly dimensions?: { readonly prices: readonly { readonly price: { readonly model: string } }[]; readonly defaultPrice?: { readonly model: string } };
+}
+
+/**
+ * A cost_plus price bills each unit at the cost of the table in effect at its event's time, so its quantity must be
+ * a sum of per-event amounts: a count or a sum. A max, latest or unique_count has no per-event share to cost.
+ */
+const COSTABLE_AGGREGATIONS: ReadonlySet<MetricAggregation> = new Set(['count', 'sum']);
+
+function usesCostPlus(charge: ChargeToFit): boolean {
+  if (charge.price?.model === 'cost_plus') return true;
+  const dimensions = charge.dimensions;
+  return !!dimensions && (dimensions.prices.some((entry) => entry?.price?.model === 'cost_plus') || dimensions.defaultPrice?.model === 'cost_plus');
 }
 
 /**
@@ -33,6 +47,15 @@ export function chargeMetricMismatches(
   const problems: { index: number; message: string }[] = [];
   charges.forEach((charge, index) => {
     const metric = metricsByCode.get(charge.metricCode);
+    if (metric && usesCostPlus(charge) && (!COSTABLE_AGGREGATIONS.has(metric.aggregation) || metric.allowNegative)) {
+      problems.push({
+        index,
+        message: metric.allowNegative
+          ? `a cost_plus price cannot cost negative usage, and metric ${metric.code} allows it`
+          : `a cost_plus price needs a count or sum metric (each event's units are costed at its own time); ${metric.code} is a ${metric.aggregation} metric`,
+      });
+      return;
+    }
     if (!metric || charge.price.model !== 'percentage') return;
     if (metric.aggregation !== 'count' || metric.property === null) {
       problems.push({

@@ -8,7 +8,9 @@ import { recurringCharges, usageCharges } from './plan-terms';
 import { DimensionalUsage, rateDimensionalUsage } from './dimensions';
 import { Charge, flatFeeLine, RatedLine } from './rating';
 
-export type InvoiceLineKind = 'flat_fee' | 'usage' | 'credit' | 'commitment_true_up' | 'proration' | 'discount';
+export type InvoiceLineKind = 'flat_fee' | 'usage' | 'credit' | 'commitment_true_up' | 'proration' | 'discount'
+  // What a threshold invoice already billed of the usage (domain/progressive-billing.ts).
+  | 'threshold_credit';
 
 export interface DraftInvoiceLine {
   readonly kind: InvoiceLineKind;

@@ -9,6 +9,7 @@
  */
 import Decimal from 'decimal.js';
 import { Dec, formatMoney, roundMoney, sumMoney, toDecimal, ZERO } from './money';
+import type { CostSegment } from './cost-tables';
 
 export interface CostInput {
   readonly metricCode: string;
@@ -16,6 +17,12 @@ export interface CostInput {
   readonly quantity: string;
   /** What one unit costs the seller (billable_metrics.unit_cost); null when nobody set it (costs 0). */
   readonly unitCost: string | null;
+  /**
+   * The part of `quantity` the metric's cost tables costed (domain/cost-tables.ts), per table in effect and unit
+   * cost, as the closures recorded it. The rest of the quantity, and a share no table entry matched (unitCost
+   * null), costs `unitCost`: the metric's flat cost stays the fallback.
+   */
+  readonly segments?: readonly CostSegment[];
 }
 
 export interface MarginInput {
@@ -31,6 +38,8 @@ export interface CostLine {
   readonly unitCost: string | null;
   /** quantity × unit cost, rounded once to the currency's minor unit. */
   readonly cost: string;
+  /** Present when cost tables costed (part of) the quantity: the shares and their unit costs (fallback shown as null). */
+  readonly segments?: readonly CostSegment[];
 }
 
 export interface Margin {
@@ -64,12 +73,13 @@ export function subscriptionMargin(input: MarginInput): Margin {
     .sort((a, b) => (a.metricCode < b.metricCode ? -1 : a.metricCode > b.metricCode ? 1 : 0))
     .map((line): CostLine => {
       const quantity = parseQuantity(line.quantity);
-      const exact = line.unitCost === null ? ZERO : quantity.times(toDecimal(line.unitCost));
+      const exact = exactCostOf(quantity, line.unitCost, line.segments);
       return {
         metricCode: line.metricCode,
         quantity: quantity.toString(),
         unitCost: line.unitCost === null ? null : toDecimal(line.unitCost).toString(),
         cost: formatMoney(exact, input.currency),
+        ...(line.segments?.length ? { segments: line.segments } : {}),
       };
     });
   const cost = sumMoney(costLines.map((line) => toDecimal(line.cost)));
@@ -82,6 +92,22 @@ export function subscriptionMargin(input: MarginInput): Margin {
     marginPercent: marginPercent(margin, revenue),
     costLines,
   };
+}
+
+/**
+ * The exact cost of a quantity: the shares the cost tables costed at their unit costs, the rest (and shares no
+ * entry matched) at the metric's fallback unit cost (none: 0). Rounded by the caller, once per line.
+ */
+export function exactCostOf(quantity: Decimal, fallbackUnitCost: string | null, segments: readonly CostSegment[] | undefined): Decimal {
+  const fallback = fallbackUnitCost === null ? ZERO : toDecimal(fallbackUnitCost);
+  let costed = ZERO;
+  let cost = ZERO;
+  for (const segment of segments ?? []) {
+    const share = parseQuantity(segment.quantity);
+    costed = costed.plus(share);
+    cost = cost.plus(share.times(segment.unitCost === null ? fallback : toDecimal(segment.unitCost)));
+  }
+  return cost.plus(Decimal.max(ZERO, quantity.minus(costed)).times(fallback));
 }
 
 export function marginPercent(margin: Decimal, revenue: Decimal): string | null {
@@ -112,4 +138,39 @@ export function compareByMargin(a: Pick<Margin, 'margin' | 'marginPercent'>, b: 
   if (pa && pb) return pa.comparedTo(pb);
   // No revenue at all sorts before a subscription that earns something at the same margin.
   return pa === pb ? 0 : pa === null ? -1 : 1;
+}
+
+/** A customer's margin over all their subscriptions in one currency. */
+export interface CustomerMargin extends Omit<Margin, 'costLines'> {
+  readonly customerId: string;
+  readonly customerExternalId: string;
+  readonly subscriptionIds: readonly string[];
+  /** margin < 0: the customer cost us more than they paid in the window. */
+  readonly lossMaking: boolean;
+}
+
+/**
+ * Per customer and currency, the sums of their subscriptions' revenue and cost (the figures each row shows, so a
+ * reader can add them up); ascending by margin, so the customers who lose money come first.
+ */
+export function customerMargins(
+  rows: readonly (Pick<Margin, 'currency' | 'revenue' | 'cost'> & { readonly subscriptionId: string; readonly customerId: string; readonly customerExternalId: string })[],
+): CustomerMargin[] {
+  const byCustomer = new Map<string, (typeof rows)[number][]>();
+  for (const row of rows) {
+    const key = `${row.customerId}\u0000${row.currency}`;
+    byCustomer.set(key, [...(byCustomer.get(key) ?? []), row]);
+  }
+  return [...byCustomer.values()]
+    .map((own) => {
+      const total = totalMargin(own[0].currency, own);
+      return {
+        ...total,
+        customerId: own[0].customerId,
+        customerExternalId: own[0].customerExternalId,
+        subscriptionIds: own.map((row) => row.subscriptionId).sort(),
+        lossMaking: toDecimal(total.margin).isNegative(),
+      };
+    })
+    .sort((a, b) => compareByMargin(a, b) || (a.customerExternalId < b.customerExternalId ? -1 : a.customerExternalId > b.customerExternalId ? 1 : 0));
 }

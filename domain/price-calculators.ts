@@ -236,6 +236,40 @@ function freeAllowance(price: PercentagePrice, eventValues: readonly Dec[]): Fre
   };
 }
 
+/**
+ * Whether a percentage price charges every event `rate × value` (+ the fixed fee): no per-event minFee/maxFee clamp
+ * and no free allowance (which follows the events' order). Then the event count and the values' sum are enough.
+ */
+export function percentageRatesFromTotal(price: Pick<PercentagePrice, 'minFee' | 'maxFee' | 'freeEvents' | 'freeValue'>): boolean {
+  return price.minFee === undefined && price.maxFee === undefined && price.freeEvents === undefined && price.freeValue === undefined;
+}
+
+/** pricePercentage for a price percentageRatesFromTotal accepts, from the event count and the values' sum: the same amount and detail. */
+export function pricePercentageOfTotal(price: PercentagePrice, eventCount: number, valueTotal: Dec): Priced<PercentageDetail> {
+  if (!percentageRatesFromTotal(price)) throw new Error('a percentage price with a minFee, maxFee or free allowance needs every event value');
+  const rate = toDecimal(price.rate);
+  const fixedFeePerEvent = toDecimal(price.fixedFeePerEvent ?? '0');
+  const percentageFees = valueTotal.times(rate);
+  const fixedFees = fixedFeePerEvent.times(eventCount);
+  return {
+    amount: percentageFees.plus(fixedFees),
+    detail: {
+      model: 'percentage',
+      rate: decimalText(rate),
+      minFee: null,
+      maxFee: null,
+      fixedFeePerEvent: decimalText(fixedFeePerEvent),
+      eventCount,
+      valueTotal: decimalText(valueTotal),
+      valueAtRate: decimalText(valueTotal),
+      eventsAtMinimum: 0,
+      eventsAtMaximum: 0,
+      percentageFees: decimalText(percentageFees),
+      fixedFees: decimalText(fixedFees),
+    },
+  };
+}
+
 interface BoundedTier {
   readonly from: Dec;
   readonly to: Dec | null;

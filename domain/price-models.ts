@@ -72,12 +72,21 @@ export interface PercentagePrice {
   readonly freeValue?: string;
 }
 
-export type PriceModel = FlatPrice | PerUnitPrice | GraduatedPrice | VolumePrice | PackagePrice | PercentagePrice;
+/**
+ * Cost-plus (docs/pricing.md): per unit, what the unit cost us (the metric's cost table in effect at each event's
+ * time, for the event's combination) × (1 + markup). `markup` is a non-negative fraction: "0.25" bills cost + 25 %.
+ */
+export interface CostPlusPrice {
+  readonly model: 'cost_plus';
+  readonly markup: string;
+}
+
+export type PriceModel = FlatPrice | PerUnitPrice | GraduatedPrice | VolumePrice | PackagePrice | PercentagePrice | CostPlusPrice;
 
 /** Models that price a single quantity (as opposed to a list of event values). */
 export type QuantityPriceModel = PerUnitPrice | GraduatedPrice | VolumePrice | PackagePrice;
 
-export type UsagePriceModel = QuantityPriceModel | PercentagePrice;
+export type UsagePriceModel = QuantityPriceModel | PercentagePrice | CostPlusPrice;
 
 /**
  * Why a price is unusable, one message per problem; empty when it is valid. Written for the API to reject bad
@@ -97,6 +106,8 @@ export function validatePriceModel(price: PriceModel): string[] {
       return [...positive('packageSize', price.packageSize), ...nonNegative('packagePrice', price.packagePrice)];
     case 'percentage':
       return validatePercentage(price);
+    case 'cost_plus':
+      return nonNegative('markup', price.markup);
     default:
       return [`unknown price model: ${JSON.stringify((price as { model?: unknown }).model)}`];
   }

@@ -29,6 +29,8 @@ import {
   decimalText,
   priceFirstTierAtZeroUsage,
   pricePercentage,
+  pricePercentageOfTotal,
+  percentageRatesFromTotal,
   priceQuantity,
   type PercentageDetail,
   type PercentageFreeDetail,
@@ -37,6 +39,8 @@ import {
 import { applyChargeBounds, chargeBoundsDigitErrors, validateChargeOptions, type ChargeBoundsDetail } from './charge-options';
 import { parseDecimal, validatePriceModel, type PriceModel, type UsagePriceModel } from './price-models';
 import { formatMinorUnits, rateChargeInFixedPoint } from './fixed-point-rating';
+import { CostPlusError, priceCostPlus, type CostPlusDetail } from './cost-plus';
+import type { CostSegment } from './cost-tables';
 
 export interface Charge {
   readonly chargeId?: string;
@@ -58,6 +62,14 @@ export interface UsageForCharge {
   readonly quantity: string;
   /** Per-event reported values; required by percentage charges, ignored by the others. */
   readonly eventValues?: readonly string[];
+  /**
+   * The sum of the event values, which stands in for eventValues where a percentage charge has no per-event
+   * minFee/maxFee and no free allowance (every event then pays rate x value, so the sum is enough): the running
+   * totals hold sums.
+   */
+  readonly valueTotal?: string;
+  /** The quantity split by the cost table in effect at its events' time; required by cost_plus charges. */
+  readonly costs?: readonly CostSegment[];
 }
 
 export interface RatingInput {
@@ -94,8 +106,10 @@ export type QuantityBreakdown = QuantityDetail & {
 
 export type PercentageBreakdown = PercentageDetail & Partial<PercentageFreeDetail> & { readonly amount: string };
 
+export type CostPlusBreakdown = CostPlusDetail & { readonly amount: string };
+
 /** `chargeBounds` only on a charge with minAmount/maxAmount; `amount` is then the bounded amount. */
-export type UsageBreakdown = (QuantityBreakdown | PercentageBreakdown) & { readonly chargeBounds?: ChargeBoundsDetail };
+export type UsageBreakdown = (QuantityBreakdown | PercentageBreakdown | CostPlusBreakdown) & { readonly chargeBounds?: ChargeBoundsDetail };
 
 export interface CreditBreakdown {
   readonly bucket: string;
@@ -145,6 +159,7 @@ export type RatingErrorCode =
   | 'missing_event_values'
   | 'invalid_event_value'
   | 'event_count_mismatch'
+  | 'missing_cost_segments'
   | 'duplicate_usage'
   | 'invalid_money_amount'
   | 'invalid_proration_factor'
@@ -172,7 +187,7 @@ export function validateCharge(charge: Charge): string[] {
     const included = parseDecimal(charge.includedUnits);
     if (included === undefined || included.lt(0)) errors.push('includedUnits must be a non-negative decimal string');
     const model = charge.price?.model;
-    if (model === 'percentage' || model === 'flat') errors.push(`includedUnits does not apply to ${model} pricing`);
+    if (model === 'percentage' || model === 'flat' || model === 'cost_plus') errors.push(`includedUnits does not apply to ${model} pricing`);
   }
   errors.push(...validateChargeOptions(charge));
   return errors;
@@ -271,7 +286,9 @@ function rateCharge(charge: UsageCharge, usage: UsageForCharge | undefined, curr
   const rated =
     charge.price.model === 'percentage'
       ? ratePercentage(charge.price, quantity, usage, charge.metricCode)
-      : rateQuantity(charge.price, quantity, charge.includedUnits, charge.firstTierFeeAtZeroUsage === true);
+      : charge.price.model === 'cost_plus'
+        ? rateCostPlus(charge.price, quantity, usage, charge.metricCode)
+        : rateQuantity(charge.price, quantity, charge.includedUnits, charge.firstTierFeeAtZeroUsage === true);
   const breakdown = withChargeBounds(charge, rated, currency);
   return {
     kind: 'usage',
@@ -284,8 +301,18 @@ function rateCharge(charge: UsageCharge, usage: UsageForCharge | undefined, curr
   };
 }
 
+function rateCostPlus(price: Extract<UsagePriceModel, { model: 'cost_plus' }>, quantity: Dec, usage: UsageForCharge | undefined, metricCode: string): CostPlusBreakdown {
+  try {
+    const { amount, detail } = priceCostPlus(price, quantity, usage?.costs);
+    return { ...detail, amount: decimalText(amount) };
+  } catch (error) {
+    if (error instanceof CostPlusError) throw new RatingError('missing_cost_segments', `usage for ${metricCode}: ${error.message}`);
+    throw error;
+  }
+}
+
 function rateQuantity(
-  price: Exclude<UsagePriceModel, { model: 'percentage' }>,
+  price: Exclude<UsagePriceModel, { model: 'percentage' | 'cost_plus' }>,
   quantity: Dec,
   includedUnitsText: string | undefined,
   firstTierFeeAtZeroUsage = false,
@@ -308,6 +335,14 @@ function ratePercentage(
   usage: UsageForCharge | undefined,
   metricCode: string,
 ): PercentageBreakdown {
+  if (usage?.eventValues === undefined && usage?.valueTotal !== undefined && percentageRatesFromTotal(price)) {
+    const total = parseDecimal(usage.valueTotal);
+    if (total === undefined || total.lt(0) || !quantity.isInteger()) {
+      throw new RatingError('invalid_event_value', `value total for ${metricCode} must be a non-negative decimal over a whole number of events`);
+    }
+    const { amount, detail } = pricePercentageOfTotal(price, quantity.toNumber(), total);
+    return { ...detail, amount: decimalText(amount) };
+  }
   const values = parseEventValues(usage?.eventValues, quantity, metricCode);
   const { amount, detail } = pricePercentage(price, values);
   return { ...detail, amount: decimalText(amount) };

@@ -7,6 +7,7 @@
 import { dimensionKey, rateDimensionalUsage, type DimensionalCharge, type DimensionalUsage, type DimensionValues } from './dimensions';
 import { ratedLinesForPeriod, type DraftInvoiceLine, type PeriodBounds } from './invoice';
 import { Dec, toDecimal } from './money';
+import type { CostSegment } from './cost-tables';
 import { usageCharges } from './plan-terms';
 import { invoicedAmounts, rerateDifference } from './rerating';
 
@@ -17,6 +18,8 @@ export interface ReversedContribution {
   readonly aggregation: 'count' | 'sum';
   /** The event's numeric value (sum), or its per-event value for a percentage charge (count with a property). */
   readonly value: string | null;
+  /** The event's timestamp: a cost_plus price credits it at the cost of the table that costed it. */
+  readonly occurredAt?: string;
   /** The event's combination, for a metric with group_by. */
   readonly dimensions?: DimensionValues;
   readonly groupBy?: readonly string[];
@@ -37,13 +40,31 @@ export function withoutContributions(usage: readonly DimensionalUsage[], removed
   });
 }
 
-function removeOne<T extends { quantity: string; eventValues?: readonly string[] }>(usage: T, contribution: ReversedContribution): T {
+function removeOne<T extends { quantity: string; eventValues?: readonly string[]; costs?: readonly CostSegment[] }>(usage: T, contribution: ReversedContribution): T {
   const step = contribution.aggregation === 'count' ? new Dec(1) : toDecimal(contribution.value ?? '0');
   const quantity = Dec.max(new Dec(0), toDecimal(usage.quantity).minus(step)).toString();
-  if (!usage.eventValues || contribution.value === null) return { ...usage, quantity };
+  const costs = usage.costs ? { costs: withoutShare(usage.costs, step, contribution.occurredAt) } : {};
+  if (!usage.eventValues || contribution.value === null) return { ...usage, quantity, ...costs };
   const at = usage.eventValues.findIndex((value) => toDecimal(value).eq(toDecimal(contribution.value!)));
   const eventValues = at < 0 ? usage.eventValues : [...usage.eventValues.slice(0, at), ...usage.eventValues.slice(at + 1)];
-  return { ...usage, quantity, eventValues };
+  return { ...usage, quantity, eventValues, ...costs };
+}
+
+/**
+ * The cost split without one event's units: taken from the share of the table in effect at the event's time (the
+ * latest effectiveFrom at or before it; the uncosted share when none), so the credit is what the event was billed.
+ */
+function withoutShare(costs: readonly CostSegment[], step: Dec, occurredAt: string | undefined): CostSegment[] {
+  const at = occurredAt === undefined ? Number.POSITIVE_INFINITY : Date.parse(occurredAt);
+  let target = -1;
+  costs.forEach((segment, index) => {
+    const from = segment.effectiveFrom === null ? Number.NEGATIVE_INFINITY : Date.parse(segment.effectiveFrom);
+    const best = target < 0 ? undefined : costs[target].effectiveFrom;
+    const bestFrom = best === undefined ? undefined : best === null ? Number.NEGATIVE_INFINITY : Date.parse(best);
+    if (from <= at && (bestFrom === undefined || from >= bestFrom)) target = index;
+  });
+  if (target < 0) return [...costs];
+  return costs.map((segment, index) => (index === target ? { ...segment, quantity: Dec.max(new Dec(0), toDecimal(segment.quantity).minus(step)).toFixed() } : segment));
 }
 
 export interface ReversalCreditInput {

@@ -9,7 +9,12 @@
  */
 import { addIntervals, isValidInterval, parseInterval } from './periods';
 
-export type ReversalRejection = 'reversed_event_not_found' | 'reversed_event_of_another_customer' | 'event_already_reversed' | 'dispute_window_closed';
+export type ReversalRejection =
+  | 'reversed_event_not_found'
+  | 'reversed_event_of_another_customer'
+  | 'event_already_reversed'
+  | 'dispute_window_closed'
+  | 'reversal_not_creditable';
 
 /** The event a reversal names, as stored; undefined when no customer has an event with that id. */
 export interface ReversalTarget {
@@ -19,6 +24,12 @@ export interface ReversalTarget {
   readonly reversed: boolean;
   /** The reversal names an event that is itself a reversal. */
   readonly isReversal: boolean;
+  /**
+   * Set when the original was already invoiced under a plan charging a metric that reads it as a max, latest or
+   * unique_count: the closed usage holds a level or a count of distinct values, not which event made it, so no
+   * credit can take this one event out (docs/pricing.md). Such a reversal is refused rather than silently uncredited.
+   */
+  readonly invoicedUnder?: { readonly metricCode: string };
 }
 
 export interface ReversalRequest {
@@ -50,6 +61,13 @@ export function judgeReversal(request: ReversalRequest, targets: readonly Revers
   const closesAt = addIntervals(own.occurredAt, parseInterval(disputeWindow), 1);
   if (request.occurredAt.getTime() >= closesAt.getTime()) {
     return { ok: false, code: 'dispute_window_closed', detail: `the dispute window (${disputeWindow}) of event ${request.reversesEventId} closed at ${closesAt.toISOString()}` };
+  }
+  if (own.invoicedUnder) {
+    return {
+      ok: false,
+      code: 'reversal_not_creditable',
+      detail: `event ${request.reversesEventId} was invoiced under metric ${own.invoicedUnder.metricCode}, whose max, latest or unique_count cannot be credited event by event`,
+    };
   }
   return { ok: true };
 }

@@ -10,10 +10,14 @@ import type { CreditCharge } from './wallet';
 
 /**
  * What the wallet may pay on an invoice: each usage line (by metric, for scoped grants) net of the plan's credit
- * bucket (which covers usage first, in line order), and never more than the invoice's total before credits.
+ * bucket and of what threshold invoices already billed of this usage (both cover usage first, in line order), and
+ * never more than the invoice's total before credits. Without the threshold part the wallet would pay again for
+ * usage the customer already paid on a threshold invoice.
  */
 export function walletPayableCharges(lines: readonly DraftInvoiceLine[], currency: string): CreditCharge[] {
-  const bucket = lines.filter((line) => line.kind === 'credit').reduce((sum, line) => sum.plus(toDecimal(line.amount).neg()), ZERO);
+  const bucket = lines
+    .filter((line) => line.kind === 'credit' || line.kind === 'threshold_credit')
+    .reduce((sum, line) => sum.plus(toDecimal(line.amount).neg()), ZERO);
   let bucketLeft = Dec.max(bucket, ZERO);
   let payable = Dec.max(toDecimal(invoiceTotal(lines, currency)), ZERO);
   const charges: CreditCharge[] = [];
@@ -52,4 +56,10 @@ export function creditsAppliedLines(applied: readonly AppliedGrantCredit[], curr
     periodEnd: period.end,
     breakdown: { walletGrantId: credit.grantId, source: credit.source },
   }));
+}
+
+/** A line the wallet put on an invoice (credits applied, or credit given back to it): not part of what usage cost. */
+export function isWalletLine(line: { readonly breakdown?: unknown }): boolean {
+  const breakdown = line.breakdown as Record<string, unknown> | null | undefined;
+  return !!breakdown && typeof breakdown === 'object' && ('walletGrantId' in breakdown || 'walletGiveBack' in breakdown);
 }

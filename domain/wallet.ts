@@ -81,6 +81,12 @@ export interface DrawRequest {
    * never below 0). Only unscoped usage may be drawn into the overdraft.
    */
   readonly overdraftAvailable: string;
+  /**
+   * For grants expiring inside the usage span: at each such expiry, what the usage before it made payable. A grant
+   * pays, together with every grant expiring no later, at most that much: usage after its expiry is not its to pay.
+   * Absent (or no entry at or after a grant's expiry): the grant may pay any of the span's usage.
+   */
+  readonly accruedBefore?: readonly { readonly at: Date; readonly payable: string }[];
 }
 
 /**
@@ -93,6 +99,8 @@ export function drawCredits(request: DrawRequest): CreditDrawing {
   const remaining = new Map(request.grants.map((grant) => [grant.id, toDecimal(grant.remaining)]));
   const ordered = burnDownOrder(request.grants);
   const drawn = new Map<string, Dec>();
+  const caps = (request.accruedBefore ?? []).map((checkpoint) => ({ at: checkpoint.at.getTime(), left: toDecimal(checkpoint.payable) }));
+  const capsOf = (grant: GrantState) => (grant.expiresAt ? caps.filter((cap) => cap.at >= grant.expiresAt!.getTime()) : []);
   let overdraft = toDecimal(request.overdraftAvailable);
   let overdrawn = ZERO;
   let covered = ZERO;
@@ -104,8 +112,10 @@ export function drawCredits(request: DrawRequest): CreditDrawing {
       if (due.isZero()) break;
       if (!grantPays({ ...grant, remaining: remaining.get(grant.id)!.toString() }, request.during, charge.metricCode)) continue;
       const available = remaining.get(grant.id)!.toDecimalPlaces(exponentOf(request.currency), Dec.ROUND_DOWN);
-      const take = Dec.min(available, due);
+      const grantCaps = capsOf(grant);
+      const take = grantCaps.reduce((least, cap) => Dec.min(least, cap.left), Dec.min(available, due));
       if (take.lte(ZERO)) continue;
+      for (const cap of grantCaps) cap.left = cap.left.minus(take);
       remaining.set(grant.id, remaining.get(grant.id)!.minus(take));
       drawn.set(grant.id, (drawn.get(grant.id) ?? ZERO).plus(take));
       due = due.minus(take);

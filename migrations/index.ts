@@ -42,6 +42,10 @@ import * as m0450 from './0450_create_usage_rollups';
 import * as m0451 from './0451_create_wallets';
 import * as m0480 from './0480_add_billable_metrics_group_by';
 import * as m0481 from './0481_add_usage_events_reversals';
+import * as m0510 from './0510_index_wallet_ledger_entry_key_prefixes';
+import * as m0520 from './0520_reseed_usage_rollups';
+import * as m0530 from './0530_add_invoice_usage_thresholds';
+import * as m0540 from './0540_create_metric_cost_tables';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -96,6 +100,10 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0451_create_wallets', m0451],
   ['0480_add_billable_metrics_group_by', m0480],
   ['0481_add_usage_events_reversals', m0481],
+  ['0510_index_wallet_ledger_entry_key_prefixes', m0510],
+  ['0520_reseed_usage_rollups', m0520],
+  ['0530_add_invoice_usage_thresholds', m0530],
+  ['0540_create_metric_cost_tables', m0540],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

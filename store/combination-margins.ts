@@ -5,6 +5,7 @@
 import type { Knex } from 'knex';
 import { combinationMargins, type CombinationCost, type CombinationMargin, type CombinationRevenue } from '../domain/combination-margins';
 import { dimensionKey } from '../domain/dimensions';
+import type { CostSegment } from '../domain/cost-tables';
 
 type Db = Knex | Knex.Transaction;
 
@@ -16,10 +17,12 @@ export async function combinationMarginsBySubscription(
 ): Promise<Map<string, CombinationMargin[]>> {
   const ids = [...currencyBySubscription.keys()];
   if (ids.length === 0) return new Map();
+  // Threshold invoices are left out: the invoice that closes the usage rates all of it again and credits what they
+  // billed as a whole (threshold_credit lines), so their usage lines would count each combination twice.
   const revenue = await db.raw<{ rows: { subscription_id: string; metric_code: string; dimension_key: string; revenue: string }[] }>(
     `SELECT i.subscription_id, l.metric_code, l.breakdown ->> 'dimensionKey' AS dimension_key, sum(l.amount)::text AS revenue
      FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id
-     WHERE i.subscription_id = ANY(?::uuid[]) AND i.kind <> 'credit_note' AND i.status NOT IN ('draft', 'void')
+     WHERE i.subscription_id = ANY(?::uuid[]) AND i.kind NOT IN ('credit_note', 'threshold') AND i.status NOT IN ('draft', 'void')
        AND l.kind = 'usage' AND l.breakdown ->> 'dimensionKey' IS NOT NULL AND l.period_start >= ? AND l.period_start < ?
      GROUP BY 1, 2, 3`,
     [ids, window.from, window.to],
@@ -35,13 +38,34 @@ export async function combinationMarginsBySubscription(
      GROUP BY c.subscription_id, t.key, g.value -> 'dimensions', m.unit_cost, m.group_by`,
     [ids, window.from, window.to],
   );
+  const segmentRows = await db.raw<{ rows: { subscription_id: string; metric_code: string; dimensions: Record<string, string>; group_by: string[]; effective_from: string | null; unit_cost: string | null; quantity: string }[] }>(
+    `SELECT c.subscription_id, t.key AS metric_code, g.value -> 'dimensions' AS dimensions, m.group_by,
+            s.value ->> 'effectiveFrom' AS effective_from, s.value ->> 'unitCost' AS unit_cost, sum((s.value ->> 'quantity')::numeric)::text AS quantity
+     FROM usage_period_closures c
+     CROSS JOIN LATERAL jsonb_each(c.totals) AS t(key, value)
+     CROSS JOIN LATERAL jsonb_array_elements(coalesce(t.value -> 'groups', '[]'::jsonb)) AS g(value)
+     CROSS JOIN LATERAL jsonb_array_elements(coalesce(g.value -> 'costs', '[]'::jsonb)) AS s(value)
+     JOIN billable_metrics m ON m.code = t.key
+     WHERE c.subscription_id = ANY(?::uuid[]) AND c.period_start >= ? AND c.period_start < ?
+     GROUP BY c.subscription_id, t.key, g.value -> 'dimensions', m.group_by, 5, 6
+     ORDER BY 5, 6`,
+    [ids, window.from, window.to],
+  );
+  const segments = new Map<string, CostSegment[]>();
+  const segmentKey = (subscriptionId: string, metricCode: string, key: string) => `${subscriptionId}\u0000${metricCode}\u0000${key}`;
+  for (const row of segmentRows.rows) {
+    const key = segmentKey(row.subscription_id, row.metric_code, dimensionKey(row.dimensions, row.group_by));
+    segments.set(key, [...(segments.get(key) ?? []), { effectiveFrom: row.effective_from, unitCost: row.unit_cost, quantity: row.quantity }]);
+  }
   const revenues = new Map<string, CombinationRevenue[]>();
   for (const row of revenue.rows) {
     revenues.set(row.subscription_id, [...(revenues.get(row.subscription_id) ?? []), { metricCode: row.metric_code, dimensionKey: row.dimension_key, revenue: row.revenue }]);
   }
   const costs = new Map<string, CombinationCost[]>();
   for (const row of cost.rows) {
-    const line = { metricCode: row.metric_code, dimensionKey: dimensionKey(row.dimensions, row.group_by), quantity: row.quantity, unitCost: row.unit_cost };
+    const key = dimensionKey(row.dimensions, row.group_by);
+    const tabled = segments.get(segmentKey(row.subscription_id, row.metric_code, key));
+    const line = { metricCode: row.metric_code, dimensionKey: key, quantity: row.quantity, unitCost: row.unit_cost, ...(tabled ? { segments: tabled } : {}) };
     costs.set(row.subscription_id, [...(costs.get(row.subscription_id) ?? []), line]);
   }
   const result = new Map<string, CombinationMargin[]>();

@@ -8,11 +8,11 @@ import type { UsageGroup } from '../domain/dimensions';
 import type { MetricRow } from './catalog';
 import { aggregationSql, numericTextFor, type UsageScope } from './usage';
 
-function scopeSql(scope: UsageScope): { sql: string; bindings: (string | Date)[] } {
+export function scopeSql(scope: UsageScope): { sql: string; bindings: (string | Date)[] } {
   const unclaimedSql = 'period_close_id IS NULL AND customer_id = ? AND occurred_at >= ? AND occurred_at < ?';
   switch (scope.kind) {
     case 'claimed':
-      return { sql: 'period_close_id = ?', bindings: [scope.closeId] };
+      return scope.before ? { sql: 'period_close_id = ? AND occurred_at < ?', bindings: [scope.closeId, scope.before] } : { sql: 'period_close_id = ?', bindings: [scope.closeId] };
     case 'unclaimed':
       return { sql: unclaimedSql, bindings: [scope.customerId, scope.from, scope.to] };
     case 'claimed_and_late':

@@ -7,8 +7,10 @@ import type { Knex } from 'knex';
 import { decideEntitlement, Entitlement, eventsOverLimit, FeatureDefinition, LIMITABLE_AGGREGATIONS, planFeatures } from '../domain/entitlements';
 import { Dec, toDecimal } from '../domain/money';
 import { findMetricsByCode, MetricRow } from './catalog';
+import { queryPrepared } from './prepared-statements';
+import { cachedMetricsByCode } from './read-caches';
 import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, RollupWindow, rollupUsage } from './rollups';
-import { aggregateMetric, InsertedUsageEvent, NewUsageEvent } from './usage';
+import type { InsertedUsageEvent, NewUsageEvent } from './usage';
 
 type Db = Knex | Knex.Transaction;
 
@@ -179,16 +181,10 @@ async function storedEventIds(trx: Knex.Transaction, events: readonly NewUsageEv
   return new Set(result.rows.map((row) => `${row.customer_id}|${row.event_id}`));
 }
 
-/**
- * A metric's open usage in a window: from the running totals, or from the raw events where a closed period
- * overlaps the window (store/rollups.ts says when). The same quantities the usage preview rates.
- */
+/** A metric's open usage in a window, from the running totals: the same quantities the usage preview rates. */
 export async function openMetricUsage(db: Knex, window: RollupWindow, metrics: readonly MetricRow[]): Promise<Map<string, string>> {
   const totals = await rollupUsage(db, window, metrics);
-  if (totals) return new Map([...totals].map(([code, usage]) => [code, usage.quantity]));
-  const scope = { kind: 'unclaimed' as const, customerId: window.customerId, from: window.from, to: window.to };
-  const raw = await Promise.all(metrics.map(async (metric) => [metric.code, (await aggregateMetric(db, metric, scope, false)).quantity] as const));
-  return new Map(raw);
+  return new Map([...totals].map(([code, usage]) => [code, usage.quantity]));
 }
 
 /** Balance lookup for wallet-backed features (store/wallets.ts): the customer's balance in a currency, or null. */
@@ -201,54 +197,43 @@ interface OneFeatureRow {
   aggregation: string | null;
   property: string | null;
   seeded: boolean;
-  closed_overlap: boolean;
   event_count: string;
   value_count: string;
   sum_quantity: string;
 }
 
-/**
- * The hot path of GET .../entitlements/:feature, in one statement: the newest granting subscription declaring the
- * feature, its metric and the window's totals. Undefined when the general path must answer (a wallet feature, a
- * window not seeded yet, a closed period overlapping it): that one seeds, reads raw events or asks the wallet.
- */
-async function oneFeatureFast(db: Knex, customerId: string, code: string): Promise<Entitlement | 'absent' | undefined> {
-  const result = await db.raw<{ rows: OneFeatureRow[] }>(
-    `WITH chosen AS (
+/** The statement of oneFeatureFast (prepared: see store/prepared-statements.ts). */
+const ONE_FEATURE_SQL = `WITH chosen AS (
        SELECT s.current_period_start AS period_start, s.current_period_end AS period_end, f AS feature
        FROM subscriptions s JOIN plans p ON p.id = s.plan_id
        CROSS JOIN LATERAL jsonb_array_elements(coalesce(p.settings -> 'features', '[]'::jsonb)) AS f
-       WHERE s.customer_id = ? AND s.status = ANY(?::text[]) AND f ->> 'code' = ?
+       WHERE s.customer_id = $1 AND s.status = ANY($2::text[]) AND f ->> 'code' = $3
        ORDER BY s.start_at DESC LIMIT 1
      )
      SELECT c.period_start, c.period_end, c.feature, m.aggregation, m.property, wm.metric_id IS NOT NULL AS seeded,
-            EXISTS (SELECT 1 FROM usage_period_closures uc WHERE uc.customer_id = ? AND uc.period_start < c.period_end AND uc.period_end > c.period_start) AS closed_overlap,
             coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
             greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity
      FROM chosen c
      LEFT JOIN billable_metrics m ON m.code = c.feature ->> 'metricCode'
-     LEFT JOIN usage_rollup_windows w ON w.customer_id = ? AND w.period_start = c.period_start AND w.period_end = c.period_end
+     LEFT JOIN usage_rollup_windows w ON w.customer_id = $4 AND w.period_start = c.period_start AND w.period_end = c.period_end
      LEFT JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id AND wm.metric_id = m.id
-     LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`,
-    [customerId, [...GRANTING_STATUSES], code, customerId, customerId],
-  );
-  const row = result.rows[0];
+     LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`;
+
+/**
+ * The hot path of GET .../entitlements/:feature, in one statement: the newest granting subscription declaring the
+ * feature, its metric and the window's totals. Undefined when the general path must answer (a wallet feature, a
+ * window not seeded yet, an aggregation other than count or sum): that one seeds or asks the wallet.
+ */
+async function oneFeatureFast(db: Knex, customerId: string, code: string): Promise<Entitlement | 'absent' | undefined> {
+  const [row] = await queryPrepared<OneFeatureRow>(db, 'entitlement-check-one-feature', ONE_FEATURE_SQL, [customerId, [...GRANTING_STATUSES], code, customerId]);
   if (!row) return 'absent';
   const { feature } = row;
   if (feature.kind === 'boolean') return decideEntitlement(feature, { periodEnd: row.period_end, balance: null });
-  if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded || row.closed_overlap) return undefined;
+  if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded) return undefined;
   // Count and sum read straight from the totals; other aggregations take the general path (quantityOf in rollups.ts).
   if (row.aggregation !== 'count' && row.aggregation !== 'sum') return undefined;
   const usage = row.aggregation === 'sum' ? row.sum_quantity : row.property === null ? row.event_count : row.value_count;
   return decideEntitlement(feature, { usage, periodEnd: row.period_end, balance: null });
-}
-
-/** Metric rows by code. A metric code never changes meaning once created, so a row found once is kept. */
-const metricsByCode = new Map<string, MetricRow>();
-async function metricsCached(db: Knex, codes: readonly string[]): Promise<Map<string, MetricRow>> {
-  const missing = codes.filter((code) => !metricsByCode.has(code));
-  if (missing.length > 0) for (const metric of await findMetricsByCode(db, [...new Set(missing)])) metricsByCode.set(metric.code, metric);
-  return new Map(codes.flatMap((code) => (metricsByCode.has(code) ? [[code, metricsByCode.get(code)!] as const] : [])));
 }
 
 /**
@@ -270,7 +255,7 @@ export async function customerEntitlements(db: Knex, customerId: string, balance
     }
   }
   const meteredCodes = [...chosen.values()].flatMap(({ feature }) => (feature.kind === 'metered' ? [feature.metricCode] : []));
-  const metrics = await metricsCached(db, meteredCodes);
+  const metrics = new Map((await cachedMetricsByCode(db, meteredCodes)).map((metric) => [metric.code, metric]));
   return Promise.all(
     [...chosen.values()].map(async ({ feature, subscription }) => {
       const { periodStart, periodEnd, currency } = subscription;

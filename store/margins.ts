@@ -14,9 +14,10 @@
  * Postgres sums the NUMERIC amounts and quantities; domain/margins.ts does the rest of the arithmetic in Decimal.
  */
 import type { Knex } from 'knex';
-import type { CombinationMargin } from '../domain/combination-margins';
+import { combinationTotals, type CombinationMargin, type CombinationMarginTotal } from '../domain/combination-margins';
 import { combinationMarginsBySubscription } from './combination-margins';
-import { compareByMargin, CostInput, Margin, subscriptionMargin, totalMargin } from '../domain/margins';
+import { compareByMargin, CostInput, customerMargins, CustomerMargin, Margin, subscriptionMargin, totalMargin } from '../domain/margins';
+import type { CostSegment } from '../domain/cost-tables';
 
 type Db = Knex | Knex.Transaction;
 
@@ -50,6 +51,10 @@ export interface MarginReport {
   readonly subscriptions: readonly SubscriptionMargin[];
   /** Per currency, over all of `subscriptions`. */
   readonly totals: readonly Omit<Margin, 'costLines'>[];
+  /** Customers (all their subscriptions in one currency) whose margin is negative, worst first. */
+  readonly lossMakingCustomers: readonly CustomerMargin[];
+  /** Combinations of dimensional charges, summed over all subscriptions, whose margin is negative, worst first. */
+  readonly lossMakingCombinations: readonly CombinationMarginTotal[];
 }
 
 /** Invoices that count: finalized ones. Drafts are not invoices yet; void ones were withdrawn. */
@@ -58,7 +63,7 @@ const CREDIT_NOTE = 'credit_note';
 
 export async function marginReport(db: Db, query: MarginQuery): Promise<MarginReport> {
   const ids = query.subscriptionIds ? [...query.subscriptionIds] : null;
-  if (ids && ids.length === 0) return { from: query.from, to: query.to, subscriptions: [], totals: [] };
+  if (ids && ids.length === 0) return { from: query.from, to: query.to, subscriptions: [], totals: [], lossMakingCustomers: [], lossMakingCombinations: [] };
   const [revenue, costs] = await Promise.all([revenueBySubscription(db, query, ids), costsBySubscription(db, query, ids)]);
 
   const subscriptionIds = [...new Set([...revenue.keys(), ...costs.keys()])];
@@ -85,7 +90,9 @@ export async function marginReport(db: Db, query: MarginQuery): Promise<MarginRe
 
   const currencies = [...new Set(rows.map((row) => row.currency))].sort();
   const totals = currencies.map((currency) => totalMargin(currency, rows.filter((row) => row.currency === currency)));
-  return { from: query.from, to: query.to, subscriptions: rows, totals };
+  const lossMakingCustomers = customerMargins(rows).filter((customer) => customer.lossMaking);
+  const lossMakingCombinations = combinationTotals(rows.map((row) => ({ currency: row.currency, combinations: row.combinations ?? [] }))).filter((line) => line.lossMaking);
+  return { from: query.from, to: query.to, subscriptions: rows, totals, lossMakingCustomers, lossMakingCombinations };
 }
 
 /** subscription id -> Σ line amounts in the window (credit notes subtracted), as NUMERIC text. */
@@ -128,10 +135,29 @@ async function costsBySubscription(db: Db, query: MarginQuery, ids: string[] | n
      GROUP BY c.subscription_id, t.key, m.unit_cost`,
     [query.from, query.to, ...(ids ? [ids] : [])],
   );
+  // The shares each closure's cost tables costed (totals.<metric>.costs, store/cost-tables.ts), summed per table
+  // and unit cost over the window.
+  const segmentRows = await db.raw<{ rows: { subscription_id: string; metric_code: string; effective_from: string | null; unit_cost: string | null; quantity: string }[] }>(
+    `SELECT c.subscription_id, t.key AS metric_code, s.value ->> 'effectiveFrom' AS effective_from, s.value ->> 'unitCost' AS unit_cost,
+            sum((s.value ->> 'quantity')::numeric)::text AS quantity
+     FROM usage_period_closures c
+     CROSS JOIN LATERAL jsonb_each(c.totals) AS t(key, value)
+     CROSS JOIN LATERAL jsonb_array_elements(coalesce(t.value -> 'costs', '[]'::jsonb)) AS s(value)
+     WHERE c.period_start >= ? AND c.period_start < ? ${ids ? 'AND c.subscription_id = ANY(?::uuid[])' : ''}
+     GROUP BY 1, 2, 3, 4
+     ORDER BY 1, 2, 3, (s.value ->> 'unitCost')::numeric NULLS LAST`,
+    [query.from, query.to, ...(ids ? [ids] : [])],
+  );
+  const segments = new Map<string, CostSegment[]>();
+  for (const row of segmentRows.rows) {
+    const key = `${row.subscription_id}\u0000${row.metric_code}`;
+    segments.set(key, [...(segments.get(key) ?? []), { effectiveFrom: row.effective_from, unitCost: row.unit_cost, quantity: row.quantity }]);
+  }
   const costs = new Map<string, CostInput[]>();
   for (const row of result.rows) {
     const lines = costs.get(row.subscription_id) ?? [];
-    lines.push({ metricCode: row.metric_code, quantity: row.quantity, unitCost: row.unit_cost });
+    const tabled = segments.get(`${row.subscription_id}\u0000${row.metric_code}`);
+    lines.push({ metricCode: row.metric_code, quantity: row.quantity, unitCost: row.unit_cost, ...(tabled ? { segments: tabled } : {}) });
     costs.set(row.subscription_id, lines);
   }
   return costs;

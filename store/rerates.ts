@@ -14,6 +14,12 @@ export interface RerateProposal {
   readonly outcome: 'adjustment' | 'credit' | 'none';
   /** Late events this proposal bills: exactly these are claimed when it is carried out. */
   readonly lateEventIds: string[];
+  /**
+   * A credit on an invoice the wallet paid: how much of it goes back to the wallet's grants (the rest is refunded
+   * by the credit note), and the invoice's draw it goes back to (docs/wallets.md). Absent: no wallet credit back.
+   */
+  readonly walletCreditBack?: string;
+  readonly walletDrawKey?: string;
 }
 
 export interface RerateRow {
@@ -105,7 +111,7 @@ export async function recordRerateDecision(trx: Knex.Transaction, rerateId: stri
 }
 
 /** The proposal was carried out: `resultInvoiceId` is the adjustment invoice or the credit note. */
-export async function markRerateFinalized(trx: Knex.Transaction, rerateId: string, resultInvoiceId: string): Promise<RerateRow> {
+export async function markRerateFinalized(trx: Knex.Transaction, rerateId: string, resultInvoiceId: string | null): Promise<RerateRow> {
   const [updated] = await trx<RerateRow>('rerates').where({ id: rerateId }).update({ status: 'finalized', result_invoice_id: resultInvoiceId }).returning('*');
   return updated;
 }

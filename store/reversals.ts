@@ -7,15 +7,34 @@ import type { ReversalTarget } from '../domain/reversals';
 import { forgetRollupsOfReversed } from './rollups';
 import type { NewUsageEvent } from './usage';
 
+/**
+ * For an event already claimed by a usage close (invoiced): the first metric of that closure's plan that reads it
+ * with an aggregation a credit cannot take one event out of (max, latest, unique_count: the close kept the level or
+ * the count, not which event made it). Null when every metric reading it is a count or a sum.
+ */
+const UNCREDITABLE_METRIC_SQL = `SELECT m.code FROM usage_period_closures c
+  JOIN plans p ON p.id = c.plan_id
+  CROSS JOIN LATERAL jsonb_array_elements(p.charges) AS ch(value)
+  JOIN billable_metrics m ON m.code = ch.value ->> 'metricCode'
+  WHERE c.id = u.period_close_id AND m.event_type = u.event_type AND m.aggregation IN ('max', 'latest', 'unique_count')
+    AND u.properties @> coalesce(m.filters, '{}'::jsonb)
+  ORDER BY m.code LIMIT 1`;
+
 /** event id -> every stored event with that id (any customer), as a reversal judges it. */
 export async function reversalTargets(db: Knex | Knex.Transaction, eventIds: readonly string[]): Promise<Map<string, ReversalTarget[]>> {
   const result = new Map<string, ReversalTarget[]>();
   if (eventIds.length === 0) return result;
-  const rows: { event_id: string; customer_id: string; occurred_at: Date; reversed_by_event_id: string | null; reverses_event_id: string | null }[] = await db('usage_events')
-    .whereIn('event_id', [...new Set(eventIds)])
-    .select('event_id', 'customer_id', 'occurred_at', 'reversed_by_event_id', 'reverses_event_id');
+  const rows: { event_id: string; customer_id: string; occurred_at: Date; reversed_by_event_id: string | null; reverses_event_id: string | null; uncreditable_metric: string | null }[] = await db('usage_events as u')
+    .whereIn('u.event_id', [...new Set(eventIds)])
+    .select('u.event_id', 'u.customer_id', 'u.occurred_at', 'u.reversed_by_event_id', 'u.reverses_event_id', db.raw(`(${UNCREDITABLE_METRIC_SQL}) AS uncreditable_metric`));
   for (const row of rows) {
-    const target: ReversalTarget = { customerId: row.customer_id, occurredAt: row.occurred_at, reversed: row.reversed_by_event_id !== null, isReversal: row.reverses_event_id !== null };
+    const target: ReversalTarget = {
+      customerId: row.customer_id,
+      occurredAt: row.occurred_at,
+      reversed: row.reversed_by_event_id !== null,
+      isReversal: row.reverses_event_id !== null,
+      ...(row.uncreditable_metric === null ? {} : { invoicedUnder: { metricCode: row.uncreditable_metric } }),
+    };
     result.set(row.event_id, [...(result.get(row.event_id) ?? []), target]);
   }
   return result;
@@ -27,8 +46,9 @@ export async function disputeWindows(db: Knex | Knex.Transaction, customerIds: r
   const rows: { customer_id: string; dispute_window: string | null }[] = await db('subscriptions as s')
     .join('plans as p', 'p.id', 's.plan_id')
     .whereIn('s.customer_id', [...new Set(customerIds)])
-    .whereNot('s.status', 'canceled')
-    .orderBy('s.created_at', 'asc')
+    // The newest live subscription decides; a customer whose subscriptions all ended keeps the newest one's window
+    // (its reversals become credit notes: store/reversal-credit-notes.ts). Later rows win in the map below.
+    .orderByRaw("(s.status = 'canceled') DESC, s.created_at ASC")
     .select('s.customer_id', db.raw("p.settings ->> 'disputeWindow' AS dispute_window"));
   return new Map(rows.map((row) => [row.customer_id, row.dispute_window]));
 }
@@ -84,6 +104,8 @@ export interface InvoicedReversal {
   readonly credited: boolean;
   readonly eventType: string;
   readonly properties: Record<string, unknown>;
+  /** The original outcome's timestamp (which cost table costed it). */
+  readonly occurredAt: Date;
   readonly closeId: string;
   readonly periodStart: Date;
   readonly periodEnd: Date;
@@ -97,7 +119,7 @@ export interface InvoicedReversal {
  */
 export async function invoicedReversals(trx: Knex.Transaction, subscriptionId: string, customerId: string): Promise<InvoicedReversal[]> {
   const result = await trx.raw<{ rows: (Omit<InvoicedReversal, 'reversalRowId' | 'closeId'> & { reversalRowId: string; closeId: string })[] }>(
-    `SELECT r.id::text AS "reversalRowId", r.reversal_credited_on IS NOT NULL AS credited, o.event_type AS "eventType", o.properties,
+    `SELECT r.id::text AS "reversalRowId", r.reversal_credited_on IS NOT NULL AS credited, o.event_type AS "eventType", o.properties, o.occurred_at AS "occurredAt",
             c.id::text AS "closeId", c.period_start AS "periodStart", c.period_end AS "periodEnd", c.plan_id AS "planId", c.totals
      FROM usage_events r
      JOIN usage_events o ON o.customer_id = r.customer_id AND o.event_id = r.reverses_event_id

@@ -16,6 +16,8 @@
  */
 import type { Knex } from 'knex';
 import type { MetricRow } from './catalog';
+import { queryPrepared } from './prepared-statements';
+import type { UsageGroup } from '../domain/dimensions';
 import type { MetricUsage } from './usage';
 
 type Db = Knex | Knex.Transaction;
@@ -35,7 +37,7 @@ const SIGNED_VALUE = String.raw`^-?0*[0-9]{1,12}(\.[0-9]{1,12})?$`;
 function foldIntoRollupsSql(restrict = ''): string {
   return `
   matched AS (
-    SELECT wm.window_id, m.id AS metric_id, m.aggregation, ''::text AS dimension_key, s.id AS row_id, s.occurred_at,
+    SELECT wm.window_id, m.id AS metric_id, m.aggregation, k.dimension_key, s.id AS row_id, s.occurred_at,
            s.properties ->> coalesce(m.property, '') AS raw_value,
            CASE WHEN s.properties ->> coalesce(m.property, '') ~ (CASE WHEN m.allow_negative THEN ?::text ELSE ?::text END)
                 THEN (s.properties ->> coalesce(m.property, ''))::numeric END AS value
@@ -43,6 +45,12 @@ function foldIntoRollupsSql(restrict = ''): string {
     JOIN usage_rollup_windows w ON w.customer_id = s.customer_id AND s.occurred_at >= w.period_start AND s.occurred_at < w.period_end
     JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id ${restrict}
     JOIN billable_metrics m ON m.id = wm.metric_id AND m.event_type = s.event_type AND s.properties @> m.filters
+    -- Every event counts in the metric's total ('') and, when the metric groups by dimensions, in its combination's.
+    CROSS JOIN LATERAL (
+      SELECT ''::text AS dimension_key
+      UNION ALL
+      SELECT ${COMBINATION_KEY} WHERE jsonb_array_length(m.group_by) > 0
+    ) k
   ),
   new_distinct AS (
     INSERT INTO usage_rollup_distinct_values (window_id, metric_id, dimension_key, value)
@@ -83,6 +91,14 @@ function foldIntoRollupsSql(restrict = ''): string {
     RETURNING 1
   )`;
 }
+
+/**
+ * The dimension key of an event's combination of a grouped metric: the JSON object of the group_by properties the
+ * event has (as text, absent or JSON null left out), the same values store/dimension-usage.ts groups raw events by.
+ * jsonb prints its keys in one canonical order, so one combination has one key; '' (the total) is never one.
+ */
+const COMBINATION_KEY = `coalesce((SELECT jsonb_object_agg(d, s.properties ->> d) FROM jsonb_array_elements_text(m.group_by) AS d
+                                  WHERE s.properties ->> d IS NOT NULL), '{}'::jsonb)::text`;
 
 /** The batch's latest value wins when it is later by (occurred_at, row id): the order `latest` reads raw events in. */
 const NEWER = `(excluded.latest_at IS NOT NULL AND (r.latest_at IS NULL OR (excluded.latest_at, excluded.latest_event_row_id) > (r.latest_at, r.latest_event_row_id)))`;
@@ -181,6 +197,7 @@ export async function seedRollups(db: Knex, window: RollupWindow, metricIds: rea
          SELECT id, customer_id, event_type, occurred_at, properties FROM usage_events
          WHERE customer_id = ? AND occurred_at >= ? AND occurred_at < ?
            AND reversed_by_event_id IS NULL AND reverses_event_id IS NULL -- reversals and what they reversed count nothing
+           AND period_close_id IS NULL -- claimed by a closed period: not open usage (a claim forgets the window)
        ),
        ${foldIntoRollupsSql('AND wm.window_id = ? AND wm.metric_id = ANY(?::uuid[])')}
        SELECT count(*) FROM folded`,
@@ -204,13 +221,14 @@ export async function ensureRollupsSeeded(db: Knex, window: RollupWindow, metric
 interface RollupReadRow {
   metric_id: string;
   seeded: boolean;
+  /** null when the window or metric has no totals yet (then it is the total's row, all zero). */
+  dimension_key: string | null;
   event_count: string;
   value_count: string;
   sum_quantity: string;
   max_quantity: string;
   distinct_count: string;
   latest_quantity: string;
-  closed_overlap: boolean;
 }
 
 /** The quantity a metric's aggregation gives from its totals: the rollup twin of aggregationSql in store/usage.ts. */
@@ -229,43 +247,114 @@ function quantityOf(metric: MetricRow, row: RollupReadRow): string {
   }
 }
 
-async function readRollupRows(db: Db, window: RollupWindow, metricIds: readonly string[]): Promise<RollupReadRow[]> {
-  const result = await db.raw<{ rows: RollupReadRow[] }>(
-    `SELECT m.id AS metric_id, wm.metric_id IS NOT NULL AS seeded,
+const isGrouped = (metric: MetricRow): boolean => (metric.group_by?.length ?? 0) > 0;
+
+/** One statement: each metric's total row and, for a grouped metric, one row per combination it has seen. */
+async function readRollupRows(db: Db, window: RollupWindow, metrics: readonly MetricRow[]): Promise<RollupReadRow[]> {
+  const values = [metrics.map((metric) => metric.id), metrics.map(isGrouped), window.customerId, window.from, window.to];
+  // Prepared (parsed and planned once per connection) unless inside a transaction, which has its own connection.
+  if (!db.isTransaction) return queryPrepared<RollupReadRow>(db, 'rollup-read-window', READ_WINDOW_SQL, values);
+  return (await db.raw<{ rows: RollupReadRow[] }>(READ_WINDOW_SQL.replace(/\$\d+/g, '?'), values)).rows;
+}
+
+const READ_WINDOW_SQL = `SELECT m.id AS metric_id, wm.metric_id IS NOT NULL AS seeded, r.dimension_key,
             coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
             greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity, coalesce(r.value_max, 0)::text AS max_quantity,
-            coalesce(r.distinct_count, 0)::text AS distinct_count, coalesce(r.latest_value, 0)::text AS latest_quantity,
-            EXISTS (SELECT 1 FROM usage_period_closures c WHERE c.customer_id = ? AND c.period_start < ? AND c.period_end > ?) AS closed_overlap
-     FROM unnest(?::uuid[]) AS m(id)
-     LEFT JOIN usage_rollup_windows w ON w.customer_id = ? AND w.period_start = ? AND w.period_end = ?
+            coalesce(r.distinct_count, 0)::text AS distinct_count, coalesce(r.latest_value, 0)::text AS latest_quantity
+     FROM unnest($1::uuid[], $2::boolean[]) AS m(id, grouped)
+     LEFT JOIN usage_rollup_windows w ON w.customer_id = $3 AND w.period_start = $4 AND w.period_end = $5
      LEFT JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id AND wm.metric_id = m.id
-     LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`,
-    [window.customerId, window.to, window.from, [...metricIds], window.customerId, window.from, window.to],
+     LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND (r.dimension_key = '' OR m.grouped)`;
+
+/** A metric's usage from the totals; valueSum is the sum of its readable values (what a percentage charge rates). */
+export type RolledUsage = MetricUsage & { groups?: UsageGroup[]; valueSum: string };
+
+/**
+ * The open usage of these metrics in a customer's window, from the rollups: the same quantities, event counts and
+ * (for a metric with group_by) per-combination groups as aggregating the unclaimed raw events (store/usage.ts and
+ * store/dimension-usage.ts, scope 'unclaimed'). Seeds the window on first read. Claimed events are never in the
+ * totals: the seed skips them and claiming one forgets the windows it falls in (forgetRollupsOverlapping).
+ */
+export async function rollupUsage(db: Knex, window: RollupWindow, metrics: readonly MetricRow[]): Promise<Map<string, RolledUsage>> {
+  if (metrics.length === 0) return new Map();
+  let rows = await readRollupRows(db, window, metrics);
+  const unseeded = [...new Set(rows.filter((row) => !row.seeded).map((row) => row.metric_id))];
+  if (unseeded.length > 0) {
+    await seedRollups(db, window, unseeded);
+    rows = await readRollupRows(db, window, metrics);
+  }
+  const totals = new Map<string, RollupReadRow>();
+  const combinations = new Map<string, RollupReadRow[]>();
+  for (const row of rows) {
+    if (row.dimension_key === null || row.dimension_key === '') totals.set(row.metric_id, row);
+    else combinations.set(row.metric_id, [...(combinations.get(row.metric_id) ?? []), row]);
+  }
+  return new Map(
+    metrics.map((metric) => {
+      const total = totals.get(metric.id)!;
+      const usage: RolledUsage = { quantity: quantityOf(metric, total), eventCount: Number(total.event_count), valueSum: total.sum_quantity };
+      if (isGrouped(metric)) {
+        usage.groups = (combinations.get(metric.id) ?? [])
+          .filter((row) => Number(row.event_count) > 0)
+          .map((row) => ({ dimensions: JSON.parse(row.dimension_key!) as Record<string, string>, quantity: quantityOf(metric, row), eventCount: Number(row.event_count) }));
+      }
+      return [metric.code, usage];
+    }),
   );
-  return result.rows;
 }
 
 /**
- * The open usage of these metrics in a customer's window, from the rollups: the same quantities and event counts
- * as aggregating the unclaimed raw events (store/usage.ts, scope 'unclaimed'), or undefined where that equality
- * is not guaranteed: when a closed usage period overlaps the window, some of its events may be claimed and the
- * raw read excludes them, so the caller reads raw events instead. Seeds the window on first read.
+ * The totals (no per-combination split) of several windows of one customer, e.g. the days of a period for the usage
+ * page's chart: one read for all of them, seeding those read for the first time. Indexed like `windows`.
  */
-export async function rollupUsage(db: Knex, window: RollupWindow, metrics: readonly MetricRow[]): Promise<Map<string, MetricUsage> | undefined> {
-  if (metrics.length === 0) return new Map();
-  const ids = metrics.map((metric) => metric.id);
-  let rows = await readRollupRows(db, window, ids);
-  if (rows.some((row) => row.closed_overlap)) return undefined;
-  const unseeded = rows.filter((row) => !row.seeded).map((row) => row.metric_id);
-  if (unseeded.length > 0) {
-    await seedRollups(db, window, unseeded);
-    rows = await readRollupRows(db, window, ids);
+export async function rollupUsageOfWindows(
+  db: Knex,
+  customerId: string,
+  windows: readonly { from: Date; to: Date }[],
+  metrics: readonly MetricRow[],
+): Promise<Map<string, MetricUsage>[]> {
+  if (windows.length === 0 || metrics.length === 0) return windows.map(() => new Map());
+  const read = async () =>
+    (
+      await db.raw<{ rows: (RollupReadRow & { window_index: number })[] }>(
+        `SELECT x.window_index::int AS window_index, m.id AS metric_id, wm.metric_id IS NOT NULL AS seeded, r.dimension_key,
+                coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
+                greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity, coalesce(r.value_max, 0)::text AS max_quantity,
+                coalesce(r.distinct_count, 0)::text AS distinct_count, coalesce(r.latest_value, 0)::text AS latest_quantity
+         FROM unnest(?::timestamptz[], ?::timestamptz[]) WITH ORDINALITY AS x(period_start, period_end, window_index)
+         CROSS JOIN unnest(?::uuid[]) AS m(id)
+         LEFT JOIN usage_rollup_windows w ON w.customer_id = ? AND w.period_start = x.period_start AND w.period_end = x.period_end
+         LEFT JOIN usage_rollup_window_metrics wm ON wm.window_id = w.id AND wm.metric_id = m.id
+         LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`,
+        [windows.map((window) => window.from.toISOString()), windows.map((window) => window.to.toISOString()), metrics.map((metric) => metric.id), customerId],
+      )
+    ).rows;
+  let rows = await read();
+  const unseeded = new Map<number, Set<string>>();
+  for (const row of rows) if (!row.seeded) unseeded.set(row.window_index, (unseeded.get(row.window_index) ?? new Set()).add(row.metric_id));
+  if (unseeded.size > 0) {
+    for (const [index, metricIds] of unseeded) await seedRollups(db, { customerId, ...windows[index - 1] }, [...metricIds]);
+    rows = await read();
   }
-  const byId = new Map(rows.map((row) => [row.metric_id, row]));
-  return new Map(
-    metrics.map((metric) => {
-      const row = byId.get(metric.id)!;
-      return [metric.code, { quantity: quantityOf(metric, row), eventCount: Number(row.event_count) }];
-    }),
-  );
+  const byId = new Map(metrics.map((metric) => [metric.id, metric]));
+  const result = windows.map(() => new Map<string, MetricUsage>());
+  for (const row of rows) {
+    const metric = byId.get(row.metric_id)!;
+    result[row.window_index - 1].set(metric.code, { quantity: quantityOf(metric, row), eventCount: Number(row.event_count) });
+  }
+  return result;
+}
+
+/**
+ * Forgets the totals of a customer's windows that overlap [from, to), under the customer's exclusive rollup lock:
+ * events there were just claimed by a closed period (store/usage.ts), and claimed events are not open usage. The
+ * next read seeds them again from the unclaimed events. Call it before claiming: the lock is then taken before
+ * any event row is, in the order ingestion takes them (advisory lock, then rows), so the two cannot deadlock.
+ */
+export async function forgetRollupsOverlapping(trx: Knex.Transaction, customerId: string, from: Date, to: Date): Promise<void> {
+  await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(?))', [ROLLUP_LOCK_CLASS, customerId]);
+  const windows = trx('usage_rollup_windows').where({ customer_id: customerId }).andWhere('period_start', '<', to).andWhere('period_end', '>', from).select('id');
+  for (const table of ['usage_rollup_distinct_values', 'usage_rollups', 'usage_rollup_window_metrics']) {
+    await trx(table).whereIn('window_id', windows.clone()).delete();
+  }
 }

@@ -1,17 +1,23 @@
 import type { Charge } from '../domain/rating';
+import type { MetricRow } from './catalog';
 import type { Database } from './database';
 import { rollupUsage } from './rollups';
+import { pricesCostPlus } from './cost-tables';
 import { aggregateMetricGroups } from './dimension-usage';
-import { aggregateMetric, ChargeUsage, meteredMetricsOf, usageForCharges, UsageScope } from './usage';
+import { usageCharges } from '../domain/plan-terms';
+import { percentageRatesFromTotal } from '../domain/price-calculators';
+import { cachedMetricsByCode } from './read-caches';
+import { aggregateMetric, ChargeUsage, MeteredMetrics, usageForCharges, UsageScope } from './usage';
 
 /**
  * The open (not yet closed) usage of a customer in [from, to), per metric of the plan's usage charges:
  * what the real-time usage page and cost preview rate with the same function as the invoice.
  *
- * Read from the running totals (store/rollups.ts), so the cost does not grow with the number of events. Three
- * cases read raw events instead: a percentage charge prices every event's own value, which no total holds; a
- * metric split by `group_by` (its totals are kept for the whole metric, not per combination yet); and a window a
- * closed usage period overlaps (some of its events may be claimed, and claimed ones are not "open").
+ * Read from the running totals (store/rollups.ts), per combination for a metric with `group_by`, so the cost does
+ * not grow with the number of events. A `percentage` charge without per-event bounds rates the values' sum
+ * (valueTotal). Raw events are read for a metric a percentage charge with a minFee, maxFee or free allowance
+ * prices (or one priced by combination), whose rating takes every event's own value, and for a plan with a
+ * cost_plus charge (each event costed at its own time) (docs/wallets.md "Running totals" says why).
  */
 export async function openUsageForCharges(
   db: Database,
@@ -20,16 +26,19 @@ export async function openUsageForCharges(
   from: Date,
   to: Date,
 ): Promise<ChargeUsage[]> {
-  const metered = await meteredMetricsOf(db, charges);
+  const metered = await meteredMetricsCached(db, charges);
   const scope: UsageScope = { kind: 'unclaimed', customerId, from, to };
-  const readsRaw = ({ metric, withEventValues }: (typeof metered.metrics)[number]): boolean => withEventValues || (metric.group_by?.length ?? 0) > 0;
-  const totalled = metered.metrics.filter((entry) => !readsRaw(entry)).map(({ metric }) => metric);
-  const totals = await rollupUsage(db, { customerId, from, to }, totalled);
-  if (!totals) return usageForCharges(db, metered, scope);
+  // A cost_plus price costs each event at its own time (store/cost-tables.ts): no running total holds that split.
+  if (charges.some(pricesCostPlus)) return usageForCharges(db, metered, scope);
+  const readsRaw = ({ metric, withEventValues }: (typeof metered.metrics)[number]): boolean => withEventValues && !sumsSuffice(metric, charges);
+  const totals = await rollupUsage(db, { customerId, from, to }, metered.metrics.filter((entry) => !readsRaw(entry)).map(({ metric }) => metric));
   return Promise.all(
     metered.metrics.map(async (entry) => {
       const { metric, withEventValues } = entry;
-      if (!readsRaw(entry)) return { metricCode: metric.code, ...totals.get(metric.code)! };
+      if (!readsRaw(entry)) {
+        const { valueSum, ...usage } = totals.get(metric.code)!;
+        return { metricCode: metric.code, ...usage, ...(withEventValues ? { valueTotal: valueSum } : {}) };
+      }
       return {
         metricCode: metric.code,
         ...(await aggregateMetric(db, metric, scope, withEventValues)),
@@ -37,4 +46,29 @@ export async function openUsageForCharges(
       };
     }),
   );
+}
+
+/**
+ * Whether the metric's percentage charges rate from the values' sum: none has a per-event minFee or maxFee (those
+ * clamp each event's fee, so every value matters) or a free allowance (it follows the events' order), and none
+ * prices by combination (rated per group's values).
+ */
+function sumsSuffice(metric: MetricRow, charges: readonly Charge[]): boolean {
+  if ((metric.group_by?.length ?? 0) > 0) return false;
+  return charges
+    .filter((charge) => charge.metricCode === metric.code)
+    .every((charge) => !('dimensions' in charge && charge.dimensions) && (charge.price.model !== 'percentage' || percentageRatesFromTotal(charge.price)));
+}
+
+/** meteredMetricsOf (store/usage.ts) from the metric cache: the preview runs on every request. */
+async function meteredMetricsCached(db: Database, charges: readonly Charge[]): Promise<MeteredMetrics> {
+  const metered = usageCharges(charges);
+  const metrics = await cachedMetricsByCode(db, metered.map((charge) => charge.metricCode));
+  return {
+    metrics: metrics.map((metric) => ({
+      metric,
+      withEventValues: metered.some((charge) => charge.metricCode === metric.code && charge.price.model === 'percentage'),
+    })),
+    eventTypes: [...new Set(metrics.map((metric) => metric.event_type))],
+  };
 }

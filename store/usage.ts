@@ -3,9 +3,12 @@ import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import type { UsageGroup } from '../domain/dimensions';
 import { Aggregation, findMetricsByCode, MetricRow } from './catalog';
-import { insertEventsFoldingRollups, lockRollupsShared } from './rollups';
+import { forgetRollupsOverlapping, insertEventsFoldingRollups, lockRollupsShared } from './rollups';
 import { aggregateMetricGroups } from './dimension-usage';
 import { mapOnConnection } from './transactions';
+import { costedUsage, costTablesOf, type CostedUsage } from './cost-tables';
+import type { CostSegment } from '../domain/cost-tables';
+import { dimensionKey } from '../domain/dimensions';
 
 export interface NewUsageEvent {
   readonly customerId: string;
@@ -50,13 +53,16 @@ export interface MetricUsage {
   readonly eventValues?: string[];
   /** Per combination of the metric's group_by properties (dimensional pricing); absent for other metrics. */
   readonly groups?: UsageGroup[];
+  /** The quantity split by the cost table in effect at each event (metrics with cost tables; store/cost-tables.ts). */
+  readonly costs?: CostSegment[];
 }
 
 export type UsageTotals = Record<string, MetricUsage>;
 
 /** Which events an aggregation reads: a closed period's claimed events, or the still-open (unclaimed) ones. */
 export type UsageScope =
-  | { readonly kind: 'claimed'; readonly closeId: string }
+  /** `before`: only the events that happened before it (what a grant expiring mid-period may pay, docs/wallets.md). */
+  | { readonly kind: 'claimed'; readonly closeId: string; readonly before?: Date }
   /** A closed period's events plus the late ones that fall in it (re-rating with late usage). */
   | { readonly kind: 'claimed_and_late'; readonly closeId: string; readonly customerId: string; readonly from: Date; readonly to: Date }
   | { readonly kind: 'unclaimed'; readonly customerId: string; readonly from: Date; readonly to: Date };
@@ -105,10 +111,10 @@ export async function aggregateMetric(
   const property = metric.property ?? '';
   const unclaimedSql = 'period_close_id IS NULL AND customer_id = ? AND occurred_at >= ? AND occurred_at < ?';
   const scopeSql =
-    scope.kind === 'claimed' ? 'period_close_id = ?' : scope.kind === 'unclaimed' ? unclaimedSql : `(period_close_id = ? OR (${unclaimedSql}))`;
+    scope.kind === 'claimed' ? `period_close_id = ?${scope.before ? ' AND occurred_at < ?' : ''}` : scope.kind === 'unclaimed' ? unclaimedSql : `(period_close_id = ? OR (${unclaimedSql}))`;
   const scopeBindings =
     scope.kind === 'claimed'
-      ? [scope.closeId]
+      ? [scope.closeId, ...(scope.before ? [scope.before] : [])]
       : scope.kind === 'unclaimed'
         ? [scope.customerId, scope.from, scope.to]
         : [scope.closeId, scope.customerId, scope.from, scope.to];
@@ -168,11 +174,34 @@ export async function usageForCharges(
   scope: UsageScope,
 ): Promise<ChargeUsage[]> {
   const metered = 'metrics' in chargesOrMetrics ? chargesOrMetrics : await meteredMetricsOf(db, chargesOrMetrics);
-  return mapOnConnection(db, metered.metrics, async ({ metric, withEventValues }) => ({
-    metricCode: metric.code,
-    ...(await aggregateMetric(db, metric, scope, withEventValues)),
-    ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
-  }));
+  const costTables = await costTablesOf(db, metered.metrics.map(({ metric }) => metric.code));
+  // One metric after the other inside a transaction (its one connection), side by side on a pool.
+  return mapOnConnection(db, metered.metrics, async ({ metric, withEventValues }) =>
+    withCosts(
+      {
+        metricCode: metric.code,
+        ...(await aggregateMetric(db, metric, scope, withEventValues)),
+        ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
+      },
+      metric.group_by ?? [],
+      isCostable(metric) && costTables.has(metric.code) ? await costedUsage(db, metric, costTables.get(metric.code)!, scope) : undefined,
+    ),
+  );
+}
+
+/** Only a count or a non-negative sum splits into per-event shares a cost table can cost (domain/charge-metric-fit.ts). */
+function isCostable(metric: MetricRow): boolean {
+  return (metric.aggregation === 'count' || metric.aggregation === 'sum') && !metric.allow_negative;
+}
+
+/** Attaches the usage's split by cost table (cost_plus prices, margins) to the metric and each of its combinations. */
+function withCosts(usage: ChargeUsage, groupBy: readonly string[], costed: CostedUsage | undefined): ChargeUsage {
+  if (!costed) return usage;
+  return {
+    ...usage,
+    costs: costed.costs,
+    ...(usage.groups ? { groups: usage.groups.map((group) => ({ ...group, costs: costed.byCombination.get(dimensionKey(group.dimensions, groupBy)) ?? [] })) } : {}),
+  };
 }
 
 export interface UsageClosure {
@@ -227,6 +256,8 @@ export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure
     .returning('*');
   if (!created) return (await findUsageClosure(trx, closure.subscriptionId, closure.periodStart))!;
 
+  // The running totals hold open usage only: forget the windows these claims fall in (seeded again on next read).
+  if (metered.eventTypes.length) await forgetRollupsOverlapping(trx, closure.customerId, closure.periodStart, closure.periodEnd);
   const claimed = metered.eventTypes.length
     ? await trx('usage_events')
         .where({ customer_id: closure.customerId })
@@ -268,6 +299,11 @@ export async function lateEventIds(
 
 /** Claims late events into the closure of the period they fall in, unless something claimed them meanwhile. */
 export async function claimLateEvents(trx: Knex.Transaction, eventIds: readonly string[], closeId: string): Promise<void> {
+  const spans: { customer_id: string; first: Date; last: Date }[] = await trx('usage_events')
+    .whereIn('id', [...eventIds])
+    .groupBy('customer_id')
+    .select('customer_id', trx.raw('min(occurred_at) AS first'), trx.raw('max(occurred_at) AS last'));
+  for (const span of spans) await forgetRollupsOverlapping(trx, span.customer_id, span.first, new Date(span.last.getTime() + 1));
   await trx('usage_events').whereIn('id', [...eventIds]).whereNull('period_close_id').update({ period_close_id: closeId });
 }
 

@@ -6,7 +6,7 @@
 import type { Knex } from 'knex';
 import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
 import type { Charge } from '../domain/rating';
-import { rateUsage } from '../domain/rating';
+import { rateDimensionalUsage } from '../domain/dimensions';
 import type { PlanSettings } from '../domain/plan-terms';
 import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState, UsageSpan } from '../domain/wallet';
 import { entitledSubscriptions } from './entitlements';
@@ -84,11 +84,12 @@ export async function updateWalletSettings(db: Db, walletId: string, settings: W
   return row;
 }
 
-async function lockWallet(trx: Knex.Transaction, walletId: string): Promise<WalletRow> {
+/** The wallet row locked for the rest of the transaction (every balance change holds it). */
+export async function lockWallet(trx: Knex.Transaction, walletId: string): Promise<WalletRow> {
   return (await trx<WalletRow>('wallets').where({ id: walletId }).forUpdate().first())!;
 }
 
-interface NewEntry {
+export interface NewEntry {
   readonly kind: LedgerKind;
   readonly entryKey: string;
   readonly grantId: string | null;
@@ -97,7 +98,7 @@ interface NewEntry {
 }
 
 /** Appends entries to a locked wallet's ledger, each with the running balance, and stores the final balance. */
-async function appendEntries(trx: Knex.Transaction, wallet: WalletRow, entries: readonly NewEntry[]): Promise<LedgerRow[]> {
+export async function appendEntries(trx: Knex.Transaction, wallet: WalletRow, entries: readonly NewEntry[]): Promise<LedgerRow[]> {
   let balance = toDecimal(wallet.balance);
   const rows: LedgerRow[] = [];
   for (const entry of entries) {
@@ -196,7 +197,16 @@ export interface AppliedCredit {
  */
 export async function applyWalletCredits(
   trx: Knex.Transaction,
-  request: { customerId: string; currency: string; drawKey: string; charges: readonly CreditCharge[]; during: UsageSpan; description: string },
+  request: {
+    customerId: string;
+    currency: string;
+    drawKey: string;
+    charges: readonly CreditCharge[];
+    during: UsageSpan;
+    description: string;
+    /** What the usage before a moment of the span made payable: caps grants expiring inside the span. */
+    accruedBefore?: (at: Date) => Promise<string>;
+  },
 ): Promise<AppliedCredit[]> {
   const found = await findWallet(trx, request.customerId, request.currency);
   if (!found) return [];
@@ -205,7 +215,8 @@ export async function applyWalletCredits(
   if (already.length > 0) return already;
   const grants = await trx<GrantRow>('wallet_grants').where({ wallet_id: wallet.id }).andWhere('remaining', '>', 0);
   const overdraftAvailable = Dec.max(toDecimal(wallet.overdraft_limit).plus(Dec.min(toDecimal(wallet.balance), ZERO)), ZERO);
-  const drawing = drawCredits({ currency: request.currency, grants: grants.map(grantState), charges: request.charges, during: request.during, overdraftAvailable: overdraftAvailable.toString() });
+  const accruedBefore = await accruedBeforeExpiries(grants, request);
+  const drawing = drawCredits({ currency: request.currency, grants: grants.map(grantState), charges: request.charges, during: request.during, overdraftAvailable: overdraftAvailable.toString(), accruedBefore });
   const entries = drawing.draws.map((draw: CreditDraw) => ({
     kind: 'consumption' as const,
     entryKey: `draw:${request.drawKey}:${draw.grantId ?? 'overdraft'}`,
@@ -220,6 +231,16 @@ export async function applyWalletCredits(
   return appliedCredits(trx, wallet.id, request.drawKey);
 }
 
+/** For each distinct expiry strictly inside the span, what the usage before it made payable. */
+async function accruedBeforeExpiries(grants: readonly GrantRow[], request: { during: UsageSpan; accruedBefore?: (at: Date) => Promise<string> }) {
+  if (!request.accruedBefore) return undefined;
+  const inside = grants.map((grant) => grant.expires_at).filter((at): at is Date => at !== null && at > request.during.from && at < request.during.to);
+  const moments = [...new Set(inside.map((at) => at.getTime()))].sort((a, b) => a - b);
+  const checkpoints: { at: Date; payable: string }[] = [];
+  for (const moment of moments) checkpoints.push({ at: new Date(moment), payable: await request.accruedBefore(new Date(moment)) });
+  return checkpoints;
+}
+
 async function appliedCredits(db: Db, walletId: string, drawKey: string): Promise<AppliedCredit[]> {
   const rows: { grant_id: string | null; amount: string; source: GrantSource | null; expires_at: Date | null }[] = await db('wallet_ledger as l')
     .leftJoin('wallet_grants as g', 'g.id', 'l.grant_id')
@@ -231,34 +252,49 @@ async function appliedCredits(db: Db, walletId: string, drawKey: string): Promis
 }
 
 /**
- * Gives back what a draw took (re-rating an invoice the wallet paid): to each grant still in effect, or as one
- * goodwill grant (no expiry) for what expired grants had paid. Idempotent per `reversalKey`.
+ * Gives back what a draw took (re-rating an invoice the wallet paid, a reversed outcome): to each grant still in
+ * effect, or as one goodwill grant (no expiry) for what expired grants had paid. Newest draw first, continuing
+ * after what earlier give-backs of the same draw returned, and never more than the draw took in all. Idempotent
+ * per (`drawKey`, `reversalKey`). Returns what this call gave back (0 when nothing was drawn or it already ran).
  */
 export async function reverseWalletCredits(
   db: Knex,
   request: { customerId: string; currency: string; drawKey: string; reversalKey: string; amount: string; at: Date },
-): Promise<void> {
-  await db.transaction(async (trx) => {
+): Promise<string> {
+  return db.transaction(async (trx) => {
     const found = await findWallet(trx, request.customerId, request.currency);
-    if (!found) return;
+    if (!found) return '0';
     const wallet = await lockWallet(trx, found.id);
-    const done = await trx('wallet_ledger').where({ wallet_id: wallet.id }).andWhere('entry_key', 'like', `reverse:${request.reversalKey}:%`).first('id');
-    if (done) return;
+    // Keys carry the draw, so what earlier give-backs of this draw returned can be summed from the ledger.
+    const scope = `${request.drawKey}/${request.reversalKey}`;
+    const drawPrefix = `${request.drawKey.replace(/[\\%_]/g, '\\$&')}/`;
+    const done = await trx('wallet_ledger').where({ wallet_id: wallet.id }).andWhere('entry_key', 'like', `reverse:${scope.replace(/[\\%_]/g, '\\$&')}:%`).first('id');
+    if (done) return '0';
+    const [earlierEntries, earlierGoodwill] = await Promise.all([
+      trx('wallet_ledger').where({ wallet_id: wallet.id, kind: 'reversal' }).andWhere('entry_key', 'like', `reverse:${drawPrefix}%`).sum({ total: 'amount' }).first(),
+      trx('wallet_grants').where({ wallet_id: wallet.id, source: 'goodwill' }).andWhere('grant_key', 'like', `goodwill:${drawPrefix}%`).sum({ total: 'amount' }).first(),
+    ]);
+    let skip = toDecimal(String(earlierEntries?.total ?? 0)).plus(toDecimal(String(earlierGoodwill?.total ?? 0)));
     let left = toDecimal(request.amount);
     let goodwill = ZERO;
+    let given = ZERO;
     const entries: NewEntry[] = [];
     // Newest draws first: what the invoice drew last is given back first.
     for (const applied of (await appliedCredits(trx, wallet.id, request.drawKey)).reverse()) {
       if (left.lte(ZERO)) break;
-      const back = Dec.min(left, toDecimal(applied.amount));
+      const skipped = Dec.min(skip, toDecimal(applied.amount));
+      skip = skip.minus(skipped);
+      const back = Dec.min(left, toDecimal(applied.amount).minus(skipped));
+      if (back.lte(ZERO)) continue;
       left = left.minus(back);
+      given = given.plus(back);
       const grant = applied.grantId ? await trx<GrantRow>('wallet_grants').where({ id: applied.grantId }).first() : undefined;
       if (grant && (grant.expires_at === null || grant.expires_at > request.at)) {
         await trx('wallet_grants').where({ id: grant.id }).update({ remaining: trx.raw('remaining + ?::numeric', [back.toString()]) });
-        entries.push({ kind: 'reversal', entryKey: `reverse:${request.reversalKey}:${grant.id}`, grantId: grant.id, amount: back, description: 'credit given back' });
+        entries.push({ kind: 'reversal', entryKey: `reverse:${scope}:${grant.id}`, grantId: grant.id, amount: back, description: 'credit given back' });
       } else if (applied.grantId === null) {
         // Overdraft drawn: giving it back just lifts the balance.
-        entries.push({ kind: 'reversal', entryKey: `reverse:${request.reversalKey}:overdraft`, grantId: null, amount: back, description: 'overdraft given back' });
+        entries.push({ kind: 'reversal', entryKey: `reverse:${scope}:overdraft`, grantId: null, amount: back, description: 'overdraft given back' });
       } else {
         goodwill = goodwill.plus(back);
       }
@@ -267,13 +303,14 @@ export async function reverseWalletCredits(
     if (goodwill.gt(ZERO)) {
       await createGrant(
         db,
-        { customerId: request.customerId, currency: request.currency, grantKey: `goodwill:${request.reversalKey}`, source: 'goodwill', amount: goodwill.toString(), effectiveAt: request.at, description: 'credit given back; the grants it came from expired' },
+        { customerId: request.customerId, currency: request.currency, grantKey: `goodwill:${scope}`, source: 'goodwill', amount: goodwill.toString(), effectiveAt: request.at, description: 'credit given back; the grants it came from expired' },
         trx,
       );
       // Mark the reversal done even when it was all goodwill.
       const reloaded = await lockWallet(trx, wallet.id);
-      await appendEntries(trx, reloaded, [{ kind: 'reversal', entryKey: `reverse:${request.reversalKey}:goodwill`, grantId: null, amount: ZERO, description: 'given back as a goodwill grant' }]);
+      await appendEntries(trx, reloaded, [{ kind: 'reversal', entryKey: `reverse:${scope}:goodwill`, grantId: null, amount: ZERO, description: 'given back as a goodwill grant' }]);
     }
+    return formatMoney(given, request.currency);
   });
 }
 
@@ -326,7 +363,8 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
     const charges = plan.charges.filter((charge) => charge.price.model !== 'flat');
     if (charges.length === 0) continue;
     const usage = await openUsageForCharges(db, customerId, charges, subscription.periodStart!, subscription.periodEnd!);
-    const rated = rateUsage({ currency, charges, usage, creditBucket: plan.settings.creditBucket });
+    // The invoice's rating function: a dimensional charge is priced per combination, not by its representative price.
+    const rated = rateDimensionalUsage({ currency, charges, usage, creditBucket: plan.settings.creditBucket });
     cost = cost.plus(toDecimal(rated.usageTotal).minus(toDecimal(rated.creditApplied)));
     if (!since || subscription.periodStart! < since) since = subscription.periodStart;
   }

@@ -222,6 +222,18 @@ export interface UsageRecordedSummary {
 
 export const usageRecordedSignal = defineSignal<[UsageRecordedSummary]>('usageRecorded');
 
+/**
+ * Progressive billing: the API saw the open usage reach a usage threshold not invoiced yet (docs/pricing.md). A
+ * hint only: the workflow re-checks in an activity, so a stale or repeated signal invoices nothing.
+ */
+export interface UsageThresholdReached {
+  readonly thresholdIndex: number;
+  /** The accrued amount the API saw, for the timeline. */
+  readonly accrued: string;
+}
+
+export const usageThresholdReachedSignal = defineSignal<[UsageThresholdReached]>('usageThresholdReached');
+
 // ---- Re-rating -------------------------------------------------------------------------------------------
 
 export const RERATE_WORKFLOW_TYPE = 'rerateWorkflow';

@@ -5,6 +5,7 @@
  *     -> each payment pending past the margin: look its charge up by key, settle it       (repair)
  *     -> each open invoice never attempted past the margin: one idempotent charge attempt (repair)
  *     -> periods past grace + margin without their next invoice, needs_attention          (flag only)
+ *     -> reversals on ended subscriptions without their credit note: issue it              (repair)
  *   record findings (new, seen again, repaired, resolved)
  *
  * A repair that fails after its retries is recorded as an open finding; the run itself still finishes.
@@ -46,11 +47,24 @@ export async function reconciliationWorkflow(input: ReconciliationInput = {}): P
     });
     if (finding) findings.push(finding);
   }
+  for (const owed of scan.owedReversalCredits ?? []) {
+    const finding = await repair(() => janitor.creditOwedReversals(owed), {
+      kind: 'reversal_credit_owed',
+      subjectType: 'subscription',
+      subjectId: owed.subscriptionId,
+    });
+    if (finding) findings.push(finding);
+  }
 
   const recorded = await janitor.recordReconciliationFindings({ asOf, findings, completeKinds: scan.completeKinds });
   return {
     asOf,
-    scanned: { unknownPayments: scan.unknownPayments.length, uncollectedInvoices: scan.uncollectedInvoices.length, flagged: scan.flagged.length },
+    scanned: {
+      unknownPayments: scan.unknownPayments.length,
+      uncollectedInvoices: scan.uncollectedInvoices.length,
+      owedReversalCredits: scan.owedReversalCredits?.length ?? 0,
+      flagged: scan.flagged.length,
+    },
     ...recorded,
   };
 }

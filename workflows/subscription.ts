@@ -16,6 +16,7 @@ import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from 
 import { periodNumber, showOpsDetails } from './subscription/ops-view';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
 import { carriedState, continueToNextPeriod, msUntil, nowIso, periodOf, snapshot, startRun, SubscriptionRun } from './subscription/state';
+import { checkThresholds, handleThresholdSignals } from './subscription/thresholds';
 import { afterRunningHandlers } from './subscription/turns';
 
 export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Promise<SubscriptionState> {
@@ -56,6 +57,10 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
       return endSubscription(run, run.cancelNow, openUsageUntil(run, now), now);
     }
     if (run.spendingCheckDue) await checkSpending(run);
+    if (run.thresholdCheckDue) {
+      await checkThresholds(run);
+      if (run.unpaidInvoice) continue; // a declined threshold invoice goes to dunning before anything else
+    }
     const expired = pendingRetentionOffer(run);
     if (expired && Date.now() >= new Date(expired.expiresAt).getTime()) {
       await expireRetentionOffer(run, expired);
@@ -80,6 +85,7 @@ function mustWake(run: SubscriptionRun, offerWhenWaiting: RetentionOfferState | 
     run.status === 'paused' ||
     pendingRetentionOffer(run) !== offerWhenWaiting || // an offer made or answered moves the next deadline
     run.spendingCheckDue ||
+    run.thresholdCheckDue ||
     workflowInfo().continueAsNewSuggested
   );
 }
@@ -99,4 +105,5 @@ function handleRequests(run: SubscriptionRun): void {
   handlePlanChanges(run);
   handlePauses(run);
   handleRetries(run);
+  handleThresholdSignals(run);
 }

@@ -145,6 +145,18 @@ function quantityRows(b: Json): BreakdownRow[] {
   return rows;
 }
 
+/** cost_plus (docs/pricing.md): each cost table's share, the cost, then the markup on it. */
+function costPlusRows(b: Json): BreakdownRow[] {
+  const segments = Array.isArray(b.segments) ? b.segments.filter(isObject) : [];
+  const rows: BreakdownRow[] = segments.map((segment) =>
+    segment.unitCost === null
+      ? { label: 'Not costed', value: `${text(segment.quantity)} units: no cost table in effect` }
+      : { label: `Cost from ${text(segment.effectiveFrom).slice(0, 10)}`, value: `${text(segment.quantity)} × ${text(segment.unitCost)} = ${text(segment.cost)}` },
+  );
+  rows.push({ label: 'Cost plus markup', value: `${text(b.cost)} × (1 + ${text(b.markup)}) = ${text(b.amount)}` });
+  return rows;
+}
+
 function percentageRows(b: Json): BreakdownRow[] {
   const rows: BreakdownRow[] = [
     { label: 'Events', value: text(b.eventCount) },
@@ -184,6 +196,7 @@ export function breakdownRows(line: Pick<InvoiceLineRow, 'kind' | 'breakdown'>, 
   }
   if (line.kind === 'usage') {
     if (b.model === 'percentage') return percentageRows(b);
+    if (b.model === 'cost_plus') return costPlusRows(b);
     if (has(b.billableQuantity)) return quantityRows(b);
   }
   if (line.kind === 'flat_fee') {

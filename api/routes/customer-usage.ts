@@ -104,7 +104,7 @@ export function subscriptionUsageHistoryRouter(db: Database, options: Subscripti
     const asOf = now();
     // Days that have not begun are not listed; an ended period is listed to its end.
     const until = new Date(Math.max(start.getTime(), Math.min(end.getTime(), asOf.getTime())));
-    const metrics = await dailyUsageForCharges(db, subscription.customer_id, plan.charges as Charge[], start, until);
+    const metrics = await dailyUsageForCharges(db, subscription.customer_id, plan.charges as Charge[], start, until, end); // from the running totals
     res.json({
       subscription_id: subscription.id,
       period: { start: start.toISOString(), end: end.toISOString() },

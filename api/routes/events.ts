@@ -13,6 +13,9 @@ import { usageEventBody, usageEventsEnvelope } from '../schemas';
 import type { CustomerDirectory } from '../customer-directory';
 import type { UsageSignalCoalescer } from '../usage-signals';
 import { declareRoutes } from '../route-declarations';
+import { creditReversalsOfEndedSubscriptions } from '../../store/reversal-credit-notes';
+import { executeRefund } from '../../payments/refunds';
+import type { PaymentGateway } from '../../payments/gateway';
 
 /** Clock skew we tolerate on client timestamps. */
 const MAX_FUTURE_MS = 5 * 60_000;
@@ -28,6 +31,8 @@ export interface EventsRouterDependencies {
   readonly customers: CustomerDirectory;
   readonly usageSignals?: UsageSignalCoalescer;
   readonly now?: () => Date;
+  /** Refunds the credit notes of reversals on ended subscriptions (store/reversal-credit-notes.ts). */
+  readonly gateway?: PaymentGateway;
   /** Told what each request did (Prometheus counters; see api/observability.ts). */
   readonly onIngested?: (outcome: { accepted: number; duplicates: number; rejected: number }) => void;
 }
@@ -124,7 +129,12 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       rejections.push({ index, code: 'entitlement_limit_reached', path: `events.${index}`, message: "the plan's limit for this feature in the current period is reached" });
     }
     rejections.sort((a, b) => a.index - b.index);
-    const inserted = [...insertedUsage, ...(await insertReversalEvents(deps.db, reversals))];
+    const insertedReversals = await insertReversalEvents(deps.db, reversals);
+    const inserted = [...insertedUsage, ...insertedReversals];
+    // No invoice will come for an ended subscription: its reversal credits become credit notes now.
+    // The events are stored either way: a credit that fails now stays owed, and the janitor issues it
+    // (finding `reversal_credit_owed`), as does the customer's next reversal (one pass covers every owed one).
+    if (insertedReversals.length) await creditEndedSubscriptions(deps, insertedReversals.map((row) => row.customer_id)).catch(() => undefined);
     const stored = [...valid.filter((_, position) => !overLimit.has(position)), ...reversals];
     if (stored.length === 0) {
       deps.onIngested?.({ accepted: 0, duplicates: 0, rejected: rejections.length });
@@ -141,6 +151,13 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
   });
 
   return routes.router;
+}
+
+async function creditEndedSubscriptions(deps: EventsRouterDependencies, customerIds: readonly string[]): Promise<void> {
+  for (const { refund } of await creditReversalsOfEndedSubscriptions(deps.db, customerIds)) {
+    // A refund the gateway does not confirm now stays pending on the credit note, as a refund request's does.
+    if (refund && deps.gateway) await executeRefund(deps.db, deps.gateway, refund).catch(() => undefined);
+  }
 }
 
 /**

@@ -12,6 +12,7 @@ import { ApiProblem } from '../problem';
 import { createPlanBody } from '../schemas';
 import { FeatureDefinition, LIMITABLE_AGGREGATIONS } from '../../domain/entitlements';
 import { planJson } from '../serializers';
+import { checkedUsageThresholds } from '../usage-thresholds';
 import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 
 const UNIQUE_VIOLATION = '23505';
@@ -163,6 +164,7 @@ export function plansRouter(db: Database): Router {
       ...(body.usage_grace_period ? { usageGracePeriod: body.usage_grace_period } : {}),
       ...(body.features ? { features: await checkedFeatures(db, body.features) } : {}),
       ...(body.dispute_window ? { disputeWindow: body.dispute_window } : {}),
+      ...(body.usage_thresholds ? { usageThresholds: checkedUsageThresholds(body.usage_thresholds, body.currency, charges) } : {}),
     };
     try {
       const row = await publishPlanVersion(db, {

@@ -1,5 +1,7 @@
 import type { Router } from 'express';
 import type { Margin } from '../../domain/margins';
+import type { CostSegment } from '../../domain/cost-tables';
+import { toDecimal } from '../../domain/money';
 import type { Database } from '../../store/database';
 import { marginReport, SubscriptionMargin } from '../../store/margins';
 import { marginReportQuery } from '../schemas';
@@ -15,6 +17,11 @@ function marginFigures(margin: Omit<Margin, 'costLines'>) {
   };
 }
 
+/** One share of a quantity costed by a cost table (unit_cost null: the metric's fallback unit_cost applied). */
+function segmentJson(segment: CostSegment) {
+  return { effective_from: segment.effectiveFrom, quantity: segment.quantity, unit_cost: segment.unitCost };
+}
+
 function subscriptionMarginJson(row: SubscriptionMargin) {
   return {
     subscription_id: row.subscriptionId,
@@ -22,7 +29,14 @@ function subscriptionMarginJson(row: SubscriptionMargin) {
     customer: { id: row.customerId, external_id: row.customerExternalId, name: row.customerName },
     plan: { code: row.planCode, version: row.planVersion },
     ...marginFigures(row),
-    cost_breakdown: row.costLines.map((line) => ({ metric_code: line.metricCode, quantity: line.quantity, unit_cost: line.unitCost, cost: line.cost })),
+    loss_making: toDecimal(row.margin).isNegative(),
+    cost_breakdown: row.costLines.map((line) => ({
+      metric_code: line.metricCode,
+      quantity: line.quantity,
+      unit_cost: line.unitCost,
+      cost: line.cost,
+      ...(line.segments ? { cost_segments: line.segments.map(segmentJson) } : {}),
+    })),
     combinations: (row.combinations ?? []).map((line) => ({
       metric_code: line.metricCode,
       dimension_key: line.dimensionKey,
@@ -52,6 +66,26 @@ export function reportsRouter(db: Database): Router {
       data: report.subscriptions.slice(0, query.limit).map(subscriptionMarginJson),
       has_more: report.subscriptions.length > query.limit,
       totals: report.totals.map((total) => ({ ...marginFigures(total), subscriptions: report.subscriptions.filter((row) => row.currency === total.currency).length })),
+      // Over the whole window (also past `limit`): who and what loses money.
+      loss_making: {
+        customers: report.lossMakingCustomers.map((customer) => ({
+          customer: { id: customer.customerId, external_id: customer.customerExternalId },
+          subscription_ids: customer.subscriptionIds,
+          ...marginFigures(customer),
+          loss_making: true,
+        })),
+        combinations: report.lossMakingCombinations.map((line) => ({
+          currency: line.currency,
+          metric_code: line.metricCode,
+          dimension_key: line.dimensionKey,
+          quantity: line.quantity,
+          revenue: line.revenue,
+          cost: line.cost,
+          margin: line.margin,
+          subscriptions: line.subscriptions,
+          loss_making: true,
+        })),
+      },
     });
   });
 

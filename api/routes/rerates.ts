@@ -48,6 +48,7 @@ export function rerateJson(row: RerateRow) {
       total: row.proposal.total,
       lines: row.proposal.lines.map((line) => ({ kind: line.kind, metric_code: line.metricCode, description: line.description, quantity: line.quantity, amount: line.amount, breakdown: line.breakdown })),
       late_events: row.proposal.lateEventIds.length,
+      wallet_credit_back: row.proposal.walletCreditBack ?? null,
     },
     decided_by: row.decided_by,
     decision_reason: row.decision_reason,

@@ -1,9 +1,10 @@
 import type { Router } from 'express';
 import { commitmentTerms, type PlanSettings } from '../../domain/plan-terms';
-import { rateDimensionalUsage } from '../../domain/dimensions';
+import { dimensionKey, rateDimensionalUsage } from '../../domain/dimensions';
 import type { Charge } from '../../domain/rating';
 import type { Database } from '../../store/database';
-import { findPlan, PlanRow } from '../../store/catalog';
+import type { PlanRow } from '../../store/catalog';
+import { cachedPlan } from '../../store/read-caches';
 import { setSpendingBudget } from '../../store/subscription-billing';
 import type { SubscriptionRow } from '../../store/subscriptions';
 import { listLateUsage } from '../../store/usage';
@@ -11,8 +12,14 @@ import { openUsageForCharges } from '../../store/usage-preview';
 import { findSubscriptionOr404, ownSubscription } from './lookups';
 import { ApiProblem } from '../problem';
 import { budgetBody } from '../schemas';
-import { minorUnitExponent, toDecimal } from '../../domain/money';
+import { formatMoney, minorUnitExponent, sumMoney, toDecimal } from '../../domain/money';
 import { declareRoutes } from '../route-declarations';
+
+/** A combination line's key with its dimensions in name order (how `amountOf` matches a usage group to it). */
+function dimensionKeyOfLine(line: object): string | undefined {
+  const dimensions = (line as { dimensions?: Readonly<Record<string, string>> }).dimensions;
+  return dimensions && dimensionKey(dimensions);
+}
 
 /** Customer-facing usage: the current period so far, and late events waiting for re-rating. */
 export function usageRouter(db: Database): Router {
@@ -20,7 +27,7 @@ export function usageRouter(db: Database): Router {
 
   async function findSubscription(id: string): Promise<{ subscription: SubscriptionRow; plan: PlanRow }> {
     const subscription = await findSubscriptionOr404(db, id);
-    const plan = await findPlan(db, subscription.plan_id);
+    const plan = await cachedPlan(db, subscription.plan_id); // a plan version never changes: parsed once per process
     return { subscription, plan };
   }
 
@@ -43,6 +50,12 @@ export function usageRouter(db: Database): Router {
       creditBucket: settings.creditBucket,
       ...commitmentTerms(plan),
     });
+    /** What a metric (or one combination of it) adds to the projected invoice: the sum of its usage lines, as rated. */
+    const amountOf = (metricCode: string, dimensions?: Readonly<Record<string, string>>): { amount?: string } => {
+      const key = dimensions && dimensionKey(dimensions);
+      const lines = rated.lines.filter((line) => line.kind === 'usage' && line.metricCode === metricCode && (key === undefined || dimensionKeyOfLine(line) === key));
+      return lines.length ? { amount: formatMoney(sumMoney(lines.map((line) => toDecimal(line.amount))), plan.currency) } : {};
+    };
     res.json({
       subscription_id: subscription.id,
       currency: plan.currency,
@@ -52,7 +65,9 @@ export function usageRouter(db: Database): Router {
         metric_code: metric.metricCode,
         quantity: metric.quantity,
         event_count: metric.eventCount,
-        ...(metric.groups ? { groups: metric.groups.map((group) => ({ dimensions: group.dimensions, quantity: group.quantity, event_count: group.eventCount })) } : {}),
+        ...amountOf(metric.metricCode),
+        ...(metric.groups
+          ? { groups: metric.groups.map((group) => ({ dimensions: group.dimensions, quantity: group.quantity, event_count: group.eventCount, ...amountOf(metric.metricCode, group.dimensions) })) } : {}),
       })),
       projected: {
         lines: rated.lines,

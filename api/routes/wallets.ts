@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { formatMoney, minorUnitExponent, toDecimal } from '../../domain/money';
 import { projectedRunOut } from '../../domain/wallet';
 import { findCustomer } from '../../store/customers';
+import { holdsOwnCredit } from '../../store/plan-included-credits';
 import type { Database } from '../../store/database';
 import { createGrant, ensureWallet, findWallet, GrantRow, LedgerRow, listGrants, pendingUsageCost, recentLedger, updateWalletSettings, WalletRow } from '../../store/wallets';
 import { ApiProblem } from '../problem';
@@ -129,7 +130,8 @@ export function walletsRouter(db: Database, options: { now?: () => Date } = {}):
       res.json({ customer_id: customer.id, currency, has_wallet: false, balance: money('0', currency), pending_usage: money('0', currency), available: money('0', currency), projected_run_out_at: null, grants: [], ledger: [] });
       return;
     }
-    res.json({ has_wallet: true, ...(await walletView(db, wallet, now())) });
+    // A wallet that only records the plan's included credit is no wallet to the customer (docs/wallets.md).
+    res.json({ has_wallet: await holdsOwnCredit(db, wallet), ...(await walletView(db, wallet, now())) });
   });
 
   routes.put('/:id/wallet', { allow: ['app'] }, async (req, res) => {

@@ -218,7 +218,9 @@
     const names = {};
     for (const metric of daily.metrics) names[metric.metric_code] = metric.name;
     const cost = {};
+    // A dimensional metric has a line per combination: the API sums them into metric.amount (no money arithmetic here).
     for (const line of usage.projected.lines) if (line.kind === 'usage') cost[line.metricCode] = line.amount;
+    for (const metric of usage.usage) if (metric.amount !== undefined) cost[metric.metric_code] = metric.amount;
     const rows = usage.usage.map((metric) =>
       el('tr', { data: { metric: metric.metric_code } }, [
         el('th', { text: names[metric.metric_code] || metric.metric_code, className: 'metric-name' }),

@@ -1,5 +1,5 @@
 /** The simulation's results for people (a side-by-side table) and for programs (JSON, snake_case like the API). */
-import { toDecimal } from '../../domain/money';
+import { Dec, formatMoney, toDecimal, ZERO } from '../../domain/money';
 import type { PeriodFigures, PlanSimulation, SimulationResult } from './simulate';
 
 const COLUMNS = ['inv', 'invoiced', 'revenue', 'cost', 'margin', 'margin %'] as const;
@@ -49,8 +49,27 @@ export function formatSimulationTable(result: SimulationResult, usageSource: str
     const signed = (value: ReturnType<typeof toDecimal>): string => `${value.isNegative() ? '' : '+'}${value.toFixed(plan.total.revenue.split('.')[1]?.length ?? 0)}`;
     out.push(`${plan.planCode} vs ${reference.planCode}: revenue ${signed(revenue)} ${plan.currency}, margin ${signed(margin)} ${plan.currency} over the ${result.periods} periods.`);
   }
+  for (const plan of result.plans) out.push(...combinationTotals(plan));
   for (const rejection of usage.rejections) out.push(`rejected event ${rejection.id}: ${rejection.code} ${rejection.detail}`);
   return out.map((text) => text.trimEnd()).join('\n');
+}
+
+/** A dimensional plan's revenue, cost and margin per combination over all periods (the margins report's figures). */
+function combinationTotals(plan: PlanSimulation): string[] {
+  const totals = new Map<string, { revenue: Dec; cost: Dec; margin: Dec }>();
+  for (const period of plan.periods) {
+    for (const line of period.combinations ?? []) {
+      const key = `${line.metricCode} ${line.dimensionKey}`;
+      const total = totals.get(key) ?? { revenue: ZERO, cost: ZERO, margin: ZERO };
+      totals.set(key, { revenue: total.revenue.plus(toDecimal(line.revenue)), cost: total.cost.plus(toDecimal(line.cost)), margin: total.margin.plus(toDecimal(line.margin)) });
+    }
+  }
+  if (totals.size === 0) return [];
+  const money = (value: Dec): string => formatMoney(value, plan.currency);
+  return [
+    `${plan.planCode} per combination (revenue / cost / margin, ${plan.currency}):`,
+    ...[...totals].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, total]) => `  ${key}: ${money(total.revenue)} / ${money(total.cost)} / ${money(total.margin)}`),
+  ];
 }
 
 function planTitle(plan: PlanSimulation): string {
@@ -65,6 +84,19 @@ function figuresJson(figures: Omit<PeriodFigures, 'index' | 'start' | 'end'>) {
     cost: figures.cost,
     margin: figures.margin,
     margin_percent: figures.marginPercent,
+    ...('combinations' in figures && figures.combinations
+      ? {
+          combinations: figures.combinations.map((line) => ({
+            metric_code: line.metricCode,
+            dimension_key: line.dimensionKey,
+            quantity: line.quantity,
+            revenue: line.revenue,
+            cost: line.cost,
+            margin: line.margin,
+            loss_making: line.lossMaking,
+          })),
+        }
+      : {}),
   };
 }
 

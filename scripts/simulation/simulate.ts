@@ -32,6 +32,7 @@ import { planScheduleTerms } from '../../domain/plan-terms';
 import { createApiKey } from '../../store/api-keys';
 import { copyCatalog, invoicesOfSubscriptions, subscriptionStatuses } from '../../store/bulk-fixtures';
 import { findPlanVersion, listMetrics, PlanRow } from '../../store/catalog';
+import type { CombinationMargin } from '../../domain/combination-margins';
 import { marginReport } from '../../store/margins';
 import { CatalogError, CatalogSource } from './catalog';
 import type { SimulationStack } from './stack';
@@ -60,6 +61,8 @@ export interface PeriodFigures {
   readonly cost: string;
   readonly margin: string;
   readonly marginPercent: string | null;
+  /** Dimensional charges: the period's revenue, cost and margin per combination, from the margins report. */
+  readonly combinations?: readonly CombinationMargin[];
 }
 
 export interface SimulatedInvoice {
@@ -381,6 +384,7 @@ async function collect(
         cost: margin?.cost ?? money('0'),
         margin: margin?.margin ?? money('0'),
         marginPercent: margin ? margin.marginPercent : null,
+        ...(margin?.combinations?.length ? { combinations: margin.combinations } : {}),
       };
     });
     const sums = totalMargin(plan.currency, figures);

@@ -8,6 +8,7 @@ import type { CustomerRow } from '../../store/customers';
 import { ApiOnly, serveApiOnly } from '../support/api-only';
 import { createTestApiKey, TestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
+import { eventually } from '../support/eventually';
 import { insertCustomer, insertSubscription } from '../support/fixtures';
 
 let db: Database;
@@ -170,4 +171,32 @@ test('the wallet view: balance, usage not yet invoiced, grants with expiries, le
   // Read right after the answer: 50 tokens at 0.01 = 0.50 already off the available balance.
   expect((await globexWallet()).available).toBe('0.50');
   expect((await api.http.call('GET', `/v1/customers/${globex.id}/wallet`, undefined, token.headers)).status).toBe(404);
+});
+
+test('real time: once POST /v1/events answers, the entitlement answer and the available balance reflect the event within 1 s', async () => {
+  const customer = await insertCustomer(db, { external_id: 'ent-initech' });
+  const planRow = await db('plans').where({ code: 'ent-pro' }).first();
+  const { row } = await insertSubscription(db, customer, planRow, periodStart);
+  await db('subscriptions').where({ id: row.id }).update({ status: 'active', current_period_start: periodStart, current_period_end: periodEnd });
+  expect((await api.http.call('POST', `/v1/customers/${customer.id}/wallet/grants`, { amount: '2.00', source: 'goodwill' }, finance.headers)).status).toBe(201);
+  const available = async () => (await api.http.call('GET', `/v1/customers/${customer.id}/wallet`, undefined, app.headers)).json.available;
+  // Read first, so the period's totals exist and the events below reach them through ingestion, not a later seed.
+  expect(await entitlement('tokens', app, customer)).toMatchObject({ usage: '0', has_access: true });
+  expect(await entitlement('ai_credits', app, customer)).toMatchObject({ balance: '2.00', has_access: true });
+  expect(await available()).toBe('2.00');
+  for (const [step, tokens] of [['1', '25'], ['2', '12.5']] as const) {
+    const posted = await api.http.call('POST', '/v1/events', { id: `rt-${step}`, customer: 'ent-initech', type: 'ent.llm', timestamp: inPeriod(), properties: { tokens } }, app.headers);
+    expect(posted.json.accepted).toBe(1);
+    const usage = step === '1' ? '25' : '37.5';
+    const balance = step === '1' ? '1.75' : '1.62'; // 2.00 - 0.25, then 2.00 - 0.375 (rounded half-up: 0.38)
+    const seen = await eventually(
+      async () => {
+        const [tokensAnswer, walletAnswer, left] = [await entitlement('tokens', app, customer), await entitlement('ai_credits', app, customer), await available()];
+        return tokensAnswer.usage === usage && walletAnswer.balance === balance && left === balance && { tokensAnswer, walletAnswer, left };
+      },
+      () => `usage ${usage} and balance ${balance} after event rt-${step}`,
+      { timeoutMs: 1_000, intervalMs: 50 },
+    );
+    expect(seen.tokensAnswer).toMatchObject({ usage, limit: '100.5' });
+  }
 });

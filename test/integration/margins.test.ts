@@ -7,6 +7,8 @@ import type { Worker } from '@temporalio/worker';
 import { createApp } from '../../api/app';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
+import { combinationMarginsBySubscription } from '../../store/combination-margins';
+import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { createBillingWorker } from '../../worker/create-worker';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
@@ -186,4 +188,28 @@ test('a refund counts in the period of the invoice it credits; a re-rating credi
   expect(await report('2033-03-01T00:00:00Z', '2033-04-01T00:00:00Z')).toMatchObject({ revenue: '104.90', cost: '44.00', margin: '60.90', margin_percent: '58.06' });
   // April: no fee, no April usage closed yet, minus the 9.90 refund: negative revenue has no percentage.
   expect(await report('2033-04-01T00:00:00Z', '2033-05-01T00:00:00Z')).toMatchObject({ revenue: '-9.90', cost: '0.00', margin: '-9.90', margin_percent: null });
+});
+
+test('per-combination revenue counts usage once when threshold invoices billed part of it', async () => {
+  // A threshold invoice bills 30.00 of one combination mid-period; the period invoice rates all 50.00 of it again and
+  // credits the 30.00 with a threshold_credit line. The combination earned 50.00, not 80.00.
+  const customer = await insertCustomer(db, { external_id: 'thresholds-margin' });
+  const plan = await insertPlan(db, { code: 'thresholds-margin', billing_interval: 'P1M', flat_fee: '0' });
+  const { row: subscription } = await insertSubscription(db, customer, plan, new Date('2034-01-01T00:00:00Z'));
+  const usageLine = (amount: string) => ({
+    kind: 'usage', description: 'Tokens (large, output)', metric_code: 'llm_tokens', quantity: '1', amount,
+    period_start: new Date('2034-01-01T00:00:00Z'), period_end: new Date('2034-02-01T00:00:00Z'), breakdown: JSON.stringify({ dimensionKey: 'model=large&direction=output' }),
+  });
+  const invoice = async (kind: string, total: string, lines: object[]) => {
+    const threshold = kind === 'threshold' ? { threshold_index: 1, threshold_amount: '30.00' } : {};
+    const [row] = await db<InvoiceRow>('invoices')
+      .insert({ ...threshold, number: `TM-${kind}`, customer_id: customer.id, subscription_id: subscription.id, kind, status: 'paid', currency: 'USD', period_start: new Date('2034-01-01T00:00:00Z'), period_end: new Date('2034-02-01T00:00:00Z'), total, finalized_at: new Date() })
+      .returning('*');
+    await db('invoice_lines').insert(lines.map((line, position) => ({ invoice_id: row.id, position, ...line })));
+  };
+  await invoice('threshold', '30.00', [usageLine('30.00')]);
+  await invoice('period', '20.00', [usageLine('50.00'), { kind: 'threshold_credit', description: 'Billed on threshold invoice TM-threshold', quantity: '1', amount: '-30.00', period_start: new Date('2034-01-01T00:00:00Z'), period_end: new Date('2034-02-01T00:00:00Z'), breakdown: JSON.stringify({}) }]);
+
+  const margins = await combinationMarginsBySubscription(db, { from: new Date('2034-01-01T00:00:00Z'), to: new Date('2034-02-01T00:00:00Z') }, new Map([[subscription.id, 'USD']]));
+  expect(margins.get(subscription.id)?.map((line) => [line.dimensionKey, line.revenue])).toEqual([['model=large&direction=output', '50.00']]);
 });

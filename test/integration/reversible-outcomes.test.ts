@@ -28,36 +28,6 @@ const skipTo = (instant: string): Promise<void> => stack.skipTo(instant);
 const deal = (id: string, customer: string, timestamp: string, value: string) => ({ id, customer, type: 'deal.closed', timestamp, properties: { value } });
 const reversal = (id: string, customer: string, timestamp: string, reverses: string) => ({ id, customer, type: 'deal.closed', timestamp, reverses, properties: {} });
 
-test('a reversal takes the outcome out of the running totals too: the preview and the entitlement answer count it no more', async () => {
-  // A per-unit outcome (not a percentage) is read from the running totals (store/rollups.ts), which a reversal must
-  // update: before, the preview kept billing a reversed ticket until the period closed. First in this file: it
-  // starts at the server's initial time (see the note on rollups read far ahead of it in docs/wallets.md).
-  expect((await api.call('POST', '/v1/metrics', { code: 'resolved_tickets', name: 'Resolved tickets', event_type: 'ticket.resolved', aggregation: 'count' })).status).toBe(201);
-  const plan = await api.call('POST', '/v1/plans', {
-    code: 'tickets', name: 'Tickets', currency: 'USD', billing_interval: 'P1M', flat_fee: '0', dispute_window: 'P14D',
-    charges: [{ metric_code: 'resolved_tickets', price: { model: 'per_unit', unitPrice: '1.50' } }],
-  });
-  expect(plan.status).toBe(201);
-  const zeta = await api.call('POST', '/v1/customers', { external_id: 'zeta', name: 'Zeta', currency: 'USD', payment_method: 'pm_sandbox_ok' });
-  const startAt = new Date(stack.now().getTime() + 3_600_000).toISOString();
-  const subscription = await api.call('POST', '/v1/subscriptions', { customer_id: zeta.json.id, plan_code: 'tickets', start_at: startAt });
-  expect(subscription.status).toBe(201);
-  await skipTo(new Date(new Date(startAt).getTime() + 86_400_000).toISOString());
-  const at = (hours: number): string => new Date(new Date(startAt).getTime() + hours * 3_600_000).toISOString();
-  const ticket = (id: string, hours: number) => ({ id, customer: 'zeta', type: 'ticket.resolved', timestamp: at(hours), properties: {} });
-  expect((await api.call('POST', '/v1/events', { events: [ticket('t1', 1), ticket('t2', 2), ticket('t3', 3)] })).json).toMatchObject({ accepted: 3 });
-  const usage = async () => (await api.call('GET', `/v1/subscriptions/${subscription.json.id}/usage`)).json.projected?.usage_total;
-  // The preview projects once the workflow has opened the period (it records the period's bounds).
-  await eventually(async () => (await usage()) ?? undefined, 'the first period opened', { timeoutMs: 20_000, intervalMs: 100 });
-  expect(await usage()).toBe('4.50'); // 3 × 1.50, read from the totals (seeded by this first read)
-
-  expect((await api.call('POST', '/v1/events', { id: 't2-reopened', customer: 'zeta', type: 'ticket.resolved', timestamp: at(5), reverses: 't2', properties: {} })).json).toMatchObject({ accepted: 1 });
-  expect(await usage()).toBe('3.00'); // t2 counts no more
-  expect((await api.call('POST', '/v1/events', ticket('t4', 6))).json).toMatchObject({ accepted: 1 });
-  expect(await usage()).toBe('4.50'); // t1, t3, t4
-  await env.client.workflow.getHandle(`subscription:${subscription.json.id}`).terminate('test done');
-});
-
 test('a reversal in the open period takes the outcome and its value back; the others are refused with their codes', async () => {
   expect((await api.call('POST', '/v1/metrics', { code: 'closed_deals', name: 'Closed deals', event_type: 'deal.closed', aggregation: 'count', property: 'value' })).status).toBe(201);
   const plan = await api.call('POST', '/v1/plans', {
@@ -136,4 +106,35 @@ test('a reversal in the open period takes the outcome and its value back; the ot
     ['Closed deals (2 %) (reversed outcomes)', '-20.000000000000', '2031-03-01'],
   ]);
   expect(await db('usage_events').where({ event_id: 'r6' }).select('reversal_credited_on')).toEqual([{ reversal_credited_on: 'closing:2031-04-01T00:00:00.000Z' }]);
+});
+
+test('a reversal takes the outcome out of the running totals too: the preview and the entitlement answer count it no more', async () => {
+  // A per-unit outcome (not a percentage) is read from the running totals (store/rollups.ts), which a reversal must
+  // update: before, the preview kept billing a reversed ticket until the period closed. Last in this file, after the
+  // previous test awaited a workflow's result: server time has moved on by itself, and the API's clock (which stamps
+  // `startAt` here) must follow it, or the events land in a period the workflow has already closed (a preview of 0.00).
+  expect((await api.call('POST', '/v1/metrics', { code: 'resolved_tickets', name: 'Resolved tickets', event_type: 'ticket.resolved', aggregation: 'count' })).status).toBe(201);
+  const plan = await api.call('POST', '/v1/plans', {
+    code: 'tickets', name: 'Tickets', currency: 'USD', billing_interval: 'P1M', flat_fee: '0', dispute_window: 'P14D',
+    charges: [{ metric_code: 'resolved_tickets', price: { model: 'per_unit', unitPrice: '1.50' } }],
+  });
+  expect(plan.status).toBe(201);
+  const zeta = await api.call('POST', '/v1/customers', { external_id: 'zeta', name: 'Zeta', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  const startAt = new Date(stack.now().getTime() + 3_600_000).toISOString();
+  const subscription = await api.call('POST', '/v1/subscriptions', { customer_id: zeta.json.id, plan_code: 'tickets', start_at: startAt });
+  expect(subscription.status).toBe(201);
+  await skipTo(new Date(new Date(startAt).getTime() + 86_400_000).toISOString());
+  const at = (hours: number): string => new Date(new Date(startAt).getTime() + hours * 3_600_000).toISOString();
+  const ticket = (id: string, hours: number) => ({ id, customer: 'zeta', type: 'ticket.resolved', timestamp: at(hours), properties: {} });
+  expect((await api.call('POST', '/v1/events', { events: [ticket('t1', 1), ticket('t2', 2), ticket('t3', 3)] })).json).toMatchObject({ accepted: 3 });
+  const usage = async () => (await api.call('GET', `/v1/subscriptions/${subscription.json.id}/usage`)).json.projected?.usage_total;
+  // The preview projects once the workflow has opened the period (it records the period's bounds).
+  await eventually(async () => (await usage()) ?? undefined, 'the first period opened', { timeoutMs: 20_000, intervalMs: 100 });
+  expect(await usage()).toBe('4.50'); // 3 × 1.50, read from the totals (seeded by this first read)
+
+  expect((await api.call('POST', '/v1/events', { id: 't2-reopened', customer: 'zeta', type: 'ticket.resolved', timestamp: at(5), reverses: 't2', properties: {} })).json).toMatchObject({ accepted: 1 });
+  expect(await usage()).toBe('3.00'); // t2 counts no more
+  expect((await api.call('POST', '/v1/events', ticket('t4', 6))).json).toMatchObject({ accepted: 1 });
+  expect(await usage()).toBe('4.50'); // t1, t3, t4
+  await env.client.workflow.getHandle(`subscription:${subscription.json.id}`).terminate('test done');
 });

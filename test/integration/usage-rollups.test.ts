@@ -2,14 +2,20 @@
  * Running totals (store/rollups.ts) against the raw aggregate (store/usage.ts) over random event sets: the rollup
  * answer must equal aggregating the raw events, whatever the batches, duplicates (resent event ids), events
  * arriving after the window was first read (late ones, with earlier timestamps), negative corrections, values that
- * do not read as numbers, events outside the window and events another metric's filter excludes.
+ * do not read as numbers, events outside the window and events another metric's filter excludes. Also per
+ * combination of a grouped metric (its groups equal store/dimension-usage.ts over the raw events), for a later window
+ * read at another time than the first (a window seeded at one time, the next one at another), and after a closed
+ * usage period claimed part of the first window's events (claimed events are not open usage).
  */
 import fc from 'fast-check';
 import { Decimal } from 'decimal.js';
 import type { Database } from '../../store/database';
 import type { MetricRow } from '../../store/catalog';
-import { aggregateMetric, insertUsageEvents, NewUsageEvent } from '../../store/usage';
-import { rollupUsage } from '../../store/rollups';
+import { aggregateMetric, closeUsage, insertUsageEvents, NewUsageEvent } from '../../store/usage';
+import { aggregateMetricGroups } from '../../store/dimension-usage';
+import { rollupUsage, RollupWindow } from '../../store/rollups';
+import type { UsageGroup } from '../../domain/dimensions';
+import { createSpendingActivities } from '../../activities/spending';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer } from '../support/fixtures';
 
@@ -17,6 +23,8 @@ let db: Database;
 let metrics: MetricRow[];
 const FROM = new Date('2027-03-01T10:00:00.250Z');
 const TO = new Date('2027-03-02T10:00:00.250Z');
+const LATER_TO = new Date('2027-03-03T10:00:00.250Z');
+let planId: string;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -30,8 +38,15 @@ beforeAll(async () => {
       { code: 'r_users', name: 'Users', event_type: 'r.call', aggregation: 'unique_count', property: 'user' },
       { code: 'r_seats', name: 'Seats', event_type: 'r.seat', aggregation: 'latest', property: 'seats' },
       { code: 'r_credits', name: 'Corrections', event_type: 'r.seat', aggregation: 'sum', property: 'delta', allow_negative: true },
+      { code: 'r_tokens_by_model', name: 'Tokens by model and user', event_type: 'r.call', aggregation: 'sum', property: 'tokens', group_by: JSON.stringify(['model', 'user']) as never },
+      { code: 'r_calls_by_model', name: 'Calls by model', event_type: 'r.call', aggregation: 'count', property: null, group_by: JSON.stringify(['model']) as never },
+      { code: 'r_users_by_model', name: 'Users by model', event_type: 'r.call', aggregation: 'unique_count', property: 'user', group_by: JSON.stringify(['model']) as never },
+      { code: 'r_peak_by_user', name: 'Peak by user', event_type: 'r.call', aggregation: 'max', property: 'tokens', group_by: JSON.stringify(['user']) as never },
+      { code: 'r_seats_by_model', name: 'Seats by model', event_type: 'r.seat', aggregation: 'latest', property: 'seats', group_by: JSON.stringify(['model']) as never },
     ])
     .returning('*');
+  const charges = metrics.map((metric) => ({ metricCode: metric.code, price: { model: 'per_unit', unitPrice: '1' } }));
+  [{ id: planId }] = await db('plans').insert({ code: 'rollup-close', version: 1, name: 'p', currency: 'USD', billing_interval: 'P1M', flat_fee: '0', charges: JSON.stringify(charges) }).returning('id');
 });
 
 afterAll(async () => {
@@ -50,6 +65,7 @@ const offset = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: 0, max: TO.getTime() - FROM.getTime() - 1 }) },
   { weight: 1, arbitrary: fc.constantFrom(-1, 0, TO.getTime() - FROM.getTime() - 1, TO.getTime() - FROM.getTime()) },
   { weight: 1, arbitrary: fc.integer({ min: -86_400_000, max: 2 * 86_400_000 }) },
+  { weight: 2, arbitrary: fc.integer({ min: TO.getTime() - FROM.getTime(), max: LATER_TO.getTime() - FROM.getTime() - 1 }) }, // the later window
 );
 
 const event = fc.record({
@@ -58,7 +74,7 @@ const event = fc.record({
   at: offset,
   tokens: anyValue,
   amount: anyValue,
-  model: fc.constantFrom('big', 'small', undefined),
+  model: fc.constantFrom('big', 'small', undefined, null),
   user: fc.oneof(fc.constantFrom('u1', 'u2', 'u3', 'U1', 'u1 '), fc.integer({ min: 0, max: 3 }), fc.constant(undefined)),
   seats: anyValue,
   delta: anyValue,
@@ -74,72 +90,118 @@ function toNewEvent(customerId: string, generated: GeneratedEvent): NewUsageEven
   return { customerId, eventId: `e${generated.id}`, eventType: generated.type, occurredAt: new Date(FROM.getTime() + generated.at), properties };
 }
 
-async function rawUsage(customerId: string): Promise<Map<string, { quantity: string; eventCount: number }>> {
+type Usage = { quantity: string; eventCount: number; groups?: UsageGroup[] };
+
+async function rawUsage(window: RollupWindow): Promise<Map<string, Usage>> {
+  const scope = { kind: 'unclaimed' as const, customerId: window.customerId, from: window.from, to: window.to };
   const entries = await Promise.all(
-    metrics.map(async (metric) => [metric.code, await aggregateMetric(db, metric, { kind: 'unclaimed', customerId, from: FROM, to: TO }, false)] as const),
+    metrics.map(async (metric) => {
+      const usage: Usage = await aggregateMetric(db, metric, scope, false);
+      if (metric.group_by.length > 0) usage.groups = await aggregateMetricGroups(db, metric, scope, false);
+      return [metric.code, usage] as const;
+    }),
   );
   return new Map(entries);
 }
 
-test('rollup totals equal the raw aggregate over random batches, resends, late events and negatives', async () => {
+/** Equal as numbers (a max over equal values of different scales may print either scale); groups in any order. */
+function comparable(code: string, usage: Usage) {
+  const number = (text: string) => new Decimal(text).toString();
+  return {
+    metric: code,
+    quantity: number(usage.quantity),
+    eventCount: usage.eventCount,
+    groups: usage.groups
+      ?.map((group) => ({ dimensions: JSON.stringify(Object.entries(group.dimensions).sort()), quantity: number(group.quantity), eventCount: group.eventCount }))
+      .sort((a, b) => a.dimensions.localeCompare(b.dimensions)),
+  };
+}
+
+async function expectTotalsEqualRaw(window: RollupWindow): Promise<void> {
+  const rolled = await rollupUsage(db, window, metrics);
+  const raw = await rawUsage(window);
+  for (const metric of metrics) expect(comparable(metric.code, rolled.get(metric.code)!)).toEqual(comparable(metric.code, raw.get(metric.code)!));
+}
+
+test('rollup totals equal the raw aggregate over random batches, resends, late events, negatives, combinations, later windows and closes', async () => {
   let run = 0;
   await fc.assert(
     fc.asyncProperty(
       fc.array(fc.array(event, { minLength: 0, maxLength: 12 }), { minLength: 1, maxLength: 6 }),
       fc.nat(6),
-      async (batches, seedBefore) => {
+      fc.nat(6),
+      fc.option(fc.nat(6)),
+      async (batches, seedBefore, seedLaterBefore, closeBefore) => {
         run += 1;
         const customer = await insertCustomer(db, { external_id: `rollup-${run}-${Math.random()}` });
+        const window = { customerId: customer.id, from: FROM, to: TO };
+        const later = { customerId: customer.id, from: TO, to: LATER_TO };
         for (const [index, batch] of batches.entries()) {
-          // The window is first read (and seeded) somewhere among the batches: before it, events are folded in
-          // by the seed's scan; after it, by the insert statement itself.
-          if (index === seedBefore) await rollupUsage(db, { customerId: customer.id, from: FROM, to: TO }, metrics);
+          // Each window is first read (and seeded) somewhere among the batches, at its own time: before it, events
+          // are folded in by the seed's scan; after it, by the insert statement itself.
+          if (index === seedBefore) await rollupUsage(db, window, metrics);
+          if (index === seedLaterBefore) await rollupUsage(db, later, metrics);
+          // A usage period over the first half of the window closes: it claims its events (later ones there are late).
+          if (index === closeBefore) await closeFirstHalf(customer.id);
           await insertUsageEvents(db, batch.map((generated) => toNewEvent(customer.id, generated)));
         }
-        const rolled = (await rollupUsage(db, { customerId: customer.id, from: FROM, to: TO }, metrics))!;
-        const raw = await rawUsage(customer.id);
-        for (const metric of metrics) {
-          const expected = raw.get(metric.code)!;
-          const actual = rolled.get(metric.code)!;
-          // Equal as numbers (a max over equal values of different scales may print either scale).
-          expect({ metric: metric.code, quantity: new Decimal(actual.quantity).toString(), eventCount: actual.eventCount }).toEqual({
-            metric: metric.code,
-            quantity: new Decimal(expected.quantity).toString(),
-            eventCount: expected.eventCount,
-          });
-        }
+        await expectTotalsEqualRaw(window);
+        await expectTotalsEqualRaw(later);
       },
     ),
     { numRuns: 60 },
   );
 });
 
-test('a window that a closed usage period overlaps is not answered from totals (claimed events are not open)', async () => {
-  const customer = await insertCustomer(db, { external_id: 'rollup-closed' });
-  expect(await rollupUsage(db, { customerId: customer.id, from: FROM, to: TO }, metrics)).toBeDefined();
-  const [plan] = await db('plans').insert({ code: 'rollup-plan', version: 1, name: 'p', currency: 'USD', billing_interval: 'P1M', flat_fee: '0' }).returning('id');
+async function closeFirstHalf(customerId: string): Promise<void> {
   const [subscription] = await db('subscriptions')
-    .insert({ customer_id: customer.id, plan_id: plan.id, status: 'active', workflow_id: 'direct:rollup', start_at: FROM })
+    .insert({ customer_id: customerId, plan_id: planId, status: 'active', workflow_id: `direct:${customerId}`, start_at: FROM })
     .returning('id');
-  await db('usage_period_closures').insert({
-    subscription_id: subscription.id,
-    customer_id: customer.id,
-    period_start: FROM,
-    period_end: new Date(FROM.getTime() + 3_600_000),
-    totals: {},
-    event_count: 0,
-  });
-  expect(await rollupUsage(db, { customerId: customer.id, from: FROM, to: TO }, metrics)).toBeUndefined();
+  const charges = metrics.map((metric) => ({ metricCode: metric.code, price: { model: 'per_unit' as const, unitPrice: '1' } }));
+  await db.transaction((trx) =>
+    closeUsage(trx, { subscriptionId: subscription.id, customerId, periodStart: FROM, periodEnd: new Date((FROM.getTime() + TO.getTime()) / 2), planId, charges }),
+  );
+}
+
+test('a closed usage period claiming part of a window: its events leave the totals, late ones after it count', async () => {
+  const customer = await insertCustomer(db, { external_id: 'rollup-closed' });
+  const window = { customerId: customer.id, from: FROM, to: TO };
+  const call = (id: string, hours: number) => ({ customerId: customer.id, eventId: id, eventType: 'r.call', occurredAt: new Date(FROM.getTime() + hours * 3_600_000), properties: { tokens: '10', model: 'big' } });
+  await insertUsageEvents(db, [call('c1', 1), call('c2', 20)]);
+  expect((await rollupUsage(db, window, metrics)).get('r_tokens')).toMatchObject({ quantity: '20', eventCount: 2 });
+  await closeFirstHalf(customer.id); // claims c1 (hour 1 of 24)
+  await insertUsageEvents(db, [call('c3', 2)]); // late: in the closed half, unclaimed
+  expect((await rollupUsage(db, window, metrics)).get('r_tokens')).toMatchObject({ quantity: '20', eventCount: 2 });
+  expect((await rollupUsage(db, window, metrics)).get('r_tokens_by_model')!.groups).toEqual([{ dimensions: { model: 'big' }, quantity: '20', eventCount: 2 }]);
+  await expectTotalsEqualRaw(window);
 });
 
 test('totals reflect an accepted event as soon as its insert commits', async () => {
   const customer = await insertCustomer(db, { external_id: 'rollup-realtime' });
   const tokens = metrics.find((metric) => metric.code === 'r_tokens')!;
   const window = { customerId: customer.id, from: FROM, to: TO };
-  expect((await rollupUsage(db, window, [tokens]))!.get('r_tokens')).toEqual({ quantity: '0', eventCount: 0 });
+  expect((await rollupUsage(db, window, [tokens])).get('r_tokens')).toMatchObject({ quantity: '0', eventCount: 0 });
   await insertUsageEvents(db, [{ customerId: customer.id, eventId: 'rt-1', eventType: 'r.call', occurredAt: new Date(FROM.getTime() + 5), properties: { tokens: '12.50' } }]);
-  expect((await rollupUsage(db, window, [tokens]))!.get('r_tokens')).toEqual({ quantity: '12.50', eventCount: 1 });
+  expect((await rollupUsage(db, window, [tokens])).get('r_tokens')).toMatchObject({ quantity: '12.50', eventCount: 1 });
   // A resend changes nothing.
   await insertUsageEvents(db, [{ customerId: customer.id, eventId: 'rt-1', eventType: 'r.call', occurredAt: new Date(FROM.getTime() + 5), properties: { tokens: '99' } }]);
-  expect((await rollupUsage(db, window, [tokens]))!.get('r_tokens')).toEqual({ quantity: '12.50', eventCount: 1 });
+  expect((await rollupUsage(db, window, [tokens])).get('r_tokens')).toMatchObject({ quantity: '12.50', eventCount: 1 });
+});
+
+test('spending checks at different instants read one window, the period, not a new set of totals per "now"', async () => {
+  // Before, each check read [period start, now): a new window per check, seeded by a scan of the period's events,
+  // that every later insert then also folded into.
+  const customer = await insertCustomer(db, { external_id: 'rollup-spending' });
+  const [subscription] = await db('subscriptions')
+    .insert({ customer_id: customer.id, plan_id: planId, status: 'active', workflow_id: 'direct:rollup-spending', start_at: FROM, current_period_start: FROM, current_period_end: TO })
+    .returning('id');
+  const { checkSpending } = createSpendingActivities(db);
+  for (const hours of [1, 2, 3]) {
+    await insertUsageEvents(db, [{ customerId: customer.id, eventId: `s${hours}`, eventType: 'r.call', occurredAt: new Date(FROM.getTime() + hours * 3_600_000 - 60_000), properties: { tokens: '5' } }]);
+    const at = new Date(FROM.getTime() + hours * 3_600_000).toISOString();
+    const result = await checkSpending({ subscriptionId: subscription.id, from: FROM.toISOString(), at, periodEnd: TO.toISOString() });
+    expect(result.spend).not.toBe('0');
+  }
+  const windows = await db('usage_rollup_windows').where({ customer_id: customer.id }).select('period_start', 'period_end');
+  expect(windows).toEqual([{ period_start: FROM, period_end: TO }]);
 });

@@ -90,6 +90,9 @@ test('two grants pay January usage after the credit bucket; the invoice shows on
     entries: [
       ['grant', '4.000000000000', '4.000000000000'],
       ['grant', '100.000000000000', '104.000000000000'],
+      // The plan's 5.00 bucket: a plan_included grant, consumed by its own line (docs/wallets.md).
+      ['grant', '5.000000000000', '109.000000000000'],
+      ['consumption', '-5.000000000000', '104.000000000000'],
       ['consumption', '-4.000000000000', '100.000000000000'],
       ['consumption', '-3.400000000000', '96.600000000000'],
     ],

@@ -18,7 +18,10 @@ export interface ApiStack {
   readonly api: TestHttp;
   /** Moves server time (and the API's clock with it) forward to `instant`; never back. */
   skipTo(instant: string): Promise<void>;
-  /** The API's clock: the server time at the last skip. */
+  /**
+   * The API's clock: the server time as of the last skip or API call. Time also moves while a test awaits a
+   * workflow's result (the server skips ahead on its own), so the API reads the server's time before each call.
+   */
   now(): Date;
   stop(): Promise<void>;
 }
@@ -28,7 +31,17 @@ export async function startApiStack(): Promise<ApiStack> {
   const worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: await workflowBundle() });
   const running = worker.run();
   let serverNow = new Date();
-  const api = await serve(createApp({ db, temporal: env.client, now: () => serverNow }), { headers: (await createTestApiKey(db, 'admin')).headers });
+  const served = await serve(createApp({ db, temporal: env.client, now: () => serverNow }), { headers: (await createTestApiKey(db, 'admin')).headers });
+  // Before, the API's clock stayed at the last skipTo: after awaiting a workflow's result (which skips server time)
+  // a test stamped events and start dates in the server's past, and read a later period than it meant to.
+  const api: TestHttp = {
+    baseUrl: served.baseUrl,
+    close: () => served.close(),
+    async call(...args) {
+      serverNow = new Date(await env.currentTimeMs());
+      return served.call(...args);
+    },
+  };
   return {
     env,
     db,

@@ -18,6 +18,7 @@ import {
 } from '../../domain/dimensions';
 import { combinationMargins } from '../../domain/combination-margins';
 import { ratedLinesForPeriod } from '../../domain/invoice';
+import { formatMoney, sumMoney, toDecimal } from '../../domain/money';
 import { rateUsage } from '../../domain/rating';
 import { invoicedAmounts, rerateDifference } from '../../domain/rerating';
 
@@ -344,5 +345,86 @@ describe('margins per combination', () => {
       { metricCode: 'tokens', dimensionKey: 'model=small', quantity: '100000', revenue: '0.50', cost: '1.20', margin: '-0.70', lossMaking: true },
       { metricCode: 'tokens', dimensionKey: 'model=large', quantity: '400001', revenue: '9.00', cost: '4.80', margin: '4.20', lossMaking: false },
     ]);
+  });
+});
+
+describe('property: with wildcards, included units and a credit bucket, lines still equal each combination alone', () => {
+  const prices = fc.constantFrom(
+    { model: 'per_unit' as const, unitPrice: '0.013' },
+    { model: 'graduated' as const, tiers: [{ upTo: '100', unitPrice: '0.50', flatFee: '1.00' }, { upTo: null, unitPrice: '0.25' }] },
+    { model: 'volume' as const, tiers: [{ upTo: '50', unitPrice: '0.30' }, { upTo: null, unitPrice: '0.20' }] },
+    { model: 'package' as const, packageSize: '25', packagePrice: '3.00' },
+  );
+  const value = (values: readonly string[]) => fc.option(fc.constantFrom(...values), { nil: undefined });
+  const models = ['a', 'b', 'c'];
+  const directions = ['in', 'out', 'cached'];
+  const entry = fc.record({ model: value(models), direction: value(directions), price: prices, includedUnits: fc.option(fc.constantFrom('0', '10', '150'), { nil: undefined }) });
+  const usageEntry = fc.tuple(value([...models, 'zzz']), value(directions), fc.integer({ min: 0, max: 400 }));
+
+  it('holds for random catalogs (ambiguous ones left out), usage, policies and plan-wide credit', () => {
+    fc.assert(
+      fc.property(
+        fc.array(entry, { maxLength: 8 }),
+        fc.option(prices, { nil: undefined }),
+        fc.array(usageEntry, { maxLength: 8 }),
+        fc.constantFrom(undefined, '0', '20'),
+        fc.constantFrom(undefined, '5.00'),
+        (entries, defaultPrice, usageEntries, chargeIncluded, creditBucket) => {
+          const seen = new Set<string>();
+          const catalog: DimensionPrice[] = [];
+          for (const { model, direction, price, includedUnits } of entries) {
+            const match = { ...(model ? { model } : {}), ...(direction ? { direction } : {}) };
+            const key = dimensionKey(match, GROUP_BY);
+            if (seen.has(key)) continue;
+            seen.add(key);
+            catalog.push({ match, price, ...(includedUnits === undefined ? {} : { includedUnits }) });
+          }
+          if (findAmbiguities(catalog, GROUP_BY).length > 0) return; // refused at plan creation
+          const dimensions: ChargeDimensions = { groupBy: GROUP_BY, prices: catalog, ...(defaultPrice ? { defaultPrice } : {}), unmatched: 'list' };
+          const quantities = new Map<string, { model?: string; direction?: string; quantity: number }>();
+          for (const [model, direction, quantity] of usageEntries) {
+            const key = `${model ?? ''}/${direction ?? ''}`;
+            quantities.set(key, { model, direction, quantity: (quantities.get(key)?.quantity ?? 0) + quantity });
+          }
+          const groups = [...quantities.values()].map(({ model, direction, quantity }) => group(model, direction, String(quantity)));
+          const charge: DimensionalCharge = { chargeId: 't', metricCode: 't', price: { model: 'per_unit', unitPrice: '0' }, dimensions, ...(chargeIncluded ? { includedUnits: chargeIncluded } : {}) };
+          const input = { currency: 'USD', charges: [charge], usage: [{ metricCode: 't', quantity: '0', groups }], ...(creditBucket ? { creditBucket } : {}) };
+          const result = rateDimensionalUsage(input);
+
+          const index = new DimensionPriceIndex(dimensions);
+          const aloneAmounts: string[] = [];
+          const lines = combinationLines(result.lines);
+          for (const line of lines) {
+            const resolved = index.resolve(line.dimensions);
+            if (!resolved) {
+              expect([line.amount, line.priceSource]).toEqual(['0.00', null]); // listed, not billed
+              continue;
+            }
+            const includedUnits = resolved.includedUnits ?? chargeIncluded;
+            const alone = rateUsage({ currency: 'USD', charges: [{ metricCode: 't', price: resolved.price, ...(includedUnits ? { includedUnits } : {}) }], usage: [{ metricCode: 't', quantity: line.quantity }] });
+            expect(line.amount).toBe(alone.lines[0].amount);
+            aloneAmounts.push(alone.lines[0].amount);
+          }
+          // One line per combination with usage; their sum is the usage total, before the plan-wide credit.
+          expect(lines).toHaveLength(groups.length);
+          expect(result.usageTotal).toBe(formatMoney(sumMoney(aloneAmounts.map(toDecimal)), 'USD'));
+          // Rating the same plan objects again (the expansion cache) equals rating fresh copies of them.
+          expect(rateDimensionalUsage(input)).toEqual(rateDimensionalUsage(structuredClone(input)));
+        },
+      ),
+      { numRuns: 300, seed: 20261205 },
+    );
+  });
+
+  it('rates the same charge object with new usage, and a charge listed twice, as fresh copies would', () => {
+    const charge = llmCharge();
+    const rate = (charges: DimensionalCharge[], groups: UsageGroup[]) => rateDimensionalUsage({ currency: 'USD', charges, usage: [{ metricCode: 'tokens', quantity: '0', groups }] });
+    const first = [group('large', 'output', '100000'), group('small', 'cached', '7')];
+    const second = [group('large', 'output', '50000'), group('medium', 'input', '1000'), group('unknown', 'cached', '10')];
+    expect(rate([charge], first)).toEqual(rate([structuredClone(charge)], first));
+    expect(rate([charge], second)).toEqual(rate([structuredClone(charge)], second));
+    expect(rate([charge, charge], second)).toEqual(rate([structuredClone(charge), structuredClone(charge)], second));
+    // large/output 50,000 × 0.00006 = 3.00, listed once per charge.
+    expect(rate([charge, charge], second).lines.filter((line) => line.description === 'Tokens (model=large, direction=output)').map((line) => line.amount)).toEqual(['3.00', '3.00']);
   });
 });

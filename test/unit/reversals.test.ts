@@ -85,6 +85,41 @@ describe('credit for outcomes reversed after their period was invoiced', () => {
   });
 });
 
+describe('reversals that cannot be credited, and credits of percentage caps and cost-plus prices', () => {
+  const period = { start: '2031-03-01T00:00:00.000Z', end: '2031-04-01T00:00:00.000Z' };
+
+  it('refuses a reversal of an outcome invoiced under a max, latest or unique_count metric, with its own code', () => {
+    const invoiced = { ...ORIGINAL, invoicedUnder: { metricCode: 'peak_seats' } };
+    expect(judgeReversal(request('2031-03-12T00:00:00Z'), [invoiced], 'P7D')).toMatchObject({ ok: false, code: 'reversal_not_creditable', detail: expect.stringContaining('peak_seats') });
+    // The other rules come first: an already reversed or a too-late one keeps its own code.
+    expect(judgeReversal(request('2031-03-18T00:00:00Z'), [invoiced], 'P7D')).toMatchObject({ code: 'dispute_window_closed' });
+  });
+
+  it('credits a capped percentage outcome its maximum fee, not its rate × value', () => {
+    // 2 % of 1,000.00 = 20.00, of 5,000.00 = 100.00 capped at 50.00, + 0.30 each: billed 20.30 + 50.30 = 70.60.
+    // Reversing the 5,000.00 deal takes back what it contributed: 50.00 + 0.30 = 50.30.
+    const charges = [{ metricCode: 'deals', price: { model: 'percentage' as const, rate: '0.02', maxFee: '50.00', fixedFeePerEvent: '0.30' } }];
+    const lines = reversalCreditLines({
+      currency: 'USD', charges, period, alreadyCredited: [],
+      closedUsage: [{ metricCode: 'deals', quantity: '2', eventValues: ['1000.00', '5000.00'] }],
+      newlyReversed: [{ metricCode: 'deals', aggregation: 'count', value: '5000.00' }],
+    });
+    expect(lines.map((line) => line.amount)).toEqual(['-50.30']);
+  });
+
+  it('credits a cost-plus outcome at the cost of the table that costed it (a cost change mid-period)', () => {
+    // Images at cost + 50 %: 4 before the Mar 15 change at 0.10, 2 after at 0.20: (0.40 + 0.40) × 1.5 = 1.20 billed.
+    // Reversing an image of Mar 20 takes back 0.20 × 1.5 = 0.30; one of Mar 2 would take back 0.15.
+    const charges = [{ metricCode: 'images', price: { model: 'cost_plus' as const, markup: '0.5' } }];
+    const closedUsage = [{ metricCode: 'images', quantity: '6', costs: [{ effectiveFrom: '2031-03-01T00:00:00.000Z', quantity: '4', unitCost: '0.10' }, { effectiveFrom: '2031-03-15T00:00:00.000Z', quantity: '2', unitCost: '0.20' }] }];
+    const image = (occurredAt: string): ReversedContribution => ({ metricCode: 'images', aggregation: 'count', value: null, occurredAt });
+    const credit = (reversed: ReversedContribution[]) => reversalCreditLines({ currency: 'USD', charges, period, closedUsage, alreadyCredited: [], newlyReversed: reversed }).map((line) => line.amount);
+    expect(credit([image('2031-03-20T10:00:00.000Z')])).toEqual(['-0.30']);
+    expect(credit([image('2031-03-02T10:00:00.000Z')])).toEqual(['-0.15']);
+    expect(credit([image('2031-03-02T10:00:00.000Z'), image('2031-03-20T10:00:00.000Z')])).toEqual(['-0.45']);
+  });
+});
+
 describe('property: a reversed outcome contributes nothing once its reversal is billed', () => {
   it('billed − credit equals the period rated without the reversed outcomes', () => {
     const period = { start: '2031-03-01T00:00:00.000Z', end: '2031-04-01T00:00:00.000Z' };
@@ -104,6 +139,33 @@ describe('property: a reversed outcome contributes nothing once its reversal is 
           period,
         }).reduce((sum, line) => sum.plus(line.amount), new Dec(0));
         expect(new Dec(rate(values)).plus(credit).toFixed(2)).toBe(new Dec(rate(kept)).toFixed(2));
+      }),
+      { numRuns: 200, seed: 20261205 },
+    );
+  });
+});
+
+describe('property: a reversed cost-plus outcome contributes nothing once its reversal is billed', () => {
+  it('billed − credit equals the period rated without the reversed events, whichever cost table costed them', () => {
+    const period = { start: '2031-03-01T00:00:00.000Z', end: '2031-04-01T00:00:00.000Z' };
+    const charges = [{ metricCode: 'calls', price: { model: 'cost_plus' as const, markup: '0.17' } }];
+    const tableA = { from: '2031-03-01T00:00:00.000Z', unitCost: '0.013' };
+    const tableB = { from: '2031-03-15T00:00:00.000Z', unitCost: '0.021' };
+    fc.assert(
+      fc.property(fc.array(fc.record({ late: fc.boolean(), units: fc.integer({ min: 1, max: 5_000 }), reversed: fc.boolean() }), { minLength: 1, maxLength: 12 }), (events) => {
+        const costsOf = (subset: typeof events) =>
+          [tableA, tableB].map((table) => ({
+            effectiveFrom: table.from,
+            unitCost: table.unitCost,
+            quantity: String(subset.filter((event) => event.late === (table === tableB)).reduce((total, event) => total + event.units, 0)),
+          }));
+        const usageOf = (subset: typeof events) => [{ metricCode: 'calls', quantity: String(subset.reduce((total, event) => total + event.units, 0)), costs: costsOf(subset) }];
+        const rate = (subset: typeof events) => rateUsage({ currency: 'USD', charges, usage: usageOf(subset) }).subtotal;
+        const credit = reversalCreditLines({
+          currency: 'USD', charges, period, closedUsage: usageOf(events), alreadyCredited: [],
+          newlyReversed: events.filter((event) => event.reversed).map((event) => ({ metricCode: 'calls', aggregation: 'sum' as const, value: String(event.units), occurredAt: event.late ? '2031-03-20T00:00:00.000Z' : '2031-03-02T00:00:00.000Z' })),
+        }).reduce((sum, line) => sum.plus(line.amount), new Dec(0));
+        expect(new Dec(rate(events)).plus(credit).toFixed(2)).toBe(new Dec(rate(events.filter((event) => !event.reversed))).toFixed(2));
       }),
       { numRuns: 200, seed: 20261205 },
     );

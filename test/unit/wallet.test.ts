@@ -99,6 +99,13 @@ describe('the invoice: usage lines, then credits applied per grant, then what is
     ]);
   });
 
+  test('usage a threshold invoice already billed is not paid again by the wallet (only what is left of it)', () => {
+    // 7.40 + 3.10 = 10.50 of usage after the bucket; a threshold invoice billed 8.00 of it, paid in cash: the
+    // wallet pays the 2.50 left (from the last usage line, as the bucket covers usage in line order), not 10.50.
+    const withThreshold = [...lines, line('threshold_credit', '-8.00')];
+    expect(walletPayableCharges(withThreshold, 'USD')).toEqual([{ metricCode: 'gpu', amount: '2.50' }]);
+  });
+
   test('two grants drawn: two credits-applied lines, the total is what is left', () => {
     const drawing = drawCredits({
       currency: 'USD',
@@ -139,4 +146,29 @@ test('entitlement answers and the limit check agree: access ends exactly where t
     const refused = eventsOverLimit(new Map([['m', String(used)]]), new Map([['m', '3']]), [new Map([['m', new Dec(1)]])]);
     expect(answer.has_access).toBe(!refused.has(0));
   }
+});
+
+test('a grant expiring mid-period pays at most what the usage before its expiry made payable, shared with grants expiring earlier', () => {
+  // Usage 10.00 in the period; by Jan 10 it had made 2.00 payable, by Jan 20 6.00.
+  //   early  priority 0, expires Jan 10, 5.00: at most 2.00
+  //   late   priority 0, expires Jan 20, 5.00: at most 6.00 − 2.00 (early's) = 4.00
+  //   open   priority 1, no expiry:            the remaining 4.00
+  const grants = [grant('early', '5.00', 0, day(10)), grant('late', '5.00', 0, day(20)), grant('open', '50.00', 1, null)];
+  const drawing = drawCredits({
+    currency: 'USD',
+    grants,
+    charges: [{ metricCode: 'tokens', amount: '10.00' }],
+    during: period,
+    overdraftAvailable: '0',
+    accruedBefore: [
+      { at: day(10), payable: '2.00' },
+      { at: day(20), payable: '6.00' },
+    ],
+  });
+  expect(drawing.draws).toEqual([
+    { grantId: 'early', amount: '2.00' },
+    { grantId: 'late', amount: '4.00' },
+    { grantId: 'open', amount: '4.00' },
+  ]);
+  expect(drawing).toMatchObject({ covered: '10.00', uncovered: '0.00' });
 });

@@ -29,6 +29,7 @@ export type BillingStep =
   | 'create_period_invoice'
   | 'create_closing_invoice'
   | 'check_spending'
+  | 'create_threshold_invoice'
   | 'apply_plan_change'
   | 'create_proration_invoice'
   | 'charge_invoice'

@@ -66,6 +66,8 @@ export interface SubscriptionRun {
   lastInvoice: PeriodInvoiceSummary | null;
   usageEventsReported: number;
   spendingCheckDue: boolean;
+  /** A usage threshold signal arrived: the main loop asks for a threshold invoice (./thresholds.ts). */
+  thresholdCheckDue: boolean;
   /** A step that failed deterministically and waits for ops (./attention.ts); never carried across runs. */
   attention: AttentionState | null;
   retryRequested: boolean;
@@ -115,6 +117,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     lastInvoice: null,
     usageEventsReported: 0,
     spendingCheckDue: false,
+    thresholdCheckDue: false,
     attention: null,
     retryRequested: false,
     turns: { issued: 0, serving: 0 },

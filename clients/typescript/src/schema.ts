@@ -585,6 +585,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/metrics/{code}/cost-tables": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A metric's cost tables, oldest first
+         * @description Keys: admin, app, finance.
+         */
+        get: operations["getV1MetricsByCodeCostTables"];
+        put?: never;
+        /**
+         * Set a metric's unit costs from an instant on
+         * @description What one unit costs us, per combination of the metric's group_by (a match leaves a dimension out as a wildcard; `{}` matches everything; the most specific match wins), from `effective_from` until the metric's next table. Each event is costed by the table in effect at its own timestamp (cost_plus prices, the margins report). A table where two matches tie is refused (`ambiguous_cost_table`); a table is never edited: the same body again answers 200, a different one for the same instant `cost_table_exists`.
+         *
+         *     Keys: admin, finance.
+         */
+        post: operations["postV1MetricsByCodeCostTables"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/plans": {
         parameters: {
             query?: never;
@@ -1211,12 +1237,37 @@ export interface components {
             /** @enum {string} */
             status: "scheduled" | "trialing" | "active" | "past_due" | "suspended" | "paused" | "retention_offered" | "pending_cancellation" | "needs_attention" | "canceled";
         };
+        CostTableResponse: {
+            costs: {
+                match: {
+                    [key: string]: string;
+                };
+                unit_cost: string;
+            }[];
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            /** Format: date-time */
+            effective_from: string;
+            metric_code: string;
+        };
         CreateApiKeyBody: {
             /** Format: date-time */
             expires_at?: string;
             name: string;
             /** @enum {string} */
             role: "admin" | "finance" | "app" | "monitoring";
+        };
+        CreateCostTableBody: {
+            costs: {
+                /** @default {} */
+                match?: {
+                    [key: string]: string;
+                };
+                unit_cost: string;
+            }[];
+            /** Format: date-time */
+            effective_from: string;
         };
         CreateCustomerBody: {
             currency: string;
@@ -1318,6 +1369,10 @@ export interface components {
                         /** @constant */
                         model: "percentage";
                         rate: string;
+                    } | {
+                        markup: string;
+                        /** @constant */
+                        model: "cost_plus";
                     };
                     prices: {
                         included_units?: string;
@@ -1364,6 +1419,10 @@ export interface components {
                             /** @constant */
                             model: "percentage";
                             rate: string;
+                        } | {
+                            markup: string;
+                            /** @constant */
+                            model: "cost_plus";
                         };
                     }[];
                     /**
@@ -1418,6 +1477,10 @@ export interface components {
                     /** @constant */
                     model: "percentage";
                     rate: string;
+                } | {
+                    markup: string;
+                    /** @constant */
+                    model: "cost_plus";
                 };
             }[];
             code: string;
@@ -1450,6 +1513,12 @@ export interface components {
             name: string;
             trial_period?: string;
             usage_grace_period?: string;
+            /** @description Usage thresholds (progressive billing): `{"amounts": ["100.00", "500.00"]}` or `{"every": "250.00"}`. Amounts of rated usage in the plan's currency, positive, increasing, at most 20. */
+            usage_thresholds?: {
+                amounts: string[];
+            } | {
+                every: string;
+            };
         };
         CreateSubscriptionBody: {
             /** Format: uuid */
@@ -1516,6 +1585,12 @@ export interface components {
             /** @enum {string} */
             status: "draft" | "open" | "paid" | "uncollectible" | "void";
             subscription_id: string | null;
+            /** @description Threshold invoices (kind `threshold`, progressive billing): the usage threshold it is for, 1-based, and its amount. */
+            threshold?: {
+                /** @example 12.50 */
+                amount: string;
+                index: number;
+            } | null;
             /** @example 12.50 */
             total: string;
         };
@@ -1548,8 +1623,18 @@ export interface components {
             /** Format: uuid */
             subscription_id: string;
             usage: {
+                /**
+                 * @description What the metric's usage lines add to the projected invoice (absent when no charge prices it).
+                 * @example 12.50
+                 */
+                amount?: string;
                 event_count: number;
                 groups?: {
+                    /**
+                     * @description The combination's projected line.
+                     * @example 12.50
+                     */
+                    amount?: string;
                     dimensions: {
                         [key: string]: string;
                     };
@@ -1648,6 +1733,9 @@ export interface components {
         GetV1ApiKeysResponse: {
             data: components["schemas"]["ApiKeyResponse"][];
         };
+        GetV1MetricsByCodeCostTablesResponse: {
+            data: components["schemas"]["CostTableResponse"][];
+        };
         GetV1MetricsResponse: {
             data: components["schemas"]["MetricResponse"][];
         };
@@ -1711,6 +1799,12 @@ export interface components {
             /** @enum {string} */
             status: "draft" | "open" | "paid" | "uncollectible" | "void";
             subscription_id: string | null;
+            /** @description Threshold invoices (kind `threshold`, progressive billing): the usage threshold it is for, 1-based, and its amount. */
+            threshold?: {
+                /** @example 12.50 */
+                amount: string;
+                index: number;
+            } | null;
             /** @example 12.50 */
             total: string;
         };
@@ -1750,9 +1844,14 @@ export interface components {
                 cost_breakdown: {
                     /** @example 12.50 */
                     cost: string;
+                    cost_segments?: {
+                        effective_from: string | null;
+                        quantity: string;
+                        unit_cost: string | null;
+                    }[];
                     metric_code: string;
                     quantity: string;
-                    unit_cost: string;
+                    unit_cost: string | null;
                 }[];
                 currency: string;
                 customer: {
@@ -1761,6 +1860,7 @@ export interface components {
                     id: string;
                     name: string;
                 };
+                loss_making: boolean;
                 /** @example 12.50 */
                 margin: string;
                 margin_percent: string | null;
@@ -1777,6 +1877,41 @@ export interface components {
             /** Format: date-time */
             from: string;
             has_more: boolean;
+            loss_making: {
+                combinations: {
+                    /** @example 12.50 */
+                    cost: string;
+                    currency: string;
+                    dimension_key: string;
+                    /** @constant */
+                    loss_making: true;
+                    /** @example 12.50 */
+                    margin: string;
+                    metric_code: string;
+                    quantity: string;
+                    /** @example 12.50 */
+                    revenue: string;
+                    subscriptions: number;
+                }[];
+                customers: {
+                    /** @example 12.50 */
+                    cost: string;
+                    currency: string;
+                    customer: {
+                        external_id: string;
+                        /** Format: uuid */
+                        id: string;
+                    };
+                    /** @constant */
+                    loss_making: true;
+                    /** @example 12.50 */
+                    margin: string;
+                    margin_percent: string | null;
+                    /** @example 12.50 */
+                    revenue: string;
+                    subscription_ids: string[];
+                }[];
+            };
             /** Format: date-time */
             to: string;
             totals: {
@@ -1896,6 +2031,12 @@ export interface components {
             name: string;
             trial_period: string | null;
             usage_grace_period: string;
+            /** @description Progressive billing thresholds (docs/pricing.md); null: usage is invoiced at period end only. */
+            usage_thresholds: ({
+                amounts: string[];
+            } | {
+                every: string;
+            }) | null;
             version: number;
         };
         PostV1CustomersByIdWalletGrantsRequest: {
@@ -2034,6 +2175,7 @@ export interface components {
                 /** @example 12.50 */
                 total: string;
                 usage_period: unknown;
+                wallet_credit_back: string | null;
             } | null;
             reason: string;
             requested_by: string;
@@ -6580,6 +6722,352 @@ export interface operations {
             };
         };
     };
+    getV1MetricsByCodeCostTables: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The metric's code. */
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tables. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetV1MetricsByCodeCostTablesResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    postV1MetricsByCodeCostTables: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the first answer is replayed for a repeat within 24 h (per API key); the same key with a different request is refused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The metric's code. */
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "effective_from": "2026-12-15T00:00:00Z",
+                 *       "costs": [
+                 *         {
+                 *           "match": {},
+                 *           "unit_cost": "0.000002"
+                 *         },
+                 *         {
+                 *           "match": {
+                 *             "model": "large"
+                 *           },
+                 *           "unit_cost": "0.00001"
+                 *         },
+                 *         {
+                 *           "match": {
+                 *             "model": "large",
+                 *             "direction": "output"
+                 *           },
+                 *           "unit_cost": "0.00003"
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateCostTableBody"];
+            };
+        };
+        responses: {
+            /** @description The same table was stored before (a replay). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostTableResponse"];
+                };
+            };
+            /** @description The stored table. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostTableResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "not_found";
+                    };
+                };
+            };
+            /** @description Problem: `cost_table_exists`, `idempotency_key_reused`, `idempotency_request_in_progress`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "cost_table_exists" | "idempotency_key_reused" | "idempotency_request_in_progress";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `ambiguous_cost_table`, `invalid_cost_table`, `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "ambiguous_cost_table" | "invalid_cost_table" | "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
     getV1Plans: {
         parameters: {
             query?: never;
@@ -6828,7 +7316,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `ambiguous_dimension_prices`, `charge_metric_mismatch`, `invalid_charge_options`, `invalid_dimensions`, `invalid_price`, `metric_not_found`, `validation_failed`. */
+            /** @description Problem: `ambiguous_dimension_prices`, `charge_metric_mismatch`, `invalid_charge_options`, `invalid_dimensions`, `invalid_price`, `invalid_usage_thresholds`, `metric_not_found`, `validation_failed`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6836,7 +7324,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "ambiguous_dimension_prices" | "charge_metric_mismatch" | "invalid_charge_options" | "invalid_dimensions" | "invalid_price" | "metric_not_found" | "validation_failed";
+                        code?: "ambiguous_dimension_prices" | "charge_metric_mismatch" | "invalid_charge_options" | "invalid_dimensions" | "invalid_price" | "invalid_usage_thresholds" | "metric_not_found" | "validation_failed";
                     };
                 };
             };
@@ -7032,7 +7520,7 @@ export interface operations {
     getV1ReconciliationFindings: {
         parameters: {
             query?: {
-                kind?: "unknown_payment" | "uncollected_invoice" | "period_not_closed" | "needs_attention";
+                kind?: "unknown_payment" | "uncollected_invoice" | "period_not_closed" | "needs_attention" | "reversal_credit_owed";
                 limit?: number;
                 status?: "open" | "resolved" | "all";
             };

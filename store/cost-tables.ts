@@ -1,0 +1,106 @@
+/**
+ * Cost tables (docs/pricing.md, domain/cost-tables.ts): storing them, and splitting a metric's usage by the table
+ * in effect at each event's time, so cost_plus prices and the margins report cost every event at its own date.
+ */
+import type { Knex } from 'knex';
+import { combinationOf, dimensionKey } from '../domain/dimensions';
+import { CostTableIndex, costSegments, mergeSegments, type CostEntry, type CostSegment, type CostTable } from '../domain/cost-tables';
+import type { MetricRow } from './catalog';
+import { scopeSql } from './dimension-usage';
+import { aggregationSql, numericTextFor, type UsageScope } from './usage';
+
+type Db = Knex | Knex.Transaction;
+
+export interface CostTableRow {
+  id: string;
+  metric_code: string;
+  effective_from: Date;
+  entries: CostEntry[];
+  created_by: string;
+  created_at: Date;
+}
+
+export const toCostTable = (row: Pick<CostTableRow, 'effective_from' | 'entries'>): CostTable => ({ effectiveFrom: row.effective_from.toISOString(), entries: row.entries });
+
+/**
+ * Stores a table; a table for the same (metric, effective_from) is never replaced: `created: false` returns the
+ * stored one (the caller decides whether the request was a replay of it or a conflicting one).
+ */
+export async function insertCostTable(db: Db, table: { metricCode: string; effectiveFrom: Date; entries: readonly CostEntry[]; createdBy: string }): Promise<{ row: CostTableRow; created: boolean }> {
+  const [created] = await db<CostTableRow>('metric_cost_tables')
+    .insert({ metric_code: table.metricCode, effective_from: table.effectiveFrom, entries: JSON.stringify(table.entries) as unknown as CostEntry[], created_by: table.createdBy })
+    .onConflict(['metric_code', 'effective_from'])
+    .ignore()
+    .returning('*');
+  if (created) return { row: created, created: true };
+  const existing = await db<CostTableRow>('metric_cost_tables').where({ metric_code: table.metricCode, effective_from: table.effectiveFrom }).first();
+  return { row: existing!, created: false };
+}
+
+export async function listCostTableRows(db: Db, metricCode: string): Promise<CostTableRow[]> {
+  return db<CostTableRow>('metric_cost_tables').where({ metric_code: metricCode }).orderBy('effective_from');
+}
+
+/** metric code -> its tables, oldest first; metrics without any are absent. */
+export async function costTablesOf(db: Db, metricCodes: readonly string[]): Promise<Map<string, CostTable[]>> {
+  const result = new Map<string, CostTable[]>();
+  if (metricCodes.length === 0) return result;
+  const rows: CostTableRow[] = await db<CostTableRow>('metric_cost_tables').whereIn('metric_code', [...new Set(metricCodes)]).orderBy('effective_from');
+  for (const row of rows) result.set(row.metric_code, [...(result.get(row.metric_code) ?? []), toCostTable(row)]);
+  return result;
+}
+
+/** A metric's usage in a scope, split by the table in effect at each event: the whole metric, and per combination. */
+export interface CostedUsage {
+  readonly costs: CostSegment[];
+  /** dimension key -> the combination's segments (metrics with group_by only). */
+  readonly byCombination: Map<string, CostSegment[]>;
+}
+
+/**
+ * Splits a count or sum metric's usage by cost table. The aggregation is the metric's own, per (combination,
+ * table), so the segments add up to the metric's quantity (a non-negative count or sum is additive).
+ */
+export async function costedUsage(db: Db, metric: MetricRow, tables: readonly CostTable[], scope: UsageScope): Promise<CostedUsage> {
+  const groupBy = metric.group_by ?? [];
+  const property = metric.property ?? '';
+  const scoped = scopeSql(scope);
+  const dimensionColumns = groupBy.map((_, index) => `, properties ->> ? AS d${index}`).join('');
+  const dimensionNames = groupBy.map((_, index) => `d${index}, `).join('');
+  const result = await db.raw<{ rows: (Record<string, string | null> & { effective_from: Date | null; quantity: string })[] }>(
+    `WITH scoped AS (
+       SELECT id, occurred_at, properties ->> ? AS raw_value,
+              CASE WHEN properties ->> ? ~ ? THEN (properties ->> ?)::numeric END AS value
+              ${dimensionColumns},
+              (SELECT max(t.effective_from) FROM metric_cost_tables t WHERE t.metric_code = ? AND t.effective_from <= usage_events.occurred_at) AS effective_from
+       FROM usage_events
+       WHERE ${scoped.sql} AND event_type = ? AND properties @> ?::jsonb
+         AND reverses_event_id IS NULL AND reversed_by_event_id IS NULL
+     )
+     SELECT ${dimensionNames} effective_from, (${aggregationSql(metric.aggregation, metric.property)})::text AS quantity
+     FROM scoped
+     GROUP BY ${dimensionNames} effective_from`,
+    [property, property, numericTextFor(metric), property, ...groupBy, metric.code, ...scoped.bindings, metric.event_type, JSON.stringify(metric.filters ?? {})],
+  );
+  const index = new CostTableIndex(tables, groupBy);
+  const perCombination = new Map<string, { dimensions: Record<string, string>; quantities: { effectiveFrom: string | null; quantity: string }[] }>();
+  for (const row of result.rows) {
+    const values: Record<string, unknown> = {};
+    groupBy.forEach((name, position) => (values[name] = row[`d${position}`]));
+    const dimensions = combinationOf(values, groupBy);
+    const key = dimensionKey(dimensions, groupBy);
+    const entry = perCombination.get(key) ?? { dimensions, quantities: [] };
+    entry.quantities.push({ effectiveFrom: row.effective_from ? new Date(row.effective_from).toISOString() : null, quantity: row.quantity });
+    perCombination.set(key, entry);
+  }
+  const byCombination = new Map<string, CostSegment[]>();
+  for (const [key, entry] of perCombination) byCombination.set(key, costSegments(index, entry.dimensions, entry.quantities));
+  return { costs: mergeSegments([...byCombination.values()].flat()), byCombination };
+}
+
+/** Whether a charge (or any of its combinations) is priced cost_plus. */
+export function pricesCostPlus(charge: { readonly price: { readonly model: string }; readonly dimensions?: unknown }): boolean {
+  if (charge.price.model === 'cost_plus') return true;
+  const dimensions = charge.dimensions as { prices?: { price?: { model?: string } }[]; defaultPrice?: { model?: string } } | undefined;
+  return !!dimensions && ((dimensions.prices ?? []).some((entry) => entry.price?.model === 'cost_plus') || dimensions.defaultPrice?.model === 'cost_plus');
+}

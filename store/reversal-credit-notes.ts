@@ -1,0 +1,206 @@
+/**
+ * A reversal of an invoiced outcome whose subscription has ended (docs/pricing.md "Reversible outcomes"): no later
+ * invoice will carry its credit line, so it becomes a credit note against the invoice that billed the outcome.
+ *
+ * Exactly once: the reversals are locked and marked credited (`credit_note:<key>`) in the credit note's own
+ * transaction, the same barrier the next-invoice path uses (store/reversal-credits.ts), so a reversal is credited
+ * by an invoice or by a credit note, never both; the credit note's key (the reversal row ids) is its duplicate
+ * barrier too (unique credited invoice + idempotency key).
+ */
+import type { Knex } from 'knex';
+import { formatMoney, sumMoney, toDecimal } from '../domain/money';
+import type { DraftInvoiceLine } from '../domain/invoice';
+import { findPlan } from './catalog';
+import { CREDIT_NOTE_KIND, CREDIT_NOTE_SERIES, refundableBalance, refundIdempotencyKey, type CreditNoteRow, type RefundRow } from './credit-notes';
+import { nextInvoiceNumber, type InvoiceRow } from './invoices';
+import { enqueueOutboxEvent, writeAudit } from './outbox';
+import { findSucceededPayment } from './payments';
+import { reversalCreditsFor } from './reversal-credits';
+import { invoicedReversals } from './reversals';
+
+/**
+ * Subscriptions that bill nothing more: canceled ones, and ones whose closing invoice exists (the workflow marks
+ * the subscription canceled only after collecting it, which dunning can stretch over days). A reversal stored
+ * after the closing invoice's transaction cannot wait for a next invoice.
+ */
+export const ENDED_STATUSES = ['canceled'] as const;
+
+/** No invoice to credit yet: the transaction rolls back, the reversals stay owed for the next pass. */
+class CreditNotYetPossible extends Error {
+  override name = 'CreditNotYetPossible';
+}
+
+export interface IssuedReversalCreditNote {
+  readonly creditNote: CreditNoteRow;
+  /** A pending refund of it, when the credited invoice was paid and has that much left to refund. */
+  readonly refund?: RefundRow;
+}
+
+/**
+ * Issues the credit notes owed for reversals of these customers' outcomes on ended subscriptions. Called right
+ * after reversals are stored; a second call finds them credited and issues nothing.
+ */
+export async function creditReversalsOfEndedSubscriptions(db: Knex, customerIds: readonly string[]): Promise<IssuedReversalCreditNote[]> {
+  if (customerIds.length === 0) return [];
+  return creditEach(db, await endedWithOwedReversals(db, { customerIds }));
+}
+
+/**
+ * Ended subscriptions with reversals stored before `receivedBefore` that no credit note carries yet: what the
+ * janitor repairs when the pass right after ingestion did not happen (the API died) or failed.
+ */
+export async function listOwedReversalCredits(db: Knex, receivedBefore: Date, limit: number): Promise<{ id: string; customer_id: string }[]> {
+  return (await endedWithOwedReversals(db, { receivedBefore, limit })).map(({ id, customer_id }) => ({ id, customer_id }));
+}
+
+/** The credit notes owed by one ended subscription (the janitor's repair); nothing when none is owed. */
+export async function creditReversalsOfSubscription(db: Knex, subscriptionId: string): Promise<IssuedReversalCreditNote[]> {
+  return creditEach(db, await endedWithOwedReversals(db, { subscriptionId }));
+}
+
+interface EndedSubscription {
+  id: string;
+  customer_id: string;
+  plan_id: string;
+}
+
+async function endedWithOwedReversals(
+  db: Knex,
+  scope: { customerIds?: readonly string[]; subscriptionId?: string; receivedBefore?: Date; limit?: number },
+): Promise<EndedSubscription[]> {
+  const query = db('subscriptions as s')
+    .where((ended) =>
+      ended
+        .whereIn('s.status', [...ENDED_STATUSES])
+        .orWhereExists(db('invoices as closing').whereRaw('closing.subscription_id = s.id').andWhere('closing.kind', 'closing').whereNot('closing.status', 'void').select(db.raw('1'))),
+    )
+    .whereExists(
+      db('usage_events as r')
+        .join('usage_events as o', (join) => join.on('o.customer_id', 'r.customer_id').andOn('o.event_id', 'r.reverses_event_id'))
+        .join('usage_period_closures as c', 'c.id', 'o.period_close_id')
+        .whereRaw('c.subscription_id = s.id AND r.customer_id = s.customer_id AND r.reversal_credited_on IS NULL AND r.received_at > c.closed_at')
+        .modify((owed) => {
+          if (scope.receivedBefore) owed.andWhere('r.received_at', '<', scope.receivedBefore);
+        })
+        .select(db.raw('1')),
+    )
+    .select('s.id', 's.customer_id', 's.plan_id');
+  if (scope.customerIds) query.whereIn('s.customer_id', [...new Set(scope.customerIds)]);
+  if (scope.subscriptionId) query.where('s.id', scope.subscriptionId);
+  if (scope.limit) query.orderBy('s.id').limit(scope.limit);
+  return query;
+}
+
+async function creditEach(db: Knex, subscriptions: readonly EndedSubscription[]): Promise<IssuedReversalCreditNote[]> {
+  const issued: IssuedReversalCreditNote[] = [];
+  for (const subscription of subscriptions) {
+    try {
+      issued.push(...(await db.transaction((trx) => creditOne(trx, subscription))));
+    } catch (error) {
+      if (!(error instanceof CreditNotYetPossible)) throw error;
+    }
+  }
+  return issued;
+}
+
+async function creditOne(trx: Knex.Transaction, subscription: EndedSubscription): Promise<IssuedReversalCreditNote[]> {
+  // Locks the reversals; ones another transaction credited meanwhile come back credited.
+  const pending = (await invoicedReversals(trx, subscription.id, subscription.customer_id)).filter((reversal) => !reversal.credited);
+  if (pending.length === 0) return [];
+  const key = `reversal:${pending.map((reversal) => reversal.reversalRowId).sort().join('.')}`;
+  const lines = await reversalCreditsFor(trx, subscription.id, subscription.customer_id, `credit_note:${key}`, await findPlan(trx, subscription.plan_id));
+
+  // One credit note per period whose outcomes were reversed, against the invoice that billed that period's usage.
+  const byPeriod = new Map<string, DraftInvoiceLine[]>();
+  for (const line of lines) byPeriod.set(line.periodStart, [...(byPeriod.get(line.periodStart) ?? []), line]);
+  const issued: IssuedReversalCreditNote[] = [];
+  for (const [periodStart, periodLines] of byPeriod) {
+    const amount = sumMoney(periodLines.map((line) => toDecimal(line.amount))).negated();
+    if (!amount.isPositive()) continue; // the included credit had paid for it: nothing to give back
+    const credited = await invoiceThatBilled(trx, subscription.id, new Date(periodStart));
+    // Rolls the marks back: the reversals stay owed, for the next pass, rather than credited by nothing.
+    if (!credited) throw new CreditNotYetPossible(`no invoice of subscription ${subscription.id} billed the usage of ${periodStart}`);
+    issued.push(await insertCreditNote(trx, credited, periodLines, formatMoney(amount, credited.currency), `${key}:${periodStart}`));
+  }
+  return issued;
+}
+
+/** The finalized invoice carrying the period's usage lines (the next period invoice or the closing invoice). */
+async function invoiceThatBilled(trx: Knex.Transaction, subscriptionId: string, periodStart: Date): Promise<InvoiceRow | undefined> {
+  return trx<InvoiceRow>('invoices as i')
+    .where('i.subscription_id', subscriptionId)
+    .whereNot('i.kind', CREDIT_NOTE_KIND)
+    .whereNot('i.status', 'void') // a finalized invoice is 'draft' until numbered just after its commit
+    .whereExists(trx('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere('l.kind', 'usage').andWhere('l.period_start', periodStart).select(trx.raw('1')))
+    .orderBy('i.created_at', 'desc')
+    .first('i.*');
+}
+
+async function insertCreditNote(trx: Knex.Transaction, invoice: InvoiceRow, lines: readonly DraftInvoiceLine[], amount: string, idempotencyKey: string): Promise<IssuedReversalCreditNote> {
+  const reason = 'outcomes reversed after the subscription ended';
+  const number = await nextInvoiceNumber(trx, CREDIT_NOTE_SERIES);
+  const [creditNote] = await trx<CreditNoteRow>('invoices')
+    .insert({
+      number,
+      customer_id: invoice.customer_id,
+      subscription_id: invoice.subscription_id,
+      kind: CREDIT_NOTE_KIND,
+      status: 'open', // as a refund's credit note: paid once refunded, void if the gateway refuses
+      currency: invoice.currency,
+      period_start: invoice.period_start,
+      period_end: invoice.period_end,
+      total: amount,
+      finalized_at: trx.fn.now() as unknown as Date,
+      credited_invoice_id: invoice.id,
+      idempotency_key: idempotencyKey,
+      reason,
+    })
+    .returning('*');
+  // Credit notes carry positive amounts; each line keeps the original's period, so margins subtract it there.
+  await trx('invoice_lines').insert(
+    lines.map((line, position) => ({
+      invoice_id: creditNote.id,
+      position,
+      kind: 'reversal_credit',
+      description: line.description,
+      metric_code: line.metricCode,
+      quantity: line.quantity,
+      amount: toDecimal(line.amount).negated().toFixed(),
+      period_start: new Date(line.periodStart),
+      period_end: new Date(line.periodEnd),
+      breakdown: JSON.stringify(line.breakdown),
+    })),
+  );
+  const payment = await findSucceededPayment(trx, invoice.id);
+  const balance = await refundableBalance(trx, invoice.id);
+  // The note itself counts against the balance now: refund it only when the customer paid at least that much.
+  const refundable = payment !== undefined && invoice.status === 'paid' && balance.remaining.gte(0);
+  const refund = refundable
+    ? (
+        await trx<RefundRow>('refunds')
+          .insert({ credit_note_id: creditNote.id, invoice_id: invoice.id, payment_id: payment.id, amount, currency: invoice.currency, reason, status: 'pending', idempotency_key: refundIdempotencyKey(creditNote.id) })
+          .returning('*')
+      )[0]
+    : undefined;
+  await writeAudit(trx, {
+    actor: 'ingestion',
+    action: 'invoice.reversal_credited',
+    subjectType: 'invoice',
+    subjectId: invoice.id,
+    reason,
+    details: { creditNoteId: creditNote.id, creditNoteNumber: number, amount, currency: invoice.currency, refundId: refund?.id ?? null },
+  });
+  await enqueueOutboxEvent(trx, {
+    eventType: 'credit_note.issued',
+    aggregateType: 'invoice',
+    aggregateId: creditNote.id,
+    dedupeKey: `credit_note.issued:${creditNote.id}`,
+    payload: { creditNoteId: creditNote.id, creditNoteNumber: number, invoiceId: invoice.id, invoiceNumber: invoice.number, customerId: invoice.customer_id, amount, currency: invoice.currency, reason },
+  });
+  return { creditNote, ...(refund ? { refund } : {}) };
+}
+
+/** Whether an ended subscription still owes credit notes for reversals (after a repair that could not issue them). */
+export async function owesReversalCredits(db: Knex, subscriptionId: string): Promise<boolean> {
+  return (await endedWithOwedReversals(db, { subscriptionId })).length > 0;
+}

@@ -1,0 +1,80 @@
+/**
+ * What an invoice's wallet draw still holds (issue 12, docs/wallets.md): what it took from the grants (and the
+ * overdraft), minus what re-ratings and reversed outcomes have given back so far. Read from the ledger, whose
+ * entry keys carry the draw key (`draw:<key>:...`, `reverse:<key>/...`, goodwill grants `goodwill:<key>/...`).
+ */
+import type { Knex } from 'knex';
+import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
+import { Dec, formatMoney, sumMoney, toDecimal, ZERO } from '../domain/money';
+import type { InvoiceRow } from './invoices';
+import { findWallet, reverseWalletCredits } from './wallets';
+
+type Db = Knex | Knex.Transaction;
+
+const likeEscaped = (text: string) => text.replace(/[\\%_]/g, '\\$&');
+
+/** The wallet draw key of an invoice: the invoicing activity draws once per (subscription, kind, period start). */
+export function invoiceDrawKey(invoice: { subscription_id: string | null; kind: string; period_start: Date }): string {
+  return `invoice:${invoice.subscription_id}:${invoice.kind}:${invoice.period_start.toISOString()}`;
+}
+
+export async function outstandingDraw(db: Db, customerId: string, currency: string, drawKey: string): Promise<string> {
+  const wallet = await findWallet(db, customerId, currency);
+  if (!wallet) return formatMoney(ZERO, currency);
+  const [drawn, givenBack, goodwill] = await Promise.all([
+    db('wallet_ledger').where({ wallet_id: wallet.id, kind: 'consumption' }).andWhere('entry_key', 'like', `draw:${likeEscaped(drawKey)}:%`).sum({ total: 'amount' }).first(),
+    db('wallet_ledger').where({ wallet_id: wallet.id, kind: 'reversal' }).andWhere('entry_key', 'like', `reverse:${likeEscaped(drawKey)}/%`).sum({ total: 'amount' }).first(),
+    db('wallet_grants').where({ wallet_id: wallet.id, source: 'goodwill' }).andWhere('grant_key', 'like', `goodwill:${likeEscaped(drawKey)}/%`).sum({ total: 'amount' }).first(),
+  ]);
+  const sumOf = (row: { total?: unknown } | undefined) => toDecimal(String(row?.total ?? 0));
+  const outstanding = sumOf(drawn).neg().minus(sumOf(givenBack)).minus(sumOf(goodwill));
+  return formatMoney(Dec.max(outstanding, ZERO), currency);
+}
+
+/**
+ * The invoice that billed a subscription's usage period (its usage lines start at `periodStart`): the period,
+ * closing or proration invoice whose wallet draw paid that usage. Adjustments and credit notes are not draws.
+ */
+export async function invoiceBillingUsagePeriod(db: Db, subscriptionId: string, periodStart: Date): Promise<InvoiceRow | undefined> {
+  const row: InvoiceRow | undefined = await db('invoices as i')
+    .where({ 'i.subscription_id': subscriptionId })
+    .whereIn('i.kind', ['period', 'closing', 'proration'])
+    .whereExists((lines) => lines.select(1).from('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere({ 'l.kind': 'usage', 'l.period_start': periodStart }))
+    .orderBy('i.created_at')
+    .first('i.*');
+  return row;
+}
+
+/**
+ * Outcomes reversed after their period was invoiced (store/reversal-credits.ts): when the invoice that billed
+ * the period drew on the wallet, the credit goes back to the wallet first, like a re-rating's, and the next
+ * invoice (or the credit note, once the subscription ended) carries a line that offsets what went back, so only the
+ * rest is paid back in cash. Keyed by what carries the credit (`creditedOn`): its transaction runs once. No draw,
+ * no line.
+ */
+export async function reversalCreditToWallet(
+  trx: Knex.Transaction,
+  request: { subscriptionId: string; customerId: string; currency: string; creditedOn: string; period: PeriodBounds; creditLines: readonly DraftInvoiceLine[] },
+): Promise<DraftInvoiceLine[]> {
+  const credit = sumMoney(request.creditLines.map((line) => toDecimal(line.amount)));
+  if (!credit.isNegative()) return [];
+  const billed = await invoiceBillingUsagePeriod(trx, request.subscriptionId, new Date(request.period.start));
+  if (!billed) return [];
+  const drawKey = invoiceDrawKey(billed);
+  const given = toDecimal(
+    await reverseWalletCredits(trx, { customerId: request.customerId, currency: request.currency, drawKey, reversalKey: `reversal:${request.creditedOn}`, amount: credit.abs().toString(), at: new Date() }),
+  );
+  if (given.lte(ZERO)) return [];
+  return [
+    {
+      kind: 'credit',
+      description: 'Reversed usage credit returned to your prepaid credits',
+      metricCode: null,
+      quantity: '1',
+      amount: formatMoney(given, request.currency),
+      periodStart: request.period.start,
+      periodEnd: request.period.end,
+      breakdown: { walletGiveBack: formatMoney(given, request.currency), drawKey },
+    },
+  ];
+}

@@ -1,0 +1,245 @@
+/**
+ * Credit given back to the wallet (issue 12, docs/wallets.md): a re-rating that lowers an invoice the wallet paid
+ * returns the credit to the grants it came from (newest draw first), or as a goodwill grant when they expired,
+ * once per re-rating; the credit note refunds only the rest. And a proration invoice never lets the wallet pay
+ * its prorated fees. Every amount by hand, to the minor unit.
+ */
+import { randomUUID } from 'node:crypto';
+import { createInvoicingActivities } from '../../activities/invoicing';
+import { createReratingActivities } from '../../activities/rerating';
+import type { Database } from '../../store/database';
+import { insertRerate } from '../../store/rerates';
+import { creditReversalsOfEndedSubscriptions } from '../../store/reversal-credit-notes';
+import { insertReversalEvents } from '../../store/reversals';
+import { closeUsage, insertUsageEvents } from '../../store/usage';
+import { createGrant, findWallet } from '../../store/wallets';
+import { createTestDatabase } from '../support/database';
+import { insertCustomer, insertPlan } from '../support/fixtures';
+
+let db: Database;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db('billable_metrics').insert({ code: 'rr_tokens', name: 'Tokens', event_type: 'rr.llm', aggregation: 'sum', property: 'tokens' });
+});
+
+afterAll(async () => {
+  await db?.destroy();
+});
+
+const tokensAt = (unitPrice: string) => [{ metricCode: 'rr_tokens', price: { model: 'per_unit', unitPrice } }] as never;
+
+/** A plan of 20.00 a month + 0.01 a token, 5.00 credit bucket; `tokens` used in the month starting `year`-01. */
+async function invoicedMonth(name: string, tokens: string, year: number, grants: (customerId: string) => Promise<unknown>) {
+  const usage = { start: `${year}-01-01T00:00:00.000Z`, end: `${year}-02-01T00:00:00.000Z` };
+  const next = { start: `${year}-02-01T00:00:00.000Z`, end: `${year}-03-01T00:00:00.000Z` };
+  const customer = await insertCustomer(db, { external_id: name });
+  const plan = await insertPlan(db, { code: `rr-${name}`, billing_interval: 'P1M', flat_fee: '20.00', charges: tokensAt('0.01'), settings: { creditBucket: '5.00' } });
+  const cheaper = await insertPlan(db, { code: `rr-${name}`, version: 2, billing_interval: 'P1M', flat_fee: '20.00', charges: tokensAt('0.005'), settings: { creditBucket: '5.00' } });
+  const cheapest = await insertPlan(db, { code: `rr-${name}`, version: 3, billing_interval: 'P1M', flat_fee: '20.00', charges: tokensAt('0.004'), settings: { creditBucket: '5.00' } });
+  const [subscription] = await db('subscriptions')
+    .insert({ customer_id: customer.id, plan_id: plan.id, status: 'active', workflow_id: `direct:${name}`, start_at: new Date(usage.start), current_period_start: new Date(usage.start), current_period_end: new Date(usage.end) })
+    .returning('*');
+  await insertUsageEvents(db, [{ customerId: customer.id, eventId: `${name}-1`, eventType: 'rr.llm', occurredAt: new Date(Date.parse(usage.start) + 86_400_000), properties: { tokens } }]);
+  await db.transaction((trx) =>
+    closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(usage.start), periodEnd: new Date(usage.end), planId: plan.id, charges: plan.charges as never }),
+  );
+  await grants(customer.id);
+  const summary = await createInvoicingActivities(db).createPeriodInvoice({ subscriptionId: subscription.id, kind: 'period', flatFeePeriod: next, usagePeriod: usage });
+  return { customer, subscriptionId: subscription.id as string, invoiceId: summary.invoiceId, total: summary.total, cheaper, cheapest };
+}
+
+/** Proposes, approves and carries out a re-rating of the invoice at a corrected plan. */
+async function rerate(invoiceId: string, subscriptionId: string, customerId: string, correctedPlanId: string) {
+  const id = randomUUID();
+  await db.transaction((trx) => insertRerate(trx, { id, invoiceId, subscriptionId, customerId, requestedBy: 'finance', reason: 'price lowered', correctedPlanId, includeLateUsage: false }));
+  const activities = createReratingActivities(db);
+  const proposed = await activities.proposeRerate({ rerateId: id });
+  await activities.recordRerateDecision({ rerateId: id, approved: true, by: 'finance', reason: 'ok' });
+  const finalized = await activities.finalizeRerate({ rerateId: id });
+  // Carried out again (a retried activity): nothing more happens.
+  expect(await activities.finalizeRerate({ rerateId: id })).toEqual(finalized);
+  const row = await db('rerates').where({ id }).first();
+  return { proposed, finalized, proposal: row.proposal };
+}
+
+async function walletOf(customerId: string) {
+  const wallet = (await findWallet(db, customerId, 'USD'))!;
+  const grants = await db('wallet_grants').where({ wallet_id: wallet.id }).orderBy('created_at');
+  const ledger = await db('wallet_ledger').where({ wallet_id: wallet.id }).orderBy('id');
+  return {
+    balance: Number(wallet.balance).toFixed(2),
+    remaining: Object.fromEntries(grants.map((grant) => [grant.grant_key.split(':')[0], Number(grant.remaining).toFixed(2)])),
+    reversals: ledger.filter((row) => row.kind === 'reversal').map((row) => Number(row.amount).toFixed(2)),
+  };
+}
+
+const creditNotesOf = async (invoiceId: string) =>
+  (await db('invoices').where({ credited_invoice_id: invoiceId }).orderBy('created_at').select('total')).map((row) => Number(row.total).toFixed(2));
+
+test('a re-rating that lowers a wallet-paid invoice gives the credit back to its grants, newest draw first; no cash refund is due', async () => {
+  const { customer, subscriptionId, invoiceId, total, cheaper } = await invoicedMonth('all-wallet', '1240', 2027, async (customerId) => {
+    await createGrant(db, { customerId, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '4.00', priority: 0, effectiveAt: new Date('2027-01-01T00:00:00Z'), expiresAt: new Date('2027-03-01T00:00:00Z') });
+    await createGrant(db, { customerId, currency: 'USD', grantKey: 'bought', source: 'purchased', amount: '100.00', priority: 1, effectiveAt: new Date('2027-01-01T00:00:00Z') });
+  });
+  // 20.00 fee + 12.40 usage (1,240 × 0.01) − 5.00 bucket − 4.00 promo − 3.40 purchased = 20.00
+  expect(total).toBe('20.00');
+
+  const { proposed, finalized, proposal } = await rerate(invoiceId, subscriptionId, customer.id, cheaper.id);
+  // At 0.005: usage 6.20, bucket still −5.00, so the usage line drops by 6.20 and nothing else changes. (Before
+  // this change the wallet's own credit lines counted as "already invoiced": the proposal came out +1.20.)
+  expect(proposed).toMatchObject({ outcome: 'credit', total: '-6.20' });
+  expect(proposal.lines.map((line: { kind: string; amount: string }) => [line.kind, line.amount])).toEqual([['usage', '-6.20']]);
+  // The wallet paid 7.40: all 6.20 goes back to it, the purchased draw (3.40, the newest) first, then 2.80 promo.
+  expect(proposal.walletCreditBack).toBe('6.20');
+  expect(finalized.resultInvoiceId).toBeNull();
+  expect(await creditNotesOf(invoiceId)).toEqual([]);
+  expect(await walletOf(customer.id)).toEqual({
+    // 104.00 granted − 7.40 drawn + 6.20 back = 102.80
+    balance: '102.80',
+    remaining: { promo: '2.80', bought: '100.00', plan_included: '0.00' },
+    reversals: ['3.40', '2.80'],
+  });
+});
+
+test('when the wallet paid less than the credit, it gets back what it paid and the credit note refunds the rest; a second re-rating gives back nothing twice', async () => {
+  const { customer, subscriptionId, invoiceId, total, cheaper, cheapest } = await invoicedMonth('part-wallet', '1240', 2027, (customerId) =>
+    createGrant(db, { customerId, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '2.00', effectiveAt: new Date('2027-01-01T00:00:00Z') }),
+  );
+  // 20.00 + 12.40 − 5.00 bucket − 2.00 promo = 25.40, paid in cash.
+  expect(total).toBe('25.40');
+  // Paid by card (as the collection step would record it).
+  await db('payments').insert({ invoice_id: invoiceId, attempt: 1, status: 'succeeded', amount: '25.40', currency: 'USD', idempotency_key: `payment:${invoiceId}:1`, gateway_charge_id: 'ch_test' });
+  await db('invoices').where({ id: invoiceId }).update({ status: 'paid' });
+
+  const first = await rerate(invoiceId, subscriptionId, customer.id, cheaper.id);
+  // −6.20: 2.00 back to the promo grant, 4.20 refunded.
+  expect(first.proposed).toMatchObject({ outcome: 'credit', total: '-6.20' });
+  expect(first.proposal.walletCreditBack).toBe('2.00');
+  expect(await creditNotesOf(invoiceId)).toEqual(['4.20']);
+
+  const second = await rerate(invoiceId, subscriptionId, customer.id, cheapest.id);
+  // At 0.004: usage 4.96 against 6.20 billed so far: −1.24; the bucket now covers only 4.96 of its 5.00: +0.04.
+  // −1.20, all refunded (the draw has nothing left to give back).
+  expect(second.proposed).toMatchObject({ outcome: 'credit', total: '-1.20' });
+  expect(second.proposal.lines.map((line: { kind: string; amount: string }) => [line.kind, line.amount])).toEqual([['usage', '-1.24'], ['credit', '0.04']]);
+  expect(second.proposal.walletCreditBack).toBeUndefined();
+  expect(await creditNotesOf(invoiceId)).toEqual(['4.20', '1.20']);
+  expect(await walletOf(customer.id)).toEqual({ balance: '2.00', remaining: { promo: '2.00', plan_included: '0.00' }, reversals: ['2.00'] });
+});
+
+test('credit drawn from a grant that has expired since comes back as a goodwill grant', async () => {
+  // A year already past, so the promo (expiring 2026-02-15) has expired when the re-rating is carried out.
+  const { customer, subscriptionId, invoiceId, total, cheaper } = await invoicedMonth('expired', '1240', 2026, (customerId) =>
+    createGrant(db, { customerId, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '30.00', effectiveAt: new Date('2026-01-01T00:00:00Z'), expiresAt: new Date('2026-02-15T00:00:00Z') }),
+  );
+  // 20.00 + 12.40 − 5.00 − 7.40 promo = 20.00
+  expect(total).toBe('20.00');
+  const { proposal } = await rerate(invoiceId, subscriptionId, customer.id, cheaper.id);
+  expect(proposal.walletCreditBack).toBe('6.20');
+  const wallet = await walletOf(customer.id);
+  expect(wallet.remaining).toEqual({ promo: '22.60', plan_included: '0.00', goodwill: '6.20' });
+  // 30.00 − 7.40 + 6.20 goodwill = 28.80 (the promo's 22.60 not expired in the ledger yet: no expiry run here)
+  expect(wallet.balance).toBe('28.80');
+});
+
+test('an outcome reversed after its wallet-paid period was invoiced: the credit goes back to the wallet, the next invoice shows it and charges no less cash', async () => {
+  const { customer, subscriptionId, total } = await invoicedMonth('reversed', '1240', 2027, async (customerId) => {
+    await createGrant(db, { customerId, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '4.00', priority: 0, effectiveAt: new Date('2027-01-01T00:00:00Z'), expiresAt: new Date('2027-06-01T00:00:00Z') });
+    await createGrant(db, { customerId, currency: 'USD', grantKey: 'bought', source: 'purchased', amount: '100.00', priority: 1, effectiveAt: new Date('2027-01-01T00:00:00Z') });
+  });
+  expect(total).toBe('20.00'); // 20.00 + 12.40 − 5.00 − 4.00 promo − 3.40 purchased
+  // January's only event is reversed in February (after January closed); February has no usage.
+  await insertReversalEvents(db, [{ customerId: customer.id, eventId: 'reversed-r1', eventType: 'rr.llm', occurredAt: new Date('2027-02-03T00:00:00Z'), properties: {}, reversesEventId: 'reversed-1' }]);
+  const [plan] = await db('plans').where({ code: 'rr-reversed', version: 1 });
+  await db.transaction((trx) =>
+    closeUsage(trx, { subscriptionId, customerId: customer.id, periodStart: new Date('2027-02-01T00:00:00Z'), periodEnd: new Date('2027-03-01T00:00:00Z'), planId: plan.id, charges: plan.charges as never }),
+  );
+  const march = await createInvoicingActivities(db).createPeriodInvoice({
+    subscriptionId,
+    kind: 'period',
+    flatFeePeriod: { start: '2027-03-01T00:00:00.000Z', end: '2027-04-01T00:00:00.000Z' },
+    usagePeriod: { start: '2027-02-01T00:00:00.000Z', end: '2027-03-01T00:00:00.000Z' },
+  });
+  const lines = await db('invoice_lines').where({ invoice_id: march.invoiceId }).orderBy('position');
+  // January recomputed without the event: usage −12.40, the bucket +5.00 (it covered 5.00 of it): −7.40 credit,
+  // all of which the wallet had paid: 7.40 back to it (purchased 3.40, then promo 4.00), offset on the invoice.
+  // total 20.00 fee + 0.00 February usage − 12.40 + 5.00 + 7.40 = 20.00 (before: 12.60, promo credit paid out as a discount)
+  expect(lines.map((line) => [line.kind, line.description, Number(line.amount).toFixed(2)])).toEqual([
+    ['flat_fee', 'rr-reversed subscription fee', '20.00'],
+    ['usage', expect.any(String), '0.00'],
+    ['usage', expect.stringContaining('reversed'), '-12.40'],
+    ['credit', expect.any(String), '5.00'],
+    ['credit', 'Reversed usage credit returned to your prepaid credits', '7.40'],
+  ]);
+  expect(march.total).toBe('20.00');
+  expect(await walletOf(customer.id)).toMatchObject({ balance: '104.00', remaining: { promo: '4.00', bought: '100.00' }, reversals: ['3.40', '4.00'] });
+});
+
+test('an outcome reversed after the subscription ended: the wallet gets back what it paid, the credit note refunds only the rest', async () => {
+  const { customer, subscriptionId, total } = await invoicedMonth('ended', '1240', 2027, (customerId) =>
+    createGrant(db, { customerId, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '2.00', effectiveAt: new Date('2027-01-01T00:00:00Z') }),
+  );
+  expect(total).toBe('25.40'); // 20.00 + 12.40 − 5.00 bucket − 2.00 promo
+  await db('subscriptions').where({ id: subscriptionId }).update({ status: 'canceled' });
+  await insertReversalEvents(db, [{ customerId: customer.id, eventId: 'ended-r1', eventType: 'rr.llm', occurredAt: new Date('2027-02-03T00:00:00Z'), properties: {}, reversesEventId: 'ended-1' }]);
+  const issued = await creditReversalsOfEndedSubscriptions(db, [customer.id]);
+  // January without the event: usage −12.40, bucket +5.00 → 7.40 owed; the promo paid 2.00 of it: back to the
+  // wallet (a +2.00 line), 5.40 refunded by the credit note.
+  expect(issued).toHaveLength(1);
+  expect(Number(issued[0].creditNote.total).toFixed(2)).toBe('5.40');
+  expect(await walletOf(customer.id)).toMatchObject({ balance: '2.00', remaining: { promo: '2.00' }, reversals: ['2.00'] });
+  // Called again: everything is credited, nothing more happens.
+  expect(await creditReversalsOfEndedSubscriptions(db, [customer.id])).toEqual([]);
+  expect((await walletOf(customer.id)).reversals).toEqual(['2.00']);
+});
+
+describe('proration invoices', () => {
+  const period = { start: '2027-01-01T00:00:00.000Z', end: '2027-02-01T00:00:00.000Z' };
+  const changeAt = '2027-01-17T00:00:00.000Z'; // 15 of 31 days left
+
+  async function changedPlan(name: string, withUsage: boolean) {
+    const customer = await insertCustomer(db, { external_id: name });
+    const oldPlan = await insertPlan(db, { code: `rr-${name}-old`, billing_interval: 'P1M', flat_fee: '20.00', charges: withUsage ? tokensAt('0.01') : ([] as never), settings: { creditBucket: '5.00' } });
+    const newPlan = await insertPlan(db, { code: `rr-${name}-new`, billing_interval: 'P1M', flat_fee: '50.00', charges: [] as never, settings: {} });
+    const [subscription] = await db('subscriptions')
+      .insert({ customer_id: customer.id, plan_id: oldPlan.id, status: 'active', workflow_id: `direct:${name}`, start_at: new Date(period.start), current_period_start: new Date(period.start), current_period_end: new Date(period.end) })
+      .returning('*');
+    await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'bought', source: 'purchased', amount: '100.00', effectiveAt: new Date(period.start) });
+    const usagePeriod = { start: period.start, end: changeAt };
+    if (withUsage) {
+      await insertUsageEvents(db, [{ customerId: customer.id, eventId: `${name}-1`, eventType: 'rr.llm', occurredAt: new Date('2027-01-05T00:00:00Z'), properties: { tokens: '1240' } }]);
+      await db.transaction((trx) =>
+        closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(usagePeriod.start), periodEnd: new Date(usagePeriod.end), planId: oldPlan.id, charges: oldPlan.charges as never }),
+      );
+    }
+    const summary = await createInvoicingActivities(db).createProrationInvoice({ subscriptionId: subscription.id, period, changeAt, oldPlanId: oldPlan.id, newPlanId: newPlan.id, usagePeriod: withUsage ? usagePeriod : null });
+    const lines = await db('invoice_lines').where({ invoice_id: summary.invoiceId }).orderBy('position');
+    return { summary, lines: lines.map((line) => [line.kind, Number(line.amount).toFixed(2)]), wallet: await walletOf(customer.id) };
+  }
+
+  test('prorated fees only: the wallet pays nothing', async () => {
+    const { summary, lines, wallet } = await changedPlan('proration-fees', false);
+    // unused 20.00 × 15/31 = 9.677… → −9.68; remaining 50.00 × 15/31 = 24.193… → 24.19; total 14.51, all cash.
+    expect(lines).toEqual([
+      ['proration', '-9.68'],
+      ['proration', '24.19'],
+    ]);
+    expect(summary.total).toBe('14.51');
+    expect(wallet).toMatchObject({ balance: '100.00', remaining: { bought: '100.00' } });
+  });
+
+  test('with usage up to the change: the wallet pays that usage after the bucket, never the fees', async () => {
+    const { summary, lines, wallet } = await changedPlan('proration-usage', true);
+    // usage 1,240 × 0.01 = 12.40, bucket −5.00, wallet −7.40; fees −9.68 + 24.19 stay: total 14.51.
+    expect(lines).toEqual([
+      ['proration', '-9.68'],
+      ['proration', '24.19'],
+      ['usage', '12.40'],
+      ['credit', '-5.00'],
+      ['credit', '-7.40'],
+    ]);
+    expect(summary.total).toBe('14.51');
+    expect(wallet).toMatchObject({ balance: '92.60', remaining: { bought: '92.60', plan_included: '0.00' } });
+  });
+});

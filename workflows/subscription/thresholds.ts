@@ -1,0 +1,57 @@
+/**
+ * Progressive billing (docs/pricing.md): when the open usage reaches one of the plan's usage thresholds, a
+ * threshold invoice bills what accrued so far and is collected like any invoice (charge, dunning on a decline);
+ * the invoice that closes the usage stretch then bills only the rest.
+ *
+ *   API: ingestion commits -> rated open usage >= next threshold? -> signal usageThresholdReached (a hint)
+ *   workflow main loop: createThresholdInvoice (re-checks in Postgres; null on a stale or repeated hint)
+ *                       -> charge it (a regular activity, retried until it answers) -> dunning if declined
+ *
+ * Exactly once per (subscription, stretch start, threshold index): the invoice's unique key. A stretch is the
+ * period, or what is left of it after an immediate plan change (the new plan's thresholds count from zero).
+ */
+import { condition, setHandler } from '@temporalio/workflow';
+import { local } from '../activity-stubs';
+import { usageThresholdReachedSignal } from '../definitions';
+import { withAttention } from './attention';
+import { collect } from './collection';
+import { note, nowIso, patchTaken, SubscriptionRun } from './state';
+
+/** Histories recorded before progressive billing never asked for a threshold invoice; they replay without it. */
+export const PROGRESSIVE_BILLING = 'progressive-billing-thresholds';
+
+export function handleThresholdSignals(run: SubscriptionRun): void {
+  setHandler(usageThresholdReachedSignal, () => {
+    run.thresholdCheckDue = true; // the main loop asks for the invoice between handlers
+  });
+}
+
+/** The main loop's step after a threshold signal: a threshold invoice if one is due, then its collection. */
+export async function checkThresholds(run: SubscriptionRun): Promise<void> {
+  run.thresholdCheckDue = false;
+  if (!patchTaken(run, PROGRESSIVE_BILLING)) return;
+  const due = await betweenLifecycleUpdates(run, () => {
+    // Read inside the turn: an immediate plan change before it has closed the stretch and started a new one.
+    const request = { subscriptionId: run.input.subscriptionId, usageStart: run.usageOpenSince.toISOString(), at: nowIso(), planId: run.usagePlanId };
+    return withAttention(run, 'create_threshold_invoice', () => local.createThresholdInvoice(request));
+  });
+  if (!due.invoice) return;
+  note(run, 'usage_threshold_reached', `threshold ${due.thresholdIndex} (${due.threshold} ${due.invoice.currency})`);
+  await collect(run, due.invoice);
+}
+
+/**
+ * Runs `action` in its own turn among the lifecycle updates (./turns.ts): an immediate plan change closes the stretch
+ * and credits its threshold invoices on the proration invoice, so a threshold invoice of that stretch must be
+ * written before the change starts, or not at all. Only the invoice takes a turn; its charge does not hold one.
+ */
+async function betweenLifecycleUpdates<T>(run: SubscriptionRun, action: () => Promise<T>): Promise<T> {
+  const ticket = run.turns.issued;
+  run.turns.issued += 1;
+  await condition(() => run.turns.serving === ticket);
+  try {
+    return await action();
+  } finally {
+    run.turns.serving += 1;
+  }
+}
