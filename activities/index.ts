@@ -13,6 +13,7 @@ import { createReratingActivities } from './rerating';
 import { createSpendingActivities } from './spending';
 import { createThresholdActivities } from './thresholds';
 import { createUsageActivities } from './usage';
+import { createWalletTopUpActivities } from './wallet-topups';
 
 export interface ActivityDependencies {
   readonly db: Database;
@@ -51,6 +52,11 @@ const CLASSIFIED: Record<keyof BillingActivities, true> = {
   collectUncollectedInvoice: true,
   creditOwedReversals: true,
   recordReconciliationFindings: true,
+  // wallet workflow (workflows/wallet.ts): a deterministic failure fails that step visibly; the top-up stays pending
+  runWalletTimers: true,
+  walletAgenda: true,
+  prepareTopUpInvoice: true,
+  settleTopUp: true,
 };
 
 export const CLASSIFIED_ACTIVITIES: ReadonlySet<keyof BillingActivities> = new Set(Object.keys(CLASSIFIED) as (keyof BillingActivities)[]);
@@ -75,6 +81,7 @@ export function createActivities(deps: ActivityDependencies): BillingActivities 
     ...createSpendingActivities(deps.db),
     ...createThresholdActivities(deps.db),
     ...createJanitorActivities(deps.db, deps.gateway),
+    ...createWalletTopUpActivities(deps.db),
     // The three steps unclassified inside: the combined activity's own failure is classified on the way out.
     ...createPeriodOpeningActivities({ ...invoicing, ...payments, ...usage }),
   }, CLASSIFIED_ACTIVITIES);

@@ -38,12 +38,18 @@ import { usagePageRouter } from './routes/usage-page';
 import { openApiRouter } from './openapi-router';
 import { entitlementsRouter } from './routes/entitlements';
 import { walletsRouter } from './routes/wallets';
+import { walletTopUpsRouter } from './routes/wallet-top-ups';
+import { wakeWalletWorkflow, WalletBalanceWatcher } from './wallet-signals';
 
 export interface ApiDependencies {
   readonly db: Database;
   readonly temporal: Client;
   /** Coalesces usage into summary signals; the caller starts and stops it (see createUsageSignals). */
   readonly usageSignals?: UsageSignalCoalescer;
+  /** Watches wallet balances after ingestion (auto-recharge, wallet webhooks); the caller starts and stops it. */
+  readonly walletWatcher?: WalletBalanceWatcher;
+  /** How long POST .../wallet/top-ups waits for the charge's outcome before answering 202 (10 s by default). */
+  readonly topUpWaitMs?: number;
   /** The clock ingestion judges timestamps by; tests on a time-skipping server pass the server's time. */
   readonly now?: () => Date;
   /** The gateway refunds go through; the sandbox gateway (on the same database) when omitted. */
@@ -99,7 +105,16 @@ export function createApp(deps: ApiDependencies): Express {
   operations.get('/metrics', { allow: ['monitoring'] }, metricsHandler(apiMetrics));
   app.use(
     '/v1/events',
-    eventsRouter({ db: deps.db, metrics, customers, usageSignals: deps.usageSignals, now: deps.now, gateway: deps.gateway ?? new SandboxGateway(deps.db), onIngested: (outcome) => apiMetrics.recordIngestion(outcome) }),
+    eventsRouter({
+      db: deps.db,
+      metrics,
+      customers,
+      usageSignals: deps.usageSignals,
+      walletWatcher: deps.walletWatcher,
+      now: deps.now,
+      gateway: deps.gateway ?? new SandboxGateway(deps.db),
+      onIngested: (outcome) => apiMetrics.recordIngestion(outcome),
+    }),
   );
   app.use('/v1/customers', customersRouter(deps.db));
   app.use('/v1/plans', plansRouter(deps.db));
@@ -125,7 +140,8 @@ export function createApp(deps: ApiDependencies): Express {
   app.use('/v1/invoices', invoiceDocumentsRouter(deps.db));
   // Prepaid credit and entitlements (docs/wallets.md).
   app.use('/v1/customers', entitlementsRouter(deps.db));
-  app.use('/v1/customers', walletsRouter(deps.db, { now: deps.now }));
+  app.use('/v1/customers', walletsRouter(deps.db, { now: deps.now, onWalletChanged: walletChangeHook(deps, logger) }));
+  app.use('/v1/customers', walletTopUpsRouter(deps.db, deps.temporal, { now: deps.now, waitMs: deps.topUpWaitMs }));
   // The contract: /openapi.json and its reference page /docs (api/openapi.ts).
   app.use(openApiRouter(app));
   for (const extra of deps.extraRouters ?? []) app.use(extra.path, extra.router);
@@ -138,4 +154,15 @@ export function createApp(deps: ApiDependencies): Express {
   assertEveryRouteDeclared(app);
   access.learnRoutes(app);
   return app;
+}
+
+/**
+ * After a grant or new wallet settings commit: the watcher looks at the balance and wakes the wallet workflow
+ * (retrying each tick); without a watcher, the workflow is woken at once, best effort (the grant is committed).
+ */
+function walletChangeHook(deps: ApiDependencies, logger: Logger): (customerId: string) => Promise<void> {
+  return async (customerId) => {
+    if (deps.walletWatcher) return deps.walletWatcher.recordChange(customerId);
+    await wakeWalletWorkflow(deps.temporal, customerId).catch((error: unknown) => logger.warn({ customerId, error: String(error) }, 'could not wake the wallet workflow'));
+  };
 }

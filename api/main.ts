@@ -11,6 +11,7 @@ import { createDatabase, migrateToLatest } from '../store/database';
 import { createApp } from './app';
 import { closeGracefully } from './shutdown';
 import { UsageSignalCoalescer } from './usage-signals';
+import { WalletBalanceWatcher } from './wallet-signals';
 import { temporalConnectionFromEnv } from '../config/temporal-connection';
 import { connectOrExplain } from '../config/temporal-connect-diagnosis';
 import { databasePoolMax } from '../config/tuning';
@@ -32,8 +33,10 @@ async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 3000);
   const usageSignals = new UsageSignalCoalescer(db, temporal, { log: entryLogger(logger.child({ component: 'usage-signals' })) });
   usageSignals.start();
+  const walletWatcher = new WalletBalanceWatcher(db, temporal, { log: entryLogger(logger.child({ component: 'wallet-watcher' })) });
+  walletWatcher.start();
   let draining = false;
-  const server = createApp({ db, temporal, usageSignals, log: logger, draining: () => draining }).listen(port, process.env.HOST ?? '0.0.0.0', () => {
+  const server = createApp({ db, temporal, usageSignals, walletWatcher, log: logger, draining: () => draining }).listen(port, process.env.HOST ?? '0.0.0.0', () => {
     logger.info({ port }, 'api listening');
   });
   const shutdown = (signal: string): void => {
@@ -43,6 +46,7 @@ async function main(): Promise<void> {
     // Stop accepting, let in-flight requests finish, then release Postgres and Temporal.
     void closeGracefully(server, { timeoutMs: Number(process.env.SHUTDOWN_TIMEOUT_MS ?? 25_000), log: entryLogger(logger) })
       .then(() => usageSignals.stop())
+      .then(() => walletWatcher.stop())
       .then(() => Promise.all([db.destroy(), connection.close()]))
       .then(() => tracing.shutdown())
       .then(

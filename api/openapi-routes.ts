@@ -67,11 +67,13 @@ import {
   walletResponse,
   walletGrantResponse,
   walletSettingsResponse,
+  walletTopUpResponse,
   entitlementResponse,
   entitlementsResponse,
   withdrawScheduledChangeResponse,
 } from './schemas';
 import { grantBody, settingsBody, walletQuery } from './routes/wallets';
+import { topUpBody } from './routes/wallet-top-ups';
 import { subscriptionInvoicesQuery } from './routes/customer-usage';
 import { invoiceDocumentQuery } from './routes/invoice-documents';
 import { findingsQuery } from './routes/reconciliation';
@@ -555,12 +557,35 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   },
   'PUT /v1/customers/:id/wallet': {
     summary: "Set the wallet's overdraft and alert thresholds",
+    description:
+      'Overdraft limit, `low_balance_threshold` (`wallet.low_balance`), auto-recharge (`recharge_threshold` with `recharge_amount`: buy that much when the available balance falls below the threshold, once per crossing) and `grant_expiry_notice` (ISO 8601 duration before an expiry that `grant.expiring` is sent; P7D by default).',
     tag: 'Wallets and entitlements',
     params: customerId,
     body: settingsBody,
-    bodyExample: { overdraft_limit: '0.00', low_balance_threshold: '10.00' },
+    bodyExample: { overdraft_limit: '0.00', low_balance_threshold: '10.00', recharge_threshold: '5.00', recharge_amount: '50.00', grant_expiry_notice: 'P7D' },
     responses: ok('The settings now in force.', walletSettingsResponse),
-    problems: ['customer_not_found'],
+    problems: ['customer_not_found', 'recharge_settings_incomplete'],
+  },
+  'POST /v1/customers/:id/wallet/top-ups': {
+    summary: 'Buy prepaid credits',
+    description:
+      "Invoices the amount and charges the customer's payment method through the customer's wallet workflow; the `purchased` grant is created once the charge succeeds, exactly once. 201 when settled (paid with its grant, or declined with the invoice uncollectible and no grant), 202 while the charge is still pending (repeat the request with the same Idempotency-Key, or GET the top-up).",
+    tag: 'Wallets and entitlements',
+    params: customerId,
+    body: topUpBody,
+    bodyExample: { amount: '50.00', currency: 'USD', expires_at: '2027-12-31T00:00:00Z' },
+    responses: {
+      201: { description: 'The settled top-up: paid with its grant, or declined.', schema: walletTopUpResponse },
+      202: { description: 'The top-up; its charge is still pending.', schema: walletTopUpResponse },
+    },
+    problems: ['customer_not_found', 'payment_method_missing'],
+  },
+  'GET /v1/customers/:id/wallet/top-ups/:topUpId': {
+    summary: 'A top-up or automatic recharge',
+    tag: 'Wallets and entitlements',
+    params: { ...customerId, topUpId: { description: 'The top-up id.', schema: uuid } },
+    responses: ok('Its status, invoice and grant.', walletTopUpResponse),
+    problems: ['customer_not_found', 'not_found'],
   },
   'POST /v1/customers/:id/wallet/grants': {
     summary: 'Grant prepaid credit',

@@ -835,7 +835,31 @@ export const walletResponse = z.object({
   ),
 });
 
-export const walletSettingsResponse = z.object({ customer_id: z.uuid(), currency: z.string(), ...walletSettingsOut });
+export const walletSettingsResponse = z.object({
+  customer_id: z.uuid(),
+  currency: z.string(),
+  ...walletSettingsOut,
+  grant_expiry_notice: z.string().optional().meta({ description: 'How long before a grant expires `grant.expiring` is sent (ISO 8601 duration).' }),
+});
+
+/** A purchase of prepaid credits (POST /v1/customers/:id/wallet/top-ups, or an automatic recharge). */
+export const walletTopUpResponse = z.object({
+  id: z.uuid(),
+  customer_id: z.uuid(),
+  kind: z.enum(['top_up', 'recharge']),
+  status: z.enum(['pending', 'paid', 'declined']),
+  amount: moneyOut,
+  currency: z.string(),
+  priority: z.int(),
+  expires_at: nullableInstant,
+  decline_code: z.string().nullable(),
+  invoice: z
+    .object({ id: z.uuid(), number: z.string().nullable(), status: z.string(), total: moneyOut, currency: z.string() })
+    .nullable()
+    .meta({ description: 'The top-up invoice: paid, or uncollectible when the charge was declined; null while not yet issued.' }),
+  grant: walletGrantResponse.nullable().meta({ description: 'The purchased grant, once the invoice is paid.' }),
+  created_at: z.string(),
+});
 
 export const entitlementResponse = z.object({
   customer_id: z.uuid(),

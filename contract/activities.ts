@@ -34,9 +34,11 @@ import type {
   SubscriptionStatusChange,
 } from './subscription';
 import type { ThresholdInvoiceRequest, ThresholdInvoiceResult } from './thresholds';
+import type { WalletActivities } from './wallet';
 import type { SpendingCheckRequest, SpendingCheckResult, UsagePeriodRequest, UsagePeriodSummary } from './usage';
 
-export interface BillingActivities {
+/** The wallet workflow's steps are declared in ./wallet and registered with the rest. */
+export interface BillingActivities extends WalletActivities {
   // invoicing
   createPeriodInvoice(request: PeriodInvoiceRequest): Promise<PeriodInvoiceSummary>;
   createProrationInvoice(request: ProrationInvoiceRequest): Promise<PeriodInvoiceSummary>;

@@ -10,7 +10,9 @@ import { Charge, flatFeeLine, RatedLine } from './rating';
 
 export type InvoiceLineKind = 'flat_fee' | 'usage' | 'credit' | 'commitment_true_up' | 'proration' | 'discount'
   // What a threshold invoice already billed of the usage (domain/progressive-billing.ts).
-  | 'threshold_credit';
+  | 'threshold_credit'
+  // Credits a wallet top-up sells (store/wallet-topups.ts).
+  | 'prepaid_credits';
 
 export interface DraftInvoiceLine {
   readonly kind: InvoiceLineKind;

@@ -42,6 +42,7 @@ import * as m0450 from './0450_create_usage_rollups';
 import * as m0451 from './0451_create_wallets';
 import * as m0480 from './0480_add_billable_metrics_group_by';
 import * as m0481 from './0481_add_usage_events_reversals';
+import * as m0500 from './0500_create_wallet_top_ups';
 import * as m0510 from './0510_index_wallet_ledger_entry_key_prefixes';
 import * as m0520 from './0520_reseed_usage_rollups';
 import * as m0530 from './0530_add_invoice_usage_thresholds';
@@ -100,6 +101,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0451_create_wallets', m0451],
   ['0480_add_billable_metrics_group_by', m0480],
   ['0481_add_usage_events_reversals', m0481],
+  ['0500_create_wallet_top_ups', m0500],
   ['0510_index_wallet_ledger_entry_key_prefixes', m0510],
   ['0520_reseed_usage_rollups', m0520],
   ['0530_add_invoice_usage_thresholds', m0530],

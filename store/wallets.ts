@@ -72,15 +72,15 @@ export async function ensureWallet(db: Db, customerId: string, currency: string)
 }
 
 export async function updateWalletSettings(db: Db, walletId: string, settings: WalletSettings): Promise<WalletRow> {
-  const [row] = await db<WalletRow>('wallets')
-    .where({ id: walletId })
-    .update({
-      ...(settings.overdraftLimit !== undefined ? { overdraft_limit: settings.overdraftLimit } : {}),
-      ...(settings.lowBalanceThreshold !== undefined ? { low_balance_threshold: settings.lowBalanceThreshold } : {}),
-      ...(settings.rechargeThreshold !== undefined ? { recharge_threshold: settings.rechargeThreshold } : {}),
-      ...(settings.rechargeAmount !== undefined ? { recharge_amount: settings.rechargeAmount } : {}),
-    })
-    .returning('*');
+  const changes = {
+    ...(settings.overdraftLimit !== undefined ? { overdraft_limit: settings.overdraftLimit } : {}),
+    ...(settings.lowBalanceThreshold !== undefined ? { low_balance_threshold: settings.lowBalanceThreshold } : {}),
+    ...(settings.rechargeThreshold !== undefined ? { recharge_threshold: settings.rechargeThreshold } : {}),
+    ...(settings.rechargeAmount !== undefined ? { recharge_amount: settings.rechargeAmount } : {}),
+  };
+  // Nothing to change (a body naming only the currency): the settings as they are, not an empty UPDATE.
+  if (Object.keys(changes).length === 0) return (await db<WalletRow>('wallets').where({ id: walletId }).first())!;
+  const [row] = await db<WalletRow>('wallets').where({ id: walletId }).update(changes).returning('*');
   return row;
 }
 
@@ -314,11 +314,22 @@ export async function reverseWalletCredits(
   });
 }
 
-/** Expires what is left of every grant whose expiry has passed, one ledger entry each. Returns the grants expired. */
-export async function expireGrants(db: Knex, walletId: string, at: Date): Promise<GrantRow[]> {
+/**
+ * Expires what is left of every grant whose expiry has passed, one ledger entry each. Returns the grants expired.
+ * `sources`: only grants of these sources (the wallet workflow's timers leave `plan_included` to the invoice).
+ * A grant some of whose customer's usage from before its expiry is not invoiced yet is held (not expired): that
+ * invoice may still draw on it for that usage (docs/wallets.md); the next run after the invoice expires the rest.
+ */
+export async function expireGrants(db: Knex, walletId: string, at: Date, sources?: readonly GrantSource[]): Promise<GrantRow[]> {
   return db.transaction(async (trx) => {
     const wallet = await lockWallet(trx, walletId);
-    const due = await trx<GrantRow>('wallet_grants').where({ wallet_id: walletId }).andWhere('expires_at', '<=', at).andWhere('remaining', '>', 0);
+    const query = trx<GrantRow>('wallet_grants as g')
+      .where('g.wallet_id', walletId)
+      .andWhere('g.expires_at', '<=', at)
+      .andWhere('g.remaining', '>', 0)
+      .whereNotExists(uninvoicedUsageBefore(trx, wallet, trx.ref('g.expires_at')))
+      .select('g.*');
+    const due = sources ? await query.whereIn('g.source', [...sources]) : await query;
     if (due.length === 0) return [];
     for (const grant of due) await trx('wallet_grants').where({ id: grant.id }).update({ remaining: 0 });
     await appendEntries(
@@ -328,6 +339,40 @@ export async function expireGrants(db: Knex, walletId: string, at: Date): Promis
     );
     return due;
   });
+}
+
+/**
+ * The customer's subscriptions in the wallet's currency whose usage since `before`'s moment is not invoiced yet: a
+ * current period that started before it (a period's usage is invoiced in the transaction that starts the next).
+ */
+function uninvoicedUsageBefore(db: Db, wallet: Pick<WalletRow, 'customer_id' | 'currency'>, before: Knex.Ref<string, Record<string, string>> | Date) {
+  return db('subscriptions as s')
+    .join('plans as p', 'p.id', 's.plan_id')
+    .where('s.customer_id', wallet.customer_id)
+    .andWhere('p.currency', wallet.currency)
+    .whereNotIn('s.status', ['scheduled', 'canceled'])
+    .andWhere('s.current_period_start', '<', before)
+    .select(db.raw('1'));
+}
+
+/**
+ * When held grants (expiry passed, usage from before it not invoiced yet) should be looked at again: the earliest
+ * end of a current period holding one (its invoice follows), or null when none is held.
+ */
+export async function heldGrantsRecheckAt(db: Db, walletId: string, at: Date): Promise<Date | null> {
+  const wallet = await db<WalletRow>('wallets').where({ id: walletId }).first();
+  if (!wallet) return null;
+  const row: { next: Date | null } | undefined = await db('wallet_grants as g')
+    .join('subscriptions as s', (join) => join.on(db.raw('s.current_period_start < g.expires_at')))
+    .join('plans as p', 'p.id', 's.plan_id')
+    .where('g.wallet_id', walletId)
+    .andWhere('s.customer_id', wallet.customer_id)
+    .andWhere('p.currency', wallet.currency)
+    .andWhere('g.expires_at', '<=', at)
+    .andWhere('g.remaining', '>', 0)
+    .whereNotIn('s.status', ['scheduled', 'canceled'])
+    .first(db.raw('min(s.current_period_end) AS next'));
+  return row?.next ? new Date(row.next) : null;
 }
 
 export async function listGrants(db: Db, walletId: string): Promise<GrantRow[]> {

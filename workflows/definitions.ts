@@ -258,3 +258,6 @@ export interface RerateDecision {
 
 export const decideRerateUpdate = defineUpdate<RerateState, [RerateDecision]>('decideRerate');
 export const rerateStateQuery = defineQuery<RerateState>('rerateState');
+
+// The per-customer wallet workflow (top-ups, auto-recharge, grant expiry timers).
+export { WALLET_WORKFLOW_TYPE, walletWorkflowId, walletChangedSignal } from './wallet-definitions';

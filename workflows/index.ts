@@ -2,3 +2,4 @@
 export { rerateWorkflow } from './rerate';
 export { subscriptionWorkflow } from './subscription';
 export { reconciliationWorkflow } from './janitor';
+export { walletWorkflow } from './wallet';

@@ -30,6 +30,8 @@ export interface EventsRouterDependencies {
   readonly metrics: MetricCatalog;
   readonly customers: CustomerDirectory;
   readonly usageSignals?: UsageSignalCoalescer;
+  /** Told which customers' balances moved, after commit (auto-recharge and wallet webhooks: api/wallet-signals.ts). */
+  readonly walletWatcher?: { record(customerId: string): void };
   readonly now?: () => Date;
   /** Refunds the credit notes of reversals on ended subscriptions (store/reversal-credit-notes.ts). */
   readonly gateway?: PaymentGateway;
@@ -141,6 +143,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       throw new ApiProblem('batch_rejected', `all ${items.length} event(s) were rejected; nothing was stored`, rejections);
     }
     reportToWorkflows(deps.usageSignals, stored, inserted);
+    for (const customerId of new Set(inserted.map((row) => row.customer_id))) deps.walletWatcher?.record(customerId);
     deps.onIngested?.({ accepted: inserted.length, duplicates: stored.length - inserted.length, rejected: rejections.length });
     res.status(200).json({
       accepted: inserted.length,

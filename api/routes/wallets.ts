@@ -18,6 +18,8 @@ import { ApiProblem } from '../problem';
 import { declareRoutes } from '../route-declarations';
 import { currencyCode, nonNegativeDecimal, uuidParam } from '../schemas';
 import { ownCustomer } from './entitlements';
+import { isValidInterval } from '../../domain/periods';
+import { grantExpiryNoticeOf, updateGrantExpiryNotice } from '../../store/wallet-topups';
 
 export const walletQuery = z.strictObject({ currency: currencyCode.optional() });
 
@@ -38,6 +40,8 @@ export const settingsBody = z.strictObject({
   low_balance_threshold: nonNegativeDecimal.nullable().optional(),
   recharge_threshold: nonNegativeDecimal.nullable().optional(),
   recharge_amount: nonNegativeDecimal.nullable().optional(),
+  /** How long before a grant expires `grant.expiring` is sent (ISO 8601 duration, e.g. P7D, PT12H). */
+  grant_expiry_notice: z.string().refine(isValidInterval, { message: 'an ISO 8601 duration such as P7D' }).optional(),
 });
 
 const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
@@ -89,6 +93,15 @@ function checkMinorUnits(currency: string, values: Record<string, string | null 
   }
 }
 
+/** Auto-recharge needs both a threshold and a positive amount (after this request's changes); nothing is written otherwise. */
+function checkRechargeSettings(current: WalletRow | undefined, body: z.infer<typeof settingsBody>): void {
+  const threshold = body.recharge_threshold !== undefined ? body.recharge_threshold : (current?.recharge_threshold ?? null);
+  const amount = body.recharge_amount !== undefined ? body.recharge_amount : (current?.recharge_amount ?? null);
+  if (threshold !== null && (amount === null || toDecimal(String(amount)).lte(0))) {
+    throw new ApiProblem('recharge_settings_incomplete', 'auto-recharge needs recharge_amount greater than zero with recharge_threshold');
+  }
+}
+
 /** The wallet as the customer sees it: what the usage page shows (docs/usage-page.md). */
 export async function walletView(db: Database, wallet: WalletRow, now: Date) {
   const currency = wallet.currency;
@@ -108,7 +121,7 @@ export async function walletView(db: Database, wallet: WalletRow, now: Date) {
   };
 }
 
-export function walletsRouter(db: Database, options: { now?: () => Date } = {}): Router {
+export function walletsRouter(db: Database, options: { now?: () => Date; onWalletChanged?: (customerId: string) => Promise<void> } = {}): Router {
   const routes = declareRoutes();
   const now = options.now ?? (() => new Date());
 
@@ -139,14 +152,19 @@ export function walletsRouter(db: Database, options: { now?: () => Date } = {}):
     const customer = await customerOr404(req.params.id);
     const currency = body.currency ?? customer.currency;
     checkMinorUnits(currency, { overdraft_limit: body.overdraft_limit, recharge_amount: body.recharge_amount });
+    checkRechargeSettings(await findWallet(db, customer.id, currency), body);
     const wallet = await ensureWallet(db, customer.id, currency);
-    const updated = await updateWalletSettings(db, wallet.id, {
+    const settings = {
       overdraftLimit: body.overdraft_limit,
       lowBalanceThreshold: body.low_balance_threshold,
       rechargeThreshold: body.recharge_threshold,
       rechargeAmount: body.recharge_amount,
-    });
-    res.json({ customer_id: customer.id, currency, ...walletSettingsJson(updated) });
+    };
+    // A request that sets only the expiry notice changes no column of these.
+    const updated = Object.values(settings).some((value) => value !== undefined) ? await updateWalletSettings(db, wallet.id, settings) : wallet;
+    if (body.grant_expiry_notice !== undefined) await updateGrantExpiryNotice(db, wallet.id, body.grant_expiry_notice);
+    await options.onWalletChanged?.(customer.id); // thresholds may be crossed now; expiry notices move
+    res.json({ customer_id: customer.id, currency, ...walletSettingsJson(updated), grant_expiry_notice: await grantExpiryNoticeOf(db, wallet.id) });
   });
 
   routes.post('/:id/wallet/grants', { allow: ['finance'] }, async (req, res) => {
@@ -170,6 +188,7 @@ export function walletsRouter(db: Database, options: { now?: () => Date } = {}):
       metricCodes: body.metric_codes ?? null,
       description: body.description,
     });
+    await options.onWalletChanged?.(customer.id); // the wallet workflow sets its timer for this grant's expiry
     res.status(201).json(grantJson(grant, currency));
   });
 

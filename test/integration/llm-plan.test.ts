@@ -173,7 +173,7 @@ test('a three-period LLM plan: one line per combination under its charge, and th
   // large/output 100,000 × 0.00003 = 3.00, medium/cached (150,000 - 100,000) × 0.000001 = 0.05, Requests 2 × 0.01.
   const walletCustomer = await api.call('POST', '/v1/customers', { external_id: 'walleted', name: 'walleted', currency: 'USD', payment_method: 'pm_sandbox_ok' });
   expect((await api.call('POST', '/v1/subscriptions', { customer_id: walletCustomer.json.id, plan_code: 'llm', start_at: '2031-03-01T00:00:00Z' })).status).toBe(201);
-  expect((await api.call('PUT', `/v1/customers/${walletCustomer.json.id}/wallet`, { overdraft_limit: '1000' })).status).toBe(200); // (an empty body answers 500: reported)
+  expect((await api.call('PUT', `/v1/customers/${walletCustomer.json.id}/wallet`, { overdraft_limit: '1000' })).status).toBe(200);
   await api.call('POST', '/v1/events', {
     events: [tokens('w1', 'walleted', '2031-03-10T00:00:00Z', 'large', 'output', 100_000), tokens('w2', 'walleted', '2031-03-10T00:00:00Z', 'medium', 'cached', 150_000)],
   });

@@ -112,7 +112,9 @@ test('two grants pay January usage after the credit bucket; the invoice shows on
 
 test('a fully covered invoice totals 0.00; an expired grant is a visible ledger entry; credit given back after expiry becomes goodwill', async () => {
   const { customer, subscriptionId } = await januaryUsage('covered', '900');
-  await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '30.00', effectiveAt: new Date(jan.start), expiresAt: new Date('2027-02-15T00:00:00Z') });
+  // It expires as January (the invoiced usage) ends: an expiry inside February would be held until February's
+  // usage is invoiced, since that invoice may still draw on it for the usage before the expiry.
+  await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '30.00', effectiveAt: new Date(jan.start), expiresAt: new Date(jan.end) });
   await db('plans').where({ code: 'w-covered' }).update({ flat_fee: '0' });
   const { summary } = await invoiceFebruary(subscriptionId);
   // 9.00 usage - 5.00 bucket = 4.00, all paid by the grant.
@@ -133,6 +135,8 @@ test('an overdraft plan goes below zero up to its limit, and the next grant repa
   await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'small', source: 'purchased', amount: '5.00', effectiveAt: new Date(jan.start) });
   const wallet = (await findWallet(db, customer.id, 'USD'))!;
   await updateWalletSettings(db, wallet.id, { overdraftLimit: '8.00' });
+  // Nothing to change (PUT with only the currency) leaves the settings as they are (it was an empty UPDATE: a 500).
+  expect((await updateWalletSettings(db, wallet.id, {})).overdraft_limit).toBe('8.000000000000');
   const { summary, lines } = await invoiceFebruary(subscriptionId);
   // 20.00 usage - 5.00 bucket = 15.00: 5.00 from the grant, 8.00 overdraft, 2.00 left with the 20.00 fee.
   expect(lines.slice(3).map(([, description, amount]) => [description, money(amount)])).toEqual([

@@ -375,7 +375,9 @@ export interface paths {
         get: operations["getV1CustomersByIdWallet"];
         /**
          * Set the wallet's overdraft and alert thresholds
-         * @description Keys: admin, app.
+         * @description Overdraft limit, `low_balance_threshold` (`wallet.low_balance`), auto-recharge (`recharge_threshold` with `recharge_amount`: buy that much when the available balance falls below the threshold, once per crossing) and `grant_expiry_notice` (ISO 8601 duration before an expiry that `grant.expiring` is sent; P7D by default).
+         *
+         *     Keys: admin, app.
          */
         put: operations["putV1CustomersByIdWallet"];
         post?: never;
@@ -401,6 +403,48 @@ export interface paths {
          *     Keys: admin, finance.
          */
         post: operations["postV1CustomersByIdWalletGrants"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/wallet/top-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Buy prepaid credits
+         * @description Invoices the amount and charges the customer's payment method through the customer's wallet workflow; the `purchased` grant is created once the charge succeeds, exactly once. 201 when settled (paid with its grant, or declined with the invoice uncollectible and no grant), 202 while the charge is still pending (repeat the request with the same Idempotency-Key, or GET the top-up).
+         *
+         *     Keys: admin, app.
+         */
+        post: operations["postV1CustomersByIdWalletTopUps"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/customers/{id}/wallet/top-ups/{topUpId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A top-up or automatic recharge
+         * @description Keys: admin, app, finance.
+         */
+        get: operations["getV1CustomersByIdWalletTopUpsByTopUpId"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2052,6 +2096,13 @@ export interface components {
             /** @enum {string} */
             source: "promotional" | "goodwill" | "purchased";
         };
+        PostV1CustomersByIdWalletTopUpsRequest: {
+            amount: string;
+            currency?: string;
+            expires_at?: string | null;
+            /** @default 0 */
+            priority?: number;
+        };
         PostV1EventsRequest: {
             customer: string;
             id: string;
@@ -2114,6 +2165,7 @@ export interface components {
         };
         PutV1CustomersByIdWalletRequest: {
             currency?: string;
+            grant_expiry_notice?: string;
             low_balance_threshold?: string | null;
             overdraft_limit?: string;
             recharge_amount?: string | null;
@@ -2333,10 +2385,41 @@ export interface components {
             currency: string;
             /** Format: uuid */
             customer_id: string;
+            /** @description How long before a grant expires `grant.expiring` is sent (ISO 8601 duration). */
+            grant_expiry_notice?: string;
             low_balance_threshold: string | null;
             overdraft_limit: string | null;
             recharge_amount: string | null;
             recharge_threshold: string | null;
+        };
+        WalletTopUpResponse: {
+            /** @example 12.50 */
+            amount: string;
+            created_at: string;
+            currency: string;
+            /** Format: uuid */
+            customer_id: string;
+            decline_code: string | null;
+            expires_at: string | null;
+            /** @description The purchased grant, once the invoice is paid. */
+            grant: components["schemas"]["WalletGrantResponse"] | null;
+            /** Format: uuid */
+            id: string;
+            /** @description The top-up invoice: paid, or uncollectible when the charge was declined; null while not yet issued. */
+            invoice: {
+                currency: string;
+                /** Format: uuid */
+                id: string;
+                number: string | null;
+                status: string;
+                /** @example 12.50 */
+                total: string;
+            } | null;
+            /** @enum {string} */
+            kind: "top_up" | "recharge";
+            priority: number;
+            /** @enum {string} */
+            status: "pending" | "paid" | "declined";
         };
         WebhookDeliveriesResponse: {
             data: {
@@ -4855,7 +4938,10 @@ export interface operations {
                 /**
                  * @example {
                  *       "overdraft_limit": "0.00",
-                 *       "low_balance_threshold": "10.00"
+                 *       "low_balance_threshold": "10.00",
+                 *       "recharge_threshold": "5.00",
+                 *       "recharge_amount": "50.00",
+                 *       "grant_expiry_notice": "P7D"
                  *     }
                  */
                 "application/json": components["schemas"]["PutV1CustomersByIdWalletRequest"];
@@ -4943,7 +5029,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `validation_failed`. */
+            /** @description Problem: `recharge_settings_incomplete`, `validation_failed`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4951,7 +5037,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "validation_failed";
+                        code?: "recharge_settings_incomplete" | "validation_failed";
                     };
                 };
             };
@@ -5089,6 +5175,337 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
                         code?: "idempotency_key_reused" | "idempotency_request_in_progress";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    postV1CustomersByIdWalletTopUps: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the first answer is replayed for a repeat within 24 h (per API key); the same key with a different request is refused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The customer id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "amount": "50.00",
+                 *       "currency": "USD",
+                 *       "expires_at": "2027-12-31T00:00:00Z"
+                 *     }
+                 */
+                "application/json": components["schemas"]["PostV1CustomersByIdWalletTopUpsRequest"];
+            };
+        };
+        responses: {
+            /** @description The settled top-up: paid with its grant, or declined. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WalletTopUpResponse"];
+                };
+            };
+            /** @description The top-up; its charge is still pending. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WalletTopUpResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `customer_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "customer_not_found";
+                    };
+                };
+            };
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `payment_method_missing`, `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payment_method_missing" | "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    getV1CustomersByIdWalletTopUpsByTopUpId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer id. */
+                id: string;
+                /** @description The top-up id. */
+                topUpId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Its status, invoice and grant. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WalletTopUpResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `customer_not_found`, `not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "customer_not_found" | "not_found";
                     };
                 };
             };
