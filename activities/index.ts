@@ -5,6 +5,7 @@ import { classifyActivityFailures } from './failures';
 import { createInvoicingActivities } from './invoicing';
 import { createJanitorActivities } from './janitor';
 import { createPaymentActivities } from './payments';
+import { createPeriodOpeningActivities } from './period-opening';
 import { createPlanChangeActivities } from './plan-changes';
 import { createSubscriptionActivities } from './subscriptions';
 import { createRefundActivities } from './refunds';
@@ -30,6 +31,7 @@ export interface ActivityDependencies {
 const CLASSIFIED: Record<keyof BillingActivities, true> = {
   createPeriodInvoice: true,
   createProrationInvoice: true,
+  openBillingPeriod: true,
   chargeInvoice: true,
   markInvoiceUncollectible: true,
   refundCreditNote: true,
@@ -65,18 +67,23 @@ export const CLASSIFIED_ACTIVITIES: ReadonlySet<keyof BillingActivities> = new S
  * classified (./failures): a deterministic one is non-retryable, so it is never retried forever.
  */
 export function createActivities(deps: ActivityDependencies): BillingActivities {
+  const invoicing = createInvoicingActivities(deps.db);
+  const payments = createPaymentActivities(deps.db, deps.gateway);
+  const usage = createUsageActivities(deps.db);
   return classifyActivityFailures({
-    ...createInvoicingActivities(deps.db),
-    ...createPaymentActivities(deps.db, deps.gateway),
+    ...invoicing,
+    ...payments,
     ...createSubscriptionActivities(deps.db),
     ...createPlanChangeActivities(deps.db),
-    ...createUsageActivities(deps.db),
+    ...usage,
     ...createReratingActivities(deps.db),
     ...createRefundActivities(deps.db, deps.gateway),
     ...createSpendingActivities(deps.db),
     ...createThresholdActivities(deps.db),
     ...createJanitorActivities(deps.db, deps.gateway),
     ...createWalletTopUpActivities(deps.db),
+    // The three steps unclassified inside: the combined activity's own failure is classified on the way out.
+    ...createPeriodOpeningActivities({ ...invoicing, ...payments, ...usage }),
   }, CLASSIFIED_ACTIVITIES);
 }
 

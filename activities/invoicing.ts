@@ -197,7 +197,9 @@ export function createInvoicingActivities(db: Database) {
       const finalized = await inTransaction(db, async (trx) => {
         const context = await subscriptionContext(trx, request.subscriptionId);
         return writeInvoiceOnce(request.subscriptionId, 'proration', identity, trx, context, async () => {
-          const [oldPlan, newPlan] = await Promise.all([findPlan(trx, request.oldPlanId), findPlan(trx, request.newPlanId)]);
+          // One after the other on the transaction's one connection.
+          const oldPlan = await findPlan(trx, request.oldPlanId);
+          const newPlan = await findPlan(trx, request.newPlanId);
           const lines = planChangeProrationLines({
             currency: newPlan.currency,
             period: request.period,

@@ -10,6 +10,7 @@ import { DefaultLogger, NativeConnection, Runtime, WorkerOptions } from '@tempor
 import { readFileSync } from 'node:fs';
 import { createDatabase } from '../store/database';
 import { BillingWorkerOptions, createBillingWorker } from '../worker/create-worker';
+import { countSql, SqlCounts } from './sql-count';
 
 /** Everything createBillingWorker's `tuning` could take, plus the knobs it does not forward yet (see below). */
 export type WorkerTuning = Pick<
@@ -43,6 +44,8 @@ export interface WorkerStats {
   readonly cpuSeconds: number;
   /** Workflow runs in the worker's sticky cache now (0 before it runs). */
   readonly cachedWorkflows: number;
+  /** SQL statements and transactions the worker's activities sent since it started (bench/sql-count.ts). */
+  readonly sql: SqlCounts;
 }
 
 export type ParentMessage = { type: 'start'; config: BillingWorkerConfig } | { type: 'stats' } | { type: 'stop' };
@@ -65,6 +68,7 @@ function peakRssBytes(): number {
 }
 
 let cachedWorkflows = (): number => 0;
+let sqlCounts = (): SqlCounts => ({ statements: 0, transactions: 0 });
 
 function stats(): WorkerStats {
   const memory = process.memoryUsage();
@@ -76,6 +80,7 @@ function stats(): WorkerStats {
     heapUsedMb: memory.heapUsed / 2 ** 20,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
     cachedWorkflows: cachedWorkflows(),
+    sql: sqlCounts(),
   };
 }
 
@@ -88,6 +93,7 @@ async function main(config: BillingWorkerConfig): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const sampler = setInterval(() => stats(), 200);
   const db = createDatabase(config.databaseUrl, config.poolMax);
+  sqlCounts = countSql(db);
   const connection = await NativeConnection.connect({ address: config.temporalAddress });
   const worker = await createBillingWorker({
     connection,

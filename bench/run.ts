@@ -13,7 +13,8 @@ import { ratingLines } from './rating';
 import { ratingDimensions } from './rating-dimensions';
 import { simulateYear } from './simulate';
 import { subscriptionsStart } from './subscriptions-start';
-import { Benchmark, BenchResult, formatResult, progress } from './report';
+import os from 'node:os';
+import { Benchmark, BenchResult, formatResult, progress, seconds } from './report';
 import { BenchStack, startBenchStack } from './stack';
 
 const BENCHMARKS: readonly Benchmark[] = [ingestBatch, ingestSingle, ratingLines, ratingDimensions, ingestBatchCatalog, invoicingFinalize, subscriptionsStart, ...billingRunBenchmarks, simulateYear, entitlementsCheck];
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
   let stackFailure: unknown;
   try {
     for (const [index, benchmark] of selected.entries()) {
+      const benchmarkStartedAt = process.hrtime.bigint();
       try {
         if (benchmark.needsStack && !stack) {
           if (stackFailure) throw stackFailure;
@@ -74,11 +76,16 @@ async function main(): Promise<void> {
         await stack.stop();
         stack = undefined;
       }
+      progress(`${benchmark.name}: ${seconds(benchmarkStartedAt).toFixed(1)} s with its set-up`);
     }
   } finally {
     await stack?.stop();
   }
-  progress(`done in ${(Number(process.hrtime.bigint() - startedAt) / 1e9).toFixed(1)} s`);
+  // The whole run's wall time, set-ups and stack starts included, as a result line too (issue 15: at most 20
+  // minutes for everything, 3 for `quick`).
+  const total = seconds(startedAt);
+  emit({ name: 'bench.total_seconds', value: total, unit: 's' });
+  progress(`done in ${total.toFixed(1)} s (load average ${os.loadavg().map((load) => load.toFixed(1)).join(', ')})`);
   if (failed) failAndExit();
 }
 

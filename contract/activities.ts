@@ -21,6 +21,7 @@ import type {
   RefundCreditNoteRequest,
   RefundCreditNoteResult,
 } from './payments';
+import type { OpenBillingPeriodRequest, OpenBillingPeriodResult } from './period-opening';
 import type { RerateDecisionRecord, RerateRequest, RerateState } from './rerating';
 import type {
   CustomerNotification,
@@ -41,6 +42,8 @@ export interface BillingActivities extends WalletActivities {
   // invoicing
   createPeriodInvoice(request: PeriodInvoiceRequest): Promise<PeriodInvoiceSummary>;
   createProrationInvoice(request: ProrationInvoiceRequest): Promise<PeriodInvoiceSummary>;
+  /** closeUsagePeriod, createPeriodInvoice and the first chargeInvoice in one local activity (the period's opening). */
+  openBillingPeriod(request: OpenBillingPeriodRequest): Promise<OpenBillingPeriodResult>;
   // collection
   chargeInvoice(request: ChargeInvoiceRequest): Promise<ChargeInvoiceResult>;
   markInvoiceUncollectible(request: MarkInvoiceUncollectibleRequest): Promise<MarkInvoiceUncollectibleResult>;

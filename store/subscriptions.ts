@@ -33,10 +33,9 @@ export async function loadSubscriptionContext(
 ): Promise<SubscriptionContext | undefined> {
   const subscription = await db<SubscriptionRow>('subscriptions').where({ id: subscriptionId }).first();
   if (!subscription) return undefined;
-  const [plan, customer] = await Promise.all([
-    db<PlanRow>('plans').where({ id: subscription.plan_id }).first(),
-    db<CustomerRow>('customers').where({ id: subscription.customer_id }).first(),
-  ]);
+  // One after the other: inside a transaction both would go to its one connection at once (store/transactions.ts).
+  const plan = await db<PlanRow>('plans').where({ id: subscription.plan_id }).first();
+  const customer = await db<CustomerRow>('customers').where({ id: subscription.customer_id }).first();
   if (!plan || !customer) throw new Error(`subscription ${subscriptionId} references a missing plan or customer`);
   return { subscription, plan, customer };
 }

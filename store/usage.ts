@@ -7,6 +7,7 @@ import { forgetRollupsOverlapping, insertEventsFoldingRollups, lockRollupsShared
 import { aggregateMetricGroups } from './dimension-usage';
 import type { CarriedLevel } from '../domain/seat-metrics';
 import { aggregateProratedMetric, isProratedAggregation } from './seat-usage';
+import { mapOnConnection } from './transactions';
 import { costedUsage, costTablesOf, type CostedUsage } from './cost-tables';
 import type { CostSegment } from '../domain/cost-tables';
 import { dimensionKey } from '../domain/dimensions';
@@ -189,17 +190,16 @@ export async function usageForCharges(
 ): Promise<ChargeUsage[]> {
   const metered = 'metrics' in chargesOrMetrics ? chargesOrMetrics : await meteredMetricsOf(db, chargesOrMetrics);
   const costTables = await costTablesOf(db, metered.metrics.map(({ metric }) => metric.code));
-  return Promise.all(
-    metered.metrics.map(async ({ metric, withEventValues }) =>
-      withCosts(
-        {
-          metricCode: metric.code,
-          ...(await aggregateMetric(db, metric, scope, withEventValues)),
-          ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
-        },
-        metric.group_by ?? [],
-        isCostable(metric) && costTables.has(metric.code) ? await costedUsage(db, metric, costTables.get(metric.code)!, scope) : undefined,
-      ),
+  // One metric after the other inside a transaction (its one connection), side by side on a pool.
+  return mapOnConnection(db, metered.metrics, async ({ metric, withEventValues }) =>
+    withCosts(
+      {
+        metricCode: metric.code,
+        ...(await aggregateMetric(db, metric, scope, withEventValues)),
+        ...(metric.group_by?.length ? { groups: await aggregateMetricGroups(db, metric, scope, withEventValues) } : {}),
+      },
+      metric.group_by ?? [],
+      isCostable(metric) && costTables.has(metric.code) ? await costedUsage(db, metric, costTables.get(metric.code)!, scope) : undefined,
     ),
   );
 }

@@ -8,6 +8,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { CLASSIFIED_ACTIVITIES, createActivities } from '../../activities';
 import { classifyActivityFailures } from '../../activities/failures';
+import { createPeriodOpeningActivities } from '../../activities/period-opening';
 import { createApp } from '../../api/app';
 import type { PeriodInvoiceRequest } from '../../contract/invoicing';
 import type { SpendingCheckRequest } from '../../contract/usage';
@@ -39,28 +40,30 @@ const misratedPlans = new Set<string>();
 beforeAll(async () => {
   [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
   const activities = createActivities({ db, gateway: new SandboxGateway(db) });
+  const stubbed = {
+    ...activities,
+    // The real activity, behind a connection that drops the first few calls (as a Postgres failover would).
+    async createPeriodInvoice(request: PeriodInvoiceRequest) {
+      invoiceCalls.set(request.subscriptionId, (invoiceCalls.get(request.subscriptionId) ?? 0) + 1);
+      const drops = connectionDrops.get(request.subscriptionId) ?? 0;
+      if (drops > 0) {
+        connectionDrops.set(request.subscriptionId, drops - 1);
+        throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+      }
+      return activities.createPeriodInvoice(request);
+    },
+    async checkSpending(request: SpendingCheckRequest) {
+      if (misratedPlans.has(request.subscriptionId)) throw new RatingError('event_count_mismatch', 'percentage pricing needs one value per event: 3 events, 0 values');
+      return activities.checkSpending(request);
+    },
+  };
   worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue: TASK_QUEUE,
     workflowBundle: await workflowBundle(),
-    // Classified like the worker's own activities, so the stubs below fail the way real ones do.
-    activities: classifyActivityFailures({
-      ...activities,
-      // The real activity, behind a connection that drops the first few calls (as a Postgres failover would).
-      async createPeriodInvoice(request: PeriodInvoiceRequest) {
-        invoiceCalls.set(request.subscriptionId, (invoiceCalls.get(request.subscriptionId) ?? 0) + 1);
-        const drops = connectionDrops.get(request.subscriptionId) ?? 0;
-        if (drops > 0) {
-          connectionDrops.set(request.subscriptionId, drops - 1);
-          throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
-        }
-        return activities.createPeriodInvoice(request);
-      },
-      async checkSpending(request: SpendingCheckRequest) {
-        if (misratedPlans.has(request.subscriptionId)) throw new RatingError('event_count_mismatch', 'percentage pricing needs one value per event: 3 events, 0 values');
-        return activities.checkSpending(request);
-      },
-    }, CLASSIFIED_ACTIVITIES),
+    // Classified like the worker's own activities, so the stubs below fail the way real ones do. The period's
+    // opening (one activity for close, invoice and first charge) runs the stubbed invoice step too.
+    activities: classifyActivityFailures({ ...stubbed, ...createPeriodOpeningActivities(stubbed) }, CLASSIFIED_ACTIVITIES),
   });
   workerRun = worker.run();
   api = await serve(createApp({ db, temporal: env.client, now: () => new Date() }), { headers: (await createTestApiKey(db, 'admin')).headers });

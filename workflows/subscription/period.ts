@@ -16,6 +16,7 @@ import { SEARCH_ATTRIBUTES } from '../definitions';
 import { withAttention } from './attention';
 import { collect } from './collection';
 import { bounds, msUntil, note, nowIso, periodOf, planMeters, SubscriptionRun, takesCheaperPeriodStep } from './state';
+import { openInOneStep, takesOneStepOpening } from './period-opening';
 import { changeStatus, switchPlan } from './transitions';
 import { afterRunningHandlers } from './turns';
 
@@ -30,14 +31,20 @@ export async function closeUsage(
   planId: string,
   grace: 'wait_for_grace' | 'now',
 ): Promise<PeriodBounds | null> {
+  if (!(await waitToCloseUsage(run, stretch, planId, grace))) return null;
+  const closed = await local.closeUsagePeriod({ subscriptionId: run.input.subscriptionId, periodStart: stretch.start, periodEnd: stretch.end, planId });
+  note(run, 'usage_closed', `${closed.eventCount} events`);
+  return stretch;
+}
+
+/** closeUsage without the close itself: the stretch to close (null when none), once its grace window is over. */
+export async function waitToCloseUsage(run: SubscriptionRun, stretch: PeriodBounds, planId: string, grace: 'wait_for_grace' | 'now'): Promise<PeriodBounds | null> {
   if (!planMeters(run, planId) || stretch.start >= stretch.end) return null;
   if (grace === 'wait_for_grace') {
     const closesAt = addIntervals(new Date(stretch.end), parseInterval(run.plan.usageGracePeriod), 1);
     if (closesAt.getTime() > Date.now()) await sleep(msUntil(closesAt), { summary: `grace window for period ${run.periodIndex} usage` });
     await afterRunningHandlers(run); // the main loop's own wait (a handler's close uses 'now')
   }
-  const closed = await local.closeUsagePeriod({ subscriptionId: run.input.subscriptionId, periodStart: stretch.start, periodEnd: stretch.end, planId });
-  note(run, 'usage_closed', `${closed.eventCount} events`);
   return stretch;
 }
 
@@ -93,7 +100,9 @@ async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
   const flatFeePlanId = run.plan.planId;
   run.usageOpenSince = period.start;
   run.usagePlanId = run.plan.planId;
-  const usagePeriod = run.periodIndex > 0 ? await withAttention(run, 'close_usage', () => closeUsage(run, closedStretch, usagePlan, 'wait_for_grace')) : null;
+  // One local activity for close + invoice + first charge (./period-opening.ts); the usage is closed inside it.
+  const oneStep = cheaper && takesOneStepOpening(run);
+  const usagePeriod = run.periodIndex > 0 ? await withAttention(run, 'close_usage', () => (oneStep ? waitToCloseUsage : closeUsage)(run, closedStretch, usagePlan, 'wait_for_grace')) : null;
   const discount = run.discount;
   const request: PeriodInvoiceRequest = {
     subscriptionId: run.input.subscriptionId,
@@ -105,6 +114,12 @@ async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
     discountPercentOff: discount && discount.periodsLeft > 0 ? discount.percentOff : null,
   };
   if (discount) run.discount = discount.periodsLeft > 1 ? { ...discount, periodsLeft: discount.periodsLeft - 1 } : null;
+  if (oneStep) {
+    if (await openInOneStep(run, usagePeriod, usagePlan, request)) return;
+    // A step failed deterministically: the same steps one by one (each finds what already committed), so the
+    // failing one waits in needs_attention under its own name.
+    if (usagePeriod) await withAttention(run, 'close_usage', () => closeUsage(run, usagePeriod, usagePlan, 'now'));
+  }
   const invoice = await withAttention(run, 'create_period_invoice', () => local.createPeriodInvoice(request));
   // The first charge is idempotent per (invoice, attempt) and short: a local activity buys the same retries without
   // a round trip through the server. Dunning's later attempts stay regular activities, each a visible step.
