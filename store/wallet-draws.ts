@@ -8,6 +8,7 @@ import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
 import { Dec, formatMoney, sumMoney, toDecimal, ZERO } from '../domain/money';
 import type { InvoiceRow } from './invoices';
 import { findWallet, reverseWalletCredits } from './wallets';
+import { mapOnConnection } from './transactions';
 
 type Db = Knex | Knex.Transaction;
 
@@ -21,11 +22,16 @@ export function invoiceDrawKey(invoice: { subscription_id: string | null; kind: 
 export async function outstandingDraw(db: Db, customerId: string, currency: string, drawKey: string): Promise<string> {
   const wallet = await findWallet(db, customerId, currency);
   if (!wallet) return formatMoney(ZERO, currency);
-  const [drawn, givenBack, goodwill] = await Promise.all([
-    db('wallet_ledger').where({ wallet_id: wallet.id, kind: 'consumption' }).andWhere('entry_key', 'like', `draw:${likeEscaped(drawKey)}:%`).sum({ total: 'amount' }).first(),
-    db('wallet_ledger').where({ wallet_id: wallet.id, kind: 'reversal' }).andWhere('entry_key', 'like', `reverse:${likeEscaped(drawKey)}/%`).sum({ total: 'amount' }).first(),
-    db('wallet_grants').where({ wallet_id: wallet.id, source: 'goodwill' }).andWhere('grant_key', 'like', `goodwill:${likeEscaped(drawKey)}/%`).sum({ total: 'amount' }).first(),
-  ]);
+  // Called inside a re-rating's transaction: one query at a time on its connection (store/transactions.ts).
+  const [drawn, givenBack, goodwill] = await mapOnConnection(
+    db,
+    [
+      () => db('wallet_ledger').where({ wallet_id: wallet.id, kind: 'consumption' }).andWhere('entry_key', 'like', `draw:${likeEscaped(drawKey)}:%`).sum({ total: 'amount' }).first(),
+      () => db('wallet_ledger').where({ wallet_id: wallet.id, kind: 'reversal' }).andWhere('entry_key', 'like', `reverse:${likeEscaped(drawKey)}/%`).sum({ total: 'amount' }).first(),
+      () => db('wallet_grants').where({ wallet_id: wallet.id, source: 'goodwill' }).andWhere('grant_key', 'like', `goodwill:${likeEscaped(drawKey)}/%`).sum({ total: 'amount' }).first(),
+    ],
+    (read): Promise<{ total?: unknown } | undefined> => read(),
+  );
   const sumOf = (row: { total?: unknown } | undefined) => toDecimal(String(row?.total ?? 0));
   const outstanding = sumOf(drawn).neg().minus(sumOf(givenBack)).minus(sumOf(goodwill));
   return formatMoney(Dec.max(outstanding, ZERO), currency);

@@ -270,10 +270,9 @@ export async function reverseWalletCredits(
     const drawPrefix = `${request.drawKey.replace(/[\\%_]/g, '\\$&')}/`;
     const done = await trx('wallet_ledger').where({ wallet_id: wallet.id }).andWhere('entry_key', 'like', `reverse:${scope.replace(/[\\%_]/g, '\\$&')}:%`).first('id');
     if (done) return '0';
-    const [earlierEntries, earlierGoodwill] = await Promise.all([
-      trx('wallet_ledger').where({ wallet_id: wallet.id, kind: 'reversal' }).andWhere('entry_key', 'like', `reverse:${drawPrefix}%`).sum({ total: 'amount' }).first(),
-      trx('wallet_grants').where({ wallet_id: wallet.id, source: 'goodwill' }).andWhere('grant_key', 'like', `goodwill:${drawPrefix}%`).sum({ total: 'amount' }).first(),
-    ]);
+    // One query at a time on the transaction's connection (store/transactions.ts).
+    const earlierEntries = await trx('wallet_ledger').where({ wallet_id: wallet.id, kind: 'reversal' }).andWhere('entry_key', 'like', `reverse:${drawPrefix}%`).sum({ total: 'amount' }).first();
+    const earlierGoodwill = await trx('wallet_grants').where({ wallet_id: wallet.id, source: 'goodwill' }).andWhere('grant_key', 'like', `goodwill:${drawPrefix}%`).sum({ total: 'amount' }).first();
     let skip = toDecimal(String(earlierEntries?.total ?? 0)).plus(toDecimal(String(earlierGoodwill?.total ?? 0)));
     let left = toDecimal(request.amount);
     let goodwill = ZERO;
