@@ -303,16 +303,17 @@ interface TierChargeWithAmount {
 function chargeTier(tier: BoundedTier, units: Dec): TierChargeWithAmount {
   if (tier.blockSize !== undefined) return chargeTierInBlocks(tier, tier.blockSize, units);
   const amount = units.times(tier.unitPrice).plus(tier.flatFee);
+  return { amount, text: tierChargeText(tier, units, amount) };
+}
+
+function tierChargeText(tier: BoundedTier, units: Dec, amount: Dec): TierCharge {
   return {
-    amount,
-    text: {
-      from: decimalText(tier.from),
-      to: tier.to === null ? null : decimalText(tier.to),
-      units: decimalText(units),
-      unitPrice: decimalText(tier.unitPrice),
-      flatFee: decimalText(tier.flatFee),
-      amount: decimalText(amount),
-    },
+    from: decimalText(tier.from),
+    to: tier.to === null ? null : decimalText(tier.to),
+    units: decimalText(units),
+    unitPrice: decimalText(tier.unitPrice),
+    flatFee: decimalText(tier.flatFee),
+    amount: decimalText(amount),
   };
 }
 
@@ -324,19 +325,7 @@ function sumOf(charges: readonly TierChargeWithAmount[]): Dec {
 function chargeTierInBlocks(tier: BoundedTier, blockSize: Dec, units: Dec): TierChargeWithAmount {
   const blocks = units.div(blockSize).ceil();
   const amount = blocks.times(tier.unitPrice).plus(tier.flatFee);
-  return {
-    amount,
-    text: {
-      from: decimalText(tier.from),
-      to: tier.to === null ? null : decimalText(tier.to),
-      units: decimalText(units),
-      unitPrice: decimalText(tier.unitPrice),
-      flatFee: decimalText(tier.flatFee),
-      amount: decimalText(amount),
-      blockSize: decimalText(blockSize),
-      blocks: decimalText(blocks),
-    },
-  };
+  return { amount, text: { ...tierChargeText(tier, units, amount), blockSize: decimalText(blockSize), blocks: decimalText(blocks) } };
 }
 
 /**
