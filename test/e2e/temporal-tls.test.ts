@@ -146,7 +146,7 @@ test('a TOML profile (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) configures worker 
   try {
     const profileWorker = await createBillingWorker({ connection, db, namespace: settings.namespace, taskQueue, workflowBundle: { codePath: bundlePath } });
     const report = await profileWorker.runUntil(runJanitor(client, taskQueue));
-    expect(report.scanned).toEqual({ unknownPayments: 0, uncollectedInvoices: 0, flagged: 0 });
+    expect(report.scanned).toEqual({ unknownPayments: 0, uncollectedInvoices: 0, owedReversalCredits: 0, flagged: 0 });
   } finally {
     await client.connection.close();
     await connection.close();
