@@ -372,7 +372,7 @@ const HELD_GRANT_RECHECK_MS = 60 * 60_000;
 async function heldGrantsRecheck(db: Knex, customerId: string, at: Date): Promise<Date | null> {
   let next: Date | null = null;
   for (const wallet of await db<WalletRow>('wallets').where({ customer_id: customerId })) {
-    const periodEnd = await heldGrantsRecheckAt(db, wallet.id, at);
+    const periodEnd = await heldGrantsRecheckAt(db, wallet, at);
     if (!periodEnd) continue;
     // Just after the holding period ends its invoice is due; once that moment has passed, look again hourly.
     const candidate = periodEnd > at ? new Date(periodEnd.getTime() + 60_000) : new Date(at.getTime() + HELD_GRANT_RECHECK_MS);

@@ -341,35 +341,33 @@ export async function expireGrants(db: Knex, walletId: string, at: Date, sources
 }
 
 /**
- * The customer's subscriptions in the wallet's currency whose usage since `before`'s moment is not invoiced yet: a
- * current period that started before it (a period's usage is invoiced in the transaction that starts the next).
+ * The customer's subscriptions in the wallet's currency that are billing (started, not ended), with their plan: a
+ * period's usage is invoiced in the transaction that starts the next, so `s.current_period_start` is where the
+ * usage not invoiced yet begins.
  */
-function uninvoicedUsageBefore(db: Db, wallet: Pick<WalletRow, 'customer_id' | 'currency'>, before: Knex.Ref<string, Record<string, string>> | Date) {
+function billingSubscriptionsOf(db: Db, wallet: Pick<WalletRow, 'customer_id' | 'currency'>) {
   return db('subscriptions as s')
     .join('plans as p', 'p.id', 's.plan_id')
     .where('s.customer_id', wallet.customer_id)
     .andWhere('p.currency', wallet.currency)
-    .whereNotIn('s.status', ['scheduled', 'canceled'])
-    .andWhere('s.current_period_start', '<', before)
-    .select(db.raw('1'));
+    .whereNotIn('s.status', ['scheduled', 'canceled']);
+}
+
+/** The wallet's customer has usage from before `before` not invoiced yet (a current period started before it). */
+function uninvoicedUsageBefore(db: Db, wallet: Pick<WalletRow, 'customer_id' | 'currency'>, before: Knex.Ref<string, Record<string, string>>) {
+  return billingSubscriptionsOf(db, wallet).andWhere('s.current_period_start', '<', before).select(db.raw('1'));
 }
 
 /**
  * When held grants (expiry passed, usage from before it not invoiced yet) should be looked at again: the earliest
  * end of a current period holding one (its invoice follows), or null when none is held.
  */
-export async function heldGrantsRecheckAt(db: Db, walletId: string, at: Date): Promise<Date | null> {
-  const wallet = await db<WalletRow>('wallets').where({ id: walletId }).first();
-  if (!wallet) return null;
-  const row: { next: Date | null } | undefined = await db('wallet_grants as g')
-    .join('subscriptions as s', (join) => join.on(db.raw('s.current_period_start < g.expires_at')))
-    .join('plans as p', 'p.id', 's.plan_id')
-    .where('g.wallet_id', walletId)
-    .andWhere('s.customer_id', wallet.customer_id)
-    .andWhere('p.currency', wallet.currency)
+export async function heldGrantsRecheckAt(db: Db, wallet: WalletRow, at: Date): Promise<Date | null> {
+  const row: { next: Date | null } | undefined = await billingSubscriptionsOf(db, wallet)
+    .join('wallet_grants as g', (join) => join.on(db.raw('s.current_period_start < g.expires_at')))
+    .andWhere('g.wallet_id', wallet.id)
     .andWhere('g.expires_at', '<=', at)
     .andWhere('g.remaining', '>', 0)
-    .whereNotIn('s.status', ['scheduled', 'canceled'])
     .first(db.raw('min(s.current_period_end) AS next'));
   return row?.next ? new Date(row.next) : null;
 }
