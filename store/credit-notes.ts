@@ -131,24 +131,8 @@ export async function issueCreditNote(db: Knex | Knex.Transaction, request: Cred
     }
 
     const amount = creditNoteAmount(request.amount, invoice.currency);
-    const number = await nextInvoiceNumber(trx, CREDIT_NOTE_SERIES);
-    const [creditNote] = await trx<CreditNoteRow>('invoices')
-      .insert({
-        number,
-        customer_id: invoice.customer_id,
-        subscription_id: invoice.subscription_id,
-        kind: CREDIT_NOTE_KIND,
-        status: 'open', // open until the refund settles: paid (refunded) or void (the gateway refused)
-        currency: invoice.currency,
-        period_start: invoice.period_start,
-        period_end: invoice.period_end,
-        total: amount,
-        finalized_at: trx.fn.now() as unknown as Date,
-        credited_invoice_id: invoice.id,
-        idempotency_key: request.idempotencyKey,
-        reason: request.reason,
-      })
-      .returning('*');
+    const creditNote = await insertCreditNote(trx, invoice, { total: amount, idempotencyKey: request.idempotencyKey, reason: request.reason });
+    const number = creditNote.number;
     await trx('invoice_lines').insert({
       invoice_id: creditNote.id,
       position: 0,
@@ -180,23 +164,57 @@ export async function issueCreditNote(db: Knex | Knex.Transaction, request: Cred
       reason: request.reason,
       details: { creditNoteId: creditNote.id, creditNoteNumber: number, amount, currency: invoice.currency, refundId: refund.id },
     });
-    await enqueueOutboxEvent(trx, {
-      eventType: 'credit_note.issued',
-      aggregateType: 'invoice',
-      aggregateId: creditNote.id,
-      dedupeKey: `credit_note.issued:${creditNote.id}`,
-      payload: {
-        creditNoteId: creditNote.id,
-        creditNoteNumber: number,
-        invoiceId: invoice.id,
-        invoiceNumber: invoice.number,
-        customerId: invoice.customer_id,
-        amount,
-        currency: invoice.currency,
-        reason: request.reason,
-      },
-    });
+    await enqueueCreditNoteIssued(trx, creditNote, invoice, amount);
     return { creditNote, refund, created: true };
+  });
+}
+
+/**
+ * A credit note against `invoice`, numbered in the credit-note series and open until its refund settles (paid once
+ * refunded, void if the gateway refuses); its lines are the caller's.
+ */
+export async function insertCreditNote(
+  trx: Knex.Transaction,
+  invoice: InvoiceRow,
+  note: { readonly total: string; readonly idempotencyKey: string; readonly reason: string },
+): Promise<CreditNoteRow> {
+  const [creditNote] = await trx<CreditNoteRow>('invoices')
+    .insert({
+      number: await nextInvoiceNumber(trx, CREDIT_NOTE_SERIES),
+      customer_id: invoice.customer_id,
+      subscription_id: invoice.subscription_id,
+      kind: CREDIT_NOTE_KIND,
+      status: 'open',
+      currency: invoice.currency,
+      period_start: invoice.period_start,
+      period_end: invoice.period_end,
+      total: note.total,
+      finalized_at: trx.fn.now() as unknown as Date,
+      credited_invoice_id: invoice.id,
+      idempotency_key: note.idempotencyKey,
+      reason: note.reason,
+    })
+    .returning('*');
+  return creditNote;
+}
+
+/** The `credit_note.issued` webhook of a credit note, once (its dedupe key); `amount` as the caller formatted it. */
+export async function enqueueCreditNoteIssued(trx: Knex.Transaction, creditNote: CreditNoteRow, invoice: InvoiceRow, amount: string): Promise<void> {
+  await enqueueOutboxEvent(trx, {
+    eventType: 'credit_note.issued',
+    aggregateType: 'invoice',
+    aggregateId: creditNote.id,
+    dedupeKey: `credit_note.issued:${creditNote.id}`,
+    payload: {
+      creditNoteId: creditNote.id,
+      creditNoteNumber: creditNote.number,
+      invoiceId: invoice.id,
+      invoiceNumber: invoice.number,
+      customerId: invoice.customer_id,
+      amount,
+      currency: invoice.currency,
+      reason: creditNote.reason,
+    },
   });
 }
 

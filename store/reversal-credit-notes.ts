@@ -11,9 +11,9 @@ import type { Knex } from 'knex';
 import { formatMoney, sumMoney, toDecimal } from '../domain/money';
 import type { DraftInvoiceLine } from '../domain/invoice';
 import { findPlan } from './catalog';
-import { CREDIT_NOTE_KIND, CREDIT_NOTE_SERIES, refundableBalance, refundIdempotencyKey, type CreditNoteRow, type RefundRow } from './credit-notes';
-import { nextInvoiceNumber, type InvoiceRow } from './invoices';
-import { enqueueOutboxEvent, writeAudit } from './outbox';
+import { CREDIT_NOTE_KIND, enqueueCreditNoteIssued, insertCreditNote, refundableBalance, refundIdempotencyKey, type CreditNoteRow, type RefundRow } from './credit-notes';
+import type { InvoiceRow } from './invoices';
+import { writeAudit } from './outbox';
 import { findSucceededPayment } from './payments';
 import { reversalCreditsFor } from './reversal-credits';
 import { invoicedReversals } from './reversals';
@@ -120,7 +120,7 @@ async function creditOne(trx: Knex.Transaction, subscription: EndedSubscription)
     const credited = await invoiceThatBilled(trx, subscription.id, new Date(periodStart));
     // Rolls the marks back: the reversals stay owed, for the next pass, rather than credited by nothing.
     if (!credited) throw new CreditNotYetPossible(`no invoice of subscription ${subscription.id} billed the usage of ${periodStart}`);
-    issued.push(await insertCreditNote(trx, credited, periodLines, formatMoney(amount, credited.currency), `${key}:${periodStart}`));
+    issued.push(await insertReversalCreditNote(trx, credited, periodLines, formatMoney(amount, credited.currency), `${key}:${periodStart}`));
   }
   return issued;
 }
@@ -136,26 +136,10 @@ async function invoiceThatBilled(trx: Knex.Transaction, subscriptionId: string, 
     .first('i.*');
 }
 
-async function insertCreditNote(trx: Knex.Transaction, invoice: InvoiceRow, lines: readonly DraftInvoiceLine[], amount: string, idempotencyKey: string): Promise<IssuedReversalCreditNote> {
+async function insertReversalCreditNote(trx: Knex.Transaction, invoice: InvoiceRow, lines: readonly DraftInvoiceLine[], amount: string, idempotencyKey: string): Promise<IssuedReversalCreditNote> {
   const reason = 'outcomes reversed after the subscription ended';
-  const number = await nextInvoiceNumber(trx, CREDIT_NOTE_SERIES);
-  const [creditNote] = await trx<CreditNoteRow>('invoices')
-    .insert({
-      number,
-      customer_id: invoice.customer_id,
-      subscription_id: invoice.subscription_id,
-      kind: CREDIT_NOTE_KIND,
-      status: 'open', // as a refund's credit note: paid once refunded, void if the gateway refuses
-      currency: invoice.currency,
-      period_start: invoice.period_start,
-      period_end: invoice.period_end,
-      total: amount,
-      finalized_at: trx.fn.now() as unknown as Date,
-      credited_invoice_id: invoice.id,
-      idempotency_key: idempotencyKey,
-      reason,
-    })
-    .returning('*');
+  const creditNote = await insertCreditNote(trx, invoice, { total: amount, idempotencyKey, reason });
+  const number = creditNote.number;
   // Credit notes carry positive amounts; each line keeps the original's period, so margins subtract it there.
   await trx('invoice_lines').insert(
     lines.map((line, position) => ({
@@ -190,13 +174,7 @@ async function insertCreditNote(trx: Knex.Transaction, invoice: InvoiceRow, line
     reason,
     details: { creditNoteId: creditNote.id, creditNoteNumber: number, amount, currency: invoice.currency, refundId: refund?.id ?? null },
   });
-  await enqueueOutboxEvent(trx, {
-    eventType: 'credit_note.issued',
-    aggregateType: 'invoice',
-    aggregateId: creditNote.id,
-    dedupeKey: `credit_note.issued:${creditNote.id}`,
-    payload: { creditNoteId: creditNote.id, creditNoteNumber: number, invoiceId: invoice.id, invoiceNumber: invoice.number, customerId: invoice.customer_id, amount, currency: invoice.currency, reason },
-  });
+  await enqueueCreditNoteIssued(trx, creditNote, invoice, amount);
   return { creditNote, ...(refund ? { refund } : {}) };
 }
 
