@@ -133,18 +133,34 @@ export async function finalizeInvoice(
   lines: readonly DraftInvoiceLine[],
   eventDetails: Record<string, unknown> = {},
 ): Promise<InvoiceRow> {
-  await insertInvoiceLines(trx, draft.id, lines);
   const total = invoiceTotal(lines, draft.currency);
   const event = { invoiceId: draft.id, kind: draft.kind, total, currency: draft.currency, customerId: draft.customer_id, ...eventDetails };
-  const [finalized] = await trx<InvoiceRow>('invoices')
-    .where({ id: draft.id })
-    .update({
-      total,
-      finalization_seq: trx.raw("nextval('invoice_finalization_seq')") as unknown as string,
-      finalized_event: JSON.stringify(event),
-    } as Partial<InvoiceRow>)
-    .returning('*');
-  return finalized;
+  // Lines and the invoice in one statement (one round trip, no query builder): this runs once per invoice in the
+  // system. Timestamps go as ISO instants so Postgres reads them exactly as `new Date` does, whatever its time zone.
+  const rows = lines.map((line, position) => ({
+    position,
+    kind: line.kind,
+    description: line.description,
+    metric_code: line.metricCode,
+    quantity: line.quantity,
+    amount: line.amount,
+    period_start: new Date(line.periodStart).toISOString(),
+    period_end: new Date(line.periodEnd).toISOString(),
+    breakdown: line.breakdown,
+  }));
+  const result = await trx.raw<{ rows: InvoiceRow[] }>(
+    `WITH new_lines AS (
+       INSERT INTO invoice_lines (invoice_id, position, kind, description, metric_code, quantity, amount, period_start, period_end, breakdown)
+       SELECT :invoiceId, line.position, line.kind, line.description, line.metric_code, line.quantity, line.amount, line.period_start, line.period_end, line.breakdown
+         FROM jsonb_to_recordset(:lines::jsonb) AS line(position integer, kind text, description text, metric_code text, quantity numeric,
+                                                       amount numeric, period_start timestamptz, period_end timestamptz, breakdown jsonb)
+     )
+     UPDATE invoices SET total = :total, finalization_seq = nextval('invoice_finalization_seq'), finalized_event = :event::jsonb
+      WHERE id = :invoiceId
+      RETURNING *`,
+    { invoiceId: draft.id, lines: JSON.stringify(rows), total, event: JSON.stringify(event) },
+  );
+  return result.rows[0];
 }
 
 /** Finalized (content frozen, in the numbering queue) but not numbered yet: not an issued invoice. */
