@@ -22,11 +22,10 @@
  *                                            closeUsagePeriod, createPeriodInvoice, chargeInvoice) called directly
  *                                            for min(N, 2,000) other subscriptions, same data, pool size and
  *                                            concurrency, no Temporal (`billing.run.<size>.direct_db`)
- *   billing.history_events_per_period.<size> events in the history of the run that covers period 1: 200 of the
- *                                            measured runs read after the close, plus the 5 events the period's end
- *                                            adds (timer fired, a workflow task, continued-as-new); with
- *                                            BENCH_BILLING_HISTORY_SAMPLE=1 also `.whole_runs`, 20 subscriptions on a
- *                                            short interval whose period 1 starts at T, read once it has ended
+ *   billing.history_events_per_period.<size> period 1's share of history in 200 of the measured runs after the
+ *                                            close: from period 0's boundary timer firing to period 1's boundary
+ *                                            timer started (a continued-as-new run: its history plus the previous
+ *                                            run's tail)
  *   billing.worker_rss_mb.<size>             peak RSS (VmHWM) of the worker process, start to end of the close
  *                                            (SDK-default sticky cache: about 2,300 workflows on a 4 GB heap)
  *
@@ -39,7 +38,6 @@
  * temp SQLite file instead of memory); BENCH_BILLING_WORKER_PROFILE=<folder> (V8 CPU profile of the worker).
  */
 import { Client, Connection } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { ChildProcess, fork } from 'node:child_process';
@@ -60,7 +58,6 @@ import {
   insertPlanFixtures,
   insertSubscriptionFixtures,
   paidPeriodInvoiceTimes,
-  setPlanBillingInterval,
   setSubscriptionsStartAt,
 } from '../store/bulk-fixtures';
 import { createDatabase, Database } from '../store/database';
@@ -68,7 +65,7 @@ import { startThrowawayDatabase } from '../store/throwaway-database';
 import type { PlanRow } from '../store/catalog';
 import { insertUsageEvents, NewUsageEvent } from '../store/usage';
 import { WORKFLOWS_PATH } from '../worker/create-worker';
-import { PERIOD_OPENS_IN_ONE_STEP } from '../workflows/subscription/period-opening-patch';
+import { PERIOD_OPENS_IN_ONE_STEP, PERIODS_SHARE_A_RUN } from '../workflows/subscription/patch-ids';
 import {
   SEARCH_ATTRIBUTE_REGISTRATIONS,
   SEARCH_ATTRIBUTES,
@@ -81,7 +78,6 @@ import { describeTreeCpu, describeTreeCpuPer, sampleTreeCpu } from './process-cp
 import { countSql, describeSqlPer, SqlCounts } from './sql-count';
 import { Benchmark, BenchResult, machineBusy, percentile, progress, sampleMachineCpu } from './report';
 
-const HISTORY_SAMPLE = 20;
 /** Measured runs whose histories are checked for workflow-task timeouts after the close. */
 const TIMEOUT_SAMPLE = 200;
 const SIZES = parseSizes(process.env.BENCH_BILLING_SIZES ?? '1000,10000');
@@ -124,30 +120,6 @@ function workerTuning(): WorkerTuning {
 function billingInterval(): string {
   return process.env.BENCH_BILLING_INTERVAL ?? 'PT1H';
 }
-
-/**
- * The history sample's plan: the same charges on a short interval, so the run that covers its period 1 (from T)
- * ends soon after the close and its whole history can be read, instead of an hour later. Its length is set
- * once period 0 is through: 1.6 x as long as period 0 took (the close takes about as long, up to 1.4 x with a
- * cold sticky cache) plus 30 s, so the sample's period 1 does not end before its close is done (a run still
- * closing when its period ends waits with a 1 ms timer that the SDK guards with an internal patch: 7 events
- * that a real, month-long period never has).
- */
-function sampleIntervalSeconds(size: number, probedStartsPerSecond: number): number {
-  // A close ran at about a tenth of the probed bare start rate here, quiet or loaded; 1.6 x that, plus 30 s.
-  return envInt('BENCH_BILLING_SAMPLE_S', Math.ceil(30 + (16 * size) / probedStartsPerSecond));
-}
-
-/**
- * The whole-run history sample waits for its period 1 to end, minutes after the close: opt-in, to check the
- * boundary tail that `billing.history_events_per_period` adds to the measured runs.
- */
-function takesHistorySample(): boolean {
-  return process.env.BENCH_BILLING_HISTORY_SAMPLE === '1';
-}
-
-/** TimerFired, WorkflowTaskScheduled, WorkflowTaskStarted, WorkflowTaskCompleted, WorkflowExecutionContinuedAsNew. */
-const BOUNDARY_TAIL_EVENTS = 5;
 
 /**
  * Seconds from the end of seeding to T: starting N workflows (a timer each, no invoice) and their first tasks fit
@@ -204,7 +176,7 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     const catalog = await seedCatalog(stack.db, billingInterval());
     const seededAt = Date.now();
     const cohorts = await seedSubscriptions(stack.db, catalog, size);
-    progress(`  seeded ${size + floorSize(size) + HISTORY_SAMPLE} customers and subscriptions in ${((Date.now() - seededAt) / 1000).toFixed(1)} s`);
+    progress(`  seeded ${size + floorSize(size)} customers and subscriptions in ${((Date.now() - seededAt) / 1000).toFixed(1)} s`);
 
     // The floor's subscriptions: their period 0 ends now. Its opening invoice is not written for them: nothing in
     // closing a period reads it, and writing it would cost the run minutes at 10k.
@@ -247,15 +219,6 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
         `${setupStats.cachedWorkflows} cached; ${((periodEnd.getTime() - Date.now()) / 1000).toFixed(1)} s to spare before T`,
     );
 
-    // The history sample: period 1 from T, as long as the close is expected to take and then some.
-    const sampleSeconds = sampleIntervalSeconds(size, startRate);
-    const samplePlan = await setPlanBillingInterval(stack.db, catalog.samplePlan.id, `PT${sampleSeconds}S`);
-    const samplePeriodStart = new Date(periodEnd.getTime() - sampleSeconds * 1000);
-    const samplePeriodEnd = new Date(periodEnd.getTime() + sampleSeconds * 1000);
-    await setSubscriptionsStartAt(stack.db, cohorts.sample.ids, samplePeriodStart);
-    await insertEvents(stack.db, cohorts.sample.customerIds, samplePeriodStart, periodEnd);
-    if (takesHistorySample()) await startWorkflows(stack, samplePlan, cohorts.sample, samplePeriodStart);
-
     // The workflows sleep until T: the floor runs meanwhile, stopping 5 s before T (the rest runs after the close).
     const floorDone = await floor.runSlice(periodEnd.getTime() - 5_000);
     if (floorDone > 0) progress(`  floor: ${floorDone} periods closed directly before T`);
@@ -289,7 +252,7 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     const periodOneRuns = await describeTaskTimeouts(stack.temporal, cohorts.measured.ids.slice(0, TIMEOUT_SAMPLE));
     progress(`  ${periodOneRuns.text}`);
 
-    // -- The rest of the floor, then the history sample (once its period 1 has ended). ---------------------------
+    // -- The rest of the floor. ------------------------------------------------------------------------------------
     if (floor.remaining > 0) await floor.runSlice();
     const floorResult = await floor.result();
     progress(`  floor (direct calls, concurrency ${DIRECT_CONCURRENCY}, pool ${POOL_MAX}): ${floorSize(size)} periods in ${floorResult.seconds.toFixed(2)} s: ${floorResult.rate.toFixed(1)}/s; ${floorResult.cpu}`);
@@ -307,28 +270,8 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
       { name: `billing.worker_kb_per_cached_workflow.${label}`, value: ((workerAtEnd.rssMb - worker.ready.rssMb) * 1024) / Math.max(1, workerAtEnd.cachedWorkflows), unit: 'KB' },
     ];
     progress(`  worker: ${workerAtEnd.cachedWorkflows} workflows cached, RSS ${workerAtEnd.rssMb.toFixed(0)} MB (${worker.ready.rssMb.toFixed(0)} MB before any workflow)`);
-    // The measured runs of period 1, read after the close (200 of them), plus what the period's end adds to every
-    // run, fixed by the code: the boundary timer fires, one workflow task, continued-as-new (5 events). Waiting for a
-    // short-interval sample to end instead cost minutes per size; BENCH_BILLING_HISTORY_SAMPLE=1 still runs it.
-    results.push({ name: `billing.history_events_per_period.${label}`, value: periodOneRuns.meanEvents + BOUNDARY_TAIL_EVENTS, unit: 'events' });
-    if (!takesHistorySample()) return results;
-
-    if (Date.now() < samplePeriodEnd.getTime()) progress(`  waiting ${((samplePeriodEnd.getTime() - Date.now()) / 1000).toFixed(0)} s for the history sample's period 1 to end`);
-    const histories = await Promise.all(cohorts.sample.ids.map((id) => periodRunHistory(stack.temporal, subscriptionWorkflowId(id), 1)));
-    const overdue = histories.filter((events) => events.some((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch')).length;
-    if (overdue > 0) progress(`  WARNING: ${overdue} sample runs were still closing when their period ended (the sample's interval was too short): their histories are longer than a real period's`);
-    // A run still closing when its period ended carries the SDK's patch for a zero timeout (marker + upsert): not
-    // what a real period costs, so the mean leaves such runs out when any others are left.
-    const onTime = histories.filter((events) => !events.some((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch'));
-    const historyLengths = (onTime.length > 0 ? onTime : histories).map((events) => events.length);
-    const meanHistory = historyLengths.reduce((sum, length) => sum + length, 0) / historyLengths.length;
-    progress(`  history of the run covering period 1: ${meanHistory.toFixed(1)} events on average (min ${Math.min(...historyLengths)}, max ${Math.max(...historyLengths)}, ${historyLengths.length} runs)`);
-    const longest = (onTime.length > 0 ? onTime : histories)[historyLengths.indexOf(Math.max(...historyLengths))];
-    progress(`    the longest: ${describeEventTypes(longest)}`);
-    // BENCH_BILLING_DUMP_HISTORY=<file>: the longest sample history as JSON, to see what made it longer.
-    if (process.env.BENCH_BILLING_DUMP_HISTORY) writeFileSync(process.env.BENCH_BILLING_DUMP_HISTORY, JSON.stringify(longest, null, 1));
-
-    return [...results, { name: `billing.history_events_per_period.${label}.whole_runs`, value: meanHistory, unit: 'events' }];
+    results.push({ name: `billing.history_events_per_period.${label}`, value: periodOneRuns.meanEvents, unit: 'events' });
+    return results;
   } finally {
     await worker?.stop().catch((error: unknown) => progress(`worker stop failed: ${String(error)}`));
     await floor?.destroy();
@@ -441,7 +384,6 @@ function temporalStateFolder(cleanups: (() => Promise<void>)[]): string {
 
 interface Catalog {
   readonly plan: PlanRow;
-  readonly samplePlan: PlanRow;
 }
 
 async function seedCatalog(db: Database, interval: string): Promise<Catalog> {
@@ -469,8 +411,8 @@ async function seedCatalog(db: Database, interval: string): Promise<Catalog> {
       ],
       settings: { usageGracePeriod: 'PT1S', creditBucket: '1.00' },
   });
-  const [plan, samplePlan] = await insertPlanFixtures(db, [planRow('bench-metered', interval), planRow('bench-metered-sample', 'PT1M')]); // the sample's is set later
-  return { plan, samplePlan };
+  const [plan] = await insertPlanFixtures(db, [planRow('bench-metered', interval)]);
+  return { plan };
 }
 
 interface Cohort {
@@ -483,15 +425,12 @@ interface Cohorts {
   readonly measured: Cohort;
   /** N subscriptions driven by direct activity calls: the floor. */
   readonly direct: Cohort;
-  /** A few workflow-driven subscriptions on the short-interval plan: the history sample. */
-  readonly sample: Cohort;
 }
 
 async function seedSubscriptions(db: Database, catalog: Catalog, size: number): Promise<Cohorts> {
-  const cohorts: Cohorts = { measured: { ids: [], customerIds: [] }, direct: { ids: [], customerIds: [] }, sample: { ids: [], customerIds: [] } };
-  const plans = { measured: catalog.plan, direct: catalog.plan, sample: catalog.samplePlan };
-  const sizes = { measured: size, direct: floorSize(size), sample: HISTORY_SAMPLE };
-  for (const name of ['measured', 'direct', 'sample'] as const) {
+  const cohorts: Cohorts = { measured: { ids: [], customerIds: [] }, direct: { ids: [], customerIds: [] } };
+  const sizes = { measured: size, direct: floorSize(size) };
+  for (const name of ['measured', 'direct'] as const) {
     for (let offset = 0; offset < sizes[name]; offset += 1_000) {
       const count = Math.min(1_000, sizes[name] - offset);
       const customers = await insertCustomerFixtures(
@@ -508,7 +447,7 @@ async function seedSubscriptions(db: Database, catalog: Catalog, size: number): 
         return {
           id,
           customer_id: customerId,
-          plan_id: plans[name].id,
+          plan_id: catalog.plan.id,
           status: name === 'direct' ? 'scheduled' : 'active', // the workflow-driven ones start as imported, active
           workflow_id: name === 'direct' ? `direct:${id}` : subscriptionWorkflowId(id),
           start_at: new Date(), // set to the cohort's start once T is chosen
@@ -569,8 +508,8 @@ async function startWorkflows(stack: BillingStack, plan: PlanRow, cohort: Cohort
           discount: null,
           timeline: [],
           cheaperPeriodStep: true,
-          // As a subscription carried from a run on this code: the one-step opening's patch was taken once, earlier.
-          patches: [PERIOD_OPENS_IN_ONE_STEP],
+          // As a subscription carried from a run on this code: its patches were taken once, earlier.
+          patches: [PERIOD_OPENS_IN_ONE_STEP, PERIODS_SHARE_A_RUN],
         },
       };
       await stack.temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {
@@ -692,39 +631,6 @@ class DirectFloor {
   }
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// History of the run that covers period 1
-// ---------------------------------------------------------------------------------------------------------------
-
-/**
- * Events in the history of the run that bills period `periodIndex`, once that run has ended (continued as new):
- * waits for a later run, then walks the continue-as-new chain back to it.
- */
-async function periodRunHistory(client: Client, workflowId: string, periodIndex: number): Promise<temporal.api.history.v1.IHistoryEvent[]> {
-  const runPeriod = (history: temporal.api.history.v1.IHistory): number => {
-    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-    const [input] = (started?.input?.payloads ?? []).map((payload) => defaultPayloadConverter.fromPayload<SubscriptionWorkflowInput>(payload));
-    return input?.carried?.periodIndex ?? 0;
-  };
-  const latest = await waitFor(
-    async () => {
-      const history = await client.workflow.getHandle(workflowId).fetchHistory();
-      return runPeriod(history) > periodIndex ? history : undefined;
-    },
-    5 * 60_000,
-    1_000,
-  );
-  if (!latest) throw new Error(`${workflowId} did not move past period ${periodIndex} within 5 minutes`);
-  let history = latest;
-  for (let guard = 0; runPeriod(history) > periodIndex && guard < 10; guard += 1) {
-    const previousRunId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
-    if (!previousRunId) throw new Error(`${workflowId}: no run before period ${runPeriod(history)}`);
-    history = await client.workflow.getHandle(workflowId, previousRunId).fetchHistory();
-  }
-  if (runPeriod(history) !== periodIndex) throw new Error(`${workflowId}: no run bills period ${periodIndex}`);
-  return history.events ?? [];
-}
-
 /**
  * How many of a sample of the measured runs had a workflow task time out during the close (their run for
  * period 1, open and waiting for its end): a sticky task left waiting past stickyQueueScheduleToStartTimeout
@@ -738,19 +644,25 @@ async function describeTaskTimeouts(client: Client, subscriptionIds: readonly st
     const history = await client.workflow.getHandle(subscriptionWorkflowId(id)).fetchHistory();
     const timeouts = history.events?.filter((event) => event.workflowTaskTimedOutEventAttributes).length ?? 0;
     if (timeouts > 0) timedOut += 1;
-    events += history.events?.length ?? 0;
+    const periodEvents = await eventsSinceTheBoundary(client, subscriptionWorkflowId(id), history.events ?? []);
+    events += periodEvents; // after the await: `events += await ...` would add to a stale total
   });
   const meanEvents = events / subscriptionIds.length;
-  return { text: `${timedOut} of ${subscriptionIds.length} sampled period-1 runs had a workflow task time out; ${meanEvents.toFixed(1)} events each so far (waiting for the period end)`, meanEvents };
+  return { text: `${timedOut} of ${subscriptionIds.length} sampled runs had a workflow task time out; ${meanEvents.toFixed(1)} events each since period 0's end (waiting for period 1's)`, meanEvents };
 }
 
-/** The event types of a history, in order, for the progress log. */
-function describeEventTypes(events: readonly temporal.api.history.v1.IHistoryEvent[]): string {
-  const names = events.map((event) => {
-    const key = Object.keys(event).find((field) => field.endsWith('EventAttributes') && event[field as keyof typeof event]);
-    return key ? key.replace(/EventAttributes$/, '').replace(/^./, (first) => first.toUpperCase()) : String(event.eventType);
-  });
-  return names.join(', ');
+/**
+ * Period 1's share of history: from period 0's boundary timer firing to period 1's boundary timer started. In the
+ * run the bench started (inside period 0, one timer), everything from its first TimerFired; in a run continued as
+ * new at T, its whole history plus the previous run's from its last TimerFired (the firing, a workflow task,
+ * continued-as-new).
+ */
+async function eventsSinceTheBoundary(client: Client, workflowId: string, events: readonly temporal.api.history.v1.IHistoryEvent[]): Promise<number> {
+  const previousRunId = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+  if (!previousRunId) return events.length - Math.max(0, events.findIndex((event) => event.timerFiredEventAttributes));
+  const previous = (await client.workflow.getHandle(workflowId, previousRunId).fetchHistory()).events ?? [];
+  const lastFired = previous.map((event) => Boolean(event.timerFiredEventAttributes)).lastIndexOf(true);
+  return events.length + previous.length - lastFired;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -847,8 +759,8 @@ function sizeLabel(size: number): string {
 
 function parseSizes(text: string): number[] {
   const sizes = text.split(',').map((part) => Number(part.trim()));
-  if (sizes.length === 0 || sizes.some((size) => !Number.isSafeInteger(size) || size < HISTORY_SAMPLE)) {
-    throw new Error(`BENCH_BILLING_SIZES must be a comma-separated list of integers >= ${HISTORY_SAMPLE}, got ${text}`);
+  if (sizes.length === 0 || sizes.some((size) => !Number.isSafeInteger(size) || size < 1)) {
+    throw new Error(`BENCH_BILLING_SIZES must be a comma-separated list of positive integers, got ${text}`);
   }
   return sizes;
 }

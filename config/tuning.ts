@@ -18,6 +18,8 @@ export interface WorkerTuning {
   readonly maxConcurrentLocalActivityExecutions?: number;
   readonly maxConcurrentWorkflowTaskPolls?: number;
   readonly maxConcurrentActivityTaskPolls?: number;
+  /** Milliseconds a workflow task may wait on this worker's sticky queue (worker/create-worker.ts has the default). */
+  readonly stickyQueueScheduleToStartTimeout?: number;
   /** A resource-based tuner (slots follow memory and CPU use) instead of fixed slot counts. */
   readonly tuner?: { readonly tunerOptions: { readonly targetMemoryUsage: number; readonly targetCpuUsage: number } };
 }
@@ -47,6 +49,7 @@ export function workerTuningFromEnv(env: Env = process.env): WorkerTuning {
     maxCachedWorkflows: nonNegativeInteger(env, 'WORKER_MAX_CACHED_WORKFLOWS'),
     maxConcurrentWorkflowTaskPolls: positiveInteger(env, 'WORKER_WORKFLOW_TASK_POLLERS'),
     maxConcurrentActivityTaskPolls: positiveInteger(env, 'WORKER_ACTIVITY_TASK_POLLERS'),
+    stickyQueueScheduleToStartTimeout: secondsAsMs(positiveInteger(env, 'WORKER_STICKY_QUEUE_TIMEOUT_S')),
   };
   if (targetMemory !== undefined || targetCpu !== undefined) {
     // The SDK refuses a tuner together with fixed slot counts; say so before it does, in our variables' names.
@@ -72,6 +75,7 @@ function integer(env: Env, name: string, min: number): number | undefined {
 }
 
 const positiveInteger = (env: Env, name: string): number | undefined => integer(env, name, 1);
+const secondsAsMs = (seconds: number | undefined): number | undefined => (seconds === undefined ? undefined : seconds * 1000);
 const nonNegativeInteger = (env: Env, name: string): number | undefined => integer(env, name, 0);
 
 function fraction(env: Env, name: string): number | undefined {

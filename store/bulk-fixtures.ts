@@ -57,15 +57,6 @@ export async function copyCatalog(db: Knex, catalog: CatalogCopy): Promise<void>
   });
 }
 
-/**
- * Benchmarks only: gives a plan version another billing interval. Plan versions are immutable everywhere else;
- * the billing benchmark picks its sample's interval once it has measured how long a close takes.
- */
-export async function setPlanBillingInterval(db: Db, planId: string, billingInterval: string): Promise<PlanRow> {
-  const [plan] = await db<PlanRow>('plans').where({ id: planId }).update({ billing_interval: billingInterval }).returning('*');
-  return plan;
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Customers, subscriptions, closed usage periods
 

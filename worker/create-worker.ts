@@ -21,11 +21,21 @@ export interface BillingWorkerOptions {
     | 'maxConcurrentLocalActivityExecutions'
     | 'maxConcurrentWorkflowTaskPolls'
     | 'maxConcurrentActivityTaskPolls'
+    | 'stickyQueueScheduleToStartTimeout'
     | 'tuner'
   >;
 }
 
 export const WORKFLOWS_PATH = require.resolve('../workflows');
+
+/**
+ * How long a workflow task may wait on this worker's sticky queue before the server moves it to the shared queue
+ * (SDK default 10 s). When many periods end at once, a worker's sticky queue holds more than 10 s of work; each
+ * task that times out costs the server a second dispatch, the run two more history events and a worker a replay
+ * (docs/benchmarks.md, "Two periods per run": 45-90 of 200 runs timed out at 1k). A minute still hands a crashed
+ * worker's workflows to the others within a minute. `WORKER_STICKY_QUEUE_TIMEOUT_S` sets it.
+ */
+export const STICKY_QUEUE_TIMEOUT_MS = 60_000;
 
 /** The billing worker: subscription workflows plus every activity, wired to Postgres and the sandbox gateway. */
 export async function createBillingWorker(options: BillingWorkerOptions): Promise<Worker> {
@@ -35,6 +45,7 @@ export async function createBillingWorker(options: BillingWorkerOptions): Promis
     taskQueue: options.taskQueue ?? TASK_QUEUE,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: createActivities({ db: options.db, gateway: new SandboxGateway(options.db) }),
+    stickyQueueScheduleToStartTimeout: STICKY_QUEUE_TIMEOUT_MS,
     ...options.tuning,
     ...(options.plugins?.length ? { plugins: options.plugins } : {}),
   });

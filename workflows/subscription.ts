@@ -3,8 +3,9 @@
  * trial, each billing period, usage close, invoicing, collection and dunning, plan changes, pause, cancellation,
  * retention and win-back. Activities do the I/O; domain/ computes the numbers.
  *
- * One run covers one billing period and ends with continue-as-new at the boundary, so history stays small and a
- * workflow code change reaches every subscription within one period. The steps live in ./subscription/: the run's
+ * A run covers one or two billing periods, then continues as new at a boundary, so history stays small and a
+ * workflow code change reaches every subscription within two periods (./subscription/state.ts
+ * `nextPeriodInThisRun` says why two). The steps live in ./subscription/: the run's
  * state, the period step, collection and dunning, lifecycle updates, and offers.
  */
 import { allHandlersFinished, condition, setHandler, workflowInfo } from '@temporalio/workflow';
@@ -15,7 +16,7 @@ import { endSubscription, handleCancellation, handlePauses, handlePlanChanges, r
 import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from './subscription/offers';
 import { periodNumber, showOpsDetails } from './subscription/ops-view';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
-import { carriedState, continueToNextPeriod, msUntil, nowIso, periodOf, snapshot, startRun, SubscriptionRun } from './subscription/state';
+import { carriedState, continueToNextPeriod, msUntil, nextPeriodInThisRun, nowIso, periodOf, rollOver, snapshot, startRun, SubscriptionRun } from './subscription/state';
 import { checkThresholds, handleThresholdSignals } from './subscription/thresholds';
 import { afterRunningHandlers } from './subscription/turns';
 
@@ -26,11 +27,33 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
 
   if (!input.carried && !(await waitForFirstPeriod(run))) return endSubscription(run, run.cancelNow!, null, null);
 
-  // Period n: close n-1's usage after its grace window, invoice (n's fees + n-1's usage), collect.
-  placePeriod(run);
-  if (!run.periodOpened) await openPeriod(run);
+  for (;;) {
+    // Period n: close n-1's usage after its grace window, invoice (n's fees + n-1's usage), collect.
+    placePeriod(run);
+    showOpsDetails(run);
+    if (!run.periodOpened) await openPeriod(run);
 
-  // Wait for the boundary, serving whatever the customer asks for in between.
+    const ended = await serveUntilPeriodEnd(run);
+    if (ended) return ended;
+
+    await condition(allHandlersFinished);
+    const periodEnd = periodOf(run).end;
+    const boundaryReached = Date.now() >= periodEnd.getTime();
+    if (boundaryReached && run.pendingCancellation) return endSubscription(run, run.pendingCancellation, openUsageUntil(run, periodEnd), null);
+    const carried = carriedState(run, boundaryReached);
+    // The next period in this run or in a fresh one (./state.ts `nextPeriodInThisRun`; a suggested restart within
+    // the period always takes a fresh one). Never from inside a handler.
+    if (!boundaryReached || !nextPeriodInThisRun(run, carried.periodIndex)) return continueToNextPeriod(run, carried);
+    rollOver(run, carried);
+  }
+}
+
+/**
+ * Waits for the period's end, serving whatever the customer asks for in between (dunning, pause, offers, spending
+ * and threshold checks). Returns the final state when the subscription ended, null at the period's end (or when
+ * the server suggests a fresh run).
+ */
+async function serveUntilPeriodEnd(run: SubscriptionRun): Promise<SubscriptionState | null> {
   for (;;) {
     if (run.unpaidInvoice && !run.cancelNow) {
       if ((await runDunning(run)) === 'given_up') {
@@ -66,15 +89,8 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
       await expireRetentionOffer(run, expired);
       continue;
     }
-    if (Date.now() >= periodOf(run).end.getTime() || workflowInfo().continueAsNewSuggested) break;
+    if (Date.now() >= periodOf(run).end.getTime() || workflowInfo().continueAsNewSuggested) return null;
   }
-
-  await condition(allHandlersFinished);
-  const periodEnd = periodOf(run).end;
-  const boundaryReached = Date.now() >= periodEnd.getTime();
-  if (boundaryReached && run.pendingCancellation) return endSubscription(run, run.pendingCancellation, openUsageUntil(run, periodEnd), null);
-  // Period boundary (or a suggested restart within the period): a fresh run. Never from inside a handler.
-  return continueToNextPeriod(run, carriedState(run, boundaryReached));
 }
 
 /** Whether the main loop must stop waiting for the period's end: something a handler did needs its attention. */

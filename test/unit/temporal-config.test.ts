@@ -76,6 +76,7 @@ describe('tuning', () => {
       WORKER_LOCAL_ACTIVITY_SLOTS: '30',
       WORKER_WORKFLOW_TASK_POLLERS: '20',
       WORKER_ACTIVITY_TASK_POLLERS: '10',
+      WORKER_STICKY_QUEUE_TIMEOUT_S: '30',
       DATABASE_POOL_MAX: '25',
       METERLOOP_TASK_QUEUE: 'billing-eu',
     };
@@ -86,6 +87,7 @@ describe('tuning', () => {
       maxConcurrentLocalActivityExecutions: 30,
       maxConcurrentWorkflowTaskPolls: 20,
       maxConcurrentActivityTaskPolls: 10,
+      stickyQueueScheduleToStartTimeout: 30_000,
     });
     expect(databasePoolMax(env)).toBe(25);
     expect(billingTaskQueue(env)).toBe('billing-eu');
@@ -100,6 +102,7 @@ describe('tuning', () => {
     [{ WORKER_WORKFLOW_TASK_SLOTS: 'many' }, /WORKER_WORKFLOW_TASK_SLOTS must be an integer of at least 1, got "many"/],
     [{ WORKER_ACTIVITY_TASK_SLOTS: '0' }, /WORKER_ACTIVITY_TASK_SLOTS must be an integer of at least 1/],
     [{ WORKER_MAX_CACHED_WORKFLOWS: '-1' }, /WORKER_MAX_CACHED_WORKFLOWS must be an integer of at least 0/],
+    [{ WORKER_STICKY_QUEUE_TIMEOUT_S: '0' }, /WORKER_STICKY_QUEUE_TIMEOUT_S must be an integer of at least 1/],
     [{ WORKER_TUNER_TARGET_MEMORY: '80' }, /WORKER_TUNER_TARGET_MEMORY must be a fraction/],
     [{ WORKER_TUNER_TARGET_MEMORY: '0.8' }, /needs both WORKER_TUNER_TARGET_MEMORY and WORKER_TUNER_TARGET_CPU/],
     [{ WORKER_TUNER_TARGET_MEMORY: '0.8', WORKER_TUNER_TARGET_CPU: '0.8', WORKER_WORKFLOW_TASK_SLOTS: '10' }, /exclude each other/],

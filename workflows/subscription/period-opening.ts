@@ -8,7 +8,7 @@ import type { PeriodBounds } from '../../domain/invoice';
 import { local } from '../activity-stubs';
 import { collect } from './collection';
 import { deterministicFailureOf } from './deterministic';
-import { PERIOD_OPENS_IN_ONE_STEP } from './period-opening-patch';
+import { PERIOD_OPENS_IN_ONE_STEP } from './patch-ids';
 import { note, patchTaken, SubscriptionRun } from './state';
 
 export { PERIOD_OPENS_IN_ONE_STEP };

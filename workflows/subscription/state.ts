@@ -7,6 +7,7 @@ import type { PeriodInvoiceSummary, SubscriptionStatus } from '../../contract/su
 import type { PeriodBounds } from '../../domain/invoice';
 import { addIntervals, BillingInterval, BillingPeriod, billingPeriod, parseInterval } from '../../domain/periods';
 import { SEARCH_ATTRIBUTES } from '../definitions';
+import { PERIODS_SHARE_A_RUN } from './patch-ids';
 import type {
   ActiveDiscount,
   AttentionState,
@@ -210,6 +211,47 @@ export function continueToNextPeriod(run: SubscriptionRun, carried: CarriedState
   const next = billingPeriod(new Date(carried.billingAnchor), parseInterval(run.plan.billingInterval), carried.periodIndex);
   const typedSearchAttributes = workflowInfo().typedSearchAttributes.updateCopy([{ key: SEARCH_ATTRIBUTES.periodEnd, value: next.end }]);
   return makeContinueAsNewFunc<SubscriptionWorkflowFunction>({ typedSearchAttributes })({ ...run.input, plan: run.plan, carried });
+}
+
+/**
+ * Periods share a run (docs/benchmarks.md, "Two periods per run"): a run covers at most two periods, then continues
+ * as new at a boundary. A continue-as-new costs the server a run close and a run start (a new visibility row) and
+ * the worker a fresh workflow instance and one more workflow task, every period; a longer run costs a longer replay
+ * whenever the worker has evicted it before a boundary (a monthly subscription usually is), about as much per
+ * replayed period as the period cost live. Two periods per run costs at most one replayed period, which is about
+ * what the continue-as-new it saves costs, so evicted runs pay no more than with a run per period and cached ones
+ * pay half the continue-as-new cost. Which boundaries change runs alternates with the period and a parity of the
+ * subscription id, so in a calendar-billing burst half the subscriptions change runs, not all of them at once.
+ */
+export const HISTORY_BUDGET = 150;
+
+/**
+ * Whether the period that starts now opens in this run. Deterministic on replay: the period index and id are
+ * state, the history length and the server's suggestion those of the workflow task being (re)played. Histories
+ * recorded before continued as new at every boundary and replay so (patched).
+ */
+export function nextPeriodInThisRun(run: SubscriptionRun, nextPeriodIndex: number): boolean {
+  const info = workflowInfo();
+  if (info.continueAsNewSuggested || info.historyLength >= HISTORY_BUDGET) return false;
+  if (continuesAsNewAt(run.input.subscriptionId, nextPeriodIndex)) return false;
+  return patchTaken(run, PERIODS_SHARE_A_RUN);
+}
+
+/** Whether the subscription changes runs at the boundary into period `nextPeriodIndex`: every other boundary, by id. */
+export function continuesAsNewAt(subscriptionId: string, nextPeriodIndex: number): boolean {
+  let parity = 0;
+  for (let index = 0; index < subscriptionId.length; index += 1) parity += subscriptionId.charCodeAt(index);
+  return (nextPeriodIndex + parity) % 2 === 0;
+}
+
+/**
+ * Turns the run into the one continue-as-new would have started with `carried`: same state, same plan and billing
+ * interval, the same run-only fields reset. Only the lifecycle-update turns survive (all handlers have finished, so
+ * their counters are equal; handlers registered on `run` keep reading this object).
+ */
+export function rollOver(run: SubscriptionRun, carried: CarriedState): void {
+  const { turns } = run;
+  Object.assign(run, startRun({ ...run.input, plan: run.plan, carried }), { turns });
 }
 
 /** The state the next run of the same subscription picks up from. */
