@@ -8,7 +8,7 @@ import { reversalCreditsFor } from './reversal-credits';
 import type { Charge } from '../domain/rating';
 import { findPlan, PlanRow } from '../store/catalog';
 import type { Database } from '../store/database';
-import { finalizeInvoice, findIssuedInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow, isAwaitingNumber } from '../store/invoices';
+import { finalizeInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow, issueFinalizedInvoice } from '../store/invoices';
 import { startSubscriptionPeriod } from '../store/subscription-billing';
 import { loadSubscriptionContext, SubscriptionContext } from '../store/subscriptions';
 import { inTransaction, Transaction } from '../store/transactions';
@@ -102,7 +102,7 @@ async function writeInvoiceOnce(
  * transaction commits (docs/scaling.md), so the workflow never sees, notes or charges an unnumbered invoice.
  */
 async function issuedSummary(db: Database, invoice: InvoiceRow): Promise<PeriodInvoiceSummary> {
-  return summarize(isAwaitingNumber(invoice) ? (await findIssuedInvoice(db, invoice.id))! : invoice);
+  return summarize(await issueFinalizedInvoice(db, invoice));
 }
 
 async function subscriptionContext(trx: Transaction, subscriptionId: string): Promise<SubscriptionContext> {

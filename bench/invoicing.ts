@@ -12,10 +12,11 @@ import type { DraftInvoiceLine } from '../domain/invoice';
 import { insertCustomerFixtures, insertPlanFixtures, insertSubscriptionFixtures } from '../store/bulk-fixtures';
 import type { Database } from '../store/database';
 import { countUnnumberedInvoices, finalizeInvoiceUnderCounterLock, truncateInvoices } from '../store/invoice-numbering-baseline';
-import { finalizeInvoice, findIssuedInvoice, insertDraftInvoice } from '../store/invoices';
+import { finalizeInvoice, insertDraftInvoice, issueFinalizedInvoice, numberingRunsStarted } from '../store/invoices';
 import { startSubscriptionPeriod } from '../store/subscription-billing';
 import { startThrowawayDatabase } from '../store/throwaway-database';
 import { inTransaction } from '../store/transactions';
+import { describeTreeCpu, describeTreeCpuPer, sampleTreeCpu } from './process-cpu';
 import { Benchmark, BenchResult, progress } from './report';
 
 const CONCURRENCY = [1, 10, 40] as const;
@@ -44,7 +45,7 @@ function linesOf(start: string, end: string): DraftInvoiceLine[] {
 /** The finalizing step of one period invoice, in the variant's design. */
 async function finalizeStep(db: Database, variant: Variant, subscription: Subscription, month: number): Promise<void> {
   const period = { start: monthStart(month), end: monthStart(month + 1) };
-  const invoiceId = await inTransaction(db, async (trx) => {
+  const finalized = await inTransaction(db, async (trx) => {
     const draft = await insertDraftInvoice(trx, {
       customerId: subscription.customer_id,
       subscriptionId: subscription.id,
@@ -55,18 +56,19 @@ async function finalizeStep(db: Database, variant: Variant, subscription: Subscr
     });
     if (!draft) throw new Error(`invoice for ${subscription.id} ${period.start} exists: the benchmark reuses a period`);
     const lines = linesOf(period.start, period.end);
-    if (variant === 'row_lock') await finalizeInvoiceUnderCounterLock(trx, draft, lines);
-    else await finalizeInvoice(trx, draft, lines);
+    const row = variant === 'row_lock' ? await finalizeInvoiceUnderCounterLock(trx, draft, lines) : await finalizeInvoice(trx, draft, lines);
     await startSubscriptionPeriod(trx, subscription.id, period);
-    return draft.id;
+    return row;
   });
-  // As the invoicing activities do: the invoice as issued, numbered by this caller or by a run it waited for.
-  if (variant === 'batched' && !(await findIssuedInvoice(db, invoiceId))?.number) throw new Error(`invoice ${invoiceId} has no number`);
+  // As the invoicing activities do: the invoice as issued, numbered by the run this caller joined (or an earlier one).
+  if (variant === 'batched' && !(await issueFinalizedInvoice(db, finalized)).number) throw new Error(`invoice ${finalized.id} has no number`);
 }
 
 /** Invoices per second of `callers` concurrent callers, each finalizing its own subscription's next periods. */
-async function phase(db: Database, variant: Variant, subscriptions: readonly Subscription[], callers: number): Promise<number> {
+async function phase(db: Database, variant: Variant, subscriptions: readonly Subscription[], callers: number): Promise<{ rate: number; runs: number; cpu: string }> {
   await truncateInvoices(db);
+  const runsBefore = numberingRunsStarted(db);
+  const cpuBefore = sampleTreeCpu();
   let finalized = 0;
   const startedAt = process.hrtime.bigint();
   const deadline = startedAt + BigInt(PHASE_SECONDS * 1e9);
@@ -79,8 +81,11 @@ async function phase(db: Database, variant: Variant, subscriptions: readonly Sub
     }),
   );
   const elapsed = Number(process.hrtime.bigint() - startedAt) / 1e9;
+  // Where the CPU went (this process, its Postgres): at 40 callers on 2 cores the step is CPU-bound.
+  const cpuAfter = sampleTreeCpu();
+  const cpu = `${describeTreeCpu(cpuBefore, cpuAfter, elapsed)}; ${describeTreeCpuPer(cpuBefore, cpuAfter, finalized, 'invoice')}`;
   if (variant === 'batched') await expectAllNumbered(db);
-  return finalized / elapsed;
+  return { rate: finalized / elapsed, runs: variant === 'batched' ? (numberingRunsStarted(db) - runsBefore) / finalized : 0, cpu };
 }
 
 /** Ours is only worth its figure if every invoice it finalized also got its number. */
@@ -116,10 +121,11 @@ export const invoicingFinalize: Benchmark = {
       for (let round = 0; round < ROUNDS; round += 1) {
         for (const callers of CONCURRENCY) {
           for (const variant of VARIANTS) {
-            const rate = await phase(db, variant, subscriptions, callers);
+            const { rate, runs, cpu } = await phase(db, variant, subscriptions, callers);
             const key = `${variant}.${callers}`;
             best.set(key, Math.max(best.get(key) ?? 0, rate));
-            progress(`  round ${round + 1}: ${variant} x${callers}: ${rate.toFixed(0)} invoices/s`);
+            const shared = variant === 'batched' ? ` (${runs.toFixed(2)} numbering runs per invoice)` : '';
+            progress(`  round ${round + 1}: ${variant} x${callers}: ${rate.toFixed(0)} invoices/s${shared}; ${cpu}`);
           }
         }
       }

@@ -47,6 +47,7 @@ import * as m0510 from './0510_index_wallet_ledger_entry_key_prefixes';
 import * as m0520 from './0520_reseed_usage_rollups';
 import * as m0530 from './0530_add_invoice_usage_thresholds';
 import * as m0540 from './0540_create_metric_cost_tables';
+import * as m0600 from './0600_create_issue_finalized_invoices_function';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -106,6 +107,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0520_reseed_usage_rollups', m0520],
   ['0530_add_invoice_usage_thresholds', m0530],
   ['0540_create_metric_cost_tables', m0540],
+  ['0600_create_issue_finalized_invoices_function', m0600],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { DraftInvoiceLine, invoiceTotal } from '../domain/invoice';
+import { NumberingRun, NumberingRuns } from './numbering-runs';
 
 type Db = Knex | Knex.Transaction;
 
@@ -132,18 +133,34 @@ export async function finalizeInvoice(
   lines: readonly DraftInvoiceLine[],
   eventDetails: Record<string, unknown> = {},
 ): Promise<InvoiceRow> {
-  await insertInvoiceLines(trx, draft.id, lines);
   const total = invoiceTotal(lines, draft.currency);
   const event = { invoiceId: draft.id, kind: draft.kind, total, currency: draft.currency, customerId: draft.customer_id, ...eventDetails };
-  const [finalized] = await trx<InvoiceRow>('invoices')
-    .where({ id: draft.id })
-    .update({
-      total,
-      finalization_seq: trx.raw("nextval('invoice_finalization_seq')") as unknown as string,
-      finalized_event: JSON.stringify(event),
-    } as Partial<InvoiceRow>)
-    .returning('*');
-  return finalized;
+  // Lines and the invoice in one statement (one round trip, no query builder): this runs once per invoice in the
+  // system. Timestamps go as ISO instants so Postgres reads them exactly as `new Date` does, whatever its time zone.
+  const rows = lines.map((line, position) => ({
+    position,
+    kind: line.kind,
+    description: line.description,
+    metric_code: line.metricCode,
+    quantity: line.quantity,
+    amount: line.amount,
+    period_start: new Date(line.periodStart).toISOString(),
+    period_end: new Date(line.periodEnd).toISOString(),
+    breakdown: line.breakdown,
+  }));
+  const result = await trx.raw<{ rows: InvoiceRow[] }>(
+    `WITH new_lines AS (
+       INSERT INTO invoice_lines (invoice_id, position, kind, description, metric_code, quantity, amount, period_start, period_end, breakdown)
+       SELECT :invoiceId, line.position, line.kind, line.description, line.metric_code, line.quantity, line.amount, line.period_start, line.period_end, line.breakdown
+         FROM jsonb_to_recordset(:lines::jsonb) AS line(position integer, kind text, description text, metric_code text, quantity numeric,
+                                                       amount numeric, period_start timestamptz, period_end timestamptz, breakdown jsonb)
+     )
+     UPDATE invoices SET total = :total, finalization_seq = nextval('invoice_finalization_seq'), finalized_event = :event::jsonb
+      WHERE id = :invoiceId
+      RETURNING *`,
+    { invoiceId: draft.id, lines: JSON.stringify(rows), total, event: JSON.stringify(event) },
+  );
+  return result.rows[0];
 }
 
 /** Finalized (content frozen, in the numbering queue) but not numbered yet: not an issued invoice. */
@@ -151,26 +168,71 @@ export function isAwaitingNumber(invoice: InvoiceRow): boolean {
   return invoice.number === null && invoice.finalization_seq !== null && invoice.finalization_seq !== undefined;
 }
 
-/** Most invoices one numbering transaction issues; the rest go to the next one (the caller loops). */
+/** Most invoices one numbering transaction issues; the rest go to the next one (the run loops). */
 const NUMBERING_BATCH = 1_000;
+
+/**
+ * One numbering run: calls the numbering step (migration 0600: lock, read the queue, move the counter, number,
+ * queue the events, one short transaction per call) until the queue is empty, and keeps what it numbered.
+ */
+async function runNumbering(db: Knex): Promise<NumberingRun> {
+  const issued = new Map<string, { number: string; finalizedAt: Date }>();
+  let numbered = 0;
+  for (;;) {
+    const result = await db.raw<{ rows: { issued_id: string; issued_number: string; issued_at: Date }[] }>(
+      'SELECT issued_id, issued_number, issued_at FROM issue_finalized_invoices(?, ?)',
+      [INVOICE_SERIES, NUMBERING_BATCH],
+    );
+    for (const row of result.rows) issued.set(row.issued_id, { number: row.issued_number, finalizedAt: row.issued_at });
+    numbered += result.rows.length;
+    if (result.rows.length < NUMBERING_BATCH) return { numbered, issued };
+  }
+}
+
+/** This process's numbering runs, per database (a test may hold several). */
+const numberingRuns = new WeakMap<Knex, NumberingRuns>();
+
+function numberingRunsOf(db: Knex): NumberingRuns {
+  let runs = numberingRuns.get(db);
+  if (!runs) {
+    runs = new NumberingRuns(() => runNumbering(db));
+    numberingRuns.set(db, runs);
+  }
+  return runs;
+}
+
+/** How many numbering transactions (runs) this process has started on `db`: callers share them (tests, benchmarks). */
+export function numberingRunsStarted(db: Knex): number {
+  return numberingRunsOf(db).runsStarted;
+}
 
 /**
  * The numbering step: gives every finalized, unnumbered invoice the next gap-free number of the series, in
  * `finalization_seq` order, marks it open and queues its `invoice.finalized` event. Run right after each
  * finalization commits, by the janitor and by whoever needs an issued invoice; any run numbers everyone's queue,
  * so a crash between finalization and numbering is repaired by the next run. Runs one at a time (an advisory
- * lock, held for this short transaction only, so waiters that find nothing left commit without a write).
- * Returns how many invoices it numbered. Call it outside any transaction: it must commit before it returns.
+ * lock, held for the short transaction only), and callers in one process share runs (store/numbering-runs.ts):
+ * returns how many invoices the run it joined numbered, once that run has committed. Call it outside any
+ * transaction.
  */
 export async function numberFinalizedInvoices(db: Knex): Promise<number> {
-  let numbered = 0;
-  for (;;) {
-    // One call, one short transaction (migration 0411): lock, read the queue, move the counter, number, queue events.
-    const result = await db.raw<{ rows: { numbered: number }[] }>('SELECT number_finalized_invoices(?, ?) AS numbered', [INVOICE_SERIES, NUMBERING_BATCH]);
-    const batch = result.rows[0].numbered;
-    numbered += batch;
-    if (batch < NUMBERING_BATCH) return numbered;
-  }
+  return (await numberingRunsOf(db).join()).numbered;
+}
+
+/**
+ * The invoice as issued, for a caller holding its row after the finalizing commit (or any committed read of it):
+ * when it still waits for its number, joins the next numbering run and takes the number from what that run
+ * issued; only when an earlier run (another worker's, the janitor's) numbered it is the row read again.
+ */
+export async function issueFinalizedInvoice(db: Knex, invoice: InvoiceRow): Promise<InvoiceRow> {
+  if (!isAwaitingNumber(invoice)) return invoice;
+  const run = await numberingRunsOf(db).join();
+  const issued = run.issued.get(invoice.id);
+  if (issued) return { ...invoice, number: issued.number, status: 'open', finalized_at: issued.finalizedAt };
+  // Numbered by an earlier run than ours (one that read the queue after our commit but before ours started).
+  const current = await findInvoice(db, invoice.id);
+  if (!current || isAwaitingNumber(current)) throw new Error(`invoice ${invoice.id} was not numbered by a run started after its finalization committed`);
+  return current;
 }
 
 /**
@@ -180,9 +242,7 @@ export async function numberFinalizedInvoices(db: Knex): Promise<number> {
  */
 export async function findIssuedInvoice(db: Knex, invoiceId: string): Promise<InvoiceRow | undefined> {
   const invoice = await findInvoice(db, invoiceId);
-  if (!invoice || !isAwaitingNumber(invoice)) return invoice;
-  await numberFinalizedInvoices(db);
-  return findInvoice(db, invoiceId);
+  return invoice && issueFinalizedInvoice(db, invoice);
 }
 
 export interface NewAdjustmentInvoice {

@@ -12,8 +12,8 @@ import type { PeriodInvoiceSummary } from '../../contract/subscription';
 import { SandboxGateway } from '../../payments/sandbox-gateway';
 import { insertCustomerFixtures, insertPlanFixtures, insertSubscriptionFixtures } from '../../store/bulk-fixtures';
 import type { Database } from '../../store/database';
-import { finalizeInvoice, insertDraftInvoice, InvoiceRow, listInvoiceLines, numberFinalizedInvoices } from '../../store/invoices';
-import { inTransaction } from '../../store/transactions';
+import { finalizeInvoice, insertDraftInvoice, InvoiceRow, issueFinalizedInvoice, listInvoiceLines, numberFinalizedInvoices, numberingRunsStarted } from '../../store/invoices';
+import { inTransaction, Transaction } from '../../store/transactions';
 import { createTestDatabase } from '../support/database';
 
 let db: Database;
@@ -187,4 +187,90 @@ test('a finalization that rolls back leaves a hole in the sequence, never in the
   expectGapFreeInFinalizationOrder(await allInvoices());
   // Nothing left: a second run writes nothing.
   expect(await numberFinalizedInvoices(db)).toBe(0);
+});
+
+/**
+ * Holds `hold` (a lock statement) in a transaction on its own connection until `release` is called, so a
+ * numbering run waits at a known point. Resolves once the lock is held.
+ */
+async function holdLock(hold: (trx: Transaction) => Promise<unknown>): Promise<() => Promise<void>> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let held!: () => void;
+  const holding = new Promise<void>((resolve) => (held = resolve));
+  const transaction = inTransaction(db, async (trx) => {
+    await hold(trx);
+    held();
+    await released;
+  });
+  await holding;
+  return async () => {
+    release();
+    await transaction;
+  };
+}
+
+/** Waits until a numbering run's statement is waiting for a lock (so it is in flight at a known point). */
+async function untilNumberingRunWaits(): Promise<void> {
+  for (let attempt = 0; attempt < 500; attempt += 1) {
+    const { rows } = await db.raw<{ rows: { waiting: string }[] }>(
+      "SELECT count(*) AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%issue_finalized_invoices%'",
+    );
+    if (Number(rows[0].waiting) > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error('no numbering run ever waited for the held lock');
+}
+
+test('40 callers of one process share numbering runs: the first run numbers all 40 in order, the rest wait for one more run', async () => {
+  const subs = await subscriptions(40, 'shared');
+  const runsBefore = numberingRunsStarted(db);
+  // Another worker is numbering (it holds the series' advisory lock) while our 40 finalizations commit.
+  const releaseNumbering = await holdLock((trx) => trx.raw("SELECT pg_advisory_xact_lock(hashtextextended('invoice-numbering:INV', 0))"));
+  const finalizations = subs.map((subscription) => finalizeWithoutNumbering(subscription, 0));
+  // Each caller asks for its issued invoice as soon as its own finalization committed, as the activities do.
+  const issuing = finalizations.map((finalization) => finalization.then((invoice) => issueFinalizedInvoice(db, invoice)));
+  await Promise.all(finalizations);
+  // All 40 have joined: the first caller started a run (waiting for the lock), the 39 others joined the next one.
+  expect(numberingRunsStarted(db) - runsBefore).toBe(1);
+
+  await releaseNumbering();
+  const issued = await Promise.all(issuing);
+  // Two numbering transactions for 40 callers, not 40.
+  expect(numberingRunsStarted(db) - runsBefore).toBe(2);
+  const invoices = await allInvoices();
+  expectGapFreeInFinalizationOrder(invoices);
+  // The first run read the queue after all 40 commits, so it numbered them all, in finalization order.
+  expect(new Set(invoices.map((invoice) => new Date(invoice.finalized_at!).getTime())).size).toBe(1);
+  // Every caller got its invoice back as issued: number, open, issue time.
+  const byId = new Map(invoices.map((invoice) => [invoice.id, invoice]));
+  for (const invoice of issued) {
+    expect(invoice).toMatchObject({ number: byId.get(invoice.id)!.number, status: 'open', finalized_at: byId.get(invoice.id)!.finalized_at });
+  }
+  expect((await finalizedEvents()).map((event) => event.payload.number)).toEqual(invoices.map((invoice) => invoice.number));
+});
+
+test('a caller whose finalization commits while a run is in flight is numbered by the next run, not left behind', async () => {
+  const [a, b] = await subscriptions(2, 'in-flight');
+  const runsBefore = numberingRunsStarted(db);
+  const first = await finalizeWithoutNumbering(a, 0);
+  // The run for the first invoice reads the queue, then waits on the invoice's row (locked here) before numbering.
+  const releaseRow = await holdLock((trx) => trx('invoices').where({ id: first.id }).forUpdate());
+  const issuingFirst = issueFinalizedInvoice(db, first);
+  await untilNumberingRunWaits();
+
+  // The second finalization commits after that run read its queue: it must not count on that run.
+  const second = await finalizeWithoutNumbering(b, 0);
+  const issuingSecond = issueFinalizedInvoice(db, second);
+  expect(numberingRunsStarted(db) - runsBefore).toBe(1);
+
+  await releaseRow();
+  expect(await issuingFirst).toMatchObject({ id: first.id, number: 'INV-000001', status: 'open' });
+  expect(await issuingSecond).toMatchObject({ id: second.id, number: 'INV-000002', status: 'open' });
+  expect(numberingRunsStarted(db) - runsBefore).toBe(2);
+  const invoices = await allInvoices();
+  expect(invoices.map((invoice) => invoice.id)).toEqual([first.id, second.id]);
+  // Two runs: the second invoice got a later issue time than the first.
+  expect(+invoices[1].finalized_at!).toBeGreaterThan(+invoices[0].finalized_at!);
+  expectGapFreeInFinalizationOrder(invoices);
 });
