@@ -6,5 +6,5 @@
 /** The one-step period opening (./period-opening.ts). */
 export const PERIOD_OPENS_IN_ONE_STEP = 'period-opens-in-one-local-activity';
 
-/** Periods share a run up to a history budget (./state.ts `nextPeriodInThisRun`). */
+/** Two periods per run (./state.ts `nextPeriodInThisRun`). */
 export const PERIODS_SHARE_A_RUN = 'periods-share-a-run';

@@ -213,22 +213,22 @@ export function continueToNextPeriod(run: SubscriptionRun, carried: CarriedState
   return makeContinueAsNewFunc<SubscriptionWorkflowFunction>({ typedSearchAttributes })({ ...run.input, plan: run.plan, carried });
 }
 
-/**
- * Periods share a run (docs/benchmarks.md, "Two periods per run"): a run covers at most two periods, then continues
- * as new at a boundary. A continue-as-new costs the server a run close and a run start (a new visibility row) and
- * the worker a fresh workflow instance and one more workflow task, every period; a longer run costs a longer replay
- * whenever the worker has evicted it before a boundary (a monthly subscription usually is), about as much per
- * replayed period as the period cost live. Two periods per run costs at most one replayed period, which is about
- * what the continue-as-new it saves costs, so evicted runs pay no more than with a run per period and cached ones
- * pay half the continue-as-new cost. Which boundaries change runs alternates with the period and a parity of the
- * subscription id, so in a calendar-billing burst half the subscriptions change runs, not all of them at once.
- */
+/** A run past this many history events (long dunning, many plan changes) continues as new at its next boundary. */
 export const HISTORY_BUDGET = 150;
 
 /**
- * Whether the period that starts now opens in this run. Deterministic on replay: the period index and id are
- * state, the history length and the server's suggestion those of the workflow task being (re)played. Histories
- * recorded before continued as new at every boundary and replay so (patched).
+ * Whether the period that starts now opens in this run instead of a fresh one (docs/benchmarks.md, "Two periods
+ * per run"). A continue-as-new costs the server a run close and a run start (a new visibility row) and the worker
+ * a fresh workflow instance and one more workflow task; a longer run costs a longer replay whenever the worker has
+ * evicted it before a boundary (a monthly subscription usually is), about as much per replayed period as the period
+ * cost live. So a run covers two periods: an evicted run replays one more period every second boundary, about what
+ * the continue-as-new it saves costs, and a cached one pays half the continue-as-news. Which boundaries change runs
+ * alternates with the period and a parity of the subscription id, so in a calendar-billing burst half the
+ * subscriptions change runs, not all at once.
+ *
+ * Deterministic on replay: the period index and id are state, the history length and the server's suggestion
+ * those of the workflow task being (re)played. Histories recorded before continued as new at every boundary and
+ * replay so (patched).
  */
 export function nextPeriodInThisRun(run: SubscriptionRun, nextPeriodIndex: number): boolean {
   const info = workflowInfo();
