@@ -86,26 +86,28 @@ export async function findPeriodInvoice(
     .first();
 }
 
+/** An invoice line's columns (without its invoice): instants as ISO strings, read by Postgres exactly as `new Date` reads them. */
+function lineColumns(line: DraftInvoiceLine, position: number) {
+  return {
+    position,
+    kind: line.kind,
+    description: line.description,
+    metric_code: line.metricCode,
+    quantity: line.quantity,
+    amount: line.amount,
+    period_start: new Date(line.periodStart).toISOString(),
+    period_end: new Date(line.periodEnd).toISOString(),
+    breakdown: line.breakdown,
+  };
+}
+
 export async function insertInvoiceLines(
   trx: Knex.Transaction,
   invoiceId: string,
   lines: readonly DraftInvoiceLine[],
 ): Promise<void> {
   if (lines.length === 0) return;
-  await trx('invoice_lines').insert(
-    lines.map((line, position) => ({
-      invoice_id: invoiceId,
-      position,
-      kind: line.kind,
-      description: line.description,
-      metric_code: line.metricCode,
-      quantity: line.quantity,
-      amount: line.amount,
-      period_start: new Date(line.periodStart),
-      period_end: new Date(line.periodEnd),
-      breakdown: JSON.stringify(line.breakdown),
-    })),
-  );
+  await trx('invoice_lines').insert(lines.map((line, position) => ({ invoice_id: invoiceId, ...lineColumns(line, position), breakdown: JSON.stringify(line.breakdown) })));
 }
 
 export async function findInvoice(db: Knex | Knex.Transaction, invoiceId: string): Promise<InvoiceRow | undefined> {
@@ -136,18 +138,8 @@ export async function finalizeInvoice(
   const total = invoiceTotal(lines, draft.currency);
   const event = { invoiceId: draft.id, kind: draft.kind, total, currency: draft.currency, customerId: draft.customer_id, ...eventDetails };
   // Lines and the invoice in one statement (one round trip, no query builder): this runs once per invoice in the
-  // system. Timestamps go as ISO instants so Postgres reads them exactly as `new Date` does, whatever its time zone.
-  const rows = lines.map((line, position) => ({
-    position,
-    kind: line.kind,
-    description: line.description,
-    metric_code: line.metricCode,
-    quantity: line.quantity,
-    amount: line.amount,
-    period_start: new Date(line.periodStart).toISOString(),
-    period_end: new Date(line.periodEnd).toISOString(),
-    breakdown: line.breakdown,
-  }));
+  // system.
+  const rows = lines.map(lineColumns);
   const result = await trx.raw<{ rows: InvoiceRow[] }>(
     `WITH new_lines AS (
        INSERT INTO invoice_lines (invoice_id, position, kind, description, metric_code, quantity, amount, period_start, period_end, breakdown)

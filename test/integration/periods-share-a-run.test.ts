@@ -5,24 +5,11 @@
  * periods, a plan change at period end and usage, on the time-skipping server, one taking each path at each boundary.
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Database } from '../../store/database';
 import { SubscriptionState, subscriptionStateQuery } from '../../workflows/definitions';
 import { continuesAsNewAt } from '../../workflows/subscription/state';
-import { startApiStack, ApiStack } from '../support/api-stack';
-import type { TestHttp } from '../support/http';
+import { useApiStack } from '../support/api-stack';
 
-let stack: ApiStack;
-let env: TestWorkflowEnvironment;
-let db: Database;
-let api: TestHttp;
-
-beforeAll(async () => {
-  stack = await startApiStack();
-  ({ env, db, api } = stack);
-});
-
-afterAll(async () => stack?.stop());
+const stack = useApiStack();
 
 interface Started {
   readonly subscriptionId: string;
@@ -35,27 +22,27 @@ async function oneOfEachParity(): Promise<[Started, Started]> {
   const found = new Map<boolean, Started>();
   for (let attempt = 0; found.size < 2 && attempt < 40; attempt += 1) {
     const customer = `shared-${attempt}`;
-    const created = await api.call('POST', '/v1/customers', { external_id: customer, name: customer, currency: 'USD', payment_method: 'pm_sandbox_ok' });
-    const subscription = await api.call('POST', '/v1/subscriptions', { customer_id: created.json.id, plan_code: 'shared-basic', start_at: '2031-03-01T00:00:00Z' });
+    const created = await stack.api.call('POST', '/v1/customers', { external_id: customer, name: customer, currency: 'USD', payment_method: 'pm_sandbox_ok' });
+    const subscription = await stack.api.call('POST', '/v1/subscriptions', { customer_id: created.json.id, plan_code: 'shared-basic', start_at: '2031-03-01T00:00:00Z' });
     expect(subscription.status).toBe(201);
     const subscriptionId: string = subscription.json.id;
-    const started = { subscriptionId, customer, handle: env.client.workflow.getHandle(`subscription:${subscriptionId}`) };
+    const started = { subscriptionId, customer, handle: stack.env.client.workflow.getHandle(`subscription:${subscriptionId}`) };
     if (!found.has(continuesAsNewAt(subscriptionId, 1))) found.set(continuesAsNewAt(subscriptionId, 1), started);
-    else await api.call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'now', reason: 'not needed by the test' });
+    else await stack.api.call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'now', reason: 'not needed by the test' });
   }
   return [found.get(true)!, found.get(false)!];
 }
 
 /** What each period billed, in order: kind, period, total and every line's kind, quantity and amount. */
 async function invoicesOf(subscriptionId: string): Promise<unknown[]> {
-  const invoices = await db('invoices').where({ subscription_id: subscriptionId }).orderBy('period_start');
+  const invoices = await stack.db('invoices').where({ subscription_id: subscriptionId }).orderBy('period_start');
   return Promise.all(
     invoices.map(async (invoice) => ({
       kind: invoice.kind,
       period: invoice.period_start.toISOString(),
       total: invoice.total,
       status: invoice.status,
-      lines: (await db('invoice_lines').where({ invoice_id: invoice.id }).orderBy('position')).map((line) => [line.kind, line.quantity, line.amount, line.period_start?.toISOString()]),
+      lines: (await stack.db('invoice_lines').where({ invoice_id: invoice.id }).orderBy('position')).map((line) => [line.kind, line.quantity, line.amount, line.period_start?.toISOString()]),
     })),
   );
 }
@@ -66,7 +53,7 @@ async function runCount(handle: WorkflowHandle): Promise<number> {
   let runId: string | undefined = (await handle.describe()).runId;
   while (runId) {
     runs += 1;
-    const history = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    const history = await stack.env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
     runId = history.events![0].workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
   }
   return runs;
@@ -82,7 +69,7 @@ const comparable = (state: SubscriptionState) => ({
 });
 
 test('a period opened in the same run bills and shows exactly what one opened in a new run does', async () => {
-  expect((await api.call('POST', '/v1/metrics', { code: 'shared_calls', name: 'Calls', event_type: 'shared.call', aggregation: 'count' })).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'shared_calls', name: 'Calls', event_type: 'shared.call', aggregation: 'count' })).status).toBe(201);
   const plan = (code: string, fee: string) => ({
     code,
     name: code,
@@ -93,8 +80,8 @@ test('a period opened in the same run bills and shows exactly what one opened in
     usage_grace_period: 'PT1H',
     charges: [{ metric_code: 'shared_calls', price: { model: 'per_unit', unitPrice: '0.25' } }],
   });
-  expect((await api.call('POST', '/v1/plans', plan('shared-basic', '10.00'))).status).toBe(201);
-  expect((await api.call('POST', '/v1/plans', plan('shared-pro', '30.00'))).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/plans', plan('shared-basic', '10.00'))).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/plans', plan('shared-pro', '30.00'))).status).toBe(201);
   const [continues, shares] = await oneOfEachParity();
   const both = [continues, shares];
 
@@ -102,13 +89,13 @@ test('a period opened in the same run bills and shows exactly what one opened in
     Array.from({ length: count }, (_, index) => ({ id: `${customer}-${prefix}-${index}`, customer, type: 'shared.call', timestamp: `2031-${day}T10:00:00Z`, properties: {} }));
   await stack.skipTo('2031-03-20T00:00:00Z');
   for (const { customer, subscriptionId } of both) {
-    expect((await api.call('POST', '/v1/events', { events: calls(customer, 'mar', '03-15', 9) })).json.accepted).toBe(9);
-    const change = await api.call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'shared-pro', effective: 'period_end' });
+    expect((await stack.api.call('POST', '/v1/events', { events: calls(customer, 'mar', '03-15', 9) })).json.accepted).toBe(9);
+    const change = await stack.api.call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'shared-pro', effective: 'period_end' });
     expect(change.status).toBe(200);
   }
   // Boundary into period 1: one continues as new, the other opens period 1 in its run (on the new plan).
   await stack.skipTo('2031-04-20T00:00:00Z');
-  for (const { customer } of both) expect((await api.call('POST', '/v1/events', { events: calls(customer, 'apr', '04-15', 3) })).json.accepted).toBe(3);
+  for (const { customer } of both) expect((await stack.api.call('POST', '/v1/events', { events: calls(customer, 'apr', '04-15', 3) })).json.accepted).toBe(3);
   // Boundary into period 2: the other way round.
   await stack.skipTo('2031-05-20T00:00:00Z');
 

@@ -61,3 +61,33 @@ export async function startApiStack(): Promise<ApiStack> {
     },
   };
 }
+
+/**
+ * The stack for a whole test file: started before its first test, stopped after its last. Its parts are read
+ * through the returned object once started (inside tests and hooks), instead of each file keeping its own copies.
+ */
+export function useApiStack(): ApiStack {
+  let stack: ApiStack | undefined;
+  beforeAll(async () => {
+    stack = await startApiStack();
+  });
+  afterAll(async () => stack?.stop());
+  const started = (): ApiStack => {
+    if (!stack) throw new Error('the API stack starts in beforeAll: read it inside a test');
+    return stack;
+  };
+  return {
+    get env() {
+      return started().env;
+    },
+    get db() {
+      return started().db;
+    },
+    get api() {
+      return started().api;
+    },
+    skipTo: (instant) => started().skipTo(instant),
+    now: () => started().now(),
+    stop: () => started().stop(),
+  };
+}
