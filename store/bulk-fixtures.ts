@@ -133,6 +133,11 @@ export async function countUsageEvents(db: Db): Promise<number> {
   return Number(count);
 }
 
+export async function countSubscriptionsOfPlan(db: Db, planId: string): Promise<number> {
+  const [{ count }] = await db('subscriptions').where({ plan_id: planId }).count<{ count: string }[]>('* as count');
+  return Number(count);
+}
+
 /** Which subscriptions a count covers: those driven by workflows (`subscription:` ids) or billed directly (`direct:`). */
 export interface PaidPeriodFilter {
   readonly planId: string;

@@ -32,7 +32,7 @@ export const WORKFLOWS_PATH = require.resolve('../workflows');
  * How long a workflow task may wait on this worker's sticky queue before the server moves it to the shared queue
  * (SDK default 10 s). When many periods end at once, a worker's sticky queue holds more than 10 s of work; each
  * task that times out costs the server a second dispatch, the run two more history events and a worker a replay
- * (docs/benchmarks.md, "Two periods per run": 45-90 of 200 runs timed out at 1k). A minute still hands a crashed
+ * (docs/benchmarks.md, "Two periods per run": 56-90 of 200 runs timed out at 1k). A minute still hands a crashed
  * worker's workflows to the others within a minute. `WORKER_STICKY_QUEUE_TIMEOUT_S` sets it.
  */
 export const STICKY_QUEUE_TIMEOUT_MS = 60_000;
