@@ -3,30 +3,17 @@
  * on a percentage charge, and a commitment that counts the flat fee, through the real API, workflow,
  * activities and Postgres on a time-skipping Temporal server; and their validation at plan creation.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 import { cancelSubscriptionUpdate } from '../../workflows/definitions';
-import { startApiStack, ApiStack } from '../support/api-stack';
-import type { TestHttp } from '../support/http';
+import { useApiStack } from '../support/api-stack';
 
-let stack: ApiStack;
-let env: TestWorkflowEnvironment;
-let db: Database;
-let api: TestHttp;
-
-beforeAll(async () => {
-  stack = await startApiStack();
-  ({ env, db, api } = stack);
-});
-
-afterAll(async () => stack?.stop());
+const stack = useApiStack();
 
 const plan = (code: string, extra: Record<string, unknown>) => ({ code, name: code, currency: 'USD', billing_interval: 'P1M', flat_fee: '30.00', ...extra });
 
 test('charge options that do not fit are refused with invalid_charge_options and nothing is stored', async () => {
-  expect((await api.call('POST', '/v1/metrics', { code: 'calls', name: 'Calls', event_type: 'call', aggregation: 'count' })).status).toBe(201);
-  expect((await api.call('POST', '/v1/metrics', { code: 'tokens', name: 'Tokens', event_type: 'tok', aggregation: 'sum', property: 'n', group_by: ['model'] })).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'calls', name: 'Calls', event_type: 'call', aggregation: 'count' })).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'tokens', name: 'Tokens', event_type: 'tok', aggregation: 'sum', property: 'n', group_by: ['model'] })).status).toBe(201);
   const perUnit = { model: 'per_unit', unitPrice: '0.10' };
 
   const refused = [
@@ -36,28 +23,28 @@ test('charge options that do not fit are refused with invalid_charge_options and
     plan('bad-dimensional', { charges: [{ metric_code: 'tokens', dimensions: { prices: [], default_price: perUnit }, min_amount: '1' }] }),
   ];
   for (const body of refused) {
-    const response = await api.call('POST', '/v1/plans', body);
+    const response = await stack.api.call('POST', '/v1/plans', body);
     expect(response).toMatchObject({ status: 422, json: { code: 'invalid_charge_options' } });
   }
   // Shape errors are caught by the schema; a fee-counting commitment needs a commitment.
-  expect(await api.call('POST', '/v1/plans', plan('bad-free', { charges: [{ metric_code: 'calls', price: { model: 'percentage', rate: '0.02', freeEvents: '1.5' } }] }))).toMatchObject({
+  expect(await stack.api.call('POST', '/v1/plans', plan('bad-free', { charges: [{ metric_code: 'calls', price: { model: 'percentage', rate: '0.02', freeEvents: '1.5' } }] }))).toMatchObject({
     status: 422,
     json: { code: 'validation_failed' },
   });
-  expect(await api.call('POST', '/v1/plans', plan('bad-block', { charges: [{ metric_code: 'calls', price: { model: 'volume', tiers: [{ upTo: null, unitPrice: '1', blockSize: '0' }] } }] }))).toMatchObject({
+  expect(await stack.api.call('POST', '/v1/plans', plan('bad-block', { charges: [{ metric_code: 'calls', price: { model: 'volume', tiers: [{ upTo: null, unitPrice: '1', blockSize: '0' }] } }] }))).toMatchObject({
     status: 422,
     json: { code: 'validation_failed' },
   });
-  expect(await api.call('POST', '/v1/plans', plan('bad-commitment', { commitment_includes_fees: true }))).toMatchObject({ status: 422, json: { code: 'validation_failed' } });
-  expect(await db('plans').where('code', 'like', 'bad-%').count<{ count: string }[]>('* as count')).toEqual([{ count: '0' }]);
+  expect(await stack.api.call('POST', '/v1/plans', plan('bad-commitment', { commitment_includes_fees: true }))).toMatchObject({ status: 422, json: { code: 'validation_failed' } });
+  expect(await stack.db('plans').where('code', 'like', 'bad-%').count<{ count: string }[]>('* as count')).toEqual([{ count: '0' }]);
 });
 
 test('a period billed with a charge minimum, a first-tier fee at zero usage, free events and a commitment counting the flat fee', async () => {
-  expect((await api.call('POST', '/v1/metrics', { code: 'api_calls', name: 'API calls', event_type: 'api.call', aggregation: 'count' })).status).toBe(201);
-  expect((await api.call('POST', '/v1/metrics', { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'sum', property: 'gb' })).status).toBe(201);
-  expect((await api.call('POST', '/v1/metrics', { code: 'payments', name: 'Payments', event_type: 'payment', aggregation: 'count', property: 'amount' })).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'api_calls', name: 'API calls', event_type: 'api.call', aggregation: 'count' })).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'storage_gb', name: 'Storage', event_type: 'storage', aggregation: 'sum', property: 'gb' })).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'payments', name: 'Payments', event_type: 'payment', aggregation: 'count', property: 'amount' })).status).toBe(201);
 
-  const created = await api.call(
+  const created = await stack.api.call(
     'POST',
     '/v1/plans',
     plan('options', {
@@ -85,9 +72,9 @@ test('a period billed with a charge minimum, a first-tier fee at zero usage, fre
     ],
   });
 
-  const customer = await api.call('POST', '/v1/customers', { external_id: 'opt', name: 'Opt', currency: 'USD', payment_method: 'pm_sandbox_ok' });
-  const subscription = await api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'options', start_at: '2031-03-01T00:00:00Z' });
-  const handle = env.client.workflow.getHandle(`subscription:${subscription.json.id}`);
+  const customer = await stack.api.call('POST', '/v1/customers', { external_id: 'opt', name: 'Opt', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  const subscription = await stack.api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'options', start_at: '2031-03-01T00:00:00Z' });
+  const handle = stack.env.client.workflow.getHandle(`subscription:${subscription.json.id}`);
 
   // Timeline (UTC, 2031):
   //   Mar 1        INV 30.00 flat fee (March, in advance)
@@ -99,16 +86,16 @@ test('a period billed with a charge minimum, a first-tier fee at zero usage, fre
   //                usage 13.30; commitment 100.00 − usage 13.30 − flat fee 30.00 = true-up 56.70; total 70.00
   await stack.skipTo('2031-03-10T00:00:00Z');
   const calls = Array.from({ length: 20 }, (_, index) => ({ id: `c${index}`, customer: 'opt', type: 'api.call', timestamp: '2031-03-02T00:00:00Z', properties: {} }));
-  expect((await api.call('POST', '/v1/events', { events: calls })).json).toMatchObject({ accepted: 20 });
+  expect((await stack.api.call('POST', '/v1/events', { events: calls })).json).toMatchObject({ accepted: 20 });
   expect(
-    (await api.call('POST', '/v1/events', {
+    (await stack.api.call('POST', '/v1/events', {
       events: [
         { id: 'p1', customer: 'opt', type: 'payment', timestamp: '2031-03-04T00:00:00Z', properties: { amount: 100 } },
         { id: 'p2', customer: 'opt', type: 'payment', timestamp: '2031-03-05T00:00:00Z', properties: { amount: 200 } },
       ],
     })).json,
   ).toMatchObject({ accepted: 2 });
-  const preview = await api.call('GET', `/v1/subscriptions/${subscription.json.id}/usage`);
+  const preview = await stack.api.call('GET', `/v1/subscriptions/${subscription.json.id}/usage`);
   expect(preview.json.projected.lines.map((line: { description: string; amount: string }) => [line.description, line.amount])).toEqual([
     ['API calls', '5.00'],
     ['Storage', '4.00'],
@@ -119,12 +106,12 @@ test('a period billed with a charge minimum, a first-tier fee at zero usage, fre
   await handle.executeUpdate(cancelSubscriptionUpdate, { args: [{ at: 'period_end', reason: 'test', requestedBy: 'test' }] });
   await handle.result();
 
-  const invoices = await db<InvoiceRow>('invoices').where({ subscription_id: subscription.json.id }).orderBy(['period_start', 'created_at']);
+  const invoices = await stack.db<InvoiceRow>('invoices').where({ subscription_id: subscription.json.id }).orderBy(['period_start', 'created_at']);
   expect(invoices.map((invoice) => [invoice.kind, invoice.total])).toEqual([
     ['period', '30.000000000000'],
     ['closing', '70.000000000000'],
   ]);
-  const lines = await db<InvoiceLineRow>('invoice_lines').where({ invoice_id: invoices[1].id }).orderBy('position');
+  const lines = await stack.db<InvoiceLineRow>('invoice_lines').where({ invoice_id: invoices[1].id }).orderBy('position');
   expect(lines.map((line) => [line.description, line.amount])).toEqual([
     ['API calls', '5.000000000000'],
     ['Storage', '4.000000000000'],

@@ -2,24 +2,11 @@
  * Cost tables, cost_plus prices and the margins report per combination (issue 14, point 2) through the real API,
  * workflow, activities and Postgres on a time-skipping Temporal server.
  */
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 import { createTestApiKey } from '../support/api-keys';
-import { startApiStack, ApiStack } from '../support/api-stack';
-import type { TestHttp } from '../support/http';
+import { useApiStack } from '../support/api-stack';
 
-let stack: ApiStack;
-let env: TestWorkflowEnvironment;
-let db: Database;
-let api: TestHttp;
-
-beforeAll(async () => {
-  stack = await startApiStack();
-  ({ env, db, api } = stack);
-});
-
-afterAll(async () => stack?.stop());
+const stack = useApiStack();
 
 const usage = (id: string, customer: string, timestamp: string, model: string, direction: string, tokens: number) => ({ id, customer, type: 'llm.usage', timestamp, properties: { model, direction, tokens } });
 
@@ -28,28 +15,28 @@ const MARCH_1 = { effective_from: '2033-03-01T00:00:00Z', costs: [{ match: {}, u
 const MARCH_15 = { effective_from: '2033-03-15T00:00:00Z', costs: [{ match: {}, unit_cost: '0.000002' }, { match: { model: 'large' }, unit_cost: '0.000008' }, { match: { model: 'large', direction: 'output' }, unit_cost: '0.000024' }] };
 
 test('cost_plus bills each event at the cost of its date × (1 + markup); margins break down per combination and flag loss-makers', async () => {
-  expect((await api.call('POST', '/v1/metrics', { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm.usage', aggregation: 'sum', property: 'tokens', group_by: ['model', 'direction'] })).status).toBe(201);
-  expect((await api.call('POST', '/v1/metrics', { code: 'peak_gpus', name: 'Peak GPUs', event_type: 'gpu.peak', aggregation: 'max', property: 'gpus' })).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm.usage', aggregation: 'sum', property: 'tokens', group_by: ['model', 'direction'] })).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'peak_gpus', name: 'Peak GPUs', event_type: 'gpu.peak', aggregation: 'max', property: 'gpus' })).status).toBe(201);
 
   // Finance sets cost tables; an app key may not. Ambiguous or ill-fitting tables are refused, a table is never edited.
-  const finance = (await createTestApiKey(db, 'finance')).headers;
-  const app = (await createTestApiKey(db, 'app')).headers;
-  expect((await api.call('POST', '/v1/metrics/llm_tokens/cost-tables', MARCH_1, app)).status).toBe(403);
-  expect(await api.call('POST', '/v1/metrics/llm_tokens/cost-tables', MARCH_1, finance)).toMatchObject({ status: 201, json: { effective_from: '2033-03-01T00:00:00.000Z', costs: MARCH_1.costs } });
-  expect((await api.call('POST', '/v1/metrics/llm_tokens/cost-tables', MARCH_1, finance)).status).toBe(200);
-  expect(await api.call('POST', '/v1/metrics/llm_tokens/cost-tables', { ...MARCH_1, costs: [{ match: {}, unit_cost: '0.1' }] }, finance)).toMatchObject({ status: 409, json: { code: 'cost_table_exists' } });
+  const finance = (await createTestApiKey(stack.db, 'finance')).headers;
+  const app = (await createTestApiKey(stack.db, 'app')).headers;
+  expect((await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', MARCH_1, app)).status).toBe(403);
+  expect(await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', MARCH_1, finance)).toMatchObject({ status: 201, json: { effective_from: '2033-03-01T00:00:00.000Z', costs: MARCH_1.costs } });
+  expect((await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', MARCH_1, finance)).status).toBe(200);
+  expect(await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', { ...MARCH_1, costs: [{ match: {}, unit_cost: '0.1' }] }, finance)).toMatchObject({ status: 409, json: { code: 'cost_table_exists' } });
   const ambiguous = { effective_from: '2033-03-10T00:00:00Z', costs: [{ match: { model: 'small' }, unit_cost: '0.000001' }, { match: { direction: 'cached' }, unit_cost: '0.0000005' }] };
-  expect(await api.call('POST', '/v1/metrics/llm_tokens/cost-tables', ambiguous, finance)).toMatchObject({ status: 422, json: { code: 'ambiguous_cost_table' } });
-  expect(await api.call('POST', '/v1/metrics/llm_tokens/cost-tables', { effective_from: '2033-03-10T00:00:00Z', costs: [{ match: { region: 'eu' }, unit_cost: '1' }] }, finance)).toMatchObject({ status: 422, json: { code: 'invalid_cost_table' } });
-  expect(await api.call('POST', '/v1/metrics/nope/cost-tables', MARCH_1, finance)).toMatchObject({ status: 404, json: { code: 'not_found' } });
-  expect((await api.call('POST', '/v1/metrics/llm_tokens/cost-tables', MARCH_15, finance)).status).toBe(201);
-  expect((await api.call('GET', '/v1/metrics/llm_tokens/cost-tables', undefined, finance)).json.data.map((table: { effective_from: string }) => table.effective_from)).toEqual(['2033-03-01T00:00:00.000Z', '2033-03-15T00:00:00.000Z']);
+  expect(await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', ambiguous, finance)).toMatchObject({ status: 422, json: { code: 'ambiguous_cost_table' } });
+  expect(await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', { effective_from: '2033-03-10T00:00:00Z', costs: [{ match: { region: 'eu' }, unit_cost: '1' }] }, finance)).toMatchObject({ status: 422, json: { code: 'invalid_cost_table' } });
+  expect(await stack.api.call('POST', '/v1/metrics/nope/cost-tables', MARCH_1, finance)).toMatchObject({ status: 404, json: { code: 'not_found' } });
+  expect((await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', MARCH_15, finance)).status).toBe(201);
+  expect((await stack.api.call('GET', '/v1/metrics/llm_tokens/cost-tables', undefined, finance)).json.data.map((table: { effective_from: string }) => table.effective_from)).toEqual(['2033-03-01T00:00:00.000Z', '2033-03-15T00:00:00.000Z']);
 
   // A max metric has no per-event share to cost: a cost_plus charge on it is refused.
-  const onMax = await api.call('POST', '/v1/plans', { code: 'gpu', name: 'GPU', currency: 'USD', billing_interval: 'P1M', flat_fee: '0', charges: [{ metric_code: 'peak_gpus', price: { model: 'cost_plus', markup: '0.2' } }] });
+  const onMax = await stack.api.call('POST', '/v1/plans', { code: 'gpu', name: 'GPU', currency: 'USD', billing_interval: 'P1M', flat_fee: '0', charges: [{ metric_code: 'peak_gpus', price: { model: 'cost_plus', markup: '0.2' } }] });
   expect(onMax).toMatchObject({ status: 422, json: { code: 'charge_metric_mismatch' } });
   // Large models at cost + 25 %, small ones sold at a fixed price below their cost (a loss-maker), the rest at cost + 25 %.
-  const plan = await api.call('POST', '/v1/plans', {
+  const plan = await stack.api.call('POST', '/v1/plans', {
     code: 'llm-cost-plus', name: 'LLM at cost plus', currency: 'USD', billing_interval: 'P1M', flat_fee: '0',
     charges: [{
       metric_code: 'llm_tokens', display_name: 'Tokens',
@@ -58,10 +45,10 @@ test('cost_plus bills each event at the cost of its date × (1 + markup); margin
   });
   expect(plan.status).toBe(201);
 
-  const acme = await api.call('POST', '/v1/customers', { external_id: 'acme', name: 'Acme', currency: 'USD', payment_method: 'pm_sandbox_ok' });
-  const bob = await api.call('POST', '/v1/customers', { external_id: 'bob', name: 'Bob', currency: 'USD', payment_method: 'pm_sandbox_ok' });
-  const acmeSub = await api.call('POST', '/v1/subscriptions', { customer_id: acme.json.id, plan_code: 'llm-cost-plus', start_at: '2033-03-01T00:00:00Z' });
-  const bobSub = await api.call('POST', '/v1/subscriptions', { customer_id: bob.json.id, plan_code: 'llm-cost-plus', start_at: '2033-03-01T00:00:00Z' });
+  const acme = await stack.api.call('POST', '/v1/customers', { external_id: 'acme', name: 'Acme', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  const bob = await stack.api.call('POST', '/v1/customers', { external_id: 'bob', name: 'Bob', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  const acmeSub = await stack.api.call('POST', '/v1/subscriptions', { customer_id: acme.json.id, plan_code: 'llm-cost-plus', start_at: '2033-03-01T00:00:00Z' });
+  const bobSub = await stack.api.call('POST', '/v1/subscriptions', { customer_id: bob.json.id, plan_code: 'llm-cost-plus', start_at: '2033-03-01T00:00:00Z' });
   expect([acmeSub.status, bobSub.status]).toEqual([201, 201]);
 
   // Timeline (UTC, 2033), acme:
@@ -72,7 +59,7 @@ test('cost_plus bills each event at the cost of its date × (1 + markup); margin
   //                   small/input  1,000,000 × 0.000001 (per unit)                        =  1.00   -> 17.75
   // bob: small/input 2,000,000 on Mar 6 -> 2.00 billed, 4.00 cost.
   await skipTo('2033-03-07T00:00:00Z');
-  const early = await api.call('POST', '/v1/events', {
+  const early = await stack.api.call('POST', '/v1/events', {
     events: [
       usage('a1', 'acme', '2033-03-05T00:00:00Z', 'large', 'input', 600_000),
       usage('a2', 'acme', '2033-03-05T00:00:00Z', 'large', 'output', 100_000),
@@ -82,10 +69,10 @@ test('cost_plus bills each event at the cost of its date × (1 + markup); margin
   });
   expect(early.json).toMatchObject({ accepted: 4, rejected: 0 });
   await skipTo('2033-03-21T00:00:00Z');
-  await api.call('POST', '/v1/events', { events: [usage('a4', 'acme', '2033-03-20T00:00:00Z', 'large', 'input', 400_000), usage('a5', 'acme', '2033-03-20T00:00:00Z', 'large', 'output', 50_000)] });
+  await stack.api.call('POST', '/v1/events', { events: [usage('a4', 'acme', '2033-03-20T00:00:00Z', 'large', 'input', 400_000), usage('a5', 'acme', '2033-03-20T00:00:00Z', 'large', 'output', 50_000)] });
 
   // The preview costs each event at its own date, as the invoice will.
-  const live = await api.call('GET', `/v1/subscriptions/${acmeSub.json.id}/usage`);
+  const live = await stack.api.call('GET', `/v1/subscriptions/${acmeSub.json.id}/usage`);
   expect(live.json.projected.lines.map((line: { description: string; amount: string }) => [line.description, line.amount])).toEqual([
     ['Tokens (model=large, direction=input)', '11.50'],
     ['Tokens (model=large, direction=output)', '5.25'],
@@ -93,8 +80,8 @@ test('cost_plus bills each event at the cost of its date × (1 + markup); margin
   ]);
 
   await skipTo('2033-04-02T00:00:00Z');
-  const april = await db<InvoiceRow>('invoices').where({ subscription_id: acmeSub.json.id, kind: 'period' }).andWhere('period_start', '2033-04-01T00:00:00Z').first();
-  const lines = await db<InvoiceLineRow>('invoice_lines').where({ invoice_id: april!.id, kind: 'usage' }).orderBy('position');
+  const april = await stack.db<InvoiceRow>('invoices').where({ subscription_id: acmeSub.json.id, kind: 'period' }).andWhere('period_start', '2033-04-01T00:00:00Z').first();
+  const lines = await stack.db<InvoiceLineRow>('invoice_lines').where({ invoice_id: april!.id, kind: 'usage' }).orderBy('position');
   expect(lines.map((line) => [line.description, line.amount])).toEqual([
     ['Tokens (model=large, direction=input)', '11.500000000000'],
     ['Tokens (model=large, direction=output)', '5.250000000000'],
@@ -109,7 +96,7 @@ test('cost_plus bills each event at the cost of its date × (1 + markup); margin
   });
 
   // Margins for March. acme: cost 6.00 + 3.20 + 3.00 + 1.20 + 2.00 = 15.40 against 17.75; bob: 4.00 against 2.00.
-  const report = await api.call('GET', '/v1/reports/margins?from=2033-03-01T00:00:00Z&to=2033-04-01T00:00:00Z', undefined, finance);
+  const report = await stack.api.call('GET', '/v1/reports/margins?from=2033-03-01T00:00:00Z&to=2033-04-01T00:00:00Z', undefined, finance);
   expect(report.status).toBe(200);
   const row = (external: string) => report.json.data.find((entry: { customer: { external_id: string } }) => entry.customer.external_id === external);
   expect(row('bob')).toMatchObject({ revenue: '2.00', cost: '4.00', margin: '-2.00', loss_making: true });
@@ -131,7 +118,7 @@ test('cost_plus bills each event at the cost of its date × (1 + markup); margin
     combinations: [{ currency: 'USD', metric_code: 'llm_tokens', dimension_key: 'model=small&direction=input', quantity: '3000000', revenue: '3.00', cost: '6.00', margin: '-3.00', subscriptions: 2, loss_making: true }],
   });
 
-  for (const id of [acmeSub.json.id, bobSub.json.id]) await env.client.workflow.getHandle(`subscription:${id}`).terminate('test done');
+  for (const id of [acmeSub.json.id, bobSub.json.id]) await stack.env.client.workflow.getHandle(`subscription:${id}`).terminate('test done');
 });
 
 const skipTo = (instant: string): Promise<void> => stack.skipTo(instant);

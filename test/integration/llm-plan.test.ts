@@ -7,26 +7,14 @@
  * rejects it at ingestion (`no_matching_price`), the other lists it on the invoice at 0.00.
  */
 import { Client } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 import { marginReport } from '../../store/margins';
 import { cancelSubscriptionUpdate, RerateState, rerateStateQuery, rerateWorkflowId } from '../../workflows/definitions';
-import { startApiStack, ApiStack } from '../support/api-stack';
+import { useApiStack } from '../support/api-stack';
 import { eventually } from '../support/eventually';
-import type { Json, TestHttp } from '../support/http';
+import type { Json } from '../support/http';
 
-let stack: ApiStack;
-let env: TestWorkflowEnvironment;
-let db: Database;
-let api: TestHttp;
-
-beforeAll(async () => {
-  stack = await startApiStack();
-  ({ env, db, api } = stack);
-});
-
-afterAll(async () => stack?.stop());
+const stack = useApiStack();
 
 const skipTo = (instant: string): Promise<void> => stack.skipTo(instant);
 
@@ -58,7 +46,7 @@ const cents = (amount: string): string => Number(amount).toFixed(2);
 type Line = { description: string; amount: string; dimensionKey: string | null };
 
 async function invoiceLines(invoiceId: string): Promise<(string | null)[][]> {
-  const rows = await db<InvoiceLineRow>('invoice_lines').where({ invoice_id: invoiceId }).orderBy('position');
+  const rows = await stack.db<InvoiceLineRow>('invoice_lines').where({ invoice_id: invoiceId }).orderBy('position');
   return rows.map((row) => [row.kind, row.description, row.quantity.replace(/\.0+$/, ''), cents(row.amount), (row.breakdown.dimensionKey as string | undefined) ?? null]);
 }
 
@@ -68,7 +56,7 @@ function byCombination(lines: readonly Line[]): Record<string, string> {
 }
 
 async function settledRerate(rerateId: string, until: (state: RerateState) => boolean): Promise<RerateState> {
-  const handle = new Client({ connection: env.connection }).workflow.getHandle(rerateWorkflowId(rerateId));
+  const handle = new Client({ connection: stack.env.connection }).workflow.getHandle(rerateWorkflowId(rerateId));
   return eventually(
     async () => {
       const state = await handle.query(rerateStateQuery).catch(() => undefined);
@@ -80,10 +68,10 @@ async function settledRerate(rerateId: string, until: (state: RerateState) => bo
 }
 
 test('a three-period LLM plan: one line per combination under its charge, and the preview, invoice, re-rating diff and margins agree', async () => {
-  expect((await api.call('POST', '/v1/metrics', { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm.usage', aggregation: 'sum', property: 'tokens', group_by: ['model', 'direction'], unit_cost: '0.000004' })).status).toBe(201);
-  expect((await api.call('POST', '/v1/metrics', { code: 'llm_requests', name: 'LLM requests', event_type: 'llm.usage', aggregation: 'count' })).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm.usage', aggregation: 'sum', property: 'tokens', group_by: ['model', 'direction'], unit_cost: '0.000004' })).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'llm_requests', name: 'LLM requests', event_type: 'llm.usage', aggregation: 'count' })).status).toBe(201);
 
-  const plan = await api.call('POST', '/v1/plans', {
+  const plan = await stack.api.call('POST', '/v1/plans', {
     code: 'llm', name: 'LLM', currency: 'USD', billing_interval: 'P1M', flat_fee: '20.00',
     charges: [
       { metric_code: 'llm_tokens', display_name: 'Tokens', dimensions: { prices: LLM_PRICES, default_price: perToken('0.00002') } },
@@ -96,12 +84,12 @@ test('a three-period LLM plan: one line per combination under its charge, and th
     code, name: code, currency: 'USD', billing_interval: 'P1M', flat_fee: '0',
     charges: [{ metric_code: 'llm_tokens', display_name: 'Tokens', dimensions: { prices: LLM_PRICES, unmatched } }],
   });
-  expect((await api.call('POST', '/v1/plans', noDefault('llm-strict', 'reject'))).status).toBe(201);
-  expect((await api.call('POST', '/v1/plans', noDefault('llm-listed', 'list'))).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/plans', noDefault('llm-strict', 'reject'))).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/plans', noDefault('llm-listed', 'list'))).status).toBe(201);
 
   const subscribe = async (externalId: string, planCode: string): Promise<string> => {
-    const customer = await api.call('POST', '/v1/customers', { external_id: externalId, name: externalId, currency: 'USD', payment_method: 'pm_sandbox_ok' });
-    const subscription = await api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: planCode, start_at: '2031-03-01T00:00:00Z' });
+    const customer = await stack.api.call('POST', '/v1/customers', { external_id: externalId, name: externalId, currency: 'USD', payment_method: 'pm_sandbox_ok' });
+    const subscription = await stack.api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: planCode, start_at: '2031-03-01T00:00:00Z' });
     expect(subscription.status).toBe(201);
     return subscription.json.id;
   };
@@ -140,7 +128,7 @@ test('a three-period LLM plan: one line per combination under its charge, and th
   //     Requests       3 × 0.01                                           =  0.03   usage 8.03
   //   Jun 1            closing INV = 8.03 (no fee beyond the end)
   await skipTo('2031-03-15T00:00:00Z');
-  const march = await api.call('POST', '/v1/events', {
+  const march = await stack.api.call('POST', '/v1/events', {
     events: [
       tokens('m1', 'acme', '2031-03-02T00:00:00Z', 'large', 'input', 700_000),
       tokens('m2', 'acme', '2031-03-03T00:00:00Z', 'large', 'input', 500_000),
@@ -155,7 +143,7 @@ test('a three-period LLM plan: one line per combination under its charge, and th
   expect(march.json).toMatchObject({ accepted: 8, rejected: 0 });
 
   // Usage no price matches: refused at ingestion under "reject" (the rest of the batch is stored), listed under "list".
-  const strictBatch = await api.call('POST', '/v1/events', {
+  const strictBatch = await stack.api.call('POST', '/v1/events', {
     events: [
       tokens('s1', 'strict', '2031-03-10T00:00:00Z', 'large', 'output', 1_000),
       tokens('s2', 'strict', '2031-03-10T00:00:00Z', 'mystery', 'output', 1_000),
@@ -163,30 +151,30 @@ test('a three-period LLM plan: one line per combination under its charge, and th
     ],
   });
   expect(strictBatch.json).toMatchObject({ accepted: 2, rejected: 1, errors: [{ index: 1, code: 'no_matching_price' }] });
-  expect((await db('usage_events').whereIn('event_id', ['s1', 's2', 's3']).orderBy('event_id').select('event_id')).map((row) => row.event_id)).toEqual(['s1', 's3']);
-  const listedBatch = await api.call('POST', '/v1/events', {
+  expect((await stack.db('usage_events').whereIn('event_id', ['s1', 's2', 's3']).orderBy('event_id').select('event_id')).map((row) => row.event_id)).toEqual(['s1', 's3']);
+  const listedBatch = await stack.api.call('POST', '/v1/events', {
     events: [tokens('l1', 'listed', '2031-03-10T00:00:00Z', 'large', 'input', 100_000), tokens('l2', 'listed', '2031-03-10T00:00:00Z', 'mystery', 'input', 5_000)],
   });
   expect(listedBatch.json).toMatchObject({ accepted: 2, rejected: 0 });
 
   // A prepaid wallet's pending usage (shown on the customer usage page) rates the open period the invoice's way:
   // large/output 100,000 × 0.00003 = 3.00, medium/cached (150,000 - 100,000) × 0.000001 = 0.05, Requests 2 × 0.01.
-  const walletCustomer = await api.call('POST', '/v1/customers', { external_id: 'walleted', name: 'walleted', currency: 'USD', payment_method: 'pm_sandbox_ok' });
-  expect((await api.call('POST', '/v1/subscriptions', { customer_id: walletCustomer.json.id, plan_code: 'llm', start_at: '2031-03-01T00:00:00Z' })).status).toBe(201);
-  expect((await api.call('PUT', `/v1/customers/${walletCustomer.json.id}/wallet`, { overdraft_limit: '1000' })).status).toBe(200);
-  await api.call('POST', '/v1/events', {
+  const walletCustomer = await stack.api.call('POST', '/v1/customers', { external_id: 'walleted', name: 'walleted', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  expect((await stack.api.call('POST', '/v1/subscriptions', { customer_id: walletCustomer.json.id, plan_code: 'llm', start_at: '2031-03-01T00:00:00Z' })).status).toBe(201);
+  expect((await stack.api.call('PUT', `/v1/customers/${walletCustomer.json.id}/wallet`, { overdraft_limit: '1000' })).status).toBe(200);
+  await stack.api.call('POST', '/v1/events', {
     events: [tokens('w1', 'walleted', '2031-03-10T00:00:00Z', 'large', 'output', 100_000), tokens('w2', 'walleted', '2031-03-10T00:00:00Z', 'medium', 'cached', 150_000)],
   });
   // (Pending usage counts once the subscription's workflow has recorded its current period.)
   const pending = await eventually(async () => {
-    const wallet = await api.call('GET', `/v1/customers/${walletCustomer.json.id}/wallet`);
+    const wallet = await stack.api.call('GET', `/v1/customers/${walletCustomer.json.id}/wallet`);
     return wallet.json.pending_usage !== '0.00' ? wallet.json.pending_usage : undefined;
   }, 'the wallet to see the open period');
   expect(pending).toBe('3.07'); // before the fix: 5.02 (all 250,000 tokens at the charge's one representative price)
 
   // The preview just before the period closes: the same combinations and amounts the invoice will show.
   await skipTo('2031-03-31T12:00:00Z');
-  const marchPreview = await api.call('GET', `/v1/subscriptions/${acme}/usage`);
+  const marchPreview = await stack.api.call('GET', `/v1/subscriptions/${acme}/usage`);
   const marchPreviewLines: Line[] = marchPreview.json.projected.lines.map((line: Json) => ({ description: line.description, amount: line.amount, dimensionKey: line.dimensionKey ?? null }));
   // Usage per metric (the customer usage page's table): a metric's amount is the sum of its combinations' lines.
   const tokensUsage = marchPreview.json.usage.find((metric: Json) => metric.metric_code === 'llm_tokens');
@@ -195,18 +183,18 @@ test('a three-period LLM plan: one line per combination under its charge, and th
   const groupAmounts = Object.fromEntries(tokensUsage.groups.map((group: Json) => [`${group.dimensions.model}/${group.dimensions.direction}`, group.amount]));
   expect(groupAmounts).toEqual({ 'large/cached': '0.80', 'large/input': '12.00', 'large/output': '7.50', 'medium/cached': '0.50', 'medium/input': '6.00', 'mystery/input': '3.00', 'small/output': '1.50' });
   expect(marchPreview.json.projected.usage_total).toBe('31.38');
-  const listedPreview = await api.call('GET', `/v1/subscriptions/${listed}/usage`);
+  const listedPreview = await stack.api.call('GET', `/v1/subscriptions/${listed}/usage`);
   expect(listedPreview.json.projected.unpriced).toEqual([
     { metricCode: 'llm_tokens', dimensions: { model: 'mystery', direction: 'input' }, dimensionKey: 'model=mystery&direction=input', quantity: '5000' },
   ]);
 
   await skipTo('2031-04-05T00:00:00Z');
-  const late = await api.call('POST', '/v1/events', {
+  const late = await stack.api.call('POST', '/v1/events', {
     events: [tokens('late1', 'acme', '2031-03-20T00:00:00Z', 'large', 'output', 50_000), tokens('late2', 'acme', '2031-03-21T00:00:00Z', 'small', 'cached', 250_000)],
   });
   expect(late.json).toMatchObject({ accepted: 2, rejected: 0 });
   const aprilPeriodInvoice = async (subscriptionId: string): Promise<InvoiceRow> =>
-    (await db<InvoiceRow>('invoices').where({ subscription_id: subscriptionId, kind: 'period' }).where('period_start', new Date('2031-04-01T00:00:00Z')).first())!;
+    (await stack.db<InvoiceRow>('invoices').where({ subscription_id: subscriptionId, kind: 'period' }).where('period_start', new Date('2031-04-01T00:00:00Z')).first())!;
 
   const april = await aprilPeriodInvoice(acme);
   expect(cents(april.total)).toBe('51.38');
@@ -223,7 +211,7 @@ test('a three-period LLM plan: one line per combination under its charge, and th
     ['usage', 'Requests', '8', '0.08', null],
   ]);
   // Each combination's line keeps its own breakdown: the wildcard's included units, where its price came from.
-  const aprilRows = await db<InvoiceLineRow>('invoice_lines').where({ invoice_id: april.id }).orderBy('position');
+  const aprilRows = await stack.db<InvoiceLineRow>('invoice_lines').where({ invoice_id: april.id }).orderBy('position');
   expect(aprilRows[4].breakdown).toMatchObject({ model: 'per_unit', includedUnits: '100000', billableQuantity: '500000', priceSource: { kind: 'match', index: 6, match: { direction: 'cached' } } });
   expect(aprilRows[1].breakdown).toMatchObject({ includedUnits: '0', priceSource: { kind: 'match', index: 7 } });
   expect(aprilRows[6].breakdown).toMatchObject({ priceSource: { kind: 'default' } });
@@ -242,10 +230,10 @@ test('a three-period LLM plan: one line per combination under its charge, and th
   ]);
 
   // Re-rating March with the late events: the diff is per combination, and only where something changed.
-  const rerate = await api.call('POST', `/v1/invoices/${april.id}/rerate`, { reason: 'late March events', include_late_usage: true });
+  const rerate = await stack.api.call('POST', `/v1/invoices/${april.id}/rerate`, { reason: 'late March events', include_late_usage: true });
   expect(rerate.status).toBe(202);
   expect(await settledRerate(rerate.json.id, (state) => state.status === 'proposed')).toMatchObject({ outcome: 'adjustment', total: '1.67' });
-  const proposal = (await api.call('GET', `/v1/rerates/${rerate.json.id}`)).json.proposal;
+  const proposal = (await stack.api.call('GET', `/v1/rerates/${rerate.json.id}`)).json.proposal;
   const diff: Line[] = proposal.lines.map((line: Json) => ({ description: line.description, amount: line.amount, dimensionKey: line.breakdown.dimensionKey ?? null }));
   expect(byCombination(diff)).toEqual({
     'model=large&direction=output': '1.50', //  9.00 - 7.50
@@ -254,13 +242,13 @@ test('a three-period LLM plan: one line per combination under its charge, and th
   });
   // Invoice + diff = the period rated again with the late events, for every combination.
   expect(diff.find((line) => line.dimensionKey === 'model=large&direction=output')!.description).toBe('Tokens (model=large, direction=output) (correction)');
-  await api.call('POST', `/v1/rerates/${rerate.json.id}/approve`, { reason: 'checked' });
+  await stack.api.call('POST', `/v1/rerates/${rerate.json.id}/approve`, { reason: 'checked' });
   const done = await settledRerate(rerate.json.id, (state) => state.status === 'finalized');
-  const adjustment = (await db<InvoiceRow>('invoices').where({ id: done.resultInvoiceId! }).first())!;
+  const adjustment = (await stack.db<InvoiceRow>('invoices').where({ id: done.resultInvoiceId! }).first())!;
   expect([adjustment.kind, cents(adjustment.total)]).toEqual(['adjustment', '1.67']);
 
   // The margins report: March revenue per combination is the invoice line plus its correction (cost 0.000004 a token).
-  const report = await marginReport(db, { from: new Date('2031-03-01T00:00:00Z'), to: new Date('2031-04-01T00:00:00Z'), subscriptionIds: [acme] });
+  const report = await marginReport(stack.db, { from: new Date('2031-03-01T00:00:00Z'), to: new Date('2031-04-01T00:00:00Z'), subscriptionIds: [acme] });
   const revenue = Object.fromEntries((report.subscriptions[0].combinations ?? []).map((line) => [line.dimensionKey, line.revenue]));
   expect(revenue).toEqual({
     'model=large&direction=cached': '0.80',
@@ -273,7 +261,7 @@ test('a three-period LLM plan: one line per combination under its charge, and th
     'model=small&direction=cached': '0.15',
   });
 
-  const aprilEvents = await api.call('POST', '/v1/events', {
+  const aprilEvents = await stack.api.call('POST', '/v1/events', {
     events: [
       tokens('a1', 'acme', '2031-04-02T00:00:00Z', 'large', 'output', 100_000),
       tokens('a2', 'acme', '2031-04-02T06:00:00Z', 'medium', 'output', 40_000),
@@ -284,9 +272,9 @@ test('a three-period LLM plan: one line per combination under its charge, and th
   });
   expect(aprilEvents.json).toMatchObject({ accepted: 5, rejected: 0 });
   await skipTo('2031-04-30T12:00:00Z');
-  const aprilPreview = await api.call('GET', `/v1/subscriptions/${acme}/usage`);
+  const aprilPreview = await stack.api.call('GET', `/v1/subscriptions/${acme}/usage`);
   await skipTo('2031-05-10T00:00:00Z');
-  const mayEvents = await api.call('POST', '/v1/events', {
+  const mayEvents = await stack.api.call('POST', '/v1/events', {
     events: [
       tokens('y1', 'acme', '2031-05-02T00:00:00Z', 'large', 'input', 500_000),
       tokens('y2', 'acme', '2031-05-03T00:00:00Z', 'medium', 'cached', 100_001),
@@ -294,11 +282,11 @@ test('a three-period LLM plan: one line per combination under its charge, and th
     ],
   });
   expect(mayEvents.json).toMatchObject({ accepted: 3, rejected: 0 });
-  const handle = env.client.workflow.getHandle(`subscription:${acme}`);
+  const handle = stack.env.client.workflow.getHandle(`subscription:${acme}`);
   await handle.executeUpdate(cancelSubscriptionUpdate, { args: [{ at: 'period_end', reason: 'test', requestedBy: 'test' }] });
   await handle.result();
 
-  const invoices = await db<InvoiceRow>('invoices').where({ subscription_id: acme }).orderBy(['period_start', 'created_at']);
+  const invoices = await stack.db<InvoiceRow>('invoices').where({ subscription_id: acme }).orderBy(['period_start', 'created_at']);
   expect(invoices.map((invoice) => [invoice.kind, invoice.period_start.toISOString().slice(0, 10), cents(invoice.total)])).toEqual([
     ['period', '2031-03-01', '20.00'],
     ['adjustment', '2031-03-01', '1.67'],
