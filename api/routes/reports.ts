@@ -1,4 +1,5 @@
 import type { Router } from 'express';
+import type { CombinationMargin, CombinationMarginTotal } from '../../domain/combination-margins';
 import type { Margin } from '../../domain/margins';
 import type { CostSegment } from '../../domain/cost-tables';
 import { toDecimal } from '../../domain/money';
@@ -37,15 +38,20 @@ function subscriptionMarginJson(row: SubscriptionMargin) {
       cost: line.cost,
       ...(line.segments ? { cost_segments: line.segments.map(segmentJson) } : {}),
     })),
-    combinations: (row.combinations ?? []).map((line) => ({
-      metric_code: line.metricCode,
-      dimension_key: line.dimensionKey,
-      quantity: line.quantity,
-      revenue: line.revenue,
-      cost: line.cost,
-      margin: line.margin,
-      loss_making: line.lossMaking,
-    })),
+    combinations: (row.combinations ?? []).map(combinationMarginJson),
+  };
+}
+
+/** One (metric, combination)'s figures, per subscription and in the loss-making totals. */
+function combinationMarginJson(line: CombinationMargin | CombinationMarginTotal) {
+  return {
+    metric_code: line.metricCode,
+    dimension_key: line.dimensionKey,
+    quantity: line.quantity,
+    revenue: line.revenue,
+    cost: line.cost,
+    margin: line.margin,
+    loss_making: line.lossMaking,
   };
 }
 
@@ -74,17 +80,7 @@ export function reportsRouter(db: Database): Router {
           ...marginFigures(customer),
           loss_making: true,
         })),
-        combinations: report.lossMakingCombinations.map((line) => ({
-          currency: line.currency,
-          metric_code: line.metricCode,
-          dimension_key: line.dimensionKey,
-          quantity: line.quantity,
-          revenue: line.revenue,
-          cost: line.cost,
-          margin: line.margin,
-          subscriptions: line.subscriptions,
-          loss_making: true,
-        })),
+        combinations: report.lossMakingCombinations.map((line) => ({ currency: line.currency, ...combinationMarginJson(line), subscriptions: line.subscriptions })),
       },
     });
   });
