@@ -2,7 +2,6 @@
  * Finance on a time-skipping Temporal server and a real Postgres: manual re-rating with approval (adjustment
  * invoice, credit note, rejection, nothing to do twice) and spending alerts raised once per threshold.
  */
-import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createApp } from '../../api/app';
 import type { PlanSettings } from '../../domain/plan-terms';
@@ -11,10 +10,10 @@ import type { Database } from '../../store/database';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 import type { PlanRow } from '../../store/catalog';
 import { insertUsageEvents } from '../../store/usage';
-import { RerateState, rerateStateQuery, rerateWorkflowId, SUBSCRIPTION_WORKFLOW_TYPE, SubscriptionState, subscriptionStateQuery, TASK_QUEUE, usageRecordedSignal } from '../../workflows/definitions';
+import { SUBSCRIPTION_WORKFLOW_TYPE, SubscriptionState, subscriptionStateQuery, TASK_QUEUE, usageRecordedSignal } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { startTimeSkippingStack, TimeSkippingStack } from '../support/billing-stack';
-import { eventually } from '../support/eventually';
+import { settledRerate } from '../support/rerate';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { serve, TestHttp } from '../support/http';
 
@@ -42,20 +41,6 @@ afterAll(async () => {
 });
 
 let advanceTo: (instant: string) => Promise<void>;
-
-/** A re-rating workflow's state once it stops moving (proposed and waiting, or done). */
-async function settledRerate(rerateId: string, until: (state: RerateState) => boolean): Promise<RerateState> {
-  const handle = new Client({ connection: env.connection }).workflow.getHandle(rerateWorkflowId(rerateId));
-  return eventually(
-    async () => {
-      // Until the workflow has started, the query fails: that is "not yet", not an error.
-      const state = await handle.query(rerateStateQuery).catch(() => undefined);
-      return state && until(state) ? state : undefined;
-    },
-    `re-rating ${rerateId} to settle`,
-    { timeoutMs: 15_000, intervalMs: 50 },
-  );
-}
 
 async function plan(code: string, settings: PlanSettings, charges: Charge[], flatFee = '10.00'): Promise<PlanRow> {
   return insertPlan(db, { code, name: code, billing_interval: 'P1M', flat_fee: flatFee, settings: settings as Record<string, unknown>, charges: charges as unknown[] });
@@ -97,10 +82,10 @@ test('re-rating: late usage is billed by an adjustment, a lower corrected price 
   await advanceTo('2027-02-04T00:00:00Z');
   const first = await api.call('POST', `/v1/invoices/${february.id}/rerate`, { reason: 'late events from the EU region', include_late_usage: true });
   expect(first.status).toBe(202);
-  expect(await settledRerate(first.json.id, (state) => state.status === 'proposed')).toMatchObject({ outcome: 'adjustment', total: '2.00' });
+  expect(await settledRerate(env.connection, first.json.id, (state) => state.status === 'proposed')).toMatchObject({ outcome: 'adjustment', total: '2.00' });
   const approved = await api.call('POST', `/v1/rerates/${first.json.id}/approve`, { reason: 'checked with the customer' });
   expect(approved.json).toMatchObject({ status: expect.stringMatching(/approved|finalized/), proposal: { total: '2.00', late_events: 20 } });
-  const done = await settledRerate(first.json.id, (state) => state.status === 'finalized');
+  const done = await settledRerate(env.connection, first.json.id, (state) => state.status === 'finalized');
   const adjustment = (await db<InvoiceRow>('invoices').where({ id: done.resultInvoiceId! }).first())!;
   await advanceTo('2027-02-04T01:00:00Z');
   expect([adjustment.kind, money(adjustment.total)]).toEqual(['adjustment', '2.00']);
@@ -112,13 +97,13 @@ test('re-rating: late usage is billed by an adjustment, a lower corrected price 
   expect(money((await db<InvoiceRow>('invoices').where({ id: february.id }).first())!.total)).toBe('20.00'); // never edited
 
   const again = await api.call('POST', `/v1/invoices/${february.id}/rerate`, { reason: 'double check', include_late_usage: true });
-  expect(await settledRerate(again.json.id, (state) => state.status !== 'computing')).toMatchObject({ status: 'nothing_to_do', total: '0.00' });
+  expect(await settledRerate(env.connection, again.json.id, (state) => state.status !== 'computing')).toMatchObject({ status: 'nothing_to_do', total: '0.00' });
 
   await advanceTo('2027-02-05T00:00:00Z');
   const cheaper = await api.call('POST', `/v1/invoices/${february.id}/rerate`, { reason: 'price was lowered on Jan 1', plan_code: 'rerate-2027', plan_version: 2 });
-  expect(await settledRerate(cheaper.json.id, (state) => state.status === 'proposed')).toMatchObject({ outcome: 'credit', total: '-2.40' });
+  expect(await settledRerate(env.connection, cheaper.json.id, (state) => state.status === 'proposed')).toMatchObject({ outcome: 'credit', total: '-2.40' });
   await api.call('POST', `/v1/rerates/${cheaper.json.id}/approve`, { reason: 'approved by finance lead' });
-  const credited = await settledRerate(cheaper.json.id, (state) => state.status === 'finalized');
+  const credited = await settledRerate(env.connection, cheaper.json.id, (state) => state.status === 'finalized');
   const creditNote = (await db<InvoiceRow>('invoices').where({ id: credited.resultInvoiceId! }).first())!;
   expect([creditNote.kind, money(creditNote.total)]).toEqual(['credit_note', '2.40']);
   await advanceTo('2027-02-05T00:10:00Z');
@@ -129,7 +114,7 @@ test('re-rating: late usage is billed by an adjustment, a lower corrected price 
   const before = { invoices: await db('invoices').count('* as n'), lines: await db('invoice_lines').count('* as n'), unclaimed: await db('usage_events').whereNull('period_close_id').count('* as n') };
   await usage(customer.id, 'late2', 5, '2027-01-25T00:00:00Z');
   const rejected = await api.call('POST', `/v1/invoices/${february.id}/rerate`, { reason: 'more late events', include_late_usage: true });
-  await settledRerate(rejected.json.id, (state) => state.status === 'proposed');
+  await settledRerate(env.connection, rejected.json.id, (state) => state.status === 'proposed');
   expect((await api.call('POST', `/v1/rerates/${rejected.json.id}/reject`, { reason: 'wait for the full batch' })).json.status).toBe('rejected');
   expect({ invoices: await db('invoices').count('* as n'), lines: await db('invoice_lines').count('* as n') }).toEqual({ invoices: before.invoices, lines: before.lines });
   expect(await db('usage_events').whereNull('period_close_id').count('* as n')).toEqual([{ n: String(Number(before.unclaimed[0].n) + 5) }]);

@@ -6,12 +6,12 @@
  * per-combination numbers. Two more plans without a default show both policies for usage nothing prices: one
  * rejects it at ingestion (`no_matching_price`), the other lists it on the invoice at 0.00.
  */
-import { Client } from '@temporalio/client';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 import { marginReport } from '../../store/margins';
-import { cancelSubscriptionUpdate, RerateState, rerateStateQuery, rerateWorkflowId } from '../../workflows/definitions';
+import { cancelSubscriptionUpdate } from '../../workflows/definitions';
 import { useApiStack } from '../support/api-stack';
 import { eventually } from '../support/eventually';
+import { settledRerate } from '../support/rerate';
 import type { Json } from '../support/http';
 
 const stack = useApiStack();
@@ -53,18 +53,6 @@ async function invoiceLines(invoiceId: string): Promise<(string | null)[][]> {
 /** Usage lines by combination (plain lines by metric code): what each place shows for one period. */
 function byCombination(lines: readonly Line[]): Record<string, string> {
   return Object.fromEntries(lines.map((line) => [line.dimensionKey ?? line.description, line.amount]));
-}
-
-async function settledRerate(rerateId: string, until: (state: RerateState) => boolean): Promise<RerateState> {
-  const handle = new Client({ connection: stack.env.connection }).workflow.getHandle(rerateWorkflowId(rerateId));
-  return eventually(
-    async () => {
-      const state = await handle.query(rerateStateQuery).catch(() => undefined);
-      return state && until(state) ? state : undefined;
-    },
-    `re-rating ${rerateId} to settle`,
-    { timeoutMs: 30_000, intervalMs: 100 },
-  );
 }
 
 test('a three-period LLM plan: one line per combination under its charge, and the preview, invoice, re-rating diff and margins agree', async () => {
@@ -232,7 +220,7 @@ test('a three-period LLM plan: one line per combination under its charge, and th
   // Re-rating March with the late events: the diff is per combination, and only where something changed.
   const rerate = await stack.api.call('POST', `/v1/invoices/${april.id}/rerate`, { reason: 'late March events', include_late_usage: true });
   expect(rerate.status).toBe(202);
-  expect(await settledRerate(rerate.json.id, (state) => state.status === 'proposed')).toMatchObject({ outcome: 'adjustment', total: '1.67' });
+  expect(await settledRerate(stack.env.connection, rerate.json.id, (state) => state.status === 'proposed', { timeoutMs: 30_000, intervalMs: 100 })).toMatchObject({ outcome: 'adjustment', total: '1.67' });
   const proposal = (await stack.api.call('GET', `/v1/rerates/${rerate.json.id}`)).json.proposal;
   const diff: Line[] = proposal.lines.map((line: Json) => ({ description: line.description, amount: line.amount, dimensionKey: line.breakdown.dimensionKey ?? null }));
   expect(byCombination(diff)).toEqual({
@@ -243,7 +231,7 @@ test('a three-period LLM plan: one line per combination under its charge, and th
   // Invoice + diff = the period rated again with the late events, for every combination.
   expect(diff.find((line) => line.dimensionKey === 'model=large&direction=output')!.description).toBe('Tokens (model=large, direction=output) (correction)');
   await stack.api.call('POST', `/v1/rerates/${rerate.json.id}/approve`, { reason: 'checked' });
-  const done = await settledRerate(rerate.json.id, (state) => state.status === 'finalized');
+  const done = await settledRerate(stack.env.connection, rerate.json.id, (state) => state.status === 'finalized', { timeoutMs: 30_000, intervalMs: 100 });
   const adjustment = (await stack.db<InvoiceRow>('invoices').where({ id: done.resultInvoiceId! }).first())!;
   expect([adjustment.kind, cents(adjustment.total)]).toEqual(['adjustment', '1.67']);
 

@@ -3,25 +3,12 @@
  * signed deltas and levels, the usage preview, two period closes through the subscription workflow on a
  * time-skipping Temporal server, a late seat change carried into the next period, and a re-rating that bills it.
  */
-import { Client } from '@temporalio/client';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
-import { cancelSubscriptionUpdate, RerateState, rerateStateQuery, rerateWorkflowId } from '../../workflows/definitions';
+import { cancelSubscriptionUpdate } from '../../workflows/definitions';
 import { useApiStack } from '../support/api-stack';
-import { eventually } from '../support/eventually';
+import { settledRerate } from '../support/rerate';
 
 const stack = useApiStack();
-
-async function settledRerate(rerateId: string, until: (state: RerateState) => boolean): Promise<RerateState> {
-  const handle = new Client({ connection: stack.env.connection }).workflow.getHandle(rerateWorkflowId(rerateId));
-  return eventually(
-    async () => {
-      const state = await handle.query(rerateStateQuery).catch(() => undefined);
-      return state && until(state) ? state : undefined;
-    },
-    `re-rating ${rerateId} to settle`,
-    { timeoutMs: 15_000, intervalMs: 50 },
-  );
-}
 
 const seat = (id: string, timestamp: string, delta: number) => ({ id, customer: 'team', type: 'seat.changed', timestamp, properties: { delta } });
 const editors = (id: string, timestamp: string, count: number) => ({ id, customer: 'team', type: 'editors.set', timestamp, properties: { count } });
@@ -123,9 +110,9 @@ test('two periods: a seat added mid-period bills its share, a removed one until 
   await stack.skipTo('2031-05-03T00:00:00Z');
   const rerate = await stack.api.call('POST', `/v1/invoices/${mayInvoice.id}/rerate`, { reason: 'late seat', include_late_usage: true });
   expect(rerate.status).toBe(202);
-  expect(await settledRerate(rerate.json.id, (state) => state.status === 'proposed')).toMatchObject({ outcome: 'adjustment', total: '1.00' });
+  expect(await settledRerate(stack.env.connection, rerate.json.id, (state) => state.status === 'proposed')).toMatchObject({ outcome: 'adjustment', total: '1.00' });
   await stack.api.call('POST', `/v1/rerates/${rerate.json.id}/approve`, { reason: 'checked' });
-  const done = await settledRerate(rerate.json.id, (state) => state.status === 'finalized');
+  const done = await settledRerate(stack.env.connection, rerate.json.id, (state) => state.status === 'finalized');
   expect((await stack.db<InvoiceRow>('invoices').where({ id: done.resultInvoiceId! }).first())!.total).toBe('1.000000000000');
   // The claimed late seat now lives in April's carried level, so May still opens at 3.
   expect((await stack.db('usage_period_closures').where({ id: aprilClose.id }).first()).totals.seats.closingLevel).toEqual({ level: '3', setAt: '2031-04-28T00:00:00.000Z' });
