@@ -681,6 +681,8 @@ export const rerateResponse = z.object({
 });
 
 const marginFiguresOut = { currency: z.string(), revenue: moneyOut, cost: moneyOut, margin: moneyOut, margin_percent: z.string().nullable() };
+/** One (metric, combination)'s figures, per subscription and in the loss-making totals. */
+const combinationFiguresOut = { metric_code: z.string(), dimension_key: z.string(), quantity: z.string(), revenue: moneyOut, cost: moneyOut, margin: moneyOut };
 export const marginReportResponse = z.object({
   from: instantOut,
   to: instantOut,
@@ -703,19 +705,7 @@ export const marginReportResponse = z.object({
           cost_segments: z.array(z.object({ effective_from: instantOut.nullable(), quantity: z.string(), unit_cost: z.string().nullable() })).optional(),
         }),
       ),
-      combinations: z
-        .array(
-          z.object({
-            metric_code: z.string(),
-            dimension_key: z.string(),
-            quantity: z.string(),
-            revenue: moneyOut,
-            cost: moneyOut,
-            margin: moneyOut,
-            loss_making: z.boolean(),
-          }),
-        )
-        .optional(),
+      combinations: z.array(z.object({ ...combinationFiguresOut, loss_making: z.boolean() })).optional(),
     }),
   ),
   has_more: z.boolean(),
@@ -725,19 +715,7 @@ export const marginReportResponse = z.object({
     customers: z.array(
       z.object({ customer: z.object({ id: z.uuid(), external_id: z.string() }), subscription_ids: z.array(z.uuid()), ...marginFiguresOut, loss_making: z.literal(true) }),
     ),
-    combinations: z.array(
-      z.object({
-        currency: z.string(),
-        metric_code: z.string(),
-        dimension_key: z.string(),
-        quantity: z.string(),
-        revenue: moneyOut,
-        cost: moneyOut,
-        margin: moneyOut,
-        subscriptions: z.int(),
-        loss_making: z.literal(true),
-      }),
-    ),
+    combinations: z.array(z.object({ currency: z.string(), ...combinationFiguresOut, subscriptions: z.int(), loss_making: z.literal(true) })),
   }),
 });
 
