@@ -249,7 +249,7 @@ async function runBillingPeriod(size: number): Promise<BenchResult[]> {
     // CPU per period is what sizes a deployment, and it holds up better than wall time on a busy machine.
     progress(`  ${describeTreeCpuPer(cpuAtT, cpuAtEnd, size, 'period')} (node = the worker; bench = this process polling)`);
     progress(`  worker: ${describeSqlPer(workerAtT.sql, workerAtEnd.sql, size, 'period')}`);
-    const periodOneRuns = await describeTaskTimeouts(stack.temporal, cohorts.measured.ids.slice(0, TIMEOUT_SAMPLE));
+    const periodOneRuns = await describePeriodOneRuns(stack.temporal, cohorts.measured.ids.slice(0, TIMEOUT_SAMPLE));
     progress(`  ${periodOneRuns.text}`);
 
     // -- The rest of the floor. ------------------------------------------------------------------------------------
@@ -632,12 +632,12 @@ class DirectFloor {
 }
 
 /**
- * How many of a sample of the measured runs had a workflow task time out during the close (their run for
- * period 1, open and waiting for its end): a sticky task left waiting past stickyQueueScheduleToStartTimeout
- * (10 s by default) is timed out and scheduled again on the normal queue, which costs the server and the worker
- * a task and 2 history events more.
+ * A sample of the measured runs after the close (period 1 open, waiting for its end): period 1's share of
+ * history, and how many had a workflow task time out: a sticky task left waiting past
+ * stickyQueueScheduleToStartTimeout (worker/create-worker.ts) is timed out and scheduled again on the shared
+ * queue, which costs the server and the worker a task and 2 history events more.
  */
-async function describeTaskTimeouts(client: Client, subscriptionIds: readonly string[]): Promise<{ text: string; meanEvents: number }> {
+async function describePeriodOneRuns(client: Client, subscriptionIds: readonly string[]): Promise<{ text: string; meanEvents: number }> {
   let timedOut = 0;
   let events = 0;
   await forEachConcurrently(subscriptionIds, 10, async (id) => {

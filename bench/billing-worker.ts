@@ -6,23 +6,14 @@
  *   parent -> { type: 'stats' }           child -> { type: 'stats', stats }
  *   parent -> { type: 'stop' }            child -> { type: 'stopped', stats }, then exits
  */
-import { DefaultLogger, NativeConnection, Runtime, WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { readFileSync } from 'node:fs';
 import { createDatabase } from '../store/database';
-import { BillingWorkerOptions, createBillingWorker } from '../worker/create-worker';
+import { type BillingWorkerOptions, createBillingWorker } from '../worker/create-worker';
 import { countSql, SqlCounts } from './sql-count';
 
-/** Everything createBillingWorker's `tuning` could take, plus the knobs it does not forward yet (see below). */
-export type WorkerTuning = Pick<
-  WorkerOptions,
-  | 'maxCachedWorkflows'
-  | 'maxConcurrentActivityTaskExecutions'
-  | 'maxConcurrentWorkflowTaskExecutions'
-  | 'maxConcurrentLocalActivityExecutions'
-  | 'maxConcurrentWorkflowTaskPolls'
-  | 'maxConcurrentActivityTaskPolls'
-  | 'stickyQueueScheduleToStartTimeout'
->;
+/** The worker knobs the benchmark may set: what createBillingWorker's `tuning` takes. */
+export type WorkerTuning = NonNullable<BillingWorkerOptions['tuning']>;
 
 export interface BillingWorkerConfig {
   readonly temporalAddress: string;
@@ -101,9 +92,7 @@ async function main(config: BillingWorkerConfig): Promise<void> {
     namespace: config.namespace,
     taskQueue: config.taskQueue,
     workflowBundle: { codePath: config.bundlePath },
-    // createBillingWorker's `tuning` type names three knobs; it spreads whatever it gets into Worker.create, so
-    // the local-activity and poller knobs pass through too (docs/benchmarks.md: widen that Pick).
-    tuning: config.tuning as BillingWorkerOptions['tuning'],
+    tuning: config.tuning,
   });
   cachedWorkflows = () => worker.getStatus().numCachedWorkflows;
   const running = worker.run();
