@@ -213,12 +213,13 @@ export async function numberFinalizedInvoices(db: Knex): Promise<number> {
 
 /**
  * The invoice as issued, for a caller holding its row after the finalizing commit (or any committed read of it):
- * when it still waits for its number, joins the next numbering run and takes the number from what that run
- * issued; only when an earlier run (another worker's, the janitor's) numbered it is the row read again.
+ * when it still waits for its number, joins the next numbering run (or finds it numbered by the run in flight) and
+ * takes the number from what that run issued; only when an earlier run (another worker's, the janitor's) numbered
+ * it is the row read again.
  */
 export async function issueFinalizedInvoice(db: Knex, invoice: InvoiceRow): Promise<InvoiceRow> {
   if (!isAwaitingNumber(invoice)) return invoice;
-  const run = await numberingRunsOf(db).join();
+  const run = await numberingRunsOf(db).joinFor(invoice.id);
   const issued = run.issued.get(invoice.id);
   if (issued) return { ...invoice, number: issued.number, status: 'open', finalized_at: issued.finalizedAt };
   // Numbered by an earlier run than ours (one that read the queue after our commit but before ours started).

@@ -37,6 +37,26 @@ export class NumberingRuns {
     return this.next;
   }
 
+  /**
+   * The run that numbers `invoiceId`, whose finalization committed before this call: the next run, as `join` gives,
+   * unless the run in flight turns out to have numbered it. That run may have read the queue after the commit (it
+   * was sent before the caller knew of the commit, but took its snapshot later): then its result says so, and the
+   * caller need not wait a whole run more. Nothing about the numbers changes, only how long a caller waits.
+   */
+  joinFor(invoiceId: string): Promise<NumberingRun> {
+    const inFlight = this.inFlight;
+    const next = this.join();
+    if (!inFlight || inFlight === next) return next;
+    return inFlight.then(
+      (run) => {
+        if (!run.issued.has(invoiceId)) return next;
+        next.catch(settled); // still runs for the others who joined it; its failure is theirs, not this caller's
+        return run;
+      },
+      () => next,
+    );
+  }
+
   /** Runs started so far (the numbering transactions this process opened), for tests and benchmarks. */
   get runsStarted(): number {
     return this.started;

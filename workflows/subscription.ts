@@ -18,7 +18,7 @@ import { periodNumber, showOpsDetails } from './subscription/ops-view';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
 import { carriedState, continueToNextPeriod, msUntil, nextPeriodInThisRun, nowIso, periodOf, rollOver, snapshot, startRun, SubscriptionRun } from './subscription/state';
 import { checkThresholds, handleThresholdSignals } from './subscription/thresholds';
-import { afterRunningHandlers } from './subscription/turns';
+import { afterRunningHandlers, handlersMayBeRunning } from './subscription/turns';
 
 export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Promise<SubscriptionState> {
   const run = startRun(input);
@@ -36,7 +36,8 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
     const ended = await serveUntilPeriodEnd(run);
     if (ended) return ended;
 
-    await condition(allHandlersFinished);
+    // Asked first: the usual boundary has no handler in flight, and then there is nothing to wait for (./subscription/turns.ts).
+    if (!allHandlersFinished()) await condition(allHandlersFinished);
     const periodEnd = periodOf(run).end;
     const boundaryReached = Date.now() >= periodEnd.getTime();
     if (boundaryReached && run.pendingCancellation) return endSubscription(run, run.pendingCancellation, openUsageUntil(run, periodEnd), null);
@@ -65,7 +66,7 @@ async function serveUntilPeriodEnd(run: SubscriptionRun): Promise<SubscriptionSt
       const resumed = (): boolean => run.resumeRequested || run.cancelNow !== null;
       if (run.pausedUntil) await condition(resumed, msUntil(run.pausedUntil), { summary: `paused until ${run.pausedUntil}` });
       else await condition(resumed);
-      await afterRunningHandlers(run);
+      if (handlersMayBeRunning(run)) await afterRunningHandlers(run);
       if (!run.cancelNow) await resumeFromPause(run); // a cancellation is handled below
       continue;
     }
@@ -74,7 +75,7 @@ async function serveUntilPeriodEnd(run: SubscriptionRun): Promise<SubscriptionSt
     showOpsDetails(run);
     const waitingFor = offer && wakeAt < periodOf(run).end.getTime() ? 'retention offer expires' : `period ${periodNumber(run)} ends`;
     await condition(() => mustWake(run, offer), msUntil(new Date(wakeAt)), { summary: waitingFor });
-    await afterRunningHandlers(run);
+    if (handlersMayBeRunning(run)) await afterRunningHandlers(run);
     if (run.cancelNow) {
       const now = new Date();
       return endSubscription(run, run.cancelNow, openUsageUntil(run, now), now);

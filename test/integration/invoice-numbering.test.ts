@@ -222,7 +222,7 @@ async function untilNumberingRunWaits(): Promise<void> {
   throw new Error('no numbering run ever waited for the held lock');
 }
 
-test('40 callers of one process share numbering runs: the first run numbers all 40 in order, the rest wait for one more run', async () => {
+test('40 callers of one process share numbering runs: the first run numbers all 40 in order, and the 39 who joined the next one take their numbers from it', async () => {
   const subs = await subscriptions(40, 'shared');
   const runsBefore = numberingRunsStarted(db);
   // Another worker is numbering (it holds the series' advisory lock) while our 40 finalizations commit.
@@ -231,12 +231,13 @@ test('40 callers of one process share numbering runs: the first run numbers all 
   // Each caller asks for its issued invoice as soon as its own finalization committed, as the activities do.
   const issuing = finalizations.map((finalization) => finalization.then((invoice) => issueFinalizedInvoice(db, invoice)));
   await Promise.all(finalizations);
-  // All 40 have joined: the first caller started a run (waiting for the lock), the 39 others joined the next one.
+  // All 40 have joined: the first caller started a run (waiting for the lock), the 39 others joined the next one
+  // (store/numbering-runs.ts `joinFor`: they take the run in flight instead when it turns out to have numbered them).
   expect(numberingRunsStarted(db) - runsBefore).toBe(1);
 
   await releaseNumbering();
   const issued = await Promise.all(issuing);
-  // Two numbering transactions for 40 callers, not 40.
+  // Two numbering transactions for 40 callers, not 40 (the second finds the queue empty).
   expect(numberingRunsStarted(db) - runsBefore).toBe(2);
   const invoices = await allInvoices();
   expectGapFreeInFinalizationOrder(invoices);

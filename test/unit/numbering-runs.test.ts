@@ -57,3 +57,43 @@ test('a failed run fails its own callers only: those who joined meanwhile still 
   pending[1].finish(result(2));
   expect(await next).toEqual(result(2));
 });
+
+test('a caller whose invoice the run in flight numbered takes that run; the others still wait for the next one', async () => {
+  const { runs, pending } = manualRuns();
+  const issuedBy = (...ids: string[]): NumberingRun => ({
+    numbered: ids.length,
+    issued: new Map(ids.map((id, index) => [id, { number: `INV-${index + 1}`, finalizedAt: new Date(0) }])),
+  });
+  void runs.join();
+  // Both committed while the first run was in flight; it took its snapshot after inv-a's commit, before inv-b's.
+  const a = runs.joinFor('inv-a');
+  const b = runs.joinFor('inv-b');
+  const inFlight = issuedBy('inv-a');
+  pending[0].finish(inFlight);
+  expect(await a).toBe(inFlight);
+  await flush();
+  expect(runs.runsStarted).toBe(2);
+  const next = issuedBy('inv-b');
+  pending[1].finish(next);
+  expect(await b).toBe(next);
+});
+
+test('a caller served by the run in flight is not failed by the next run it no longer waits for', async () => {
+  const { runs, pending } = manualRuns();
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    void runs.join();
+    const a = runs.joinFor('inv-a');
+    const inFlight: NumberingRun = { numbered: 1, issued: new Map([['inv-a', { number: 'INV-1', finalizedAt: new Date(0) }]]) };
+    pending[0].finish(inFlight);
+    expect(await a).toBe(inFlight);
+    await flush();
+    pending[1].fail(new Error('connection lost'));
+    await flush();
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});

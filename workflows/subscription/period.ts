@@ -18,7 +18,7 @@ import { collect } from './collection';
 import { bounds, msUntil, note, nowIso, periodOf, planMeters, SubscriptionRun, takesCheaperPeriodStep } from './state';
 import { openInOneStep, takesOneStepOpening } from './period-opening';
 import { changeStatus, switchPlan } from './transitions';
-import { afterRunningHandlers } from './turns';
+import { afterRunningHandlers, handlersMayBeRunning } from './turns';
 
 /**
  * Closes the usage of a stretch under the plan version it is rated by, and returns the stretch to invoice (null
@@ -43,7 +43,7 @@ export async function waitToCloseUsage(run: SubscriptionRun, stretch: PeriodBoun
   if (grace === 'wait_for_grace') {
     const closesAt = addIntervals(new Date(stretch.end), parseInterval(run.plan.usageGracePeriod), 1);
     if (closesAt.getTime() > Date.now()) await sleep(msUntil(closesAt), { summary: `grace window for period ${run.periodIndex} usage` });
-    await afterRunningHandlers(run); // the main loop's own wait (a handler's close uses 'now')
+    if (handlersMayBeRunning(run)) await afterRunningHandlers(run); // the main loop's own wait (a handler's close uses 'now')
   }
   return stretch;
 }
@@ -102,7 +102,12 @@ async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
   run.usagePlanId = run.plan.planId;
   // One local activity for close + invoice + first charge (./period-opening.ts); the usage is closed inside it.
   const oneStep = cheaper && takesOneStepOpening(run);
-  const usagePeriod = run.periodIndex > 0 ? await withAttention(run, 'close_usage', () => (oneStep ? waitToCloseUsage : closeUsage)(run, closedStretch, usagePlan, 'wait_for_grace')) : null;
+  const usagePeriod =
+    run.periodIndex === 0
+      ? null
+      : oneStep
+        ? await waitToCloseUsage(run, closedStretch, usagePlan, 'wait_for_grace') // only the wait: no activity that could fail
+        : await withAttention(run, 'close_usage', () => closeUsage(run, closedStretch, usagePlan, 'wait_for_grace'));
   const discount = run.discount;
   const request: PeriodInvoiceRequest = {
     subscriptionId: run.input.subscriptionId,

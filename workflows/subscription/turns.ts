@@ -55,3 +55,15 @@ export async function afterRunningHandlers(run?: SubscriptionRun): Promise<void>
   // With the run, a patch the previous run took costs this one no marker (state.ts `patchTaken`).
   if (run ? patchTaken(run, MAIN_LOOP_AFTER_HANDLERS) : patched(MAIN_LOOP_AFTER_HANDLERS)) await condition(allHandlersFinished);
 }
+
+/**
+ * False when `afterRunningHandlers(run)` has nothing to do: the run waits for handlers and none is running. The main
+ * loop asks first (`if (handlersMayBeRunning(run)) await afterRunningHandlers(run)`) so that its usual wake-up, with
+ * no handler in flight, creates no condition and no promise (about a quarter of a period's promises, each of which
+ * the SDK's promise hook records a stack trace for: docs/benchmarks.md). Skipping the await moves no command: with
+ * no handler in flight, no other coroutine of the run can run before the main loop's next command. Runs from before
+ * the wait (no patch) keep their await, whose timing their histories recorded.
+ */
+export function handlersMayBeRunning(run: SubscriptionRun): boolean {
+  return !patchTaken(run, MAIN_LOOP_AFTER_HANDLERS) || !allHandlersFinished();
+}
