@@ -633,36 +633,60 @@ class DirectFloor {
 
 /**
  * A sample of the measured runs after the close (period 1 open, waiting for its end): period 1's share of
- * history, and how many had a workflow task time out: a sticky task left waiting past
- * stickyQueueScheduleToStartTimeout (worker/create-worker.ts) is timed out and scheduled again on the shared
- * queue, which costs the server and the worker a task and 2 history events more.
+ * history; how many had a workflow task time out (a sticky task left waiting past stickyQueueScheduleToStartTimeout,
+ * worker/create-worker.ts, is timed out and scheduled again on the shared queue, which costs the server and the
+ * worker a task and 2 history events more); and, for each way period 1 opened (a continue-as-new at T, or in the
+ * same run), how many woke before the grace window ended and slept it out (a second timer and workflow task).
  */
 async function describePeriodOneRuns(client: Client, subscriptionIds: readonly string[]): Promise<{ text: string; meanEvents: number }> {
   let timedOut = 0;
   let events = 0;
+  const opened = { continuedAsNew: { runs: 0, slept: 0, events: 0, tasks: 0 }, sameRun: { runs: 0, slept: 0, events: 0, tasks: 0 } };
   await forEachConcurrently(subscriptionIds, 10, async (id) => {
     const history = await client.workflow.getHandle(subscriptionWorkflowId(id)).fetchHistory();
     const timeouts = history.events?.filter((event) => event.workflowTaskTimedOutEventAttributes).length ?? 0;
     if (timeouts > 0) timedOut += 1;
-    const periodEvents = await eventsSinceTheBoundary(client, subscriptionWorkflowId(id), history.events ?? []);
-    events += periodEvents; // after the await: `events += await ...` would add to a stale total
+    const share = await periodOneShare(client, subscriptionWorkflowId(id), history.events ?? []);
+    events += share.events; // after the await: `events += await ...` would add to a stale total
+    const way = share.continuedAsNew ? opened.continuedAsNew : opened.sameRun;
+    way.runs += 1;
+    way.events += share.events;
+    way.tasks += share.tasks;
+    if (share.timersStarted > 1) way.slept += 1; // period 1's end timer, plus the grace wait's
   });
   const meanEvents = events / subscriptionIds.length;
-  return { text: `${timedOut} of ${subscriptionIds.length} sampled runs had a workflow task time out; ${meanEvents.toFixed(1)} events each since period 0's end (waiting for period 1's)`, meanEvents };
+  const describe = (way: typeof opened.sameRun) =>
+    `${way.runs} (${way.slept} slept out the grace window; ${(way.events / Math.max(1, way.runs)).toFixed(1)} events and ${(way.tasks / Math.max(1, way.runs)).toFixed(2)} workflow tasks each)`;
+  const ways = `period 1 opened in a new run: ${describe(opened.continuedAsNew)}, in the same run: ${describe(opened.sameRun)}`;
+  return {
+    text: `${timedOut} of ${subscriptionIds.length} sampled runs had a workflow task time out; ${meanEvents.toFixed(1)} events each since period 0's end (waiting for period 1's); ${ways}`,
+    meanEvents,
+  };
 }
 
 /**
  * Period 1's share of history: from period 0's boundary timer firing to period 1's boundary timer started. In the
  * run the bench started (inside period 0, one timer), everything from its first TimerFired; in a run continued as
  * new at T, its whole history plus the previous run's from its last TimerFired (the firing, a workflow task,
- * continued-as-new).
+ * continued-as-new). With the timers started in that share.
  */
-async function eventsSinceTheBoundary(client: Client, workflowId: string, events: readonly temporal.api.history.v1.IHistoryEvent[]): Promise<number> {
+async function periodOneShare(
+  client: Client,
+  workflowId: string,
+  events: readonly temporal.api.history.v1.IHistoryEvent[],
+): Promise<{ events: number; tasks: number; timersStarted: number; continuedAsNew: boolean }> {
   const previousRunId = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
-  if (!previousRunId) return events.length - Math.max(0, events.findIndex((event) => event.timerFiredEventAttributes));
+  type Share = readonly temporal.api.history.v1.IHistoryEvent[];
+  const timersIn = (share: Share) => share.filter((event) => event.timerStartedEventAttributes).length;
+  const tasksIn = (share: Share) => share.filter((event) => event.workflowTaskCompletedEventAttributes).length;
+  if (!previousRunId) {
+    const share = events.slice(Math.max(0, events.findIndex((event) => event.timerFiredEventAttributes)));
+    return { events: share.length, tasks: tasksIn(share), timersStarted: timersIn(share), continuedAsNew: false };
+  }
   const previous = (await client.workflow.getHandle(workflowId, previousRunId).fetchHistory()).events ?? [];
   const lastFired = previous.map((event) => Boolean(event.timerFiredEventAttributes)).lastIndexOf(true);
-  return events.length + previous.length - lastFired;
+  const tail = previous.slice(lastFired);
+  return { events: events.length + tail.length, tasks: tasksIn(events) + tasksIn(tail), timersStarted: timersIn(events), continuedAsNew: true };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
