@@ -1,6 +1,7 @@
 import { isGrpcServiceError, ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { ErrorRequestHandler, Response } from 'express';
 import { ZodError } from 'zod';
+import { TemporalDeadlinePassed } from './temporal-deadline';
 
 /**
  * Errors to API users are RFC 9457 `application/problem+json` with a stable snake_case `code`.
@@ -177,7 +178,7 @@ function causeChain(error: unknown): unknown[] {
 export function unavailableDependencyOf(error: unknown): 'database_unavailable' | 'temporal_unavailable' | undefined {
   const chain = causeChain(error);
   for (const link of chain) {
-    if (link instanceof WorkflowUpdateRPCTimeoutOrCancelledError) return 'temporal_unavailable';
+    if (link instanceof WorkflowUpdateRPCTimeoutOrCancelledError || link instanceof TemporalDeadlinePassed) return 'temporal_unavailable';
     if (isGrpcServiceError(link) && (link.code === GRPC_UNAVAILABLE || link.code === GRPC_DEADLINE_EXCEEDED)) return 'temporal_unavailable';
   }
   if (chain.some((link) => link instanceof ServiceError)) return undefined; // another Temporal answer: not an outage
