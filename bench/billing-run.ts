@@ -640,21 +640,19 @@ class DirectFloor {
  */
 async function describePeriodOneRuns(client: Client, subscriptionIds: readonly string[]): Promise<{ text: string; meanEvents: number }> {
   let timedOut = 0;
-  let events = 0;
   const opened = { continuedAsNew: { runs: 0, slept: 0, events: 0, tasks: 0 }, sameRun: { runs: 0, slept: 0, events: 0, tasks: 0 } };
   await forEachConcurrently(subscriptionIds, 10, async (id) => {
     const history = await client.workflow.getHandle(subscriptionWorkflowId(id)).fetchHistory();
     const timeouts = history.events?.filter((event) => event.workflowTaskTimedOutEventAttributes).length ?? 0;
     if (timeouts > 0) timedOut += 1;
     const share = await periodOneShare(client, subscriptionWorkflowId(id), history.events ?? []);
-    events += share.events; // after the await: `events += await ...` would add to a stale total
     const way = share.continuedAsNew ? opened.continuedAsNew : opened.sameRun;
     way.runs += 1;
-    way.events += share.events;
+    way.events += share.events; // after the await: `way.events += await ...` would add to a stale total
     way.tasks += share.tasks;
     if (share.timersStarted > 1) way.slept += 1; // period 1's end timer, plus the grace wait's
   });
-  const meanEvents = events / subscriptionIds.length;
+  const meanEvents = (opened.continuedAsNew.events + opened.sameRun.events) / subscriptionIds.length;
   const describe = (way: typeof opened.sameRun) =>
     `${way.runs} (${way.slept} slept out the grace window; ${(way.events / Math.max(1, way.runs)).toFixed(1)} events and ${(way.tasks / Math.max(1, way.runs)).toFixed(2)} workflow tasks each)`;
   const ways = `period 1 opened in a new run: ${describe(opened.continuedAsNew)}, in the same run: ${describe(opened.sameRun)}`;

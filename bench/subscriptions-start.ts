@@ -74,12 +74,18 @@ async function runSubscriptionsStart(size: number): Promise<BenchResult[]> {
     const half = Math.ceil(size / 2);
     const bareBefore = await bareStarts(stack.temporal, half, `${stack.taskQueue}-no-worker`);
 
+    /** Imports every row as the API does (in batches of its limit); how many rows came back with `status`. */
+    const importAll = async (status: 'created' | 'existing'): Promise<number> => {
+      let count = 0;
+      for (let offset = 0; offset < rows.length; offset += IMPORT_BATCH_LIMIT) {
+        const reports = await importSubscriptions({ db: stack.db, temporal: stack.temporal }, rows.slice(offset, offset + IMPORT_BATCH_LIMIT), offset);
+        count += reports.filter((report) => report.status === status).length;
+      }
+      return count;
+    };
+
     const startedAt = Date.now();
-    let created = 0;
-    for (let offset = 0; offset < rows.length; offset += IMPORT_BATCH_LIMIT) {
-      const reports = await importSubscriptions({ db: stack.db, temporal: stack.temporal }, rows.slice(offset, offset + IMPORT_BATCH_LIMIT), offset);
-      created += reports.filter((report) => report.status === 'created').length;
-    }
+    const created = await importAll('created');
     const importSeconds = (Date.now() - startedAt) / 1000;
     if (created !== size) throw new Error(`expected ${size} subscriptions created, got ${created}`);
     progress(`  imported ${size} in ${importSeconds.toFixed(1)} s: ${(size / importSeconds).toFixed(0)}/s`);
@@ -91,11 +97,7 @@ async function runSubscriptionsStart(size: number): Promise<BenchResult[]> {
     // The same file again, as an operator rerunning an interrupted import would: every row is found, nothing is
     // started or written twice.
     const rerunStartedAt = Date.now();
-    let existing = 0;
-    for (let offset = 0; offset < rows.length; offset += IMPORT_BATCH_LIMIT) {
-      const reports = await importSubscriptions({ db: stack.db, temporal: stack.temporal }, rows.slice(offset, offset + IMPORT_BATCH_LIMIT), offset);
-      existing += reports.filter((report) => report.status === 'existing').length;
-    }
+    const existing = await importAll('existing');
     const rerunSeconds = (Date.now() - rerunStartedAt) / 1000;
     const stored = await countSubscriptionsOfPlan(stack.db, plan.id);
     if (existing !== size || stored !== size) throw new Error(`the rerun found ${existing} of ${size} rows existing; ${stored} subscriptions stored`);

@@ -42,8 +42,8 @@ function subscriptionMarginJson(row: SubscriptionMargin) {
   };
 }
 
-/** One (metric, combination)'s figures, per subscription and in the loss-making totals. */
-function combinationMarginJson(line: CombinationMargin | CombinationMarginTotal) {
+/** One (metric, combination)'s figures, per subscription and in the loss-making totals (and in the pricing simulation's JSON). */
+export function combinationMarginJson(line: CombinationMargin | CombinationMarginTotal) {
   return {
     metric_code: line.metricCode,
     dimension_key: line.dimensionKey,

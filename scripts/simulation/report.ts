@@ -1,4 +1,5 @@
 /** The simulation's results for people (a side-by-side table) and for programs (JSON, snake_case like the API). */
+import { combinationMarginJson } from '../../api/routes/reports';
 import { Dec, formatMoney, toDecimal, ZERO } from '../../domain/money';
 import type { PeriodFigures, PlanSimulation, SimulationResult } from './simulate';
 
@@ -86,15 +87,7 @@ function figuresJson(figures: Omit<PeriodFigures, 'index' | 'start' | 'end'>) {
     margin_percent: figures.marginPercent,
     ...('combinations' in figures && figures.combinations
       ? {
-          combinations: figures.combinations.map((line) => ({
-            metric_code: line.metricCode,
-            dimension_key: line.dimensionKey,
-            quantity: line.quantity,
-            revenue: line.revenue,
-            cost: line.cost,
-            margin: line.margin,
-            loss_making: line.lossMaking,
-          })),
+          combinations: figures.combinations.map(combinationMarginJson),
         }
       : {}),
   };
