@@ -65,7 +65,6 @@ import { startThrowawayDatabase } from '../store/throwaway-database';
 import type { PlanRow } from '../store/catalog';
 import { insertUsageEvents, NewUsageEvent } from '../store/usage';
 import { WORKFLOWS_PATH } from '../worker/create-worker';
-import { PERIOD_OPENS_IN_ONE_STEP, PERIODS_SHARE_A_RUN } from '../workflows/subscription/patch-ids';
 import {
   SEARCH_ATTRIBUTE_REGISTRATIONS,
   SEARCH_ATTRIBUTES,
@@ -508,8 +507,6 @@ async function startWorkflows(stack: BillingStack, plan: PlanRow, cohort: Cohort
           discount: null,
           timeline: [],
           cheaperPeriodStep: true,
-          // As a subscription carried from a run on this code: its patches were taken once, earlier.
-          patches: [PERIOD_OPENS_IN_ONE_STEP, PERIODS_SHARE_A_RUN],
         },
       };
       await stack.temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {

@@ -16,12 +16,13 @@ import { endSubscription, handleCancellation, handlePauses, handlePlanChanges, r
 import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from './subscription/offers';
 import { periodNumber, showOpsDetails } from './subscription/ops-view';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
-import { carriedState, continueToNextPeriod, msUntil, nextPeriodInThisRun, nowIso, periodOf, rollOver, snapshot, startRun, SubscriptionRun } from './subscription/state';
+import { carriedState, continueToNextPeriod, msUntil, nextPeriodInThisRun, nowIso, periodOf, rollOver, snapshot, startRun, SubscriptionRun, takeReleasedPatches } from './subscription/state';
 import { checkThresholds, handleThresholdSignals } from './subscription/thresholds';
 import { afterRunningHandlers, handlersMayBeRunning } from './subscription/turns';
 
 export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Promise<SubscriptionState> {
   const run = startRun(input);
+  takeReleasedPatches(run); // first: no patch of this run's code costs a marker later (./subscription/patch-ids.ts)
   handleRequests(run);
   showOpsDetails(run);
 

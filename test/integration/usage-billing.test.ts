@@ -114,11 +114,13 @@ test('three periods: events across boundaries, a duplicate and a late event are 
   // History budget: every period's share stays small however many events arrived (they never reach the workflow).
   // Walk the continue-as-new chain backwards from the last run: each run's first event names the one before.
   const runLengths: number[] = [];
+  const patchMarkers: number[] = [];
   let runId: string | undefined = (await handle.describe()).runId;
   for (let guard = 0; runId && guard < 10; guard += 1) {
     const run: WorkflowHandle = stack.env.client.workflow.getHandle(`subscription:${subscriptionId}`, runId);
     const history: Awaited<ReturnType<WorkflowHandle['fetchHistory']>> = await run.fetchHistory();
     runLengths.unshift(history.events!.length);
+    patchMarkers.unshift(history.events!.filter((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch').length);
     // Both runs: one of them opened a period in the same run (which one depends on the id), the other continued.
     await recordHistory(run, `subscription-periods-share-a-run-${guard === 0 ? 'last' : 'first'}`);
     runId = history.events![0].workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
@@ -128,6 +130,9 @@ test('three periods: events across boundaries, a duplicate and a late event are 
   // 39 + 41 events, including the patch marker and its upsert once. With a run per period it was 25 + 17 + 41 = 83.
   // The last period carries the cancel update and the closing invoice's close-invoice-charge cycle.
   expect(runLengths.length).toBe(2);
+  // Patches: one marker in the subscription's life, the released generation's at its first task; none at a
+  // boundary (./workflows/subscription/patch-ids.ts).
+  expect(patchMarkers).toEqual([1, 0]);
   expect(runLengths.reduce((sum, length) => sum + length, 0)).toBeLessThanOrEqual(80);
 });
 

@@ -9,16 +9,15 @@
  *
  * Transient failures never get here: the activity retries them with backoff.
  */
-import { condition, patched, setHandler } from '@temporalio/workflow';
+import { condition, setHandler } from '@temporalio/workflow';
 import type { SubscriptionStatus } from '../../contract/subscription';
 import { local } from '../activity-stubs';
 import { retryFailedStepUpdate } from '../definitions';
 import { DeterministicFailure, deterministicFailureOf, unlessDeterministic } from './deterministic';
-import { note, nowIso, SubscriptionRun } from './state';
+import { NEEDS_ATTENTION } from './patch-ids';
+import { note, nowIso, patchTaken, SubscriptionRun } from './state';
 import { changeStatus } from './transitions';
 
-/** Before this patch a non-retryable activity failure failed the workflow; now it waits for ops. */
-const NEEDS_ATTENTION_PATCH = 'needs-attention-on-deterministic-failure';
 
 /**
  * The billing steps that can need attention, as ops see them in the timeline and the query (docs/operations.md
@@ -48,7 +47,7 @@ export async function withAttention<T>(run: SubscriptionRun, step: BillingStep, 
       return result;
     } catch (error) {
       const failure = deterministicFailureOf(error);
-      if (!failure || !patched(NEEDS_ATTENTION_PATCH)) throw error;
+      if (!failure || !patchTaken(run, NEEDS_ATTENTION)) throw error;
       standing ??= run.status;
       await needAttention(run, step, failure);
       await condition(() => run.retryRequested);

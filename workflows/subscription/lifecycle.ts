@@ -2,7 +2,7 @@
  * The subscription's life around its periods: scheduled start and trial, plan changes, pause and resume,
  * cancellation and the end. Update handlers stay thin: validate, then one step over the run's state.
  */
-import { condition, currentUpdateInfo, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { condition, currentUpdateInfo, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { SubscriptionStatus } from '../../contract/subscription';
 import type { PeriodBounds } from '../../domain/invoice';
 import { billingPeriod } from '../../domain/periods';
@@ -26,7 +26,8 @@ import { unlessDeterministic } from './deterministic';
 import { collect } from './collection';
 import { offerRetention, offerWinBack, retentionTerms } from './offers';
 import { closeUsage, openUsageUntil, showPeriodEnd } from './period';
-import { bounds, msUntil, note, periodOf, SubscriptionRun } from './state';
+import { PLAN_CHANGE_KEYED_BY_REQUEST } from './patch-ids';
+import { bounds, msUntil, note, patchTaken, periodOf, SubscriptionRun } from './state';
 import { acceptCancellation, changeStatus, showScheduledChange, switchPlan } from './transitions';
 import { inTurn } from './turns';
 
@@ -131,8 +132,6 @@ export function handleCancellation(run: SubscriptionRun): void {
   );
 }
 
-/** Histories recorded before a plan change was keyed by its request replay without that first step. */
-const PLAN_CHANGE_KEYED_BY_REQUEST = 'plan-change-keyed-by-request';
 
 /**
  * Immediate: usage so far is closed and rated at the old plan's prices; the fee is prorated to the second.
@@ -143,7 +142,7 @@ async function changePlanNow(run: SubscriptionRun, request: PlanChangeRequest): 
   const period = periodOf(run);
   const oldPlan = run.plan;
   let changeAt = new Date();
-  if (patched(PLAN_CHANGE_KEYED_BY_REQUEST)) {
+  if (patchTaken(run, PLAN_CHANGE_KEYED_BY_REQUEST)) {
     // Nothing has taken effect yet: a deterministic failure here fails this update (the caller is told), billing goes on.
     const recorded = await local.recordPlanChange({
       subscriptionId: run.input.subscriptionId,

@@ -1,10 +1,60 @@
 /**
- * Patch ids that code outside the workflow runtime names too: the bench and the import start subscriptions as
- * carried from a run on this code, which took these patches once already.
+ * Every patch of the subscription workflow, and the generations that release them together.
+ *
+ * A `patched(id)` that is true records a marker and a TemporalChangeVersion upsert (two history events) in the run
+ * that asks, and a run asks wherever the patched code is, often at a period boundary: the busiest moment of a
+ * calendar-billed book. So a subscription takes its patches once (./state.ts `patchTaken` carries them to the next
+ * run), and a run whose code knows a whole generation takes the generation at its first task, with one marker, and
+ * every patch in it with none (`takeReleasedPatches`).
  */
+
+/** Before this patch a non-retryable activity failure failed the workflow; now it waits for ops (./attention.ts). */
+export const NEEDS_ATTENTION = 'needs-attention-on-deterministic-failure';
+
+/** Lifecycle updates wait their turn (./turns.ts); histories recorded before ran them side by side. */
+export const SERIALIZED_LIFECYCLE_UPDATES = 'serialized-lifecycle-updates';
+
+/** The main loop waits for running handlers (./turns.ts); histories recorded before did not. */
+export const MAIN_LOOP_AFTER_HANDLERS = 'main-loop-acts-after-running-handlers';
+
+/** A plan change is keyed by its request (./lifecycle.ts); histories recorded before have no such first step. */
+export const PLAN_CHANGE_KEYED_BY_REQUEST = 'plan-change-keyed-by-request';
+
+/** Threshold invoices (./thresholds.ts); histories recorded before never asked for one. */
+export const PROGRESSIVE_BILLING = 'progressive-billing-thresholds';
+
+/** The period's first charge as a local activity, the period end handed on at continue-as-new (./state.ts). */
+export const CHEAPER_PERIOD_STEP = 'cheaper-period-step';
 
 /** The one-step period opening (./period-opening.ts). */
 export const PERIOD_OPENS_IN_ONE_STEP = 'period-opens-in-one-local-activity';
 
 /** Two periods per run (./state.ts `nextPeriodInThisRun`). */
 export const PERIODS_SHARE_A_RUN = 'periods-share-a-run';
+
+export interface PatchGeneration {
+  readonly id: string;
+  readonly patches: readonly string[];
+}
+
+/**
+ * Released generations, newest first. NEVER edit a released generation: a history recorded under it replays with
+ * exactly its list, so a patch added to it later would be taken, on replay, by runs recorded without that patch.
+ * A new patch goes into a new generation, first in this list, naming every patch of the one before plus its own.
+ * test/unit/patch-generations.test.ts holds a copy of each released list and fails when one changes.
+ */
+export const PATCH_GENERATIONS: readonly PatchGeneration[] = [
+  {
+    id: 'subscription-patches-1',
+    patches: [
+      NEEDS_ATTENTION,
+      SERIALIZED_LIFECYCLE_UPDATES,
+      MAIN_LOOP_AFTER_HANDLERS,
+      PLAN_CHANGE_KEYED_BY_REQUEST,
+      PROGRESSIVE_BILLING,
+      CHEAPER_PERIOD_STEP,
+      PERIOD_OPENS_IN_ONE_STEP,
+      PERIODS_SHARE_A_RUN,
+    ],
+  },
+];

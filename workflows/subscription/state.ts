@@ -7,7 +7,7 @@ import type { PeriodInvoiceSummary, SubscriptionStatus } from '../../contract/su
 import type { PeriodBounds } from '../../domain/invoice';
 import { addIntervals, BillingInterval, BillingPeriod, billingPeriod, parseInterval } from '../../domain/periods';
 import { SEARCH_ATTRIBUTES } from '../definitions';
-import { PERIODS_SHARE_A_RUN } from './patch-ids';
+import { CHEAPER_PERIOD_STEP, PATCH_GENERATIONS, PERIODS_SHARE_A_RUN } from './patch-ids';
 import type {
   ActiveDiscount,
   AttentionState,
@@ -187,7 +187,6 @@ export function continueWith(run: SubscriptionRun, carried: CarriedState): Promi
  * handed to the next run with continue-as-new instead of upserted by it. Histories recorded before replay without
  * it (patched); a run carried from one that took it takes it again without a patch marker of its own.
  */
-export const CHEAPER_PERIOD_STEP = 'cheaper-period-step';
 
 export function takesCheaperPeriodStep(run: SubscriptionRun): boolean {
   return run.input.carried?.cheaperPeriodStep === true || patchTaken(run, CHEAPER_PERIOD_STEP);
@@ -195,7 +194,7 @@ export function takesCheaperPeriodStep(run: SubscriptionRun): boolean {
 
 /**
  * `patched(id)`, paid once per subscription instead of once per run: each `patched()` that is true records a marker
- * and a TemporalChangeVersion upsert (2 events) in its run. A run carried from one that took the patch was started
+ * and a TemporalChangeVersion upsert (2 events) in its run. Every patch is asked through here (./patch-ids.ts). A run carried from one that took the patch was started
  * by code that knows it, so it takes it without asking. Deterministic: the carried list is in the run's input.
  */
 export function patchTaken(run: SubscriptionRun, id: string): boolean {
@@ -203,6 +202,23 @@ export function patchTaken(run: SubscriptionRun, id: string): boolean {
   const taken = patched(id);
   if (taken) run.patchesTaken.add(id);
   return taken;
+}
+
+/**
+ * At a run's first task, before anything else: the newest released generation of patches (./patch-ids.ts) that the
+ * run did not carry in whole, taken with one marker, so that no boundary of this subscription pays a marker for
+ * them. Code that knows a generation always takes it. A history recorded before a generation has no marker for
+ * it: replay gets false and tries the generation before, and with none each patch is asked where its code is, as
+ * it was recorded. Deterministic: the carried list is in the run's input.
+ */
+export function takeReleasedPatches(run: SubscriptionRun): void {
+  for (const generation of PATCH_GENERATIONS) {
+    if (generation.patches.every((id) => run.patchesTaken.has(id))) return;
+    if (patched(generation.id)) {
+      for (const id of generation.patches) run.patchesTaken.add(id);
+      return;
+    }
+  }
 }
 
 /** Continue-as-new from the main loop; behind the cheaper period step the next run starts showing its period end. */

@@ -15,10 +15,9 @@ import { local } from '../activity-stubs';
 import { usageThresholdReachedSignal } from '../definitions';
 import { withAttention } from './attention';
 import { collect } from './collection';
+import { PROGRESSIVE_BILLING } from './patch-ids';
 import { note, nowIso, patchTaken, SubscriptionRun } from './state';
 
-/** Histories recorded before progressive billing never asked for a threshold invoice; they replay without it. */
-export const PROGRESSIVE_BILLING = 'progressive-billing-thresholds';
 
 export function handleThresholdSignals(run: SubscriptionRun): void {
   setHandler(usageThresholdReachedSignal, () => {

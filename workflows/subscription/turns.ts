@@ -5,10 +5,9 @@
  * state the earlier ones left, rejecting honestly (e.g. `same_plan`) instead of applying a second change.
  */
 import { allHandlersFinished, ApplicationFailure, condition, patched } from '@temporalio/workflow';
+import { MAIN_LOOP_AFTER_HANDLERS, SERIALIZED_LIFECYCLE_UPDATES } from './patch-ids';
 import { patchTaken, SubscriptionRun } from './state';
 
-/** Histories recorded before the lock ran handlers side by side; they replay without it. */
-const SERIALIZED_LIFECYCLE_UPDATES = 'serialized-lifecycle-updates';
 
 /** A validator's rejection (its message is the problem code), raised from a handler as a failed update. */
 function asRejection(error: unknown): unknown {
@@ -23,7 +22,7 @@ export function inTurn<Request, Result>(
   handle: (request: Request) => Promise<Result> | Result,
 ): (request: Request) => Promise<Result> {
   return async (request) => {
-    if (!patched(SERIALIZED_LIFECYCLE_UPDATES)) return handle(request);
+    if (!patchTaken(run, SERIALIZED_LIFECYCLE_UPDATES)) return handle(request);
     const ticket = run.turns.issued;
     run.turns.issued += 1;
     await condition(() => run.turns.serving === ticket);
@@ -40,8 +39,6 @@ export function inTurn<Request, Result>(
   };
 }
 
-/** Histories recorded before the main loop waited for running handlers replay without that wait. */
-const MAIN_LOOP_AFTER_HANDLERS = 'main-loop-acts-after-running-handlers';
 
 /**
  * Called by the main loop when a wait ends, before it acts: lets every running handler finish first. Handlers and
