@@ -40,7 +40,7 @@ afterAll(async () => {
 /** Acts at once on anything pending or open (the defaults wait 15 minutes and an hour). */
 const NO_WAIT: Partial<ReconciliationMargins> = { pendingPaymentMs: 0, uncollectedInvoiceMs: 0 };
 
-/** One janitor run to its end; `history` names a replay fixture to save (with RECORD_HISTORIES=1). */
+/** One janitor run to its end; `history` names a replay fixture to save (with RECORD_HISTORIES=<tag>, test/support/histories.ts). */
 async function runJanitor(margins: Partial<ReconciliationMargins> = NO_WAIT, history?: string): Promise<ReconciliationReport> {
   const handle: WorkflowHandle = await stack.env.client.workflow.start(reconciliationWorkflow, {
     taskQueue: TASK_QUEUE,

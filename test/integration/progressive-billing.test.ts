@@ -121,7 +121,7 @@ const linesOf = (invoiceId: string): Promise<InvoiceLineRow[]> => db<InvoiceLine
 const succeededCharges = (invoiceId: string) => db('sandbox_gateway_charges').where({ reference: invoiceId, status: 'succeeded' });
 const money = (amount: string): string => Number(amount).toFixed(2);
 
-/** Saves the run before the current one (the period that had the thresholds) as a replay fixture (RECORD_HISTORIES=1). */
+/** Saves the run before the current one (the period that had the thresholds) as a replay fixture (RECORD_HISTORIES=<tag>, test/support/histories.ts). */
 async function recordPreviousRun(subscriptionId: string, name: string): Promise<void> {
   const workflowId = `subscription:${subscriptionId}`;
   const current = await env.client.workflow.getHandle(workflowId).fetchHistory();

@@ -1,20 +1,25 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const HISTORIES_DIR = path.join(__dirname, '..', 'fixtures', 'histories');
 
 /**
- * With RECORD_HISTORIES=1, saves the workflow run's history as a replay fixture (protobuf binary, the server's
- * own encoding); test/integration/replay.test.ts replays every fixture against the current workflow code, so a
- * non-deterministic change fails CI. Record again only for a deliberate, patched() change.
+ * With RECORD_HISTORIES=<tag>, saves the workflow run's history as a replay fixture `<name>-<tag>.binpb` (protobuf
+ * binary, the server's own encoding); test/integration/replay.test.ts replays every fixture against the current
+ * workflow code, so a non-deterministic change fails CI. Record after a deliberate, patched() change, under a new
+ * tag (e.g. the patch generation's id). An existing fixture is never overwritten: it guards the histories of
+ * subscriptions still running on the code that recorded it.
  */
 export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
-  if (process.env.RECORD_HISTORIES !== '1') return;
+  const tag = process.env.RECORD_HISTORIES;
+  if (!tag) return;
   mkdirSync(HISTORIES_DIR, { recursive: true });
+  const file = path.join(HISTORIES_DIR, `${name}-${tag}.binpb`);
+  if (existsSync(file)) throw new Error(`${file} exists: record under a new RECORD_HISTORIES tag, never over a fixture`);
   const history = await handle.fetchHistory();
-  writeFileSync(path.join(HISTORIES_DIR, `${name}.binpb`), temporal.api.history.v1.History.encode(history).finish());
+  writeFileSync(file, temporal.api.history.v1.History.encode(history).finish());
 }
 
 /** Where the simulation keeps the histories of failing subscriptions, to replay them (outside the fixtures). */
