@@ -214,7 +214,7 @@ function placeImportedRow(
     scheduledChange: null,
     discount: null,
     timeline: [{ at: now.toISOString(), event: 'imported', detail: row.external_id }],
-    cheaperPeriodStep: true,
+    // No patch flags: the run takes its code's patches itself, at its first task (workflows/subscription/patch-ids.ts).
   };
   return {
     subscription: { id, externalId: row.external_id, customerId: customer.id, planId: plan.id, workflowId, currentPeriodStart: period.start, currentPeriodEnd: period.end },

@@ -506,7 +506,6 @@ async function startWorkflows(stack: BillingStack, plan: PlanRow, cohort: Cohort
           scheduledChange: null,
           discount: null,
           timeline: [],
-          cheaperPeriodStep: true,
         },
       };
       await stack.temporal.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, {

@@ -167,4 +167,19 @@ test('an imported subscription bills at the end of the period it was imported in
   expect(invoices.map((invoice) => [invoice.kind, invoice.period_start.toISOString(), Number(invoice.total), invoice.status])).toEqual([
     ['period', periodEnd.toISOString(), 30, 'paid'],
   ]);
+
+  // The import sets no patch flags: the run took its code's patches itself, as one generation at its first task,
+  // so the boundary recorded no marker, and the period step is the cheaper one (the charge a local activity, no
+  // activity task) without the client having claimed it.
+  const events = [];
+  let runId: string | undefined = (await handle.describe()).runId;
+  for (let guard = 0; runId && guard < 5; guard += 1) {
+    const history = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    events.unshift(...history.events!);
+    runId = history.events![0].workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+  }
+  const patchMarkers = events.filter((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch');
+  expect(patchMarkers).toHaveLength(1);
+  expect(events.indexOf(patchMarkers[0])).toBeLessThan(events.findIndex((event) => event.timerFiredEventAttributes));
+  expect(events.filter((event) => event.activityTaskScheduledEventAttributes)).toEqual([]);
 }, 120_000);
