@@ -84,7 +84,8 @@ export interface CarriedState {
   readonly timeline: readonly TimelineEntry[];
   /**
    * Set by runs that take the cheaper period step: the next run takes it too without a patch marker of its own
-   * (a marker and its TemporalChangeVersion upsert would cost two events every period).
+   * (a marker and its TemporalChangeVersion upsert would cost two events every period). Only workflow code sets
+   * it: a client (the import) cannot know which code the worker that runs the subscription has.
    */
   readonly cheaperPeriodStep?: true;
   /** The patches the previous run took (workflows/subscription/state.ts `patchTaken`): taken again without a marker. */
