@@ -18,7 +18,6 @@ import { NEEDS_ATTENTION } from './patch-ids';
 import { note, nowIso, patchTaken, SubscriptionRun } from './state';
 import { changeStatus } from './transitions';
 
-
 /**
  * The billing steps that can need attention, as ops see them in the timeline and the query (docs/operations.md
  * lists every activity call and why it is a step, handled where it is, or left retrying).

@@ -132,7 +132,6 @@ export function handleCancellation(run: SubscriptionRun): void {
   );
 }
 
-
 /**
  * Immediate: usage so far is closed and rated at the old plan's prices; the fee is prorated to the second.
  * The change instant is the one recorded for this request (its update id), not this workflow task's clock: a

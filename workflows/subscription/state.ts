@@ -187,15 +187,16 @@ export function continueWith(run: SubscriptionRun, carried: CarriedState): Promi
  * handed to the next run with continue-as-new instead of upserted by it. Histories recorded before replay without
  * it (patched); a run carried from one that took it takes it again without a patch marker of its own.
  */
-
 export function takesCheaperPeriodStep(run: SubscriptionRun): boolean {
   return run.input.carried?.cheaperPeriodStep === true || patchTaken(run, CHEAPER_PERIOD_STEP);
 }
 
 /**
  * `patched(id)`, paid once per subscription instead of once per run: each `patched()` that is true records a marker
- * and a TemporalChangeVersion upsert (2 events) in its run. Every patch is asked through here (./patch-ids.ts). A run carried from one that took the patch was started
- * by code that knows it, so it takes it without asking. Deterministic: the carried list is in the run's input.
+ * and a TemporalChangeVersion upsert (2 events) in its run. A run carried from one that took the patch was started
+ * by code that knows it, so it takes it without asking, and so does a run that took the patch's generation
+ * (`takeReleasedPatches`). Deterministic: the carried list is in the run's input. Every patch is asked through
+ * here but one, the dunning wait's `afterRunningHandlers()` (./turns.ts), which older histories recorded bare.
  */
 export function patchTaken(run: SubscriptionRun, id: string): boolean {
   if (run.patchesTaken.has(id)) return true;

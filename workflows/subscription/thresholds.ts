@@ -18,7 +18,6 @@ import { collect } from './collection';
 import { PROGRESSIVE_BILLING } from './patch-ids';
 import { note, nowIso, patchTaken, SubscriptionRun } from './state';
 
-
 export function handleThresholdSignals(run: SubscriptionRun): void {
   setHandler(usageThresholdReachedSignal, () => {
     run.thresholdCheckDue = true; // the main loop asks for the invoice between handlers
