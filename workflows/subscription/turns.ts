@@ -8,7 +8,6 @@ import { allHandlersFinished, ApplicationFailure, condition, patched } from '@te
 import { MAIN_LOOP_AFTER_HANDLERS, SERIALIZED_LIFECYCLE_UPDATES } from './patch-ids';
 import { patchTaken, SubscriptionRun } from './state';
 
-
 /** A validator's rejection (its message is the problem code), raised from a handler as a failed update. */
 function asRejection(error: unknown): unknown {
   if (error instanceof ApplicationFailure || !(error instanceof Error)) return error;
@@ -38,7 +37,6 @@ export function inTurn<Request, Result>(
     }
   };
 }
-
 
 /**
  * Called by the main loop when a wait ends, before it acts: lets every running handler finish first. Handlers and
