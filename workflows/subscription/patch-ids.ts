@@ -4,8 +4,8 @@
  * A `patched(id)` that is true records a marker and a TemporalChangeVersion upsert (two history events) in the run
  * that asks, and a run asks wherever the patched code is, often at a period boundary: the busiest moment of a
  * calendar-billed book. So a subscription takes its patches once (./state.ts `patchTaken` carries them to the next
- * run), and a run whose code knows a whole generation takes the generation at its first task, with one marker, and
- * every patch in it with none (`takeReleasedPatches`).
+ * run), and a run takes each generation its code knows at its first task, one marker per generation, and every
+ * patch in it with none (./state.ts `takeReleasedPatches`).
  */
 
 /** Before this patch a non-retryable activity failure failed the workflow; now it waits for ops (./attention.ts). */
@@ -38,9 +38,12 @@ export interface PatchGeneration {
 }
 
 /**
- * Released generations, newest first. NEVER edit a released generation: a history recorded under it replays with
- * exactly its list, so a patch added to it later would be taken, on replay, by runs recorded without that patch.
- * A new patch goes into a new generation, first in this list, naming every patch of the one before plus its own.
+ * Released generations, oldest first, each naming only the patches it released. NEVER edit a released generation:
+ * a history recorded under it replays with exactly its list, so a patch added to it later would be taken, on
+ * replay, by runs recorded without that patch. New patches go into a new generation at the end of this list.
+ * Each generation keeps its own marker (not one cumulative marker for all): code rolled back to the release before
+ * still finds the markers of the generations it knows in the histories the newer code recorded, and diverges only
+ * where a newer patch changed what the run did, as without generations.
  * test/unit/patch-generations.test.ts holds a copy of each released list and fails when one changes.
  */
 export const PATCH_GENERATIONS: readonly PatchGeneration[] = [

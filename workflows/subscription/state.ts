@@ -206,19 +206,16 @@ export function patchTaken(run: SubscriptionRun, id: string): boolean {
 }
 
 /**
- * At a run's first task, before anything else: the newest released generation of patches (./patch-ids.ts) that the
- * run did not carry in whole, taken with one marker, so that no boundary of this subscription pays a marker for
- * them. Code that knows a generation always takes it. A history recorded before a generation has no marker for
- * it: replay gets false and tries the generation before, and with none each patch is asked where its code is, as
- * it was recorded. Deterministic: the carried list is in the run's input.
+ * At a run's first task, before anything else: each released generation of patches (./patch-ids.ts) that the run
+ * did not carry in whole, taken with one marker, so that no boundary of this subscription pays a marker for its
+ * patches. Code that knows a generation always takes it. A history recorded before a generation has no marker for
+ * it: replay gets false, and its patches are asked where their code is, as they were recorded. Deterministic: the
+ * carried list is in the run's input.
  */
 export function takeReleasedPatches(run: SubscriptionRun): void {
   for (const generation of PATCH_GENERATIONS) {
-    if (generation.patches.every((id) => run.patchesTaken.has(id))) return;
-    if (patched(generation.id)) {
-      for (const id of generation.patches) run.patchesTaken.add(id);
-      return;
-    }
+    if (generation.patches.every((id) => run.patchesTaken.has(id))) continue;
+    if (patched(generation.id)) for (const id of generation.patches) run.patchesTaken.add(id);
   }
 }
 
