@@ -4,6 +4,7 @@
  */
 import { generateScenario, KNOWN_BUG_OPERATIONS, OperationKind, DEFAULT_OPERATIONS } from './scenario-generator';
 import { checkScenario, ScenarioVerdict } from './scenario-invariants';
+import { replayScenarioRuns } from './scenario-replay';
 import { runScenarios, SimulationSystem } from './scenario-runner';
 
 /** Every scenario's instants are relative to a 1 January of 2030 + 4k: calendars repeat, so a seed replays exactly. */
@@ -21,6 +22,8 @@ export interface BatchReport {
   readonly failed: readonly ScenarioVerdict[];
   readonly seconds: number;
   readonly workerRestarts: number;
+  /** Workflow runs replayed against the code after the scenarios (./scenario-replay.ts). */
+  readonly replayedRuns: number;
 }
 
 export async function simulateBatch(system: SimulationSystem, seeds: readonly number[], kinds: ReadonlySet<OperationKind>, log: (line: string) => void): Promise<BatchReport> {
@@ -29,9 +32,13 @@ export async function simulateBatch(system: SimulationSystem, seeds: readonly nu
   const base = nextBase(system.now());
   const scenarios = [...new Set(seeds)].map((seed) => generateScenario(seed, base, kinds));
   const runs = await runScenarios(system, scenarios, log);
+  const replay = await replayScenarioRuns(system, runs);
   const verdicts: ScenarioVerdict[] = [];
-  for (const run of runs) verdicts.push(await checkScenario(system, run));
-  return { verdicts, failed: verdicts.filter((verdict) => verdict.failures.length > 0), seconds: (Date.now() - started) / 1000, workerRestarts: system.restarts - restartsBefore };
+  for (const run of runs) {
+    const verdict = await checkScenario(system, run);
+    verdicts.push({ ...verdict, failures: [...verdict.failures, ...(replay.failuresBySeed.get(run.scenario.seed) ?? [])] });
+  }
+  return { verdicts, failed: verdicts.filter((verdict) => verdict.failures.length > 0), seconds: (Date.now() - started) / 1000, workerRestarts: system.restarts - restartsBefore, replayedRuns: replay.replayed };
 }
 
 /** The flag list to replay with, when it differs from the defaults. */
@@ -58,7 +65,7 @@ export function describeBatch(report: BatchReport, kinds: ReadonlySet<OperationK
   return (
     `${report.verdicts.length} scenarios (${report.failed.length} failed) in ${report.seconds.toFixed(1)} s: ` +
     `${sum((v) => v.counts.operations)} operations, ${sum((v) => v.counts.invoices)} invoices, ${sum((v) => v.counts.events)} accepted events ` +
-    `(${sum((v) => v.counts.lateEvents)} late), ${report.workerRestarts} worker restarts` +
+    `(${sum((v) => v.counts.lateEvents)} late), ${report.workerRestarts} worker restarts, ${report.replayedRuns} workflow runs replayed` +
     (disabled.length ? `; known-bug operations off: ${disabled.join(', ')}` : '')
   );
 }

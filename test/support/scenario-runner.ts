@@ -23,6 +23,8 @@ export interface SimulationSystem {
   readonly env: TestWorkflowEnvironment;
   readonly db: Database;
   readonly api: TestHttp;
+  /** The workflow code the worker runs (./scenario-replay.ts replays the runs against it). */
+  readonly workflowBundle: WorkflowBundleWithSourceMap;
   /**
    * Stops the running worker (letting it finish what it can) and starts a fresh one on the same task queue.
    * `workflowIds`: the workflows whose sticky queue (the stopped worker's cache) is released afterwards.
@@ -52,6 +54,7 @@ export async function startSimulationSystem(env: TestWorkflowEnvironment, db: Da
     env,
     db,
     api,
+    workflowBundle: bundle,
     get restarts() {
       return restarts;
     },
