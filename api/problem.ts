@@ -1,6 +1,7 @@
 import { isGrpcServiceError, ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { ErrorRequestHandler, Response } from 'express';
 import { ZodError } from 'zod';
+import { causeChain } from './cause-chain';
 import { TemporalDeadlinePassed } from './temporal-deadline';
 
 /**
@@ -158,17 +159,6 @@ const POSTGRES_UNAVAILABLE_MESSAGES = [
 /** gRPC status codes (numbers, as @grpc/grpc-js has them) of a Temporal server that cannot be reached in time. */
 const GRPC_DEADLINE_EXCEEDED = 4;
 const GRPC_UNAVAILABLE = 14;
-
-/** The error and its causes (ServiceError and knex wrap the original), outermost first. */
-function causeChain(error: unknown): unknown[] {
-  const chain: unknown[] = [];
-  for (let current = error; current !== undefined && current !== null && chain.length < 8; current = (current as { cause?: unknown }).cause) {
-    chain.push(current);
-    const inner = (current as { errors?: unknown }).errors; // AggregateError: net's happy-eyeballs connect error
-    if (Array.isArray(inner)) chain.push(...inner);
-  }
-  return chain;
-}
 
 /**
  * Which dependency an error says is down, if any: the one place that recognises "Postgres / Temporal cannot be

@@ -4,6 +4,7 @@
  * never a ~20 s hang while the client retries. Read at call time, so a process (or a test) can tune them.
  */
 import { type Client, isGrpcServiceError } from '@temporalio/client';
+import { causeChain } from './cause-chain';
 
 const DEFAULT_CALL_TIMEOUT_MS = 5_000;
 const DEFAULT_LIVE_QUERY_TIMEOUT_MS = 2_000;
@@ -42,10 +43,7 @@ export class TemporalDeadlinePassed extends Error {
 const GRPC_CANCELLED = 1;
 
 function isCancelledCall(error: unknown): boolean {
-  for (let link = error; link; link = (link as { cause?: unknown }).cause) {
-    if (isGrpcServiceError(link) && link.code === GRPC_CANCELLED) return true;
-  }
-  return false;
+  return causeChain(error).some((link) => isGrpcServiceError(link) && link.code === GRPC_CANCELLED);
 }
 
 /** Runs `call` with every gRPC request in it bounded by one deadline `timeoutMs` from now. */

@@ -16,6 +16,7 @@ import { createBillingWorker } from '../../worker/create-worker';
 import { SEARCH_ATTRIBUTES, subscriptionStateQuery, subscriptionWorkflowId } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
+import { runHistories } from '../support/histories';
 import { insertCustomer, insertPlan } from '../support/fixtures';
 import { serve, TestHttp } from '../support/http';
 import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
@@ -171,13 +172,7 @@ test('an imported subscription bills at the end of the period it was imported in
   // The import sets no patch flags: the run took its code's patches itself, as one generation at its first task,
   // so the boundary recorded no marker, and the period step is the cheaper one (the charge a local activity, no
   // activity task) without the client having claimed it.
-  const events = [];
-  let runId: string | undefined = (await handle.describe()).runId;
-  for (let guard = 0; runId && guard < 5; guard += 1) {
-    const history = await env.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
-    events.unshift(...history.events!);
-    runId = history.events![0].workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
-  }
+  const events = (await runHistories(env.client, handle.workflowId)).flatMap((history) => history.events ?? []);
   const patchMarkers = events.filter((event) => event.markerRecordedEventAttributes?.markerName === 'core_patch');
   expect(patchMarkers).toHaveLength(1);
   expect(events.indexOf(patchMarkers[0])).toBeLessThan(events.findIndex((event) => event.timerFiredEventAttributes));

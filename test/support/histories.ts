@@ -1,4 +1,4 @@
-import type { WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -31,6 +31,18 @@ export async function saveFailedHistory(handle: WorkflowHandle, name: string): P
   const file = path.join(FAILED_HISTORIES_DIR, `${name}.binpb`);
   writeFileSync(file, temporal.api.history.v1.History.encode(await handle.fetchHistory()).finish());
   return file;
+}
+
+/** Every run of a workflow, oldest first: the continue-as-new chain walked back from the latest run. */
+export async function runHistories(client: Client, workflowId: string): Promise<temporal.api.history.v1.IHistory[]> {
+  const histories: temporal.api.history.v1.IHistory[] = [];
+  let runId: string | undefined = (await client.workflow.getHandle(workflowId).describe()).runId;
+  while (runId) {
+    const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+    histories.unshift(history);
+    runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
+  }
+  return histories;
 }
 
 export function readHistory(file: string): temporal.api.history.v1.History {

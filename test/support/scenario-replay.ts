@@ -8,19 +8,8 @@
 import { Client } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import type { temporal } from '@temporalio/proto';
+import { runHistories } from './histories';
 import type { ScenarioRun, SimulationSystem } from './scenario-runner';
-
-/** Every run of a workflow, oldest first: the continue-as-new chain walked back from the latest run. */
-async function runHistories(client: Client, workflowId: string): Promise<temporal.api.history.v1.IHistory[]> {
-  const histories: temporal.api.history.v1.IHistory[] = [];
-  let runId: string | undefined = (await client.workflow.getHandle(workflowId).describe()).runId;
-  while (runId) {
-    const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
-    histories.unshift(history);
-    runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId || undefined;
-  }
-  return histories;
-}
 
 export interface ReplayReport {
   /** Workflow runs replayed. */
