@@ -1,5 +1,6 @@
-# The worker and API image for docker-compose.yml (one image, two commands: node dist/worker/main.js, node
-# dist/api/main.js). Built in two stages: `npm run build` compiles the TypeScript to dist/ and bundles the workflows
+# The worker and API image for docker-compose.yml (one image, two commands: node --require
+# ./dist/worker/workflow-thread-preload.cjs dist/worker/main.js, node dist/api/main.js; the preload keeps workflow
+# stack traces off unless WORKFLOW_STACK_TRACES=on, docs/operations.md "Tuning"). Built in two stages: `npm run build` compiles the TypeScript to dist/ and bundles the workflows
 # once (dist/workflow-bundle.js, which the worker loads instead of running webpack at every start); the runtime
 # stage has only the production dependencies and dist/.
 
@@ -38,4 +39,4 @@ COPY --from=build /app/dist ./dist
 USER node
 # The first API key: docker compose run --rm api node dist/scripts/create-admin-key.js
 # node directly (no npm in between to relay signals); compose adds an init as PID 1.
-CMD ["node", "dist/worker/main.js"]
+CMD ["node", "--require", "./dist/worker/workflow-thread-preload.cjs", "dist/worker/main.js"]

@@ -111,4 +111,10 @@ export default tseslint.config(
     files: ['workflows/**/*.ts', 'domain/**/*.ts', 'contract/**/*.ts'],
     rules: { '@typescript-eslint/consistent-type-imports': 'off' },
   },
+  {
+    // Plain CommonJS run by node itself (worker/workflow-thread-preload.cjs: preloaded before any loader exists).
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', process: 'readonly', console: 'writable', globalThis: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );

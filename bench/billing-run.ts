@@ -65,6 +65,7 @@ import { startThrowawayDatabase } from '../store/throwaway-database';
 import type { PlanRow } from '../store/catalog';
 import { insertUsageEvents, NewUsageEvent } from '../store/usage';
 import { WORKFLOWS_PATH } from '../worker/create-worker';
+import { WORKER_NODE_ARGS } from '../worker/launch';
 import {
   SEARCH_ATTRIBUTE_REGISTRATIONS,
   SEARCH_ATTRIBUTES,
@@ -697,7 +698,8 @@ export async function startWorkerProcess(config: BillingWorkerConfig): Promise<W
   // stdout of the child goes to our stderr: stdout carries only JSON lines.
   // BENCH_BILLING_WORKER_PROFILE=<folder>: a V8 CPU profile of the worker's whole life (bench/profile-summary.ts).
   const profileDir = process.env.BENCH_BILLING_WORKER_PROFILE;
-  const execArgv = profileDir ? [...process.execArgv, '--cpu-prof', '--cpu-prof-dir', path.resolve(profileDir)] : process.execArgv;
+  // Launched as production launches a worker (worker/launch.ts: workflow stack traces off unless WORKFLOW_STACK_TRACES=on).
+  const execArgv = [...WORKER_NODE_ARGS, ...process.execArgv, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', path.resolve(profileDir)] : [])];
   const child: ChildProcess = fork(path.join(__dirname, 'billing-worker.ts'), [], { stdio: ['ignore', 2, 2, 'ipc'], execArgv });
   const waiting: ((message: ChildMessage) => void)[] = [];
   let failure: Error | undefined;

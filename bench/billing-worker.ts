@@ -8,8 +8,10 @@
  */
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { readFileSync } from 'node:fs';
+import { workflowStackTraces } from '../config/tuning';
 import { createDatabase } from '../store/database';
 import { type BillingWorkerOptions, createBillingWorker } from '../worker/create-worker';
+import { progress } from './report';
 import { countSql, SqlCounts } from './sql-count';
 
 /** The worker knobs the benchmark may set: what createBillingWorker's `tuning` takes. */
@@ -82,6 +84,8 @@ function send(message: ChildMessage): void {
 async function main(config: BillingWorkerConfig): Promise<void> {
   // The SDK's warnings (slow tasks, evictions) reach stderr with the other progress lines; no INFO chatter.
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  // As production runs it (bench/billing-run.ts launches this process with the workflow threads' preload).
+  progress(`billing worker: workflow stack traces ${workflowStackTraces()}`);
   const sampler = setInterval(() => stats(), 200);
   const db = createDatabase(config.databaseUrl, config.poolMax);
   sqlCounts = countSql(db);

@@ -62,6 +62,24 @@ export function workerTuningFromEnv(env: Env = process.env): WorkerTuning {
   return withoutUndefined({ ...tuning, maxConcurrentWorkflowTaskExecutions: workflowSlots, maxConcurrentActivityTaskExecutions: activitySlots, maxConcurrentLocalActivityExecutions: localActivitySlots });
 }
 
+/**
+ * Whether this worker's workflow threads collect stack traces for the `__stack_trace` query (Temporal UI's "Stack
+ * Trace" tab): off unless WORKFLOW_STACK_TRACES=on, where the worker was launched with the workflow threads'
+ * preload (worker/workflow-thread-preload.cjs says why). Launched without it, the SDK's default holds: on, and the
+ * returned text says the preload is missing, so the start-up log shows a launch that lost the flag.
+ */
+export function workflowStackTraces(env: Env = process.env, preloaded = workflowThreadPreloadLoaded()): string {
+  const raw = env.WORKFLOW_STACK_TRACES;
+  if (raw !== undefined && raw !== '' && raw !== 'on' && raw !== 'off') throw new Error(`WORKFLOW_STACK_TRACES must be "on" or "off", got ${JSON.stringify(raw)}`);
+  if (!preloaded) return 'on (SDK default: the worker was launched without worker/workflow-thread-preload.cjs)';
+  return raw === 'on' ? 'on' : 'off';
+}
+
+/** Set by worker/workflow-thread-preload.cjs in the main thread of a process it was preloaded into. */
+function workflowThreadPreloadLoaded(): boolean {
+  return (globalThis as Record<symbol, unknown>)[Symbol.for('meterloop.workflowThreadPreload')] === true;
+}
+
 function withoutUndefined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

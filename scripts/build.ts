@@ -1,7 +1,8 @@
 /**
  * `npm run build`: what the image runs, in dist/.
  *   1. tsc -p tsconfig.build.json   product code compiled to CommonJS (dist/worker/main.js, dist/api/main.js, ...)
- *   2. the API's static files        api/usage-page/* beside the compiled router that serves them
+ *   2. the API's static files        api/usage-page/* beside the compiled router that serves them, and the
+ *                                    worker's preload (worker/workflow-thread-preload.cjs) beside its main
  *   3. dist/workflow-bundle.js       the workflow bundle, made once from the compiled workflows, which a compiled
  *                                    worker loads instead of running webpack at every start (worker/workflow-bundle.ts)
  */
@@ -21,6 +22,9 @@ async function main(): Promise<void> {
 
   fs.cpSync(path.join(ROOT, 'api', 'usage-page'), path.join(DIST, 'api', 'usage-page'), { recursive: true });
   log('copied api/usage-page');
+  // Plain CommonJS that tsc does not compile: the worker's `node --require dist/worker/workflow-thread-preload.cjs`.
+  fs.copyFileSync(path.join(ROOT, 'worker', 'workflow-thread-preload.cjs'), path.join(DIST, 'worker', 'workflow-thread-preload.cjs'));
+  log('copied worker/workflow-thread-preload.cjs');
 
   // Bundled from dist/workflows (what the image ships), through the compiled module the worker itself uses.
   const compiled = (await import(pathToFileURL(path.join(DIST, 'worker', 'workflow-bundle.js')).href)) as typeof import('../worker/workflow-bundle');

@@ -25,7 +25,7 @@ import { createLogger, logLevelFromEnv } from '../logging/logger';
 import { startTracing } from '../tracing';
 import { createStartConsole, isDevServerBanner } from './start-console';
 import { temporalConnectionFromEnv, type TemporalConnectionOptions } from '../config/temporal-connection';
-import { billingTaskQueue } from '../config/tuning';
+import { billingTaskQueue, workflowStackTraces } from '../config/tuning';
 
 const DATA_DIR = path.resolve(process.env.METERLOOP_DATA_DIR ?? path.join(__dirname, '..', '.data'));
 const log = (message: string): void => console.log(`[start] ${message}`);
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
   const namespace = external?.namespace ?? temporalServer.namespace;
   const workerConnection = await NativeConnection.connect(connectionOptions);
   stops.unshift(() => workerConnection.close());
-  log('worker: bundling the workflows (a few seconds)');
+  log(`worker: bundling the workflows (a few seconds); workflow stack traces ${workflowStackTraces()} (WORKFLOW_STACK_TRACES)`);
   const worker = await createBillingWorker({ connection: workerConnection, db, namespace, taskQueue: billingTaskQueue(), plugins: tracing.temporalPlugins });
   const janitor = janitorScheduleFromEnv();
   if (janitor.enabled) {

@@ -1,5 +1,6 @@
 /**
- * The worker process on its own (docker-compose, production): `npm run worker`.
+ * The worker process on its own (docker-compose, production): `npm run worker`. Launched with the workflow threads'
+ * preload (`node --require worker/workflow-thread-preload.cjs`, worker/launch.ts), as every launcher here does.
  * Needs DATABASE_URL, and Temporal's address unless it is 127.0.0.1:7233 (TEMPORAL_* variables or a TOML profile:
  * docs/operations.md, "Connecting to a Temporal cluster"). `npm start` runs the same worker in-process for local use.
  */
@@ -13,7 +14,7 @@ import { createBillingWorker } from './create-worker';
 import { prebuiltWorkflowBundle } from './workflow-bundle';
 import { temporalConnectionFromEnv } from '../config/temporal-connection';
 import { connectOrExplain } from '../config/temporal-connect-diagnosis';
-import { billingTaskQueue, databasePoolMax, workerTuningFromEnv } from '../config/tuning';
+import { billingTaskQueue, databasePoolMax, workerTuningFromEnv, workflowStackTraces } from '../config/tuning';
 import { ensureJanitorSchedule, janitorScheduleFromEnv } from './janitor-schedule';
 
 const logger = createLogger('worker');
@@ -42,10 +43,11 @@ async function main(): Promise<void> {
   const namespace = temporal.namespace;
   const taskQueue = billingTaskQueue();
   const tuning = workerTuningFromEnv();
+  const stackTraces = workflowStackTraces();
   // With tracing on, the workflows are bundled from source with the OpenTelemetry workflow interceptors (the
   // prebuilt bundle of dist/ has none).
   const workflowBundle = tracing.enabled ? undefined : prebuiltWorkflowBundle();
-  logger.info({ temporal: temporal.summary, taskQueue, tuning, workflowBundle: workflowBundle?.codePath ?? 'bundled from source' }, 'connecting to Temporal');
+  logger.info({ temporal: temporal.summary, taskQueue, tuning, workflowStackTraces: stackTraces, workflowBundle: workflowBundle?.codePath ?? 'bundled from source' }, 'connecting to Temporal');
   const connection = await connectOrExplain(temporal, (options) => NativeConnection.connect(options));
   const worker = await createBillingWorker({ connection, db, namespace, taskQueue, tuning, workflowBundle, plugins: tracing.temporalPlugins });
   // The janitor's schedule (idempotent: every worker may ensure it). Billing runs without it, so a failure only logs.

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from '../../store/free-port';
 import { eventually } from '../support/eventually';
+import { WORKER_NODE_ARGS } from '../../worker/launch';
 
 const root = path.resolve(__dirname, '../..');
 const run = promisify(execFile);
@@ -38,8 +39,9 @@ beforeAll(async () => {
   dataDir = mkdtempSync(path.join(os.tmpdir(), 'meterloop-readme-'));
   const [postgresPort, temporalPort, uiPort, port] = [await freePort(), await freePort(), await freePort(), await freePort()];
   apiPort = port;
-  // node with tsx's loader runs scripts/start.ts as `npm start` does (tsx), without npm and tsx processes in between.
-  stack = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'scripts/start.ts')], {
+  // node with tsx's loader runs scripts/start.ts as `npm start` does (tsx, the worker's preload), without npm and
+  // tsx processes in between.
+  stack = spawn(process.execPath, [...WORKER_NODE_ARGS, '--import', 'tsx', path.join(root, 'scripts/start.ts')], {
     cwd: root,
     env: {
       ...process.env,

@@ -20,6 +20,7 @@ import { JANITOR_WORKFLOW_TYPE, type ReconciliationReport } from '../../contract
 import { RunningDevServer, startDevServer } from '../../scripts/temporal-servers';
 import type { Database } from '../../store/database';
 import { createBillingWorker } from '../../worker/create-worker';
+import { WORKER_NODE_ARGS } from '../../worker/launch';
 import { buildWorkflowBundle } from '../../worker/workflow-bundle';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS, TASK_QUEUE } from '../../workflows/definitions';
 import { createTestDatabaseWithUrl } from '../support/database';
@@ -94,7 +95,7 @@ test('worker process and client configured only by TEMPORAL_* variables run a wo
   expect(temporalConnectionFromEnv({ env }).summary).toEqual({ address: mtls.address, namespace: 'default', tls: 'mtls', apiKey: false, profile: undefined });
 
   // The real worker entry point, as the image runs it (with tsx here), configured by the environment alone.
-  worker = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '../../worker/main.ts')], {
+  worker = spawn(process.execPath, [...WORKER_NODE_ARGS, '--import', 'tsx', path.join(__dirname, '../../worker/main.ts')], {
     env: { ...env, DATABASE_URL: databaseUrl, WORKFLOW_BUNDLE_PATH: bundlePath, WORKER_METRICS_ADDRESS: 'off', METERLOOP_OUTBOX_DISPATCHER: 'off', JANITOR_SCHEDULE: 'off' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

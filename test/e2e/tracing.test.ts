@@ -22,6 +22,7 @@ import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabaseWithUrl } from '../support/database';
 import { eventually } from '../support/eventually';
+import { WORKER_NODE_ARGS } from '../../worker/launch';
 
 /** One span as OTLP/JSON carries it (ids in hex). */
 interface CollectedSpan {
@@ -72,7 +73,8 @@ const attributesOf = (attributes: OtlpAttribute[] = []): Record<string, unknown>
 
 function startProcess(entry: string, env: Record<string, string>): ChildProcess {
   // node with tsx's loader (not the tsx CLI, which would leave its child running when this one is stopped).
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, entry)], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const launch = entry.startsWith('worker/') ? WORKER_NODE_ARGS : [];
+  const child = spawn(process.execPath, [...launch, '--import', 'tsx', path.join(root, entry)], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   // The worker's SDK logs (bundler, state changes) go to stderr: pass on only what reports a failure.
   child.stderr?.on('data', (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split('\n')) if (/error|fatal/i.test(line)) process.stderr.write(`[${entry}] ${line}\n`);

@@ -15,6 +15,7 @@ import { RunningDevServer, startDevServer } from '../../scripts/temporal-servers
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
 import { WORKFLOWS_PATH } from '../../worker/create-worker';
+import { WORKER_NODE_ARGS } from '../../worker/launch';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS, SUBSCRIPTION_WORKFLOW_TYPE, TASK_QUEUE } from '../../workflows/definitions';
 import { createTestDatabaseWithUrl } from '../support/database';
 import { eventually } from '../support/eventually';
@@ -51,8 +52,9 @@ afterAll(async () => {
 });
 
 function startWorker(): ChildProcess {
-  // One process (node with tsx's loader, not the tsx CLI, which would leave its child running after a SIGKILL).
-  return spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '../support/worker-process.ts')], {
+  // One process (node with tsx's loader, not the tsx CLI, which would leave its child running after a SIGKILL),
+  // launched as production launches a worker.
+  return spawn(process.execPath, [...WORKER_NODE_ARGS, '--import', 'tsx', path.join(__dirname, '../support/worker-process.ts')], {
     env: { ...process.env, TEMPORAL_ADDRESS: devServer.address, DATABASE_URL: databaseUrl, WORKFLOW_BUNDLE_PATH: bundlePath },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

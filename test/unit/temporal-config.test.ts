@@ -3,7 +3,7 @@
  * no TEMPORAL_CONFIG_FILE, envconfig reads no TOML (test/e2e/temporal-tls.test.ts covers profiles and real TLS).
  */
 import { TemporalConfigError, temporalConnectionFromEnv } from '../../config/temporal-connection';
-import { billingTaskQueue, databasePoolMax, workerTuningFromEnv } from '../../config/tuning';
+import { billingTaskQueue, databasePoolMax, workerTuningFromEnv, workflowStackTraces } from '../../config/tuning';
 
 const PEM = (label: string): string => `-----BEGIN ${label}-----\nMIIB\n-----END ${label}-----\n`;
 
@@ -113,5 +113,18 @@ describe('tuning', () => {
 
   test('a pool size that cannot be right is refused', () => {
     expect(() => databasePoolMax({ DATABASE_POOL_MAX: '2.5' })).toThrow(/DATABASE_POOL_MAX must be an integer of at least 1/);
+  });
+});
+
+describe('workflowStackTraces', () => {
+  test('off under the preload unless WORKFLOW_STACK_TRACES=on; without the preload the SDK default, named as such', () => {
+    expect(workflowStackTraces({}, true)).toBe('off');
+    expect(workflowStackTraces({ WORKFLOW_STACK_TRACES: 'off' }, true)).toBe('off');
+    expect(workflowStackTraces({ WORKFLOW_STACK_TRACES: 'on' }, true)).toBe('on');
+    expect(workflowStackTraces({}, false)).toMatch(/^on \(SDK default: the worker was launched without worker\/workflow-thread-preload.cjs\)$/);
+  });
+
+  test('any other value is refused at start, so a typo never leaves them silently off', () => {
+    expect(() => workflowStackTraces({ WORKFLOW_STACK_TRACES: 'true' }, true)).toThrow(/WORKFLOW_STACK_TRACES must be "on" or "off", got "true"/);
   });
 });
