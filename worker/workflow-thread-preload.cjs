@@ -1,14 +1,15 @@
 'use strict';
 /**
  * Preloaded into the worker process (`node --require ./worker/workflow-thread-preload.cjs ...`, the launch
- * arguments of worker/launch.ts); Node runs a preloaded module in every worker thread too, and this one acts only
- * there: in the SDK's workflow threads.
+ * arguments of worker/launch.ts). Node runs a preloaded module in every worker thread too, and this one acts only
+ * in threads other than the main one: in a worker process, the SDK's workflow threads (nothing else that may run
+ * in a thread here, such as a log transport, uses V8's promise hook API).
  *
- * What it does: unless WORKFLOW_STACK_TRACES=on, it hides V8's promise hook API from the workflow threads, so the
- * SDK runs workflows without collecting their stack traces. The SDK treats that collection as optional (it runs
- * without it where the API is missing, as in Bun); the `__stack_trace` query, Temporal
- * UI's "Stack Trace" tab, then answers "Workflow stack traces are not enabled on this worker". Everything else is
- * unchanged: workflow code, history, replay, and the source-mapped stack of a workflow task failure.
+ * What it does: unless WORKFLOW_STACK_TRACES=on, it hides V8's promise hook API from those threads, so the SDK
+ * runs workflows without collecting their stack traces. The SDK treats that collection as optional (it runs
+ * without it where the API is missing, as in Bun); the `__stack_trace` query, Temporal UI's "Stack Trace" tab, then
+ * answers "Workflow stack traces are not enabled on this worker". Everything else is unchanged: workflow code,
+ * history, replay, and the source-mapped stack of a workflow task failure.
  *
  * Why: to answer that query the SDK records a stack trace, source-mapped, for every promise a workflow creates, in
  * every activation (sdk-typescript issue 1587). On billing.run.1k that was 6-12 % of the worker's CPU per period,
