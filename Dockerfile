@@ -1,8 +1,9 @@
 # The worker and API image for docker-compose.yml (one image, two commands: node --require
 # ./dist/worker/workflow-thread-preload.cjs dist/worker/main.js, node dist/api/main.js; the preload keeps workflow
-# stack traces off unless WORKFLOW_STACK_TRACES=on, docs/operations.md "Tuning"). Built in two stages: `npm run build` compiles the TypeScript to dist/ and bundles the workflows
-# once (dist/workflow-bundle.js, which the worker loads instead of running webpack at every start); the runtime
-# stage has only the production dependencies and dist/.
+# stack traces off unless WORKFLOW_STACK_TRACES=on, docs/operations.md "Tuning"). Built in two stages: `npm run
+# build` compiles the TypeScript to dist/ and bundles the workflows once (dist/workflow-bundle.js, which the worker
+# loads instead of running webpack at every start); the runtime stage has only the production dependencies and
+# dist/.
 
 FROM node:20-bookworm AS build
 WORKDIR /app

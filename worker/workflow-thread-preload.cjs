@@ -20,6 +20,11 @@
  * search attributes show, so the tab is a developer's tool: WORKFLOW_STACK_TRACES=on brings it back on a worker
  * being debugged (docs/operations.md, "Tuning").
  *
+ * It leans on one thing the SDK does (1.24): it calls `v8.promiseHooks.createHook` once per workflow thread and
+ * carries on without stack traces when that throws. An SDK that stopped doing so would fail its workflow threads
+ * at start, and test/e2e/workflow-stack-traces.test.ts (like every worker-process test) with them; an SDK with an
+ * option of its own to turn the collection off would make this file unnecessary.
+ *
  * Plain CommonJS, not TypeScript: a preload runs in each new thread before any loader (tsx) is registered there.
  */
 const { isMainThread } = require('node:worker_threads');
