@@ -12,10 +12,10 @@
  * history, replay, and the source-mapped stack of a workflow task failure.
  *
  * Why: to answer that query the SDK records a stack trace, source-mapped, for every promise a workflow creates, in
- * every activation (sdk-typescript issue 1587). On billing.run.1k that was 6-12 % of the worker's CPU per period,
- * on the workflow thread, the one thread every workflow task of the worker goes through: with it off the burst ran
- * at 0.52-0.54 of its direct-database floor, with it on 0.40-0.47, alternating (docs/benchmarks.md, "Workflow
- * stack traces off").
+ * every activation (related upstream: sdk-typescript issue 1587, async workflow code far slower than sync). On
+ * billing.run.1k that was 6-12 % of the worker's CPU per period, on the workflow thread, the one thread every
+ * workflow task of the worker goes through: with it off the burst ran at 0.52-0.54 of its direct-database floor,
+ * with it on 0.40-0.47, alternating (docs/benchmarks.md, "Workflow stack traces off").
  * A billing workflow waits at known points, which its details in the UI, its `subscriptionState` query and its
  * search attributes show, so the tab is a developer's tool: WORKFLOW_STACK_TRACES=on brings it back on a worker
  * being debugged (docs/operations.md, "Tuning").
