@@ -5,22 +5,19 @@
  * The kill times come from a seeded generator: the seed is printed, and CRASH_TEST_SEED=<seed> replays them.
  */
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import { RunningDevServer, startDevServer } from '../../scripts/temporal-servers';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
-import { WORKFLOWS_PATH } from '../../worker/create-worker';
 import { WORKER_NODE_ARGS } from '../../worker/launch';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS, SUBSCRIPTION_WORKFLOW_TYPE, TASK_QUEUE } from '../../workflows/definitions';
 import { createTestDatabaseWithUrl } from '../support/database';
 import { eventually } from '../support/eventually';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { seededRandom, seedFromEnv } from '../support/seeded-random';
+import { workflowBundleFile } from '../support/temporal';
 
 const SUBSCRIPTIONS = 50;
 const PERIODS = 3;
@@ -38,9 +35,7 @@ beforeAll(async () => {
   [created, devServer] = await Promise.all([createTestDatabaseWithUrl(), startDevServer({ ui: false, searchAttributes: SEARCH_ATTRIBUTE_REGISTRATIONS, log: () => undefined })]);
   ({ db, url: databaseUrl } = created);
   connection = await Connection.connect({ address: devServer.address });
-  const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} } });
-  bundlePath = path.join(mkdtempSync(path.join(os.tmpdir(), 'meterloop-bundle-')), 'workflows.js');
-  writeFileSync(bundlePath, bundle.code);
+  bundlePath = await workflowBundleFile();
 }, 180_000);
 
 afterAll(async () => {

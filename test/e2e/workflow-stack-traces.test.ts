@@ -6,17 +6,15 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import { RunningDevServer, startDevServer } from '../../scripts/temporal-servers';
 import type { Database } from '../../store/database';
 import { WORKER_NODE_ARGS } from '../../worker/launch';
-import { buildWorkflowBundle } from '../../worker/workflow-bundle';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
 import { createTestDatabaseWithUrl } from '../support/database';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
+import { workflowBundleFile } from '../support/temporal';
 
 let db: Database;
 let databaseUrl: string;
@@ -30,9 +28,7 @@ beforeAll(async () => {
   [created, devServer] = await Promise.all([createTestDatabaseWithUrl(), startDevServer({ ui: false, searchAttributes: SEARCH_ATTRIBUTE_REGISTRATIONS, log: () => undefined })]);
   ({ db, url: databaseUrl } = created);
   connection = await Connection.connect({ address: devServer.address });
-  const quiet = () => undefined;
-  bundlePath = path.join(mkdtempSync(path.join(os.tmpdir(), 'meterloop-bundle-')), 'workflows.js');
-  writeFileSync(bundlePath, (await buildWorkflowBundle({ logger: { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: console.error, log: quiet } })).code);
+  bundlePath = await workflowBundleFile();
 }, 180_000);
 
 afterAll(async () => {

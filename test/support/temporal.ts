@@ -1,5 +1,8 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { registerSearchAttributes, resolveTimeSkippingServer } from '../../scripts/temporal-servers';
 import { WORKFLOWS_PATH } from '../../worker/create-worker';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
@@ -21,6 +24,13 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: silentLogger });
   return bundle;
+}
+
+/** That bundle in a file, for a worker in its own process (WORKFLOW_BUNDLE_PATH of test/support/worker-process.ts). */
+export async function workflowBundleFile(): Promise<string> {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'meterloop-bundle-')), 'workflows.js');
+  writeFileSync(file, (await workflowBundle()).code);
+  return file;
 }
 
 const noop = (): void => undefined;
