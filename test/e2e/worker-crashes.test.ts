@@ -5,55 +5,33 @@
  * The kill times come from a seeded generator: the seed is printed, and CRASH_TEST_SEED=<seed> replays them.
  */
 import { Client, Connection } from '@temporalio/client';
-import { ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { planScheduleTerms } from '../../domain/plan-terms';
-import { RunningDevServer, startDevServer } from '../../scripts/temporal-servers';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
-import { WORKER_NODE_ARGS } from '../../worker/launch';
-import { SEARCH_ATTRIBUTE_REGISTRATIONS, SUBSCRIPTION_WORKFLOW_TYPE, TASK_QUEUE } from '../../workflows/definitions';
-import { createTestDatabaseWithUrl } from '../support/database';
+import { SUBSCRIPTION_WORKFLOW_TYPE, TASK_QUEUE } from '../../workflows/definitions';
 import { eventually } from '../support/eventually';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { seededRandom, seedFromEnv } from '../support/seeded-random';
-import { workflowBundleFile } from '../support/temporal';
+import { startWorkerProcessStack, type WorkerProcessStack } from '../support/worker-process-stack';
 
 const SUBSCRIPTIONS = 50;
 const PERIODS = 3;
 const FLAKY_CARDS = ['pm_sandbox_ok', 'pm_sandbox_declines_1_then_ok', 'pm_sandbox_declines_2_then_ok', 'pm_sandbox_lost_response', 'pm_sandbox_declined'];
 
+let stack: WorkerProcessStack;
 let db: Database;
-let databaseUrl: string;
-let devServer: RunningDevServer;
 let connection: Connection;
-let bundlePath: string;
-let worker: ChildProcess | undefined;
 
 beforeAll(async () => {
-  let created: { db: Database; url: string };
-  [created, devServer] = await Promise.all([createTestDatabaseWithUrl(), startDevServer({ ui: false, searchAttributes: SEARCH_ATTRIBUTE_REGISTRATIONS, log: () => undefined })]);
-  ({ db, url: databaseUrl } = created);
-  connection = await Connection.connect({ address: devServer.address });
-  bundlePath = await workflowBundleFile();
+  stack = await startWorkerProcessStack();
+  ({ db, connection } = stack);
 }, 180_000);
 
-afterAll(async () => {
-  worker?.kill('SIGKILL');
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  await connection?.close();
-  await devServer?.stop();
-  await db?.destroy();
-});
+afterAll(() => stack?.stop());
 
-function startWorker(): ChildProcess {
-  // One process (node with tsx's loader, not the tsx CLI, which would leave its child running after a SIGKILL),
-  // launched as production launches a worker.
-  return spawn(process.execPath, [...WORKER_NODE_ARGS, '--import', 'tsx', path.join(__dirname, '../support/worker-process.ts')], {
-    env: { ...process.env, TEMPORAL_ADDRESS: devServer.address, DATABASE_URL: databaseUrl, WORKFLOW_BUNDLE_PATH: bundlePath },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-}
+/** A worker process, launched as production launches a worker. */
+const startWorker = (): ChildProcess => stack.startWorker().process;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -82,13 +60,13 @@ test('killing the worker at random points never charges an invoice twice and los
   let kills = 0;
   const chaosUntil = startAt.getTime() + PERIODS * 15_000;
   while (Date.now() < chaosUntil) {
-    worker = startWorker();
+    const worker = startWorker();
     await sleep(500 + Math.floor(random() * 3500));
     worker.kill('SIGKILL');
     kills += 1;
     await sleep(200);
   }
-  worker = startWorker();
+  startWorker(); // for good: stack.stop() kills it
 
   // Let the last worker finish the work of the first three periods (billing goes on after them; those later
   // invoices are not part of the check): each invoiced, and every charge attempt on them decided.

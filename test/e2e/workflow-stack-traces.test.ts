@@ -4,62 +4,33 @@
  * Stack Trace tab says they are not enabled, while the workflow itself answers its own query; with
  * WORKFLOW_STACK_TRACES=on the tab shows where the workflow waits, in our source.
  */
-import { Client, Connection } from '@temporalio/client';
-import { ChildProcess, spawn } from 'node:child_process';
-import path from 'node:path';
+import { Client } from '@temporalio/client';
 import { planScheduleTerms } from '../../domain/plan-terms';
-import { RunningDevServer, startDevServer } from '../../scripts/temporal-servers';
-import type { Database } from '../../store/database';
-import { WORKER_NODE_ARGS } from '../../worker/launch';
-import { SEARCH_ATTRIBUTE_REGISTRATIONS, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
-import { createTestDatabaseWithUrl } from '../support/database';
+import { SUBSCRIPTION_WORKFLOW_TYPE, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
-import { workflowBundleFile } from '../support/temporal';
+import { startWorkerProcessStack, type WorkerProcessStack } from '../support/worker-process-stack';
 
-let db: Database;
-let databaseUrl: string;
-let devServer: RunningDevServer;
-let connection: Connection;
-let bundlePath: string;
-const workers: ChildProcess[] = [];
+let stack: WorkerProcessStack;
 
 beforeAll(async () => {
-  let created: { db: Database; url: string };
-  [created, devServer] = await Promise.all([createTestDatabaseWithUrl(), startDevServer({ ui: false, searchAttributes: SEARCH_ATTRIBUTE_REGISTRATIONS, log: () => undefined })]);
-  ({ db, url: databaseUrl } = created);
-  connection = await Connection.connect({ address: devServer.address });
-  bundlePath = await workflowBundleFile();
+  stack = await startWorkerProcessStack();
 }, 180_000);
 
-afterAll(async () => {
-  for (const worker of workers) worker.kill('SIGKILL');
-  await connection?.close();
-  await devServer?.stop();
-  await db?.destroy();
-});
+afterAll(() => stack?.stop());
 
-/** A worker process launched as production launches one; resolves once it polls. */
-async function startWorker(env: Record<string, string>): Promise<ChildProcess> {
-  const worker = spawn(process.execPath, [...WORKER_NODE_ARGS, '--import', 'tsx', path.join(__dirname, '../support/worker-process.ts')], {
-    env: { ...process.env, ...env, TEMPORAL_ADDRESS: devServer.address, DATABASE_URL: databaseUrl, WORKFLOW_BUNDLE_PATH: bundlePath },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  workers.push(worker);
-  await new Promise<void>((resolve, reject) => {
-    worker.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString('utf8').includes('worker running')) resolve();
-    });
-    worker.once('exit', (code) => reject(new Error(`worker exited with code ${code}`)));
-  });
-  return worker;
+/** A worker process launched as production launches one, once it polls. */
+async function startWorker(env: Record<string, string>) {
+  const worker = stack.startWorker(env);
+  await worker.ready;
+  return worker.process;
 }
 
 /** A new subscription's workflow, started and past its first workflow task (its own query answers). */
 async function startSubscription(code: string) {
-  const plan = await insertPlan(db, { code, name: code, billing_interval: 'P1M', flat_fee: '10.00' });
-  const customer = await insertCustomer(db, { payment_method: 'pm_sandbox_ok' });
-  const { input, workflowId } = await insertSubscription(db, customer, plan, new Date(Date.now() + 3_600_000));
-  const handle = await new Client({ connection }).workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, { workflowId, taskQueue: TASK_QUEUE, args: [{ ...input, plan: planScheduleTerms(plan) }] });
+  const plan = await insertPlan(stack.db, { code, name: code, billing_interval: 'P1M', flat_fee: '10.00' });
+  const customer = await insertCustomer(stack.db, { payment_method: 'pm_sandbox_ok' });
+  const { input, workflowId } = await insertSubscription(stack.db, customer, plan, new Date(Date.now() + 3_600_000));
+  const handle = await new Client({ connection: stack.connection }).workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, { workflowId, taskQueue: TASK_QUEUE, args: [{ ...input, plan: planScheduleTerms(plan) }] });
   expect((await handle.query(subscriptionStateQuery)).subscriptionId).toBe(input.subscriptionId);
   return handle;
 }
