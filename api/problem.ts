@@ -87,6 +87,7 @@ const STATUS_BY_CODE = {
   duplicate_external_id: 422,
   period_not_aligned: 422,
   period_already_ended: 422,
+  external_id_conflict: 409,
   // wallet top-ups and auto-recharge (issue 12): a purchase needs a card on file; a recharge needs both settings
   payment_method_missing: 422,
   recharge_settings_incomplete: 422,

@@ -8,7 +8,9 @@
  * the same id, and the row insert skips an external id already there. A rerun reports those rows `existing`.
  * Order per batch: the workflows start first (bounded concurrency), then one statement inserts the rows of the
  * started ones, so a row never exists without its workflow; a crash in between leaves workflows whose rows the
- * rerun writes (their first task touches no table, so nothing runs on a missing row before then).
+ * rerun writes (their first task touches no table, so nothing runs on a missing row before then), but only for a
+ * row that matches what its workflow was started with: a row edited in between is rejected `external_id_conflict`
+ * and nothing is written for it.
  *
  * `POST /v1/subscriptions/import` and `npm run import -- file.csv` both call `importSubscriptions`.
  */
@@ -169,8 +171,22 @@ export async function importSubscriptions(deps: ImportDeps, rows: readonly unkno
       );
       started.push(item);
     } catch (error) {
-      if (error instanceof WorkflowExecutionAlreadyStartedError) started.push(item);
-      else reject(item.index, item.subscription.externalId, 'workflow_unavailable', `could not start the subscription workflow: ${(error as Error).message}`);
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) {
+        reject(item.index, item.subscription.externalId, 'workflow_unavailable', `could not start the subscription workflow: ${(error as Error).message}`);
+        return;
+      }
+      // An earlier import started it and never stored its row (a crash in between). Its row is written now only if
+      // that workflow bills what this row says: else the row would name a customer, plan or period the workflow
+      // does not bill.
+      let difference: string | null;
+      try {
+        difference = await differenceFromStartedRun(deps.temporal, item.subscription.workflowId, item.input);
+      } catch (readError) {
+        reject(item.index, item.subscription.externalId, 'workflow_unavailable', `could not read the workflow an earlier import started: ${(readError as Error).message}`);
+        return;
+      }
+      if (difference === null) started.push(item);
+      else reject(item.index, item.subscription.externalId, 'external_id_conflict', `an earlier import started workflow ${item.subscription.workflowId} for this external_id and never stored its row, and ${difference}; import the row as it was then and change the subscription over the API afterwards, or terminate that workflow and import the row under another external_id`);
     }
   });
 
@@ -220,6 +236,29 @@ function placeImportedRow(
     subscription: { id, externalId: row.external_id, customerId: customer.id, planId: plan.id, workflowId, currentPeriodStart: period.start, currentPeriodEnd: period.end },
     input: { subscriptionId: id, customerId: customer.id, ...(customer.name ? { customerName: customer.name } : {}), plan: planScheduleTerms(plan), startAt: anchor.toISOString(), carried },
   };
+}
+
+/**
+ * How the workflow an earlier import started for this subscription differs from the row imported now (customer,
+ * plan version, billing anchor, current period), or null when it bills the same. Read from the input of the run
+ * chain's first run, which later runs never change.
+ */
+async function differenceFromStartedRun(temporal: Client, workflowId: string, input: SubscriptionWorkflowInput): Promise<string | null> {
+  const { raw } = await temporal.workflow.getHandle(workflowId).describe();
+  const firstRunId = raw.workflowExecutionInfo?.firstRunId || undefined;
+  const history = await temporal.workflow.getHandle(workflowId, firstRunId).fetchHistory();
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  if (!payload) throw new Error(`the first run of ${workflowId} has no input`);
+  const startedWith = temporal.options.loadedDataConverter.payloadConverter.fromPayload<SubscriptionWorkflowInput>(payload);
+  const fields: [string, unknown, unknown][] = [
+    ['customer', startedWith.customerId, input.customerId],
+    ['plan', startedWith.carried?.usagePlanId, input.carried?.usagePlanId],
+    ['billing_anchor', startedWith.carried?.billingAnchor, input.carried?.billingAnchor],
+    ['current_period_start', startedWith.carried?.usageOpenSince, input.carried?.usageOpenSince],
+  ];
+  const differing = fields.filter(([, before, now]) => before !== now);
+  if (differing.length === 0) return null;
+  return `it was started with a different ${differing.map(([name, before, now]) => `${name} (${String(before)}, not ${String(now)})`).join(', ')}`;
 }
 
 async function forEachConcurrently<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {

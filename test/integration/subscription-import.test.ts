@@ -93,7 +93,7 @@ test('500 rows from a CSV: created with a per-row report, bad rows rejected with
   expect(report[11]).toMatch(/^11,legacy-unknown,,rejected,customer_not_found,/);
 }, 300_000);
 
-test('a workflow already started for a row whose insert never happened is adopted on the rerun, not started twice', async () => {
+test('a workflow already started for a row whose insert never happened is adopted on the rerun of the same row, not started twice, and refused for an edited row', async () => {
   // The import starts workflows first and writes the rows after: a crash in between leaves a workflow without a row.
   const customer = await insertCustomer(db, { external_id: 'crash-customer' });
   await insertPlan(db, { code: 'import-yearly-crash', billing_interval: 'P1Y', flat_fee: '120' });
@@ -103,6 +103,23 @@ test('a workflow already started for a row whose insert never happened is adopte
   expect(created.status).toBe('created');
   await db('subscriptions').where({ external_id: 'legacy-crash' }).delete(); // as if the insert had never committed
 
+  // The row edited before the rerun (another plan, another customer, another anchor): its row would name what the
+  // running workflow does not bill, so it is refused and nothing is written.
+  const otherCustomer = await insertCustomer(db, { external_id: 'crash-customer-2' });
+  await insertPlan(db, { code: 'import-yearly-crash-2', billing_interval: 'P1Y', flat_fee: '240' });
+  const dayBefore = new Date(new Date(anchor).getTime() - 86_400_000).toISOString();
+  for (const [edit, field] of [
+    [{ plan_code: 'import-yearly-crash-2' }, 'plan'],
+    [{ customer_id: otherCustomer.id }, 'customer'],
+    [{ billing_anchor: dayBefore, current_period_start: dayBefore }, 'billing_anchor'],
+  ] as const) {
+    const edited = await admin.call('POST', '/v1/subscriptions/import', { rows: [{ ...row, ...edit }] });
+    expect(edited.status).toBe(200);
+    expect(edited.json).toMatchObject({ created: 0, existing: 0, rejected: 1, rows: [{ row: 0, external_id: 'legacy-crash', subscription_id: null, status: 'rejected', code: 'external_id_conflict' }] });
+    expect(edited.json.rows[0].detail).toContain(`a different ${field} (`);
+    expect(await db('subscriptions').where({ external_id: 'legacy-crash' }).first()).toBeUndefined();
+  }
+
   const answer = await admin.call('POST', '/v1/subscriptions/import', { rows: [row] });
   expect(answer.status).toBe(200);
   expect(answer.json).toMatchObject({ created: 1, existing: 0, rejected: 0, rows: [{ row: 0, external_id: 'legacy-crash', subscription_id: created.subscription_id, status: 'created' }] });
@@ -111,6 +128,22 @@ test('a workflow already started for a row whose insert never happened is adopte
   // Ops find an imported subscription in the Temporal UI as they find one started over the API.
   expect(await runs.staticSummary()).toBe(`${customer.name} · import-yearly-crash`);
   expect(runs.typedSearchAttributes.get(SEARCH_ATTRIBUTES.status)).toBe('active');
+});
+
+test('two imports of one external_id at once with different plans: one is created, the other refused, and the row names the plan its workflow bills', async () => {
+  const customer = await insertCustomer(db, { external_id: 'race-customer' });
+  const plans = [await insertPlan(db, { code: 'import-yearly-race-a', billing_interval: 'P1Y', flat_fee: '120' }), await insertPlan(db, { code: 'import-yearly-race-b', billing_interval: 'P1Y', flat_fee: '240' })];
+  const anchor = new Date(Math.floor((await env.currentTimeMs()) / 86_400_000) * 86_400_000 - 86_400_000).toISOString();
+  const answers = await Promise.all(
+    plans.map((plan) => admin.call('POST', '/v1/subscriptions/import', { rows: [{ external_id: 'legacy-race', customer_id: customer.id, plan_code: plan.code, billing_anchor: anchor, current_period_start: anchor }] })),
+  );
+  const reports = answers.map((answer) => answer.json.rows[0]);
+  expect(reports.map((report) => report.status).sort()).toEqual(['created', 'rejected']);
+  expect(reports.find((report) => report.status === 'rejected')).toMatchObject({ code: 'external_id_conflict' });
+  const stored = await db('subscriptions').where({ external_id: 'legacy-race' }).first();
+  const winner = plans[reports.findIndex((report) => report.status === 'created')];
+  expect(stored.plan_id).toBe(winner.id);
+  expect((await env.client.workflow.getHandle(subscriptionWorkflowId(stored.id)).query(subscriptionStateQuery)).planCode).toBe(winner.code);
 });
 
 test('POST /v1/subscriptions/import: admin only, zod-validated rows, problem+json for a bad body', async () => {
