@@ -9,13 +9,15 @@
  * gets the same refusal, and a corrected one needs a new key). Not stored, so that a retry with the same key runs
  * afresh: 5xx and 503 (nothing was decided), 408 and 429 (the request was never looked at), and an answer its route
  * marks as resuming work that only a repeat moves on (answerResumesOnRepeat: a refund the gateway has not
- * confirmed, which the repeat completes, idempotently by its own key).
+ * confirmed, which the repeat completes, idempotently by its own key). Such a key is given back to the same
+ * request only: a 503 may follow a commit (a subscription row whose workflow did not start), and a different request
+ * with the key would otherwise find that row by the id the key derives and be answered with it.
  *
  * Keys are scoped per API key, and so is every identity derived from one (a Temporal update id, a re-rating id):
  * see scopedRequestId.
  */
 import { createHash } from 'node:crypto';
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Database } from '../store/database';
 import {
   claimIdempotencyKey,
@@ -56,6 +58,15 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value ?? null);
 }
 
+/**
+ * The refusal for a request whose Idempotency-Key already names something else: a route that finds what an earlier
+ * request created under the identity its key derives (after the key expired, or any way the check above missed)
+ * answers with it only when it is what this request asks for.
+ */
+export function keyNamesAnotherRequest(key: string | undefined, what: string): ApiProblem {
+  return new ApiProblem('idempotency_key_reused', `Idempotency-Key ${key ?? ''} already named ${what}; use a new key`);
+}
+
 export function requestHash(method: string, url: string, body: unknown): string {
   return createHash('sha256').update(`${method} ${url}\n${canonicalJson(body)}`).digest('hex');
 }
@@ -70,6 +81,17 @@ export const storable = (status: number): boolean => (status >= 200 && status < 
  */
 export function scopedRequestId(apiKeyId: string | undefined, operation: string, idempotencyKey: string | undefined): string | undefined {
   return idempotencyKey === undefined ? undefined : `${apiKeyId ?? 'anonymous'}:${operation}:${idempotencyKey}`;
+}
+
+/**
+ * The id of the workflow update a request makes: its scoped request id and its request's hash. Temporal answers an
+ * update id it knows with that update's outcome, so a retry of the request gets the first answer, and the same
+ * Idempotency-Key for another request (once the key has expired, when it may name a new request) makes its own
+ * update instead of being handed the first one's outcome.
+ */
+export function requestUpdateId(req: Request, apiKeyId: string | undefined, operation: string): string | undefined {
+  const requestId = scopedRequestId(apiKeyId, operation, req.header('Idempotency-Key'));
+  return requestId && `${requestId}:${requestHash(req.method, req.originalUrl, req.body).slice(0, 16)}`;
 }
 
 /** A UUID that is a pure function of a scoped request id (for tables keyed by uuid). */
@@ -149,7 +171,7 @@ export function idempotency(db: Database, options: IdempotencyOptions = {}): Req
         }
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      // The row was gone (the first request failed and gave the key back) or we waited: try to claim again.
+      // The row was gone (swept after it expired) or we waited: try to claim again.
       claim = await claimIdempotencyKey(db, principal.keyId, key, hash);
     }
 

@@ -10,6 +10,8 @@ export interface IdempotencyKeyRow {
   response_body: string | null;
   created_at: Date;
   completed_at: Date | null;
+  /** Given back for a retry of the same request (migration 0610); the row keeps its hash until it expires. */
+  released_at: Date | null;
 }
 
 export interface IdempotencyClaim {
@@ -44,14 +46,22 @@ export async function completeIdempotencyKey(db: Knex, claim: IdempotencyClaim, 
     .update({ response_status: status, response_body: body, completed_at: db.fn.now() });
 }
 
-/** Gives the key back (the request was rejected or failed and wrote nothing): a retry runs afresh. */
+/**
+ * Gives the key back to a retry of the same request (its answer is not final: a failure, or work a repeat moves
+ * on), which then runs afresh. The row stays with its request hash, so the key for a different request is still
+ * refused: what the first run committed under identities derived from the key is that request's alone.
+ */
 export async function releaseIdempotencyKey(db: Knex, claim: IdempotencyClaim): Promise<void> {
-  await db('idempotency_keys').where({ api_key_id: claim.apiKeyId, key: claim.key, claim_id: claim.claimId }).whereNull('completed_at').delete();
+  await db('idempotency_keys')
+    .where({ api_key_id: claim.apiKeyId, key: claim.key, claim_id: claim.claimId })
+    .whereNull('completed_at')
+    .update({ released_at: db.fn.now() });
 }
 
 /**
- * Takes over a claim whose request has been running for longer than `staleAfterMs` (its process most likely died),
- * or restarts a completed one older than `expireAfterMs`. The claim when the caller now owns the key.
+ * Takes over a released key for a retry of the same request, a claim whose request has been running for longer
+ * than `staleAfterMs` (its process most likely died), or a completed or released key older than `expireAfterMs`
+ * (then for any request). The claim when the caller now owns the key.
  */
 export async function reclaimIdempotencyKey(
   db: Knex,
@@ -60,20 +70,21 @@ export async function reclaimIdempotencyKey(
   options: { staleAfterMs: number; expireAfterMs: number },
 ): Promise<IdempotencyClaim | undefined> {
   const age = Date.now() - row.created_at.getTime();
-  const reclaimable = row.completed_at ? age > options.expireAfterMs : age > options.staleAfterMs;
+  const expired = age > options.expireAfterMs;
+  const reclaimable = row.completed_at ? expired : row.released_at ? expired || row.request_hash === requestHash : age > options.staleAfterMs;
   if (!reclaimable) return undefined;
   const claimId = randomUUID();
   // Compare-and-set on the old claim id: of two takers, one wins.
   const updated = await db('idempotency_keys')
     .where({ api_key_id: row.api_key_id, key: row.key, claim_id: row.claim_id })
-    .update({ request_hash: requestHash, claim_id: claimId, response_status: null, response_body: null, completed_at: null, created_at: db.fn.now() });
+    .update({ request_hash: requestHash, claim_id: claimId, response_status: null, response_body: null, completed_at: null, released_at: null, created_at: db.fn.now() });
   return updated === 1 ? { apiKeyId: row.api_key_id, key: row.key, claimId } : undefined;
 }
 
-/** Deletes completed keys older than `olderThanMs`; returns how many. */
+/** Deletes completed and released keys older than `olderThanMs`; returns how many. */
 export async function deleteExpiredIdempotencyKeys(db: Knex, olderThanMs: number): Promise<number> {
   return db('idempotency_keys')
-    .whereNotNull('completed_at')
+    .where((settled) => settled.whereNotNull('completed_at').orWhereNotNull('released_at'))
     .andWhere('created_at', '<', new Date(Date.now() - olderThanMs))
     .delete();
 }

@@ -20,7 +20,7 @@ import {
   SEARCH_ATTRIBUTES,
 } from '../../workflows/definitions';
 import { billingTaskQueue } from '../../config/tuning';
-import { scopedRequestId, uuidFromRequestId } from '../idempotency';
+import { keyNamesAnotherRequest, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { startForCommittedRow } from '../workflow-start';
 import { ApiProblem, isProblemCode } from '../problem';
 import { rerateBody, rerateDecisionBody, uuidParam } from '../schemas';
@@ -99,6 +99,9 @@ export function reratesRouter(db: Database, temporal: Client): Router {
       });
     const started = requestId ? await findRerateRow(db, rerateId) : undefined;
     if (started) {
+      if (started.invoice_id !== invoice.id || started.corrected_plan_id !== correctedPlanId || started.include_late_usage !== body.include_late_usage) {
+        throw keyNamesAnotherRequest(req.header('Idempotency-Key'), `re-rating ${started.id} of another invoice or with other terms`);
+      }
       await start();
       return void res.status(202).json(rerateJson(started));
     }

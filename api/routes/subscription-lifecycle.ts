@@ -22,7 +22,7 @@ import {
   withdrawScheduledChangeUpdate,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
-import { scopedRequestId } from '../idempotency';
+import { requestUpdateId } from '../idempotency';
 import { ApiProblem, isProblemCode } from '../problem';
 import { withTemporalDeadline } from '../temporal-deadline';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
@@ -40,7 +40,7 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     definition: UpdateDefinition<Ret, [Arg]>,
     args: [Arg],
   ): Promise<Ret> {
-    const updateId = scopedRequestId(apiKeyIdOf(req), definition.name, req.header('Idempotency-Key'));
+    const updateId = requestUpdateId(req, apiKeyIdOf(req), definition.name);
     try {
       // Bounded: Temporal or a worker that does not answer is a quick 503 temporal_unavailable (api/problem.ts).
       return await withTemporalDeadline(temporal, () =>

@@ -13,7 +13,7 @@ import {
   subscriptionWorkflowId,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
-import { scopedRequestId, uuidFromRequestId } from '../idempotency';
+import { keyNamesAnotherRequest, requestUpdateId, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem, ProblemCode, unavailableDependencyOf } from '../problem';
 import { liveQueryTimeoutMs, withTemporalDeadline } from '../temporal-deadline';
 import { cancelSubscriptionBody, createSubscriptionBody } from '../schemas';
@@ -51,6 +51,9 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     const id = requestId ? uuidFromRequestId(requestId) : randomUUID();
     const created = requestId ? await findSubscriptionRow(db, id) : undefined;
     if (created) {
+      if (created.customer_id !== customer.id || created.plan_id !== plan.id || (body.start_at !== undefined && created.start_at.getTime() !== startAt.getTime())) {
+        throw keyNamesAnotherRequest(req.header('Idempotency-Key'), `subscription ${created.id}, another customer, plan or start`);
+      }
       // A repeat: the first attempt may have committed the row and then failed to start the workflow.
       const createdPlan = await findPlan(db, created.plan_id);
       await startSubscriptionWorkflow(db, temporal, created, createdPlan, customer);
@@ -94,7 +97,7 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
   routes.post('/:id/cancel', { allow: ['app'] }, async (req, res) => {
     const body = cancelSubscriptionBody.parse(req.body);
     const row = await findSubscription(req.params.id);
-    const updateId = scopedRequestId((req as Request & { apiKey?: { id: string } }).apiKey?.id, 'cancel', req.header('Idempotency-Key'));
+    const updateId = requestUpdateId(req, (req as Request & { apiKey?: { id: string } }).apiKey?.id, 'cancel');
     try {
       const result = await withTemporalDeadline(temporal, () =>
         temporal.workflow.getHandle(row.workflow_id).executeUpdate(cancelSubscriptionUpdate, {

@@ -20,7 +20,7 @@ import { findInvoice, InvoiceRow } from '../../store/invoices';
 import { currentPaymentMethodOf } from '../../store/payments';
 import { deleteUnstartedTopUp, findGrant, findTopUp, requestTopUp, TopUpRow } from '../../store/wallet-topups';
 import { walletWorkflowId } from '../../workflows/definitions';
-import { answerResumesOnRepeat, scopedRequestId, uuidFromRequestId } from '../idempotency';
+import { answerResumesOnRepeat, keyNamesAnotherRequest, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem } from '../problem';
 import { declareRoutes } from '../route-declarations';
 import { currencyCode, decimalString, uuidParam } from '../schemas';
@@ -106,6 +106,10 @@ export function walletTopUpsRouter(db: Database, temporal: Client, options: Wall
     // The top-up's identity comes from the request: a repeat whose first answer was lost finds the same purchase.
     const requestId = scopedRequestId(apiKeyIdOf(req), 'wallet-top-up', req.header('Idempotency-Key'));
     const topUpId = requestId ? uuidFromRequestId(requestId) : randomUUID();
+    const earlier = requestId ? await findTopUp(db, topUpId) : undefined;
+    if (earlier && (earlier.customer_id !== customer.id || earlier.currency !== currency || !toDecimal(earlier.amount).eq(toDecimal(body.amount)))) {
+      throw keyNamesAnotherRequest(req.header('Idempotency-Key'), `top-up ${earlier.id} of another customer or amount`);
+    }
     const { row } = await requestTopUp(db, {
       id: topUpId,
       customerId: customer.id,

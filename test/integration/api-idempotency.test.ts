@@ -78,24 +78,44 @@ test('a rejected request is answered again the same way: its 4xx is stored, a co
   expect(await count('customers', { external_id: 'idem-4' })).toBe(1);
 });
 
-test('a failure is not stored: after a 503 the retry with the same key runs afresh', async () => {
+test('a failure is not stored: after a 503 the retry with the same key runs afresh, and the key still refuses a different request', async () => {
   // Temporal refuses to start the subscription's workflow (and cannot be asked whether it exists): the API answers
   // 503 and the retry with the same key tries the start again.
   const refusing = { workflow: { start: () => Promise.reject(new Error('temporal is down')) } } as unknown as Client;
+  const acme = await insertCustomer(db, { external_id: 'idem-503', currency: 'USD' });
+  await insertPlan(db, { code: 'idem-503', billing_interval: 'P1M', flat_fee: '1.00' });
+  await insertPlan(db, { code: 'idem-503-other', billing_interval: 'P1M', flat_fee: '9.00' });
+  const key = randomUUID();
+  const body = { customer_id: acme.id, plan_code: 'idem-503' };
+  const other = { ...body, plan_code: 'idem-503-other' };
   const down = await serveApiOnly(db, { headers: admin.headers, temporal: refusing });
   try {
-    const acme = await insertCustomer(db, { external_id: 'idem-503', currency: 'USD' });
-    await insertPlan(db, { code: 'idem-503', billing_interval: 'P1M', flat_fee: '1.00' });
-    const key = randomUUID();
-    const body = { customer_id: acme.id, plan_code: 'idem-503' };
     const failed = await down.http.call('POST', '/v1/subscriptions', body, { 'idempotency-key': key });
     expect(failed).toMatchObject({ status: 503, json: { code: 'workflow_unavailable' } });
-    expect(await count('idempotency_keys', { key })).toBe(0);
+    expect(await db('idempotency_keys').where({ key }).first()).toMatchObject({ completed_at: null, released_at: expect.any(Date) });
     const retried = await down.http.call('POST', '/v1/subscriptions', body, { 'idempotency-key': key });
     expect(retried.status).toBe(503);
     expect(retried.headers.get('idempotent-replayed')).toBeNull();
+
+    // The 503 came after the subscription's row committed (Temporal could not say whether its workflow exists): a
+    // different request with the key would find that row by the id the key derives, and be answered with another
+    // plan's subscription. It is refused, and nothing is written for it.
+    const reused = await down.http.call('POST', '/v1/subscriptions', other, { 'idempotency-key': key });
+    expect(reused).toMatchObject({ status: 409, json: { code: 'idempotency_key_reused' } });
+    expect(await count('subscriptions', { customer_id: acme.id })).toBe(1);
   } finally {
     await down.close();
+  }
+  // Once the key has expired the middleware lets any request use it, and the route itself finds the subscription the
+  // key derives: it answers with it only for the same customer and plan.
+  const forgetful = await serveApiOnly(db, { headers: admin.headers, temporal: refusing, idempotency: { expireAfterMs: 0 } });
+  try {
+    const later = await forgetful.http.call('POST', '/v1/subscriptions', other, { 'idempotency-key': key });
+    expect(later).toMatchObject({ status: 409, json: { code: 'idempotency_key_reused' } });
+    expect(later.json.detail).toContain('another customer, plan or start');
+    expect(await count('subscriptions', { customer_id: acme.id })).toBe(1);
+  } finally {
+    await forgetful.close();
   }
 });
 

@@ -21,6 +21,7 @@ let stack: TimeSkippingStack;
 let env: TestWorkflowEnvironment;
 let db: Database;
 let api: TestHttp;
+let serveForgetful: () => Promise<TestHttp>;
 
 beforeAll(async () => {
   stack = await startTimeSkippingStack();
@@ -32,7 +33,10 @@ beforeAll(async () => {
     await stack.advanceTo(instant);
     serverNow = await stack.now();
   };
-  api = await serve(createApp({ db, temporal: env.client, now: () => serverNow }), { headers: (await createTestApiKey(db, 'admin')).headers });
+  const headers = (await createTestApiKey(db, 'admin')).headers;
+  api = await serve(createApp({ db, temporal: env.client, now: () => serverNow }), { headers });
+  // The same app with Idempotency-Keys expiring at once: what a key's derived identity alone protects.
+  serveForgetful = () => serve(createApp({ db, temporal: env.client, now: () => serverNow, idempotency: { expireAfterMs: 0 } }), { headers });
 });
 
 afterAll(async () => {
@@ -96,8 +100,18 @@ test('re-rating: late usage is billed by an adjustment, a lower corrected price 
   expect((await api.call('GET', `/v1/subscriptions/${row.id}/late-usage`)).json.data).toHaveLength(0);
   expect(money((await db<InvoiceRow>('invoices').where({ id: february.id }).first())!.total)).toBe('20.00'); // never edited
 
-  const again = await api.call('POST', `/v1/invoices/${february.id}/rerate`, { reason: 'double check', include_late_usage: true });
+  const again = await api.call('POST', `/v1/invoices/${february.id}/rerate`, { reason: 'double check', include_late_usage: true }, { 'idempotency-key': 'finance-double-check' });
   expect(await settledRerate(env.connection, again.json.id, (state) => state.status !== 'computing')).toMatchObject({ status: 'nothing_to_do', total: '0.00' });
+  // The re-rating's id derives from its Idempotency-Key: once the key has expired, the route finds that re-rating
+  // and answers with it only for the same invoice and terms.
+  const forgetful = await serveForgetful();
+  try {
+    const otherTerms = await forgetful.call('POST', `/v1/invoices/${february.id}/rerate`, { reason: 'double check' }, { 'idempotency-key': 'finance-double-check' });
+    expect(otherTerms).toMatchObject({ status: 409, json: { code: 'idempotency_key_reused' } });
+    expect((await forgetful.call('POST', `/v1/invoices/${february.id}/rerate`, { reason: 'double check', include_late_usage: true }, { 'idempotency-key': 'finance-double-check' })).json.id).toBe(again.json.id);
+  } finally {
+    await forgetful.close();
+  }
 
   await advanceTo('2027-02-05T00:00:00Z');
   const cheaper = await api.call('POST', `/v1/invoices/${february.id}/rerate`, { reason: 'price was lowered on Jan 1', plan_code: 'rerate-2027', plan_version: 2 });

@@ -252,3 +252,25 @@ test('a pause inside the grace window is refused while the period opens (period_
   expect(await current.query(subscriptionStateQuery)).toMatchObject({ status: 'paused' });
   await current.terminate('test done');
 });
+
+test('one API key reusing an expired Idempotency-Key for another plan change gets that change, not the first answer', async () => {
+  // Timeline (2037): Mar 1 basic 10.00; Mar 10 key K schedules team at period end; K expires (24 h, here at once)
+  //   and the same API key sends K again for an immediate upgrade to pro: a new request, so a new update.
+  const basic = await plan('basic-2037', '10.00');
+  await plan('team-2037', '15.00');
+  await plan('pro-2037', '20.00');
+  const { subscriptionId, handle } = await subscribe(basic, '2037-03-01T00:00:00Z');
+  await advanceTo('2037-03-10T00:00:00Z');
+  const forgetful = await serve(createApp({ db, temporal: env.client, idempotency: { expireAfterMs: 0 } }), { headers: (await createTestApiKey(db, 'admin')).headers });
+  try {
+    const key = { 'Idempotency-Key': 'expired-key' };
+    const scheduled = await forgetful.call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'team-2037', effective: 'period_end' }, key);
+    expect([scheduled.status, scheduled.json.effective, scheduled.json.plan_code]).toEqual([200, 'period_end', 'team-2037']);
+    const upgraded = await forgetful.call('POST', `/v1/subscriptions/${subscriptionId}/plan-change`, { plan_code: 'pro-2037', effective: 'immediate' }, key);
+    expect([upgraded.status, upgraded.json.effective, upgraded.json.plan_code]).toEqual([200, 'immediate', 'pro-2037']);
+    expect((await handle.query(subscriptionStateQuery)).planCode).toBe('pro-2037');
+  } finally {
+    await forgetful.close();
+  }
+  await handle.terminate('test done');
+});

@@ -140,6 +140,19 @@ test('a top-up sells credits: a paid invoice, then one purchased grant; the peri
   const repeat = await api.call('POST', `/v1/customers/${customer.id}/wallet/top-ups`, { amount: '50.00', currency: 'USD' }, { ...app.headers, 'Idempotency-Key': 'topup-1' });
   expect(repeat.json.id).toBe(topUp.json.id);
   expect(await sandboxCharges(customer)).toHaveLength(1);
+  // The key for another amount is refused: by its stored answer, and once that has expired, by the route, which
+  // finds the top-up the key derives and answers with it only for the same customer and amount.
+  const otherAmount = { amount: '70.00', currency: 'USD' };
+  expect((await api.call('POST', `/v1/customers/${customer.id}/wallet/top-ups`, otherAmount, { ...app.headers, 'Idempotency-Key': 'topup-1' })).json.code).toBe('idempotency_key_reused');
+  const forgetful = await serve(createApp({ db, temporal: env.client, walletWatcher: watcher, now: () => serverNow, idempotency: { expireAfterMs: 0 } }));
+  try {
+    const later = await forgetful.call('POST', `/v1/customers/${customer.id}/wallet/top-ups`, otherAmount, { ...app.headers, 'Idempotency-Key': 'topup-1' });
+    expect(later).toMatchObject({ status: 409, json: { code: 'idempotency_key_reused' } });
+  } finally {
+    await forgetful.close();
+  }
+  expect(await topUps(customer)).toHaveLength(1);
+  expect(await sandboxCharges(customer)).toHaveLength(1);
   expect((await api.call('GET', `/v1/customers/${customer.id}/wallet/top-ups/${topUp.json.id}`, undefined, finance.headers)).json.status).toBe('paid');
 
   expect(await wallet(customer)).toMatchObject({ balance: '50.00', pending_usage: '12.40', available: '37.60' });
