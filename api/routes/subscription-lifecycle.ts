@@ -1,9 +1,10 @@
 /**
  * Lifecycle changes over HTTP: plan changes, pause and resume, retention and win-back answers. Each is a
  * Temporal update on the subscription's workflow: its validator rejects what cannot apply (nothing is written,
- * no history is added) and the answer says what will happen. The update id is derived from the caller's API key
- * and its Idempotency-Key (`<api key id>:<update>:<key>`), so a retried request is applied once, and another API
- * key reusing the same Idempotency-Key gets its own update, never the first caller's answer.
+ * no history is added) and the answer says what will happen. The update id is derived from the caller's API key,
+ * its Idempotency-Key and the request's hash (`requestUpdateId`, api/idempotency.ts), so a retried request is
+ * applied once, and neither another API key reusing the same Idempotency-Key nor another request under an expired
+ * one is handed the first request's answer.
  */
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
