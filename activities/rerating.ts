@@ -11,9 +11,9 @@ import { rateDimensionalUsage } from '../domain/dimensions';
 import type { Charge } from '../domain/rating';
 import { creditAmountOf, InvoicedAmount, invoicedAmounts, rerateDifference } from '../domain/rerating';
 import { findPlan } from '../store/catalog';
-import { issueCreditNote } from '../store/credit-notes';
+import { CreditNoteRejectedError, issueCreditNote } from '../store/credit-notes';
 import type { Database } from '../store/database';
-import { finalizeInvoice, findFirstUsageLine, findInvoice, insertAdjustmentDraft, listInvoiceLinesOfPeriod, numberFinalizedInvoices } from '../store/invoices';
+import { finalizeInvoice, findFirstUsageLine, findInvoice, insertAdjustmentDraft, listInvoiceLinesOfPeriod, lockInvoice, numberFinalizedInvoices } from '../store/invoices';
 import { writeAudit } from '../store/outbox';
 import {
   listFinalizedRerates,
@@ -29,9 +29,15 @@ import { currentPlanIdOf } from '../store/subscription-billing';
 import { inTransaction, Transaction } from '../store/transactions';
 import { isWalletLine } from '../domain/wallet-invoice';
 import { giveBackWalletCredit, proposedWalletCreditBack } from './rerate-wallet';
-import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges } from '../store/usage';
+import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges, type UsageClosure } from '../store/usage';
+import { reversalCreditsOfPeriod } from '../store/reversal-credits';
 
 const USAGE_LINE_KINDS = ['usage', 'credit', 'commitment_true_up'];
+/**
+ * The invoices that bill a usage period as a whole. A threshold invoice or an earlier re-rating's adjustment billed
+ * only part of it: re-rated, the rest of the period (which the period invoice billed) came out as owed again.
+ */
+const RERATEABLE_KINDS = new Set(['period', 'closing', 'proration']);
 
 export type { RerateSummary };
 
@@ -51,15 +57,25 @@ async function lockRerate(trx: Transaction, rerateId: string): Promise<RerateRow
   return row;
 }
 
-/** What was billed for the period so far: the original invoice's usage lines plus earlier carried-out corrections. */
-async function alreadyInvoiced(trx: Transaction, rerate: RerateRow, period: PeriodBounds): Promise<InvoicedAmount[]> {
+/**
+ * What was billed for the period so far: the original invoice's usage lines plus earlier carried-out corrections
+ * (their ids too: the proposal builds on exactly those), minus the credits for outcomes reversed after the close
+ * (given on a later invoice or credit note, or still owed there): the recomputation leaves those outcomes out.
+ */
+async function alreadyInvoiced(trx: Transaction, rerate: RerateRow, period: PeriodBounds, closure: UsageClosure): Promise<{ amounts: InvoicedAmount[]; correctionIds: string[] }> {
   const original = await listInvoiceLinesOfPeriod(trx, rerate.invoice_id, USAGE_LINE_KINDS, new Date(period.start));
   const corrections = await listFinalizedRerates(trx, rerate.invoice_id, rerate.id);
-  return invoicedAmounts(
+  const reversalPlan = await findPlan(trx, closure.plan_id ?? (await currentPlanIdOf(trx, rerate.subscription_id)));
+  const reversed = await reversalCreditsOfPeriod(trx, String(closure.id), reversalPlan);
+  const amounts = invoicedAmounts(
     // The wallet's own lines (credits applied) are how the invoice was paid, not what the usage cost.
     original.filter((line) => !isWalletLine(line)).map((line) => ({ kind: line.kind, metricCode: line.metric_code, description: line.description, amount: line.amount, breakdown: line.breakdown })),
-    corrections.flatMap((correction) => correction.proposal?.lines ?? []),
+    [
+      ...corrections.flatMap((correction) => correction.proposal?.lines ?? []),
+      ...reversed.map((line) => ({ ...line, description: line.description.replace(/ \(reversed outcomes\)$/, '') })),
+    ],
   );
+  return { amounts, correctionIds: corrections.map((correction) => correction.id).sort() };
 }
 
 export function createReratingActivities(db: Database) {
@@ -70,6 +86,9 @@ export function createReratingActivities(db: Database) {
         const rerate = await lockRerate(trx, request.rerateId);
         if (rerate.status !== 'computing') return summarize(rerate);
         const invoice = (await findInvoice(trx, rerate.invoice_id))!;
+        if (!RERATEABLE_KINDS.has(invoice.kind)) {
+          throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is a ${invoice.kind} invoice: re-rate the invoice that billed the whole period`, 'invoice_not_rerateable');
+        }
         const usageLine = await findFirstUsageLine(trx, invoice.id);
         if (!usageLine) throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} bills no usage`, 'invoice_has_no_usage');
         const period: PeriodBounds = { start: usageLine.period_start.toISOString(), end: usageLine.period_end.toISOString() };
@@ -86,13 +105,23 @@ export function createReratingActivities(db: Database) {
         const usage = await usageForCharges(trx, metered, scope);
         const settings = plan.settings as PlanSettings;
         const recomputed = rateDimensionalUsage({ currency: plan.currency, charges, usage, creditBucket: settings.creditBucket, ...commitmentTerms(plan) });
-        const difference = rerateDifference(recomputed.lines, await alreadyInvoiced(trx, rerate, period), plan.currency, period);
+        const invoiced = await alreadyInvoiced(trx, rerate, period, closure);
+        const difference = rerateDifference(recomputed.lines, invoiced.amounts, plan.currency, period);
 
         const lateEventIds: string[] = rerate.include_late_usage
           ? await findLateEventIds(trx, rerate.customer_id, metered.eventTypes, new Date(period.start), new Date(period.end))
           : [];
         const walletPart = await proposedWalletCreditBack(trx, invoice, difference.total);
-        const proposal: RerateProposal = { usagePeriod: period, planId: plan.id, lines: difference.lines, total: difference.total, outcome: difference.outcome, lateEventIds, ...walletPart };
+        const proposal: RerateProposal = {
+          usagePeriod: period,
+          planId: plan.id,
+          lines: difference.lines,
+          total: difference.total,
+          outcome: difference.outcome,
+          lateEventIds,
+          buildsOn: invoiced.correctionIds,
+          ...walletPart,
+        };
         const status: RerateStatus = difference.outcome === 'none' ? 'nothing_to_do' : 'proposed';
         const updated = await recordRerateProposal(trx, rerate.id, status, proposal);
         await writeAudit(trx, {
@@ -126,7 +155,17 @@ export function createReratingActivities(db: Database) {
         const rerate = await lockRerate(trx, request.rerateId);
         if (rerate.status !== 'approved') return summarize(rerate);
         const proposal = rerate.proposal!;
-        const invoice = (await findInvoice(trx, rerate.invoice_id))!;
+        // Re-ratings of one invoice are carried out one at a time (the invoice's row lock), each seeing the ones
+        // before it. A proposal computed before another was carried out is the difference to a state that is gone:
+        // carrying it out would credit or bill that other one's difference a second time. Finance asks again.
+        const invoice = (await lockInvoice(trx, rerate.invoice_id))!;
+        const since = (await listFinalizedRerates(trx, rerate.invoice_id, rerate.id)).find((correction) => !(proposal.buildsOn ?? []).includes(correction.id));
+        if (since) {
+          throw ApplicationFailure.nonRetryable(
+            `re-rating ${rerate.id} was proposed before re-rating ${since.id} of invoice ${invoice.id} was carried out: ask for a new re-rating`,
+            'rerate_proposal_stale',
+          );
+        }
         let resultInvoiceId: string | null;
         if (proposal.outcome === 'adjustment') {
           const draft = await insertAdjustmentDraft(trx, {
@@ -153,6 +192,11 @@ export function createReratingActivities(db: Database) {
               reason: `re-rating ${rerate.id}: ${rerate.reason}`,
               idempotencyKey: `rerate:${rerate.id}`,
               actor: rerate.decided_by ?? 'finance',
+            }).catch((error: unknown) => {
+              // Refused by the refund rules (e.g. finance refunded the invoice since the proposal): refused again on
+              // every retry, so a typed non-retryable failure rather than a workflow retrying forever.
+              if (error instanceof CreditNoteRejectedError) throw ApplicationFailure.nonRetryable(error.detail, error.code);
+              throw error;
             });
             resultInvoiceId = issued.creditNote.id;
           }

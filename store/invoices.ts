@@ -114,6 +114,11 @@ export async function findInvoice(db: Knex | Knex.Transaction, invoiceId: string
   return db<InvoiceRow>('invoices').where({ id: invoiceId }).first();
 }
 
+/** The invoice row locked for the rest of the transaction (what credits it takes turns: refunds, re-ratings). */
+export async function lockInvoice(trx: Knex.Transaction, invoiceId: string): Promise<InvoiceRow | undefined> {
+  return trx<InvoiceRow>('invoices').where({ id: invoiceId }).forUpdate().first();
+}
+
 export async function listInvoiceLines(db: Knex | Knex.Transaction, invoiceId: string): Promise<InvoiceLineRow[]> {
   return db<InvoiceLineRow>('invoice_lines').where({ invoice_id: invoiceId }).orderBy('position');
 }

@@ -20,6 +20,13 @@ export interface RerateProposal {
    */
   readonly walletCreditBack?: string;
   readonly walletDrawKey?: string;
+  /**
+   * The invoice's re-ratings already carried out when this proposal was computed (part of its "already invoiced").
+   * Another one carried out since makes the proposal stale. Absent on proposals stored before it was recorded:
+   * such a proposal is refused as stale when any other re-rating of its invoice was carried out, before it or
+   * after (it cannot say which it saw; nothing is written, and finance asks again).
+   */
+  readonly buildsOn?: string[];
 }
 
 export interface RerateRow {

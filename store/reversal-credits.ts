@@ -9,7 +9,7 @@ import type { DraftInvoiceLine } from '../domain/invoice';
 import { commitmentTerms, type PlanSettings } from '../domain/plan-terms';
 import { reversalCreditLines, type ReversedContribution } from '../domain/reversal-credits';
 import { findMetricsByCode, findPlan, type MetricRow, type PlanRow } from './catalog';
-import { invoicedReversals, markReversalsCredited, type InvoicedReversal } from './reversals';
+import { invoicedReversals, markReversalsCredited, reversalsOfClosure, type InvoicedReversal } from './reversals';
 import type { Transaction } from './transactions';
 import type { MetricUsage } from './usage';
 import { reversalCreditToWallet } from './wallet-draws';
@@ -22,29 +22,47 @@ export async function reversalCreditsFor(trx: Transaction, subscriptionId: strin
 
   const lines: DraftInvoiceLine[] = [];
   for (const group of byClose.values()) {
-    const closure = group[0];
-    const plan = closure.planId ? await findPlan(trx, closure.planId) : fallbackPlan;
-    const charges = plan.charges as DimensionalCharge[];
-    const metrics = await findMetricsByCode(trx, [...new Set(charges.map((charge) => charge.metricCode))]);
-    const contributions = (reversal: InvoicedReversal) => metrics.flatMap((metric) => contributionOf(metric, reversal));
-    const settings = plan.settings as PlanSettings;
-    const period = { start: closure.periodStart.toISOString(), end: closure.periodEnd.toISOString() };
-    const creditLines = reversalCreditLines({
-      currency: plan.currency,
-      charges,
-      creditBucket: settings.creditBucket,
-      ...commitmentTerms(plan),
-      closedUsage: Object.entries(closure.totals as Record<string, MetricUsage>).map(([metricCode, usage]) => ({ metricCode, ...usage }) as DimensionalUsage),
-      alreadyCredited: group.filter((reversal) => reversal.credited).flatMap(contributions),
-      newlyReversed: group.filter((reversal) => !reversal.credited).flatMap(contributions),
-      period,
-    });
+    const { plan, period, creditLines } = await closureCreditLines(trx, group, fallbackPlan, (reversal) => !reversal.credited);
     lines.push(...creditLines);
     // What the wallet had paid for the period goes back to it first (docs/wallets.md).
     lines.push(...(await reversalCreditToWallet(trx, { subscriptionId, customerId, currency: plan.currency, creditedOn, period, creditLines })));
   }
   await markReversalsCredited(trx, reversals.filter((reversal) => !reversal.credited).map((reversal) => reversal.reversalRowId), creditedOn);
   return lines;
+}
+
+/**
+ * Every credit the reversal path gives, or will give, for one closed period: all its outcomes reversed after the
+ * close, credited yet or not, rated as the credits are (the closure's totals and plan). The credits given one
+ * reversal at a time add up to exactly these lines. Re-rating counts them as already invoiced (a re-rating rates
+ * the period without reversed outcomes; without them it credited those outcomes a second time).
+ */
+export async function reversalCreditsOfPeriod(trx: Transaction, closeId: string, fallbackPlan: PlanRow): Promise<DraftInvoiceLine[]> {
+  const reversals = await reversalsOfClosure(trx, closeId);
+  if (reversals.length === 0) return [];
+  return (await closureCreditLines(trx, reversals, fallbackPlan, () => true)).creditLines;
+}
+
+/** One closure's credit lines for the reversals `isNew` picks, on top of the other (already credited) ones. */
+async function closureCreditLines(trx: Transaction, group: readonly InvoicedReversal[], fallbackPlan: PlanRow, isNew: (reversal: InvoicedReversal) => boolean) {
+  const closure = group[0];
+  const plan = closure.planId ? await findPlan(trx, closure.planId) : fallbackPlan;
+  const charges = plan.charges as DimensionalCharge[];
+  const metrics = await findMetricsByCode(trx, [...new Set(charges.map((charge) => charge.metricCode))]);
+  const contributions = (reversal: InvoicedReversal) => metrics.flatMap((metric) => contributionOf(metric, reversal));
+  const settings = plan.settings as PlanSettings;
+  const period = { start: closure.periodStart.toISOString(), end: closure.periodEnd.toISOString() };
+  const creditLines = reversalCreditLines({
+    currency: plan.currency,
+    charges,
+    creditBucket: settings.creditBucket,
+    ...commitmentTerms(plan),
+    closedUsage: Object.entries(closure.totals as Record<string, MetricUsage>).map(([metricCode, usage]) => ({ metricCode, ...usage }) as DimensionalUsage),
+    alreadyCredited: group.filter((reversal) => !isNew(reversal)).flatMap(contributions),
+    newlyReversed: group.filter(isNew).flatMap(contributions),
+    period,
+  });
+  return { plan, period, creditLines };
 }
 
 /** What a reversed event had added to a metric: count and sum metrics only (a max or a latest cannot be undone). */

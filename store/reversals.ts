@@ -134,6 +134,21 @@ export async function invoicedReversals(trx: Knex.Transaction, subscriptionId: s
   return result.rows;
 }
 
+/** Every reversal of an outcome of this closure that arrived after the close, credited or not (a read: no lock). */
+export async function reversalsOfClosure(db: Knex | Knex.Transaction, closeId: string): Promise<InvoicedReversal[]> {
+  const result = await db.raw<{ rows: InvoicedReversal[] }>(
+    `SELECT r.id::text AS "reversalRowId", r.reversal_credited_on IS NOT NULL AS credited, o.event_type AS "eventType", o.properties, o.occurred_at AS "occurredAt",
+            c.id::text AS "closeId", c.period_start AS "periodStart", c.period_end AS "periodEnd", c.plan_id AS "planId", c.totals
+     FROM usage_period_closures c
+     JOIN usage_events r ON r.customer_id = c.customer_id AND r.reverses_event_id IS NOT NULL
+     JOIN usage_events o ON o.customer_id = r.customer_id AND o.event_id = r.reverses_event_id AND o.period_close_id = c.id
+     WHERE c.id = ? AND r.received_at > c.closed_at
+     ORDER BY r.id`,
+    [closeId],
+  );
+  return result.rows;
+}
+
 export async function markReversalsCredited(trx: Knex.Transaction, reversalRowIds: readonly string[], creditedOn: string): Promise<void> {
   if (reversalRowIds.length === 0) return;
   await trx('usage_events').whereIn('id', [...reversalRowIds]).whereNull('reversal_credited_on').update({ reversal_credited_on: creditedOn });

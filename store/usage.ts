@@ -305,6 +305,9 @@ export async function lateEventIds(
   const rows: { id: string }[] = await db('usage_events')
     .where({ customer_id: customerId })
     .whereNull('period_close_id')
+    // A late outcome reversed before it was billed bills nothing: claimed, its reversal would look like one of an
+    // invoiced outcome (arrived after the close) and be credited on the next invoice for usage never billed.
+    .whereNull('reversed_by_event_id')
     .whereIn('event_type', [...eventTypes])
     .andWhere('occurred_at', '>=', from)
     .andWhere('occurred_at', '<', to)
@@ -373,6 +376,7 @@ export async function listLateUsage(db: Knex, subscriptionId: string, customerId
   return db('usage_events')
     .where('customer_id', customerId)
     .whereNull('period_close_id')
+    .whereNull('reversed_by_event_id') // reversed before it was billed: nothing pending (lateEventIds leaves it too)
     .andWhere('occurred_at', '>=', span.from)
     .andWhere('occurred_at', '<', span.to)
     .orderBy('occurred_at')
