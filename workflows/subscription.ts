@@ -16,7 +16,8 @@ import { endSubscription, handleCancellation, handlePauses, handlePlanChanges, r
 import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from './subscription/offers';
 import { periodNumber, showOpsDetails } from './subscription/ops-view';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
-import { carriedState, continueToNextPeriod, msUntil, nextPeriodInThisRun, nowIso, periodOf, rollOver, snapshot, startRun, SubscriptionRun, takeReleasedPatches } from './subscription/state';
+import { carriedState, continueToNextPeriod, msUntil, nextPeriodInThisRun, nowIso, patchTaken, periodOf, rollOver, snapshot, startRun, SubscriptionRun, takeReleasedPatches } from './subscription/state';
+import { DECLINED_INVOICES_WAIT_THEIR_TURN, RETENTION_OFFER_HOLDS_PERIOD_END } from './subscription/patch-ids';
 import { checkThresholds, handleThresholdSignals } from './subscription/thresholds';
 import { afterRunningHandlers, handlersMayBeRunning } from './subscription/turns';
 
@@ -86,12 +87,25 @@ async function serveUntilPeriodEnd(run: SubscriptionRun): Promise<SubscriptionSt
       await checkThresholds(run);
       if (run.unpaidInvoice) continue; // a declined threshold invoice goes to dunning before anything else
     }
-    const expired = pendingRetentionOffer(run);
-    if (expired && Date.now() >= new Date(expired.expiresAt).getTime()) {
-      await expireRetentionOffer(run, expired);
+    const openOffer = pendingRetentionOffer(run);
+    if (openOffer && Date.now() >= new Date(openOffer.expiresAt).getTime()) {
+      await expireRetentionOffer(run, openOffer);
       continue;
     }
-    if (Date.now() >= periodOf(run).end.getTime() || workflowInfo().continueAsNewSuggested) return null;
+    // The period ended with a retention offer open: its answer (or its expiry) decides whether the cancellation takes
+    // effect at this period's end or the next period opens. Handed over, the offer (run state only) was dropped, the
+    // next period billed, and the cancellation never took effect.
+    if (openOffer && Date.now() >= periodOf(run).end.getTime() && patchTaken(run, RETENTION_OFFER_HOLDS_PERIOD_END)) {
+      await condition(() => pendingRetentionOffer(run) !== openOffer, msUntil(openOffer.expiresAt), { summary: 'retention offer expires' });
+      if (handlersMayBeRunning(run)) await afterRunningHandlers(run);
+      continue;
+    }
+    if (Date.now() >= periodOf(run).end.getTime() || workflowInfo().continueAsNewSuggested) {
+      // A handler that finished past the period's end left a declined invoice (a plan change at the boundary): dunning
+      // first, as anywhere in the period. Handed over, the next run knew nothing of it and opened the period active.
+      if (run.unpaidInvoice && patchTaken(run, DECLINED_INVOICES_WAIT_THEIR_TURN)) continue;
+      return null;
+    }
   }
 }
 

@@ -9,7 +9,8 @@ import { addIntervals, parseInterval } from '../../domain/periods';
 import { local, remote } from '../activity-stubs';
 import { withAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
-import { msUntil, note, SubscriptionRun } from './state';
+import { msUntil, note, patchTaken, SubscriptionRun } from './state';
+import { DECLINED_INVOICES_WAIT_THEIR_TURN } from './patch-ids';
 import { changeStatus } from './transitions';
 import { showOpsDetails } from './ops-view';
 import { afterRunningHandlers } from './turns';
@@ -34,6 +35,12 @@ export async function collect(
     return;
   }
   note(run, 'payment_failed', payment.detail ?? undefined);
+  // Dunning works on one invoice at a time. Another declined meanwhile (a plan change's proration in the grace window,
+  // then the period's own invoice) waits its turn: put in its place, the first was never charged again.
+  if (run.unpaidInvoice && run.unpaidInvoice.invoiceId !== invoice.invoiceId && patchTaken(run, DECLINED_INVOICES_WAIT_THEIR_TURN)) {
+    run.awaitingDunning.push({ invoice: run.lastInvoice, retryable: payment.retryable });
+    return;
+  }
   run.unpaidInvoice = run.lastInvoice;
   run.unpaidRetryable = payment.retryable;
   run.dunning = { invoiceId: invoice.invoiceId, attempt: 1, nextAttemptAt: null };
@@ -94,7 +101,11 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
     retryable = payment.retryable;
   }
   if (run.plan.dunning.finalAction === 'cancel') {
-    await withAttention(run, 'mark_invoice_uncollectible', () => local.markInvoiceUncollectible({ invoiceId: invoice.invoiceId, reason: 'dunning exhausted' }));
+    // The subscription ends: the invoices waiting their turn are given up with it.
+    for (const unpaid of [invoice, ...run.awaitingDunning.map((waiting) => waiting.invoice)]) {
+      await withAttention(run, 'mark_invoice_uncollectible', () => local.markInvoiceUncollectible({ invoiceId: unpaid.invoiceId, reason: 'dunning exhausted' }));
+    }
+    run.awaitingDunning = [];
     run.lastInvoice = { ...invoice, status: 'uncollectible' };
     return 'given_up';
   }
@@ -111,6 +122,15 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
 
 async function settleDunning(run: SubscriptionRun, invoiceStatus: string): Promise<'paid'> {
   run.lastInvoice = { ...run.unpaidInvoice!, status: invoiceStatus };
+  const next = run.awaitingDunning.shift();
+  if (next) {
+    // The next declined invoice's turn: its own dunning from its first attempt (the main loop starts it).
+    run.unpaidInvoice = next.invoice;
+    run.unpaidRetryable = next.retryable;
+    run.dunning = { invoiceId: next.invoice.invoiceId, attempt: 1, nextAttemptAt: null };
+    await changeStatus(run, 'past_due', `${next.invoice.number} unpaid`);
+    return 'paid';
+  }
   run.unpaidInvoice = null;
   run.dunning = null;
   await changeStatus(run, 'active', 'paid');

@@ -32,6 +32,24 @@ export const PERIOD_OPENS_IN_ONE_STEP = 'period-opens-in-one-local-activity';
 /** Two periods per run (./state.ts `nextPeriodInThisRun`). */
 export const PERIODS_SHARE_A_RUN = 'periods-share-a-run';
 
+/**
+ * A plan change at period end to another billing interval restarts the calendar (./state.ts `restartCalendar`).
+ * Released by no generation yet: asked only where such a change takes effect, so no other run pays its marker.
+ */
+export const NEW_INTERVAL_RESTARTS_CALENDAR = 'new-interval-restarts-calendar';
+
+/**
+ * A retention offer open at the period's end holds the handover to the next period until it is answered or expires
+ * (../subscription.ts `serveUntilPeriodEnd`). Like the patch above, asked only where it applies.
+ */
+export const RETENTION_OFFER_HOLDS_PERIOD_END = 'retention-offer-holds-period-end';
+
+/**
+ * An invoice declined while another is in dunning waits its turn instead of replacing it (./collection.ts). Like
+ * the patches above, asked only where it applies.
+ */
+export const DECLINED_INVOICES_WAIT_THEIR_TURN = 'declined-invoices-wait-their-turn';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];

@@ -15,7 +15,8 @@ import { local, remote } from '../activity-stubs';
 import { SEARCH_ATTRIBUTES } from '../definitions';
 import { withAttention } from './attention';
 import { collect } from './collection';
-import { bounds, msUntil, note, nowIso, periodOf, planMeters, SubscriptionRun, takesCheaperPeriodStep } from './state';
+import { bounds, msUntil, note, nowIso, patchTaken, periodOf, planMeters, restartCalendar, SubscriptionRun, takesCheaperPeriodStep } from './state';
+import { NEW_INTERVAL_RESTARTS_CALENDAR } from './patch-ids';
 import { openInOneStep, takesOneStepOpening } from './period-opening';
 import { changeStatus, switchPlan } from './transitions';
 import { afterRunningHandlers, handlersMayBeRunning } from './turns';
@@ -83,12 +84,20 @@ export async function openPeriod(run: SubscriptionRun): Promise<void> {
 
 async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
   const cheaper = takesCheaperPeriodStep(run);
-  const period = periodOf(run);
+  // Asked before a new interval restarts the count at 0: only the subscription's first period has no usage before it.
+  const firstPeriod = run.periodIndex === 0;
+  let period = periodOf(run);
   if (run.status !== 'active') await changeStatus(run, 'active');
   const usagePlan = run.usagePlanId;
   const change = run.scheduledChange;
   if (change && new Date(change.effectiveAt) <= period.start) {
+    const interval = run.plan.billingInterval;
     await withAttention(run, 'apply_plan_change', () => switchPlan(run, change.plan, { effective: 'period_end', at: period.start.toISOString(), requestedBy: change.requestedBy }));
+    // This period is the new plan's first: it lasts the new interval, and so do the ones after it.
+    if (run.plan.billingInterval !== interval && patchTaken(run, NEW_INTERVAL_RESTARTS_CALENDAR)) {
+      restartCalendar(run);
+      period = periodOf(run);
+    }
   }
   if (cheaper) showPeriodEndIfChanged(run);
   else showPeriodEnd(run);
@@ -103,7 +112,7 @@ async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
   // One local activity for close + invoice + first charge (./period-opening.ts); the usage is closed inside it.
   const oneStep = cheaper && takesOneStepOpening(run);
   const usagePeriod =
-    run.periodIndex === 0
+    firstPeriod
       ? null
       : oneStep
         ? await waitToCloseUsage(run, closedStretch, usagePlan, 'wait_for_grace') // only the wait: no activity that could fail

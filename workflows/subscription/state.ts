@@ -27,13 +27,14 @@ const TIMELINE_LIMIT = 50;
 
 export interface SubscriptionRun {
   readonly input: SubscriptionWorkflowInput;
-  /** The billing interval of the plan this run started on (a new interval takes effect in the next run). */
-  readonly interval: BillingInterval;
+  /** The billing interval periods are placed with: the plan's (`restartCalendar` when a plan brings another one). */
+  interval: BillingInterval;
   /** Only set on the first run of a plan with a trial. */
   readonly trialEnd: Date | null;
   /** Whether this run restarts inside a period it already invoiced. */
   readonly periodOpened: boolean;
-  readonly periodIndex: number;
+  /** The period's position from `billingAnchor`, counted in `interval`s. */
+  periodIndex: number;
   readonly timeline: TimelineEntry[];
   /** Plan id -> whether that plan meters usage, for every plan version this run has billed under. */
   readonly metersByPlan: Map<string, boolean>;
@@ -63,6 +64,8 @@ export interface SubscriptionRun {
   unpaidInvoice: PeriodInvoiceSummary | null;
   /** False after a decline that retrying the same payment method cannot fix (expired card). */
   unpaidRetryable: boolean;
+  /** Invoices declined while another was in dunning: dunned after it, in turn (./collection.ts). */
+  awaitingDunning: { invoice: PeriodInvoiceSummary; retryable: boolean }[];
   paymentMethodUpdated: boolean;
   lastInvoice: PeriodInvoiceSummary | null;
   usageEventsReported: number;
@@ -114,6 +117,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     dunning: null,
     unpaidInvoice: null,
     unpaidRetryable: true,
+    awaitingDunning: [],
     paymentMethodUpdated: false,
     lastInvoice: null,
     usageEventsReported: 0,
@@ -145,6 +149,20 @@ export function planMeters(run: SubscriptionRun, planId: string): boolean {
 /** The period this run bills; set once the first run's start and trial are behind it. */
 export function periodOf(run: SubscriptionRun): BillingPeriod {
   return run.currentPeriod!;
+}
+
+/**
+ * A plan with another billing interval took effect as the current period opens: its calendar starts there, as
+ * period 0 of a new anchor. Counted on from the old anchor and index in the new interval, the periods would jump
+ * (monthly -> yearly: index 2 is two years on) or fall back into time already billed (yearly -> monthly: index 2 is
+ * the first year's March), and this period would keep the old interval's length.
+ */
+export function restartCalendar(run: SubscriptionRun): void {
+  const start = periodOf(run).start;
+  run.interval = parseInterval(run.plan.billingInterval);
+  run.billingAnchor = start;
+  run.periodIndex = 0;
+  run.currentPeriod = billingPeriod(start, run.interval, 0);
 }
 
 /** The status to return to when an offer is settled: still past due while an invoice is unpaid. */
