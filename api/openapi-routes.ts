@@ -407,7 +407,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     body: cancelSubscriptionBody,
     bodyExample: { at: 'period_end', reason: 'switching providers' },
     responses: ok('The status and when the cancellation takes effect.', cancelSubscriptionResponse),
-    problems: ['subscription_not_found', 'subscription_already_canceled', 'invalid_cancel_timing', 'subscription_needs_attention', 'subscription_suspended', 'subscription_paused', 'temporal_unavailable'],
+    problems: ['subscription_not_found', 'subscription_already_canceled', 'invalid_cancel_timing', 'subscription_needs_attention', 'subscription_suspended', 'subscription_paused', 'retention_offer_pending', 'temporal_unavailable'],
   },
   'GET /v1/subscriptions/:id/invoices': {
     summary: "The subscription's issued invoices and credit notes",

@@ -274,3 +274,23 @@ test('one API key reusing an expired Idempotency-Key for another plan change get
   }
   await handle.terminate('test done');
 });
+
+test('a cancellation asked again while its retention offer is open is refused as retention_offer_pending, not a 500', async () => {
+  // Timeline (2038): Mar 1 a plan with a retention offer; Mar 10 cancel at period end: the offer is made; the customer
+  //   asks to cancel now instead. The workflow refuses it (the offer is answered first); the route used to map only
+  //   the refusals it listed, and answered this one 500.
+  const offerPlan = await plan('retain-2038', '40.00', { retentionOffer: { percentOff: '50', periods: 2, expiresAfter: 'P7D' } });
+  const { subscriptionId, handle } = await subscribe(offerPlan, '2038-03-01T00:00:00Z');
+  await advanceTo('2038-03-10T00:00:00Z');
+  const api = await serve(createApp({ db, temporal: env.client }), { headers: (await createTestApiKey(db, 'admin')).headers });
+  try {
+    const asked = await api.call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'period_end', reason: 'too expensive' });
+    expect([asked.status, asked.json.status]).toEqual([200, 'retention_offered']);
+    const again = await api.call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'now', reason: 'no, now' });
+    expect([again.status, again.type, again.json.code]).toEqual([409, expect.stringContaining('application/problem+json'), 'retention_offer_pending']);
+    expect((await handle.query(subscriptionStateQuery)).status).toBe('retention_offered');
+  } finally {
+    await api.close();
+  }
+  await handle.terminate('test done');
+});
