@@ -484,7 +484,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   'GET /v1/invoices/:id/document.pdf': invoiceDocument('PDF', 'application/pdf'),
   'POST /v1/invoices/:id/refunds': {
     summary: 'Refund (part of) a paid invoice',
-    description: 'Issues a credit note and refunds it through the gateway: 201 new, 200 a replay of the same Idempotency-Key, 202 when the gateway was unreachable and the refund is pending (repeat the request to complete it).',
+    description: 'Issues a credit note and refunds it through the gateway: 201 new, 200 a replay of the same Idempotency-Key, 202 when the gateway was unreachable and the refund is pending (repeat the request to complete it). Refunding a wallet top-up invoice takes the same amount of the credit it bought back from the wallet; more than is left unspent of it is refused (refund_exceeds_unspent_credit).',
     tag: 'Refunds',
     params: invoiceId,
     body: refundInvoiceBody,
@@ -494,7 +494,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
       201: { description: 'The credit note and its refund.', schema: creditNoteResponse },
       202: { description: 'The credit note; its refund is pending.', schema: creditNoteResponse },
     },
-    problems: ['invoice_not_found', 'invoice_not_paid', 'refund_exceeds_paid', 'currency_mismatch'],
+    problems: ['invoice_not_found', 'invoice_not_paid', 'refund_exceeds_paid', 'refund_exceeds_unspent_credit', 'currency_mismatch'],
   },
   'GET /v1/invoices/:id/refunds': {
     summary: "An invoice's credit notes and what is left to refund",

@@ -56,6 +56,8 @@ const STATUS_BY_CODE = {
   // payments and refunds (issue 5)
   invoice_not_paid: 409,
   refund_exceeds_paid: 422,
+  // a top-up invoice refunds only as much of the credit it bought as is still unspent (docs/wallets.md)
+  refund_exceeds_unspent_credit: 422,
   idempotency_key_reused: 409,
   // authentication, hostile input, idempotency and health (issue 7)
   unauthenticated: 401,

@@ -18,6 +18,7 @@ import { formatMoney, minorUnitExponent, toDecimal } from '../domain/money';
 import { InvoiceRow, nextInvoiceNumber } from './invoices';
 import { enqueueOutboxEvent, writeAudit } from './outbox';
 import { findSucceededPayment } from './payments';
+import { lockPurchasedCredit, restoreRefundedCredit, takeBackPurchasedCredit, TOP_UP_INVOICE_KIND, unspentPurchasedCredit } from './wallet-topups';
 
 type Db = Knex | Knex.Transaction;
 
@@ -46,7 +47,13 @@ export interface RefundRow {
   updated_at: Date;
 }
 
-export type CreditNoteRejection = 'invoice_not_found' | 'invoice_not_paid' | 'refund_exceeds_paid' | 'idempotency_key_reused' | 'invalid_amount';
+export type CreditNoteRejection =
+  | 'invoice_not_found'
+  | 'invoice_not_paid'
+  | 'refund_exceeds_paid'
+  | 'refund_exceeds_unspent_credit'
+  | 'idempotency_key_reused'
+  | 'invalid_amount';
 
 /** A refund request the rules refuse; thrown inside the transaction, so nothing is written. */
 export class CreditNoteRejectedError extends Error {
@@ -93,7 +100,8 @@ export async function refundableBalance(db: Db, invoiceId: string): Promise<Refu
 /**
  * Issues a credit note with its pending refund, in one transaction, with an audit record of who asked and why.
  * The credited invoice's row lock serializes concurrent refunds of it, so together they never exceed what was
- * paid. Rejections throw CreditNoteRejectedError before anything is written.
+ * paid. A top-up invoice's refund also takes that much of the credit it bought back, in the same transaction.
+ * Rejections throw CreditNoteRejectedError before anything is written.
  */
 export async function issueCreditNote(db: Knex | Knex.Transaction, request: CreditNoteRequest): Promise<IssuedCreditNote> {
   return db.transaction(async (trx) => {
@@ -130,8 +138,20 @@ export async function issueCreditNote(db: Knex | Knex.Transaction, request: Cred
       );
     }
 
+    // A top-up invoice bought prepaid credit: its cash goes back only with as much of that credit, still unspent,
+    // else the customer keeps both (docs/wallets.md). Checked under the wallet's lock, so no draw spends it meanwhile.
+    const purchased = invoice.kind === TOP_UP_INVOICE_KIND ? await lockPurchasedCredit(trx, invoice.id) : undefined;
+    const unspent = purchased ? unspentPurchasedCredit(purchased) : undefined;
+    if (unspent && request.amount.greaterThan(unspent)) {
+      throw new CreditNoteRejectedError(
+        'refund_exceeds_unspent_credit',
+        `a refund of ${formatMoney(request.amount, invoice.currency)} ${invoice.currency} exceeds what is left unspent of the credit top-up invoice ${invoice.number ?? invoice.id} bought: ${formatMoney(unspent, invoice.currency)} ${invoice.currency}${purchased?.grant ? '' : ' (the credit is not granted yet)'}`,
+      );
+    }
+
     const amount = creditNoteAmount(request.amount, invoice.currency);
     const creditNote = await insertCreditNote(trx, invoice, { total: amount, idempotencyKey: request.idempotencyKey, reason: request.reason });
+    if (purchased) await takeBackPurchasedCredit(trx, purchased, amount, creditNote);
     const number = creditNote.number;
     await trx('invoice_lines').insert({
       invoice_id: creditNote.id,
@@ -162,7 +182,14 @@ export async function issueCreditNote(db: Knex | Knex.Transaction, request: Cred
       subjectType: 'invoice',
       subjectId: invoice.id,
       reason: request.reason,
-      details: { creditNoteId: creditNote.id, creditNoteNumber: number, amount, currency: invoice.currency, refundId: refund.id },
+      details: {
+        creditNoteId: creditNote.id,
+        creditNoteNumber: number,
+        amount,
+        currency: invoice.currency,
+        refundId: refund.id,
+        ...(purchased?.grant ? { creditTakenBack: amount, grantId: purchased.grant.id } : {}),
+      },
     });
     await enqueueCreditNoteIssued(trx, creditNote, invoice, amount);
     return { creditNote, refund, created: true };
@@ -224,7 +251,8 @@ export type RefundSettlement =
 
 /**
  * Records the gateway's answer: the credit note becomes paid (refunded) or void (refused, so it no longer counts
- * against the refundable balance). Idempotent: a refund that is no longer pending is returned as it is.
+ * against the refundable balance, and the top-up credit it took back is restored). Idempotent: a refund that is no
+ * longer pending is returned as it is.
  */
 export async function settleRefund(db: Knex, refundId: string, settlement: RefundSettlement): Promise<{ creditNote: CreditNoteRow; refund: RefundRow }> {
   return db.transaction(async (trx) => {
@@ -245,6 +273,8 @@ export async function settleRefund(db: Knex, refundId: string, settlement: Refun
       .where({ id: refund.credit_note_id })
       .update(settlement.status === 'succeeded' ? { status: 'paid', paid_at: trx.fn.now() as unknown as Date } : { status: 'void' })
       .returning('*');
+    // No cash went back: nor does the top-up credit the credit note took back.
+    if (settlement.status === 'failed') await restoreRefundedCredit(trx, refund.invoice_id, creditNote.id);
     const credited = await trx<InvoiceRow>('invoices').where({ id: refund.invoice_id }).first();
     await enqueueOutboxEvent(trx, {
       eventType: settlement.status === 'succeeded' ? 'refund.succeeded' : 'refund.failed',

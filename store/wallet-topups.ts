@@ -5,14 +5,14 @@
  * then the `purchased` grant (grant key `top-up:<top-up id>`), written only when the invoice is paid.
  */
 import type { Knex } from 'knex';
-import { formatMoney, toDecimal } from '../domain/money';
+import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
 import { addIntervals, parseInterval } from '../domain/periods';
 import type { GrantSource } from '../domain/wallet';
 import { observeThresholds, ThresholdWatch } from '../domain/wallet-recharge';
 import { finalizeInvoice, findInvoice, InvoiceRow, numberFinalizedInvoices } from './invoices';
 import { enqueueOutboxEvent } from './outbox';
 import { markInvoiceUncollectible } from './payments';
-import { availableBalance, createGrant, ensureWallet, expireGrants, GrantRow, heldGrantsRecheckAt, WalletRow } from './wallets';
+import { appendEntries, availableBalance, createGrant, ensureWallet, expireGrants, GrantRow, heldGrantsRecheckAt, LedgerRow, lockWallet, WalletRow } from './wallets';
 
 type Db = Knex | Knex.Transaction;
 
@@ -200,6 +200,66 @@ export async function settleTopUp(db: Knex, topUpId: string, at: Date): Promise<
     });
     return { status: 'declined', grantId: null, declineCode };
   });
+}
+
+/** The credit a top-up invoice bought, as a refund of that invoice finds it. */
+export interface PurchasedCredit {
+  readonly topUp: TopUpRow;
+  /** Locked for the rest of the caller's transaction. */
+  readonly wallet: WalletRow;
+  /** The purchased grant; null until the top-up is settled, and for a declined one. */
+  readonly grant: GrantRow | null;
+}
+
+/**
+ * The credit the top-up invoice `invoiceId` bought, with its wallet locked: every draw holds that lock, so what is
+ * unspent now stays unspent until the caller commits. Undefined when the invoice is not a top-up's.
+ */
+export async function lockPurchasedCredit(trx: Knex.Transaction, invoiceId: string): Promise<PurchasedCredit | undefined> {
+  const topUp = await trx<TopUpRow>('wallet_top_ups').where({ invoice_id: invoiceId }).first();
+  if (!topUp) return undefined;
+  const wallet = await lockWallet(trx, topUp.wallet_id);
+  const grant = topUp.grant_id ? await findGrant(trx, topUp.grant_id) : undefined;
+  return { topUp, wallet, grant: grant ?? null };
+}
+
+/**
+ * How much of the purchase a refund may take back: what is left of its grant. A top-up not settled yet has no
+ * grant yet but will get one, so nothing of it is refundable until then. Undefined when it bought no credit at all
+ * (declined, its invoice collected later): there is nothing to take back.
+ */
+export function unspentPurchasedCredit(credit: PurchasedCredit): Dec | undefined {
+  if (credit.topUp.status === 'declined') return undefined;
+  return credit.grant ? toDecimal(String(credit.grant.remaining)) : ZERO;
+}
+
+const refundEntryKey = (creditNoteId: string) => `refund:${creditNoteId}`;
+
+/**
+ * Takes `amount` of the purchased grant back with the credit note that refunds it, in the credit note's transaction
+ * (the caller checked it is unspent): a `refund` ledger entry keyed by the credit note, so it happens exactly once.
+ */
+export async function takeBackPurchasedCredit(trx: Knex.Transaction, credit: PurchasedCredit, amount: string, creditNote: { id: string; number: string | null }): Promise<void> {
+  if (!credit.grant) return;
+  await trx('wallet_grants').where({ id: credit.grant.id }).update({ remaining: trx.raw('remaining - ?::numeric', [amount]) });
+  await appendEntries(trx, credit.wallet, [
+    { kind: 'refund', entryKey: refundEntryKey(creditNote.id), grantId: credit.grant.id, amount: toDecimal(amount).neg(), description: `refunded by credit note ${creditNote.number ?? creditNote.id}` },
+  ]);
+}
+
+/**
+ * A refund the gateway refused (its credit note void, the cash still with us): the credit it took back goes back
+ * to the grant, once. Should the grant have expired meanwhile, the next expiry run expires it again.
+ */
+export async function restoreRefundedCredit(trx: Knex.Transaction, invoiceId: string, creditNoteId: string): Promise<void> {
+  const topUp = await trx<TopUpRow>('wallet_top_ups').where({ invoice_id: invoiceId }).first();
+  if (!topUp) return;
+  const wallet = await lockWallet(trx, topUp.wallet_id);
+  const taken = await trx<LedgerRow>('wallet_ledger').where({ wallet_id: wallet.id, entry_key: refundEntryKey(creditNoteId) }).first();
+  if (!taken?.grant_id) return;
+  const back = toDecimal(String(taken.amount)).neg();
+  await trx('wallet_grants').where({ id: taken.grant_id }).update({ remaining: trx.raw('remaining + ?::numeric', [back.toString()]) });
+  await appendEntries(trx, wallet, [{ kind: 'refund', entryKey: `refund_failed:${creditNoteId}`, grantId: taken.grant_id, amount: back, description: 'refund failed: credit restored' }]);
 }
 
 interface WatchRow {

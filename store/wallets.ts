@@ -40,7 +40,8 @@ export interface GrantRow {
   created_at: Date;
 }
 
-export type LedgerKind = 'grant' | 'consumption' | 'expiry' | 'reversal' | 'overdraft_repayment';
+/** `refund`: purchased credit taken back by a refund of its top-up invoice (or restored when that refund failed). */
+export type LedgerKind = 'grant' | 'consumption' | 'expiry' | 'reversal' | 'overdraft_repayment' | 'refund';
 
 export interface LedgerRow {
   id: string;

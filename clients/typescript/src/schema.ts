@@ -572,7 +572,7 @@ export interface paths {
         put?: never;
         /**
          * Refund (part of) a paid invoice
-         * @description Issues a credit note and refunds it through the gateway: 201 new, 200 a replay of the same Idempotency-Key, 202 when the gateway was unreachable and the refund is pending (repeat the request to complete it).
+         * @description Issues a credit note and refunds it through the gateway: 201 new, 200 a replay of the same Idempotency-Key, 202 when the gateway was unreachable and the refund is pending (repeat the request to complete it). Refunding a wallet top-up invoice takes the same amount of the credit it bought back from the wallet; more than is left unspent of it is refused (refund_exceeds_unspent_credit).
          *
          *     Keys: admin, finance.
          */
@@ -6626,7 +6626,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `currency_mismatch`, `refund_exceeds_paid`, `validation_failed`. */
+            /** @description Problem: `currency_mismatch`, `refund_exceeds_paid`, `refund_exceeds_unspent_credit`, `validation_failed`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -6634,7 +6634,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "currency_mismatch" | "refund_exceeds_paid" | "validation_failed";
+                        code?: "currency_mismatch" | "refund_exceeds_paid" | "refund_exceeds_unspent_credit" | "validation_failed";
                     };
                 };
             };
@@ -9269,7 +9269,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `retention_offer_pending`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9277,7 +9277,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_paused" | "subscription_suspended";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "retention_offer_pending" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };
