@@ -10,8 +10,8 @@ import { local, remote } from '../activity-stubs';
 import { withAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
 import { msUntil, note, patchTaken, SubscriptionRun } from './state';
-import { DECLINED_INVOICES_WAIT_THEIR_TURN } from './patch-ids';
-import { changeStatus } from './transitions';
+import { DECLINED_INVOICES_WAIT_THEIR_TURN, SUSPENDED_TIME_IS_NOT_BILLED } from './patch-ids';
+import { changeStatus, moveCalendarBy } from './transitions';
 import { showOpsDetails } from './ops-view';
 import { afterRunningHandlers } from './turns';
 
@@ -110,13 +110,19 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
     return 'given_up';
   }
   // Suspend until paid: no new periods, usage refused, and every new payment method gets one more attempt.
+  const suspendedAt = Date.now();
   await changeStatus(run, 'suspended', 'dunning exhausted');
   run.dunning = { invoiceId: invoice.invoiceId, attempt, nextAttemptAt: null };
   for (;;) {
     attempt += 1;
     const payment = await retryCharge(run, invoice, attempt, null, false);
     if (!payment) return 'given_up';
-    if (payment.outcome === 'succeeded') return settleDunning(run, payment.invoiceStatus);
+    if (payment.outcome === 'succeeded') {
+      // Suspended, the subscription gave no service: as after a pause, that time is not billed. Before, paying
+      // opened and billed every period the suspension had spanned, all at once.
+      if (patchTaken(run, SUSPENDED_TIME_IS_NOT_BILLED)) moveCalendarBy(run, Date.now() - suspendedAt);
+      return settleDunning(run, payment.invoiceStatus);
+    }
   }
 }
 

@@ -5,7 +5,6 @@
 import { condition, currentUpdateInfo, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { SubscriptionStatus } from '../../contract/subscription';
 import type { PeriodBounds } from '../../domain/invoice';
-import { billingPeriod } from '../../domain/periods';
 import { local } from '../activity-stubs';
 import {
   CancelRequest,
@@ -25,10 +24,10 @@ import { refuseWhileNeedsAttention, withAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
 import { collect } from './collection';
 import { offerRetention, offerWinBack, retentionTerms } from './offers';
-import { closeUsage, openUsageUntil, showPeriodEnd } from './period';
+import { closeUsage, openUsageUntil } from './period';
 import { PLAN_CHANGE_KEYED_BY_REQUEST } from './patch-ids';
 import { bounds, msUntil, note, patchTaken, periodOf, SubscriptionRun } from './state';
-import { acceptCancellation, changeStatus, showScheduledChange, switchPlan } from './transitions';
+import { acceptCancellation, changeStatus, moveCalendarBy, showScheduledChange, switchPlan } from './transitions';
 import { inTurn } from './turns';
 
 const TRIAL_ENDING_NOTICE_MS = 3 * 86_400_000;
@@ -99,12 +98,10 @@ export async function endSubscription(run: SubscriptionRun, request: CancelReque
 /** The main loop's step after a pause: the paused time is given back, moving this and every later boundary. */
 export async function resumeFromPause(run: SubscriptionRun): Promise<void> {
   const pausedMs = Date.now() - run.pausedAt!.getTime();
-  run.billingAnchor = new Date(run.billingAnchor.getTime() + pausedMs);
-  run.currentPeriod = billingPeriod(run.billingAnchor, run.interval, run.periodIndex);
   run.pausedAt = null;
   run.pausedUntil = null;
   note(run, 'resumed', `${Math.round(pausedMs / 1000)} s paused`);
-  showPeriodEnd(run);
+  moveCalendarBy(run, pausedMs);
   await changeStatus(run, 'active', 'resumed');
 }
 

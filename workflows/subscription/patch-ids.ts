@@ -50,6 +50,12 @@ export const RETENTION_OFFER_HOLDS_PERIOD_END = 'retention-offer-holds-period-en
  */
 export const DECLINED_INVOICES_WAIT_THEIR_TURN = 'declined-invoices-wait-their-turn';
 
+/**
+ * A suspension paid moves the calendar on by the time suspended, as a resume after a pause does (./collection.ts).
+ * Like the patches above, asked only where it applies.
+ */
+export const SUSPENDED_TIME_IS_NOT_BILLED = 'suspended-time-is-not-billed';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];

@@ -4,6 +4,7 @@
  */
 import { upsertSearchAttributes } from '@temporalio/workflow';
 import type { SubscriptionStatus } from '../../contract/subscription';
+import { billingPeriod } from '../../domain/periods';
 import { local } from '../activity-stubs';
 import { CancelRequest, CancelResult, PlanSchedule, SEARCH_ATTRIBUTES } from '../definitions';
 import { unlessDeterministic } from './deterministic';
@@ -32,6 +33,16 @@ export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatu
     { key: SEARCH_ATTRIBUTES.status, value: next },
     { key: SEARCH_ATTRIBUTES.pastDue, value: next === 'past_due' || next === 'suspended' },
   ]);
+}
+
+/**
+ * Time in which the subscription gave no service (paused, or suspended until paid) is not billed: the calendar
+ * moves on by it, so the current period ends that much later and the periods after it follow from there.
+ */
+export function moveCalendarBy(run: SubscriptionRun, ms: number): void {
+  run.billingAnchor = new Date(run.billingAnchor.getTime() + ms);
+  run.currentPeriod = billingPeriod(run.billingAnchor, run.interval, run.periodIndex);
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.periodEnd, value: periodOf(run).end }]);
 }
 
 /** Back from an offer (accepted, declined or expired) to active, or past due while an invoice is unpaid. */
