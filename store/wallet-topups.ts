@@ -228,9 +228,17 @@ export async function lockPurchasedCredit(trx: Knex.Transaction, invoiceId: stri
  * grant yet but will get one, so nothing of it is refundable until then. Undefined when it bought no credit at all
  * (declined, its invoice collected later): there is nothing to take back.
  */
-export function unspentPurchasedCredit(credit: PurchasedCredit): Dec | undefined {
+export function unspentPurchasedCredit(credit: Pick<PurchasedCredit, 'topUp' | 'grant'>): Dec | undefined {
   if (credit.topUp.status === 'declined') return undefined;
   return credit.grant ? toDecimal(String(credit.grant.remaining)) : ZERO;
+}
+
+/** The credit a top-up invoice bought, read without locks (what a listing shows); undefined for other invoices. */
+export async function findPurchasedCredit(db: Db, invoiceId: string): Promise<Pick<PurchasedCredit, 'topUp' | 'grant'> | undefined> {
+  const topUp = await db<TopUpRow>('wallet_top_ups').where({ invoice_id: invoiceId }).first();
+  if (!topUp) return undefined;
+  const grant = topUp.grant_id ? await findGrant(db, topUp.grant_id) : undefined;
+  return { topUp, grant: grant ?? null };
 }
 
 const refundEntryKey = (creditNoteId: string) => `refund:${creditNoteId}`;

@@ -6,6 +6,7 @@ import type { PaymentGateway } from '../../payments/gateway';
 import { CreditNoteRejectedError, CreditNoteRow, issueCreditNote, listCreditNotes, refundableBalance, RefundRow } from '../../store/credit-notes';
 import type { Database } from '../../store/database';
 import { findInvoice } from '../../store/invoices';
+import { findPurchasedCredit, unspentPurchasedCredit } from '../../store/wallet-topups';
 import { answerResumesOnRepeat } from '../idempotency';
 import { ApiProblem } from '../problem';
 import { idempotencyKeyHeader, refundInvoiceBody, uuidParam } from '../schemas';
@@ -71,13 +72,16 @@ export function refundsRouter(db: Database, gateway: PaymentGateway): Router {
     const id = uuidParam.safeParse(req.params.id);
     const invoice = id.success ? await findInvoice(db, id.data) : undefined;
     if (!invoice) throw new ApiProblem('invoice_not_found', `no invoice ${req.params.id}`);
-    const [notes, balance] = await Promise.all([listCreditNotes(db, invoice.id), refundableBalance(db, invoice.id)]);
+    const [notes, balance, purchased] = await Promise.all([listCreditNotes(db, invoice.id), refundableBalance(db, invoice.id), findPurchasedCredit(db, invoice.id)]);
+    // A top-up invoice refunds no more than is left unspent of the credit it bought (issueCreditNote refuses more).
+    const unspent = purchased && unspentPurchasedCredit(purchased);
+    const refundable = unspent && unspent.lessThan(balance.remaining) ? unspent : balance.remaining;
     res.json({
       invoice_id: invoice.id,
       currency: invoice.currency,
       amount_paid: formatMoney(balance.paid, invoice.currency),
       amount_refunded: formatMoney(balance.credited, invoice.currency),
-      amount_refundable: formatMoney(balance.remaining, invoice.currency),
+      amount_refundable: formatMoney(refundable, invoice.currency),
       data: notes.map(({ creditNote, refund }) => creditNoteJson(creditNote, refund)),
     });
   });

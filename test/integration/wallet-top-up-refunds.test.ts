@@ -109,6 +109,8 @@ test('a partial refund takes back part; a refund larger than what is left unspen
   const customer = await insertCustomer(db);
   const { topUpId, invoiceId } = await buyCredits(customer, '50.00');
   expect(await spend(customer, '30.00')).toBe('30.00'); // 20.00 of the purchase is left unspent
+  // The listing says what a refund may take: the unspent 20.00, not the 50.00 paid.
+  expect((await api.http.call('GET', `/v1/invoices/${invoiceId}/refunds`)).json).toMatchObject({ amount_paid: '50.00', amount_refundable: '20.00' });
 
   expect((await refund(invoiceId, { amount: '15.00', reason: 'part of it' })).status).toBe(201);
   expect(await wallet(customer)).toMatchObject({ balance: '5.00' });
