@@ -10,7 +10,7 @@ import { commitmentTerms, PlanSettings, usageCharges } from '../domain/plan-term
 import { rateDimensionalUsage } from '../domain/dimensions';
 import type { Charge } from '../domain/rating';
 import { creditAmountOf, InvoicedAmount, invoicedAmounts, rerateDifference } from '../domain/rerating';
-import { findPlan } from '../store/catalog';
+import { findPlan, type PlanRow } from '../store/catalog';
 import { CreditNoteRejectedError, issueCreditNote } from '../store/credit-notes';
 import type { Database } from '../store/database';
 import { finalizeInvoice, findFirstUsageLine, findInvoice, insertAdjustmentDraft, listInvoiceLinesOfPeriod, lockInvoice, numberFinalizedInvoices } from '../store/invoices';
@@ -62,11 +62,16 @@ async function lockRerate(trx: Transaction, rerateId: string): Promise<RerateRow
  * (their ids too: the proposal builds on exactly those), minus the credits for outcomes reversed after the close
  * (given on a later invoice or credit note, or still owed there): the recomputation leaves those outcomes out.
  */
-async function alreadyInvoiced(trx: Transaction, rerate: RerateRow, period: PeriodBounds, closure: UsageClosure): Promise<{ amounts: InvoicedAmount[]; correctionIds: string[] }> {
+async function alreadyInvoiced(
+  trx: Transaction,
+  rerate: RerateRow,
+  period: PeriodBounds,
+  closure: UsageClosure,
+  periodPlan: PlanRow,
+): Promise<{ amounts: InvoicedAmount[]; correctionIds: string[] }> {
   const original = await listInvoiceLinesOfPeriod(trx, rerate.invoice_id, USAGE_LINE_KINDS, new Date(period.start));
   const corrections = await listFinalizedRerates(trx, rerate.invoice_id, rerate.id);
-  const reversalPlan = await findPlan(trx, closure.plan_id ?? (await currentPlanIdOf(trx, rerate.subscription_id)));
-  const reversed = await reversalCreditsOfPeriod(trx, String(closure.id), reversalPlan);
+  const reversed = await reversalCreditsOfPeriod(trx, String(closure.id), periodPlan);
   const amounts = invoicedAmounts(
     // The wallet's own lines (credits applied) are how the invoice was paid, not what the usage cost.
     original.filter((line) => !isWalletLine(line)).map((line) => ({ kind: line.kind, metricCode: line.metric_code, description: line.description, amount: line.amount, breakdown: line.breakdown })),
@@ -95,8 +100,10 @@ export function createReratingActivities(db: Database) {
         const closure = await findUsageClosure(trx, rerate.subscription_id, usageLine.period_start);
         if (!closure) throw ApplicationFailure.nonRetryable(`usage period ${period.start} of ${rerate.subscription_id} is not closed`, 'usage_not_closed');
 
-        const planId = rerate.corrected_plan_id ?? closure.plan_id ?? (await currentPlanIdOf(trx, rerate.subscription_id));
-        const plan = await findPlan(trx, planId);
+        // The plan the period was billed under (the reversal credits were priced at it), and the one to rate at now.
+        const periodPlanId = closure.plan_id ?? (await currentPlanIdOf(trx, rerate.subscription_id));
+        const plan = await findPlan(trx, rerate.corrected_plan_id ?? periodPlanId);
+        const periodPlan = rerate.corrected_plan_id ? await findPlan(trx, periodPlanId) : plan;
         const charges = usageCharges(plan.charges as Charge[]);
         const metered = await meteredMetricsOf(trx, charges);
         const scope = rerate.include_late_usage
@@ -105,7 +112,7 @@ export function createReratingActivities(db: Database) {
         const usage = await usageForCharges(trx, metered, scope);
         const settings = plan.settings as PlanSettings;
         const recomputed = rateDimensionalUsage({ currency: plan.currency, charges, usage, creditBucket: settings.creditBucket, ...commitmentTerms(plan) });
-        const invoiced = await alreadyInvoiced(trx, rerate, period, closure);
+        const invoiced = await alreadyInvoiced(trx, rerate, period, closure, periodPlan);
         const difference = rerateDifference(recomputed.lines, invoiced.amounts, plan.currency, period);
 
         const lateEventIds: string[] = rerate.include_late_usage

@@ -219,8 +219,11 @@ export async function lockPurchasedCredit(trx: Knex.Transaction, invoiceId: stri
   const topUp = await trx<TopUpRow>('wallet_top_ups').where({ invoice_id: invoiceId }).first();
   if (!topUp) return undefined;
   const wallet = await lockWallet(trx, topUp.wallet_id);
-  const grant = topUp.grant_id ? await findGrant(trx, topUp.grant_id) : undefined;
-  return { topUp, wallet, grant: grant ?? null };
+  return { topUp, wallet, grant: await grantBought(trx, topUp) }; // read under the lock: its remaining is current
+}
+
+async function grantBought(db: Db, topUp: TopUpRow): Promise<GrantRow | null> {
+  return (topUp.grant_id ? await findGrant(db, topUp.grant_id) : undefined) ?? null;
 }
 
 /**
@@ -236,9 +239,7 @@ export function unspentPurchasedCredit(credit: Pick<PurchasedCredit, 'topUp' | '
 /** The credit a top-up invoice bought, read without locks (what a listing shows); undefined for other invoices. */
 export async function findPurchasedCredit(db: Db, invoiceId: string): Promise<Pick<PurchasedCredit, 'topUp' | 'grant'> | undefined> {
   const topUp = await db<TopUpRow>('wallet_top_ups').where({ invoice_id: invoiceId }).first();
-  if (!topUp) return undefined;
-  const grant = topUp.grant_id ? await findGrant(db, topUp.grant_id) : undefined;
-  return { topUp, grant: grant ?? null };
+  return topUp && { topUp, grant: await grantBought(db, topUp) };
 }
 
 const refundEntryKey = (creditNoteId: string) => `refund:${creditNoteId}`;

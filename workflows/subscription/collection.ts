@@ -41,10 +41,15 @@ export async function collect(
     run.awaitingDunning.push({ invoice: run.lastInvoice, retryable: payment.retryable });
     return;
   }
-  run.unpaidInvoice = run.lastInvoice;
-  run.unpaidRetryable = payment.retryable;
-  run.dunning = { invoiceId: invoice.invoiceId, attempt: 1, nextAttemptAt: null };
+  startDunning(run, run.lastInvoice, payment.retryable);
   await changeStatus(run, 'past_due', payment.detail ?? 'payment failed');
+}
+
+/** The invoice dunning now works on, from its first attempt (the main loop runs it). */
+function startDunning(run: SubscriptionRun, invoice: PeriodInvoiceSummary, retryable: boolean): void {
+  run.unpaidInvoice = invoice;
+  run.unpaidRetryable = retryable;
+  run.dunning = { invoiceId: invoice.invoiceId, attempt: 1, nextAttemptAt: null };
 }
 
 /**
@@ -130,10 +135,8 @@ async function settleDunning(run: SubscriptionRun, invoiceStatus: string): Promi
   run.lastInvoice = { ...run.unpaidInvoice!, status: invoiceStatus };
   const next = run.awaitingDunning.shift();
   if (next) {
-    // The next declined invoice's turn: its own dunning from its first attempt (the main loop starts it).
-    run.unpaidInvoice = next.invoice;
-    run.unpaidRetryable = next.retryable;
-    run.dunning = { invoiceId: next.invoice.invoiceId, attempt: 1, nextAttemptAt: null };
+    // The next declined invoice's turn: its own dunning from its first attempt.
+    startDunning(run, next.invoice, next.retryable);
     await changeStatus(run, 'past_due', `${next.invoice.number} unpaid`);
     return 'paid';
   }

@@ -7,7 +7,7 @@
  *                            |           + usage of n-1 (in arrears), charged at once; dunning if declined
  *                            continue-as-new starts the run for n
  */
-import { sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { sleep, workflowInfo } from '@temporalio/workflow';
 import type { PeriodInvoiceRequest } from '../../contract/invoicing';
 import type { PeriodBounds } from '../../domain/invoice';
 import { addIntervals, billingPeriod, parseInterval } from '../../domain/periods';
@@ -18,7 +18,7 @@ import { collect } from './collection';
 import { bounds, msUntil, note, nowIso, patchTaken, periodOf, planMeters, restartCalendar, SubscriptionRun, takesCheaperPeriodStep } from './state';
 import { NEW_INTERVAL_RESTARTS_CALENDAR } from './patch-ids';
 import { openInOneStep, takesOneStepOpening } from './period-opening';
-import { changeStatus, switchPlan } from './transitions';
+import { changeStatus, showPeriodEnd, switchPlan } from './transitions';
 import { afterRunningHandlers, handlersMayBeRunning } from './turns';
 
 /**
@@ -57,10 +57,6 @@ export function openUsageUntil(run: SubscriptionRun, end: Date | string): Period
 /** Sets the period this run bills (moved later by paused time) and shows its end to ops. */
 export function placePeriod(run: SubscriptionRun): void {
   run.currentPeriod = billingPeriod(run.billingAnchor, run.interval, run.periodIndex);
-}
-
-export function showPeriodEnd(run: SubscriptionRun): void {
-  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.periodEnd, value: periodOf(run).end }]);
 }
 
 /** Upserts the period end only when the search attribute does not show it yet (a carried run usually does). */

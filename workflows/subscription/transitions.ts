@@ -42,6 +42,11 @@ export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatu
 export function moveCalendarBy(run: SubscriptionRun, ms: number): void {
   run.billingAnchor = new Date(run.billingAnchor.getTime() + ms);
   run.currentPeriod = billingPeriod(run.billingAnchor, run.interval, run.periodIndex);
+  showPeriodEnd(run);
+}
+
+/** Shows the current period's end in the search attribute ops filter on. */
+export function showPeriodEnd(run: SubscriptionRun): void {
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.periodEnd, value: periodOf(run).end }]);
 }
 
