@@ -16,7 +16,7 @@ import { usageThresholdReachedSignal } from '../definitions';
 import { withAttention } from './attention';
 import { collect } from './collection';
 import { PROGRESSIVE_BILLING } from './patch-ids';
-import { note, nowIso, patchTaken, SubscriptionRun } from './state';
+import { note, patchTaken, periodOf, SubscriptionRun } from './state';
 
 export function handleThresholdSignals(run: SubscriptionRun): void {
   setHandler(usageThresholdReachedSignal, () => {
@@ -30,7 +30,10 @@ export async function checkThresholds(run: SubscriptionRun): Promise<void> {
   if (!patchTaken(run, PROGRESSIVE_BILLING)) return;
   const due = await betweenLifecycleUpdates(run, () => {
     // Read inside the turn: an immediate plan change before it has closed the stretch and started a new one.
-    const request = { subscriptionId: run.input.subscriptionId, usageStart: run.usageOpenSince.toISOString(), at: nowIso(), planId: run.usagePlanId };
+    // Rated no further than the period's end: a check that waited past it (dunning held the period end, or the
+    // worker was behind) billed the next period's events on this one, and this period's invoice came out negative.
+    const at = Math.min(Date.now(), periodOf(run).end.getTime());
+    const request = { subscriptionId: run.input.subscriptionId, usageStart: run.usageOpenSince.toISOString(), at: new Date(at).toISOString(), planId: run.usagePlanId };
     return withAttention(run, 'create_threshold_invoice', () => local.createThresholdInvoice(request));
   });
   if (!due.invoice) return;
