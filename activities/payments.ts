@@ -7,7 +7,9 @@ import type {
 } from '../contract/payments';
 import { formatMoney, toDecimal } from '../domain/money';
 import { ChargeResult, GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
+import { executeRefund } from '../payments/refunds';
 import type { Database } from '../store/database';
+import { refundCreditNotesOfPaidInvoice, type RefundRow } from '../store/credit-notes';
 import { findInvoice, findIssuedInvoice, InvoiceRow } from '../store/invoices';
 import { enqueueOutboxEvent, writeAudit } from '../store/outbox';
 import {
@@ -80,7 +82,8 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
     }
     const decided = charge;
 
-    return inTransaction(db, async (trx) => {
+    let creditNoteRefunds: RefundRow[] = [];
+    const result = await inTransaction(db, async (trx) => {
       const settled = await settlePayment(
         trx,
         payment.id,
@@ -112,6 +115,10 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
             dedupeKey: `payment.succeeded:${invoice.id}`,
             payload: { ...common, chargeId: decided.chargeId },
           });
+          // Credit notes issued while it was unpaid (outcomes reversed after the subscription ended): the charge
+          // collected the whole total, so they are refunded now. The row lock markInvoicePaid took orders this with
+          // the issuing of a note: a note issued after it sees the invoice paid and is refunded there.
+          creditNoteRefunds = await refundCreditNotesOfPaidInvoice(trx, paid);
         }
         return resultOf(settled, 'paid');
       }
@@ -124,6 +131,9 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
       });
       return resultOf(settled, invoice.status);
     });
+    // A refund the gateway does not confirm now stays pending on its credit note, as a refund request's does.
+    for (const refund of creditNoteRefunds) await executeRefund(db, gateway, refund);
+    return result;
   }
 
   return {

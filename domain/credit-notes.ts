@@ -3,14 +3,14 @@
  * and the amount a credit note carries. The store reads and writes the rows; these decide the numbers.
  */
 import type Decimal from 'decimal.js';
-import { formatMoney, minorUnitExponent, toDecimal } from './money';
+import { Dec, formatMoney, minorUnitExponent, toDecimal } from './money';
 
 export interface RefundableBalance {
   /** What the customer paid for the invoice (0 when nothing succeeded). */
   readonly paid: Decimal;
   /** What non-void credit notes already gave back. */
   readonly credited: Decimal;
-  /** paid − credited: the most a new refund may be. */
+  /** paid − credited, never below zero: the most a new refund may be. */
   readonly remaining: Decimal;
 }
 
@@ -18,7 +18,9 @@ export interface RefundableBalance {
 export function refundableBalance(paid: string | null, credited: string | null): RefundableBalance {
   const paidAmount = toDecimal(paid ?? '0');
   const creditedAmount = toDecimal(credited ?? '0');
-  return { paid: paidAmount, credited: creditedAmount, remaining: paidAmount.minus(creditedAmount) };
+  // paid − credited is below zero once a credit note for reversed outcomes credited more than was left to refund
+  // (refunded only in part): nothing is left then.
+  return { paid: paidAmount, credited: creditedAmount, remaining: Dec.max(0, paidAmount.minus(creditedAmount)) };
 }
 
 /** A refund is a positive amount the currency can express (no more decimals than its minor unit). */

@@ -14,7 +14,7 @@ import {
   RefundableBalance,
   refundableBalance as balanceOf,
 } from '../domain/credit-notes';
-import { formatMoney, minorUnitExponent, toDecimal } from '../domain/money';
+import { Dec, formatMoney, minorUnitExponent, toDecimal } from '../domain/money';
 import { InvoiceRow, nextInvoiceNumber } from './invoices';
 import { enqueueOutboxEvent, writeAudit } from './outbox';
 import { findSucceededPayment } from './payments';
@@ -194,6 +194,49 @@ export async function issueCreditNote(db: Knex | Knex.Transaction, request: Cred
     await enqueueCreditNoteIssued(trx, creditNote, invoice, amount);
     return { creditNote, refund, created: true };
   });
+}
+
+/**
+ * Pending refunds for the credit notes of a paid invoice that have none yet, oldest first: each as much of it as the
+ * payment still covers once the refunds before it are counted, nothing once the payment is used up. Written in the
+ * caller's transaction, which holds the invoice's row lock (marking it paid, or issuing a note against it); the
+ * gateway hears of them after the commit (payments/refunds.ts). Two cases only the ingestion of reversals makes:
+ * a note issued while its invoice was unpaid (its charge collects the whole total, so the note is refunded once the
+ * invoice is paid), and a note larger than what the payment still covers (refunded in part rather than not at all).
+ */
+export async function refundCreditNotesOfPaidInvoice(trx: Knex.Transaction, invoice: InvoiceRow): Promise<RefundRow[]> {
+  const unrefunded: CreditNoteRow[] = await trx('invoices as note')
+    .where('note.credited_invoice_id', invoice.id)
+    .andWhere('note.kind', CREDIT_NOTE_KIND)
+    .whereNot('note.status', 'void')
+    .whereNotExists(trx('refunds').whereRaw('refunds.credit_note_id = note.id').select(trx.raw('1')))
+    .orderBy([{ column: 'note.created_at' }, { column: 'note.id' }])
+    .select('note.*');
+  if (unrefunded.length === 0) return []; // the usual case: one query
+  const payment = await findSucceededPayment(trx, invoice.id);
+  if (!payment) return [];
+  const [{ given }] = await trx('refunds').where({ invoice_id: invoice.id }).whereNot({ status: 'failed' }).sum<{ given: string | null }[]>('amount as given');
+  let left = toDecimal(payment.amount).minus(toDecimal(given ?? '0'));
+  const refunds: RefundRow[] = [];
+  for (const note of unrefunded) {
+    const amount = Dec.min(toDecimal(note.total), left);
+    if (!amount.isPositive() || amount.isZero()) break;
+    left = left.minus(amount);
+    const [refund] = await trx<RefundRow>('refunds')
+      .insert({
+        credit_note_id: note.id,
+        invoice_id: invoice.id,
+        payment_id: payment.id,
+        amount: formatMoney(amount, invoice.currency),
+        currency: invoice.currency,
+        reason: note.reason,
+        status: 'pending',
+        idempotency_key: refundIdempotencyKey(note.id),
+      })
+      .returning('*');
+    refunds.push(refund);
+  }
+  return refunds;
 }
 
 /**

@@ -11,10 +11,9 @@ import type { Knex } from 'knex';
 import { formatMoney, sumMoney, toDecimal } from '../domain/money';
 import type { DraftInvoiceLine } from '../domain/invoice';
 import { findPlan } from './catalog';
-import { CREDIT_NOTE_KIND, enqueueCreditNoteIssued, insertCreditNote, refundableBalance, refundIdempotencyKey, type CreditNoteRow, type RefundRow } from './credit-notes';
+import { CREDIT_NOTE_KIND, enqueueCreditNoteIssued, insertCreditNote, refundCreditNotesOfPaidInvoice, type CreditNoteRow, type RefundRow } from './credit-notes';
 import type { InvoiceRow } from './invoices';
 import { writeAudit } from './outbox';
-import { findSucceededPayment } from './payments';
 import { reversalCreditsFor } from './reversal-credits';
 import { invoicedReversals } from './reversals';
 
@@ -32,7 +31,7 @@ class CreditNotYetPossible extends Error {
 
 export interface IssuedReversalCreditNote {
   readonly creditNote: CreditNoteRow;
-  /** A pending refund of it, when the credited invoice was paid and has that much left to refund. */
+  /** A pending refund of it (all of it, or what the payment still covers), when the credited invoice was paid. */
   readonly refund?: RefundRow;
 }
 
@@ -136,7 +135,10 @@ async function invoiceThatBilled(trx: Knex.Transaction, subscriptionId: string, 
     .first('i.*');
 }
 
-async function insertReversalCreditNote(trx: Knex.Transaction, invoice: InvoiceRow, lines: readonly DraftInvoiceLine[], amount: string, idempotencyKey: string): Promise<IssuedReversalCreditNote> {
+async function insertReversalCreditNote(trx: Knex.Transaction, billed: InvoiceRow, lines: readonly DraftInvoiceLine[], amount: string, idempotencyKey: string): Promise<IssuedReversalCreditNote> {
+  // The invoice's row lock, as a refund request and a payment take it: a refund requested meanwhile sees this note
+  // (without it both were refunded in full, more than was paid), and a payment sees it to refund it (below).
+  const invoice = (await trx<InvoiceRow>('invoices').where({ id: billed.id }).forUpdate().first())!;
   const reason = 'outcomes reversed after the subscription ended';
   const creditNote = await insertCreditNote(trx, invoice, { total: amount, idempotencyKey, reason });
   const number = creditNote.number;
@@ -155,24 +157,16 @@ async function insertReversalCreditNote(trx: Knex.Transaction, invoice: InvoiceR
       breakdown: JSON.stringify(line.breakdown),
     })),
   );
-  const payment = await findSucceededPayment(trx, invoice.id);
-  const balance = await refundableBalance(trx, invoice.id);
-  // The note itself counts against the balance now: refund it only when the customer paid at least that much.
-  const refundable = payment !== undefined && invoice.status === 'paid' && balance.remaining.gte(0);
-  const refund = refundable
-    ? (
-        await trx<RefundRow>('refunds')
-          .insert({ credit_note_id: creditNote.id, invoice_id: invoice.id, payment_id: payment.id, amount, currency: invoice.currency, reason, status: 'pending', idempotency_key: refundIdempotencyKey(creditNote.id) })
-          .returning('*')
-      )[0]
-    : undefined;
+  // Paid: refunded, in part when the payment covers less (other notes took it, or threshold invoices billed part of
+  // the period). Unpaid: refunded once its invoice is paid (activities/payments.ts).
+  const refund = invoice.status === 'paid' ? (await refundCreditNotesOfPaidInvoice(trx, invoice)).find((row) => row.credit_note_id === creditNote.id) : undefined;
   await writeAudit(trx, {
     actor: 'ingestion',
     action: 'invoice.reversal_credited',
     subjectType: 'invoice',
     subjectId: invoice.id,
     reason,
-    details: { creditNoteId: creditNote.id, creditNoteNumber: number, amount, currency: invoice.currency, refundId: refund?.id ?? null },
+    details: { creditNoteId: creditNote.id, creditNoteNumber: number, amount, currency: invoice.currency, refundId: refund?.id ?? null, refundAmount: refund?.amount ?? null },
   });
   await enqueueCreditNoteIssued(trx, creditNote, invoice, amount);
   return { creditNote, ...(refund ? { refund } : {}) };
