@@ -90,27 +90,37 @@ export interface LimitedMetric {
 /**
  * Which events of a batch fit under the limits, in batch order: an event that would take a limited metric's usage
  * past its limit is refused and does not count; later, smaller ones may still fit. `contributions[i]` holds the
- * amount event i adds to each limited metric it feeds (absent: it feeds none). Returns the refused indexes.
+ * amount event i adds to each limited metric it feeds (absent: it feeds none). `keys[i]` names event i's identity
+ * (customer and event id): a copy of an event already counted adds nothing (it is stored once), but a copy of a
+ * refused one is judged on its own, so repeating an id in a batch never carries usage past a limit.
+ * Returns the refused indexes.
  */
 export function eventsOverLimit(
   startingUsage: ReadonlyMap<string, string>,
   limits: ReadonlyMap<string, string>,
   contributions: readonly (ReadonlyMap<string, Dec> | undefined)[],
+  keys: readonly string[] = [],
 ): Set<number> {
   const usage = new Map([...startingUsage].map(([metricId, value]) => [metricId, toDecimal(value)]));
   const refused = new Set<number>();
+  // The identities of the copies let through: the first of them is the one the insert stores.
+  const counted = new Set<string>();
   contributions.forEach((adds, index) => {
-    if (!adds) return;
-    const fits = [...adds].every(([metricId, amount]) => {
-      const limit = limits.get(metricId);
-      // A corrections sum may run negative; its quantity (what the limit bounds) is floored at 0.
-      return limit === undefined || Dec.max((usage.get(metricId) ?? toDecimal('0')).plus(amount), 0).lte(toDecimal(limit));
-    });
-    if (!fits) {
-      refused.add(index);
-      return;
+    const key = keys[index];
+    if (key !== undefined && counted.has(key)) return;
+    if (adds) {
+      const fits = [...adds].every(([metricId, amount]) => {
+        const limit = limits.get(metricId);
+        // A corrections sum may run negative; its quantity (what the limit bounds) is floored at 0.
+        return limit === undefined || Dec.max((usage.get(metricId) ?? toDecimal('0')).plus(amount), 0).lte(toDecimal(limit));
+      });
+      if (!fits) {
+        refused.add(index);
+        return;
+      }
+      for (const [metricId, amount] of adds) usage.set(metricId, (usage.get(metricId) ?? toDecimal('0')).plus(amount));
     }
-    for (const [metricId, amount] of adds) usage.set(metricId, (usage.get(metricId) ?? toDecimal('0')).plus(amount));
+    if (key !== undefined) counted.add(key);
   });
   return refused;
 }

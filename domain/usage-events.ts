@@ -84,6 +84,12 @@ function daysInMonth(year: number, month: number): number {
 }
 
 /**
+ * The first instant a timestamptz column holds in ISO form: Postgres has no year 0, so "0000-..." (RFC 3339 allows
+ * it), or 0001-01-01 with an offset east of UTC, would fail the batch's insert instead of being refused.
+ */
+const FIRST_STORABLE_INSTANT = Date.parse('0001-01-01T00:00:00Z');
+
+/**
  * The instant of an RFC 3339 timestamp naming a real calendar date and time, else undefined. `Date` alone would
  * read 2026-02-30 as March 2; here every field is checked against the calendar (no leap seconds).
  */
@@ -98,7 +104,7 @@ export function parseEventTimestamp(text: string): Date | undefined {
     hour <= 23 && minute <= 59 && second <= 59 && offsetHour <= 23 && offsetMinute <= 59;
   if (!real) return undefined;
   const instant = new Date(text);
-  return Number.isNaN(instant.getTime()) ? undefined : instant;
+  return Number.isNaN(instant.getTime()) || instant.getTime() < FIRST_STORABLE_INSTANT ? undefined : instant;
 }
 
 /** A numeric property is a decimal string, or a JSON integer small enough to be exact. */
@@ -118,8 +124,13 @@ export function isWithinValueBounds(value: unknown): boolean {
   return integer.replace(/^0+(?=\d)/, '').length <= USAGE_EVENT_LIMITS.maxValueIntegerDigits && fraction.length <= USAGE_EVENT_LIMITS.maxValueFractionDigits;
 }
 
+/**
+ * A minus sign, "-0" included: aggregation reads a metric without allow_negative by an unsigned pattern
+ * (store/usage.ts NUMERIC_TEXT), so "-0" would count as absent: a payment not counted, a `latest` not reset.
+ * A JSON -0 is fine: its text is "0".
+ */
 function isNegative(value: unknown): boolean {
-  return /^-(?!0+(\.0+)?$)/.test(numericText(value));
+  return numericText(value).startsWith('-');
 }
 
 /** UTF-8 length of a string, without Node's Buffer (domain/ stays free of runtime APIs). */

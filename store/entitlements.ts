@@ -117,7 +117,8 @@ export interface LimitedInsert {
 /**
  * Stores the events that fit under their customers' hard limits and refuses the rest, in one transaction that
  * holds the limited totals' rows: two requests racing for the last units cannot both get them. Duplicates (an
- * event id already stored, or repeated in the batch) count once, as ingestion stores them once.
+ * event id already stored, or repeated in the batch after a copy that fits) count once, as ingestion stores them
+ * once; a copy repeated after a refused one is judged on its own (eventsOverLimit), or it would be stored unchecked.
  */
 export async function insertUsageEventsWithinLimits(db: Knex, events: readonly NewUsageEvent[], limits: ReadonlyMap<string, readonly HardLimit[]>): Promise<LimitedInsert> {
   const all = [...limits.values()].flat();
@@ -136,11 +137,9 @@ export async function insertUsageEventsWithinLimits(db: Knex, events: readonly N
     const limitedCustomers = new Set(all.map((limit) => limit.window.customerId));
     const candidates = events.filter((event) => limitedCustomers.has(event.customerId));
     const stored = await storedEventIds(trx, candidates);
-    const seen = new Set<string>();
-    const contributions = events.map((event) => {
-      const key = `${event.customerId}|${event.eventId}`;
-      if (!limitedCustomers.has(event.customerId) || stored.has(key) || seen.has(key)) return undefined;
-      seen.add(key);
+    const keys = events.map((event) => `${event.customerId}|${event.eventId}`);
+    const contributions = events.map((event, index) => {
+      if (!limitedCustomers.has(event.customerId) || stored.has(keys[index])) return undefined;
       const adds = new Map<string, Dec>();
       for (const limit of limits.get(event.customerId) ?? []) {
         const amount = contribution(event, limit);
@@ -148,7 +147,7 @@ export async function insertUsageEventsWithinLimits(db: Knex, events: readonly N
       }
       return adds.size > 0 ? adds : undefined;
     });
-    const overLimit = eventsOverLimit(usage, new Map(all.map((limit) => [limitKey(limit), limit.limit])), contributions);
+    const overLimit = eventsOverLimit(usage, new Map(all.map((limit) => [limitKey(limit), limit.limit])), contributions, keys);
     const accepted = events.filter((_, index) => !overLimit.has(index));
     const inserted = accepted.length > 0 ? await insertEventsFoldingRollups(trx, rowsOf(accepted)) : [];
     return { inserted, overLimit };

@@ -37,7 +37,9 @@ describe('numeric values', () => {
     ['a negative decimal string', '-50000', 'negative_value'],
     ['a negative JSON number', -5, 'negative_value'],
     ['a negative fraction', '-0.5', 'negative_value'],
-    ['minus zero', '-0', 'ok'],
+    ['minus zero (aggregation could not read it)', '-0', 'negative_value'],
+    ['minus zero with a fraction', '-0.00', 'negative_value'],
+    ['a JSON minus zero (its text is 0)', -0, 'ok'],
     ['twelve integer digits', '999999999999', 'ok'],
     ['twelve integer digits and twelve fraction digits', '999999999999.999999999999', 'ok'],
     ['thirteen integer digits', '1000000000000', 'value_out_of_range'],
@@ -85,6 +87,10 @@ describe('timestamps', () => {
     ['2027-01-01T12:00:00+25:00', undefined],
     ['2027-01-01T12:00:00+02:00', '2027-01-01T10:00:00.000Z'],
     ['2027-01-01T12:00:00', undefined],
+    // Postgres has no year 0: before 0001-01-01 UTC the insert would fail.
+    ['0000-01-01T00:00:00Z', undefined],
+    ['0001-01-01T00:30:00+01:00', undefined],
+    ['0001-01-01T00:00:00Z', '0001-01-01T00:00:00.000Z'],
   ])('%s reads as %s', (text, expected) => {
     expect(parseEventTimestamp(text)?.toISOString()).toBe(expected);
   });
