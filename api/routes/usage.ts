@@ -7,6 +7,7 @@ import type { PlanRow } from '../../store/catalog';
 import { cachedPlan } from '../../store/read-caches';
 import { setSpendingBudget } from '../../store/subscription-billing';
 import type { SubscriptionRow } from '../../store/subscriptions';
+import { latestStretchStart } from '../../store/threshold-invoices';
 import { listLateUsage } from '../../store/usage';
 import { openUsageForCharges } from '../../store/usage-preview';
 import { findSubscriptionOr404, ownSubscription } from './lookups';
@@ -31,7 +32,7 @@ export function usageRouter(db: Database): Router {
     return { subscription, plan };
   }
 
-  /** What the usage part of the invoice would be if the current period closed now (same rating function). */
+  /** What the usage part of the period's invoice would be if it closed now (same rating function, same stretch). */
   routes.get('/:id/usage', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownSubscription(db) }, async (req, res) => {
     const { subscription, plan } = await findSubscription(req.params.id);
     const start = subscription.current_period_start;
@@ -42,7 +43,10 @@ export function usageRouter(db: Database): Router {
     }
     const charges = plan.charges as Charge[];
     const settings = plan.settings as PlanSettings;
-    const usage = await openUsageForCharges(db, subscription.customer_id, charges, start, end);
+    // From an immediate plan change within the period: its proration invoice billed the usage before it, and the
+    // period's invoice bills from it. An event stamped before it that arrives later is late usage, on neither.
+    const from = await latestStretchStart(db, subscription.id, start);
+    const usage = await openUsageForCharges(db, subscription.customer_id, charges, from, end);
     const rated = rateDimensionalUsage({
       currency: plan.currency,
       charges: charges.filter((charge) => charge.price.model !== 'flat'),
