@@ -12,12 +12,12 @@ import { allHandlersFinished, condition, setHandler, workflowInfo } from '@tempo
 import { paymentMethodUpdatedSignal, RetentionOfferState, SubscriptionState, subscriptionStateQuery, SubscriptionWorkflowInput, usageRecordedSignal } from './definitions';
 import { handleRetries } from './subscription/attention';
 import { runDunning } from './subscription/collection';
-import { endSubscription, handleCancellation, handlePauses, handlePlanChanges, resumeFromPause, waitForFirstPeriod } from './subscription/lifecycle';
+import { endSubscription, handleCancellation, handlePauses, handlePlanChanges, resumeFromPause, serviceEndedAt, waitForFirstPeriod } from './subscription/lifecycle';
 import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from './subscription/offers';
 import { periodNumber, showOpsDetails } from './subscription/ops-view';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
 import { carriedState, continueToNextPeriod, msUntil, nextPeriodInThisRun, nowIso, patchTaken, periodOf, rollOver, snapshot, startRun, SubscriptionRun, takeReleasedPatches } from './subscription/state';
-import { DECLINED_INVOICES_WAIT_THEIR_TURN, RETENTION_OFFER_HOLDS_PERIOD_END } from './subscription/patch-ids';
+import { CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT, DECLINED_INVOICES_WAIT_THEIR_TURN, RETENTION_OFFER_HOLDS_PERIOD_END } from './subscription/patch-ids';
 import { checkThresholds, handleThresholdSignals } from './subscription/thresholds';
 import { afterRunningHandlers, handlersMayBeRunning } from './subscription/turns';
 
@@ -40,6 +40,9 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
 
     // Asked first: the usual boundary has no handler in flight, and then there is nothing to wait for (./subscription/turns.ts).
     if (!allHandlersFinished()) await condition(allHandlersFinished);
+    // A cancellation now accepted after the loop last looked (while a threshold charge ran past the period's end) is
+    // run state only: handed over, it was dropped, answered "canceled", and the next period billed.
+    if (run.cancelNow && patchTaken(run, CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT)) return endNow(run);
     const periodEnd = periodOf(run).end;
     const boundaryReached = Date.now() >= periodEnd.getTime();
     if (boundaryReached && run.pendingCancellation) return endSubscription(run, run.pendingCancellation, openUsageUntil(run, periodEnd), null);
@@ -78,10 +81,7 @@ async function serveUntilPeriodEnd(run: SubscriptionRun): Promise<SubscriptionSt
     const waitingFor = offer && wakeAt < periodOf(run).end.getTime() ? 'retention offer expires' : `period ${periodNumber(run)} ends`;
     await condition(() => mustWake(run, offer), msUntil(new Date(wakeAt)), { summary: waitingFor });
     if (handlersMayBeRunning(run)) await afterRunningHandlers(run);
-    if (run.cancelNow) {
-      const now = new Date();
-      return endSubscription(run, run.cancelNow, openUsageUntil(run, now), now);
-    }
+    if (run.cancelNow) return endNow(run);
     if (run.spendingCheckDue) await checkSpending(run);
     if (run.thresholdCheckDue) {
       await checkThresholds(run);
@@ -107,6 +107,12 @@ async function serveUntilPeriodEnd(run: SubscriptionRun): Promise<SubscriptionSt
       return null;
     }
   }
+}
+
+/** A cancellation now: the usage up to now is invoiced, and the unused time credited from where the service ended. */
+function endNow(run: SubscriptionRun): Promise<SubscriptionState> {
+  const now = new Date();
+  return endSubscription(run, run.cancelNow!, openUsageUntil(run, now), serviceEndedAt(run, now));
 }
 
 /** Whether the main loop must stop waiting for the period's end: something a handler did needs its attention. */

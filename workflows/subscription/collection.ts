@@ -10,7 +10,7 @@ import { local, remote } from '../activity-stubs';
 import { withAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
 import { msUntil, note, patchTaken, SubscriptionRun } from './state';
-import { DECLINED_INVOICES_WAIT_THEIR_TURN, SUSPENDED_TIME_IS_NOT_BILLED } from './patch-ids';
+import { DECLINED_INVOICES_WAIT_THEIR_TURN, PAID_KEEPS_PENDING_CANCELLATION, SUSPENDED_TIME_IS_NOT_BILLED } from './patch-ids';
 import { changeStatus, moveCalendarBy } from './transitions';
 import { showOpsDetails } from './ops-view';
 import { afterRunningHandlers } from './turns';
@@ -142,6 +142,14 @@ async function settleDunning(run: SubscriptionRun, invoiceStatus: string): Promi
   }
   run.unpaidInvoice = null;
   run.dunning = null;
-  await changeStatus(run, 'active', 'paid');
+  await changeStatus(run, statusWhenPaid(run), 'paid');
   return 'paid';
+}
+
+/**
+ * Paid up: active again, unless a cancellation at the period's end was accepted meanwhile. Shown active, that
+ * subscription took a pause (whose period never ends, so the cancellation never took effect) or a plan change.
+ */
+function statusWhenPaid(run: SubscriptionRun): 'active' | 'pending_cancellation' {
+  return run.pendingCancellation && patchTaken(run, PAID_KEEPS_PENDING_CANCELLATION) ? 'pending_cancellation' : 'active';
 }

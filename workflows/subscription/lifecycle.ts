@@ -95,6 +95,15 @@ export async function endSubscription(run: SubscriptionRun, request: CancelReque
   return offerWinBack(run);
 }
 
+/**
+ * Where the service the period's fee paid for ended, for a cancellation now: the pause's start while paused (paused
+ * time is not billed: a resume would have moved the period's end on by it), else now. From the cancellation, the
+ * credit for unused time lost the paused days, and all of it once the pause outlasted the period's end.
+ */
+export function serviceEndedAt(run: SubscriptionRun, now: Date): Date {
+  return run.status === 'paused' && run.pausedAt ? run.pausedAt : now;
+}
+
 /** The main loop's step after a pause: the paused time is given back, moving this and every later boundary. */
 export async function resumeFromPause(run: SubscriptionRun): Promise<void> {
   const pausedMs = Date.now() - run.pausedAt!.getTime();

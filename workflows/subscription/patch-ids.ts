@@ -56,6 +56,19 @@ export const DECLINED_INVOICES_WAIT_THEIR_TURN = 'declined-invoices-wait-their-t
  */
 export const SUSPENDED_TIME_IS_NOT_BILLED = 'suspended-time-is-not-billed';
 
+/**
+ * A cancellation now accepted while the main loop's last step of a period ran past its end (a threshold invoice's
+ * charge) ends the subscription instead of being dropped at the handover (../subscription.ts). Like the patches
+ * above, asked only where it applies.
+ */
+export const CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT = 'cancel-now-at-handover-takes-effect';
+
+/**
+ * Paying the invoice in dunning returns a subscription with a cancellation at period end to `pending_cancellation`,
+ * not `active` (./collection.ts). Like the patches above, asked only where it applies.
+ */
+export const PAID_KEEPS_PENDING_CANCELLATION = 'paid-keeps-pending-cancellation';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];
