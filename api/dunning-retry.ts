@@ -1,4 +1,4 @@
-import type { Client } from '@temporalio/client';
+import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import type { Database } from '../store/database';
 import { unpaidSubscriptionWorkflowIds } from '../store/subscriptions';
 import { paymentMethodUpdatedSignal } from '../workflows/definitions';
@@ -6,11 +6,21 @@ import type { PaymentMethodChange } from './routes/payment-methods';
 
 /**
  * A new payment method ends the wait between dunning attempts: every past-due or suspended subscription of the
- * customer is told to retry its open invoice at once.
+ * customer, and every ended one still collecting an invoice, is told to retry its open invoice at once.
  */
 export function retryDunningOnNewPaymentMethod(db: Database, temporal: Client) {
   return async (change: PaymentMethodChange): Promise<void> => {
     const workflowIds = await unpaidSubscriptionWorkflowIds(db, change.customerId);
-    await Promise.all(workflowIds.map((workflowId) => temporal.workflow.getHandle(workflowId).signal(paymentMethodUpdatedSignal)));
+    await Promise.all(
+      workflowIds.map((workflowId) =>
+        temporal.workflow
+          .getHandle(workflowId)
+          .signal(paymentMethodUpdatedSignal)
+          .catch((error: unknown) => {
+            // An ended subscription's workflow finished its collection meanwhile: nothing is left to retry.
+            if (!(error instanceof WorkflowNotFoundError)) throw error;
+          }),
+      ),
+    );
   };
 }

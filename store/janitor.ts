@@ -3,10 +3,11 @@
  * at most one open row per (kind, subject)).
  */
 import type { Knex } from 'knex';
+import { nextAttemptAnnouncedSql } from './payments';
 
 type Db = Knex | Knex.Transaction;
 
-/** Subscriptions whose workflow retries an unpaid invoice on its own (dunning). */
+/** Subscriptions whose workflow retries an unpaid invoice on its own (dunning; after the end, see nextAttemptAnnouncedSql). */
 const DUNNING_STATUSES = ['past_due', 'suspended'];
 /** Subscriptions whose workflow is waiting for its period to end (and so must invoice the next one). */
 const IN_PERIOD_STATUSES = ['active', 'pending_cancellation'];
@@ -54,10 +55,10 @@ export async function listIdleOpenInvoices(db: Db, before: Date, limit: number):
         AND coalesce(i.finalized_at, i.created_at) < ?
         AND NOT EXISTS (SELECT 1 FROM payments pending WHERE pending.invoice_id = i.id AND pending.status = 'pending')
       GROUP BY i.id, s.status
-     HAVING count(p.id) = 0 OR s.status IS NULL OR s.status NOT IN (${placeholders(DUNNING_STATUSES)})
+     HAVING count(p.id) = 0 OR ((s.status IS NULL OR s.status NOT IN (${placeholders(DUNNING_STATUSES)})) AND NOT ${nextAttemptAnnouncedSql('i')})
       ORDER BY coalesce(i.finalized_at, i.created_at)
       LIMIT ?`,
-    [before, ...DUNNING_STATUSES, limit],
+    [before, ...DUNNING_STATUSES, before, limit],
   );
   return result.rows;
 }

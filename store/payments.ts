@@ -152,3 +152,15 @@ export async function currentPaymentMethodOf(db: Db, customerId: string): Promis
   const customer: { payment_method: string | null } | undefined = await db('customers').where({ id: customerId }).first('payment_method');
   return customer?.payment_method ?? null;
 }
+
+/**
+ * SQL condition: dunning has announced the next attempt at the invoice `invoiceAlias` (its `dunning.retry_scheduled`
+ * notice, keyed `dunning:<invoice>:<attempt>`, is written before each retry), for an instant after the one bound to
+ * the `?` placeholder. An ended subscription's status no longer shows that its workflow still collects an invoice
+ * (workflows/subscription/collection.ts `collectAfterTheEnd`); this does.
+ */
+export function nextAttemptAnnouncedSql(invoiceAlias: string): string {
+  return `EXISTS (SELECT 1 FROM outbox notice
+     WHERE notice.dedupe_key = 'dunning:' || ${invoiceAlias}.id || ':' || ((SELECT coalesce(max(made.attempt), 0) FROM payments made WHERE made.invoice_id = ${invoiceAlias}.id) + 1)
+       AND (notice.payload ->> 'at')::timestamptz > ?)`;
+}

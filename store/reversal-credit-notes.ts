@@ -18,9 +18,9 @@ import { reversalCreditsFor } from './reversal-credits';
 import { invoicedReversals } from './reversals';
 
 /**
- * Subscriptions that bill nothing more: canceled ones, and ones whose closing invoice exists (the workflow marks
- * the subscription canceled only after collecting it, which dunning can stretch over days). A reversal stored
- * after the closing invoice's transaction cannot wait for a next invoice.
+ * Subscriptions that bill nothing more: canceled ones, and ones whose closing invoice exists (the workflow marks the
+ * subscription canceled right after its first charge). A reversal stored after the closing invoice's transaction
+ * cannot wait for a next invoice.
  */
 export const ENDED_STATUSES = ['canceled'] as const;
 

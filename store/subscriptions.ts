@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { nextAttemptAnnouncedSql } from './payments';
 import type { PlanRow } from './catalog';
 import type { CustomerRow } from './customers';
 import { enqueueOutboxEvent, writeAudit } from './outbox';
@@ -90,12 +91,23 @@ export async function billingSubscriptionsOf(db: Knex | Knex.Transaction, custom
     .select('id', 'customer_id', 'workflow_id', 'current_period_start', 'current_period_end');
 }
 
-/** Workflow ids of the customer's subscriptions waiting on a payment (past due or suspended). */
-export async function unpaidSubscriptionWorkflowIds(db: Knex | Knex.Transaction, customerId: string): Promise<string[]> {
-  const rows: Pick<SubscriptionRow, 'workflow_id'>[] = await db<SubscriptionRow>('subscriptions')
-    .where({ customer_id: customerId })
-    .whereIn('status', ['past_due', 'suspended'])
-    .select('workflow_id');
+/**
+ * Workflow ids of the customer's subscriptions waiting on a payment: past due or suspended, or canceled with an open
+ * invoice whose next dunning attempt is announced (collected after the end).
+ */
+export async function unpaidSubscriptionWorkflowIds(db: Knex | Knex.Transaction, customerId: string, now: Date = new Date()): Promise<string[]> {
+  const rows: Pick<SubscriptionRow, 'workflow_id'>[] = await db<SubscriptionRow>('subscriptions as s')
+    .where('s.customer_id', customerId)
+    .where((waiting) =>
+      waiting
+        .whereIn('s.status', ['past_due', 'suspended'])
+        .orWhere((ended) =>
+          ended
+            .where('s.status', 'canceled')
+            .whereExists(db('invoices as i').whereRaw(`i.subscription_id = s.id AND i.status = 'open' AND ${nextAttemptAnnouncedSql('i')}`, [now]).select(db.raw('1'))),
+        ),
+    )
+    .select('s.workflow_id');
   return rows.map((row) => row.workflow_id);
 }
 

@@ -63,11 +63,13 @@ async function retryCharge(
   retryAt: Date | null,
   noteDeclineDetail: boolean,
 ): Promise<ChargeInvoiceResult | null> {
-  const retryNow = (): boolean => run.paymentMethodUpdated || run.cancelNow !== null;
+  // After the end the cancellation has been carried out: only a new payment method brings the attempt forward.
+  const canceling = (): boolean => run.cancelNow !== null && !run.collectingAfterTheEnd;
+  const retryNow = (): boolean => run.paymentMethodUpdated || canceling();
   if (retryAt) await condition(retryNow, msUntil(retryAt), { summary: `payment retry ${attempt} for ${invoice.number}` });
   else await condition(retryNow);
   await afterRunningHandlers();
-  if (run.cancelNow) return null;
+  if (canceling()) return null;
   run.paymentMethodUpdated = false;
   // Idempotent per (invoice, attempt): a retry after ops fixed the data charges this attempt at most once.
   const payment = await withAttention(run, 'charge_invoice', () =>
@@ -88,19 +90,8 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
   let retryable = run.unpaidRetryable;
   for (const delay of run.plan.dunning.retryAfter) {
     if (!retryable) break; // non-retryable declines skip straight to the plan's final step
-    const nextAttemptAt = addIntervals(new Date(), parseInterval(delay), 1);
-    run.dunning = { invoiceId: invoice.invoiceId, attempt, nextAttemptAt: nextAttemptAt.toISOString() };
-    // The notice is for the customer: one that cannot be stored is noted, and dunning goes on.
-    await unlessDeterministic(run, 'notification', () =>
-      local.notifyCustomer({
-        subscriptionId: run.input.subscriptionId,
-        eventType: 'dunning.retry_scheduled',
-        dedupeKey: `dunning:${invoice.invoiceId}:${attempt + 1}`,
-        payload: { invoiceId: invoice.invoiceId, attempt: attempt + 1, at: nextAttemptAt.toISOString() },
-      }),
-    );
+    const payment = await scheduledRetry(run, invoice, attempt, delay);
     attempt += 1;
-    const payment = await retryCharge(run, invoice, attempt, nextAttemptAt, true);
     if (!payment) return 'given_up';
     if (payment.outcome === 'succeeded') return settleDunning(run, payment.invoiceStatus);
     retryable = payment.retryable;
@@ -129,6 +120,66 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
       return settleDunning(run, payment.invoiceStatus);
     }
   }
+}
+
+/** The dunning retry after `delay`, announced to the customer first; null when a cancellation came before it. */
+async function scheduledRetry(run: SubscriptionRun, invoice: PeriodInvoiceSummary, attempt: number, delay: string): Promise<ChargeInvoiceResult | null> {
+  const nextAttemptAt = addIntervals(new Date(), parseInterval(delay), 1);
+  run.dunning = { invoiceId: invoice.invoiceId, attempt, nextAttemptAt: nextAttemptAt.toISOString() };
+  // The notice is for the customer: one that cannot be stored is noted, and dunning goes on.
+  await unlessDeterministic(run, 'notification', () =>
+    local.notifyCustomer({
+      subscriptionId: run.input.subscriptionId,
+      eventType: 'dunning.retry_scheduled',
+      dedupeKey: `dunning:${invoice.invoiceId}:${attempt + 1}`,
+      payload: { invoiceId: invoice.invoiceId, attempt: attempt + 1, at: nextAttemptAt.toISOString() },
+    }),
+  );
+  return retryCharge(run, invoice, attempt + 1, nextAttemptAt, true);
+}
+
+/**
+ * The end of a subscription does not forgive what it billed. The invoices it left unpaid (a declined closing invoice,
+ * or one in dunning when the customer canceled now) are dunned one at a time after the cancellation, each for what is
+ * left of the plan's schedule (a suspended one has none left); what is not paid by then is marked uncollectible. The
+ * subscription is canceled already, and its status does not change again. Before, they stayed open for good: the
+ * workflow ended without another attempt.
+ */
+export async function collectAfterTheEnd(run: SubscriptionRun, dunningGaveUp: boolean): Promise<void> {
+  run.collectingAfterTheEnd = true; // a cancellation now, carried out already, no longer stops a retry
+  // A dunning that gave up marked its own invoice uncollectible already; only those left waiting are dunned.
+  let givenUp = dunningGaveUp;
+  while (run.unpaidInvoice) {
+    const invoice = run.unpaidInvoice;
+    if (!givenUp && !(await retriedUntilPaid(run, invoice))) {
+      await withAttention(run, 'mark_invoice_uncollectible', () => local.markInvoiceUncollectible({ invoiceId: invoice.invoiceId, reason: 'dunning exhausted after the subscription ended' }));
+      run.lastInvoice = { ...invoice, status: 'uncollectible' };
+    }
+    givenUp = false;
+    const next = run.awaitingDunning.shift();
+    if (next) startDunning(run, next.invoice, next.retryable);
+    else {
+      run.unpaidInvoice = null;
+      run.dunning = null;
+    }
+  }
+}
+
+/** What is left of the plan's retry schedule for the invoice in dunning; true once it is paid. */
+async function retriedUntilPaid(run: SubscriptionRun, invoice: PeriodInvoiceSummary): Promise<boolean> {
+  let attempt = run.dunning?.attempt ?? 1;
+  let retryable = run.unpaidRetryable;
+  for (const delay of run.plan.dunning.retryAfter.slice(attempt - 1)) {
+    if (!retryable) return false;
+    const payment = (await scheduledRetry(run, invoice, attempt, delay))!; // no cancellation stops it now
+    attempt += 1;
+    if (payment.outcome === 'succeeded') {
+      run.lastInvoice = { ...invoice, status: payment.invoiceStatus };
+      return true;
+    }
+    retryable = payment.retryable;
+  }
+  return false;
 }
 
 async function settleDunning(run: SubscriptionRun, invoiceStatus: string): Promise<'paid'> {

@@ -22,10 +22,10 @@ import {
 } from '../definitions';
 import { refuseWhileNeedsAttention, withAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
-import { collect } from './collection';
+import { collect, collectAfterTheEnd } from './collection';
 import { offerRetention, offerWinBack, retentionTerms } from './offers';
 import { closeUsage, openUsageUntil } from './period';
-import { PLAN_CHANGE_KEYED_BY_REQUEST } from './patch-ids';
+import { PLAN_CHANGE_KEYED_BY_REQUEST, UNPAID_INVOICES_COLLECTED_AFTER_THE_END } from './patch-ids';
 import { bounds, msUntil, note, patchTaken, periodOf, SubscriptionRun } from './state';
 import { acceptCancellation, changeStatus, moveCalendarBy, showScheduledChange, switchPlan } from './transitions';
 import { inTurn } from './turns';
@@ -91,7 +91,10 @@ export async function endSubscription(run: SubscriptionRun, request: CancelReque
     const closing = await withAttention(run, 'create_closing_invoice', () => local.createPeriodInvoice(request));
     await collect(run, closing);
   }
+  const owed = run.unpaidInvoice !== null && patchTaken(run, UNPAID_INVOICES_COLLECTED_AFTER_THE_END);
   await changeStatus(run, 'canceled', request.reason);
+  // Canceled when the cancellation takes effect; what it billed is still collected after that.
+  if (owed) await collectAfterTheEnd(run, request.requestedBy === 'dunning');
   return offerWinBack(run);
 }
 

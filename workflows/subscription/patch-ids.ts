@@ -69,6 +69,13 @@ export const CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT = 'cancel-now-at-handover-takes
  */
 export const PAID_KEEPS_PENDING_CANCELLATION = 'paid-keeps-pending-cancellation';
 
+/**
+ * The invoices a subscription leaves unpaid when it ends (a declined closing invoice, or one in dunning when the
+ * customer canceled now) are dunned in turn on the plan's schedule, then marked uncollectible (./collection.ts
+ * `collectAfterTheEnd`). Before, they stayed open for good. Like the patches above, asked only where it applies.
+ */
+export const UNPAID_INVOICES_COLLECTED_AFTER_THE_END = 'unpaid-invoices-collected-after-the-end';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];

@@ -66,6 +66,8 @@ export interface SubscriptionRun {
   unpaidRetryable: boolean;
   /** Invoices declined while another was in dunning: dunned after it, in turn (./collection.ts). */
   awaitingDunning: { invoice: PeriodInvoiceSummary; retryable: boolean }[];
+  /** The subscription has ended and only collects what it left unpaid (./collection.ts `collectAfterTheEnd`). */
+  collectingAfterTheEnd: boolean;
   paymentMethodUpdated: boolean;
   lastInvoice: PeriodInvoiceSummary | null;
   usageEventsReported: number;
@@ -118,6 +120,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     unpaidInvoice: null,
     unpaidRetryable: true,
     awaitingDunning: [],
+    collectingAfterTheEnd: false,
     paymentMethodUpdated: false,
     lastInvoice: null,
     usageEventsReported: 0,
