@@ -52,6 +52,8 @@ async function closedUsage(trx: Transaction, subscriptionId: string, period: Per
     quantity: usage.quantity,
     ...(usage.eventValues ? { eventValues: usage.eventValues } : {}),
     ...(usage.groups ? { groups: usage.groups } : {}),
+    // A plain cost_plus charge prices its usage by these per-table shares; without them it would bill 0 as uncosted.
+    ...(usage.costs ? { costs: usage.costs } : {}),
   }));
 }
 

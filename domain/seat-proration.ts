@@ -64,8 +64,11 @@ export function proratedUnits(input: { period: { start: string; end: string }; o
   let cursor = start;
   let unitSeconds = ZERO;
   const segments: ProratedSegment[] = [];
+  // Each instant counts by the whole seconds left to the period end, as flat-fee proration counts a change
+  // (domain/proration.ts), so a change at .600 s moves a whole second and the segments sum to periodSeconds;
+  // flooring each segment on its own would drop up to a second of the level at every sub-second change.
   const close = (until: number): void => {
-    const seconds = wholeSeconds(cursor, until);
+    const seconds = wholeSeconds(cursor, end) - wholeSeconds(until, end);
     if (seconds > 0) {
       segments.push({ from: new Date(cursor).toISOString(), to: new Date(until).toISOString(), units: decimalText(level), seconds });
       unitSeconds = unitSeconds.plus(level.times(seconds));

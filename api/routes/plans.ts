@@ -6,6 +6,7 @@ import { ChargeDimensions, DimensionalCharge, isDimensionalCharge, validateCharg
 import type { PriceModel, UsagePriceModel } from '../../domain/price-models';
 import { rateUsage, RatingError, validateCharge } from '../../domain/rating';
 import { chargeBoundsDigitErrors, validateChargeOptions } from '../../domain/charge-options';
+import { minorUnitExponent, toDecimal } from '../../domain/money';
 import type { Database } from '../../store/database';
 import { findMetricsByCode, findPlanVersion, listPlanVersions, MetricRow, publishPlanVersion } from '../../store/catalog';
 import { ApiProblem } from '../problem';
@@ -85,8 +86,25 @@ function chargeOptionProblems(charge: DimensionalCharge, currency: string): stri
   return problems;
 }
 
+/**
+ * The recurring fees (flat_fee, flat charges) are billed as they are, so they are money in the currency's minor unit:
+ * a fee of 10.005 USD would bill 10.01 while proration credits part of 10.005 (as for the credit bucket: a typo).
+ */
+function recurringFeeDigitProblems(body: PlanBody, charges: readonly DimensionalCharge[]): { path: string; message: string }[] {
+  const exponent = minorUnitExponent(body.currency);
+  const tooPrecise = (amount: string): boolean => toDecimal(amount).decimalPlaces() > exponent;
+  const message = `must have at most ${exponent} decimals in ${body.currency}`;
+  const fees = [{ path: 'flat_fee', amount: body.flat_fee }];
+  charges.forEach((charge, index) => {
+    if (charge.price.model === 'flat') fees.push({ path: `charges.${index}.price.amount`, amount: charge.price.amount });
+  });
+  return fees.filter((fee) => tooPrecise(fee.amount)).map((fee) => ({ path: fee.path, message: `${fee.path} ${message}` }));
+}
+
 /** Rejects prices the rating engine could not rate, before anything is stored; returns the charges to store. */
 async function checkCharges(db: Database, body: PlanBody, charges: DimensionalCharge[]): Promise<DimensionalCharge[]> {
+  const feeErrors = recurringFeeDigitProblems(body, charges);
+  if (feeErrors.length) throw new ApiProblem('invalid_price', `${feeErrors.length} recurring fee(s) with more decimals than ${body.currency} has`, feeErrors);
   const optionErrors = charges.flatMap((charge, index) => chargeOptionProblems(charge, body.currency).map((message) => ({ path: `charges.${index}`, message })));
   if (optionErrors.length) throw new ApiProblem('invalid_charge_options', `${optionErrors.length} problem(s) in the plan's charge options`, optionErrors);
   if (body.commitment_includes_fees && body.minimum_commitment === undefined) {
