@@ -2,13 +2,13 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { DraftInvoiceLine, PeriodBounds, recurringFee as recurringFeeOf, renewalInvoiceLines } from '../domain/invoice';
 import { formatMoney, toDecimal } from '../domain/money';
 import { commitmentTerms, type PlanSettings } from '../domain/plan-terms';
-import { discountLine, planChangeProrationLines, proratedFeeLine } from '../domain/proration';
+import { discountLine, feeAfterDiscount, planChangeProrationLines, proratedFeeLine } from '../domain/proration';
 import type { DimensionalUsage } from '../domain/dimensions';
 import { reversalCreditsFor } from './reversal-credits';
 import type { Charge } from '../domain/rating';
 import { findPlan, PlanRow } from '../store/catalog';
 import type { Database } from '../store/database';
-import { finalizeInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow, issueFinalizedInvoice } from '../store/invoices';
+import { discountOnPeriodFee, finalizeInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow, issueFinalizedInvoice } from '../store/invoices';
 import { startSubscriptionPeriod } from '../store/subscription-billing';
 import { loadSubscriptionContext, SubscriptionContext } from '../store/subscriptions';
 import { inTransaction, Transaction } from '../store/transactions';
@@ -55,6 +55,11 @@ async function closedUsage(trx: Transaction, subscriptionId: string, period: Per
     // A plain cost_plus charge prices its usage by these per-table shares; without them it would bill 0 as uncosted.
     ...(usage.costs ? { costs: usage.costs } : {}),
   }));
+}
+
+/** A credit line's wording for the unused time on a plan, naming the retention discount its fee was paid after. */
+function unusedTimeOn(planName: string, percentOff: string | null): string {
+  return percentOff === null ? `Unused time on ${planName}` : `Unused time on ${planName} (after the ${percentOff} % retention discount)`;
 }
 
 function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: DimensionalUsage[]): DraftInvoiceLine[] {
@@ -151,12 +156,14 @@ export function createInvoicingActivities(db: Database) {
           }
           if (request.unusedFeeCredit) {
             const plan = context.plan;
+            const from = new Date(request.unusedFeeCredit.from);
+            const percentOff = await discountOnPeriodFee(trx, request.subscriptionId, request.unusedFeeCredit.period, from);
             const credit = proratedFeeLine({
-              description: `Unused time on ${plan.name}`,
-              fullFee: recurringFee(plan),
+              description: unusedTimeOn(plan.name, percentOff),
+              fullFee: feeAfterDiscount(recurringFee(plan), percentOff),
               currency: plan.currency,
               period: request.unusedFeeCredit.period,
-              from: new Date(request.unusedFeeCredit.from),
+              from,
               sign: -1,
             });
             if (credit) lines.push(credit);
@@ -202,11 +209,13 @@ export function createInvoicingActivities(db: Database) {
           // One after the other on the transaction's one connection.
           const oldPlan = await findPlan(trx, request.oldPlanId);
           const newPlan = await findPlan(trx, request.newPlanId);
+          const changeAt = new Date(request.changeAt);
+          const percentOff = await discountOnPeriodFee(trx, request.subscriptionId, request.period, changeAt);
           const lines = planChangeProrationLines({
             currency: newPlan.currency,
             period: request.period,
-            changeAt: new Date(request.changeAt),
-            oldPlan: { name: oldPlan.name, recurringFee: recurringFee(oldPlan) },
+            changeAt,
+            oldPlan: { name: oldPlan.name, recurringFee: feeAfterDiscount(recurringFee(oldPlan), percentOff), creditDescription: unusedTimeOn(oldPlan.name, percentOff) },
             newPlan: { name: newPlan.name, recurringFee: recurringFee(newPlan) },
           });
           if (request.usagePeriod) {

@@ -59,11 +59,21 @@ export function proratedFeeLine(input: ProratedFeeInput): DraftInvoiceLine | nul
   };
 }
 
+/**
+ * The fee a customer paid for a period whose invoice gave a retention discount (percent off): exact, rounded only on
+ * the prorated line. A credit for unused time gives back a share of what was paid, not of the list price.
+ */
+export function feeAfterDiscount(fullFee: string, percentOff: string | null): string {
+  if (percentOff === null) return fullFee;
+  return toDecimal(fullFee).times(new Dec(100).minus(toDecimal(percentOff))).dividedBy(100).toString();
+}
+
 export interface PlanChangeProrationInput {
   readonly currency: string;
   readonly period: PeriodBounds;
   readonly changeAt: Date;
-  readonly oldPlan: { readonly name: string; readonly recurringFee: string };
+  /** The old plan's fee as paid for the period (after a retention discount), and its credit line's wording. */
+  readonly oldPlan: { readonly name: string; readonly recurringFee: string; readonly creditDescription?: string };
   readonly newPlan: { readonly name: string; readonly recurringFee: string };
 }
 
@@ -73,7 +83,7 @@ export interface PlanChangeProrationInput {
  */
 export function planChangeProrationLines(input: PlanChangeProrationInput): DraftInvoiceLine[] {
   const credit = proratedFeeLine({
-    description: `Unused time on ${input.oldPlan.name}`,
+    description: input.oldPlan.creditDescription ?? `Unused time on ${input.oldPlan.name}`,
     fullFee: input.oldPlan.recurringFee,
     currency: input.currency,
     period: input.period,

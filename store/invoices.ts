@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { DraftInvoiceLine, invoiceTotal } from '../domain/invoice';
+import { DraftInvoiceLine, invoiceTotal, type PeriodBounds } from '../domain/invoice';
 import { NumberingRun, NumberingRuns } from './numbering-runs';
 
 type Db = Knex | Knex.Transaction;
@@ -326,4 +326,25 @@ export async function listSubscriptionInvoices(
       { column: 'id', order: 'desc' },
     ])
     .limit(limit);
+}
+
+/**
+ * The retention discount (percent off) the period's own invoice gave the fee it billed in advance, while that fee is
+ * still the one in force at `until`: no immediate plan change inside the period before it (that change's proration
+ * billed the new fee, undiscounted). Null when there is none. A credit for unused time gives back what was paid.
+ */
+export async function discountOnPeriodFee(trx: Knex.Transaction, subscriptionId: string, period: PeriodBounds, until: Date): Promise<string | null> {
+  const changed = await trx('plan_changes')
+    .where({ subscription_id: subscriptionId })
+    .andWhere('change_at', '>', new Date(period.start))
+    .andWhere('change_at', '<', until)
+    .first('id');
+  if (changed) return null;
+  const discount: { percent_off: string | null } | undefined = await trx('invoice_lines as l')
+    .join('invoices as i', 'i.id', 'l.invoice_id')
+    .where({ 'i.subscription_id': subscriptionId, 'i.kind': 'period', 'l.kind': 'discount' })
+    .andWhere('i.period_start', new Date(period.start))
+    .whereNot('i.status', 'void')
+    .first(trx.raw("l.breakdown ->> 'percentOff' AS percent_off"));
+  return discount?.percent_off ?? null;
 }
