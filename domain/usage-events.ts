@@ -12,6 +12,7 @@ export type UsageEventRejection =
   | 'invalid_timestamp'
   | 'timestamp_in_future'
   | 'timestamp_before_subscription'
+  | 'timestamp_after_subscription_end'
   | 'missing_property'
   | 'non_numeric_property'
   | 'negative_value'
@@ -68,6 +69,12 @@ export interface EventValidationContext {
    * subscription that may start back-dated (docs/usage-events.md).
    */
   readonly firstSubscriptionStartByCustomerId: ReadonlyMap<string, Date>;
+  /**
+   * Where the usage of each customer whose every subscription has ended (or is ending at its period's end) stops
+   * being billed: the end of the last stretch an invoice closes. Usage from it on would never be billed. Absent
+   * while any subscription of the customer goes on.
+   */
+  readonly usageEndByCustomerId?: ReadonlyMap<string, Date>;
   readonly metricsByEventType: ReadonlyMap<string, readonly MetricRequirement[]>;
 }
 
@@ -174,6 +181,14 @@ function timestampRejection(occurredAt: Date, customerId: string, context: Event
       ok: false,
       code: 'timestamp_before_subscription',
       detail: `timestamp is before the customer's first subscription start (${firstStart.toISOString()}); no period could bill it`,
+    };
+  }
+  const usageEnd = context.usageEndByCustomerId?.get(customerId);
+  if (usageEnd && occurredAt.getTime() >= usageEnd.getTime()) {
+    return {
+      ok: false,
+      code: 'timestamp_after_subscription_end',
+      detail: `timestamp is at or after the end of the customer's last subscription (${usageEnd.toISOString()}); no period could bill it`,
     };
   }
   return undefined;

@@ -390,6 +390,27 @@ export type UsageRefusal = 'usage_blocked' | 'usage_cap_reached';
  * Customers whose usage is refused right now: a subscription paused (under the reject policy) or suspended, or
  * past its plan's hard cap for the current period. Both are rare, and partial indexes keep this lookup small.
  */
+/**
+ * For the customers none of whose subscriptions goes on (each canceled, or pending a cancellation at its period's
+ * end): where their billed usage stops. A canceled one's is the end of its last usage stretch closed by an invoice
+ * (its cancellation instant when none was); a pending cancellation's is its period's end, where the closing invoice
+ * will stop. Usage stamped from there on could never be billed, so ingestion refuses it.
+ */
+export async function usageEnds(db: Knex, customerIds: readonly string[]): Promise<Map<string, Date>> {
+  if (customerIds.length === 0) return new Map();
+  const result = await db.raw<{ rows: { customer_id: string; ends_at: Date | null }[] }>(
+    `SELECT s.customer_id,
+            max(CASE WHEN s.status = 'pending_cancellation' THEN s.current_period_end
+                     ELSE coalesce((SELECT max(c.period_end) FROM usage_period_closures c WHERE c.subscription_id = s.id), s.canceled_at) END) AS ends_at
+       FROM subscriptions s
+      WHERE s.customer_id = ANY(?::uuid[])
+      GROUP BY s.customer_id
+     HAVING bool_and(s.status IN ('canceled', 'pending_cancellation'))`,
+    [[...new Set(customerIds)]],
+  );
+  return new Map(result.rows.filter((row) => row.ends_at !== null).map((row) => [row.customer_id, row.ends_at!]));
+}
+
 export async function usageRefusals(db: Knex, customerIds: readonly string[], now: Date): Promise<Map<string, UsageRefusal>> {
   if (customerIds.length === 0) return new Map();
   const rows: { customer_id: string; blocked: boolean }[] = await db('subscriptions')

@@ -6,7 +6,7 @@ import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
 import { judgeReversal } from '../../domain/reversals';
 import { disputeWindows, insertReversalEvents, NewReversalEvent, reversalTargets } from '../../store/reversals';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
-import { insertUsageEvents, NewUsageEvent, usageRefusals } from '../../store/usage';
+import { insertUsageEvents, NewUsageEvent, usageEnds, usageRefusals } from '../../store/usage';
 import { hardLimitsOf, insertUsageEventsWithinLimits } from '../../store/entitlements';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
@@ -64,24 +64,27 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     // Independent reads: one round trip's wait instead of three in a row on every ingestion request.
     // First starts come from a cache that may be stale only towards later starts: it can wrongly refuse, never
     // wrongly accept, so a refusal for a pre-start timestamp is confirmed against Postgres below.
-    const [firstSubscriptionStartByCustomerId, metrics, refusals, hardLimits] = await Promise.all([
+    const [firstSubscriptionStartByCustomerId, metrics, refusals, hardLimits, usageEndByCustomerId] = await Promise.all([
       deps.customers.cachedFirstStarts(customerIds),
       deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type))),
       usageRefusals(deps.db, customerIds, now),
       hardLimitsOf(deps.db, customerIds),
+      usageEnds(deps.db, customerIds),
     ]);
     const context: EventValidationContext = {
       now,
       maxFutureMs: MAX_FUTURE_MS,
       customerIdByExternalId,
       firstSubscriptionStartByCustomerId,
+      usageEndByCustomerId,
       metricsByEventType: toRequirements(metrics),
     };
     const unpriced = await unpricedUsageCheck(deps.db, metrics, customerIds);
     const reversal = await reversalCheck(deps.db, shaped, customerIds);
-    // A reversal carries no usage of its own: its metric properties are not required.
+    // A reversal carries no usage of its own: its metric properties are not required, and it may come after the
+    // subscription ended (its credit is a credit note then).
     const judge = (event: RawUsageEvent & { reverses?: string }, judged: EventValidationContext) =>
-      validateUsageEvent(event, event.reverses !== undefined ? { ...judged, metricsByEventType: new Map() } : judged);
+      validateUsageEvent(event, event.reverses !== undefined ? { ...judged, metricsByEventType: new Map(), usageEndByCustomerId: new Map() } : judged);
     const verdicts = shaped.map(({ event }) => judge(event, context));
     const beforeCachedStart = verdicts.flatMap((verdict, i) => (!verdict.ok && verdict.code === 'timestamp_before_subscription' ? [i] : []));
     if (beforeCachedStart.length) {

@@ -137,11 +137,12 @@ test('three periods: events across boundaries, a duplicate and a late event are 
 });
 
 test('bad ingestion requests are rejected whole with problem+json and write nothing', async () => {
+  // acme's subscription ended on Jun 1: events are stamped before that (after it they are refused as such).
   await skipTo('2031-07-01T00:00:00Z');
   const before = await stack.db('usage_events').count<{ count: string }[]>('* as count');
-  const tooMany = await stack.api.call('POST', '/v1/events', { events: Array.from({ length: 1001 }, (_, i) => tokens(`m${i}`, '2031-06-01T00:00:00Z', 1)) });
+  const tooMany = await stack.api.call('POST', '/v1/events', { events: Array.from({ length: 1001 }, (_, i) => tokens(`m${i}`, '2031-05-20T00:00:00Z', 1)) });
   expect(tooMany).toMatchObject({ status: 422, json: { code: 'validation_failed' } });
-  const allBad = await stack.api.call('POST', '/v1/events', { events: [tokens('n1', 'not a time', 1), { ...tokens('n2', '2031-06-01T00:00:00Z', 1), properties: { tokens: 'lots' } }] });
+  const allBad = await stack.api.call('POST', '/v1/events', { events: [tokens('n1', 'not a time', 1), { ...tokens('n2', '2031-05-20T00:00:00Z', 1), properties: { tokens: 'lots' } }] });
   expect(allBad.status).toBe(422);
   expect(allBad.type).toContain('application/problem+json');
   expect(allBad.json.errors.map((error: { index: number; code: string }) => [error.index, error.code])).toEqual([
@@ -154,7 +155,8 @@ test('bad ingestion requests are rejected whole with problem+json and write noth
 });
 
 test('concurrent resends of the same events are stored once', async () => {
-  const batch = { events: Array.from({ length: 200 }, (_, i) => tokens(`race-${i}`, '2031-06-01T00:00:00Z', 1)) };
+  // Stamped inside acme's last period, which has closed: late usage (a re-rating bills it), stored once.
+  const batch = { events: Array.from({ length: 200 }, (_, i) => tokens(`race-${i}`, '2031-05-20T00:00:00Z', 1)) };
   const answers = await Promise.all(Array.from({ length: 5 }, () => stack.api.call('POST', '/v1/events', batch)));
   const accepted = answers.reduce((sum, answer) => sum + answer.json.accepted, 0);
   const duplicates = answers.reduce((sum, answer) => sum + answer.json.duplicates, 0);
