@@ -16,7 +16,7 @@ import type { CreditCharge } from './wallet';
  */
 export function walletPayableCharges(lines: readonly DraftInvoiceLine[], currency: string): CreditCharge[] {
   const bucket = lines
-    .filter((line) => line.kind === 'credit' || line.kind === 'threshold_credit')
+    .filter((line) => (line.kind === 'credit' && coversThisUsage(line)) || line.kind === 'threshold_credit')
     .reduce((sum, line) => sum.plus(toDecimal(line.amount).neg()), ZERO);
   let bucketLeft = Dec.max(bucket, ZERO);
   let payable = Dec.max(toDecimal(invoiceTotal(lines, currency)), ZERO);
@@ -32,6 +32,15 @@ export function walletPayableCharges(lines: readonly DraftInvoiceLine[], currenc
     charges.push({ metricCode: line.metricCode, amount: formatMoney(amount, currency) });
   }
   return charges;
+}
+
+/**
+ * A credit line that covers the invoice's own usage (the plan's bucket). A reversed outcome's lines belong to an
+ * earlier period (its bucket correction, and the credit returned to the wallet): counted as cover, they cancelled
+ * the bucket, and the wallet paid the flat fee with the credit it had just been given back.
+ */
+function coversThisUsage(line: DraftInvoiceLine): boolean {
+  return !isWalletLine(line) && line.breakdown?.reversal !== true;
 }
 
 export interface AppliedGrantCredit {

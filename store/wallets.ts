@@ -8,8 +8,10 @@ import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
 import type { Charge } from '../domain/rating';
 import { rateDimensionalUsage } from '../domain/dimensions';
 import type { PlanSettings } from '../domain/plan-terms';
+import { billedByThresholds } from '../domain/progressive-billing';
 import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState, UsageSpan } from '../domain/wallet';
 import { entitledSubscriptions } from './entitlements';
+import { billedThresholds, latestStretchStart, listThresholdInvoices } from './threshold-invoices';
 import { openUsageForCharges } from './usage-preview';
 
 type Db = Knex | Knex.Transaction;
@@ -405,11 +407,23 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
       .first('plans.charges', 'plans.settings');
     const charges = plan.charges.filter((charge) => charge.price.model !== 'flat');
     if (charges.length === 0) continue;
-    const usage = await openUsageForCharges(db, customerId, charges, subscription.periodStart!, subscription.periodEnd!);
+    // From an immediate plan change within the period: its proration invoice billed (and drew for) the usage before
+    // it. An event stamped before it that arrives later is late usage, which no wallet draw pays (docs/wallets.md).
+    const from = await latestStretchStart(db, subscription.subscriptionId, subscription.periodStart!);
+    const usage = await openUsageForCharges(db, customerId, charges, from, subscription.periodEnd!);
     // The invoice's rating function: a dimensional charge is priced per combination, not by its representative price.
     const rated = rateDimensionalUsage({ currency, charges, usage, creditBucket: plan.settings.creditBucket });
-    cost = cost.plus(toDecimal(rated.usageTotal).minus(toDecimal(rated.creditApplied)));
-    if (!since || subscription.periodStart! < since) since = subscription.periodStart;
+    const billed = await billedOnThresholdInvoices(db, subscription.subscriptionId, from, currency);
+    cost = cost.plus(Dec.max(toDecimal(rated.usageTotal).minus(toDecimal(rated.creditApplied)).minus(billed), ZERO));
+    if (!since || from < since) since = from;
   }
   return { cost, since };
+}
+
+/**
+ * What the stretch's threshold invoices billed: the invoice that closes the stretch takes it back before the wallet
+ * pays (docs/pricing.md), so that usage is never drawn from the wallet and is not pending on it.
+ */
+async function billedOnThresholdInvoices(db: Knex, subscriptionId: string, stretchStart: Date, currency: string): Promise<Dec> {
+  return billedByThresholds(billedThresholds(await listThresholdInvoices(db, subscriptionId, stretchStart)), currency);
 }
