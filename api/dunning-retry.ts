@@ -3,6 +3,7 @@ import type { Database } from '../store/database';
 import { unpaidSubscriptionWorkflowIds } from '../store/subscriptions';
 import { paymentMethodUpdatedSignal } from '../workflows/definitions';
 import type { PaymentMethodChange } from './routes/payment-methods';
+import { withTemporalDeadline } from './temporal-deadline';
 
 /**
  * A new payment method ends the wait between dunning attempts: every past-due or suspended subscription of the
@@ -11,15 +12,19 @@ import type { PaymentMethodChange } from './routes/payment-methods';
 export function retryDunningOnNewPaymentMethod(db: Database, temporal: Client) {
   return async (change: PaymentMethodChange): Promise<void> => {
     const workflowIds = await unpaidSubscriptionWorkflowIds(db, change.customerId);
-    await Promise.all(
-      workflowIds.map((workflowId) =>
-        temporal.workflow
-          .getHandle(workflowId)
-          .signal(paymentMethodUpdatedSignal)
-          .catch((error: unknown) => {
-            // An ended subscription's workflow finished its collection meanwhile: nothing is left to retry.
-            if (!(error instanceof WorkflowNotFoundError)) throw error;
-          }),
+    // Bounded like every Temporal call of the API: unreachable, the request answers a quick 503 (its retry with the
+    // same Idempotency-Key signals again) instead of hanging through the client's own retries.
+    await withTemporalDeadline(temporal, () =>
+      Promise.all(
+        workflowIds.map((workflowId) =>
+          temporal.workflow
+            .getHandle(workflowId)
+            .signal(paymentMethodUpdatedSignal)
+            .catch((error: unknown) => {
+              // An ended subscription's workflow finished its collection meanwhile: nothing is left to retry.
+              if (!(error instanceof WorkflowNotFoundError)) throw error;
+            }),
+        ),
       ),
     );
   };

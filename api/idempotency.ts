@@ -111,6 +111,18 @@ export function answerResumesOnRepeat(res: Response): void {
   res.locals[RESUMES_ON_REPEAT] = true;
 }
 
+const RETRIES_UNFINISHED = 'idempotencyRetriesUnfinished';
+
+/**
+ * True when this request is a retry, under the same Idempotency-Key, of the same request whose earlier attempt gave
+ * no final answer (a 5xx gave the key back, or its process died): that attempt may have committed its change and
+ * then failed before a side effect that follows the commit. A route whose side effect runs only when its change is
+ * new (the dunning hook of a new payment method) owes it again on such a retry.
+ */
+export function retriesUnfinishedRequest(res: Response): boolean {
+  return res.locals[RETRIES_UNFINISHED] === true;
+}
+
 function replay(res: Response, row: IdempotencyKeyRow): void {
   res.status(row.response_status!).setHeader('Idempotent-Replayed', 'true');
   // Every 4xx the API stores is a problem document (api/problem.ts): replayed with the type it was first sent with.
@@ -160,7 +172,10 @@ export function idempotency(db: Database, options: IdempotencyOptions = {}): Req
       const row = await findIdempotencyKey(db, principal.keyId, key);
       if (row) {
         claim = await reclaimIdempotencyKey(db, row, hash, { staleAfterMs, expireAfterMs });
-        if (claim) break;
+        if (claim) {
+          if (row.request_hash === hash && !row.completed_at) res.locals[RETRIES_UNFINISHED] = true;
+          break;
+        }
         if (row.request_hash !== hash) {
           throw new ApiProblem('idempotency_key_reused', `Idempotency-Key ${key} was used for a different request; use a new key`);
         }

@@ -23,7 +23,7 @@ import {
   withdrawScheduledChangeUpdate,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
-import { requestUpdateId } from '../idempotency';
+import { requestUpdateId, retriesUnfinishedRequest } from '../idempotency';
 import { ApiProblem, isProblemCode } from '../problem';
 import { withTemporalDeadline } from '../temporal-deadline';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
@@ -68,7 +68,11 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     const plan = await findPlanVersion(db, body.plan_code, body.plan_version);
     if (!plan) throw new ApiProblem('plan_not_found', `no plan ${body.plan_code}`);
     if (plan.currency !== current.currency) throw new ApiProblem('currency_mismatch', `the new plan bills in ${plan.currency}, the subscription in ${current.currency}`);
-    if (plan.id === current.id) throw new ApiProblem('same_plan', 'the subscription is already on that plan version');
+    // A retry of this very request after an answer that was not final (a deadline passed: a 503 gave its key back)
+    // may find the change it asked for already made. Temporal answers its update id with the first outcome (the
+    // proration invoice), so it is asked; refused here, the retry would store 409 same_plan under the key for good.
+    // The workflow's validator still refuses a change to the plan in force.
+    if (plan.id === current.id && !retriesUnfinishedRequest(res)) throw new ApiProblem('same_plan', 'the subscription is already on that plan version');
     const result = await update(req, subscription, changePlanUpdate, [
       { plan: planScheduleTerms(plan), effective: body.effective, requestedBy: actor(req) },
     ]);

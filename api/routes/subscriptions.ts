@@ -3,7 +3,7 @@ import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import type { Request, Router } from 'express';
 import type { Database } from '../../store/database';
-import { findPlan, findPlanVersion } from '../../store/catalog';
+import { findPlan, findPlanVersion, PlanRow } from '../../store/catalog';
 import { findCustomer } from '../../store/customers';
 import { findSubscription as findSubscriptionRow, insertScheduledSubscription, SubscriptionRow } from '../../store/subscriptions';
 import { startSubscriptionWorkflow } from '../subscription-start';
@@ -38,26 +38,29 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     // "Now" starts on a whole second: usage stamped in that same second without milliseconds (as the README's
     // `date -u +%FT%TZ` does) falls inside the first period instead of before it (docs/usage-events.md).
     const startAt = body.start_at ? new Date(body.start_at) : new Date(Math.floor(Date.now() / 1000) * 1000);
-    // A start in the past is allowed within its first period (a contract signed a few days ago); further back it
-    // would bill several periods at once, so it is refused.
-    if (addIntervals(startAt, parseInterval(plan.billing_interval), 1).getTime() <= Date.now()) {
-      throw new ApiProblem('validation_failed', 'start_at may be in the past by less than one billing period', [{ path: 'start_at', message: 'too far in the past' }]);
-    }
 
     // The row commits, then its workflow starts (api/subscription-start.ts says why in that order). With an
     // Idempotency-Key the id (and so the workflow id) comes from the request: a repeat whose first answer was never
-    // stored (the process died after the commit) finds the subscription it created instead of creating another.
+    // stored (Temporal down after the commit, or the process died) finds the subscription it created instead of
+    // creating another. Only that repeat ever starts the row's workflow, so it is judged against what its first
+    // attempt committed (sameRequest), before the checks of a new subscription: refused because a plan version was
+    // published since, or because its start_at has meanwhile slipped a period behind, it would leave the row
+    // `scheduled` with no workflow, never billing.
     const requestId = scopedRequestId((req as Request & { apiKey?: { id: string } }).apiKey?.id, 'subscribe', req.header('Idempotency-Key'));
     const id = requestId ? uuidFromRequestId(requestId) : randomUUID();
     const created = requestId ? await findSubscriptionRow(db, id) : undefined;
     if (created) {
-      if (created.customer_id !== customer.id || created.plan_id !== plan.id || (body.start_at !== undefined && created.start_at.getTime() !== startAt.getTime())) {
+      const createdPlan = await findPlan(db, created.plan_id);
+      if (!sameRequest(created, createdPlan, { customerId: customer.id, planCode: body.plan_code, planVersion: body.plan_version, startAt: body.start_at ? startAt : undefined })) {
         throw keyNamesAnotherRequest(req.header('Idempotency-Key'), `subscription ${created.id}, another customer, plan or start`);
       }
-      // A repeat: the first attempt may have committed the row and then failed to start the workflow.
-      const createdPlan = await findPlan(db, created.plan_id);
       await startSubscriptionWorkflow(db, temporal, created, createdPlan, customer);
       return void res.status(201).json(subscriptionJson(created, createdPlan));
+    }
+    // A start in the past is allowed within its first period (a contract signed a few days ago); further back it
+    // would bill several periods at once, so it is refused.
+    if (addIntervals(startAt, parseInterval(plan.billing_interval), 1).getTime() <= Date.now()) {
+      throw new ApiProblem('validation_failed', 'start_at may be in the past by less than one billing period', [{ path: 'start_at', message: 'too far in the past' }]);
     }
     const row = await insertScheduledSubscription(db, { id, customerId: customer.id, planId: plan.id, workflowId: subscriptionWorkflowId(id), startAt });
     await startSubscriptionWorkflow(db, temporal, row, plan, customer);
@@ -120,4 +123,22 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
   });
 
   return routes.router;
+}
+
+/**
+ * Whether a subscription found under a request's key is what that request asks for: its customer, its plan code and
+ * (when the request names one) version, and (when it names one) its start. Without a version the request meant the
+ * newest at its first attempt, which the row holds; a version published since does not make it another request.
+ */
+function sameRequest(
+  created: SubscriptionRow,
+  createdPlan: PlanRow,
+  request: { readonly customerId: string; readonly planCode: string; readonly planVersion?: number; readonly startAt?: Date },
+): boolean {
+  return (
+    created.customer_id === request.customerId &&
+    createdPlan.code === request.planCode &&
+    (request.planVersion === undefined || createdPlan.version === request.planVersion) &&
+    (request.startAt === undefined || created.start_at.getTime() === request.startAt.getTime())
+  );
 }
