@@ -169,9 +169,14 @@ export async function collectAfterTheEnd(run: SubscriptionRun, dunningGaveUp: bo
 async function retriedUntilPaid(run: SubscriptionRun, invoice: PeriodInvoiceSummary): Promise<boolean> {
   let attempt = run.dunning?.attempt ?? 1;
   let retryable = run.unpaidRetryable;
+  // An attempt announced before a cancellation now interrupted its wait keeps the time the customer was told.
+  let announced = run.dunning?.nextAttemptAt ? new Date(run.dunning.nextAttemptAt) : null;
   for (const delay of run.plan.dunning.retryAfter.slice(attempt - 1)) {
     if (!retryable) return false;
-    const payment = (await scheduledRetry(run, invoice, attempt, delay))!; // no cancellation stops it now
+    // No cancellation stops a retry now (the non-null assertions).
+    const payment =
+      announced && announced.getTime() > Date.now() ? (await retryCharge(run, invoice, attempt + 1, announced, true))! : (await scheduledRetry(run, invoice, attempt, delay))!;
+    announced = null;
     attempt += 1;
     if (payment.outcome === 'succeeded') {
       run.lastInvoice = { ...invoice, status: payment.invoiceStatus };
