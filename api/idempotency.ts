@@ -145,7 +145,9 @@ export function idempotency(db: Database, options: IdempotencyOptions = {}): Req
       recorded = true;
       const status = res.statusCode;
       const text = typeof body === 'string' ? body : Buffer.isBuffer(body) ? body.toString('utf8') : JSON.stringify(body ?? null);
-      const final = storable(status) && res.locals[RESUMES_ON_REPEAT] !== true;
+      // An answer that says when to try again (Retry-After: 409 period_opening, 429) is no final answer: the same
+      // request with the same key is carried out later, instead of replaying the refusal until the key expires.
+      const final = storable(status) && !res.hasHeader('Retry-After') && res.locals[RESUMES_ON_REPEAT] !== true;
       const write = final ? completeIdempotencyKey(db, claim, status, text) : releaseIdempotencyKey(db, claim);
       void write
         .catch((error: unknown) => log({ level: 'error', msg: 'could not record an idempotent response', key: claim.key, error: String(error) }))

@@ -126,6 +126,8 @@ const RETRY_AFTER_SECONDS: Partial<Record<ProblemCode, number>> = {
   workflow_unavailable: 5,
   database_unavailable: 5,
   temporal_unavailable: 5,
+  // The period opens once its usage grace window ends (up to the plan's usage_grace_period).
+  period_opening: 60,
 };
 
 export function sendProblem(res: Response, problem: ApiProblem): void {
