@@ -78,6 +78,9 @@ async function dailyRows(
  * `to` is usually min(now, period end): days that have not begun are not listed. Given the period's end, the days
  * are read from running totals (store/rollups.ts), one window per day clipped to [from, periodEnd), so the page's
  * chart costs the same at a million events as at ten; without it, from the raw events.
+ * `usageFrom` (an immediate plan change inside the period) lists the days from `from` but counts events from it
+ * only: the proration invoice billed the usage before it, and an event stamped before it that arrives later is late
+ * usage, billed by neither invoice, so the days add up to what the period's invoice bills (the usage endpoint).
  */
 export async function dailyUsageForCharges(
   db: Knex,
@@ -86,12 +89,13 @@ export async function dailyUsageForCharges(
   from: Date,
   to: Date,
   periodEnd?: Date,
+  usageFrom: Date = from,
 ): Promise<MetricDailyUsage[]> {
   const codes = [...new Set(usageCharges(charges).map((charge) => charge.metricCode))];
   const metrics = await findMetricsByCode(db, codes);
   const byCode = new Map(metrics.map((metric) => [metric.code, metric]));
   const days = utcDaysBetween(from, to);
-  const queryFrom = new Date(Math.max(from.getTime(), Date.parse(`${days[0]}T00:00:00Z`)));
+  const queryFrom = new Date(Math.max(from.getTime(), usageFrom.getTime(), Date.parse(`${days[0]}T00:00:00Z`)));
   const listed = codes.filter((code) => byCode.has(code)).map((code) => byCode.get(code)!);
   const perDay = periodEnd ? await dailyFromTotals(db, customerId, listed, days, queryFrom, periodEnd) : undefined;
   return Promise.all(

@@ -17,6 +17,7 @@ import { dailyUsageForCharges } from '../../store/daily-usage';
 import type { Database } from '../../store/database';
 import { listSubscriptionInvoices } from '../../store/invoices';
 import type { SubscriptionRow } from '../../store/subscriptions';
+import { latestStretchStart } from '../../store/threshold-invoices';
 import { usageTokenOverview } from '../../store/usage-token';
 import { accessOf } from '../access';
 import { findSubscriptionOr404, ownSubscription } from './lookups';
@@ -104,7 +105,9 @@ export function subscriptionUsageHistoryRouter(db: Database, options: Subscripti
     const asOf = now();
     // Days that have not begun are not listed; an ended period is listed to its end.
     const until = new Date(Math.max(start.getTime(), Math.min(end.getTime(), asOf.getTime())));
-    const metrics = await dailyUsageForCharges(db, subscription.customer_id, plan.charges as Charge[], start, until, end); // from the running totals
+    // From an immediate plan change within the period, as the usage endpoint and the period's invoice count.
+    const usageFrom = await latestStretchStart(db, subscription.id, start);
+    const metrics = await dailyUsageForCharges(db, subscription.customer_id, plan.charges as Charge[], start, until, end, usageFrom); // from the running totals
     res.json({
       subscription_id: subscription.id,
       period: { start: start.toISOString(), end: end.toISOString() },
