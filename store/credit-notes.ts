@@ -259,7 +259,9 @@ export async function insertCreditNote(
       period_start: invoice.period_start,
       period_end: invoice.period_end,
       total: note.total,
-      finalized_at: trx.fn.now() as unknown as Date,
+      // Read after the number (whose counter row stays locked until commit), not at the transaction's start as now()
+      // is: a transaction that began first and numbered second showed an earlier issue time than the note before it.
+      finalized_at: trx.raw('clock_timestamp()') as unknown as Date,
       credited_invoice_id: invoice.id,
       idempotency_key: note.idempotencyKey,
       reason: note.reason,

@@ -13,6 +13,7 @@ import { SandboxGateway } from '../../payments/sandbox-gateway';
 import { insertCustomerFixtures, insertPlanFixtures, insertSubscriptionFixtures } from '../../store/bulk-fixtures';
 import type { Database } from '../../store/database';
 import { finalizeInvoice, insertDraftInvoice, InvoiceRow, issueFinalizedInvoice, listInvoiceLines, numberFinalizedInvoices, numberingRunsStarted } from '../../store/invoices';
+import { insertCreditNote } from '../../store/credit-notes';
 import { inTransaction, Transaction } from '../../store/transactions';
 import { createTestDatabase } from '../support/database';
 
@@ -274,4 +275,24 @@ test('a caller whose finalization commits while a run is in flight is numbered b
   // Two runs: the second invoice got a later issue time than the first.
   expect(+invoices[1].finalized_at!).toBeGreaterThan(+invoices[0].finalized_at!);
   expectGapFreeInFinalizationOrder(invoices);
+});
+
+test('credit notes issue times follow their numbers, whichever transaction began first', async () => {
+  // The CN series is numbered in the credit note's own transaction. Its issue time was the transaction's start
+  // (now()): one that began first and took its number second showed an earlier time than the number before it.
+  const [subscription] = await subscriptions(1, 'credit-notes');
+  const invoice = await finalizeWithoutNumbering(subscription, 0);
+  const earlier = await db.transaction();
+  try {
+    await earlier.raw('SELECT 1'); // its now() is fixed from here
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await db.transaction((later) => insertCreditNote(later, invoice, { total: '1.00', idempotencyKey: 'second-to-begin', reason: 'test' }));
+    await insertCreditNote(earlier, invoice, { total: '2.00', idempotencyKey: 'first-to-begin', reason: 'test' });
+    await earlier.commit();
+  } finally {
+    if (!earlier.isCompleted()) await earlier.rollback();
+  }
+  const notes: InvoiceRow[] = await db('invoices').where({ kind: 'credit_note' }).orderBy('number');
+  expect(notes.map((note) => note.number)).toEqual(['CN-000001', 'CN-000002']);
+  expect(+notes[1].finalized_at!).toBeGreaterThan(+notes[0].finalized_at!);
 });
