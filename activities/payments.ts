@@ -118,7 +118,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
           // Credit notes issued while it was unpaid (outcomes reversed after the subscription ended): the charge
           // collected the whole total, so they are refunded now. The row lock markInvoicePaid took orders this with
           // the issuing of a note: a note issued after it sees the invoice paid and is refunded there.
-          creditNoteRefunds = await refundCreditNotesOfPaidInvoice(trx, paid);
+          if (paid.has_credit_notes) creditNoteRefunds = await refundCreditNotesOfPaidInvoice(trx, paid);
         }
         return resultOf(settled, 'paid');
       }

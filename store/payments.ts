@@ -123,15 +123,17 @@ export async function settlePayment(trx: Knex.Transaction, paymentId: string, se
 
 /**
  * Open (or uncollectible: money may still come in after dunning gave up) -> paid. Returns the updated row,
- * or null when the invoice was not in a payable state (already paid).
+ * or null when the invoice was not in a payable state (already paid). `has_credit_notes`, read in the same
+ * statement, tells the payment whether notes issued while it was unpaid may be owed a refund (the rare case: it costs
+ * the usual payment no query of its own).
  */
-export async function markInvoicePaid(trx: Knex.Transaction, invoiceId: string): Promise<InvoiceRow | null> {
+export async function markInvoicePaid(trx: Knex.Transaction, invoiceId: string): Promise<(InvoiceRow & { has_credit_notes: boolean }) | null> {
   const [row] = await trx<InvoiceRow>('invoices')
     .where({ id: invoiceId })
     .whereIn('status', ['open', 'uncollectible'])
     .update({ status: 'paid', paid_at: trx.fn.now() as unknown as Date })
-    .returning('*');
-  return row ?? null;
+    .returning(['*', trx.raw("EXISTS (SELECT 1 FROM invoices note WHERE note.credited_invoice_id = invoices.id AND note.kind = 'credit_note') AS has_credit_notes")]);
+  return (row as (InvoiceRow & { has_credit_notes: boolean }) | undefined) ?? null;
 }
 
 /** Open -> uncollectible. Returns null when the invoice is not open (paid meanwhile, or already marked). */

@@ -390,33 +390,40 @@ export type UsageRefusal = 'usage_blocked' | 'usage_cap_reached';
  * Customers whose usage is refused right now: a subscription paused (under the reject policy) or suspended, or
  * past its plan's hard cap for the current period. Both are rare, and partial indexes keep this lookup small.
  */
-/**
- * For the customers none of whose subscriptions goes on (each canceled, or pending a cancellation at its period's
- * end): where their billed usage stops. A canceled one's is the end of its last usage stretch closed by an invoice
- * (its cancellation instant when none was); a pending cancellation's is its period's end, where the closing invoice
- * will stop. Usage stamped from there on could never be billed, so ingestion refuses it.
- */
-export async function usageEnds(db: Knex, customerIds: readonly string[]): Promise<Map<string, Date>> {
-  if (customerIds.length === 0) return new Map();
-  const result = await db.raw<{ rows: { customer_id: string; ends_at: Date | null }[] }>(
-    `SELECT s.customer_id,
-            max(CASE WHEN s.status = 'pending_cancellation' THEN s.current_period_end
-                     ELSE coalesce((SELECT max(c.period_end) FROM usage_period_closures c WHERE c.subscription_id = s.id), s.canceled_at) END) AS ends_at
-       FROM subscriptions s
-      WHERE s.customer_id = ANY(?::uuid[])
-      GROUP BY s.customer_id
-     HAVING bool_and(s.status IN ('canceled', 'pending_cancellation'))`,
-    [[...new Set(customerIds)]],
-  );
-  return new Map(result.rows.filter((row) => row.ends_at !== null).map((row) => [row.customer_id, row.ends_at!]));
+/** What ingestion must know of the customers' subscriptions before it stores their usage: one query. */
+export interface UsageAcceptance {
+  /** Customers whose usage is refused now: paused or suspended, or at the plan's usage cap. */
+  readonly refusals: Map<string, UsageRefusal>;
+  /**
+   * For the customers none of whose subscriptions goes on (each canceled, or pending a cancellation at its period's
+   * end): where their billed usage stops. A canceled one's is the end of its last usage stretch closed by an invoice
+   * (its cancellation instant when none was); a pending cancellation's is its period's end, where the closing invoice
+   * will stop. Usage stamped from there on could never be billed, so ingestion refuses it.
+   */
+  readonly usageEnds: Map<string, Date>;
 }
 
-export async function usageRefusals(db: Knex, customerIds: readonly string[], now: Date): Promise<Map<string, UsageRefusal>> {
-  if (customerIds.length === 0) return new Map();
-  const rows: { customer_id: string; blocked: boolean }[] = await db('subscriptions')
-    .whereIn('customer_id', [...new Set(customerIds)])
-    .andWhere((query) => query.where('usage_blocked', true).orWhere('usage_capped_until', '>', now))
-    .groupBy('customer_id')
-    .select('customer_id', db.raw('bool_or(usage_blocked) AS blocked'));
-  return new Map(rows.map((row) => [row.customer_id, row.blocked ? 'usage_blocked' : 'usage_cap_reached']));
+export async function usageAcceptance(db: Knex, customerIds: readonly string[], now: Date): Promise<UsageAcceptance> {
+  if (customerIds.length === 0) return { refusals: new Map(), usageEnds: new Map() };
+  const result = await db.raw<{ rows: { customer_id: string; blocked: boolean; capped: boolean; ended: boolean; ends_at: Date | null }[] }>(
+    `SELECT s.customer_id,
+            bool_or(s.usage_blocked) AS blocked,
+            bool_or(s.usage_capped_until > ?) AS capped,
+            bool_and(s.status IN ('canceled', 'pending_cancellation')) AS ended,
+            max(CASE WHEN s.status = 'pending_cancellation' THEN s.current_period_end
+                     WHEN s.status = 'canceled' THEN coalesce((SELECT max(c.period_end) FROM usage_period_closures c WHERE c.subscription_id = s.id), s.canceled_at)
+                END) AS ends_at
+       FROM subscriptions s
+      WHERE s.customer_id = ANY(?::uuid[])
+      GROUP BY s.customer_id`,
+    [now, [...new Set(customerIds)]],
+  );
+  const refusals = new Map<string, UsageRefusal>();
+  const usageEnds = new Map<string, Date>();
+  for (const row of result.rows) {
+    if (row.blocked) refusals.set(row.customer_id, 'usage_blocked');
+    else if (row.capped) refusals.set(row.customer_id, 'usage_cap_reached');
+    if (row.ended && row.ends_at) usageEnds.set(row.customer_id, row.ends_at);
+  }
+  return { refusals, usageEnds };
 }

@@ -6,7 +6,7 @@ import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
 import { judgeReversal } from '../../domain/reversals';
 import { disputeWindows, insertReversalEvents, NewReversalEvent, reversalTargets } from '../../store/reversals';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
-import { insertUsageEvents, NewUsageEvent, usageEnds, usageRefusals } from '../../store/usage';
+import { insertUsageEvents, NewUsageEvent, usageAcceptance } from '../../store/usage';
 import { hardLimitsOf, insertUsageEventsWithinLimits } from '../../store/entitlements';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
@@ -64,12 +64,11 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     // Independent reads: one round trip's wait instead of three in a row on every ingestion request.
     // First starts come from a cache that may be stale only towards later starts: it can wrongly refuse, never
     // wrongly accept, so a refusal for a pre-start timestamp is confirmed against Postgres below.
-    const [firstSubscriptionStartByCustomerId, metrics, refusals, hardLimits, usageEndByCustomerId] = await Promise.all([
+    const [firstSubscriptionStartByCustomerId, metrics, { refusals, usageEnds: usageEndByCustomerId }, hardLimits] = await Promise.all([
       deps.customers.cachedFirstStarts(customerIds),
       deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type))),
-      usageRefusals(deps.db, customerIds, now),
+      usageAcceptance(deps.db, customerIds, now),
       hardLimitsOf(deps.db, customerIds),
-      usageEnds(deps.db, customerIds),
     ]);
     const context: EventValidationContext = {
       now,
