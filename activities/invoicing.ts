@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { DraftInvoiceLine, PeriodBounds, recurringFee as recurringFeeOf, renewalInvoiceLines } from '../domain/invoice';
 import { formatMoney, toDecimal } from '../domain/money';
 import { commitmentTerms, type PlanSettings } from '../domain/plan-terms';
-import { discountLine, feeAfterDiscount, planChangeProrationLines, proratedFeeLine } from '../domain/proration';
+import { discountLine, planChangeProrationLines, unusedTimeCredit } from '../domain/proration';
 import type { DimensionalUsage } from '../domain/dimensions';
 import { reversalCreditsFor } from './reversal-credits';
 import type { Charge } from '../domain/rating';
@@ -55,11 +55,6 @@ async function closedUsage(trx: Transaction, subscriptionId: string, period: Per
     // A plain cost_plus charge prices its usage by these per-table shares; without them it would bill 0 as uncosted.
     ...(usage.costs ? { costs: usage.costs } : {}),
   }));
-}
-
-/** A credit line's wording for the unused time on a plan, naming the retention discount its fee was paid after. */
-function unusedTimeOn(planName: string, percentOff: string | null): string {
-  return percentOff === null ? `Unused time on ${planName}` : `Unused time on ${planName} (after the ${percentOff} % retention discount)`;
 }
 
 function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: DimensionalUsage[]): DraftInvoiceLine[] {
@@ -158,14 +153,7 @@ export function createInvoicingActivities(db: Database) {
             const plan = context.plan;
             const from = new Date(request.unusedFeeCredit.from);
             const percentOff = await discountOnPeriodFee(trx, request.subscriptionId, request.unusedFeeCredit.period, from);
-            const credit = proratedFeeLine({
-              description: unusedTimeOn(plan.name, percentOff),
-              fullFee: feeAfterDiscount(recurringFee(plan), percentOff),
-              currency: plan.currency,
-              period: request.unusedFeeCredit.period,
-              from,
-              sign: -1,
-            });
+            const credit = unusedTimeCredit({ planName: plan.name, fullFee: recurringFee(plan), percentOff, currency: plan.currency, period: request.unusedFeeCredit.period, from });
             if (credit) lines.push(credit);
           }
           const discount = request.discountPercentOff
@@ -215,7 +203,7 @@ export function createInvoicingActivities(db: Database) {
             currency: newPlan.currency,
             period: request.period,
             changeAt,
-            oldPlan: { name: oldPlan.name, recurringFee: feeAfterDiscount(recurringFee(oldPlan), percentOff), creditDescription: unusedTimeOn(oldPlan.name, percentOff) },
+            oldPlan: { name: oldPlan.name, recurringFee: recurringFee(oldPlan), percentOff },
             newPlan: { name: newPlan.name, recurringFee: recurringFee(newPlan) },
           });
           if (request.usagePeriod) {

@@ -22,7 +22,8 @@ import {
 import type { Charge } from '../domain/rating';
 import type { Database } from '../store/database';
 import { loadSubscriptionContext } from '../store/subscriptions';
-import { highestInvoicedThreshold, latestStretchStart, subscriptionsWithThresholds } from '../store/threshold-invoices';
+import { latestStretchStart } from '../store/plan-changes';
+import { highestInvoicedThreshold, subscriptionsWithThresholds } from '../store/threshold-invoices';
 import { openUsageForCharges } from '../store/usage-preview';
 import { usageThresholdReachedSignal } from '../workflows/definitions';
 import { ApiProblem } from './problem';

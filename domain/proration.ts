@@ -59,36 +59,53 @@ export function proratedFeeLine(input: ProratedFeeInput): DraftInvoiceLine | nul
   };
 }
 
+export interface UnusedTimeCreditInput {
+  readonly planName: string;
+  readonly fullFee: string;
+  /** The retention discount the period's invoice gave the fee, if any: the customer paid the fee less it. */
+  readonly percentOff: string | null;
+  readonly currency: string;
+  readonly period: PeriodBounds;
+  readonly from: Date;
+}
+
 /**
- * The fee a customer paid for a period whose invoice gave a retention discount (percent off): exact, rounded only on
- * the prorated line. A credit for unused time gives back a share of what was paid, not of the list price.
+ * The credit for the unused part of a period's fee (a cancellation now, the old plan of an immediate change): a share
+ * of what was paid, after a retention discount, not of the list price. Exact until the line is rounded.
  */
-export function feeAfterDiscount(fullFee: string, percentOff: string | null): string {
-  if (percentOff === null) return fullFee;
-  return toDecimal(fullFee).times(new Dec(100).minus(toDecimal(percentOff))).dividedBy(100).toString();
+export function unusedTimeCredit(input: UnusedTimeCreditInput): DraftInvoiceLine | null {
+  const paid = input.percentOff === null ? input.fullFee : toDecimal(input.fullFee).times(new Dec(100).minus(toDecimal(input.percentOff))).dividedBy(100).toString();
+  return proratedFeeLine({
+    description: input.percentOff === null ? `Unused time on ${input.planName}` : `Unused time on ${input.planName} (after the ${input.percentOff} % retention discount)`,
+    fullFee: paid,
+    currency: input.currency,
+    period: input.period,
+    from: input.from,
+    sign: -1,
+  });
 }
 
 export interface PlanChangeProrationInput {
   readonly currency: string;
   readonly period: PeriodBounds;
   readonly changeAt: Date;
-  /** The old plan's fee as paid for the period (after a retention discount), and its credit line's wording. */
-  readonly oldPlan: { readonly name: string; readonly recurringFee: string; readonly creditDescription?: string };
+  /** The old plan's fee, and the retention discount its period's invoice gave it (none when absent). */
+  readonly oldPlan: { readonly name: string; readonly recurringFee: string; readonly percentOff?: string | null };
   readonly newPlan: { readonly name: string; readonly recurringFee: string };
 }
 
 /**
- * An immediate plan change mid-period: credit the unused part of the old plan's fee and charge the new plan's
- * fee for the same remaining time.
+ * An immediate plan change mid-period: credit the unused part of the old plan's fee (as paid) and charge the new
+ * plan's fee for the same remaining time.
  */
 export function planChangeProrationLines(input: PlanChangeProrationInput): DraftInvoiceLine[] {
-  const credit = proratedFeeLine({
-    description: input.oldPlan.creditDescription ?? `Unused time on ${input.oldPlan.name}`,
+  const credit = unusedTimeCredit({
+    planName: input.oldPlan.name,
     fullFee: input.oldPlan.recurringFee,
+    percentOff: input.oldPlan.percentOff ?? null,
     currency: input.currency,
     period: input.period,
     from: input.changeAt,
-    sign: -1,
   });
   const charge = proratedFeeLine({
     description: `Remaining time on ${input.newPlan.name}`,

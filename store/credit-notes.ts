@@ -164,18 +164,7 @@ export async function issueCreditNote(db: Knex | Knex.Transaction, request: Cred
       period_end: invoice.period_end,
       breakdown: JSON.stringify({ credited_invoice_id: invoice.id, paid: balance.paid.toString(), previously_credited: balance.credited.toString() }),
     });
-    const [refund] = await trx<RefundRow>('refunds')
-      .insert({
-        credit_note_id: creditNote.id,
-        invoice_id: invoice.id,
-        payment_id: payment.id,
-        amount,
-        currency: invoice.currency,
-        reason: request.reason,
-        status: 'pending',
-        idempotency_key: refundIdempotencyKey(creditNote.id),
-      })
-      .returning('*');
+    const refund = await insertPendingRefund(trx, { creditNoteId: creditNote.id, invoice, paymentId: payment.id, amount, reason: request.reason });
     await writeAudit(trx, {
       actor: request.actor,
       action: 'invoice.refund_requested',
@@ -194,6 +183,26 @@ export async function issueCreditNote(db: Knex | Knex.Transaction, request: Cred
     await enqueueCreditNoteIssued(trx, creditNote, invoice, amount);
     return { creditNote, refund, created: true };
   });
+}
+
+/** The refund of a credit note, pending until the gateway answers under its key (`refund:<credit note id>`). */
+async function insertPendingRefund(
+  trx: Knex.Transaction,
+  refund: { readonly creditNoteId: string; readonly invoice: InvoiceRow; readonly paymentId: string; readonly amount: string; readonly reason: string },
+): Promise<RefundRow> {
+  const [row] = await trx<RefundRow>('refunds')
+    .insert({
+      credit_note_id: refund.creditNoteId,
+      invoice_id: refund.invoice.id,
+      payment_id: refund.paymentId,
+      amount: refund.amount,
+      currency: refund.invoice.currency,
+      reason: refund.reason,
+      status: 'pending',
+      idempotency_key: refundIdempotencyKey(refund.creditNoteId),
+    })
+    .returning('*');
+  return row;
 }
 
 /**
@@ -222,19 +231,7 @@ export async function refundCreditNotesOfPaidInvoice(trx: Knex.Transaction, invo
     const amount = Dec.min(toDecimal(note.total), left);
     if (!amount.isPositive() || amount.isZero()) break;
     left = left.minus(amount);
-    const [refund] = await trx<RefundRow>('refunds')
-      .insert({
-        credit_note_id: note.id,
-        invoice_id: invoice.id,
-        payment_id: payment.id,
-        amount: formatMoney(amount, invoice.currency),
-        currency: invoice.currency,
-        reason: note.reason,
-        status: 'pending',
-        idempotency_key: refundIdempotencyKey(note.id),
-      })
-      .returning('*');
-    refunds.push(refund);
+    refunds.push(await insertPendingRefund(trx, { creditNoteId: note.id, invoice, paymentId: payment.id, amount: formatMoney(amount, invoice.currency), reason: note.reason }));
   }
   return refunds;
 }

@@ -51,3 +51,12 @@ export async function recordPlanChangeOnce(db: Knex, intent: PlanChangeIntent): 
     return row;
   });
 }
+
+/**
+ * Where the open usage stretch starts at the latest: the period's start, or the last immediate plan change after it
+ * (its proration invoice billed the usage before it). What the usage views, the wallet and the thresholds count from.
+ */
+export async function latestStretchStart(db: Knex | Knex.Transaction, subscriptionId: string, periodStart: Date): Promise<Date> {
+  const row = await db('plan_changes').where({ subscription_id: subscriptionId }).max<{ latest: Date | null }>('change_at as latest').first();
+  return row?.latest && row.latest > periodStart ? row.latest : periodStart;
+}

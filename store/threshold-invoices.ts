@@ -61,12 +61,6 @@ export async function highestInvoicedThreshold(db: Db, subscriptionId: string, s
   return row?.highest ?? 0;
 }
 
-/** Where the open usage stretch starts at the latest: the period's start, or the last immediate plan change after it. */
-export async function latestStretchStart(db: Db, subscriptionId: string, periodStart: Date): Promise<Date> {
-  const row = await db('plan_changes').where({ subscription_id: subscriptionId }).max<{ latest: Date | null }>('change_at as latest').first();
-  return row?.latest && row.latest > periodStart ? row.latest : periodStart;
-}
-
 /** A billing subscription whose current plan version sets usage thresholds. */
 export interface ThresholdSubscription {
   readonly id: string;

@@ -8,10 +8,11 @@ import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
 import type { Charge } from '../domain/rating';
 import { rateDimensionalUsage } from '../domain/dimensions';
 import type { PlanSettings } from '../domain/plan-terms';
-import { billedByThresholds } from '../domain/progressive-billing';
+import { billedByThresholds, usageThresholdsOf } from '../domain/progressive-billing';
 import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState, UsageSpan } from '../domain/wallet';
 import { entitledSubscriptions } from './entitlements';
-import { billedThresholds, latestStretchStart, listThresholdInvoices } from './threshold-invoices';
+import { latestStretchStart } from './plan-changes';
+import { billedThresholds, listThresholdInvoices } from './threshold-invoices';
 import { openUsageForCharges } from './usage-preview';
 
 type Db = Knex | Knex.Transaction;
@@ -413,7 +414,7 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
     const usage = await openUsageForCharges(db, customerId, charges, from, subscription.periodEnd!);
     // The invoice's rating function: a dimensional charge is priced per combination, not by its representative price.
     const rated = rateDimensionalUsage({ currency, charges, usage, creditBucket: plan.settings.creditBucket });
-    const billed = await billedOnThresholdInvoices(db, subscription.subscriptionId, from, currency);
+    const billed = usageThresholdsOf(plan.settings) ? await billedOnThresholdInvoices(db, subscription.subscriptionId, from, currency) : ZERO;
     cost = cost.plus(Dec.max(toDecimal(rated.usageTotal).minus(toDecimal(rated.creditApplied)).minus(billed), ZERO));
     if (!since || from < since) since = from;
   }

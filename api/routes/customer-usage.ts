@@ -17,7 +17,7 @@ import { dailyUsageForCharges } from '../../store/daily-usage';
 import type { Database } from '../../store/database';
 import { listSubscriptionInvoices } from '../../store/invoices';
 import type { SubscriptionRow } from '../../store/subscriptions';
-import { latestStretchStart } from '../../store/threshold-invoices';
+import { latestStretchStart } from '../../store/plan-changes';
 import { usageTokenOverview } from '../../store/usage-token';
 import { accessOf } from '../access';
 import { findSubscriptionOr404, ownSubscription } from './lookups';

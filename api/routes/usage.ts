@@ -7,7 +7,7 @@ import type { PlanRow } from '../../store/catalog';
 import { cachedPlan } from '../../store/read-caches';
 import { setSpendingBudget } from '../../store/subscription-billing';
 import type { SubscriptionRow } from '../../store/subscriptions';
-import { latestStretchStart } from '../../store/threshold-invoices';
+import { latestStretchStart } from '../../store/plan-changes';
 import { listLateUsage } from '../../store/usage';
 import { openUsageForCharges } from '../../store/usage-preview';
 import { findSubscriptionOr404, ownSubscription } from './lookups';
