@@ -36,6 +36,7 @@ const CLASSIFIED: Record<keyof BillingActivities, true> = {
   markInvoiceUncollectible: true,
   refundCreditNote: true,
   recordSubscriptionStatus: true,
+  recordUsageEnd: true,
   recordPlanChange: true,
   applyPlanChange: true,
   makeCustomerOffer: true,

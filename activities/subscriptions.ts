@@ -1,6 +1,6 @@
 import type { Database } from '../store/database';
 import { answerOpenOffer, recordOffer } from '../store/offers';
-import { enqueueSubscriptionEvent, mirrorSubscriptionStatus, switchSubscriptionPlan } from '../store/subscriptions';
+import { enqueueSubscriptionEvent, mirrorSubscriptionStatus, recordUsageEnd, switchSubscriptionPlan } from '../store/subscriptions';
 import type { CustomerNotification, OfferAnswerRecord, OfferRecord, PlanChangeRecord, SubscriptionStatusChange } from '../contract/subscription';
 
 export type { SubscriptionStatusChange, PlanChangeRecord, OfferRecord, OfferAnswerRecord, CustomerNotification };
@@ -10,6 +10,11 @@ export function createSubscriptionActivities(db: Database) {
     /** Mirrors a workflow status change into Postgres, with its audit record and customer-facing event. */
     async recordSubscriptionStatus(change: SubscriptionStatusChange): Promise<void> {
       await mirrorSubscriptionStatus(db, change);
+    },
+
+    /** Where the subscription's billable usage stops, recorded when the workflow decides its end (ingestion reads it). */
+    async recordUsageEnd(request: { subscriptionId: string; usageEndsAt: string }): Promise<void> {
+      await recordUsageEnd(db, request.subscriptionId, new Date(request.usageEndsAt));
     },
 
     /** Points the subscription at its new plan version once the workflow applies a change. */

@@ -50,6 +50,7 @@ export interface BillingActivities extends WalletActivities {
   refundCreditNote(request: RefundCreditNoteRequest): Promise<RefundCreditNoteResult>;
   // subscription records and customer messages
   recordSubscriptionStatus(change: SubscriptionStatusChange): Promise<void>;
+  recordUsageEnd(request: { subscriptionId: string; usageEndsAt: string }): Promise<void>;
   recordPlanChange(change: PlanChangeIntentRecord): Promise<RecordedPlanChange>;
   applyPlanChange(change: PlanChangeRecord): Promise<void>;
   /** `expiresAt`: the recorded offer's (the first one's, for an offer made again); absent in older histories. */

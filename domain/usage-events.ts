@@ -13,6 +13,7 @@ export type UsageEventRejection =
   | 'timestamp_in_future'
   | 'timestamp_before_subscription'
   | 'timestamp_after_subscription_end'
+  | 'timestamp_between_subscriptions'
   | 'missing_property'
   | 'non_numeric_property'
   | 'negative_value'
@@ -58,6 +59,38 @@ export interface MetricRequirement {
   readonly filters: Record<string, unknown>;
 }
 
+/** A stretch of time no subscription of the customer bills: [from, until), open-ended when `until` is null. */
+export interface UncoveredStretch {
+  readonly from: Date;
+  readonly until: Date | null;
+}
+
+/** A subscription's billed time: from its start to where its usage stops (null: it goes on). */
+export interface BilledSpan {
+  readonly start: Date;
+  readonly end: Date | null;
+}
+
+/**
+ * The stretches from the customer's first subscription start on that none of their subscriptions bills: the gaps in
+ * the union of the spans, and the time after the last end, open-ended, once every span has ended. A subscription
+ * that ended before it started bills nothing, but its start still counts as the first start (ingestion refuses
+ * usage before it with its own code).
+ */
+export function uncoveredStretches(spans: readonly BilledSpan[]): UncoveredStretch[] {
+  if (spans.length === 0) return [];
+  const stretches: UncoveredStretch[] = [];
+  let coveredUntil = new Date(Math.min(...spans.map((span) => span.start.getTime())));
+  const billing = spans.filter((span) => span.end === null || span.end > span.start).sort((a, b) => a.start.getTime() - b.start.getTime());
+  for (const span of billing) {
+    if (span.start > coveredUntil) stretches.push({ from: coveredUntil, until: span.start });
+    if (span.end === null) return stretches;
+    if (span.end > coveredUntil) coveredUntil = span.end;
+  }
+  stretches.push({ from: coveredUntil, until: null });
+  return stretches;
+}
+
 export interface EventValidationContext {
   readonly now: Date;
   /** How far ahead of `now` a timestamp may be (clock skew). */
@@ -70,11 +103,11 @@ export interface EventValidationContext {
    */
   readonly firstSubscriptionStartByCustomerId: ReadonlyMap<string, Date>;
   /**
-   * Where the usage of each customer whose every subscription has ended (or is ending at its period's end) stops
-   * being billed: the end of the last stretch an invoice closes. Usage from it on would never be billed. Absent
-   * while any subscription of the customer goes on.
+   * The stretches after each customer's first subscription start that no subscription bills (store/usage.ts
+   * `usageAcceptance`): between one's end and a later one's start, and from the last end on once every subscription
+   * has ended or is ending. Usage stamped there would never be billed. Absent for a customer with none.
    */
-  readonly usageEndByCustomerId?: ReadonlyMap<string, Date>;
+  readonly uncoveredByCustomerId?: ReadonlyMap<string, readonly UncoveredStretch[]>;
   readonly metricsByEventType: ReadonlyMap<string, readonly MetricRequirement[]>;
 }
 
@@ -183,12 +216,20 @@ function timestampRejection(occurredAt: Date, customerId: string, context: Event
       detail: `timestamp is before the customer's first subscription start (${firstStart.toISOString()}); no period could bill it`,
     };
   }
-  const usageEnd = context.usageEndByCustomerId?.get(customerId);
-  if (usageEnd && occurredAt.getTime() >= usageEnd.getTime()) {
+  const at = occurredAt.getTime();
+  const uncovered = context.uncoveredByCustomerId?.get(customerId)?.find(({ from, until }) => at >= from.getTime() && (until === null || at < until.getTime()));
+  if (uncovered?.until === null) {
     return {
       ok: false,
       code: 'timestamp_after_subscription_end',
-      detail: `timestamp is at or after the end of the customer's last subscription (${usageEnd.toISOString()}); no period could bill it`,
+      detail: `timestamp is at or after the end of the customer's last subscription (${uncovered.from.toISOString()}); no period could bill it`,
+    };
+  }
+  if (uncovered) {
+    return {
+      ok: false,
+      code: 'timestamp_between_subscriptions',
+      detail: `timestamp is after a subscription's end (${uncovered.from.toISOString()}) and before the customer's next subscription starts (${uncovered.until.toISOString()}); no period could bill it`,
     };
   }
   return undefined;

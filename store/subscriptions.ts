@@ -17,6 +17,8 @@ export interface SubscriptionRow {
   canceled_at: Date | null;
   cancel_reason: string | null;
   usage_blocked: boolean;
+  /** Where its billable usage stops, once its workflow decided an end (migration 0620); null otherwise. */
+  usage_ends_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -135,6 +137,8 @@ export async function mirrorSubscriptionStatus(db: Knex, change: SubscriptionSta
         usage_blocked: change.usageBlocked,
         trial_end: change.trialEnd ? new Date(change.trialEnd) : null,
         ...(change.status === 'canceled' ? { canceled_at: new Date(change.at), cancel_reason: change.reason } : { canceled_at: null, cancel_reason: null }),
+        // Leaving `canceled` is a win-back restart: its usage is billed again, so the recorded end no longer holds.
+        ...(change.status === 'canceled' ? {} : { usage_ends_at: trx.raw(`CASE WHEN status = 'canceled' THEN NULL ELSE usage_ends_at END`) }),
         updated_at: trx.fn.now(),
       });
     if (updated === 0) return; // already recorded by an earlier attempt
@@ -154,6 +158,15 @@ export async function mirrorSubscriptionStatus(db: Knex, change: SubscriptionSta
       payload: { subscriptionId: change.subscriptionId, status: change.status, at: change.at, reason: change.reason },
     });
   });
+}
+
+/**
+ * Records where the subscription's billable usage stops, as soon as its workflow decides the end and before the
+ * usage grace window: ingestion refuses usage stamped from there on (store/usage.ts `usageAcceptance`), which the
+ * closing invoice, stopping there, would never bill. Idempotent: a retried activity writes the same instant.
+ */
+export async function recordUsageEnd(db: Knex, subscriptionId: string, usageEndsAt: Date): Promise<void> {
+  await db('subscriptions').where({ id: subscriptionId }).update({ usage_ends_at: usageEndsAt, updated_at: db.fn.now() });
 }
 
 /** A plan change the workflow applied. */

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { BilledSpan, uncoveredStretches, type UncoveredStretch } from '../domain/usage-events';
 import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import type { UsageGroup } from '../domain/dimensions';
@@ -386,44 +387,54 @@ export async function listLateUsage(db: Knex, subscriptionId: string, customerId
 
 export type UsageRefusal = 'usage_blocked' | 'usage_cap_reached';
 
-/**
- * Customers whose usage is refused right now: a subscription paused (under the reject policy) or suspended, or
- * past its plan's hard cap for the current period. Both are rare, and partial indexes keep this lookup small.
- */
 /** What ingestion must know of the customers' subscriptions before it stores their usage: one query. */
 export interface UsageAcceptance {
-  /** Customers whose usage is refused now: paused or suspended, or at the plan's usage cap. */
+  /**
+   * Customers whose usage is refused now: a subscription paused (under the reject policy) or suspended, or past its
+   * plan's hard cap for the current period. Both are rare, and partial indexes keep this lookup small.
+   */
   readonly refusals: Map<string, UsageRefusal>;
   /**
-   * For the customers none of whose subscriptions goes on (each canceled, or pending a cancellation at its period's
-   * end): where their billed usage stops. A canceled one's is the end of its last usage stretch closed by an invoice
-   * (its cancellation instant when none was); a pending cancellation's is its period's end, where the closing invoice
-   * will stop. Usage stamped from there on could never be billed, so ingestion refuses it.
+   * For each customer, the stretches after their first subscription's start that no subscription bills: from an end
+   * to the next subscription's start, and from the last end on (`until` null) once every subscription has ended or
+   * is ending. Usage stamped there could never be billed, so ingestion refuses it. Customers with none are absent.
    */
-  readonly usageEnds: Map<string, Date>;
+  readonly uncovered: Map<string, UncoveredStretch[]>;
 }
 
+/**
+ * Where each subscription's billable usage stops: the end its workflow recorded when it decided it (a cancellation
+ * now is recorded before its grace window, which the status and the closing invoice wait out); else a pending
+ * cancellation's period end, where the closing invoice will stop; else a canceled one's last usage stretch closed by
+ * an invoice (its cancellation instant when none was). Null while it goes on.
+ */
+const USAGE_END_SQL = `CASE WHEN s.usage_ends_at IS NOT NULL THEN s.usage_ends_at
+                            WHEN s.status = 'pending_cancellation' THEN s.current_period_end
+                            WHEN s.status = 'canceled' THEN coalesce((SELECT max(c.period_end) FROM usage_period_closures c WHERE c.subscription_id = s.id), s.canceled_at)
+                       END`;
+
 export async function usageAcceptance(db: Knex, customerIds: readonly string[], now: Date): Promise<UsageAcceptance> {
-  if (customerIds.length === 0) return { refusals: new Map(), usageEnds: new Map() };
-  const result = await db.raw<{ rows: { customer_id: string; blocked: boolean; capped: boolean; ended: boolean; ends_at: Date | null }[] }>(
-    `SELECT s.customer_id,
-            bool_or(s.usage_blocked) AS blocked,
-            bool_or(s.usage_capped_until > ?) AS capped,
-            bool_and(s.status IN ('canceled', 'pending_cancellation')) AS ended,
-            max(CASE WHEN s.status = 'pending_cancellation' THEN s.current_period_end
-                     WHEN s.status = 'canceled' THEN coalesce((SELECT max(c.period_end) FROM usage_period_closures c WHERE c.subscription_id = s.id), s.canceled_at)
-                END) AS ends_at
+  if (customerIds.length === 0) return { refusals: new Map(), uncovered: new Map() };
+  const result = await db.raw<{ rows: { customer_id: string; blocked: boolean; capped: boolean; starts_at: Date; ends_at: Date | null }[] }>(
+    `SELECT s.customer_id, s.usage_blocked AS blocked, coalesce(s.usage_capped_until > ?, false) AS capped,
+            s.start_at AS starts_at, ${USAGE_END_SQL} AS ends_at
        FROM subscriptions s
-      WHERE s.customer_id = ANY(?::uuid[])
-      GROUP BY s.customer_id`,
+      WHERE s.customer_id = ANY(?::uuid[])`,
     [now, [...new Set(customerIds)]],
   );
   const refusals = new Map<string, UsageRefusal>();
-  const usageEnds = new Map<string, Date>();
+  const spansByCustomer = new Map<string, BilledSpan[]>();
   for (const row of result.rows) {
     if (row.blocked) refusals.set(row.customer_id, 'usage_blocked');
-    else if (row.capped) refusals.set(row.customer_id, 'usage_cap_reached');
-    if (row.ended && row.ends_at) usageEnds.set(row.customer_id, row.ends_at);
+    else if (row.capped && !refusals.has(row.customer_id)) refusals.set(row.customer_id, 'usage_cap_reached');
+    const spans = spansByCustomer.get(row.customer_id) ?? [];
+    spans.push({ start: row.starts_at, end: row.ends_at });
+    spansByCustomer.set(row.customer_id, spans);
   }
-  return { refusals, usageEnds };
+  const uncovered = new Map<string, UncoveredStretch[]>();
+  for (const [customerId, spans] of spansByCustomer) {
+    const stretches = uncoveredStretches(spans);
+    if (stretches.length) uncovered.set(customerId, stretches);
+  }
+  return { refusals, uncovered };
 }

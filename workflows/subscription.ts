@@ -45,7 +45,9 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
     if (run.cancelNow && patchTaken(run, CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT)) return endNow(run);
     const periodEnd = periodOf(run).end;
     const boundaryReached = Date.now() >= periodEnd.getTime();
-    if (boundaryReached && run.pendingCancellation) return endSubscription(run, run.pendingCancellation, openUsageUntil(run, periodEnd), null);
+    if (boundaryReached && run.pendingCancellation) {
+      return endSubscription(run, run.pendingCancellation, openUsageUntil(run, run.pendingCancellationEffectiveAt ?? periodEnd), null);
+    }
     const carried = carriedState(run, boundaryReached);
     // The next period in this run or in a fresh one (./state.ts `nextPeriodInThisRun`; a suggested restart within
     // the period always takes a fresh one). Never from inside a handler.

@@ -64,7 +64,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     // Independent reads: one round trip's wait instead of three in a row on every ingestion request.
     // First starts come from a cache that may be stale only towards later starts: it can wrongly refuse, never
     // wrongly accept, so a refusal for a pre-start timestamp is confirmed against Postgres below.
-    const [firstSubscriptionStartByCustomerId, metrics, { refusals, usageEnds: usageEndByCustomerId }, hardLimits] = await Promise.all([
+    const [firstSubscriptionStartByCustomerId, metrics, { refusals, uncovered: uncoveredByCustomerId }, hardLimits] = await Promise.all([
       deps.customers.cachedFirstStarts(customerIds),
       deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type))),
       usageAcceptance(deps.db, customerIds, now),
@@ -75,7 +75,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       maxFutureMs: MAX_FUTURE_MS,
       customerIdByExternalId,
       firstSubscriptionStartByCustomerId,
-      usageEndByCustomerId,
+      uncoveredByCustomerId,
       metricsByEventType: toRequirements(metrics),
     };
     const unpriced = await unpricedUsageCheck(deps.db, metrics, customerIds);
@@ -83,7 +83,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     // A reversal carries no usage of its own: its metric properties are not required, and it may come after the
     // subscription ended (its credit is a credit note then).
     const judge = (event: RawUsageEvent & { reverses?: string }, judged: EventValidationContext) =>
-      validateUsageEvent(event, event.reverses !== undefined ? { ...judged, metricsByEventType: new Map(), usageEndByCustomerId: new Map() } : judged);
+      validateUsageEvent(event, event.reverses !== undefined ? { ...judged, metricsByEventType: new Map(), uncoveredByCustomerId: new Map() } : judged);
     const verdicts = shaped.map(({ event }) => judge(event, context));
     const beforeCachedStart = verdicts.flatMap((verdict, i) => (!verdict.ok && verdict.code === 'timestamp_before_subscription' ? [i] : []));
     if (beforeCachedStart.length) {

@@ -25,7 +25,7 @@ import { unlessDeterministic } from './deterministic';
 import { collect, collectAfterTheEnd } from './collection';
 import { offerRetention, offerWinBack, retentionTerms } from './offers';
 import { closeUsage, openUsageUntil } from './period';
-import { PLAN_CHANGE_KEYED_BY_REQUEST, UNPAID_INVOICES_COLLECTED_AFTER_THE_END } from './patch-ids';
+import { PLAN_CHANGE_KEYED_BY_REQUEST, UNPAID_INVOICES_COLLECTED_AFTER_THE_END, USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
 import { bounds, msUntil, note, patchTaken, periodOf, SubscriptionRun } from './state';
 import { acceptCancellation, changeStatus, moveCalendarBy, showScheduledChange, switchPlan } from './transitions';
 import { inTurn } from './turns';
@@ -83,6 +83,11 @@ export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean>
 
 /** The end: the last usage is still invoiced (with a credit for unused time if the plan gives one). */
 export async function endSubscription(run: SubscriptionRun, request: CancelRequest, usageStretch: PeriodBounds | null, unusedFrom: Date | null): Promise<SubscriptionState> {
+  // Before the grace window: from here on ingestion refuses usage stamped after the stretch, which nothing would bill.
+  // A side step: its deterministic failure is noted and the subscription ends all the same (the status then tells).
+  if (usageStretch && patchTaken(run, USAGE_END_RECORDED_WHEN_DECIDED)) {
+    await unlessDeterministic(run, 'usage_end_record', () => local.recordUsageEnd({ subscriptionId: run.input.subscriptionId, usageEndsAt: usageStretch.end }));
+  }
   const usagePeriod = usageStretch ? await withAttention(run, 'close_usage', () => closeUsage(run, usageStretch, run.usagePlanId, 'wait_for_grace')) : null;
   const period = run.currentPeriod;
   const unusedFeeCredit = unusedFrom && period && run.plan.creditUnusedOnCancel ? { period: bounds(period), from: unusedFrom.toISOString() } : null;

@@ -76,6 +76,14 @@ export const PAID_KEEPS_PENDING_CANCELLATION = 'paid-keeps-pending-cancellation'
  */
 export const UNPAID_INVOICES_COLLECTED_AFTER_THE_END = 'unpaid-invoices-collected-after-the-end';
 
+/**
+ * Where the usage stops is recorded as soon as the end is decided (./lifecycle.ts `endSubscription`), and a
+ * cancellation at the period's end accepted after that end bills usage up to its acceptance (./transitions.ts
+ * `acceptCancellation`). Before, ingestion accepted usage stamped after a cancellation now until the closing invoice,
+ * and usage served while the end was held, which no invoice billed. Like the patches above, asked only where it applies.
+ */
+export const USAGE_END_RECORDED_WHEN_DECIDED = 'usage-end-recorded-when-decided';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];

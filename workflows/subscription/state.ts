@@ -54,6 +54,12 @@ export interface SubscriptionRun {
   currentPeriod: BillingPeriod | null;
   /** A cancellation that takes effect now: the main loop ends the subscription at its next step. */
   cancelNow: CancelRequest | null;
+  /**
+   * When the pending cancellation takes effect, if not at the period's end: one accepted after that end (held by an
+   * open retention offer or dunning, or a worker behind) takes effect as accepted (./transitions.ts). Never carried:
+   * the boundary it waits for has passed, so this run ends the subscription.
+   */
+  pendingCancellationEffectiveAt: Date | null;
   retentionOffer: RetentionOfferState | null;
   winBackOfferExpiresAt: string | null;
   winBackAccepted: boolean;
@@ -110,6 +116,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     discount: carried?.discount ?? null,
     currentPeriod: null,
     cancelNow: null,
+    pendingCancellationEffectiveAt: null,
     retentionOffer: null,
     winBackOfferExpiresAt: null,
     winBackAccepted: false,

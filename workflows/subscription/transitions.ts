@@ -9,7 +9,8 @@ import { local } from '../activity-stubs';
 import { CancelRequest, CancelResult, PlanSchedule, SEARCH_ATTRIBUTES } from '../definitions';
 import { unlessDeterministic } from './deterministic';
 import { showOpsDetails } from './ops-view';
-import { note, nowIso, periodOf, standingStatus, SubscriptionRun } from './state';
+import { USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
+import { note, nowIso, patchTaken, periodOf, standingStatus, SubscriptionRun } from './state';
 
 /** Moves to a new status: Postgres first (the API reads it), then the search attributes ops filter on. */
 export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatus, reason?: string): Promise<void> {
@@ -91,7 +92,12 @@ export async function acceptCancellation(run: SubscriptionRun, request: CancelRe
     return { status: 'canceled', effectiveAt: nowIso() };
   }
   run.pendingCancellation = request;
+  // Accepted after the period's end (an open retention offer or dunning held the handover, or the worker was
+  // behind): the service went on until now, and so did the usage ingestion accepted. The cancellation takes effect
+  // now, and the closing invoice bills the usage up to here; at the period's end that usage was never billed.
+  const periodEnd = periodOf(run).end;
+  if (Date.now() > periodEnd.getTime() && patchTaken(run, USAGE_END_RECORDED_WHEN_DECIDED)) run.pendingCancellationEffectiveAt = new Date();
   note(run, 'cancel_requested', `period_end: ${request.reason}`);
   await changeStatus(run, 'pending_cancellation', request.reason);
-  return { status: 'pending_cancellation', effectiveAt: periodOf(run).end.toISOString() };
+  return { status: 'pending_cancellation', effectiveAt: (run.pendingCancellationEffectiveAt ?? periodEnd).toISOString() };
 }

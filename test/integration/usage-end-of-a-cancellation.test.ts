@@ -1,0 +1,131 @@
+/**
+ * Where a customer's billable usage stops, as ingestion sees it, must be where the closing invoice stops billing:
+ * every event accepted is billed once, or refused at the edge.
+ *
+ * Before, three paths accepted usage no invoice would ever bill:
+ * - a cancellation now: until the closing invoice was issued (after the usage grace window) the subscription still
+ *   looked active, so usage stamped after the cancellation was accepted, and the closing invoice stopped at the
+ *   cancellation;
+ * - a gap between a subscription that ended and a later one the customer has scheduled: the end check applied only
+ *   once every subscription of the customer had ended;
+ * - a retention offer still open at the period's end holds the handover; usage during the hold was accepted, and
+ *   when the offer was declined the closing invoice stopped at the period's end.
+ * API, workflow, time-skipping server and a real Postgres.
+ */
+import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
+import { useApiStack } from '../support/api-stack';
+import { eventually } from '../support/eventually';
+
+const stack = useApiStack();
+
+const calls = (customer: string, id: string, timestamp: string | Date, n: number) => ({
+  id,
+  customer,
+  type: 'api.calls',
+  timestamp: typeof timestamp === 'string' ? timestamp : timestamp.toISOString(),
+  properties: { n },
+});
+
+beforeAll(async () => {
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'calls', name: 'Calls', event_type: 'api.calls', aggregation: 'sum', property: 'n' })).status).toBe(201);
+  const plan = await stack.api.call('POST', '/v1/plans', {
+    code: 'calls',
+    name: 'Calls',
+    currency: 'USD',
+    billing_interval: 'P1M',
+    flat_fee: '0',
+    usage_grace_period: 'PT1H',
+    charges: [{ metric_code: 'calls', price: { model: 'per_unit', unitPrice: '0.10' } }],
+  });
+  expect(plan.status).toBe(201);
+});
+
+async function subscribe(externalId: string, startAt: string, planCode = 'calls'): Promise<string> {
+  const existing = await stack.db('customers').where({ external_id: externalId }).first();
+  const customerId: string =
+    existing?.id ?? (await stack.api.call('POST', '/v1/customers', { external_id: externalId, name: externalId, currency: 'USD', payment_method: 'pm_sandbox_ok' })).json.id;
+  const subscription = await stack.api.call('POST', '/v1/subscriptions', { customer_id: customerId, plan_code: planCode, start_at: startAt });
+  expect(subscription.status).toBe(201);
+  return subscription.json.id;
+}
+
+async function closingUsage(subscriptionId: string): Promise<[number, string][]> {
+  const closing = await eventually(async () => stack.db<InvoiceRow>('invoices').where({ subscription_id: subscriptionId, kind: 'closing' }).first(), 'the closing invoice');
+  return (await stack.db<InvoiceLineRow>('invoice_lines').where({ invoice_id: closing.id, kind: 'usage' })).map((line) => [Number(line.quantity), Number(line.amount).toFixed(2)]);
+}
+
+test('a cancellation now: usage stamped after it is refused at once, not accepted until the closing invoice', async () => {
+  const subscriptionId = await subscribe('wallace', '2034-01-01T00:00:00Z');
+  await stack.skipTo('2034-01-10T00:00:00Z');
+  expect((await stack.api.call('POST', '/v1/events', calls('wallace', 'before', '2034-01-09T00:00:00Z', 100))).json).toMatchObject({ accepted: 1 });
+
+  const canceled = await stack.api.call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'now', reason: 'test' });
+  expect(canceled.json).toMatchObject({ status: 'canceled' });
+  const canceledAt = new Date(canceled.json.effective_at);
+
+  // Inside the usage grace window: one event stamped before the cancellation (late, billed), one after it (refused).
+  const late = await stack.api.call('POST', '/v1/events', {
+    events: [calls('wallace', 'late', new Date(canceledAt.getTime() - 1_000), 10), calls('wallace', 'after', new Date(canceledAt.getTime() + 1_000), 5)],
+  });
+  expect(late.json).toMatchObject({ accepted: 1, rejected: 1, errors: [{ index: 1, code: 'timestamp_after_subscription_end' }] });
+  expect(await stack.db('usage_events').where({ event_id: 'after' })).toEqual([]);
+
+  await stack.skipTo('2034-01-10T02:00:00Z');
+  expect(await closingUsage(subscriptionId)).toEqual([[110, '11.00']]);
+});
+
+test('between a subscription that ended and a later one, usage is refused: no period of either could bill it', async () => {
+  const first = await subscribe('deckard', '2034-04-01T00:00:00Z');
+  await stack.skipTo('2034-04-10T00:00:00Z');
+  expect((await stack.api.call('POST', `/v1/subscriptions/${first}/cancel`, { at: 'now', reason: 'test' })).json).toMatchObject({ status: 'canceled' });
+  const second = await subscribe('deckard', '2034-05-01T00:00:00Z');
+  await stack.skipTo('2034-04-20T00:00:00Z');
+
+  const gap = await stack.api.call('POST', '/v1/events', calls('deckard', 'in-the-gap', '2034-04-20T00:00:00Z', 7));
+  expect(gap.status).toBe(422);
+  expect(gap.json).toMatchObject({ code: 'batch_rejected', errors: [{ code: 'timestamp_between_subscriptions' }] });
+  expect(await stack.db('usage_events').where({ event_id: 'in-the-gap' })).toEqual([]);
+
+  // The later subscription's usage is accepted and billed by its own period.
+  await stack.skipTo('2034-05-02T00:00:00Z');
+  expect((await stack.api.call('POST', '/v1/events', calls('deckard', 'in-may', '2034-05-01T12:00:00Z', 3))).json).toMatchObject({ accepted: 1 });
+  await stack.skipTo('2034-06-01T02:00:00Z');
+  const may = await eventually(
+    async () => stack.db<InvoiceRow>('invoices').where({ subscription_id: second }).andWhere('period_start', new Date('2034-06-01T00:00:00Z')).first(),
+    "June's invoice (May's usage)",
+  );
+  const usage = (await stack.db<InvoiceLineRow>('invoice_lines').where({ invoice_id: may.id, kind: 'usage' })).map((line) => [Number(line.quantity), Number(line.amount).toFixed(2)]);
+  expect(usage).toEqual([[3, '0.30']]);
+});
+
+test('a retention offer declined after it held the period end: usage during the hold is billed on the closing invoice', async () => {
+  const plan = await stack.api.call('POST', '/v1/plans', {
+    code: 'calls-retained',
+    name: 'Calls (retention offer)',
+    currency: 'USD',
+    billing_interval: 'P1M',
+    flat_fee: '0',
+    usage_grace_period: 'PT1H',
+    charges: [{ metric_code: 'calls', price: { model: 'per_unit', unitPrice: '0.10' } }],
+  });
+  expect(plan.status).toBe(201);
+  // The API does not take retention offers yet: set on the plan version before any subscription reads it.
+  await stack.db('plans')
+    .where({ id: plan.json.id })
+    .update({ settings: stack.db.raw(`settings || ?::jsonb`, [JSON.stringify({ retentionOffer: { percentOff: '50', periods: 1, expiresAfter: 'P7D' } })]) });
+  const subscriptionId = await subscribe('rachael', '2034-07-01T00:00:00Z', 'calls-retained');
+
+  await stack.skipTo('2034-07-28T00:00:00Z');
+  expect((await stack.api.call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'period_end', reason: 'test' })).json).toMatchObject({ status: 'retention_offered' });
+  expect((await stack.api.call('POST', '/v1/events', calls('rachael', 'july', '2034-07-28T00:00:00Z', 100))).json).toMatchObject({ accepted: 1 });
+
+  // Aug 1 passes with the offer open: the period end is held. Aug 2 the customer uses the service, then declines.
+  await stack.skipTo('2034-08-02T00:00:00Z');
+  expect((await stack.api.call('POST', '/v1/events', calls('rachael', 'held', '2034-08-01T12:00:00Z', 20))).json).toMatchObject({ accepted: 1 });
+  expect((await stack.api.call('POST', `/v1/subscriptions/${subscriptionId}/retention/decline`, {})).status).toBe(200);
+  const afterDecline = await stack.api.call('POST', '/v1/events', calls('rachael', 'after', new Date(stack.now().getTime() + 1_000), 5));
+  expect(afterDecline.json).toMatchObject({ code: 'batch_rejected', errors: [{ code: 'timestamp_after_subscription_end' }] });
+
+  await stack.skipTo('2034-08-02T02:00:00Z');
+  expect(await closingUsage(subscriptionId)).toEqual([[120, '12.00']]);
+});
