@@ -30,7 +30,7 @@ import {
 } from '../store/janitor';
 import { findPayment, paymentIdempotencyKey } from '../store/payments';
 import { creditReversalsOfSubscription, listOwedReversalCredits, owesReversalCredits } from '../store/reversal-credit-notes';
-import { executeRefund } from '../payments/refunds';
+import { executeRefund, resumeStalePendingRefunds } from '../payments/refunds';
 import { createPaymentActivities } from './payments';
 
 /** Candidates per kind and run: a run stays short; what is left waits for the next run. */
@@ -108,6 +108,11 @@ export function createJanitorActivities(db: Database, gateway: PaymentGateway) {
       const owed = await listOwedReversalCredits(db, ago(request.margins.reversalCreditMs ?? DEFAULT_RECONCILIATION_MARGINS.reversalCreditMs!), SCAN_LIMIT);
       if (owed.length < SCAN_LIMIT) complete.push('reversal_credit_owed');
       const owedReversalCredits: OwedReversalCredit[] = owed.map((row) => ({ subscriptionId: row.id, customerId: row.customer_id }));
+
+      // Refunds the gateway left unanswered: a refund request's repeat resumes its own, but those a payment, ingestion
+      // or a repair started have no one to repeat them. Each is sent again under its own key (never refunded twice);
+      // one the gateway still does not answer stays pending for the next run.
+      await resumeStalePendingRefunds(db, gateway, ago(request.margins.pendingPaymentMs), SCAN_LIMIT);
 
       return { unknownPayments, uncollectedInvoices, owedReversalCredits, flagged, completeKinds: complete };
     },

@@ -1,5 +1,5 @@
 import { toDecimal } from '../domain/money';
-import { CreditNoteRow, findCreditNote, findRefund, gatewayChargeIdOf, RefundRow, settleRefund } from '../store/credit-notes';
+import { CreditNoteRow, findCreditNote, findRefund, gatewayChargeIdOf, listStalePendingRefunds, RefundRow, settleRefund } from '../store/credit-notes';
 import type { Database } from '../store/database';
 import { GatewayUnavailableError, PaymentGateway } from './gateway';
 
@@ -31,4 +31,17 @@ export async function executeRefund(db: Database, gateway: PaymentGateway, refun
     const current = (await findRefund(db, refund.id))!;
     return { refund: current, creditNote: (await findCreditNote(db, current.credit_note_id))! };
   }
+}
+
+/**
+ * Sends again, each under its own key (so never twice), the refunds left pending before `before` by a gateway that
+ * did not answer: what the janitor runs, since the refunds of payments, ingestion and repairs have no repeating
+ * client. Returns each refund with the status it has now (still pending while the gateway stays unreachable).
+ */
+export async function resumeStalePendingRefunds(db: Database, gateway: PaymentGateway, before: Date, limit: number): Promise<Array<{ refund: RefundRow; status: RefundRow['status'] }>> {
+  const resumed: Array<{ refund: RefundRow; status: RefundRow['status'] }> = [];
+  for (const refund of await listStalePendingRefunds(db, before, limit)) {
+    resumed.push({ refund, status: (await executeRefund(db, gateway, refund)).refund.status });
+  }
+  return resumed;
 }

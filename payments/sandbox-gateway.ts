@@ -14,11 +14,14 @@
  *                                    the response were lost on the way back, on every charge call. Only a
  *                                    lookup by idempotency key (findCharge) learns that the money moved.
  *   pm_sandbox_slow                  succeeds after a delay (2 s by default; `slowResponseMs`)
+ *   pm_sandbox_refund_declined       charges succeed; every refund of a charge made with it is refused
+ *                                    (`refund_declined`), as when the card was closed after paying. Decided
+ *                                    from the charge's ledger row, so it is deterministic and survives restarts.
  * Any other token declines with unknown_payment_method (not retryable).
  */
 import type { Database } from '../store/database';
 import { toDecimal } from '../domain/money';
-import { findSandboxCharge, recordSandboxCharge, recordSandboxRefund, SandboxChargeOutcome, SandboxChargeRow } from '../store/sandbox-ledger';
+import { findSandboxCharge, recordSandboxCharge, recordSandboxRefund, sandboxChargePaymentMethod, SandboxChargeOutcome, SandboxChargeRow } from '../store/sandbox-ledger';
 import {
   ChargeRequest,
   ChargeResult,
@@ -33,7 +36,8 @@ export type SandboxCardBehaviour =
   | { readonly kind: 'decline'; readonly declineCode: string }
   | { readonly kind: 'decline_then_succeed'; readonly declines: number }
   | { readonly kind: 'lose_response' }
-  | { readonly kind: 'slow' };
+  | { readonly kind: 'slow' }
+  | { readonly kind: 'refuse_refunds' };
 
 export const SANDBOX_TEST_CARDS: Readonly<Record<string, SandboxCardBehaviour>> = {
   pm_sandbox_ok: { kind: 'succeed' },
@@ -41,7 +45,14 @@ export const SANDBOX_TEST_CARDS: Readonly<Record<string, SandboxCardBehaviour>> 
   pm_sandbox_expired: { kind: 'decline', declineCode: 'expired_card' },
   pm_sandbox_lost_response: { kind: 'lose_response' },
   pm_sandbox_slow: { kind: 'slow' },
+  pm_sandbox_refund_declined: { kind: 'refuse_refunds' },
 };
+
+/** The failure code of a refund the card refuses (`pm_sandbox_refund_declined`). */
+export const SANDBOX_REFUND_DECLINED = 'refund_declined';
+
+/** Postgres' unique_violation: a concurrent request wrote the same idempotency key first. */
+const UNIQUE_VIOLATION = '23505';
 
 const DECLINES_THEN_OK = /^pm_sandbox_declines_([1-9]\d?)_then_ok$/;
 
@@ -120,13 +131,29 @@ export class SandboxGateway implements PaymentGateway {
   }
 
   async refund(request: RefundRequest): Promise<RefundResult> {
-    const recorded = await recordSandboxRefund(this.db, {
+    // The card that paid decides, as at a real gateway (a closed card refuses refunds): read from the charge's
+    // ledger row, so a repeated request gets the same answer. A refused refund moves nothing and writes no row.
+    const paidWith = await sandboxChargePaymentMethod(this.db, request.chargeId);
+    if (paidWith && sandboxCardBehaviour(paidWith).kind === 'refuse_refunds') {
+      return { outcome: 'failed', refundId: null, failureCode: SANDBOX_REFUND_DECLINED };
+    }
+    const attempt = {
       idempotencyKey: request.idempotencyKey,
       chargeId: request.chargeId,
       amount: request.amount.toString(),
       currency: request.currency,
       reason: request.reason,
+    };
+    let recorded = await recordSandboxRefund(this.db, attempt).catch((error: unknown) => {
+      if ((error as { code?: string }).code === UNIQUE_VIOLATION) return undefined;
+      throw error;
     });
+    // Two requests under one key at once both pass the ledger's "refunded under this key?" check before either
+    // writes; the later one then saw the earlier's refund as another (amount_exceeds_charge) or hit the key's unique
+    // index, and a refund whose money went back could be recorded as refused. Asking again finds the key's refund:
+    // a repeated key gets the first result, as the PaymentGateway contract says (a refusal writes no row, so a
+    // genuine one is only decided again, the same way).
+    if (!recorded || recorded.outcome === 'failed') recorded = await recordSandboxRefund(this.db, attempt);
     if (recorded.outcome === 'failed') return { outcome: 'failed', refundId: null, failureCode: recorded.failureCode };
     return { outcome: 'succeeded', refundId: recorded.refund.id };
   }

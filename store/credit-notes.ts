@@ -18,6 +18,7 @@ import { Dec, formatMoney, minorUnitExponent, toDecimal } from '../domain/money'
 import { InvoiceRow, nextInvoiceNumber } from './invoices';
 import { enqueueOutboxEvent, writeAudit } from './outbox';
 import { findSucceededPayment } from './payments';
+import { createGrant } from './wallets';
 import { lockPurchasedCredit, restoreRefundedCredit, takeBackPurchasedCredit, TOP_UP_INVOICE_KIND, unspentPurchasedCredit } from './wallet-topups';
 
 type Db = Knex | Knex.Transaction;
@@ -224,7 +225,13 @@ export async function refundCreditNotesOfPaidInvoice(trx: Knex.Transaction, invo
   if (unrefunded.length === 0) return []; // the usual case: one query
   const payment = await findSucceededPayment(trx, invoice.id);
   if (!payment) return [];
-  const [{ given }] = await trx('refunds').where({ invoice_id: invoice.id }).whereNot({ status: 'failed' }).sum<{ given: string | null }[]>('amount as given');
+  // What the payment already gave back: every refund but those of void notes (a refused top-up refund). A refused
+  // refund whose amount went to the wallet as credit (settleRefund) counts: it was given, only not in cash.
+  const [{ given }] = await trx('refunds as r')
+    .join('invoices as given_note', 'given_note.id', 'r.credit_note_id')
+    .where('r.invoice_id', invoice.id)
+    .whereNot('given_note.status', 'void')
+    .sum<{ given: string | null }[]>('r.amount as given');
   let left = toDecimal(payment.amount).minus(toDecimal(given ?? '0'));
   const refunds: RefundRow[] = [];
   for (const note of unrefunded) {
@@ -292,8 +299,12 @@ export type RefundSettlement =
   | { readonly status: 'failed'; readonly gatewayRefundId: string | null; readonly failureCode: string };
 
 /**
- * Records the gateway's answer: the credit note becomes paid (refunded) or void (refused, so it no longer counts
- * against the refundable balance, and the top-up credit it took back is restored). Idempotent: a refund that is no
+ * Records the gateway's answer. Refunded: the credit note becomes paid. Refused: the customer is still owed the
+ * money, so it never just disappears (before, the note was voided: a reversal credit note's reversals stayed marked
+ * credited by a void note, a re-rating's or finance's credit was gone). A top-up's note is voided and the purchased
+ * credit it took back is restored (the customer keeps the credit they paid for, and the cash stays refundable);
+ * any other note stays issued, settled (paid) by giving its refund's amount to the customer's wallet as credit
+ * that pays the usage on their next invoices (a goodwill grant keyed by the note, so once). Idempotent: a refund that is no
  * longer pending is returned as it is.
  */
 export async function settleRefund(db: Knex, refundId: string, settlement: RefundSettlement): Promise<{ creditNote: CreditNoteRow; refund: RefundRow }> {
@@ -311,13 +322,18 @@ export async function settleRefund(db: Knex, refundId: string, settlement: Refun
     if (!updated) {
       return { refund, creditNote: (await trx<CreditNoteRow>('invoices').where({ id: refund.credit_note_id }).first())! };
     }
+    const credited = await trx<InvoiceRow>('invoices').where({ id: refund.invoice_id }).first();
+    const topUp = credited?.kind === TOP_UP_INVOICE_KIND;
     const [creditNote] = await trx<CreditNoteRow>('invoices')
       .where({ id: refund.credit_note_id })
-      .update(settlement.status === 'succeeded' ? { status: 'paid', paid_at: trx.fn.now() as unknown as Date } : { status: 'void' })
+      .update(settlement.status === 'failed' && topUp ? { status: 'void' } : { status: 'paid', paid_at: trx.fn.now() as unknown as Date })
       .returning('*');
-    // No cash went back: nor does the top-up credit the credit note took back.
-    if (settlement.status === 'failed') await restoreRefundedCredit(trx, refund.invoice_id, creditNote.id);
-    const credited = await trx<InvoiceRow>('invoices').where({ id: refund.invoice_id }).first();
+    let creditedToWallet: string | undefined;
+    if (settlement.status === 'failed') {
+      // No cash went back: nor does the top-up credit the credit note took back.
+      if (topUp) await restoreRefundedCredit(trx, refund.invoice_id, creditNote.id);
+      else creditedToWallet = await creditRefusedRefund(trx, creditNote, refund, settlement.failureCode);
+    }
     await enqueueOutboxEvent(trx, {
       eventType: settlement.status === 'succeeded' ? 'refund.succeeded' : 'refund.failed',
       aggregateType: 'invoice',
@@ -334,10 +350,41 @@ export async function settleRefund(db: Knex, refundId: string, settlement: Refun
         currency: refund.currency,
         reason: refund.reason,
         ...(settlement.status === 'failed' ? { failureCode: settlement.failureCode } : {}),
+        ...(creditedToWallet ? { creditedToWallet } : {}),
       },
     });
     return { creditNote, refund };
   });
+}
+
+/**
+ * A refused refund's amount as wallet credit in the note's currency, with an audit record; returns the amount.
+ * Effective from the note's issue, no expiry, not scoped: it pays the customer's next usage like any credit.
+ */
+async function creditRefusedRefund(trx: Knex.Transaction, creditNote: CreditNoteRow, refund: RefundRow, failureCode: string): Promise<string> {
+  const amount = formatMoney(toDecimal(refund.amount), refund.currency);
+  const { grant } = await createGrant(
+    trx,
+    {
+      customerId: creditNote.customer_id,
+      currency: refund.currency,
+      grantKey: `credit_note:${creditNote.id}`,
+      source: 'goodwill',
+      amount,
+      effectiveAt: creditNote.finalized_at ?? new Date(),
+      description: `credit note ${creditNote.number ?? creditNote.id}: refund refused (${failureCode}), credited instead`,
+    },
+    trx,
+  );
+  await writeAudit(trx, {
+    actor: 'gateway',
+    action: 'invoice.refund_credited_to_wallet',
+    subjectType: 'invoice',
+    subjectId: refund.invoice_id,
+    reason: `refund refused by the gateway (${failureCode}): ${refund.reason}`,
+    details: { creditNoteId: creditNote.id, creditNoteNumber: creditNote.number, refundId: refund.id, amount, currency: refund.currency, grantId: grant.id },
+  });
+  return amount;
 }
 
 export async function listCreditNotes(db: Db, invoiceId: string): Promise<Array<{ creditNote: CreditNoteRow; refund: RefundRow | undefined }>> {
@@ -350,6 +397,14 @@ export async function listCreditNotes(db: Db, invoiceId: string): Promise<Array<
 export async function gatewayChargeIdOf(db: Db, paymentId: string): Promise<string | null> {
   const row: { gateway_charge_id: string | null } | undefined = await db('payments').where({ id: paymentId }).first('gateway_charge_id');
   return row?.gateway_charge_id ?? null;
+}
+
+/**
+ * Refunds still pending since before `before`, oldest first: the gateway did not answer and nothing sent them again
+ * (a refund request's is resumed by its repeat; a payment's, ingestion's or the janitor's has no one to repeat it).
+ */
+export async function listStalePendingRefunds(db: Db, before: Date, limit: number): Promise<RefundRow[]> {
+  return db<RefundRow>('refunds').where({ status: 'pending' }).andWhere('updated_at', '<', before).orderBy([{ column: 'updated_at' }, { column: 'id' }]).limit(limit);
 }
 
 export async function findRefund(db: Db, refundId: string): Promise<RefundRow | undefined> {

@@ -87,6 +87,12 @@ export async function findSandboxCharge(db: Knex, idempotencyKey: string): Promi
   return db<SandboxChargeRow>('sandbox_gateway_charges').where({ idempotency_key: idempotencyKey }).first();
 }
 
+/** The payment method a charge was made with (by the gateway's charge id): the sandbox card decides its refunds. */
+export async function sandboxChargePaymentMethod(db: Knex, chargeId: string): Promise<string | undefined> {
+  const row: Pick<SandboxChargeRow, 'payment_method'> | undefined = await db<SandboxChargeRow>('sandbox_gateway_charges').where({ id: chargeId }).first('payment_method');
+  return row?.payment_method;
+}
+
 export interface SandboxRefundAttempt {
   readonly idempotencyKey: string;
   readonly chargeId: string;
