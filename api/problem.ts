@@ -128,6 +128,10 @@ const RETRY_AFTER_SECONDS: Partial<Record<ProblemCode, number>> = {
   temporal_unavailable: 5,
   // The period opens once its usage grace window ends (up to the plan's usage_grace_period).
   period_opening: 60,
+  // Billing waits for ops to fix a failed step and retry it: refused until then, not for good. With Retry-After the
+  // refusal is not stored under an Idempotency-Key (api/idempotency.ts), so the same request is made once it is fixed;
+  // stored, it was replayed for 24 hours.
+  subscription_needs_attention: 300,
 };
 
 export function sendProblem(res: Response, problem: ApiProblem): void {

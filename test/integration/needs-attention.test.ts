@@ -157,6 +157,11 @@ test('an invoice line Postgres cannot hold stops billing visibly; after the fix 
   expect(cancel.type).toContain('application/problem+json');
   expect(cancel.json.code).toBe('subscription_needs_attention');
   expect((await api.call('POST', `/v1/subscriptions/${id}/pause`, {})).json.code).toBe('subscription_needs_attention');
+  // Refused for now, not for good: it says when to try again, and its Idempotency-Key is not spent on the refusal.
+  const pauseKey = { 'Idempotency-Key': 'poisoned-pause' };
+  const refusedPause = await api.call('POST', `/v1/subscriptions/${id}/pause`, {}, pauseKey);
+  expect([refusedPause.status, refusedPause.json.code]).toEqual([409, 'subscription_needs_attention']);
+  expect(refusedPause.headers.get('retry-after')).toMatch(/^[1-9][0-9]*$/);
   expect((await db('subscriptions').where({ id }).first()).status).toBe('needs_attention');
   expect(await stateOf(handle)).toMatchObject({ status: 'needs_attention', pendingCancellation: null });
 
@@ -190,6 +195,11 @@ test('an invoice line Postgres cannot hold stops billing visibly; after the fix 
     ['2032-05-01', '10.000000000000', 'paid'],
   ]);
   expect((await stateOf(handle)).status).toBe('active');
+
+  // The pause refused while billing waited for ops, sent again with its key once fixed, is made (before, the stored
+  // 409 was replayed to it for 24 hours).
+  const retriedPause = await api.call('POST', `/v1/subscriptions/${id}/pause`, {}, pauseKey);
+  expect([retriedPause.status, retriedPause.json.status, retriedPause.headers.get('idempotent-replayed')]).toEqual([200, 'paused', null]);
 });
 
 test('a lost database connection is retried with backoff and never needs attention', async () => {
