@@ -84,8 +84,11 @@ export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean>
 /** The end: the last usage is still invoiced (with a credit for unused time if the plan gives one). */
 export async function endSubscription(run: SubscriptionRun, request: CancelRequest, usageStretch: PeriodBounds | null, unusedFrom: Date | null): Promise<SubscriptionState> {
   // Before the grace window: from here on ingestion refuses usage stamped after the stretch, which nothing would bill.
-  // A side step: its deterministic failure is noted and the subscription ends all the same (the status then tells).
-  if (usageStretch && patchTaken(run, USAGE_END_RECORDED_WHEN_DECIDED)) {
+  // Not for a cancellation at the period's end, the usual one: the row's status and period end tell ingestion already
+  // (and its run takes no patch marker). A side step: its deterministic failure is noted and the subscription ends
+  // all the same (the status then tells).
+  const endsAtPeriodEnd = request === run.pendingCancellation && usageStretch?.end === run.currentPeriod?.end.toISOString();
+  if (usageStretch && !endsAtPeriodEnd && patchTaken(run, USAGE_END_RECORDED_WHEN_DECIDED)) {
     await unlessDeterministic(run, 'usage_end_record', () => local.recordUsageEnd({ subscriptionId: run.input.subscriptionId, usageEndsAt: usageStretch.end }));
   }
   const usagePeriod = usageStretch ? await withAttention(run, 'close_usage', () => closeUsage(run, usageStretch, run.usagePlanId, 'wait_for_grace')) : null;
