@@ -119,7 +119,13 @@ export function renderEmail(eventType: string, payload: Record<string, unknown>,
       break;
     case 'refund.failed':
       subject = `Refund of ${amount} could not be sent`;
-      lines = [`We could not send the refund of ${amount} for ${invoiceLabel} to your payment method. We will be in touch about another way.`];
+      // A refused refund is credited to the customer's wallet instead (store/credit-notes.ts `settleRefund`), except a
+      // top-up's, whose purchased credit is given back.
+      lines = [
+        payload.creditedToWallet
+          ? `We could not send the refund of ${amount} for ${invoiceLabel} to your payment method, so we added ${amount} to your account credit. It pays the usage on your next invoices.`
+          : `We could not send the refund of ${amount} for ${invoiceLabel} to your payment method. The credit it was for stays on your account.`,
+      ];
       break;
     case 'customer.payment_method_updated':
       subject = 'Your payment method was updated';

@@ -62,6 +62,12 @@ export class LogEmailSink implements EmailSink {
   }
 }
 
+/**
+ * Events for the operator, never mailed to the customer (webhooks still carry them to the operator's systems):
+ * `subscription.needs_attention` says billing stopped on a failed step, with our internal failure message.
+ */
+export const OPERATOR_ONLY_EVENT_TYPES: readonly string[] = ['subscription.needs_attention'];
+
 export interface EmailChannelOptions {
   readonly sink: EmailSink;
   readonly from?: string;

@@ -34,7 +34,7 @@ import {
   webhookDeliveryPolicy,
   WebhookDeliveryPolicy,
 } from './delivery-policy';
-import { EmailChannelOptions, emailMessageFor } from './email';
+import { EmailChannelOptions, emailMessageFor, OPERATOR_ONLY_EVENT_TYPES } from './email';
 import { renderEmail } from './email-rendering';
 import { jsonConsoleLogger, Logger } from './logger';
 import { signWebhookPayload, WEBHOOK_SIGNATURE_HEADER } from './webhook-signature';
@@ -81,6 +81,7 @@ async function planDeliveries(batch: FanOutBatch, email: EmailChannelOptions | n
   if (email) {
     for (const event of batch.events) {
       if (!eventTypeMatches(email.eventTypes ?? ['*'], event.event_type)) continue;
+      if (OPERATOR_ONLY_EVENT_TYPES.includes(event.event_type)) continue; // an alert for us, not news for the customer
       const context = await batch.emailContext(event);
       if (!context?.customer.email) continue;
       const rendered = renderEmail(event.event_type, event.payload ?? {}, context, email.brand);
@@ -88,6 +89,36 @@ async function planDeliveries(batch: FanOutBatch, email: EmailChannelOptions | n
     }
   }
   return { webhooks, emails };
+}
+
+/**
+ * The endpoint URL as logged and recorded: without the user and password an endpoint stored earlier may carry in
+ * it (the API now refuses such URLs: fetch will not send to them). The failed attempt's error quotes the URL, and
+ * both went to the warning log and the delivery log (GET /v1/webhook-endpoints/:id/deliveries) as written.
+ */
+function withoutCredentials(url: string): { url: string; scrub: (text: string | null) => string | null } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url, scrub: (text) => text };
+  }
+  if (!parsed.username && !parsed.password) return { url, scrub: (text) => text };
+  const secrets = [parsed.password, safeDecode(parsed.password)].filter((part) => part.length > 0); // the user name is no secret
+  parsed.username = '';
+  parsed.password = '';
+  const redacted = parsed.toString();
+  const scrub = (text: string | null): string | null =>
+    text === null ? null : secrets.reduce((scrubbed, secret) => scrubbed.split(secret).join('***'), text.split(url).join(redacted));
+  return { url: redacted, scrub };
+}
+
+function safeDecode(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }
 
 /** Sends one webhook; the answer is the HTTP status (if any) and the error that makes it a failure (null: delivered). */
@@ -127,7 +158,10 @@ async function deliverWebhook(options: OutboxDispatcherOptions, claimed: Claimed
   const { delivery, endpoint } = claimed;
   const started = Date.now();
   // A disabled endpoint fails for good without a request: no retry would reach it.
-  const { statusCode, error } = endpoint.enabled ? await postWebhook(claimed, policy) : { statusCode: null, error: 'endpoint disabled' };
+  const sent = endpoint.enabled ? await postWebhook(claimed, policy) : { statusCode: null, error: 'endpoint disabled' };
+  const shown = withoutCredentials(endpoint.url);
+  const { statusCode } = sent;
+  const error = shown.scrub(sent.error);
   const outcome = attemptOutcome(error === null, delivery.attempt, policy, endpoint.enabled);
   const retryInMs = outcome === 'retry' ? retryDelayMs(delivery.attempt, policy) : undefined;
   await recordWebhookAttempt(options.db, {
@@ -141,7 +175,7 @@ async function deliverWebhook(options: OutboxDispatcherOptions, claimed: Claimed
   });
   if (outcome !== 'delivered') {
     (options.logger ?? jsonConsoleLogger).warn(
-      { deliveryId: delivery.id, url: endpoint.url, attempt: delivery.attempt, error, outcome, retryInMs },
+      { deliveryId: delivery.id, url: shown.url, attempt: delivery.attempt, error, outcome, retryInMs },
       'webhook delivery failed',
     );
   }

@@ -256,22 +256,42 @@ function millisecondsFromNow(db: Db, ms: number): Knex.Raw {
   return db.raw(`now() + ? * interval '1 millisecond'`, [ms]);
 }
 
-/** The two delivery tables share the claim; only webhook deliveries carry an updated_at column. */
+/**
+ * The two delivery tables share the claim; only webhook deliveries carry an updated_at column, and only they are
+ * taken in turns per destination (`fairBy`).
+ */
 const DELIVERY_TABLES = {
-  webhook_deliveries: { touchesUpdatedAt: true },
-  email_deliveries: { touchesUpdatedAt: false },
+  webhook_deliveries: { touchesUpdatedAt: true, fairBy: 'endpoint_id' },
+  email_deliveries: { touchesUpdatedAt: false, fairBy: null },
 } as const;
 
 /**
  * Claims due deliveries: each claimed row's attempt is incremented and its next_attempt_at pushed a lease ahead,
  * so a dispatcher that dies mid-request leaves a row that becomes due again when the lease ends (at-least-once;
  * receivers dedupe on the event id).
+ *
+ * Webhooks are taken in turns per endpoint: every endpoint's oldest due delivery before any endpoint's second one.
+ * Strictly oldest first, a burst of events for one endpoint that hangs (each request lasting the full timeout)
+ * filled every batch, and every other endpoint's webhooks waited behind all of it, pass after pass.
  */
 async function claimDueDeliveries<Row>(db: Knex, table: keyof typeof DELIVERY_TABLES, limit: number, leaseMs: number): Promise<Row[]> {
+  const { fairBy, touchesUpdatedAt } = DELIVERY_TABLES[table];
   return db.transaction(async (trx) => {
-    const due: Array<{ id: string }> = await trx(table)
-      .where({ status: 'pending' })
-      .where('next_attempt_at', '<=', trx.fn.now())
+    const dueNow = (query: Knex.QueryBuilder): Knex.QueryBuilder => query.where({ status: 'pending' }).where('next_attempt_at', '<=', trx.fn.now());
+    // The turn order is read without locks (window functions cannot take row locks); the claim below locks and
+    // re-checks each row (a row another dispatcher claimed meanwhile is no longer due, or is skipped while locked).
+    const candidates = fairBy
+      ? trx
+          .from(
+            dueNow(trx(table))
+              .select('id', 'next_attempt_at', trx.raw('row_number() OVER (PARTITION BY ?? ORDER BY next_attempt_at, id) AS turn', [fairBy]))
+              .as('ranked'),
+          )
+          .orderBy([{ column: 'turn' }, { column: 'next_attempt_at' }, { column: 'id' }])
+          .limit(limit)
+          .select('id')
+      : null;
+    const due: Array<{ id: string }> = await (candidates ? dueNow(trx(table)).whereIn('id', candidates) : dueNow(trx(table)))
       .orderBy([{ column: 'next_attempt_at' }, { column: 'id' }])
       .limit(limit)
       .forUpdate()
@@ -283,7 +303,7 @@ async function claimDueDeliveries<Row>(db: Knex, table: keyof typeof DELIVERY_TA
       .update({
         attempt: trx.raw('attempt + 1'),
         next_attempt_at: millisecondsFromNow(trx, leaseMs),
-        ...(DELIVERY_TABLES[table].touchesUpdatedAt ? { updated_at: trx.fn.now() } : {}),
+        ...(touchesUpdatedAt ? { updated_at: trx.fn.now() } : {}),
       })
       .returning('*');
   });
@@ -315,6 +335,15 @@ export interface WebhookAttemptResult {
   readonly retryInMs?: number;
 }
 
+/**
+ * Text a receiver or sink wrote (an error answer's body, an exception's message) made storable: Postgres text
+ * cannot hold U+0000, and an attempt that cannot be recorded stays pending under its lease, so it was re-sent
+ * every lease forever, past maxAttempts and absent from the delivery log.
+ */
+function storableError(error: string | null): string | null {
+  return error === null ? null : error.replaceAll(String.fromCharCode(0), '\uFFFD');
+}
+
 /** Logs one try and moves the delivery on. Only the claimant of this attempt may move it (a late answer after its lease ended is logged, not applied). */
 export async function recordWebhookAttempt(db: Knex, result: WebhookAttemptResult): Promise<void> {
   await db.transaction(async (trx) => {
@@ -325,7 +354,7 @@ export async function recordWebhookAttempt(db: Knex, result: WebhookAttemptResul
         delivery_id: result.deliveryId,
         attempt: result.attempt,
         status_code: result.statusCode,
-        error: result.error,
+        error: storableError(result.error),
         duration_ms: result.durationMs,
         next_attempt_at: nextAttemptAt,
       })
@@ -336,7 +365,7 @@ export async function recordWebhookAttempt(db: Knex, result: WebhookAttemptResul
       .update({
         status: result.outcome === 'retry' ? 'pending' : result.outcome,
         last_status_code: result.statusCode,
-        last_error: result.error,
+        last_error: storableError(result.error),
         next_attempt_at: nextAttemptAt,
         delivered_at: result.outcome === 'delivered' ? trx.fn.now() : null,
         updated_at: trx.fn.now(),
@@ -357,7 +386,7 @@ export async function recordEmailAttempt(
     .where({ id: result.deliveryId, attempt: result.attempt, status: 'pending' })
     .update({
       status: result.outcome === 'retry' ? 'pending' : result.outcome,
-      last_error: result.error,
+      last_error: storableError(result.error),
       next_attempt_at: result.outcome === 'retry' ? millisecondsFromNow(db, result.retryInMs ?? 0) : null,
       delivered_at: result.outcome === 'delivered' ? db.fn.now() : null,
     });

@@ -37,6 +37,12 @@ export function webhookEndpointsRouter(db: Database): Router {
 
   routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createWebhookEndpointBody.parse(req.body);
+    // fetch refuses a URL with a user or password, so every delivery to it would fail until given up, each failure
+    // logging the URL. A receiver that wants a credential checks the signature (or a token in the path) instead.
+    const url = new URL(body.url);
+    if (url.username || url.password) {
+      throw new ApiProblem('validation_failed', 'url must not contain a user name or password', [{ path: 'url', message: 'must not contain credentials' }]);
+    }
     const row = await createWebhookEndpoint(db, {
       url: body.url,
       secret: body.secret ?? generateWebhookSecret(),

@@ -1,0 +1,49 @@
+/**
+ * A customer who raises their budget mid-period expects the alerts of the new budget (docs: PUT
+ * /v1/subscriptions/:id/budget, alert thresholds in percent of the budget). A threshold was recorded once per
+ * (subscription, period, basis, threshold) whatever the budget it was a share of, so after a raise from 100.00
+ * to 1,000.00 the 50 % alert of the new budget (500.00) never fired: it had fired at 50.00 of the old one.
+ * API, workflow, time-skipping server and a real Postgres.
+ */
+import { usageRecordedSignal } from '../../workflows/definitions';
+import { useApiStack } from '../support/api-stack';
+import { eventually } from '../support/eventually';
+
+const stack = useApiStack();
+
+const calls = (id: string, timestamp: string, n: number) => ({ id, customer: 'hooli', type: 'api.calls', timestamp, properties: { n } });
+
+test('after the budget is raised mid-period, its thresholds are raised against the new budget', async () => {
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'calls', name: 'Calls', event_type: 'api.calls', aggregation: 'sum', property: 'n' })).status).toBe(201);
+  const plan = await stack.api.call('POST', '/v1/plans', { code: 'budget-raise', name: 'Calls', currency: 'USD', billing_interval: 'P1M', flat_fee: '0', charges: [{ metric_code: 'calls', price: { model: 'per_unit', unitPrice: '1.00' } }] });
+  expect(plan.status).toBe(201);
+  const customer = await stack.api.call('POST', '/v1/customers', { external_id: 'hooli', name: 'Hooli', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  const subscription = await stack.api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'budget-raise', start_at: '2033-05-01T00:00:00Z' });
+  const subscriptionId: string = subscription.json.id;
+  expect((await stack.api.call('PUT', `/v1/subscriptions/${subscriptionId}/budget`, { amount: '100.00', thresholds: ['50'] })).status).toBe(200);
+
+  const summary = (latestEventAt: string) =>
+    stack.env.client.workflow.getHandle(`subscription:${subscriptionId}`).signal(usageRecordedSignal, { eventCount: 1, latestEventAt });
+  const alerts = async (): Promise<string[]> =>
+    (await stack.db('outbox').where({ aggregate_id: subscriptionId, event_type: 'spending.threshold_reached' }).orderBy('id')).map(
+      (row: { payload: { threshold: string; spend: string; limit: string } }) => `${row.payload.threshold}% of ${row.payload.limit} at ${row.payload.spend}`,
+    );
+
+  // Timeline (UTC, 2033): May 5 60 calls (1.00 each): 50 % of 100.00. May 6 budget raised to 1,000.00.
+  // May 10 500 more calls: 560.00, 50 % of the new budget.
+  await stack.skipTo('2033-05-05T00:00:00Z');
+  expect((await stack.api.call('POST', '/v1/events', calls('c1', '2033-05-05T00:00:00Z', 60))).json).toMatchObject({ accepted: 1 });
+  await summary('2033-05-05T00:00:00Z');
+  await eventually(async () => ((await alerts()).length === 1 ? true : null), 'the first 50 % alert');
+
+  await stack.skipTo('2033-05-06T00:00:00Z');
+  expect((await stack.api.call('PUT', `/v1/subscriptions/${subscriptionId}/budget`, { amount: '1000.00', thresholds: ['50'] })).status).toBe(200);
+  await stack.skipTo('2033-05-10T00:00:00Z');
+  expect((await stack.api.call('POST', '/v1/events', calls('c2', '2033-05-10T00:00:00Z', 500))).json).toMatchObject({ accepted: 1 });
+  await summary('2033-05-10T00:00:00Z');
+  await stack.skipTo('2033-05-10T00:10:00Z'); // the check after the second summary has run (or found nothing)
+  const state = await stack.env.client.workflow.getHandle(`subscription:${subscriptionId}`).query<{ timeline: Array<{ event: string }> }>('subscriptionState').catch(() => null);
+  expect(state).not.toBeNull();
+  await eventually(async () => ((await alerts()).length >= 2 ? true : null), 'an alert after the raise', { timeoutMs: 5_000, intervalMs: 50 }).catch(() => undefined);
+  expect(await alerts()).toEqual(['50% of 100 at 60.00', '50% of 1000 at 560.00']);
+});
