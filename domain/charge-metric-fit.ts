@@ -45,7 +45,22 @@ export function chargeMetricMismatches(
   metricsByCode: ReadonlyMap<string, MetricShape>,
 ): { index: number; message: string }[] {
   const problems: { index: number; message: string }[] = [];
+  /** `plain:<metric>` / `dimensional:<metric>` -> the first usage charge of that identity. */
+  const firstOfIdentity = new Map<string, number>();
   charges.forEach((charge, index) => {
+    // Re-rating and reversal credits tell a period's usage lines apart by metric (and combination, for a
+    // dimensional line: domain/rerating.ts lineKey), so two usage charges of one identity would each be compared
+    // with the sum of both billed lines and credit far more than was billed. A flat charge bills no usage line;
+    // a plain and a dimensional charge on one metric keep distinct identities.
+    if (charge.price?.model !== 'flat') {
+      const identity = `${charge.dimensions ? 'dimensional' : 'plain'}:${charge.metricCode}`;
+      const first = firstOfIdentity.get(identity);
+      if (first !== undefined) {
+        problems.push({ index, message: `metric ${charge.metricCode} is already priced by charges.${first}: price a metric once per plan (dimensions price it per combination)` });
+        return;
+      }
+      firstOfIdentity.set(identity, index);
+    }
     const metric = metricsByCode.get(charge.metricCode);
     if (metric && usesCostPlus(charge) && (!COSTABLE_AGGREGATIONS.has(metric.aggregation) || metric.allowNegative)) {
       problems.push({

@@ -148,6 +148,8 @@ export class MetricCatalog {
   private byEventType = new Map<string, MetricRow[]>();
   private loadedAt = 0;
   private loading: Promise<void> | undefined;
+  /** Bumped by `invalidate()`: a reload that began before it may have read the catalog without the new metric. */
+  private generation = 0;
 
   constructor(
     private readonly db: Knex,
@@ -155,7 +157,12 @@ export class MetricCatalog {
   ) {}
 
   async metricsFor(eventTypes: Iterable<string>): Promise<Map<string, MetricRow[]>> {
-    if (Date.now() - this.loadedAt > this.maxAgeMs) await this.reload();
+    if (Date.now() - this.loadedAt > this.maxAgeMs) {
+      await this.reload();
+      // The reload joined here may have begun before the last invalidation (it then leaves loadedAt at 0): read once
+      // more, so the events of a metric just created are checked against it.
+      if (this.loadedAt === 0) await this.reload();
+    }
     const result = new Map<string, MetricRow[]>();
     for (const type of eventTypes) result.set(type, this.byEventType.get(type) ?? []);
     return result;
@@ -163,16 +170,20 @@ export class MetricCatalog {
 
   /** Called after a metric is created so the next event sees it at once. */
   invalidate(): void {
+    this.generation += 1;
     this.loadedAt = 0;
   }
 
   private reload(): Promise<void> {
     this.loading ??= (async () => {
+      const generation = this.generation;
       const rows = await this.db<MetricRow>('billable_metrics').select('*');
       const next = new Map<string, MetricRow[]>();
       for (const row of rows) next.set(row.event_type, [...(next.get(row.event_type) ?? []), row]);
       this.byEventType = next;
-      this.loadedAt = Date.now();
+      // Invalidated while this read was in flight: it may predate the new metric, so it does not count as fresh
+      // (marking it fresh served the stale list for maxAgeMs, and events of the new metric went unchecked).
+      this.loadedAt = generation === this.generation ? Date.now() : 0;
     })().finally(() => {
       this.loading = undefined;
     });

@@ -21,9 +21,14 @@ export function costTableJson(row: CostTableRow) {
   };
 }
 
-/** Same entries in the same order: a replay of the stored table, not a conflicting one. */
+/**
+ * Same entries in the same order: a replay of the stored table, not a conflicting one. A match compares as its set
+ * of dimension values, not as JSON text: jsonb hands an object's keys back in its own order (shorter keys first),
+ * so the very same body was taken for a different table on its retry.
+ */
 function sameEntries(a: readonly CostEntry[], b: readonly CostEntry[]): boolean {
-  return a.length === b.length && a.every((entry, index) => entry.unitCost === b[index].unitCost && JSON.stringify(entry.match) === JSON.stringify(b[index].match));
+  const matchText = (match: CostEntry['match']): string => JSON.stringify(Object.entries(match).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)));
+  return a.length === b.length && a.every((entry, index) => entry.unitCost === b[index].unitCost && matchText(entry.match) === matchText(b[index].match));
 }
 
 export function metricJson(row: MetricRow) {

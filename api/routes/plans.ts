@@ -1,12 +1,12 @@
 import type { Router } from 'express';
 import type { z } from 'zod';
 import { chargeMetricMismatches } from '../../domain/charge-metric-fit';
-import type { PlanSettings } from '../../domain/plan-terms';
+import { commitmentTerms, recurringCharges, usageCharges, type PlanSettings } from '../../domain/plan-terms';
 import { ChargeDimensions, DimensionalCharge, isDimensionalCharge, validateChargeDimensions } from '../../domain/dimensions';
 import type { PriceModel, UsagePriceModel } from '../../domain/price-models';
 import { rateUsage, RatingError, validateCharge } from '../../domain/rating';
 import { chargeBoundsDigitErrors, validateChargeOptions } from '../../domain/charge-options';
-import { minorUnitExponent, toDecimal } from '../../domain/money';
+import { Dec, minorUnitExponent, roundMoney, sumMoney, toDecimal } from '../../domain/money';
 import type { Database } from '../../store/database';
 import { findMetricsByCode, findPlanVersion, listPlanVersions, MetricRow, publishPlanVersion } from '../../store/catalog';
 import { ApiProblem } from '../problem';
@@ -133,14 +133,38 @@ async function checkCharges(db: Database, body: PlanBody, charges: DimensionalCh
 
   const checked = withDimensionsChecked(charges, new Map(metrics.map((metric) => [metric.code, metric])));
 
+  let idle: ReturnType<typeof rateUsage>;
   try {
     // A dry run with no usage checks what only rating knows, e.g. money with more decimals than the currency.
-    rateUsage({ currency: body.currency, charges: charges.filter((c) => c.price.model !== 'flat'), usage: [], creditBucket: body.credit_bucket, minimumCommitment: body.minimum_commitment });
+    idle = rateUsage({ currency: body.currency, charges: usageCharges(charges), usage: [], creditBucket: body.credit_bucket, ...idleCommitmentTerms(body, charges) });
   } catch (error) {
     if (error instanceof RatingError) throw new ApiProblem('invalid_price', error.message);
     throw error;
   }
+  // Each amount fits NUMERIC(30, 12) on its own, but a period with no usage still bills the recurring fees plus the
+  // charge minimums and the commitment true-up on one invoice: a plan whose idle invoice overflows the total
+  // column could never bill (its subscription would stop on its first invoice as numeric_field_overflow).
+  const fees = sumMoney([body.flat_fee, ...recurringCharges(charges).map((charge) => (charge.price as { amount: string }).amount)].map((fee) => roundMoney(toDecimal(fee), body.currency)));
+  const idleTotal = fees.plus(toDecimal(idle.subtotal));
+  if (idleTotal.gte(INVOICE_AMOUNT_LIMIT)) {
+    throw new ApiProblem('invalid_price', `a period with no usage would bill ${idleTotal.toFixed()} ${body.currency}; an invoice holds less than 10^18`, [
+      { path: 'flat_fee', message: 'the recurring fees, charge minimums and minimum commitment of one period must add up to less than 10^18' },
+    ]);
+  }
   return checked;
+}
+
+/** What invoice amounts (NUMERIC(30, 12)) can hold: 18 digits before the point. */
+const INVOICE_AMOUNT_LIMIT = new Dec('1e18');
+
+/** The commitment inputs of rating as the plan being published would give them (domain/plan-terms.ts commitmentTerms). */
+function idleCommitmentTerms(body: PlanBody, charges: readonly DimensionalCharge[]): { minimumCommitment?: string; feesTowardCommitment?: string } {
+  return commitmentTerms({
+    currency: body.currency,
+    flat_fee: body.flat_fee,
+    charges,
+    settings: { ...(body.minimum_commitment === undefined ? {} : { minimumCommitment: body.minimum_commitment }), ...(body.commitment_includes_fees ? { commitmentIncludesFees: true } : {}) },
+  });
 }
 
 /** A plan's features as stored (domain/entitlements.ts), once each code is unique and each metered metric can carry its limit. */
