@@ -1,8 +1,8 @@
 /**
  * Checks every request gets before a handler sees it, so hostile input ends as a 4xx problem, never a 5xx:
  * JSON bodies only (415 otherwise), nesting at most MAX_DEPTH deep (deeper input overflows recursive code and
- * Postgres' jsonb parser), no NUL characters anywhere (Postgres text and jsonb cannot hold them), and no
- * "__proto__" keys (prototype pollution).
+ * Postgres' jsonb parser), no NUL characters and no lone UTF-16 surrogates anywhere (Postgres text and jsonb cannot
+ * hold them), and no "__proto__" keys (prototype pollution).
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ApiProblem, FieldError } from './problem';
@@ -20,17 +20,30 @@ export const requireJsonBodies: RequestHandler = (req, _res, next) => {
   return next(new ApiProblem('unsupported_media_type', `request bodies must be application/json, not ${req.headers['content-type'] ?? 'unspecified'}`));
 };
 
+/**
+ * What a string must not hold: NUL, which Postgres text and jsonb refuse; a lone UTF-16 surrogate ("\ud800" in JSON),
+ * which has no UTF-8 form: jsonb refuses it (a 500) and text stores U+FFFD in its place, so two event ids differing
+ * only there were stored as one and the second event was counted a duplicate, never billed.
+ */
+function textProblem(text: string): string | undefined {
+  if (text.includes('\u0000')) return 'NUL characters';
+  if (!(text as string & { isWellFormed(): boolean }).isWellFormed()) return 'lone UTF-16 surrogates (not well-formed Unicode)';
+  return undefined;
+}
+
 /** The first problem in a parsed JSON value (walked iteratively: depth is what we are checking). */
 export function inspectJson(value: unknown, root: string): FieldError | undefined {
   const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: root, depth: 0 }];
   while (stack.length) {
     const item = stack.pop()!;
     if (typeof item.value === 'string') {
-      if (item.value.includes('\u0000')) return { path: item.path, message: 'must not contain NUL characters' };
+      const problem = textProblem(item.value);
+      if (problem) return { path: item.path, message: `must not contain ${problem}` };
     } else if (item.value !== null && typeof item.value === 'object') {
       if (item.depth >= MAX_DEPTH) return { path: item.path, message: `nested deeper than ${MAX_DEPTH} levels` };
       for (const [key, child] of Object.entries(item.value)) {
-        if (key.includes('\u0000')) return { path: item.path, message: 'keys must not contain NUL characters' };
+        const keyProblem = textProblem(key);
+        if (keyProblem) return { path: item.path, message: `keys must not contain ${keyProblem}` };
         // JSON.parse keeps "__proto__" as a plain key; Object.assign and friends would turn it into a prototype.
         if (key === '__proto__') return { path: item.path, message: 'keys must not be "__proto__"' };
         stack.push({ value: child, path: item.path === root && root === '(body)' ? key : `${item.path}.${key}`, depth: item.depth + 1 });
@@ -40,7 +53,7 @@ export function inspectJson(value: unknown, root: string): FieldError | undefine
   return undefined;
 }
 
-/** After body parsing: the body and the query string hold no NULs and are not absurdly deep. */
+/** After body parsing: the body and the query string hold no NULs or lone surrogates and are not absurdly deep. */
 export const inspectParsedInput: RequestHandler = (req, _res, next) => {
   const problem = inspectJson(req.body, '(body)') ?? inspectJson(req.query, 'query');
   if (problem) return next(new ApiProblem('validation_failed', `invalid input at ${problem.path}: ${problem.message}`, [problem]));
