@@ -16,6 +16,7 @@ import type { Database } from '../store/database';
 import { finalizeInvoice, findFirstUsageLine, findInvoice, insertAdjustmentDraft, listInvoiceLinesOfPeriod, lockInvoice, numberFinalizedInvoices } from '../store/invoices';
 import { writeAudit } from '../store/outbox';
 import {
+  lastFinalizedRerateOfClosure,
   listFinalizedRerates,
   lockRerate as lockRerateRow,
   markRerateFinalized,
@@ -30,7 +31,7 @@ import { inTransaction, Transaction } from '../store/transactions';
 import { isWalletLine } from '../domain/wallet-invoice';
 import { giveBackWalletCredit, proposedWalletCreditBack } from './rerate-wallet';
 import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges, type UsageClosure } from '../store/usage';
-import { reversalCreditsOfPeriod } from '../store/reversal-credits';
+import { lockCreditedReversalsOfClosure, reversalCreditsOfPeriod } from '../store/reversal-credits';
 
 const USAGE_LINE_KINDS = ['usage', 'credit', 'commitment_true_up'];
 /**
@@ -60,18 +61,20 @@ async function lockRerate(trx: Transaction, rerateId: string): Promise<RerateRow
 /**
  * What was billed for the period so far: the original invoice's usage lines plus earlier carried-out corrections
  * (their ids too: the proposal builds on exactly those), minus the credits for outcomes reversed after the close
- * (given on a later invoice or credit note, or still owed there): the recomputation leaves those outcomes out.
+ * (given on a later invoice or credit note, as given, or still owed there, at the plan rated at: once this
+ * re-rating is carried out they are credited at its plan): the recomputation leaves those outcomes out.
  */
 async function alreadyInvoiced(
   trx: Transaction,
   rerate: RerateRow,
   period: PeriodBounds,
   closure: UsageClosure,
-  periodPlan: PlanRow,
-): Promise<{ amounts: InvoicedAmount[]; correctionIds: string[] }> {
+  ratePlan: PlanRow,
+  lateEventIds: readonly string[],
+): Promise<{ amounts: InvoicedAmount[]; correctionIds: string[]; reversalsCredited: string[] }> {
   const original = await listInvoiceLinesOfPeriod(trx, rerate.invoice_id, USAGE_LINE_KINDS, new Date(period.start));
   const corrections = await listFinalizedRerates(trx, rerate.invoice_id, rerate.id);
-  const reversed = await reversalCreditsOfPeriod(trx, String(closure.id), periodPlan);
+  const { lines: reversed, creditedIds } = await reversalCreditsOfPeriod(trx, String(closure.id), ratePlan, lateEventIds);
   const amounts = invoicedAmounts(
     // The wallet's own lines (credits applied) are how the invoice was paid, not what the usage cost.
     original.filter((line) => !isWalletLine(line)).map((line) => ({ kind: line.kind, metricCode: line.metric_code, description: line.description, amount: line.amount, breakdown: line.breakdown })),
@@ -80,7 +83,7 @@ async function alreadyInvoiced(
       ...reversed.map((line) => ({ ...line, description: line.description.replace(/ \(reversed outcomes\)$/, '') })),
     ],
   );
-  return { amounts, correctionIds: corrections.map((correction) => correction.id).sort() };
+  return { amounts, correctionIds: corrections.map((correction) => correction.id).sort(), reversalsCredited: creditedIds };
 }
 
 export function createReratingActivities(db: Database) {
@@ -100,10 +103,12 @@ export function createReratingActivities(db: Database) {
         const closure = await findUsageClosure(trx, rerate.subscription_id, usageLine.period_start);
         if (!closure) throw ApplicationFailure.nonRetryable(`usage period ${period.start} of ${rerate.subscription_id} is not closed`, 'usage_not_closed');
 
-        // The plan the period was billed under (the reversal credits were priced at it), and the one to rate at now.
-        const periodPlanId = closure.plan_id ?? (await currentPlanIdOf(trx, rerate.subscription_id));
-        const plan = await findPlan(trx, rerate.corrected_plan_id ?? periodPlanId);
-        const periodPlan = rerate.corrected_plan_id ? await findPlan(trx, periodPlanId) : plan;
+        // The plan the period is billed at now: the last carried-out re-rating's, else the closure's (reversal credits
+        // are priced at it). A re-rating without a corrected plan rates at it: at the closure's plan, it undid an
+        // earlier price correction and billed its difference again.
+        const lastRerate = await lastFinalizedRerateOfClosure(trx, String(closure.id));
+        const billedPlanId = lastRerate?.proposal?.planId ?? closure.plan_id ?? (await currentPlanIdOf(trx, rerate.subscription_id));
+        const plan = await findPlan(trx, rerate.corrected_plan_id ?? billedPlanId);
         const charges = usageCharges(plan.charges as Charge[]);
         const metered = await meteredMetricsOf(trx, charges);
         const scope = rerate.include_late_usage
@@ -112,12 +117,11 @@ export function createReratingActivities(db: Database) {
         const usage = await usageForCharges(trx, metered, scope);
         const settings = plan.settings as PlanSettings;
         const recomputed = rateDimensionalUsage({ currency: plan.currency, charges, usage, creditBucket: settings.creditBucket, ...commitmentTerms(plan) });
-        const invoiced = await alreadyInvoiced(trx, rerate, period, closure, periodPlan);
-        const difference = rerateDifference(recomputed.lines, invoiced.amounts, plan.currency, period);
-
         const lateEventIds: string[] = rerate.include_late_usage
           ? await findLateEventIds(trx, rerate.customer_id, metered.eventTypes, new Date(period.start), new Date(period.end))
           : [];
+        const invoiced = await alreadyInvoiced(trx, rerate, period, closure, plan, lateEventIds);
+        const difference = rerateDifference(recomputed.lines, invoiced.amounts, plan.currency, period);
         const walletPart = await proposedWalletCreditBack(trx, invoice, difference.total);
         const proposal: RerateProposal = {
           usagePeriod: period,
@@ -127,6 +131,9 @@ export function createReratingActivities(db: Database) {
           outcome: difference.outcome,
           lateEventIds,
           buildsOn: invoiced.correctionIds,
+          // Rated at another plan than reversals are credited at until it is carried out, or billing late events the
+          // credits do not count until then: which reversals were credited when it was computed.
+          ...(plan.id !== billedPlanId || lateEventIds.length > 0 ? { reversalsCredited: invoiced.reversalsCredited } : {}),
           ...walletPart,
         };
         const status: RerateStatus = difference.outcome === 'none' ? 'nothing_to_do' : 'proposed';
@@ -172,6 +179,22 @@ export function createReratingActivities(db: Database) {
             `re-rating ${rerate.id} was proposed before re-rating ${since.id} of invoice ${invoice.id} was carried out: ask for a new re-rating`,
             'rerate_proposal_stale',
           );
+        }
+        if (proposal.reversalsCredited) {
+          // Until this re-rating is carried out, a reversal of the period is credited at the plan it is billed at now
+          // and against the usage billed now (without this proposal's late events), not as this proposal counts it:
+          // one credited since the proposal (owed then, or reversed since) makes carrying it out bill or credit the
+          // difference for that outcome. The reversals are locked, so none is credited the old way between this
+          // check and the commit (an invoice crediting one waits, then credits it against this re-rating).
+          const closure = (await findUsageClosure(trx, rerate.subscription_id, new Date(proposal.usagePeriod.start)))!;
+          const credited = await lockCreditedReversalsOfClosure(trx, String(closure.id));
+          const since = credited.find((id) => !proposal.reversalsCredited!.includes(id));
+          if (since) {
+            throw ApplicationFailure.nonRetryable(
+              `re-rating ${rerate.id} was proposed before a reversed outcome of its period was credited at the plan billed then: ask for a new re-rating`,
+              'rerate_proposal_stale',
+            );
+          }
         }
         let resultInvoiceId: string | null;
         if (proposal.outcome === 'adjustment') {

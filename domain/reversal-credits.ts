@@ -40,6 +40,37 @@ export function withoutContributions(usage: readonly DimensionalUsage[], removed
   });
 }
 
+/**
+ * The closed usage with these events' contributions added: the late events a re-rating billed into the period
+ * after its close (the close's totals never counted them). The inverse of withoutContributions.
+ */
+export function withContributions(usage: readonly DimensionalUsage[], added: readonly ReversedContribution[]): DimensionalUsage[] {
+  const result = [...usage];
+  for (const contribution of added) {
+    const at = result.findIndex((metric) => metric.metricCode === contribution.metricCode);
+    let current: DimensionalUsage = at < 0 ? { metricCode: contribution.metricCode, quantity: '0', ...(contribution.value === null ? {} : { eventValues: [] }) } : result[at];
+    current = addOne(current, contribution);
+    if (contribution.dimensions && contribution.groupBy) {
+      const key = dimensionKey(contribution.dimensions, contribution.groupBy);
+      const groups = current.groups ?? [];
+      const index = groups.findIndex((group) => dimensionKey(group.dimensions, contribution.groupBy) === key);
+      const group = index < 0 ? addOne({ dimensions: contribution.dimensions, quantity: '0', ...(current.eventValues ? { eventValues: [] } : {}) }, contribution) : addOne(groups[index], contribution);
+      current = { ...current, groups: index < 0 ? [...groups, group] : groups.map((existing, position) => (position === index ? group : existing)) };
+    }
+    if (at < 0) result.push(current);
+    else result[at] = current;
+  }
+  return result;
+}
+
+function addOne<T extends { quantity: string; eventValues?: readonly string[]; costs?: readonly CostSegment[] }>(usage: T, contribution: ReversedContribution): T {
+  const step = contribution.aggregation === 'count' ? new Dec(1) : toDecimal(contribution.value ?? '0');
+  const quantity = toDecimal(usage.quantity).plus(step).toString();
+  const costs = usage.costs ? { costs: withShareAdded(usage.costs, step, contribution.occurredAt) } : {};
+  const eventValues = usage.eventValues && contribution.value !== null ? { eventValues: [...usage.eventValues, contribution.value] } : {};
+  return { ...usage, quantity, ...eventValues, ...costs };
+}
+
 function removeOne<T extends { quantity: string; eventValues?: readonly string[]; costs?: readonly CostSegment[] }>(usage: T, contribution: ReversedContribution): T {
   const step = contribution.aggregation === 'count' ? new Dec(1) : toDecimal(contribution.value ?? '0');
   const quantity = Dec.max(new Dec(0), toDecimal(usage.quantity).minus(step)).toString();
@@ -55,6 +86,20 @@ function removeOne<T extends { quantity: string; eventValues?: readonly string[]
  * latest effectiveFrom at or before it; the uncosted share when none), so the credit is what the event was billed.
  */
 function withoutShare(costs: readonly CostSegment[], step: Dec, occurredAt: string | undefined): CostSegment[] {
+  const target = segmentAt(costs, occurredAt);
+  if (target < 0) return [...costs];
+  return costs.map((segment, index) => (index === target ? { ...segment, quantity: Dec.max(new Dec(0), toDecimal(segment.quantity).minus(step)).toFixed() } : segment));
+}
+
+/** The cost split with one event's units added to the share of the table in effect at its time (as withoutShare). */
+function withShareAdded(costs: readonly CostSegment[], step: Dec, occurredAt: string | undefined): CostSegment[] {
+  const target = segmentAt(costs, occurredAt);
+  if (target < 0) return [...costs];
+  return costs.map((segment, index) => (index === target ? { ...segment, quantity: toDecimal(segment.quantity).plus(step).toFixed() } : segment));
+}
+
+/** The index of the segment of the table in effect at `occurredAt` (-1: none of them). */
+function segmentAt(costs: readonly CostSegment[], occurredAt: string | undefined): number {
   const at = occurredAt === undefined ? Number.POSITIVE_INFINITY : Date.parse(occurredAt);
   let target = -1;
   costs.forEach((segment, index) => {
@@ -63,8 +108,7 @@ function withoutShare(costs: readonly CostSegment[], step: Dec, occurredAt: stri
     const bestFrom = best === undefined ? undefined : best === null ? Number.NEGATIVE_INFINITY : Date.parse(best);
     if (from <= at && (bestFrom === undefined || from >= bestFrom)) target = index;
   });
-  if (target < 0) return [...costs];
-  return costs.map((segment, index) => (index === target ? { ...segment, quantity: Dec.max(new Dec(0), toDecimal(segment.quantity).minus(step)).toFixed() } : segment));
+  return target;
 }
 
 export interface ReversalCreditInput {
@@ -75,6 +119,8 @@ export interface ReversalCreditInput {
   readonly feesTowardCommitment?: string;
   /** The period's usage as its close stored it (what its invoice billed). */
   readonly closedUsage: readonly DimensionalUsage[];
+  /** Late events a carried-out re-rating billed into the period after its close: billed too, so counted in. */
+  readonly billedLate?: readonly ReversedContribution[];
   readonly alreadyCredited: readonly ReversedContribution[];
   readonly newlyReversed: readonly ReversedContribution[];
   readonly period: PeriodBounds;
@@ -84,10 +130,11 @@ export interface ReversalCreditInput {
 export function reversalCreditLines(input: ReversalCreditInput): DraftInvoiceLine[] {
   const rate = (usage: readonly DimensionalUsage[]) =>
     rateDimensionalUsage({ currency: input.currency, charges: usageCharges(input.charges), usage, creditBucket: input.creditBucket, minimumCommitment: input.minimumCommitment, feesTowardCommitment: input.feesTowardCommitment });
-  const before = withoutContributions(input.closedUsage, input.alreadyCredited);
+  const billed = withContributions(input.closedUsage, input.billedLate ?? []);
+  const before = withoutContributions(billed, input.alreadyCredited);
   const after = withoutContributions(before, input.newlyReversed);
-  const billed = ratedLinesForPeriod(rate(before).lines, input.period);
-  const difference = rerateDifference(rate(after).lines, invoicedAmounts(billed, []), input.currency, input.period);
+  const billedBefore = ratedLinesForPeriod(rate(before).lines, input.period);
+  const difference = rerateDifference(rate(after).lines, invoicedAmounts(billedBefore, []), input.currency, input.period);
   return difference.lines.map((line) => ({
     ...line,
     description: line.description.replace(/ \(correction\)$/, ' (reversed outcomes)'),

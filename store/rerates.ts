@@ -27,6 +27,14 @@ export interface RerateProposal {
    * after (it cannot say which it saw; nothing is written, and finance asks again).
    */
   readonly buildsOn?: string[];
+  /**
+   * Set when the proposal rates at another plan than the one the period's reversal credits are priced at (the
+   * closure's, or the last carried-out re-rating's), or bills late events: the period's reversals credited when it
+   * was computed. A reversal credited since was priced at that other plan, against the usage without those late
+   * events, while the proposal counted it at its own (or rated its outcome as standing): carrying it out would
+   * bill or credit the difference, so the proposal is stale.
+   */
+  readonly reversalsCredited?: string[];
 }
 
 export interface RerateRow {
@@ -59,6 +67,21 @@ export async function findRerate(db: Db, rerateId: string): Promise<RerateRow | 
 /** Re-ratings of an invoice already carried out, except one: corrections the next proposal builds on. */
 export async function listFinalizedRerates(db: Db, invoiceId: string, exceptRerateId: string): Promise<RerateRow[]> {
   return db<RerateRow>('rerates').where({ invoice_id: invoiceId, status: 'finalized' }).whereNot({ id: exceptRerateId });
+}
+
+/**
+ * The period's last carried-out re-rating (of any invoice of the subscription billing that usage period): its plan
+ * is what the period's outcomes are billed at now. Re-ratings of one invoice are carried out one at a time, each
+ * building on all the ones before it, so the last is the one building on the most.
+ */
+export async function lastFinalizedRerateOfClosure(db: Db, closeId: string): Promise<RerateRow | undefined> {
+  return db<RerateRow>('rerates as r')
+    .join('usage_period_closures as c', 'c.subscription_id', 'r.subscription_id')
+    .where('c.id', closeId)
+    .andWhere('r.status', 'finalized')
+    .andWhereRaw("(r.proposal -> 'usagePeriod' ->> 'start')::timestamptz = c.period_start")
+    .orderByRaw("jsonb_array_length(coalesce(r.proposal -> 'buildsOn', '[]'::jsonb)) DESC, r.decided_at DESC NULLS LAST, r.id")
+    .first('r.*');
 }
 
 export interface NewRerate {

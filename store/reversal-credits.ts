@@ -8,7 +8,11 @@ import { combinationOf } from '../domain/dimensions';
 import type { DraftInvoiceLine } from '../domain/invoice';
 import { commitmentTerms, type PlanSettings } from '../domain/plan-terms';
 import { reversalCreditLines, type ReversedContribution } from '../domain/reversal-credits';
+import { toDecimal } from '../domain/money';
+import { CREDIT_LINE_DESCRIPTION } from '../domain/rating';
 import { findMetricsByCode, findPlan, type MetricRow, type PlanRow } from './catalog';
+import { CREDIT_NOTE_KIND } from './credit-notes';
+import { lastFinalizedRerateOfClosure } from './rerates';
 import { invoicedReversals, markReversalsCredited, reversalsOfClosure, type InvoicedReversal } from './reversals';
 import type { Transaction } from './transactions';
 import type { MetricUsage } from './usage';
@@ -22,6 +26,9 @@ export async function reversalCreditsFor(trx: Transaction, subscriptionId: strin
 
   const lines: DraftInvoiceLine[] = [];
   for (const group of byClose.values()) {
+    // The closure's row lock, after the reversals' (the order a re-rating being carried out takes them in): a
+    // re-rating that changes what the period bills commits before this reads its plan, or sees these credited.
+    await lockClosure(trx, group[0].closeId);
     const { plan, period, creditLines } = await closureCreditLines(trx, group, fallbackPlan, (reversal) => !reversal.credited);
     lines.push(...creditLines);
     // What the wallet had paid for the period goes back to it first (docs/wallets.md).
@@ -32,24 +39,109 @@ export async function reversalCreditsFor(trx: Transaction, subscriptionId: strin
 }
 
 /**
- * Every credit the reversal path gives, or will give, for one closed period: all its outcomes reversed after the
- * close, credited yet or not, rated as the credits are (the closure's totals and plan). The credits given one
- * reversal at a time add up to exactly these lines. Re-rating counts them as already invoiced (a re-rating rates
- * the period without reversed outcomes; without them it credited those outcomes a second time).
+ * The plan a closed period's outcomes are billed at now, so the plan its reversal credits are priced at: the last
+ * carried-out re-rating's (it rated the period again at its plan), else the closure's. Priced at the closure's plan
+ * after a re-rating had corrected the price, a reversal credited the old price: more than the outcome was billed.
  */
-export async function reversalCreditsOfPeriod(trx: Transaction, closeId: string, fallbackPlan: PlanRow): Promise<DraftInvoiceLine[]> {
+export async function reversalPricePlanOf(trx: Transaction, closeId: string, closurePlanId: string | null, fallbackPlan: PlanRow): Promise<PlanRow> {
+  const rerated = await lastFinalizedRerateOfClosure(trx, closeId);
+  const planId = rerated?.proposal?.planId ?? closurePlanId;
+  return planId ? findPlan(trx, planId) : fallbackPlan;
+}
+
+export interface PeriodReversalCredits {
+  /** What the credits gave (negative lines), as given, plus the ones still owed priced at the re-rating's plan. */
+  readonly lines: DraftInvoiceLine[];
+  /** The reversals of the period credited so far (by an invoice line or a credit note). */
+  readonly creditedIds: string[];
+}
+
+/**
+ * Every credit the reversal path gave, or will give, for one closed period: the credits already given as they were
+ * given (each was priced at the plan in effect when it was given: a re-rating may have changed it since), and the
+ * ones still owed rated at `ratePlan`, the plan of the re-rating asking, with the late events it bills (once it is
+ * carried out, they are credited at its plan, against the usage with those events). Re-rating counts them as already invoiced (a re-rating rates the period without reversed outcomes;
+ * without them it credited those outcomes a second time).
+ */
+export async function reversalCreditsOfPeriod(trx: Transaction, closeId: string, ratePlan: PlanRow, lateEventIds: readonly string[] = []): Promise<PeriodReversalCredits> {
   const reversals = await reversalsOfClosure(trx, closeId);
-  if (reversals.length === 0) return [];
-  return (await closureCreditLines(trx, reversals, fallbackPlan, () => true)).creditLines;
+  if (reversals.length === 0) return { lines: [], creditedIds: [] };
+  const given = await givenReversalCredits(trx, closeId);
+  const owed = reversals.some((reversal) => !reversal.credited)
+    ? (await closureCreditLines(trx, reversals, ratePlan, (reversal) => !reversal.credited, { plan: ratePlan, lateEventIds })).creditLines
+    : [];
+  return { lines: [...given, ...owed], creditedIds: reversals.filter((reversal) => reversal.credited).map((reversal) => reversal.reversalRowId).sort() };
+}
+
+/**
+ * The reversal credit lines given for one closed period, signed as on an invoice (negative): lines of the
+ * subscription's later invoices, and lines of its reversal credit notes (stored positive, kind reversal_credit; the
+ * credited line's kind is read back from the period invoice's line of the same description).
+ */
+async function givenReversalCredits(trx: Transaction, closeId: string): Promise<DraftInvoiceLine[]> {
+  const rows: { kind: string; metric_code: string | null; description: string; quantity: string; amount: string; breakdown: Record<string, unknown>; period_start: Date; period_end: Date; on_credit_note: boolean }[] = await trx('invoice_lines as l')
+    .join('invoices as i', 'i.id', 'l.invoice_id')
+    .join('usage_period_closures as c', (join) => join.on('c.subscription_id', 'i.subscription_id').andOn('c.period_start', 'l.period_start'))
+    .where('c.id', closeId)
+    .whereNot('i.status', 'void')
+    .whereRaw("(l.breakdown ->> 'reversal') = 'true'")
+    .orderBy(['i.created_at', 'l.position'])
+    .select('l.kind', 'l.metric_code', 'l.description', 'l.quantity', 'l.amount', 'l.breakdown', 'l.period_start', 'l.period_end', trx.raw(`i.kind = '${CREDIT_NOTE_KIND}' AS on_credit_note`));
+  return rows.map((row) => ({
+    kind: (row.on_credit_note ? (row.metric_code === null ? nonUsageKindOf(row.description) : 'usage') : row.kind) as DraftInvoiceLine['kind'],
+    description: row.description,
+    metricCode: row.metric_code,
+    quantity: row.quantity,
+    amount: row.on_credit_note ? toDecimal(row.amount).negated().toFixed() : toDecimal(row.amount).toFixed(),
+    periodStart: row.period_start.toISOString(),
+    periodEnd: row.period_end.toISOString(),
+    breakdown: row.breakdown,
+  }));
+}
+
+/** A credit note's reversal line of a non-usage line: the included credit's, or else a commitment true-up's. */
+function nonUsageKindOf(description: string): string {
+  return description.startsWith(CREDIT_LINE_DESCRIPTION) ? 'credit' : 'commitment_true_up';
+}
+
+/**
+ * Locks every reversal of the closure's outcomes that arrived after the close (the rows an invoice or credit note
+ * locks to credit them), then the closure (which a credit takes before it reads the period's plan, so a reversal
+ * stored since is credited after this transaction, against it) and returns the ids of those credited. Ids as
+ * reversalsOfClosure gives them.
+ */
+export async function lockCreditedReversalsOfClosure(trx: Transaction, closeId: string): Promise<string[]> {
+  const result = await trx.raw<{ rows: { id: string; credited: boolean }[] }>(
+    `SELECT r.id::text AS id, r.reversal_credited_on IS NOT NULL AS credited
+     FROM usage_period_closures c
+     JOIN usage_events r ON r.customer_id = c.customer_id AND r.reverses_event_id IS NOT NULL
+     JOIN usage_events o ON o.customer_id = r.customer_id AND o.event_id = r.reverses_event_id AND o.period_close_id = c.id
+     WHERE c.id = ? AND r.received_at > c.closed_at
+     ORDER BY r.id
+     FOR UPDATE OF r`,
+    [closeId],
+  );
+  await lockClosure(trx, closeId);
+  return result.rows.filter((row) => row.credited).map((row) => row.id).sort();
+}
+
+async function lockClosure(trx: Transaction, closeId: string): Promise<void> {
+  await trx('usage_period_closures').where({ id: closeId }).forUpdate().first('id');
 }
 
 /** One closure's credit lines for the reversals `isNew` picks, on top of the other (already credited) ones. */
-async function closureCreditLines(trx: Transaction, group: readonly InvoicedReversal[], fallbackPlan: PlanRow, isNew: (reversal: InvoicedReversal) => boolean) {
+async function closureCreditLines(
+  trx: Transaction,
+  group: readonly InvoicedReversal[],
+  fallbackPlan: PlanRow,
+  isNew: (reversal: InvoicedReversal) => boolean,
+  asRerated?: { plan: PlanRow; lateEventIds: readonly string[] },
+) {
   const closure = group[0];
-  const plan = closure.planId ? await findPlan(trx, closure.planId) : fallbackPlan;
+  const plan = asRerated?.plan ?? (await reversalPricePlanOf(trx, closure.closeId, closure.planId, fallbackPlan));
   const charges = plan.charges as DimensionalCharge[];
   const metrics = await findMetricsByCode(trx, [...new Set(charges.map((charge) => charge.metricCode))]);
-  const contributions = (reversal: InvoicedReversal) => metrics.flatMap((metric) => contributionOf(metric, reversal));
+  const contributions = (event: ReversibleEvent) => metrics.flatMap((metric) => contributionOf(metric, event));
   const settings = plan.settings as PlanSettings;
   const period = { start: closure.periodStart.toISOString(), end: closure.periodEnd.toISOString() };
   const creditLines = reversalCreditLines({
@@ -58,6 +150,9 @@ async function closureCreditLines(trx: Transaction, group: readonly InvoicedReve
     creditBucket: settings.creditBucket,
     ...commitmentTerms(plan),
     closedUsage: Object.entries(closure.totals as Record<string, MetricUsage>).map(([metricCode, usage]) => ({ metricCode, ...usage }) as DimensionalUsage),
+    // The close's totals lack the late events re-ratings billed since: without them, a reversal was credited
+    // against less usage than was billed (nothing at all while the closed usage alone stayed inside the credit).
+    billedLate: (await lateEventsBilledInto(trx, closure.closeId, asRerated?.lateEventIds ?? [])).flatMap(contributions),
     alreadyCredited: group.filter((reversal) => !isNew(reversal)).flatMap(contributions),
     newlyReversed: group.filter(isNew).flatMap(contributions),
     period,
@@ -65,8 +160,32 @@ async function closureCreditLines(trx: Transaction, group: readonly InvoicedReve
   return { plan, period, creditLines };
 }
 
+/** An event as its contribution to a metric reads it. */
+type ReversibleEvent = Pick<InvoicedReversal, 'eventType' | 'properties' | 'occurredAt'>;
+
+/**
+ * The late events carried-out re-ratings of the closure's period claimed into it (their proposals name them;
+ * claimLateEvents skips one something else claimed first, hence the closure check): billed after the close. And
+ * `unclaimed`, the ones a re-rating being proposed bills (still unclaimed; claimed when it is carried out).
+ */
+async function lateEventsBilledInto(trx: Transaction, closeId: string, unclaimed: readonly string[]): Promise<ReversibleEvent[]> {
+  const result = await trx.raw<{ rows: ReversibleEvent[] }>(
+    `SELECT e.event_type AS "eventType", e.properties, e.occurred_at AS "occurredAt"
+     FROM usage_events e
+     WHERE e.reverses_event_id IS NULL
+       AND ((e.period_close_id = ?
+             AND e.id::text IN (SELECT jsonb_array_elements_text(r.proposal -> 'lateEventIds')
+                                FROM rerates r JOIN usage_period_closures c ON c.subscription_id = r.subscription_id
+                                WHERE c.id = ? AND r.status = 'finalized' AND (r.proposal -> 'usagePeriod' ->> 'start')::timestamptz = c.period_start))
+            OR (e.period_close_id IS NULL AND e.id::text = ANY(?::text[])))
+     ORDER BY e.id`,
+    [closeId, closeId, [...unclaimed]],
+  );
+  return result.rows;
+}
+
 /** What a reversed event had added to a metric: count and sum metrics only (a max or a latest cannot be undone). */
-function contributionOf(metric: MetricRow, reversal: InvoicedReversal): ReversedContribution[] {
+function contributionOf(metric: MetricRow, reversal: ReversibleEvent): ReversedContribution[] {
   if (metric.event_type !== reversal.eventType) return [];
   if (!Object.entries(metric.filters ?? {}).every(([name, value]) => reversal.properties[name] === value)) return [];
   if (metric.aggregation !== 'count' && metric.aggregation !== 'sum') return [];

@@ -2,7 +2,7 @@
  * Manual re-rating: finance asks (POST /v1/invoices/:id/rerate), a re-rating workflow proposes the difference,
  * finance decides (POST /v1/rerates/:id/approve | reject). The original invoice is never edited.
  */
-import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Request, Router } from 'express';
 import { randomUUID } from 'node:crypto';
@@ -25,6 +25,9 @@ import { startForCommittedRow } from '../workflow-start';
 import { ApiProblem, isProblemCode } from '../problem';
 import { rerateBody, rerateDecisionBody, uuidParam } from '../schemas';
 import { declareRoutes } from '../route-declarations';
+
+/** The largest plan version the `plans.version` column (integer) holds. */
+const MAX_PLAN_VERSION = 2_147_483_647;
 
 /** How long a proposal waits for finance before it expires. */
 const DECISION_WINDOW = 'P30D';
@@ -67,7 +70,8 @@ export function reratesRouter(db: Database, temporal: Client): Router {
     if (!invoice || !invoice.subscription_id || invoice.status === 'draft') throw new ApiProblem('invoice_not_found', `no finalized subscription invoice ${req.params.id}`);
     let correctedPlanId: string | null = null;
     if (body.plan_code) {
-      const plan = await findPlanVersion(db, body.plan_code, body.plan_version);
+      // Versions are Postgres integers: a larger one names no plan (compared in SQL, Postgres refused it: a 500).
+      const plan = body.plan_version !== undefined && body.plan_version > MAX_PLAN_VERSION ? undefined : await findPlanVersion(db, body.plan_code, body.plan_version);
       if (!plan) throw new ApiProblem('plan_not_found', `no plan ${body.plan_code}`);
       if (plan.currency !== invoice.currency) throw new ApiProblem('currency_mismatch', `the plan bills in ${plan.currency}, the invoice is in ${invoice.currency}`);
       correctedPlanId = plan.id;
@@ -131,6 +135,10 @@ export function reratesRouter(db: Database, temporal: Client): Router {
     routes.post(`/rerates/:id/${decision}`, { allow: ['finance'] }, async (req, res) => {
       const body = rerateDecisionBody.parse(req.body);
       const rerate = await findRerate(db, req.params.id);
+      // Only a proposal waits for a decision. Once its workflow has ended (nothing to do, carried out, rejected,
+      // expired, failed), an update on it fails with "not found": that was a 500 to a finance double-click.
+      const notAwaiting = (status: string) => new ApiProblem('rerate_not_awaiting_decision', `this re-rating cannot be decided: it is ${status}`);
+      if (rerate.status !== 'proposed') throw notAwaiting(rerate.status);
       try {
         await temporal.workflow.getHandle(rerateWorkflowId(rerate.id)).executeUpdate(decideRerateUpdate, {
           args: [{ approve: decision === 'approve', by: actor(req), reason: body.reason }],
@@ -138,6 +146,8 @@ export function reratesRouter(db: Database, temporal: Client): Router {
       } catch (error) {
         const code = error instanceof WorkflowUpdateFailedError ? error.cause?.message : undefined;
         if (code && isProblemCode(code)) throw new ApiProblem(code, `this re-rating cannot be decided: ${code.replace(/_/g, ' ')}`);
+        // Ended between the read above and the update (its decision window expired, or ops terminated it).
+        if (error instanceof WorkflowNotFoundError) throw notAwaiting((await findRerate(db, rerate.id)).status);
         throw error;
       }
       res.json(rerateJson(await findRerate(db, rerate.id)));
