@@ -8,6 +8,8 @@ import { cachedPlan } from '../../store/read-caches';
 import { setSpendingBudget } from '../../store/subscription-billing';
 import type { SubscriptionRow } from '../../store/subscriptions';
 import { latestStretchStart } from '../../store/plan-changes';
+import { billedThresholds, listThresholdInvoices } from '../../store/threshold-invoices';
+import { thresholdCreditLines, usageThresholdsOf } from '../../domain/progressive-billing';
 import { listLateUsage } from '../../store/usage';
 import { openUsageForCharges } from '../../store/usage-preview';
 import { findSubscriptionOr404, ownSubscription } from './lookups';
@@ -54,6 +56,12 @@ export function usageRouter(db: Database): Router {
       creditBucket: settings.creditBucket,
       ...commitmentTerms(plan),
     });
+    // What threshold invoices of this stretch billed already: the period's invoice takes it back (a threshold_credit
+    // line each), so the projection does too. Without them it told the customer 122.50 where the invoice billed 10.00.
+    const thresholdCredits = usageThresholdsOf(plan.settings)
+      ? thresholdCreditLines(billedThresholds(await listThresholdInvoices(db, subscription.id, from)), plan.currency, { start: from.toISOString(), end: end.toISOString() })
+      : [];
+    const subtotal = thresholdCredits.length ? formatMoney(sumMoney([rated.subtotal, ...thresholdCredits.map((line) => line.amount)].map(toDecimal)), plan.currency) : rated.subtotal;
     /** What a metric (or one combination of it) adds to the projected invoice: the sum of its usage lines, as rated. */
     const amountOf = (metricCode: string, dimensions?: Readonly<Record<string, string>>): { amount?: string } => {
       const key = dimensions && dimensionKey(dimensions);
@@ -75,11 +83,11 @@ export function usageRouter(db: Database): Router {
           ? { groups: metric.groups.map((group) => ({ dimensions: group.dimensions, quantity: group.quantity, event_count: group.eventCount, ...amountOf(metric.metricCode, group.dimensions) })) } : {}),
       })),
       projected: {
-        lines: rated.lines,
+        lines: [...rated.lines, ...thresholdCredits],
         usage_total: rated.usageTotal,
         credit_applied: rated.creditApplied,
         credit_remaining: rated.creditRemaining,
-        subtotal: rated.subtotal,
+        subtotal,
         unpriced: rated.unpriced,
       },
     });
