@@ -9,7 +9,7 @@ import type { PeriodBounds } from '../domain/invoice';
 import { commitmentTerms, PlanSettings, usageCharges } from '../domain/plan-terms';
 import { rateDimensionalUsage } from '../domain/dimensions';
 import type { Charge } from '../domain/rating';
-import { creditAmountOf, InvoicedAmount, invoicedAmounts, rerateDifference } from '../domain/rerating';
+import { creditAmountOf, InvoicedAmount, invoicedAmounts, RERATEABLE_INVOICE_KINDS, rerateDifference } from '../domain/rerating';
 import { findPlan, type PlanRow } from '../store/catalog';
 import { CreditNoteRejectedError, issueCreditNote } from '../store/credit-notes';
 import type { Database } from '../store/database';
@@ -34,11 +34,6 @@ import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, me
 import { lockCreditedReversalsOfClosure, reversalCreditsOfPeriod } from '../store/reversal-credits';
 
 const USAGE_LINE_KINDS = ['usage', 'credit', 'commitment_true_up'];
-/**
- * The invoices that bill a usage period as a whole. A threshold invoice or an earlier re-rating's adjustment billed
- * only part of it: re-rated, the rest of the period (which the period invoice billed) came out as owed again.
- */
-const RERATEABLE_KINDS = new Set(['period', 'closing', 'proration']);
 
 export type { RerateSummary };
 
@@ -94,7 +89,7 @@ export function createReratingActivities(db: Database) {
         const rerate = await lockRerate(trx, request.rerateId);
         if (rerate.status !== 'computing') return summarize(rerate);
         const invoice = (await findInvoice(trx, rerate.invoice_id))!;
-        if (!RERATEABLE_KINDS.has(invoice.kind)) {
+        if (!RERATEABLE_INVOICE_KINDS.has(invoice.kind)) {
           throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is a ${invoice.kind} invoice: re-rate the invoice that billed the whole period`, 'invoice_not_rerateable');
         }
         const usageLine = await findFirstUsageLine(trx, invoice.id);

@@ -511,7 +511,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     body: rerateBody,
     bodyExample: { reason: 'late events from the EU region', include_late_usage: true },
     responses: { 202: { description: 'The re-rating, computing.', schema: rerateResponse } },
-    problems: ['invoice_not_found', 'plan_not_found', 'currency_mismatch', 'workflow_unavailable', 'temporal_unavailable'],
+    problems: ['invoice_not_found', 'invoice_not_rerateable', 'plan_not_found', 'currency_mismatch', 'workflow_unavailable', 'temporal_unavailable'],
   },
   'GET /v1/rerates/:id': { summary: 'A re-rating', tag: 'Re-rating', params: rerateId, responses: ok('The re-rating and its proposal.', rerateResponse), problems: ['rerate_not_found'] },
   'POST /v1/rerates/:id/approve': rerateDecision('approve'),

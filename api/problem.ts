@@ -28,6 +28,7 @@ const STATUS_BY_CODE = {
   period_opening: 409,
   rerate_not_found: 404,
   rerate_not_awaiting_decision: 409,
+  invoice_not_rerateable: 409,
   decision_reason_required: 422,
   validation_failed: 422,
   malformed_json: 400,

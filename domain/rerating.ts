@@ -11,6 +11,13 @@ import { dimensionKeyOfBreakdown } from './dimensions';
 import type { RatedLine } from './rating';
 
 /** A line's identity across re-ratings: its kind and, for usage, its metric (and combination, when it has one). */
+/**
+ * The invoices that bill a usage period as a whole, the only ones a re-rating corrects. A threshold invoice or an
+ * earlier re-rating's adjustment billed only part of it: re-rated, the rest of the period (which the period invoice
+ * billed) came out as owed again. A credit note bills nothing.
+ */
+export const RERATEABLE_INVOICE_KINDS: ReadonlySet<string> = new Set(['period', 'closing', 'proration']);
+
 export function lineKey(line: { kind: string; metricCode?: string | null; breakdown?: unknown }): string {
   if (line.kind !== 'usage') return line.kind;
   const combination = dimensionKeyOfBreakdown(line.breakdown);

@@ -23,6 +23,7 @@ import { billingTaskQueue } from '../../config/tuning';
 import { keyNamesAnotherRequest, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { startForCommittedRow } from '../workflow-start';
 import { ApiProblem, isProblemCode } from '../problem';
+import { RERATEABLE_INVOICE_KINDS } from '../../domain/rerating';
 import { rerateBody, rerateDecisionBody, uuidParam } from '../schemas';
 import { declareRoutes } from '../route-declarations';
 
@@ -68,6 +69,10 @@ export function reratesRouter(db: Database, temporal: Client): Router {
     const id = uuidParam.safeParse(req.params.id);
     const invoice = id.success ? await findInvoice(db, id.data) : undefined;
     if (!invoice || !invoice.subscription_id || invoice.status === 'draft') throw new ApiProblem('invoice_not_found', `no finalized subscription invoice ${req.params.id}`);
+    // Refused here, not by the workflow's first step: that left a row `computing` for good behind a 202.
+    if (!RERATEABLE_INVOICE_KINDS.has(invoice.kind)) {
+      throw new ApiProblem('invoice_not_rerateable', `invoice ${invoice.id} is a ${invoice.kind} invoice: re-rate the invoice that billed the whole period`);
+    }
     let correctedPlanId: string | null = null;
     if (body.plan_code) {
       // Versions are Postgres integers: a larger one names no plan (compared in SQL, Postgres refused it: a 500).

@@ -6762,7 +6762,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `invoice_not_rerateable`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -6770,7 +6770,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "invoice_not_rerateable";
                     };
                 };
             };
