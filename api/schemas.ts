@@ -14,14 +14,6 @@ export const nonNegativeDecimal = decimalString.refine((value) => !toDecimal(val
   message: 'must not be negative',
 });
 
-/**
- * Catalog text Postgres can store as given: a lone UTF-16 surrogate ("\ud800" in JSON) has no UTF-8 form, so jsonb
- * refuses it (a 500), a text column stores U+FFFD instead (another name than was sent), and encodeURIComponent
- * (dimension keys) throws. Well-formed pairs (emoji) are fine.
- */
-const LONE_SURROGATE = /\p{Surrogate}/u;
-const catalogText = (max: number) => z.string().max(max).refine((value) => !LONE_SURROGATE.test(value), { message: 'must be well-formed Unicode (no lone surrogate)' });
-
 export const currencyCode = z.string().refine(isSupportedCurrency, { message: 'unsupported ISO 4217 currency' });
 
 /** Ten years: longer intervals are mistakes, and huge ones overflow calendar math in the workflow. */
@@ -50,7 +42,7 @@ export const createCustomerBody = z.strictObject({
 
 export const createPlanBody = z.strictObject({
   code,
-  name: catalogText(200).min(1),
+  name: z.string().min(1).max(200),
   currency: currencyCode,
   billing_interval: isoDuration,
   trial_period: isoDuration.optional(),
@@ -125,11 +117,11 @@ const propertyName = z
 export const createMetricBody = z
   .strictObject({
     code,
-    name: catalogText(200).min(1),
-    event_type: catalogText(200).min(1),
+    name: z.string().min(1).max(200),
+    event_type: z.string().min(1).max(200),
     aggregation: z.enum(['count', 'sum', 'max', 'unique_count', 'latest', 'prorated_sum', 'prorated_latest']),
     property: propertyName.optional(),
-    filters: z.record(propertyName, z.union([catalogText(200), z.boolean()])).default({}),
+    filters: z.record(propertyName, z.union([z.string().max(200), z.boolean()])).default({}),
     unit_cost: nonNegativeDecimal.optional(),
     /** A corrections metric: negative values are accepted (sum only). Every other metric refuses them. */
     allow_negative: z.boolean().default(false),
@@ -150,7 +142,7 @@ export const createMetricBody = z
 export const createCostTableBody = z.strictObject({
   effective_from: z.iso.datetime({ offset: true }),
   costs: z
-    .array(z.strictObject({ match: z.record(catalogText(64), catalogText(200)).default({}), unit_cost: nonNegativeDecimal }))
+    .array(z.strictObject({ match: z.record(z.string().max(64), z.string().max(200)).default({}), unit_cost: nonNegativeDecimal }))
     .min(1)
     .max(5_000),
 });
@@ -189,7 +181,7 @@ export const chargeDimensions = z.strictObject({
   prices: z
     .array(
       z.strictObject({
-        match: z.record(catalogText(64), catalogText(200)),
+        match: z.record(z.string().max(64), z.string().max(200)),
         price: priceModel,
         included_units: nonNegativeDecimal.optional(),
       }),
@@ -203,7 +195,7 @@ export const chargeDimensions = z.strictObject({
 export const planCharge = z
   .strictObject({
     metric_code: code,
-    display_name: catalogText(200).min(1).optional(),
+    display_name: z.string().min(1).max(200).optional(),
     /** Required unless `dimensions` prices the charge. */
     price: priceModel.optional(),
     included_units: nonNegativeDecimal.optional(),
