@@ -12,7 +12,7 @@
  * - Usage with no matching price and no default is never billed silently at 0: the plan either refuses it at
  *   ingestion (`unmatched: "reject"`) or lists it as an unpriced line (`unmatched: "list"`).
  */
-import { formatMoney, ZERO } from './money';
+import { Dec, formatMoney, ZERO } from './money';
 import { parseDecimal, validatePriceModel, type UsagePriceModel } from './price-models';
 import type { CostSegment } from './cost-tables';
 import { rateUsage, type Charge, type RatedLine, type RatingInput, type RatingResult, type UsageForCharge } from './rating';
@@ -106,15 +106,43 @@ export function dimensionLabel(values: DimensionValues, groupBy: readonly string
   return parts.length ? parts.join(', ') : 'no dimensions';
 }
 
-/** The combination an event belongs to: its group_by property values as text (numbers and booleans as JSON text). */
+/**
+ * The combination an event belongs to: its group_by property values as text, exactly as the close reads them in
+ * Postgres (`properties ->> name`, store/dimension-usage.ts), so a combination is the same one at ingestion, on the
+ * invoice and in a reversal's credit. Absent and null values are left out, as Postgres reads them as NULL.
+ */
 export function combinationOf(properties: Readonly<Record<string, unknown>>, groupBy: readonly string[]): DimensionValues {
   const values: Record<string, string> = {};
   for (const name of groupBy) {
     const value = properties[name];
     if (value === undefined || value === null) continue;
-    values[name] = typeof value === 'string' ? value : JSON.stringify(value);
+    values[name] = typeof value === 'string' ? value : jsonbText(value);
   }
   return values;
+}
+
+/**
+ * A JSON value as Postgres prints it out of jsonb: numbers as numeric (never an exponent: JSON.stringify wrote 1e21
+ * as "1e+21", Postgres "1000000000000000000000"), and objects and arrays with a space after ":" and "," and object
+ * keys shortest first, then by their UTF-8 bytes (jsonb's own order). Strings are escaped as JSON.stringify does.
+ */
+function jsonbText(value: unknown): string {
+  if (typeof value === 'number') return new Dec(JSON.stringify(value)).toFixed();
+  if (Array.isArray(value)) return `[${value.map(jsonbText).join(', ')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value).sort(([a], [b]) => compareJsonbKeys(a, b));
+    return `{${entries.map(([key, child]) => `${JSON.stringify(key)}: ${jsonbText(child)}`).join(', ')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+const utf8 = new TextEncoder();
+
+function compareJsonbKeys(a: string, b: string): number {
+  const [x, y] = [utf8.encode(a), utf8.encode(b)];
+  if (x.length !== y.length) return x.length - y.length;
+  for (let i = 0; i < x.length; i += 1) if (x[i] !== y[i]) return x[i] - y[i];
+  return 0;
 }
 
 /**
