@@ -4,6 +4,7 @@ import { billingSubscriptionsOf } from '../store/subscriptions';
 import { usageRecordedSignal } from '../workflows/definitions';
 import { createLogger, entryLogger, LogSink } from '../logging/logger';
 import { withTemporalDeadline } from './temporal-deadline';
+import { SpendingCheckSignals } from './spending-signals';
 import { UsageThresholdSignals } from './usage-thresholds';
 
 interface PendingSummary {
@@ -24,6 +25,8 @@ export interface UsageSignalOptions {
   readonly log?: UsageSignalLog;
   /** Progressive billing's threshold check after ingestion (./usage-thresholds.ts); null turns it off. */
   readonly thresholds?: UsageThresholdSignals | null;
+  /** Sends a summary ahead of its window when the spending check has something to raise (./spending-signals.ts); null turns it off. */
+  readonly spending?: SpendingCheckSignals | null;
 }
 
 /** One `{ level, msg, ...fields }` object per line (`entryLogger` adapts a pino logger to it). */
@@ -52,6 +55,9 @@ export class UsageSignalCoalescer {
   private readonly thresholds: UsageThresholdSignals | null;
   /** Customers with usage recorded since their last threshold check -> their latest event time. */
   private readonly thresholdChecksDue = new Map<string, Date>();
+  private readonly spending: SpendingCheckSignals | null;
+  /** Customers with usage recorded since their spending limits were last looked at. */
+  private readonly spendingChecksDue = new Set<string>();
 
   constructor(
     private readonly db: Database,
@@ -63,6 +69,7 @@ export class UsageSignalCoalescer {
     this.floorMs = options.floorMs ?? 5_000;
     this.log = options.log ?? entryLogger(createLogger('api').child({ component: 'usage-signals' }));
     this.thresholds = options.thresholds === undefined ? new UsageThresholdSignals(db, temporal) : options.thresholds;
+    this.spending = options.spending === undefined ? new SpendingCheckSignals(db) : options.spending;
   }
 
   record(customerId: string, eventCount: number, latestEventAt: Date): void {
@@ -73,6 +80,7 @@ export class UsageSignalCoalescer {
     });
     const due = this.thresholdChecksDue.get(customerId);
     if (this.thresholds && (!due || latestEventAt > due)) this.thresholdChecksDue.set(customerId, latestEventAt);
+    if (this.spending) this.spendingChecksDue.add(customerId);
   }
 
   start(): void {
@@ -137,14 +145,18 @@ export class UsageSignalCoalescer {
     const now = Date.now();
     const stillPending = new Set<string>();
     let signalFailure: unknown;
-    for (const subscription of subscriptions) {
-      const summary = this.pending.get(subscription.customer_id)!;
+    const inWindow = (subscription: (typeof subscriptions)[number]): boolean => {
       const periodMs =
         subscription.current_period_start && subscription.current_period_end
           ? subscription.current_period_end.getTime() - subscription.current_period_start.getTime()
           : 0;
-      const windowMs = Math.max(this.floorMs, periodMs / this.signalsPerPeriod);
-      if (now - (this.lastSignalAt.get(subscription.id) ?? 0) < windowMs) {
+      return now - (this.lastSignalAt.get(subscription.id) ?? 0) < Math.max(this.floorMs, periodMs / this.signalsPerPeriod);
+    };
+    const urgent = await this.spendingChecksAhead(subscriptions.filter(inWindow));
+    for (const subscription of subscriptions) {
+      const summary = this.pending.get(subscription.customer_id)!;
+      // Held back by its window, unless its spending check has an alert to raise or a cap to set now.
+      if (inWindow(subscription) && !urgent.has(subscription.id)) {
         stillPending.add(subscription.customer_id);
         continue;
       }
@@ -158,12 +170,34 @@ export class UsageSignalCoalescer {
         this.lastSignalAt.set(subscription.id, now);
       } catch (error) {
         stillPending.add(subscription.customer_id); // e.g. Temporal briefly unreachable: try again next flush
+        if (urgent.has(subscription.id)) {
+          // Sent ahead of its window, and not sent: look at its limits again next flush.
+          this.spending?.forget(subscription.id);
+          this.spendingChecksDue.add(subscription.customer_id);
+        }
         signalFailure ??= error;
       }
     }
     for (const customerId of customerIds) if (!stillPending.has(customerId)) this.pending.delete(customerId);
     if (signalFailure !== undefined) this.reportFailure(signalFailure);
     else this.reportSuccess();
+  }
+
+  /**
+   * Of the subscriptions the window holds back, those whose spending check has something to do now (only for
+   * customers with usage since their last look). A failed look is reported and tried again on the next flush.
+   */
+  private async spendingChecksAhead(held: readonly { id: string; customer_id: string; current_period_start: Date | null; current_period_end: Date | null }[]): Promise<Set<string>> {
+    const looked = held.filter((subscription) => this.spendingChecksDue.has(subscription.customer_id));
+    if (!this.spending || looked.length === 0) return new Set();
+    try {
+      const due = await this.spending.due(looked, new Date());
+      for (const subscription of looked) this.spendingChecksDue.delete(subscription.customer_id);
+      return due;
+    } catch (error) {
+      this.reportFailure(error);
+      return new Set();
+    }
   }
 
   /**
