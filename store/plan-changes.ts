@@ -1,7 +1,17 @@
 /**
  * Immediate plan changes keyed by the request that asked for them (see migrations/0330_create_plan_changes.ts).
  */
+import Decimal from 'decimal.js';
 import type { Knex } from 'knex';
+import { rateDimensionalUsage } from '../domain/dimensions';
+import { Dec, toDecimal } from '../domain/money';
+import { PlanSettings, usageCharges } from '../domain/plan-terms';
+import type { Charge } from '../domain/rating';
+import { reachedHardCap } from '../domain/spending';
+import type { PlanRow } from './catalog';
+import { usageInvoicedWithinPeriod } from './spending-alerts';
+import { capUsageUntil, liftUsageCap } from './subscription-billing';
+import { openUsageForCharges } from './usage-preview';
 
 export interface PlanChangeRow {
   id: string;
@@ -48,8 +58,62 @@ export async function recordPlanChangeOnce(db: Knex, intent: PlanChangeIntent): 
         requested_by: intent.requestedBy,
       })
       .returning('*');
+    // In the transaction that records the change: a retry that finds the row recorded finds the cap judged too.
+    await judgeUsageCapUnderNewPlan(trx, row);
     return row;
   });
+}
+
+/**
+ * A plan's hard cap is per period and the plan's own (`usage_capped_until`, set by the spending check, refused by
+ * ingestion until the period's end). The spending check runs only on usage, which the cap refuses, so nothing
+ * lifted a cap after an immediate change to a plan with a higher cap or none: the customer's usage was refused for
+ * the rest of the period on a plan that allows it. Judged again here, under the new plan, against what the period
+ * has spent: the usage proration invoices billed earlier in the period, the open stretch the change closes (rated
+ * under the old plan, as its proration invoice will bill it) and any usage already stamped after the change (under
+ * the new plan). Reached: capped until the period's end at once (a downgrade to a cap already passed); not reached
+ * (or no cap): lifted. Inside the usage grace window of a period the database does not show yet (its end unknown
+ * here) a cap is only lifted; the next spending check sets one.
+ */
+async function judgeUsageCapUnderNewPlan(trx: Knex.Transaction, change: PlanChangeRow): Promise<void> {
+  const subscription: { customer_id: string; current_period_start: Date | null; current_period_end: Date | null } | undefined = await trx('subscriptions')
+    .where({ id: change.subscription_id })
+    .first('customer_id', 'current_period_start', 'current_period_end');
+  if (!subscription) return;
+  const newPlan = await trx<PlanRow>('plans').where({ id: change.new_plan_id }).first();
+  const oldPlan = await trx<PlanRow>('plans').where({ id: change.old_plan_id }).first();
+  if (!newPlan || !oldPlan) return;
+  const hardCap = ((newPlan.settings ?? {}) as PlanSettings).hardCap;
+  if (hardCap === undefined) return liftUsageCap(trx, change.subscription_id);
+  const { current_period_start: shownStart, current_period_end: shownEnd } = subscription;
+  if (!shownStart || !shownEnd) return;
+  const inShownPeriod = shownStart <= change.change_at && change.change_at < shownEnd;
+  // In the grace window the period started at the shown one's end.
+  const periodStart = inShownPeriod ? shownStart : shownEnd;
+  const stretchStart = await latestStretchStartBefore(trx, change, periodStart);
+  const rated = async (plan: PlanRow, from: Date, to: Date): Promise<Decimal> => {
+    const charges = usageCharges(plan.charges as Charge[]);
+    if (charges.length === 0 || from >= to) return new Dec(0);
+    // On the transaction's connection: a second one per change, taken while this one waits, could exhaust the pool.
+    const usage = await openUsageForCharges(trx, subscription.customer_id, charges, from, to);
+    return toDecimal(rateDimensionalUsage({ currency: plan.currency, charges, usage }).usageTotal);
+  };
+  const far = new Date(change.change_at.getTime() + 366 * 86_400_000);
+  const spend = toDecimal(await usageInvoicedWithinPeriod(trx, change.subscription_id, periodStart, stretchStart))
+    .plus(await rated(oldPlan, stretchStart, change.change_at))
+    .plus(await rated(newPlan, change.change_at, inShownPeriod ? shownEnd : far));
+  if (!reachedHardCap(spend.toString(), hardCap)) return liftUsageCap(trx, change.subscription_id);
+  if (inShownPeriod) await capUsageUntil(trx, change.subscription_id, shownEnd);
+}
+
+/** Where the stretch this change closes opened: the period's start, or the latest earlier change after it. */
+async function latestStretchStartBefore(trx: Knex.Transaction, change: PlanChangeRow, periodStart: Date): Promise<Date> {
+  const row = await trx('plan_changes')
+    .where({ subscription_id: change.subscription_id })
+    .andWhere('change_at', '<', change.change_at)
+    .max<{ latest: Date | null }>('change_at as latest')
+    .first();
+  return row?.latest && row.latest > periodStart ? row.latest : periodStart;
 }
 
 /**

@@ -20,6 +20,14 @@ export async function capUsageUntil(db: Db, subscriptionId: string, until: Date)
   await db('subscriptions').where({ id: subscriptionId }).update({ usage_capped_until: until });
 }
 
+/**
+ * The cap no longer applies (an immediate plan change to a plan whose cap the period's spend has not reached, or
+ * that has none): ingestion accepts the subscription's usage again.
+ */
+export async function liftUsageCap(db: Db, subscriptionId: string): Promise<void> {
+  await db('subscriptions').where({ id: subscriptionId }).whereNotNull('usage_capped_until').update({ usage_capped_until: null });
+}
+
 /** A customer-set spending budget per period (null removes it) with its alert thresholds in percent. */
 export async function setSpendingBudget(db: Db, subscriptionId: string, amount: string | null, thresholds: readonly string[] | null): Promise<void> {
   await db('subscriptions')

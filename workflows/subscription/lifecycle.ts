@@ -25,7 +25,7 @@ import { unlessDeterministic } from './deterministic';
 import { collect, collectAfterTheEnd } from './collection';
 import { offerRetention, offerWinBack, retentionTerms } from './offers';
 import { closeUsage, openUsageUntil } from './period';
-import { PLAN_CHANGE_KEYED_BY_REQUEST, UNPAID_INVOICES_COLLECTED_AFTER_THE_END, USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
+import { PLAN_CHANGE_KEYED_BY_REQUEST, PLAN_CHANGE_WAITS_FOR_SCHEDULED_CHANGE, UNPAID_INVOICES_COLLECTED_AFTER_THE_END, USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
 import { bounds, msUntil, note, patchTaken, periodOf, SubscriptionRun } from './state';
 import { acceptCancellation, changeStatus, moveCalendarBy, showScheduledChange, switchPlan } from './transitions';
 import { inTurn } from './turns';
@@ -189,8 +189,19 @@ async function changePlanNow(run: SubscriptionRun, request: PlanChangeRequest): 
   return { effective: 'immediate', effectiveAt: changeAt.toISOString(), planCode: run.plan.planCode, invoice: run.lastInvoice };
 }
 
+/**
+ * The period is being opened and its due scheduled change is being applied: until that write returns, `run.plan` is
+ * still the plan before it, and the period's usage stretch is not open yet. An immediate change taken then prorated
+ * from that plan (crediting a fee the period's invoice never billed: -100.00 for a plan the customer had left, the
+ * invoice billing the scheduled plan's 50.00) and closed the previous period's usage; a change at period end was
+ * answered as scheduled, then dropped when the scheduled change finished applying. Refused as withdrawing is.
+ */
+function applyingScheduledChange(run: SubscriptionRun): boolean {
+  return run.openingPeriod && run.scheduledChange !== null && new Date(run.scheduledChange.effectiveAt) <= periodOf(run).start;
+}
+
 export function handlePlanChanges(run: SubscriptionRun): void {
-  const validator = (request: PlanChangeRequest): void => {
+  const admissible = (request: PlanChangeRequest): void => {
     requireStatus(run, 'active');
     refuseWhileEnding(run);
     if (request.plan.planId === run.plan.planId) throw new Error('same_plan');
@@ -202,9 +213,20 @@ export function handlePlanChanges(run: SubscriptionRun): void {
     // that has ended. A change at period end still takes effect (the next run applies it as it opens).
     if (request.effective === 'immediate') refuseAtBoundary(run);
   };
+  // A validator's rejection leaves no history: it refuses unconditionally.
+  const validator = (request: PlanChangeRequest): void => {
+    admissible(request);
+    if (applyingScheduledChange(run)) throw new Error('period_opening');
+  };
+  // The handler checks again on its turn (./turns.ts): there the refusal changes what a recorded history did, so it
+  // is asked behind a patch, and only where it applies.
+  const onItsTurn = (request: PlanChangeRequest): void => {
+    admissible(request);
+    if (applyingScheduledChange(run) && patchTaken(run, PLAN_CHANGE_WAITS_FOR_SCHEDULED_CHANGE)) throw new Error('period_opening');
+  };
   setHandler(
     changePlanUpdate,
-    inTurn(run, validator, async (request): Promise<PlanChangeResult> => {
+    inTurn(run, onItsTurn, async (request): Promise<PlanChangeResult> => {
       if (request.effective !== 'period_end') return changePlanNow(run, request);
       // Scheduled for the next renewal; a later request replaces it, and it can be withdrawn until then.
       const change = { plan: request.plan, effectiveAt: periodOf(run).end.toISOString(), requestedBy: request.requestedBy };

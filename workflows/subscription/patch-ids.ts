@@ -84,6 +84,14 @@ export const UNPAID_INVOICES_COLLECTED_AFTER_THE_END = 'unpaid-invoices-collecte
  */
 export const USAGE_END_RECORDED_WHEN_DECIDED = 'usage-end-recorded-when-decided';
 
+/**
+ * A plan change accepted before the period opened but whose turn came while the period's due scheduled change was
+ * being applied is refused (period_opening), as the validator refuses one that arrives then (./lifecycle.ts
+ * `applyingScheduledChange`). Before, an immediate one prorated from the plan before the scheduled one and a
+ * period-end one was dropped. Like the patches above, asked only where it applies.
+ */
+export const PLAN_CHANGE_WAITS_FOR_SCHEDULED_CHANGE = 'plan-change-waits-for-scheduled-change';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];
