@@ -24,7 +24,7 @@ export interface MeasuredLimit {
 }
 
 export interface SpendingMeasure {
-  /** The open stretch's rated usage (what the credit bucket and the hard cap are measured against). */
+  /** The open stretch's rated usage (what the credit bucket's alerts are measured against). */
   readonly spend: string;
   readonly limits: readonly MeasuredLimit[];
   readonly capReached: boolean;
@@ -41,8 +41,9 @@ function billingPeriodStartOf(subscription: { current_period_start: Date | null;
  * Rates the open stretch [from, until) (the same rating as the invoice) and measures each limit. A customer's budget
  * is per billing period (PUT /v1/subscriptions/:id/budget), while `from` is the open usage stretch, which an
  * immediate plan change restarts mid-period: so the budget counts from the period's start (the usage the proration
- * invoice already billed, plus the open usage) and its alerts are keyed by the period. The plan's credit bucket is
- * granted afresh to each stretch (rating applies it per stretch), so its alerts stay per stretch.
+ * invoice already billed, plus the open usage) and its alerts are keyed by the period; so does the plan's hard cap,
+ * which is per period too. The plan's credit bucket is granted afresh to each stretch (rating applies it per
+ * stretch), so its alerts stay per stretch.
  */
 export async function measureSpending(db: Knex, context: SubscriptionContext, from: Date, until: Date): Promise<SpendingMeasure> {
   const { plan, subscription, customer } = context;
@@ -52,7 +53,9 @@ export async function measureSpending(db: Knex, context: SubscriptionContext, fr
   const spend = rateDimensionalUsage({ currency: plan.currency, charges, usage }).usageTotal;
   const row = subscription as typeof subscription & { budget_amount: string | null; alert_thresholds: string[] | null };
   const periodStart = billingPeriodStartOf(subscription, from);
-  const budgetSpend = row.budget_amount && periodStart < from
+  // The period's spend: the budget and the hard cap are per period (an immediate plan change must not reset them).
+  const measuresPeriod = row.budget_amount !== null || settings.hardCap !== undefined;
+  const periodSpend = measuresPeriod && periodStart < from
     ? formatMoney(toDecimal(spend).plus(toDecimal(await usageInvoicedWithinPeriod(db, subscription.id, periodStart, from))), plan.currency)
     : spend;
   const limits: MeasuredLimit[] = [
@@ -60,10 +63,10 @@ export async function measureSpending(db: Knex, context: SubscriptionContext, fr
       ? [{ limit: { basis: 'credit_bucket' as const, amount: settings.creditBucket, thresholds: settings.creditAlertThresholds }, spend, periodStart: from }]
       : []),
     ...(row.budget_amount
-      ? [{ limit: { basis: 'budget' as const, amount: row.budget_amount, thresholds: row.alert_thresholds ?? DEFAULT_BUDGET_THRESHOLDS }, spend: budgetSpend, periodStart }]
+      ? [{ limit: { basis: 'budget' as const, amount: row.budget_amount, thresholds: row.alert_thresholds ?? DEFAULT_BUDGET_THRESHOLDS }, spend: periodSpend, periodStart }]
       : []),
   ];
-  return { spend, limits, capReached: reachedHardCap(spend, settings.hardCap) };
+  return { spend, limits, capReached: reachedHardCap(periodSpend, settings.hardCap) };
 }
 
 /** Each threshold the measure crossed, with the limit and period it is keyed by. */
