@@ -334,17 +334,26 @@ export async function listSubscriptionInvoices(
  * billed the new fee, undiscounted). Null when there is none. A credit for unused time gives back what was paid.
  */
 export async function discountOnPeriodFee(trx: Knex.Transaction, subscriptionId: string, period: PeriodBounds, until: Date): Promise<string | null> {
+  // The invoice that billed the period's fee: a resume from a pause moves the period's start later (the paused time
+  // is given back), so it is the latest one starting at or before that start and ending after it. Matched on the
+  // exact start, a change after a pause found no discount and credited a share of the full fee: -67.74 where 70.00
+  // (30 % off 100.00) was paid for 31 days and 21 were left.
+  const feeInvoice: { id: string; period_start: Date } | undefined = await trx('invoices')
+    .where({ subscription_id: subscriptionId, kind: 'period' })
+    .whereNot('status', 'void')
+    .andWhere('period_start', '<=', new Date(period.start))
+    .andWhere('period_end', '>', new Date(period.start))
+    .orderBy('period_start', 'desc')
+    .first('id', 'period_start');
+  if (!feeInvoice) return null;
   const changed = await trx('plan_changes')
     .where({ subscription_id: subscriptionId })
-    .andWhere('change_at', '>', new Date(period.start))
+    .andWhere('change_at', '>', feeInvoice.period_start)
     .andWhere('change_at', '<', until)
     .first('id');
   if (changed) return null;
-  const discount: { percent_off: string | null } | undefined = await trx('invoice_lines as l')
-    .join('invoices as i', 'i.id', 'l.invoice_id')
-    .where({ 'i.subscription_id': subscriptionId, 'i.kind': 'period', 'l.kind': 'discount' })
-    .andWhere('i.period_start', new Date(period.start))
-    .whereNot('i.status', 'void')
-    .first(trx.raw("l.breakdown ->> 'percentOff' AS percent_off"));
+  const discount: { percent_off: string | null } | undefined = await trx('invoice_lines')
+    .where({ invoice_id: feeInvoice.id, kind: 'discount' })
+    .first(trx.raw("breakdown ->> 'percentOff' AS percent_off"));
   return discount?.percent_off ?? null;
 }
