@@ -9,10 +9,11 @@ import { PlanSettings, usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import type { PlanRow } from '../store/catalog';
 import { findUsageClosure, usageForCharges } from '../store/usage';
-import { formatMoney, sumMoney, toDecimal } from '../domain/money';
-import { creditsAppliedLines, walletPayableCharges } from '../domain/wallet-invoice';
+import { Dec, formatMoney, sumMoney, toDecimal } from '../domain/money';
+import { creditsAppliedLines, keptAfterDiscounts, walletPayableCharges } from '../domain/wallet-invoice';
 import type { Transaction } from '../store/transactions';
 import { applyWalletCredits } from '../store/wallets';
+import { thresholdCreditsFor } from './threshold-credits';
 
 export interface InvoiceWalletRequest {
   readonly customerId: string;
@@ -37,15 +38,16 @@ export async function withWalletCredits(trx: Transaction, request: InvoiceWallet
     charges,
     during: { from: new Date(request.usagePeriod.start), to: new Date(request.usagePeriod.end) },
     description: `usage ${request.usagePeriod.start.slice(0, 10)} to ${request.usagePeriod.end.slice(0, 10)}`,
-    ...(request.linesBefore ? { accruedBefore: accruedBefore(request.linesBefore, request.currency) } : {}),
+    // The usage before an expiry is discounted as the invoice's is (its lines carry no discount line of their own).
+    ...(request.linesBefore ? { accruedBefore: accruedBefore(request.linesBefore, request.currency, keptAfterDiscounts(request.lines)) } : {}),
   });
   return [...request.lines, ...creditsAppliedLines(applied, request.currency, request.usagePeriod)];
 }
 
 /** What the wallet could have paid of the usage before a moment: the same payable rule over that usage's lines. */
-function accruedBefore(linesBefore: (at: Date) => Promise<readonly DraftInvoiceLine[]>, currency: string) {
+function accruedBefore(linesBefore: (at: Date) => Promise<readonly DraftInvoiceLine[]>, currency: string, kept: Dec) {
   return async (at: Date): Promise<string> => {
-    const payable = walletPayableCharges(await linesBefore(at), currency);
+    const payable = walletPayableCharges(await linesBefore(at), currency, kept);
     return formatMoney(sumMoney(payable.map((charge) => toDecimal(charge.amount))), currency);
   };
 }
@@ -62,6 +64,10 @@ export function closedUsageLinesBefore(trx: Transaction, subscriptionId: string,
     const charges = usageCharges(plan.charges as Charge[]);
     const usage = await usageForCharges(trx, charges, { kind: 'claimed', closeId: String(closure.id), before: at });
     const rated = rateDimensionalUsage({ currency: plan.currency, charges, usage, creditBucket: (plan.settings as PlanSettings).creditBucket });
-    return ratedLinesForPeriod(rated.lines, { start: usagePeriod.start, end: at.toISOString() });
+    // What the stretch's threshold invoices billed covers its earliest usage, as on the invoice itself (they billed
+    // the usage accrued up to their instant, so at least all of it before `at` when rated later). Left out, the cap
+    // let a grant expiring mid-period pay the usage after its expiry in place of usage already paid in cash.
+    const thresholdCredits = await thresholdCreditsFor(trx, subscriptionId, usagePeriod, plan.currency);
+    return [...ratedLinesForPeriod(rated.lines, { start: usagePeriod.start, end: at.toISOString() }), ...thresholdCredits];
   };
 }

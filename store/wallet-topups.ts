@@ -98,6 +98,12 @@ export async function deleteUnstartedTopUp(db: Db, topUpId: string): Promise<voi
   await db('wallet_top_ups').where({ id: topUpId, status: 'pending' }).whereNull('invoice_id').delete();
 }
 
+/** What the customer's pending purchases in a currency will grant once paid. */
+export async function pendingTopUpAmount(db: Db, customerId: string, currency: string): Promise<Dec> {
+  const row: { total?: unknown } | undefined = await db('wallet_top_ups').where({ customer_id: customerId, currency, status: 'pending' }).sum({ total: 'amount' }).first();
+  return toDecimal(String(row?.total ?? 0));
+}
+
 export async function pendingTopUpIds(db: Db, customerId: string): Promise<string[]> {
   const rows: { id: string }[] = await db('wallet_top_ups').where({ customer_id: customerId, status: 'pending' }).orderBy('created_at').select('id');
   return rows.map((row) => row.id);

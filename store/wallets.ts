@@ -14,6 +14,7 @@ import { entitledSubscriptions } from './entitlements';
 import { latestStretchStart } from './plan-changes';
 import { billedThresholds, listThresholdInvoices } from './threshold-invoices';
 import { openUsageForCharges } from './usage-preview';
+import { usageForCharges } from './usage';
 
 type Db = Knex | Knex.Transaction;
 
@@ -56,6 +57,20 @@ export interface LedgerRow {
   balance_after: string;
   description: string;
   created_at: Date;
+}
+
+/**
+ * The largest balance a wallet holds: its NUMERIC(30, 12) columns (balance, balance_after) keep 18 digits before the
+ * point. A grant or top-up that would pass it is refused at the edge (api/routes), as Postgres would refuse the
+ * ledger entry only later: a 500 for a grant, a paid top-up whose grant can never be written.
+ */
+export const MAX_WALLET_BALANCE = new Dec('1e18').minus(1);
+
+/** Whether `amount` more credit (and `pending` credit already bought, not granted yet) still fits the wallet. */
+export async function creditFits(db: Db, customerId: string, currency: string, amount: string, pending: Dec = ZERO): Promise<boolean> {
+  const wallet = await findWallet(db, customerId, currency);
+  const balance = wallet ? toDecimal(String(wallet.balance)) : ZERO;
+  return Dec.max(balance, ZERO).plus(pending).plus(toDecimal(amount)).lte(MAX_WALLET_BALANCE);
 }
 
 export async function findWallet(db: Db, customerId: string, currency: string): Promise<WalletRow | undefined> {
@@ -218,7 +233,12 @@ export async function applyWalletCredits(
   const already = await appliedCredits(trx, wallet.id, request.drawKey);
   if (already.length > 0) return already;
   const grants = await trx<GrantRow>('wallet_grants').where({ wallet_id: wallet.id }).andWhere('remaining', '>', 0);
-  const overdraftAvailable = Dec.max(toDecimal(wallet.overdraft_limit).plus(Dec.min(toDecimal(wallet.balance), ZERO)), ZERO);
+  // The debt is what the balance lacks of the grants' remaining (balance = sum of remaining - overdraft drawn), not
+  // the balance below zero: a grant this draw cannot use (not in effect yet, scoped, held past expiry) keeps the
+  // balance up while the overdraft is already drawn, and reading the balance let the wallet go past its limit.
+  const grantsRemaining = grants.reduce((sum, grant) => sum.plus(toDecimal(String(grant.remaining))), ZERO);
+  const debt = Dec.max(grantsRemaining.minus(toDecimal(String(wallet.balance))), ZERO);
+  const overdraftAvailable = Dec.max(toDecimal(String(wallet.overdraft_limit)).minus(debt), ZERO);
   const accruedBefore = await accruedBeforeExpiries(grants, request);
   const drawing = drawCredits({ currency: request.currency, grants: grants.map(grantState), charges: request.charges, during: request.during, overdraftAvailable: overdraftAvailable.toString(), accruedBefore });
   const entries = drawing.draws.map((draw: CreditDraw) => ({
@@ -334,12 +354,18 @@ export async function expireGrants(db: Knex, walletId: string, at: Date, sources
       .select('g.*');
     const due = sources ? await query.whereIn('g.source', [...sources]) : await query;
     if (due.length === 0) return [];
-    for (const grant of due) await trx('wallet_grants').where({ id: grant.id }).update({ remaining: 0 });
-    await appendEntries(
-      trx,
-      wallet,
-      due.map((grant) => ({ kind: 'expiry' as const, entryKey: `expire:${grant.id}`, grantId: grant.id, amount: toDecimal(String(grant.remaining)).neg(), description: `${grant.source} credit expired` })),
-    );
+    const entries: NewEntry[] = [];
+    for (const grant of due) {
+      await trx('wallet_grants').where({ id: grant.id }).update({ remaining: 0 });
+      // A grant can expire more than once: a refund the gateway refused restores credit to it after its expiry. The
+      // first expiry keeps `expire:<grant>`; a later one is numbered, else its key hit the first's, the expiry failed
+      // and the wallet workflow's timer step with it, on every retry. Once per expiry: the wallet lock and
+      // `remaining > 0` keep a retry from expiring what is already expired.
+      const earlier = await trx('wallet_ledger').where({ wallet_id: walletId, grant_id: grant.id, kind: 'expiry' }).count<{ count: string }[]>('* as count');
+      const n = Number(earlier[0]?.count ?? 0);
+      entries.push({ kind: 'expiry', entryKey: n === 0 ? `expire:${grant.id}` : `expire:${grant.id}:${n + 1}`, grantId: grant.id, amount: toDecimal(String(grant.remaining)).neg(), description: `${grant.source} credit expired` });
+    }
+    await appendEntries(trx, wallet, entries);
     return due;
   });
 }
@@ -402,23 +428,58 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
   let cost = ZERO;
   let since: Date | null = null;
   for (const subscription of subscriptions) {
-    const plan: { charges: Charge[]; settings: PlanSettings } = await db('plans')
-      .join('subscriptions', 'subscriptions.plan_id', 'plans.id')
-      .where('subscriptions.id', subscription.subscriptionId)
-      .first('plans.charges', 'plans.settings');
-    const charges = plan.charges.filter((charge) => charge.price.model !== 'flat');
-    if (charges.length === 0) continue;
     // From an immediate plan change within the period: its proration invoice billed (and drew for) the usage before
     // it. An event stamped before it that arrives later is late usage, which no wallet draw pays (docs/wallets.md).
     const from = await latestStretchStart(db, subscription.subscriptionId, subscription.periodStart!);
-    const usage = await openUsageForCharges(db, customerId, charges, from, subscription.periodEnd!);
-    // The invoice's rating function: a dimensional charge is priced per combination, not by its representative price.
-    const rated = rateDimensionalUsage({ currency, charges, usage, creditBucket: plan.settings.creditBucket });
-    const billed = usageThresholdsOf(plan.settings) ? await billedOnThresholdInvoices(db, subscription.subscriptionId, from, currency) : ZERO;
-    cost = cost.plus(Dec.max(toDecimal(rated.usageTotal).minus(toDecimal(rated.creditApplied)).minus(billed), ZERO));
-    if (!since || from < since) since = from;
+    // Usage closed but not invoiced yet: the close claims the events (they leave the open usage) and the invoice draws
+    // in a later transaction. Counted nowhere in between, the closed usage lifted the available balance until the
+    // draw took it down again: a balance watch in that gap re-armed auto-recharge, and the draw crossed again (a
+    // second recharge and webhook for one crossing). It stays pending, rated from its claimed events, until drawn.
+    const unbilled = await unbilledClosures(db, subscription.subscriptionId, subscription.periodStart!);
+    const stretches: { start: Date; closeId: string | null; planId: string | null }[] = unbilled.map((closure) => ({
+      start: new Date(closure.period_start),
+      closeId: String(closure.id),
+      planId: closure.plan_id,
+    }));
+    if (!stretches.some((stretch) => stretch.start.getTime() === from.getTime())) stretches.push({ start: from, closeId: null, planId: null });
+    for (const stretch of stretches) {
+      const plan: { charges: Charge[]; settings: PlanSettings } = stretch.planId
+        ? await db('plans').where('plans.id', stretch.planId).first('plans.charges', 'plans.settings')
+        : await db('plans').join('subscriptions', 'subscriptions.plan_id', 'plans.id').where('subscriptions.id', subscription.subscriptionId).first('plans.charges', 'plans.settings');
+      const charges = plan.charges.filter((charge) => charge.price.model !== 'flat');
+      if (charges.length === 0) continue;
+      const usage = stretch.closeId
+        ? await usageForCharges(db, charges, { kind: 'claimed', closeId: stretch.closeId })
+        : await openUsageForCharges(db, customerId, charges, stretch.start, subscription.periodEnd!);
+      // The invoice's rating function: a dimensional charge is priced per combination, not by its representative price.
+      const rated = rateDimensionalUsage({ currency, charges, usage, creditBucket: plan.settings.creditBucket });
+      const billed = usageThresholdsOf(plan.settings) ? await billedOnThresholdInvoices(db, subscription.subscriptionId, stretch.start, currency) : ZERO;
+      cost = cost.plus(Dec.max(toDecimal(rated.usageTotal).minus(toDecimal(rated.creditApplied)).minus(billed), ZERO));
+      if (!since || stretch.start < since) since = stretch.start;
+    }
   }
   return { cost, since };
+}
+
+/**
+ * The subscription's usage closures since its current period started whose usage no invoice has billed yet (no
+ * period, closing or proration invoice has a usage line starting where the closure starts).
+ */
+async function unbilledClosures(db: Db, subscriptionId: string, periodStart: Date): Promise<{ id: string; period_start: Date; plan_id: string | null }[]> {
+  return db('usage_period_closures as c')
+    .where('c.subscription_id', subscriptionId)
+    .andWhere('c.period_start', '>=', periodStart)
+    .whereNotExists(
+      db('invoices as i')
+        .join('invoice_lines as l', 'l.invoice_id', 'i.id')
+        .whereRaw('i.subscription_id = c.subscription_id')
+        .whereIn('i.kind', ['period', 'closing', 'proration'])
+        .andWhere('l.kind', 'usage')
+        .whereRaw('l.period_start = c.period_start')
+        .select(db.raw('1')),
+    )
+    .orderBy('c.period_start')
+    .select('c.id', 'c.period_start', 'c.plan_id');
 }
 
 /**

@@ -18,7 +18,8 @@ import { findCustomer } from '../../store/customers';
 import type { Database } from '../../store/database';
 import { findInvoice, InvoiceRow } from '../../store/invoices';
 import { currentPaymentMethodOf } from '../../store/payments';
-import { deleteUnstartedTopUp, findGrant, findTopUp, requestTopUp, TopUpRow } from '../../store/wallet-topups';
+import { deleteUnstartedTopUp, findGrant, findTopUp, pendingTopUpAmount, requestTopUp, TopUpRow } from '../../store/wallet-topups';
+import { creditFits, MAX_WALLET_BALANCE } from '../../store/wallets';
 import { walletWorkflowId } from '../../workflows/definitions';
 import { answerResumesOnRepeat, keyNamesAnotherRequest, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem } from '../problem';
@@ -109,6 +110,11 @@ export function walletTopUpsRouter(db: Database, temporal: Client, options: Wall
     const earlier = requestId ? await findTopUp(db, topUpId) : undefined;
     if (earlier && (earlier.customer_id !== customer.id || earlier.currency !== currency || !toDecimal(earlier.amount).eq(toDecimal(body.amount)))) {
       throw keyNamesAnotherRequest(req.header('Idempotency-Key'), `top-up ${earlier.id} of another customer or amount`);
+    }
+    // Checked against the balance and the purchases still pending: a paid top-up whose grant overflowed the balance
+    // could never be granted. A repeat of a recorded top-up is not refused (its amount is already counted).
+    if (!earlier && !(await creditFits(db, customer.id, currency, body.amount, await pendingTopUpAmount(db, customer.id, currency)))) {
+      throw new ApiProblem('validation_failed', `amount would take the ${currency} wallet's balance past ${MAX_WALLET_BALANCE.toFixed(0)}`);
     }
     const { row } = await requestTopUp(db, {
       id: topUpId,

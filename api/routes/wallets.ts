@@ -6,14 +6,15 @@
  *   POST /v1/customers/:id/wallet/grants         a promotional, goodwill or purchased (paid elsewhere) grant
  */
 import { randomUUID } from 'node:crypto';
-import type { Router } from 'express';
+import type { Request, Router } from 'express';
 import { z } from 'zod';
 import { formatMoney, minorUnitExponent, toDecimal } from '../../domain/money';
 import { projectedRunOut } from '../../domain/wallet';
 import { findCustomer } from '../../store/customers';
 import { holdsOwnCredit } from '../../store/plan-included-credits';
 import type { Database } from '../../store/database';
-import { createGrant, ensureWallet, findWallet, GrantRow, LedgerRow, listGrants, pendingUsageCost, recentLedger, updateWalletSettings, WalletRow } from '../../store/wallets';
+import { createGrant, creditFits, ensureWallet, findWallet, GrantRow, LedgerRow, listGrants, MAX_WALLET_BALANCE, pendingUsageCost, recentLedger, updateWalletSettings, WalletRow } from '../../store/wallets';
+import { keyNamesAnotherRequest, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem } from '../problem';
 import { declareRoutes } from '../route-declarations';
 import { currencyCode, nonNegativeDecimal, uuidParam } from '../schemas';
@@ -121,6 +122,19 @@ export async function walletView(db: Database, wallet: WalletRow, now: Date) {
   };
 }
 
+const apiKeyIdOf = (req: Request): string | undefined => (req as Request & { apiKey?: { id: string } }).apiKey?.id;
+
+/** Whether an existing grant is the one this request asks for (a retry), not another one under the same key. */
+function sameGrant(grant: GrantRow, asked: { amount: string; source: string; priority: number; expiresAt: Date | null }): boolean {
+  const expiry = grant.expires_at ? new Date(grant.expires_at).getTime() : null;
+  return (
+    toDecimal(String(grant.amount)).eq(toDecimal(asked.amount)) &&
+    grant.source === asked.source &&
+    grant.priority === asked.priority &&
+    expiry === (asked.expiresAt ? asked.expiresAt.getTime() : null)
+  );
+}
+
 export function walletsRouter(db: Database, options: { now?: () => Date; onWalletChanged?: (customerId: string) => Promise<void> } = {}): Router {
   const routes = declareRoutes();
   const now = options.now ?? (() => new Date());
@@ -175,11 +189,17 @@ export function walletsRouter(db: Database, options: { now?: () => Date; onWalle
     const effectiveAt = body.effective_at ? new Date(body.effective_at) : now();
     const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
     if (expiresAt && expiresAt <= effectiveAt) throw new ApiProblem('validation_failed', 'expires_at must be after effective_at');
-    // Idempotency-Key replays answer a resent request; a new request is a new grant.
-    const { grant } = await createGrant(db, {
+    if (!(await creditFits(db, customer.id, currency, body.amount))) {
+      throw new ApiProblem('validation_failed', `amount would take the ${currency} wallet's balance past ${MAX_WALLET_BALANCE.toFixed(0)}`);
+    }
+    // The grant's identity comes from the request (as a top-up's does): a retry whose first run committed but whose
+    // answer was never stored (a crash, a lost response write: the key's claim goes stale or is given back) runs the
+    // route again, and a random key granted the credit a second time. Without an Idempotency-Key, a new grant.
+    const requestId = scopedRequestId(apiKeyIdOf(req), 'wallet-grant', req.header('Idempotency-Key'));
+    const { grant, created } = await createGrant(db, {
       customerId: customer.id,
       currency,
-      grantKey: `api:${randomUUID()}`,
+      grantKey: `api:${requestId ? uuidFromRequestId(requestId) : randomUUID()}`,
       source: body.source,
       amount: body.amount,
       priority: body.priority,
@@ -188,6 +208,9 @@ export function walletsRouter(db: Database, options: { now?: () => Date; onWalle
       metricCodes: body.metric_codes ?? null,
       description: body.description,
     });
+    if (!created && !sameGrant(grant, { amount: body.amount, source: body.source, priority: body.priority, expiresAt })) {
+      throw keyNamesAnotherRequest(req.header('Idempotency-Key'), `grant ${grant.id} of another amount, source, priority or expiry`);
+    }
     await options.onWalletChanged?.(customer.id); // the wallet workflow sets its timer for this grant's expiry
     res.status(201).json(grantJson(grant, currency));
   });
