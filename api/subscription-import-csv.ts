@@ -33,8 +33,10 @@ export async function importSubscriptionsCsv(deps: ImportDeps, text: string, onP
   const rows = parseImportCsv(text);
   const startedAt = Date.now();
   const reports: ImportRowReport[] = [];
+  // One external id twice in the file is a duplicate whichever batches its copies fall in.
+  const seen = new Set<string>();
   for (let offset = 0; offset < rows.length; offset += IMPORT_BATCH_LIMIT) {
-    reports.push(...(await importSubscriptions(deps, rows.slice(offset, offset + IMPORT_BATCH_LIMIT), offset)));
+    reports.push(...(await importSubscriptions(deps, rows.slice(offset, offset + IMPORT_BATCH_LIMIT), offset, seen)));
     const count = (status: string): number => reports.filter((report) => report.status === status).length;
     onProgress?.({ done: reports.length, total: rows.length, created: count('created'), existing: count('existing'), rejected: count('rejected'), seconds: (Date.now() - startedAt) / 1000 });
   }

@@ -16,7 +16,7 @@
  */
 import { Client, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { z } from 'zod';
-import { billingPeriodAt, parseInterval } from '../domain/periods';
+import { billingPeriod, billingPeriodAt, parseInterval } from '../domain/periods';
 import { planScheduleTerms } from '../domain/plan-terms';
 import type { PlanRow } from '../store/catalog';
 import type { Database } from '../store/database';
@@ -39,13 +39,24 @@ export const IMPORT_BATCH_LIMIT = 1000;
 export const DEFAULT_START_CONCURRENCY = 64;
 
 const instant = z.iso.datetime({ offset: true });
+/**
+ * A name the row is matched or stored by. The API's input guard refuses NUL and lone surrogates for every request,
+ * but the CSV command reaches here without it: one such cell failed the batch's lookup in Postgres (text cannot
+ * hold NUL) and so the whole import, instead of rejecting that one row.
+ */
+const storableText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((text) => !text.includes('\u0000') && (text as string & { isWellFormed(): boolean }).isWellFormed(), { message: 'must not contain NUL characters or lone UTF-16 surrogates' });
 
 export const importRowSchema = z
   .strictObject({
-    external_id: z.string().min(1).max(200),
+    external_id: storableText(200),
     customer_id: z.uuid().optional(),
-    customer_external_id: z.string().min(1).max(200).optional(),
-    plan_code: z.string().min(1).max(100),
+    customer_external_id: storableText(200).optional(),
+    plan_code: storableText(100),
     plan_version: z.int().positive().optional(),
     billing_anchor: instant,
     current_period_start: instant,
@@ -107,20 +118,23 @@ export function importedSubscriptionId(externalId: string): string {
   return uuidFromRequestId(`subscription-import:${externalId}`);
 }
 
-/** Imports one batch (at most IMPORT_BATCH_LIMIT rows); `firstRow` numbers the report when a file is split. */
-export async function importSubscriptions(deps: ImportDeps, rows: readonly unknown[], firstRow = 0): Promise<ImportRowReport[]> {
+/**
+ * Imports one batch (at most IMPORT_BATCH_LIMIT rows); `firstRow` numbers the report when a file is split, and
+ * `seen` (the external ids of the file's earlier batches, added to here) makes a copy in a later batch a duplicate
+ * as one in the same batch is: else it was reported `existing`, its own customer and plan dropped unnoticed.
+ */
+export async function importSubscriptions(deps: ImportDeps, rows: readonly unknown[], firstRow = 0, seen: Set<string> = new Set()): Promise<ImportRowReport[]> {
   const reports: (ImportRowReport | undefined)[] = new Array(rows.length);
   const reject = (index: number, externalId: string | null, code: ProblemCode, detail: string): void => {
     reports[index] = { row: firstRow + index, external_id: externalId, subscription_id: null, status: 'rejected', code, detail };
   };
 
   const parsed: { index: number; row: ImportRow }[] = [];
-  const seen = new Set<string>();
   rows.forEach((raw, index) => {
     const result = importRowSchema.safeParse(raw);
     const externalId = typeof (raw as { external_id?: unknown })?.external_id === 'string' ? (raw as { external_id: string }).external_id : null;
     if (!result.success) return reject(index, externalId, 'validation_failed', result.error.issues.map((issue) => `${issue.path.join('.') || 'row'}: ${issue.message}`).join('; '));
-    if (seen.has(result.data.external_id)) return reject(index, externalId, 'duplicate_external_id', 'the same external_id appears earlier in this batch');
+    if (seen.has(result.data.external_id)) return reject(index, externalId, 'duplicate_external_id', 'the same external_id appears earlier in this batch or file');
     seen.add(result.data.external_id);
     parsed.push({ index, row: result.data });
   });
@@ -200,7 +214,7 @@ export async function importSubscriptions(deps: ImportDeps, rows: readonly unkno
 
 /**
  * The row's current period on the plan's calendar: its start must be a period boundary of the billing anchor, and
- * the period must not have ended (that one would be billed by nobody).
+ * the period must not have ended, nor lie a whole period ahead of now (either way periods would be billed by nobody).
  */
 function placeImportedRow(
   row: ImportRow,
@@ -212,11 +226,20 @@ function placeImportedRow(
   const anchor = new Date(row.billing_anchor);
   const periodStart = new Date(row.current_period_start);
   if (periodStart < anchor) return { code: 'period_not_aligned', detail: 'current_period_start is before billing_anchor' };
-  const period = billingPeriodAt(anchor, parseInterval(plan.billing_interval), periodStart);
+  const interval = parseInterval(plan.billing_interval);
+  const period = billingPeriodAt(anchor, interval, periodStart);
   if (period.start.getTime() !== periodStart.getTime()) {
     return { code: 'period_not_aligned', detail: `current_period_start is not a period boundary of billing_anchor on a ${plan.billing_interval} plan (nearest before: ${period.start.toISOString()})` };
   }
   if (period.end <= now) return { code: 'period_already_ended', detail: `the current period ended at ${period.end.toISOString()}` };
+  // Nor start whole periods ahead: the periods between now and it would be billed by nobody (the first invoice comes
+  // at its end) and usage refused until it began. One ahead is fine: now is in the period before, invoiced in advance.
+  if (period.index > 0) {
+    const previousStart = billingPeriod(anchor, interval, period.index - 1).start;
+    if (previousStart > now) {
+      return { code: 'period_not_aligned', detail: `current_period_start is more than one period ahead of now: the period from ${previousStart.toISOString()} would be billed by nobody` };
+    }
+  }
   const id = importedSubscriptionId(row.external_id);
   const workflowId = subscriptionWorkflowId(id);
   const carried: CarriedState = {
