@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { DraftInvoiceLine, PeriodBounds, recurringFee as recurringFeeOf, renewalInvoiceLines } from '../domain/invoice';
 import { formatMoney, toDecimal } from '../domain/money';
-import { commitmentTerms, type PlanSettings } from '../domain/plan-terms';
+import { stretchAllowances, type StretchAllowances } from '../domain/allowances';
 import { discountLine, planChangeProrationLines, unusedTimeCredit } from '../domain/proration';
 import type { DimensionalUsage } from '../domain/dimensions';
 import { reversalCreditsFor } from './reversal-credits';
@@ -9,6 +9,7 @@ import type { Charge } from '../domain/rating';
 import { findPlan, PlanRow } from '../store/catalog';
 import type { Database } from '../store/database';
 import { discountOnPeriodFee, finalizeInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow, issueFinalizedInvoice } from '../store/invoices';
+import { allowanceShareOf } from '../store/plan-changes';
 import { startSubscriptionPeriod } from '../store/subscription-billing';
 import { loadSubscriptionContext, SubscriptionContext } from '../store/subscriptions';
 import { inTransaction, Transaction } from '../store/transactions';
@@ -57,8 +58,8 @@ async function closedUsage(trx: Transaction, subscriptionId: string, period: Per
   }));
 }
 
-function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: DimensionalUsage[]): DraftInvoiceLine[] {
-  const settings = plan.settings as PlanSettings;
+/** The stretch's usage lines, with its share of the plan's allowances (a stretch a plan change cut gets part of them). */
+function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: DimensionalUsage[], allowances: StretchAllowances): DraftInvoiceLine[] {
   return renewalInvoiceLines({
     planName: plan.name,
     currency: plan.currency,
@@ -66,9 +67,17 @@ function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: DimensionalUs
     charges: plan.charges as Charge[],
     flatFeePeriod: null,
     usage: { period, totals },
-    creditBucket: settings.creditBucket,
-    ...commitmentTerms(plan),
+    ...allowances,
   });
+}
+
+/** The closed stretch's usage lines, and the plan's credit bucket recorded with what it covered. */
+async function closedUsageLines(trx: Transaction, context: SubscriptionContext, plan: PlanRow, usagePeriod: PeriodBounds): Promise<DraftInvoiceLine[]> {
+  const subscriptionId = context.subscription.id;
+  const allowances = stretchAllowances(plan, await allowanceShareOf(trx, subscriptionId, usagePeriod));
+  const usageLines = usageLinesOf(plan, usagePeriod, await closedUsage(trx, subscriptionId, usagePeriod), allowances);
+  await recordPlanBucket(trx, { customerId: context.customer.id, subscriptionId, plan, bucket: allowances.creditBucket, usagePeriod, usageLines });
+  return usageLines;
 }
 
 /**
@@ -143,9 +152,7 @@ export function createInvoicingActivities(db: Database) {
           if (request.usagePeriod) {
             const plan = request.usagePlanId ? await findPlan(trx, request.usagePlanId) : context.plan;
             usagePlan = plan;
-            const usageLines = usageLinesOf(plan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod));
-            lines.push(...usageLines);
-            await recordPlanBucket(trx, { customerId: context.customer.id, subscriptionId: request.subscriptionId, plan, usagePeriod: request.usagePeriod, usageLines });
+            lines.push(...(await closedUsageLines(trx, context, plan, request.usagePeriod)));
             // Outcomes reversed after their period was invoiced: credited here, once (docs/pricing.md).
             lines.push(...(await reversalCreditsFor(trx, request.subscriptionId, context.customer.id, `${request.kind}:${period.start}`, plan)));
           }
@@ -207,9 +214,7 @@ export function createInvoicingActivities(db: Database) {
             newPlan: { name: newPlan.name, recurringFee: recurringFee(newPlan) },
           });
           if (request.usagePeriod) {
-            const usageLines = usageLinesOf(oldPlan, request.usagePeriod, await closedUsage(trx, request.subscriptionId, request.usagePeriod));
-            lines.push(...usageLines);
-            await recordPlanBucket(trx, { customerId: context.customer.id, subscriptionId: request.subscriptionId, plan: oldPlan, usagePeriod: request.usagePeriod, usageLines });
+            lines.push(...(await closedUsageLines(trx, context, oldPlan, request.usagePeriod)));
           }
           // The prorated fees are flat and the wallet never pays a flat fee: it may pay only the usage up to the
           // change, when the old plan metered any (docs/wallets.md).

@@ -5,16 +5,16 @@
  */
 import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
 import { sumMoney, toDecimal } from '../domain/money';
-import type { PlanSettings } from '../domain/plan-terms';
 import type { PlanRow } from '../store/catalog';
 import { recordPlanIncludedCredit } from '../store/plan-included-credits';
 import type { Transaction } from '../store/transactions';
 
 export async function recordPlanBucket(
   trx: Transaction,
-  request: { customerId: string; subscriptionId: string; plan: PlanRow; usagePeriod: PeriodBounds; usageLines: readonly DraftInvoiceLine[] },
+  request: { customerId: string; subscriptionId: string; plan: PlanRow; bucket: string | undefined; usagePeriod: PeriodBounds; usageLines: readonly DraftInvoiceLine[] },
 ): Promise<void> {
-  const bucket = (request.plan.settings as PlanSettings).creditBucket;
+  // The stretch's bucket: its share of the plan's when a plan change cut the period (domain/allowances.ts).
+  const bucket = request.bucket;
   if (!bucket) return;
   // Rating's usage lines carry one credit line: the bucket's (what it covered, negated).
   const applied = sumMoney(request.usageLines.filter((line) => line.kind === 'credit').map((line) => toDecimal(line.amount).neg()));

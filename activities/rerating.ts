@@ -3,10 +3,12 @@
  * what was invoiced, and after a finance approval carry it out as an adjustment invoice or a credit note. The
  * original invoice is never edited; every step is in the audit log.
  */
+import { stretchAllowances } from '../domain/allowances';
+import { closureAllowanceShare } from '../store/plan-changes';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { RerateState as RerateSummary } from '../contract/rerating';
 import type { PeriodBounds } from '../domain/invoice';
-import { commitmentTerms, PlanSettings, usageCharges } from '../domain/plan-terms';
+import { usageCharges } from '../domain/plan-terms';
 import { rateDimensionalUsage } from '../domain/dimensions';
 import type { Charge } from '../domain/rating';
 import { creditAmountOf, InvoicedAmount, invoicedAmounts, RERATEABLE_INVOICE_KINDS, rerateDifference } from '../domain/rerating';
@@ -110,8 +112,9 @@ export function createReratingActivities(db: Database) {
           ? ({ kind: 'claimed_and_late', closeId: String(closure.id), customerId: rerate.customer_id, from: new Date(period.start), to: new Date(period.end) } as const)
           : ({ kind: 'claimed', closeId: String(closure.id) } as const);
         const usage = await usageForCharges(trx, metered, scope);
-        const settings = plan.settings as PlanSettings;
-        const recomputed = rateDimensionalUsage({ currency: plan.currency, charges, usage, creditBucket: settings.creditBucket, ...commitmentTerms(plan) });
+        // With the stretch's share of the allowances, as its invoice billed them (a plan change may have cut the period).
+        const allowances = stretchAllowances(plan, await closureAllowanceShare(trx, String(closure.id)));
+        const recomputed = rateDimensionalUsage({ currency: plan.currency, charges, usage, ...allowances });
         const lateEventIds: string[] = rerate.include_late_usage
           ? await findLateEventIds(trx, rerate.customer_id, metered.eventTypes, new Date(period.start), new Date(period.end))
           : [];

@@ -10,7 +10,6 @@
  */
 import type { Client } from '@temporalio/client';
 import { usageCharges } from '../domain/plan-terms';
-import type { PlanSettings } from '../domain/plan-terms';
 import {
   accruedAmount,
   accruedUsageLines,
@@ -22,7 +21,8 @@ import {
 import type { Charge } from '../domain/rating';
 import type { Database } from '../store/database';
 import { loadSubscriptionContext } from '../store/subscriptions';
-import { latestStretchStart } from '../store/plan-changes';
+import { allowanceShareOf, latestStretchStart } from '../store/plan-changes';
+import { stretchCreditBucket } from '../domain/allowances';
 import { highestInvoicedThreshold, subscriptionsWithThresholds } from '../store/threshold-invoices';
 import { openUsageForCharges } from '../store/usage-preview';
 import { usageThresholdReachedSignal } from '../workflows/definitions';
@@ -65,7 +65,7 @@ export class UsageThresholdSignals {
       const usage = await openUsageForCharges(this.db, customer.id, charges, from, until);
       const period = { start: from.toISOString(), end: until.toISOString() };
       const accrued = accruedAmount(
-        accruedUsageLines({ planName: plan.name, currency: plan.currency, charges, period, usage, creditBucket: (plan.settings as PlanSettings).creditBucket }),
+        accruedUsageLines({ planName: plan.name, currency: plan.currency, charges, period, usage, creditBucket: stretchCreditBucket(plan.settings, plan.currency, await allowanceShareOf(this.db, billing.id, { start: from, end: null })) }),
         plan.currency,
       );
       const reached = highestThresholdReached(thresholds, accrued);

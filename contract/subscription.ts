@@ -53,6 +53,9 @@ export interface PlanChangeIntentRecord {
   readonly oldPlanId: string;
   readonly newPlanId: string;
   readonly requestedBy: string;
+  /** The billing period the change splits (absent in older histories): its stretches share the allowances. */
+  readonly periodStart?: string;
+  readonly periodEnd?: string;
 }
 
 export interface RecordedPlanChange {

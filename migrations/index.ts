@@ -50,6 +50,7 @@ import * as m0540 from './0540_create_metric_cost_tables';
 import * as m0600 from './0600_create_issue_finalized_invoices_function';
 import * as m0610 from './0610_add_idempotency_keys_released_at';
 import * as m0620 from './0620_add_subscriptions_usage_ends_at';
+import * as m0630 from './0630_add_plan_changes_period';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -112,6 +113,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0600_create_issue_finalized_invoices_function', m0600],
   ['0610_add_idempotency_keys_released_at', m0610],
   ['0620_add_subscriptions_usage_ends_at', m0620],
+  ['0630_add_plan_changes_period', m0630],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -5,6 +5,7 @@ import Decimal from 'decimal.js';
 import type { Knex } from 'knex';
 import { rateDimensionalUsage } from '../domain/dimensions';
 import { Dec, toDecimal } from '../domain/money';
+import { allowanceShare, type SplitPeriod } from '../domain/allowances';
 import { PlanSettings, usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import { reachedHardCap } from '../domain/spending';
@@ -21,6 +22,9 @@ export interface PlanChangeRow {
   old_plan_id: string;
   new_plan_id: string;
   requested_by: string;
+  /** The billing period the change split (null on changes recorded before migration 0630). */
+  period_start: Date | null;
+  period_end: Date | null;
   created_at: Date;
 }
 
@@ -32,6 +36,8 @@ export interface PlanChangeIntent {
   readonly oldPlanId: string;
   readonly newPlanId: string;
   readonly requestedBy: string;
+  readonly periodStart?: string;
+  readonly periodEnd?: string;
 }
 
 /**
@@ -56,6 +62,8 @@ export async function recordPlanChangeOnce(db: Knex, intent: PlanChangeIntent): 
         old_plan_id: intent.oldPlanId,
         new_plan_id: intent.newPlanId,
         requested_by: intent.requestedBy,
+        period_start: intent.periodStart ? new Date(intent.periodStart) : null,
+        period_end: intent.periodEnd ? new Date(intent.periodEnd) : null,
       })
       .returning('*');
     // In the transaction that records the change: a retry that finds the row recorded finds the cap judged too.
@@ -123,4 +131,31 @@ async function latestStretchStartBefore(trx: Knex.Transaction, change: PlanChang
 export async function latestStretchStart(db: Knex | Knex.Transaction, subscriptionId: string, periodStart: Date): Promise<Date> {
   const row = await db('plan_changes').where({ subscription_id: subscriptionId }).max<{ latest: Date | null }>('change_at as latest').first();
   return row?.latest && row.latest > periodStart ? row.latest : periodStart;
+}
+
+/**
+ * The share of its billing period's allowances a usage stretch gets (domain/allowances.ts): cut by the immediate
+ * plan changes that start or end it, from the period each recorded. 1 when none does (or it was recorded before
+ * changes kept their period). `end` null: an open stretch, counted to its period's end.
+ */
+export async function allowanceShareOf(db: Knex | Knex.Transaction, subscriptionId: string, stretch: { readonly start: Date | string; readonly end: Date | string | null }): Promise<Decimal> {
+  const start = new Date(stretch.start);
+  const end = stretch.end === null ? null : new Date(stretch.end);
+  const rows: Pick<PlanChangeRow, 'change_at' | 'period_start' | 'period_end'>[] = await db('plan_changes')
+    .where({ subscription_id: subscriptionId })
+    .whereNotNull('period_start')
+    .whereIn('change_at', end ? [start, end] : [start])
+    .select('change_at', 'period_start', 'period_end');
+  const periodOf = (row: (typeof rows)[number]): SplitPeriod => ({ start: row.period_start!, end: row.period_end! });
+  const startedBy = rows.find((row) => row.change_at.getTime() === start.getTime());
+  const endedBy = end ? rows.find((row) => row.change_at.getTime() === end.getTime()) : undefined;
+  return allowanceShare({ start }, { ...(startedBy ? { startedBy: periodOf(startedBy) } : {}), ...(endedBy ? { endedBy: { at: endedBy.change_at, period: periodOf(endedBy) } } : {}) });
+}
+
+/** allowanceShareOf for the stretch a usage closure closed (what re-rating and reversal credits rate again). */
+export async function closureAllowanceShare(db: Knex | Knex.Transaction, closeId: string): Promise<Decimal> {
+  const closure: { subscription_id: string; period_start: Date; period_end: Date } | undefined = await db('usage_period_closures')
+    .where({ id: closeId })
+    .first('subscription_id', 'period_start', 'period_end');
+  return closure ? allowanceShareOf(db, closure.subscription_id, { start: closure.period_start, end: closure.period_end }) : new Dec(1);
 }

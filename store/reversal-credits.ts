@@ -3,10 +3,11 @@
  * one set per affected period, computed by domain/reversal-credits.ts, and the reversals marked as credited in
  * the invoice's own transaction, so each is credited exactly once.
  */
+import { stretchAllowances } from '../domain/allowances';
+import { closureAllowanceShare } from './plan-changes';
 import type { DimensionalCharge, DimensionalUsage } from '../domain/dimensions';
 import { combinationOf } from '../domain/dimensions';
 import type { DraftInvoiceLine } from '../domain/invoice';
-import { commitmentTerms, type PlanSettings } from '../domain/plan-terms';
 import { reversalCreditLines, type ReversedContribution } from '../domain/reversal-credits';
 import { toDecimal } from '../domain/money';
 import { CREDIT_LINE_DESCRIPTION } from '../domain/rating';
@@ -142,13 +143,12 @@ async function closureCreditLines(
   const charges = plan.charges as DimensionalCharge[];
   const metrics = await findMetricsByCode(trx, [...new Set(charges.map((charge) => charge.metricCode))]);
   const contributions = (event: ReversibleEvent) => metrics.flatMap((metric) => contributionOf(metric, event));
-  const settings = plan.settings as PlanSettings;
   const period = { start: closure.periodStart.toISOString(), end: closure.periodEnd.toISOString() };
   const creditLines = reversalCreditLines({
     currency: plan.currency,
     charges,
-    creditBucket: settings.creditBucket,
-    ...commitmentTerms(plan),
+    // The allowances the stretch was billed with: its share when a plan change cut the period.
+    ...stretchAllowances(plan, await closureAllowanceShare(trx, closure.closeId)),
     closedUsage: Object.entries(closure.totals as Record<string, MetricUsage>).map(([metricCode, usage]) => ({ metricCode, ...usage }) as DimensionalUsage),
     // The close's totals lack the late events re-ratings billed since: without them, a reversal was credited
     // against less usage than was billed (nothing at all while the closed usage alone stayed inside the credit).

@@ -11,6 +11,8 @@ import { PlanSettings, usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import { CrossedThreshold, crossedThresholds, reachedHardCap, SpendingLimit } from '../domain/spending';
 import { usageInvoicedWithinPeriod } from './spending-alerts';
+import { allowanceShareOf } from './plan-changes';
+import { stretchCreditBucket } from '../domain/allowances';
 import type { SubscriptionContext } from './subscriptions';
 import { openUsageForCharges } from './usage-preview';
 
@@ -58,9 +60,11 @@ export async function measureSpending(db: Knex, context: SubscriptionContext, fr
   const periodSpend = measuresPeriod && periodStart < from
     ? formatMoney(toDecimal(spend).plus(toDecimal(await usageInvoicedWithinPeriod(db, subscription.id, periodStart, from))), plan.currency)
     : spend;
+  // The stretch's share of the bucket when a plan change cut the period: the alerts are shares of what it includes.
+  const stretchBucket = async () => stretchCreditBucket(settings, plan.currency, await allowanceShareOf(db, subscription.id, { start: from, end: null }));
   const limits: MeasuredLimit[] = [
     ...(settings.creditBucket && settings.creditAlertThresholds
-      ? [{ limit: { basis: 'credit_bucket' as const, amount: settings.creditBucket, thresholds: settings.creditAlertThresholds }, spend, periodStart: from }]
+      ? [{ limit: { basis: 'credit_bucket' as const, amount: (await stretchBucket()) ?? settings.creditBucket, thresholds: settings.creditAlertThresholds }, spend, periodStart: from }]
       : []),
     ...(row.budget_amount
       ? [{ limit: { basis: 'budget' as const, amount: row.budget_amount, thresholds: row.alert_thresholds ?? DEFAULT_BUDGET_THRESHOLDS }, spend: periodSpend, periodStart }]

@@ -3,6 +3,7 @@
  * entry written with the new balance in one transaction, the wallet row locked, so the balance is always the
  * ledger's running sum. Entry keys make each change idempotent: a retried activity finds what it already wrote.
  */
+import { stretchCreditBucket } from '../domain/allowances';
 import type { Knex } from 'knex';
 import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
 import type { Charge } from '../domain/rating';
@@ -11,7 +12,7 @@ import type { PlanSettings } from '../domain/plan-terms';
 import { billedByThresholds, usageThresholdsOf } from '../domain/progressive-billing';
 import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState, UsageSpan } from '../domain/wallet';
 import { entitledSubscriptions } from './entitlements';
-import { latestStretchStart } from './plan-changes';
+import { allowanceShareOf, closureAllowanceShare, latestStretchStart } from './plan-changes';
 import { billedThresholds, listThresholdInvoices } from './threshold-invoices';
 import { openUsageForCharges } from './usage-preview';
 import { usageForCharges } from './usage';
@@ -452,7 +453,9 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
         ? await usageForCharges(db, charges, { kind: 'claimed', closeId: stretch.closeId })
         : await openUsageForCharges(db, customerId, charges, stretch.start, subscription.periodEnd!);
       // The invoice's rating function: a dimensional charge is priced per combination, not by its representative price.
-      const rated = rateDimensionalUsage({ currency, charges, usage, creditBucket: plan.settings.creditBucket });
+      // The stretch's share of the bucket when a plan change cut the period, as its invoice will apply it.
+      const share = stretch.closeId ? await closureAllowanceShare(db, stretch.closeId) : await allowanceShareOf(db, subscription.subscriptionId, { start: stretch.start, end: null });
+      const rated = rateDimensionalUsage({ currency, charges, usage, creditBucket: stretchCreditBucket(plan.settings, currency, share) });
       const billed = usageThresholdsOf(plan.settings) ? await billedOnThresholdInvoices(db, subscription.subscriptionId, stretch.start, currency) : ZERO;
       cost = cost.plus(Dec.max(toDecimal(rated.usageTotal).minus(toDecimal(rated.creditApplied)).minus(billed), ZERO));
       if (!since || stretch.start < since) since = stretch.start;

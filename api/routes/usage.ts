@@ -1,5 +1,5 @@
 import type { Router } from 'express';
-import { commitmentTerms, type PlanSettings } from '../../domain/plan-terms';
+import { stretchAllowances } from '../../domain/allowances';
 import { dimensionKey, rateDimensionalUsage } from '../../domain/dimensions';
 import type { Charge } from '../../domain/rating';
 import type { Database } from '../../store/database';
@@ -7,7 +7,7 @@ import type { PlanRow } from '../../store/catalog';
 import { cachedPlan } from '../../store/read-caches';
 import { setSpendingBudget } from '../../store/subscription-billing';
 import type { SubscriptionRow } from '../../store/subscriptions';
-import { latestStretchStart } from '../../store/plan-changes';
+import { allowanceShareOf, latestStretchStart } from '../../store/plan-changes';
 import { billedThresholds, listThresholdInvoices } from '../../store/threshold-invoices';
 import { thresholdCreditLines, usageThresholdsOf } from '../../domain/progressive-billing';
 import { listLateUsage } from '../../store/usage';
@@ -44,7 +44,6 @@ export function usageRouter(db: Database): Router {
       return;
     }
     const charges = plan.charges as Charge[];
-    const settings = plan.settings as PlanSettings;
     // From an immediate plan change within the period: its proration invoice billed the usage before it, and the
     // period's invoice bills from it. An event stamped before it that arrives later is late usage, on neither.
     const from = await latestStretchStart(db, subscription.id, start);
@@ -53,8 +52,8 @@ export function usageRouter(db: Database): Router {
       currency: plan.currency,
       charges: charges.filter((charge) => charge.price.model !== 'flat'),
       usage,
-      creditBucket: settings.creditBucket,
-      ...commitmentTerms(plan),
+      // The stretch's share of the allowances when a plan change cut the period, as the invoice will apply them.
+      ...stretchAllowances(plan, await allowanceShareOf(db, subscription.id, { start: from, end: null })),
     });
     // What threshold invoices of this stretch billed already: the period's invoice takes it back (a threshold_credit
     // line each), so the projection does too. Without them it told the customer 122.50 where the invoice billed 10.00.

@@ -78,6 +78,8 @@ interface Stretch {
   /** Closed by a request (events before that log position count) or by a timer (events sent before that instant count). */
   readonly closedBy: { readonly position: number } | { readonly at: Date };
   readonly invoiceKey: string;
+  /** Its part of the billing period's allowances (the credit bucket): below 1 when an immediate plan change cut it. */
+  readonly share: Dec;
 }
 
 interface AcceptedEvent {
@@ -130,6 +132,10 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
     }
   };
   let currentUsagePlan = plan;
+  /** The billing period an immediate plan change split, while the open stretch is the one that change started. */
+  let splitPeriod: { start: Date; end: Date } | null = null;
+  /** The share of a stretch that is not ended by a change (it counts to its period's end). */
+  const shareToPeriodEnd = (): Dec => shareOf(splitPeriod, splitPeriod !== null, openSince, null);
 
   issue({ kind: 'period', periodStart: subscription.startAt, dueAt: subscription.startAt, fee: { plan, start: periodStart(0), end: periodStart(1) }, proration: null, stretch: null });
 
@@ -141,7 +147,7 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
       if (fireAt > until.getTime()) return;
       const closesAt = new Date(Math.max(boundary.getTime() + SIM_GRACE_MS, fireAt));
       if (pendingCancel) {
-        const stretch: Stretch = { start: openSince, end: boundary, planCode: currentUsagePlan.code, closedBy: { at: closesAt }, invoiceKey: invoiceKey('closing', openSince.toISOString()) };
+        const stretch: Stretch = { start: openSince, end: boundary, planCode: currentUsagePlan.code, closedBy: { at: closesAt }, invoiceKey: invoiceKey('closing', openSince.toISOString()), share: shareToPeriodEnd() };
         stretches.push(stretch);
         issue({ kind: 'closing', periodStart: openSince, dueAt: closesAt, fee: null, proration: null, stretch });
         endedAt = closesAt;
@@ -150,11 +156,12 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
       index += 1;
       if (scheduled) plan = scheduled; // the renewal applies the scheduled change; the closed usage keeps its plan
       scheduled = null;
-      const stretch: Stretch = { start: openSince, end: boundary, planCode: currentUsagePlan.code, closedBy: { at: closesAt }, invoiceKey: invoiceKey('period', boundary.toISOString()) };
+      const stretch: Stretch = { start: openSince, end: boundary, planCode: currentUsagePlan.code, closedBy: { at: closesAt }, invoiceKey: invoiceKey('period', boundary.toISOString()), share: shareToPeriodEnd() };
       stretches.push(stretch);
       issue({ kind: 'period', periodStart: boundary, dueAt: closesAt, fee: { plan, start: boundary, end: periodStart(index + 1) }, proration: null, stretch });
       busyUntil = closesAt.getTime();
       openSince = boundary;
+      splitPeriod = null;
       currentUsagePlan = plan;
     }
   };
@@ -181,7 +188,7 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
       // Now, or at the period end it answered while paused (the paused run has no boundary of its own to wait for).
       const at = entry.effectiveAt ?? entry.sentAt;
       const closesAt = new Date(Math.max(at.getTime(), busyUntil) + SIM_GRACE_MS);
-      const stretch: Stretch = { start: openSince, end: at, planCode: currentUsagePlan.code, closedBy: { at: closesAt }, invoiceKey: invoiceKey('closing', openSince.toISOString()) };
+      const stretch: Stretch = { start: openSince, end: at, planCode: currentUsagePlan.code, closedBy: { at: closesAt }, invoiceKey: invoiceKey('closing', openSince.toISOString()), share: shareToPeriodEnd() };
       stretches.push(stretch);
       invoices.push({ kind: 'closing', periodStart: openSince, dueAt: closesAt, fee: null, proration: null, stretch });
       endedAt = closesAt;
@@ -193,12 +200,15 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
         scheduled = next;
         return;
       }
-      const stretch: Stretch = { start: openSince, end: at, planCode: plan.code, closedBy: { position }, invoiceKey: invoiceKey('proration', at.toISOString()) };
+      const period = { start: periodStart(index), end: periodStart(index + 1) };
+      const share = shareOf(period, splitPeriod !== null, openSince, at);
+      const stretch: Stretch = { start: openSince, end: at, planCode: plan.code, closedBy: { position }, invoiceKey: invoiceKey('proration', at.toISOString()), share };
       stretches.push(stretch);
-      issue({ kind: 'proration', periodStart: at, dueAt: at, fee: null, proration: { from: plan, to: next, start: periodStart(index), end: periodStart(index + 1) }, stretch });
+      issue({ kind: 'proration', periodStart: at, dueAt: at, fee: null, proration: { from: plan, to: next, start: period.start, end: period.end }, stretch });
       plan = next;
       currentUsagePlan = next;
       openSince = at;
+      splitPeriod = period;
       scheduled = null;
     }
   });
@@ -253,6 +263,8 @@ function totalsOf(events: readonly AcceptedEvent[]): UsageForCharge[] {
 }
 
 function usageLines(plan: SimPlan, stretch: Stretch, totals: UsageForCharge[]): DraftInvoiceLine[] {
+  // The stretch's share of the bucket, to the cent, half up.
+  const creditBucket = plan.creditBucket === undefined ? undefined : new Dec(plan.creditBucket).times(stretch.share).toDecimalPlaces(2, Dec.ROUND_HALF_UP).toFixed(2);
   return renewalInvoiceLines({
     planName: plan.name,
     currency: SIM_CURRENCY,
@@ -260,8 +272,19 @@ function usageLines(plan: SimPlan, stretch: Stretch, totals: UsageForCharge[]): 
     charges: plan.charges,
     flatFeePeriod: null,
     usage: { period: { start: stretch.start.toISOString(), end: stretch.end.toISOString() }, totals },
-    creditBucket: plan.creditBucket,
+    creditBucket,
   });
+}
+
+/**
+ * A stretch's part of its billing period: from its start if an immediate plan change started it (else the period's
+ * start) to the change that ends it (else the period's end, however it ends), over the period's length.
+ */
+function shareOf(period: { start: Date; end: Date } | null, openedByChange: boolean, openSince: Date, endedByChangeAt: Date | null): Dec {
+  if (!period || (!openedByChange && !endedByChangeAt)) return new Dec(1);
+  const from = Math.max(openedByChange ? openSince.getTime() : period.start.getTime(), period.start.getTime());
+  const to = Math.min(endedByChangeAt ? endedByChangeAt.getTime() : period.end.getTime(), period.end.getTime());
+  return Dec.min(new Dec(Math.max(0, to - from)).div(period.end.getTime() - period.start.getTime()), new Dec(1));
 }
 
 function linesOf(invoice: PendingInvoice, usageOf: (stretch: Stretch) => UsageForCharge[]): DraftInvoiceLine[] {

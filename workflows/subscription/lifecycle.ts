@@ -167,6 +167,8 @@ async function changePlanNow(run: SubscriptionRun, request: PlanChangeRequest): 
       oldPlanId: oldPlan.planId,
       newPlanId: request.plan.planId,
       requestedBy: request.requestedBy,
+      periodStart: periodOf(run).start.toISOString(),
+      periodEnd: periodOf(run).end.toISOString(),
     });
     changeAt = new Date(recorded.changeAt);
   }
