@@ -5,7 +5,7 @@ import type {
   MarkInvoiceUncollectibleRequest,
   MarkInvoiceUncollectibleResult,
 } from '../contract/payments';
-import { formatMoney, toDecimal } from '../domain/money';
+import { formatMoney, isSupportedCurrency, minorUnitExponent, toDecimal } from '../domain/money';
 import { ChargeResult, GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
 import { executeRefund } from '../payments/refunds';
 import type { Database } from '../store/database';
@@ -197,6 +197,13 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
             }
           });
           return { outcome: 'succeeded', invoiceStatus: 'paid', detail: 'nothing to collect', retryable: false, paymentId: null, settledAttempt: null };
+        }
+
+        // The gateway's door: a credit total (negative) is the customer's money, never a charge, and an amount finer
+        // than the currency's minor unit cannot be charged as billed. Whoever asks (the workflows skip credit totals;
+        // a repair or a future caller may not), nothing is written and the gateway hears nothing.
+        if (amount.isNegative() || !isSupportedCurrency(invoice.currency) || amount.decimalPlaces() > minorUnitExponent(invoice.currency)) {
+          throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} has total ${invoice.total} ${invoice.currency}: not a chargeable amount`, 'invoice_not_chargeable');
         }
 
         // A new attempt uses the customer's payment method as it is now (dunning waits for a new one).

@@ -166,3 +166,16 @@ export function nextAttemptAnnouncedSql(invoiceAlias: string): string {
      WHERE notice.dedupe_key = 'dunning:' || ${invoiceAlias}.id || ':' || ((SELECT coalesce(max(made.attempt), 0) FROM payments made WHERE made.invoice_id = ${invoiceAlias}.id) + 1)
        AND (notice.payload ->> 'at')::timestamptz > ?)`;
 }
+
+/**
+ * The workflows of the customer's subscriptions that dun an invoice now, whatever their status says: one asked to
+ * cancel at the period's end while past due shows `pending_cancellation` and still waits for its next announced
+ * attempt (nextAttemptAnnouncedSql), as does an ended one still collecting.
+ */
+export async function dunningWorkflowIdsOfCustomer(db: Db, customerId: string, now: Date = new Date()): Promise<string[]> {
+  const rows: { workflow_id: string }[] = await db('subscriptions as s')
+    .where('s.customer_id', customerId)
+    .whereExists(db('invoices as i').whereRaw(`i.subscription_id = s.id AND i.status = 'open' AND ${nextAttemptAnnouncedSql('i')}`, [now]).select(db.raw('1')))
+    .select('s.workflow_id');
+  return rows.map((row) => row.workflow_id);
+}

@@ -10,7 +10,12 @@ import { local, remote } from '../activity-stubs';
 import { withAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
 import { msUntil, note, patchTaken, SubscriptionRun } from './state';
-import { DECLINED_INVOICES_WAIT_THEIR_TURN, PAID_KEEPS_PENDING_CANCELLATION, SUSPENDED_TIME_IS_NOT_BILLED } from './patch-ids';
+import {
+  DECLINED_INVOICES_WAIT_THEIR_TURN,
+  PAID_KEEPS_PENDING_CANCELLATION,
+  STALE_PAYMENT_METHOD_WAKE_FORGOTTEN,
+  SUSPENDED_TIME_IS_NOT_BILLED,
+} from './patch-ids';
 import { changeStatus, moveCalendarBy } from './transitions';
 import { showOpsDetails } from './ops-view';
 import { afterRunningHandlers } from './turns';
@@ -27,6 +32,9 @@ export async function collect(
     note(run, 'credit_issued', `${invoice.number} ${invoice.total}`);
     return;
   }
+  // No dunning waits: this charge uses the card on file now, so a wake-up signaled before it (delivered after a
+  // dunning was paid) is stale. Kept, the next dunning's first retry was made at once instead of when announced.
+  if (!run.unpaidInvoice) forgetPaymentMethodWake(run);
   const payment = await withAttention(run, 'charge_invoice', () => charge({ invoiceId: invoice.invoiceId, attempt: 1 }));
   run.lastInvoice = { ...invoice, status: payment.invoiceStatus };
   showOpsDetails(run);
@@ -43,6 +51,11 @@ export async function collect(
   }
   startDunning(run, run.lastInvoice, payment.retryable);
   await changeStatus(run, 'past_due', payment.detail ?? 'payment failed');
+}
+
+/** Drops a new payment method's wake-up that no dunning waits for. Asked only when set: no other history gets the marker. */
+function forgetPaymentMethodWake(run: SubscriptionRun): void {
+  if (run.paymentMethodUpdated && patchTaken(run, STALE_PAYMENT_METHOD_WAKE_FORGOTTEN)) run.paymentMethodUpdated = false;
 }
 
 /** The invoice dunning now works on, from its first attempt (the main loop runs it). */
@@ -198,6 +211,9 @@ async function settleDunning(run: SubscriptionRun, invoiceStatus: string): Promi
   }
   run.unpaidInvoice = null;
   run.dunning = null;
+  // A new payment method signaled while the paying attempt was in flight wakes nothing now: kept, it made the next
+  // dunning's first retry at once, right after the notice announcing it for later (one retry lost from the schedule).
+  forgetPaymentMethodWake(run);
   await changeStatus(run, statusWhenPaid(run), 'paid');
   return 'paid';
 }

@@ -92,6 +92,14 @@ export const USAGE_END_RECORDED_WHEN_DECIDED = 'usage-end-recorded-when-decided'
  */
 export const PLAN_CHANGE_WAITS_FOR_SCHEDULED_CHANGE = 'plan-change-waits-for-scheduled-change';
 
+/**
+ * A new payment method's wake-up is forgotten once no dunning waits for it: when the invoice in dunning is paid, and
+ * before a first charge made outside dunning (./collection.ts `settleDunning`, `collect`). Before, the stale wake-up
+ * made the next dunning's first retry at once, before its announced time. Like the patches above, asked only where
+ * it applies.
+ */
+export const STALE_PAYMENT_METHOD_WAKE_FORGOTTEN = 'stale-payment-method-wake-forgotten';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];
