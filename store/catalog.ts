@@ -22,7 +22,12 @@ export async function findPlan(db: Knex | Knex.Transaction, planId: string): Pro
 }
 
 /** A plan by code: the given version, or the latest one when no version is given. */
+/** The largest version the `plans.version` column (a Postgres integer) holds. */
+const MAX_PLAN_VERSION = 2_147_483_647;
+
 export async function findPlanVersion(db: Knex | Knex.Transaction, code: string, version?: number): Promise<PlanRow | undefined> {
+  // A larger version names no plan; asked, Postgres refused the comparison (a 500 on every route that takes one).
+  if (version !== undefined && version > MAX_PLAN_VERSION) return undefined;
   const query = db<PlanRow>('plans').where({ code });
   return version === undefined ? query.orderBy('version', 'desc').first() : query.where({ version }).first();
 }

@@ -27,9 +27,6 @@ import { RERATEABLE_INVOICE_KINDS } from '../../domain/rerating';
 import { rerateBody, rerateDecisionBody, uuidParam } from '../schemas';
 import { declareRoutes } from '../route-declarations';
 
-/** The largest plan version the `plans.version` column (integer) holds. */
-const MAX_PLAN_VERSION = 2_147_483_647;
-
 /** How long a proposal waits for finance before it expires. */
 const DECISION_WINDOW = 'P30D';
 
@@ -75,8 +72,7 @@ export function reratesRouter(db: Database, temporal: Client): Router {
     }
     let correctedPlanId: string | null = null;
     if (body.plan_code) {
-      // Versions are Postgres integers: a larger one names no plan (compared in SQL, Postgres refused it: a 500).
-      const plan = body.plan_version !== undefined && body.plan_version > MAX_PLAN_VERSION ? undefined : await findPlanVersion(db, body.plan_code, body.plan_version);
+      const plan = await findPlanVersion(db, body.plan_code, body.plan_version);
       if (!plan) throw new ApiProblem('plan_not_found', `no plan ${body.plan_code}`);
       if (plan.currency !== invoice.currency) throw new ApiProblem('currency_mismatch', `the plan bills in ${plan.currency}, the invoice is in ${invoice.currency}`);
       correctedPlanId = plan.id;

@@ -29,9 +29,6 @@ import { withTemporalDeadline } from '../temporal-deadline';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
 import { declareRoutes } from '../route-declarations';
 
-/** The largest plan version the plans.version column (integer) can hold. */
-const MAX_PLAN_VERSION = 2_147_483_647;
-
 export function subscriptionLifecycleRouter(db: Database, temporal: Client): Router {
   const routes = declareRoutes();
 
@@ -68,8 +65,7 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     const body = planChangeBody.parse(req.body);
     const subscription = await findSubscription(req.params.id);
     const current = await findPlan(db, subscription.plan_id);
-    // A version past what the version column holds (int4) names no plan: asked, Postgres refused the comparison (500).
-    const plan = body.plan_version !== undefined && body.plan_version > MAX_PLAN_VERSION ? undefined : await findPlanVersion(db, body.plan_code, body.plan_version);
+    const plan = await findPlanVersion(db, body.plan_code, body.plan_version);
     if (!plan) throw new ApiProblem('plan_not_found', `no plan ${body.plan_code}`);
     if (plan.currency !== current.currency) throw new ApiProblem('currency_mismatch', `the new plan bills in ${plan.currency}, the subscription in ${current.currency}`);
     // A retry of this very request after an answer that was not final (a deadline passed: a 503 gave its key back)

@@ -39,3 +39,12 @@ test.each([2147483648, 9007199254740991])('plan change to plan_version %d: 404 p
   }
   expect(api.temporalCalls).toEqual([]);
 });
+
+test('a subscription on plan_version 2147483648: 404 plan_not_found, nothing written', async () => {
+  const customer = await insertCustomer(db, { external_id: 'pcv-create' });
+  await insertPlan(db, { code: 'pcv-create', billing_interval: 'P1M', flat_fee: '10.00' });
+  const response = await api.http.call('POST', '/v1/subscriptions', { customer_id: customer.id, plan_code: 'pcv-create', plan_version: 2147483648 });
+  expect([response.status, response.json?.code]).toEqual([404, 'plan_not_found']);
+  expect(await db('subscriptions').where({ customer_id: customer.id })).toEqual([]);
+  expect(api.temporalCalls).toEqual([]);
+});
