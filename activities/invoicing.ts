@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { DraftInvoiceLine, PeriodBounds, recurringFee as recurringFeeOf, renewalInvoiceLines } from '../domain/invoice';
 import { formatMoney, toDecimal } from '../domain/money';
-import { stretchAllowances, type StretchAllowances } from '../domain/allowances';
+import { hasAllowances, stretchAllowances, type StretchAllowances } from '../domain/allowances';
 import { discountLine, planChangeProrationLines, unusedTimeCredit } from '../domain/proration';
 import type { DimensionalUsage } from '../domain/dimensions';
 import { reversalCreditsFor } from './reversal-credits';
@@ -74,7 +74,8 @@ function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: DimensionalUs
 /** The closed stretch's usage lines, and the plan's credit bucket recorded with what it covered. */
 async function closedUsageLines(trx: Transaction, context: SubscriptionContext, plan: PlanRow, usagePeriod: PeriodBounds): Promise<DraftInvoiceLine[]> {
   const subscriptionId = context.subscription.id;
-  const allowances = stretchAllowances(plan, await allowanceShareOf(trx, subscriptionId, usagePeriod));
+  // The plan changes that cut the stretch are read only for a plan with allowances (the usual period pays no read).
+  const allowances = hasAllowances(plan.settings) ? stretchAllowances(plan, await allowanceShareOf(trx, subscriptionId, usagePeriod)) : stretchAllowances(plan);
   const usageLines = usageLinesOf(plan, usagePeriod, await closedUsage(trx, subscriptionId, usagePeriod), allowances);
   await recordPlanBucket(trx, { customerId: context.customer.id, subscriptionId, plan, bucket: allowances.creditBucket, usagePeriod, usageLines });
   return usageLines;

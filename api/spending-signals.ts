@@ -10,7 +10,7 @@
  */
 import type { Database } from '../store/database';
 import { latestStretchStart } from '../store/plan-changes';
-import { measureSpending, pendingSpendingActions } from '../store/spending-limits';
+import { measureSpending, pendingSpendingActions, subscriptionsWithSpendingLimits } from '../store/spending-limits';
 import { loadSubscriptionContext } from '../store/subscriptions';
 
 export interface HeldSubscription {
@@ -31,7 +31,7 @@ export class SpendingCheckSignals {
   /** The ids of the subscriptions whose spending check would raise or cap something not asked for yet. */
   async due(subscriptions: readonly HeldSubscription[], now: Date): Promise<Set<string>> {
     const due = new Set<string>();
-    const limited = await this.withLimits(subscriptions.map((subscription) => subscription.id));
+    const limited = await subscriptionsWithSpendingLimits(this.db, subscriptions.map((subscription) => subscription.id));
     for (const subscription of subscriptions) {
       if (!limited.has(subscription.id) || !subscription.current_period_start || !subscription.current_period_end) continue;
       const context = await loadSubscriptionContext(this.db, subscription.id);
@@ -50,16 +50,5 @@ export class SpendingCheckSignals {
   /** The summary asked for could not be sent: what it was due for is asked for again. */
   forget(subscriptionId: string): void {
     this.sentFor.delete(subscriptionId);
-  }
-
-  /** Of these subscriptions, those with a limit: a customer budget, or a plan with credit alerts or a hard cap. */
-  private async withLimits(ids: readonly string[]): Promise<Set<string>> {
-    if (ids.length === 0) return new Set();
-    const rows: { id: string }[] = await this.db('subscriptions as s')
-      .join('plans as p', 'p.id', 's.plan_id')
-      .whereIn('s.id', [...ids])
-      .where((limited) => limited.whereNotNull('s.budget_amount').orWhereRaw(`jsonb_exists_any(p.settings, array['hardCap', 'creditAlertThresholds'])`))
-      .select('s.id');
-    return new Set(rows.map((row) => row.id));
   }
 }

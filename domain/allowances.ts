@@ -32,6 +32,12 @@ export function allowanceShare(stretch: { readonly start: Date }, splits: { read
   return Dec.min(share, new Dec(1));
 }
 
+/** Whether the plan has an allowance a share could cut (a bucket or a commitment): else no share needs looking up. */
+export function hasAllowances(settings: unknown): boolean {
+  const terms = (settings ?? {}) as PlanSettings;
+  return terms.creditBucket !== undefined || terms.minimumCommitment !== undefined;
+}
+
 export interface StretchAllowances {
   readonly creditBucket?: string;
   readonly minimumCommitment?: string;

@@ -105,3 +105,14 @@ export async function pendingSpendingActions(db: Knex, context: SubscriptionCont
   }
   return actions;
 }
+
+/** Of these subscriptions, those with a limit: a customer budget, or a plan with credit alerts or a hard cap. */
+export async function subscriptionsWithSpendingLimits(db: Knex, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows: { id: string }[] = await db('subscriptions as s')
+    .join('plans as p', 'p.id', 's.plan_id')
+    .whereIn('s.id', [...ids])
+    .where((limited) => limited.whereNotNull('s.budget_amount').orWhereRaw(`jsonb_exists_any(p.settings, array['hardCap', 'creditAlertThresholds'])`))
+    .select('s.id');
+  return new Set(rows.map((row) => row.id));
+}
