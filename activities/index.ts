@@ -35,6 +35,7 @@ const CLASSIFIED: Record<keyof BillingActivities, true> = {
   chargeInvoice: true,
   markInvoiceUncollectible: true,
   refundCreditNote: true,
+  refundCreditTotal: true,
   recordSubscriptionStatus: true,
   recordUsageEnd: true,
   recordPlanChange: true,

@@ -29,9 +29,11 @@ import {
   recordFindings,
 } from '../store/janitor';
 import { findPayment, paymentIdempotencyKey } from '../store/payments';
+import { listUnrefundedCreditTotals, UnrefundedCreditTotalRow } from '../store/credit-total-refunds';
 import { creditReversalsOfSubscription, listOwedReversalCredits, owesReversalCredits } from '../store/reversal-credit-notes';
 import { executeRefund, resumeStalePendingRefunds } from '../payments/refunds';
 import { createPaymentActivities } from './payments';
+import { createRefundActivities } from './refunds';
 
 /** Candidates per kind and run: a run stays short; what is left waits for the next run. */
 const SCAN_LIMIT = 200;
@@ -42,6 +44,27 @@ const iso = (value: Date | string | null): string => (value === null ? '-' : new
 
 export function createJanitorActivities(db: Database, gateway: PaymentGateway) {
   const { chargeInvoice } = createPaymentActivities(db, gateway);
+  const { refundCreditTotal } = createRefundActivities(db, gateway);
+
+  /** One credit total refunded (through the subscription workflow's own activity) or reported. */
+  async function payBackCreditTotal(credit: UnrefundedCreditTotalRow): Promise<ReconciliationFinding> {
+    const finding = (detail: string, repaired: boolean): ReconciliationFinding => ({
+      kind: 'unrefunded_credit',
+      subjectType: 'invoice',
+      subjectId: credit.id,
+      detail: `invoice ${credit.number ?? credit.id} (${credit.total} ${credit.currency}) owed the customer money that no refund paid back: ${detail}`,
+      repaired,
+    });
+    try {
+      const result = await refundCreditTotal({ invoiceId: credit.id });
+      if (result.status === 'succeeded') return finding('refunded', true);
+      if (result.status === 'failed') return finding(`the gateway refused the refund (${result.detail}); credited to the customer's wallet`, true);
+      return finding(`${result.detail}; tried again next run`, false);
+    } catch (error) {
+      if (error instanceof GatewayUnavailableError) return finding('the gateway did not answer; its refund stays pending and is sent again later', false);
+      throw error;
+    }
+  }
 
   return {
     /**
@@ -108,6 +131,13 @@ export function createJanitorActivities(db: Database, gateway: PaymentGateway) {
       const owed = await listOwedReversalCredits(db, ago(request.margins.reversalCreditMs ?? DEFAULT_RECONCILIATION_MARGINS.reversalCreditMs!), SCAN_LIMIT);
       if (owed.length < SCAN_LIMIT) complete.push('reversal_credit_owed');
       const owedReversalCredits: OwedReversalCredit[] = owed.map((row) => ({ subscriptionId: row.id, customerId: row.customer_id }));
+
+      // Credit totals nobody paid back (issued before they were refunded, or not refundable then): refunded now, else
+      // reported. Inline like the refunds below: the refund is idempotent per credit total, so a subscription workflow
+      // paying back the same one meanwhile refunds it once.
+      const credits = await listUnrefundedCreditTotals(db, ago(request.margins.uncollectedInvoiceMs), SCAN_LIMIT);
+      if (credits.length < SCAN_LIMIT) complete.push('unrefunded_credit');
+      for (const credit of credits) flagged.push(await payBackCreditTotal(credit));
 
       // Refunds the gateway left unanswered: a refund request's repeat resumes its own, but those a payment, ingestion
       // or a repair started have no one to repeat them. Each is sent again under its own key (never refunded twice);

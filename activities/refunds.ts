@@ -1,6 +1,8 @@
 import { GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
 import { executeRefund } from '../payments/refunds';
+import type { RefundCreditTotalRequest, RefundCreditTotalResult } from '../contract/payments';
 import { findRefundOfCreditNote, RefundRow } from '../store/credit-notes';
+import { refundCreditTotal } from '../store/credit-total-refunds';
 import type { Database } from '../store/database';
 
 // The refund itself is shared with POST /v1/invoices/:id/refunds, so it lives beside the gateway.
@@ -20,6 +22,19 @@ export function createRefundActivities(db: Database, gateway: PaymentGateway) {
       // Still pending means the gateway could not be reached: fail, so Temporal retries with backoff.
       if (settled.refund.status === 'pending') throw new GatewayUnavailableError(`refund ${refund.id} is still pending`);
       return { status: settled.refund.status };
+    },
+
+    /**
+     * Pays back an invoice whose total is negative: its refund is written, then sent under its own key (a retry never
+     * refunds twice). Used by the subscription workflow when an invoice it issued credits more than it bills.
+     */
+    async refundCreditTotal(request: RefundCreditTotalRequest): Promise<RefundCreditTotalResult> {
+      const written = await refundCreditTotal(db, request.invoiceId);
+      if (!written.refund) return { status: 'not_refundable', detail: written.reason };
+      const settled = written.refund.status === 'pending' ? (await executeRefund(db, gateway, written.refund)).refund : written.refund;
+      // Still pending means the gateway could not be reached: fail, so Temporal retries with backoff.
+      if (settled.status === 'pending') throw new GatewayUnavailableError(`refund ${settled.id} is still pending`);
+      return { status: settled.status, detail: settled.failure_code };
     },
   };
 }

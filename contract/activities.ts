@@ -20,6 +20,8 @@ import type {
   MarkInvoiceUncollectibleResult,
   RefundCreditNoteRequest,
   RefundCreditNoteResult,
+  RefundCreditTotalRequest,
+  RefundCreditTotalResult,
 } from './payments';
 import type { OpenBillingPeriodRequest, OpenBillingPeriodResult } from './period-opening';
 import type { RerateDecisionRecord, RerateRequest, RerateState } from './rerating';
@@ -48,6 +50,7 @@ export interface BillingActivities extends WalletActivities {
   chargeInvoice(request: ChargeInvoiceRequest): Promise<ChargeInvoiceResult>;
   markInvoiceUncollectible(request: MarkInvoiceUncollectibleRequest): Promise<MarkInvoiceUncollectibleResult>;
   refundCreditNote(request: RefundCreditNoteRequest): Promise<RefundCreditNoteResult>;
+  refundCreditTotal(request: RefundCreditTotalRequest): Promise<RefundCreditTotalResult>;
   // subscription records and customer messages
   recordSubscriptionStatus(change: SubscriptionStatusChange): Promise<void>;
   recordUsageEnd(request: { subscriptionId: string; usageEndsAt: string }): Promise<void>;

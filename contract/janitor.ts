@@ -16,8 +16,10 @@ export const JANITOR_WORKFLOW_TYPE = 'reconciliationWorkflow';
  * - `needs_attention`: a subscription whose workflow stopped on a failure it cannot retry by itself.
  * - `reversal_credit_owed`: a reversal of an invoiced outcome on an ended subscription whose credit note was not
  *   issued when the reversal was stored (the API died, or the credit failed); repaired by issuing it.
+ * - `unrefunded_credit`: an open invoice whose total is negative (money owed to the customer) that no refund pays
+ *   back; repaired by refunding it, reported while no paid invoice of its subscription covers it.
  */
-export const FINDING_KINDS = ['unknown_payment', 'uncollected_invoice', 'period_not_closed', 'needs_attention', 'reversal_credit_owed'] as const;
+export const FINDING_KINDS = ['unknown_payment', 'uncollected_invoice', 'period_not_closed', 'needs_attention', 'reversal_credit_owed', 'unrefunded_credit'] as const;
 export type FindingKind = (typeof FINDING_KINDS)[number];
 
 export interface ReconciliationFinding {

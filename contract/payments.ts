@@ -42,3 +42,14 @@ export interface RefundCreditNoteRequest {
 export interface RefundCreditNoteResult {
   readonly status: 'pending' | 'succeeded' | 'failed';
 }
+
+export interface RefundCreditTotalRequest {
+  /** An invoice whose total is negative: money owed to the customer (store/credit-total-refunds.ts). */
+  readonly invoiceId: string;
+}
+
+export interface RefundCreditTotalResult {
+  /** `succeeded`: refunded; `failed`: the gateway refused, the amount became wallet credit; `not_refundable`: see detail. */
+  readonly status: 'succeeded' | 'failed' | 'not_refundable';
+  readonly detail: string | null;
+}

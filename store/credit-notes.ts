@@ -88,14 +88,22 @@ export function refundIdempotencyKey(creditNoteId: string): string {
   return `refund:${creditNoteId}`;
 }
 
-/** What the customer paid for an invoice and what has been credited back (void credit notes do not count). */
+/**
+ * What the customer paid for an invoice and what has been credited back: its credit notes (void ones do not count)
+ * and the refunds of credit totals paid from its payment (store/credit-total-refunds.ts: those have no credit note).
+ */
 export async function refundableBalance(db: Db, invoiceId: string): Promise<RefundableBalance> {
   const payment = await findSucceededPayment(db, invoiceId);
   const [{ credited }] = await db('invoices')
     .where({ credited_invoice_id: invoiceId, kind: CREDIT_NOTE_KIND })
     .whereNot({ status: 'void' })
     .sum<{ credited: string | null }[]>('total as credited');
-  return balanceOf(payment?.amount ?? null, credited);
+  const [{ refunded }] = await db('refunds as r')
+    .join('invoices as credit', 'credit.id', 'r.credit_note_id')
+    .where('r.invoice_id', invoiceId)
+    .whereNot('credit.kind', CREDIT_NOTE_KIND)
+    .sum<{ refunded: string | null }[]>('r.amount as refunded');
+  return balanceOf(payment?.amount ?? null, toDecimal(credited ?? '0').plus(toDecimal(refunded ?? '0')).toFixed());
 }
 
 /**
@@ -187,7 +195,7 @@ export async function issueCreditNote(db: Knex | Knex.Transaction, request: Cred
 }
 
 /** The refund of a credit note, pending until the gateway answers under its key (`refund:<credit note id>`). */
-async function insertPendingRefund(
+export async function insertPendingRefund(
   trx: Knex.Transaction,
   refund: { readonly creditNoteId: string; readonly invoice: InvoiceRow; readonly paymentId: string; readonly amount: string; readonly reason: string },
 ): Promise<RefundRow> {

@@ -31,6 +31,7 @@ export type BillingStep =
   | 'apply_plan_change'
   | 'create_proration_invoice'
   | 'charge_invoice'
+  | 'refund_credit'
   | 'mark_invoice_uncollectible';
 
 /**

@@ -11,6 +11,7 @@ import { withAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
 import { msUntil, note, patchTaken, SubscriptionRun } from './state';
 import {
+  CREDIT_TOTAL_REFUNDED,
   DECLINED_INVOICES_WAIT_THEIR_TURN,
   PAID_KEEPS_PENDING_CANCELLATION,
   STALE_PAYMENT_METHOD_WAKE_FORGOTTEN,
@@ -30,6 +31,7 @@ export async function collect(
   note(run, 'invoice_finalized', `${invoice.number} ${invoice.total} ${invoice.currency}`);
   if (invoice.total.startsWith('-')) {
     note(run, 'credit_issued', `${invoice.number} ${invoice.total}`);
+    if (patchTaken(run, CREDIT_TOTAL_REFUNDED)) await payBackCredit(run, invoice);
     return;
   }
   // No dunning waits: this charge uses the card on file now, so a wake-up signaled before it (delivered after a
@@ -51,6 +53,20 @@ export async function collect(
   }
   startDunning(run, run.lastInvoice, payment.retryable);
   await changeStatus(run, 'past_due', payment.detail ?? 'payment failed');
+}
+
+/**
+ * A credit total is the customer's money: refunded to the payment that paid for the time it credits (a refusal
+ * becomes wallet credit). None to refund against (nothing paid yet: a trial, an invoice still in dunning) leaves the
+ * invoice open and visible, noted for ops.
+ */
+async function payBackCredit(run: SubscriptionRun, invoice: PeriodInvoiceSummary): Promise<void> {
+  const refund = await withAttention(run, 'refund_credit', () =>
+    remote.refundCreditTotal.executeWithOptions({ summary: `refund ${invoice.number}` }, [{ invoiceId: invoice.invoiceId }]),
+  );
+  if (refund.status === 'succeeded') note(run, 'credit_refunded', `${invoice.number} ${invoice.total}`);
+  else if (refund.status === 'failed') note(run, 'credit_to_wallet', `${invoice.number}: refund refused (${refund.detail}), credited to the wallet`);
+  else note(run, 'credit_not_refunded', refund.detail ?? undefined);
 }
 
 /** Drops a new payment method's wake-up that no dunning waits for. Asked only when set: no other history gets the marker. */

@@ -100,6 +100,13 @@ export const PLAN_CHANGE_WAITS_FOR_SCHEDULED_CHANGE = 'plan-change-waits-for-sch
  */
 export const STALE_PAYMENT_METHOD_WAKE_FORGOTTEN = 'stale-payment-method-wake-forgotten';
 
+/**
+ * An invoice whose total is negative (a credit larger than what it bills) is paid back: refunded to the payment of
+ * the subscription's latest paid invoice that covers it (./collection.ts `collect`, store/credit-total-refunds.ts).
+ * Before, the credit was noted and nothing paid it. Asked only where a credit total is issued.
+ */
+export const CREDIT_TOTAL_REFUNDED = 'credit-total-refunded';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];
