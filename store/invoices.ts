@@ -297,9 +297,15 @@ export async function listInvoices(db: Db, filters: InvoiceFilters, limit: numbe
   if (filters.customerId) where.customer_id = filters.customerId;
   if (filters.subscriptionId) where.subscription_id = filters.subscriptionId;
   if (filters.status) where.status = filters.status;
+  // Newest first, as documented: the list is cut at `limit` with no cursor, and listed oldest first the invoices a
+  // client polls for (the latest) were out of reach once a subscription had more than `limit` of them.
   return db<InvoiceRow>('invoices')
     .where(where)
-    .orderBy([{ column: 'period_start' }, { column: 'created_at' }])
+    .orderBy([
+      { column: 'period_start', order: 'desc', nulls: 'last' },
+      { column: 'created_at', order: 'desc' },
+      { column: 'id', order: 'desc' },
+    ])
     .limit(limit);
 }
 

@@ -133,6 +133,36 @@ export async function latestStretchStart(db: Knex | Knex.Transaction, subscripti
   return row?.latest && row.latest > periodStart ? row.latest : periodStart;
 }
 
+/** Where the open usage of a subscription's shown period is counted from, and the plan version that rates it. */
+export interface OpenStretch {
+  readonly from: Date;
+  /** The plan in force until the period's end when a later change has switched the subscription already; else null: the subscription's plan. */
+  readonly planId: string | null;
+}
+
+/**
+ * The open usage stretch of the period a subscription shows (current_period_start/end), as the period's invoice will
+ * bill it: from the latest immediate plan change inside that period (its proration invoice billed the usage before
+ * it), rated under the plan in force until the period's end.
+ *
+ * The shown period is the one the last opening invoice opened, so it is still shown through the grace window after
+ * its end, while its usage waits to be closed onto the next period invoice at the plan in force in it. A plan
+ * change made inside that window lies after the shown period's end and starts the next period's stretch: counted
+ * from it (as `latestStretchStart` does), the shown period's window was inverted and its usage showed as 0 (0.00
+ * where the invoice billed 1.00), and rated at the new plan. So a change at or after the period's end moves neither
+ * the start nor the plan: the plan is the one that change left (the earliest such change's old plan).
+ */
+export async function openStretchOf(db: Knex | Knex.Transaction, subscriptionId: string, period: { readonly start: Date; readonly end: Date }): Promise<OpenStretch> {
+  const changes: Pick<PlanChangeRow, 'change_at' | 'old_plan_id'>[] = await db('plan_changes')
+    .where({ subscription_id: subscriptionId })
+    .andWhere('change_at', '>', period.start)
+    .orderBy('change_at')
+    .select('change_at', 'old_plan_id');
+  const within = changes.filter((change) => change.change_at < period.end);
+  const after = changes.find((change) => change.change_at >= period.end);
+  return { from: within.length ? within[within.length - 1].change_at : period.start, planId: after?.old_plan_id ?? null };
+}
+
 /**
  * The share of its billing period's allowances a usage stretch gets (domain/allowances.ts): cut by the immediate
  * plan changes that start or end it, from the period each recorded. 1 when none does (or it was recorded before

@@ -12,7 +12,7 @@ import type { PlanSettings } from '../domain/plan-terms';
 import { billedByThresholds, usageThresholdsOf } from '../domain/progressive-billing';
 import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState, UsageSpan } from '../domain/wallet';
 import { entitledSubscriptions } from './entitlements';
-import { allowanceShareOf, closureAllowanceShare, latestStretchStart } from './plan-changes';
+import { allowanceShareOf, closureAllowanceShare, openStretchOf } from './plan-changes';
 import { billedThresholds, listThresholdInvoices } from './threshold-invoices';
 import { openUsageForCharges } from './usage-preview';
 import { usageForCharges } from './usage';
@@ -431,7 +431,9 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
   for (const subscription of subscriptions) {
     // From an immediate plan change within the period: its proration invoice billed (and drew for) the usage before
     // it. An event stamped before it that arrives later is late usage, which no wallet draw pays (docs/wallets.md).
-    const from = await latestStretchStart(db, subscription.subscriptionId, subscription.periodStart!);
+    // At the plan in force to the period's end: a change in the grace window after it does not cut it (openStretchOf).
+    const open = await openStretchOf(db, subscription.subscriptionId, { start: subscription.periodStart!, end: subscription.periodEnd! });
+    const from = open.from;
     // Usage closed but not invoiced yet: the close claims the events (they leave the open usage) and the invoice draws
     // in a later transaction. Counted nowhere in between, the closed usage lifted the available balance until the
     // draw took it down again: a balance watch in that gap re-armed auto-recharge, and the draw crossed again (a
@@ -442,7 +444,7 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
       closeId: String(closure.id),
       planId: closure.plan_id,
     }));
-    if (!stretches.some((stretch) => stretch.start.getTime() === from.getTime())) stretches.push({ start: from, closeId: null, planId: null });
+    if (!stretches.some((stretch) => stretch.start.getTime() === from.getTime())) stretches.push({ start: from, closeId: null, planId: open.planId });
     for (const stretch of stretches) {
       const plan: { charges: Charge[]; settings: PlanSettings } = stretch.planId
         ? await db('plans').where('plans.id', stretch.planId).first('plans.charges', 'plans.settings')

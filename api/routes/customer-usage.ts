@@ -17,7 +17,7 @@ import { dailyUsageForCharges } from '../../store/daily-usage';
 import type { Database } from '../../store/database';
 import { listSubscriptionInvoices } from '../../store/invoices';
 import type { SubscriptionRow } from '../../store/subscriptions';
-import { latestStretchStart } from '../../store/plan-changes';
+import { openStretchOf } from '../../store/plan-changes';
 import { usageTokenOverview } from '../../store/usage-token';
 import { accessOf } from '../access';
 import { findSubscriptionOr404, ownSubscription } from './lookups';
@@ -101,12 +101,14 @@ export function subscriptionUsageHistoryRouter(db: Database, options: Subscripti
       res.json({ subscription_id: subscription.id, period: null, timezone: 'UTC', metrics: [] });
       return;
     }
-    const plan = await findPlan(db, subscription.plan_id);
+    // From an immediate plan change within the period, under the plan in force until its end, as the usage endpoint
+    // and the period's invoice count (a change in the grace window after it does not cut it: openStretchOf).
+    const stretch = await openStretchOf(db, subscription.id, { start, end });
+    const plan = await findPlan(db, stretch.planId ?? subscription.plan_id);
     const asOf = now();
     // Days that have not begun are not listed; an ended period is listed to its end.
     const until = new Date(Math.max(start.getTime(), Math.min(end.getTime(), asOf.getTime())));
-    // From an immediate plan change within the period, as the usage endpoint and the period's invoice count.
-    const usageFrom = await latestStretchStart(db, subscription.id, start);
+    const usageFrom = stretch.from;
     const metrics = await dailyUsageForCharges(db, subscription.customer_id, plan.charges as Charge[], start, until, end, usageFrom); // from the running totals
     res.json({
       subscription_id: subscription.id,

@@ -7,7 +7,7 @@ import type { PlanRow } from '../../store/catalog';
 import { cachedPlan } from '../../store/read-caches';
 import { setSpendingBudget } from '../../store/subscription-billing';
 import type { SubscriptionRow } from '../../store/subscriptions';
-import { allowanceShareOf, latestStretchStart } from '../../store/plan-changes';
+import { allowanceShareOf, openStretchOf } from '../../store/plan-changes';
 import { billedThresholds, listThresholdInvoices } from '../../store/threshold-invoices';
 import { thresholdCreditLines, usageThresholdsOf } from '../../domain/progressive-billing';
 import { listLateUsage } from '../../store/usage';
@@ -36,17 +36,22 @@ export function usageRouter(db: Database): Router {
 
   /** What the usage part of the period's invoice would be if it closed now (same rating function, same stretch). */
   routes.get('/:id/usage', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownSubscription(db) }, async (req, res) => {
-    const { subscription, plan } = await findSubscription(req.params.id);
+    const subscription = await findSubscriptionOr404(db, req.params.id);
     const start = subscription.current_period_start;
     const end = subscription.current_period_end;
     if (!start || !end) {
       res.json({ subscription_id: subscription.id, period: null, usage: [], projected: null });
       return;
     }
-    const charges = plan.charges as Charge[];
     // From an immediate plan change within the period: its proration invoice billed the usage before it, and the
     // period's invoice bills from it. An event stamped before it that arrives later is late usage, on neither.
-    const from = await latestStretchStart(db, subscription.id, start);
+    // Only a change inside the shown period counts, and the plan is the one in force until its end: in the grace
+    // window after the period a change there lies past its end (and has switched the plan already), and counting
+    // from it showed the period's usage as 0 at the new plan (store/plan-changes.ts, openStretchOf).
+    const stretch = await openStretchOf(db, subscription.id, { start, end });
+    const plan = await cachedPlan(db, stretch.planId ?? subscription.plan_id); // a plan version never changes: parsed once per process
+    const charges = plan.charges as Charge[];
+    const from = stretch.from;
     const usage = await openUsageForCharges(db, subscription.customer_id, charges, from, end);
     const rated = rateDimensionalUsage({
       currency: plan.currency,

@@ -147,7 +147,8 @@ async function billThroughApi(shiftYears: number): Promise<Map<string, Json[]>> 
     const list = await api.call('GET', `/v1/invoices?subscription_id=${id}`);
     invoices.set(
       code,
-      list.json.data.map((invoice: Json) => ({ ...invoice, period_start: addIntervals(new Date(invoice.period_start), MONTH, -12 * shiftYears).toISOString() })),
+      // Listed newest first; the simulation lists them in period order.
+      [...list.json.data].reverse().map((invoice: Json) => ({ ...invoice, period_start: addIntervals(new Date(invoice.period_start), MONTH, -12 * shiftYears).toISOString() })),
     );
   }
   return invoices;
