@@ -1,6 +1,7 @@
 import { isGrpcServiceError, ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { ErrorRequestHandler, Response } from 'express';
 import { ZodError } from 'zod';
+import { SeatProrationError } from '../domain/seat-proration';
 import { causeChain } from './cause-chain';
 import { TemporalDeadlinePassed } from './temporal-deadline';
 
@@ -21,6 +22,8 @@ const STATUS_BY_CODE = {
   interval_change_needs_period_end: 422,
   // A billing step failed deterministically: nothing else takes effect until ops fix the data and retry it.
   subscription_needs_attention: 409,
+  // A seat removal stored before the addition it removes: the level is below 0 until the missing change arrives.
+  seat_level_negative: 409,
   no_failed_step: 409,
   subscription_suspended: 409,
   // Paused: only a cancellation now takes effect (or resume first). Opening a period: pause after it is open.
@@ -209,6 +212,8 @@ export const problemHandler: ErrorRequestHandler = (error: unknown, _req, res, _
   const unavailable = unavailableProblemOf(error);
   if (unavailable) return sendProblem(res, unavailable);
   if (error instanceof ZodError) return sendProblem(res, fromZodError(error));
+  // A read that rates seats (usage preview, entitlements) before the missing change arrived: a state, not our bug.
+  if (error instanceof SeatProrationError) return sendProblem(res, new ApiProblem('seat_level_negative', `the seat level cannot be rated yet: ${error.message}`));
   const bodyParserError = error as { type?: string };
   if (bodyParserError?.type === 'entity.parse.failed') return sendProblem(res, new ApiProblem('malformed_json', 'the request body is not valid JSON'));
   if (bodyParserError?.type === 'entity.too.large') return sendProblem(res, new ApiProblem('payload_too_large', 'the request body is too large'));

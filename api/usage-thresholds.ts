@@ -23,7 +23,7 @@ import type { Database } from '../store/database';
 import { loadSubscriptionContext } from '../store/subscriptions';
 import { allowanceShareOf, latestStretchStart } from '../store/plan-changes';
 import { stretchCreditBucket } from '../domain/allowances';
-import { highestInvoicedThreshold, subscriptionsWithThresholds } from '../store/threshold-invoices';
+import { highestInvoicedThreshold, subscriptionsWithThresholds, type ThresholdSubscription } from '../store/threshold-invoices';
 import { openUsageForCharges } from '../store/usage-preview';
 import { usageThresholdReachedSignal } from '../workflows/definitions';
 import { ApiProblem } from './problem';
@@ -53,31 +53,46 @@ export class UsageThresholdSignals {
   async check(customerIds: readonly string[], until: Date): Promise<number> {
     if (customerIds.length === 0) return 0;
     let sent = 0;
+    let failure: unknown;
     for (const billing of await subscriptionsWithThresholds(this.db, customerIds)) {
-      if (!billing.current_period_start) continue; // nothing is open before the first period
-      const context = await loadSubscriptionContext(this.db, billing.id);
-      const thresholds = context && usageThresholdsOf(context.plan.settings);
-      if (!context || !thresholds) continue;
-      const from = await latestStretchStart(this.db, billing.id, billing.current_period_start);
-      if (until <= from) continue;
-      const { plan, customer } = context;
-      const charges = usageCharges(plan.charges as Charge[]);
-      const usage = await openUsageForCharges(this.db, customer.id, charges, from, until);
-      const period = { start: from.toISOString(), end: until.toISOString() };
-      const accrued = accruedAmount(
-        accruedUsageLines({ planName: plan.name, currency: plan.currency, charges, period, usage, creditBucket: stretchCreditBucket(plan.settings, plan.currency, await allowanceShareOf(this.db, billing.id, { start: from, end: null })) }),
-        plan.currency,
-      );
-      const reached = highestThresholdReached(thresholds, accrued);
-      if (reached === 0 || reached <= (await highestInvoicedThreshold(this.db, billing.id, from))) continue;
-      const key = `${period.start}:${reached}`;
-      if (this.signaled.get(billing.id) === key) continue;
-      await withTemporalDeadline(this.temporal, () =>
-        this.temporal.workflow.getHandle(billing.workflow_id).signal(usageThresholdReachedSignal, { thresholdIndex: reached, accrued }),
-      );
-      this.signaled.set(billing.id, key);
-      sent += 1;
+      // Each subscription on its own: one whose usage cannot be rated (a seat level below 0 until the missing change
+      // arrives) or whose workflow cannot be signaled threw out of the batch, and the customers after it were never
+      // signaled; kept due, it failed every later batch the same way. The first failure is still thrown once all
+      // are checked, so the caller keeps the batch due (the ones signaled are not signaled twice: `signaled`).
+      try {
+        if (await this.checkOne(billing, until)) sent += 1;
+      } catch (error) {
+        failure ??= error;
+      }
     }
+    if (failure !== undefined) throw failure;
     return sent;
+  }
+
+  /** One subscription's check: whether it was signaled. */
+  private async checkOne(billing: ThresholdSubscription, until: Date): Promise<boolean> {
+    if (!billing.current_period_start) return false; // nothing is open before the first period
+    const context = await loadSubscriptionContext(this.db, billing.id);
+    const thresholds = context && usageThresholdsOf(context.plan.settings);
+    if (!context || !thresholds) return false;
+    const from = await latestStretchStart(this.db, billing.id, billing.current_period_start);
+    if (until <= from) return false;
+    const { plan, customer } = context;
+    const charges = usageCharges(plan.charges as Charge[]);
+    const usage = await openUsageForCharges(this.db, customer.id, charges, from, until);
+    const period = { start: from.toISOString(), end: until.toISOString() };
+    const accrued = accruedAmount(
+      accruedUsageLines({ planName: plan.name, currency: plan.currency, charges, period, usage, creditBucket: stretchCreditBucket(plan.settings, plan.currency, await allowanceShareOf(this.db, billing.id, { start: from, end: null })) }),
+      plan.currency,
+    );
+    const reached = highestThresholdReached(thresholds, accrued);
+    if (reached === 0 || reached <= (await highestInvoicedThreshold(this.db, billing.id, from))) return false;
+    const key = `${period.start}:${reached}`;
+    if (this.signaled.get(billing.id) === key) return false;
+    await withTemporalDeadline(this.temporal, () =>
+      this.temporal.workflow.getHandle(billing.workflow_id).signal(usageThresholdReachedSignal, { thresholdIndex: reached, accrued }),
+    );
+    this.signaled.set(billing.id, key);
+    return true;
   }
 }

@@ -35,6 +35,7 @@ export interface ProratedSegment {
 export interface ProratedUnits {
   /** Σ units × seconds / periodSeconds, half-up to 12 decimals: the quantity to rate. */
   readonly quantity: string;
+  /** The seconds the quantity is divided by: the period's, or the billing period's it is a stretch of. */
   readonly periodSeconds: number;
   /** The level over time within the period, one entry per constant stretch (stretches of 0 seconds left out). */
   readonly segments: readonly ProratedSegment[];
@@ -49,11 +50,24 @@ export class SeatProrationError extends Error {
 
 const QUANTITY_DECIMALS = 12;
 
-export function proratedUnits(input: { period: { start: string; end: string }; openingUnits?: string; changes: readonly UnitChange[] }): ProratedUnits {
+export function proratedUnits(input: {
+  period: { start: string; end: string };
+  /**
+   * The billing period `period` is a stretch of, when an immediate plan change (or a cancellation now) cut the period
+   * into stretches each invoiced on its own: the level is counted over `period` but divided by this period's seconds, so each stretch
+   * bills its share and the stretches add up to the whole period once (without it, 3 seats kept all month billed
+   * 3 seats on each stretch's invoice). Ignored unless it holds `period`.
+   */
+  billingPeriod?: { start: string; end: string };
+  openingUnits?: string;
+  changes: readonly UnitChange[];
+}): ProratedUnits {
   const start = timeOf(input.period.start, 'period.start');
   const end = timeOf(input.period.end, 'period.end');
   if (end <= start) throw new SeatProrationError('period.end must be after period.start');
-  const periodSeconds = wholeSeconds(start, end);
+  const billing = input.billingPeriod && { start: timeOf(input.billingPeriod.start, 'billingPeriod.start'), end: timeOf(input.billingPeriod.end, 'billingPeriod.end') };
+  const whole = billing && billing.start <= start && billing.end >= end ? billing : { start, end };
+  const periodSeconds = wholeSeconds(whole.start, whole.end);
 
   // Stable sort by time: changes at the same instant apply in the order given.
   const changes = input.changes
@@ -67,8 +81,9 @@ export function proratedUnits(input: { period: { start: string; end: string }; o
   // Each instant counts by the whole seconds left to the period end, as flat-fee proration counts a change
   // (domain/proration.ts), so a change at .600 s moves a whole second and the segments sum to periodSeconds;
   // flooring each segment on its own would drop up to a second of the level at every sub-second change.
+  // Counted to the billing period's end, so the stretches of a split period also sum to its seconds.
   const close = (until: number): void => {
-    const seconds = wholeSeconds(cursor, end) - wholeSeconds(until, end);
+    const seconds = wholeSeconds(cursor, whole.end) - wholeSeconds(until, whole.end);
     if (seconds > 0) {
       segments.push({ from: new Date(cursor).toISOString(), to: new Date(until).toISOString(), units: decimalText(level), seconds });
       unitSeconds = unitSeconds.plus(level.times(seconds));

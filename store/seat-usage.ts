@@ -27,14 +27,54 @@ interface Period {
   readonly customerId: string;
   readonly start: Date;
   readonly end: Date;
+  /** The billing period this is a stretch of, when a plan change or a cancellation now cut it short (else none). */
+  readonly billingPeriod?: { readonly start: Date; readonly end: Date };
 }
 
 /** The period a scope covers: a closed period's own bounds, or the window the caller names. */
 async function periodOf(db: Knex | Knex.Transaction, scope: UsageScope): Promise<Period> {
-  if (scope.kind !== 'claimed') return { customerId: scope.customerId, start: scope.from, end: scope.to };
-  const closure = await db('usage_period_closures').where({ id: scope.closeId }).first('customer_id', 'period_start', 'period_end');
+  if (scope.kind !== 'claimed') {
+    const window = { customerId: scope.customerId, start: scope.from, end: scope.to };
+    return { ...window, ...(await billingPeriodOfStretch(db, { customerId: scope.customerId }, window)) };
+  }
+  const closure = await db('usage_period_closures').where({ id: scope.closeId }).first('subscription_id', 'customer_id', 'period_start', 'period_end');
   if (!closure) throw new Error(`usage closure ${scope.closeId} not found`);
-  return { customerId: closure.customer_id, start: closure.period_start, end: closure.period_end };
+  const stretch = { customerId: closure.customer_id, start: closure.period_start, end: closure.period_end };
+  return { ...stretch, ...(await billingPeriodOfStretch(db, { subscriptionId: closure.subscription_id }, stretch)) };
+}
+
+/**
+ * The billing period a stretch is a part of, when an immediate plan change starts or ends it (as the allowance share
+ * finds it, store/plan-changes.ts) or a cancellation now ends it: seats are prorated over that period, so each
+ * stretch's invoice bills its share of it. Without it each stretch counted as a whole period and seats kept all
+ * month were billed on both invoices of a plan change.
+ */
+async function billingPeriodOfStretch(
+  db: Knex | Knex.Transaction,
+  owner: { readonly subscriptionId: string } | { readonly customerId: string },
+  stretch: { readonly start: Date; readonly end: Date },
+): Promise<Pick<Period, 'billingPeriod'>> {
+  const row: { period_start: Date; period_end: Date } | undefined = await db('plan_changes')
+    .join('subscriptions', 'subscriptions.id', 'plan_changes.subscription_id')
+    .where('subscriptionId' in owner ? { 'plan_changes.subscription_id': owner.subscriptionId } : { 'subscriptions.customer_id': owner.customerId })
+    .whereIn('plan_changes.change_at', [stretch.start, stretch.end])
+    .whereNotNull('plan_changes.period_start')
+    .andWhere('plan_changes.period_start', '<=', stretch.start)
+    .andWhere('plan_changes.period_end', '>', stretch.start)
+    .orderBy('plan_changes.change_at')
+    .first('plan_changes.period_start', 'plan_changes.period_end');
+  // A pause after the change moves the period's end later than the change recorded it: the stretch then runs to it.
+  if (row) return { billingPeriod: { start: row.period_start, end: row.period_end > stretch.end ? row.period_end : stretch.end } };
+  if (!('subscriptionId' in owner)) return {};
+  // A cancellation now ends the last stretch early (its usage end, recorded when decided): still a part of its
+  // billing period, which the subscription keeps as its current one. Prorated over the stretch alone, 3 seats for
+  // the first 10 days of a month billed 3 whole seats on the closing invoice instead of 1.
+  const ended: { current_period_start: Date; current_period_end: Date } | undefined = await db('subscriptions')
+    .where({ id: owner.subscriptionId, usage_ends_at: stretch.end })
+    .andWhere('current_period_start', '<=', stretch.start)
+    .andWhere('current_period_end', '>=', stretch.end)
+    .first('current_period_start', 'current_period_end');
+  return ended ? { billingPeriod: { start: ended.current_period_start, end: ended.current_period_end } } : {};
 }
 
 interface CarryRow {
@@ -67,28 +107,50 @@ function changesOf(aggregation: ProratedAggregation, rows: readonly ChangeRow[])
   return rows.map((row) => unitChangeOf(aggregation, new Date(row.occurred_at).toISOString(), row.value));
 }
 
-/** Changes before the period start that the carried level has not seen: unclaimed, received after its close. */
+/**
+ * Changes before the period start that the carried level has not seen: unclaimed, received after its close. With
+ * 'all history' (no carried level to trust), every change before the start that still counts, claimed or not.
+ */
 async function lateChangesBefore(
   db: Knex | Knex.Transaction,
   metric: MetricRow,
   period: Period,
   numericPattern: string,
-  carry: CarryRow | undefined,
+  carry: CarryRow | undefined | 'all history',
 ): Promise<ChangeRow[]> {
   const property = metric.property ?? '';
+  const since = carry === 'all history' ? undefined : carry;
   const result = await db.raw<{ rows: ChangeRow[] }>(
     `SELECT occurred_at, value FROM (
        SELECT id, occurred_at, ${VALUE_SQL} AS value
        FROM usage_events
-       WHERE period_close_id IS NULL AND customer_id = ? AND event_type = ? AND occurred_at < ?
+       WHERE ${carry === 'all history' ? '' : 'period_close_id IS NULL AND'} customer_id = ? AND event_type = ? AND occurred_at < ?
          AND properties @> ?::jsonb AND ${NOT_REVERSED}
-         ${carry ? 'AND received_at > ?' : ''}
+         ${since ? 'AND received_at > ?' : ''}
      ) changes
      WHERE value IS NOT NULL
      ORDER BY occurred_at, id`,
-    [property, numericPattern, property, period.customerId, metric.event_type, period.start, JSON.stringify(metric.filters ?? {}), ...(carry ? [carry.closed_at] : [])],
+    [property, numericPattern, property, period.customerId, metric.event_type, period.start, JSON.stringify(metric.filters ?? {}), ...(since ? [since.closed_at] : [])],
   );
   return result.rows;
+}
+
+/**
+ * Whether a change before the period start was reversed after the carried level was kept: the level still counts
+ * it (a close keeps what it saw), so every later period went on billing a seat whose addition was taken back.
+ * Rare, so the opening is then read again from the whole history instead of correcting the kept level.
+ */
+async function reversedSinceCarried(db: Knex | Knex.Transaction, metric: MetricRow, period: Period, carry: CarryRow): Promise<boolean> {
+  const result = await db.raw<{ rows: unknown[] }>(
+    `SELECT 1
+     FROM usage_events original
+     JOIN usage_events reversal ON reversal.customer_id = original.customer_id AND reversal.event_id = original.reversed_by_event_id
+     WHERE original.customer_id = ? AND original.event_type = ? AND original.occurred_at < ? AND original.reversed_by_event_id IS NOT NULL
+       AND original.properties @> ?::jsonb AND reversal.received_at > ?
+     LIMIT 1`,
+    [period.customerId, metric.event_type, period.start, JSON.stringify(metric.filters ?? {}), carry.closed_at],
+  );
+  return result.rows.length > 0;
 }
 
 /** The scope's own changes (the period's events), in time order. */
@@ -117,13 +179,15 @@ export async function aggregateProratedMetric(
 ): Promise<MetricUsage> {
   const aggregation = metric.aggregation as ProratedAggregation;
   const period = await periodOf(db, scope);
-  const carry = await carriedLevel(db, metric, period);
+  const kept = await carriedLevel(db, metric, period);
+  const carry = kept && (await reversedSinceCarried(db, metric, period, kept)) ? 'all history' : kept;
   const late = await lateChangesBefore(db, metric, period, numericPattern, carry);
-  const opening = levelAfter(aggregation, carry?.closing_level ?? { level: '0', setAt: null }, changesOf(aggregation, late));
+  const opening = levelAfter(aggregation, carry && carry !== 'all history' ? carry.closing_level : { level: '0', setAt: null }, changesOf(aggregation, late));
   const { rows, eventCount } = await changesInScope(db, metric, scopeFilter, numericPattern);
   const changes = changesOf(aggregation, rows).filter((change) => Date.parse(change.at) < period.end.getTime());
   const prorated = proratedUnits({
     period: { start: period.start.toISOString(), end: period.end.toISOString() },
+    ...(period.billingPeriod ? { billingPeriod: { start: period.billingPeriod.start.toISOString(), end: period.billingPeriod.end.toISOString() } } : {}),
     openingUnits: opening.level,
     changes,
   });
