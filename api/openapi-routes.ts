@@ -343,7 +343,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     tag: 'Usage',
     params: subscriptionId,
     responses: ok('The open period so far.', currentUsageResponse),
-    problems: ['subscription_not_found'],
+    problems: ['subscription_not_found', 'seat_level_negative'],
   },
   'GET /v1/subscriptions/:id/usage/daily': {
     summary: "The open period's usage per UTC day",
@@ -604,7 +604,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     tag: 'Wallets and entitlements',
     params: customerId,
     responses: ok('One answer per feature.', entitlementsResponse),
-    problems: ['customer_not_found'],
+    problems: ['customer_not_found', 'seat_level_negative'],
   },
   'GET /v1/customers/:id/entitlements/:feature': {
     summary: 'May the customer use this feature now?',
@@ -612,7 +612,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     tag: 'Wallets and entitlements',
     params: { ...customerId, feature: { description: 'The feature code.' } },
     responses: ok('The answer (`kind: null` when no current plan declares the feature).', entitlementResponse),
-    problems: ['customer_not_found'],
+    problems: ['customer_not_found', 'seat_level_negative'],
   },
 
   // --- API keys ---
