@@ -139,7 +139,7 @@ export function createApp(deps: ApiDependencies): Express {
   app.use('/v1/subscriptions', subscriptionUsageHistoryRouter(deps.db, { now: deps.now }));
   app.use('/v1/invoices', invoiceDocumentsRouter(deps.db));
   // Prepaid credit and entitlements (docs/wallets.md).
-  app.use('/v1/customers', entitlementsRouter(deps.db));
+  app.use('/v1/customers', entitlementsRouter(deps.db, { now: deps.now }));
   app.use('/v1/customers', walletsRouter(deps.db, { now: deps.now, onWalletChanged: walletChangeHook(deps, logger) }));
   app.use('/v1/customers', walletTopUpsRouter(deps.db, deps.temporal, { now: deps.now, waitMs: deps.topUpWaitMs }));
   // The contract: /openapi.json and its reference page /docs (api/openapi.ts).

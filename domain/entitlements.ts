@@ -112,7 +112,11 @@ export function eventsOverLimit(
       const fits = [...adds].every(([metricId, amount]) => {
         const limit = limits.get(metricId);
         // A corrections sum may run negative; its quantity (what the limit bounds) is floored at 0.
-        return limit === undefined || Dec.max((usage.get(metricId) ?? toDecimal('0')).plus(amount), 0).lte(toDecimal(limit));
+        const before = usage.get(metricId) ?? toDecimal('0');
+        // The limit refuses what raises the usage past it. An event that raises nothing (a correction, a zero) always
+        // fits: a plan change to a lower limit can leave the usage above it, and refusing a correction then lost it
+        // and billed the usage it took back.
+        return limit === undefined || amount.lte(0) || Dec.max(before.plus(amount), 0).lte(toDecimal(limit));
       });
       if (!fits) {
         refused.add(index);

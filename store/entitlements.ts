@@ -6,6 +6,7 @@
 import type { Knex } from 'knex';
 import { decideEntitlement, Entitlement, eventsOverLimit, FeatureDefinition, LIMITABLE_AGGREGATIONS, planFeatures } from '../domain/entitlements';
 import { Dec, toDecimal } from '../domain/money';
+import { addIntervals, isValidInterval, parseInterval } from '../domain/periods';
 import { findMetricsByCode, MetricRow } from './catalog';
 import { queryPrepared } from './prepared-statements';
 import { cachedMetricsByCode } from './read-caches';
@@ -24,25 +25,28 @@ export interface EntitledSubscription {
   readonly currency: string;
   readonly periodStart: Date | null;
   readonly periodEnd: Date | null;
+  /** The plan's billing interval (ISO 8601): how long the period after the stored one lasts. */
+  readonly billingInterval: string;
   readonly features: readonly FeatureDefinition[];
 }
 
 /** Customers' subscriptions in a granting status, newest start first, with their plans' features. */
 export async function entitledSubscriptions(db: Db, customerIds: readonly string[]): Promise<EntitledSubscription[]> {
   if (customerIds.length === 0) return [];
-  const rows: { id: string; customer_id: string; currency: string; current_period_start: Date | null; current_period_end: Date | null; settings: unknown }[] =
+  const rows: { id: string; customer_id: string; currency: string; current_period_start: Date | null; current_period_end: Date | null; billing_interval: string; settings: unknown }[] =
     await db('subscriptions as s')
       .join('plans as p', 'p.id', 's.plan_id')
       .whereIn('s.customer_id', [...new Set(customerIds)])
       .whereIn('s.status', [...GRANTING_STATUSES])
       .orderBy('s.start_at', 'desc')
-      .select('s.id', 's.customer_id', 'p.currency', 's.current_period_start', 's.current_period_end', 'p.settings');
+      .select('s.id', 's.customer_id', 'p.currency', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings');
   return rows.map((row) => ({
     subscriptionId: row.id,
     customerId: row.customer_id,
     currency: row.currency,
     periodStart: row.current_period_start,
     periodEnd: row.current_period_end,
+    billingInterval: row.billing_interval,
     features: planFeatures(row.settings),
   }));
 }
@@ -61,13 +65,13 @@ export interface HardLimit {
 export async function hardLimitsOf(db: Db, customerIds: readonly string[]): Promise<Map<string, HardLimit[]>> {
   const limits = new Map<string, HardLimit[]>();
   if (customerIds.length === 0) return limits;
-  const rows: { customer_id: string; current_period_start: Date; current_period_end: Date; settings: unknown }[] = await db('subscriptions as s')
+  const rows: { customer_id: string; current_period_start: Date; current_period_end: Date; billing_interval: string; settings: unknown }[] = await db('subscriptions as s')
     .join('plans as p', 'p.id', 's.plan_id')
     .whereIn('s.customer_id', [...new Set(customerIds)])
     .whereIn('s.status', [...GRANTING_STATUSES])
     .whereNotNull('s.current_period_start')
     .whereRaw("(p.settings -> 'features') IS NOT NULL")
-    .select('s.customer_id', 's.current_period_start', 's.current_period_end', 'p.settings');
+    .select('s.customer_id', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings');
   const declared = rows.flatMap((row) =>
     planFeatures(row.settings).flatMap((feature) =>
       feature.kind === 'metered' && feature.limit !== null && (feature.enforcement ?? 'hard') === 'hard'
@@ -80,10 +84,33 @@ export async function hardLimitsOf(db: Db, customerIds: readonly string[]): Prom
   for (const { row, metricCode, limit } of declared) {
     const metric = metrics.get(metricCode);
     if (!metric || !LIMITABLE_AGGREGATIONS.has(metric.aggregation)) continue;
-    const window = { customerId: row.customer_id, from: row.current_period_start, to: row.current_period_end };
-    limits.set(row.customer_id, [...(limits.get(row.customer_id) ?? []), { window, metric, limit }]);
+    const windows = limitWindowsOf(row.customer_id, row.current_period_start, row.current_period_end, row.billing_interval);
+    limits.set(row.customer_id, [...(limits.get(row.customer_id) ?? []), ...windows.map((window) => ({ window, metric, limit }))]);
   }
   return limits;
+}
+
+const inWindow = (at: Date, window: RollupWindow): boolean => at >= window.from && at < window.to;
+
+/** The limit window holding `at` (the stored period's, or the next one's), or the stored period's when neither does. */
+function currentLimitWindow(subscription: EntitledSubscription, at: Date): RollupWindow | undefined {
+  const { customerId, periodStart, periodEnd, billingInterval } = subscription;
+  if (!periodStart || !periodEnd) return undefined;
+  const windows = limitWindowsOf(customerId, periodStart, periodEnd, billingInterval);
+  return windows.find((window) => inWindow(at, window)) ?? windows[0];
+}
+
+/**
+ * The periods a limit is counted in: the stored current period and the one after it. The workflow stores the next
+ * period as current only when it invoices it, after the closed period's usage grace window (PT1H by default):
+ * until then an event stamped in the new period lay in no limit's window and passed every limit unchecked. The
+ * next period is taken as [current end, current end + the plan's interval): where month-end clamping makes the true
+ * period longer (Feb 28 + P1M is Mar 28, the true end Mar 31), the window still holds far more than a grace window.
+ */
+function limitWindowsOf(customerId: string, start: Date, end: Date, interval: string): RollupWindow[] {
+  const current = { customerId, from: start, to: end };
+  if (!isValidInterval(interval)) return [current];
+  return [current, { customerId, from: end, to: addIntervals(end, parseInterval(interval), 1) }];
 }
 
 // Same patterns as store/usage.ts: a value that does not match counts as absent.
@@ -98,7 +125,7 @@ function limitKey(limit: HardLimit): string {
 function contribution(event: NewUsageEvent, limit: HardLimit): Dec | undefined {
   const { metric, window } = limit;
   if (event.customerId !== window.customerId || event.eventType !== metric.event_type) return undefined;
-  if (event.occurredAt < window.from || event.occurredAt >= window.to) return undefined;
+  if (!inWindow(event.occurredAt, window)) return undefined;
   if (!Object.entries(metric.filters ?? {}).every(([key, expected]) => event.properties[key] === expected)) return undefined;
   if (metric.aggregation === 'count' && metric.property === null) return new Dec(1);
   const raw = metric.property === null ? undefined : event.properties[metric.property];
@@ -121,7 +148,8 @@ export interface LimitedInsert {
  * once; a copy repeated after a refused one is judged on its own (eventsOverLimit), or it would be stored unchecked.
  */
 export async function insertUsageEventsWithinLimits(db: Knex, events: readonly NewUsageEvent[], limits: ReadonlyMap<string, readonly HardLimit[]>): Promise<LimitedInsert> {
-  const all = [...limits.values()].flat();
+  // Only the windows this batch's events fall in: the next period's window costs nothing until it is used.
+  const all = [...limits.values()].flat().filter((limit) => events.some((event) => event.customerId === limit.window.customerId && inWindow(event.occurredAt, limit.window)));
   const rowsOf = (chosen: readonly NewUsageEvent[]) => ({
     customerIds: chosen.map((event) => event.customerId),
     eventIds: chosen.map((event) => event.eventId),
@@ -129,11 +157,30 @@ export async function insertUsageEventsWithinLimits(db: Knex, events: readonly N
     occurredAts: chosen.map((event) => event.occurredAt.toISOString()),
     properties: chosen.map((event) => JSON.stringify(event.properties)),
   });
+  // A reversal or a period close can forget a window between its seeding and the shared lock: then its total row is
+  // gone and the usage would read 0, letting a whole limit through on top of what was used. Seeded again and retried
+  // (nothing was written); forgetting is rare, so a second attempt almost always finds the row.
+  for (let attempt = 1; ; attempt += 1) {
+    const outcome = await insertSeededWithinLimits(db, events, limits, all, rowsOf);
+    if (outcome) return outcome;
+    if (attempt >= 10) throw new Error('usage limits: the running totals were forgotten at every attempt; retry the request');
+  }
+}
+
+/** One attempt of insertUsageEventsWithinLimits; undefined (nothing written) when a limit's total row is missing. */
+async function insertSeededWithinLimits(
+  db: Knex,
+  events: readonly NewUsageEvent[],
+  limits: ReadonlyMap<string, readonly HardLimit[]>,
+  all: readonly HardLimit[],
+  rowsOf: (chosen: readonly NewUsageEvent[]) => Parameters<typeof insertEventsFoldingRollups>[1],
+): Promise<LimitedInsert | undefined> {
   // Seeding takes the customer's exclusive rollup lock, so it happens before the transaction takes the shared one.
   for (const limit of all) await ensureRollupsSeeded(db, limit.window, [limit.metric.id]);
   return db.transaction(async (trx) => {
     await lockRollupsShared(trx, events.map((event) => event.customerId));
     const usage = await lockedUsage(trx, all);
+    if (!usage) return undefined;
     const limitedCustomers = new Set(all.map((limit) => limit.window.customerId));
     const candidates = events.filter((event) => limitedCustomers.has(event.customerId));
     const stored = await storedEventIds(trx, candidates);
@@ -147,25 +194,57 @@ export async function insertUsageEventsWithinLimits(db: Knex, events: readonly N
       }
       return adds.size > 0 ? adds : undefined;
     });
-    const overLimit = eventsOverLimit(usage, new Map(all.map((limit) => [limitKey(limit), limit.limit])), contributions, keys);
+    const overLimit = eventsOverLimit(usage, tightestLimits(all), contributions, keys);
     const accepted = events.filter((_, index) => !overLimit.has(index));
     const inserted = accepted.length > 0 ? await insertEventsFoldingRollups(trx, rowsOf(accepted)) : [];
     return { inserted, overLimit };
   });
 }
 
-/** The running totals of the limited metrics (raw sums: negatives count until the quantity's floor at 0), row-locked. */
-async function lockedUsage(trx: Knex.Transaction, limits: readonly HardLimit[]): Promise<Map<string, string>> {
+/**
+ * The limit of each (window, metric): the tightest when several features (or subscriptions) limit the same metric in
+ * the same window. A map of the declarations kept the last one, so a tighter limit declared before a looser one was
+ * never enforced while its own answer said no.
+ */
+function tightestLimits(limits: readonly HardLimit[]): Map<string, string> {
+  const tightest = new Map<string, string>();
+  for (const limit of limits) {
+    const key = limitKey(limit);
+    const seen = tightest.get(key);
+    if (seen === undefined || toDecimal(limit.limit).lt(toDecimal(seen))) tightest.set(key, limit.limit);
+  }
+  return tightest;
+}
+
+/**
+ * The running totals of the limited metrics (raw sums: negatives count until the quantity's floor at 0), row-locked;
+ * undefined when one is missing (its window was forgotten since it was seeded: seeding writes the row, even at 0).
+ */
+async function lockedUsage(trx: Knex.Transaction, limits: readonly HardLimit[]): Promise<Map<string, string> | undefined> {
   const usage = new Map<string, string>();
   for (const limit of limits) {
-    const row: { event_count: string; value_count: string; value_sum: string } | undefined = await trx('usage_rollups as r')
-      .join('usage_rollup_windows as w', 'w.id', 'r.window_id')
-      .where({ 'w.customer_id': limit.window.customerId, 'w.period_start': limit.window.from, 'w.period_end': limit.window.to })
-      .andWhere({ 'r.metric_id': limit.metric.id, 'r.dimension_key': '' })
-      .forUpdate('r')
-      .first('r.event_count', 'r.value_count', 'r.value_sum');
+    const read = (): Promise<{ event_count: string; value_count: string; value_sum: string } | undefined> =>
+      trx('usage_rollups as r')
+        .join('usage_rollup_windows as w', 'w.id', 'r.window_id')
+        .where({ 'w.customer_id': limit.window.customerId, 'w.period_start': limit.window.from, 'w.period_end': limit.window.to })
+        .andWhere({ 'r.metric_id': limit.metric.id, 'r.dimension_key': '' })
+        .forUpdate('r')
+        .first('r.event_count', 'r.value_count', 'r.value_sum');
+    let row = await read();
+    if (!row) {
+      // Still seeded (a window seeded before seeding wrote the zero row): zero so far, and the row to lock is written
+      // now. No longer seeded: forgotten since, the caller seeds again. The shared lock keeps either answer true.
+      const registered: { window_id: string } | undefined = await trx('usage_rollup_window_metrics as wm')
+        .join('usage_rollup_windows as w', 'w.id', 'wm.window_id')
+        .where({ 'w.customer_id': limit.window.customerId, 'w.period_start': limit.window.from, 'w.period_end': limit.window.to, 'wm.metric_id': limit.metric.id })
+        .first('wm.window_id');
+      if (!registered) return undefined;
+      await trx('usage_rollups').insert({ window_id: registered.window_id, metric_id: limit.metric.id, dimension_key: '' }).onConflict(['window_id', 'metric_id', 'dimension_key']).ignore();
+      row = await read();
+      if (!row) return undefined;
+    }
     const { metric } = limit;
-    const value = !row ? '0' : metric.aggregation === 'sum' ? row.value_sum : metric.property === null ? row.event_count : row.value_count;
+    const value = metric.aggregation === 'sum' ? row.value_sum : metric.property === null ? row.event_count : row.value_count;
     usage.set(limitKey(limit), String(value));
   }
   return usage;
@@ -228,12 +307,14 @@ const ONE_FEATURE_SQL = `WITH chosen AS (
  * feature, its metric and the window's totals. Undefined when the general path must answer (a wallet feature, a
  * window not seeded yet, an aggregation other than count or sum): that one seeds or asks the wallet.
  */
-async function oneFeatureFast(db: Knex, customerId: string, code: string): Promise<Entitlement | 'absent' | undefined> {
+async function oneFeatureFast(db: Knex, customerId: string, code: string, now: Date): Promise<Entitlement | 'absent' | undefined> {
   const [row] = await queryPrepared<OneFeatureRow>(db, 'entitlement-check-one-feature', ONE_FEATURE_SQL, [customerId, [...GRANTING_STATUSES], code, customerId]);
   if (!row) return 'absent';
   const { feature } = row;
   if (feature.kind === 'boolean') return decideEntitlement(feature, { periodEnd: row.period_end, balance: null });
   if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded) return undefined;
+  // The stored period has ended (the grace window before the next one is stored): the general path counts the next.
+  if (row.period_end <= now) return undefined;
   // Count and sum read straight from the totals; other aggregations take the general path (quantityOf in rollups.ts).
   if (row.aggregation !== 'count' && row.aggregation !== 'sum') return undefined;
   const usage = row.aggregation === 'sum' ? row.sum_quantity : row.property === null ? row.event_count : row.value_count;
@@ -245,9 +326,9 @@ async function oneFeatureFast(db: Knex, customerId: string, code: string): Promi
  * or only `only`, answered from the period totals and, for wallet-backed features, the wallet balance. One
  * feature's answer is usually one statement (oneFeatureFast).
  */
-export async function customerEntitlements(db: Knex, customerId: string, balanceOf: BalanceOf, only?: string): Promise<Entitlement[]> {
+export async function customerEntitlements(db: Knex, customerId: string, balanceOf: BalanceOf, only?: string, now: Date = new Date()): Promise<Entitlement[]> {
   if (only !== undefined) {
-    const fast = await oneFeatureFast(db, customerId, only);
+    const fast = await oneFeatureFast(db, customerId, only, now);
     if (fast === 'absent') return [];
     if (fast) return [fast];
   }
@@ -262,11 +343,15 @@ export async function customerEntitlements(db: Knex, customerId: string, balance
   const metrics = new Map((await cachedMetricsByCode(db, meteredCodes)).map((metric) => [metric.code, metric]));
   return Promise.all(
     [...chosen.values()].map(async ({ feature, subscription }) => {
-      const { periodStart, periodEnd, currency } = subscription;
+      const { currency } = subscription;
+      // The period ingestion counts an event stamped now in (hardLimitsOf): in the grace window after the stored
+      // period's end, the next one, so that the answer and ingestion agree there too.
+      const window = currentLimitWindow(subscription, now);
+      const periodEnd = window?.to ?? subscription.periodEnd;
       let usage: string | undefined;
-      if (feature.kind === 'metered' && periodStart && periodEnd && metrics.has(feature.metricCode)) {
+      if (feature.kind === 'metered' && window && metrics.has(feature.metricCode)) {
         const metric = metrics.get(feature.metricCode)!;
-        usage = (await openMetricUsage(db, { customerId, from: periodStart, to: periodEnd }, [metric])).get(metric.code);
+        usage = (await openMetricUsage(db, window, [metric])).get(metric.code);
       }
       const balance = feature.kind === 'wallet' ? await balanceOf(customerId, currency) : null;
       return decideEntitlement(feature, { usage, periodEnd, balance });

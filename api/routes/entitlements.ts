@@ -22,8 +22,10 @@ export const ownCustomer: CustomerScope = async (params, customerId) => params.i
 
 const FEATURE_CODE = /^[A-Za-z0-9_.:-]{1,100}$/;
 
-export function entitlementsRouter(db: Database): Router {
+export function entitlementsRouter(db: Database, options: { readonly now?: () => Date } = {}): Router {
   const routes = declareRoutes();
+  // The app's clock (the one ingestion judges timestamps by): which period the answer counts in follows it.
+  const now = options.now ?? (() => new Date());
   const access = { allow: ['app', 'finance', 'customer_usage'] as const, customerScope: ownCustomer };
 
   function customerIdOf(id: string): string {
@@ -39,7 +41,7 @@ export function entitlementsRouter(db: Database): Router {
 
   routes.get('/:id/entitlements', { ...access, allow: [...access.allow] }, async (req, res) => {
     const customerId = customerIdOf(req.params.id);
-    const data = await customerEntitlements(db, customerId, balanceOf);
+    const data = await customerEntitlements(db, customerId, balanceOf, undefined, now());
     if (data.length === 0) await ensureCustomer(customerId);
     res.setHeader('Cache-Control', 'no-store');
     res.json({ customer_id: customerId, data });
@@ -48,7 +50,7 @@ export function entitlementsRouter(db: Database): Router {
   routes.get('/:id/entitlements/:feature', { ...access, allow: [...access.allow] }, async (req, res) => {
     if (!FEATURE_CODE.test(req.params.feature)) throw new ApiProblem('validation_failed', 'a feature code: letters, digits, "_", ".", ":" or "-", at most 100');
     const customerId = customerIdOf(req.params.id);
-    const [answer] = await customerEntitlements(db, customerId, balanceOf, req.params.feature);
+    const [answer] = await customerEntitlements(db, customerId, balanceOf, req.params.feature, now());
     if (!answer) await ensureCustomer(customerId);
     res.setHeader('Cache-Control', 'no-store');
     res.json({ customer_id: customerId, ...(answer ?? absentEntitlement(req.params.feature)) });

@@ -1,6 +1,7 @@
 import express, { type Router } from 'express';
 import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
 import { unpricedByRejectingCharge } from '../../domain/dimensions';
+import { isDecimalString, toDecimal } from '../../domain/money';
 import type { Database } from '../../store/database';
 import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
 import { judgeReversal } from '../../domain/reversals';
@@ -107,7 +108,11 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
         }
         continue;
       }
-      const refusal = verdict.ok ? (refusals.get(verdict.customerId) ?? unpriced(verdict.customerId, event)) : undefined;
+      const blocked = verdict.ok ? refusals.get(verdict.customerId) : undefined;
+      // Past the hard cap only what could add spend is refused: a correction only lowers it, and refused now it
+      // could only come back as late usage, the customer billed meanwhile for the usage it takes back.
+      const capped = blocked === 'usage_cap_reached' && onlyLowersUsage(event, metrics) ? undefined : blocked;
+      const refusal = verdict.ok ? (capped ?? unpriced(verdict.customerId, event)) : undefined;
       if (verdict.ok && !refusal) {
         validIndexes.push(index);
         valid.push({ customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties });
@@ -201,6 +206,23 @@ async function reversalCheck(
   const [targets, windows] = await Promise.all([reversalTargets(db, named), disputeWindows(db, customerIds)]);
   return (customerId, occurredAt, reversesEventId) =>
     judgeReversal({ customerId, occurredAt, reversesEventId }, targets.get(reversesEventId) ?? [], windows.get(customerId) ?? null);
+}
+
+/**
+ * Whether every metric that reads the event is a corrections sum (`allow_negative`) to which it brings a negative
+ * value: storing it can only lower the usage, so the spend, whatever the prices.
+ */
+function onlyLowersUsage(event: RawUsageEvent, metrics: Map<string, MetricRow[]>): boolean {
+  const reading = (metrics.get(event.type) ?? []).filter((metric) => Object.entries(metric.filters ?? {}).every(([key, expected]) => event.properties[key] === expected));
+  return (
+    reading.length > 0 &&
+    reading.every((metric) => {
+      if (metric.aggregation !== 'sum' || !metric.allow_negative || metric.property === null) return false;
+      const value = event.properties[metric.property];
+      const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value : undefined;
+      return text !== undefined && isDecimalString(text) && toDecimal(text).lt(0);
+    })
+  );
 }
 
 function toRequirements(metrics: Map<string, MetricRow[]>) {
