@@ -31,6 +31,8 @@ export interface SubscriptionStatusChange {
   readonly trialEnd: string | null;
   /** Ingestion refuses usage while set (paused under the reject policy, suspended). */
   readonly usageBlocked: boolean;
+  /** The current period's end moved by a resume or a paid suspension since the row last heard: from, to (ISO instants). */
+  readonly movedPeriodEnd?: { readonly from: string; readonly to: string };
 }
 
 export interface PlanChangeRecord {

@@ -121,6 +121,7 @@ export interface SubscriptionStatusRecord {
   readonly reason: string | null;
   readonly trialEnd: string | null;
   readonly usageBlocked: boolean;
+  readonly movedPeriodEnd?: { readonly from: string; readonly to: string };
 }
 
 /**
@@ -129,6 +130,7 @@ export interface SubscriptionStatusRecord {
  */
 export async function mirrorSubscriptionStatus(db: Knex, change: SubscriptionStatusRecord): Promise<void> {
   await db.transaction(async (trx) => {
+    if (change.movedPeriodEnd) await recordMovedPeriodEnd(trx, change.subscriptionId, change.movedPeriodEnd);
     const updated = await trx('subscriptions')
       .where({ id: change.subscriptionId })
       .where((query) => query.whereNot({ status: change.status }).orWhereNot({ usage_blocked: change.usageBlocked }))
@@ -222,4 +224,21 @@ export async function enqueueSubscriptionEvent(db: Knex, event: SubscriptionEven
       payload: { subscriptionId: event.subscriptionId, ...event.payload },
     });
   });
+}
+
+/**
+ * The current period's end as a resume (or a paid suspension) moved it: before, the row kept the end stored when the
+ * period opened until the next period invoice, so from that stale end on ingestion judged the period's usage
+ * against a new limit window (the period billed past its limit), a cap set before the pause expired at the old end,
+ * and the janitor reported the period as not closed. Only the period the row shows moves (its end is the one moved
+ * from); a cap that held to that end holds to the new one. Idempotent.
+ */
+async function recordMovedPeriodEnd(trx: Knex.Transaction, subscriptionId: string, moved: { readonly from: string; readonly to: string }): Promise<void> {
+  const to = new Date(moved.to);
+  await trx('subscriptions')
+    .where({ id: subscriptionId, current_period_end: new Date(moved.from) })
+    .update({
+      current_period_end: to,
+      usage_capped_until: trx.raw('CASE WHEN usage_capped_until = current_period_end THEN ?::timestamptz ELSE usage_capped_until END', [to.toISOString()]),
+    });
 }

@@ -65,6 +65,12 @@ export interface SubscriptionRun {
   winBackAccepted: boolean;
   pausedAt: Date | null;
   pausedUntil: string | null;
+  /**
+   * The current period's end before the calendar moved (a pause or a suspension given back, ./transitions.ts
+   * `moveCalendarBy`), while the row does not know yet: the next status record carries the move. Transient: set and
+   * cleared within one step.
+   */
+  periodEndBeforeMove?: Date | null;
   resumeRequested: boolean;
   dunning: DunningState | null;
   unpaidInvoice: PeriodInvoiceSummary | null;

@@ -16,6 +16,10 @@ import { note, nowIso, patchTaken, periodOf, standingStatus, SubscriptionRun } f
 export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatus, reason?: string): Promise<void> {
   if (next === run.status) return;
   run.status = next;
+  // A resume (or a paid suspension) moved the period's end: the row learns it with the status, so that ingestion's
+  // limits and cap, the usage views and the janitor judge the period by the end the workflow bills it to.
+  const moved = run.periodEndBeforeMove ? { from: run.periodEndBeforeMove.toISOString(), to: periodOf(run).end.toISOString() } : null;
+  run.periodEndBeforeMove = null;
   note(run, `status:${next}`, reason);
   showOpsDetails(run);
   // The row mirrors the workflow: a change it cannot hold must not stop billing (nor, for needs_attention itself,
@@ -28,6 +32,7 @@ export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatu
       reason: reason ?? null,
       trialEnd: run.trialEnd?.toISOString() ?? null,
       usageBlocked: next === 'suspended' || (next === 'paused' && run.plan.usageWhilePaused === 'reject'),
+      ...(moved ? { movedPeriodEnd: moved } : {}),
     }),
   );
   upsertSearchAttributes([
@@ -41,6 +46,7 @@ export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatu
  * moves on by it, so the current period ends that much later and the periods after it follow from there.
  */
 export function moveCalendarBy(run: SubscriptionRun, ms: number): void {
+  run.periodEndBeforeMove ??= periodOf(run).end;
   run.billingAnchor = new Date(run.billingAnchor.getTime() + ms);
   run.currentPeriod = billingPeriod(run.billingAnchor, run.interval, run.periodIndex);
   showPeriodEnd(run);
