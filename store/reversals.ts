@@ -10,13 +10,16 @@ import type { NewUsageEvent } from './usage';
 /**
  * For an event already claimed by a usage close (invoiced): the first metric of that closure's plan that reads it
  * with an aggregation a credit cannot take one event out of (max, latest, unique_count: the close kept the level or
- * the count, not which event made it). Null when every metric reading it is a count or a sum.
+ * the count, not which event made it; prorated_sum, prorated_latest: seats, priced on a level over time, and that
+ * level carried into every later period by the close). Null when every metric reading it is a count or a sum.
+ * Before seats were listed, an invoiced seat change's reversal was accepted: the invoiced period got no credit and
+ * every later period went on billing the reversed seat from the carried level.
  */
 const UNCREDITABLE_METRIC_SQL = `SELECT m.code FROM usage_period_closures c
   JOIN plans p ON p.id = c.plan_id
   CROSS JOIN LATERAL jsonb_array_elements(p.charges) AS ch(value)
   JOIN billable_metrics m ON m.code = ch.value ->> 'metricCode'
-  WHERE c.id = u.period_close_id AND m.event_type = u.event_type AND m.aggregation IN ('max', 'latest', 'unique_count')
+  WHERE c.id = u.period_close_id AND m.event_type = u.event_type AND m.aggregation IN ('max', 'latest', 'unique_count', 'prorated_sum', 'prorated_latest')
     AND u.properties @> coalesce(m.filters, '{}'::jsonb)
   ORDER BY m.code LIMIT 1`;
 

@@ -107,50 +107,28 @@ function changesOf(aggregation: ProratedAggregation, rows: readonly ChangeRow[])
   return rows.map((row) => unitChangeOf(aggregation, new Date(row.occurred_at).toISOString(), row.value));
 }
 
-/**
- * Changes before the period start that the carried level has not seen: unclaimed, received after its close. With
- * 'all history' (no carried level to trust), every change before the start that still counts, claimed or not.
- */
+/** Changes before the period start that the carried level has not seen: unclaimed, received after its close. */
 async function lateChangesBefore(
   db: Knex | Knex.Transaction,
   metric: MetricRow,
   period: Period,
   numericPattern: string,
-  carry: CarryRow | undefined | 'all history',
+  carry: CarryRow | undefined,
 ): Promise<ChangeRow[]> {
   const property = metric.property ?? '';
-  const since = carry === 'all history' ? undefined : carry;
   const result = await db.raw<{ rows: ChangeRow[] }>(
     `SELECT occurred_at, value FROM (
        SELECT id, occurred_at, ${VALUE_SQL} AS value
        FROM usage_events
-       WHERE ${carry === 'all history' ? '' : 'period_close_id IS NULL AND'} customer_id = ? AND event_type = ? AND occurred_at < ?
+       WHERE period_close_id IS NULL AND customer_id = ? AND event_type = ? AND occurred_at < ?
          AND properties @> ?::jsonb AND ${NOT_REVERSED}
-         ${since ? 'AND received_at > ?' : ''}
+         ${carry ? 'AND received_at > ?' : ''}
      ) changes
      WHERE value IS NOT NULL
      ORDER BY occurred_at, id`,
-    [property, numericPattern, property, period.customerId, metric.event_type, period.start, JSON.stringify(metric.filters ?? {}), ...(since ? [since.closed_at] : [])],
+    [property, numericPattern, property, period.customerId, metric.event_type, period.start, JSON.stringify(metric.filters ?? {}), ...(carry ? [carry.closed_at] : [])],
   );
   return result.rows;
-}
-
-/**
- * Whether a change before the period start was reversed after the carried level was kept: the level still counts
- * it (a close keeps what it saw), so every later period went on billing a seat whose addition was taken back.
- * Rare, so the opening is then read again from the whole history instead of correcting the kept level.
- */
-async function reversedSinceCarried(db: Knex | Knex.Transaction, metric: MetricRow, period: Period, carry: CarryRow): Promise<boolean> {
-  const result = await db.raw<{ rows: unknown[] }>(
-    `SELECT 1
-     FROM usage_events original
-     JOIN usage_events reversal ON reversal.customer_id = original.customer_id AND reversal.event_id = original.reversed_by_event_id
-     WHERE original.customer_id = ? AND original.event_type = ? AND original.occurred_at < ? AND original.reversed_by_event_id IS NOT NULL
-       AND original.properties @> ?::jsonb AND reversal.received_at > ?
-     LIMIT 1`,
-    [period.customerId, metric.event_type, period.start, JSON.stringify(metric.filters ?? {}), carry.closed_at],
-  );
-  return result.rows.length > 0;
 }
 
 /** The scope's own changes (the period's events), in time order. */
@@ -179,10 +157,10 @@ export async function aggregateProratedMetric(
 ): Promise<MetricUsage> {
   const aggregation = metric.aggregation as ProratedAggregation;
   const period = await periodOf(db, scope);
-  const kept = await carriedLevel(db, metric, period);
-  const carry = kept && (await reversedSinceCarried(db, metric, period, kept)) ? 'all history' : kept;
+  // A change the carried level counted cannot be reversed afterwards (store/reversals.ts refuses it once invoiced).
+  const carry = await carriedLevel(db, metric, period);
   const late = await lateChangesBefore(db, metric, period, numericPattern, carry);
-  const opening = levelAfter(aggregation, carry && carry !== 'all history' ? carry.closing_level : { level: '0', setAt: null }, changesOf(aggregation, late));
+  const opening = levelAfter(aggregation, carry?.closing_level ?? { level: '0', setAt: null }, changesOf(aggregation, late));
   const { rows, eventCount } = await changesInScope(db, metric, scopeFilter, numericPattern);
   const changes = changesOf(aggregation, rows).filter((change) => Date.parse(change.at) < period.end.getTime());
   const prorated = proratedUnits({
