@@ -4209,6 +4209,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description Problem: `seat_level_negative`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "seat_level_negative";
+                    };
+                };
+            };
             /** @description Problem: `payload_too_large`. */
             413: {
                 headers: {
@@ -4355,6 +4367,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
                         code?: "customer_not_found" | "subscription_not_found";
+                    };
+                };
+            };
+            /** @description Problem: `seat_level_negative`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "seat_level_negative";
                     };
                 };
             };
@@ -7941,7 +7965,7 @@ export interface operations {
     getV1ReconciliationFindings: {
         parameters: {
             query?: {
-                kind?: "unknown_payment" | "uncollected_invoice" | "period_not_closed" | "needs_attention" | "reversal_credit_owed";
+                kind?: "unknown_payment" | "uncollected_invoice" | "period_not_closed" | "needs_attention" | "reversal_credit_owed" | "unrefunded_credit";
                 limit?: number;
                 status?: "open" | "resolved" | "all";
             };
@@ -10886,6 +10910,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
                         code?: "subscription_not_found";
+                    };
+                };
+            };
+            /** @description Problem: `seat_level_negative`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "seat_level_negative";
                     };
                 };
             };
