@@ -84,12 +84,17 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
 
     let creditNoteRefunds: RefundRow[] = [];
     const result = await inTransaction(db, async (trx) => {
+      // A decline retrying cannot fix (an expired card) is worth retrying after all when the customer replaced the
+      // payment method while this charge was at the gateway: the retry uses the new one. Taken as final, the plan's
+      // last dunning step (cancel, suspend) came at once, though the new card was on file; its wake-up signal could
+      // only arrive after the workflow had acted on the decline.
+      const retryable = decided.outcome === 'declined' && (decided.retryable || (await currentPaymentMethodOf(trx, invoice.customer_id)) !== payment.payment_method);
       const settled = await settlePayment(
         trx,
         payment.id,
         decided.outcome === 'succeeded'
           ? { status: 'succeeded', chargeId: decided.chargeId }
-          : { status: 'failed', chargeId: decided.chargeId, failureCode: decided.declineCode, retryable: decided.retryable },
+          : { status: 'failed', chargeId: decided.chargeId, failureCode: decided.declineCode, retryable },
       );
       if (!settled) {
         // A concurrent execution settled this payment first; it saw the same charge (same key).
@@ -127,7 +132,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
         aggregateType: 'invoice',
         aggregateId: invoice.id,
         dedupeKey: `payment.failed:${settled.id}`,
-        payload: { ...common, declineCode: decided.declineCode, retryable: decided.retryable },
+        payload: { ...common, declineCode: decided.declineCode, retryable },
       });
       return resultOf(settled, invoice.status);
     });

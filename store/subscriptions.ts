@@ -94,8 +94,10 @@ export async function billingSubscriptionsOf(db: Knex | Knex.Transaction, custom
 }
 
 /**
- * Workflow ids of the customer's subscriptions waiting on a payment: past due or suspended, or canceled with an open
- * invoice whose next dunning attempt is announced (collected after the end).
+ * Workflow ids of the customer's subscriptions waiting on a payment: past due or suspended, canceled with an open
+ * invoice whose next dunning attempt is announced (collected after the end), or, whatever the status, with an open
+ * invoice to collect: a charge at the gateway when the new payment method arrived read the old one, and its decline
+ * (an expired card: not retryable) then suspended a subscription whose new card nobody had told it of.
  */
 export async function unpaidSubscriptionWorkflowIds(db: Knex | Knex.Transaction, customerId: string, now: Date = new Date()): Promise<string[]> {
   const rows: Pick<SubscriptionRow, 'workflow_id'>[] = await db<SubscriptionRow>('subscriptions as s')
@@ -107,6 +109,11 @@ export async function unpaidSubscriptionWorkflowIds(db: Knex | Knex.Transaction,
           ended
             .where('s.status', 'canceled')
             .whereExists(db('invoices as i').whereRaw(`i.subscription_id = s.id AND i.status = 'open' AND ${nextAttemptAnnouncedSql('i')}`, [now]).select(db.raw('1'))),
+        )
+        .orWhere((collecting) =>
+          collecting
+            .whereNot('s.status', 'canceled')
+            .whereExists(db('invoices as i').whereRaw(`i.subscription_id = s.id AND i.status = 'open' AND i.kind <> 'credit_note' AND i.total > 0`).select(db.raw('1'))),
         ),
     )
     .select('s.workflow_id');

@@ -11,7 +11,14 @@ export function customersRouter(db: Database): Router {
 
   routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createCustomerBody.parse(req.body);
-    const row = await createCustomer(db, { ...body, email: body.email ?? null, payment_method: body.payment_method ?? null });
+    // The token as POST /:id/payment-method reads it (updatePaymentMethodBody trims): one pasted with spaces around
+    // it is no token the gateway knows, so every charge was declined (unknown_payment_method, not retryable) and
+    // dunning gave the subscription up. A blank one is refused before anything is written.
+    const paymentMethod = body.payment_method === undefined ? null : body.payment_method.trim();
+    if (paymentMethod === '') {
+      throw new ApiProblem('validation_failed', '1 invalid field(s): payment_method', [{ path: 'payment_method', message: 'must not be blank' }]);
+    }
+    const row = await createCustomer(db, { ...body, email: body.email ?? null, payment_method: paymentMethod });
     if (!row) throw new ApiProblem('customer_already_exists', `a customer with external_id ${body.external_id} exists`);
     res.status(201).json(customerJson(row));
   });
