@@ -18,6 +18,12 @@ export interface InvoiceDocumentInput {
   readonly creditedInvoiceNumber?: string | null;
   /** Who issues the document; "meterloop" when omitted. */
   readonly issuer?: string;
+  /**
+   * The refund that pays a credit back (a credit note's, or a negative invoice's: `refunds.credit_note_id` names
+   * either), null when there is none. A refused refund also leaves the document `paid` (its amount went to the
+   * customer's wallet instead), so the status alone cannot say whether money went back to the card.
+   */
+  readonly refund?: { readonly status: 'pending' | 'succeeded' | 'failed'; readonly amount: string } | null;
 }
 
 /** One explanation row under a line: a tier, the included units, how the credit was allocated, ... */
@@ -240,6 +246,22 @@ export function breakdownRows(line: Pick<InvoiceLineRow, 'kind' | 'breakdown'>, 
 
 // ---------------------------------------------------------------------------------------------------------------
 
+/** What became of a credit's money: refunded, refused and credited to the wallet, pending, or just owed. */
+function settlementNote(invoice: InvoiceDocumentInput['invoice'], refund: InvoiceDocumentInput['refund'], creditNote: boolean): string {
+  const lead = creditNote ? 'The amounts are credited to the customer' : 'It is owed to the customer';
+  // A caller that did not look the refund up: the status is all there is.
+  if (refund === undefined) return `${lead}${invoice.status === 'paid' ? ' and were refunded' : ''}.`;
+  if (refund === null) return `${lead}.`;
+  const amount = `${formatMoney(toDecimal(refund.amount), invoice.currency)} ${invoice.currency}`;
+  const outcome =
+    refund.status === 'succeeded'
+      ? `${amount} was refunded to the original payment.`
+      : refund.status === 'failed'
+        ? `the refund of ${amount} to the original payment was refused, so it was added to the customer's credit balance instead.`
+        : `the refund of ${amount} to the original payment is pending.`;
+  return creditNote ? `${lead}: ${outcome}` : `${outcome.charAt(0).toUpperCase()}${outcome.slice(1)}`;
+}
+
 /** The document of an invoice or credit note. Throws InvoiceDocumentError when the lines do not add up to the total. */
 export function buildInvoiceDocument(input: InvoiceDocumentInput): InvoiceDocument {
   const { invoice, customer } = input;
@@ -268,11 +290,16 @@ export function buildInvoiceDocument(input: InvoiceDocumentInput): InvoiceDocume
     notes.push(invoice.finalization_seq ? 'Not issued yet: its number is being assigned.' : 'Draft: not issued yet; the lines may still change.');
   }
   if (invoice.status === 'void') notes.push(creditNote ? 'Void: this credit note was not refunded.' : 'Void: this invoice is canceled.');
+  // A credit (a credit note, or an invoice whose total is negative) says what became of the money, from its refund:
+  // "paid" also means a refund the gateway refused and the wallet took (store/credit-notes.ts settleRefund), and
+  // such a document told the customer the money was back on their card when it was not.
+  const creditTotal = !creditNote && toDecimal(invoice.total).isNegative();
   if (creditNote) {
     notes.push(`Credits invoice ${input.creditedInvoiceNumber ?? invoice.credited_invoice_id ?? ''}`.trim() + '.');
     if (invoice.reason) notes.push(`Reason: ${invoice.reason}`);
-    notes.push(`The amounts are credited to the customer${invoice.status === 'paid' ? ' and were refunded' : ''}.`);
   }
+  if (creditTotal) notes.push(`This invoice is a credit of ${formatMoney(toDecimal(invoice.total).negated(), currency)} ${currency} to the customer.`);
+  if ((creditNote || creditTotal) && invoice.status !== 'void') notes.push(settlementNote(invoice, input.refund, creditNote));
   const number = invoice.number ?? 'DRAFT';
   return {
     kind: creditNote ? 'credit_note' : 'invoice',

@@ -11,8 +11,11 @@ export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (char) => ESCAPES[char]);
 }
 
+// overflow-wrap: anywhere (body): a word longer than its column (a 200-letter name, a long dimension value) breaks
+// inside its cell; without it the table grew to fit the word and pushed the amounts off the (printed) page.
+// Amounts never break (.num is nowrap).
 const STYLE = `
-  body { font-family: Helvetica, Arial, 'DejaVu Sans', sans-serif; color: #1d2330; margin: 0; padding: 40px; }
+  body { font-family: Helvetica, Arial, 'DejaVu Sans', sans-serif; color: #1d2330; margin: 0; padding: 40px; overflow-wrap: anywhere; }
   .sheet { max-width: 820px; margin: 0 auto; }
   header { display: flex; justify-content: space-between; gap: 24px; border-bottom: 2px solid #1d2330; padding-bottom: 16px; }
   h1 { margin: 4px 0 0; font-size: 28px; }

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import type { Database } from '../../store/database';
 import { findInvoice, InvoiceRow, listInvoiceLines } from '../../store/invoices';
 import { findCustomer } from '../../store/customers';
+import { findRefundOfCreditNote } from '../../store/credit-notes';
 import { buildInvoiceDocument, InvoiceDocument } from '../documents/invoice-document';
 import { renderInvoiceHtml } from '../documents/invoice-html';
 import { renderInvoicePdf } from '../documents/invoice-pdf';
@@ -33,16 +34,20 @@ export function invoiceDocumentsRouter(db: Database): Router {
       | (InvoiceRow & { credited_invoice_id?: string | null; reason?: string | null })
       | undefined;
     if (!invoice) throw new ApiProblem('invoice_not_found', `no invoice ${id}`);
-    const [lines, customer, credited] = await Promise.all([
+    const [lines, customer, credited, refund] = await Promise.all([
       listInvoiceLines(db, invoice.id),
       findCustomer(db, invoice.customer_id),
       invoice.credited_invoice_id ? findInvoice(db, invoice.credited_invoice_id) : Promise.resolve(undefined),
+      // A credit note's refund, or a negative invoice's (the refund names it the same way): what the document says
+      // became of the money.
+      findRefundOfCreditNote(db, invoice.id),
     ]);
     const doc = buildInvoiceDocument({
       invoice,
       lines,
       customer: customer ?? { name: '(unknown customer)', external_id: invoice.customer_id, email: null },
       creditedInvoiceNumber: credited?.number ?? null,
+      refund: refund ? { status: refund.status, amount: refund.amount } : null,
     });
     return { doc, invoice };
   }
