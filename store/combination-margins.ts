@@ -1,6 +1,7 @@
 /**
  * Per-combination revenue and cost of dimensional charges for a margin window (same window rules as
- * store/margins.ts): revenue from the usage lines that carry a combination, cost from the usage closures' groups.
+ * store/margins.ts): revenue from the usage lines that carry a combination (and the per-combination lines of
+ * re-ratings carried out as a credit), cost from the usage closures' groups.
  */
 import type { Knex } from 'knex';
 import { combinationMargins, type CombinationCost, type CombinationMargin, type CombinationRevenue } from '../domain/combination-margins';
@@ -19,13 +20,26 @@ export async function combinationMarginsBySubscription(
   if (ids.length === 0) return new Map();
   // Threshold invoices are left out: the invoice that closes the usage rates all of it again and credits what they
   // billed as a whole (threshold_credit lines), so their usage lines would count each combination twice.
+  // A re-rating that bills more is carried out by an adjustment invoice, whose usage lines name their combination
+  // (counted above). One that credits is carried out by a credit note with a single refund line (and/or credit given
+  // back to the wallet): its per-combination corrections exist only as the proposal's lines, so they are read there,
+  // else a combination the customer was credited for kept the revenue it had before the correction.
   const revenue = await db.raw<{ rows: { subscription_id: string; metric_code: string; dimension_key: string; revenue: string }[] }>(
-    `SELECT i.subscription_id, l.metric_code, l.breakdown ->> 'dimensionKey' AS dimension_key, sum(l.amount)::text AS revenue
-     FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id
-     WHERE i.subscription_id = ANY(?::uuid[]) AND i.kind NOT IN ('credit_note', 'threshold') AND i.status NOT IN ('draft', 'void')
-       AND l.kind = 'usage' AND l.breakdown ->> 'dimensionKey' IS NOT NULL AND l.period_start >= ? AND l.period_start < ?
-     GROUP BY 1, 2, 3`,
-    [ids, window.from, window.to],
+    `WITH counted AS (
+       SELECT i.subscription_id, l.metric_code, l.breakdown ->> 'dimensionKey' AS dimension_key, l.amount
+       FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id
+       WHERE i.subscription_id = ANY(?::uuid[]) AND i.kind NOT IN ('credit_note', 'threshold') AND i.status NOT IN ('draft', 'void')
+         AND l.kind = 'usage' AND l.breakdown ->> 'dimensionKey' IS NOT NULL AND l.period_start >= ? AND l.period_start < ?
+       UNION ALL
+       SELECT r.subscription_id, line ->> 'metricCode', line -> 'breakdown' ->> 'dimensionKey', (line ->> 'amount')::numeric
+       FROM rerates r
+       CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.proposal -> 'lines', '[]'::jsonb)) AS line
+       WHERE r.subscription_id = ANY(?::uuid[]) AND r.status = 'finalized' AND r.proposal ->> 'outcome' = 'credit'
+         AND line ->> 'kind' = 'usage' AND line -> 'breakdown' ->> 'dimensionKey' IS NOT NULL
+         AND (line ->> 'periodStart')::timestamptz >= ? AND (line ->> 'periodStart')::timestamptz < ?
+     )
+     SELECT subscription_id, metric_code, dimension_key, sum(amount)::text AS revenue FROM counted GROUP BY 1, 2, 3`,
+    [ids, window.from, window.to, ids, window.from, window.to],
   );
   const cost = await db.raw<{ rows: { subscription_id: string; metric_code: string; dimensions: Record<string, string>; quantity: string; unit_cost: string | null; group_by: string[] }[] }>(
     `SELECT c.subscription_id, t.key AS metric_code, g.value -> 'dimensions' AS dimensions,

@@ -72,7 +72,7 @@ export async function costedUsage(db: Db, metric: MetricRow, tables: readonly Co
        SELECT id, occurred_at, properties ->> ? AS raw_value,
               CASE WHEN properties ->> ? ~ ? THEN (properties ->> ?)::numeric END AS value
               ${dimensionColumns},
-              (SELECT max(t.effective_from) FROM metric_cost_tables t WHERE t.metric_code = ? AND t.effective_from <= usage_events.occurred_at) AS effective_from
+              (SELECT max(t.at) FROM unnest(?::timestamptz[]) AS t(at) WHERE t.at <= usage_events.occurred_at) AS effective_from
        FROM usage_events
        WHERE ${scoped.sql} AND event_type = ? AND properties @> ?::jsonb
          AND reverses_event_id IS NULL AND reversed_by_event_id IS NULL
@@ -80,7 +80,10 @@ export async function costedUsage(db: Db, metric: MetricRow, tables: readonly Co
      SELECT ${dimensionNames} effective_from, (${aggregationSql(metric.aggregation, metric.property)})::text AS quantity
      FROM scoped
      GROUP BY ${dimensionNames} effective_from`,
-    [property, property, numericTextFor(metric), property, ...groupBy, metric.code, ...scoped.bindings, metric.event_type, JSON.stringify(metric.filters ?? {})],
+    // The instants of the tables this split is costed with, not the tables stored now: a table committed after the
+    // caller read `tables` (READ COMMITTED) labelled events with its instant while the index, which lacks it, costed
+    // them at the table before; the closure then recorded one table's date with another's unit cost.
+    [property, property, numericTextFor(metric), property, ...groupBy, tables.map((table) => table.effectiveFrom), ...scoped.bindings, metric.event_type, JSON.stringify(metric.filters ?? {})],
   );
   const index = new CostTableIndex(tables, groupBy);
   const perCombination = new Map<string, { dimensions: Record<string, string>; quantities: { effectiveFrom: string | null; quantity: string }[] }>();

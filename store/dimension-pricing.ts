@@ -14,6 +14,8 @@ export async function rejectingDimensionalCharges(
   db: Knex | Knex.Transaction,
   customerIds: readonly string[],
   metricCodes: ReadonlySet<string>,
+  /** The ingestion's clock (the API's `now`); the database's when not given. */
+  now?: Date,
 ): Promise<Map<string, Map<string, RejectingCharge[]>>> {
   const result = new Map<string, Map<string, RejectingCharge[]>>();
   if (customerIds.length === 0 || metricCodes.size === 0) return result;
@@ -22,6 +24,10 @@ export async function rejectingDimensionalCharges(
     .whereIn('s.customer_id', [...new Set(customerIds)])
     // Any subscription that can still bill usage: an ended one bills nothing new.
     .whereNot('s.status', 'canceled')
+    // ...and that is live: one scheduled to start later does not bill today's usage (the subscription the customer
+    // is on does), so its plan must not refuse it. Before, a customer who had booked a move to a plan refusing
+    // unpriced usage lost every event their current plan prices by its default or a wildcard.
+    .whereNot((scheduled) => scheduled.where('s.status', 'scheduled').andWhere('s.start_at', '>', now ?? db.fn.now()))
     .select('s.customer_id', 'p.charges');
   for (const row of rows) {
     for (const charge of row.charges ?? []) {

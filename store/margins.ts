@@ -105,6 +105,13 @@ async function revenueBySubscription(db: Db, query: MarginQuery, ids: string[] |
        FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id
        WHERE i.subscription_id IS NOT NULL AND i.kind <> ? AND i.status <> ALL(?::text[])
          AND l.period_start >= ? AND l.period_start < ? ${onlyIds}
+         -- A refund the gateway refused became wallet credit (grant credit_note:<note or credit total>,
+         -- store/credit-notes.ts settleRefund); the note (or negative invoice) already took it off revenue, so the
+         -- "credits applied" line that later spends that grant is the same credit again, not a second one.
+         AND NOT EXISTS (
+           SELECT 1 FROM wallet_grants g
+           WHERE g.id::text = l.breakdown ->> 'walletGrantId' AND left(g.grant_key, 12) = 'credit_note:'
+         )
        UNION ALL
        SELECT credited.subscription_id, -l.amount
        FROM invoices note

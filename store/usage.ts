@@ -10,7 +10,7 @@ import type { CarriedLevel } from '../domain/seat-metrics';
 import { aggregateProratedMetric, isProratedAggregation } from './seat-usage';
 import { mapOnConnection } from './transactions';
 import { costedUsage, costTablesOf, type CostedUsage } from './cost-tables';
-import type { CostSegment } from '../domain/cost-tables';
+import type { CostSegment, CostTable } from '../domain/cost-tables';
 import { dimensionKey } from '../domain/dimensions';
 
 export interface NewUsageEvent {
@@ -191,6 +191,18 @@ export async function usageForCharges(
 ): Promise<ChargeUsage[]> {
   const metered = 'metrics' in chargesOrMetrics ? chargesOrMetrics : await meteredMetricsOf(db, chargesOrMetrics);
   const costTables = await costTablesOf(db, metered.metrics.map(({ metric }) => metric.code));
+  // A metric's quantity, its combinations and its split by cost table are separate reads, and a cost_plus price
+  // needs them to count the same events: on the pool, an event ingested between them made rating refuse the usage
+  // (missing_cost_segments, a 500 on the preview). So those reads share one snapshot (a caller's transaction
+  // keeps its own: a close's claimed events are row-locked).
+  const costed = metered.metrics.some(({ metric }) => isCostable(metric) && costTables.has(metric.code));
+  if (costed && !(db as Knex.Transaction).isTransaction) {
+    return db.transaction((trx) => usageOfMetrics(trx, metered, costTables, scope), { isolationLevel: 'repeatable read', readOnly: true });
+  }
+  return usageOfMetrics(db, metered, costTables, scope);
+}
+
+async function usageOfMetrics(db: Knex | Knex.Transaction, metered: MeteredMetrics, costTables: Map<string, CostTable[]>, scope: UsageScope): Promise<ChargeUsage[]> {
   // One metric after the other inside a transaction (its one connection), side by side on a pool.
   return mapOnConnection(db, metered.metrics, async ({ metric, withEventValues }) =>
     withCosts(

@@ -79,7 +79,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       uncoveredByCustomerId,
       metricsByEventType: toRequirements(metrics),
     };
-    const unpriced = await unpricedUsageCheck(deps.db, metrics, customerIds);
+    const unpriced = await unpricedUsageCheck(deps.db, metrics, customerIds, now);
     const reversal = await reversalCheck(deps.db, shaped, customerIds);
     // A reversal carries no usage of its own: its metric properties are not required, and it may come after the
     // subscription ended (its credit is a credit note then).
@@ -178,10 +178,11 @@ async function unpricedUsageCheck(
   db: Database,
   metrics: Map<string, MetricRow[]>,
   customerIds: readonly string[],
+  now: Date,
 ): Promise<(customerId: string, event: RawUsageEvent) => { detail: string } | undefined> {
   const dimensional = [...metrics.values()].flat().filter((metric) => metric.group_by?.length);
   if (dimensional.length === 0) return () => undefined;
-  const charges = await rejectingDimensionalCharges(db, customerIds, new Set(dimensional.map((metric) => metric.code)));
+  const charges = await rejectingDimensionalCharges(db, customerIds, new Set(dimensional.map((metric) => metric.code)), now);
   if (charges.size === 0) return () => undefined;
   const indexes = new Map();
   return (customerId, event) => {
