@@ -1,6 +1,7 @@
+import { ApplicationFailure } from '@temporalio/activity';
 import type { PlanChangeIntentRecord, RecordedPlanChange } from '../contract/subscription';
 import type { Database } from '../store/database';
-import { recordPlanChangeOnce } from '../store/plan-changes';
+import { PLAN_CHANGE_ALREADY_MADE, PlanChangeAlreadyMade, recordPlanChangeOnce } from '../store/plan-changes';
 
 export function createPlanChangeActivities(db: Database) {
   return {
@@ -9,8 +10,15 @@ export function createPlanChangeActivities(db: Database) {
      * so a retried workflow task closes the same usage stretch and finds the proration invoice it already wrote.
      */
     async recordPlanChange(change: PlanChangeIntentRecord): Promise<RecordedPlanChange> {
-      const row = await recordPlanChangeOnce(db, { ...change, changeAt: new Date(change.changeAt) });
-      return { changeAt: row.change_at.toISOString() };
+      try {
+        const row = await recordPlanChangeOnce(db, { ...change, changeAt: new Date(change.changeAt) });
+        return { changeAt: row.change_at.toISOString() };
+      } catch (error) {
+        // A request repeated in a later run after its change was superseded: nothing may take effect again (the
+        // workflow fails this update before anything happens; billing goes on). Deterministic: not retried.
+        if (error instanceof PlanChangeAlreadyMade) throw ApplicationFailure.nonRetryable(error.message, PLAN_CHANGE_ALREADY_MADE);
+        throw error;
+      }
     },
   };
 }

@@ -18,18 +18,32 @@ export interface SplitPeriod {
 }
 
 /**
- * The stretch's share of its billing period: from where it starts (the period's start, unless a change starts it)
- * to where a change ends it (else the period's end), over the period's length; 1 when no change touches it.
+ * The stretch's share of its billing period: what was left of the period where it starts (all of it, unless a
+ * change starts it) less what was left where a change ends it (nothing, else), each over its period's length; 1
+ * when no change touches it.
+ *
+ * Counted as the fees are prorated (domain/proration.ts: the new plan's fee for the time left at the change that
+ * starts the stretch, credited back for the time left at the change that ends it), each end in the period its
+ * change recorded. A resume from a pause moves the period later by the paused time, so the two changes around a
+ * pause record different periods: measured from the stretch's start to its end in the first change's period, the
+ * share counted the paused time (which the fees give back), and the shares of one period summed to more than one
+ * whole bucket (a change, a 10-day pause and a change back: 20/31 of the bucket for 10 days in force).
  */
 export function allowanceShare(stretch: { readonly start: Date }, splits: { readonly startedBy?: SplitPeriod; readonly endedBy?: { readonly at: Date; readonly period: SplitPeriod } }): Dec {
-  const period = splits.startedBy ?? splits.endedBy?.period;
-  if (!period) return new Dec(1);
-  const length = period.end.getTime() - period.start.getTime();
-  if (length <= 0) return new Dec(1);
-  const from = splits.startedBy ? stretch.start.getTime() : period.start.getTime();
-  const to = splits.endedBy ? splits.endedBy.at.getTime() : period.end.getTime();
-  const share = new Dec(Math.max(0, Math.min(to, period.end.getTime()) - Math.max(from, period.start.getTime()))).div(length);
-  return Dec.min(share, new Dec(1));
+  if (!splits.startedBy && !splits.endedBy) return new Dec(1);
+  // What is left of `period` after `at`, as a fraction (ms over the period's length); null for an empty period.
+  const left = (period: SplitPeriod, at: Date): { num: Dec; den: Dec } | null => {
+    const length = period.end.getTime() - period.start.getTime();
+    if (length <= 0) return null;
+    const from = Math.min(Math.max(at.getTime(), period.start.getTime()), period.end.getTime());
+    return { num: new Dec(period.end.getTime() - from), den: new Dec(length) };
+  };
+  const atStart = splits.startedBy ? left(splits.startedBy, stretch.start) : { num: new Dec(1), den: new Dec(1) };
+  const atEnd = splits.endedBy ? left(splits.endedBy.period, splits.endedBy.at) : { num: new Dec(0), den: new Dec(1) };
+  if (!atStart || !atEnd) return new Dec(1);
+  // On one denominator, so a stretch inside one period is exactly (end - start) / length, as before.
+  const share = atStart.num.times(atEnd.den).minus(atEnd.num.times(atStart.den)).div(atStart.den.times(atEnd.den));
+  return Dec.min(Dec.max(share, new Dec(0)), new Dec(1));
 }
 
 /** Whether the plan has an allowance a share could cut (a bucket or a commitment): else no share needs looking up. */

@@ -50,7 +50,10 @@ export async function recordPlanChangeOnce(db: Knex, intent: PlanChangeIntent): 
     // Serializes the subscription's changes, so the latest instant read below stays the latest.
     await trx('subscriptions').where({ id: intent.subscriptionId }).forUpdate().first('id');
     const existing = await trx<PlanChangeRow>('plan_changes').where({ subscription_id: intent.subscriptionId, request_key: intent.requestKey }).first();
-    if (existing) return existing;
+    if (existing) {
+      if (await supersededSince(trx, existing, intent)) throw new PlanChangeAlreadyMade(existing);
+      return existing;
+    }
     const latest = await trx<PlanChangeRow>('plan_changes').where({ subscription_id: intent.subscriptionId }).max<{ max: Date | null }>('change_at as max').first();
     const after = latest?.max ? latest.max.getTime() + 1 : -Infinity;
     const changeAt = new Date(Math.max(intent.changeAt.getTime(), after));
@@ -70,6 +73,38 @@ export async function recordPlanChangeOnce(db: Knex, intent: PlanChangeIntent): 
     await judgeUsageCapUnderNewPlan(trx, row);
     return row;
   });
+}
+
+/**
+ * A repeat of a request whose change was made and then left behind: a later change was recorded since, or the
+ * subscription has moved on to another period (a scheduled change may have switched the plan there). A retried
+ * workflow task repeats its own request in the same period with no change after it; a repeat that is not one is the
+ * caller retrying the request in a later workflow run (Temporal answers a repeated update id with its first outcome
+ * only within one run: a continue-as-new forgets it). Its stored instant, long past, came back: the stretch to close
+ * was inverted (nothing closed), the first proration invoice was found, and the plan was switched again with no
+ * proration, the usage stretch moved back to that instant: the next period invoice found the usage closure of that
+ * old instant (already billed) and billed 0.00 for the open usage.
+ */
+export class PlanChangeAlreadyMade extends Error {
+  constructor(readonly change: PlanChangeRow) {
+    super(`plan change ${change.request_key} was made at ${change.change_at.toISOString()} and a later change or period has superseded it`);
+    this.name = 'PlanChangeAlreadyMade';
+  }
+}
+
+/** The failure type the activity raises for it (api/routes/subscription-lifecycle.ts answers the first outcome). */
+export const PLAN_CHANGE_ALREADY_MADE = 'plan_change_already_made';
+
+async function supersededSince(trx: Knex.Transaction, existing: PlanChangeRow, intent: PlanChangeIntent): Promise<boolean> {
+  const otherPeriod = existing.period_start !== null && intent.periodStart !== undefined && existing.period_start.getTime() !== new Date(intent.periodStart).getTime();
+  if (otherPeriod) return true;
+  const later = await trx('plan_changes').where({ subscription_id: existing.subscription_id }).andWhere('change_at', '>', existing.change_at).first('id');
+  return later !== undefined;
+}
+
+/** The change a request made (its update id is the request key), if it made one. */
+export async function findPlanChangeByRequest(db: Knex, subscriptionId: string, requestKey: string): Promise<PlanChangeRow | undefined> {
+  return db<PlanChangeRow>('plan_changes').where({ subscription_id: subscriptionId, request_key: requestKey }).first();
 }
 
 /**

@@ -9,21 +9,26 @@
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import type { Request, Router } from 'express';
+import { formatMoney, toDecimal } from '../../domain/money';
 import { planScheduleTerms } from '../../domain/plan-terms';
 import type { Database } from '../../store/database';
 import { findPlan, findPlanVersion } from '../../store/catalog';
+import { findPeriodInvoice } from '../../store/invoices';
+import { findPlanChangeByRequest, PLAN_CHANGE_ALREADY_MADE } from '../../store/plan-changes';
 import type { SubscriptionRow } from '../../store/subscriptions';
 import {
   answerRetentionOfferUpdate,
   answerWinBackOfferUpdate,
   changePlanUpdate,
   pauseSubscriptionUpdate,
+  PlanChangeResult,
   resumeSubscriptionUpdate,
   retryFailedStepUpdate,
   withdrawScheduledChangeUpdate,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
 import { requestUpdateId, retriesUnfinishedRequest } from '../idempotency';
+import { causeChain } from '../cause-chain';
 import { ApiProblem, isProblemCode } from '../problem';
 import { withTemporalDeadline } from '../temporal-deadline';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
@@ -75,7 +80,7 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     if (plan.id === current.id && !retriesUnfinishedRequest(res)) throw new ApiProblem('same_plan', 'the subscription is already on that plan version');
     const result = await update(req, subscription, changePlanUpdate, [
       { plan: planScheduleTerms(plan), effective: body.effective, requestedBy: actor(req) },
-    ]);
+    ]).catch((error: unknown) => firstOutcomeOfSupersededChange(req, subscription, error));
     res.json({
       effective: result.effective,
       effective_at: result.effectiveAt,
@@ -83,6 +88,28 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
       invoice: result.invoice && { id: result.invoice.invoiceId, number: result.invoice.number, total: result.invoice.total, currency: result.invoice.currency, status: result.invoice.status },
     });
   });
+
+  /**
+   * A repeat of a plan change request (same Idempotency-Key and body) after a later workflow run: Temporal answers a
+   * repeated update id with its first outcome only within a run, so the workflow was asked again and found the change
+   * made and superseded since (store/plan-changes.ts `PlanChangeAlreadyMade`): nothing took effect. The repeat gets
+   * the first outcome from the stored change, as a repeat within the run does; any other failure is rethrown.
+   */
+  async function firstOutcomeOfSupersededChange(req: Request, subscription: SubscriptionRow, error: unknown): Promise<PlanChangeResult> {
+    const superseded = causeChain(error).some((link) => (link as { type?: unknown } | null)?.type === PLAN_CHANGE_ALREADY_MADE);
+    const requestKey = requestUpdateId(req, apiKeyIdOf(req), changePlanUpdate.name);
+    const change = superseded && requestKey ? await findPlanChangeByRequest(db, subscription.id, requestKey) : undefined;
+    if (!change) throw error;
+    const [plan, invoice] = [await findPlan(db, change.new_plan_id), await findPeriodInvoice(db, subscription.id, change.change_at.toISOString(), 'proration')];
+    return {
+      effective: 'immediate',
+      effectiveAt: change.change_at.toISOString(),
+      planCode: plan.code,
+      invoice: invoice
+        ? { invoiceId: invoice.id, number: invoice.number ?? '', total: formatMoney(toDecimal(invoice.total), invoice.currency), currency: invoice.currency, status: invoice.status }
+        : null,
+    };
+  }
 
   routes.delete('/:id/scheduled-change', { allow: ['app'] }, async (req, res) => {
     emptyBody.parse(req.body ?? {});
