@@ -39,7 +39,7 @@ export async function refundCreditTotal(db: Knex, invoiceId: string): Promise<Cr
     }
     const paid = await latestInvoiceRefundableFor(trx, invoice, amount.toFixed());
     if (!paid) {
-      return { refund: null, reason: `no paid invoice of the subscription has ${formatMoney(amount, invoice.currency)} ${invoice.currency} left to refund` };
+      return { refund: null, reason: `no paid invoice of the subscription for the credited time has ${formatMoney(amount, invoice.currency)} ${invoice.currency} left to refund` };
     }
     const refund = await insertPendingRefund(trx, {
       creditNoteId: invoice.id,
@@ -60,7 +60,12 @@ export async function refundCreditTotal(db: Knex, invoiceId: string): Promise<Cr
   });
 }
 
-/** The subscription's latest paid invoice (no credit note, no top-up) with `amount` or more left to refund, row-locked. */
+/**
+ * The subscription's latest paid invoice (no credit note, no top-up) whose period overlaps the credit's, with
+ * `amount` or more left to refund, row-locked. Only an invoice of the credited time: the fee it credits was paid
+ * there, and an older invoice's payment is another period's money (the period's own invoice refunded in full by
+ * finance already, the credit would have been refunded a second time from last month's).
+ */
 async function latestInvoiceRefundableFor(
   trx: Knex.Transaction,
   credit: InvoiceRow,
@@ -70,6 +75,8 @@ async function latestInvoiceRefundableFor(
     .where({ subscription_id: credit.subscription_id, currency: credit.currency, status: 'paid' })
     .whereNotIn('kind', [CREDIT_NOTE_KIND, TOP_UP_INVOICE_KIND])
     .where('total', '>', 0)
+    .where('period_start', '<', credit.period_end)
+    .andWhere('period_end', '>', credit.period_start)
     .orderBy([{ column: 'finalized_at', order: 'desc' }, { column: 'id', order: 'desc' }])
     .select('id');
   for (const { id } of candidates) {

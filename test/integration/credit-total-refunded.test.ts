@@ -146,7 +146,7 @@ test('the janitor pays back a credit total no refund paid (issued before this ch
   const credit = await invoice('closing', '-10.00');
   await runJanitor();
   expect(await findingOf(credit.id)).toMatchObject({ repaired: false, resolved_at: null });
-  expect((await findingOf(credit.id))!.detail).toContain('no paid invoice of the subscription has 10.00 USD left to refund');
+  expect((await findingOf(credit.id))!.detail).toContain('no paid invoice of the subscription for the credited time has 10.00 USD left to refund');
 
   // Its period invoice is paid since: the next run refunds the credit from that payment.
   const period = await invoice('period', '30.00');
@@ -159,4 +159,28 @@ test('the janitor pays back a credit total no refund paid (issued before this ch
   // Paid back: the next run finds nothing, and the earlier report is resolved.
   await runJanitor();
   expect(await db<FindingRow>('reconciliation_findings').where({ subject_id: credit.id, kind: 'unrefunded_credit' }).whereNull('resolved_at')).toEqual([]);
+});
+
+test("a credit is refunded only from an invoice of the credited time: never from last month's payment", async () => {
+  const customer = await insertCustomer(db);
+  const plan = await insertPlan(db, { code: 'credit-own-period-2034', name: 'own period', billing_interval: 'P1M', flat_fee: '30.00' });
+  const { row } = await insertSubscription(db, customer, plan, new Date('2034-03-01T00:00:00Z'));
+  const activities = createActivities({ db, gateway: new SandboxGateway(db) });
+  const invoice = async (kind: string, total: string, start: string, end: string): Promise<InvoiceRow> =>
+    (
+      await db<InvoiceRow>('invoices')
+        .insert({ number: `OP-${randomUUID().slice(0, 8)}`, customer_id: customer.id, subscription_id: row.id, kind, status: 'open', currency: 'USD', period_start: new Date(start), period_end: new Date(end), total, finalized_at: new Date() })
+        .returning('*')
+    )[0];
+  const march = await invoice('period', '30.00', '2034-03-01T00:00:00Z', '2034-04-01T00:00:00Z');
+  const april = await invoice('period', '30.00', '2034-04-01T00:00:00Z', '2034-05-01T00:00:00Z');
+  for (const paid of [march, april]) expect(await activities.chargeInvoice({ invoiceId: paid.id, attempt: 1 })).toMatchObject({ outcome: 'succeeded' });
+  // Finance refunds April in full; then a downgrade on Apr 16 credits April's unused half.
+  await issueCreditNote(db, { invoiceId: april.id, amount: new Decimal('30.00'), reason: 'outage', idempotencyKey: 'all-of-april', actor: 'test' });
+  const credit = await invoice('proration', '-15.00', '2034-04-16T00:00:00Z', '2034-05-01T00:00:00Z');
+
+  // Before: refunded from March's payment (15.00 of a month the customer used in full).
+  expect(await activities.refundCreditTotal({ invoiceId: credit.id })).toMatchObject({ status: 'not_refundable' });
+  expect(await db('refunds').where({ credit_note_id: credit.id })).toEqual([]);
+  expect((await refundableBalance(db, march.id)).remaining.toFixed(2)).toBe('30.00');
 });
