@@ -206,7 +206,7 @@ export function createInvoicingActivities(db: Database) {
           const oldPlan = await findPlan(trx, request.oldPlanId);
           const newPlan = await findPlan(trx, request.newPlanId);
           const changeAt = new Date(request.changeAt);
-          const percentOff = await discountOnPeriodFee(trx, request.subscriptionId, request.period, changeAt);
+          const percentOff = await discountOnPeriodFee(trx, request.subscriptionId, request.period, changeAt, request.unwrittenFeeDiscount ?? null);
           const lines = planChangeProrationLines({
             currency: newPlan.currency,
             period: request.period,

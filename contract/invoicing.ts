@@ -25,4 +25,10 @@ export interface ProrationInvoiceRequest {
   readonly newPlanId: string;
   /** Usage up to the change, closed under the old plan (rated at its prices), if the old plan meters usage. */
   readonly usagePeriod: PeriodBounds | null;
+  /**
+   * The retention discount (percent off) the period's own invoice gives its fee, for a change made before that
+   * invoice is written (in the usage grace window after the boundary: it is written when the window ends). Absent in
+   * older histories.
+   */
+  readonly unwrittenFeeDiscount?: string | null;
 }

@@ -338,8 +338,11 @@ export async function listSubscriptionInvoices(
  * The retention discount (percent off) the period's own invoice gave the fee it billed in advance, while that fee is
  * still the one in force at `until`: no immediate plan change inside the period before it (that change's proration
  * billed the new fee, undiscounted). Null when there is none. A credit for unused time gives back what was paid.
+ * `unwritten`: the discount the workflow will give that invoice when it is not written yet (a change in the usage
+ * grace window after the boundary); before, no invoice meant no discount, and the credit was a share of the list
+ * price (-100.00 where 70.00 is billed, refunded in full on a downgrade).
  */
-export async function discountOnPeriodFee(trx: Knex.Transaction, subscriptionId: string, period: PeriodBounds, until: Date): Promise<string | null> {
+export async function discountOnPeriodFee(trx: Knex.Transaction, subscriptionId: string, period: PeriodBounds, until: Date, unwritten: string | null = null): Promise<string | null> {
   // The invoice that billed the period's fee: a resume from a pause moves the period's start later (the paused time
   // is given back), so it is the latest one starting at or before that start and ending after it. Matched on the
   // exact start, a change after a pause found no discount and credited a share of the full fee: -67.74 where 70.00
@@ -351,13 +354,14 @@ export async function discountOnPeriodFee(trx: Knex.Transaction, subscriptionId:
     .andWhere('period_end', '>', new Date(period.start))
     .orderBy('period_start', 'desc')
     .first('id', 'period_start');
-  if (!feeInvoice) return null;
+  if (!feeInvoice && !unwritten) return null;
   const changed = await trx('plan_changes')
     .where({ subscription_id: subscriptionId })
-    .andWhere('change_at', '>', feeInvoice.period_start)
+    .andWhere('change_at', '>', feeInvoice?.period_start ?? new Date(period.start))
     .andWhere('change_at', '<', until)
     .first('id');
   if (changed) return null;
+  if (!feeInvoice) return unwritten;
   const discount: { percent_off: string | null } | undefined = await trx('invoice_lines')
     .where({ invoice_id: feeInvoice.id, kind: 'discount' })
     .first(trx.raw("breakdown ->> 'percentOff' AS percent_off"));

@@ -183,6 +183,9 @@ async function changePlanNow(run: SubscriptionRun, request: PlanChangeRequest): 
     oldPlanId: oldPlan.planId,
     newPlanId: request.plan.planId,
     usagePeriod,
+    // In the grace window the period's invoice is not written yet; it will take this discount (./period.ts takes it
+    // after the wait), so the unused time is credited at the fee the customer pays, not at the list price.
+    unwrittenFeeDiscount: run.discount && run.discount.periodsLeft > 0 ? run.discount.percentOff : null,
   };
   const invoice = await withAttention(run, 'create_proration_invoice', () => local.createProrationInvoice(proration));
   const change = { effective: 'immediate' as const, at: changeAt.toISOString(), requestedBy: request.requestedBy };
