@@ -65,27 +65,39 @@ export interface HardLimit {
 export async function hardLimitsOf(db: Db, customerIds: readonly string[]): Promise<Map<string, HardLimit[]>> {
   const limits = new Map<string, HardLimit[]>();
   if (customerIds.length === 0) return limits;
-  const rows: { customer_id: string; current_period_start: Date; current_period_end: Date; billing_interval: string; settings: unknown }[] = await db('subscriptions as s')
+  // The stored period is judged by the plan in force in it: a change scheduled for its end switched the row's plan
+  // at the boundary, and the period's late events, sent in its grace window, met the new plan's limits (or none).
+  // The next period's window (limitWindowsOf) is the current plan's.
+  const rows: { customer_id: string; current_period_start: Date; current_period_end: Date; billing_interval: string; settings: unknown; stored_settings: unknown }[] = await db(
+    'subscriptions as s',
+  )
     .join('plans as p', 'p.id', 's.plan_id')
+    // The plan the first change at or after the stored end left (usually none: one index probe per subscription).
+    .joinRaw(
+      `LEFT JOIN LATERAL (SELECT old.settings FROM plan_changes pc JOIN plans old ON old.id = pc.old_plan_id
+                          WHERE pc.subscription_id = s.id AND pc.change_at >= s.current_period_end
+                          ORDER BY pc.change_at LIMIT 1) switched ON true`,
+    )
     .whereIn('s.customer_id', [...new Set(customerIds)])
     .whereIn('s.status', [...GRANTING_STATUSES])
     .whereNotNull('s.current_period_start')
-    .whereRaw("(p.settings -> 'features') IS NOT NULL")
-    .select('s.customer_id', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings');
-  const declared = rows.flatMap((row) =>
-    planFeatures(row.settings).flatMap((feature) =>
-      feature.kind === 'metered' && feature.limit !== null && (feature.enforcement ?? 'hard') === 'hard'
-        ? [{ row, metricCode: feature.metricCode, limit: feature.limit }]
-        : [],
-    ),
-  );
+    .whereRaw("((p.settings -> 'features') IS NOT NULL OR (switched.settings -> 'features') IS NOT NULL)")
+    .select('s.customer_id', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings', db.raw('coalesce(switched.settings, p.settings) AS stored_settings'));
+  const hardLimitsIn = (settings: unknown) =>
+    planFeatures(settings).flatMap((feature) => (feature.kind === 'metered' && feature.limit !== null && (feature.enforcement ?? 'hard') === 'hard' ? [{ metricCode: feature.metricCode, limit: feature.limit }] : []));
+  const declared = rows.flatMap((row) => {
+    const [stored, next] = limitWindowsOf(row.customer_id, row.current_period_start, row.current_period_end, row.billing_interval);
+    return [
+      ...hardLimitsIn(row.stored_settings).map((feature) => ({ ...feature, window: stored })),
+      ...(next ? hardLimitsIn(row.settings).map((feature) => ({ ...feature, window: next })) : []),
+    ];
+  });
   if (declared.length === 0) return limits;
   const metrics = new Map((await findMetricsByCode(db, [...new Set(declared.map((entry) => entry.metricCode))])).map((metric) => [metric.code, metric]));
-  for (const { row, metricCode, limit } of declared) {
+  for (const { window, metricCode, limit } of declared) {
     const metric = metrics.get(metricCode);
     if (!metric || !LIMITABLE_AGGREGATIONS.has(metric.aggregation)) continue;
-    const windows = limitWindowsOf(row.customer_id, row.current_period_start, row.current_period_end, row.billing_interval);
-    limits.set(row.customer_id, [...(limits.get(row.customer_id) ?? []), ...windows.map((window) => ({ window, metric, limit }))]);
+    limits.set(window.customerId, [...(limits.get(window.customerId) ?? []), { window, metric, limit }]);
   }
   return limits;
 }

@@ -1,5 +1,8 @@
 /**
- * Immediate plan changes keyed by the request that asked for them (see migrations/0330_create_plan_changes.ts).
+ * Immediate plan changes keyed by the request that asked for them (see migrations/0330_create_plan_changes.ts), with
+ * the period they cut. Changes scheduled for a period's end are kept here too (store/subscriptions.ts
+ * `switchSubscriptionPlan`, request key `scheduled:<boundary>`), with no period: they cut no stretch and no
+ * allowance, but they say which plan the closed period had while its grace window is open.
  */
 import Decimal from 'decimal.js';
 import type { Knex } from 'knex';

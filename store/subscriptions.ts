@@ -187,14 +187,33 @@ export interface PlanSwitchRecord {
   readonly requestedBy: string;
 }
 
-/** Points the subscription at its new plan version, with audit and event; a switch already made writes nothing. */
+/**
+ * Points the subscription at its new plan version, with audit and event; a switch already made writes nothing. A
+ * scheduled change (at the period's end) is also kept in plan_changes, with no period (store/plan-changes.ts): the
+ * row's plan switches at the boundary, before the closed period's grace window ends, and readers that judge that
+ * period meanwhile (its limits, its usage views, the wallet) need the plan it had. Before, only the audit log knew.
+ */
 export async function switchSubscriptionPlan(db: Knex, change: PlanSwitchRecord): Promise<void> {
   await db.transaction(async (trx) => {
+    const before: { plan_id: string } | undefined = await trx('subscriptions').where({ id: change.subscriptionId }).forUpdate().first('plan_id');
     const updated = await trx('subscriptions')
       .where({ id: change.subscriptionId })
       .whereNot({ plan_id: change.planId })
       .update({ plan_id: change.planId, updated_at: trx.fn.now() });
     if (updated === 0) return;
+    if (change.effective === 'period_end' && before) {
+      await trx('plan_changes')
+        .insert({
+          subscription_id: change.subscriptionId,
+          request_key: `scheduled:${change.at}`,
+          change_at: new Date(change.at),
+          old_plan_id: before.plan_id,
+          new_plan_id: change.planId,
+          requested_by: change.requestedBy,
+        })
+        .onConflict()
+        .ignore();
+    }
     await writeAudit(trx, {
       actor: change.requestedBy,
       action: 'subscription.plan_changed',
