@@ -6,7 +6,8 @@
  *             finalized invoice (not draft, not void) of any kind (period, closing, proration, adjustment, ...),
  *             minus the lines of its non-void credit notes (kind credit_note, positive amounts, linked through
  *             the credited invoice) whose period_start is in [from, to): a refund's lines carry the credited
- *             invoice's period; a re-rating's credit note counts in the usage period it corrects
+ *             invoice's period; a re-rating's credit note counts in the usage period it corrects. Wallet lines
+ *             paid by purchased credit or by a refused refund's credit are payment and do not subtract
  *   cost    = per metric: Σ quantity over the subscription's usage closures whose period_start is in [from, to),
  *             × the metric's unit_cost (none set: 0), rounded once; the cost is the sum of those lines
  *   margin  = revenue − cost;  margin % = margin / revenue (null when revenue is 0)
@@ -105,12 +106,17 @@ async function revenueBySubscription(db: Db, query: MarginQuery, ids: string[] |
        FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id
        WHERE i.subscription_id IS NOT NULL AND i.kind <> ? AND i.status <> ALL(?::text[])
          AND l.period_start >= ? AND l.period_start < ? ${onlyIds}
-         -- A refund the gateway refused became wallet credit (grant credit_note:<note or credit total>,
-         -- store/credit-notes.ts settleRefund); the note (or negative invoice) already took it off revenue, so the
-         -- "credits applied" line that later spends that grant is the same credit again, not a second one.
+         -- "Credits applied" lines that are payment, not a price cut, do not lower revenue:
+         -- * a refund the gateway refused became wallet credit (grant credit_note:<note or credit total>,
+         --   store/credit-notes.ts settleRefund); the note (or negative invoice) already took it off revenue, so the
+         --   line that later spends that grant is the same credit again, not a second one;
+         -- * purchased credit is the customer's prepaid money (its top-up invoice has no subscription, so it counts
+         --   nowhere else): usage it pays is revenue, as usage paid by card is. Subtracted, a prepaid customer's
+         --   usage showed 0.00 revenue and the customer as loss-making. Promotional and plan-included credit is a
+         --   price cut and still subtracts.
          AND NOT EXISTS (
            SELECT 1 FROM wallet_grants g
-           WHERE g.id::text = l.breakdown ->> 'walletGrantId' AND left(g.grant_key, 12) = 'credit_note:'
+           WHERE g.id::text = l.breakdown ->> 'walletGrantId' AND (left(g.grant_key, 12) = 'credit_note:' OR g.source = 'purchased')
          )
        UNION ALL
        SELECT credited.subscription_id, -l.amount

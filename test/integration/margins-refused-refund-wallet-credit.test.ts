@@ -89,3 +89,30 @@ test('a credit total whose refund is refused counts once: the negative invoice, 
 
   expect(await revenueOf(subscription.id, 3, 5)).toBe('88.00');
 });
+
+test('usage paid with purchased credit is revenue; promotional credit is a price cut', async () => {
+  // April 2034: 60.00 of usage; the wallet pays 40.00 of it from purchased credit and 20.00 from promotional credit.
+  //   revenue = 60.00 - 20.00 = 40.00 (before: 0.00, the prepaid customer shown as loss-making).
+  const subscription = await subscriptionOf('purchased-credit-margin');
+  const [wallet] = await db('wallets').insert({ customer_id: subscription.customer_id, currency: 'USD' }).returning('*');
+  const grant = async (source: string) =>
+    (await db('wallet_grants').insert({ wallet_id: wallet.id, grant_key: `${source}-1`, source, amount: '100.00', remaining: '100.00', effective_at: MONTH(3) }).returning('*'))[0];
+  const purchased = await grant('purchased');
+  const promotional = await grant('promotional');
+  const lines = creditsAppliedLines(
+    [
+      { grantId: purchased.id, source: 'purchased', amount: '40.00', expiresAt: null },
+      { grantId: promotional.id, source: 'promotional', amount: '20.00', expiresAt: null },
+    ],
+    'USD',
+    { start: MONTH(4).toISOString(), end: MONTH(5).toISOString() },
+  );
+  await paidInvoice(
+    subscription,
+    'PC-04',
+    4,
+    [{ kind: 'usage', description: 'Calls', amount: '60.00' }, ...lines.map((line) => ({ kind: 'credit', description: line.description, amount: line.amount, breakdown: line.breakdown }))],
+    '0.00',
+  );
+  expect(await revenueOf(subscription.id, 4, 5)).toBe('40.00');
+});
