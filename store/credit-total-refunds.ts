@@ -2,8 +2,7 @@
  * A credit total paid back. An invoice whose total is negative (an immediate downgrade's proration, an immediate
  * cancellation's credit for unused time, when the credit is larger than what the invoice bills) is money owed to the
  * customer. Before, nothing paid it: the invoice stayed open, negative, for ever. It is now refunded to the payment
- * of the subscription's latest paid invoice that still has that much left to refund (the time it credits was paid
- * there, or later).
+ * of the subscription's latest paid invoice for the credited time that still has that much left to refund.
  *
  * The negative invoice is itself the credit document: its refund row names it where a refund names its credit note
  * (`refunds.credit_note_id`) and no credit note is issued, so the credit is counted once (margins, re-rating and the
