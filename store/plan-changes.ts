@@ -163,8 +163,10 @@ async function latestStretchStartBefore(trx: Knex.Transaction, change: PlanChang
 }
 
 /**
- * Where the open usage stretch starts at the latest: the period's start, or the last immediate plan change after it
- * (its proration invoice billed the usage before it). What the usage views, the wallet and the thresholds count from.
+ * Where the open usage stretch starts at the latest: the period's start, or the last plan change after it (an
+ * immediate one's proration invoice billed the usage before it; a scheduled one at a boundary starts the period the
+ * workflow is in, while the row may still show the one before). What the threshold checks and the API's early
+ * spending check count from; the usage views and the wallet judge the shown period with `openStretchOf`.
  */
 export async function latestStretchStart(db: Knex | Knex.Transaction, subscriptionId: string, periodStart: Date): Promise<Date> {
   const row = await db('plan_changes').where({ subscription_id: subscriptionId }).max<{ latest: Date | null }>('change_at as latest').first();
