@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { DraftInvoiceLine, invoiceTotal, type PeriodBounds } from '../domain/invoice';
 import { NumberingRun, NumberingRuns } from './numbering-runs';
+import { queryPrepared } from './prepared-statements';
 
 type Db = Knex | Knex.Transaction;
 
@@ -37,6 +38,19 @@ export interface InvoiceLineRow {
 }
 
 /**
+ * Every column of `invoices`, for the prepared statements that return a whole row: a prepared `RETURNING *` would
+ * fail once a migration adds a column (store/prepared-statements.ts). test/integration/invoice-prepared-statements.test.ts
+ * fails when a migration adds one and this list misses it.
+ */
+export const INVOICE_COLUMNS = [
+  'id', 'number', 'customer_id', 'subscription_id', 'kind', 'status', 'currency', 'period_start', 'period_end', 'total',
+  'finalized_at', 'paid_at', 'created_at', 'credited_invoice_id', 'idempotency_key', 'reason', 'finalization_seq',
+  'finalized_event', 'threshold_index', 'threshold_amount',
+] as const;
+
+const RETURNING_INVOICE = `RETURNING ${INVOICE_COLUMNS.join(', ')}`;
+
+/**
  * The next number of a gap-free series. Runs in the finalizing transaction: the counter row stays locked
  * until commit, and a rollback returns the number, so numbers are consecutive with no holes.
  */
@@ -65,14 +79,17 @@ export interface NewInvoice {
  */
 export async function insertDraftInvoice(trx: Knex.Transaction, invoice: NewInvoice): Promise<InvoiceRow | null> {
   // The arbiter is the partial unique index invoices_one_per_period (migration 0017), named by its predicate.
-  const result = await trx.raw<{ rows: InvoiceRow[] }>(
+  // Prepared: every period invoice in the system starts here.
+  const [row] = await queryPrepared<InvoiceRow>(
+    trx,
+    'invoice-insert-draft',
     `INSERT INTO invoices (customer_id, subscription_id, kind, status, currency, period_start, period_end)
-     VALUES (?, ?, ?, 'draft', ?, ?, ?)
+     VALUES ($1, $2, $3, 'draft', $4, $5, $6)
      ON CONFLICT (subscription_id, period_start, kind) WHERE kind IN ('period', 'closing', 'proration') DO NOTHING
-     RETURNING *`,
+     ${RETURNING_INVOICE}`,
     [invoice.customerId, invoice.subscriptionId, invoice.kind, invoice.currency, new Date(invoice.periodStart), new Date(invoice.periodEnd)],
   );
-  return result.rows[0] ?? null;
+  return row ?? null;
 }
 
 export async function findPeriodInvoice(
@@ -142,22 +159,24 @@ export async function finalizeInvoice(
 ): Promise<InvoiceRow> {
   const total = invoiceTotal(lines, draft.currency);
   const event = { invoiceId: draft.id, kind: draft.kind, total, currency: draft.currency, customerId: draft.customer_id, ...eventDetails };
-  // Lines and the invoice in one statement (one round trip, no query builder): this runs once per invoice in the
-  // system.
+  // Lines and the invoice in one prepared statement (one round trip, parsed and planned once per connection, no
+  // query builder): this runs once per invoice in the system.
   const rows = lines.map(lineColumns);
-  const result = await trx.raw<{ rows: InvoiceRow[] }>(
+  const [finalized] = await queryPrepared<InvoiceRow>(
+    trx,
+    'invoice-finalize',
     `WITH new_lines AS (
        INSERT INTO invoice_lines (invoice_id, position, kind, description, metric_code, quantity, amount, period_start, period_end, breakdown)
-       SELECT :invoiceId, line.position, line.kind, line.description, line.metric_code, line.quantity, line.amount, line.period_start, line.period_end, line.breakdown
-         FROM jsonb_to_recordset(:lines::jsonb) AS line(position integer, kind text, description text, metric_code text, quantity numeric,
-                                                       amount numeric, period_start timestamptz, period_end timestamptz, breakdown jsonb)
+       SELECT $1, line.position, line.kind, line.description, line.metric_code, line.quantity, line.amount, line.period_start, line.period_end, line.breakdown
+         FROM jsonb_to_recordset($2::jsonb) AS line(position integer, kind text, description text, metric_code text, quantity numeric,
+                                                   amount numeric, period_start timestamptz, period_end timestamptz, breakdown jsonb)
      )
-     UPDATE invoices SET total = :total, finalization_seq = nextval('invoice_finalization_seq'), finalized_event = :event::jsonb
-      WHERE id = :invoiceId
-      RETURNING *`,
-    { invoiceId: draft.id, lines: JSON.stringify(rows), total, event: JSON.stringify(event) },
+     UPDATE invoices SET total = $3, finalization_seq = nextval('invoice_finalization_seq'), finalized_event = $4::jsonb
+      WHERE id = $1
+      ${RETURNING_INVOICE}`,
+    [draft.id, JSON.stringify(rows), total, JSON.stringify(event)],
   );
-  return result.rows[0];
+  return finalized;
 }
 
 /** Finalized (content frozen, in the numbering queue) but not numbered yet: not an issued invoice. */
@@ -176,13 +195,15 @@ async function runNumbering(db: Knex): Promise<NumberingRun> {
   const issued = new Map<string, { number: string; finalizedAt: Date }>();
   let numbered = 0;
   for (;;) {
-    const result = await db.raw<{ rows: { issued_id: string; issued_number: string; issued_at: Date }[] }>(
-      'SELECT issued_id, issued_number, issued_at FROM issue_finalized_invoices(?, ?)',
+    const rows = await queryPrepared<{ issued_id: string; issued_number: string; issued_at: Date }>(
+      db,
+      'invoice-numbering-run',
+      'SELECT issued_id, issued_number, issued_at FROM issue_finalized_invoices($1, $2)',
       [INVOICE_SERIES, NUMBERING_BATCH],
     );
-    for (const row of result.rows) issued.set(row.issued_id, { number: row.issued_number, finalizedAt: row.issued_at });
-    numbered += result.rows.length;
-    if (result.rows.length < NUMBERING_BATCH) return { numbered, issued };
+    for (const row of rows) issued.set(row.issued_id, { number: row.issued_number, finalizedAt: row.issued_at });
+    numbered += rows.length;
+    if (rows.length < NUMBERING_BATCH) return { numbered, issued };
   }
 }
 

@@ -3,16 +3,19 @@
  * sets and the budget a customer sets. (The subscription aggregate itself lives in store/subscriptions.ts.)
  */
 import type { Knex } from 'knex';
+import { queryPrepared } from './prepared-statements';
 
 type Db = Knex | Knex.Transaction;
 
 /** The period an opening invoice bills becomes the subscription's current period. */
 export async function startSubscriptionPeriod(trx: Knex.Transaction, subscriptionId: string, period: { start: string; end: string }): Promise<void> {
-  await trx('subscriptions').where({ id: subscriptionId }).update({
-    current_period_start: new Date(period.start),
-    current_period_end: new Date(period.end),
-    updated_at: trx.fn.now(),
-  });
+  // Prepared: it runs with every period invoice (store/prepared-statements.ts).
+  await queryPrepared(
+    trx,
+    'subscription-start-period',
+    'UPDATE subscriptions SET current_period_start = $2, current_period_end = $3, updated_at = now() WHERE id = $1',
+    [subscriptionId, new Date(period.start), new Date(period.end)],
+  );
 }
 
 /** Past the plan's hard cap: ingestion refuses the subscription's usage until `until` (the period end). */
