@@ -2,6 +2,7 @@
  * The usage terms of a plan version as stored in `plans.charges` and `plans.settings`, read in one place.
  */
 import { roundMoney, sumMoney, toDecimal } from './money';
+import { addIntervals, parseInterval } from './periods';
 import type { Charge } from './rating';
 
 export interface PlanSettings {
@@ -119,4 +120,25 @@ export function planScheduleTerms(plan: {
     usageWhilePaused: settings.usageWhilePaused ?? 'reject',
     dunning: settings.dunning ?? DEFAULT_DUNNING,
   };
+}
+
+/**
+ * Whether a plan's usage grace window ends before its next period does, for every period a calendar can give it.
+ * Each period's invoice (its fee in advance, the previous period's usage in arrears) waits out the window, and the
+ * subscription refuses pauses and plan changes (409 period_opening) while it waits: a window as long as a period
+ * billed February's fee in April and kept the subscription "being opened" for good (no pause could ever be made).
+ * Months vary (28 to 31 days, clamped month ends), so the window's longest span is compared with the interval's
+ * shortest, over every day of a four-year cycle as a period boundary.
+ */
+export function graceWindowFitsInterval(billingInterval: string, usageGracePeriod: string): boolean {
+  const interval = parseInterval(billingInterval);
+  const grace = parseInterval(usageGracePeriod);
+  let shortestPeriod = Infinity;
+  let longestGrace = 0;
+  for (let day = 0; day < 1_461; day += 1) {
+    const boundary = new Date(Date.UTC(2028, 0, 1 + day));
+    shortestPeriod = Math.min(shortestPeriod, addIntervals(boundary, interval, 1).getTime() - boundary.getTime());
+    longestGrace = Math.max(longestGrace, addIntervals(boundary, grace, 1).getTime() - boundary.getTime());
+  }
+  return longestGrace < shortestPeriod;
 }

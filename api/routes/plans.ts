@@ -1,7 +1,7 @@
 import type { Router } from 'express';
 import type { z } from 'zod';
 import { chargeMetricMismatches } from '../../domain/charge-metric-fit';
-import { commitmentTerms, recurringCharges, usageCharges, type PlanSettings } from '../../domain/plan-terms';
+import { commitmentTerms, DEFAULT_USAGE_GRACE_PERIOD, graceWindowFitsInterval, recurringCharges, usageCharges, type PlanSettings } from '../../domain/plan-terms';
 import { ChargeDimensions, DimensionalCharge, isDimensionalCharge, validateChargeDimensions } from '../../domain/dimensions';
 import type { PriceModel, UsagePriceModel } from '../../domain/price-models';
 import { rateUsage, RatingError, validateCharge } from '../../domain/rating';
@@ -167,6 +167,20 @@ function idleCommitmentTerms(body: PlanBody, charges: readonly DimensionalCharge
   });
 }
 
+/**
+ * A plan with usage charges waits out its usage grace window (the default one when none is given) at every period
+ * boundary before it invoices, and refuses pauses and plan changes meanwhile: a window not shorter than a period
+ * billed each fee in advance after its period had ended and never let a pause through (domain/plan-terms.ts).
+ */
+function checkGraceWindow(body: PlanBody): void {
+  if (!body.charges.some((charge) => charge.price?.model !== 'flat')) return; // nothing metered: nothing waits
+  const grace = body.usage_grace_period ?? DEFAULT_USAGE_GRACE_PERIOD;
+  if (graceWindowFitsInterval(body.billing_interval, grace)) return;
+  throw new ApiProblem('validation_failed', `the usage grace window ${grace} must be shorter than the billing interval ${body.billing_interval}`, [
+    { path: 'usage_grace_period', message: `must be shorter than the billing interval ${body.billing_interval} (every period's invoice waits for it)${body.usage_grace_period === undefined ? `; the default is ${DEFAULT_USAGE_GRACE_PERIOD}` : ''}` },
+  ]);
+}
+
 /** A plan's features as stored (domain/entitlements.ts), once each code is unique and each metered metric can carry its limit. */
 async function checkedFeatures(db: Database, features: NonNullable<PlanBody['features']>): Promise<FeatureDefinition[]> {
   const codes = features.map((feature) => feature.code);
@@ -198,6 +212,7 @@ export function plansRouter(db: Database): Router {
   /** Plans are immutable: posting an existing code publishes its next version; subscriptions keep theirs. */
   routes.post('/', ADMIN_ONLY, async (req, res) => {
     const body = createPlanBody.parse(req.body);
+    checkGraceWindow(body);
     const charges = await checkCharges(db, body, chargesOf(body));
     const settings: PlanSettings & { disputeWindow?: string } = {
       ...(body.credit_bucket ? { creditBucket: body.credit_bucket } : {}),
