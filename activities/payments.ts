@@ -9,7 +9,7 @@ import { formatMoney, isSupportedCurrency, minorUnitExponent, toDecimal } from '
 import { ChargeResult, GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
 import { executeRefund } from '../payments/refunds';
 import type { Database } from '../store/database';
-import { refundCreditNotesOfPaidInvoice, type RefundRow } from '../store/credit-notes';
+import { amountOwedAfterCreditNotes, refundCreditNotesOfPaidInvoice, type RefundRow } from '../store/credit-notes';
 import { findInvoice, findIssuedInvoice, InvoiceRow } from '../store/invoices';
 import { enqueueOutboxEvent, writeAudit } from '../store/outbox';
 import {
@@ -187,11 +187,21 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
           continue; // became pending concurrently: finish it in the next round
         }
 
-        const amount = toDecimal(invoice.total);
+        // What the invoice still owes: its total less the credit notes issued against it while unpaid (outcomes
+        // reversed after the subscription ended). Before, the whole total was charged (each dunning retry too) and
+        // the notes refunded afterwards; an invoice credited in full charged the card for nothing owed. A note issued
+        // after this read is refunded once the charge pays (refundCreditNotesOfPaidInvoice: total − payment tells
+        // which notes the charge took off).
+        const total = toDecimal(invoice.total);
+        const amount = total.isNegative() ? total : await amountOwedAfterCreditNotes(db, invoice);
         if (amount.isZero()) {
-          // Nothing to collect: a zero invoice is settled without a gateway call.
+          // Nothing to collect: a zero invoice, or one credited in full, is settled without a gateway call.
+          let creditNoteRefunds: RefundRow[] = [];
           await inTransaction(db, async (trx) => {
-            if (await markInvoicePaid(trx, invoice.id)) {
+            const paid = await markInvoicePaid(trx, invoice.id);
+            if (paid) {
+              // Its notes are settled as taken off (a note issued meanwhile beyond the total is refunded if it can be).
+              if (paid.has_credit_notes) creditNoteRefunds = await refundCreditNotesOfPaidInvoice(trx, paid);
               await enqueueOutboxEvent(trx, {
                 eventType: 'payment.succeeded',
                 aggregateType: 'invoice',
@@ -201,6 +211,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
               });
             }
           });
+          for (const refund of creditNoteRefunds) await executeRefund(db, gateway, refund);
           return { outcome: 'succeeded', invoiceStatus: 'paid', detail: 'nothing to collect', retryable: false, paymentId: null, settledAttempt: null };
         }
 
@@ -213,7 +224,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
 
         // A new attempt uses the customer's payment method as it is now (dunning waits for a new one).
         const paymentMethod = await currentPaymentMethodOf(db, invoice.customer_id);
-        const newPayment = { invoiceId: invoice.id, attempt: request.attempt, amount: invoice.total, currency: invoice.currency, paymentMethod };
+        const newPayment = { invoiceId: invoice.id, attempt: request.attempt, amount: amount.toFixed(), currency: invoice.currency, paymentMethod };
 
         if (!paymentMethod) {
           const failed = await inTransaction(db, async (trx) => {

@@ -103,7 +103,58 @@ export async function refundableBalance(db: Db, invoiceId: string): Promise<Refu
     .where('r.invoice_id', invoiceId)
     .whereNot('credit.kind', CREDIT_NOTE_KIND)
     .sum<{ refunded: string | null }[]>('r.amount as refunded');
-  return balanceOf(payment?.amount ?? null, toDecimal(credited ?? '0').plus(toDecimal(refunded ?? '0')).toFixed());
+  // Credit applied to the charge (notes issued while the invoice was unpaid, chargeInvoice collected only the rest)
+  // never came out of the payment: it does not lower what is left to refund of it.
+  const applied = payment ? await creditAppliedToCharge(db, invoiceId, payment.amount) : toDecimal('0');
+  return balanceOf(payment?.amount ?? null, toDecimal(credited ?? '0').minus(applied).plus(toDecimal(refunded ?? '0')).toFixed());
+}
+
+/**
+ * What the invoice's unrefunded credit notes still owe it, unpaid: the total less the non-void credit notes issued
+ * against it (never below zero). What a charge collects (activities/payments.ts): a note issued before the charge
+ * is taken off it, rather than the whole total being charged and the note refunded afterwards (and an invoice
+ * credited in full is settled without a charge at all). Only for an invoice nothing has paid yet.
+ */
+export async function amountOwedAfterCreditNotes(db: Db, invoice: InvoiceRow): Promise<Decimal> {
+  const [{ credited }] = await db('invoices')
+    .where({ credited_invoice_id: invoice.id, kind: CREDIT_NOTE_KIND })
+    .whereNot({ status: 'void' })
+    .sum<{ credited: string | null }[]>('total as credited');
+  return Dec.max(0, toDecimal(invoice.total).minus(toDecimal(credited ?? '0')));
+}
+
+/**
+ * The part of the invoice's credit notes its charge took off (total − payment, within the notes' sum; zero for a
+ * payment of the whole total, as every payment was before charges took notes off).
+ */
+async function creditAppliedToCharge(db: Db, invoiceId: string, paymentAmount: string): Promise<Decimal> {
+  const invoice = await db<InvoiceRow>('invoices').where({ id: invoiceId }).first('total');
+  const [{ credited }] = await db('invoices')
+    .where({ credited_invoice_id: invoiceId, kind: CREDIT_NOTE_KIND })
+    .whereNot({ status: 'void' })
+    .sum<{ credited: string | null }[]>('total as credited');
+  const uncharged = Dec.max(0, toDecimal(invoice?.total ?? '0').minus(toDecimal(paymentAmount)));
+  return Dec.min(uncharged, toDecimal(credited ?? '0'));
+}
+
+/**
+ * Settles (paid, no refund) the open credit notes of an invoice that a charge took off, oldest first, within
+ * `budget`; returns the notes with what each had applied. A note applied only in part is left for the caller to
+ * refund the rest of.
+ */
+async function applyCreditNotesToCharge(trx: Knex.Transaction, notes: readonly CreditNoteRow[], budget: Decimal): Promise<Map<string, Decimal>> {
+  const applied = new Map<string, Decimal>();
+  let left = budget;
+  for (const note of notes) {
+    const part = Dec.min(toDecimal(note.total), left);
+    if (!part.isPositive() || part.isZero()) break;
+    left = left.minus(part);
+    applied.set(note.id, part);
+    if (part.equals(toDecimal(note.total))) {
+      await trx('invoices').where({ id: note.id, status: 'open' }).update({ status: 'paid', paid_at: trx.fn.now() });
+    }
+  }
+  return applied;
 }
 
 /**
@@ -218,20 +269,35 @@ export async function insertPendingRefund(
  * Pending refunds for the credit notes of a paid invoice that have none yet, oldest first: each as much of it as the
  * payment still covers once the refunds before it are counted, nothing once the payment is used up. Written in the
  * caller's transaction, which holds the invoice's row lock (marking it paid, or issuing a note against it); the
- * gateway hears of them after the commit (payments/refunds.ts). Two cases only the ingestion of reversals makes:
- * a note issued while its invoice was unpaid (its charge collects the whole total, so the note is refunded once the
- * invoice is paid), and a note larger than what the payment still covers (refunded in part rather than not at all).
+ * gateway hears of them after the commit (payments/refunds.ts). Cases only the ingestion of reversals makes:
+ * a note issued while its invoice was unpaid (the charge collects the total less it, so it is settled here without
+ * a refund; one issued while the charge was already at the gateway for the whole total is refunded), and a note
+ * larger than what the payment still covers (refunded in part rather than not at all).
  */
 export async function refundCreditNotesOfPaidInvoice(trx: Knex.Transaction, invoice: InvoiceRow): Promise<RefundRow[]> {
+  // Open only: a note the charge took off in full is settled (paid) without a refund, and is not owed one.
   const unrefunded: CreditNoteRow[] = await trx('invoices as note')
     .where('note.credited_invoice_id', invoice.id)
     .andWhere('note.kind', CREDIT_NOTE_KIND)
-    .whereNot('note.status', 'void')
+    .andWhere('note.status', 'open')
     .whereNotExists(trx('refunds').whereRaw('refunds.credit_note_id = note.id').select(trx.raw('1')))
-    .orderBy([{ column: 'note.created_at' }, { column: 'note.id' }])
+    .orderBy([{ column: 'note.finalized_at' }, { column: 'note.created_at' }, { column: 'note.id' }])
     .select('note.*');
   if (unrefunded.length === 0) return []; // the usual case: one query
   const payment = await findSucceededPayment(trx, invoice.id);
+  // The charge collected the total less the notes issued before it (chargeInvoice; nothing when they credited it in
+  // full): those notes are settled, not refunded. What it took off and no note was settled with yet: total − payment
+  // − what earlier notes had taken off (their total less their refund; counted high, so a later note is refunded
+  // rather than settled with credit another note already used).
+  const [{ taken }] = await trx('invoices as note')
+    .leftJoin('refunds as r', 'r.credit_note_id', 'note.id')
+    .where('note.credited_invoice_id', invoice.id)
+    .andWhere('note.kind', CREDIT_NOTE_KIND)
+    .whereNot('note.status', 'void')
+    .whereNotIn('note.id', unrefunded.map((note) => note.id))
+    .select<{ taken: string | null }[]>(trx.raw('sum(note.total - coalesce(r.amount, 0)) as taken'));
+  const budget = Dec.max(0, toDecimal(invoice.total).minus(toDecimal(payment?.amount ?? '0')).minus(toDecimal(taken ?? '0')));
+  const applied = await applyCreditNotesToCharge(trx, unrefunded, budget);
   if (!payment) return [];
   // What the payment already gave back: every refund but those of void notes (a refused top-up refund). A refused
   // refund whose amount went to the wallet as credit (settleRefund) counts: it was given, only not in cash.
@@ -243,7 +309,9 @@ export async function refundCreditNotesOfPaidInvoice(trx: Knex.Transaction, invo
   let left = toDecimal(payment.amount).minus(toDecimal(given ?? '0'));
   const refunds: RefundRow[] = [];
   for (const note of unrefunded) {
-    const amount = Dec.min(toDecimal(note.total), left);
+    const owed = toDecimal(note.total).minus(applied.get(note.id) ?? 0);
+    if (owed.isZero()) continue; // taken off the charge in full: settled above
+    const amount = Dec.min(owed, left);
     if (!amount.isPositive() || amount.isZero()) break;
     left = left.minus(amount);
     refunds.push(await insertPendingRefund(trx, { creditNoteId: note.id, invoice, paymentId: payment.id, amount: formatMoney(amount, invoice.currency), reason: note.reason }));

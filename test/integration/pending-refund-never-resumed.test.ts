@@ -43,21 +43,24 @@ async function pendingRefundAfterPayment(): Promise<{ noteId: string; sandbox: S
       finalized_at: new Date(),
     })
     .returning('*');
-  // A credit note (reversed outcomes) issued while the invoice was unpaid: refunded once the invoice is paid.
-  const note = await db.transaction((trx) => insertCreditNote(trx, invoice, { total: '4.00', idempotencyKey: `reversal:${randomUUID()}`, reason: 'outcomes reversed' }));
-
-  // The payment succeeds; the gateway does not answer the refund that follows it.
+  // The payment succeeds; the gateway does not answer the refund that follows it. A credit note (reversed outcomes)
+  // is issued while the charge for the whole total is at the gateway: it is refunded once the invoice is paid (one
+  // issued before the charge is taken off it instead, activities/payments.ts).
   const sandbox = new SandboxGateway(db);
+  let noteId: string | undefined;
   const outage: PaymentGateway = {
-    charge: (request) => sandbox.charge(request),
+    charge: async (request) => {
+      noteId ??= (await db.transaction((trx) => insertCreditNote(trx, invoice, { total: '4.00', idempotencyKey: `reversal:${randomUUID()}`, reason: 'outcomes reversed' }))).id;
+      return sandbox.charge(request);
+    },
     findCharge: (key) => sandbox.findCharge(key),
     refund: async () => {
       throw new GatewayUnavailableError('sandbox: connection reset');
     },
   };
   expect(await createActivities({ db, gateway: outage }).chargeInvoice({ invoiceId: invoice.id, attempt: 1 })).toMatchObject({ outcome: 'succeeded' });
-  expect(await db('refunds').where({ credit_note_id: note.id }).select('status')).toEqual([{ status: 'pending' }]);
-  return { noteId: note.id, sandbox };
+  expect(await db('refunds').where({ credit_note_id: noteId! }).select('status')).toEqual([{ status: 'pending' }]);
+  return { noteId: noteId!, sandbox };
 }
 
 async function refundState(noteId: string) {
