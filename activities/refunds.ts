@@ -30,11 +30,20 @@ export function createRefundActivities(db: Database, gateway: PaymentGateway) {
      */
     async refundCreditTotal(request: RefundCreditTotalRequest): Promise<RefundCreditTotalResult> {
       const written = await refundCreditTotal(db, request.invoiceId);
-      if (!written.refund) return { status: 'not_refundable', detail: written.reason };
-      const settled = written.refund.status === 'pending' ? (await executeRefund(db, gateway, written.refund)).refund : written.refund;
+      if (written.notACreditTotal) {
+        return { status: 'not_refundable', detail: written.notACreditTotal };
+      }
+      if (written.refunds.length === 0) return { status: 'not_refundable', detail: written.unrefunded?.reason ?? null };
+      // Each part is sent under its own key (a retry never refunds it twice), every one before this answers.
+      const settled: RefundRow[] = [];
+      for (const refund of written.refunds) settled.push(refund.status === 'pending' ? (await executeRefund(db, gateway, refund)).refund : refund);
       // Still pending means the gateway could not be reached: fail, so Temporal retries with backoff.
-      if (settled.status === 'pending') throw new GatewayUnavailableError(`refund ${settled.id} is still pending`);
-      return { status: settled.status, detail: settled.failure_code };
+      const pending = settled.find((refund) => refund.status === 'pending');
+      if (pending) throw new GatewayUnavailableError(`refund ${pending.id} is still pending`);
+      // Refunded only in part: the rest stays owed (the invoice open, the janitor tries again).
+      if (written.unrefunded) return { status: 'not_refundable', detail: `refunded in part; ${written.unrefunded.reason}` };
+      const failed = settled.find((refund) => refund.status === 'failed');
+      return failed ? { status: 'failed', detail: failed.failure_code } : { status: 'succeeded', detail: null };
     },
   };
 }

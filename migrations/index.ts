@@ -51,6 +51,7 @@ import * as m0600 from './0600_create_issue_finalized_invoices_function';
 import * as m0610 from './0610_add_idempotency_keys_released_at';
 import * as m0620 from './0620_add_subscriptions_usage_ends_at';
 import * as m0630 from './0630_add_plan_changes_period';
+import * as m0640 from './0640_refunds_one_per_credit_and_refunded_invoice';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -114,6 +115,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0610_add_idempotency_keys_released_at', m0610],
   ['0620_add_subscriptions_usage_ends_at', m0620],
   ['0630_add_plan_changes_period', m0630],
+  ['0640_refunds_one_per_credit_and_refunded_invoice', m0640],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -14,7 +14,7 @@ import {
   RefundableBalance,
   refundableBalance as balanceOf,
 } from '../domain/credit-notes';
-import { Dec, formatMoney, minorUnitExponent, toDecimal } from '../domain/money';
+import { Dec, formatMoney, minorUnitExponent, sumMoney, toDecimal } from '../domain/money';
 import { InvoiceRow, nextInvoiceNumber } from './invoices';
 import { enqueueOutboxEvent, writeAudit } from './outbox';
 import { findSucceededPayment } from './payments';
@@ -248,7 +248,7 @@ export async function issueCreditNote(db: Knex | Knex.Transaction, request: Cred
 /** The refund of a credit note, pending until the gateway answers under its key (`refund:<credit note id>`). */
 export async function insertPendingRefund(
   trx: Knex.Transaction,
-  refund: { readonly creditNoteId: string; readonly invoice: InvoiceRow; readonly paymentId: string; readonly amount: string; readonly reason: string },
+  refund: { readonly creditNoteId: string; readonly invoice: InvoiceRow; readonly paymentId: string; readonly amount: string; readonly reason: string; readonly idempotencyKey?: string },
 ): Promise<RefundRow> {
   const [row] = await trx<RefundRow>('refunds')
     .insert({
@@ -259,7 +259,7 @@ export async function insertPendingRefund(
       currency: refund.invoice.currency,
       reason: refund.reason,
       status: 'pending',
-      idempotency_key: refundIdempotencyKey(refund.creditNoteId),
+      idempotency_key: refund.idempotencyKey ?? refundIdempotencyKey(refund.creditNoteId),
     })
     .returning('*');
   return row;
@@ -400,10 +400,16 @@ export async function settleRefund(db: Knex, refundId: string, settlement: Refun
     }
     const credited = await trx<InvoiceRow>('invoices').where({ id: refund.invoice_id }).first();
     const topUp = credited?.kind === TOP_UP_INVOICE_KIND;
-    const [creditNote] = await trx<CreditNoteRow>('invoices')
-      .where({ id: refund.credit_note_id })
-      .update(settlement.status === 'failed' && topUp ? { status: 'void' } : { status: 'paid', paid_at: trx.fn.now() as unknown as Date })
-      .returning('*');
+    // A credit total refunded across several paid invoices (store/credit-total-refunds.ts) is settled once the last
+    // of its refunds is, and only when they cover it: one refund settled did not pay back the rest.
+    const document = (await trx<CreditNoteRow>('invoices').where({ id: refund.credit_note_id }).forUpdate().first())!;
+    const settledInFull = document.kind === CREDIT_NOTE_KIND || (await creditTotalSettledByRefunds(trx, document));
+    const [creditNote] = settledInFull
+      ? await trx<CreditNoteRow>('invoices')
+          .where({ id: refund.credit_note_id })
+          .update(settlement.status === 'failed' && topUp ? { status: 'void' } : { status: 'paid', paid_at: trx.fn.now() as unknown as Date })
+          .returning('*')
+      : [document];
     let creditedToWallet: string | undefined;
     if (settlement.status === 'failed') {
       // No cash went back: nor does the top-up credit the credit note took back.
@@ -433,6 +439,13 @@ export async function settleRefund(db: Knex, refundId: string, settlement: Refun
   });
 }
 
+/** Whether a credit total's refunds, none still pending, give back all of it (in cash or, refused, as credit). */
+async function creditTotalSettledByRefunds(trx: Knex.Transaction, credit: InvoiceRow): Promise<boolean> {
+  const refunds = await trx<RefundRow>('refunds').where({ credit_note_id: credit.id });
+  if (refunds.some((row) => row.status === 'pending')) return false;
+  return sumMoney(refunds.map((row) => toDecimal(row.amount))).gte(toDecimal(credit.total).negated());
+}
+
 /**
  * A refused refund's amount as wallet credit in the note's currency, with an audit record; returns the amount.
  * Effective from the note's issue, no expiry, not scoped: it pays the customer's next usage like any credit.
@@ -444,7 +457,9 @@ async function creditRefusedRefund(trx: Knex.Transaction, creditNote: CreditNote
     {
       customerId: creditNote.customer_id,
       currency: refund.currency,
-      grantKey: `credit_note:${creditNote.id}`,
+      // One grant per refund: a credit total refunded from several payments has several (the first keeps the key
+      // it always had). Margins recognise these grants by the `credit_note:` prefix.
+      grantKey: refund.idempotency_key === refundIdempotencyKey(creditNote.id) ? `credit_note:${creditNote.id}` : `credit_note:${creditNote.id}:${refund.invoice_id}`,
       source: 'goodwill',
       amount,
       effectiveAt: creditNote.finalized_at ?? new Date(),
@@ -490,6 +505,18 @@ export async function findRefund(db: Db, refundId: string): Promise<RefundRow | 
 /** The refund that carries a credit note's money back (each credit note has exactly one). */
 export async function findRefundOfCreditNote(db: Db, creditNoteId: string): Promise<RefundRow | undefined> {
   return db<RefundRow>('refunds').where({ credit_note_id: creditNoteId }).first();
+}
+
+/**
+ * What a credit's refunds gave back, as its document tells it: a credit note has one refund, a credit total
+ * refunded across several payments one per payment (store/credit-total-refunds.ts), summed here. Pending while any
+ * part is; `failed` when any part was refused (its amount went to the wallet instead).
+ */
+export async function refundOfCredit(db: Db, creditId: string): Promise<Pick<RefundRow, 'status' | 'amount'> | undefined> {
+  const parts = await db<RefundRow>('refunds').where({ credit_note_id: creditId }).select('status', 'amount');
+  if (parts.length === 0) return undefined;
+  const status = parts.some((part) => part.status === 'pending') ? 'pending' : parts.some((part) => part.status === 'failed') ? 'failed' : 'succeeded';
+  return { status, amount: sumMoney(parts.map((part) => toDecimal(part.amount))).toFixed() };
 }
 
 export async function findCreditNote(db: Db, creditNoteId: string): Promise<CreditNoteRow | undefined> {

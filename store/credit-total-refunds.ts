@@ -1,8 +1,8 @@
 /**
  * A credit total paid back. An invoice whose total is negative (an immediate downgrade's proration, an immediate
  * cancellation's credit for unused time, when the credit is larger than what the invoice bills) is money owed to the
- * customer. Before, nothing paid it: the invoice stayed open, negative, for ever. It is now refunded to the payment
- * of the subscription's latest paid invoice for the credited time that still has that much left to refund.
+ * customer. Before, nothing paid it: the invoice stayed open, negative, for ever. It is now refunded to the payments
+ * of the subscription's paid invoices for the credited time, latest first, split when one has too little left.
  *
  * The negative invoice is itself the credit document: its refund row names it where a refund names its credit note
  * (`refunds.credit_note_id`) and no credit note is issued, so the credit is counted once (margins, re-rating and the
@@ -12,64 +12,103 @@
  * balance counts it (store/credit-notes.ts `refundableBalance`), so finance cannot refund the same money again.
  */
 import type { Knex } from 'knex';
-import { formatMoney, toDecimal } from '../domain/money';
-import { CREDIT_NOTE_KIND, insertPendingRefund, refundableBalance, RefundRow } from './credit-notes';
+import type Decimal from 'decimal.js';
+import { Dec, formatMoney, sumMoney, toDecimal } from '../domain/money';
+import { CREDIT_NOTE_KIND, insertPendingRefund, refundableBalance, refundIdempotencyKey, RefundRow } from './credit-notes';
 import type { InvoiceRow } from './invoices';
 import { writeAudit } from './outbox';
 import { findSucceededPayment } from './payments';
 import { TOP_UP_INVOICE_KIND } from './wallet-topups';
 
-export type CreditTotalRefund = { readonly refund: RefundRow } | { readonly refund: null; readonly reason: string };
+/**
+ * The refunds of a credit total (one per paid invoice it was refunded from), and, when they do not cover all of it,
+ * what is still owed and why.
+ */
+export interface CreditTotalRefund {
+  readonly refunds: readonly RefundRow[];
+  /** The first of them (the one under the credit's own key), or null: for callers that read one refund. */
+  readonly refund: RefundRow | null;
+  /** Set when the credited time's paid invoices had less left to refund than the credit: what is still owed. */
+  readonly unrefunded?: { readonly amount: string; readonly reason: string };
+  /** Set when the invoice is not an open credit total at all. */
+  readonly notACreditTotal?: string;
+}
 
 /**
- * The refund of a credit total, written pending in one transaction (the gateway hears of it after the commit), or
- * why there is none. Idempotent: a credit total already refunded returns its refund. The negative invoice's row lock
- * serializes concurrent calls; the refunded invoice's row lock serializes this with finance's refunds of it.
+ * The refunds of a credit total, written pending in one transaction (the gateway hears of them after the commit).
+ * Split across the credited time's paid invoices, latest first, each at most what it has left to refund: before, the
+ * whole credit had to fit one payment, and a period paid by two invoices (period + threshold, or + proration) had
+ * its credit refunded by none, reported for ever. Idempotent: what the credit's refunds already give back (pending,
+ * refunded, or credited to the wallet on a refusal) is not written again; a later call only writes the rest, from
+ * invoices paid since. The negative invoice's row lock serializes concurrent calls; each refunded invoice's row lock
+ * serializes this with finance's refunds of it.
  */
 export async function refundCreditTotal(db: Knex, invoiceId: string): Promise<CreditTotalRefund> {
+  const written = await writeCreditTotalRefunds(db, invoiceId);
+  return { ...written, refund: written.refunds[0] ?? null };
+}
+
+async function writeCreditTotalRefunds(db: Knex, invoiceId: string): Promise<Omit<CreditTotalRefund, 'refund'>> {
   return db.transaction(async (trx) => {
     const invoice = await trx<InvoiceRow>('invoices').where({ id: invoiceId }).forUpdate().first();
     if (!invoice) throw new Error(`no invoice ${invoiceId}`);
-    const existing = await trx<RefundRow>('refunds').where({ credit_note_id: invoice.id }).first();
-    if (existing) return { refund: existing };
-    const amount = toDecimal(invoice.total).negated();
-    if (invoice.kind === CREDIT_NOTE_KIND || invoice.status !== 'open' || !amount.isPositive() || amount.isZero()) {
-      return { refund: null, reason: `invoice ${invoice.number ?? invoice.id} is not an open credit total (${invoice.kind}, ${invoice.status}, ${invoice.total})` };
+    const existing = await trx<RefundRow>('refunds').where({ credit_note_id: invoice.id }).orderBy([{ column: 'created_at' }, { column: 'id' }]);
+    const credit = toDecimal(invoice.total).negated();
+    if (invoice.kind === CREDIT_NOTE_KIND || !credit.isPositive() || credit.isZero()) {
+      return { refunds: existing, notACreditTotal: `invoice ${invoice.number ?? invoice.id} is not a credit total (${invoice.kind}, ${invoice.status}, ${invoice.total})` };
     }
-    const paid = await latestInvoiceRefundableFor(trx, invoice, amount.toFixed());
-    if (!paid) {
-      return { refund: null, reason: `no paid invoice of the subscription for the credited time has ${formatMoney(amount, invoice.currency)} ${invoice.currency} left to refund` };
+    let owed = credit.minus(sumMoney(existing.map((refund) => toDecimal(refund.amount))));
+    if (invoice.status !== 'open' || !owed.isPositive() || owed.isZero()) return { refunds: existing };
+
+    const refunds = [...existing];
+    const used = new Set(existing.map((refund) => refund.invoice_id)); // one refund per credit and refunded invoice
+    for (const paid of await paidInvoicesOfCreditedTime(trx, invoice)) {
+      if (used.has(paid.invoice.id)) continue;
+      const amount = Dec.min(owed, paid.refundable);
+      if (!amount.isPositive() || amount.isZero()) continue;
+      const refund = await insertPendingRefund(trx, {
+        creditNoteId: invoice.id,
+        invoice: paid.invoice,
+        paymentId: paid.paymentId,
+        amount: formatMoney(amount, invoice.currency),
+        reason: `credit of invoice ${invoice.number ?? invoice.id}`,
+        // The first keeps the credit's own key (`refund:<credit id>`, as before the split); the others are keyed by
+        // the invoice they are refunded from, so a retry finds each under the same key.
+        ...(refunds.length === 0 ? {} : { idempotencyKey: `${refundIdempotencyKey(invoice.id)}:${paid.invoice.id}` }),
+      });
+      refunds.push(refund);
+      owed = owed.minus(amount);
+      await writeAudit(trx, {
+        actor: 'billing',
+        action: 'invoice.credit_total_refund_requested',
+        subjectType: 'invoice',
+        subjectId: invoice.id,
+        reason: refund.reason,
+        details: { refundId: refund.id, refundedInvoiceId: paid.invoice.id, refundedInvoiceNumber: paid.invoice.number, amount: refund.amount, currency: refund.currency },
+      });
+      if (owed.isZero()) break;
     }
-    const refund = await insertPendingRefund(trx, {
-      creditNoteId: invoice.id,
-      invoice: paid.invoice,
-      paymentId: paid.paymentId,
-      amount: formatMoney(amount, invoice.currency),
-      reason: `credit of invoice ${invoice.number ?? invoice.id}`,
-    });
-    await writeAudit(trx, {
-      actor: 'billing',
-      action: 'invoice.credit_total_refund_requested',
-      subjectType: 'invoice',
-      subjectId: invoice.id,
-      reason: refund.reason,
-      details: { refundId: refund.id, refundedInvoiceId: paid.invoice.id, refundedInvoiceNumber: paid.invoice.number, amount: refund.amount, currency: refund.currency },
-    });
-    return { refund };
+    if (owed.isZero()) return { refunds };
+    return {
+      refunds,
+      unrefunded: {
+        amount: formatMoney(owed, invoice.currency),
+        reason:
+          refunds.length === 0
+            ? `no paid invoice of the subscription for the credited time has ${formatMoney(owed, invoice.currency)} ${invoice.currency} left to refund`
+            : `the paid invoices of the subscription for the credited time have ${formatMoney(owed, invoice.currency)} ${invoice.currency} too little left to refund (of ${formatMoney(credit, invoice.currency)} ${invoice.currency})`,
+      },
+    };
   });
 }
 
 /**
- * The subscription's latest paid invoice (no credit note, no top-up) whose period overlaps the credit's, with
- * `amount` or more left to refund, row-locked. Only an invoice of the credited time: the fee it credits was paid
+ * The subscription's paid invoices (no credit note, no top-up) whose period overlaps the credit's, latest first,
+ * row-locked, each with what it has left to refund. Only invoices of the credited time: the fee it credits was paid
  * there, and an older invoice's payment is another period's money (the period's own invoice refunded in full by
  * finance already, the credit would have been refunded a second time from last month's).
  */
-async function latestInvoiceRefundableFor(
-  trx: Knex.Transaction,
-  credit: InvoiceRow,
-  amount: string,
-): Promise<{ invoice: InvoiceRow; paymentId: string } | undefined> {
+async function paidInvoicesOfCreditedTime(trx: Knex.Transaction, credit: InvoiceRow): Promise<Array<{ invoice: InvoiceRow; paymentId: string; refundable: Decimal }>> {
   const candidates = await trx<InvoiceRow>('invoices')
     .where({ subscription_id: credit.subscription_id, currency: credit.currency, status: 'paid' })
     .whereNotIn('kind', [CREDIT_NOTE_KIND, TOP_UP_INVOICE_KIND])
@@ -78,12 +117,13 @@ async function latestInvoiceRefundableFor(
     .andWhere('period_end', '>', credit.period_start)
     .orderBy([{ column: 'finalized_at', order: 'desc' }, { column: 'id', order: 'desc' }])
     .select('id');
+  const paid: Array<{ invoice: InvoiceRow; paymentId: string; refundable: Decimal }> = [];
   for (const { id } of candidates) {
     const invoice = (await trx<InvoiceRow>('invoices').where({ id }).forUpdate().first())!;
     const payment = await findSucceededPayment(trx, id);
-    if (payment && (await refundableBalance(trx, id)).remaining.gte(amount)) return { invoice, paymentId: payment.id };
+    if (payment) paid.push({ invoice, paymentId: payment.id, refundable: (await refundableBalance(trx, id)).remaining });
   }
-  return undefined;
+  return paid;
 }
 
 export interface UnrefundedCreditTotalRow {
@@ -94,8 +134,10 @@ export interface UnrefundedCreditTotalRow {
 }
 
 /**
- * Open credit totals finalized before `before` that no refund pays back: issued before credit totals were refunded,
- * or refused then for want of a paid invoice (one may be paid since). What the janitor pays back or reports.
+ * Open credit totals finalized before `before` that their refunds do not pay back in full: issued before credit
+ * totals were refunded, or refused then (in part or whole) for want of a paid invoice with enough left (one may be
+ * paid since). What the janitor pays back or reports. One whose refunds cover it and are still pending is not listed:
+ * the stale pending refunds are sent again on their own.
  */
 export async function listUnrefundedCreditTotals(db: Knex, before: Date, limit: number): Promise<UnrefundedCreditTotalRow[]> {
   return db<InvoiceRow>('invoices as i')
@@ -103,7 +145,7 @@ export async function listUnrefundedCreditTotals(db: Knex, before: Date, limit: 
     .whereNot('i.kind', CREDIT_NOTE_KIND)
     .where('i.total', '<', 0)
     .where('i.finalized_at', '<', before)
-    .whereNotExists(db('refunds').whereRaw('refunds.credit_note_id = i.id').select(db.raw('1')))
+    .whereRaw('coalesce((SELECT sum(r.amount) FROM refunds r WHERE r.credit_note_id = i.id), 0) < -i.total')
     .orderBy('i.finalized_at')
     .limit(limit)
     .select('i.id', 'i.number', 'i.total', 'i.currency');

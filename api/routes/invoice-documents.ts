@@ -12,7 +12,7 @@ import { z } from 'zod';
 import type { Database } from '../../store/database';
 import { findInvoice, InvoiceRow, listInvoiceLines } from '../../store/invoices';
 import { findCustomer } from '../../store/customers';
-import { findRefundOfCreditNote } from '../../store/credit-notes';
+import { refundOfCredit } from '../../store/credit-notes';
 import { buildInvoiceDocument, InvoiceDocument } from '../documents/invoice-document';
 import { renderInvoiceHtml } from '../documents/invoice-html';
 import { renderInvoicePdf } from '../documents/invoice-pdf';
@@ -38,9 +38,9 @@ export function invoiceDocumentsRouter(db: Database): Router {
       listInvoiceLines(db, invoice.id),
       findCustomer(db, invoice.customer_id),
       invoice.credited_invoice_id ? findInvoice(db, invoice.credited_invoice_id) : Promise.resolve(undefined),
-      // A credit note's refund, or a negative invoice's (the refund names it the same way): what the document says
-      // became of the money.
-      findRefundOfCreditNote(db, invoice.id),
+      // A credit note's refund, or a negative invoice's (the refunds name it the same way; one per payment it was
+      // refunded from): what the document says became of the money.
+      refundOfCredit(db, invoice.id),
     ]);
     const doc = buildInvoiceDocument({
       invoice,
