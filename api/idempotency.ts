@@ -171,12 +171,26 @@ export function idempotency(db: Database, options: IdempotencyOptions = {}): Req
 
     let claim = await claimIdempotencyKey(db, principal.keyId, key, hash);
     while (!claim) {
-      const row = await findIdempotencyKey(db, principal.keyId, key);
-      if (row) {
-        claim = await reclaimIdempotencyKey(db, row, hash, { staleAfterMs, expireAfterMs });
+      const read = await findIdempotencyKey(db, principal.keyId, key);
+      if (read) {
+        claim = await reclaimIdempotencyKey(db, read, hash, { staleAfterMs, expireAfterMs });
         if (claim) {
-          if (row.request_hash === hash && !row.completed_at) res.locals[RETRIES_UNFINISHED] = true;
+          if (read.request_hash === hash && !read.completed_at) res.locals[RETRIES_UNFINISHED] = true;
           break;
+        }
+        // Judged by the row as it is now, not as it was read before the takeover attempt: copies of one request sent
+        // at once on an expired (or released, or stale) key all try to take it over, one wins and runs, and the
+        // others, judging by their earlier read, replayed the expired answer (another day's request) or refused the
+        // request now running as a reuse. Gone meanwhile (swept): claim afresh below.
+        const row = await findIdempotencyKey(db, principal.keyId, key);
+        if (!row) {
+          claim = await claimIdempotencyKey(db, principal.keyId, key, hash);
+          continue;
+        }
+        if (row.claim_id !== read.claim_id) {
+          // Taken over since the read: judge that row at the next turn (replay, wait, or refuse a different request).
+          claim = undefined;
+          continue;
         }
         if (row.request_hash !== hash) {
           throw new ApiProblem('idempotency_key_reused', `Idempotency-Key ${key} was used for a different request; use a new key`);

@@ -49,12 +49,21 @@ export interface ImportedSubscription {
 /**
  * Inserts imported subscriptions, already active in their current period, in one statement. An external id
  * imported meanwhile (a concurrent run) is skipped; the ids actually inserted come back.
+ *
+ * Two imports of the same rows at once (a client retrying on a timeout, two API replicas) insert the same rows in
+ * one statement each. Both were answered 500 at times: their rows came in the order their workflow starts completed,
+ * which differs between the two, so each statement waited on a row the other had inserted first (deadlock detected);
+ * and a conflict on the primary key (the id derives from the external id) is no conflict `ON CONFLICT
+ * (external_id)` skips (a unique violation when the other statement is between its two index entries). So the rows
+ * go in one order (by id) and every unique conflict skips the row: an external id is one subscription, whoever
+ * writes it, and the loser's rows are reported `existing`, never lost to a rolled-back statement.
  */
 export async function insertImportedSubscriptions(db: Knex | Knex.Transaction, rows: readonly ImportedSubscription[]): Promise<Set<string>> {
   if (rows.length === 0) return new Set();
+  const ordered = [...rows].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const inserted: { id: string }[] = await db('subscriptions')
     .insert(
-      rows.map((row) => ({
+      ordered.map((row) => ({
         id: row.id,
         external_id: row.externalId,
         customer_id: row.customerId,
@@ -67,7 +76,7 @@ export async function insertImportedSubscriptions(db: Knex | Knex.Transaction, r
         current_period_end: row.currentPeriodEnd,
       })),
     )
-    .onConflict('external_id')
+    .onConflict()
     .ignore()
     .returning('id');
   return new Set(inserted.map((row) => row.id));

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Router } from 'express';
+import type { Request, Router } from 'express';
 import { formatMoney, toDecimal } from '../../domain/money';
 import { executeRefund } from '../../payments/refunds';
 import type { PaymentGateway } from '../../payments/gateway';
@@ -7,7 +7,7 @@ import { CreditNoteRejectedError, CreditNoteRow, issueCreditNote, listCreditNote
 import type { Database } from '../../store/database';
 import { findInvoice } from '../../store/invoices';
 import { findPurchasedCredit, unspentPurchasedCredit } from '../../store/wallet-topups';
-import { answerResumesOnRepeat } from '../idempotency';
+import { answerResumesOnRepeat, keyNamesAnotherRequest, scopedRequestId } from '../idempotency';
 import { ApiProblem } from '../problem';
 import { idempotencyKeyHeader, refundInvoiceBody, uuidParam } from '../schemas';
 import { invoiceJson } from '../serializers';
@@ -37,6 +37,24 @@ function toProblem(error: CreditNoteRejectedError): ApiProblem {
   return new ApiProblem(error.code, error.detail);
 }
 
+const apiKeyIdOf = (req: Request): string | undefined => (req as Request & { apiKey?: { id: string } }).apiKey?.id;
+
+/**
+ * The credit note's key (unique per invoice) for a request's Idempotency-Key: scoped per API key, as every identity
+ * derived from one (api/idempotency.ts). The header was stored as it came: a second integration refunding the same
+ * invoice under the same key value (a deterministic `refund-<order>`) was answered 200 with the first one's credit
+ * note and refunded nothing, or refused as a key reuse; and a header equal to an internal key (a re-rating's credit)
+ * was answered with that credit note. A credit note issued before keys were scoped keeps its key as sent: a retry of
+ * its (pending) refund still finds it instead of refunding a second time; only for a header without a colon (a
+ * UUID, the usual key), so that neither a scoped key nor an internal one (`rerate:<id>`) is ever taken for it.
+ */
+async function creditNoteKey(db: Database, invoiceId: string, apiKeyId: string | undefined, headerKey: string): Promise<string> {
+  const scoped = scopedRequestId(apiKeyId, 'refund', headerKey)!;
+  if (headerKey.includes(':')) return scoped;
+  const notes = await listCreditNotes(db, invoiceId);
+  return notes.some(({ creditNote }) => creditNote.idempotency_key === headerKey) ? headerKey : scoped;
+}
+
 /**
  * Refunds of paid invoices, mounted under /v1/invoices:
  *   POST /:id/refunds {amount, reason}  issues a credit note (series CN) and refunds it through the gateway.
@@ -49,14 +67,16 @@ export function refundsRouter(db: Database, gateway: PaymentGateway): Router {
   routes.post('/:id/refunds', { allow: ['finance'] }, async (req, res) => {
     const body = refundInvoiceBody.parse(req.body);
     const headerKey = req.header('Idempotency-Key');
-    const idempotencyKey = headerKey === undefined ? randomUUID() : idempotencyKeyHeader.parse(headerKey);
     const id = uuidParam.safeParse(req.params.id);
     if (!id.success) throw new ApiProblem('invoice_not_found', `no invoice ${req.params.id}`);
+    const idempotencyKey = headerKey === undefined ? randomUUID() : await creditNoteKey(db, id.data, apiKeyIdOf(req), idempotencyKeyHeader.parse(headerKey));
 
     let issued;
     try {
       issued = await issueCreditNote(db, { invoiceId: id.data, amount: toDecimal(body.amount), reason: body.reason, idempotencyKey, actor: 'api' });
     } catch (error) {
+      // Worded with the key as the caller sent it (the stored one is scoped per API key).
+      if (error instanceof CreditNoteRejectedError && error.code === 'idempotency_key_reused') throw keyNamesAnotherRequest(headerKey, 'a refund of another amount');
       if (error instanceof CreditNoteRejectedError) throw toProblem(error);
       throw error;
     }
