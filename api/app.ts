@@ -3,7 +3,8 @@ import express, { Express } from 'express';
 import type { Database } from '../store/database';
 import { MetricCatalog } from '../store/catalog';
 import { CustomerDirectory } from './customer-directory';
-import { ApiProblem, problemHandler } from './problem';
+import { answerClientErrors, ApiProblem, problemHandler } from './problem';
+import type { Server as HttpServer } from 'node:http';
 import { eventsRouter } from './routes/events';
 import { metricsRouter } from './routes/metrics';
 import { reratesRouter } from './routes/rerates';
@@ -91,6 +92,9 @@ export function createApp(deps: ApiDependencies): Express {
   // Before any handler: log and measure, authenticate and authorize, throttle, then parse and inspect the body
   // (ingestion bodies up to 5 mb, everything else 1 mb), then replay or record Idempotency-Keys.
   app.use(observeRequests(apiMetrics, logger));
+  // RFC 9112 requires Host on HTTP/1.1. Node refused a request without one itself, with a bare 400 and no body
+  // (its requireHostHeader check, turned off in answerClientErrors so that the refusal is a problem here).
+  app.use((req, _res, next) => next(req.httpVersion === '1.1' && req.headers.host === undefined ? new ApiProblem('malformed_request', 'an HTTP/1.1 request must carry a Host header') : undefined));
   app.use(access.middleware);
   if (limits) app.use(rateLimit(new TokenBucketLimiter(limits, deps.accessClock)));
   app.use(requireJsonBodies);
@@ -153,6 +157,10 @@ export function createApp(deps: ApiDependencies): Express {
   // An undeclared route cannot exist: the app does not start until every route says who may call it.
   assertEveryRouteDeclared(app);
   access.learnRoutes(app);
+  // Every server made with app.listen (api/main.ts, scripts/start.ts, tests) answers what Node's HTTP parser refuses
+  // before Express (a URL over 16 KB, a bad request line) with a problem document, not a bare status line.
+  const listen = app.listen.bind(app) as (...args: unknown[]) => HttpServer;
+  app.listen = ((...args: unknown[]) => answerClientErrors(listen(...args))) as Express['listen'];
   return app;
 }
 

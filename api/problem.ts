@@ -1,6 +1,9 @@
 import { isGrpcServiceError, ServiceError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import type { ErrorRequestHandler, Response } from 'express';
+import { STATUS_CODES, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { ZodError } from 'zod';
+import { CostTableMetricMismatch } from '../domain/cost-tables';
 import { SeatProrationError } from '../domain/seat-proration';
 import { causeChain } from './cause-chain';
 import { TemporalDeadlinePassed } from './temporal-deadline';
@@ -72,6 +75,13 @@ const STATUS_BY_CODE = {
   rate_limited: 429,
   unsupported_media_type: 415,
   malformed_request: 400,
+  // answered by Node's HTTP parser before Express (answerClientErrors below): a request line or headers over
+  // --max-http-header-size (16 KB; a long query string), a chunk extension too long, a request not sent in time
+  request_header_fields_too_large: 431,
+  chunk_extensions_too_large: 413,
+  request_timeout: 408,
+  // an Expect header other than 100-continue (Node answers it before Express: checkExpectation)
+  expectation_failed: 417,
   idempotency_request_in_progress: 409,
   not_ready: 503,
   // bounds at the edge (issue 11): a charge its metric cannot feed
@@ -138,20 +148,74 @@ const RETRY_AFTER_SECONDS: Partial<Record<ProblemCode, number>> = {
   subscription_needs_attention: 300,
 };
 
+/** The RFC 9457 document of a problem. */
+function problemDocument(problem: ApiProblem): Record<string, unknown> {
+  return {
+    type: `https://meterloop.dev/problems/${problem.code}`,
+    title: problem.code.replace(/_/g, ' '),
+    status: problem.status,
+    code: problem.code,
+    detail: problem.detail,
+    ...(problem.errors ? { errors: problem.errors } : {}),
+  };
+}
+
 export function sendProblem(res: Response, problem: ApiProblem): void {
   const retryAfter = RETRY_AFTER_SECONDS[problem.code];
   if (retryAfter !== undefined && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', String(retryAfter));
-  res
-    .status(problem.status)
-    .type('application/problem+json')
-    .json({
-      type: `https://meterloop.dev/problems/${problem.code}`,
-      title: problem.code.replace(/_/g, ' '),
-      status: problem.status,
-      code: problem.code,
-      detail: problem.detail,
-      ...(problem.errors ? { errors: problem.errors } : {}),
-    });
+  res.status(problem.status).type('application/problem+json').json(problemDocument(problem));
+}
+
+/** The problem for an error Node's HTTP parser raised before there was a request (the codes Node itself maps). */
+export function clientErrorProblem(error: { code?: unknown }): ApiProblem {
+  switch (error.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new ApiProblem('request_header_fields_too_large', 'the request line and headers may take at most 16 KB together; send long filters in fewer or shorter parameters');
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return new ApiProblem('chunk_extensions_too_large', 'the chunked body carries chunk extensions that are too large');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new ApiProblem('request_timeout', 'the request was not received in time');
+    default:
+      return new ApiProblem('malformed_request', 'the request is not valid HTTP/1.1 (request line, header or body framing)');
+  }
+}
+
+/**
+ * Errors Node's HTTP parser answers before Express sees a request (a URL or headers over 16 KB, a bad request line
+ * or header, broken chunked framing, a request timeout) got Node's bare status line with no body: the one answer
+ * of the API that was not application/problem+json with a code. Node lets a 'clientError' listener write the
+ * response to the socket itself; this writes the same problem document Express would, then closes the connection
+ * (the parser cannot go on after such an error).
+ */
+export function answerClientErrors(server: HttpServer): HttpServer {
+  // Node answers an HTTP/1.1 request without Host with a bare 400 before any listener sees it; the server option
+  // requireHostHeader (stored on the server as this property) hands it to the app, which refuses it as a problem.
+  (server as HttpServer & { requireHostHeader?: boolean }).requireHostHeader = false;
+  server.on('clientError', (error: Error & { code?: unknown }, socket: Duplex) => {
+    // As Node's default: nothing to answer on a reset or closed socket, or after a response has begun on it.
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const problem = clientErrorProblem(error);
+    const body = JSON.stringify(problemDocument(problem));
+    socket.end(
+      `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status] ?? 'Error'}\r\n` +
+        'Content-Type: application/problem+json; charset=utf-8\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        'Connection: close\r\n\r\n' +
+        body,
+    );
+  });
+  // An Expect header other than 100-continue: without a listener Node answers a bare 417 before Express.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const problem = new ApiProblem('expectation_failed', `the Expect header (${String(req.headers.expect).slice(0, 100)}) is not supported; only 100-continue is`);
+    const body = JSON.stringify(problemDocument(problem));
+    res.writeHead(problem.status, { 'Content-Type': 'application/problem+json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+    res.end(body);
+  });
+  return server;
 }
 
 export function fromZodError(error: ZodError): ApiProblem {
@@ -213,6 +277,8 @@ export const problemHandler: ErrorRequestHandler = (error: unknown, _req, res, _
   if (unavailable) return sendProblem(res, unavailable);
   if (error instanceof ZodError) return sendProblem(res, fromZodError(error));
   // A read that rates seats (usage preview, entitlements) before the missing change arrived: a state, not our bug.
+  // A cost table on a metric no table can cost (store/cost-tables.ts refuses it before writing).
+  if (error instanceof CostTableMetricMismatch) return sendProblem(res, new ApiProblem('invalid_cost_table', error.message, [{ path: 'metric', message: error.message }]));
   if (error instanceof SeatProrationError) return sendProblem(res, new ApiProblem('seat_level_negative', `the seat level cannot be rated yet: ${error.message}`));
   const bodyParserError = error as { type?: string };
   if (bodyParserError?.type === 'entity.parse.failed') return sendProblem(res, new ApiProblem('malformed_json', 'the request body is not valid JSON'));

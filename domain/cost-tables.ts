@@ -34,14 +34,52 @@ export interface CostSegment {
   readonly unitCost: string | null;
 }
 
+/**
+ * Why no cost table can ever cost a metric's usage; null when one can. Only a count or a non-negative sum splits
+ * into per-event shares a table costs at each event's date (store/usage.ts reads tables for those only, and a
+ * cost_plus charge needs one: domain/charge-metric-fit.ts). A table on any other metric was stored and then silently
+ * ignored: margins costed the metric at its flat unit_cost while finance believed the table applied.
+ */
+export function costTableMetricProblem(metric: { readonly code: string; readonly aggregation: string; readonly allowNegative: boolean }): string | null {
+  if (metric.aggregation !== 'count' && metric.aggregation !== 'sum') {
+    return `metric ${metric.code} is a ${metric.aggregation} metric: only count and sum metrics have per-event units a cost table can cost`;
+  }
+  if (metric.allowNegative) return `metric ${metric.code} allows negative values: a cost table cannot cost negative usage`;
+  return null;
+}
+
+/** Thrown by the store before it writes a cost table no usage of its metric can ever be costed with. */
+export class CostTableMetricMismatch extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CostTableMetricMismatch';
+  }
+}
+
 /** At most this many entries per table: resolution is 2^d lookups whatever the size, validation is not. */
 const MAX_ENTRIES = 5000;
+
+/** The instants a table may take effect at: years 0001-9999 in UTC. */
+const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * Whether an instant survives the trip through Postgres and back as costing sends it (toISOString, then
+ * ::timestamptz). "0000-01-01T00:00:00Z" (stored as 1 BC, read back as year 0), "0000-01-01T00:00:00+01:00" (year
+ * -1) and "9999-12-31T23:59:59-14:00" (year 10000) passed the API's RFC 3339 check, were stored, and then every
+ * costing of the metric failed: toISOString writes "0000-...", "-000001-..." or "+010000-...", which Postgres
+ * refuses (22007/22008), so the period close of every subscription charging the metric needed attention.
+ */
+function instantRoundTrips(at: number): boolean {
+  return at >= FIRST_INSTANT && at <= LAST_INSTANT;
+}
 
 /** Why a cost table is unusable against its metric's group_by; empty when valid. */
 export function validateCostTable(table: CostTable, groupBy: readonly string[]): string[] {
   if (table === null || typeof table !== 'object') return ['cost table must be an object'];
   const errors: string[] = [];
   if (typeof table.effectiveFrom !== 'string' || Number.isNaN(Date.parse(table.effectiveFrom))) errors.push('effective_from must be an RFC 3339 instant');
+  else if (!instantRoundTrips(Date.parse(table.effectiveFrom))) errors.push('effective_from must fall between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z');
   if (!Array.isArray(table.entries) || table.entries.length === 0) return [...errors, 'costs must be a non-empty list'];
   if (table.entries.length > MAX_ENTRIES) return [...errors, `costs may hold at most ${MAX_ENTRIES} entries`];
   const seen = new Map<string, number>();

@@ -49,12 +49,21 @@ export function thresholdAmount(thresholds: UsageThresholds, index: number): Dec
   return amount === undefined ? null : toDecimal(amount);
 }
 
-/** The highest threshold the accrued amount has reached (1-based), 0 when none. */
+/**
+ * The highest threshold index there is: `invoices.threshold_index` is an int4. With `every` the index is accrued /
+ * every, unbounded (every "0.01" on 21,474,836.48 USD passes it), and an index the column refuses made the threshold
+ * activity fail on every retry (22003): the subscription needed attention and its billing stopped. Capped instead:
+ * the capped threshold's invoice bills all that accrued (the amount is accrued minus earlier invoices, never
+ * index x every), later thresholds are not invoiced (none is above the cap), and the closing invoice bills the rest.
+ */
+export const MAX_THRESHOLD_INDEX = 2_147_483_647;
+
+/** The highest threshold the accrued amount has reached (1-based, at most MAX_THRESHOLD_INDEX), 0 when none. */
 export function highestThresholdReached(thresholds: UsageThresholds, accrued: string | Decimal): number {
   const amount = toDecimal(accrued);
   if ('every' in thresholds) {
     const step = toDecimal(thresholds.every);
-    return step.lte(0) || amount.lt(step) ? 0 : amount.div(step).floor().toNumber();
+    return step.lte(0) || amount.lt(step) ? 0 : Decimal.min(amount.div(step).floor(), MAX_THRESHOLD_INDEX).toNumber();
   }
   let reached = 0;
   thresholds.amounts.forEach((threshold, index) => {

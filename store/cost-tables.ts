@@ -4,7 +4,7 @@
  */
 import type { Knex } from 'knex';
 import { combinationOf, dimensionKey } from '../domain/dimensions';
-import { CostTableIndex, costSegments, mergeSegments, type CostEntry, type CostSegment, type CostTable } from '../domain/cost-tables';
+import { CostTableIndex, CostTableMetricMismatch, costSegments, costTableMetricProblem, mergeSegments, type CostEntry, type CostSegment, type CostTable } from '../domain/cost-tables';
 import type { MetricRow } from './catalog';
 import { scopeSql } from './dimension-usage';
 import { aggregationSql, numericTextFor, type UsageScope } from './usage';
@@ -27,6 +27,11 @@ export const toCostTable = (row: Pick<CostTableRow, 'effective_from' | 'entries'
  * stored one (the caller decides whether the request was a replay of it or a conflicting one).
  */
 export async function insertCostTable(db: Db, table: { metricCode: string; effectiveFrom: Date; entries: readonly CostEntry[]; createdBy: string }): Promise<{ row: CostTableRow; created: boolean }> {
+  // Checked here, where every table is written, so no caller can store a table nothing will ever read (a metric's
+  // aggregation and allow_negative never change once it exists). Nothing is written when it is refused.
+  const metric = await db<MetricRow>('billable_metrics').where({ code: table.metricCode }).first('code', 'aggregation', 'allow_negative');
+  const problem = metric && costTableMetricProblem({ code: metric.code, aggregation: metric.aggregation, allowNegative: metric.allow_negative });
+  if (problem) throw new CostTableMetricMismatch(problem);
   const [created] = await db<CostTableRow>('metric_cost_tables')
     .insert({ metric_code: table.metricCode, effective_from: table.effectiveFrom, entries: JSON.stringify(table.entries) as unknown as CostEntry[], created_by: table.createdBy })
     .onConflict(['metric_code', 'effective_from'])
