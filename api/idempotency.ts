@@ -111,6 +111,27 @@ export function answerResumesOnRepeat(res: Response): void {
   res.locals[RESUMES_ON_REPEAT] = true;
 }
 
+const SECRET_FIELDS = 'idempotencySecretFields';
+
+/**
+ * For a route whose answer carries a secret shown once (a new API key, a usage token): the answer is stored with
+ * those top-level fields set to null. Stored whole, the idempotency table (kept 24 hours) held the credential in
+ * clear, where the key table holds only its hash. A repeat is answered with that document (the same key's id, no
+ * secret: it was shown once); a client that lost the first answer revokes the key and creates another.
+ */
+export function answerHoldsSecrets(res: Response, fields: readonly string[]): void {
+  res.locals[SECRET_FIELDS] = fields;
+}
+
+/** The answer as stored: the fields a route named secret set to null (`answerHoldsSecrets`). */
+function storedBody(res: Response, text: string): string {
+  const fields = res.locals[SECRET_FIELDS] as readonly string[] | undefined;
+  if (!fields) return text;
+  const document = JSON.parse(text) as Record<string, unknown>;
+  for (const field of fields) if (field in document) document[field] = null;
+  return JSON.stringify(document);
+}
+
 const RETRIES_UNFINISHED = 'idempotencyRetriesUnfinished';
 
 /**
@@ -148,7 +169,7 @@ export function idempotency(db: Database, options: IdempotencyOptions = {}): Req
       // An answer that says when to try again (Retry-After: 409 period_opening, 429) is no final answer: the same
       // request with the same key is carried out later, instead of replaying the refusal until the key expires.
       const final = storable(status) && !res.hasHeader('Retry-After') && res.locals[RESUMES_ON_REPEAT] !== true;
-      const write = final ? completeIdempotencyKey(db, claim, status, text) : releaseIdempotencyKey(db, claim);
+      const write = final ? completeIdempotencyKey(db, claim, status, storedBody(res, text)) : releaseIdempotencyKey(db, claim);
       void write
         .catch((error: unknown) => log({ level: 'error', msg: 'could not record an idempotent response', key: claim.key, error: String(error) }))
         .finally(() => send(body));

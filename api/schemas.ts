@@ -556,11 +556,13 @@ export const apiKeyResponse = z.object({
   last_used_at: nullableInstant,
   created_at: nullableInstant,
 });
-export const createdApiKeyResponse = apiKeyResponse.extend({ key: z.string().meta({ description: 'The secret: shown here once, never again.' }) });
+export const createdApiKeyResponse = apiKeyResponse.extend({
+  key: z.string().nullable().meta({ description: 'The secret: shown here once, never again. null in a replay of the request under the same Idempotency-Key (the secret is not stored).' }),
+});
 
 export const usageTokenResponse = z.object({
   id: z.uuid(),
-  token: z.string(),
+  token: z.string().nullable().meta({ description: 'The token: shown here once. null in a replay of the request under the same Idempotency-Key (it is not stored).' }),
   customer_id: z.uuid(),
   expires_at: nullableInstant,
   scope: z.string(),

@@ -3,6 +3,7 @@ import { ApiKeyRow, createApiKey, createAuditedApiKey, deleteUsageTokensExpiredB
 import type { Database } from '../../store/database';
 import { findCustomer } from '../../store/customers';
 import { accessOf } from '../access';
+import { answerHoldsSecrets } from '../idempotency';
 import type { ApiKeyAuthenticator } from '../authentication';
 import { ApiProblem } from '../problem';
 import { createApiKeyBody, createUsageTokenBody, listApiKeysQuery, revokeApiKeyBody, uuidParam } from '../schemas';
@@ -51,6 +52,7 @@ export function apiKeysRouter(db: Database, authenticator: ApiKeyAuthenticator):
       },
       { actor: actorOf(res), details: { name: body.name, role: body.role, expiresAt: body.expires_at ?? null } },
     );
+    answerHoldsSecrets(res, ['key']);
     res.status(201).json({ ...apiKeyJson(created.row), key: created.key });
   });
 
@@ -93,6 +95,7 @@ export function usageTokensRouter(db: Database): Router {
       createdBy: accessOf(res)?.principal?.keyId ?? null,
       expiresAt: new Date(Date.now() + body.expires_in * 1000),
     });
+    answerHoldsSecrets(res, ['token']);
     res.status(201).json({
       id: row.id,
       token: key,

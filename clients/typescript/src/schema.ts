@@ -1330,8 +1330,8 @@ export interface components {
             expires_at: string | null;
             /** Format: uuid */
             id: string;
-            /** @description The secret: shown here once, never again. */
-            key: string;
+            /** @description The secret: shown here once, never again. null in a replay of the request under the same Idempotency-Key (the secret is not stored). */
+            key: string | null;
             last_used_at: string | null;
             name: string;
             prefix: string;
@@ -2346,7 +2346,8 @@ export interface components {
             /** Format: uuid */
             id: string;
             scope: string;
-            token: string;
+            /** @description The token: shown here once. null in a replay of the request under the same Idempotency-Key (it is not stored). */
+            token: string | null;
         };
         WalletGrantResponse: {
             amount: string | null;
