@@ -21,6 +21,7 @@ const NAMED_SQLSTATES: Record<string, string> = {
   '23502': 'not_null_violation',
   '23503': 'foreign_key_violation',
   '23514': 'check_violation',
+  '54000': 'program_limit_exceeded',
 };
 
 /**
@@ -40,6 +41,9 @@ export function deterministicFailureType(error: unknown): string | null {
     if (DUPLICATE_CONFLICTS.has(sqlState)) return null;
     if (sqlState.startsWith('22')) return NAMED_SQLSTATES[sqlState] ?? 'data_exception';
     if (sqlState.startsWith('23')) return NAMED_SQLSTATES[sqlState] ?? 'integrity_constraint_violation';
+    // A value past a limit of Postgres itself (an index entry over 2704 bytes, a statement too complex): the same
+    // input fails the same way. Left retryable, such an activity was retried for ever and billing stopped silently.
+    if (sqlState.startsWith('54')) return NAMED_SQLSTATES[sqlState] ?? 'program_limit_exceeded';
     return null; // connection (08), serialization and deadlock (40), resources (53), shutdown (57)...
   }
   // Thrown by domain/ on a value it cannot read (a non-decimal string, an unknown currency): the data is wrong.

@@ -18,6 +18,8 @@ test.each([
   ['23502', 'not_null_violation'],
   ['23514', 'check_violation'],
   ['23000', 'integrity_constraint_violation'],
+  ['54000', 'program_limit_exceeded'],
+  ['54001', 'program_limit_exceeded'],
 ])('Postgres %s (bad data) is non-retryable: %s', (sqlState, type) => {
   const failure = classifyFailure(postgresError(sqlState, 'insert into "invoice_lines" ... - value out of range'));
   expect(failure).toBeInstanceOf(ApplicationFailure);
