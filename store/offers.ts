@@ -82,3 +82,40 @@ export async function answerOpenOffer(db: Knex, answer: OfferAnswer): Promise<vo
     });
   });
 }
+
+/**
+ * The retention discount (percent off) the period invoice opening at `invoicePeriodStart` will give its lines, or
+ * null: what the figures shown before that invoice (the usage projection, the wallet's pending usage) take off the
+ * usage it bills, so they say what the invoice will bill. The workflow keeps the discount in its state (percent off
+ * the next `periods` period invoices from the acceptance); from the database it is the subscription's latest
+ * accepted retention offer, less the period invoices written since. Every period invoice starting after the offer
+ * was made was written after the answer (a period ending while an offer is open waits for it) and used one period,
+ * discount line or not (void ones included: the workflow counted them when it wrote them). The one period invoice
+ * that can start before the offer and still be written after the answer is the one whose period the offer was made
+ * in, when it was made in the usage grace window after its start: it used one when it carries the discount. A
+ * subscription cancelled at its period's end gets a closing invoice instead, which the workflow gives no discount.
+ */
+export async function retentionDiscountOnPeriodInvoice(db: Knex, subscriptionId: string, invoicePeriodStart: Date): Promise<string | null> {
+  // Cancelled at the period's end after all: no period invoice comes, and the closing invoice gives no discount.
+  const subscription: { status: string } | undefined = await db('subscriptions').where({ id: subscriptionId }).first('status');
+  if (!subscription || subscription.status === 'pending_cancellation' || subscription.status === 'canceled') return null;
+  const offer: { offered_at: Date; terms: { percentOff?: unknown; periods?: unknown } } | undefined = await db('customer_offers')
+    .where({ subscription_id: subscriptionId, kind: 'retention', answer: 'accepted' })
+    .andWhere('offered_at', '<', invoicePeriodStart)
+    .orderBy('offered_at', 'desc')
+    .first('offered_at', 'terms');
+  if (!offer || typeof offer.terms.percentOff !== 'string' || typeof offer.terms.periods !== 'number') return null;
+  const [{ used }] = await db('invoices as i')
+    .where({ 'i.subscription_id': subscriptionId, 'i.kind': 'period' })
+    .andWhere('i.period_start', '<', invoicePeriodStart)
+    .andWhere((written) =>
+      written.where('i.period_start', '>', offer.offered_at).orWhere((opening) =>
+        opening
+          .where('i.period_start', '<=', offer.offered_at)
+          .andWhere('i.period_end', '>', offer.offered_at)
+          .whereExists(db('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere('l.kind', 'discount').andWhereRaw("l.breakdown ->> 'percentOff' = ?", [offer.terms.percentOff as string]).select(db.raw('1'))),
+      ),
+    )
+    .count({ used: '*' });
+  return Number(used) < offer.terms.periods ? offer.terms.percentOff : null;
+}

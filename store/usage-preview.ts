@@ -11,6 +11,19 @@ import { cachedMetricsByCode } from './read-caches';
 import { aggregateMetric, ChargeUsage, MeteredMetrics, usageForCharges, UsageScope } from './usage';
 
 /**
+ * While paused no period ends: the resume moves the period's end later by the paused time, and the period's invoice
+ * bills the usage sent meanwhile (a plan that bills usage while paused), also past the end the row still shows. The
+ * open usage of a paused subscription so runs on past that end: counted only to it, the projection said 100.00 where
+ * the invoice billed 200.00 for the same usage.
+ */
+const OPEN_WHILE_PAUSED = new Date('9999-01-01T00:00:00Z');
+
+/** Whether the shown period's open usage runs on past its end until its invoice (see OPEN_WHILE_PAUSED). */
+export function billedPastShownEnd(status: string): { pausedPastEnd: boolean } {
+  return { pausedPastEnd: status === 'paused' };
+}
+
+/**
  * The open (not yet closed) usage of a customer in [from, to), per metric of the plan's usage charges:
  * what the real-time usage page and cost preview rate with the same function as the invoice.
  *
@@ -26,9 +39,21 @@ export async function openUsageForCharges(
   charges: readonly Charge[],
   from: Date,
   to: Date,
+  /** Paused (billedPastShownEnd): the usage runs on past `to`, the shown period's end. */
+  options: { readonly pausedPastEnd?: boolean } = {},
 ): Promise<ChargeUsage[]> {
   const metered = await meteredMetricsCached(db, charges);
   const scope: UsageScope = { kind: 'unclaimed', customerId, from, to };
+  if (options.pausedPastEnd) {
+    // Read from the events: running totals are kept per window, and ingestion would keep one without an end up to
+    // date for good. A seat metric stays prorated over the shown period (its length is what its levels are weighed
+    // by; an open end would weigh them by nothing).
+    const prorated = metered.metrics.filter(({ metric }) => isProratedAggregation(metric.aggregation)).map(({ metric }) => metric.code);
+    // One after the other: `db` may be a transaction (the balance watch reads the available balance in one).
+    const open = await usageForCharges(db, { ...metered, metrics: metered.metrics.filter(({ metric }) => !prorated.includes(metric.code)) }, { ...scope, to: OPEN_WHILE_PAUSED });
+    const seats = prorated.length ? await openUsageForCharges(db, customerId, charges.filter((charge) => prorated.includes(charge.metricCode)), from, to) : [];
+    return [...open, ...seats];
+  }
   // A cost_plus price costs each event at its own time (store/cost-tables.ts): no running total holds that split.
   if (charges.some(pricesCostPlus)) return usageForCharges(db, metered, scope);
   const readsRaw = ({ metric, withEventValues }: (typeof metered.metrics)[number]): boolean =>

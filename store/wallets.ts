@@ -3,7 +3,7 @@
  * entry written with the new balance in one transaction, the wallet row locked, so the balance is always the
  * ledger's running sum. Entry keys make each change idempotent: a retried activity finds what it already wrote.
  */
-import { stretchCreditBucket } from '../domain/allowances';
+import { stretchAllowances } from '../domain/allowances';
 import type { Knex } from 'knex';
 import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
 import type { Charge } from '../domain/rating';
@@ -11,10 +11,13 @@ import { rateDimensionalUsage } from '../domain/dimensions';
 import type { PlanSettings } from '../domain/plan-terms';
 import { billedByThresholds, usageThresholdsOf } from '../domain/progressive-billing';
 import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState, UsageSpan } from '../domain/wallet';
-import { entitledSubscriptions } from './entitlements';
 import { allowanceShareOf, closureAllowanceShare, openStretchOf } from './plan-changes';
 import { billedThresholds, listThresholdInvoices } from './threshold-invoices';
-import { openUsageForCharges } from './usage-preview';
+import { billedPastShownEnd, openUsageForCharges } from './usage-preview';
+import { retentionDiscountOnPeriodInvoice } from './offers';
+import { discountLine } from '../domain/proration';
+import { walletPayableCharges } from '../domain/wallet-invoice';
+import { DraftInvoiceLine, ratedLinesForPeriod, recurringFee } from '../domain/invoice';
 import { usageForCharges } from './usage';
 
 type Db = Knex | Knex.Transaction;
@@ -425,9 +428,10 @@ export async function availableBalance(db: Knex, customerId: string, currency: s
 
 /** The rated usage of the customer's open periods in a currency (what the next invoices will draw), and since when. */
 export async function pendingUsageCost(db: Knex, customerId: string, currency: string): Promise<{ cost: Dec; since: Date | null }> {
-  const subscriptions = (await entitledSubscriptions(db, [customerId])).filter((row) => row.currency === currency && row.periodStart && row.periodEnd);
-  let cost = ZERO;
+  const subscriptions = await invoicedSubscriptions(db, customerId, currency);
   let since: Date | null = null;
+  /** What each stretch's invoice will ask the wallet to pay (walletPayableCharges), and when its usage accrued. */
+  const payable: { charges: CreditCharge[]; during: UsageSpan }[] = [];
   for (const subscription of subscriptions) {
     // From an immediate plan change within the period: its proration invoice billed (and drew for) the usage before
     // it. An event stamped before it that arrives later is late usage, which no wallet draw pays (docs/wallets.md).
@@ -439,38 +443,102 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
     // draw took it down again: a balance watch in that gap re-armed auto-recharge, and the draw crossed again (a
     // second recharge and webhook for one crossing). It stays pending, rated from its claimed events, until drawn.
     const unbilled = await unbilledClosures(db, subscription.subscriptionId, subscription.periodStart!);
-    const stretches: { start: Date; closeId: string | null; planId: string | null }[] = unbilled.map((closure) => ({
+    const stretches: { start: Date; end: Date; closeId: string | null; planId: string | null }[] = unbilled.map((closure) => ({
       start: new Date(closure.period_start),
+      end: new Date(closure.period_end),
       closeId: String(closure.id),
       planId: closure.plan_id,
     }));
-    if (!stretches.some((stretch) => stretch.start.getTime() === from.getTime())) stretches.push({ start: from, closeId: null, planId: open.planId });
+    if (!stretches.some((stretch) => stretch.start.getTime() === from.getTime())) stretches.push({ start: from, end: subscription.periodEnd!, closeId: null, planId: open.planId });
     for (const stretch of stretches) {
-      const plan: { charges: Charge[]; settings: PlanSettings } = stretch.planId
-        ? await db('plans').where('plans.id', stretch.planId).first('plans.charges', 'plans.settings')
-        : await db('plans').join('subscriptions', 'subscriptions.plan_id', 'plans.id').where('subscriptions.id', subscription.subscriptionId).first('plans.charges', 'plans.settings');
+      const plan: { charges: Charge[]; settings: PlanSettings; flat_fee: string } = stretch.planId
+        ? await db('plans').where('plans.id', stretch.planId).first('plans.charges', 'plans.settings', 'plans.flat_fee')
+        : await db('plans').join('subscriptions', 'subscriptions.plan_id', 'plans.id').where('subscriptions.id', subscription.subscriptionId).first('plans.charges', 'plans.settings', 'plans.flat_fee');
       const charges = plan.charges.filter((charge) => charge.price.model !== 'flat');
       if (charges.length === 0) continue;
       const usage = stretch.closeId
         ? await usageForCharges(db, charges, { kind: 'claimed', closeId: stretch.closeId })
-        : await openUsageForCharges(db, customerId, charges, stretch.start, subscription.periodEnd!);
+        : await openUsageForCharges(db, customerId, charges, stretch.start, subscription.periodEnd!, billedPastShownEnd(subscription.status));
       // The invoice's rating function: a dimensional charge is priced per combination, not by its representative price.
-      // The stretch's share of the bucket when a plan change cut the period, as its invoice will apply it.
+      // The stretch's share of the allowances when a plan change cut the period, as its invoice will apply them: the
+      // bucket and the minimum commitment, whose true-up the invoice's draw pays as it pays usage (walletPayableCharges).
+      // Rated with the bucket only, a 50.00 commitment with 10.00 of usage showed 190.00 available of 200.00 where the
+      // invoice drew 50.00 and left 150.00.
       const share = stretch.closeId ? await closureAllowanceShare(db, stretch.closeId) : await allowanceShareOf(db, subscription.subscriptionId, { start: stretch.start, end: null });
-      const rated = rateDimensionalUsage({ currency, charges, usage, creditBucket: stretchCreditBucket(plan.settings, currency, share) });
+      const rated = rateDimensionalUsage({ currency, charges, usage, ...stretchAllowances({ currency, flat_fee: plan.flat_fee, charges: plan.charges, settings: plan.settings }, share) });
       const billed = usageThresholdsOf(plan.settings) ? await billedOnThresholdInvoices(db, subscription.subscriptionId, stretch.start, currency) : ZERO;
-      cost = cost.plus(Dec.max(toDecimal(rated.usageTotal).minus(toDecimal(rated.creditApplied)).minus(billed), ZERO));
+      // A retention discount on the invoice that bills the stretch (the period's invoice opening at its end) lowers
+      // what the wallet pays of it: the draw's own rule over the same lines (walletPayableCharges, the discount line
+      // as the invoice computes it; threshold credits after it). Left out, the available balance showed 100.00 of
+      // usage pending where the invoice drew 70.00 (30 % off).
+      const percentOff = await retentionDiscountOnPeriodInvoice(db, subscription.subscriptionId, stretch.end);
+      const span = { start: stretch.start.toISOString(), end: stretch.end.toISOString() };
+      // The invoice computes its one discount line over the next period's fee and the usage together (rounded once):
+      // the fee is in the base here too, so the usage's share (what the wallet pays) is the invoice's to the cent.
+      const fee: DraftInvoiceLine = { kind: 'flat_fee', description: 'fee', metricCode: null, quantity: '1', amount: formatMoney(toDecimal(recurringFee(String(plan.flat_fee), plan.charges)), currency), periodStart: span.end, periodEnd: span.end, breakdown: {} };
+      const lines: DraftInvoiceLine[] = [fee, ...ratedLinesForPeriod(rated.lines, span)];
+      const discount = percentOff ? discountLine(lines, percentOff, currency, span) : null;
+      if (discount) lines.push(discount);
+      if (billed.gt(ZERO)) lines.push({ ...fee, kind: 'threshold_credit', description: 'Billed on threshold invoices', amount: formatMoney(billed.neg(), currency) });
+      payable.push({ charges: walletPayableCharges(lines, currency), during: { from: stretch.start, to: stretch.end } });
       if (!since || stretch.start < since) since = stretch.start;
     }
   }
-  return { cost, since };
+  return { cost: await walletWouldDraw(db, customerId, currency, payable), since };
+}
+
+/**
+ * The customer's subscriptions in the currency whose open usage an invoice will still bill (and the wallet draw for):
+ * every one in a period but scheduled and canceled ones. The entitlement list (active, trialing, past due) left out a
+ * paused subscription and one cancelling at its period's end, whose period and closing invoices draw all the same:
+ * their usage was pending nowhere, and the available balance rose by it until the invoice took it down again.
+ */
+async function invoicedSubscriptions(db: Knex, customerId: string, currency: string): Promise<{ subscriptionId: string; status: string; periodStart: Date; periodEnd: Date }[]> {
+  const rows: { id: string; status: string; current_period_start: Date; current_period_end: Date }[] = await db('subscriptions as s')
+    .join('plans as p', 'p.id', 's.plan_id')
+    .where({ 's.customer_id': customerId, 'p.currency': currency })
+    .whereNotIn('s.status', ['scheduled', 'canceled'])
+    .whereNotNull('s.current_period_start')
+    .whereNotNull('s.current_period_end')
+    .orderBy('s.start_at', 'desc')
+    .select('s.id', 's.status', 's.current_period_start', 's.current_period_end');
+  return rows.map((row) => ({ subscriptionId: row.id, status: row.status, periodStart: row.current_period_start, periodEnd: row.current_period_end }));
+}
+
+/**
+ * What the wallet's draws would take for these charges if their invoices were written now: the draw's own rule
+ * (drawCredits over the grants and the overdraft, as applyWalletCredits), stretch after stretch on what the earlier
+ * ones left. Usage no grant may pay (a grant scoped to other metrics, one not in effect during the usage) and usage
+ * past the overdraft is billed in cash, not drawn: counted as pending, it showed 190.00 available where the invoice
+ * drew nothing and the wallet kept 200.00. Without a wallet, all of it (nothing would be drawn).
+ */
+async function walletWouldDraw(db: Knex, customerId: string, currency: string, payable: readonly { charges: CreditCharge[]; during: UsageSpan }[]): Promise<Dec> {
+  const all = payable.reduce((sum, entry) => entry.charges.reduce((total, charge) => total.plus(toDecimal(charge.amount)), sum), ZERO);
+  const wallet = await findWallet(db, customerId, currency);
+  if (!wallet || all.isZero()) return all;
+  const rows = await db<GrantRow>('wallet_grants').where({ wallet_id: wallet.id }).andWhere('remaining', '>', 0);
+  const grantsRemaining = rows.reduce((sum, grant) => sum.plus(toDecimal(String(grant.remaining))), ZERO);
+  const debt = Dec.max(grantsRemaining.minus(toDecimal(String(wallet.balance))), ZERO);
+  let overdraftAvailable = Dec.max(toDecimal(String(wallet.overdraft_limit)).minus(debt), ZERO);
+  let grants = rows.map(grantState);
+  let drawn = ZERO;
+  // Oldest usage first: closed stretches are invoiced before the open one.
+  for (const entry of [...payable].sort((a, b) => a.during.from.getTime() - b.during.from.getTime())) {
+    const drawing = drawCredits({ currency, grants, charges: entry.charges, during: entry.during, overdraftAvailable: overdraftAvailable.toString() });
+    drawn = drawn.plus(toDecimal(drawing.covered));
+    const took = new Map(drawing.draws.filter((draw) => draw.grantId !== null).map((draw) => [draw.grantId!, toDecimal(draw.amount)]));
+    grants = grants.map((grant) => (took.has(grant.id) ? { ...grant, remaining: toDecimal(grant.remaining).minus(took.get(grant.id)!).toString() } : grant));
+    const overdrawn = drawing.draws.find((draw) => draw.grantId === null);
+    if (overdrawn) overdraftAvailable = Dec.max(overdraftAvailable.minus(toDecimal(overdrawn.amount)), ZERO);
+  }
+  return drawn;
 }
 
 /**
  * The subscription's usage closures since its current period started whose usage no invoice has billed yet (no
  * period, closing or proration invoice has a usage line starting where the closure starts).
  */
-async function unbilledClosures(db: Db, subscriptionId: string, periodStart: Date): Promise<{ id: string; period_start: Date; plan_id: string | null }[]> {
+async function unbilledClosures(db: Db, subscriptionId: string, periodStart: Date): Promise<{ id: string; period_start: Date; period_end: Date; plan_id: string | null }[]> {
   return db('usage_period_closures as c')
     .where('c.subscription_id', subscriptionId)
     .andWhere('c.period_start', '>=', periodStart)
@@ -484,7 +552,7 @@ async function unbilledClosures(db: Db, subscriptionId: string, periodStart: Dat
         .select(db.raw('1')),
     )
     .orderBy('c.period_start')
-    .select('c.id', 'c.period_start', 'c.plan_id');
+    .select('c.id', 'c.period_start', 'c.period_end', 'c.plan_id');
 }
 
 /**

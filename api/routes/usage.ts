@@ -11,7 +11,10 @@ import { allowanceShareOf, openStretchOf } from '../../store/plan-changes';
 import { billedThresholds, listThresholdInvoices } from '../../store/threshold-invoices';
 import { thresholdCreditLines, usageThresholdsOf } from '../../domain/progressive-billing';
 import { listLateUsage } from '../../store/usage';
-import { openUsageForCharges } from '../../store/usage-preview';
+import { billedPastShownEnd, openUsageForCharges } from '../../store/usage-preview';
+import { retentionDiscountOnPeriodInvoice } from '../../store/offers';
+import { discountLine } from '../../domain/proration';
+import { ratedLinesForPeriod } from '../../domain/invoice';
 import { findSubscriptionOr404, ownSubscription } from './lookups';
 import { ApiProblem } from '../problem';
 import { budgetBody } from '../schemas';
@@ -52,7 +55,7 @@ export function usageRouter(db: Database): Router {
     const plan = await cachedPlan(db, stretch.planId ?? subscription.plan_id); // a plan version never changes: parsed once per process
     const charges = plan.charges as Charge[];
     const from = stretch.from;
-    const usage = await openUsageForCharges(db, subscription.customer_id, charges, from, end);
+    const usage = await openUsageForCharges(db, subscription.customer_id, charges, from, end, billedPastShownEnd(subscription.status));
     const rated = rateDimensionalUsage({
       currency: plan.currency,
       charges: charges.filter((charge) => charge.price.model !== 'flat'),
@@ -65,7 +68,15 @@ export function usageRouter(db: Database): Router {
     const thresholdCredits = usageThresholdsOf(plan.settings)
       ? thresholdCreditLines(billedThresholds(await listThresholdInvoices(db, subscription.id, from)), plan.currency, { start: from.toISOString(), end: end.toISOString() })
       : [];
-    const subtotal = thresholdCredits.length ? formatMoney(sumMoney([rated.subtotal, ...thresholdCredits.map((line) => line.amount)].map(toDecimal)), plan.currency) : rated.subtotal;
+    // A retention discount the customer accepted comes off the usage on the invoice that bills it (the period's
+    // invoice opening at this period's end), computed as that invoice computes it (store/offers.ts, discountLine);
+    // before the threshold credits, which give back at full price what was billed in cash. Without it the projection
+    // said 100.00 where the invoice billed 70.00 (30 % off).
+    const percentOff = await retentionDiscountOnPeriodInvoice(db, subscription.id, end);
+    const span = { start: from.toISOString(), end: end.toISOString() };
+    const discount = percentOff ? discountLine(ratedLinesForPeriod(rated.lines, span), percentOff, plan.currency, span) : null;
+    const extraLines = [...(discount ? [discount] : []), ...thresholdCredits];
+    const subtotal = extraLines.length ? formatMoney(sumMoney([rated.subtotal, ...extraLines.map((line) => line.amount)].map(toDecimal)), plan.currency) : rated.subtotal;
     /** What a metric (or one combination of it) adds to the projected invoice: the sum of its usage lines, as rated. */
     const amountOf = (metricCode: string, dimensions?: Readonly<Record<string, string>>): { amount?: string } => {
       const key = dimensions && dimensionKey(dimensions);
@@ -87,7 +98,7 @@ export function usageRouter(db: Database): Router {
           ? { groups: metric.groups.map((group) => ({ dimensions: group.dimensions, quantity: group.quantity, event_count: group.eventCount, ...amountOf(metric.metricCode, group.dimensions) })) } : {}),
       })),
       projected: {
-        lines: [...rated.lines, ...thresholdCredits],
+        lines: [...rated.lines, ...extraLines],
         usage_total: rated.usageTotal,
         credit_applied: rated.creditApplied,
         credit_remaining: rated.creditRemaining,

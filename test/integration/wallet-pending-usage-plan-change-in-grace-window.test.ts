@@ -52,7 +52,8 @@ test("inside the grace window, after a plan change there, the wallet counts the 
     Array.from({ length: 10 }, (_, i) => ({ customerId: customer.id, eventId: `gw-${i}`, eventType: 'gw.call', occurredAt: new Date(Date.UTC(2030, 2, 2 + i)), properties: {} })),
   );
 
-  const granted = await api.http.call('POST', `/v1/customers/${customer.id}/wallet/grants`, { amount: '25.00', source: 'promotional' });
+  // In effect from March: the invoice that bills March's usage draws on it (a grant from April would not).
+  const granted = await api.http.call('POST', `/v1/customers/${customer.id}/wallet/grants`, { amount: '25.00', source: 'promotional', effective_at: '2030-03-01T00:00:00Z' });
   expect(granted.status).toBe(201);
   const wallet = await api.http.call('GET', `/v1/customers/${customer.id}/wallet`);
   expect(wallet.status).toBe(200);
