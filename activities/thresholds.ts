@@ -29,7 +29,8 @@ import {
   ThresholdInvoiceRow,
 } from '../store/threshold-invoices';
 import { inTransaction } from '../store/transactions';
-import { findUsageClosure, usageForCharges } from '../store/usage';
+import { findUsageClosure } from '../store/usage';
+import { openUsageForCharges } from '../store/usage-preview';
 
 export type { ThresholdInvoiceRequest, ThresholdInvoiceResult };
 
@@ -79,11 +80,7 @@ export function createThresholdActivities(db: Database) {
 
       const period = { start: request.usageStart, end: request.at };
       const charges = usageCharges(plan.charges as Charge[]);
-      // The raw events, as the invoice that closes the stretch rates them, not the running totals (store/rollups.ts):
-      // an event whose group_by values are long (a dimension key past a btree entry's 2704 bytes) made building the
-      // totals fail (54000, retryable), so this activity was retried forever in the workflow's main loop and the
-      // period never closed: billing stopped without a word. The activity runs once per threshold signal.
-      const usage = await usageForCharges(db, charges, { kind: 'unclaimed', customerId: context.customer.id, from: new Date(period.start), to: new Date(period.end) });
+      const usage = await openUsageForCharges(db, context.customer.id, charges, new Date(period.start), new Date(period.end));
       const accrued = accruedUsageLines({
         planName: plan.name,
         currency: plan.currency,

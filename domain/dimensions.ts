@@ -115,10 +115,23 @@ export function combinationOf(properties: Readonly<Record<string, unknown>>, gro
   const values: Record<string, string> = {};
   for (const name of groupBy) {
     const value = properties[name];
-    if (value === undefined || value === null) continue;
+    // A number JSON cannot hold (1e999 parses as Infinity) is stored as JSON null (JSON.stringify), so it is absent
+    // in Postgres too; reading it as a number threw (new Dec("null")) and ingestion answered 500.
+    if (value === undefined || value === null || (typeof value === 'number' && !Number.isFinite(value))) continue;
     values[name] = typeof value === 'string' ? value : jsonbText(value);
   }
   return values;
+}
+
+/**
+ * The dimension key the running totals store for a combination (store/rollups.ts COMBINATION_KEY): the jsonb object
+ * of its values as text, `{"direction": "input", "model": "large"}` (keys in jsonb's order; '{}' without any). It
+ * is a column of two btree primary keys (usage_rollups, usage_rollup_distinct_values), so ingestion bounds its
+ * UTF-8 length (domain/usage-events.ts USAGE_EVENT_LIMITS.maxIndexedValueBytes).
+ */
+export function rollupDimensionKey(values: DimensionValues): string {
+  const names = Object.keys(values).sort(compareJsonbKeys);
+  return `{${names.map((name) => `${JSON.stringify(name)}: ${JSON.stringify(values[name])}`).join(', ')}}`;
 }
 
 /**
@@ -127,7 +140,8 @@ export function combinationOf(properties: Readonly<Record<string, unknown>>, gro
  * keys shortest first, then by their UTF-8 bytes (jsonb's own order). Strings are escaped as JSON.stringify does.
  */
 function jsonbText(value: unknown): string {
-  if (typeof value === 'number') return new Dec(JSON.stringify(value)).toFixed();
+  // A non-finite number (1e999 parses as Infinity) is stored as null, as JSON.stringify writes it.
+  if (typeof value === 'number') return Number.isFinite(value) ? new Dec(JSON.stringify(value)).toFixed() : 'null';
   if (Array.isArray(value)) return `[${value.map(jsonbText).join(', ')}]`;
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value).sort(([a], [b]) => compareJsonbKeys(a, b));

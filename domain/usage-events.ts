@@ -5,6 +5,7 @@
  * stored fine and then broke the usage preview or the period invoice (docs/usage-events.md).
  */
 import { isDecimalString } from './money';
+import { combinationOf, rollupDimensionKey } from './dimensions';
 
 export type UsageEventRejection =
   | 'invalid_event'
@@ -19,7 +20,8 @@ export type UsageEventRejection =
   | 'negative_value'
   | 'value_out_of_range'
   | 'property_too_large'
-  | 'event_too_large';
+  | 'event_too_large'
+  | 'indexed_value_too_long';
 
 /**
  * The bounds of an event, in one place.
@@ -38,6 +40,14 @@ export const USAGE_EVENT_LIMITS = {
   maxPropertyValueBytes: 1_024,
   /** UTF-8 bytes of an event's whole `properties` object, as JSON. */
   maxPropertiesBytes: 16 * 1_024,
+  /**
+   * UTF-8 bytes of what the running totals index for an event (store/rollups.ts): the dimension key of its
+   * combination of a grouped metric (the jsonb text `{"model": "large", ...}`), and the counted value of a
+   * unique_count metric (its text as Postgres reads it). Both are btree key columns, and a btree entry holds at most
+   * 2,704 bytes: key + value + two uuids stay well under it. Past it, every insert folding the event into a window
+   * failed (54000), and the whole batch with it, as did every read of the totals.
+   */
+  maxIndexedValueBytes: 1_000,
 } as const;
 
 export interface RawUsageEvent {
@@ -57,6 +67,10 @@ export interface MetricRequirement {
   /** A corrections metric may take negative values; every other numeric metric refuses them. */
   readonly allowNegative: boolean;
   readonly filters: Record<string, unknown>;
+  /** The metric's group_by properties: the combination's key is indexed by the running totals (absent: none). */
+  readonly groupBy?: readonly string[];
+  /** A unique_count metric: its counted value is indexed by the running totals. */
+  readonly countsDistinct?: boolean;
 }
 
 /** A stretch of time no subscription of the customer bills: [from, until), open-ended when `until` is null. */
@@ -113,7 +127,7 @@ export interface EventValidationContext {
 
 export type EventValidation =
   | { readonly ok: true; readonly customerId: string; readonly occurredAt: Date }
-  | { readonly ok: false; readonly code: UsageEventRejection; readonly detail: string };
+  | { readonly ok: false; readonly code: UsageEventRejection; readonly detail: string; readonly property?: string };
 
 // RFC 3339 with an explicit zone: a timestamp without one is ambiguous, so it is refused.
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-](\d{2}):(\d{2}))$/;
@@ -268,11 +282,45 @@ export function validateUsageEvent(event: RawUsageEvent, context: EventValidatio
   const rejection = sizeRejection(event.properties) ?? timestampRejection(occurredAt, customerId, context);
   if (rejection) return rejection;
 
-  // Only metrics whose filters select this event constrain its properties.
+  // Only metrics whose filters select this event constrain its properties (and only they fold it into totals).
   for (const metric of context.metricsByEventType.get(event.type) ?? []) {
-    if (!metric.property || !matchesFilters(event.properties, metric.filters)) continue;
-    const propertyProblem = propertyRejection(metric, event.properties[metric.property]);
+    if (!matchesFilters(event.properties, metric.filters)) continue;
+    const propertyProblem = metric.property ? propertyRejection(metric, event.properties[metric.property]) : undefined;
     if (propertyProblem) return propertyProblem;
+    const indexProblem = indexedValueRejection(metric, event.properties);
+    if (indexProblem) return indexProblem;
   }
   return { ok: true, customerId, occurredAt };
+}
+
+/**
+ * What the running totals would index for this event past USAGE_EVENT_LIMITS.maxIndexedValueBytes, for a metric it
+ * feeds. The bytes are the very text store/rollups.ts writes (COMBINATION_KEY; `properties ->> property` for a
+ * unique_count), so an event accepted here always fits its btree entries. Names the property to shorten: the
+ * counted one, or the longest group_by value. Cheap: a metric without group_by or unique_count costs nothing.
+ */
+function indexedValueRejection(metric: MetricRequirement, properties: Record<string, unknown>): EventValidation | undefined {
+  const limit = USAGE_EVENT_LIMITS.maxIndexedValueBytes;
+  if (metric.countsDistinct) {
+    // The rollups read `properties ->> coalesce(property, '')`: the same property name here.
+    const name = metric.property ?? '';
+    const value = combinationOf(properties, [name])[name];
+    if (value !== undefined && utf8Length(value) > limit) {
+      return { ok: false, code: 'indexed_value_too_long', property: name, detail: `metric ${metric.code} counts distinct values of "${name}": one may take at most ${limit} bytes as text (UTF-8)` };
+    }
+  }
+  if (metric.groupBy?.length) {
+    const values = combinationOf(properties, metric.groupBy);
+    const bytes = utf8Length(rollupDimensionKey(values));
+    if (bytes > limit) {
+      const longest = Object.keys(values).reduce((a, b) => (utf8Length(values[b]) > utf8Length(values[a]) ? b : a));
+      return {
+        ok: false,
+        code: 'indexed_value_too_long',
+        property: longest,
+        detail: `metric ${metric.code} groups by ${metric.groupBy.map((name) => `"${name}"`).join(', ')}: the combination's key would take ${bytes} bytes, at most ${limit} (as JSON text, UTF-8; "${longest}" is the longest value)`,
+      };
+    }
+  }
+  return undefined;
 }

@@ -122,7 +122,8 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
         const detail = refusal === 'usage_blocked' ? 'the subscription is paused or suspended' : "the plan's usage cap for this period is reached";
         rejections.push({ index, code: refusal, path: `events.${index}`, message: detail });
       } else if (!verdict.ok) {
-        rejections.push({ index, code: verdict.code, path: `events.${index}`, message: verdict.detail });
+        const path = verdict.property === undefined ? `events.${index}` : `events.${index}.properties.${verdict.property}`;
+        rejections.push({ index, code: verdict.code, path, message: verdict.detail });
       }
     }
     if (valid.length === 0 && reversals.length === 0) {
@@ -237,6 +238,9 @@ function toRequirements(metrics: Map<string, MetricRow[]>) {
         numeric: readsNumericProperty(row),
         allowNegative: row.allow_negative === true,
         filters: row.filters ?? {},
+        // What the running totals index for the event (store/rollups.ts): bounded at validation (indexed_value_too_long).
+        groupBy: row.group_by ?? [],
+        countsDistinct: row.aggregation === 'unique_count',
       })),
     );
   }
