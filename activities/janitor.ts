@@ -30,6 +30,8 @@ import {
 } from '../store/janitor';
 import { findPayment, paymentIdempotencyKey } from '../store/payments';
 import { listUnrefundedCreditTotals, UnrefundedCreditTotalRow } from '../store/credit-total-refunds';
+import { listCreditNotesOwedBeyondRefunds } from '../store/credit-notes';
+import { formatMoney, toDecimal } from '../domain/money';
 import { creditReversalsOfSubscription, listOwedReversalCredits, owesReversalCredits } from '../store/reversal-credit-notes';
 import { executeRefund, resumeStalePendingRefunds } from '../payments/refunds';
 import { createPaymentActivities } from './payments';
@@ -136,8 +138,23 @@ export function createJanitorActivities(db: Database, gateway: PaymentGateway) {
       // reported. Inline like the refunds below: the refund is idempotent per credit total, so a subscription workflow
       // paying back the same one meanwhile refunds it once.
       const credits = await listUnrefundedCreditTotals(db, ago(request.margins.uncollectedInvoiceMs), SCAN_LIMIT);
-      if (credits.length < SCAN_LIMIT) complete.push('unrefunded_credit');
       for (const credit of credits) flagged.push(await payBackCreditTotal(credit));
+
+      // Credit notes worth more than their invoice's charge and payment together: the rest is owed to the customer
+      // and no refund can carry it (the payment is used up). Before, nothing reported it; the notes showed settled.
+      // Same kind (money owed to the customer that no refund pays back); the subject is the credited invoice.
+      const beyond = await listCreditNotesOwedBeyondRefunds(db, ago(request.margins.uncollectedInvoiceMs), SCAN_LIMIT);
+      if (credits.length < SCAN_LIMIT && beyond.length < SCAN_LIMIT) complete.push('unrefunded_credit');
+      for (const invoice of beyond) {
+        const money = (value: string): string => `${formatMoney(toDecimal(value), invoice.currency)} ${invoice.currency}`;
+        flagged.push({
+          kind: 'unrefunded_credit',
+          subjectType: 'invoice',
+          subjectId: invoice.id,
+          detail: `the credit notes of invoice ${invoice.number ?? invoice.id} (${money(invoice.total)}) credit ${money(invoice.credited)}, more than its charge took off and its payment refunded: owed ${money(invoice.owed)} to the customer that no refund pays back (refund it from another payment or credit the wallet)`,
+          repaired: false,
+        });
+      }
 
       // Refunds the gateway left unanswered: a refund request's repeat resumes its own, but those a payment, ingestion
       // or a repair started have no one to repeat them. Each is sent again under its own key (never refunded twice);

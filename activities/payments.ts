@@ -10,6 +10,7 @@ import { ChargeResult, GatewayUnavailableError, PaymentGateway } from '../paymen
 import { executeRefund } from '../payments/refunds';
 import type { Database } from '../store/database';
 import { amountOwedAfterCreditNotes, refundCreditNotesOfPaidInvoice, type RefundRow } from '../store/credit-notes';
+import { settleCreditTotalsOfPaidInvoice } from '../store/credit-total-refunds';
 import { findInvoice, findIssuedInvoice, InvoiceRow } from '../store/invoices';
 import { enqueueOutboxEvent, writeAudit } from '../store/outbox';
 import {
@@ -123,7 +124,10 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
           // Credit notes issued while it was unpaid (outcomes reversed after the subscription ended): the charge
           // collected the whole total, so they are refunded now. The row lock markInvoicePaid took orders this with
           // the issuing of a note: a note issued after it sees the invoice paid and is refunded there.
-          if (paid.has_credit_notes) creditNoteRefunds = await refundCreditNotesOfPaidInvoice(trx, paid);
+          // Credit totals of its time applied to it while unpaid: settled as taken off, or refunded where the charge
+          // was already at the gateway for more (store/credit-total-refunds.ts). Before the notes: they come first.
+          creditNoteRefunds = await settleCreditTotalsOfPaidInvoice(trx, paid);
+          if (paid.has_credit_notes) creditNoteRefunds.push(...(await refundCreditNotesOfPaidInvoice(trx, paid)));
         }
         return resultOf(settled, 'paid');
       }
@@ -201,7 +205,8 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
             const paid = await markInvoicePaid(trx, invoice.id);
             if (paid) {
               // Its notes are settled as taken off (a note issued meanwhile beyond the total is refunded if it can be).
-              if (paid.has_credit_notes) creditNoteRefunds = await refundCreditNotesOfPaidInvoice(trx, paid);
+              creditNoteRefunds = await settleCreditTotalsOfPaidInvoice(trx, paid);
+              if (paid.has_credit_notes) creditNoteRefunds.push(...(await refundCreditNotesOfPaidInvoice(trx, paid)));
               await enqueueOutboxEvent(trx, {
                 eventType: 'payment.succeeded',
                 aggregateType: 'invoice',

@@ -17,7 +17,9 @@ export const JANITOR_WORKFLOW_TYPE = 'reconciliationWorkflow';
  * - `reversal_credit_owed`: a reversal of an invoiced outcome on an ended subscription whose credit note was not
  *   issued when the reversal was stored (the API died, or the credit failed); repaired by issuing it.
  * - `unrefunded_credit`: an open invoice whose total is negative (money owed to the customer) that no refund pays
- *   back; repaired by refunding it, reported while no paid invoice of its subscription covers it.
+ *   back; repaired by refunding it, reported while no paid invoice of its subscription covers it. Also a paid
+ *   invoice (the subject) whose credit notes credit more than its charge took off and its payment refunded (several
+ *   reversal notes worth more than the invoice): the rest is owed to the customer; reported only.
  */
 export const FINDING_KINDS = ['unknown_payment', 'uncollected_invoice', 'period_not_closed', 'needs_attention', 'reversal_credit_owed', 'unrefunded_credit'] as const;
 export type FindingKind = (typeof FINDING_KINDS)[number];

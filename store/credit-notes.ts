@@ -120,7 +120,49 @@ export async function amountOwedAfterCreditNotes(db: Db, invoice: InvoiceRow): P
     .where({ credited_invoice_id: invoice.id, kind: CREDIT_NOTE_KIND })
     .whereNot({ status: 'void' })
     .sum<{ credited: string | null }[]>('total as credited');
-  return Dec.max(0, toDecimal(invoice.total).minus(toDecimal(credited ?? '0')));
+  // Credit totals of the invoice's time issued while it was unpaid are taken off it too (store/credit-total-refunds.ts):
+  // before, dunning charged the whole invoice while the customer was owed the credit, and an invoice that ended
+  // uncollectible left the customer billed in full and owed the credit, nothing netting the two.
+  const linked = sumMoney((await creditTotalsTakenOff(db, invoice.id)).map((credit) => toDecimal(credit.total).negated()));
+  return Dec.max(0, toDecimal(invoice.total).minus(toDecimal(credited ?? '0')).minus(linked));
+}
+
+/**
+ * The credit totals (negative invoices, not credit notes) applied to an invoice of their time while it was unpaid
+ * (their `credited_invoice_id`, store/credit-total-refunds.ts), oldest first; void ones do not count.
+ */
+export async function creditTotalsTakenOff(db: Db, invoiceId: string): Promise<InvoiceRow[]> {
+  return db<InvoiceRow & { credited_invoice_id: string | null }>('invoices')
+    .where({ credited_invoice_id: invoiceId })
+    .whereNot({ kind: CREDIT_NOTE_KIND })
+    .whereNot({ status: 'void' })
+    .where('total', '<', 0)
+    .orderBy([{ column: 'finalized_at' }, { column: 'id' }]);
+}
+
+/**
+ * What each credit total applied to `invoice` took off what it owes: while the invoice is unpaid (open or
+ * uncollectible), all of it (its charge asks for that much less); once paid, what its charge left uncollected
+ * (total − payment), credit totals first, oldest first (a credit applied after the charge was already at the gateway
+ * for more took nothing off: it is refunded from the payment instead); nothing once the invoice is void. Stable once
+ * paid: no credit total is applied to a paid invoice, and credit notes come after them.
+ */
+export async function creditTotalsAppliedTo(db: Db, invoice: InvoiceRow): Promise<Map<string, Decimal>> {
+  const applied = new Map<string, Decimal>();
+  const credits = await creditTotalsTakenOff(db, invoice.id);
+  if (credits.length === 0 || invoice.status === 'void' || invoice.status === 'draft') return applied;
+  let budget: Decimal | null = null; // null: unpaid, every credit counts in full
+  if (invoice.status === 'paid') {
+    const payment = await findSucceededPayment(db, invoice.id);
+    budget = Dec.max(0, toDecimal(invoice.total).minus(toDecimal(payment?.amount ?? '0')));
+  }
+  for (const credit of credits) {
+    const whole = toDecimal(credit.total).negated();
+    const part: Decimal = budget === null ? whole : Dec.min(whole, budget);
+    applied.set(credit.id, part);
+    if (budget !== null) budget = budget.minus(part);
+  }
+  return applied;
 }
 
 /**
@@ -128,12 +170,14 @@ export async function amountOwedAfterCreditNotes(db: Db, invoice: InvoiceRow): P
  * payment of the whole total, as every payment was before charges took notes off).
  */
 async function creditAppliedToCharge(db: Db, invoiceId: string, paymentAmount: string): Promise<Decimal> {
-  const invoice = await db<InvoiceRow>('invoices').where({ id: invoiceId }).first('total');
+  const invoice = await db<InvoiceRow>('invoices').where({ id: invoiceId }).first();
   const [{ credited }] = await db('invoices')
     .where({ credited_invoice_id: invoiceId, kind: CREDIT_NOTE_KIND })
     .whereNot({ status: 'void' })
     .sum<{ credited: string | null }[]>('total as credited');
-  const uncharged = Dec.max(0, toDecimal(invoice?.total ?? '0').minus(toDecimal(paymentAmount)));
+  // Credit totals applied to the charge come first (creditTotalsAppliedTo): what they took off is not the notes'.
+  const totals = invoice ? sumMoney([...(await creditTotalsAppliedTo(db, invoice)).values()]) : toDecimal('0');
+  const uncharged = Dec.max(0, toDecimal(invoice?.total ?? '0').minus(toDecimal(paymentAmount)).minus(totals));
   return Dec.min(uncharged, toDecimal(credited ?? '0'));
 }
 
@@ -296,7 +340,9 @@ export async function refundCreditNotesOfPaidInvoice(trx: Knex.Transaction, invo
     .whereNot('note.status', 'void')
     .whereNotIn('note.id', unrefunded.map((note) => note.id))
     .select<{ taken: string | null }[]>(trx.raw('sum(note.total - coalesce(r.amount, 0)) as taken'));
-  const budget = Dec.max(0, toDecimal(invoice.total).minus(toDecimal(payment?.amount ?? '0')).minus(toDecimal(taken ?? '0')));
+  // Credit totals applied to the invoice took their part of it first (creditTotalsAppliedTo).
+  const totals = sumMoney([...(await creditTotalsAppliedTo(trx, invoice)).values()]);
+  const budget = Dec.max(0, toDecimal(invoice.total).minus(toDecimal(payment?.amount ?? '0')).minus(toDecimal(taken ?? '0')).minus(totals));
   const applied = await applyCreditNotesToCharge(trx, unrefunded, budget);
   if (!payment) return [];
   // What the payment already gave back: every refund but those of void notes (a refused top-up refund). A refused
@@ -443,7 +489,17 @@ export async function settleRefund(db: Knex, refundId: string, settlement: Refun
 async function creditTotalSettledByRefunds(trx: Knex.Transaction, credit: InvoiceRow): Promise<boolean> {
   const refunds = await trx<RefundRow>('refunds').where({ credit_note_id: credit.id });
   if (refunds.some((row) => row.status === 'pending')) return false;
-  return sumMoney(refunds.map((row) => toDecimal(row.amount))).gte(toDecimal(credit.total).negated());
+  // What it took off the charge of the invoice it was applied to (if any) was given back too, without a refund.
+  const takenOff = await creditTotalTakenOffOwnCharge(trx, credit);
+  return sumMoney(refunds.map((row) => toDecimal(row.amount))).plus(takenOff).gte(toDecimal(credit.total).negated());
+}
+
+/** What a credit total took off the charge of the unpaid invoice it was applied to (0 when none). */
+export async function creditTotalTakenOffOwnCharge(db: Db, credit: InvoiceRow): Promise<Decimal> {
+  const target = (credit as InvoiceRow & { credited_invoice_id?: string | null }).credited_invoice_id;
+  if (!target || credit.kind === CREDIT_NOTE_KIND) return toDecimal('0');
+  const invoice = await db<InvoiceRow>('invoices').where({ id: target }).first();
+  return invoice ? ((await creditTotalsAppliedTo(db, invoice)).get(credit.id) ?? toDecimal('0')) : toDecimal('0');
 }
 
 /**
@@ -517,6 +573,51 @@ export async function refundOfCredit(db: Db, creditId: string): Promise<Pick<Ref
   if (parts.length === 0) return undefined;
   const status = parts.some((part) => part.status === 'pending') ? 'pending' : parts.some((part) => part.status === 'failed') ? 'failed' : 'succeeded';
   return { status, amount: sumMoney(parts.map((part) => toDecimal(part.amount))).toFixed() };
+}
+
+export interface CreditNotesOwedRow {
+  id: string;
+  number: string | null;
+  total: string;
+  currency: string;
+  /** What its non-void credit notes credit. */
+  credited: string;
+  /** What of that neither its charge took off nor a refund (or its wallet credit) gave back. */
+  owed: string;
+}
+
+/**
+ * Paid invoices whose credit notes (issued before `before`) credit more than their charge took off and their
+ * refunds gave back: notes worth more than the invoice (several reversal notes, the period's usage partly billed by
+ * threshold invoices), refunded only as far as the payment went (refundCreditNotesOfPaidInvoice) or, with nothing
+ * paid, not at all. Before, that rest was owed to the customer and nobody knew: the notes showed settled. What the
+ * janitor reports (`unrefunded_credit`, the invoice as subject). The charge took credit totals applied to the invoice off first
+ * (creditTotalsAppliedTo), then the notes; a pending refund counts as given, as does a refused one (wallet credit).
+ */
+export async function listCreditNotesOwedBeyondRefunds(db: Knex, before: Date, limit: number): Promise<CreditNotesOwedRow[]> {
+  const result = await db.raw<{ rows: CreditNotesOwedRow[] }>(
+    `SELECT o.id, o.number, o.total, o.currency, o.credited, o.owed FROM (
+       SELECT x.id, x.number, x.total, x.currency, x.finalized_at, n.credited,
+              n.credited - n.refunded
+                - least(n.credited, greatest(0, x.total - coalesce(p.amount, 0)
+                    - coalesce((SELECT sum(least(-c.total, greatest(0, x.total - coalesce(p.amount, 0))))
+                                  FROM invoices c
+                                 WHERE c.credited_invoice_id = x.id AND c.kind <> ? AND c.status <> 'void' AND c.total < 0), 0))) AS owed
+         FROM (SELECT note.credited_invoice_id, sum(note.total) AS credited, coalesce(sum(r.amount), 0) AS refunded, max(note.finalized_at) AS last_issued
+                 FROM invoices note
+                 LEFT JOIN refunds r ON r.credit_note_id = note.id
+                WHERE note.kind = ? AND note.status <> 'void'
+                GROUP BY note.credited_invoice_id) n
+         JOIN invoices x ON x.id = n.credited_invoice_id
+         LEFT JOIN payments p ON p.invoice_id = x.id AND p.status = 'succeeded'
+        WHERE x.status = 'paid' AND n.last_issued < ?
+     ) o
+     WHERE o.owed > 0
+     ORDER BY o.finalized_at, o.id
+     LIMIT ?`,
+    [CREDIT_NOTE_KIND, CREDIT_NOTE_KIND, before, limit],
+  );
+  return result.rows;
 }
 
 export async function findCreditNote(db: Db, creditNoteId: string): Promise<CreditNoteRow | undefined> {

@@ -14,7 +14,17 @@
 import type { Knex } from 'knex';
 import type Decimal from 'decimal.js';
 import { Dec, formatMoney, sumMoney, toDecimal } from '../domain/money';
-import { CREDIT_NOTE_KIND, insertPendingRefund, refundableBalance, refundIdempotencyKey, RefundRow } from './credit-notes';
+import {
+  amountOwedAfterCreditNotes,
+  CREDIT_NOTE_KIND,
+  creditTotalsAppliedTo,
+  creditTotalsTakenOff,
+  creditTotalTakenOffOwnCharge,
+  insertPendingRefund,
+  refundableBalance,
+  refundIdempotencyKey,
+  RefundRow,
+} from './credit-notes';
 import type { InvoiceRow } from './invoices';
 import { writeAudit } from './outbox';
 import { findSucceededPayment } from './payments';
@@ -32,6 +42,11 @@ export interface CreditTotalRefund {
   readonly unrefunded?: { readonly amount: string; readonly reason: string };
   /** Set when the invoice is not an open credit total at all. */
   readonly notACreditTotal?: string;
+  /**
+   * Set when the credit is taken off what an unpaid invoice of its time still owes (applyToUnpaidInvoice): it is
+   * not refunded while that invoice is unpaid; its charge asks for that much less.
+   */
+  readonly takenOff?: { readonly invoiceId: string; readonly reason: string };
 }
 
 /**
@@ -59,6 +74,26 @@ async function writeCreditTotalRefunds(db: Knex, invoiceId: string): Promise<Omi
     }
     let owed = credit.minus(sumMoney(existing.map((refund) => toDecimal(refund.amount))));
     if (invoice.status !== 'open' || !owed.isPositive() || owed.isZero()) return { refunds: existing };
+
+    // Taken off the charge of an unpaid invoice of the credited time (before, dunning charged that invoice in full
+    // and the credit was refunded only once it was paid; uncollectible, the customer was billed in full and owed the
+    // credit). The two paths never both give it back: while that invoice is unpaid nothing is refunded here; once it
+    // is paid its settlement (settleCreditTotalsOfPaidInvoice, in the paying transaction) tells what the charge took
+    // off, and only the rest is refunded, under the same keys.
+    const target = linkedInvoiceId(invoice) ?? (existing.length === 0 ? await applyToUnpaidInvoice(trx, invoice, credit) : null);
+    if (target) {
+      // Read without its row lock: the payment that marks it paid locks it, then this credit (lock order). Unpaid,
+      // nothing is written here; paid, its settlement committed with the payment, so what it took off is final.
+      const linked = (await trx<InvoiceRow>('invoices').where({ id: target }).first())!;
+      if (linked.status === 'open' || linked.status === 'uncollectible') {
+        return {
+          refunds: existing,
+          takenOff: { invoiceId: linked.id, reason: `taken off what invoice ${linked.number ?? linked.id} of the credited time still owes (unpaid)` },
+        };
+      }
+      owed = owed.minus(await creditTotalTakenOffOwnCharge(trx, { ...invoice, credited_invoice_id: target } as InvoiceRow));
+      if (!owed.isPositive() || owed.isZero()) return { refunds: existing };
+    }
 
     const refunds = [...existing];
     const used = new Set(existing.map((refund) => refund.invoice_id)); // one refund per credit and refunded invoice
@@ -100,6 +135,96 @@ async function writeCreditTotalRefunds(db: Knex, invoiceId: string): Promise<Omi
       },
     };
   });
+}
+
+const linkedInvoiceId = (invoice: InvoiceRow): string | null => (invoice as InvoiceRow & { credited_invoice_id?: string | null }).credited_invoice_id ?? null;
+
+/**
+ * Applies an open credit total, none of it refunded yet, to the latest unpaid (open or uncollectible) invoice of the
+ * credited time that still owes at least all of it (its `credited_invoice_id`, with an audit record): that invoice's
+ * charges ask for that much less (amountOwedAfterCreditNotes). One credit total per invoice; a credit larger than what
+ * any unpaid invoice owes is refunded as before. Both rows are locked (the credit's by the caller), as markInvoicePaid
+ * locks the invoice: applied first, its payment sees the credit; paid first, the credit is refunded from it.
+ */
+async function applyToUnpaidInvoice(trx: Knex.Transaction, credit: InvoiceRow, amount: Decimal): Promise<string | null> {
+  const candidates = await trx<InvoiceRow>('invoices')
+    .where({ subscription_id: credit.subscription_id, currency: credit.currency })
+    .whereIn('status', ['open', 'uncollectible'])
+    .whereNotIn('kind', [CREDIT_NOTE_KIND, TOP_UP_INVOICE_KIND])
+    .whereNot({ id: credit.id })
+    .where('total', '>', 0)
+    .where('period_start', '<', credit.period_end)
+    .andWhere('period_end', '>', credit.period_start)
+    .orderBy([{ column: 'finalized_at', order: 'desc' }, { column: 'id', order: 'desc' }])
+    .select('id');
+  for (const { id } of candidates) {
+    const unpaid = (await trx<InvoiceRow>('invoices').where({ id }).forUpdate().first())!;
+    if (unpaid.status !== 'open' && unpaid.status !== 'uncollectible') continue;
+    if ((await creditTotalsTakenOff(trx, unpaid.id)).length > 0) continue;
+    if ((await amountOwedAfterCreditNotes(trx, unpaid)).lessThan(amount)) continue;
+    await trx('invoices').where({ id: credit.id }).update({ credited_invoice_id: unpaid.id });
+    await writeAudit(trx, {
+      actor: 'billing',
+      action: 'invoice.credit_total_taken_off',
+      subjectType: 'invoice',
+      subjectId: credit.id,
+      reason: `credit of invoice ${credit.number ?? credit.id} taken off unpaid invoice ${unpaid.number ?? unpaid.id} of the credited time`,
+      details: { creditedInvoiceId: unpaid.id, creditedInvoiceNumber: unpaid.number, amount: formatMoney(amount, credit.currency), currency: credit.currency },
+    });
+    return unpaid.id;
+  }
+  return null;
+}
+
+/**
+ * In the transaction that marks `invoice` paid (its row lock held): the credit totals applied to it while it was
+ * unpaid. Taken off its charge in full, each is settled (paid) without a refund; what the charge did not take off (it
+ * was already at the gateway for more when the credit was applied) is refunded from its payment, under the credit's
+ * own key, as far as the payment has left; any rest stays owed (the credit open, the janitor refunds or reports it).
+ * Returns the pending refunds for the caller to send after the commit. Idempotent: a settled credit is left alone.
+ */
+export async function settleCreditTotalsOfPaidInvoice(trx: Knex.Transaction, invoice: InvoiceRow): Promise<RefundRow[]> {
+  const credits = await creditTotalsTakenOff(trx, invoice.id);
+  if (credits.length === 0) return []; // the usual case: one query
+  const paid = (await trx<InvoiceRow>('invoices').where({ id: invoice.id }).first())!;
+  const applied = await creditTotalsAppliedTo(trx, paid);
+  const payment = await findSucceededPayment(trx, invoice.id);
+  const refunds: RefundRow[] = [];
+  for (const listed of credits) {
+    const credit = (await trx<InvoiceRow>('invoices').where({ id: listed.id }).forUpdate().first())!;
+    if (credit.status !== 'open') continue;
+    const existing = await trx<RefundRow>('refunds').where({ credit_note_id: credit.id });
+    const whole = toDecimal(credit.total).negated();
+    const takenOff = applied.get(credit.id) ?? toDecimal('0');
+    let owed = whole.minus(takenOff).minus(sumMoney(existing.map((refund) => toDecimal(refund.amount))));
+    if (payment && owed.isPositive() && !owed.isZero() && !existing.some((refund) => refund.invoice_id === invoice.id)) {
+      const amount = Dec.min(owed, (await refundableBalance(trx, invoice.id)).remaining);
+      if (amount.isPositive() && !amount.isZero()) {
+        const refund = await insertPendingRefund(trx, {
+          creditNoteId: credit.id,
+          invoice: paid,
+          paymentId: payment.id,
+          amount: formatMoney(amount, credit.currency),
+          reason: `credit of invoice ${credit.number ?? credit.id}`,
+          ...(existing.length === 0 ? {} : { idempotencyKey: `${refundIdempotencyKey(credit.id)}:${invoice.id}` }),
+        });
+        refunds.push(refund);
+        owed = owed.minus(amount);
+      }
+    }
+    if (owed.isZero() && refunds.every((refund) => refund.credit_note_id !== credit.id)) {
+      await trx('invoices').where({ id: credit.id, status: 'open' }).update({ status: 'paid', paid_at: trx.fn.now() });
+    }
+    await writeAudit(trx, {
+      actor: 'billing',
+      action: 'invoice.credit_total_settled',
+      subjectType: 'invoice',
+      subjectId: credit.id,
+      reason: `invoice ${paid.number ?? paid.id} it was applied to is paid`,
+      details: { creditedInvoiceId: paid.id, takenOff: formatMoney(takenOff, credit.currency), refunded: refunds.filter((refund) => refund.credit_note_id === credit.id).map((refund) => refund.amount), stillOwed: formatMoney(owed, credit.currency) },
+    });
+  }
+  return refunds;
 }
 
 /**
@@ -145,7 +270,18 @@ export async function listUnrefundedCreditTotals(db: Knex, before: Date, limit: 
     .whereNot('i.kind', CREDIT_NOTE_KIND)
     .where('i.total', '<', 0)
     .where('i.finalized_at', '<', before)
-    .whereRaw('coalesce((SELECT sum(r.amount) FROM refunds r WHERE r.credit_note_id = i.id), 0) < -i.total')
+    .whereRaw(
+      `coalesce((SELECT sum(r.amount) FROM refunds r WHERE r.credit_note_id = i.id), 0)
+         + coalesce((SELECT least(-i.total, greatest(0, t.total - coalesce((SELECT p.amount FROM payments p WHERE p.invoice_id = t.id AND p.status = 'succeeded' LIMIT 1), 0)))
+                       FROM invoices t WHERE t.id = i.credited_invoice_id AND t.status = 'paid'), 0)
+         < -i.total`,
+    )
+    // Taken off an unpaid invoice of its time (applyToUnpaidInvoice): netted with what that invoice owes, not owed in
+    // cash while it is unpaid (uncollectible included). Once that invoice is paid, what its charge took off counts as
+    // given back: the credit total is settled then, or listed for what is left.
+    .whereRaw(
+      `NOT EXISTS (SELECT 1 FROM invoices t WHERE t.id = i.credited_invoice_id AND t.status IN ('open', 'uncollectible'))`,
+    )
     .orderBy('i.finalized_at')
     .limit(limit)
     .select('i.id', 'i.number', 'i.total', 'i.currency');

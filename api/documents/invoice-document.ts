@@ -299,7 +299,10 @@ export function buildInvoiceDocument(input: InvoiceDocumentInput): InvoiceDocume
     if (invoice.reason) notes.push(`Reason: ${invoice.reason}`);
   }
   if (creditTotal) notes.push(`This invoice is a credit of ${formatMoney(toDecimal(invoice.total).negated(), currency)} ${currency} to the customer.`);
-  if ((creditNote || creditTotal) && invoice.status !== 'void') notes.push(settlementNote(invoice, input.refund, creditNote));
+  // A credit total taken off an unpaid invoice of its time (store/credit-total-refunds.ts) is netted there, not refunded.
+  const takenOffInvoice = creditTotal && !input.refund && invoice.credited_invoice_id ? (input.creditedInvoiceNumber ?? invoice.credited_invoice_id) : null;
+  if (takenOffInvoice) notes.push(`It is taken off what invoice ${takenOffInvoice} of the same time owes, instead of being refunded.`);
+  else if ((creditNote || creditTotal) && invoice.status !== 'void') notes.push(settlementNote(invoice, input.refund, creditNote));
   const number = invoice.number ?? 'DRAFT';
   return {
     kind: creditNote ? 'credit_note' : 'invoice',

@@ -166,6 +166,22 @@ describe('the document model', () => {
     expect(doc.total).toBe('12.50');
   });
 
+  test('a credit total taken off an unpaid invoice of its time says so, not that it is owed or refunded', () => {
+    const input = (refund: InvoiceDocumentInput['refund']): InvoiceDocumentInput => ({
+      invoice: { ...invoiceRow({ kind: 'closing', number: 'INV-000012', total: '-10.00', status: 'paid' }), credited_invoice_id: 'inv-9' },
+      lines: asRows([{ kind: 'proration_credit' as never, description: 'Unused time', metricCode: null, quantity: '1', amount: '-10.00', periodStart: PERIOD.start, periodEnd: PERIOD.end, breakdown: {} }]),
+      customer: { name: 'Acme', external_id: 'acme' },
+      creditedInvoiceNumber: 'INV-000009',
+      refund,
+    });
+    expect(buildInvoiceDocument(input(null)).notes).toEqual([
+      'This invoice is a credit of 10.00 USD to the customer.',
+      'It is taken off what invoice INV-000009 of the same time owes, instead of being refunded.',
+    ]);
+    // Refunded after all (the charge was already at the gateway for the whole total): the refund is what it says.
+    expect(buildInvoiceDocument(input({ status: 'succeeded', amount: '10.00' })).notes).toContain('10.00 USD was refunded to the original payment.');
+  });
+
   test('a breakdown of an unknown shape is shown field by field, not dropped', () => {
     const doc = buildInvoiceDocument({
       invoice: invoiceRow({ total: '3.00' }),
