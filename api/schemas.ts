@@ -30,6 +30,37 @@ export const isoDuration = z
     { message: 'must be at most ten years' },
   );
 
+/** The instants Postgres and JavaScript agree on: years 0001-9999 in UTC (docs/api.md, "Instants"). */
+const FIRST_INSTANT_MS = Date.parse('0001-01-01T00:00:00.000Z');
+const LAST_INSTANT_MS = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * Every instant a request carries (bodies, query strings, import rows). RFC 3339 with an offset alone lets through
+ * "0000-01-01T00:00:00Z" (year 0), "0001-01-01T00:00:00+01:00" (year 0 in UTC) and "9999-12-31T23:59:59-14:00"
+ * (year 10000 in UTC): stored, such a value came back as "0000-...", "-000001-..." or "+010000-..." (toISOString),
+ * which Postgres refuses when it is sent back and the OpenAPI document's date-time format refuses in an answer.
+ */
+export const instant = z.iso
+  .datetime({ offset: true })
+  .refine(
+    (value) => {
+      const at = Date.parse(value);
+      // Not an RFC 3339 instant at all: the format check above has said so already.
+      return Number.isNaN(at) || (at >= FIRST_INSTANT_MS && at <= LAST_INSTANT_MS);
+    },
+    // abort: a bound added to it (instantWithinTenYears) reports nothing more about an instant out of range.
+    { message: 'must fall between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z (in UTC, after its offset)', abort: true },
+  );
+
+/**
+ * How far ahead a subscription's start, a pause's end and a grant's effective date may lie: ten years, as billing
+ * intervals and API keys. Further ahead they mean nothing a bill could follow, only a workflow timer thousands of
+ * years away (a subscription scheduled and never started, a pause never resumed, a credit no one can draw).
+ * Expiries (grants, top-ups) may lie further: "2099" reads as "practically never" and costs a timer, not a bill.
+ */
+export const MAX_AHEAD_MS = 10 * 366 * 86_400_000;
+export const instantWithinTenYears = instant.refine((value) => !(Date.parse(value) > Date.now() + MAX_AHEAD_MS), { message: 'must be at most ten years ahead' });
+
 const code = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters, digits, "_", "-" or "."; at most 63');
 
 export const createCustomerBody = z.strictObject({
@@ -88,8 +119,8 @@ export const createSubscriptionBody = z.strictObject({
   plan_code: code,
   /** Defaults to the newest version of the plan. */
   plan_version: z.int().positive().optional(),
-  /** A future start schedules the subscription; omitted means now. */
-  start_at: z.iso.datetime({ offset: true }).optional(),
+  /** A future start (at most ten years ahead) schedules the subscription; omitted means now. */
+  start_at: instantWithinTenYears.optional(),
 });
 
 export const cancelSubscriptionBody = z.strictObject({
@@ -266,8 +297,7 @@ export const createApiKeyBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
   role: z.enum(API_KEY_ROLES),
   /** Optional expiry, in the future and at most ten years away; omitted means the key lives until revoked. */
-  expires_at: z.iso
-    .datetime({ offset: true })
+  expires_at: instant
     .refine((value) => new Date(value).getTime() > Date.now(), { message: 'must be in the future' })
     .refine((value) => new Date(value).getTime() < Date.now() + MAX_KEY_LIFETIME_MS, { message: 'must be within ten years' })
     .optional(),
@@ -294,8 +324,8 @@ export const planChangeBody = z.strictObject({
 });
 
 export const pauseSubscriptionBody = z.strictObject({
-  /** Resume automatically then; paused until a resume request when absent. */
-  until: z.iso.datetime({ offset: true }).optional(),
+  /** Resume automatically then (at most ten years ahead); paused until a resume request when absent. */
+  until: instantWithinTenYears.optional(),
 });
 
 // --- Reports (issue 6) ---
@@ -303,8 +333,8 @@ export const pauseSubscriptionBody = z.strictObject({
 /** A window [from, to) of instants with a zone; `to` after `from`. */
 export const marginReportQuery = z
   .strictObject({
-    from: z.iso.datetime({ offset: true }),
-    to: z.iso.datetime({ offset: true }),
+    from: instant,
+    to: instant,
     currency: currencyCode.optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
   })

@@ -32,13 +32,13 @@ import { CarriedState, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionWorkflowId, Subsc
 import { subscriptionStartOptions } from './subscription-start';
 import { uuidFromRequestId } from './idempotency';
 import type { ProblemCode } from './problem';
+import { instant } from './schemas';
 
 /** Most rows one request (or one batch of the command) carries; the command splits a file into such batches. */
 export const IMPORT_BATCH_LIMIT = 1000;
 /** Workflow starts in flight at once: enough to hide the start RPC's latency, few enough not to swamp the server. */
 export const DEFAULT_START_CONCURRENCY = 64;
 
-const instant = z.iso.datetime({ offset: true });
 /**
  * A name the row is matched or stored by. The API's input guard refuses NUL and lone surrogates for every request,
  * but the CSV command reaches here without it: one such cell failed the batch's lookup in Postgres (text cannot
@@ -58,6 +58,8 @@ export const importRowSchema = z
     customer_external_id: storableText(200).optional(),
     plan_code: storableText(100),
     plan_version: z.int().positive().optional(),
+    // Years 0001-9999 in UTC (api/schemas.ts instant): an anchor in year 0 passed the period alignment and started
+    // a workflow carrying it as toISOString writes it ("0000-12-31T23:00:00.000Z" for "0001-01-01T00:00:00+01:00").
     billing_anchor: instant,
     current_period_start: instant,
   })

@@ -24,7 +24,7 @@ import { walletWorkflowId } from '../../workflows/definitions';
 import { answerResumesOnRepeat, keyNamesAnotherRequest, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem } from '../problem';
 import { declareRoutes } from '../route-declarations';
-import { currencyCode, decimalString, uuidParam } from '../schemas';
+import { currencyCode, decimalString, instant, uuidParam } from '../schemas';
 import { startForCommittedRow } from '../workflow-start';
 import { wakeWalletWorkflow } from '../wallet-signals';
 import { grantJson } from './wallets';
@@ -33,7 +33,9 @@ export const topUpBody = z.strictObject({
   amount: decimalString.refine((value) => toDecimal(value).gt(0), { message: 'must be greater than zero' }),
   currency: currencyCode.optional(),
   priority: z.int().min(0).max(1000).default(0),
-  expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  // The purchased grant's expiry, in years 0001-9999 in UTC (api/schemas.ts instant): a year-10000 expiry was stored
+  // and answered as "+010000-...", which the OpenAPI document's date-time refuses.
+  expires_at: instant.nullable().optional(),
 });
 
 const apiKeyIdOf = (req: Request): string | undefined => (req as Request & { apiKey?: { id: string } }).apiKey?.id;
@@ -100,7 +102,7 @@ export function walletTopUpsRouter(db: Database, temporal: Client, options: Wall
       throw new ApiProblem('validation_failed', `amount has more decimals than ${currency} allows`);
     }
     const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
-    if (expiresAt && expiresAt <= now()) throw new ApiProblem('validation_failed', 'expires_at must be in the future');
+    if (expiresAt && expiresAt <= now()) throw new ApiProblem('validation_failed', 'expires_at must be in the future', [{ path: 'expires_at', message: 'must be in the future' }]);
     if (!(await currentPaymentMethodOf(db, customer.id))) {
       throw new ApiProblem('payment_method_missing', 'the customer has no payment method on file (POST /v1/customers/:id/payment-method)');
     }

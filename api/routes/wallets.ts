@@ -17,7 +17,7 @@ import { createGrant, creditFits, ensureWallet, findWallet, GrantRow, LedgerRow,
 import { keyNamesAnotherRequest, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem } from '../problem';
 import { declareRoutes } from '../route-declarations';
-import { currencyCode, nonNegativeDecimal, uuidParam } from '../schemas';
+import { currencyCode, instant, instantWithinTenYears, nonNegativeDecimal, uuidParam } from '../schemas';
 import { ownCustomer } from './entitlements';
 import { isValidInterval } from '../../domain/periods';
 import { grantExpiryNoticeOf, updateGrantExpiryNotice } from '../../store/wallet-topups';
@@ -29,8 +29,11 @@ export const grantBody = z.strictObject({
   amount: nonNegativeDecimal,
   source: z.enum(['promotional', 'goodwill', 'purchased']),
   priority: z.int().min(0).max(1000).default(0),
-  effective_at: z.iso.datetime({ offset: true }).optional(),
-  expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  // Years 0001-9999 in UTC (api/schemas.ts instant): a grant effective in year 0 or expiring in year 10000 was stored,
+  // then answered and woken for as "0000-...", "-000001-..." or "+010000-...". Effective at most ten years ahead (a
+  // credit no one can draw for centuries is a typo); an expiry may lie far ahead ("2099": practically never).
+  effective_at: instantWithinTenYears.optional(),
+  expires_at: instant.nullable().optional(),
   metric_codes: z.array(z.string().min(1).max(100)).min(1).max(50).nullable().optional(),
   description: z.string().max(500).optional(),
 });
@@ -188,7 +191,7 @@ export function walletsRouter(db: Database, options: { now?: () => Date; onWalle
     checkMinorUnits(currency, { amount: body.amount });
     const effectiveAt = body.effective_at ? new Date(body.effective_at) : now();
     const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
-    if (expiresAt && expiresAt <= effectiveAt) throw new ApiProblem('validation_failed', 'expires_at must be after effective_at');
+    if (expiresAt && expiresAt <= effectiveAt) throw new ApiProblem('validation_failed', 'expires_at must be after effective_at', [{ path: 'expires_at', message: 'must be after effective_at' }]);
     if (!(await creditFits(db, customer.id, currency, body.amount))) {
       throw new ApiProblem('validation_failed', `amount would take the ${currency} wallet's balance past ${MAX_WALLET_BALANCE.toFixed(0)}`);
     }
