@@ -88,16 +88,22 @@ export function refundIdempotencyKey(creditNoteId: string): string {
   return `refund:${creditNoteId}`;
 }
 
+/** The sum of an invoice's credit notes (void ones do not count: a refused top-up refund). */
+async function creditNotesTotal(db: Db, invoiceId: string): Promise<Decimal> {
+  const [{ credited }] = await db('invoices')
+    .where({ credited_invoice_id: invoiceId, kind: CREDIT_NOTE_KIND })
+    .whereNot({ status: 'void' })
+    .sum<{ credited: string | null }[]>('total as credited');
+  return toDecimal(credited ?? '0');
+}
+
 /**
  * What the customer paid for an invoice and what has been credited back: its credit notes (void ones do not count)
  * and the refunds of credit totals paid from its payment (store/credit-total-refunds.ts: those have no credit note).
  */
 export async function refundableBalance(db: Db, invoiceId: string): Promise<RefundableBalance> {
   const payment = await findSucceededPayment(db, invoiceId);
-  const [{ credited }] = await db('invoices')
-    .where({ credited_invoice_id: invoiceId, kind: CREDIT_NOTE_KIND })
-    .whereNot({ status: 'void' })
-    .sum<{ credited: string | null }[]>('total as credited');
+  const credited = await creditNotesTotal(db, invoiceId);
   const [{ refunded }] = await db('refunds as r')
     .join('invoices as credit', 'credit.id', 'r.credit_note_id')
     .where('r.invoice_id', invoiceId)
@@ -106,7 +112,7 @@ export async function refundableBalance(db: Db, invoiceId: string): Promise<Refu
   // Credit applied to the charge (notes issued while the invoice was unpaid, chargeInvoice collected only the rest)
   // never came out of the payment: it does not lower what is left to refund of it.
   const applied = payment ? await creditAppliedToCharge(db, invoiceId, payment.amount) : toDecimal('0');
-  return balanceOf(payment?.amount ?? null, toDecimal(credited ?? '0').minus(applied).plus(toDecimal(refunded ?? '0')).toFixed());
+  return balanceOf(payment?.amount ?? null, credited.minus(applied).plus(toDecimal(refunded ?? '0')).toFixed());
 }
 
 /**
@@ -116,15 +122,12 @@ export async function refundableBalance(db: Db, invoiceId: string): Promise<Refu
  * credited in full is settled without a charge at all). Only for an invoice nothing has paid yet.
  */
 export async function amountOwedAfterCreditNotes(db: Db, invoice: InvoiceRow): Promise<Decimal> {
-  const [{ credited }] = await db('invoices')
-    .where({ credited_invoice_id: invoice.id, kind: CREDIT_NOTE_KIND })
-    .whereNot({ status: 'void' })
-    .sum<{ credited: string | null }[]>('total as credited');
+  const credited = await creditNotesTotal(db, invoice.id);
   // Credit totals of the invoice's time issued while it was unpaid are taken off it too (store/credit-total-refunds.ts):
   // before, dunning charged the whole invoice while the customer was owed the credit, and an invoice that ended
   // uncollectible left the customer billed in full and owed the credit, nothing netting the two.
   const linked = sumMoney((await creditTotalsTakenOff(db, invoice.id)).map((credit) => toDecimal(credit.total).negated()));
-  return Dec.max(0, toDecimal(invoice.total).minus(toDecimal(credited ?? '0')).minus(linked));
+  return Dec.max(0, toDecimal(invoice.total).minus(credited).minus(linked));
 }
 
 /**
@@ -171,14 +174,11 @@ export async function creditTotalsAppliedTo(db: Db, invoice: InvoiceRow): Promis
  */
 async function creditAppliedToCharge(db: Db, invoiceId: string, paymentAmount: string): Promise<Decimal> {
   const invoice = await db<InvoiceRow>('invoices').where({ id: invoiceId }).first();
-  const [{ credited }] = await db('invoices')
-    .where({ credited_invoice_id: invoiceId, kind: CREDIT_NOTE_KIND })
-    .whereNot({ status: 'void' })
-    .sum<{ credited: string | null }[]>('total as credited');
+  const credited = await creditNotesTotal(db, invoiceId);
   // Credit totals applied to the charge come first (creditTotalsAppliedTo): what they took off is not the notes'.
   const totals = invoice ? sumMoney([...(await creditTotalsAppliedTo(db, invoice)).values()]) : toDecimal('0');
   const uncharged = Dec.max(0, toDecimal(invoice?.total ?? '0').minus(toDecimal(paymentAmount)).minus(totals));
-  return Dec.min(uncharged, toDecimal(credited ?? '0'));
+  return Dec.min(uncharged, credited);
 }
 
 /**
