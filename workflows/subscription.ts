@@ -17,7 +17,7 @@ import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from 
 import { periodNumber, showOpsDetails } from './subscription/ops-view';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
 import { carriedState, continueToNextPeriod, msUntil, nextPeriodInThisRun, nowIso, patchTaken, periodOf, rollOver, snapshot, startRun, SubscriptionRun, takeReleasedPatches } from './subscription/state';
-import { CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT, DECLINED_INVOICES_WAIT_THEIR_TURN, RETENTION_OFFER_HOLDS_PERIOD_END } from './subscription/patch-ids';
+import { CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT, CANCEL_NOW_IN_DUNNING_CREDITS_UNUSED_TIME, DECLINED_INVOICES_WAIT_THEIR_TURN, RETENTION_OFFER_HOLDS_PERIOD_END } from './subscription/patch-ids';
 import { checkThresholds, handleThresholdSignals } from './subscription/thresholds';
 import { afterRunningHandlers, handlersMayBeRunning } from './subscription/turns';
 
@@ -65,7 +65,7 @@ async function serveUntilPeriodEnd(run: SubscriptionRun): Promise<SubscriptionSt
   for (;;) {
     if (run.unpaidInvoice && !run.cancelNow) {
       if ((await runDunning(run)) === 'given_up') {
-        return endSubscription(run, run.cancelNow ?? { at: 'now', reason: 'payment failed', requestedBy: 'dunning' }, openUsageUntil(run, nowIso()), null);
+        return endSubscription(run, run.cancelNow ?? { at: 'now', reason: 'payment failed', requestedBy: 'dunning' }, openUsageUntil(run, nowIso()), unusedTimeAfterDunning(run));
       }
       continue;
     }
@@ -109,6 +109,17 @@ async function serveUntilPeriodEnd(run: SubscriptionRun): Promise<SubscriptionSt
       return null;
     }
   }
+}
+
+/**
+ * Where the unused time of the period is credited from when dunning ended the subscription: from now when the
+ * customer canceled now while an invoice was past due, as any cancellation now (the credit is then taken off that
+ * unpaid invoice, store/credit-total-refunds.ts); before, none was given and the whole period's fee stayed owed for
+ * part of it. None when dunning itself gave up, nor while suspended (the service ended at the suspension, not now).
+ */
+function unusedTimeAfterDunning(run: SubscriptionRun): Date | null {
+  const credited = run.cancelNow !== null && run.status === 'past_due' && run.plan.creditUnusedOnCancel === true && patchTaken(run, CANCEL_NOW_IN_DUNNING_CREDITS_UNUSED_TIME);
+  return credited ? serviceEndedAt(run, new Date()) : null;
 }
 
 /** A cancellation now: the usage up to now is invoiced, and the unused time credited from where the service ended. */

@@ -106,6 +106,12 @@ export const STALE_PAYMENT_METHOD_WAKE_FORGOTTEN = 'stale-payment-method-wake-fo
  * Before, the credit was noted and nothing paid it. Asked only where a credit total is issued.
  */
 export const CREDIT_TOTAL_REFUNDED = 'credit-total-refunded';
+/**
+ * A cancellation now while an invoice is past due credits the period's unused time, as any cancellation now does
+ * (../subscription.ts `unusedTimeAfterDunning`). Before, none was given. Asked only where it applies: a plan that
+ * credits unused time, canceled now during dunning.
+ */
+export const CANCEL_NOW_IN_DUNNING_CREDITS_UNUSED_TIME = 'cancel-now-in-dunning-credits-unused-time';
 
 export interface PatchGeneration {
   readonly id: string;
