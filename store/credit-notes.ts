@@ -111,7 +111,7 @@ export async function refundableBalance(db: Db, invoiceId: string): Promise<Refu
     .sum<{ refunded: string | null }[]>('r.amount as refunded');
   // Credit applied to the charge (notes issued while the invoice was unpaid, chargeInvoice collected only the rest)
   // never came out of the payment: it does not lower what is left to refund of it.
-  const applied = payment ? await creditAppliedToCharge(db, invoiceId, payment.amount) : toDecimal('0');
+  const applied = payment ? await creditAppliedToCharge(db, invoiceId, payment.amount, credited) : toDecimal('0');
   return balanceOf(payment?.amount ?? null, credited.minus(applied).plus(toDecimal(refunded ?? '0')).toFixed());
 }
 
@@ -170,11 +170,11 @@ export async function creditTotalsAppliedTo(db: Db, invoice: InvoiceRow): Promis
 
 /**
  * The part of the invoice's credit notes its charge took off (total − payment, within the notes' sum; zero for a
- * payment of the whole total, as every payment was before charges took notes off).
+ * payment of the whole total, as every payment was before charges took notes off). `credited` is the notes' sum, as
+ * the caller read it.
  */
-async function creditAppliedToCharge(db: Db, invoiceId: string, paymentAmount: string): Promise<Decimal> {
+async function creditAppliedToCharge(db: Db, invoiceId: string, paymentAmount: string, credited: Decimal): Promise<Decimal> {
   const invoice = await db<InvoiceRow>('invoices').where({ id: invoiceId }).first();
-  const credited = await creditNotesTotal(db, invoiceId);
   // Credit totals applied to the charge come first (creditTotalsAppliedTo): what they took off is not the notes'.
   const totals = invoice ? sumMoney([...(await creditTotalsAppliedTo(db, invoice)).values()]) : toDecimal('0');
   const uncharged = Dec.max(0, toDecimal(invoice?.total ?? '0').minus(toDecimal(paymentAmount)).minus(totals));
