@@ -125,9 +125,9 @@ export function combinationOf(properties: Readonly<Record<string, unknown>>, gro
 
 /**
  * The dimension key the running totals store for a combination (store/rollups.ts COMBINATION_KEY): the jsonb object
- * of its values as text, `{"direction": "input", "model": "large"}` (keys in jsonb's order; '{}' without any). It
- * is a column of two btree primary keys (usage_rollups, usage_rollup_distinct_values), so ingestion bounds its
- * UTF-8 length (domain/usage-events.ts USAGE_EVENT_LIMITS.maxIndexedValueBytes).
+ * of its values as text, `{"direction": "input", "model": "large"}` (keys in jsonb's order; '{}' without any). The
+ * totals' primary keys hold its sha256 (migration 0650), so any length can be stored; ingestion still bounds its
+ * UTF-8 length (domain/usage-events.ts USAGE_EVENT_LIMITS.maxIndexedValueBytes) as an API rule.
  */
 export function rollupDimensionKey(values: DimensionValues): string {
   const names = Object.keys(values).sort(compareJsonbKeys);

@@ -43,9 +43,10 @@ export const USAGE_EVENT_LIMITS = {
   /**
    * UTF-8 bytes of what the running totals index for an event (store/rollups.ts): the dimension key of its
    * combination of a grouped metric (the jsonb text `{"model": "large", ...}`), and the counted value of a
-   * unique_count metric (its text as Postgres reads it). Both are btree key columns, and a btree entry holds at most
-   * 2,704 bytes: key + value + two uuids stay well under it. Past it, every insert folding the event into a window
-   * failed (54000), and the whole batch with it, as did every read of the totals.
+   * unique_count metric (its text as Postgres reads it). They were btree key columns (a btree entry holds at most
+   * 2,704 bytes; past it every insert folding the event failed, 54000, and the whole batch with it); since migration
+   * 0650 the keys hold their sha256 and storage takes any length. The bound stays an API rule: a combination key
+   * is shown on invoice lines, the usage page and reports, and events already accepted under it stay valid.
    */
   maxIndexedValueBytes: 1_000,
 } as const;

@@ -52,6 +52,7 @@ import * as m0610 from './0610_add_idempotency_keys_released_at';
 import * as m0620 from './0620_add_subscriptions_usage_ends_at';
 import * as m0630 from './0630_add_plan_changes_period';
 import * as m0640 from './0640_refunds_one_per_credit_and_refunded_invoice';
+import * as m0650 from './0650_key_usage_rollups_by_digest';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -116,6 +117,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0620_add_subscriptions_usage_ends_at', m0620],
   ['0630_add_plan_changes_period', m0630],
   ['0640_refunds_one_per_credit_and_refunded_invoice', m0640],
+  ['0650_key_usage_rollups_by_digest', m0650],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -11,7 +11,7 @@ import { findMetricsByCode, MetricRow } from './catalog';
 import { queryPrepared } from './prepared-statements';
 import { cachedMetricsByCode } from './read-caches';
 import { isProratedAggregation } from './seat-usage';
-import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, RollupWindow, rollupUsage } from './rollups';
+import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, ROLLUP_KEY_DIGEST, RollupWindow, rollupUsage } from './rollups';
 import { aggregateMetric, type InsertedUsageEvent, type NewUsageEvent } from './usage';
 
 type Db = Knex | Knex.Transaction;
@@ -251,7 +251,7 @@ async function lockedUsage(trx: Knex.Transaction, limits: readonly HardLimit[]):
         .where({ 'w.customer_id': limit.window.customerId, 'w.period_start': limit.window.from, 'w.period_end': limit.window.to, 'wm.metric_id': limit.metric.id })
         .first('wm.window_id');
       if (!registered) return undefined;
-      await trx('usage_rollups').insert({ window_id: registered.window_id, metric_id: limit.metric.id, dimension_key: '' }).onConflict(['window_id', 'metric_id', 'dimension_key']).ignore();
+      await trx('usage_rollups').insert({ window_id: registered.window_id, metric_id: limit.metric.id, dimension_key: '' }).onConflict(['window_id', 'metric_id', ROLLUP_KEY_DIGEST]).ignore();
       row = await read();
       if (!row) return undefined;
     }

@@ -22,6 +22,14 @@ import type { MetricUsage } from './usage';
 
 type Db = Knex | Knex.Transaction;
 
+/**
+ * The column the totals are unique by, in place of dimension_key: its sha256, which the database computes
+ * (migration 0650, usage_rollup_key_digest; usage_rollup_distinct_values also digests its value). A btree entry
+ * holds at most 2704 bytes, and a metric created after long-valued events of its type seeds keys no ingestion
+ * bound checked (54000 on every read before); the digest has one size, the full key stays readable in dimension_key.
+ */
+export const ROLLUP_KEY_DIGEST = 'dimension_digest';
+
 /** The advisory lock class of rollup windows (the object id is the customer's hash). */
 const ROLLUP_LOCK_CLASS = 120_450;
 
@@ -78,7 +86,7 @@ function foldIntoRollupsSql(restrict = ''): string {
            coalesce(d.added, 0), g.latest_at, g.latest_row_id, g.latest_value
     FROM grouped g LEFT JOIN added_distinct d USING (window_id, metric_id, dimension_key)
     ORDER BY 1, 2, 3
-    ON CONFLICT (window_id, metric_id, dimension_key) DO UPDATE SET
+    ON CONFLICT (window_id, metric_id, ${ROLLUP_KEY_DIGEST}) DO UPDATE SET
       event_count = r.event_count + excluded.event_count,
       value_count = r.value_count + excluded.value_count,
       value_sum = r.value_sum + excluded.value_sum,
@@ -96,6 +104,7 @@ function foldIntoRollupsSql(restrict = ''): string {
  * The dimension key of an event's combination of a grouped metric: the JSON object of the group_by properties the
  * event has (as text, absent or JSON null left out), the same values store/dimension-usage.ts groups raw events by.
  * jsonb prints its keys in one canonical order, so one combination has one key; '' (the total) is never one.
+ * Any length: the primary keys hold its digest (ROLLUP_KEY_DIGEST), never the key itself.
  */
 const COMBINATION_KEY = `coalesce((SELECT jsonb_object_agg(d, s.properties ->> d) FROM jsonb_array_elements_text(m.group_by) AS d
                                   WHERE s.properties ->> d IS NOT NULL), '{}'::jsonb)::text`;
@@ -190,7 +199,7 @@ export async function seedRollups(db: Knex, window: RollupWindow, metricIds: rea
     // A total row from the start, even with no events: a hard-limit check locks it (store/entitlements.ts).
     await trx('usage_rollups')
       .insert(seeded.map((row) => ({ window_id: windowId, metric_id: row.metric_id, dimension_key: '' })))
-      .onConflict(['window_id', 'metric_id', 'dimension_key'])
+      .onConflict(['window_id', 'metric_id', ROLLUP_KEY_DIGEST])
       .ignore();
     await trx.raw(
       `WITH src AS (
