@@ -142,8 +142,9 @@ const linkedInvoiceId = (invoice: InvoiceRow): string | null => (invoice as Invo
 /**
  * Applies an open credit total, none of it refunded yet, to the latest unpaid (open or uncollectible) invoice of the
  * credited time that still owes at least all of it (its `credited_invoice_id`, with an audit record): that invoice's
- * charges ask for that much less (amountOwedAfterCreditNotes). One credit total per invoice; a credit larger than what
- * any unpaid invoice owes is refunded as before. Both rows are locked (the credit's by the caller), as markInvoicePaid
+ * charges ask for that much less (amountOwedAfterCreditNotes). Several credit totals may be applied to one invoice,
+ * each while it fits what the invoice owes after the others; a credit larger than what any unpaid invoice owes is
+ * refunded as before. Both rows are locked (the credit's by the caller), as markInvoicePaid
  * locks the invoice: applied first, its payment sees the credit; paid first, the credit is refunded from it.
  */
 async function applyToUnpaidInvoice(trx: Knex.Transaction, credit: InvoiceRow, amount: Decimal): Promise<string | null> {
@@ -160,7 +161,11 @@ async function applyToUnpaidInvoice(trx: Knex.Transaction, credit: InvoiceRow, a
   for (const { id } of candidates) {
     const unpaid = (await trx<InvoiceRow>('invoices').where({ id }).forUpdate().first())!;
     if (unpaid.status !== 'open' && unpaid.status !== 'uncollectible') continue;
-    if ((await creditTotalsTakenOff(trx, unpaid.id)).length > 0) continue;
+    // Every credit total that fits what the invoice still owes after its credit notes AND the credit totals already
+    // taken off it (amountOwedAfterCreditNotes counts both, never below 0). Before, only the first credit total of an
+    // invoice was: a second one of the same time (a downgrade, then a cancel-now) made dunning charge for it anyway
+    // and, uncollectible, left the customer billed for it while owed it. Read under this invoice's row lock, so two
+    // credits applied at once are serialized and together never take off more than it owes.
     if ((await amountOwedAfterCreditNotes(trx, unpaid)).lessThan(amount)) continue;
     await trx('invoices').where({ id: credit.id }).update({ credited_invoice_id: unpaid.id });
     await writeAudit(trx, {
@@ -270,11 +275,20 @@ export async function listUnrefundedCreditTotals(db: Knex, before: Date, limit: 
     .whereNot('i.kind', CREDIT_NOTE_KIND)
     .where('i.total', '<', 0)
     .where('i.finalized_at', '<', before)
+    // What the charge of the invoice it was applied to left uncollected (total − payment) is shared among the credit
+    // totals applied to it oldest first, as creditTotalsAppliedTo shares it: each counts only what the ones before it
+    // left. Counting all of it for each (as when only one credit total could be applied) hid a second one that its
+    // charge took nothing off and the payment could not refund in full: owed to the customer, never reported.
     .whereRaw(
       `coalesce((SELECT sum(r.amount) FROM refunds r WHERE r.credit_note_id = i.id), 0)
-         + coalesce((SELECT least(-i.total, greatest(0, t.total - coalesce((SELECT p.amount FROM payments p WHERE p.invoice_id = t.id AND p.status = 'succeeded' LIMIT 1), 0)))
+         + coalesce((SELECT greatest(0, least(-i.total,
+                              greatest(0, t.total - coalesce((SELECT p.amount FROM payments p WHERE p.invoice_id = t.id AND p.status = 'succeeded' LIMIT 1), 0))
+                              - coalesce((SELECT sum(-e.total) FROM invoices e
+                                           WHERE e.credited_invoice_id = t.id AND e.kind <> ? AND e.status <> 'void' AND e.total < 0
+                                             AND (e.finalized_at, e.id) < (i.finalized_at, i.id)), 0)))
                        FROM invoices t WHERE t.id = i.credited_invoice_id AND t.status = 'paid'), 0)
          < -i.total`,
+      [CREDIT_NOTE_KIND],
     )
     // Taken off an unpaid invoice of its time (applyToUnpaidInvoice): netted with what that invoice owes, not owed in
     // cash while it is unpaid (uncollectible included). Once that invoice is paid, what its charge took off counts as
