@@ -343,7 +343,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     tag: 'Usage',
     params: subscriptionId,
     responses: ok('The open period so far.', currentUsageResponse),
-    problems: ['subscription_not_found', 'seat_level_negative'],
+    problems: ['subscription_not_found', 'seat_level_negative', 'amount_out_of_range'],
   },
   'GET /v1/subscriptions/:id/usage/daily': {
     summary: "The open period's usage per UTC day",

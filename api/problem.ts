@@ -4,6 +4,7 @@ import { STATUS_CODES, type IncomingMessage, type Server as HttpServer, type Ser
 import type { Duplex } from 'node:stream';
 import { ZodError } from 'zod';
 import { CostTableMetricMismatch } from '../domain/cost-tables';
+import { RatingError } from '../domain/rating';
 import { SeatProrationError } from '../domain/seat-proration';
 import { causeChain } from './cause-chain';
 import { TemporalDeadlinePassed } from './temporal-deadline';
@@ -27,6 +28,8 @@ const STATUS_BY_CODE = {
   subscription_needs_attention: 409,
   // A seat removal stored before the addition it removes: the level is below 0 until the missing change arrives.
   seat_level_negative: 409,
+  // Stored usage rates to more than an amount holds (10^20): a plan's price and an event's value each within bounds.
+  amount_out_of_range: 409,
   no_failed_step: 409,
   subscription_suspended: 409,
   // Paused: only a cancellation now takes effect (or resume first). Opening a period: pause after it is open.
@@ -280,6 +283,9 @@ export const problemHandler: ErrorRequestHandler = (error: unknown, _req, res, _
   // A cost table on a metric no table can cost (store/cost-tables.ts refuses it before writing).
   if (error instanceof CostTableMetricMismatch) return sendProblem(res, new ApiProblem('invalid_cost_table', error.message, [{ path: 'metric', message: error.message }]));
   if (error instanceof SeatProrationError) return sendProblem(res, new ApiProblem('seat_level_negative', `the seat level cannot be rated yet: ${error.message}`));
+  // A read that rates the usage so far (the usage preview, the usage page, a wallet's balance) where it rates past what
+  // an amount holds: a state of the data (the invoice stops in needs_attention the same way), not a bare 500.
+  if (error instanceof RatingError && error.code === 'amount_out_of_range') return sendProblem(res, new ApiProblem('amount_out_of_range', error.message));
   const bodyParserError = error as { type?: string };
   if (bodyParserError?.type === 'entity.parse.failed') return sendProblem(res, new ApiProblem('malformed_json', 'the request body is not valid JSON'));
   if (bodyParserError?.type === 'entity.too.large') return sendProblem(res, new ApiProblem('payload_too_large', 'the request body is too large'));

@@ -163,7 +163,8 @@ export type RatingErrorCode =
   | 'duplicate_usage'
   | 'invalid_money_amount'
   | 'invalid_proration_factor'
-  | 'not_a_flat_charge';
+  | 'not_a_flat_charge'
+  | 'amount_out_of_range';
 
 export class RatingError extends Error {
   constructor(
@@ -217,12 +218,21 @@ export function rateUsage(input: RatingInput): RatingResult {
       if (fastTotalMinor !== undefined) fastTotalMinor += fast.minor;
       return fast.line;
     });
-  // (A line of 10^20 or more takes the Decimal path below, which refuses it as it always has.)
+  // (A line of 10^20 or more takes the Decimal path below, which refuses it: amount_out_of_range.)
   if (fastTotalMinor !== undefined && creditBucket.isZero() && minimumCommitment.isZero() && usageLines.every(isMoneyString)) {
     // No credit line and no true-up: every total is the sum of the rounded usage lines.
     const total = formatMinorUnits(fastTotalMinor, exponent);
     const zero = formatMinorUnits(0n, exponent);
     return { lines: usageLines, usageTotal: total, subtotal: total, creditApplied: zero, creditRemaining: zero };
+  }
+  // A line of 10^20 or more is no money string (a valid price of 18 digits × a valid event value of 10^12 gets
+  // there): summing it threw a TypeError, which the usage preview answered as a bare 500 and the invoice reported as
+  // `invalid_data`. Refused here with a stable code instead, so a caller can say what is wrong (the invoice still
+  // stops in needs_attention, now as amount_out_of_range).
+  const outOfRange = usageLines.find((line) => !isMoneyString(line));
+  if (outOfRange !== undefined) {
+    // (The message keeps the old error's words, which tests and runbooks match.)
+    throw new RatingError('amount_out_of_range', `usage of ${outOfRange.metricCode} rates to more ${currency} than an amount holds (below 10^20): not a decimal string: ${JSON.stringify(outOfRange.amount)}`);
   }
   const usageTotal = sumOfLines(usageLines);
 

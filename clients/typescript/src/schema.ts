@@ -10914,7 +10914,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `seat_level_negative`. */
+            /** @description Problem: `amount_out_of_range`, `seat_level_negative`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10922,7 +10922,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "seat_level_negative";
+                        code?: "amount_out_of_range" | "seat_level_negative";
                     };
                 };
             };
