@@ -75,7 +75,7 @@ function usageLinesOf(plan: PlanRow, period: PeriodBounds, totals: DimensionalUs
 async function closedUsageLines(trx: Transaction, context: SubscriptionContext, plan: PlanRow, usagePeriod: PeriodBounds): Promise<DraftInvoiceLine[]> {
   const subscriptionId = context.subscription.id;
   // The plan changes that cut the stretch are read only for a plan with allowances (the usual period pays no read).
-  const allowances = hasAllowances(plan.settings) ? stretchAllowances(plan, await allowanceShareOf(trx, subscriptionId, usagePeriod)) : stretchAllowances(plan);
+  const allowances = hasAllowances(plan) ? stretchAllowances(plan, await allowanceShareOf(trx, subscriptionId, usagePeriod)) : stretchAllowances(plan);
   const usageLines = usageLinesOf(plan, usagePeriod, await closedUsage(trx, subscriptionId, usagePeriod), allowances);
   await recordPlanBucket(trx, { customerId: context.customer.id, subscriptionId, plan, bucket: allowances.creditBucket, usagePeriod, usageLines });
   return usageLines;

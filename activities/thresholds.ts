@@ -2,7 +2,7 @@
  * Progressive billing (docs/pricing.md): the threshold invoice. The workflow asks whenever a threshold signal
  * arrives; this activity decides from Postgres whether one is due, so a stale or repeated signal writes nothing.
  */
-import { stretchAllowances } from '../domain/allowances';
+import { stretchUsageTerms } from '../domain/allowances';
 import { allowanceShareOf } from '../store/plan-changes';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ThresholdInvoiceRequest, ThresholdInvoiceResult } from '../contract/thresholds';
@@ -87,8 +87,8 @@ export function createThresholdActivities(db: Database) {
         charges,
         period,
         usage,
-        // The stretch's share of the bucket, as the invoice that closes the stretch will apply it.
-        creditBucket: stretchAllowances(plan, await allowanceShareOf(db, request.subscriptionId, { start: period.start, end: null })).creditBucket,
+        // The stretch's share of the bucket and of the charges' own terms, as the invoice that closes the stretch applies them.
+        ...stretchUsageTerms(plan, await allowanceShareOf(db, request.subscriptionId, { start: period.start, end: null })),
       });
       const earlier = billedThresholds(rows);
       const decision = decideThresholdInvoice({ thresholds, currency: plan.currency, accrued: accruedAmount(accrued, plan.currency), earlier });

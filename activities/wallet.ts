@@ -3,7 +3,7 @@
  * pays what it may of the usage, in the invoice's own transaction, so the ledger entries and the invoice commit
  * together or not at all. Customers without a wallet get exactly the invoice they got before.
  */
-import { stretchCreditBucket } from '../domain/allowances';
+import { stretchUsageTerms } from '../domain/allowances';
 import { closureAllowanceShare } from '../store/plan-changes';
 import { rateDimensionalUsage } from '../domain/dimensions';
 import { DraftInvoiceLine, PeriodBounds, ratedLinesForPeriod } from '../domain/invoice';
@@ -65,8 +65,8 @@ export function closedUsageLinesBefore(trx: Transaction, subscriptionId: string,
     if (!closure) return [];
     const charges = usageCharges(plan.charges as Charge[]);
     const usage = await usageForCharges(trx, charges, { kind: 'claimed', closeId: String(closure.id), before: at });
-    const creditBucket = stretchCreditBucket(plan.settings, plan.currency, await closureAllowanceShare(trx, String(closure.id)));
-    const rated = rateDimensionalUsage({ currency: plan.currency, charges, usage, creditBucket });
+    const terms = stretchUsageTerms(plan, await closureAllowanceShare(trx, String(closure.id)));
+    const rated = rateDimensionalUsage({ currency: plan.currency, charges, usage, ...terms });
     // What the stretch's threshold invoices billed covers its earliest usage, as on the invoice itself (they billed
     // the usage accrued up to their instant, so at least all of it before `at` when rated later). Left out, the cap
     // let a grant expiring mid-period pay the usage after its expiry in place of usage already paid in cash.

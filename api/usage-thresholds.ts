@@ -22,7 +22,7 @@ import type { Charge } from '../domain/rating';
 import type { Database } from '../store/database';
 import { loadSubscriptionContext } from '../store/subscriptions';
 import { allowanceShareOf, latestStretchStart } from '../store/plan-changes';
-import { stretchCreditBucket } from '../domain/allowances';
+import { stretchUsageTerms } from '../domain/allowances';
 import { highestInvoicedThreshold, subscriptionsWithThresholds, type ThresholdSubscription } from '../store/threshold-invoices';
 import { openUsageForCharges } from '../store/usage-preview';
 import { usageThresholdReachedSignal } from '../workflows/definitions';
@@ -82,7 +82,7 @@ export class UsageThresholdSignals {
     const usage = await openUsageForCharges(this.db, customer.id, charges, from, until);
     const period = { start: from.toISOString(), end: until.toISOString() };
     const accrued = accruedAmount(
-      accruedUsageLines({ planName: plan.name, currency: plan.currency, charges, period, usage, creditBucket: stretchCreditBucket(plan.settings, plan.currency, await allowanceShareOf(this.db, billing.id, { start: from, end: null })) }),
+      accruedUsageLines({ planName: plan.name, currency: plan.currency, charges, period, usage, ...stretchUsageTerms(plan, await allowanceShareOf(this.db, billing.id, { start: from, end: null })) }),
       plan.currency,
     );
     const reached = highestThresholdReached(thresholds, accrued);

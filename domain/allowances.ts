@@ -9,6 +9,7 @@
  * an open stretch) counts to its period's end, so a cancellation now keeps the allowances it had (as before).
  */
 import { commitmentTerms, type PlanSettings } from './plan-terms';
+import type { Charge } from './rating';
 import { Dec, formatMoney, toDecimal } from './money';
 
 /** The billing period an immediate plan change split, as recorded with the change. */
@@ -46,21 +47,28 @@ export function allowanceShare(stretch: { readonly start: Date }, splits: { read
   return Dec.min(Dec.max(share, new Dec(0)), new Dec(1));
 }
 
-/** Whether the plan has an allowance a share could cut (a bucket or a commitment): else no share needs looking up. */
-export function hasAllowances(settings: unknown): boolean {
-  const terms = (settings ?? {}) as PlanSettings;
-  return terms.creditBucket !== undefined || terms.minimumCommitment !== undefined;
+/**
+ * Whether the plan has an allowance a share could cut (a bucket, a commitment, or a charge's included units or
+ * min/max amounts): else no share needs looking up.
+ */
+export function hasAllowances(plan: { readonly settings: unknown; readonly charges: unknown }): boolean {
+  const terms = (plan.settings ?? {}) as PlanSettings;
+  if (terms.creditBucket !== undefined || terms.minimumCommitment !== undefined) return true;
+  const charges = Array.isArray(plan.charges) ? (plan.charges as Charge[]) : [];
+  return charges.some((charge) => charge.includedUnits !== undefined || charge.minAmount !== undefined || charge.maxAmount !== undefined);
 }
 
 export interface StretchAllowances {
   readonly creditBucket?: string;
   readonly minimumCommitment?: string;
   readonly feesTowardCommitment?: string;
+  /** The share itself, below 1: rating cuts each charge's included units and min/max amounts to it (rating.ts). */
+  readonly periodShare?: string;
 }
 
 /**
  * The plan's allowances for a stretch with this share of the period, each rounded to the currency (half up, as
- * every line). A whole period's are the plan's own, unchanged.
+ * every line), and the share for the charges' own per-period terms. A whole period's are the plan's own, unchanged.
  */
 export function stretchAllowances(
   plan: { readonly currency: string; readonly flat_fee: string; readonly charges: unknown; readonly settings: unknown },
@@ -75,10 +83,21 @@ export function stretchAllowances(
     ...(creditBucket === undefined ? {} : { creditBucket: part(creditBucket) }),
     ...(commitment.minimumCommitment === undefined ? {} : { minimumCommitment: part(commitment.minimumCommitment) }),
     ...(commitment.feesTowardCommitment === undefined ? {} : { feesTowardCommitment: part(commitment.feesTowardCommitment) }),
+    periodShare: share.toString(),
   };
 }
 
-/** Only the credit bucket of stretchAllowances: what the usage views and the wallet rate open usage with. */
+/** The terms open usage is rated with (no true-up before the period closes): stretchAllowances without the commitment. */
+export function stretchUsageTerms(
+  plan: { readonly currency: string; readonly settings: unknown; readonly charges: unknown },
+  share: Dec = new Dec(1),
+): { readonly creditBucket?: string; readonly periodShare?: string } {
+  const creditBucket = ((plan.settings ?? {}) as PlanSettings).creditBucket;
+  if (share.gte(1)) return creditBucket === undefined ? {} : { creditBucket };
+  return { ...(creditBucket === undefined ? {} : { creditBucket: formatMoney(toDecimal(creditBucket).times(share), plan.currency) }), periodShare: share.toString() };
+}
+
+/** Only the credit bucket of stretchAllowances: the amount credit alerts are shares of. */
 export function stretchCreditBucket(settings: unknown, currency: string, share: Dec = new Dec(1)): string | undefined {
   const creditBucket = ((settings ?? {}) as PlanSettings).creditBucket;
   if (creditBucket === undefined || share.gte(1)) return creditBucket;

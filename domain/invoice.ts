@@ -90,6 +90,8 @@ export interface RenewalInvoiceInput {
   readonly minimumCommitment?: string;
   /** Recurring fees counted toward the commitment (plan-terms.ts commitmentTerms); absent: usage only. */
   readonly feesTowardCommitment?: string;
+  /** The stretch's share of its period when a plan change cut it (rating.ts RatingInput.periodShare); absent: whole. */
+  readonly periodShare?: string;
 }
 
 /**
@@ -123,6 +125,7 @@ export function renewalInvoiceLines(input: RenewalInvoiceInput): DraftInvoiceLin
       creditBucket: input.creditBucket,
       minimumCommitment: input.minimumCommitment,
       ...(input.feesTowardCommitment === undefined ? {} : { feesTowardCommitment: input.feesTowardCommitment }),
+      ...(input.periodShare === undefined ? {} : { periodShare: input.periodShare }),
     });
     lines.push(...ratedLinesForPeriod(rated.lines, input.usage.period));
   }

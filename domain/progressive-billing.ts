@@ -89,6 +89,8 @@ export interface AccruedUsageInput {
   readonly period: PeriodBounds;
   readonly usage: readonly DimensionalUsage[];
   readonly creditBucket?: string;
+  /** The stretch's share of its period when a plan change cut it (rating.ts RatingInput.periodShare). */
+  readonly periodShare?: string;
 }
 
 /**
@@ -104,6 +106,7 @@ export function accruedUsageLines(input: AccruedUsageInput): DraftInvoiceLine[] 
     flatFeePeriod: null,
     usage: { period: input.period, totals: input.usage },
     creditBucket: input.creditBucket,
+    ...(input.periodShare === undefined ? {} : { periodShare: input.periodShare }),
   });
 }
 

@@ -85,6 +85,14 @@ export interface RatingInput {
    * `commitmentIncludesFees`); absent: the commitment counts usage only.
    */
   readonly feesTowardCommitment?: string;
+  /**
+   * The share of its billing period the rated stretch is, when an immediate plan change cut the period
+   * (domain/allowances.ts `allowanceShare`, as a decimal string in (0, 1)); absent: the whole period. Each charge's
+   * per-period terms (its included units, its min and max amounts) are cut to it, as the credit bucket and the
+   * commitment are: given whole to each stretch, a change mid-month billed both plans' whole minimums (30.00 + 60.00
+   * for a month whose minimum by time was 50.00) and granted the included units twice.
+   */
+  readonly periodShare?: string;
 }
 
 export interface RatingResult {
@@ -205,8 +213,10 @@ export function rateUsage(input: RatingInput): RatingResult {
 
   // Each line from the BigInt fast path when it can give exactly the Decimal path's line (fixed-point-rating.ts).
   let fastTotalMinor: bigint | undefined = 0n;
+  const share = input.periodShare === undefined ? undefined : new Dec(input.periodShare);
   const usageLines = input.charges
     .map(requireValidCharge)
+    .map((charge) => (share === undefined || share.gte(1) ? charge : chargeForShare(charge, share, currency)))
     .filter(isUsageCharge)
     .map((charge) => {
       const usage = usageByMetric.get(charge.metricCode);
@@ -466,6 +476,24 @@ function requireCurrency(currency: string): void {
 
 /** Charges already found valid. Charges are immutable values (every field readonly), so once is enough. */
 const validCharges = new WeakSet<Charge>();
+
+/** Included units are cut to this many decimals (an event's value has at most 12): enough for any share of them. */
+const SHARED_UNITS_DECIMALS = 12;
+
+/**
+ * A charge's per-period terms for a stretch with `share` of its period: its included units (to 12 decimals) and its
+ * min and max amounts (to the currency's minor unit, half up, as the credit bucket's share) times the share.
+ */
+function chargeForShare(charge: Charge, share: Dec, currency: string): Charge {
+  if (charge.includedUnits === undefined && charge.minAmount === undefined && charge.maxAmount === undefined) return charge;
+  const part = (amount: string): string => formatMoney(toDecimal(amount).times(share), currency);
+  return requireValidCharge({
+    ...charge,
+    ...(charge.includedUnits === undefined ? {} : { includedUnits: decimalText(toDecimal(charge.includedUnits).times(share).toDecimalPlaces(SHARED_UNITS_DECIMALS, Dec.ROUND_HALF_UP)) }),
+    ...(charge.minAmount === undefined ? {} : { minAmount: part(charge.minAmount) }),
+    ...(charge.maxAmount === undefined ? {} : { maxAmount: part(charge.maxAmount) }),
+  });
+}
 
 function requireValidCharge(charge: Charge): Charge {
   if (validCharges.has(charge)) return charge;

@@ -117,6 +117,8 @@ export interface ReversalCreditInput {
   readonly creditBucket?: string;
   readonly minimumCommitment?: string;
   readonly feesTowardCommitment?: string;
+  /** The stretch's share of its period when a plan change cut it (rating.ts RatingInput.periodShare). */
+  readonly periodShare?: string;
   /** The period's usage as its close stored it (what its invoice billed). */
   readonly closedUsage: readonly DimensionalUsage[];
   /** Late events a carried-out re-rating billed into the period after its close: billed too, so counted in. */
@@ -129,7 +131,7 @@ export interface ReversalCreditInput {
 /** Credit lines (negative) for the newly reversed outcomes of a closed period; empty when they change nothing. */
 export function reversalCreditLines(input: ReversalCreditInput): DraftInvoiceLine[] {
   const rate = (usage: readonly DimensionalUsage[]) =>
-    rateDimensionalUsage({ currency: input.currency, charges: usageCharges(input.charges), usage, creditBucket: input.creditBucket, minimumCommitment: input.minimumCommitment, feesTowardCommitment: input.feesTowardCommitment });
+    rateDimensionalUsage({ currency: input.currency, charges: usageCharges(input.charges), usage, creditBucket: input.creditBucket, minimumCommitment: input.minimumCommitment, feesTowardCommitment: input.feesTowardCommitment, periodShare: input.periodShare });
   const billed = withContributions(input.closedUsage, input.billedLate ?? []);
   const before = withoutContributions(billed, input.alreadyCredited);
   const after = withoutContributions(before, input.newlyReversed);
