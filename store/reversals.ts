@@ -70,12 +70,25 @@ export async function insertReversalEvents(db: Knex, events: readonly NewReversa
       .whereIn(['customer_id', 'event_id'], events.map((event) => [event.customerId, event.reversesEventId]))
       .select('customer_id', 'occurred_at');
     await forgetRollupsOfReversed(trx, originals.map((row) => ({ customerId: row.customer_id, occurredAt: row.occurred_at })));
-    return (await insertAndMark(trx, events)).rows;
+    const stored = (await insertAndMark(trx, events)).rows;
+    // A reversal is credited when it was received after the close that claimed (and so billed) its original
+    // (received_at > closed_at). received_at is this transaction's start, and a close may have begun after it, claimed
+    // and counted the original and committed while this transaction waited for the original's row (or the customer's
+    // rollup lock): the original was billed and the reversal never credited. An original found claimed when it is
+    // marked was counted by a close that committed before, so the reversal is received now, after that close.
+    const afterClaim = stored.filter((row) => row.original_claimed);
+    if (afterClaim.length) {
+      await trx('usage_events')
+        .whereIn(['customer_id', 'event_id'], afterClaim.map((row) => [row.customer_id, row.event_id]))
+        .whereNotNull('reverses_event_id')
+        .update({ received_at: trx.raw('clock_timestamp()') });
+    }
+    return stored.map(({ customer_id, event_id }) => ({ customer_id, event_id }));
   });
 }
 
 function insertAndMark(db: Knex.Transaction, events: readonly NewReversalEvent[]) {
-  return db.raw<{ rows: { customer_id: string; event_id: string }[] }>(
+  return db.raw<{ rows: { customer_id: string; event_id: string; original_claimed: boolean }[] }>(
     `WITH inserted AS (
        INSERT INTO usage_events (customer_id, event_id, event_type, occurred_at, properties, reverses_event_id, late)
        SELECT e.customer_id, e.event_id, e.event_type, e.occurred_at, e.properties, e.reverses_event_id, false
@@ -87,9 +100,10 @@ function insertAndMark(db: Knex.Transaction, events: readonly NewReversalEvent[]
        UPDATE usage_events o SET reversed_by_event_id = i.event_id
        FROM inserted i
        WHERE o.customer_id = i.customer_id AND o.event_id = i.reverses_event_id AND o.reversed_by_event_id IS NULL
-       RETURNING o.id
+       RETURNING o.customer_id, o.reversed_by_event_id, o.period_close_id
      )
-     SELECT customer_id, event_id FROM inserted`,
+     SELECT i.customer_id, i.event_id, coalesce(m.period_close_id IS NOT NULL, false) AS original_claimed
+     FROM inserted i LEFT JOIN marked m ON m.customer_id = i.customer_id AND m.reversed_by_event_id = i.event_id`,
     [
       events.map((event) => event.customerId),
       events.map((event) => event.eventId),

@@ -290,6 +290,9 @@ export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure
     ? await trx('usage_events')
         .where({ customer_id: closure.customerId })
         .whereNull('period_close_id')
+        // A reversed event bills nothing (the totals leave it out), so it is not claimed either: claimed, its reversal
+        // (committed before this close's claim) looked like one of a billed outcome and was credited on the next invoice.
+        .whereNull('reversed_by_event_id')
         .whereIn('event_type', [...metered.eventTypes])
         .andWhere('occurred_at', '>=', closure.periodStart)
         .andWhere('occurred_at', '<', closure.periodEnd)
