@@ -154,8 +154,7 @@ async function applyToUnpaidInvoice(trx: Knex.Transaction, credit: InvoiceRow, a
     .whereNotIn('kind', [CREDIT_NOTE_KIND, TOP_UP_INVOICE_KIND])
     .whereNot({ id: credit.id })
     .where('total', '>', 0)
-    .where('period_start', '<', credit.period_end)
-    .andWhere('period_end', '>', credit.period_start)
+    .where(ofCreditedTime(trx, credit))
     .orderBy([{ column: 'finalized_at', order: 'desc' }, { column: 'id', order: 'desc' }])
     .select('id');
   for (const { id } of candidates) {
@@ -233,7 +232,36 @@ export async function settleCreditTotalsOfPaidInvoice(trx: Knex.Transaction, inv
 }
 
 /**
- * The subscription's paid invoices (no credit note, no top-up) whose period overlaps the credit's, latest first,
+ * Which invoices (a query on `invoices`, unaliased) are of the time a credit total gives money back for: those whose
+ * own period overlaps the credit's, and those that billed what its lines take back, dated earlier: the threshold
+ * invoices its threshold_credit lines name, and the invoices with usage lines of the period of its reversal lines
+ * (outcomes reversed after they were billed). Before, only the first: a credit made of reversed outcomes was neither
+ * refunded from nor taken off the invoice that billed them (6.00 and 5.00 left owed, only the janitor reporting them).
+ */
+function ofCreditedTime(trx: Knex.Transaction, credit: InvoiceRow): (query: Knex.QueryBuilder) => void {
+  return (time) => {
+    time
+      .where((own) => own.where('period_start', '<', credit.period_end).andWhere('period_end', '>', credit.period_start))
+      .orWhereExists(
+        trx('invoice_lines as l')
+          .where('l.invoice_id', credit.id)
+          .andWhere('l.kind', 'threshold_credit')
+          .whereRaw("(l.breakdown ->> 'thresholdInvoiceId')::uuid = invoices.id")
+          .select(trx.raw('1')),
+      )
+      .orWhereExists(
+        trx('invoice_lines as l')
+          .join('invoice_lines as u', (join) => join.on('u.period_start', 'l.period_start'))
+          .where('l.invoice_id', credit.id)
+          .whereRaw("(l.breakdown ->> 'reversal') = 'true'")
+          .whereRaw("u.invoice_id = invoices.id AND u.kind = 'usage'")
+          .select(trx.raw('1')),
+      );
+  };
+}
+
+/**
+ * The subscription's paid invoices (no credit note, no top-up) of the credited time (ofCreditedTime), latest first,
  * row-locked, each with what it has left to refund. Only invoices of the credited time: the fee it credits was paid
  * there, and an older invoice's payment is another period's money (the period's own invoice refunded in full by
  * finance already, the credit would have been refunded a second time from last month's).
@@ -243,8 +271,7 @@ async function paidInvoicesOfCreditedTime(trx: Knex.Transaction, credit: Invoice
     .where({ subscription_id: credit.subscription_id, currency: credit.currency, status: 'paid' })
     .whereNotIn('kind', [CREDIT_NOTE_KIND, TOP_UP_INVOICE_KIND])
     .where('total', '>', 0)
-    .where('period_start', '<', credit.period_end)
-    .andWhere('period_end', '>', credit.period_start)
+    .where(ofCreditedTime(trx, credit))
     .orderBy([{ column: 'finalized_at', order: 'desc' }, { column: 'id', order: 'desc' }])
     .select('id');
   const paid: Array<{ invoice: InvoiceRow; paymentId: string; refundable: Decimal }> = [];

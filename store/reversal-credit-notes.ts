@@ -7,11 +7,12 @@
  * by an invoice or by a credit note, never both; the credit note's key (the reversal row ids) is its duplicate
  * barrier too (unique credited invoice + idempotency key).
  */
+import type Decimal from 'decimal.js';
 import type { Knex } from 'knex';
 import { formatMoney, sumMoney, toDecimal } from '../domain/money';
 import type { DraftInvoiceLine } from '../domain/invoice';
 import { findPlan } from './catalog';
-import { CREDIT_NOTE_KIND, enqueueCreditNoteIssued, insertCreditNote, refundCreditNotesOfPaidInvoice, type CreditNoteRow, type RefundRow } from './credit-notes';
+import { amountOwedAfterCreditNotes, CREDIT_NOTE_KIND, enqueueCreditNoteIssued, insertCreditNote, refundableBalance, refundCreditNotesOfPaidInvoice, type CreditNoteRow, type RefundRow } from './credit-notes';
 import type { InvoiceRow } from './invoices';
 import { writeAudit } from './outbox';
 import { reversalCreditsFor } from './reversal-credits';
@@ -116,7 +117,7 @@ async function creditOne(trx: Knex.Transaction, subscription: EndedSubscription)
   for (const [periodStart, periodLines] of byPeriod) {
     const amount = sumMoney(periodLines.map((line) => toDecimal(line.amount))).negated();
     if (!amount.isPositive()) continue; // the included credit had paid for it: nothing to give back
-    const credited = await invoiceThatBilled(trx, subscription.id, new Date(periodStart));
+    const credited = await invoiceThatBilled(trx, subscription.id, new Date(periodStart), amount);
     // Rolls the marks back: the reversals stay owed, for the next pass, rather than credited by nothing.
     if (!credited) throw new CreditNotYetPossible(`no invoice of subscription ${subscription.id} billed the usage of ${periodStart}`);
     issued.push(await insertReversalCreditNote(trx, credited, periodLines, formatMoney(amount, credited.currency), `${key}:${periodStart}`));
@@ -124,15 +125,41 @@ async function creditOne(trx: Knex.Transaction, subscription: EndedSubscription)
   return issued;
 }
 
-/** The finalized invoice carrying the period's usage lines (the next period invoice or the closing invoice). */
-async function invoiceThatBilled(trx: Knex.Transaction, subscriptionId: string, periodStart: Date): Promise<InvoiceRow | undefined> {
-  return trx<InvoiceRow>('invoices as i')
+/**
+ * The finalized invoice the period's credit note goes against, and is refunded from (or taken off the charge of). The
+ * invoices that billed the period's usage: the one that billed it as a whole (the next period invoice, the closing
+ * invoice or the proration invoice of a plan change, as the wallet's give-back picks it: store/wallet-draws.ts
+ * invoiceBillingUsagePeriod), then the ones that billed part of it (threshold invoices, re-ratings' adjustments),
+ * newest first. The first that can give all of `amount` back; else the one that can give the most (the note is
+ * refunded in part, the rest reported by the janitor). Before, it was the newest invoice with usage lines of the
+ * period: a later adjustment, whose payment covered only the late events it billed (2.00 of a 5.00 note refunded),
+ * and after threshold invoices had billed the period, a closing invoice that took no payment (nothing refunded).
+ */
+async function invoiceThatBilled(trx: Knex.Transaction, subscriptionId: string, periodStart: Date, amount: Decimal): Promise<InvoiceRow | undefined> {
+  const candidates: InvoiceRow[] = await trx<InvoiceRow>('invoices as i')
     .where('i.subscription_id', subscriptionId)
     .whereNot('i.kind', CREDIT_NOTE_KIND)
     .whereNot('i.status', 'void') // a finalized invoice is 'draft' until numbered just after its commit
     .whereExists(trx('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere('l.kind', 'usage').andWhere('l.period_start', periodStart).select(trx.raw('1')))
-    .orderBy('i.created_at', 'desc')
-    .first('i.*');
+    .orderByRaw("(i.kind IN ('period', 'closing', 'proration')) DESC, i.created_at DESC, i.id DESC")
+    .select('i.*');
+  let best: { invoice: InvoiceRow; capacity: Decimal } | undefined;
+  for (const invoice of candidates) {
+    const capacity = await creditCapacity(trx, invoice);
+    if (capacity.gte(amount)) return invoice;
+    if (!best || capacity.gt(best.capacity)) best = { invoice, capacity };
+  }
+  return best?.invoice;
+}
+
+/**
+ * What a credit note against the invoice can give back: a paid invoice's payment, less what was refunded or credited
+ * of it; an unpaid one's charge, less the credit already taken off it. Read without the invoice's lock (the note
+ * takes it): a refund meanwhile only makes the note's refund partial, as it would have been.
+ */
+async function creditCapacity(trx: Knex.Transaction, invoice: InvoiceRow): Promise<Decimal> {
+  if (invoice.status === 'paid') return (await refundableBalance(trx, invoice.id)).remaining;
+  return amountOwedAfterCreditNotes(trx, invoice);
 }
 
 async function insertReversalCreditNote(trx: Knex.Transaction, billed: InvoiceRow, lines: readonly DraftInvoiceLine[], amount: string, idempotencyKey: string): Promise<IssuedReversalCreditNote> {

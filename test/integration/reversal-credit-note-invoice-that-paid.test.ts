@@ -1,0 +1,137 @@
+/**
+ * A reversal after the subscription ended becomes a credit note against an invoice that billed the outcome's period
+ * (docs/pricing.md "When no later invoice comes"), refunded from that invoice's payment. Other invoices carry usage
+ * lines of the period too and took only part of its money, and the note went against the newest of them:
+ *   - a re-rating's adjustment, whose payment covered only the late events it billed: 2.00 of a 5.00 note refunded;
+ *   - after threshold invoices had billed the period, the closing invoice that took no payment: nothing refunded.
+ *
+ * Timeline (2029), 1.00 a call, reversals accepted for 90 days:
+ *   Jan 15  8 calls -> the closing invoice of Feb 1: 8.00, paid; the subscription has ended
+ *   Feb 3   2 calls stamped Jan 20 arrive late; finance re-rates with late usage: adjustment invoice 2.00, paid
+ *   Feb 10  5 January calls are reversed: a credit note of 5.00 against the closing invoice, refunded 5.00
+ * Postgres only: the activities are called as the workflows call them.
+ */
+import { randomUUID } from 'node:crypto';
+import { createInvoicingActivities } from '../../activities/invoicing';
+import { createReratingActivities } from '../../activities/rerating';
+import { createThresholdActivities } from '../../activities/thresholds';
+import type { Database } from '../../store/database';
+import { insertRerate } from '../../store/rerates';
+import { creditReversalsOfEndedSubscriptions } from '../../store/reversal-credit-notes';
+import { insertReversalEvents } from '../../store/reversals';
+import { closeUsage, insertUsageEvents } from '../../store/usage';
+import { createTestDatabase } from '../support/database';
+import { insertCustomer, insertPlan } from '../support/fixtures';
+
+let db: Database;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  await db('billable_metrics').insert({ code: 'ra_calls', name: 'Calls', event_type: 'ra.call', aggregation: 'count' });
+});
+
+afterAll(async () => {
+  await db?.destroy();
+});
+
+const january = { start: '2029-01-01T00:00:00.000Z', end: '2029-02-01T00:00:00.000Z' };
+const money = (value: string | number) => Number(value).toFixed(2);
+
+async function paid(invoiceId: string, amount: string) {
+  await db('payments').insert({ invoice_id: invoiceId, attempt: 1, status: 'succeeded', amount, currency: 'USD', idempotency_key: `payment:${invoiceId}:1`, gateway_charge_id: `ch_${invoiceId}` });
+  await db('invoices').where({ id: invoiceId }).update({ status: 'paid' });
+}
+
+test('a reversal after the end is credited against the invoice that billed the period, not a later adjustment of it', async () => {
+  const customer = await insertCustomer(db, { external_id: 'adjusted' });
+  const plan = await insertPlan(db, {
+    code: 'ra-calls',
+    billing_interval: 'P1M',
+    flat_fee: '0',
+    charges: [{ metricCode: 'ra_calls', price: { model: 'per_unit', unitPrice: '1.00' } }] as never,
+    settings: { disputeWindow: 'P90D' },
+  });
+  const [subscription] = await db('subscriptions')
+    .insert({ customer_id: customer.id, plan_id: plan.id, status: 'active', workflow_id: 'direct:adjusted', start_at: new Date(january.start), current_period_start: new Date(january.start), current_period_end: new Date(january.end) })
+    .returning('*');
+  const calls = (prefix: string, count: number, at: string) =>
+    insertUsageEvents(db, Array.from({ length: count }, (_, i) => ({ customerId: customer.id, eventId: `${prefix}-${i}`, eventType: 'ra.call', occurredAt: new Date(at), properties: {} })));
+
+  await calls('jan', 8, '2029-01-15T00:00:00Z');
+  await db.transaction((trx) =>
+    closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(january.start), periodEnd: new Date(january.end), planId: plan.id, charges: plan.charges as never }),
+  );
+  const closing = await createInvoicingActivities(db).createPeriodInvoice({ subscriptionId: subscription.id, kind: 'closing', flatFeePeriod: null, usagePeriod: january });
+  expect(closing.total).toBe('8.00');
+  await paid(closing.invoiceId, '8.00');
+  await db('subscriptions').where({ id: subscription.id }).update({ status: 'canceled' });
+
+  // Two late calls, billed by a re-rating of the closing invoice: an adjustment invoice of 2.00, paid.
+  await calls('late', 2, '2029-01-20T00:00:00Z');
+  const rerateId = randomUUID();
+  await db.transaction((trx) =>
+    insertRerate(trx, { id: rerateId, invoiceId: closing.invoiceId, subscriptionId: subscription.id, customerId: customer.id, requestedBy: 'finance', reason: 'late calls', correctedPlanId: null, includeLateUsage: true }),
+  );
+  const rerating = createReratingActivities(db);
+  expect(await rerating.proposeRerate({ rerateId })).toMatchObject({ status: 'proposed', total: '2.00' });
+  await rerating.recordRerateDecision({ rerateId, approved: true, by: 'finance', reason: 'ok' });
+  expect(await rerating.finalizeRerate({ rerateId })).toMatchObject({ status: 'finalized', outcome: 'adjustment' });
+  const adjustment = await db('invoices').where({ subscription_id: subscription.id, kind: 'adjustment' }).first();
+  await paid(adjustment.id, '2.00');
+
+  // Five January calls reversed after the end: a credit note of 5.00, refunded in full from the 8.00 paid.
+  await insertReversalEvents(
+    db,
+    Array.from({ length: 5 }, (_, i) => ({ customerId: customer.id, eventId: `jan-${i}-reversal`, eventType: 'ra.call', occurredAt: new Date('2029-02-10T00:00:00Z'), properties: {}, reversesEventId: `jan-${i}` })),
+  );
+  const issued = await creditReversalsOfEndedSubscriptions(db, [customer.id]);
+  const credited = issued.map(({ creditNote, refund }) => ({
+    against: creditNote.credited_invoice_id === closing.invoiceId ? 'closing invoice' : creditNote.credited_invoice_id === adjustment.id ? 'adjustment invoice' : creditNote.credited_invoice_id,
+    note: money(creditNote.total),
+    refunded: refund ? money(refund.amount) : null,
+  }));
+  expect(credited).toEqual([{ against: 'closing invoice', note: '5.00', refunded: '5.00' }]);
+});
+
+test('a reversal after the end of an outcome a threshold invoice billed is refunded from that invoice, not capped by the closing one', async () => {
+  // Timeline (2029), 1.00 a call, a usage threshold at 5.00, reversals accepted for 90 days:
+  //   Jan 15  8 calls; Jan 16 threshold invoice 8.00, paid
+  //   Feb 1   closing invoice: 8.00 of January - 8.00 billed on the threshold invoice = 0.00 (nothing to collect)
+  //   Feb 10  5 January calls reversed: a credit note of 5.00, refunded from the threshold invoice's 8.00 (before:
+  //           against the closing invoice, which took no payment: nothing refunded, 5.00 owed to the customer)
+  const customer = await insertCustomer(db, { external_id: 'thresholded' });
+  const plan = await insertPlan(db, {
+    code: 'ra-thresholds',
+    billing_interval: 'P1M',
+    flat_fee: '0',
+    charges: [{ metricCode: 'ra_calls', price: { model: 'per_unit', unitPrice: '1.00' } }] as never,
+    settings: { disputeWindow: 'P90D', usageThresholds: { amounts: ['5.00'] } },
+  });
+  const [subscription] = await db('subscriptions')
+    .insert({ customer_id: customer.id, plan_id: plan.id, status: 'active', workflow_id: 'direct:thresholded', start_at: new Date(january.start), current_period_start: new Date(january.start), current_period_end: new Date(january.end) })
+    .returning('*');
+  await insertUsageEvents(db, Array.from({ length: 8 }, (_, i) => ({ customerId: customer.id, eventId: `th-${i}`, eventType: 'ra.call', occurredAt: new Date('2029-01-15T00:00:00Z'), properties: {} })));
+  const threshold = await createThresholdActivities(db).createThresholdInvoice({ subscriptionId: subscription.id, usageStart: january.start, at: '2029-01-16T00:00:00.000Z', planId: plan.id });
+  expect(threshold.invoice?.total).toBe('8.00');
+  await paid(threshold.invoice!.invoiceId, '8.00');
+
+  await db.transaction((trx) =>
+    closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(january.start), periodEnd: new Date(january.end), planId: plan.id, charges: plan.charges as never }),
+  );
+  const closing = await createInvoicingActivities(db).createPeriodInvoice({ subscriptionId: subscription.id, kind: 'closing', flatFeePeriod: null, usagePeriod: january });
+  expect(closing.total).toBe('0.00');
+  await db('invoices').where({ id: closing.invoiceId }).update({ status: 'paid' }); // nothing to collect: settled without a charge
+  await db('subscriptions').where({ id: subscription.id }).update({ status: 'canceled' });
+
+  await insertReversalEvents(
+    db,
+    Array.from({ length: 5 }, (_, i) => ({ customerId: customer.id, eventId: `th-${i}-reversal`, eventType: 'ra.call', occurredAt: new Date('2029-02-10T00:00:00Z'), properties: {}, reversesEventId: `th-${i}` })),
+  );
+  const issued = await creditReversalsOfEndedSubscriptions(db, [customer.id]);
+  const credited = issued.map(({ creditNote, refund }) => ({
+    against: creditNote.credited_invoice_id === closing.invoiceId ? 'closing invoice' : creditNote.credited_invoice_id === threshold.invoice!.invoiceId ? 'threshold invoice' : creditNote.credited_invoice_id,
+    note: money(creditNote.total),
+    refunded: refund ? money(refund.amount) : null,
+  }));
+  expect(credited).toEqual([{ against: 'threshold invoice', note: '5.00', refunded: '5.00' }]);
+});
