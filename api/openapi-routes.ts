@@ -580,7 +580,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
       201: { description: 'The settled top-up: paid with its grant, or declined.', schema: walletTopUpResponse },
       202: { description: 'The top-up; its charge is still pending.', schema: walletTopUpResponse },
     },
-    problems: ['customer_not_found', 'payment_method_missing'],
+    problems: ['customer_not_found', 'payment_method_missing', 'temporal_unavailable'],
   },
   'GET /v1/customers/:id/wallet/top-ups/:topUpId': {
     summary: 'A top-up or automatic recharge',

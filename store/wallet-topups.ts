@@ -8,11 +8,11 @@ import type { Knex } from 'knex';
 import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
 import { addIntervals, parseInterval } from '../domain/periods';
 import type { GrantSource } from '../domain/wallet';
-import { observeThresholds, ThresholdWatch } from '../domain/wallet-recharge';
+import { observeThresholds, ThresholdDecision, ThresholdWatch } from '../domain/wallet-recharge';
 import { finalizeInvoice, findInvoice, InvoiceRow, numberFinalizedInvoices } from './invoices';
 import { enqueueOutboxEvent } from './outbox';
 import { markInvoiceUncollectible } from './payments';
-import { appendEntries, availableBalance, createGrant, ensureWallet, expireGrants, GrantRow, heldGrantsRecheckAt, LedgerRow, lockWallet, WalletRow } from './wallets';
+import { appendEntries, availableBalance, createGrant, creditFits, ensureWallet, expireGrants, GrantRow, heldGrantsRecheckAt, LedgerRow, lockWallet, WalletRow } from './wallets';
 
 type Db = Knex | Knex.Transaction;
 
@@ -316,7 +316,7 @@ export async function observeWalletBalance(db: Knex, wallet: WalletRow, at: Date
     const current = (await trx<WalletRow>('wallets').where({ id: wallet.id }).first())!;
     const available = (await availableBalance(trx, current.customer_id, current.currency)) ?? '0';
     const watch = watchOf(watchRow);
-    const decision = observeThresholds(
+    const observed = observeThresholds(
       available,
       {
         rechargeThreshold: nullableString(current.recharge_threshold),
@@ -325,6 +325,7 @@ export async function observeWalletBalance(db: Knex, wallet: WalletRow, at: Date
       },
       watch,
     );
+    const decision = await withoutRechargePastBalanceLimit(trx, current, watch, observed);
     await trx('wallet_balance_watch')
       .where({ wallet_id: wallet.id })
       .update({
@@ -367,6 +368,21 @@ export async function observeWalletBalance(db: Knex, wallet: WalletRow, at: Date
     }
     return { available, rechargeTopUpId, crossed: decision.crossed.map((crossing) => crossing.kind) };
   });
+}
+
+/**
+ * A recharge is charged before its grant is written: one whose grant would take the balance (with the purchases still
+ * pending) past what the wallet holds (MAX_WALLET_BALANCE) was bought all the same, and its paid invoice never became
+ * credit (settleTopUp failing on numeric overflow at every retry). Such a crossing is not taken: the recharge stays
+ * armed, so the first observation with room for it buys it.
+ */
+async function withoutRechargePastBalanceLimit(trx: Knex.Transaction, wallet: WalletRow, before: ThresholdWatch, decision: ThresholdDecision): Promise<ThresholdDecision> {
+  if (!decision.crossed.some((crossing) => crossing.kind === 'recharge')) return decision;
+  if (await creditFits(trx, wallet.customer_id, wallet.currency, String(wallet.recharge_amount), await pendingTopUpAmount(trx, wallet.customer_id, wallet.currency))) return decision;
+  return {
+    watch: { ...decision.watch, rechargeArmed: before.rechargeArmed, rechargeCrossings: before.rechargeCrossings },
+    crossed: decision.crossed.filter((crossing) => crossing.kind !== 'recharge'),
+  };
 }
 
 function nullableString(value: string | null): string | null {

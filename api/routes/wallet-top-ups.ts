@@ -27,7 +27,7 @@ import { declareRoutes } from '../route-declarations';
 import { currencyCode, decimalString, instant, uuidParam } from '../schemas';
 import { startForCommittedRow } from '../workflow-start';
 import { wakeWalletWorkflow } from '../wallet-signals';
-import { grantJson } from './wallets';
+import { grantJson, walletCurrency } from './wallets';
 
 export const topUpBody = z.strictObject({
   amount: decimalString.refine((value) => toDecimal(value).gt(0), { message: 'must be greater than zero' }),
@@ -97,7 +97,7 @@ export function walletTopUpsRouter(db: Database, temporal: Client, options: Wall
   routes.post('/:id/wallet/top-ups', { allow: ['app'] }, async (req, res) => {
     const body = topUpBody.parse(req.body);
     const customer = await customerOr404(req.params.id);
-    const currency = body.currency ?? customer.currency;
+    const currency = walletCurrency(customer, body.currency); // the customer's: credit in another could pay nothing
     if (toDecimal(body.amount).decimalPlaces() > minorUnitExponent(currency)) {
       throw new ApiProblem('validation_failed', `amount has more decimals than ${currency} allows`);
     }

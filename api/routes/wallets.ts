@@ -10,7 +10,8 @@ import type { Request, Router } from 'express';
 import { z } from 'zod';
 import { formatMoney, minorUnitExponent, toDecimal } from '../../domain/money';
 import { projectedRunOut } from '../../domain/wallet';
-import { findCustomer } from '../../store/customers';
+import { findMetricsByCode } from '../../store/catalog';
+import { CustomerRow, findCustomer } from '../../store/customers';
 import { holdsOwnCredit } from '../../store/plan-included-credits';
 import type { Database } from '../../store/database';
 import { createGrant, creditFits, ensureWallet, findWallet, GrantRow, LedgerRow, listGrants, MAX_WALLET_BALANCE, pendingUsageCost, recentLedger, updateWalletSettings, WalletRow } from '../../store/wallets';
@@ -20,7 +21,7 @@ import { declareRoutes } from '../route-declarations';
 import { currencyCode, instant, instantWithinTenYears, nonNegativeDecimal, uuidParam } from '../schemas';
 import { ownCustomer } from './entitlements';
 import { isValidInterval } from '../../domain/periods';
-import { grantExpiryNoticeOf, updateGrantExpiryNotice } from '../../store/wallet-topups';
+import { grantExpiryNoticeOf, pendingTopUpAmount, updateGrantExpiryNotice } from '../../store/wallet-topups';
 
 export const walletQuery = z.strictObject({ currency: currencyCode.optional() });
 
@@ -89,12 +90,37 @@ function walletSettingsJson(wallet: WalletRow) {
   };
 }
 
+/**
+ * The currency a wallet write names: the customer's. Every subscription's plan bills in the customer's currency
+ * (currency_mismatch otherwise), so every invoice a wallet could pay does too: credit in another currency could pay
+ * nothing, ever, yet a top-up there was charged, a grant given, and auto-recharge set on that empty wallet bought its
+ * amount at once. Reading another currency's wallet (GET ?currency=) is still allowed: it is empty.
+ */
+export function walletCurrency(customer: Pick<CustomerRow, 'currency'>, asked: string | undefined): string {
+  if (asked === undefined || asked === customer.currency) return customer.currency;
+  throw new ApiProblem('validation_failed', `the customer is billed in ${customer.currency}: credit in ${asked} could pay no invoice`, [
+    { path: 'currency', message: `must be the customer's currency ${customer.currency} (or left out)` },
+  ]);
+}
+
 function checkMinorUnits(currency: string, values: Record<string, string | null | undefined>): void {
   for (const [field, value] of Object.entries(values)) {
     if (value && toDecimal(value).decimalPlaces() > minorUnitExponent(currency)) {
-      throw new ApiProblem('validation_failed', `${field} has more decimals than ${currency} allows`);
+      throw new ApiProblem('validation_failed', `${field} has more decimals than ${currency} allows`, [{ path: field, message: `must have at most ${minorUnitExponent(currency)} decimals in ${currency}` }]);
     }
   }
+}
+
+/**
+ * A grant scoped to metrics pays only their usage (domain/wallet.ts): a code naming no billable metric (a typo,
+ * "Tokens" for `tokens`) made a grant nothing could ever draw on, shown in the balance until it expired (for a
+ * purchased grant, money paid and lost). Refused before anything is written.
+ */
+async function checkMetricCodes(db: Database, codes: readonly string[] | null): Promise<void> {
+  if (!codes) return;
+  const known = new Set((await findMetricsByCode(db, codes)).map((metric) => metric.code));
+  const errors = codes.flatMap((code, index) => (known.has(code) ? [] : [{ path: `metric_codes.${index}`, message: `no billable metric ${JSON.stringify(code)}` }]));
+  if (errors.length) throw new ApiProblem('validation_failed', `${errors.length} unknown metric code(s) in metric_codes`, errors);
 }
 
 /** Auto-recharge needs both a threshold and a positive amount (after this request's changes); nothing is written otherwise. */
@@ -167,9 +193,21 @@ export function walletsRouter(db: Database, options: { now?: () => Date; onWalle
   routes.put('/:id/wallet', { allow: ['app'] }, async (req, res) => {
     const body = settingsBody.parse(req.body);
     const customer = await customerOr404(req.params.id);
-    const currency = body.currency ?? customer.currency;
-    checkMinorUnits(currency, { overdraft_limit: body.overdraft_limit, recharge_amount: body.recharge_amount });
+    const currency = walletCurrency(customer, body.currency);
+    // Every setting is money in the wallet's currency: a threshold with more digits was stored as given and answered
+    // (and put in `wallet.low_balance`) rounded, so 1.4 JPY read "1" while a balance of 1 JPY counted as below it.
+    checkMinorUnits(currency, {
+      overdraft_limit: body.overdraft_limit,
+      low_balance_threshold: body.low_balance_threshold,
+      recharge_threshold: body.recharge_threshold,
+      recharge_amount: body.recharge_amount,
+    });
     checkRechargeSettings(await findWallet(db, customer.id, currency), body);
+    // A recharge is bought only when its credit fits the balance (store/wallet-topups.ts): one larger than any balance
+    // would never be bought, silently.
+    if (body.recharge_amount && toDecimal(body.recharge_amount).gt(MAX_WALLET_BALANCE)) {
+      throw new ApiProblem('validation_failed', `recharge_amount is more than a wallet holds (${MAX_WALLET_BALANCE.toFixed(0)})`, [{ path: 'recharge_amount', message: `must be at most ${MAX_WALLET_BALANCE.toFixed(0)}` }]);
+    }
     const wallet = await ensureWallet(db, customer.id, currency);
     const settings = {
       overdraftLimit: body.overdraft_limit,
@@ -187,12 +225,15 @@ export function walletsRouter(db: Database, options: { now?: () => Date; onWalle
   routes.post('/:id/wallet/grants', { allow: ['finance'] }, async (req, res) => {
     const body = grantBody.parse(req.body);
     const customer = await customerOr404(req.params.id);
-    const currency = body.currency ?? customer.currency;
+    const currency = walletCurrency(customer, body.currency);
     checkMinorUnits(currency, { amount: body.amount });
+    await checkMetricCodes(db, body.metric_codes ?? null);
     const effectiveAt = body.effective_at ? new Date(body.effective_at) : now();
     const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
     if (expiresAt && expiresAt <= effectiveAt) throw new ApiProblem('validation_failed', 'expires_at must be after effective_at', [{ path: 'expires_at', message: 'must be after effective_at' }]);
-    if (!(await creditFits(db, customer.id, currency, body.amount))) {
+    // Beside the purchases still pending (charged before they are granted), as a top-up is: a grant that took their
+    // room left a paid top-up whose grant could never be written (numeric overflow at every settle).
+    if (!(await creditFits(db, customer.id, currency, body.amount, await pendingTopUpAmount(db, customer.id, currency)))) {
       throw new ApiProblem('validation_failed', `amount would take the ${currency} wallet's balance past ${MAX_WALLET_BALANCE.toFixed(0)}`);
     }
     // The grant's identity comes from the request (as a top-up's does): a retry whose first run committed but whose

@@ -5451,7 +5451,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `database_unavailable`. */
+            /** @description Problem: `database_unavailable`, `temporal_unavailable`. */
             503: {
                 headers: {
                     /** @description Seconds to wait before retrying. */
@@ -5461,7 +5461,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "database_unavailable";
+                        code?: "database_unavailable" | "temporal_unavailable";
                     };
                 };
             };
