@@ -273,6 +273,8 @@ function usageLines(plan: SimPlan, stretch: Stretch, totals: UsageForCharge[]): 
     flatFeePeriod: null,
     usage: { period: { start: stretch.start.toISOString(), end: stretch.end.toISOString() }, totals },
     creditBucket,
+    // And of each charge's included units (and min/max amounts), which rating cuts by the same share.
+    ...(stretch.share.lt(1) ? { periodShare: stretch.share.toString() } : {}),
   });
 }
 
