@@ -113,6 +113,18 @@ export const CREDIT_TOTAL_REFUNDED = 'credit-total-refunded';
  */
 export const CANCEL_NOW_IN_DUNNING_CREDITS_UNUSED_TIME = 'cancel-now-in-dunning-credits-unused-time';
 
+/**
+ * The closed period's usage waits out the grace window of the plan it is rated under, not that of the plan a
+ * scheduled change switches to at the boundary (./period.ts). Asked only where the two windows differ.
+ */
+export const CLOSED_PERIOD_KEEPS_ITS_GRACE = 'closed-period-keeps-its-grace';
+
+/**
+ * A period's usage stretch is opened before its status is recorded (an immediate change may run during that
+ * await: ./period.ts). Asked only where the status changes as a period opens (a trial's end, a start, a win-back).
+ */
+export const STRETCH_OPENED_BEFORE_STATUS = 'stretch-opened-before-status';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];

@@ -16,7 +16,7 @@ import { SEARCH_ATTRIBUTES } from '../definitions';
 import { withAttention } from './attention';
 import { collect } from './collection';
 import { bounds, msUntil, note, nowIso, patchTaken, periodOf, planMeters, restartCalendar, SubscriptionRun, takesCheaperPeriodStep } from './state';
-import { NEW_INTERVAL_RESTARTS_CALENDAR } from './patch-ids';
+import { CLOSED_PERIOD_KEEPS_ITS_GRACE, NEW_INTERVAL_RESTARTS_CALENDAR, STRETCH_OPENED_BEFORE_STATUS } from './patch-ids';
 import { openInOneStep, takesOneStepOpening } from './period-opening';
 import { changeStatus, showPeriodEnd, switchPlan } from './transitions';
 import { afterRunningHandlers, handlersMayBeRunning } from './turns';
@@ -31,18 +31,25 @@ export async function closeUsage(
   stretch: PeriodBounds,
   planId: string,
   grace: 'wait_for_grace' | 'now',
+  gracePeriod: string = run.plan.usageGracePeriod,
 ): Promise<PeriodBounds | null> {
-  if (!(await waitToCloseUsage(run, stretch, planId, grace))) return null;
+  if (!(await waitToCloseUsage(run, stretch, planId, grace, gracePeriod))) return null;
   const closed = await local.closeUsagePeriod({ subscriptionId: run.input.subscriptionId, periodStart: stretch.start, periodEnd: stretch.end, planId });
   note(run, 'usage_closed', `${closed.eventCount} events`);
   return stretch;
 }
 
 /** closeUsage without the close itself: the stretch to close (null when none), once its grace window is over. */
-export async function waitToCloseUsage(run: SubscriptionRun, stretch: PeriodBounds, planId: string, grace: 'wait_for_grace' | 'now'): Promise<PeriodBounds | null> {
+export async function waitToCloseUsage(
+  run: SubscriptionRun,
+  stretch: PeriodBounds,
+  planId: string,
+  grace: 'wait_for_grace' | 'now',
+  gracePeriod: string = run.plan.usageGracePeriod,
+): Promise<PeriodBounds | null> {
   if (!planMeters(run, planId) || stretch.start >= stretch.end) return null;
   if (grace === 'wait_for_grace') {
-    const closesAt = addIntervals(new Date(stretch.end), parseInterval(run.plan.usageGracePeriod), 1);
+    const closesAt = addIntervals(new Date(stretch.end), parseInterval(gracePeriod), 1);
     if (closesAt.getTime() > Date.now()) await sleep(msUntil(closesAt), { summary: `grace window for period ${run.periodIndex} usage` });
     if (handlersMayBeRunning(run)) await afterRunningHandlers(run); // the main loop's own wait (a handler's close uses 'now')
   }
@@ -83,8 +90,15 @@ async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
   // Asked before a new interval restarts the count at 0: only the subscription's first period has no usage before it.
   const firstPeriod = run.periodIndex === 0;
   let period = periodOf(run);
-  if (run.status !== 'active') await changeStatus(run, 'active');
+  // Opened before the status record when patched: the status reads `active` as soon as it is set, and an immediate
+  // change admitted during that await closed [period start, change) and switched plans; the stretch opened after it
+  // went back to the period's start (that usage billed twice, the usage after the change never) and the period
+  // invoice took the new plan's whole fee beside the proration. A later period opens its stretch first already.
+  const statusLater = run.status !== 'active' && patchTaken(run, STRETCH_OPENED_BEFORE_STATUS);
+  if (run.status !== 'active' && !statusLater) await changeStatus(run, 'active');
   const usagePlan = run.usagePlanId;
+  // The grace window promised with the plan the closed period's usage is rated under (a scheduled change switches below).
+  const usageGrace = run.plan.usageGracePeriod;
   const change = run.scheduledChange;
   if (change && new Date(change.effectiveAt) <= period.start) {
     const interval = run.plan.billingInterval;
@@ -105,14 +119,17 @@ async function openPeriodSteps(run: SubscriptionRun): Promise<void> {
   const flatFeePlanId = run.plan.planId;
   run.usageOpenSince = period.start;
   run.usagePlanId = run.plan.planId;
+  if (statusLater) await changeStatus(run, 'active');
+  // Usage sent on time under the old plan's window: waiting the new plan's shorter one left it unbilled (late).
+  const closedGrace = usageGrace !== run.plan.usageGracePeriod && patchTaken(run, CLOSED_PERIOD_KEEPS_ITS_GRACE) ? usageGrace : run.plan.usageGracePeriod;
   // One local activity for close + invoice + first charge (./period-opening.ts); the usage is closed inside it.
   const oneStep = cheaper && takesOneStepOpening(run);
   const usagePeriod =
     firstPeriod
       ? null
       : oneStep
-        ? await waitToCloseUsage(run, closedStretch, usagePlan, 'wait_for_grace') // only the wait: no activity that could fail
-        : await withAttention(run, 'close_usage', () => closeUsage(run, closedStretch, usagePlan, 'wait_for_grace'));
+        ? await waitToCloseUsage(run, closedStretch, usagePlan, 'wait_for_grace', closedGrace) // only the wait: no activity that could fail
+        : await withAttention(run, 'close_usage', () => closeUsage(run, closedStretch, usagePlan, 'wait_for_grace', closedGrace));
   const discount = run.discount;
   const request: PeriodInvoiceRequest = {
     subscriptionId: run.input.subscriptionId,
