@@ -12,7 +12,7 @@ import { observeThresholds, ThresholdDecision, ThresholdWatch } from '../domain/
 import { finalizeInvoice, findInvoice, InvoiceRow, numberFinalizedInvoices } from './invoices';
 import { enqueueOutboxEvent } from './outbox';
 import { markInvoiceUncollectible } from './payments';
-import { appendEntries, availableBalance, createGrant, creditFits, ensureWallet, expireGrants, GrantRow, heldGrantsRecheckAt, LedgerRow, lockWallet, WalletRow } from './wallets';
+import { appendEntries, availableBalance, createGrant, creditFits, ensureWallet, expireGrants, GrantRow, heldGrantsRecheckAt, LedgerRow, lockWallet, WalletBalanceLimitError, WalletRow } from './wallets';
 
 type Db = Knex | Knex.Transaction;
 
@@ -56,11 +56,25 @@ export interface NewTopUp {
   readonly priority?: number;
   readonly expiresAt?: Date | null;
   readonly requestedBy: string;
+  /**
+   * Refuse (WalletBalanceLimitError) a new purchase whose credit, beside the balance and the purchases pending, would
+   * take the wallet past MAX_WALLET_BALANCE, checked under the wallet lock as createGrant's `withinBalanceLimit` is:
+   * a check before it let a top-up and a grant (or two top-ups) racing for the last room both pass, and the paid
+   * top-up's grant could never be written. A repeat of a recorded purchase is not refused.
+   */
+  readonly withinBalanceLimit?: boolean;
 }
 
 /** Records the intent to buy credits (pending), once per request key. Returns the row, new or existing. */
 export async function requestTopUp(db: Db, topUp: NewTopUp): Promise<{ row: TopUpRow; created: boolean }> {
+  if (topUp.withinBalanceLimit && !db.isTransaction) return (db as Knex).transaction((trx) => requestTopUp(trx, topUp));
   const wallet = await ensureWallet(db, topUp.customerId, topUp.currency);
+  if (topUp.withinBalanceLimit) {
+    await lockWallet(db as Knex.Transaction, wallet.id);
+    const recorded = await db<TopUpRow>('wallet_top_ups').where({ wallet_id: wallet.id, request_key: topUp.requestKey }).first();
+    if (recorded) return { row: recorded, created: false };
+    if (!(await creditFits(db, topUp.customerId, topUp.currency, topUp.amount, await pendingTopUpAmount(db, topUp.customerId, topUp.currency)))) throw new WalletBalanceLimitError(topUp.currency);
+  }
   const [inserted] = await db<TopUpRow>('wallet_top_ups')
     .insert({
       ...(topUp.id ? { id: topUp.id } : {}),
@@ -378,6 +392,10 @@ export async function observeWalletBalance(db: Knex, wallet: WalletRow, at: Date
  */
 async function withoutRechargePastBalanceLimit(trx: Knex.Transaction, wallet: WalletRow, before: ThresholdWatch, decision: ThresholdDecision): Promise<ThresholdDecision> {
   if (!decision.crossed.some((crossing) => crossing.kind === 'recharge')) return decision;
+  // Under the wallet lock, as every balance change and the API's grant (createGrant withinBalanceLimit) hold it: read
+  // without it, the check did not wait for a grant in flight, each fit alone, and the recharge was bought and paid
+  // beside a grant that took its room. Lock order: the watch row, then the wallet (nothing takes them the other way).
+  await lockWallet(trx, wallet.id);
   if (await creditFits(trx, wallet.customer_id, wallet.currency, String(wallet.recharge_amount), await pendingTopUpAmount(trx, wallet.customer_id, wallet.currency))) return decision;
   return {
     watch: { ...decision.watch, rechargeArmed: before.rechargeArmed, rechargeCrossings: before.rechargeCrossings },

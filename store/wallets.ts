@@ -156,6 +156,20 @@ export interface NewGrant {
   readonly expiresAt?: Date | null;
   readonly metricCodes?: readonly string[] | null;
   readonly description?: string;
+  /**
+   * Refuse (WalletBalanceLimitError) a credit that, with the purchases still pending, would take the balance past
+   * MAX_WALLET_BALANCE, checked under the wallet lock. The API's check before the lock let two grants racing for the
+   * last room both pass, and the second overflowed the balance column: a 500 from Postgres, not a refusal.
+   */
+  readonly withinBalanceLimit?: boolean;
+}
+
+/** Credit (a grant, a purchase) refused under the wallet lock: it would take the balance past MAX_WALLET_BALANCE. Nothing was written. */
+export class WalletBalanceLimitError extends Error {
+  constructor(readonly currency: string) {
+    super(`the credit would take the ${currency} wallet's balance past ${MAX_WALLET_BALANCE.toFixed(0)}`);
+    this.name = 'WalletBalanceLimitError';
+  }
 }
 
 /**
@@ -168,7 +182,16 @@ export async function createGrant(db: Knex, grant: NewGrant, trx?: Knex.Transact
     const existing = await inner<GrantRow>('wallet_grants').where({ wallet_id: wallet.id, grant_key: grant.grantKey }).first();
     if (existing) return { grant: existing, created: false };
     const amount = toDecimal(grant.amount);
-    const debt = Dec.max(toDecimal(wallet.balance).neg(), ZERO);
+    if (grant.withinBalanceLimit) {
+      const pending: { total?: unknown } | undefined = await inner('wallet_top_ups').where({ wallet_id: wallet.id, status: 'pending' }).sum({ total: 'amount' }).first();
+      if (Dec.max(toDecimal(String(wallet.balance)), ZERO).plus(toDecimal(String(pending?.total ?? 0))).plus(amount).gt(MAX_WALLET_BALANCE)) throw new WalletBalanceLimitError(grant.currency);
+    }
+    // The debt is what the balance lacks of the grants' remaining (balance = sum of remaining - overdraft drawn), as
+    // applyWalletCredits reads it, not the balance below zero: a grant the draws could not use (scoped to other
+    // metrics, not in effect yet) kept the balance up while the overdraft was drawn, and the new credit repaid none
+    // of it (20.00 granted as spendable credit with 30.00 still owed).
+    const held: { total?: unknown } | undefined = await inner('wallet_grants').where({ wallet_id: wallet.id }).andWhere('remaining', '>', 0).sum({ total: 'remaining' }).first();
+    const debt = Dec.max(toDecimal(String(held?.total ?? 0)).minus(toDecimal(String(wallet.balance))), ZERO);
     const repaid = Dec.min(debt, amount);
     const [row] = await inner<GrantRow>('wallet_grants')
       .insert({

@@ -18,8 +18,8 @@ import { findCustomer } from '../../store/customers';
 import type { Database } from '../../store/database';
 import { findInvoice, InvoiceRow } from '../../store/invoices';
 import { currentPaymentMethodOf } from '../../store/payments';
-import { deleteUnstartedTopUp, findGrant, findTopUp, pendingTopUpAmount, requestTopUp, TopUpRow } from '../../store/wallet-topups';
-import { creditFits, MAX_WALLET_BALANCE } from '../../store/wallets';
+import { deleteUnstartedTopUp, findGrant, findTopUp, requestTopUp, TopUpRow } from '../../store/wallet-topups';
+import { MAX_WALLET_BALANCE, WalletBalanceLimitError } from '../../store/wallets';
 import { walletWorkflowId } from '../../workflows/definitions';
 import { answerResumesOnRepeat, keyNamesAnotherRequest, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem } from '../problem';
@@ -113,11 +113,9 @@ export function walletTopUpsRouter(db: Database, temporal: Client, options: Wall
     if (earlier && (earlier.customer_id !== customer.id || earlier.currency !== currency || !toDecimal(earlier.amount).eq(toDecimal(body.amount)))) {
       throw keyNamesAnotherRequest(req.header('Idempotency-Key'), `top-up ${earlier.id} of another customer or amount`);
     }
-    // Checked against the balance and the purchases still pending: a paid top-up whose grant overflowed the balance
-    // could never be granted. A repeat of a recorded top-up is not refused (its amount is already counted).
-    if (!earlier && !(await creditFits(db, customer.id, currency, body.amount, await pendingTopUpAmount(db, customer.id, currency)))) {
-      throw new ApiProblem('validation_failed', `amount would take the ${currency} wallet's balance past ${MAX_WALLET_BALANCE.toFixed(0)}`);
-    }
+    // Checked against the balance and the purchases still pending, under the wallet's lock (withinBalanceLimit): a paid
+    // top-up whose grant overflowed the balance could never be granted, and checked before the lock, two purchases
+    // (or a purchase and a grant) at once each saw the room free. A repeat of a recorded top-up is not refused.
     const { row } = await requestTopUp(db, {
       id: topUpId,
       customerId: customer.id,
@@ -128,6 +126,10 @@ export function walletTopUpsRouter(db: Database, temporal: Client, options: Wall
       priority: body.priority,
       expiresAt,
       requestedBy: apiKeyIdOf(req) ?? 'api',
+      withinBalanceLimit: true,
+    }).catch((error: unknown) => {
+      if (error instanceof WalletBalanceLimitError) throw new ApiProblem('validation_failed', `amount would take the ${currency} wallet's balance past ${MAX_WALLET_BALANCE.toFixed(0)}`);
+      throw error;
     });
     // Row first, then the workflow (api/workflow-start.ts): if Temporal confirms nothing runs it, the row goes.
     await startForCommittedRow(temporal, {

@@ -14,20 +14,21 @@ import { findMetricsByCode } from '../../store/catalog';
 import { CustomerRow, findCustomer } from '../../store/customers';
 import { holdsOwnCredit } from '../../store/plan-included-credits';
 import type { Database } from '../../store/database';
-import { createGrant, creditFits, ensureWallet, findWallet, GrantRow, LedgerRow, listGrants, MAX_WALLET_BALANCE, pendingUsageCost, recentLedger, updateWalletSettings, WalletRow } from '../../store/wallets';
+import { createGrant, ensureWallet, findWallet, WalletBalanceLimitError, GrantRow, LedgerRow, listGrants, MAX_WALLET_BALANCE, NewGrant, pendingUsageCost, recentLedger, updateWalletSettings, WalletRow } from '../../store/wallets';
 import { keyNamesAnotherRequest, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem } from '../problem';
 import { declareRoutes } from '../route-declarations';
-import { currencyCode, instant, instantWithinTenYears, nonNegativeDecimal, uuidParam } from '../schemas';
+import { currencyCode, instant, instantWithinTenYears, isoDuration, nonNegativeDecimal, positiveDecimal, uuidParam } from '../schemas';
 import { ownCustomer } from './entitlements';
-import { isValidInterval } from '../../domain/periods';
-import { grantExpiryNoticeOf, pendingTopUpAmount, updateGrantExpiryNotice } from '../../store/wallet-topups';
+import { grantExpiryNoticeOf, updateGrantExpiryNotice } from '../../store/wallet-topups';
 
 export const walletQuery = z.strictObject({ currency: currencyCode.optional() });
 
 export const grantBody = z.strictObject({
   currency: currencyCode.optional(),
-  amount: nonNegativeDecimal,
+  // Greater than zero, as a top-up's: a grant of "0" wrote a grant and a ledger entry that could pay nothing, and
+  // turned the customer's `has_wallet` true.
+  amount: positiveDecimal,
   source: z.enum(['promotional', 'goodwill', 'purchased']),
   priority: z.int().min(0).max(1000).default(0),
   // Years 0001-9999 in UTC (api/schemas.ts instant): a grant effective in year 0 or expiring in year 10000 was stored,
@@ -46,7 +47,13 @@ export const settingsBody = z.strictObject({
   recharge_threshold: nonNegativeDecimal.nullable().optional(),
   recharge_amount: nonNegativeDecimal.nullable().optional(),
   /** How long before a grant expires `grant.expiring` is sent (ISO 8601 duration, e.g. P7D, PT12H). */
-  grant_expiry_notice: z.string().refine(isValidInterval, { message: 'an ISO 8601 duration such as P7D' }).optional(),
+  // At most ten years (isoDuration, as billing intervals): an unbounded one (P99999999999999999999Y) was stored, and
+  // its notice time (expiry minus it) is no date at all, so every grant's `grant.expiring` went out at once.
+  // (Wrapped in a refine: the published schema of this field stays a plain string.)
+  grant_expiry_notice: z
+    .string()
+    .refine((value) => isoDuration.safeParse(value).success, { message: 'an ISO 8601 duration of at most ten years, such as P7D' })
+    .optional(),
 });
 
 const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
@@ -153,20 +160,44 @@ export async function walletView(db: Database, wallet: WalletRow, now: Date) {
 
 const apiKeyIdOf = (req: Request): string | undefined => (req as Request & { apiKey?: { id: string } }).apiKey?.id;
 
-/** Whether an existing grant is the one this request asks for (a retry), not another one under the same key. */
-function sameGrant(grant: GrantRow, asked: { amount: string; source: string; priority: number; expiresAt: Date | null }): boolean {
+/** The metrics a grant pays for, as a comparable set: null (any usage) stays null; the order and repeats do not matter. */
+const metricSet = (codes: readonly string[] | null | undefined): string | null => (codes ? JSON.stringify([...new Set(codes)].sort()) : null);
+
+/**
+ * Whether an existing grant is the one this request asks for (a retry), not another one under the same key. Every
+ * term of the grant the request names counts: what it pays for (metric_codes) and, when named, when it starts. A
+ * request for a grant paying any usage took a grant scoped to `tokens` under its key for itself (201, and the credit
+ * asked for was never granted).
+ */
+function sameGrant(
+  grant: GrantRow,
+  asked: { amount: string; source: string; priority: number; expiresAt: Date | null; metricCodes: readonly string[] | null; effectiveAt: Date | null },
+): boolean {
   const expiry = grant.expires_at ? new Date(grant.expires_at).getTime() : null;
   return (
     toDecimal(String(grant.amount)).eq(toDecimal(asked.amount)) &&
     grant.source === asked.source &&
     grant.priority === asked.priority &&
-    expiry === (asked.expiresAt ? asked.expiresAt.getTime() : null)
+    expiry === (asked.expiresAt ? asked.expiresAt.getTime() : null) &&
+    metricSet(grant.metric_codes) === metricSet(asked.metricCodes) &&
+    // Without effective_at the grant starts when the request first ran: a retry cannot name that moment.
+    (asked.effectiveAt === null || new Date(grant.effective_at).getTime() === asked.effectiveAt.getTime())
   );
 }
 
 export function walletsRouter(db: Database, options: { now?: () => Date; onWalletChanged?: (customerId: string) => Promise<void> } = {}): Router {
   const routes = declareRoutes();
   const now = options.now ?? (() => new Date());
+
+  /** createGrant, its balance-limit refusal under the wallet lock (two grants racing for the last room) a 422. */
+  async function createGrantOrRefuse(grant: NewGrant) {
+    try {
+      return await createGrant(db, grant);
+    } catch (error) {
+      if (error instanceof WalletBalanceLimitError) throw new ApiProblem('validation_failed', `amount would take the ${grant.currency} wallet's balance past ${MAX_WALLET_BALANCE.toFixed(0)}`);
+      throw error;
+    }
+  }
 
   async function customerOr404(id: string) {
     const parsed = uuidParam.safeParse(id);
@@ -230,17 +261,19 @@ export function walletsRouter(db: Database, options: { now?: () => Date; onWalle
     await checkMetricCodes(db, body.metric_codes ?? null);
     const effectiveAt = body.effective_at ? new Date(body.effective_at) : now();
     const expiresAt = body.expires_at ? new Date(body.expires_at) : null;
+    // An expiry already passed (as a top-up's): the grant was written, then expired by the wallet's next timer run,
+    // credit shown for a moment and gone (for a purchased grant, paid elsewhere, the money lost).
+    if (expiresAt && expiresAt <= now()) throw new ApiProblem('validation_failed', 'expires_at must be in the future', [{ path: 'expires_at', message: 'must be in the future' }]);
     if (expiresAt && expiresAt <= effectiveAt) throw new ApiProblem('validation_failed', 'expires_at must be after effective_at', [{ path: 'expires_at', message: 'must be after effective_at' }]);
-    // Beside the purchases still pending (charged before they are granted), as a top-up is: a grant that took their
-    // room left a paid top-up whose grant could never be written (numeric overflow at every settle).
-    if (!(await creditFits(db, customer.id, currency, body.amount, await pendingTopUpAmount(db, customer.id, currency)))) {
-      throw new ApiProblem('validation_failed', `amount would take the ${currency} wallet's balance past ${MAX_WALLET_BALANCE.toFixed(0)}`);
-    }
+    // Room under MAX_WALLET_BALANCE beside the purchases still pending (charged before they are granted; a grant that
+    // took their room left a paid top-up whose grant could never be written) is checked by createGrant under the
+    // wallet lock, after it looked for this request's grant: checked before, two grants racing for the last room both
+    // passed (a 500 on numeric overflow), and a retry of a grant already made was refused once the wallet was full.
     // The grant's identity comes from the request (as a top-up's does): a retry whose first run committed but whose
     // answer was never stored (a crash, a lost response write: the key's claim goes stale or is given back) runs the
     // route again, and a random key granted the credit a second time. Without an Idempotency-Key, a new grant.
     const requestId = scopedRequestId(apiKeyIdOf(req), 'wallet-grant', req.header('Idempotency-Key'));
-    const { grant, created } = await createGrant(db, {
+    const { grant, created } = await createGrantOrRefuse({
       customerId: customer.id,
       currency,
       grantKey: `api:${requestId ? uuidFromRequestId(requestId) : randomUUID()}`,
@@ -251,9 +284,11 @@ export function walletsRouter(db: Database, options: { now?: () => Date; onWalle
       expiresAt,
       metricCodes: body.metric_codes ?? null,
       description: body.description,
+      withinBalanceLimit: true,
     });
-    if (!created && !sameGrant(grant, { amount: body.amount, source: body.source, priority: body.priority, expiresAt })) {
-      throw keyNamesAnotherRequest(req.header('Idempotency-Key'), `grant ${grant.id} of another amount, source, priority or expiry`);
+    const asked = { amount: body.amount, source: body.source, priority: body.priority, expiresAt, metricCodes: body.metric_codes ?? null, effectiveAt: body.effective_at ? effectiveAt : null };
+    if (!created && !sameGrant(grant, asked)) {
+      throw keyNamesAnotherRequest(req.header('Idempotency-Key'), `grant ${grant.id} of another amount, source, priority, expiry, start or metrics`);
     }
     await options.onWalletChanged?.(customer.id); // the wallet workflow sets its timer for this grant's expiry
     res.status(201).json(grantJson(grant, currency));
