@@ -150,12 +150,12 @@ export function createInvoicingActivities(db: Database) {
             );
           }
           let usagePlan: PlanRow | undefined;
+          let reversalCreditsAt = -1;
           if (request.usagePeriod) {
             const plan = request.usagePlanId ? await findPlan(trx, request.usagePlanId) : context.plan;
             usagePlan = plan;
             lines.push(...(await closedUsageLines(trx, context, plan, request.usagePeriod)));
-            // Outcomes reversed after their period was invoiced: credited here, once (docs/pricing.md).
-            lines.push(...(await reversalCreditsFor(trx, request.subscriptionId, context.customer.id, `${request.kind}:${period.start}`, plan)));
+            reversalCreditsAt = lines.length;
           }
           if (request.unusedFeeCredit) {
             const plan = context.plan;
@@ -164,9 +164,20 @@ export function createInvoicingActivities(db: Database) {
             const credit = unusedTimeCredit({ planName: plan.name, fullFee: recurringFee(plan), percentOff, currency: plan.currency, period: request.unusedFeeCredit.period, from });
             if (credit) lines.push(credit);
           }
+          // The discount is taken off what this invoice bills, not off the reversal credits it carries: those give back
+          // what their outcomes were paid, at the discount of the invoice that billed them (store/reversal-credits.ts).
+          // Taken off them too, a reversal billed at the list price was given back 30 % short, and one billed at 30 %
+          // off was discounted twice.
           const discount = request.discountPercentOff
             ? discountLine(lines, request.discountPercentOff, context.plan.currency, period)
             : null;
+          if (request.usagePeriod && usagePlan) {
+            // Outcomes reversed after their period was invoiced: credited here, once (docs/pricing.md), after the
+            // usage lines. One of this very period (reversed between its close and now) was billed at this invoice's
+            // discount.
+            const billedHere = { periodStart: request.usagePeriod.start, percentOff: discount ? request.discountPercentOff! : null };
+            lines.splice(reversalCreditsAt, 0, ...(await reversalCreditsFor(trx, request.subscriptionId, context.customer.id, `${request.kind}:${period.start}`, usagePlan, billedHere)));
+          }
           const built = discount ? [...lines, discount] : lines;
           // Prepaid credit pays usage last (docs/wallets.md); no wallet, no change.
           if (!request.usagePeriod) return built;

@@ -11,7 +11,7 @@ import type { PeriodBounds } from '../domain/invoice';
 import { usageCharges } from '../domain/plan-terms';
 import { rateDimensionalUsage } from '../domain/dimensions';
 import type { Charge } from '../domain/rating';
-import { creditAmountOf, InvoicedAmount, invoicedAmounts, RERATEABLE_INVOICE_KINDS, rerateDifference } from '../domain/rerating';
+import { creditAmountOf, InvoicedAmount, invoicedAmounts, RERATEABLE_INVOICE_KINDS, rerateDifference, type RerateDifference } from '../domain/rerating';
 import { findPlan, type PlanRow } from '../store/catalog';
 import { CreditNoteRejectedError, issueCreditNote } from '../store/credit-notes';
 import type { Database } from '../store/database';
@@ -33,7 +33,8 @@ import { inTransaction, Transaction } from '../store/transactions';
 import { isWalletLine } from '../domain/wallet-invoice';
 import { giveBackWalletCredit, proposedWalletCreditBack } from './rerate-wallet';
 import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges, type UsageClosure } from '../store/usage';
-import { lockCreditedReversalsOfClosure, reversalCreditsOfPeriod } from '../store/reversal-credits';
+import { discountedLine, discountOnPeriodUsage, listAmountOf, lockCreditedReversalsOfClosure, reversalCreditsOfPeriod } from '../store/reversal-credits';
+import { formatMoney, sumMoney, toDecimal } from '../domain/money';
 
 const USAGE_LINE_KINDS = ['usage', 'credit', 'commitment_true_up'];
 
@@ -76,11 +77,26 @@ async function alreadyInvoiced(
     // The wallet's own lines (credits applied) are how the invoice was paid, not what the usage cost.
     original.filter((line) => !isWalletLine(line)).map((line) => ({ kind: line.kind, metricCode: line.metric_code, description: line.description, amount: line.amount, breakdown: line.breakdown })),
     [
-      ...corrections.flatMap((correction) => correction.proposal?.lines ?? []),
+      // At their list amounts: a correction of a discounted period billed or credited its difference at the discount.
+      ...corrections.flatMap((correction) => (correction.proposal?.lines ?? []).map((line) => ({ ...line, amount: listAmountOf(line.breakdown) ?? line.amount }))),
       ...reversed.map((line) => ({ ...line, description: line.description.replace(/ \(reversed outcomes\)$/, '') })),
     ],
   );
   return { amounts, correctionIds: corrections.map((correction) => correction.id).sort(), reversalsCredited: creditedIds };
+}
+
+/**
+ * The difference at the discount the period's usage was billed at (the retention discount of the invoice that billed
+ * it): the lists compare list prices, and a corrected price of a period billed at 30 % off credited the whole list
+ * difference (-5.00 where the calls had cost 7.00 and now cost 3.50). Each line keeps its list amount
+ * (`listAmount`), which the next re-rating counts as invoiced; the reversal credits are priced the same way.
+ */
+async function atBilledDiscount(trx: Transaction, subscriptionId: string, periodStart: Date, difference: RerateDifference, currency: string): Promise<RerateDifference> {
+  const percentOff = await discountOnPeriodUsage(trx, subscriptionId, periodStart);
+  if (!percentOff || difference.lines.length === 0) return difference;
+  const lines = difference.lines.map((line) => discountedLine(line, percentOff, currency));
+  const total = sumMoney(lines.map((line) => toDecimal(line.amount)));
+  return { lines, total: formatMoney(total, currency), outcome: total.isZero() ? 'none' : total.isPositive() ? 'adjustment' : 'credit' };
 }
 
 export function createReratingActivities(db: Database) {
@@ -119,7 +135,13 @@ export function createReratingActivities(db: Database) {
           ? await findLateEventIds(trx, rerate.customer_id, metered.eventTypes, new Date(period.start), new Date(period.end))
           : [];
         const invoiced = await alreadyInvoiced(trx, rerate, period, closure, plan, lateEventIds);
-        const difference = rerateDifference(recomputed.lines, invoiced.amounts, plan.currency, period);
+        const difference = await atBilledDiscount(
+          trx,
+          rerate.subscription_id,
+          usageLine.period_start,
+          rerateDifference(recomputed.lines, invoiced.amounts, plan.currency, period),
+          plan.currency,
+        );
         const walletPart = await proposedWalletCreditBack(trx, invoice, difference.total);
         const proposal: RerateProposal = {
           usagePeriod: period,

@@ -73,7 +73,9 @@ function addOne<T extends { quantity: string; eventValues?: readonly string[]; c
 
 function removeOne<T extends { quantity: string; eventValues?: readonly string[]; costs?: readonly CostSegment[] }>(usage: T, contribution: ReversedContribution): T {
   const step = contribution.aggregation === 'count' ? new Dec(1) : toDecimal(contribution.value ?? '0');
-  const quantity = Dec.max(new Dec(0), toDecimal(usage.quantity).minus(step)).toString();
+  // Not floored here: a corrections sum (allow_negative) may run below 0 and come back above it as its negative
+  // corrections are taken back; the rating floors it, as the close does (reversalCreditLines).
+  const quantity = toDecimal(usage.quantity).minus(step).toString();
   const costs = usage.costs ? { costs: withoutShare(usage.costs, step, contribution.occurredAt) } : {};
   if (!usage.eventValues || contribution.value === null) return { ...usage, quantity, ...costs };
   const at = usage.eventValues.findIndex((value) => toDecimal(value).eq(toDecimal(contribution.value!)));
@@ -128,10 +130,16 @@ export interface ReversalCreditInput {
   readonly period: PeriodBounds;
 }
 
+/** The usage as the close bills it: a sum (and each combination's) below 0 bills 0 (store/usage.ts aggregationSql). */
+function flooredAtZero(usage: DimensionalUsage): DimensionalUsage {
+  const floor = (quantity: string) => (toDecimal(quantity).isNegative() ? '0' : quantity);
+  return { ...usage, quantity: floor(usage.quantity), ...(usage.groups ? { groups: usage.groups.map((group) => ({ ...group, quantity: floor(group.quantity) })) } : {}) };
+}
+
 /** Credit lines (negative) for the newly reversed outcomes of a closed period; empty when they change nothing. */
 export function reversalCreditLines(input: ReversalCreditInput): DraftInvoiceLine[] {
   const rate = (usage: readonly DimensionalUsage[]) =>
-    rateDimensionalUsage({ currency: input.currency, charges: usageCharges(input.charges), usage, creditBucket: input.creditBucket, minimumCommitment: input.minimumCommitment, feesTowardCommitment: input.feesTowardCommitment, periodShare: input.periodShare });
+    rateDimensionalUsage({ currency: input.currency, charges: usageCharges(input.charges), usage: usage.map(flooredAtZero), creditBucket: input.creditBucket, minimumCommitment: input.minimumCommitment, feesTowardCommitment: input.feesTowardCommitment, periodShare: input.periodShare });
   const billed = withContributions(input.closedUsage, input.billedLate ?? []);
   const before = withoutContributions(billed, input.alreadyCredited);
   const after = withoutContributions(before, input.newlyReversed);

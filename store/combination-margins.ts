@@ -26,12 +26,14 @@ export async function combinationMarginsBySubscription(
   // else a combination the customer was credited for kept the revenue it had before the correction.
   const revenue = await db.raw<{ rows: { subscription_id: string; metric_code: string; dimension_key: string; revenue: string }[] }>(
     `WITH counted AS (
-       SELECT i.subscription_id, l.metric_code, l.breakdown ->> 'dimensionKey' AS dimension_key, l.amount
+       -- At list price, as the usage lines are (discount lines are not per combination): a reversal credit or a
+       -- correction of a discounted period keeps its list amount beside the amount it gave (store/reversal-credits.ts).
+       SELECT i.subscription_id, l.metric_code, l.breakdown ->> 'dimensionKey' AS dimension_key, coalesce((l.breakdown ->> 'listAmount')::numeric, l.amount) AS amount
        FROM invoices i JOIN invoice_lines l ON l.invoice_id = i.id
        WHERE i.subscription_id = ANY(?::uuid[]) AND i.kind NOT IN ('credit_note', 'threshold') AND i.status NOT IN ('draft', 'void')
          AND l.kind = 'usage' AND l.breakdown ->> 'dimensionKey' IS NOT NULL AND l.period_start >= ? AND l.period_start < ?
        UNION ALL
-       SELECT r.subscription_id, line ->> 'metricCode', line -> 'breakdown' ->> 'dimensionKey', (line ->> 'amount')::numeric
+       SELECT r.subscription_id, line ->> 'metricCode', line -> 'breakdown' ->> 'dimensionKey', coalesce((line -> 'breakdown' ->> 'listAmount')::numeric, (line ->> 'amount')::numeric)
        FROM rerates r
        CROSS JOIN LATERAL jsonb_array_elements(coalesce(r.proposal -> 'lines', '[]'::jsonb)) AS line
        WHERE r.subscription_id = ANY(?::uuid[]) AND r.status = 'finalized' AND r.proposal ->> 'outcome' = 'credit'

@@ -8,18 +8,34 @@ import { closureAllowanceShare } from './plan-changes';
 import type { DimensionalCharge, DimensionalUsage } from '../domain/dimensions';
 import { combinationOf } from '../domain/dimensions';
 import type { DraftInvoiceLine } from '../domain/invoice';
-import { reversalCreditLines, type ReversedContribution } from '../domain/reversal-credits';
-import { toDecimal } from '../domain/money';
+import { reversalCreditLines, withContributions, type ReversedContribution } from '../domain/reversal-credits';
+import { Dec, formatMoney, toDecimal } from '../domain/money';
 import { CREDIT_LINE_DESCRIPTION } from '../domain/rating';
 import { findMetricsByCode, findPlan, type MetricRow, type PlanRow } from './catalog';
 import { CREDIT_NOTE_KIND } from './credit-notes';
 import { lastFinalizedRerateOfClosure } from './rerates';
 import { invoicedReversals, markReversalsCredited, reversalsOfClosure, type InvoicedReversal } from './reversals';
 import type { Transaction } from './transactions';
-import type { MetricUsage } from './usage';
+import { numericTextFor, type MetricUsage } from './usage';
 import { reversalCreditToWallet } from './wallet-draws';
 
-export async function reversalCreditsFor(trx: Transaction, subscriptionId: string, customerId: string, creditedOn: string, fallbackPlan: PlanRow): Promise<DraftInvoiceLine[]> {
+/**
+ * The invoice being written that bills a period's usage itself (a reversal that arrived between the period's close and
+ * its invoice): its period start and the discount it gives (null: none), which no stored invoice shows yet.
+ */
+export interface UsageBilledHere {
+  readonly periodStart: string;
+  readonly percentOff: string | null;
+}
+
+export async function reversalCreditsFor(
+  trx: Transaction,
+  subscriptionId: string,
+  customerId: string,
+  creditedOn: string,
+  fallbackPlan: PlanRow,
+  billedHere?: UsageBilledHere,
+): Promise<DraftInvoiceLine[]> {
   const reversals = await invoicedReversals(trx, subscriptionId, customerId);
   if (reversals.length === 0) return [];
   const byClose = new Map<string, InvoicedReversal[]>();
@@ -30,13 +46,55 @@ export async function reversalCreditsFor(trx: Transaction, subscriptionId: strin
     // The closure's row lock, after the reversals' (the order a re-rating being carried out takes them in): a
     // re-rating that changes what the period bills commits before this reads its plan, or sees these credited.
     await lockClosure(trx, group[0].closeId);
-    const { plan, period, creditLines } = await closureCreditLines(trx, group, fallbackPlan, (reversal) => !reversal.credited);
+    const { plan, period, creditLines: listCreditLines } = await closureCreditLines(trx, group, fallbackPlan, (reversal) => !reversal.credited);
+    // The outcomes were paid at the discount of the invoice that billed their period: credited at the list price,
+    // the customer got back more than they paid (-10.00 for 7.00 paid at 30 % off).
+    const percentOff =
+      billedHere && new Date(billedHere.periodStart).getTime() === group[0].periodStart.getTime()
+        ? billedHere.percentOff
+        : await discountOnPeriodUsage(trx, subscriptionId, group[0].periodStart);
+    const creditLines = percentOff ? listCreditLines.map((line) => discountedLine(line, percentOff, plan.currency)) : listCreditLines;
     lines.push(...creditLines);
     // What the wallet had paid for the period goes back to it first (docs/wallets.md).
     lines.push(...(await reversalCreditToWallet(trx, { subscriptionId, customerId, currency: plan.currency, creditedOn, period, creditLines })));
   }
   await markReversalsCredited(trx, reversals.filter((reversal) => !reversal.credited).map((reversal) => reversal.reversalRowId), creditedOn);
   return lines;
+}
+
+/**
+ * The retention discount (percent off) of the invoice that billed the period's usage as a whole (period, closing or
+ * proration invoice, as invoiceThatBilled and the wallet's give-back pick it), or null when it gave none.
+ */
+export async function discountOnPeriodUsage(trx: Transaction, subscriptionId: string, periodStart: Date): Promise<string | null> {
+  const billed: { id: string } | undefined = await trx('invoices as i')
+    .where('i.subscription_id', subscriptionId)
+    .whereIn('i.kind', ['period', 'closing', 'proration'])
+    .whereNot('i.status', 'void')
+    .whereExists(trx('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere({ 'l.kind': 'usage', 'l.period_start': periodStart }).select(trx.raw('1')))
+    .orderBy('i.created_at')
+    .first('i.id');
+  if (!billed) return null;
+  const discount: { percent_off: string | null } | undefined = await trx('invoice_lines').where({ invoice_id: billed.id, kind: 'discount' }).first(trx.raw("breakdown ->> 'percentOff' AS percent_off"));
+  return discount?.percent_off ?? null;
+}
+
+/**
+ * A credit (or correction) line at what the discounted invoice billed: its amount less the discount's share of it,
+ * rounded as the discount line was (so never more than was paid). `listAmount` keeps the undiscounted amount:
+ * re-rating compares list prices with list prices (activities/rerating.ts leaves the discount out of what was
+ * invoiced), so it counts the line at that amount, or it gave the discount's share back a second time.
+ */
+export function discountedLine(line: DraftInvoiceLine, percentOff: string, currency: string): DraftInvoiceLine {
+  const listAmount = toDecimal(line.amount);
+  const discount = toDecimal(formatMoney(listAmount.times(toDecimal(percentOff)).dividedBy(100), currency));
+  return { ...line, amount: formatMoney(listAmount.minus(discount), currency), breakdown: { ...line.breakdown, listAmount: line.amount, discountPercentOff: percentOff } };
+}
+
+/** What a given reversal credit or correction line counts for in re-rating: its list amount (before a discount), signed as on an invoice. */
+export function listAmountOf(breakdown: Record<string, unknown> | null | undefined): string | null {
+  const listAmount = breakdown?.listAmount;
+  return typeof listAmount === 'string' ? toDecimal(listAmount).toFixed() : null;
 }
 
 /**
@@ -93,7 +151,8 @@ async function givenReversalCredits(trx: Transaction, closeId: string): Promise<
     description: row.description,
     metricCode: row.metric_code,
     quantity: row.quantity,
-    amount: row.on_credit_note ? toDecimal(row.amount).negated().toFixed() : toDecimal(row.amount).toFixed(),
+    // At its list amount when a discount lowered it (the breakdown keeps the invoice's sign, also on a credit note).
+    amount: listAmountOf(row.breakdown) ?? (row.on_credit_note ? toDecimal(row.amount).negated().toFixed() : toDecimal(row.amount).toFixed()),
     periodStart: row.period_start.toISOString(),
     periodEnd: row.period_end.toISOString(),
     breakdown: row.breakdown,
@@ -144,15 +203,16 @@ async function closureCreditLines(
   const metrics = await findMetricsByCode(trx, [...new Set(charges.map((charge) => charge.metricCode))]);
   const contributions = (event: ReversibleEvent) => metrics.flatMap((metric) => contributionOf(metric, event));
   const period = { start: closure.periodStart.toISOString(), end: closure.periodEnd.toISOString() };
+  const lateBilled = await lateEventsBilledInto(trx, closure.closeId, asRerated?.lateEventIds ?? []);
   const creditLines = reversalCreditLines({
     currency: plan.currency,
     charges,
     // The allowances the stretch was billed with: its share when a plan change cut the period.
     ...stretchAllowances(plan, await closureAllowanceShare(trx, closure.closeId)),
-    closedUsage: Object.entries(closure.totals as Record<string, MetricUsage>).map(([metricCode, usage]) => ({ metricCode, ...usage }) as DimensionalUsage),
+    closedUsage: await unflooredClosedUsage(trx, closure.closeId, closure.totals as Record<string, MetricUsage>, metrics, lateBilled),
     // The close's totals lack the late events re-ratings billed since: without them, a reversal was credited
     // against less usage than was billed (nothing at all while the closed usage alone stayed inside the credit).
-    billedLate: (await lateEventsBilledInto(trx, closure.closeId, asRerated?.lateEventIds ?? [])).flatMap(contributions),
+    billedLate: lateBilled.flatMap(contributions),
     alreadyCredited: group.filter((reversal) => !isNew(reversal)).flatMap(contributions),
     newlyReversed: group.filter(isNew).flatMap(contributions),
     period,
@@ -161,7 +221,56 @@ async function closureCreditLines(
 }
 
 /** An event as its contribution to a metric reads it. */
-type ReversibleEvent = Pick<InvoicedReversal, 'eventType' | 'properties' | 'occurredAt'>;
+type ReversibleEvent = Pick<InvoicedReversal, 'eventType' | 'properties' | 'occurredAt'> & { readonly id?: string };
+
+/**
+ * The closed usage, with a corrections sum (`allow_negative`) the close floored at 0 (the sum, or one of its
+ * combinations) at its real, negative, sum: the events the close counted, added up as contributions (the way a
+ * reversal takes one off). From the floor, a reversed negative correction added its whole value to 0: +10 and -15
+ * were billed 0, and reversing the -15 billed 15 where the period is worth 10. The credit's rating floors at 0.
+ */
+async function unflooredClosedUsage(
+  trx: Transaction,
+  closeId: string,
+  totals: Record<string, MetricUsage>,
+  metrics: readonly MetricRow[],
+  lateBilled: readonly ReversibleEvent[],
+): Promise<DimensionalUsage[]> {
+  const usage = Object.entries(totals).map(([metricCode, metricUsage]) => ({ metricCode, ...metricUsage }) as DimensionalUsage);
+  const floored = (quantity: string) => toDecimal(quantity).isZero();
+  const corrections = metrics.filter((metric) => {
+    const closed = usage.find((entry) => entry.metricCode === metric.code);
+    return metric.aggregation === 'sum' && metric.allow_negative && closed && (floored(closed.quantity) || (closed.groups ?? []).some((group) => floored(group.quantity)));
+  });
+  if (corrections.length === 0) return usage;
+  const counted = await eventsCountedByClose(trx, closeId, [...new Set(corrections.map((metric) => metric.event_type))], lateBilled);
+  return usage.map((closed) => {
+    const metric = corrections.find((entry) => entry.code === closed.metricCode);
+    if (!metric) return closed;
+    const zero: DimensionalUsage = { ...closed, quantity: '0', ...(closed.groups ? { groups: [] } : {}), ...(closed.eventValues ? { eventValues: [] } : {}) };
+    return withContributions([zero], counted.flatMap((event) => contributionOf(metric, event)))[0];
+  });
+}
+
+/**
+ * The events of these types the close counted: claimed by it, not reversals, and not reversed before it (a reversal
+ * received after the close left its original counted, and billed). Not the late events a re-rating claimed into the
+ * closure since (`lateBilled`): they are added as billed late.
+ */
+async function eventsCountedByClose(trx: Transaction, closeId: string, eventTypes: readonly string[], lateBilled: readonly ReversibleEvent[]): Promise<ReversibleEvent[]> {
+  const result = await trx.raw<{ rows: ReversibleEvent[] }>(
+    `SELECT e.id::text AS id, e.event_type AS "eventType", e.properties, e.occurred_at AS "occurredAt"
+     FROM usage_period_closures c
+     JOIN usage_events e ON e.period_close_id = c.id
+     LEFT JOIN usage_events r ON r.customer_id = e.customer_id AND r.event_id = e.reversed_by_event_id
+     WHERE c.id = ? AND e.event_type = ANY(?::text[]) AND e.reverses_event_id IS NULL
+       AND (e.reversed_by_event_id IS NULL OR r.received_at > c.closed_at)
+       AND NOT (e.id::text = ANY(?::text[]))
+     ORDER BY e.id`,
+    [closeId, [...eventTypes], lateBilled.flatMap((event) => (event.id ? [event.id] : []))],
+  );
+  return result.rows;
+}
 
 /**
  * The late events carried-out re-ratings of the closure's period claimed into it (their proposals name them;
@@ -170,7 +279,7 @@ type ReversibleEvent = Pick<InvoicedReversal, 'eventType' | 'properties' | 'occu
  */
 async function lateEventsBilledInto(trx: Transaction, closeId: string, unclaimed: readonly string[]): Promise<ReversibleEvent[]> {
   const result = await trx.raw<{ rows: ReversibleEvent[] }>(
-    `SELECT e.event_type AS "eventType", e.properties, e.occurred_at AS "occurredAt"
+    `SELECT e.id::text AS id, e.event_type AS "eventType", e.properties, e.occurred_at AS "occurredAt"
      FROM usage_events e
      WHERE e.reverses_event_id IS NULL
        AND ((e.period_close_id = ?
@@ -184,14 +293,25 @@ async function lateEventsBilledInto(trx: Transaction, closeId: string, unclaimed
   return result.rows;
 }
 
+/**
+ * An event's property value as the close read it: the text Postgres prints out of jsonb, when it matches the metric's
+ * numeric pattern (store/usage.ts numericTextFor), else null: the close counted it as absent. Read with String(), an
+ * event stored before the current checks counted for nothing at the close but its reversal took its value off what
+ * was billed (13 integer digits, or -3 on a metric without negatives), or threw on a word and stopped the invoice.
+ */
+function readableValue(metric: MetricRow, raw: unknown): string | null {
+  const text = typeof raw === 'string' ? raw : typeof raw === 'number' && Number.isFinite(raw) ? new Dec(JSON.stringify(raw)).toFixed() : null;
+  return text !== null && new RegExp(numericTextFor(metric)).test(text) ? text : null;
+}
+
 /** What a reversed event had added to a metric: count and sum metrics only (a max or a latest cannot be undone). */
 function contributionOf(metric: MetricRow, reversal: ReversibleEvent): ReversedContribution[] {
   if (metric.event_type !== reversal.eventType) return [];
   if (!Object.entries(metric.filters ?? {}).every(([name, value]) => reversal.properties[name] === value)) return [];
   if (metric.aggregation !== 'count' && metric.aggregation !== 'sum') return [];
-  const raw = metric.property === null ? undefined : reversal.properties[metric.property];
-  const value = raw === undefined || raw === null ? null : String(raw);
-  if (metric.aggregation === 'sum' && value === null) return [];
+  const value = metric.property === null ? null : readableValue(metric, reversal.properties[metric.property]);
+  // A sum, and a count of a property (count(value)), counted only the events whose value the close could read.
+  if (metric.property !== null && value === null) return [];
   const groupBy = metric.group_by ?? [];
   return [
     {

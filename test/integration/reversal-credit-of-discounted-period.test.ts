@@ -30,10 +30,7 @@ const january = { start: '2029-01-01T00:00:00.000Z', end: '2029-02-01T00:00:00.0
 const february = { start: '2029-02-01T00:00:00.000Z', end: '2029-03-01T00:00:00.000Z' };
 const march = { start: '2029-03-01T00:00:00.000Z', end: '2029-04-01T00:00:00.000Z' };
 
-// Known gap, kept failing-marked: a fix spans invoicing (activities/invoicing.ts applies the invoice's discount to
-// the reversal credit lines it carries) and re-rating (activities/rerating.ts leaves the discount out of what was
-// invoiced, and counts reversal credits as given): the reversal credit alone cannot be priced at what was paid.
-test.failing('outcomes paid at a retention discount are credited at what they were paid, not at the list price', async () => {
+test('outcomes paid at a retention discount are credited at what they were paid, not at the list price', async () => {
   const customer = await insertCustomer(db, { external_id: 'discounted' });
   const plan = await insertPlan(db, {
     code: 'rd-calls',
