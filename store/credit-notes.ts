@@ -568,11 +568,12 @@ export async function findRefundOfCreditNote(db: Db, creditNoteId: string): Prom
  * refunded across several payments one per payment (store/credit-total-refunds.ts), summed here. Pending while any
  * part is; `failed` when any part was refused (its amount went to the wallet instead).
  */
-export async function refundOfCredit(db: Db, creditId: string): Promise<Pick<RefundRow, 'status' | 'amount'> | undefined> {
-  const parts = await db<RefundRow>('refunds').where({ credit_note_id: creditId }).select('status', 'amount');
+export async function refundOfCredit(db: Db, creditId: string): Promise<(Pick<RefundRow, 'status' | 'amount'> & { parts: Pick<RefundRow, 'status' | 'amount'>[] }) | undefined> {
+  const parts = await db<RefundRow>('refunds').where({ credit_note_id: creditId }).orderBy([{ column: 'created_at' }, { column: 'id' }]).select('status', 'amount');
   if (parts.length === 0) return undefined;
   const status = parts.some((part) => part.status === 'pending') ? 'pending' : parts.some((part) => part.status === 'failed') ? 'failed' : 'succeeded';
-  return { status, amount: sumMoney(parts.map((part) => toDecimal(part.amount))).toFixed() };
+  // The parts too: a credit refunded 20.00 to the card and 10.00 to the wallet (refused) is not "refused" as a whole.
+  return { status, amount: sumMoney(parts.map((part) => toDecimal(part.amount))).toFixed(), parts };
 }
 
 export interface CreditNotesOwedRow {

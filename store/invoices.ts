@@ -264,6 +264,17 @@ export async function findIssuedInvoice(db: Knex, invoiceId: string): Promise<In
   return invoice && issueFinalizedInvoice(db, invoice);
 }
 
+/**
+ * Before a read that lists invoices as issued or not (GET /v1/invoices): numbers every finalized invoice still
+ * waiting for its number (a finalizer that crashed between its commit and its numbering run), so a listing never
+ * shows a final invoice as a draft without its number, nor leaves it out of `status=open`, until the janitor runs.
+ * One index-only probe (invoices_awaiting_number) when nothing waits; otherwise joins the shared numbering run.
+ */
+export async function numberInvoicesAwaitingNumber(db: Knex): Promise<void> {
+  const waiting = await db('invoices').whereNull('number').whereNotNull('finalization_seq').first('id');
+  if (waiting) await numberFinalizedInvoices(db);
+}
+
 export interface NewAdjustmentInvoice {
   readonly customerId: string;
   readonly subscriptionId: string;

@@ -23,7 +23,16 @@ export interface InvoiceDocumentInput {
    * either), null when there is none. A refused refund also leaves the document `paid` (its amount went to the
    * customer's wallet instead), so the status alone cannot say whether money went back to the card.
    */
-  readonly refund?: { readonly status: 'pending' | 'succeeded' | 'failed'; readonly amount: string } | null;
+  readonly refund?: {
+    readonly status: 'pending' | 'succeeded' | 'failed';
+    readonly amount: string;
+    /**
+     * Each refund of the credit (a credit total refunded across several payments has one per payment), when the
+     * caller has them. With parts of different outcomes the document tells each outcome with its own amount: the
+     * summed amount under the worst status told a customer that money back on their card went to their wallet.
+     */
+    readonly parts?: readonly { readonly status: 'pending' | 'succeeded' | 'failed'; readonly amount: string }[];
+  } | null;
 }
 
 /** One explanation row under a line: a tier, the included units, how the credit was allocated, ... */
@@ -252,13 +261,22 @@ function settlementNote(invoice: InvoiceDocumentInput['invoice'], refund: Invoic
   // A caller that did not look the refund up: the status is all there is.
   if (refund === undefined) return `${lead}${invoice.status === 'paid' ? ' and were refunded' : ''}.`;
   if (refund === null) return `${lead}.`;
-  const amount = `${formatMoney(toDecimal(refund.amount), invoice.currency)} ${invoice.currency}`;
-  const outcome =
-    refund.status === 'succeeded'
-      ? `${amount} was refunded to the original payment.`
-      : refund.status === 'failed'
-        ? `the refund of ${amount} to the original payment was refused, so it was added to the customer's credit balance instead.`
-        : `the refund of ${amount} to the original payment is pending.`;
+  // One sentence per outcome, each with the sum of its own parts (succeeded, refused, pending, in that order): parts
+  // that ended differently are never summed under one status.
+  const parts = refund.parts && refund.parts.length > 0 ? refund.parts : [refund];
+  const outcomes = (['succeeded', 'failed', 'pending'] as const)
+    .map((status) => {
+      const of = parts.filter((part) => part.status === status);
+      if (of.length === 0) return null;
+      const amount = `${formatMoney(sumMoney(of.map((part) => toDecimal(part.amount))), invoice.currency)} ${invoice.currency}`;
+      return status === 'succeeded'
+        ? `${amount} was refunded to the original payment`
+        : status === 'failed'
+          ? `the refund of ${amount} to the original payment was refused, so it was added to the customer's credit balance instead`
+          : `the refund of ${amount} to the original payment is pending`;
+    })
+    .filter((outcome): outcome is string => outcome !== null);
+  const outcome = `${outcomes.join('; ')}.`;
   return creditNote ? `${lead}: ${outcome}` : `${outcome.charAt(0).toUpperCase()}${outcome.slice(1)}`;
 }
 

@@ -15,7 +15,7 @@ import { findPlan } from '../../store/catalog';
 import { CREDIT_NOTE_KIND } from '../../store/credit-notes';
 import { dailyUsageForCharges } from '../../store/daily-usage';
 import type { Database } from '../../store/database';
-import { listSubscriptionInvoices } from '../../store/invoices';
+import { listSubscriptionInvoices, numberInvoicesAwaitingNumber } from '../../store/invoices';
 import type { SubscriptionRow } from '../../store/subscriptions';
 import { openStretchOf } from '../../store/plan-changes';
 import { usageTokenOverview } from '../../store/usage-token';
@@ -127,7 +127,9 @@ export function subscriptionUsageHistoryRouter(db: Database, options: Subscripti
   routes.get('/:id/invoices', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownSubscription(db) }, async (req, res) => {
     const query = subscriptionInvoicesQuery.parse(req.query);
     const subscription = await findSubscription(req.params.id);
-    // Credit notes are listed beside the invoices they credit.
+    // Credit notes are listed beside the invoices they credit. A finalized invoice still waiting for its number (its
+    // finalizer crashed before numbering) is numbered first, else this list left it out (drafts are not listed).
+    await numberInvoicesAwaitingNumber(db);
     const rows = await listSubscriptionInvoices(db, subscription.id, query.limit);
     res.setHeader('Cache-Control', 'no-store');
     res.json({

@@ -10,7 +10,7 @@
 import type { Router, Response } from 'express';
 import { z } from 'zod';
 import type { Database } from '../../store/database';
-import { findInvoice, InvoiceRow, listInvoiceLines } from '../../store/invoices';
+import { findInvoice, findIssuedInvoice, InvoiceRow, listInvoiceLines } from '../../store/invoices';
 import { findCustomer } from '../../store/customers';
 import { refundOfCredit } from '../../store/credit-notes';
 import { buildInvoiceDocument, InvoiceDocument } from '../documents/invoice-document';
@@ -30,7 +30,9 @@ export function invoiceDocumentsRouter(db: Database): Router {
 
   async function load(id: string): Promise<{ doc: InvoiceDocument; invoice: InvoiceRow }> {
     const parsed = uuidParam.safeParse(id);
-    const invoice = (parsed.success ? await findInvoice(db, parsed.data) : undefined) as
+    // As issued: a finalized invoice still waiting for its number (its finalizer crashed before numbering) is
+    // numbered first, so its document carries its number, never "DRAFT" for an invoice whose lines are final.
+    const invoice = (parsed.success ? await findIssuedInvoice(db, parsed.data) : undefined) as
       | (InvoiceRow & { credited_invoice_id?: string | null; reason?: string | null })
       | undefined;
     if (!invoice) throw new ApiProblem('invoice_not_found', `no invoice ${id}`);
@@ -47,7 +49,9 @@ export function invoiceDocumentsRouter(db: Database): Router {
       lines,
       customer: customer ?? { name: '(unknown customer)', external_id: invoice.customer_id, email: null },
       creditedInvoiceNumber: credited?.number ?? null,
-      refund: refund ? { status: refund.status, amount: refund.amount } : null,
+      // The refund as the store gives it, with its parts when it lists them: a credit refunded in part and refused in
+      // part says each outcome with its own amount (api/documents/invoice-document.ts settlementNote).
+      refund: refund ?? null,
     });
     return { doc, invoice };
   }
