@@ -23,8 +23,9 @@ import { afterRunningHandlers, handlersMayBeRunning } from './turns';
 
 /**
  * Closes the usage of a stretch under the plan version it is rated by, and returns the stretch to invoice (null
- * when that plan meters nothing or the stretch is empty). At a period boundary it first waits out the plan's
- * grace window, so late-but-timely events still count; a stretch cut short by a plan change closes at once.
+ * when that plan meters nothing or the stretch is empty). At a period boundary it first waits out the grace window
+ * (`gracePeriod`: the run's plan's, or the closed stretch's plan's when a scheduled change just replaced it), so
+ * late-but-timely events still count; a stretch cut short by a plan change closes at once.
  */
 export async function closeUsage(
   run: SubscriptionRun,
