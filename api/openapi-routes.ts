@@ -414,7 +414,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     tag: 'Invoices',
     params: subscriptionId,
     query: subscriptionInvoicesQuery,
-    responses: ok('Newest first.', invoiceListResponse),
+    responses: ok('Newest first (created, then id). More than `limit`: `has_more`; the next page is `starting_after` = `next_cursor`.', invoiceListResponse),
     problems: ['subscription_not_found'],
   },
   'POST /v1/subscriptions/:id/plan-change': {
@@ -478,7 +478,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   },
 
   // --- Invoices, refunds, re-rating ---
-  'GET /v1/invoices': { summary: 'List invoices', tag: 'Invoices', query: listInvoicesQuery, responses: ok('Newest first.', invoiceListResponse) },
+  'GET /v1/invoices': { summary: 'List invoices', tag: 'Invoices', query: listInvoicesQuery, responses: ok('Newest first (period start, created, id). More than `limit`: `has_more`; the next page is `starting_after` = `next_cursor`.', invoiceListResponse) },
   'GET /v1/invoices/:id': { summary: 'An invoice with its lines', tag: 'Invoices', params: invoiceId, responses: ok('The invoice.', invoiceResponse), problems: ['invoice_not_found'] },
   'GET /v1/invoices/:id/document.html': invoiceDocument('HTML', 'text/html'),
   'GET /v1/invoices/:id/document.pdf': invoiceDocument('PDF', 'application/pdf'),

@@ -130,11 +130,16 @@ export const cancelSubscriptionBody = z.strictObject({
 
 export const uuidParam = z.uuid();
 
+/** An opaque invoice-list cursor (`next_cursor`); one that names no invoice of the list is refused (422). */
+export const invoiceCursor = z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, 'a next_cursor from a previous page');
+
 export const listInvoicesQuery = z.strictObject({
   customer_id: z.uuid().optional(),
   subscription_id: z.uuid().optional(),
   status: z.enum(['draft', 'open', 'paid', 'uncollectible', 'void']).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
+  /** The `next_cursor` of the previous page: the list goes on after the invoice it names (keyset paging). */
+  starting_after: invoiceCursor.optional(),
 });
 
 // Ingestion reads `properties[name]`: a name every object inherits ("constructor", "__proto__", "toString"...)
@@ -539,7 +544,13 @@ export const invoiceResponse = z.object({
   credited_invoice_id: z.uuid().nullable().optional().meta({ description: 'Credit notes: the invoice they credit.' }),
 });
 
-export const invoiceListResponse = z.object({ data: z.array(invoiceResponse) });
+export const invoiceListResponse = z.object({
+  data: z.array(invoiceResponse),
+  /** More invoices follow: ask again with `starting_after` = `next_cursor`. */
+  has_more: z.boolean(),
+  /** The cursor of the page's last invoice (null on an empty page). */
+  next_cursor: z.string().nullable(),
+});
 
 export const creditNoteResponse = invoiceResponse.extend({
   credited_invoice_id: z.uuid().nullable(),

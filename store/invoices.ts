@@ -323,47 +323,95 @@ export interface InvoiceFilters {
   readonly status?: InvoiceRow['status'];
 }
 
-/** Invoices matching every given filter, by period then creation. */
-export async function listInvoices(db: Db, filters: InvoiceFilters, limit: number): Promise<InvoiceRow[]> {
+/**
+ * The opaque paging cursor of the invoice lists: it names the last invoice of a page. The next page starts after
+ * that row's own sort key, read in SQL (timestamps to the microsecond: a key rebuilt from a JS Date, to the
+ * millisecond, would repeat or skip rows created within the same millisecond).
+ */
+export function encodeInvoiceCursor(invoiceId: string): string {
+  return Buffer.from(JSON.stringify({ v: 1, id: invoiceId }), 'utf8').toString('base64url');
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The invoice id a cursor names, or null when it is not one of ours (refused as validation_failed by the API). */
+export function decodeInvoiceCursor(cursor: string): string | null {
+  if (!/^[A-Za-z0-9_-]{1,200}$/.test(cursor)) return null;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (typeof parsed !== 'object' || parsed === null) return null;
+    const { v, id } = parsed as { v?: unknown; id?: unknown };
+    return v === 1 && typeof id === 'string' && UUID.test(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+/** One page of a newest-first invoice list; `foreignCursor`: the cursor names no invoice of this list. */
+export type InvoicePage<Row> = { readonly rows: Row[]; readonly hasMore: boolean; readonly foreignCursor?: false } | { readonly foreignCursor: true };
+
+/**
+ * Invoices matching every given filter, newest period first, then newest created, then id: a total order, so that
+ * keyset paging (`startingAfter`, the last invoice of the previous page) yields each invoice exactly once, and an
+ * invoice issued between pages never shifts a later page (before, the list stopped at `limit` with no cursor: past
+ * the newest 200, finance could not reach an invoice). The cursor must be an invoice of the same customer and
+ * subscription filter (status may have moved on since: its position is its sort key, not its status).
+ */
+export async function listInvoices(db: Db, filters: InvoiceFilters, limit: number, startingAfter?: string): Promise<InvoicePage<InvoiceRow>> {
   const where: Partial<InvoiceRow> = {};
   if (filters.customerId) where.customer_id = filters.customerId;
   if (filters.subscriptionId) where.subscription_id = filters.subscriptionId;
+  if (startingAfter) {
+    const cursorWhere: Partial<InvoiceRow> = { ...where, id: startingAfter };
+    if (!(await db<InvoiceRow>('invoices').where(cursorWhere).first('id'))) return { foreignCursor: true };
+  }
   if (filters.status) where.status = filters.status;
-  // Newest first, as documented: the list is cut at `limit` with no cursor, and listed oldest first the invoices a
-  // client polls for (the latest) were out of reach once a subscription had more than `limit` of them.
-  return db<InvoiceRow>('invoices')
-    .where(where)
+  // Newest first, as documented.
+  const query = db<InvoiceRow>('invoices').where(where);
+  if (startingAfter) {
+    query.andWhereRaw('(period_start, created_at, id) < (SELECT c.period_start, c.created_at, c.id FROM invoices c WHERE c.id = ?)', [startingAfter]);
+  }
+  const rows = await query
     .orderBy([
-      { column: 'period_start', order: 'desc', nulls: 'last' },
+      { column: 'period_start', order: 'desc' },
       { column: 'created_at', order: 'desc' },
       { column: 'id', order: 'desc' },
     ])
-    .limit(limit);
+    .limit(limit + 1);
+  return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
 }
 
 /**
- * A subscription's issued (non-draft) invoices and the credit notes against them, newest first. Credit notes carry
- * no subscription_id (migration 0104): they are found through the invoice they credit.
+ * A subscription's issued (non-draft) invoices and the credit notes against them, newest first (created, then id: a
+ * total order for keyset paging after `startingAfter`, which must be one of them). Credit notes carry no
+ * subscription_id (migration 0104): they are found through the invoice they credit.
  */
 export async function listSubscriptionInvoices(
   db: Knex,
   subscriptionId: string,
   limit: number,
-): Promise<(InvoiceRow & { credited_invoice_id: string | null })[]> {
-  return db<InvoiceRow & { credited_invoice_id: string | null }>('invoices')
-    .whereNot({ status: 'draft' })
-    .andWhere((where) =>
-      where
-        .where({ subscription_id: subscriptionId })
-        .orWhere((credit) =>
-          credit.where({ kind: 'credit_note' }).whereIn('credited_invoice_id', db('invoices').select('id').where({ subscription_id: subscriptionId })),
-        ),
-    )
+  startingAfter?: string,
+): Promise<InvoicePage<InvoiceRow & { credited_invoice_id: string | null }>> {
+  const ofSubscription = () =>
+    db<InvoiceRow & { credited_invoice_id: string | null }>('invoices')
+      .whereNot({ status: 'draft' })
+      .andWhere((where) =>
+        where
+          .where({ subscription_id: subscriptionId })
+          .orWhere((credit) =>
+            credit.where({ kind: 'credit_note' }).whereIn('credited_invoice_id', db('invoices').select('id').where({ subscription_id: subscriptionId })),
+          ),
+      );
+  if (startingAfter && !(await ofSubscription().andWhere({ id: startingAfter }).first('id'))) return { foreignCursor: true };
+  const query = ofSubscription();
+  if (startingAfter) query.andWhereRaw('(created_at, id) < (SELECT c.created_at, c.id FROM invoices c WHERE c.id = ?)', [startingAfter]);
+  const rows = await query
     .orderBy([
       { column: 'created_at', order: 'desc' },
       { column: 'id', order: 'desc' },
     ])
-    .limit(limit);
+    .limit(limit + 1);
+  return { rows: rows.slice(0, limit), hasMore: rows.length > limit };
 }
 
 /**

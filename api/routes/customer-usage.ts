@@ -15,13 +15,15 @@ import { findPlan } from '../../store/catalog';
 import { CREDIT_NOTE_KIND } from '../../store/credit-notes';
 import { dailyUsageForCharges } from '../../store/daily-usage';
 import type { Database } from '../../store/database';
-import { listSubscriptionInvoices, numberInvoicesAwaitingNumber } from '../../store/invoices';
+import { encodeInvoiceCursor, listSubscriptionInvoices, numberInvoicesAwaitingNumber } from '../../store/invoices';
 import type { SubscriptionRow } from '../../store/subscriptions';
 import { openStretchOf } from '../../store/plan-changes';
 import { usageTokenOverview } from '../../store/usage-token';
 import { accessOf } from '../access';
+import { foreignInvoiceCursor, invoiceCursorId } from './invoices';
 import { findSubscriptionOr404, ownSubscription } from './lookups';
 import { ApiProblem } from '../problem';
+import { invoiceCursor } from '../schemas';
 import { invoiceJson, planJson } from '../serializers';
 import { declareRoutes, tokenCustomerOnly } from '../route-declarations';
 
@@ -33,6 +35,8 @@ const statusRank = (status: string): number => (STATUS_ORDER.includes(status) ? 
 
 export const subscriptionInvoicesQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
+  /** The `next_cursor` of the previous page (keyset paging: no invoice repeats or is skipped). */
+  starting_after: invoiceCursor.optional(),
 });
 
 /** GET /v1/usage-token/me: mounted at /v1/usage-token. */
@@ -126,14 +130,19 @@ export function subscriptionUsageHistoryRouter(db: Database, options: Subscripti
 
   routes.get('/:id/invoices', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownSubscription(db) }, async (req, res) => {
     const query = subscriptionInvoicesQuery.parse(req.query);
+    const startingAfter = invoiceCursorId(query.starting_after); // a bad cursor is refused before the numbering below writes
     const subscription = await findSubscription(req.params.id);
     // Credit notes are listed beside the invoices they credit. A finalized invoice still waiting for its number (its
     // finalizer crashed before numbering) is numbered first, else this list left it out (drafts are not listed).
     await numberInvoicesAwaitingNumber(db);
-    const rows = await listSubscriptionInvoices(db, subscription.id, query.limit);
+    const page = await listSubscriptionInvoices(db, subscription.id, query.limit, startingAfter);
+    if (page.foreignCursor) throw foreignInvoiceCursor();
+    const rows = page.rows;
     res.setHeader('Cache-Control', 'no-store');
     res.json({
       data: rows.map((row) => ({ ...invoiceJson(row), ...(row.kind === CREDIT_NOTE_KIND ? { credited_invoice_id: row.credited_invoice_id } : {}) })),
+      has_more: page.hasMore,
+      next_cursor: rows.length ? encodeInvoiceCursor(rows[rows.length - 1].id) : null,
     });
   });
 

@@ -1814,6 +1814,8 @@ export interface components {
         };
         InvoiceListResponse: {
             data: components["schemas"]["InvoiceResponse"][];
+            has_more: boolean;
+            next_cursor: string | null;
         };
         InvoiceResponse: {
             /** @description Credit notes: the invoice they credit. */
@@ -5791,6 +5793,7 @@ export interface operations {
             query?: {
                 customer_id?: string;
                 limit?: number;
+                starting_after?: string;
                 status?: "draft" | "open" | "paid" | "uncollectible" | "void";
                 subscription_id?: string;
             };
@@ -5800,7 +5803,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Newest first. */
+            /** @description Newest first (period start, created, id). More than `limit`: `has_more`; the next page is `starting_after` = `next_cursor`. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -9388,6 +9391,7 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
+                starting_after?: string;
             };
             header?: never;
             path: {
@@ -9398,7 +9402,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Newest first. */
+            /** @description Newest first (created, then id). More than `limit`: `has_more`; the next page is `starting_after` = `next_cursor`. */
             200: {
                 headers: {
                     [name: string]: unknown;
