@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
+import type Decimal from 'decimal.js';
 import type {
   ChargeInvoiceRequest,
   ChargeInvoiceResult,
@@ -11,7 +12,7 @@ import { executeRefund } from '../payments/refunds';
 import type { Database } from '../store/database';
 import { amountOwedAfterCreditNotes, refundCreditNotesOfPaidInvoice, type RefundRow } from '../store/credit-notes';
 import { settleCreditTotalsOfPaidInvoice } from '../store/credit-total-refunds';
-import { findInvoice, findIssuedInvoice, InvoiceRow } from '../store/invoices';
+import { findInvoice, findIssuedInvoice, InvoiceRow, lockInvoice } from '../store/invoices';
 import { enqueueOutboxEvent, writeAudit } from '../store/outbox';
 import {
   currentPaymentMethodOf,
@@ -27,7 +28,7 @@ import {
   PaymentRow,
   settlePayment,
 } from '../store/payments';
-import { inTransaction } from '../store/transactions';
+import { inTransaction, type Transaction } from '../store/transactions';
 
 export { paymentIdempotencyKey };
 
@@ -85,6 +86,9 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
 
     let creditNoteRefunds: RefundRow[] = [];
     const result = await inTransaction(db, async (trx) => {
+      // The invoice's row lock first, as every write deciding a collection takes it (lockChargeable): taken only by
+      // markInvoicePaid below, after this payment's row, it deadlocked with a duplicate writing its row under that lock.
+      await lockInvoice(trx, invoice.id);
       // A decline retrying cannot fix (an expired card) is worth retrying after all when the customer replaced the
       // payment method while this charge was at the gateway: the retry uses the new one. Taken as final, the plan's
       // last dunning step (cancel, suspend) came at once, though the new card was on file; its wake-up signal could
@@ -145,6 +149,22 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
     return result;
   }
 
+  /**
+   * The invoice, locked, when it is still chargeable for `amount` (status open or uncollectible, and owing that much
+   * after its credit notes and credit totals); null when another collection or a credit changed it since it was read.
+   * Every write that decides a collection (a new payment row, a settlement without a charge) happens under this lock:
+   * before, a collection that had read the invoice before a credit note credited it in full wrote its pending row and
+   * charged the whole total after a racing one (the janitor's repair beside the workflow) had settled it without a
+   * charge, and its success found the invoice paid, so nothing refunded the customer.
+   */
+  async function lockChargeable(trx: Transaction, invoice: InvoiceRow, amount: Decimal): Promise<InvoiceRow | null> {
+    const locked = await lockInvoice(trx, invoice.id);
+    if (!locked || !CHARGEABLE_STATUSES.has(locked.status)) return null;
+    const total = toDecimal(locked.total);
+    const owed = total.isNegative() ? total : await amountOwedAfterCreditNotes(trx, locked);
+    return owed.equals(amount) ? locked : null;
+  }
+
   return {
     /**
      * Collects an open invoice, at most once, whatever crashes, retries or duplicate requests happen:
@@ -201,7 +221,10 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
         if (amount.isZero()) {
           // Nothing to collect: a zero invoice, or one credited in full, is settled without a gateway call.
           let creditNoteRefunds: RefundRow[] = [];
-          await inTransaction(db, async (trx) => {
+          const settledWithoutCharge = await inTransaction(db, async (trx) => {
+            // Under the invoice's lock: a payment written since the read is at the gateway (or about to be) for what
+            // the invoice owed then; it settles the invoice (and refunds the notes) itself. Read again instead.
+            if (!(await lockChargeable(trx, invoice, amount)) || (await listPendingPayments(trx, invoice.id)).length > 0) return false;
             const paid = await markInvoicePaid(trx, invoice.id);
             if (paid) {
               // Its notes are settled as taken off (a note issued meanwhile beyond the total is refunded if it can be).
@@ -215,7 +238,9 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
                 payload: { invoiceId: invoice.id, invoiceNumber: invoice.number, customerId: invoice.customer_id, paymentId: null, amount: formatMoney(amount, invoice.currency), currency: invoice.currency },
               });
             }
+            return true;
           });
+          if (!settledWithoutCharge) continue;
           for (const refund of creditNoteRefunds) await executeRefund(db, gateway, refund);
           return { outcome: 'succeeded', invoiceStatus: 'paid', detail: 'nothing to collect', retryable: false, paymentId: null, settledAttempt: null };
         }
@@ -233,6 +258,7 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
 
         if (!paymentMethod) {
           const failed = await inTransaction(db, async (trx) => {
+            if (!(await lockChargeable(trx, invoice, amount))) return null; // paid or credited meanwhile: read again
             const row = await insertFailedPayment(trx, {
               ...newPayment,
               failureCode: 'payment_method_missing',
@@ -265,7 +291,9 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
         }
 
         // Intent before side effect: the pending row exists before the gateway hears of this key.
-        const created = await insertPendingPayment(db, newPayment);
+        // Written under the invoice's lock, still chargeable for this amount (lockChargeable): never for an invoice
+        // settled or credited since the read above.
+        const created = await inTransaction(db, async (trx) => ((await lockChargeable(trx, invoice, amount)) ? insertPendingPayment(trx, newPayment) : null));
         if (!created) continue; // a concurrent execution claimed it (or another attempt is pending): read again
         return completePayment(invoice, created, false);
       }
