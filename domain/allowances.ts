@@ -9,7 +9,7 @@
  * an open stretch) counts to its period's end, so a cancellation now keeps the allowances it had (as before).
  */
 import { commitmentTerms, type PlanSettings } from './plan-terms';
-import type { Charge } from './rating';
+import type { DimensionalCharge } from './dimensions';
 import { Dec, formatMoney, toDecimal } from './money';
 
 /** The billing period an immediate plan change split, as recorded with the change. */
@@ -54,8 +54,14 @@ export function allowanceShare(stretch: { readonly start: Date }, splits: { read
 export function hasAllowances(plan: { readonly settings: unknown; readonly charges: unknown }): boolean {
   const terms = (plan.settings ?? {}) as PlanSettings;
   if (terms.creditBucket !== undefined || terms.minimumCommitment !== undefined) return true;
-  const charges = Array.isArray(plan.charges) ? (plan.charges as Charge[]) : [];
-  return charges.some((charge) => charge.includedUnits !== undefined || charge.minAmount !== undefined || charge.maxAmount !== undefined);
+  const charges = Array.isArray(plan.charges) ? (plan.charges as DimensionalCharge[]) : [];
+  return charges.some(
+    (charge) =>
+      charge.includedUnits !== undefined ||
+      charge.minAmount !== undefined ||
+      charge.maxAmount !== undefined ||
+      (charge.dimensions?.prices ?? []).some((price) => price.includedUnits !== undefined),
+  );
 }
 
 export interface StretchAllowances {
