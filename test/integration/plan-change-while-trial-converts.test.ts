@@ -34,6 +34,8 @@ let worker: Worker;
 let running: Promise<void>;
 let holdActiveStatus: Promise<void> | null = null;
 let releaseActiveStatus: () => void = () => undefined;
+/** Called when the held status write has begun: the workflow's status reads `active` from then on. */
+let statusWriteHeld: () => void = () => undefined;
 
 beforeAll(async () => {
   [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
@@ -46,7 +48,10 @@ beforeAll(async () => {
     activities: {
       ...activities,
       async recordSubscriptionStatus(change: Parameters<typeof activities.recordSubscriptionStatus>[0]) {
-        if (change.status === 'active' && holdActiveStatus) await holdActiveStatus;
+        if (change.status === 'active' && holdActiveStatus) {
+          statusWriteHeld();
+          await holdActiveStatus;
+        }
         return activities.recordSubscriptionStatus(change);
       },
     },
@@ -86,7 +91,11 @@ test('a change admitted while the converted trial opens its first period bills e
   await advanceTo('2035-01-14T23:00:00Z');
 
   holdActiveStatus = new Promise((resolve) => (releaseActiveStatus = resolve));
+  const held = new Promise<void>((resolve) => (statusWriteHeld = resolve));
   await advanceTo('2035-01-15T00:00:00Z', 60_000);
+  // Sent once the status write is held, not as soon as the clock reaches the trial's end: delivered with the trial's
+  // timer, the update was validated before the period opened and refused (subscription_not_active).
+  await held;
   // The trial has converted and the status record is held: the change is admitted now.
   const change = handle.executeUpdate(changePlanUpdate, { args: [{ plan: planScheduleTerms(pro), effective: 'immediate', requestedBy: 'test' }] });
   await until(async () => (await db('subscriptions').where({ id: row.id }).first('plan_id')).plan_id === pro.id, 60_000).finally(() => releaseActiveStatus());
