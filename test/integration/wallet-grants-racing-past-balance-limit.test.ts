@@ -41,10 +41,16 @@ test('two grants racing for the last room under the balance limit: one 201, one 
 
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
+  let locked!: () => void;
+  const holdsLock = new Promise<void>((resolve) => (locked = resolve));
   const holding = db.transaction(async (trx: Knex.Transaction) => {
     await trx('wallets').where({ id: wallet.id }).forUpdate().first();
+    locked();
     await released;
   });
+  // The racers start once the lock is held: started before, one could take the lock first and finish, and the wait
+  // for two waiters below timed out with the holder's transaction left open (a clean-clone CI run).
+  await holdsLock;
   const grant = () => api.http.call('POST', `/v1/customers/${customer.id}/wallet/grants`, { amount: '6.00', source: 'goodwill' });
   const racing = [grant(), grant()];
   await eventually(async () => (await waitingOnLocks()) >= 2, 'both grants waiting on the wallet lock', { timeoutMs: 15_000, intervalMs: 50 });

@@ -35,10 +35,16 @@ test.each(['a grant', 'a second top-up'])('a top-up and %s racing for the last r
 
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
+  let locked!: () => void;
+  const holdsLock = new Promise<void>((resolve) => (locked = resolve));
   const holding = db.transaction(async (trx: Knex.Transaction) => {
     await trx('wallets').where({ id: wallet.id }).forUpdate().first();
+    locked();
     await released;
   });
+  // The racers start once the lock is held: started before, one could take the lock first and finish, and the wait
+  // for two waiters below timed out with the holder's transaction left open (a clean-clone CI run).
+  await holdsLock;
   const topUp = (key: string) => requestTopUp(db, { customerId: customer.id, currency: 'USD', kind: 'top_up', requestKey: key, amount: '60.00', requestedBy: 'test', withinBalanceLimit: true });
   const racing = [
     topUp('first'),
