@@ -130,9 +130,10 @@ test('three periods: events across boundaries, a duplicate and a late event are 
   // 39 + 41 events, including the patch marker and its upsert once. With a run per period it was 25 + 17 + 41 = 83.
   // The last period carries the cancel update and the closing invoice's close-invoice-charge cycle.
   expect(runLengths.length).toBe(2);
-  // Patches: one marker in the subscription's life, the released generation's at its first task; none at a
-  // boundary (./workflows/subscription/patch-ids.ts).
-  expect(patchMarkers).toEqual([1, 0]);
+  // Patches: the released generation's marker at the first task, and `stretch-opened-before-status` where the first
+  // period opens with a status change (once in the subscription's life); none at a later boundary
+  // (./workflows/subscription/patch-ids.ts).
+  expect(patchMarkers).toEqual([2, 0]);
   expect(runLengths.reduce((sum, length) => sum + length, 0)).toBeLessThanOrEqual(80);
 });
 
