@@ -12,7 +12,7 @@ import { observeThresholds, ThresholdDecision, ThresholdWatch } from '../domain/
 import { finalizeInvoice, findInvoice, InvoiceRow, numberFinalizedInvoices } from './invoices';
 import { enqueueOutboxEvent } from './outbox';
 import { markInvoiceUncollectible } from './payments';
-import { appendEntries, availableBalance, createGrant, creditFits, ensureWallet, expireGrants, GrantRow, heldGrantsRecheckAt, LedgerRow, lockWallet, WalletBalanceLimitError, WalletRow } from './wallets';
+import { appendEntries, availableBalance, createGrant, creditFits, pendingTopUpAmount, ensureWallet, expireGrants, GrantRow, heldGrantsRecheckAt, LedgerRow, lockWallet, WalletBalanceLimitError, WalletRow } from './wallets';
 
 type Db = Knex | Knex.Transaction;
 
@@ -112,11 +112,7 @@ export async function deleteUnstartedTopUp(db: Db, topUpId: string): Promise<voi
   await db('wallet_top_ups').where({ id: topUpId, status: 'pending' }).whereNull('invoice_id').delete();
 }
 
-/** What the customer's pending purchases in a currency will grant once paid. */
-export async function pendingTopUpAmount(db: Db, customerId: string, currency: string): Promise<Dec> {
-  const row: { total?: unknown } | undefined = await db('wallet_top_ups').where({ customer_id: customerId, currency, status: 'pending' }).sum({ total: 'amount' }).first();
-  return toDecimal(String(row?.total ?? 0));
-}
+export { pendingTopUpAmount }; // beside creditFits in ./wallets, which createGrant's limit check shares
 
 export async function pendingTopUpIds(db: Db, customerId: string): Promise<string[]> {
   const rows: { id: string }[] = await db('wallet_top_ups').where({ customer_id: customerId, status: 'pending' }).orderBy('created_at').select('id');

@@ -77,6 +77,12 @@ export async function creditFits(db: Db, customerId: string, currency: string, a
   return Dec.max(balance, ZERO).plus(pending).plus(toDecimal(amount)).lte(MAX_WALLET_BALANCE);
 }
 
+/** What the customer's pending purchases in a currency will grant once paid. */
+export async function pendingTopUpAmount(db: Db, customerId: string, currency: string): Promise<Dec> {
+  const row: { total?: unknown } | undefined = await db('wallet_top_ups').where({ customer_id: customerId, currency, status: 'pending' }).sum({ total: 'amount' }).first();
+  return toDecimal(String(row?.total ?? 0));
+}
+
 export async function findWallet(db: Db, customerId: string, currency: string): Promise<WalletRow | undefined> {
   return db<WalletRow>('wallets').where({ customer_id: customerId, currency }).first();
 }
@@ -182,9 +188,8 @@ export async function createGrant(db: Knex, grant: NewGrant, trx?: Knex.Transact
     const existing = await inner<GrantRow>('wallet_grants').where({ wallet_id: wallet.id, grant_key: grant.grantKey }).first();
     if (existing) return { grant: existing, created: false };
     const amount = toDecimal(grant.amount);
-    if (grant.withinBalanceLimit) {
-      const pending: { total?: unknown } | undefined = await inner('wallet_top_ups').where({ wallet_id: wallet.id, status: 'pending' }).sum({ total: 'amount' }).first();
-      if (Dec.max(toDecimal(String(wallet.balance)), ZERO).plus(toDecimal(String(pending?.total ?? 0))).plus(amount).gt(MAX_WALLET_BALANCE)) throw new WalletBalanceLimitError(grant.currency);
+    if (grant.withinBalanceLimit && !(await creditFits(inner, grant.customerId, grant.currency, grant.amount, await pendingTopUpAmount(inner, grant.customerId, grant.currency)))) {
+      throw new WalletBalanceLimitError(grant.currency);
     }
     // The debt is what the balance lacks of the grants' remaining (balance = sum of remaining - overdraft drawn), as
     // applyWalletCredits reads it, not the balance below zero: a grant the draws could not use (scoped to other
