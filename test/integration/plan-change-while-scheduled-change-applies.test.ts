@@ -4,7 +4,7 @@
  * immediate change read the plan in force before the scheduled one and credited that plan's unused time, though the
  * period's invoice bills the scheduled plan's fee; a change "at period end" answered as scheduled was dropped when
  * the scheduled one finished applying. Such a request is refused (409 period_opening) until the period is open.
- * Time-skipping server (real time runs while the slow write is outstanding) and a real Postgres.
+ * Time-skipping server (real time runs while the held write is outstanding) and a real Postgres.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
@@ -27,6 +27,8 @@ let db: Database;
 let worker: Worker;
 let running: Promise<void>;
 let switching: () => void = () => undefined;
+let answer: (value: string) => void = () => undefined;
+const answered = new Promise<string>((resolve) => (answer = resolve));
 
 beforeAll(async () => {
   [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
@@ -38,11 +40,13 @@ beforeAll(async () => {
     activities: classifyActivityFailures(
       {
         ...activities,
-        // A scheduled change taking effect: 12 s of real time, past the workflow task's 10 s.
+        // A scheduled change taking effect, held (a local activity: the workflow task stays open and is heartbeated)
+        // until the immediate change sent meanwhile has been answered. A fixed delay let a loaded machine deliver the
+        // request only after the write, when the period was open and accepting it was right (a CI run).
         async applyPlanChange(change: PlanChangeRecord) {
           if (change.effective === 'period_end') {
             switching();
-            await new Promise((resolve) => setTimeout(resolve, 12_000));
+            await Promise.race([answered, new Promise((resolve) => setTimeout(resolve, 60_000).unref())]);
           }
           return activities.applyPlanChange(change);
         },
@@ -81,16 +85,16 @@ test('an immediate change while the scheduled one is applied is refused (409 per
   const switchStarted = new Promise<void>((resolve) => (switching = resolve));
   const skipping = skipTo('2032-02-02T00:00:00Z'); // February opens on Feb 1 and applies the change
   await switchStarted;
-  await new Promise((resolve) => setTimeout(resolve, 1_000));
-  const answer = await handle.executeUpdate(changePlanUpdate, { args: [{ plan: planScheduleTerms(medium), effective: 'immediate', requestedBy: 'test' }] }).then(
-    () => 'changed',
-    (error: Error) => (error.cause as Error | undefined)?.message ?? error.message,
+  void handle.executeUpdate(changePlanUpdate, { args: [{ plan: planScheduleTerms(medium), effective: 'immediate', requestedBy: 'test' }] }).then(
+    () => answer('changed'),
+    (error: Error) => answer((error.cause as Error | undefined)?.message ?? error.message),
   );
   await skipping;
+  await answered;
   await eventually(async () => ((await handle.query<SubscriptionState>(subscriptionStateQuery)).planCode !== 'switch-large' ? true : null), 'the plan switch', { timeoutMs: 60_000 });
   const proration = await db<InvoiceRow>('invoices').where({ subscription_id: row.id, kind: 'proration' }).first();
   const february = await db<InvoiceRow>('invoices').where({ subscription_id: row.id, kind: 'period' }).andWhere('period_start', '2032-02-01T00:00:00Z').first();
-  const outcome = { answer, february: february && (await linesOf(february)), proration: proration ? await linesOf(proration) : null };
+  const outcome = { answer: await answered, february: february && (await linesOf(february)), proration: proration ? await linesOf(proration) : null };
   // Refused while February opens: February bills switch-small's fee, nothing is prorated, and the plan is switch-small.
   // Before: answered "changed"; the proration credited switch-large's unused time (-100.00 x ~29/29), which February
   // never billed, while February billed switch-small's 50.00.
