@@ -4,14 +4,19 @@
  *
  * Raw events, not the running totals (store/rollups.ts): proration needs each change's time, and seat changes
  * are few (a handful per customer per period), so reading them costs little. The opening level never needs all
- * of history: each period close keeps the level it ends at (`closingLevel` in its totals), and the next period
- * starts from the latest one kept before it, plus the late changes that arrived after that close (still unclaimed,
- * read through usage_events_unclaimed_idx). A customer's first period starts from its unclaimed changes before it
- * (events before the first subscription start are refused at ingestion, so there are none in the usual case).
+ * of history: each period close keeps the level it ends at (`closingLevel` in its totals) and the part of it made of
+ * claimed changes (`closingLevel.claimed`); the next period starts from the latest claimed part kept before it, plus
+ * every change before its start that is still unclaimed (late, read through usage_events_unclaimed_idx), plus any
+ * claimed by a close that kept no level of the metric. Never "the changes received after that close": received_at
+ * and closed_at are transaction starts, not what the close's reads saw, so a change stored while a close ran was
+ * either lost (began before the close, stored after it) or counted twice (a late one stored after the close began,
+ * before it read). A customer's first period starts from every change before it (events before the first
+ * subscription start are refused at ingestion, so there are none in the usual case).
  */
 import type { Knex } from 'knex';
 import { isProratedAggregation, levelAfter, unitChangeOf, type CarriedLevel, type ProratedAggregation } from '../domain/seat-metrics';
-import { proratedUnits, type UnitChange } from '../domain/seat-proration';
+import { Dec } from '../domain/money';
+import { proratedUnits, SeatProrationError, type UnitChange } from '../domain/seat-proration';
 import type { MetricRow } from './catalog';
 import type { MetricUsage, UsageScope } from './usage';
 
@@ -78,26 +83,31 @@ async function billingPeriodOfStretch(
 }
 
 interface CarryRow {
-  closed_at: Date;
-  closing_level: CarriedLevel;
+  period_end: Date;
+  claimed: NonNullable<CarriedLevel['claimed']>;
 }
 
-/** The level kept by the latest close of this customer's metric that ended at or before `start`. */
+/**
+ * The claimed part of the level kept by the latest close of this customer's metric that ended at or before `start`.
+ * A close kept before that part existed is passed over (the opening is then counted from the changes themselves).
+ */
 async function carriedLevel(db: Knex | Knex.Transaction, metric: MetricRow, period: Period): Promise<CarryRow | undefined> {
-  const result = await db.raw<{ rows: CarryRow[] }>(
-    `SELECT closed_at, totals -> ? -> 'closingLevel' AS closing_level
+  const result = await db.raw<{ rows: { period_end: Date; claimed: CarryRow['claimed'] | null }[] }>(
+    `SELECT period_end, totals -> ? -> 'closingLevel' -> 'claimed' AS claimed
      FROM usage_period_closures
      WHERE customer_id = ? AND period_end <= ? AND totals -> ? -> 'closingLevel' IS NOT NULL
      ORDER BY period_end DESC, id DESC
      LIMIT 1`,
     [metric.code, period.customerId, period.start, metric.code],
   );
-  return result.rows[0];
+  const row = result.rows[0];
+  return row?.claimed ? { period_end: row.period_end, claimed: row.claimed } : undefined;
 }
 
 interface ChangeRow {
   occurred_at: Date;
   value: string;
+  claimed: boolean;
 }
 
 const VALUE_SQL = `(CASE WHEN properties ->> ? ~ ? THEN (properties ->> ?)::numeric END)::text`;
@@ -107,8 +117,12 @@ function changesOf(aggregation: ProratedAggregation, rows: readonly ChangeRow[])
   return rows.map((row) => unitChangeOf(aggregation, new Date(row.occurred_at).toISOString(), row.value));
 }
 
-/** Changes before the period start that the carried level has not seen: unclaimed, received after its close. */
-async function lateChangesBefore(
+/**
+ * Changes before the period start that the carried claimed level does not hold: every unclaimed one (through
+ * usage_events_unclaimed_idx), and the claimed ones of closes after the carry's (closes that kept no level of the
+ * metric; all closes when nothing is carried), through usage_events_period_close_idx.
+ */
+async function changesBeforeNotCarried(
   db: Knex | Knex.Transaction,
   metric: MetricRow,
   period: Period,
@@ -116,17 +130,27 @@ async function lateChangesBefore(
   carry: CarryRow | undefined,
 ): Promise<ChangeRow[]> {
   const property = metric.property ?? '';
+  const filters = JSON.stringify(metric.filters ?? {});
   const result = await db.raw<{ rows: ChangeRow[] }>(
-    `SELECT occurred_at, value FROM (
-       SELECT id, occurred_at, ${VALUE_SQL} AS value
+    `SELECT occurred_at, value, claimed FROM (
+       SELECT id, occurred_at, ${VALUE_SQL} AS value, false AS claimed
        FROM usage_events
        WHERE period_close_id IS NULL AND customer_id = ? AND event_type = ? AND occurred_at < ?
          AND properties @> ?::jsonb AND ${NOT_REVERSED}
-         ${carry ? 'AND received_at > ?' : ''}
+       UNION ALL
+       SELECT id, occurred_at, ${VALUE_SQL} AS value, true AS claimed
+       FROM usage_events
+       WHERE period_close_id IN (SELECT id FROM usage_period_closures WHERE customer_id = ? AND period_start < ? ${carry ? 'AND period_end > ?' : ''})
+         AND customer_id = ? AND event_type = ? AND occurred_at < ?
+         AND properties @> ?::jsonb AND ${NOT_REVERSED}
      ) changes
      WHERE value IS NOT NULL
      ORDER BY occurred_at, id`,
-    [property, numericPattern, property, period.customerId, metric.event_type, period.start, JSON.stringify(metric.filters ?? {}), ...(carry ? [carry.closed_at] : [])],
+    [
+      ...[property, numericPattern, property, period.customerId, metric.event_type, period.start, filters],
+      ...[property, numericPattern, property, period.customerId, period.start, ...(carry ? [carry.period_end] : [])],
+      ...[period.customerId, metric.event_type, period.start, filters],
+    ],
   );
   return result.rows;
 }
@@ -135,7 +159,7 @@ async function lateChangesBefore(
 async function changesInScope(db: Knex | Knex.Transaction, metric: MetricRow, scope: ScopeFilter, numericPattern: string): Promise<{ rows: ChangeRow[]; eventCount: number }> {
   const property = metric.property ?? '';
   const result = await db.raw<{ rows: (ChangeRow & { id: string })[] }>(
-    `SELECT id, occurred_at, ${VALUE_SQL} AS value
+    `SELECT id, occurred_at, ${VALUE_SQL} AS value, period_close_id IS NOT NULL AS claimed
      FROM usage_events
      WHERE ${scope.sql} AND event_type = ? AND properties @> ?::jsonb AND ${NOT_REVERSED}
      ORDER BY occurred_at, id`,
@@ -157,12 +181,17 @@ export async function aggregateProratedMetric(
 ): Promise<MetricUsage> {
   const aggregation = metric.aggregation as ProratedAggregation;
   const period = await periodOf(db, scope);
-  // A change the carried level counted cannot be reversed afterwards (store/reversals.ts refuses it once invoiced).
+  // A change the carried (claimed) level counted cannot be reversed afterwards (store/reversals.ts refuses it once
+  // claimed); an unclaimed one is read afresh below, so its reversal takes it out of every period still to close.
   const carry = await carriedLevel(db, metric, period);
-  const late = await lateChangesBefore(db, metric, period, numericPattern, carry);
-  const opening = levelAfter(aggregation, carry?.closing_level ?? { level: '0', setAt: null }, changesOf(aggregation, late));
+  const before = await changesBeforeNotCarried(db, metric, period, numericPattern, carry);
+  // The claimed part first, then the unclaimed changes: out of time order, so only the whole opening level is checked.
+  const claimedOpening = levelAfter(aggregation, carry?.claimed ?? { level: '0', setAt: null }, changesOf(aggregation, before.filter((row) => row.claimed)), { partial: true });
+  const opening = levelAfter(aggregation, claimedOpening, changesOf(aggregation, before.filter((row) => !row.claimed)), { partial: true });
+  if (new Dec(opening.level).lt(0)) throw new SeatProrationError(`the level at ${period.start.toISOString()} is below 0 (${opening.level})`);
   const { rows, eventCount } = await changesInScope(db, metric, scopeFilter, numericPattern);
-  const changes = changesOf(aggregation, rows).filter((change) => Date.parse(change.at) < period.end.getTime());
+  const inPeriod = rows.filter((row) => new Date(row.occurred_at).getTime() < period.end.getTime());
+  const changes = changesOf(aggregation, inPeriod);
   const prorated = proratedUnits({
     period: { start: period.start.toISOString(), end: period.end.toISOString() },
     ...(period.billingPeriod ? { billingPeriod: { start: period.billingPeriod.start.toISOString(), end: period.billingPeriod.end.toISOString() } } : {}),
@@ -173,6 +202,8 @@ export async function aggregateProratedMetric(
     quantity: prorated.quantity,
     eventCount,
     openingLevel: opening.level,
-    closingLevel: levelAfter(aggregation, opening, changes),
+    // The claimed part is what the next period carries: the changes left unclaimed here (late ones, and any stored
+    // while this close ran) it reads afresh, so none is lost or counted twice.
+    closingLevel: { ...levelAfter(aggregation, opening, changes), claimed: levelAfter(aggregation, claimedOpening, changesOf(aggregation, inPeriod.filter((row) => row.claimed)), { partial: true }) },
   };
 }

@@ -307,6 +307,13 @@ export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure
     .where({ id: created.id })
     .update({ totals: JSON.stringify(totals) as unknown as UsageTotals, event_count: String(claimed) })
     .returning('*');
+  // A close of a later period may have committed first (a plan change in this period's grace window closes the next
+  // period's first stretch at once): the seat levels it kept lack the changes claimed here, so refresh them. Asked
+  // only when this close claimed something, through the (customer, period_end) index.
+  if (claimed > 0 && (await trx('usage_period_closures').where({ customer_id: closure.customerId }).andWhere('period_end', '>', closure.periodEnd).first('id'))) {
+    await refreshCarriedLevels(trx, String(closed.id));
+    return (await trx<UsageClosure>('usage_period_closures').where({ id: closed.id }).first())!;
+  }
   return closed;
 }
 

@@ -115,7 +115,7 @@ test('two periods: a seat added mid-period bills its share, a removed one until 
   const done = await settledRerate(stack.env.connection, rerate.json.id, (state) => state.status === 'finalized');
   expect((await stack.db<InvoiceRow>('invoices').where({ id: done.resultInvoiceId! }).first())!.total).toBe('1.000000000000');
   // The claimed late seat now lives in April's carried level, so May still opens at 3.
-  expect((await stack.db('usage_period_closures').where({ id: aprilClose.id }).first()).totals.seats.closingLevel).toEqual({ level: '3', setAt: '2031-04-28T00:00:00.000Z' });
+  expect((await stack.db('usage_period_closures').where({ id: aprilClose.id }).first()).totals.seats.closingLevel).toEqual({ level: '3', setAt: '2031-04-28T00:00:00.000Z', claimed: { level: '3', setAt: '2031-04-28T00:00:00.000Z' } });
 
   await stack.skipTo('2031-05-20T00:00:00Z');
   expect((await stack.api.call('POST', '/v1/events', { events: [editors('e2', '2031-05-16T00:00:00Z', 1)] })).json).toMatchObject({ accepted: 1 });
