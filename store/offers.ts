@@ -93,7 +93,8 @@ export async function answerOpenOffer(db: Knex, answer: OfferAnswer): Promise<vo
  * discount line or not (void ones included: the workflow counted them when it wrote them). The one period invoice
  * that can start before the offer and still be written after the answer is the one whose period the offer was made
  * in, when it was made in the usage grace window after its start: it used one when it carries the discount. A
- * subscription cancelled at its period's end gets a closing invoice instead, which the workflow gives no discount.
+ * subscription cancelled at its period's end gets a closing invoice instead, which the workflow gives no discount,
+ * and one won back after it was canceled restarts without the discount.
  */
 export async function retentionDiscountOnPeriodInvoice(db: Knex, subscriptionId: string, invoicePeriodStart: Date): Promise<string | null> {
   // Cancelled at the period's end after all: no period invoice comes, and the closing invoice gives no discount.
@@ -105,6 +106,14 @@ export async function retentionDiscountOnPeriodInvoice(db: Knex, subscriptionId:
     .orderBy('offered_at', 'desc')
     .first('offered_at', 'terms');
   if (!offer || typeof offer.terms.percentOff !== 'string' || typeof offer.terms.periods !== 'number') return null;
+  // The discount ends with the subscription it was given to: a win-back restart after it starts afresh without it
+  // (the workflow restarts with no discount). Still counted here, the restart's usage was shown 30 % off where its
+  // invoice billed it in full, and the wallet showed that much more available than its draw left.
+  const restarted = await db('customer_offers')
+    .where({ subscription_id: subscriptionId, kind: 'win_back', answer: 'accepted' })
+    .andWhere('offered_at', '>', offer.offered_at)
+    .first('id');
+  if (restarted) return null;
   const [{ used }] = await db('invoices as i')
     .where({ 'i.subscription_id': subscriptionId, 'i.kind': 'period' })
     .andWhere('i.period_start', '<', invoicePeriodStart)

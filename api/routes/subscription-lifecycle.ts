@@ -134,6 +134,15 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     routes.post(`/:id/retention/${answer}`, { allow: ['app'] }, async (req, res) => {
       emptyBody.parse(req.body ?? {});
       const subscription = await findSubscription(req.params.id);
+      // An offer made in dunning (past due may get one) outlives dunning's end, and its answer's step back to the
+      // standing status (active, or past due) no longer applies. Ended (dunning gave up; the workflow waits for its
+      // win-back offer): answered, the canceled subscription went back to active with the discount, or to
+      // pending_cancellation, the row cleared its cancellation and usage end, and nothing billed it again.
+      // Suspended: accepted, it went to past_due with its usage unblocked while the service stayed suspended;
+      // declined, to a cancellation at a period end that never comes while suspended. Refused before the workflow
+      // is asked, as a cancellation at period end is while suspended; a cancellation now still ends it.
+      if (subscription.status === 'canceled') throw new ApiProblem('no_retention_offer', 'the subscription has ended: its retention offer lapsed with it');
+      if (subscription.status === 'suspended') throw new ApiProblem('subscription_suspended', 'the subscription is suspended until its unpaid invoice is paid: answer the offer after that, or cancel now');
       res.json(await update(req, subscription, answerRetentionOfferUpdate, [{ accept: answer === 'accept', requestedBy: actor(req) }]));
     });
   }

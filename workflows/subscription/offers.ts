@@ -91,7 +91,12 @@ export function handleOfferAnswers(run: SubscriptionRun): void {
     },
     {
       validator: (_answer: OfferAnswer) => {
-        if (!run.retentionOffer) throw new Error('no_retention_offer');
+        // Past its expiry the offer is gone, though the main loop records that only between dunning's steps (an
+        // answer then was given the discount); ended by dunning, its step back to the standing status no longer
+        // applies (canceled went back to active). Validator-only: a refusal leaves no history, replay is unchanged.
+        const offer = run.retentionOffer;
+        if (!offer || Date.now() >= Date.parse(offer.expiresAt) || run.status === 'canceled') throw new Error('no_retention_offer');
+        if (run.status === 'suspended') throw new Error('subscription_suspended'); // the service waits for a payment
         refuseWhileNeedsAttention(run); // its answer changes the status the failed step returns to
       },
     },
