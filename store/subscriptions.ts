@@ -131,6 +131,61 @@ export interface SubscriptionStatusRecord {
   readonly movedPeriodEnd?: { readonly from: string; readonly to: string };
 }
 
+/** The status shown over the one the subscription stands in while a billing step waits for ops (workflows/subscription/attention.ts). */
+const NEEDS_ATTENTION = 'needs_attention';
+
+/** What the row says of the status the subscription stands in: its usage block, its cancellation and usage end. */
+function standingColumns(trx: Knex.Transaction, change: SubscriptionStatusRecord): Record<string, unknown> {
+  return {
+    usage_blocked: change.usageBlocked,
+    // Back to `canceled` from needs_attention (a charge after the end needed ops) keeps when and why it was canceled:
+    // the change's own time and reason are the retry's ("charge_invoice succeeded on retry"). Any other status clears
+    // them, so a win-back restart canceled again later records that cancellation.
+    ...(change.status === 'canceled'
+      ? {
+          canceled_at: trx.raw('coalesce(canceled_at, ?::timestamptz)', [change.at]),
+          cancel_reason: trx.raw('CASE WHEN canceled_at IS NULL THEN ?::text ELSE cancel_reason END', [change.reason]),
+        }
+      : { canceled_at: null, cancel_reason: null }),
+    // Leaving `canceled` is a win-back restart: its usage is billed again, so the recorded end no longer holds.
+    // Leaving `pending_cancellation` for a status other than these two (past_due, suspended: an invoice of the period
+    // in dunning) leaves the cancellation pending: paid, it ends the subscription at that period's end all the same
+    // (workflows/subscription/collection.ts `statusWhenPaid`). Ingestion read that end from the status alone, so usage
+    // stamped after it while dunning ran past it was accepted and never billed: the end is written down instead.
+    ...(change.status === 'canceled'
+      ? {}
+      : {
+          usage_ends_at: trx.raw(
+            `CASE WHEN status = 'canceled' THEN NULL
+                  WHEN usage_ends_at IS NULL AND status = 'pending_cancellation' AND ?::text <> 'active' THEN current_period_end
+                  ELSE usage_ends_at END`,
+            [change.status],
+          ),
+        }),
+  };
+}
+
+/**
+ * needs_attention overlays the standing status, which the workflow returns to when the step succeeds; meanwhile what
+ * ingestion reads from that status must hold. Written as a status of its own, it unblocked a suspended (or paused,
+ * rejecting) subscription's usage and, over `pending_cancellation` or `canceled`, dropped the usage end that those
+ * statuses imply (store/usage.ts `USAGE_END_SQL`): usage stamped after the end was accepted, and the closing invoice,
+ * stopping at the end, never billed it (nor was it late usage). It also erased when and why a canceled one ended.
+ * So: the block stays, the implied end is written down (as `USAGE_END_SQL` reads it), and the cancellation columns
+ * are left as they are.
+ */
+function standingKeptWhileNeedsAttention(trx: Knex.Transaction, change: SubscriptionStatusRecord): Record<string, unknown> {
+  return {
+    usage_blocked: trx.raw('usage_blocked OR ?::boolean', [change.usageBlocked]),
+    usage_ends_at: trx.raw(
+      `CASE WHEN usage_ends_at IS NOT NULL THEN usage_ends_at
+            WHEN status = 'pending_cancellation' THEN current_period_end
+            WHEN status = 'canceled' THEN coalesce((SELECT max(c.period_end) FROM usage_period_closures c WHERE c.subscription_id = subscriptions.id), canceled_at)
+       END`,
+    ),
+  };
+}
+
 /**
  * Mirrors a workflow status change into the row, with its audit record and customer-facing event, all in one
  * transaction. A change the row already shows writes nothing (a retried activity records it once).
@@ -140,14 +195,17 @@ export async function mirrorSubscriptionStatus(db: Knex, change: SubscriptionSta
     if (change.movedPeriodEnd) await recordMovedPeriodEnd(trx, change.subscriptionId, change.movedPeriodEnd);
     const updated = await trx('subscriptions')
       .where({ id: change.subscriptionId })
-      .where((query) => query.whereNot({ status: change.status }).orWhereNot({ usage_blocked: change.usageBlocked }))
+      .where((query) =>
+        change.status === NEEDS_ATTENTION
+          ? query.whereNot({ status: change.status })
+          : query.whereNot({ status: change.status }).orWhereNot({ usage_blocked: change.usageBlocked }),
+      )
       .update({
         status: change.status,
-        usage_blocked: change.usageBlocked,
-        trial_end: change.trialEnd ? new Date(change.trialEnd) : null,
-        ...(change.status === 'canceled' ? { canceled_at: new Date(change.at), cancel_reason: change.reason } : { canceled_at: null, cancel_reason: null }),
-        // Leaving `canceled` is a win-back restart: its usage is billed again, so the recorded end no longer holds.
-        ...(change.status === 'canceled' ? {} : { usage_ends_at: trx.raw(`CASE WHEN status = 'canceled' THEN NULL ELSE usage_ends_at END`) }),
+        // The trial end is a fact recorded once, by the first run's `trialing`: a later run (rolled over or continued
+        // as new) no longer knows it and sends null, which must not erase it at its first status change.
+        ...(change.trialEnd ? { trial_end: new Date(change.trialEnd) } : {}),
+        ...(change.status === NEEDS_ATTENTION ? standingKeptWhileNeedsAttention(trx, change) : standingColumns(trx, change)),
         updated_at: trx.fn.now(),
       });
     if (updated === 0) return; // already recorded by an earlier attempt
@@ -266,5 +324,9 @@ async function recordMovedPeriodEnd(trx: Knex.Transaction, subscriptionId: strin
     .update({
       current_period_end: to,
       usage_capped_until: trx.raw('CASE WHEN usage_capped_until = current_period_end THEN ?::timestamptz ELSE usage_capped_until END', [to.toISOString()]),
+      // A pending cancellation's end written down while an invoice was in dunning or a step needed attention
+      // (`standingColumns`, `standingKeptWhileNeedsAttention`) is the period's end: it moves with it, as the
+      // cancellation does (a paid suspension gives its time back, then the cancellation pends again).
+      usage_ends_at: trx.raw(`CASE WHEN usage_ends_at = current_period_end AND status <> 'canceled' THEN ?::timestamptz ELSE usage_ends_at END`, [to.toISOString()]),
     });
 }

@@ -82,6 +82,8 @@ export interface CarriedState {
   readonly scheduledChange: ScheduledPlanChange | null;
   readonly discount: ActiveDiscount | null;
   readonly timeline: readonly TimelineEntry[];
+  /** When the trial ended, if there was one: the state query and the status records show it in every later run. */
+  readonly trialEnd?: string;
   /**
    * Set by runs that take the cheaper period step: the next run takes it too without a patch marker of its own
    * (a marker and its TemporalChangeVersion upsert would cost two events every period). Only workflow code sets

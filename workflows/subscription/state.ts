@@ -102,7 +102,8 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
   const carried = input.carried;
   const plan = input.plan;
   const startAt = new Date(input.startAt);
-  const trialEnd = plan.trialPeriod && !carried ? addIntervals(startAt, parseInterval(plan.trialPeriod), 1) : null;
+  // Later runs only show it (the trial is waited out by the first run alone); carried before it was, it is unknown.
+  const trialEnd = carried ? (carried.trialEnd ? new Date(carried.trialEnd) : null) : plan.trialPeriod ? addIntervals(startAt, parseInterval(plan.trialPeriod), 1) : null;
   const billingAnchor = carried ? new Date(carried.billingAnchor) : (trialEnd ?? startAt);
   return {
     input,
@@ -315,6 +316,7 @@ export function carriedState(run: SubscriptionRun, boundaryReached: boolean): Ca
     scheduledChange: run.scheduledChange,
     discount: run.discount,
     timeline: run.timeline,
+    ...(run.trialEnd ? { trialEnd: run.trialEnd.toISOString() } : {}),
     cheaperPeriodStep: true,
     patches: [...run.patchesTaken],
   };
