@@ -18,7 +18,8 @@ import {
 import type { OfferAnswerRecord } from '../../contract/subscription';
 import { refuseWhileNeedsAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
-import { continueWith, msUntil, note, nowIso, snapshot, SubscriptionRun } from './state';
+import { WIN_BACK_ANSWER_IN_FLIGHT_WINS } from './patch-ids';
+import { continueWith, msUntil, note, nowIso, patchTaken, snapshot, SubscriptionRun } from './state';
 import { acceptCancellation, changeStatus, returnToStanding } from './transitions';
 
 /** The plan's retention offer when a cancellation may be met with one (only from active or past due). */
@@ -139,6 +140,10 @@ export async function offerWinBack(run: SubscriptionRun): Promise<SubscriptionSt
     run.winBackOfferExpiresAt = expiresAt.toISOString();
     note(run, 'win_back_offered');
     await condition(() => run.winBackAccepted, msUntil(expiresAt), { summary: 'win-back offer expires' });
+    // An acceptance the validator admitted before the expiry may still be recording its answer: it was answered
+    // "active", so it decides. Before, the expiry went ahead and the subscription stayed canceled.
+    // Asked only then, so no other run pays the patch's marker.
+    if (!allHandlersFinished() && patchTaken(run, WIN_BACK_ANSWER_IN_FLIGHT_WINS)) await condition(allHandlersFinished);
     run.winBackOfferExpiresAt = null;
     if (run.winBackAccepted) {
       await condition(allHandlersFinished);

@@ -125,6 +125,12 @@ export const CLOSED_PERIOD_KEEPS_ITS_GRACE = 'closed-period-keeps-its-grace';
  */
 export const STRETCH_OPENED_BEFORE_STATUS = 'stretch-opened-before-status';
 
+/**
+ * A win-back acceptance admitted before the offer expired restarts the subscription even when the expiry timer fires
+ * while its answer is being recorded (./offers.ts). Asked only where a win-back offer was recorded.
+ */
+export const WIN_BACK_ANSWER_IN_FLIGHT_WINS = 'win-back-answer-in-flight-wins';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];
