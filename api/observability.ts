@@ -41,7 +41,7 @@ export class ApiMetrics {
       help: 'usage events acknowledged as duplicates of stored ones (same customer and event id)',
       registers,
     });
-    this.eventsRejected = new Counter({ name: 'meterloop_usage_events_rejected_total', help: 'usage events rejected by validation', registers });
+    this.eventsRejected = new Counter({ name: 'meterloop_usage_events_rejected_total', help: 'usage events rejected (validation, limits, or an id already stored with other values)', registers });
 
     // Business state, read from Postgres at scrape time (one grouped count per table): always current, never drifts.
     // One scrape reads every table once; the gauges below share that snapshot.

@@ -330,7 +330,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   'POST /v1/events': {
     summary: 'Ingest usage events',
     description:
-      'One event, or `{ "events": [...] }` with up to 1,000. Each event is judged on its own: valid ones are stored exactly once (a resent id counts as a duplicate), the others are listed by index with a code. When every event is rejected the answer is 422 `batch_rejected` and nothing is stored.',
+      'One event, or `{ "events": [...] }` with up to 1,000. Each event is judged on its own: valid ones are stored exactly once (an identical resend of an id counts as a duplicate; the same id with another type, timestamp or properties is refused as `event_id_conflict`), the others are listed by index with a code. When every event is rejected the answer is 422 `batch_rejected` and nothing is stored.',
     tag: 'Usage',
     body: z.union([usageEventBody, usageEventsEnvelope]),
     bodyExample: { id: 'evt-0001', customer: 'acme', type: 'api.call', timestamp: '2026-12-05T10:00:00.000Z', properties: { endpoint: '/search' } },

@@ -48,6 +48,61 @@ export async function insertUsageEvents(db: Knex, events: readonly NewUsageEvent
   });
 }
 
+/** An event the batch meant to store, as compared with what its (customer, event id) holds. */
+export interface ResentUsageEvent extends NewUsageEvent {
+  /** The event a reversal takes back; undefined for a usage event. */
+  readonly reversesEventId?: string;
+}
+
+/** What (customer, event id) holds against one resent event: nothing, the same event, or another one. */
+export type StoredUsageEventMatch =
+  | { readonly kind: 'missing' }
+  | { readonly kind: 'same' }
+  | { readonly kind: 'different'; readonly storedId: string; readonly differs: readonly ('event_type' | 'timestamp' | 'properties' | 'reverses')[] };
+
+/**
+ * Compares events that were not stored as sent (their id was taken, by an earlier request or earlier in the
+ * batch) with the stored row of their (customer, event id). One event id names one event: a resend with another
+ * type, instant or properties is not "already done" but a different event (docs/usage-events.md, "Resends").
+ * Compared in Postgres, as stored: the instant to the stored precision (a millisecond: ingestion parses to a JS
+ * Date), properties by jsonb equality (key order ignored, numbers by value so 1 = 1.0, a string never equals a
+ * number). Read after the insert committed, so a racing request's row is seen. One query, only for resends.
+ */
+export async function compareWithStoredEvents(db: Knex, events: readonly ResentUsageEvent[]): Promise<StoredUsageEventMatch[]> {
+  if (events.length === 0) return [];
+  const result = await db.raw<{ rows: { position: number; stored_id: string | null; same_type: boolean; same_time: boolean; same_properties: boolean; same_reverses: boolean }[] }>(
+    `SELECT c.position, u.id::text AS stored_id,
+            u.event_type = c.event_type AS same_type,
+            u.occurred_at = c.occurred_at AS same_time,
+            u.properties = c.properties AS same_properties,
+            coalesce(u.reverses_event_id, '') = c.reverses_event_id AS same_reverses -- '': a usage event (reverses is never empty)
+     FROM unnest(?::int[], ?::uuid[], ?::text[], ?::text[], ?::timestamptz[], ?::jsonb[], ?::text[])
+          AS c(position, customer_id, event_id, event_type, occurred_at, properties, reverses_event_id)
+     LEFT JOIN usage_events u ON u.customer_id = c.customer_id AND u.event_id = c.event_id`,
+    [
+      events.map((_, position) => position),
+      events.map((event) => event.customerId),
+      events.map((event) => event.eventId),
+      events.map((event) => event.eventType),
+      events.map((event) => event.occurredAt.toISOString()),
+      events.map((event) => JSON.stringify(event.properties)),
+      events.map((event) => event.reversesEventId ?? ''),
+    ],
+  );
+  const matches: StoredUsageEventMatch[] = events.map(() => ({ kind: 'missing' }));
+  for (const row of result.rows) {
+    if (row.stored_id === null) continue;
+    const differs = [
+      ...(row.same_type ? [] : (['event_type'] as const)),
+      ...(row.same_time ? [] : (['timestamp'] as const)),
+      ...(row.same_properties ? [] : (['properties'] as const)),
+      ...(row.same_reverses ? [] : (['reverses'] as const)),
+    ];
+    matches[row.position] = differs.length === 0 ? { kind: 'same' } : { kind: 'different', storedId: row.stored_id, differs };
+  }
+  return matches;
+}
+
 export interface MetricUsage {
   /** Aggregated quantity as a decimal string. */
   readonly quantity: string;

@@ -1,5 +1,5 @@
 import express, { type Router } from 'express';
-import { EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
+import { EventValidation, EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
 import { unpricedByRejectingCharge } from '../../domain/dimensions';
 import { isDecimalString, toDecimal } from '../../domain/money';
 import type { Database } from '../../store/database';
@@ -7,7 +7,7 @@ import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
 import { judgeReversal } from '../../domain/reversals';
 import { disputeWindows, insertReversalEvents, NewReversalEvent, reversalTargets } from '../../store/reversals';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
-import { insertUsageEvents, NewUsageEvent, usageAcceptance } from '../../store/usage';
+import { compareWithStoredEvents, insertUsageEvents, NewUsageEvent, ResentUsageEvent, usageAcceptance } from '../../store/usage';
 import { hardLimitsOf, insertUsageEventsWithinLimits } from '../../store/entitlements';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
@@ -92,15 +92,23 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       const freshContext: EventValidationContext = { ...context, firstSubscriptionStartByCustomerId: fresh };
       for (const i of beforeCachedStart) verdicts[i] = judge(shaped[i].event, freshContext);
     }
+    const resentReversals = await reversalsStoredAsSent(deps.db, shaped, verdicts);
     const valid: NewUsageEvent[] = [];
     const validIndexes: number[] = [];
     const reversals: NewReversalEvent[] = [];
+    const reversalIndexes: number[] = [];
     for (const [position, { index, event }] of shaped.entries()) {
       const verdict = verdicts[position];
       if (event.reverses !== undefined) {
-        const judged = verdict.ok ? reversal(verdict.customerId, verdict.occurredAt, event.reverses) : verdict;
-        if (verdict.ok && judged.ok && !reversals.some((other) => other.customerId === verdict.customerId && other.reversesEventId === event.reverses)) {
+        // A reversal already stored as sent is a resend: judged again it would find its own work ("already
+        // reversed") and refuse a retry; it goes on to the insert and is counted a duplicate. Another reversal of the
+        // same event earlier in the batch is refused, an identical copy (same id) is not (a duplicate or a conflict).
+        const resent = resentReversals.has(position);
+        const judged = resent || !verdict.ok ? verdict : reversal(verdict.customerId, verdict.occurredAt, event.reverses);
+        const twin = reversals.some((other) => verdict.ok && other.customerId === verdict.customerId && other.reversesEventId === event.reverses && other.eventId !== event.id);
+        if (verdict.ok && judged.ok && (resent || !twin)) {
           reversals.push({ customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties, reversesEventId: event.reverses });
+          reversalIndexes.push(index);
         } else {
           const code = judged.ok ? 'event_already_reversed' : judged.code;
           const detail = judged.ok ? `event ${event.reverses} is reversed earlier in this batch` : judged.detail;
@@ -138,14 +146,20 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       const index = validIndexes[position];
       rejections.push({ index, code: 'entitlement_limit_reached', path: `events.${index}`, message: "the plan's limit for this feature in the current period is reached" });
     }
-    rejections.sort((a, b) => a.index - b.index);
     const insertedReversals = await insertReversalEvents(deps.db, reversals);
     const inserted = [...insertedUsage, ...insertedReversals];
+    const attempted: { index: number; event: ResentUsageEvent }[] = [
+      ...valid.flatMap((event, position) => (overLimit.has(position) ? [] : [{ index: validIndexes[position], event }])),
+      ...reversals.map((event, position) => ({ index: reversalIndexes[position], event })),
+    ];
+    const refusedResends = await resendsNotStored(deps.db, attempted, inserted);
+    rejections.push(...refusedResends.values());
+    rejections.sort((a, b) => a.index - b.index);
     // No invoice will come for an ended subscription: its reversal credits become credit notes now.
     // The events are stored either way: a credit that fails now stays owed, and the janitor issues it
     // (finding `reversal_credit_owed`), as does the customer's next reversal (one pass covers every owed one).
     if (insertedReversals.length) await creditEndedSubscriptions(deps, insertedReversals.map((row) => row.customer_id)).catch(() => undefined);
-    const stored = [...valid.filter((_, position) => !overLimit.has(position)), ...reversals];
+    const stored = attempted.filter((_, position) => !refusedResends.has(position)).map(({ event }) => event);
     if (stored.length === 0) {
       deps.onIngested?.({ accepted: 0, duplicates: 0, rejected: rejections.length });
       throw new ApiProblem('batch_rejected', `all ${items.length} event(s) were rejected; nothing was stored`, rejections);
@@ -162,6 +176,69 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
   });
 
   return routes.router;
+}
+
+/**
+ * The positions (in `shaped`) of the reversals whose (customer, event id) already holds this very reversal: resends.
+ * One query, only for a batch with reversals.
+ */
+async function reversalsStoredAsSent(
+  db: Database,
+  shaped: readonly { event: RawUsageEvent & { reverses?: string } }[],
+  verdicts: readonly EventValidation[],
+): Promise<Set<number>> {
+  const candidates = shaped.flatMap(({ event }, position) => {
+    const verdict = verdicts[position];
+    return event.reverses !== undefined && verdict.ok
+      ? [{ position, event: { customerId: verdict.customerId, eventId: event.id, eventType: event.type, occurredAt: verdict.occurredAt, properties: event.properties, reversesEventId: event.reverses } }]
+      : [];
+  });
+  if (candidates.length === 0) return new Set();
+  const matches = await compareWithStoredEvents(db, candidates.map(({ event }) => event));
+  return new Set(candidates.flatMap(({ position }, i) => (matches[i].kind === 'same' ? [position] : [])));
+}
+
+/**
+ * The events of `attempted` that were not stored and must not be acknowledged as duplicates, by position, as
+ * rejections. An event id names one event: a resend whose stored event has another type, instant or properties
+ * (from an earlier request, a racing one, or earlier in this batch) is refused as `event_id_conflict`, as a reused
+ * idempotency key with other parameters is, never counted a duplicate while the old value is billed; an identical
+ * resend stays a duplicate (docs/usage-events.md, "Resends"). A reversal that lost a race to another reversal of
+ * the same event is stored nowhere: `event_already_reversed`. When every event was inserted (no id repeated or
+ * taken) it costs nothing: no query.
+ */
+async function resendsNotStored(
+  db: Database,
+  attempted: readonly { index: number; event: ResentUsageEvent }[],
+  inserted: readonly { customer_id: string; event_id: string }[],
+): Promise<Map<number, Rejection>> {
+  const refused = new Map<number, Rejection>();
+  if (inserted.length === attempted.length) return refused;
+  const keyOf = (customerId: string, eventId: string) => JSON.stringify([customerId, eventId]);
+  const insertedKeys = new Set(inserted.map((row) => keyOf(row.customer_id, row.event_id)));
+  const copies = new Map<string, number>();
+  for (const { event } of attempted) copies.set(keyOf(event.customerId, event.eventId), (copies.get(keyOf(event.customerId, event.eventId)) ?? 0) + 1);
+  // Not inserted, or one of several copies in this batch (one of which was inserted, maybe not this one).
+  const suspects = attempted.flatMap((item, position) => {
+    const key = keyOf(item.event.customerId, item.event.eventId);
+    return !insertedKeys.has(key) || copies.get(key)! > 1 ? [position] : [];
+  });
+  const matches = await compareWithStoredEvents(db, suspects.map((position) => attempted[position].event));
+  suspects.forEach((position, i) => {
+    const match = matches[i];
+    const { index, event } = attempted[position];
+    if (match.kind === 'different') {
+      refused.set(position, {
+        index,
+        code: 'event_id_conflict',
+        path: `events.${index}.id`,
+        message: `event id ${event.eventId} is already stored as usage event ${match.storedId}, which differs in ${match.differs.join(', ')}; nothing was changed. Send a correction under a new id, or reverse the stored event`,
+      });
+    } else if (match.kind === 'missing' && event.reversesEventId !== undefined) {
+      refused.set(position, { index, code: 'event_already_reversed', path: `events.${index}.reverses`, message: `event ${event.reversesEventId} was reversed by another event meanwhile` });
+    }
+  });
+  return refused;
 }
 
 async function creditEndedSubscriptions(deps: EventsRouterDependencies, customerIds: readonly string[]): Promise<void> {

@@ -81,11 +81,17 @@ test('a copy repeated after a refused event is judged on its own: the limit is n
   expect(await usageOf('tokens')).toMatchObject({ usage: '90', has_access: true });
 });
 
-test('a later, smaller copy of a refused event may still fit; a copy of a stored one counts once', async () => {
-  // 90 used: the 50 is refused, its 5 copy fits (95); a copy of the stored 5 with 50 is a duplicate, never counted.
+test('a later, smaller copy of a refused event may still fit; a copy of a stored one with another value conflicts', async () => {
+  // 90 used: the 50 is refused, its 5 copy fits (95); a copy of the stored 5 with 50 is another event under the same
+  // id: refused as event_id_conflict (docs/usage-events.md, "Resends"), never counted.
   const mixed = await api.http.call('POST', '/v1/events', { events: [tokens('t-2', '50'), tokens('t-2', '5'), tokens('t-2', '50')] });
   expect(mixed.status).toBe(200);
-  expect(mixed.json).toMatchObject({ accepted: 1, duplicates: 1, rejected: 1, errors: [expect.objectContaining({ index: 0, code: 'entitlement_limit_reached' })] });
+  expect(mixed.json).toMatchObject({
+    accepted: 1,
+    duplicates: 0,
+    rejected: 2,
+    errors: [expect.objectContaining({ index: 0, code: 'entitlement_limit_reached' }), expect.objectContaining({ index: 2, code: 'event_id_conflict' })],
+  });
   expect(await storedTokens()).toEqual(['90', '5']);
   expect(await usageOf('tokens')).toMatchObject({ usage: '95', has_access: true });
 });

@@ -72,10 +72,12 @@ async function entitlement(feature: string, key: TestApiKey = app, customer: Cus
 }
 
 test('a plan with a hard limit of 3 calls: the answer and ingestion agree at every step', async () => {
+  const sent: ReturnType<typeof call>[] = [];
   for (let step = 0; step < 5; step += 1) {
     const before = await entitlement('api_calls');
     expect(before).toMatchObject({ feature: 'api_calls', kind: 'metered', usage: String(Math.min(step, 3)), limit: '3', resets_at: periodEnd.toISOString() });
-    const posted = await api.http.call('POST', '/v1/events', call(`limit-${step}`), app.headers);
+    sent.push(call(`limit-${step}`));
+    const posted = await api.http.call('POST', '/v1/events', sent[step], app.headers);
     // has_access says whether the next call gets through; ingestion decides the same way.
     if (before.has_access) {
       expect(posted.status).toBe(200);
@@ -87,8 +89,8 @@ test('a plan with a hard limit of 3 calls: the answer and ingestion agree at eve
     expect(before.has_access).toBe(step < 3);
   }
   expect(await entitlement('api_calls')).toMatchObject({ usage: '3', has_access: false });
-  // A resend of an event already counted is a duplicate, not a refusal; it counts nothing.
-  const resent = await api.http.call('POST', '/v1/events', call('limit-0'), app.headers);
+  // A resend of an event already counted (the very same event) is a duplicate, not a refusal; it counts nothing.
+  const resent = await api.http.call('POST', '/v1/events', sent[0], app.headers);
   expect(resent.json).toMatchObject({ accepted: 0, duplicates: 1, rejected: 0 });
   expect(Number((await db('usage_events').where({ customer_id: acme.id, event_type: 'ent.call' }).count<{ count: string }[]>('* as count'))[0].count)).toBe(3);
 });

@@ -462,7 +462,7 @@ export interface paths {
         put?: never;
         /**
          * Ingest usage events
-         * @description One event, or `{ "events": [...] }` with up to 1,000. Each event is judged on its own: valid ones are stored exactly once (a resent id counts as a duplicate), the others are listed by index with a code. When every event is rejected the answer is 422 `batch_rejected` and nothing is stored.
+         * @description One event, or `{ "events": [...] }` with up to 1,000. Each event is judged on its own: valid ones are stored exactly once (an identical resend of an id counts as a duplicate; the same id with another type, timestamp or properties is refused as `event_id_conflict`), the others are listed by index with a code. When every event is rejected the answer is 422 `batch_rejected` and nothing is stored.
          *
          *     Keys: admin, app.
          */
