@@ -14,6 +14,7 @@ import { handleRetries } from './subscription/attention';
 import { runDunning } from './subscription/collection';
 import { endSubscription, handleCancellation, handlePauses, handlePlanChanges, resumeFromPause, serviceEndedAt, waitForFirstPeriod } from './subscription/lifecycle';
 import { expireRetentionOffer, handleOfferAnswers, pendingRetentionOffer } from './subscription/offers';
+import { cancellationInstant } from './subscription/transitions';
 import { periodNumber, showOpsDetails } from './subscription/ops-view';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
 import { carriedState, continueToNextPeriod, msUntil, nextPeriodInThisRun, nowIso, patchTaken, periodOf, rollOver, snapshot, startRun, SubscriptionRun, takeReleasedPatches } from './subscription/state';
@@ -124,8 +125,8 @@ function unusedTimeAfterDunning(run: SubscriptionRun): Date | null {
 
 /** A cancellation now: the usage up to now is invoiced, and the unused time credited from where the service ended. */
 function endNow(run: SubscriptionRun): Promise<SubscriptionState> {
-  const now = new Date();
-  return endSubscription(run, run.cancelNow!, openUsageUntil(run, now), serviceEndedAt(run, now));
+  const at = cancellationInstant(run, new Date());
+  return endSubscription(run, run.cancelNow!, openUsageUntil(run, at), serviceEndedAt(run, at));
 }
 
 /** Whether the main loop must stop waiting for the period's end: something a handler did needs its attention. */

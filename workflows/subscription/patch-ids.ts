@@ -131,6 +131,13 @@ export const STRETCH_OPENED_BEFORE_STATUS = 'stretch-opened-before-status';
  */
 export const WIN_BACK_ANSWER_IN_FLIGHT_WINS = 'win-back-answer-in-flight-wins';
 
+/**
+ * A cancellation now takes effect when it is accepted: its usage end is recorded before the answer, and the main
+ * loop ends the subscription there even when it gets to it later (the grace window of the period that just closed).
+ * Asked where a cancellation now is accepted with usage open, and where the loop gets to one later.
+ */
+export const CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED = 'cancel-now-takes-effect-when-accepted';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];

@@ -54,6 +54,8 @@ export interface SubscriptionRun {
   currentPeriod: BillingPeriod | null;
   /** A cancellation that takes effect now: the main loop ends the subscription at its next step. */
   cancelNow: CancelRequest | null;
+  /** When that cancellation was accepted: where it takes effect, however late the main loop gets to it. */
+  cancelNowAt: Date | null;
   /**
    * When the pending cancellation takes effect, if not at the period's end: one accepted after that end (held by an
    * open retention offer or dunning, or a worker behind) takes effect as accepted (./transitions.ts). Never carried:
@@ -123,6 +125,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     discount: carried?.discount ?? null,
     currentPeriod: null,
     cancelNow: null,
+    cancelNowAt: null,
     pendingCancellationEffectiveAt: null,
     retentionOffer: null,
     winBackOfferExpiresAt: null,

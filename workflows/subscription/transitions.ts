@@ -9,7 +9,7 @@ import { local } from '../activity-stubs';
 import { CancelRequest, CancelResult, PlanSchedule, SEARCH_ATTRIBUTES } from '../definitions';
 import { unlessDeterministic } from './deterministic';
 import { showOpsDetails } from './ops-view';
-import { USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
+import { CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED, USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
 import { note, nowIso, patchTaken, periodOf, standingStatus, SubscriptionRun } from './state';
 
 /** Moves to a new status: Postgres first (the API reads it), then the search attributes ops filter on. */
@@ -90,12 +90,33 @@ export async function switchPlan(
   showScheduledChange(run);
 }
 
+/**
+ * Where the accepted cancellation now takes effect, the main loop getting to it at `now`: when it was accepted (no
+ * earlier than the open usage stretch). Before, where the loop got to it: accepted in the grace window after a
+ * boundary, the closing invoice credited the unused fee only from the window's end and billed usage up to there.
+ */
+export function cancellationInstant(run: SubscriptionRun, now: Date): Date {
+  const accepted = run.cancelNowAt;
+  // Asked only where the two differ (the loop is later than the acceptance), so an ordinary cancellation pays no marker.
+  if (!accepted || accepted.getTime() >= now.getTime() || !patchTaken(run, CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED)) return now;
+  return new Date(Math.max(accepted.getTime(), run.usageOpenSince.getTime()));
+}
+
 /** Applies a cancellation as asked: now (the main loop ends the subscription), or at the end of the period. */
 export async function acceptCancellation(run: SubscriptionRun, request: CancelRequest): Promise<CancelResult> {
   if (request.at === 'now' || run.status === 'scheduled' || run.status === 'trialing') {
     run.cancelNow = request;
+    run.cancelNowAt = new Date();
     note(run, 'cancel_requested', `now: ${request.reason}`);
-    return { status: 'canceled', effectiveAt: nowIso() };
+    // Answered "canceled, effective now": from the answer on, ingestion refuses usage stamped after it. Recorded only
+    // when the main loop got to it (./lifecycle.ts endSubscription), usage sent in between (a whole grace window,
+    // when accepted while the closed period's late usage is awaited) was accepted and never billed.
+    const usageOpen = run.status !== 'scheduled' && run.status !== 'trialing';
+    if (usageOpen && patchTaken(run, CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED)) {
+      const usageEndsAt = run.cancelNowAt.toISOString();
+      await unlessDeterministic(run, 'usage_end_record', () => local.recordUsageEnd({ subscriptionId: run.input.subscriptionId, usageEndsAt }));
+    }
+    return { status: 'canceled', effectiveAt: run.cancelNowAt.toISOString() };
   }
   run.pendingCancellation = request;
   // Accepted after the period's end (an open retention offer or dunning held the handover, or the worker was
