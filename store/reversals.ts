@@ -14,14 +14,22 @@ import type { NewUsageEvent } from './usage';
  * level carried into every later period by the close). Null when every metric reading it is a count or a sum.
  * Before seats were listed, an invoiced seat change's reversal was accepted: the invoiced period got no credit and
  * every later period went on billing the reversed seat from the carried level.
+ *
+ * A seat change not claimed (late: stored after its period closed) is invoiced too once a later period's close read
+ * it into its opening level (store/seat-usage.ts: every close reads the unclaimed changes before its start): its
+ * reversal was accepted, that period kept billing the seat and no credit came.
  */
-const UNCREDITABLE_METRIC_SQL = `SELECT m.code FROM usage_period_closures c
+const uncreditableMetricSql = (closures: string, aggregations: string) => `(SELECT m.code FROM usage_period_closures c
   JOIN plans p ON p.id = c.plan_id
   CROSS JOIN LATERAL jsonb_array_elements(p.charges) AS ch(value)
   JOIN billable_metrics m ON m.code = ch.value ->> 'metricCode'
-  WHERE c.id = u.period_close_id AND m.event_type = u.event_type AND m.aggregation IN ('max', 'latest', 'unique_count', 'prorated_sum', 'prorated_latest')
+  WHERE ${closures} AND m.event_type = u.event_type AND m.aggregation IN (${aggregations})
     AND u.properties @> coalesce(m.filters, '{}'::jsonb)
-  ORDER BY m.code LIMIT 1`;
+  ORDER BY m.code LIMIT 1)`;
+// Two lookups, each through its own index (the closure's key; the customer's closures): not one OR of both.
+const UNCREDITABLE_METRIC_SQL = `coalesce(
+  ${uncreditableMetricSql('c.id = u.period_close_id', "'max', 'latest', 'unique_count', 'prorated_sum', 'prorated_latest'")},
+  ${uncreditableMetricSql('u.period_close_id IS NULL AND c.customer_id = u.customer_id AND c.period_start > u.occurred_at', "'prorated_sum', 'prorated_latest'")})`;
 
 /** event id -> every stored event with that id (any customer), as a reversal judges it. */
 export async function reversalTargets(db: Knex | Knex.Transaction, eventIds: readonly string[]): Promise<Map<string, ReversalTarget[]>> {
@@ -29,7 +37,7 @@ export async function reversalTargets(db: Knex | Knex.Transaction, eventIds: rea
   if (eventIds.length === 0) return result;
   const rows: { event_id: string; customer_id: string; occurred_at: Date; reversed_by_event_id: string | null; reverses_event_id: string | null; uncreditable_metric: string | null }[] = await db('usage_events as u')
     .whereIn('u.event_id', [...new Set(eventIds)])
-    .select('u.event_id', 'u.customer_id', 'u.occurred_at', 'u.reversed_by_event_id', 'u.reverses_event_id', db.raw(`(${UNCREDITABLE_METRIC_SQL}) AS uncreditable_metric`));
+    .select('u.event_id', 'u.customer_id', 'u.occurred_at', 'u.reversed_by_event_id', 'u.reverses_event_id', db.raw(`${UNCREDITABLE_METRIC_SQL} AS uncreditable_metric`));
   for (const row of rows) {
     const target: ReversalTarget = {
       customerId: row.customer_id,
