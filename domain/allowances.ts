@@ -10,7 +10,7 @@
  */
 import { commitmentTerms, type PlanSettings } from './plan-terms';
 import type { DimensionalCharge } from './dimensions';
-import { Dec, formatMoney, toDecimal } from './money';
+import { Dec, formatMoney, minorUnitExponent, toDecimal } from './money';
 
 /** The billing period an immediate plan change split, as recorded with the change. */
 export interface SplitPeriod {
@@ -19,19 +19,56 @@ export interface SplitPeriod {
 }
 
 /**
+ * A stretch's share of its billing period, as the fractions of the period left where it starts and where it ends
+ * (`fraction` = leftAtStart − leftAtEnd, its part of the period's time). Decimal strings, so it crosses an activity
+ * or a RatingInput as it is.
+ *
+ * The ends, not only the fraction, because each amount is cut per END: a stretch's part of an amount X is
+ * round(X × leftAtStart) − round(X × leftAtEnd). The stretches of one period meet at their ends (one's leftAtEnd is
+ * the next one's leftAtStart), so the parts of one plan's amount telescope to the whole exactly. Rounding
+ * X × fraction per stretch drifted: a 0.05 bucket split at mid-period on the same plan gave 0.03 + 0.03 = 0.06, a
+ * 10.00 one 5.00 + 5.01, and a yen per stretch in JPY.
+ */
+export interface PeriodShare {
+  readonly fraction: string;
+  readonly leftAtStart: string;
+  readonly leftAtEnd: string;
+}
+
+/** The share of a stretch no plan change touches: the plan's own amounts, unchanged. */
+export const WHOLE_PERIOD: PeriodShare = Object.freeze({ fraction: '1', leftAtStart: '1', leftAtEnd: '0' });
+
+/** Whether the share is the whole period (nothing to cut). */
+export function isWholePeriod(share: PeriodShare | undefined): boolean {
+  return share === undefined || (new Dec(share.leftAtStart).gte(1) && new Dec(share.leftAtEnd).lte(0));
+}
+
+/**
+ * The stretch's part of `amount`, per end: round(amount × leftAtStart) − round(amount × leftAtEnd), each half up to
+ * `decimals`, never below 0. A whole period's part is the amount itself (already at most `decimals` digits).
+ */
+export function partOfPeriod(amount: Dec, share: PeriodShare, decimals: number): Dec {
+  if (isWholePeriod(share)) return amount;
+  const clampUnit = (text: string): Dec => Dec.min(Dec.max(new Dec(text), new Dec(0)), new Dec(1));
+  const leftAt = (text: string): Dec => amount.times(clampUnit(text)).toDecimalPlaces(decimals, Dec.ROUND_HALF_UP);
+  return Dec.max(leftAt(share.leftAtStart).minus(leftAt(share.leftAtEnd)), new Dec(0));
+}
+
+/**
  * The stretch's share of its billing period: what was left of the period where it starts (all of it, unless a
- * change starts it) less what was left where a change ends it (nothing, else), each over its period's length; 1
- * when no change touches it.
+ * change starts it) and what was left where a change ends it (nothing, else), each over its period's length;
+ * the whole period when no change touches it.
  *
  * Counted as the fees are prorated (domain/proration.ts: the new plan's fee for the time left at the change that
  * starts the stretch, credited back for the time left at the change that ends it), each end in the period its
  * change recorded. A resume from a pause moves the period later by the paused time, so the two changes around a
  * pause record different periods: measured from the stretch's start to its end in the first change's period, the
  * share counted the paused time (which the fees give back), and the shares of one period summed to more than one
- * whole bucket (a change, a 10-day pause and a change back: 20/31 of the bucket for 10 days in force).
+ * whole bucket (a change, a 10-day pause and a change back: 20/31 of the bucket for 10 days in force). Each end is
+ * the same value for the two stretches it separates (the same change and period), so the parts telescope.
  */
-export function allowanceShare(stretch: { readonly start: Date }, splits: { readonly startedBy?: SplitPeriod; readonly endedBy?: { readonly at: Date; readonly period: SplitPeriod } }): Dec {
-  if (!splits.startedBy && !splits.endedBy) return new Dec(1);
+export function allowanceShare(stretch: { readonly start: Date }, splits: { readonly startedBy?: SplitPeriod; readonly endedBy?: { readonly at: Date; readonly period: SplitPeriod } }): PeriodShare {
+  if (!splits.startedBy && !splits.endedBy) return WHOLE_PERIOD;
   // What is left of `period` after `at`, as a fraction (ms over the period's length); null for an empty period.
   const left = (period: SplitPeriod, at: Date): { num: Dec; den: Dec } | null => {
     const length = period.end.getTime() - period.start.getTime();
@@ -41,10 +78,14 @@ export function allowanceShare(stretch: { readonly start: Date }, splits: { read
   };
   const atStart = splits.startedBy ? left(splits.startedBy, stretch.start) : { num: new Dec(1), den: new Dec(1) };
   const atEnd = splits.endedBy ? left(splits.endedBy.period, splits.endedBy.at) : { num: new Dec(0), den: new Dec(1) };
-  if (!atStart || !atEnd) return new Dec(1);
+  if (!atStart || !atEnd) return WHOLE_PERIOD;
   // On one denominator, so a stretch inside one period is exactly (end - start) / length, as before.
-  const share = atStart.num.times(atEnd.den).minus(atEnd.num.times(atStart.den)).div(atStart.den.times(atEnd.den));
-  return Dec.min(Dec.max(share, new Dec(0)), new Dec(1));
+  const fraction = atStart.num.times(atEnd.den).minus(atEnd.num.times(atStart.den)).div(atStart.den.times(atEnd.den));
+  return {
+    fraction: Dec.min(Dec.max(fraction, new Dec(0)), new Dec(1)).toString(),
+    leftAtStart: atStart.num.div(atStart.den).toString(),
+    leftAtEnd: atEnd.num.div(atEnd.den).toString(),
+  };
 }
 
 /**
@@ -68,44 +109,50 @@ export interface StretchAllowances {
   readonly creditBucket?: string;
   readonly minimumCommitment?: string;
   readonly feesTowardCommitment?: string;
-  /** The share itself, below 1: rating cuts each charge's included units and min/max amounts to it (rating.ts). */
-  readonly periodShare?: string;
+  /** The share itself, when not the whole period: rating cuts each charge's included units and min/max amounts by it (rating.ts). */
+  readonly periodShare?: PeriodShare;
 }
 
 /**
- * The plan's allowances for a stretch with this share of the period, each rounded to the currency (half up, as
- * every line), and the share for the charges' own per-period terms. A whole period's are the plan's own, unchanged.
+ * The plan's allowances for a stretch with this share of the period, each its per-end part (partOfPeriod) rounded
+ * to the currency (half up, as every line), and the share for the charges' own per-period terms. A whole period's
+ * are the plan's own, unchanged.
  */
 export function stretchAllowances(
   plan: { readonly currency: string; readonly flat_fee: string; readonly charges: unknown; readonly settings: unknown },
-  share: Dec = new Dec(1),
+  share: PeriodShare = WHOLE_PERIOD,
 ): StretchAllowances {
   const creditBucket = ((plan.settings ?? {}) as PlanSettings).creditBucket;
   const commitment = commitmentTerms(plan);
   const whole = { ...(creditBucket === undefined ? {} : { creditBucket }), ...commitment };
-  if (share.gte(1)) return whole;
-  const part = (amount: string | undefined): string | undefined => (amount === undefined ? undefined : formatMoney(toDecimal(amount).times(share), plan.currency));
+  if (isWholePeriod(share)) return whole;
+  const part = (amount: string | undefined): string | undefined => (amount === undefined ? undefined : moneyPart(amount, share, plan.currency));
   return {
     ...(creditBucket === undefined ? {} : { creditBucket: part(creditBucket) }),
     ...(commitment.minimumCommitment === undefined ? {} : { minimumCommitment: part(commitment.minimumCommitment) }),
     ...(commitment.feesTowardCommitment === undefined ? {} : { feesTowardCommitment: part(commitment.feesTowardCommitment) }),
-    periodShare: share.toString(),
+    periodShare: share,
   };
 }
 
 /** The terms open usage is rated with (no true-up before the period closes): stretchAllowances without the commitment. */
 export function stretchUsageTerms(
   plan: { readonly currency: string; readonly settings: unknown; readonly charges: unknown },
-  share: Dec = new Dec(1),
-): { readonly creditBucket?: string; readonly periodShare?: string } {
+  share: PeriodShare = WHOLE_PERIOD,
+): { readonly creditBucket?: string; readonly periodShare?: PeriodShare } {
   const creditBucket = ((plan.settings ?? {}) as PlanSettings).creditBucket;
-  if (share.gte(1)) return creditBucket === undefined ? {} : { creditBucket };
-  return { ...(creditBucket === undefined ? {} : { creditBucket: formatMoney(toDecimal(creditBucket).times(share), plan.currency) }), periodShare: share.toString() };
+  if (isWholePeriod(share)) return creditBucket === undefined ? {} : { creditBucket };
+  return { ...(creditBucket === undefined ? {} : { creditBucket: moneyPart(creditBucket, share, plan.currency) }), periodShare: share };
 }
 
 /** Only the credit bucket of stretchAllowances: the amount credit alerts are shares of. */
-export function stretchCreditBucket(settings: unknown, currency: string, share: Dec = new Dec(1)): string | undefined {
+export function stretchCreditBucket(settings: unknown, currency: string, share: PeriodShare = WHOLE_PERIOD): string | undefined {
   const creditBucket = ((settings ?? {}) as PlanSettings).creditBucket;
-  if (creditBucket === undefined || share.gte(1)) return creditBucket;
-  return formatMoney(toDecimal(creditBucket).times(share), currency);
+  if (creditBucket === undefined || isWholePeriod(share)) return creditBucket;
+  return moneyPart(creditBucket, share, currency);
+}
+
+/** A money amount's per-end part, as a money string of the currency. */
+function moneyPart(amount: string, share: PeriodShare, currency: string): string {
+  return formatMoney(partOfPeriod(toDecimal(amount), share, minorUnitExponent(currency)), currency);
 }

@@ -7,6 +7,7 @@ import { formatMoney, roundMoney, sumMoney, toDecimal } from './money';
 import { recurringCharges, usageCharges } from './plan-terms';
 import { DimensionalUsage, rateDimensionalUsage } from './dimensions';
 import { Charge, flatFeeLine, RatedLine } from './rating';
+import type { PeriodShare } from './allowances';
 
 export type InvoiceLineKind = 'flat_fee' | 'usage' | 'credit' | 'commitment_true_up' | 'proration' | 'discount'
   // What a threshold invoice already billed of the usage (domain/progressive-billing.ts).
@@ -91,7 +92,7 @@ export interface RenewalInvoiceInput {
   /** Recurring fees counted toward the commitment (plan-terms.ts commitmentTerms); absent: usage only. */
   readonly feesTowardCommitment?: string;
   /** The stretch's share of its period when a plan change cut it (rating.ts RatingInput.periodShare); absent: whole. */
-  readonly periodShare?: string;
+  readonly periodShare?: PeriodShare;
 }
 
 /**

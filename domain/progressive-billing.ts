@@ -10,6 +10,7 @@
 import Decimal from 'decimal.js';
 import { Dec, formatMoney, isDecimalString, minorUnitExponent, roundMoney, sumMoney, toDecimal, ZERO } from './money';
 import type { Charge } from './rating';
+import type { PeriodShare } from './allowances';
 import type { DimensionalUsage } from './dimensions';
 import { DraftInvoiceLine, invoiceTotal, PeriodBounds, renewalInvoiceLines } from './invoice';
 
@@ -90,7 +91,7 @@ export interface AccruedUsageInput {
   readonly usage: readonly DimensionalUsage[];
   readonly creditBucket?: string;
   /** The stretch's share of its period when a plan change cut it (rating.ts RatingInput.periodShare). */
-  readonly periodShare?: string;
+  readonly periodShare?: PeriodShare;
 }
 
 /**

@@ -41,6 +41,7 @@ import { parseDecimal, validatePriceModel, type PriceModel, type UsagePriceModel
 import { formatMinorUnits, rateChargeInFixedPoint } from './fixed-point-rating';
 import { CostPlusError, priceCostPlus, type CostPlusDetail } from './cost-plus';
 import type { CostSegment } from './cost-tables';
+import { isWholePeriod, partOfPeriod, type PeriodShare } from './allowances';
 
 export interface Charge {
   readonly chargeId?: string;
@@ -87,12 +88,13 @@ export interface RatingInput {
   readonly feesTowardCommitment?: string;
   /**
    * The share of its billing period the rated stretch is, when an immediate plan change cut the period
-   * (domain/allowances.ts `allowanceShare`, as a decimal string in (0, 1)); absent: the whole period. Each charge's
-   * per-period terms (its included units, its min and max amounts) are cut to it, as the credit bucket and the
-   * commitment are: given whole to each stretch, a change mid-month billed both plans' whole minimums (30.00 + 60.00
-   * for a month whose minimum by time was 50.00) and granted the included units twice.
+   * (domain/allowances.ts `allowanceShare`: the fractions left at its start and end, as decimal strings); absent: the
+   * whole period. Each charge's per-period terms (its included units, its min and max amounts) are cut to it, as the
+   * credit bucket and the commitment are: given whole to each stretch, a change mid-month billed both plans' whole
+   * minimums (30.00 + 60.00 for a month whose minimum by time was 50.00) and granted the included units twice. Cut
+   * per end (allowances.ts partOfPeriod), so the parts of one plan's term over the period add up to the whole.
    */
-  readonly periodShare?: string;
+  readonly periodShare?: PeriodShare;
 }
 
 export interface RatingResult {
@@ -213,10 +215,10 @@ export function rateUsage(input: RatingInput): RatingResult {
 
   // Each line from the BigInt fast path when it can give exactly the Decimal path's line (fixed-point-rating.ts).
   let fastTotalMinor: bigint | undefined = 0n;
-  const share = input.periodShare === undefined ? undefined : new Dec(input.periodShare);
+  const share = input.periodShare;
   const usageLines = input.charges
     .map(requireValidCharge)
-    .map((charge) => (share === undefined || share.gte(1) ? charge : chargeForShare(charge, share, currency)))
+    .map((charge) => (share === undefined || isWholePeriod(share) ? charge : chargeForShare(charge, share, currency)))
     .filter(isUsageCharge)
     .map((charge) => {
       const usage = usageByMetric.get(charge.metricCode);
@@ -482,16 +484,24 @@ const SHARED_UNITS_DECIMALS = 12;
 
 /**
  * A charge's per-period terms for a stretch with `share` of its period: its included units (to 12 decimals) and its
- * min and max amounts (to the currency's minor unit, half up, as the credit bucket's share) times the share.
+ * min and max amounts (to the currency's minor unit, half up, as the credit bucket's share), each its per-end part.
  */
-function chargeForShare(charge: Charge, share: Dec, currency: string): Charge {
+function chargeForShare(charge: Charge, share: PeriodShare, currency: string): Charge {
   if (charge.includedUnits === undefined && charge.minAmount === undefined && charge.maxAmount === undefined) return charge;
-  const part = (amount: string): string => formatMoney(toDecimal(amount).times(share), currency);
+  // Per end (round at the start's and the end's fraction left, then subtract), so one plan's stretches of a period
+  // add up to its whole included units, minimum and maximum: rounding each stretch's product drifted (0.03 + 0.03
+  // of a 0.05 minimum split in two).
+  const part = (amount: string): Dec => partOfPeriod(toDecimal(amount), share, minorUnitExponent(currency));
+  const minAmount = charge.minAmount === undefined ? undefined : part(charge.minAmount);
+  const maxAmount = charge.maxAmount === undefined ? undefined : part(charge.maxAmount);
   return requireValidCharge({
     ...charge,
-    ...(charge.includedUnits === undefined ? {} : { includedUnits: decimalText(toDecimal(charge.includedUnits).times(share).toDecimalPlaces(SHARED_UNITS_DECIMALS, Dec.ROUND_HALF_UP)) }),
-    ...(charge.minAmount === undefined ? {} : { minAmount: part(charge.minAmount) }),
-    ...(charge.maxAmount === undefined ? {} : { maxAmount: part(charge.maxAmount) }),
+    ...(charge.includedUnits === undefined ? {} : { includedUnits: decimalText(partOfPeriod(toDecimal(charge.includedUnits), share, SHARED_UNITS_DECIMALS)) }),
+    // Per-end parts of min <= max can come out a cent the other way (0.05 and 0.06 from half to a quarter left: 0.02
+    // and 0.01), which the charge check refuses (invalid_charge, the invoice stopped): the maximum wins, as it does
+    // when bounds meet (charge-options.ts applyChargeBounds).
+    ...(minAmount === undefined ? {} : { minAmount: formatMoney(maxAmount === undefined ? minAmount : Dec.min(minAmount, maxAmount), currency) }),
+    ...(maxAmount === undefined ? {} : { maxAmount: formatMoney(maxAmount, currency) }),
   });
 }
 

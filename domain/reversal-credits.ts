@@ -8,6 +8,7 @@ import { dimensionKey, rateDimensionalUsage, type DimensionalCharge, type Dimens
 import { ratedLinesForPeriod, type DraftInvoiceLine, type PeriodBounds } from './invoice';
 import { Dec, toDecimal } from './money';
 import type { CostSegment } from './cost-tables';
+import type { PeriodShare } from './allowances';
 import { usageCharges } from './plan-terms';
 import { invoicedAmounts, rerateDifference } from './rerating';
 
@@ -120,7 +121,7 @@ export interface ReversalCreditInput {
   readonly minimumCommitment?: string;
   readonly feesTowardCommitment?: string;
   /** The stretch's share of its period when a plan change cut it (rating.ts RatingInput.periodShare). */
-  readonly periodShare?: string;
+  readonly periodShare?: PeriodShare;
   /** The period's usage as its close stored it (what its invoice billed). */
   readonly closedUsage: readonly DimensionalUsage[];
   /** Late events a carried-out re-rating billed into the period after its close: billed too, so counted in. */

@@ -8,7 +8,7 @@ import Decimal from 'decimal.js';
 import type { Knex } from 'knex';
 import { rateDimensionalUsage } from '../domain/dimensions';
 import { Dec, toDecimal } from '../domain/money';
-import { allowanceShare, type SplitPeriod } from '../domain/allowances';
+import { allowanceShare, WHOLE_PERIOD, type PeriodShare, type SplitPeriod } from '../domain/allowances';
 import { PlanSettings, usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import { reachedHardCap } from '../domain/spending';
@@ -205,10 +205,11 @@ export async function openStretchOf(db: Knex | Knex.Transaction, subscriptionId:
 
 /**
  * The share of its billing period's allowances a usage stretch gets (domain/allowances.ts): cut by the immediate
- * plan changes that start or end it, from the period each recorded. 1 when none does (or it was recorded before
+ * plan changes that start or end it, from the period each recorded (the fractions left at its two ends, which it
+ * shares with the stretches before and after it). The whole period when none does (or it was recorded before
  * changes kept their period). `end` null: an open stretch, counted to its period's end.
  */
-export async function allowanceShareOf(db: Knex | Knex.Transaction, subscriptionId: string, stretch: { readonly start: Date | string; readonly end: Date | string | null }): Promise<Decimal> {
+export async function allowanceShareOf(db: Knex | Knex.Transaction, subscriptionId: string, stretch: { readonly start: Date | string; readonly end: Date | string | null }): Promise<PeriodShare> {
   const start = new Date(stretch.start);
   const end = stretch.end === null ? null : new Date(stretch.end);
   const rows: Pick<PlanChangeRow, 'change_at' | 'period_start' | 'period_end'>[] = await db('plan_changes')
@@ -223,9 +224,9 @@ export async function allowanceShareOf(db: Knex | Knex.Transaction, subscription
 }
 
 /** allowanceShareOf for the stretch a usage closure closed (what re-rating and reversal credits rate again). */
-export async function closureAllowanceShare(db: Knex | Knex.Transaction, closeId: string): Promise<Decimal> {
+export async function closureAllowanceShare(db: Knex | Knex.Transaction, closeId: string): Promise<PeriodShare> {
   const closure: { subscription_id: string; period_start: Date; period_end: Date } | undefined = await db('usage_period_closures')
     .where({ id: closeId })
     .first('subscription_id', 'period_start', 'period_end');
-  return closure ? allowanceShareOf(db, closure.subscription_id, { start: closure.period_start, end: closure.period_end }) : new Dec(1);
+  return closure ? allowanceShareOf(db, closure.subscription_id, { start: closure.period_start, end: closure.period_end }) : WHOLE_PERIOD;
 }

@@ -40,5 +40,5 @@ test('a scheduled change is kept once with the plan it left; the closed period i
   // April itself: from its start, at the row's plan; no allowance is cut by a change at its boundary.
   expect(await openStretchOf(db, row.id, { start: APR, end: MAY })).toEqual({ from: APR, planId: null });
   expect(await latestStretchStart(db, row.id, APR)).toEqual(APR);
-  expect((await allowanceShareOf(db, row.id, { start: APR, end: null })).toString()).toBe('1');
+  expect(await allowanceShareOf(db, row.id, { start: APR, end: null })).toEqual({ fraction: '1', leftAtStart: '1', leftAtEnd: '0' });
 });

@@ -17,6 +17,7 @@ import { Dec } from '../../domain/money';
 import { addIntervals, parseInterval } from '../../domain/periods';
 import { planChangeProrationLines } from '../../domain/proration';
 import type { UsageForCharge } from '../../domain/rating';
+import type { PeriodShare } from '../../domain/allowances';
 import { SIM_CURRENCY, SIM_GRACE_MS, SIM_INTERVAL, SimPlan, simPlan } from './scenario-catalog';
 import { declinesBeforeSuccess, DUNNING_DELAYS_MS, SimEvent } from './scenario-generator';
 
@@ -78,8 +79,11 @@ interface Stretch {
   /** Closed by a request (events before that log position count) or by a timer (events sent before that instant count). */
   readonly closedBy: { readonly position: number } | { readonly at: Date };
   readonly invoiceKey: string;
-  /** Its part of the billing period's allowances (the credit bucket): below 1 when an immediate plan change cut it. */
-  readonly share: Dec;
+  /**
+   * Its part of the billing period's allowances (the credit bucket): the fractions of the period left at its start
+   * and at its end, not the whole period when an immediate plan change cut it.
+   */
+  readonly share: PeriodShare;
 }
 
 interface AcceptedEvent {
@@ -135,7 +139,7 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
   /** The billing period an immediate plan change split, while the open stretch is the one that change started. */
   let splitPeriod: { start: Date; end: Date } | null = null;
   /** The share of a stretch that is not ended by a change (it counts to its period's end). */
-  const shareToPeriodEnd = (): Dec => shareOf(splitPeriod, splitPeriod !== null, openSince, null);
+  const shareToPeriodEnd = (): PeriodShare => shareOf(splitPeriod, openSince, null);
 
   issue({ kind: 'period', periodStart: subscription.startAt, dueAt: subscription.startAt, fee: { plan, start: periodStart(0), end: periodStart(1) }, proration: null, stretch: null });
 
@@ -187,7 +191,9 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
       }
       // Now, or at the period end it answered while paused (the paused run has no boundary of its own to wait for).
       const at = entry.effectiveAt ?? entry.sentAt;
-      const closesAt = new Date(Math.max(at.getTime(), busyUntil) + SIM_GRACE_MS);
+      // Its usage stretch ends at the cancellation and waits out its own grace window from there; a loop still busy
+      // with the closed period's (accepted in that period's grace window) closes it when it gets to it.
+      const closesAt = new Date(Math.max(at.getTime() + SIM_GRACE_MS, busyUntil));
       const stretch: Stretch = { start: openSince, end: at, planCode: currentUsagePlan.code, closedBy: { at: closesAt }, invoiceKey: invoiceKey('closing', openSince.toISOString()), share: shareToPeriodEnd() };
       stretches.push(stretch);
       invoices.push({ kind: 'closing', periodStart: openSince, dueAt: closesAt, fee: null, proration: null, stretch });
@@ -201,7 +207,7 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
         return;
       }
       const period = { start: periodStart(index), end: periodStart(index + 1) };
-      const share = shareOf(period, splitPeriod !== null, openSince, at);
+      const share = shareOf(splitPeriod, openSince, { period, at });
       const stretch: Stretch = { start: openSince, end: at, planCode: plan.code, closedBy: { position }, invoiceKey: invoiceKey('proration', at.toISOString()), share };
       stretches.push(stretch);
       issue({ kind: 'proration', periodStart: at, dueAt: at, fee: null, proration: { from: plan, to: next, start: period.start, end: period.end }, stretch });
@@ -263,8 +269,11 @@ function totalsOf(events: readonly AcceptedEvent[]): UsageForCharge[] {
 }
 
 function usageLines(plan: SimPlan, stretch: Stretch, totals: UsageForCharge[]): DraftInvoiceLine[] {
-  // The stretch's share of the bucket, to the cent, half up.
-  const creditBucket = plan.creditBucket === undefined ? undefined : new Dec(plan.creditBucket).times(stretch.share).toDecimalPlaces(2, Dec.ROUND_HALF_UP).toFixed(2);
+  // The stretch's part of the bucket, per end: what the bucket is at the fraction left at its start, to the cent,
+  // half up, less the same at its end; so one plan's stretches of a period add up to its whole bucket.
+  const cents = (fraction: string): Dec => new Dec(plan.creditBucket!).times(fraction).toDecimalPlaces(2, Dec.ROUND_HALF_UP);
+  const creditBucket = plan.creditBucket === undefined ? undefined : Dec.max(cents(stretch.share.leftAtStart).minus(cents(stretch.share.leftAtEnd)), 0).toFixed(2);
+  const whole = new Dec(stretch.share.leftAtStart).gte(1) && new Dec(stretch.share.leftAtEnd).lte(0);
   return renewalInvoiceLines({
     planName: plan.name,
     currency: SIM_CURRENCY,
@@ -274,19 +283,24 @@ function usageLines(plan: SimPlan, stretch: Stretch, totals: UsageForCharge[]): 
     usage: { period: { start: stretch.start.toISOString(), end: stretch.end.toISOString() }, totals },
     creditBucket,
     // And of each charge's included units (and min/max amounts), which rating cuts by the same share.
-    ...(stretch.share.lt(1) ? { periodShare: stretch.share.toString() } : {}),
+    ...(whole ? {} : { periodShare: stretch.share }),
   });
 }
 
 /**
- * A stretch's part of its billing period: from its start if an immediate plan change started it (else the period's
- * start) to the change that ends it (else the period's end, however it ends), over the period's length.
+ * A stretch's part of its billing period, by its two ends: the fraction of the period left where it starts (all of
+ * it, unless an immediate plan change started it: then measured in the period that change split) and where it ends
+ * (nothing, unless a change ends it: then measured in the period of that change).
  */
-function shareOf(period: { start: Date; end: Date } | null, openedByChange: boolean, openSince: Date, endedByChangeAt: Date | null): Dec {
-  if (!period || (!openedByChange && !endedByChangeAt)) return new Dec(1);
-  const from = Math.max(openedByChange ? openSince.getTime() : period.start.getTime(), period.start.getTime());
-  const to = Math.min(endedByChangeAt ? endedByChangeAt.getTime() : period.end.getTime(), period.end.getTime());
-  return Dec.min(new Dec(Math.max(0, to - from)).div(period.end.getTime() - period.start.getTime()), new Dec(1));
+function shareOf(startedIn: { start: Date; end: Date } | null, openSince: Date, endedBy: { period: { start: Date; end: Date }; at: Date } | null): PeriodShare {
+  const left = (period: { start: Date; end: Date }, at: Date): Dec => {
+    const length = period.end.getTime() - period.start.getTime();
+    const from = Math.min(Math.max(at.getTime(), period.start.getTime()), period.end.getTime());
+    return new Dec(period.end.getTime() - from).div(length);
+  };
+  const leftAtStart = startedIn ? left(startedIn, openSince) : new Dec(1);
+  const leftAtEnd = endedBy ? left(endedBy.period, endedBy.at) : new Dec(0);
+  return { fraction: Dec.max(leftAtStart.minus(leftAtEnd), 0).toString(), leftAtStart: leftAtStart.toString(), leftAtEnd: leftAtEnd.toString() };
 }
 
 function linesOf(invoice: PendingInvoice, usageOf: (stretch: Stretch) => UsageForCharge[]): DraftInvoiceLine[] {
