@@ -72,6 +72,18 @@ async function ingestionWaitingForTheLock(events: { customerId: string; eventId:
   };
 }
 
+/**
+ * Whether the event's received_at is before the close's closed_at, compared in Postgres to the microsecond: read
+ * into JS Dates (milliseconds) two instants of one millisecond compared equal (a clean-clone CI run).
+ */
+async function receivedBeforeClosed(eventRowId: string, closeId: string): Promise<boolean> {
+  const result = await db.raw<{ rows: { before: boolean }[] }>(
+    'SELECT u.received_at < c.closed_at AS before FROM usage_events u, usage_period_closures c WHERE u.id = ? AND c.id = ?',
+    [eventRowId, closeId],
+  );
+  return result.rows[0].before;
+}
+
 //   Jan 5   +1 seat, editors level 1 (stored before the close)
 //   Feb 1   January's close runs; an ingestion that began just before it stores +2 seats and editors level 4
 //           stamped Jan 20 once the close has committed: late usage of January
@@ -86,7 +98,7 @@ test('a seat change whose ingestion began before the close and stored after it r
 
   const late = await db('usage_events').where({ customer_id: customer.id, event_id: 's2' }).first();
   expect(late.period_close_id).toBeNull(); // not claimed: stored after the close
-  expect(late.received_at.getTime()).toBeLessThan(januaryClose.closed_at.getTime()); // yet "received" before it
+  expect(await receivedBeforeClosed(late.id, januaryClose.id)).toBe(true); // yet "received" before it
 
   expect(await preview(february)).toEqual({ race_seats: '3', race_editors: '4' });
   const februaryClose = await db.transaction((trx) => close(trx, february));
@@ -112,7 +124,7 @@ test('a late seat change stored while the next close is starting is counted once
     return close(trx, february);
   });
   const late = await db('usage_events').where({ customer_id: customer.id, event_id: 's2' }).first();
-  expect(late.received_at.getTime()).toBeGreaterThan(februaryClose.closed_at.getTime());
+  expect(await receivedBeforeClosed(late.id, februaryClose.id)).toBe(false); // "received" after the close began
   expect([februaryClose.totals.race_seats.quantity, februaryClose.totals.race_editors.quantity]).toEqual(['3', '4']);
 
   expect(await preview(march)).toEqual({ race_seats: '3', race_editors: '4' });
