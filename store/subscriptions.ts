@@ -3,6 +3,7 @@ import { nextAttemptAnnouncedSql } from './payments';
 import type { PlanRow } from './catalog';
 import type { CustomerRow } from './customers';
 import { enqueueOutboxEvent, writeAudit } from './outbox';
+import { usageEndSql } from './usage';
 
 export interface SubscriptionRow {
   id: string;
@@ -169,20 +170,15 @@ function standingColumns(trx: Knex.Transaction, change: SubscriptionStatusRecord
  * needs_attention overlays the standing status, which the workflow returns to when the step succeeds; meanwhile what
  * ingestion reads from that status must hold. Written as a status of its own, it unblocked a suspended (or paused,
  * rejecting) subscription's usage and, over `pending_cancellation` or `canceled`, dropped the usage end that those
- * statuses imply (store/usage.ts `USAGE_END_SQL`): usage stamped after the end was accepted, and the closing invoice,
+ * statuses imply (store/usage.ts `usageEndSql`): usage stamped after the end was accepted, and the closing invoice,
  * stopping at the end, never billed it (nor was it late usage). It also erased when and why a canceled one ended.
- * So: the block stays, the implied end is written down (as `USAGE_END_SQL` reads it), and the cancellation columns
+ * So: the block stays, the implied end is written down (`usageEndSql` of the row itself), and the cancellation columns
  * are left as they are.
  */
 function standingKeptWhileNeedsAttention(trx: Knex.Transaction, change: SubscriptionStatusRecord): Record<string, unknown> {
   return {
     usage_blocked: trx.raw('usage_blocked OR ?::boolean', [change.usageBlocked]),
-    usage_ends_at: trx.raw(
-      `CASE WHEN usage_ends_at IS NOT NULL THEN usage_ends_at
-            WHEN status = 'pending_cancellation' THEN current_period_end
-            WHEN status = 'canceled' THEN coalesce((SELECT max(c.period_end) FROM usage_period_closures c WHERE c.subscription_id = subscriptions.id), canceled_at)
-       END`,
-    ),
+    usage_ends_at: trx.raw(usageEndSql('subscriptions')),
   };
 }
 

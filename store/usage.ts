@@ -483,12 +483,14 @@ export interface UsageAcceptance {
  * Where each subscription's billable usage stops: the end its workflow recorded when it decided it (a cancellation
  * now is recorded before its grace window, which the status and the closing invoice wait out); else a pending
  * cancellation's period end, where the closing invoice will stop; else a canceled one's last usage stretch closed by
- * an invoice (its cancellation instant when none was). Null while it goes on.
+ * an invoice (its cancellation instant when none was). Null while it goes on. `row`: the subscriptions row's name
+ * in the statement (the status mirror writes this very end down: store/subscriptions.ts).
  */
-const USAGE_END_SQL = `CASE WHEN s.usage_ends_at IS NOT NULL THEN s.usage_ends_at
-                            WHEN s.status = 'pending_cancellation' THEN s.current_period_end
-                            WHEN s.status = 'canceled' THEN coalesce((SELECT max(c.period_end) FROM usage_period_closures c WHERE c.subscription_id = s.id), s.canceled_at)
+export const usageEndSql = (row: string): string => `CASE WHEN ${row}.usage_ends_at IS NOT NULL THEN ${row}.usage_ends_at
+                            WHEN ${row}.status = 'pending_cancellation' THEN ${row}.current_period_end
+                            WHEN ${row}.status = 'canceled' THEN coalesce((SELECT max(c.period_end) FROM usage_period_closures c WHERE c.subscription_id = ${row}.id), ${row}.canceled_at)
                        END`;
+const USAGE_END_SQL = usageEndSql('s');
 
 export async function usageAcceptance(db: Knex, customerIds: readonly string[], now: Date): Promise<UsageAcceptance> {
   if (customerIds.length === 0) return { refusals: new Map(), uncovered: new Map() };
