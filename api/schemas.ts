@@ -130,6 +130,17 @@ export const cancelSubscriptionBody = z.strictObject({
 
 export const uuidParam = z.uuid();
 
+/**
+ * A page size in a query string: decimal digits only, within 1..max. `z.coerce.number()` reads a string as
+ * `Number()` does, so "0x10", "1e1", " 5" and "5 " were read as 16, 10, 5 and 5; anything but digits now stays a
+ * string and is refused as one. The contract still shows an integer with its bounds.
+ */
+export function pageLimit(max: number, fallback: number) {
+  const digits = (value: unknown): unknown => (typeof value === 'string' && /^[0-9]{1,9}$/.test(value) ? Number(value) : value);
+  const notDigits = (issue: { code: string }) => (issue.code === 'invalid_type' ? 'a page size in decimal digits' : undefined);
+  return z.preprocess(digits, z.int({ error: notDigits }).min(1).max(max).default(fallback));
+}
+
 /** An opaque invoice-list cursor (`next_cursor`); one that names no invoice of the list is refused (422). */
 export const invoiceCursor = z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, 'a next_cursor from a previous page');
 
@@ -137,7 +148,7 @@ export const listInvoicesQuery = z.strictObject({
   customer_id: z.uuid().optional(),
   subscription_id: z.uuid().optional(),
   status: z.enum(['draft', 'open', 'paid', 'uncollectible', 'void']).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  limit: pageLimit(200, 50),
   /** The `next_cursor` of the previous page: the list goes on after the invoice it names (keyset paging). */
   starting_after: invoiceCursor.optional(),
 });
@@ -310,7 +321,7 @@ export const createApiKeyBody = z.strictObject({
 
 export const listApiKeysQuery = z.strictObject({
   role: z.enum([...API_KEY_ROLES, 'customer_usage']).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  limit: pageLimit(500, 100),
 });
 
 export const revokeApiKeyBody = z.strictObject({
@@ -341,7 +352,7 @@ export const marginReportQuery = z
     from: instant,
     to: instant,
     currency: currencyCode.optional(),
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    limit: pageLimit(1000, 100),
   })
   .refine((query) => new Date(query.from).getTime() < new Date(query.to).getTime(), { message: 'to must be after from', path: ['to'] });
 

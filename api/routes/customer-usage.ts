@@ -23,7 +23,7 @@ import { accessOf } from '../access';
 import { foreignInvoiceCursor, invoiceCursorId } from './invoices';
 import { findSubscriptionOr404, ownSubscription } from './lookups';
 import { ApiProblem } from '../problem';
-import { invoiceCursor } from '../schemas';
+import { invoiceCursor, pageLimit } from '../schemas';
 import { invoiceJson, planJson } from '../serializers';
 import { declareRoutes, tokenCustomerOnly } from '../route-declarations';
 
@@ -34,7 +34,7 @@ const STATUS_ORDER = ['active', 'past_due', 'trialing', 'paused', 'suspended', '
 const statusRank = (status: string): number => (STATUS_ORDER.includes(status) ? STATUS_ORDER.indexOf(status) : STATUS_ORDER.length);
 
 export const subscriptionInvoicesQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
+  limit: pageLimit(200, 50),
   /** The `next_cursor` of the previous page (keyset paging: no invoice repeats or is skipped). */
   starting_after: invoiceCursor.optional(),
 });

@@ -4,11 +4,12 @@ import { FINDING_KINDS } from '../../contract/janitor';
 import type { Database } from '../../store/database';
 import { FindingRow, listFindings } from '../../store/janitor';
 import { declareRoutes } from '../route-declarations';
+import { pageLimit } from '../schemas';
 
 export const findingsQuery = z.strictObject({
   status: z.enum(['open', 'resolved', 'all']).default('open'),
   kind: z.enum(FINDING_KINDS).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: pageLimit(1000, 100),
 });
 
 function findingJson(row: FindingRow) {

@@ -284,7 +284,7 @@ function generate(routes: { method: string; path: string }[]): FuzzRequest[] {
   for (const route of routes.filter((r) => (r.method === 'GET' || r.method === 'DELETE') && r.path.includes(':'))) {
     for (const id of BAD_IDS) requests.push({ label: `bad id ${id.slice(0, 30)}`, method: route.method, path: withId(route.path, id) });
   }
-  const badQueries = ['limit=NaN', 'limit=1e400', 'limit=-1', 'limit=0', 'limit=201', 'limit=1.5', 'limit=1&limit=2', 'limit=%00', 'status=bogus', 'status=%00', 'customer_id=xyz', 'subscription_id=1', 'surprise=1', 'role=root'];
+  const badQueries = ['limit=NaN', 'limit=1e400', 'limit=0x10', 'limit=1e1', 'limit=%205', 'limit=5%20', 'limit=', 'limit=-1', 'limit=0', 'limit=201', 'limit=1.5', 'limit=1&limit=2', 'limit=%00', 'status=bogus', 'status=%00', 'customer_id=xyz', 'subscription_id=1', 'surprise=1', 'role=root'];
   for (const path of ['/v1/invoices', '/v1/api-keys']) {
     for (const query of badQueries) {
       if (path === '/v1/api-keys' && /status|customer_id|subscription_id/.test(query)) continue;
