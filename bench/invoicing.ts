@@ -6,7 +6,8 @@
  * - `invoicing.finalize.N.no_numbering` (the baseline): the same transaction, no number at all;
  * - `invoicing.finalize.row_lock.N`: the design before batch numbering: the counter row locked from the number
  *   to the commit (store/invoice-numbering-baseline.ts).
- * `invoicing.finalize.scaling` is 40 callers over 1 caller for ours, beside the same ratio for the row lock.
+ * `invoicing.finalize.scaling` is 40 callers over 1 caller for ours, beside the same ratio for the row lock;
+ * `invoicing.finalize.no_numbering.scaling` is that ratio for the step without numbering: what the machine allows.
  */
 import type { DraftInvoiceLine } from '../domain/invoice';
 import { insertCustomerFixtures, insertPlanFixtures, insertSubscriptionFixtures } from '../store/bulk-fixtures';
@@ -142,6 +143,14 @@ export const invoicingFinalize: Benchmark = {
         value: rate('batched', top) / rate('batched', 1),
         unit: `x (${top} callers / 1)`,
         baseline: { name: 'invoicing.finalize.row_lock.scaling', value: rate('row_lock', top) / rate('row_lock', 1) },
+      });
+      // What the machine allows: the same step without any numbering, 40 callers over 1. Where one caller already
+      // keeps about a core busy (fsync is cheap, the step is CPU), no design of numbering scales past this by much.
+      results.push({
+        name: 'invoicing.finalize.no_numbering.scaling',
+        value: rate('no_numbering', top) / rate('no_numbering', 1),
+        unit: `x (${top} callers / 1)`,
+        baseline: { name: 'invoicing.finalize.scaling', value: rate('batched', top) / rate('batched', 1) },
       });
       return results;
     } finally {
