@@ -24,6 +24,8 @@ import {
   markRerateFinalized,
   recordRerateDecision,
   recordRerateProposal,
+  laterSeatInvoices,
+  type LaterInvoiceChanged,
   type RerateProposal,
   type RerateRow,
   type RerateStatus,
@@ -32,7 +34,8 @@ import { currentPlanIdOf } from '../store/subscription-billing';
 import { inTransaction, Transaction } from '../store/transactions';
 import { isWalletLine } from '../domain/wallet-invoice';
 import { giveBackWalletCredit, proposedWalletCreditBack } from './rerate-wallet';
-import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges, type UsageClosure } from '../store/usage';
+import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges, type MeteredMetrics, type UsageClosure } from '../store/usage';
+import { isProratedAggregation } from '../domain/seat-metrics';
 import { discountedLine, discountOnPeriodUsage, listAmountOf, lockCreditedReversalsOfClosure, reversalCreditsOfPeriod } from '../store/reversal-credits';
 import { formatMoney, sumMoney, toDecimal } from '../domain/money';
 
@@ -64,7 +67,7 @@ async function lockRerate(trx: Transaction, rerateId: string): Promise<RerateRow
  */
 async function alreadyInvoiced(
   trx: Transaction,
-  rerate: RerateRow,
+  rerate: Pick<RerateRow, 'id' | 'invoice_id'>,
   period: PeriodBounds,
   closure: UsageClosure,
   ratePlan: PlanRow,
@@ -99,6 +102,68 @@ async function atBilledDiscount(trx: Transaction, subscriptionId: string, period
   return { lines, total: formatMoney(total, currency), outcome: total.isZero() ? 'none' : total.isPositive() ? 'adjustment' : 'credit' };
 }
 
+/** What a re-rating is asked for: its invoice, and whether at another plan or with late usage. */
+type RerateTerms = Pick<RerateRow, 'id' | 'invoice_id' | 'subscription_id' | 'customer_id' | 'corrected_plan_id' | 'include_late_usage'>;
+
+/** The invoice's period rated again on these terms, and its difference to what was invoiced for it (nothing stored). */
+async function rateAgain(trx: Transaction, rerate: RerateTerms) {
+  const invoice = (await findInvoice(trx, rerate.invoice_id))!;
+  if (!RERATEABLE_INVOICE_KINDS.has(invoice.kind)) {
+    throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is a ${invoice.kind} invoice: re-rate the invoice that billed the whole period`, 'invoice_not_rerateable');
+  }
+  const usageLine = await findFirstUsageLine(trx, invoice.id);
+  if (!usageLine) throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} bills no usage`, 'invoice_has_no_usage');
+  const period: PeriodBounds = { start: usageLine.period_start.toISOString(), end: usageLine.period_end.toISOString() };
+  const closure = await findUsageClosure(trx, rerate.subscription_id, usageLine.period_start);
+  if (!closure) throw ApplicationFailure.nonRetryable(`usage period ${period.start} of ${rerate.subscription_id} is not closed`, 'usage_not_closed');
+
+  // The plan the period is billed at now: the last carried-out re-rating's, else the closure's (reversal credits
+  // are priced at it). A re-rating without a corrected plan rates at it: at the closure's plan, it undid an
+  // earlier price correction and billed its difference again.
+  const lastRerate = await lastFinalizedRerateOfClosure(trx, String(closure.id));
+  const billedPlanId = lastRerate?.proposal?.planId ?? closure.plan_id ?? (await currentPlanIdOf(trx, rerate.subscription_id));
+  const plan = await findPlan(trx, rerate.corrected_plan_id ?? billedPlanId);
+  const charges = usageCharges(plan.charges as Charge[]);
+  const metered = await meteredMetricsOf(trx, charges);
+  const scope = rerate.include_late_usage
+    ? ({ kind: 'claimed_and_late', closeId: String(closure.id), customerId: rerate.customer_id, from: new Date(period.start), to: new Date(period.end) } as const)
+    : ({ kind: 'claimed', closeId: String(closure.id) } as const);
+  const usage = await usageForCharges(trx, metered, scope);
+  // With the stretch's share of the allowances, as its invoice billed them (a plan change may have cut the period).
+  const allowances = stretchAllowances(plan, await closureAllowanceShare(trx, String(closure.id)));
+  const recomputed = rateDimensionalUsage({ currency: plan.currency, charges, usage, ...allowances });
+  const lateEventIds: string[] = rerate.include_late_usage
+    ? await findLateEventIds(trx, rerate.customer_id, metered.eventTypes, new Date(period.start), new Date(period.end))
+    : [];
+  const invoiced = await alreadyInvoiced(trx, rerate, period, closure, plan, lateEventIds);
+  const difference = await atBilledDiscount(
+    trx,
+    rerate.subscription_id,
+    usageLine.period_start,
+    rerateDifference(recomputed.lines, invoiced.amounts, plan.currency, period),
+    plan.currency,
+  );
+  return { invoice, usageLine, period, closure, plan, billedPlanId, metered, lateEventIds, invoiced, difference };
+}
+
+/**
+ * The later invoices a proposal's late seat changes move: a seat change holds into every later period, so one that
+ * arrived after a later period closed was left out of that period's opening level too. Each is rated again as a
+ * re-rating of it without a corrected plan would (its own late usage aside), and named with that difference when
+ * there is one. Rated now, before the changes are claimed: a later period opens from the unclaimed ones as it will
+ * from the claimed ones, so the figure is the same after this proposal is carried out.
+ */
+async function laterInvoicesChanged(trx: Transaction, rerate: RerateTerms, period: PeriodBounds, metered: MeteredMetrics, lateEventIds: readonly string[]): Promise<LaterInvoiceChanged[]> {
+  if (lateEventIds.length === 0 || !metered.metrics.some(({ metric }) => isProratedAggregation(metric.aggregation))) return [];
+  const changed: LaterInvoiceChanged[] = [];
+  for (const invoiceId of await laterSeatInvoices(trx, rerate.subscription_id, new Date(period.end), [...RERATEABLE_INVOICE_KINDS])) {
+    const later = await rateAgain(trx, { ...rerate, invoice_id: invoiceId, corrected_plan_id: null, include_late_usage: false });
+    if (later.difference.outcome === 'none') continue;
+    changed.push({ invoiceId, usagePeriod: later.period, total: later.difference.total, outcome: later.difference.outcome });
+  }
+  return changed;
+}
+
 export function createReratingActivities(db: Database) {
   return {
     /** Recomputes the period and stores the proposal (idempotent: a computed proposal is returned as it is). */
@@ -106,42 +171,7 @@ export function createReratingActivities(db: Database) {
       return inTransaction(db, async (trx) => {
         const rerate = await lockRerate(trx, request.rerateId);
         if (rerate.status !== 'computing') return summarize(rerate);
-        const invoice = (await findInvoice(trx, rerate.invoice_id))!;
-        if (!RERATEABLE_INVOICE_KINDS.has(invoice.kind)) {
-          throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is a ${invoice.kind} invoice: re-rate the invoice that billed the whole period`, 'invoice_not_rerateable');
-        }
-        const usageLine = await findFirstUsageLine(trx, invoice.id);
-        if (!usageLine) throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} bills no usage`, 'invoice_has_no_usage');
-        const period: PeriodBounds = { start: usageLine.period_start.toISOString(), end: usageLine.period_end.toISOString() };
-        const closure = await findUsageClosure(trx, rerate.subscription_id, usageLine.period_start);
-        if (!closure) throw ApplicationFailure.nonRetryable(`usage period ${period.start} of ${rerate.subscription_id} is not closed`, 'usage_not_closed');
-
-        // The plan the period is billed at now: the last carried-out re-rating's, else the closure's (reversal credits
-        // are priced at it). A re-rating without a corrected plan rates at it: at the closure's plan, it undid an
-        // earlier price correction and billed its difference again.
-        const lastRerate = await lastFinalizedRerateOfClosure(trx, String(closure.id));
-        const billedPlanId = lastRerate?.proposal?.planId ?? closure.plan_id ?? (await currentPlanIdOf(trx, rerate.subscription_id));
-        const plan = await findPlan(trx, rerate.corrected_plan_id ?? billedPlanId);
-        const charges = usageCharges(plan.charges as Charge[]);
-        const metered = await meteredMetricsOf(trx, charges);
-        const scope = rerate.include_late_usage
-          ? ({ kind: 'claimed_and_late', closeId: String(closure.id), customerId: rerate.customer_id, from: new Date(period.start), to: new Date(period.end) } as const)
-          : ({ kind: 'claimed', closeId: String(closure.id) } as const);
-        const usage = await usageForCharges(trx, metered, scope);
-        // With the stretch's share of the allowances, as its invoice billed them (a plan change may have cut the period).
-        const allowances = stretchAllowances(plan, await closureAllowanceShare(trx, String(closure.id)));
-        const recomputed = rateDimensionalUsage({ currency: plan.currency, charges, usage, ...allowances });
-        const lateEventIds: string[] = rerate.include_late_usage
-          ? await findLateEventIds(trx, rerate.customer_id, metered.eventTypes, new Date(period.start), new Date(period.end))
-          : [];
-        const invoiced = await alreadyInvoiced(trx, rerate, period, closure, plan, lateEventIds);
-        const difference = await atBilledDiscount(
-          trx,
-          rerate.subscription_id,
-          usageLine.period_start,
-          rerateDifference(recomputed.lines, invoiced.amounts, plan.currency, period),
-          plan.currency,
-        );
+        const { invoice, period, plan, billedPlanId, metered, lateEventIds, invoiced, difference } = await rateAgain(trx, rerate);
         const walletPart = await proposedWalletCreditBack(trx, invoice, difference.total);
         const proposal: RerateProposal = {
           usagePeriod: period,
@@ -155,6 +185,7 @@ export function createReratingActivities(db: Database) {
           // credits do not count until then: which reversals were credited when it was computed.
           ...(plan.id !== billedPlanId || lateEventIds.length > 0 ? { reversalsCredited: invoiced.reversalsCredited } : {}),
           ...walletPart,
+          ...(lateEventIds.length > 0 ? { laterInvoicesChanged: await laterInvoicesChanged(trx, rerate, period, metered, lateEventIds) } : {}),
         };
         const status: RerateStatus = difference.outcome === 'none' ? 'nothing_to_do' : 'proposed';
         const updated = await recordRerateProposal(trx, rerate.id, status, proposal);
@@ -163,7 +194,14 @@ export function createReratingActivities(db: Database) {
           action: `rerate.${status}`,
           subjectType: 'invoice',
           subjectId: rerate.invoice_id,
-          details: { rerateId: rerate.id, total: difference.total, outcome: difference.outcome, lines: difference.lines.length, ...walletPart },
+          details: {
+            rerateId: rerate.id,
+            total: difference.total,
+            outcome: difference.outcome,
+            lines: difference.lines.length,
+            ...walletPart,
+            ...(proposal.laterInvoicesChanged?.length ? { laterInvoicesChanged: proposal.laterInvoicesChanged } : {}),
+          },
         });
         return summarize(updated);
       });

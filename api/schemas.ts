@@ -732,6 +732,8 @@ export const rerateResponse = z.object({
       late_events: z.int(),
       /** Of a credit on an invoice the wallet paid: what goes back to the wallet's grants (the rest is refunded). */
       wallet_credit_back: moneyOut.nullable(),
+      /** Later invoices this proposal's late seat changes move, with what a re-rating of each proposes now (re-rate them too). */
+      later_invoices_changed: z.array(z.object({ invoice_id: z.uuid(), usage_period: periodOut, total: moneyOut, outcome: z.enum(['adjustment', 'credit']) })),
     })
     .nullable(),
   decided_by: z.string().nullable(),

@@ -35,6 +35,20 @@ export interface RerateProposal {
    * bill or credit the difference, so the proposal is stale.
    */
   readonly reversalsCredited?: string[];
+  /**
+   * Later invoices of the subscription whose seats this proposal's late seat changes move (the level holds into every
+   * later period; one closed before a change arrived billed without it), each with what a re-rating of that invoice
+   * proposes now. Carrying this out claims the changes, so they are pending nowhere else: finance re-rates those
+   * invoices too. Absent when the proposal bills no late events.
+   */
+  readonly laterInvoicesChanged?: LaterInvoiceChanged[];
+}
+
+export interface LaterInvoiceChanged {
+  readonly invoiceId: string;
+  readonly usagePeriod: PeriodBounds;
+  readonly total: string;
+  readonly outcome: 'adjustment' | 'credit';
 }
 
 export interface RerateRow {
@@ -82,6 +96,25 @@ export async function lastFinalizedRerateOfClosure(db: Db, closeId: string): Pro
     .andWhereRaw("(r.proposal -> 'usagePeriod' ->> 'start')::timestamptz = c.period_start")
     .orderByRaw("jsonb_array_length(coalesce(r.proposal -> 'buildsOn', '[]'::jsonb)) DESC, r.decided_at DESC NULLS LAST, r.id")
     .first('r.*');
+}
+
+/**
+ * The finalized invoices of a subscription that billed the usage of a period closed from `from` on with a seat-like
+ * metric (one its close kept a level of): the periods a late seat change before `from` reaches through their
+ * opening level. Period order; one invoice per period (the one that billed it, not its adjustments).
+ */
+export async function laterSeatInvoices(db: Db, subscriptionId: string, from: Date, invoiceKinds: readonly string[]): Promise<string[]> {
+  const result = await db.raw<{ rows: { invoice_id: string }[] }>(
+    `SELECT DISTINCT ON (c.period_start) i.id AS invoice_id
+     FROM usage_period_closures c
+     JOIN invoice_lines l ON l.period_start = c.period_start AND l.kind = 'usage'
+     JOIN invoices i ON i.id = l.invoice_id AND i.subscription_id = c.subscription_id
+     WHERE c.subscription_id = ? AND c.period_start >= ? AND i.kind = ANY(?::text[]) AND i.status <> 'draft'
+       AND EXISTS (SELECT 1 FROM jsonb_each(c.totals) metric WHERE metric.value -> 'closingLevel' IS NOT NULL)
+     ORDER BY c.period_start, i.created_at, i.id`,
+    [subscriptionId, from, [...invoiceKinds]],
+  );
+  return result.rows.map((row) => row.invoice_id);
 }
 
 export interface NewRerate {

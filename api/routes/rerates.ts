@@ -50,6 +50,7 @@ export function rerateJson(row: RerateRow) {
       lines: row.proposal.lines.map((line) => ({ kind: line.kind, metric_code: line.metricCode, description: line.description, quantity: line.quantity, amount: line.amount, breakdown: line.breakdown })),
       late_events: row.proposal.lateEventIds.length,
       wallet_credit_back: row.proposal.walletCreditBack ?? null,
+      later_invoices_changed: (row.proposal.laterInvoicesChanged ?? []).map((later) => ({ invoice_id: later.invoiceId, usage_period: later.usagePeriod, total: later.total, outcome: later.outcome })),
     },
     decided_by: row.decided_by,
     decision_reason: row.decision_reason,

@@ -2226,6 +2226,20 @@ export interface components {
             invoice_id: string;
             proposal: {
                 late_events: number;
+                later_invoices_changed: {
+                    /** Format: uuid */
+                    invoice_id: string;
+                    /** @enum {string} */
+                    outcome: "adjustment" | "credit";
+                    /** @example 12.50 */
+                    total: string;
+                    usage_period: {
+                        /** Format: date-time */
+                        end: string;
+                        /** Format: date-time */
+                        start: string;
+                    };
+                }[];
                 lines: {
                     [key: string]: unknown;
                 }[];
