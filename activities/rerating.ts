@@ -128,7 +128,7 @@ async function rateAgain(trx: Transaction, rerate: RerateTerms) {
   const scope = rerate.include_late_usage
     ? ({ kind: 'claimed_and_late', closeId: String(closure.id), customerId: rerate.customer_id, from: new Date(period.start), to: new Date(period.end) } as const)
     : ({ kind: 'claimed', closeId: String(closure.id) } as const);
-  const usage = await usageForCharges(trx, metered, scope);
+  const usage = await usageForCharges(trx, metered, scope, plan.currency);
   // With the stretch's share of the allowances, as its invoice billed them (a plan change may have cut the period).
   const allowances = stretchAllowances(plan, await closureAllowanceShare(trx, String(closure.id)));
   const recomputed = rateDimensionalUsage({ currency: plan.currency, charges, usage, ...allowances });

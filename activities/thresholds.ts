@@ -80,7 +80,7 @@ export function createThresholdActivities(db: Database) {
 
       const period = { start: request.usageStart, end: request.at };
       const charges = usageCharges(plan.charges as Charge[]);
-      const usage = await openUsageForCharges(db, context.customer.id, charges, new Date(period.start), new Date(period.end));
+      const usage = await openUsageForCharges(db, context.customer.id, charges, plan.currency, new Date(period.start), new Date(period.end));
       const accrued = accruedUsageLines({
         planName: plan.name,
         currency: plan.currency,

@@ -64,7 +64,7 @@ export function closedUsageLinesBefore(trx: Transaction, subscriptionId: string,
     const closure = await findUsageClosure(trx, subscriptionId, new Date(usagePeriod.start));
     if (!closure) return [];
     const charges = usageCharges(plan.charges as Charge[]);
-    const usage = await usageForCharges(trx, charges, { kind: 'claimed', closeId: String(closure.id), before: at });
+    const usage = await usageForCharges(trx, charges, { kind: 'claimed', closeId: String(closure.id), before: at }, plan.currency);
     const terms = stretchUsageTerms(plan, await closureAllowanceShare(trx, String(closure.id)));
     const rated = rateDimensionalUsage({ currency: plan.currency, charges, usage, ...terms });
     // What the stretch's threshold invoices billed covers its earliest usage, as on the invoice itself (they billed

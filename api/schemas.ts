@@ -185,8 +185,13 @@ export const createMetricBody = z
   })
   .refine((metric) => new Set(metric.group_by).size === metric.group_by.length, { message: 'group_by must not repeat a property', path: ['group_by'] });
 
-/** A metric's cost table from an instant on (docs/pricing.md "Cost tables"); match rules as for dimensional prices. */
+/**
+ * A metric's cost table from an instant on (docs/pricing.md "Cost tables"); match rules as for dimensional prices.
+ * `currency` is required, not defaulted: a table without one was read in each plan's own currency, which billed a
+ * EUR plan USD figures as euros; a default would keep guessing.
+ */
 export const createCostTableBody = z.strictObject({
+  currency: currencyCode.meta({ description: 'ISO 4217 code the unit costs are in. Only plans in this currency are costed with the table.' }),
   effective_from: z.iso.datetime({ offset: true }),
   costs: z
     .array(z.strictObject({ match: z.record(z.string().max(64), z.string().max(200)).default({}), unit_cost: nonNegativeDecimal }))
@@ -491,8 +496,12 @@ export const metricResponse = z.object({
   created_at: instantOut,
 });
 
+/** Listing a metric's cost tables: all currencies, or one. */
+export const costTableListQuery = z.strictObject({ currency: currencyCode.optional() });
+
 export const costTableResponse = z.object({
   metric_code: z.string(),
+  currency: z.string(),
   effective_from: instantOut,
   costs: z.array(z.object({ match: z.record(z.string(), z.string()), unit_cost: z.string() })),
   created_by: z.string(),

@@ -79,7 +79,7 @@ export class UsageThresholdSignals {
     if (until <= from) return false;
     const { plan, customer } = context;
     const charges = usageCharges(plan.charges as Charge[]);
-    const usage = await openUsageForCharges(this.db, customer.id, charges, from, until);
+    const usage = await openUsageForCharges(this.db, customer.id, charges, plan.currency, from, until);
     const period = { start: from.toISOString(), end: until.toISOString() };
     const accrued = accruedAmount(
       accruedUsageLines({ planName: plan.name, currency: plan.currency, charges, period, usage, ...stretchUsageTerms(plan, await allowanceShareOf(this.db, billing.id, { start: from, end: null })) }),

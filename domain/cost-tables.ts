@@ -2,23 +2,28 @@
  * Cost tables (docs/pricing.md "Cost tables"): what one unit of a metric costs us, per combination of its group_by
  * properties and per date. Pure.
  *
- * - A table takes effect at its `effectiveFrom` and holds until the next one: an event is costed by the table in
- *   effect at its own timestamp, so a provider price change on the 14th costs the 1st-13th at the old price.
+ * - A table is in one currency, and a metric's tables of each currency are their own timeline: a subscription's usage
+ *   is costed only with the tables of its plan's currency (a USD provider price is not a EUR cost).
+ * - A table takes effect at its `effectiveFrom` and holds until the next one of its currency: an event is costed by
+ *   the table in effect at its own timestamp, so a provider price change on the 14th costs the 1st-13th at the old
+ *   price.
  * - Within a table, entries match combinations exactly as a dimensional charge's prices do (domain/dimensions.ts):
  *   a dimension left out is a wildcard, the most specific match wins, an empty match `{}` matches everything, and
  *   a table where two matches could tie is refused. The same index resolves both, so the rule cannot drift.
  */
 import { DimensionPriceIndex, findAmbiguities, type DimensionPrice, type DimensionValues } from './dimensions';
-import { Dec, ZERO, isDecimalString, toDecimal } from './money';
+import { Dec, ZERO, isDecimalString, isSupportedCurrency, toDecimal } from './money';
 
 export interface CostEntry {
   readonly match: DimensionValues;
-  /** What one unit costs us, a non-negative decimal string in the plan's currency. */
+  /** What one unit costs us, a non-negative decimal string in the table's currency (not rounded to its minor unit). */
   readonly unitCost: string;
 }
 
 export interface CostTable {
-  /** ISO-8601 instant from which the table applies (until the next table of the metric). */
+  /** ISO 4217 code of every unit cost in the table. */
+  readonly currency: string;
+  /** ISO-8601 instant from which the table applies (until the next table of the metric in its currency). */
   readonly effectiveFrom: string;
   readonly entries: readonly CostEntry[];
 }
@@ -78,6 +83,7 @@ function instantRoundTrips(at: number): boolean {
 export function validateCostTable(table: CostTable, groupBy: readonly string[]): string[] {
   if (table === null || typeof table !== 'object') return ['cost table must be an object'];
   const errors: string[] = [];
+  if (typeof table.currency !== 'string' || !isSupportedCurrency(table.currency)) errors.push('currency must be a supported ISO 4217 code');
   if (typeof table.effectiveFrom !== 'string' || Number.isNaN(Date.parse(table.effectiveFrom))) errors.push('effective_from must be an RFC 3339 instant');
   else if (!instantRoundTrips(Date.parse(table.effectiveFrom))) errors.push('effective_from must fall between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z');
   if (!Array.isArray(table.entries) || table.entries.length === 0) return [...errors, 'costs must be a non-empty list'];
@@ -112,7 +118,10 @@ function asPrices(entries: readonly CostEntry[]): DimensionPrice[] {
   return entries.map((entry) => ({ match: entry.match, price: { model: 'per_unit', unitPrice: entry.unitCost } }));
 }
 
-/** A metric's tables, indexed for costing many combinations and instants. */
+/**
+ * A metric's tables of one currency, indexed for costing many combinations and instants. Tables of another currency
+ * are refused: one timeline mixing them would cost an event with whichever was dated last, in either currency.
+ */
 export class CostTableIndex {
   private readonly tables: readonly { readonly table: CostTable; readonly at: number; readonly index: DimensionPriceIndex }[];
 
@@ -120,6 +129,8 @@ export class CostTableIndex {
     tables: readonly CostTable[],
     readonly groupBy: readonly string[],
   ) {
+    const currencies = new Set(tables.map((table) => table.currency));
+    if (currencies.size > 1) throw new Error(`one cost timeline holds tables in ${[...currencies].sort().join(' and ')}: cost with one currency's tables`);
     this.tables = [...tables]
       .map((table) => ({ table, at: Date.parse(table.effectiveFrom), index: new DimensionPriceIndex({ groupBy, prices: asPrices(table.entries), unmatched: 'list' }) }))
       .sort((a, b) => a.at - b.at);

@@ -15,7 +15,7 @@
 import { Dec, formatMoney, ZERO } from './money';
 import { parseDecimal, validatePriceModel, type UsagePriceModel } from './price-models';
 import type { CostSegment } from './cost-tables';
-import { rateUsage, type Charge, type RatedLine, type RatingInput, type RatingResult, type UsageForCharge } from './rating';
+import { rateUsage, requireCostCurrency, type Charge, type RatedLine, type RatingInput, type RatingResult, type UsageForCharge } from './rating';
 
 /** A combination's values, by dimension name. A dimension the event did not carry is absent. */
 export type DimensionValues = Readonly<Record<string, string>>;
@@ -436,6 +436,8 @@ function expandCombination(
  */
 export function rateDimensionalUsage(input: DimensionalRatingInput): DimensionalRatingResult {
   if (!input.charges.some(isDimensionalCharge)) return { ...rateUsage(input), unpriced: [] };
+  // The combinations' usage rated below no longer carries its metric's cost currency: checked on the metric's.
+  requireCostCurrency(input.usage, input.currency);
 
   const usageByMetric = new Map(input.usage.map((usage) => [usage.metricCode, usage]));
   const charges: Charge[] = [];

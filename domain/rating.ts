@@ -71,6 +71,8 @@ export interface UsageForCharge {
   readonly valueTotal?: string;
   /** The quantity split by the cost table in effect at its events' time; required by cost_plus charges. */
   readonly costs?: readonly CostSegment[];
+  /** The currency of the cost tables behind `costs`; absent on closures recorded before tables had one. */
+  readonly costCurrency?: string;
 }
 
 export interface RatingInput {
@@ -170,6 +172,7 @@ export type RatingErrorCode =
   | 'invalid_event_value'
   | 'event_count_mismatch'
   | 'missing_cost_segments'
+  | 'cost_currency_mismatch'
   | 'duplicate_usage'
   | 'invalid_money_amount'
   | 'invalid_proration_factor'
@@ -207,6 +210,7 @@ export function validateCharge(charge: Charge): string[] {
 export function rateUsage(input: RatingInput): RatingResult {
   const { currency } = input;
   requireCurrency(currency);
+  requireCostCurrency(input.usage, currency);
   const creditBucket = optionalMoney('creditBucket', input.creditBucket, currency);
   const minimumCommitment = optionalMoney('minimumCommitment', input.minimumCommitment, currency);
   const feesTowardCommitment = input.feesTowardCommitment === undefined ? undefined : optionalMoney('feesTowardCommitment', input.feesTowardCommitment, currency);
@@ -457,6 +461,19 @@ function isMoneyString(line: RatedLine): boolean {
 
 function sumOfLines(lines: readonly RatedLine[]): Dec {
   return sumMoney(lines.map((line) => toDecimal(line.amount)));
+}
+
+/**
+ * Usage costed with another currency's tables is refused, never billed: its unit costs are not amounts in this
+ * invoice's currency (a USD price list billed as euros). The store costs with the plan's currency only; this
+ * guards a closure that recorded otherwise.
+ */
+export function requireCostCurrency(usage: readonly UsageForCharge[], currency: string): void {
+  for (const entry of usage) {
+    if (entry.costCurrency !== undefined && entry.costCurrency !== currency) {
+      throw new RatingError('cost_currency_mismatch', `usage for ${entry.metricCode} was costed with ${entry.costCurrency} cost tables; it cannot be rated in ${currency}`);
+    }
+  }
 }
 
 function indexUsage(usage: readonly UsageForCharge[]): Map<string, UsageForCharge> {

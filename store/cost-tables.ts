@@ -14,49 +14,58 @@ type Db = Knex | Knex.Transaction;
 export interface CostTableRow {
   id: string;
   metric_code: string;
+  currency: string;
   effective_from: Date;
   entries: CostEntry[];
   created_by: string;
   created_at: Date;
 }
 
-export const toCostTable = (row: Pick<CostTableRow, 'effective_from' | 'entries'>): CostTable => ({ effectiveFrom: row.effective_from.toISOString(), entries: row.entries });
+export const toCostTable = (row: Pick<CostTableRow, 'currency' | 'effective_from' | 'entries'>): CostTable => ({ currency: row.currency, effectiveFrom: row.effective_from.toISOString(), entries: row.entries });
 
 /**
- * Stores a table; a table for the same (metric, effective_from) is never replaced: `created: false` returns the
- * stored one (the caller decides whether the request was a replay of it or a conflicting one).
+ * Stores a table; a table for the same (metric, currency, effective_from) is never replaced: `created: false` returns
+ * the stored one (the caller decides whether the request was a replay of it or a conflicting one). Another
+ * currency's table from the same instant is another timeline's, not a conflict.
  */
-export async function insertCostTable(db: Db, table: { metricCode: string; effectiveFrom: Date; entries: readonly CostEntry[]; createdBy: string }): Promise<{ row: CostTableRow; created: boolean }> {
+export async function insertCostTable(db: Db, table: { metricCode: string; currency: string; effectiveFrom: Date; entries: readonly CostEntry[]; createdBy: string }): Promise<{ row: CostTableRow; created: boolean }> {
   // Checked here, where every table is written, so no caller can store a table nothing will ever read (a metric's
   // aggregation and allow_negative never change once it exists). Nothing is written when it is refused.
   const metric = await db<MetricRow>('billable_metrics').where({ code: table.metricCode }).first('code', 'aggregation', 'allow_negative');
   const problem = metric && costTableMetricProblem({ code: metric.code, aggregation: metric.aggregation, allowNegative: metric.allow_negative });
   if (problem) throw new CostTableMetricMismatch(problem);
   const [created] = await db<CostTableRow>('metric_cost_tables')
-    .insert({ metric_code: table.metricCode, effective_from: table.effectiveFrom, entries: JSON.stringify(table.entries) as unknown as CostEntry[], created_by: table.createdBy })
-    .onConflict(['metric_code', 'effective_from'])
+    .insert({ metric_code: table.metricCode, currency: table.currency, effective_from: table.effectiveFrom, entries: JSON.stringify(table.entries) as unknown as CostEntry[], created_by: table.createdBy })
+    .onConflict(['metric_code', 'currency', 'effective_from'])
     .ignore()
     .returning('*');
   if (created) return { row: created, created: true };
-  const existing = await db<CostTableRow>('metric_cost_tables').where({ metric_code: table.metricCode, effective_from: table.effectiveFrom }).first();
+  const existing = await db<CostTableRow>('metric_cost_tables').where({ metric_code: table.metricCode, currency: table.currency, effective_from: table.effectiveFrom }).first();
   return { row: existing!, created: false };
 }
 
-export async function listCostTableRows(db: Db, metricCode: string): Promise<CostTableRow[]> {
-  return db<CostTableRow>('metric_cost_tables').where({ metric_code: metricCode }).orderBy('effective_from');
+/** A metric's tables, by currency then date; only one currency's when `currency` is given. */
+export async function listCostTableRows(db: Db, metricCode: string, currency?: string): Promise<CostTableRow[]> {
+  const where = currency === undefined ? { metric_code: metricCode } : { metric_code: metricCode, currency };
+  return db<CostTableRow>('metric_cost_tables').where(where).orderBy([{ column: 'currency' }, { column: 'effective_from' }, { column: 'id' }]);
 }
 
-/** metric code -> its tables, oldest first; metrics without any are absent. */
-export async function costTablesOf(db: Db, metricCodes: readonly string[]): Promise<Map<string, CostTable[]>> {
+/**
+ * metric code -> its tables in `currency`, oldest first; metrics without any in that currency are absent (their
+ * usage is uncosted). The currency is the plan's whose usage is costed: another currency's figures are not its costs.
+ */
+export async function costTablesOf(db: Db, metricCodes: readonly string[], currency: string): Promise<Map<string, CostTable[]>> {
   const result = new Map<string, CostTable[]>();
   if (metricCodes.length === 0) return result;
-  const rows: CostTableRow[] = await db<CostTableRow>('metric_cost_tables').whereIn('metric_code', [...new Set(metricCodes)]).orderBy('effective_from');
+  const rows: CostTableRow[] = await db<CostTableRow>('metric_cost_tables').whereIn('metric_code', [...new Set(metricCodes)]).andWhere({ currency }).orderBy('effective_from');
   for (const row of rows) result.set(row.metric_code, [...(result.get(row.metric_code) ?? []), toCostTable(row)]);
   return result;
 }
 
 /** A metric's usage in a scope, split by the table in effect at each event: the whole metric, and per combination. */
 export interface CostedUsage {
+  /** The tables' currency: what every unit cost below is in. */
+  readonly currency: string;
   readonly costs: CostSegment[];
   /** dimension key -> the combination's segments (metrics with group_by only). */
   readonly byCombination: Map<string, CostSegment[]>;
@@ -64,7 +73,8 @@ export interface CostedUsage {
 
 /**
  * Splits a count or sum metric's usage by cost table. The aggregation is the metric's own, per (combination,
- * table), so the segments add up to the metric's quantity (a non-negative count or sum is additive).
+ * table), so the segments add up to the metric's quantity (a non-negative count or sum is additive). `tables` are one
+ * currency's (costTablesOf), at least one: the segments' unit costs are in it.
  */
 export async function costedUsage(db: Db, metric: MetricRow, tables: readonly CostTable[], scope: UsageScope): Promise<CostedUsage> {
   const groupBy = metric.group_by ?? [];
@@ -103,7 +113,7 @@ export async function costedUsage(db: Db, metric: MetricRow, tables: readonly Co
   }
   const byCombination = new Map<string, CostSegment[]>();
   for (const [key, entry] of perCombination) byCombination.set(key, costSegments(index, entry.dimensions, entry.quantities));
-  return { costs: mergeSegments([...byCombination.values()].flat()), byCombination };
+  return { currency: tables[0].currency, costs: mergeSegments([...byCombination.values()].flat()), byCombination };
 }
 
 /** Whether a charge (or any of its combinations) is priced cost_plus. */

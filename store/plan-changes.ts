@@ -141,7 +141,7 @@ async function judgeUsageCapUnderNewPlan(trx: Knex.Transaction, change: PlanChan
     const charges = usageCharges(plan.charges as Charge[]);
     if (charges.length === 0 || from >= to) return new Dec(0);
     // On the transaction's connection: a second one per change, taken while this one waits, could exhaust the pool.
-    const usage = await openUsageForCharges(trx, subscription.customer_id, charges, from, to);
+    const usage = await openUsageForCharges(trx, subscription.customer_id, charges, plan.currency, from, to);
     return toDecimal(rateDimensionalUsage({ currency: plan.currency, charges, usage }).usageTotal);
   };
   const far = new Date(change.change_at.getTime() + 366 * 86_400_000);

@@ -51,7 +51,7 @@ export async function measureSpending(db: Knex, context: SubscriptionContext, fr
   const { plan, subscription, customer } = context;
   const settings = plan.settings as PlanSettings;
   const charges = usageCharges(plan.charges as Charge[]);
-  const usage = await openUsageForCharges(db, customer.id, charges, from, until);
+  const usage = await openUsageForCharges(db, customer.id, charges, plan.currency, from, until);
   const spend = rateDimensionalUsage({ currency: plan.currency, charges, usage }).usageTotal;
   const row = subscription as typeof subscription & { budget_amount: string | null; alert_thresholds: string[] | null };
   const periodStart = billingPeriodStartOf(subscription, from);

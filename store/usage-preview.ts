@@ -37,6 +37,8 @@ export async function openUsageForCharges(
   db: Database,
   customerId: string,
   charges: readonly Charge[],
+  /** The plan's currency: only cost tables in it cost the usage (cost_plus prices). */
+  currency: string,
   from: Date,
   to: Date,
   /** Paused (billedPastShownEnd): the usage runs on past `to`, the shown period's end. */
@@ -50,12 +52,12 @@ export async function openUsageForCharges(
     // by; an open end would weigh them by nothing).
     const prorated = metered.metrics.filter(({ metric }) => isProratedAggregation(metric.aggregation)).map(({ metric }) => metric.code);
     // One after the other: `db` may be a transaction (the balance watch reads the available balance in one).
-    const open = await usageForCharges(db, { ...metered, metrics: metered.metrics.filter(({ metric }) => !prorated.includes(metric.code)) }, { ...scope, to: OPEN_WHILE_PAUSED });
-    const seats = prorated.length ? await openUsageForCharges(db, customerId, charges.filter((charge) => prorated.includes(charge.metricCode)), from, to) : [];
+    const open = await usageForCharges(db, { ...metered, metrics: metered.metrics.filter(({ metric }) => !prorated.includes(metric.code)) }, { ...scope, to: OPEN_WHILE_PAUSED }, currency);
+    const seats = prorated.length ? await openUsageForCharges(db, customerId, charges.filter((charge) => prorated.includes(charge.metricCode)), currency, from, to) : [];
     return [...open, ...seats];
   }
   // A cost_plus price costs each event at its own time (store/cost-tables.ts): no running total holds that split.
-  if (charges.some(pricesCostPlus)) return usageForCharges(db, metered, scope);
+  if (charges.some(pricesCostPlus)) return usageForCharges(db, metered, scope, currency);
   const readsRaw = ({ metric, withEventValues }: (typeof metered.metrics)[number]): boolean =>
     (withEventValues && !sumsSuffice(metric, charges)) || isProratedAggregation(metric.aggregation); // seats: store/seat-usage.ts
   const totals = await rollupUsage(db, { customerId, from, to }, metered.metrics.filter((entry) => !readsRaw(entry)).map(({ metric }) => metric));

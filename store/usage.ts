@@ -117,6 +117,8 @@ export interface MetricUsage {
   readonly closingLevel?: CarriedLevel;
   /** The quantity split by the cost table in effect at each event (metrics with cost tables; store/cost-tables.ts). */
   readonly costs?: CostSegment[];
+  /** The currency of the tables `costs` was costed with: the plan's, so a closure says what its costs are in. */
+  readonly costCurrency?: string;
 }
 
 export type UsageTotals = Record<string, MetricUsage>;
@@ -237,15 +239,17 @@ export async function meteredMetricsOf(db: Knex | Knex.Transaction, charges: rea
 /**
  * Plan charges -> their metrics -> each metric aggregated over a scope of events: the one recipe behind the usage
  * close, re-rating and the real-time preview, so all three rate the same quantities. Pass the charges, or the
- * metrics already looked up with meteredMetricsOf when the caller needs their event types first.
+ * metrics already looked up with meteredMetricsOf when the caller needs their event types first, and the currency
+ * of the plan the charges belong to: only cost tables in it cost the usage (cost_plus prices, margins).
  */
 export async function usageForCharges(
   db: Knex | Knex.Transaction,
   chargesOrMetrics: readonly Charge[] | MeteredMetrics,
   scope: UsageScope,
+  currency: string,
 ): Promise<ChargeUsage[]> {
   const metered = 'metrics' in chargesOrMetrics ? chargesOrMetrics : await meteredMetricsOf(db, chargesOrMetrics);
-  const costTables = await costTablesOf(db, metered.metrics.map(({ metric }) => metric.code));
+  const costTables = await costTablesOf(db, metered.metrics.map(({ metric }) => metric.code), currency);
   // A metric's quantity, its combinations and its split by cost table are separate reads, and a cost_plus price
   // needs them to count the same events: on the pool, an event ingested between them made rating refuse the usage
   // (missing_cost_segments, a 500 on the preview). So those reads share one snapshot (a caller's transaction
@@ -283,6 +287,7 @@ function withCosts(usage: ChargeUsage, groupBy: readonly string[], costed: Coste
   return {
     ...usage,
     costs: costed.costs,
+    costCurrency: costed.currency,
     ...(usage.groups ? { groups: usage.groups.map((group) => ({ ...group, costs: costed.byCombination.get(dimensionKey(group.dimensions, groupBy)) ?? [] })) } : {}),
   };
 }
@@ -355,7 +360,9 @@ export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure
     : 0;
 
   const totals: UsageTotals = {};
-  for (const { metricCode, ...usage } of await usageForCharges(trx, metered, { kind: 'claimed', closeId: String(created.id) })) {
+  // Costed in the currency of the plan the closure records, read here: the costs it keeps cannot be in another.
+  const { currency } = await trx('plans').where({ id: closure.planId }).first<{ currency: string }>('currency');
+  for (const { metricCode, ...usage } of await usageForCharges(trx, metered, { kind: 'claimed', closeId: String(created.id) }, currency)) {
     totals[metricCode] = usage;
   }
   const [closed] = await trx<UsageClosure>('usage_period_closures')

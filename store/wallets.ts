@@ -485,8 +485,8 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
       const charges = plan.charges.filter((charge) => charge.price.model !== 'flat');
       if (charges.length === 0) continue;
       const usage = stretch.closeId
-        ? await usageForCharges(db, charges, { kind: 'claimed', closeId: stretch.closeId })
-        : await openUsageForCharges(db, customerId, charges, stretch.start, subscription.periodEnd!, billedPastShownEnd(subscription.status));
+        ? await usageForCharges(db, charges, { kind: 'claimed', closeId: stretch.closeId }, currency)
+        : await openUsageForCharges(db, customerId, charges, currency, stretch.start, subscription.periodEnd!, billedPastShownEnd(subscription.status));
       // The invoice's rating function: a dimensional charge is priced per combination, not by its representative price.
       // The stretch's share of the allowances when a plan change cut the period, as its invoice will apply them: the
       // bucket and the minimum commitment, whose true-up the invoice's draw pays as it pays usage (walletPayableCharges).

@@ -4,7 +4,7 @@ import type { Database } from '../../store/database';
 import { createMetric, listMetrics } from '../../store/catalog';
 import type { MetricCatalog, MetricRow } from '../../store/catalog';
 import { ApiProblem } from '../problem';
-import { createCostTableBody, createMetricBody } from '../schemas';
+import { costTableListQuery, createCostTableBody, createMetricBody } from '../schemas';
 import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 import { validateCostTable, type CostEntry } from '../../domain/cost-tables';
 import { findMetricsByCode } from '../../store/catalog';
@@ -14,6 +14,7 @@ import { accessOf } from '../access';
 export function costTableJson(row: CostTableRow) {
   return {
     metric_code: row.metric_code,
+    currency: row.currency,
     effective_from: row.effective_from.toISOString(),
     costs: row.entries.map((entry) => ({ match: entry.match, unit_cost: entry.unitCost })),
     created_by: row.created_by,
@@ -80,23 +81,24 @@ export function metricsRouter(db: Database, catalog: MetricCatalog): Router {
     if (!metric) throw new ApiProblem('not_found', `no billable metric ${req.params.code}`);
     const effectiveFrom = new Date(body.effective_from);
     const entries: CostEntry[] = body.costs.map((entry) => ({ match: entry.match, unitCost: toDecimal(entry.unit_cost).toFixed() }));
-    const problems = validateCostTable({ effectiveFrom: effectiveFrom.toISOString(), entries }, metric.group_by ?? []);
+    const problems = validateCostTable({ currency: body.currency, effectiveFrom: effectiveFrom.toISOString(), entries }, metric.group_by ?? []);
     const ambiguous = problems.filter((message) => message.startsWith('ambiguous'));
     if (problems.length > ambiguous.length) {
       throw new ApiProblem('invalid_cost_table', `${problems.length - ambiguous.length} problem(s) in the cost table`, problems.filter((message) => !ambiguous.includes(message)).map((message) => ({ path: 'costs', message })));
     }
     if (ambiguous.length) throw new ApiProblem('ambiguous_cost_table', `${ambiguous.length} pair(s) of costs match the same usage equally`, ambiguous.map((message) => ({ path: 'costs', message })));
-    const { row, created } = await insertCostTable(db, { metricCode: metric.code, effectiveFrom, entries, createdBy: `api_key:${accessOf(res)?.principal?.keyId ?? 'unknown'}` });
+    const { row, created } = await insertCostTable(db, { metricCode: metric.code, currency: body.currency, effectiveFrom, entries, createdBy: `api_key:${accessOf(res)?.principal?.keyId ?? 'unknown'}` });
     if (!created && !sameEntries(row.entries, entries)) {
-      throw new ApiProblem('cost_table_exists', `metric ${metric.code} has a different cost table from ${effectiveFrom.toISOString()}; tables are not edited: add one from a later instant`);
+      throw new ApiProblem('cost_table_exists', `metric ${metric.code} has a different ${body.currency} cost table from ${effectiveFrom.toISOString()}; tables are not edited: add one from a later instant`);
     }
     res.status(created ? 201 : 200).json(costTableJson(row));
   });
 
   routes.get('/:code/cost-tables', { allow: ['app', 'finance'] }, async (req, res) => {
+    const query = costTableListQuery.parse(req.query);
     const [metric] = await findMetricsByCode(db, [req.params.code]);
     if (!metric) throw new ApiProblem('not_found', `no billable metric ${req.params.code}`);
-    res.json({ data: (await listCostTableRows(db, metric.code)).map(costTableJson) });
+    res.json({ data: (await listCostTableRows(db, metric.code, query.currency)).map(costTableJson) });
   });
 
   routes.get('/', { allow: ['app', 'finance'] }, async (_req, res) => {

@@ -55,7 +55,7 @@ export function usageRouter(db: Database): Router {
     const plan = await cachedPlan(db, stretch.planId ?? subscription.plan_id); // a plan version never changes: parsed once per process
     const charges = plan.charges as Charge[];
     const from = stretch.from;
-    const usage = await openUsageForCharges(db, subscription.customer_id, charges, from, end, billedPastShownEnd(subscription.status));
+    const usage = await openUsageForCharges(db, subscription.customer_id, charges, plan.currency, from, end, billedPastShownEnd(subscription.status));
     const rated = rateDimensionalUsage({
       currency: plan.currency,
       charges: charges.filter((charge) => charge.price.model !== 'flat'),

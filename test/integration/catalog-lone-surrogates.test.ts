@@ -51,7 +51,7 @@ test.each([
 
 test('a cost table with a lone surrogate in a match is refused with 422, nothing stored', async () => {
   const finance = (await createTestApiKey(db, 'finance')).headers;
-  const refused = await api.http.call('POST', '/v1/metrics/tokens/cost-tables', { effective_from: '2031-01-01T00:00:00Z', costs: [{ match: { model: '\ud800' }, unit_cost: '0.001' }] }, finance);
+  const refused = await api.http.call('POST', '/v1/metrics/tokens/cost-tables', { currency: 'USD', effective_from: '2031-01-01T00:00:00Z', costs: [{ match: { model: '\ud800' }, unit_cost: '0.001' }] }, finance);
   expect([refused.status, refused.type.split(';')[0], refused.json.code]).toEqual([422, 'application/problem+json', 'validation_failed']);
   expect(refused.json.errors).toEqual([expect.objectContaining({ path: 'costs.0.match.model' })]);
   expect(await db('metric_cost_tables')).toEqual([]);

@@ -11,8 +11,8 @@ const stack = useApiStack();
 test('a plain cost_plus charge bills its closed usage at cost × (1 + markup) on the period invoice', async () => {
   expect((await stack.api.call('POST', '/v1/metrics', { code: 'images', name: 'Images', event_type: 'image.generated', aggregation: 'count' })).status).toBe(201);
   const finance = (await createTestApiKey(stack.db, 'finance')).headers;
-  expect((await stack.api.call('POST', '/v1/metrics/images/cost-tables', { effective_from: '2033-03-01T00:00:00Z', costs: [{ match: {}, unit_cost: '0.037' }] }, finance)).status).toBe(201);
-  expect((await stack.api.call('POST', '/v1/metrics/images/cost-tables', { effective_from: '2033-03-15T00:00:00Z', costs: [{ match: {}, unit_cost: '0.041' }] }, finance)).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics/images/cost-tables', { currency: 'USD', effective_from: '2033-03-01T00:00:00Z', costs: [{ match: {}, unit_cost: '0.037' }] }, finance)).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics/images/cost-tables', { currency: 'USD', effective_from: '2033-03-15T00:00:00Z', costs: [{ match: {}, unit_cost: '0.041' }] }, finance)).status).toBe(201);
   const plan = await stack.api.call('POST', '/v1/plans', {
     code: 'images-at-cost', name: 'Images at cost plus 30 %', currency: 'USD', billing_interval: 'P1M', flat_fee: '0',
     charges: [{ metric_code: 'images', display_name: 'Images', price: { model: 'cost_plus', markup: '0.3' } }],

@@ -13,7 +13,7 @@ const stack = useApiStack();
 test('the usage preview of a cost_plus plan answers while events keep arriving', async () => {
   expect((await stack.api.call('POST', '/v1/metrics', { code: 'cp_tokens', name: 'Tokens', event_type: 'cp.usage', aggregation: 'sum', property: 'tokens', group_by: ['model'] })).status).toBe(201);
   const finance = (await createTestApiKey(stack.db, 'finance')).headers;
-  expect((await stack.api.call('POST', '/v1/metrics/cp_tokens/cost-tables', { effective_from: '2033-03-01T00:00:00Z', costs: [{ match: {}, unit_cost: '0.00001' }] }, finance)).status).toBe(201);
+  expect((await stack.api.call('POST', '/v1/metrics/cp_tokens/cost-tables', { currency: 'USD', effective_from: '2033-03-01T00:00:00Z', costs: [{ match: {}, unit_cost: '0.00001' }] }, finance)).status).toBe(201);
   expect(
     (await stack.api.call('POST', '/v1/plans', {
       code: 'cp-preview', name: 'Cost plus', currency: 'USD', billing_interval: 'P1M', flat_fee: '0',

@@ -11,8 +11,8 @@ const stack = useApiStack();
 const usage = (id: string, customer: string, timestamp: string, model: string, direction: string, tokens: number) => ({ id, customer, type: 'llm.usage', timestamp, properties: { model, direction, tokens } });
 
 // What the provider charges us per token: the large model gets cheaper on Mar 15.
-const MARCH_1 = { effective_from: '2033-03-01T00:00:00Z', costs: [{ match: {}, unit_cost: '0.000002' }, { match: { model: 'large' }, unit_cost: '0.00001' }, { match: { model: 'large', direction: 'output' }, unit_cost: '0.00003' }] };
-const MARCH_15 = { effective_from: '2033-03-15T00:00:00Z', costs: [{ match: {}, unit_cost: '0.000002' }, { match: { model: 'large' }, unit_cost: '0.000008' }, { match: { model: 'large', direction: 'output' }, unit_cost: '0.000024' }] };
+const MARCH_1 = { currency: 'USD', effective_from: '2033-03-01T00:00:00Z', costs: [{ match: {}, unit_cost: '0.000002' }, { match: { model: 'large' }, unit_cost: '0.00001' }, { match: { model: 'large', direction: 'output' }, unit_cost: '0.00003' }] };
+const MARCH_15 = { currency: 'USD', effective_from: '2033-03-15T00:00:00Z', costs: [{ match: {}, unit_cost: '0.000002' }, { match: { model: 'large' }, unit_cost: '0.000008' }, { match: { model: 'large', direction: 'output' }, unit_cost: '0.000024' }] };
 
 test('cost_plus bills each event at the cost of its date × (1 + markup); margins break down per combination and flag loss-makers', async () => {
   expect((await stack.api.call('POST', '/v1/metrics', { code: 'llm_tokens', name: 'LLM tokens', event_type: 'llm.usage', aggregation: 'sum', property: 'tokens', group_by: ['model', 'direction'] })).status).toBe(201);
@@ -25,9 +25,9 @@ test('cost_plus bills each event at the cost of its date × (1 + markup); margin
   expect(await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', MARCH_1, finance)).toMatchObject({ status: 201, json: { effective_from: '2033-03-01T00:00:00.000Z', costs: MARCH_1.costs } });
   expect((await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', MARCH_1, finance)).status).toBe(200);
   expect(await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', { ...MARCH_1, costs: [{ match: {}, unit_cost: '0.1' }] }, finance)).toMatchObject({ status: 409, json: { code: 'cost_table_exists' } });
-  const ambiguous = { effective_from: '2033-03-10T00:00:00Z', costs: [{ match: { model: 'small' }, unit_cost: '0.000001' }, { match: { direction: 'cached' }, unit_cost: '0.0000005' }] };
+  const ambiguous = { currency: 'USD', effective_from: '2033-03-10T00:00:00Z', costs: [{ match: { model: 'small' }, unit_cost: '0.000001' }, { match: { direction: 'cached' }, unit_cost: '0.0000005' }] };
   expect(await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', ambiguous, finance)).toMatchObject({ status: 422, json: { code: 'ambiguous_cost_table' } });
-  expect(await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', { effective_from: '2033-03-10T00:00:00Z', costs: [{ match: { region: 'eu' }, unit_cost: '1' }] }, finance)).toMatchObject({ status: 422, json: { code: 'invalid_cost_table' } });
+  expect(await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', { currency: 'USD', effective_from: '2033-03-10T00:00:00Z', costs: [{ match: { region: 'eu' }, unit_cost: '1' }] }, finance)).toMatchObject({ status: 422, json: { code: 'invalid_cost_table' } });
   expect(await stack.api.call('POST', '/v1/metrics/nope/cost-tables', MARCH_1, finance)).toMatchObject({ status: 404, json: { code: 'not_found' } });
   expect((await stack.api.call('POST', '/v1/metrics/llm_tokens/cost-tables', MARCH_15, finance)).status).toBe(201);
   expect((await stack.api.call('GET', '/v1/metrics/llm_tokens/cost-tables', undefined, finance)).json.data.map((table: { effective_from: string }) => table.effective_from)).toEqual(['2033-03-01T00:00:00.000Z', '2033-03-15T00:00:00.000Z']);

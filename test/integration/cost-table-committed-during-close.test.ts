@@ -31,11 +31,11 @@ test('usage is split by the cost tables the caller costs it with, not by one com
     { customerId: customer.id, eventId: 'r1', eventType: 'race.usage', occurredAt: new Date('2034-03-10T00:00:00Z'), properties: { model: 'large', tokens: 1000 } },
     { customerId: customer.id, eventId: 'r2', eventType: 'race.usage', occurredAt: new Date('2034-03-20T00:00:00Z'), properties: { model: 'large', tokens: 3000 } },
   ]);
-  const march1 = await insertCostTable(db, { metricCode: metric.code, effectiveFrom: new Date('2034-03-01T00:00:00Z'), entries: [{ match: {}, unitCost: '0.00001' }], createdBy: 'test' });
+  const march1 = await insertCostTable(db, { metricCode: metric.code, currency: 'USD', effectiveFrom: new Date('2034-03-01T00:00:00Z'), entries: [{ match: {}, unitCost: '0.00001' }], createdBy: 'test' });
   // The caller read the tables now: only March 1's.
   const known: CostTable[] = [toCostTable(march1.row)];
   // Then finance posts a cheaper table from March 15 (committed before the split's query runs).
-  await insertCostTable(db, { metricCode: metric.code, effectiveFrom: new Date('2034-03-15T00:00:00Z'), entries: [{ match: {}, unitCost: '0.000002' }], createdBy: 'test' });
+  await insertCostTable(db, { metricCode: metric.code, currency: 'USD', effectiveFrom: new Date('2034-03-15T00:00:00Z'), entries: [{ match: {}, unitCost: '0.000002' }], createdBy: 'test' });
 
   const split = await costedUsage(db, metric, known, { kind: 'unclaimed', customerId: customer.id, from: new Date('2034-03-01T00:00:00Z'), to: new Date('2034-04-01T00:00:00Z') });
   // Each segment's unit cost is the one of the table it names: the March 1 table costs all 4,000 tokens.

@@ -32,14 +32,14 @@ afterAll(async () => {
 test.each(['0000-01-01T00:00:00Z', '0000-01-01T00:00:00+01:00', '9999-12-31T23:59:59-14:00'])('effective_from %s is refused, nothing stored', async (at) => {
   const metric = `m${at.replace(/[^0-9]/g, '')}`;
   expect((await api.http.call('POST', '/v1/metrics', { code: metric, name: metric, event_type: `e.${metric}`, aggregation: 'count' })).status).toBe(201);
-  const response = await api.http.call('POST', `/v1/metrics/${metric}/cost-tables`, { effective_from: at, costs: [{ match: {}, unit_cost: '0.10' }] });
+  const response = await api.http.call('POST', `/v1/metrics/${metric}/cost-tables`, { currency: 'USD', effective_from: at, costs: [{ match: {}, unit_cost: '0.10' }] });
   const stored = await db('metric_cost_tables').where({ metric_code: metric });
   expect({ status: response.status, code: response.json?.code, stored: stored.length }).toEqual({ status: 422, code: 'invalid_cost_table', stored: 0 });
 });
 
 test('the edges that round-trip are stored, and the metric is costed with them', async () => {
   for (const at of ['0001-01-01T00:00:00Z', '9999-12-31T23:59:59Z']) {
-    expect((await api.http.call('POST', '/v1/metrics/calls/cost-tables', { effective_from: at, costs: [{ match: {}, unit_cost: '0.10' }] })).status).toBe(201);
+    expect((await api.http.call('POST', '/v1/metrics/calls/cost-tables', { currency: 'USD', effective_from: at, costs: [{ match: {}, unit_cost: '0.10' }] })).status).toBe(201);
   }
   const [metric] = await db<MetricRow>('billable_metrics').where({ code: 'calls' });
   const customer = await insertCustomer(db);

@@ -34,13 +34,13 @@ const metrics = [
 test.each(metrics)('a cost table on a $aggregation metric ($code) is refused and nothing is stored', async (metric) => {
   const created = await api.http.call('POST', '/v1/metrics', { name: metric.code, event_type: `e.${metric.code}`, ...metric });
   expect(created.status).toBe(201);
-  const response = await api.http.call('POST', `/v1/metrics/${metric.code}/cost-tables`, { effective_from: '2031-01-01T00:00:00Z', costs: [{ match: {}, unit_cost: '0.10' }] });
+  const response = await api.http.call('POST', `/v1/metrics/${metric.code}/cost-tables`, { currency: 'USD', effective_from: '2031-01-01T00:00:00Z', costs: [{ match: {}, unit_cost: '0.10' }] });
   const stored = await db('metric_cost_tables').where({ metric_code: metric.code });
   expect({ status: response.status, code: response.json?.code, stored: stored.length }).toEqual({ status: 422, code: 'invalid_cost_table', stored: 0 });
 });
 
 test('a cost table on a count metric is still stored', async () => {
   expect((await api.http.call('POST', '/v1/metrics', { code: 'calls', name: 'Calls', event_type: 'e.calls', aggregation: 'count' })).status).toBe(201);
-  const response = await api.http.call('POST', '/v1/metrics/calls/cost-tables', { effective_from: '2031-01-01T00:00:00Z', costs: [{ match: {}, unit_cost: '0.10' }] });
+  const response = await api.http.call('POST', '/v1/metrics/calls/cost-tables', { currency: 'USD', effective_from: '2031-01-01T00:00:00Z', costs: [{ match: {}, unit_cost: '0.10' }] });
   expect(response.status).toBe(201);
 });

@@ -26,6 +26,7 @@ afterAll(async () => {
 });
 
 const table = (outputCost: string) => ({
+  currency: 'USD',
   effective_from: '2031-01-01T00:00:00Z',
   costs: [
     { match: {}, unit_cost: '0.000002' },

@@ -53,7 +53,7 @@ test('a late seat change reversed before a later period read it bills nothing', 
   await insertUsageEvents(db, [event('b', '2029-01-20T00:00:00Z', 1)]);
   expect((await reversalTargets(db, ['b'])).get('b')?.find((target) => target.customerId === customer.id)).not.toHaveProperty('invoicedUnder');
   await reverse('b', '2029-02-03T00:00:00Z');
-  const preview = await usageForCharges(db, charges, { kind: 'unclaimed', customerId: customer.id, from: month(2).start, to: month(2).end });
+  const preview = await usageForCharges(db, charges, { kind: 'unclaimed', customerId: customer.id, from: month(2).start, to: month(2).end }, customer.currency);
   expect(preview.map((usage) => usage.quantity)).toEqual(['1']);
   expect((await close(month(2))).totals.rv_seats.quantity).toBe('1');
   expect((await close(month(3))).totals.rv_seats.quantity).toBe('1');

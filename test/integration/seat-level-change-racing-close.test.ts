@@ -48,7 +48,7 @@ async function subscribe(name: string) {
   const close = (trx: Parameters<typeof closeUsage>[0], period: { start: Date; end: Date }) =>
     closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: period.start, periodEnd: period.end, planId: plan.id, charges });
   const preview = async (period: { start: Date; end: Date }) =>
-    Object.fromEntries((await usageForCharges(db, charges, { kind: 'unclaimed', customerId: customer.id, from: period.start, to: period.end })).map((u) => [u.metricCode, u.quantity]));
+    Object.fromEntries((await usageForCharges(db, charges, { kind: 'unclaimed', customerId: customer.id, from: period.start, to: period.end }, plan.currency)).map((u) => [u.metricCode, u.quantity]));
   const event = (id: string, type: 'race.seat' | 'race.editors', at: string, properties: Record<string, unknown>) => ({ customerId: customer.id, eventId: id, eventType: type, occurredAt: new Date(at), properties });
   return { customer, close, preview, event };
 }

@@ -54,7 +54,7 @@ test('a period closed after a stretch of the next one still reaches the stretche
   expect(february.event_count).toBe('2');
   expect(february.totals.ooo_seats.closingLevel?.level).toBe('7');
 
-  const preview = await usageForCharges(db, charges, { kind: 'unclaimed', customerId: customer.id, from: new Date('2029-03-01T00:10:00Z'), to: new Date('2029-04-01T00:00:00Z') });
+  const preview = await usageForCharges(db, charges, { kind: 'unclaimed', customerId: customer.id, from: new Date('2029-03-01T00:10:00Z'), to: new Date('2029-04-01T00:00:00Z') }, plan.currency);
   expect(preview[0].openingLevel).toBe('7');
   const rest = await close('2029-03-01T00:10:00Z', '2029-04-01T00:00:00Z');
   expect([rest.totals.ooo_seats.openingLevel, rest.totals.ooo_seats.quantity]).toEqual(['7', '7']);

@@ -15,8 +15,8 @@ const GROUP_BY = ['model', 'direction'];
 //   Mar 1   table 1: large 0.00001, large/output 0.00003, everything else 0.000002
 //   Mar 15  table 2: large 0.000008, large/output 0.000024, everything else 0.000002
 const TABLES: CostTable[] = [
-  { effectiveFrom: '2033-03-15T00:00:00.000Z', entries: [{ match: { model: 'large' }, unitCost: '0.000008' }, { match: { model: 'large', direction: 'output' }, unitCost: '0.000024' }, { match: {}, unitCost: '0.000002' }] },
-  { effectiveFrom: '2033-03-01T00:00:00.000Z', entries: [{ match: { model: 'large' }, unitCost: '0.00001' }, { match: { model: 'large', direction: 'output' }, unitCost: '0.00003' }, { match: {}, unitCost: '0.000002' }] },
+  { currency: 'USD', effectiveFrom: '2033-03-15T00:00:00.000Z', entries: [{ match: { model: 'large' }, unitCost: '0.000008' }, { match: { model: 'large', direction: 'output' }, unitCost: '0.000024' }, { match: {}, unitCost: '0.000002' }] },
+  { currency: 'USD', effectiveFrom: '2033-03-01T00:00:00.000Z', entries: [{ match: { model: 'large' }, unitCost: '0.00001' }, { match: { model: 'large', direction: 'output' }, unitCost: '0.00003' }, { match: {}, unitCost: '0.000002' }] },
 ];
 const MAR1 = '2033-03-01T00:00:00.000Z';
 const MAR15 = '2033-03-15T00:00:00.000Z';
@@ -36,22 +36,23 @@ describe('cost tables', () => {
   });
 
   it('leaves usage nothing matches uncosted (null), never at an invented price', () => {
-    const narrow = new CostTableIndex([{ effectiveFrom: MAR1, entries: [{ match: { model: 'large' }, unitCost: '0.00001' }] }], GROUP_BY);
+    const narrow = new CostTableIndex([{ currency: 'USD', effectiveFrom: MAR1, entries: [{ match: { model: 'large' }, unitCost: '0.00001' }] }], GROUP_BY);
     expect(narrow.unitCost(MAR1, { model: 'small', direction: 'input' })).toBeNull();
   });
 
   it('refuses an ambiguous table like an ambiguous charge catalog, and accepts it once the tie is settled', () => {
-    const tie: CostTable = { effectiveFrom: MAR1, entries: [{ match: { model: 'small' }, unitCost: '0.000001' }, { match: { direction: 'cached' }, unitCost: '0.0000005' }] };
+    const tie: CostTable = { currency: 'USD', effectiveFrom: MAR1, entries: [{ match: { model: 'small' }, unitCost: '0.000001' }, { match: { direction: 'cached' }, unitCost: '0.0000005' }] };
     expect(validateCostTable(tie, GROUP_BY)).toEqual([expect.stringMatching(/^ambiguous: costs\[0\] and costs\[1\] both match model=small, direction=cached equally/)]);
     expect(validateCostTable({ ...tie, entries: [...tie.entries, { match: { model: 'small', direction: 'cached' }, unitCost: '0.0000002' }] }, GROUP_BY)).toEqual([]);
   });
 
-  it('refuses unknown dimensions, repeated matches, negative or non-decimal costs and a bad instant', () => {
+  it('refuses an unknown currency, unknown dimensions, repeated matches, negative or non-decimal costs and a bad instant', () => {
     const problems = validateCostTable(
-      { effectiveFrom: 'soon', entries: [{ match: { region: 'eu', model: 'b' }, unitCost: '0.1' }, { match: { model: 'a' }, unitCost: '-1' }, { match: { model: 'a' }, unitCost: '1' }, { match: {}, unitCost: '1e-5' }] },
+      { currency: 'ZZZ', effectiveFrom: 'soon', entries: [{ match: { region: 'eu', model: 'b' }, unitCost: '0.1' }, { match: { model: 'a' }, unitCost: '-1' }, { match: { model: 'a' }, unitCost: '1' }, { match: {}, unitCost: '1e-5' }] },
       GROUP_BY,
     );
     expect(problems).toEqual([
+      'currency must be a supported ISO 4217 code',
       'effective_from must be an RFC 3339 instant',
       "costs[0].match.region is not one of the metric's group_by (model, direction)",
       'costs[1].unit_cost must be a non-negative decimal string',

@@ -639,14 +639,14 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A metric's cost tables, oldest first
+         * A metric's cost tables, by currency, oldest first
          * @description Keys: admin, app, finance.
          */
         get: operations["getV1MetricsByCodeCostTables"];
         put?: never;
         /**
          * Set a metric's unit costs from an instant on
-         * @description What one unit costs us, per combination of the metric's group_by (a match leaves a dimension out as a wildcard; `{}` matches everything; the most specific match wins), from `effective_from` until the metric's next table. Each event is costed by the table in effect at its own timestamp (cost_plus prices, the margins report). A table where two matches tie is refused (`ambiguous_cost_table`); a table is never edited: the same body again answers 200, a different one for the same instant `cost_table_exists`.
+         * @description What one unit costs us, in `currency`, per combination of the metric's group_by (a match leaves a dimension out as a wildcard; `{}` matches everything; the most specific match wins), from `effective_from` until the metric's next table in that currency (each currency is its own timeline). Only a subscription whose plan bills in that currency is costed with it; usage no table of its currency costs is uncosted. Each event is costed by the table in effect at its own timestamp (cost_plus prices, the margins report). A table where two matches tie is refused (`ambiguous_cost_table`); a table is never edited: the same body again answers 200, a different one for the same currency and instant `cost_table_exists`.
          *
          *     Keys: admin, finance.
          */
@@ -1293,6 +1293,7 @@ export interface components {
             /** Format: date-time */
             created_at: string;
             created_by: string;
+            currency: string;
             /** Format: date-time */
             effective_from: string;
             metric_code: string;
@@ -1312,6 +1313,8 @@ export interface components {
                 };
                 unit_cost: string;
             }[];
+            /** @description ISO 4217 code the unit costs are in. Only plans in this currency are costed with the table. */
+            currency: string;
             /** Format: date-time */
             effective_from: string;
         };
@@ -7187,7 +7190,9 @@ export interface operations {
     };
     getV1MetricsByCodeCostTables: {
         parameters: {
-            query?: never;
+            query?: {
+                currency?: string;
+            };
             header?: never;
             path: {
                 /** @description The metric's code. */
@@ -7349,6 +7354,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
+                 *       "currency": "USD",
                  *       "effective_from": "2026-12-15T00:00:00Z",
                  *       "costs": [
                  *         {
