@@ -26,6 +26,7 @@ import { ApiKeyAuthenticator } from './authentication';
 import { assertEveryRouteDeclared, declareRoutes, PUBLIC } from './route-declarations';
 import { idempotency, IdempotencyOptions } from './idempotency';
 import { inspectParsedInput, requireJsonBodies, translateClientErrors } from './input-guard';
+import { keepRawJson, markInexactJsonNumbers } from './exact-json-numbers';
 import { createLogger, entryLogger, Logger, LogSink } from '../logging/logger';
 import { ApiMetrics, captureErrors, healthHandlers, metricsHandler } from './observability';
 import { observeRequests } from './request-log';
@@ -98,7 +99,8 @@ export function createApp(deps: ApiDependencies): Express {
   app.use(access.middleware);
   if (limits) app.use(rateLimit(new TokenBucketLimiter(limits, deps.accessClock)));
   app.use(requireJsonBodies);
-  app.use('/v1/events', express.json({ limit: '5mb' }));
+  // Ingestion keeps the raw text: a number JSON.parse cannot read as sent is marked, and its event refused.
+  app.use('/v1/events', express.json({ limit: '5mb', verify: keepRawJson }), markInexactJsonNumbers);
   app.use(express.json({ limit: '1mb' }));
   app.use(inspectParsedInput);
   app.use(idempotency(deps.db, { ...deps.idempotency, log: entryLogger(logger) }));

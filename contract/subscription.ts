@@ -33,6 +33,11 @@ export interface SubscriptionStatusChange {
   readonly usageBlocked: boolean;
   /** The current period's end moved by a resume or a paid suspension since the row last heard: from, to (ISO instants). */
   readonly movedPeriodEnd?: { readonly from: string; readonly to: string };
+  /**
+   * Leaving `canceled` (a win-back restart): where the restarted run's usage stretch opens (ISO instant). The row
+   * keeps [its old usage end, this) as a service gap that ingestion refuses: no invoice bills it.
+   */
+  readonly serviceResumesAt?: string;
 }
 
 export interface PlanChangeRecord {

@@ -51,6 +51,17 @@ export const USAGE_EVENT_LIMITS = {
   maxIndexedValueBytes: 1_000,
 } as const;
 
+/**
+ * A JSON number of a request that a JS number cannot carry as sent: past a double's range (`1e400` became Infinity,
+ * stored as null), under it (`1e-400` became 0) or past its precision (`12345678901234567891` became
+ * 12345678901234567000, so two distinct ids counted as one). The API puts this in its place when it parses an
+ * ingestion body (api/exact-json-numbers.ts), so that validation refuses the event that holds it instead of
+ * storing another value than the one sent. `text` is the number as sent.
+ */
+export class InexactJsonNumber {
+  constructor(readonly text: string) {}
+}
+
 export interface RawUsageEvent {
   readonly id: string;
   readonly customer: string;
@@ -106,6 +117,83 @@ export function uncoveredStretches(spans: readonly BilledSpan[]): UncoveredStret
   return stretches;
 }
 
+/** A stretch inside a subscription's life in which it gave no service: from a billed end to a win-back restart. */
+export interface ServiceGap {
+  readonly from: Date;
+  readonly until: Date;
+}
+
+/**
+ * A subscription's span less its service gaps: the pieces it bills. The first piece starts at the span's start (empty
+ * when a gap starts there), so the subscription's start still counts as a start (`uncoveredStretches`); a piece is
+ * never longer than the span, whatever the gaps say.
+ */
+export function spansAroundGaps(span: BilledSpan, gaps: readonly ServiceGap[]): BilledSpan[] {
+  const pieces: BilledSpan[] = [];
+  let start = span.start;
+  for (const gap of [...gaps].sort((a, b) => a.from.getTime() - b.from.getTime())) {
+    const end = span.end !== null && span.end < gap.from ? span.end : gap.from;
+    pieces.push({ start, end });
+    if (gap.until > start) start = gap.until;
+  }
+  pieces.push({ start, end: span.end });
+  return pieces;
+}
+
+/** A stretch of a subscription's billed time under one plan version, and the event types that plan meters. */
+export interface PricedStretch {
+  readonly from: Date;
+  /** Null: it goes on. */
+  readonly until: Date | null;
+  readonly eventTypes: ReadonlySet<string>;
+}
+
+/** A subscription's billed span with the plan changes in it: what `pricedStretches` cuts. */
+export interface PlanHistory {
+  readonly start: Date;
+  readonly end: Date | null;
+  /** The plan in force now (after the last change). */
+  readonly planId: string;
+  /** Each change's instant and the plan in force before it, in time order. */
+  readonly changes: readonly { readonly at: Date; readonly oldPlanId: string }[];
+}
+
+/**
+ * A subscription's billed span cut at its plan changes, each stretch with the event types of the plan in force in
+ * it (as its usage close claims them). A span that ended before it started prices nothing.
+ */
+export function pricedStretches(history: PlanHistory, eventTypesOfPlan: (planId: string) => ReadonlySet<string>): PricedStretch[] {
+  const stretches: PricedStretch[] = [];
+  let from = history.start;
+  const cut = (until: Date | null, planId: string) => {
+    const to = until !== null && history.end !== null && history.end < until ? history.end : (until ?? history.end);
+    if (to === null || to > from) stretches.push({ from, until: to, eventTypes: eventTypesOfPlan(planId) });
+    if (to !== null && to > from) from = to;
+  };
+  for (const change of history.changes) if (change.at > from) cut(change.at, change.oldPlanId);
+  cut(null, history.planId);
+  return stretches;
+}
+
+/**
+ * An event of a type some subscription of the customer prices, stamped where none of them prices it: refused with the
+ * code of where it falls (before the first stretch that prices it, after the last, or between two), since no usage
+ * close would claim it. A type none of them prices is stored as before: it bills nothing, whenever stamped.
+ */
+function unpricedAtItsTimeRejection(eventType: string, occurredAt: Date, stretches: readonly PricedStretch[] | undefined): EventValidation | undefined {
+  const pricing = (stretches ?? []).filter((stretch) => stretch.eventTypes.has(eventType));
+  const at = occurredAt.getTime();
+  if (pricing.length === 0 || pricing.some(({ from, until }) => at >= from.getTime() && (until === null || at < until.getTime()))) return undefined;
+  const next = pricing.filter(({ from }) => from.getTime() > at).sort((a, b) => a.from.getTime() - b.from.getTime())[0];
+  const lastEnd = pricing.flatMap(({ until }) => (until !== null && until.getTime() <= at ? [until] : [])).sort((a, b) => b.getTime() - a.getTime())[0];
+  const why = `no subscription of the customer prices events of type ${eventType} at this time, so no period could bill it`;
+  if (next && lastEnd) {
+    return { ok: false, code: 'timestamp_between_subscriptions', detail: `${why} (priced until ${lastEnd.toISOString()} and again from ${next.from.toISOString()})` };
+  }
+  if (next) return { ok: false, code: 'timestamp_before_subscription', detail: `${why} (priced from ${next.from.toISOString()})` };
+  return { ok: false, code: 'timestamp_after_subscription_end', detail: `${why} (priced until ${lastEnd!.toISOString()})` };
+}
+
 export interface EventValidationContext {
   readonly now: Date;
   /** How far ahead of `now` a timestamp may be (clock skew). */
@@ -123,6 +211,14 @@ export interface EventValidationContext {
    * has ended or is ending. Usage stamped there would never be billed. Absent for a customer with none.
    */
   readonly uncoveredByCustomerId?: ReadonlyMap<string, readonly UncoveredStretch[]>;
+  /**
+   * For customers with several subscriptions or a plan change (store/usage.ts `pricedStretchesOf`): which event types
+   * each stretch of each subscription's time prices, by the plan in force then. A usage close claims only the event
+   * types its plan meters, so an event of a type one of them prices, stamped where none prices it (before the
+   * subscription that prices it starts, after it ends, under a plan that does not meter it), would never be billed.
+   * Absent for everyone else: their one plan prices a type over the whole span or never.
+   */
+  readonly pricedStretchesByCustomerId?: ReadonlyMap<string, readonly PricedStretch[]>;
   readonly metricsByEventType: ReadonlyMap<string, readonly MetricRequirement[]>;
 }
 
@@ -244,7 +340,7 @@ function timestampRejection(occurredAt: Date, customerId: string, context: Event
     return {
       ok: false,
       code: 'timestamp_between_subscriptions',
-      detail: `timestamp is after a subscription's end (${uncovered.from.toISOString()}) and before the customer's next subscription starts (${uncovered.until.toISOString()}); no period could bill it`,
+      detail: `timestamp is after a subscription's end (${uncovered.from.toISOString()}) and before the customer's next subscription starts or a won-back one restarts (${uncovered.until.toISOString()}); no period could bill it`,
     };
   }
   return undefined;
@@ -272,6 +368,34 @@ function propertyRejection(metric: MetricRequirement, value: unknown): EventVali
   return undefined;
 }
 
+/** The first property holding (at any depth) a number JSON parsing could not keep as sent, with that number. */
+function inexactNumberIn(properties: Record<string, unknown>): { property: string; text: string } | undefined {
+  for (const [property, value] of Object.entries(properties)) {
+    const stack: unknown[] = [value];
+    while (stack.length) {
+      const item = stack.pop();
+      if (item instanceof InexactJsonNumber) return { property, text: item.text };
+      if (item !== null && typeof item === 'object') stack.push(...Object.values(item));
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A number that would be stored as another value (null, 0, a rounded one) is refused wherever it is, read by a
+ * metric or not: a metric created later reads the stored events too, and what is stored must be what was sent.
+ */
+function inexactNumberRejection(properties: Record<string, unknown>): EventValidation | undefined {
+  const inexact = inexactNumberIn(properties);
+  if (!inexact) return undefined;
+  return {
+    ok: false,
+    code: 'value_out_of_range',
+    property: inexact.property,
+    detail: `property "${inexact.property}" holds the JSON number ${inexact.text.length > 40 ? `${inexact.text.slice(0, 40)}...` : inexact.text}, which cannot be read exactly (beyond a double's range or precision); send it as a string, or a decimal string with at most ${USAGE_EVENT_LIMITS.maxValueIntegerDigits} digits before the point and ${USAGE_EVENT_LIMITS.maxValueFractionDigits} after for a numeric metric`,
+  };
+}
+
 export function validateUsageEvent(event: RawUsageEvent, context: EventValidationContext): EventValidation {
   const customerId = context.customerIdByExternalId.get(event.customer);
   if (!customerId) return { ok: false, code: 'unknown_customer', detail: `no customer with external id ${event.customer}` };
@@ -280,7 +404,11 @@ export function validateUsageEvent(event: RawUsageEvent, context: EventValidatio
   if (!occurredAt) {
     return { ok: false, code: 'invalid_timestamp', detail: 'timestamp must be a real date and time in RFC 3339 with a zone, e.g. 2027-01-31T12:00:00Z' };
   }
-  const rejection = sizeRejection(event.properties) ?? timestampRejection(occurredAt, customerId, context);
+  const rejection =
+    inexactNumberRejection(event.properties) ??
+    sizeRejection(event.properties) ??
+    timestampRejection(occurredAt, customerId, context) ??
+    unpricedAtItsTimeRejection(event.type, occurredAt, context.pricedStretchesByCustomerId?.get(customerId));
   if (rejection) return rejection;
 
   // Only metrics whose filters select this event constrain its properties (and only they fold it into totals).

@@ -53,7 +53,10 @@ import * as m0620 from './0620_add_subscriptions_usage_ends_at';
 import * as m0630 from './0630_add_plan_changes_period';
 import * as m0640 from './0640_refunds_one_per_credit_and_refunded_invoice';
 import * as m0650 from './0650_key_usage_rollups_by_digest';
+import * as m0660 from './0660_add_subscriptions_service_gaps';
+import * as m0661 from './0661_backfill_subscriptions_service_gaps';
 import * as m0700 from './0700_add_metric_cost_tables_currency';
+import * as m0710 from './0710_add_subscriptions_usage_blocked_since';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -119,7 +122,10 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0630_add_plan_changes_period', m0630],
   ['0640_refunds_one_per_credit_and_refunded_invoice', m0640],
   ['0650_key_usage_rollups_by_digest', m0650],
+  ['0660_add_subscriptions_service_gaps', m0660],
+  ['0661_backfill_subscriptions_service_gaps', m0661],
   ['0700_add_metric_cost_tables_currency', m0700],
+  ['0710_add_subscriptions_usage_blocked_since', m0710],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -20,6 +20,8 @@ export interface SubscriptionRow {
   usage_blocked: boolean;
   /** Where its billable usage stops, once its workflow decided an end (migration 0620); null otherwise. */
   usage_ends_at: Date | null;
+  /** Stretches it gave no service in, from an end to a win-back restart (migration 0660), as Postgres prints a tstzmultirange. */
+  service_gaps: string;
   created_at: Date;
   updated_at: Date;
 }
@@ -130,6 +132,8 @@ export interface SubscriptionStatusRecord {
   readonly trialEnd: string | null;
   readonly usageBlocked: boolean;
   readonly movedPeriodEnd?: { readonly from: string; readonly to: string };
+  /** Leaving `canceled` (a win-back restart): where the restarted run bills from (contract/subscription.ts). */
+  readonly serviceResumesAt?: string;
 }
 
 /** The status shown over the one the subscription stands in while a billing step waits for ops (workflows/subscription/attention.ts). */
@@ -139,6 +143,16 @@ const NEEDS_ATTENTION = 'needs_attention';
 function standingColumns(trx: Knex.Transaction, change: SubscriptionStatusRecord): Record<string, unknown> {
   return {
     usage_blocked: change.usageBlocked,
+    // Ingestion judges a block by the event's time (store/usage.ts usageAcceptance): from the block's start while it
+    // lasts (a change that keeps it, suspended -> paused, keeps its start), then as a stretch kept for late events.
+    // Every right-hand side reads the row before this update.
+    usage_blocked_since: trx.raw('CASE WHEN ?::boolean THEN CASE WHEN usage_blocked THEN usage_blocked_since ELSE ?::timestamptz END END', [change.usageBlocked, change.at]),
+    usage_blocked_stretches: trx.raw(
+      `CASE WHEN usage_blocked AND NOT ?::boolean AND usage_blocked_since < ?::timestamptz
+            THEN usage_blocked_stretches + tstzmultirange(tstzrange(usage_blocked_since, ?::timestamptz))
+            ELSE usage_blocked_stretches END`,
+      [change.usageBlocked, change.at, change.at],
+    ),
     // Back to `canceled` from needs_attention (a charge after the end needed ops) keeps when and why it was canceled:
     // the change's own time and reason are the retry's ("charge_invoice succeeded on retry"). Any other status clears
     // them, so a win-back restart canceled again later records that cancellation.
@@ -148,7 +162,9 @@ function standingColumns(trx: Knex.Transaction, change: SubscriptionStatusRecord
           cancel_reason: trx.raw('CASE WHEN canceled_at IS NULL THEN ?::text ELSE cancel_reason END', [change.reason]),
         }
       : { canceled_at: null, cancel_reason: null }),
-    // Leaving `canceled` is a win-back restart: its usage is billed again, so the recorded end no longer holds.
+    // Leaving `canceled` is a win-back restart: its usage is billed again, so the recorded end no longer holds. The
+    // stretch from that end to where the restart bills from was billed by no invoice: it is kept as a service gap.
+    ...(change.status !== 'canceled' && change.serviceResumesAt ? { service_gaps: serviceGapAdded(trx, change.serviceResumesAt) } : {}),
     // Leaving `pending_cancellation` for a status other than these two (past_due, suspended: an invoice of the period
     // in dunning) leaves the cancellation pending: paid, it ends the subscription at that period's end all the same
     // (workflows/subscription/collection.ts `statusWhenPaid`). Ingestion read that end from the status alone, so usage
@@ -167,6 +183,21 @@ function standingColumns(trx: Knex.Transaction, change: SubscriptionStatusRecord
 }
 
 /**
+ * The row's service gaps plus [its usage end, `resumesAt`) when it leaves `canceled` (read before the update, as
+ * every right-hand side is): the end ingestion refused from while canceled (`usageEndSql`), so the gap starts where
+ * the last invoice's usage stopped. Nothing when the row was not canceled (a status change recorded again) or the
+ * restart is not after the end (tstzrange refuses a reversed range).
+ */
+function serviceGapAdded(trx: Knex.Transaction, resumesAt: string): Knex.Raw {
+  return trx.raw(
+    `CASE WHEN status = 'canceled' AND ${usageEndSql('subscriptions')} < ?::timestamptz
+          THEN service_gaps + tstzmultirange(tstzrange(${usageEndSql('subscriptions')}, ?::timestamptz))
+          ELSE service_gaps END`,
+    [resumesAt, resumesAt],
+  );
+}
+
+/**
  * needs_attention overlays the standing status, which the workflow returns to when the step succeeds; meanwhile what
  * ingestion reads from that status must hold. Written as a status of its own, it unblocked a suspended (or paused,
  * rejecting) subscription's usage and, over `pending_cancellation` or `canceled`, dropped the usage end that those
@@ -178,6 +209,7 @@ function standingColumns(trx: Knex.Transaction, change: SubscriptionStatusRecord
 function standingKeptWhileNeedsAttention(trx: Knex.Transaction, change: SubscriptionStatusRecord): Record<string, unknown> {
   return {
     usage_blocked: trx.raw('usage_blocked OR ?::boolean', [change.usageBlocked]),
+    usage_blocked_since: trx.raw('CASE WHEN usage_blocked THEN usage_blocked_since WHEN ?::boolean THEN ?::timestamptz END', [change.usageBlocked, change.at]),
     usage_ends_at: trx.raw(usageEndSql('subscriptions')),
   };
 }

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { BilledSpan, uncoveredStretches, type UncoveredStretch } from '../domain/usage-events';
+import { BilledSpan, pricedStretches, spansAroundGaps, uncoveredStretches, type PricedStretch, type ServiceGap, type UncoveredStretch } from '../domain/usage-events';
 import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import type { UsageGroup } from '../domain/dimensions';
@@ -439,6 +439,13 @@ async function refreshCarriedLevels(trx: Knex.Transaction, closeId: string): Pro
   }
 }
 
+/** The event types a plan's usage charges meter (what meteredMetricsOf finds, and a usage close claims), as SQL. */
+const PLAN_EVENT_TYPES_SQL = (planId: string): string => `SELECT m.event_type
+    FROM plans p
+    CROSS JOIN LATERAL jsonb_array_elements(p.charges) ch
+    JOIN billable_metrics m ON m.code = ch ->> 'metricCode'
+   WHERE p.id = ${planId} AND ch -> 'price' ->> 'model' IS DISTINCT FROM 'flat'`;
+
 export interface LateUsageEvent {
   event_id: string;
   event_type: string;
@@ -464,6 +471,18 @@ export async function listLateUsage(db: Knex, subscriptionId: string, customerId
     .whereNull('reversed_by_event_id') // reversed before it was billed: nothing pending (lateEventIds leaves it too)
     .andWhere('occurred_at', '>=', span.from)
     .andWhere('occurred_at', '<', span.to)
+    // A service gap (from a billed end to a win-back restart) lies between closures: no re-rating bills what was
+    // stored there before ingestion refused it, so it is not pending either.
+    .whereNotExists(db('subscriptions as s').where('s.id', subscriptionId).whereRaw('s.service_gaps @> usage_events.occurred_at').select(db.raw('1')))
+    // Pending only where a re-rating would bill it (lateEventIds takes the closure plan's event types, in its period):
+    // an event of a type that closure's plan does not meter (of another subscription's plan, or of none) is not.
+    .whereExists(
+      db('usage_period_closures as c')
+        .where('c.subscription_id', subscriptionId)
+        .whereRaw('usage_events.occurred_at >= c.period_start AND usage_events.occurred_at < c.period_end')
+        .whereRaw(`(c.plan_id IS NULL OR usage_events.event_type IN (${PLAN_EVENT_TYPES_SQL('c.plan_id')}))`)
+        .select(db.raw('1')),
+    )
     .orderBy('occurred_at')
     .limit(limit)
     .select('event_id', 'event_type', 'occurred_at', 'received_at', 'properties');
@@ -474,14 +493,28 @@ export type UsageRefusal = 'usage_blocked' | 'usage_cap_reached';
 /** What ingestion must know of the customers' subscriptions before it stores their usage: one query. */
 export interface UsageAcceptance {
   /**
-   * Customers whose usage is refused now: a subscription paused (under the reject policy) or suspended, or past its
-   * plan's hard cap for the current period. Both are rare, and partial indexes keep this lookup small.
+   * Customers whose usage is refused now: a subscription past its plan's hard cap for the current period
+   * (`usage_cap_reached`). Rare, and a partial index keeps this lookup small.
    */
   readonly refusals: Map<string, UsageRefusal>;
   /**
+   * For each customer, the stretches in which a subscription of theirs was paused (under the reject policy) or
+   * suspended: the current block from its start on (`until` null), and past ones. Usage stamped there is refused
+   * (`usage_blocked`) whenever it arrives; usage stamped outside is not. Judged by arrival, last week's usage sent
+   * after a suspension began was refused although its period bills it (lost), and usage of a pause sent after the
+   * resume was billed. A block recorded before its start was kept (migration 0710) refuses every instant.
+   */
+  readonly blocks: Map<string, UncoveredStretch[]>;
+  /**
+   * Customers with several subscriptions or a plan change: only for them can an event's type be priced at one time
+   * and not at another, so only they need `pricedStretchesOf` (the usual customer costs no further query).
+   */
+  readonly severalPlans: Set<string>;
+  /**
    * For each customer, the stretches after their first subscription's start that no subscription bills: from an end
-   * to the next subscription's start, and from the last end on (`until` null) once every subscription has ended or
-   * is ending. Usage stamped there could never be billed, so ingestion refuses it. Customers with none are absent.
+   * to the next subscription's start or to a win-back restart of the same one (its service gaps), and from the last
+   * end on (`until` null) once every subscription has ended or is ending. Usage stamped there could never be billed,
+   * so ingestion refuses it. Customers with none are absent.
    */
   readonly uncovered: Map<string, UncoveredStretch[]>;
 }
@@ -499,22 +532,42 @@ export const usageEndSql = (row: string): string => `CASE WHEN ${row}.usage_ends
                        END`;
 const USAGE_END_SQL = usageEndSql('s');
 
+/**
+ * A subscription's service gaps (migration 0660: from a billed end to a win-back restart) as JSON, null when it has
+ * none: the usual row pays only the emptiness test.
+ */
+const SERVICE_GAPS_SQL = `CASE WHEN NOT isempty(s.service_gaps)
+                            THEN (SELECT json_agg(json_build_array(lower(g), upper(g))) FROM unnest(s.service_gaps) g)
+                       END`;
+
+/** One gap as the JSON above holds it: [from, until] as ISO instants. */
+type ServiceGapRow = [string, string];
+
+function serviceGapOf([from, until]: ServiceGapRow): ServiceGap {
+  return { from: new Date(from), until: new Date(until) };
+}
+
 export async function usageAcceptance(db: Knex, customerIds: readonly string[], now: Date): Promise<UsageAcceptance> {
-  if (customerIds.length === 0) return { refusals: new Map(), uncovered: new Map() };
-  const result = await db.raw<{ rows: { customer_id: string; blocked: boolean; capped: boolean; starts_at: Date; ends_at: Date | null }[] }>(
-    `SELECT s.customer_id, s.usage_blocked AS blocked, coalesce(s.usage_capped_until > ?, false) AS capped,
-            s.start_at AS starts_at, ${USAGE_END_SQL} AS ends_at
+  if (customerIds.length === 0) return { refusals: new Map(), blocks: new Map(), severalPlans: new Set(), uncovered: new Map() };
+  const result = await db.raw<{ rows: { customer_id: string; blocked: boolean; blocked_since: Date | null; past_blocks: [string, string][] | null; plan_changed: boolean; capped: boolean; starts_at: Date; ends_at: Date | null; gaps: ServiceGapRow[] | null }[] }>(
+    `SELECT s.customer_id, s.usage_blocked AS blocked, s.usage_blocked_since AS blocked_since, ${PAST_BLOCKS_SQL} AS past_blocks,
+            EXISTS (SELECT 1 FROM plan_changes pc WHERE pc.subscription_id = s.id) AS plan_changed, coalesce(s.usage_capped_until > ?, false) AS capped,
+            s.start_at AS starts_at, ${USAGE_END_SQL} AS ends_at, ${SERVICE_GAPS_SQL} AS gaps
        FROM subscriptions s
       WHERE s.customer_id = ANY(?::uuid[])`,
     [now, [...new Set(customerIds)]],
   );
   const refusals = new Map<string, UsageRefusal>();
+  const blocks = new Map<string, UncoveredStretch[]>();
+  const severalPlans = new Set<string>();
   const spansByCustomer = new Map<string, BilledSpan[]>();
   for (const row of result.rows) {
-    if (row.blocked) refusals.set(row.customer_id, 'usage_blocked');
-    else if (row.capped && !refusals.has(row.customer_id)) refusals.set(row.customer_id, 'usage_cap_reached');
+    const rowBlocks = [...(row.past_blocks ?? []).map(([from, until]) => ({ from: new Date(from), until: new Date(until) })), ...(row.blocked ? [{ from: row.blocked_since ?? EARLIEST_INSTANT, until: null }] : [])];
+    if (rowBlocks.length) blocks.set(row.customer_id, [...(blocks.get(row.customer_id) ?? []), ...rowBlocks]);
+    if (row.capped) refusals.set(row.customer_id, 'usage_cap_reached');
+    if (row.plan_changed || spansByCustomer.has(row.customer_id)) severalPlans.add(row.customer_id);
     const spans = spansByCustomer.get(row.customer_id) ?? [];
-    spans.push({ start: row.starts_at, end: row.ends_at });
+    spans.push(...spansAroundGaps({ start: row.starts_at, end: row.ends_at }, (row.gaps ?? []).map(serviceGapOf)));
     spansByCustomer.set(row.customer_id, spans);
   }
   const uncovered = new Map<string, UncoveredStretch[]>();
@@ -522,5 +575,62 @@ export async function usageAcceptance(db: Knex, customerIds: readonly string[], 
     const stretches = uncoveredStretches(spans);
     if (stretches.length) uncovered.set(customerId, stretches);
   }
-  return { refusals, uncovered };
+  return { refusals, blocks, severalPlans, uncovered };
+}
+
+/**
+ * For each customer with several subscriptions or a plan change, the stretches of their subscriptions' billed time
+ * and the event types each prices (domain/usage-events.ts `pricedStretches`): ingestion refuses an event of a type
+ * one of them prices, stamped where none does, which no usage close would claim (a close claims only its plan's
+ * event types, in its own period). Everyone else is absent: one plan over one span prices a type everywhere or
+ * nowhere. Asked only for customers `usageAcceptance` finds with several plans: two queries.
+ */
+export async function pricedStretchesOf(db: Knex, customerIds: readonly string[]): Promise<Map<string, PricedStretch[]>> {
+  const byCustomer = new Map<string, PricedStretch[]>();
+  if (customerIds.length === 0) return byCustomer;
+  const result = await db.raw<{ rows: { customer_id: string; plan_id: string; starts_at: Date; ends_at: Date | null; changes: [string, string][] }[] }>(
+    `WITH subs AS (
+       SELECT s.customer_id, s.plan_id, s.start_at AS starts_at, ${USAGE_END_SQL} AS ends_at,
+              (SELECT json_agg(json_build_array(pc.change_at, pc.old_plan_id) ORDER BY pc.change_at) FROM plan_changes pc WHERE pc.subscription_id = s.id) AS changes,
+              count(*) OVER (PARTITION BY s.customer_id) AS siblings
+         FROM subscriptions s
+        WHERE s.customer_id = ANY(?::uuid[])
+     )
+     SELECT customer_id, plan_id, starts_at, ends_at, coalesce(changes, '[]') AS changes
+       FROM subs
+      WHERE customer_id IN (SELECT customer_id FROM subs WHERE siblings > 1 OR changes IS NOT NULL)`,
+    [[...new Set(customerIds)]],
+  );
+  if (result.rows.length === 0) return byCustomer;
+  const planIds = new Set(result.rows.flatMap((row) => [row.plan_id, ...row.changes.map(([, oldPlanId]) => oldPlanId)]));
+  const types = await db.raw<{ rows: { plan_id: string; event_types: string[] }[] }>(
+    `SELECT p.id AS plan_id, coalesce(array_agg(DISTINCT m.event_type) FILTER (WHERE m.event_type IS NOT NULL), '{}') AS event_types
+       FROM plans p
+       LEFT JOIN LATERAL jsonb_array_elements(p.charges) c ON c -> 'price' ->> 'model' IS DISTINCT FROM 'flat' -- what usageCharges meters
+       LEFT JOIN billable_metrics m ON m.code = c ->> 'metricCode'
+      WHERE p.id = ANY(?::uuid[])
+      GROUP BY p.id`,
+    [[...planIds]],
+  );
+  const eventTypesByPlan = new Map(types.rows.map((row) => [row.plan_id, new Set(row.event_types)]));
+  const none = new Set<string>();
+  for (const row of result.rows) {
+    const history = { start: row.starts_at, end: row.ends_at, planId: row.plan_id, changes: row.changes.map(([at, oldPlanId]) => ({ at: new Date(at), oldPlanId })) };
+    const stretches = pricedStretches(history, (planId) => eventTypesByPlan.get(planId) ?? none);
+    byCustomer.set(row.customer_id, [...(byCustomer.get(row.customer_id) ?? []), ...stretches]);
+  }
+  return byCustomer;
+}
+
+/** The earliest instant a Date holds: a block whose start was not recorded refuses usage of any time. */
+const EARLIEST_INSTANT = new Date(-8.64e15);
+
+/** A subscription's past usage blocks (migration 0710) as JSON [from, until] pairs, null when it has none. */
+const PAST_BLOCKS_SQL = `CASE WHEN NOT isempty(s.usage_blocked_stretches)
+                           THEN (SELECT json_agg(json_build_array(lower(b), upper(b))) FROM unnest(s.usage_blocked_stretches) b)
+                      END`;
+
+/** The block of `blocks` that holds the instant `at`, if any. */
+export function blockAt(blocks: readonly UncoveredStretch[] | undefined, at: Date): UncoveredStretch | undefined {
+  return blocks?.find(({ from, until }) => at >= from && (until === null || at < until));
 }

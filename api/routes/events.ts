@@ -7,7 +7,7 @@ import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
 import { judgeReversal } from '../../domain/reversals';
 import { disputeWindows, insertReversalEvents, NewReversalEvent, reversalTargets } from '../../store/reversals';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
-import { compareWithStoredEvents, insertUsageEvents, NewUsageEvent, ResentUsageEvent, usageAcceptance } from '../../store/usage';
+import { blockAt, compareWithStoredEvents, insertUsageEvents, pricedStretchesOf, NewUsageEvent, ResentUsageEvent, usageAcceptance } from '../../store/usage';
 import { hardLimitsOf, insertUsageEventsWithinLimits } from '../../store/entitlements';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
@@ -65,18 +65,21 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     // Independent reads: one round trip's wait instead of three in a row on every ingestion request.
     // First starts come from a cache that may be stale only towards later starts: it can wrongly refuse, never
     // wrongly accept, so a refusal for a pre-start timestamp is confirmed against Postgres below.
-    const [firstSubscriptionStartByCustomerId, metrics, { refusals, uncovered: uncoveredByCustomerId }, hardLimits] = await Promise.all([
+    const [firstSubscriptionStartByCustomerId, metrics, { refusals, blocks, severalPlans, uncovered: uncoveredByCustomerId }, hardLimits] = await Promise.all([
       deps.customers.cachedFirstStarts(customerIds),
       deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type))),
       usageAcceptance(deps.db, customerIds, now),
       hardLimitsOf(deps.db, customerIds),
     ]);
+    // Which types each subscription prices when: asked only for customers whose several plans may differ in time.
+    const pricedStretchesByCustomerId = await pricedStretchesOf(deps.db, [...severalPlans]);
     const context: EventValidationContext = {
       now,
       maxFutureMs: MAX_FUTURE_MS,
       customerIdByExternalId,
       firstSubscriptionStartByCustomerId,
       uncoveredByCustomerId,
+      pricedStretchesByCustomerId,
       metricsByEventType: toRequirements(metrics),
     };
     const unpriced = await unpricedUsageCheck(deps.db, metrics, customerIds, now);
@@ -84,7 +87,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     // A reversal carries no usage of its own: its metric properties are not required, and it may come after the
     // subscription ended (its credit is a credit note then).
     const judge = (event: RawUsageEvent & { reverses?: string }, judged: EventValidationContext) =>
-      validateUsageEvent(event, event.reverses !== undefined ? { ...judged, metricsByEventType: new Map(), uncoveredByCustomerId: new Map() } : judged);
+      validateUsageEvent(event, event.reverses !== undefined ? { ...judged, metricsByEventType: new Map(), uncoveredByCustomerId: new Map(), pricedStretchesByCustomerId: new Map() } : judged);
     const verdicts = shaped.map(({ event }) => judge(event, context));
     const beforeCachedStart = verdicts.flatMap((verdict, i) => (!verdict.ok && verdict.code === 'timestamp_before_subscription' ? [i] : []));
     if (beforeCachedStart.length) {
@@ -116,7 +119,10 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
         }
         continue;
       }
-      const blocked = verdict.ok ? refusals.get(verdict.customerId) : undefined;
+      // A block is judged by the event's time, not the request's: usage stamped before a suspension began is billed
+      // by its period, usage stamped during a pause that refuses usage is refused after the resume too.
+      const block = verdict.ok ? blockAt(blocks.get(verdict.customerId), verdict.occurredAt) : undefined;
+      const blocked = !verdict.ok ? undefined : block ? 'usage_blocked' : refusals.get(verdict.customerId);
       // Past the hard cap only what could add spend is refused: a correction only lowers it, and refused now it
       // could only come back as late usage, the customer billed meanwhile for the usage it takes back.
       const capped = blocked === 'usage_cap_reached' && onlyLowersUsage(event, metrics) ? undefined : blocked;
@@ -127,7 +133,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       } else if (typeof refusal === 'object') {
         rejections.push({ index, code: 'no_matching_price', path: `events.${index}.properties`, message: refusal.detail });
       } else if (refusal) {
-        const detail = refusal === 'usage_blocked' ? 'the subscription is paused or suspended' : "the plan's usage cap for this period is reached";
+        const detail = refusal === 'usage_blocked' ? "the subscription is paused or suspended at the event's time (usage is refused then)" : "the plan's usage cap for this period is reached";
         rejections.push({ index, code: refusal, path: `events.${index}`, message: detail });
       } else if (!verdict.ok) {
         const path = verdict.property === undefined ? `events.${index}` : `events.${index}.properties.${verdict.property}`;

@@ -4,6 +4,9 @@
  * at the restart). Usage stamped in that gap must be refused at ingestion, as it was before the restart
  * (`timestamp_after_subscription_end`), not accepted and left unbilled for good.
  *
+ * The code is the one of a stretch between two subscriptions (`timestamp_between_subscriptions`): the usage end
+ * before it and the restart after it are both known, as between an ended subscription and a later one.
+ *
  * Before, leaving `canceled` cleared the row's cancellation time and usage end, so the subscription's billed span
  * became [first start, open) again: an event stamped in the gap, sent after the restart, was answered `accepted`,
  * claimed by no usage close, and billed by no invoice (listed as late usage with no period to re-rate).
@@ -38,9 +41,8 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-// Known, left `test.failing` (answered `accepted`, billed by nothing): the fix needs the row to remember the gap (its
-// start, the old usage end, and the restart's anchor) and ingestion to refuse inside it. Make it `test(` with that fix.
-test.failing('usage stamped between a cancellation now and the win-back restart is refused, not accepted and never billed', async () => {
+// The row keeps [old usage end, restart anchor) in its service gaps (migration 0660); ingestion refuses inside it.
+test('usage stamped between a cancellation now and the win-back restart is refused, not accepted and never billed', async () => {
   // Timeline (2031): Jan 1 15.00 a month + 0.01 a token; Jan 5 cancel now -> canceled (closing invoice);
   //   Feb 4 win-back offer (P7D); Feb 5 accepted -> restarted, new period [Feb 5, Mar 5);
   //   Feb 6 events sent: one stamped Jan 20 (the gap: refused), one Feb 6 (accepted, billed on the Mar 5 invoice).

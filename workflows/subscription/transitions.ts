@@ -15,6 +15,8 @@ import { note, nowIso, patchTaken, periodOf, standingStatus, SubscriptionRun } f
 /** Moves to a new status: Postgres first (the API reads it), then the search attributes ops filter on. */
 export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatus, reason?: string): Promise<void> {
   if (next === run.status) return;
+  // Out of `canceled` only by a win-back restart: the row learns where the service resumes, to remember the gap.
+  const resumes = run.status === 'canceled' && next !== 'needs_attention' ? { serviceResumesAt: run.usageOpenSince.toISOString() } : {};
   run.status = next;
   // A resume (or a paid suspension) moved the period's end: the row learns it with the status, so that ingestion's
   // limits and cap, the usage views and the janitor judge the period by the end the workflow bills it to.
@@ -33,6 +35,7 @@ export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatu
       trialEnd: run.trialEnd?.toISOString() ?? null,
       usageBlocked: next === 'suspended' || (next === 'paused' && run.plan.usageWhilePaused === 'reject'),
       ...(moved ? { movedPeriodEnd: moved } : {}),
+      ...resumes,
     }),
   );
   upsertSearchAttributes([
