@@ -375,17 +375,18 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   // --- Subscriptions ---
   'POST /v1/subscriptions': {
     summary: 'Subscribe a customer to a plan',
-    description: 'Starts the subscription workflow. With an Idempotency-Key the subscription id comes from the request, so a repeat finds the one it created.',
+    description:
+      'Starts the subscription workflow. With an Idempotency-Key the subscription id comes from the request, so a repeat finds the one it created. Refused with `metered_usage_overlap` (naming `conflicting_subscription_id` and `event_types`) when another subscription of the customer prices one of the plan\'s event types over an overlapping stretch: a customer\'s usage of an event type is billed by at most one subscription at a time.',
     tag: 'Subscriptions',
     body: createSubscriptionBody,
     bodyExample: { customer_id: '0a7e9c1d-2b3f-4a5e-8c6d-7e8f9a0b1c2d', plan_code: 'starter' },
     responses: created('The subscription.', subscriptionResponse, subscriptionExample),
-    problems: ['customer_not_found', 'plan_not_found', 'currency_mismatch', 'workflow_unavailable', 'temporal_unavailable'],
+    problems: ['customer_not_found', 'plan_not_found', 'currency_mismatch', 'metered_usage_overlap', 'workflow_unavailable', 'temporal_unavailable'],
   },
   'POST /v1/subscriptions/import': {
     summary: 'Import subscriptions running in another system',
     description:
-      'Up to 1,000 rows, each with its billing anchor and the current period start the other system already invoiced; the next invoice comes at that period\'s end. Idempotent per external id: a rerun reports `existing` and creates nothing. Each row is answered on its own (`created`, `existing` or `rejected` with a problem code); `npm run import` sends a CSV file through the same code.',
+      'Up to 1,000 rows, each with its billing anchor and the current period start the other system already invoiced; the next invoice comes at that period\'s end. Idempotent per external id: a rerun reports `existing` and creates nothing. Each row is answered on its own (`created`, `existing` or `rejected` with a problem code, `metered_usage_overlap` for a row pricing an event type another subscription of its customer, stored or an earlier row, prices from its current period on); `npm run import` sends a CSV file through the same code.',
     tag: 'Subscriptions',
     body: importSubscriptionsDocumentedBody,
     bodyExample: {
@@ -421,13 +422,13 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   },
   'POST /v1/subscriptions/:id/plan-change': {
     summary: 'Change the plan',
-    description: '`immediate` prorates and issues a proration invoice; `period_end` schedules the change.',
+    description: '`immediate` prorates and issues a proration invoice; `period_end` schedules the change. Refused with `metered_usage_overlap` when another subscription of the customer prices one of the new plan\'s event types from then on.',
     tag: 'Subscription lifecycle',
     params: subscriptionId,
     body: planChangeBody,
     bodyExample: { plan_code: 'pro', effective: 'immediate' },
     responses: ok('What will happen, and the proration invoice of an immediate change.', planChangeResponse),
-    problems: [...WORKFLOW_STATE_PROBLEMS, 'plan_not_found', 'currency_mismatch', 'same_plan', 'interval_change_needs_period_end', 'retention_offer_pending'],
+    problems: [...WORKFLOW_STATE_PROBLEMS, 'plan_not_found', 'currency_mismatch', 'same_plan', 'interval_change_needs_period_end', 'retention_offer_pending', 'metered_usage_overlap'],
   },
   'DELETE /v1/subscriptions/:id/scheduled-change': {
     summary: 'Withdraw a scheduled plan change',
@@ -476,7 +477,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     body: emptyBody,
     bodyRequired: false,
     responses: ok('The new status.', subscriptionStatusResponse),
-    problems: [...WORKFLOW_STATE_PROBLEMS, 'no_win_back_offer'],
+    problems: [...WORKFLOW_STATE_PROBLEMS, 'no_win_back_offer', 'metered_usage_overlap'],
   },
 
   // --- Invoices, refunds, re-rating ---

@@ -16,6 +16,8 @@ import { TemporalDeadlinePassed } from './temporal-deadline';
 const STATUS_BY_CODE = {
   // Subscription lifecycle: rejections by the workflow's update validators (their message is the code).
   subscription_not_active: 409,
+  // two of a customer's subscriptions would price one event type at once (store/metered-overlaps.ts)
+  metered_usage_overlap: 409,
   same_plan: 409,
   no_scheduled_change: 409,
   retention_offer_pending: 409,
@@ -128,6 +130,8 @@ export class ApiProblem extends Error {
     readonly code: ProblemCode,
     readonly detail: string,
     readonly errors?: readonly FieldError[],
+    /** RFC 9457 extension members that name what the problem is about (snake_case, JSON values). */
+    readonly extensions?: Readonly<Record<string, unknown>>,
   ) {
     super(detail);
     this.name = 'ApiProblem';
@@ -154,6 +158,7 @@ const RETRY_AFTER_SECONDS: Partial<Record<ProblemCode, number>> = {
 /** The RFC 9457 document of a problem. */
 function problemDocument(problem: ApiProblem): Record<string, unknown> {
   return {
+    ...problem.extensions, // first: never over the standard members
     type: `https://meterloop.dev/problems/${problem.code}`,
     title: problem.code.replace(/_/g, ' '),
     status: problem.status,

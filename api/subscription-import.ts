@@ -31,7 +31,10 @@ import {
 import { CarriedState, SUBSCRIPTION_WORKFLOW_TYPE, subscriptionWorkflowId, SubscriptionWorkflowInput } from '../workflows/definitions';
 import { subscriptionStartOptions } from './subscription-start';
 import { uuidFromRequestId } from './idempotency';
-import type { ProblemCode } from './problem';
+import type { ApiProblem, ProblemCode } from './problem';
+import { meteredOverlapProblem } from './metered-overlap';
+import { lockCustomersForMeteredCheck, meteredOverlapsOfEach, pricedEventTypesOf } from '../store/metered-overlaps';
+import type { Knex } from 'knex';
 import { instant } from './schemas';
 
 /** Most rows one request (or one batch of the command) carries; the command splits a file into such batches. */
@@ -151,7 +154,7 @@ export async function importSubscriptions(deps: ImportDeps, rows: readonly unkno
   const customerByExternalId = new Map(customers.map((customer) => [customer.external_id, customer]));
   const now = (deps.now ?? (() => new Date()))();
 
-  const toStart: { index: number; subscription: ImportedSubscription; input: SubscriptionWorkflowInput; plan: PlanRow; customer: ImportCustomer }[] = [];
+  const toStart: RowToStart[] = [];
   for (const { index, row } of parsed) {
     const existing = imported.get(row.external_id);
     if (existing) {
@@ -176,8 +179,49 @@ export async function importSubscriptions(deps: ImportDeps, rows: readonly unkno
     toStart.push({ index, plan, customer, ...placed });
   }
 
-  // Starts in flight at once, bounded; a start the server refuses because the run exists is a rerun's row.
+  // Checked, started and inserted under the customers' locks (api/metered-overlap.ts): a subscription created for one
+  // of them meanwhile (the API, another import) is checked after this batch's rows are in, or before, never beside.
   const started: typeof toStart = [];
+  const inserted = await deps.db.transaction(async (trx) => {
+    await lockCustomersForMeteredCheck(trx, toStart.map((item) => item.customer.id));
+    const accepted = await withoutMeteredOverlaps(trx, toStart, (item, problem) => reject(item.index, item.subscription.externalId, problem.code, problem.detail));
+    await startImportedWorkflows(deps, accepted, started, reject);
+    return insertImportedSubscriptions(trx, started.map((item) => item.subscription));
+  });
+  for (const item of started) {
+    const { id, externalId } = item.subscription;
+    reports[item.index] = { row: firstRow + item.index, external_id: externalId, subscription_id: id, status: inserted.has(id) ? 'created' : 'existing' };
+  }
+  return reports as ImportRowReport[];
+}
+
+type RowToStart = { index: number; subscription: ImportedSubscription; input: SubscriptionWorkflowInput; plan: PlanRow; customer: ImportCustomer };
+
+/**
+ * The rows that price no event type another subscription of their customer prices from their current period on:
+ * one already stored, or an earlier row of this batch (each row runs on with no end). The others are refused.
+ */
+async function withoutMeteredOverlaps(trx: Knex.Transaction, rows: readonly RowToStart[], refuse: (row: RowToStart, problem: ApiProblem) => void): Promise<RowToStart[]> {
+  const candidates = rows.map(({ subscription }) => ({ customerId: subscription.customerId, planId: subscription.planId, from: subscription.currentPeriodStart, subscriptionId: subscription.id }));
+  const [stored, eventTypesByPlan] = [await meteredOverlapsOfEach(trx, candidates), await pricedEventTypesOf(trx, rows.map((row) => row.plan.id))];
+  const acceptedByCustomer = new Map<string, RowToStart[]>();
+  const accepted: RowToStart[] = [];
+  rows.forEach((row, position) => {
+    const types = eventTypesByPlan.get(row.plan.id) ?? new Set<string>();
+    const earlier = (acceptedByCustomer.get(row.customer.id) ?? [])
+      .map((other) => ({ subscriptionId: other.subscription.id, eventTypes: [...(eventTypesByPlan.get(other.plan.id) ?? [])].filter((type) => types.has(type)).sort() }))
+      .find((overlap) => overlap.eventTypes.length > 0);
+    const overlap = stored[position][0] ?? earlier;
+    if (overlap) return refuse(row, meteredOverlapProblem(overlap));
+    acceptedByCustomer.set(row.customer.id, [...(acceptedByCustomer.get(row.customer.id) ?? []), row]);
+    accepted.push(row);
+  });
+  return accepted;
+}
+
+/** Starts the rows' workflows, bounded in flight; `started` gets the rows whose workflow runs as the row says. */
+async function startImportedWorkflows(deps: ImportDeps, toStart: readonly RowToStart[], started: RowToStart[], reject: (index: number, externalId: string | null, code: ProblemCode, detail: string) => void): Promise<void> {
+  // Starts in flight at once, bounded; a start the server refuses because the run exists is a rerun's row.
   await forEachConcurrently(toStart, deps.startConcurrency ?? DEFAULT_START_CONCURRENCY, async (item) => {
     try {
       // Never a second run for the same id, even after the first one ended (a canceled imported subscription).
@@ -205,13 +249,6 @@ export async function importSubscriptions(deps: ImportDeps, rows: readonly unkno
       else reject(item.index, item.subscription.externalId, 'external_id_conflict', `an earlier import started workflow ${item.subscription.workflowId} for this external_id and never stored its row, and ${difference}; import the row as it was then and change the subscription over the API afterwards, or terminate that workflow and import the row under another external_id`);
     }
   });
-
-  const inserted = await insertImportedSubscriptions(deps.db, started.map((item) => item.subscription));
-  for (const item of started) {
-    const { id, externalId } = item.subscription;
-    reports[item.index] = { row: firstRow + item.index, external_id: externalId, subscription_id: id, status: inserted.has(id) ? 'created' : 'existing' };
-  }
-  return reports as ImportRowReport[];
 }
 
 /**

@@ -64,7 +64,7 @@ export interface NewSubscription {
 }
 
 /** Inserts (and commits) a subscription as `scheduled`; its workflow is started afterwards (api/subscription-start.ts). */
-export async function insertScheduledSubscription(db: Knex, subscription: NewSubscription): Promise<SubscriptionRow> {
+export async function insertScheduledSubscription(db: Knex | Knex.Transaction, subscription: NewSubscription): Promise<SubscriptionRow> {
   const [inserted] = await db<SubscriptionRow>('subscriptions')
     .insert({
       id: subscription.id,

@@ -33,6 +33,7 @@ import { ApiProblem, isProblemCode } from '../problem';
 import { withTemporalDeadline } from '../temporal-deadline';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
 import { declareRoutes } from '../route-declarations';
+import { refuseMeteredOverlap } from '../metered-overlap';
 
 export function subscriptionLifecycleRouter(db: Database, temporal: Client): Router {
   const routes = declareRoutes();
@@ -78,9 +79,13 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     // proration invoice), so it is asked; refused here, the retry would store 409 same_plan under the key for good.
     // The workflow's validator still refuses a change to the plan in force.
     if (plan.id === current.id && !retriesUnfinishedRequest(res)) throw new ApiProblem('same_plan', 'the subscription is already on that plan version');
-    const result = await update(req, subscription, changePlanUpdate, [
-      { plan: planScheduleTerms(plan), effective: body.effective, requestedBy: actor(req) },
-    ]).catch((error: unknown) => firstOutcomeOfSupersededChange(req, subscription, error));
+    // Under the customer's lock until the workflow answers: an immediate change has switched the row's plan by then,
+    // so a subscription created meanwhile for the customer is checked against the new plan (api/metered-overlap.ts).
+    const from = body.effective === 'immediate' ? new Date() : (subscription.current_period_end ?? new Date());
+    const result = await db.transaction(async (trx) => {
+      await refuseMeteredOverlap(trx, { customerId: subscription.customer_id, planId: plan.id, from, subscriptionId: subscription.id });
+      return update(req, subscription, changePlanUpdate, [{ plan: planScheduleTerms(plan), effective: body.effective, requestedBy: actor(req) }]);
+    }).catch((error: unknown) => firstOutcomeOfSupersededChange(req, subscription, error));
     res.json({
       effective: result.effective,
       effective_at: result.effectiveAt,
@@ -159,7 +164,13 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
   routes.post('/:id/win-back/accept', { allow: ['app'] }, async (req, res) => {
     emptyBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
-    res.json(await update(req, subscription, answerWinBackOfferUpdate, [{ accept: true, requestedBy: actor(req) }]));
+    // A restart bills its usage again from now: refused when another subscription of the customer has priced one of
+    // its event types since it ended (api/metered-overlap.ts).
+    const restarted = await db.transaction(async (trx) => {
+      await refuseMeteredOverlap(trx, { customerId: subscription.customer_id, planId: subscription.plan_id, from: new Date(), subscriptionId: subscription.id });
+      return update(req, subscription, answerWinBackOfferUpdate, [{ accept: true, requestedBy: actor(req) }]);
+    });
+    res.json(restarted);
   });
 
   return routes.router;

@@ -20,6 +20,7 @@ import { cancelSubscriptionBody, createSubscriptionBody } from '../schemas';
 import { subscriptionJson } from '../serializers';
 import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 import { importSubscriptions, importSubscriptionsBody } from '../subscription-import';
+import { refuseMeteredOverlap } from '../metered-overlap';
 
 export function subscriptionsRouter(db: Database, temporal: Client): Router {
   const routes = declareRoutes();
@@ -62,7 +63,12 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
     if (addIntervals(startAt, parseInterval(plan.billing_interval), 1).getTime() <= Date.now()) {
       throw new ApiProblem('validation_failed', 'start_at may be in the past by less than one billing period', [{ path: 'start_at', message: 'too far in the past' }]);
     }
-    const row = await insertScheduledSubscription(db, { id, customerId: customer.id, planId: plan.id, workflowId: subscriptionWorkflowId(id), startAt });
+    // Checked and written under the customer's lock: of two requests racing for one customer, the second sees the
+    // first's row (api/metered-overlap.ts).
+    const row = await db.transaction(async (trx) => {
+      await refuseMeteredOverlap(trx, { customerId: customer.id, planId: plan.id, from: startAt });
+      return insertScheduledSubscription(trx, { id, customerId: customer.id, planId: plan.id, workflowId: subscriptionWorkflowId(id), startAt });
+    });
     await startSubscriptionWorkflow(db, temporal, row, plan, customer);
     res.status(201).json(subscriptionJson(row, plan));
   });

@@ -12,11 +12,16 @@
  *   Jan 1   +3 seats, kept all year
  *   January closes: A first (claims the change: 3 seats, 30.00), then B (claims nothing: 0 seats, 0.00)
  *   February closes: A opens from the level B's January close kept (the latest close of the customer): 0 seats.
+ *
+ * The first test keeps the routing fact (a subscription row written directly, as nothing refuses it in Postgres);
+ * the second shows the API refusing the second subscription, which is why no customer gets there any more.
  */
 import type { Charge } from '../../domain/rating';
 import type { Database } from '../../store/database';
 import { createInvoicingActivities } from '../../activities/invoicing';
 import { closeUsage, insertUsageEvents } from '../../store/usage';
+import { createTestApiKey } from '../support/api-keys';
+import { serveApiOnly } from '../support/api-only';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer, insertPlan } from '../support/fixtures';
 
@@ -59,19 +64,25 @@ test('ingestion routes a usage event to the customer only: the first close of ei
 });
 
 // Hand-worked, 3 seats all of February: billed exactly once, A's 30.00 or B's 15.00, whichever subscription the
-// seats belong to; never both, never neither. Today A's close opens at the level B's January close kept (0: B
-// claimed nothing), then B's at the level A's February close kept: both bill 0.00, and the seats are billed by
-// no invoice from February on, silently (nothing late, nothing pending). Closed in the other order in January, A
-// and B would each open February at 3 seats and bill 30.00 and 15.00: the same seats twice.
-// Not fixed here: which subscription bills a customer's usage when two live ones meter it is a routing decision
-// (for count and sum metrics too, the first close wins a race), docs/pricing.md "Two subscriptions metering one
-// seat metric".
-test.failing('two live subscriptions pricing one seat metric bill the seats once from the second period on', async () => {
+// seats belong to; never both, never neither. With both subscriptions live, A's February close opened at the level
+// B's January close kept (0: B claimed nothing), then B's at the level A's February close kept: both billed 0.00,
+// and the seats were billed by no invoice from February on, silently; closed in the other order in January, A and
+// B each opened February at 3 seats and billed 30.00 and 15.00: the same seats twice. So the second subscription is
+// refused (store/metered-overlaps.ts): one customer's usage of an event type is billed by at most one subscription
+// at a time, and A alone bills the 3 seats every month.
+test('a second live subscription pricing the seat metric is refused, and the one subscription bills the seats every period', async () => {
   const customer = await insertCustomer(db, { external_id: 'two-subs-seats' });
   const billA = await subscribe(customer.id, 'two-subs-seats-a', '10.00');
-  const billB = await subscribe(customer.id, 'two-subs-seats-b', '5.00');
+  await insertPlan(db, { code: 'two-subs-seats-b', billing_interval: 'P1M', flat_fee: '0', charges: seatCharges('5.00') as never, settings: { disputeWindow: 'P90D' } });
+  const api = await serveApiOnly(db, { headers: (await createTestApiKey(db, 'app')).headers });
+  try {
+    const second = await api.http.call('POST', '/v1/subscriptions', { customer_id: customer.id, plan_code: 'two-subs-seats-b' });
+    expect([second.status, second.json.code, second.json.event_types]).toEqual([409, 'metered_usage_overlap', ['ts.seat']]);
+    expect(api.temporalCalls).toEqual([]);
+  } finally {
+    await api.close();
+  }
+  expect(await db('subscriptions').where({ customer_id: customer.id }).count<{ count: string }[]>('* as count')).toEqual([{ count: '1' }]);
   await insertUsageEvents(db, [{ customerId: customer.id, eventId: 'three', eventType: 'ts.seat', occurredAt: new Date('2031-01-01T00:00:00Z'), properties: { delta: 3 } }]);
-  expect([await billA(1), await billB(1)]).toEqual(['30.00', '0.00']);
-  const february = [await billA(2), await billB(2)];
-  expect([['30.00', '0.00'], ['0.00', '15.00']]).toContainEqual(february);
+  expect([await billA(1), await billA(2)]).toEqual(['30.00', '30.00']);
 });

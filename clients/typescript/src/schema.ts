@@ -820,7 +820,7 @@ export interface paths {
         put?: never;
         /**
          * Subscribe a customer to a plan
-         * @description Starts the subscription workflow. With an Idempotency-Key the subscription id comes from the request, so a repeat finds the one it created.
+         * @description Starts the subscription workflow. With an Idempotency-Key the subscription id comes from the request, so a repeat finds the one it created. Refused with `metered_usage_overlap` (naming `conflicting_subscription_id` and `event_types`) when another subscription of the customer prices one of the plan's event types over an overlapping stretch: a customer's usage of an event type is billed by at most one subscription at a time.
          *
          *     Keys: admin, app.
          */
@@ -970,7 +970,7 @@ export interface paths {
         put?: never;
         /**
          * Change the plan
-         * @description `immediate` prorates and issues a proration invoice; `period_end` schedules the change.
+         * @description `immediate` prorates and issues a proration invoice; `period_end` schedules the change. Refused with `metered_usage_overlap` when another subscription of the customer prices one of the new plan's event types from then on.
          *
          *     Keys: admin, app.
          */
@@ -1160,7 +1160,7 @@ export interface paths {
         put?: never;
         /**
          * Import subscriptions running in another system
-         * @description Up to 1,000 rows, each with its billing anchor and the current period start the other system already invoiced; the next invoice comes at that period's end. Idempotent per external id: a rerun reports `existing` and creates nothing. Each row is answered on its own (`created`, `existing` or `rejected` with a problem code); `npm run import` sends a CSV file through the same code.
+         * @description Up to 1,000 rows, each with its billing anchor and the current period start the other system already invoiced; the next invoice comes at that period's end. Idempotent per external id: a rerun reports `existing` and creates nothing. Each row is answered on its own (`created`, `existing` or `rejected` with a problem code, `metered_usage_overlap` for a row pricing an event type another subscription of its customer, stored or an earlier row, prices from its current period on); `npm run import` sends a CSV file through the same code.
          *
          *     Keys: admin.
          */
@@ -8837,7 +8837,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `metered_usage_overlap`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -8845,7 +8845,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "metered_usage_overlap";
                     };
                 };
             };
@@ -9952,7 +9952,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `period_opening`, `retention_offer_pending`, `same_plan`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `metered_usage_overlap`, `period_opening`, `retention_offer_pending`, `same_plan`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -9960,7 +9960,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "period_opening" | "retention_offer_pending" | "same_plan" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "metered_usage_overlap" | "period_opening" | "retention_offer_pending" | "same_plan" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };
@@ -11251,7 +11251,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `no_win_back_offer`, `period_opening`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `metered_usage_overlap`, `no_win_back_offer`, `period_opening`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -11259,7 +11259,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "no_win_back_offer" | "period_opening" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "metered_usage_overlap" | "no_win_back_offer" | "period_opening" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };

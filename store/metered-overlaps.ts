@@ -1,0 +1,121 @@
+/**
+ * One customer's usage of an event type is billed by at most one subscription at any instant. Usage events name a
+ * customer, not a subscription, and a period close claims every unclaimed event of its plan's event types in its
+ * window (store/usage.ts `closeUsage`), a seat level is carried by customer and metric (store/seat-usage.ts): with two
+ * subscriptions pricing one event type over one stretch, which one bills the usage was a race between their closes
+ * (seats billed by neither, or twice). So a subscription, a plan change or a win-back restart that would make two of
+ * a customer's subscriptions price one event type at once is refused before anything is written (docs/api.md).
+ *
+ * Serialized per customer by a lock on the customer's row (`lockCustomersForMeteredCheck`), taken in the transaction
+ * that checks and then writes: two creations racing for one customer check one after the other, and the second sees
+ * the first's row. Not an exclusion constraint: the stretch a subscription prices ends where its usage ends, which is
+ * derived (store/usage.ts `usageEndSql`: a pending cancellation's period end, a canceled one's last closed period)
+ * and its event types follow its plan's charges through plan changes; a constraint would need a table of
+ * (subscription, event type, range) rows kept in step with every status, plan and end the workflow writes.
+ */
+import type { Knex } from 'knex';
+import { usageEndSql } from './usage';
+
+/** Another subscription of the customer pricing some of the same event types over an overlapping stretch. */
+export interface MeteredOverlap {
+  readonly subscriptionId: string;
+  readonly eventTypes: readonly string[];
+}
+
+/**
+ * Takes the customers' row locks until the transaction ends. FOR NO KEY UPDATE: it serializes the checks of one
+ * customer but not ingestion, whose inserts only take FOR KEY SHARE on the customer they reference.
+ */
+export async function lockCustomersForMeteredCheck(trx: Knex.Transaction, customerIds: readonly string[]): Promise<void> {
+  if (customerIds.length === 0) return;
+  // In one order: two imports of overlapping customers lock them one after the other, never crosswise.
+  await trx.raw('SELECT id FROM customers WHERE id = ANY(?::uuid[]) ORDER BY id FOR NO KEY UPDATE', [[...new Set(customerIds)]]);
+}
+
+/** The event types the usage charges of the plans `plan_ids` (a CTE) price; flat charges meter nothing. */
+const PRICED_EVENT_TYPES_SQL = `SELECT DISTINCT p.id AS plan_id, m.event_type
+       FROM plans p
+       JOIN LATERAL jsonb_array_elements(p.charges) c ON c -> 'price' ->> 'model' IS DISTINCT FROM 'flat'
+       JOIN billable_metrics m ON m.code = c ->> 'metricCode'
+      WHERE p.id IN (SELECT plan_id FROM plan_ids)`;
+
+export interface MeteredCandidate {
+  readonly customerId: string;
+  /** The plan the new stretch would price by. */
+  readonly planId: string;
+  /** Where the new stretch starts; it runs on with no end (a subscription's end is decided later). */
+  readonly from: Date;
+  /** The subscription that asks (a plan change, a restart, an import's own id): its own stretches are no overlap. */
+  readonly subscriptionId?: string;
+}
+
+/**
+ * The customer's other subscriptions that price one of the plan's event types somewhere from `from` on: every one
+ * whose usage has not ended by then (live, trialing, paused, past due, suspended, scheduled to start whenever,
+ * pending cancellation until its end, canceled until its usage end), by its plan in force now and by every plan it
+ * had before a change made after `from`.
+ */
+export async function meteredOverlapsOf(db: Knex | Knex.Transaction, candidate: MeteredCandidate): Promise<MeteredOverlap[]> {
+  return (await meteredOverlapsOfEach(db, [candidate]))[0];
+}
+
+/** `meteredOverlapsOf` for each candidate, in their order, in one query (an import's batch). */
+export async function meteredOverlapsOfEach(db: Knex | Knex.Transaction, candidates: readonly MeteredCandidate[]): Promise<MeteredOverlap[][]> {
+  const overlaps: MeteredOverlap[][] = candidates.map(() => []);
+  if (candidates.length === 0) return overlaps;
+  const rows = candidates.map((candidate, index) => ({
+    position: index,
+    customer_id: candidate.customerId,
+    plan_id: candidate.planId,
+    from_at: candidate.from.toISOString(),
+    subscription_id: candidate.subscriptionId ?? null,
+  }));
+  const result = await db.raw<{ rows: { position: number; subscription_id: string; event_types: string[] }[] }>(
+    `WITH candidates AS (
+            SELECT * FROM json_to_recordset(?::json) AS c(position int, customer_id uuid, plan_id uuid, from_at timestamptz, subscription_id uuid)
+          ),
+          others AS (
+            SELECT c.position, s.id, s.plan_id
+              FROM candidates c
+              JOIN subscriptions s ON s.customer_id = c.customer_id AND s.id IS DISTINCT FROM c.subscription_id
+             WHERE coalesce(${usageEndSql('s')} > c.from_at, true)
+          ),
+          plans_in_force AS (
+            SELECT o.position, o.id, o.plan_id FROM others o
+            UNION
+            SELECT o.position, o.id, pc.old_plan_id
+              FROM others o
+              JOIN candidates c ON c.position = o.position
+              JOIN plan_changes pc ON pc.subscription_id = o.id AND pc.change_at > c.from_at
+          ),
+          plan_ids AS (SELECT plan_id FROM plans_in_force UNION SELECT plan_id FROM candidates),
+          priced AS (${PRICED_EVENT_TYPES_SQL})
+     SELECT f.position, f.id AS subscription_id, array_agg(DISTINCT theirs.event_type ORDER BY theirs.event_type) AS event_types
+       FROM plans_in_force f
+       JOIN candidates c ON c.position = f.position
+       JOIN priced theirs ON theirs.plan_id = f.plan_id
+       JOIN priced ours ON ours.plan_id = c.plan_id AND ours.event_type = theirs.event_type
+      GROUP BY f.position, f.id
+      ORDER BY f.position, f.id`,
+    [JSON.stringify(rows)],
+  );
+  for (const row of result.rows) overlaps[row.position].push({ subscriptionId: row.subscription_id, eventTypes: row.event_types });
+  return overlaps;
+}
+
+/** The event types each plan's usage charges price: what an import compares its own rows by. */
+export async function pricedEventTypesOf(db: Knex | Knex.Transaction, planIds: readonly string[]): Promise<Map<string, Set<string>>> {
+  const byPlan = new Map<string, Set<string>>(planIds.map((planId) => [planId, new Set<string>()]));
+  if (planIds.length === 0) return byPlan;
+  const result = await db.raw<{ rows: { plan_id: string; event_type: string }[] }>(
+    `WITH plan_ids AS (SELECT unnest(?::uuid[]) AS plan_id) ${PRICED_EVENT_TYPES_SQL}`,
+    [[...new Set(planIds)]],
+  );
+  for (const row of result.rows) byPlan.get(row.plan_id)?.add(row.event_type);
+  return byPlan;
+}
+
+/** The refusal's words: which subscription already prices which event types. */
+export function describeMeteredOverlap(overlap: MeteredOverlap): string {
+  return `subscription ${overlap.subscriptionId} of this customer already prices ${overlap.eventTypes.join(', ')} over an overlapping stretch: one customer's usage of an event type is billed by at most one subscription at a time`;
+}
