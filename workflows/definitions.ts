@@ -92,6 +92,20 @@ export interface CarriedState {
   readonly cheaperPeriodStep?: true;
   /** The patches the previous run took (workflows/subscription/state.ts `patchTaken`): taken again without a marker. */
   readonly patches?: readonly string[];
+  /** A retention offer still waiting for its answer (a handover the server suggested mid-period). */
+  readonly retentionOffer?: RetentionOfferState;
+  /** A pause still in force: since when, until when (null: until resumed), and whether a resume was asked already. */
+  readonly pause?: CarriedPause;
+  /** Mid-period only: the invoice the state query and ops details show, and the checks a usage summary asked for. */
+  readonly lastInvoice?: PeriodInvoiceSummary;
+  readonly spendingCheckDue?: true;
+  readonly thresholdCheckDue?: true;
+}
+
+export interface CarriedPause {
+  readonly pausedAt: string;
+  readonly pausedUntil: string | null;
+  readonly resumeRequested: boolean;
 }
 
 export interface ScheduledPlanChange {

@@ -18,7 +18,13 @@ import { cancellationInstant } from './subscription/transitions';
 import { periodNumber, showOpsDetails } from './subscription/ops-view';
 import { checkSpending, openPeriod, openUsageUntil, placePeriod } from './subscription/period';
 import { carriedState, continueToNextPeriod, msUntil, nextPeriodInThisRun, nowIso, patchTaken, periodOf, rollOver, snapshot, startRun, SubscriptionRun, takeReleasedPatches } from './subscription/state';
-import { CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT, CANCEL_NOW_IN_DUNNING_CREDITS_UNUSED_TIME, DECLINED_INVOICES_WAIT_THEIR_TURN, RETENTION_OFFER_HOLDS_PERIOD_END } from './subscription/patch-ids';
+import {
+  CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT,
+  CANCEL_NOW_IN_DUNNING_CREDITS_UNUSED_TIME,
+  DECLINED_INVOICES_WAIT_THEIR_TURN,
+  HANDOVER_KEEPS_RUN_STATE,
+  RETENTION_OFFER_HOLDS_PERIOD_END,
+} from './subscription/patch-ids';
 import { checkThresholds, handleThresholdSignals } from './subscription/thresholds';
 import { afterRunningHandlers, handlersMayBeRunning } from './subscription/turns';
 
@@ -36,11 +42,10 @@ export async function subscriptionWorkflow(input: SubscriptionWorkflowInput): Pr
     showOpsDetails(run);
     if (!run.periodOpened) await openPeriod(run);
 
-    const ended = await serveUntilPeriodEnd(run);
+    let ended = await serveUntilPeriodEnd(run);
+    while (!ended && (await handlersLeftMoreToServe(run))) ended = await serveUntilPeriodEnd(run);
     if (ended) return ended;
 
-    // Asked first: the usual boundary has no handler in flight, and then there is nothing to wait for (./subscription/turns.ts).
-    if (!allHandlersFinished()) await condition(allHandlersFinished);
     // A cancellation now accepted after the loop last looked (while a threshold charge ran past the period's end) is
     // run state only: handed over, it was dropped, answered "canceled", and the next period billed.
     if (run.cancelNow && patchTaken(run, CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT)) return endNow(run);
@@ -110,6 +115,21 @@ async function serveUntilPeriodEnd(run: SubscriptionRun): Promise<SubscriptionSt
       return null;
     }
   }
+}
+
+/**
+ * Before the handover, waits for the handlers still running (never from inside one). True when one that finished
+ * only now left what the period must serve first, as the main loop does anywhere in the period: a declined invoice
+ * (dunning), a retention offer (its answer or expiry decides the period's end), a pause. Before, a plan change whose
+ * charge was declined as the run handed over left its invoice unpaid for good (the next run knew nothing of it).
+ * A cancellation now is the caller's (CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT). Asked only where one is left.
+ */
+async function handlersLeftMoreToServe(run: SubscriptionRun): Promise<boolean> {
+  // Asked first: the usual boundary has no handler in flight, and then there is nothing to wait for (./subscription/turns.ts).
+  if (allHandlersFinished()) return false;
+  await condition(allHandlersFinished);
+  const leftToServe = run.unpaidInvoice !== null || pendingRetentionOffer(run) !== null || run.status === 'paused';
+  return !run.cancelNow && leftToServe && patchTaken(run, HANDOVER_KEEPS_RUN_STATE);
 }
 
 /**

@@ -30,6 +30,11 @@ export interface StartDevServerOptions {
   resolution?: DevServerResolution;
   /** How long to wait for the server to answer; default 60 s. */
   readyTimeoutMs?: number;
+  /**
+   * Extra dynamic config for this server only, as `key=value` (e.g. `limit.historyCount.suggestContinueAsNew=10`, so
+   * a test sees the continue-as-new suggestion that a default server gives only past thousands of events); default none.
+   */
+  dynamicConfigValues?: readonly string[];
 }
 
 export interface RunningDevServer {
@@ -53,6 +58,11 @@ const SDK_SEARCH_ATTRIBUTE_TYPE = {
   Datetime: 'DATETIME',
   KeywordList: 'KEYWORD_LIST',
 } as const;
+
+/** The CLI's flags for dynamic config values given as `key=value`. */
+function dynamicConfigArgs(values: readonly string[]): string[] {
+  return values.flatMap((value) => ['--dynamic-config-value', value]);
+}
 
 /**
  * Starts the Temporal CLI dev server as a child process on 127.0.0.1 and waits until it answers with the namespace
@@ -85,6 +95,7 @@ export async function startDevServer(opts: StartDevServerOptions): Promise<Runni
         namespace,
         dbFilename: opts.dbFilename,
         log: { format: 'pretty', level: 'warn' },
+        extraArgs: dynamicConfigArgs(opts.dynamicConfigValues ?? []),
         searchAttributes: Object.entries(opts.searchAttributes).map(([name, type]) => defineSearchAttributeKey(name, SDK_SEARCH_ATTRIBUTE_TYPE[type])),
       },
     });
@@ -106,7 +117,7 @@ export async function startDevServer(opts: StartDevServerOptions): Promise<Runni
     'warn',
     ...(opts.dbFilename ? ['--db-filename', opts.dbFilename] : []),
     // The same server features the SDK's own dev server turns on, so tests and `npm start` behave alike.
-    ...['frontend.enableUpdateWorkflowExecution=true', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true'].flatMap((v) => ['--dynamic-config-value', v]),
+    ...dynamicConfigArgs(['frontend.enableUpdateWorkflowExecution=true', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true', ...(opts.dynamicConfigValues ?? [])]),
     ...Object.entries(opts.searchAttributes).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
   ];
   const child = spawn(resolution.executable.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });

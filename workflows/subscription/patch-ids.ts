@@ -138,6 +138,17 @@ export const WIN_BACK_ANSWER_IN_FLIGHT_WINS = 'win-back-answer-in-flight-wins';
  */
 export const CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED = 'cancel-now-takes-effect-when-accepted';
 
+/**
+ * Nothing a run holds for the customer is dropped when it hands over (../subscription.ts): an open retention offer,
+ * a pause, and mid-period the last invoice and a pending spending or threshold check go to the next run in its
+ * carried state (./state.ts `heldAtHandover`), and what a handler that finished during the handover left to serve (a
+ * declined invoice, an offer, a pause) is served by this run first. Before, a handover suggested by the server
+ * mid-period dropped an open offer (the answer refused, the cancellation lost) and a pause's start and end (a pause
+ * "until" never ended; a resume failed every workflow task), and a plan change's declined invoice was never dunned.
+ * Asked only where one of them is there to keep.
+ */
+export const HANDOVER_KEEPS_RUN_STATE = 'handover-keeps-run-state';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];

@@ -7,7 +7,7 @@ import type { PeriodInvoiceSummary, SubscriptionStatus } from '../../contract/su
 import type { PeriodBounds } from '../../domain/invoice';
 import { addIntervals, BillingInterval, BillingPeriod, billingPeriod, parseInterval } from '../../domain/periods';
 import { SEARCH_ATTRIBUTES } from '../definitions';
-import { CHEAPER_PERIOD_STEP, PATCH_GENERATIONS, PERIODS_SHARE_A_RUN } from './patch-ids';
+import { CHEAPER_PERIOD_STEP, HANDOVER_KEEPS_RUN_STATE, PATCH_GENERATIONS, PERIODS_SHARE_A_RUN } from './patch-ids';
 import type {
   ActiveDiscount,
   AttentionState,
@@ -50,7 +50,8 @@ export interface SubscriptionRun {
   scheduledChange: ScheduledPlanChange | null;
   discount: ActiveDiscount | null;
 
-  // This run only.
+  // This run only, but what a handover keeps (`heldAtHandover`): the offer, the pause, mid-period the last invoice
+  // and the checks due.
   currentPeriod: BillingPeriod | null;
   /** A cancellation that takes effect now: the main loop ends the subscription at its next step. */
   cancelNow: CancelRequest | null;
@@ -127,22 +128,22 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     cancelNow: null,
     cancelNowAt: null,
     pendingCancellationEffectiveAt: null,
-    retentionOffer: null,
+    retentionOffer: carried?.retentionOffer ?? null,
     winBackOfferExpiresAt: null,
     winBackAccepted: false,
-    pausedAt: null,
-    pausedUntil: null,
-    resumeRequested: false,
+    pausedAt: carried?.pause ? new Date(carried.pause.pausedAt) : null,
+    pausedUntil: carried?.pause?.pausedUntil ?? null,
+    resumeRequested: carried?.pause?.resumeRequested ?? false,
     dunning: null,
     unpaidInvoice: null,
     unpaidRetryable: true,
     awaitingDunning: [],
     collectingAfterTheEnd: false,
     paymentMethodUpdated: false,
-    lastInvoice: null,
+    lastInvoice: carried?.lastInvoice ?? null,
     usageEventsReported: 0,
-    spendingCheckDue: false,
-    thresholdCheckDue: false,
+    spendingCheckDue: carried?.spendingCheckDue ?? false,
+    thresholdCheckDue: carried?.thresholdCheckDue ?? false,
     attention: null,
     retryRequested: false,
     turns: { issued: 0, serving: 0 },
@@ -321,6 +322,29 @@ export function carriedState(run: SubscriptionRun, boundaryReached: boolean): Ca
     timeline: run.timeline,
     ...(run.trialEnd ? { trialEnd: run.trialEnd.toISOString() } : {}),
     cheaperPeriodStep: true,
+    ...heldAtHandover(run, boundaryReached),
     patches: [...run.patchesTaken],
+  };
+}
+
+/**
+ * What the run holds for the customer beyond its period, for the next run to go on with as if nothing had handed
+ * over: an offer waiting for its answer (its expiry), a pause (its end, the time it moves the calendar by, a resume
+ * already asked); mid-period also the last invoice (the state query, the ops details) and the checks a usage summary
+ * asked for. At a boundary those belong to the period that ended. Only a handover the server suggests mid-period (or
+ * a handler finishing during one) leaves an offer or a pause here; before, they were dropped (patch, asked only then).
+ */
+function heldAtHandover(run: SubscriptionRun, boundaryReached: boolean): Partial<CarriedState> {
+  const offer = run.retentionOffer;
+  const pausedAt = run.status === 'paused' ? run.pausedAt : null;
+  const midPeriod = !boundaryReached;
+  const held = offer !== null || pausedAt !== null || (midPeriod && (run.lastInvoice !== null || run.spendingCheckDue || run.thresholdCheckDue));
+  if (!held || !patchTaken(run, HANDOVER_KEEPS_RUN_STATE)) return {};
+  return {
+    ...(offer ? { retentionOffer: offer } : {}),
+    ...(pausedAt ? { pause: { pausedAt: pausedAt.toISOString(), pausedUntil: run.pausedUntil, resumeRequested: run.resumeRequested } } : {}),
+    ...(midPeriod && run.lastInvoice ? { lastInvoice: run.lastInvoice } : {}),
+    ...(midPeriod && run.spendingCheckDue ? { spendingCheckDue: true as const } : {}),
+    ...(midPeriod && run.thresholdCheckDue ? { thresholdCheckDue: true as const } : {}),
   };
 }
