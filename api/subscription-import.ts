@@ -33,7 +33,8 @@ import { subscriptionStartOptions } from './subscription-start';
 import { uuidFromRequestId } from './idempotency';
 import type { ApiProblem, ProblemCode } from './problem';
 import { meteredOverlapProblem } from './metered-overlap';
-import { lockCustomersForMeteredCheck, meteredOverlapsOfEach, pricedEventTypesOf } from '../store/metered-overlaps';
+import { lockCustomersForMeteredCheck, meteredOverlapsOfEach } from '../store/metered-overlaps';
+import { pricedEventTypesOf } from '../store/usage';
 import type { Knex } from 'knex';
 import { instant } from './schemas';
 

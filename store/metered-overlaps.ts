@@ -14,7 +14,7 @@
  * (subscription, event type, range) rows kept in step with every status, plan and end the workflow writes.
  */
 import type { Knex } from 'knex';
-import { usageEndSql } from './usage';
+import { planEventTypesSql, usageEndSql } from './usage';
 
 /** Another subscription of the customer pricing some of the same event types over an overlapping stretch. */
 export interface MeteredOverlap {
@@ -31,13 +31,6 @@ export async function lockCustomersForMeteredCheck(trx: Knex.Transaction, custom
   // In one order: two imports of overlapping customers lock them one after the other, never crosswise.
   await trx.raw('SELECT id FROM customers WHERE id = ANY(?::uuid[]) ORDER BY id FOR NO KEY UPDATE', [[...new Set(customerIds)]]);
 }
-
-/** The event types the usage charges of the plans `plan_ids` (a CTE) price; flat charges meter nothing. */
-const PRICED_EVENT_TYPES_SQL = `SELECT DISTINCT p.id AS plan_id, m.event_type
-       FROM plans p
-       JOIN LATERAL jsonb_array_elements(p.charges) c ON c -> 'price' ->> 'model' IS DISTINCT FROM 'flat'
-       JOIN billable_metrics m ON m.code = c ->> 'metricCode'
-      WHERE p.id IN (SELECT plan_id FROM plan_ids)`;
 
 export interface MeteredCandidate {
   readonly customerId: string;
@@ -89,7 +82,7 @@ export async function meteredOverlapsOfEach(db: Knex | Knex.Transaction, candida
               JOIN plan_changes pc ON pc.subscription_id = o.id AND pc.change_at > c.from_at
           ),
           plan_ids AS (SELECT plan_id FROM plans_in_force UNION SELECT plan_id FROM candidates),
-          priced AS (${PRICED_EVENT_TYPES_SQL})
+          priced AS (${planEventTypesSql('SELECT plan_id FROM plan_ids')})
      SELECT f.position, f.id AS subscription_id, array_agg(DISTINCT theirs.event_type ORDER BY theirs.event_type) AS event_types
        FROM plans_in_force f
        JOIN candidates c ON c.position = f.position
@@ -101,18 +94,6 @@ export async function meteredOverlapsOfEach(db: Knex | Knex.Transaction, candida
   );
   for (const row of result.rows) overlaps[row.position].push({ subscriptionId: row.subscription_id, eventTypes: row.event_types });
   return overlaps;
-}
-
-/** The event types each plan's usage charges price: what an import compares its own rows by. */
-export async function pricedEventTypesOf(db: Knex | Knex.Transaction, planIds: readonly string[]): Promise<Map<string, Set<string>>> {
-  const byPlan = new Map<string, Set<string>>(planIds.map((planId) => [planId, new Set<string>()]));
-  if (planIds.length === 0) return byPlan;
-  const result = await db.raw<{ rows: { plan_id: string; event_type: string }[] }>(
-    `WITH plan_ids AS (SELECT unnest(?::uuid[]) AS plan_id) ${PRICED_EVENT_TYPES_SQL}`,
-    [[...new Set(planIds)]],
-  );
-  for (const row of result.rows) byPlan.get(row.plan_id)?.add(row.event_type);
-  return byPlan;
 }
 
 /** The refusal's words: which subscription already prices which event types. */

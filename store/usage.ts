@@ -237,6 +237,27 @@ export async function meteredMetricsOf(db: Knex | Knex.Transaction, charges: rea
 }
 
 /**
+ * Rows (plan_id, event_type): the event types the usage charges of the plans `planIds` selects (a subquery, a list or
+ * a correlated column) meter. meteredMetricsOf's rule in SQL (usageCharges: every charge but a flat one), for the
+ * queries that must list or refuse exactly what a usage close claims. Its aliases start with `metered_`, so they
+ * never shadow a caller's (a correlated `c.plan_id`).
+ */
+export const planEventTypesSql = (planIds: string): string => `SELECT DISTINCT metered_plan.id AS plan_id, metered_metric.event_type
+       FROM plans metered_plan
+       JOIN LATERAL jsonb_array_elements(metered_plan.charges) metered_charge ON metered_charge -> 'price' ->> 'model' IS DISTINCT FROM 'flat'
+       JOIN billable_metrics metered_metric ON metered_metric.code = metered_charge ->> 'metricCode'
+      WHERE metered_plan.id IN (${planIds})`;
+
+/** The event types each plan meters (`planEventTypesSql`); a plan that meters none maps to an empty set. */
+export async function pricedEventTypesOf(db: Knex | Knex.Transaction, planIds: readonly string[]): Promise<Map<string, Set<string>>> {
+  const byPlan = new Map<string, Set<string>>(planIds.map((planId) => [planId, new Set<string>()]));
+  if (planIds.length === 0) return byPlan;
+  const result = await db.raw<{ rows: { plan_id: string; event_type: string }[] }>(planEventTypesSql('SELECT unnest(?::uuid[])'), [[...new Set(planIds)]]);
+  for (const row of result.rows) byPlan.get(row.plan_id)?.add(row.event_type);
+  return byPlan;
+}
+
+/**
  * Plan charges -> their metrics -> each metric aggregated over a scope of events: the one recipe behind the usage
  * close, re-rating and the real-time preview, so all three rate the same quantities. Pass the charges, or the
  * metrics already looked up with meteredMetricsOf when the caller needs their event types first, and the currency
@@ -439,13 +460,6 @@ async function refreshCarriedLevels(trx: Knex.Transaction, closeId: string): Pro
   }
 }
 
-/** The event types a plan's usage charges meter (what meteredMetricsOf finds, and a usage close claims), as SQL. */
-const PLAN_EVENT_TYPES_SQL = (planId: string): string => `SELECT m.event_type
-    FROM plans p
-    CROSS JOIN LATERAL jsonb_array_elements(p.charges) ch
-    JOIN billable_metrics m ON m.code = ch ->> 'metricCode'
-   WHERE p.id = ${planId} AND ch -> 'price' ->> 'model' IS DISTINCT FROM 'flat'`;
-
 export interface LateUsageEvent {
   event_id: string;
   event_type: string;
@@ -480,7 +494,7 @@ export async function listLateUsage(db: Knex, subscriptionId: string, customerId
       db('usage_period_closures as c')
         .where('c.subscription_id', subscriptionId)
         .whereRaw('usage_events.occurred_at >= c.period_start AND usage_events.occurred_at < c.period_end')
-        .whereRaw(`(c.plan_id IS NULL OR usage_events.event_type IN (${PLAN_EVENT_TYPES_SQL('c.plan_id')}))`)
+        .whereRaw(`(c.plan_id IS NULL OR usage_events.event_type IN (SELECT event_type FROM (${planEventTypesSql('c.plan_id')}) metered))`)
         .select(db.raw('1')),
     )
     .orderBy('occurred_at')
@@ -533,26 +547,27 @@ export const usageEndSql = (row: string): string => `CASE WHEN ${row}.usage_ends
 const USAGE_END_SQL = usageEndSql('s');
 
 /**
- * A subscription's service gaps (migration 0660: from a billed end to a win-back restart) as JSON, null when it has
- * none: the usual row pays only the emptiness test.
+ * A tstzmultirange column of the row `s` as JSON [from, until] pairs, null when empty (the usual row pays only the
+ * emptiness test): its service gaps (migration 0660: from a billed end to a win-back restart) and its past usage
+ * blocks (migration 0710).
  */
-const SERVICE_GAPS_SQL = `CASE WHEN NOT isempty(s.service_gaps)
-                            THEN (SELECT json_agg(json_build_array(lower(g), upper(g))) FROM unnest(s.service_gaps) g)
+const rangesSql = (column: string): string => `CASE WHEN NOT isempty(s.${column})
+                            THEN (SELECT json_agg(json_build_array(lower(r), upper(r))) FROM unnest(s.${column}) r)
                        END`;
 
-/** One gap as the JSON above holds it: [from, until] as ISO instants. */
-type ServiceGapRow = [string, string];
+/** One range as `rangesSql` holds it: [from, until] as ISO instants. */
+type RangeRow = [string, string];
 
-function serviceGapOf([from, until]: ServiceGapRow): ServiceGap {
+function stretchOf([from, until]: RangeRow): ServiceGap {
   return { from: new Date(from), until: new Date(until) };
 }
 
 export async function usageAcceptance(db: Knex, customerIds: readonly string[], now: Date): Promise<UsageAcceptance> {
   if (customerIds.length === 0) return { refusals: new Map(), blocks: new Map(), severalPlans: new Set(), uncovered: new Map() };
-  const result = await db.raw<{ rows: { customer_id: string; blocked: boolean; blocked_since: Date | null; past_blocks: [string, string][] | null; plan_changed: boolean; capped: boolean; starts_at: Date; ends_at: Date | null; gaps: ServiceGapRow[] | null }[] }>(
-    `SELECT s.customer_id, s.usage_blocked AS blocked, s.usage_blocked_since AS blocked_since, ${PAST_BLOCKS_SQL} AS past_blocks,
+  const result = await db.raw<{ rows: { customer_id: string; blocked: boolean; blocked_since: Date | null; past_blocks: RangeRow[] | null; plan_changed: boolean; capped: boolean; starts_at: Date; ends_at: Date | null; gaps: RangeRow[] | null }[] }>(
+    `SELECT s.customer_id, s.usage_blocked AS blocked, s.usage_blocked_since AS blocked_since, ${rangesSql('usage_blocked_stretches')} AS past_blocks,
             EXISTS (SELECT 1 FROM plan_changes pc WHERE pc.subscription_id = s.id) AS plan_changed, coalesce(s.usage_capped_until > ?, false) AS capped,
-            s.start_at AS starts_at, ${USAGE_END_SQL} AS ends_at, ${SERVICE_GAPS_SQL} AS gaps
+            s.start_at AS starts_at, ${USAGE_END_SQL} AS ends_at, ${rangesSql('service_gaps')} AS gaps
        FROM subscriptions s
       WHERE s.customer_id = ANY(?::uuid[])`,
     [now, [...new Set(customerIds)]],
@@ -562,12 +577,12 @@ export async function usageAcceptance(db: Knex, customerIds: readonly string[], 
   const severalPlans = new Set<string>();
   const spansByCustomer = new Map<string, BilledSpan[]>();
   for (const row of result.rows) {
-    const rowBlocks = [...(row.past_blocks ?? []).map(([from, until]) => ({ from: new Date(from), until: new Date(until) })), ...(row.blocked ? [{ from: row.blocked_since ?? EARLIEST_INSTANT, until: null }] : [])];
+    const rowBlocks = [...(row.past_blocks ?? []).map(stretchOf), ...(row.blocked ? [{ from: row.blocked_since ?? EARLIEST_INSTANT, until: null }] : [])];
     if (rowBlocks.length) blocks.set(row.customer_id, [...(blocks.get(row.customer_id) ?? []), ...rowBlocks]);
     if (row.capped) refusals.set(row.customer_id, 'usage_cap_reached');
     if (row.plan_changed || spansByCustomer.has(row.customer_id)) severalPlans.add(row.customer_id);
     const spans = spansByCustomer.get(row.customer_id) ?? [];
-    spans.push(...spansAroundGaps({ start: row.starts_at, end: row.ends_at }, (row.gaps ?? []).map(serviceGapOf)));
+    spans.push(...spansAroundGaps({ start: row.starts_at, end: row.ends_at }, (row.gaps ?? []).map(stretchOf)));
     spansByCustomer.set(row.customer_id, spans);
   }
   const uncovered = new Map<string, UncoveredStretch[]>();
@@ -603,16 +618,7 @@ export async function pricedStretchesOf(db: Knex, customerIds: readonly string[]
   );
   if (result.rows.length === 0) return byCustomer;
   const planIds = new Set(result.rows.flatMap((row) => [row.plan_id, ...row.changes.map(([, oldPlanId]) => oldPlanId)]));
-  const types = await db.raw<{ rows: { plan_id: string; event_types: string[] }[] }>(
-    `SELECT p.id AS plan_id, coalesce(array_agg(DISTINCT m.event_type) FILTER (WHERE m.event_type IS NOT NULL), '{}') AS event_types
-       FROM plans p
-       LEFT JOIN LATERAL jsonb_array_elements(p.charges) c ON c -> 'price' ->> 'model' IS DISTINCT FROM 'flat' -- what usageCharges meters
-       LEFT JOIN billable_metrics m ON m.code = c ->> 'metricCode'
-      WHERE p.id = ANY(?::uuid[])
-      GROUP BY p.id`,
-    [[...planIds]],
-  );
-  const eventTypesByPlan = new Map(types.rows.map((row) => [row.plan_id, new Set(row.event_types)]));
+  const eventTypesByPlan = await pricedEventTypesOf(db, [...planIds]);
   const none = new Set<string>();
   for (const row of result.rows) {
     const history = { start: row.starts_at, end: row.ends_at, planId: row.plan_id, changes: row.changes.map(([at, oldPlanId]) => ({ at: new Date(at), oldPlanId })) };
@@ -624,11 +630,6 @@ export async function pricedStretchesOf(db: Knex, customerIds: readonly string[]
 
 /** The earliest instant a Date holds: a block whose start was not recorded refuses usage of any time. */
 const EARLIEST_INSTANT = new Date(-8.64e15);
-
-/** A subscription's past usage blocks (migration 0710) as JSON [from, until] pairs, null when it has none. */
-const PAST_BLOCKS_SQL = `CASE WHEN NOT isempty(s.usage_blocked_stretches)
-                           THEN (SELECT json_agg(json_build_array(lower(b), upper(b))) FROM unnest(s.usage_blocked_stretches) b)
-                      END`;
 
 /** The block of `blocks` that holds the instant `at`, if any. */
 export function blockAt(blocks: readonly UncoveredStretch[] | undefined, at: Date): UncoveredStretch | undefined {
