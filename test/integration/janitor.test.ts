@@ -249,7 +249,7 @@ describe('the janitor schedule', () => {
   test('is created once however often (and however concurrently) workers ensure it; an update keeps it paused', async () => {
     expect(await ensureJanitorSchedule({ connection, every: '10 minutes' })).toBe('created');
     const again = await Promise.all([ensureJanitorSchedule({ connection, every: '10 minutes' }), ensureJanitorSchedule({ connection, every: '10 minutes' })]);
-    expect(again).toEqual(['updated', 'updated']);
+    expect(again).toEqual(['unchanged', 'unchanged']);
 
     const client = new Client({ connection });
     const handle = client.schedule.getHandle(JANITOR_SCHEDULE_ID);
@@ -266,6 +266,30 @@ describe('the janitor schedule', () => {
       return listed.length > 0 && listed;
     }, 'the schedule to be listed');
     expect(ids.filter((id) => id === JANITOR_SCHEDULE_ID)).toHaveLength(1);
+    await handle.delete();
+  }, 60_000);
+
+  test('a worker starting as an operator pauses it does not unpause it', async () => {
+    const client = new Client({ connection });
+    expect(await ensureJanitorSchedule({ connection, every: '10 minutes' })).toBe('created');
+    // The operator's pause lands right after the starting worker has read the schedule (a real server; only the
+    // moment is forced): the SDK's update would write back the state it read, unpaused.
+    const pausingAfterDescribe = new Proxy(connection.workflowService, {
+      get(service, property, receiver) {
+        if (property !== 'describeSchedule') return Reflect.get(service, property, receiver);
+        return async (request: Parameters<typeof service.describeSchedule>[0]) => {
+          const described = await service.describeSchedule(request);
+          await client.schedule.getHandle(JANITOR_SCHEDULE_ID).pause('ops: paused while a worker starts');
+          return described;
+        };
+      },
+    });
+    const racingConnection = new Proxy(connection, {
+      get: (target, property, receiver) => (property === 'workflowService' ? pausingAfterDescribe : Reflect.get(target, property, receiver)),
+    });
+    expect(await ensureJanitorSchedule({ connection: racingConnection, every: '10 minutes' })).toBe('unchanged');
+    const handle = client.schedule.getHandle(JANITOR_SCHEDULE_ID);
+    expect((await handle.describe()).state).toMatchObject({ paused: true, note: 'ops: paused while a worker starts' });
     await handle.delete();
   }, 60_000);
 });
