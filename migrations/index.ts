@@ -57,6 +57,7 @@ import * as m0660 from './0660_add_subscriptions_service_gaps';
 import * as m0661 from './0661_backfill_subscriptions_service_gaps';
 import * as m0700 from './0700_add_metric_cost_tables_currency';
 import * as m0710 from './0710_add_subscriptions_usage_blocked_since';
+import * as m0720 from './0720_add_subscriptions_scheduled_change';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -126,6 +127,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0661_backfill_subscriptions_service_gaps', m0661],
   ['0700_add_metric_cost_tables_currency', m0700],
   ['0710_add_subscriptions_usage_blocked_since', m0710],
+  ['0720_add_subscriptions_scheduled_change', m0720],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

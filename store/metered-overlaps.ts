@@ -12,6 +12,10 @@
  * derived (store/usage.ts `usageEndSql`: a pending cancellation's period end, a canceled one's last closed period)
  * and its event types follow its plan's charges through plan changes; a constraint would need a table of
  * (subscription, event type, range) rows kept in step with every status, plan and end the workflow writes.
+ *
+ * A plan change scheduled for the period's end counts from its instant on (`scheduled_change_plan_id`,
+ * `scheduled_change_at`, migration 0720): before, it lived only in the workflow until the boundary, and a subscription
+ * created meanwhile pricing the scheduled plan's event types was accepted (from the boundary on both billed them).
  */
 import type { Knex } from 'knex';
 import { planEventTypesSql, usageEndSql } from './usage';
@@ -32,6 +36,24 @@ export async function lockCustomersForMeteredCheck(trx: Knex.Transaction, custom
   await trx.raw('SELECT id FROM customers WHERE id = ANY(?::uuid[]) ORDER BY id FOR NO KEY UPDATE', [[...new Set(customerIds)]]);
 }
 
+/** The columns of a subscription with no scheduled change: spread into an update. */
+export const NO_SCHEDULED_CHANGE = { scheduled_change_plan_id: null, scheduled_change_at: null } as const;
+
+/**
+ * The workflow accepted (or may have accepted: its answer was lost) a change to `planId` at `at`, replacing any
+ * earlier one. Written in the transaction that holds the customer's lock from the check, so a subscription created
+ * for the customer afterwards is checked against it. Claiming a change the workflow did not take only refuses more
+ * until the boundary passes it (`meteredOverlapsOfEach`); missing one it took would let two subscriptions bill a type.
+ */
+export async function recordScheduledChange(trx: Knex.Transaction, subscriptionId: string, planId: string, at: Date): Promise<void> {
+  await trx('subscriptions').where({ id: subscriptionId }).update({ scheduled_change_plan_id: planId, scheduled_change_at: at, updated_at: trx.fn.now() });
+}
+
+/** The workflow withdrew the scheduled change: from here on the subscription prices by its plan in force only. */
+export async function forgetScheduledChange(trx: Knex.Transaction, subscriptionId: string): Promise<void> {
+  await trx('subscriptions').where({ id: subscriptionId }).whereNotNull('scheduled_change_plan_id').update({ ...NO_SCHEDULED_CHANGE, updated_at: trx.fn.now() });
+}
+
 export interface MeteredCandidate {
   readonly customerId: string;
   /** The plan the new stretch would price by. */
@@ -45,8 +67,8 @@ export interface MeteredCandidate {
 /**
  * The customer's other subscriptions that price one of the plan's event types somewhere from `from` on: every one
  * whose usage has not ended by then (live, trialing, paused, past due, suspended, scheduled to start whenever,
- * pending cancellation until its end, canceled until its usage end), by its plan in force now and by every plan it
- * had before a change made after `from`.
+ * pending cancellation until its end, canceled until its usage end), by its plan in force now, by every plan it
+ * had before a change made after `from`, and by its scheduled plan from the change's instant up to its usage end.
  */
 export async function meteredOverlapsOf(db: Knex | Knex.Transaction, candidate: MeteredCandidate): Promise<MeteredOverlap[]> {
   return (await meteredOverlapsOfEach(db, [candidate]))[0];
@@ -68,13 +90,23 @@ export async function meteredOverlapsOfEach(db: Knex | Knex.Transaction, candida
             SELECT * FROM json_to_recordset(?::json) AS c(position int, customer_id uuid, plan_id uuid, from_at timestamptz, subscription_id uuid)
           ),
           others AS (
-            SELECT c.position, s.id, s.plan_id
+            SELECT c.position, s.id, s.plan_id, s.scheduled_change_plan_id, s.scheduled_change_at, s.current_period_start,
+                   ${usageEndSql('s')} AS usage_end
               FROM candidates c
               JOIN subscriptions s ON s.customer_id = c.customer_id AND s.id IS DISTINCT FROM c.subscription_id
              WHERE coalesce(${usageEndSql('s')} > c.from_at, true)
           ),
           plans_in_force AS (
             SELECT o.position, o.id, o.plan_id FROM others o
+            UNION
+            -- The scheduled plan prices from its instant up to the usage end (a cancellation at that period's end: never).
+            -- Once the row shows a period from that instant on, its boundary has passed and the row's plan tells: a
+            -- change recorded while the workflow's answer was lost, that it never took, stops counting there.
+            SELECT o.position, o.id, o.scheduled_change_plan_id
+              FROM others o
+             WHERE o.scheduled_change_plan_id IS NOT NULL
+               AND coalesce(o.usage_end > o.scheduled_change_at, true)
+               AND coalesce(o.current_period_start < o.scheduled_change_at, true)
             UNION
             SELECT o.position, o.id, pc.old_plan_id
               FROM others o

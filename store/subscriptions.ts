@@ -4,6 +4,7 @@ import type { PlanRow } from './catalog';
 import type { CustomerRow } from './customers';
 import { enqueueOutboxEvent, writeAudit } from './outbox';
 import { usageEndSql } from './usage';
+import { NO_SCHEDULED_CHANGE } from './metered-overlaps';
 
 export interface SubscriptionRow {
   id: string;
@@ -22,6 +23,12 @@ export interface SubscriptionRow {
   usage_ends_at: Date | null;
   /** Stretches it gave no service in, from an end to a win-back restart (migration 0660), as Postgres prints a tstzmultirange. */
   service_gaps: string;
+  /**
+   * A plan change scheduled for the period's end, as the workflow accepted it (migration 0720): the metered-overlap
+   * check counts this plan from `scheduled_change_at` on (store/metered-overlaps.ts). Null when none is scheduled.
+   */
+  scheduled_change_plan_id: string | null;
+  scheduled_change_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -153,6 +160,9 @@ function standingColumns(trx: Knex.Transaction, change: SubscriptionStatusRecord
             ELSE usage_blocked_stretches END`,
       [change.usageBlocked, change.at, change.at],
     ),
+    // A canceled subscription never applies its scheduled change, and a win-back restart starts without it
+    // (workflows/subscription/offers.ts): the overlap check must not count it for the restarted subscription.
+    ...(change.status === 'canceled' ? NO_SCHEDULED_CHANGE : {}),
     // Back to `canceled` from needs_attention (a charge after the end needed ops) keeps when and why it was canceled:
     // the change's own time and reason are the retry's ("charge_invoice succeeded on retry"). Any other status clears
     // them, so a win-back restart canceled again later records that cancellation.
@@ -285,7 +295,9 @@ export async function switchSubscriptionPlan(db: Knex, change: PlanSwitchRecord)
     const updated = await trx('subscriptions')
       .where({ id: change.subscriptionId })
       .whereNot({ plan_id: change.planId })
-      .update({ plan_id: change.planId, updated_at: trx.fn.now() });
+      // Any switch drops a scheduled change (the workflow's `switchPlan`): applied at its boundary, or replaced by an
+      // immediate change. The overlap check no longer counts it (store/metered-overlaps.ts).
+      .update({ plan_id: change.planId, ...NO_SCHEDULED_CHANGE, updated_at: trx.fn.now() });
     if (updated === 0) return;
     if (change.effective === 'period_end' && before) {
       await trx('plan_changes')

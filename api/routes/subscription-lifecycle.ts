@@ -34,6 +34,7 @@ import { withTemporalDeadline } from '../temporal-deadline';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
 import { declareRoutes } from '../route-declarations';
 import { refuseMeteredOverlap } from '../metered-overlap';
+import { forgetScheduledChange, lockCustomersForMeteredCheck, recordScheduledChange } from '../../store/metered-overlaps';
 
 export function subscriptionLifecycleRouter(db: Database, temporal: Client): Router {
   const routes = declareRoutes();
@@ -80,12 +81,17 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     // The workflow's validator still refuses a change to the plan in force.
     if (plan.id === current.id && !retriesUnfinishedRequest(res)) throw new ApiProblem('same_plan', 'the subscription is already on that plan version');
     // Under the customer's lock until the workflow answers: an immediate change has switched the row's plan by then,
-    // so a subscription created meanwhile for the customer is checked against the new plan (api/metered-overlap.ts).
+    // and a scheduled one is recorded on the row before the lock is let go, so a subscription created meanwhile for
+    // the customer is checked against the new plan from the change's instant (api/metered-overlap.ts).
     const from = body.effective === 'immediate' ? new Date() : (subscription.current_period_end ?? new Date());
-    const result = await db.transaction(async (trx) => {
+    const outcome = await db.transaction(async (trx) => {
       await refuseMeteredOverlap(trx, { customerId: subscription.customer_id, planId: plan.id, from, subscriptionId: subscription.id });
-      return update(req, subscription, changePlanUpdate, [{ plan: planScheduleTerms(plan), effective: body.effective, requestedBy: actor(req) }]);
-    }).catch((error: unknown) => firstOutcomeOfSupersededChange(req, subscription, error));
+      const asked = await answerOf(update(req, subscription, changePlanUpdate, [{ plan: planScheduleTerms(plan), effective: body.effective, requestedBy: actor(req) }]));
+      if (body.effective === 'period_end') await recordScheduledChange(trx, subscription.id, plan.id, 'answer' in asked ? new Date(asked.answer.effectiveAt) : from);
+      return asked;
+    }).catch((error: unknown) => ({ lost: error }));
+    // A lost answer is rethrown after the commit that kept its record; a superseded repeat gets its first outcome.
+    const result = 'answer' in outcome ? outcome.answer : await firstOutcomeOfSupersededChange(req, subscription, outcome.lost);
     res.json({
       effective: result.effective,
       effective_at: result.effectiveAt,
@@ -93,6 +99,21 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
       invoice: result.invoice && { id: result.invoice.invoiceId, number: result.invoice.number, total: result.invoice.total, currency: result.invoice.currency, status: result.invoice.status },
     });
   });
+
+  /**
+   * The workflow's answer, or the failure that lost it (a deadline passed, the connection dropped): the workflow may
+   * have taken the request all the same, so the caller records what it asked before the error reaches the client
+   * (who retries with the same Idempotency-Key and gets the workflow's first answer). An answer that refuses is thrown:
+   * nothing took effect, and the transaction writes nothing.
+   */
+  async function answerOf<T>(asking: Promise<T>): Promise<{ answer: T } | { lost: unknown }> {
+    try {
+      return { answer: await asking };
+    } catch (error) {
+      if (error instanceof ApiProblem || error instanceof WorkflowUpdateFailedError) throw error;
+      return { lost: error };
+    }
+  }
 
   /**
    * A repeat of a plan change request (same Idempotency-Key and body) after a later workflow run: Temporal answers a
@@ -119,7 +140,15 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
   routes.delete('/:id/scheduled-change', { allow: ['app'] }, async (req, res) => {
     emptyBody.parse(req.body ?? {});
     const subscription = await findSubscription(req.params.id);
-    res.json(await update(req, subscription, withdrawScheduledChangeUpdate, [{ requestedBy: actor(req) }]));
+    // Under the customer's lock, as scheduling is: a change scheduled right after this withdrawal is recorded after
+    // this clears the row, never before. An answer that was lost leaves the row claiming the change (it may stand).
+    const withdrawn = await db.transaction(async (trx) => {
+      await lockCustomersForMeteredCheck(trx, [subscription.customer_id]);
+      const answer = await update(req, subscription, withdrawScheduledChangeUpdate, [{ requestedBy: actor(req) }]);
+      await forgetScheduledChange(trx, subscription.id);
+      return answer;
+    });
+    res.json(withdrawn);
   });
 
   routes.post('/:id/pause', { allow: ['app'] }, async (req, res) => {
