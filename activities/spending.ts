@@ -14,7 +14,7 @@ export function createSpendingActivities(db: Database) {
     /**
      * Rates the usage so far (same function as the invoice) and raises every threshold it crossed, once per
      * threshold per period: the unique (subscription, period, basis, threshold) makes a repeat a no-op. Past the
-     * plan's hard cap, ingestion refuses further usage until the period ends.
+     * plan's hard cap, ingestion refuses usage stamped in the period, whenever it arrives.
      */
     async checkSpending(request: SpendingCheckRequest): Promise<SpendingCheckResult> {
       const context = await loadSubscriptionContext(db, request.subscriptionId);
@@ -47,7 +47,7 @@ export function createSpendingActivities(db: Database) {
             payload: { subscriptionId: subscription.id, basis: crossed.basis, threshold: crossed.threshold, spend: crossed.spend, limit: crossed.limitAmount, currency: plan.currency },
           });
         }
-        if (measure.capReached) await capUsageUntil(trx, subscription.id, new Date(request.periodEnd));
+        if (measure.capReached) await capUsageUntil(trx, subscription.id, { from: measure.periodStart, until: new Date(request.periodEnd) });
       });
       return { spend: measure.spend, raised, capped: measure.capReached };
     },

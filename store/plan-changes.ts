@@ -111,15 +111,16 @@ export async function findPlanChangeByRequest(db: Knex, subscriptionId: string, 
 }
 
 /**
- * A plan's hard cap is per period and the plan's own (`usage_capped_until`, set by the spending check, refused by
- * ingestion until the period's end). The spending check runs only on usage, which the cap refuses, so nothing
- * lifted a cap after an immediate change to a plan with a higher cap or none: the customer's usage was refused for
- * the rest of the period on a plan that allows it. Judged again here, under the new plan, against what the period
- * has spent: the usage proration invoices billed earlier in the period, the open stretch the change closes (rated
- * under the old plan, as its proration invoice will bill it) and any usage already stamped after the change (under
- * the new plan). Reached: capped until the period's end at once (a downgrade to a cap already passed); not reached
- * (or no cap): lifted. Inside the usage grace window of a period the database does not show yet (its end unknown
- * here) a cap is only lifted; the next spending check sets one.
+ * A plan's hard cap is per period and the plan's own (set by the spending check; ingestion refuses the usage
+ * stamped in a capped period, `usage_capped_stretches`). The spending check runs only on usage, which the cap
+ * refuses, so nothing lifted a cap after an immediate change to a plan with a higher cap or none: the customer's
+ * usage was refused for the rest of the period on a plan that allows it. Judged again here, under the new plan,
+ * against what the period has spent: the usage proration invoices billed earlier in the period, the open stretch the
+ * change closes (rated under the old plan, as its proration invoice will bill it) and any usage already stamped after
+ * the change (under the new plan). Reached: capped until the period's end at once (a downgrade to a cap already
+ * passed); not reached (or no cap): lifted from the change's instant (usage stamped before it stays refused). Inside
+ * the usage grace window of a period the database does not show yet (its end unknown here) a cap is only lifted;
+ * the next spending check sets one.
  */
 async function judgeUsageCapUnderNewPlan(trx: Knex.Transaction, change: PlanChangeRow): Promise<void> {
   const subscription: { customer_id: string; current_period_start: Date | null; current_period_end: Date | null } | undefined = await trx('subscriptions')
@@ -130,7 +131,7 @@ async function judgeUsageCapUnderNewPlan(trx: Knex.Transaction, change: PlanChan
   const oldPlan = await trx<PlanRow>('plans').where({ id: change.old_plan_id }).first();
   if (!newPlan || !oldPlan) return;
   const hardCap = ((newPlan.settings ?? {}) as PlanSettings).hardCap;
-  if (hardCap === undefined) return liftUsageCap(trx, change.subscription_id);
+  if (hardCap === undefined) return liftUsageCap(trx, change.subscription_id, change.change_at);
   const { current_period_start: shownStart, current_period_end: shownEnd } = subscription;
   if (!shownStart || !shownEnd) return;
   const inShownPeriod = shownStart <= change.change_at && change.change_at < shownEnd;
@@ -148,8 +149,8 @@ async function judgeUsageCapUnderNewPlan(trx: Knex.Transaction, change: PlanChan
   const spend = toDecimal(await usageInvoicedWithinPeriod(trx, change.subscription_id, periodStart, stretchStart))
     .plus(await rated(oldPlan, stretchStart, change.change_at))
     .plus(await rated(newPlan, change.change_at, inShownPeriod ? shownEnd : far));
-  if (!reachedHardCap(spend.toString(), hardCap)) return liftUsageCap(trx, change.subscription_id);
-  if (inShownPeriod) await capUsageUntil(trx, change.subscription_id, shownEnd);
+  if (!reachedHardCap(spend.toString(), hardCap)) return liftUsageCap(trx, change.subscription_id, change.change_at);
+  if (inShownPeriod) await capUsageUntil(trx, change.subscription_id, { from: shownStart, until: shownEnd });
 }
 
 /** Where the stretch this change closes opened: the period's start, or the latest earlier change after it. */

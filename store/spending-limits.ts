@@ -30,6 +30,8 @@ export interface SpendingMeasure {
   readonly spend: string;
   readonly limits: readonly MeasuredLimit[];
   readonly capReached: boolean;
+  /** The start of the billing period the hard cap is measured in: a reached cap refuses usage stamped from there. */
+  readonly periodStart: Date;
 }
 
 /** The start of the billing period the open stretch starting at `from` lies in: the stretch's own start when unsure. */
@@ -70,7 +72,7 @@ export async function measureSpending(db: Knex, context: SubscriptionContext, fr
       ? [{ limit: { basis: 'budget' as const, amount: row.budget_amount, thresholds: row.alert_thresholds ?? DEFAULT_BUDGET_THRESHOLDS }, spend: periodSpend, periodStart }]
       : []),
   ];
-  return { spend, limits, capReached: reachedHardCap(periodSpend, settings.hardCap) };
+  return { spend, limits, capReached: reachedHardCap(periodSpend, settings.hardCap), periodStart };
 }
 
 /** Each threshold the measure crossed, with the limit and period it is keyed by. */

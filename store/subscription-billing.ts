@@ -18,17 +18,40 @@ export async function startSubscriptionPeriod(trx: Knex.Transaction, subscriptio
   );
 }
 
-/** Past the plan's hard cap: ingestion refuses the subscription's usage until `until` (the period end). */
-export async function capUsageUntil(db: Db, subscriptionId: string, until: Date): Promise<void> {
-  await db('subscriptions').where({ id: subscriptionId }).update({ usage_capped_until: until });
+/** A capped period: [from, until), from the period's start to its end. */
+export interface CappedStretch {
+  readonly from: Date;
+  readonly until: Date;
 }
 
 /**
- * The cap no longer applies (an immediate plan change to a plan whose cap the period's spend has not reached, or
- * that has none): ingestion accepts the subscription's usage again.
+ * Past the plan's hard cap: ingestion refuses the subscription's usage stamped in the capped period, whenever it
+ * arrives (the period's spend is what the cap bounds, so an event of any instant in it would bill above the cap).
+ * The stretch is kept beside earlier ones (migration 0730); `usage_capped_until` tells the spending check it is done.
  */
-export async function liftUsageCap(db: Db, subscriptionId: string): Promise<void> {
-  await db('subscriptions').where({ id: subscriptionId }).whereNotNull('usage_capped_until').update({ usage_capped_until: null });
+export async function capUsageUntil(db: Db, subscriptionId: string, capped: CappedStretch): Promise<void> {
+  const from = capped.from < capped.until ? capped.from : capped.until; // an inverted stretch caps no instant
+  await db('subscriptions')
+    .where({ id: subscriptionId })
+    .update({
+      usage_capped_until: capped.until,
+      usage_capped_stretches: db.raw('usage_capped_stretches + tstzmultirange(tstzrange(?::timestamptz, ?::timestamptz))', [from.toISOString(), capped.until.toISOString()]),
+    });
+}
+
+/**
+ * The cap no longer applies from `at` on (an immediate plan change at `at` to a plan whose cap the period's spend has
+ * not reached, or that has none): usage stamped from then on is accepted again; usage stamped before, while the
+ * period stood capped, stays refused.
+ */
+export async function liftUsageCap(db: Db, subscriptionId: string, at: Date): Promise<void> {
+  await db('subscriptions')
+    .where({ id: subscriptionId })
+    .where((capped) => capped.whereNotNull('usage_capped_until').orWhereRaw('usage_capped_stretches && tstzrange(?::timestamptz, NULL)', [at.toISOString()]))
+    .update({
+      usage_capped_until: null,
+      usage_capped_stretches: db.raw('usage_capped_stretches - tstzmultirange(tstzrange(?::timestamptz, NULL))', [at.toISOString()]),
+    });
 }
 
 /** A customer-set spending budget per period (null removes it) with its alert thresholds in percent. */

@@ -364,6 +364,13 @@ async function recordMovedPeriodEnd(trx: Knex.Transaction, subscriptionId: strin
     .update({
       current_period_end: to,
       usage_capped_until: trx.raw('CASE WHEN usage_capped_until = current_period_end THEN ?::timestamptz ELSE usage_capped_until END', [to.toISOString()]),
+      // The capped stretch (ingestion's, by the event's time) reaches the new end too: the moved time is the period's.
+      usage_capped_stretches: trx.raw(
+        `CASE WHEN usage_capped_until = current_period_end AND current_period_end < ?::timestamptz
+              THEN usage_capped_stretches + tstzmultirange(tstzrange(current_period_end, ?::timestamptz))
+              ELSE usage_capped_stretches END`,
+        [to.toISOString(), to.toISOString()],
+      ),
       // A pending cancellation's end written down while an invoice was in dunning or a step needed attention
       // (`standingColumns`, `standingKeptWhileNeedsAttention`) is the period's end: it moves with it, as the
       // cancellation does (a paid suspension gives its time back, then the cancellation pends again).

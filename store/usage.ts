@@ -504,21 +504,27 @@ export async function listLateUsage(db: Knex, subscriptionId: string, customerId
 
 export type UsageRefusal = 'usage_blocked' | 'usage_cap_reached';
 
+/**
+ * A stretch in which one subscription refuses usage: paused (under the reject policy) or suspended
+ * (`usage_blocked`), or past its plan's hard cap for a period (`usage_cap_reached`).
+ */
+export interface UsageStop extends UncoveredStretch {
+  readonly subscriptionId: string;
+  readonly refusal: UsageRefusal;
+}
+
 /** What ingestion must know of the customers' subscriptions before it stores their usage: one query. */
 export interface UsageAcceptance {
   /**
-   * Customers whose usage is refused now: a subscription past its plan's hard cap for the current period
-   * (`usage_cap_reached`). Rare, and a partial index keeps this lookup small.
+   * For each customer, the stretches in which a subscription of theirs refuses usage, judged by the event's time
+   * whenever it arrives (`usageStopAt`): a block from its start on while it lasts (`until` null) and past blocks
+   * (migration 0710; a block recorded before its start was kept refuses every instant), and each capped period
+   * (migration 0730), to its end or to the instant a plan change lifted the cap. Judged by arrival, last week's
+   * usage sent after a suspension began was refused although its period bills it (lost), usage of a pause or of a
+   * capped period sent after it was billed, and an uncapped period's usage was refused once the next was capped.
+   * Customers with none are absent.
    */
-  readonly refusals: Map<string, UsageRefusal>;
-  /**
-   * For each customer, the stretches in which a subscription of theirs was paused (under the reject policy) or
-   * suspended: the current block from its start on (`until` null), and past ones. Usage stamped there is refused
-   * (`usage_blocked`) whenever it arrives; usage stamped outside is not. Judged by arrival, last week's usage sent
-   * after a suspension began was refused although its period bills it (lost), and usage of a pause sent after the
-   * resume was billed. A block recorded before its start was kept (migration 0710) refuses every instant.
-   */
-  readonly blocks: Map<string, UncoveredStretch[]>;
+  readonly stops: Map<string, UsageStop[]>;
   /**
    * Customers with several subscriptions or a plan change: only for them can an event's type be priced at one time
    * and not at another, so only they need `pricedStretchesOf` (the usual customer costs no further query).
@@ -548,8 +554,8 @@ const USAGE_END_SQL = usageEndSql('s');
 
 /**
  * A tstzmultirange column of the row `s` as JSON [from, until] pairs, null when empty (the usual row pays only the
- * emptiness test): its service gaps (migration 0660: from a billed end to a win-back restart) and its past usage
- * blocks (migration 0710).
+ * emptiness test): its service gaps (migration 0660: from a billed end to a win-back restart), its past usage
+ * blocks (migration 0710) and its capped stretches (migration 0730).
  */
 const rangesSql = (column: string): string => `CASE WHEN NOT isempty(s.${column})
                             THEN (SELECT json_agg(json_build_array(lower(r), upper(r))) FROM unnest(s.${column}) r)
@@ -562,24 +568,31 @@ function stretchOf([from, until]: RangeRow): ServiceGap {
   return { from: new Date(from), until: new Date(until) };
 }
 
-export async function usageAcceptance(db: Knex, customerIds: readonly string[], now: Date): Promise<UsageAcceptance> {
-  if (customerIds.length === 0) return { refusals: new Map(), blocks: new Map(), severalPlans: new Set(), uncovered: new Map() };
-  const result = await db.raw<{ rows: { customer_id: string; blocked: boolean; blocked_since: Date | null; past_blocks: RangeRow[] | null; plan_changed: boolean; capped: boolean; starts_at: Date; ends_at: Date | null; gaps: RangeRow[] | null }[] }>(
-    `SELECT s.customer_id, s.usage_blocked AS blocked, s.usage_blocked_since AS blocked_since, ${rangesSql('usage_blocked_stretches')} AS past_blocks,
-            EXISTS (SELECT 1 FROM plan_changes pc WHERE pc.subscription_id = s.id) AS plan_changed, coalesce(s.usage_capped_until > ?, false) AS capped,
+/** A row's stops: its past blocks, its current block from its start on, and its capped stretches. */
+function stopsOf(row: { id: string; blocked: boolean; blocked_since: Date | null; past_blocks: RangeRow[] | null; capped: RangeRow[] | null }): UsageStop[] {
+  const blocks: UncoveredStretch[] = [...(row.past_blocks ?? []).map(stretchOf), ...(row.blocked ? [{ from: row.blocked_since ?? EARLIEST_INSTANT, until: null }] : [])];
+  return [
+    ...blocks.map((block) => ({ ...block, subscriptionId: row.id, refusal: 'usage_blocked' as const })),
+    ...(row.capped ?? []).map((range) => ({ ...stretchOf(range), subscriptionId: row.id, refusal: 'usage_cap_reached' as const })),
+  ];
+}
+
+export async function usageAcceptance(db: Knex, customerIds: readonly string[]): Promise<UsageAcceptance> {
+  if (customerIds.length === 0) return { stops: new Map(), severalPlans: new Set(), uncovered: new Map() };
+  const result = await db.raw<{ rows: { id: string; customer_id: string; blocked: boolean; blocked_since: Date | null; past_blocks: RangeRow[] | null; plan_changed: boolean; capped: RangeRow[] | null; starts_at: Date; ends_at: Date | null; gaps: RangeRow[] | null }[] }>(
+    `SELECT s.id, s.customer_id, s.usage_blocked AS blocked, s.usage_blocked_since AS blocked_since, ${rangesSql('usage_blocked_stretches')} AS past_blocks,
+            EXISTS (SELECT 1 FROM plan_changes pc WHERE pc.subscription_id = s.id) AS plan_changed, ${rangesSql('usage_capped_stretches')} AS capped,
             s.start_at AS starts_at, ${USAGE_END_SQL} AS ends_at, ${rangesSql('service_gaps')} AS gaps
        FROM subscriptions s
       WHERE s.customer_id = ANY(?::uuid[])`,
-    [now, [...new Set(customerIds)]],
+    [[...new Set(customerIds)]],
   );
-  const refusals = new Map<string, UsageRefusal>();
-  const blocks = new Map<string, UncoveredStretch[]>();
+  const stops = new Map<string, UsageStop[]>();
   const severalPlans = new Set<string>();
   const spansByCustomer = new Map<string, BilledSpan[]>();
   for (const row of result.rows) {
-    const rowBlocks = [...(row.past_blocks ?? []).map(stretchOf), ...(row.blocked ? [{ from: row.blocked_since ?? EARLIEST_INSTANT, until: null }] : [])];
-    if (rowBlocks.length) blocks.set(row.customer_id, [...(blocks.get(row.customer_id) ?? []), ...rowBlocks]);
-    if (row.capped) refusals.set(row.customer_id, 'usage_cap_reached');
+    const rowStops = stopsOf(row);
+    if (rowStops.length) stops.set(row.customer_id, [...(stops.get(row.customer_id) ?? []), ...rowStops]);
     if (row.plan_changed || spansByCustomer.has(row.customer_id)) severalPlans.add(row.customer_id);
     const spans = spansByCustomer.get(row.customer_id) ?? [];
     spans.push(...spansAroundGaps({ start: row.starts_at, end: row.ends_at }, (row.gaps ?? []).map(stretchOf)));
@@ -590,7 +603,7 @@ export async function usageAcceptance(db: Knex, customerIds: readonly string[], 
     const stretches = uncoveredStretches(spans);
     if (stretches.length) uncovered.set(customerId, stretches);
   }
-  return { refusals, blocks, severalPlans, uncovered };
+  return { stops, severalPlans, uncovered };
 }
 
 /**
@@ -598,20 +611,21 @@ export async function usageAcceptance(db: Knex, customerIds: readonly string[], 
  * and the event types each prices (domain/usage-events.ts `pricedStretches`): ingestion refuses an event of a type
  * one of them prices, stamped where none does, which no usage close would claim (a close claims only its plan's
  * event types, in its own period). Everyone else is absent: one plan over one span prices a type everywhere or
- * nowhere. Asked only for customers `usageAcceptance` finds with several plans: two queries.
+ * nowhere. Asked only for customers `usageAcceptance` finds with several plans: two queries. Each stretch names its
+ * subscription: a usage block or cap refuses only the events of the types the blocked subscription prices then.
  */
-export async function pricedStretchesOf(db: Knex, customerIds: readonly string[]): Promise<Map<string, PricedStretch[]>> {
-  const byCustomer = new Map<string, PricedStretch[]>();
+export async function pricedStretchesOf(db: Knex, customerIds: readonly string[]): Promise<Map<string, SubscriptionPricedStretch[]>> {
+  const byCustomer = new Map<string, SubscriptionPricedStretch[]>();
   if (customerIds.length === 0) return byCustomer;
-  const result = await db.raw<{ rows: { customer_id: string; plan_id: string; starts_at: Date; ends_at: Date | null; changes: [string, string][] }[] }>(
+  const result = await db.raw<{ rows: { id: string; customer_id: string; plan_id: string; starts_at: Date; ends_at: Date | null; changes: [string, string][] }[] }>(
     `WITH subs AS (
-       SELECT s.customer_id, s.plan_id, s.start_at AS starts_at, ${USAGE_END_SQL} AS ends_at,
+       SELECT s.id, s.customer_id, s.plan_id, s.start_at AS starts_at, ${USAGE_END_SQL} AS ends_at,
               (SELECT json_agg(json_build_array(pc.change_at, pc.old_plan_id) ORDER BY pc.change_at) FROM plan_changes pc WHERE pc.subscription_id = s.id) AS changes,
               count(*) OVER (PARTITION BY s.customer_id) AS siblings
          FROM subscriptions s
         WHERE s.customer_id = ANY(?::uuid[])
      )
-     SELECT customer_id, plan_id, starts_at, ends_at, coalesce(changes, '[]') AS changes
+     SELECT id, customer_id, plan_id, starts_at, ends_at, coalesce(changes, '[]') AS changes
        FROM subs
       WHERE customer_id IN (SELECT customer_id FROM subs WHERE siblings > 1 OR changes IS NOT NULL)`,
     [[...new Set(customerIds)]],
@@ -622,7 +636,7 @@ export async function pricedStretchesOf(db: Knex, customerIds: readonly string[]
   const none = new Set<string>();
   for (const row of result.rows) {
     const history = { start: row.starts_at, end: row.ends_at, planId: row.plan_id, changes: row.changes.map(([at, oldPlanId]) => ({ at: new Date(at), oldPlanId })) };
-    const stretches = pricedStretches(history, (planId) => eventTypesByPlan.get(planId) ?? none);
+    const stretches = pricedStretches(history, (planId) => eventTypesByPlan.get(planId) ?? none).map((stretch) => ({ ...stretch, subscriptionId: row.id }));
     byCustomer.set(row.customer_id, [...(byCustomer.get(row.customer_id) ?? []), ...stretches]);
   }
   return byCustomer;
@@ -631,7 +645,23 @@ export async function pricedStretchesOf(db: Knex, customerIds: readonly string[]
 /** The earliest instant a Date holds: a block whose start was not recorded refuses usage of any time. */
 const EARLIEST_INSTANT = new Date(-8.64e15);
 
-/** The block of `blocks` that holds the instant `at`, if any. */
-export function blockAt(blocks: readonly UncoveredStretch[] | undefined, at: Date): UncoveredStretch | undefined {
-  return blocks?.find(({ from, until }) => at >= from && (until === null || at < until));
+/** A priced stretch of one subscription (`pricedStretchesOf`). */
+export type SubscriptionPricedStretch = PricedStretch & { readonly subscriptionId: string };
+
+const holds = ({ from, until }: UncoveredStretch, at: Date): boolean => at >= from && (until === null || at < until);
+
+/**
+ * The stop that refuses an event of `eventType` stamped `at`, if any: one of the subscription that prices the type at
+ * that instant. Events name a customer, and at most one subscription prices a type at an instant (docs/api.md "One
+ * subscription per event type"): a pause of one subscription must not refuse the usage another bills. `priced` is
+ * known for customers with several plans only; a customer with one plan has one subscription, whose stops refuse all
+ * its usage. An event of a type no subscription prices then bills nothing and is refused by any stop then. A block
+ * is named before a cap: only a cap admits corrections.
+ */
+export function usageStopAt(stops: readonly UsageStop[] | undefined, at: Date, eventType: string, priced: readonly SubscriptionPricedStretch[] | undefined): UsageStop | undefined {
+  const holding = (stops ?? []).filter((stop) => holds(stop, at));
+  if (holding.length === 0) return undefined;
+  const pricing = new Set((priced ?? []).filter((stretch) => stretch.eventTypes.has(eventType) && holds(stretch, at)).map((stretch) => stretch.subscriptionId));
+  const refusing = pricing.size === 0 ? holding : holding.filter((stop) => pricing.has(stop.subscriptionId));
+  return refusing.find((stop) => stop.refusal === 'usage_blocked') ?? refusing[0];
 }

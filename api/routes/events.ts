@@ -7,7 +7,7 @@ import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
 import { judgeReversal } from '../../domain/reversals';
 import { disputeWindows, insertReversalEvents, NewReversalEvent, reversalTargets } from '../../store/reversals';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
-import { blockAt, compareWithStoredEvents, insertUsageEvents, pricedStretchesOf, NewUsageEvent, ResentUsageEvent, usageAcceptance } from '../../store/usage';
+import { compareWithStoredEvents, insertUsageEvents, pricedStretchesOf, NewUsageEvent, ResentUsageEvent, usageAcceptance, usageStopAt } from '../../store/usage';
 import { hardLimitsOf, insertUsageEventsWithinLimits } from '../../store/entitlements';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
@@ -65,10 +65,10 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     // Independent reads: one round trip's wait instead of three in a row on every ingestion request.
     // First starts come from a cache that may be stale only towards later starts: it can wrongly refuse, never
     // wrongly accept, so a refusal for a pre-start timestamp is confirmed against Postgres below.
-    const [firstSubscriptionStartByCustomerId, metrics, { refusals, blocks, severalPlans, uncovered: uncoveredByCustomerId }, hardLimits] = await Promise.all([
+    const [firstSubscriptionStartByCustomerId, metrics, { stops, severalPlans, uncovered: uncoveredByCustomerId }, hardLimits] = await Promise.all([
       deps.customers.cachedFirstStarts(customerIds),
       deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type))),
-      usageAcceptance(deps.db, customerIds, now),
+      usageAcceptance(deps.db, customerIds),
       hardLimitsOf(deps.db, customerIds),
     ]);
     // Which types each subscription prices when: asked only for customers whose several plans may differ in time.
@@ -119,10 +119,11 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
         }
         continue;
       }
-      // A block is judged by the event's time, not the request's: usage stamped before a suspension began is billed
-      // by its period, usage stamped during a pause that refuses usage is refused after the resume too.
-      const block = verdict.ok ? blockAt(blocks.get(verdict.customerId), verdict.occurredAt) : undefined;
-      const blocked = !verdict.ok ? undefined : block ? 'usage_blocked' : refusals.get(verdict.customerId);
+      // A block or a cap is judged by the event's time, not the request's (usage stamped before a suspension began
+      // is billed by its period; usage of a pause or of a capped period is refused after it too), and only where the
+      // subscription that prices the event's type then is the one blocked or capped.
+      const stop = verdict.ok ? usageStopAt(stops.get(verdict.customerId), verdict.occurredAt, event.type, pricedStretchesByCustomerId.get(verdict.customerId)) : undefined;
+      const blocked = stop?.refusal;
       // Past the hard cap only what could add spend is refused: a correction only lowers it, and refused now it
       // could only come back as late usage, the customer billed meanwhile for the usage it takes back.
       const capped = blocked === 'usage_cap_reached' && onlyLowersUsage(event, metrics) ? undefined : blocked;
@@ -133,7 +134,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       } else if (typeof refusal === 'object') {
         rejections.push({ index, code: 'no_matching_price', path: `events.${index}.properties`, message: refusal.detail });
       } else if (refusal) {
-        const detail = refusal === 'usage_blocked' ? "the subscription is paused or suspended at the event's time (usage is refused then)" : "the plan's usage cap for this period is reached";
+        const detail = refusal === 'usage_blocked' ? "the subscription is paused or suspended at the event's time (usage is refused then)" : "the plan's usage cap for the event's period is reached";
         rejections.push({ index, code: refusal, path: `events.${index}`, message: detail });
       } else if (!verdict.ok) {
         const path = verdict.property === undefined ? `events.${index}` : `events.${index}.properties.${verdict.property}`;

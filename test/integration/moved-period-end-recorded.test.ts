@@ -4,6 +4,7 @@
  * end holds to the new one (before, a cap set before a pause expired at the old end and let usage in). Real Postgres.
  */
 import type { Database } from '../../store/database';
+import { capUsageUntil } from '../../store/subscription-billing';
 import { mirrorSubscriptionStatus } from '../../store/subscriptions';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
@@ -24,7 +25,8 @@ async function pausedSubscription(cappedUntil: Date | null): Promise<string> {
   const customer = await insertCustomer(db);
   const plan = await insertPlan(db, { code: `moved-${customer.id}`, billing_interval: 'P1M', flat_fee: '10.00' });
   const { row } = await insertSubscription(db, customer, plan, JAN);
-  await db('subscriptions').where({ id: row.id }).update({ status: 'paused', current_period_start: JAN, current_period_end: FEB, usage_capped_until: cappedUntil });
+  await db('subscriptions').where({ id: row.id }).update({ status: 'paused', current_period_start: JAN, current_period_end: FEB });
+  if (cappedUntil) await capUsageUntil(db, row.id, { from: JAN, until: cappedUntil });
   return row.id;
 }
 
@@ -40,11 +42,16 @@ const resumed = (subscriptionId: string, from: Date) =>
   });
 
 const rowOf = (id: string) => db('subscriptions').where({ id }).first('status', 'current_period_end', 'usage_capped_until');
+/** Whether ingestion refuses usage stamped at `at` as capped (the stretches it judges the event's time against). */
+const cappedAt = async (id: string, at: string): Promise<boolean> =>
+  (await db('subscriptions').where({ id }).first(db.raw('usage_capped_stretches @> ?::timestamptz AS capped', [at]))).capped;
 
 test('the moved end is recorded, and a cap to the old end now holds to the new one', async () => {
   const id = await pausedSubscription(FEB);
   await resumed(id, FEB);
   expect(await rowOf(id)).toEqual({ status: 'active', current_period_end: FEB_11, usage_capped_until: FEB_11 });
+  // Usage stamped in the moved time belongs to the capped period.
+  expect([await cappedAt(id, '2030-01-15T00:00:00Z'), await cappedAt(id, '2030-02-05T00:00:00Z'), await cappedAt(id, '2030-02-11T00:00:00Z')]).toEqual([true, true, false]);
   // Retried (the activity ran again): nothing moves twice.
   await resumed(id, FEB);
   expect((await rowOf(id)).current_period_end).toEqual(FEB_11);
@@ -55,6 +62,7 @@ test('a cap to another instant keeps it; a move from an end the row does not sho
   const id = await pausedSubscription(other);
   await resumed(id, FEB);
   expect(await rowOf(id)).toEqual({ status: 'active', current_period_end: FEB_11, usage_capped_until: other });
+  expect(await cappedAt(id, '2030-02-05T00:00:00Z')).toBe(false);
 
   const stale = await pausedSubscription(null);
   await resumed(stale, new Date('2030-03-01T00:00:00Z'));

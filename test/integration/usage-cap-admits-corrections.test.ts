@@ -10,6 +10,7 @@
  */
 import type { Database } from '../../store/database';
 import type { CustomerRow } from '../../store/customers';
+import { capUsageUntil } from '../../store/subscription-billing';
 import { ApiOnly, serveApiOnly } from '../support/api-only';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
@@ -67,8 +68,8 @@ async function storedCalls(): Promise<string[]> {
 
 test('past the cap, a correction is accepted and everything that could add spend is refused', async () => {
   expect((await api.http.call('POST', '/v1/events', calls('c-1', 60))).json).toMatchObject({ accepted: 1 });
-  // The spending check found 60.00 of a 50.00 cap: capped until the period's end.
-  await db('subscriptions').where({ id: subscriptionId }).update({ usage_capped_until: periodEnd });
+  // The spending check found 60.00 of a 50.00 cap: the period is capped.
+  await capUsageUntil(db, subscriptionId, { from: periodStart, until: periodEnd });
 
   const correction = await api.http.call('POST', '/v1/events', calls('fix-1', '-10'));
   expect(correction.status).toBe(200);
