@@ -39,6 +39,7 @@ import { invoiceDocumentsRouter } from './routes/invoice-documents';
 import { usagePageRouter } from './routes/usage-page';
 import { openApiRouter } from './openapi-router';
 import { entitlementsRouter } from './routes/entitlements';
+import { uncoveredUsageRouter } from './routes/uncovered-usage';
 import { walletsRouter } from './routes/wallets';
 import { walletTopUpsRouter } from './routes/wallet-top-ups';
 import { wakeWalletWorkflow, WalletBalanceWatcher } from './wallet-signals';
@@ -148,6 +149,8 @@ export function createApp(deps: ApiDependencies): Express {
   app.use('/v1/customers', entitlementsRouter(deps.db, { now: deps.now }));
   app.use('/v1/customers', walletsRouter(deps.db, { now: deps.now, onWalletChanged: walletChangeHook(deps, logger) }));
   app.use('/v1/customers', walletTopUpsRouter(deps.db, deps.temporal, { now: deps.now, waitMs: deps.topUpWaitMs }));
+  // Accepted usage no subscription prices: visibly pending, not lost (docs/usage-events.md "Uncovered usage").
+  app.use('/v1/customers', uncoveredUsageRouter(deps.db));
   // The contract: /openapi.json and its reference page /docs (api/openapi.ts).
   app.use(openApiRouter(app));
   for (const extra of deps.extraRouters ?? []) app.use(extra.path, extra.router);

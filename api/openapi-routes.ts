@@ -56,7 +56,9 @@ import {
   retryFailedStepResponse,
   revokeApiKeyBody,
   subscriptionDetailResponse,
-  subscriptionResponse,
+  createdSubscriptionResponse,
+  uncoveredUsageQuery,
+  uncoveredUsageResponse,
   subscriptionStatusResponse,
   updatePaymentMethodBody,
   usageEventBody,
@@ -380,7 +382,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     tag: 'Subscriptions',
     body: createSubscriptionBody,
     bodyExample: { customer_id: '0a7e9c1d-2b3f-4a5e-8c6d-7e8f9a0b1c2d', plan_code: 'starter' },
-    responses: created('The subscription.', subscriptionResponse, subscriptionExample),
+    responses: created('The subscription; `uncovered_usage` when its start leaves stored events of its types unbilled.', createdSubscriptionResponse, subscriptionExample),
     problems: ['customer_not_found', 'plan_not_found', 'currency_mismatch', 'metered_usage_overlap', 'workflow_unavailable', 'temporal_unavailable'],
   },
   'POST /v1/subscriptions/import': {
@@ -600,6 +602,16 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     body: grantBody,
     bodyExample: { amount: '50.00', source: 'promotional', expires_at: '2027-01-01T00:00:00Z' },
     responses: created('The grant.', walletGrantResponse),
+    problems: ['customer_not_found'],
+  },
+  'GET /v1/customers/:id/uncovered-usage': {
+    summary: 'Accepted usage no subscription of the customer bills',
+    description:
+      'The customer\'s accepted, unbilled events whose type and time no subscription of theirs prices, oldest first, each with its `reason`, and `totals` per event type over all of them. Events a period close or a re-rating will still bill (the open period, late usage) are not listed. More than `limit`: `has_more`; the next page is `starting_after` = `next_cursor`.',
+    tag: 'Usage',
+    params: customerId,
+    query: uncoveredUsageQuery,
+    responses: ok('The uncovered events.', uncoveredUsageResponse),
     problems: ['customer_not_found'],
   },
   'GET /v1/customers/:id/entitlements': {

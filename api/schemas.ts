@@ -710,6 +710,33 @@ export const lateUsageResponse = z.object({
   data: z.array(z.object({ id: z.string(), type: z.string(), timestamp: instantOut, received_at: instantOut, properties: jsonObject })),
 });
 
+/** A customer's uncovered usage (docs/usage-events.md "Uncovered usage"): `starting_after` is a `next_cursor`. */
+export const uncoveredUsageQuery = z.strictObject({
+  limit: pageLimit(500, 100),
+  starting_after: z.string().regex(/^[0-9]{1,18}$/, 'a next_cursor from a previous page').optional(), // within a bigint
+});
+
+const uncoveredReason = z.enum(['no_subscription', 'before_first_subscription', 'between_subscriptions', 'after_subscription_end', 'event_type_not_priced']).meta({
+  description:
+    'Why no subscription of the customer prices the event: the customer has none; it is stamped before the first one starts; between an end and the next start or a win-back restart; after every subscription ended; or its type is not metered by the plan in force at its time.',
+});
+
+export const uncoveredUsageResponse = z.object({
+  data: z.array(z.object({ id: z.string(), type: z.string(), timestamp: instantOut, received_at: instantOut, properties: jsonObject, reason: uncoveredReason })),
+  /** Per event type, over every uncovered event of the customer (not only this page). */
+  totals: z.array(z.object({ type: z.string(), events: z.int().nonnegative(), earliest: instantOut, latest: instantOut })),
+  has_more: z.boolean(),
+  next_cursor: z.string().nullable(),
+});
+
+/** POST /v1/subscriptions: the subscription, and what its start leaves unbilled of the customer's stored usage. */
+export const createdSubscriptionResponse = subscriptionResponse.extend({
+  uncovered_usage: z
+    .object({ events: z.int().positive(), earliest: instantOut })
+    .optional()
+    .meta({ description: "Stored events of types the plan prices, stamped before the start, that no subscription bills: back-date start_at to bill them (GET /v1/customers/:id/uncovered-usage lists them). Absent when there are none." }),
+});
+
 export const planChangeResponse = z.object({
   effective: z.enum(['immediate', 'period_end']),
   effective_at: z.string(),

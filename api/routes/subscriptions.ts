@@ -21,6 +21,7 @@ import { subscriptionJson } from '../serializers';
 import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 import { importSubscriptions, importSubscriptionsBody } from '../subscription-import';
 import { refuseMeteredOverlap } from '../metered-overlap';
+import { uncoveredUsageBefore } from '../../store/uncovered-usage';
 
 export function subscriptionsRouter(db: Database, temporal: Client): Router {
   const routes = declareRoutes();
@@ -56,7 +57,7 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
         throw keyNamesAnotherRequest(req.header('Idempotency-Key'), `subscription ${created.id}, another customer, plan or start`);
       }
       await startSubscriptionWorkflow(db, temporal, created, createdPlan, customer);
-      return void res.status(201).json(subscriptionJson(created, createdPlan));
+      return void res.status(201).json(await createdSubscriptionJson(db, created, createdPlan));
     }
     // A start in the past is allowed within its first period (a contract signed a few days ago); further back it
     // would bill several periods at once, so it is refused.
@@ -70,7 +71,7 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
       return insertScheduledSubscription(trx, { id, customerId: customer.id, planId: plan.id, workflowId: subscriptionWorkflowId(id), startAt });
     });
     await startSubscriptionWorkflow(db, temporal, row, plan, customer);
-    res.status(201).json(subscriptionJson(row, plan));
+    res.status(201).json(await createdSubscriptionJson(db, row, plan));
   });
 
   /**
@@ -129,6 +130,19 @@ export function subscriptionsRouter(db: Database, temporal: Client): Router {
   });
 
   return routes.router;
+}
+
+/**
+ * The 201 answer: the subscription, and the customer's stored events its start leaves unbilled (of its plan's types,
+ * stamped before the start, priced by no subscription). Nothing is refused: ingestion keeps a customer's usage before
+ * any subscription so that one may start back-dated, and the caller learns here that this one did not.
+ */
+async function createdSubscriptionJson(db: Database, row: SubscriptionRow, plan: PlanRow): Promise<object> {
+  const uncovered = await uncoveredUsageBefore(db, row.customer_id, plan.id, row.start_at);
+  return {
+    ...subscriptionJson(row, plan),
+    ...(uncovered.earliest !== null ? { uncovered_usage: { events: uncovered.events, earliest: uncovered.earliest.toISOString() } } : {}),
+  };
 }
 
 /**

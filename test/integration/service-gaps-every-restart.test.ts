@@ -106,12 +106,15 @@ test('won back after a cancellation at the period end: usage between that end an
 
   await stack.advanceTo('2032-04-05T00:00:00Z', 3_600_000);
   const late = (await api.call('GET', `/v1/subscriptions/${row.id}/late-usage`)).json.data;
-  expect({ refusedWhileCanceled, gap, afterRestart, preview, late, events: await stored() }).toEqual({
+  // Billed by nothing, it is listed as uncovered usage instead (docs/usage-events.md "Uncovered usage").
+  const uncovered = (await api.call('GET', `/v1/customers/${customer.id}/uncovered-usage`)).json.data.map((event: { id: string; reason: string }) => [event.id, event.reason]);
+  expect({ refusedWhileCanceled, gap, afterRestart, preview, late, uncovered, events: await stored() }).toEqual({
     refusedWhileCanceled: 'timestamp_after_subscription_end',
     gap: 'timestamp_between_subscriptions',
     afterRestart: 'accepted',
     preview: [expect.objectContaining({ metric_code: 'restart_tokens', quantity: '100', event_count: 1 })],
     late: [],
+    uncovered: [['stored-before-the-fix', 'between_subscriptions']],
     events: [
       { event_id: 'after-restart', billed: true },
       { event_id: 'stored-before-the-fix', billed: false },

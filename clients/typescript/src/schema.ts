@@ -337,6 +337,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/customers/{id}/uncovered-usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Accepted usage no subscription of the customer bills
+         * @description The customer's accepted, unbilled events whose type and time no subscription of theirs prices, oldest first, each with its `reason`, and `totals` per event type over all of them. Events a period close or a re-rating will still bill (the open period, late usage) are not listed. More than `limit`: `has_more`; the next page is `starting_after` = `next_cursor`.
+         *
+         *     Keys: admin, app, finance.
+         */
+        get: operations["getV1CustomersByIdUncoveredUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/customers/{id}/usage-tokens": {
         parameters: {
             query?: never;
@@ -1344,6 +1366,34 @@ export interface components {
             /** @enum {string} */
             status: "active" | "revoked" | "expired";
         };
+        CreatedSubscriptionResponse: {
+            cancel_reason: string | null;
+            canceled_at: string | null;
+            created_at: string | null;
+            current_period_end: string | null;
+            current_period_start: string | null;
+            /** Format: uuid */
+            customer_id: string;
+            /** Format: uuid */
+            id: string;
+            plan: {
+                code: string;
+                /** Format: uuid */
+                id: string;
+                version: number;
+            };
+            start_at: string | null;
+            /** @enum {string} */
+            status: "scheduled" | "trialing" | "active" | "past_due" | "suspended" | "paused" | "retention_offered" | "pending_cancellation" | "needs_attention" | "canceled";
+            trial_end: string | null;
+            /** @description Stored events of types the plan prices, stamped before the start, that no subscription bills: back-date start_at to bill them (GET /v1/customers/:id/uncovered-usage lists them). Absent when there are none. */
+            uncovered_usage?: {
+                /** Format: date-time */
+                earliest: string;
+                events: number;
+            };
+            workflow_id: string;
+        };
         CreatedWebhookEndpointResponse: {
             created_at: string | null;
             description: string | null;
@@ -2297,31 +2347,37 @@ export interface components {
             trial_end: string | null;
             workflow_id: string;
         };
-        SubscriptionResponse: {
-            cancel_reason: string | null;
-            canceled_at: string | null;
-            created_at: string | null;
-            current_period_end: string | null;
-            current_period_start: string | null;
-            /** Format: uuid */
-            customer_id: string;
-            /** Format: uuid */
-            id: string;
-            plan: {
-                code: string;
-                /** Format: uuid */
-                id: string;
-                version: number;
-            };
-            start_at: string | null;
-            /** @enum {string} */
-            status: "scheduled" | "trialing" | "active" | "past_due" | "suspended" | "paused" | "retention_offered" | "pending_cancellation" | "needs_attention" | "canceled";
-            trial_end: string | null;
-            workflow_id: string;
-        };
         SubscriptionStatusResponse: {
             /** @enum {string} */
             status: "scheduled" | "trialing" | "active" | "past_due" | "suspended" | "paused" | "retention_offered" | "pending_cancellation" | "needs_attention" | "canceled";
+        };
+        UncoveredUsageResponse: {
+            data: {
+                id: string;
+                properties: {
+                    [key: string]: unknown;
+                };
+                /**
+                 * @description Why no subscription of the customer prices the event: the customer has none; it is stamped before the first one starts; between an end and the next start or a win-back restart; after every subscription ended; or its type is not metered by the plan in force at its time.
+                 * @enum {string}
+                 */
+                reason: "no_subscription" | "before_first_subscription" | "between_subscriptions" | "after_subscription_end" | "event_type_not_priced";
+                /** Format: date-time */
+                received_at: string;
+                /** Format: date-time */
+                timestamp: string;
+                type: string;
+            }[];
+            has_more: boolean;
+            next_cursor: string | null;
+            totals: {
+                /** Format: date-time */
+                earliest: string;
+                events: number;
+                /** Format: date-time */
+                latest: string;
+                type: string;
+            }[];
         };
         UpdatePaymentMethodBody: {
             payment_method: string;
@@ -4646,6 +4702,156 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
                         code?: "database_unavailable" | "temporal_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    getV1CustomersByIdUncoveredUsage: {
+        parameters: {
+            query?: {
+                limit?: number;
+                starting_after?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The customer id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The uncovered events. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UncoveredUsageResponse"];
+                };
+            };
+            /** @description Problem: `malformed_json`, `malformed_request`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "malformed_json" | "malformed_request";
+                    };
+                };
+            };
+            /** @description Problem: `api_key_expired`, `api_key_revoked`, `unauthenticated`. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "api_key_expired" | "api_key_revoked" | "unauthenticated";
+                    };
+                };
+            };
+            /** @description Problem: `forbidden`. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description Problem: `customer_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "customer_not_found";
+                    };
+                };
+            };
+            /** @description Problem: `payload_too_large`. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description Problem: `unsupported_media_type`. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "unsupported_media_type";
+                    };
+                };
+            };
+            /** @description Problem: `validation_failed`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "validation_failed";
+                    };
+                };
+            };
+            /** @description Problem: `rate_limited`. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "rate_limited";
+                    };
+                };
+            };
+            /** @description Problem: `internal_error`. */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description Problem: `database_unavailable`. */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemResponse"] & {
+                        /** @enum {unknown} */
+                        code?: "database_unavailable";
                     };
                 };
             };
@@ -8760,7 +8966,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The subscription. */
+            /** @description The subscription; `uncovered_usage` when its start leaves stored events of its types unbilled. */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -8786,7 +8992,7 @@ export interface operations {
                      *       "created_at": "2026-12-05T10:00:00.000Z"
                      *     }
                      */
-                    "application/json": components["schemas"]["SubscriptionResponse"];
+                    "application/json": components["schemas"]["CreatedSubscriptionResponse"];
                 };
             };
             /** @description Problem: `malformed_json`, `malformed_request`. */
