@@ -69,10 +69,18 @@ export interface TimelineEntry {
 
 export interface CarriedState {
   readonly status: SubscriptionStatus;
-  /** First instant of paid period 0 (the trial end, or the start), moved later by paused time. */
+  /**
+   * First instant of paid period `anchorPeriodIndex` (0: the trial end, or the start), from which the periods are
+   * placed. A resume restarts the calendar at the current period's moved end (workflows/subscription/transitions.ts
+   * `moveCalendarBy`); before that patch, the anchor moved later by the paused time.
+   */
   readonly billingAnchor: string;
   /** The period this run bills. */
   readonly periodIndex: number;
+  /** The index of the period that starts at `billingAnchor`; absent: 0. */
+  readonly anchorPeriodIndex?: number;
+  /** Set while the period this run bills lies before the anchor (a resume moved it and restarted the calendar at its end): its start. */
+  readonly movedPeriodStart?: string;
   /** True when a run restarts inside a period it already invoiced (continue-as-new suggested). */
   readonly periodOpened: boolean;
   /** Start of the usage not yet closed, and the plan version it is rated under. */

@@ -148,9 +148,10 @@ test('a non-retryable decline skips the retries and goes straight to the final s
 test('months spent suspended are not billed when the customer pays: the period resumes where suspension stopped it', async () => {
   // Timeline (2032; a leap year): Jan 1 the January invoice (50.00) declines; retries Jan 2, Jan 5 decline ->
   //   suspended on Jan 5 (usage refused, no new periods). Apr 10 a working card pays January's invoice.
-  //   Suspended 96 days: like a pause, the anchor moves by that time, so January's period (paid for, used Jan 1-5)
-  //   now ends May 6 (Feb 1 + 96 days), and nothing is billed for February, March or early April, when the
-  //   subscription gave no service. Before: on paying, February, March and April were each invoiced at once.
+  //   Suspended 96 days: like a pause, January's period (paid for, used Jan 1-5) moves by exactly that time and now
+  //   ends May 7 (Feb 1 + 96 days: the 27 paid days left on Jan 5 are served from Apr 10), and nothing is billed for
+  //   February, March or early April, when the subscription gave no service. Before: on paying, February, March and
+  //   April were each invoiced at once; and with the anchor moved as an instant (Apr 6), the period ended May 6.
   const { subscriptionId, customerId, handle } = await subscribe('dunning-suspend-long-2032', DUNNING_SUSPEND, 'pm_sandbox_declined', '2032-01-01T00:00:00Z');
   await advanceTo('2032-01-06T00:00:00Z');
   expect((await state(handle)).status).toBe('suspended');
@@ -161,11 +162,11 @@ test('months spent suspended are not billed when the customer pays: the period r
   expect((await state(handle)).status).toBe('active');
   const invoices = await db<InvoiceRow>('invoices').where({ subscription_id: subscriptionId }).orderBy('period_start');
   expect(invoices.map((invoice) => [invoice.period_start.toISOString(), invoice.status])).toEqual([['2032-01-01T00:00:00.000Z', 'paid']]);
-  // Moved by the time suspended to the millisecond, as a pause moves it: within a minute of May 6 here.
+  // Moved by the time suspended to the millisecond, as a pause moves it: within a minute of May 7 here.
   const movedEnd = new Date((await state(handle)).currentPeriod!.end);
-  expect(Math.abs(movedEnd.getTime() - Date.parse('2032-05-06T00:00:00Z'))).toBeLessThan(60_000);
+  expect(Math.abs(movedEnd.getTime() - Date.parse('2032-05-07T00:00:00Z'))).toBeLessThan(60_000);
   // The next period opens at the moved boundary and is billed once.
-  await advanceTo('2032-05-06T02:00:00Z');
+  await advanceTo('2032-05-07T02:00:00Z');
   const after = await db<InvoiceRow>('invoices').where({ subscription_id: subscriptionId }).orderBy('period_start');
   expect(after.map((invoice) => invoice.period_start.getTime())).toEqual([Date.parse('2032-01-01T00:00:00Z'), movedEnd.getTime()]);
   await handle.terminate('test done');

@@ -113,7 +113,11 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
 
   const invoices: PendingInvoice[] = [];
   const stretches: Stretch[] = [];
+  // The calendar: period `anchorIndex` starts at `anchor`, the ones after it monthly from there; the one before it
+  // is the period a resume moved (from `movedStart` to the anchor, its moved end).
   let anchor = subscription.startAt;
+  let anchorIndex = 0;
+  let movedStart = subscription.startAt;
   let index = 0;
   let plan = simPlan(subscription.planCode);
   let openSince = subscription.startAt;
@@ -127,7 +131,7 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
   let busyUntil = subscription.startAt.getTime();
   const declines = declinesBeforeSuccess(subscription.paymentMethod);
 
-  const periodStart = (k: number): Date => addIntervals(anchor, MONTH, k);
+  const periodStart = (k: number): Date => (k < anchorIndex ? movedStart : addIntervals(anchor, MONTH, k - anchorIndex));
   const usageOf = (stretch: Stretch): UsageForCharge[] => totalsOf(eventsIn(stretch, accepted));
   const issue = (invoice: PendingInvoice): void => {
     invoices.push(invoice);
@@ -179,7 +183,12 @@ export function referenceBilling(subscription: ReferenceSubscription): Reference
     } else if (entry.kind === 'resume') {
       if (!pausedAt) return;
       const at = entry.at ?? entry.sentAt;
-      anchor = new Date(anchor.getTime() + at.getTime() - pausedAt.getTime()); // paused time is given back
+      // Paused time is given back: this period moves by exactly that time, and the calendar restarts at its moved end.
+      const pausedMs = at.getTime() - pausedAt.getTime();
+      const movedEnd = new Date(periodStart(index + 1).getTime() + pausedMs);
+      movedStart = new Date(periodStart(index).getTime() + pausedMs);
+      anchor = movedEnd;
+      anchorIndex = index + 1;
       pausedAt = null;
       advance(at);
     } else if (entry.kind === 'cancel') {

@@ -119,6 +119,25 @@ const HOUR = 3_600_000;
 const DAY = 86_400_000;
 const MONTH = parseInterval(SIM_INTERVAL);
 
+/**
+ * The period boundaries from `startAt` with the planned pauses given back (docs/api.md, "Pause and resume"): a pause
+ * that starts in a period moves that period's end by its length, and the calendar restarts at the moved end.
+ */
+function movedBoundaries(startAt: Date, pauses: readonly { from: number; to: number }[], periods: number): number[] {
+  const sorted = [...pauses].sort((a, b) => a.from - b.from);
+  const boundaries = [startAt.getTime()];
+  let anchor = startAt;
+  let anchorIndex = 0;
+  for (let j = 1; j <= periods; j += 1) {
+    const onCalendar = addIntervals(anchor, MONTH, j - anchorIndex).getTime();
+    let end = onCalendar;
+    for (const pause of sorted) if (pause.from >= boundaries[j - 1] && pause.from < end) end += pause.to - pause.from;
+    if (end !== onCalendar) [anchor, anchorIndex] = [new Date(end), j];
+    boundaries.push(end);
+  }
+  return boundaries;
+}
+
 export function generateScenario(seed: number, base: Date, kinds: ReadonlySet<OperationKind>): Scenario {
   const random = seededRandom(seed);
   const int = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1));
@@ -176,13 +195,9 @@ export function generateScenario(seed: number, base: Date, kinds: ReadonlySet<Op
         lifecycle.push({ kind: 'plan_change', subscription: index, planCode: pick([...others, ...SIM_PLANS]).code, effective: kind === 'plan_change_now' ? 'immediate' : 'period_end', at: at(when), note });
       }
     }
-    // Where boundaries really fall: a pause that starts before a boundary moves it (and the later ones) by its
-    // length (nominally; the model uses the real instants). Both the moved and the calendar boundaries are avoided.
-    const shiftedBoundaries = Array.from({ length: periods + 1 }, (_, j) => {
-      let shifted = boundary(j).getTime();
-      for (const pause of [...pauses].sort((a, b) => a.from - b.from)) if (pause.from < shifted) shifted += pause.to - pause.from;
-      return shifted;
-    }).concat(Array.from({ length: periods + 1 }, (_, j) => boundary(j).getTime()));
+    // Where boundaries really fall (nominally; the model uses the real instants). Both the moved and the calendar
+    // boundaries are avoided.
+    const shiftedBoundaries = movedBoundaries(startAt, pauses, periods).concat(Array.from({ length: periods + 1 }, (_, j) => boundary(j).getTime()));
     const inAnyGrace = (ms: number): boolean => shiftedBoundaries.some((b) => ms >= b - 2 * MINUTE && ms <= b + SIM_GRACE_MS + 2 * MINUTE);
     const inAnyPause = (ms: number): boolean => pauses.some((pause) => ms >= pause.from - MINUTE && ms <= pause.to + MINUTE);
     const skipped = new Set<PlannedOperation>();

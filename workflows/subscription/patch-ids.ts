@@ -149,6 +149,15 @@ export const CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED = 'cancel-now-takes-effect-wh
  */
 export const HANDOVER_KEEPS_RUN_STATE = 'handover-keeps-run-state';
 
+/**
+ * A resume (or a paid suspension) moves the current period's end by exactly the time given back, and the calendar
+ * restarts there: the moved end is the anchor of the periods after it (./transitions.ts `moveCalendarBy`). Before,
+ * the anchor moved by that time as an instant and the period was placed again from it with month-end clamping, so
+ * its end moved by days more or less (30 days paused in January: the next fee on Feb 28 instead of Mar 3). Asked
+ * only where the two calendars differ (never for a calendar of days, weeks or clock time).
+ */
+export const PAUSED_TIME_GIVEN_BACK_EXACTLY = 'paused-time-given-back-exactly';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];

@@ -10,12 +10,12 @@
 import { sleep, workflowInfo } from '@temporalio/workflow';
 import type { PeriodInvoiceRequest } from '../../contract/invoicing';
 import type { PeriodBounds } from '../../domain/invoice';
-import { addIntervals, billingPeriod, parseInterval } from '../../domain/periods';
+import { addIntervals, parseInterval } from '../../domain/periods';
 import { local, remote } from '../activity-stubs';
 import { SEARCH_ATTRIBUTES } from '../definitions';
 import { withAttention } from './attention';
 import { collect } from './collection';
-import { bounds, msUntil, note, nowIso, patchTaken, periodOf, planMeters, restartCalendar, SubscriptionRun, takesCheaperPeriodStep } from './state';
+import { bounds, msUntil, note, nowIso, patchTaken, periodOf, periodOnCalendar, planMeters, restartCalendar, SubscriptionRun, takesCheaperPeriodStep } from './state';
 import { CLOSED_PERIOD_KEEPS_ITS_GRACE, NEW_INTERVAL_RESTARTS_CALENDAR, STRETCH_OPENED_BEFORE_STATUS } from './patch-ids';
 import { openInOneStep, takesOneStepOpening } from './period-opening';
 import { changeStatus, showPeriodEnd, switchPlan } from './transitions';
@@ -64,7 +64,7 @@ export function openUsageUntil(run: SubscriptionRun, end: Date | string): Period
 
 /** Sets the period this run bills (moved later by paused time) and shows its end to ops. */
 export function placePeriod(run: SubscriptionRun): void {
-  run.currentPeriod = billingPeriod(run.billingAnchor, run.interval, run.periodIndex);
+  run.currentPeriod = periodOnCalendar(run, run.interval, run.periodIndex);
 }
 
 /** Upserts the period end only when the search attribute does not show it yet (a carried run usually does). */

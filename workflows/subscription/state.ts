@@ -42,7 +42,11 @@ export interface SubscriptionRun {
   // Carried across runs.
   plan: PlanSchedule;
   status: SubscriptionStatus;
+  /** Where the calendar of periods starts: period `anchorPeriodIndex` begins here (see `periodOnCalendar`). */
   billingAnchor: Date;
+  anchorPeriodIndex: number;
+  /** The start of the period this run bills while it lies before the anchor (a resume restarted the calendar at its end). */
+  movedPeriodStart: Date | null;
   /** Start of the usage not yet closed, and the plan version it is rated under. */
   usageOpenSince: Date;
   usagePlanId: string;
@@ -119,6 +123,8 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     plan,
     status: carried?.status ?? 'scheduled',
     billingAnchor,
+    anchorPeriodIndex: carried?.anchorPeriodIndex ?? 0,
+    movedPeriodStart: carried?.movedPeriodStart ? new Date(carried.movedPeriodStart) : null,
     usageOpenSince: carried ? new Date(carried.usageOpenSince) : billingAnchor,
     usagePlanId: carried?.usagePlanId ?? plan.planId,
     pendingCancellation: carried?.pendingCancellation ?? null,
@@ -172,6 +178,25 @@ export function periodOf(run: SubscriptionRun): BillingPeriod {
   return run.currentPeriod!;
 }
 
+/** Where a subscription's periods are placed from (./transitions.ts `moveCalendarBy` says how a resume moves it). */
+export interface Calendar {
+  readonly billingAnchor: Date;
+  /** The index of the period that starts at the anchor. */
+  readonly anchorPeriodIndex: number;
+  /** The start of the one period before the anchor that is still billed: the current one, whose moved end is the anchor. */
+  readonly movedPeriodStart: Date | null;
+}
+
+/**
+ * Period `index` of a calendar: counted in intervals from the anchor, each boundary from the anchor itself (month-end
+ * clamping from its day, domain/periods.ts), so that Mar 31 gives Apr 30, May 31. The period before the anchor is the
+ * one a resume moved: from its moved start to the anchor.
+ */
+export function periodOnCalendar(calendar: Calendar, interval: BillingInterval, index: number): BillingPeriod {
+  if (index < calendar.anchorPeriodIndex) return { index, start: calendar.movedPeriodStart!, end: calendar.billingAnchor };
+  return { ...billingPeriod(calendar.billingAnchor, interval, index - calendar.anchorPeriodIndex), index };
+}
+
 /**
  * A plan with another billing interval took effect as the current period opens: its calendar starts there, as
  * period 0 of a new anchor. Counted on from the old anchor and index in the new interval, the periods would jump
@@ -182,6 +207,8 @@ export function restartCalendar(run: SubscriptionRun): void {
   const start = periodOf(run).start;
   run.interval = parseInterval(run.plan.billingInterval);
   run.billingAnchor = start;
+  run.anchorPeriodIndex = 0;
+  run.movedPeriodStart = null;
   run.periodIndex = 0;
   run.currentPeriod = billingPeriod(start, run.interval, 0);
 }
@@ -261,7 +288,12 @@ export function takeReleasedPatches(run: SubscriptionRun): void {
 /** Continue-as-new from the main loop; behind the cheaper period step the next run starts showing its period end. */
 export function continueToNextPeriod(run: SubscriptionRun, carried: CarriedState): Promise<never> {
   if (!takesCheaperPeriodStep(run)) return continueWith(run, carried);
-  const next = billingPeriod(new Date(carried.billingAnchor), parseInterval(run.plan.billingInterval), carried.periodIndex);
+  const calendar = {
+    billingAnchor: new Date(carried.billingAnchor),
+    anchorPeriodIndex: carried.anchorPeriodIndex ?? 0,
+    movedPeriodStart: carried.movedPeriodStart ? new Date(carried.movedPeriodStart) : null,
+  };
+  const next = periodOnCalendar(calendar, parseInterval(run.plan.billingInterval), carried.periodIndex);
   const typedSearchAttributes = workflowInfo().typedSearchAttributes.updateCopy([{ key: SEARCH_ATTRIBUTES.periodEnd, value: next.end }]);
   return makeContinueAsNewFunc<SubscriptionWorkflowFunction>({ typedSearchAttributes })({ ...run.input, plan: run.plan, carried });
 }
@@ -313,6 +345,7 @@ export function carriedState(run: SubscriptionRun, boundaryReached: boolean): Ca
     status: run.status,
     billingAnchor: run.billingAnchor.toISOString(),
     periodIndex: boundaryReached ? run.periodIndex + 1 : run.periodIndex,
+    ...carriedCalendar(run, boundaryReached),
     periodOpened: !boundaryReached,
     usageOpenSince: run.usageOpenSince.toISOString(),
     usagePlanId: run.usagePlanId,
@@ -325,6 +358,16 @@ export function carriedState(run: SubscriptionRun, boundaryReached: boolean): Ca
     ...heldAtHandover(run, boundaryReached),
     patches: [...run.patchesTaken],
   };
+}
+
+/**
+ * The calendar's restart, when a resume made one (absent otherwise, as in histories recorded before it): the anchor's
+ * index, and mid-period the moved start of the period the next run goes on billing.
+ */
+function carriedCalendar(run: SubscriptionRun, boundaryReached: boolean): Pick<CarriedState, 'anchorPeriodIndex' | 'movedPeriodStart'> {
+  if (run.anchorPeriodIndex === 0) return {};
+  const stillBefore = !boundaryReached && run.periodIndex < run.anchorPeriodIndex;
+  return { anchorPeriodIndex: run.anchorPeriodIndex, ...(stillBefore && run.movedPeriodStart ? { movedPeriodStart: run.movedPeriodStart.toISOString() } : {}) };
 }
 
 /**

@@ -4,13 +4,13 @@
  */
 import { upsertSearchAttributes } from '@temporalio/workflow';
 import type { SubscriptionStatus } from '../../contract/subscription';
-import { billingPeriod } from '../../domain/periods';
+import type { BillingPeriod } from '../../domain/periods';
 import { local } from '../activity-stubs';
 import { CancelRequest, CancelResult, PlanSchedule, SEARCH_ATTRIBUTES } from '../definitions';
 import { unlessDeterministic } from './deterministic';
 import { showOpsDetails } from './ops-view';
-import { CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED, USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
-import { note, nowIso, patchTaken, periodOf, standingStatus, SubscriptionRun } from './state';
+import { CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED, PAUSED_TIME_GIVEN_BACK_EXACTLY, USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
+import { note, nowIso, patchTaken, periodOf, periodOnCalendar, standingStatus, SubscriptionRun } from './state';
 
 /** Moves to a new status: Postgres first (the API reads it), then the search attributes ops filter on. */
 export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatus, reason?: string): Promise<void> {
@@ -45,14 +45,43 @@ export async function changeStatus(run: SubscriptionRun, next: SubscriptionStatu
 }
 
 /**
- * Time in which the subscription gave no service (paused, or suspended until paid) is not billed: the calendar
- * moves on by it, so the current period ends that much later and the periods after it follow from there.
+ * Time in which the subscription gave no service (paused, or suspended until paid) is not billed: the current period
+ * moves on by exactly that time (its start and end; its length, which proration divides by, stays the one paid for),
+ * and the calendar restarts at its moved end: monthly from a Mar 3 end, Apr 3 and May 3; from Mar 31, Apr 30 and
+ * May 31. Before (and for histories recorded so), the anchor moved by that time as an instant and the period was
+ * placed again from it with month-end clamping: its end moved by days more or less than the time given back.
  */
 export function moveCalendarBy(run: SubscriptionRun, ms: number): void {
-  run.periodEndBeforeMove ??= periodOf(run).end;
-  run.billingAnchor = new Date(run.billingAnchor.getTime() + ms);
-  run.currentPeriod = billingPeriod(run.billingAnchor, run.interval, run.periodIndex);
+  const period = periodOf(run);
+  run.periodEndBeforeMove ??= period.end;
+  const moved: BillingPeriod = { index: period.index, start: new Date(period.start.getTime() + ms), end: new Date(period.end.getTime() + ms) };
+  const shiftedAnchor = new Date(run.billingAnchor.getTime() + ms);
+  // Asked only where the two rules place other periods, so a daily or weekly plan's resume pays no marker.
+  if (anchorShiftKeepsTheCalendar(run, shiftedAnchor, moved) || !patchTaken(run, PAUSED_TIME_GIVEN_BACK_EXACTLY)) {
+    run.billingAnchor = shiftedAnchor;
+    run.currentPeriod = periodOnCalendar(run, run.interval, run.periodIndex);
+  } else {
+    run.billingAnchor = moved.end;
+    run.anchorPeriodIndex = run.periodIndex + 1;
+    run.movedPeriodStart = moved.start;
+    run.currentPeriod = moved;
+  }
   showPeriodEnd(run);
+}
+
+/**
+ * Whether moving the anchor as an instant gives the same periods as restarting the calendar at the moved end: this
+ * one moved exactly, and every later boundary the same. Days and clock time add up alike; months do from an end that
+ * month-end clamping left on the anchor's own day. A period already placed off its calendar (a second resume in it)
+ * only the restart moves.
+ */
+function anchorShiftKeepsTheCalendar(run: SubscriptionRun, shiftedAnchor: Date, moved: BillingPeriod): boolean {
+  if (run.periodIndex < run.anchorPeriodIndex) return false;
+  const calendar = { billingAnchor: shiftedAnchor, anchorPeriodIndex: run.anchorPeriodIndex, movedPeriodStart: null };
+  const shifted = periodOnCalendar(calendar, run.interval, run.periodIndex);
+  if (shifted.start.getTime() !== moved.start.getTime() || shifted.end.getTime() !== moved.end.getTime()) return false;
+  const { months, days, milliseconds } = run.interval;
+  return months === 0 || (days === 0 && milliseconds === 0 && moved.end.getUTCDate() === shiftedAnchor.getUTCDate());
 }
 
 /** Shows the current period's end in the search attribute ops filter on. */
