@@ -14,7 +14,7 @@ export function invoiceCursorId(cursor: string | undefined): string | undefined 
   return id;
 }
 
-/** A cursor from another list (another filter, customer or subscription) or one that names no invoice. */
+/** A cursor from another list (another filter, customer or subscription) or one that names no row of it (any paged list). */
 export function foreignInvoiceCursor(): ApiProblem {
   const message = 'not a next_cursor of this list (same filters): start again without starting_after';
   return new ApiProblem('validation_failed', `invalid starting_after: ${message}`, [{ path: 'starting_after', message }]);

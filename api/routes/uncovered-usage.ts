@@ -9,13 +9,8 @@ import type { Database } from '../../store/database';
 import { listUncoveredUsage } from '../../store/uncovered-usage';
 import { ApiProblem } from '../problem';
 import { declareRoutes } from '../route-declarations';
+import { foreignInvoiceCursor } from './invoices';
 import { uncoveredUsageQuery, uuidParam } from '../schemas';
-
-/** A cursor naming no event of this customer (another customer's, or made up). */
-function foreignCursor(): ApiProblem {
-  const message = 'not a next_cursor of this customer\'s list: start again without starting_after';
-  return new ApiProblem('validation_failed', `invalid starting_after: ${message}`, [{ path: 'starting_after', message }]);
-}
 
 /** Mounted at /v1/customers. */
 export function uncoveredUsageRouter(db: Database): Router {
@@ -27,7 +22,7 @@ export function uncoveredUsageRouter(db: Database): Router {
     const customer = id.success ? await findCustomer(db, id.data) : undefined;
     if (!customer) throw new ApiProblem('customer_not_found', `no customer ${req.params.id}`);
     const page = await listUncoveredUsage(db, customer.id, query.limit, query.starting_after);
-    if (page.foreignCursor) throw foreignCursor();
+    if (page.foreignCursor) throw foreignInvoiceCursor(); // a cursor naming no event of this customer
     res.setHeader('Cache-Control', 'no-store');
     res.json({
       data: page.rows.map((event) => ({
