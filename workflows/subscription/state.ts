@@ -111,7 +111,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
   const startAt = new Date(input.startAt);
   // Later runs only show it (the trial is waited out by the first run alone); carried before it was, it is unknown.
   const trialEnd = carried ? (carried.trialEnd ? new Date(carried.trialEnd) : null) : plan.trialPeriod ? addIntervals(startAt, parseInterval(plan.trialPeriod), 1) : null;
-  const billingAnchor = carried ? new Date(carried.billingAnchor) : (trialEnd ?? startAt);
+  const calendar: Calendar = carried ? carriedCalendarOf(carried) : { billingAnchor: trialEnd ?? startAt, anchorPeriodIndex: 0, movedPeriodStart: null };
   return {
     input,
     interval: parseInterval(plan.billingInterval),
@@ -122,10 +122,8 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     metersByPlan: new Map([[plan.planId, plan.hasUsageCharges]]),
     plan,
     status: carried?.status ?? 'scheduled',
-    billingAnchor,
-    anchorPeriodIndex: carried?.anchorPeriodIndex ?? 0,
-    movedPeriodStart: carried?.movedPeriodStart ? new Date(carried.movedPeriodStart) : null,
-    usageOpenSince: carried ? new Date(carried.usageOpenSince) : billingAnchor,
+    ...calendar,
+    usageOpenSince: carried ? new Date(carried.usageOpenSince) : calendar.billingAnchor,
     usagePlanId: carried?.usagePlanId ?? plan.planId,
     pendingCancellation: carried?.pendingCancellation ?? null,
     scheduledChange: carried?.scheduledChange ?? null,
@@ -185,6 +183,15 @@ export interface Calendar {
   readonly anchorPeriodIndex: number;
   /** The start of the one period before the anchor that is still billed: the current one, whose moved end is the anchor. */
   readonly movedPeriodStart: Date | null;
+}
+
+/** The calendar a run hands over (`carriedState`); the restart's fields are absent in histories recorded before it. */
+function carriedCalendarOf(carried: CarriedState): Calendar {
+  return {
+    billingAnchor: new Date(carried.billingAnchor),
+    anchorPeriodIndex: carried.anchorPeriodIndex ?? 0,
+    movedPeriodStart: carried.movedPeriodStart ? new Date(carried.movedPeriodStart) : null,
+  };
 }
 
 /**
@@ -288,12 +295,7 @@ export function takeReleasedPatches(run: SubscriptionRun): void {
 /** Continue-as-new from the main loop; behind the cheaper period step the next run starts showing its period end. */
 export function continueToNextPeriod(run: SubscriptionRun, carried: CarriedState): Promise<never> {
   if (!takesCheaperPeriodStep(run)) return continueWith(run, carried);
-  const calendar = {
-    billingAnchor: new Date(carried.billingAnchor),
-    anchorPeriodIndex: carried.anchorPeriodIndex ?? 0,
-    movedPeriodStart: carried.movedPeriodStart ? new Date(carried.movedPeriodStart) : null,
-  };
-  const next = periodOnCalendar(calendar, parseInterval(run.plan.billingInterval), carried.periodIndex);
+  const next = periodOnCalendar(carriedCalendarOf(carried), parseInterval(run.plan.billingInterval), carried.periodIndex);
   const typedSearchAttributes = workflowInfo().typedSearchAttributes.updateCopy([{ key: SEARCH_ATTRIBUTES.periodEnd, value: next.end }]);
   return makeContinueAsNewFunc<SubscriptionWorkflowFunction>({ typedSearchAttributes })({ ...run.input, plan: run.plan, carried });
 }
