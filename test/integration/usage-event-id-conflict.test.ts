@@ -23,7 +23,10 @@ let headers: Record<string, string>;
 let acme: CustomerRow;
 let subscriptionId: string;
 const periodStart = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000 + 400);
-const at = (secondsAgo: number) => new Date(Math.floor(Date.now() / 1000) * 1000 - secondsAgo * 1000);
+// One clock reading for the whole file: a resend must carry the very instant of the first send. Reading the clock at
+// each call put a resend one second later whenever a second boundary fell between the two (a conflict, not a copy).
+const fileStartedAt = Math.floor(Date.now() / 1000) * 1000;
+const at = (secondsAgo: number) => new Date(fileStartedAt - secondsAgo * 1000);
 
 beforeAll(async () => {
   db = await createTestDatabase();
