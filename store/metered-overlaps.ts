@@ -44,9 +44,30 @@ export const NO_SCHEDULED_CHANGE = { scheduled_change_plan_id: null, scheduled_c
  * earlier one. Written in the transaction that holds the customer's lock from the check, so a subscription created
  * for the customer afterwards is checked against it. Claiming a change the workflow did not take only refuses more
  * until the boundary passes it (`meteredOverlapsOfEach`); missing one it took would let two subscriptions bill a type.
+ *
+ * Written after the workflow answered, so the row may have moved on meanwhile by writers that take no customer lock
+ * (`scheduledChangeCanStand`): then the change can no longer be taken, and a record would outlive the clearing.
  */
 export async function recordScheduledChange(trx: Knex.Transaction, subscriptionId: string, planId: string, at: Date): Promise<void> {
-  await trx('subscriptions').where({ id: subscriptionId }).update({ scheduled_change_plan_id: planId, scheduled_change_at: at, updated_at: trx.fn.now() });
+  await trx('subscriptions')
+    .where({ id: subscriptionId })
+    .where((row) => scheduledChangeCanStand(row, planId, at))
+    .update({ scheduled_change_plan_id: planId, scheduled_change_at: at, updated_at: trx.fn.now() });
+}
+
+/**
+ * Whether the row can still take a change to `planId` at `at`. Not when canceled (a cancellation now takes no customer
+ * lock and its status write clears the change; `canceled_at` stays while needs_attention overlays the end: a canceled
+ * run never applies it, a win-back restart starts without it), nor when the row already prices by that plan or shows
+ * a period opened at or after `at` (the boundary passed: its switch cleared the change, or it lapsed). Before, a
+ * record written after those clearings stood: after a win-back it refused subscriptions pricing a plan never moved to.
+ */
+function scheduledChangeCanStand(row: Knex.QueryBuilder, planId: string, at: Date): Knex.QueryBuilder {
+  return row
+    .whereNot({ status: 'canceled' })
+    .whereNull('canceled_at')
+    .whereNot({ plan_id: planId })
+    .where((period) => period.whereNull('current_period_start').orWhere('current_period_start', '<', at));
 }
 
 /** The workflow withdrew the scheduled change: from here on the subscription prices by its plan in force only. */

@@ -82,7 +82,8 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     if (plan.id === current.id && !retriesUnfinishedRequest(res)) throw new ApiProblem('same_plan', 'the subscription is already on that plan version');
     // Under the customer's lock until the workflow answers: an immediate change has switched the row's plan by then,
     // and a scheduled one is recorded on the row before the lock is let go, so a subscription created meanwhile for
-    // the customer is checked against the new plan from the change's instant (api/metered-overlap.ts).
+    // the customer is checked against the new plan from the change's instant (api/metered-overlap.ts). A cancellation
+    // takes no lock: one that reached the row first makes the record a no-op (store/metered-overlaps.ts).
     const from = body.effective === 'immediate' ? new Date() : (subscription.current_period_end ?? new Date());
     const outcome = await db.transaction(async (trx) => {
       await refuseMeteredOverlap(trx, { customerId: subscription.customer_id, planId: plan.id, from, subscriptionId: subscription.id });

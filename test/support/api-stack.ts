@@ -1,3 +1,4 @@
+import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { createApp } from '../../api/app';
 import type { Database } from '../../store/database';
@@ -26,12 +27,17 @@ export interface ApiStack {
   stop(): Promise<void>;
 }
 
-export async function startApiStack(): Promise<ApiStack> {
+/** How a test sets the stack up: `apiTemporal` wraps the client the API asks the workflows with (a hook that holds an answer). */
+export interface ApiStackOptions {
+  readonly apiTemporal?: (client: Client) => Client;
+}
+
+export async function startApiStack(options: ApiStackOptions = {}): Promise<ApiStack> {
   const [env, db] = await Promise.all([createTimeSkippingEnvironment(), createTestDatabase()]);
   const worker = await createBillingWorker({ connection: env.nativeConnection, db, workflowBundle: await workflowBundle() });
   const running = worker.run();
   let serverNow = new Date();
-  const served = await serve(createApp({ db, temporal: env.client, now: () => serverNow }), { headers: (await createTestApiKey(db, 'admin')).headers });
+  const served = await serve(createApp({ db, temporal: options.apiTemporal?.(env.client) ?? env.client, now: () => serverNow }), { headers: (await createTestApiKey(db, 'admin')).headers });
   // Before, the API's clock stayed at the last skipTo: after awaiting a workflow's result (which skips server time)
   // a test stamped events and start dates in the server's past, and read a later period than it meant to.
   const api: TestHttp = {
@@ -66,10 +72,10 @@ export async function startApiStack(): Promise<ApiStack> {
  * The stack for a whole test file: started before its first test, stopped after its last. Its parts are read
  * through the returned object once started (inside tests and hooks), instead of each file keeping its own copies.
  */
-export function useApiStack(): ApiStack {
+export function useApiStack(options: ApiStackOptions = {}): ApiStack {
   let stack: ApiStack | undefined;
   beforeAll(async () => {
-    stack = await startApiStack();
+    stack = await startApiStack(options);
   });
   afterAll(async () => stack?.stop());
   const started = (): ApiStack => {
