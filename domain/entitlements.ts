@@ -128,3 +128,37 @@ export function eventsOverLimit(
   });
   return refused;
 }
+
+/** Where one subscription of a customer prices some event types (store/usage.ts `pricedStretchesOf`). */
+export interface SubscriptionTypesStretch {
+  readonly subscriptionId: string;
+  readonly from: Date;
+  /** Null: it goes on. */
+  readonly until: Date | null;
+  readonly eventTypes: ReadonlySet<string>;
+}
+
+/**
+ * The parts of a limit's window whose events of `eventType` are its own subscription's: everywhere except where
+ * another subscription of the customer prices the type. At most one subscription prices a type at an instant, so an
+ * event there is that one's usage, billed (and limited) by its plan; counted here it spent this limit on usage of
+ * another plan and refused it. Where no subscription prices the type the event bills nothing and every limit on it
+ * holds (a plan may limit a metric no plan charges), as every block and cap refuses it (usageStopAt). In time order;
+ * empty when another subscription prices the type over the whole window.
+ */
+export function ownLimitWindows<W extends { readonly from: Date; readonly to: Date }>(
+  window: W,
+  subscriptionId: string,
+  eventType: string,
+  stretches: readonly SubscriptionTypesStretch[],
+): W[] {
+  let pieces: W[] = [window];
+  for (const other of stretches) {
+    if (other.subscriptionId === subscriptionId || !other.eventTypes.has(eventType)) continue;
+    pieces = pieces.flatMap((piece) => [
+      ...(other.from > piece.from ? [{ ...piece, to: other.from < piece.to ? other.from : piece.to }] : []),
+      ...(other.until !== null && other.until < piece.to ? [{ ...piece, from: other.until > piece.from ? other.until : piece.from }] : []),
+    ]);
+  }
+  return pieces.filter((piece) => piece.from < piece.to).sort((a, b) => a.from.getTime() - b.from.getTime());
+}

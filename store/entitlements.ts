@@ -4,7 +4,7 @@
  * rates), and the hard limits ingestion enforces in the transaction that stores the events.
  */
 import type { Knex } from 'knex';
-import { decideEntitlement, Entitlement, eventsOverLimit, FeatureDefinition, LIMITABLE_AGGREGATIONS, planFeatures } from '../domain/entitlements';
+import { decideEntitlement, Entitlement, eventsOverLimit, FeatureDefinition, LIMITABLE_AGGREGATIONS, ownLimitWindows, planFeatures, type SubscriptionTypesStretch } from '../domain/entitlements';
 import { Dec, toDecimal } from '../domain/money';
 import { addIntervals, isValidInterval, parseInterval } from '../domain/periods';
 import { findMetricsByCode, MetricRow } from './catalog';
@@ -12,7 +12,7 @@ import { queryPrepared } from './prepared-statements';
 import { cachedMetricsByCode } from './read-caches';
 import { isProratedAggregation } from './seat-usage';
 import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, ROLLUP_KEY_DIGEST, RollupWindow, rollupUsage } from './rollups';
-import { aggregateMetric, type InsertedUsageEvent, type NewUsageEvent } from './usage';
+import { aggregateMetric, pricedStretchesOf, type InsertedUsageEvent, type NewUsageEvent } from './usage';
 
 type Db = Knex | Knex.Transaction;
 
@@ -53,7 +53,14 @@ export async function entitledSubscriptions(db: Db, customerIds: readonly string
 
 /** A hard limit on a metric in a customer's current period. */
 export interface HardLimit {
+  /** The subscription whose plan declares it. */
+  readonly subscriptionId: string;
   readonly window: RollupWindow;
+  /**
+   * The parts of `window` whose events the limit counts and judges: the whole window, unless `limitsOfOwnUsage`
+   * cut out where another subscription of the customer prices the metric's event type.
+   */
+  readonly pieces: readonly RollupWindow[];
   readonly metric: MetricRow;
   readonly limit: string;
 }
@@ -68,7 +75,7 @@ export async function hardLimitsOf(db: Db, customerIds: readonly string[]): Prom
   // The stored period is judged by the plan in force in it: a change scheduled for its end switched the row's plan
   // at the boundary, and the period's late events, sent in its grace window, met the new plan's limits (or none).
   // The next period's window (limitWindowsOf) is the current plan's.
-  const rows: { customer_id: string; current_period_start: Date; current_period_end: Date; billing_interval: string; settings: unknown; stored_settings: unknown }[] = await db(
+  const rows: { id: string; customer_id: string; current_period_start: Date; current_period_end: Date; billing_interval: string; settings: unknown; stored_settings: unknown }[] = await db(
     'subscriptions as s',
   )
     .join('plans as p', 'p.id', 's.plan_id')
@@ -82,24 +89,45 @@ export async function hardLimitsOf(db: Db, customerIds: readonly string[]): Prom
     .whereIn('s.status', [...GRANTING_STATUSES])
     .whereNotNull('s.current_period_start')
     .whereRaw("((p.settings -> 'features') IS NOT NULL OR (switched.settings -> 'features') IS NOT NULL)")
-    .select('s.customer_id', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings', db.raw('coalesce(switched.settings, p.settings) AS stored_settings'));
+    .select('s.id', 's.customer_id', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings', db.raw('coalesce(switched.settings, p.settings) AS stored_settings'));
   const hardLimitsIn = (settings: unknown) =>
     planFeatures(settings).flatMap((feature) => (feature.kind === 'metered' && feature.limit !== null && (feature.enforcement ?? 'hard') === 'hard' ? [{ metricCode: feature.metricCode, limit: feature.limit }] : []));
   const declared = rows.flatMap((row) => {
     const [stored, next] = limitWindowsOf(row.customer_id, row.current_period_start, row.current_period_end, row.billing_interval);
     return [
-      ...hardLimitsIn(row.stored_settings).map((feature) => ({ ...feature, window: stored })),
-      ...(next ? hardLimitsIn(row.settings).map((feature) => ({ ...feature, window: next })) : []),
+      ...hardLimitsIn(row.stored_settings).map((feature) => ({ ...feature, subscriptionId: row.id, window: stored })),
+      ...(next ? hardLimitsIn(row.settings).map((feature) => ({ ...feature, subscriptionId: row.id, window: next })) : []),
     ];
   });
   if (declared.length === 0) return limits;
   const metrics = new Map((await findMetricsByCode(db, [...new Set(declared.map((entry) => entry.metricCode))])).map((metric) => [metric.code, metric]));
-  for (const { window, metricCode, limit } of declared) {
+  for (const { subscriptionId, window, metricCode, limit } of declared) {
     const metric = metrics.get(metricCode);
     if (!metric || !LIMITABLE_AGGREGATIONS.has(metric.aggregation)) continue;
-    limits.set(window.customerId, [...(limits.get(window.customerId) ?? []), { window, metric, limit }]);
+    limits.set(window.customerId, [...(limits.get(window.customerId) ?? []), { subscriptionId, window, pieces: [window], metric, limit }]);
   }
   return limits;
+}
+
+/**
+ * The limits narrowed to their own subscription's usage (domain/entitlements.ts `ownLimitWindows`): for a customer
+ * with several subscriptions, a limit counts and refuses only the events of its metric's type that no other
+ * subscription prices at their time, as a block or a cap refuses only the usage of the subscription it stops. Before,
+ * one subscription's limit refused the events another subscription prices (its plan would have billed them), and
+ * counted usage of the plan another subscription moved away from. `priced`: `pricedStretchesOf`, which knows only
+ * customers with several plans; the others keep their limits whole. A limit left without a piece is dropped.
+ */
+export function limitsOfOwnUsage(limits: ReadonlyMap<string, readonly HardLimit[]>, priced: ReadonlyMap<string, readonly SubscriptionTypesStretch[]>): Map<string, HardLimit[]> {
+  const narrowed = new Map<string, HardLimit[]>();
+  for (const [customerId, customerLimits] of limits) {
+    const stretches = priced.get(customerId) ?? [];
+    const kept = customerLimits.flatMap((limit) => {
+      const pieces = ownLimitWindows(limit.window, limit.subscriptionId, limit.metric.event_type, stretches);
+      return pieces.length ? [{ ...limit, pieces }] : [];
+    });
+    if (kept.length) narrowed.set(customerId, kept);
+  }
+  return narrowed;
 }
 
 const inWindow = (at: Date, window: RollupWindow): boolean => at >= window.from && at < window.to;
@@ -130,14 +158,14 @@ const UNSIGNED_VALUE = /^0*[0-9]{1,12}(\.[0-9]{1,12})?$/;
 const SIGNED_VALUE = /^-?0*[0-9]{1,12}(\.[0-9]{1,12})?$/;
 
 function limitKey(limit: HardLimit): string {
-  return `${limit.window.customerId}|${limit.window.from.toISOString()}|${limit.window.to.toISOString()}|${limit.metric.id}`;
+  return `${limit.subscriptionId}|${limit.window.customerId}|${limit.window.from.toISOString()}|${limit.window.to.toISOString()}|${limit.metric.id}`;
 }
 
 /** What one event adds to a limited metric's usage, or undefined when the metric does not read it. */
 function contribution(event: NewUsageEvent, limit: HardLimit): Dec | undefined {
   const { metric, window } = limit;
   if (event.customerId !== window.customerId || event.eventType !== metric.event_type) return undefined;
-  if (!inWindow(event.occurredAt, window)) return undefined;
+  if (!limit.pieces.some((piece) => inWindow(event.occurredAt, piece))) return undefined;
   if (!Object.entries(metric.filters ?? {}).every(([key, expected]) => event.properties[key] === expected)) return undefined;
   if (metric.aggregation === 'count' && metric.property === null) return new Dec(1);
   const raw = metric.property === null ? undefined : event.properties[metric.property];
@@ -161,7 +189,7 @@ export interface LimitedInsert {
  */
 export async function insertUsageEventsWithinLimits(db: Knex, events: readonly NewUsageEvent[], limits: ReadonlyMap<string, readonly HardLimit[]>): Promise<LimitedInsert> {
   // Only the windows this batch's events fall in: the next period's window costs nothing until it is used.
-  const all = [...limits.values()].flat().filter((limit) => events.some((event) => event.customerId === limit.window.customerId && inWindow(event.occurredAt, limit.window)));
+  const all = [...limits.values()].flat().filter((limit) => events.some((event) => event.customerId === limit.window.customerId && limit.pieces.some((piece) => inWindow(event.occurredAt, piece))));
   const rowsOf = (chosen: readonly NewUsageEvent[]) => ({
     customerIds: chosen.map((event) => event.customerId),
     eventIds: chosen.map((event) => event.eventId),
@@ -188,7 +216,7 @@ async function insertSeededWithinLimits(
   rowsOf: (chosen: readonly NewUsageEvent[]) => Parameters<typeof insertEventsFoldingRollups>[1],
 ): Promise<LimitedInsert | undefined> {
   // Seeding takes the customer's exclusive rollup lock, so it happens before the transaction takes the shared one.
-  for (const limit of all) await ensureRollupsSeeded(db, limit.window, [limit.metric.id]);
+  for (const limit of all) for (const piece of limit.pieces) await ensureRollupsSeeded(db, piece, [limit.metric.id]);
   return db.transaction(async (trx) => {
     await lockRollupsShared(trx, events.map((event) => event.customerId));
     const usage = await lockedUsage(trx, all);
@@ -214,9 +242,10 @@ async function insertSeededWithinLimits(
 }
 
 /**
- * The limit of each (window, metric): the tightest when several features (or subscriptions) limit the same metric in
- * the same window. A map of the declarations kept the last one, so a tighter limit declared before a looser one was
- * never enforced while its own answer said no.
+ * The limit of each (subscription, window, metric): the tightest when several features limit the same metric in
+ * the same window. Two subscriptions' limits have a key each: where both count an event, it must fit both. A map of
+ * the declarations kept the last one, so a tighter limit declared before a looser one was never enforced while its
+ * own answer said no.
  */
 function tightestLimits(limits: readonly HardLimit[]): Map<string, string> {
   const tightest = new Map<string, string>();
@@ -235,31 +264,46 @@ function tightestLimits(limits: readonly HardLimit[]): Map<string, string> {
 async function lockedUsage(trx: Knex.Transaction, limits: readonly HardLimit[]): Promise<Map<string, string> | undefined> {
   const usage = new Map<string, string>();
   for (const limit of limits) {
-    const read = (): Promise<{ event_count: string; value_count: string; value_sum: string } | undefined> =>
-      trx('usage_rollups as r')
-        .join('usage_rollup_windows as w', 'w.id', 'r.window_id')
-        .where({ 'w.customer_id': limit.window.customerId, 'w.period_start': limit.window.from, 'w.period_end': limit.window.to })
-        .andWhere({ 'r.metric_id': limit.metric.id, 'r.dimension_key': '' })
-        .forUpdate('r')
-        .first('r.event_count', 'r.value_count', 'r.value_sum');
-    let row = await read();
-    if (!row) {
-      // Still seeded (a window seeded before seeding wrote the zero row): zero so far, and the row to lock is written
-      // now. No longer seeded: forgotten since, the caller seeds again. The shared lock keeps either answer true.
-      const registered: { window_id: string } | undefined = await trx('usage_rollup_window_metrics as wm')
-        .join('usage_rollup_windows as w', 'w.id', 'wm.window_id')
-        .where({ 'w.customer_id': limit.window.customerId, 'w.period_start': limit.window.from, 'w.period_end': limit.window.to, 'wm.metric_id': limit.metric.id })
-        .first('wm.window_id');
-      if (!registered) return undefined;
-      await trx('usage_rollups').insert({ window_id: registered.window_id, metric_id: limit.metric.id, dimension_key: '' }).onConflict(['window_id', 'metric_id', ROLLUP_KEY_DIGEST]).ignore();
-      row = await read();
-      if (!row) return undefined;
+    // A limit cut into pieces counts the sum of its pieces' totals (count and sum add up across windows).
+    let total = toDecimal('0');
+    for (const piece of limit.pieces) {
+      const value = await lockedPieceUsage(trx, piece, limit.metric);
+      if (value === undefined) return undefined;
+      total = total.plus(toDecimal(value));
     }
-    const { metric } = limit;
-    const value = metric.aggregation === 'sum' ? row.value_sum : metric.property === null ? row.event_count : row.value_count;
-    usage.set(limitKey(limit), String(value));
+    usage.set(limitKey(limit), total.toFixed());
   }
   return usage;
+}
+
+/** One window's raw total of a limited metric, row-locked; undefined when the window was forgotten since seeding. */
+async function lockedPieceUsage(trx: Knex.Transaction, piece: RollupWindow, metric: MetricRow): Promise<string | undefined> {
+  const read = (): Promise<{ event_count: string; value_count: string; value_sum: string } | undefined> =>
+    trx('usage_rollups as r')
+      .join('usage_rollup_windows as w', 'w.id', 'r.window_id')
+      .where({ 'w.customer_id': piece.customerId, 'w.period_start': piece.from, 'w.period_end': piece.to })
+      .andWhere({ 'r.metric_id': metric.id, 'r.dimension_key': '' })
+      .forUpdate('r')
+      .first('r.event_count', 'r.value_count', 'r.value_sum');
+  let row = await read();
+  if (!row) {
+    // Still seeded (a window seeded before seeding wrote the zero row): zero so far, and the row to lock is written
+    // now. No longer seeded: forgotten since, the caller seeds again. The shared lock keeps either answer true.
+    const registered: { window_id: string } | undefined = await trx('usage_rollup_window_metrics as wm')
+      .join('usage_rollup_windows as w', 'w.id', 'wm.window_id')
+      .where({ 'w.customer_id': piece.customerId, 'w.period_start': piece.from, 'w.period_end': piece.to, 'wm.metric_id': metric.id })
+      .first('wm.window_id');
+    if (!registered) return undefined;
+    await trx('usage_rollups').insert({ window_id: registered.window_id, metric_id: metric.id, dimension_key: '' }).onConflict(['window_id', 'metric_id', ROLLUP_KEY_DIGEST]).ignore();
+    row = await read();
+    if (!row) return undefined;
+  }
+  return limitedTotalOf(row, metric);
+}
+
+/** What a limit counts of a window's totals row: the sum, the events, or the events with the property set. */
+function limitedTotalOf(row: { event_count: string; value_count: string; value_sum: string }, metric: MetricRow): string {
+  return String(metric.aggregation === 'sum' ? row.value_sum : metric.property === null ? row.event_count : row.value_count);
 }
 
 async function storedEventIds(trx: Knex.Transaction, events: readonly NewUsageEvent[]): Promise<Set<string>> {
@@ -286,6 +330,8 @@ export async function openMetricUsage(db: Knex, window: RollupWindow, metrics: r
 export type BalanceOf = (customerId: string, currency: string) => Promise<string | null>;
 
 interface OneFeatureRow {
+  /** The customer has another subscription: its pricing may cut the limit's window (limitsOfOwnUsage). */
+  siblings: boolean;
   period_start: Date | null;
   period_end: Date | null;
   feature: FeatureDefinition;
@@ -299,13 +345,14 @@ interface OneFeatureRow {
 
 /** The statement of oneFeatureFast (prepared: see store/prepared-statements.ts). */
 const ONE_FEATURE_SQL = `WITH chosen AS (
-       SELECT s.current_period_start AS period_start, s.current_period_end AS period_end, f AS feature
+       SELECT s.id, s.current_period_start AS period_start, s.current_period_end AS period_end, f AS feature
        FROM subscriptions s JOIN plans p ON p.id = s.plan_id
        CROSS JOIN LATERAL jsonb_array_elements(coalesce(p.settings -> 'features', '[]'::jsonb)) AS f
        WHERE s.customer_id = $1 AND s.status = ANY($2::text[]) AND f ->> 'code' = $3
        ORDER BY s.start_at DESC LIMIT 1
      )
-     SELECT c.period_start, c.period_end, c.feature, m.aggregation, m.property, wm.metric_id IS NOT NULL AS seeded,
+     SELECT EXISTS (SELECT 1 FROM subscriptions o WHERE o.customer_id = $4 AND o.id <> c.id) AS siblings,
+            c.period_start, c.period_end, c.feature, m.aggregation, m.property, wm.metric_id IS NOT NULL AS seeded,
             coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
             greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity
      FROM chosen c
@@ -317,14 +364,15 @@ const ONE_FEATURE_SQL = `WITH chosen AS (
 /**
  * The hot path of GET .../entitlements/:feature, in one statement: the newest granting subscription declaring the
  * feature, its metric and the window's totals. Undefined when the general path must answer (a wallet feature, a
- * window not seeded yet, an aggregation other than count or sum): that one seeds or asks the wallet.
+ * window not seeded yet, an aggregation other than count or sum, a customer with several subscriptions): that one
+ * seeds, asks the wallet, or counts only the subscription's own usage.
  */
 async function oneFeatureFast(db: Knex, customerId: string, code: string, now: Date): Promise<Entitlement | 'absent' | undefined> {
   const [row] = await queryPrepared<OneFeatureRow>(db, 'entitlement-check-one-feature', ONE_FEATURE_SQL, [customerId, [...GRANTING_STATUSES], code, customerId]);
   if (!row) return 'absent';
   const { feature } = row;
   if (feature.kind === 'boolean') return decideEntitlement(feature, { periodEnd: row.period_end, balance: null });
-  if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded) return undefined;
+  if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded || row.siblings) return undefined;
   // The stored period has ended (the grace window before the next one is stored): the general path counts the next.
   if (row.period_end <= now) return undefined;
   // Count and sum read straight from the totals; other aggregations take the general path (quantityOf in rollups.ts).
@@ -353,6 +401,9 @@ export async function customerEntitlements(db: Knex, customerId: string, balance
   }
   const meteredCodes = [...chosen.values()].flatMap(({ feature }) => (feature.kind === 'metered' ? [feature.metricCode] : []));
   const metrics = new Map((await cachedMetricsByCode(db, meteredCodes)).map((metric) => [metric.code, metric]));
+  // As at ingestion: known for a customer with several subscriptions (an ended one counts: it priced its types until
+  // its end) or a plan change; empty for the others.
+  const priced = meteredCodes.length ? ((await pricedStretchesOf(db, [customerId])).get(customerId) ?? []) : [];
   return Promise.all(
     [...chosen.values()].map(async ({ feature, subscription }) => {
       const { currency } = subscription;
@@ -363,10 +414,32 @@ export async function customerEntitlements(db: Knex, customerId: string, balance
       let usage: string | undefined;
       if (feature.kind === 'metered' && window && metrics.has(feature.metricCode)) {
         const metric = metrics.get(feature.metricCode)!;
-        usage = (await openMetricUsage(db, window, [metric])).get(metric.code);
+        usage = await limitedMetricUsage(db, window, ownLimitWindows(window, subscription.subscriptionId, metric.event_type, priced), metric);
       }
       const balance = feature.kind === 'wallet' ? await balanceOf(customerId, currency) : null;
       return decideEntitlement(feature, { usage, periodEnd, balance });
     }),
   );
+}
+
+/**
+ * A metered feature's usage as ingestion counts it against the limit: a count or sum over the window's pieces that
+ * are the subscription's own (limitsOfOwnUsage), added up raw and floored at 0 as eventsOverLimit floors them. Other
+ * aggregations do not add up across windows and carry no hard limit: they read the whole window.
+ */
+async function limitedMetricUsage(db: Knex, window: RollupWindow, pieces: readonly RollupWindow[], metric: MetricRow): Promise<string | undefined> {
+  const whole = pieces.length === 1 && pieces[0].from.getTime() === window.from.getTime() && pieces[0].to.getTime() === window.to.getTime();
+  if (whole || !LIMITABLE_AGGREGATIONS.has(metric.aggregation)) return (await openMetricUsage(db, window, [metric])).get(metric.code);
+  let total = toDecimal('0');
+  for (const piece of pieces) {
+    await ensureRollupsSeeded(db, piece, [metric.id]);
+    const row: { event_count: string; value_count: string; value_sum: string } | undefined = await db('usage_rollups as r')
+      .join('usage_rollup_windows as w', 'w.id', 'r.window_id')
+      .where({ 'w.customer_id': piece.customerId, 'w.period_start': piece.from, 'w.period_end': piece.to })
+      .andWhere({ 'r.metric_id': metric.id, 'r.dimension_key': '' })
+      .first('r.event_count', 'r.value_count', 'r.value_sum');
+    // The raw sum, as lockedPieceUsage reads it: a corrections sum may be negative in one piece.
+    if (row) total = total.plus(toDecimal(limitedTotalOf(row, metric)));
+  }
+  return Dec.max(total, 0).toFixed();
 }

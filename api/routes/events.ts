@@ -8,7 +8,7 @@ import { judgeReversal } from '../../domain/reversals';
 import { disputeWindows, insertReversalEvents, NewReversalEvent, reversalTargets } from '../../store/reversals';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
 import { compareWithStoredEvents, insertUsageEvents, pricedStretchesOf, NewUsageEvent, ResentUsageEvent, usageAcceptance, usageStopAt } from '../../store/usage';
-import { hardLimitsOf, insertUsageEventsWithinLimits } from '../../store/entitlements';
+import { hardLimitsOf, insertUsageEventsWithinLimits, limitsOfOwnUsage } from '../../store/entitlements';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
 import type { CustomerDirectory } from '../customer-directory';
@@ -65,7 +65,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     // Independent reads: one round trip's wait instead of three in a row on every ingestion request.
     // First starts come from a cache that may be stale only towards later starts: it can wrongly refuse, never
     // wrongly accept, so a refusal for a pre-start timestamp is confirmed against Postgres below.
-    const [firstSubscriptionStartByCustomerId, metrics, { stops, severalPlans, uncovered: uncoveredByCustomerId }, hardLimits] = await Promise.all([
+    const [firstSubscriptionStartByCustomerId, metrics, { stops, severalPlans, uncovered: uncoveredByCustomerId }, declaredLimits] = await Promise.all([
       deps.customers.cachedFirstStarts(customerIds),
       deps.metrics.metricsFor(new Set(shaped.map(({ event }) => event.type))),
       usageAcceptance(deps.db, customerIds),
@@ -73,6 +73,8 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     ]);
     // Which types each subscription prices when: asked only for customers whose several plans may differ in time.
     const pricedStretchesByCustomerId = await pricedStretchesOf(deps.db, [...severalPlans]);
+    // A feature limit counts and refuses only its own subscription's usage, as blocks and caps do (store/entitlements.ts).
+    const hardLimits = limitsOfOwnUsage(declaredLimits, pricedStretchesByCustomerId);
     const context: EventValidationContext = {
       now,
       maxFutureMs: MAX_FUTURE_MS,
