@@ -729,10 +729,12 @@ export const uncoveredUsageResponse = z.object({
   next_cursor: z.string().nullable(),
 });
 
+/** What a subscription's start leaves unbilled of the customer's stored usage (POST /v1/subscriptions, each imported row). */
+export const uncoveredUsageSummary = z.object({ events: z.int().positive(), earliest: instantOut });
+
 /** POST /v1/subscriptions: the subscription, and what its start leaves unbilled of the customer's stored usage. */
 export const createdSubscriptionResponse = subscriptionResponse.extend({
-  uncovered_usage: z
-    .object({ events: z.int().positive(), earliest: instantOut })
+  uncovered_usage: uncoveredUsageSummary
     .optional()
     .meta({ description: "Stored events of types the plan prices, stamped before the start, that no subscription bills: back-date start_at to bill them (GET /v1/customers/:id/uncovered-usage lists them). Absent when there are none." }),
 });

@@ -9,6 +9,7 @@ import type { InvoiceLineRow, InvoiceRow } from '../store/invoices';
 import type { PlanRow } from '../store/catalog';
 import type { CustomerRow } from '../store/customers';
 import type { SubscriptionRow } from '../store/subscriptions';
+import type { UncoveredBefore } from '../store/uncovered-usage';
 
 const iso = (value: Date | null): string | null => (value ? value.toISOString() : null);
 const money = (value: string, currency: string): string => formatMoney(toDecimal(value), currency);
@@ -77,6 +78,14 @@ export function subscriptionJson(row: SubscriptionRow, plan: PlanRow) {
     cancel_reason: row.cancel_reason,
     created_at: iso(row.created_at),
   };
+}
+
+/**
+ * The `uncovered_usage` field of a started subscription's answer (POST /v1/subscriptions, each imported row): spread
+ * into the answer, it is absent when the start leaves nothing unbilled.
+ */
+export function uncoveredUsageJson(uncovered: UncoveredBefore): { uncovered_usage?: { events: number; earliest: string } } {
+  return uncovered.earliest !== null ? { uncovered_usage: { events: uncovered.events, earliest: uncovered.earliest.toISOString() } } : {};
 }
 
 export function invoiceLineJson(row: InvoiceLineRow, currency: string) {

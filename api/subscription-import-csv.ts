@@ -43,12 +43,17 @@ export async function importSubscriptionsCsv(deps: ImportDeps, text: string, onP
   return reports;
 }
 
-/** The report as CSV: row (1-based line of data), external id, subscription id, status, problem code, detail. */
+/**
+ * The report as CSV: row (1-based line of data), external id, subscription id, status, problem code, detail, and the
+ * stored events the subscription's start leaves unbilled (count and earliest instant; empty when none).
+ */
 export function importReportCsv(reports: readonly ImportRowReport[]): string {
   const cell = (value: string | number | null | undefined): string => {
     const text = value === null || value === undefined ? '' : String(value);
     return /[",\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
   };
-  const lines = reports.map((report) => [report.row + 1, report.external_id, report.subscription_id, report.status, report.code, report.detail].map(cell).join(','));
-  return `row,external_id,subscription_id,status,code,detail\n${lines.join('\n')}\n`;
+  const lines = reports.map((report) =>
+    [report.row + 1, report.external_id, report.subscription_id, report.status, report.code, report.detail, report.uncovered_usage?.events, report.uncovered_usage?.earliest].map(cell).join(','),
+  );
+  return `row,external_id,subscription_id,status,code,detail,uncovered_events,uncovered_earliest\n${lines.join('\n')}\n`;
 }

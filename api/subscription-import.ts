@@ -35,8 +35,10 @@ import type { ApiProblem, ProblemCode } from './problem';
 import { meteredOverlapProblem } from './metered-overlap';
 import { lockCustomersForMeteredCheck, meteredOverlapsOfEach } from '../store/metered-overlaps';
 import { pricedEventTypesOf } from '../store/usage';
+import { SubscriptionStart, uncoveredUsageBeforeEach } from '../store/uncovered-usage';
 import type { Knex } from 'knex';
-import { instant } from './schemas';
+import { instant, uncoveredUsageSummary } from './schemas';
+import { uncoveredUsageJson } from './serializers';
 
 /** Most rows one request (or one batch of the command) carries; the command splits a file into such batches. */
 export const IMPORT_BATCH_LIMIT = 1000;
@@ -95,6 +97,10 @@ export const importSubscriptionsResponse = z.object({
       status: z.enum(['created', 'existing', 'rejected']),
       code: z.string().optional(),
       detail: z.string().optional(),
+      uncovered_usage: uncoveredUsageSummary.optional().meta({
+        description:
+          'Stored events of types the plan prices, stamped before current_period_start, that no subscription bills (GET /v1/customers/:id/uncovered-usage lists them): usage metered here before the import, which nothing here will bill. Absent when there are none; a rerun reports the same.',
+      }),
     }),
   ),
 });
@@ -109,6 +115,8 @@ export interface ImportRowReport {
   readonly status: ImportStatus;
   readonly code?: ProblemCode;
   readonly detail?: string;
+  /** Created or existing rows: the customer's stored events the subscription's start leaves unbilled (absent: none). */
+  readonly uncovered_usage?: { readonly events: number; readonly earliest: string };
 }
 
 export interface ImportDeps {
@@ -156,10 +164,13 @@ export async function importSubscriptions(deps: ImportDeps, rows: readonly unkno
   const now = (deps.now ?? (() => new Date()))();
 
   const toStart: RowToStart[] = [];
+  // The start of each created or existing row, by its index: what its report says it leaves unbilled.
+  const startsByIndex = new Map<number, SubscriptionStart>();
   for (const { index, row } of parsed) {
     const existing = imported.get(row.external_id);
     if (existing) {
-      reports[index] = { row: firstRow + index, external_id: row.external_id, subscription_id: existing, status: 'existing' };
+      reports[index] = { row: firstRow + index, external_id: row.external_id, subscription_id: existing.id, status: 'existing' };
+      startsByIndex.set(index, existing);
       continue;
     }
     const customer = row.customer_id ? customerById.get(row.customer_id) : customerByExternalId.get(row.customer_external_id!);
@@ -192,8 +203,24 @@ export async function importSubscriptions(deps: ImportDeps, rows: readonly unkno
   for (const item of started) {
     const { id, externalId } = item.subscription;
     reports[item.index] = { row: firstRow + item.index, external_id: externalId, subscription_id: id, status: inserted.has(id) ? 'created' : 'existing' };
+    startsByIndex.set(item.index, { customerId: item.subscription.customerId, planId: item.subscription.planId, startAt: item.subscription.currentPeriodStart });
   }
-  return reports as ImportRowReport[];
+  return withUncoveredUsage(deps.db, reports as ImportRowReport[], startsByIndex);
+}
+
+/**
+ * The reports with what each row's start leaves unbilled, as POST /v1/subscriptions answers it: a migration that
+ * meters first and imports after has the customer's earlier events accepted and billed by nothing. Read after the
+ * batch's rows are stored (each judged against all of them), in a few statements for the whole batch.
+ */
+async function withUncoveredUsage(db: Database, reports: readonly ImportRowReport[], startsByIndex: ReadonlyMap<number, SubscriptionStart>): Promise<ImportRowReport[]> {
+  const indexes = [...startsByIndex.keys()];
+  const uncovered = await uncoveredUsageBeforeEach(db, indexes.map((index) => startsByIndex.get(index)!));
+  const byIndex = new Map(indexes.map((index, position) => [index, uncovered[position]]));
+  return reports.map((report, index) => {
+    const found = byIndex.get(index);
+    return found ? { ...report, ...uncoveredUsageJson(found) } : report;
+  });
 }
 
 type RowToStart = { index: number; subscription: ImportedSubscription; input: SubscriptionWorkflowInput; plan: PlanRow; customer: ImportCustomer };

@@ -2,7 +2,8 @@
  * `npm run import -- subscriptions.csv [report.csv]`: imports subscriptions running elsewhere, each in its current
  * period (api/subscription-import-csv.ts has the columns). Needs DATABASE_URL; Temporal as the API reaches it (a
  * TOML profile or the TEMPORAL_* variables, config/temporal-connection.ts). Progress goes to stderr; the per-row report (created, existing or
- * rejected with a problem code) to report.csv, or to stdout. Rerunning the same file creates nothing twice.
+ * rejected with a problem code, and the stored usage events each start leaves unbilled) to report.csv, or to stdout.
+ * Rerunning the same file creates nothing twice and reports the same.
  */
 import { Client, Connection } from '@temporalio/client';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -28,6 +29,12 @@ async function main(): Promise<void> {
           `(${(progress.done / Math.max(progress.seconds, 0.001)).toFixed(0)} rows/s)\n`,
       );
     });
+    // Usage metered here before the import and billed by nothing: said once on stderr, row by row in the report.
+    const uncovered = reports.filter((row) => row.uncovered_usage !== undefined);
+    if (uncovered.length > 0) {
+      const events = uncovered.reduce((sum, row) => sum + (row.uncovered_usage?.events ?? 0), 0);
+      process.stderr.write(`${uncovered.length} rows leave ${events} stored usage events before their current period unbilled (uncovered_events in the report; GET /v1/customers/:id/uncovered-usage lists them)\n`);
+    }
     const report = importReportCsv(reports);
     if (reportFile) writeFileSync(reportFile, report);
     else process.stdout.write(report);

@@ -29,11 +29,21 @@ export async function findPlanVersionsByCode(db: Knex | Knex.Transaction, codes:
   return db<PlanRow>('plans').whereIn('code', [...new Set(codes)]).orderBy('version', 'desc');
 }
 
-/** Subscription id by external id, for the external ids already imported. */
-export async function findImportedSubscriptions(db: Knex | Knex.Transaction, externalIds: readonly string[]): Promise<Map<string, string>> {
+/** A subscription imported before: its id, and what a rerun reports its start left unbilled by (customer, plan, start). */
+export interface FoundImport {
+  readonly id: string;
+  readonly customerId: string;
+  readonly planId: string;
+  readonly startAt: Date;
+}
+
+/** The subscriptions already imported, by external id, for these external ids. */
+export async function findImportedSubscriptions(db: Knex | Knex.Transaction, externalIds: readonly string[]): Promise<Map<string, FoundImport>> {
   if (externalIds.length === 0) return new Map();
-  const rows: { id: string; external_id: string }[] = await db('subscriptions').whereIn('external_id', [...new Set(externalIds)]).select('id', 'external_id');
-  return new Map(rows.map((row) => [row.external_id, row.id]));
+  const rows: { id: string; external_id: string; customer_id: string; plan_id: string; start_at: Date }[] = await db('subscriptions')
+    .whereIn('external_id', [...new Set(externalIds)])
+    .select('id', 'external_id', 'customer_id', 'plan_id', 'start_at');
+  return new Map(rows.map((row) => [row.external_id, { id: row.id, customerId: row.customer_id, planId: row.plan_id, startAt: row.start_at }]));
 }
 
 export interface ImportedSubscription {

@@ -17,7 +17,7 @@ import { keyNamesAnotherRequest, requestUpdateId, scopedRequestId, uuidFromReque
 import { ApiProblem, isProblemCode, unavailableDependencyOf } from '../problem';
 import { liveQueryTimeoutMs, withTemporalDeadline } from '../temporal-deadline';
 import { cancelSubscriptionBody, createSubscriptionBody } from '../schemas';
-import { subscriptionJson } from '../serializers';
+import { subscriptionJson, uncoveredUsageJson } from '../serializers';
 import { ADMIN_ONLY, declareRoutes } from '../route-declarations';
 import { importSubscriptions, importSubscriptionsBody } from '../subscription-import';
 import { refuseMeteredOverlap } from '../metered-overlap';
@@ -141,7 +141,7 @@ async function createdSubscriptionJson(db: Database, row: SubscriptionRow, plan:
   const uncovered = await uncoveredUsageBefore(db, row.customer_id, plan.id, row.start_at);
   return {
     ...subscriptionJson(row, plan),
-    ...(uncovered.earliest !== null ? { uncovered_usage: { events: uncovered.events, earliest: uncovered.earliest.toISOString() } } : {}),
+    ...uncoveredUsageJson(uncovered),
   };
 }
 

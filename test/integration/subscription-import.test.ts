@@ -88,8 +88,8 @@ test('500 rows from a CSV: created with a per-row report, bad rows rejected with
   expect(await countSubscriptions()).toBe(before + 497);
 
   const report = importReportCsv(rerun).split('\n');
-  expect(report[0]).toBe('row,external_id,subscription_id,status,code,detail');
-  expect(report[1]).toBe(`1,legacy-0,${importedSubscriptionId('legacy-0')},existing,,`);
+  expect(report[0]).toBe('row,external_id,subscription_id,status,code,detail,uncovered_events,uncovered_earliest');
+  expect(report[1]).toBe(`1,legacy-0,${importedSubscriptionId('legacy-0')},existing,,,,`);
   expect(report[11]).toMatch(/^11,legacy-unknown,,rejected,customer_not_found,/);
 }, 300_000);
 

@@ -2203,6 +2203,12 @@ export interface components {
                 /** @enum {string} */
                 status: "created" | "existing" | "rejected";
                 subscription_id: string | null;
+                /** @description Stored events of types the plan prices, stamped before current_period_start, that no subscription bills (GET /v1/customers/:id/uncovered-usage lists them): usage metered here before the import, which nothing here will bill. Absent when there are none; a rerun reports the same. */
+                uncovered_usage?: {
+                    /** Format: date-time */
+                    earliest: string;
+                    events: number;
+                };
             }[];
         };
         ProblemResponse: {
