@@ -12,12 +12,46 @@ import { queryPrepared } from './prepared-statements';
 import { cachedMetricsByCode } from './read-caches';
 import { isProratedAggregation } from './seat-usage';
 import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, ROLLUP_KEY_DIGEST, RollupWindow, rollupUsage } from './rollups';
-import { aggregateMetric, pricedStretchesOf, type InsertedUsageEvent, type NewUsageEvent } from './usage';
+import { aggregateMetric, pricedStretchesOf, usageEndSql, type InsertedUsageEvent, type NewUsageEvent } from './usage';
+import { billedPastShownEnd, OPEN_WHILE_PAUSED } from './usage-preview';
 
 type Db = Knex | Knex.Transaction;
 
-/** Statuses in which a subscription's plan grants its features. */
-export const GRANTING_STATUSES = ['active', 'trialing', 'past_due'] as const;
+/**
+ * Where a subscription's plan holds its hard limits: for every event the subscription would bill, judged by the
+ * event's time as blocks and caps are (store/usage.ts `usageStopAt`). Decided here for every status, from the columns
+ * the workflow's status mirror writes (store/subscriptions.ts); `s` is the subscriptions row.
+ *
+ * - scheduled: no. Not started; ingestion refuses usage stamped before the start.
+ * - trialing, active, past_due: yes, in service.
+ * - retention_offered: yes. Asked to cancel, an offer waits; the period goes on and its invoice bills its usage.
+ * - pending_cancellation: yes. In service until the period's end; the closing invoice bills the period's usage, also
+ *   the late events of before the end sent in the grace window.
+ * - paused: yes. Under usageWhilePaused 'bill' the period's invoice bills the usage sent meanwhile; under 'reject'
+ *   (usage_blocked) the events stamped before the pause are still billed, and those in it are refused as blocked
+ *   before any limit counts them.
+ * - suspended: yes, as a rejecting pause: the period bills the events stamped before the block.
+ * - needs_attention: shown over the status the subscription stands in, whose columns the row keeps (usage_blocked,
+ *   canceled_at, usage_ends_at: store/subscriptions.ts `standingKeptWhileNeedsAttention`); judged as that status.
+ * - canceled (canceled_at set, also under needs_attention): no. Its closing invoice has closed its last usage; an
+ *   event of before the end sent later is late usage, which no limit judges (as for any closed period).
+ * A cancellation now is written as a usage end before the status waits out the grace window: the closing invoice
+ * bills the late events of before the end, so the limit holds for them too.
+ * Before, only active, trialing and past_due held limits: a subscription canceled at the period's end billed its calls
+ * past the limit, as did a pause that bills usage and a suspension's late events.
+ */
+const HOLDS_LIMITS_SQL = `s.status NOT IN ('scheduled', 'canceled') AND s.canceled_at IS NULL`;
+
+/**
+ * Where a subscription's plan grants its features at `now` (a placeholder or parameter of the statement): while the
+ * service goes on, that is while it holds limits (`HOLDS_LIMITS_SQL`), has started, accepts usage (not blocked: a
+ * suspension or a rejecting pause, also under needs_attention) and has not reached its usage end (store/usage.ts
+ * `usageEndSql`: a pending cancellation's period end, a cancellation now's instant). Before, only active, trialing and
+ * past_due granted: a customer who asked to cancel at the period's end lost every feature at once while still billed
+ * for the usage, and a cancellation now kept granting through its grace window.
+ */
+const grantsFeaturesSql = (now: string): string =>
+  `${HOLDS_LIMITS_SQL} AND s.start_at <= ${now} AND NOT s.usage_blocked AND coalesce(${usageEndSql('s')} > ${now}, true)`;
 
 export interface EntitledSubscription {
   readonly subscriptionId: string;
@@ -27,19 +61,21 @@ export interface EntitledSubscription {
   readonly periodEnd: Date | null;
   /** The plan's billing interval (ISO 8601): how long the period after the stored one lasts. */
   readonly billingInterval: string;
+  /** Paused: no period ends until the resume, which moves the end (`limitWindowsOf`). */
+  readonly paused: boolean;
   readonly features: readonly FeatureDefinition[];
 }
 
-/** Customers' subscriptions in a granting status, newest start first, with their plans' features. */
-export async function entitledSubscriptions(db: Db, customerIds: readonly string[]): Promise<EntitledSubscription[]> {
+/** Customers' subscriptions whose plans grant their features at `now` (`grantsFeaturesSql`), newest start first. */
+export async function entitledSubscriptions(db: Db, customerIds: readonly string[], now: Date): Promise<EntitledSubscription[]> {
   if (customerIds.length === 0) return [];
-  const rows: { id: string; customer_id: string; currency: string; current_period_start: Date | null; current_period_end: Date | null; billing_interval: string; settings: unknown }[] =
+  const rows: { id: string; customer_id: string; status: string; currency: string; current_period_start: Date | null; current_period_end: Date | null; billing_interval: string; settings: unknown }[] =
     await db('subscriptions as s')
       .join('plans as p', 'p.id', 's.plan_id')
       .whereIn('s.customer_id', [...new Set(customerIds)])
-      .whereIn('s.status', [...GRANTING_STATUSES])
+      .whereRaw(grantsFeaturesSql('?::timestamptz'), [now, now])
       .orderBy('s.start_at', 'desc')
-      .select('s.id', 's.customer_id', 'p.currency', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings');
+      .select('s.id', 's.customer_id', 's.status', 'p.currency', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings');
   return rows.map((row) => ({
     subscriptionId: row.id,
     customerId: row.customer_id,
@@ -47,6 +83,7 @@ export async function entitledSubscriptions(db: Db, customerIds: readonly string
     periodStart: row.current_period_start,
     periodEnd: row.current_period_end,
     billingInterval: row.billing_interval,
+    paused: billedPastShownEnd(row.status).pausedPastEnd,
     features: planFeatures(row.settings),
   }));
 }
@@ -75,7 +112,7 @@ export async function hardLimitsOf(db: Db, customerIds: readonly string[]): Prom
   // The stored period is judged by the plan in force in it: a change scheduled for its end switched the row's plan
   // at the boundary, and the period's late events, sent in its grace window, met the new plan's limits (or none).
   // The next period's window (limitWindowsOf) is the current plan's.
-  const rows: { id: string; customer_id: string; current_period_start: Date; current_period_end: Date; billing_interval: string; settings: unknown; stored_settings: unknown }[] = await db(
+  const rows: { id: string; customer_id: string; status: string; current_period_start: Date; current_period_end: Date; billing_interval: string; settings: unknown; stored_settings: unknown }[] = await db(
     'subscriptions as s',
   )
     .join('plans as p', 'p.id', 's.plan_id')
@@ -86,14 +123,14 @@ export async function hardLimitsOf(db: Db, customerIds: readonly string[]): Prom
                           ORDER BY pc.change_at LIMIT 1) switched ON true`,
     )
     .whereIn('s.customer_id', [...new Set(customerIds)])
-    .whereIn('s.status', [...GRANTING_STATUSES])
+    .whereRaw(HOLDS_LIMITS_SQL)
     .whereNotNull('s.current_period_start')
     .whereRaw("((p.settings -> 'features') IS NOT NULL OR (switched.settings -> 'features') IS NOT NULL)")
-    .select('s.id', 's.customer_id', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings', db.raw('coalesce(switched.settings, p.settings) AS stored_settings'));
+    .select('s.id', 's.customer_id', 's.status', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings', db.raw('coalesce(switched.settings, p.settings) AS stored_settings'));
   const hardLimitsIn = (settings: unknown) =>
     planFeatures(settings).flatMap((feature) => (feature.kind === 'metered' && feature.limit !== null && (feature.enforcement ?? 'hard') === 'hard' ? [{ metricCode: feature.metricCode, limit: feature.limit }] : []));
   const declared = rows.flatMap((row) => {
-    const [stored, next] = limitWindowsOf(row.customer_id, row.current_period_start, row.current_period_end, row.billing_interval);
+    const [stored, next] = limitWindowsOf(row.customer_id, row.current_period_start, row.current_period_end, row.billing_interval, billedPastShownEnd(row.status).pausedPastEnd);
     return [
       ...hardLimitsIn(row.stored_settings).map((feature) => ({ ...feature, subscriptionId: row.id, window: stored })),
       ...(next ? hardLimitsIn(row.settings).map((feature) => ({ ...feature, subscriptionId: row.id, window: next })) : []),
@@ -134,9 +171,9 @@ const inWindow = (at: Date, window: RollupWindow): boolean => at >= window.from 
 
 /** The limit window holding `at` (the stored period's, or the next one's), or the stored period's when neither does. */
 function currentLimitWindow(subscription: EntitledSubscription, at: Date): RollupWindow | undefined {
-  const { customerId, periodStart, periodEnd, billingInterval } = subscription;
+  const { customerId, periodStart, periodEnd, billingInterval, paused } = subscription;
   if (!periodStart || !periodEnd) return undefined;
-  const windows = limitWindowsOf(customerId, periodStart, periodEnd, billingInterval);
+  const windows = limitWindowsOf(customerId, periodStart, periodEnd, billingInterval, paused);
   return windows.find((window) => inWindow(at, window)) ?? windows[0];
 }
 
@@ -146,8 +183,15 @@ function currentLimitWindow(subscription: EntitledSubscription, at: Date): Rollu
  * until then an event stamped in the new period lay in no limit's window and passed every limit unchecked. The
  * next period is taken as [current end, current end + the plan's interval): where month-end clamping makes the true
  * period longer (Feb 28 + P1M is Mar 28, the true end Mar 31), the window still holds far more than a grace window.
+ *
+ * Paused, no period ends: the resume moves the stored end later by the paused time, and the period's invoice bills the
+ * usage sent meanwhile (usageWhilePaused 'bill'), also past the end the row still shows (store/usage-preview.ts
+ * `billedPastShownEnd`). So the stored period is one window open to the end of time until the resume stores its end;
+ * the period's close forgets it (store/rollups.ts `forgetRollupsOverlapping`). Before, calls sent while paused past
+ * the shown end counted in the next period's window: 3 calls before it and 2 after, on a limit of 3, all billed 5.00.
  */
-function limitWindowsOf(customerId: string, start: Date, end: Date, interval: string): RollupWindow[] {
+function limitWindowsOf(customerId: string, start: Date, end: Date, interval: string, paused: boolean): RollupWindow[] {
+  if (paused) return [{ customerId, from: start, to: OPEN_WHILE_PAUSED }];
   const current = { customerId, from: start, to: end };
   if (!isValidInterval(interval)) return [current];
   return [current, { customerId, from: end, to: addIntervals(end, parseInterval(interval), 1) }];
@@ -332,6 +376,7 @@ export type BalanceOf = (customerId: string, currency: string) => Promise<string
 interface OneFeatureRow {
   /** The customer has another subscription: its pricing may cut the limit's window (limitsOfOwnUsage). */
   siblings: boolean;
+  status: string;
   period_start: Date | null;
   period_end: Date | null;
   feature: FeatureDefinition;
@@ -345,13 +390,13 @@ interface OneFeatureRow {
 
 /** The statement of oneFeatureFast (prepared: see store/prepared-statements.ts). */
 const ONE_FEATURE_SQL = `WITH chosen AS (
-       SELECT s.id, s.current_period_start AS period_start, s.current_period_end AS period_end, f AS feature
+       SELECT s.id, s.status, s.current_period_start AS period_start, s.current_period_end AS period_end, f AS feature
        FROM subscriptions s JOIN plans p ON p.id = s.plan_id
        CROSS JOIN LATERAL jsonb_array_elements(coalesce(p.settings -> 'features', '[]'::jsonb)) AS f
-       WHERE s.customer_id = $1 AND s.status = ANY($2::text[]) AND f ->> 'code' = $3
+       WHERE s.customer_id = $1 AND ${grantsFeaturesSql('$2::timestamptz')} AND f ->> 'code' = $3
        ORDER BY s.start_at DESC LIMIT 1
      )
-     SELECT EXISTS (SELECT 1 FROM subscriptions o WHERE o.customer_id = $4 AND o.id <> c.id) AS siblings,
+     SELECT EXISTS (SELECT 1 FROM subscriptions o WHERE o.customer_id = $4 AND o.id <> c.id) AS siblings, c.status,
             c.period_start, c.period_end, c.feature, m.aggregation, m.property, wm.metric_id IS NOT NULL AS seeded,
             coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
             greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity
@@ -362,17 +407,20 @@ const ONE_FEATURE_SQL = `WITH chosen AS (
      LEFT JOIN usage_rollups r ON r.window_id = w.id AND r.metric_id = m.id AND r.dimension_key = ''`;
 
 /**
- * The hot path of GET .../entitlements/:feature, in one statement: the newest granting subscription declaring the
- * feature, its metric and the window's totals. Undefined when the general path must answer (a wallet feature, a
- * window not seeded yet, an aggregation other than count or sum, a customer with several subscriptions): that one
- * seeds, asks the wallet, or counts only the subscription's own usage.
+ * The hot path of GET .../entitlements/:feature, in one statement: the newest subscription granting its features
+ * (`grantsFeaturesSql`) that declares the feature, its metric and the window's totals. Undefined when the general
+ * path must answer (a wallet feature, a window not seeded yet, an aggregation other than count or sum, a customer
+ * with several subscriptions, a paused subscription): that one seeds, asks the wallet, counts only the subscription's
+ * own usage, or counts past the stored end.
  */
 async function oneFeatureFast(db: Knex, customerId: string, code: string, now: Date): Promise<Entitlement | 'absent' | undefined> {
-  const [row] = await queryPrepared<OneFeatureRow>(db, 'entitlement-check-one-feature', ONE_FEATURE_SQL, [customerId, [...GRANTING_STATUSES], code, customerId]);
+  const [row] = await queryPrepared<OneFeatureRow>(db, 'entitlement-check-one-feature', ONE_FEATURE_SQL, [customerId, now, code, customerId]);
   if (!row) return 'absent';
   const { feature } = row;
   if (feature.kind === 'boolean') return decideEntitlement(feature, { periodEnd: row.period_end, balance: null });
   if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded || row.siblings) return undefined;
+  // Paused, the limit's window runs past the stored end (limitWindowsOf): the general path counts it.
+  if (billedPastShownEnd(row.status).pausedPastEnd) return undefined;
   // The stored period has ended (the grace window before the next one is stored): the general path counts the next.
   if (row.period_end <= now) return undefined;
   // Count and sum read straight from the totals; other aggregations take the general path (quantityOf in rollups.ts).
@@ -392,7 +440,7 @@ export async function customerEntitlements(db: Knex, customerId: string, balance
     if (fast === 'absent') return [];
     if (fast) return [fast];
   }
-  const subscriptions = await entitledSubscriptions(db, [customerId]);
+  const subscriptions = await entitledSubscriptions(db, [customerId], now);
   const chosen = new Map<string, { feature: FeatureDefinition; subscription: EntitledSubscription }>();
   for (const subscription of subscriptions) {
     for (const feature of subscription.features) {
@@ -410,7 +458,8 @@ export async function customerEntitlements(db: Knex, customerId: string, balance
       // The period ingestion counts an event stamped now in (hardLimitsOf): in the grace window after the stored
       // period's end, the next one, so that the answer and ingestion agree there too.
       const window = currentLimitWindow(subscription, now);
-      const periodEnd = window?.to ?? subscription.periodEnd;
+      // Paused, the period's end is known only at the resume: no reset instant is promised meanwhile.
+      const periodEnd = subscription.paused ? null : (window?.to ?? subscription.periodEnd);
       let usage: string | undefined;
       if (feature.kind === 'metered' && window && metrics.has(feature.metricCode)) {
         const metric = metrics.get(feature.metricCode)!;

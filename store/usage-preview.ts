@@ -16,7 +16,7 @@ import { aggregateMetric, ChargeUsage, MeteredMetrics, usageForCharges, UsageSco
  * open usage of a paused subscription so runs on past that end: counted only to it, the projection said 100.00 where
  * the invoice billed 200.00 for the same usage.
  */
-const OPEN_WHILE_PAUSED = new Date('9999-01-01T00:00:00Z');
+export const OPEN_WHILE_PAUSED = new Date('9999-01-01T00:00:00Z');
 
 /** Whether the shown period's open usage runs on past its end until its invoice (see OPEN_WHILE_PAUSED). */
 export function billedPastShownEnd(status: string): { pausedPastEnd: boolean } {
