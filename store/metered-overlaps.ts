@@ -43,7 +43,8 @@ export const NO_SCHEDULED_CHANGE = { scheduled_change_plan_id: null, scheduled_c
  * The workflow accepted (or may have accepted: its answer was lost) a change to `planId` at `at`, replacing any
  * earlier one. Written in the transaction that holds the customer's lock from the check, so a subscription created
  * for the customer afterwards is checked against it. Claiming a change the workflow did not take only refuses more
- * until the boundary passes it (`meteredOverlapsOfEach`); missing one it took would let two subscriptions bill a type.
+ * until the row shows a period starting after its instant (`scheduledChangeLapsed`); missing one it took would let two
+ * subscriptions bill a type.
  *
  * Written after the workflow answered, so the row may have moved on meanwhile by writers that take no customer lock
  * (`scheduledChangeCanStand`): then the change can no longer be taken, and a record would outlive the clearing.
@@ -58,16 +59,35 @@ export async function recordScheduledChange(trx: Knex.Transaction, subscriptionI
 /**
  * Whether the row can still take a change to `planId` at `at`. Not when canceled (a cancellation now takes no customer
  * lock and its status write clears the change; `canceled_at` stays while needs_attention overlays the end: a canceled
- * run never applies it, a win-back restart starts without it), nor when the row already prices by that plan or shows
- * a period opened at or after `at` (the boundary passed: its switch cleared the change, or it lapsed). Before, a
- * record written after those clearings stood: after a win-back it refused subscriptions pricing a plan never moved to.
+ * run never applies it, a win-back restart starts without it), nor when the row already prices by that plan (the
+ * boundary's switch applied it and cleared the record) or shows a period starting after `at` (a record there would
+ * have lapsed: `scheduledChangeLapsed`, the same rule). A row showing the period `at` opens without the switch is still
+ * written: a lost answer the workflow took in that period's grace window is held for the next boundary, and skipping
+ * it left that change uncounted. Before, a record written after those clearings stood: after a win-back it refused
+ * subscriptions pricing a plan never moved to.
  */
 function scheduledChangeCanStand(row: Knex.QueryBuilder, planId: string, at: Date): Knex.QueryBuilder {
   return row
     .whereNot({ status: 'canceled' })
     .whereNull('canceled_at')
     .whereNot({ plan_id: planId })
-    .where((period) => period.whereNull('current_period_start').orWhere('current_period_start', '<', at));
+    .where((period) => period.whereNull('current_period_start').orWhere('current_period_start', '<=', at));
+}
+
+/**
+ * SQL: the subscription row `alias` shows a period starting strictly after its scheduled change's instant, so its
+ * workflow no longer holds that change. A period starting at the instant is not enough: a `period_end` request whose
+ * answer was lost is recorded at the period end the row showed, and the row shows a new period only with its opening
+ * invoice, after the usage grace window. A request the workflow took past that boundary (asked in the grace window, or
+ * delayed on its way) is scheduled for the next one. Before, its record stopped counting once the row showed the period
+ * its instant opens, and a subscription pricing the scheduled plan's event types was accepted while the workflow would
+ * switch to that plan at the next boundary (from there both priced them). The row lags the workflow by at most that
+ * window, so one period more covers it. A change taken at its instant has switched the row's plan before the row shows
+ * that period (workflows/subscription/period.ts): the longer life costs only a record the workflow never took (or whose
+ * withdrawal's answer was lost), which now refuses one period longer.
+ */
+function scheduledChangeLapsed(alias: string): string {
+  return `coalesce(${alias}.current_period_start > ${alias}.scheduled_change_at, false)`;
 }
 
 /** The workflow withdrew the scheduled change: from here on the subscription prices by its plan in force only. */
@@ -121,13 +141,12 @@ export async function meteredOverlapsOfEach(db: Knex | Knex.Transaction, candida
             SELECT o.position, o.id, o.plan_id FROM others o
             UNION
             -- The scheduled plan prices from its instant up to the usage end (a cancellation at that period's end: never).
-            -- Once the row shows a period from that instant on, its boundary has passed and the row's plan tells: a
-            -- change recorded while the workflow's answer was lost, that it never took, stops counting there.
+            -- It stops counting once the row shows a period starting after its instant (scheduledChangeLapsed).
             SELECT o.position, o.id, o.scheduled_change_plan_id
               FROM others o
              WHERE o.scheduled_change_plan_id IS NOT NULL
                AND coalesce(o.usage_end > o.scheduled_change_at, true)
-               AND coalesce(o.current_period_start < o.scheduled_change_at, true)
+               AND NOT ${scheduledChangeLapsed('o')}
             UNION
             SELECT o.position, o.id, pc.old_plan_id
               FROM others o

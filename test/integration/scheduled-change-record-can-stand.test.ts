@@ -65,8 +65,11 @@ test('the record stands only on a row that can still take the change', async () 
     needsAttentionAfterTheEnd: await subscriptionLeftAs({ status: 'needs_attention', canceled_at: endedAt, usage_ends_at: endedAt }),
     // The boundary applied the change (its switch cleared the columns) before the record came.
     switchedAtTheBoundary: await subscriptionLeftAs({ plan_id: calls.id, current_period_start: AT, current_period_end: new Date('2035-08-01T00:00:00Z') }),
-    // The row shows the period the change's instant opens: the boundary passed it.
+    // The row shows the period the change's instant opens, its plan not switched: the workflow may hold the change for
+    // the next boundary (a lost answer taken in the grace window), so the record stands until a later period shows.
     periodOpenedAtTheInstant: await subscriptionLeftAs({ current_period_start: AT, current_period_end: new Date('2035-08-01T00:00:00Z') }),
+    // A period after the one the instant opens: the record would have lapsed (scheduledChangeLapsed).
+    periodAfterTheInstant: await subscriptionLeftAs({ current_period_start: new Date('2035-08-01T00:00:00Z'), current_period_end: new Date('2035-09-01T00:00:00Z') }),
   };
 
   const recorded: Record<string, boolean> = {};
@@ -79,6 +82,7 @@ test('the record stands only on a row that can still take the change', async () 
     canceled: false,
     needsAttentionAfterTheEnd: false,
     switchedAtTheBoundary: false,
-    periodOpenedAtTheInstant: false,
+    periodOpenedAtTheInstant: true,
+    periodAfterTheInstant: false,
   });
 });
