@@ -43,6 +43,11 @@ export interface EntitlementInputs {
   readonly periodEnd: Date | null;
   /** The wallet balance in the plan's currency (decimal string) for a wallet-backed feature, when the customer has a wallet. */
   readonly balance: string | null;
+  /**
+   * A metered feature's usage is refused now (a spending cap of its subscription stops its metric's type): the next
+   * call is not taken whatever room the limit leaves. Ignored for other kinds: a boolean feature is no usage.
+   */
+  readonly usageRefused?: boolean;
 }
 
 export interface Entitlement {
@@ -64,7 +69,7 @@ export function decideEntitlement(feature: FeatureDefinition, inputs: Entitlemen
       return { feature: feature.code, kind: 'boolean', has_access: true, usage: null, limit: null, balance: null, resets_at: null };
     case 'metered': {
       const usage = inputs.usage ?? '0';
-      const hasAccess = feature.limit === null || toDecimal(usage).lt(toDecimal(feature.limit));
+      const hasAccess = !inputs.usageRefused && (feature.limit === null || toDecimal(usage).lt(toDecimal(feature.limit)));
       return { feature: feature.code, kind: 'metered', has_access: hasAccess, usage, limit: feature.limit, balance: inputs.balance, resets_at: resetsAt };
     }
     case 'wallet': {

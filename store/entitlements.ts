@@ -12,7 +12,7 @@ import { queryPrepared } from './prepared-statements';
 import { cachedMetricsByCode } from './read-caches';
 import { isProratedAggregation } from './seat-usage';
 import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, ROLLUP_KEY_DIGEST, RollupWindow, rollupUsage } from './rollups';
-import { aggregateMetric, pricedStretchesOf, usageEndSql, type InsertedUsageEvent, type NewUsageEvent } from './usage';
+import { aggregateMetric, pricedStretchesOf, usageEndSql, usageStopAt, type InsertedUsageEvent, type NewUsageEvent, type SubscriptionPricedStretch, type UsageStop } from './usage';
 import { billedPastShownEnd, OPEN_WHILE_PAUSED } from './usage-preview';
 
 type Db = Knex | Knex.Transaction;
@@ -22,7 +22,9 @@ type Db = Knex | Knex.Transaction;
  * event's time as blocks and caps are (store/usage.ts `usageStopAt`). Decided here for every status, from the columns
  * the workflow's status mirror writes (store/subscriptions.ts); `s` is the subscriptions row.
  *
- * - scheduled: no. Not started; ingestion refuses usage stamped before the start.
+ * - scheduled: yes, from `start_at` (ingestion refuses usage stamped before it). The workflow writes the status and the
+ *   first period some time after the start (minutes behind a backlog), while the first period bills every event
+ *   stamped from the start: the window is `firstLimitWindowOf`'s until then. Before, 5 calls on a limit of 3 billed 5.00.
  * - trialing, active, past_due: yes, in service.
  * - retention_offered: yes. Asked to cancel, an offer waits; the period goes on and its invoice bills its usage.
  * - pending_cancellation: yes. In service until the period's end; the closing invoice bills the period's usage, also
@@ -40,7 +42,7 @@ type Db = Knex | Knex.Transaction;
  * Before, only active, trialing and past_due held limits: a subscription canceled at the period's end billed its calls
  * past the limit, as did a pause that bills usage and a suspension's late events.
  */
-const HOLDS_LIMITS_SQL = `s.status NOT IN ('scheduled', 'canceled') AND s.canceled_at IS NULL`;
+const HOLDS_LIMITS_SQL = `s.status <> 'canceled' AND s.canceled_at IS NULL`;
 
 /**
  * Where a subscription's plan grants its features at `now` (a placeholder or parameter of the statement): while the
@@ -57,33 +59,37 @@ export interface EntitledSubscription {
   readonly subscriptionId: string;
   readonly customerId: string;
   readonly currency: string;
+  /** The stored period, or before the workflow stores the first one, where it will be (`limitPeriodOf`). */
   readonly periodStart: Date | null;
   readonly periodEnd: Date | null;
   /** The plan's billing interval (ISO 8601): how long the period after the stored one lasts. */
   readonly billingInterval: string;
   /** Paused: no period ends until the resume, which moves the end (`limitWindowsOf`). */
   readonly paused: boolean;
+  /** A capped stretch (spending cap, store/usage.ts `usage_capped_stretches`) holds `now`: see `refusedByCap`. */
+  readonly cappedNow: boolean;
   readonly features: readonly FeatureDefinition[];
 }
 
 /** Customers' subscriptions whose plans grant their features at `now` (`grantsFeaturesSql`), newest start first. */
 export async function entitledSubscriptions(db: Db, customerIds: readonly string[], now: Date): Promise<EntitledSubscription[]> {
   if (customerIds.length === 0) return [];
-  const rows: { id: string; customer_id: string; status: string; currency: string; current_period_start: Date | null; current_period_end: Date | null; billing_interval: string; settings: unknown }[] =
+  const rows: ({ id: string; customer_id: string; status: string; currency: string; billing_interval: string; settings: unknown; capped_now: boolean } & PeriodColumns)[] =
     await db('subscriptions as s')
       .join('plans as p', 'p.id', 's.plan_id')
       .whereIn('s.customer_id', [...new Set(customerIds)])
       .whereRaw(grantsFeaturesSql('?::timestamptz'), [now, now])
       .orderBy('s.start_at', 'desc')
-      .select('s.id', 's.customer_id', 's.status', 'p.currency', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings');
+      .select('s.id', 's.customer_id', 's.status', 'p.currency', ...PERIOD_COLUMNS, 'p.settings', db.raw('s.usage_capped_stretches @> ?::timestamptz AS capped_now', [now]));
   return rows.map((row) => ({
     subscriptionId: row.id,
     customerId: row.customer_id,
     currency: row.currency,
-    periodStart: row.current_period_start,
-    periodEnd: row.current_period_end,
+    periodStart: limitPeriodOf(row)?.start ?? null,
+    periodEnd: limitPeriodOf(row)?.end ?? null,
     billingInterval: row.billing_interval,
     paused: billedPastShownEnd(row.status).pausedPastEnd,
+    cappedNow: row.capped_now,
     features: planFeatures(row.settings),
   }));
 }
@@ -112,7 +118,7 @@ export async function hardLimitsOf(db: Db, customerIds: readonly string[]): Prom
   // The stored period is judged by the plan in force in it: a change scheduled for its end switched the row's plan
   // at the boundary, and the period's late events, sent in its grace window, met the new plan's limits (or none).
   // The next period's window (limitWindowsOf) is the current plan's.
-  const rows: { id: string; customer_id: string; status: string; current_period_start: Date; current_period_end: Date; billing_interval: string; settings: unknown; stored_settings: unknown }[] = await db(
+  const rows: ({ id: string; customer_id: string; status: string; settings: unknown; stored_settings: unknown } & PeriodColumns)[] = await db(
     'subscriptions as s',
   )
     .join('plans as p', 'p.id', 's.plan_id')
@@ -124,13 +130,14 @@ export async function hardLimitsOf(db: Db, customerIds: readonly string[]): Prom
     )
     .whereIn('s.customer_id', [...new Set(customerIds)])
     .whereRaw(HOLDS_LIMITS_SQL)
-    .whereNotNull('s.current_period_start')
     .whereRaw("((p.settings -> 'features') IS NOT NULL OR (switched.settings -> 'features') IS NOT NULL)")
-    .select('s.id', 's.customer_id', 's.status', 's.current_period_start', 's.current_period_end', 'p.billing_interval', 'p.settings', db.raw('coalesce(switched.settings, p.settings) AS stored_settings'));
+    .select('s.id', 's.customer_id', 's.status', ...PERIOD_COLUMNS, 'p.settings', db.raw('coalesce(switched.settings, p.settings) AS stored_settings'));
   const hardLimitsIn = (settings: unknown) =>
     planFeatures(settings).flatMap((feature) => (feature.kind === 'metered' && feature.limit !== null && (feature.enforcement ?? 'hard') === 'hard' ? [{ metricCode: feature.metricCode, limit: feature.limit }] : []));
   const declared = rows.flatMap((row) => {
-    const [stored, next] = limitWindowsOf(row.customer_id, row.current_period_start, row.current_period_end, row.billing_interval, billedPastShownEnd(row.status).pausedPastEnd);
+    const period = limitPeriodOf(row);
+    if (!period) return [];
+    const [stored, next] = limitWindowsOf(row.customer_id, period.start, period.end, row.billing_interval, billedPastShownEnd(row.status).pausedPastEnd);
     return [
       ...hardLimitsIn(row.stored_settings).map((feature) => ({ ...feature, subscriptionId: row.id, window: stored })),
       ...(next ? hardLimitsIn(row.settings).map((feature) => ({ ...feature, subscriptionId: row.id, window: next })) : []),
@@ -195,6 +202,38 @@ function limitWindowsOf(customerId: string, start: Date, end: Date, interval: st
   const current = { customerId, from: start, to: end };
   if (!isValidInterval(interval)) return [current];
   return [current, { customerId, from: end, to: addIntervals(end, parseInterval(interval), 1) }];
+}
+
+/** The columns `limitPeriodOf` reads (subscriptions `s`, plans `p`). */
+const PERIOD_COLUMNS = ['s.current_period_start', 's.current_period_end', 's.start_at', 's.trial_end', 'p.trial_period', 'p.billing_interval'] as const;
+interface PeriodColumns {
+  current_period_start: Date | null;
+  current_period_end: Date | null;
+  start_at: Date;
+  trial_end: Date | null;
+  trial_period: string | null;
+  billing_interval: string;
+}
+
+/**
+ * The period a limit is counted in (with the next one: limitWindowsOf): the stored one, or, before the workflow stores
+ * the first (a trial, or a start not yet written: minutes behind a backlog), the one the workflow will store, placed as
+ * workflows/subscription/state.ts `startRun` places it: the billing anchor is the trial's end, or the start.
+ * - No trial: [start, start + interval), the first period exactly, whose invoice bills every event stamped from the
+ *   start.
+ * - A trial: its span, [start, trial end). The trial's usage is not billed, but the plan's limit is what the trial
+ *   grants too, so it holds through the trial; the first paid period then starts a fresh count at the trial's end
+ *   (the next window). The trial's end is the row's once the workflow recorded it (`trialing`), else the start plus
+ *   the plan's trial, as the workflow computes it.
+ * Before, no limit held until the first period was stored: 5 calls on a limit of 3 billed 5.00, and a trial's calls
+ * were never held. Undefined when neither a period nor a valid interval places one.
+ */
+function limitPeriodOf(row: PeriodColumns): { start: Date; end: Date } | undefined {
+  if (row.current_period_start && row.current_period_end) return { start: row.current_period_start, end: row.current_period_end };
+  const start = row.start_at;
+  const trialEnd = row.trial_end ?? (row.trial_period && isValidInterval(row.trial_period) ? addIntervals(start, parseInterval(row.trial_period), 1) : null);
+  if (trialEnd && trialEnd > start) return { start, end: trialEnd };
+  return isValidInterval(row.billing_interval) ? { start, end: addIntervals(start, parseInterval(row.billing_interval), 1) } : undefined;
 }
 
 // Same patterns as store/usage.ts: a value that does not match counts as absent.
@@ -377,6 +416,8 @@ interface OneFeatureRow {
   /** The customer has another subscription: its pricing may cut the limit's window (limitsOfOwnUsage). */
   siblings: boolean;
   status: string;
+  /** A capped stretch holds now: the general path judges the cap by the metric's type (`refusedByCap`). */
+  capped: boolean;
   period_start: Date | null;
   period_end: Date | null;
   feature: FeatureDefinition;
@@ -390,13 +431,14 @@ interface OneFeatureRow {
 
 /** The statement of oneFeatureFast (prepared: see store/prepared-statements.ts). */
 const ONE_FEATURE_SQL = `WITH chosen AS (
-       SELECT s.id, s.status, s.current_period_start AS period_start, s.current_period_end AS period_end, f AS feature
+       SELECT s.id, s.status, s.current_period_start AS period_start, s.current_period_end AS period_end, f AS feature,
+              s.usage_capped_stretches @> $2::timestamptz AS capped
        FROM subscriptions s JOIN plans p ON p.id = s.plan_id
        CROSS JOIN LATERAL jsonb_array_elements(coalesce(p.settings -> 'features', '[]'::jsonb)) AS f
        WHERE s.customer_id = $1 AND ${grantsFeaturesSql('$2::timestamptz')} AND f ->> 'code' = $3
        ORDER BY s.start_at DESC LIMIT 1
      )
-     SELECT EXISTS (SELECT 1 FROM subscriptions o WHERE o.customer_id = $4 AND o.id <> c.id) AS siblings, c.status,
+     SELECT EXISTS (SELECT 1 FROM subscriptions o WHERE o.customer_id = $4 AND o.id <> c.id) AS siblings, c.status, c.capped,
             c.period_start, c.period_end, c.feature, m.aggregation, m.property, wm.metric_id IS NOT NULL AS seeded,
             coalesce(r.event_count, 0)::text AS event_count, coalesce(r.value_count, 0)::text AS value_count,
             greatest(coalesce(r.value_sum, 0), 0)::text AS sum_quantity
@@ -418,7 +460,7 @@ async function oneFeatureFast(db: Knex, customerId: string, code: string, now: D
   if (!row) return 'absent';
   const { feature } = row;
   if (feature.kind === 'boolean') return decideEntitlement(feature, { periodEnd: row.period_end, balance: null });
-  if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded || row.siblings) return undefined;
+  if (feature.kind !== 'metered' || !row.period_start || !row.period_end || !row.seeded || row.siblings || row.capped) return undefined;
   // Paused, the limit's window runs past the stored end (limitWindowsOf): the general path counts it.
   if (billedPastShownEnd(row.status).pausedPastEnd) return undefined;
   // The stored period has ended (the grace window before the next one is stored): the general path counts the next.
@@ -466,9 +508,22 @@ export async function customerEntitlements(db: Knex, customerId: string, balance
         usage = await limitedMetricUsage(db, window, ownLimitWindows(window, subscription.subscriptionId, metric.event_type, priced), metric);
       }
       const balance = feature.kind === 'wallet' ? await balanceOf(customerId, currency) : null;
-      return decideEntitlement(feature, { usage, periodEnd, balance });
+      const usageRefused = feature.kind === 'metered' && metrics.has(feature.metricCode) && refusedByCap(subscription, metrics.get(feature.metricCode)!.event_type, priced, now);
+      return decideEntitlement(feature, { usage, periodEnd, balance, usageRefused });
     }),
   );
+}
+
+/**
+ * Whether the subscription's spending cap refuses an event of `eventType` stamped now, as ingestion judges it
+ * (store/usage.ts `usageStopAt`): a cap stops the types its subscription prices then (or types no subscription
+ * prices). Judged per metered feature, not per subscription: a boolean feature is no usage and stays granted. Before,
+ * a capped period refused every call usage_cap_reached while the answer said has_access true with room under the limit.
+ */
+function refusedByCap(subscription: EntitledSubscription, eventType: string, priced: readonly SubscriptionPricedStretch[], now: Date): boolean {
+  if (!subscription.cappedNow) return false;
+  const cap: UsageStop = { from: now, until: null, subscriptionId: subscription.subscriptionId, refusal: 'usage_cap_reached' };
+  return usageStopAt([cap], now, eventType, priced) !== undefined;
 }
 
 /**

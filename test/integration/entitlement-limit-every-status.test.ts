@@ -109,7 +109,8 @@ test('blocked: the calls stamped in the block are refused as blocked, not counte
 });
 
 test.each([
-  ['scheduled', { status: 'scheduled' }],
+  // Not started yet (a started one holds its limits before its first period is stored: entitlement-limit-before-first-period).
+  ['scheduled, not started', { status: 'scheduled', start_at: minutes(30) }],
   ['canceled', { status: 'canceled', canceled_at: minutes(-30), usage_ends_at: minutes(-30) }],
   ['needs_attention over canceled', { status: 'needs_attention', canceled_at: minutes(-30), usage_ends_at: minutes(-30) }],
 ])('%s: no features', async (name, row) => {
