@@ -81,17 +81,20 @@ export async function entitledSubscriptions(db: Db, customerIds: readonly string
       .whereRaw(grantsFeaturesSql('?::timestamptz'), [now, now])
       .orderBy('s.start_at', 'desc')
       .select('s.id', 's.customer_id', 's.status', 'p.currency', ...PERIOD_COLUMNS, 'p.settings', db.raw('s.usage_capped_stretches @> ?::timestamptz AS capped_now', [now]));
-  return rows.map((row) => ({
-    subscriptionId: row.id,
-    customerId: row.customer_id,
-    currency: row.currency,
-    periodStart: limitPeriodOf(row)?.start ?? null,
-    periodEnd: limitPeriodOf(row)?.end ?? null,
-    billingInterval: row.billing_interval,
-    paused: billedPastShownEnd(row.status).pausedPastEnd,
-    cappedNow: row.capped_now,
-    features: planFeatures(row.settings),
-  }));
+  return rows.map((row) => {
+    const period = limitPeriodOf(row);
+    return {
+      subscriptionId: row.id,
+      customerId: row.customer_id,
+      currency: row.currency,
+      periodStart: period?.start ?? null,
+      periodEnd: period?.end ?? null,
+      billingInterval: row.billing_interval,
+      paused: billedPastShownEnd(row.status).pausedPastEnd,
+      cappedNow: row.capped_now,
+      features: planFeatures(row.settings),
+    };
+  });
 }
 
 /** A hard limit on a metric in a customer's current period. */
@@ -361,13 +364,7 @@ async function lockedUsage(trx: Knex.Transaction, limits: readonly HardLimit[]):
 
 /** One window's raw total of a limited metric, row-locked; undefined when the window was forgotten since seeding. */
 async function lockedPieceUsage(trx: Knex.Transaction, piece: RollupWindow, metric: MetricRow): Promise<string | undefined> {
-  const read = (): Promise<{ event_count: string; value_count: string; value_sum: string } | undefined> =>
-    trx('usage_rollups as r')
-      .join('usage_rollup_windows as w', 'w.id', 'r.window_id')
-      .where({ 'w.customer_id': piece.customerId, 'w.period_start': piece.from, 'w.period_end': piece.to })
-      .andWhere({ 'r.metric_id': metric.id, 'r.dimension_key': '' })
-      .forUpdate('r')
-      .first('r.event_count', 'r.value_count', 'r.value_sum');
+  const read = (): Promise<WindowTotals | undefined> => windowTotals(trx, piece, metric).forUpdate('r');
   let row = await read();
   if (!row) {
     // Still seeded (a window seeded before seeding wrote the zero row): zero so far, and the row to lock is written
@@ -384,8 +381,23 @@ async function lockedPieceUsage(trx: Knex.Transaction, piece: RollupWindow, metr
   return limitedTotalOf(row, metric);
 }
 
+interface WindowTotals {
+  event_count: string;
+  value_count: string;
+  value_sum: string;
+}
+
+/** The window's totals row of a metric (the whole metric, no dimension), as a query the caller may lock. */
+function windowTotals(db: Db, piece: RollupWindow, metric: MetricRow): Knex.QueryBuilder<WindowTotals, WindowTotals | undefined> {
+  return db('usage_rollups as r')
+    .join('usage_rollup_windows as w', 'w.id', 'r.window_id')
+    .where({ 'w.customer_id': piece.customerId, 'w.period_start': piece.from, 'w.period_end': piece.to })
+    .andWhere({ 'r.metric_id': metric.id, 'r.dimension_key': '' })
+    .first('r.event_count', 'r.value_count', 'r.value_sum');
+}
+
 /** What a limit counts of a window's totals row: the sum, the events, or the events with the property set. */
-function limitedTotalOf(row: { event_count: string; value_count: string; value_sum: string }, metric: MetricRow): string {
+function limitedTotalOf(row: WindowTotals, metric: MetricRow): string {
   return String(metric.aggregation === 'sum' ? row.value_sum : metric.property === null ? row.event_count : row.value_count);
 }
 
@@ -537,11 +549,7 @@ async function limitedMetricUsage(db: Knex, window: RollupWindow, pieces: readon
   let total = toDecimal('0');
   for (const piece of pieces) {
     await ensureRollupsSeeded(db, piece, [metric.id]);
-    const row: { event_count: string; value_count: string; value_sum: string } | undefined = await db('usage_rollups as r')
-      .join('usage_rollup_windows as w', 'w.id', 'r.window_id')
-      .where({ 'w.customer_id': piece.customerId, 'w.period_start': piece.from, 'w.period_end': piece.to })
-      .andWhere({ 'r.metric_id': metric.id, 'r.dimension_key': '' })
-      .first('r.event_count', 'r.value_count', 'r.value_sum');
+    const row = await windowTotals(db, piece, metric);
     // The raw sum, as lockedPieceUsage reads it: a corrections sum may be negative in one piece.
     if (row) total = total.plus(toDecimal(limitedTotalOf(row, metric)));
   }
