@@ -25,19 +25,25 @@ export interface ThrowawayDatabaseOptions {
   readonly namePrefix: string;
   /** Pool size of `db`; the createDatabase default when omitted. */
   readonly poolMax?: number;
+  /**
+   * A migrated database on the same server to copy instead of migrating from empty (tests: one template per run,
+   * copied by each test file, because running every migration costs about a second per file). Nobody may be
+   * connected to it while it is copied.
+   */
+  readonly template?: string;
 }
 
-/** A new database on the server at `serverUrl`, migrated forward from empty. */
+/** A new database on the server at `serverUrl`, migrated forward from empty (or copied from a migrated template). */
 export async function createThrowawayDatabase(serverUrl: string, options: ThrowawayDatabaseOptions): Promise<ThrowawayDatabase> {
   const name = `${options.namePrefix}_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
-  const url = await ensureDatabaseExists(serverUrl, name);
+  const url = options.template ? await createDatabaseFromTemplate(serverUrl, name, options.template) : await ensureDatabaseExists(serverUrl, name);
   const db = createDatabase(url, options.poolMax);
   const drop = async (): Promise<void> => {
     await db.destroy();
     await dropDatabase(serverUrl, name);
   };
   try {
-    await migrateToLatest(db);
+    if (!options.template) await migrateToLatest(db);
   } catch (error) {
     await drop().catch(() => undefined);
     throw error;
@@ -45,12 +51,28 @@ export async function createThrowawayDatabase(serverUrl: string, options: Throwa
   return { db, url, name, drop };
 }
 
+async function createDatabaseFromTemplate(serverUrl: string, name: string, template: string): Promise<string> {
+  if (!SAFE_NAME.test(template)) throw new Error(`unsafe template database name: ${template}`);
+  await withAdmin(serverUrl, (admin) => admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`));
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
 /** WITH (FORCE): a worker that did not close its pool must not keep the database alive. */
-async function dropDatabase(serverUrl: string, name: string): Promise<void> {
+export async function dropDatabase(serverUrl: string, name: string): Promise<void> {
+  if (!SAFE_NAME.test(name)) throw new Error(`unsafe database name: ${name}`);
+  await withAdmin(serverUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+}
+
+/** Database names are spliced into DDL (it takes no parameters): only plain identifiers pass. */
+const SAFE_NAME = /^[a-z_][a-z0-9_]*$/;
+
+async function withAdmin<T>(serverUrl: string, work: (admin: pg.Client) => Promise<T>): Promise<T> {
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    return await work(admin);
   } finally {
     await admin.end();
   }

@@ -5,7 +5,7 @@
  */
 import { Client } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import type { Database } from '../../store/database';
 import { createThrowawayDatabase } from '../../store/throwaway-database';
 import { createBillingWorker, WORKFLOWS_PATH } from '../../worker/create-worker';
@@ -16,7 +16,7 @@ export interface SimulationStackOptions {
   /** The Postgres server to create the throwaway database on (startThrowawayServer gives one of its own). */
   readonly postgresServerUrl: string;
   /** A prebuilt workflow bundle (tests and benchmarks build it once); bundled from source when absent. */
-  readonly workflowBundle?: WorkflowBundleWithSourceMap;
+  readonly workflowBundle?: WorkflowBundle;
   readonly log?: (line: string) => void;
 }
 

@@ -8,7 +8,7 @@
  */
 import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Worker, WorkflowBundle } from '@temporalio/worker';
 import { createApp } from '../../api/app';
 import type { Database } from '../../store/database';
 import { createBillingWorker } from '../../worker/create-worker';
@@ -24,7 +24,7 @@ export interface SimulationSystem {
   readonly db: Database;
   readonly api: TestHttp;
   /** The workflow code the worker runs (./scenario-replay.ts replays the runs against it). */
-  readonly workflowBundle: WorkflowBundleWithSourceMap;
+  readonly workflowBundle: WorkflowBundle;
   /**
    * Stops the running worker (letting it finish what it can) and starts a fresh one on the same task queue.
    * `workflowIds`: the workflows whose sticky queue (the stopped worker's cache) is released afterwards.
@@ -38,7 +38,7 @@ export interface SimulationSystem {
 }
 
 /** Starts the API and a worker on an existing time-skipping server and database, and publishes the catalog. */
-export async function startSimulationSystem(env: TestWorkflowEnvironment, db: Database, bundle: WorkflowBundleWithSourceMap): Promise<SimulationSystem> {
+export async function startSimulationSystem(env: TestWorkflowEnvironment, db: Database, bundle: WorkflowBundle): Promise<SimulationSystem> {
   let clock = new Date(await env.currentTimeMs());
   const client = new Client({ connection: env.connection }); // the environment's own client would unlock time skipping
   const api = await serve(createApp({ db, temporal: client, now: () => clock, log: () => undefined }), { headers: (await createTestApiKey(db, 'admin')).headers });

@@ -1,10 +1,11 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { WorkflowBundle } from '@temporalio/worker';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { registerSearchAttributes, resolveTimeSkippingServer } from '../../scripts/temporal-servers';
-import { WORKFLOWS_PATH } from '../../worker/create-worker';
+import { buildWorkflowBundle } from '../../worker/workflow-bundle';
 import { SEARCH_ATTRIBUTE_REGISTRATIONS } from '../../workflows/definitions';
 
 /**
@@ -18,18 +19,28 @@ export async function createTimeSkippingEnvironment(): Promise<TestWorkflowEnvir
   return env;
 }
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+let bundle: Promise<WorkflowBundle> | undefined;
 
-/** The workflow bundle, built once per test file instead of once per worker. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: silentLogger });
+/**
+ * The workflow bundle, built once per test run instead of once per worker or per file: the first file that asks
+ * builds it into the run's folder (TEST_RUN_DIR, global-setup.ts) and later files read it. Without that folder (a
+ * test run outside jest's global setup) it is built once per file.
+ */
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= workflowBundleFile().then(async (file) => ({ code: await readFile(file, 'utf8') }));
   return bundle;
 }
 
 /** That bundle in a file, for a worker in its own process (WORKFLOW_BUNDLE_PATH of test/support/worker-process.ts). */
 export async function workflowBundleFile(): Promise<string> {
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'meterloop-bundle-')), 'workflows.js');
-  writeFileSync(file, (await workflowBundle()).code);
+  const folder = process.env.TEST_RUN_DIR ?? mkdtempSync(path.join(os.tmpdir(), 'meterloop-bundle-'));
+  const file = path.join(folder, 'workflows.js');
+  if (existsSync(file)) return file;
+  const { code } = await buildWorkflowBundle({ logger: silentLogger });
+  // Written aside and renamed: a file running beside this one (jest --maxWorkers above 1) reads a whole bundle or none.
+  const partial = `${file}.${process.pid}.partial`;
+  await writeFile(partial, code);
+  await rename(partial, file);
   return file;
 }
 
