@@ -11,6 +11,7 @@ import type { Database } from '../store/database';
 import { discountOnPeriodFee, finalizeInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow, issueFinalizedInvoice } from '../store/invoices';
 import { allowanceShareOf } from '../store/plan-changes';
 import { startSubscriptionPeriod } from '../store/subscription-billing';
+import { thresholdBilledUsage } from '../store/threshold-invoices';
 import { loadSubscriptionContext, SubscriptionContext } from '../store/subscriptions';
 import { inTransaction, Transaction } from '../store/transactions';
 import { findUsageClosure } from '../store/usage';
@@ -184,6 +185,7 @@ export function createInvoicingActivities(db: Database) {
           // What threshold invoices already billed of this usage (docs/pricing.md) comes off before the wallet pays,
           // so prepaid credit never pays usage the customer paid on a threshold invoice.
           const thresholdCredits = await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, context.plan.currency);
+          const thresholdBilled = await thresholdBilledUsage(trx, request.subscriptionId, request.usagePeriod.start, context.plan.currency);
           return withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: context.plan.currency,
@@ -191,6 +193,7 @@ export function createInvoicingActivities(db: Database) {
             usagePeriod: request.usagePeriod,
             lines: [...built, ...thresholdCredits],
             linesBefore: usagePlan && closedUsageLinesBefore(trx, request.subscriptionId, usagePlan, request.usagePeriod),
+            thresholdBilled,
           });
         });
         if (request.flatFeePeriod) {
@@ -233,6 +236,7 @@ export function createInvoicingActivities(db: Database) {
           if (!request.usagePeriod) return lines;
           // As on the period invoice: what threshold invoices already billed comes off before the wallet pays.
           const thresholdCredits = await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, newPlan.currency);
+          const thresholdBilled = await thresholdBilledUsage(trx, request.subscriptionId, request.usagePeriod.start, newPlan.currency);
           return withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: newPlan.currency,
@@ -240,6 +244,7 @@ export function createInvoicingActivities(db: Database) {
             usagePeriod: request.usagePeriod,
             lines: [...lines, ...thresholdCredits],
             linesBefore: closedUsageLinesBefore(trx, request.subscriptionId, oldPlan, request.usagePeriod),
+            thresholdBilled,
           });
         });
       });

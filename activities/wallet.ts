@@ -12,7 +12,7 @@ import type { Charge } from '../domain/rating';
 import type { PlanRow } from '../store/catalog';
 import { findUsageClosure, usageForCharges } from '../store/usage';
 import { Dec, formatMoney, sumMoney, toDecimal } from '../domain/money';
-import { creditsAppliedLines, keptAfterDiscounts, walletPayableCharges } from '../domain/wallet-invoice';
+import { creditsAppliedLines, keptAfterDiscounts, type ThresholdBilledByLine, walletPayableCharges } from '../domain/wallet-invoice';
 import type { Transaction } from '../store/transactions';
 import { applyWalletCredits } from '../store/wallets';
 import { thresholdCreditsFor } from './threshold-credits';
@@ -27,11 +27,13 @@ export interface InvoiceWalletRequest {
   readonly lines: readonly DraftInvoiceLine[];
   /** The lines the usage before a moment of the usage period would have had (for grants expiring inside it). */
   readonly linesBefore?: (at: Date) => Promise<readonly DraftInvoiceLine[]>;
+  /** What the usage period's threshold invoices billed of each usage line (store/threshold-invoices.ts thresholdBilledUsage). */
+  readonly thresholdBilled?: ThresholdBilledByLine;
 }
 
 /** The invoice's lines, then one "credits applied" line per grant drawn on. */
 export async function withWalletCredits(trx: Transaction, request: InvoiceWalletRequest): Promise<DraftInvoiceLine[]> {
-  const charges = walletPayableCharges(request.lines, request.currency);
+  const charges = walletPayableCharges(request.lines, request.currency, keptAfterDiscounts(request.lines), request.thresholdBilled);
   if (charges.length === 0) return [...request.lines];
   const applied = await applyWalletCredits(trx, {
     customerId: request.customerId,
@@ -41,15 +43,15 @@ export async function withWalletCredits(trx: Transaction, request: InvoiceWallet
     during: { from: new Date(request.usagePeriod.start), to: new Date(request.usagePeriod.end) },
     description: `usage ${request.usagePeriod.start.slice(0, 10)} to ${request.usagePeriod.end.slice(0, 10)}`,
     // The usage before an expiry is discounted as the invoice's is (its lines carry no discount line of their own).
-    ...(request.linesBefore ? { accruedBefore: accruedBefore(request.linesBefore, request.currency, keptAfterDiscounts(request.lines)) } : {}),
+    ...(request.linesBefore ? { accruedBefore: accruedBefore(request.linesBefore, request.currency, keptAfterDiscounts(request.lines), request.thresholdBilled) } : {}),
   });
   return [...request.lines, ...creditsAppliedLines(applied, request.currency, request.usagePeriod)];
 }
 
 /** What the wallet could have paid of the usage before a moment: the same payable rule over that usage's lines. */
-function accruedBefore(linesBefore: (at: Date) => Promise<readonly DraftInvoiceLine[]>, currency: string, kept: Dec) {
+function accruedBefore(linesBefore: (at: Date) => Promise<readonly DraftInvoiceLine[]>, currency: string, kept: Dec, thresholdBilled?: ThresholdBilledByLine) {
   return async (at: Date): Promise<string> => {
-    const payable = walletPayableCharges(await linesBefore(at), currency, kept);
+    const payable = walletPayableCharges(await linesBefore(at), currency, kept, thresholdBilled);
     return formatMoney(sumMoney(payable.map((charge) => toDecimal(charge.amount))), currency);
   };
 }

@@ -10,40 +10,95 @@ import type { CreditCharge } from './wallet';
 
 /**
  * What the wallet may pay on an invoice: each usage line (by metric, for scoped grants) net of the plan's credit
- * bucket and of what threshold invoices already billed of this usage (both cover usage first, in line order), and
- * never more than the invoice's total before credits. Without the threshold part the wallet would pay again for
- * usage the customer already paid on a threshold invoice. A discount line lowers the usage by its share (`kept`, read
- * from the lines unless given: the usage before a grant's expiry has the invoice's discount, not a line of its own).
+ * bucket and of what threshold invoices already billed of this usage, and never more than the invoice's total before
+ * credits. Without the threshold part the wallet would pay again for usage the customer already paid on a threshold
+ * invoice. The bucket covers usage in line order. Threshold credits cover first the lines the threshold invoices
+ * billed, as they billed them (`thresholdBilled`, thresholdBilledByLine), then any rest in line order: taken in line
+ * order alone, a grant scoped to calls paid the calls a threshold invoice had charged to the card, in place of the
+ * tokens billed after it. A discount line lowers the usage by its share (`kept`, read from the lines unless given: the
+ * usage before a grant's expiry has the invoice's discount, not a line of its own).
  */
-export function walletPayableCharges(lines: readonly DraftInvoiceLine[], currency: string, kept: Dec = keptAfterDiscounts(lines)): CreditCharge[] {
+export function walletPayableCharges(
+  lines: readonly DraftInvoiceLine[],
+  currency: string,
+  kept: Dec = keptAfterDiscounts(lines),
+  thresholdBilled: ThresholdBilledByLine = {},
+): CreditCharge[] {
   const cover = (match: (line: DraftInvoiceLine) => boolean) =>
     Dec.max(
       lines.filter(match).reduce((sum, line) => sum.plus(toDecimal(line.amount).neg()), ZERO),
       ZERO,
     );
-  let bucketLeft = cover((line) => line.kind === 'credit' && coversThisUsage(line));
   // Threshold credits come after the discount (they take back what was billed in cash, at full price): they cover
   // the discounted usage. The bucket is one of the lines the discount was computed over: it covers before it.
   let thresholdLeft = cover((line) => line.kind === 'threshold_credit');
-  let payable = Dec.max(toDecimal(invoiceTotal(lines, currency)), ZERO);
-  const charges: CreditCharge[] = [];
-  for (const line of lines) {
-    if (line.kind !== 'usage' && line.kind !== 'commitment_true_up') continue;
-    let amount = toDecimal(line.amount);
-    const fromBucket = Dec.min(bucketLeft, Dec.max(amount, ZERO));
-    bucketLeft = bucketLeft.minus(fromBucket);
-    amount = amount.minus(fromBucket);
+  const usage = usageAfterBucket(lines).map(({ line, amount }) => ({
+    line,
     // A discount line lowers every line it was computed over, the usage too: the wallet pays the usage's discounted
     // amount (rounded down: never more than the usage's share), else it paid part of the discounted fee as well.
-    if (kept.lt(1)) amount = amount.times(kept).toDecimalPlaces(minorUnitExponent(currency), Dec.ROUND_DOWN);
-    const fromThresholds = Dec.min(thresholdLeft, Dec.max(amount, ZERO));
+    amount: kept.lt(1) ? amount.times(kept).toDecimalPlaces(minorUnitExponent(currency), Dec.ROUND_DOWN) : amount,
+  }));
+  // First what each threshold invoice billed of the line itself, then the rest of the credits in line order.
+  const billedLeft = new Map(Object.entries(thresholdBilled).map(([key, amount]) => [key, toDecimal(amount)]));
+  for (const entry of usage) {
+    const key = usageLineKey(entry.line);
+    const fromOwn = Dec.min(billedLeft.get(key) ?? ZERO, thresholdLeft, Dec.max(entry.amount, ZERO));
+    if (fromOwn.lte(ZERO)) continue;
+    billedLeft.set(key, billedLeft.get(key)!.minus(fromOwn));
+    thresholdLeft = thresholdLeft.minus(fromOwn);
+    entry.amount = entry.amount.minus(fromOwn);
+  }
+  let payable = Dec.max(toDecimal(invoiceTotal(lines, currency)), ZERO);
+  const charges: CreditCharge[] = [];
+  for (const entry of usage) {
+    const fromThresholds = Dec.min(thresholdLeft, Dec.max(entry.amount, ZERO));
     thresholdLeft = thresholdLeft.minus(fromThresholds);
-    amount = Dec.min(amount.minus(fromThresholds), payable);
+    const amount = Dec.min(entry.amount.minus(fromThresholds), payable);
     if (amount.lte(ZERO)) continue;
     payable = payable.minus(amount);
-    charges.push({ metricCode: line.metricCode, amount: formatMoney(amount, currency) });
+    charges.push({ metricCode: entry.line.metricCode, amount: formatMoney(amount, currency) });
   }
   return charges;
+}
+
+/** Each usage (or true-up) line with its amount net of the plan's credit bucket, which covers them in line order. */
+function usageAfterBucket(lines: readonly DraftInvoiceLine[]): { line: DraftInvoiceLine; amount: Dec }[] {
+  let bucketLeft = Dec.max(
+    lines.filter((line) => line.kind === 'credit' && coversThisUsage(line)).reduce((sum, line) => sum.plus(toDecimal(line.amount).neg()), ZERO),
+    ZERO,
+  );
+  return lines
+    .filter((line) => line.kind === 'usage' || line.kind === 'commitment_true_up')
+    .map((line) => {
+      const amount = toDecimal(line.amount);
+      const fromBucket = Dec.min(bucketLeft, Dec.max(amount, ZERO));
+      bucketLeft = bucketLeft.minus(fromBucket);
+      return { line, amount: amount.minus(fromBucket) };
+    });
+}
+
+/** What a stretch's threshold invoices billed of each of its usage lines (usageLineKey -> amount), as decimal strings. */
+export type ThresholdBilledByLine = Readonly<Record<string, string>>;
+
+/** A usage line's identity within its stretch: its metric and, for a dimensional charge, its combination. */
+export function usageLineKey(line: { readonly metricCode: string | null; readonly breakdown?: unknown }): string {
+  const key = (line.breakdown as { dimensionKey?: unknown } | null | undefined)?.dimensionKey;
+  return `${line.metricCode ?? ''}|${typeof key === 'string' ? key : ''}`;
+}
+
+/**
+ * What the threshold invoices of a stretch billed of each usage line, from the latest one's lines: each threshold
+ * invoice bills all the usage accrued so far (net of the bucket) less the earlier ones' totals, so together they
+ * billed exactly its usage lines net of its bucket, which covers them in line order as on every invoice.
+ */
+export function thresholdBilledByLine(latestThresholdInvoiceLines: readonly DraftInvoiceLine[], currency: string): ThresholdBilledByLine {
+  const billed: Record<string, string> = {};
+  for (const { line, amount } of usageAfterBucket(latestThresholdInvoiceLines)) {
+    if (line.kind !== 'usage' || amount.lte(ZERO)) continue;
+    const key = usageLineKey(line);
+    billed[key] = formatMoney(toDecimal(billed[key] ?? '0').plus(amount), currency);
+  }
+  return billed;
 }
 
 /** The share of each line the invoice's discount lines leave to pay (1: no discount), from their amount and base. */

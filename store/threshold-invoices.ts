@@ -3,8 +3,10 @@
  * (subscription, usage stretch start, threshold index) by the unique index of migration 0530.
  */
 import type { Knex } from 'knex';
+import type { DraftInvoiceLine } from '../domain/invoice';
 import type { BilledThreshold } from '../domain/progressive-billing';
-import type { InvoiceRow } from './invoices';
+import { thresholdBilledByLine, type ThresholdBilledByLine } from '../domain/wallet-invoice';
+import type { InvoiceLineRow, InvoiceRow } from './invoices';
 
 type Db = Knex | Knex.Transaction;
 
@@ -91,4 +93,26 @@ export function billedThresholds(rows: readonly ThresholdInvoiceRow[]): BilledTh
   return rows
     .filter((row) => row.finalization_seq !== null && row.finalization_seq !== undefined && row.threshold_index !== null)
     .map((row) => ({ invoiceId: row.id, number: row.number ?? row.id, thresholdIndex: row.threshold_index!, total: row.total }));
+}
+
+/**
+ * What the stretch's threshold invoices billed of each usage line (domain/wallet-invoice.ts thresholdBilledByLine),
+ * read from the latest finalized one, whose lines hold all that they billed together; empty without one. The wallet
+ * pays a usage line only for what no threshold invoice billed of it.
+ */
+export async function thresholdBilledUsage(db: Db, subscriptionId: string, usageStart: string | Date, currency: string): Promise<ThresholdBilledByLine> {
+  const latest = billedThresholds(await listThresholdInvoices(db, subscriptionId, usageStart)).sort((a, b) => b.thresholdIndex - a.thresholdIndex)[0];
+  if (!latest) return {};
+  const rows: InvoiceLineRow[] = await db<InvoiceLineRow>('invoice_lines').where({ invoice_id: latest.invoiceId }).orderBy('position');
+  const lines: DraftInvoiceLine[] = rows.map((row) => ({
+    kind: row.kind as DraftInvoiceLine['kind'],
+    description: row.description,
+    metricCode: row.metric_code,
+    quantity: String(row.quantity),
+    amount: String(row.amount),
+    periodStart: new Date(row.period_start).toISOString(),
+    periodEnd: new Date(row.period_end).toISOString(),
+    breakdown: row.breakdown ?? {},
+  }));
+  return thresholdBilledByLine(lines, currency);
 }

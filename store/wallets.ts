@@ -12,11 +12,11 @@ import type { PlanSettings } from '../domain/plan-terms';
 import { billedByThresholds, usageThresholdsOf } from '../domain/progressive-billing';
 import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState, UsageSpan } from '../domain/wallet';
 import { allowanceShareOf, closureAllowanceShare, openStretchOf } from './plan-changes';
-import { billedThresholds, listThresholdInvoices } from './threshold-invoices';
+import { billedThresholds, listThresholdInvoices, thresholdBilledUsage } from './threshold-invoices';
 import { billedPastShownEnd, openUsageForCharges } from './usage-preview';
 import { retentionDiscountOnPeriodInvoice } from './offers';
 import { discountLine } from '../domain/proration';
-import { walletPayableCharges } from '../domain/wallet-invoice';
+import { keptAfterDiscounts, walletPayableCharges } from '../domain/wallet-invoice';
 import { DraftInvoiceLine, ratedLinesForPeriod, recurringFee } from '../domain/invoice';
 import { usageForCharges } from './usage';
 
@@ -494,7 +494,10 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
       // invoice drew 50.00 and left 150.00.
       const share = stretch.closeId ? await closureAllowanceShare(db, stretch.closeId) : await allowanceShareOf(db, subscription.subscriptionId, { start: stretch.start, end: null });
       const rated = rateDimensionalUsage({ currency, charges, usage, ...stretchAllowances({ currency, flat_fee: plan.flat_fee, charges: plan.charges, settings: plan.settings }, share) });
-      const billed = usageThresholdsOf(plan.settings) ? await billedOnThresholdInvoices(db, subscription.subscriptionId, stretch.start, currency) : ZERO;
+      const thresholds = usageThresholdsOf(plan.settings);
+      const billed = thresholds ? await billedOnThresholdInvoices(db, subscription.subscriptionId, stretch.start, currency) : ZERO;
+      // Which lines those threshold invoices billed: the wallet pays each line only for what they did not (as the draw).
+      const thresholdBilled = billed.gt(ZERO) ? await thresholdBilledUsage(db, subscription.subscriptionId, stretch.start, currency) : {};
       // A retention discount on the invoice that bills the stretch (the period's invoice opening at its end) lowers
       // what the wallet pays of it: the draw's own rule over the same lines (walletPayableCharges, the discount line
       // as the invoice computes it; threshold credits after it). Left out, the available balance showed 100.00 of
@@ -508,7 +511,7 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
       const discount = percentOff ? discountLine(lines, percentOff, currency, span) : null;
       if (discount) lines.push(discount);
       if (billed.gt(ZERO)) lines.push({ ...fee, kind: 'threshold_credit', description: 'Billed on threshold invoices', amount: formatMoney(billed.neg(), currency) });
-      payable.push({ charges: walletPayableCharges(lines, currency), during: { from: stretch.start, to: stretch.end } });
+      payable.push({ charges: walletPayableCharges(lines, currency, keptAfterDiscounts(lines), thresholdBilled), during: { from: stretch.start, to: stretch.end } });
       if (!since || stretch.start < since) since = stretch.start;
     }
   }
