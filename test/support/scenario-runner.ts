@@ -6,6 +6,7 @@
  * order, different subscriptions' concurrently). Each answer is written to the subscription's operation log,
  * which the reference model (reference-model.ts) reads; scenario-invariants.ts then compares.
  */
+import { randomUUID } from 'node:crypto';
 import { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker, WorkflowBundle } from '@temporalio/worker';
@@ -197,9 +198,14 @@ async function perform(system: SimulationSystem, subscription: RunSubscription, 
   };
   const answerOf = (status: number): 'accepted' | 'rejected' | null => (status < 300 ? 'accepted' : status < 500 ? 'rejected' : null);
 
+  // Lifecycle requests go as a careful client sends them: with an Idempotency-Key, repeated on 503 (on a loaded
+  // machine the workflow may answer after the API's deadline: the change may or may not have been applied, and only
+  // the repeat says which). Scored on the first answer, a 503 was an anomaly the reference could not model.
+  const post = (path: string, body: unknown) => postUntilDecided(api, path, body);
+
   switch (op.kind) {
     case 'create': {
-      const answer = await api.call('POST', '/v1/subscriptions', { customer_id: subscription.customerId, plan_code: subscription.spec.planCode, start_at: subscription.spec.startAt.toISOString() });
+      const answer = await post('/v1/subscriptions', { customer_id: subscription.customerId, plan_code: subscription.spec.planCode, start_at: subscription.spec.startAt.toISOString() });
       if (answer.status !== 201) throw new Error(`creating the subscription of ${subscription.spec.customer} failed: HTTP ${answer.status} ${answer.text}`);
       subscription.subscriptionId = answer.json.id;
       return;
@@ -217,21 +223,21 @@ async function perform(system: SimulationSystem, subscription: RunSubscription, 
       return;
     }
     case 'plan_change': {
-      const answer = await api.call('POST', `/v1/subscriptions/${id}/plan-change`, { plan_code: op.planCode, effective: op.effective });
+      const answer = await post(`/v1/subscriptions/${id}/plan-change`, { plan_code: op.planCode, effective: op.effective });
       const outcome = answerOf(answer.status);
       if (!outcome) return unexpected(`plan change to ${op.planCode}`, answer);
       subscription.log.push({ kind: 'plan_change', sentAt, code: answer.json?.code, planCode: op.planCode, effective: op.effective, outcome, effectiveAt: outcome === 'accepted' ? isoOrUndefined(answer.json.effective_at) : undefined });
       return;
     }
     case 'cancel': {
-      const answer = await api.call('POST', `/v1/subscriptions/${id}/cancel`, { at: op.when, reason: op.note });
+      const answer = await post(`/v1/subscriptions/${id}/cancel`, { at: op.when, reason: op.note });
       const outcome = answerOf(answer.status);
       if (!outcome) return unexpected(`cancel ${op.when}`, answer);
       subscription.log.push({ kind: 'cancel', sentAt, code: answer.json?.code, when: op.when, outcome, effectiveAt: outcome === 'accepted' ? isoOrUndefined(answer.json.effective_at) : undefined, final: op.final });
       return;
     }
     case 'pause': {
-      const answer = await api.call('POST', `/v1/subscriptions/${id}/pause`, {});
+      const answer = await post(`/v1/subscriptions/${id}/pause`, {});
       const outcome = answerOf(answer.status);
       if (!outcome) return unexpected('pause', answer);
       // The instant the run paused is its own (workflow time): read from its timeline, as ops would.
@@ -240,7 +246,7 @@ async function perform(system: SimulationSystem, subscription: RunSubscription, 
       return;
     }
     case 'resume': {
-      const answer = await api.call('POST', `/v1/subscriptions/${id}/resume`, {});
+      const answer = await post(`/v1/subscriptions/${id}/resume`, {});
       const outcome = answerOf(answer.status);
       if (!outcome) return unexpected('resume', answer);
       subscription.log.push({ kind: 'resume', sentAt, code: answer.json?.code, outcome }); // its instant: resolveResumes, at the end
@@ -249,6 +255,20 @@ async function perform(system: SimulationSystem, subscription: RunSubscription, 
     }
     case 'restart_worker':
       return;
+  }
+}
+
+/**
+ * A POST under one Idempotency-Key, repeated while the answer decides nothing: 503 (the workflow did not answer in
+ * time) or 409 idempotency_request_in_progress (the first attempt still runs). The last answer after a few tries.
+ */
+async function postUntilDecided(api: TestHttp, path: string, body: unknown): Promise<Awaited<ReturnType<TestHttp['call']>>> {
+  const headers = { 'idempotency-key': randomUUID() };
+  for (let attempt = 1; ; attempt += 1) {
+    const answer = await api.call('POST', path, body, headers);
+    const undecided = answer.status === 503 || (answer.status === 409 && answer.json?.code === 'idempotency_request_in_progress');
+    if (!undecided || attempt === 5) return answer;
+    await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
   }
 }
 
