@@ -13,6 +13,7 @@ import { msUntil, note, patchTaken, SubscriptionRun } from './state';
 import {
   CREDIT_TOTAL_REFUNDED,
   DECLINED_INVOICES_WAIT_THEIR_TURN,
+  NEW_PAYMENT_METHOD_AFTER_LAST_RETRY,
   PAID_KEEPS_PENDING_CANCELLATION,
   STALE_PAYMENT_METHOD_WAKE_FORGOTTEN,
   SUSPENDED_TIME_IS_NOT_BILLED,
@@ -125,6 +126,12 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
     if (payment.outcome === 'succeeded') return settleDunning(run, payment.invoiceStatus);
     retryable = payment.retryable;
   }
+  const withNewMethod = await attemptWithNewPaymentMethod(run, invoice, attempt);
+  if (withNewMethod) {
+    attempt += 1;
+    if (withNewMethod === 'canceled') return 'given_up';
+    if (withNewMethod.outcome === 'succeeded') return settleDunning(run, withNewMethod.invoiceStatus);
+  }
   if (run.plan.dunning.finalAction === 'cancel') {
     // The subscription ends: the invoices waiting their turn are given up with it.
     for (const unpaid of [invoice, ...run.awaitingDunning.map((waiting) => waiting.invoice)]) {
@@ -149,6 +156,17 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
       return settleDunning(run, payment.invoiceStatus);
     }
   }
+}
+
+/**
+ * The schedule is spent, but a new payment method arrived while its last attempt was at the gateway with the old one
+ * (that decline is kept retryable for it: activities/payments.ts): one more attempt, at once, with the new method.
+ * Before, the plan's final step followed the decline: the subscription was canceled and the invoice marked
+ * uncollectible with a card that could pay on file, answered 200. Null when no such method arrived.
+ */
+async function attemptWithNewPaymentMethod(run: SubscriptionRun, invoice: PeriodInvoiceSummary, lastAttempt: number): Promise<ChargeInvoiceResult | 'canceled' | null> {
+  if (!run.paymentMethodUpdated || !patchTaken(run, NEW_PAYMENT_METHOD_AFTER_LAST_RETRY)) return null;
+  return (await retryCharge(run, invoice, lastAttempt + 1, null, true)) ?? 'canceled';
 }
 
 /** The dunning retry after `delay`, announced to the customer first; null when a cancellation came before it. */

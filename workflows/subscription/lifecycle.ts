@@ -28,6 +28,7 @@ import { closeUsage, openUsageUntil } from './period';
 import { PLAN_CHANGE_KEYED_BY_REQUEST, PLAN_CHANGE_WAITS_FOR_SCHEDULED_CHANGE, UNPAID_INVOICES_COLLECTED_AFTER_THE_END, USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
 import { bounds, msUntil, note, patchTaken, periodOf, SubscriptionRun } from './state';
 import { acceptCancellation, changeStatus, moveCalendarBy, showScheduledChange, switchPlan } from './transitions';
+import { afterThresholdCharge } from './thresholds';
 import { inTurn } from './turns';
 
 const TRIAL_ENDING_NOTICE_MS = 3 * 86_400_000;
@@ -280,7 +281,7 @@ export function handlePauses(run: SubscriptionRun): void {
       run.resumeRequested = false;
       await changeStatus(run, 'paused', request.until ? `until ${request.until}` : 'until resumed');
       return { status: run.status, pausedUntil: run.pausedUntil };
-    }),
+    }, () => afterThresholdCharge(run)),
     { validator: pauseValidator },
   );
 

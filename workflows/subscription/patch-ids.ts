@@ -70,6 +70,18 @@ export const CANCEL_NOW_AT_HANDOVER_TAKES_EFFECT = 'cancel-now-at-handover-takes
 export const PAID_KEEPS_PENDING_CANCELLATION = 'paid-keeps-pending-cancellation';
 
 /**
+ * A pause whose turn comes while a threshold invoice's first charge runs waits for that charge's answer
+ * (./thresholds.ts `afterThresholdCharge`). Asked only there: histories recorded before ran the pause beside the charge.
+ */
+export const PAUSE_WAITS_FOR_THRESHOLD_CHARGE = 'pause-waits-for-threshold-charge';
+
+/**
+ * A payment method replaced while dunning's last scheduled attempt was at the gateway gets one more attempt before the
+ * plan's final step (./collection.ts `attemptWithNewPaymentMethod`). Asked only where such a method arrived.
+ */
+export const NEW_PAYMENT_METHOD_AFTER_LAST_RETRY = 'new-payment-method-after-last-retry';
+
+/**
  * The invoices a subscription leaves unpaid when it ends (a declined closing invoice, or one in dunning when the
  * customer canceled now) are dunned in turn on the plan's schedule, then marked uncollectible (./collection.ts
  * `collectAfterTheEnd`). Before, they stayed open for good. Like the patches above, asked only where it applies.

@@ -100,6 +100,8 @@ export interface SubscriptionRun {
   readonly turns: { issued: number; serving: number };
   /** True while the period is being opened (grace wait, usage close, invoice, first charge): no pause then. */
   openingPeriod: boolean;
+  /** True from a threshold invoice's write until its first charge has answered (./thresholds.ts); run state only. */
+  thresholdCharging: boolean;
   /** Patches this run takes (see `patchTaken`), handed to the next run so that it takes them without a marker. */
   readonly patchesTaken: Set<string>;
 }
@@ -152,6 +154,7 @@ export function startRun(input: SubscriptionWorkflowInput): SubscriptionRun {
     retryRequested: false,
     turns: { issued: 0, serving: 0 },
     openingPeriod: false,
+    thresholdCharging: false,
     patchesTaken: new Set(carried?.patches ?? []),
   };
 }

@@ -14,11 +14,15 @@ function asRejection(error: unknown): unknown {
   return ApplicationFailure.create({ message: error.message, type: error.message, nonRetryable: true });
 }
 
-/** Wraps an update handler: wait for the earlier lifecycle updates to finish, re-validate, then run. */
+/**
+ * Wraps an update handler: wait for the earlier lifecycle updates to finish (and for `settled`, what else the request
+ * must be judged after), re-validate, then run.
+ */
 export function inTurn<Request, Result>(
   run: SubscriptionRun,
   validate: (request: Request) => void,
   handle: (request: Request) => Promise<Result> | Result,
+  settled?: () => Promise<void>,
 ): (request: Request) => Promise<Result> {
   return async (request) => {
     if (!patchTaken(run, SERIALIZED_LIFECYCLE_UPDATES)) return handle(request);
@@ -26,6 +30,7 @@ export function inTurn<Request, Result>(
     run.turns.issued += 1;
     await condition(() => run.turns.serving === ticket);
     try {
+      if (settled) await settled();
       try {
         validate(request);
       } catch (error) {
