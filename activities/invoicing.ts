@@ -185,7 +185,7 @@ export function createInvoicingActivities(db: Database) {
           // What threshold invoices already billed of this usage (docs/pricing.md) comes off before the wallet pays,
           // so prepaid credit never pays usage the customer paid on a threshold invoice.
           const thresholdCredits = await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, context.plan.currency);
-          const thresholdBilled = await thresholdBilledUsage(trx, request.subscriptionId, request.usagePeriod.start, context.plan.currency);
+          const thresholdBilled = thresholdCredits.length ? await thresholdBilledUsage(trx, request.subscriptionId, request.usagePeriod.start, context.plan.currency) : {};
           return withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: context.plan.currency,
@@ -236,7 +236,7 @@ export function createInvoicingActivities(db: Database) {
           if (!request.usagePeriod) return lines;
           // As on the period invoice: what threshold invoices already billed comes off before the wallet pays.
           const thresholdCredits = await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, newPlan.currency);
-          const thresholdBilled = await thresholdBilledUsage(trx, request.subscriptionId, request.usagePeriod.start, newPlan.currency);
+          const thresholdBilled = thresholdCredits.length ? await thresholdBilledUsage(trx, request.subscriptionId, request.usagePeriod.start, newPlan.currency) : {};
           return withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: newPlan.currency,
