@@ -13,7 +13,6 @@ import { rateDimensionalUsage } from '../domain/dimensions';
 import type { Charge } from '../domain/rating';
 import { creditAmountOf, InvoicedAmount, invoicedAmounts, RERATEABLE_INVOICE_KINDS, rerateDifference, type RerateDifference } from '../domain/rerating';
 import { findPlan, type PlanRow } from '../store/catalog';
-import { CreditNoteRejectedError, issueCreditNote } from '../store/credit-notes';
 import type { Database } from '../store/database';
 import { finalizeInvoice, findFirstUsageLine, findInvoice, insertAdjustmentDraft, listInvoiceLinesOfPeriod, lockInvoice, numberFinalizedInvoices } from '../store/invoices';
 import { writeAudit } from '../store/outbox';
@@ -34,6 +33,7 @@ import { currentPlanIdOf } from '../store/subscription-billing';
 import { inTransaction, Transaction } from '../store/transactions';
 import { isWalletLine } from '../domain/wallet-invoice';
 import { giveBackWalletCredit, proposedWalletCreditBack } from './rerate-wallet';
+import { refundRerateCredit } from './rerate-refund';
 import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges, type MeteredMetrics, type UsageClosure } from '../store/usage';
 import { isProratedAggregation } from '../domain/seat-metrics';
 import { discountedLine, discountOnPeriodUsage, listAmountOf, lockCreditedReversalsOfClosure, reversalCreditsOfPeriod } from '../store/reversal-credits';
@@ -273,21 +273,8 @@ export function createReratingActivities(db: Database) {
             throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is ${invoice.status}: collect or void it before crediting`, 'invoice_not_paid');
           }
           resultInvoiceId = null;
-          if (refund.gt(0)) {
-            const issued = await issueCreditNote(trx, {
-              invoiceId: invoice.id,
-              amount: refund,
-              reason: `re-rating ${rerate.id}: ${rerate.reason}`,
-              idempotencyKey: `rerate:${rerate.id}`,
-              actor: rerate.decided_by ?? 'finance',
-            }).catch((error: unknown) => {
-              // Refused by the refund rules (e.g. finance refunded the invoice since the proposal): refused again on
-              // every retry, so a typed non-retryable failure rather than a workflow retrying forever.
-              if (error instanceof CreditNoteRejectedError) throw ApplicationFailure.nonRetryable(error.detail, error.code);
-              throw error;
-            });
-            resultInvoiceId = issued.creditNote.id;
-          }
+          // Against the re-rated invoice, and the period's threshold invoices and adjustments when it holds less.
+          if (refund.gt(0)) resultInvoiceId = await refundRerateCredit(trx, rerate, invoice, refund);
         }
         if (proposal.lateEventIds.length) {
           const closure = await findUsageClosure(trx, rerate.subscription_id, new Date(proposal.usagePeriod.start));

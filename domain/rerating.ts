@@ -127,3 +127,30 @@ export function invoicedAmounts(originalLines: readonly BilledLine[], correction
 export function creditAmountOf(proposalTotal: string): Dec {
   return toDecimal(proposalTotal).abs();
 }
+
+/** What one paid invoice of the period can still give back (its payment less what was refunded or credited of it). */
+export interface RefundCapacity {
+  readonly invoiceId: string;
+  readonly refundable: Dec;
+}
+
+/**
+ * How a re-rating's cash credit is refunded over the paid invoices that billed the period, in preference order (the
+ * re-rated invoice, then threshold invoices and adjustments, newest first): the first that can give it all back, else
+ * each in turn up to what it can. Undefined when all of them together cannot. Threshold invoices can have collected
+ * most of a period's usage, so the period invoice alone may hold less than the credit (docs/pricing.md).
+ */
+export function refundShares(amount: Dec, capacities: readonly RefundCapacity[]): { invoiceId: string; amount: Dec }[] | undefined {
+  const whole = capacities.find((capacity) => capacity.refundable.gte(amount));
+  if (whole) return [{ invoiceId: whole.invoiceId, amount }];
+  const shares: { invoiceId: string; amount: Dec }[] = [];
+  let rest = amount;
+  for (const { invoiceId, refundable } of capacities) {
+    if (rest.lte(0)) break;
+    const share = Dec.min(rest, refundable);
+    if (share.lte(0)) continue;
+    shares.push({ invoiceId, amount: share });
+    rest = rest.minus(share);
+  }
+  return rest.gt(0) ? undefined : shares;
+}

@@ -117,6 +117,22 @@ export async function laterSeatInvoices(db: Db, subscriptionId: string, from: Da
   return result.rows.map((row) => row.invoice_id);
 }
 
+/**
+ * The paid invoices that billed part of a usage period besides the invoice that billed it as a whole: its threshold
+ * invoices and earlier re-ratings' adjustments (usage lines of the period), newest first. A re-rating's credit is
+ * refunded from them when that invoice's payment holds less than the credit.
+ */
+export async function paidPartialInvoicesOfPeriod(db: Db, subscriptionId: string, periodStart: Date): Promise<string[]> {
+  const rows = await db('invoices as i')
+    .where('i.subscription_id', subscriptionId)
+    .whereIn('i.kind', ['threshold', 'adjustment'])
+    .andWhere('i.status', 'paid')
+    .whereExists(db('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere('l.kind', 'usage').andWhere('l.period_start', periodStart).select(db.raw('1')))
+    .orderBy([{ column: 'i.created_at', order: 'desc' }, { column: 'i.id', order: 'desc' }])
+    .select<{ id: string }[]>('i.id');
+  return rows.map((row) => row.id);
+}
+
 export interface NewRerate {
   readonly id: string;
   readonly invoiceId: string;
