@@ -11,7 +11,6 @@ import type { Database } from '../store/database';
 import { discountOnPeriodFee, finalizeInvoice, findPeriodInvoice, insertDraftInvoice, InvoiceRow, issueFinalizedInvoice } from '../store/invoices';
 import { allowanceShareOf } from '../store/plan-changes';
 import { startSubscriptionPeriod } from '../store/subscription-billing';
-import { thresholdBilledUsage } from '../store/threshold-invoices';
 import { loadSubscriptionContext, SubscriptionContext } from '../store/subscriptions';
 import { inTransaction, Transaction } from '../store/transactions';
 import { findUsageClosure } from '../store/usage';
@@ -19,7 +18,7 @@ import type { PeriodInvoiceRequest, ProrationInvoiceRequest } from '../contract/
 import type { PeriodInvoiceSummary } from '../contract/subscription';
 import { closedUsageLinesBefore, withWalletCredits } from './wallet';
 import { recordPlanBucket } from './plan-included-credit';
-import { thresholdCreditsFor } from './threshold-credits';
+import { thresholdCoverFor } from './threshold-credits';
 
 /**
  * `period`: opens a billing period: its flat fees in advance, plus the previous period's usage in arrears.
@@ -184,16 +183,15 @@ export function createInvoicingActivities(db: Database) {
           if (!request.usagePeriod) return built;
           // What threshold invoices already billed of this usage (docs/pricing.md) comes off before the wallet pays,
           // so prepaid credit never pays usage the customer paid on a threshold invoice.
-          const thresholdCredits = await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, context.plan.currency);
-          const thresholdBilled = thresholdCredits.length ? await thresholdBilledUsage(trx, request.subscriptionId, request.usagePeriod.start, context.plan.currency) : {};
+          const thresholds = await thresholdCoverFor(trx, request.subscriptionId, request.usagePeriod, context.plan.currency);
           return withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: context.plan.currency,
             drawKey: `invoice:${request.subscriptionId}:${request.kind}:${new Date(period.start).toISOString()}`, // = invoiceDrawKey(invoice)
             usagePeriod: request.usagePeriod,
-            lines: [...built, ...thresholdCredits],
+            lines: [...built, ...thresholds.credits],
             linesBefore: usagePlan && closedUsageLinesBefore(trx, request.subscriptionId, usagePlan, request.usagePeriod),
-            thresholdBilled,
+            thresholdBilled: thresholds.billedByLine,
           });
         });
         if (request.flatFeePeriod) {
@@ -235,16 +233,15 @@ export function createInvoicingActivities(db: Database) {
           // change, when the old plan metered any (docs/wallets.md).
           if (!request.usagePeriod) return lines;
           // As on the period invoice: what threshold invoices already billed comes off before the wallet pays.
-          const thresholdCredits = await thresholdCreditsFor(trx, request.subscriptionId, request.usagePeriod, newPlan.currency);
-          const thresholdBilled = thresholdCredits.length ? await thresholdBilledUsage(trx, request.subscriptionId, request.usagePeriod.start, newPlan.currency) : {};
+          const thresholds = await thresholdCoverFor(trx, request.subscriptionId, request.usagePeriod, newPlan.currency);
           return withWalletCredits(trx, {
             customerId: context.customer.id,
             currency: newPlan.currency,
             drawKey: `invoice:${request.subscriptionId}:proration:${new Date(identity.start).toISOString()}`, // = invoiceDrawKey(invoice)
             usagePeriod: request.usagePeriod,
-            lines: [...lines, ...thresholdCredits],
+            lines: [...lines, ...thresholds.credits],
             linesBefore: closedUsageLinesBefore(trx, request.subscriptionId, oldPlan, request.usagePeriod),
-            thresholdBilled,
+            thresholdBilled: thresholds.billedByLine,
           });
         });
       });

@@ -6,7 +6,7 @@ import type { Knex } from 'knex';
 import type { DraftInvoiceLine } from '../domain/invoice';
 import type { BilledThreshold } from '../domain/progressive-billing';
 import { thresholdBilledByLine, type ThresholdBilledByLine } from '../domain/wallet-invoice';
-import type { InvoiceLineRow, InvoiceRow } from './invoices';
+import { listInvoiceLines, type InvoiceRow } from './invoices';
 
 type Db = Knex | Knex.Transaction;
 
@@ -96,14 +96,14 @@ export function billedThresholds(rows: readonly ThresholdInvoiceRow[]): BilledTh
 }
 
 /**
- * What the stretch's threshold invoices billed of each usage line (domain/wallet-invoice.ts thresholdBilledByLine),
- * read from the latest finalized one, whose lines hold all that they billed together; empty without one. The wallet
- * pays a usage line only for what no threshold invoice billed of it.
+ * What a stretch's threshold invoices (`billed`, billedThresholds) billed of each usage line (domain/wallet-invoice.ts
+ * thresholdBilledByLine), read from the latest one, whose lines hold all that they billed together; empty without
+ * one. The wallet pays a usage line only for what no threshold invoice billed of it.
  */
-export async function thresholdBilledUsage(db: Db, subscriptionId: string, usageStart: string | Date, currency: string): Promise<ThresholdBilledByLine> {
-  const latest = billedThresholds(await listThresholdInvoices(db, subscriptionId, usageStart)).sort((a, b) => b.thresholdIndex - a.thresholdIndex)[0];
+export async function thresholdBilledUsage(db: Db, billed: readonly BilledThreshold[], currency: string): Promise<ThresholdBilledByLine> {
+  const latest = [...billed].sort((a, b) => b.thresholdIndex - a.thresholdIndex)[0];
   if (!latest) return {};
-  const rows: InvoiceLineRow[] = await db<InvoiceLineRow>('invoice_lines').where({ invoice_id: latest.invoiceId }).orderBy('position');
+  const rows = await listInvoiceLines(db, latest.invoiceId);
   const lines: DraftInvoiceLine[] = rows.map((row) => ({
     kind: row.kind as DraftInvoiceLine['kind'],
     description: row.description,

@@ -495,9 +495,12 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
       const share = stretch.closeId ? await closureAllowanceShare(db, stretch.closeId) : await allowanceShareOf(db, subscription.subscriptionId, { start: stretch.start, end: null });
       const rated = rateDimensionalUsage({ currency, charges, usage, ...stretchAllowances({ currency, flat_fee: plan.flat_fee, charges: plan.charges, settings: plan.settings }, share) });
       const thresholds = usageThresholdsOf(plan.settings);
-      const billed = thresholds ? await billedOnThresholdInvoices(db, subscription.subscriptionId, stretch.start, currency) : ZERO;
-      // Which lines those threshold invoices billed: the wallet pays each line only for what they did not (as the draw).
-      const thresholdBilled = billed.gt(ZERO) ? await thresholdBilledUsage(db, subscription.subscriptionId, stretch.start, currency) : {};
+      // What the stretch's threshold invoices billed: the invoice that closes the stretch takes it back before the
+      // wallet pays (docs/pricing.md), so that usage is never drawn from the wallet and is not pending on it; and which
+      // lines they billed: the wallet pays each line only for what they did not (as the draw).
+      const billedInvoices = thresholds ? billedThresholds(await listThresholdInvoices(db, subscription.subscriptionId, stretch.start)) : [];
+      const billed = billedByThresholds(billedInvoices, currency);
+      const thresholdBilled = billed.gt(ZERO) ? await thresholdBilledUsage(db, billedInvoices, currency) : {};
       // A retention discount on the invoice that bills the stretch (the period's invoice opening at its end) lowers
       // what the wallet pays of it: the draw's own rule over the same lines (walletPayableCharges, the discount line
       // as the invoice computes it; threshold credits after it). Left out, the available balance showed 100.00 of
@@ -584,12 +587,4 @@ async function unbilledClosures(db: Db, subscriptionId: string, periodStart: Dat
     )
     .orderBy('c.period_start')
     .select('c.id', 'c.period_start', 'c.period_end', 'c.plan_id');
-}
-
-/**
- * What the stretch's threshold invoices billed: the invoice that closes the stretch takes it back before the wallet
- * pays (docs/pricing.md), so that usage is never drawn from the wallet and is not pending on it.
- */
-async function billedOnThresholdInvoices(db: Knex, subscriptionId: string, stretchStart: Date, currency: string): Promise<Dec> {
-  return billedByThresholds(billedThresholds(await listThresholdInvoices(db, subscriptionId, stretchStart)), currency);
 }
