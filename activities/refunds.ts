@@ -1,12 +1,23 @@
 import { GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
 import { executeRefund } from '../payments/refunds';
 import type { RefundCreditTotalRequest, RefundCreditTotalResult } from '../contract/payments';
-import { findRefundOfCreditNote, RefundRow } from '../store/credit-notes';
+import { findCreditNote, findRefundOfCreditNote, RefundRow } from '../store/credit-notes';
 import { refundCreditTotal } from '../store/credit-total-refunds';
 import type { Database } from '../store/database';
 
 // The refund itself is shared with POST /v1/invoices/:id/refunds, so it lives beside the gateway.
 export { executeRefund };
+
+/**
+ * A note issued while its invoice was unpaid (activities/rerate-refund.ts `creditUnpaidInvoice`) has no refund of its
+ * own: the charge took it off (the note is paid), or the payment will refund it (open until then; the payment writes
+ * and sends that refund). Nothing to send here: failing would be retried forever and the re-rating never finish.
+ */
+async function settledWithoutRefund(db: Database, creditNoteId: string): Promise<{ status: RefundRow['status'] }> {
+  const note = await findCreditNote(db, creditNoteId);
+  if (!note) throw new Error(`credit note ${creditNoteId} has no refund`);
+  return { status: note.status === 'paid' ? 'succeeded' : note.status === 'void' ? 'failed' : 'pending' };
+}
 
 export function createRefundActivities(db: Database, gateway: PaymentGateway) {
   return {
@@ -16,7 +27,7 @@ export function createRefundActivities(db: Database, gateway: PaymentGateway) {
      */
     async refundCreditNote(request: { creditNoteId: string }): Promise<{ status: RefundRow['status'] }> {
       const refund = await findRefundOfCreditNote(db, request.creditNoteId);
-      if (!refund) throw new Error(`credit note ${request.creditNoteId} has no refund`);
+      if (!refund) return settledWithoutRefund(db, request.creditNoteId);
       if (refund.status !== 'pending') return { status: refund.status };
       const settled = await executeRefund(db, gateway, refund);
       // Still pending means the gateway could not be reached: fail, so Temporal retries with backoff.

@@ -6,10 +6,11 @@
  * (refund_exceeds_paid) and the customer was never credited.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Dec } from '../domain/money';
+import { formatMoney, type Dec } from '../domain/money';
 import { refundShares, type RefundCapacity } from '../domain/rerating';
-import { CreditNoteRejectedError, issueCreditNote, refundableBalance } from '../store/credit-notes';
+import { amountOwedAfterCreditNotes, CreditNoteRejectedError, enqueueCreditNoteIssued, insertCreditNote, issueCreditNote, refundableBalance } from '../store/credit-notes';
 import type { InvoiceRow } from '../store/invoices';
+import { writeAudit } from '../store/outbox';
 import { paidPartialInvoicesOfPeriod, type RerateRow } from '../store/rerates';
 import type { Transaction } from '../store/transactions';
 
@@ -38,4 +39,40 @@ export async function refundRerateCredit(trx: Transaction, rerate: RerateRow, in
     noteIds.push(issued.creditNote.id);
   }
   return noteIds[0];
+}
+
+/**
+ * The cash part of a re-rating's credit when the re-rated invoice is not paid yet (its first charge at the gateway,
+ * or in dunning): one open credit note against it, as a note for reversed outcomes is (store/reversal-credit-notes.ts).
+ * A charge made after it collects the total less the note and settles it; one already at the gateway for the whole
+ * total refunds it from that payment (store/credit-notes.ts `refundCreditNotesOfPaidInvoice`). Before, the approved
+ * re-rating failed (`invoice_not_paid`), nothing was credited, and dunning went on charging the uncorrected total.
+ * Null when the invoice cannot take it: not open (uncollectible, void), or owing less than the credit.
+ */
+export async function creditUnpaidInvoice(trx: Transaction, rerate: RerateRow, invoice: InvoiceRow, credit: Dec): Promise<string | null> {
+  if (invoice.status !== 'open' || (await amountOwedAfterCreditNotes(trx, invoice)).lessThan(credit)) return null;
+  const amount = formatMoney(credit, invoice.currency);
+  const reason = `re-rating ${rerate.id}: ${rerate.reason}`;
+  const note = await insertCreditNote(trx, invoice, { total: amount, idempotencyKey: `rerate:${rerate.id}`, reason });
+  await trx('invoice_lines').insert({
+    invoice_id: note.id,
+    position: 0,
+    kind: 'refund',
+    description: `Credit for invoice ${invoice.number ?? invoice.id}: ${rerate.reason}`,
+    quantity: '1',
+    amount,
+    period_start: invoice.period_start,
+    period_end: invoice.period_end,
+    breakdown: JSON.stringify({ credited_invoice_id: invoice.id, unpaid: true }),
+  });
+  await writeAudit(trx, {
+    actor: rerate.decided_by ?? 'finance',
+    action: 'invoice.credited_while_unpaid',
+    subjectType: 'invoice',
+    subjectId: invoice.id,
+    reason,
+    details: { creditNoteId: note.id, creditNoteNumber: note.number, amount, currency: invoice.currency, rerateId: rerate.id },
+  });
+  await enqueueCreditNoteIssued(trx, note, invoice, amount);
+  return note.id;
 }

@@ -33,7 +33,7 @@ import { currentPlanIdOf } from '../store/subscription-billing';
 import { inTransaction, Transaction } from '../store/transactions';
 import { isWalletLine } from '../domain/wallet-invoice';
 import { giveBackWalletCredit, proposedWalletCreditBack } from './rerate-wallet';
-import { refundRerateCredit } from './rerate-refund';
+import { creditUnpaidInvoice, refundRerateCredit } from './rerate-refund';
 import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges, type MeteredMetrics, type UsageClosure } from '../store/usage';
 import { isProratedAggregation } from '../domain/seat-metrics';
 import { discountedLine, discountOnPeriodUsage, listAmountOf, lockCreditedReversalsOfClosure, reversalCreditsOfPeriod } from '../store/reversal-credits';
@@ -269,12 +269,15 @@ export function createReratingActivities(db: Database) {
           // What the wallet paid goes back to it first; only the rest is refunded (docs/wallets.md).
           const refund = creditAmountOf(proposal.total).minus(await giveBackWalletCredit(trx, rerate.id, invoice, proposal, new Date()));
           if (refund.gt(0) && invoice.status !== 'paid') {
-            // A credit is refunded against what was paid; an unpaid invoice has nothing to refund yet.
-            throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is ${invoice.status}: collect or void it before crediting`, 'invoice_not_paid');
+            // Unpaid, it has nothing to refund yet: the credit is taken off what it still owes (or refunded from the
+            // charge already at the gateway), as a note for reversed outcomes is.
+            resultInvoiceId = await creditUnpaidInvoice(trx, rerate, invoice, refund);
+            if (!resultInvoiceId) throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is ${invoice.status}: collect or void it before crediting`, 'invoice_not_paid');
+          } else {
+            resultInvoiceId = null;
+            // Against the re-rated invoice, and the period's threshold invoices and adjustments when it holds less.
+            if (refund.gt(0)) resultInvoiceId = await refundRerateCredit(trx, rerate, invoice, refund);
           }
-          resultInvoiceId = null;
-          // Against the re-rated invoice, and the period's threshold invoices and adjustments when it holds less.
-          if (refund.gt(0)) resultInvoiceId = await refundRerateCredit(trx, rerate, invoice, refund);
         }
         if (proposal.lateEventIds.length) {
           const closure = await findUsageClosure(trx, rerate.subscription_id, new Date(proposal.usagePeriod.start));
