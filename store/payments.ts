@@ -168,14 +168,28 @@ export function nextAttemptAnnouncedSql(invoiceAlias: string): string {
 }
 
 /**
+ * SQL condition: an attempt at the invoice `invoiceAlias` is at the gateway (its payment pending) with another payment
+ * method than the one bound to the `?` placeholder. Its decline is then retryable for that method (activities/payments.ts),
+ * and no notice announces an attempt after the last one, so this is the only sign that dunning still waits on it.
+ */
+export function attemptInFlightWithAnotherMethodSql(invoiceAlias: string): string {
+  return `EXISTS (SELECT 1 FROM payments flight
+     WHERE flight.invoice_id = ${invoiceAlias}.id AND flight.status = 'pending' AND flight.payment_method IS DISTINCT FROM ?)`;
+}
+
+/**
  * The workflows of the customer's subscriptions that dun an invoice now, whatever their status says: one asked to
  * cancel at the period's end while past due shows `pending_cancellation` and still waits for its next announced
- * attempt (nextAttemptAnnouncedSql), as does an ended one still collecting.
+ * attempt (nextAttemptAnnouncedSql), as does an ended one still collecting, or one whose attempt is at the gateway
+ * with another card than `paymentMethod`, the new one (after the end, the last attempt announces none after it:
+ * untold, its workflow marked the invoice uncollectible with the new card never tried). An invoice no longer open
+ * (paid, or uncollectible once dunning gave up) tells nothing: a card posted after that wakes no dunning.
  */
-export async function dunningWorkflowIdsOfCustomer(db: Db, customerId: string, now: Date = new Date()): Promise<string[]> {
+export async function dunningWorkflowIdsOfCustomer(db: Db, customerId: string, paymentMethod: string, now: Date = new Date()): Promise<string[]> {
+  const dunned = `i.subscription_id = s.id AND i.status = 'open' AND (${nextAttemptAnnouncedSql('i')} OR ${attemptInFlightWithAnotherMethodSql('i')})`;
   const rows: { workflow_id: string }[] = await db('subscriptions as s')
     .where('s.customer_id', customerId)
-    .whereExists(db('invoices as i').whereRaw(`i.subscription_id = s.id AND i.status = 'open' AND ${nextAttemptAnnouncedSql('i')}`, [now]).select(db.raw('1')))
+    .whereExists(db('invoices as i').whereRaw(dunned, [now, paymentMethod]).select(db.raw('1')))
     .select('s.workflow_id');
   return rows.map((row) => row.workflow_id);
 }

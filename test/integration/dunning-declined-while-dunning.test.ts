@@ -15,6 +15,7 @@ import type { CustomerRow } from '../../store/customers';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
 import {
+  cancelSubscriptionUpdate,
   changePlanUpdate,
   paymentMethodUpdatedSignal,
   retryFailedStepUpdate,
@@ -43,8 +44,8 @@ afterAll(async () => stack?.stop());
 const HOUR = 3_600_000;
 const tokens: Charge[] = [{ metricCode: 'tokens', price: { model: 'per_unit', unitPrice: '0.01' } }];
 
-async function subscribe(code: string, startAt: string, charges: Charge[] = []) {
-  const settings = { usageGracePeriod: 'PT1H' };
+async function subscribe(code: string, startAt: string, charges: Charge[] = [], dunning?: { retryAfter: string[]; finalAction: 'cancel' | 'suspend' }) {
+  const settings = { usageGracePeriod: 'PT1H', ...(dunning && { dunning }) };
   const basic = await insertPlan(db, { code: `${code}-basic`, billing_interval: 'P1M', flat_fee: '10.00', settings, charges: charges as unknown[] });
   // Dear enough that the hour left of a month prorates to a charge.
   const pro = await insertPlan(db, { code: `${code}-pro`, billing_interval: 'P1M', flat_fee: '7440.00', settings, charges: charges as unknown[] });
@@ -129,4 +130,65 @@ test('declined past the period end (the change waited for ops across the boundar
   expect(await handle.query(subscriptionStateQuery)).toMatchObject({ status: 'active', dunning: null, planCode: 'boundary-pro' });
   await replaysEveryRun(handle.workflowId);
   await handle.terminate('test done');
+});
+
+// Declined for good (an expired card) while the proration is in dunning: the period invoice waits its turn marked not
+// retryable. Before, once a working card paid the proration, that invoice went straight to the plan's final step with
+// the card that had just paid on file, never tried (patch declined-for-good-retried-after-payment).
+const oneRetry = (finalAction: 'cancel' | 'suspend') => ({ retryAfter: ['P1D'], finalAction });
+
+test('an invoice declined for good while the proration is dunned is dunned in its turn once a working card paid the proration', async () => {
+  // Timeline (2032), dunning: one retry after a day, then suspend. Jan 1 basic 10.00, paid; Jan 31 the card expires.
+  //   Feb 1 00:10 immediate change to pro: the proration declines (expired_card, not retryable) -> past_due;
+  //   Feb 1 01:00 February's invoice (pro, 7440.00) declines too, not retryable: it waits its turn;
+  //            the proration goes to the final step at once -> suspended.
+  //   Feb 3 a working card: the proration is paid at once; February's invoice is dunned: Feb 4 its retry pays -> active.
+  //   Before: February's invoice went to the final step at once -> suspended again, 7440.00 open, never tried.
+  const { subscriptionId, customer, handle, pro } = await subscribe('for-good', '2032-01-01T00:00:00Z', tokens, oneRetry('suspend'));
+  await stack.advanceTo('2032-01-31T00:00:00Z');
+  await setCard(customer, 'pm_sandbox_expired');
+  await stack.advanceTo('2032-02-01T00:10:00Z', 60_000);
+  await handle.executeUpdate(changePlanUpdate, { args: [{ plan: pro, effective: 'immediate', requestedBy: 'test' }] });
+  await stack.advanceTo('2032-02-03T00:00:00Z', HOUR);
+  expect((await handle.query(subscriptionStateQuery)).status).toBe('suspended');
+
+  await setCard(customer, 'pm_sandbox_ok');
+  await handle.signal(paymentMethodUpdatedSignal);
+  await stack.advanceTo('2032-02-10T00:00:00Z', HOUR);
+  expect(await collected(subscriptionId)).toEqual([
+    ['period', 'paid', ['succeeded']],
+    ['proration', 'paid', ['failed', 'succeeded']],
+    ['period', 'paid', ['failed', 'succeeded']],
+  ]);
+  expect(await handle.query(subscriptionStateQuery)).toMatchObject({ status: 'active', dunning: null });
+  await replaysEveryRun(handle.workflowId);
+  await handle.terminate('test done');
+});
+
+test('after a cancellation now, an invoice declined for good is dunned in its turn once the proration was paid', async () => {
+  // Timeline (2033), dunning: one retry after a day, then cancel. Jan 1 basic 10.00, paid; Jan 31 the card declines.
+  //   Feb 1 00:10 immediate change to pro: the proration declines (retryable) -> past_due, its retry announced Feb 2 00:10;
+  //   Feb 1 00:30 the card expires; 01:00 February's invoice declines (expired_card, not retryable): it waits its turn.
+  //   Feb 1 02:00 cancel now; a working card is posted. Feb 2 00:10 the proration's retry pays it; February's invoice is
+  //   dunned after the end: Feb 3 its retry pays it. Before: marked uncollectible at once, 7440.00 never tried.
+  const { subscriptionId, customer, handle, pro } = await subscribe('for-good-ended', '2033-01-01T00:00:00Z', tokens, oneRetry('cancel'));
+  await stack.advanceTo('2033-01-31T00:00:00Z');
+  await setCard(customer, 'pm_sandbox_declined');
+  await stack.advanceTo('2033-02-01T00:10:00Z', 60_000);
+  await handle.executeUpdate(changePlanUpdate, { args: [{ plan: pro, effective: 'immediate', requestedBy: 'test' }] });
+  await stack.advanceTo('2033-02-01T00:30:00Z', 60_000);
+  await setCard(customer, 'pm_sandbox_expired');
+  await stack.advanceTo('2033-02-01T02:00:00Z', 600_000);
+  await handle.executeUpdate(cancelSubscriptionUpdate, { args: [{ at: 'now', reason: 'leaving', requestedBy: 'test' }] });
+  await setCard(customer, 'pm_sandbox_ok');
+  await stack.advanceTo('2033-02-05T00:00:00Z', HOUR);
+  expect(await collected(subscriptionId)).toEqual([
+    ['period', 'paid', ['succeeded']],
+    ['proration', 'paid', ['failed', 'succeeded']],
+    ['period', 'paid', ['failed', 'succeeded']],
+    ['closing', 'paid', []], // no usage, no credit: nothing to collect
+  ]);
+  expect((await handle.query(subscriptionStateQuery)).status).toBe('canceled');
+  await replaysEveryRun(handle.workflowId);
+  await handle.terminate('test done').catch(() => undefined);
 });

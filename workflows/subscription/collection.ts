@@ -12,8 +12,10 @@ import { unlessDeterministic } from './deterministic';
 import { msUntil, note, patchTaken, SubscriptionRun } from './state';
 import {
   CREDIT_TOTAL_REFUNDED,
+  DECLINED_FOR_GOOD_RETRIED_AFTER_PAYMENT,
   DECLINED_INVOICES_WAIT_THEIR_TURN,
   NEW_PAYMENT_METHOD_AFTER_LAST_RETRY,
+  NEW_PAYMENT_METHOD_AFTER_THE_END,
   PAID_KEEPS_PENDING_CANCELLATION,
   STALE_PAYMENT_METHOD_WAKE_FORGOTTEN,
   SUSPENDED_TIME_IS_NOT_BILLED,
@@ -126,7 +128,7 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
     if (payment.outcome === 'succeeded') return settleDunning(run, payment.invoiceStatus);
     retryable = payment.retryable;
   }
-  const withNewMethod = await attemptWithNewPaymentMethod(run, invoice, attempt);
+  const withNewMethod = await attemptWithNewPaymentMethod(run, invoice, attempt, NEW_PAYMENT_METHOD_AFTER_LAST_RETRY);
   if (withNewMethod) {
     attempt += 1;
     if (withNewMethod === 'canceled') return 'given_up';
@@ -162,10 +164,16 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
  * The schedule is spent, but a new payment method arrived while its last attempt was at the gateway with the old one
  * (that decline is kept retryable for it: activities/payments.ts): one more attempt, at once, with the new method.
  * Before, the plan's final step followed the decline: the subscription was canceled and the invoice marked
- * uncollectible with a card that could pay on file, answered 200. Null when no such method arrived.
+ * uncollectible with a card that could pay on file, answered 200. Null when no such method arrived. `patchId`: the
+ * live dunning's patch, or the one of a dunning after the end (each asked only where such a method arrived).
  */
-async function attemptWithNewPaymentMethod(run: SubscriptionRun, invoice: PeriodInvoiceSummary, lastAttempt: number): Promise<ChargeInvoiceResult | 'canceled' | null> {
-  if (!run.paymentMethodUpdated || !patchTaken(run, NEW_PAYMENT_METHOD_AFTER_LAST_RETRY)) return null;
+async function attemptWithNewPaymentMethod(
+  run: SubscriptionRun,
+  invoice: PeriodInvoiceSummary,
+  lastAttempt: number,
+  patchId: string,
+): Promise<ChargeInvoiceResult | 'canceled' | null> {
+  if (!run.paymentMethodUpdated || !patchTaken(run, patchId)) return null;
   return (await retryCharge(run, invoice, lastAttempt + 1, null, true)) ?? 'canceled';
 }
 
@@ -198,13 +206,14 @@ export async function collectAfterTheEnd(run: SubscriptionRun, dunningGaveUp: bo
   let givenUp = dunningGaveUp;
   while (run.unpaidInvoice) {
     const invoice = run.unpaidInvoice;
-    if (!givenUp && !(await retriedUntilPaid(run, invoice))) {
+    const paid = !givenUp && (await retriedUntilPaid(run, invoice));
+    if (!givenUp && !paid) {
       await withAttention(run, 'mark_invoice_uncollectible', () => local.markInvoiceUncollectible({ invoiceId: invoice.invoiceId, reason: 'dunning exhausted after the subscription ended' }));
       run.lastInvoice = { ...invoice, status: 'uncollectible' };
     }
     givenUp = false;
     const next = run.awaitingDunning.shift();
-    if (next) startDunning(run, next.invoice, next.retryable);
+    if (next) startDunning(run, next.invoice, paid ? retryableInTurn(run, next) : next.retryable);
     else {
       run.unpaidInvoice = null;
       run.dunning = null;
@@ -219,7 +228,7 @@ async function retriedUntilPaid(run: SubscriptionRun, invoice: PeriodInvoiceSumm
   // An attempt announced before a cancellation now interrupted its wait keeps the time the customer was told.
   let announced = run.dunning?.nextAttemptAt ? new Date(run.dunning.nextAttemptAt) : null;
   for (const delay of run.plan.dunning.retryAfter.slice(attempt - 1)) {
-    if (!retryable) return false;
+    if (!retryable) break;
     // No cancellation stops a retry now (the non-null assertions).
     const payment =
       announced && announced.getTime() > Date.now() ? (await retryCharge(run, invoice, attempt + 1, announced, true))! : (await scheduledRetry(run, invoice, attempt, delay))!;
@@ -231,7 +240,22 @@ async function retriedUntilPaid(run: SubscriptionRun, invoice: PeriodInvoiceSumm
     }
     retryable = payment.retryable;
   }
-  return false;
+  // A new payment method that arrived while the last attempt was at the gateway with the old one: tried once, at once
+  // (no cancellation stops it now). Before, the invoice was marked uncollectible with that card on file, never tried.
+  const withNewMethod = await attemptWithNewPaymentMethod(run, invoice, attempt, NEW_PAYMENT_METHOD_AFTER_THE_END);
+  if (withNewMethod === null || withNewMethod === 'canceled' || withNewMethod.outcome !== 'succeeded') return false;
+  run.lastInvoice = { ...invoice, status: withNewMethod.invoiceStatus };
+  return true;
+}
+
+/**
+ * Whether the invoice whose turn comes after the one in dunning was paid is worth retrying. A decline for good (an
+ * expired card) said that card will never pay; a payment was just made, most often with a new card posted meanwhile
+ * (its wake-up spent on the invoice it paid). Taken as final, that invoice went to the plan's final step at once:
+ * suspended again, or marked uncollectible after the end, with the card that had just paid on file, never tried.
+ */
+function retryableInTurn(run: SubscriptionRun, waiting: { retryable: boolean }): boolean {
+  return waiting.retryable || patchTaken(run, DECLINED_FOR_GOOD_RETRIED_AFTER_PAYMENT);
 }
 
 async function settleDunning(run: SubscriptionRun, invoiceStatus: string): Promise<'paid'> {
@@ -239,7 +263,7 @@ async function settleDunning(run: SubscriptionRun, invoiceStatus: string): Promi
   const next = run.awaitingDunning.shift();
   if (next) {
     // The next declined invoice's turn: its own dunning from its first attempt.
-    startDunning(run, next.invoice, next.retryable);
+    startDunning(run, next.invoice, retryableInTurn(run, next));
     await changeStatus(run, 'past_due', `${next.invoice.number} unpaid`);
     return 'paid';
   }

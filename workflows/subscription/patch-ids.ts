@@ -82,6 +82,22 @@ export const PAUSE_WAITS_FOR_THRESHOLD_CHARGE = 'pause-waits-for-threshold-charg
 export const NEW_PAYMENT_METHOD_AFTER_LAST_RETRY = 'new-payment-method-after-last-retry';
 
 /**
+ * The same after the end: an invoice dunned after the subscription ended gets one more attempt with a payment method
+ * replaced during its last one, before it is marked uncollectible (./collection.ts `retriedUntilPaid`). Not the patch
+ * above: a run that took it already (in its own dunning, or carried from an earlier run) would take it here too, on
+ * replay of histories recorded before, where the invoice was marked uncollectible. Asked only where such a method arrived.
+ */
+export const NEW_PAYMENT_METHOD_AFTER_THE_END = 'new-payment-method-after-last-retry-after-the-end';
+
+/**
+ * An invoice declined for good (an expired card) while another was in dunning is dunned on the plan's schedule when
+ * its turn comes after that one was paid (./collection.ts `retryableInTurn`): a payment method pays now. Before, it
+ * went straight to the plan's final step (suspended again, or marked uncollectible after the end) with the card that
+ * had just paid on file, never tried. Asked only where such an invoice's turn comes after a payment.
+ */
+export const DECLINED_FOR_GOOD_RETRIED_AFTER_PAYMENT = 'declined-for-good-retried-after-payment';
+
+/**
  * The invoices a subscription leaves unpaid when it ends (a declined closing invoice, or one in dunning when the
  * customer canceled now) are dunned in turn on the plan's schedule, then marked uncollectible (./collection.ts
  * `collectAfterTheEnd`). Before, they stayed open for good. Like the patches above, asked only where it applies.
