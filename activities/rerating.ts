@@ -172,7 +172,7 @@ export function createReratingActivities(db: Database) {
         const rerate = await lockRerate(trx, request.rerateId);
         if (rerate.status !== 'computing') return summarize(rerate);
         const { invoice, period, plan, billedPlanId, metered, lateEventIds, invoiced, difference } = await rateAgain(trx, rerate);
-        const walletPart = await proposedWalletCreditBack(trx, invoice, difference.total);
+        const walletPart = await proposedWalletCreditBack(trx, invoice, difference);
         const proposal: RerateProposal = {
           usagePeriod: period,
           planId: plan.id,

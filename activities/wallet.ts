@@ -12,7 +12,7 @@ import type { Charge } from '../domain/rating';
 import type { PlanRow } from '../store/catalog';
 import { findUsageClosure, usageForCharges } from '../store/usage';
 import { Dec, formatMoney, sumMoney, toDecimal } from '../domain/money';
-import { creditsAppliedLines, keptAfterDiscounts, type ThresholdBilledByLine, walletPayableCharges } from '../domain/wallet-invoice';
+import { creditsAppliedLines, keptAfterDiscounts, type ThresholdBilledByLine, walletPayableCharges, walletPayableLineCharges } from '../domain/wallet-invoice';
 import type { Transaction } from '../store/transactions';
 import { applyWalletCredits } from '../store/wallets';
 import { thresholdCreditsFor } from './threshold-credits';
@@ -33,7 +33,8 @@ export interface InvoiceWalletRequest {
 
 /** The invoice's lines, then one "credits applied" line per grant drawn on. */
 export async function withWalletCredits(trx: Transaction, request: InvoiceWalletRequest): Promise<DraftInvoiceLine[]> {
-  const charges = walletPayableCharges(request.lines, request.currency, keptAfterDiscounts(request.lines), request.thresholdBilled);
+  // Each charge names its line: the draw records what each grant paid of it (re-rating gives back by line).
+  const charges = walletPayableLineCharges(request.lines, request.currency, keptAfterDiscounts(request.lines), request.thresholdBilled);
   if (charges.length === 0) return [...request.lines];
   const applied = await applyWalletCredits(trx, {
     customerId: request.customerId,

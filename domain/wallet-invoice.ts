@@ -6,7 +6,8 @@
 import type { DraftInvoiceLine, PeriodBounds } from './invoice';
 import { invoiceTotal } from './invoice';
 import { Dec, formatMoney, minorUnitExponent, toDecimal, ZERO } from './money';
-import type { CreditCharge } from './wallet';
+import { lineKey } from './rerating';
+import type { CreditCharge, LoweredLine } from './wallet';
 
 /**
  * What the wallet may pay on an invoice: each usage line (by metric, for scoped grants) net of the plan's credit
@@ -19,6 +20,16 @@ import type { CreditCharge } from './wallet';
  * usage before a grant's expiry has the invoice's discount, not a line of its own).
  */
 export function walletPayableCharges(
+  lines: readonly DraftInvoiceLine[],
+  currency: string,
+  kept: Dec = keptAfterDiscounts(lines),
+  thresholdBilled: ThresholdBilledByLine = {},
+): CreditCharge[] {
+  return walletPayableLineCharges(lines, currency, kept, thresholdBilled).map(({ metricCode, amount }) => ({ metricCode, amount }));
+}
+
+/** walletPayableCharges, each charge naming the invoice line it pays (`lineKey`), for the draw's per-line record. */
+export function walletPayableLineCharges(
   lines: readonly DraftInvoiceLine[],
   currency: string,
   kept: Dec = keptAfterDiscounts(lines),
@@ -56,7 +67,7 @@ export function walletPayableCharges(
     const amount = Dec.min(entry.amount.minus(fromThresholds), payable);
     if (amount.lte(ZERO)) continue;
     payable = payable.minus(amount);
-    charges.push({ metricCode: entry.line.metricCode, amount: formatMoney(amount, currency) });
+    charges.push({ metricCode: entry.line.metricCode, amount: formatMoney(amount, currency), lineKey: lineKey(entry.line) });
   }
   return charges;
 }
@@ -79,6 +90,16 @@ function usageAfterBucket(lines: readonly DraftInvoiceLine[]): { line: DraftInvo
 
 /** What a stretch's threshold invoices billed of each of its usage lines (usageLineKey -> amount), as decimal strings. */
 export type ThresholdBilledByLine = Readonly<Record<string, string>>;
+
+/**
+ * The lines a credit lowers (a re-rating's difference, a reversed outcome's credit), by how much (a positive amount
+ * each), in their order: what goes back to the wallet is given back line by line (domain/wallet.ts lineGiveBacks).
+ */
+export function loweredLines(lines: readonly DraftInvoiceLine[]): LoweredLine[] {
+  return lines
+    .filter((line) => toDecimal(line.amount).isNegative())
+    .map((line) => ({ lineKey: lineKey(line), metricCode: line.metricCode, amount: toDecimal(line.amount).abs().toString() }));
+}
 
 /** A usage line's identity within its stretch: its metric and, for a dimensional charge, its combination. */
 export function usageLineKey(line: { readonly metricCode: string | null; readonly breakdown?: unknown }): string {

@@ -55,6 +55,15 @@ export function grantPays(grant: GrantState, span: UsageSpan, metricCode: string
 export interface CreditCharge {
   readonly metricCode: string | null;
   readonly amount: string;
+  /** The invoice line it pays (domain/rerating.ts lineKey); absent: the metric's usage line. */
+  readonly lineKey?: string;
+}
+
+/** What one grant (null: the overdraft) paid of one invoice line: a re-rating gives back only that (docs/wallets.md). */
+export interface LineDraw {
+  readonly grantId: string | null;
+  readonly lineKey: string;
+  readonly amount: string;
 }
 
 export interface CreditDraw {
@@ -96,6 +105,25 @@ export interface DrawRequest {
  * than it has. One draw per grant (a grant drawn for several lines is summed).
  */
 export function drawCredits(request: DrawRequest): CreditDrawing {
+  return drawCreditsByLine(request).drawing;
+}
+
+/** The line a charge pays, as re-rating names it: its own key, else its metric's usage line. */
+export function chargeLineKey(charge: CreditCharge): string {
+  return charge.lineKey ?? `usage:${charge.metricCode}`;
+}
+
+/**
+ * drawCredits, and what each grant (and the overdraft) paid of each charge's line: the draw records it, so a
+ * re-rating that lowers a line gives back only to the grants that paid that line, never to one of another scope.
+ */
+export function drawCreditsByLine(request: DrawRequest): { drawing: CreditDrawing; lineDraws: LineDraw[] } {
+  const lineDraws = new Map<string, { grantId: string | null; lineKey: string; amount: Dec }>();
+  const paidOfLine = (grantId: string | null, charge: CreditCharge, amount: Dec) => {
+    const key = `${grantId ?? ''}|${chargeLineKey(charge)}`;
+    const entry = lineDraws.get(key) ?? { grantId, lineKey: chargeLineKey(charge), amount: ZERO };
+    lineDraws.set(key, { ...entry, amount: entry.amount.plus(amount) });
+  };
   const remaining = new Map(request.grants.map((grant) => [grant.id, toDecimal(grant.remaining)]));
   const ordered = burnDownOrder(request.grants);
   const drawn = new Map<string, Dec>();
@@ -118,6 +146,7 @@ export function drawCredits(request: DrawRequest): CreditDrawing {
       for (const cap of grantCaps) cap.left = cap.left.minus(take);
       remaining.set(grant.id, remaining.get(grant.id)!.minus(take));
       drawn.set(grant.id, (drawn.get(grant.id) ?? ZERO).plus(take));
+      paidOfLine(grant.id, charge, take);
       due = due.minus(take);
       covered = covered.plus(take);
     }
@@ -125,6 +154,7 @@ export function drawCredits(request: DrawRequest): CreditDrawing {
     if (fromOverdraft.gt(ZERO)) {
       overdraft = overdraft.minus(fromOverdraft);
       overdrawn = overdrawn.plus(fromOverdraft);
+      paidOfLine(null, charge, fromOverdraft);
       due = due.minus(fromOverdraft);
       covered = covered.plus(fromOverdraft);
     }
@@ -134,7 +164,81 @@ export function drawCredits(request: DrawRequest): CreditDrawing {
     .filter((grant) => drawn.has(grant.id))
     .map((grant) => ({ grantId: grant.id, amount: formatMoney(drawn.get(grant.id)!, request.currency) }));
   if (overdrawn.gt(ZERO)) draws.push({ grantId: null, amount: formatMoney(overdrawn, request.currency) });
-  return { draws, covered: formatMoney(covered, request.currency), uncovered: formatMoney(uncovered, request.currency) };
+  return {
+    drawing: { draws, covered: formatMoney(covered, request.currency), uncovered: formatMoney(uncovered, request.currency) },
+    lineDraws: [...lineDraws.values()].map((entry) => ({ grantId: entry.grantId, lineKey: entry.lineKey, amount: formatMoney(entry.amount, request.currency) })),
+  };
+}
+
+/** A grant (null: the overdraft) a draw took from, with what it still holds of that draw. */
+export interface DrawPayer {
+  readonly grantId: string | null;
+  /** What it still holds of the draw (what it paid, less what was given back of it). */
+  readonly held: string;
+  /** The grant's scope (null: any usage). The overdraft pays any line. */
+  readonly metricCodes: readonly string[] | null;
+}
+
+/** A line a re-rating lowers, by how much (positive). */
+export interface LoweredLine {
+  readonly lineKey: string;
+  readonly metricCode: string | null;
+  readonly amount: string;
+}
+
+/**
+ * What a re-rating's credit gives back to a draw (pure): for each lowered line in order, to the grants that paid that
+ * line, newest draw first, up to what each paid of it less what earlier give-backs returned of it, and never more than
+ * the grant still holds of the draw nor `cap` in all. The rest of the credit is the customer's cash: usage a
+ * threshold invoice charged to the card, or another grant paid, is not given to this one (a tokens-only grant is
+ * never handed credit for calls). `paid` undefined: a draw recorded before draws kept their lines (migration 0800);
+ * then any grant whose scope covers the line's metric is taken to have paid it, up to what it holds (the rule before,
+ * minus grants of another scope).
+ */
+export function lineGiveBacks(request: {
+  readonly currency: string;
+  readonly lowered: readonly LoweredLine[];
+  /** In the order they were drawn (oldest first). */
+  readonly payers: readonly DrawPayer[];
+  readonly paid: readonly LineDraw[] | undefined;
+  readonly givenBefore: readonly LineDraw[];
+  readonly cap: string;
+}): LineDraw[] {
+  const key = (grantId: string | null, lineKey: string) => `${grantId ?? ''}|${lineKey}`;
+  const sumBy = (rows: readonly LineDraw[]) => {
+    const sums = new Map<string, Dec>();
+    for (const row of rows) sums.set(key(row.grantId, row.lineKey), (sums.get(key(row.grantId, row.lineKey)) ?? ZERO).plus(toDecimal(row.amount)));
+    return sums;
+  };
+  const paid = request.paid ? sumBy(request.paid) : undefined;
+  const given = sumBy(request.givenBefore);
+  const held = new Map(request.payers.map((payer) => [payer.grantId, Dec.max(toDecimal(payer.held), ZERO)]));
+  const newestFirst = [...request.payers].reverse();
+  let capLeft = Dec.max(toDecimal(request.cap), ZERO);
+  const backs: LineDraw[] = [];
+  for (const line of request.lowered) {
+    let lineLeft = toDecimal(line.amount);
+    for (const payer of newestFirst) {
+      if (capLeft.lte(ZERO) || lineLeft.lte(ZERO)) break;
+      const heldLeft = held.get(payer.grantId)!;
+      const paidOfLine = paid ? (paid.get(key(payer.grantId, line.lineKey)) ?? ZERO) : coversLine(payer, line) ? heldLeft : ZERO;
+      const owed = paidOfLine.minus(given.get(key(payer.grantId, line.lineKey)) ?? ZERO);
+      const back = Dec.min(capLeft, lineLeft, owed, heldLeft);
+      if (back.lte(ZERO)) continue;
+      held.set(payer.grantId, heldLeft.minus(back));
+      given.set(key(payer.grantId, line.lineKey), (given.get(key(payer.grantId, line.lineKey)) ?? ZERO).plus(back));
+      capLeft = capLeft.minus(back);
+      lineLeft = lineLeft.minus(back);
+      backs.push({ grantId: payer.grantId, lineKey: line.lineKey, amount: formatMoney(back, request.currency) });
+    }
+  }
+  return backs;
+}
+
+/** A draw recorded without its lines: whether this payer could have paid the line (its scope, as grantPays). */
+function coversLine(payer: DrawPayer, line: LoweredLine): boolean {
+  if (payer.grantId === null || payer.metricCodes === null) return true;
+  return line.metricCode !== null && payer.metricCodes.includes(line.metricCode);
 }
 
 function exponentOf(currency: string): number {

@@ -59,6 +59,7 @@ import * as m0700 from './0700_add_metric_cost_tables_currency';
 import * as m0710 from './0710_add_subscriptions_usage_blocked_since';
 import * as m0720 from './0720_add_subscriptions_scheduled_change';
 import * as m0730 from './0730_add_subscriptions_usage_capped_stretches';
+import * as m0800 from './0800_create_wallet_draw_lines';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -130,6 +131,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0710_add_subscriptions_usage_blocked_since', m0710],
   ['0720_add_subscriptions_scheduled_change', m0720],
   ['0730_add_subscriptions_usage_capped_stretches', m0730],
+  ['0800_create_wallet_draw_lines', m0800],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

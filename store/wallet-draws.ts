@@ -1,40 +1,21 @@
 /**
- * What an invoice's wallet draw still holds (issue 12, docs/wallets.md): what it took from the grants (and the
- * overdraft), minus what re-ratings and reversed outcomes have given back so far. Read from the ledger, whose
- * entry keys carry the draw key (`draw:<key>:...`, `reverse:<key>/...`, goodwill grants `goodwill:<key>/...`).
+ * Invoices' wallet draws (issue 12, docs/wallets.md): the draw key of an invoice, and the give-back of a reversed
+ * outcome's credit to the draw of the invoice that billed its period. What a draw still holds is read from the ledger,
+ * whose entry keys carry the draw key (`draw:<key>:...`, `reverse:<key>/...`, goodwill grants `goodwill:<key>/...`),
+ * and what it paid of each line from wallet_draw_lines (store/wallets.ts drawHoldings, plannedLineGiveBacks).
  */
 import type { Knex } from 'knex';
 import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
-import { Dec, formatMoney, sumMoney, toDecimal, ZERO } from '../domain/money';
+import { formatMoney, sumMoney, toDecimal, ZERO } from '../domain/money';
 import type { InvoiceRow } from './invoices';
-import { findWallet, reverseWalletCredits } from './wallets';
-import { mapOnConnection } from './transactions';
+import { loweredLines } from '../domain/wallet-invoice';
+import { reverseWalletCreditsByLine } from './wallets';
 
 type Db = Knex | Knex.Transaction;
-
-const likeEscaped = (text: string) => text.replace(/[\\%_]/g, '\\$&');
 
 /** The wallet draw key of an invoice: the invoicing activity draws once per (subscription, kind, period start). */
 export function invoiceDrawKey(invoice: { subscription_id: string | null; kind: string; period_start: Date }): string {
   return `invoice:${invoice.subscription_id}:${invoice.kind}:${invoice.period_start.toISOString()}`;
-}
-
-export async function outstandingDraw(db: Db, customerId: string, currency: string, drawKey: string): Promise<string> {
-  const wallet = await findWallet(db, customerId, currency);
-  if (!wallet) return formatMoney(ZERO, currency);
-  // Called inside a re-rating's transaction: one query at a time on its connection (store/transactions.ts).
-  const [drawn, givenBack, goodwill] = await mapOnConnection(
-    db,
-    [
-      () => db('wallet_ledger').where({ wallet_id: wallet.id, kind: 'consumption' }).andWhere('entry_key', 'like', `draw:${likeEscaped(drawKey)}:%`).sum({ total: 'amount' }).first(),
-      () => db('wallet_ledger').where({ wallet_id: wallet.id, kind: 'reversal' }).andWhere('entry_key', 'like', `reverse:${likeEscaped(drawKey)}/%`).sum({ total: 'amount' }).first(),
-      () => db('wallet_grants').where({ wallet_id: wallet.id, source: 'goodwill' }).andWhere('grant_key', 'like', `goodwill:${likeEscaped(drawKey)}/%`).sum({ total: 'amount' }).first(),
-    ],
-    (read): Promise<{ total?: unknown } | undefined> => read(),
-  );
-  const sumOf = (row: { total?: unknown } | undefined) => toDecimal(String(row?.total ?? 0));
-  const outstanding = sumOf(drawn).neg().minus(sumOf(givenBack)).minus(sumOf(goodwill));
-  return formatMoney(Dec.max(outstanding, ZERO), currency);
 }
 
 /**
@@ -67,8 +48,17 @@ export async function reversalCreditToWallet(
   const billed = await invoiceBillingUsagePeriod(trx, request.subscriptionId, new Date(request.period.start));
   if (!billed) return [];
   const drawKey = invoiceDrawKey(billed);
+  // Line by line, as a re-rating's: only the grants that paid the reversed usage get it back; the card's share stays cash.
   const given = toDecimal(
-    await reverseWalletCredits(trx, { customerId: request.customerId, currency: request.currency, drawKey, reversalKey: `reversal:${request.creditedOn}`, amount: credit.abs().toString(), at: new Date() }),
+    await reverseWalletCreditsByLine(trx, {
+      customerId: request.customerId,
+      currency: request.currency,
+      drawKey,
+      reversalKey: `reversal:${request.creditedOn}`,
+      lowered: loweredLines(request.creditLines),
+      cap: credit.abs().toString(),
+      at: new Date(),
+    }),
   );
   if (given.lte(ZERO)) return [];
   return [

@@ -10,7 +10,8 @@ import type { Charge } from '../domain/rating';
 import { rateDimensionalUsage } from '../domain/dimensions';
 import type { PlanSettings } from '../domain/plan-terms';
 import { billedByThresholds, usageThresholdsOf } from '../domain/progressive-billing';
-import { CreditCharge, CreditDraw, drawCredits, GrantSource, GrantState, UsageSpan } from '../domain/wallet';
+import { CreditCharge, CreditDraw, drawCredits, drawCreditsByLine, GrantSource, GrantState, LineDraw, lineGiveBacks, LoweredLine, UsageSpan } from '../domain/wallet';
+import { asLineDraws, DRAW_PART, drawLineRows, recordDrawLines } from './wallet-draw-lines';
 import { allowanceShareOf, closureAllowanceShare, openStretchOf } from './plan-changes';
 import { billedThresholds, listThresholdInvoices, thresholdBilledUsage } from './threshold-invoices';
 import { billedPastShownEnd, openUsageForCharges } from './usage-preview';
@@ -272,7 +273,7 @@ export async function applyWalletCredits(
   const debt = Dec.max(grantsRemaining.minus(toDecimal(String(wallet.balance))), ZERO);
   const overdraftAvailable = Dec.max(toDecimal(String(wallet.overdraft_limit)).minus(debt), ZERO);
   const accruedBefore = await accruedBeforeExpiries(grants, request);
-  const drawing = drawCredits({ currency: request.currency, grants: grants.map(grantState), charges: request.charges, during: request.during, overdraftAvailable: overdraftAvailable.toString(), accruedBefore });
+  const { drawing, lineDraws } = drawCreditsByLine({ currency: request.currency, grants: grants.map(grantState), charges: request.charges, during: request.during, overdraftAvailable: overdraftAvailable.toString(), accruedBefore });
   const entries = drawing.draws.map((draw: CreditDraw) => ({
     kind: 'consumption' as const,
     entryKey: `draw:${request.drawKey}:${draw.grantId ?? 'overdraft'}`,
@@ -284,6 +285,8 @@ export async function applyWalletCredits(
     if (draw.grantId) await trx('wallet_grants').where({ id: draw.grantId }).update({ remaining: trx.raw('remaining - ?::numeric', [draw.amount]) });
   }
   await appendEntries(trx, wallet, entries);
+  // Which lines each grant paid: a re-rating gives back to the grants that paid the line it lowers.
+  await recordDrawLines(trx, wallet.id, request.drawKey, DRAW_PART, lineDraws);
   return appliedCredits(trx, wallet.id, request.drawKey);
 }
 
@@ -308,10 +311,11 @@ async function appliedCredits(db: Db, walletId: string, drawKey: string): Promis
 }
 
 /**
- * Gives back what a draw took (re-rating an invoice the wallet paid, a reversed outcome): to each grant still in
- * effect, or as one goodwill grant (no expiry) for what expired grants had paid. Newest draw first, continuing
- * after what earlier give-backs of the same draw returned, and never more than the draw took in all. Idempotent
- * per (`drawKey`, `reversalKey`). Returns what this call gave back (0 when nothing was drawn or it already ran).
+ * Gives back what a draw took (a reversed outcome): to each grant still in effect, or as one goodwill grant (no
+ * expiry) for what expired grants had paid. Newest draw first, continuing after what earlier give-backs of the same
+ * draw returned, and never more than the draw took in all. Idempotent per (`drawKey`, `reversalKey`). Returns what
+ * this call gave back (0 when nothing was drawn or it already ran). A re-rating gives back line by line
+ * (reverseWalletCreditsByLine).
  */
 export async function reverseWalletCredits(
   db: Knex,
@@ -321,52 +325,149 @@ export async function reverseWalletCredits(
     const found = await findWallet(trx, request.customerId, request.currency);
     if (!found) return '0';
     const wallet = await lockWallet(trx, found.id);
-    // Keys carry the draw, so what earlier give-backs of this draw returned can be summed from the ledger.
-    const scope = `${request.drawKey}/${request.reversalKey}`;
-    const drawPrefix = `${request.drawKey.replace(/[\\%_]/g, '\\$&')}/`;
-    const done = await trx('wallet_ledger').where({ wallet_id: wallet.id }).andWhere('entry_key', 'like', `reverse:${scope.replace(/[\\%_]/g, '\\$&')}:%`).first('id');
-    if (done) return '0';
-    // One query at a time on the transaction's connection (store/transactions.ts).
-    const earlierEntries = await trx('wallet_ledger').where({ wallet_id: wallet.id, kind: 'reversal' }).andWhere('entry_key', 'like', `reverse:${drawPrefix}%`).sum({ total: 'amount' }).first();
-    const earlierGoodwill = await trx('wallet_grants').where({ wallet_id: wallet.id, source: 'goodwill' }).andWhere('grant_key', 'like', `goodwill:${drawPrefix}%`).sum({ total: 'amount' }).first();
-    let skip = toDecimal(String(earlierEntries?.total ?? 0)).plus(toDecimal(String(earlierGoodwill?.total ?? 0)));
+    if (await giveBackDone(trx, wallet.id, request.drawKey, request.reversalKey)) return '0';
     let left = toDecimal(request.amount);
-    let goodwill = ZERO;
-    let given = ZERO;
-    const entries: NewEntry[] = [];
+    const backs: { grantId: string | null; amount: Dec }[] = [];
     // Newest draws first: what the invoice drew last is given back first.
-    for (const applied of (await appliedCredits(trx, wallet.id, request.drawKey)).reverse()) {
+    for (const holding of (await drawHoldings(trx, wallet.id, request.drawKey)).reverse()) {
       if (left.lte(ZERO)) break;
-      const skipped = Dec.min(skip, toDecimal(applied.amount));
-      skip = skip.minus(skipped);
-      const back = Dec.min(left, toDecimal(applied.amount).minus(skipped));
+      const back = Dec.min(left, holding.held);
       if (back.lte(ZERO)) continue;
       left = left.minus(back);
-      given = given.plus(back);
-      const grant = applied.grantId ? await trx<GrantRow>('wallet_grants').where({ id: applied.grantId }).first() : undefined;
-      if (grant && (grant.expires_at === null || grant.expires_at > request.at)) {
-        await trx('wallet_grants').where({ id: grant.id }).update({ remaining: trx.raw('remaining + ?::numeric', [back.toString()]) });
-        entries.push({ kind: 'reversal', entryKey: `reverse:${scope}:${grant.id}`, grantId: grant.id, amount: back, description: 'credit given back' });
-      } else if (applied.grantId === null) {
-        // Overdraft drawn: giving it back just lifts the balance.
-        entries.push({ kind: 'reversal', entryKey: `reverse:${scope}:overdraft`, grantId: null, amount: back, description: 'overdraft given back' });
-      } else {
-        goodwill = goodwill.plus(back);
-      }
+      backs.push({ grantId: holding.grantId, amount: back });
     }
-    if (entries.length > 0) await appendEntries(trx, wallet, entries);
-    if (goodwill.gt(ZERO)) {
-      await createGrant(
-        db,
-        { customerId: request.customerId, currency: request.currency, grantKey: `goodwill:${scope}`, source: 'goodwill', amount: goodwill.toString(), effectiveAt: request.at, description: 'credit given back; the grants it came from expired' },
-        trx,
-      );
-      // Mark the reversal done even when it was all goodwill.
-      const reloaded = await lockWallet(trx, wallet.id);
-      await appendEntries(trx, reloaded, [{ kind: 'reversal', entryKey: `reverse:${scope}:goodwill`, grantId: null, amount: ZERO, description: 'given back as a goodwill grant' }]);
-    }
+    return formatMoney(await writeGiveBacks(db, trx, wallet, { ...request, scope: `${request.drawKey}/${request.reversalKey}` }, backs), request.currency);
+  });
+}
+
+/** What a re-rating asks of a draw: its key, the lines it lowers (by how much), and at most `cap` in all. */
+export interface LineGiveBackRequest {
+  readonly customerId: string;
+  readonly currency: string;
+  readonly drawKey: string;
+  readonly lowered: readonly LoweredLine[];
+  readonly cap: string;
+}
+
+/**
+ * What a re-rating would give back to a draw now, line by line (domain/wallet.ts lineGiveBacks), without writing:
+ * each lowered line's credit goes to the grants that paid that line, up to what each paid of it and still holds.
+ */
+export async function plannedLineGiveBacks(db: Db, request: LineGiveBackRequest): Promise<LineDraw[]> {
+  const wallet = await findWallet(db, request.customerId, request.currency);
+  if (!wallet) return [];
+  const holdings = await drawHoldings(db, wallet.id, request.drawKey);
+  if (holdings.length === 0) return [];
+  const rows = await drawLineRows(db, wallet.id, request.drawKey);
+  const paid = rows.filter((row) => row.part === DRAW_PART);
+  return lineGiveBacks({
+    currency: request.currency,
+    lowered: request.lowered,
+    payers: holdings.map((holding) => ({ grantId: holding.grantId, held: holding.held.toString(), metricCodes: holding.metricCodes })),
+    // A draw written before draws kept their lines has none: the scope rule stands in for it.
+    paid: paid.length > 0 ? asLineDraws(paid) : undefined,
+    givenBefore: asLineDraws(rows.filter((row) => row.part !== DRAW_PART)),
+    cap: request.cap,
+  });
+}
+
+/**
+ * Gives a re-rating's credit back to a draw line by line (plannedLineGiveBacks, under the wallet lock), records
+ * what went back of each line, and returns the total. Idempotent per (`drawKey`, `reversalKey`).
+ */
+export async function reverseWalletCreditsByLine(db: Knex, request: LineGiveBackRequest & { reversalKey: string; at: Date }): Promise<string> {
+  return db.transaction(async (trx) => {
+    const found = await findWallet(trx, request.customerId, request.currency);
+    if (!found) return '0';
+    const wallet = await lockWallet(trx, found.id);
+    if (await giveBackDone(trx, wallet.id, request.drawKey, request.reversalKey)) return '0';
+    const lines = await plannedLineGiveBacks(trx, request);
+    // One ledger entry per grant (its key names the grant), in the order the lines were given back.
+    const perGrant = new Map<string | null, Dec>();
+    for (const line of lines) perGrant.set(line.grantId, (perGrant.get(line.grantId) ?? ZERO).plus(toDecimal(line.amount)));
+    const backs = [...perGrant].map(([grantId, amount]) => ({ grantId, amount }));
+    const given = await writeGiveBacks(db, trx, wallet, { ...request, scope: `${request.drawKey}/${request.reversalKey}` }, backs);
+    await recordDrawLines(trx, wallet.id, request.drawKey, request.reversalKey, lines);
     return formatMoney(given, request.currency);
   });
+}
+
+/** A give-back of the draw with this reversal key already ran (its entries carry the key). */
+async function giveBackDone(trx: Knex.Transaction, walletId: string, drawKey: string, reversalKey: string): Promise<boolean> {
+  const scope = `${drawKey}/${reversalKey}`;
+  const done = await trx('wallet_ledger').where({ wallet_id: walletId }).andWhere('entry_key', 'like', `reverse:${scope.replace(/[\\%_]/g, '\\$&')}:%`).first('id');
+  return !!done;
+}
+
+/**
+ * Each grant (and the overdraft) a draw took from, oldest draw first, with what it still holds of it: what it paid,
+ * less what line-by-line give-backs returned of it (recorded per grant), less its share of the other give-backs
+ * (reversed outcomes, re-ratings before migration 0800), which went newest draw first.
+ */
+async function drawHoldings(db: Db, walletId: string, drawKey: string): Promise<(AppliedCredit & { held: Dec; metricCodes: string[] | null })[]> {
+  const applied = await appliedCredits(db, walletId, drawKey);
+  if (applied.length === 0) return [];
+  // Keys carry the draw, so what earlier give-backs of this draw returned can be summed from the ledger.
+  const drawPrefix = `${drawKey.replace(/[\\%_]/g, '\\$&')}/`;
+  // One query at a time on a transaction's connection (store/transactions.ts).
+  const earlierEntries = await db('wallet_ledger').where({ wallet_id: walletId, kind: 'reversal' }).andWhere('entry_key', 'like', `reverse:${drawPrefix}%`).sum({ total: 'amount' }).first();
+  const earlierGoodwill = await db('wallet_grants').where({ wallet_id: walletId, source: 'goodwill' }).andWhere('grant_key', 'like', `goodwill:${drawPrefix}%`).sum({ total: 'amount' }).first();
+  const byLine = (await drawLineRows(db, walletId, drawKey)).filter((row) => row.part !== DRAW_PART);
+  const givenByLine = (grantId: string | null) => byLine.filter((row) => row.grant_id === grantId).reduce((sum, row) => sum.plus(toDecimal(row.amount)), ZERO);
+  const earlier = toDecimal(String(earlierEntries?.total ?? 0)).plus(toDecimal(String(earlierGoodwill?.total ?? 0)));
+  let unattributed = Dec.max(earlier.minus(byLine.reduce((sum, row) => sum.plus(toDecimal(row.amount)), ZERO)), ZERO);
+  const scopes = new Map<string, string[] | null>();
+  for (const grant of await db<GrantRow>('wallet_grants').whereIn('id', applied.flatMap((credit) => (credit.grantId ? [credit.grantId] : [])))) scopes.set(grant.id, grant.metric_codes);
+  const holdings = applied.map((credit) => ({ ...credit, held: Dec.max(toDecimal(credit.amount).minus(givenByLine(credit.grantId)), ZERO), metricCodes: credit.grantId ? (scopes.get(credit.grantId) ?? null) : null }));
+  for (const holding of [...holdings].reverse()) {
+    const skipped = Dec.min(unattributed, holding.held);
+    unattributed = unattributed.minus(skipped);
+    holding.held = holding.held.minus(skipped);
+  }
+  return holdings;
+}
+
+/**
+ * Writes give-backs of a draw: to each grant still in effect, the overdraft lifted, and one goodwill grant (no expiry)
+ * for what expired grants had paid. Returns what went back.
+ */
+async function writeGiveBacks(
+  db: Knex,
+  trx: Knex.Transaction,
+  wallet: WalletRow,
+  request: { customerId: string; currency: string; scope: string; at: Date },
+  backs: readonly { grantId: string | null; amount: Dec }[],
+): Promise<Dec> {
+  const { scope } = request;
+  let goodwill = ZERO;
+  let given = ZERO;
+  const entries: NewEntry[] = [];
+  for (const { grantId, amount: back } of backs) {
+    if (back.lte(ZERO)) continue;
+    given = given.plus(back);
+    const grant = grantId ? await trx<GrantRow>('wallet_grants').where({ id: grantId }).first() : undefined;
+    if (grant && (grant.expires_at === null || grant.expires_at > request.at)) {
+      await trx('wallet_grants').where({ id: grant.id }).update({ remaining: trx.raw('remaining + ?::numeric', [back.toString()]) });
+      entries.push({ kind: 'reversal', entryKey: `reverse:${scope}:${grant.id}`, grantId: grant.id, amount: back, description: 'credit given back' });
+    } else if (grantId === null) {
+      // Overdraft drawn: giving it back just lifts the balance.
+      entries.push({ kind: 'reversal', entryKey: `reverse:${scope}:overdraft`, grantId: null, amount: back, description: 'overdraft given back' });
+    } else {
+      goodwill = goodwill.plus(back);
+    }
+  }
+  if (entries.length > 0) await appendEntries(trx, wallet, entries);
+  if (goodwill.gt(ZERO)) {
+    await createGrant(
+      db,
+      { customerId: request.customerId, currency: request.currency, grantKey: `goodwill:${scope}`, source: 'goodwill', amount: goodwill.toString(), effectiveAt: request.at, description: 'credit given back; the grants it came from expired' },
+      trx,
+    );
+    // Mark the give-back done even when it was all goodwill.
+    const reloaded = await lockWallet(trx, wallet.id);
+    await appendEntries(trx, reloaded, [{ kind: 'reversal', entryKey: `reverse:${scope}:goodwill`, grantId: null, amount: ZERO, description: 'given back as a goodwill grant' }]);
+  }
+  return given;
 }
 
 /**

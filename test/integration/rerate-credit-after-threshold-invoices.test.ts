@@ -113,19 +113,19 @@ test('a credit larger than the period invoice paid is refunded from the threshol
 });
 
 /**
- * Not fixed yet (bigger than one change): the wallet's give-back is capped only by what the invoice's draw still holds
- * (activities/rerate-wallet.ts proposedWalletCreditBack), not by what the wallet paid of the lines the re-rating
- * lowers. docs/wallets.md gives the reason for credit going back first, "the wallet paid the over-billed usage"; here
- * it did not: a threshold invoice charged the calls to the card, and the grant is for tokens only.
+ * A re-rating's credit for a line goes back to the grants that paid that line, up to what each paid of it; the rest
+ * is refunded in cash. Before, the give-back was capped only by what the invoice's draw still held: here a threshold
+ * invoice charged the calls to the card and the grant is for tokens only.
  *   Mar 1   300 calls = 30.00 (0.10): threshold invoice 30.00, paid by card
  *   Mar 4   500 tokens = 50.00 (0.10)
  *   Apr 1   period invoice: 10.00 fee + 50.00 tokens + 30.00 calls − 30.00 threshold − 50.00 tokens-only grant = 10.00
- *   calls fixed to 0.05: −15.00, all of it calls the card paid: 15.00 refunded (from the threshold invoice), the
- *   grant keeps 50.00. What happens: walletCreditBack 15.00, the tokens-only promotional grant goes to 65.00 and no
- *   cash is refunded: 15.00 of the customer's money turned into promotional credit for another metric. A fix needs
- *   what the draw paid of each line (by the grants' scopes, after the threshold cover) to cap the give-back.
+ *           the draw records what it paid per line: tokens 50.00 (the grant), calls 0.00 (the threshold cover)
+ *   calls fixed to 0.05: −15.00, all of it calls the card paid: no grant paid the calls line, so nothing goes back
+ *   to the wallet; the period invoice holds 10.00 < 15.00, so 15.00 is refunded from the threshold invoice, and the
+ *   grant keeps 50.00. Before: walletCreditBack 15.00, the tokens-only promotional grant went to 65.00 and no cash
+ *   was refunded: 15.00 of the customer's money turned into promotional credit for another metric.
  */
-test.failing('a credit for calls a threshold invoice charged to the card is refunded, not given to a tokens-only grant', async () => {
+test('a credit for calls a threshold invoice charged to the card is refunded, not given to a tokens-only grant', async () => {
   const customer = await insertCustomer(db, { external_id: 'rt-scoped' });
   const plan = (version: number, callPrice: string) =>
     insertPlan(db, {
@@ -160,4 +160,56 @@ test.failing('a credit for calls a threshold invoice charged to the card is refu
   expect(money((await findWallet(db, customer.id, 'USD'))!.balance)).toBe('50.00');
   const notes = await db('invoices').where({ kind: 'credit_note' }).whereIn('credited_invoice_id', [threshold.invoiceId, period.invoiceId]).select('credited_invoice_id', 'total');
   expect(notes.map((note) => [note.credited_invoice_id, money(note.total)])).toEqual([[threshold.invoiceId, '15.00']]);
+});
+
+/**
+ * Without threshold invoices: a grant scoped to tokens and an unscoped purchased grant pay the period in burn-down
+ * order, each line from the grants that may pay it. The credit for calls goes back only to the grant that paid the
+ * calls; before, it went to the draw's grants newest first and the rest to the tokens-only grant.
+ *   Apr 1   10.00 fee + 50.00 tokens + 30.00 calls: tokens-only 50.00 pays the tokens, purchased 20.00 pays 20.00 of
+ *           the calls (all it has), 10.00 of the calls by card: total 10.00 + 10.00 = 20.00, paid
+ *   calls fixed to 0.01: 3.00, −27.00: purchased gets 20.00 back (what it paid of the calls), 7.00 refunded in cash;
+ *   the tokens-only grant stays at 50.00 (before: 20.00 to purchased and 7.00 to tokens-only, no refund).
+ * The same give-back for a draw written before draws kept their lines (migration 0800; its rows removed here): the
+ * grants whose scope covers calls take it, up to what they still hold of the draw; tokens-only is not one of them.
+ */
+test.each([['recorded line by line'], ['written before draws kept their lines']])('a credit for calls goes back only to the grant that paid the calls (draw %s)', async (draw) => {
+  const name = draw.startsWith('recorded') ? 'rt-lines' : 'rt-legacy';
+  const customer = await insertCustomer(db, { external_id: name });
+  const plan = (version: number, callPrice: string) =>
+    insertPlan(db, {
+      code: name, version, billing_interval: 'P1M', flat_fee: '10.00',
+      charges: [
+        { metricCode: 'rt_tokens', price: { model: 'per_unit', unitPrice: '0.10' } },
+        { metricCode: 'rt_calls', price: { model: 'per_unit', unitPrice: callPrice } },
+      ] as never,
+    });
+  const [listed, fixed] = [await plan(1, '0.10'), await plan(2, '0.01')];
+  const [subscription] = await db('subscriptions')
+    .insert({ customer_id: customer.id, plan_id: listed.id, status: 'active', workflow_id: `direct:${name}`, start_at: new Date(march.start), current_period_start: new Date(march.start), current_period_end: new Date(march.end) })
+    .returning('*');
+  await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'tokens-only', source: 'promotional', amount: '100.00', effectiveAt: new Date(march.start), metricCodes: ['rt_tokens'] });
+  await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'bought', source: 'purchased', amount: '20.00', priority: 1, effectiveAt: new Date(march.start) });
+  await insertUsageEvents(db, [
+    { customerId: customer.id, eventId: `${name}-tokens`, eventType: 'rt.tokens', occurredAt: new Date('2027-03-04T12:00:00Z'), properties: { n: '500' } },
+    { customerId: customer.id, eventId: `${name}-calls`, eventType: 'rt.calls', occurredAt: new Date('2027-03-05T12:00:00Z'), properties: { n: '300' } },
+  ]);
+  await db.transaction((trx) => closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(march.start), periodEnd: new Date(march.end), planId: listed.id, charges: listed.charges as never }));
+  const period = await createInvoicingActivities(db).createPeriodInvoice({ subscriptionId: subscription.id, kind: 'period', flatFeePeriod: april, usagePeriod: march });
+  expect(period.total).toBe('20.00');
+  await paid(period.invoiceId, period.total);
+  const wallet = (await findWallet(db, customer.id, 'USD'))!;
+  if (!draw.startsWith('recorded')) await db('wallet_draw_lines').where({ wallet_id: wallet.id }).delete();
+
+  const activities = createReratingActivities(db);
+  const id = randomUUID();
+  await db.transaction((trx) => insertRerate(trx, { id, invoiceId: period.invoiceId, subscriptionId: subscription.id, customerId: customer.id, requestedBy: 'finance', reason: 'price fix', correctedPlanId: fixed.id, includeLateUsage: false }));
+  expect(await activities.proposeRerate({ rerateId: id })).toMatchObject({ outcome: 'credit', total: '-27.00' });
+  await activities.recordRerateDecision({ rerateId: id, approved: true, by: 'finance', reason: 'ok' });
+  await activities.finalizeRerate({ rerateId: id });
+  expect((await db('rerates').where({ id }).first()).proposal.walletCreditBack).toBe('20.00');
+  const grants = await db('wallet_grants').where({ wallet_id: wallet.id }).whereIn('grant_key', ['tokens-only', 'bought']).orderBy('grant_key');
+  expect(grants.map((grant) => [grant.grant_key, money(grant.remaining)])).toEqual([['bought', '20.00'], ['tokens-only', '50.00']]);
+  const notes = await db('invoices').where({ kind: 'credit_note', credited_invoice_id: period.invoiceId }).select('total');
+  expect(notes.map((note) => money(note.total))).toEqual(['7.00']);
 });

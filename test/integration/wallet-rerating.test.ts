@@ -243,3 +243,42 @@ describe('proration invoices', () => {
     expect(wallet).toMatchObject({ balance: '92.60', remaining: { bought: '92.60', plan_included: '0.00' } });
   });
 });
+
+/**
+ * A reversed outcome's credit goes back line by line too: only to the grants that paid the reversed usage.
+ *   Jan     500 tokens = 50.00, 300 calls = 30.00 (0.10 each), fee 10.00, a tokens-only grant of 100.00
+ *   Feb 1   invoice 10.00 + 50.00 + 30.00 − 50.00 tokens-only = 40.00, paid by card (the calls: by card)
+ *   the calls event reversed after the subscription ended: −30.00 for calls, which no grant paid: nothing goes back
+ *   to the wallet (it keeps 50.00), the credit note refunds 30.00. Before: the 30.00 went to the tokens-only grant
+ *   (balance 80.00) and nothing was refunded.
+ */
+test('an outcome reversed after the subscription ended: credit for usage the card paid is refunded, not given to a grant of another metric', async () => {
+  await db('billable_metrics').insert([
+    { code: 'rr_calls', name: 'Calls', event_type: 'rr.calls', aggregation: 'sum', property: 'n' },
+    { code: 'rr_words', name: 'Words', event_type: 'rr.words', aggregation: 'sum', property: 'n' },
+  ]);
+  const customer = await insertCustomer(db, { external_id: 'scoped-reversal' });
+  const plan = await insertPlan(db, {
+    code: 'rr-scoped-reversal', billing_interval: 'P1M', flat_fee: '10.00',
+    charges: [{ metricCode: 'rr_words', price: { model: 'per_unit', unitPrice: '0.10' } }, { metricCode: 'rr_calls', price: { model: 'per_unit', unitPrice: '0.10' } }] as never,
+  });
+  const jan = { start: '2027-01-01T00:00:00.000Z', end: '2027-02-01T00:00:00.000Z' };
+  const [subscription] = await db('subscriptions')
+    .insert({ customer_id: customer.id, plan_id: plan.id, status: 'active', workflow_id: 'direct:scoped-reversal', start_at: new Date(jan.start), current_period_start: new Date(jan.start), current_period_end: new Date(jan.end) })
+    .returning('*');
+  await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'words-only', source: 'promotional', amount: '100.00', effectiveAt: new Date(jan.start), metricCodes: ['rr_words'] });
+  await insertUsageEvents(db, [
+    { customerId: customer.id, eventId: 'scoped-words', eventType: 'rr.words', occurredAt: new Date('2027-01-04T00:00:00Z'), properties: { n: '500' } },
+    { customerId: customer.id, eventId: 'scoped-calls', eventType: 'rr.calls', occurredAt: new Date('2027-01-05T00:00:00Z'), properties: { n: '300' } },
+  ]);
+  await db.transaction((trx) => closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(jan.start), periodEnd: new Date(jan.end), planId: plan.id, charges: plan.charges as never }));
+  const invoice = await createInvoicingActivities(db).createPeriodInvoice({ subscriptionId: subscription.id, kind: 'period', flatFeePeriod: { start: jan.end, end: '2027-03-01T00:00:00.000Z' }, usagePeriod: jan });
+  expect(invoice.total).toBe('40.00');
+  await db('payments').insert({ invoice_id: invoice.invoiceId, attempt: 1, status: 'succeeded', amount: '40.00', currency: 'USD', idempotency_key: `payment:${invoice.invoiceId}:1`, gateway_charge_id: 'ch_scoped' });
+  await db('invoices').where({ id: invoice.invoiceId }).update({ status: 'paid' });
+  await db('subscriptions').where({ id: subscription.id }).update({ status: 'canceled' });
+  await insertReversalEvents(db, [{ customerId: customer.id, eventId: 'scoped-calls-r', eventType: 'rr.calls', occurredAt: new Date('2027-02-03T00:00:00Z'), properties: {}, reversesEventId: 'scoped-calls' }]);
+  const issued = await creditReversalsOfEndedSubscriptions(db, [customer.id]);
+  expect(issued.map((note) => Number(note.creditNote.total).toFixed(2))).toEqual(['30.00']);
+  expect(await walletOf(customer.id)).toMatchObject({ balance: '50.00', remaining: { 'words-only': '50.00' }, reversals: [] });
+});
