@@ -49,6 +49,7 @@ const CLASSIFIED: Record<keyof BillingActivities, true> = {
   proposeRerate: true,
   recordRerateDecision: true,
   finalizeRerate: true,
+  recordRerateFailure: true,
   scanForReconciliation: true,
   settleUnknownPayment: true,
   collectUncollectedInvoice: true,

@@ -6,7 +6,7 @@
 import { stretchAllowances } from '../domain/allowances';
 import { closureAllowanceShare } from '../store/plan-changes';
 import { ApplicationFailure } from '@temporalio/activity';
-import type { RerateState as RerateSummary } from '../contract/rerating';
+import type { RerateFailureRecord, RerateState as RerateSummary } from '../contract/rerating';
 import type { PeriodBounds } from '../domain/invoice';
 import { usageCharges } from '../domain/plan-terms';
 import { rateDimensionalUsage } from '../domain/dimensions';
@@ -20,6 +20,7 @@ import {
   lastFinalizedRerateOfClosure,
   listFinalizedRerates,
   lockRerate as lockRerateRow,
+  markRerateFailed,
   markRerateFinalized,
   recordRerateDecision,
   recordRerateProposal,
@@ -290,6 +291,21 @@ export function createReratingActivities(db: Database) {
       // An adjustment invoice is numbered after its commit (docs/scaling.md); an empty queue costs one read.
       await numberFinalizedInvoices(db);
       return finalized;
+    },
+
+    /**
+     * The workflow's deterministic failure, kept on the row (`failed`, with its code and message) so that the API
+     * shows it: the row otherwise keeps its last status (`approved`) for good. A re-rating already ended (finalized:
+     * its adjustment's collection failed after) is left as it is. Idempotent: a repeat finds it failed.
+     */
+    async recordRerateFailure(failure: RerateFailureRecord): Promise<RerateSummary> {
+      return inTransaction(db, async (trx) => {
+        const rerate = await lockRerate(trx, failure.rerateId);
+        const failed = await markRerateFailed(trx, rerate.id, { code: failure.code, message: failure.message });
+        if (!failed) return summarize(rerate);
+        await writeAudit(trx, { actor: 'workflow', action: 'rerate.failed', subjectType: 'invoice', subjectId: rerate.invoice_id, reason: failure.message, details: { rerateId: rerate.id, code: failure.code } });
+        return summarize(failed);
+      });
     },
   };
 }

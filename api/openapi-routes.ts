@@ -518,7 +518,14 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     responses: { 202: { description: 'The re-rating, computing.', schema: rerateResponse } },
     problems: ['invoice_not_found', 'invoice_not_rerateable', 'plan_not_found', 'currency_mismatch', 'workflow_unavailable', 'temporal_unavailable'],
   },
-  'GET /v1/rerates/:id': { summary: 'A re-rating', tag: 'Re-rating', params: rerateId, responses: ok('The re-rating and its proposal.', rerateResponse), problems: ['rerate_not_found'] },
+  'GET /v1/rerates/:id': {
+    summary: 'A re-rating',
+    description: 'Status `failed`: its workflow failed before carrying it out (nothing was issued); `failure` gives the code and message. Ask for a new re-rating once the cause is fixed.',
+    tag: 'Re-rating',
+    params: rerateId,
+    responses: ok('The re-rating and its proposal.', rerateResponse),
+    problems: ['rerate_not_found'],
+  },
   'POST /v1/rerates/:id/approve': rerateDecision('approve'),
   'POST /v1/rerates/:id/reject': rerateDecision('reject'),
 

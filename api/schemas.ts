@@ -752,11 +752,14 @@ export const pauseSubscriptionResponse = z.object({ status: subscriptionStatus, 
 export const withdrawScheduledChangeResponse = z.object({ withdrawn: z.boolean() });
 export const retryFailedStepResponse = z.object({ status: subscriptionStatus, retrying_step: z.string() });
 
+/** A re-rating's statuses (store/rerates.ts `RerateStatus`); `failed` ends one whose workflow failed before carrying it out. */
+const rerateStatus = z.enum(['computing', 'proposed', 'nothing_to_do', 'approved', 'rejected', 'finalized', 'expired', 'failed']);
+
 export const rerateResponse = z.object({
   id: z.uuid(),
   invoice_id: z.uuid(),
   subscription_id: z.uuid(),
-  status: z.string(),
+  status: rerateStatus,
   reason: z.string(),
   requested_by: z.string(),
   corrected_plan_id: z.uuid().nullable(),
@@ -777,6 +780,8 @@ export const rerateResponse = z.object({
   decided_by: z.string().nullable(),
   decision_reason: z.string().nullable(),
   result_invoice_id: z.uuid().nullable(),
+  /** Why a `failed` re-rating was not carried out: the stable code (e.g. `invoice_not_paid`, `rerate_proposal_stale`) and message; null otherwise. */
+  failure: z.object({ code: z.string(), message: z.string() }).nullable(),
   workflow_id: z.string(),
 });
 

@@ -24,7 +24,7 @@ import type {
   RefundCreditTotalResult,
 } from './payments';
 import type { OpenBillingPeriodRequest, OpenBillingPeriodResult } from './period-opening';
-import type { RerateDecisionRecord, RerateRequest, RerateState } from './rerating';
+import type { RerateDecisionRecord, RerateFailureRecord, RerateRequest, RerateState } from './rerating';
 import type {
   CustomerNotification,
   OfferAnswerRecord,
@@ -69,6 +69,7 @@ export interface BillingActivities extends WalletActivities {
   proposeRerate(request: RerateRequest): Promise<RerateState>;
   recordRerateDecision(request: RerateDecisionRecord): Promise<RerateState>;
   finalizeRerate(request: RerateRequest): Promise<RerateState>;
+  recordRerateFailure(failure: RerateFailureRecord): Promise<RerateState>;
   // janitor (reconciliation)
   scanForReconciliation(request: ReconciliationScanRequest): Promise<ReconciliationScan>;
   settleUnknownPayment(request: UnknownPayment): Promise<ReconciliationFinding | null>;

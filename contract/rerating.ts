@@ -1,6 +1,7 @@
 /** Re-rating a finalized invoice: propose, decide, finalize. Every step answers with the re-rating's state. */
 
-export type RerateStatus = 'computing' | 'proposed' | 'nothing_to_do' | 'approved' | 'rejected' | 'finalized' | 'expired';
+/** `failed`: its workflow ended on a deterministic failure before the correction was carried out (code on the row). */
+export type RerateStatus = 'computing' | 'proposed' | 'nothing_to_do' | 'approved' | 'rejected' | 'finalized' | 'expired' | 'failed';
 
 /** The re-rating workflow's state and query result, and what each re-rating activity returns. */
 export interface RerateState {
@@ -21,4 +22,11 @@ export interface RerateDecisionRecord {
   readonly approved: boolean | null;
   readonly by: string;
   readonly reason: string;
+}
+
+/** The deterministic failure that ended a re-rating's workflow: its type (a stable code) and message. */
+export interface RerateFailureRecord {
+  readonly rerateId: string;
+  readonly code: string;
+  readonly message: string;
 }

@@ -60,6 +60,7 @@ import * as m0710 from './0710_add_subscriptions_usage_blocked_since';
 import * as m0720 from './0720_add_subscriptions_scheduled_change';
 import * as m0730 from './0730_add_subscriptions_usage_capped_stretches';
 import * as m0800 from './0800_create_wallet_draw_lines';
+import * as m0830 from './0830_add_rerates_failure';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -132,6 +133,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0720_add_subscriptions_scheduled_change', m0720],
   ['0730_add_subscriptions_usage_capped_stretches', m0730],
   ['0800_create_wallet_draw_lines', m0800],
+  ['0830_add_rerates_failure', m0830],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

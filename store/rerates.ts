@@ -4,7 +4,7 @@ import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
 
 type Db = Knex | Knex.Transaction;
 
-export type RerateStatus = 'computing' | 'proposed' | 'nothing_to_do' | 'approved' | 'rejected' | 'finalized' | 'expired';
+export type RerateStatus = 'computing' | 'proposed' | 'nothing_to_do' | 'approved' | 'rejected' | 'finalized' | 'expired' | 'failed';
 
 export interface RerateProposal {
   readonly usagePeriod: PeriodBounds;
@@ -66,6 +66,9 @@ export interface RerateRow {
   decision_reason: string | null;
   result_invoice_id: string | null;
   decided_at: Date | null;
+  /** Set exactly when `status` is `failed` (migration 0830): the deterministic failure that ended its workflow. */
+  failure_code: string | null;
+  failure_message: string | null;
 }
 
 
@@ -192,5 +195,27 @@ export async function recordRerateDecision(trx: Knex.Transaction, rerateId: stri
 /** The proposal was carried out: `resultInvoiceId` is the adjustment invoice or the credit note. */
 export async function markRerateFinalized(trx: Knex.Transaction, rerateId: string, resultInvoiceId: string | null): Promise<RerateRow> {
   const [updated] = await trx<RerateRow>('rerates').where({ id: rerateId }).update({ status: 'finalized', result_invoice_id: resultInvoiceId }).returning('*');
+  return updated;
+}
+
+/**
+ * The statuses a workflow's deterministic failure can end: the correction is not carried out yet. A finalized
+ * re-rating stays finalized when collecting its adjustment or refunding its credit note fails afterwards: the
+ * correction exists, and that invoice's collection is followed as any invoice's is.
+ */
+const FAILABLE_STATUSES: readonly RerateStatus[] = ['computing', 'proposed', 'approved'];
+
+export interface RerateFailure {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** Ends a re-rating not carried out yet as `failed`, with why; undefined when it had already ended (left as it is). */
+export async function markRerateFailed(trx: Knex.Transaction, rerateId: string, failure: RerateFailure): Promise<RerateRow | undefined> {
+  const [updated] = await trx<RerateRow>('rerates')
+    .where({ id: rerateId })
+    .whereIn('status', FAILABLE_STATUSES)
+    .update({ status: 'failed', failure_code: failure.code, failure_message: failure.message })
+    .returning('*');
   return updated;
 }

@@ -7,10 +7,11 @@
  *     -> wait for finance: approve | reject | expiry
  *          approve -> finalize (adjustment invoice or credit note) -> collect or refund
  */
-import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { condition, log, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { addIntervals, parseInterval } from '../domain/periods';
 import { local, remote } from './activity-stubs';
-import { deterministicFailureOf } from './subscription/deterministic';
+import { RERATE_FAILURE_RECORDED } from './rerate-patch-ids';
+import { DeterministicFailure, deterministicFailureOf } from './subscription/deterministic';
 import {
   decideRerateUpdate,
   RerateDecision,
@@ -24,17 +25,35 @@ const { chargeInvoice, refundCreditNote } = remote;
 
 /**
  * Activity failures: a transient one is retried by the activity; a deterministic one (classified non-retryable:
- * the re-rating's data is wrong) ends this workflow as failed with its type, shown to ops as `rerate_failed`.
- * Each step is one transaction, so nothing half-done is left: the row keeps its last recorded status, and finance
- * asks for a new re-rating once the data is fixed. An adjustment invoice whose charge failed stays open, and the
- * janitor collects open invoices with no collection in flight.
+ * the re-rating's data is wrong) ends this workflow as failed with its type, shown to ops as `rerate_failed`, and
+ * to finance as the row's status `failed` with that type as its code. Each step is one transaction, so nothing
+ * half-done is left, and finance asks for a new re-rating once the data is fixed. An adjustment invoice whose charge
+ * failed stays open (the row stays `finalized`), and the janitor collects open invoices with no collection in flight.
  */
 export async function rerateWorkflow(input: RerateWorkflowInput): Promise<RerateState> {
   try {
     return await rerate(input);
   } catch (error) {
-    if (deterministicFailureOf(error)) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: 'rerate_failed' }]);
+    const failure = deterministicFailureOf(error);
+    if (failure) {
+      upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: 'rerate_failed' }]);
+      if (patched(RERATE_FAILURE_RECORDED)) await recordFailure(input.rerateId, failure);
+    }
     throw error;
+  }
+}
+
+/**
+ * Keeps the failure on the row, so that finance sees it through the API. Recording it may fail deterministically too
+ * (the row gone): the workflow still fails with the failure that ended it, not this one, and the worker logs it.
+ */
+async function recordFailure(rerateId: string, failure: DeterministicFailure): Promise<void> {
+  try {
+    await local.recordRerateFailure({ rerateId, code: failure.type, message: failure.message });
+  } catch (error) {
+    const unrecorded = deterministicFailureOf(error);
+    if (!unrecorded) throw error;
+    log.error('re-rating failure not recorded on its row', { rerateId, failure: failure.type, type: unrecorded.type, message: unrecorded.message });
   }
 }
 

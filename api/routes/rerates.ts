@@ -55,6 +55,8 @@ export function rerateJson(row: RerateRow) {
     decided_by: row.decided_by,
     decision_reason: row.decision_reason,
     result_invoice_id: row.result_invoice_id,
+    // Why a `failed` re-rating was never carried out (its workflow's deterministic failure); null otherwise.
+    failure: row.status === 'failed' ? { code: row.failure_code!, message: row.failure_message! } : null,
     workflow_id: rerateWorkflowId(row.id),
   };
 }

@@ -776,7 +776,9 @@ export interface paths {
         };
         /**
          * A re-rating
-         * @description Keys: admin, finance.
+         * @description Status `failed`: its workflow failed before carrying it out (nothing was issued); `failure` gives the code and message. Ask for a new re-rating once the cause is fixed.
+         *
+         *     Keys: admin, finance.
          */
         get: operations["getV1ReratesById"];
         put?: never;
@@ -2278,6 +2280,10 @@ export interface components {
             corrected_plan_id: string | null;
             decided_by: string | null;
             decision_reason: string | null;
+            failure: {
+                code: string;
+                message: string;
+            } | null;
             /** Format: uuid */
             id: string;
             include_late_usage: boolean;
@@ -2311,7 +2317,8 @@ export interface components {
             reason: string;
             requested_by: string;
             result_invoice_id: string | null;
-            status: string;
+            /** @enum {string} */
+            status: "computing" | "proposed" | "nothing_to_do" | "approved" | "rejected" | "finalized" | "expired" | "failed";
             /** Format: uuid */
             subscription_id: string;
             workflow_id: string;
