@@ -4,7 +4,7 @@
  * Usage no cost table costs (before the first table, or no entry matching its combination) is billed at 0 and
  * shown as `uncostedQuantity`, so the gap is visible on the invoice rather than hidden.
  */
-import { Dec, ZERO, toDecimal } from './money';
+import { Dec, Exact, ZERO, toDecimal } from './money';
 import type { CostSegment } from './cost-tables';
 import type { CostPlusPrice } from './price-models';
 
@@ -32,19 +32,21 @@ export function priceCostPlus(price: CostPlusPrice, quantity: Dec, segments: rea
   if (!counted.eq(quantity)) {
     throw new CostPlusError(`cost_plus needs the usage split by cost table: quantity ${quantity.toFixed()} but segments hold ${counted.toFixed()}`);
   }
-  let cost = ZERO;
+  // Exact (money.ts): quantity × unit cost × (1 + markup) has 36 decimals; rounded to 40 digits first, 186857.334999...9
+  // (42 digits) became 186857.335 and the line billed 186857.34 instead of 186857.33.
+  let cost: Dec = new Exact(0);
   let uncosted = ZERO;
   const shown = given.map((segment) => {
     if (segment.unitCost === null) {
       uncosted = uncosted.plus(toDecimal(segment.quantity));
       return { ...segment, cost: null };
     }
-    const segmentCost = toDecimal(segment.quantity).times(toDecimal(segment.unitCost));
+    const segmentCost = new Exact(toDecimal(segment.quantity)).times(toDecimal(segment.unitCost));
     cost = cost.plus(segmentCost);
     return { ...segment, cost: segmentCost.toFixed() };
   });
   return {
-    amount: cost.times(new Dec(1).plus(markup)),
+    amount: cost.times(new Exact(1).plus(markup)),
     detail: { model: 'cost_plus', markup: markup.toFixed(), segments: shown, cost: cost.toFixed(), uncostedQuantity: uncosted.toFixed() },
   };
 }

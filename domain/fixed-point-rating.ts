@@ -5,10 +5,10 @@
  * the Decimal one.
  *
  * Exactness: inputs are canonical decimal strings (at most 12 fraction digits), so each is an integer at scale
- * 10^12 and each product an integer at scale 10^24: BigInt computes them exactly. The Decimal path keeps 40
- * significant digits, so it is exact as long as no intermediate result needs more; this path checks that bound
- * at every step and answers `undefined` (take the Decimal path) the moment it is exceeded, or for any input it
- * does not recognise (errors included), so the two paths can never disagree.
+ * 10^12 and each product an integer at scale 10^24: BigInt computes them exactly. The Decimal path is exact too
+ * (money.ts Exact); this path keeps every result within 40 significant digits, checks that bound at every step and
+ * answers `undefined` (take the Decimal path) the moment it is exceeded, or for any input it does not recognise
+ * (errors included), so the two paths can never disagree.
  * Money stays exact: no JS number ever holds an amount.
  */
 import type { Charge, UsageBreakdown, UsageForCharge, UsageLine } from './rating';
@@ -258,8 +258,8 @@ function rateQuantity(charge: PreparedCharge, quantity: bigint): Rated | undefin
     case 'package': {
       const whole = billable / price.size;
       const packages = whole * price.size === billable ? whole : whole + 1n;
-      // Decimal divides to 40 significant digits before ceil: exact only while the quotient's integer digits and
-      // the divisor's digits fit in them, so that a fraction can never round away to a whole number.
+      // Kept within 40 significant digits (the bound above): the quotient's integer digits and the divisor's digits
+      // fit in them, so that a fraction can never round away to a whole number.
       if (whole.toString().length + price.size.toString().length > 38) return undefined;
       amount24 = packages * ONE * price.price;
       detail = { model: 'package', packageSize: price.sizeText, packagePrice: price.priceText, packages: text12(packages * ONE) };

@@ -9,6 +9,14 @@ import Decimal from 'decimal.js';
 export const Dec = Decimal.clone({ precision: 40, rounding: Decimal.ROUND_HALF_UP, toExpNeg: -30, toExpPos: 40 });
 export type Dec = Decimal;
 
+/**
+ * For rating's products, which must be exact until their line is rounded once: prices and values have 12 decimals
+ * each, so a product has 24 (36 for cost_plus), more than Dec's 40 significant digits from 10^16 (10^4) on. Rounded
+ * there first, a product just below half a minor unit became exactly half and billed one more. Every amount the
+ * bounds allow (20 integer digits of quantity, 18 of a price or cost, 12 decimals each) has fewer than 120 digits.
+ */
+export const Exact = Dec.clone({ precision: 120 });
+
 /** ISO 4217 minor-unit exponents for the currencies we accept. Unknown currencies are rejected, not guessed. */
 const MINOR_UNIT_EXPONENT: Readonly<Record<string, number>> = {
   USD: 2, EUR: 2, GBP: 2, CHF: 2, CAD: 2, AUD: 2, NZD: 2, SEK: 2, NOK: 2, DKK: 2, PLN: 2, CZK: 2,

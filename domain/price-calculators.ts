@@ -2,7 +2,7 @@
  * The arithmetic of each price model. Inputs are already validated and parsed; outputs are exact (unrounded)
  * amounts plus a breakdown a customer can redo by hand. Rounding happens once per invoice line, in rating.ts.
  */
-import { Dec, ZERO, toDecimal } from './money';
+import { Dec, Exact, toDecimal } from './money';
 import type {
   GraduatedPrice,
   PackagePrice,
@@ -93,10 +93,20 @@ export interface Priced<Detail> {
   readonly detail: Detail;
 }
 
+/*
+ * The arithmetic below is exact (money.ts Exact); rating.ts rounds each line once. At 40 digits a product just below a
+ * half cent billed a cent too much: 12345678.901234567891 × 1336672288.177322074789 = 16502126866015697.284999...9
+ * billed ...697.29, not ...697.28. A quotient (package, block) keeps its fraction, so ceil never sees a rounded-up whole.
+ */
+const ZERO: Dec = new Exact(0);
+/** A price field or a quantity as a Decimal whose arithmetic is exact. */
+const exact = (value: string | Dec): Dec => new Exact(typeof value === 'string' ? toDecimal(value) : value);
+
 /** Full-precision decimal text, never exponent notation. */
 export const decimalText = (value: Dec): string => value.toFixed();
 
-export function priceQuantity(price: QuantityPriceModel, quantity: Dec): Priced<QuantityDetail> {
+export function priceQuantity(price: QuantityPriceModel, rawQuantity: Dec): Priced<QuantityDetail> {
+  const quantity = exact(rawQuantity);
   switch (price.model) {
     case 'per_unit':
       return pricePerUnit(price, quantity);
@@ -110,7 +120,7 @@ export function priceQuantity(price: QuantityPriceModel, quantity: Dec): Priced<
 }
 
 function pricePerUnit(price: PerUnitPrice, quantity: Dec): Priced<PerUnitDetail> {
-  const unitPrice = toDecimal(price.unitPrice);
+  const unitPrice = exact(price.unitPrice);
   return { amount: quantity.times(unitPrice), detail: { model: 'per_unit', unitPrice: decimalText(unitPrice) } };
 }
 
@@ -130,8 +140,8 @@ function priceVolume(price: VolumePrice, quantity: Dec): Priced<VolumeDetail> {
 }
 
 function pricePackage(price: PackagePrice, quantity: Dec): Priced<PackageDetail> {
-  const packageSize = toDecimal(price.packageSize);
-  const packagePrice = toDecimal(price.packagePrice);
+  const packageSize = exact(price.packageSize);
+  const packagePrice = exact(price.packagePrice);
   const packages = quantity.div(packageSize).ceil();
   return {
     amount: packages.times(packagePrice),
@@ -144,11 +154,12 @@ function pricePackage(price: PackagePrice, quantity: Dec): Priced<PackageDetail>
   };
 }
 
-export function pricePercentage(price: PercentagePrice, eventValues: readonly Dec[]): Priced<PercentageDetail> {
-  const rate = toDecimal(price.rate);
-  const minFee = price.minFee === undefined ? undefined : toDecimal(price.minFee);
-  const maxFee = price.maxFee === undefined ? undefined : toDecimal(price.maxFee);
-  const fixedFeePerEvent = toDecimal(price.fixedFeePerEvent ?? '0');
+export function pricePercentage(price: PercentagePrice, rawEventValues: readonly Dec[]): Priced<PercentageDetail> {
+  const eventValues = rawEventValues.map((value) => exact(value));
+  const rate = exact(price.rate);
+  const minFee = price.minFee === undefined ? undefined : exact(price.minFee);
+  const maxFee = price.maxFee === undefined ? undefined : exact(price.maxFee);
+  const fixedFeePerEvent = exact(price.fixedFeePerEvent ?? '0');
   const allowance = freeAllowance(price, eventValues);
 
   let percentageFees = ZERO;
@@ -202,8 +213,8 @@ interface FreeAllowance {
  */
 function freeAllowance(price: PercentagePrice, eventValues: readonly Dec[]): FreeAllowance {
   if (price.freeEvents === undefined && price.freeValue === undefined) return { paidValues: eventValues, detail: {} };
-  const freeEvents = price.freeEvents === undefined ? undefined : toDecimal(price.freeEvents);
-  const freeValue = price.freeValue === undefined ? undefined : toDecimal(price.freeValue);
+  const freeEvents = price.freeEvents === undefined ? undefined : exact(price.freeEvents);
+  const freeValue = price.freeValue === undefined ? undefined : exact(price.freeValue);
   const paidValues: Dec[] = [];
   let eventsFree = 0;
   let valueFree = ZERO;
@@ -245,10 +256,11 @@ export function percentageRatesFromTotal(price: Pick<PercentagePrice, 'minFee' |
 }
 
 /** pricePercentage for a price percentageRatesFromTotal accepts, from the event count and the values' sum: the same amount and detail. */
-export function pricePercentageOfTotal(price: PercentagePrice, eventCount: number, valueTotal: Dec): Priced<PercentageDetail> {
+export function pricePercentageOfTotal(price: PercentagePrice, eventCount: number, rawValueTotal: Dec): Priced<PercentageDetail> {
   if (!percentageRatesFromTotal(price)) throw new Error('a percentage price with a minFee, maxFee or free allowance needs every event value');
-  const rate = toDecimal(price.rate);
-  const fixedFeePerEvent = toDecimal(price.fixedFeePerEvent ?? '0');
+  const valueTotal = exact(rawValueTotal);
+  const rate = exact(price.rate);
+  const fixedFeePerEvent = exact(price.fixedFeePerEvent ?? '0');
   const percentageFees = valueTotal.times(rate);
   const fixedFees = fixedFeePerEvent.times(eventCount);
   return {
@@ -282,16 +294,16 @@ interface BoundedTier {
 /** Tiers with their lower bounds made explicit: tier i covers (tiers[i-1].upTo, tiers[i].upTo]. */
 function boundedTiers(tiers: readonly Tier[]): BoundedTier[] {
   return tiers.map((tier, index) => ({
-    from: index === 0 ? ZERO : toDecimal(tiers[index - 1].upTo as string),
-    to: tier.upTo === null ? null : toDecimal(tier.upTo),
-    unitPrice: toDecimal(tier.unitPrice),
-    flatFee: toDecimal(tier.flatFee ?? '0'),
-    ...(tier.blockSize === undefined ? {} : { blockSize: toDecimal(tier.blockSize) }),
+    from: index === 0 ? ZERO : exact(tiers[index - 1].upTo as string),
+    to: tier.upTo === null ? null : exact(tier.upTo),
+    unitPrice: exact(tier.unitPrice),
+    flatFee: exact(tier.flatFee ?? '0'),
+    ...(tier.blockSize === undefined ? {} : { blockSize: exact(tier.blockSize) }),
   }));
 }
 
 function unitsInTier(tier: BoundedTier, quantity: Dec): Dec {
-  const top = tier.to === null ? quantity : Dec.min(quantity, tier.to);
+  const top = tier.to === null ? quantity : Exact.min(quantity, tier.to);
   return top.minus(tier.from);
 }
 
