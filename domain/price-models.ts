@@ -65,7 +65,7 @@ export interface PercentagePrice {
   readonly fixedFeePerEvent?: string;
   /**
    * Free allowance (docs/pricing.md "Free units on percentage charges"): the first `freeEvents` events, and/or
-   * the first `freeValue` of value, in the order the events happened, bear no fee at all (no rate, no minimum,
+   * the first `freeValue` of value, in the order the events were recorded (not their timestamps), bear no fee at all (no rate, no minimum,
    * no fixed fee). With both, the allowance ends at whichever runs out first. `freeEvents` is a whole number.
    */
   readonly freeEvents?: string;
