@@ -8,7 +8,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { formatMoney, type Dec } from '../domain/money';
 import { refundShares, type RefundCapacity } from '../domain/rerating';
-import { amountOwedAfterCreditNotes, CreditNoteRejectedError, enqueueCreditNoteIssued, insertCreditNote, issueCreditNote, refundableBalance } from '../store/credit-notes';
+import { amountOwedAfterCreditNotes, CreditNoteRejectedError, enqueueCreditNoteIssued, insertCreditNote, insertCreditNoteLine, issueCreditNote, refundableBalance } from '../store/credit-notes';
 import type { InvoiceRow } from '../store/invoices';
 import { writeAudit } from '../store/outbox';
 import { paidPartialInvoicesOfPeriod, type RerateRow } from '../store/rerates';
@@ -54,16 +54,10 @@ export async function creditUnpaidInvoice(trx: Transaction, rerate: RerateRow, i
   const amount = formatMoney(credit, invoice.currency);
   const reason = `re-rating ${rerate.id}: ${rerate.reason}`;
   const note = await insertCreditNote(trx, invoice, { total: amount, idempotencyKey: `rerate:${rerate.id}`, reason });
-  await trx('invoice_lines').insert({
-    invoice_id: note.id,
-    position: 0,
-    kind: 'refund',
+  await insertCreditNoteLine(trx, note, invoice, {
     description: `Credit for invoice ${invoice.number ?? invoice.id}: ${rerate.reason}`,
-    quantity: '1',
     amount,
-    period_start: invoice.period_start,
-    period_end: invoice.period_end,
-    breakdown: JSON.stringify({ credited_invoice_id: invoice.id, unpaid: true }),
+    breakdown: { unpaid: true },
   });
   await writeAudit(trx, {
     actor: rerate.decided_by ?? 'finance',

@@ -257,16 +257,10 @@ export async function issueCreditNote(db: Knex | Knex.Transaction, request: Cred
     const creditNote = await insertCreditNote(trx, invoice, { total: amount, idempotencyKey: request.idempotencyKey, reason: request.reason });
     if (purchased) await takeBackPurchasedCredit(trx, purchased, amount, creditNote);
     const number = creditNote.number;
-    await trx('invoice_lines').insert({
-      invoice_id: creditNote.id,
-      position: 0,
-      kind: 'refund',
+    await insertCreditNoteLine(trx, creditNote, invoice, {
       description: `Refund for invoice ${invoice.number ?? invoice.id}: ${request.reason}`,
-      quantity: '1',
       amount,
-      period_start: invoice.period_start,
-      period_end: invoice.period_end,
-      breakdown: JSON.stringify({ credited_invoice_id: invoice.id, paid: balance.paid.toString(), previously_credited: balance.credited.toString() }),
+      breakdown: { paid: balance.paid.toString(), previously_credited: balance.credited.toString() },
     });
     const refund = await insertPendingRefund(trx, { creditNoteId: creditNote.id, invoice, paymentId: payment.id, amount, reason: request.reason });
     await writeAudit(trx, {
@@ -394,6 +388,26 @@ export async function insertCreditNote(
     })
     .returning('*');
   return creditNote;
+}
+
+/** A credit note's single line: `amount` of the credited invoice's period, with what the note is for. */
+export async function insertCreditNoteLine(
+  trx: Knex.Transaction,
+  creditNote: CreditNoteRow,
+  invoice: InvoiceRow,
+  line: { readonly description: string; readonly amount: string; readonly breakdown: Record<string, unknown> },
+): Promise<void> {
+  await trx('invoice_lines').insert({
+    invoice_id: creditNote.id,
+    position: 0,
+    kind: 'refund',
+    description: line.description,
+    quantity: '1',
+    amount: line.amount,
+    period_start: invoice.period_start,
+    period_end: invoice.period_end,
+    breakdown: JSON.stringify({ credited_invoice_id: invoice.id, ...line.breakdown }),
+  });
 }
 
 /** The `credit_note.issued` webhook of a credit note, once (its dedupe key); `amount` as the caller formatted it. */
