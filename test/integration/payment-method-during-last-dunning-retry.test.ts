@@ -12,7 +12,10 @@
  * The same after a cancellation now while past due, the invoice dunned after the end (second test): the API tells the
  * ended subscription's workflow of a card posted while an attempt is at the gateway with another one
  * (store/payments.ts `dunningWorkflowIdsOfCustomer`), and `retriedUntilPaid` tries it once before giving up.
- * Not fixed (test.failing, third test): the new card posted together with a cancellation now during the last attempt.
+ * The new card posted together with a cancellation now during the last attempt (third test), that cancellation alone
+ * (fourth), and both during a suspended subscription's attempt (fifth): the dunning after the end goes on from the
+ * last attempt made (collection.ts
+ * `keepAttemptsAfterTheSchedule`, patch attempts-after-the-schedule-kept), not from the schedule's last step.
  * Real API, workflow, activities and Postgres on a time-skipping Temporal server; the gateway holds attempt 5.
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -26,6 +29,7 @@ import type { Database } from '../../store/database';
 import { cancelSubscriptionUpdate, subscriptionStateQuery, TASK_QUEUE } from '../../workflows/definitions';
 import { createTestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
+import { insertPlan } from '../support/fixtures';
 import { eventually } from '../support/eventually';
 import { serve, TestHttp } from '../support/http';
 import { createTimeSkippingEnvironment, workflowBundle } from '../support/temporal';
@@ -37,10 +41,12 @@ let serverNow = new Date();
 let worker: { instance: Worker; running: Promise<void> } | undefined;
 /** Dunning's last scheduled attempt (the 5th), held at the gateway after its payment row took the old card. */
 let held: { release: () => void } | null = null;
+/** The attempt held: the 5th (the default schedule's last), or a suspended subscription's attempt. */
+let heldAttempt = ':5';
 
 class GatewayHoldingTheLastAttempt extends SandboxGateway {
   override async charge(request: ChargeRequest): Promise<ChargeResult> {
-    if (request.idempotencyKey.endsWith(':5')) await new Promise<void>((resolve) => (held = { release: resolve }));
+    if (request.idempotencyKey.endsWith(heldAttempt)) await new Promise<void>((resolve) => (held = { release: resolve }));
     return super.charge(request);
   }
 }
@@ -152,14 +158,12 @@ test('after a cancellation now, a payment method replaced during the last attemp
 });
 
 //   Sep 1   period invoice 10.00 declined (past_due); Sep 17 the last attempt (the 5th) is at the gateway when the
-//           customer posts pm_sandbox_ok and cancels now; it declines. Expected: attempt 6 with pm_sandbox_ok pays.
-//   Not fixed: `attemptWithNewPaymentMethod`'s attempt 6 meets the cancellation first (retryCharge returns null before
-//   it clears the wake-up), so `runDunning` gives up and the invoice is dunned after the end by `retriedUntilPaid`,
-//   which starts from `run.dunning.attempt`, still 4 (nothing after the schedule updates it; the suspended loop
-//   neither): it "retries" attempt 5, chargeInvoice returns that attempt's recorded decline (no charge), the wake-up is
-//   spent on it, and the invoice is marked uncollectible with pm_sandbox_ok never tried (10.00). The fix needs the
-//   attempts made after the schedule kept in run.dunning, behind a patch (the retries left after the end change).
-test.failing('a payment method replaced and a cancellation now while the last attempt is at the gateway: the new card is tried', async () => {
+//           customer posts pm_sandbox_ok and cancels now; it declines -> attempt 6 with pm_sandbox_ok pays.
+//   Before: `attemptWithNewPaymentMethod`'s attempt 6 met the cancellation first (retryCharge returns null before it
+//   clears the wake-up), so `runDunning` gave up and the invoice was dunned after the end by `retriedUntilPaid` from
+//   `run.dunning.attempt`, still 4: it "retried" attempt 5, chargeInvoice returned that attempt's recorded decline (no
+//   charge), the wake-up was spent on it, and the invoice was marked uncollectible, pm_sandbox_ok never tried (10.00).
+test('a payment method replaced and a cancellation now while the last attempt is at the gateway: the new card is tried', async () => {
   const customer = await api.call('POST', '/v1/customers', { external_id: 'hooli', name: 'hooli', currency: 'USD', payment_method: 'pm_sandbox_declined' });
   const subscriptionId: string = (await api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'monthly', start_at: '2031-09-01T00:00:00Z' })).json.id;
   const handle = env.client.workflow.getHandle(`subscription:${subscriptionId}`);
@@ -177,10 +181,74 @@ test.failing('a payment method replaced and a cancellation now while the last at
   await handle.result();
   const invoice = await db('invoices').where({ subscription_id: subscriptionId, kind: 'period' }).first();
   const payments = await db('payments').where({ invoice_id: invoice.id }).orderBy('attempt');
-  // Now: uncollectible, attempts 1-5 all with pm_sandbox_declined (attempt 5 scheduled twice: the second read its decline).
+  // Before: uncollectible, attempts 1-5 all with pm_sandbox_declined (attempt 5 scheduled twice: the second read its decline).
   expect(payments.map((payment) => [payment.attempt, payment.payment_method, payment.status]).slice(4)).toEqual([
     [5, 'pm_sandbox_declined', 'failed'],
     [6, 'pm_sandbox_ok', 'succeeded'],
+  ]);
+  expect(invoice.status).toBe('paid');
+});
+
+//   Nov 1   period invoice 10.00 declined (past_due); Nov 17 the last attempt (the 5th) is at the gateway when the
+//           customer cancels now; it declines: dunning's final step marks the invoice uncollectible, and the workflow
+//           ends there, with no attempt announced.
+//   Before: the cancellation being the customer's, the invoice was dunned after the end from `run.dunning.attempt`,
+//   still 4: attempt 5 announced again (ops saw a next attempt on Nov 24 for an uncollectible invoice; the outbox
+//   dropped the customer's notice, same dedupe key), the workflow waited 7 days to read attempt 5's recorded decline
+//   (no charge) and closed on Nov 24.
+test('a cancellation now while the last attempt is at the gateway ends dunning with that attempt', async () => {
+  const customer = await api.call('POST', '/v1/customers', { external_id: 'initech', name: 'initech', currency: 'USD', payment_method: 'pm_sandbox_declined' });
+  const subscriptionId: string = (await api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'monthly', start_at: '2031-11-01T00:00:00Z' })).json.id;
+  const handle = env.client.workflow.getHandle(`subscription:${subscriptionId}`);
+  await skipTo('2031-11-01T00:01:00Z');
+  await eventually(async () => (await handle.query(subscriptionStateQuery)).status === 'past_due', 'the first charge to be declined');
+  await skipTo('2031-11-17T00:00:00Z');
+  const last = await eventually(async () => (await handle.query(subscriptionStateQuery)).dunning?.nextAttemptAt, 'the last attempt to be announced');
+  await skipTo(last!);
+  await eventually(async () => held !== null, 'the last attempt at the gateway');
+  await handle.executeUpdate(cancelSubscriptionUpdate, { args: [{ at: 'now', reason: 'leaving', requestedBy: 'test' }] });
+  held!.release();
+  held = null;
+
+  await handle.result();
+  const invoice = await db('invoices').where({ subscription_id: subscriptionId, kind: 'period' }).first();
+  const payments = await db('payments').where({ invoice_id: invoice.id });
+  expect(invoice.status).toBe('uncollectible');
+  expect(payments).toHaveLength(5);
+  // Before: closed on Nov 24 00:00, after the 7 days of the attempt announced again.
+  expect((await handle.describe()).closeTime!.getTime()).toBeLessThan(Date.parse('2031-11-18T00:00:00Z'));
+});
+
+//   2032, one retry after 1 day, then suspend. Jan 1 10.00 declined; Jan 2 attempt 2 declined: suspended.
+//   Jan 3   a new card that declines too (pm_sandbox_declines_99_then_ok) wakes attempt 3; while it is at the gateway
+//           the customer posts pm_sandbox_ok and cancels now; it declines -> after the end attempt 4 with pm_sandbox_ok
+//           pays. Before: `run.dunning.attempt` still said 2 (the suspension's), so the dunning after the end "retried"
+//           attempt 3, read its recorded decline (no charge) and marked the invoice uncollectible (10.00).
+test('suspended, a payment method replaced and a cancellation now during an attempt: the new card is tried after the end', async () => {
+  await insertPlan(db, { code: 'suspending', billing_interval: 'P1M', flat_fee: '10.00', settings: { dunning: { retryAfter: ['P1D'], finalAction: 'suspend' } } as never });
+  const customer = await api.call('POST', '/v1/customers', { external_id: 'umbrella', name: 'umbrella', currency: 'USD', payment_method: 'pm_sandbox_declined' });
+  const subscriptionId: string = (await api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'suspending', start_at: '2032-01-01T00:00:00Z' })).json.id;
+  const handle = env.client.workflow.getHandle(`subscription:${subscriptionId}`);
+  await skipTo('2032-01-02T01:00:00Z');
+  await eventually(async () => (await handle.query(subscriptionStateQuery)).status === 'suspended', 'the suspension');
+  heldAttempt = ':3';
+  await skipTo('2032-01-03T00:00:00Z');
+  expect((await api.call('POST', `/v1/customers/${customer.json.id}/payment-method`, { payment_method: 'pm_sandbox_declines_99_then_ok' })).status).toBe(200);
+  await eventually(async () => held !== null, 'attempt 3 at the gateway');
+  expect((await api.call('POST', `/v1/customers/${customer.json.id}/payment-method`, { payment_method: 'pm_sandbox_ok' })).status).toBe(200);
+  await handle.executeUpdate(cancelSubscriptionUpdate, { args: [{ at: 'now', reason: 'leaving', requestedBy: 'test' }] });
+  held!.release();
+  held = null;
+
+  await handle.result();
+  const invoice = await db('invoices').where({ subscription_id: subscriptionId, kind: 'period' }).first();
+  const payments = await db('payments').where({ invoice_id: invoice.id }).orderBy('attempt');
+  // Before: uncollectible, attempts 1-3 only (attempt 3 "retried" after the end read its decline).
+  expect(payments.map((payment) => [payment.attempt, payment.payment_method, payment.status])).toEqual([
+    [1, 'pm_sandbox_declined', 'failed'],
+    [2, 'pm_sandbox_declined', 'failed'],
+    [3, 'pm_sandbox_declines_99_then_ok', 'failed'],
+    [4, 'pm_sandbox_ok', 'succeeded'],
   ]);
   expect(invoice.status).toBe('paid');
 });

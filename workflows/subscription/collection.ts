@@ -11,6 +11,7 @@ import { withAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
 import { msUntil, note, patchTaken, SubscriptionRun } from './state';
 import {
+  ATTEMPTS_AFTER_THE_SCHEDULE_KEPT,
   CREDIT_TOTAL_REFUNDED,
   DECLINED_FOR_GOOD_RETRIED_AFTER_PAYMENT,
   DECLINED_INVOICES_WAIT_THEIR_TURN,
@@ -131,7 +132,7 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
   const withNewMethod = await attemptWithNewPaymentMethod(run, invoice, attempt, NEW_PAYMENT_METHOD_AFTER_LAST_RETRY);
   if (withNewMethod) {
     attempt += 1;
-    if (withNewMethod === 'canceled') return 'given_up';
+    if (withNewMethod === 'canceled') return keepAttemptsAfterTheSchedule(run, invoice, attempt - 1);
     if (withNewMethod.outcome === 'succeeded') return settleDunning(run, withNewMethod.invoiceStatus);
   }
   if (run.plan.dunning.finalAction === 'cancel') {
@@ -141,7 +142,7 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
     }
     run.awaitingDunning = [];
     run.lastInvoice = { ...invoice, status: 'uncollectible' };
-    return 'given_up';
+    return keepAttemptsAfterTheSchedule(run, invoice, attempt);
   }
   // Suspend until paid: no new periods, usage refused, and every new payment method gets one more attempt.
   const suspendedAt = Date.now();
@@ -150,7 +151,7 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
   for (;;) {
     attempt += 1;
     const payment = await retryCharge(run, invoice, attempt, null, false);
-    if (!payment) return 'given_up';
+    if (!payment) return keepAttemptsAfterTheSchedule(run, invoice, attempt - 1);
     if (payment.outcome === 'succeeded') {
       // Suspended, the subscription gave no service: as after a pause, that time is not billed. Before, paying
       // opened and billed every period the suspension had spanned, all at once.
@@ -158,6 +159,18 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
       return settleDunning(run, payment.invoiceStatus);
     }
   }
+}
+
+/**
+ * Dunning ends past its schedule. After a cancellation now (the customer's, not dunning's final step) the invoice is
+ * dunned after the end from `run.dunning`, which still held the schedule's last step: that dunning "retried" an
+ * attempt already made, read its recorded decline (no charge) and spent a new card's wake-up on it (the invoice then
+ * marked uncollectible, that card never tried), or announced it again for 7 days later (shown to ops as the next
+ * attempt of an uncollectible invoice). So it goes on from the last attempt made, with none announced.
+ */
+function keepAttemptsAfterTheSchedule(run: SubscriptionRun, invoice: PeriodInvoiceSummary, lastAttempt: number): 'given_up' {
+  if (run.cancelNow && patchTaken(run, ATTEMPTS_AFTER_THE_SCHEDULE_KEPT)) run.dunning = { invoiceId: invoice.invoiceId, attempt: lastAttempt, nextAttemptAt: null };
+  return 'given_up';
 }
 
 /**

@@ -98,6 +98,15 @@ export const NEW_PAYMENT_METHOD_AFTER_THE_END = 'new-payment-method-after-last-r
 export const DECLINED_FOR_GOOD_RETRIED_AFTER_PAYMENT = 'declined-for-good-retried-after-payment';
 
 /**
+ * A cancellation now that ends dunning after its schedule (during the last attempt, the new card's extra attempt, or
+ * a suspension) leaves in `run.dunning` the last attempt made (./collection.ts `keepAttemptsAfterTheSchedule`), so the
+ * dunning after the end goes on from there. Before, it restarted at the schedule's last step: it "retried" an attempt
+ * already made (its recorded decline, no charge), spending a new card's wake-up on it (the invoice marked
+ * uncollectible, that card never tried), or announced it for 7 days later. Asked only where such a cancellation came.
+ */
+export const ATTEMPTS_AFTER_THE_SCHEDULE_KEPT = 'attempts-after-the-schedule-kept';
+
+/**
  * The invoices a subscription leaves unpaid when it ends (a declined closing invoice, or one in dunning when the
  * customer canceled now) are dunned in turn on the plan's schedule, then marked uncollectible (./collection.ts
  * `collectAfterTheEnd`). Before, they stayed open for good. Like the patches above, asked only where it applies.
