@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isDecimalString, isSupportedCurrency, toDecimal } from '../domain/money';
 import { isValidInterval, parseInterval } from '../domain/periods';
+import { RERATE_STATUSES } from '../domain/rerating';
 
 /** Money and quantities arrive as decimal strings ("12.50"), never JSON numbers, so no float ever touches them. */
 export const decimalString = z
@@ -752,8 +753,8 @@ export const pauseSubscriptionResponse = z.object({ status: subscriptionStatus, 
 export const withdrawScheduledChangeResponse = z.object({ withdrawn: z.boolean() });
 export const retryFailedStepResponse = z.object({ status: subscriptionStatus, retrying_step: z.string() });
 
-/** A re-rating's statuses (store/rerates.ts `RerateStatus`); `failed` ends one whose workflow failed before carrying it out. */
-const rerateStatus = z.enum(['computing', 'proposed', 'nothing_to_do', 'approved', 'rejected', 'finalized', 'expired', 'failed']);
+/** A re-rating's statuses (domain/rerating.ts); `failed` ends one whose workflow failed before carrying it out. */
+const rerateStatus = z.enum(RERATE_STATUSES);
 
 export const rerateResponse = z.object({
   id: z.uuid(),

@@ -1,7 +1,8 @@
 /** Re-rating a finalized invoice: propose, decide, finalize. Every step answers with the re-rating's state. */
 
-/** `failed`: its workflow ended on a deterministic failure before the correction was carried out (code on the row). */
-export type RerateStatus = 'computing' | 'proposed' | 'nothing_to_do' | 'approved' | 'rejected' | 'finalized' | 'expired' | 'failed';
+import type { RerateStatus } from '../domain/rerating';
+
+export type { RerateStatus };
 
 /** The re-rating workflow's state and query result, and what each re-rating activity returns. */
 export interface RerateState {

@@ -10,6 +10,13 @@ import { Dec, formatMoney, sumMoney, toDecimal } from './money';
 import { dimensionKeyOfBreakdown } from './dimensions';
 import type { RatedLine } from './rating';
 
+/**
+ * A re-rating's statuses: the row's, the workflow's and the API's. `failed`: its workflow ended on a deterministic
+ * failure before the correction was carried out (code on the row).
+ */
+export const RERATE_STATUSES = ['computing', 'proposed', 'nothing_to_do', 'approved', 'rejected', 'finalized', 'expired', 'failed'] as const;
+export type RerateStatus = (typeof RERATE_STATUSES)[number];
+
 /** A line's identity across re-ratings: its kind and, for usage, its metric (and combination, when it has one). */
 /**
  * The invoices that bill a usage period as a whole, the only ones a re-rating corrects. A threshold invoice or an

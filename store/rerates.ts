@@ -1,10 +1,12 @@
 /** Manual re-rating requests as stored (table `rerates`, migration 0019). */
 import type { Knex } from 'knex';
 import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
+import type { RerateStatus } from '../domain/rerating';
 
 type Db = Knex | Knex.Transaction;
 
-export type RerateStatus = 'computing' | 'proposed' | 'nothing_to_do' | 'approved' | 'rejected' | 'finalized' | 'expired' | 'failed';
+/** The row's statuses (domain/rerating.ts RERATE_STATUSES). */
+export type { RerateStatus };
 
 export interface RerateProposal {
   readonly usagePeriod: PeriodBounds;

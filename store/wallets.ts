@@ -23,6 +23,9 @@ import { usageForCharges } from './usage';
 
 type Db = Knex | Knex.Transaction;
 
+/** Text matched literally inside a LIKE pattern (keys may hold `%`, `_` or `\\`). */
+const likeEscaped = (text: string): string => text.replace(/[\\%_]/g, '\\$&');
+
 export interface WalletRow {
   id: string;
   customer_id: string;
@@ -304,7 +307,7 @@ async function appliedCredits(db: Db, walletId: string, drawKey: string): Promis
   const rows: { grant_id: string | null; amount: string; source: GrantSource | null; expires_at: Date | null }[] = await db('wallet_ledger as l')
     .leftJoin('wallet_grants as g', 'g.id', 'l.grant_id')
     .where({ 'l.wallet_id': walletId, 'l.kind': 'consumption' })
-    .andWhere('l.entry_key', 'like', `draw:${drawKey.replace(/[\\%_]/g, '\\$&')}:%`)
+    .andWhere('l.entry_key', 'like', `draw:${likeEscaped(drawKey)}:%`)
     .orderBy('l.id')
     .select('l.grant_id', 'l.amount', 'g.source', 'g.expires_at');
   return rows.map((row) => ({ grantId: row.grant_id, source: row.source ?? 'overdraft', amount: toDecimal(String(row.amount)).neg().toString(), expiresAt: row.expires_at }));
@@ -395,7 +398,7 @@ export async function reverseWalletCreditsByLine(db: Knex, request: LineGiveBack
 /** A give-back of the draw with this reversal key already ran (its entries carry the key). */
 async function giveBackDone(trx: Knex.Transaction, walletId: string, drawKey: string, reversalKey: string): Promise<boolean> {
   const scope = `${drawKey}/${reversalKey}`;
-  const done = await trx('wallet_ledger').where({ wallet_id: walletId }).andWhere('entry_key', 'like', `reverse:${scope.replace(/[\\%_]/g, '\\$&')}:%`).first('id');
+  const done = await trx('wallet_ledger').where({ wallet_id: walletId }).andWhere('entry_key', 'like', `reverse:${likeEscaped(scope)}:%`).first('id');
   return !!done;
 }
 
@@ -408,7 +411,7 @@ async function drawHoldings(db: Db, walletId: string, drawKey: string): Promise<
   const applied = await appliedCredits(db, walletId, drawKey);
   if (applied.length === 0) return [];
   // Keys carry the draw, so what earlier give-backs of this draw returned can be summed from the ledger.
-  const drawPrefix = `${drawKey.replace(/[\\%_]/g, '\\$&')}/`;
+  const drawPrefix = `${likeEscaped(drawKey)}/`;
   // One query at a time on a transaction's connection (store/transactions.ts).
   const earlierEntries = await db('wallet_ledger').where({ wallet_id: walletId, kind: 'reversal' }).andWhere('entry_key', 'like', `reverse:${drawPrefix}%`).sum({ total: 'amount' }).first();
   const earlierGoodwill = await db('wallet_grants').where({ wallet_id: walletId, source: 'goodwill' }).andWhere('grant_key', 'like', `goodwill:${drawPrefix}%`).sum({ total: 'amount' }).first();
