@@ -17,7 +17,6 @@ import type { RatedLine } from './rating';
 export const RERATE_STATUSES = ['computing', 'proposed', 'nothing_to_do', 'approved', 'rejected', 'finalized', 'expired', 'failed'] as const;
 export type RerateStatus = (typeof RERATE_STATUSES)[number];
 
-/** A line's identity across re-ratings: its kind and, for usage, its metric (and combination, when it has one). */
 /**
  * The invoices that bill a usage period as a whole, the only ones a re-rating corrects. A threshold invoice or an
  * earlier re-rating's adjustment billed only part of it: re-rated, the rest of the period (which the period invoice
@@ -25,6 +24,7 @@ export type RerateStatus = (typeof RERATE_STATUSES)[number];
  */
 export const RERATEABLE_INVOICE_KINDS: ReadonlySet<string> = new Set(['period', 'closing', 'proration']);
 
+/** A line's identity across re-ratings: its kind and, for usage, its metric (and combination, when it has one). */
 export function lineKey(line: { kind: string; metricCode?: string | null; breakdown?: unknown }): string {
   if (line.kind !== 'usage') return line.kind;
   const combination = dimensionKeyOfBreakdown(line.breakdown);
@@ -68,7 +68,7 @@ export function rerateDifference(
   }
   const lines: DraftInvoiceLine[] = [];
   const seen = new Set<string>();
-  for (const line of recomputed) {
+  for (const line of recomputedByKey(recomputed)) {
     const key = lineKey(line);
     seen.add(key);
     const before = invoiced.get(key)?.amount ?? new Dec(0);
@@ -85,6 +85,24 @@ export function rerateDifference(
   }
   const total = sumMoney(lines.map((line) => toDecimal(line.amount)));
   return { lines, total: formatMoney(total, currency), outcome: total.isZero() ? 'none' : total.isPositive() ? 'adjustment' : 'credit' };
+}
+
+/**
+ * One recomputed line per identity, its amount the sum of the lines that share it (the first one's description,
+ * quantity and breakdown), as what was billed is summed per identity. A plan version stored before a metric could be
+ * priced only once has two usage lines of one metric: compared one by one with both billed lines, each came out as
+ * owing back the other's amount, and re-rating it unchanged proposed a credit of its whole usage (15.00 for
+ * 10.00 + 5.00 billed); a wallet-paid one then gave back both lines of one key to one grant, and the second row of the
+ * draw's give-back broke its unique key (wallet_draw_lines_once), so carrying it out failed on every retry.
+ */
+function recomputedByKey(recomputed: readonly RatedLine[]): RatedLine[] {
+  const byKey = new Map<string, RatedLine>();
+  for (const line of recomputed) {
+    const key = lineKey(line);
+    const first = byKey.get(key);
+    byKey.set(key, first ? { ...first, amount: toDecimal(first.amount).plus(toDecimal(line.amount)).toFixed() } : line);
+  }
+  return [...byKey.values()];
 }
 
 function differenceLine(
