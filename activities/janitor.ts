@@ -2,7 +2,8 @@
  * The janitor's activities: find what stalled, repair what is safe through the same idempotent payment path the
  * workflows use (so a repair can never charge twice), and record findings. See docs/operations.md, "Janitor".
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { DEFAULT_RECONCILIATION_MARGINS } from '../contract/janitor';
 import type {
   FindingKind,
@@ -34,6 +35,8 @@ import { listCreditNotesOwedBeyondRefunds } from '../store/credit-notes';
 import { formatMoney, toDecimal } from '../domain/money';
 import { creditReversalsOfSubscription, listOwedReversalCredits, owesReversalCredits } from '../store/reversal-credit-notes';
 import { executeRefund, resumeStalePendingRefunds } from '../payments/refunds';
+import { rerateWorkflowId } from '../contract/rerating';
+import { listReratesNotCarriedOut, type RerateNotCarriedOutRow } from '../store/rerates';
 import { createPaymentActivities } from './payments';
 import { createRefundActivities } from './refunds';
 
@@ -43,6 +46,52 @@ const SCAN_LIMIT = 200;
 const NEEDS_ATTENTION = 'needs_attention';
 
 const iso = (value: Date | string | null): string => (value === null ? '-' : new Date(value).toISOString());
+
+/**
+ * How a re-rating's workflow stands in Temporal: its status name (`RUNNING`, `TERMINATED`, ...), null when there is
+ * none (never started, or removed by retention), undefined when it cannot be told now (no client in this context,
+ * Temporal unreachable): the re-rating is then not judged in this run.
+ */
+async function rerateWorkflowStatus(rerateId: string): Promise<string | null | undefined> {
+  try {
+    return (await Context.current().client.workflow.getHandle(rerateWorkflowId(rerateId)).describe()).status.name;
+  } catch (error) {
+    return error instanceof WorkflowNotFoundError ? null : undefined;
+  }
+}
+
+/**
+ * Re-ratings not carried out, as findings (subject: the re-rating): failed ones, and those whose row says a step
+ * (computing, proposed, approved) while no workflow runs it. Before, ops saw neither: a failed re-rating only through
+ * its API answer, a terminated one nowhere (its row said `proposed` or `approved` for good). `complete` is false when
+ * the scan was cut at the limit or a workflow could not be looked up (their open findings stay open).
+ */
+async function rerateFindings(db: Database, requestedBefore: Date): Promise<{ findings: ReconciliationFinding[]; complete: boolean }> {
+  const rows = await listReratesNotCarriedOut(db, requestedBefore, SCAN_LIMIT);
+  let complete = rows.length < SCAN_LIMIT;
+  const findings: ReconciliationFinding[] = [];
+  for (const rerate of rows) {
+    if (rerate.status === 'failed') {
+      findings.push(rerateFinding(rerate, `failed (${rerate.failure_code}): ${rerate.failure_message}`));
+      continue;
+    }
+    const workflow = await rerateWorkflowStatus(rerate.id);
+    if (workflow === undefined) complete = false;
+    if (workflow === undefined || workflow === 'RUNNING') continue;
+    findings.push(rerateFinding(rerate, `says ${rerate.status} but its workflow ${rerateWorkflowId(rerate.id)} ${workflow === null ? 'does not exist' : `ended ${workflow}`}: nothing will carry it out`));
+  }
+  return { findings, complete };
+}
+
+function rerateFinding(rerate: RerateNotCarriedOutRow, what: string): ReconciliationFinding {
+  return {
+    kind: 'rerate_not_carried_out',
+    subjectType: 'rerate',
+    subjectId: rerate.id,
+    detail: `re-rating ${rerate.id} of invoice ${rerate.invoice_id} (requested ${iso(rerate.created_at)}) ${what}; nothing was credited or billed by it: ask for a new re-rating of the invoice once the cause is fixed`,
+    repaired: false,
+  };
+}
 
 export function createJanitorActivities(db: Database, gateway: PaymentGateway) {
   const { chargeInvoice } = createPaymentActivities(db, gateway);
@@ -155,6 +204,10 @@ export function createJanitorActivities(db: Database, gateway: PaymentGateway) {
           repaired: false,
         });
       }
+
+      const rerates = await rerateFindings(db, ago(request.margins.rerateWorkflowMs ?? DEFAULT_RECONCILIATION_MARGINS.rerateWorkflowMs!));
+      if (rerates.complete) complete.push('rerate_not_carried_out');
+      flagged.push(...rerates.findings);
 
       // Refunds the gateway left unanswered: a refund request's repeat resumes its own, but those a payment, ingestion
       // or a repair started have no one to repeat them. Each is sent again under its own key (never refunded twice);

@@ -271,7 +271,8 @@ export function createReratingActivities(db: Database) {
           const refund = creditAmountOf(proposal.total).minus(await giveBackWalletCredit(trx, rerate.id, invoice, proposal, new Date()));
           if (refund.gt(0) && invoice.status !== 'paid') {
             // Unpaid, it has nothing to refund yet: the credit is taken off what it still owes (or refunded from the
-            // charge already at the gateway), as a note for reversed outcomes is.
+            // charge already at the gateway), as a note for reversed outcomes is; what it does not owe is refunded
+            // from the period's paid threshold invoices and adjustments.
             resultInvoiceId = await creditUnpaidInvoice(trx, rerate, invoice, refund);
             if (!resultInvoiceId) throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is ${invoice.status}: collect or void it before crediting`, 'invoice_not_paid');
           } else {

@@ -20,13 +20,24 @@ export const JANITOR_WORKFLOW_TYPE = 'reconciliationWorkflow';
  *   back; repaired by refunding it, reported while no paid invoice of its subscription covers it. Also a paid
  *   invoice (the subject) whose credit notes credit more than its charge took off and its payment refunded (several
  *   reversal notes worth more than the invoice): the rest is owed to the customer; reported only.
+ * - `rerate_not_carried_out`: a re-rating (the subject) that ended `failed`, or whose row still says computing,
+ *   proposed or approved while its workflow is gone (terminated, failed before failures were recorded on the row,
+ *   never started), and that no later re-rating of its invoice replaced; reported only.
  */
-export const FINDING_KINDS = ['unknown_payment', 'uncollected_invoice', 'period_not_closed', 'needs_attention', 'reversal_credit_owed', 'unrefunded_credit'] as const;
+export const FINDING_KINDS = [
+  'unknown_payment',
+  'uncollected_invoice',
+  'period_not_closed',
+  'needs_attention',
+  'reversal_credit_owed',
+  'unrefunded_credit',
+  'rerate_not_carried_out',
+] as const;
 export type FindingKind = (typeof FINDING_KINDS)[number];
 
 export interface ReconciliationFinding {
   readonly kind: FindingKind;
-  readonly subjectType: 'payment' | 'invoice' | 'subscription';
+  readonly subjectType: 'payment' | 'invoice' | 'subscription' | 'rerate';
   readonly subjectId: string;
   /** What was found, and what the janitor did about it, for a human. */
   readonly detail: string;
@@ -44,6 +55,8 @@ export interface ReconciliationMargins {
   readonly periodCloseMs: number;
   /** A reversal stored this long ago without its credit note (ingestion issues it at once). Default 15 minutes. */
   readonly reversalCreditMs?: number;
+  /** A re-rating requested this long ago whose row is still in a step is looked up in Temporal. Default 15 minutes. */
+  readonly rerateWorkflowMs?: number;
 }
 
 export const DEFAULT_RECONCILIATION_MARGINS: ReconciliationMargins = {
@@ -51,6 +64,7 @@ export const DEFAULT_RECONCILIATION_MARGINS: ReconciliationMargins = {
   uncollectedInvoiceMs: 60 * 60_000,
   periodCloseMs: 60 * 60_000,
   reversalCreditMs: 15 * 60_000,
+  rerateWorkflowMs: 15 * 60_000,
 };
 
 /** The janitor workflow's input (the schedule's action passes it); anything omitted takes the default. */

@@ -4,6 +4,11 @@ import type { RerateStatus } from '../domain/rerating';
 
 export type { RerateStatus };
 
+/** The workflow id of a re-rating (one workflow per re-rating request): the API starts it, the janitor looks it up. */
+export function rerateWorkflowId(rerateId: string): string {
+  return `rerate:${rerateId}`;
+}
+
 /** The re-rating workflow's state and query result, and what each re-rating activity returns. */
 export interface RerateState {
   readonly rerateId: string;

@@ -166,8 +166,17 @@ export interface RefundCapacity {
  * most of a period's usage, so the period invoice alone may hold less than the credit (docs/pricing.md).
  */
 export function refundShares(amount: Dec, capacities: readonly RefundCapacity[]): { invoiceId: string; amount: Dec }[] | undefined {
+  const { shares, unrefunded } = refundSharesUpTo(amount, capacities);
+  return unrefunded.gt(0) ? undefined : shares;
+}
+
+/**
+ * As refundShares, but when they cannot give all of it back together: each gives what it can, and `unrefunded` is
+ * what none of them can (zero when they can).
+ */
+export function refundSharesUpTo(amount: Dec, capacities: readonly RefundCapacity[]): { shares: { invoiceId: string; amount: Dec }[]; unrefunded: Dec } {
   const whole = capacities.find((capacity) => capacity.refundable.gte(amount));
-  if (whole) return [{ invoiceId: whole.invoiceId, amount }];
+  if (whole) return { shares: [{ invoiceId: whole.invoiceId, amount }], unrefunded: new Dec(0) };
   const shares: { invoiceId: string; amount: Dec }[] = [];
   let rest = amount;
   for (const { invoiceId, refundable } of capacities) {
@@ -177,5 +186,5 @@ export function refundShares(amount: Dec, capacities: readonly RefundCapacity[])
     shares.push({ invoiceId, amount: share });
     rest = rest.minus(share);
   }
-  return rest.gt(0) ? undefined : shares;
+  return { shares, unrefunded: rest };
 }

@@ -221,3 +221,28 @@ export async function markRerateFailed(trx: Knex.Transaction, rerateId: string, 
     .returning('*');
   return updated;
 }
+
+/** A re-rating the janitor lists (activities/janitor.ts): one not carried out that nothing replaced. */
+export interface RerateNotCarriedOutRow {
+  id: string;
+  invoice_id: string;
+  status: RerateStatus;
+  failure_code: string | null;
+  failure_message: string | null;
+  created_at: Date;
+}
+
+/**
+ * Re-ratings not carried out that no later re-rating of their invoice replaced, oldest first: the `failed` ones, and
+ * those requested before `before` still in a step (computing, proposed, approved), whose workflow the caller looks up
+ * (terminated by ops, failed before failures were recorded on the row, or never started: the row says so for good).
+ * Finance asking for a new re-rating of the invoice is what settles them: a failed one holds nothing back.
+ */
+export async function listReratesNotCarriedOut(db: Db, before: Date, limit: number): Promise<RerateNotCarriedOutRow[]> {
+  return db<RerateNotCarriedOutRow>('rerates as r')
+    .where((query) => query.where('r.status', 'failed').orWhere((inStep) => inStep.whereIn('r.status', FAILABLE_STATUSES).andWhere('r.created_at', '<', before)))
+    .whereNotExists(db('rerates as later').whereRaw('later.invoice_id = r.invoice_id').andWhereRaw('later.created_at > r.created_at').select(db.raw('1')))
+    .orderBy([{ column: 'r.created_at' }, { column: 'r.id' }])
+    .limit(limit)
+    .select('r.id', 'r.invoice_id', 'r.status', 'r.failure_code', 'r.failure_message', 'r.created_at');
+}

@@ -4,7 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import type { RerateState } from '../contract/rerating';
+import { rerateWorkflowId, type RerateState } from '../contract/rerating';
 import type { PeriodInvoiceSummary, SubscriptionStatus } from '../contract/subscription';
 import type { PlanScheduleTerms } from '../domain/plan-terms';
 
@@ -263,9 +263,7 @@ export const usageThresholdReachedSignal = defineSignal<[UsageThresholdReached]>
 
 export const RERATE_WORKFLOW_TYPE = 'rerateWorkflow';
 
-export function rerateWorkflowId(rerateId: string): string {
-  return `rerate:${rerateId}`;
-}
+export { rerateWorkflowId };
 
 export interface RerateWorkflowInput {
   readonly rerateId: string;

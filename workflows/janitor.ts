@@ -5,6 +5,7 @@
  *     -> each payment pending past the margin: look its charge up by key, settle it       (repair)
  *     -> each open invoice never attempted past the margin: one idempotent charge attempt (repair)
  *     -> periods past grace + margin without their next invoice, needs_attention          (flag only)
+ *     -> re-ratings failed, or whose row is in a step while their workflow is gone        (flag only)
  *     -> reversals on ended subscriptions without their credit note: issue it              (repair)
  *   record findings (new, seen again, repaired, resolved)
  *

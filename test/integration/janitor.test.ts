@@ -15,8 +15,9 @@ import type { InvoiceRow } from '../../store/invoices';
 import type { FindingRow } from '../../store/janitor';
 import type { PaymentRow } from '../../store/payments';
 import { ensureJanitorSchedule } from '../../worker/janitor-schedule';
-import { SEARCH_ATTRIBUTE_REGISTRATIONS, TASK_QUEUE } from '../../workflows/definitions';
+import { rerateWorkflowId, SEARCH_ATTRIBUTE_REGISTRATIONS, TASK_QUEUE } from '../../workflows/definitions';
 import { reconciliationWorkflow } from '../../workflows/janitor';
+import { rerateWorkflow } from '../../workflows/rerate';
 import { serveApiOnly } from '../support/api-only';
 import { createTestApiKey } from '../support/api-keys';
 import { startTimeSkippingStack, TimeSkippingStack } from '../support/billing-stack';
@@ -187,6 +188,60 @@ test('a period past grace + margin without its invoice is flagged, and resolved 
   expect(resolved).toMatchObject({ id: flagged.id, repaired: false });
   expect(resolved.resolved_at).not.toBeNull();
   expect((await findingsOf(attention.id))[0].resolved_at).not.toBeNull();
+}, 120_000);
+
+/**
+ * Re-ratings nothing will carry out are findings (`rerate_not_carried_out`, the re-rating as subject): one that failed,
+ * one whose workflow ops terminated while it waited for finance, one whose workflow never started (the row says
+ * `computing` for good); one waiting for finance in its running workflow is not. Before, none was listed. A new
+ * re-rating of the failed one's invoice settles its finding.
+ */
+test('re-ratings that failed or whose workflow is gone are flagged; a new re-rating of the invoice resolves the finding', async () => {
+  const customer = await insertCustomer(stack.db);
+  const plan = await insertPlan(stack.db, { code: `janitor-rerate-${randomUUID()}`, billing_interval: 'P1M', flat_fee: '10.00' });
+  const { row: subscription } = await insertSubscription(stack.db, customer, plan, new Date('2030-01-01T00:00:00Z'));
+  let month = 0;
+  const paidInvoice = () => {
+    month += 1; // one period invoice per period
+    return insertOpenInvoice(customer, { subscription_id: subscription.id, kind: 'period', status: 'paid', period_start: new Date(Date.UTC(2030, month, 1)), period_end: new Date(Date.UTC(2030, month + 1, 1)) });
+  };
+  const requestedAnHourAgo = new Date(Date.now() - 3_600_000);
+  const rerate = async (invoice: InvoiceRow, status: string, fields: Record<string, unknown> = {}): Promise<string> => {
+    const [row] = await stack.db('rerates')
+      .insert({ invoice_id: invoice.id, subscription_id: subscription.id, customer_id: customer.id, status, requested_by: 'finance', reason: 'price fix', created_at: requestedAnHourAgo, ...fields })
+      .returning('id');
+    return row.id;
+  };
+  const startRerate = (rerateId: string, invoice: InvoiceRow) =>
+    stack.env.client.workflow.start(rerateWorkflow, {
+      taskQueue: TASK_QUEUE,
+      workflowId: rerateWorkflowId(rerateId),
+      args: [{ rerateId, subscriptionId: subscription.id, invoiceId: invoice.id, decisionWindow: 'P30D' }],
+    });
+  const failedInvoice = await paidInvoice();
+  const failed = await rerate(failedInvoice, 'failed', { failure_code: 'refund_exceeds_paid', failure_message: 'the period cannot give 25.00 USD back' });
+  const [terminatedInvoice, waitingInvoice] = [await paidInvoice(), await paidInvoice()];
+  const terminated = await rerate(terminatedInvoice, 'proposed');
+  const waiting = await rerate(waitingInvoice, 'proposed');
+  const neverStarted = await rerate(await paidInvoice(), 'computing');
+  await (await startRerate(terminated, terminatedInvoice)).terminate('ops: stuck');
+  const waitingWorkflow = await startRerate(waiting, waitingInvoice);
+
+  const rerateMarginsNow = { ...NO_WAIT, rerateWorkflowMs: 0 };
+  await runJanitor(rerateMarginsNow);
+  const finding = async (rerateId: string) => (await findingsOf(rerateId))[0];
+  expect(await finding(failed)).toMatchObject({ kind: 'rerate_not_carried_out', subject_type: 'rerate', repaired: false, resolved_at: null });
+  expect((await finding(failed)).detail).toContain('failed (refund_exceeds_paid): the period cannot give 25.00 USD back');
+  expect((await finding(terminated)).detail).toContain(`says proposed but its workflow rerate:${terminated} ended TERMINATED`);
+  expect((await finding(neverStarted)).detail).toContain(`says computing but its workflow rerate:${neverStarted} does not exist`);
+  expect(await findingsOf(waiting)).toEqual([]);
+
+  // Finance asks again for the failed one's invoice: that finding is resolved; the others stay open.
+  await rerate(failedInvoice, 'nothing_to_do', { created_at: new Date() });
+  await runJanitor(rerateMarginsNow);
+  expect((await finding(failed)).resolved_at).not.toBeNull();
+  expect((await finding(terminated)).resolved_at).toBeNull();
+  await waitingWorkflow.terminate('test over');
 }, 120_000);
 
 test('the findings route lists them for finance and monitoring, and /metrics counts them by kind and state', async () => {

@@ -14,11 +14,13 @@ import { createInvoicingActivities } from '../../activities/invoicing';
 import { createPaymentActivities } from '../../activities/payments';
 import { createReratingActivities } from '../../activities/rerating';
 import { createRefundActivities } from '../../activities/refunds';
+import { createThresholdActivities } from '../../activities/thresholds';
 import type { ChargeRequest, ChargeResult, PaymentGateway, RefundRequest } from '../../payments/gateway';
 import { SandboxGateway } from '../../payments/sandbox-gateway';
 import type { Database } from '../../store/database';
 import { insertRerate } from '../../store/rerates';
 import { closeUsage, insertUsageEvents } from '../../store/usage';
+import { listCreditNotesOwedBeyondRefunds } from '../../store/credit-notes';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer, insertPlan } from '../support/fixtures';
 
@@ -26,7 +28,10 @@ let db: Database;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  await db('billable_metrics').insert({ code: 'unpaid_calls', name: 'Calls', event_type: 'unpaid.call', aggregation: 'count' });
+  await db('billable_metrics').insert([
+    { code: 'unpaid_calls', name: 'Calls', event_type: 'unpaid.call', aggregation: 'count' },
+    { code: 'unpaid_units', name: 'Units', event_type: 'unpaid.units', aggregation: 'sum', property: 'n' },
+  ]);
 });
 
 afterAll(async () => {
@@ -68,11 +73,11 @@ class HeldGateway implements PaymentGateway {
   }
 }
 
-/** January invoiced on Feb 1 (20.00) and not paid; a plan version at 0.08 a call to re-rate it with. */
-async function unpaidJanuary(name: string, paymentMethod: string) {
+/** January invoiced on Feb 1 (20.00) and not paid; a plan version at a cheaper price (0.08 a call) to re-rate it with. */
+async function unpaidJanuary(name: string, paymentMethod: string, cheaperPrice = '0.08') {
   const customer = await insertCustomer(db, { external_id: name, payment_method: paymentMethod });
   const plan = await insertPlan(db, { code: `unpaid-${name}`, billing_interval: 'P1M', flat_fee: '10.00', charges: callsAt('0.10') });
-  const cheaper = await insertPlan(db, { code: `unpaid-${name}`, version: 2, billing_interval: 'P1M', flat_fee: '10.00', charges: callsAt('0.08') });
+  const cheaper = await insertPlan(db, { code: `unpaid-${name}`, version: 2, billing_interval: 'P1M', flat_fee: '10.00', charges: callsAt(cheaperPrice) });
   const [subscription] = await db('subscriptions')
     .insert({ customer_id: customer.id, plan_id: plan.id, status: 'active', workflow_id: `direct:${name}`, start_at: new Date(january.start), current_period_start: new Date(january.start), current_period_end: new Date(january.end) })
     .returning('*');
@@ -85,12 +90,12 @@ async function unpaidJanuary(name: string, paymentMethod: string) {
   return { customerId: customer.id as string, subscriptionId: subscription.id as string, invoiceId: invoice.invoiceId, cheaperPlanId: cheaper.id };
 }
 
-/** Finance asks for the invoice at 0.08 a call and approves the proposed credit of 2.00; then it is carried out. */
-async function rerateToCheaperPrice(target: Awaited<ReturnType<typeof unpaidJanuary>>) {
+/** Finance asks for the invoice at the cheaper price and approves the proposed credit (2.00 at 0.08 a call); then it is carried out. */
+async function rerateToCheaperPrice(target: Awaited<ReturnType<typeof unpaidJanuary>>, credit = '-2.00') {
   const rerating = createReratingActivities(db);
   const rerateId = randomUUID();
   await db.transaction((trx) => insertRerate(trx, { id: rerateId, ...target, requestedBy: 'finance', reason: 'price fix', correctedPlanId: target.cheaperPlanId, includeLateUsage: false }));
-  expect(await rerating.proposeRerate({ rerateId })).toMatchObject({ status: 'proposed', outcome: 'credit', total: '-2.00' });
+  expect(await rerating.proposeRerate({ rerateId })).toMatchObject({ status: 'proposed', outcome: 'credit', total: credit });
   await rerating.recordRerateDecision({ rerateId, approved: true, by: 'finance', reason: 'ok' });
   return rerating.finalizeRerate({ rerateId });
 }
@@ -133,4 +138,83 @@ test('approved while the first charge is at the gateway for the whole total: the
   // Refunded by the payment (sent after its commit); the workflow's step then finds it done.
   expect(await createRefundActivities(db, gateway).refundCreditNote({ creditNoteId: carriedOut.resultInvoiceId! })).toEqual({ status: 'succeeded' });
   expect(money(await db('refunds').where({ invoice_id: target.invoiceId }))).toEqual(['2.00 succeeded']);
+});
+
+/**
+ * Owing less than the credit: a paid threshold invoice collected most of January, the period invoice is in dunning.
+ *   10.00 a month + 0.25 a unit, threshold 100.00
+ *   Jan 10  450 units = 112.50: threshold invoice, paid
+ *   Feb 1   500 units = 125.00: period invoice 10.00 + 125.00 − 112.50 = 22.50, declined
+ *   re-rated at 0.20 a unit: 100.00, a credit of 25.00: 22.50 off what the period invoice owes (its next attempt
+ *   collects nothing), 2.50 refunded from the threshold invoice's payment
+ *   paid in the end 112.50 − 2.50 = 110.00 = 10.00 + 500 × 0.20
+ * Before: the re-rating failed (invoice_not_paid), nothing was credited, and dunning went on for 22.50.
+ */
+test('approved while an invoice owing less than the credit is in dunning: what it owes is credited, the rest refunded from the threshold invoice', async () => {
+  const customer = await insertCustomer(db, { external_id: 'owes-less', payment_method: 'pm_sandbox_ok' });
+  const plan = (version: number, unitPrice: string) =>
+    insertPlan(db, {
+      code: 'unpaid-owes-less', version, billing_interval: 'P1M', flat_fee: '10.00',
+      charges: [{ metricCode: 'unpaid_units', price: { model: 'per_unit', unitPrice } }] as never,
+      settings: { usageThresholds: { amounts: ['100.00'] } },
+    });
+  const [listed, fixed] = [await plan(1, '0.25'), await plan(2, '0.20')];
+  const [subscription] = await db('subscriptions')
+    .insert({ customer_id: customer.id, plan_id: listed.id, status: 'active', workflow_id: 'direct:owes-less', start_at: new Date(january.start), current_period_start: new Date(january.start), current_period_end: new Date(january.end) })
+    .returning('*');
+  const units = (id: string, n: string, at: string) => insertUsageEvents(db, [{ customerId: customer.id, eventId: id, eventType: 'unpaid.units', occurredAt: new Date(at), properties: { n } }]);
+  const gateway = new HeldGateway(db);
+  const payments = createPaymentActivities(db, gateway);
+
+  await units('u1', '450', '2028-01-10T00:00:00Z');
+  const threshold = (await createThresholdActivities(db).createThresholdInvoice({ subscriptionId: subscription.id, usageStart: january.start, at: '2028-01-10T01:00:00.000Z', planId: listed.id })).invoice!;
+  expect(await payments.chargeInvoice({ invoiceId: threshold.invoiceId, attempt: 1 })).toMatchObject({ outcome: 'succeeded' });
+  await units('u2', '50', '2028-01-20T00:00:00Z');
+  await db.transaction((trx) => closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(january.start), periodEnd: new Date(january.end), planId: listed.id, charges: listed.charges as never }));
+  const period = await createInvoicingActivities(db).createPeriodInvoice({ subscriptionId: subscription.id, kind: 'period', flatFeePeriod: february, usagePeriod: january });
+  expect([threshold.total, period.total]).toEqual(['112.50', '22.50']);
+  await db('customers').where({ id: customer.id }).update({ payment_method: 'pm_sandbox_declined' });
+  expect(await payments.chargeInvoice({ invoiceId: period.invoiceId, attempt: 1 })).toMatchObject({ outcome: 'declined' });
+
+  const carriedOut = await rerateToCheaperPrice({ customerId: customer.id, subscriptionId: subscription.id, invoiceId: period.invoiceId, cheaperPlanId: fixed.id }, '-25.00');
+  expect(carriedOut).toMatchObject({ status: 'finalized', outcome: 'credit' });
+  const notes = await db('invoices').where({ kind: 'credit_note' }).whereIn('credited_invoice_id', [period.invoiceId, threshold.invoiceId]).orderBy('total', 'desc');
+  expect(notes.map((note) => [note.credited_invoice_id, Number(note.total).toFixed(2)])).toEqual([[period.invoiceId, '22.50'], [threshold.invoiceId, '2.50']]);
+  expect(carriedOut.resultInvoiceId).toBe(notes[0].id);
+  expect(await createRefundActivities(db, gateway).refundCreditNote({ creditNoteId: carriedOut.resultInvoiceId! })).toEqual({ status: 'pending' });
+
+  // The next attempt has nothing to collect; the threshold invoice's refund is sent (the janitor sends stale ones).
+  expect(await payments.chargeInvoice({ invoiceId: period.invoiceId, attempt: 2 })).toMatchObject({ outcome: 'succeeded', detail: 'nothing to collect' });
+  expect(await createRefundActivities(db, gateway).refundCreditNote({ creditNoteId: notes[1].id })).toEqual({ status: 'succeeded' });
+  expect(money(await db('payments').whereIn('invoice_id', [threshold.invoiceId, period.invoiceId]).orderBy('created_at'))).toEqual(['112.50 succeeded', '22.50 failed']);
+  expect(money(await db('refunds').whereIn('invoice_id', [threshold.invoiceId, period.invoiceId]))).toEqual(['2.50 succeeded']);
+  expect(money(await db('invoices').whereIn('id', notes.map((note) => note.id)).orderBy('total', 'desc'))).toEqual(['22.50 paid', '2.50 paid']);
+});
+
+/**
+ * Owing less than the credit with nothing paid: a downgrade's credit total (−15.00) was taken off the invoice in dunning.
+ *   20.00 − 15.00: owes 5.00; re-rated at 0.02 a call: 2.00 instead of 10.00, a credit of 8.00
+ *   the invoice is worth 12.00 now, less the 15.00 credit: the customer owes nothing and is owed 3.00, which no payment
+ *   can refund (nothing was paid): the note keeps it, the invoice is settled without a charge, and the janitor's
+ *   query lists the 3.00 as owed to the customer (`unrefunded_credit`).
+ * Before: the re-rating failed (invoice_not_paid) and dunning went on for 5.00.
+ */
+test('approved while a credit total took most of the invoice: its next attempt collects nothing and the rest is reported as owed', async () => {
+  const gateway = new HeldGateway(db);
+  const payments = createPaymentActivities(db, gateway);
+  const target = await unpaidJanuary('credit-total', 'pm_sandbox_declined', '0.02');
+  expect(await payments.chargeInvoice({ invoiceId: target.invoiceId, attempt: 1 })).toMatchObject({ outcome: 'declined' });
+  const invoice = await db('invoices').where({ id: target.invoiceId }).first();
+  await db('invoices').insert({
+    number: 'CT-credit-total', customer_id: target.customerId, subscription_id: target.subscriptionId, kind: 'proration', status: 'open', currency: 'USD',
+    period_start: invoice.period_start, period_end: invoice.period_end, total: '-15.00', finalized_at: new Date(), credited_invoice_id: target.invoiceId,
+  });
+
+  const carriedOut = await rerateToCheaperPrice(target, '-8.00');
+  expect(carriedOut).toMatchObject({ status: 'finalized', outcome: 'credit', resultInvoiceId: expect.any(String) });
+  expect(money(await db('invoices').where({ kind: 'credit_note', credited_invoice_id: target.invoiceId }))).toEqual(['8.00 open']);
+  expect(await payments.chargeInvoice({ invoiceId: target.invoiceId, attempt: 2 })).toMatchObject({ outcome: 'succeeded', detail: 'nothing to collect' });
+  expect(money(await db('payments').where({ invoice_id: target.invoiceId }).orderBy('attempt'))).toEqual(['20.00 failed']);
+  const owed = (await listCreditNotesOwedBeyondRefunds(db, new Date(Date.now() + 60_000), 100)).find((row) => row.id === target.invoiceId);
+  expect(Number(owed?.owed).toFixed(2)).toBe('3.00');
 });

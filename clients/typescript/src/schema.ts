@@ -8208,7 +8208,7 @@ export interface operations {
     getV1ReconciliationFindings: {
         parameters: {
             query?: {
-                kind?: "unknown_payment" | "uncollected_invoice" | "period_not_closed" | "needs_attention" | "reversal_credit_owed" | "unrefunded_credit";
+                kind?: "unknown_payment" | "uncollected_invoice" | "period_not_closed" | "needs_attention" | "reversal_credit_owed" | "unrefunded_credit" | "rerate_not_carried_out";
                 limit?: number;
                 status?: "open" | "resolved" | "all";
             };
