@@ -15,9 +15,10 @@ import { findMetricsByCode, findPlan, type MetricRow, type PlanRow } from './cat
 import { CREDIT_NOTE_KIND } from './credit-notes';
 import { lastFinalizedRerateOfClosure } from './rerates';
 import { invoicedReversals, markReversalsCredited, reversalsOfClosure, type InvoicedReversal } from './reversals';
+import type { Knex } from 'knex';
 import type { Transaction } from './transactions';
 import { numericTextFor, type MetricUsage } from './usage';
-import { reversalCreditToWallet } from './wallet-draws';
+import { plannedReversalCreditToWallet, reversalCreditToWallet } from './wallet-draws';
 
 /**
  * The invoice being written that bills a period's usage itself (a reversal that arrived between the period's close and
@@ -38,22 +39,12 @@ export async function reversalCreditsFor(
 ): Promise<DraftInvoiceLine[]> {
   const reversals = await invoicedReversals(trx, subscriptionId, customerId);
   if (reversals.length === 0) return [];
-  const byClose = new Map<string, InvoicedReversal[]>();
-  for (const reversal of reversals) byClose.set(reversal.closeId, [...(byClose.get(reversal.closeId) ?? []), reversal]);
-
   const lines: DraftInvoiceLine[] = [];
-  for (const group of byClose.values()) {
+  for (const group of byClosure(reversals)) {
     // The closure's row lock, after the reversals' (the order a re-rating being carried out takes them in): a
     // re-rating that changes what the period bills commits before this reads its plan, or sees these credited.
     await lockClosure(trx, group[0].closeId);
-    const { plan, period, creditLines: listCreditLines } = await closureCreditLines(trx, group, fallbackPlan, (reversal) => !reversal.credited);
-    // The outcomes were paid at the discount of the invoice that billed their period: credited at the list price,
-    // the customer got back more than they paid (-10.00 for 7.00 paid at 30 % off).
-    const percentOff =
-      billedHere && new Date(billedHere.periodStart).getTime() === group[0].periodStart.getTime()
-        ? billedHere.percentOff
-        : await discountOnPeriodUsage(trx, subscriptionId, group[0].periodStart);
-    const creditLines = percentOff ? listCreditLines.map((line) => discountedLine(line, percentOff, plan.currency)) : listCreditLines;
+    const { plan, period, creditLines } = await owedCreditLines(trx, subscriptionId, group, fallbackPlan, billedHere);
     lines.push(...creditLines);
     // What the wallet had paid for the period goes back to it first (docs/wallets.md).
     lines.push(...(await reversalCreditToWallet(trx, { subscriptionId, customerId, currency: plan.currency, creditedOn, period, creditLines })));
@@ -63,10 +54,47 @@ export async function reversalCreditsFor(
 }
 
 /**
+ * The lines the subscription's next invoice that bills usage will carry for outcomes reversed after their period was
+ * invoiced, computed as reversalCreditsFor computes them (the credit lines, and the line offsetting what of them goes
+ * back to the wallet draw that paid the period, as planned now): what the usage preview and the wallet's pending usage
+ * project. A read: nothing is locked, marked or given back. Left out, the preview said 1.10 where the invoice billed
+ * 1.10 - 5.30 of usage, and the wallet showed 1.10 pending where the invoice (-4.20) drew nothing.
+ */
+export async function pendingReversalCredits(db: Knex, subscriptionId: string, customerId: string, fallbackPlan: PlanRow, billedHere?: UsageBilledHere): Promise<DraftInvoiceLine[]> {
+  const reversals = await invoicedReversals(db, subscriptionId, customerId, { lock: false });
+  const lines: DraftInvoiceLine[] = [];
+  for (const group of byClosure(reversals)) {
+    const { plan, period, creditLines } = await owedCreditLines(db, subscriptionId, group, fallbackPlan, billedHere);
+    lines.push(...creditLines, ...(await plannedReversalCreditToWallet(db, { subscriptionId, customerId, currency: plan.currency, period, creditLines })));
+  }
+  return lines;
+}
+
+/** The reversals grouped by the closed period they take outcomes back from, in the order they were read. */
+function byClosure(reversals: readonly InvoicedReversal[]): InvoicedReversal[][] {
+  const byClose = new Map<string, InvoicedReversal[]>();
+  for (const reversal of reversals) byClose.set(reversal.closeId, [...(byClose.get(reversal.closeId) ?? []), reversal]);
+  return [...byClose.values()];
+}
+
+/** One closed period's credit lines for its reversals not credited yet, at the discount of the invoice that billed it. */
+async function owedCreditLines(db: Knex, subscriptionId: string, group: readonly InvoicedReversal[], fallbackPlan: PlanRow, billedHere?: UsageBilledHere) {
+  const { plan, period, creditLines: listCreditLines } = await closureCreditLines(db, group, fallbackPlan, (reversal) => !reversal.credited);
+  // The outcomes were paid at the discount of the invoice that billed their period: credited at the list price,
+  // the customer got back more than they paid (-10.00 for 7.00 paid at 30 % off).
+  const percentOff =
+    billedHere && new Date(billedHere.periodStart).getTime() === group[0].periodStart.getTime()
+      ? billedHere.percentOff
+      : await discountOnPeriodUsage(db, subscriptionId, group[0].periodStart);
+  const creditLines = percentOff ? listCreditLines.map((line) => discountedLine(line, percentOff, plan.currency)) : listCreditLines;
+  return { plan, period, creditLines };
+}
+
+/**
  * The retention discount (percent off) of the invoice that billed the period's usage as a whole (period, closing or
  * proration invoice, as invoiceThatBilled and the wallet's give-back pick it), or null when it gave none.
  */
-export async function discountOnPeriodUsage(trx: Transaction, subscriptionId: string, periodStart: Date): Promise<string | null> {
+export async function discountOnPeriodUsage(trx: Knex, subscriptionId: string, periodStart: Date): Promise<string | null> {
   const billed: { id: string } | undefined = await trx('invoices as i')
     .where('i.subscription_id', subscriptionId)
     .whereIn('i.kind', ['period', 'closing', 'proration'])
@@ -102,7 +130,7 @@ export function listAmountOf(breakdown: Record<string, unknown> | null | undefin
  * carried-out re-rating's (it rated the period again at its plan), else the closure's. Priced at the closure's plan
  * after a re-rating had corrected the price, a reversal credited the old price: more than the outcome was billed.
  */
-export async function reversalPricePlanOf(trx: Transaction, closeId: string, closurePlanId: string | null, fallbackPlan: PlanRow): Promise<PlanRow> {
+export async function reversalPricePlanOf(trx: Knex, closeId: string, closurePlanId: string | null, fallbackPlan: PlanRow): Promise<PlanRow> {
   const rerated = await lastFinalizedRerateOfClosure(trx, closeId);
   const planId = rerated?.proposal?.planId ?? closurePlanId;
   return planId ? findPlan(trx, planId) : fallbackPlan;
@@ -191,7 +219,7 @@ async function lockClosure(trx: Transaction, closeId: string): Promise<void> {
 
 /** One closure's credit lines for the reversals `isNew` picks, on top of the other (already credited) ones. */
 async function closureCreditLines(
-  trx: Transaction,
+  trx: Knex,
   group: readonly InvoicedReversal[],
   fallbackPlan: PlanRow,
   isNew: (reversal: InvoicedReversal) => boolean,
@@ -230,7 +258,7 @@ type ReversibleEvent = Pick<InvoicedReversal, 'eventType' | 'properties' | 'occu
  * were billed 0, and reversing the -15 billed 15 where the period is worth 10. The credit's rating floors at 0.
  */
 async function unflooredClosedUsage(
-  trx: Transaction,
+  trx: Knex,
   closeId: string,
   totals: Record<string, MetricUsage>,
   metrics: readonly MetricRow[],
@@ -257,7 +285,7 @@ async function unflooredClosedUsage(
  * received after the close left its original counted, and billed). Not the late events a re-rating claimed into the
  * closure since (`lateBilled`): they are added as billed late.
  */
-async function eventsCountedByClose(trx: Transaction, closeId: string, eventTypes: readonly string[], lateBilled: readonly ReversibleEvent[]): Promise<ReversibleEvent[]> {
+async function eventsCountedByClose(trx: Knex, closeId: string, eventTypes: readonly string[], lateBilled: readonly ReversibleEvent[]): Promise<ReversibleEvent[]> {
   const result = await trx.raw<{ rows: ReversibleEvent[] }>(
     `SELECT e.id::text AS id, e.event_type AS "eventType", e.properties, e.occurred_at AS "occurredAt"
      FROM usage_period_closures c
@@ -277,7 +305,7 @@ async function eventsCountedByClose(trx: Transaction, closeId: string, eventType
  * claimLateEvents skips one something else claimed first, hence the closure check): billed after the close. And
  * `unclaimed`, the ones a re-rating being proposed bills (still unclaimed; claimed when it is carried out).
  */
-async function lateEventsBilledInto(trx: Transaction, closeId: string, unclaimed: readonly string[]): Promise<ReversibleEvent[]> {
+async function lateEventsBilledInto(trx: Knex, closeId: string, unclaimed: readonly string[]): Promise<ReversibleEvent[]> {
   const result = await trx.raw<{ rows: ReversibleEvent[] }>(
     `SELECT e.id::text AS id, e.event_type AS "eventType", e.properties, e.occurred_at AS "occurredAt"
      FROM usage_events e

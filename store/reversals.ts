@@ -140,20 +140,21 @@ export interface InvoicedReversal {
 
 /**
  * Every reversal of an outcome closed in one of this subscription's periods before the reversal arrived, for the
- * closures that still have one to credit. Locks the reversals, so two invoices cannot credit one twice.
+ * closures that still have one to credit. Locks the reversals, so two invoices cannot credit one twice; the usage
+ * preview reads them without a lock (`lock: false`), as it writes nothing.
  */
-export async function invoicedReversals(trx: Knex.Transaction, subscriptionId: string, customerId: string): Promise<InvoicedReversal[]> {
+export async function invoicedReversals(trx: Knex | Knex.Transaction, subscriptionId: string, customerId: string, { lock = true } = {}): Promise<InvoicedReversal[]> {
   const result = await trx.raw<{ rows: (Omit<InvoicedReversal, 'reversalRowId' | 'closeId'> & { reversalRowId: string; closeId: string })[] }>(
     `SELECT r.id::text AS "reversalRowId", r.reversal_credited_on IS NOT NULL AS credited, o.event_type AS "eventType", o.properties, o.occurred_at AS "occurredAt",
             c.id::text AS "closeId", c.period_start AS "periodStart", c.period_end AS "periodEnd", c.plan_id AS "planId", c.totals
      FROM usage_events r
      JOIN usage_events o ON o.customer_id = r.customer_id AND o.event_id = r.reverses_event_id
      JOIN usage_period_closures c ON c.id = o.period_close_id
-     WHERE r.customer_id = ? AND c.subscription_id = ? AND r.received_at > c.closed_at
+     WHERE r.customer_id = ? AND r.reverses_event_id IS NOT NULL AND c.subscription_id = ? AND r.received_at > c.closed_at -- (the partial index of reversals)
        AND EXISTS (SELECT 1 FROM usage_events r2 JOIN usage_events o2 ON o2.customer_id = r2.customer_id AND o2.event_id = r2.reverses_event_id
                    WHERE r2.customer_id = r.customer_id AND o2.period_close_id = c.id AND r2.reversal_credited_on IS NULL AND r2.received_at > c.closed_at)
      ORDER BY c.period_start, r.id
-     FOR UPDATE OF r`,
+     ${lock ? 'FOR UPDATE OF r' : ''}`,
     [customerId, subscriptionId],
   );
   return result.rows;

@@ -9,7 +9,7 @@ import type { DraftInvoiceLine, PeriodBounds } from '../domain/invoice';
 import { formatMoney, sumMoney, toDecimal, ZERO } from '../domain/money';
 import type { InvoiceRow } from './invoices';
 import { loweredLines } from '../domain/wallet-invoice';
-import { reverseWalletCreditsByLine } from './wallets';
+import { plannedLineGiveBacks, reverseWalletCreditsByLine, type LineGiveBackRequest } from './wallets';
 
 type Db = Knex | Knex.Transaction;
 
@@ -43,22 +43,34 @@ export async function reversalCreditToWallet(
   trx: Knex.Transaction,
   request: { subscriptionId: string; customerId: string; currency: string; creditedOn: string; period: PeriodBounds; creditLines: readonly DraftInvoiceLine[] },
 ): Promise<DraftInvoiceLine[]> {
+  return giveBackLine(trx, request, (giveBack) => reverseWalletCreditsByLine(trx, { ...giveBack, reversalKey: `reversal:${request.creditedOn}`, at: new Date() }));
+}
+
+/**
+ * The line reversalCreditToWallet would add for these credit lines if they were credited now, without writing
+ * (plannedLineGiveBacks): what the usage preview and the wallet's pending usage project of the next invoice.
+ */
+export async function plannedReversalCreditToWallet(
+  db: Knex,
+  request: { subscriptionId: string; customerId: string; currency: string; period: PeriodBounds; creditLines: readonly DraftInvoiceLine[] },
+): Promise<DraftInvoiceLine[]> {
+  return giveBackLine(db, request, async (giveBack) => sumMoney((await plannedLineGiveBacks(db, giveBack)).map((line) => toDecimal(line.amount))).toFixed());
+}
+
+/** The offsetting line for what `giveBack` returns to the draw that paid the period (nothing without a draw). */
+async function giveBackLine(
+  db: Db,
+  request: { subscriptionId: string; customerId: string; currency: string; period: PeriodBounds; creditLines: readonly DraftInvoiceLine[] },
+  giveBack: (request: LineGiveBackRequest) => Promise<string>,
+): Promise<DraftInvoiceLine[]> {
   const credit = sumMoney(request.creditLines.map((line) => toDecimal(line.amount)));
   if (!credit.isNegative()) return [];
-  const billed = await invoiceBillingUsagePeriod(trx, request.subscriptionId, new Date(request.period.start));
+  const billed = await invoiceBillingUsagePeriod(db, request.subscriptionId, new Date(request.period.start));
   if (!billed) return [];
   const drawKey = invoiceDrawKey(billed);
   // Line by line, as a re-rating's: only the grants that paid the reversed usage get it back; the card's share stays cash.
   const given = toDecimal(
-    await reverseWalletCreditsByLine(trx, {
-      customerId: request.customerId,
-      currency: request.currency,
-      drawKey,
-      reversalKey: `reversal:${request.creditedOn}`,
-      lowered: loweredLines(request.creditLines),
-      cap: credit.abs().toString(),
-      at: new Date(),
-    }),
+    await giveBack({ customerId: request.customerId, currency: request.currency, drawKey, lowered: loweredLines(request.creditLines), cap: credit.abs().toString() }),
   );
   if (given.lte(ZERO)) return [];
   return [

@@ -8,7 +8,6 @@ import type { Knex } from 'knex';
 import { Dec, formatMoney, toDecimal, ZERO } from '../domain/money';
 import type { Charge } from '../domain/rating';
 import { rateDimensionalUsage } from '../domain/dimensions';
-import type { PlanSettings } from '../domain/plan-terms';
 import { billedByThresholds, usageThresholdsOf } from '../domain/progressive-billing';
 import { CreditCharge, CreditDraw, drawCredits, drawCreditsByLine, GrantSource, GrantState, LineDraw, lineGiveBacks, LoweredLine, UsageSpan } from '../domain/wallet';
 import { asLineDraws, DRAW_PART, drawLineRows, recordDrawLines } from './wallet-draw-lines';
@@ -20,6 +19,8 @@ import { discountLine } from '../domain/proration';
 import { keptAfterDiscounts, walletPayableCharges } from '../domain/wallet-invoice';
 import { DraftInvoiceLine, ratedLinesForPeriod, recurringFee } from '../domain/invoice';
 import { usageForCharges } from './usage';
+import type { PlanRow } from './catalog';
+import { pendingReversalCredits } from './reversal-credits';
 
 type Db = Knex | Knex.Transaction;
 
@@ -582,11 +583,14 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
       planId: closure.plan_id,
     }));
     if (!stretches.some((stretch) => stretch.start.getTime() === from.getTime())) stretches.push({ start: from, end: subscription.periodEnd!, closeId: null, planId: open.planId });
-    for (const stretch of stretches) {
-      const plan: { charges: Charge[]; settings: PlanSettings; flat_fee: string } = stretch.planId
-        ? await db('plans').where('plans.id', stretch.planId).first('plans.charges', 'plans.settings', 'plans.flat_fee')
-        : await db('plans').join('subscriptions', 'subscriptions.plan_id', 'plans.id').where('subscriptions.id', subscription.subscriptionId).first('plans.charges', 'plans.settings', 'plans.flat_fee');
-      const charges = plan.charges.filter((charge) => charge.price.model !== 'flat');
+    // Oldest first: the first invoice of these that bills usage carries the credits of outcomes reversed since their
+    // period was invoiced (store/reversal-credits.ts).
+    stretches.sort((a, b) => a.start.getTime() - b.start.getTime());
+    for (const [index, stretch] of stretches.entries()) {
+      const plan: PlanRow = stretch.planId
+        ? await db('plans').where('plans.id', stretch.planId).first('plans.*')
+        : await db('plans').join('subscriptions', 'subscriptions.plan_id', 'plans.id').where('subscriptions.id', subscription.subscriptionId).first('plans.*');
+      const charges = (plan.charges as Charge[]).filter((charge) => charge.price.model !== 'flat');
       if (charges.length === 0) continue;
       const usage = stretch.closeId
         ? await usageForCharges(db, charges, { kind: 'claimed', closeId: stretch.closeId }, currency)
@@ -613,9 +617,13 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
       const span = { start: stretch.start.toISOString(), end: stretch.end.toISOString() };
       // The invoice computes its one discount line over the next period's fee and the usage together (rounded once):
       // the fee is in the base here too, so the usage's share (what the wallet pays) is the invoice's to the cent.
-      const fee: DraftInvoiceLine = { kind: 'flat_fee', description: 'fee', metricCode: null, quantity: '1', amount: formatMoney(toDecimal(recurringFee(String(plan.flat_fee), plan.charges)), currency), periodStart: span.end, periodEnd: span.end, breakdown: {} };
+      const fee: DraftInvoiceLine = { kind: 'flat_fee', description: 'fee', metricCode: null, quantity: '1', amount: formatMoney(toDecimal(recurringFee(String(plan.flat_fee), plan.charges as Charge[])), currency), periodStart: span.end, periodEnd: span.end, breakdown: {} };
       const lines: DraftInvoiceLine[] = [fee, ...ratedLinesForPeriod(rated.lines, span)];
       const discount = percentOff ? discountLine(lines, percentOff, currency, span) : null;
+      // The reversal credits lower what that invoice asks of the wallet (never more than its total): left out, 1.10 of
+      // usage showed pending where the invoice (1.10 - 5.30 for an outcome reversed since) drew nothing. After the
+      // discount, which the invoice computes without them.
+      if (index === 0) lines.push(...(await pendingReversalCredits(db, subscription.subscriptionId, customerId, plan, { periodStart: span.start, percentOff })));
       if (discount) lines.push(discount);
       if (billed.gt(ZERO)) lines.push({ ...fee, kind: 'threshold_credit', description: 'Billed on threshold invoices', amount: formatMoney(billed.neg(), currency) });
       payable.push({ charges: walletPayableCharges(lines, currency, keptAfterDiscounts(lines), thresholdBilled), during: { from: stretch.start, to: stretch.end } });

@@ -13,6 +13,7 @@ import { thresholdCreditLines, usageThresholdsOf } from '../../domain/progressiv
 import { listLateUsage } from '../../store/usage';
 import { billedPastShownEnd, openUsageForCharges } from '../../store/usage-preview';
 import { retentionDiscountOnPeriodInvoice } from '../../store/offers';
+import { pendingReversalCredits } from '../../store/reversal-credits';
 import { discountLine } from '../../domain/proration';
 import { ratedLinesForPeriod } from '../../domain/invoice';
 import { findSubscriptionOr404, ownSubscription } from './lookups';
@@ -75,7 +76,11 @@ export function usageRouter(db: Database): Router {
     const percentOff = await retentionDiscountOnPeriodInvoice(db, subscription.id, end);
     const span = { start: from.toISOString(), end: end.toISOString() };
     const discount = percentOff ? discountLine(ratedLinesForPeriod(rated.lines, span), percentOff, plan.currency, span) : null;
-    const extraLines = [...(discount ? [discount] : []), ...thresholdCredits];
+    // Outcomes of an invoiced period reversed since: the next invoice that bills usage credits them after its usage
+    // lines, untouched by its own discount (activities/invoicing.ts), so the projection does too. Without them it said
+    // 1.10 where the invoice billed 1.10 - 5.30 for an outcome reversed after its period was invoiced.
+    const reversalCredits = await pendingReversalCredits(db, subscription.id, subscription.customer_id, plan, { periodStart: start.toISOString(), percentOff });
+    const extraLines = [...reversalCredits, ...(discount ? [discount] : []), ...thresholdCredits];
     const subtotal = extraLines.length ? formatMoney(sumMoney([rated.subtotal, ...extraLines.map((line) => line.amount)].map(toDecimal)), plan.currency) : rated.subtotal;
     /** What a metric (or one combination of it) adds to the projected invoice: the sum of its usage lines, as rated. */
     const amountOf = (metricCode: string, dimensions?: Readonly<Record<string, string>>): { amount?: string } => {
