@@ -30,6 +30,14 @@ export interface ReversalTarget {
    * credit can take this one event out (docs/pricing.md). Such a reversal is refused rather than silently uncredited.
    */
   readonly invoicedUnder?: { readonly metricCode: string };
+  /**
+   * The dispute window of the plan that bills the original (null: that plan accepts no reversals): its usage close's
+   * plan once invoiced, else the plan of the subscription pricing its type at its time. Absent when no plan prices it:
+   * the customer's plan (`judgeReversal`'s `disputeWindow`) judges it then. The outcome was sold under that plan's
+   * terms: judged by another subscription's plan, a customer with two subscriptions (or a new one after the first
+   * ended) was refused reversals their plan granted, or credited outcomes sold without any.
+   */
+  readonly disputeWindow?: string | null;
 }
 
 export interface ReversalRequest {
@@ -43,8 +51,9 @@ export type ReversalVerdict = { readonly ok: true } | { readonly ok: false; read
 
 /**
  * Whether a reversal may take its original back. `targets` holds every stored event with the named id (several
- * customers may use one id); `disputeWindow` is the plan's ISO-8601 duration, counted from the original's time,
- * or null when the plan accepts no reversals.
+ * customers may use one id); `disputeWindow` is the customer's plan's ISO-8601 duration, counted from the original's
+ * time, or null when the plan accepts no reversals: used only when the target carries none of its own (no plan
+ * prices the original).
  */
 export function judgeReversal(request: ReversalRequest, targets: readonly ReversalTarget[], disputeWindow: string | null): ReversalVerdict {
   const own = targets.find((target) => target.customerId === request.customerId);
@@ -55,12 +64,13 @@ export function judgeReversal(request: ReversalRequest, targets: readonly Revers
   }
   if (own.isReversal) return { ok: false, code: 'reversed_event_not_found', detail: `event ${request.reversesEventId} is itself a reversal` };
   if (own.reversed) return { ok: false, code: 'event_already_reversed', detail: `event ${request.reversesEventId} was already reversed` };
-  if (disputeWindow === null || !isValidInterval(disputeWindow)) {
-    return { ok: false, code: 'dispute_window_closed', detail: "the customer's plan accepts no reversals (no dispute_window)" };
+  const window = own.disputeWindow === undefined ? disputeWindow : own.disputeWindow;
+  if (window === null || !isValidInterval(window)) {
+    return { ok: false, code: 'dispute_window_closed', detail: `the plan that bills event ${request.reversesEventId} accepts no reversals (no dispute_window)` };
   }
-  const closesAt = addIntervals(own.occurredAt, parseInterval(disputeWindow), 1);
+  const closesAt = addIntervals(own.occurredAt, parseInterval(window), 1);
   if (request.occurredAt.getTime() >= closesAt.getTime()) {
-    return { ok: false, code: 'dispute_window_closed', detail: `the dispute window (${disputeWindow}) of event ${request.reversesEventId} closed at ${closesAt.toISOString()}` };
+    return { ok: false, code: 'dispute_window_closed', detail: `the dispute window (${window}) of event ${request.reversesEventId} closed at ${closesAt.toISOString()}` };
   }
   if (own.invoicedUnder) {
     return {

@@ -11,8 +11,9 @@ import { findMetricsByCode, MetricRow } from './catalog';
 import { queryPrepared } from './prepared-statements';
 import { cachedMetricsByCode } from './read-caches';
 import { isProratedAggregation } from './seat-usage';
-import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsShared, ROLLUP_KEY_DIGEST, RollupWindow, rollupUsage } from './rollups';
-import { aggregateMetric, pricedStretchesOf, usageEndSql, usageStopAt, type InsertedUsageEvent, type NewUsageEvent, type SubscriptionPricedStretch, type UsageStop } from './usage';
+import { ensureRollupsSeeded, insertEventsFoldingRollups, lockRollupsExclusive, lockRollupsShared, ROLLUP_KEY_DIGEST, RollupWindow, rollupUsage } from './rollups';
+import { insertReversalEvents, insertReversalEventsIn, openOriginalsOf, type NewReversalEvent } from './reversals';
+import { aggregateMetric, numericTextFor, pricedStretchesOf, usageEndSql, usageStopAt, type InsertedUsageEvent, type NewUsageEvent, type SubscriptionPricedStretch, type UsageStop } from './usage';
 import { billedPastShownEnd, OPEN_WHILE_PAUSED } from './usage-preview';
 
 type Db = Knex | Knex.Transaction;
@@ -325,6 +326,63 @@ async function insertSeededWithinLimits(
     const inserted = accepted.length > 0 ? await insertEventsFoldingRollups(trx, rowsOf(accepted)) : [];
     return { inserted, overLimit };
   });
+}
+
+/**
+ * Stores reversals (store/reversals.ts), refusing each that would take a hard limit's usage past it. A reversal takes
+ * its original's value back: reversing a negative correction of a sum raises the usage like an increase, and stored
+ * unjudged it billed past the limit (+100, -50, +50 and the -50 reversed: 150 tokens billed on a limit of 100, where
+ * +50 in its place was refused). Judged in the reversals' own transaction under the customers' exclusive rollup lock
+ * (which forgetting the reversed windows takes anyway): no event of theirs is judged, stored or claimed by a close
+ * until it commits. The totals are being forgotten, so the limit's usage is read from the raw events, as a seed would
+ * count them. Only a reversal of an open-period original whose value is negative can raise a limited usage.
+ */
+export async function insertReversalEventsWithinLimits(
+  db: Knex,
+  reversals: readonly NewReversalEvent[],
+  limits: ReadonlyMap<string, readonly HardLimit[]>,
+): Promise<{ inserted: { customer_id: string; event_id: string }[]; overLimit: ReadonlySet<number> }> {
+  const sums = (customerId: string) => (limits.get(customerId) ?? []).filter((limit) => limit.metric.aggregation === 'sum');
+  if (!reversals.some((reversal) => sums(reversal.customerId).length > 0)) return { inserted: await insertReversalEvents(db, reversals), overLimit: new Set() };
+  return db.transaction(async (trx) => {
+    await lockRollupsExclusive(trx, reversals.map((reversal) => reversal.customerId));
+    const originals = await openOriginalsOf(trx, reversals);
+    const contributions = reversals.map((reversal) => {
+      const original = originals.get(`${reversal.customerId}|${reversal.reversesEventId}`);
+      if (!original) return undefined;
+      const adds = new Map<string, Dec>();
+      for (const limit of sums(reversal.customerId)) {
+        const amount = contribution(original, limit);
+        if (amount !== undefined && amount.isNegative()) adds.set(limitKey(limit), amount.negated());
+      }
+      return adds.size > 0 ? adds : undefined;
+    });
+    const judged = [...limits.values()].flat().filter((limit) => contributions.some((adds) => adds?.has(limitKey(limit))));
+    const usage = new Map<string, string>();
+    for (const limit of judged) usage.set(limitKey(limit), await rawLimitedSum(trx, limit));
+    // An identical copy later in the batch is stored once (a duplicate): counted once, never refused on its own.
+    const keys = reversals.map((reversal) => `${reversal.customerId}|${reversal.eventId}`);
+    const overLimit = judged.length > 0 ? eventsOverLimit(usage, tightestLimits(judged), contributions, keys) : new Set<number>();
+    const inserted = await insertReversalEventsIn(trx, reversals.filter((_, index) => !overLimit.has(index)));
+    return { inserted, overLimit };
+  });
+}
+
+/** A limited sum's raw total over the limit's pieces, from the open events a seed would count (store/rollups.ts). */
+async function rawLimitedSum(trx: Knex.Transaction, limit: HardLimit): Promise<string> {
+  const { metric } = limit;
+  let total = toDecimal('0');
+  for (const piece of limit.pieces) {
+    const result = await trx.raw<{ rows: { total: string }[] }>(
+      `SELECT coalesce(sum(CASE WHEN properties ->> ? ~ ? THEN (properties ->> ?)::numeric END), 0)::text AS total
+       FROM usage_events
+       WHERE customer_id = ? AND event_type = ? AND occurred_at >= ? AND occurred_at < ? AND properties @> ?::jsonb
+         AND period_close_id IS NULL AND reversed_by_event_id IS NULL AND reverses_event_id IS NULL`,
+      [metric.property ?? '', numericTextFor(metric), metric.property ?? '', piece.customerId, metric.event_type, piece.from, piece.to, JSON.stringify(metric.filters ?? {})],
+    );
+    total = total.plus(toDecimal(result.rows[0].total));
+  }
+  return total.toFixed();
 }
 
 /**

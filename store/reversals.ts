@@ -5,7 +5,7 @@
 import type { Knex } from 'knex';
 import type { ReversalTarget } from '../domain/reversals';
 import { forgetRollupsOfReversed } from './rollups';
-import type { NewUsageEvent } from './usage';
+import { usageEndSql, type NewUsageEvent } from './usage';
 
 /**
  * For an event already claimed by a usage close (invoiced): the first metric of that closure's plan that reads it
@@ -31,13 +31,37 @@ const UNCREDITABLE_METRIC_SQL = `coalesce(
   ${uncreditableMetricSql('c.id = u.period_close_id', "'max', 'latest', 'unique_count', 'prorated_sum', 'prorated_latest'")},
   ${uncreditableMetricSql('u.period_close_id IS NULL AND c.customer_id = u.customer_id AND c.period_start > u.occurred_at', "'prorated_sum', 'prorated_latest'")})`;
 
+/**
+ * The plan that bills the event `u` and its dispute window, as `{"window": ...}` (null: no plan prices it): the plan
+ * its usage close billed it at, else the plan of the customer's subscription that prices its type at its time (at most
+ * one does at an instant; docs/api.md). Judged by the customer's newest plan instead, a customer with two
+ * subscriptions, or a new one after the first ended, was refused reversals their plan granted, or credited outcomes
+ * sold without a dispute window.
+ */
+const BILLING_PLAN_WINDOW_SQL = `(SELECT jsonb_build_object('window', bp.settings ->> 'disputeWindow') FROM plans bp
+  WHERE bp.id = coalesce(
+    (SELECT c.plan_id FROM usage_period_closures c WHERE c.id = u.period_close_id),
+    (SELECT s.plan_id FROM subscriptions s JOIN plans sp ON sp.id = s.plan_id
+      WHERE s.customer_id = u.customer_id AND s.start_at <= u.occurred_at AND coalesce(${usageEndSql('s')} > u.occurred_at, true)
+        AND EXISTS (SELECT 1 FROM jsonb_array_elements(sp.charges) AS ch(value)
+                    JOIN billable_metrics m ON m.code = ch.value ->> 'metricCode' WHERE m.event_type = u.event_type)
+      ORDER BY s.created_at DESC LIMIT 1)))`;
+
 /** event id -> every stored event with that id (any customer), as a reversal judges it. */
 export async function reversalTargets(db: Knex | Knex.Transaction, eventIds: readonly string[]): Promise<Map<string, ReversalTarget[]>> {
   const result = new Map<string, ReversalTarget[]>();
   if (eventIds.length === 0) return result;
-  const rows: { event_id: string; customer_id: string; occurred_at: Date; reversed_by_event_id: string | null; reverses_event_id: string | null; uncreditable_metric: string | null }[] = await db('usage_events as u')
+  const rows: {
+    event_id: string;
+    customer_id: string;
+    occurred_at: Date;
+    reversed_by_event_id: string | null;
+    reverses_event_id: string | null;
+    uncreditable_metric: string | null;
+    billing_plan: { window: string | null } | null;
+  }[] = await db('usage_events as u')
     .whereIn('u.event_id', [...new Set(eventIds)])
-    .select('u.event_id', 'u.customer_id', 'u.occurred_at', 'u.reversed_by_event_id', 'u.reverses_event_id', db.raw(`${UNCREDITABLE_METRIC_SQL} AS uncreditable_metric`));
+    .select('u.event_id', 'u.customer_id', 'u.occurred_at', 'u.reversed_by_event_id', 'u.reverses_event_id', db.raw(`${UNCREDITABLE_METRIC_SQL} AS uncreditable_metric`), db.raw(`${BILLING_PLAN_WINDOW_SQL} AS billing_plan`));
   for (const row of rows) {
     const target: ReversalTarget = {
       customerId: row.customer_id,
@@ -45,13 +69,17 @@ export async function reversalTargets(db: Knex | Knex.Transaction, eventIds: rea
       reversed: row.reversed_by_event_id !== null,
       isReversal: row.reverses_event_id !== null,
       ...(row.uncreditable_metric === null ? {} : { invoicedUnder: { metricCode: row.uncreditable_metric } }),
+      ...(row.billing_plan === null ? {} : { disputeWindow: row.billing_plan.window }),
     };
     result.set(row.event_id, [...(result.get(row.event_id) ?? []), target]);
   }
   return result;
 }
 
-/** customer id -> the dispute window of the plan of their newest subscription that is not canceled (null: none). */
+/**
+ * customer id -> the dispute window of the plan of their newest subscription that is not canceled (null: none): what
+ * judges a reversal of an original no plan prices (the others carry their billing plan's window: reversalTargets).
+ */
 export async function disputeWindows(db: Knex | Knex.Transaction, customerIds: readonly string[]): Promise<Map<string, string | null>> {
   if (customerIds.length === 0) return new Map();
   const rows: { customer_id: string; dispute_window: string | null }[] = await db('subscriptions as s')
@@ -66,33 +94,49 @@ export async function disputeWindows(db: Knex | Knex.Transaction, customerIds: r
 
 export type NewReversalEvent = NewUsageEvent & { readonly reversesEventId: string };
 
+/** The originals of these reversals still in open usage (not claimed by a close), keyed `<customer id>|<event id>`. */
+export async function openOriginalsOf(db: Knex | Knex.Transaction, reversals: readonly Pick<NewReversalEvent, 'customerId' | 'reversesEventId'>[]): Promise<Map<string, NewUsageEvent>> {
+  if (reversals.length === 0) return new Map();
+  const rows: { customer_id: string; event_id: string; event_type: string; occurred_at: Date; properties: Record<string, unknown> }[] = await db('usage_events')
+    .whereIn(['customer_id', 'event_id'], reversals.map((reversal) => [reversal.customerId, reversal.reversesEventId]))
+    .whereNull('period_close_id')
+    .whereNull('reversed_by_event_id')
+    .whereNull('reverses_event_id')
+    .select('customer_id', 'event_id', 'event_type', 'occurred_at', 'properties');
+  return new Map(rows.map((row) => [`${row.customer_id}|${row.event_id}`, { customerId: row.customer_id, eventId: row.event_id, eventType: row.event_type, occurredAt: row.occurred_at, properties: row.properties }]));
+}
+
 /**
  * Stores reversals and marks their originals in one statement. A resent reversal (same event id) or a second
  * reversal of one original is skipped by the unique indexes; only the reversals stored mark their originals.
  */
 export async function insertReversalEvents(db: Knex, events: readonly NewReversalEvent[]): Promise<{ customer_id: string; event_id: string }[]> {
   if (events.length === 0) return [];
-  return db.transaction(async (trx) => {
-    // The running totals (store/rollups.ts) still hold what is reversed now: their windows are seeded again.
-    const originals: { customer_id: string; occurred_at: Date }[] = await trx('usage_events')
-      .whereIn(['customer_id', 'event_id'], events.map((event) => [event.customerId, event.reversesEventId]))
-      .select('customer_id', 'occurred_at');
-    await forgetRollupsOfReversed(trx, originals.map((row) => ({ customerId: row.customer_id, occurredAt: row.occurred_at })));
-    const stored = (await insertAndMark(trx, events)).rows;
-    // A reversal is credited when it was received after the close that claimed (and so billed) its original
-    // (received_at > closed_at). received_at is this transaction's start, and a close may have begun after it, claimed
-    // and counted the original and committed while this transaction waited for the original's row (or the customer's
-    // rollup lock): the original was billed and the reversal never credited. An original found claimed when it is
-    // marked was counted by a close that committed before, so the reversal is received now, after that close.
-    const afterClaim = stored.filter((row) => row.original_claimed);
-    if (afterClaim.length) {
-      await trx('usage_events')
-        .whereIn(['customer_id', 'event_id'], afterClaim.map((row) => [row.customer_id, row.event_id]))
-        .whereNotNull('reverses_event_id')
-        .update({ received_at: trx.raw('clock_timestamp()') });
-    }
-    return stored.map(({ customer_id, event_id }) => ({ customer_id, event_id }));
-  });
+  return db.transaction((trx) => insertReversalEventsIn(trx, events));
+}
+
+/** insertReversalEvents in the caller's transaction (store/entitlements.ts judges hard limits in it first). */
+export async function insertReversalEventsIn(trx: Knex.Transaction, events: readonly NewReversalEvent[]): Promise<{ customer_id: string; event_id: string }[]> {
+  if (events.length === 0) return [];
+  // The running totals (store/rollups.ts) still hold what is reversed now: their windows are seeded again.
+  const originals: { customer_id: string; occurred_at: Date }[] = await trx('usage_events')
+    .whereIn(['customer_id', 'event_id'], events.map((event) => [event.customerId, event.reversesEventId]))
+    .select('customer_id', 'occurred_at');
+  await forgetRollupsOfReversed(trx, originals.map((row) => ({ customerId: row.customer_id, occurredAt: row.occurred_at })));
+  const stored = (await insertAndMark(trx, events)).rows;
+  // A reversal is credited when it was received after the close that claimed (and so billed) its original
+  // (received_at > closed_at). received_at is this transaction's start, and a close may have begun after it, claimed
+  // and counted the original and committed while this transaction waited for the original's row (or the customer's
+  // rollup lock): the original was billed and the reversal never credited. An original found claimed when it is
+  // marked was counted by a close that committed before, so the reversal is received now, after that close.
+  const afterClaim = stored.filter((row) => row.original_claimed);
+  if (afterClaim.length) {
+    await trx('usage_events')
+      .whereIn(['customer_id', 'event_id'], afterClaim.map((row) => [row.customer_id, row.event_id]))
+      .whereNotNull('reverses_event_id')
+      .update({ received_at: trx.raw('clock_timestamp()') });
+  }
+  return stored.map(({ customer_id, event_id }) => ({ customer_id, event_id }));
 }
 
 function insertAndMark(db: Knex.Transaction, events: readonly NewReversalEvent[]) {

@@ -129,6 +129,14 @@ export async function lockRollupsShared(trx: Knex.Transaction, customerIds: read
 }
 
 /**
+ * Takes each customer's rollup lock exclusively, for the rest of the transaction (as seeding and forgetting do): no
+ * event of theirs is judged against a hard limit or stored until it commits. Reentrant within the transaction.
+ */
+export async function lockRollupsExclusive(trx: Knex.Transaction, customerIds: readonly string[]): Promise<void> {
+  await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(c)) FROM unnest(?::text[]) AS c ORDER BY c', [ROLLUP_LOCK_CLASS, [...new Set(customerIds)].sort()]);
+}
+
+/**
  * The insert statement of usage events that also folds the stored ones into their rollups. Bindings: the five
  * event arrays, then the two value patterns. The caller holds the shared rollup lock of every customer.
  */
@@ -166,7 +174,7 @@ export interface RollupWindow {
  */
 export async function forgetRollupsOfReversed(trx: Knex.Transaction, reversed: readonly { customerId: string; occurredAt: Date }[]): Promise<void> {
   if (reversed.length === 0) return;
-  await trx.raw('SELECT pg_advisory_xact_lock(?, hashtext(c)) FROM unnest(?::text[]) AS c ORDER BY c', [ROLLUP_LOCK_CLASS, [...new Set(reversed.map((r) => r.customerId))].sort()]);
+  await lockRollupsExclusive(trx, reversed.map((r) => r.customerId));
   const windows = trx('usage_rollup_windows as w')
     .join(trx.raw('unnest(?::uuid[], ?::timestamptz[]) AS r(customer_id, occurred_at)', [reversed.map((r) => r.customerId), reversed.map((r) => r.occurredAt.toISOString())]), 'r.customer_id', 'w.customer_id')
     .whereRaw('w.period_start <= r.occurred_at AND r.occurred_at < w.period_end')

@@ -5,10 +5,10 @@ import { isDecimalString, toDecimal } from '../../domain/money';
 import type { Database } from '../../store/database';
 import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
 import { judgeReversal } from '../../domain/reversals';
-import { disputeWindows, insertReversalEvents, NewReversalEvent, reversalTargets } from '../../store/reversals';
+import { disputeWindows, insertReversalEvents, NewReversalEvent, openOriginalsOf, reversalTargets } from '../../store/reversals';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
-import { compareWithStoredEvents, insertUsageEvents, pricedStretchesOf, NewUsageEvent, ResentUsageEvent, usageAcceptance, usageStopAt } from '../../store/usage';
-import { hardLimitsOf, insertUsageEventsWithinLimits, limitsOfOwnUsage } from '../../store/entitlements';
+import { compareWithStoredEvents, insertUsageEvents, pricedStretchesOf, NewUsageEvent, ResentUsageEvent, usageAcceptance, usageStopAt, type SubscriptionPricedStretch, type UsageStop } from '../../store/usage';
+import { hardLimitsOf, insertReversalEventsWithinLimits, insertUsageEventsWithinLimits, limitsOfOwnUsage } from '../../store/entitlements';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
 import type { CustomerDirectory } from '../customer-directory';
@@ -143,6 +143,14 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
         rejections.push({ index, code: verdict.code, path, message: verdict.detail });
       }
     }
+    // Past a spending cap, a reversal of a correction adds spend as an increase does: refused as one.
+    const pastTheCap = await reversalsPastTheCap(deps, reversals, stops, pricedStretchesByCustomerId);
+    for (const position of [...pastTheCap].sort((a, b) => b - a)) {
+      const index = reversalIndexes[position];
+      rejections.push({ index, code: 'usage_cap_reached', path: `events.${index}.reverses`, message: "reversing this event would add spend past the plan's usage cap for its period" });
+      reversals.splice(position, 1);
+      reversalIndexes.splice(position, 1);
+    }
     if (valid.length === 0 && reversals.length === 0) {
       rejections.sort((a, b) => a.index - b.index);
       deps.onIngested?.({ accepted: 0, duplicates: 0, rejected: rejections.length });
@@ -155,11 +163,17 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
       const index = validIndexes[position];
       rejections.push({ index, code: 'entitlement_limit_reached', path: `events.${index}`, message: "the plan's limit for this feature in the current period is reached" });
     }
-    const insertedReversals = await insertReversalEvents(deps.db, reversals);
+    // A reversal of a negative correction raises the usage: held to the same limits (store/entitlements.ts).
+    const { inserted: insertedReversals, overLimit: reversalsOverLimit } =
+      hardLimits.size === 0 ? { inserted: await insertReversalEvents(deps.db, reversals), overLimit: new Set<number>() } : await insertReversalEventsWithinLimits(deps.db, reversals, hardLimits);
+    for (const position of reversalsOverLimit) {
+      const index = reversalIndexes[position];
+      rejections.push({ index, code: 'entitlement_limit_reached', path: `events.${index}.reverses`, message: "reversing this event would take the usage past the plan's limit for this feature in the current period" });
+    }
     const inserted = [...insertedUsage, ...insertedReversals];
     const attempted: { index: number; event: ResentUsageEvent }[] = [
       ...valid.flatMap((event, position) => (overLimit.has(position) ? [] : [{ index: validIndexes[position], event }])),
-      ...reversals.map((event, position) => ({ index: reversalIndexes[position], event })),
+      ...reversals.flatMap((event, position) => (reversalsOverLimit.has(position) ? [] : [{ index: reversalIndexes[position], event }])),
     ];
     const refusedResends = await resendsNotStored(deps.db, attempted, inserted);
     rejections.push(...refusedResends.values());
@@ -294,6 +308,44 @@ async function reversalCheck(
   const [targets, windows] = await Promise.all([reversalTargets(db, named), disputeWindows(db, customerIds)]);
   return (customerId, occurredAt, reversesEventId) =>
     judgeReversal({ customerId, occurredAt, reversesEventId }, targets.get(reversesEventId) ?? [], windows.get(customerId) ?? null);
+}
+
+/**
+ * The positions of the reversals whose original, in open usage, brought a negative value to a corrections sum and is
+ * stamped where a spending cap refuses its type's usage: taken back, that value adds spend, as an increase would.
+ * Before, reversals were never held to the cap: past a 50.00 cap, reversing a -10 correction billed 57.50 where +10
+ * was refused. Only customers under a stop pay the read of the originals.
+ */
+async function reversalsPastTheCap(
+  deps: EventsRouterDependencies,
+  reversals: readonly NewReversalEvent[],
+  stops: ReadonlyMap<string, readonly UsageStop[]>,
+  priced: ReadonlyMap<string, readonly SubscriptionPricedStretch[]>,
+): Promise<Set<number>> {
+  const stopped = reversals.filter((reversal) => (stops.get(reversal.customerId) ?? []).length > 0);
+  if (stopped.length === 0) return new Set();
+  const originals = await openOriginalsOf(deps.db, stopped);
+  if (originals.size === 0) return new Set();
+  const metrics = await deps.metrics.metricsFor(new Set([...originals.values()].map((original) => original.eventType)));
+  const past = new Set<number>();
+  reversals.forEach((reversal, position) => {
+    const original = originals.get(`${reversal.customerId}|${reversal.reversesEventId}`);
+    if (!original) return;
+    const stop = usageStopAt(stops.get(reversal.customerId), original.occurredAt, original.eventType, priced.get(reversal.customerId));
+    if (stop?.refusal === 'usage_cap_reached' && lowersSomeUsage({ type: original.eventType, properties: original.properties }, metrics)) past.add(position);
+  });
+  return past;
+}
+
+/** Whether some corrections sum (`allow_negative`) reading the event took a negative value from it. */
+function lowersSomeUsage(event: Pick<RawUsageEvent, 'type' | 'properties'>, metrics: Map<string, MetricRow[]>): boolean {
+  return (metrics.get(event.type) ?? []).some((metric) => {
+    if (metric.aggregation !== 'sum' || !metric.allow_negative || metric.property === null) return false;
+    if (!Object.entries(metric.filters ?? {}).every(([key, expected]) => event.properties[key] === expected)) return false;
+    const value = event.properties[metric.property];
+    const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value : undefined;
+    return text !== undefined && isDecimalString(text) && toDecimal(text).lt(0);
+  });
 }
 
 /**

@@ -79,3 +79,34 @@ test('after a change to a lower limit, a correction that lowers the usage is acc
   expect(batch.json).toMatchObject({ accepted: 2, rejected: 1, errors: [expect.objectContaining({ index: 1, code: 'entitlement_limit_reached' })] });
   expect(await usage()).toMatchObject({ usage: '50', has_access: false });
 });
+
+/**
+ * A reversal (`reverses`) of a negative correction adds its value back: it raises the usage like an increase and is
+ * held to the limit like one. Before, reversals were stored outside the limits' transaction, unjudged:
+ *
+ *   limit 100 tokens at 0.01:  +100 (usage 100), -50 correction (50), +50 (100, fits), reverse the -50 -> 150
+ *   billed 1.50 where the hard limit holds the period at 1.00, while +50 sent in its place was refused.
+ *
+ * Now refused with `entitlement_limit_reached`; with room under the limit the same reversal is accepted.
+ */
+test('reversing a negative correction cannot take the usage past a hard limit', async () => {
+  const plan = { ...planBody('corr-disputable', '100'), dispute_window: 'P1D' };
+  expect((await api.http.call('POST', '/v1/plans', plan)).status).toBe(201);
+  const globex = await insertCustomer(db, { external_id: 'corr-globex' });
+  const { row } = await insertSubscription(db, globex, await db('plans').where({ code: 'corr-disputable' }).first(), periodStart);
+  await db('subscriptions').where({ id: row.id }).update({ status: 'active', current_period_start: periodStart, current_period_end: periodEnd });
+  const event = (id: string, value: string) => ({ ...tokens(id, value), customer: 'corr-globex' });
+  for (const [id, value] of [['g-1', '100'], ['g-c', '-50'], ['g-2', '50']]) {
+    expect((await api.http.call('POST', '/v1/events', event(id, value))).json).toMatchObject({ accepted: 1 });
+  }
+  const reversal = await api.http.call('POST', '/v1/events', { id: 'g-c-back', customer: 'corr-globex', type: 'corr.llm', timestamp: inPeriod(), properties: {}, reverses: 'g-c' });
+  expect(reversal.status).toBe(422);
+  expect(reversal.json.errors).toEqual([expect.objectContaining({ index: 0, code: 'entitlement_limit_reached' })]);
+  const answer = await api.http.call('GET', `/v1/customers/${globex.id}/entitlements/tokens`);
+  expect(answer.json).toMatchObject({ usage: '100', has_access: false });
+  // A later correction of -60 makes room (usage 40): reversing the -50 now takes it to 90, within the limit.
+  expect((await api.http.call('POST', '/v1/events', event('g-c2', '-60'))).json).toMatchObject({ accepted: 1 });
+  const fits = await api.http.call('POST', '/v1/events', { id: 'g-c-back', customer: 'corr-globex', type: 'corr.llm', timestamp: inPeriod(), properties: {}, reverses: 'g-c' });
+  expect(fits.json).toMatchObject({ accepted: 1, rejected: 0 });
+  expect((await api.http.call('GET', `/v1/customers/${globex.id}/entitlements/tokens`)).json).toMatchObject({ usage: '90', has_access: true });
+});

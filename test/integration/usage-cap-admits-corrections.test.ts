@@ -88,3 +88,21 @@ test('past the cap, a correction is accepted and everything that could add spend
   const preview = await api.http.call('GET', `/v1/subscriptions/${subscriptionId}/usage`);
   expect(preview.json.projected.usage_total).toBe('47.50');
 });
+
+/**
+ * Past the cap, a reversal (`reverses`) of a correction adds the correction's value back: it adds spend like a
+ * positive event and is refused like one. Before, reversals were never held to the cap: after the test above (47.50
+ * of a 50.00 cap, capped), reversing fix-1 (-10) was accepted and the period billed 57.50, while +10 sent in its
+ * place was refused. Reversing an increase (it lowers the spend) is still accepted.
+ */
+test('past the cap, reversing a correction is refused like the increase it is', async () => {
+  const plan = await db('plans').where({ code: 'capc-pro' }).first();
+  await db('plans').where({ id: plan.id }).update({ settings: JSON.stringify({ ...plan.settings, disputeWindow: 'P1D' }) });
+  const reversal = await api.http.call('POST', '/v1/events', { id: 'fix-1-back', customer: 'capc-acme', type: 'capc.call', timestamp: inPeriod(), properties: {}, reverses: 'fix-1' });
+  expect(reversal.status).toBe(422);
+  expect(reversal.json.errors).toEqual([expect.objectContaining({ index: 0, code: 'usage_cap_reached' })]);
+  expect((await api.http.call('GET', `/v1/subscriptions/${subscriptionId}/usage`)).json.projected.usage_total).toBe('47.50');
+  const lowering = await api.http.call('POST', '/v1/events', { id: 'c-1-back', customer: 'capc-acme', type: 'capc.call', timestamp: inPeriod(), properties: {}, reverses: 'c-1' });
+  expect(lowering.json).toMatchObject({ accepted: 1, rejected: 0 });
+  expect((await api.http.call('GET', `/v1/subscriptions/${subscriptionId}/usage`)).json.projected.usage_total).toBe('0.00');
+});

@@ -31,6 +31,12 @@ describe('judgeReversal', () => {
   it('refuses every reversal on a plan without a dispute window', () => {
     expect(judgeReversal(request('2031-03-10T12:00:01Z'), [ORIGINAL], null)).toMatchObject({ code: 'dispute_window_closed' });
   });
+
+  it('judges by the window of the plan that bills the original; the customer’s only when no plan prices it', () => {
+    expect(judgeReversal(request('2031-03-12T00:00:00Z'), [{ ...ORIGINAL, disputeWindow: 'P7D' }], null)).toEqual({ ok: true });
+    expect(judgeReversal(request('2031-03-12T00:00:00Z'), [{ ...ORIGINAL, disputeWindow: null }], 'P7D')).toMatchObject({ code: 'dispute_window_closed' });
+    expect(judgeReversal(request('2031-03-12T00:00:00Z'), [{ ...ORIGINAL, disputeWindow: 'P1D' }], 'P7D')).toMatchObject({ code: 'dispute_window_closed' });
+  });
 });
 
 describe('credit for outcomes reversed after their period was invoiced', () => {
