@@ -169,11 +169,6 @@ export function costSegments(index: CostTableIndex, dimensions: DimensionValues,
     .map((entry) => ({ effectiveFrom: entry.effectiveFrom, quantity: entry.quantity, unitCost: index.unitCost(entry.effectiveFrom, dimensions) }));
 }
 
-/** Σ quantity × unit cost over the costed segments, exact (rounding is the caller's, once per line). */
-export function exactCost(segments: readonly CostSegment[]): Dec {
-  return segments.reduce<Dec>((total, segment) => (segment.unitCost === null ? total : total.plus(toDecimal(segment.quantity).times(toDecimal(segment.unitCost)))), ZERO);
-}
-
 /** Merges segments of several combinations or periods per (table, unit cost): a metric's whole-usage view. */
 export function mergeSegments(segments: readonly CostSegment[]): CostSegment[] {
   const merged = new Map<string, { effectiveFrom: string | null; unitCost: string | null; quantity: Dec }>();
