@@ -343,7 +343,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
   },
   'GET /v1/subscriptions/:id/usage': {
     summary: 'Usage of the open period, rated',
-    description: 'What the usage part of the invoice would be if the period closed now (the same rating function as the invoice).',
+    description: 'What the usage part of the invoice would be if the period closed now (the same rating function as the invoice), and the fee that invoice bills in advance (`projected.fee`): together, its total.',
     tag: 'Usage',
     params: subscriptionId,
     responses: ok('The open period so far.', currentUsageResponse),

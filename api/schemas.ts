@@ -675,11 +675,16 @@ export const currentUsageResponse = z.object({
   ),
   projected: z
     .object({
+      fee: moneyOut.meta({
+        description: "The fee the invoice billing this usage bills in advance for the next period (the plan in force then, after a change scheduled for the period's end; 0 on a closing invoice). fee + subtotal is that invoice's total before prepaid credit.",
+      }),
       lines: z.array(jsonObject),
       usage_total: moneyOut,
       credit_applied: moneyOut,
       credit_remaining: moneyOut.nullable(),
-      subtotal: moneyOut,
+      subtotal: moneyOut.meta({
+        description: "The usage part of that invoice: its usage lines and credits, and a retention discount line whole, as the invoice computes it over the fee and the usage together (so it can be below the usage, or negative).",
+      }),
       unpriced: z.array(jsonObject).optional().meta({ description: 'Usage of dimensional charges no price matches (listed, not billed).' }),
     })
     .nullable(),

@@ -1,5 +1,9 @@
 /** Retention and win-back offers made to a subscription's customer, and their answers. */
 import type { Knex } from 'knex';
+import { DraftInvoiceLine, PeriodBounds, renewalInvoiceLines } from '../domain/invoice';
+import { discountLine } from '../domain/proration';
+import type { Charge } from '../domain/rating';
+import { cachedPlan } from './read-caches';
 import { enqueueOutboxEvent, writeAudit } from './outbox';
 
 export type OfferKind = 'retention' | 'win_back';
@@ -127,4 +131,48 @@ export async function retentionDiscountOnPeriodInvoice(db: Knex, subscriptionId:
     )
     .count({ used: '*' });
   return Number(used) < offer.terms.periods ? offer.terms.percentOff : null;
+}
+
+/**
+ * The fee lines the period invoice opening at `invoicePeriodStart` bills in advance, built as that invoice builds them
+ * (renewalInvoiceLines): the plan a change scheduled by then switches to (the workflow switches before it writes that
+ * invoice), else the plan in force. None when the subscription ends there: its closing invoice bills no fee.
+ */
+export async function feeLinesOfPeriodInvoice(db: Knex, subscriptionId: string, invoicePeriodStart: Date): Promise<DraftInvoiceLine[]> {
+  const row: { status: string; plan_id: string; scheduled_change_plan_id: string | null; scheduled_change_at: Date | null; current_period_start: Date | null } | undefined = await db('subscriptions')
+    .where({ id: subscriptionId })
+    .first('status', 'plan_id', 'scheduled_change_plan_id', 'scheduled_change_at', 'current_period_start');
+  if (!row || row.status === 'pending_cancellation' || row.status === 'canceled') return [];
+  // A record older than the period the row shows has lapsed (store/metered-overlaps.ts): the workflow no longer holds it.
+  const at = row.scheduled_change_at;
+  const scheduled = row.scheduled_change_plan_id && at && at <= invoicePeriodStart && !(row.current_period_start && row.current_period_start > at);
+  const plan = await cachedPlan(db, scheduled ? row.scheduled_change_plan_id! : row.plan_id); // a plan version never changes
+  const opening = invoicePeriodStart.toISOString(); // the lines' period is only a label here: a fee is not prorated
+  return renewalInvoiceLines({ planName: plan.name, currency: plan.currency, flatFee: String(plan.flat_fee), charges: plan.charges as Charge[], flatFeePeriod: { start: opening, end: opening }, usage: null });
+}
+
+/** What the period invoice that bills a stretch's usage will take off, as figures shown before it need it. */
+export interface PreviewedRetentionDiscount {
+  readonly percentOff: string | null;
+  /** The fee lines that invoice bills in advance (feeLinesOfPeriodInvoice); read here only when a discount runs. */
+  readonly feeLines: readonly DraftInvoiceLine[];
+  readonly discount: DraftInvoiceLine | null;
+}
+
+/**
+ * The retention discount line of the period invoice opening at `span.end`, as that invoice computes it: ONE line over
+ * its fee and the usage lines together, rounded once (activities/invoicing.ts, discountLine). Taken off the usage
+ * alone, the usage page showed 9.99 + 0.03 where the invoice billed 9.99 + 0.05 - 3.01 (30 % off).
+ */
+export async function previewedRetentionDiscount(
+  db: Knex,
+  subscriptionId: string,
+  usage: { readonly lines: readonly DraftInvoiceLine[]; readonly currency: string; readonly span: PeriodBounds },
+  feeLinesRead?: readonly DraftInvoiceLine[],
+): Promise<PreviewedRetentionDiscount> {
+  const { lines: usageLines, currency, span } = usage;
+  const percentOff = await retentionDiscountOnPeriodInvoice(db, subscriptionId, new Date(span.end));
+  if (!percentOff) return { percentOff: null, feeLines: feeLinesRead ?? [], discount: null };
+  const feeLines = feeLinesRead ?? (await feeLinesOfPeriodInvoice(db, subscriptionId, new Date(span.end)));
+  return { percentOff, feeLines, discount: discountLine([...feeLines, ...usageLines], percentOff, currency, span) };
 }

@@ -14,10 +14,9 @@ import { asLineDraws, DRAW_PART, drawLineRows, recordDrawLines } from './wallet-
 import { allowanceShareOf, closureAllowanceShare, openStretchOf } from './plan-changes';
 import { billedThresholds, listThresholdInvoices, thresholdBilledUsage } from './threshold-invoices';
 import { billedPastShownEnd, openUsageForCharges } from './usage-preview';
-import { retentionDiscountOnPeriodInvoice } from './offers';
-import { discountLine } from '../domain/proration';
+import { feeLinesOfPeriodInvoice, previewedRetentionDiscount } from './offers';
 import { keptAfterDiscounts, walletPayableCharges } from '../domain/wallet-invoice';
-import { DraftInvoiceLine, ratedLinesForPeriod, recurringFee } from '../domain/invoice';
+import { DraftInvoiceLine, ratedLinesForPeriod } from '../domain/invoice';
 import { usageForCharges } from './usage';
 import type { PlanRow } from './catalog';
 import { pendingReversalCredits } from './reversal-credits';
@@ -613,19 +612,21 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
       // what the wallet pays of it: the draw's own rule over the same lines (walletPayableCharges, the discount line
       // as the invoice computes it; threshold credits after it). Left out, the available balance showed 100.00 of
       // usage pending where the invoice drew 70.00 (30 % off).
-      const percentOff = await retentionDiscountOnPeriodInvoice(db, subscription.subscriptionId, stretch.end);
       const span = { start: stretch.start.toISOString(), end: stretch.end.toISOString() };
       // The invoice computes its one discount line over the next period's fee and the usage together (rounded once):
-      // the fee is in the base here too, so the usage's share (what the wallet pays) is the invoice's to the cent.
-      const fee: DraftInvoiceLine = { kind: 'flat_fee', description: 'fee', metricCode: null, quantity: '1', amount: formatMoney(toDecimal(recurringFee(String(plan.flat_fee), plan.charges as Charge[])), currency), periodStart: span.end, periodEnd: span.end, breakdown: {} };
-      const lines: DraftInvoiceLine[] = [fee, ...ratedLinesForPeriod(rated.lines, span)];
-      const discount = percentOff ? discountLine(lines, percentOff, currency, span) : null;
+      // the fee that invoice bills (the plan in force then) is in the base here too, so the usage's share (what the
+      // wallet pays) is the invoice's to the cent. The usage preview reads the same line (store/offers.ts).
+      const usageLines = ratedLinesForPeriod(rated.lines, span);
+      // Read with or without a discount: what the draw pays is bounded by that invoice's total, fee included.
+      const feeLines = await feeLinesOfPeriodInvoice(db, subscription.subscriptionId, stretch.end);
+      const { percentOff, discount } = await previewedRetentionDiscount(db, subscription.subscriptionId, { lines: usageLines, currency, span }, feeLines);
+      const lines: DraftInvoiceLine[] = [...feeLines, ...usageLines];
       // The reversal credits lower what that invoice asks of the wallet (never more than its total): left out, 1.10 of
       // usage showed pending where the invoice (1.10 - 5.30 for an outcome reversed since) drew nothing. After the
       // discount, which the invoice computes without them.
       if (index === 0) lines.push(...(await pendingReversalCredits(db, subscription.subscriptionId, customerId, plan, { periodStart: span.start, percentOff })));
       if (discount) lines.push(discount);
-      if (billed.gt(ZERO)) lines.push({ ...fee, kind: 'threshold_credit', description: 'Billed on threshold invoices', amount: formatMoney(billed.neg(), currency) });
+      if (billed.gt(ZERO)) lines.push({ kind: 'threshold_credit', description: 'Billed on threshold invoices', metricCode: null, quantity: '1', amount: formatMoney(billed.neg(), currency), periodStart: span.end, periodEnd: span.end, breakdown: {} });
       payable.push({ charges: walletPayableCharges(lines, currency, keptAfterDiscounts(lines), thresholdBilled), during: { from: stretch.start, to: stretch.end } });
       if (!since || stretch.start < since) since = stretch.start;
     }

@@ -12,9 +12,8 @@ import { billedThresholds, listThresholdInvoices } from '../../store/threshold-i
 import { thresholdCreditLines, usageThresholdsOf } from '../../domain/progressive-billing';
 import { listLateUsage } from '../../store/usage';
 import { billedPastShownEnd, openUsageForCharges } from '../../store/usage-preview';
-import { retentionDiscountOnPeriodInvoice } from '../../store/offers';
+import { feeLinesOfPeriodInvoice, previewedRetentionDiscount } from '../../store/offers';
 import { pendingReversalCredits } from '../../store/reversal-credits';
-import { discountLine } from '../../domain/proration';
 import { ratedLinesForPeriod } from '../../domain/invoice';
 import { findSubscriptionOr404, ownSubscription } from './lookups';
 import { ApiProblem } from '../problem';
@@ -38,7 +37,7 @@ export function usageRouter(db: Database): Router {
     return { subscription, plan };
   }
 
-  /** What the usage part of the period's invoice would be if it closed now (same rating function, same stretch). */
+  /** What the usage part of the period's invoice would be if it closed now (same rating function, same stretch), and its fee. */
   routes.get('/:id/usage', { allow: ['app', 'finance', 'customer_usage'], customerScope: ownSubscription(db) }, async (req, res) => {
     const subscription = await findSubscriptionOr404(db, req.params.id);
     const start = subscription.current_period_start;
@@ -69,13 +68,16 @@ export function usageRouter(db: Database): Router {
     const thresholdCredits = usageThresholdsOf(plan.settings)
       ? thresholdCreditLines(billedThresholds(await listThresholdInvoices(db, subscription.id, from)), plan.currency, { start: from.toISOString(), end: end.toISOString() })
       : [];
-    // A retention discount the customer accepted comes off the usage on the invoice that bills it (the period's
-    // invoice opening at this period's end), computed as that invoice computes it (store/offers.ts, discountLine);
-    // before the threshold credits, which give back at full price what was billed in cash. Without it the projection
-    // said 100.00 where the invoice billed 70.00 (30 % off).
-    const percentOff = await retentionDiscountOnPeriodInvoice(db, subscription.id, end);
+    // The fee the invoice billing this usage bills in advance (the next period's, at the plan in force then; none on a
+    // closing invoice): the page shows it beside `subtotal`, and a retention discount covers it with the usage.
     const span = { start: from.toISOString(), end: end.toISOString() };
-    const discount = percentOff ? discountLine(ratedLinesForPeriod(rated.lines, span), percentOff, plan.currency, span) : null;
+    const feeLines = await feeLinesOfPeriodInvoice(db, subscription.id, end);
+    // A retention discount the customer accepted is ONE line on the invoice that bills this usage (the period's invoice
+    // opening at this period's end), over that invoice's fee and the usage together, rounded once (store/offers.ts):
+    // the projection carries that line whole, so fee + subtotal is the invoice's total. Before the threshold credits,
+    // which give back at full price what was billed in cash. Taken off the usage alone, the page showed 9.99 + 0.03
+    // where the invoice billed 9.99 + 0.05 - 3.01 (30 % off).
+    const { percentOff, discount } = await previewedRetentionDiscount(db, subscription.id, { lines: ratedLinesForPeriod(rated.lines, span), currency: plan.currency, span }, feeLines);
     // Outcomes of an invoiced period reversed since: the next invoice that bills usage credits them after its usage
     // lines, untouched by its own discount (activities/invoicing.ts), so the projection does too. Without them it said
     // 1.10 where the invoice billed 1.10 - 5.30 for an outcome reversed after its period was invoiced.
@@ -103,6 +105,7 @@ export function usageRouter(db: Database): Router {
           ? { groups: metric.groups.map((group) => ({ dimensions: group.dimensions, quantity: group.quantity, event_count: group.eventCount, ...amountOf(metric.metricCode, group.dimensions) })) } : {}),
       })),
       projected: {
+        fee: formatMoney(sumMoney(feeLines.map((line) => toDecimal(line.amount))), plan.currency),
         lines: [...rated.lines, ...extraLines],
         usage_total: rated.usageTotal,
         credit_applied: rated.creditApplied,

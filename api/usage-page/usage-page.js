@@ -254,10 +254,16 @@
     if (rows.length === 0) rows.push(el('tr', {}, [el('td', { text: 'No usage charges so far.', colSpan: 3, className: 'muted' })]));
     replaceRows($('projected-lines').tBodies[0], rows);
     setMoney($('projected-total'), usage.projected.subtotal, usage.currency);
+    // The fee the invoice billing this usage bills (projected.fee: the plan in force then, none on a closing invoice),
+    // not the plan's today: shown fee + projected total is that invoice's total. Older answers lack it.
     const plan = subscription.plan;
+    const fee = usage.projected.fee !== undefined ? usage.projected.fee : plan.flat_fee;
     const note = $('flat-fee-note');
-    note.hidden = !plan.flat_fee || /^0(\.0+)?$/.test(plan.flat_fee);
-    note.textContent = 'Your plan fee of ' + money(plan.flat_fee, plan.currency) + ' is billed in advance at the start of each period, on the same invoice.';
+    note.hidden = !fee || /^0(\.0+)?$/.test(fee);
+    const discounted = usage.projected.lines.some((line) => line.kind === 'discount');
+    note.textContent =
+      'The same invoice bills your plan fee of ' + money(fee, usage.currency || plan.currency) + ' in advance for the next period' +
+      (discounted ? ': the discount line above is taken off the fee and the usage together.' : '.');
   }
 
   function renderInvoices(invoices) {

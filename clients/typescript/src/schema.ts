@@ -1120,7 +1120,7 @@ export interface paths {
         };
         /**
          * Usage of the open period, rated
-         * @description What the usage part of the invoice would be if the period closed now (the same rating function as the invoice).
+         * @description What the usage part of the invoice would be if the period closed now (the same rating function as the invoice), and the fee that invoice bills in advance (`projected.fee`): together, its total.
          *
          *     Keys: admin, app, finance, customer_usage.
          */
@@ -1709,10 +1709,18 @@ export interface components {
                 /** @example 12.50 */
                 credit_applied: string;
                 credit_remaining: string | null;
+                /**
+                 * @description The fee the invoice billing this usage bills in advance for the next period (the plan in force then, after a change scheduled for the period's end; 0 on a closing invoice). fee + subtotal is that invoice's total before prepaid credit.
+                 * @example 12.50
+                 */
+                fee: string;
                 lines: {
                     [key: string]: unknown;
                 }[];
-                /** @example 12.50 */
+                /**
+                 * @description The usage part of that invoice: its usage lines and credits, and a retention discount line whole, as the invoice computes it over the fee and the usage together (so it can be below the usage, or negative).
+                 * @example 12.50
+                 */
                 subtotal: string;
                 /** @description Usage of dimensional charges no price matches (listed, not billed). */
                 unpriced?: {
