@@ -15,7 +15,8 @@ import { findPlan } from './catalog';
 import { amountOwedAfterCreditNotes, CREDIT_NOTE_KIND, enqueueCreditNoteIssued, insertCreditNote, refundableBalance, refundCreditNotesOfPaidInvoice, type CreditNoteRow, type RefundRow } from './credit-notes';
 import type { InvoiceRow } from './invoices';
 import { writeAudit } from './outbox';
-import { reversalCreditsFor } from './reversal-credits';
+import type { PlanRow } from './catalog';
+import { closuresCreditedOnUnpaidInvoices, reversalCreditsFor } from './reversal-credits';
 import { invoicedReversals } from './reversals';
 
 /**
@@ -111,18 +112,51 @@ async function creditOne(trx: Knex.Transaction, subscription: EndedSubscription)
   const lines = await reversalCreditsFor(trx, subscription.id, subscription.customer_id, `credit_note:${key}`, await findPlan(trx, subscription.plan_id));
 
   // One credit note per period whose outcomes were reversed, against the invoice that billed that period's usage.
-  const byPeriod = new Map<string, DraftInvoiceLine[]>();
-  for (const line of lines) byPeriod.set(line.periodStart, [...(byPeriod.get(line.periodStart) ?? []), line]);
   const issued: IssuedReversalCreditNote[] = [];
-  for (const [periodStart, periodLines] of byPeriod) {
+  for (const [periodStart, periodLines] of linesByPeriod(lines)) {
     const amount = sumMoney(periodLines.map((line) => toDecimal(line.amount))).negated();
     if (!amount.isPositive()) continue; // the included credit had paid for it: nothing to give back
     const credited = await invoiceThatBilled(trx, subscription.id, new Date(periodStart), amount);
     // Rolls the marks back: the reversals stay owed, for the next pass, rather than credited by nothing.
     if (!credited) throw new CreditNotYetPossible(`no invoice of subscription ${subscription.id} billed the usage of ${periodStart}`);
-    issued.push(await insertReversalCreditNote(trx, credited, periodLines, formatMoney(amount, credited.currency), `${key}:${periodStart}`));
+    issued.push(await insertReversalCreditNote(trx, credited, periodLines, formatMoney(amount, credited.currency), `${key}:${periodStart}`, ENDED_REASON));
   }
   return issued;
+}
+
+const ENDED_REASON = 'outcomes reversed after the subscription ended';
+const UNPAID_REASON = 'outcomes reversed while the invoice that billed them is unpaid';
+
+/**
+ * In the transaction of the subscription's next invoice that bills usage, before its reversal credit lines
+ * (reversalCreditsFor): the reversals of periods whose invoice is unpaid (in dunning, or uncollectible) and owes at
+ * least their credit become a credit note against that invoice, which takes it off what the invoice owes (its charge
+ * asks for that much less; paid meanwhile, the note is refunded from its payment), rather than a credit line of the
+ * next invoice, which gave back outcomes never paid for. Marked credited (`credit_note:<key>`) in this transaction,
+ * so the next invoice does not credit them again. Returns the notes with any refund to send after the commit.
+ */
+export async function creditReversalsOfUnpaidPeriods(trx: Knex.Transaction, subscriptionId: string, customerId: string, fallbackPlan: PlanRow): Promise<IssuedReversalCreditNote[]> {
+  const targets = await closuresCreditedOnUnpaidInvoices(trx, subscriptionId, customerId, fallbackPlan);
+  if (targets.size === 0) return [];
+  const pending = (await invoicedReversals(trx, subscriptionId, customerId)).filter((reversal) => !reversal.credited && targets.has(reversal.closeId));
+  if (pending.length === 0) return [];
+  const key = `reversal:${pending.map((reversal) => reversal.reversalRowId).sort().join('.')}`;
+  const lines = await reversalCreditsFor(trx, subscriptionId, customerId, `credit_note:${key}`, fallbackPlan, undefined, new Set(targets.keys()));
+  const unpaidByPeriod = new Map(pending.map((reversal) => [reversal.periodStart.toISOString(), targets.get(reversal.closeId)!]));
+  const issued: IssuedReversalCreditNote[] = [];
+  for (const [periodStart, periodLines] of linesByPeriod(lines)) {
+    const amount = sumMoney(periodLines.map((line) => toDecimal(line.amount))).negated();
+    const unpaid = unpaidByPeriod.get(new Date(periodStart).toISOString());
+    if (!amount.isPositive() || !unpaid) continue;
+    issued.push(await insertReversalCreditNote(trx, unpaid, periodLines, formatMoney(amount, unpaid.currency), `${key}:${periodStart}`, UNPAID_REASON));
+  }
+  return issued;
+}
+
+function linesByPeriod(lines: readonly DraftInvoiceLine[]): Map<string, DraftInvoiceLine[]> {
+  const byPeriod = new Map<string, DraftInvoiceLine[]>();
+  for (const line of lines) byPeriod.set(line.periodStart, [...(byPeriod.get(line.periodStart) ?? []), line]);
+  return byPeriod;
 }
 
 /**
@@ -162,11 +196,10 @@ async function creditCapacity(trx: Knex.Transaction, invoice: InvoiceRow): Promi
   return amountOwedAfterCreditNotes(trx, invoice);
 }
 
-async function insertReversalCreditNote(trx: Knex.Transaction, billed: InvoiceRow, lines: readonly DraftInvoiceLine[], amount: string, idempotencyKey: string): Promise<IssuedReversalCreditNote> {
+async function insertReversalCreditNote(trx: Knex.Transaction, billed: InvoiceRow, lines: readonly DraftInvoiceLine[], amount: string, idempotencyKey: string, reason: string): Promise<IssuedReversalCreditNote> {
   // The invoice's row lock, as a refund request and a payment take it: a refund requested meanwhile sees this note
   // (without it both were refunded in full, more than was paid), and a payment sees it to refund it (below).
   const invoice = (await trx<InvoiceRow>('invoices').where({ id: billed.id }).forUpdate().first())!;
-  const reason = 'outcomes reversed after the subscription ended';
   const creditNote = await insertCreditNote(trx, invoice, { total: amount, idempotencyKey, reason });
   const number = creditNote.number;
   // Credit notes carry positive amounts; each line keeps the original's period, so margins subtract it there.

@@ -3,16 +3,18 @@
  * one set per affected period, computed by domain/reversal-credits.ts, and the reversals marked as credited in
  * the invoice's own transaction, so each is credited exactly once.
  */
+import type Decimal from 'decimal.js';
 import { stretchAllowances } from '../domain/allowances';
 import { closureAllowanceShare } from './plan-changes';
 import type { DimensionalCharge, DimensionalUsage } from '../domain/dimensions';
 import { combinationOf } from '../domain/dimensions';
 import type { DraftInvoiceLine } from '../domain/invoice';
 import { reversalCreditLines, withContributions, type ReversedContribution } from '../domain/reversal-credits';
-import { Dec, formatMoney, toDecimal } from '../domain/money';
+import { Dec, formatMoney, sumMoney, toDecimal } from '../domain/money';
 import { CREDIT_LINE_DESCRIPTION } from '../domain/rating';
 import { findMetricsByCode, findPlan, type MetricRow, type PlanRow } from './catalog';
-import { CREDIT_NOTE_KIND } from './credit-notes';
+import { amountOwedAfterCreditNotes, CREDIT_NOTE_KIND } from './credit-notes';
+import type { InvoiceRow } from './invoices';
 import { lastFinalizedRerateOfClosure } from './rerates';
 import { invoicedReversals, markReversalsCredited, reversalsOfClosure, type InvoicedReversal } from './reversals';
 import type { Knex } from 'knex';
@@ -36,8 +38,9 @@ export async function reversalCreditsFor(
   creditedOn: string,
   fallbackPlan: PlanRow,
   billedHere?: UsageBilledHere,
+  onlyCloseIds?: ReadonlySet<string>,
 ): Promise<DraftInvoiceLine[]> {
-  const reversals = await invoicedReversals(trx, subscriptionId, customerId);
+  const reversals = (await invoicedReversals(trx, subscriptionId, customerId)).filter((reversal) => !onlyCloseIds || onlyCloseIds.has(reversal.closeId));
   if (reversals.length === 0) return [];
   const lines: DraftInvoiceLine[] = [];
   for (const group of byClosure(reversals)) {
@@ -61,13 +64,59 @@ export async function reversalCreditsFor(
  * 1.10 - 5.30 of usage, and the wallet showed 1.10 pending where the invoice (-4.20) drew nothing.
  */
 export async function pendingReversalCredits(db: Knex, subscriptionId: string, customerId: string, fallbackPlan: PlanRow, billedHere?: UsageBilledHere): Promise<DraftInvoiceLine[]> {
-  const reversals = await invoicedReversals(db, subscriptionId, customerId, { lock: false });
   const lines: DraftInvoiceLine[] = [];
-  for (const group of byClosure(reversals)) {
-    const { plan, period, creditLines } = await owedCreditLines(db, subscriptionId, group, fallbackPlan, billedHere);
-    lines.push(...creditLines, ...(await plannedReversalCreditToWallet(db, { subscriptionId, customerId, currency: plan.currency, period, creditLines })));
+  for (const planned of await plannedCreditsByClosure(db, subscriptionId, customerId, fallbackPlan, billedHere)) {
+    // Credited on the unpaid invoice that billed the period instead (creditReversalsOfUnpaidPeriods), not on the next.
+    if (await unpaidInvoiceOwing(db, subscriptionId, planned.periodStart, planned.credit)) continue;
+    lines.push(...planned.lines);
   }
   return lines;
+}
+
+/** Per closed period with reversals not credited yet: its planned lines (credit lines and wallet give-back) and what they credit. */
+async function plannedCreditsByClosure(db: Knex, subscriptionId: string, customerId: string, fallbackPlan: PlanRow, billedHere?: UsageBilledHere) {
+  const reversals = await invoicedReversals(db, subscriptionId, customerId, { lock: false });
+  const planned: { closeId: string; periodStart: Date; lines: DraftInvoiceLine[]; credit: Decimal }[] = [];
+  for (const group of byClosure(reversals)) {
+    const { plan, period, creditLines } = await owedCreditLines(db, subscriptionId, group, fallbackPlan, billedHere);
+    const lines = [...creditLines, ...(await plannedReversalCreditToWallet(db, { subscriptionId, customerId, currency: plan.currency, period, creditLines }))];
+    planned.push({ closeId: group[0].closeId, periodStart: group[0].periodStart, lines, credit: sumMoney(lines.map((line) => toDecimal(line.amount))).negated() });
+  }
+  return planned;
+}
+
+/**
+ * The closed periods whose reversal credits go on the unpaid invoice that billed them (unpaidInvoiceOwing), each with
+ * that invoice: what creditReversalsOfUnpaidPeriods credits by a credit note before the next invoice is written. A read.
+ */
+export async function closuresCreditedOnUnpaidInvoices(db: Knex, subscriptionId: string, customerId: string, fallbackPlan: PlanRow): Promise<Map<string, InvoiceRow>> {
+  const targets = new Map<string, InvoiceRow>();
+  for (const planned of await plannedCreditsByClosure(db, subscriptionId, customerId, fallbackPlan)) {
+    const unpaid = await unpaidInvoiceOwing(db, subscriptionId, planned.periodStart, planned.credit);
+    if (unpaid) targets.set(planned.closeId, unpaid);
+  }
+  return targets;
+}
+
+/**
+ * The invoice that billed the period's usage as a whole (period, closing or proration invoice, as
+ * discountOnPeriodUsage picks it) when it is unpaid, in dunning (`open`) or given up (`uncollectible`), and still owes
+ * at least `credit`. Its reversed outcomes were never paid: credited on the next invoice, the customer got back what
+ * they never paid (8.00 of calls uncollectible, 5 of them reversed: the next invoice billed 10.00 - 5.00); taken off
+ * what that invoice owes, dunning collects 3.00, and nothing is given back once it is uncollectible. A credit larger
+ * than what it owes (threshold invoices or the wallet paid part of the period) is not: part of it was paid.
+ */
+async function unpaidInvoiceOwing(db: Knex, subscriptionId: string, periodStart: Date, credit: Decimal): Promise<InvoiceRow | undefined> {
+  if (!credit.isPositive() || credit.isZero()) return undefined;
+  const billed: InvoiceRow | undefined = await db<InvoiceRow>('invoices as i')
+    .where('i.subscription_id', subscriptionId)
+    .whereIn('i.kind', ['period', 'closing', 'proration'])
+    .whereNot('i.status', 'void')
+    .whereExists(db('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere({ 'l.kind': 'usage', 'l.period_start': periodStart }).select(db.raw('1')))
+    .orderBy('i.created_at')
+    .first('i.*');
+  if (!billed || (billed.status !== 'open' && billed.status !== 'uncollectible')) return undefined;
+  return (await amountOwedAfterCreditNotes(db, billed)).gte(credit) ? billed : undefined;
 }
 
 /** The reversals grouped by the closed period they take outcomes back from, in the order they were read. */

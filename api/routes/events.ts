@@ -7,7 +7,7 @@ import { rejectingDimensionalCharges } from '../../store/dimension-pricing';
 import { judgeReversal } from '../../domain/reversals';
 import { disputeWindows, insertReversalEvents, NewReversalEvent, openOriginalsOf, reversalTargets } from '../../store/reversals';
 import { MetricCatalog, MetricRow, readsNumericProperty } from '../../store/catalog';
-import { compareWithStoredEvents, insertUsageEvents, pricedStretchesOf, NewUsageEvent, ResentUsageEvent, usageAcceptance, usageStopAt, type SubscriptionPricedStretch, type UsageStop } from '../../store/usage';
+import { compareWithStoredEvents, insertUsageEvents, pricedStretchesOf, NewUsageEvent, ResentUsageEvent, usageAcceptance, usageStopAt, type SubscriptionPricedStretch, type UsageRefusal, type UsageStop } from '../../store/usage';
 import { hardLimitsOf, insertReversalEventsWithinLimits, insertUsageEventsWithinLimits, limitsOfOwnUsage } from '../../store/entitlements';
 import { ApiProblem, FieldError } from '../problem';
 import { usageEventBody, usageEventsEnvelope } from '../schemas';
@@ -143,11 +143,12 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
         rejections.push({ index, code: verdict.code, path, message: verdict.detail });
       }
     }
-    // Past a spending cap, a reversal of a correction adds spend as an increase does: refused as one.
-    const pastTheCap = await reversalsPastTheCap(deps, reversals, stops, pricedStretchesByCustomerId);
-    for (const position of [...pastTheCap].sort((a, b) => b - a)) {
+    // A reversal of a correction adds usage at the correction's time, as an increase does: refused as one where a
+    // block or a spending cap refuses usage then.
+    const stopped = await reversalsRefusedByStops(deps, reversals, stops, pricedStretchesByCustomerId);
+    for (const [position, refusal] of [...stopped].sort(([a], [b]) => b - a)) {
       const index = reversalIndexes[position];
-      rejections.push({ index, code: 'usage_cap_reached', path: `events.${index}.reverses`, message: "reversing this event would add spend past the plan's usage cap for its period" });
+      rejections.push({ index, code: refusal, path: `events.${index}.reverses`, message: REVERSAL_REFUSALS[refusal] });
       reversals.splice(position, 1);
       reversalIndexes.splice(position, 1);
     }
@@ -310,31 +311,40 @@ async function reversalCheck(
     judgeReversal({ customerId, occurredAt, reversesEventId }, targets.get(reversesEventId) ?? [], windows.get(customerId) ?? null);
 }
 
+/** Why a reversal that would add usage where a stop refuses it is refused, per the stop's code. */
+const REVERSAL_REFUSALS: Record<UsageRefusal, string> = {
+  usage_blocked: "reversing this event would add usage where the subscription is paused or suspended (at the reversed event's time; usage is refused then)",
+  usage_cap_reached: "reversing this event would add spend past the plan's usage cap for its period",
+};
+
 /**
  * The positions of the reversals whose original, in open usage, brought a negative value to a corrections sum and is
- * stamped where a spending cap refuses its type's usage: taken back, that value adds spend, as an increase would.
- * Before, reversals were never held to the cap: past a 50.00 cap, reversing a -10 correction billed 57.50 where +10
- * was refused. Only customers under a stop pay the read of the originals.
+ * stamped where a block or a spending cap refuses its type's usage, with that stop's code: taken back, that value
+ * adds usage at the original's time, as an increase stamped there would, and such an increase is refused. Before,
+ * reversals were never held to the cap: past a 50.00 cap, reversing a -10 correction billed 57.50 where +10 was
+ * refused; nor to a block: a -10 correction stamped 4 minutes ahead, a pause begun in between, its reversal was
+ * accepted and the paused period billed 12.50 where +10 stamped at the same instant was refused (10.00). Only
+ * customers under a stop pay the read of the originals.
  */
-async function reversalsPastTheCap(
+async function reversalsRefusedByStops(
   deps: EventsRouterDependencies,
   reversals: readonly NewReversalEvent[],
   stops: ReadonlyMap<string, readonly UsageStop[]>,
   priced: ReadonlyMap<string, readonly SubscriptionPricedStretch[]>,
-): Promise<Set<number>> {
+): Promise<Map<number, UsageRefusal>> {
+  const refused = new Map<number, UsageRefusal>();
   const stopped = reversals.filter((reversal) => (stops.get(reversal.customerId) ?? []).length > 0);
-  if (stopped.length === 0) return new Set();
+  if (stopped.length === 0) return refused;
   const originals = await openOriginalsOf(deps.db, stopped);
-  if (originals.size === 0) return new Set();
+  if (originals.size === 0) return refused;
   const metrics = await deps.metrics.metricsFor(new Set([...originals.values()].map((original) => original.eventType)));
-  const past = new Set<number>();
   reversals.forEach((reversal, position) => {
     const original = originals.get(`${reversal.customerId}|${reversal.reversesEventId}`);
     if (!original) return;
     const stop = usageStopAt(stops.get(reversal.customerId), original.occurredAt, original.eventType, priced.get(reversal.customerId));
-    if (stop?.refusal === 'usage_cap_reached' && lowersSomeUsage({ type: original.eventType, properties: original.properties }, metrics)) past.add(position);
+    if (stop && lowersSomeUsage({ type: original.eventType, properties: original.properties }, metrics)) refused.set(position, stop.refusal);
   });
-  return past;
+  return refused;
 }
 
 /** Whether some corrections sum (`allow_negative`) reading the event took a negative value from it. */

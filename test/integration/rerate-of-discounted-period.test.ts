@@ -79,6 +79,7 @@ test('late calls of a discounted period are billed at its discount, and credited
   await close(january);
   const billed = await createInvoicingActivities(db).createPeriodInvoice({ subscriptionId: subscription.id, kind: 'period', flatFeePeriod: february, usagePeriod: january, discountPercentOff: '30' });
   expect(billed.total).toBe('21.00');
+  await db('invoices').where({ id: billed.invoiceId }).update({ status: 'paid' }); // unpaid, the credit would be taken off it instead
   await insertUsageEvents(db, ['late-d-late-1', 'late-d-late-2'].map((eventId) => ({ customerId: customer.id, eventId, eventType: 'rdp.call', occurredAt: new Date('2029-01-20T00:00:00Z'), properties: {} })));
   const activities = createReratingActivities(db);
   const rerate = async (includeLateUsage: boolean) => {

@@ -75,6 +75,7 @@ test('paid at 30 % off, credited on an invoice with the discount too: the credit
   // Feb 1: 20.00 + 10.00 - 9.00 = 21.00: the calls cost 7.00.
   const billed = await invoicing().createPeriodInvoice({ subscriptionId: target.subscriptionId, kind: 'period', flatFeePeriod: february, usagePeriod: january, discountPercentOff: '30' });
   expect(billed.total).toBe('21.00');
+  await db('invoices').where({ id: billed.invoiceId }).update({ status: 'paid' }); // unpaid, the credit is taken off it instead
   await target.reverse(10);
   await target.close(february);
   // Mar 1: 20.00 - 6.00 discount on the fee = 14.00, less the 7.00 the calls were paid: 7.00.
@@ -90,6 +91,7 @@ test('paid at the list price, credited on a discounted invoice: the credit is th
   await target.close(january);
   const billed = await invoicing().createPeriodInvoice({ subscriptionId: target.subscriptionId, kind: 'period', flatFeePeriod: february, usagePeriod: january });
   expect(billed.total).toBe('30.00');
+  await db('invoices').where({ id: billed.invoiceId }).update({ status: 'paid' }); // unpaid, the credit is taken off it instead
   await target.reverse(10);
   await target.close(february);
   // Mar 1: 20.00 - 6.00 discount on the fee, less the 10.00 the calls were paid: 4.00 (before: 7.00, 3.00 short).
@@ -102,6 +104,7 @@ test('paid at 30 % off and credited at what was paid: a re-rating of the period 
   const target = await subscriber('rerated-after');
   await target.close(january);
   const billed = await invoicing().createPeriodInvoice({ subscriptionId: target.subscriptionId, kind: 'period', flatFeePeriod: february, usagePeriod: january, discountPercentOff: '30' });
+  await db('invoices').where({ id: billed.invoiceId }).update({ status: 'paid' }); // unpaid, the credit is taken off it instead
   await target.reverse(4);
   await target.close(february);
   // Mar 1: 20.00 - 2.80 (4 calls at 0.70).

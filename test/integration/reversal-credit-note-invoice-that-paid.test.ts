@@ -17,7 +17,10 @@ import { createReratingActivities } from '../../activities/rerating';
 import { createThresholdActivities } from '../../activities/thresholds';
 import type { Database } from '../../store/database';
 import { insertRerate } from '../../store/rerates';
+import { amountOwedAfterCreditNotes } from '../../store/credit-notes';
+import type { InvoiceRow } from '../../store/invoices';
 import { creditReversalsOfEndedSubscriptions } from '../../store/reversal-credit-notes';
+import { pendingReversalCredits } from '../../store/reversal-credits';
 import { insertReversalEvents } from '../../store/reversals';
 import { closeUsage, insertUsageEvents } from '../../store/usage';
 import { createTestDatabase } from '../support/database';
@@ -135,3 +138,56 @@ test('a reversal after the end of an outcome a threshold invoice billed is refun
   }));
   expect(credited).toEqual([{ against: 'threshold invoice', note: '5.00', refunded: '5.00' }]);
 });
+
+/**
+ * An outcome whose invoice was never paid is not credited on the next invoice: the credit is taken off what that
+ * invoice still owes, by a credit note against it (docs/pricing.md "Reversible outcomes"), as after the end.
+ * Timeline (2029), 1.00 a call, reversals accepted for 90 days, the subscription going on:
+ *   Jan 15  8 calls -> Feb 1 invoice 8.00: in dunning (open), or given up (uncollectible)
+ *   Feb 10  5 January calls reversed; Feb 15 10 calls
+ *   Mar 1   invoice: 10.00 (before: 10.00 - 5.00 = 5.00, five calls never paid given back on a paid invoice);
+ *           a credit note of 5.00 against January's, which now owes 3.00
+ */
+for (const status of ['uncollectible', 'open'] as const) {
+  test(`a reversal of an outcome whose invoice is ${status} is taken off that invoice, not credited on the next`, async () => {
+    const customer = await insertCustomer(db, { external_id: `unpaid-${status}` });
+    const plan = await insertPlan(db, {
+      code: `ra-unpaid-${status}`,
+      billing_interval: 'P1M',
+      flat_fee: '0',
+      charges: [{ metricCode: 'ra_calls', price: { model: 'per_unit', unitPrice: '1.00' } }] as never,
+      settings: { disputeWindow: 'P90D' },
+    });
+    const [subscription] = await db('subscriptions')
+      .insert({ customer_id: customer.id, plan_id: plan.id, status: 'active', workflow_id: `direct:unpaid-${status}`, start_at: new Date(january.start), current_period_start: new Date(january.start), current_period_end: new Date(january.end) })
+      .returning('*');
+    const february = { start: '2029-02-01T00:00:00.000Z', end: '2029-03-01T00:00:00.000Z' };
+    const calls = (prefix: string, count: number, at: string) =>
+      insertUsageEvents(db, Array.from({ length: count }, (_, i) => ({ customerId: customer.id, eventId: `${prefix}-${i}`, eventType: 'ra.call', occurredAt: new Date(at), properties: {} })));
+    const close = (period: { start: string; end: string }) =>
+      db.transaction((trx) => closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(period.start), periodEnd: new Date(period.end), planId: plan.id, charges: plan.charges as never }));
+
+    await calls(`unpaid-${status}-jan`, 8, '2029-01-15T00:00:00Z');
+    await close(january);
+    const invoicing = createInvoicingActivities(db);
+    const unpaid = await invoicing.createPeriodInvoice({ subscriptionId: subscription.id, kind: 'period', flatFeePeriod: null, usagePeriod: january });
+    await db('invoices').where({ id: unpaid.invoiceId }).update({ status });
+    await insertReversalEvents(
+      db,
+      Array.from({ length: 5 }, (_, i) => ({ customerId: customer.id, eventId: `unpaid-${status}-jan-${i}-reversal`, eventType: 'ra.call', occurredAt: new Date('2029-02-10T00:00:00Z'), properties: {}, reversesEventId: `unpaid-${status}-jan-${i}` })),
+    );
+    // The preview of the next invoice shows no credit line for it either.
+    expect(await pendingReversalCredits(db, subscription.id, customer.id, plan)).toEqual([]);
+    await calls(`unpaid-${status}-feb`, 10, '2029-02-15T00:00:00Z');
+    await close(february);
+
+    const next = await invoicing.createPeriodInvoice({ subscriptionId: subscription.id, kind: 'period', flatFeePeriod: null, usagePeriod: february });
+    expect(next.total).toBe('10.00');
+    const notes = await db<InvoiceRow & { credited_invoice_id: string | null }>('invoices').where({ subscription_id: subscription.id, kind: 'credit_note' });
+    expect(notes.map((note) => ({ against: note.credited_invoice_id === unpaid.invoiceId ? 'unpaid invoice' : note.credited_invoice_id, total: money(note.total), status: note.status }))).toEqual([
+      { against: 'unpaid invoice', total: '5.00', status: 'open' },
+    ]);
+    const billedJanuary = (await db<InvoiceRow>('invoices').where({ id: unpaid.invoiceId }).first())!;
+    expect(money((await amountOwedAfterCreditNotes(db, billedJanuary)).toFixed())).toBe('3.00');
+  });
+}

@@ -49,6 +49,7 @@ test('outcomes paid at a retention discount are credited at what they were paid,
   const invoicing = createInvoicingActivities(db);
   const billed = await invoicing.createPeriodInvoice({ subscriptionId: subscription.id, kind: 'period', flatFeePeriod: february, usagePeriod: january, discountPercentOff: '30' });
   expect(billed.total).toBe('7.00');
+  await db('invoices').where({ id: billed.invoiceId }).update({ status: 'paid' }); // unpaid, the credit would be taken off it instead
 
   await insertReversalEvents(
     db,

@@ -42,3 +42,33 @@ test('usage stamped before a pause that refuses usage, sent during it, is accept
   const usage = (await stack.db<InvoiceLineRow>('invoice_lines').where({ invoice_id: invoice.id, kind: 'usage' })).map((line) => [Number(line.quantity), Number(line.amount).toFixed(2)]);
   expect(usage).toEqual([[500, '125.00']]);
 });
+
+/**
+ * A reversal (`reverses`) of a negative correction adds the correction's value back at the correction's time: where a
+ * block refuses usage then, it is refused like the increase it is. A correction can be stamped inside a block only
+ * when sent before the block began (up to 5 minutes ahead of the clock, or while the block was being recorded).
+ * Before, the reversal was accepted: 50 calls and a -10 correction stamped 4 minutes ahead, a pause begun in
+ * between, +10 stamped with the correction refused (usage_blocked) but the correction's reversal accepted, and the
+ * paused period billed 50 x 0.25 = 12.50 where it billed 10.00.
+ */
+test('a reversal of a correction stamped inside a pause is refused like the increase it is', async () => {
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'ubr_calls', name: 'Calls', event_type: 'ubr.calls', aggregation: 'sum', property: 'n', allow_negative: true })).status).toBe(201);
+  await insertPlan(stack.db, { code: 'ubr', billing_interval: 'P1M', flat_fee: '0', charges: [{ metricCode: 'ubr_calls', price: { model: 'per_unit', unitPrice: '0.25' } }] as never, settings: { usageWhilePaused: 'reject', disputeWindow: 'P30D' } });
+  const customer = await stack.api.call('POST', '/v1/customers', { external_id: 'ubr', name: 'Blocked reversal', currency: 'USD', payment_method: 'pm_sandbox_ok' });
+  const subscription = await stack.api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'ubr', start_at: '2033-05-01T00:00:00Z' });
+  const subscriptionId: string = subscription.json.id;
+  const calls = (id: string, timestamp: string, n: number) => ({ id, customer: 'ubr', type: 'ubr.calls', timestamp, properties: { n } });
+
+  await stack.skipTo('2033-05-20T00:00:00Z');
+  const fixAt = new Date(stack.now().getTime() + 4 * 60_000).toISOString();
+  expect((await stack.api.call('POST', '/v1/events', { events: [calls('ubr-used', '2033-05-09T00:00:00Z', 50), calls('ubr-fix', fixAt, -10)] })).json).toMatchObject({ accepted: 2 });
+  expect((await stack.api.call('POST', `/v1/subscriptions/${subscriptionId}/pause`, { until: '2033-06-10T00:00:00Z' }, { 'Idempotency-Key': 'pause-ubr' })).status).toBe(200);
+  await eventually(async () => (await stack.db('subscriptions').where({ id: subscriptionId }).first()).usage_blocked || undefined, 'the usage block');
+
+  const increase = await stack.api.call('POST', '/v1/events', calls('ubr-plus', fixAt, 10));
+  expect(increase.json.errors).toEqual([expect.objectContaining({ index: 0, code: 'usage_blocked' })]);
+  const reversal = await stack.api.call('POST', '/v1/events', { id: 'ubr-fix-back', customer: 'ubr', type: 'ubr.calls', timestamp: fixAt, properties: {}, reverses: 'ubr-fix' });
+  expect(reversal.status).toBe(422);
+  expect(reversal.json.errors).toEqual([expect.objectContaining({ index: 0, code: 'usage_blocked' })]);
+  expect((await stack.api.call('GET', `/v1/subscriptions/${subscriptionId}/usage`)).json.projected.usage_total).toBe('10.00');
+});
