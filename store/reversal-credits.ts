@@ -107,14 +107,8 @@ export async function closuresCreditedOnUnpaidInvoices(db: Knex, subscriptionId:
  * than what it owes (threshold invoices or the wallet paid part of the period) is not: part of it was paid.
  */
 async function unpaidInvoiceOwing(db: Knex, subscriptionId: string, periodStart: Date, credit: Decimal): Promise<InvoiceRow | undefined> {
-  if (!credit.isPositive() || credit.isZero()) return undefined;
-  const billed: InvoiceRow | undefined = await db<InvoiceRow>('invoices as i')
-    .where('i.subscription_id', subscriptionId)
-    .whereIn('i.kind', ['period', 'closing', 'proration'])
-    .whereNot('i.status', 'void')
-    .whereExists(db('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere({ 'l.kind': 'usage', 'l.period_start': periodStart }).select(db.raw('1')))
-    .orderBy('i.created_at')
-    .first('i.*');
+  if (credit.lte(0)) return undefined;
+  const billed = await invoiceThatBilledPeriodUsage(db, subscriptionId, periodStart);
   if (!billed || (billed.status !== 'open' && billed.status !== 'uncollectible')) return undefined;
   return (await amountOwedAfterCreditNotes(db, billed)).gte(credit) ? billed : undefined;
 }
@@ -144,16 +138,21 @@ async function owedCreditLines(db: Knex, subscriptionId: string, group: readonly
  * proration invoice, as invoiceThatBilled and the wallet's give-back pick it), or null when it gave none.
  */
 export async function discountOnPeriodUsage(trx: Knex, subscriptionId: string, periodStart: Date): Promise<string | null> {
-  const billed: { id: string } | undefined = await trx('invoices as i')
-    .where('i.subscription_id', subscriptionId)
-    .whereIn('i.kind', ['period', 'closing', 'proration'])
-    .whereNot('i.status', 'void')
-    .whereExists(trx('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere({ 'l.kind': 'usage', 'l.period_start': periodStart }).select(trx.raw('1')))
-    .orderBy('i.created_at')
-    .first('i.id');
+  const billed = await invoiceThatBilledPeriodUsage(trx, subscriptionId, periodStart);
   if (!billed) return null;
   const discount: { percent_off: string | null } | undefined = await trx('invoice_lines').where({ invoice_id: billed.id, kind: 'discount' }).first(trx.raw("breakdown ->> 'percentOff' AS percent_off"));
   return discount?.percent_off ?? null;
+}
+
+/** The invoice that billed the period's usage as a whole: the first not void of its period, closing or proration invoices with usage of the period. */
+async function invoiceThatBilledPeriodUsage(db: Knex, subscriptionId: string, periodStart: Date): Promise<InvoiceRow | undefined> {
+  return db<InvoiceRow>('invoices as i')
+    .where('i.subscription_id', subscriptionId)
+    .whereIn('i.kind', ['period', 'closing', 'proration'])
+    .whereNot('i.status', 'void')
+    .whereExists(db('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere({ 'l.kind': 'usage', 'l.period_start': periodStart }).select(db.raw('1')))
+    .orderBy('i.created_at')
+    .first('i.*');
 }
 
 /**
