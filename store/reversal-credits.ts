@@ -64,23 +64,23 @@ export async function reversalCreditsFor(
  * 1.10 - 5.30 of usage, and the wallet showed 1.10 pending where the invoice (-4.20) drew nothing.
  */
 export async function pendingReversalCredits(db: Knex, subscriptionId: string, customerId: string, fallbackPlan: PlanRow, billedHere?: UsageBilledHere): Promise<DraftInvoiceLine[]> {
-  const lines: DraftInvoiceLine[] = [];
-  for (const planned of await plannedCreditsByClosure(db, subscriptionId, customerId, fallbackPlan, billedHere)) {
-    // Credited on the unpaid invoice that billed the period instead (creditReversalsOfUnpaidPeriods), not on the next.
-    if (await unpaidInvoiceOwing(db, subscriptionId, planned.periodStart, planned.credit)) continue;
-    lines.push(...planned.lines);
-  }
-  return lines;
+  const planned = await plannedCreditsByClosure(db, subscriptionId, customerId, fallbackPlan, billedHere);
+  // Those credited on the unpaid invoice that billed their period (creditReversalsOfUnpaidPeriods) are not on the next.
+  return planned.filter((closure) => !closure.unpaidInvoice).flatMap((closure) => closure.lines);
 }
 
-/** Per closed period with reversals not credited yet: its planned lines (credit lines and wallet give-back) and what they credit. */
+/**
+ * Per closed period with reversals not credited yet: its planned lines (credit lines and wallet give-back), and the
+ * unpaid invoice that billed the period when the credit goes on it instead (unpaidInvoiceOwing).
+ */
 async function plannedCreditsByClosure(db: Knex, subscriptionId: string, customerId: string, fallbackPlan: PlanRow, billedHere?: UsageBilledHere) {
   const reversals = await invoicedReversals(db, subscriptionId, customerId, { lock: false });
-  const planned: { closeId: string; periodStart: Date; lines: DraftInvoiceLine[]; credit: Decimal }[] = [];
+  const planned: { closeId: string; lines: DraftInvoiceLine[]; unpaidInvoice: InvoiceRow | undefined }[] = [];
   for (const group of byClosure(reversals)) {
     const { plan, period, creditLines } = await owedCreditLines(db, subscriptionId, group, fallbackPlan, billedHere);
     const lines = [...creditLines, ...(await plannedReversalCreditToWallet(db, { subscriptionId, customerId, currency: plan.currency, period, creditLines }))];
-    planned.push({ closeId: group[0].closeId, periodStart: group[0].periodStart, lines, credit: sumMoney(lines.map((line) => toDecimal(line.amount))).negated() });
+    const credit = sumMoney(lines.map((line) => toDecimal(line.amount))).negated();
+    planned.push({ closeId: group[0].closeId, lines, unpaidInvoice: await unpaidInvoiceOwing(db, subscriptionId, group[0].periodStart, credit) });
   }
   return planned;
 }
@@ -91,9 +91,8 @@ async function plannedCreditsByClosure(db: Knex, subscriptionId: string, custome
  */
 export async function closuresCreditedOnUnpaidInvoices(db: Knex, subscriptionId: string, customerId: string, fallbackPlan: PlanRow): Promise<Map<string, InvoiceRow>> {
   const targets = new Map<string, InvoiceRow>();
-  for (const planned of await plannedCreditsByClosure(db, subscriptionId, customerId, fallbackPlan)) {
-    const unpaid = await unpaidInvoiceOwing(db, subscriptionId, planned.periodStart, planned.credit);
-    if (unpaid) targets.set(planned.closeId, unpaid);
+  for (const { closeId, unpaidInvoice } of await plannedCreditsByClosure(db, subscriptionId, customerId, fallbackPlan)) {
+    if (unpaidInvoice) targets.set(closeId, unpaidInvoice);
   }
   return targets;
 }

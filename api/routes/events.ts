@@ -349,13 +349,7 @@ async function reversalsRefusedByStops(
 
 /** Whether some corrections sum (`allow_negative`) reading the event took a negative value from it. */
 function lowersSomeUsage(event: Pick<RawUsageEvent, 'type' | 'properties'>, metrics: Map<string, MetricRow[]>): boolean {
-  return (metrics.get(event.type) ?? []).some((metric) => {
-    if (metric.aggregation !== 'sum' || !metric.allow_negative || metric.property === null) return false;
-    if (!Object.entries(metric.filters ?? {}).every(([key, expected]) => event.properties[key] === expected)) return false;
-    const value = event.properties[metric.property];
-    const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value : undefined;
-    return text !== undefined && isDecimalString(text) && toDecimal(text).lt(0);
-  });
+  return metricsReading(event, metrics).some((metric) => bringsNegativeValue(metric, event.properties));
 }
 
 /**
@@ -363,16 +357,21 @@ function lowersSomeUsage(event: Pick<RawUsageEvent, 'type' | 'properties'>, metr
  * value: storing it can only lower the usage, so the spend, whatever the prices.
  */
 function onlyLowersUsage(event: RawUsageEvent, metrics: Map<string, MetricRow[]>): boolean {
-  const reading = (metrics.get(event.type) ?? []).filter((metric) => Object.entries(metric.filters ?? {}).every(([key, expected]) => event.properties[key] === expected));
-  return (
-    reading.length > 0 &&
-    reading.every((metric) => {
-      if (metric.aggregation !== 'sum' || !metric.allow_negative || metric.property === null) return false;
-      const value = event.properties[metric.property];
-      const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value : undefined;
-      return text !== undefined && isDecimalString(text) && toDecimal(text).lt(0);
-    })
-  );
+  const reading = metricsReading(event, metrics);
+  return reading.length > 0 && reading.every((metric) => bringsNegativeValue(metric, event.properties));
+}
+
+/** The metrics that read the event: of its type, their filters matching its properties. */
+function metricsReading(event: Pick<RawUsageEvent, 'type' | 'properties'>, metrics: Map<string, MetricRow[]>): MetricRow[] {
+  return (metrics.get(event.type) ?? []).filter((metric) => Object.entries(metric.filters ?? {}).every(([key, expected]) => event.properties[key] === expected));
+}
+
+/** Whether the metric is a corrections sum (`allow_negative`) to which these properties bring a negative value. */
+function bringsNegativeValue(metric: MetricRow, properties: RawUsageEvent['properties']): boolean {
+  if (metric.aggregation !== 'sum' || !metric.allow_negative || metric.property === null) return false;
+  const value = properties[metric.property];
+  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value : undefined;
+  return text !== undefined && isDecimalString(text) && toDecimal(text).lt(0);
 }
 
 function toRequirements(metrics: Map<string, MetricRow[]>) {
