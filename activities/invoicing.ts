@@ -4,7 +4,7 @@ import { formatMoney, toDecimal } from '../domain/money';
 import { hasAllowances, stretchAllowances, type StretchAllowances } from '../domain/allowances';
 import { discountLine, planChangeProrationLines, unusedTimeCredit } from '../domain/proration';
 import type { DimensionalUsage } from '../domain/dimensions';
-import { creditReversalsOfUnpaidPeriods, reversalCreditsFor } from './reversal-credits';
+import { reversalCreditsOfNextInvoice } from './reversal-credits';
 import type { Charge } from '../domain/rating';
 import { findPlan, PlanRow } from '../store/catalog';
 import type { Database } from '../store/database';
@@ -176,10 +176,9 @@ export function createInvoicingActivities(db: Database) {
             // usage lines. One of this very period (reversed between its close and now) was billed at this invoice's
             // discount.
             const billedHere = { periodStart: request.usagePeriod.start, percentOff: discount ? request.discountPercentOff! : null };
-            // Those of a period whose invoice is still unpaid are taken off what it owes instead: never paid, credited
-            // here they were given back (a refund, if it was paid meanwhile, stays pending for the janitor to send).
-            await creditReversalsOfUnpaidPeriods(trx, request.subscriptionId, context.customer.id, usagePlan);
-            lines.splice(reversalCreditsAt, 0, ...(await reversalCreditsFor(trx, request.subscriptionId, context.customer.id, `${request.kind}:${period.start}`, usagePlan, billedHere)));
+            // What an unpaid invoice of their period still owes is taken off it first (a credit note): never paid,
+            // credited here it was given back (a refund, if it was paid meanwhile, stays pending for the janitor to send).
+            lines.splice(reversalCreditsAt, 0, ...(await reversalCreditsOfNextInvoice(trx, request.subscriptionId, context.customer.id, `${request.kind}:${period.start}`, usagePlan, billedHere)));
           }
           const built = discount ? [...lines, discount] : lines;
           // Prepaid credit pays usage last (docs/wallets.md); no wallet, no change.

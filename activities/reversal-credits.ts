@@ -1,4 +1,6 @@
-/** The credit lines an invoice carries for outcomes reversed after their period was invoiced: store/reversal-credits.ts. */
-export { reversalCreditsFor } from '../store/reversal-credits';
-/** Reversals of a period whose invoice is unpaid: a credit note against it instead (store/reversal-credit-notes.ts). */
-export { creditReversalsOfUnpaidPeriods } from '../store/reversal-credit-notes';
+/**
+ * The credit lines an invoice carries for outcomes reversed after their period was invoiced: store/reversal-credits.ts;
+ * what an unpaid invoice of their period still owes is settled first by a credit note against it
+ * (store/reversal-credit-notes.ts).
+ */
+export { reversalCreditsOfNextInvoice } from '../store/reversal-credit-notes';

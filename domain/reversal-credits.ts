@@ -6,11 +6,12 @@
  */
 import { dimensionKey, rateDimensionalUsage, type DimensionalCharge, type DimensionalUsage, type DimensionValues } from './dimensions';
 import { ratedLinesForPeriod, type DraftInvoiceLine, type PeriodBounds } from './invoice';
-import { Dec, toDecimal } from './money';
+import { Dec, formatMoney, toDecimal } from './money';
 import type { CostSegment } from './cost-tables';
 import type { PeriodShare } from './allowances';
 import { usageCharges } from './plan-terms';
 import { invoicedAmounts, rerateDifference } from './rerating';
+import { isWalletLine, keptAfterDiscounts } from './wallet-invoice';
 
 /** What one reversed event had added to one metric's closed usage. */
 export interface ReversedContribution {
@@ -151,4 +152,62 @@ export function reversalCreditLines(input: ReversalCreditInput): DraftInvoiceLin
     description: line.description.replace(/ \(correction\)$/, ' (reversed outcomes)'),
     breakdown: { ...line.breakdown, reversal: true },
   }));
+}
+
+/**
+ * Splits a period's reversal credit lines (negative, net of any positive ones) at `settled` (a positive amount less
+ * than their net credit): the negative lines, in order, up to `settled` (the one crossing it cut in two, any list
+ * amount shared in proportion so the parts add up to the line; both keep its quantity, the usage as corrected, and
+ * name it in `partOf`), and the rest. The unpaid invoice that
+ * billed the period takes the first part off what it owes; the rest is credited as a whole credit is.
+ */
+export function splitCreditLines(lines: readonly DraftInvoiceLine[], settled: string, currency: string): { settled: DraftInvoiceLine[]; rest: DraftInvoiceLine[] } {
+  let left = toDecimal(settled);
+  const taken: DraftInvoiceLine[] = [];
+  const rest: DraftInvoiceLine[] = [];
+  for (const line of lines) {
+    const amount = toDecimal(line.amount);
+    if (!amount.isNegative() || !left.isPositive() || left.isZero()) {
+      rest.push(line);
+      continue;
+    }
+    const part = Dec.min(left, amount.abs());
+    left = left.minus(part);
+    if (part.eq(amount.abs())) {
+      taken.push(line);
+      continue;
+    }
+    const share = part.dividedBy(amount.abs());
+    const listAmount = typeof line.breakdown.listAmount === 'string' ? toDecimal(line.breakdown.listAmount) : null;
+    const takenList = listAmount && toDecimal(formatMoney(listAmount.times(share), currency));
+    const partOf = { partOf: line.amount };
+    taken.push({
+      ...line,
+      amount: formatMoney(part.negated(), currency),
+      breakdown: { ...line.breakdown, ...partOf, ...(takenList ? { listAmount: formatMoney(takenList, currency) } : {}) },
+    });
+    rest.push({
+      ...line,
+      amount: formatMoney(amount.plus(part), currency),
+      breakdown: { ...line.breakdown, ...partOf, ...(listAmount && takenList ? { listAmount: formatMoney(listAmount.minus(takenList), currency) } : {}) },
+    });
+  }
+  return { settled: taken, rest };
+}
+
+/** The lines of a usage period's cost on an invoice: its usage, bucket, commitment true-up and threshold invoices' share. */
+const USAGE_COST_KINDS: ReadonlySet<string> = new Set(['usage', 'credit', 'commitment_true_up', 'threshold_credit']);
+
+/**
+ * What an invoice asks in cash for one period's usage (`periodStart`): that usage's lines (not the wallet's, not
+ * reversal credits of other periods) at the share its discounts leave, less what the wallet drew (prepaid credit pays
+ * usage, never the fee). What a reversal's credit may settle of the invoice while it is unpaid: the rest of what it
+ * owes is the fee, and the outcomes the wallet paid go back to it as on a paid invoice.
+ */
+export function usageLeftToPay(lines: readonly DraftInvoiceLine[], periodStart: string, currency: string): Dec {
+  const start = new Date(periodStart).getTime();
+  const ofPeriod = lines.filter((line) => USAGE_COST_KINDS.has(line.kind) && new Date(line.periodStart).getTime() === start && !isWalletLine(line) && line.breakdown?.reversal !== true);
+  const billed = toDecimal(formatMoney(ofPeriod.reduce((sum, line) => sum.plus(toDecimal(line.amount)), new Dec(0)).times(keptAfterDiscounts(lines)), currency));
+  const drawn = lines.filter((line) => isWalletLine(line) && 'walletGrantId' in line.breakdown).reduce((sum, line) => sum.plus(toDecimal(line.amount)), new Dec(0));
+  return Dec.max(billed.plus(drawn), 0);
 }

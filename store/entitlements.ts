@@ -70,18 +70,20 @@ export interface EntitledSubscription {
   /** A capped stretch (spending cap, store/usage.ts `usage_capped_stretches`) holds `now`: see `refusedByCap`. */
   readonly cappedNow: boolean;
   readonly features: readonly FeatureDefinition[];
+  /** The metrics the plan prices (its charges but flat ones): the usage a wallet feature's credit pays. */
+  readonly pricedMetricCodes: readonly string[];
 }
 
 /** Customers' subscriptions whose plans grant their features at `now` (`grantsFeaturesSql`), newest start first. */
 export async function entitledSubscriptions(db: Db, customerIds: readonly string[], now: Date): Promise<EntitledSubscription[]> {
   if (customerIds.length === 0) return [];
-  const rows: ({ id: string; customer_id: string; status: string; currency: string; billing_interval: string; settings: unknown; capped_now: boolean } & PeriodColumns)[] =
+  const rows: ({ id: string; customer_id: string; status: string; currency: string; billing_interval: string; settings: unknown; charges: unknown; capped_now: boolean } & PeriodColumns)[] =
     await db('subscriptions as s')
       .join('plans as p', 'p.id', 's.plan_id')
       .whereIn('s.customer_id', [...new Set(customerIds)])
       .whereRaw(grantsFeaturesSql('?::timestamptz'), [now, now])
       .orderBy('s.start_at', 'desc')
-      .select('s.id', 's.customer_id', 's.status', 'p.currency', ...PERIOD_COLUMNS, 'p.settings', db.raw('s.usage_capped_stretches @> ?::timestamptz AS capped_now', [now]));
+      .select('s.id', 's.customer_id', 's.status', 'p.currency', ...PERIOD_COLUMNS, 'p.settings', 'p.charges', db.raw('s.usage_capped_stretches @> ?::timestamptz AS capped_now', [now]));
   return rows.map((row) => {
     const period = limitPeriodOf(row);
     return {
@@ -94,6 +96,7 @@ export async function entitledSubscriptions(db: Db, customerIds: readonly string
       paused: billedPastShownEnd(row.status).pausedPastEnd,
       cappedNow: row.capped_now,
       features: planFeatures(row.settings),
+      pricedMetricCodes: [...new Set(((row.charges ?? []) as { metricCode: string; price: { model: string } }[]).filter((charge) => charge.price.model !== 'flat').map((charge) => charge.metricCode))],
     };
   });
 }
@@ -479,8 +482,11 @@ export async function openMetricUsage(db: Knex, window: RollupWindow, metrics: r
   return new Map([...[...totals].map(([code, usage]) => [code, usage.quantity] as const), ...raw]);
 }
 
-/** Balance lookup for wallet-backed features (store/wallets.ts): the customer's balance in a currency, or null. */
-export type BalanceOf = (customerId: string, currency: string) => Promise<string | null>;
+/**
+ * Balance lookup for wallet-backed features (store/wallets.ts availableBalanceFor): the customer's available balance
+ * in a currency that can pay usage of these metrics (the ones the feature's plan prices), or null without a wallet.
+ */
+export type BalanceOf = (customerId: string, currency: string, metricCodes: readonly string[]) => Promise<string | null>;
 
 interface OneFeatureRow {
   /** The customer has another subscription: its pricing may cut the limit's window (limitsOfOwnUsage). */
@@ -577,7 +583,8 @@ export async function customerEntitlements(db: Knex, customerId: string, balance
         const metric = metrics.get(feature.metricCode)!;
         usage = await limitedMetricUsage(db, window, ownLimitWindows(window, subscription.subscriptionId, metric.event_type, priced), metric);
       }
-      const balance = feature.kind === 'wallet' ? await balanceOf(customerId, currency) : null;
+      // Only credit that can pay the plan's metered usage: a grant scoped to a metric it does not price never will.
+      const balance = feature.kind === 'wallet' ? await balanceOf(customerId, currency, subscription.pricedMetricCodes) : null;
       const usageRefused = feature.kind === 'metered' && metrics.has(feature.metricCode) && refusedByCap(subscription, metrics.get(feature.metricCode)!.event_type, priced, now);
       return decideEntitlement(feature, { usage, periodEnd, balance, usageRefused });
     }),

@@ -16,7 +16,7 @@ import { amountOwedAfterCreditNotes, CREDIT_NOTE_KIND, enqueueCreditNoteIssued, 
 import type { InvoiceRow } from './invoices';
 import { writeAudit } from './outbox';
 import type { PlanRow } from './catalog';
-import { closuresCreditedOnUnpaidInvoices, reversalCreditsFor } from './reversal-credits';
+import { reversalCreditsFor, type SettleUnpaidInvoice, type UsageBilledHere } from './reversal-credits';
 import { invoicedReversals } from './reversals';
 
 /**
@@ -109,10 +109,11 @@ async function creditOne(trx: Knex.Transaction, subscription: EndedSubscription)
   const pending = (await invoicedReversals(trx, subscription.id, subscription.customer_id)).filter((reversal) => !reversal.credited);
   if (pending.length === 0) return [];
   const key = `reversal:${pending.map((reversal) => reversal.reversalRowId).sort().join('.')}`;
-  const lines = await reversalCreditsFor(trx, subscription.id, subscription.customer_id, `credit_note:${key}`, await findPlan(trx, subscription.plan_id));
+  // What an unpaid invoice of the period still owes for its usage is settled first, as for a subscription going on.
+  const issued: IssuedReversalCreditNote[] = [];
+  const lines = await reversalCreditsFor(trx, subscription.id, subscription.customer_id, `credit_note:${key}`, await findPlan(trx, subscription.plan_id), undefined, settleOnUnpaidInvoice(trx, issued));
 
   // One credit note per period whose outcomes were reversed, against the invoice that billed that period's usage.
-  const issued: IssuedReversalCreditNote[] = [];
   for (const [periodStart, periodLines] of linesByPeriod(lines)) {
     const amount = sumMoney(periodLines.map((line) => toDecimal(line.amount))).negated();
     if (!amount.isPositive()) continue; // the included credit had paid for it: nothing to give back
@@ -128,29 +129,32 @@ const ENDED_REASON = 'outcomes reversed after the subscription ended';
 const UNPAID_REASON = 'outcomes reversed while the invoice that billed them is unpaid';
 
 /**
- * In the transaction of the subscription's next invoice that bills usage, before its reversal credit lines
- * (reversalCreditsFor): the reversals of periods whose invoice is unpaid (in dunning, or uncollectible) and owes at
- * least their credit become a credit note against that invoice, which takes it off what the invoice owes (its charge
- * asks for that much less; paid meanwhile, the note is refunded from its payment), rather than a credit line of the
- * next invoice, which gave back outcomes never paid for. Marked credited (`credit_note:<key>`) in this transaction,
- * so the next invoice does not credit them again. Returns the notes with any refund to send after the commit.
+ * The reversal credit lines of the subscription's next invoice that bills usage (reversalCreditsFor), in its
+ * transaction, after what the unpaid invoice of each period (in dunning, or uncollectible) still owes is settled:
+ * that much of the period's credit becomes a credit note against it, which takes it off what it owes (its charge asks
+ * for that much less; paid meanwhile, the note is refunded from its payment, the refund left pending for the janitor
+ * to send), and only the rest is credited on the next invoice and given back to the wallet, as a credit of a paid
+ * invoice is. Credited whole on the next invoice, the credit gave back outcomes never paid for. The reversals are
+ * marked credited by the invoice (`creditedOn`), the note included.
  */
-export async function creditReversalsOfUnpaidPeriods(trx: Knex.Transaction, subscriptionId: string, customerId: string, fallbackPlan: PlanRow): Promise<IssuedReversalCreditNote[]> {
-  const targets = await closuresCreditedOnUnpaidInvoices(trx, subscriptionId, customerId, fallbackPlan);
-  if (targets.size === 0) return [];
-  const pending = (await invoicedReversals(trx, subscriptionId, customerId)).filter((reversal) => !reversal.credited && targets.has(reversal.closeId));
-  if (pending.length === 0) return [];
-  const key = `reversal:${pending.map((reversal) => reversal.reversalRowId).sort().join('.')}`;
-  const lines = await reversalCreditsFor(trx, subscriptionId, customerId, `credit_note:${key}`, fallbackPlan, undefined, new Set(targets.keys()));
-  const unpaidByPeriod = new Map(pending.map((reversal) => [reversal.periodStart.toISOString(), targets.get(reversal.closeId)!]));
-  const issued: IssuedReversalCreditNote[] = [];
-  for (const [periodStart, periodLines] of linesByPeriod(lines)) {
-    const amount = sumMoney(periodLines.map((line) => toDecimal(line.amount))).negated();
-    const unpaid = unpaidByPeriod.get(new Date(periodStart).toISOString());
-    if (!amount.isPositive() || !unpaid) continue;
-    issued.push(await insertReversalCreditNote(trx, unpaid, periodLines, formatMoney(amount, unpaid.currency), `${key}:${periodStart}`, UNPAID_REASON));
-  }
-  return issued;
+export async function reversalCreditsOfNextInvoice(
+  trx: Knex.Transaction,
+  subscriptionId: string,
+  customerId: string,
+  creditedOn: string,
+  fallbackPlan: PlanRow,
+  billedHere?: UsageBilledHere,
+): Promise<DraftInvoiceLine[]> {
+  return reversalCreditsFor(trx, subscriptionId, customerId, creditedOn, fallbackPlan, billedHere, settleOnUnpaidInvoice(trx, []));
+}
+
+/** The part of a period's reversal credit its unpaid invoice takes (splitOffUnpaid): a credit note against it. */
+function settleOnUnpaidInvoice(trx: Knex.Transaction, issued: IssuedReversalCreditNote[]): SettleUnpaidInvoice {
+  return async ({ invoice, creditLines, amount }, reversals) => {
+    // Its own key: after the end, the rest of the credit may be a second note against the same invoice.
+    const key = `reversal:${reversals.filter((reversal) => !reversal.credited).map((reversal) => reversal.reversalRowId).sort().join('.')}:unpaid`;
+    issued.push(await insertReversalCreditNote(trx, invoice, creditLines, amount, `${key}:${creditLines[0].periodStart}`, UNPAID_REASON));
+  };
 }
 
 function linesByPeriod(lines: readonly DraftInvoiceLine[]): Map<string, DraftInvoiceLine[]> {

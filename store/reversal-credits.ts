@@ -3,13 +3,12 @@
  * one set per affected period, computed by domain/reversal-credits.ts, and the reversals marked as credited in
  * the invoice's own transaction, so each is credited exactly once.
  */
-import type Decimal from 'decimal.js';
 import { stretchAllowances } from '../domain/allowances';
 import { closureAllowanceShare } from './plan-changes';
 import type { DimensionalCharge, DimensionalUsage } from '../domain/dimensions';
 import { combinationOf } from '../domain/dimensions';
 import type { DraftInvoiceLine } from '../domain/invoice';
-import { reversalCreditLines, withContributions, type ReversedContribution } from '../domain/reversal-credits';
+import { reversalCreditLines, splitCreditLines, usageLeftToPay, withContributions, type ReversedContribution } from '../domain/reversal-credits';
 import { Dec, formatMoney, sumMoney, toDecimal } from '../domain/money';
 import { CREDIT_LINE_DESCRIPTION } from '../domain/rating';
 import { findMetricsByCode, findPlan, type MetricRow, type PlanRow } from './catalog';
@@ -38,16 +37,20 @@ export async function reversalCreditsFor(
   creditedOn: string,
   fallbackPlan: PlanRow,
   billedHere?: UsageBilledHere,
-  onlyCloseIds?: ReadonlySet<string>,
+  settleUnpaid?: SettleUnpaidInvoice,
 ): Promise<DraftInvoiceLine[]> {
-  const reversals = (await invoicedReversals(trx, subscriptionId, customerId)).filter((reversal) => !onlyCloseIds || onlyCloseIds.has(reversal.closeId));
+  const reversals = await invoicedReversals(trx, subscriptionId, customerId);
   if (reversals.length === 0) return [];
   const lines: DraftInvoiceLine[] = [];
   for (const group of byClosure(reversals)) {
     // The closure's row lock, after the reversals' (the order a re-rating being carried out takes them in): a
     // re-rating that changes what the period bills commits before this reads its plan, or sees these credited.
     await lockClosure(trx, group[0].closeId);
-    const { plan, period, creditLines } = await owedCreditLines(trx, subscriptionId, group, fallbackPlan, billedHere);
+    const { plan, period, creditLines: owed } = await owedCreditLines(trx, subscriptionId, group, fallbackPlan, billedHere);
+    // What the unpaid invoice of the period still owes is settled first (a credit note against it); only the rest is
+    // credited here and given back to the wallet (splitOffUnpaid).
+    const { unpaid, creditLines } = settleUnpaid ? await splitOffUnpaid(trx, subscriptionId, group[0].periodStart, owed, plan.currency, { lock: true }) : { unpaid: undefined, creditLines: owed };
+    if (unpaid && settleUnpaid) await settleUnpaid(unpaid, group);
     lines.push(...creditLines);
     // What the wallet had paid for the period goes back to it first (docs/wallets.md).
     lines.push(...(await reversalCreditToWallet(trx, { subscriptionId, customerId, currency: plan.currency, creditedOn, period, creditLines })));
@@ -64,52 +67,74 @@ export async function reversalCreditsFor(
  * 1.10 - 5.30 of usage, and the wallet showed 1.10 pending where the invoice (-4.20) drew nothing.
  */
 export async function pendingReversalCredits(db: Knex, subscriptionId: string, customerId: string, fallbackPlan: PlanRow, billedHere?: UsageBilledHere): Promise<DraftInvoiceLine[]> {
-  const planned = await plannedCreditsByClosure(db, subscriptionId, customerId, fallbackPlan, billedHere);
-  // Those credited on the unpaid invoice that billed their period (creditReversalsOfUnpaidPeriods) are not on the next.
-  return planned.filter((closure) => !closure.unpaidInvoice).flatMap((closure) => closure.lines);
-}
-
-/**
- * Per closed period with reversals not credited yet: its planned lines (credit lines and wallet give-back), and the
- * unpaid invoice that billed the period when the credit goes on it instead (unpaidInvoiceOwing).
- */
-async function plannedCreditsByClosure(db: Knex, subscriptionId: string, customerId: string, fallbackPlan: PlanRow, billedHere?: UsageBilledHere) {
   const reversals = await invoicedReversals(db, subscriptionId, customerId, { lock: false });
-  const planned: { closeId: string; lines: DraftInvoiceLine[]; unpaidInvoice: InvoiceRow | undefined }[] = [];
+  const lines: DraftInvoiceLine[] = [];
   for (const group of byClosure(reversals)) {
-    const { plan, period, creditLines } = await owedCreditLines(db, subscriptionId, group, fallbackPlan, billedHere);
-    const lines = [...creditLines, ...(await plannedReversalCreditToWallet(db, { subscriptionId, customerId, currency: plan.currency, period, creditLines }))];
-    const credit = sumMoney(lines.map((line) => toDecimal(line.amount))).negated();
-    planned.push({ closeId: group[0].closeId, lines, unpaidInvoice: await unpaidInvoiceOwing(db, subscriptionId, group[0].periodStart, credit) });
+    const { plan, period, creditLines: owed } = await owedCreditLines(db, subscriptionId, group, fallbackPlan, billedHere);
+    // What goes on the unpaid invoice that billed the period (a credit note, reversalCreditsFor) is not on the next.
+    const { creditLines } = await splitOffUnpaid(db, subscriptionId, group[0].periodStart, owed, plan.currency, { lock: false });
+    lines.push(...creditLines, ...(await plannedReversalCreditToWallet(db, { subscriptionId, customerId, currency: plan.currency, period, creditLines })));
   }
-  return planned;
+  return lines;
 }
 
-/**
- * The closed periods whose reversal credits go on the unpaid invoice that billed them (unpaidInvoiceOwing), each with
- * that invoice: what creditReversalsOfUnpaidPeriods credits by a credit note before the next invoice is written. A read.
- */
-export async function closuresCreditedOnUnpaidInvoices(db: Knex, subscriptionId: string, customerId: string, fallbackPlan: PlanRow): Promise<Map<string, InvoiceRow>> {
-  const targets = new Map<string, InvoiceRow>();
-  for (const { closeId, unpaidInvoice } of await plannedCreditsByClosure(db, subscriptionId, customerId, fallbackPlan)) {
-    if (unpaidInvoice) targets.set(closeId, unpaidInvoice);
-  }
-  return targets;
+/** What the unpaid invoice of a period takes of its reversal credit: that invoice, the lines (positive amount). */
+export interface UnpaidSettlement {
+  readonly invoice: InvoiceRow;
+  readonly creditLines: DraftInvoiceLine[];
+  readonly amount: string;
 }
 
+/** Settles part of a closure's reversal credit on the unpaid invoice of its period (a credit note against it). */
+export type SettleUnpaidInvoice = (settlement: UnpaidSettlement, reversals: readonly InvoicedReversal[]) => Promise<void>;
+
 /**
- * The invoice that billed the period's usage as a whole (period, closing or proration invoice, as
- * discountOnPeriodUsage picks it) when it is unpaid, in dunning (`open`) or given up (`uncollectible`), and still owes
- * at least `credit`. Its reversed outcomes were never paid: credited on the next invoice, the customer got back what
- * they never paid (8.00 of calls uncollectible, 5 of them reversed: the next invoice billed 10.00 - 5.00); taken off
- * what that invoice owes, dunning collects 3.00, and nothing is given back once it is uncollectible. A credit larger
- * than what it owes (threshold invoices or the wallet paid part of the period) is not: part of it was paid.
+ * A period's reversal credit, split at what the invoice that billed its usage as a whole (period, closing or proration
+ * invoice, as discountOnPeriodUsage picks it) still owes for that usage when it is unpaid, in dunning (`open`) or given
+ * up (`uncollectible`): that much is taken off it (`unpaid`), and the rest (`creditLines`) is credited as a credit of a
+ * paid invoice is (on the next invoice, or the note after the end, with the wallet's give-back). The outcomes it owes
+ * for were never paid: credited on the next invoice, the customer got back what they never paid (8.00 of calls
+ * uncollectible, 5 of them reversed: the next invoice billed 10.00 - 5.00). A credit larger than what it owes (the
+ * wallet, a threshold invoice or a credit paid part of it) went whole on the next invoice: 5.00 of prepaid credit paid
+ * 8 calls, 3.00 written off, 5 reversed, and all 5.00 went back to the credit; now 3.00 settles the invoice and 2.00
+ * goes back. `lock`: the invoice's row lock, so what it owes is read as the note will take it (a payment takes it too).
  */
-async function unpaidInvoiceOwing(db: Knex, subscriptionId: string, periodStart: Date, credit: Decimal): Promise<InvoiceRow | undefined> {
-  if (credit.lte(0)) return undefined;
-  const billed = await invoiceThatBilledPeriodUsage(db, subscriptionId, periodStart);
-  if (!billed || (billed.status !== 'open' && billed.status !== 'uncollectible')) return undefined;
-  return (await amountOwedAfterCreditNotes(db, billed)).gte(credit) ? billed : undefined;
+async function splitOffUnpaid(
+  db: Knex,
+  subscriptionId: string,
+  periodStart: Date,
+  creditLines: DraftInvoiceLine[],
+  currency: string,
+  { lock }: { lock: boolean },
+): Promise<{ unpaid: UnpaidSettlement | undefined; creditLines: DraftInvoiceLine[] }> {
+  const whole = { unpaid: undefined, creditLines };
+  const credit = sumMoney(creditLines.map((line) => toDecimal(line.amount))).negated();
+  if (credit.lte(0)) return whole;
+  const found = await invoiceThatBilledPeriodUsage(db, subscriptionId, periodStart);
+  const billed = found && lock ? await db<InvoiceRow>('invoices').where({ id: found.id }).forUpdate().first() : found;
+  if (!billed || (billed.status !== 'open' && billed.status !== 'uncollectible')) return whole;
+  // What it owes for this usage: the fee it also bills is not the outcomes', and what prepaid credit paid of them goes
+  // back to it (a 20.00 fee unpaid, 7.40 of usage the wallet paid reversed: 7.40 back to the wallet, 20.00 owed).
+  const owed = Dec.min(await amountOwedAfterCreditNotes(db, billed), usageLeftToPay(await invoiceLinesOf(db, billed.id), periodStart.toISOString(), currency));
+  if (owed.lte(0)) return whole;
+  if (owed.gte(credit)) return { unpaid: { invoice: billed, creditLines, amount: formatMoney(credit, currency) }, creditLines: [] };
+  const split = splitCreditLines(creditLines, owed.toFixed(), currency);
+  return { unpaid: { invoice: billed, creditLines: split.settled, amount: formatMoney(owed, currency) }, creditLines: split.rest };
+}
+
+async function invoiceLinesOf(db: Knex, invoiceId: string): Promise<DraftInvoiceLine[]> {
+  const rows: { kind: DraftInvoiceLine['kind']; description: string; metric_code: string | null; quantity: string; amount: string; period_start: Date; period_end: Date; breakdown: Record<string, unknown> | null }[] =
+    await db('invoice_lines').where({ invoice_id: invoiceId }).orderBy('position').select('kind', 'description', 'metric_code', 'quantity', 'amount', 'period_start', 'period_end', 'breakdown');
+  return rows.map((row) => ({
+    kind: row.kind,
+    description: row.description,
+    metricCode: row.metric_code,
+    quantity: String(row.quantity),
+    amount: String(row.amount),
+    periodStart: row.period_start.toISOString(),
+    periodEnd: row.period_end.toISOString(),
+    breakdown: row.breakdown ?? {},
+  }));
 }
 
 /** The reversals grouped by the closed period they take outcomes back from, in the order they were read. */

@@ -558,6 +558,21 @@ export async function availableBalance(db: Knex, customerId: string, currency: s
   return formatMoney(toDecimal(String(wallet.balance)).minus(pending.cost), currency);
 }
 
+/**
+ * The available balance that can pay usage of these metrics (a wallet feature's: the ones its plan prices): less what
+ * grants scoped only to other metrics hold, which no draw of this usage ever takes (grantPays). Counted whole, a
+ * 5.00 grant for tokens answered has_access true on a plan that prices only calls, whose usage was billed in cash.
+ * Null without a wallet.
+ */
+export async function availableBalanceFor(db: Knex, customerId: string, currency: string, metricCodes: readonly string[]): Promise<string | null> {
+  const wallet = await findWallet(db, customerId, currency);
+  if (!wallet) return null;
+  const available = toDecimal((await availableBalance(db, customerId, currency))!);
+  const held: { metric_codes: string[] | null; remaining: string }[] = await db('wallet_grants').where({ wallet_id: wallet.id }).where('remaining', '>', 0).whereNotNull('metric_codes').select('metric_codes', 'remaining');
+  const elsewhere = held.filter((grant) => !grant.metric_codes!.some((code) => metricCodes.includes(code)));
+  return formatMoney(elsewhere.reduce((left, grant) => left.minus(toDecimal(String(grant.remaining))), available), currency);
+}
+
 /** The rated usage of the customer's open periods in a currency (what the next invoices will draw), and since when. */
 export async function pendingUsageCost(db: Knex, customerId: string, currency: string): Promise<{ cost: Dec; since: Date | null }> {
   const subscriptions = await invoicedSubscriptions(db, customerId, currency);

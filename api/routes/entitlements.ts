@@ -12,7 +12,7 @@ import { absentEntitlement } from '../../domain/entitlements';
 import { findCustomer } from '../../store/customers';
 import type { Database } from '../../store/database';
 import { customerEntitlements } from '../../store/entitlements';
-import { availableBalance } from '../../store/wallets';
+import { availableBalanceFor } from '../../store/wallets';
 import { ApiProblem } from '../problem';
 import { CustomerScope, declareRoutes } from '../route-declarations';
 import { uuidParam } from '../schemas';
@@ -37,7 +37,7 @@ export function entitlementsRouter(db: Database, options: { readonly now?: () =>
   async function ensureCustomer(id: string): Promise<void> {
     if (!(await findCustomer(db, id))) throw new ApiProblem('customer_not_found', `no customer ${id}`);
   }
-  const balanceOf = (customerId: string, currency: string) => availableBalance(db, customerId, currency);
+  const balanceOf = (customerId: string, currency: string, metricCodes: readonly string[]) => availableBalanceFor(db, customerId, currency, metricCodes);
 
   routes.get('/:id/entitlements', { ...access, allow: [...access.allow] }, async (req, res) => {
     const customerId = customerIdOf(req.params.id);

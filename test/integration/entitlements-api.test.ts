@@ -10,6 +10,7 @@ import { createTestApiKey, TestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { eventually } from '../support/eventually';
 import { insertCustomer, insertSubscription } from '../support/fixtures';
+import { createGrant } from '../../store/wallets';
 
 let db: Database;
 let api: ApiOnly;
@@ -124,6 +125,22 @@ test('boolean, wallet and undeclared features; the list answers every declared o
   expect(await entitlement('ai_credits')).toMatchObject({ kind: 'wallet', has_access: true, balance: '8.99' });
   const list = await api.http.call('GET', `/v1/customers/${acme.id}/entitlements`, undefined, app.headers);
   expect(list.json.data.map((answer: { feature: string }) => answer.feature).sort()).toEqual(['ai_credits', 'api_calls', 'sso', 'tokens']);
+});
+
+test('a wallet feature counts only credit that can pay the plan’s usage: a grant for a metric the plan does not price never will', async () => {
+  // ent-pro prices tokens only. A 5.00 grant for calls pays nothing the plan bills (before: has_access true, 5.00).
+  const customer = await insertCustomer(db, { external_id: 'ent-scoped' });
+  const { row } = await insertSubscription(db, customer, (await db('plans').where({ code: 'ent-pro' }).first())!, periodStart);
+  await db('subscriptions').where({ id: row.id }).update({ status: 'active', current_period_start: periodStart, current_period_end: periodEnd });
+  const grant = (amount: string, metricCodes: string[]) =>
+    createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: `scoped-${metricCodes[0]}`, source: 'promotional', amount, priority: 0, effectiveAt: periodStart, metricCodes });
+  await grant('5.00', ['ent_calls']);
+  expect(await entitlement('ai_credits', app, customer)).toMatchObject({ kind: 'wallet', has_access: false, balance: '0.00' });
+  // A 2.00 grant for tokens can: 100 tokens (1.00) pending come off it, 1.00 left.
+  await grant('2.00', ['ent_tokens']);
+  const posted = await api.http.call('POST', '/v1/events', { id: 'scoped-t1', customer: 'ent-scoped', type: 'ent.llm', timestamp: inPeriod(), properties: { tokens: '100' } }, app.headers);
+  expect(posted.json).toMatchObject({ accepted: 1 });
+  expect(await entitlement('ai_credits', app, customer)).toMatchObject({ kind: 'wallet', has_access: true, balance: '1.00' });
 });
 
 test("a customer usage token reads its own customer's entitlements only", async () => {

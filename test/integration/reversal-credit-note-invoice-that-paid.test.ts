@@ -23,6 +23,7 @@ import { creditReversalsOfEndedSubscriptions } from '../../store/reversal-credit
 import { pendingReversalCredits } from '../../store/reversal-credits';
 import { insertReversalEvents } from '../../store/reversals';
 import { closeUsage, insertUsageEvents } from '../../store/usage';
+import { createGrant, findWallet } from '../../store/wallets';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer, insertPlan } from '../support/fixtures';
 
@@ -191,3 +192,107 @@ for (const status of ['uncollectible', 'open'] as const) {
     expect(money((await amountOwedAfterCreditNotes(db, billedJanuary)).toFixed())).toBe('3.00');
   });
 }
+
+/**
+ * An unpaid invoice that owes less than the reversal's credit (prepaid credit paid part of it) is settled first by
+ * what it owes; only the rest comes back, the way a credit of a paid invoice does (to the grant that paid, through
+ * the next invoice). Credited whole on the next invoice, the customer got back money never paid.
+ * Timeline (2029), 1.00 a call, reversals accepted for 90 days, a 5.00 promotional grant:
+ *   Jan 15  8 calls -> Feb 1 invoice: 8.00 - 5.00 prepaid = 3.00, declined: open (dunning) or uncollectible
+ *   Feb 10  5 January calls reversed (credit 5.00); Feb 15 10 calls
+ *   Mar 1   a credit note of 3.00 against January's (it owes 0.00); the invoice: 10.00 - 2.00 + 2.00 given back to the
+ *           grant, which pays 2.00 of it: 8.00. (Before: the whole 5.00 went back to the grant, the invoice 5.00, and
+ *           January still owed 3.00: 3 calls for 5.00 paid, 5.00 back.)
+ */
+for (const status of ['uncollectible', 'open'] as const) {
+  test(`a reversal's credit larger than what its ${status} invoice owes settles that invoice; only the rest comes back`, async () => {
+    const customer = await insertCustomer(db, { external_id: `part-paid-${status}` });
+    const plan = await insertPlan(db, {
+      code: `ra-part-paid-${status}`,
+      billing_interval: 'P1M',
+      flat_fee: '0',
+      charges: [{ metricCode: 'ra_calls', price: { model: 'per_unit', unitPrice: '1.00' } }] as never,
+      settings: { disputeWindow: 'P90D' },
+    });
+    const [subscription] = await db('subscriptions')
+      .insert({ customer_id: customer.id, plan_id: plan.id, status: 'active', workflow_id: `direct:part-paid-${status}`, start_at: new Date(january.start), current_period_start: new Date(january.start), current_period_end: new Date(january.end) })
+      .returning('*');
+    await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '5.00', priority: 0, effectiveAt: new Date(january.start) });
+    const february = { start: '2029-02-01T00:00:00.000Z', end: '2029-03-01T00:00:00.000Z' };
+    const calls = (prefix: string, count: number, at: string) =>
+      insertUsageEvents(db, Array.from({ length: count }, (_, i) => ({ customerId: customer.id, eventId: `${prefix}-${i}`, eventType: 'ra.call', occurredAt: new Date(at), properties: {} })));
+    const close = (period: { start: string; end: string }) =>
+      db.transaction((trx) => closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(period.start), periodEnd: new Date(period.end), planId: plan.id, charges: plan.charges as never }));
+
+    await calls(`part-paid-${status}-jan`, 8, '2029-01-15T00:00:00Z');
+    await close(january);
+    const invoicing = createInvoicingActivities(db);
+    const unpaid = await invoicing.createPeriodInvoice({ subscriptionId: subscription.id, kind: 'period', flatFeePeriod: null, usagePeriod: january });
+    expect(unpaid.total).toBe('3.00');
+    await db('invoices').where({ id: unpaid.invoiceId }).update({ status });
+    await insertReversalEvents(
+      db,
+      Array.from({ length: 5 }, (_, i) => ({ customerId: customer.id, eventId: `part-paid-${status}-jan-${i}-reversal`, eventType: 'ra.call', occurredAt: new Date('2029-02-10T00:00:00Z'), properties: {}, reversesEventId: `part-paid-${status}-jan-${i}` })),
+    );
+    // The preview of the next invoice shows what it will carry: the 2.00 left, given back to the grant.
+    const previewed = await pendingReversalCredits(db, subscription.id, customer.id, plan);
+    expect(previewed.map((line) => [line.kind, line.amount])).toEqual([
+      ['usage', '-2.00'],
+      ['credit', '2.00'],
+    ]);
+    await calls(`part-paid-${status}-feb`, 10, '2029-02-15T00:00:00Z');
+    await close(february);
+
+    const next = await invoicing.createPeriodInvoice({ subscriptionId: subscription.id, kind: 'period', flatFeePeriod: null, usagePeriod: february });
+    const lines = await db('invoice_lines').where({ invoice_id: next.invoiceId }).orderBy('position');
+    expect(lines.map((line) => [line.kind, money(line.amount)])).toEqual([
+      ['usage', '10.00'],
+      ['usage', '-2.00'],
+      ['credit', '2.00'],
+      ['credit', '-2.00'],
+    ]);
+    expect(next.total).toBe('8.00');
+    const notes = await db<InvoiceRow & { credited_invoice_id: string | null }>('invoices').where({ subscription_id: subscription.id, kind: 'credit_note' });
+    expect(notes.map((note) => ({ against: note.credited_invoice_id === unpaid.invoiceId ? 'unpaid invoice' : note.credited_invoice_id, total: money(note.total), status: note.status }))).toEqual([
+      { against: 'unpaid invoice', total: '3.00', status: 'open' },
+    ]);
+    const noteLines = await db('invoice_lines').where({ invoice_id: notes[0].id }).orderBy('position');
+    // The credit line cut at 3.00 (the quantity stays the usage as corrected: 3 calls).
+    expect(noteLines.map((line) => [line.kind, Number(line.quantity), money(line.amount)])).toEqual([['reversal_credit', 3, '3.00']]);
+    const billedJanuary = (await db<InvoiceRow>('invoices').where({ id: unpaid.invoiceId }).first())!;
+    expect(money((await amountOwedAfterCreditNotes(db, billedJanuary)).toFixed())).toBe('0.00');
+    // 5.00 - 5.00 (January) + 2.00 (given back) - 2.00 (February) = 0.00
+    expect(money((await findWallet(db, customer.id, 'USD'))!.balance)).toBe('0.00');
+  });
+}
+
+test('after the end too, a reversal settles what the unpaid closing invoice owes before prepaid credit gets the rest', async () => {
+  // Timeline (2029), 1.00 a call, a 5.00 promotional grant: Jan 15 8 calls -> the closing invoice of Feb 1: 8.00 - 5.00
+  // prepaid = 3.00, uncollectible; Feb 10 5 calls reversed: a note of 3.00 against it and 2.00 back to the grant
+  // (before: no note, 5.00 back to the grant, 3.00 still owed).
+  const customer = await insertCustomer(db, { external_id: 'ended-part-paid' });
+  const plan = await insertPlan(db, { code: 'ra-ended-part-paid', billing_interval: 'P1M', flat_fee: '0', charges: [{ metricCode: 'ra_calls', price: { model: 'per_unit', unitPrice: '1.00' } }] as never, settings: { disputeWindow: 'P90D' } });
+  const [subscription] = await db('subscriptions')
+    .insert({ customer_id: customer.id, plan_id: plan.id, status: 'active', workflow_id: 'direct:ended-part-paid', start_at: new Date(january.start), current_period_start: new Date(january.start), current_period_end: new Date(january.end) })
+    .returning('*');
+  await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '5.00', priority: 0, effectiveAt: new Date(january.start) });
+  await insertUsageEvents(db, Array.from({ length: 8 }, (_, i) => ({ customerId: customer.id, eventId: `ended-pp-${i}`, eventType: 'ra.call', occurredAt: new Date('2029-01-15T00:00:00Z'), properties: {} })));
+  await db.transaction((trx) =>
+    closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(january.start), periodEnd: new Date(january.end), planId: plan.id, charges: plan.charges as never }),
+  );
+  const closing = await createInvoicingActivities(db).createPeriodInvoice({ subscriptionId: subscription.id, kind: 'closing', flatFeePeriod: null, usagePeriod: january });
+  expect(closing.total).toBe('3.00');
+  await db('invoices').where({ id: closing.invoiceId }).update({ status: 'uncollectible' });
+  await db('subscriptions').where({ id: subscription.id }).update({ status: 'canceled' });
+
+  await insertReversalEvents(
+    db,
+    Array.from({ length: 5 }, (_, i) => ({ customerId: customer.id, eventId: `ended-pp-${i}-reversal`, eventType: 'ra.call', occurredAt: new Date('2029-02-10T00:00:00Z'), properties: {}, reversesEventId: `ended-pp-${i}` })),
+  );
+  const issued = await creditReversalsOfEndedSubscriptions(db, [customer.id]);
+  expect(issued.map(({ creditNote, refund }) => ({ against: creditNote.credited_invoice_id === closing.invoiceId ? 'closing invoice' : creditNote.credited_invoice_id, note: money(creditNote.total), refund: refund ?? null }))).toEqual([
+    { against: 'closing invoice', note: '3.00', refund: null },
+  ]);
+  expect(money((await amountOwedAfterCreditNotes(db, (await db<InvoiceRow>('invoices').where({ id: closing.invoiceId }).first())!)).toFixed())).toBe('0.00');
+  expect(money((await findWallet(db, customer.id, 'USD'))!.balance)).toBe('2.00');
+});

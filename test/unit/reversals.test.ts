@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import type { DimensionalCharge } from '../../domain/dimensions';
 import { Dec } from '../../domain/money';
 import { rateUsage } from '../../domain/rating';
-import { reversalCreditLines, type ReversedContribution } from '../../domain/reversal-credits';
+import { reversalCreditLines, splitCreditLines, usageLeftToPay, type ReversedContribution } from '../../domain/reversal-credits';
 import { judgeReversal, type ReversalTarget } from '../../domain/reversals';
 
 const ORIGINAL: ReversalTarget = { customerId: 'c1', occurredAt: new Date('2031-03-10T12:00:00Z'), reversed: false, isReversal: false };
@@ -175,5 +175,28 @@ describe('property: a reversed cost-plus outcome contributes nothing once its re
       }),
       { numRuns: 200, seed: 20261205 },
     );
+  });
+});
+
+describe('a reversal credit split at what the unpaid invoice owes for the usage', () => {
+  const period = { periodStart: '2031-01-01T00:00:00.000Z', periodEnd: '2031-02-01T00:00:00.000Z' };
+  const line = (kind: 'usage' | 'credit' | 'flat_fee', amount: string, breakdown: Record<string, unknown> = {}) => ({ kind, description: kind, metricCode: kind === 'usage' ? 'calls' : null, quantity: '1', amount, ...period, breakdown });
+
+  it('cuts the line crossing the split, its list amount in proportion, the parts adding up to the whole', () => {
+    // 10.00 of calls billed at 30 % off (7.00), bucket correction +1.00 (net credit 6.00); the invoice owes 3.00 of it.
+    const credit = [line('usage', '-7.00', { reversal: true, listAmount: '-10.00' }), line('credit', '1.00', { reversal: true })];
+    const { settled, rest } = splitCreditLines(credit, '3.00', 'USD');
+    expect(settled.map((part) => [part.amount, part.breakdown.listAmount])).toEqual([['-3.00', '-4.29']]);
+    expect(rest.map((part) => [part.kind, part.amount, part.breakdown.listAmount])).toEqual([
+      ['usage', '-4.00', '-5.71'],
+      ['credit', '1.00', undefined],
+    ]);
+  });
+
+  it('counts the usage of the period less the wallet’s draws as owed for it, never the fee', () => {
+    // 20.00 fee, 8.00 of calls, 5.00 drawn from prepaid credit: 3.00 owed for the calls.
+    const invoice = [line('flat_fee', '20.00'), line('usage', '8.00'), line('credit', '-5.00', { walletGrantId: 'g1', source: 'promotional' })];
+    expect(usageLeftToPay(invoice, period.periodStart, 'USD').toFixed(2)).toBe('3.00');
+    expect(usageLeftToPay([line('flat_fee', '20.00'), line('usage', '7.40'), line('credit', '-7.40', { walletGrantId: 'g1', source: 'promotional' })], period.periodStart, 'USD').toFixed(2)).toBe('0.00');
   });
 });
