@@ -57,6 +57,9 @@ const storableText = (max: number) =>
     .max(max)
     .refine((text) => !text.includes('\u0000') && (text as string & { isWellFormed(): boolean }).isWellFormed(), { message: 'must not contain NUL characters or lone UTF-16 surrogates' });
 
+/** The first instant calendar math counts periods from as written (see billing_anchor below). */
+const FIRST_CALENDAR_ANCHOR_MS = Date.parse('0100-01-01T00:00:00Z');
+
 export const importRowSchema = z
   .strictObject({
     external_id: storableText(200),
@@ -66,7 +69,10 @@ export const importRowSchema = z
     plan_version: z.int().positive().optional(),
     // Years 0001-9999 in UTC (api/schemas.ts instant): an anchor in year 0 passed the period alignment and started
     // a workflow carrying it as toISOString writes it ("0000-12-31T23:00:00.000Z" for "0001-01-01T00:00:00+01:00").
-    billing_anchor: instant,
+    // And from year 100 on: calendar math (domain/periods.ts addIntervals, through Date.UTC) reads years 0-99 as
+    // 1900-1999, so an anchor in year 50 put every boundary 1,900 years later, and placing the row stepped back over
+    // them one period at a time on the API's thread (an hourly plan: 16.6 million steps, some 20 s per row).
+    billing_anchor: instant.refine((value) => Date.parse(value) >= FIRST_CALENDAR_ANCHOR_MS, { message: 'must fall in year 0100 or later (in UTC)' }),
     current_period_start: instant,
   })
   .refine((row) => (row.customer_id === undefined) !== (row.customer_external_id === undefined), {

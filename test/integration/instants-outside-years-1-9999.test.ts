@@ -106,3 +106,21 @@ test.each(OUT_OF_RANGE)('an imported row anchored at %s is rejected, no workflow
   expect(response.json.rows[0].detail).toMatch(/^billing_anchor: /);
   expect(await db('subscriptions').where({ customer_id: customer.id })).toHaveLength(0);
 });
+
+/**
+ * Years 0001-0099 are in range, but calendar math (domain/periods.ts addIntervals, through Date.UTC) reads them as
+ * 1900-1999: every boundary counted from such an anchor lay 1,900 years later, and placing the row stepped back over
+ * those years one period at a time, on the API's only thread (an hourly plan: about 16.6 million steps, some 20 s per
+ * row; a minutely one, hours). Refused like the out-of-range anchors, at once.
+ */
+test('an imported row anchored before year 100 is rejected at once, no workflow started', async () => {
+  const customer = await insertCustomer(db);
+  await insertPlan(db, { code: 'hourly', billing_interval: 'PT1H', flat_fee: '1.00' });
+  const periodStart = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000).toISOString();
+  const response = await api.http.call('POST', '/v1/subscriptions/import', {
+    rows: [{ external_id: 'import-year-50', customer_id: customer.id, plan_code: 'hourly', billing_anchor: '0050-01-15T00:00:00Z', current_period_start: periodStart }],
+  });
+  // Before: placed and its workflow start asked (temporal: 1), after 20 s to 2 min of stepping back from 1950-01-15.
+  expect({ row: response.json.rows[0]?.status, code: response.json.rows[0]?.code, temporal: api.temporalCalls.length }).toEqual({ row: 'rejected', code: 'validation_failed', temporal: 0 });
+  expect(response.json.rows[0].detail).toMatch(/^billing_anchor: /);
+});
