@@ -10,9 +10,9 @@ import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import type { Request, Router } from 'express';
 import { formatMoney, toDecimal } from '../../domain/money';
-import { planScheduleTerms } from '../../domain/plan-terms';
+import { graceWindowFitsInterval, planScheduleTerms } from '../../domain/plan-terms';
 import type { Database } from '../../store/database';
-import { findPlan, findPlanVersion } from '../../store/catalog';
+import { findPlan, findPlanVersion, type PlanRow } from '../../store/catalog';
 import { findPeriodInvoice } from '../../store/invoices';
 import { findPlanChangeByRequest, PLAN_CHANGE_ALREADY_MADE } from '../../store/plan-changes';
 import type { SubscriptionRow } from '../../store/subscriptions';
@@ -35,6 +35,22 @@ import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
 import { declareRoutes } from '../route-declarations';
 import { refuseMeteredOverlap } from '../metered-overlap';
 import { forgetScheduledChange, lockCustomersForMeteredCheck, recordScheduledChange } from '../../store/metered-overlaps';
+
+/**
+ * A change at period end opens the new plan's first period (its fee in advance) only after the grace window of the
+ * plan the closed period is rated under (workflows/subscription/period.ts `closedGrace`). A window not shorter than
+ * the new interval (a monthly plan's P7D before a daily plan) billed the new plan's first fee 7 days late, 8 daily
+ * periods at once, and refused pauses and plan changes (409 period_opening) all the while: the rule a plan is
+ * published under (docs/pricing.md "Validation"), applied to the window that plan's first period waits for.
+ */
+function refuseClosedGraceOutlastingInterval(subscription: SubscriptionRow, current: PlanRow, next: PlanRow): void {
+  // Before the first period the change is made at once and no closed period waits (workflows/subscription/lifecycle.ts).
+  if (subscription.status === 'scheduled' || subscription.status === 'trialing') return;
+  const closing = planScheduleTerms(current);
+  if (!closing.hasUsageCharges || graceWindowFitsInterval(next.billing_interval, closing.usageGracePeriod)) return;
+  const message = `the current plan's usage grace window ${closing.usageGracePeriod} must be shorter than the new billing interval ${next.billing_interval} (the new plan's first period waits for it)`;
+  throw new ApiProblem('validation_failed', message, [{ path: 'plan_code', message }]);
+}
 
 export function subscriptionLifecycleRouter(db: Database, temporal: Client): Router {
   const routes = declareRoutes();
@@ -75,6 +91,7 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     const plan = await findPlanVersion(db, body.plan_code, body.plan_version);
     if (!plan) throw new ApiProblem('plan_not_found', `no plan ${body.plan_code}`);
     if (plan.currency !== current.currency) throw new ApiProblem('currency_mismatch', `the new plan bills in ${plan.currency}, the subscription in ${current.currency}`);
+    if (body.effective === 'period_end') refuseClosedGraceOutlastingInterval(subscription, current, plan);
     // A retry of this very request after an answer that was not final (a deadline passed: a 503 gave its key back)
     // may find the change it asked for already made. Temporal answers its update id with the first outcome (the
     // proration invoice), so it is asked; refused here, the retry would store 409 same_plan under the key for good.
@@ -84,11 +101,15 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     // and a scheduled one is recorded on the row before the lock is let go, so a subscription created meanwhile for
     // the customer is checked against the new plan from the change's instant (api/metered-overlap.ts). A cancellation
     // takes no lock: one that reached the row first makes the record a no-op (store/metered-overlaps.ts).
-    const from = body.effective === 'immediate' ? new Date() : (subscription.current_period_end ?? new Date());
+    // Before a later start the new plan prices from that start (the workflow switches the plan at once, either timing).
+    const now = new Date(Math.max(Date.now(), subscription.start_at.getTime()));
+    const from = body.effective === 'immediate' ? now : (subscription.current_period_end ?? now);
     const outcome = await db.transaction(async (trx) => {
       await refuseMeteredOverlap(trx, { customerId: subscription.customer_id, planId: plan.id, from, subscriptionId: subscription.id });
       const asked = await answerOf(update(req, subscription, changePlanUpdate, [{ plan: planScheduleTerms(plan), effective: body.effective, requestedBy: actor(req) }]));
-      if (body.effective === 'period_end') await recordScheduledChange(trx, subscription.id, plan.id, 'answer' in asked ? new Date(asked.answer.effectiveAt) : from);
+      // Before the first period (start or trial) a change at period end is made now (answered `immediate`): nothing is scheduled.
+      const scheduled = body.effective === 'period_end' && !('answer' in asked && asked.answer.effective === 'immediate');
+      if (scheduled) await recordScheduledChange(trx, subscription.id, plan.id, 'answer' in asked ? new Date(asked.answer.effectiveAt) : from);
       return asked;
     }).catch((error: unknown) => ({ lost: error }));
     // A lost answer is rethrown after the commit that kept its record; a superseded repeat gets its first outcome.

@@ -2,9 +2,10 @@
  * The subscription's life around its periods: scheduled start and trial, plan changes, pause and resume,
  * cancellation and the end. Update handlers stay thin: validate, then one step over the run's state.
  */
-import { condition, currentUpdateInfo, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { allHandlersFinished, condition, currentUpdateInfo, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { SubscriptionStatus } from '../../contract/subscription';
 import type { PeriodBounds } from '../../domain/invoice';
+import { parseInterval } from '../../domain/periods';
 import { local } from '../activity-stubs';
 import {
   CancelRequest,
@@ -24,9 +25,16 @@ import { refuseWhileNeedsAttention, withAttention } from './attention';
 import { unlessDeterministic } from './deterministic';
 import { collect, collectAfterTheEnd } from './collection';
 import { offerRetention, offerWinBack, retentionTerms } from './offers';
+import { showOpsDetails } from './ops-view';
 import { closeUsage, openUsageUntil } from './period';
-import { PLAN_CHANGE_KEYED_BY_REQUEST, PLAN_CHANGE_WAITS_FOR_SCHEDULED_CHANGE, UNPAID_INVOICES_COLLECTED_AFTER_THE_END, USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
-import { bounds, msUntil, note, patchTaken, periodOf, SubscriptionRun } from './state';
+import {
+  PLAN_CHANGE_BEFORE_FIRST_PERIOD,
+  PLAN_CHANGE_KEYED_BY_REQUEST,
+  PLAN_CHANGE_WAITS_FOR_SCHEDULED_CHANGE,
+  UNPAID_INVOICES_COLLECTED_AFTER_THE_END,
+  USAGE_END_RECORDED_WHEN_DECIDED,
+} from './patch-ids';
+import { bounds, msUntil, note, nowIso, patchTaken, periodOf, SubscriptionRun } from './state';
 import { acceptCancellation, changeStatus, moveCalendarBy, showScheduledChange, switchPlan } from './transitions';
 import { afterThresholdCharge } from './thresholds';
 import { inTurn } from './turns';
@@ -61,7 +69,7 @@ export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean>
     if (run.cancelNow) return false;
   }
   const trialEnd = run.trialEnd;
-  if (!trialEnd) return true;
+  if (!trialEnd) return afterPlanSwitchesBeforeFirstPeriod(run);
   await changeStatus(run, 'trialing');
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.periodEnd, value: trialEnd }]);
   const noticeAt = new Date(trialEnd.getTime() - TRIAL_ENDING_NOTICE_MS);
@@ -79,7 +87,18 @@ export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean>
   if (!run.cancelNow) await condition(canceled, msUntil(trialEnd), { summary: 'trial ends' });
   if (run.cancelNow) return false;
   note(run, 'trial_converted');
-  return true;
+  return afterPlanSwitchesBeforeFirstPeriod(run);
+}
+
+/**
+ * A plan change taken before the first period (`changePlanBeforeFirstPeriod`) whose switch is still being written
+ * finishes first: the first period is placed in the new plan's interval and bills its fee. Only a run that took such
+ * a change waits (its patch marker is in the history), so histories recorded before replay as they were. False when
+ * a cancellation was taken meanwhile: the subscription ends before its first period.
+ */
+async function afterPlanSwitchesBeforeFirstPeriod(run: SubscriptionRun): Promise<boolean> {
+  if (run.patchesTaken.has(PLAN_CHANGE_BEFORE_FIRST_PERIOD) && !allHandlersFinished()) await condition(allHandlersFinished);
+  return run.cancelNow === null;
 }
 
 /** The end: the last usage is still invoiced (with a credit for unused time if the plan gives one). */
@@ -195,6 +214,29 @@ async function changePlanNow(run: SubscriptionRun, request: PlanChangeRequest): 
   return { effective: 'immediate', effectiveAt: changeAt.toISOString(), planCode: run.plan.planCode, invoice: run.lastInvoice };
 }
 
+/** The first run waits for its start or through its trial: no period is placed, nothing has been billed. */
+function beforeFirstPeriod(run: SubscriptionRun): boolean {
+  return run.currentPeriod === null && (run.status === 'scheduled' || run.status === 'trialing');
+}
+
+/**
+ * A change before the first period (before the start, or in the trial): nothing was billed, so nothing is prorated,
+ * and "now" and "at period end" both name the plan the first period bills. The plan is switched now (row, audit,
+ * search attribute, timeline) and the trial goes on to the end it was granted, whatever trial the new plan offers:
+ * the first period starts where it would have, lasts the new plan's interval and bills its fee; the usage from then on
+ * is rated at its prices. Answered as taking effect now, with no invoice.
+ */
+async function changePlanBeforeFirstPeriod(run: SubscriptionRun, request: PlanChangeRequest): Promise<PlanChangeResult> {
+  const at = nowIso();
+  // The trial's usage is not billed: the first period's stretch opens where the calendar starts, as before the switch.
+  const usageOpenSince = run.usageOpenSince;
+  await switchPlan(run, request.plan, { effective: 'immediate', at, requestedBy: request.requestedBy });
+  run.usageOpenSince = usageOpenSince;
+  run.interval = parseInterval(run.plan.billingInterval);
+  showOpsDetails(run);
+  return { effective: 'immediate', effectiveAt: at, planCode: run.plan.planCode, invoice: null };
+}
+
 /**
  * The period is being opened and its due scheduled change is being applied: until that write returns, `run.plan` is
  * still the plan before it, and the period's usage stretch is not open yet. An immediate change taken then prorated
@@ -207,11 +249,22 @@ function applyingScheduledChange(run: SubscriptionRun): boolean {
 }
 
 export function handlePlanChanges(run: SubscriptionRun): void {
-  const admissible = (request: PlanChangeRequest): void => {
-    requireStatus(run, 'active');
-    refuseWhileEnding(run);
+  const sameTerms = (request: PlanChangeRequest): void => {
     if (request.plan.planId === run.plan.planId) throw new Error('same_plan');
     if (request.plan.currency !== run.plan.currency) throw new Error('currency_mismatch');
+  };
+  const admissible = (request: PlanChangeRequest): void => {
+    if (beforeFirstPeriod(run)) {
+      refuseWhileNeedsAttention(run);
+      refuseWhileEnding(run);
+      return sameTerms(request);
+    }
+    // The trial has ended (or the start come) and the first period is being placed and opened: its status is
+    // recorded next, and a change then is an ordinary one.
+    if (run.status === 'scheduled' || run.status === 'trialing') throw new Error('period_opening');
+    requireStatus(run, 'active');
+    refuseWhileEnding(run);
+    sameTerms(request);
     if (request.plan.billingInterval !== run.plan.billingInterval && request.effective === 'immediate') {
       throw new Error('interval_change_needs_period_end');
     }
@@ -228,11 +281,13 @@ export function handlePlanChanges(run: SubscriptionRun): void {
   // is asked behind a patch, and only where it applies.
   const onItsTurn = (request: PlanChangeRequest): void => {
     admissible(request);
+    if (beforeFirstPeriod(run) && !patchTaken(run, PLAN_CHANGE_BEFORE_FIRST_PERIOD)) throw new Error('subscription_not_active');
     if (applyingScheduledChange(run) && patchTaken(run, PLAN_CHANGE_WAITS_FOR_SCHEDULED_CHANGE)) throw new Error('period_opening');
   };
   setHandler(
     changePlanUpdate,
     inTurn(run, onItsTurn, async (request): Promise<PlanChangeResult> => {
+      if (beforeFirstPeriod(run)) return changePlanBeforeFirstPeriod(run, request);
       if (request.effective !== 'period_end') return changePlanNow(run, request);
       // Scheduled for the next renewal; a later request replaces it, and it can be withdrawn until then.
       const change = { plan: request.plan, effectiveAt: periodOf(run).end.toISOString(), requestedBy: request.requestedBy };

@@ -195,6 +195,14 @@ export const HANDOVER_KEEPS_RUN_STATE = 'handover-keeps-run-state';
  */
 export const PAUSED_TIME_GIVEN_BACK_EXACTLY = 'paused-time-given-back-exactly';
 
+/**
+ * A plan change before the first period (status `scheduled` or `trialing`: nothing billed yet) switches the plan the
+ * first period bills, now or "at period end" alike, and the trial goes on to its end unchanged (./lifecycle.ts
+ * `changePlanBeforeFirstPeriod`); the first run waits for such a switch in flight before it places the first period.
+ * Before, it was refused with subscription_not_active. Asked only where such a change takes its turn.
+ */
+export const PLAN_CHANGE_BEFORE_FIRST_PERIOD = 'plan-change-before-first-period';
+
 export interface PatchGeneration {
   readonly id: string;
   readonly patches: readonly string[];

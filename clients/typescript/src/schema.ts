@@ -994,7 +994,7 @@ export interface paths {
         put?: never;
         /**
          * Change the plan
-         * @description `immediate` prorates and issues a proration invoice; `period_end` schedules the change. Refused with `metered_usage_overlap` when another subscription of the customer prices one of the new plan's event types from then on.
+         * @description `immediate` prorates and issues a proration invoice; `period_end` schedules the change. Before the first period (a later start, or a trial) nothing is billed: either switches the plan now (answered `immediate`, no invoice), the trial keeps its end and the first period bills the new plan. Refused with `metered_usage_overlap` when another subscription of the customer prices one of the new plan's event types from then on, and a `period_end` change with `validation_failed` (on `plan_code`) when the current plan's usage grace window is not shorter than the new billing interval (the new plan's first period waits for it).
          *
          *     Keys: admin, app.
          */
