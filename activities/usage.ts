@@ -3,7 +3,7 @@ import type { UsagePeriodRequest, UsagePeriodSummary } from '../contract/usage';
 import type { Charge } from '../domain/rating';
 import { findPlan } from '../store/catalog';
 import type { Database } from '../store/database';
-import { loadSubscriptionContext } from '../store/subscriptions';
+import { loadSubscriptionContext, type SubscriptionRow } from '../store/subscriptions';
 import { inTransaction } from '../store/transactions';
 import { closeUsage, findUsageClosure, UsageClosure } from '../store/usage';
 
@@ -15,6 +15,17 @@ function summarize(closure: UsageClosure): UsagePeriodSummary {
     eventCount: Number(closure.event_count),
     quantities: Object.fromEntries(Object.entries(closure.totals).map(([code, usage]) => [code, usage.quantity])),
   };
+}
+
+/**
+ * Whether the subscription's billable usage ends where the stretch does: the end its workflow recorded when it decided
+ * it (a cancellation now, a cancellation accepted after an offer or dunning held the period's end, dunning giving up).
+ * That close is its last, and also claims what was accepted stamped past the end. Not a pending cancellation's period
+ * end read from the row: in the grace window after a boundary the row still shows the closed period, whose close is
+ * not the last (a cancellation asked then ends the next period).
+ */
+function usageEndsAt(subscription: SubscriptionRow, periodEnd: Date): boolean {
+  return subscription.usage_ends_at !== null && subscription.usage_ends_at.getTime() === periodEnd.getTime();
 }
 
 export function createUsageActivities(db: Database) {
@@ -43,6 +54,7 @@ export function createUsageActivities(db: Database) {
           periodEnd: new Date(request.periodEnd),
           planId: plan.id,
           charges: plan.charges as Charge[],
+          endsUsage: usageEndsAt(context.subscription, new Date(request.periodEnd)),
         });
         return summarize(closure);
       });

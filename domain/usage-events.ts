@@ -194,6 +194,13 @@ function unpricedAtItsTimeRejection(eventType: string, occurredAt: Date, stretch
   return { ok: false, code: 'timestamp_after_subscription_end', detail: `${why} (priced until ${lastEnd!.toISOString()})` };
 }
 
+/**
+ * How far ahead of the server's clock an event's timestamp may be (client clock skew): ingestion refuses it beyond
+ * (timestamp_in_future). So usage accepted before a subscription's end was decided may be stamped up to this much
+ * after it, and the last usage close claims it (store/usage.ts `claimUsageAcceptedPastTheEnd`).
+ */
+export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
 export interface EventValidationContext {
   readonly now: Date;
   /** How far ahead of `now` a timestamp may be (clock skew). */

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { BilledSpan, pricedStretches, spansAroundGaps, uncoveredStretches, type PricedStretch, type ServiceGap, type UncoveredStretch } from '../domain/usage-events';
+import { BilledSpan, MAX_CLOCK_SKEW_MS, pricedStretches, spansAroundGaps, uncoveredStretches, type PricedStretch, type ServiceGap, type UncoveredStretch } from '../domain/usage-events';
 import { usageCharges } from '../domain/plan-terms';
 import type { Charge } from '../domain/rating';
 import type { UsageGroup } from '../domain/dimensions';
@@ -341,6 +341,12 @@ export interface NewUsageClosure {
   /** The plan version whose usage charges are closed. */
   readonly planId: string;
   readonly charges: readonly Charge[];
+  /**
+   * The subscription's billable usage ends where this stretch does, at the end its workflow recorded (a cancellation
+   * now, one accepted after a held period end, dunning's end): the close also claims the usage accepted before that
+   * end was decided but stamped after it (`claimUsageAcceptedPastTheEnd`).
+   */
+  readonly endsUsage?: boolean;
 }
 
 /**
@@ -367,7 +373,7 @@ export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure
 
   // The running totals hold open usage only: forget the windows these claims fall in (seeded again on next read).
   if (metered.eventTypes.length) await forgetRollupsOverlapping(trx, closure.customerId, closure.periodStart, closure.periodEnd);
-  const claimed = metered.eventTypes.length
+  const claimedInStretch = metered.eventTypes.length
     ? await trx('usage_events')
         .where({ customer_id: closure.customerId })
         .whereNull('period_close_id')
@@ -379,6 +385,8 @@ export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure
         .andWhere('occurred_at', '<', closure.periodEnd)
         .update({ period_close_id: created.id })
     : 0;
+  const claimedPastTheEnd = closure.endsUsage ? await claimUsageAcceptedPastTheEnd(trx, closure, metered, String(created.id)) : 0;
+  const claimed = claimedInStretch + claimedPastTheEnd;
 
   const totals: UsageTotals = {};
   // Costed in the currency of the plan the closure records, read here: the costs it keeps cannot be in another.
@@ -398,6 +406,37 @@ export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure
     return (await trx<UsageClosure>('usage_period_closures').where({ id: closed.id }).first())!;
   }
   return closed;
+}
+
+/** Aggregations whose amount does not depend on where in the stretch an event falls (seats and `latest` levels do). */
+const TIMELESS_AGGREGATIONS: ReadonlySet<string> = new Set(['count', 'sum', 'max', 'unique_count']);
+
+/**
+ * The last close of a subscription's usage also claims the events of its plan's types stamped from the end up to the
+ * clock skew ingestion allows after it (MAX_CLOCK_SKEW_MS) that no other subscription of the customer prices then.
+ * Ingestion refuses usage stamped past the end only once the end is recorded; an event sent before that (a cancellation
+ * now decided a moment later, a client clock a few minutes ahead) was accepted, and the last close, stopping at the
+ * end, never claimed it: 40 calls stamped 4 minutes ahead, sent just before a cancellation now, were neither billed nor
+ * listed as late usage. Metrics whose amount depends on the event's time in the stretch (seats, `latest`) are left:
+ * a level reported after the service ended bills nothing.
+ */
+async function claimUsageAcceptedPastTheEnd(trx: Knex.Transaction, closure: NewUsageClosure, metered: MeteredMetrics, closeId: string): Promise<number> {
+  const timed = new Set(metered.metrics.filter(({ metric }) => !TIMELESS_AGGREGATIONS.has(metric.aggregation)).map(({ metric }) => metric.event_type));
+  const eventTypes = metered.eventTypes.filter((type) => !timed.has(type));
+  if (eventTypes.length === 0) return 0;
+  const until = new Date(closure.periodEnd.getTime() + MAX_CLOCK_SKEW_MS);
+  await forgetRollupsOverlapping(trx, closure.customerId, closure.periodEnd, until);
+  const result = await trx.raw(
+    `UPDATE usage_events u SET period_close_id = ?
+      WHERE u.customer_id = ? AND u.period_close_id IS NULL AND u.reversed_by_event_id IS NULL AND u.reverses_event_id IS NULL
+        AND u.event_type = ANY(?::text[]) AND u.occurred_at >= ? AND u.occurred_at <= ?
+        AND NOT EXISTS (SELECT 1 FROM subscriptions s
+                         WHERE s.customer_id = u.customer_id AND s.id <> ? AND s.start_at <= u.occurred_at
+                           AND coalesce(${usageEndSql('s')} > u.occurred_at, true)
+                           AND u.event_type IN (SELECT event_type FROM (${planEventTypesSql('s.plan_id')}) metered))`,
+    [closeId, closure.customerId, eventTypes, closure.periodEnd, until, closure.subscriptionId],
+  );
+  return result.rowCount ?? 0;
 }
 
 /** The ids of unclaimed (late) events of these event types in [from, to): what a re-rating with late usage bills. */

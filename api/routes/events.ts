@@ -1,5 +1,5 @@
 import express, { type Router } from 'express';
-import { EventValidation, EventValidationContext, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
+import { EventValidation, EventValidationContext, MAX_CLOCK_SKEW_MS, MetricRequirement, RawUsageEvent, validateUsageEvent } from '../../domain/usage-events';
 import { unpricedByRejectingCharge } from '../../domain/dimensions';
 import { isDecimalString, toDecimal } from '../../domain/money';
 import type { Database } from '../../store/database';
@@ -19,7 +19,7 @@ import { executeRefund } from '../../payments/refunds';
 import type { PaymentGateway } from '../../payments/gateway';
 
 /** Clock skew we tolerate on client timestamps. */
-const MAX_FUTURE_MS = 5 * 60_000;
+const MAX_FUTURE_MS = MAX_CLOCK_SKEW_MS;
 
 interface Rejection extends FieldError {
   readonly index: number;

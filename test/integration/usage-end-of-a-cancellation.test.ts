@@ -129,3 +129,40 @@ test('a retention offer declined after it held the period end: usage during the 
   await stack.skipTo('2034-08-02T02:00:00Z');
   expect(await closingUsage(subscriptionId)).toEqual([[120, '12.00']]);
 });
+
+/**
+ * Ingestion takes timestamps up to 5 minutes ahead of its clock (client clock skew) and refuses usage past the end only
+ * once the end is recorded. Oct 10 00:00 (0.10 a call): 100 calls stamped Oct 9 and 40 stamped 00:04 are accepted;
+ * a cancellation now follows at once (effective 00:00). The closing invoice bills 140 calls = 14.00. Before, it billed
+ * 100 = 10.00: the 40 accepted calls were claimed by no close and listed nowhere (not even as late usage).
+ */
+test('a cancellation now: usage accepted before it but stamped just after it (a client clock ahead) is billed on the closing invoice', async () => {
+  const subscriptionId = await subscribe('tyrell', '2034-10-01T00:00:00Z');
+  await stack.skipTo('2034-10-10T00:00:00Z');
+  const ahead = new Date(stack.now().getTime() + 4 * 60_000);
+  const sent = await stack.api.call('POST', '/v1/events', { events: [calls('tyrell', 'on-the-9th', '2034-10-09T00:00:00Z', 100), calls('tyrell', 'clock-ahead', ahead, 40)] });
+  expect(sent.json).toMatchObject({ accepted: 2 });
+  const canceled = await stack.api.call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'now', reason: 'test' });
+  expect(new Date(canceled.json.effective_at).getTime()).toBeLessThan(ahead.getTime());
+
+  await stack.skipTo('2034-10-10T02:00:00Z');
+  expect(await closingUsage(subscriptionId)).toEqual([[140, '14.00']]);
+});
+
+/**
+ * A cancellation at the period's end accepted in the usage grace window after a boundary (Feb 1 00:30, January's PT1H
+ * window) is answered effective Mar 1, and February's usage is still accepted and billed: 100 calls stamped Feb 1
+ * 00:20, sent at 00:30, bill 10.00 on the closing invoice. Before, the row still showed January until February's
+ * invoice was written, ingestion read the pending cancellation's end from it and refused the calls
+ * (timestamp_after_subscription_end, end 2035-02-01): 10.00 never billed.
+ */
+test('a cancellation at the period end asked in the grace window after a boundary: the new period usage is accepted and billed', async () => {
+  const subscriptionId = await subscribe('sebastian', '2035-01-01T00:00:00Z');
+  await stack.skipTo('2035-02-01T00:30:00Z');
+  const canceled = await stack.api.call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'period_end', reason: 'test' });
+  expect(canceled.json).toMatchObject({ status: 'pending_cancellation', effective_at: '2035-03-01T00:00:00.000Z' });
+  expect((await stack.api.call('POST', '/v1/events', calls('sebastian', 'first-of-february', '2035-02-01T00:20:00Z', 100))).json).toMatchObject({ accepted: 1 });
+
+  await stack.skipTo('2035-03-01T02:00:00Z');
+  expect(await closingUsage(subscriptionId)).toEqual([[100, '10.00']]);
+});

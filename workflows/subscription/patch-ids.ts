@@ -122,6 +122,13 @@ export const UNPAID_INVOICES_COLLECTED_AFTER_THE_END = 'unpaid-invoices-collecte
 export const USAGE_END_RECORDED_WHEN_DECIDED = 'usage-end-recorded-when-decided';
 
 /**
+ * A cancellation at the period's end accepted while that period is being opened (its grace window) records the end it
+ * answered (./transitions.ts `acceptCancellation`). Before, the row still showed the closed period until the period's
+ * invoice, and ingestion refused the new period's usage as after the end. Asked only where it applies.
+ */
+export const PERIOD_END_CANCELLATION_RECORDED_WHILE_OPENING = 'period-end-cancellation-recorded-while-opening';
+
+/**
  * A plan change accepted before the period opened but whose turn came while the period's due scheduled change was
  * being applied is refused (period_opening), as the validator refuses one that arrives then (./lifecycle.ts
  * `applyingScheduledChange`). Before, an immediate one prorated from the plan before the scheduled one and a

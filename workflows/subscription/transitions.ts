@@ -9,7 +9,7 @@ import { local } from '../activity-stubs';
 import { CancelRequest, CancelResult, PlanSchedule, SEARCH_ATTRIBUTES } from '../definitions';
 import { unlessDeterministic } from './deterministic';
 import { showOpsDetails } from './ops-view';
-import { CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED, PAUSED_TIME_GIVEN_BACK_EXACTLY, USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
+import { CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED, PAUSED_TIME_GIVEN_BACK_EXACTLY, PERIOD_END_CANCELLATION_RECORDED_WHILE_OPENING, USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
 import { note, nowIso, patchTaken, periodOf, periodOnCalendar, standingStatus, SubscriptionRun } from './state';
 
 /** Moves to a new status: Postgres first (the API reads it), then the search attributes ops filter on. */
@@ -157,6 +157,13 @@ export async function acceptCancellation(run: SubscriptionRun, request: CancelRe
   const periodEnd = periodOf(run).end;
   if (Date.now() > periodEnd.getTime() && patchTaken(run, USAGE_END_RECORDED_WHEN_DECIDED)) run.pendingCancellationEffectiveAt = new Date();
   note(run, 'cancel_requested', `period_end: ${request.reason}`);
+  // Accepted while the period is being opened (the grace window after its start): until its invoice is written the row
+  // still shows the closed period, whose end ingestion took for this cancellation's and refused the new period's
+  // usage, which the closing invoice bills. The end answered is recorded, before the status that ingestion reads it
+  // with. Asked only then.
+  if (run.openingPeriod && !run.pendingCancellationEffectiveAt && patchTaken(run, PERIOD_END_CANCELLATION_RECORDED_WHILE_OPENING)) {
+    await unlessDeterministic(run, 'usage_end_record', () => local.recordUsageEnd({ subscriptionId: run.input.subscriptionId, usageEndsAt: periodEnd.toISOString() }));
+  }
   await changeStatus(run, 'pending_cancellation', request.reason);
   return { status: 'pending_cancellation', effectiveAt: (run.pendingCancellationEffectiveAt ?? periodEnd).toISOString() };
 }
