@@ -140,6 +140,20 @@ export async function listInvoiceLines(db: Knex | Knex.Transaction, invoiceId: s
   return db<InvoiceLineRow>('invoice_lines').where({ invoice_id: invoiceId }).orderBy('position');
 }
 
+/** An invoice's lines as the domain reads them (domain/invoice.ts DraftInvoiceLine), in their order. */
+export async function invoiceLinesAsDrafts(db: Knex | Knex.Transaction, invoiceId: string): Promise<DraftInvoiceLine[]> {
+  return (await listInvoiceLines(db, invoiceId)).map((row) => ({
+    kind: row.kind as DraftInvoiceLine['kind'],
+    description: row.description,
+    metricCode: row.metric_code,
+    quantity: String(row.quantity),
+    amount: String(row.amount),
+    periodStart: new Date(row.period_start).toISOString(),
+    periodEnd: new Date(row.period_end).toISOString(),
+    breakdown: row.breakdown ?? {},
+  }));
+}
+
 /** The series every subscription invoice (period, closing, proration, adjustment) is numbered in. */
 export const INVOICE_SERIES = 'INV';
 

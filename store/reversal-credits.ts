@@ -13,7 +13,7 @@ import { Dec, formatMoney, sumMoney, toDecimal } from '../domain/money';
 import { CREDIT_LINE_DESCRIPTION } from '../domain/rating';
 import { findMetricsByCode, findPlan, type MetricRow, type PlanRow } from './catalog';
 import { amountOwedAfterCreditNotes, CREDIT_NOTE_KIND } from './credit-notes';
-import type { InvoiceRow } from './invoices';
+import { invoiceLinesAsDrafts, type InvoiceRow } from './invoices';
 import { lastFinalizedRerateOfClosure } from './rerates';
 import { invoicedReversals, markReversalsCredited, reversalsOfClosure, type InvoicedReversal } from './reversals';
 import type { Knex } from 'knex';
@@ -115,26 +115,11 @@ async function splitOffUnpaid(
   if (!billed || (billed.status !== 'open' && billed.status !== 'uncollectible')) return whole;
   // What it owes for this usage: the fee it also bills is not the outcomes', and what prepaid credit paid of them goes
   // back to it (a 20.00 fee unpaid, 7.40 of usage the wallet paid reversed: 7.40 back to the wallet, 20.00 owed).
-  const owed = Dec.min(await amountOwedAfterCreditNotes(db, billed), usageLeftToPay(await invoiceLinesOf(db, billed.id), periodStart.toISOString(), currency));
+  const owed = Dec.min(await amountOwedAfterCreditNotes(db, billed), usageLeftToPay(await invoiceLinesAsDrafts(db, billed.id), periodStart.toISOString(), currency));
   if (owed.lte(0)) return whole;
   if (owed.gte(credit)) return { unpaid: { invoice: billed, creditLines, amount: formatMoney(credit, currency) }, creditLines: [] };
   const split = splitCreditLines(creditLines, owed.toFixed(), currency);
   return { unpaid: { invoice: billed, creditLines: split.settled, amount: formatMoney(owed, currency) }, creditLines: split.rest };
-}
-
-async function invoiceLinesOf(db: Knex, invoiceId: string): Promise<DraftInvoiceLine[]> {
-  const rows: { kind: DraftInvoiceLine['kind']; description: string; metric_code: string | null; quantity: string; amount: string; period_start: Date; period_end: Date; breakdown: Record<string, unknown> | null }[] =
-    await db('invoice_lines').where({ invoice_id: invoiceId }).orderBy('position').select('kind', 'description', 'metric_code', 'quantity', 'amount', 'period_start', 'period_end', 'breakdown');
-  return rows.map((row) => ({
-    kind: row.kind,
-    description: row.description,
-    metricCode: row.metric_code,
-    quantity: String(row.quantity),
-    amount: String(row.amount),
-    periodStart: row.period_start.toISOString(),
-    periodEnd: row.period_end.toISOString(),
-    breakdown: row.breakdown ?? {},
-  }));
 }
 
 /** The reversals grouped by the closed period they take outcomes back from, in the order they were read. */

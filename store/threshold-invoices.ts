@@ -3,10 +3,9 @@
  * (subscription, usage stretch start, threshold index) by the unique index of migration 0530.
  */
 import type { Knex } from 'knex';
-import type { DraftInvoiceLine } from '../domain/invoice';
 import type { BilledThreshold } from '../domain/progressive-billing';
 import { thresholdBilledByLine, type ThresholdBilledByLine } from '../domain/wallet-invoice';
-import { listInvoiceLines, type InvoiceRow } from './invoices';
+import { invoiceLinesAsDrafts, type InvoiceRow } from './invoices';
 
 type Db = Knex | Knex.Transaction;
 
@@ -103,16 +102,5 @@ export function billedThresholds(rows: readonly ThresholdInvoiceRow[]): BilledTh
 export async function thresholdBilledUsage(db: Db, billed: readonly BilledThreshold[], currency: string): Promise<ThresholdBilledByLine> {
   const latest = [...billed].sort((a, b) => b.thresholdIndex - a.thresholdIndex)[0];
   if (!latest) return {};
-  const rows = await listInvoiceLines(db, latest.invoiceId);
-  const lines: DraftInvoiceLine[] = rows.map((row) => ({
-    kind: row.kind as DraftInvoiceLine['kind'],
-    description: row.description,
-    metricCode: row.metric_code,
-    quantity: String(row.quantity),
-    amount: String(row.amount),
-    periodStart: new Date(row.period_start).toISOString(),
-    periodEnd: new Date(row.period_end).toISOString(),
-    breakdown: row.breakdown ?? {},
-  }));
-  return thresholdBilledByLine(lines, currency);
+  return thresholdBilledByLine(await invoiceLinesAsDrafts(db, latest.invoiceId), currency);
 }
