@@ -449,7 +449,7 @@ export const ROUTE_DOCS: Readonly<Record<string, RouteDoc>> = {
     body: pauseSubscriptionBody,
     bodyRequired: false,
     responses: ok('The new status.', pauseSubscriptionResponse),
-    problems: [...WORKFLOW_STATE_PROBLEMS, 'pause_until_in_past'],
+    problems: [...WORKFLOW_STATE_PROBLEMS, 'pause_until_in_past', 'retention_offer_pending'],
   },
   'POST /v1/subscriptions/:id/resume': {
     summary: 'Resume a paused subscription',

@@ -54,6 +54,8 @@ test('canceled now while paused, the unused time is credited from the pause, not
   const { subscriptionId, handle } = await subscribe('paused-cancel-2028', '2028-04-01T00:00:00Z');
   await stack.advanceTo('2028-04-06T00:00:00Z');
   expect(await handle.executeUpdate(pauseSubscriptionUpdate, { args: [{ until: null, requestedBy: 'test' }] })).toMatchObject({ status: 'paused' });
+  // A second pause (or a plan change) is refused for being paused: it was refused as subscription_not_active.
+  await expect(handle.executeUpdate(pauseSubscriptionUpdate, { args: [{ until: null, requestedBy: 'test' }] })).rejects.toMatchObject({ cause: { message: 'subscription_paused' } });
   await stack.advanceTo('2028-04-26T00:00:00Z');
   await handle.executeUpdate(cancelSubscriptionUpdate, { args: [{ at: 'now', reason: 'not coming back', requestedBy: 'test' }] });
   expect((await resultOf(handle)).status).toBe('canceled');

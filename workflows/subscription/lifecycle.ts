@@ -41,9 +41,17 @@ import { inTurn } from './turns';
 
 const TRIAL_ENDING_NOTICE_MS = 3 * 86_400_000;
 
+/** The refusal that names why a subscription in this status cannot take the request; any other is not active. */
+const REFUSAL_IN_STATUS: Partial<Record<SubscriptionStatus, string>> = {
+  paused: 'subscription_paused',
+  suspended: 'subscription_suspended',
+  retention_offered: 'retention_offer_pending',
+};
+
 function requireStatus(run: SubscriptionRun, ...allowed: SubscriptionStatus[]): void {
   refuseWhileNeedsAttention(run);
-  if (!allowed.includes(run.status)) throw new Error('subscription_not_active');
+  // An error's message is not a command: naming the status changes no history (a refused update writes none).
+  if (!allowed.includes(run.status)) throw new Error(REFUSAL_IN_STATUS[run.status] ?? 'subscription_not_active');
 }
 
 /** A cancellation that takes effect now was accepted: the main loop is ending the subscription (closing usage, last invoice). */

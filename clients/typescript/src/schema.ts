@@ -10007,7 +10007,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `period_opening`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
+            /** @description Problem: `idempotency_key_reused`, `idempotency_request_in_progress`, `period_opening`, `retention_offer_pending`, `subscription_already_canceled`, `subscription_needs_attention`, `subscription_not_active`, `subscription_paused`, `subscription_suspended`. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10015,7 +10015,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["ProblemResponse"] & {
                         /** @enum {unknown} */
-                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "period_opening" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
+                        code?: "idempotency_key_reused" | "idempotency_request_in_progress" | "period_opening" | "retention_offer_pending" | "subscription_already_canceled" | "subscription_needs_attention" | "subscription_not_active" | "subscription_paused" | "subscription_suspended";
                     };
                 };
             };
