@@ -115,11 +115,25 @@ async function splitOffUnpaid(
   if (!billed || (billed.status !== 'open' && billed.status !== 'uncollectible')) return whole;
   // What it owes for this usage: the fee it also bills is not the outcomes', and what prepaid credit paid of them goes
   // back to it (a 20.00 fee unpaid, 7.40 of usage the wallet paid reversed: 7.40 back to the wallet, 20.00 owed).
-  const owed = Dec.min(await amountOwedAfterCreditNotes(db, billed), usageLeftToPay(await invoiceLinesAsDrafts(db, billed.id), periodStart.toISOString(), currency));
+  // Less what earlier reversals of the period already took off it: read from its lines alone, a second reversal
+  // settled the fee with prepaid credit (20.00 fee, 8 calls, 5.00 prepaid: 2 then 3 calls reversed left 18.00 owed and
+  // nothing back to the credit, where 5 at once leave 20.00 owed and 2.00 back).
+  const usageLeft = usageLeftToPay(await invoiceLinesAsDrafts(db, billed.id), periodStart.toISOString(), currency).minus(await reversalsTakenOff(db, billed.id, periodStart));
+  const owed = Dec.min(await amountOwedAfterCreditNotes(db, billed), usageLeft);
   if (owed.lte(0)) return whole;
   if (owed.gte(credit)) return { unpaid: { invoice: billed, creditLines, amount: formatMoney(credit, currency) }, creditLines: [] };
   const split = splitCreditLines(creditLines, owed.toFixed(), currency);
   return { unpaid: { invoice: billed, creditLines: split.settled, amount: formatMoney(owed, currency) }, creditLines: split.rest };
+}
+
+/** What credit notes against an invoice (void ones aside) already took off it for reversed outcomes of a period. */
+async function reversalsTakenOff(db: Knex, invoiceId: string, periodStart: Date): Promise<Dec> {
+  const [{ taken }] = await db('invoice_lines as l')
+    .join('invoices as n', 'n.id', 'l.invoice_id')
+    .where({ 'n.credited_invoice_id': invoiceId, 'n.kind': CREDIT_NOTE_KIND, 'l.kind': 'reversal_credit', 'l.period_start': periodStart })
+    .whereNot('n.status', 'void')
+    .sum<{ taken: string | null }[]>('l.amount as taken');
+  return toDecimal(taken ?? '0');
 }
 
 /** The reversals grouped by the closed period they take outcomes back from, in the order they were read. */

@@ -567,14 +567,18 @@ export async function availableBalance(db: Knex, customerId: string, currency: s
 export async function availableBalanceFor(db: Knex, customerId: string, currency: string, metricCodes: readonly string[]): Promise<string | null> {
   const wallet = await findWallet(db, customerId, currency);
   if (!wallet) return null;
-  const available = toDecimal((await availableBalance(db, customerId, currency))!);
-  const held: { metric_codes: string[] | null; remaining: string }[] = await db('wallet_grants').where({ wallet_id: wallet.id }).where('remaining', '>', 0).whereNotNull('metric_codes').select('metric_codes', 'remaining');
+  const pending = await pendingUsageCost(db, customerId, currency);
+  const available = toDecimal(String(wallet.balance)).minus(pending.cost);
+  const held: { id: string; metric_codes: string[] | null; remaining: string }[] = await db('wallet_grants').where({ wallet_id: wallet.id }).where('remaining', '>', 0).whereNotNull('metric_codes').select('id', 'metric_codes', 'remaining');
   const elsewhere = held.filter((grant) => !grant.metric_codes!.some((code) => metricCodes.includes(code)));
-  return formatMoney(elsewhere.reduce((left, grant) => left.minus(toDecimal(String(grant.remaining))), available), currency);
+  // What they hold once the pending usage is drawn: a tokens-only grant that pays 4.00 of another subscription's
+  // pending tokens is already out of `available` by those 4.00 (10.00 held, 5.00 of it tokens-only: 5.00 for calls,
+  // where taking its whole 5.00 off again answered 1.00).
+  return formatMoney(elsewhere.reduce((left, grant) => left.minus(pending.grantsLeft.get(String(grant.id)) ?? toDecimal(String(grant.remaining))), available), currency);
 }
 
-/** The rated usage of the customer's open periods in a currency (what the next invoices will draw), and since when. */
-export async function pendingUsageCost(db: Knex, customerId: string, currency: string): Promise<{ cost: Dec; since: Date | null }> {
+/** The rated usage of the customer's open periods in a currency (what the next invoices will draw), since when, and what each grant would hold after. */
+export async function pendingUsageCost(db: Knex, customerId: string, currency: string): Promise<{ cost: Dec; since: Date | null; grantsLeft: ReadonlyMap<string, Dec> }> {
   const subscriptions = await invoicedSubscriptions(db, customerId, currency);
   let since: Date | null = null;
   /** What each stretch's invoice will ask the wallet to pay (walletPayableCharges), and when its usage accrued. */
@@ -646,7 +650,7 @@ export async function pendingUsageCost(db: Knex, customerId: string, currency: s
       if (!since || stretch.start < since) since = stretch.start;
     }
   }
-  return { cost: await walletWouldDraw(db, customerId, currency, payable), since };
+  return { ...(await walletWouldDraw(db, customerId, currency, payable)), since };
 }
 
 /**
@@ -674,10 +678,15 @@ async function invoicedSubscriptions(db: Knex, customerId: string, currency: str
  * past the overdraft is billed in cash, not drawn: counted as pending, it showed 190.00 available where the invoice
  * drew nothing and the wallet kept 200.00. Without a wallet, all of it (nothing would be drawn).
  */
-async function walletWouldDraw(db: Knex, customerId: string, currency: string, payable: readonly { charges: CreditCharge[]; during: UsageSpan }[]): Promise<Dec> {
+async function walletWouldDraw(
+  db: Knex,
+  customerId: string,
+  currency: string,
+  payable: readonly { charges: CreditCharge[]; during: UsageSpan }[],
+): Promise<{ cost: Dec; grantsLeft: ReadonlyMap<string, Dec> }> {
   const all = payable.reduce((sum, entry) => entry.charges.reduce((total, charge) => total.plus(toDecimal(charge.amount)), sum), ZERO);
   const wallet = await findWallet(db, customerId, currency);
-  if (!wallet || all.isZero()) return all;
+  if (!wallet || all.isZero()) return { cost: all, grantsLeft: new Map() };
   const rows = await db<GrantRow>('wallet_grants').where({ wallet_id: wallet.id }).andWhere('remaining', '>', 0);
   const grantsRemaining = rows.reduce((sum, grant) => sum.plus(toDecimal(String(grant.remaining))), ZERO);
   const debt = Dec.max(grantsRemaining.minus(toDecimal(String(wallet.balance))), ZERO);
@@ -693,7 +702,8 @@ async function walletWouldDraw(db: Knex, customerId: string, currency: string, p
     const overdrawn = drawing.draws.find((draw) => draw.grantId === null);
     if (overdrawn) overdraftAvailable = Dec.max(overdraftAvailable.minus(toDecimal(overdrawn.amount)), ZERO);
   }
-  return drawn;
+  // And what each grant would hold after those draws (availableBalanceFor).
+  return { cost: drawn, grantsLeft: new Map(grants.map((grant) => [String(grant.id), toDecimal(grant.remaining)])) };
 }
 
 /**

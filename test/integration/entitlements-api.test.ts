@@ -9,7 +9,7 @@ import { ApiOnly, serveApiOnly } from '../support/api-only';
 import { createTestApiKey, TestApiKey } from '../support/api-keys';
 import { createTestDatabase } from '../support/database';
 import { eventually } from '../support/eventually';
-import { insertCustomer, insertSubscription } from '../support/fixtures';
+import { insertCustomer, insertPlan, insertSubscription } from '../support/fixtures';
 import { createGrant } from '../../store/wallets';
 
 let db: Database;
@@ -141,6 +141,23 @@ test('a wallet feature counts only credit that can pay the plan’s usage: a gra
   const posted = await api.http.call('POST', '/v1/events', { id: 'scoped-t1', customer: 'ent-scoped', type: 'ent.llm', timestamp: inPeriod(), properties: { tokens: '100' } }, app.headers);
   expect(posted.json).toMatchObject({ accepted: 1 });
   expect(await entitlement('ai_credits', app, customer)).toMatchObject({ kind: 'wallet', has_access: true, balance: '1.00' });
+});
+
+test('a wallet feature keeps the credit another subscription\'s pending usage leaves it: a calls-only grant pays those calls first', async () => {
+  // ent-pro prices tokens; the customer's second subscription prices calls at 1.00. A calls-only 5.00 grant (drawn
+  // first) and a 5.00 grant for anything; 3 calls pending take 3.00 off the calls-only one. What can pay ent-pro's
+  // usage: the 5.00 for anything (before: 10.00 - 3.00 pending - the calls-only grant's whole 5.00 = 2.00).
+  const customer = await insertCustomer(db, { external_id: 'ent-two' });
+  const callsPlan = await insertPlan(db, { code: 'ent-calls-only', billing_interval: 'PT2H', flat_fee: '0', charges: [{ metricCode: 'ent_calls', price: { model: 'per_unit', unitPrice: '1.00' } }] as never });
+  for (const plan of [(await db('plans').where({ code: 'ent-pro' }).first())!, callsPlan]) {
+    const { row } = await insertSubscription(db, customer, plan, periodStart);
+    await db('subscriptions').where({ id: row.id }).update({ status: 'active', current_period_start: periodStart, current_period_end: periodEnd });
+  }
+  await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'calls-only', source: 'promotional', amount: '5.00', priority: 0, effectiveAt: periodStart, metricCodes: ['ent_calls'] });
+  await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'anything', source: 'promotional', amount: '5.00', priority: 1, effectiveAt: periodStart });
+  const posted = await api.http.call('POST', '/v1/events', { events: [0, 1, 2].map((n) => call(`two-${n}`, 'ent-two')) }, app.headers);
+  expect(posted.json).toMatchObject({ accepted: 3 });
+  expect(await entitlement('ai_credits', app, customer)).toMatchObject({ kind: 'wallet', has_access: true, balance: '5.00' });
 });
 
 test("a customer usage token reads its own customer's entitlements only", async () => {

@@ -296,3 +296,45 @@ test('after the end too, a reversal settles what the unpaid closing invoice owes
   expect(money((await amountOwedAfterCreditNotes(db, (await db<InvoiceRow>('invoices').where({ id: closing.invoiceId }).first())!)).toFixed())).toBe('0.00');
   expect(money((await findWallet(db, customer.id, 'USD'))!.balance)).toBe('2.00');
 });
+
+test('a second reversal of an unpaid period settles only the usage left after the first: prepaid credit never pays the fee', async () => {
+  // Timeline (2029), a 20.00 fee and 1.00 a call, a 5.00 promotional grant:
+  //   Feb 1   8 January calls -> 20.00 + 8.00 - 5.00 prepaid = 23.00, open (3.00 of it is usage)
+  //   Feb 10  2 calls reversed: a 2.00 note (January owes 21.00: 1.00 of usage)
+  //   Mar 10  3 more reversed: a 1.00 note and 2.00 back to the grant; January owes its fee, 20.00, as when all 5 are
+  //           reversed at once (before: a 3.00 note, 18.00 owed, nothing back: the grant paid 2.00 of the fee)
+  const customer = await insertCustomer(db, { external_id: 'reversed-twice' });
+  const plan = await insertPlan(db, { code: 'ra-reversed-twice', billing_interval: 'P1M', flat_fee: '20.00', charges: [{ metricCode: 'ra_calls', price: { model: 'per_unit', unitPrice: '1.00' } }] as never, settings: { disputeWindow: 'P90D' } });
+  const [subscription] = await db('subscriptions')
+    .insert({ customer_id: customer.id, plan_id: plan.id, status: 'active', workflow_id: 'direct:reversed-twice', start_at: new Date(january.start), current_period_start: new Date(january.start), current_period_end: new Date(january.end) })
+    .returning('*');
+  await createGrant(db, { customerId: customer.id, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '5.00', priority: 0, effectiveAt: new Date(january.start) });
+  await insertUsageEvents(db, Array.from({ length: 8 }, (_, i) => ({ customerId: customer.id, eventId: `twice-${i}`, eventType: 'ra.call', occurredAt: new Date('2029-01-15T00:00:00Z'), properties: {} })));
+  const month = (m: number) => ({ start: new Date(Date.UTC(2029, m - 1, 1)).toISOString(), end: new Date(Date.UTC(2029, m, 1)).toISOString() });
+  const invoicing = createInvoicingActivities(db);
+  const invoiceMonth = async (m: number) => {
+    await db.transaction((trx) => closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(month(m).start), periodEnd: new Date(month(m).end), planId: plan.id, charges: plan.charges as never }));
+    return invoicing.createPeriodInvoice({ subscriptionId: subscription.id, kind: 'period', flatFeePeriod: month(m + 1), usagePeriod: month(m) });
+  };
+  const reverse = (calls: number[], at: string) =>
+    insertReversalEvents(db, calls.map((i) => ({ customerId: customer.id, eventId: `twice-${i}-reversal`, eventType: 'ra.call', occurredAt: new Date(at), properties: {}, reversesEventId: `twice-${i}` })));
+
+  const unpaid = await invoiceMonth(1);
+  expect(unpaid.total).toBe('23.00');
+  await db('invoices').where({ id: unpaid.invoiceId }).update({ status: 'open' });
+  await reverse([0, 1], '2029-02-10T00:00:00Z');
+  expect((await invoiceMonth(2)).total).toBe('20.00');
+  await reverse([2, 3, 4], '2029-03-10T00:00:00Z');
+  const april = await invoiceMonth(3);
+  const lines = await db('invoice_lines').where({ invoice_id: april.invoiceId }).orderBy('position');
+  expect(lines.map((line) => [line.kind, money(line.amount)])).toEqual([
+    ['flat_fee', '20.00'],
+    ['usage', '0.00'],
+    ['usage', '-2.00'],
+    ['credit', '2.00'],
+  ]);
+  const notes = await db<InvoiceRow>('invoices').where({ subscription_id: subscription.id, kind: 'credit_note' }).orderBy('finalized_at');
+  expect(notes.map((note) => money(note.total))).toEqual(['2.00', '1.00']);
+  expect(money((await amountOwedAfterCreditNotes(db, (await db<InvoiceRow>('invoices').where({ id: unpaid.invoiceId }).first())!)).toFixed())).toBe('20.00');
+  expect(money((await findWallet(db, customer.id, 'USD'))!.balance)).toBe('2.00');
+});
