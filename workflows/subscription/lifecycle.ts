@@ -78,11 +78,13 @@ export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean>
   }
   const trialEnd = run.trialEnd;
   if (!trialEnd) return afterPlanSwitchesBeforeFirstPeriod(run);
+  await afterPlanSwitchesInFlight(run);
   await changeStatus(run, 'trialing');
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.periodEnd, value: trialEnd }]);
   const noticeAt = new Date(trialEnd.getTime() - TRIAL_ENDING_NOTICE_MS);
   if (noticeAt.getTime() > Date.now() && !(await condition(canceled, msUntil(noticeAt), { summary: 'trial ending notice' }))) {
     // A notice that cannot be stored is noted (notification_failed); the trial still converts.
+    await afterPlanSwitchesInFlight(run);
     await unlessDeterministic(run, 'notification', () =>
       local.notifyCustomer({
         subscriptionId: run.input.subscriptionId,
@@ -105,8 +107,18 @@ export async function waitForFirstPeriod(run: SubscriptionRun): Promise<boolean>
  * a cancellation was taken meanwhile: the subscription ends before its first period.
  */
 async function afterPlanSwitchesBeforeFirstPeriod(run: SubscriptionRun): Promise<boolean> {
-  if (run.patchesTaken.has(PLAN_CHANGE_BEFORE_FIRST_PERIOD) && !allHandlersFinished()) await condition(allHandlersFinished);
+  await afterPlanSwitchesInFlight(run);
   return run.cancelNow === null;
+}
+
+/**
+ * Before the first run's own local activities (the trial's status, its ending notice, the first period): a plan
+ * switch in flight writes with local activities too, and the two must not interleave, or a replay grouping their
+ * completions differently would put the main loop's command before the handler's (turns.ts `afterRunningHandlers`).
+ * Only a run that took a change before the first period waits, so histories without one replay as they were.
+ */
+async function afterPlanSwitchesInFlight(run: SubscriptionRun): Promise<void> {
+  if (run.patchesTaken.has(PLAN_CHANGE_BEFORE_FIRST_PERIOD) && !allHandlersFinished()) await condition(allHandlersFinished);
 }
 
 /** The end: the last usage is still invoiced (with a credit for unused time if the plan gives one). */
