@@ -7,6 +7,8 @@ import type { Knex } from 'knex';
 import { decideEntitlement, Entitlement, eventsOverLimit, FeatureDefinition, LIMITABLE_AGGREGATIONS, ownLimitWindows, planFeatures, type SubscriptionTypesStretch } from '../domain/entitlements';
 import { Dec, toDecimal } from '../domain/money';
 import { addIntervals, isValidInterval, parseInterval } from '../domain/periods';
+import { usageCharges } from '../domain/plan-terms';
+import type { Charge } from '../domain/rating';
 import { findMetricsByCode, MetricRow } from './catalog';
 import { queryPrepared } from './prepared-statements';
 import { cachedMetricsByCode } from './read-caches';
@@ -96,7 +98,7 @@ export async function entitledSubscriptions(db: Db, customerIds: readonly string
       paused: billedPastShownEnd(row.status).pausedPastEnd,
       cappedNow: row.capped_now,
       features: planFeatures(row.settings),
-      pricedMetricCodes: [...new Set(((row.charges ?? []) as { metricCode: string; price: { model: string } }[]).filter((charge) => charge.price.model !== 'flat').map((charge) => charge.metricCode))],
+      pricedMetricCodes: [...new Set(usageCharges((row.charges ?? []) as Charge[]).map((charge) => charge.metricCode))],
     };
   });
 }

@@ -18,8 +18,6 @@ import { creditReversalsOfEndedSubscriptions } from '../../store/reversal-credit
 import { executeRefund } from '../../payments/refunds';
 import type { PaymentGateway } from '../../payments/gateway';
 
-/** Clock skew we tolerate on client timestamps. */
-const MAX_FUTURE_MS = MAX_CLOCK_SKEW_MS;
 
 interface Rejection extends FieldError {
   readonly index: number;
@@ -77,7 +75,7 @@ export function eventsRouter(deps: EventsRouterDependencies): Router {
     const hardLimits = limitsOfOwnUsage(declaredLimits, pricedStretchesByCustomerId);
     const context: EventValidationContext = {
       now,
-      maxFutureMs: MAX_FUTURE_MS,
+      maxFutureMs: MAX_CLOCK_SKEW_MS,
       customerIdByExternalId,
       firstSubscriptionStartByCustomerId,
       uncoveredByCustomerId,
