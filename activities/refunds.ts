@@ -44,7 +44,11 @@ export function createRefundActivities(db: Database, gateway: PaymentGateway) {
       if (written.notACreditTotal) {
         return { status: 'not_refundable', detail: written.notACreditTotal };
       }
-      if (written.refunds.length === 0) return { status: 'not_refundable', detail: written.takenOff?.reason ?? written.unrefunded?.reason ?? null };
+      if (written.refunds.length === 0) {
+        // Taken off an unpaid invoice in part, the rest with no paid invoice to refund it from: both said.
+        const detail = [written.takenOff?.reason, written.unrefunded?.reason].filter((part) => part !== undefined).join('; ');
+        return { status: 'not_refundable', detail: detail === '' ? null : detail };
+      }
       // Each part is sent under its own key (a retry never refunds it twice), every one before this answers.
       const settled: RefundRow[] = [];
       for (const refund of written.refunds) settled.push(refund.status === 'pending' ? (await executeRefund(db, gateway, refund)).refund : refund);

@@ -61,6 +61,7 @@ import * as m0720 from './0720_add_subscriptions_scheduled_change';
 import * as m0730 from './0730_add_subscriptions_usage_capped_stretches';
 import * as m0800 from './0800_create_wallet_draw_lines';
 import * as m0830 from './0830_add_rerates_failure';
+import * as m0840 from './0840_add_invoices_amount_taken_off';
 
 interface Migration {
   up(db: Knex): Promise<void>;
@@ -134,6 +135,7 @@ const MIGRATIONS: ReadonlyArray<readonly [string, Migration]> = [
   ['0730_add_subscriptions_usage_capped_stretches', m0730],
   ['0800_create_wallet_draw_lines', m0800],
   ['0830_add_rerates_failure', m0830],
+  ['0840_add_invoices_amount_taken_off', m0840],
 ];
 
 export const migrationSource: Knex.MigrationSource<Migration> = {

@@ -126,7 +126,7 @@ export async function amountOwedAfterCreditNotes(db: Db, invoice: InvoiceRow): P
   // Credit totals of the invoice's time issued while it was unpaid are taken off it too (store/credit-total-refunds.ts):
   // before, dunning charged the whole invoice while the customer was owed the credit, and an invoice that ended
   // uncollectible left the customer billed in full and owed the credit, nothing netting the two.
-  const linked = sumMoney((await creditTotalsTakenOff(db, invoice.id)).map((credit) => toDecimal(credit.total).negated()));
+  const linked = sumMoney((await creditTotalsTakenOff(db, invoice.id)).map(partTakenOff));
   return Dec.max(0, toDecimal(invoice.total).minus(credited).minus(linked));
 }
 
@@ -141,6 +141,16 @@ export async function creditTotalsTakenOff(db: Db, invoiceId: string): Promise<I
     .whereNot({ status: 'void' })
     .where('total', '<', 0)
     .orderBy([{ column: 'finalized_at' }, { column: 'id' }]);
+}
+
+/**
+ * The part of a credit total its `credited_invoice_id` takes off (`amount_taken_off`): what that invoice owed when
+ * the credit was applied, when that was less than the credit (the rest is refunded); all of it when NULL (a credit
+ * that fit, and every one applied before the column).
+ */
+export function partTakenOff(credit: InvoiceRow): Decimal {
+  const part = (credit as InvoiceRow & { amount_taken_off?: string | null }).amount_taken_off;
+  return part === null || part === undefined ? toDecimal(credit.total).negated() : toDecimal(part);
 }
 
 /**
@@ -160,7 +170,7 @@ export async function creditTotalsAppliedTo(db: Db, invoice: InvoiceRow): Promis
     budget = Dec.max(0, toDecimal(invoice.total).minus(toDecimal(payment?.amount ?? '0')));
   }
   for (const credit of credits) {
-    const whole = toDecimal(credit.total).negated();
+    const whole = partTakenOff(credit);
     const part: Decimal = budget === null ? whole : Dec.min(whole, budget);
     applied.set(credit.id, part);
     if (budget !== null) budget = budget.minus(part);
@@ -503,6 +513,15 @@ export async function settleRefund(db: Knex, refundId: string, settlement: Refun
 async function creditTotalSettledByRefunds(trx: Knex.Transaction, credit: InvoiceRow): Promise<boolean> {
   const refunds = await trx<RefundRow>('refunds').where({ credit_note_id: credit.id });
   if (refunds.some((row) => row.status === 'pending')) return false;
+  // Applied in part to an invoice still unpaid: its refunds paid back the rest, but what it takes off is given back
+  // only once that invoice is paid (settleCreditTotalsOfPaidInvoice settles it then, or refunds what the charge did
+  // not take off). Settled now, that settlement would pass it over and a charge already at the gateway for the whole
+  // invoice would keep the credit's share.
+  const target = (credit as InvoiceRow & { credited_invoice_id?: string | null }).credited_invoice_id;
+  if (target && credit.kind !== CREDIT_NOTE_KIND) {
+    const applied = await trx<InvoiceRow>('invoices').where({ id: target }).first();
+    if (applied && (applied.status === 'open' || applied.status === 'uncollectible')) return false;
+  }
   // What it took off the charge of the invoice it was applied to (if any) was given back too, without a refund.
   const takenOff = await creditTotalTakenOffOwnCharge(trx, credit);
   return sumMoney(refunds.map((row) => toDecimal(row.amount))).plus(takenOff).gte(toDecimal(credit.total).negated());
@@ -615,7 +634,7 @@ export async function listCreditNotesOwedBeyondRefunds(db: Knex, before: Date, l
        SELECT x.id, x.number, x.total, x.currency, x.finalized_at, n.credited,
               n.credited - n.refunded
                 - least(n.credited, greatest(0, x.total - coalesce(p.amount, 0)
-                    - coalesce((SELECT sum(least(-c.total, greatest(0, x.total - coalesce(p.amount, 0))))
+                    - coalesce((SELECT sum(least(coalesce(c.amount_taken_off, -c.total), greatest(0, x.total - coalesce(p.amount, 0))))
                                   FROM invoices c
                                  WHERE c.credited_invoice_id = x.id AND c.kind <> ? AND c.status <> 'void' AND c.total < 0), 0))) AS owed
          FROM (SELECT note.credited_invoice_id, sum(note.total) AS credited, coalesce(sum(r.amount), 0) AS refunded, max(note.finalized_at) AS last_issued

@@ -21,6 +21,7 @@ import {
   creditTotalsTakenOff,
   creditTotalTakenOffOwnCharge,
   insertPendingRefund,
+  partTakenOff,
   refundableBalance,
   refundIdempotencyKey,
   RefundRow,
@@ -77,22 +78,26 @@ async function writeCreditTotalRefunds(db: Knex, invoiceId: string): Promise<Omi
 
     // Taken off the charge of an unpaid invoice of the credited time (before, dunning charged that invoice in full
     // and the credit was refunded only once it was paid; uncollectible, the customer was billed in full and owed the
-    // credit). The two paths never both give it back: while that invoice is unpaid nothing is refunded here; once it
-    // is paid its settlement (settleCreditTotalsOfPaidInvoice, in the paying transaction) tells what the charge took
-    // off, and only the rest is refunded, under the same keys.
+    // credit). The two paths never both give the same part back: while that invoice is unpaid only what is not taken
+    // off it is refunded here; once it is paid its settlement (settleCreditTotalsOfPaidInvoice, in the paying
+    // transaction) tells what the charge took off, and only the rest is refunded, under the same keys. A credit
+    // larger than what that invoice owes takes what it owes (`amount_taken_off`) and the rest is refunded here, in
+    // the same transaction (before, none of it was taken off: the whole credit was refunded or reported owed while
+    // dunning went on charging that invoice in full).
     const target = linkedInvoiceId(invoice) ?? (existing.length === 0 ? await applyToUnpaidInvoice(trx, invoice, credit) : null);
+    let takenOff: CreditTotalRefund['takenOff'];
     if (target) {
       // Read without its row lock: the payment that marks it paid locks it, then this credit (lock order). Unpaid,
-      // nothing is written here; paid, its settlement committed with the payment, so what it took off is final.
+      // what the credit takes off it is its `amount_taken_off`; paid, its settlement committed with the payment, so
+      // what the charge took off is final.
       const linked = (await trx<InvoiceRow>('invoices').where({ id: target }).first())!;
+      const applied = (await trx<InvoiceRow>('invoices').where({ id: invoice.id }).first())!;
+      owed = owed.minus(await creditTotalTakenOffOwnCharge(trx, applied));
       if (linked.status === 'open' || linked.status === 'uncollectible') {
-        return {
-          refunds: existing,
-          takenOff: { invoiceId: linked.id, reason: `taken off what invoice ${linked.number ?? linked.id} of the credited time still owes (unpaid)` },
-        };
+        const part = formatMoney(partTakenOff(applied), invoice.currency);
+        takenOff = { invoiceId: linked.id, reason: `${part} ${invoice.currency} taken off what invoice ${linked.number ?? linked.id} of the credited time still owes (unpaid)` };
       }
-      owed = owed.minus(await creditTotalTakenOffOwnCharge(trx, { ...invoice, credited_invoice_id: target } as InvoiceRow));
-      if (!owed.isPositive() || owed.isZero()) return { refunds: existing };
+      if (!owed.isPositive() || owed.isZero()) return { refunds: existing, ...(takenOff ? { takenOff } : {}) };
     }
 
     const refunds = [...existing];
@@ -123,9 +128,10 @@ async function writeCreditTotalRefunds(db: Knex, invoiceId: string): Promise<Omi
       });
       if (owed.isZero()) break;
     }
-    if (owed.isZero()) return { refunds };
+    if (owed.isZero()) return { refunds, ...(takenOff ? { takenOff } : {}) };
     return {
       refunds,
+      ...(takenOff ? { takenOff } : {}),
       unrefunded: {
         amount: formatMoney(owed, invoice.currency),
         reason:
@@ -141,11 +147,12 @@ const linkedInvoiceId = (invoice: InvoiceRow): string | null => (invoice as Invo
 
 /**
  * Applies an open credit total, none of it refunded yet, to the latest unpaid (open or uncollectible) invoice of the
- * credited time that still owes at least all of it (its `credited_invoice_id`, with an audit record): that invoice's
- * charges ask for that much less (amountOwedAfterCreditNotes). Several credit totals may be applied to one invoice,
- * each while it fits what the invoice owes after the others; a credit larger than what any unpaid invoice owes is
- * refunded as before. Both rows are locked (the credit's by the caller), as markInvoicePaid
- * locks the invoice: applied first, its payment sees the credit; paid first, the credit is refunded from it.
+ * credited time that still owes all of it, else to the one that owes the most (its `credited_invoice_id`, with an
+ * audit record): that invoice's charges ask for that much less (amountOwedAfterCreditNotes). Owing less than the
+ * credit, it takes what it owes (`amount_taken_off`) and the caller refunds the rest. Several credit totals may be
+ * applied to one invoice, each taking what the others left. Both rows are locked (the credit's by the caller), as
+ * markInvoicePaid locks the invoice: applied first, its payment sees the credit; paid first, the credit is refunded
+ * from it.
  */
 async function applyToUnpaidInvoice(trx: Knex.Transaction, credit: InvoiceRow, amount: Decimal): Promise<string | null> {
   const candidates = await trx<InvoiceRow>('invoices')
@@ -157,27 +164,37 @@ async function applyToUnpaidInvoice(trx: Knex.Transaction, credit: InvoiceRow, a
     .where(ofCreditedTime(trx, credit))
     .orderBy([{ column: 'finalized_at', order: 'desc' }, { column: 'id', order: 'desc' }])
     .select('id');
+  let most: { unpaid: InvoiceRow; owes: Decimal } | null = null;
   for (const { id } of candidates) {
     const unpaid = (await trx<InvoiceRow>('invoices').where({ id }).forUpdate().first())!;
     if (unpaid.status !== 'open' && unpaid.status !== 'uncollectible') continue;
-    // Every credit total that fits what the invoice still owes after its credit notes AND the credit totals already
-    // taken off it (amountOwedAfterCreditNotes counts both, never below 0). Before, only the first credit total of an
-    // invoice was: a second one of the same time (a downgrade, then a cancel-now) made dunning charge for it anyway
-    // and, uncollectible, left the customer billed for it while owed it. Read under this invoice's row lock, so two
-    // credits applied at once are serialized and together never take off more than it owes.
-    if ((await amountOwedAfterCreditNotes(trx, unpaid)).lessThan(amount)) continue;
-    await trx('invoices').where({ id: credit.id }).update({ credited_invoice_id: unpaid.id });
-    await writeAudit(trx, {
-      actor: 'billing',
-      action: 'invoice.credit_total_taken_off',
-      subjectType: 'invoice',
-      subjectId: credit.id,
-      reason: `credit of invoice ${credit.number ?? credit.id} taken off unpaid invoice ${unpaid.number ?? unpaid.id} of the credited time`,
-      details: { creditedInvoiceId: unpaid.id, creditedInvoiceNumber: unpaid.number, amount: formatMoney(amount, credit.currency), currency: credit.currency },
-    });
-    return unpaid.id;
+    // What the invoice still owes after its credit notes AND the credit totals already taken off it
+    // (amountOwedAfterCreditNotes counts both, never below 0). Read under this invoice's row lock, so two credits
+    // applied at once are serialized and together never take off more than it owes.
+    const owes = await amountOwedAfterCreditNotes(trx, unpaid);
+    if (!owes.lessThan(amount)) return takeOff(trx, credit, unpaid, amount, null);
+    if (owes.isPositive() && !owes.isZero() && (!most || owes.greaterThan(most.owes))) most = { unpaid, owes };
   }
-  return null;
+  // None owes all of it: the one that owes the most takes what it owes. Before, none took any of it: the whole
+  // credit was refunded (or reported owed) while dunning went on charging that invoice in full and, uncollectible,
+  // the customer stayed billed in full and was owed the credit.
+  return most ? takeOff(trx, credit, most.unpaid, most.owes, amount) : null;
+}
+
+/** Links the credit total to the unpaid invoice, `part` of it (`amount_taken_off`, NULL when all of it), audited. */
+async function takeOff(trx: Knex.Transaction, credit: InvoiceRow, unpaid: InvoiceRow, part: Decimal, whole: Decimal | null): Promise<string> {
+  await trx('invoices')
+    .where({ id: credit.id })
+    .update({ credited_invoice_id: unpaid.id, amount_taken_off: whole ? formatMoney(part, credit.currency) : null });
+  await writeAudit(trx, {
+    actor: 'billing',
+    action: 'invoice.credit_total_taken_off',
+    subjectType: 'invoice',
+    subjectId: credit.id,
+    reason: `credit of invoice ${credit.number ?? credit.id} taken off unpaid invoice ${unpaid.number ?? unpaid.id} of the credited time${whole ? ` (${formatMoney(part, credit.currency)} of ${formatMoney(whole, credit.currency)} ${credit.currency}: what it owes; the rest is refunded)` : ''}`,
+    details: { creditedInvoiceId: unpaid.id, creditedInvoiceNumber: unpaid.number, amount: formatMoney(part, credit.currency), currency: credit.currency },
+  });
+  return unpaid.id;
 }
 
 /**
@@ -198,7 +215,7 @@ export async function settleCreditTotalsOfPaidInvoice(trx: Knex.Transaction, inv
     const credit = (await trx<InvoiceRow>('invoices').where({ id: listed.id }).forUpdate().first())!;
     if (credit.status !== 'open') continue;
     const existing = await trx<RefundRow>('refunds').where({ credit_note_id: credit.id });
-    const whole = toDecimal(credit.total).negated();
+    const whole = toDecimal(credit.total).negated(); // the part taken off (applied) and the refunds add up to it
     const takenOff = applied.get(credit.id) ?? toDecimal('0');
     let owed = whole.minus(takenOff).minus(sumMoney(existing.map((refund) => toDecimal(refund.amount))));
     if (payment && owed.isPositive() && !owed.isZero() && !existing.some((refund) => refund.invoice_id === invoice.id)) {
@@ -216,7 +233,9 @@ export async function settleCreditTotalsOfPaidInvoice(trx: Knex.Transaction, inv
         owed = owed.minus(amount);
       }
     }
-    if (owed.isZero() && refunds.every((refund) => refund.credit_note_id !== credit.id)) {
+    // A refund of the rest still pending (the part not taken off, refunded when the credit was applied) settles it
+    // when it settles (settleRefund), now that this invoice is paid.
+    if (owed.isZero() && refunds.every((refund) => refund.credit_note_id !== credit.id) && !existing.some((refund) => refund.status === 'pending')) {
       await trx('invoices').where({ id: credit.id, status: 'open' }).update({ status: 'paid', paid_at: trx.fn.now() });
     }
     await writeAudit(trx, {
@@ -308,9 +327,9 @@ export async function listUnrefundedCreditTotals(db: Knex, before: Date, limit: 
     // charge took nothing off and the payment could not refund in full: owed to the customer, never reported.
     .whereRaw(
       `coalesce((SELECT sum(r.amount) FROM refunds r WHERE r.credit_note_id = i.id), 0)
-         + coalesce((SELECT greatest(0, least(-i.total,
+         + coalesce((SELECT greatest(0, least(coalesce(i.amount_taken_off, -i.total),
                               greatest(0, t.total - coalesce((SELECT p.amount FROM payments p WHERE p.invoice_id = t.id AND p.status = 'succeeded' LIMIT 1), 0))
-                              - coalesce((SELECT sum(-e.total) FROM invoices e
+                              - coalesce((SELECT sum(coalesce(e.amount_taken_off, -e.total)) FROM invoices e
                                            WHERE e.credited_invoice_id = t.id AND e.kind <> ? AND e.status <> 'void' AND e.total < 0
                                              AND (e.finalized_at, e.id) < (i.finalized_at, i.id)), 0)))
                        FROM invoices t WHERE t.id = i.credited_invoice_id AND t.status = 'paid'), 0)
@@ -318,10 +337,12 @@ export async function listUnrefundedCreditTotals(db: Knex, before: Date, limit: 
       [CREDIT_NOTE_KIND],
     )
     // Taken off an unpaid invoice of its time (applyToUnpaidInvoice): netted with what that invoice owes, not owed in
-    // cash while it is unpaid (uncollectible included). Once that invoice is paid, what its charge took off counts as
-    // given back: the credit total is settled then, or listed for what is left.
+    // cash while it is unpaid (uncollectible included), as far as it is taken off: the rest (amount_taken_off less
+    // than the credit) is owed unless refunded. Once that invoice is paid, what its charge took off counts as given
+    // back: the credit total is settled then, or listed for what is left.
     .whereRaw(
-      `NOT EXISTS (SELECT 1 FROM invoices t WHERE t.id = i.credited_invoice_id AND t.status IN ('open', 'uncollectible'))`,
+      `NOT EXISTS (SELECT 1 FROM invoices t WHERE t.id = i.credited_invoice_id AND t.status IN ('open', 'uncollectible')
+                     AND coalesce(i.amount_taken_off, -i.total) + coalesce((SELECT sum(r.amount) FROM refunds r WHERE r.credit_note_id = i.id), 0) >= -i.total)`,
     )
     .orderBy('i.finalized_at')
     .limit(limit)

@@ -45,7 +45,7 @@ export interface InvoiceLineRow {
 export const INVOICE_COLUMNS = [
   'id', 'number', 'customer_id', 'subscription_id', 'kind', 'status', 'currency', 'period_start', 'period_end', 'total',
   'finalized_at', 'paid_at', 'created_at', 'credited_invoice_id', 'idempotency_key', 'reason', 'finalization_seq',
-  'finalized_event', 'threshold_index', 'threshold_amount',
+  'finalized_event', 'threshold_index', 'threshold_amount', 'amount_taken_off',
 ] as const;
 
 const RETURNING_INVOICE = `RETURNING ${INVOICE_COLUMNS.join(', ')}`;

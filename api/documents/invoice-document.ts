@@ -11,7 +11,7 @@ import { formatMoney, sumMoney, toDecimal } from '../../domain/money';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 
 export interface InvoiceDocumentInput {
-  readonly invoice: InvoiceRow & { readonly credited_invoice_id?: string | null; readonly reason?: string | null };
+  readonly invoice: InvoiceRow & { readonly credited_invoice_id?: string | null; readonly reason?: string | null; readonly amount_taken_off?: string | null };
   readonly lines: readonly InvoiceLineRow[];
   readonly customer: { readonly name: string; readonly external_id: string; readonly email?: string | null };
   /** The number of the invoice a credit note credits (looked up by the caller). */
@@ -319,7 +319,15 @@ export function buildInvoiceDocument(input: InvoiceDocumentInput): InvoiceDocume
   if (creditTotal) notes.push(`This invoice is a credit of ${formatMoney(toDecimal(invoice.total).negated(), currency)} ${currency} to the customer.`);
   // A credit total taken off an unpaid invoice of its time (store/credit-total-refunds.ts) is netted there, not refunded.
   const takenOffInvoice = creditTotal && !input.refund && invoice.credited_invoice_id ? (input.creditedInvoiceNumber ?? invoice.credited_invoice_id) : null;
-  if (takenOffInvoice) notes.push(`It is taken off what invoice ${takenOffInvoice} of the same time owes, instead of being refunded.`);
+  // Only in part (that invoice owed less than the credit): the part taken off, then what became of the rest. Refunded
+  // in full after all (the charge was at the gateway for the whole invoice), the refund alone says it.
+  const part = creditTotal && invoice.credited_invoice_id && invoice.amount_taken_off ? toDecimal(invoice.amount_taken_off) : null;
+  const refundedAll = input.refund ? toDecimal(input.refund.amount).gte(toDecimal(invoice.total).negated()) : false;
+  if (part && !refundedAll) {
+    notes.push(`${formatMoney(part, currency)} ${currency} of it is taken off what invoice ${input.creditedInvoiceNumber ?? invoice.credited_invoice_id} of the same time owes.`);
+    if (input.refund) notes.push(settlementNote(invoice, input.refund, false));
+    else notes.push(`The other ${formatMoney(toDecimal(invoice.total).negated().minus(part), currency)} ${currency} is owed to the customer.`);
+  } else if (takenOffInvoice) notes.push(`It is taken off what invoice ${takenOffInvoice} of the same time owes, instead of being refunded.`);
   else if ((creditNote || creditTotal) && invoice.status !== 'void') notes.push(settlementNote(invoice, input.refund, creditNote));
   const number = invoice.number ?? 'DRAFT';
   return {

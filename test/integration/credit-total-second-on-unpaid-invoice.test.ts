@@ -12,7 +12,7 @@ import Decimal from 'decimal.js';
 import { randomUUID } from 'node:crypto';
 import { createActivities } from '../../activities';
 import { SandboxGateway } from '../../payments/sandbox-gateway';
-import { insertCreditNote, refundableBalance, type RefundRow } from '../../store/credit-notes';
+import { insertCreditNote, partTakenOff, refundableBalance, type RefundRow } from '../../store/credit-notes';
 import { listUnrefundedCreditTotals } from '../../store/credit-total-refunds';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
@@ -105,22 +105,24 @@ test('a period invoice that ends uncollectible after two credits owes only the r
   expect([await statusOf(downgrade.id), await statusOf(closing.id)]).toEqual(['paid', 'paid']);
 });
 
-test('credits that together owe more than the invoice: the one that no longer fits is refunded as before, never taken off', async () => {
+test('credits that together owe more than the invoice: the second takes what the first left, only its rest is owed back', async () => {
   const { invoice, useCard } = await subscriptionWith('two-credits-too-many', 'pm_sandbox_declined');
   const period = await invoice('period', '30.00', '2034-04-01T00:00:00Z', '2034-05-01T00:00:00Z');
   expect(await activities().chargeInvoice({ invoiceId: period.id, attempt: 1 })).toMatchObject({ outcome: 'declined' });
   const first = await invoice('proration', '-20.00', '2034-04-11T00:00:00Z', '2034-05-01T00:00:00Z');
   await activities().refundCreditTotal({ invoiceId: first.id });
   const second = await invoice('closing', '-12.00', '2034-04-21T00:00:00Z', '2034-05-01T00:00:00Z');
-  await activities().refundCreditTotal({ invoiceId: second.id });
+  // 30.00 - 20.00 = 10.00 still owed: the second takes those 10.00; its other 2.00 has no paid invoice of April to
+  // come back from, so it is owed to the customer (30.00 billed, 32.00 credited).
+  expect(await activities().refundCreditTotal({ invoiceId: second.id })).toMatchObject({ status: 'not_refundable', detail: expect.stringContaining('2.00 USD') });
   await useCard('pm_sandbox_ok');
-  expect(await activities().chargeInvoice({ invoiceId: period.id, attempt: 2 })).toMatchObject({ outcome: 'succeeded' });
-  expect(await succeededCharges(period)).toEqual(['10.00']);
-  // The second (12.00) did not fit the 10.00 still owed: refunded from what was paid, as far as it goes (10.00).
+  expect(await activities().chargeInvoice({ invoiceId: period.id, attempt: 2 })).toMatchObject({ outcome: 'succeeded', detail: 'nothing to collect' });
+  // Before: dunning charged 10.00, and the second credit refunded those 10.00 back.
+  expect(await succeededCharges(period)).toEqual([]);
   await activities().refundCreditTotal({ invoiceId: second.id });
-  expect(await refundsOf(second)).toEqual([[period.id, '10.00', 'succeeded']]);
-  expect(await statusOf(first.id)).toBe('paid');
-  expect((await refundableBalance(db, period.id)).remaining.toFixed(2)).toBe('0.00');
+  expect(await refundsOf(second)).toEqual([]);
+  expect([await statusOf(first.id), await statusOf(second.id)]).toEqual(['paid', 'open']);
+  expect([await reported(first), await reported(second)]).toEqual([false, true]);
 });
 
 test('a second credit issued while the charge is at the gateway is refunded from it once, never also taken off', async () => {
@@ -198,9 +200,11 @@ test('two credits applied at once never take off together more than the invoice 
   await new Promise((resolve) => setTimeout(resolve, 300));
   await blocker.commit();
   await both;
+  // Whichever came first took all of it, the other what was left (30.00 in all, never 35.00).
   const linked = await db<InvoiceRow & { credited_invoice_id: string | null }>('invoices').whereIn('id', [first.id, second.id]).where({ credited_invoice_id: period.id });
-  expect(linked).toHaveLength(1);
+  expect(linked).toHaveLength(2);
+  expect(linked.reduce((sum, credit) => sum.plus(partTakenOff(credit)), new Decimal(0)).toFixed(2)).toBe('30.00');
   await useCard('pm_sandbox_ok');
-  expect(await activities().chargeInvoice({ invoiceId: period.id, attempt: 2 })).toMatchObject({ outcome: 'succeeded' });
-  expect(await succeededCharges(period)).toEqual([new Decimal('30.00').plus(new Decimal(linked[0].total)).toFixed(2)]);
+  expect(await activities().chargeInvoice({ invoiceId: period.id, attempt: 2 })).toMatchObject({ outcome: 'succeeded', detail: 'nothing to collect' });
+  expect(await succeededCharges(period)).toEqual([]);
 });

@@ -11,7 +11,7 @@ import Decimal from 'decimal.js';
 import { randomUUID } from 'node:crypto';
 import { createActivities } from '../../activities';
 import { SandboxGateway } from '../../payments/sandbox-gateway';
-import { insertCreditNote, refundableBalance, refundCreditNotesOfPaidInvoice, type RefundRow } from '../../store/credit-notes';
+import { amountOwedAfterCreditNotes, insertCreditNote, refundableBalance, refundCreditNotesOfPaidInvoice, type RefundRow } from '../../store/credit-notes';
 import { listUnrefundedCreditTotals } from '../../store/credit-total-refunds';
 import type { Database } from '../../store/database';
 import type { InvoiceRow } from '../../store/invoices';
@@ -59,7 +59,7 @@ const money = (value: string) => new Decimal(value).toFixed(2);
 const succeededCharges = async (invoice: InvoiceRow) =>
   (await db('sandbox_gateway_charges').where({ reference: invoice.id, status: 'succeeded' }).select('amount')).map((row: { amount: string }) => money(row.amount));
 const refundsOf = async (credit: InvoiceRow) =>
-  (await db<RefundRow>('refunds').where({ credit_note_id: credit.id })).map((refund) => [refund.invoice_id, money(refund.amount), refund.status]);
+  (await db<RefundRow>('refunds').where({ credit_note_id: credit.id }).orderBy([{ column: 'created_at' }, { column: 'id' }])).map((refund) => [refund.invoice_id, money(refund.amount), refund.status]);
 const gatewayRefunded = async (credit: InvoiceRow) => {
   const keys = (await db<RefundRow>('refunds').where({ credit_note_id: credit.id }).select('idempotency_key')).map((row) => row.idempotency_key);
   const [{ total }] = await db('sandbox_gateway_refunds').whereIn('idempotency_key', keys).sum('amount as total');
@@ -159,4 +159,72 @@ test('a reversal note after the credit was taken off the charge is refunded, not
   expect(refunds.map((refund) => money(refund.amount))).toEqual(['5.00']);
   expect((await refundableBalance(db, period.id)).remaining.toFixed(2)).toBe('15.00');
   expect(await statusOf(credit.id)).toBe('paid');
+});
+
+// April 2034 (30 days): Apr 1 period invoice 12.00 (the 30.00 fee less 18.00 of prepaid credit); a paid invoice of
+// April, 10.00 (an earlier proration); Apr 11 cancel now: 20 days unused, closing -20.00, more than the period invoice
+// owes. By hand: 12.00 of the credit settles the period invoice (it owes 0.00), 20.00 - 12.00 = 8.00 is refunded from
+// the paid one (10.00 paid, 2.00 left to refund).
+async function creditLargerThanWhatIsOwed(code: string, periodCard: string) {
+  const { invoice, useCard } = await subscriptionWith(code, 'pm_sandbox_ok');
+  const paidOne = await invoice('proration', '10.00', '2034-04-06T00:00:00Z', '2034-05-01T00:00:00Z');
+  expect(await activities().chargeInvoice({ invoiceId: paidOne.id, attempt: 1 })).toMatchObject({ outcome: 'succeeded' });
+  await useCard(periodCard);
+  const period = await invoice('period', '12.00', '2034-04-01T00:00:00Z', '2034-05-01T00:00:00Z');
+  return { invoice, useCard, paidOne, period };
+}
+
+test('a credit larger than what the unpaid period invoice owes settles it; only the rest is refunded', async () => {
+  const { invoice, useCard, paidOne, period } = await creditLargerThanWhatIsOwed('credit-beyond-owed', 'pm_sandbox_declined');
+  expect(await activities().chargeInvoice({ invoiceId: period.id, attempt: 1 })).toMatchObject({ outcome: 'declined' });
+  const credit = await invoice('closing', '-20.00', '2034-04-11T00:00:00Z', '2034-05-01T00:00:00Z');
+  await activities().refundCreditTotal({ invoiceId: credit.id });
+  // Before: nothing taken off (the invoice owed less than the credit): 10.00 refunded from the paidOne invoice,
+  // 10.00 reported owed, and dunning went on asking for all 12.00.
+  expect(await refundsOf(credit)).toEqual([[paidOne.id, '8.00', 'succeeded']]);
+  expect((await amountOwedAfterCreditNotes(db, period)).toFixed(2)).toBe('0.00');
+  // The workflow's retry and the janitor: nothing more.
+  await activities().refundCreditTotal({ invoiceId: credit.id });
+  expect(await refundsOf(credit)).toEqual([[paidOne.id, '8.00', 'succeeded']]);
+  expect(await reported(credit)).toBe(false);
+  await useCard('pm_sandbox_ok');
+  expect(await activities().chargeInvoice({ invoiceId: period.id, attempt: 2 })).toMatchObject({ outcome: 'succeeded', detail: 'nothing to collect' });
+  expect(await succeededCharges(period)).toEqual([]);
+  expect([await statusOf(period.id), await statusOf(credit.id)]).toEqual(['paid', 'paid']);
+  expect((await refundableBalance(db, paidOne.id)).remaining.toFixed(2)).toBe('2.00');
+});
+
+test('uncollectible, a credit larger than it owes leaves nothing to write off; the rest with no payment to refund it is reported owed', async () => {
+  const { invoice } = await subscriptionWith('credit-beyond-uncollectible', 'pm_sandbox_declined');
+  const period = await invoice('period', '12.00', '2034-04-01T00:00:00Z', '2034-05-01T00:00:00Z');
+  expect(await activities().chargeInvoice({ invoiceId: period.id, attempt: 1 })).toMatchObject({ outcome: 'declined' });
+  await activities().markInvoiceUncollectible({ invoiceId: period.id, reason: 'dunning exhausted' });
+  const credit = await invoice('closing', '-20.00', '2034-04-11T00:00:00Z', '2034-05-01T00:00:00Z');
+  // Nothing of April is paid: 12.00 nets the uncollectible invoice, 8.00 is owed to the customer (before: 20.00
+  // owed while the customer stayed billed 12.00).
+  expect(await activities().refundCreditTotal({ invoiceId: credit.id })).toMatchObject({ status: 'not_refundable', detail: expect.stringContaining('8.00 USD') });
+  expect((await amountOwedAfterCreditNotes(db, period)).toFixed(2)).toBe('0.00');
+  expect(await refundsOf(credit)).toEqual([]);
+  expect(await reported(credit)).toBe(true);
+});
+
+test('a credit larger than what is owed, applied while the charge is at the gateway for it, is refunded once in all (8.00 + 12.00)', async () => {
+  const { invoice, paidOne, period } = await creditLargerThanWhatIsOwed('credit-beyond-race', 'pm_sandbox_ok');
+  let credit: InvoiceRow | undefined;
+  const gateway = new SandboxGateway(db);
+  const charge = gateway.charge.bind(gateway);
+  gateway.charge = async (request) => {
+    // The pending payment of 12.00 is written; the credit takes the 12.00 still owed and refunds 8.00 before the answer.
+    credit = await invoice('closing', '-20.00', '2034-04-11T00:00:00Z', '2034-05-01T00:00:00Z');
+    await activities().refundCreditTotal({ invoiceId: credit.id });
+    return charge(request);
+  };
+  expect(await activities(gateway).chargeInvoice({ invoiceId: period.id, attempt: 1 })).toMatchObject({ outcome: 'succeeded' });
+  expect(await succeededCharges(period)).toEqual(['12.00']);
+  // The charge took nothing off: the 12.00 comes back from its payment, the 8.00 from the paidOne invoice's.
+  await activities().refundCreditTotal({ invoiceId: credit!.id });
+  expect(await refundsOf(credit!)).toEqual([[paidOne.id, '8.00', 'succeeded'], [period.id, '12.00', 'succeeded']]);
+  expect(await gatewayRefunded(credit!)).toBe('20.00');
+  expect(await statusOf(credit!.id)).toBe('paid');
+  expect(await reported(credit!)).toBe(false);
 });

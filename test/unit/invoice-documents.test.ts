@@ -180,6 +180,10 @@ describe('the document model', () => {
     ]);
     // Refunded after all (the charge was already at the gateway for the whole total): the refund is what it says.
     expect(buildInvoiceDocument(input({ status: 'succeeded', amount: '10.00' })).notes).toContain('10.00 USD was refunded to the original payment.');
+    // Taken off in part (the invoice owed 6.00 of the 10.00): the part, then what became of the rest.
+    const partly = (refund: InvoiceDocumentInput['refund']): InvoiceDocumentInput => ({ ...input(refund), invoice: { ...input(refund).invoice, status: 'open', amount_taken_off: '6.00' } });
+    expect(buildInvoiceDocument(partly(null)).notes.slice(1)).toEqual(['6.00 USD of it is taken off what invoice INV-000009 of the same time owes.', 'The other 4.00 USD is owed to the customer.']);
+    expect(buildInvoiceDocument(partly({ status: 'succeeded', amount: '4.00' })).notes.slice(1)).toEqual(['6.00 USD of it is taken off what invoice INV-000009 of the same time owes.', '4.00 USD was refunded to the original payment.']);
   });
 
   test('a breakdown of an unknown shape is shown field by field, not dropped', () => {
