@@ -9,9 +9,9 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { Dec, formatMoney, sumMoney } from '../domain/money';
 import { refundShares, refundSharesUpTo, type RefundCapacity } from '../domain/rerating';
 import { amountOwedAfterCreditNotes, CreditNoteRejectedError, enqueueCreditNoteIssued, insertCreditNote, insertCreditNoteLine, issueCreditNote, refundableBalance } from '../store/credit-notes';
-import type { InvoiceRow } from '../store/invoices';
+import { lockInvoice, type InvoiceRow } from '../store/invoices';
 import { writeAudit } from '../store/outbox';
-import { paidPartialInvoicesOfPeriod, type RerateRow } from '../store/rerates';
+import { openAdjustmentsOfPeriod, paidPartialInvoicesOfPeriod, type RerateRow } from '../store/rerates';
 import type { Transaction } from '../store/transactions';
 
 /** Issues the credit notes (each keyed by the re-rating on its invoice); returns the first one's id. */
@@ -80,6 +80,28 @@ export async function creditUnpaidInvoice(trx: Transaction, rerate: RerateRow, i
   noteIds.push(...(await issueRefundNotes(trx, rerate, shares)));
   if (unrefunded.gt(0)) await writeAudit(trx, { actor: 'workflow', action: 'rerate.credit_beyond_payments', subjectType: 'invoice', subjectId: invoice.id, reason: `re-rating ${rerate.id}: ${rerate.reason}`, details: { rerateId: rerate.id, unrefunded: formatMoney(unrefunded, invoice.currency), currency: invoice.currency } });
   return noteIds[0];
+}
+
+/**
+ * The part of a re-rating's cash credit that the period's adjustments still open take off what they owe (an open
+ * note each, newest first): that money was never collected, so it is not refunded from elsewhere. Before, undoing a
+ * +10.00 adjustment whose charge had not gone through refunded 10.00 from the paid period invoice while the
+ * adjustment still owed 10.00: dunning charged it again, and once uncollectible the customer had 10.00 back never paid.
+ * Returns the notes' ids and what they took.
+ */
+export async function creditOpenAdjustments(trx: Transaction, rerate: RerateRow, credit: Dec): Promise<{ noteIds: string[]; credited: Dec }> {
+  const noteIds: string[] = [];
+  let credited = new Dec(0);
+  for (const adjustmentId of await openAdjustmentsOfPeriod(trx, rerate.subscription_id, periodStartOf(rerate))) {
+    if (credited.gte(credit)) break;
+    const adjustment = (await lockInvoice(trx, adjustmentId))!;
+    if (adjustment.status !== 'open') continue;
+    const share = Dec.min(credit.minus(credited), await amountOwedAfterCreditNotes(trx, adjustment));
+    if (share.lte(0)) continue;
+    noteIds.push(await creditOwedAmount(trx, rerate, adjustment, share));
+    credited = credited.plus(share);
+  }
+  return { noteIds, credited };
 }
 
 /** The open credit note taking `amount` off what the unpaid invoice owes, with its audit record and webhook. */

@@ -34,11 +34,11 @@ import { currentPlanIdOf } from '../store/subscription-billing';
 import { inTransaction, Transaction } from '../store/transactions';
 import { isWalletLine } from '../domain/wallet-invoice';
 import { giveBackWalletCredit, proposedWalletCreditBack } from './rerate-wallet';
-import { creditUnpaidInvoice, refundRerateCredit } from './rerate-refund';
+import { creditOpenAdjustments, creditUnpaidInvoice, refundRerateCredit } from './rerate-refund';
 import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges, type MeteredMetrics, type UsageClosure } from '../store/usage';
 import { isProratedAggregation } from '../domain/seat-metrics';
 import { discountedLine, discountOnPeriodUsage, listAmountOf, lockCreditedReversalsOfClosure, reversalCreditsOfPeriod } from '../store/reversal-credits';
-import { formatMoney, sumMoney, toDecimal } from '../domain/money';
+import { formatMoney, sumMoney, toDecimal, ZERO } from '../domain/money';
 
 const USAGE_LINE_KINDS = ['usage', 'credit', 'commitment_true_up'];
 
@@ -173,7 +173,7 @@ export function createReratingActivities(db: Database) {
         const rerate = await lockRerate(trx, request.rerateId);
         if (rerate.status !== 'computing') return summarize(rerate);
         const { invoice, period, plan, billedPlanId, metered, lateEventIds, invoiced, difference } = await rateAgain(trx, rerate);
-        const walletPart = await proposedWalletCreditBack(trx, invoice, difference);
+        const walletPart = await proposedWalletCreditBack(trx, rerate.id, invoice, difference);
         const proposal: RerateProposal = {
           usagePeriod: period,
           planId: plan.id,
@@ -268,17 +268,21 @@ export function createReratingActivities(db: Database) {
           resultInvoiceId = adjustment.id;
         } else {
           // What the wallet paid goes back to it first; only the rest is refunded (docs/wallets.md).
-          const refund = creditAmountOf(proposal.total).minus(await giveBackWalletCredit(trx, rerate.id, invoice, proposal, new Date()));
+          const credit = creditAmountOf(proposal.total).minus(await giveBackWalletCredit(trx, rerate.id, invoice, proposal, new Date()));
+          // Then what the period's adjustments still owe (never collected, so never refunded from elsewhere).
+          const onAdjustments = credit.gt(0) ? await creditOpenAdjustments(trx, rerate, credit) : { noteIds: [], credited: ZERO };
+          const refund = credit.minus(onAdjustments.credited);
+          resultInvoiceId = onAdjustments.noteIds[0] ?? null;
           if (refund.gt(0) && invoice.status !== 'paid') {
             // Unpaid, it has nothing to refund yet: the credit is taken off what it still owes (or refunded from the
             // charge already at the gateway), as a note for reversed outcomes is; what it does not owe is refunded
             // from the period's paid threshold invoices and adjustments.
-            resultInvoiceId = await creditUnpaidInvoice(trx, rerate, invoice, refund);
-            if (!resultInvoiceId) throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is ${invoice.status}: collect or void it before crediting`, 'invoice_not_paid');
-          } else {
-            resultInvoiceId = null;
+            const noteId = await creditUnpaidInvoice(trx, rerate, invoice, refund);
+            if (!noteId) throw ApplicationFailure.nonRetryable(`invoice ${invoice.id} is ${invoice.status}: collect or void it before crediting`, 'invoice_not_paid');
+            resultInvoiceId ??= noteId;
+          } else if (refund.gt(0)) {
             // Against the re-rated invoice, and the period's threshold invoices and adjustments when it holds less.
-            if (refund.gt(0)) resultInvoiceId = await refundRerateCredit(trx, rerate, invoice, refund);
+            resultInvoiceId ??= await refundRerateCredit(trx, rerate, invoice, refund);
           }
         }
         if (proposal.lateEventIds.length) {

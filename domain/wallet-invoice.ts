@@ -101,6 +101,33 @@ export function loweredLines(lines: readonly DraftInvoiceLine[]): LoweredLine[] 
     .map((line) => ({ lineKey: lineKey(line), metricCode: line.metricCode, amount: toDecimal(line.amount).abs().toString() }));
 }
 
+/** A carried-out re-rating of the invoice, as the wallet reads it: its lines and what it gave back to the draw per line. */
+export interface CarriedOutCorrection {
+  readonly outcome: 'adjustment' | 'credit' | 'none';
+  readonly lines: readonly DraftInvoiceLine[];
+  readonly walletGiven: readonly { readonly lineKey: string; readonly amount: string }[];
+}
+
+/**
+ * A re-rating's lowered lines less what earlier carried-out corrections (in the order they were carried out) still
+ * hold of each line in cash: an adjustment the card paid raised the line above what the wallet paid, and lowering it
+ * gives that cash back first. Without this, undoing a +12.40 adjustment gave the grant back all it had paid of the
+ * line and refunded the rest: the card's money turned into (promotional) credit. An adjustment's line adds what it
+ * billed (a lowered one takes it off); a credit's lowered line takes off what it credited less what of it went back
+ * to the wallet (its raised lines were netted inside the credit, not paid in cash); never below zero.
+ */
+export function loweredBeyondCorrectionCash(lowered: readonly LoweredLine[], corrections: readonly CarriedOutCorrection[]): LoweredLine[] {
+  const cash = new Map<string, Dec>();
+  for (const correction of corrections) {
+    const change = new Map<string, Dec>();
+    const add = (key: string, amount: Dec) => change.set(key, (change.get(key) ?? ZERO).plus(amount));
+    for (const line of correction.lines) if (correction.outcome === 'adjustment' || toDecimal(line.amount).isNegative()) add(lineKey(line), toDecimal(line.amount));
+    for (const given of correction.walletGiven) add(given.lineKey, toDecimal(given.amount));
+    for (const [key, amount] of change) cash.set(key, Dec.max((cash.get(key) ?? ZERO).plus(amount), ZERO));
+  }
+  return lowered.map((line) => ({ ...line, amount: Dec.max(toDecimal(line.amount).minus(cash.get(line.lineKey) ?? ZERO), ZERO).toString() }));
+}
+
 /** A usage line's identity within its stretch: its metric and, for a dimensional charge, its combination. */
 export function usageLineKey(line: { readonly metricCode: string | null; readonly breakdown?: unknown }): string {
   const key = (line.breakdown as { dimensionKey?: unknown } | null | undefined)?.dimensionKey;

@@ -138,6 +138,19 @@ export async function paidPartialInvoicesOfPeriod(db: Db, subscriptionId: string
   return rows.map((row) => row.id);
 }
 
+/**
+ * The adjustments (re-ratings', late usage's) of a usage period still open, newest first: a re-rating's credit of the
+ * period takes off what they owe before anything is refunded (activities/rerate-refund.ts creditOpenAdjustments).
+ */
+export async function openAdjustmentsOfPeriod(db: Db, subscriptionId: string, periodStart: Date): Promise<string[]> {
+  const rows = await db('invoices as i')
+    .where({ 'i.subscription_id': subscriptionId, 'i.kind': 'adjustment', 'i.status': 'open' })
+    .whereExists(db('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere('l.period_start', periodStart).select(db.raw('1')))
+    .orderBy([{ column: 'i.created_at', order: 'desc' }, { column: 'i.id', order: 'desc' }])
+    .select<{ id: string }[]>('i.id');
+  return rows.map((row) => row.id);
+}
+
 export interface NewRerate {
   readonly id: string;
   readonly invoiceId: string;

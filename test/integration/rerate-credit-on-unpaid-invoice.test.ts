@@ -218,3 +218,41 @@ test('approved while a credit total took most of the invoice: its next attempt c
   const owed = (await listCreditNotesOwedBeyondRefunds(db, new Date(Date.now() + 60_000), 100)).find((row) => row.id === target.invoiceId);
   expect(Number(owed?.owed).toFixed(2)).toBe('3.00');
 });
+
+/**
+ * Undoing an adjustment whose charge was declined: the credit comes off what the adjustment owes, not out of the
+ * period invoice's payment.
+ *   Feb 1   January 20.00 (10.00 + 100 × 0.10), paid
+ *   re-rated at 0.12: +2.00 adjustment, its charge declined
+ *   re-rated back at 0.10: −2.00, an open note against the adjustment (its next attempt collects nothing), no refund:
+ *   paid in the end 20.00. Before: 2.00 refunded from January's payment while the adjustment still owed 2.00 (once
+ *   uncollectible, the customer had 2.00 back that was never paid: 18.00 for a 20.00 month).
+ */
+test('undoing an adjustment still unpaid: the credit comes off what the adjustment owes, nothing is refunded', async () => {
+  const gateway = new HeldGateway(db);
+  const payments = createPaymentActivities(db, gateway);
+  const target = await unpaidJanuary('undo-unpaid-adjustment', 'pm_sandbox_ok', '0.12');
+  expect(await payments.chargeInvoice({ invoiceId: target.invoiceId, attempt: 1 })).toMatchObject({ outcome: 'succeeded' });
+  const rerating = createReratingActivities(db);
+  const rerate = async (correctedPlanId: string, total: string) => {
+    const rerateId = randomUUID();
+    await db.transaction((trx) => insertRerate(trx, { id: rerateId, ...target, requestedBy: 'finance', reason: 'price', correctedPlanId, includeLateUsage: false }));
+    expect(await rerating.proposeRerate({ rerateId })).toMatchObject({ status: 'proposed', total });
+    await rerating.recordRerateDecision({ rerateId, approved: true, by: 'finance', reason: 'ok' });
+    return rerating.finalizeRerate({ rerateId });
+  };
+  const adjustmentId = (await rerate(target.cheaperPlanId, '2.00')).resultInvoiceId!;
+  await db('customers').where({ id: target.customerId }).update({ payment_method: 'pm_sandbox_declined' });
+  expect(await payments.chargeInvoice({ invoiceId: adjustmentId, attempt: 1 })).toMatchObject({ outcome: 'declined' });
+
+  const [listed] = await db('plans').where({ code: 'unpaid-undo-unpaid-adjustment', version: 1 });
+  const undone = await rerate(listed.id, '-2.00');
+  expect(money(await db('invoices').where({ credited_invoice_id: adjustmentId }))).toEqual(['2.00 open']);
+  expect(undone.resultInvoiceId).toBe((await db('invoices').where({ credited_invoice_id: adjustmentId }).first()).id);
+  expect(await db('invoices').where({ credited_invoice_id: target.invoiceId })).toEqual([]);
+
+  await db('customers').where({ id: target.customerId }).update({ payment_method: 'pm_sandbox_ok' });
+  expect(await payments.chargeInvoice({ invoiceId: adjustmentId, attempt: 2 })).toMatchObject({ invoiceStatus: 'paid' });
+  expect(money(await db('payments').where({ invoice_id: adjustmentId }).orderBy('attempt'))).toEqual(['2.00 failed']);
+  expect(await db('refunds').whereIn('invoice_id', [target.invoiceId, adjustmentId])).toEqual([]);
+});

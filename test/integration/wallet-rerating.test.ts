@@ -282,3 +282,47 @@ test('an outcome reversed after the subscription ended: credit for usage the car
   expect(issued.map((note) => Number(note.creditNote.total).toFixed(2))).toEqual(['30.00']);
   expect(await walletOf(customer.id)).toMatchObject({ balance: '50.00', remaining: { 'words-only': '50.00' }, reversals: [] });
 });
+
+/**
+ * A re-rating that undoes an earlier upward one: the adjustment invoice was paid by card, so lowering the line
+ * refunds that cash first; only what the line drops below what the wallet paid goes back to the grant.
+ *   Jan     1,240 tokens at 0.01 = 12.40, bucket 5.00: Feb 1 invoice 20.00 + 12.40 − 5.00 − 7.40 promo = 20.00 (card)
+ *   at 0.02:  usage 24.80, +12.40 adjustment invoice, paid by card
+ *   at 0.01:  −12.40, the adjustment undone: 12.40 refunded, the promo grant stays at 92.60 (before: 7.40 went back
+ *             to it and 5.00 was refunded: 7.40 of the card's money turned into promotional credit)
+ *   at 0.005: −6.20, below what the wallet paid: 6.20 back to the promo grant (98.80), nothing refunded
+ */
+test('lowering a line an adjustment raised refunds the adjustment\'s cash first; the grant gets back only the rest', async () => {
+  const { customer, subscriptionId, invoiceId, total, cheaper } = await invoicedMonth('undo-adjustment', '1240', 2027, (customerId) =>
+    createGrant(db, { customerId, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '100.00', effectiveAt: new Date('2027-01-01T00:00:00Z') }),
+  );
+  expect(total).toBe('20.00');
+  const paidByCard = async (id: string, amount: string) => {
+    await db('payments').insert({ invoice_id: id, attempt: 1, status: 'succeeded', amount, currency: 'USD', idempotency_key: `payment:${id}:1`, gateway_charge_id: `ch_${id}` });
+    await db('invoices').where({ id }).update({ status: 'paid' });
+  };
+  await paidByCard(invoiceId, '20.00');
+  const [listed] = await db('plans').where({ code: 'rr-undo-adjustment', version: 1 });
+  const dearer = await insertPlan(db, { code: 'rr-undo-adjustment', version: 4, billing_interval: 'P1M', flat_fee: '20.00', charges: tokensAt('0.02'), settings: { creditBucket: '5.00' } });
+  const refunded = async () => (await db('refunds').join('invoices', 'invoices.id', 'refunds.invoice_id').where('invoices.customer_id', customer.id).select('refunds.amount')).map((row) => Number(row.amount).toFixed(2));
+
+  const raised = await rerate(invoiceId, subscriptionId, customer.id, dearer.id);
+  expect(raised.proposed).toMatchObject({ outcome: 'adjustment', total: '12.40' });
+  await paidByCard(raised.finalized.resultInvoiceId!, '12.40');
+
+  const undone = await rerate(invoiceId, subscriptionId, customer.id, listed.id);
+  expect(undone.proposed).toMatchObject({ outcome: 'credit', total: '-12.40' });
+  expect(undone.proposal.walletCreditBack).toBeUndefined();
+  expect(await refunded()).toEqual(['12.40']);
+  expect(await walletOf(customer.id)).toMatchObject({ balance: '92.60', remaining: { promo: '92.60' }, reversals: [] });
+
+  const lowered = await rerate(invoiceId, subscriptionId, customer.id, cheaper.id);
+  expect(lowered.proposed).toMatchObject({ outcome: 'credit', total: '-6.20' });
+  expect(lowered.proposal.walletCreditBack).toBe('6.20');
+  expect(await refunded()).toEqual(['12.40']);
+  expect(await walletOf(customer.id)).toMatchObject({ balance: '98.80', remaining: { promo: '98.80' }, reversals: ['6.20'] });
+  // Asked again at the same price: nothing to do.
+  const again = randomUUID();
+  await db.transaction((trx) => insertRerate(trx, { id: again, invoiceId, subscriptionId, customerId: customer.id, requestedBy: 'finance', reason: 'again', correctedPlanId: cheaper.id, includeLateUsage: false }));
+  expect(await createReratingActivities(db).proposeRerate({ rerateId: again })).toMatchObject({ status: 'nothing_to_do' });
+});
