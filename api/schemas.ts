@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isDecimalString, isSupportedCurrency, toDecimal } from '../domain/money';
+import { canonicalDecimal, isDecimalString, isSupportedCurrency, toDecimal } from '../domain/money';
 import { isValidInterval, parseInterval } from '../domain/periods';
 import { RERATE_STATUSES } from '../domain/rerating';
 
@@ -14,6 +14,22 @@ export const decimalString = z
 export const nonNegativeDecimal = decimalString.refine((value) => !toDecimal(value).isNegative(), {
   message: 'must not be negative',
 });
+
+/**
+ * Names (customer, plan, metric, charge, API key): one line of text. They reach email subjects and greetings, the
+ * invoice PDF, the workflow summary and log lines; a newline there forged a header in the customer's mail
+ * ("Subject: Your Pro\nBcc: ..."). Control characters (C0, DEL, C1) and the Unicode line and paragraph separators
+ * are refused (validation_failed on the field).
+ */
+const LINE_BREAKING = /[\p{Cc}\u2028\u2029]/u;
+const oneLine = [(text: string) => !LINE_BREAKING.test(text), { message: 'must be one line: no control characters or line breaks' }] as const;
+export const nameText = (max = 200) => z.string().min(1).max(max).refine(...oneLine);
+/** Free text (reasons, descriptions): may span lines (tab, line feed, carriage return); no other control character. */
+const CONTROL_BUT_LINES = /(?![\t\n\r])\p{Cc}/u;
+const noControls = [(text: string) => !CONTROL_BUT_LINES.test(text), { message: 'must not contain control characters other than tab and line breaks' }] as const;
+export const freeText = (max: number) => z.string().max(max).refine(...noControls);
+/** Free text trimmed first (a reason of blanks is no reason), then bounded. */
+const trimmedFreeText = (max: number) => z.string().trim().min(1).max(max).refine(...noControls);
 
 export const currencyCode = z.string().refine(isSupportedCurrency, { message: 'unsupported ISO 4217 currency' });
 
@@ -66,7 +82,7 @@ const code = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/, 'lowercase letters,
 
 export const createCustomerBody = z.strictObject({
   external_id: z.string().min(1).max(200),
-  name: z.string().min(1).max(200),
+  name: nameText(),
   email: z.email().max(320).optional(),
   currency: currencyCode,
   payment_method: z.string().min(1).max(200).optional(),
@@ -74,7 +90,7 @@ export const createCustomerBody = z.strictObject({
 
 export const createPlanBody = z.strictObject({
   code,
-  name: z.string().min(1).max(200),
+  name: nameText(),
   currency: currencyCode,
   billing_interval: isoDuration,
   trial_period: isoDuration.optional(),
@@ -126,7 +142,7 @@ export const createSubscriptionBody = z.strictObject({
 
 export const cancelSubscriptionBody = z.strictObject({
   at: z.enum(['now', 'period_end']),
-  reason: z.string().min(1).max(500),
+  reason: z.string().min(1).max(500).refine(...noControls),
 });
 
 export const uuidParam = z.uuid();
@@ -165,7 +181,7 @@ const propertyName = z
 export const createMetricBody = z
   .strictObject({
     code,
-    name: z.string().min(1).max(200),
+    name: nameText(),
     event_type: z.string().min(1).max(200),
     aggregation: z.enum(['count', 'sum', 'max', 'unique_count', 'latest', 'prorated_sum', 'prorated_latest']),
     property: propertyName.optional(),
@@ -248,7 +264,7 @@ export const chargeDimensions = z.strictObject({
 export const planCharge = z
   .strictObject({
     metric_code: code,
-    display_name: z.string().min(1).max(200).optional(),
+    display_name: nameText().optional(),
     /** Required unless `dimensions` prices the charge. */
     price: priceModel.optional(),
     included_units: nonNegativeDecimal.optional(),
@@ -289,7 +305,7 @@ export const positiveDecimal = decimalString.refine((value) => toDecimal(value).
 /** A refund of (part of) a paid invoice; the amount may have at most the currency's minor digits. */
 export const refundInvoiceBody = z.strictObject({
   amount: positiveDecimal,
-  reason: z.string().trim().min(1).max(500),
+  reason: trimmedFreeText(500),
 });
 
 export const idempotencyKeyHeader = z.string().min(1).max(200);
@@ -305,7 +321,7 @@ export const createWebhookEndpointBody = z.strictObject({
   url: z.url({ protocol: /^https?$/ }).max(2000),
   event_types: z.array(eventTypePattern).min(1).max(100),
   enabled: z.boolean().optional(),
-  description: z.string().max(500).optional(),
+  description: freeText(500).optional(),
   /** Your own signing secret (at least 24 characters); one is generated when omitted. */
   secret: z.string().min(24).max(200).optional(),
 });
@@ -316,7 +332,7 @@ const API_KEY_ROLES = ['admin', 'finance', 'app', 'monitoring'] as const;
 const MAX_KEY_LIFETIME_MS = 10 * 366 * 24 * 3_600_000;
 
 export const createApiKeyBody = z.strictObject({
-  name: z.string().trim().min(1).max(200),
+  name: z.string().trim().min(1).max(200).refine(...oneLine),
   role: z.enum(API_KEY_ROLES),
   /** Optional expiry, in the future and at most ten years away; omitted means the key lives until revoked. */
   expires_at: instant
@@ -331,7 +347,7 @@ export const listApiKeysQuery = z.strictObject({
 });
 
 export const revokeApiKeyBody = z.strictObject({
-  reason: z.string().trim().min(1).max(500).optional(),
+  reason: trimmedFreeText(500).optional(),
 });
 
 export const createUsageTokenBody = z.strictObject({
@@ -363,7 +379,7 @@ export const marginReportQuery = z
   .refine((query) => new Date(query.from).getTime() < new Date(query.to).getTime(), { message: 'to must be after from', path: ['to'] });
 
 export const rerateBody = z.strictObject({
-  reason: z.string().trim().min(1).max(1000),
+  reason: trimmedFreeText(1000),
   /** A corrected price: another version (or plan) to recompute the period with. */
   plan_code: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/).optional(),
   plan_version: z.int().positive().optional(),
@@ -371,15 +387,19 @@ export const rerateBody = z.strictObject({
 });
 
 export const rerateDecisionBody = z.strictObject({
-  reason: z.string().trim().min(1).max(1000),
+  reason: trimmedFreeText(1000),
 });
 
-const percent = decimalString.refine((value) => toDecimal(value).gt(0) && toDecimal(value).lte(1000), { message: 'a percentage above 0 and at most 1000' });
+const percent = decimalString
+  .refine((value) => toDecimal(value).gt(0) && toDecimal(value).lte(1000), { message: 'a percentage above 0 and at most 1000' })
+  // Stored and keyed as text (one alert row per threshold): one spelling per number, so "50.0" is "50".
+  .overwrite((value) => canonicalDecimal(value));
 
 export const budgetBody = z.strictObject({
   /** null removes the budget. */
   amount: nonNegativeDecimal.nullable(),
-  thresholds: z.array(percent).min(1).max(10).default(['50', '80', '100']),
+  // A threshold given twice ("50" and "50.0") is one threshold.
+  thresholds: z.array(percent).min(1).max(10).overwrite((thresholds) => [...new Set(thresholds)]).default(['50', '80', '100']),
 });
 
 /** Routes that take no body still refuse one with fields: a typo'd field is an error, not silently ignored. */

@@ -71,7 +71,8 @@ export const importRowSchema = z
     // a workflow carrying it as toISOString writes it ("0000-12-31T23:00:00.000Z" for "0001-01-01T00:00:00+01:00").
     // And from year 100 on: calendar math (domain/periods.ts addIntervals, through Date.UTC) reads years 0-99 as
     // 1900-1999, so an anchor in year 50 put every boundary 1,900 years later, and placing the row stepped back over
-    // them one period at a time on the API's thread (an hourly plan: 16.6 million steps, some 20 s per row).
+    // them one period at a time on the API's thread (an hourly plan: 16.6 million steps, some 20 s per row). That
+    // trap is gone from domain/periods.ts; the rule stays, as an anchor in year 0001-0099 is a typo for a real year.
     billing_anchor: instant.refine((value) => Date.parse(value) >= FIRST_CALENDAR_ANCHOR_MS, { message: 'must fall in year 0100 or later (in UTC)' }),
     current_period_start: instant,
   })

@@ -51,6 +51,14 @@ export function toDecimal(value: string | Decimal): Decimal {
   return new Dec(value);
 }
 
+/**
+ * One spelling per number ("50", "50.0" and "050" are all "50"; "-0" is "0"), for a decimal that is a key or is
+ * compared as text (spending thresholds in a unique row, an outbox dedupe key): two spellings were two keys.
+ */
+export function canonicalDecimal(value: string | Decimal): string {
+  return toDecimal(value).toFixed();
+}
+
 /** Rounds half-up (away from zero on .5) to the currency's minor unit. */
 export function roundMoney(amount: Decimal, currency: string): Decimal {
   return new Dec(amount).toDecimalPlaces(minorUnitExponent(currency), Decimal.ROUND_HALF_UP);

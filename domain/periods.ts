@@ -43,8 +43,19 @@ export function isValidInterval(iso: string): boolean {
   }
 }
 
+/**
+ * The UTC instant of a calendar date and clock time. `Date.UTC` reads years 0-99 as 1900-1999 (year 50 becomes
+ * 1950, and Feb 29 of year 0 a Mar 1 of 1900); `setUTCFullYear` takes every year as given.
+ */
+function utcInstant(year: number, monthIndex: number, day: number, hours = 0, minutes = 0, seconds = 0, milliseconds = 0): number {
+  const instant = new Date(0);
+  instant.setUTCFullYear(year, monthIndex, day);
+  instant.setUTCHours(hours, minutes, seconds, milliseconds);
+  return instant.getTime();
+}
+
 function daysInMonth(year: number, monthIndex: number): number {
-  return new Date(Date.UTC(year, monthIndex + 1, 0)).getUTCDate();
+  return new Date(utcInstant(year, monthIndex + 1, 0)).getUTCDate();
 }
 
 /** `anchor + count × interval`, months first (clamped to the month's last day), then days, then clock time. */
@@ -53,7 +64,7 @@ export function addIntervals(anchor: Date, interval: BillingInterval, count: num
   const year = anchor.getUTCFullYear() + Math.floor(totalMonths / 12);
   const month = ((totalMonths % 12) + 12) % 12;
   const day = Math.min(anchor.getUTCDate(), daysInMonth(year, month));
-  const monthsApplied = Date.UTC(
+  const monthsApplied = utcInstant(
     year,
     month,
     day,

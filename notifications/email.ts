@@ -26,15 +26,23 @@ export interface EmailSink {
   send(message: EmailMessage): Promise<void>;
 }
 
+/**
+ * A header's value on one line: a line break in it (a plan or customer name stored before the API refused them)
+ * would end the header and start another ("Bcc: ..."), or the body. Each run of control characters is one space.
+ */
+export function headerValue(value: string): string {
+  return value.replace(/[\p{Cc}\u2028\u2029]+/gu, ' ');
+}
+
 /** The message as a plain-text file with RFC 5322-style headers, readable in any editor or mail client. */
 export function formatEmailFile(message: EmailMessage): string {
   return [
-    `Message-ID: <${message.id}@meterloop>`,
+    `Message-ID: <${headerValue(message.id)}@meterloop>`,
     `Date: ${message.date.toUTCString()}`,
-    `From: ${message.from}`,
-    `To: ${message.to}`,
-    `Subject: ${message.subject}`,
-    `X-Meterloop-Event: ${message.eventType}`,
+    `From: ${headerValue(message.from)}`,
+    `To: ${headerValue(message.to)}`,
+    `Subject: ${headerValue(message.subject)}`,
+    `X-Meterloop-Event: ${headerValue(message.eventType)}`,
     'Content-Type: text/plain; charset=utf-8',
     '',
     message.text,

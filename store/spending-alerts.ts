@@ -24,6 +24,13 @@ export interface RaisedSpendingAlert {
  * mid-period had its thresholds stay silent, each one "already raised" against the old amount.
  */
 export async function recordSpendingAlert(trx: Knex.Transaction, alert: NewSpendingAlert): Promise<RaisedSpendingAlert | null> {
+  // The unique row is keyed by the threshold's text: a row raised before thresholds were canonical ("50.0") is the
+  // same threshold as "50", so the alert takes that row's spelling rather than raising a second one.
+  const spelled = await trx('spending_alerts')
+    .where({ subscription_id: alert.subscriptionId, period_start: alert.periodStart, basis: alert.basis })
+    .whereRaw('threshold::numeric = ?::numeric', [alert.threshold])
+    .first<{ threshold: string } | undefined>('threshold');
+  const threshold = spelled?.threshold ?? alert.threshold;
   const result = await trx.raw<{ rows: Array<{ again: boolean; raised_at: Date }> }>(
     `INSERT INTO spending_alerts (subscription_id, period_start, basis, threshold, spend, limit_amount)
      VALUES (?, ?, ?, ?, ?, ?)
@@ -31,7 +38,7 @@ export async function recordSpendingAlert(trx: Knex.Transaction, alert: NewSpend
        SET spend = excluded.spend, limit_amount = excluded.limit_amount, raised_at = now()
        WHERE spending_alerts.limit_amount <> excluded.limit_amount
      RETURNING (xmax <> 0) AS again, raised_at`,
-    [alert.subscriptionId, alert.periodStart, alert.basis, alert.threshold, alert.spend, alert.limitAmount],
+    [alert.subscriptionId, alert.periodStart, alert.basis, threshold, alert.spend, alert.limitAmount],
   );
   const row = result.rows[0];
   return row ? { again: row.again, raisedAt: row.raised_at } : null;

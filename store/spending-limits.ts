@@ -99,7 +99,7 @@ export async function pendingSpendingActions(db: Knex, context: SubscriptionCont
       (row) =>
         row.period_start.getTime() === crossing.periodStart.getTime() &&
         row.basis === crossing.basis &&
-        row.threshold === crossing.threshold &&
+        toDecimal(row.threshold).eq(toDecimal(crossing.threshold)) && // a row written before thresholds were canonical
         toDecimal(row.limit_amount).eq(toDecimal(crossing.limitAmount)),
     );
   for (const crossing of crossings) {

@@ -18,7 +18,7 @@ import { createGrant, ensureWallet, findWallet, WalletBalanceLimitError, GrantRo
 import { keyNamesAnotherRequest, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { ApiProblem } from '../problem';
 import { declareRoutes } from '../route-declarations';
-import { currencyCode, instant, instantWithinTenYears, isoDuration, nonNegativeDecimal, positiveDecimal, uuidParam } from '../schemas';
+import { currencyCode, freeText, instant, instantWithinTenYears, isoDuration, nonNegativeDecimal, positiveDecimal, uuidParam } from '../schemas';
 import { ownCustomer } from './entitlements';
 import { grantExpiryNoticeOf, updateGrantExpiryNotice } from '../../store/wallet-topups';
 
@@ -37,7 +37,7 @@ export const grantBody = z.strictObject({
   effective_at: instantWithinTenYears.optional(),
   expires_at: instant.nullable().optional(),
   metric_codes: z.array(z.string().min(1).max(100)).min(1).max(50).nullable().optional(),
-  description: z.string().max(500).optional(),
+  description: freeText(500).optional(),
 });
 
 export const settingsBody = z.strictObject({

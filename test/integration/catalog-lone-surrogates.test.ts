@@ -3,7 +3,8 @@
  * column silently stores U+FFFD instead, and encodeURIComponent (dimension keys) throws. In the catalog that gave
  * 500 internal_error for a dimension match or a cost table entry (URIError), a charge's display name or a metric's
  * name (invalid input syntax for type json), and a plan stored under an altered name. Such text is refused with
- * 422 validation_failed and nothing is written. Over real HTTP and Postgres, no Temporal.
+ * 422 validation_failed and nothing is written. So is a control character or line break in a name (it reached the
+ * Subject header of the customer's emails). Over real HTTP and Postgres, no Temporal.
  */
 import type { Database } from '../../store/database';
 import { ApiOnly, serveApiOnly } from '../support/api-only';
@@ -55,6 +56,19 @@ test('a cost table with a lone surrogate in a match is refused with 422, nothing
   expect([refused.status, refused.type.split(';')[0], refused.json.code]).toEqual([422, 'application/problem+json', 'validation_failed']);
   expect(refused.json.errors).toEqual([expect.objectContaining({ path: 'costs.0.match.model' })]);
   expect(await db('metric_cost_tables')).toEqual([]);
+});
+
+/** Names are one line: a newline in a plan name reached the Subject header of the customer's emails. */
+test.each([
+  ['/v1/plans', 'plan name', plan('p4', { name: 'Pro\nBcc: victim@example.com' }), 'name', 'plans'],
+  ['/v1/plans', 'charge display name', plan('p5', { charges: [{ metric_code: 'tokens', display_name: 'Tokens\r', price: perToken }] }), 'charges.0.display_name', 'plans'],
+  ['/v1/metrics', 'metric name', { code: 'm4', name: 'Calls\u0085', event_type: 'call', aggregation: 'count' }, 'name', 'billable_metrics'],
+  ['/v1/customers', 'customer name', { external_id: 'ada', name: 'Ada\u2028Lovelace', currency: 'USD' }, 'name', 'customers'],
+])('%s: a %s with a control character or line break is refused with 422, nothing stored', async (route, _label, body, path, table) => {
+  const refused = await api.http.call('POST', route, body);
+  expect([refused.status, refused.type.split(';')[0], refused.json.code]).toEqual([422, 'application/problem+json', 'validation_failed']);
+  expect(refused.json.errors).toEqual([expect.objectContaining({ path })]);
+  expect(await db(table).where('code' in body ? { code: body.code } : { external_id: (body as { external_id: string }).external_id })).toEqual([]);
 });
 
 test('text with emoji and other well-formed pairs is still published', async () => {

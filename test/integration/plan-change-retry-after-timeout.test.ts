@@ -21,6 +21,9 @@ let stack: TimeSkippingStack;
 let db: Database;
 let api: TestHttp;
 let loseNextAnswer = false;
+/** Drops the next update's answer at once, as a deadline that passes before the workflow took it; the update goes on. */
+let answerNextTooLate = false;
+let updateStillGoing: Promise<unknown> | undefined;
 
 /** A client whose updates reach the workflow; `loseNextAnswer` drops the next one's answer as a deadline would. */
 function clientLosingAnswers(real: Client): Client {
@@ -31,6 +34,11 @@ function clientLosingAnswers(real: Client): Client {
     const executeUpdate = handle.executeUpdate.bind(handle);
     return Object.assign(handle, {
       executeUpdate: async (...args: Parameters<typeof executeUpdate>) => {
+        if (answerNextTooLate) {
+          answerNextTooLate = false;
+          updateStillGoing = executeUpdate(...args);
+          throw new TemporalDeadlinePassed(5_000, new Error('Call cancelled'));
+        }
         const result = await executeUpdate(...args);
         if (!loseNextAnswer) return result;
         loseNextAnswer = false;
@@ -79,5 +87,41 @@ test('the retry of a plan change whose answer was lost gets the first answer, an
   // A new request for the plan it is now on is still refused.
   const again = await api.call('POST', path, body, { 'idempotency-key': 'upgrade-again' });
   expect([again.status, again.json.code]).toEqual([409, 'same_plan']);
+  await handle.terminate('test done');
+});
+
+/**
+ * In a trial a change "at period end" switches the plan now (the plan the first period bills). Its answer lost before
+ * the workflow took it, the route records the change on the row (the workflow may take it: the overlap check must
+ * count it); the workflow's switch then clears that record, so the row shows the plan in force and no change to come.
+ *
+ *   day 0 basic (trial P14D) ── day 3 "pro at period end": 503, then taken (immediate) ── retry, same key ──> 200
+ */
+test('a trial plan change at period end whose answer was lost leaves the row on the new plan with nothing scheduled', async () => {
+  const basic = await insertPlan(db, { code: 'trial-basic', billing_interval: 'P1M', flat_fee: '10.00', trial_period: 'P14D' });
+  const pro = await insertPlan(db, { code: 'trial-pro', billing_interval: 'P1M', flat_fee: '20.00' });
+  const customer = await insertCustomer(db);
+  const start = new Date(Math.ceil((await stack.env.currentTimeMs()) / 1000) * 1000 + 60_000);
+  const { row, input, workflowId } = await insertSubscription(db, customer, basic, start);
+  const handle = await stack.env.client.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, { workflowId, taskQueue: TASK_QUEUE, args: [input] });
+  await stack.advanceTo(new Date(start.getTime() + 3 * 86_400_000).toISOString());
+
+  const path = `/v1/subscriptions/${row.id}/plan-change`;
+  const body = { plan_code: 'trial-pro', effective: 'period_end' };
+  const shown = async () => {
+    const [stored, got] = [(await db('subscriptions').where({ id: row.id }).first())!, await api.call('GET', `/v1/subscriptions/${row.id}`)];
+    return [stored.plan_id === pro.id ? 'pro' : 'basic', stored.scheduled_change_plan_id, got.json.plan.code, got.json.status, got.json.live?.scheduledChange];
+  };
+  answerNextTooLate = true;
+  const lost = await api.call('POST', path, body, { 'idempotency-key': 'trial-change-lost' });
+  expect([lost.status, lost.json.code]).toEqual([503, 'temporal_unavailable']);
+  const taken = (await updateStillGoing) as { effective: string; effectiveAt: string };
+  expect(taken.effective).toBe('immediate');
+  expect(await shown()).toEqual(['pro', null, 'trial-pro', 'trialing', null]);
+
+  const retried = await api.call('POST', path, body, { 'idempotency-key': 'trial-change-lost' });
+  expect([retried.status, retried.json.effective, retried.json.effective_at, retried.json.invoice]).toEqual([200, 'immediate', taken.effectiveAt, null]);
+  expect(await shown()).toEqual(['pro', null, 'trial-pro', 'trialing', null]);
+  expect(await db('outbox').where({ aggregate_id: row.id, event_type: 'subscription.plan_changed' }).count<{ count: string }[]>('* as count')).toEqual([{ count: '1' }]);
   await handle.terminate('test done');
 });

@@ -39,6 +39,14 @@ describe('billing periods follow the calendar', () => {
     expect(billingPeriodAt(anchor, interval, utc('2031-07-15T00:00:00Z')).start.toISOString()).toBe('2031-06-30T00:00:00.000Z');
   });
 
+  it('years 0-99 stay where they are (Date.UTC would read them as 1900-1999)', () => {
+    expect(boundaries('0050-01-31T00:00:00Z', 'P1M', 3)).toEqual(['0050-01-31', '0050-02-28', '0050-03-31']);
+    // Year 0 is a leap year (1900 is not); year 99 + 1 year is year 100.
+    expect(boundaries('0000-01-31T00:00:00Z', 'P1M', 2)).toEqual(['0000-01-31', '0000-02-29']);
+    expect(boundaries('0099-02-15T00:00:00Z', 'P1Y', 2)).toEqual(['0099-02-15', '0100-02-15']);
+    expect(billingPeriodAt(utc('0050-01-31T00:00:00Z'), parseInterval('P1M'), utc('0050-03-01T00:00:00Z')).start.toISOString()).toBe('0050-02-28T00:00:00.000Z');
+  });
+
   it('rejects durations that are not positive ISO-8601', () => {
     for (const bad of ['', 'P', 'PT', '1M', 'P0D', 'P-1M', 'P1.5M', 'month', 'P1MT']) {
       expect(() => parseInterval(bad)).toThrow(/ISO-8601/);
