@@ -385,7 +385,9 @@ export async function closeUsage(trx: Knex.Transaction, closure: NewUsageClosure
         .andWhere('occurred_at', '<', closure.periodEnd)
         .update({ period_close_id: created.id })
     : 0;
-  const claimedPastTheEnd = closure.endsUsage ? await claimUsageAcceptedPastTheEnd(trx, closure, metered, String(created.id)) : 0;
+  const claimedPastTheEnd = closure.endsUsage
+    ? await claimUsageAcceptedPastTheEnd(trx, closure, metered, String(created.id))
+    : await claimUsageAcceptedPastAPlanChange(trx, closure, metered, String(created.id));
   const claimed = claimedInStretch + claimedPastTheEnd;
 
   const totals: UsageTotals = {};
@@ -420,9 +422,15 @@ const TIMELESS_AGGREGATIONS: ReadonlySet<string> = new Set(['count', 'sum', 'max
  * listed as late usage. Metrics whose amount depends on the event's time in the stretch (seats, `latest`) are left:
  * a level reported after the service ended bills nothing.
  */
-async function claimUsageAcceptedPastTheEnd(trx: Knex.Transaction, closure: NewUsageClosure, metered: MeteredMetrics, closeId: string): Promise<number> {
+async function claimUsageAcceptedPastTheEnd(
+  trx: Knex.Transaction,
+  closure: NewUsageClosure,
+  metered: MeteredMetrics,
+  closeId: string,
+  pricedAfter: ReadonlySet<string> = new Set(),
+): Promise<number> {
   const timed = new Set(metered.metrics.filter(({ metric }) => !TIMELESS_AGGREGATIONS.has(metric.aggregation)).map(({ metric }) => metric.event_type));
-  const eventTypes = metered.eventTypes.filter((type) => !timed.has(type));
+  const eventTypes = metered.eventTypes.filter((type) => !timed.has(type) && !pricedAfter.has(type));
   if (eventTypes.length === 0) return 0;
   const until = new Date(closure.periodEnd.getTime() + MAX_CLOCK_SKEW_MS);
   await forgetRollupsOverlapping(trx, closure.customerId, closure.periodEnd, until);
@@ -433,10 +441,31 @@ async function claimUsageAcceptedPastTheEnd(trx: Knex.Transaction, closure: NewU
         AND NOT EXISTS (SELECT 1 FROM subscriptions s
                          WHERE s.customer_id = u.customer_id AND s.id <> ? AND s.start_at <= u.occurred_at
                            AND coalesce(${usageEndSql('s')} > u.occurred_at, true)
-                           AND u.event_type IN (SELECT event_type FROM (${planEventTypesSql('s.plan_id')}) metered))`,
-    [closeId, closure.customerId, eventTypes, closure.periodEnd, until, closure.subscriptionId],
+                           AND u.event_type IN (SELECT event_type FROM (${planEventTypesSql('s.plan_id')}) metered))
+        -- Nor what a later change of this subscription prices again by then (one in the grace window after a scheduled one).
+        AND NOT EXISTS (SELECT 1 FROM plan_changes later
+                         WHERE later.subscription_id = ? AND later.change_at > ? AND later.change_at <= u.occurred_at
+                           AND u.event_type IN (SELECT event_type FROM (${planEventTypesSql('later.new_plan_id')}) metered))`,
+    [closeId, closure.customerId, eventTypes, closure.periodEnd, until, closure.subscriptionId, closure.subscriptionId, closure.periodEnd],
   );
   return result.rowCount ?? 0;
+}
+
+/**
+ * A stretch cut by a plan change (an immediate one, or one scheduled for the period's end: plan_changes holds both, at
+ * their instant) ends the types the old plan meters and the new one does not: for them its close is the last, and
+ * claims what was accepted before the change but stamped up to the clock skew after it, as the last close of a
+ * cancellation does. Accepted, such usage was claimed by no close (the new plan's does not meter it): 4 minutes stamped
+ * 3 minutes ahead, sent just before a change from calls and minutes to calls only, billed nothing. Once the plan is
+ * switched, ingestion refuses them (no plan prices the type then). A type both plans meter is the new plan's past the
+ * change, as any event stamped there. One probe of the (subscription, change_at) index when no change cuts here.
+ */
+async function claimUsageAcceptedPastAPlanChange(trx: Knex.Transaction, closure: NewUsageClosure, metered: MeteredMetrics, closeId: string): Promise<number> {
+  if (metered.eventTypes.length === 0) return 0;
+  const change: { new_plan_id: string } | undefined = await trx('plan_changes').where({ subscription_id: closure.subscriptionId, change_at: closure.periodEnd }).first('new_plan_id');
+  if (!change) return 0;
+  const pricedAfter = (await pricedEventTypesOf(trx, [change.new_plan_id])).get(change.new_plan_id) ?? new Set<string>();
+  return claimUsageAcceptedPastTheEnd(trx, closure, metered, closeId, pricedAfter);
 }
 
 /** The ids of unclaimed (late) events of these event types in [from, to): what a re-rating with late usage bills. */

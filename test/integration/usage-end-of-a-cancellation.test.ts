@@ -166,3 +166,86 @@ test('a cancellation at the period end asked in the grace window after a boundar
   await stack.skipTo('2035-03-01T02:00:00Z');
   expect(await closingUsage(subscriptionId)).toEqual([[100, '10.00']]);
 });
+
+/**
+ * A cancellation at the period's end asked less than 5 minutes before that end: usage accepted before it may be stamped
+ * just past the end (a client clock ahead). Apr 30 23:57 (0.10 a call): 100 calls stamped Apr 20 and 30 stamped May 1
+ * 00:01 are accepted; then the cancellation, effective May 1. The closing invoice bills 130 calls = 13.00. Before, it
+ * billed 100 = 10.00: the end was not recorded when the request was answered, so the last close stopped at it and the
+ * 30 accepted calls were claimed by no close.
+ */
+test('a cancellation at the period end asked minutes before it: usage accepted before it but stamped just past the end is billed on the closing invoice', async () => {
+  const subscriptionId = await subscribe('roy', '2035-04-01T00:00:00Z');
+  await stack.skipTo('2035-04-30T23:57:00Z');
+  const ahead = new Date(stack.now().getTime() + 4 * 60_000);
+  const sent = await stack.api.call('POST', '/v1/events', { events: [calls('roy', 'on-the-20th', '2035-04-20T00:00:00Z', 100), calls('roy', 'clock-ahead', ahead, 30)] });
+  expect(sent.json).toMatchObject({ accepted: 2 });
+  const canceled = await stack.api.call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'period_end', reason: 'test' });
+  expect(canceled.json).toMatchObject({ status: 'pending_cancellation', effective_at: '2035-05-01T00:00:00.000Z' });
+  // From the answer on, usage stamped past the end is refused, as before.
+  const after = await stack.api.call('POST', '/v1/events', calls('roy', 'after-the-answer', ahead, 5));
+  expect(after.json).toMatchObject({ code: 'batch_rejected', errors: [{ code: 'timestamp_after_subscription_end' }] });
+
+  await stack.skipTo('2035-05-01T02:00:00Z');
+  expect(await closingUsage(subscriptionId)).toEqual([[130, '13.00']]);
+});
+
+const minutes = (customer: string, id: string, timestamp: string | Date, n: number) => ({ ...calls(customer, id, timestamp, n), type: 'voice.minutes' });
+
+async function usageLines(invoice: InvoiceRow): Promise<[number, string][]> {
+  return (await stack.db<InvoiceLineRow>('invoice_lines').where({ invoice_id: invoice.id, kind: 'usage' }).orderBy('amount')).map((line) => [Number(line.quantity), Number(line.amount).toFixed(2)]);
+}
+
+/**
+ * A plan change that drops an event type (calls and minutes at 0.10 and 0.50 -> calls only): minutes accepted before
+ * it but stamped just after it (a client clock ahead) are billed by the close of the plan that priced them when they
+ * were accepted, exactly once, and never left unbilled.
+ * - Immediate, Jun 10 00:00: 100 calls and 10 minutes of Jun 9, 4 minutes stamped 00:03, then the change. The
+ *   proration invoice bills 100 calls = 10.00 and 14 minutes = 7.00. Before: 10 minutes = 5.00, the 4 claimed by no close.
+ * - At the period end (Jul 1), scheduled before: Jun 30 23:57, 10 minutes of Jun 20 and 4 stamped Jul 1 00:00. July's
+ *   invoice bills June's 14 minutes = 7.00. Before: 10 minutes = 5.00.
+ */
+test('a plan change that drops an event type: usage of that type accepted before it but stamped just after it is billed under the plan that priced it', async () => {
+  expect((await stack.api.call('POST', '/v1/metrics', { code: 'minutes', name: 'Minutes', event_type: 'voice.minutes', aggregation: 'sum', property: 'n' })).status).toBe(201);
+  const plan = await stack.api.call('POST', '/v1/plans', {
+    code: 'calls-and-minutes',
+    name: 'Calls and minutes',
+    currency: 'USD',
+    billing_interval: 'P1M',
+    flat_fee: '0',
+    usage_grace_period: 'PT1H',
+    charges: [
+      { metric_code: 'calls', price: { model: 'per_unit', unitPrice: '0.10' } },
+      { metric_code: 'minutes', price: { model: 'per_unit', unitPrice: '0.50' } },
+    ],
+  });
+  expect(plan.status).toBe(201);
+  const now = await subscribe('leon', '2035-06-01T00:00:00Z', 'calls-and-minutes');
+  const scheduled = await subscribe('pris', '2035-06-01T00:00:00Z', 'calls-and-minutes');
+  await stack.skipTo('2035-06-10T00:00:00Z');
+  expect((await stack.api.call('POST', `/v1/subscriptions/${scheduled}/plan-change`, { plan_code: 'calls', effective: 'period_end' }, { 'Idempotency-Key': 'pris-to-calls' })).status).toBe(200);
+
+  const sent = await stack.api.call('POST', '/v1/events', {
+    events: [calls('leon', 'leon-calls', '2035-06-09T00:00:00Z', 100), minutes('leon', 'leon-minutes', '2035-06-09T00:00:00Z', 10), minutes('leon', 'leon-ahead', new Date(stack.now().getTime() + 3 * 60_000), 4)],
+  });
+  expect(sent.json).toMatchObject({ accepted: 3 });
+  const change = await stack.api.call('POST', `/v1/subscriptions/${now}/plan-change`, { plan_code: 'calls', effective: 'immediate' }, { 'Idempotency-Key': 'leon-to-calls' });
+  expect(change.status).toBe(200);
+  const proration = await eventually(async () => stack.db<InvoiceRow>('invoices').where({ subscription_id: now, kind: 'proration' }).first(), 'the proration invoice');
+  expect(await usageLines(proration)).toEqual([[14, '7.00'], [100, '10.00']]);
+
+  await stack.skipTo('2035-06-30T23:57:00Z');
+  const ahead = new Date(stack.now().getTime() + 3 * 60_000);
+  expect((await stack.api.call('POST', '/v1/events', { events: [minutes('pris', 'pris-minutes', '2035-06-20T00:00:00Z', 10), minutes('pris', 'pris-ahead', ahead, 4)] })).json).toMatchObject({ accepted: 2 });
+  await stack.skipTo('2035-07-01T02:00:00Z');
+  const july = await eventually(
+    async () => stack.db<InvoiceRow>('invoices').where({ subscription_id: scheduled, kind: 'period' }).andWhere('period_start', new Date('2035-07-01T00:00:00Z')).first(),
+    "July's invoice (June's usage)",
+  );
+  expect(await usageLines(july)).toEqual([[0, '0.00'], [14, '7.00']]); // calls: none in June
+  // Nothing of either customer is left pending: every accepted event was billed.
+  for (const customer of ['leon', 'pris']) {
+    const { id } = await stack.db('customers').where({ external_id: customer }).first();
+    expect((await stack.api.call('GET', `/v1/customers/${id}/uncovered-usage`)).json.data).toEqual([]);
+  }
+});

@@ -129,6 +129,13 @@ export const USAGE_END_RECORDED_WHEN_DECIDED = 'usage-end-recorded-when-decided'
 export const PERIOD_END_CANCELLATION_RECORDED_WHILE_OPENING = 'period-end-cancellation-recorded-while-opening';
 
 /**
+ * A cancellation at the period's end accepted less than the clock skew ingestion allows (MAX_CLOCK_SKEW_MS) before
+ * that end records the end it answered (./transitions.ts `acceptCancellation`), so the closing close also claims the
+ * usage accepted before it but stamped just past the end. Before, that usage was claimed by no close. Asked only then.
+ */
+export const PERIOD_END_CANCELLATION_RECORDED_NEAR_THE_END = 'period-end-cancellation-recorded-near-the-end';
+
+/**
  * A plan change accepted before the period opened but whose turn came while the period's due scheduled change was
  * being applied is refused (period_opening), as the validator refuses one that arrives then (./lifecycle.ts
  * `applyingScheduledChange`). Before, an immediate one prorated from the plan before the scheduled one and a

@@ -5,11 +5,18 @@
 import { upsertSearchAttributes } from '@temporalio/workflow';
 import type { SubscriptionStatus } from '../../contract/subscription';
 import type { BillingPeriod } from '../../domain/periods';
+import { MAX_CLOCK_SKEW_MS } from '../../domain/usage-events';
 import { local } from '../activity-stubs';
 import { CancelRequest, CancelResult, PlanSchedule, SEARCH_ATTRIBUTES } from '../definitions';
 import { unlessDeterministic } from './deterministic';
 import { showOpsDetails } from './ops-view';
-import { CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED, PAUSED_TIME_GIVEN_BACK_EXACTLY, PERIOD_END_CANCELLATION_RECORDED_WHILE_OPENING, USAGE_END_RECORDED_WHEN_DECIDED } from './patch-ids';
+import {
+  CANCEL_NOW_TAKES_EFFECT_WHEN_ACCEPTED,
+  PAUSED_TIME_GIVEN_BACK_EXACTLY,
+  PERIOD_END_CANCELLATION_RECORDED_NEAR_THE_END,
+  PERIOD_END_CANCELLATION_RECORDED_WHILE_OPENING,
+  USAGE_END_RECORDED_WHEN_DECIDED,
+} from './patch-ids';
 import { note, nowIso, patchTaken, periodOf, periodOnCalendar, standingStatus, SubscriptionRun } from './state';
 
 /** Moves to a new status: Postgres first (the API reads it), then the search attributes ops filter on. */
@@ -161,7 +168,11 @@ export async function acceptCancellation(run: SubscriptionRun, request: CancelRe
   // still shows the closed period, whose end ingestion took for this cancellation's and refused the new period's
   // usage, which the closing invoice bills. The end answered is recorded, before the status that ingestion reads it
   // with. Asked only then.
-  if (run.openingPeriod && !run.pendingCancellationEffectiveAt && patchTaken(run, PERIOD_END_CANCELLATION_RECORDED_WHILE_OPENING)) {
+  // Accepted less than the clock skew ingestion allows before the end: usage accepted before it may be stamped past the
+  // end, and only the close of a recorded end claims it (store/usage.ts `claimUsageAcceptedPastTheEnd`). Asked only then.
+  const nearTheEnd = !run.openingPeriod && periodEnd.getTime() - Date.now() < MAX_CLOCK_SKEW_MS;
+  const recorded = run.openingPeriod ? PERIOD_END_CANCELLATION_RECORDED_WHILE_OPENING : nearTheEnd ? PERIOD_END_CANCELLATION_RECORDED_NEAR_THE_END : null;
+  if (recorded && !run.pendingCancellationEffectiveAt && patchTaken(run, recorded)) {
     await unlessDeterministic(run, 'usage_end_record', () => local.recordUsageEnd({ subscriptionId: run.input.subscriptionId, usageEndsAt: periodEnd.toISOString() }));
   }
   await changeStatus(run, 'pending_cancellation', request.reason);
