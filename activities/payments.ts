@@ -25,6 +25,7 @@ import {
   markInvoicePaid,
   markInvoiceUncollectible,
   paymentIdempotencyKey,
+  paymentMethodReplacedSinceLastAttempt,
   PaymentRow,
   settlePayment,
 } from '../store/payments';
@@ -307,6 +308,11 @@ export function createPaymentActivities(db: Database, gateway: PaymentGateway) {
      */
     async markInvoiceUncollectible(request: MarkInvoiceUncollectibleRequest): Promise<MarkInvoiceUncollectibleResult> {
       return inTransaction(db, async (trx) => {
+        // A card replaced while the last attempt was at the gateway: its wake-up may reach the workflow only after this
+        // mark (then it wakes nothing), so the mark itself tells the workflow to try that card first.
+        if (request.unlessNewPaymentMethod && (await paymentMethodReplacedSinceLastAttempt(trx, request.invoiceId))) {
+          return { invoiceStatus: 'open', changed: false, newPaymentMethod: true };
+        }
         const marked = await markInvoiceUncollectible(trx, request.invoiceId);
         if (!marked) {
           const current = await findInvoice(trx, request.invoiceId);

@@ -26,6 +26,11 @@ export interface MarkInvoiceUncollectibleRequest {
   readonly invoiceId: string;
   /** Why (e.g. "dunning exhausted after 4 attempts"): kept in the audit log and the customer-facing event. */
   readonly reason: string;
+  /**
+   * Leave it open when the customer's payment method is no longer the one its last attempt used (replaced while that
+   * attempt was at the gateway, its wake-up still on the way): answered `newPaymentMethod`, nothing written.
+   */
+  readonly unlessNewPaymentMethod?: boolean;
 }
 
 export interface MarkInvoiceUncollectibleResult {
@@ -33,6 +38,8 @@ export interface MarkInvoiceUncollectibleResult {
   readonly invoiceStatus: string;
   /** false when the invoice was not open (already marked, or paid meanwhile): nothing was written. */
   readonly changed: boolean;
+  /** Left open for the payment method on file, which no attempt tried yet (`unlessNewPaymentMethod`). */
+  readonly newPaymentMethod?: boolean;
 }
 
 export interface RefundCreditNoteRequest {

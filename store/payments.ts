@@ -149,6 +149,20 @@ export async function findPayment(db: Db, paymentId: string): Promise<PaymentRow
   return db<PaymentRow>('payments').where({ id: paymentId }).first();
 }
 
+/**
+ * Whether the open invoice's customer has a payment method on file that its last attempt did not use (replaced while
+ * that attempt was at the gateway). Read under the customer's row lock: a replacement committing meanwhile
+ * (store/customers.ts `replacePaymentMethod` holds that lock) is waited for and seen, or comes after this transaction.
+ */
+export async function paymentMethodReplacedSinceLastAttempt(trx: Knex.Transaction, invoiceId: string): Promise<boolean> {
+  const invoice = await trx<InvoiceRow>('invoices').where({ id: invoiceId, status: 'open' }).first('customer_id');
+  if (!invoice) return false;
+  const customer: { payment_method: string | null } | undefined = await trx('customers').where({ id: invoice.customer_id }).forShare().first('payment_method');
+  if (!customer?.payment_method) return false;
+  const last: { payment_method: string | null } | undefined = await trx('payments').where({ invoice_id: invoiceId }).orderBy('attempt', 'desc').first('payment_method');
+  return last !== undefined && last.payment_method !== customer.payment_method;
+}
+
 /** The payment method on the customer's file right now (a new attempt charges this one; null when none). */
 export async function currentPaymentMethodOf(db: Db, customerId: string): Promise<string | null> {
   const customer: { payment_method: string | null } | undefined = await db('customers').where({ id: customerId }).first('payment_method');

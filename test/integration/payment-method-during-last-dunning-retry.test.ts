@@ -23,6 +23,8 @@ import { Worker } from '@temporalio/worker';
 import { CLASSIFIED_ACTIVITIES, createActivities } from '../../activities';
 import { classifyActivityFailures } from '../../activities/failures';
 import { createApp } from '../../api/app';
+import { toDecimal } from '../../domain/money';
+import { replacePaymentMethod } from '../../store/customers';
 import type { ChargeRequest, ChargeResult } from '../../payments/gateway';
 import { SandboxGateway } from '../../payments/sandbox-gateway';
 import type { Database } from '../../store/database';
@@ -43,11 +45,15 @@ let worker: { instance: Worker; running: Promise<void> } | undefined;
 let held: { release: () => void } | null = null;
 /** The attempt held: the 5th (the default schedule's last), or a suspended subscription's attempt. */
 let heldAttempt = ':5';
+/** Run right after the gateway answered the charge under this key suffix (before the activity records the answer). */
+let afterCharge: { attempt: string; run: () => Promise<void> } | null = null;
 
 class GatewayHoldingTheLastAttempt extends SandboxGateway {
   override async charge(request: ChargeRequest): Promise<ChargeResult> {
     if (request.idempotencyKey.endsWith(heldAttempt)) await new Promise<void>((resolve) => (held = { release: resolve }));
-    return super.charge(request);
+    const answer = await super.charge(request);
+    if (afterCharge && request.idempotencyKey.endsWith(afterCharge.attempt)) await afterCharge.run();
+    return answer;
   }
 }
 
@@ -251,4 +257,76 @@ test('suspended, a payment method replaced and a cancellation now during an atte
     [4, 'pm_sandbox_ok', 'succeeded'],
   ]);
   expect(invoice.status).toBe('paid');
+});
+
+//   2032, one retry after 1 day, then cancel. Apr 1 10.00 declined (pm_sandbox_declined, attempt 1).
+//   Apr 2   attempt 2, the last, declines at the gateway; the customer's pm_sandbox_ok is committed right then, its
+//           wake-up not yet delivered (the API writes, then signals: the workflow may act on the decline first)
+//           -> dunning's final mark leaves the invoice open, attempt 3 with pm_sandbox_ok pays 10.00, once.
+//   Before: the invoice was marked uncollectible and the subscription canceled, pm_sandbox_ok on file never tried
+//   (the late signal then found the workflow closed and woke nothing).
+test('a payment method committed as the last attempt declines, its wake-up not yet delivered, is tried before the invoice is given up', async () => {
+  await insertPlan(db, { code: 'one-retry', billing_interval: 'P1M', flat_fee: '10.00', settings: { dunning: { retryAfter: ['P1D'], finalAction: 'cancel' } } as never });
+  const customer = await api.call('POST', '/v1/customers', { external_id: 'stark', name: 'stark', currency: 'USD', payment_method: 'pm_sandbox_declined' });
+  const subscriptionId: string = (await api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'one-retry', start_at: '2032-04-01T00:00:00Z' })).json.id;
+  const handle = env.client.workflow.getHandle(`subscription:${subscriptionId}`);
+  heldAttempt = ':none';
+  afterCharge = { attempt: ':2', run: async () => void (await replacePaymentMethod(db, customer.json.id, 'pm_sandbox_ok', 'api')) };
+  await skipTo('2032-04-01T00:01:00Z');
+  await eventually(async () => (await handle.query(subscriptionStateQuery)).status === 'past_due', 'the first charge to be declined');
+  await skipTo('2032-04-02T01:00:00Z');
+  const state = await eventually(async () => {
+    const current = await handle.query(subscriptionStateQuery);
+    return current.status !== 'past_due' && current;
+  }, 'dunning to end');
+  afterCharge = null;
+
+  const invoice = await db('invoices').where({ subscription_id: subscriptionId, kind: 'period' }).first();
+  const payments = await db('payments').where({ invoice_id: invoice.id }).orderBy('attempt');
+  // Before: canceled, the invoice uncollectible, attempts 1-2 only.
+  expect(state.status).toBe('active');
+  expect(invoice.status).toBe('paid');
+  expect(payments.map((payment) => [payment.attempt, payment.payment_method, toDecimal(payment.amount).toFixed(2), payment.status])).toEqual([
+    [1, 'pm_sandbox_declined', '10.00', 'failed'],
+    [2, 'pm_sandbox_declined', '10.00', 'failed'],
+    [3, 'pm_sandbox_ok', '10.00', 'succeeded'],
+  ]);
+  expect(await db('sandbox_gateway_charges').where({ reference: invoice.id, status: 'succeeded' }).count('* as n').first()).toEqual({ n: '1' });
+  // What the customer is told: declined twice, then paid; never that the invoice was given up.
+  expect((await db('outbox').where({ aggregate_id: invoice.id }).orderBy('id')).map((event) => event.event_type)).toEqual([
+    'invoice.finalized',
+    'payment.failed',
+    'payment.failed',
+    'payment.succeeded',
+  ]);
+});
+
+//   The same after the end: May 1 10.00 declined; 00:02 cancel now; the invoice is dunned after the end. May 2 its
+//   last attempt (2) declines as pm_sandbox_ok is committed: no wake-up at all then (the API signals an ended
+//   subscription only while an attempt is announced or at the gateway with another card) -> attempt 3 pays 10.00.
+//   Before: marked uncollectible, pm_sandbox_ok never tried.
+test('after the end, a payment method committed as the last attempt declines is tried before the invoice is marked uncollectible', async () => {
+  const customer = await api.call('POST', '/v1/customers', { external_id: 'wayne', name: 'wayne', currency: 'USD', payment_method: 'pm_sandbox_declined' });
+  const subscriptionId: string = (await api.call('POST', '/v1/subscriptions', { customer_id: customer.json.id, plan_code: 'one-retry', start_at: '2032-05-01T00:00:00Z' })).json.id;
+  const handle = env.client.workflow.getHandle(`subscription:${subscriptionId}`);
+  heldAttempt = ':none';
+  await skipTo('2032-05-01T00:01:00Z');
+  await eventually(async () => (await handle.query(subscriptionStateQuery)).status === 'past_due', 'the first charge to be declined');
+  await skipTo('2032-05-01T00:02:00Z');
+  expect((await api.call('POST', `/v1/subscriptions/${subscriptionId}/cancel`, { at: 'now', reason: 'leaving' }, { 'Idempotency-Key': 'wayne-cancel' })).status).toBe(200);
+  afterCharge = { attempt: ':2', run: async () => void (await replacePaymentMethod(db, customer.json.id, 'pm_sandbox_ok', 'api')) };
+  await skipTo('2032-05-02T01:00:00Z');
+  await handle.result();
+  afterCharge = null;
+
+  const invoice = await db('invoices').where({ subscription_id: subscriptionId, kind: 'period' }).first();
+  const payments = await db('payments').where({ invoice_id: invoice.id }).orderBy('attempt');
+  // Before: uncollectible, attempts 1-2 only.
+  expect(invoice.status).toBe('paid');
+  expect(payments.map((payment) => [payment.attempt, payment.payment_method, toDecimal(payment.amount).toFixed(2), payment.status])).toEqual([
+    [1, 'pm_sandbox_declined', '10.00', 'failed'],
+    [2, 'pm_sandbox_declined', '10.00', 'failed'],
+    [3, 'pm_sandbox_ok', '10.00', 'succeeded'],
+  ]);
+  expect((await db('subscriptions').where({ id: subscriptionId }).first()).status).toBe('canceled');
 });

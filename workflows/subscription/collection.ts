@@ -17,6 +17,7 @@ import {
   DECLINED_INVOICES_WAIT_THEIR_TURN,
   NEW_PAYMENT_METHOD_AFTER_LAST_RETRY,
   NEW_PAYMENT_METHOD_AFTER_THE_END,
+  NEW_PAYMENT_METHOD_AT_THE_FINAL_MARK,
   PAID_KEEPS_PENDING_CANCELLATION,
   STALE_PAYMENT_METHOD_WAKE_FORGOTTEN,
   SUSPENDED_TIME_IS_NOT_BILLED,
@@ -136,8 +137,12 @@ export async function runDunning(run: SubscriptionRun): Promise<'paid' | 'given_
     if (withNewMethod.outcome === 'succeeded') return settleDunning(run, withNewMethod.invoiceStatus);
   }
   if (run.plan.dunning.finalAction === 'cancel') {
+    const final = await markUncollectibleUnlessNewPaymentMethod(run, invoice, attempt, 'dunning exhausted');
+    attempt = final.lastAttempt;
+    if (final.payment === 'canceled') return keepAttemptsAfterTheSchedule(run, invoice, attempt);
+    if (final.payment) return settleDunning(run, final.payment.invoiceStatus);
     // The subscription ends: the invoices waiting their turn are given up with it.
-    for (const unpaid of [invoice, ...run.awaitingDunning.map((waiting) => waiting.invoice)]) {
+    for (const unpaid of run.awaitingDunning.map((waiting) => waiting.invoice)) {
       await withAttention(run, 'mark_invoice_uncollectible', () => local.markInvoiceUncollectible({ invoiceId: unpaid.invoiceId, reason: 'dunning exhausted' }));
     }
     run.awaitingDunning = [];
@@ -190,6 +195,33 @@ async function attemptWithNewPaymentMethod(
   return (await retryCharge(run, invoice, lastAttempt + 1, null, true)) ?? 'canceled';
 }
 
+/**
+ * Dunning's final mark of the invoice it gave up on. A payment method replaced while the last attempt was at the
+ * gateway with the old one may have been committed before its wake-up reached this workflow (the API writes, then
+ * signals): the decline was acted on, the invoice marked uncollectible and the subscription canceled, the new card on
+ * file never tried (after the end the API does not even signal once no attempt is announced or in flight). So the
+ * mark leaves it open when the card on file is not the one the last attempt used, and that card is tried, at once.
+ * `payment`: null when marked, the extra attempt's success, or 'canceled' when a cancellation came first.
+ */
+async function markUncollectibleUnlessNewPaymentMethod(
+  run: SubscriptionRun,
+  invoice: PeriodInvoiceSummary,
+  lastAttempt: number,
+  reason: string,
+): Promise<{ lastAttempt: number; payment: ChargeInvoiceResult | 'canceled' | null }> {
+  for (;;) {
+    const marked = await withAttention(run, 'mark_invoice_uncollectible', () =>
+      local.markInvoiceUncollectible({ invoiceId: invoice.invoiceId, reason, unlessNewPaymentMethod: true }),
+    );
+    if (!marked.newPaymentMethod || !patchTaken(run, NEW_PAYMENT_METHOD_AT_THE_FINAL_MARK)) return { lastAttempt, payment: null };
+    run.paymentMethodUpdated = true; // the wake-up still on its way
+    const payment = await retryCharge(run, invoice, lastAttempt + 1, null, true);
+    if (!payment) return { lastAttempt, payment: 'canceled' };
+    lastAttempt += 1;
+    if (payment.outcome === 'succeeded') return { lastAttempt, payment };
+  }
+}
+
 /** The dunning retry after `delay`, announced to the customer first; null when a cancellation came before it. */
 async function scheduledRetry(run: SubscriptionRun, invoice: PeriodInvoiceSummary, attempt: number, delay: string): Promise<ChargeInvoiceResult | null> {
   const nextAttemptAt = addIntervals(new Date(), parseInterval(delay), 1);
@@ -219,10 +251,13 @@ export async function collectAfterTheEnd(run: SubscriptionRun, dunningGaveUp: bo
   let givenUp = dunningGaveUp;
   while (run.unpaidInvoice) {
     const invoice = run.unpaidInvoice;
-    const paid = !givenUp && (await retriedUntilPaid(run, invoice));
-    if (!givenUp && !paid) {
-      await withAttention(run, 'mark_invoice_uncollectible', () => local.markInvoiceUncollectible({ invoiceId: invoice.invoiceId, reason: 'dunning exhausted after the subscription ended' }));
-      run.lastInvoice = { ...invoice, status: 'uncollectible' };
+    const dunned = givenUp ? null : await retriedUntilPaid(run, invoice);
+    let paid = dunned?.paid === true;
+    if (dunned && !paid) {
+      // No cancellation stops an attempt now: the extra one's result is a charge's.
+      const final = await markUncollectibleUnlessNewPaymentMethod(run, invoice, dunned.lastAttempt, 'dunning exhausted after the subscription ended');
+      paid = final.payment !== null && final.payment !== 'canceled';
+      run.lastInvoice = { ...invoice, status: paid ? 'paid' : 'uncollectible' };
     }
     givenUp = false;
     const next = run.awaitingDunning.shift();
@@ -234,8 +269,8 @@ export async function collectAfterTheEnd(run: SubscriptionRun, dunningGaveUp: bo
   }
 }
 
-/** What is left of the plan's retry schedule for the invoice in dunning; true once it is paid. */
-async function retriedUntilPaid(run: SubscriptionRun, invoice: PeriodInvoiceSummary): Promise<boolean> {
+/** What is left of the plan's retry schedule for the invoice in dunning; paid once it is, and the last attempt made. */
+async function retriedUntilPaid(run: SubscriptionRun, invoice: PeriodInvoiceSummary): Promise<{ paid: boolean; lastAttempt: number }> {
   let attempt = run.dunning?.attempt ?? 1;
   let retryable = run.unpaidRetryable;
   // An attempt announced before a cancellation now interrupted its wait keeps the time the customer was told.
@@ -249,16 +284,17 @@ async function retriedUntilPaid(run: SubscriptionRun, invoice: PeriodInvoiceSumm
     attempt += 1;
     if (payment.outcome === 'succeeded') {
       run.lastInvoice = { ...invoice, status: payment.invoiceStatus };
-      return true;
+      return { paid: true, lastAttempt: attempt };
     }
     retryable = payment.retryable;
   }
   // A new payment method that arrived while the last attempt was at the gateway with the old one: tried once, at once
   // (no cancellation stops it now). Before, the invoice was marked uncollectible with that card on file, never tried.
   const withNewMethod = await attemptWithNewPaymentMethod(run, invoice, attempt, NEW_PAYMENT_METHOD_AFTER_THE_END);
-  if (withNewMethod === null || withNewMethod === 'canceled' || withNewMethod.outcome !== 'succeeded') return false;
+  if (withNewMethod === null || withNewMethod === 'canceled') return { paid: false, lastAttempt: attempt };
+  if (withNewMethod.outcome !== 'succeeded') return { paid: false, lastAttempt: attempt + 1 };
   run.lastInvoice = { ...invoice, status: withNewMethod.invoiceStatus };
-  return true;
+  return { paid: true, lastAttempt: attempt + 1 };
 }
 
 /**

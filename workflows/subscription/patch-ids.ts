@@ -90,6 +90,14 @@ export const NEW_PAYMENT_METHOD_AFTER_LAST_RETRY = 'new-payment-method-after-las
 export const NEW_PAYMENT_METHOD_AFTER_THE_END = 'new-payment-method-after-last-retry-after-the-end';
 
 /**
+ * A payment method replaced while the last attempt was at the gateway, whose wake-up had not reached the workflow when
+ * it acted on the decline: dunning's final mark leaves the invoice open and one more attempt charges that method
+ * (./collection.ts `markUncollectibleUnlessNewPaymentMethod`). Asked only where the mark answers so: histories
+ * recorded before have no such answer.
+ */
+export const NEW_PAYMENT_METHOD_AT_THE_FINAL_MARK = 'new-payment-method-at-the-final-mark';
+
+/**
  * An invoice declined for good (an expired card) while another was in dunning is dunned on the plan's schedule when
  * its turn comes after that one was paid (./collection.ts `retryableInTurn`): a payment method pays now. Before, it
  * went straight to the plan's final step (suspended again, or marked uncollectible after the end) with the card that
