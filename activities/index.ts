@@ -50,6 +50,7 @@ const CLASSIFIED: Record<keyof BillingActivities, true> = {
   recordRerateDecision: true,
   finalizeRerate: true,
   recordRerateFailure: true,
+  refundRerateCreditNotes: true,
   scanForReconciliation: true,
   settleUnknownPayment: true,
   collectUncollectedInvoice: true,

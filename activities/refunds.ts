@@ -1,7 +1,10 @@
 import { GatewayUnavailableError, PaymentGateway } from '../payments/gateway';
 import { executeRefund } from '../payments/refunds';
 import type { RefundCreditTotalRequest, RefundCreditTotalResult } from '../contract/payments';
-import { findCreditNote, findRefundOfCreditNote, RefundRow } from '../store/credit-notes';
+import type { RerateRefundsResult, RerateRequest } from '../contract/rerating';
+import { rerateRefundOutcome } from '../domain/rerating';
+import { findCreditNote, findRefund, findRefundOfCreditNote, RefundRow } from '../store/credit-notes';
+import { findRerate, listRerateCreditNotes } from '../store/rerates';
 import { refundCreditTotal } from '../store/credit-total-refunds';
 import type { Database } from '../store/database';
 
@@ -33,6 +36,34 @@ export function createRefundActivities(db: Database, gateway: PaymentGateway) {
       // Still pending means the gateway could not be reached: fail, so Temporal retries with backoff.
       if (settled.refund.status === 'pending') throw new GatewayUnavailableError(`refund ${refund.id} is still pending`);
       return { status: settled.refund.status };
+    },
+
+    /**
+     * Sends every pending refund of a re-rating's credit notes (the re-rated invoice's, and the period's threshold
+     * invoices' and adjustments' when it held less), each under its own key (`refund:<credit note id>`): a retry, or a
+     * replayed workflow, finds the ones already answered settled and asks the gateway again only for the rest, under
+     * the same key. Before, the workflow refunded its first note only and the others waited for the janitor. A note
+     * taken off an unpaid invoice has no refund to send. Answers what became of each note.
+     */
+    async refundRerateCreditNotes(request: RerateRequest): Promise<RerateRefundsResult> {
+      const rerate = await findRerate(db, request.rerateId);
+      if (!rerate) return { refunds: [] };
+      let unanswered: string | undefined;
+      for (const note of await listRerateCreditNotes(db, rerate)) {
+        if (note.refund_id && note.refund_status === 'pending') {
+          const settled = (await executeRefund(db, gateway, (await findRefund(db, note.refund_id))!)).refund;
+          if (settled.status === 'pending') unanswered ??= settled.id;
+        }
+      }
+      // Still pending means the gateway could not be reached: fail once every other one was asked, so Temporal retries.
+      if (unanswered) throw new GatewayUnavailableError(`refund ${unanswered} is still pending`);
+      const notes = await listRerateCreditNotes(db, rerate);
+      return {
+        refunds: notes.map((note) => ({
+          creditNoteId: note.credit_note_id,
+          outcome: rerateRefundOutcome({ noteStatus: note.credit_note_status, refundStatus: note.refund_status, invoiceStatus: note.credited_invoice_status }),
+        })),
+      };
     },
 
     /**

@@ -87,6 +87,7 @@ export async function creditUnpaidInvoice(trx: Transaction, rerate: RerateRow, i
  * note each, newest first): that money was never collected, so it is not refunded from elsewhere. Before, undoing a
  * +10.00 adjustment whose charge had not gone through refunded 10.00 from the paid period invoice while the
  * adjustment still owed 10.00: dunning charged it again, and once uncollectible the customer had 10.00 back never paid.
+ * An uncollectible adjustment takes it too (before, the credit was refunded from the period invoice's payment).
  * Returns the notes' ids and what they took.
  */
 export async function creditOpenAdjustments(trx: Transaction, rerate: RerateRow, credit: Dec): Promise<{ noteIds: string[]; credited: Dec }> {
@@ -95,7 +96,9 @@ export async function creditOpenAdjustments(trx: Transaction, rerate: RerateRow,
   for (const adjustmentId of await openAdjustmentsOfPeriod(trx, rerate.subscription_id, periodStartOf(rerate))) {
     if (credited.gte(credit)) break;
     const adjustment = (await lockInvoice(trx, adjustmentId))!;
-    if (adjustment.status !== 'open') continue;
+    // Uncollectible too: dunning gave up, so the credit's share was never collected (refunded from the period
+    // invoice's payment, the customer got back money never paid); money arriving later collects that much less.
+    if (adjustment.status !== 'open' && adjustment.status !== 'uncollectible') continue;
     const share = Dec.min(credit.minus(credited), await amountOwedAfterCreditNotes(trx, adjustment));
     if (share.lte(0)) continue;
     noteIds.push(await creditOwedAmount(trx, rerate, adjustment, share));

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { canonicalDecimal, isDecimalString, isSupportedCurrency, toDecimal } from '../domain/money';
 import { isValidInterval, parseInterval } from '../domain/periods';
-import { RERATE_STATUSES } from '../domain/rerating';
+import { RERATE_REFUND_OUTCOMES, RERATE_STATUSES } from '../domain/rerating';
 
 /** Money and quantities arrive as decimal strings ("12.50"), never JSON numbers, so no float ever touches them. */
 export const decimalString = z
@@ -806,6 +806,24 @@ export const rerateResponse = z.object({
   decided_by: z.string().nullable(),
   decision_reason: z.string().nullable(),
   result_invoice_id: z.uuid().nullable(),
+  /**
+   * Each credit note the re-rating issued (its cash part), in issue order, and what became of its money (`outcome`):
+   * `refunded` to the payment, `credited_to_wallet` (the gateway refused the refund), `pending`, `taken_off_invoice`
+   * (a note on an unpaid invoice: its charge collects less), `owed` (nothing gave it back yet). The status stays
+   * `finalized` whatever the refunds do. Empty before it is carried out, and for an adjustment.
+   */
+  refunds: z.array(
+    z.object({
+      credit_note_id: z.uuid(),
+      credit_note_number: z.string().nullable(),
+      /** The invoice the note credits: the re-rated one, or a threshold invoice or adjustment of its period. */
+      invoice_id: z.uuid(),
+      amount: moneyOut,
+      currency: z.string(),
+      outcome: z.enum(RERATE_REFUND_OUTCOMES),
+      refund: z.object({ id: z.uuid(), status: z.enum(['pending', 'succeeded', 'failed']), amount: moneyOut, failure_code: z.string().nullable() }).nullable(),
+    }),
+  ),
   /** Why a `failed` re-rating was not carried out: the stable code (e.g. `invoice_not_paid`, `rerate_proposal_stale`) and message; null otherwise. */
   failure: z.object({ code: z.string(), message: z.string() }).nullable(),
   workflow_id: z.string(),

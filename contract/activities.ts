@@ -24,7 +24,7 @@ import type {
   RefundCreditTotalResult,
 } from './payments';
 import type { OpenBillingPeriodRequest, OpenBillingPeriodResult } from './period-opening';
-import type { RerateDecisionRecord, RerateFailureRecord, RerateRequest, RerateState } from './rerating';
+import type { RerateDecisionRecord, RerateFailureRecord, RerateRefundsResult, RerateRequest, RerateState } from './rerating';
 import type {
   CustomerNotification,
   OfferAnswerRecord,
@@ -70,6 +70,8 @@ export interface BillingActivities extends WalletActivities {
   recordRerateDecision(request: RerateDecisionRecord): Promise<RerateState>;
   finalizeRerate(request: RerateRequest): Promise<RerateState>;
   recordRerateFailure(failure: RerateFailureRecord): Promise<RerateState>;
+  /** Every pending refund of the re-rating's credit notes, each under its own key (the first only, before). */
+  refundRerateCreditNotes(request: RerateRequest): Promise<RerateRefundsResult>;
   // janitor (reconciliation)
   scanForReconciliation(request: ReconciliationScanRequest): Promise<ReconciliationScan>;
   settleUnknownPayment(request: UnknownPayment): Promise<ReconciliationFinding | null>;

@@ -1,6 +1,6 @@
 /** Re-rating a finalized invoice: propose, decide, finalize. Every step answers with the re-rating's state. */
 
-import type { RerateStatus } from '../domain/rerating';
+import type { RerateRefundOutcome, RerateStatus } from '../domain/rerating';
 
 export type { RerateStatus };
 
@@ -35,4 +35,12 @@ export interface RerateFailureRecord {
   readonly rerateId: string;
   readonly code: string;
   readonly message: string;
+}
+
+/** What became of one credit note a re-rating issued (domain/rerating.ts rerateRefundOutcome). */
+export type { RerateRefundOutcome };
+
+/** Sends every pending refund of a re-rating's credit notes, each under its own key; what each became. */
+export interface RerateRefundsResult {
+  readonly refunds: ReadonlyArray<{ readonly creditNoteId: string; readonly outcome: RerateRefundOutcome }>;
 }

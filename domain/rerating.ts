@@ -18,6 +18,28 @@ export const RERATE_STATUSES = ['computing', 'proposed', 'nothing_to_do', 'appro
 export type RerateStatus = (typeof RERATE_STATUSES)[number];
 
 /**
+ * What became of one credit note a re-rating issued (its cash part, against the re-rated invoice or the period's
+ * threshold invoices and adjustments). Read beside the re-rating's status, which stays `finalized` once it is carried
+ * out whatever its refunds do. `refunded`: to the payment it came from; `credited_to_wallet`: the gateway refused the
+ * refund, so its amount became wallet credit (store/credit-notes.ts settleRefund); `pending`: the refund waits for
+ * the gateway; `taken_off_invoice`: a note against an invoice unpaid when it was issued, which its charge collects
+ * that much less of (no refund); `owed`: a note against an invoice now paid that neither its charge took off nor a
+ * refund gives back (the janitor reports it as `unrefunded_credit`).
+ */
+export const RERATE_REFUND_OUTCOMES = ['refunded', 'credited_to_wallet', 'pending', 'taken_off_invoice', 'owed'] as const;
+export type RerateRefundOutcome = (typeof RERATE_REFUND_OUTCOMES)[number];
+
+/** A note's outcome from its status, its refund's (none: taken off its invoice's charge) and its invoice's. */
+export function rerateRefundOutcome(note: { noteStatus: string; refundStatus: 'pending' | 'succeeded' | 'failed' | null; invoiceStatus: string }): RerateRefundOutcome {
+  if (note.refundStatus === 'succeeded') return 'refunded';
+  if (note.refundStatus === 'failed') return 'credited_to_wallet';
+  if (note.refundStatus === 'pending') return 'pending';
+  // No refund: settled by the charge (paid), or still taken off what the invoice owes; open on a paid invoice, the
+  // charge took none of it off and its payment had nothing left to refund it from.
+  return note.noteStatus === 'open' && note.invoiceStatus === 'paid' ? 'owed' : 'taken_off_invoice';
+}
+
+/**
  * The invoices that bill a usage period as a whole, the only ones a re-rating corrects. A threshold invoice or an
  * earlier re-rating's adjustment billed only part of it: re-rated, the rest of the period (which the period invoice
  * billed) came out as owed again. A credit note bills nothing.

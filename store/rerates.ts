@@ -139,16 +139,58 @@ export async function paidPartialInvoicesOfPeriod(db: Db, subscriptionId: string
 }
 
 /**
- * The adjustments (re-ratings', late usage's) of a usage period still open, newest first: a re-rating's credit of the
- * period takes off what they owe before anything is refunded (activities/rerate-refund.ts creditOpenAdjustments).
+ * The adjustments (re-ratings', late usage's) of a usage period still unpaid (open, or uncollectible: never collected
+ * either), newest first: a re-rating's credit of the period takes off what they owe before anything is refunded
+ * (activities/rerate-refund.ts creditOpenAdjustments).
  */
 export async function openAdjustmentsOfPeriod(db: Db, subscriptionId: string, periodStart: Date): Promise<string[]> {
   const rows = await db('invoices as i')
-    .where({ 'i.subscription_id': subscriptionId, 'i.kind': 'adjustment', 'i.status': 'open' })
+    .where({ 'i.subscription_id': subscriptionId, 'i.kind': 'adjustment' })
+    .whereIn('i.status', ['open', 'uncollectible'])
     .whereExists(db('invoice_lines as l').whereRaw('l.invoice_id = i.id').andWhere('l.period_start', periodStart).select(db.raw('1')))
     .orderBy([{ column: 'i.created_at', order: 'desc' }, { column: 'i.id', order: 'desc' }])
     .select<{ id: string }[]>('i.id');
   return rows.map((row) => row.id);
+}
+
+/** A credit note a re-rating issued, with its refund (none for one taken off an unpaid invoice) and its invoice's status. */
+export interface RerateCreditNoteRow {
+  credit_note_id: string;
+  credit_note_number: string | null;
+  credit_note_status: string;
+  credited_invoice_id: string;
+  credited_invoice_status: string;
+  amount: string;
+  currency: string;
+  refund_id: string | null;
+  refund_status: 'pending' | 'succeeded' | 'failed' | null;
+  refund_amount: string | null;
+  refund_failure_code: string | null;
+}
+
+/**
+ * Every credit note a re-rating issued, in the order it issued them: each is keyed `rerate:<id>` on the invoice it
+ * credits (activities/rerate-refund.ts), the re-rated invoice's or a threshold invoice's or adjustment's of its period.
+ */
+export async function listRerateCreditNotes(db: Db, rerate: Pick<RerateRow, 'id' | 'subscription_id'>): Promise<RerateCreditNoteRow[]> {
+  return db('invoices as note')
+    .join('invoices as credited', 'credited.id', 'note.credited_invoice_id')
+    .leftJoin('refunds as r', 'r.credit_note_id', 'note.id')
+    .where({ 'note.subscription_id': rerate.subscription_id, 'note.kind': 'credit_note', 'note.idempotency_key': `rerate:${rerate.id}` })
+    .orderBy([{ column: 'note.finalized_at' }, { column: 'note.id' }])
+    .select<RerateCreditNoteRow[]>(
+      'note.id as credit_note_id',
+      'note.number as credit_note_number',
+      'note.status as credit_note_status',
+      'note.credited_invoice_id',
+      'credited.status as credited_invoice_status',
+      'note.total as amount',
+      'note.currency',
+      'r.id as refund_id',
+      'r.status as refund_status',
+      'r.amount as refund_amount',
+      'r.failure_code as refund_failure_code',
+    );
 }
 
 export interface NewRerate {

@@ -10,3 +10,11 @@
  * where a deterministic failure ends the workflow.
  */
 export const RERATE_FAILURE_RECORDED = 'rerate-failure-recorded-on-row';
+
+/**
+ * A credit carried out as several notes (the re-rated invoice's and the period's threshold invoices' or adjustments')
+ * has every pending refund sent by one step (`refundRerateCreditNotes`), each under its own key. Histories recorded
+ * before refunded the first note only (`refundCreditNote`) and left the rest to the janitor. Asked only where a
+ * carried-out credit is refunded.
+ */
+export const RERATE_REFUNDS_EVERY_NOTE = 'rerate-refunds-every-note';

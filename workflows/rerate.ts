@@ -5,12 +5,12 @@
  *   propose (recompute the period, diff against what was invoiced)
  *     -> nothing to do: done
  *     -> wait for finance: approve | reject | expiry
- *          approve -> finalize (adjustment invoice or credit note) -> collect or refund
+ *          approve -> finalize (adjustment invoice or credit notes) -> collect, or refund every note
  */
 import { condition, log, patched, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { addIntervals, parseInterval } from '../domain/periods';
 import { local, remote } from './activity-stubs';
-import { RERATE_FAILURE_RECORDED } from './rerate-patch-ids';
+import { RERATE_FAILURE_RECORDED, RERATE_REFUNDS_EVERY_NOTE } from './rerate-patch-ids';
 import { DeterministicFailure, deterministicFailureOf } from './subscription/deterministic';
 import {
   decideRerateUpdate,
@@ -21,7 +21,7 @@ import {
   SEARCH_ATTRIBUTES,
 } from './definitions';
 
-const { chargeInvoice, refundCreditNote } = remote;
+const { chargeInvoice, refundCreditNote, refundRerateCreditNotes } = remote;
 
 /**
  * Activity failures: a transient one is retried by the activity; a deterministic one (classified non-retryable:
@@ -98,6 +98,10 @@ async function rerate(input: RerateWorkflowInput): Promise<RerateState> {
   state = await local.finalizeRerate({ rerateId: input.rerateId });
   show(state.status);
   if (state.resultInvoiceId && state.outcome === 'adjustment') await chargeInvoice({ invoiceId: state.resultInvoiceId, attempt: 1 });
-  if (state.resultInvoiceId && state.outcome === 'credit') await refundCreditNote({ creditNoteId: state.resultInvoiceId });
+  if (state.resultInvoiceId && state.outcome === 'credit') {
+    // Every note's refund now, not only the first's (the others waited for the janitor); each under its own key.
+    if (patched(RERATE_REFUNDS_EVERY_NOTE)) await refundRerateCreditNotes({ rerateId: input.rerateId });
+    else await refundCreditNote({ creditNoteId: state.resultInvoiceId });
+  }
   return state;
 }

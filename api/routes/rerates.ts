@@ -10,7 +10,8 @@ import { findPlanVersion } from '../../store/catalog';
 import type { Database } from '../../store/database';
 import { findInvoice } from '../../store/invoices';
 import { writeAudit } from '../../store/outbox';
-import { deleteUnstartedRerate, findRerate as findRerateRow, insertRerate, type RerateRow } from '../../store/rerates';
+import { deleteUnstartedRerate, findRerate as findRerateRow, insertRerate, listRerateCreditNotes, type RerateCreditNoteRow, type RerateRow } from '../../store/rerates';
+import { formatMoney, toDecimal } from '../../domain/money';
 import { inTransaction } from '../../store/transactions';
 import {
   decideRerateUpdate,
@@ -23,7 +24,7 @@ import { billingTaskQueue } from '../../config/tuning';
 import { keyNamesAnotherRequest, scopedRequestId, uuidFromRequestId } from '../idempotency';
 import { startForCommittedRow } from '../workflow-start';
 import { ApiProblem, isProblemCode } from '../problem';
-import { RERATEABLE_INVOICE_KINDS } from '../../domain/rerating';
+import { RERATEABLE_INVOICE_KINDS, rerateRefundOutcome } from '../../domain/rerating';
 import { rerateBody, rerateDecisionBody, uuidParam } from '../schemas';
 import { declareRoutes } from '../route-declarations';
 
@@ -33,7 +34,7 @@ const DECISION_WINDOW = 'P30D';
 const apiKeyIdOf = (req: Request): string | undefined => (req as Request & { apiKey?: { id: string } }).apiKey?.id;
 const actor = (req: Request): string => apiKeyIdOf(req) ?? 'api';
 
-export function rerateJson(row: RerateRow) {
+export function rerateJson(row: RerateRow, notes: readonly RerateCreditNoteRow[] = []) {
   return {
     id: row.id,
     invoice_id: row.invoice_id,
@@ -55,6 +56,19 @@ export function rerateJson(row: RerateRow) {
     decided_by: row.decided_by,
     decision_reason: row.decision_reason,
     result_invoice_id: row.result_invoice_id,
+    // Each credit note it issued and what became of its money: the status stays `finalized` once carried out, a
+    // refund the gateway refused (credited to the wallet instead) or still pending shows here.
+    refunds: notes.map((note) => ({
+      credit_note_id: note.credit_note_id,
+      credit_note_number: note.credit_note_number,
+      invoice_id: note.credited_invoice_id,
+      amount: formatMoney(toDecimal(note.amount), note.currency),
+      currency: note.currency,
+      outcome: rerateRefundOutcome({ noteStatus: note.credit_note_status, refundStatus: note.refund_status, invoiceStatus: note.credited_invoice_status }),
+      refund: note.refund_id
+        ? { id: note.refund_id, status: note.refund_status!, amount: formatMoney(toDecimal(note.refund_amount!), note.currency), failure_code: note.refund_failure_code }
+        : null,
+    })),
     // Why a `failed` re-rating was never carried out (its workflow's deterministic failure); null otherwise.
     failure: row.status === 'failed' ? { code: row.failure_code!, message: row.failure_message! } : null,
     workflow_id: rerateWorkflowId(row.id),
@@ -132,7 +146,8 @@ export function reratesRouter(db: Database, temporal: Client): Router {
   });
 
   routes.get('/rerates/:id', { allow: ['finance'] }, async (req, res) => {
-    res.json(rerateJson(await findRerate(db, req.params.id)));
+    const rerate = await findRerate(db, req.params.id);
+    res.json(rerateJson(rerate, await listRerateCreditNotes(db, rerate)));
   });
 
   for (const decision of ['approve', 'reject'] as const) {
@@ -154,7 +169,8 @@ export function reratesRouter(db: Database, temporal: Client): Router {
         if (error instanceof WorkflowNotFoundError) throw notAwaiting((await findRerate(db, rerate.id)).status);
         throw error;
       }
-      res.json(rerateJson(await findRerate(db, rerate.id)));
+      const decided = await findRerate(db, rerate.id);
+      res.json(rerateJson(decided, await listRerateCreditNotes(db, decided)));
     });
   }
 

@@ -256,3 +256,36 @@ test('undoing an adjustment still unpaid: the credit comes off what the adjustme
   expect(money(await db('payments').where({ invoice_id: adjustmentId }).orderBy('attempt'))).toEqual(['2.00 failed']);
   expect(await db('refunds').whereIn('invoice_id', [target.invoiceId, adjustmentId])).toEqual([]);
 });
+
+/**
+ * The same undo once dunning gave the adjustment up (`uncollectible`, still collectible should money arrive): it
+ * never collected the 2.00, so the credit comes off what it owes, not out of January's payment.
+ *   January 20.00 paid; +2.00 adjustment declined, then uncollectible; re-rated back: −2.00 as an open note against it
+ *   Paid in the end: 20.00. Before: 2.00 refunded from January's payment, 18.00 for a 20.00 month.
+ */
+test('undoing an adjustment dunning gave up on: the credit comes off what it owes, nothing is refunded', async () => {
+  const payments = createPaymentActivities(db, new SandboxGateway(db));
+  const target = await unpaidJanuary('undo-uncollectible-adjustment', 'pm_sandbox_ok', '0.12');
+  expect(await payments.chargeInvoice({ invoiceId: target.invoiceId, attempt: 1 })).toMatchObject({ outcome: 'succeeded' });
+  const rerating = createReratingActivities(db);
+  const rerate = async (correctedPlanId: string, total: string) => {
+    const rerateId = randomUUID();
+    await db.transaction((trx) => insertRerate(trx, { id: rerateId, ...target, requestedBy: 'finance', reason: 'price', correctedPlanId, includeLateUsage: false }));
+    expect(await rerating.proposeRerate({ rerateId })).toMatchObject({ status: 'proposed', total });
+    await rerating.recordRerateDecision({ rerateId, approved: true, by: 'finance', reason: 'ok' });
+    return rerating.finalizeRerate({ rerateId });
+  };
+  const adjustmentId = (await rerate(target.cheaperPlanId, '2.00')).resultInvoiceId!;
+  await db('customers').where({ id: target.customerId }).update({ payment_method: 'pm_sandbox_declined' });
+  expect(await payments.chargeInvoice({ invoiceId: adjustmentId, attempt: 1 })).toMatchObject({ outcome: 'declined' });
+  await payments.markInvoiceUncollectible({ invoiceId: adjustmentId, reason: 'dunning exhausted' });
+
+  const [listed] = await db('plans').where({ code: 'unpaid-undo-uncollectible-adjustment', version: 1 });
+  await rerate(listed.id, '-2.00');
+  expect(money(await db('refunds').whereIn('invoice_id', [target.invoiceId, adjustmentId]))).toEqual([]);
+  expect(money(await db('invoices').where({ credited_invoice_id: adjustmentId }))).toEqual(['2.00 open']);
+  // Money arriving later collects nothing more: the adjustment owes nothing after the note.
+  await db('customers').where({ id: target.customerId }).update({ payment_method: 'pm_sandbox_ok' });
+  expect(await payments.chargeInvoice({ invoiceId: adjustmentId, attempt: 2 })).toMatchObject({ invoiceStatus: 'paid' });
+  expect(money(await db('payments').where({ invoice_id: adjustmentId }).orderBy('attempt'))).toEqual(['2.00 failed']);
+});

@@ -2323,6 +2323,27 @@ export interface components {
                 wallet_credit_back: string | null;
             } | null;
             reason: string;
+            refunds: {
+                /** @example 12.50 */
+                amount: string;
+                /** Format: uuid */
+                credit_note_id: string;
+                credit_note_number: string | null;
+                currency: string;
+                /** Format: uuid */
+                invoice_id: string;
+                /** @enum {string} */
+                outcome: "refunded" | "credited_to_wallet" | "pending" | "taken_off_invoice" | "owed";
+                refund: {
+                    /** @example 12.50 */
+                    amount: string;
+                    failure_code: string | null;
+                    /** Format: uuid */
+                    id: string;
+                    /** @enum {string} */
+                    status: "pending" | "succeeded" | "failed";
+                } | null;
+            }[];
             requested_by: string;
             result_invoice_id: string | null;
             /** @enum {string} */
