@@ -282,7 +282,10 @@ export function createReratingActivities(db: Database) {
             resultInvoiceId ??= noteId;
           } else if (refund.gt(0)) {
             // Against the re-rated invoice, and the period's threshold invoices and adjustments when it holds less.
-            resultInvoiceId ??= await refundRerateCredit(trx, rerate, invoice, refund);
+            // Issued before the assignment: `??=` skips its right side once an adjustment's note is the result, and
+            // the refund was never issued (undoing +2.00 down to −4.00: 2.00 off the adjustment, 2.00 never refunded).
+            const noteId = await refundRerateCredit(trx, rerate, invoice, refund);
+            resultInvoiceId ??= noteId;
           }
         }
         if (proposal.lateEventIds.length) {

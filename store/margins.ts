@@ -6,7 +6,7 @@
  *             finalized invoice (not draft, not void) of any kind (period, closing, proration, adjustment, ...),
  *             minus the lines of its non-void credit notes (kind credit_note, positive amounts, linked through
  *             the credited invoice) whose period_start is in [from, to): a refund's lines carry the credited
- *             invoice's period; a re-rating's credit note counts in the usage period it corrects. Wallet lines
+ *             invoice's period; each credit note of a re-rating counts in the usage period it corrects. Wallet lines
  *             paid by purchased credit or by a refused refund's credit are payment and do not subtract
  *   cost    = per metric: Σ quantity over the subscription's usage closures whose period_start is in [from, to),
  *             × the metric's unit_cost (none set: 0), rounded once; the cost is the sum of those lines
@@ -123,10 +123,15 @@ async function revenueBySubscription(db: Db, query: MarginQuery, ids: string[] |
        FROM invoices note
        JOIN invoices credited ON credited.id = note.credited_invoice_id
        JOIN invoice_lines l ON l.invoice_id = note.id
+       -- A re-rating's notes count in the usage period it corrects: every one it issued (each keyed rerate:<id>,
+       -- activities/rerate-refund.ts: an open adjustment's, the re-rated invoice's, the threshold invoices'), not only
+       -- the first, which result_invoice_id names (a note on the period invoice after an adjustment's note counted in
+       -- the month after). The key's id is read only when it is one: a cast of any other key would fail.
        LEFT JOIN rerates r ON r.result_invoice_id = note.id
+       LEFT JOIN rerates keyed ON keyed.id = CASE WHEN note.idempotency_key ~ '^rerate:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN substr(note.idempotency_key, 8)::uuid END
        WHERE note.kind = ? AND note.status <> ALL(?::text[]) AND credited.subscription_id IS NOT NULL
-         AND coalesce((r.proposal -> 'usagePeriod' ->> 'start')::timestamptz, l.period_start) >= ?
-         AND coalesce((r.proposal -> 'usagePeriod' ->> 'start')::timestamptz, l.period_start) < ? ${onlyCreditedIds}
+         AND coalesce((coalesce(r.proposal, keyed.proposal) -> 'usagePeriod' ->> 'start')::timestamptz, l.period_start) >= ?
+         AND coalesce((coalesce(r.proposal, keyed.proposal) -> 'usagePeriod' ->> 'start')::timestamptz, l.period_start) < ? ${onlyCreditedIds}
      )
      SELECT subscription_id, sum(amount)::text AS revenue FROM counted GROUP BY subscription_id`,
     [

@@ -21,6 +21,7 @@ import type { Database } from '../../store/database';
 import { insertRerate } from '../../store/rerates';
 import { closeUsage, insertUsageEvents } from '../../store/usage';
 import { listCreditNotesOwedBeyondRefunds } from '../../store/credit-notes';
+import { marginReport } from '../../store/margins';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer, insertPlan } from '../support/fixtures';
 
@@ -288,4 +289,47 @@ test('undoing an adjustment dunning gave up on: the credit comes off what it owe
   await db('customers').where({ id: target.customerId }).update({ payment_method: 'pm_sandbox_ok' });
   expect(await payments.chargeInvoice({ invoiceId: adjustmentId, attempt: 2 })).toMatchObject({ invoiceStatus: 'paid' });
   expect(money(await db('payments').where({ invoice_id: adjustmentId }).orderBy('attempt'))).toEqual(['2.00 failed']);
+});
+
+/**
+ * The margins report counts every note of a re-rating in the usage period it corrects, not only the first (the one
+ * `rerates.result_invoice_id` names).
+ *   Feb 1   January 20.00 (February's 10.00 fee, January's 100 × 0.10 = 10.00 usage), paid
+ *   re-rated at 0.12: +2.00 adjustment of January, its charge declined
+ *   re-rated at 0.08: 8.00 instead of 12.00, −4.00: 2.00 off what the adjustment owes (note 1, of January's period),
+ *   2.00 refunded from the period invoice (note 2, on an invoice of February's period)
+ *   January revenue 10.00 + 2.00 − 2.00 − 2.00 = 8.00 (100 × 0.08); February 10.00 (the fee)
+ * Before: note 2 was never issued (`resultInvoiceId ??= await refundRerateCredit(...)` skipped the call once the
+ * adjustment's note was the result: 2.00 never refunded); with it issued, the margins report counted it in February
+ * (its invoice's period): January 10.00, February 8.00.
+ */
+test('undoing an unpaid adjustment past what it owes: the rest is refunded, and the margins report counts both notes in the period corrected', async () => {
+  const payments = createPaymentActivities(db, new SandboxGateway(db));
+  const target = await unpaidJanuary('margins-two-notes', 'pm_sandbox_ok', '0.12');
+  expect(await payments.chargeInvoice({ invoiceId: target.invoiceId, attempt: 1 })).toMatchObject({ outcome: 'succeeded' });
+  const rerating = createReratingActivities(db);
+  const rerate = async (correctedPlanId: string, total: string) => {
+    const rerateId = randomUUID();
+    await db.transaction((trx) => insertRerate(trx, { id: rerateId, ...target, requestedBy: 'finance', reason: 'price', correctedPlanId, includeLateUsage: false }));
+    expect(await rerating.proposeRerate({ rerateId })).toMatchObject({ status: 'proposed', total });
+    await rerating.recordRerateDecision({ rerateId, approved: true, by: 'finance', reason: 'ok' });
+    return rerating.finalizeRerate({ rerateId });
+  };
+  const adjustmentId = (await rerate(target.cheaperPlanId, '2.00')).resultInvoiceId!;
+  await db('customers').where({ id: target.customerId }).update({ payment_method: 'pm_sandbox_declined' });
+  expect(await payments.chargeInvoice({ invoiceId: adjustmentId, attempt: 1 })).toMatchObject({ outcome: 'declined' });
+
+  const cheapest = await insertPlan(db, { code: 'unpaid-margins-two-notes', version: 3, billing_interval: 'P1M', flat_fee: '10.00', charges: callsAt('0.08') });
+  const down = await rerate(cheapest.id, '-4.00');
+  const notes = await db('invoices').where({ kind: 'credit_note' }).whereIn('credited_invoice_id', [adjustmentId, target.invoiceId]).orderBy('finalized_at');
+  expect(notes.map((note) => [note.credited_invoice_id, Number(note.total).toFixed(2), note.period_start.toISOString()])).toEqual([
+    [adjustmentId, '2.00', january.start],
+    [target.invoiceId, '2.00', february.start],
+  ]);
+  expect(down.resultInvoiceId).toBe(notes[0].id);
+  expect(money(await db('refunds').whereIn('invoice_id', [adjustmentId, target.invoiceId]))).toEqual(['2.00 pending']);
+
+  const revenue = async (period: { start: string; end: string }) =>
+    (await marginReport(db, { from: new Date(period.start), to: new Date(period.end), subscriptionIds: [target.subscriptionId] })).subscriptions.map((row) => row.revenue);
+  expect([await revenue(january), await revenue(february)]).toEqual([['8.00'], ['10.00']]);
 });
