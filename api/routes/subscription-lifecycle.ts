@@ -9,6 +9,7 @@
 import { Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import type { Request, Router } from 'express';
+import type { Knex } from 'knex';
 import { formatMoney, toDecimal } from '../../domain/money';
 import { graceWindowFitsInterval, planScheduleTerms } from '../../domain/plan-terms';
 import type { Database } from '../../store/database';
@@ -24,13 +25,14 @@ import {
   PlanChangeResult,
   resumeSubscriptionUpdate,
   retryFailedStepUpdate,
+  subscriptionStateQuery,
   withdrawScheduledChangeUpdate,
 } from '../../workflows/definitions';
 import { findSubscriptionOr404 } from './lookups';
 import { requestUpdateId, retriesUnfinishedRequest } from '../idempotency';
 import { causeChain } from '../cause-chain';
 import { ApiProblem, isProblemCode } from '../problem';
-import { withTemporalDeadline } from '../temporal-deadline';
+import { liveQueryTimeoutMs, withTemporalDeadline } from '../temporal-deadline';
 import { emptyBody, pauseSubscriptionBody, planChangeBody } from '../schemas';
 import { declareRoutes } from '../route-declarations';
 import { refuseMeteredOverlap } from '../metered-overlap';
@@ -106,12 +108,23 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
     const from = body.effective === 'immediate' ? now : (subscription.current_period_end ?? now);
     const outcome = await db.transaction(async (trx) => {
       await refuseMeteredOverlap(trx, { customerId: subscription.customer_id, planId: plan.id, from, subscriptionId: subscription.id });
-      const asked = await answerOf(update(req, subscription, changePlanUpdate, [{ plan: planScheduleTerms(plan), effective: body.effective, requestedBy: actor(req) }]));
+      const asking = update(req, subscription, changePlanUpdate, [{ plan: planScheduleTerms(plan), effective: body.effective, requestedBy: actor(req) }]);
+      const asked = await answerOf(asking).catch(async (refusal: unknown) => {
+        // The attempt whose answer was lost recorded its change on the row over the one scheduled before (it may have
+        // been taken). Refused now, it never was (a refused update id is asked again, an admitted one answers its
+        // outcome): the row takes back what the workflow holds, else it showed this plan until the boundary switched
+        // to the earlier one, and the overlap check counted the wrong plan's event types.
+        if (!(refusal instanceof ApiProblem) || body.effective !== 'period_end' || !retriesUnfinishedRequest(res)) throw refusal;
+        await recordWorkflowScheduledChange(trx, subscription);
+        return { refused: refusal };
+      });
+      if ('refused' in asked) return asked;
       // Before the first period (start or trial) a change at period end is made now (answered `immediate`): nothing is scheduled.
       const scheduled = body.effective === 'period_end' && !('answer' in asked && asked.answer.effective === 'immediate');
       if (scheduled) await recordScheduledChange(trx, subscription.id, plan.id, 'answer' in asked ? new Date(asked.answer.effectiveAt) : from);
       return asked;
     }).catch((error: unknown) => ({ lost: error }));
+    if ('refused' in outcome) throw outcome.refused;
     // A lost answer is rethrown after the commit that kept its record; a superseded repeat gets its first outcome.
     const result = 'answer' in outcome ? outcome.answer : await firstOutcomeOfSupersededChange(req, subscription, outcome.lost);
     res.json({
@@ -135,6 +148,19 @@ export function subscriptionLifecycleRouter(db: Database, temporal: Client): Rou
       if (error instanceof ApiProblem || error instanceof WorkflowUpdateFailedError) throw error;
       return { lost: error };
     }
+  }
+
+  /**
+   * Puts on the row the change the workflow holds (or none): asked under the customer's lock, after a refusal that
+   * says the row's record came from a request the workflow did not take. A workflow that cannot answer in time leaves
+   * the record as it is (claiming a change refuses more; missing one lets two subscriptions bill a type).
+   */
+  async function recordWorkflowScheduledChange(trx: Knex.Transaction, subscription: SubscriptionRow): Promise<void> {
+    const handle = temporal.workflow.getHandle(subscription.workflow_id);
+    const state = await withTemporalDeadline(temporal, () => handle.query(subscriptionStateQuery), liveQueryTimeoutMs()).catch(() => null);
+    if (!state) return;
+    if (state.scheduledChange) await recordScheduledChange(trx, subscription.id, state.scheduledChange.plan.planId, new Date(state.scheduledChange.effectiveAt));
+    else await forgetScheduledChange(trx, subscription.id);
   }
 
   /**

@@ -125,3 +125,59 @@ test('a trial plan change at period end whose answer was lost leaves the row on 
   expect(await db('outbox').where({ aggregate_id: row.id, event_type: 'subscription.plan_changed' }).count<{ count: string }[]>('* as count')).toEqual([{ count: '1' }]);
   await handle.terminate('test done');
 });
+
+/**
+ * A change at period end whose answer was lost is recorded on the row over the change scheduled before it (the
+ * workflow may have taken it). Refused, the retry with the same key puts back what the workflow holds; taken, the row
+ * keeps it. A refusal that was answered is replayed from its key and moves nothing. The usage page's projected fee
+ * of the next invoice follows the row: pro's 20.00 (before, the refused max's 30.00 until the boundary billed 20.00).
+ *
+ *   day 0 basic ── day 5 "pro at period end": 200 ── pause ── "max at period end": 503, refused (paused)
+ *     ── retry: 409, row back on pro ── retry: 409 replayed ── resume ── "max at period end": 503, taken ── retry: 200
+ */
+test('a change at period end whose answer was lost and that was refused leaves the earlier scheduled change on the row', async () => {
+  const basic = await insertPlan(db, { code: 'keep-basic', billing_interval: 'P1M', flat_fee: '10.00' });
+  const pro = await insertPlan(db, { code: 'keep-pro', billing_interval: 'P1M', flat_fee: '20.00' });
+  const max = await insertPlan(db, { code: 'keep-max', billing_interval: 'P1M', flat_fee: '30.00' });
+  const customer = await insertCustomer(db);
+  const start = new Date(Math.ceil((await stack.env.currentTimeMs()) / 1000) * 1000 + 60_000);
+  const { row, input, workflowId } = await insertSubscription(db, customer, basic, start);
+  const handle = await stack.env.client.workflow.start(SUBSCRIPTION_WORKFLOW_TYPE, { workflowId, taskQueue: TASK_QUEUE, args: [input] });
+  await stack.advanceTo(new Date(start.getTime() + 5 * 86_400_000).toISOString());
+
+  const path = `/v1/subscriptions/${row.id}/plan-change`;
+  const names = new Map([[pro.id, 'pro'], [max.id, 'max']]);
+  const shown = async () => {
+    const [stored, got] = [(await db('subscriptions').where({ id: row.id }).first())!, await api.call('GET', `/v1/subscriptions/${row.id}`)];
+    // The fee the next period's invoice bills in advance, as the usage page projects it from the row.
+    const usage = await api.call('GET', `/v1/subscriptions/${row.id}/usage`);
+    return [names.get(stored.scheduled_change_plan_id) ?? null, got.json.live?.scheduledChange?.plan.planCode ?? null, usage.json.projected?.fee];
+  };
+  const toPro = await api.call('POST', path, { plan_code: 'keep-pro', effective: 'period_end' }, { 'idempotency-key': 'keep-to-pro' });
+  expect(toPro.status).toBe(200);
+  expect((await api.call('POST', `/v1/subscriptions/${row.id}/pause`, {}, { 'idempotency-key': 'keep-pause' })).status).toBe(200);
+
+  const toMax = { plan_code: 'keep-max', effective: 'period_end' };
+  answerNextTooLate = true;
+  const lost = await api.call('POST', path, toMax, { 'idempotency-key': 'keep-to-max' });
+  expect([lost.status, lost.json.code]).toEqual([503, 'temporal_unavailable']);
+  await expect(updateStillGoing).rejects.toThrow();
+  const retried = await api.call('POST', path, toMax, { 'idempotency-key': 'keep-to-max' });
+  expect([retried.status, retried.json.code]).toEqual([409, 'subscription_paused']);
+  expect(await shown()).toEqual(['pro', 'keep-pro', '20.00']);
+  const replayed = await api.call('POST', path, toMax, { 'idempotency-key': 'keep-to-max' });
+  expect([replayed.status, replayed.json.code, replayed.headers.get('idempotent-replayed')]).toEqual([409, 'subscription_paused', 'true']);
+  expect(await shown()).toEqual(['pro', 'keep-pro', '20.00']);
+
+  // Lost and taken: the row shows the new change, and the retry gets the first answer.
+  expect((await api.call('POST', `/v1/subscriptions/${row.id}/resume`, {}, { 'idempotency-key': 'keep-resume' })).status).toBe(200);
+  answerNextTooLate = true;
+  const lostTaken = await api.call('POST', path, toMax, { 'idempotency-key': 'keep-to-max-again' });
+  expect([lostTaken.status, lostTaken.json.code]).toEqual([503, 'temporal_unavailable']);
+  const taken = (await updateStillGoing) as { effective: string; effectiveAt: string };
+  expect(await shown()).toEqual(['max', 'keep-max', '30.00']);
+  const retriedTaken = await api.call('POST', path, toMax, { 'idempotency-key': 'keep-to-max-again' });
+  expect([retriedTaken.status, retriedTaken.json.effective, retriedTaken.json.effective_at, retriedTaken.json.plan_code]).toEqual([200, 'period_end', taken.effectiveAt, 'keep-max']);
+  expect(await shown()).toEqual(['max', 'keep-max', '30.00']);
+  await handle.terminate('test done');
+});
