@@ -8,33 +8,11 @@
  */
 import type { DraftInvoiceLine } from '../domain/invoice';
 import { Dec, formatMoney, sumMoney, toDecimal, ZERO } from '../domain/money';
-import { loweredBeyondCorrectionCash, loweredLines, type CarriedOutCorrection } from '../domain/wallet-invoice';
-import type { LoweredLine } from '../domain/wallet';
 import type { InvoiceRow } from '../store/invoices';
-import { listFinalizedRerates, type RerateProposal } from '../store/rerates';
+import type { RerateProposal } from '../store/rerates';
 import type { Transaction } from '../store/transactions';
-import { drawLineRows } from '../store/wallet-draw-lines';
-import { invoiceDrawKey } from '../store/wallet-draws';
-import { findWallet, plannedLineGiveBacks, reverseWalletCreditsByLine } from '../store/wallets';
-
-/**
- * The lines a re-rating's credit may give back to the draw: lowered by the difference, less the cash that earlier
- * carried-out re-ratings of the invoice (adjustments paid by card) still hold of each line, which goes back first.
- */
-async function walletLoweredLines(trx: Transaction, rerateId: string, invoice: InvoiceRow, drawKey: string, lines: readonly DraftInvoiceLine[]): Promise<LoweredLine[]> {
-  const lowered = loweredLines(lines);
-  // Each builds on all the ones carried out before it: by how many, their order.
-  const earlier = (await listFinalizedRerates(trx, invoice.id, rerateId)).sort((a, b) => (a.proposal?.buildsOn?.length ?? 0) - (b.proposal?.buildsOn?.length ?? 0));
-  if (earlier.length === 0) return lowered;
-  const wallet = await findWallet(trx, invoice.customer_id, invoice.currency);
-  const rows = wallet ? await drawLineRows(trx, wallet.id, drawKey) : [];
-  const corrections: CarriedOutCorrection[] = earlier.map((correction) => ({
-    outcome: correction.proposal?.outcome ?? 'none',
-    lines: correction.proposal?.lines ?? [],
-    walletGiven: rows.filter((row) => row.part === `rerate:${correction.id}`).map((row) => ({ lineKey: row.line_key, amount: row.amount })),
-  }));
-  return loweredBeyondCorrectionCash(lowered, corrections);
-}
+import { invoiceDrawKey, walletLoweredLines } from '../store/wallet-draws';
+import { plannedLineGiveBacks, reverseWalletCreditsByLine } from '../store/wallets';
 
 /** The proposal's wallet part: for a credit (total < 0) on an invoice that drew on the wallet, what goes back. */
 export async function proposedWalletCreditBack(
@@ -50,7 +28,7 @@ export async function proposedWalletCreditBack(
     customerId: invoice.customer_id,
     currency: invoice.currency,
     drawKey,
-    lowered: await walletLoweredLines(trx, rerateId, invoice, drawKey, difference.lines),
+    lowered: await walletLoweredLines(trx, invoice, drawKey, difference.lines, rerateId),
     cap: credit.abs().toString(),
   });
   const back = sumMoney(planned.map((line) => toDecimal(line.amount)));
@@ -70,7 +48,7 @@ export async function giveBackWalletCredit(trx: Transaction, rerateId: string, i
     currency: invoice.currency,
     drawKey: proposal.walletDrawKey,
     reversalKey: `rerate:${rerateId}`,
-    lowered: await walletLoweredLines(trx, rerateId, invoice, proposal.walletDrawKey, proposal.lines),
+    lowered: await walletLoweredLines(trx, invoice, proposal.walletDrawKey, proposal.lines, rerateId),
     cap: proposal.walletCreditBack,
     at,
   });

@@ -84,8 +84,9 @@ export async function findRerate(db: Db, rerateId: string): Promise<RerateRow | 
 }
 
 /** Re-ratings of an invoice already carried out, except one: corrections the next proposal builds on. */
-export async function listFinalizedRerates(db: Db, invoiceId: string, exceptRerateId: string): Promise<RerateRow[]> {
-  return db<RerateRow>('rerates').where({ invoice_id: invoiceId, status: 'finalized' }).whereNot({ id: exceptRerateId });
+export async function listFinalizedRerates(db: Db, invoiceId: string, exceptRerateId?: string): Promise<RerateRow[]> {
+  const query = db<RerateRow>('rerates').where({ invoice_id: invoiceId, status: 'finalized' });
+  return exceptRerateId === undefined ? query : query.whereNot({ id: exceptRerateId });
 }
 
 /**

@@ -12,6 +12,7 @@ import { insertRerate } from '../../store/rerates';
 import { creditReversalsOfEndedSubscriptions } from '../../store/reversal-credit-notes';
 import { insertReversalEvents } from '../../store/reversals';
 import { closeUsage, insertUsageEvents } from '../../store/usage';
+import { pendingReversalCredits } from '../../store/reversal-credits';
 import { createGrant, findWallet } from '../../store/wallets';
 import { createTestDatabase } from '../support/database';
 import { insertCustomer, insertPlan } from '../support/fixtures';
@@ -29,8 +30,8 @@ afterAll(async () => {
 
 const tokensAt = (unitPrice: string) => [{ metricCode: 'rr_tokens', price: { model: 'per_unit', unitPrice } }] as never;
 
-/** A plan of 20.00 a month + 0.01 a token, 5.00 credit bucket; `tokens` used in the month starting `year`-01. */
-async function invoicedMonth(name: string, tokens: string, year: number, grants: (customerId: string) => Promise<unknown>) {
+/** A plan of 20.00 a month + 0.01 a token, 5.00 credit bucket; `tokens` used in the month starting `year`-01 (events `name`-1, -2, ...). */
+async function invoicedMonth(name: string, tokens: string | readonly string[], year: number, grants: (customerId: string) => Promise<unknown>) {
   const usage = { start: `${year}-01-01T00:00:00.000Z`, end: `${year}-02-01T00:00:00.000Z` };
   const next = { start: `${year}-02-01T00:00:00.000Z`, end: `${year}-03-01T00:00:00.000Z` };
   const customer = await insertCustomer(db, { external_id: name });
@@ -40,7 +41,8 @@ async function invoicedMonth(name: string, tokens: string, year: number, grants:
   const [subscription] = await db('subscriptions')
     .insert({ customer_id: customer.id, plan_id: plan.id, status: 'active', workflow_id: `direct:${name}`, start_at: new Date(usage.start), current_period_start: new Date(usage.start), current_period_end: new Date(usage.end) })
     .returning('*');
-  await insertUsageEvents(db, [{ customerId: customer.id, eventId: `${name}-1`, eventType: 'rr.llm', occurredAt: new Date(Date.parse(usage.start) + 86_400_000), properties: { tokens } }]);
+  const events = typeof tokens === 'string' ? [tokens] : tokens;
+  await insertUsageEvents(db, events.map((value, index) => ({ customerId: customer.id, eventId: `${name}-${index + 1}`, eventType: 'rr.llm', occurredAt: new Date(Date.parse(usage.start) + 86_400_000), properties: { tokens: value } })));
   await db.transaction((trx) =>
     closeUsage(trx, { subscriptionId: subscription.id, customerId: customer.id, periodStart: new Date(usage.start), periodEnd: new Date(usage.end), planId: plan.id, charges: plan.charges as never }),
   );
@@ -325,4 +327,62 @@ test('lowering a line an adjustment raised refunds the adjustment\'s cash first;
   const again = randomUUID();
   await db.transaction((trx) => insertRerate(trx, { id: again, invoiceId, subscriptionId, customerId: customer.id, requestedBy: 'finance', reason: 'again', correctedPlanId: cheaper.id, includeLateUsage: false }));
   expect(await createReratingActivities(db).proposeRerate({ rerateId: again })).toMatchObject({ status: 'nothing_to_do' });
+});
+
+/**
+ * An outcome reversed after an upward re-rating: the same rule as a re-rating back down (one function,
+ * store/wallet-draws.ts walletLoweredLines), so the adjustment's card money comes back first.
+ *   Jan     2 × 620 tokens at 0.01 = 12.40, bucket 5.00: Feb 1 invoice 20.00 + 12.40 − 5.00 − 7.40 promo = 20.00 (card)
+ *   at 0.02:  usage 24.80, +12.40 adjustment invoice, paid by card
+ *   Feb:    one event reversed: 620 × 0.02 = −12.40 (the bucket still fully used). At the final figures from the start
+ *           (620 at 0.02 = 12.40 − 5.00 bucket = 7.40, the promo's) the promo pays 7.40 and the card 20.00 fee only:
+ *           all 12.40 is the card's. March: 20.00 − 12.40 = 7.60, no give-back; the promo stays at 92.60
+ *           (before: 7.40 back to the promo, 20.00 − 12.40 + 7.40 = 15.00: 7.40 of the card's money became promo credit)
+ */
+test('an outcome reversed after an upward re-rating: the adjustment\'s cash comes back first, the grant keeps what it paid', async () => {
+  const name = 'reversed-after-adjustment';
+  const { customer, subscriptionId, invoiceId, total } = await invoicedMonth(name, ['620', '620'], 2027, (customerId) =>
+    createGrant(db, { customerId, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '100.00', effectiveAt: new Date('2027-01-01T00:00:00Z') }),
+  );
+  expect(total).toBe('20.00');
+  const paidByCard = async (id: string, amount: string) => {
+    await db('payments').insert({ invoice_id: id, attempt: 1, status: 'succeeded', amount, currency: 'USD', idempotency_key: `payment:${id}:1`, gateway_charge_id: `ch_${id}` });
+    await db('invoices').where({ id }).update({ status: 'paid' });
+  };
+  await paidByCard(invoiceId, '20.00');
+  const dearer = await insertPlan(db, { code: `rr-${name}`, version: 4, billing_interval: 'P1M', flat_fee: '20.00', charges: tokensAt('0.02'), settings: { creditBucket: '5.00' } });
+  const raised = await rerate(invoiceId, subscriptionId, customer.id, dearer.id);
+  expect(raised.proposed).toMatchObject({ outcome: 'adjustment', total: '12.40' });
+  await paidByCard(raised.finalized.resultInvoiceId!, '12.40');
+
+  await insertReversalEvents(db, [{ customerId: customer.id, eventId: `${name}-r2`, eventType: 'rr.llm', occurredAt: new Date('2027-02-03T00:00:00Z'), properties: {}, reversesEventId: `${name}-2` }]);
+  const [plan] = await db('plans').where({ code: `rr-${name}`, version: 1 });
+  await db.transaction((trx) =>
+    closeUsage(trx, { subscriptionId, customerId: customer.id, periodStart: new Date('2027-02-01T00:00:00Z'), periodEnd: new Date('2027-03-01T00:00:00Z'), planId: plan.id, charges: plan.charges as never }),
+  );
+  const asLines = (lines: { kind: string; amount: string }[]) => lines.filter((line) => Number(line.amount) !== 0).map((line) => [line.kind, Number(line.amount).toFixed(2)]);
+  // What the usage preview and the wallet's pending usage project of the next invoice: the same as it bills.
+  const pending = await pendingReversalCredits(db, subscriptionId, customer.id, plan);
+  expect(asLines(pending)).toEqual([['usage', '-12.40']]);
+  const march = await createInvoicingActivities(db).createPeriodInvoice({
+    subscriptionId,
+    kind: 'period',
+    flatFeePeriod: { start: '2027-03-01T00:00:00.000Z', end: '2027-04-01T00:00:00.000Z' },
+    usagePeriod: { start: '2027-02-01T00:00:00.000Z', end: '2027-03-01T00:00:00.000Z' },
+  });
+  expect(asLines(await db('invoice_lines').where({ invoice_id: march.invoiceId }).orderBy('position'))).toEqual([
+    ['flat_fee', '20.00'],
+    ['usage', '-12.40'],
+  ]);
+  expect(march.total).toBe('7.60');
+  expect(await walletOf(customer.id)).toMatchObject({ balance: '92.60', remaining: { promo: '92.60' }, reversals: [] });
+
+  // Re-rated back at 0.01: 620 × 0.01 = 6.20 − 5.00 bucket = 1.20 for the promo to pay; it paid 7.40, so 6.20 goes
+  // back to it, and nothing is refunded: the reversal already credited the adjustment's 12.40 in cash.
+  const [listed] = await db('plans').where({ code: `rr-${name}`, version: 1 });
+  const lowered = await rerate(invoiceId, subscriptionId, customer.id, listed.id);
+  expect(lowered.proposed).toMatchObject({ outcome: 'credit', total: '-6.20' });
+  expect(lowered.proposal.walletCreditBack).toBe('6.20');
+  expect(lowered.finalized.resultInvoiceId).toBeNull();
+  expect(await walletOf(customer.id)).toMatchObject({ balance: '98.80', remaining: { promo: '98.80' }, reversals: ['6.20'] });
 });
