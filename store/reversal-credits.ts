@@ -14,7 +14,7 @@ import { CREDIT_LINE_DESCRIPTION } from '../domain/rating';
 import { findMetricsByCode, findPlan, type MetricRow, type PlanRow } from './catalog';
 import { amountOwedAfterCreditNotes, CREDIT_NOTE_KIND } from './credit-notes';
 import { invoiceLinesAsDrafts, type InvoiceRow } from './invoices';
-import { lastFinalizedRerateOfClosure } from './rerates';
+import { lastFinalizedRerateOfClosure, openAdjustmentsOfPeriod } from './rerates';
 import { invoicedReversals, markReversalsCredited, reversalsOfClosure, type InvoicedReversal } from './reversals';
 import type { Knex } from 'knex';
 import type { Transaction } from './transactions';
@@ -49,8 +49,8 @@ export async function reversalCreditsFor(
     const { plan, period, creditLines: owed } = await owedCreditLines(trx, subscriptionId, group, fallbackPlan, billedHere);
     // What the unpaid invoice of the period still owes is settled first (a credit note against it); only the rest is
     // credited here and given back to the wallet (splitOffUnpaid).
-    const { unpaid, creditLines } = settleUnpaid ? await splitOffUnpaid(trx, subscriptionId, group[0].periodStart, owed, plan.currency, { lock: true }) : { unpaid: undefined, creditLines: owed };
-    if (unpaid && settleUnpaid) await settleUnpaid(unpaid, group);
+    const { unpaid, creditLines } = settleUnpaid ? await splitOffUnpaid(trx, subscriptionId, group[0].periodStart, owed, plan.currency, { lock: true }) : { unpaid: [], creditLines: owed };
+    if (settleUnpaid) for (const settlement of unpaid) await settleUnpaid(settlement, group);
     lines.push(...creditLines);
     // What the wallet had paid for the period goes back to it first (docs/wallets.md).
     lines.push(...(await reversalCreditToWallet(trx, { subscriptionId, customerId, currency: plan.currency, creditedOn, period, creditLines })));
@@ -78,7 +78,7 @@ export async function pendingReversalCredits(db: Knex, subscriptionId: string, c
   return lines;
 }
 
-/** What the unpaid invoice of a period takes of its reversal credit: that invoice, the lines (positive amount). */
+/** What an unpaid invoice of a period takes of its reversal credit: that invoice, the lines (positive amount). */
 export interface UnpaidSettlement {
   readonly invoice: InvoiceRow;
   readonly creditLines: DraftInvoiceLine[];
@@ -97,7 +97,8 @@ export type SettleUnpaidInvoice = (settlement: UnpaidSettlement, reversals: read
  * uncollectible, 5 of them reversed: the next invoice billed 10.00 - 5.00). A credit larger than what it owes (the
  * wallet, a threshold invoice or a credit paid part of it) went whole on the next invoice: 5.00 of prepaid credit paid
  * 8 calls, 3.00 written off, 5 reversed, and all 5.00 went back to the credit; now 3.00 settles the invoice and 2.00
- * goes back. `lock`: the invoice's row lock, so what it owes is read as the note will take it (a payment takes it too).
+ * goes back. Then the period's uncollectible adjustments take what is left, up to what each owes (below). `lock`: each
+ * invoice's row lock, so what it owes is read as the note will take it (a payment takes it too).
  */
 async function splitOffUnpaid(
   db: Knex,
@@ -106,24 +107,61 @@ async function splitOffUnpaid(
   creditLines: DraftInvoiceLine[],
   currency: string,
   { lock }: { lock: boolean },
-): Promise<{ unpaid: UnpaidSettlement | undefined; creditLines: DraftInvoiceLine[] }> {
-  const whole = { unpaid: undefined, creditLines };
-  const credit = sumMoney(creditLines.map((line) => toDecimal(line.amount))).negated();
-  if (credit.lte(0)) return whole;
-  const found = await invoiceThatBilledPeriodUsage(db, subscriptionId, periodStart);
-  const billed = found && lock ? await db<InvoiceRow>('invoices').where({ id: found.id }).forUpdate().first() : found;
-  if (!billed || (billed.status !== 'open' && billed.status !== 'uncollectible')) return whole;
+): Promise<{ unpaid: UnpaidSettlement[]; creditLines: DraftInvoiceLine[] }> {
+  const unpaid: UnpaidSettlement[] = [];
+  let rest = creditLines;
+  const creditLeft = () => sumMoney(rest.map((line) => toDecimal(line.amount))).negated();
+  // Takes up to `owed` of what is left of the credit off the unpaid invoice.
+  const takeOff = (invoice: InvoiceRow, owed: Dec) => {
+    const credit = creditLeft();
+    if (owed.lte(0) || credit.lte(0)) return;
+    if (owed.gte(credit)) {
+      unpaid.push({ invoice, creditLines: rest, amount: formatMoney(credit, currency) });
+      rest = [];
+      return;
+    }
+    const split = splitCreditLines(rest, owed.toFixed(), currency);
+    unpaid.push({ invoice, creditLines: split.settled, amount: formatMoney(owed, currency) });
+    rest = split.rest;
+  };
+  if (creditLeft().lte(0)) return { unpaid, creditLines };
+  const billed = await unpaidInvoiceOfPeriod(db, await invoiceThatBilledPeriodUsage(db, subscriptionId, periodStart), lock);
+  if (billed) takeOff(billed, await owedForPeriodUsage(db, billed, periodStart, currency));
+  // Then the period's adjustments dunning gave up on (an upward re-rating's, late usage's), newest first, as a
+  // re-rating's credit is (activities/rerate-refund.ts creditOpenAdjustments): their money was never collected.
+  // Credited on the next invoice instead, a +12.40 adjustment given up, then 12.40 of its outcomes reversed: March
+  // billed 20.00 - 12.40 = 7.60 and the customer kept 12.40 never paid. Its note counts as a correction of the period
+  // for the wallet's give-back (store/wallet-draws.ts walletLoweredLines), so the adjustment's raise is not also cash.
+  // One still open (its charge at the gateway, or in dunning) is collected in full and the credit goes on the next
+  // invoice, as before.
+  for (const adjustmentId of await openAdjustmentsOfPeriod(db, subscriptionId, periodStart)) {
+    if (creditLeft().lte(0)) break;
+    const adjustment = await unpaidInvoiceOfPeriod(db, { id: adjustmentId }, lock, ['uncollectible']);
+    if (adjustment) takeOff(adjustment, await amountOwedAfterCreditNotes(db, adjustment));
+  }
+  return { unpaid, creditLines: rest };
+}
+
+/**
+ * The invoice, read under its row lock when `lock`, when it is unpaid (in dunning or given up; `only`: these of them);
+ * else undefined. An adjustment is locked only when it is one this takes the credit off.
+ */
+async function unpaidInvoiceOfPeriod(db: Knex, found: Pick<InvoiceRow, 'id'> | undefined, lock: boolean, only?: readonly string[]): Promise<InvoiceRow | undefined> {
+  if (!found) return undefined;
+  const query = only ? db<InvoiceRow>('invoices').where({ id: found.id }).whereIn('status', only) : db<InvoiceRow>('invoices').where({ id: found.id });
+  const invoice = lock ? await query.forUpdate().first() : await query.first();
+  return invoice && (invoice.status === 'open' || invoice.status === 'uncollectible') ? invoice : undefined;
+}
+
+/** What the unpaid invoice that billed the period's usage as a whole still owes for that usage. */
+async function owedForPeriodUsage(db: Knex, billed: InvoiceRow, periodStart: Date, currency: string): Promise<Dec> {
   // What it owes for this usage: the fee it also bills is not the outcomes', and what prepaid credit paid of them goes
   // back to it (a 20.00 fee unpaid, 7.40 of usage the wallet paid reversed: 7.40 back to the wallet, 20.00 owed).
   // Less what earlier reversals of the period already took off it: read from its lines alone, a second reversal
   // settled the fee with prepaid credit (20.00 fee, 8 calls, 5.00 prepaid: 2 then 3 calls reversed left 18.00 owed and
   // nothing back to the credit, where 5 at once leave 20.00 owed and 2.00 back).
   const usageLeft = usageLeftToPay(await invoiceLinesAsDrafts(db, billed.id), periodStart.toISOString(), currency).minus(await reversalsTakenOff(db, billed.id, periodStart));
-  const owed = Dec.min(await amountOwedAfterCreditNotes(db, billed), usageLeft);
-  if (owed.lte(0)) return whole;
-  if (owed.gte(credit)) return { unpaid: { invoice: billed, creditLines, amount: formatMoney(credit, currency) }, creditLines: [] };
-  const split = splitCreditLines(creditLines, owed.toFixed(), currency);
-  return { unpaid: { invoice: billed, creditLines: split.settled, amount: formatMoney(owed, currency) }, creditLines: split.rest };
+  return Dec.min(await amountOwedAfterCreditNotes(db, billed), usageLeft);
 }
 
 /** What credit notes against an invoice (void ones aside) already took off it for reversed outcomes of a period. */

@@ -386,3 +386,44 @@ test('an outcome reversed after an upward re-rating: the adjustment\'s cash come
   expect(lowered.finalized.resultInvoiceId).toBeNull();
   expect(await walletOf(customer.id)).toMatchObject({ balance: '98.80', remaining: { promo: '98.80' }, reversals: ['6.20'] });
 });
+
+/**
+ * The same, with the +12.40 adjustment never collected (dunning gave it up): the reversed outcome's 12.40 was never
+ * paid, so it comes off the adjustment (a note against it), as a re-rating's credit does, not in cash on March.
+ *   Jan     2 × 620 tokens at 0.01: Feb 1 invoice 20.00 (card), the promo 7.40
+ *   at 0.02:  +12.40 adjustment, uncollectible
+ *   Feb:    one event reversed: −12.40, a note of 12.40 against the adjustment (it owes 0.00); March 20.00, promo 92.60
+ *           (before: March 20.00 − 12.40 = 7.60, the adjustment still written off: 12.40 given back never paid)
+ *   back at 0.01: −6.20, all of it to the promo (it paid 7.40 for 1.20 due), nothing refunded
+ */
+test('an outcome reversed after an upward re-rating whose adjustment was given up: the credit comes off the adjustment', async () => {
+  const name = 'reversed-after-uncollectible-adjustment';
+  const { customer, subscriptionId, invoiceId } = await invoicedMonth(name, ['620', '620'], 2027, (customerId) =>
+    createGrant(db, { customerId, currency: 'USD', grantKey: 'promo', source: 'promotional', amount: '100.00', effectiveAt: new Date('2027-01-01T00:00:00Z') }),
+  );
+  await db('payments').insert({ invoice_id: invoiceId, attempt: 1, status: 'succeeded', amount: '20.00', currency: 'USD', idempotency_key: `payment:${invoiceId}:1`, gateway_charge_id: `ch_${invoiceId}` });
+  await db('invoices').where({ id: invoiceId }).update({ status: 'paid' });
+  const dearer = await insertPlan(db, { code: `rr-${name}`, version: 4, billing_interval: 'P1M', flat_fee: '20.00', charges: tokensAt('0.02'), settings: { creditBucket: '5.00' } });
+  const adjustmentId = (await rerate(invoiceId, subscriptionId, customer.id, dearer.id)).finalized.resultInvoiceId!;
+  await db('invoices').where({ id: adjustmentId }).update({ status: 'uncollectible' });
+
+  await insertReversalEvents(db, [{ customerId: customer.id, eventId: `${name}-r2`, eventType: 'rr.llm', occurredAt: new Date('2027-02-03T00:00:00Z'), properties: {}, reversesEventId: `${name}-2` }]);
+  const [plan] = await db('plans').where({ code: `rr-${name}`, version: 1 });
+  await db.transaction((trx) =>
+    closeUsage(trx, { subscriptionId, customerId: customer.id, periodStart: new Date('2027-02-01T00:00:00Z'), periodEnd: new Date('2027-03-01T00:00:00Z'), planId: plan.id, charges: plan.charges as never }),
+  );
+  const march = await createInvoicingActivities(db).createPeriodInvoice({
+    subscriptionId,
+    kind: 'period',
+    flatFeePeriod: { start: '2027-03-01T00:00:00.000Z', end: '2027-04-01T00:00:00.000Z' },
+    usagePeriod: { start: '2027-02-01T00:00:00.000Z', end: '2027-03-01T00:00:00.000Z' },
+  });
+  expect([march.total, await creditNotesOf(adjustmentId)]).toEqual(['20.00', ['12.40']]);
+  expect(await walletOf(customer.id)).toMatchObject({ balance: '92.60', remaining: { promo: '92.60' }, reversals: [] });
+
+  const [listed] = await db('plans').where({ code: `rr-${name}`, version: 1 });
+  const lowered = await rerate(invoiceId, subscriptionId, customer.id, listed.id);
+  expect(lowered.proposed).toMatchObject({ outcome: 'credit', total: '-6.20' });
+  expect(lowered.finalized.resultInvoiceId).toBeNull();
+  expect(await walletOf(customer.id)).toMatchObject({ balance: '98.80', remaining: { promo: '98.80' }, reversals: ['6.20'] });
+});
