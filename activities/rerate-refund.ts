@@ -11,7 +11,7 @@ import { refundShares, refundSharesUpTo, type RefundCapacity } from '../domain/r
 import { amountOwedAfterCreditNotes, CreditNoteRejectedError, enqueueCreditNoteIssued, insertCreditNote, insertCreditNoteLine, issueCreditNote, refundableBalance } from '../store/credit-notes';
 import { lockInvoice, type InvoiceRow } from '../store/invoices';
 import { writeAudit } from '../store/outbox';
-import { openAdjustmentsOfPeriod, paidPartialInvoicesOfPeriod, type RerateRow } from '../store/rerates';
+import { unpaidAdjustmentsOfPeriod, paidPartialInvoicesOfPeriod, type RerateRow } from '../store/rerates';
 import type { Transaction } from '../store/transactions';
 
 /** Issues the credit notes (each keyed by the re-rating on its invoice); returns the first one's id. */
@@ -83,17 +83,17 @@ export async function creditUnpaidInvoice(trx: Transaction, rerate: RerateRow, i
 }
 
 /**
- * The part of a re-rating's cash credit that the period's adjustments still open take off what they owe (an open
+ * The part of a re-rating's cash credit that the period's adjustments still unpaid take off what they owe (an open
  * note each, newest first): that money was never collected, so it is not refunded from elsewhere. Before, undoing a
  * +10.00 adjustment whose charge had not gone through refunded 10.00 from the paid period invoice while the
  * adjustment still owed 10.00: dunning charged it again, and once uncollectible the customer had 10.00 back never paid.
  * An uncollectible adjustment takes it too (before, the credit was refunded from the period invoice's payment).
  * Returns the notes' ids and what they took.
  */
-export async function creditOpenAdjustments(trx: Transaction, rerate: RerateRow, credit: Dec): Promise<{ noteIds: string[]; credited: Dec }> {
+export async function creditUnpaidAdjustments(trx: Transaction, rerate: RerateRow, credit: Dec): Promise<{ noteIds: string[]; credited: Dec }> {
   const noteIds: string[] = [];
   let credited = new Dec(0);
-  for (const adjustmentId of await openAdjustmentsOfPeriod(trx, rerate.subscription_id, periodStartOf(rerate))) {
+  for (const adjustmentId of await unpaidAdjustmentsOfPeriod(trx, rerate.subscription_id, periodStartOf(rerate))) {
     if (credited.gte(credit)) break;
     const adjustment = (await lockInvoice(trx, adjustmentId))!;
     // Uncollectible too: dunning gave up, so the credit's share was never collected (refunded from the period

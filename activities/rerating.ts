@@ -34,7 +34,7 @@ import { currentPlanIdOf } from '../store/subscription-billing';
 import { inTransaction, Transaction } from '../store/transactions';
 import { isWalletLine } from '../domain/wallet-invoice';
 import { giveBackWalletCredit, proposedWalletCreditBack } from './rerate-wallet';
-import { creditOpenAdjustments, creditUnpaidInvoice, refundRerateCredit } from './rerate-refund';
+import { creditUnpaidAdjustments, creditUnpaidInvoice, refundRerateCredit } from './rerate-refund';
 import { claimLateEvents, findUsageClosure, lateEventIds as findLateEventIds, meteredMetricsOf, usageForCharges, type MeteredMetrics, type UsageClosure } from '../store/usage';
 import { isProratedAggregation } from '../domain/seat-metrics';
 import { discountedLine, discountOnPeriodUsage, listAmountOf, lockCreditedReversalsOfClosure, reversalCreditsOfPeriod } from '../store/reversal-credits';
@@ -270,7 +270,7 @@ export function createReratingActivities(db: Database) {
           // What the wallet paid goes back to it first; only the rest is refunded (docs/wallets.md).
           const credit = creditAmountOf(proposal.total).minus(await giveBackWalletCredit(trx, rerate.id, invoice, proposal, new Date()));
           // Then what the period's adjustments still owe (never collected, so never refunded from elsewhere).
-          const onAdjustments = credit.gt(0) ? await creditOpenAdjustments(trx, rerate, credit) : { noteIds: [], credited: ZERO };
+          const onAdjustments = credit.gt(0) ? await creditUnpaidAdjustments(trx, rerate, credit) : { noteIds: [], credited: ZERO };
           const refund = credit.minus(onAdjustments.credited);
           resultInvoiceId = onAdjustments.noteIds[0] ?? null;
           if (refund.gt(0) && invoice.status !== 'paid') {

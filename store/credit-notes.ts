@@ -149,7 +149,7 @@ export async function creditTotalsTakenOff(db: Db, invoiceId: string): Promise<I
  * that fit, and every one applied before the column).
  */
 export function partTakenOff(credit: InvoiceRow): Decimal {
-  const part = (credit as InvoiceRow & { amount_taken_off?: string | null }).amount_taken_off;
+  const part = credit.amount_taken_off;
   return part === null || part === undefined ? toDecimal(credit.total).negated() : toDecimal(part);
 }
 

@@ -21,6 +21,11 @@ export interface InvoiceRow {
   created_at: Date;
   /** Set when the content is final; the number follows in the numbering step (migration 0410). */
   finalization_seq?: string | null;
+  /**
+   * A credit total taken off an unpaid invoice in part (migration 0840): how much of it; null when all of it, or when
+   * it is not taken off any (store/credit-notes.ts partTakenOff).
+   */
+  amount_taken_off?: string | null;
 }
 
 export interface InvoiceLineRow {

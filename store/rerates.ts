@@ -142,9 +142,9 @@ export async function paidPartialInvoicesOfPeriod(db: Db, subscriptionId: string
 /**
  * The adjustments (re-ratings', late usage's) of a usage period still unpaid (open, or uncollectible: never collected
  * either), newest first: a re-rating's credit of the period takes off what they owe before anything is refunded
- * (activities/rerate-refund.ts creditOpenAdjustments).
+ * (activities/rerate-refund.ts creditUnpaidAdjustments).
  */
-export async function openAdjustmentsOfPeriod(db: Db, subscriptionId: string, periodStart: Date): Promise<string[]> {
+export async function unpaidAdjustmentsOfPeriod(db: Db, subscriptionId: string, periodStart: Date): Promise<string[]> {
   const rows = await db('invoices as i')
     .where({ 'i.subscription_id': subscriptionId, 'i.kind': 'adjustment' })
     .whereIn('i.status', ['open', 'uncollectible'])

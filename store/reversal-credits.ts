@@ -14,7 +14,7 @@ import { CREDIT_LINE_DESCRIPTION } from '../domain/rating';
 import { findMetricsByCode, findPlan, type MetricRow, type PlanRow } from './catalog';
 import { amountOwedAfterCreditNotes, CREDIT_NOTE_KIND } from './credit-notes';
 import { invoiceLinesAsDrafts, type InvoiceRow } from './invoices';
-import { lastFinalizedRerateOfClosure, openAdjustmentsOfPeriod } from './rerates';
+import { lastFinalizedRerateOfClosure, unpaidAdjustmentsOfPeriod } from './rerates';
 import { invoicedReversals, markReversalsCredited, reversalsOfClosure, type InvoicedReversal } from './reversals';
 import type { Knex } from 'knex';
 import type { Transaction } from './transactions';
@@ -128,13 +128,13 @@ async function splitOffUnpaid(
   const billed = await unpaidInvoiceOfPeriod(db, await invoiceThatBilledPeriodUsage(db, subscriptionId, periodStart), lock);
   if (billed) takeOff(billed, await owedForPeriodUsage(db, billed, periodStart, currency));
   // Then the period's adjustments dunning gave up on (an upward re-rating's, late usage's), newest first, as a
-  // re-rating's credit is (activities/rerate-refund.ts creditOpenAdjustments): their money was never collected.
+  // re-rating's credit is (activities/rerate-refund.ts creditUnpaidAdjustments): their money was never collected.
   // Credited on the next invoice instead, a +12.40 adjustment given up, then 12.40 of its outcomes reversed: March
   // billed 20.00 - 12.40 = 7.60 and the customer kept 12.40 never paid. Its note counts as a correction of the period
   // for the wallet's give-back (store/wallet-draws.ts walletLoweredLines), so the adjustment's raise is not also cash.
   // One still open (its charge at the gateway, or in dunning) is collected in full and the credit goes on the next
   // invoice, as before.
-  for (const adjustmentId of await openAdjustmentsOfPeriod(db, subscriptionId, periodStart)) {
+  for (const adjustmentId of await unpaidAdjustmentsOfPeriod(db, subscriptionId, periodStart)) {
     if (creditLeft().lte(0)) break;
     const adjustment = await unpaidInvoiceOfPeriod(db, { id: adjustmentId }, lock, ['uncollectible']);
     if (adjustment) takeOff(adjustment, await amountOwedAfterCreditNotes(db, adjustment));

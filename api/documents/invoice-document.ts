@@ -11,7 +11,7 @@ import { formatMoney, sumMoney, toDecimal } from '../../domain/money';
 import type { InvoiceLineRow, InvoiceRow } from '../../store/invoices';
 
 export interface InvoiceDocumentInput {
-  readonly invoice: InvoiceRow & { readonly credited_invoice_id?: string | null; readonly reason?: string | null; readonly amount_taken_off?: string | null };
+  readonly invoice: InvoiceRow & { readonly credited_invoice_id?: string | null; readonly reason?: string | null };
   readonly lines: readonly InvoiceLineRow[];
   readonly customer: { readonly name: string; readonly external_id: string; readonly email?: string | null };
   /** The number of the invoice a credit note credits (looked up by the caller). */
